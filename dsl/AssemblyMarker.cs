@@ -1,0 +1,1 @@
+namespace Mix.Dsl { internal static class AssemblyMarker { } }

@@ -1,0 +1,1 @@
+namespace Mix.Runtime { internal static class AssemblyMarker { } }
