@@ -1,1 +1,0 @@
-namespace Mix.Dsl { internal static class AssemblyMarker { } }

@@ -1,0 +1,24 @@
+namespace Mix.Dsl.Diagnostics;
+
+/// <summary>A catalog entry: stable ID, severity, category and a short title. See <c>docs/language.md</c>.</summary>
+public sealed class DiagnosticDescriptor
+{
+    internal DiagnosticDescriptor(string id, Severity severity, string category, string title)
+    {
+        Id = id;
+        Severity = severity;
+        Category = category;
+        Title = title;
+    }
+
+    /// <summary>Stable ID (<c>MIXnnnn</c>).</summary>
+    public string Id { get; }
+    /// <summary>Default severity.</summary>
+    public Severity Severity { get; }
+    /// <summary>Syntax, Names, Arguments, Shapes or Flow.</summary>
+    public string Category { get; }
+    /// <summary>Short title.</summary>
+    public string Title { get; }
+    /// <summary>Anchor of the entry in docs/language.md.</summary>
+    public string HelpAnchor => "#" + Id.ToLowerInvariant();
+}

@@ -1,0 +1,289 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Mix.Dsl.Diagnostics;
+using Mix.Dsl.Semantics;
+using Mix.Dsl.Syntax;
+using Mix.Dsl.Text;
+
+namespace Mix.Dsl;
+
+/// <summary>The result of checking a definition: its module tree (as built with defaults) and inferred shapes.</summary>
+public sealed class CheckedDefinition
+{
+    internal CheckedDefinition(UserCallable callable, LayerNode? root, IReadOnlyList<Shape> inputs, Shape? output)
+    {
+        Callable = callable;
+        Root = root;
+        Inputs = inputs;
+        Output = output;
+    }
+
+    /// <summary>The definition.</summary>
+    public UserCallable Callable { get; }
+    /// <summary>Name.</summary>
+    public string Name => Callable.Name;
+    /// <summary>Kind.</summary>
+    public DefinitionKind Kind => Callable.Definition.Kind;
+    /// <summary>File path.</summary>
+    public string Path => Callable.File.Source.Path;
+    /// <summary>Module tree with weights, built with default parameters (symbolic where there is no default).</summary>
+    public LayerNode? Root { get; }
+    /// <summary>Input shapes as read from the signature.</summary>
+    public IReadOnlyList<Shape> Inputs { get; }
+    /// <summary>Inferred output shape, if it could be inferred.</summary>
+    public Shape? Output { get; }
+}
+
+/// <summary>
+/// Parses and checks a set of <c>.mix</c> files together (imports resolve within the set; no file IO). Never throws:
+/// every problem is in <see cref="Diagnostics"/>.
+/// </summary>
+public sealed class MixCompilation
+{
+    readonly List<CheckedDefinition> _definitions = new();
+
+    MixCompilation(IReadOnlyList<MixFile> files, IReadOnlyList<Diagnostic> diagnostics, List<CheckedDefinition> defs)
+    {
+        Files = files;
+        Diagnostics = diagnostics;
+        _definitions = defs;
+    }
+
+    /// <summary>Parsed files, in input order.</summary>
+    public IReadOnlyList<MixFile> Files { get; }
+    /// <summary>All diagnostics, in file order then position.</summary>
+    public IReadOnlyList<Diagnostic> Diagnostics { get; }
+    /// <summary>Checked definitions, in file order.</summary>
+    public IReadOnlyList<CheckedDefinition> Definitions => _definitions;
+    /// <summary>Whether any error was reported.</summary>
+    public bool HasErrors => Diagnostics.Any(d => d.Severity == Severity.Error);
+
+    /// <summary>The checked definition with this name (first match, in file order).</summary>
+    public CheckedDefinition? Find(string name) => _definitions.FirstOrDefault(d => d.Name == name);
+
+    /// <summary>Checks one file on its own.</summary>
+    public static MixCompilation Create(string path, string text) => Create(new[] { new SourceText(path, text) });
+
+    /// <summary>Checks files together.</summary>
+    public static MixCompilation Create(IEnumerable<SourceText> sources)
+    {
+        var list = sources.ToList();
+        MixCompilation? result = null;
+        Exception? failure = null;
+        // Parsing and checking recurse with the input's nesting; a large stack keeps hostile inputs diagnosable.
+        var thread = new System.Threading.Thread(() =>
+        {
+            try { result = Build(list); }
+            catch (Exception e) { failure = e; }
+        }, 64 * 1024 * 1024);
+        thread.Start();
+        thread.Join();
+        if (result is not null) return result;
+        var bag = new DiagnosticBag();
+        var src = list.FirstOrDefault() ?? new SourceText("", "");
+        bag.Report(DiagnosticIds.InternalError, src, new TextSpan(0, 0), $"internal checker error ({failure?.GetType().Name}: {failure?.Message})");
+        return new MixCompilation(Array.Empty<MixFile>(), bag.Items, new List<CheckedDefinition>());
+    }
+
+    static MixCompilation Build(List<SourceText> sources)
+    {
+        var bag = new DiagnosticBag();
+        var files = sources.Select(s => MixParser.ParseCore(s, bag)).ToList();
+        var evaluator = new Evaluator(bag);
+        var contexts = files.Select(f => new FileContext(f)).ToList();
+        foreach (var c in contexts) evaluator.Contexts[c.File] = c;
+
+        var byPath = new Dictionary<string, FileContext>(StringComparer.Ordinal);
+        foreach (var c in contexts) byPath[NormalizePath(c.Source.Path)] = c;
+
+        // Own definitions and enums first, then imports.
+        foreach (var c in contexts) DeclareOwn(c, evaluator, bag);
+        foreach (var c in contexts) ResolveImports(c, byPath, bag);
+        foreach (var c in contexts) ReportCycles(c, bag);
+        foreach (var c in contexts) AddImported(c, bag);
+
+        var checkedDefs = new List<CheckedDefinition>();
+        foreach (var c in contexts)
+        {
+            foreach (var def in c.File.Definitions)
+            {
+                if (!c.Definitions.TryGetValue(def.Name.Name, out var callable) || callable is not UserCallable u || u.Definition != def) continue;
+                IReadOnlyList<Shape> inputs = Array.Empty<Shape>();
+                Shape? output = null;
+                var root = evaluator.Guard(c, def.Name.Span, () => evaluator.CheckDefinition(u, c, out output, out inputs), null);
+                checkedDefs.Add(new CheckedDefinition(u, root, inputs, output));
+            }
+        }
+        var ordered = bag.Items
+            .Select((d, i) => (d, i))
+            .OrderBy(x => files.FindIndex(f => f.Source.Path == x.d.Path))
+            .ThenBy(x => x.d.Span.Start)
+            .ThenBy(x => x.i)
+            .Select(x => x.d)
+            .ToList();
+        return new MixCompilation(files, ordered, checkedDefs);
+    }
+
+    static void DeclareOwn(FileContext c, Evaluator evaluator, DiagnosticBag bag)
+    {
+        foreach (var e in c.File.Enums)
+        {
+            if (c.Enums.ContainsKey(e.Name.Name))
+            {
+                bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, e.Name.Span, $"enum '{e.Name.Name}' is already defined in this file");
+                continue;
+            }
+            c.Enums[e.Name.Name] = e;
+            var seen = new HashSet<string>();
+            foreach (var m in e.Members)
+            {
+                if (!seen.Add(m.Name)) bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, m.Span, $"'{m.Name}' appears twice in enum {e.Name.Name}");
+                if (!c.EnumMembers.ContainsKey(m.Name)) c.EnumMembers[m.Name] = e.Name.Name;
+            }
+        }
+        foreach (var d in c.File.Definitions)
+        {
+            if (c.Definitions.ContainsKey(d.Name.Name))
+            {
+                bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, d.Name.Span, $"'{d.Name.Name}' is already defined in this file");
+                continue;
+            }
+            if (BuiltinCatalog.Find(d.Name.Name) is not null)
+            {
+                bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, d.Name.Span, $"'{d.Name.Name}' is a built-in; choose another name");
+                continue;
+            }
+            c.Definitions[d.Name.Name] = new UserCallable(d, c.File, BuildParams(d, c, evaluator, bag));
+        }
+    }
+
+    static List<ParamSpec> BuildParams(Definition d, FileContext c, Evaluator evaluator, DiagnosticBag bag)
+    {
+        var list = new List<ParamSpec>();
+        var seen = new HashSet<string>();
+        if (d.Kind == DefinitionKind.Mixer && !d.Parameters.Any(p => p.Name.Name == "dim"))
+            list.Add(new ParamSpec("dim", MixType.Int, required: true) { IsImplicitDim = true });
+        foreach (var p in d.Parameters)
+        {
+            if (!seen.Add(p.Name.Name))
+            {
+                bag.Report(DiagnosticIds.DuplicateParameter, c.Source, p.Name.Span, $"parameter '{p.Name.Name}' is declared twice");
+                continue;
+            }
+            var type = evaluator.ResolveType(c, p.Type) ?? MixType.Any;
+            list.Add(new ParamSpec(p.Name.Name, type, required: p.Default is null && !type.IsOptional, defaultExpr: p.Default)
+            {
+                IsImplicitDim = d.Kind == DefinitionKind.Mixer && p.Name.Name == "dim",
+            });
+        }
+        return list;
+    }
+
+    static void ResolveImports(FileContext c, Dictionary<string, FileContext> byPath, DiagnosticBag bag)
+    {
+        foreach (var imp in c.File.Imports)
+        {
+            var target = NormalizePath(CombinePath(DirectoryOf(c.Source.Path), imp.Path));
+            if (!byPath.TryGetValue(target, out var other))
+            {
+                var name = imp.Path.Replace('\\', '/').Split('/').Last();
+                var candidates = byPath.Keys.Where(k => k.EndsWith("/" + name, StringComparison.Ordinal) || k == name).ToList();
+                bag.Report(DiagnosticIds.ImportNotFound, c.Source, imp.PathSpan,
+                    $"cannot find '{imp.Path}' (looked for '{target}') among the .mix files of the project" +
+                    (candidates.Count > 0 ? $"; there is '{candidates[0]}'" : ""));
+                continue;
+            }
+            if (other == c)
+            {
+                bag.Report(DiagnosticIds.ImportCycle, c.Source, imp.PathSpan, "a file cannot import itself");
+                continue;
+            }
+            c.Imports.Add(other);
+        }
+    }
+
+    static void ReportCycles(FileContext c, DiagnosticBag bag)
+    {
+        foreach (var imp in c.Imports.ToList())
+        {
+            var path = FindPath(imp, c, new HashSet<FileContext>());
+            if (path is null) continue;
+            var decl = c.File.Imports.FirstOrDefault(i => NormalizePath(CombinePath(DirectoryOf(c.Source.Path), i.Path)) == NormalizePath(imp.Source.Path));
+            var chain = string.Join(" → ", new[] { c.Source.Path }.Concat(path.Select(p => p.Source.Path)));
+            bag.Report(DiagnosticIds.ImportCycle, c.Source, decl?.PathSpan ?? new TextSpan(0, 0), $"imports form a cycle: {chain}");
+            c.Imports.Remove(imp);
+        }
+    }
+
+    static List<FileContext>? FindPath(FileContext from, FileContext to, HashSet<FileContext> seen)
+    {
+        if (from == to) return new List<FileContext> { to };
+        if (!seen.Add(from)) return null;
+        foreach (var next in from.Imports)
+        {
+            var rest = FindPath(next, to, seen);
+            if (rest is not null) { rest.Insert(0, from); return rest; }
+        }
+        return null;
+    }
+
+    static void AddImported(FileContext c, DiagnosticBag bag)
+    {
+        var visited = new HashSet<FileContext> { c };
+        var queue = new Queue<FileContext>(c.Imports);
+        while (queue.Count > 0)
+        {
+            var other = queue.Dequeue();
+            if (!visited.Add(other)) continue;
+            foreach (var kv in other.File.Definitions)
+            {
+                if (!other.Definitions.TryGetValue(kv.Name.Name, out var callable) || callable is not UserCallable u || u.Definition != kv) continue;
+                if (c.Definitions.TryGetValue(kv.Name.Name, out var existing))
+                {
+                    if (existing is UserCallable eu && eu.File == c.File)
+                        bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, eu.Definition.Name.Span,
+                            $"'{kv.Name.Name}' is also defined in imported '{other.Source.Path}'");
+                    continue;
+                }
+                c.Definitions[kv.Name.Name] = callable;
+            }
+            foreach (var e in other.Enums)
+            {
+                if (c.Enums.ContainsKey(e.Key)) continue;
+                c.Enums[e.Key] = e.Value;
+                foreach (var m in e.Value.Members) if (!c.EnumMembers.ContainsKey(m.Name)) c.EnumMembers[m.Name] = e.Key;
+            }
+            foreach (var next in other.Imports) queue.Enqueue(next);
+        }
+    }
+
+    static string DirectoryOf(string path)
+    {
+        var p = path.Replace('\\', '/');
+        int i = p.LastIndexOf('/');
+        return i < 0 ? "" : p.Substring(0, i);
+    }
+
+    static string CombinePath(string dir, string rel)
+    {
+        rel = rel.Replace('\\', '/');
+        if (rel.StartsWith("/", StringComparison.Ordinal) || dir.Length == 0) return rel;
+        return dir + "/" + rel;
+    }
+
+    /// <summary>Forward slashes, no "." or ".." segments.</summary>
+    public static string NormalizePath(string path)
+    {
+        var p = path.Replace('\\', '/');
+        bool rooted = p.StartsWith("/", StringComparison.Ordinal);
+        var parts = new List<string>();
+        foreach (var seg in p.Split('/'))
+        {
+            if (seg.Length == 0 || seg == ".") continue;
+            if (seg == ".." && parts.Count > 0 && parts[parts.Count - 1] != "..") parts.RemoveAt(parts.Count - 1);
+            else parts.Add(seg);
+        }
+        return (rooted ? "/" : "") + string.Join("/", parts);
+    }
+}

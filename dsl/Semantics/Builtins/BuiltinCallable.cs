@@ -1,0 +1,113 @@
+using System;
+using System.Collections.Generic;
+
+namespace Mix.Dsl.Semantics;
+
+/// <summary>A built-in from the catalog (docs/language.md, "Built-in catalog").</summary>
+public sealed class BuiltinCallable : Callable
+{
+    internal BuiltinCallable(string name, CallableKind kind, IReadOnlyList<ParamSpec> parameters, string contract, string summary)
+    {
+        Name = name;
+        Kind = kind;
+        Params = parameters;
+        Contract = contract;
+        Summary = summary;
+    }
+
+    /// <inheritdoc />
+    public override string Name { get; }
+    /// <inheritdoc />
+    public override CallableKind Kind { get; }
+    /// <inheritdoc />
+    public override IReadOnlyList<ParamSpec> Params { get; }
+    /// <summary>Shape contract, e.g. <c>[*, in_features] -&gt; [*, out_features]</c>.</summary>
+    public string Contract { get; }
+    /// <summary>One line saying what it is.</summary>
+    public string Summary { get; }
+
+    /// <summary>Output for tensor inputs (layers, mixers, norms, acts) or the result of a function call.</summary>
+    internal Func<BuiltinCall, Value>? Apply { get; init; }
+    /// <summary>Declares the weights of a layer on its node.</summary>
+    internal Action<BuiltinCall>? Weights { get; init; }
+    /// <summary>Range and divisibility checks on the arguments.</summary>
+    internal Action<BuiltinCall>? Validate { get; init; }
+    /// <summary>Whether it owns weights (an unnamed use would have no state-dict key).</summary>
+    internal Func<BuiltinCall, bool>? HasWeights { get; init; }
+    /// <summary>Name of the tensor parameter of a function (bound separately from the others).</summary>
+    internal int TensorParams { get; init; }
+
+    /// <summary>The signature as documented: <c>conv2d(in_channels: int, out_channels: int, ...)</c>.</summary>
+    public string SignatureText
+    {
+        get
+        {
+            var parts = new List<string>();
+            foreach (var p in Params)
+            {
+                if (p.IsImplicitDim) continue;
+                var s = $"{p.Name}: {p.Type}";
+                if (p.Default is not null) s += " = " + DefaultText(p.Default);
+                parts.Add(s);
+            }
+            return $"{Name}({string.Join(", ", parts)})";
+        }
+    }
+
+    static string DefaultText(Value v) => v switch
+    {
+        IntValue i => i.Dim.ToString(),
+        FloatValue f => f.Value?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "?",
+        BoolValue b => b.Value == true ? "true" : "false",
+        NoneValue => "none",
+        FactoryValue fv => fv.Callable.Name,
+        StringValue s => $"\"{s.Value}\"",
+        _ => v.Describe(),
+    };
+}
+
+/// <summary>One use of a built-in: bound arguments, tensor inputs, the layer's node, and a way to report.</summary>
+internal sealed class BuiltinCall
+{
+    readonly Action<Diagnostics.DiagnosticDescriptor, string> _report;
+
+    public BuiltinCall(BuiltinCallable callable, IReadOnlyDictionary<string, Value> args, IReadOnlyList<Value> inputs,
+        LayerNode? node, Action<Diagnostics.DiagnosticDescriptor, string> report)
+    {
+        Callable = callable;
+        Args = args;
+        Inputs = inputs;
+        Node = node;
+        _report = report;
+    }
+
+    public BuiltinCallable Callable { get; }
+    public IReadOnlyDictionary<string, Value> Args { get; }
+    public IReadOnlyList<Value> Inputs { get; }
+    public LayerNode? Node { get; }
+
+    public void Report(Diagnostics.DiagnosticDescriptor d, string message) => _report(d, message);
+
+    public Value Arg(string name)
+    {
+        if (Args.TryGetValue(name, out var v)) return v;
+        var p = Callable.FindParam(name);
+        return p?.Default ?? UnknownValue.Instance;
+    }
+
+    /// <summary>An int argument as a dimension; an unknown dim if it is not an int.</summary>
+    public Dim Dim(string name) => Arg(name) is IntValue i ? i.Dim : Semantics.Dim.Symbol("?" + name);
+    public long? Long(string name) => Arg(name).AsLong();
+    public double? Double(string name) => Arg(name).AsDouble();
+    public bool? Bool(string name) => Arg(name) is BoolValue b ? b.Value : null;
+    public bool IsNone(string name) => Arg(name) is NoneValue;
+
+    /// <summary>The i-th tensor input's shape, or null (with nothing reported) when it is not a known tensor.</summary>
+    public Shape? Input(int i = 0) => i < Inputs.Count && Inputs[i] is TensorValue t ? t.Shape : null;
+
+    public void Weight(string name, params Dim[] shape) => Node?.AddWeight(name, shape);
+    public void Buffer(string name, params Dim[] shape) => Node?.AddWeight(name, shape, isBuffer: true);
+
+    /// <summary>Declares a child module (e.g. <c>fc1</c> of an MLP) and returns it for its weights.</summary>
+    public LayerNode? Child(string name, string kind) => Node?.AddChild(name, kind);
+}

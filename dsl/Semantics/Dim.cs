@@ -1,0 +1,194 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+
+namespace Mix.Dsl.Semantics;
+
+/// <summary>
+/// A tensor dimension: a polynomial with rational coefficients over named symbols (<c>B</c>, <c>H</c>,
+/// <c>dims[2]</c>), in canonical form so that equal dimensions compare equal (<c>H/4*4 == H</c>).
+/// Concrete dimensions are constant polynomials.
+/// </summary>
+public sealed class Dim : IEquatable<Dim>
+{
+    // Monomial key: symbol names sorted and joined by '*'; "" is the constant term.
+    readonly SortedDictionary<string, Rational> _terms;
+    readonly int _hash;
+
+    Dim(SortedDictionary<string, Rational> terms)
+    {
+        _terms = terms;
+        int h = 17;
+        foreach (var kv in terms) h = h * 31 + kv.Key.GetHashCode() * 7 + kv.Value.GetHashCode();
+        _hash = h;
+    }
+
+    /// <summary>A constant.</summary>
+    public static Dim Const(long value) => Const(new Rational(value));
+
+    /// <summary>A rational constant.</summary>
+    public static Dim Const(Rational value)
+    {
+        var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
+        if (!value.IsZero) t[""] = value;
+        return new Dim(t);
+    }
+
+    /// <summary>A named symbol.</summary>
+    public static Dim Symbol(string name)
+    {
+        var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal) { [name] = Rational.One };
+        return new Dim(t);
+    }
+
+    /// <summary>Whether the dimension has no symbols.</summary>
+    public bool IsConstant => _terms.Count == 0 || (_terms.Count == 1 && _terms.ContainsKey(""));
+
+    /// <summary>The constant value (only when <see cref="IsConstant"/>).</summary>
+    public Rational ConstantValue => _terms.TryGetValue("", out var c) ? c : Rational.Zero;
+
+    /// <summary>The value as a whole number, or null if symbolic or fractional.</summary>
+    public long? AsLong => IsConstant && ConstantValue.IsInteger ? ConstantValue.Numerator : null;
+
+    /// <summary>Every symbol that occurs.</summary>
+    public IEnumerable<string> Symbols =>
+        _terms.Keys.Where(k => k.Length > 0).SelectMany(k => k.Split('*')).Distinct();
+
+    /// <summary>The single symbol if the dimension is exactly one symbol with coefficient 1.</summary>
+    public string? AsSymbol => _terms.Count == 1 && !_terms.ContainsKey("") && !_terms.Keys.First().Contains("*")
+        && _terms.Values.First().Equals(Rational.One) ? _terms.Keys.First() : null;
+
+    /// <summary>If linear in <paramref name="symbol"/> (a·s + rest, rest free of s), its coefficient and rest.</summary>
+    public bool TryLinearIn(string symbol, out Rational coefficient, out Dim rest)
+    {
+        coefficient = Rational.Zero;
+        var r = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
+        foreach (var kv in _terms)
+        {
+            if (kv.Key == symbol) { coefficient = kv.Value; continue; }
+            if (kv.Key.Split('*').Contains(symbol)) { rest = this; return false; }
+            r[kv.Key] = kv.Value;
+        }
+        rest = new Dim(r);
+        return !coefficient.IsZero;
+    }
+
+    /// <summary>Sum.</summary>
+    public static Dim operator +(Dim a, Dim b)
+    {
+        var t = new SortedDictionary<string, Rational>(a._terms, StringComparer.Ordinal);
+        foreach (var kv in b._terms)
+        {
+            var v = t.TryGetValue(kv.Key, out var e) ? e + kv.Value : kv.Value;
+            if (v.IsZero) t.Remove(kv.Key); else t[kv.Key] = v;
+        }
+        return new Dim(t);
+    }
+
+    /// <summary>Difference.</summary>
+    public static Dim operator -(Dim a, Dim b) => a + b * Const(-1);
+
+    /// <summary>Product.</summary>
+    public static Dim operator *(Dim a, Dim b)
+    {
+        var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
+        foreach (var x in a._terms)
+        foreach (var y in b._terms)
+        {
+            var key = MulKey(x.Key, y.Key);
+            var v = x.Value * y.Value;
+            v = t.TryGetValue(key, out var e) ? e + v : v;
+            if (v.IsZero) t.Remove(key); else t[key] = v;
+        }
+        return new Dim(t);
+    }
+
+    /// <summary>Exact quotient by a non-zero constant; null when the divisor is symbolic or zero.</summary>
+    public Dim? DivideBy(Dim divisor)
+    {
+        if (!divisor.IsConstant || divisor.ConstantValue.IsZero) return null;
+        var inv = Rational.One / divisor.ConstantValue;
+        var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
+        foreach (var kv in _terms) t[kv.Key] = kv.Value * inv;
+        return new Dim(t);
+    }
+
+    /// <summary>
+    /// Floor division as convolutions and pooling use it. Concrete: exact floor. Symbolic: the symbolic part is
+    /// assumed divisible by the divisor (images are multiples of the total stride), so only the constant is floored.
+    /// </summary>
+    public Dim? FloorDivideBy(long divisor)
+    {
+        if (divisor <= 0) return null;
+        var q = DivideBy(Const(divisor))!;
+        if (q.IsConstant) return Const(q.ConstantValue.Floor());
+        var c = q.ConstantValue;
+        return q - Const(c) + Const(c.Floor());
+    }
+
+    /// <summary>Whether every coefficient is whole (a dimension that can exist).</summary>
+    public bool HasIntegerCoefficients => _terms.Values.All(v => v.IsInteger);
+
+    /// <summary>Replaces symbols by dimensions.</summary>
+    public Dim Substitute(IReadOnlyDictionary<string, Dim> map)
+    {
+        if (map.Count == 0) return this;
+        Dim result = Const(0);
+        foreach (var kv in _terms)
+        {
+            Dim term = Const(kv.Value);
+            if (kv.Key.Length > 0)
+            {
+                foreach (var s in kv.Key.Split('*'))
+                    term = term * (map.TryGetValue(s, out var d) ? d : Symbol(s));
+            }
+            result = result + term;
+        }
+        return result;
+    }
+
+    static string MulKey(string a, string b)
+    {
+        if (a.Length == 0) return b;
+        if (b.Length == 0) return a;
+        var parts = a.Split('*').Concat(b.Split('*')).ToList();
+        parts.Sort(StringComparer.Ordinal);
+        return string.Join("*", parts);
+    }
+
+    /// <inheritdoc />
+    public bool Equals(Dim? other)
+    {
+        if (other is null || other._hash != _hash || other._terms.Count != _terms.Count) return false;
+        foreach (var kv in _terms)
+            if (!other._terms.TryGetValue(kv.Key, out var v) || !v.Equals(kv.Value)) return false;
+        return true;
+    }
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => Equals(obj as Dim);
+    /// <inheritdoc />
+    public override int GetHashCode() => _hash;
+
+    /// <summary>Readable form: <c>H/4</c>, <c>D*2</c>, <c>H*W</c>, <c>64</c>.</summary>
+    public override string ToString()
+    {
+        if (_terms.Count == 0) return "0";
+        var sb = new StringBuilder();
+        bool first = true;
+        // Symbolic terms first, constant last: "H/4 + 1", not "1 + H/4".
+        foreach (var kv in _terms.Where(k => k.Key.Length > 0).Concat(_terms.Where(k => k.Key.Length == 0)))
+        {
+            var v = kv.Value;
+            bool neg = v.Numerator < 0;
+            var abs = neg ? -v : v;
+            if (first) sb.Append(neg ? "-" : ""); else sb.Append(neg ? " - " : " + ");
+            first = false;
+            if (kv.Key.Length == 0) { sb.Append(abs.ToString()); continue; }
+            if (abs.Numerator != 1) sb.Append(abs.Numerator).Append('*');
+            sb.Append(kv.Key);
+            if (abs.Denominator != 1) sb.Append('/').Append(abs.Denominator);
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,226 @@
+using System.Collections.Generic;
+using System.Linq;
+using Mix.Dsl.Diagnostics;
+using Mix.Dsl.Syntax;
+using Mix.Dsl.Text;
+
+namespace Mix.Dsl.Semantics;
+
+internal sealed partial class Evaluator
+{
+    /// <summary>Gives a complete factory a name in the current body: a layer, with a node in the module tree.</summary>
+    LayerValue MakeLayer(string name, FactoryValue factory, TextSpan span, Frame f)
+    {
+        var node = f.CreatesChildren && f.Node is not null
+            ? f.Node.AddChild(name, factory.Callable.Name)
+            : new LayerNode(name, null, factory.Callable.Name);
+        if (factory.Callable is BuiltinCallable b)
+        {
+            var call = new BuiltinCall(b, factory.Args, System.Array.Empty<Value>(), node, (d, m) => Report(f, span, d, m));
+            b.Validate?.Invoke(call);
+            b.Weights?.Invoke(call);
+            node.Expanded = true;
+        }
+        return new LayerValue(factory, node);
+    }
+
+    Value ApplyLayer(LayerValue layer, IReadOnlyList<Value> inputs, TextSpan span, Frame f)
+    {
+        var node = layer.Node;
+        node.Used = true;
+        Value result;
+        switch (layer.Factory.Callable)
+        {
+            case BuiltinCallable { Kind: CallableKind.Function } fn:
+                result = CallFunction(fn, layer.Factory, inputs, f, span);
+                break;
+            case BuiltinCallable b:
+                if (b.Apply is null) return UnknownValue.Instance;
+                result = b.Apply(new BuiltinCall(b, layer.Factory.Args, inputs, node, (d, m) => Report(f, span, d, m)));
+                break;
+            case UserCallable u:
+                result = Instantiate(u, layer.Factory.Args, inputs, node, span, f);
+                break;
+            case InlineCallable inline:
+                result = ApplyInline(inline, inputs, node, span, f);
+                break;
+            case SequenceCallable:
+                result = ApplySequence((ArrayValue)layer.Factory.Args["layers"], inputs, span, f);
+                break;
+            default:
+                return UnknownValue.Instance;
+        }
+        if (result is TensorValue t && node.OutputShape is null) node.OutputShape = t.Shape;
+        return result;
+    }
+
+    Value ApplyInline(InlineCallable inline, IReadOnlyList<Value> inputs, LayerNode node, TextSpan span, Frame caller)
+    {
+        var file = ContextOf(inline.File, caller.File);
+        var frame = new Frame(file, new Scope(inline.Scope), node, !node.Expanded);
+        node.Expanded = true;
+        var ret = RunStatements(inline.Expr.Statements, frame);
+        if (ret is Returned r) return r.Value;
+        return RunPipeline(frame, inputs, span);
+    }
+
+    /// <summary>A body without <c>return</c>: its layers run in the order declared.</summary>
+    Value RunPipeline(Frame frame, IReadOnlyList<Value> inputs, TextSpan span)
+    {
+        if (inputs.Count != 1)
+        {
+            Report(frame, span, DiagnosticIds.NotApplicable, $"a pipeline takes one tensor; got {inputs.Count}");
+            return UnknownValue.Instance;
+        }
+        Value x = inputs[0];
+        foreach (var (name, layer) in frame.DeclaredLayers)
+        {
+            x = ApplyLayer(layer, new[] { x }, name.Span, frame);
+            if (x is UnknownValue) break;
+        }
+        return x;
+    }
+
+    /// <summary>The result of running a body: the returned value, if a return ran.</summary>
+    readonly struct Returned
+    {
+        public Returned(Value value, TextSpan span) { Value = value; Span = span; }
+        public Value Value { get; }
+        public TextSpan Span { get; }
+    }
+
+    /// <summary>Runs statements; returns the value of the first <c>return</c>, or null for a pipeline body.</summary>
+    Returned? RunStatements(IReadOnlyList<Statement> statements, Frame f)
+    {
+        var layerNames = new Dictionary<string, TextSpan>();
+        foreach (var st in statements)
+        {
+            switch (st)
+            {
+                case ReturnStatement r:
+                    return new Returned(Guard(f.File, r.Span, () => Eval(r.Value, f), UnknownValue.Instance), r.Value.Span);
+                case BindingStatement b:
+                    Guard(f.File, b.Span, () => { RunBinding(b, f, layerNames); return 0; }, 0);
+                    break;
+            }
+        }
+        return null;
+    }
+
+    void RunBinding(BindingStatement b, Frame f, Dictionary<string, TextSpan> layerNames)
+    {
+        var value = Eval(b.Value, f);
+        if (b.Targets.Count > 1)
+        {
+            var items = value.AsItems();
+            if (value is UnknownValue) items = b.Targets.Select(_ => (Value)UnknownValue.Instance).ToList();
+            if (items is null || items.Count != b.Targets.Count)
+            {
+                Report(f, b.Value.Span, DiagnosticIds.WrongKind,
+                    $"{b.Targets.Count} names need {b.Targets.Count} values; found {Describe(value)}");
+                items = b.Targets.Select(_ => (Value)UnknownValue.Instance).ToList();
+            }
+            for (int i = 0; i < b.Targets.Count; i++) f.Scope.Set(b.Targets[i].Name, items[i]);
+            ApplyAnnotations(b.Annotations, null, f);
+            return;
+        }
+
+        var target = b.Targets[0];
+        Value bound = value;
+        LayerNode? node = null;
+        if (value is FactoryValue fv && (fv.Callable.Kind == CallableKind.Function
+                ? fv.Missing.All(p => p.Type.Kind == TypeKind.Tensor) && fv.Missing.Any()
+                : fv.IsComplete))
+        {
+            var layer = MakeLayer(target.Name, fv, b.Value.Span, f);
+            node = layer.Node;
+            bound = layer;
+            f.DeclaredLayers.Add((target, layer));
+        }
+        else if (value is ArrayValue arr && IsLayerArray(arr))
+        {
+            node = f.CreatesChildren && f.Node is not null ? f.Node.AddChild(target.Name, "sequence") : new LayerNode(target.Name, null, "sequence");
+            node.Expanded = true;
+            var container = new Frame(f.File, f.Scope, node, f.CreatesChildren);
+            var items = arr.Items ?? new[] { arr.Element! };
+            var layers = items.Select((item, i) => (Value)MakeLayer(i.ToString(System.Globalization.CultureInfo.InvariantCulture), (FactoryValue)item, b.Value.Span, container)).ToList();
+            var seq = arr.Items is null ? new ArrayValue(null, layers[0]) { RepeatSpan = arr.RepeatSpan } : new ArrayValue(layers) { RepeatSpan = arr.RepeatSpan };
+            bound = seq;
+            f.DeclaredLayers.Add((target, new LayerValue(new FactoryValue(SequenceCallable.Instance, new Dictionary<string, Value> { ["layers"] = seq }), node)));
+        }
+
+        if (node is not null)
+        {
+            if (layerNames.TryGetValue(target.Name, out _))
+                Report(f, target.Span, DiagnosticIds.DuplicateLayer,
+                    $"layer '{target.Name}' is already declared in this body; each layer name is one state-dict key");
+            layerNames[target.Name] = target.Span;
+        }
+        ApplyAnnotations(b.Annotations, node, f);
+        f.Scope.Set(target.Name, bound);
+    }
+
+    static bool IsLayerArray(ArrayValue arr)
+    {
+        bool IsLayerFactory(Value v) => v is FactoryValue fv && fv.IsComplete && fv.Callable.Kind != CallableKind.Function;
+        if (arr.Items is null) return arr.Element is not null && IsLayerFactory(arr.Element);
+        return arr.Items.Count > 0 && arr.Items.All(IsLayerFactory);
+    }
+
+    void ApplyAnnotations(IReadOnlyList<Annotation> annotations, LayerNode? node, Frame f)
+    {
+        foreach (var a in annotations)
+        {
+            switch (a.Name.Name)
+            {
+                case "key":
+                    if (a.Args.Count != 1 || a.Args[0].Value is not StringExpr s || !IsValidKey(s.Value))
+                    {
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation, "@key takes one string of dot-separated names, e.g. @key(\"backbone.layers\")");
+                        break;
+                    }
+                    if (node is null)
+                    {
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation, "@key applies to a layer declaration");
+                        break;
+                    }
+                    node.Name = s.Value;
+                    break;
+                case "fused":
+                    if (a.Args.Count != 1 || a.Args[0].Value is not BoolExpr)
+                    {
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation, "@fused takes true or false, e.g. @fused(false)");
+                        break;
+                    }
+                    if (node is null)
+                    {
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation, "@fused applies to a layer declaration or a definition");
+                        break;
+                    }
+                    node.FusedDisabled = !((BoolExpr)a.Args[0].Value).Value;
+                    break;
+                case "doc":
+                    if (a.Args.Count != 1 || a.Args[0].Value is not StringExpr)
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation, "@doc takes one string");
+                    break;
+                default:
+                    var best = Suggestions.Closest(a.Name.Name, new[] { "key", "fused", "doc" });
+                    Report(f, a.Name.Span, DiagnosticIds.BadAnnotation,
+                        $"unknown annotation '@{a.Name.Name}'; annotations are @key, @fused and @doc{(best is null ? "" : $"; did you mean '@{best}'?")}");
+                    break;
+            }
+        }
+    }
+
+    static bool IsValidKey(string key) =>
+        key.Length > 0 && key.Split('.').All(p => p.Length > 0 && p.All(ch => char.IsLetterOrDigit(ch) || ch == '_'));
+}
+
+/// <summary>The callable behind a named list of layers (<c>blocks = depth x block(...)</c>): applies them in order.</summary>
+internal sealed class SequenceCallable : Callable
+{
+    public static readonly SequenceCallable Instance = new();
+    public override string Name => "sequence";
+    public override CallableKind Kind => CallableKind.Block;
+    public override IReadOnlyList<ParamSpec> Params => System.Array.Empty<ParamSpec>();
+}

@@ -1,0 +1,40 @@
+using System.Collections.Generic;
+using Mix.Dsl.Syntax;
+
+namespace Mix.Dsl.Semantics;
+
+/// <summary>How unbound capitalised names in a shape are read.</summary>
+internal enum FreeSymbols
+{
+    /// <summary>An error: every name must be bound.</summary>
+    Forbidden,
+    /// <summary>A new symbolic dimension (a signature read on its own).</summary>
+    Symbol,
+    /// <summary>A placeholder to solve for (matching a signature against an actual shape).</summary>
+    Placeholder,
+}
+
+/// <summary>The state of evaluating one body: where names live and where new layers attach.</summary>
+internal sealed class Frame
+{
+    public Frame(FileContext file, Scope scope, LayerNode? node, bool createsChildren)
+    {
+        File = file;
+        Scope = scope;
+        Node = node;
+        CreatesChildren = createsChildren;
+    }
+
+    public FileContext File { get; }
+    public Scope Scope { get; set; }
+    /// <summary>The module whose body this is.</summary>
+    public LayerNode? Node { get; }
+    /// <summary>False when a layer is applied a second time: its children already exist.</summary>
+    public bool CreatesChildren { get; }
+    public FreeSymbols FreeSymbols { get; set; }
+    /// <summary>Layers declared in this body, in order (the pipeline when there is no return).</summary>
+    public List<(Identifier Name, LayerValue Layer)> DeclaredLayers { get; } = new();
+
+    public Frame WithScope(Scope scope) =>
+        new(File, scope, Node, CreatesChildren) { FreeSymbols = FreeSymbols };
+}

@@ -1,0 +1,107 @@
+using System.Collections.Generic;
+using System.Linq;
+
+namespace Mix.Dsl.Semantics;
+
+/// <summary>
+/// One module in the tree a model builds: its state-dict name, what it is, its own weights and its children. The
+/// keys of a model's state dict are the paths of its weights (<c>stages.0.blocks.1.token_mixer.pwconv1.weight</c>).
+/// </summary>
+public sealed class LayerNode
+{
+    readonly List<LayerNode> _children = new();
+    readonly List<WeightInfo> _weights = new();
+
+    internal LayerNode(string name, LayerNode? parent, string kind)
+    {
+        Name = name;
+        Parent = parent;
+        Kind = kind;
+    }
+
+    /// <summary>The local name (a state-dict key segment; "" for the root).</summary>
+    public string Name { get; internal set; }
+    /// <summary>The enclosing module.</summary>
+    public LayerNode? Parent { get; }
+    /// <summary>The definition or built-in it instantiates (<c>metaformer_block</c>, <c>conv2d</c>, <c>sequence</c>).</summary>
+    public string Kind { get; }
+    /// <summary>Child modules in registration order.</summary>
+    public IReadOnlyList<LayerNode> Children => _children;
+    /// <summary>Weights (parameters and buffers) owned directly.</summary>
+    public IReadOnlyList<WeightInfo> Weights => _weights;
+    /// <summary>Output shape of the first application, if applied.</summary>
+    public Shape? OutputShape { get; internal set; }
+    /// <summary>Whether the layer was applied at least once.</summary>
+    public bool Used { get; internal set; }
+    /// <summary>Whether the fused GPU path is turned off for this layer (<c>@fused(false)</c>).</summary>
+    public bool FusedDisabled { get; internal set; }
+    internal bool Expanded { get; set; }
+
+    /// <summary>Dotted path from the root (the state-dict prefix).</summary>
+    public string Path
+    {
+        get
+        {
+            var parts = new List<string>();
+            for (var n = this; n is not null && n.Parent is not null; n = n.Parent)
+                if (n.Name.Length > 0) parts.Add(n.Name);
+            parts.Reverse();
+            return string.Join(".", parts);
+        }
+    }
+
+    internal LayerNode AddChild(string name, string kind)
+    {
+        var child = new LayerNode(name, this, kind);
+        _children.Add(child);
+        return child;
+    }
+
+    internal void AddWeight(string name, IReadOnlyList<Dim> shape, bool isBuffer = false) =>
+        _weights.Add(new WeightInfo(name, shape, isBuffer));
+
+    /// <summary>Every weight below this node with its full key, depth first in registration order.</summary>
+    public IEnumerable<(string Key, WeightInfo Weight)> AllWeights()
+    {
+        var prefix = Path;
+        foreach (var w in _weights) yield return (prefix.Length == 0 ? w.Name : prefix + "." + w.Name, w);
+        foreach (var c in _children)
+            foreach (var x in c.AllWeights()) yield return x;
+    }
+
+    /// <summary>Total number of parameter elements (buffers excluded), or null if some shape is symbolic.</summary>
+    public long? ParameterCount()
+    {
+        long total = 0;
+        foreach (var (_, w) in AllWeights())
+        {
+            if (w.IsBuffer) continue;
+            var n = w.ElementCount;
+            if (n is null) return null;
+            total += n.Value;
+        }
+        return total;
+    }
+}
+
+/// <summary>A parameter or buffer: local name and shape.</summary>
+public sealed record WeightInfo(string Name, IReadOnlyList<Dim> Shape, bool IsBuffer)
+{
+    /// <summary>Number of elements, or null when symbolic.</summary>
+    public long? ElementCount
+    {
+        get
+        {
+            long n = 1;
+            foreach (var d in Shape)
+            {
+                if (d.AsLong is not long l) return null;
+                n *= l;
+            }
+            return n;
+        }
+    }
+
+    /// <summary><c>[128, 64, 1, 1]</c>.</summary>
+    public string ShapeText => "[" + string.Join(", ", Shape.Select(d => d.ToString())) + "]";
+}

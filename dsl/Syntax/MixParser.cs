@@ -1,0 +1,158 @@
+using System;
+using System.Collections.Generic;
+using Mix.Dsl.Diagnostics;
+using Mix.Dsl.Text;
+using Sprache;
+
+namespace Mix.Dsl.Syntax;
+
+/// <summary>Parses one <c>.mix</c> file. Never throws: every problem is a diagnostic, and one broken
+/// definition or statement does not hide errors in the next.</summary>
+public static class MixParser
+{
+    /// <summary>Parses <paramref name="source"/>, adding syntax diagnostics to <paramref name="diagnostics"/>.</summary>
+    public static MixFile Parse(SourceText source, DiagnosticBag diagnostics)
+    {
+        MixFile? file = null;
+        Exception? failure = null;
+        // Sprache recurses per nesting level; a large stack keeps pathological inputs diagnosable.
+        var thread = new System.Threading.Thread(() =>
+        {
+            try { file = ParseCore(source, diagnostics); }
+            catch (Exception e) { failure = e; }
+        }, 64 * 1024 * 1024);
+        thread.Start();
+        thread.Join();
+        return file ?? new MixFile(source, Array.Empty<ImportDecl>(), Array.Empty<EnumDecl>(), Array.Empty<Definition>());
+    }
+
+    /// <summary>Parses on the current thread (the caller provides a large enough stack).</summary>
+    internal static MixFile ParseCore(SourceText source, DiagnosticBag diagnostics)
+    {
+        var imports = new List<ImportDecl>();
+        var enums = new List<EnumDecl>();
+        var definitions = new List<Definition>();
+        try
+        {
+            ParseItems(source, diagnostics, imports, enums, definitions);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The grammar should not throw; if it ever does, the user still gets a located diagnostic.
+            diagnostics.Report(DiagnosticIds.SyntaxError, source, new TextSpan(0, 0), "the parser failed: " + e.Message);
+        }
+        return new MixFile(source, imports, enums, definitions);
+    }
+
+    static void ParseItems(SourceText source, DiagnosticBag diagnostics, List<ImportDecl> imports, List<EnumDecl> enums, List<Definition> definitions)
+    {
+        var text = Layout.Apply(source, diagnostics, out int maxDepth);
+        var recovery = new List<(int, string)>();
+        var previous = Grammar.Recovery;
+        Grammar.Recovery = recovery;
+        try
+        {
+            IInput input = new Input(text);
+            while (true)
+            {
+                input = Grammar.SkipSeparators(input);
+                if (input.AtEnd) break;
+                int itemStart = input.Position;
+                if (maxDepth > Layout.MaxDepth && DepthOfItem(text, itemStart) > Layout.MaxDepth)
+                {
+                    var end = SkipItem(input);
+                    diagnostics.Report(DiagnosticIds.NestingTooDeep, source, TextSpan.FromBounds(itemStart, Math.Max(itemStart + 1, end.Position)),
+                        $"brackets nest more than {Layout.MaxDepth} deep; split the expression into named parts");
+                    input = end;
+                    continue;
+                }
+                var r = Grammar.TopLevelItem(input);
+                if (r.WasSuccessful)
+                {
+                    var after = Grammar.SkipSpaces(r.Remainder);
+                    switch (r.Value)
+                    {
+                        case ImportDecl i: imports.Add(i); break;
+                        case EnumDecl e: enums.Add(e); break;
+                        case Definition d: definitions.Add(d); break;
+                    }
+                    if (!after.AtEnd && after.Current != ';')
+                    {
+                        recovery.Add((after.Position, $"unexpected {Grammar.Describe(after)}; expected a new line before the next definition"));
+                        input = SkipItem(after);
+                        continue;
+                    }
+                    input = after;
+                    continue;
+                }
+                var at = r.Remainder.Position > itemStart ? r.Remainder : input;
+                recovery.Add((at.Position, itemStart == at.Position && !StartsItem(text, itemStart)
+                    ? $"unexpected {Grammar.Describe(at)}; expected 'model', 'block', 'mixer', 'enum' or 'import'"
+                    : Grammar.FailureMessage(r)));
+                input = SkipItem(at.Position > input.Position ? at : input.Advance());
+            }
+        }
+        finally
+        {
+            Grammar.Recovery = previous;
+        }
+        foreach (var (pos, message) in recovery)
+        {
+            int len = pos < text.Length && !char.IsWhiteSpace(text[pos]) && text[pos] != ';' ? TokenLength(text, pos) : 0;
+            diagnostics.Report(DiagnosticIds.SyntaxError, source, new TextSpan(pos, len), message);
+        }
+    }
+
+    static readonly string[] ItemKeywords = { "model", "block", "mixer", "enum", "import" };
+
+    static bool StartsItem(string text, int pos)
+    {
+        if (pos < text.Length && text[pos] == '@') return true;
+        foreach (var k in ItemKeywords)
+        {
+            if (string.CompareOrdinal(text, pos, k, 0, k.Length) == 0
+                && (pos + k.Length >= text.Length || !char.IsLetterOrDigit(text[pos + k.Length]) && text[pos + k.Length] != '_'))
+                return true;
+        }
+        return false;
+    }
+
+    /// <summary>Skips to the start of the next top-level item: a line that begins with an item keyword.</summary>
+    static IInput SkipItem(IInput i)
+    {
+        bool lineStart = false;
+        while (!i.AtEnd)
+        {
+            char c = i.Current;
+            if (lineStart && StartsItem(((Input)i).Source, i.Position)) return i;
+            if (c == '\n' || c == ';') lineStart = true;
+            else if (!char.IsWhiteSpace(c)) lineStart = false;
+            i = i.Advance();
+        }
+        return i;
+    }
+
+    static int DepthOfItem(string text, int start)
+    {
+        int depth = 0, max = 0;
+        for (int i = start; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (c == '(' || c == '[' || c == '{') { depth++; if (depth > max) max = depth; }
+            else if (c == ')' || c == ']' || c == '}') { depth--; if (depth <= 0 && c == '}') break; }
+            else if (i > start && (text[i - 1] == ';' || text[i - 1] == '\n') && depth <= 0 && StartsItem(text, i)) break;
+        }
+        return max;
+    }
+
+    static int TokenLength(string text, int pos)
+    {
+        if (char.IsLetterOrDigit(text[pos]) || text[pos] == '_')
+        {
+            int e = pos;
+            while (e < text.Length && (char.IsLetterOrDigit(text[e]) || text[e] == '_')) e++;
+            return e - pos;
+        }
+        return 1;
+    }
+}
