@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -61,6 +63,17 @@ namespace Mix.Runtime
                 using (torch.no_grad()) lm_head.weight!.normal_(0.0, initializerRange);
             }
             RegisterComponents();
+        }
+
+        /// <summary>
+        /// The trainable parameters, listing the tied <c>lm_head.weight</c>/<c>backbone.embeddings.weight</c> matrix once
+        /// (as PyTorch does), so that optimizers update it once per step. The state dict still has both keys.
+        /// </summary>
+        /// <param name="recurse">Include sub-modules' parameters.</param>
+        public override IEnumerable<Parameter> parameters(bool recurse = true)
+        {
+            if (!TieWordEmbeddings) return base.parameters(recurse);
+            return named_parameters(recurse).Where(np => np.name != "lm_head.weight").Select(np => np.parameter).ToList();
         }
 
         /// <summary>Computes next-token logits.</summary>
