@@ -92,3 +92,55 @@ internal static class TestTensors
         return x < 0 ? -r : r;
     }
 }
+
+/// <summary>Plain-loop building blocks for expected values.</summary>
+internal static class Loops
+{
+    /// <summary>y[r, o] = Σ_i x[r, i]·W[o, i] + b[o] on row-major arrays.</summary>
+    public static double[] Linear(double[] x, int rows, int inF, double[] w, double[]? b, int outF)
+    {
+        var y = new double[rows * outF];
+        for (int r = 0; r < rows; r++)
+        for (int o = 0; o < outF; o++)
+        {
+            double s = b?[o] ?? 0;
+            for (int i = 0; i < inF; i++) s += x[r * inF + i] * w[o * inF + i];
+            y[r * outF + o] = s;
+        }
+        return y;
+    }
+
+    /// <summary>Layer norm of each row of length <paramref name="width"/> with per-element affine.</summary>
+    public static double[] LayerNorm(double[] x, int rows, int width, double[] w, double[] b, double eps)
+    {
+        var y = new double[x.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            double mean = 0, var = 0;
+            for (int i = 0; i < width; i++) mean += x[r * width + i];
+            mean /= width;
+            for (int i = 0; i < width; i++) var += Math.Pow(x[r * width + i] - mean, 2);
+            var /= width;
+            for (int i = 0; i < width; i++)
+                y[r * width + i] = (x[r * width + i] - mean) / Math.Sqrt(var + eps) * w[i] + b[i];
+        }
+        return y;
+    }
+
+    /// <summary>Transposes each of <paramref name="batch"/> [rows, cols] matrices.</summary>
+    public static double[] Transpose(double[] x, int batch, int rows, int cols)
+    {
+        var y = new double[x.Length];
+        for (int b = 0; b < batch; b++)
+        for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            y[(b * cols + c) * rows + r] = x[(b * rows + r) * cols + c];
+        return y;
+    }
+
+    public static double[] Map(double[] x, Func<double, double> f) => Array.ConvertAll(x, v => f(v));
+
+    public static double[] Add(double[] a, double[] b) => a.Zip(b, (p, q) => p + q).ToArray();
+
+    public static double[] Mul(double[] a, double[] b) => a.Zip(b, (p, q) => p * q).ToArray();
+}
