@@ -88,8 +88,6 @@ def write_fixture(out_dir, name, model, inputs: dict, outputs: dict, extra: dict
         json.dump(info, f, indent=2, sort_keys=False)
         f.write("\n")
     print(f"[{name}] {type(model).__name__}: {len(weights)} weights, io keys {sorted(io)}")
-    for k, v in sorted(weights.items()):
-        print(f"    {k} {list(v.shape)}")
 
 
 def check_reload(model_cls, config, out_dir, name, run) -> None:
@@ -139,8 +137,8 @@ def make_mamba(out_dir, causal: bool) -> None:
 
     outputs = run(model, {"input_ids": input_ids})
     extra = {"tie_word_embeddings": bool(getattr(model.config, "tie_word_embeddings", False)),
-             "hidden_states_note": "hidden_states.0 is the embedding output, hidden_states.i the output of layer i-1, "
-                                   "the last one is after norm_f (equals last_hidden_state)"}
+             "hidden_states_note": "hidden_states.i is element i of the tuple HF returns with output_hidden_states=True "
+                                   "(transformers 5.x: each layer's output, then the output after norm_f)"}
     write_fixture(out_dir, name, model, {"input_ids": input_ids}, outputs, extra)
     check_reload(cls, config, out_dir, name, run)
 
