@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Diagnostics.CodeAnalysis;
 using System.Linq;
 using System.Text.Json;
+using System.Text.Unicode;
 using TorchSharp;
 
 namespace Mix.Runtime.Checkpoints;
@@ -125,6 +126,10 @@ public sealed class SafeTensorsFile : ICheckpointSource
         var header = file.Span(8, (int)headerLength);
         if (header[0] != (byte)'{')
             throw Bad(null, "the header does not start with '{' (not a safetensors file, or the length field is wrong)");
+
+        // JsonDocument checks UTF-8 only when a string is read; check it all up front instead.
+        if (!Utf8.IsValid(header))
+            throw Bad(null, "the header is not valid UTF-8");
 
         var dataOffset = 8 + (long)headerLength;
         var dataLength = file.Length - dataOffset;

@@ -4,6 +4,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.IO;
 using System.Linq;
 using System.Text.Json;
+using System.Text.Unicode;
 using TorchSharp;
 
 namespace Mix.Runtime.Checkpoints;
@@ -57,10 +58,12 @@ public sealed class ShardedSafeTensors : ICheckpointSource
         var directory = System.IO.Path.GetDirectoryName(full) ?? ".";
         CheckpointFormatException Bad(string? tensor, string problem) => new(full, tensor, problem);
 
+        var bytes = File.ReadAllBytes(full);
+        if (!Utf8.IsValid(bytes)) throw Bad(null, "the index is not valid UTF-8");
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(full));
+            doc = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {
