@@ -310,6 +310,17 @@ public sealed class SafeTensorsFileTests : IDisposable
     }
 
     [Fact]
+    public void HeaderThatIsNotUtf8IsRejected()
+    {
+        var header = Encoding.UTF8.GetBytes("{\"ab\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}");
+        header[3] = 0xb4; // a lone continuation byte inside the tensor name
+        var bytes = new byte[8 + header.Length + 1];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)header.Length);
+        header.CopyTo(bytes, 8);
+        Assert.Contains("not valid UTF-8", Corrupt("utf8.safetensors", bytes).Message);
+    }
+
+    [Fact]
     public void RandomCorruptionNeverCrashesOrHangs()
     {
         var path = _files.PathOf("good.safetensors");
