@@ -17,7 +17,8 @@ internal static class Grammar
 
     static readonly HashSet<string> Keywords = new(StringComparer.Ordinal)
     {
-        "import", "model", "block", "mixer", "enum", "return", "if", "then", "else", "for", "in",
+        // model, block and mixer only start definitions, so they stay usable as layer names (HF's `mixer`).
+        "import", "enum", "return", "if", "then", "else", "for", "in",
         "true", "false", "none", "and", "or", "not",
     };
 

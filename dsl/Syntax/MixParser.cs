@@ -105,14 +105,20 @@ public static class MixParser
 
     static readonly string[] ItemKeywords = { "model", "block", "mixer", "enum", "import" };
 
+    /// <summary>Whether a top-level item starts here: <c>@</c>, <c>import "</c>, or a kind keyword followed by a name
+    /// (so a layer called <c>mixer = ...</c> inside a body is not mistaken for a definition).</summary>
     static bool StartsItem(string text, int pos)
     {
         if (pos < text.Length && text[pos] == '@') return true;
         foreach (var k in ItemKeywords)
         {
-            if (string.CompareOrdinal(text, pos, k, 0, k.Length) == 0
-                && (pos + k.Length >= text.Length || !char.IsLetterOrDigit(text[pos + k.Length]) && text[pos + k.Length] != '_'))
-                return true;
+            if (string.CompareOrdinal(text, pos, k, 0, k.Length) != 0) continue;
+            int after = pos + k.Length;
+            if (after >= text.Length) return true;
+            if (char.IsLetterOrDigit(text[after]) || text[after] == '_') continue;
+            int j = after;
+            while (j < text.Length && text[j] == ' ') j++;
+            if (j < text.Length && (char.IsLetter(text[j]) || text[j] == '_' || text[j] == '"')) return true;
         }
         return false;
     }
