@@ -78,18 +78,21 @@ public sealed class GluMlp : torch.nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    private static Tensor Project(nn.Module<Tensor, Tensor> layer, Tensor x)
+        => layer is Conv2d conv ? PointwiseConv.Forward(conv, x) : layer.forward(x);
+
     /// <summary>Applies the gated MLP.</summary>
     /// <param name="x">[B, in, H, W] when <c>useConv</c>, else [..., in].</param>
     /// <returns>[B, out, H, W] when <c>useConv</c>, else [..., out].</returns>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var h = fc1.forward(x);
+        var h = Project(fc1, x);
         var halves = h.chunk(2, _chunkDim);
         var gated = _gateLast ? halves[0] * act.forward(halves[1]) : act.forward(halves[0]) * halves[1];
         gated = drop1.forward(gated);
         gated = norm.forward(gated);
-        var y = fc2.forward(gated);
+        var y = Project(fc2, gated);
         y = drop2.forward(y);
         return y.MoveToOuterDisposeScope();
     }

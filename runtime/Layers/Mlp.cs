@@ -75,17 +75,20 @@ public sealed class Mlp : torch.nn.Module<Tensor, Tensor>
             ? nn.Conv2d(inF, outF, 1, bias: bias, device: device, dtype: dtype)
             : nn.Linear(inF, outF, hasBias: bias, device: device, dtype: dtype);
 
+    private static Tensor Project(nn.Module<Tensor, Tensor> layer, Tensor x)
+        => layer is Conv2d conv ? PointwiseConv.Forward(conv, x) : layer.forward(x);
+
     /// <summary>Applies the MLP.</summary>
     /// <param name="x">[B, in, H, W] when <c>useConv</c>, else [..., in].</param>
     /// <returns>[B, out, H, W] when <c>useConv</c>, else [..., out].</returns>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var h = fc1.forward(x);
+        var h = Project(fc1, x);
         h = act.forward(h);
         h = drop1.forward(h);
         h = norm.forward(h);
-        h = fc2.forward(h);
+        h = Project(fc2, h);
         h = drop2.forward(h);
         return h.MoveToOuterDisposeScope();
     }

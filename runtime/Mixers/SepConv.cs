@@ -70,11 +70,11 @@ public sealed class SepConv : torch.nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var h = pwconv1.forward(x);
+        var h = PointwiseConv.Forward(pwconv1, x);
         h = act1.forward(h);
         h = dwconv.forward(h);
         h = act2.forward(h);
-        var y = pwconv2.forward(h);
+        var y = PointwiseConv.Forward(pwconv2, h);
         return y.MoveToOuterDisposeScope();
     }
 }
