@@ -192,15 +192,41 @@ public sealed class MetaFormer : torch.nn.Module<Tensor, Tensor>
         foreach (var m in modules()) {
             switch (m) {
             case Linear l:
-                nn.init.trunc_normal_(l.weight, std: 0.02);
+                TruncNormal_(l.weight, 0.0, 0.02, -2.0, 2.0);
                 if (l.bias is not null) nn.init.zeros_(l.bias);
                 break;
             case Conv2d c:
-                nn.init.trunc_normal_(c.weight, std: 0.02);
+                TruncNormal_(c.weight, 0.0, 0.02, -2.0, 2.0);
                 if (c.bias is not null) nn.init.zeros_(c.bias);
                 break;
             }
         }
+    }
+
+    /// <summary>
+    /// Fills <paramref name="tensor"/> in place from N(mean, std²) truncated to [a, b] (absolute bounds, like
+    /// <c>torch.nn.init.trunc_normal_</c> / timm's <c>trunc_normal_</c>), by inverse-CDF sampling.
+    /// Written here because TorchSharp 0.107's <c>nn.init.trunc_normal_</c> fills the tensor with the constant <c>std</c>.
+    /// </summary>
+    /// <param name="tensor">Tensor to fill (no grad is recorded).</param>
+    /// <param name="mean">Mean of the normal distribution.</param>
+    /// <param name="std">Standard deviation of the normal distribution.</param>
+    /// <param name="a">Lower bound.</param>
+    /// <param name="b">Upper bound.</param>
+    /// <returns><paramref name="tensor"/>.</returns>
+    public static Tensor TruncNormal_(Tensor tensor, double mean, double std, double a, double b)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var bounds = torch.tensor(new[] { (a - mean) / std / Math.Sqrt(2.0), (b - mean) / std / Math.Sqrt(2.0) }, dtype: ScalarType.Float64);
+        var cdf = (bounds.erf() + 1.0) / 2.0;
+        double lo = cdf[0].item<double>(), hi = cdf[1].item<double>();
+        tensor.uniform_(2.0 * lo - 1.0, 2.0 * hi - 1.0);
+        tensor.erfinv_();
+        tensor.mul_(std * Math.Sqrt(2.0));
+        tensor.add_(mean);
+        tensor.clamp_(a, b);
+        return tensor;
     }
 
     /// <summary>Runs the stem and the stages.</summary>
