@@ -58,6 +58,39 @@ public class MlpTests
     }
 
     [Fact]
+    public void LastStageShapeOnChannelsLastInputRuns()
+    {
+        // Regression: libtorch-cpu's oneDNN 1x1 conv dies with SIGFPE on this input (512 -> 2048, 7x7, channels-last)
+        // on some hosts; Mlp evaluates its 1x1 convs as a GEMM instead.
+        using var m = new Mlp(512, 2048, bias: false, useConv: true);
+        using var scope = torch.NewDisposeScope();
+        var x = TestUtil.Det(new long[] { 1, 512, 7, 7 }).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        var y = m.forward(x);
+        Assert.Equal(new long[] { 1, 512, 7, 7 }, y.shape);
+        // spot-check one output against loops: pixel (0, 0), channel 0
+        var xs = TestUtil.Values(x);
+        var w1 = TestUtil.Values(((Conv2d)m.fc1).weight);
+        var w2 = TestUtil.Values(((Conv2d)m.fc2).weight);
+        double acc = 0;
+        for (int hId = 0; hId < 2048; hId++) {
+            double pre = 0;
+            for (int i = 0; i < 512; i++) pre += w1[hId * 512 + i] * xs[i * 49];
+            double gelu = 0.5 * pre * (1 + Erf(pre / Math.Sqrt(2)));
+            acc += w2[hId] * gelu;
+        }
+        Assert.Equal(acc, TestUtil.Values(y)[0], 3);
+    }
+
+    /// <summary>Abramowitz–Stegun 7.1.26 (|error| &lt; 1.5e-7).</summary>
+    private static double Erf(double x)
+    {
+        double t = 1 / (1 + 0.3275911 * Math.Abs(x));
+        double p = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+        double r = 1 - p * Math.Exp(-x * x);
+        return x >= 0 ? r : -r;
+    }
+
+    [Fact]
     public void BackwardAndNoLeak()
     {
         using var m = new Mlp(4, 16, actLayer: () => new StarReLU(), useConv: true, drop: 0.1);
