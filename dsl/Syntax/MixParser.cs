@@ -52,7 +52,7 @@ public static class MixParser
         Grammar.Recovery = recovery;
         try
         {
-            IInput input = new Input(text);
+            IInput input = new FastInput(text);
             while (true)
             {
                 input = Grammar.SkipSeparators(input);
@@ -130,7 +130,7 @@ public static class MixParser
         while (!i.AtEnd)
         {
             char c = i.Current;
-            if (lineStart && StartsItem(((Input)i).Source, i.Position)) return i;
+            if (lineStart && StartsItem(i.Source, i.Position)) return i;
             if (c == '\n' || c == ';') lineStart = true;
             else if (!char.IsWhiteSpace(c)) lineStart = false;
             i = i.Advance();
