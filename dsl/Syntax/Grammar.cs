@@ -175,7 +175,7 @@ internal static class Grammar
 
     // ---- expressions --------------------------------------------------------------------------------------
 
-    static readonly Parser<Expr> ExprRef = Lazy(() => Expression);
+    static readonly Parser<Expr> ExprRef = Lazy(() => Expression!);
 
     static readonly Parser<string> LParen = Sym("("), RParen = Sym(")"), LBracket = Sym("["), RBracket = Sym("]"),
         LBrace = Sym("{"), RBrace = Sym("}"), Comma = Sym(","), ColonP = Sym(":"), Assign = Op("=", "="), DotDot = Sym("..");
@@ -258,7 +258,7 @@ internal static class Grammar
         from close in RParen
         select e;
 
-    static readonly Parser<Statement> StatementRef = Lazy(() => Statement);
+    static readonly Parser<Statement> StatementRef = Lazy(() => Statement!);
 
     static readonly Parser<IEnumerable<char>> Semis = Semi.Many();
     static readonly Parser<IEnumerable<Statement>> StatementsP = StatementRef.Then(st => Semis.Return(st)).XMany();
@@ -345,7 +345,7 @@ internal static class Grammar
         return Result.Success(acc, i);
     };
 
-    static readonly Parser<Expr> UnaryRef = Lazy(() => Unary);
+    static readonly Parser<Expr> UnaryRef = Lazy(() => Unary!);
     static readonly Parser<string> MinusP = Op("-", ">"), NotP = Keyword("not");
 
     static readonly Parser<Expr> Unary = input =>
