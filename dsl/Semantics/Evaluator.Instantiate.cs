@@ -112,6 +112,11 @@ internal sealed partial class Evaluator
             if (p.DefaultExpr is not null)
             {
                 var d = Eval(p.DefaultExpr, paramFrame);
+                if (!Conforms(d, p.Type))
+                {
+                    Report(file, p.DefaultExpr.Span, DiagnosticIds.WrongType, $"the default of '{p.Name}' must be {p.Type}; found {Describe(d)}");
+                    d = UnknownValue.Instance;
+                }
                 scope.Set(p.Name, d);
                 continue;
             }
