@@ -93,6 +93,10 @@ public sealed class MixCompilation
         var evaluator = new Evaluator(bag);
         var contexts = files.Select(f => new FileContext(f)).ToList();
         foreach (var c in contexts) evaluator.Contexts[c.File] = c;
+        foreach (var f in files)
+            foreach (var d in f.Definitions)
+                if (bag.Items.Any(x => x.Path == f.Source.Path && x.Descriptor.Category == "Syntax" && x.Span.Start >= d.Span.Start && x.Span.Start <= d.Span.End))
+                    evaluator.Broken.Add(d);
 
         var byPath = new Dictionary<string, FileContext>(StringComparer.Ordinal);
         foreach (var c in contexts) byPath[NormalizePath(c.Source.Path)] = c;
