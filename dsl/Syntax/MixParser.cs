@@ -13,17 +13,11 @@ public static class MixParser
     /// <summary>Parses <paramref name="source"/>, adding syntax diagnostics to <paramref name="diagnostics"/>.</summary>
     public static MixFile Parse(SourceText source, DiagnosticBag diagnostics)
     {
-        MixFile? file = null;
-        Exception? failure = null;
-        // Sprache recurses per nesting level; a large stack keeps pathological inputs diagnosable.
-        var thread = new System.Threading.Thread(() =>
+        return StackDepth.Run(StackDepth.NeedsLargeStack(source.Text), () => ParseCore(source, diagnostics), e =>
         {
-            try { file = ParseCore(source, diagnostics); }
-            catch (Exception e) { failure = e; }
-        }, 64 * 1024 * 1024);
-        thread.Start();
-        thread.Join();
-        return file ?? new MixFile(source, Array.Empty<ImportDecl>(), Array.Empty<EnumDecl>(), Array.Empty<Definition>());
+            diagnostics.Report(DiagnosticIds.InternalError, source, new TextSpan(0, 0), $"internal parser error ({e.GetType().Name}: {e.Message})");
+            return new MixFile(source, Array.Empty<ImportDecl>(), Array.Empty<EnumDecl>(), Array.Empty<Definition>());
+        });
     }
 
     /// <summary>Parses on the current thread (the caller provides a large enough stack).</summary>
@@ -39,7 +33,7 @@ public static class MixParser
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // The grammar should not throw; if it ever does, the user still gets a located diagnostic.
-            diagnostics.Report(DiagnosticIds.SyntaxError, source, new TextSpan(0, 0), "the parser failed: " + e.Message);
+            diagnostics.Report(DiagnosticIds.InternalError, source, new TextSpan(0, 0), $"internal parser error ({e.GetType().Name}: {e.Message})");
         }
         return new MixFile(source, imports, enums, definitions);
     }
