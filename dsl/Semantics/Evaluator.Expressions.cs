@@ -361,6 +361,6 @@ internal sealed partial class Evaluator
         var input = Eval(pipe.Left, f);
         if (pipe.Right is CallExpr call) return EvalCall(call, f, input);
         var fn = Eval(pipe.Right, f);
-        return ApplyValue(fn, new[] { input }, pipe.Right.Span, pipe.Span, f);
+        return ApplyValue(fn, new[] { input }, pipe.Right.Span, pipe.Right.Span, f);
     }
 }
