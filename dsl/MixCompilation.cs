@@ -99,6 +99,10 @@ public sealed class MixCompilation
         foreach (var c in contexts) ResolveImports(c, byPath, bag);
         foreach (var c in contexts) ReportCycles(c, bag);
         foreach (var c in contexts) AddImported(c, bag);
+        foreach (var c in contexts)
+            foreach (var d in c.File.Definitions)
+                if (c.Definitions.TryGetValue(d.Name.Name, out var own) && own is UserCallable u && u.Definition == d)
+                    u.SetParams(BuildParams(d, c, evaluator, bag));
 
         var checkedDefs = new List<CheckedDefinition>();
         foreach (var c in contexts)
@@ -151,7 +155,7 @@ public sealed class MixCompilation
                 bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, d.Name.Span, $"'{d.Name.Name}' is a built-in; choose another name");
                 continue;
             }
-            c.Definitions[d.Name.Name] = new UserCallable(d, c.File, BuildParams(d, c, evaluator, bag));
+            c.Definitions[d.Name.Name] = new UserCallable(d, c.File, Array.Empty<ParamSpec>());
         }
     }
 

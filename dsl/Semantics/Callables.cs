@@ -97,6 +97,13 @@ public sealed class UserCallable : Callable
     };
     /// <inheritdoc />
     public override IReadOnlyList<ParamSpec> Params => _params;
+
+    /// <summary>Parameters are resolved after imports, so that imported enums are known as types.</summary>
+    internal void SetParams(IEnumerable<ParamSpec> parameters)
+    {
+        _params.Clear();
+        _params.AddRange(parameters);
+    }
 }
 
 /// <summary>An anonymous block: <c>{ downsample = ...; blocks = ... }</c>, whose layers run in order.</summary>

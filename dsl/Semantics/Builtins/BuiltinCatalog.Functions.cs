@@ -153,6 +153,25 @@ public static partial class BuiltinCatalog
             return Same(c);
         });
 
+        Fn("sqrt", new[] { TensorParam() }, 1, "[...] -> [...]", "elementwise square root", Same);
+
+        Fn("patchify", new[] { TensorParam(), Req("patch_length", MixType.Int), Req("patch_stride", MixType.Int) }, 1,
+            "[B, L, C] -> [B, C, (L − patch_length)/patch_stride + 1, patch_length]",
+            "overlapping windows along time, per channel (Hugging Face PatchTSMixer's patchify: the first L mod stride steps are dropped)", c =>
+            {
+                if (c.Input() is not Shape s || !ExpectRank(c, s, 3, "[B, L, C]")) return UnknownValue.Instance;
+                CheckPositive(c, "patch_length");
+                CheckPositive(c, "patch_stride");
+                if (c.Long("patch_stride") is not long stride || stride <= 0) return UnknownValue.Instance;
+                var n = (s[1] - c.Dim("patch_length")).FloorDivideBy(stride)! + Dim.Const(1);
+                if (n.AsLong is long k && k <= 0)
+                {
+                    c.Report(DiagnosticIds.InputShapeMismatch, $"patchify needs at least patch_length = {c.Dim("patch_length")} steps; got {s}");
+                    return UnknownValue.Instance;
+                }
+                return new TensorValue(new Shape(new[] { s[0], s[2], n, c.Dim("patch_length") }, s.ElementType));
+            });
+
         Fn("drop_path", new[] { TensorParam(), Opt("p", MixType.Float, F(0.0)) }, 1, "[B, ...] -> [B, ...]",
             "stochastic depth: drops whole samples with probability p while training", c =>
             {
