@@ -158,7 +158,7 @@ internal sealed partial class Evaluator
         var result = new Dictionary<string, Value>(factory.Args.ToDictionary(k => k.Key, k => k.Value));
         var positional = (byName ? c.ExplicitParams : c.Params)
             .Where(p => !factory.Args.ContainsKey(p.Name))
-            .Where(p => !(skipTensorParams && p.Type.Kind == TypeKind.Tensor))
+            .Where(p => !(skipTensorParams && p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray))
             .ToList();
         int next = 0;
         bool ok = true;

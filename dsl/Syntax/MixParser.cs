@@ -13,17 +13,11 @@ public static class MixParser
     /// <summary>Parses <paramref name="source"/>, adding syntax diagnostics to <paramref name="diagnostics"/>.</summary>
     public static MixFile Parse(SourceText source, DiagnosticBag diagnostics)
     {
-        MixFile? file = null;
-        Exception? failure = null;
-        // Sprache recurses per nesting level; a large stack keeps pathological inputs diagnosable.
-        var thread = new System.Threading.Thread(() =>
+        return StackDepth.Run(StackDepth.NeedsLargeStack(source.Text), () => ParseCore(source, diagnostics), e =>
         {
-            try { file = ParseCore(source, diagnostics); }
-            catch (Exception e) { failure = e; }
-        }, 64 * 1024 * 1024);
-        thread.Start();
-        thread.Join();
-        return file ?? new MixFile(source, Array.Empty<ImportDecl>(), Array.Empty<EnumDecl>(), Array.Empty<Definition>());
+            diagnostics.Report(DiagnosticIds.InternalError, source, new TextSpan(0, 0), $"internal parser error ({e.GetType().Name}: {e.Message})");
+            return new MixFile(source, Array.Empty<ImportDecl>(), Array.Empty<EnumDecl>(), Array.Empty<Definition>());
+        });
     }
 
     /// <summary>Parses on the current thread (the caller provides a large enough stack).</summary>
@@ -39,7 +33,7 @@ public static class MixParser
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // The grammar should not throw; if it ever does, the user still gets a located diagnostic.
-            diagnostics.Report(DiagnosticIds.SyntaxError, source, new TextSpan(0, 0), "the parser failed: " + e.Message);
+            diagnostics.Report(DiagnosticIds.InternalError, source, new TextSpan(0, 0), $"internal parser error ({e.GetType().Name}: {e.Message})");
         }
         return new MixFile(source, imports, enums, definitions);
     }
@@ -52,7 +46,7 @@ public static class MixParser
         Grammar.Recovery = recovery;
         try
         {
-            IInput input = new Input(text);
+            IInput input = new FastInput(text);
             while (true)
             {
                 input = Grammar.SkipSeparators(input);
@@ -130,7 +124,7 @@ public static class MixParser
         while (!i.AtEnd)
         {
             char c = i.Current;
-            if (lineStart && StartsItem(((Input)i).Source, i.Position)) return i;
+            if (lineStart && StartsItem(i.Source, i.Position)) return i;
             if (c == '\n' || c == ';') lineStart = true;
             else if (!char.IsWhiteSpace(c)) lineStart = false;
             i = i.Advance();
