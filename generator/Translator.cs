@@ -751,8 +751,9 @@ internal sealed class Translator
                     if (isRequired) required.Add(code);
                     else optional.Add($"{Names.Pascal(p.Name)} = {code}");
                 }
-                var opts = $"new {cls}.Options({string.Join(", ", required)})";
-                if (optional.Count > 0) opts += " { " + string.Join(", ", optional) + " }";
+                var opts = required.Count > 0 || optional.Count == 0 ? $"new {cls}.Options({string.Join(", ", required)})" : $"new {cls}.Options";
+                if (optional.Count > 2) opts += "\n{\n" + string.Join(",\n", optional.Select(Indent)) + ",\n}";
+                else if (optional.Count > 0) opts += " { " + string.Join(", ", optional) + " }";
                 return $"new {cls}({opts})";
             }
             case VCond c:

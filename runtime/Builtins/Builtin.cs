@@ -1,12 +1,11 @@
 using System;
 using TorchSharp;
-using Mix.Runtime.Builtins.Reference;
 using static TorchSharp.torch;
 
 namespace Mix.Runtime.Builtins;
 
 /// <summary>
-/// The factory table behind generated code: one method per .mix built-in layer, norm, activation and mixer, with the
+/// The factory table behind generated code (the one place that maps .mix built-ins to Mix.Runtime modules): one method per .mix built-in layer, norm, activation and mixer, with the
 /// built-in's parameters (camelCase, same order and defaults as the catalog in docs/language.md). Each returns the
 /// runtime module whose submodule and weight names are the built-in's state-dict keys.
 /// </summary>
@@ -51,7 +50,7 @@ public static class Builtin
     /// <summary><c>groupnorm1_nobias</c>.</summary>
     public static nn.Module<Tensor, Tensor> GroupNorm1NoBias(long dim, double eps = 1e-6) => new GroupNorm1NoBias(I(dim), eps);
     /// <summary><c>rmsnorm</c>.</summary>
-    public static nn.Module<Tensor, Tensor> RmsNorm(long dim, double eps = 1e-5) => new MambaRMSNorm(dim, eps);
+    public static nn.Module<Tensor, Tensor> RmsNorm(long dim, double eps = 1e-5) => new RMSNorm(I(dim), eps);
     /// <summary><c>batchnorm2d</c>.</summary>
     public static nn.Module<Tensor, Tensor> BatchNorm2d(long dim, double eps = 1e-5, double momentum = 0.1) => nn.BatchNorm2d(dim, eps, momentum);
 

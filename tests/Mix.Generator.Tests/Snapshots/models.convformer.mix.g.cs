@@ -37,7 +37,13 @@ namespace Mix.Snapshots
         {
             this.options = options;
 #line 5 "/repo/examples/models/convformer.mix"
-            model = new Metaformer(new Metaformer.Options() { NumClasses = options.NumClasses, Depths = new long[] { 3, 3, 9, 3 }, Dims = new long[] { 64, 128, 320, 512 }, TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.SepConv(dim)) });
+            model = new Metaformer(new Metaformer.Options
+            {
+                NumClasses = options.NumClasses,
+                Depths = new long[] { 3, 3, 9, 3 },
+                Dims = new long[] { 64, 128, 320, 512 },
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.SepConv(dim)),
+            });
 #line default
             // The model is its alias: the alias's layers are this module's children (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);
@@ -81,7 +87,15 @@ namespace Mix.Snapshots
         {
             this.options = options;
 #line 9 "/repo/examples/models/convformer.mix"
-            model = new Metaformer(new Metaformer.Options() { NumClasses = options.NumClasses, Depths = new long[] { 3, 3, 9, 3 }, Dims = new long[] { 64, 128, 320, 512 }, TokenMixers = new MixerFactory[] { dim => Builtin.SepConv(dim), dim => Builtin.SepConv(dim), dim => Builtin.Attention(dim), dim => Builtin.Attention(dim) }, UseNchw = new bool[] { true, true, false, false }, Norms = new NormFactory[] { dim => Builtin.LayerNorm2dNoBias(dim), dim => Builtin.LayerNorm2dNoBias(dim), dim => Builtin.LayerNormNoBias(dim, eps: 1e-6), dim => Builtin.LayerNormNoBias(dim, eps: 1e-6) } });
+            model = new Metaformer(new Metaformer.Options
+            {
+                NumClasses = options.NumClasses,
+                Depths = new long[] { 3, 3, 9, 3 },
+                Dims = new long[] { 64, 128, 320, 512 },
+                TokenMixers = new MixerFactory[] { dim => Builtin.SepConv(dim), dim => Builtin.SepConv(dim), dim => Builtin.Attention(dim), dim => Builtin.Attention(dim) },
+                UseNchw = new bool[] { true, true, false, false },
+                Norms = new NormFactory[] { dim => Builtin.LayerNorm2dNoBias(dim), dim => Builtin.LayerNorm2dNoBias(dim), dim => Builtin.LayerNormNoBias(dim, eps: 1e-6), dim => Builtin.LayerNormNoBias(dim, eps: 1e-6) },
+            });
 #line default
             // The model is its alias: the alias's layers are this module's children (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);

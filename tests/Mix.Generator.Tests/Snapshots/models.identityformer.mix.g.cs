@@ -11,9 +11,9 @@ using static TorchSharp.torch;
 namespace Mix.Snapshots
 {
     /// <summary>
-    /// <c>model identityformer_s12(num_classes: int = 1000) = metaformer(num_classes = num_classes, depths = [2, 2, 6, 2], dims = [64, 128, 320, 512], token_mixers = 4 x identity, norms = 4 x groupnorm1_nobias)</c><br/>
+    /// <c>model identityformer_s12(num_classes: int = 1000) = metaformer(num_classes = num_classes, depths = [2, 2, 6, 2], dims = [64, 128, 320, 512], token_mixers = 4 x identity, norms = 4 x groupnorm1_nobias, use_mlp_head = false)</c><br/>
     /// Shapes: ([B, 3, H, W]) → [B, 1000].<br/>
-    /// Parameters: 14,482,432 (as built with the default options).<br/>
+    /// Parameters: 11,891,712 (as built with the default options).<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
     public sealed partial class IdentityformerS12 : nn.Module<Tensor, Tensor>
@@ -37,7 +37,15 @@ namespace Mix.Snapshots
         {
             this.options = options;
 #line 5 "/repo/examples/models/identityformer.mix"
-            model = new Metaformer(new Metaformer.Options() { NumClasses = options.NumClasses, Depths = new long[] { 2, 2, 6, 2 }, Dims = new long[] { 64, 128, 320, 512 }, TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Identity(dim: dim)), Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1NoBias(dim)) });
+            model = new Metaformer(new Metaformer.Options
+            {
+                NumClasses = options.NumClasses,
+                Depths = new long[] { 2, 2, 6, 2 },
+                Dims = new long[] { 64, 128, 320, 512 },
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Identity(dim: dim)),
+                Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1NoBias(dim)),
+                UseMlpHead = false,
+            });
 #line default
             // The model is its alias: the alias's layers are this module's children (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);
@@ -55,9 +63,9 @@ namespace Mix.Snapshots
     }
 
     /// <summary>
-    /// <c>model randformer_s12(num_classes: int = 1000) (x: [B, 3, 224, 224]) -&gt; [B, num_classes] = metaformer(num_classes = num_classes, depths = [2, 2, 6, 2], dims = [64, 128, 320, 512], token_mixers = [identity, identity, random_mixing(num_tokens = 196), random_mixing(num_tokens = 49)], norms = 4 x groupnorm1_nobias)</c><br/>
+    /// <c>model randformer_s12(num_classes: int = 1000) (x: [B, 3, 224, 224]) -&gt; [B, num_classes] = metaformer(num_classes = num_classes, depths = [2, 2, 6, 2], dims = [64, 128, 320, 512], token_mixers = [identity, identity, random_mixing(num_tokens = 196), random_mixing(num_tokens = 49)], norms = 4 x groupnorm1_nobias, use_mlp_head = false)</c><br/>
     /// Shapes: ([B, 3, 224, 224]) → [B, 1000].<br/>
-    /// Parameters: 14,717,730 (as built with the default options).<br/>
+    /// Parameters: 12,127,010 (as built with the default options).<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
     public sealed partial class RandformerS12 : nn.Module<Tensor, Tensor>
@@ -81,7 +89,15 @@ namespace Mix.Snapshots
         {
             this.options = options;
 #line 10 "/repo/examples/models/identityformer.mix"
-            model = new Metaformer(new Metaformer.Options() { NumClasses = options.NumClasses, Depths = new long[] { 2, 2, 6, 2 }, Dims = new long[] { 64, 128, 320, 512 }, TokenMixers = new MixerFactory[] { dim => Builtin.Identity(dim: dim), dim => Builtin.Identity(dim: dim), dim => Builtin.RandomMixing(dim, 196), dim => Builtin.RandomMixing(dim, 49) }, Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1NoBias(dim)) });
+            model = new Metaformer(new Metaformer.Options
+            {
+                NumClasses = options.NumClasses,
+                Depths = new long[] { 2, 2, 6, 2 },
+                Dims = new long[] { 64, 128, 320, 512 },
+                TokenMixers = new MixerFactory[] { dim => Builtin.Identity(dim: dim), dim => Builtin.Identity(dim: dim), dim => Builtin.RandomMixing(dim, 196), dim => Builtin.RandomMixing(dim, 49) },
+                Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1NoBias(dim)),
+                UseMlpHead = false,
+            });
 #line default
             // The model is its alias: the alias's layers are this module's children (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);

@@ -107,7 +107,12 @@ namespace Mix.Snapshots
 #line 16 "/repo/examples/models/mamba.mix"
             backbone = new MixPipeline(
                 ("embeddings", Builtin.Embedding(options.VocabSize, options.DModel)),
-                ("layers", new MixSequence(Fn.Range(0, options.NLayer).Select(_ => new MambaBlock(new MambaBlock.Options(options.DModel) { DState = options.DState, DConv = options.DConv, Expand = options.Expand })))),
+                ("layers", new MixSequence(Fn.Range(0, options.NLayer).Select(_ => new MambaBlock(new MambaBlock.Options(options.DModel)
+                {
+                    DState = options.DState,
+                    DConv = options.DConv,
+                    Expand = options.Expand,
+                })))),
                 ("norm_f", Builtin.RmsNorm(options.DModel)));
 #line 21 "/repo/examples/models/mamba.mix"
             lm_head = Builtin.Linear(options.DModel, options.VocabSize, bias: false);

@@ -280,7 +280,17 @@ namespace Mix.Snapshots
 #line 69 "/repo/examples/models/metaformer.mix"
             stages = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, Fn.Len(options.Depths)).Select(i => new MixPipeline(
                 ("downsample", i == 0 ? (nn.Module<Tensor, Tensor>)Builtin.Identity() : new Downsampling(new Downsampling.Options(options.Dims[(int)(i - 1)], options.Dims[(int)i]) { Norm = options.DownsampleNorm })),
-                ("blocks", new MixSequence(Fn.Range(0, options.Depths[(int)i]).Select(j => new MetaformerBlock(new MetaformerBlock.Options(options.Dims[(int)i]) { TokenMixer = options.TokenMixers[(int)i], MlpAct = options.MlpAct, MlpBias = options.MlpBias, Norm = options.Norms[(int)i], DropPathRate = options.DropPathRate * (Fn.Sum(options.Depths[..(int)i]) + j) / Fn.Max(Fn.Sum(options.Depths) - 1, 1), LayerScale = options.LayerScales[(int)i], ResScale = options.ResScales[(int)i], UseNchw = options.UseNchw[(int)i] })))))).ToArray());
+                ("blocks", new MixSequence(Fn.Range(0, options.Depths[(int)i]).Select(j => new MetaformerBlock(new MetaformerBlock.Options(options.Dims[(int)i])
+                {
+                    TokenMixer = options.TokenMixers[(int)i],
+                    MlpAct = options.MlpAct,
+                    MlpBias = options.MlpBias,
+                    Norm = options.Norms[(int)i],
+                    DropPathRate = options.DropPathRate * (Fn.Sum(options.Depths[..(int)i]) + j) / Fn.Max(Fn.Sum(options.Depths) - 1, 1),
+                    LayerScale = options.LayerScales[(int)i],
+                    ResScale = options.ResScales[(int)i],
+                    UseNchw = options.UseNchw[(int)i],
+                })))))).ToArray());
 #line 76 "/repo/examples/models/metaformer.mix"
             head = new MixPipeline(
                 ("global_pool", Builtin.AdaptiveAvgPool()),

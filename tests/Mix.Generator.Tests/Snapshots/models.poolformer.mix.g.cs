@@ -37,7 +37,20 @@ namespace Mix.Snapshots
         {
             this.options = options;
 #line 4 "/repo/examples/models/poolformer.mix"
-            model = new Metaformer(new Metaformer.Options() { NumClasses = options.NumClasses, Depths = new long[] { 2, 2, 6, 2 }, Dims = new long[] { 64, 128, 320, 512 }, TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)), Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)), MlpAct = () => Builtin.GELU(), MlpBias = true, DownsampleNorm = dim => Builtin.Identity(dim: dim), LayerScales = Fn.Repeat<double?>(4, 1e-5), ResScales = Fn.Repeat<double?>(4, null), UseMlpHead = false });
+            model = new Metaformer(new Metaformer.Options
+            {
+                NumClasses = options.NumClasses,
+                Depths = new long[] { 2, 2, 6, 2 },
+                Dims = new long[] { 64, 128, 320, 512 },
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)),
+                Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)),
+                MlpAct = () => Builtin.GELU(),
+                MlpBias = true,
+                DownsampleNorm = dim => Builtin.Identity(dim: dim),
+                LayerScales = Fn.Repeat<double?>(4, 1e-5),
+                ResScales = Fn.Repeat<double?>(4, null),
+                UseMlpHead = false,
+            });
 #line default
             // The model is its alias: the alias's layers are this module's children (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);
@@ -81,7 +94,20 @@ namespace Mix.Snapshots
         {
             this.options = options;
 #line 10 "/repo/examples/models/poolformer.mix"
-            model = new Metaformer(new Metaformer.Options() { NumClasses = options.NumClasses, Depths = new long[] { 4, 4, 12, 4 }, Dims = new long[] { 64, 128, 320, 512 }, TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)), Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)), MlpAct = () => Builtin.GELU(), MlpBias = true, DownsampleNorm = dim => Builtin.Identity(dim: dim), LayerScales = Fn.Repeat<double?>(4, 1e-5), ResScales = Fn.Repeat<double?>(4, null), UseMlpHead = false });
+            model = new Metaformer(new Metaformer.Options
+            {
+                NumClasses = options.NumClasses,
+                Depths = new long[] { 4, 4, 12, 4 },
+                Dims = new long[] { 64, 128, 320, 512 },
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)),
+                Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)),
+                MlpAct = () => Builtin.GELU(),
+                MlpBias = true,
+                DownsampleNorm = dim => Builtin.Identity(dim: dim),
+                LayerScales = Fn.Repeat<double?>(4, 1e-5),
+                ResScales = Fn.Repeat<double?>(4, null),
+                UseMlpHead = false,
+            });
 #line default
             // The model is its alias: the alias's layers are this module's children (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);
@@ -125,7 +151,20 @@ namespace Mix.Snapshots
         {
             this.options = options;
 #line 16 "/repo/examples/models/poolformer.mix"
-            model = new Metaformer(new Metaformer.Options() { NumClasses = options.NumClasses, Depths = new long[] { 6, 6, 18, 6 }, Dims = new long[] { 64, 128, 320, 512 }, TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)), Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)), MlpAct = () => Builtin.GELU(), MlpBias = true, DownsampleNorm = dim => Builtin.Identity(dim: dim), LayerScales = Fn.Repeat<double?>(4, 1e-6), ResScales = Fn.Repeat<double?>(4, null), UseMlpHead = false });
+            model = new Metaformer(new Metaformer.Options
+            {
+                NumClasses = options.NumClasses,
+                Depths = new long[] { 6, 6, 18, 6 },
+                Dims = new long[] { 64, 128, 320, 512 },
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)),
+                Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)),
+                MlpAct = () => Builtin.GELU(),
+                MlpBias = true,
+                DownsampleNorm = dim => Builtin.Identity(dim: dim),
+                LayerScales = Fn.Repeat<double?>(4, 1e-6),
+                ResScales = Fn.Repeat<double?>(4, null),
+                UseMlpHead = false,
+            });
 #line default
             // The model is its alias: the alias's layers are this module's children (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);
