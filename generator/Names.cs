@@ -1,0 +1,73 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+
+namespace Mix.Generator;
+
+/// <summary>Naming rules: .mix snake_case to C# PascalCase/camelCase, keywords, hint names.</summary>
+internal static class Names
+{
+    static readonly Dictionary<string, string> s_builtinNames = new()
+    {
+        ["layernorm"] = "LayerNorm", ["layernorm_nobias"] = "LayerNormNoBias", ["layernorm2d"] = "LayerNorm2d",
+        ["layernorm2d_nobias"] = "LayerNorm2dNoBias", ["groupnorm1"] = "GroupNorm1", ["groupnorm1_nobias"] = "GroupNorm1NoBias",
+        ["rmsnorm"] = "RmsNorm", ["batchnorm2d"] = "BatchNorm2d", ["layernorm_nd"] = "LayerNormNd", ["starrelu"] = "StarReLU",
+        ["squared_relu"] = "SquaredReLU", ["relu"] = "ReLU", ["gelu"] = "GELU", ["silu"] = "SiLU", ["sepconv"] = "SepConv",
+        ["swiglu"] = "SwiGLU", ["conv1d"] = "Conv1d", ["conv2d"] = "Conv2d", ["mlp_head"] = "MlpHead", ["conv_mlp"] = "ConvMlp",
+    };
+
+    static readonly HashSet<string> s_keywords = new()
+    {
+        "abstract", "as", "base", "bool", "break", "byte", "case", "catch", "char", "checked", "class", "const", "continue",
+        "decimal", "default", "delegate", "do", "double", "else", "enum", "event", "explicit", "extern", "false", "finally",
+        "fixed", "float", "for", "foreach", "goto", "if", "implicit", "in", "int", "interface", "internal", "is", "lock",
+        "long", "namespace", "new", "null", "object", "operator", "out", "override", "params", "private", "protected",
+        "public", "readonly", "ref", "return", "sbyte", "sealed", "short", "sizeof", "stackalloc", "static", "string",
+        "struct", "switch", "this", "throw", "true", "try", "typeof", "uint", "ulong", "unchecked", "unsafe", "ushort",
+        "using", "virtual", "void", "volatile", "while",
+    };
+
+    /// <summary><c>metaformer_block</c> → <c>MetaformerBlock</c>; <c>poolformer_s12</c> → <c>PoolformerS12</c>.</summary>
+    public static string Pascal(string name)
+    {
+        var sb = new StringBuilder();
+        foreach (var part in name.Split('_'))
+        {
+            if (part.Length == 0) continue;
+            sb.Append(char.ToUpperInvariant(part[0])).Append(part.Substring(1));
+        }
+        var s = sb.ToString();
+        if (s.Length == 0 || char.IsDigit(s[0])) s = "M" + s;
+        return s;
+    }
+
+    /// <summary><c>pool_size</c> → <c>poolSize</c> (C# parameter names of the runtime factory table).</summary>
+    public static string Camel(string name)
+    {
+        var p = Pascal(name);
+        var s = char.ToLowerInvariant(p[0]) + p.Substring(1);
+        return Escape(s);
+    }
+
+    /// <summary>The factory-table method of a built-in.</summary>
+    public static string Builtin(string name) => s_builtinNames.TryGetValue(name, out var n) ? n : Pascal(name);
+
+    /// <summary>A .mix name as a C# identifier (keywords get <c>@</c>).</summary>
+    public static string Escape(string name) => s_keywords.Contains(name) ? "@" + name : name;
+
+    /// <summary>Whether a state-dict key is also a plain C# identifier.</summary>
+    public static bool IsIdentifier(string key) =>
+        key.Length > 0 && (char.IsLetter(key[0]) || key[0] == '_') && key.All(c => char.IsLetterOrDigit(c) || c == '_');
+
+    /// <summary><c>models/poolformer.mix</c> → <c>models.poolformer.mix.g.cs</c>.</summary>
+    public static string HintName(string relativePath)
+    {
+        var sb = new StringBuilder();
+        foreach (var c in relativePath.Replace('\\', '/').TrimStart('/'))
+            sb.Append(c == '/' ? '.' : char.IsLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '_');
+        return sb + ".g.cs";
+    }
+
+    /// <summary>A C# string literal.</summary>
+    public static string Literal(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n").Replace("\r", "\\r") + "\"";
+}

@@ -1,0 +1,65 @@
+namespace Mix.Generator;
+
+// The spec model between parsing and emitting: plain records of strings, ints and equatable arrays. No Roslyn
+// types, no spans or offsets (a whitespace edit leaves a spec equal); .mix line numbers only for #line.
+
+/// <summary>One .mix file as the generator sees it.</summary>
+public sealed record MixInput(string Path, string Text, string? Namespace = null);
+
+/// <summary>Settings read from MSBuild properties.</summary>
+public sealed record GeneratorSettings(string Namespace, string ProjectDir, bool FusedDefault);
+
+/// <summary>What is generated for one .mix file.</summary>
+public sealed record FileSpec(
+    string HintName,
+    string MixPath,
+    string Namespace,
+    bool Skipped,
+    EquatableArray<ClassSpec> Classes,
+    EquatableArray<GenDiagnostic> Diagnostics);
+
+/// <summary>One generated module class.</summary>
+public sealed record ClassSpec(
+    string Name,
+    string MixName,
+    string Kind,
+    EquatableArray<string> Doc,
+    EquatableArray<InputSpec> Inputs,
+    EquatableArray<OptionSpec> Options,
+    EquatableArray<FieldSpec> Fields,
+    EquatableArray<CodeLine> Constructor,
+    EquatableArray<CodeLine> Forward,
+    bool IsAlias,
+    string? AliasType,
+    string OutputDoc);
+
+/// <summary>A forward input.</summary>
+public sealed record InputSpec(string Name, string Doc);
+
+/// <summary>A property of the Options record: one .mix parameter.</summary>
+public sealed record OptionSpec(string Name, string MixName, string Type, string? Default, bool Required, string Doc);
+
+/// <summary>A layer field: name, state-dict key, type.</summary>
+public sealed record FieldSpec(string Name, string Key, string Type, string Doc);
+
+/// <summary>A line of emitted code, mapped to a .mix line (1-based) or 0 for glue.</summary>
+public sealed record CodeLine(int Line, string Code);
+
+/// <summary>A C# class bound to a .mix model by <c>[MixModel("file.mix", "name")]</c>; where the attribute is, as numbers.</summary>
+public sealed record ModelBinding(
+    string ClassName,
+    string Namespace,
+    string Accessibility,
+    string MixPath,
+    string ModelName,
+    string? Problem,
+    string FilePath,
+    int SpanStart,
+    int SpanLength,
+    int StartLine,
+    int StartColumn,
+    int EndLine,
+    int EndColumn);
+
+/// <summary>A problem found while generating (not a front-end diagnostic).</summary>
+public sealed record GenDiagnostic(string Id, string Message, int Line, int Column);

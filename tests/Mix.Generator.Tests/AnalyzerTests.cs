@@ -1,0 +1,98 @@
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+using Xunit;
+
+namespace Mix.Generator.Tests;
+
+/// <summary>The analyzer reports front-end diagnostics at exact spans; the generator skips the file without reporting again.</summary>
+public class AnalyzerTests
+{
+    const string Bad = "block b(dim: int) (x: [B, dim]) -> [B, dim]\n{\n  fc = linaer(dim, dim)\n}\n";
+
+    static ImmutableArray<Diagnostic> Analyze(params InMemoryText[] texts)
+    {
+        var compilation = Harness.Compilation("namespace User { public class A { } }");
+        var options = new AnalyzerOptions(texts.Cast<AdditionalText>().ToImmutableArray());
+        return compilation.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new MixAnalyzer()), options)
+            .GetAnalyzerDiagnosticsAsync(TestContext.Current.CancellationToken).Result;
+    }
+
+    [Fact]
+    public void Unknown_name_is_reported_at_its_exact_span_with_help_link()
+    {
+        var diagnostics = Analyze(new InMemoryText("/p/bad.mix", Bad));
+        var d = Assert.Single(diagnostics, x => x.Id == "MIX0101");
+        Assert.Equal(DiagnosticSeverity.Error, d.Severity);
+        Assert.Equal("/p/bad.mix", d.Location.GetLineSpan().Path);
+        Assert.Equal(Bad.IndexOf("linaer", System.StringComparison.Ordinal), d.Location.SourceSpan.Start);
+        Assert.Equal("linaer".Length, d.Location.SourceSpan.Length);
+        Assert.Equal((2, 7), (d.Location.GetLineSpan().StartLinePosition.Line, d.Location.GetLineSpan().StartLinePosition.Character));
+        Assert.Equal((2, 13), (d.Location.GetLineSpan().EndLinePosition.Line, d.Location.GetLineSpan().EndLinePosition.Character));
+        Assert.Contains("linear", d.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal("docs/language.md#mix0101", d.Descriptor.HelpLinkUri);
+    }
+
+    [Fact]
+    public void Imports_resolve_within_the_additional_files()
+    {
+        var lib = new InMemoryText("/p/lib/blocks.mix", "block b(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n");
+        var user = new InMemoryText("/p/net.mix", "import \"lib/blocks.mix\"\nmodel m(dim: int = 8) (x: [B, 8]) -> [B, 8] { body = b(dim) }\n");
+        Assert.Empty(Analyze(lib, user));
+        var missing = Analyze(user);
+        Assert.Equal("MIX0104", missing.OrderBy(x => x.Location.SourceSpan.Start).First().Id);
+    }
+
+    [Fact]
+    public void Generator_skips_invalid_files_without_reporting_twice()
+    {
+        var good = new InMemoryText(Harness.Root + "good.mix", "block g(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n");
+        var result = Harness.Run(new[] { new InMemoryText(Harness.Root + "bad.mix", Bad), good }, out var output);
+        Assert.Empty(result.Diagnostics);
+        var hints = result.Results.Single().GeneratedSources.Select(s => s.HintName).ToList();
+        Assert.DoesNotContain("bad.mix.g.cs", hints);
+        Assert.Contains("good.mix.g.cs", hints);
+        Assert.Empty(output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity >= DiagnosticSeverity.Warning));
+    }
+
+    [Fact]
+    public void Every_front_end_id_has_one_descriptor()
+    {
+        var ids = new MixAnalyzer().SupportedDiagnostics.Select(d => d.Id).ToList();
+        Assert.Equal(Mix.Dsl.Diagnostics.DiagnosticIds.All.Select(d => d.Id).OrderBy(i => i), ids);
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+    }
+}
+
+/// <summary>[MixModel] binds a user partial class to a .mix model; misuse is reported at the attribute.</summary>
+public class MixModelTests
+{
+    static GeneratorDriverRunResult Run(string csharp, out Compilation output) => Harness.Run(Harness.Examples(), out output, csharp);
+
+    [Fact]
+    public void Partial_class_becomes_the_model()
+    {
+        var result = Run("namespace User { [Mix.MixModel(\"models/poolformer.mix\", \"poolformer_s12\")] public partial class MyNet { } }", out var output);
+        Assert.Empty(result.Diagnostics);
+        Assert.Contains(result.Results.Single().GeneratedSources, s => s.HintName == "User.MyNet.MixModel.g.cs");
+        Assert.Empty(output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity >= DiagnosticSeverity.Warning).Select(d => d.ToString()));
+        var type = output.GetTypeByMetadataName("User.MyNet")!;
+        Assert.Equal("Module", type.BaseType!.Name);
+        Assert.NotNull(type.GetTypeMembers("Options").SingleOrDefault());
+    }
+
+    [Theory]
+    [InlineData("[Mix.MixModel(\"models/poolformer.mix\", \"poolformer_s99\")] public partial class MyNet { }", "MIX9102")]
+    [InlineData("[Mix.MixModel(\"models/nope.mix\", \"poolformer_s12\")] public partial class MyNet { }", "MIX9101")]
+    [InlineData("[Mix.MixModel(\"models/poolformer.mix\", \"poolformer_s12\")] public class MyNet { }", "MIX9103")]
+    public void Misuse_is_reported_at_the_attribute(string declaration, string id)
+    {
+        var source = "namespace User { " + declaration + " }";
+        var result = Run(source, out _);
+        var d = Assert.Single(result.Diagnostics);
+        Assert.Equal(id, d.Id);
+        var attribute = source.IndexOf("Mix.MixModel", System.StringComparison.Ordinal);
+        Assert.Equal(attribute, d.Location.SourceSpan.Start);
+    }
+}

@@ -1,0 +1,119 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Xunit;
+
+namespace Mix.Generator.Tests;
+
+/// <summary>Step tracking: what each kind of edit reruns.</summary>
+public class IncrementalTests
+{
+    static (GeneratorDriver Driver, CSharpCompilation Compilation, List<InMemoryText> Texts) FirstRun()
+    {
+        var texts = Harness.Examples();
+        var compilation = Harness.Compilation("namespace User { public class A { } }");
+        var driver = Harness.Driver(texts).RunGenerators(compilation, TestContext.Current.CancellationToken);
+        return (driver, compilation, texts);
+    }
+
+    static List<(FileSpec Spec, IncrementalStepRunReason Reason)> FileSpecOutputs(GeneratorDriver driver)
+    {
+        var steps = driver.GetRunResult().Results.Single().TrackedSteps[MixGenerator.Steps.FileSpecs];
+        return steps.SelectMany(s => s.Outputs).Select(o => ((FileSpec)o.Value, o.Reason)).ToList();
+    }
+
+    static GeneratorDriver Edit(GeneratorDriver driver, CSharpCompilation compilation, List<InMemoryText> texts, string file, Func<string, string> edit)
+    {
+        var old = texts.Single(t => t.Path.EndsWith("/" + file, StringComparison.Ordinal));
+        var updated = new InMemoryText(old.Path, edit(old.GetText(TestContext.Current.CancellationToken).ToString()));
+        return driver.ReplaceAdditionalText(old, updated).RunGenerators(compilation, TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public void Unrelated_csharp_edit_leaves_every_mix_output_cached()
+    {
+        var (driver, compilation, _) = FirstRun();
+        var edited = compilation.ReplaceSyntaxTree(compilation.SyntaxTrees.First(),
+            CSharpSyntaxTree.ParseText("namespace User { public class A { int x; } }", new CSharpParseOptions(LanguageVersion.Latest), cancellationToken: TestContext.Current.CancellationToken));
+        driver = driver.RunGenerators(edited, TestContext.Current.CancellationToken);
+        var outputs = FileSpecOutputs(driver);
+        Assert.NotEmpty(outputs);
+        Assert.All(outputs, o => Assert.Equal(IncrementalStepRunReason.Cached, o.Reason));
+        var run = driver.GetRunResult().Results.Single();
+        Assert.All(run.TrackedSteps[MixGenerator.Steps.Specs].SelectMany(s => s.Outputs), o => Assert.Equal(IncrementalStepRunReason.Cached, o.Reason));
+    }
+
+    [Theory]
+    [InlineData("trailing spaces")]
+    [InlineData("comment text")]
+    public void Whitespace_or_comment_edit_leaves_every_spec_unchanged(string kind)
+    {
+        var (driver, compilation, texts) = FirstRun();
+        driver = Edit(driver, compilation, texts, "poolformer.mix", text => kind == "trailing spaces"
+            ? text.Replace("model poolformer_s12(num_classes: int = 1000) = metaformer(", "model   poolformer_s12(num_classes: int = 1000)   =   metaformer(")
+            : text.Replace("// PoolFormer", "// The PoolFormer family"));
+        var outputs = FileSpecOutputs(driver);
+        Assert.Contains(outputs, o => o.Spec.HintName == "models.poolformer.mix.g.cs");
+        Assert.All(outputs, o => Assert.Contains(o.Reason, new[] { IncrementalStepRunReason.Unchanged, IncrementalStepRunReason.Cached }));
+    }
+
+    [Fact]
+    public void Real_edit_regenerates_only_that_file()
+    {
+        var (driver, compilation, texts) = FirstRun();
+        driver = Edit(driver, compilation, texts, "poolformer.mix", text => text.Replace("model poolformer_s24(num_classes: int = 1000)", "model poolformer_s24(num_classes: int = 100)"));
+        var outputs = FileSpecOutputs(driver);
+        var modified = outputs.Where(o => o.Reason == IncrementalStepRunReason.Modified).Select(o => o.Spec.HintName).ToList();
+        Assert.Equal(new[] { "models.poolformer.mix.g.cs" }, modified);
+        var source = driver.GetRunResult().Results.Single().GeneratedSources.Single(s => s.HintName == "models.poolformer.mix.g.cs");
+        Assert.Contains("public long NumClasses { get; init; } = 100;", source.SourceText.ToString());
+    }
+
+    [Fact]
+    public void Hint_names_come_from_relative_paths_and_do_not_collide()
+    {
+        var texts = new[]
+        {
+            new InMemoryText(Harness.Root + "a/net.mix", "block b(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }"),
+            new InMemoryText(Harness.Root + "c/net.mix", "block d(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }"),
+        };
+        var driver = Harness.Driver(texts).RunGenerators(Harness.Compilation(), TestContext.Current.CancellationToken);
+        var hints = driver.GetRunResult().Results.Single().GeneratedSources.Select(s => s.HintName).Where(h => h.EndsWith(".mix.g.cs", StringComparison.Ordinal)).OrderBy(h => h).ToList();
+        Assert.Equal(new[] { "a.net.mix.g.cs", "c.net.mix.g.cs" }, hints);
+    }
+
+    [Fact]
+    public void Every_step_has_a_tracking_name()
+    {
+        var (driver, _, _) = FirstRun();
+        var steps = driver.GetRunResult().Results.Single().TrackedSteps.Keys.ToHashSet();
+        foreach (var name in new[] { MixGenerator.Steps.Inputs, MixGenerator.Steps.Settings, MixGenerator.Steps.Specs, MixGenerator.Steps.FileSpecs })
+            Assert.Contains(name, steps);
+    }
+
+    [Fact]
+    public void No_roslyn_type_is_reachable_from_the_spec_model()
+    {
+        var seen = new HashSet<Type>();
+        var queue = new Queue<Type>(new[] { typeof(FileSpec), typeof(ModelBinding), typeof(GeneratorSettings), typeof(MixInput) });
+        while (queue.Count > 0)
+        {
+            var t = queue.Dequeue();
+            if (!seen.Add(t)) continue;
+            Assert.False(t.Namespace?.StartsWith("Microsoft.CodeAnalysis", StringComparison.Ordinal) == true, $"{t} is a Roslyn type");
+            Assert.False(t.Namespace?.StartsWith("Mix.Dsl", StringComparison.Ordinal) == true, $"{t} is a front-end type (spans, nodes)");
+            if (t.IsPrimitive || t == typeof(string) || t.IsEnum) continue;
+            if (t.Namespace?.StartsWith("Mix.Generator", StringComparison.Ordinal) == true && !t.IsGenericTypeDefinition)
+                Assert.True(typeof(IEquatable<>).MakeGenericType(t).IsAssignableFrom(t), $"{t} is not equatable");
+            foreach (var g in t.GetGenericArguments()) queue.Enqueue(g);
+            if (t.IsArray) queue.Enqueue(t.GetElementType()!);
+            if (t.Namespace?.StartsWith("Mix.Generator", StringComparison.Ordinal) != true) continue;
+            foreach (var p in t.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+                if (p.GetIndexParameters().Length == 0) queue.Enqueue(p.PropertyType);
+        }
+        Assert.Contains(typeof(ClassSpec), seen);
+        Assert.Contains(typeof(CodeLine), seen);
+    }
+}
