@@ -180,9 +180,10 @@ namespace Mix.Runtime.Fused
             int dt = FusedKernels.DtypeCode(x.dtype);
             if (dt < 0 || !IsAvailable(x.device) || NeedsGrad(x, gnWeight, gnBias, layerScale)) return null;
             long M = C * H * W;
-            long tilesX = (W + 31) / 32, tilesY = (H + 7) / 8;
+            long tilesX = (W + 31) / 32;
+            int rowsPerThread = (int)((H + 7) / 8);
             if (B == 0 || M == 0) return x.clone();
-            if (B > 65535 || tilesX * tilesY > 65535 || B * C > int.MaxValue || H * W > int.MaxValue) return null;
+            if (B > 65535 || tilesX > 65535 || B * C > int.MaxValue || H * W > int.MaxValue) return null;
             int dev = DeviceIndex(x);
             try
             {
@@ -212,8 +213,8 @@ namespace Mix.Runtime.Fused
                 {
                     a.Add(xc, xc.dtype, "x").Add(rstd, ScalarType.Float32, "rstd").Add(w, ScalarType.Float32, "gnWeight")
                         .Add(ls, ScalarType.Float32, "layerScale").Add(y, y.dtype, "y")
-                        .Add((int)C).Add((int)H).Add((int)W).Add((int)tilesX);
-                    fApply.Launch(new Dim3((uint)(B * C), (uint)(tilesX * tilesY)), new Dim3(32, 8), 0, a);
+                        .Add((int)C).Add((int)H).Add((int)W).Add(rowsPerThread);
+                    fApply.Launch(new Dim3((uint)(B * C), (uint)tilesX), new Dim3(32, 8), 0, a);
                 }
                 return y.MoveToOuterDisposeScope();
             }
@@ -239,7 +240,30 @@ namespace Mix.Runtime.Fused
                 || spectrum.shape[^1] != complexWeight.shape[2])
                 throw new ArgumentException($"spectrum [..., h, w, dim] does not match weight [{string.Join(", ", complexWeight.shape)}]");
             if (spectrum.dtype != ScalarType.ComplexFloat32 || !IsAvailable(spectrum.device) || NeedsGrad(spectrum, complexWeight)) return null;
+            if (!spectrum.is_contiguous() && spectrum.dim() == 4)
+            {
+                // rfft2 over (1, 2) returns a permuted layout; multiply in memory order with the filter permuted alike.
+                var strides = spectrum.stride();
+                var perm = Enumerable.Range(0, 4).OrderByDescending(i => strides[i]).ThenBy(i => i).Select(i => (long)i).ToArray();
+                using var sp = spectrum.permute(perm);
+                if (perm[0] == 0 && sp.is_contiguous())
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var wp = complexWeight.permute(perm[1] - 1, perm[2] - 1, perm[3] - 1, 3).contiguous();
+                    var r = SpectralCore(sp, wp, inPlace);
+                    if (r is null) return null;
+                    if (inPlace) return spectrum;
+                    var inv = new long[4];
+                    for (int i = 0; i < 4; i++) inv[perm[i]] = i;
+                    return r.permute(inv).MoveToOuterDisposeScope();
+                }
+            }
             if (inPlace && !spectrum.is_contiguous()) return null;
+            return SpectralCore(spectrum, complexWeight, inPlace);
+        }
+
+        private static Tensor? SpectralCore(Tensor spectrum, Tensor complexWeight, bool inPlace)
+        {
             int dev = DeviceIndex(spectrum);
             try
             {
@@ -284,7 +308,8 @@ namespace Mix.Runtime.Fused
             var spectrum = torch.fft.rfft2(grid.to_type(ScalarType.Float32), dim: new long[] { 1, 2 }, norm: FFTNormType.Ortho);
             if (spectrum.shape[1] != complexWeight.shape[0] || spectrum.shape[2] != complexWeight.shape[1])
                 throw new ArgumentException($"spatial size {a}x{b} does not match the filter", nameof(x));
-            var filtered = SpectralMultiply(spectrum, complexWeight, inPlace: true);
+            var filtered = SpectralMultiply(spectrum, complexWeight, inPlace: true)
+                           ?? SpectralMultiply(spectrum, complexWeight, inPlace: false);
             if (filtered is null) return null;
             var y = torch.fft.irfft2(filtered, s: new[] { a, b }, dim: new long[] { 1, 2 }, norm: FFTNormType.Ortho);
             return y.reshape(x.shape).MoveToOuterDisposeScope();

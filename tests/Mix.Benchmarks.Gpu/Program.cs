@@ -73,19 +73,19 @@ internal static class Program
 
         using (torch.no_grad())
         {
-            Copy();
-            Pooling(ScalarType.Float32, 32, 64, 112, 112);
-            Pooling(ScalarType.BFloat16, 64, 64, 112, 112);
-            Epilogue(ScalarType.BFloat16, FusedActivation.Gelu);
-            Epilogue(ScalarType.Float32, FusedActivation.Gelu);
-            Epilogue(ScalarType.BFloat16, FusedActivation.StarReLU);
-            Epilogue(ScalarType.BFloat16, FusedActivation.SquaredReLU);
-            LayerScale(ScalarType.BFloat16);
-            Spectral();
-            GlobalFilterEndToEnd();
-            Scan(ScalarType.Float32, 1, 1536, 16, 2048, withPerStepReference: true);
-            Scan(ScalarType.BFloat16, 8, 1536, 16, 2048, withPerStepReference: false);
-            Step(ScalarType.Float32, 16, 1536, 16);
+            Guard(() => Copy());
+            Guard(() => Pooling(ScalarType.Float32, 32, 64, 112, 112));
+            Guard(() => Pooling(ScalarType.BFloat16, 64, 64, 112, 112));
+            Guard(() => Epilogue(ScalarType.BFloat16, FusedActivation.Gelu));
+            Guard(() => Epilogue(ScalarType.Float32, FusedActivation.Gelu));
+            Guard(() => Epilogue(ScalarType.BFloat16, FusedActivation.StarReLU));
+            Guard(() => Epilogue(ScalarType.BFloat16, FusedActivation.SquaredReLU));
+            Guard(() => LayerScale(ScalarType.BFloat16));
+            Guard(() => Spectral());
+            Guard(() => GlobalFilterEndToEnd());
+            Guard(() => Scan(ScalarType.Float32, 1, 1536, 16, 2048, withPerStepReference: true));
+            Guard(() => Scan(ScalarType.BFloat16, 8, 1536, 16, 2048, withPerStepReference: false));
+            Guard(() => Step(ScalarType.Float32, 16, 1536, 16));
         }
 
         Directory.CreateDirectory(outDir);
@@ -96,6 +96,12 @@ internal static class Program
         File.WriteAllText(Path.Combine(outDir, "benchmarks_torchsharp.md"), md);
         Console.WriteLine(md);
         return 0;
+    }
+
+    private static void Guard(Action a)
+    {
+        try { a(); }
+        catch (Exception e) { Console.Error.WriteLine($"case failed: {e.GetType().Name}: {e.Message}"); }
     }
 
     // ---- timing ----------------------------------------------------------------------------------------------

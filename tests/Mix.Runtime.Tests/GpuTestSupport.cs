@@ -17,6 +17,7 @@ internal static class Gpu
 
     public static void Require()
     {
+        KernelLog.Warning ??= m => Console.Error.WriteLine(m);
         Assert.SkipWhen(Unavailable.Value is not null, $"no CUDA device: {Unavailable.Value}");
         Assert.True(KernelRuntime.Shared.IsAvailable, $"CUDA is present but kernels are not: {KernelRuntime.Shared.UnavailableReason}");
     }
