@@ -69,21 +69,14 @@ public sealed class MixCompilation
     public static MixCompilation Create(IEnumerable<SourceText> sources)
     {
         var list = sources.ToList();
-        MixCompilation? result = null;
-        Exception? failure = null;
-        // Parsing and checking recurse with the input's nesting; a large stack keeps hostile inputs diagnosable.
-        var thread = new System.Threading.Thread(() =>
+        bool deep = list.Any(s => StackDepth.NeedsLargeStack(s.Text));
+        return StackDepth.Run(deep, () => Build(list), failure =>
         {
-            try { result = Build(list); }
-            catch (Exception e) { failure = e; }
-        }, 64 * 1024 * 1024);
-        thread.Start();
-        thread.Join();
-        if (result is not null) return result;
-        var bag = new DiagnosticBag();
-        var src = list.FirstOrDefault() ?? new SourceText("", "");
-        bag.Report(DiagnosticIds.InternalError, src, new TextSpan(0, 0), $"internal checker error ({failure?.GetType().Name}: {failure?.Message})");
-        return new MixCompilation(Array.Empty<MixFile>(), bag.Items, new List<CheckedDefinition>());
+            var bag = new DiagnosticBag();
+            var src = list.FirstOrDefault() ?? new SourceText("", "");
+            bag.Report(DiagnosticIds.InternalError, src, new TextSpan(0, 0), $"internal checker error ({failure.GetType().Name}: {failure.Message})");
+            return new MixCompilation(Array.Empty<MixFile>(), bag.Items, new List<CheckedDefinition>());
+        });
     }
 
     static MixCompilation Build(List<SourceText> sources)
@@ -93,6 +86,10 @@ public sealed class MixCompilation
         var evaluator = new Evaluator(bag);
         var contexts = files.Select(f => new FileContext(f)).ToList();
         foreach (var c in contexts) evaluator.Contexts[c.File] = c;
+        foreach (var f in files)
+            foreach (var d in f.Definitions)
+                if (bag.Items.Any(x => x.Path == f.Source.Path && x.Descriptor.Category == "Syntax" && x.Span.Start >= d.Span.Start && x.Span.Start <= d.Span.End))
+                    evaluator.Broken.Add(d);
 
         var byPath = new Dictionary<string, FileContext>(StringComparer.Ordinal);
         foreach (var c in contexts) byPath[NormalizePath(c.Source.Path)] = c;

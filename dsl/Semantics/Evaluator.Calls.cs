@@ -21,7 +21,8 @@ internal sealed partial class Evaluator
         var callee = Eval(call.Callee, f);
         if (callee is UnknownValue) return UnknownValue.Instance;
 
-        var tensors = args.TakeWhile(a => a.Name is null && a.Value is TensorValue or UnknownValue { Kind: TypeKind.Tensor }).ToList();
+        // Leading tensors are the inputs; a piped value always is one (even when unknown after an error).
+        var tensors = args.TakeWhile((a, i) => a.Name is null && (a.Value is TensorValue || (i == 0 && pipeInput is not null))).ToList();
         var rest = args.Skip(tensors.Count).ToList();
 
         if (callee is FactoryValue factory)
@@ -157,7 +158,7 @@ internal sealed partial class Evaluator
         var result = new Dictionary<string, Value>(factory.Args.ToDictionary(k => k.Key, k => k.Value));
         var positional = (byName ? c.ExplicitParams : c.Params)
             .Where(p => !factory.Args.ContainsKey(p.Name))
-            .Where(p => !(skipTensorParams && p.Type.Kind == TypeKind.Tensor))
+            .Where(p => !(skipTensorParams && p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray))
             .ToList();
         int next = 0;
         bool ok = true;

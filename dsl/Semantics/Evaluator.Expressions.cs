@@ -308,9 +308,9 @@ internal sealed partial class Evaluator
         count = 0;
         known = false;
         if (v is UnknownValue) return false;
-        if (v is not IntValue iv)
+        if (v is not IntValue iv || (iv.Dim.IsConstant && !iv.Dim.HasIntegerCoefficients))
         {
-            Report(f, e.Span, DiagnosticIds.WrongType, $"{what} must be an int; found {Describe(v)}");
+            Report(f, e.Span, DiagnosticIds.UnknownBound, $"{what} must be a whole number known when the model is built; found {Describe(v)}");
             return false;
         }
         if (iv.Dim.AsLong is long n && n <= MaxUnroll && n >= -MaxUnroll) { count = n; known = true; }
@@ -361,6 +361,6 @@ internal sealed partial class Evaluator
         var input = Eval(pipe.Left, f);
         if (pipe.Right is CallExpr call) return EvalCall(call, f, input);
         var fn = Eval(pipe.Right, f);
-        return ApplyValue(fn, new[] { input }, pipe.Right.Span, pipe.Span, f);
+        return ApplyValue(fn, new[] { input }, pipe.Right.Span, pipe.Right.Span, f);
     }
 }

@@ -76,6 +76,7 @@ internal sealed partial class Evaluator
             {
                 if (frame.DeclaredLayers.Count == 0)
                 {
+                    if (Broken.Contains(u.Definition)) return UnknownValue.Instance;
                     Report(file, u.Definition.Name.Span, DiagnosticIds.MissingReturn,
                         $"{u.Name} neither returns a value nor declares layers to run in order; add `return ...`");
                     return UnknownValue.Instance;
@@ -83,7 +84,7 @@ internal sealed partial class Evaluator
                 result = RunPipeline(frame, inputs, callSpan);
                 resultSpan = u.Definition.Name.Span;
             }
-            WarnUnused(frame, ret is not null);
+            if (!Broken.Contains(u.Definition)) WarnUnused(frame, ret is not null);
             return CheckOutput(u, sig, result, frame, resultSpan);
         }
         finally
@@ -112,6 +113,11 @@ internal sealed partial class Evaluator
             if (p.DefaultExpr is not null)
             {
                 var d = Eval(p.DefaultExpr, paramFrame);
+                if (!Conforms(d, p.Type))
+                {
+                    Report(file, p.DefaultExpr.Span, DiagnosticIds.WrongType, $"the default of '{p.Name}' must be {p.Type}; found {Describe(d)}");
+                    d = UnknownValue.Instance;
+                }
                 scope.Set(p.Name, d);
                 continue;
             }

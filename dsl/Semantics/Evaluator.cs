@@ -23,6 +23,9 @@ internal sealed partial class Evaluator
 
     readonly DiagnosticBag _diagnostics;
     readonly List<Callable> _active = new();
+
+    /// <summary>Definitions with syntax errors: follow-on flow diagnostics (missing return, unused layer) are not reported.</summary>
+    internal HashSet<Syntax.Definition> Broken { get; } = new();
     int _steps;
 
     public Evaluator(DiagnosticBag diagnostics) => _diagnostics = diagnostics;

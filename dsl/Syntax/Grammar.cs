@@ -17,7 +17,8 @@ internal static class Grammar
 
     static readonly HashSet<string> Keywords = new(StringComparer.Ordinal)
     {
-        "import", "model", "block", "mixer", "enum", "return", "if", "then", "else", "for", "in",
+        // model, block and mixer only start definitions, so they stay usable as layer names (HF's `mixer`).
+        "import", "enum", "return", "if", "then", "else", "for", "in",
         "true", "false", "none", "and", "or", "not",
     };
 
@@ -33,43 +34,119 @@ internal static class Grammar
 
     // ---- lexical -------------------------------------------------------------------------------------------
 
-    static Parser<T> Tok<T>(Parser<T> p) => p.Token();
+    // Hand-written token parsers: Sprache's character combinators format a failure message at every failed
+    // attempt, which made parsing ~10x slower. These fail with shared, preallocated expectations instead.
 
-    static Parser<string> Sym(string s) => Parse.String(s).Text().Token().Named($"'{s}'");
+    static IInput SkipWs(IInput i)
+    {
+        var src = i.Source;
+        int p = i.Position;
+        while (p < src.Length && char.IsWhiteSpace(src[p])) p++;
+        return Skip(i, p - i.Position);
+    }
+
+    static IResult<T> Fail<T>(IInput i, string[] expected) => Result.Failure<T>(i, "unexpected input", expected);
+
+    static IInput Skip(IInput i, int n)
+    {
+        if (i is FastInput f) return f.Skip(n);
+        for (int k = 0; k < n; k++) i = i.Advance();
+        return i;
+    }
+
+    static bool Matches(IInput i, string s)
+    {
+        var src = i.Source;
+        return i.Position + s.Length <= src.Length && string.CompareOrdinal(src, i.Position, s, 0, s.Length) == 0;
+    }
+
+    static bool IsIdentChar(char c) => c < 128 && (char.IsLetterOrDigit(c) || c == '_');
+
+    static Parser<string> Sym(string s)
+    {
+        var expected = new[] { $"'{s}'" };
+        return input =>
+        {
+            var i = SkipWs(input);
+            if (!Matches(i, s)) return Fail<string>(i, expected);
+            return Result.Success(s, SkipWs(Skip(i, s.Length)));
+        };
+    }
 
     /// <summary>An operator that is not the prefix of a longer one (<c>=</c> but not <c>==</c>).</summary>
-    static Parser<string> Op(string s, string notFollowedBy) =>
-        (from o in Parse.String(s).Text()
-         from _ in Parse.Chars(notFollowedBy).Not()
-         select o).Token().Named($"'{s}'");
+    static Parser<string> Op(string s, string notFollowedBy)
+    {
+        var expected = new[] { $"'{s}'" };
+        return input =>
+        {
+            var i = SkipWs(input);
+            if (!Matches(i, s)) return Fail<string>(i, expected);
+            int after = i.Position + s.Length;
+            if (after < i.Source.Length && notFollowedBy.IndexOf(i.Source[after]) >= 0) return Fail<string>(i, expected);
+            return Result.Success(s, SkipWs(Skip(i, s.Length)));
+        };
+    }
 
-    static readonly Parser<string> RawIdent =
-        from first in Parse.Letter.Or(Parse.Char('_'))
-        from rest in Parse.LetterOrDigit.Or(Parse.Char('_')).Many().Text()
-        select first + rest;
+    static readonly string[] NameExpected = { "name" };
 
-    static Parser<string> Keyword(string k) =>
-        (from w in Parse.String(k).Text()
-         from _ in Parse.LetterOrDigit.Or(Parse.Char('_')).Not()
-         select w).Token().Named($"'{k}'");
+    static readonly Parser<string> RawIdent = i =>
+    {
+        if (i.AtEnd || !(char.IsLetter(i.Current) && i.Current < 128 || i.Current == '_')) return Fail<string>(i, NameExpected);
+        int start = i.Position, end = start;
+        var src = i.Source;
+        while (end < src.Length && IsIdentChar(src[end])) end++;
+        return Result.Success(src.Substring(start, end - start), Skip(i, end - start));
+    };
 
-    static readonly Parser<Identifier> Ident =
-        (from s in RawIdent.Where(n => !Keywords.Contains(n)).Span()
-         select new Identifier(SpanOf(s), s.Value)).Token().Named("name");
+    static Parser<string> Keyword(string k)
+    {
+        var expected = new[] { $"'{k}'" };
+        return input =>
+        {
+            var i = SkipWs(input);
+            if (!Matches(i, k)) return Fail<string>(i, expected);
+            int after = i.Position + k.Length;
+            if (after < i.Source.Length && IsIdentChar(i.Source[after])) return Fail<string>(i, expected);
+            return Result.Success(k, SkipWs(Skip(i, k.Length)));
+        };
+    }
 
-    static readonly Parser<string> Digits = Parse.Digit.AtLeastOnce().Text();
+    static readonly Parser<Identifier> Ident = input =>
+    {
+        var i = SkipWs(input);
+        var r = RawIdent(i);
+        if (!r.WasSuccessful || Keywords.Contains(r.Value)) return Fail<Identifier>(i, NameExpected);
+        return Result.Success(new Identifier(TextSpan.FromBounds(i.Position, r.Remainder.Position), r.Value), SkipWs(r.Remainder));
+    };
 
-    static readonly Parser<Expr> Number =
-        (from s in (
-             from intPart in Digits
-             from frac in (from dot in Parse.Char('.') from d in Digits select "." + d).Optional()
-             from exp in (
-                 from e in Parse.Chars('e', 'E')
-                 from sign in Parse.Chars('+', '-').Optional()
-                 from d in Digits
-                 select "e" + (sign.IsDefined ? sign.Get().ToString() : "") + d).Optional()
-             select intPart + frac.GetOrElse("") + exp.GetOrElse("")).Span()
-         select MakeNumber(SpanOf(s), s.Value)).Token().Named("number");
+    static readonly string[] NumberExpected = { "number" };
+
+    static readonly Parser<Expr> Number = input =>
+    {
+        var i = SkipWs(input);
+        var src = i.Source;
+        int p = i.Position, n = src.Length;
+        if (p >= n || !char.IsDigit(src[p]) || src[p] > '9') return Fail<Expr>(i, NumberExpected);
+        int e = p;
+        while (e < n && src[e] >= '0' && src[e] <= '9') e++;
+        if (e + 1 < n && src[e] == '.' && src[e + 1] >= '0' && src[e + 1] <= '9')
+        {
+            e++;
+            while (e < n && src[e] >= '0' && src[e] <= '9') e++;
+        }
+        if (e < n && (src[e] == 'e' || src[e] == 'E'))
+        {
+            int x = e + 1;
+            if (x < n && (src[x] == '+' || src[x] == '-')) x++;
+            if (x < n && src[x] >= '0' && src[x] <= '9')
+            {
+                while (x < n && src[x] >= '0' && src[x] <= '9') x++;
+                e = x;
+            }
+        }
+        var text = src.Substring(p, e - p);
+        return Result.Success(MakeNumber(TextSpan.FromBounds(p, e), text), SkipWs(Skip(i, e - p)));
+    };
 
     static Expr MakeNumber(TextSpan span, string text)
     {
@@ -88,50 +165,110 @@ internal static class Grammar
              select body).Span()
          select (Expr)new StringExpr(SpanOf(s), s.Value)).Token().Named("string");
 
-    static readonly Parser<char> Semi = Parse.Char(';').Token();
+    static readonly string[] SemiExpected = { "';'" };
+    static readonly Parser<char> Semi = input =>
+    {
+        var i = SkipWs(input);
+        if (i.AtEnd || i.Current != ';') return Fail<char>(i, SemiExpected);
+        return Result.Success(';', SkipWs(Skip(i, 1)));
+    };
 
     // ---- expressions --------------------------------------------------------------------------------------
 
-    static readonly Parser<Expr> ExprRef = Lazy(() => Expression);
+    static readonly Parser<Expr> ExprRef = Lazy(() => Expression!);
 
-    static readonly Parser<Argument> Arg =
-        (from s in (
-             from name in (from n in Ident from eq in Op("=", "=") select n).Optional()
-             from value in ExprRef
-             select (name, value)).Span()
-         select new Argument(SpanOf(s), s.Value.name.IsDefined ? s.Value.name.Get().Name : null,
-             s.Value.name.IsDefined ? s.Value.name.Get().Span : default, s.Value.value)).Token();
+    static readonly Parser<string> LParen = Sym("("), RParen = Sym(")"), LBracket = Sym("["), RBracket = Sym("]"),
+        LBrace = Sym("{"), RBrace = Sym("}"), Comma = Sym(","), ColonP = Sym(":"), Assign = Op("=", "="), DotDot = Sym("..");
 
-    internal static readonly Parser<IReadOnlyList<Argument>> ArgList =
-        from open in Sym("(")
-        from args in Arg.DelimitedBy(Sym(",")).Optional()
-        from trailing in Sym(",").Optional()
-        from close in Sym(")")
-        select (IReadOnlyList<Argument>)(args.IsDefined ? args.Get().ToArray() : Array.Empty<Argument>());
+    static readonly Parser<Argument> Arg = input =>
+    {
+        var i = SkipWs(input);
+        string? name = null;
+        TextSpan nameSpan = default;
+        var id = Ident(i);
+        var start = i;
+        if (id.WasSuccessful)
+        {
+            var eq = Assign(id.Remainder);
+            if (eq.WasSuccessful) { name = id.Value.Name; nameSpan = id.Value.Span; i = eq.Remainder; }
+        }
+        var value = ExprRef(i);
+        if (!value.WasSuccessful) return Result.Failure<Argument>(value.Remainder, value.Message, value.Expectations);
+        return Result.Success(new Argument(TextSpan.FromBounds(start.Position, value.Value.Span.End), name, nameSpan, value.Value), value.Remainder);
+    };
 
-    static readonly Parser<Expr> ArrayLit =
-        from s in (
-            from open in Sym("[")
-            from items in ExprRef.DelimitedBy(Sym(",")).Optional()
-            from trailing in Sym(",").Optional()
-            from close in Sym("]")
-            select items.IsDefined ? items.Get().ToArray() : Array.Empty<Expr>()).Span()
-        select (Expr)new ArrayExpr(SpanOf(s), s.Value);
+    /// <summary><c>open item (, item)* [,] close</c>, returning the items and the end offset of <c>close</c>.</summary>
+    static IResult<(List<T> Items, int End)> Delimited<T>(IInput input, Parser<string> open, Parser<T> item, Parser<string> close)
+    {
+        var o = open(input);
+        if (!o.WasSuccessful) return Result.Failure<(List<T>, int)>(o.Remainder, o.Message, o.Expectations);
+        var items = new List<T>();
+        var i = o.Remainder;
+        while (true)
+        {
+            var c = close(i);
+            if (c.WasSuccessful) return Result.Success((items, SkipWsBack(c.Remainder)), c.Remainder);
+            if (items.Count > 0)
+            {
+                var comma = Comma(i);
+                if (!comma.WasSuccessful)
+                {
+                    var expected = c.Expectations.Concat(comma.Expectations).ToArray();
+                    return Result.Failure<(List<T>, int)>(comma.Remainder, "unexpected input", expected);
+                }
+                i = comma.Remainder;
+                c = close(i);
+                if (c.WasSuccessful) return Result.Success((items, SkipWsBack(c.Remainder)), c.Remainder);
+            }
+            var r = item(i);
+            if (!r.WasSuccessful) return Result.Failure<(List<T>, int)>(r.Remainder, r.Message, r.Expectations);
+            items.Add(r.Value);
+            i = r.Remainder;
+        }
+    }
+
+    /// <summary>The offset just after the last non-space character before <paramref name="i"/>.</summary>
+    static int SkipWsBack(IInput i)
+    {
+        int p = i.Position;
+        while (p > 0 && char.IsWhiteSpace(i.Source[p - 1])) p--;
+        return p;
+    }
+
+    internal static readonly Parser<IReadOnlyList<Argument>> ArgList = input =>
+    {
+        var r = Delimited(input, LParen, Arg, RParen);
+        return r.WasSuccessful
+            ? Result.Success<IReadOnlyList<Argument>>(r.Value.Items, r.Remainder)
+            : Result.Failure<IReadOnlyList<Argument>>(r.Remainder, r.Message, r.Expectations);
+    };
+
+    static readonly Parser<Expr> ArrayLit = input =>
+    {
+        var start = SkipWs(input).Position;
+        var r = Delimited(input, LBracket, ExprRef, RBracket);
+        return r.WasSuccessful
+            ? Result.Success<Expr>(new ArrayExpr(TextSpan.FromBounds(start, r.Value.End), r.Value.Items), r.Remainder)
+            : Result.Failure<Expr>(r.Remainder, r.Message, r.Expectations);
+    };
 
     static readonly Parser<Expr> Paren =
-        from open in Sym("(")
+        from open in LParen
         from e in ExprRef
-        from close in Sym(")")
+        from close in RParen
         select e;
 
-    static readonly Parser<Statement> StatementRef = Lazy(() => Statement);
+    static readonly Parser<Statement> StatementRef = Lazy(() => Statement!);
+
+    static readonly Parser<IEnumerable<char>> Semis = Semi.Many();
+    static readonly Parser<IEnumerable<Statement>> StatementsP = StatementRef.Then(st => Semis.Return(st)).XMany();
 
     static readonly Parser<Expr> InlineBlock =
         from s in (
-            from open in Sym("{")
-            from lead in Semi.Many()
-            from stmts in StatementRef.Then(st => Semi.Many().Return(st)).XMany()
-            from close in Sym("}")
+            from open in LBrace
+            from lead in Semis
+            from stmts in StatementsP
+            from close in RBrace
             select stmts.ToArray()).Span()
         select (Expr)new InlineBlockExpr(SpanOf(s), s.Value);
 
@@ -140,80 +277,155 @@ internal static class Grammar
         .Or(Keyword("false").Span().Select(s => (Expr)new BoolExpr(SpanOf(s), false)))
         .Or(Keyword("none").Span().Select(s => (Expr)new NoneExpr(SpanOf(s))));
 
-    static readonly Parser<Expr> Primary =
-        Number.Or(StringLit).Or(Literal).Or(InlineBlock).Or(ArrayLit).Or(Paren)
-            .Or(Ident.Select(i => (Expr)new NameExpr(i.Span, i.Name)))
-            .Named("expression");
+    static readonly string[] ExpressionExpected = { "expression" };
+    static readonly Parser<Expr> NameP = Ident.Select(i => (Expr)new NameExpr(i.Span, i.Name));
 
-    abstract record Suffix(int End);
-    sealed record CallSuffix(int End, IReadOnlyList<Argument> Args) : Suffix(End);
-    sealed record IndexSuffix(int End, Expr? Start, Expr? Stop, bool IsSlice) : Suffix(End);
-
-    static readonly Parser<Suffix> CallSuffixP =
-        from s in ArgList.Span() select (Suffix)new CallSuffix(s.End.Pos, s.Value);
-
-    static readonly Parser<Suffix> IndexSuffixP =
-        from s in (
-            from open in Sym("[")
-            from start in ExprRef.Optional()
-            from colon in Sym(":").Optional()
-            from stop in ExprRef.Optional()
-            from close in Sym("]")
-            select (start, colon.IsDefined, stop)).Span()
-        where s.Value.IsDefined || s.Value.start.IsDefined
-        select (Suffix)new IndexSuffix(s.End.Pos, s.Value.start.GetOrDefault(), s.Value.stop.GetOrDefault(), s.Value.IsDefined);
-
-    static readonly Parser<Expr> Postfix =
-        from p in Primary
-        from suffixes in CallSuffixP.Or(IndexSuffixP).Many()
-        select suffixes.Aggregate(p, (acc, s) => s switch
+    /// <summary>Dispatches on the first character rather than trying every alternative.</summary>
+    static readonly Parser<Expr> Primary = input =>
+    {
+        var i = SkipWs(input);
+        if (i.AtEnd) return Fail<Expr>(i, ExpressionExpected);
+        char c = i.Current;
+        if (c >= '0' && c <= '9') return Number(i);
+        switch (c)
         {
-            CallSuffix c => new CallExpr(TextSpan.FromBounds(acc.Span.Start, c.End), acc, c.Args),
-            IndexSuffix { IsSlice: true } ix => new SliceExpr(TextSpan.FromBounds(acc.Span.Start, ix.End), acc, ix.Start, ix.Stop),
-            IndexSuffix ix => (Expr)new IndexExpr(TextSpan.FromBounds(acc.Span.Start, ix.End), acc, ix.Start!),
-            _ => acc,
-        });
+            case '"': return StringLit(i);
+            case '{': return InlineBlock(i);
+            case '[': return ArrayLit(i);
+            case '(': return Paren(i);
+        }
+        if (c == 't' || c == 'f' || c == 'n')
+        {
+            var lit = Literal(i);
+            if (lit.WasSuccessful) return lit;
+        }
+        if (char.IsLetter(c) || c == '_') return NameP(i);
+        return Fail<Expr>(i, ExpressionExpected);
+    };
 
-    static readonly Parser<Expr> UnaryRef = Lazy(() => Unary);
+    static readonly Parser<IOption<Expr>> OptExpr = ExprRef.Optional();
+    static readonly Parser<IOption<string>> OptColon = ColonP.Optional();
+    static readonly IOption<Expr> EmptyExprOption =
+        ((Parser<Expr>)(i => Fail<Expr>(i, ExpressionExpected))).Optional()(new FastInput("")).Value;
+    static readonly Parser<IOption<Expr>> NoExpr = i => Result.Success(EmptyExprOption, i);
 
-    static readonly Parser<Expr> Unary =
-        (from s in (from op in Op("-", ">") from e in UnaryRef select e).Span()
-         select (Expr)new UnaryExpr(SpanOf(s), "-", s.Value))
-        .Or(from s in (from op in Keyword("not") from e in UnaryRef select e).Span()
-            select (Expr)new UnaryExpr(SpanOf(s), "not", s.Value))
-        .Or(Postfix);
+    /// <summary>Calls and indexing after a primary: <c>f(a)(b)[i][j:k]</c>.</summary>
+    static readonly Parser<Expr> Postfix = input =>
+    {
+        var r = Primary(input);
+        if (!r.WasSuccessful) return r;
+        var acc = r.Value;
+        var i = r.Remainder;
+        while (!i.AtEnd)
+        {
+            if (i.Current == '(')
+            {
+                var args = Delimited(i, LParen, Arg, RParen);
+                if (!args.WasSuccessful) return Result.Failure<Expr>(args.Remainder, args.Message, args.Expectations);
+                acc = new CallExpr(TextSpan.FromBounds(acc.Span.Start, args.Value.End), acc, args.Value.Items);
+                i = args.Remainder;
+            }
+            else if (i.Current == '[')
+            {
+                var open = LBracket(i);
+                var start = OptExpr(open.Remainder);
+                var colon = OptColon(start.Remainder);
+                var stop = colon.Value.IsDefined ? OptExpr(colon.Remainder) : NoExpr(colon.Remainder);
+                var close = RBracket(stop.Remainder);
+                if (!close.WasSuccessful) return Result.Failure<Expr>(close.Remainder, close.Message, close.Expectations);
+                if (!start.Value.IsDefined && !colon.Value.IsDefined) return Fail<Expr>(stop.Remainder, ExpressionExpected);
+                var span = TextSpan.FromBounds(acc.Span.Start, SkipWsBack(close.Remainder));
+                acc = colon.Value.IsDefined
+                    ? new SliceExpr(span, acc, start.Value.GetOrDefault(), stop.Value.GetOrDefault())
+                    : new IndexExpr(span, acc, start.Value.Get());
+                i = close.Remainder;
+            }
+            else break;
+        }
+        return Result.Success(acc, i);
+    };
 
-    /// <summary>Left-associative chain, iterative so long chains cannot overflow the stack.</summary>
-    static Parser<Expr> Chain(Parser<Expr> operand, Parser<string> op) =>
-        from first in operand
-        from rest in (from o in op.Span() from e in operand select (o, e)).Many()
-        select rest.Aggregate(first, (l, r) =>
-            new BinaryExpr(TextSpan.FromBounds(l.Span.Start, r.e.Span.End), r.o.Value, SpanOf(r.o), l, r.e));
+    static readonly Parser<Expr> UnaryRef = Lazy(() => Unary!);
+    static readonly Parser<string> MinusP = Op("-", ">"), NotP = Keyword("not");
+
+    static readonly Parser<Expr> Unary = input =>
+    {
+        var i = SkipWs(input);
+        var op = MinusP(i);
+        if (!op.WasSuccessful) op = NotP(i);
+        if (!op.WasSuccessful) return Postfix(i);
+        var operand = UnaryRef(op.Remainder);
+        if (!operand.WasSuccessful) return operand;
+        return Result.Success<Expr>(new UnaryExpr(TextSpan.FromBounds(i.Position, operand.Value.Span.End), op.Value, operand.Value), operand.Remainder);
+    };
+
+    /// <summary>Left-associative chain, iterative so long chains cannot overflow the stack. An operator must be
+    /// followed by an operand: <c>a + </c> is an error at the missing operand.</summary>
+    static Parser<Expr> Chain(Parser<Expr> operand, Parser<string> op) => input =>
+    {
+        var first = operand(input);
+        if (!first.WasSuccessful) return first;
+        var acc = first.Value;
+        var i = first.Remainder;
+        while (true)
+        {
+            var at = SkipWs(i);
+            var o = op(at);
+            if (!o.WasSuccessful) break;
+            var r = operand(o.Remainder);
+            if (!r.WasSuccessful) return r;
+            acc = new BinaryExpr(TextSpan.FromBounds(acc.Span.Start, r.Value.Span.End), o.Value, new TextSpan(at.Position, o.Value.Length), acc, r.Value);
+            i = r.Remainder;
+        }
+        return Result.Success(acc, i);
+    };
+
+    static Parser<string> AnyOf(params Parser<string>[] ops) => i =>
+    {
+        IResult<string>? last = null;
+        foreach (var p in ops)
+        {
+            var r = p(i);
+            if (r.WasSuccessful) return r;
+            last = r;
+        }
+        return Result.Failure<string>(i, "unexpected input", ops.Length == 0 ? Array.Empty<string>() : last!.Expectations);
+    };
 
     static readonly Parser<Expr> Multiplicative =
-        Chain(Unary, Op("//", "=").Or(Op("/", "/=")).Or(Op("*", "=")).Or(Op("%", "=")));
+        Chain(Unary, AnyOf(Op("//", "="), Op("/", "/="), Op("*", "="), Op("%", "=")));
 
     static readonly Parser<Expr> Additive =
-        Chain(Multiplicative, Op("+", "=").Or(Op("-", ">=")));
+        Chain(Multiplicative, AnyOf(Op("+", "="), Op("-", ">=")));
 
-    static readonly Parser<Expr> Repeat =
-        from count in Additive
-        from rest in (from x in Keyword("x") from body in Additive select body).Optional()
-        select rest.IsDefined
-            ? new RepeatExpr(TextSpan.FromBounds(count.Span.Start, rest.Get().Span.End), count, rest.Get())
-            : count;
+    static readonly Parser<string> TimesX = Keyword("x");
 
-    static readonly Parser<Expr> Comparison =
-        from left in Repeat
-        from rest in (
-            from o in Op("==", "=").Or(Op("!=", "=")).Or(Op("<=", "=")).Or(Op(">=", "="))
-                .Or(Op("<", "=")).Or(Op(">", "=")).Span()
-            from right in Repeat
-            select (o, right)).Optional()
-        select rest.IsDefined
-            ? new BinaryExpr(TextSpan.FromBounds(left.Span.Start, rest.Get().right.Span.End), rest.Get().o.Value,
-                SpanOf(rest.Get().o), left, rest.Get().right)
-            : left;
+    static readonly Parser<Expr> Repeat = input =>
+    {
+        var count = Additive(input);
+        if (!count.WasSuccessful) return count;
+        var x = TimesX(count.Remainder);
+        if (!x.WasSuccessful) return count;
+        var body = Additive(x.Remainder);
+        if (!body.WasSuccessful) return count; // `a x` where x is a name on its own: not a repeat
+        return Result.Success<Expr>(new RepeatExpr(TextSpan.FromBounds(count.Value.Span.Start, body.Value.Span.End), count.Value, body.Value), body.Remainder);
+    };
+
+    static readonly Parser<string> CompareOp =
+        AnyOf(Op("==", "="), Op("!=", "="), Op("<=", "="), Op(">=", "="), Op("<", "="), Op(">", "="));
+
+    static readonly Parser<Expr> Comparison = input =>
+    {
+        var left = Repeat(input);
+        if (!left.WasSuccessful) return left;
+        var at = SkipWs(left.Remainder);
+        var o = CompareOp(at);
+        if (!o.WasSuccessful) return left;
+        var right = Repeat(o.Remainder);
+        if (!right.WasSuccessful) return right;
+        return Result.Success<Expr>(new BinaryExpr(TextSpan.FromBounds(left.Value.Span.Start, right.Value.Span.End), o.Value,
+            new TextSpan(at.Position, o.Value.Length), left.Value, right.Value), right.Remainder);
+    };
 
     static readonly Parser<Expr> And = Chain(Comparison, Keyword("and"));
     static readonly Parser<Expr> Or = Chain(And, Keyword("or"));
@@ -256,24 +468,40 @@ internal static class Grammar
          select new Annotation(SpanOf(s), new Identifier(SpanOf(s.Value.name), s.Value.name.Value),
              s.Value.args.GetOrElse(Array.Empty<Argument>()))).Token();
 
-    static readonly Parser<Statement> Return =
-        from s in (
-            from ann in AnnotationP.Many()
-            from kw in Keyword("return")
-            from e in Expression
-            select (ann, e)).Span()
-        select (Statement)new ReturnStatement(SpanOf(s), s.Value.ann.ToArray(), s.Value.e);
+    static readonly Parser<IEnumerable<Annotation>> Annotations = AnnotationP.Many();
+    static readonly Parser<string> ReturnKw = Keyword("return");
+    static readonly Parser<IEnumerable<Identifier>> Targets = Ident.DelimitedBy(Comma);
+    static readonly Annotation[] NoAnnotations = new Annotation[0];
 
-    static readonly Parser<Statement> Binding =
-        from s in (
-            from ann in AnnotationP.Many()
-            from targets in Ident.DelimitedBy(Sym(","))
-            from eq in Op("=", "=")
-            from e in Expression
-            select (ann, targets, e)).Span()
-        select (Statement)new BindingStatement(SpanOf(s), s.Value.ann.ToArray(), s.Value.targets.ToArray(), s.Value.e);
+    /// <summary><c>[@ann...] return expr</c> or <c>[@ann...] a, b = expr</c>.</summary>
+    internal static readonly Parser<Statement> Statement = input =>
+    {
+        var i = SkipWs(input);
+        int start = i.Position;
+        Annotation[] ann = NoAnnotations;
+        if (!i.AtEnd && i.Current == '@')
+        {
+            var a = Annotations(i);
+            ann = a.Value.ToArray();
+            i = a.Remainder;
+        }
+        var ret = ReturnKw(i);
+        if (ret.WasSuccessful)
+        {
+            var e = Expression(ret.Remainder);
+            if (!e.WasSuccessful) return Result.Failure<Statement>(e.Remainder, e.Message, e.Expectations);
+            return Result.Success<Statement>(new ReturnStatement(TextSpan.FromBounds(start, e.Value.Span.End), ann, e.Value), e.Remainder);
+        }
+        var targets = Targets(i);
+        if (!targets.WasSuccessful)
+            return Result.Failure<Statement>(targets.Remainder, "unexpected input", new[] { "'return'", "name" });
+        var eq = Assign(targets.Remainder);
+        if (!eq.WasSuccessful) return Result.Failure<Statement>(eq.Remainder, eq.Message, eq.Expectations);
+        var value = Expression(eq.Remainder);
+        if (!value.WasSuccessful) return Result.Failure<Statement>(value.Remainder, value.Message, value.Expectations);
+        return Result.Success<Statement>(new BindingStatement(TextSpan.FromBounds(start, value.Value.Span.End), ann, targets.Value.ToArray(), value.Value), value.Remainder);
+    };
 
-    internal static readonly Parser<Statement> Statement = Return.Or(Binding);
 
     // ---- declarations -------------------------------------------------------------------------------------
 

@@ -57,6 +57,13 @@ internal static class Layout
             if (c == '\n')
             {
                 bool inParens = stack.Count > 0 && stack.Peek() != '{';
+                if (inParens && EndsExpression(last) && NextLineStartsStatement(text, i + 1))
+                {
+                    // `fc1 = linear(dim, dim` followed by `fc2 = ...`: the bracket was never closed. End the
+                    // statement here so the next one is still parsed (the parser reports the missing bracket).
+                    while (stack.Count > 0 && stack.Peek() != '{') stack.Pop();
+                    inParens = false;
+                }
                 if (!inParens && EndsExpression(last) && !NextLineContinues(text, i + 1))
                 {
                     sb[i] = ';';
@@ -126,6 +133,18 @@ internal static class Layout
         char c = text[i];
         if ("+-*/%|.=<>{,)]([".IndexOf(c) >= 0) return true;
         return StartsWord(text, i, "then") || StartsWord(text, i, "else") || StartsWord(text, i, "and") || StartsWord(text, i, "or");
+    }
+
+    /// <summary>Whether the next line begins with <c>name =</c> (not <c>==</c>) or <c>return</c>.</summary>
+    static bool NextLineStartsStatement(string text, int i)
+    {
+        while (i < text.Length && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r')) i++;
+        if (StartsWord(text, i, "return")) return true;
+        int j = i;
+        while (j < text.Length && (char.IsLetterOrDigit(text[j]) || text[j] == '_')) j++;
+        if (j == i || char.IsDigit(text[i])) return false;
+        while (j < text.Length && text[j] == ' ') j++;
+        return j + 1 < text.Length && text[j] == '=' && text[j + 1] != '=';
     }
 
     static bool StartsWord(string text, int i, string word)

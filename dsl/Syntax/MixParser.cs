@@ -13,17 +13,11 @@ public static class MixParser
     /// <summary>Parses <paramref name="source"/>, adding syntax diagnostics to <paramref name="diagnostics"/>.</summary>
     public static MixFile Parse(SourceText source, DiagnosticBag diagnostics)
     {
-        MixFile? file = null;
-        Exception? failure = null;
-        // Sprache recurses per nesting level; a large stack keeps pathological inputs diagnosable.
-        var thread = new System.Threading.Thread(() =>
+        return StackDepth.Run(StackDepth.NeedsLargeStack(source.Text), () => ParseCore(source, diagnostics), e =>
         {
-            try { file = ParseCore(source, diagnostics); }
-            catch (Exception e) { failure = e; }
-        }, 64 * 1024 * 1024);
-        thread.Start();
-        thread.Join();
-        return file ?? new MixFile(source, Array.Empty<ImportDecl>(), Array.Empty<EnumDecl>(), Array.Empty<Definition>());
+            diagnostics.Report(DiagnosticIds.InternalError, source, new TextSpan(0, 0), $"internal parser error ({e.GetType().Name}: {e.Message})");
+            return new MixFile(source, Array.Empty<ImportDecl>(), Array.Empty<EnumDecl>(), Array.Empty<Definition>());
+        });
     }
 
     /// <summary>Parses on the current thread (the caller provides a large enough stack).</summary>
@@ -39,7 +33,7 @@ public static class MixParser
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // The grammar should not throw; if it ever does, the user still gets a located diagnostic.
-            diagnostics.Report(DiagnosticIds.SyntaxError, source, new TextSpan(0, 0), "the parser failed: " + e.Message);
+            diagnostics.Report(DiagnosticIds.InternalError, source, new TextSpan(0, 0), $"internal parser error ({e.GetType().Name}: {e.Message})");
         }
         return new MixFile(source, imports, enums, definitions);
     }
@@ -52,7 +46,7 @@ public static class MixParser
         Grammar.Recovery = recovery;
         try
         {
-            IInput input = new Input(text);
+            IInput input = new FastInput(text);
             while (true)
             {
                 input = Grammar.SkipSeparators(input);
@@ -105,14 +99,20 @@ public static class MixParser
 
     static readonly string[] ItemKeywords = { "model", "block", "mixer", "enum", "import" };
 
+    /// <summary>Whether a top-level item starts here: <c>@</c>, <c>import "</c>, or a kind keyword followed by a name
+    /// (so a layer called <c>mixer = ...</c> inside a body is not mistaken for a definition).</summary>
     static bool StartsItem(string text, int pos)
     {
         if (pos < text.Length && text[pos] == '@') return true;
         foreach (var k in ItemKeywords)
         {
-            if (string.CompareOrdinal(text, pos, k, 0, k.Length) == 0
-                && (pos + k.Length >= text.Length || !char.IsLetterOrDigit(text[pos + k.Length]) && text[pos + k.Length] != '_'))
-                return true;
+            if (string.CompareOrdinal(text, pos, k, 0, k.Length) != 0) continue;
+            int after = pos + k.Length;
+            if (after >= text.Length) return true;
+            if (char.IsLetterOrDigit(text[after]) || text[after] == '_') continue;
+            int j = after;
+            while (j < text.Length && text[j] == ' ') j++;
+            if (j < text.Length && (char.IsLetter(text[j]) || text[j] == '_' || text[j] == '"')) return true;
         }
         return false;
     }
@@ -124,7 +124,7 @@ public static class MixParser
         while (!i.AtEnd)
         {
             char c = i.Current;
-            if (lineStart && StartsItem(((Input)i).Source, i.Position)) return i;
+            if (lineStart && StartsItem(i.Source, i.Position)) return i;
             if (c == '\n' || c == ';') lineStart = true;
             else if (!char.IsWhiteSpace(c)) lineStart = false;
             i = i.Advance();

@@ -1,3 +1,4 @@
+using System.Linq;
 using Mix.Dsl.Diagnostics;
 
 namespace Mix.Dsl.Semantics;
@@ -44,7 +45,13 @@ public static partial class BuiltinCatalog
                     ExpectDim(c, s, 1, c.Dim("in_channels"), "in_channels");
                     var k = c.Dim("kernel_size");
                     var p = c.Dim("padding");
-                    var stride = c.Long("stride") ?? 1;
+                    if (c.Long("stride") is not long stride)
+                    {
+                        // A symbolic stride: the size is not computed (concrete models compute it exactly).
+                        var unknown = s.With(1, c.Dim("out_channels"));
+                        for (int a = 2; a < s.Rank; a++) unknown = unknown.With(a, Dim.Symbol("?"));
+                        return new TensorValue(unknown);
+                    }
                     var result = s.With(1, c.Dim("out_channels"));
                     for (int a = 2; a < s.Rank; a++)
                     {
@@ -94,6 +101,27 @@ public static partial class BuiltinCatalog
             },
             Weights = c => c.Weight("weight", c.Dim("num_embeddings"), c.Dim("embedding_dim")),
             Validate = c => { CheckPositive(c, "num_embeddings"); CheckPositive(c, "embedding_dim"); },
+        });
+
+        Add(new BuiltinCallable("layernorm_nd", CallableKind.Layer, new[]
+            { Req("normalized_shape", MixType.Int.Array()), Opt("eps", MixType.Float, F(1e-5)), Opt("bias", MixType.Bool, B(true)) },
+            "[*, normalized_shape...] -> same", "LayerNorm over the trailing axes given by normalized_shape (TSMixer normalizes time × features)")
+        {
+            Apply = c =>
+            {
+                if (c.Input() is not Shape s || c.Arg("normalized_shape").AsItems() is not { } items) return Same(c);
+                if (!ExpectMinRank(c, s, items.Count, "[*, normalized_shape...]")) return UnknownValue.Instance;
+                for (int k = 0; k < items.Count; k++)
+                    if (items[k] is IntValue iv) ExpectDim(c, s, s.Rank - items.Count + k, iv.Dim, "normalized_shape");
+                return Same(c);
+            },
+            Weights = c =>
+            {
+                if (c.Arg("normalized_shape").AsItems() is not { } items) return;
+                var dims = items.Select(v => v is IntValue iv ? iv.Dim : Dim.Symbol("?")).ToArray();
+                c.Weight("weight", dims);
+                if (c.Bool("bias") != false) c.Weight("bias", dims);
+            },
         });
 
         Add(new BuiltinCallable("dropout", CallableKind.Layer, new[] { Opt("p", MixType.Float, F(0.0)) },

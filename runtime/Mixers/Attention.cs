@@ -1,0 +1,90 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime;
+
+/// <summary>
+/// Vanilla multi-head self-attention as used by CAFormer (timm metaformer <c>Attention</c>): a bias-free
+/// <c>qkv</c> projection, <c>num_heads = dim / head_dim</c> heads (at least 1) of <c>head_dim</c> (32) each,
+/// scaled dot-product attention (scale head_dim^-0.5, non-causal, dropout <c>attnDrop</c> in training), then a
+/// bias-free <c>proj</c> and <c>proj_drop</c>.
+/// </summary>
+/// <remarks>
+/// Shape contract: [B, N, dim] in, [B, N, dim] out. Keys: <c>qkv.weight</c> [3·A, dim], <c>proj.weight</c>
+/// [dim, A] with A = num_heads·head_dim (plus <c>qkv.bias</c> / <c>proj.bias</c> when enabled).
+/// </remarks>
+public sealed class Attention : torch.nn.Module<Tensor, Tensor>
+{
+    /// <summary>Size of each head.</summary>
+    public int HeadDim { get; }
+
+    /// <summary>Number of heads.</summary>
+    public int NumHeads { get; }
+
+    /// <summary>num_heads · head_dim.</summary>
+    public int AttentionDim { get; }
+
+    /// <summary>Joint q, k, v projection dim → 3·AttentionDim.</summary>
+    public readonly Linear qkv;
+
+    /// <summary>Dropout on the attention probabilities (its p is passed to SDPA in training mode).</summary>
+    public readonly Dropout attn_drop;
+
+    /// <summary>Output projection AttentionDim → dim.</summary>
+    public readonly Linear proj;
+
+    /// <summary>Dropout after the output projection.</summary>
+    public readonly Dropout proj_drop;
+
+    /// <summary>Creates an Attention mixer.</summary>
+    /// <param name="dim">Token features.</param>
+    /// <param name="headDim">Features per head.</param>
+    /// <param name="numHeads">Number of heads (default: dim / headDim, at least 1).</param>
+    /// <param name="qkvBias">Whether qkv has a bias.</param>
+    /// <param name="attnDrop">Attention-probability dropout.</param>
+    /// <param name="projDrop">Output dropout.</param>
+    /// <param name="projBias">Whether proj has a bias.</param>
+    /// <param name="device">Device of the parameters.</param>
+    /// <param name="dtype">Element type of the parameters.</param>
+    public Attention(
+        int dim,
+        int headDim = 32,
+        int? numHeads = null,
+        bool qkvBias = false,
+        double attnDrop = 0.0,
+        double projDrop = 0.0,
+        bool projBias = false,
+        Device? device = null,
+        ScalarType? dtype = null)
+        : base(nameof(Attention))
+    {
+        HeadDim = headDim;
+        int heads = numHeads is > 0 ? numHeads.Value : dim / headDim;
+        NumHeads = heads == 0 ? 1 : heads;
+        AttentionDim = NumHeads * HeadDim;
+        qkv = nn.Linear(dim, AttentionDim * 3, hasBias: qkvBias, device: device, dtype: dtype);
+        attn_drop = nn.Dropout(attnDrop);
+        proj = nn.Linear(AttentionDim, dim, hasBias: projBias, device: device, dtype: dtype);
+        proj_drop = nn.Dropout(projDrop);
+        RegisterComponents();
+    }
+
+    /// <summary>Self-attention over the N tokens.</summary>
+    /// <param name="x">[B, N, dim].</param>
+    /// <returns>[B, N, dim].</returns>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], n = x.shape[1];
+        var qkvHeads = qkv.forward(x).reshape(b, n, 3, NumHeads, HeadDim).permute(2, 0, 3, 1, 4);
+        var q = qkvHeads[0];
+        var k = qkvHeads[1];
+        var v = qkvHeads[2];
+        double p = training ? attn_drop.p : 0.0;
+        var o = nn.functional.scaled_dot_product_attention(q, k, v, p: p);
+        o = o.transpose(1, 2).reshape(b, n, AttentionDim);
+        var y = proj_drop.forward(proj.forward(o));
+        return y.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,80 @@
+using System;
+using System.Linq;
+using TorchSharp;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Tests;
+
+public class MetaFormerBlockTests
+{
+    [Fact]
+    public void PoolFormerBlockKeys()
+    {
+        using var m = new MetaFormerBlock(4, tokenMixer: (_, _) => new Pooling(), mlpAct: () => nn.GELU(), mlpBias: true,
+            normLayer: c => new GroupNorm1(c), layerScaleInitValue: 1e-5);
+        Assert.Equal(new[] {
+            "norm1.weight [4]", "norm1.bias [4]", "layer_scale1.scale [4]",
+            "norm2.weight [4]", "norm2.bias [4]",
+            "mlp.fc1.weight [16,4,1,1]", "mlp.fc1.bias [16]", "mlp.fc2.weight [4,16,1,1]", "mlp.fc2.bias [4]",
+            "layer_scale2.scale [4]" }, TestUtil.KeyLines(m));
+        TestUtil.AssertClose(Enumerable.Repeat(1e-5f, 4).ToArray(), TestUtil.Values(((Scale)m.layer_scale1).scale));
+    }
+
+    [Fact]
+    public void CAFormerAttentionBlockKeys()
+    {
+        using var m = new MetaFormerBlock(64, tokenMixer: (d, p) => new Attention(d, projDrop: p),
+            normLayer: c => new LayerNormNoBias(c), useNchw: false, resScaleInitValue: 1.0);
+        Assert.Equal(new[] {
+            "norm1.weight [64]", "token_mixer.qkv.weight [192,64]", "token_mixer.proj.weight [64,64]", "res_scale1.scale [64]",
+            "norm2.weight [64]", "mlp.fc1.weight [256,64]", "mlp.act.scale [1]", "mlp.act.bias [1]", "mlp.fc2.weight [64,256]",
+            "res_scale2.scale [64]" }, TestUtil.KeyLines(m));
+        using var x = TestUtil.Det(new long[] { 2, 9, 64 });
+        using var y = m.forward(x);
+        Assert.Equal(new long[] { 2, 9, 64 }, y.shape);
+    }
+
+    [Fact]
+    public void DefaultsAreTimms()
+    {
+        using var m = new MetaFormerBlock(8);
+        Assert.IsType<LayerNorm2d>(m.norm1);
+        Assert.IsType<Pooling>(m.token_mixer);
+        Assert.IsType<StarReLU>(m.mlp.act);
+        Assert.IsType<Identity>(m.layer_scale1);
+        Assert.IsType<Identity>(m.res_scale2);
+        Assert.IsType<Identity>(m.drop_path1);
+        using var dp = new MetaFormerBlock(8, dropPath: 0.1);
+        Assert.Equal(0.1, Assert.IsType<DropPath>(dp.drop_path2).DropProb);
+    }
+
+    [Fact]
+    public void ResidualsScalesAndMlpMatchLoops()
+    {
+        // Identity mixer and norms, ReLU MLP: y1 = rs·x + ls·x; y = rs·y1 + ls·mlp(y1).
+        using var m = new MetaFormerBlock(2, tokenMixer: (_, _) => nn.Identity(), mlpAct: () => nn.ReLU(),
+            normLayer: _ => nn.Identity(), layerScaleInitValue: 0.5, resScaleInitValue: 2.0);
+        var xs = TestUtil.DetValues(1 * 2 * 2 * 2);
+        using var x = torch.tensor(xs).reshape(1, 2, 2, 2);
+        using var y = m.forward(x);
+        var y1 = xs.Select(v => 2.5f * v).ToArray();
+        var rows = TestUtil.NchwToRows(y1, 1, 2, 2, 2);
+        var h = TestUtil.LinearRef(rows, 4, 2, TestUtil.Values(((Conv2d)m.mlp.fc1).weight), 8).Select(v => Math.Max(v, 0f)).ToArray();
+        var mlp = TestUtil.RowsToNchw(TestUtil.LinearRef(h, 4, 8, TestUtil.Values(((Conv2d)m.mlp.fc2).weight), 2), 1, 2, 2, 2);
+        var expected = y1.Select((v, i) => 2f * v + 0.5f * mlp[i]).ToArray();
+        TestUtil.AssertClose(expected, TestUtil.Values(y), 1e-5);
+    }
+
+    [Fact]
+    public void BackwardAndNoLeak()
+    {
+        using var m = new MetaFormerBlock(8, tokenMixer: (d, _) => new SepConv(d), normLayer: c => new LayerNorm2dNoBias(c),
+            resScaleInitValue: 1.0, layerScaleInitValue: 1e-2, dropPath: 0.2);
+        using var x = TestUtil.Det(new long[] { 2, 8, 5, 5 });
+        TestUtil.AssertBackward(m, x);
+        m.eval();
+        TestUtil.AssertForwardLeavesOnlyResult(m, x);
+    }
+}
