@@ -1,0 +1,158 @@
+using System;
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
+namespace Mix.Runtime.Cuda
+{
+    /// <summary>
+    /// The CUDA driver API (<c>libcuda.so.1</c>), loaded at run time. Works in the device's primary context, the one
+    /// libtorch's runtime API uses, so modules loaded here run on TorchSharp's memory; launches go to the legacy
+    /// default (null) stream, which is ordered with TorchSharp's own work.
+    /// </summary>
+    public sealed unsafe class CudaDriver
+    {
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT</c>.</summary>
+        public const int AttributeMultiprocessorCount = 16;
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE</c>.</summary>
+        public const int AttributeL2CacheSize = 38;
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR</c>.</summary>
+        public const int AttributeComputeCapabilityMajor = 75;
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR</c>.</summary>
+        public const int AttributeComputeCapabilityMinor = 76;
+
+        private readonly delegate* unmanaged<uint, int> _init;
+        private readonly delegate* unmanaged<int*, int> _driverVersion;
+        private readonly delegate* unmanaged<int*, int, int> _deviceGet;
+        private readonly delegate* unmanaged<int*, int, int, int> _deviceGetAttribute;
+        private readonly delegate* unmanaged<IntPtr*, int, int> _primaryCtxRetain;
+        private readonly delegate* unmanaged<IntPtr, int> _ctxSetCurrent;
+        private readonly delegate* unmanaged<IntPtr*, byte*, int> _moduleLoadData;
+        private readonly delegate* unmanaged<IntPtr*, IntPtr, byte*, int> _moduleGetFunction;
+        private readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> _launchKernel;
+        private readonly delegate* unmanaged<int, byte**, int> _getErrorString;
+        private readonly ConcurrentDictionary<int, IntPtr> _contexts = new();
+
+        /// <summary>Driver version as reported by <c>cuDriverGetVersion</c> (e.g. 13000).</summary>
+        public int DriverVersion { get; }
+
+        private CudaDriver(IntPtr lib)
+        {
+            _init = (delegate* unmanaged<uint, int>)NativeLibrary.GetExport(lib, "cuInit");
+            _driverVersion = (delegate* unmanaged<int*, int>)NativeLibrary.GetExport(lib, "cuDriverGetVersion");
+            _deviceGet = (delegate* unmanaged<int*, int, int>)NativeLibrary.GetExport(lib, "cuDeviceGet");
+            _deviceGetAttribute = (delegate* unmanaged<int*, int, int, int>)NativeLibrary.GetExport(lib, "cuDeviceGetAttribute");
+            _primaryCtxRetain = (delegate* unmanaged<IntPtr*, int, int>)NativeLibrary.GetExport(lib, "cuDevicePrimaryCtxRetain");
+            _ctxSetCurrent = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(lib, "cuCtxSetCurrent");
+            _moduleLoadData = (delegate* unmanaged<IntPtr*, byte*, int>)NativeLibrary.GetExport(lib, "cuModuleLoadData");
+            _moduleGetFunction = (delegate* unmanaged<IntPtr*, IntPtr, byte*, int>)NativeLibrary.GetExport(lib, "cuModuleGetFunction");
+            _launchKernel = (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)NativeLibrary.GetExport(lib, "cuLaunchKernel");
+            _getErrorString = (delegate* unmanaged<int, byte**, int>)NativeLibrary.GetExport(lib, "cuGetErrorString");
+            Check(_init(0), "cuInit");
+            int v;
+            Check(_driverVersion(&v), "cuDriverGetVersion");
+            DriverVersion = v;
+        }
+
+        /// <summary>Loads <c>libcuda.so.1</c> (or <c>libcuda.so</c>, <c>nvcuda.dll</c>) and initialises it; null with a reason when it cannot.</summary>
+        /// <param name="error">Why the driver is unavailable.</param>
+        public static CudaDriver? TryLoad(out string? error)
+        {
+            var names = OperatingSystem.IsWindows() ? new[] { "nvcuda.dll" } : new[] { "libcuda.so.1", "libcuda.so" };
+            foreach (var n in names)
+            {
+                if (!NativeLibrary.TryLoad(n, out var lib)) continue;
+                try
+                {
+                    error = null;
+                    return new CudaDriver(lib);
+                }
+                catch (Exception e) when (e is EntryPointNotFoundException or CudaKernelUnavailableException)
+                {
+                    error = $"the CUDA driver ({n}) loaded but did not initialise: {e.Message}";
+                    return null;
+                }
+            }
+            error = "the CUDA driver library (libcuda.so.1) was not found";
+            return null;
+        }
+
+        /// <summary>Reads a device attribute (<c>cuDeviceGetAttribute</c>).</summary>
+        /// <param name="device">Device ordinal.</param>
+        /// <param name="attribute">A <c>CU_DEVICE_ATTRIBUTE_*</c> value.</param>
+        public int GetAttribute(int device, int attribute)
+        {
+            int dev, value;
+            Check(_deviceGet(&dev, device), "cuDeviceGet");
+            Check(_deviceGetAttribute(&value, attribute, dev), "cuDeviceGetAttribute");
+            return value;
+        }
+
+        /// <summary>Compute capability (major, minor) of a device.</summary>
+        /// <param name="device">Device ordinal.</param>
+        public (int major, int minor) ComputeCapability(int device) =>
+            (GetAttribute(device, AttributeComputeCapabilityMajor), GetAttribute(device, AttributeComputeCapabilityMinor));
+
+        /// <summary>Makes the device's primary context current on the calling thread (retained once per process).</summary>
+        /// <param name="device">Device ordinal.</param>
+        public void MakeCurrent(int device)
+        {
+            var ctx = _contexts.GetOrAdd(device, d =>
+            {
+                int dev;
+                Check(_deviceGet(&dev, d), "cuDeviceGet");
+                IntPtr c;
+                Check(_primaryCtxRetain(&c, dev), "cuDevicePrimaryCtxRetain");
+                return c;
+            });
+            Check(_ctxSetCurrent(ctx), "cuCtxSetCurrent");
+        }
+
+        /// <summary>Loads a cubin into the device's primary context and returns the module handle.</summary>
+        /// <param name="device">Device ordinal.</param>
+        /// <param name="image">Cubin bytes.</param>
+        public IntPtr LoadModule(int device, byte[] image)
+        {
+            MakeCurrent(device);
+            IntPtr module;
+            fixed (byte* p = image) Check(_moduleLoadData(&module, p), "cuModuleLoadData");
+            return module;
+        }
+
+        /// <summary>Looks up an <c>extern "C"</c> kernel in a module.</summary>
+        /// <param name="module">Module handle from <see cref="LoadModule"/>.</param>
+        /// <param name="name">Kernel name.</param>
+        public IntPtr GetFunction(IntPtr module, string name)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(name + "\0");
+            IntPtr f;
+            fixed (byte* p = bytes) Check(_moduleGetFunction(&f, module, p), $"cuModuleGetFunction({name})");
+            return f;
+        }
+
+        /// <summary>Launches a kernel on the null stream (asynchronous).</summary>
+        /// <param name="device">Device ordinal whose context is made current.</param>
+        /// <param name="function">Kernel handle.</param>
+        /// <param name="grid">Grid size.</param>
+        /// <param name="block">Block size.</param>
+        /// <param name="sharedBytes">Dynamic shared memory in bytes.</param>
+        /// <param name="parameters">Array of pointers to the argument values.</param>
+        public void Launch(int device, IntPtr function, Dim3 grid, Dim3 block, uint sharedBytes, void** parameters)
+        {
+            MakeCurrent(device);
+            Check(_launchKernel(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, IntPtr.Zero, parameters, null),
+                "cuLaunchKernel");
+        }
+
+        private string ErrorString(int rc)
+        {
+            byte* s = null;
+            if (_getErrorString(rc, &s) != 0 || s == null) return $"CUDA error {rc}";
+            return Marshal.PtrToStringUTF8((IntPtr)s) + $" ({rc})";
+        }
+
+        private void Check(int rc, string what)
+        {
+            if (rc != 0) throw new CudaKernelUnavailableException($"{what} failed: {ErrorString(rc)}");
+        }
+    }
+}

@@ -1,0 +1,38 @@
+using System;
+
+namespace Mix.Runtime.Cuda
+{
+    /// <summary>A loaded kernel on one device, from <see cref="KernelRuntime.GetFunction"/>.</summary>
+    public sealed unsafe class CudaFunction
+    {
+        private readonly CudaDriver _driver;
+        private readonly IntPtr _handle;
+
+        internal CudaFunction(CudaDriver driver, IntPtr handle, string name, int device)
+        {
+            _driver = driver;
+            _handle = handle;
+            Name = name;
+            Device = device;
+        }
+
+        /// <summary>Kernel name.</summary>
+        public string Name { get; }
+
+        /// <summary>CUDA device ordinal the kernel is loaded on.</summary>
+        public int Device { get; }
+
+        /// <summary>Queues the kernel on the null stream (asynchronous; ordered with TorchSharp's work).</summary>
+        /// <param name="grid">Grid size (no dimension may be 0).</param>
+        /// <param name="block">Block size.</param>
+        /// <param name="sharedBytes">Dynamic shared memory in bytes.</param>
+        /// <param name="args">Arguments, built for this device.</param>
+        public void Launch(Dim3 grid, Dim3 block, uint sharedBytes, KernelArguments args)
+        {
+            ArgumentNullException.ThrowIfNull(args);
+            if (args.Device != Device) throw new ArgumentException($"arguments were built for cuda:{args.Device}, kernel is on cuda:{Device}", nameof(args));
+            if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
+            _driver.Launch(Device, _handle, grid, block, sharedBytes, args.Pointers);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using Mix.Runtime.Cuda;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Fused
+{
+    /// <summary>The kernel specs (source + defines) of every fused kernel, one per variant, created once.</summary>
+    internal static class FusedKernels
+    {
+        private static readonly ConcurrentDictionary<string, CudaKernelSpec> Specs = new();
+
+        /// <summary>dtype code for <c>-DMIX_T</c>, or -1 when unsupported.</summary>
+        public static int DtypeCode(ScalarType t) => t switch
+        {
+            ScalarType.Float32 => 0,
+            ScalarType.Float16 => 1,
+            ScalarType.BFloat16 => 2,
+            _ => -1,
+        };
+
+        private static CudaKernelSpec Get(string name, string body, params string[] options) =>
+            Specs.GetOrAdd(name + "|" + string.Join(" ", options),
+                _ => new CudaKernelSpec(name, FusedKernelSources.Prelude + body, options));
+
+        public static CudaKernelSpec Epilogue(int dtype, FusedActivation act) =>
+            Get("mix_epilogue", FusedKernelSources.Epilogue, $"-DMIX_T={dtype}", $"-DMIX_ACT={(int)act}");
+
+        public static CudaKernelSpec Pooling(int dtype) => Get("mix_pooling", FusedKernelSources.Pooling, $"-DMIX_T={dtype}");
+
+        public static CudaKernelSpec Spectral() => Get("mix_spectral", FusedKernelSources.Spectral);
+
+        public static CudaKernelSpec Scan(int dtype) => Get("mix_selective_scan", FusedKernelSources.Scan, $"-DMIX_T={dtype}");
+
+        /// <summary>Every variant for the given dtype codes.</summary>
+        public static IEnumerable<CudaKernelSpec> All(IEnumerable<int> dtypes)
+        {
+            yield return Spectral();
+            foreach (var d in dtypes)
+            {
+                yield return Scan(d);
+                yield return Pooling(d);
+                for (int a = 0; a <= 3; a++) yield return Epilogue(d, (FusedActivation)a);
+            }
+        }
+    }
+}
