@@ -53,6 +53,7 @@ internal static class SpecBuilder
             return list.Any(p => Broken(p, seen));
         }
 
+        var enumMembers = new HashSet<string>(compilation.Files.SelectMany(f => f.Enums).SelectMany(e => e.Members).Select(m => m.Name), StringComparer.Ordinal);
         var hints = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var result = new List<FileSpec>();
         foreach (var input in ordered)
@@ -71,7 +72,7 @@ internal static class SpecBuilder
             {
                 try
                 {
-                    classes.Add(new Translator(d, defs).Translate());
+                    classes.Add(new Translator(d, defs, enumMembers).Translate());
                 }
                 catch (UnsupportedException e)
                 {

@@ -56,8 +56,12 @@ internal sealed class Translator
     readonly HashSet<string> _fieldNames = new();
     int _temp;
 
-    public Translator(CheckedDefinition checkedDef, IReadOnlyDictionary<string, UserCallable> defs)
+    /// <summary>Enum members of the compilation; enums are strings in generated code (the checker already typed them).</summary>
+    readonly IReadOnlyCollection<string> _enumMembers;
+
+    public Translator(CheckedDefinition checkedDef, IReadOnlyDictionary<string, UserCallable> defs, IReadOnlyCollection<string>? enumMembers = null)
     {
+        _enumMembers = enumMembers ?? Array.Empty<string>();
         _checked = checkedDef;
         _u = checkedDef.Callable;
         _def = _u.Definition;
@@ -400,6 +404,7 @@ internal sealed class Translator
             _usedShapeSymbols.Add(n.Name);
             return new VCode(Names.Escape(n.Name), GType.Int);
         }
+        if (_enumMembers.Contains(n.Name)) return new VCode("\"" + n.Name + "\"", GType.String);
         throw new UnsupportedException(n.Span, $"'{n.Name}' cannot be resolved by the generator");
     }
 

@@ -36,6 +36,21 @@ public static class Fn
     public static Tensor Mean(Tensor x, long[] dims, bool keepdim = false) => x.mean(dims, keepdim);
     /// <summary><c>softmax(x, dim)</c>.</summary>
     public static Tensor Softmax(Tensor x, long dim = -1) => torch.softmax(x, checked((int)dim));
+    /// <summary><c>sqrt(x)</c>.</summary>
+    public static Tensor Sqrt(Tensor x) => x.sqrt();
+
+    /// <summary>
+    /// <c>patchify(x, patch_length, patch_stride)</c>: [B, L, C] → [B, C, N, P] with N = (L − P)/S + 1, keeping the
+    /// last P + S·(N − 1) steps (Hugging Face PatchTSMixer drops the oldest ones).
+    /// </summary>
+    public static Tensor Patchify(Tensor x, long patchLength, long patchStride)
+    {
+        var length = x.shape[1];
+        var patches = (Math.Max(length, patchLength) - patchLength) / patchStride + 1;
+        var start = length - (patchLength + patchStride * (patches - 1));
+        return x[.., (int)start.., ..].unfold(1, patchLength, patchStride).transpose(1, 2).contiguous();
+    }
+
     /// <summary><c>matmul(a, b)</c>.</summary>
     public static Tensor Matmul(Tensor a, Tensor b) => torch.matmul(a, b);
 
