@@ -251,8 +251,8 @@ internal sealed class Translator
             if (a.Name.Name == "key" && a.Args.Count == 1 && a.Args[0].Value is StringExpr s) key = s.Value;
             if (a.Name.Name == "fused" && a.Args.Count == 1 && a.Args[0].Value is BoolExpr fb) allowFused = fb.Value;
         }
-        if (key.Contains('.'))
-            throw new UnsupportedException(b.Span, $"@key(\"{key}\") with dots is not supported by the generator yet");
+        if (key.Split('.').Any(s => s.Length == 0))
+            throw new UnsupportedException(b.Span, $"@key(\"{key}\") has an empty segment");
 
         var field = Names.Escape(name == "options" || name == "model" ? name + "_" : name);
         if (!_fieldNames.Add(field)) field += "_" + _fieldNames.Count.ToString(CultureInfo.InvariantCulture);
@@ -276,12 +276,15 @@ internal sealed class Translator
             };
             init = Inst(v, b.Value.Span);
         }
-        _ctor.Add(new CodeLine(line, $"{field} = {init};"));
+        // A dotted key is registered as nested modules after RegisterComponents (TorchSharp refuses dots in a
+        // name), so the field is assigned there and the constructor holds the layer in a local until then.
+        string? local = key.Contains('.') ? "keyed_" + field.TrimStart('@') : null;
+        _ctor.Add(new CodeLine(line, local is null ? $"{field} = {init};" : $"var {local} = {init};"));
         var node = _checked.Root?.Children.FirstOrDefault(c => c.Name == key);
         var doc = "<c>" + Xml(MixPrinter.Statement(b)) + "</c>";
         if (node?.OutputShape is Shape shape) doc += " → <c>" + Xml(shape.ToString()) + "</c>";
-        _fields.Add(new FieldSpec(field, key, type, doc));
-        var layer = new VLayer(field, LayerKind(v), isSeq, allowFused);
+        _fields.Add(new FieldSpec(field, key, type, doc, local));
+        var layer = new VLayer(field, LayerKind(v), isSeq, allowFused, local);
         _declared.Add((field, layer, line));
         scope.Set(name, layer);
     }
@@ -466,7 +469,10 @@ internal sealed class Translator
         if (target is VArray arr2 && ix.Index is UnaryExpr { Op: "-", Operand: NumberExpr { IntValue: long m } } && m > 0 && m <= arr2.Items.Count)
             return arr2.Items[arr2.Items.Count - (int)m];
         if (target is VLayer { IsSequence: true } seq)
-            return new VLayer($"{seq.Field}[{IndexCode(ix.Index, scope)}]", "block", false, seq.AllowFused);
+        {
+            var index = IndexCode(ix.Index, scope);
+            return new VLayer($"{seq.Field}[{index}]", "block", false, seq.AllowFused, seq.CtorCode is null ? null : $"{seq.CtorCode}[{index}]");
+        }
         var code = Code(target, ix.Target.Span, out var type, out var prec);
         var item = $"{Paren(code, prec, 100)}[{IndexCode(ix.Index, scope)}]";
         var el = type.Element ?? GType.Any;
@@ -771,7 +777,7 @@ internal sealed class Translator
             case VArray a:
                 return $"new MixSequence(new {ModuleType}[] {{ {string.Join(", ", a.Items.Select(i => Inst(i, span)))} }})";
             case VLayer l:
-                return l.Field;
+                return l.CtorCode ?? l.Field;
         }
         throw new UnsupportedException(span, "this layer cannot be built by the generator");
     }

@@ -7,8 +7,8 @@ namespace Mix.Runtime;
 /// <summary>
 /// Vanilla multi-head self-attention as used by CAFormer (timm metaformer <c>Attention</c>): a bias-free
 /// <c>qkv</c> projection, <c>num_heads = dim / head_dim</c> heads (at least 1) of <c>head_dim</c> (32) each,
-/// scaled dot-product attention (scale head_dim^-0.5, non-causal, dropout <c>attnDrop</c> in training), then a
-/// bias-free <c>proj</c> and <c>proj_drop</c>.
+/// scaled dot-product attention (scale head_dim^-0.5, dropout <c>attnDrop</c> in training; non-causal unless
+/// <c>causal</c>, then token i attends to tokens ≤ i), then a bias-free <c>proj</c> and <c>proj_drop</c>.
 /// </summary>
 /// <remarks>
 /// Shape contract: [B, N, dim] in, [B, N, dim] out. Keys: <c>qkv.weight</c> [3·A, dim], <c>proj.weight</c>
@@ -21,6 +21,9 @@ public sealed class Attention : torch.nn.Module<Tensor, Tensor>
 
     /// <summary>Number of heads.</summary>
     public int NumHeads { get; }
+
+    /// <summary>Whether token i attends only to tokens 0..i (decoder-style, SDPA's causal flag).</summary>
+    public bool Causal { get; }
 
     /// <summary>num_heads · head_dim.</summary>
     public int AttentionDim { get; }
@@ -47,6 +50,7 @@ public sealed class Attention : torch.nn.Module<Tensor, Tensor>
     /// <param name="projBias">Whether proj has a bias.</param>
     /// <param name="device">Device of the parameters.</param>
     /// <param name="dtype">Element type of the parameters.</param>
+    /// <param name="causal">Causal mask (token i sees tokens 0..i).</param>
     public Attention(
         int dim,
         int headDim = 32,
@@ -56,10 +60,12 @@ public sealed class Attention : torch.nn.Module<Tensor, Tensor>
         double projDrop = 0.0,
         bool projBias = false,
         Device? device = null,
-        ScalarType? dtype = null)
+        ScalarType? dtype = null,
+        bool causal = false)
         : base(nameof(Attention))
     {
         HeadDim = headDim;
+        Causal = causal;
         int heads = numHeads is > 0 ? numHeads.Value : dim / headDim;
         NumHeads = heads == 0 ? 1 : heads;
         AttentionDim = NumHeads * HeadDim;
@@ -82,7 +88,7 @@ public sealed class Attention : torch.nn.Module<Tensor, Tensor>
         var k = qkvHeads[1];
         var v = qkvHeads[2];
         double p = training ? attn_drop.p : 0.0;
-        var o = nn.functional.scaled_dot_product_attention(q, k, v, p: p);
+        var o = nn.functional.scaled_dot_product_attention(q, k, v, p: p, is_casual: Causal);
         o = o.transpose(1, 2).reshape(b, n, AttentionDim);
         var y = proj_drop.forward(proj.forward(o));
         return y.MoveToOuterDisposeScope();
