@@ -71,7 +71,7 @@ public sealed class GenerationResult
 /// lengths are left-padded and masked, prefilled (optionally in chunks) and decoded one token per step with greedy,
 /// temperature, top-k and top-p sampling (a seeded <see cref="Random"/> per call, so results are reproducible).
 /// </summary>
-public static class Generator
+public static class TextGenerator
 {
     /// <summary>Generates continuations of <paramref name="prompts"/>.</summary>
     /// <param name="model">The model.</param>
