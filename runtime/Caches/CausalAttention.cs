@@ -141,8 +141,7 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var pos = slot.NewRowPositions(attentionMask, x.shape[1], x.device);
         var (q, k, v) = Project(x, pos);
-        var (keys, values, allowed) = slot.Update(k, v, attentionMask);
-        return Finish(CachedAttention.Attend(q, keys, values, allowed, 1.0 / Math.Sqrt(HeadDim)), x).MoveToOuterDisposeScope();
+        return Finish(slot.Attend(q, k, v, attentionMask, 1.0 / Math.Sqrt(HeadDim)), x).MoveToOuterDisposeScope();
     }
 
     private (Tensor q, Tensor k, Tensor v) Project(Tensor x, Tensor positions)

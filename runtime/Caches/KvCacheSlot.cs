@@ -77,6 +77,39 @@ public abstract class AttentionCacheSlot : CacheSlot
     /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens (nonzero = valid).</param>
     public (Tensor keys, Tensor values, Tensor allowed) Update(Tensor keys, Tensor values, Tensor? mask = null)
     {
+        var (k, v, allowed) = UpdateCore(keys, values, mask, materialize: true);
+        return (k!, v!, allowed);
+    }
+
+    /// <summary>
+    /// Cache-aware attention of <c>n</c> new queries: appends the new keys and values (as <see cref="Update"/>) and returns
+    /// <c>softmax(q kᵀ·scale | allowed) v</c> <c>[batch, heads, n, headDim]</c>. The base implementation materialises
+    /// the cache and calls <see cref="CachedAttention.Attend"/>; quantized slots override it with a fused CUDA kernel
+    /// that reads the packed cache directly.
+    /// </summary>
+    /// <param name="q">Queries <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="keys">New keys.</param>
+    /// <param name="values">New values.</param>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens.</param>
+    /// <param name="scale">Score scale.</param>
+    public virtual Tensor Attend(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        using var scope = torch.NewDisposeScope();
+        var (k, v, allowed) = Update(keys, values, mask);
+        return CachedAttention.Attend(q, k, v, allowed, scale).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="Update"/>, optionally without returning the cached keys and values (then <see cref="Append"/> stores
+    /// the new ones and nothing is materialised).
+    /// </summary>
+    /// <param name="keys">New keys.</param>
+    /// <param name="values">New values.</param>
+    /// <param name="mask">Optional mask of the new tokens.</param>
+    /// <param name="materialize">Whether to return every cached key and value.</param>
+    protected (Tensor? keys, Tensor? values, Tensor allowed) UpdateCore(Tensor keys, Tensor values, Tensor? mask, bool materialize)
+    {
         if (keys.dim() != 4 || keys.shape[1] != NumHeads || keys.shape[3] != HeadDim)
             throw new ArgumentException($"keys must be [batch, {NumHeads}, n, {HeadDim}], got [{string.Join(", ", keys.shape)}]", nameof(keys));
         CheckBatch(keys);
@@ -103,9 +136,25 @@ public abstract class AttentionCacheSlot : CacheSlot
         }
         allowed = allowed.logical_or(kPhys.eq(qp));
 
+        if (!materialize)
+        {
+            Append(keys, values);
+            Advance(mask, n);
+            return (null, null, allowed.MoveToOuterDisposeScope());
+        }
         var (k, v) = Store(keys, values);
         Advance(mask, n);
         return (k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope(), allowed.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Stores the new keys/values without returning the cache (default: <see cref="Store"/>, result dropped).</summary>
+    /// <param name="keys">New keys <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="values">New values.</param>
+    protected virtual void Append(Tensor keys, Tensor values)
+    {
+        var (k, v) = Store(keys, values);
+        k.Dispose();
+        v.Dispose();
     }
 
     /// <summary>Stores the new keys/values after the entries kept so far and returns all of them.</summary>

@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Mix.Runtime.Cuda;
+using Mix.Runtime.Fused;
 using Mix.Runtime.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -21,6 +23,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     private readonly Device? device;
     private Tensor? tailK;
     private Tensor? tailV;
+    private Tensor? ptrTable;
+    private int ptrRows;
 
     /// <summary>Creates an empty slot.</summary>
     /// <param name="layerIndex">Layer index.</param>
@@ -72,10 +76,17 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     /// <inheritdoc/>
     protected override (Tensor keys, Tensor values) Store(Tensor keys, Tensor values)
     {
+        Append(keys, values);
+        return DequantizedKeysValues();
+    }
+
+    /// <inheritdoc/>
+    protected override void Append(Tensor keys, Tensor values)
+    {
         var k = keys.to_type(dtype);
         var v = values.to_type(dtype);
-        var newK = tailK is null ? k.clone() : torch.cat(new[] { tailK, k }, 2);
-        var newV = tailV is null ? v.clone() : torch.cat(new[] { tailV, v }, 2);
+        var newK = tailK is null ? k.contiguous().clone() : torch.cat(new[] { tailK, k }, 2);
+        var newV = tailV is null ? v.contiguous().clone() : torch.cat(new[] { tailV, v }, 2);
         int g = Quant.GroupSize;
         while (newK.shape[2] >= Quant.ResidualLength + g)
         {
@@ -87,6 +98,16 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         tailV?.Dispose();
         tailK = newK.DetachFromDisposeScope();
         tailV = newV.DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// The reference materialisation: every block dequantized (in the slot dtype) followed by the tail,
+    /// <c>[batch, heads, T, headDim]</c> each (new tensors).
+    /// </summary>
+    public (Tensor keys, Tensor values) DequantizedKeysValues()
+    {
+        if (tailK is null || tailV is null) throw new InvalidOperationException("the slot is empty");
+        int g = Quant.GroupSize;
         var ks = new List<Tensor>();
         var vs = new List<Tensor>();
         foreach (var b in blocks)
@@ -100,6 +121,100 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         return ks.Count == 1 ? (tailK.alias(), tailV.alias()) : (torch.cat(ks, 2), torch.cat(vs, 2));
     }
 
+    /// <summary>Whether <see cref="Attend"/> may use the fused CUDA kernel (default true; for tests and benchmarks).</summary>
+    public static bool UseFusedKernels { get; set; } = true;
+
+    /// <summary>
+    /// On CUDA without autograd, for at most <see cref="QuantizedOps.MaxFusedQueries"/> new tokens: appends them and runs
+    /// <see cref="QuantizedOps.KvAttention"/> directly on the packed blocks and the tail (nothing dequantized outside
+    /// the kernel). Otherwise (or when the kernel is unavailable) the reference: dequantize every block and attend.
+    /// </summary>
+    /// <inheritdoc/>
+    public override Tensor Attend(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        long gv = Math.Min(Quant.GroupSize, HeadDim);
+        bool tryFused = UseFusedKernels && q.device_type == DeviceType.CUDA && q.dtype == dtype && q.dim() == 4
+            && q.shape[2] <= QuantizedOps.MaxFusedQueries && !QuantizedOpsNeedsGrad(q)
+            && QuantizedOps.KvAttentionSupports(HeadDim, Quant.GroupSize, gv) && FusedOps.IsAvailable(q.device);
+        if (!tryFused) return base.Attend(q, keys, values, mask, scale);
+        using var scope = torch.NewDisposeScope();
+        var (_, _, allowed) = UpdateCore(keys, values, mask, materialize: false);
+        var table = PointerTable(q);
+        long nOut = Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
+        var o = QuantizedOps.KvAttention(q, Quant.Mode, table, blocks.Count, Quant.GroupSize, tailK, tailV, allowed,
+            NumHeads, nOut, gv, scale);
+        if (o is null)
+        {
+            var (k, v) = DequantizedKeysValues();
+            o = CachedAttention.Attend(q, k, v, allowed, scale);
+        }
+        return o.MoveToOuterDisposeScope();
+    }
+
+    private static bool QuantizedOpsNeedsGrad(Tensor q) => torch.is_grad_enabled() && q.requires_grad;
+
+    /// <summary>Device table of the blocks' tensor pointers (int64 [capacity, 8]), extended as blocks are added.</summary>
+    private Tensor? PointerTable(Tensor like)
+    {
+        if (blocks.Count == 0) return null;
+        int dev = like.device_index < 0 ? 0 : (int)like.device_index;
+        if (ptrTable is null || ptrTable.shape[0] < blocks.Count || ptrTable.device_index != like.device_index)
+        {
+            long cap = Math.Max(64, ptrTable is null ? 64 : ptrTable.shape[0]);
+            while (cap < blocks.Count) cap *= 2;
+            var t = torch.zeros(new[] { cap, 8L }, ScalarType.Int64, like.device);
+            if (ptrTable is not null && ptrTable.device_index == like.device_index && ptrRows > 0)
+                t.narrow(0, 0, ptrRows).copy_(ptrTable.narrow(0, 0, ptrRows));
+            else ptrRows = 0;
+            ptrTable?.Dispose();
+            ptrTable = t.DetachFromDisposeScope();
+        }
+        if (ptrRows < blocks.Count)
+        {
+            var rows = new long[(blocks.Count - ptrRows) * 8];
+            for (int i = ptrRows; i < blocks.Count; i++)
+            {
+                var b = blocks[i];
+                if (b.KeyCodes.device_type != DeviceType.CUDA || b.KeyCodes.device_index != like.device_index)
+                    throw new InvalidOperationException("quantized KV blocks are not on the query's device");
+                MakeContiguous(b);
+                int r = (i - ptrRows) * 8;
+                rows[r] = (long)TensorPointers.Get(b.KeyCodes, ScalarType.Byte, dev, "key codes");
+                rows[r + 1] = (long)TensorPointers.Get(b.KeyScale, ScalarType.Float16, dev, "key scale");
+                rows[r + 2] = (long)TensorPointers.Get(b.KeyMin, ScalarType.Float16, dev, "key min");
+                rows[r + 3] = b.KeyPlane1 is null ? 0 : (long)TensorPointers.Get(b.KeyPlane1, ScalarType.Byte, dev, "key plane");
+                rows[r + 4] = b.OutlierIdx is null ? 0 : (long)TensorPointers.Get(b.OutlierIdx, ScalarType.Int16, dev, "outliers");
+                rows[r + 5] = (long)TensorPointers.Get(b.ValueCodes, ScalarType.Byte, dev, "value codes");
+                rows[r + 6] = (long)TensorPointers.Get(b.ValueScale, ScalarType.Float16, dev, "value scale");
+                rows[r + 7] = (long)TensorPointers.Get(b.ValueMin, ScalarType.Float16, dev, "value min");
+            }
+            using var cpu = torch.tensor(rows, new long[] { blocks.Count - ptrRows, 8 });
+            ptrTable.narrow(0, ptrRows, blocks.Count - ptrRows).copy_(cpu);
+            ptrRows = blocks.Count;
+        }
+        return ptrTable;
+    }
+
+    private static void MakeContiguous(QuantizedKvBlock b)
+    {
+        static Tensor C(Tensor t)
+        {
+            if (t.is_contiguous()) return t;
+            var c = t.contiguous().DetachFromDisposeScope();
+            t.Dispose();
+            return c;
+        }
+        b.KeyCodes = C(b.KeyCodes);
+        b.KeyScale = C(b.KeyScale);
+        b.KeyMin = C(b.KeyMin);
+        if (b.KeyPlane1 is not null) b.KeyPlane1 = C(b.KeyPlane1);
+        if (b.OutlierIdx is not null) b.OutlierIdx = C(b.OutlierIdx);
+        b.ValueCodes = C(b.ValueCodes);
+        b.ValueScale = C(b.ValueScale);
+        b.ValueMin = C(b.ValueMin);
+    }
+
     /// <inheritdoc/>
     protected override void Compact(Tensor keep) => throw new NotSupportedException("quantized KV slots do not evict");
 
@@ -109,6 +224,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         base.Reset();
         foreach (var b in blocks) b.Dispose();
         blocks.Clear();
+        ptrTable?.Dispose(); ptrTable = null;
+        ptrRows = 0;
         tailK?.Dispose(); tailK = null;
         tailV?.Dispose(); tailV = null;
     }
@@ -121,5 +238,6 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         foreach (var b in blocks) b.Dispose();
         tailK?.Dispose();
         tailV?.Dispose();
+        ptrTable?.Dispose();
     }
 }

@@ -111,8 +111,7 @@ public sealed class Attention : torch.nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], n = x.shape[1];
         var qkvHeads = qkv.forward(x).reshape(b, n, 3, NumHeads, HeadDim).permute(2, 0, 3, 1, 4);
-        var (keys, values, allowed) = slot.Update(qkvHeads[1], qkvHeads[2], attentionMask);
-        var o = CachedAttention.Attend(qkvHeads[0], keys, values, allowed, 1.0 / System.Math.Sqrt(HeadDim));
+        var o = slot.Attend(qkvHeads[0], qkvHeads[1], qkvHeads[2], attentionMask, 1.0 / System.Math.Sqrt(HeadDim));
         o = o.transpose(1, 2).reshape(b, n, AttentionDim);
         return proj.forward(o).MoveToOuterDisposeScope();
     }

@@ -48,6 +48,21 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     /// <summary>int4 group size along the input dim (0 for int8).</summary>
     public int GroupSize { get; }
 
+    /// <summary>Codes: int8 <c>[out, in]</c> or packed uint8 <c>[out, in/2]</c>.</summary>
+    public Tensor QWeight => qweight;
+
+    /// <summary>Scales: float32 <c>[out]</c> or <c>[out, in/group]</c>.</summary>
+    public Tensor Scales => scales;
+
+    /// <summary>int4 zero points <c>[out, in/group]</c> (null for int8).</summary>
+    public Tensor? Zeros => zeros;
+
+    /// <summary>Bias <c>[out]</c> or null.</summary>
+    public Tensor? Bias => bias;
+
+    /// <summary>Unfolded AWQ input scale <c>[in]</c> or null.</summary>
+    public Tensor? InputScale => input_scale;
+
     /// <summary>Whether an unfolded AWQ input scale is applied.</summary>
     public bool HasInputScale => input_scale is not null;
 
@@ -120,8 +135,29 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     public long WeightBytes => qweight.numel() * (long)qweight.element_size() + scales.numel() * (long)scales.element_size()
         + (zeros is null ? 0 : zeros.numel() * (long)zeros.element_size());
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// On CUDA without autograd and for at most <see cref="Fused.QuantizedOps.MaxFusedRows"/> rows (decode), the fused
+    /// dequantize + GEMV kernel (<see cref="Fused.QuantizedOps.Linear"/>); otherwise the reference path
+    /// (<see cref="ReferenceForward"/>).
+    /// </summary>
+    /// <param name="x">Input <c>[..., in]</c>.</param>
     public override Tensor forward(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (UseFusedKernels && x.device_type == DeviceType.CUDA)
+        {
+            var y = Fused.QuantizedOps.Linear(x, Mode, GroupSize, qweight, scales, zeros, bias, input_scale);
+            if (y is not null) return y;
+        }
+        return ReferenceForward(x);
+    }
+
+    /// <summary>Whether <see cref="forward"/> may use the fused CUDA kernel (default true; for tests and benchmarks).</summary>
+    public static bool UseFusedKernels { get; set; } = true;
+
+    /// <summary>Reference forward: dequantize to float32, matmul, cast back (any device, differentiable in x).</summary>
+    /// <param name="x">Input <c>[..., in]</c>.</param>
+    public Tensor ReferenceForward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
         var w = DequantizedWeight();
