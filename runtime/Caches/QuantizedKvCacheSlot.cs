@@ -152,6 +152,31 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         return o.MoveToOuterDisposeScope();
     }
 
+    /// <summary>Appends keys and values (as <see cref="AttentionCacheSlot.Update"/>) without materialising the cache,
+    /// e.g. after a prefill whose attention was computed elsewhere.</summary>
+    /// <param name="keys">New keys <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="values">New values.</param>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask.</param>
+    public void Prefill(Tensor keys, Tensor values, Tensor? mask = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        UpdateCore(keys, values, mask, materialize: false);
+    }
+
+    /// <summary>The fused attention of <paramref name="q"/> over the current cache without appending (benchmarks and
+    /// tests); null when the fused path does not apply.</summary>
+    /// <param name="q">Queries <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="allowed">Boolean <c>[batch, 1, n, T]</c> over the cached tokens.</param>
+    /// <param name="scale">Score scale.</param>
+    public Tensor? TryFusedAttention(Tensor q, Tensor allowed, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        if (q.device_type != DeviceType.CUDA || !FusedOps.IsAvailable(q.device)) return null;
+        long nOut = Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
+        return QuantizedOps.KvAttention(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, allowed,
+            NumHeads, nOut, Math.Min(Quant.GroupSize, HeadDim), scale);
+    }
+
     private static bool QuantizedOpsNeedsGrad(Tensor q) => torch.is_grad_enabled() && q.requires_grad;
 
     /// <summary>Device table of the blocks' tensor pointers (int64 [capacity, 8]), extended as blocks are added.</summary>

@@ -29,6 +29,7 @@ internal static class Program
     private static readonly List<Result> Results = new();
     private static double _copyGBps = double.NaN;
     private static bool _quick;
+    private static bool _quantOnly;
 
     private static int Main(string[] args)
     {
@@ -37,6 +38,7 @@ internal static class Program
         {
             if (args[i] == "--out" && i + 1 < args.Length) outDir = args[++i];
             else if (args[i] == "--quick") _quick = true;
+            else if (args[i] == "--quant") _quantOnly = true;
         }
         KernelLog.Warning = m => Console.Error.WriteLine("warning: " + m);
         if (!TorchBackend.TryInitializeCuda(out var reason))
@@ -71,6 +73,12 @@ internal static class Program
         Console.WriteLine($"arch {info["arch"]}, {info["sms"]} SMs, L2 {(int)info["l2_bytes"] >> 20} MiB, NVRTC {info["nvrtc"]}; " +
                           $"warm-up {ready} modules in {sw.Elapsed.TotalMilliseconds:F0} ms ({rt.CompileCount} compiled, {rt.DiskCacheHits} from disk)");
 
+        if (_quantOnly)
+        {
+            Directory.CreateDirectory(outDir);
+            using (torch.no_grad()) QuantBench.Run(outDir, f => Time(f));
+            return 0;
+        }
         using (torch.no_grad())
         {
             Guard(() => Copy());
