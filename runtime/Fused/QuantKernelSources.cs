@@ -134,6 +134,7 @@ QG_ENTRY(16)
 #define MIX_KV 0
 #endif
 #define KV_WARPS 4
+#define KV_NEG_INF __int_as_float(0xff800000)
 #define KV_MAXD 256
 #if MIX_KV == 0
 #define KV_BITS 4
@@ -178,7 +179,7 @@ __device__ __forceinline__ void kv_partial_body(
   float m[NQ], l[NQ], acc[NQ][KV_MAXD / 32];
 #pragma unroll
   for (int i = 0; i < NQ; i++) {
-    m[i] = -INFINITY; l[i] = 0.0f;
+    m[i] = KV_NEG_INF; l[i] = 0.0f;
 #pragma unroll
     for (int c = 0; c < KV_MAXD / 32; c++) acc[i][c] = 0.0f;
   }
@@ -260,10 +261,10 @@ __device__ __forceinline__ void kv_partial_body(
 #pragma unroll
     for (int i = 0; i < NQ; i++) {
       bool ok = i < nq && inRange && allowed[((long long)b * nq + i) * T + tokGlobal] != 0;
-      const float si = ok ? sc[i] : -INFINITY;
+      const float si = ok ? sc[i] : KV_NEG_INF;
       const float mx = warp_max(si);
       const float mNew = fmaxf(m[i], mx);
-      if (mNew == -INFINITY) { p[i] = 0.0f; continue; }
+      if (mNew == KV_NEG_INF) { p[i] = 0.0f; continue; }
       p[i] = ok ? exp2f(si - mNew) : 0.0f;
       const float alpha = exp2f(m[i] - mNew);
       l[i] = l[i] * alpha + warp_sum(p[i]);
@@ -351,14 +352,14 @@ extern "C" __global__ void kv_combine(const float* __restrict__ part_o, const fl
 {
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const long long bhq = (long long)b * Hq + h;
-  float M = -INFINITY;
+  float M = KV_NEG_INF;
   for (int s = 0; s < S; s++) M = fmaxf(M, part_ml[((bhq * S + s) * nq + i) * 2]);
   float L = 0.0f;
-  if (M != -INFINITY)
+  if (M != KV_NEG_INF)
     for (int s = 0; s < S; s++) {
       const long long pi = (bhq * S + s) * nq + i;
       const float ms = part_ml[pi * 2];
-      if (ms != -INFINITY) L += part_ml[pi * 2 + 1] * exp2f(ms - M);
+      if (ms != KV_NEG_INF) L += part_ml[pi * 2 + 1] * exp2f(ms - M);
     }
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float o = 0.0f;
@@ -366,7 +367,7 @@ extern "C" __global__ void kv_combine(const float* __restrict__ part_o, const fl
       for (int s = 0; s < S; s++) {
         const long long pi = (bhq * S + s) * nq + i;
         const float ms = part_ml[pi * 2];
-        if (ms != -INFINITY) o += part_o[pi * D + d] * exp2f(ms - M);
+        if (ms != KV_NEG_INF) o += part_o[pi * D + d] * exp2f(ms - M);
       }
       o /= L;
     }

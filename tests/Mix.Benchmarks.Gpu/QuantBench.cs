@@ -32,7 +32,8 @@ internal static class QuantBench
             Guard(() => Kv(ctx, time));
         foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L) })
             Guard(() => Linear(k, n, time));
-        var json = JsonSerializer.Serialize(Results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
+        var json = JsonSerializer.Serialize(Results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
         File.WriteAllText(Path.Combine(outDir, "quant.json"), json);
         var sb = new StringBuilder();
         sb.AppendLine("| bench | config | impl | size | median µs | GB/s | rel. err |");
