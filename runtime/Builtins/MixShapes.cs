@@ -9,7 +9,7 @@ namespace Mix.Runtime.Builtins;
 /// Run-time shape checks for generated modules (a debug option): each generated <c>forward</c> checks its inputs
 /// against the .mix signature and, on a mismatch, throws an error naming the layer, the .mix file and line, the
 /// expected pattern and the actual shape. Off by default (it costs a little per call); turn it on with
-/// <c>MIX_CHECK_SHAPES=1</c>, <see cref="Enabled"/>, or the MSBuild property <c>MixCheckShapes=true</c>.
+/// <c>MIX_CHECK_SHAPES=1</c> or <see cref="Enabled"/>.
 /// </summary>
 public static class MixShapes
 {
