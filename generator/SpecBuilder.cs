@@ -61,9 +61,10 @@ internal static class SpecBuilder
             var path = FrontEndPath(input.Path);
             var hint = Names.HintName(RelativePath(input.Path, settings.ProjectDir));
             for (int n = 2; !hints.Add(hint); n++) hint = hint.Substring(0, hint.Length - ".g.cs".Length) + "." + n + ".g.cs";
+            var ns = input.Namespace ?? settings.Namespace;
             if (Broken(path, new HashSet<string>(StringComparer.Ordinal)))
             {
-                result.Add(new FileSpec(hint, input.Path, settings.Namespace, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty));
+                result.Add(new FileSpec(hint, input.Path, ns, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty));
                 continue;
             }
             var classes = new List<ClassSpec>();
@@ -80,7 +81,7 @@ internal static class SpecBuilder
                     diags.Add(new GenDiagnostic(UnsupportedId, $"{d.Name}: {e.Message}", pos.Line, pos.Character));
                 }
             }
-            result.Add(new FileSpec(hint, input.Path, settings.Namespace, false, classes.ToEquatableArray(), diags.ToEquatableArray()));
+            result.Add(new FileSpec(hint, input.Path, ns, false, classes.ToEquatableArray(), diags.ToEquatableArray()));
         }
         return result.ToEquatableArray();
     }
