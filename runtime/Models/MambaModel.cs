@@ -25,6 +25,9 @@ namespace Mix.Runtime
         /// <summary>The residual blocks.</summary>
         public ModuleList<MambaBlock> Layers => layers;
 
+        /// <summary>The final RMSNorm (HF <c>norm_f</c>).</summary>
+        public MambaRMSNorm NormF => norm_f;
+
         /// <summary>Vocabulary size.</summary>
         public long VocabSize { get; }
 
