@@ -113,9 +113,21 @@ internal sealed class Translator
             TranslateBody(_def.Body ?? Array.Empty<Statement>(), root, inputs);
         }
 
-        // Shape symbols read from the inputs, first thing in forward.
-        var prologue = _shapeSymbols.Where(kv => _usedShapeSymbols.Contains(kv.Key))
-            .Select(kv => new CodeLine(0, $"var {Names.Escape(kv.Key)} = {kv.Value};")).ToList();
+        // Debug shape checks against the signature (MixShapes.Enabled), then the shape symbols read from the inputs.
+        var prologue = new List<CodeLine>();
+        if (_def.Signature is Signature sig)
+        {
+            foreach (var input in sig.Inputs)
+            {
+                var expected = input.Shape.Dims.Select(d => ExpectedDim(d, root));
+                prologue.Add(new CodeLine(LineOf(input.Span),
+                    $"if (MixShapes.Enabled) MixShapes.Check({Names.Escape(input.Name.Name)}, {Names.Literal(_def.Name.Name)}, " +
+                    $"{Names.Literal(input.Name.Name)}, {Names.Literal(MixPrinter.Shape(input.Shape))}, {Names.Literal(_source.Path)}, " +
+                    $"{LineOf(input.Span)}, {string.Join(", ", expected)});"));
+            }
+        }
+        prologue.AddRange(_shapeSymbols.Where(kv => _usedShapeSymbols.Contains(kv.Key))
+            .Select(kv => new CodeLine(0, $"var {Names.Escape(kv.Key)} = {kv.Value};")));
 
         var doc = new List<string> { "<c>" + Xml(MixPrinter.Signature(_def)) + "</c>" };
         var shapes = string.Join(", ", _checked.Inputs.Select(s => s.ToString()));
@@ -410,6 +422,30 @@ internal sealed class Translator
         if (_enumMembers.Contains(n.Name)) return new VCode("\"" + n.Name + "\"", GType.String);
         throw new UnsupportedException(n.Span, $"'{n.Name}' cannot be resolved by the generator");
     }
+
+    /// <summary>A signature dimension as a C# size to check, or <c>null</c> where it involves a free shape symbol.</summary>
+    string ExpectedDim(Expr dim, Scope scope)
+    {
+        if (MentionsShapeSymbol(dim)) return "null";
+        try
+        {
+            return "(long?)(" + Code(Eval(dim, scope), dim.Span) + ")";
+        }
+        catch (UnsupportedException)
+        {
+            return "null";
+        }
+    }
+
+    bool MentionsShapeSymbol(Expr e) => e switch
+    {
+        NameExpr n => _u.FindParam(n.Name) is null && n.Name.Length > 0 && char.IsUpper(n.Name[0]),
+        BinaryExpr b => MentionsShapeSymbol(b.Left) || MentionsShapeSymbol(b.Right),
+        UnaryExpr u => MentionsShapeSymbol(u.Operand),
+        IndexExpr ix => MentionsShapeSymbol(ix.Target) || MentionsShapeSymbol(ix.Index),
+        CallExpr c => MentionsShapeSymbol(c.Callee) || c.Args.Any(a => MentionsShapeSymbol(a.Value)),
+        _ => false,
+    };
 
     static string KindOf(Callable c) => c.Kind switch
     {

@@ -1,3 +1,5 @@
+using System;
+using Mix.Runtime.Caches;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -92,5 +94,26 @@ public sealed class Attention : torch.nn.Module<Tensor, Tensor>
         o = o.transpose(1, 2).reshape(b, n, AttentionDim);
         var y = proj_drop.forward(proj.forward(o));
         return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Cache-aware causal self-attention for decoding: the <c>n</c> new tokens' keys and values are appended to
+    /// <paramref name="slot"/> and each new query attends causally to every cached token before it (the causal mask is
+    /// offset by the tokens already cached; windows, sinks and padding as the slot defines). Inference only (no dropout).
+    /// </summary>
+    /// <param name="x">New tokens <c>[B, n, dim]</c>.</param>
+    /// <param name="slot">The layer's KV slot (heads = <see cref="NumHeads"/>, head dim = <see cref="HeadDim"/>).</param>
+    /// <param name="attentionMask">Optional <c>[B, n]</c> padding mask (nonzero = token).</param>
+    /// <returns>[B, n, dim].</returns>
+    public Tensor Forward(Tensor x, AttentionCacheSlot slot, Tensor? attentionMask = null)
+    {
+        ArgumentNullException.ThrowIfNull(slot);
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], n = x.shape[1];
+        var qkvHeads = qkv.forward(x).reshape(b, n, 3, NumHeads, HeadDim).permute(2, 0, 3, 1, 4);
+        var (keys, values, allowed) = slot.Update(qkvHeads[1], qkvHeads[2], attentionMask);
+        var o = CachedAttention.Attend(qkvHeads[0], keys, values, allowed, 1.0 / System.Math.Sqrt(HeadDim));
+        o = o.transpose(1, 2).reshape(b, n, AttentionDim);
+        return proj.forward(o).MoveToOuterDisposeScope();
     }
 }

@@ -26,6 +26,30 @@ public class FusedDispatchGpuTests
     }
 
     [Fact]
+    public void PoolFormerBlockTakesTheFusedSubBlockAndMatchesTheReference()
+    {
+        Gpu.Require();
+        using var scope = torch.NewDisposeScope();
+        var m = new MetaFormerBlock(16, tokenMixer: (_, _) => new Pooling(), mlpAct: () => nn.GELU(), mlpBias: true,
+            normLayer: c => new GroupNorm1(c), layerScaleInitValue: 0.5).to(Gpu.Device);
+        m.eval();
+        var x = torch.randn(2, 16, 14, 14, device: Gpu.Device);
+        var before = MixDispatch.FusedEnabled;
+        using (torch.no_grad())
+        {
+            try
+            {
+                MixDispatch.FusedEnabled = false;
+                var reference = m.forward(x);
+                MixDispatch.FusedEnabled = true;
+                var fused = m.forward(x);
+                Assert.True(Gpu.RelErr(fused, reference) < 1e-5);
+            }
+            finally { MixDispatch.FusedEnabled = before; }
+        }
+    }
+
+    [Fact]
     public void GlobalFilterCallSiteUsesTheFusedKernelAndMatchesTheReference()
     {
         Gpu.Require();

@@ -42,6 +42,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, C, N, size]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 7 "/repo/examples/models/patchtsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "gated_attention", "x", "[B, C, N, size]", "/repo/examples/models/patchtsmixer.mix", 7, null, null, null, (long?)(options.Size));
 #line 9 "/repo/examples/models/patchtsmixer.mix"
             return x * Fn.Softmax(attn_layer.call(x), -1);
 #line default
@@ -92,6 +94,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, C, N, out_features]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 13 "/repo/examples/models/patchtsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "ts_mlp", "x", "[B, C, N, in_features]", "/repo/examples/models/patchtsmixer.mix", 13, null, null, null, (long?)(options.InFeatures));
 #line 17 "/repo/examples/models/patchtsmixer.mix"
             return Fn.Dropout(fc2.call(Fn.Dropout(Fn.GELU(fc1.call(x)), p: options.Drop, training)), p: options.Drop, training);
 #line default
@@ -150,6 +154,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, C, num_patches, d_model]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 21 "/repo/examples/models/patchtsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "patch_mixer", "x", "[B, C, num_patches, d_model]", "/repo/examples/models/patchtsmixer.mix", 21, null, null, (long?)(options.NumPatches), (long?)(options.DModel));
 #line 26 "/repo/examples/models/patchtsmixer.mix"
             return x + Fn.Transpose(gating_block.call(mlp.call(Fn.Transpose(norm.call(x), 2, 3))), 2, 3);
 #line default
@@ -207,6 +213,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, C, N, d_model]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 30 "/repo/examples/models/patchtsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "feature_mixer", "x", "[B, C, N, d_model]", "/repo/examples/models/patchtsmixer.mix", 30, null, null, null, (long?)(options.DModel));
 #line 35 "/repo/examples/models/patchtsmixer.mix"
             return x + gating_block.call(mlp.call(norm.call(x)));
 #line default
@@ -265,6 +273,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, num_channels, N, d_model]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 39 "/repo/examples/models/patchtsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "channel_feature_mixer", "x", "[B, num_channels, N, d_model]", "/repo/examples/models/patchtsmixer.mix", 39, null, (long?)(options.NumChannels), null, (long?)(options.DModel));
 #line 44 "/repo/examples/models/patchtsmixer.mix"
             return x + Fn.Permute(mlp.call(gating_block.call(Fn.Permute(norm.call(x), new long[] { 0, 3, 2, 1 }))), new long[] { 0, 3, 2, 1 });
 #line default
@@ -339,6 +349,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, num_channels, num_patches, d_model]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 49 "/repo/examples/models/patchtsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "mixer_layer", "x", "[B, num_channels, num_patches, d_model]", "/repo/examples/models/patchtsmixer.mix", 49, null, (long?)(options.NumChannels), (long?)(options.NumPatches), (long?)(options.DModel));
 #line 55 "/repo/examples/models/patchtsmixer.mix"
             return feature_mixer.call(patch_mixer.call(channel_feature_mixer.call(x)));
 #line default
@@ -410,6 +422,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 3, 4, 16]</c></returns>
         public override Tensor forward(Tensor past_values)
         {
+#line 61 "/repo/examples/models/patchtsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(past_values, "patchtsmixer", "past_values", "[B, context_length, num_channels]", "/repo/examples/models/patchtsmixer.mix", 61, null, (long?)(options.ContextLength), (long?)(options.NumChannels));
 #line 65 "/repo/examples/models/patchtsmixer.mix"
             var loc = Fn.Mean(past_values, new long[] { 1 }, true);
 #line 66 "/repo/examples/models/patchtsmixer.mix"
