@@ -64,5 +64,11 @@ public sealed record ModelBinding(
     int EndLine,
     int EndColumn);
 
+/// <summary>
+/// A C# token mixer declared with <c>[Mixer("name", "parameters", "signature")]</c>: usable from .mix like a built-in
+/// mixer; generated code builds it with <c>new Type(dim, name: value, ...)</c>.
+/// </summary>
+public sealed record MixerBinding(string Name, string Parameters, string Signature, string TypeName);
+
 /// <summary>A problem found while generating (not a front-end diagnostic).</summary>
 public sealed record GenDiagnostic(string Id, string Message, int Line, int Column);

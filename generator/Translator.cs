@@ -59,8 +59,13 @@ internal sealed class Translator
     /// <summary>Enum members of the compilation; enums are strings in generated code (the checker already typed them).</summary>
     readonly IReadOnlyCollection<string> _enumMembers;
 
-    public Translator(CheckedDefinition checkedDef, IReadOnlyDictionary<string, UserCallable> defs, IReadOnlyCollection<string>? enumMembers = null)
+    /// <summary>C# mixers (<c>[Mixer]</c>): .mix name → fully qualified C# type.</summary>
+    readonly IReadOnlyDictionary<string, string> _externals;
+
+    public Translator(CheckedDefinition checkedDef, IReadOnlyDictionary<string, UserCallable> defs, IReadOnlyCollection<string>? enumMembers = null,
+        IReadOnlyDictionary<string, string>? externals = null)
     {
+        _externals = externals ?? new Dictionary<string, string>();
         _enumMembers = enumMembers ?? Array.Empty<string>();
         _checked = checkedDef;
         _u = checkedDef.Callable;
@@ -282,7 +287,7 @@ internal sealed class Translator
         {
             type = v switch
             {
-                VFactory { Callable: UserCallable uc } => Names.Pascal(uc.Name),
+                VFactory { Callable: UserCallable uc } => _externals.TryGetValue(uc.Name, out var ext) ? ext : Names.Pascal(uc.Name),
                 VInline => "MixPipeline",
                 _ => ModuleType,
             };
@@ -785,6 +790,15 @@ internal sealed class Translator
             case VFactory { Callable: BuiltinCallable b } f:
                 if (!f.IsComplete) throw new UnsupportedException(span, $"{b.Name} is missing arguments");
                 return $"Builtin.{Names.Builtin(b.Name)}({string.Join(", ", ArgList(b, f.Args, span))})";
+            case VFactory { Callable: UserCallable u } f when _externals.TryGetValue(u.Name, out var external):
+            {
+                // A C# mixer: new T(dim, name: value, ...) with the .mix parameters in camelCase.
+                var args = new List<string>();
+                if (f.Args.TryGetValue("dim", out var dim)) args.Add(Val(dim, GType.Int, span));
+                foreach (var p in u.Params)
+                    if (p.Name != "dim" && f.Args.TryGetValue(p.Name, out var a)) args.Add($"{Names.Camel(p.Name)}: {Val(a, GType.From(p.Type), span)}");
+                return $"new {external}({string.Join(", ", args)})";
+            }
             case VFactory { Callable: UserCallable u } f:
             {
                 var cls = Names.Pascal(u.Name);

@@ -20,4 +20,32 @@ namespace Mix
         /// <summary>The model's name.</summary>
         public string Model { get; }
     }
+
+    /// <summary>
+    /// Makes this C# module a token mixer of .mix: <c>[Mixer("gated_tokens", "expansion: int = 2", "(x: [B, N, dim]) -> [B, N, dim]")]</c>.
+    /// The class derives from <c>nn.Module&lt;Tensor, Tensor&gt;</c> and has a constructor <c>(long dim, ...)</c> whose
+    /// other parameters are the .mix parameters in camelCase (<c>expansion</c>); generated code calls
+    /// <c>new T(dim, expansion: 4)</c>.
+    /// </summary>
+    [global::System.AttributeUsage(global::System.AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+    internal sealed class MixerAttribute : global::System.Attribute
+    {
+        /// <summary>Declares the mixer.</summary>
+        /// <param name="name">Its .mix name.</param>
+        /// <param name="parameters">Its parameters in .mix syntax, without <c>dim</c> (implicit for every mixer), e.g. <c>expansion: int = 2</c>; empty for none.</param>
+        /// <param name="signature">Its shape contract in .mix syntax, e.g. <c>(x: [B, N, dim]) -> [B, N, dim]</c>.</param>
+        public MixerAttribute(string name, string parameters, string signature)
+        {
+            Name = name;
+            Parameters = parameters;
+            Signature = signature;
+        }
+
+        /// <summary>The .mix name.</summary>
+        public string Name { get; }
+        /// <summary>The parameters (.mix syntax).</summary>
+        public string Parameters { get; }
+        /// <summary>The shape contract (.mix syntax).</summary>
+        public string Signature { get; }
+    }
 }
