@@ -10,24 +10,42 @@ internal static class StackDepth
     const int SafeNesting = 32;
     internal const int LargeStackBytes = 64 * 1024 * 1024;
 
-    /// <summary>An upper bound on nesting: deepest bracket depth plus every if/for/not/unary minus.</summary>
+    /// <summary>
+    /// An upper bound on nesting: deepest bracket depth plus the prefix constructs (unary <c>-</c>, <c>not</c>,
+    /// <c>if</c>, <c>for</c>) of one statement (a newline after a complete expression starts a new one).
+    /// </summary>
     public static bool NeedsLargeStack(string text)
     {
         int depth = 0, max = 0, prefixes = 0;
+        char last = '\0';
         for (int i = 0; i < text.Length; i++)
         {
             char c = text[i];
+            if (c == '/' && i + 1 < text.Length && text[i + 1] == '/')
+            {
+                while (i + 1 < text.Length && text[i + 1] != '\n') i++; // comments nest nothing
+                continue;
+            }
+            if (c == '\n')
+            {
+                if (EndsExpression(last)) prefixes = 0;
+                continue;
+            }
+            if (char.IsWhiteSpace(c)) continue;
             if (c == '(' || c == '[' || c == '{') { if (++depth > max) max = depth; }
             else if (c == ')' || c == ']' || c == '}') { if (depth > 0) depth--; }
-            else if (c == '-') prefixes++;
+            else if (c == '-' && !EndsExpression(last) && !(i + 1 < text.Length && text[i + 1] == '>')) prefixes++;
             else if ((c == 'i' || c == 'f' || c == 'n') && (i == 0 || !IsWord(text[i - 1])))
             {
                 if (Word(text, i, "if") || Word(text, i, "for") || Word(text, i, "not")) prefixes++;
             }
+            last = c;
             if (max + prefixes > SafeNesting) return true;
         }
         return false;
     }
+
+    static bool EndsExpression(char c) => IsWord(c) || c == ')' || c == ']' || c == '}' || c == '"';
 
     static bool IsWord(char c) => char.IsLetterOrDigit(c) || c == '_';
 
