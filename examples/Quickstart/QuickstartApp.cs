@@ -98,17 +98,7 @@ public static class QuickstartApp
     }
 
     /// <summary>The checked .mix sources of the model (embedded in this assembly), as the front end sees them.</summary>
-    public static MixCompilation Compilation()
-    {
-        var assembly = typeof(QuickstartApp).Assembly;
-        var sources = assembly.GetManifestResourceNames().Where(n => n.EndsWith(".mix", StringComparison.Ordinal)).OrderBy(n => n, StringComparer.Ordinal)
-            .Select(n =>
-            {
-                using var reader = new StreamReader(assembly.GetManifestResourceStream(n)!);
-                return new SourceText(n, reader.ReadToEnd());
-            });
-        return MixCompilation.Create(sources);
-    }
+    public static MixCompilation Compilation() => MixSources.Compile(typeof(QuickstartApp).Assembly);
 
     /// <summary>Runs the Quickstart and returns what it measured.</summary>
     public static QuickstartResult Run(QuickstartOptions options, IAnsiConsole? console = null)
