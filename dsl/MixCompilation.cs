@@ -66,11 +66,15 @@ public sealed class MixCompilation
     public static MixCompilation Create(string path, string text) => Create(new[] { new SourceText(path, text) });
 
     /// <summary>Checks files together.</summary>
-    public static MixCompilation Create(IEnumerable<SourceText> sources)
+    public static MixCompilation Create(IEnumerable<SourceText> sources) => Create(sources, Array.Empty<ExternalMixer>());
+
+    /// <summary>Checks files together, with mixers implemented in C# visible to every file.</summary>
+    public static MixCompilation Create(IEnumerable<SourceText> sources, IEnumerable<ExternalMixer> externals)
     {
         var list = sources.ToList();
+        var externalList = externals.ToList();
         bool deep = list.Any(s => StackDepth.NeedsLargeStack(s.Text));
-        return StackDepth.Run(deep, () => Build(list), failure =>
+        return StackDepth.Run(deep, () => Build(list, externalList), failure =>
         {
             var bag = new DiagnosticBag();
             var src = list.FirstOrDefault() ?? new SourceText("", "");
@@ -79,10 +83,11 @@ public sealed class MixCompilation
         });
     }
 
-    static MixCompilation Build(List<SourceText> sources)
+    static MixCompilation Build(List<SourceText> sources, List<ExternalMixer> externals)
     {
         var bag = new DiagnosticBag();
         var files = sources.Select(s => MixParser.ParseCore(s, bag)).ToList();
+        var externalFiles = externals.Select(e => MixParser.ParseCore(ExternalSource(e), bag)).ToList();
         var evaluator = new Evaluator(bag);
         var contexts = files.Select(f => new FileContext(f)).ToList();
         foreach (var c in contexts) evaluator.Contexts[c.File] = c;
@@ -99,6 +104,7 @@ public sealed class MixCompilation
         foreach (var c in contexts) ResolveImports(c, byPath, bag);
         foreach (var c in contexts) ReportCycles(c, bag);
         foreach (var c in contexts) AddImported(c, bag);
+        AddExternals(externalFiles, contexts, evaluator, bag);
         foreach (var c in contexts)
             foreach (var d in c.File.Definitions)
                 if (c.Definitions.TryGetValue(d.Name.Name, out var own) && own is UserCallable u && u.Definition == d)
@@ -124,6 +130,37 @@ public sealed class MixCompilation
             .Select(x => x.d)
             .ToList();
         return new MixCompilation(files, ordered, checkedDefs);
+    }
+
+    /// <summary>An external mixer as a .mix declaration without a body: <c>mixer name(params) (x: [...]) -&gt; [...]</c>.</summary>
+    static SourceText ExternalSource(ExternalMixer e) =>
+        new(e.Origin, $"mixer {e.Name}({e.Parameters}) {e.Signature} {{}}\n");
+
+    static void AddExternals(List<MixFile> externalFiles, List<FileContext> contexts, Evaluator evaluator, DiagnosticBag bag)
+    {
+        foreach (var file in externalFiles)
+        {
+            var context = new FileContext(file);
+            evaluator.Contexts[file] = context;
+            foreach (var d in file.Definitions)
+            {
+                if (d.Signature is null)
+                {
+                    bag.Report(DiagnosticIds.MissingSignature, file.Source, d.Name.Span, $"external mixer {d.Name.Name} needs a signature");
+                    continue;
+                }
+                var u = new UserCallable(d, file, Array.Empty<ParamSpec>()) { IsExternal = true };
+                u.SetParams(BuildParams(d, context, evaluator, bag));
+                context.Definitions[d.Name.Name] = u;
+                foreach (var c in contexts)
+                {
+                    if (c.Definitions.TryGetValue(d.Name.Name, out var existing) && existing is UserCallable eu)
+                        bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, eu.Definition.Name.Span,
+                            $"'{d.Name.Name}' is also a C# mixer ({file.Source.Path})");
+                    else c.Definitions[d.Name.Name] = u;
+                }
+            }
+        }
     }
 
     static void DeclareOwn(FileContext c, Evaluator evaluator, DiagnosticBag bag)

@@ -5,7 +5,7 @@ namespace Mix.Generator;
 /// <summary>Diagnostics of the generator itself (the front end's come from <see cref="MixAnalyzer"/>).</summary>
 internal static class Descriptors
 {
-    const string Help = "docs/language.md#";
+    const string Help = "docs/generator.md#";
 
     public static readonly DiagnosticDescriptor Unsupported = new(
         "MIX9001", "Construct not supported by the generator", "{0}", "Generator", DiagnosticSeverity.Warning, true,

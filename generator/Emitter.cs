@@ -74,7 +74,7 @@ internal static class Emitter
         {
             sb.AppendLine();
             sb.AppendLine($"{I2}/// <summary>{f.Doc}</summary>");
-            if (f.Key != f.Name.TrimStart('@')) sb.AppendLine($"{I2}[ComponentName(Name = {Names.Literal(f.Key)})]");
+            if (f.Local is null && f.Key != f.Name.TrimStart('@')) sb.AppendLine($"{I2}[global::TorchSharp.Utils.ComponentName(Name = {Names.Literal(f.Key)})]");
             sb.AppendLine($"{I2}public readonly {f.Type} {f.Name};");
         }
         sb.AppendLine();
@@ -96,7 +96,15 @@ internal static class Emitter
             sb.AppendLine($"{I3}// The model is its alias: the alias's layers are this module's children (unprefixed keys).");
             sb.AppendLine($"{I3}foreach (var (name, child) in model.named_children()) register_module(name, child);");
         }
-        else sb.AppendLine($"{I3}RegisterComponents();");
+        else
+        {
+            sb.AppendLine($"{I3}RegisterComponents();");
+            foreach (var f in c.Fields.Where(f => f.Local is not null))
+            {
+                sb.AppendLine($"{I3}{f.Name} = {f.Local};");
+                sb.AppendLine($"{I3}MixKeys.Register(this, {Names.Literal(f.Key)}, {f.Name});");
+            }
+        }
         sb.AppendLine($"{I2}}}");
         sb.AppendLine();
 

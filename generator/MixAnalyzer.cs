@@ -42,7 +42,8 @@ public sealed class MixAnalyzer : DiagnosticAnalyzer
             var files = start.Options.AdditionalFiles.Where(IsMix).ToList();
             if (files.Count == 0) return;
             var compilation = new Lazy<MixCompilation>(() => SpecBuilder.Compile(
-                files.Select(f => new MixInput(f.Path, f.GetText(start.CancellationToken)?.ToString() ?? ""))));
+                files.Select(f => new MixInput(f.Path, f.GetText(start.CancellationToken)?.ToString() ?? "")),
+                Mixers(start.Compilation)));
             start.RegisterAdditionalFileAction(ctx =>
             {
                 if (!IsMix(ctx.AdditionalFile)) return;
@@ -55,6 +56,30 @@ public sealed class MixAnalyzer : DiagnosticAnalyzer
                 }
             });
         });
+    }
+
+    /// <summary>The project's C# mixers (<c>[Mixer]</c> classes in source), which .mix files may use.</summary>
+    static List<MixerBinding> Mixers(Compilation compilation)
+    {
+        var result = new List<MixerBinding>();
+        var attribute = compilation.GetTypeByMetadataName(MixGenerator.MixerAttributeName);
+        if (attribute is null) return result;
+        var stack = new Stack<INamespaceOrTypeSymbol>();
+        stack.Push(compilation.Assembly.GlobalNamespace);
+        while (stack.Count > 0)
+        {
+            foreach (var member in stack.Pop().GetMembers())
+            {
+                if (member is INamespaceSymbol ns) stack.Push(ns);
+                else if (member is INamedTypeSymbol type)
+                {
+                    stack.Push(type);
+                    var attr = type.GetAttributes().FirstOrDefault(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute));
+                    if (attr is not null && MixGenerator.MixerOf(type, attr) is MixerBinding m) result.Add(m);
+                }
+            }
+        }
+        return result;
     }
 
     static bool IsMix(AdditionalText t) => t.Path.EndsWith(".mix", StringComparison.OrdinalIgnoreCase);

@@ -32,9 +32,13 @@ public sealed class MixGenerator : IIncrementalGenerator
         public const string Bindings = "MixModelBindings";
         /// <summary>[MixModel] classes with their resolved specs.</summary>
         public const string BoundModels = "MixBoundModels";
+        /// <summary>[Mixer] classes (C# mixers usable from .mix).</summary>
+        public const string Mixers = "MixMixers";
     }
 
     const string AttributeName = "Mix.MixModelAttribute";
+    /// <summary>Metadata name of the <c>[Mixer]</c> attribute (generated into every project).</summary>
+    public const string MixerAttributeName = "Mix.MixerAttribute";
 
     /// <inheritdoc />
     public void Initialize(IncrementalGeneratorInitializationContext context)
@@ -64,8 +68,15 @@ public sealed class MixGenerator : IIncrementalGenerator
             })
             .WithTrackingName(Steps.Settings);
 
-        var specs = inputs.Collect().Combine(settings)
-            .Select((pair, _) => SpecBuilder.Build(pair.Left, pair.Right))
+        var mixers = context.SyntaxProvider.ForAttributeWithMetadataName(MixerAttributeName,
+                (node, _) => node is ClassDeclarationSyntax,
+                (ctx, _) => MixerOf((INamedTypeSymbol)ctx.TargetSymbol, ctx.Attributes[0]))
+            .Where(m => m is not null)
+            .Select((m, _) => m!)
+            .WithTrackingName(Steps.Mixers);
+
+        var specs = inputs.Collect().Combine(settings).Combine(mixers.Collect())
+            .Select((pair, _) => SpecBuilder.Build(pair.Left.Left, pair.Left.Right, pair.Right))
             .WithTrackingName(Steps.Specs);
 
         var files = specs.SelectMany((all, _) => all).WithTrackingName(Steps.FileSpecs);
@@ -115,6 +126,15 @@ public sealed class MixGenerator : IIncrementalGenerator
                 new[] { cls }.ToEquatableArray(), EquatableArray<GenDiagnostic>.Empty);
             spc.AddSource(file.HintName, SourceText.From(Emitter.Emit(file, binding.Accessibility, modelsNamespace), Encoding.UTF8));
         });
+    }
+
+    /// <summary>The <c>[Mixer]</c> declaration of a class, or null when its arguments are not constant strings.</summary>
+    public static MixerBinding? MixerOf(INamedTypeSymbol type, AttributeData attr)
+    {
+        var args = attr.ConstructorArguments;
+        if (args.Length != 3 || args.Any(a => a.Value is not string)) return null;
+        var typeName = type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
+        return new MixerBinding((string)args[0].Value!, (string)args[1].Value!, (string)args[2].Value!, typeName);
     }
 
     static ModelBinding Bind(GeneratorAttributeSyntaxContext ctx)
@@ -184,6 +204,34 @@ namespace Mix
         public string Path { get; }
         /// <summary>The model's name.</summary>
         public string Model { get; }
+    }
+
+    /// <summary>
+    /// Makes this C# module a token mixer of .mix: <c>[Mixer(""gated_tokens"", ""expansion: int = 2"", ""(x: [B, N, dim]) -> [B, N, dim]"")]</c>.
+    /// The class derives from <c>nn.Module&lt;Tensor, Tensor&gt;</c> and has a constructor <c>(long dim, ...)</c> whose
+    /// other parameters are the .mix parameters in camelCase (<c>expansion</c>); generated code calls
+    /// <c>new T(dim, expansion: 4)</c>.
+    /// </summary>
+    [global::System.AttributeUsage(global::System.AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+    internal sealed class MixerAttribute : global::System.Attribute
+    {
+        /// <summary>Declares the mixer.</summary>
+        /// <param name=""name"">Its .mix name.</param>
+        /// <param name=""parameters"">Its parameters in .mix syntax, without <c>dim</c> (implicit for every mixer), e.g. <c>expansion: int = 2</c>; empty for none.</param>
+        /// <param name=""signature"">Its shape contract in .mix syntax, e.g. <c>(x: [B, N, dim]) -> [B, N, dim]</c>.</param>
+        public MixerAttribute(string name, string parameters, string signature)
+        {
+            Name = name;
+            Parameters = parameters;
+            Signature = signature;
+        }
+
+        /// <summary>The .mix name.</summary>
+        public string Name { get; }
+        /// <summary>The parameters (.mix syntax).</summary>
+        public string Parameters { get; }
+        /// <summary>The shape contract (.mix syntax).</summary>
+        public string Signature { get; }
     }
 }
 ";

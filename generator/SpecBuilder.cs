@@ -31,17 +31,33 @@ internal static class SpecBuilder
         return p.TrimStart('/');
     }
 
-    public static MixCompilation Compile(IEnumerable<MixInput> inputs) =>
-        MixCompilation.Create(inputs.Select(i => new SourceText(FrontEndPath(i.Path), i.Text)));
+    public static MixCompilation Compile(IEnumerable<MixInput> inputs, IEnumerable<MixerBinding>? mixers = null) =>
+        MixCompilation.Create(inputs.Select(i => new SourceText(FrontEndPath(i.Path), i.Text)),
+            (mixers ?? Array.Empty<MixerBinding>()).Select(m => new ExternalMixer(m.Name, m.Parameters, m.Signature, m.TypeName)));
 
-    public static EquatableArray<FileSpec> Build(ImmutableArray<MixInput> inputs, GeneratorSettings settings)
+    public static EquatableArray<FileSpec> Build(ImmutableArray<MixInput> inputs, GeneratorSettings settings) =>
+        Build(inputs, settings, ImmutableArray<MixerBinding>.Empty);
+
+    public static EquatableArray<FileSpec> Build(ImmutableArray<MixInput> inputs, GeneratorSettings settings, ImmutableArray<MixerBinding> mixers)
     {
         var ordered = inputs.OrderBy(i => i.Path, StringComparer.Ordinal).ToList();
-        var compilation = Compile(ordered);
+        var externals = mixers.GroupBy(m => m.Name, StringComparer.Ordinal).Select(g => g.OrderBy(m => m.TypeName, StringComparer.Ordinal).First())
+            .OrderBy(m => m.Name, StringComparer.Ordinal).ToList();
+        var compilation = Compile(ordered, externals);
 
         var defs = new Dictionary<string, UserCallable>(StringComparer.Ordinal);
         foreach (var d in compilation.Definitions)
             if (!defs.ContainsKey(d.Name)) defs[d.Name] = d.Callable;
+        // C# mixers: their parameters as the front end reads them (a bodiless mixer declaration), and their C# types.
+        var externalTypes = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var m in externals)
+        {
+            if (defs.ContainsKey(m.Name)) continue; // a .mix definition of the same name: the front end reports it
+            var declaration = MixCompilation.Create(m.TypeName, $"mixer {m.Name}({m.Parameters}) {m.Signature} {{}}\n").Find(m.Name);
+            if (declaration is null) continue;
+            defs[m.Name] = declaration.Callable;
+            externalTypes[m.Name] = m.TypeName;
+        }
 
         // A file is generated only when it and everything it imports check without errors.
         var errorFiles = new HashSet<string>(compilation.Diagnostics.Where(d => d.Severity == Severity.Error).Select(d => d.Path), StringComparer.Ordinal);
@@ -61,9 +77,10 @@ internal static class SpecBuilder
             var path = FrontEndPath(input.Path);
             var hint = Names.HintName(RelativePath(input.Path, settings.ProjectDir));
             for (int n = 2; !hints.Add(hint); n++) hint = hint.Substring(0, hint.Length - ".g.cs".Length) + "." + n + ".g.cs";
+            var ns = input.Namespace ?? settings.Namespace;
             if (Broken(path, new HashSet<string>(StringComparer.Ordinal)))
             {
-                result.Add(new FileSpec(hint, input.Path, settings.Namespace, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty));
+                result.Add(new FileSpec(hint, input.Path, ns, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty));
                 continue;
             }
             var classes = new List<ClassSpec>();
@@ -72,7 +89,7 @@ internal static class SpecBuilder
             {
                 try
                 {
-                    classes.Add(new Translator(d, defs, enumMembers).Translate());
+                    classes.Add(new Translator(d, defs, enumMembers, externalTypes).Translate());
                 }
                 catch (UnsupportedException e)
                 {
@@ -80,7 +97,7 @@ internal static class SpecBuilder
                     diags.Add(new GenDiagnostic(UnsupportedId, $"{d.Name}: {e.Message}", pos.Line, pos.Character));
                 }
             }
-            result.Add(new FileSpec(hint, input.Path, settings.Namespace, false, classes.ToEquatableArray(), diags.ToEquatableArray()));
+            result.Add(new FileSpec(hint, input.Path, ns, false, classes.ToEquatableArray(), diags.ToEquatableArray()));
         }
         return result.ToEquatableArray();
     }

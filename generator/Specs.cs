@@ -39,8 +39,11 @@ public sealed record InputSpec(string Name, string Doc);
 /// <summary>A property of the Options record: one .mix parameter.</summary>
 public sealed record OptionSpec(string Name, string MixName, string Type, string? Default, bool Required, string Doc);
 
-/// <summary>A layer field: name, state-dict key, type.</summary>
-public sealed record FieldSpec(string Name, string Key, string Type, string Doc);
+/// <summary>
+/// A layer field: name, state-dict key, type. A dotted key (<c>@key("a.b")</c>) is registered as nested modules
+/// after <c>RegisterComponents</c>; until then the constructor holds the layer in <see cref="Local"/>.
+/// </summary>
+public sealed record FieldSpec(string Name, string Key, string Type, string Doc, string? Local = null);
 
 /// <summary>A line of emitted code, mapped to a .mix line (1-based) or 0 for glue.</summary>
 public sealed record CodeLine(int Line, string Code);
@@ -60,6 +63,12 @@ public sealed record ModelBinding(
     int StartColumn,
     int EndLine,
     int EndColumn);
+
+/// <summary>
+/// A C# token mixer declared with <c>[Mixer("name", "parameters", "signature")]</c>: usable from .mix like a built-in
+/// mixer; generated code builds it with <c>new Type(dim, name: value, ...)</c>.
+/// </summary>
+public sealed record MixerBinding(string Name, string Parameters, string Signature, string TypeName);
 
 /// <summary>A problem found while generating (not a front-end diagnostic).</summary>
 public sealed record GenDiagnostic(string Id, string Message, int Line, int Column);

@@ -59,8 +59,13 @@ internal sealed class Translator
     /// <summary>Enum members of the compilation; enums are strings in generated code (the checker already typed them).</summary>
     readonly IReadOnlyCollection<string> _enumMembers;
 
-    public Translator(CheckedDefinition checkedDef, IReadOnlyDictionary<string, UserCallable> defs, IReadOnlyCollection<string>? enumMembers = null)
+    /// <summary>C# mixers (<c>[Mixer]</c>): .mix name → fully qualified C# type.</summary>
+    readonly IReadOnlyDictionary<string, string> _externals;
+
+    public Translator(CheckedDefinition checkedDef, IReadOnlyDictionary<string, UserCallable> defs, IReadOnlyCollection<string>? enumMembers = null,
+        IReadOnlyDictionary<string, string>? externals = null)
     {
+        _externals = externals ?? new Dictionary<string, string>();
         _enumMembers = enumMembers ?? Array.Empty<string>();
         _checked = checkedDef;
         _u = checkedDef.Callable;
@@ -113,9 +118,21 @@ internal sealed class Translator
             TranslateBody(_def.Body ?? Array.Empty<Statement>(), root, inputs);
         }
 
-        // Shape symbols read from the inputs, first thing in forward.
-        var prologue = _shapeSymbols.Where(kv => _usedShapeSymbols.Contains(kv.Key))
-            .Select(kv => new CodeLine(0, $"var {Names.Escape(kv.Key)} = {kv.Value};")).ToList();
+        // Debug shape checks against the signature (MixShapes.Enabled), then the shape symbols read from the inputs.
+        var prologue = new List<CodeLine>();
+        if (_def.Signature is Signature sig)
+        {
+            foreach (var input in sig.Inputs)
+            {
+                var expected = input.Shape.Dims.Select(d => ExpectedDim(d, root));
+                prologue.Add(new CodeLine(LineOf(input.Span),
+                    $"if (MixShapes.Enabled) MixShapes.Check({Names.Escape(input.Name.Name)}, {Names.Literal(_def.Name.Name)}, " +
+                    $"{Names.Literal(input.Name.Name)}, {Names.Literal(MixPrinter.Shape(input.Shape))}, {Names.Literal(_source.Path)}, " +
+                    $"{LineOf(input.Span)}, {string.Join(", ", expected)});"));
+            }
+        }
+        prologue.AddRange(_shapeSymbols.Where(kv => _usedShapeSymbols.Contains(kv.Key))
+            .Select(kv => new CodeLine(0, $"var {Names.Escape(kv.Key)} = {kv.Value};")));
 
         var doc = new List<string> { "<c>" + Xml(MixPrinter.Signature(_def)) + "</c>" };
         var shapes = string.Join(", ", _checked.Inputs.Select(s => s.ToString()));
@@ -251,8 +268,8 @@ internal sealed class Translator
             if (a.Name.Name == "key" && a.Args.Count == 1 && a.Args[0].Value is StringExpr s) key = s.Value;
             if (a.Name.Name == "fused" && a.Args.Count == 1 && a.Args[0].Value is BoolExpr fb) allowFused = fb.Value;
         }
-        if (key.Contains('.'))
-            throw new UnsupportedException(b.Span, $"@key(\"{key}\") with dots is not supported by the generator yet");
+        if (key.Split('.').Any(s => s.Length == 0))
+            throw new UnsupportedException(b.Span, $"@key(\"{key}\") has an empty segment");
 
         var field = Names.Escape(name == "options" || name == "model" ? name + "_" : name);
         if (!_fieldNames.Add(field)) field += "_" + _fieldNames.Count.ToString(CultureInfo.InvariantCulture);
@@ -270,18 +287,21 @@ internal sealed class Translator
         {
             type = v switch
             {
-                VFactory { Callable: UserCallable uc } => Names.Pascal(uc.Name),
+                VFactory { Callable: UserCallable uc } => _externals.TryGetValue(uc.Name, out var ext) ? ext : Names.Pascal(uc.Name),
                 VInline => "MixPipeline",
                 _ => ModuleType,
             };
             init = Inst(v, b.Value.Span);
         }
-        _ctor.Add(new CodeLine(line, $"{field} = {init};"));
+        // A dotted key is registered as nested modules after RegisterComponents (TorchSharp refuses dots in a
+        // name), so the field is assigned there and the constructor holds the layer in a local until then.
+        string? local = key.Contains('.') ? "keyed_" + field.TrimStart('@') : null;
+        _ctor.Add(new CodeLine(line, local is null ? $"{field} = {init};" : $"var {local} = {init};"));
         var node = _checked.Root?.Children.FirstOrDefault(c => c.Name == key);
         var doc = "<c>" + Xml(MixPrinter.Statement(b)) + "</c>";
         if (node?.OutputShape is Shape shape) doc += " → <c>" + Xml(shape.ToString()) + "</c>";
-        _fields.Add(new FieldSpec(field, key, type, doc));
-        var layer = new VLayer(field, LayerKind(v), isSeq, allowFused);
+        _fields.Add(new FieldSpec(field, key, type, doc, local));
+        var layer = new VLayer(field, LayerKind(v), isSeq, allowFused, local);
         _declared.Add((field, layer, line));
         scope.Set(name, layer);
     }
@@ -408,6 +428,30 @@ internal sealed class Translator
         throw new UnsupportedException(n.Span, $"'{n.Name}' cannot be resolved by the generator");
     }
 
+    /// <summary>A signature dimension as a C# size to check, or <c>null</c> where it involves a free shape symbol.</summary>
+    string ExpectedDim(Expr dim, Scope scope)
+    {
+        if (MentionsShapeSymbol(dim)) return "null";
+        try
+        {
+            return "(long?)(" + Code(Eval(dim, scope), dim.Span) + ")";
+        }
+        catch (UnsupportedException)
+        {
+            return "null";
+        }
+    }
+
+    bool MentionsShapeSymbol(Expr e) => e switch
+    {
+        NameExpr n => _u.FindParam(n.Name) is null && n.Name.Length > 0 && char.IsUpper(n.Name[0]),
+        BinaryExpr b => MentionsShapeSymbol(b.Left) || MentionsShapeSymbol(b.Right),
+        UnaryExpr u => MentionsShapeSymbol(u.Operand),
+        IndexExpr ix => MentionsShapeSymbol(ix.Target) || MentionsShapeSymbol(ix.Index),
+        CallExpr c => MentionsShapeSymbol(c.Callee) || c.Args.Any(a => MentionsShapeSymbol(a.Value)),
+        _ => false,
+    };
+
     static string KindOf(Callable c) => c.Kind switch
     {
         CallableKind.Mixer => "mixer",
@@ -466,7 +510,10 @@ internal sealed class Translator
         if (target is VArray arr2 && ix.Index is UnaryExpr { Op: "-", Operand: NumberExpr { IntValue: long m } } && m > 0 && m <= arr2.Items.Count)
             return arr2.Items[arr2.Items.Count - (int)m];
         if (target is VLayer { IsSequence: true } seq)
-            return new VLayer($"{seq.Field}[{IndexCode(ix.Index, scope)}]", "block", false, seq.AllowFused);
+        {
+            var index = IndexCode(ix.Index, scope);
+            return new VLayer($"{seq.Field}[{index}]", "block", false, seq.AllowFused, seq.CtorCode is null ? null : $"{seq.CtorCode}[{index}]");
+        }
         var code = Code(target, ix.Target.Span, out var type, out var prec);
         var item = $"{Paren(code, prec, 100)}[{IndexCode(ix.Index, scope)}]";
         var el = type.Element ?? GType.Any;
@@ -743,6 +790,15 @@ internal sealed class Translator
             case VFactory { Callable: BuiltinCallable b } f:
                 if (!f.IsComplete) throw new UnsupportedException(span, $"{b.Name} is missing arguments");
                 return $"Builtin.{Names.Builtin(b.Name)}({string.Join(", ", ArgList(b, f.Args, span))})";
+            case VFactory { Callable: UserCallable u } f when _externals.TryGetValue(u.Name, out var external):
+            {
+                // A C# mixer: new T(dim, name: value, ...) with the .mix parameters in camelCase.
+                var args = new List<string>();
+                if (f.Args.TryGetValue("dim", out var dim)) args.Add(Val(dim, GType.Int, span));
+                foreach (var p in u.Params)
+                    if (p.Name != "dim" && f.Args.TryGetValue(p.Name, out var a)) args.Add($"{Names.Camel(p.Name)}: {Val(a, GType.From(p.Type), span)}");
+                return $"new {external}({string.Join(", ", args)})";
+            }
             case VFactory { Callable: UserCallable u } f:
             {
                 var cls = Names.Pascal(u.Name);
@@ -771,7 +827,7 @@ internal sealed class Translator
             case VArray a:
                 return $"new MixSequence(new {ModuleType}[] {{ {string.Join(", ", a.Items.Select(i => Inst(i, span)))} }})";
             case VLayer l:
-                return l.Field;
+                return l.CtorCode ?? l.Field;
         }
         throw new UnsupportedException(span, "this layer cannot be built by the generator");
     }

@@ -103,5 +103,6 @@ internal sealed record VRepeat(string Count, V Body) : V;
 /// <summary>An anonymous block <c>{ a = ...; b = ... }</c>: named layers run in order.</summary>
 internal sealed record VInline(List<(string Key, V Layer)> Layers) : V;
 
-/// <summary>A declared layer: a field. <see cref="IsSequence"/> for ModuleList fields.</summary>
-internal sealed record VLayer(string Field, string Kind, bool IsSequence, bool AllowFused) : V;
+/// <summary>A declared layer: a field. <see cref="IsSequence"/> for ModuleList fields. <see cref="CtorCode"/>: how the
+/// constructor refers to it when the field is assigned only after <c>RegisterComponents</c> (dotted <c>@key</c>s).</summary>
+internal sealed record VLayer(string Field, string Kind, bool IsSequence, bool AllowFused, string? CtorCode = null) : V;

@@ -86,6 +86,8 @@ public sealed class UserCallable : Callable
     public Definition Definition { get; }
     /// <summary>The file it is in.</summary>
     public MixFile File { get; }
+    /// <summary>Implemented in C# (<see cref="ExternalMixer"/>): checked by its signature, no body.</summary>
+    public bool IsExternal { get; init; }
     /// <inheritdoc />
     public override string Name => Definition.Name.Name;
     /// <inheritdoc />

@@ -12,28 +12,47 @@ namespace Mix.Dsl.Semantics;
 /// </summary>
 public sealed class Dim : IEquatable<Dim>
 {
-    // Monomial key: symbol names sorted and joined by '*'; "" is the constant term.
-    readonly SortedDictionary<string, Rational> _terms;
+    // Monomial key: symbol names sorted and joined by '*'; "" is the constant term. Null for a constant, which is
+    // by far the common case in concrete models: constants then cost no dictionary at all.
+    readonly SortedDictionary<string, Rational>? _symbolic;
+    readonly Rational _constant;
     readonly int _hash;
+
+    static readonly SortedDictionary<string, Rational> Empty = new(StringComparer.Ordinal);
+
+    SortedDictionary<string, Rational> Terms => _symbolic ?? ConstantTerms();
+
+    SortedDictionary<string, Rational> ConstantTerms()
+    {
+        if (_constant.IsZero) return Empty;
+        return new SortedDictionary<string, Rational>(StringComparer.Ordinal) { [""] = _constant };
+    }
+
+    Dim(Rational constant)
+    {
+        _constant = constant;
+        _hash = constant.GetHashCode();
+    }
 
     Dim(SortedDictionary<string, Rational> terms)
     {
-        _terms = terms;
+        if (terms.Count == 0 || (terms.Count == 1 && terms.ContainsKey("")))
+        {
+            _constant = terms.TryGetValue("", out var c) ? c : Rational.Zero;
+            _hash = _constant.GetHashCode();
+            return;
+        }
+        _symbolic = terms;
         int h = 17;
         foreach (var kv in terms) h = h * 31 + kv.Key.GetHashCode() * 7 + kv.Value.GetHashCode();
         _hash = h;
     }
 
     /// <summary>A constant.</summary>
-    public static Dim Const(long value) => Const(new Rational(value));
+    public static Dim Const(long value) => new(new Rational(value));
 
     /// <summary>A rational constant.</summary>
-    public static Dim Const(Rational value)
-    {
-        var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
-        if (!value.IsZero) t[""] = value;
-        return new Dim(t);
-    }
+    public static Dim Const(Rational value) => new(value);
 
     /// <summary>A named symbol.</summary>
     public static Dim Symbol(string name)
@@ -43,28 +62,28 @@ public sealed class Dim : IEquatable<Dim>
     }
 
     /// <summary>Whether the dimension has no symbols.</summary>
-    public bool IsConstant => _terms.Count == 0 || (_terms.Count == 1 && _terms.ContainsKey(""));
+    public bool IsConstant => _symbolic is null;
 
-    /// <summary>The constant value (only when <see cref="IsConstant"/>).</summary>
-    public Rational ConstantValue => _terms.TryGetValue("", out var c) ? c : Rational.Zero;
+    /// <summary>The constant term (the whole value when <see cref="IsConstant"/>).</summary>
+    public Rational ConstantValue => _symbolic is null ? _constant : _symbolic.TryGetValue("", out var c) ? c : Rational.Zero;
 
     /// <summary>The value as a whole number, or null if symbolic or fractional.</summary>
     public long? AsLong => IsConstant && ConstantValue.IsInteger ? ConstantValue.Numerator : null;
 
     /// <summary>Every symbol that occurs.</summary>
-    public IEnumerable<string> Symbols =>
-        _terms.Keys.Where(k => k.Length > 0).SelectMany(k => k.Split('*')).Distinct();
+    public IEnumerable<string> Symbols => _symbolic is null ? Array.Empty<string>() :
+        Terms.Keys.Where(k => k.Length > 0).SelectMany(k => k.Split('*')).Distinct();
 
     /// <summary>The single symbol if the dimension is exactly one symbol with coefficient 1.</summary>
-    public string? AsSymbol => _terms.Count == 1 && !_terms.ContainsKey("") && !_terms.Keys.First().Contains("*")
-        && _terms.Values.First().Equals(Rational.One) ? _terms.Keys.First() : null;
+    public string? AsSymbol => _symbolic is not null && Terms.Count == 1 && !Terms.ContainsKey("") && !Terms.Keys.First().Contains("*")
+        && Terms.Values.First().Equals(Rational.One) ? Terms.Keys.First() : null;
 
     /// <summary>If linear in <paramref name="symbol"/> (a·s + rest, rest free of s), its coefficient and rest.</summary>
     public bool TryLinearIn(string symbol, out Rational coefficient, out Dim rest)
     {
         coefficient = Rational.Zero;
         var r = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
-        foreach (var kv in _terms)
+        foreach (var kv in Terms)
         {
             if (kv.Key == symbol) { coefficient = kv.Value; continue; }
             if (kv.Key.Split('*').Contains(symbol)) { rest = this; return false; }
@@ -77,8 +96,9 @@ public sealed class Dim : IEquatable<Dim>
     /// <summary>Sum.</summary>
     public static Dim operator +(Dim a, Dim b)
     {
-        var t = new SortedDictionary<string, Rational>(a._terms, StringComparer.Ordinal);
-        foreach (var kv in b._terms)
+        if (a._symbolic is null && b._symbolic is null) return new Dim(a._constant + b._constant);
+        var t = new SortedDictionary<string, Rational>(a.Terms, StringComparer.Ordinal);
+        foreach (var kv in b.Terms)
         {
             var v = t.TryGetValue(kv.Key, out var e) ? e + kv.Value : kv.Value;
             if (v.IsZero) t.Remove(kv.Key); else t[kv.Key] = v;
@@ -92,9 +112,10 @@ public sealed class Dim : IEquatable<Dim>
     /// <summary>Product.</summary>
     public static Dim operator *(Dim a, Dim b)
     {
+        if (a._symbolic is null && b._symbolic is null) return new Dim(a._constant * b._constant);
         var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
-        foreach (var x in a._terms)
-        foreach (var y in b._terms)
+        foreach (var x in a.Terms)
+        foreach (var y in b.Terms)
         {
             var key = MulKey(x.Key, y.Key);
             var v = x.Value * y.Value;
@@ -109,8 +130,9 @@ public sealed class Dim : IEquatable<Dim>
     {
         if (!divisor.IsConstant || divisor.ConstantValue.IsZero) return null;
         var inv = Rational.One / divisor.ConstantValue;
+        if (_symbolic is null) return new Dim(_constant * inv);
         var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
-        foreach (var kv in _terms) t[kv.Key] = kv.Value * inv;
+        foreach (var kv in Terms) t[kv.Key] = kv.Value * inv;
         return new Dim(t);
     }
 
@@ -128,14 +150,14 @@ public sealed class Dim : IEquatable<Dim>
     }
 
     /// <summary>Whether every coefficient is whole (a dimension that can exist).</summary>
-    public bool HasIntegerCoefficients => _terms.Values.All(v => v.IsInteger);
+    public bool HasIntegerCoefficients => _symbolic is null ? _constant.IsInteger : Terms.Values.All(v => v.IsInteger);
 
     /// <summary>Replaces symbols by dimensions.</summary>
     public Dim Substitute(IReadOnlyDictionary<string, Dim> map)
     {
-        if (map.Count == 0) return this;
+        if (map.Count == 0 || _symbolic is null) return this;
         Dim result = Const(0);
-        foreach (var kv in _terms)
+        foreach (var kv in Terms)
         {
             Dim term = Const(kv.Value);
             if (kv.Key.Length > 0)
@@ -160,9 +182,11 @@ public sealed class Dim : IEquatable<Dim>
     /// <inheritdoc />
     public bool Equals(Dim? other)
     {
-        if (other is null || other._hash != _hash || other._terms.Count != _terms.Count) return false;
-        foreach (var kv in _terms)
-            if (!other._terms.TryGetValue(kv.Key, out var v) || !v.Equals(kv.Value)) return false;
+        if (other is null || other._hash != _hash) return false;
+        if (_symbolic is null || other._symbolic is null) return _symbolic is null && other._symbolic is null && _constant.Equals(other._constant);
+        if (other.Terms.Count != Terms.Count) return false;
+        foreach (var kv in Terms)
+            if (!other.Terms.TryGetValue(kv.Key, out var v) || !v.Equals(kv.Value)) return false;
         return true;
     }
     /// <inheritdoc />
@@ -173,11 +197,11 @@ public sealed class Dim : IEquatable<Dim>
     /// <summary>Readable form: <c>H/4</c>, <c>D*2</c>, <c>H*W</c>, <c>64</c>.</summary>
     public override string ToString()
     {
-        if (_terms.Count == 0) return "0";
+        if (_symbolic is null) return _constant.ToString();
         var sb = new StringBuilder();
         bool first = true;
         // Symbolic terms first, constant last: "H/4 + 1", not "1 + H/4".
-        foreach (var kv in _terms.Where(k => k.Key.Length > 0).Concat(_terms.Where(k => k.Key.Length == 0)))
+        foreach (var kv in Terms.Where(k => k.Key.Length > 0).Concat(Terms.Where(k => k.Key.Length == 0)))
         {
             var v = kv.Value;
             bool neg = v.Numerator < 0;

@@ -18,6 +18,7 @@ internal sealed partial class Evaluator
         output = null;
         inputShapes = System.Array.Empty<Shape>();
         var def = u.Definition;
+        if (u.IsExternal) return null;
         if (def.Signature is null && def.Alias is null)
         {
             Report(file, def.Name.Span, DiagnosticIds.MissingSignature,

@@ -63,6 +63,7 @@ internal sealed partial class Evaluator
             var sig = u.Definition.Signature;
             if (sig is null) return UnknownValue.Instance; // reported by the definition check
             if (!MatchInputs(u, sig, inputs, frame, callSpan, caller)) return UnknownValue.Instance;
+            if (u.IsExternal) return ExternalOutput(sig, frame);
 
             var ret = RunStatements(u.Definition.Body ?? System.Array.Empty<Statement>(), frame);
             Value result;
@@ -91,6 +92,15 @@ internal sealed partial class Evaluator
         {
             _active.RemoveAt(_active.Count - 1);
         }
+    }
+
+    /// <summary>A C# mixer's output: its declared output shape with the symbols its inputs bound.</summary>
+    Value ExternalOutput(Signature sig, Frame frame)
+    {
+        var f = frame.WithScope(frame.Scope);
+        f.FreeSymbols = FreeSymbols.Symbol;
+        var dims = sig.Output.Dims.Select(d => Eval(d, f) is IntValue iv ? iv.Dim : Dim.Symbol("?")).ToList();
+        return new TensorValue(new Shape(dims, sig.Output.ElementType ?? "float"));
     }
 
     void WarnUnused(Frame frame, bool hasReturn)

@@ -37,6 +37,20 @@ public sealed class LayerNode
     public bool FusedDisabled { get; internal set; }
     internal bool Expanded { get; set; }
 
+    /// <summary>
+    /// For a causal mixer, what its decoding cache holds per row, in elements: a KV cache grows per token, a
+    /// recurrent (SSM + conv) state is fixed. Null for layers without a cache.
+    /// </summary>
+    public CacheFootprint? Cache { get; internal set; }
+
+    /// <summary>Every cached layer below this node, with its path.</summary>
+    public IEnumerable<(string Path, CacheFootprint Cache)> AllCaches()
+    {
+        if (Cache is { } c) yield return (Path, c);
+        foreach (var child in _children)
+            foreach (var x in child.AllCaches()) yield return x;
+    }
+
     /// <summary>Dotted path from the root (the state-dict prefix).</summary>
     public string Path
     {
@@ -82,6 +96,15 @@ public sealed class LayerNode
         }
         return total;
     }
+}
+
+/// <summary>A causal mixer's decoding cache, in elements per row: <see cref="PerToken"/> grows with the sequence
+/// (keys and values), <see cref="Fixed"/> does not (recurrent and convolution state).</summary>
+public sealed record CacheFootprint(string Kind, Dim PerToken, Dim Fixed)
+{
+    /// <summary>Bytes per row for <paramref name="tokens"/> tokens at <paramref name="bytesPerElement"/>, or null if symbolic.</summary>
+    public long? Bytes(long tokens, int bytesPerElement = 4) =>
+        PerToken.AsLong is long t && Fixed.AsLong is long f ? (t * tokens + f) * bytesPerElement : null;
 }
 
 /// <summary>A parameter or buffer: local name and shape.</summary>

@@ -1,4 +1,5 @@
 using System;
+using Mix.Runtime.Caches;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -57,6 +58,20 @@ namespace Mix.Runtime
             var h = norm.forward(hiddenStates.to_type(norm.Weight.dtype));
             if (ResidualInFp32) residual = residual.to_type(ScalarType.Float32);
             h = mixer.forward(h);
+            return (residual + h).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Cache-aware block forward for any number of new tokens (see <see cref="MambaMixer.Forward(Tensor, MambaCacheSlot, Tensor?)"/>).</summary>
+        /// <param name="hiddenStates">New tokens <c>[batch, n, hiddenSize]</c>.</param>
+        /// <param name="slot">The layer's cache slot.</param>
+        /// <param name="attentionMask">Optional <c>[batch, n]</c> padding mask.</param>
+        public Tensor Forward(Tensor hiddenStates, MambaCacheSlot slot, Tensor? attentionMask = null)
+        {
+            using var scope = torch.NewDisposeScope();
+            var residual = hiddenStates;
+            var h = norm.forward(hiddenStates.to_type(norm.Weight.dtype));
+            if (ResidualInFp32) residual = residual.to_type(ScalarType.Float32);
+            h = mixer.Forward(h, slot, attentionMask);
             return (residual + h).MoveToOuterDisposeScope();
         }
     }

@@ -1,4 +1,6 @@
 using System;
+using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -106,10 +108,25 @@ public sealed class MetaFormerBlock : torch.nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var mixed = layer_scale1.forward(drop_path1.forward(token_mixer.forward(norm1.forward(x))));
-        var x1 = res_scale1.forward(x) + mixed;
+        var x1 = TryFusedPoolingSubBlock(x)
+                 ?? res_scale1.forward(x) + layer_scale1.forward(drop_path1.forward(token_mixer.forward(norm1.forward(x))));
         var mlpOut = layer_scale2.forward(drop_path2.forward(mlp.forward(norm2.forward(x1))));
         var y = res_scale2.forward(x1) + mlpOut;
         return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// PoolFormer's first sub-block <c>x + ls ⊙ (avgpool3x3(GroupNorm1(x)) − GroupNorm1(x))</c> as one fused CUDA pass
+    /// (<see cref="FusedOps.PoolingSubBlock"/>), when the block is exactly that (3x3 <see cref="Pooling"/>, affine
+    /// <see cref="GroupNorm1"/>, a layer scale, no res scale, no active drop path), the input is on CUDA, fused kernels
+    /// are on (<see cref="MixDispatch.FusedEnabled"/>) and no gradient is needed; null otherwise (reference path).
+    /// </summary>
+    private Tensor? TryFusedPoolingSubBlock(Tensor x)
+    {
+        if (!x.is_cuda || !MixDispatch.FusedEnabled || x.dim() != 4) return null;
+        if (token_mixer is not Pooling { PoolSize: 3 } || norm1 is not GroupNorm1 { weight: { } w, bias: { } b } gn
+            || layer_scale1 is not Scale ls || res_scale1 is not Identity || (training && drop_path1 is not Identity))
+            return null;
+        return FusedOps.PoolingSubBlock(x, w, b, gn.Eps, ls.scale);
     }
 }

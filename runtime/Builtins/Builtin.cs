@@ -99,11 +99,8 @@ public static class Builtin
         new SepConv(I(dim), expansionRatio, act1 is null ? null : () => act1(), act2 is null ? null : () => act2(), bias, I(kernelSize), I(padding));
     /// <summary><c>attention</c>: qkv, heads of headDim, proj.</summary>
     public static nn.Module<Tensor, Tensor> Attention(long dim, long headDim = 32, long? numHeads = null, bool qkvBias = false, bool projBias = false,
-        double attnDrop = 0.0, double projDrop = 0.0, bool causal = false)
-    {
-        if (causal) throw new NotSupportedException("attention(causal = true) has no reference module yet");
-        return new Attention(I(dim), I(headDim), numHeads is long h ? I(h) : null, qkvBias, attnDrop, projDrop, projBias);
-    }
+        double attnDrop = 0.0, double projDrop = 0.0, bool causal = false) =>
+        new Attention(I(dim), I(headDim), numHeads is long h ? I(h) : null, qkvBias, attnDrop, projDrop, projBias, causal: causal);
     /// <summary><c>random_mixing</c>: a frozen random token-mixing matrix.</summary>
     public static nn.Module<Tensor, Tensor> RandomMixing(long dim, long numTokens) => new RandomMixing(I(numTokens), useNchw: true);
     /// <summary><c>global_filter</c> (GFNet).</summary>

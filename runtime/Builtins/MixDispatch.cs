@@ -24,8 +24,13 @@ public static class MixDispatch
     /// <param name="allowFused">False for <c>@fused(false)</c> layers or options that turn fusion off.</param>
     public static Tensor TokenMixer(nn.Module<Tensor, Tensor> mixer, Tensor x, bool allowFused = true)
     {
-        if (allowFused && FusedEnabled && x.is_cuda && FusedMixer is { } fused && fused(mixer, x) is Tensor y) return y;
-        return mixer.call(x);
+        // Decoding with a cache (Caches.CausalModel): causal mixers continue from their slot.
+        if (Caches.CacheScope.Current is { } cached && cached.TryForward(mixer, x) is Tensor y0) return y0;
+        bool fusedAllowed = allowFused && FusedEnabled;
+        if (fusedAllowed && x.is_cuda && FusedMixer is { } fused && fused(mixer, x) is Tensor y) return y;
+        if (fusedAllowed) return mixer.call(x);
+        // Some mixers reach their kernel from inside (Mamba's scan); keep it out for this call.
+        using (Mix.Runtime.SelectiveScan.SuppressKernel()) return mixer.call(x);
     }
 
     /// <summary>Applies layers one after another.</summary>

@@ -17,7 +17,8 @@ public sealed class MixPipeline : nn.Module<Tensor, Tensor>
     {
         foreach (var (name, layer) in layers)
         {
-            register_module(name, layer);
+            if (name.Contains('.')) MixKeys.Register(this, name, layer); // @key("a.b") inside the block
+            else register_module(name, layer);
             _layers.Add(layer);
         }
     }

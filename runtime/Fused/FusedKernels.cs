@@ -32,6 +32,22 @@ namespace Mix.Runtime.Fused
 
         public static CudaKernelSpec Scan(int dtype) => Get("mix_selective_scan", FusedKernelSources.Scan, $"-DMIX_T={dtype}");
 
+        public static CudaKernelSpec QuantGemv(int dtype, int mode) =>
+            Get("mix_qgemv", QuantKernelSources.Gemv, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}");
+
+        public static CudaKernelSpec KvAttention(int dtype, int kvMode) =>
+            Get("mix_kv_attention", QuantKernelSources.KvAttention, $"-DMIX_T={dtype}", $"-DMIX_KV={kvMode}");
+
+        /// <summary>Every quantized-kernel variant for the given dtype codes.</summary>
+        public static IEnumerable<CudaKernelSpec> AllQuantized(IEnumerable<int> dtypes)
+        {
+            foreach (var d in dtypes)
+            {
+                for (int m = 0; m < 2; m++) yield return QuantGemv(d, m);
+                for (int k = 0; k < 3; k++) yield return KvAttention(d, k);
+            }
+        }
+
         /// <summary>Every variant for the given dtype codes.</summary>
         public static IEnumerable<CudaKernelSpec> All(IEnumerable<int> dtypes)
         {

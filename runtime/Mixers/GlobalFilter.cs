@@ -59,6 +59,9 @@ namespace Mix.Runtime
         }
 
 
+        /// <summary>The learned filter <c>[h, w/2+1, dim, 2]</c> (for the fused path).</summary>
+        internal Tensor ComplexWeight => complex_weight;
+
         /// <summary>Views <c>[B, N, C]</c> as <c>[B, a, a, C]</c> or passes <c>[B, H, W, C]</c> through.</summary>
         internal static (Tensor grid, long a, long b) ToGrid(Tensor x, long channels)
         {

@@ -1,4 +1,5 @@
 using System;
+using Mix.Runtime.Caches;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -16,13 +17,15 @@ namespace Mix.Runtime
     /// </summary>
     public sealed class MambaMixer : torch.nn.Module<Tensor, Tensor>
     {
-        private readonly Linear in_proj;
+        // in_proj, x_proj and out_proj are typed as modules so that weight quantization can swap them
+        // (Mix.Runtime.Quantization.Quantizer); dt_proj, A_log, D and conv1d always stay full precision.
+        private readonly nn.Module<Tensor, Tensor> in_proj;
         private readonly Conv1d conv1d;
-        private readonly Linear x_proj;
+        private readonly nn.Module<Tensor, Tensor> x_proj;
         private readonly Linear dt_proj;
         private readonly Parameter A_log;
         private readonly Parameter D;
-        private readonly Linear out_proj;
+        private readonly nn.Module<Tensor, Tensor> out_proj;
 
         private readonly string hiddenAct;
 
@@ -85,11 +88,13 @@ namespace Mix.Runtime
             _ = Activate(hiddenAct, null); // validates the name
 
             long di = IntermediateSize;
-            in_proj = torch.nn.Linear(hiddenSize, 2 * di, hasBias: useBias);
+            var inProj = torch.nn.Linear(hiddenSize, 2 * di, hasBias: useBias);
             conv1d = torch.nn.Conv1d(di, di, convKernel, padding: convKernel - 1, groups: di, bias: useConvBias);
             x_proj = torch.nn.Linear(di, TimeStepRank + 2 * stateSize, hasBias: false);
             dt_proj = torch.nn.Linear(TimeStepRank, di, hasBias: true);
-            out_proj = torch.nn.Linear(di, hiddenSize, hasBias: useBias);
+            var outProj = torch.nn.Linear(di, hiddenSize, hasBias: useBias);
+            in_proj = inProj;
+            out_proj = outProj;
 
             using (torch.no_grad())
             {
@@ -101,8 +106,8 @@ namespace Mix.Runtime
 
                 if (useBias)
                 {
-                    in_proj.bias!.zero_();
-                    out_proj.bias!.zero_();
+                    inProj.bias!.zero_();
+                    outProj.bias!.zero_();
                 }
                 if (useConvBias) conv1d.bias!.zero_();
 
@@ -142,6 +147,57 @@ namespace Mix.Runtime
             using var scope = torch.NewDisposeScope();
             var (y, conv, ssm) = Run(hiddenStates, withState: true);
             return (y.MoveToOuterDisposeScope(), conv!.MoveToOuterDisposeScope(), ssm!.MoveToOuterDisposeScope());
+        }
+
+        /// <summary>
+        /// Cache-aware forward for any number of new tokens (prefill, chunked prefill, decode, speculative verification):
+        /// input <c>[batch, n, hiddenSize]</c> continuing the sequence held by <paramref name="slot"/>; returns
+        /// <c>[batch, n, hiddenSize]</c> and updates the slot's conv and SSM states and token counts. From an empty
+        /// slot, any split of a sequence into calls gives the outputs of one <see cref="forward"/> over the whole sequence.
+        /// </summary>
+        /// <param name="hiddenStates">New tokens <c>[batch, n, hiddenSize]</c>.</param>
+        /// <param name="slot">The layer's cache slot.</param>
+        /// <param name="attentionMask">Optional <c>[batch, n]</c> (nonzero = token, 0 = padding). Padded positions get a
+        /// zero input and a zero time step, so the SSM state passes them unchanged; with left padding the result equals
+        /// the unpadded row's exactly (padding after real tokens still shifts zeros through the conv window).</param>
+        public Tensor Forward(Tensor hiddenStates, MambaCacheSlot slot, Tensor? attentionMask = null)
+        {
+            ArgumentNullException.ThrowIfNull(slot);
+            if (hiddenStates.dim() != 3 || hiddenStates.shape[2] != HiddenSize)
+                throw new ArgumentException($"expected [batch, n, {HiddenSize}], got [{string.Join(", ", hiddenStates.shape)}]", nameof(hiddenStates));
+            if (hiddenStates.shape[0] != slot.Batch)
+                throw new ArgumentException($"the slot holds {slot.Batch} rows, the input has {hiddenStates.shape[0]}", nameof(slot));
+            long n = hiddenStates.shape[1];
+            using var scope = torch.NewDisposeScope();
+            var projected = in_proj.forward(hiddenStates).transpose(1, 2);   // [b, 2·di, n]
+            var parts = projected.chunk(2, 1);
+            var x = parts[0];
+            var gate = parts[1];
+            Tensor? m = attentionMask is null ? null : attentionMask.to(x.device).ne(0).unsqueeze(1);   // [b, 1, n]
+            if (m is not null) x = x * m.to_type(x.dtype);
+
+            var history = torch.cat(new[] { slot.Conv.State.to_type(x.dtype), x }, -1);   // [b, di, K + n]
+            var window = history.narrow(-1, 1, ConvKernel - 1 + n);
+            var xc = torch.nn.functional.conv1d(window, conv1d.weight!, conv1d.bias, groups: IntermediateSize);
+            xc = Activate(hiddenAct, xc)!;
+            if (m is not null) xc = xc * m.to_type(xc.dtype);
+
+            var ssmParams = x_proj.forward(xc.transpose(1, 2));
+            var split = ssmParams.split(new[] { TimeStepRank, StateSize, StateSize }, -1);
+            var dt = torch.matmul(dt_proj.weight!, split[0].transpose(1, 2));
+            var dtBias = dt_proj.bias!.to_type(ScalarType.Float32);
+            if (m is not null)   // softplus(-1e4) underflows to 0: exp(0·A) = 1 and dt·B·u = 0 keep the state
+                dt = torch.where(m, dt, torch.full(new long[] { 1 }, -1e4, dtype: dt.dtype, device: dt.device));
+            var A = -torch.exp(A_log.to_type(ScalarType.Float32));
+            var (y, last) = SelectiveScan.ScanWithState(xc, dt, A, split[1].transpose(1, 2), split[2].transpose(1, 2),
+                D.to_type(ScalarType.Float32), gate, dtBias, deltaSoftplus: true,
+                initialState: slot.Ssm.State, algorithm: ScanAlgorithm, chunkSize: ScanChunkSize);
+            var output = out_proj.forward(y.transpose(1, 2));
+
+            slot.Conv.Set(history.narrow(-1, n, ConvKernel));
+            slot.Ssm.Set(last);
+            slot.AdvanceAll(attentionMask, n);
+            return output.MoveToOuterDisposeScope();
         }
 
         /// <summary>

@@ -15,10 +15,14 @@ public sealed class Pooling : torch.nn.Module<Tensor, Tensor>
     /// <summary>The average pooling (mirrors timm's <c>pool</c> submodule).</summary>
     public readonly AvgPool2d pool;
 
+    /// <summary>The pooling window.</summary>
+    public int PoolSize { get; }
+
     /// <summary>Creates a Pooling mixer.</summary>
     /// <param name="poolSize">Pooling window (odd keeps the spatial size).</param>
     public Pooling(int poolSize = 3) : base(nameof(Pooling))
     {
+        PoolSize = poolSize;
         pool = nn.AvgPool2d(poolSize, stride: 1, padding: poolSize / 2, count_include_pad: false);
         RegisterComponents();
     }

@@ -30,6 +30,31 @@ namespace Mix.Runtime
         /// </summary>
         public static ISelectiveScanKernel? Kernel { get; set; }
 
+        [ThreadStatic] private static int s_suppressed;
+
+        /// <summary>
+        /// Keeps <see cref="Kernel"/> out of scans on this thread until the returned scope is disposed: how a layer
+        /// marked <c>@fused(false)</c> runs the reference scan even where the fused kernel is installed.
+        /// </summary>
+        public static IDisposable SuppressKernel()
+        {
+            s_suppressed++;
+            return new Suppression();
+        }
+
+        private sealed class Suppression : IDisposable
+        {
+            private bool _done;
+            public void Dispose()
+            {
+                if (_done) return;
+                _done = true;
+                s_suppressed--;
+            }
+        }
+
+        private static ISelectiveScanKernel? ActiveKernel => s_suppressed > 0 ? null : Kernel;
+
         /// <summary>
         /// Selective scan returning only <c>y</c> <c>[batch, d, L]</c> (dtype of <paramref name="u"/>).
         /// See the class documentation for the shapes and the math.
@@ -76,7 +101,7 @@ namespace Mix.Runtime
             Tensor? initialState = null, SelectiveScanAlgorithm algorithm = SelectiveScanAlgorithm.Chunked,
             int chunkSize = DefaultChunkSize)
         {
-            var kernel = Kernel;
+            var kernel = ActiveKernel;
             if (kernel is not null && kernel.Supports(u, AnyRequiresGrad(u, delta, A, B, C, D, z, deltaBias, initialState)))
                 return kernel.Scan(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, initialState);
             return algorithm switch
@@ -208,7 +233,7 @@ namespace Mix.Runtime
         public static (Tensor y, Tensor newState) Step(Tensor state, Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
             Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = false)
         {
-            var kernel = Kernel;
+            var kernel = ActiveKernel;
             if (kernel is not null && kernel.Supports(u, AnyRequiresGrad(state, u, delta, A, B, C, D, z, deltaBias)))
                 return kernel.Step(state, u, delta, A, B, C, D, z, deltaBias, deltaSoftplus);
             if (u.dim() != 2) throw new ArgumentException($"u must be [batch, d], got [{string.Join(", ", u.shape)}]", nameof(u));

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Mix.Runtime.Caches;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,7 +14,7 @@ namespace Mix.Runtime
     /// <see cref="Parameter"/> object; both keys appear in the state dict, as in PyTorch).
     /// Shape contract: token ids <c>[batch, L]</c> (int64) → logits <c>[batch, L, vocabSize]</c> (float32).
     /// </summary>
-    public sealed class MambaForCausalLM : torch.nn.Module<Tensor, Tensor>
+    public sealed class MambaForCausalLM : torch.nn.Module<Tensor, Tensor>, ICausalLM
     {
         private readonly MambaModel backbone;
         private readonly Linear lm_head;
@@ -84,6 +85,23 @@ namespace Mix.Runtime
             var h = backbone.forward(inputIds);
             var logits = lm_head.forward(h.to_type(lm_head.weight!.dtype)).to_type(ScalarType.Float32);
             return logits.MoveToOuterDisposeScope();
+        }
+
+        /// <inheritdoc/>
+        public long VocabSize => backbone.VocabSize;
+
+        /// <inheritdoc/>
+        public InferenceCache CreateCache(long batch, KvCacheOptions? kvOptions = null) => backbone.CreateCache(batch);
+
+        /// <summary>Cache-aware logits of <c>n</c> new tokens: ids <c>[batch, n]</c> → <c>[batch, n, vocabSize]</c> (float32).</summary>
+        /// <param name="inputIds">New token ids.</param>
+        /// <param name="cache">Cache from <see cref="CreateCache"/>.</param>
+        /// <param name="attentionMask">Optional <c>[batch, n]</c> padding mask.</param>
+        public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
+        {
+            using var scope = torch.NewDisposeScope();
+            var h = backbone.Forward(inputIds, cache, attentionMask);
+            return lm_head.forward(h.to_type(lm_head.weight!.dtype)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
         }
 
         /// <summary>

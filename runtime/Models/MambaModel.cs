@@ -1,4 +1,5 @@
 using System;
+using Mix.Runtime.Caches;
 using System.Linq;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -23,6 +24,9 @@ namespace Mix.Runtime
 
         /// <summary>The residual blocks.</summary>
         public ModuleList<MambaBlock> Layers => layers;
+
+        /// <summary>The final RMSNorm (HF <c>norm_f</c>).</summary>
+        public MambaRMSNorm NormF => norm_f;
 
         /// <summary>Vocabulary size.</summary>
         public long VocabSize { get; }
@@ -79,6 +83,32 @@ namespace Mix.Runtime
             using var scope = torch.NewDisposeScope();
             var h = inputsEmbeds;
             foreach (var layer in layers) h = layer.forward(h);
+            return norm_f.forward(h).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Creates an empty cache for this backbone: one <see cref="MambaCacheSlot"/> per layer.</summary>
+        /// <param name="batch">Rows.</param>
+        /// <param name="device">Device of the states (that of the embeddings when null).</param>
+        public InferenceCache CreateCache(long batch, Device? device = null)
+        {
+            var dev = device ?? embeddings.weight!.device;
+            var dtype = embeddings.weight!.dtype;
+            return new InferenceCache(layers.Select((layer, i) => (CacheSlot)new MambaCacheSlot(i, batch,
+                layer.Mixer.IntermediateSize, layer.Mixer.ConvKernel, layer.Mixer.StateSize, dtype, dev)));
+        }
+
+        /// <summary>Cache-aware forward of <c>n</c> new tokens <c>[batch, n]</c> → hidden states <c>[batch, n, hiddenSize]</c>.</summary>
+        /// <param name="inputIds">New token ids <c>[batch, n]</c>.</param>
+        /// <param name="cache">The cache from <see cref="CreateCache"/>.</param>
+        /// <param name="attentionMask">Optional <c>[batch, n]</c> padding mask.</param>
+        public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
+        {
+            ArgumentNullException.ThrowIfNull(cache);
+            if (cache.Slots.Count != layers.Count)
+                throw new ArgumentException($"the cache has {cache.Slots.Count} slots, the model {layers.Count} layers", nameof(cache));
+            using var scope = torch.NewDisposeScope();
+            var h = embeddings.forward(inputIds);
+            for (int i = 0; i < layers.Count; i++) h = layers[i].Forward(h, cache.Slot<MambaCacheSlot>(i), attentionMask);
             return norm_f.forward(h).MoveToOuterDisposeScope();
         }
     }

@@ -22,13 +22,15 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// GPU benchmarks: median of CUDA-synchronised batches after warm-up, working sets above L2, GB/s over the minimum
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
-/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick]
+/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|models|vision|mamba|all]
 /// </summary>
 internal static class Program
 {
     private static readonly List<Result> Results = new();
     private static double _copyGBps = double.NaN;
     private static bool _quick;
+    private static bool _quantOnly;
+    private static string _only = "all";
 
     private static int Main(string[] args)
     {
@@ -37,6 +39,8 @@ internal static class Program
         {
             if (args[i] == "--out" && i + 1 < args.Length) outDir = args[++i];
             else if (args[i] == "--quick") _quick = true;
+            else if (args[i] == "--quant") _quantOnly = true;
+            else if (args[i] == "--only" && i + 1 < args.Length) _only = args[++i];
         }
         KernelLog.Warning = m => Console.Error.WriteLine("warning: " + m);
         if (!TorchBackend.TryInitializeCuda(out var reason))
@@ -71,9 +75,24 @@ internal static class Program
         Console.WriteLine($"arch {info["arch"]}, {info["sms"]} SMs, L2 {(int)info["l2_bytes"] >> 20} MiB, NVRTC {info["nvrtc"]}; " +
                           $"warm-up {ready} modules in {sw.Elapsed.TotalMilliseconds:F0} ms ({rt.CompileCount} compiled, {rt.DiskCacheHits} from disk)");
 
+        if (_quantOnly)
+        {
+            Directory.CreateDirectory(outDir);
+            using (torch.no_grad()) QuantBench.Run(outDir, f => Time(f));
+            return 0;
+        }
+        bool kernels = _only is "all" or "kernels";
+        bool vision = _only is "all" or "models" or "vision";
+        bool mamba = _only is "all" or "models" or "mamba";
         using (torch.no_grad())
         {
             Guard(() => Copy());
+            if (vision) Guard(() => ModelBench.Vision(_quick));
+            if (mamba) Guard(() => ModelBench.Mamba(_quick));
+        }
+        if (kernels)
+        using (torch.no_grad())
+        {
             Guard(() => Pooling(ScalarType.Float32, 32, 64, 112, 112));
             Guard(() => Pooling(ScalarType.BFloat16, 64, 64, 112, 112));
             Guard(() => Epilogue(ScalarType.BFloat16, FusedActivation.Gelu));
@@ -89,6 +108,14 @@ internal static class Program
         }
 
         Directory.CreateDirectory(outDir);
+        if (vision || mamba)
+        {
+            var mjson = JsonSerializer.Serialize(new { device = info, gpu = GpuName(), results = ModelBench.Results, parts = ModelBench.Parts, notes = ModelBench.Notes },
+                new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
+            File.WriteAllText(Path.Combine(outDir, "models_torchsharp.json"), mjson);
+            Console.WriteLine(ModelBench.Markdown());
+        }
+        if (!kernels) return 0;
         var json = JsonSerializer.Serialize(new { device = info, copy_gbps = _copyGBps, results = Results },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
         File.WriteAllText(Path.Combine(outDir, "benchmarks_torchsharp.json"), json);
@@ -96,6 +123,19 @@ internal static class Program
         File.WriteAllText(Path.Combine(outDir, "benchmarks_torchsharp.md"), md);
         Console.WriteLine(md);
         return 0;
+    }
+
+    private static string GpuName()
+    {
+        try
+        {
+            var psi = new ProcessStartInfo("nvidia-smi", "--query-gpu=name --format=csv,noheader") { RedirectStandardOutput = true };
+            using var p = Process.Start(psi)!;
+            var s = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            return s;
+        }
+        catch (Exception) { return "unknown"; }
     }
 
     private static void Guard(Action a)

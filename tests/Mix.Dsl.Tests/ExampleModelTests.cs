@@ -104,6 +104,21 @@ public class ExampleModelTests
     }
 
     [Fact]
+    public void CacheFootprintsAreAccountedPerLayer()
+    {
+        // hybrid_lm: 9 Mamba layers (inner 1024, d_conv 4, d_state 16) and 3 causal attention layers (512 wide).
+        var caches = Examples.Find("hybrid_lm")!.Root!.AllCaches().ToList();
+        Assert.Equal(12, caches.Count);
+        var mamba = caches.First(c => c.Cache.Kind == "ssm+conv");
+        Assert.Equal("backbone.layers.0.mixer", mamba.Path);
+        Assert.Equal((1024L * 4 + 1024 * 16) * 4, mamba.Cache.Bytes(tokens: 1000));
+        var kv = caches.First(c => c.Cache.Kind == "kv");
+        Assert.Equal("backbone.layers.3.mixer", kv.Path);
+        Assert.Equal(2L * 512 * 4 * 1000, kv.Cache.Bytes(tokens: 1000));
+        Assert.Empty(Examples.Find("caformer_s18")!.Root!.AllCaches()); // its attention is not causal
+    }
+
+    [Fact]
     public void StageOutputShapesFollowTheStrides()
     {
         var stages = Examples.Find("caformer_s18")!.Root!.Children.Single(c => c.Name == "stages");

@@ -1,4 +1,6 @@
+using System.Collections.Generic;
 using System.Collections.Immutable;
+using System.IO;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Diagnostics;
@@ -92,7 +94,55 @@ public class MixModelTests
         var result = Run(source, out _);
         var d = Assert.Single(result.Diagnostics);
         Assert.Equal(id, d.Id);
+        Assert.Equal("docs/generator.md#" + id.ToLowerInvariant(), d.Descriptor.HelpLinkUri);
+        Assert.Contains("\n### " + id + "\n", GeneratorDocs.Text);
         var attribute = source.IndexOf("Mix.MixModel", System.StringComparison.Ordinal);
         Assert.Equal(attribute, d.Location.SourceSpan.Start);
+    }
+}
+
+/// <summary>docs/generator.md: a section per generator diagnostic, the help links point there.</summary>
+public class GeneratorDocs
+{
+    public static string Text => File.ReadAllText(Path.Combine(Harness.RepoRoot(), "docs", "generator.md")).Replace("\r\n", "\n");
+
+    [Fact]
+    public void Unsupported_construct_is_MIX9001_with_its_help_link()
+    {
+        var text = new InMemoryText(Harness.Root + "u.mix",
+            "block b(dim: int, hidden: int = dim) (x: [B, dim]) -> [B, dim] { fc = linear(dim, hidden)\n  fc2 = linear(hidden, dim) }\n" +
+            "block ok(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n");
+        var result = Harness.Run(new[] { text }, out _);
+        var d = Assert.Single(result.Diagnostics);
+        Assert.Equal("MIX9001", d.Id);
+        Assert.Equal(DiagnosticSeverity.Warning, d.Severity);
+        Assert.Equal("docs/generator.md#mix9001", d.Descriptor.HelpLinkUri);
+        Assert.Equal(Harness.Root + "u.mix", d.Location.GetLineSpan().Path);
+        var source = result.Results.Single().GeneratedSources.Single(s => s.HintName == "u.mix.g.cs").SourceText.ToString();
+        Assert.Contains("class Ok ", source);
+        Assert.DoesNotContain("class B ", source);
+    }
+
+    [Fact]
+    public void Every_generator_id_has_a_section()
+    {
+        foreach (var id in new[] { "MIX9001", "MIX9101", "MIX9102", "MIX9103" })
+        {
+            Assert.Contains("\n### " + id + "\n", Text);
+            Assert.Contains(id, File.ReadAllText(Path.Combine(Harness.RepoRoot(), "generator", "AnalyzerReleases.Unshipped.md")));
+        }
+    }
+
+    [Fact]
+    public void Per_file_namespace_metadata_applies()
+    {
+        var a = new InMemoryText(Harness.Root + "a.mix", "block a(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n");
+        var b = new InMemoryText(Harness.Root + "b.mix", "block b(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n");
+        var options = new Options(new Dictionary<string, string> { ["build_property.ProjectDir"] = Harness.Root, ["build_property.MixNamespace"] = "Global.Ns" },
+            new Dictionary<string, IReadOnlyDictionary<string, string>> { [a.Path] = new Dictionary<string, string> { ["build_metadata.AdditionalFiles.MixNamespace"] = "Per.File" } });
+        var driver = Harness.Driver(new[] { a, b }, options).RunGenerators(Harness.Compilation(), TestContext.Current.CancellationToken);
+        var sources = driver.GetRunResult().Results.Single().GeneratedSources.ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+        Assert.Contains("namespace Per.File", sources["a.mix.g.cs"]);
+        Assert.Contains("namespace Global.Ns", sources["b.mix.g.cs"]);
     }
 }

@@ -37,11 +37,16 @@ sealed class Options : AnalyzerConfigOptionsProvider
     }
 
     readonly Dict _global;
+    readonly IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> _perFile;
     static readonly Dict s_empty = new(new Dictionary<string, string>());
-    public Options(IReadOnlyDictionary<string, string> global) => _global = new Dict(global);
+    public Options(IReadOnlyDictionary<string, string> global, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? perFile = null)
+    {
+        _global = new Dict(global);
+        _perFile = perFile ?? new Dictionary<string, IReadOnlyDictionary<string, string>>();
+    }
     public override AnalyzerConfigOptions GlobalOptions => _global;
     public override AnalyzerConfigOptions GetOptions(SyntaxTree tree) => s_empty;
-    public override AnalyzerConfigOptions GetOptions(AdditionalText textFile) => s_empty;
+    public override AnalyzerConfigOptions GetOptions(AdditionalText textFile) => _perFile.TryGetValue(textFile.Path, out var v) ? new Dict(v) : s_empty;
 }
 
 static class Harness

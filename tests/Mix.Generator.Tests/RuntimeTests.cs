@@ -105,3 +105,72 @@ public class RuntimeTests
         finally { Mix.Runtime.Builtins.MixDispatch.FusedEnabled = before; }
     }
 }
+
+/// <summary><c>@key</c>: dotted keys become nested registrations with exactly the dotted state-dict key; plain keys a
+/// <c>[ComponentName]</c> field. Model: tests/Mix.Generator.Tests/Models/keys.mix.</summary>
+public class KeyTests
+{
+    static MixCompilation Oracle() => MixCompilation.Create(new[]
+    {
+        new SourceText("keys.mix", File.ReadAllText(Path.Combine(Harness.TestDir(), "Models", "keys.mix"))),
+    });
+
+    [Fact]
+    public void Dotted_and_plain_keys_are_the_front_end_keys()
+    {
+        using var model = new KeyedModel();
+        var keys = model.state_dict().Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var compilation = Oracle();
+        Assert.DoesNotContain(compilation.Diagnostics, d => d.Severity == Mix.Dsl.Diagnostics.Severity.Error);
+        var expected = compilation.Find("keyed_model")!.Root!.AllWeights().Select(w => w.Key).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, keys);
+        Assert.Contains("encoder.layer.1.attention.self.query.weight", keys);
+        Assert.Contains("encoder.layer.0.attention.output.dense.bias", keys);
+        Assert.Contains("encoder.layer.0.head.weight", keys);      // [ComponentName(Name = "head")]
+        Assert.Contains("embeddings.word.proj.weight", keys);      // dotted key inside an inline block
+        Assert.Contains("pooler.dense.weight", keys);
+        Assert.DoesNotContain(keys, k => k.StartsWith("pool.", StringComparison.Ordinal) || k.Contains(".fc.", StringComparison.Ordinal) || k.Contains(".q.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Emitted_registration_uses_the_exact_dotted_path()
+    {
+        var text = new InMemoryText(Harness.Root + "keys.mix", File.ReadAllText(Path.Combine(Harness.TestDir(), "Models", "keys.mix")));
+        var result = Harness.Run(new[] { text }, out var output);
+        Assert.Empty(result.Diagnostics);
+        var source = result.Results.Single().GeneratedSources.Single(s => s.HintName == "keys.mix.g.cs").SourceText.ToString();
+        Assert.Contains("var keyed_q = Builtin.Linear(options.Dim, options.Dim);", source);
+        Assert.Contains("MixKeys.Register(this, \"attention.self.query\", q);", source);
+        Assert.Contains("MixKeys.Register(this, \"encoder.layer\", layers);", source);
+        Assert.Contains("[global::TorchSharp.Utils.ComponentName(Name = \"head\")]", source);
+        Assert.Contains("(\"word.proj\", Builtin.Linear(options.Dim, options.Dim))", source);
+        Assert.True(source.IndexOf("RegisterComponents();", StringComparison.Ordinal) < source.IndexOf("q = keyed_q;", StringComparison.Ordinal));
+        Assert.Empty(output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
+    }
+
+    static nn.Module Submodule(nn.Module m, string path)
+    {
+        foreach (var name in path.Split('.')) m = m.named_children().Single(c => c.name == name).module;
+        return m;
+    }
+
+    [Fact]
+    public void Keyed_fields_are_the_registered_modules_and_the_forward_uses_them()
+    {
+        using var model = new KeyedModel();
+        Assert.Same(model.pool, Submodule(model, "pooler.dense"));
+        var block = (KeyedBlock)model.layers[0];
+        var head = typeof(KeyedBlock).GetField("fc")!;
+        Assert.Equal("head", ((TorchSharp.Utils.ComponentNameAttribute)Attribute.GetCustomAttribute(head, typeof(TorchSharp.Utils.ComponentNameAttribute))!).Name);
+        Assert.Same(block.q, Submodule(block, "attention.self.query"));
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(3, 8);
+        var y = model.call(x);
+        Assert.Equal(new long[] { 3, 8 }, y.shape);
+        // Zeroing the dotted-key layer through the state dict changes the output: the forward runs the registered module.
+        model.state_dict()["pooler.dense.weight"].zero_();
+        model.state_dict()["pooler.dense.bias"].fill_(2.0);
+        Assert.True(model.call(x).eq(2.0).all().item<bool>());
+    }
+}

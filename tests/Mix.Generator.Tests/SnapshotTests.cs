@@ -1,36 +1,92 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using System.Text;
+using System.Threading.Tasks;
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Testing;
+using Microsoft.CodeAnalysis.Testing;
+using Microsoft.CodeAnalysis.Text;
 using Xunit;
 
 namespace Mix.Generator.Tests;
 
 /// <summary>
-/// The generated source of every example is checked in under Snapshots/ (one file per hint name) and must match
-/// exactly. MIX_UPDATE_SNAPSHOTS=1 rewrites them.
+/// The generated source of every example is checked in under Snapshots/ (one file per hint name, plus the attribute
+/// source) and must match exactly, through Microsoft.CodeAnalysis.Testing (<c>CSharpSourceGeneratorTest</c>: the
+/// examples are AdditionalFiles, each snapshot an expected generated source, TorchSharp and Mix.Runtime references,
+/// and the output compiles without errors). MIX_UPDATE_SNAPSHOTS=1 rewrites the snapshots first.
 /// </summary>
 public class SnapshotTests
 {
+    const string AttributesHint = "Mix.Attributes.g.cs";
+
+    /// <summary>A generator test that never touches the network: the .NET 8 reference pack comes from the local NuGet
+    /// cache (a nuget.config with no sources; the global packages folder is always searched first).</summary>
+    sealed class Test : CSharpSourceGeneratorTest<MixGenerator, DefaultVerifier>
+    {
+        public Test()
+        {
+            ReferenceAssemblies = LocalNet80.Value;
+            TestState.AdditionalReferences.Add(typeof(TorchSharp.torch).Assembly);
+            TestState.AdditionalReferences.Add(typeof(Mix.Runtime.Builtins.Builtin).Assembly);
+            TestState.AnalyzerConfigFiles.Add(("/.globalconfig",
+                "is_global = true\n" +
+                $"build_property.ProjectDir = {Harness.Root}\n" +
+                $"build_property.MixNamespace = {Harness.Namespace}\n"));
+        }
+    }
+
+    static readonly Lazy<ReferenceAssemblies> LocalNet80 = new(() =>
+    {
+        var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
+            ? p : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var versions = Path.Combine(packages, "microsoft.netcore.app.ref");
+        var version = Directory.Exists(versions)
+            ? Directory.GetDirectories(versions).Select(Path.GetFileName).Where(v => v!.StartsWith("8.0.", StringComparison.Ordinal))
+                .OrderBy(v => int.Parse(v!.Substring(4), System.Globalization.CultureInfo.InvariantCulture)).LastOrDefault()
+            : null;
+        Assert.True(version is not null, $"Microsoft.NETCore.App.Ref 8.0.x is not in {packages} (restore the solution once)");
+        var config = Path.Combine(Path.GetTempPath(), "mix-generator-tests.nuget.config");
+        File.WriteAllText(config, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration>\n  <packageSources>\n    <clear />\n  </packageSources>\n" +
+            $"  <config>\n    <add key=\"globalPackagesFolder\" value=\"{packages}\" />\n  </config>\n</configuration>\n");
+        return new ReferenceAssemblies("net8.0", new PackageIdentity("Microsoft.NETCore.App.Ref", version!), Path.Combine("ref", "net8.0"))
+            .WithNuGetConfigFilePath(config);
+    });
+
     [Fact]
-    public void Examples_match_snapshots_and_compile_without_warnings()
+    public async Task Examples_match_snapshots_through_CSharpSourceGeneratorTest()
+    {
+        var examples = Harness.Examples();
+        if (Environment.GetEnvironmentVariable("MIX_UPDATE_SNAPSHOTS") == "1") RewriteSnapshots(examples);
+
+        var test = new Test();
+        foreach (var e in examples) test.TestState.AdditionalFiles.Add((e.Path, e.GetText(TestContext.Current.CancellationToken).ToString()));
+        var snapshots = Directory.GetFiles(Harness.SnapshotDir, "*.cs").OrderBy(p => p, StringComparer.Ordinal).ToList();
+        Assert.Equal(examples.Count, snapshots.Count(p => p.EndsWith(".mix.g.cs", StringComparison.Ordinal)));
+        Assert.Contains(snapshots, p => Path.GetFileName(p) == AttributesHint);
+        foreach (var snapshot in snapshots)
+            test.TestState.GeneratedSources.Add((typeof(MixGenerator), Path.GetFileName(snapshot), SourceText.From(File.ReadAllText(snapshot), Encoding.UTF8)));
+        await test.RunAsync(TestContext.Current.CancellationToken);
+    }
+
+    /// <summary>MIX_UPDATE_SNAPSHOTS=1: writes what the generator produces now.</summary>
+    static void RewriteSnapshots(List<InMemoryText> examples)
+    {
+        var result = Harness.Run(examples, out _);
+        Directory.CreateDirectory(Harness.SnapshotDir);
+        foreach (var old in Directory.GetFiles(Harness.SnapshotDir, "*.cs")) File.Delete(old);
+        foreach (var source in result.Results.Single().GeneratedSources)
+            File.WriteAllText(Path.Combine(Harness.SnapshotDir, source.HintName), source.SourceText.ToString());
+    }
+
+    [Fact]
+    public void Examples_compile_without_warnings_or_generator_diagnostics()
     {
         var result = Harness.Run(Harness.Examples(), out var output);
         var generated = result.Results.Single().GeneratedSources.Where(s => s.HintName.EndsWith(".mix.g.cs", StringComparison.Ordinal)).ToList();
         Assert.Equal(Directory.GetFiles(Path.Combine(Harness.RepoRoot(), "examples", "models"), "*.mix").Length, generated.Count);
-
-        bool update = Environment.GetEnvironmentVariable("MIX_UPDATE_SNAPSHOTS") == "1";
-        Directory.CreateDirectory(Harness.SnapshotDir);
-        var mismatches = new System.Collections.Generic.List<string>();
-        foreach (var source in generated)
-        {
-            var path = Path.Combine(Harness.SnapshotDir, source.HintName);
-            var text = source.SourceText.ToString();
-            if (update) { File.WriteAllText(path, text); continue; }
-            if (!File.Exists(path) || File.ReadAllText(path) != text) mismatches.Add(source.HintName);
-        }
-        Assert.True(mismatches.Count == 0, "snapshots differ (MIX_UPDATE_SNAPSHOTS=1 rewrites them): " + string.Join(", ", mismatches));
-
         // Generator diagnostics (unsupported constructs) and C# diagnostics of the generated code: none at all.
         Assert.Empty(result.Diagnostics.Select(d => d.ToString()));
         var problems = output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity >= DiagnosticSeverity.Warning).Select(d => d.ToString()).ToList();

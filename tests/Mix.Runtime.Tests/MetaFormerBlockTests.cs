@@ -23,6 +23,29 @@ public class MetaFormerBlockTests
     }
 
     [Fact]
+    public void PoolFormerBlockMatchesTheExplicitFormulaOnCpu()
+    {
+        // The fused CUDA sub-block path must leave the CPU math as it was: x1 = x + ls·(pool(gn(x)) − gn(x)),
+        // y = x1 + ls2·mlp(gn2(x1)).
+        using var m = new MetaFormerBlock(6, tokenMixer: (_, _) => new Pooling(), mlpAct: () => nn.GELU(), mlpBias: true,
+            normLayer: c => new GroupNorm1(c), layerScaleInitValue: 0.3);
+        m.eval();
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var gn1 = (GroupNorm1)m.norm1;
+        gn1.weight!.copy_(torch.linspace(0.5, 1.5, 6));
+        gn1.bias!.copy_(torch.linspace(-0.2, 0.2, 6));
+        ((Scale)m.layer_scale1).scale.copy_(torch.linspace(0.1, 0.6, 6));
+        var x = torch.randn(2, 6, 5, 7);
+        var n = nn.functional.group_norm(x, 1, gn1.weight, gn1.bias, 1e-5);
+        var p = nn.functional.avg_pool2d(n, 3, 1, 1, count_include_pad: false);
+        var x1 = x + ((Scale)m.layer_scale1).scale.view(6, 1, 1) * (p - n);
+        var expected = x1 + ((Scale)m.layer_scale2).scale.view(6, 1, 1) * m.mlp.forward(m.norm2.forward(x1));
+        var y = m.forward(x);
+        Assert.True((y - expected).abs().max().item<float>() < 1e-5f);
+    }
+
+    [Fact]
     public void CAFormerAttentionBlockKeys()
     {
         using var m = new MetaFormerBlock(64, tokenMixer: (d, p) => new Attention(d, projDrop: p),

@@ -57,7 +57,7 @@ public sealed class BuiltinCallable : Callable
     static string DefaultText(Value v) => v switch
     {
         IntValue i => i.Dim.ToString(),
-        FloatValue f => f.Value?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "?",
+        FloatValue f => f.Value?.ToString("R", System.Globalization.CultureInfo.InvariantCulture).Replace("E", "e") ?? "?",
         BoolValue b => b.Value == true ? "true" : "false",
         NoneValue => "none",
         FactoryValue fv => fv.Callable.Name,

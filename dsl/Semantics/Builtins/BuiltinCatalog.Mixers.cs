@@ -65,6 +65,8 @@ public static partial class BuiltinCatalog
                 if (c.Bool("qkv_bias") == true) qkv?.AddWeight("bias", new[] { inner * Dim.Const(3) });
                 var proj = c.Child("proj", "linear"); proj?.AddWeight("weight", new[] { dim, inner });
                 if (c.Bool("proj_bias") == true) proj?.AddWeight("bias", new[] { dim });
+                if (c.Node is not null && c.Bool("causal") == true)
+                    c.Node.Cache = new CacheFootprint("kv", inner * Dim.Const(2), Dim.Const(0));
             },
             Validate = c =>
             {
@@ -177,6 +179,8 @@ public static partial class BuiltinCatalog
                 var dt = c.Child("dt_proj", "linear"); dt?.AddWeight("weight", new[] { inner, rank }); dt?.AddWeight("bias", new[] { inner });
                 var outProj = c.Child("out_proj", "linear"); outProj?.AddWeight("weight", new[] { dim, inner });
                 if (bias) outProj?.AddWeight("bias", new[] { dim });
+                // Decoding keeps the last d_conv inputs of the causal conv and the SSM state, per row.
+                if (c.Node is not null) c.Node.Cache = new CacheFootprint("ssm+conv", Dim.Const(0), inner * k + inner * st);
             },
             Validate = c => { CheckPositive(c, "d_state"); CheckPositive(c, "d_conv"); CheckPositive(c, "expand"); },
         });

@@ -63,6 +63,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 6 "/repo/examples/models/hybrid.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "attention_block", "x", "[B, L, dim]", "/repo/examples/models/hybrid.mix", 6, null, null, (long?)(options.Dim));
 #line 12 "/repo/examples/models/hybrid.mix"
             x = x + MixDispatch.TokenMixer(mixer, norm.call(x));
 #line 13 "/repo/examples/models/hybrid.mix"
@@ -124,6 +126,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, 32000]</c></returns>
         public override Tensor forward(Tensor input_ids)
         {
+#line 17 "/repo/examples/models/hybrid.mix"
+            if (MixShapes.Enabled) MixShapes.Check(input_ids, "hybrid_lm", "input_ids", "long[B, L]", "/repo/examples/models/hybrid.mix", 17, null, null);
 #line 19 "/repo/examples/models/hybrid.mix"
             input_ids = backbone.call(input_ids);
 #line 25 "/repo/examples/models/hybrid.mix"

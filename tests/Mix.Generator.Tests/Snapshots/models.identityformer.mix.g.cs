@@ -109,6 +109,8 @@ namespace Mix.Snapshots
         public override Tensor forward(Tensor x)
         {
 #line 10 "/repo/examples/models/identityformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "randformer_s12", "x", "[B, 3, 224, 224]", "/repo/examples/models/identityformer.mix", 10, null, (long?)(3), (long?)(224), (long?)(224));
+#line 10 "/repo/examples/models/identityformer.mix"
             return model.call(x);
 #line default
         }

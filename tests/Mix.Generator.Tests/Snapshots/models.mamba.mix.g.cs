@@ -57,6 +57,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 5 "/repo/examples/models/mamba.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "mamba_block", "x", "[B, L, dim]", "/repo/examples/models/mamba.mix", 5, null, null, (long?)(options.Dim));
 #line 9 "/repo/examples/models/mamba.mix"
             return x + MixDispatch.TokenMixer(mixer, norm.call(x));
 #line default
@@ -125,6 +127,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, 50280]</c></returns>
         public override Tensor forward(Tensor input_ids)
         {
+#line 14 "/repo/examples/models/mamba.mix"
+            if (MixShapes.Enabled) MixShapes.Check(input_ids, "mamba_130m", "input_ids", "long[B, L]", "/repo/examples/models/mamba.mix", 14, null, null);
 #line 16 "/repo/examples/models/mamba.mix"
             input_ids = backbone.call(input_ids);
 #line 21 "/repo/examples/models/mamba.mix"

@@ -52,6 +52,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, dim, H/4, W/4]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 6 "/repo/examples/models/metaformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "stem", "x", "[B, in_chans, H, W]", "/repo/examples/models/metaformer.mix", 6, null, (long?)(options.InChans), null, null);
 #line 8 "/repo/examples/models/metaformer.mix"
             x = conv.call(x);
 #line 9 "/repo/examples/models/metaformer.mix"
@@ -103,6 +105,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, dim, H/2, W/2]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 13 "/repo/examples/models/metaformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "downsampling", "x", "[B, in_dim, H, W]", "/repo/examples/models/metaformer.mix", 13, null, (long?)(options.InDim), null, null);
 #line 15 "/repo/examples/models/metaformer.mix"
             x = norm.call(x);
 #line 16 "/repo/examples/models/metaformer.mix"
@@ -197,6 +201,9 @@ namespace Mix.Snapshots
         /// <returns><c>[B, dim, H, W]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 31 "/repo/examples/models/metaformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "metaformer_block", "x", "[B, dim, H, W]", "/repo/examples/models/metaformer.mix", 31, null, (long?)(options.Dim), null, null);
+#line default
             var H = x.shape[2];
             var W = x.shape[3];
 #line 43 "/repo/examples/models/metaformer.mix"
@@ -307,6 +314,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 66 "/repo/examples/models/metaformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "metaformer", "x", "[B, in_chans, H, W]", "/repo/examples/models/metaformer.mix", 66, null, (long?)(options.InChans), null, null);
 #line 68 "/repo/examples/models/metaformer.mix"
             x = stem.call(x);
 #line 69 "/repo/examples/models/metaformer.mix"

@@ -66,6 +66,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, seq_len, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 6 "/repo/examples/models/mlp_mixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "mixer_block", "x", "[B, seq_len, dim]", "/repo/examples/models/mlp_mixer.mix", 6, null, (long?)(options.SeqLen), (long?)(options.Dim));
 #line 13 "/repo/examples/models/mlp_mixer.mix"
             x = x + Fn.DropPath(Fn.Transpose(mlp_tokens.call(Fn.Transpose(norm1.call(x), 1, 2)), 1, 2), options.DropPathRate, training);
 #line 14 "/repo/examples/models/mlp_mixer.mix"
@@ -108,6 +110,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, ?, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 18 "/repo/examples/models/mlp_mixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "patch_embed", "x", "[B, in_chans, H, W]", "/repo/examples/models/mlp_mixer.mix", 18, null, (long?)(options.InChans), null, null);
 #line 21 "/repo/examples/models/mlp_mixer.mix"
             return Fn.Tokens(proj.call(x));
 #line default
@@ -176,6 +180,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 25 "/repo/examples/models/mlp_mixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "mixer_s16_224", "x", "[B, 3, img_size, img_size]", "/repo/examples/models/mlp_mixer.mix", 25, null, (long?)(3), (long?)(options.ImgSize), (long?)(options.ImgSize));
 #line 31 "/repo/examples/models/mlp_mixer.mix"
             return head.call(Fn.Mean(norm.call(MixDispatch.Sequence(blocks, stem.call(x))), new long[] { 1 }));
 #line default

@@ -69,6 +69,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, seq_len, channels]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 6 "/repo/examples/models/tsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "tsmixer_block", "x", "[B, seq_len, channels]", "/repo/examples/models/tsmixer.mix", 6, null, (long?)(options.SeqLen), (long?)(options.Channels));
 #line 14 "/repo/examples/models/tsmixer.mix"
             var t = Fn.Dropout(Fn.Transpose(Fn.ReLU(temporal_linear.call(Fn.Transpose(temporal_norm.call(x), 1, 2))), 1, 2), p: options.Drop, training);
 #line 15 "/repo/examples/models/tsmixer.mix"
@@ -135,6 +137,8 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 24, 7]</c></returns>
         public override Tensor forward(Tensor x)
         {
+#line 22 "/repo/examples/models/tsmixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "tsmixer", "x", "[B, seq_len, channels]", "/repo/examples/models/tsmixer.mix", 22, null, (long?)(options.SeqLen), (long?)(options.Channels));
 #line 26 "/repo/examples/models/tsmixer.mix"
             return Fn.Transpose(temporal_projection.call(Fn.Transpose(MixDispatch.Sequence(blocks, x), 1, 2)), 1, 2);
 #line default

@@ -1,0 +1,117 @@
+using System;
+using System.Linq;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Caches;
+
+/// <summary>
+/// The decoding state of one layer. Every slot counts the tokens its layer has seen (no global counter):
+/// <see cref="TokensSeen"/> counts positions including padding (the same for every row of the batch) and
+/// <see cref="RowTokens"/> counts the valid (unmasked) tokens of each row.
+/// </summary>
+public abstract class CacheSlot : IDisposable
+{
+    private long[] rowTokens;
+
+    /// <summary>Creates a slot.</summary>
+    /// <param name="layerIndex">The layer the slot belongs to.</param>
+    /// <param name="batch">Rows of the batch.</param>
+    protected CacheSlot(int layerIndex, long batch)
+    {
+        if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch));
+        LayerIndex = layerIndex;
+        Batch = batch;
+        rowTokens = new long[batch];
+    }
+
+    /// <summary>The layer the slot belongs to.</summary>
+    public int LayerIndex { get; }
+
+    /// <summary>Rows of the batch.</summary>
+    public long Batch { get; }
+
+    /// <summary>Positions this layer has processed since the last reset, padding included.</summary>
+    public long TokensSeen { get; private set; }
+
+    /// <summary>Valid (unmasked) tokens processed per row since the last reset.</summary>
+    public long[] RowTokens => (long[])rowTokens.Clone();
+
+    /// <summary>Bytes of cache memory one more token costs one row of this layer (0 for fixed-size states).</summary>
+    public abstract double BytesPerToken { get; }
+
+    /// <summary>Bytes this layer's state takes per row independently of the length (recurrent and conv states).</summary>
+    public abstract long FixedBytesPerRow { get; }
+
+    /// <summary>Bytes currently allocated by the slot (all rows).</summary>
+    public abstract long AllocatedBytes { get; }
+
+    /// <summary>Forgets everything seen (allocations are kept for reuse).</summary>
+    public virtual void Reset()
+    {
+        TokensSeen = 0;
+        Array.Clear(rowTokens);
+    }
+
+    /// <summary>Row positions (valid-token index within the row) of <paramref name="n"/> new tokens, <c>[batch, n]</c>
+    /// int64; padding gets the position of the next valid token (clamped at 0 before the first).</summary>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens (nonzero = valid).</param>
+    /// <param name="n">Number of new tokens.</param>
+    /// <param name="device">Device of the result.</param>
+    public Tensor NewRowPositions(Tensor? mask, long n, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        var start = torch.tensor(rowTokens, device: device).unsqueeze(1);
+        Tensor pos;
+        if (mask is null) pos = start + torch.arange(n, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        else pos = start + mask.to(device).ne(0).to_type(ScalarType.Int64).cumsum(1) - 1;
+        return pos.clamp_min(0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Records that <paramref name="n"/> positions were processed (called by the layer after its update).</summary>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens.</param>
+    /// <param name="n">Number of new positions.</param>
+    protected internal void Advance(Tensor? mask, long n)
+    {
+        if (mask is not null)
+        {
+            if (mask.dim() != 2 || mask.shape[0] != Batch || mask.shape[1] != n)
+                throw new ArgumentException($"mask must be [{Batch}, {n}], got [{string.Join(", ", mask.shape)}]", nameof(mask));
+            using var counts = mask.ne(0).sum(1).cpu().to_type(ScalarType.Int64);
+            var c = counts.data<long>().ToArray();
+            for (int r = 0; r < rowTokens.Length; r++) rowTokens[r] += c[r];
+        }
+        else
+        {
+            for (int r = 0; r < rowTokens.Length; r++) rowTokens[r] += n;
+        }
+        TokensSeen += n;
+    }
+
+    /// <summary>Checks a layer input against the slot's batch.</summary>
+    /// <param name="x">Input whose first axis is the batch.</param>
+    protected void CheckBatch(Tensor x)
+    {
+        if (x.shape[0] != Batch)
+            throw new ArgumentException($"the cache slot of layer {LayerIndex} holds {Batch} rows, the input has {x.shape[0]}");
+    }
+
+    /// <summary>Releases the slot's tensors.</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases the slot's tensors.</summary>
+    /// <param name="disposing">Called from <see cref="Dispose()"/>.</param>
+    protected virtual void Dispose(bool disposing) { }
+
+    internal static long ElementBytes(ScalarType t) => t switch
+    {
+        ScalarType.Float64 or ScalarType.Int64 => 8,
+        ScalarType.Float32 or ScalarType.Int32 => 4,
+        ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
+        _ => 1,
+    };
+}

@@ -1,0 +1,114 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Runtime.CompilerServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Caches;
+
+/// <summary>
+/// Prefill + decode for any module built from .mix (or by hand) whose causal mixers are <see cref="MambaMixer"/>s
+/// and causal <see cref="Attention"/>s: the cache gets one slot per such mixer, in the order the model registers
+/// them, and while a <see cref="Forward"/> runs, the mixer call sites of generated code
+/// (<see cref="Builtins.MixDispatch.TokenMixer"/>) feed each mixer its slot. Nothing is threaded through the
+/// blocks, so every generated causal model decodes, chunk by chunk or token by token, with no generated code of its own.
+/// </summary>
+public sealed class CausalModel : ICausalLM
+{
+    private static readonly ConditionalWeakTable<InferenceCache, Dictionary<nn.Module, int>> s_layouts = new();
+    private readonly nn.Module<Tensor, Tensor> model;
+    private readonly nn.Module[] mixers;
+
+    /// <summary>Wraps <paramref name="model"/>, whose output is logits <c>[batch, n, vocabSize]</c>.</summary>
+    /// <param name="model">The model (input: token ids <c>[batch, n]</c>).</param>
+    /// <param name="vocabSize">Size of the last axis of the logits.</param>
+    public CausalModel(nn.Module<Tensor, Tensor> model, long vocabSize)
+    {
+        this.model = model ?? throw new ArgumentNullException(nameof(model));
+        VocabSize = vocabSize;
+        mixers = model.modules().Where(IsCausalMixer).ToArray();
+        if (mixers.Length == 0)
+            throw new ArgumentException("the model has no causal mixer (mamba, or attention with causal = true) to cache", nameof(model));
+    }
+
+    /// <summary>The wrapped model.</summary>
+    public nn.Module<Tensor, Tensor> Model => model;
+
+    /// <inheritdoc />
+    public long VocabSize { get; }
+
+    /// <summary>Number of cached layers (causal mixers).</summary>
+    public int CachedLayers => mixers.Length;
+
+    private static bool IsCausalMixer(nn.Module m) => m is MambaMixer || m is Attention { Causal: true };
+
+    /// <inheritdoc />
+    public InferenceCache CreateCache(long batch, KvCacheOptions? kvOptions = null)
+    {
+        var first = model.parameters().FirstOrDefault();
+        var dtype = first?.dtype ?? ScalarType.Float32;
+        var device = first?.device ?? torch.CPU;
+        var slots = new List<CacheSlot>();
+        var layout = new Dictionary<nn.Module, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < mixers.Length; i++)
+        {
+            layout[mixers[i]] = i;
+            slots.Add(mixers[i] switch
+            {
+                MambaMixer m => new MambaCacheSlot(i, batch, m.IntermediateSize, m.ConvKernel, m.StateSize, dtype, device),
+                Attention a when kvOptions?.Quantization is not null => new QuantizedKvCacheSlot(i, batch, a.NumHeads, a.HeadDim, kvOptions, dtype, device),
+                Attention a => new KvCacheSlot(i, batch, a.NumHeads, a.HeadDim, kvOptions, dtype, device),
+                _ => throw new InvalidOperationException("unreachable"),
+            });
+        }
+        var cache = new InferenceCache(slots);
+        s_layouts.Add(cache, layout);
+        return cache;
+    }
+
+    /// <inheritdoc />
+    public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
+    {
+        if (!s_layouts.TryGetValue(cache, out var layout))
+            throw new ArgumentException("this cache was not created by this model's CreateCache", nameof(cache));
+        using (CacheScope.Enter(cache, layout, attentionMask)) return model.call(inputIds);
+    }
+}
+
+/// <summary>The cache in effect while a <see cref="CausalModel"/> runs (per thread).</summary>
+internal sealed class CacheScope : IDisposable
+{
+    [ThreadStatic] private static CacheScope? s_current;
+    private readonly CacheScope? previous;
+
+    private CacheScope(InferenceCache cache, Dictionary<nn.Module, int> layout, Tensor? mask)
+    {
+        Cache = cache;
+        Layout = layout;
+        Mask = mask;
+        previous = s_current;
+        s_current = this;
+    }
+
+    public static CacheScope? Current => s_current;
+    public InferenceCache Cache { get; }
+    public Dictionary<nn.Module, int> Layout { get; }
+    public Tensor? Mask { get; }
+
+    public static CacheScope Enter(InferenceCache cache, Dictionary<nn.Module, int> layout, Tensor? mask) => new(cache, layout, mask);
+
+    /// <summary>The cached forward of <paramref name="mixer"/>, or null when it has no slot here.</summary>
+    public Tensor? TryForward(nn.Module<Tensor, Tensor> mixer, Tensor x)
+    {
+        if (!Layout.TryGetValue(mixer, out var layer)) return null;
+        return mixer switch
+        {
+            MambaMixer m => m.Forward(x, Cache.Slot<MambaCacheSlot>(layer), Mask),
+            Attention a => a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), Mask),
+            _ => null,
+        };
+    }
+
+    public void Dispose() => s_current = previous;
+}

@@ -1,0 +1,108 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Caches;
+
+/// <summary>Memory of one layer's cache slot.</summary>
+/// <param name="Layer">Layer index.</param>
+/// <param name="Kind">Slot type name.</param>
+/// <param name="BytesPerToken">Bytes per additional token per row (0 for recurrent layers).</param>
+/// <param name="FixedBytesPerRow">Length-independent bytes per row (recurrent and conv states).</param>
+/// <param name="AllocatedBytes">Bytes allocated now (all rows).</param>
+public sealed record CacheLayerMemory(int Layer, string Kind, double BytesPerToken, long FixedBytesPerRow, long AllocatedBytes);
+
+/// <summary>
+/// The inference cache of one model: one typed <see cref="CacheSlot"/> per layer (<see cref="KvCacheSlot"/> or a
+/// quantized KV slot for attention, <see cref="MambaCacheSlot"/> = <see cref="ConvStateSlot"/> +
+/// <see cref="RecurrentStateSlot"/> for Mamba). Each slot counts its own tokens; there is no global counter.
+/// </summary>
+public sealed class InferenceCache : IDisposable
+{
+    private readonly CacheSlot[] slots;
+
+    /// <summary>Creates a cache from its slots (index = layer).</summary>
+    /// <param name="slots">One slot per layer.</param>
+    public InferenceCache(IEnumerable<CacheSlot> slots)
+    {
+        this.slots = slots.ToArray();
+        if (this.slots.Length == 0) throw new ArgumentException("a cache needs at least one slot", nameof(slots));
+        Batch = this.slots[0].Batch;
+        if (this.slots.Any(s => s.Batch != Batch)) throw new ArgumentException("all slots must hold the same batch", nameof(slots));
+    }
+
+    /// <summary>The slots, one per layer.</summary>
+    public IReadOnlyList<CacheSlot> Slots => slots;
+
+    /// <summary>Rows of the batch.</summary>
+    public long Batch { get; }
+
+    /// <summary>The slot of <paramref name="layer"/> as <typeparamref name="T"/>.</summary>
+    /// <typeparam name="T">Expected slot type.</typeparam>
+    /// <param name="layer">Layer index.</param>
+    public T Slot<T>(int layer) where T : CacheSlot =>
+        slots[layer] as T ?? throw new InvalidOperationException(
+            $"layer {layer} has a {slots[layer].GetType().Name}, not a {typeof(T).Name}");
+
+    /// <summary>Forgets every layer's state (buffers are kept), so the cache can serve a new generation.</summary>
+    public void Reset()
+    {
+        foreach (var s in slots) s.Reset();
+    }
+
+    /// <summary>Per-layer memory accounting.</summary>
+    public IReadOnlyList<CacheLayerMemory> Memory() =>
+        slots.Select(s => new CacheLayerMemory(s.LayerIndex, s.GetType().Name, s.BytesPerToken, s.FixedBytesPerRow, s.AllocatedBytes)).ToList();
+
+    /// <summary>Bytes one more token costs one row, summed over layers.</summary>
+    public double BytesPerToken => slots.Sum(s => s.BytesPerToken);
+
+    /// <summary>Length-independent bytes per row, summed over layers.</summary>
+    public long FixedBytesPerRow => slots.Sum(s => s.FixedBytesPerRow);
+
+    /// <summary>Bytes of cache for <paramref name="batch"/> rows of <paramref name="tokens"/> tokens (model summary).</summary>
+    /// <param name="batch">Rows.</param>
+    /// <param name="tokens">Tokens per row.</param>
+    public double BytesFor(long batch, long tokens) => batch * (FixedBytesPerRow + tokens * BytesPerToken);
+
+    /// <summary>A table of the per-layer memory for a model summary.</summary>
+    public string Summary()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("layer  slot                     bytes/token/row  fixed bytes/row  allocated");
+        foreach (var m in Memory())
+            sb.AppendLine(string.Format(CultureInfo.InvariantCulture, "{0,5}  {1,-24} {2,15:0.##}  {3,15}  {4,9}",
+                m.Layer, m.Kind, m.BytesPerToken, m.FixedBytesPerRow, m.AllocatedBytes));
+        sb.Append(string.Format(CultureInfo.InvariantCulture, "total  {0,-24} {1,15:0.##}  {2,15}  {3,9}",
+            "", BytesPerToken, FixedBytesPerRow, slots.Sum(s => s.AllocatedBytes)));
+        return sb.ToString();
+    }
+
+    /// <summary>Releases every slot.</summary>
+    public void Dispose()
+    {
+        foreach (var s in slots) s.Dispose();
+    }
+}
+
+/// <summary>A causal language model that decodes with an <see cref="InferenceCache"/>.</summary>
+public interface ICausalLM
+{
+    /// <summary>Vocabulary size (last axis of the logits).</summary>
+    long VocabSize { get; }
+
+    /// <summary>Creates an empty cache for <paramref name="batch"/> rows.</summary>
+    /// <param name="batch">Rows.</param>
+    /// <param name="kvOptions">Options of the attention layers' KV slots (ignored by attention-free models).</param>
+    InferenceCache CreateCache(long batch, KvCacheOptions? kvOptions = null);
+
+    /// <summary>Logits <c>[batch, n, vocab]</c> (float32) of <c>n</c> new tokens <c>[batch, n]</c> continuing the cache.</summary>
+    /// <param name="inputIds">New token ids.</param>
+    /// <param name="cache">The cache.</param>
+    /// <param name="attentionMask">Optional <c>[batch, n]</c> padding mask (nonzero = token).</param>
+    Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null);
+}

@@ -1,0 +1,321 @@
+using System;
+using Mix.Runtime.Quantization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Caches;
+
+/// <summary>Options of a key/value cache slot.</summary>
+public sealed record KvCacheOptions
+{
+    /// <summary>Positions preallocated per row (default 64); a growing slot doubles when full.</summary>
+    public int InitialCapacity { get; init; } = 64;
+
+    /// <summary>When true the slot never grows: appending past <see cref="InitialCapacity"/> throws.</summary>
+    public bool FixedCapacity { get; init; }
+
+    /// <summary>Sliding window W (StreamingLLM): a query at position p sees keys at positions &gt; p − W, plus the
+    /// attention sinks. Null = unbounded.</summary>
+    public int? SlidingWindow { get; init; }
+
+    /// <summary>Attention-sink tokens: the first S valid tokens of each row stay visible forever (only with a window).</summary>
+    public int SinkTokens { get; init; }
+
+    /// <summary>KV-cache quantization (null = full precision in the model dtype).</summary>
+    public KvQuantizationOptions? Quantization { get; init; }
+}
+
+/// <summary>
+/// Base of the attention cache slots: bookkeeping of every cached entry (validity and row position per row, physical
+/// position shared by the batch) and the attention mask of new queries against the cache. Masking rules, for a query at
+/// physical position qp (row position qr) and a cached key at kp (row position kr):
+/// allowed ⇔ key valid ∧ kp ≤ qp ∧ (no window ∨ qp − kp &lt; W ∨ kr &lt; S); every query also sees itself, so rows of
+/// padding never produce an empty softmax.
+/// </summary>
+public abstract class AttentionCacheSlot : CacheSlot
+{
+    private Tensor? entryValid;   // [B, T] bool
+    private Tensor? entryRowPos;  // [B, T] int64
+    private Tensor? entryPhys;    // [T] int64
+
+    /// <summary>Creates a slot.</summary>
+    /// <param name="layerIndex">Layer index.</param>
+    /// <param name="batch">Rows.</param>
+    /// <param name="numHeads">Key/value heads.</param>
+    /// <param name="headDim">Features per head.</param>
+    /// <param name="options">Options (defaults when null).</param>
+    protected AttentionCacheSlot(int layerIndex, long batch, long numHeads, long headDim, KvCacheOptions? options)
+        : base(layerIndex, batch)
+    {
+        NumHeads = numHeads;
+        HeadDim = headDim;
+        Options = options ?? new KvCacheOptions();
+        if (Options.SlidingWindow is <= 0) throw new ArgumentOutOfRangeException(nameof(options), "sliding window must be positive");
+        if (Options.SinkTokens < 0) throw new ArgumentOutOfRangeException(nameof(options), "sink tokens must be ≥ 0");
+    }
+
+    /// <summary>Key/value heads.</summary>
+    public long NumHeads { get; }
+
+    /// <summary>Features per head.</summary>
+    public long HeadDim { get; }
+
+    /// <summary>The slot options.</summary>
+    public KvCacheOptions Options { get; }
+
+    /// <summary>Entries currently held (after eviction), padding included.</summary>
+    public long Count => entryPhys is null ? 0 : entryPhys.shape[0];
+
+    /// <summary>
+    /// Appends the keys and values of <c>n</c> new tokens, <c>[batch, heads, n, headDim]</c> (keys already rotated if
+    /// the model uses RoPE), and returns every cached key and value <c>[batch, heads, T, headDim]</c> (the new ones last)
+    /// with the boolean mask <c>[batch, 1, n, T]</c> of what each new query may attend to. Advances the token counts.
+    /// The returned tensors are valid until the next update.
+    /// </summary>
+    /// <param name="keys">New keys.</param>
+    /// <param name="values">New values.</param>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens (nonzero = valid).</param>
+    public (Tensor keys, Tensor values, Tensor allowed) Update(Tensor keys, Tensor values, Tensor? mask = null)
+    {
+        var (k, v, allowed) = UpdateCore(keys, values, mask, materialize: true);
+        return (k!, v!, allowed);
+    }
+
+    /// <summary>
+    /// Cache-aware attention of <c>n</c> new queries: appends the new keys and values (as <see cref="Update"/>) and returns
+    /// <c>softmax(q kᵀ·scale | allowed) v</c> <c>[batch, heads, n, headDim]</c>. The base implementation materialises
+    /// the cache and calls <see cref="CachedAttention.Attend"/>; quantized slots override it with a fused CUDA kernel
+    /// that reads the packed cache directly.
+    /// </summary>
+    /// <param name="q">Queries <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="keys">New keys.</param>
+    /// <param name="values">New values.</param>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens.</param>
+    /// <param name="scale">Score scale.</param>
+    public virtual Tensor Attend(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        using var scope = torch.NewDisposeScope();
+        var (k, v, allowed) = Update(keys, values, mask);
+        return CachedAttention.Attend(q, k, v, allowed, scale).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="Update"/>, optionally without returning the cached keys and values (then <see cref="Append"/> stores
+    /// the new ones and nothing is materialised).
+    /// </summary>
+    /// <param name="keys">New keys.</param>
+    /// <param name="values">New values.</param>
+    /// <param name="mask">Optional mask of the new tokens.</param>
+    /// <param name="materialize">Whether to return every cached key and value.</param>
+    protected (Tensor? keys, Tensor? values, Tensor allowed) UpdateCore(Tensor keys, Tensor values, Tensor? mask, bool materialize)
+    {
+        if (keys.dim() != 4 || keys.shape[1] != NumHeads || keys.shape[3] != HeadDim)
+            throw new ArgumentException($"keys must be [batch, {NumHeads}, n, {HeadDim}], got [{string.Join(", ", keys.shape)}]", nameof(keys));
+        CheckBatch(keys);
+        long n = keys.shape[2];
+        using var scope = torch.NewDisposeScope();
+        var device = keys.device;
+        if (Options.SlidingWindow is int w) Evict(w);
+
+        var newValid = mask is null ? torch.ones(new[] { Batch, n }, ScalarType.Bool, device) : mask.to(device).ne(0);
+        var newRow = NewRowPositions(mask, n, device);
+        var qPhys = torch.arange(TokensSeen, TokensSeen + n, dtype: ScalarType.Int64, device: device);
+        Replace(ref entryValid, entryValid is null ? newValid : torch.cat(new[] { entryValid, newValid }, 1));
+        Replace(ref entryRowPos, entryRowPos is null ? newRow : torch.cat(new[] { entryRowPos, newRow }, 1));
+        Replace(ref entryPhys, entryPhys is null ? qPhys : torch.cat(new[] { entryPhys, qPhys }, 0));
+
+        var kPhys = entryPhys!.view(1, 1, 1, -1);
+        var qp = qPhys.view(1, 1, -1, 1);
+        var allowed = entryValid!.view(Batch, 1, 1, -1).logical_and(kPhys.le(qp));
+        if (Options.SlidingWindow is int window)
+        {
+            var inWindow = (qp - kPhys).lt(window);
+            var sink = entryRowPos!.lt(Options.SinkTokens).view(Batch, 1, 1, -1);
+            allowed = allowed.logical_and(inWindow.logical_or(sink));
+        }
+        allowed = allowed.logical_or(kPhys.eq(qp));
+
+        if (!materialize)
+        {
+            Append(keys, values);
+            Advance(mask, n);
+            return (null, null, allowed.MoveToOuterDisposeScope());
+        }
+        var (k, v) = Store(keys, values);
+        Advance(mask, n);
+        return (k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope(), allowed.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Stores the new keys/values without returning the cache (default: <see cref="Store"/>, result dropped).</summary>
+    /// <param name="keys">New keys <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="values">New values.</param>
+    protected virtual void Append(Tensor keys, Tensor values)
+    {
+        var (k, v) = Store(keys, values);
+        k.Dispose();
+        v.Dispose();
+    }
+
+    /// <summary>Stores the new keys/values after the entries kept so far and returns all of them.</summary>
+    /// <param name="keys">New keys <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="values">New values.</param>
+    protected abstract (Tensor keys, Tensor values) Store(Tensor keys, Tensor values);
+
+    /// <summary>Keeps only the entries at <paramref name="keep"/> (indices into the current entries, ascending).</summary>
+    /// <param name="keep">Kept entry indices (int64).</param>
+    protected abstract void Compact(Tensor keep);
+
+    private void Evict(int window)
+    {
+        if (entryPhys is null) return;
+        // Future queries sit at physical positions ≥ TokensSeen: they can see kp > TokensSeen − W, and sinks.
+        using var scope = torch.NewDisposeScope();
+        var needed = entryPhys.gt(TokensSeen - window).unsqueeze(0)
+            .logical_or(entryValid!.logical_and(entryRowPos!.lt(Options.SinkTokens)))
+            .any(0);
+        long kept = needed.sum().item<long>();
+        if (kept == Count) return;
+        var keep = needed.nonzero().squeeze(1);
+        Compact(keep);
+        Replace(ref entryValid, entryValid.index_select(1, keep).MoveToOuterDisposeScope());
+        Replace(ref entryRowPos, entryRowPos.index_select(1, keep).MoveToOuterDisposeScope());
+        Replace(ref entryPhys, entryPhys.index_select(0, keep).MoveToOuterDisposeScope());
+    }
+
+    private static void Replace(ref Tensor? field, Tensor value)
+    {
+        if (ReferenceEquals(field, value)) return;
+        var old = field;
+        field = value.DetachFromDisposeScope();
+        old?.Dispose();
+    }
+
+    /// <inheritdoc/>
+    public override void Reset()
+    {
+        base.Reset();
+        entryValid?.Dispose(); entryValid = null;
+        entryRowPos?.Dispose(); entryRowPos = null;
+        entryPhys?.Dispose(); entryPhys = null;
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (!disposing) return;
+        entryValid?.Dispose();
+        entryRowPos?.Dispose();
+        entryPhys?.Dispose();
+    }
+
+    /// <inheritdoc/>
+    public override long FixedBytesPerRow => 0;
+}
+
+/// <summary>
+/// Full-precision key/value cache of one attention layer: preallocated <c>[batch, heads, capacity, headDim]</c> key and
+/// value buffers that grow by doubling (or stay fixed), with an optional StreamingLLM sliding window with attention
+/// sinks (evicted entries are compacted away before the next append).
+/// </summary>
+public sealed class KvCacheSlot : AttentionCacheSlot
+{
+    private Tensor keyBuffer;
+    private Tensor valueBuffer;
+    private long stored;
+
+    /// <summary>Creates an empty slot.</summary>
+    /// <param name="layerIndex">Layer index.</param>
+    /// <param name="batch">Rows.</param>
+    /// <param name="numHeads">Key/value heads.</param>
+    /// <param name="headDim">Features per head.</param>
+    /// <param name="options">Options.</param>
+    /// <param name="dtype">Element type of the cache.</param>
+    /// <param name="device">Device.</param>
+    public KvCacheSlot(int layerIndex, long batch, long numHeads, long headDim, KvCacheOptions? options = null,
+        ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : base(layerIndex, batch, numHeads, headDim, options)
+    {
+        if (Options.Quantization is not null) throw new ArgumentException("use QuantizedKvCacheSlot for a quantized cache", nameof(options));
+        long cap = Math.Max(1, Options.InitialCapacity);
+        keyBuffer = torch.zeros(new[] { batch, numHeads, cap, headDim }, dtype: dtype, device: device).DetachFromDisposeScope();
+        valueBuffer = torch.zeros(new[] { batch, numHeads, cap, headDim }, dtype: dtype, device: device).DetachFromDisposeScope();
+    }
+
+    /// <summary>Positions allocated per row.</summary>
+    public long Capacity => keyBuffer.shape[2];
+
+    /// <inheritdoc/>
+    public override double BytesPerToken => 2.0 * NumHeads * HeadDim * ElementBytes(keyBuffer.dtype);
+
+    /// <inheritdoc/>
+    public override long AllocatedBytes => 2 * keyBuffer.numel() * ElementBytes(keyBuffer.dtype);
+
+    /// <inheritdoc/>
+    protected override (Tensor keys, Tensor values) Store(Tensor keys, Tensor values)
+    {
+        long n = keys.shape[2];
+        long need = stored + n;
+        if (need > Capacity)
+        {
+            if (Options.FixedCapacity)
+                throw new InvalidOperationException($"KV cache of layer {LayerIndex} is full ({Capacity} positions; {need} needed)");
+            long cap = Capacity;
+            while (cap < need) cap *= 2;
+            Grow(cap);
+        }
+        using (torch.no_grad())
+        {
+            keyBuffer.narrow(2, stored, n).copy_(keys);
+            valueBuffer.narrow(2, stored, n).copy_(values);
+        }
+        stored = need;
+        return (keyBuffer.narrow(2, 0, stored), valueBuffer.narrow(2, 0, stored));
+    }
+
+    private void Grow(long cap)
+    {
+        var k = torch.zeros(new[] { Batch, NumHeads, cap, HeadDim }, dtype: keyBuffer.dtype, device: keyBuffer.device);
+        var v = torch.zeros(new[] { Batch, NumHeads, cap, HeadDim }, dtype: keyBuffer.dtype, device: keyBuffer.device);
+        using (torch.no_grad())
+        {
+            k.narrow(2, 0, stored).copy_(keyBuffer.narrow(2, 0, stored));
+            v.narrow(2, 0, stored).copy_(valueBuffer.narrow(2, 0, stored));
+        }
+        keyBuffer.Dispose();
+        valueBuffer.Dispose();
+        keyBuffer = k.DetachFromDisposeScope();
+        valueBuffer = v.DetachFromDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    protected override void Compact(Tensor keep)
+    {
+        using var scope = torch.NewDisposeScope();
+        long kept = keep.shape[0];
+        var k = keyBuffer.narrow(2, 0, stored).index_select(2, keep);
+        var v = valueBuffer.narrow(2, 0, stored).index_select(2, keep);
+        using (torch.no_grad())
+        {
+            keyBuffer.narrow(2, 0, kept).copy_(k);
+            valueBuffer.narrow(2, 0, kept).copy_(v);
+        }
+        stored = kept;
+    }
+
+    /// <inheritdoc/>
+    public override void Reset()
+    {
+        base.Reset();
+        stored = 0;
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (!disposing) return;
+        keyBuffer.Dispose();
+        valueBuffer.Dispose();
+    }
+}

@@ -1,0 +1,268 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Mix.Runtime.Cuda;
+using Mix.Runtime.Fused;
+using Mix.Runtime.Quantization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Caches;
+
+/// <summary>
+/// KV slot with KIVI / VidKV quantization (<see cref="KvCacheOptions.Quantization"/>): tokens are appended to a
+/// full-precision tail; whenever the tail holds R + G tokens, its oldest G tokens become a <see cref="QuantizedKvBlock"/>
+/// (keys per channel over the G tokens, values per token over groups of G channels, float16 scale and minimum).
+/// Attention runs on the dequantized blocks followed by the tail (CPU reference: dequantized block by block on every
+/// update). Sliding windows are not supported with quantization.
+/// </summary>
+public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
+{
+    private readonly List<QuantizedKvBlock> blocks = new();
+    private readonly ScalarType dtype;
+    private readonly Device? device;
+    private Tensor? tailK;
+    private Tensor? tailV;
+    private Tensor? ptrTable;
+    private int ptrRows;
+
+    /// <summary>Creates an empty slot.</summary>
+    /// <param name="layerIndex">Layer index.</param>
+    /// <param name="batch">Rows.</param>
+    /// <param name="numHeads">Key/value heads.</param>
+    /// <param name="headDim">Features per head.</param>
+    /// <param name="options">Options (with <see cref="KvCacheOptions.Quantization"/> set).</param>
+    /// <param name="dtype">Model dtype (tail and dequantized blocks).</param>
+    /// <param name="device">Device.</param>
+    public QuantizedKvCacheSlot(int layerIndex, long batch, long numHeads, long headDim, KvCacheOptions options,
+        ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : base(layerIndex, batch, numHeads, headDim, options)
+    {
+        Quant = options?.Quantization ?? throw new ArgumentException("options.Quantization must be set", nameof(options));
+        if (options.SlidingWindow is not null) throw new NotSupportedException("sliding windows are not supported with a quantized KV cache");
+        if (Quant.GroupSize <= 0 || Quant.ResidualLength < 0) throw new ArgumentOutOfRangeException(nameof(options));
+        if (headDim % Math.Min(Quant.GroupSize, headDim) != 0) throw new ArgumentException("the value group must divide the head dimension", nameof(headDim));
+        if (Quant.Mode != KvQuantMode.VidKv && Quant.GroupSize % 4 != 0) throw new ArgumentException("KIVI group size must be a multiple of 4", nameof(options));
+        this.dtype = dtype;
+        this.device = device;
+    }
+
+    /// <summary>Quantization options.</summary>
+    public KvQuantizationOptions Quant { get; }
+
+    /// <summary>Quantized blocks held.</summary>
+    public int BlockCount => blocks.Count;
+
+    /// <summary>Tokens in the full-precision tail.</summary>
+    public long TailLength => tailK is null ? 0 : tailK.shape[2];
+
+    /// <inheritdoc/>
+    public override double BytesPerToken
+    {
+        get
+        {
+            var (kb, vb) = Quant.BitsPerElement(HeadDim);
+            return NumHeads * HeadDim * (kb + vb) / 8.0;
+        }
+    }
+
+    /// <summary>Full-precision tail at its largest (R + G − 1 tokens), per row.</summary>
+    public override long FixedBytesPerRow => (Quant.ResidualLength + Quant.GroupSize - 1) * 2 * NumHeads * HeadDim * ElementBytes(dtype);
+
+    /// <inheritdoc/>
+    public override long AllocatedBytes => blocks.Sum(b => b.Bytes)
+        + (tailK is null ? 0 : 2 * tailK.numel() * ElementBytes(dtype));
+
+    /// <inheritdoc/>
+    protected override (Tensor keys, Tensor values) Store(Tensor keys, Tensor values)
+    {
+        Append(keys, values);
+        return DequantizedKeysValues();
+    }
+
+    /// <inheritdoc/>
+    protected override void Append(Tensor keys, Tensor values)
+    {
+        var k = keys.to_type(dtype);
+        var v = values.to_type(dtype);
+        var newK = tailK is null ? k.contiguous().clone() : torch.cat(new[] { tailK, k }, 2);
+        var newV = tailV is null ? v.contiguous().clone() : torch.cat(new[] { tailV, v }, 2);
+        int g = Quant.GroupSize;
+        while (newK.shape[2] >= Quant.ResidualLength + g)
+        {
+            blocks.Add(KvQuantizer.Quantize(newK.narrow(2, 0, g), newV.narrow(2, 0, g), Quant));
+            newK = newK.narrow(2, g, newK.shape[2] - g).contiguous();
+            newV = newV.narrow(2, g, newV.shape[2] - g).contiguous();
+        }
+        tailK?.Dispose();
+        tailV?.Dispose();
+        tailK = newK.DetachFromDisposeScope();
+        tailV = newV.DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// The reference materialisation: every block dequantized (in the slot dtype) followed by the tail,
+    /// <c>[batch, heads, T, headDim]</c> each (new tensors).
+    /// </summary>
+    public (Tensor keys, Tensor values) DequantizedKeysValues()
+    {
+        if (tailK is null || tailV is null) throw new InvalidOperationException("the slot is empty");
+        int g = Quant.GroupSize;
+        var ks = new List<Tensor>();
+        var vs = new List<Tensor>();
+        foreach (var b in blocks)
+        {
+            var (dk, dv) = KvQuantizer.Dequantize(b, Quant, g, HeadDim, dtype);
+            ks.Add(dk);
+            vs.Add(dv);
+        }
+        ks.Add(tailK);
+        vs.Add(tailV);
+        return ks.Count == 1 ? (tailK.alias(), tailV.alias()) : (torch.cat(ks, 2), torch.cat(vs, 2));
+    }
+
+    /// <summary>Whether <see cref="Attend"/> may use the fused CUDA kernel (default true; for tests and benchmarks).</summary>
+    public static bool UseFusedKernels { get; set; } = true;
+
+    /// <summary>
+    /// On CUDA without autograd, for at most <see cref="QuantizedOps.MaxFusedQueries"/> new tokens: appends them and runs
+    /// <see cref="QuantizedOps.KvAttention"/> directly on the packed blocks and the tail (nothing dequantized outside
+    /// the kernel). Otherwise (or when the kernel is unavailable) the reference: dequantize every block and attend.
+    /// </summary>
+    /// <inheritdoc/>
+    public override Tensor Attend(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        long gv = Math.Min(Quant.GroupSize, HeadDim);
+        bool tryFused = UseFusedKernels && q.device_type == DeviceType.CUDA && q.dtype == dtype && q.dim() == 4
+            && q.shape[2] <= QuantizedOps.MaxFusedQueries && !QuantizedOpsNeedsGrad(q)
+            && QuantizedOps.KvAttentionSupports(HeadDim, Quant.GroupSize, gv) && FusedOps.IsAvailable(q.device);
+        if (!tryFused) return base.Attend(q, keys, values, mask, scale);
+        using var scope = torch.NewDisposeScope();
+        var (_, _, allowed) = UpdateCore(keys, values, mask, materialize: false);
+        var table = PointerTable(q);
+        long nOut = Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
+        var o = QuantizedOps.KvAttention(q, Quant.Mode, table, blocks.Count, Quant.GroupSize, tailK, tailV, allowed,
+            NumHeads, nOut, gv, scale);
+        if (o is null)
+        {
+            var (k, v) = DequantizedKeysValues();
+            o = CachedAttention.Attend(q, k, v, allowed, scale);
+        }
+        return o.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Appends keys and values (as <see cref="AttentionCacheSlot.Update"/>) without materialising the cache,
+    /// e.g. after a prefill whose attention was computed elsewhere.</summary>
+    /// <param name="keys">New keys <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="values">New values.</param>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask.</param>
+    public void Prefill(Tensor keys, Tensor values, Tensor? mask = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        UpdateCore(keys, values, mask, materialize: false);
+    }
+
+    /// <summary>The fused attention of <paramref name="q"/> over the current cache without appending (benchmarks and
+    /// tests); null when the fused path does not apply.</summary>
+    /// <param name="q">Queries <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="allowed">Boolean <c>[batch, 1, n, T]</c> over the cached tokens.</param>
+    /// <param name="scale">Score scale.</param>
+    public Tensor? TryFusedAttention(Tensor q, Tensor allowed, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        if (q.device_type != DeviceType.CUDA || !FusedOps.IsAvailable(q.device)) return null;
+        long nOut = Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
+        return QuantizedOps.KvAttention(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, allowed,
+            NumHeads, nOut, Math.Min(Quant.GroupSize, HeadDim), scale);
+    }
+
+    private static bool QuantizedOpsNeedsGrad(Tensor q) => torch.is_grad_enabled() && q.requires_grad;
+
+    /// <summary>Device table of the blocks' tensor pointers (int64 [capacity, 8]), extended as blocks are added.</summary>
+    private Tensor? PointerTable(Tensor like)
+    {
+        if (blocks.Count == 0) return null;
+        int dev = like.device_index < 0 ? 0 : (int)like.device_index;
+        if (ptrTable is null || ptrTable.shape[0] < blocks.Count || ptrTable.device_index != like.device_index)
+        {
+            long cap = Math.Max(64, ptrTable is null ? 64 : ptrTable.shape[0]);
+            while (cap < blocks.Count) cap *= 2;
+            var t = torch.zeros(new[] { cap, 8L }, ScalarType.Int64, like.device);
+            if (ptrTable is not null && ptrTable.device_index == like.device_index && ptrRows > 0)
+                t.narrow(0, 0, ptrRows).copy_(ptrTable.narrow(0, 0, ptrRows));
+            else ptrRows = 0;
+            ptrTable?.Dispose();
+            ptrTable = t.DetachFromDisposeScope();
+        }
+        if (ptrRows < blocks.Count)
+        {
+            var rows = new long[(blocks.Count - ptrRows) * 8];
+            for (int i = ptrRows; i < blocks.Count; i++)
+            {
+                var b = blocks[i];
+                if (b.KeyCodes.device_type != DeviceType.CUDA || b.KeyCodes.device_index != like.device_index)
+                    throw new InvalidOperationException("quantized KV blocks are not on the query's device");
+                MakeContiguous(b);
+                int r = (i - ptrRows) * 8;
+                rows[r] = (long)TensorPointers.Get(b.KeyCodes, ScalarType.Byte, dev, "key codes");
+                rows[r + 1] = (long)TensorPointers.Get(b.KeyScale, ScalarType.Float16, dev, "key scale");
+                rows[r + 2] = (long)TensorPointers.Get(b.KeyMin, ScalarType.Float16, dev, "key min");
+                rows[r + 3] = b.KeyPlane1 is null ? 0 : (long)TensorPointers.Get(b.KeyPlane1, ScalarType.Byte, dev, "key plane");
+                rows[r + 4] = b.OutlierIdx is null ? 0 : (long)TensorPointers.Get(b.OutlierIdx, ScalarType.Int16, dev, "outliers");
+                rows[r + 5] = (long)TensorPointers.Get(b.ValueCodes, ScalarType.Byte, dev, "value codes");
+                rows[r + 6] = (long)TensorPointers.Get(b.ValueScale, ScalarType.Float16, dev, "value scale");
+                rows[r + 7] = (long)TensorPointers.Get(b.ValueMin, ScalarType.Float16, dev, "value min");
+            }
+            using var cpu = torch.tensor(rows, new long[] { blocks.Count - ptrRows, 8 });
+            ptrTable.narrow(0, ptrRows, blocks.Count - ptrRows).copy_(cpu);
+            ptrRows = blocks.Count;
+        }
+        return ptrTable;
+    }
+
+    private static void MakeContiguous(QuantizedKvBlock b)
+    {
+        static Tensor C(Tensor t)
+        {
+            if (t.is_contiguous()) return t;
+            var c = t.contiguous().DetachFromDisposeScope();
+            t.Dispose();
+            return c;
+        }
+        b.KeyCodes = C(b.KeyCodes);
+        b.KeyScale = C(b.KeyScale);
+        b.KeyMin = C(b.KeyMin);
+        if (b.KeyPlane1 is not null) b.KeyPlane1 = C(b.KeyPlane1);
+        if (b.OutlierIdx is not null) b.OutlierIdx = C(b.OutlierIdx);
+        b.ValueCodes = C(b.ValueCodes);
+        b.ValueScale = C(b.ValueScale);
+        b.ValueMin = C(b.ValueMin);
+    }
+
+    /// <inheritdoc/>
+    protected override void Compact(Tensor keep) => throw new NotSupportedException("quantized KV slots do not evict");
+
+    /// <inheritdoc/>
+    public override void Reset()
+    {
+        base.Reset();
+        foreach (var b in blocks) b.Dispose();
+        blocks.Clear();
+        ptrTable?.Dispose(); ptrTable = null;
+        ptrRows = 0;
+        tailK?.Dispose(); tailK = null;
+        tailV?.Dispose(); tailV = null;
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (!disposing) return;
+        foreach (var b in blocks) b.Dispose();
+        tailK?.Dispose();
+        tailV?.Dispose();
+        ptrTable?.Dispose();
+    }
+}

@@ -1,0 +1,280 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Reflection;
+using Mix.Runtime.Caches;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Quantization;
+
+/// <summary>Options of <see cref="Quantizer.Quantize"/>.</summary>
+public sealed record QuantizationOptions
+{
+    /// <summary>Format (default int4 grouped).</summary>
+    public WeightQuantMode Mode { get; init; } = WeightQuantMode.Int4Grouped;
+
+    /// <summary>int4 group size along the input dim (32, 64 or 128; default 128).</summary>
+    public int GroupSize { get; init; } = 128;
+
+    /// <summary>
+    /// Linear layers whose dotted name ends with, or has a component equal to, one of these stay full precision.
+    /// Default: <c>dt_proj</c> (the Mamba time-step projection; A_log, D, conv1d and the recurrent state are not Linear
+    /// layers and are never touched) and <c>lm_head</c> (often tied to the embeddings). Norms and embeddings are not
+    /// Linear layers and stay full precision; remove <c>lm_head</c> here to quantize an untied output head.
+    /// </summary>
+    public IReadOnlyCollection<string> Exclude { get; init; } = new[] { "dt_proj", "lm_head" };
+
+    /// <summary>Calibration batches of token ids for AWQ (null = plain round-to-nearest).</summary>
+    public IReadOnlyList<Tensor>? CalibrationInputs { get; init; }
+
+    /// <summary>AWQ grid of α in s = mean|x|^α (default 0, 0.05, …, 1).</summary>
+    public IReadOnlyList<double> AwqAlphaGrid { get; init; } = Enumerable.Range(0, 21).Select(i => i / 20.0).ToArray();
+
+    /// <summary>Fold AWQ scales into a preceding norm where the model structure allows (default true); otherwise the
+    /// inverse scale is kept as the layer's <c>input_scale</c>.</summary>
+    public bool FoldAwqScales { get; init; } = true;
+}
+
+/// <summary>What <see cref="Quantizer.Quantize"/> did.</summary>
+public sealed class QuantizationReport
+{
+    /// <summary>Quantized layers (dotted names).</summary>
+    public List<string> Quantized { get; } = new();
+
+    /// <summary>Linear layers left in full precision, with the reason.</summary>
+    public List<(string name, string reason)> Skipped { get; } = new();
+
+    /// <summary>AWQ: chosen α per quantized layer or group (first layer's name).</summary>
+    public Dictionary<string, double> AwqAlpha { get; } = new();
+
+    /// <summary>AWQ scales folded into a norm: norm parameter → layers.</summary>
+    public Dictionary<string, string[]> Folded { get; } = new();
+
+    /// <summary>Weight bytes of the replaced layers before (float) and after.</summary>
+    public long BytesBefore { get; set; }
+
+    /// <summary>Quantized weight bytes.</summary>
+    public long BytesAfter { get; set; }
+}
+
+/// <summary>
+/// Replaces <see cref="Linear"/> layers in place by <see cref="QuantizedLinear"/>s, optionally with AWQ
+/// (activation-aware weight quantization): per layer (or per group of layers reading the same normalised input) a grid
+/// search over α for the per-input-channel scale s = mean|x|^α (normalised by √(max·min)), minimising the squared
+/// output error ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖² on calibration activations; 1/s is folded into the preceding RMSNorm
+/// weight when that norm feeds only the group (Mamba block norm → in_proj, transformer attn_norm → q/k/v,
+/// mlp_norm → up_proj), else stored as the layer's input scale.
+/// A layer can only be replaced when its parent holds it in a field typed as a module base
+/// (<c>Module&lt;Tensor, Tensor&gt;</c>); a field typed <see cref="Linear"/> is reported as skipped.
+/// </summary>
+public static class Quantizer
+{
+    /// <summary>Quantizes <paramref name="model"/>'s Linear layers in place.</summary>
+    /// <param name="model">The model (its forward must accept the calibration inputs when AWQ is used).</param>
+    /// <param name="options">Options.</param>
+    public static QuantizationReport Quantize(nn.Module model, QuantizationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var o = options ?? new QuantizationOptions();
+        var report = new QuantizationReport();
+        var targets = new List<Target>();
+        foreach (var (name, parent, childName, linear) in Linears(model))
+        {
+            if (IsExcluded(name, o.Exclude)) { report.Skipped.Add((name, "excluded")); continue; }
+            var field = FindField(parent, linear);
+            if (field is null) { report.Skipped.Add((name, $"the parent's field is typed {typeof(Linear).Name}; it cannot hold a quantized layer")); continue; }
+            if (o.Mode == WeightQuantMode.Int4Grouped && linear.weight!.shape[1] % o.GroupSize != 0)
+            { report.Skipped.Add((name, $"in features {linear.weight.shape[1]} not divisible by group {o.GroupSize}")); continue; }
+            targets.Add(new Target(name, parent, childName, linear, field));
+        }
+
+        var scalesByLayer = new Dictionary<string, Tensor>();
+        var foldedLayers = new HashSet<string>();
+        if (o.CalibrationInputs is { Count: > 0 })
+        {
+            var acts = Capture(model, targets, o.CalibrationInputs);
+            try
+            {
+                var groups = FoldGroups(model, o.FoldAwqScales);
+                var done = new HashSet<string>();
+                foreach (var (normName, norm, members) in groups)
+                {
+                    var ts = members.Select(m => targets.FirstOrDefault(t => t.Name == m)).ToList();
+                    if (ts.Any(t => t is null)) continue;
+                    var s = SearchScale(ts.Select(t => t!.Linear).ToList(), acts[ts[0]!.Name], o, out double alpha);
+                    report.AwqAlpha[ts[0]!.Name] = alpha;
+                    using (torch.no_grad()) norm.div_(s.to_type(norm.dtype));
+                    report.Folded[normName] = members;
+                    foreach (var t in ts) { scalesByLayer[t!.Name] = s; foldedLayers.Add(t.Name); done.Add(t.Name); }
+                }
+                foreach (var t in targets.Where(t => !done.Contains(t.Name)))
+                {
+                    scalesByLayer[t.Name] = SearchScale(new List<Linear> { t.Linear }, acts[t.Name], o, out double alpha);
+                    report.AwqAlpha[t.Name] = alpha;
+                }
+            }
+            finally
+            {
+                foreach (var a in acts.Values) a.Dispose();
+            }
+        }
+
+        foreach (var t in targets)
+        {
+            scalesByLayer.TryGetValue(t.Name, out var s);
+            var q = QuantizedLinear.FromLinear(t.Linear, o.Mode, o.GroupSize, s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
+            report.BytesBefore += t.Linear.weight!.numel() * (long)t.Linear.weight.element_size();
+            report.BytesAfter += q.WeightBytes;
+            Swap(t.Parent, t.ChildName, t.Field, q);
+            t.Linear.Dispose();
+            report.Quantized.Add(t.Name);
+        }
+        foreach (var s in scalesByLayer.Values.Distinct()) s.Dispose();
+        return report;
+    }
+
+    internal sealed record Target(string Name, nn.Module Parent, string ChildName, Linear Linear, FieldInfo Field);
+
+    internal static IEnumerable<(string name, nn.Module parent, string childName, Linear linear)> Linears(nn.Module model)
+    {
+        var list = new List<(string, nn.Module, string, Linear)>();
+        void Walk(nn.Module m, string prefix)
+        {
+            foreach (var (childName, child) in m.named_children())
+            {
+                string full = prefix.Length == 0 ? childName : prefix + "." + childName;
+                if (child is Linear lin) list.Add((full, m, childName, lin));
+                else Walk(child, full);
+            }
+        }
+        Walk(model, "");
+        return list;
+    }
+
+    internal static bool IsExcluded(string name, IReadOnlyCollection<string> exclude) =>
+        exclude.Any(e => name == e || name.EndsWith("." + e, StringComparison.Ordinal) || name.Split('.').Contains(e));
+
+    internal static FieldInfo? FindField(nn.Module parent, nn.Module child)
+    {
+        for (var t = parent.GetType(); t is not null && t != typeof(nn.Module); t = t.BaseType)
+            foreach (var f in t.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+                if (ReferenceEquals(f.GetValue(parent), child))
+                    return f.FieldType.IsAssignableFrom(typeof(QuantizedLinear)) ? f : null;
+        return null;
+    }
+
+    internal static void Swap(nn.Module parent, string childName, FieldInfo field, nn.Module replacement)
+    {
+        field.SetValue(parent, replacement);
+        parent.register_module(childName, null!);
+        parent.register_module(childName, replacement);
+    }
+
+    /// <summary>Norm-fold groups: (norm parameter name, the norm weight, Linear layers reading only that norm's output).</summary>
+    internal static List<(string normName, Parameter norm, string[] members)> FoldGroups(nn.Module model, bool enabled)
+    {
+        var groups = new List<(string, Parameter, string[])>();
+        if (!enabled) return groups;
+        foreach (var (name, m) in model.named_modules())
+        {
+            string p = name.Length == 0 ? "" : name + ".";
+            if (m is MambaBlock mb)
+                groups.Add((p + "norm.weight", mb.Norm.Weight, new[] { p + "mixer.in_proj" }));
+            else if (m is TransformerBlock tb)
+            {
+                groups.Add((p + "attn_norm.weight", tb.AttnNorm.Weight, new[] { p + "attn.q_proj", p + "attn.k_proj", p + "attn.v_proj" }));
+                groups.Add((p + "mlp_norm.weight", tb.MlpNorm.Weight, new[] { p + "up_proj" }));
+            }
+        }
+        return groups;
+    }
+
+    /// <summary>Wraps every target to record its inputs, runs the calibration batches, restores the layers.</summary>
+    private static Dictionary<string, Tensor> Capture(nn.Module model, List<Target> targets, IReadOnlyList<Tensor> inputs)
+    {
+        var wrappers = targets.Select(t => new Recorder(t.Linear)).ToList();
+        for (int i = 0; i < targets.Count; i++) Swap(targets[i].Parent, targets[i].ChildName, targets[i].Field, wrappers[i]);
+        try
+        {
+            using var noGrad = torch.no_grad();
+            foreach (var x in inputs)
+            {
+                using var scope = torch.NewDisposeScope();
+                switch (model)
+                {
+                    case nn.Module<Tensor, Tensor> m: m.forward(x); break;
+                    default: throw new ArgumentException("AWQ calibration needs a Module<Tensor, Tensor>", nameof(model));
+                }
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < targets.Count; i++) Swap(targets[i].Parent, targets[i].ChildName, targets[i].Field, targets[i].Linear);
+        }
+        var result = new Dictionary<string, Tensor>();
+        for (int i = 0; i < targets.Count; i++) result[targets[i].Name] = wrappers[i].Take();
+        return result;
+    }
+
+    /// <summary>
+    /// AWQ grid search: s(α) = mean|x|^α / √(max·min), error(α) = Σ over layers ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖²; returns the
+    /// best s (α = 0 is plain quantization, so AWQ never does worse than it on the calibration data).
+    /// </summary>
+    /// <param name="layers">Layers sharing the input.</param>
+    /// <param name="x">Calibration inputs <c>[N, in]</c>.</param>
+    /// <param name="o">Options.</param>
+    /// <param name="bestAlpha">The chosen α.</param>
+    public static Tensor SearchScale(IReadOnlyList<Linear> layers, Tensor x, QuantizationOptions o, out double bestAlpha)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var xf = x.to_type(ScalarType.Float32);
+        var mean = xf.abs().mean(new long[] { 0 }).clamp_min(1e-8);
+        var refs = layers.Select(l => torch.matmul(xf, l.weight!.detach().to_type(ScalarType.Float32).t())).ToList();
+        double best = double.PositiveInfinity;
+        bestAlpha = 0;
+        Tensor? bestS = null;
+        foreach (double alpha in o.AwqAlphaGrid)
+        {
+            var s = mean.pow(alpha);
+            s = s / (s.max() * s.min()).sqrt();
+            double err = 0;
+            for (int i = 0; i < layers.Count; i++)
+            {
+                var w = layers[i].weight!.detach().to_type(ScalarType.Float32) * s.unsqueeze(0);
+                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, o.GroupSize);
+                var y = torch.matmul(xf / s, wq.t());
+                err += (y - refs[i]).square().sum().item<float>();
+            }
+            if (err < best) { best = err; bestAlpha = alpha; bestS = s; }
+        }
+        return bestS!.MoveToOuterDisposeScope();
+    }
+
+    private sealed class Recorder : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear inner;
+        private readonly List<Tensor> seen = new();
+
+        public Recorder(Linear inner) : base("AwqRecorder")
+        {
+            this.inner = inner;
+        }
+
+        public override Tensor forward(Tensor input)
+        {
+            seen.Add(input.detach().reshape(-1, input.shape[^1]).to_type(ScalarType.Float32).clone().DetachFromDisposeScope());
+            return inner.forward(input);
+        }
+
+        public Tensor Take()
+        {
+            var all = torch.cat(seen, 0).DetachFromDisposeScope();
+            foreach (var t in seen) t.Dispose();
+            seen.Clear();
+            return all;
+        }
+    }
+}

@@ -1,0 +1,329 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using Mix.Runtime;
+using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Benchmarks.Gpu;
+
+/// <summary>One whole-model measurement: throughput in images/s or tokens/s.</summary>
+internal sealed record ModelResult(string Model, string Impl, string Dtype, long Batch, long SeqLen, double MedianMs, double MinMs,
+    int Samples, double Throughput, string Unit, double? RelErr);
+
+/// <summary>Per-part time of one of our models (where the time goes).</summary>
+internal sealed record PartTime(string Model, string Dtype, long Batch, string Part, double MedianMs);
+
+/// <summary>
+/// Whole-model GPU benchmarks: PoolFormer-S12 and ConvFormer-S18 (runtime classes and the classes generated from
+/// examples/models/*.mix) at 224×224, batch 1/32/128, float32 and bfloat16 weights and inputs; the Mamba LM of
+/// mamba-130m's shape (prefill at L = 512/2K/8K, greedy decode through the mixers' Step API). Every sample is one
+/// call between <c>torch.cuda.synchronize()</c>s (host clock), after warm-up; the median is reported.
+/// </summary>
+internal static class ModelBench
+{
+    public static readonly List<ModelResult> Results = new();
+    public static readonly List<PartTime> Parts = new();
+    public static readonly List<string> Notes = new();
+
+    private static (double medianMs, double minMs, int samples) TimeMs(Action op, double targetS, int minSamples = 5, int maxSamples = 60, int warmup = 3)
+    {
+        void Once()
+        {
+            using var scope = torch.NewDisposeScope();
+            op();
+        }
+        for (int i = 0; i < warmup; i++) Once();
+        torch.cuda.synchronize();
+        var samples = new List<double>();
+        var total = Stopwatch.StartNew();
+        var sw = new Stopwatch();
+        while (samples.Count < maxSamples && (samples.Count < minSamples || total.Elapsed.TotalSeconds < targetS))
+        {
+            torch.cuda.synchronize();
+            sw.Restart();
+            Once();
+            torch.cuda.synchronize();
+            samples.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        samples.Sort();
+        return (samples[samples.Count / 2], samples[0], samples.Count);
+    }
+
+    private static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s) t, double work, string unit, double? err = null)
+    {
+        var r = new ModelResult(model, impl, DtypeName(dt), batch, L, t.m, t.mn, t.s, work / (t.m / 1e3), unit, err);
+        Results.Add(r);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{model,-16} {impl,-34} {r.Dtype,-9} b{batch,-4} L{L,-5} {t.m,10:F3} ms (min {t.mn:F3}, n={t.s,2})  {r.Throughput,12:F1} {unit}{(err is { } e ? $"  rel.err {e:E1}" : "")}"));
+    }
+
+    internal static string DtypeName(ScalarType dt) => dt == ScalarType.BFloat16 ? "bfloat16" : dt == ScalarType.Float16 ? "float16" : "float32";
+
+    private static double RelErr(Tensor a, Tensor b)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = a.to_type(ScalarType.Float64);
+        var y = b.to_type(ScalarType.Float64);
+        return (x - y).norm().item<double>() / Math.Max(y.norm().item<double>(), 1e-300);
+    }
+
+    // ---- vision ----------------------------------------------------------------------------------------------
+
+    public static void Vision(bool quick)
+    {
+        var batches = new long[] { 1, 32, 128 };
+        foreach (var dt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        {
+            VisionModel("PoolFormer-S12", () => MetaFormer.PoolFormerS12(), () => new Mix.Generated.Models.PoolformerS12(), dt, batches, quick, fusedToggle: true);
+            VisionModel("ConvFormer-S18", () => MetaFormer.ConvFormerS18(), () => new Mix.Generated.Models.ConvformerS18(), dt, batches, quick, fusedToggle: false);
+        }
+    }
+
+    private static void VisionModel(string name, Func<nn.Module<Tensor, Tensor>> runtime, Func<nn.Module<Tensor, Tensor>> generated,
+        ScalarType dt, long[] batches, bool quick, bool fusedToggle)
+    {
+        double target = quick ? 0.4 : 1.2;
+        using var rt = runtime();
+        rt.to(torch.CUDA).to(dt);
+        rt.eval();
+        long nParams = rt.parameters().Sum(p => p.numel());
+        nn.Module<Tensor, Tensor>? gen = null;
+        double? genErr = null;
+        try
+        {
+            gen = generated();
+            gen.to(torch.CUDA).to(dt);
+            gen.eval();
+            // same weights as the runtime model (both use timm's keys), so the outputs must agree
+            var sd = rt.state_dict();
+            gen.load_state_dict(sd, strict: true);
+            using var scope = torch.NewDisposeScope();
+            var x = torch.randn(8, 3, 224, 224, device: torch.CUDA).to_type(dt);
+            genErr = RelErr(gen.call(x), rt.call(x));
+        }
+        catch (Exception e)
+        {
+            Notes.Add($"{name}: generated model unavailable: {e.GetType().Name}: {e.Message}");
+            Console.Error.WriteLine(Notes[^1]);
+            gen?.Dispose();
+            gen = null;
+        }
+        Console.WriteLine($"{name} {DtypeName(dt)}: {nParams:N0} parameters; generated vs runtime rel.err {genErr?.ToString("E1", CultureInfo.InvariantCulture) ?? "n/a"}");
+
+        foreach (long b in batches)
+        {
+            try
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = torch.randn(b, 3, 224, 224, device: torch.CUDA).to_type(dt);
+                double? fusedErr = null;
+                if (fusedToggle)
+                {
+                    MixDispatch.FusedEnabled = false;
+                    var reference = rt.call(x);
+                    MixDispatch.FusedEnabled = true;
+                    fusedErr = RelErr(rt.call(x), reference);
+                }
+                Add(name, "Mix runtime (MetaFormer." + (name.StartsWith("Pool", StringComparison.Ordinal) ? "PoolFormerS12" : "ConvFormerS18") + ")",
+                    dt, b, 0, TimeMs(() => rt.call(x), target), b, "img/s", fusedErr);
+                if (fusedToggle)
+                {
+                    MixDispatch.FusedEnabled = false;
+                    Add(name, "Mix runtime, fused kernels off", dt, b, 0, TimeMs(() => rt.call(x), target), b, "img/s");
+                    MixDispatch.FusedEnabled = true;
+                }
+                if (gen is not null)
+                    Add(name, "Mix generated (.mix)", dt, b, 0, TimeMs(() => gen.call(x), target), b, "img/s", b == batches[0] ? genErr : null);
+            }
+            catch (Exception e)
+            {
+                MixDispatch.FusedEnabled = true;
+                Notes.Add($"{name} {DtypeName(dt)} b{b}: failed: {e.GetType().Name}: {e.Message}");
+                Console.Error.WriteLine(Notes[^1]);
+            }
+        }
+
+        // where the time goes in ours: stem, each stage, head (batch 32)
+        if (rt is MetaFormer mf)
+        {
+            try
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = torch.randn(32, 3, 224, 224, device: torch.CUDA).to_type(dt);
+                var parts = new List<(string, Func<Tensor, Tensor>)> { ("stem", mf.stem.forward) };
+                int i = 0;
+                foreach (var st in mf.stages.children())
+                {
+                    var stage = (nn.Module<Tensor, Tensor>)st;
+                    parts.Add(($"stage {i++}", stage.forward));
+                }
+                parts.Add(("head", t => mf.forward_head(t)));
+                var h = x;
+                foreach (var (part, f) in parts)
+                {
+                    var input = h;
+                    var (m, _, _) = TimeMs(() => f(input), quick ? 0.2 : 0.5, minSamples: 5, maxSamples: 40);
+                    Parts.Add(new PartTime(name, DtypeName(dt), 32, part, m));
+                    h = f(input);
+                }
+                Console.WriteLine($"  {name} {DtypeName(dt)} b32 parts: " + string.Join(", ", Parts.Where(p => p.Model == name && p.Dtype == DtypeName(dt)).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Part} {p.MedianMs:F2} ms"))));
+            }
+            catch (Exception e)
+            {
+                Notes.Add($"{name} {DtypeName(dt)}: part timing failed: {e.Message}");
+            }
+        }
+        gen?.Dispose();
+    }
+
+    // ---- Mamba -----------------------------------------------------------------------------------------------
+
+    public static void Mamba(bool quick)
+    {
+        const long vocab = 50280;
+        var kernel = CudaSelectiveScanKernel.Install();
+        if (kernel is null) Notes.Add("Mamba: CUDA selective-scan kernel could not be installed (reference scan used)");
+        using var lm = new MambaForCausalLM(vocabSize: vocab, hiddenSize: 768, stateSize: 16, numHiddenLayers: 24);
+        lm.to(torch.CUDA);
+        lm.eval();
+        long nParams = lm.parameters().Sum(p => p.numel());
+        Console.WriteLine($"Mamba LM: {nParams:N0} parameters (tied lm_head), scan kernel {(kernel is null ? "missing" : "installed")}");
+        var gen = new Lazy<Mix.Generated.Models.Mamba130m?>(() =>
+        {
+            try
+            {
+                var g = new Mix.Generated.Models.Mamba130m();
+                g.to(torch.CUDA);
+                g.eval();
+                g.load_state_dict(lm.state_dict(), strict: true);
+                return g;
+            }
+            catch (Exception e)
+            {
+                Notes.Add($"Mamba: generated model unavailable: {e.GetType().Name}: {e.Message}");
+                Console.Error.WriteLine(Notes[^1]);
+                return null;
+            }
+        });
+
+        foreach (long L in new long[] { 512, 2048, 8192 })
+        {
+            try
+            {
+                using var scope = torch.NewDisposeScope();
+                var ids = torch.randint(0, vocab, new long[] { 1, L }, dtype: ScalarType.Int64, device: torch.CUDA);
+                double target = quick ? 0.5 : 1.5;
+                Add("Mamba-130m", "Mix runtime (MambaForCausalLM) + CUDA scan", ScalarType.Float32, 1, L, TimeMs(() => lm.forward(ids), target), L, "tok/s");
+                if (gen.Value is { } g)
+                {
+                    double err = RelErr(g.call(ids), lm.forward(ids));
+                    Add("Mamba-130m", "Mix generated (mamba.mix) + CUDA scan", ScalarType.Float32, 1, L, TimeMs(() => g.call(ids), target), L, "tok/s", err);
+                }
+                if (L == 2048)
+                {
+                    var saved = SelectiveScan.Kernel;
+                    SelectiveScan.Kernel = null;
+                    try
+                    {
+                        Add("Mamba-130m", "Mix runtime, chunked TorchSharp scan", ScalarType.Float32, 1, L,
+                            TimeMs(() => lm.forward(ids), quick ? 1 : 3, minSamples: 3, maxSamples: 5, warmup: 1), L, "tok/s");
+                    }
+                    finally { SelectiveScan.Kernel = saved; }
+                }
+            }
+            catch (Exception e)
+            {
+                Notes.Add($"Mamba prefill L{L}: failed: {e.GetType().Name}: {e.Message}");
+                Console.Error.WriteLine(Notes[^1]);
+            }
+        }
+
+        try { Decode(lm, quick); }
+        catch (Exception e)
+        {
+            Notes.Add($"Mamba decode: failed: {e.GetType().Name}: {e.Message}");
+            Console.Error.WriteLine(Notes[^1]);
+        }
+        if (gen.IsValueCreated) gen.Value?.Dispose();
+    }
+
+    /// <summary>Greedy decoding, one token at a time through <see cref="MambaMixer.Step"/>, after a 16-token prompt.</summary>
+    private static void Decode(MambaForCausalLM lm, bool quick)
+    {
+        var bb = lm.Backbone;
+        var layers = bb.Layers.ToArray();
+        const int steps = 64;
+        using var outer = torch.NewDisposeScope();
+        var prompt = torch.randint(0, bb.VocabSize, new long[] { 1, 16 }, dtype: ScalarType.Int64, device: torch.CUDA);
+
+        // prefill with states
+        var conv = new Tensor[layers.Length];
+        var ssm = new Tensor[layers.Length];
+        var h = bb.Embeddings.forward(prompt);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var blk = layers[i];
+            var r = h.to_type(ScalarType.Float32);
+            var (o, c, s) = blk.Mixer.ForwardWithState(blk.Norm.forward(h.to_type(blk.Norm.Weight.dtype)));
+            conv[i] = c;
+            ssm[i] = s;
+            h = r + o;
+        }
+        var lastLogits = lm.LmHead.forward(bb.NormF.forward(h).narrow(1, 15, 1).squeeze(1));
+        var first = lastLogits.argmax(-1);
+        // the step path must reproduce the full forward's logits (checked once, on the prompt + 1 token)
+        double stepErr;
+        {
+            using var scope = torch.NewDisposeScope();
+            var c2 = conv.Select(t => t.clone()).ToArray();
+            var s2 = ssm.Select(t => t.clone()).ToArray();
+            var stepLogits = StepOnce(lm, layers, first, c2, s2);
+            var full = lm.forward(torch.cat(new[] { prompt, first.unsqueeze(1) }, 1)).narrow(1, 16, 1).squeeze(1);
+            stepErr = RelErr(stepLogits, full);
+        }
+
+        void Run()
+        {
+            var c = conv.Select(t => t.clone()).ToArray();
+            var s = ssm.Select(t => t.clone()).ToArray();
+            var tok = first;
+            for (int t = 0; t < steps; t++) tok = StepOnce(lm, layers, tok, c, s).argmax(-1);
+        }
+        var time = TimeMs(Run, quick ? 1.0 : 3.0, minSamples: 3, maxSamples: 10, warmup: 1);
+        Add("Mamba-130m", "Mix runtime Step API + CUDA step kernel", ScalarType.Float32, 1, steps, time, steps, "tok/s", stepErr);
+    }
+
+    private static Tensor StepOnce(MambaForCausalLM lm, MambaBlock[] layers, Tensor tok, Tensor[] conv, Tensor[] ssm)
+    {
+        var bb = lm.Backbone;
+        var h = bb.Embeddings.forward(tok);                      // [1, 768]
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var blk = layers[i];
+            var r = h.to_type(ScalarType.Float32);
+            var (o, c, s) = blk.Mixer.Step(blk.Norm.forward(h.to_type(blk.Norm.Weight.dtype)), conv[i], ssm[i]);
+            conv[i] = c;
+            ssm[i] = s;
+            h = r + o;
+        }
+        return lm.LmHead.forward(bb.NormF.forward(h));
+    }
+
+    public static string Markdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| model | impl | dtype | batch | L | median ms | throughput | rel. err |");
+        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|");
+        foreach (var r in Results)
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Model} | {r.Impl} | {r.Dtype} | {r.Batch} | {r.SeqLen} | {r.MedianMs:F3} | {r.Throughput:F1} {r.Unit} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} |"));
+        foreach (var n in Notes) sb.AppendLine($"- {n}");
+        return sb.ToString();
+    }
+}

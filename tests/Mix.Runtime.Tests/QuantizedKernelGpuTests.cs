@@ -1,0 +1,205 @@
+using System;
+using Mix.Runtime.Caches;
+using Mix.Runtime.Fused;
+using Mix.Runtime.Quantization;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Tests;
+
+/// <summary>
+/// Fused quantized kernels against the reference paths (float64 on the CPU over the same quantized data, inputs rounded
+/// to the I/O dtype first). Linear: relative L2 ≤ 1e-5 (float32), 2e-3 (float16), 1e-2 (bfloat16) — the output
+/// rounding; the only other difference is fp32 summation order. KV attention: relative L2 ≤ 1e-4 (float32),
+/// 3e-3 (float16), 2e-2 (bfloat16) against softmax attention over the slot's own dequantized cache.
+/// </summary>
+[Trait("Category", "Gpu")]
+public class QuantizedKernelGpuTests
+{
+    private static Tensor F64Cpu(Tensor t) => t.detach().to(ScalarType.Float64, torch.CPU);
+
+    [Theory]
+    [InlineData("int8", 0, 1, 37, 29, "f32")]
+    [InlineData("int8", 0, 3, 1000, 77, "f32")]
+    [InlineData("int8", 0, 16, 515, 129, "f16")]
+    [InlineData("int8", 0, 3, 4096, 33, "bf16")]
+    [InlineData("int8", 0, 16, 1024, 256, "bf16")]
+    [InlineData("int4", 32, 1, 96, 31, "f32")]
+    [InlineData("int4", 32, 3, 4128, 45, "f16")]
+    [InlineData("int4", 64, 16, 576, 129, "bf16")]
+    [InlineData("int4", 64, 1, 192, 7, "f16")]
+    [InlineData("int4", 128, 3, 1152, 65, "f32")]
+    [InlineData("int4", 128, 16, 2048, 257, "f16")]
+    [InlineData("int4", 128, 1, 384, 1, "bf16")]
+    [InlineData("int4", 2, 3, 38, 11, "f32")]
+    public void LinearMatchesReference(string mode, int group, int M, int K, int N, string dtype)
+    {
+        Gpu.Require();
+        var dt = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(M * 7919 + K * 31 + N);
+        var lin = nn.Linear(K, N, hasBias: N % 2 == 1);
+        var qm = mode == "int8" ? WeightQuantMode.Int8PerChannel : WeightQuantMode.Int4Grouped;
+        var awq = K % 3 == 0 ? torch.rand(K) + 0.5 : null;
+        var q = QuantizedLinear.FromLinear(lin, qm, group == 0 ? 128 : group, awq, keepInputScale: awq is not null);
+        var x = torch.randn(M, K).to_type(dt);
+        var xg = x.to(Gpu.Device);
+        q.to(Gpu.Device);
+        var fused = QuantizedOps.Linear(xg, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale);
+        Assert.NotNull(fused);
+        Assert.Equal(dt, fused.dtype);
+        Assert.Equal(new long[] { M, N }, fused.shape);
+        var viaForward = q.forward(xg);   // must take the fused path too (no grad, M ≤ 16)
+        Assert.Equal(0.0, Gpu.RelErr(viaForward, fused));
+        var w = F64Cpu(q.DequantizedWeight());
+        var h = F64Cpu(x);
+        if (q.InputScale is not null) h = h * F64Cpu(q.InputScale);
+        var yRef = torch.matmul(h, w.t());
+        if (q.Bias is not null) yRef = yRef + F64Cpu(q.Bias);
+        double tol = Gpu.Tol(dt, 1e-5, 2e-3, 1e-2);
+        Assert.InRange(Gpu.RelErr(fused, yRef), 0, tol);
+        // 3-D input and the reference path on the GPU agree too
+        var x3 = xg.view(1, M, K);
+        var y3 = q.forward(x3);
+        Assert.Equal(new long[] { 1, M, N }, y3.shape);
+        Assert.InRange(Gpu.RelErr(y3.view(M, N), q.ReferenceForward(xg).to_type(ScalarType.Float64)), 0, Math.Max(tol, 1e-5));
+    }
+
+    [Fact]
+    public void LinearFallsBackWhenGradientsAreNeededOrRowsAreMany()
+    {
+        Gpu.Require();
+        using var scope = torch.NewDisposeScope();
+        var q = QuantizedLinear.FromLinear(nn.Linear(64, 8), WeightQuantMode.Int4Grouped, 32);
+        q.to(Gpu.Device);
+        var x = torch.randn(new long[] { 2, 64 }, device: Gpu.Device, requires_grad: true);
+        Assert.Null(QuantizedOps.Linear(x, q.Mode, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale));
+        var y = q.forward(x);
+        y.sum().backward();
+        Assert.NotNull(x.grad);
+        using var _ = torch.no_grad();
+        var big = torch.randn(new long[] { 17, 64 }, device: Gpu.Device);
+        Assert.Null(QuantizedOps.Linear(big, q.Mode, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale));
+        var many = QuantizedOps.Linear(big, q.Mode, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, maxRows: 1 << 20);
+        Assert.NotNull(many);
+        Assert.InRange(Gpu.RelErr(many, q.ReferenceForward(big)), 0, 1e-5);
+    }
+
+    public static TheoryData<string, string, int, int, int, int, int, int> KvCases => new()
+    {
+        // mode, dtype, batch, heads, headDim, prefill, decode steps, queries per step
+        { "Kivi4", "f32", 1, 2, 64, 200, 3, 1 },
+        { "Kivi2", "f32", 2, 3, 128, 130, 2, 1 },
+        { "VidKv", "f32", 1, 2, 64, 300, 2, 1 },
+        { "Kivi4", "f16", 2, 2, 128, 1100, 2, 3 },
+        { "Kivi2", "bf16", 1, 4, 64, 520, 2, 8 },
+        { "VidKv", "f16", 1, 2, 128, 700, 2, 16 },
+        { "VidKv", "bf16", 2, 1, 256, 96, 3, 1 },
+        { "Kivi4", "f32", 1, 1, 32, 70, 2, 5 },
+    };
+
+    [Theory]
+    [MemberData(nameof(KvCases))]
+    public void QuantizedKvAttentionMatchesReference(string mode, string dtype, int batch, int heads, int headDim, int prefill,
+        int steps, int queries)
+    {
+        Gpu.Require();
+        var dt = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(prefill * 13 + headDim + batch);
+        var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = Enum.Parse<KvQuantMode>(mode) } };
+        using var slot = new QuantizedKvCacheSlot(0, batch, heads, headDim, opts, dt, Gpu.Device);
+        using var twin = new KvCacheSlot(0, batch, heads, headDim, new KvCacheOptions(), dt, Gpu.Device);
+        double scale = 1.0 / Math.Sqrt(headDim);
+        // row 0 of a batch is left-padded by 5 tokens to exercise the mask
+        Tensor? Mask(long n, bool first)
+        {
+            if (batch == 1) return null;
+            var m = torch.ones(batch, n, dtype: ScalarType.Int64, device: Gpu.Device);
+            if (first) m[0, TensorIndex.Slice(0, 5)] = torch.tensor(0L);
+            return m;
+        }
+        Tensor Rand(long n)
+        {
+            var t = torch.randn(batch, heads, n, headDim, device: Gpu.Device);
+            t[TensorIndex.Ellipsis, 3] = t[TensorIndex.Ellipsis, 3] * 6;   // an outlier channel
+            return t.to_type(dt);
+        }
+        var k0 = Rand(prefill);
+        var v0 = Rand(prefill);
+        var m0 = Mask(prefill, true);
+        slot.Attend(Rand(prefill), k0, v0, m0, scale);
+        twin.Update(k0, v0, m0);
+        for (int s = 0; s < steps; s++)
+        {
+            var q = Rand(queries);
+            var k = Rand(queries);
+            var v = Rand(queries);
+            var m = Mask(queries, false);
+            var o = slot.Attend(q, k, v, m, scale);
+            Assert.Equal(dt, o.dtype);
+            var (_, _, allowed) = twin.Update(k, v, m);
+            var (dk, dv) = slot.DequantizedKeysValues();
+            var reference = CachedAttention.Attend(F64Cpu(q), F64Cpu(dk), F64Cpu(dv), allowed.cpu(), scale);
+            double tol = Gpu.Tol(dt, 1e-4, 3e-3, 2e-2);
+            Assert.InRange(Gpu.RelErr(o, reference), 0, tol);
+        }
+        Assert.True(slot.BlockCount > 0);
+        // the reference path (fused kernels off) gives the same result up to rounding
+        QuantizedKvCacheSlot.UseFusedKernels = false;
+        try
+        {
+            using var refSlot = new QuantizedKvCacheSlot(0, batch, heads, headDim, opts, dt, Gpu.Device);
+            using var fusedSlot = new QuantizedKvCacheSlot(0, batch, heads, headDim, opts, dt, Gpu.Device);
+            var kk = Rand(prefill);
+            var vv = Rand(prefill);
+            var q = Rand(queries);
+            var k1 = Rand(queries);
+            var v1 = Rand(queries);
+            refSlot.Update(kk, vv, Mask(prefill, true));
+            var r = refSlot.Attend(q, k1, v1, Mask(queries, false), scale);
+            QuantizedKvCacheSlot.UseFusedKernels = true;
+            fusedSlot.Update(kk, vv, Mask(prefill, true));
+            var f = fusedSlot.Attend(q, k1, v1, Mask(queries, false), scale);
+            Assert.InRange(Gpu.RelErr(f, r.to_type(ScalarType.Float64)), 0, Gpu.Tol(dt, 1e-4, 5e-3, 3e-2));
+        }
+        finally
+        {
+            QuantizedKvCacheSlot.UseFusedKernels = true;
+        }
+    }
+
+    [Fact]
+    public void QuantizedKvCacheModelDecodeMatchesReferencePath()
+    {
+        Gpu.Require();
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(5);
+        var attn = new CausalSelfAttention(128, 2);
+        attn.to(Gpu.Device);
+        var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi4 } };
+        var x = torch.randn(1, 150, 128, device: Gpu.Device);
+        Tensor Run(bool fused)
+        {
+            QuantizedKvCacheSlot.UseFusedKernels = fused;
+            using var slot = new QuantizedKvCacheSlot(0, 1, 2, 64, opts, ScalarType.Float32, Gpu.Device);
+            var outs = new System.Collections.Generic.List<Tensor> { attn.Forward(x.narrow(1, 0, 100), slot) };
+            for (int t = 100; t < 150; t++) outs.Add(attn.Forward(x.narrow(1, t, 1), slot));
+            return torch.cat(outs, 1);
+        }
+        try
+        {
+            var f = Run(true);
+            var r = Run(false);
+            Assert.InRange(Gpu.RelErr(f, r), 0, 1e-4);
+        }
+        finally
+        {
+            QuantizedKvCacheSlot.UseFusedKernels = true;
+        }
+    }
+}
