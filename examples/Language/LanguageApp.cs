@@ -1,0 +1,246 @@
+using System;
+using System.Collections.Generic;
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text;
+using Mix.Examples.Data;
+using Mix.Examples.Language.Models;
+using Mix.Examples.Training;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Examples.Language;
+
+/// <summary>Settings of the language example.</summary>
+public sealed record LanguageOptions
+{
+    /// <summary>Training steps per model.</summary>
+    public int Steps { get; init; } = 300;
+    /// <summary>Characters per training sequence.</summary>
+    public int Context { get; init; } = 64;
+    /// <summary>Sequences per step.</summary>
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Chunk length of the Mamba layers' chunked selective scan (memory grows with its square); 0: the
+    /// sequential scan, which is the faster one for these small models on a CPU.</summary>
+    public int ScanChunk { get; init; }
+    /// <summary>Which models: mamba, attention, hybrid (empty: all).</summary>
+    public IReadOnlyList<string> Models { get; init; } = Array.Empty<string>();
+    /// <summary>Start of the generated text.</summary>
+    public string Prompt { get; init; } = "CYNIC, n.";
+    /// <summary>Characters to generate.</summary>
+    public int Length { get; init; } = 160;
+    /// <summary>Sampling temperature (0: greedy only).</summary>
+    public double Temperature { get; init; } = 0.8;
+    /// <summary>Seed.</summary>
+    public int Seed { get; init; }
+    /// <summary>Force the CPU.</summary>
+    public bool Cpu { get; init; }
+    /// <summary>CPU threads (0: one per core).</summary>
+    public int Threads { get; init; } = 1;
+    /// <summary>Output folder.</summary>
+    public string Output { get; init; } = Path.Combine("artifacts", "language");
+    /// <summary>How training progress shows.</summary>
+    public ProgressMode Progress { get; init; } = ProgressMode.Auto;
+}
+
+/// <summary>One model's result: held-out bits per character and its samples.</summary>
+public sealed record LanguageResult(string Model, long Parameters, double BitsPerChar, double Seconds, string Greedy, string? Sampled,
+    IReadOnlyList<EpochStats> History);
+
+/// <summary>Character-level Mamba, attention and hybrid models on <i>The Devil's Dictionary</i>.</summary>
+public static class LanguageApp
+{
+    /// <summary>The text's file name in <c>examples/data/</c>.</summary>
+    public const string FileName = "devils_dictionary.txt.gz";
+
+    /// <summary>The command line.</summary>
+    public static int RunCommandLine(string[] args, IAnsiConsole? console = null, TextWriter? helpOutput = null)
+    {
+        var steps = new Option<int>("--steps") { Description = "Training steps per model", DefaultValueFactory = _ => 300 };
+        var context = new Option<int>("--context") { Description = "Characters per training sequence", DefaultValueFactory = _ => 64 };
+        var models = new Option<string[]>("--models") { Description = "Models to train: mamba, attention, hybrid (default: all)", AllowMultipleArgumentsPerToken = true };
+        var prompt = new Option<string>("--prompt") { Description = "Start of the generated text", DefaultValueFactory = _ => "CYNIC, n." };
+        var length = new Option<int>("--length") { Description = "Characters to generate", DefaultValueFactory = _ => 160 };
+        var temperature = new Option<double>("--temperature") { Description = "Sampling temperature; 0 prints only the greedy text", DefaultValueFactory = _ => 0.8 };
+        var seed = new Option<int>("--seed") { Description = "Seed", DefaultValueFactory = _ => 0 };
+        var cpu = new Option<bool>("--cpu") { Description = "Run on the CPU even when CUDA is available" };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)", DefaultValueFactory = _ => 1 };
+        var scanChunk = new Option<int>("--scan-chunk") { Description = "Chunk length of Mamba's chunked selective scan; 0: the sequential scan (fastest for these small models on a CPU)", DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--output", "-o") { Description = "Folder for the plot", DefaultValueFactory = _ => Path.Combine("artifacts", "language") };
+        var root = new RootCommand("Mix language example: character-level Mamba, attention and hybrid models (language.mix) trained on Ambrose Bierce's The Devil's Dictionary, with greedy and temperature sampling.")
+        {
+            steps, context, models, prompt, length, temperature, seed, cpu, threads, scanChunk, output,
+        };
+        root.SetAction(p =>
+        {
+            Run(new LanguageOptions
+            {
+                Steps = p.GetValue(steps), Context = p.GetValue(context), Models = p.GetValue(models) ?? Array.Empty<string>(),
+                Prompt = p.GetValue(prompt)!, Length = p.GetValue(length), Temperature = p.GetValue(temperature), Seed = p.GetValue(seed),
+                Cpu = p.GetValue(cpu), Threads = p.GetValue(threads), ScanChunk = p.GetValue(scanChunk), Output = p.GetValue(output)!,
+            }, console);
+            return 0;
+        });
+        var invocation = new InvocationConfiguration();
+        if (helpOutput is not null) { invocation.Output = helpOutput; invocation.Error = helpOutput; }
+        return root.Parse(args).Invoke(invocation);
+    }
+
+    /// <summary>Trains the selected models, reports held-out bits per character and prints samples.</summary>
+    public static IReadOnlyList<LanguageResult> Run(LanguageOptions o, IAnsiConsole? console = null)
+    {
+        console ??= AnsiConsole.Console;
+        Devices.SetThreads(o.Threads);
+        var device = Devices.Pick(o.Cpu);
+        var text = ExampleData.ReadAllText(ExampleData.Find(FileName)).Replace("\r", "", StringComparison.Ordinal);
+        var vocab = text.Distinct().OrderBy(c => c).ToArray();
+        var index = vocab.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => (long)p.i);
+        var ids = text.Select(c => index[c]).ToArray();
+        int split = (int)(ids.Length * 0.9);
+        var train = ids[..split];
+        var valid = ids[split..];
+        console.MarkupLine($"[bold]Mix language[/]: The Devil's Dictionary (Ambrose Bierce, 1911), {text.Length:N0} characters, {vocab.Length} distinct; " +
+                           $"{train.Length:N0} train / {valid.Length:N0} held out; {o.Steps} steps × {o.BatchSize} × {o.Context} characters per model, {Devices.Describe(device)}");
+
+        var catalog = new (string Name, Func<nn.Module<Tensor, Tensor>> Create)[]
+        {
+            ("mamba", () => new CharMamba(new CharMamba.Options { VocabSize = vocab.Length })),
+            ("attention", () => new CharAttention(new CharAttention.Options { VocabSize = vocab.Length })),
+            ("hybrid", () => new CharHybrid(new CharHybrid.Options { VocabSize = vocab.Length })),
+        };
+        // A fixed held-out batch: evenly spaced windows.
+        int evalWindows = 64;
+        var evalStarts = Enumerable.Range(0, evalWindows).Select(i => (long)i * (valid.Length - o.Context - 1) / evalWindows).ToArray();
+        var (xVal, yVal) = Batch(valid, evalStarts, o.Context, device);
+
+        var results = new List<LanguageResult>();
+        foreach (var (name, create) in catalog.Where(c => o.Models.Count == 0 || o.Models.Contains(c.Name)))
+        {
+            Devices.Seed(o.Seed);
+            using var model = create();
+            foreach (var m in model.modules())
+                if (m is Mix.Runtime.MambaMixer mamba)
+                {
+                    mamba.ScanAlgorithm = o.ScanChunk > 0 ? Mix.Runtime.SelectiveScanAlgorithm.Chunked : Mix.Runtime.SelectiveScanAlgorithm.Sequential;
+                    if (o.ScanChunk > 0) mamba.ScanChunkSize = o.ScanChunk;
+                }
+            model.to(device);
+            var rng = new Random(o.Seed);
+            using var optimizer = torch.optim.AdamW(model.parameters(), lr: 3e-3, weight_decay: 0.01);
+            int stepsPerEpoch = Math.Max(1, o.Steps / 10);
+            var watch = Stopwatch.StartNew();
+            var history = new TrainLoop
+            {
+                Title = name, Epochs = (o.Steps + stepsPerEpoch - 1) / stepsPerEpoch, StepsPerEpoch = stepsPerEpoch, Unit = "chars",
+                Mode = o.Progress, Log = console.Profile.Out.Writer,
+            }.Run((epoch, step) =>
+            {
+                int global = epoch * stepsPerEpoch + step;
+                Classifier.SetLearningRate(optimizer, Classifier.Schedule(3e-3, global, stepsPerEpoch, o.Steps));
+                model.train();
+                using var scope = torch.NewDisposeScope();
+                var starts = Enumerable.Range(0, o.BatchSize).Select(_ => (long)rng.Next(train.Length - o.Context - 1)).ToArray();
+                var (x, y) = Batch(train, starts, o.Context, device);
+                optimizer.zero_grad();
+                var logits = model.call(x);
+                var loss = nn.functional.cross_entropy(logits.reshape(-1, vocab.Length), y.reshape(-1));
+                loss.backward();
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0);
+                optimizer.step();
+                long correct = logits.argmax(-1).eq(y).sum().item<long>();
+                return new StepResult(loss.item<float>(), x.numel(), correct);
+            }, _ =>
+            {
+                var (loss, acc) = Evaluate(model, xVal, yVal, vocab.Length);
+                return new EvalResult(loss, acc);
+            });
+            var seconds = watch.Elapsed.TotalSeconds;
+            var (valLoss, _) = Evaluate(model, xVal, yVal, vocab.Length);
+            var greedy = Generate(model, o.Prompt, o.Length, 0, o.Context, vocab, index, device, new Random(o.Seed));
+            var sampled = o.Temperature > 0 ? Generate(model, o.Prompt, o.Length, o.Temperature, o.Context, vocab, index, device, new Random(o.Seed)) : null;
+            var result = new LanguageResult(name, model.parameters().Sum(p => p.numel()), valLoss / Math.Log(2), seconds, greedy, sampled, history);
+            results.Add(result);
+            console.MarkupLine($"[bold]{name}[/]: {result.BitsPerChar:F3} bits/char held out, {seconds:F1} s");
+            console.MarkupLine($"  greedy:          {Markup.Escape(OneLine(greedy))}");
+            if (sampled is not null) console.MarkupLine($"  temperature {o.Temperature:0.##}: {Markup.Escape(OneLine(sampled))}");
+        }
+
+        var table = new Table().Border(TableBorder.Rounded).Title("[bold]Character-level LMs[/] on The Devil's Dictionary");
+        table.AddColumn("model");
+        table.AddColumn(new TableColumn("params").RightAligned());
+        table.AddColumn(new TableColumn("held-out bits/char").RightAligned());
+        table.AddColumn(new TableColumn("train time").RightAligned());
+        foreach (var r in results)
+            table.AddRow(r.Model, r.Parameters.ToString("N0", CultureInfo.InvariantCulture), r.BitsPerChar.ToString("F3", CultureInfo.InvariantCulture), $"{r.Seconds:F1} s");
+        console.Write(table);
+        if (results.Count > 0)
+        {
+            var plot = Plots.SaveLines(Path.Combine(o.Output, "language.png"), "Held-out loss (bits per character)", "training step", "bits per character",
+                results.Select(r => (r.Model, r.History.Select(h => (double)h.Epoch * stepsOf(o)).ToArray(), r.History.Select(h => h.ValLoss / Math.Log(2)).ToArray())));
+            console.MarkupLine($"Plot: {Markup.Escape(plot)}");
+        }
+        xVal.Dispose();
+        yVal.Dispose();
+        return results;
+
+        static int stepsOf(LanguageOptions o) => Math.Max(1, o.Steps / 10);
+    }
+
+    static string OneLine(string s) => s.Replace("\n", " ⏎ ", StringComparison.Ordinal);
+
+    static (Tensor X, Tensor Y) Batch(long[] ids, long[] starts, int context, Device device)
+    {
+        var x = new long[starts.Length * context];
+        var y = new long[starts.Length * context];
+        for (int b = 0; b < starts.Length; b++)
+        {
+            Array.Copy(ids, starts[b], x, b * context, context);
+            Array.Copy(ids, starts[b] + 1, y, b * context, context);
+        }
+        return (torch.tensor(x, new long[] { starts.Length, context }, device: device), torch.tensor(y, new long[] { starts.Length, context }, device: device));
+    }
+
+    static (double Loss, double Accuracy) Evaluate(nn.Module<Tensor, Tensor> model, Tensor x, Tensor y, int vocab)
+    {
+        model.eval();
+        using var g = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var logits = model.call(x);
+        var loss = nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1)).item<float>();
+        var acc = logits.argmax(-1).eq(y).to_type(ScalarType.Float32).mean().item<float>();
+        return (loss, acc);
+    }
+
+    /// <summary>Continues <paramref name="prompt"/> by <paramref name="length"/> characters: greedy when
+    /// <paramref name="temperature"/> is 0, else sampled from softmax(logits / temperature) with <paramref name="rng"/>.</summary>
+    public static string Generate(nn.Module<Tensor, Tensor> model, string prompt, int length, double temperature, int context,
+        char[] vocab, IReadOnlyDictionary<char, long> index, Device device, Random rng)
+    {
+        model.eval();
+        using var g = torch.no_grad();
+        var ids = prompt.Where(index.ContainsKey).Select(c => index[c]).ToList();
+        var sb = new StringBuilder(prompt);
+        for (int i = 0; i < length; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var window = ids.Skip(Math.Max(0, ids.Count - context)).ToArray();
+            var logits = model.call(torch.tensor(window, new long[] { 1, window.Length }, device: device)).select(0, 0).select(0, window.Length - 1).cpu();
+            long next;
+            if (temperature <= 0) next = logits.argmax().item<long>();
+            else
+            {
+                var p = torch.softmax(logits / temperature, 0).data<float>().ToArray();
+                double u = rng.NextDouble(), acc = 0;
+                next = p.Length - 1;
+                for (int k = 0; k < p.Length; k++) { acc += p[k]; if (u < acc) { next = k; break; } }
+            }
+            ids.Add(next);
+            sb.Append(vocab[next]);
+        }
+        return sb.ToString();
+    }
+}

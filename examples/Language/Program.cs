@@ -1,0 +1,2 @@
+// `dotnet run --project examples/Language [-- --help]`
+return Mix.Examples.Language.LanguageApp.RunCommandLine(args);

@@ -1,0 +1,174 @@
+using System;
+using System.Collections.Generic;
+using System.CommandLine;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Mix.Dsl;
+using Mix.Dsl.Diagnostics;
+using Mix.Dsl.Syntax;
+using Mix.Dsl.Text;
+using Mix.Examples.Summary;
+
+namespace Mix.Cli;
+
+/// <summary>The <c>mix</c> command line: <c>check</c>, <c>summary</c>, <c>emit</c>.</summary>
+public static class MixCli
+{
+    /// <summary>Runs <c>mix</c> with <paramref name="args"/>, writing to <paramref name="output"/> and
+    /// <paramref name="error"/> (default: the console). Returns the exit code: 0 success, 1 errors in the .mix
+    /// files, 2 a usage or file problem.</summary>
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        output ??= Console.Out;
+        error ??= Console.Error;
+        var root = new RootCommand("mix: check .mix files, print a model's layers, shapes, parameters and FLOPs, and print the C# the Mix generator emits.");
+
+        var checkFiles = new Argument<string[]>("files") { Description = "The .mix files to check (their imports are read too)", Arity = ArgumentArity.OneOrMore };
+        var check = new Command("check", "Parse and check .mix files; print diagnostics as file(line,col): error MIXnnnn: message. Exit code 1 on errors.") { checkFiles };
+        check.SetAction(p => Check(p.GetValue(checkFiles)!, output, error));
+
+        var summaryFile = new Argument<string>("file") { Description = "The .mix file" };
+        var summaryModel = new Argument<string?>("model") { Description = "The model (or block) to summarize; default: every model in the file", Arity = ArgumentArity.ZeroOrOne };
+        var sizes = new Option<string[]>("--size", "-s")
+        {
+            Description = "A value for a shape symbol, e.g. -s H=224 -s W=224 (the batch B is 1 for FLOPs); with all sizes known, FLOPs are numbers",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var depth = new Option<int>("--depth", "-d") { Description = "How many levels of layers to list", DefaultValueFactory = _ => 1 };
+        var summary = new Command("summary", "Print a model's layer table from the .mix source alone: layer, kind, output shape (symbolic), parameters, FLOPs.")
+        {
+            summaryFile, summaryModel, sizes, depth,
+        };
+        summary.SetAction(p => Summary(p.GetValue(summaryFile)!, p.GetValue(summaryModel), p.GetValue(sizes) ?? Array.Empty<string>(), p.GetValue(depth), output, error));
+
+        var emitFile = new Argument<string>("file") { Description = "The .mix file" };
+        var ns = new Option<string>("--namespace", "-n") { Description = "Namespace of the generated classes", DefaultValueFactory = _ => "Mix.Models" };
+        var all = new Option<bool>("--all") { Description = "Also print the classes generated for imported files" };
+        var emit = new Command("emit", "Print the C# the Mix source generator produces for a .mix file (TorchSharp module classes).") { emitFile, ns, all };
+        emit.SetAction(p => Emit(p.GetValue(emitFile)!, p.GetValue(ns)!, p.GetValue(all), output, error));
+
+        root.Subcommands.Add(check);
+        root.Subcommands.Add(summary);
+        root.Subcommands.Add(emit);
+        var config = new InvocationConfiguration { Output = output, Error = error };
+        return root.Parse(args).Invoke(config);
+    }
+
+    static int Check(string[] files, TextWriter output, TextWriter error)
+    {
+        if (!TryLoad(files, error, out var sources)) return 2;
+        var compilation = MixCompilation.Create(sources);
+        foreach (var d in compilation.Diagnostics) output.WriteLine(d.ToString());
+        int errors = compilation.Diagnostics.Count(d => d.Severity == Severity.Error);
+        int warnings = compilation.Diagnostics.Count(d => d.Severity == Severity.Warning);
+        int definitions = compilation.Definitions.Count(d => files.Any(f => SamePath(d.Path, DisplayPath(f))));
+        output.WriteLine($"{files.Length} file{(files.Length == 1 ? "" : "s")} checked ({sources.Count - files.Length} imported), " +
+                         $"{definitions} definitions: {errors} error{(errors == 1 ? "" : "s")}, {warnings} warning{(warnings == 1 ? "" : "s")}.");
+        return errors > 0 ? 1 : 0;
+    }
+
+    static int Summary(string file, string? model, string[] sizeArgs, int depth, TextWriter output, TextWriter error)
+    {
+        var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var s in sizeArgs.SelectMany(a => a.Split(',', StringSplitOptions.RemoveEmptyEntries)))
+        {
+            var kv = s.Split('=');
+            if (kv.Length != 2 || !long.TryParse(kv[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var v))
+            {
+                error.WriteLine($"error: --size expects NAME=VALUE (e.g. H=224), not '{s}'");
+                return 2;
+            }
+            sizes[kv[0].Trim()] = v;
+        }
+        if (!TryLoad(new[] { file }, error, out var sources)) return 2;
+        var compilation = MixCompilation.Create(sources);
+        foreach (var d in compilation.Diagnostics) error.WriteLine(d.ToString());
+        if (compilation.HasErrors) return 1;
+        var path = DisplayPath(file);
+        var defs = model is null
+            ? compilation.Definitions.Where(d => d.Kind == DefinitionKind.Model && SamePath(d.Path, path)).ToList()
+            : compilation.Definitions.Where(d => d.Name == model).Take(1).ToList();
+        if (defs.Count == 0)
+        {
+            var models = compilation.Definitions.Where(d => SamePath(d.Path, path)).Select(d => d.Name);
+            error.WriteLine(model is null
+                ? $"error: {path} defines no model"
+                : $"error: no definition '{model}' in {path} or its imports; {path} defines: {string.Join(", ", models)}");
+            return 2;
+        }
+        for (int i = 0; i < defs.Count; i++)
+        {
+            if (i > 0) output.WriteLine();
+            output.Write(ModelSummary.Create(defs[i], sizes, Math.Max(1, depth)).ToText());
+        }
+        return 0;
+    }
+
+    static int Emit(string file, string ns, bool all, TextWriter output, TextWriter error)
+    {
+        if (!TryLoad(new[] { file }, error, out var sources)) return 2;
+        var compilation = MixCompilation.Create(sources);
+        foreach (var d in compilation.Diagnostics) error.WriteLine(d.ToString());
+        if (compilation.HasErrors) return 1;
+        var result = GeneratorRunner.Run(sources, ns, Path.GetDirectoryName(Path.GetFullPath(file))!);
+        foreach (var d in result.Diagnostics) error.WriteLine(d);
+        var wanted = Path.GetFileName(file);
+        var printed = 0;
+        foreach (var (hint, text) in result.Sources)
+        {
+            bool own = hint.EndsWith(wanted + ".g.cs", StringComparison.OrdinalIgnoreCase);
+            if (!all && !own) continue;
+            if (all) output.WriteLine($"// ===== {hint} =====");
+            output.Write(text);
+            printed++;
+        }
+        if (printed == 0)
+        {
+            error.WriteLine($"error: the generator produced nothing for {DisplayPath(file)} (does it define anything?)");
+            return 1;
+        }
+        return result.Diagnostics.Any(d => d.Contains(": error ", StringComparison.Ordinal)) ? 1 : 0;
+    }
+
+    /// <summary>Reads <paramref name="files"/> and, transitively, the files they import (relative to each file).</summary>
+    static bool TryLoad(IEnumerable<string> files, TextWriter error, out List<SourceText> sources)
+    {
+        sources = new List<SourceText>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var queue = new Queue<(string Path, bool Explicit)>(files.Select(f => (f, true)));
+        while (queue.Count > 0)
+        {
+            var (file, isExplicit) = queue.Dequeue();
+            var display = DisplayPath(file);
+            if (!seen.Add(display)) continue;
+            if (!File.Exists(file))
+            {
+                if (isExplicit)
+                {
+                    error.WriteLine($"error: file not found: {display}");
+                    return false;
+                }
+                continue; // the checker reports the missing import at its span
+            }
+            var source = new SourceText(display, File.ReadAllText(file));
+            sources.Add(source);
+            var parsed = MixParser.Parse(source, new DiagnosticBag());
+            var dir = Path.GetDirectoryName(file) ?? "";
+            foreach (var import in parsed.Imports)
+                queue.Enqueue((Path.Combine(dir, import.Path), false));
+        }
+        return true;
+    }
+
+    /// <summary>Relative to the current directory when inside it, with forward slashes.</summary>
+    static string DisplayPath(string file)
+    {
+        var full = Path.GetFullPath(file);
+        var rel = Path.GetRelativePath(Directory.GetCurrentDirectory(), full);
+        var p = rel.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(rel) ? full : rel;
+        return MixCompilation.NormalizePath(p.Replace('\\', '/'));
+    }
+
+    static bool SamePath(string a, string b) => string.Equals(MixCompilation.NormalizePath(a), MixCompilation.NormalizePath(b), StringComparison.Ordinal);
+}

@@ -1,0 +1,2 @@
+// mix: check, summary, emit. `dotnet run --project examples/Mix.Cli -- --help`
+return Mix.Cli.MixCli.Run(args);

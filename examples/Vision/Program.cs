@@ -1,0 +1,2 @@
+// `dotnet run --project examples/Vision [-- --help]`
+return Mix.Examples.Vision.VisionApp.RunCommandLine(args);
