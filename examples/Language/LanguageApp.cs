@@ -19,11 +19,11 @@ namespace Mix.Examples.Language;
 public sealed record LanguageOptions
 {
     /// <summary>Training steps per model.</summary>
-    public int Steps { get; init; } = 300;
+    public int Steps { get; init; } = 150;
     /// <summary>Characters per training sequence.</summary>
     public int Context { get; init; } = 64;
     /// <summary>Sequences per step.</summary>
-    public int BatchSize { get; init; } = 32;
+    public int BatchSize { get; init; } = 16;
     /// <summary>Chunk length of the Mamba layers' chunked selective scan (memory grows with its square); 0: the
     /// sequential scan, which is the faster one for these small models on a CPU.</summary>
     public int ScanChunk { get; init; }
@@ -60,7 +60,7 @@ public static class LanguageApp
     /// <summary>The command line.</summary>
     public static int RunCommandLine(string[] args, IAnsiConsole? console = null, TextWriter? helpOutput = null)
     {
-        var steps = new Option<int>("--steps") { Description = "Training steps per model", DefaultValueFactory = _ => 300 };
+        var steps = new Option<int>("--steps") { Description = "Training steps per model", DefaultValueFactory = _ => 150 };
         var context = new Option<int>("--context") { Description = "Characters per training sequence", DefaultValueFactory = _ => 64 };
         var models = new Option<string[]>("--models") { Description = "Models to train: mamba, attention, hybrid (default: all)", AllowMultipleArgumentsPerToken = true };
         var prompt = new Option<string>("--prompt") { Description = "Start of the generated text", DefaultValueFactory = _ => "CYNIC, n." };

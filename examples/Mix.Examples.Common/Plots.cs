@@ -43,6 +43,10 @@ public static class Plots
             s.MarkerSize = 0;
         }
         plot.Axes.Bottom.Label.Text = xLabel;
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            LabelFormatter = v => v.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture), // years: 2000, not 2,000
+        };
         plot.Axes.Left.Label.Text = yLabel;
         plot.Title(title);
         plot.ShowLegend();
