@@ -152,6 +152,21 @@ namespace Mix.Runtime
             return (y.MoveToOuterDisposeScope(), h.MoveToOuterDisposeScope());
         }
 
+        /// <summary>Elements a chunk's <c>batch·d·n·T²</c> intermediates may take (64 Mi floats, 256 MiB in fp32).</summary>
+        public const long ChunkElementBudget = 64L * 1024 * 1024;
+
+        /// <summary>
+        /// The chunk length actually used: the requested one, shortened (not below 4) so that one chunk's
+        /// <c>batch·d·n·T²</c> intermediates stay within <see cref="ChunkElementBudget"/>. Training batches of
+        /// small models otherwise ask for gigabytes per chunk.
+        /// </summary>
+        public static int BoundedChunk(int requested, long batchTimesChannelsTimesState)
+        {
+            if (batchTimesChannelsTimesState <= 0) return requested;
+            long fit = (long)Math.Floor(Math.Sqrt((double)ChunkElementBudget / batchTimesChannelsTimesState));
+            return (int)Math.Max(Math.Min(requested, Math.Max(fit, 4)), 1);
+        }
+
         /// <summary>
         /// Chunked closed-form scan. Within each chunk of <paramref name="chunkSize"/> steps the states are
         /// <c>h_t = exp(S_t) h_start + Σ_{s≤t} exp(seg(s,t)) · dt_s B_s u_s</c>, where
@@ -179,6 +194,7 @@ namespace Mix.Runtime
             using var scope = torch.NewDisposeScope();
             var p = Prepare(u, delta, A, B, C, deltaBias, deltaSoftplus, initialState);
             long L = p.Length;
+            chunkSize = BoundedChunk(chunkSize, u.shape[0] * u.shape[1] * A.shape[1]);
 
             // Log-decays and inputs per (channel, state): [batch, d, n, L]
             var logDecay = p.Dt.unsqueeze(2) * p.A.unsqueeze(0).unsqueeze(-1);
