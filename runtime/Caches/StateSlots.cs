@@ -5,46 +5,46 @@ using static TorchSharp.torch;
 namespace Mix.Runtime.Caches;
 
 /// <summary>
-/// Causal depthwise conv1d state: the last <see cref="Kernel"/> pre-convolution inputs per channel,
-/// <c>[batch, channels, kernel]</c> (HF <c>conv_states</c> layout, oldest first, zeros before the first token).
+/// A fixed-size per-row state <c>[batch, channels, width]</c> that decoding overwrites: what the convolution and the
+/// recurrent slots have in common (no per-token growth, copied in place, zeroed on reset).
 /// </summary>
-public sealed class ConvStateSlot : CacheSlot
+public abstract class FixedStateSlot : CacheSlot
 {
     /// <summary>Creates a zero state.</summary>
     /// <param name="layerIndex">Layer index.</param>
     /// <param name="batch">Rows.</param>
-    /// <param name="channels">Convolution channels.</param>
-    /// <param name="kernel">Convolution kernel size.</param>
+    /// <param name="channels">Channels.</param>
+    /// <param name="width">Last axis of the state.</param>
     /// <param name="dtype">Element type.</param>
     /// <param name="device">Device (CPU when null).</param>
-    public ConvStateSlot(int layerIndex, long batch, long channels, long kernel, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    protected FixedStateSlot(int layerIndex, long batch, long channels, long width, ScalarType dtype, Device? device)
         : base(layerIndex, batch)
     {
         Channels = channels;
-        Kernel = kernel;
-        State = torch.zeros(new[] { batch, channels, kernel }, dtype: dtype, device: device).DetachFromDisposeScope();
+        Width = width;
+        State = torch.zeros(new[] { batch, channels, width }, dtype: dtype, device: device).DetachFromDisposeScope();
     }
 
-    /// <summary>Convolution channels.</summary>
+    /// <summary>Channels.</summary>
     public long Channels { get; }
 
-    /// <summary>Convolution kernel size.</summary>
-    public long Kernel { get; }
+    /// <summary>Size of the state's last axis.</summary>
+    protected long Width { get; }
 
-    /// <summary>The state <c>[batch, channels, kernel]</c> (owned by the slot; replaced in place by updates).</summary>
-    public Tensor State { get; private set; }
+    /// <summary>The state <c>[batch, channels, width]</c> (owned by the slot; updates copy into it).</summary>
+    public Tensor State { get; }
 
     /// <inheritdoc/>
     public override double BytesPerToken => 0;
 
     /// <inheritdoc/>
-    public override long FixedBytesPerRow => Channels * Kernel * ElementBytes(State.dtype);
+    public override long FixedBytesPerRow => Channels * Width * ElementBytes(State.dtype);
 
     /// <inheritdoc/>
     public override long AllocatedBytes => State.numel() * ElementBytes(State.dtype);
 
-    /// <summary>Stores a new state (copied).</summary>
-    /// <param name="state"><c>[batch, channels, kernel]</c>.</param>
+    /// <summary>Stores a new state (copied, converted to the slot's dtype).</summary>
+    /// <param name="state"><c>[batch, channels, width]</c>.</param>
     public void Set(Tensor state)
     {
         using var noGrad = torch.no_grad();
@@ -66,10 +66,32 @@ public sealed class ConvStateSlot : CacheSlot
 }
 
 /// <summary>
+/// Causal depthwise conv1d state: the last <see cref="Kernel"/> pre-convolution inputs per channel,
+/// <c>[batch, channels, kernel]</c> (HF <c>conv_states</c> layout, oldest first, zeros before the first token).
+/// </summary>
+public sealed class ConvStateSlot : FixedStateSlot
+{
+    /// <summary>Creates a zero state.</summary>
+    /// <param name="layerIndex">Layer index.</param>
+    /// <param name="batch">Rows.</param>
+    /// <param name="channels">Convolution channels.</param>
+    /// <param name="kernel">Convolution kernel size.</param>
+    /// <param name="dtype">Element type.</param>
+    /// <param name="device">Device (CPU when null).</param>
+    public ConvStateSlot(int layerIndex, long batch, long channels, long kernel, ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : base(layerIndex, batch, channels, kernel, dtype, device)
+    {
+    }
+
+    /// <summary>Convolution kernel size.</summary>
+    public long Kernel => Width;
+}
+
+/// <summary>
 /// Recurrent (S6 selective-scan) state <c>[batch, channels, stateSize]</c>, kept in float32 (or float64) whatever the
 /// model dtype, as the scan computes it.
 /// </summary>
-public sealed class RecurrentStateSlot : CacheSlot
+public sealed class RecurrentStateSlot : FixedStateSlot
 {
     /// <summary>Creates a zero state.</summary>
     /// <param name="layerIndex">Layer index.</param>
@@ -79,51 +101,12 @@ public sealed class RecurrentStateSlot : CacheSlot
     /// <param name="dtype">Element type (float32 by default).</param>
     /// <param name="device">Device (CPU when null).</param>
     public RecurrentStateSlot(int layerIndex, long batch, long channels, long stateSize, ScalarType dtype = ScalarType.Float32, Device? device = null)
-        : base(layerIndex, batch)
+        : base(layerIndex, batch, channels, stateSize, dtype, device)
     {
-        Channels = channels;
-        StateSize = stateSize;
-        State = torch.zeros(new[] { batch, channels, stateSize }, dtype: dtype, device: device).DetachFromDisposeScope();
     }
-
-    /// <summary>Channels.</summary>
-    public long Channels { get; }
 
     /// <summary>SSM state size.</summary>
-    public long StateSize { get; }
-
-    /// <summary>The state <c>[batch, channels, stateSize]</c>.</summary>
-    public Tensor State { get; private set; }
-
-    /// <inheritdoc/>
-    public override double BytesPerToken => 0;
-
-    /// <inheritdoc/>
-    public override long FixedBytesPerRow => Channels * StateSize * ElementBytes(State.dtype);
-
-    /// <inheritdoc/>
-    public override long AllocatedBytes => State.numel() * ElementBytes(State.dtype);
-
-    /// <summary>Stores a new state (copied, converted to the slot dtype).</summary>
-    /// <param name="state"><c>[batch, channels, stateSize]</c>.</param>
-    public void Set(Tensor state)
-    {
-        using var noGrad = torch.no_grad();
-        State.copy_(state);
-    }
-
-    /// <inheritdoc/>
-    public override void Reset()
-    {
-        base.Reset();
-        State.zero_();
-    }
-
-    /// <inheritdoc/>
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) State.Dispose();
-    }
+    public long StateSize => Width;
 }
 
 /// <summary>The slot of one Mamba layer: its <see cref="ConvStateSlot"/> and its <see cref="RecurrentStateSlot"/>.</summary>
