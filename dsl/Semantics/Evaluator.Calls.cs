@@ -155,7 +155,7 @@ internal sealed partial class Evaluator
     FactoryValue? Bind(FactoryValue factory, List<EvaluatedArg> args, Frame f, CallExpr call, bool byName, bool skipTensorParams)
     {
         var c = factory.Callable;
-        var result = new Dictionary<string, Value>(factory.Args.ToDictionary(k => k.Key, k => k.Value));
+        var result = factory.Args.ToMutable();
         var positional = (byName ? c.ExplicitParams : c.Params)
             .Where(p => !factory.Args.ContainsKey(p.Name))
             .Where(p => !(skipTensorParams && p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray))

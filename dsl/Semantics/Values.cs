@@ -112,6 +112,14 @@ public sealed record UnknownValue(TypeKind? Kind = null) : Value
 
 internal static class ValueExtensions
 {
+    /// <summary>A mutable copy of bound arguments (one copy; netstandard2.0 has no constructor for read-only maps).</summary>
+    public static Dictionary<string, Value> ToMutable(this IReadOnlyDictionary<string, Value> args)
+    {
+        var copy = new Dictionary<string, Value>(args.Count);
+        foreach (var kv in args) copy[kv.Key] = kv.Value;
+        return copy;
+    }
+
     public static bool IsKnownFalse(this Value v) => v is BoolValue { Value: false };
     public static bool IsKnownTrue(this Value v) => v is BoolValue { Value: true };
 

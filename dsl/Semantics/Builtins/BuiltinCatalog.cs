@@ -101,7 +101,7 @@ public static partial class BuiltinCatalog
     static void SubLayer(BuiltinCall c, string childName, Value factory, Dim? dim)
     {
         if (factory is not FactoryValue f || f.Callable is not BuiltinCallable b || c.Node is null) return;
-        var args = new Dictionary<string, Value>(f.Args.ToDictionary(k => k.Key, k => k.Value));
+        var args = f.Args.ToMutable();
         if (dim is not null && b.FindParam("dim") is not null && !args.ContainsKey("dim")) args["dim"] = new IntValue(dim);
         var child = c.Child(childName, b.Name);
         var sub = new BuiltinCall(b, args, c.Inputs, child, c.Report);
@@ -111,7 +111,7 @@ public static partial class BuiltinCatalog
     internal static bool FactoryHasWeights(Value factory, Dim? dim)
     {
         if (factory is not FactoryValue f || f.Callable is not BuiltinCallable b) return factory is FactoryValue;
-        var args = new Dictionary<string, Value>(f.Args.ToDictionary(k => k.Key, k => k.Value));
+        var args = f.Args.ToMutable();
         if (dim is not null && !args.ContainsKey("dim")) args["dim"] = new IntValue(dim);
         var call = new BuiltinCall(b, args, System.Array.Empty<Value>(), null, (_, _) => { });
         return b.HasWeights?.Invoke(call) ?? b.Weights is not null;
