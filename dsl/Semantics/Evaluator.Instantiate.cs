@@ -32,7 +32,26 @@ internal sealed partial class Evaluator
             Report(caller, callSpan, DiagnosticIds.TooLarge, $"layers nest more than {MaxInstantiationDepth} deep");
             return UnknownValue.Instance;
         }
+        var key = Reusable(u, node) ? InstanceKey(u, args, inputs) : null;
+        if (key is not null && TryReuse(key, node, out var reused))
+        {
+            _deepest = System.Math.Max(_deepest, _active.Count + _instances[key].Depth);
+            return reused;
+        }
+        int start = _active.Count, steps = _steps, reports = _diagnostics.Items.Count, deepest = _deepest;
+        _deepest = start + 1;
+        var result = InstantiateBody(u, args, inputs, node, callSpan, caller, file);
+        var depth = _deepest - start;
+        _deepest = System.Math.Max(deepest, _deepest);
+        if (key is not null && _diagnostics.Items.Count == reports) Remember(key, node, result, _steps - steps, depth);
+        return result;
+    }
+
+    Value InstantiateBody(UserCallable u, IReadOnlyDictionary<string, Value> args, IReadOnlyList<Value> inputs, LayerNode node,
+        TextSpan callSpan, Frame caller, FileContext file)
+    {
         _active.Add(u);
+        _deepest = System.Math.Max(_deepest, _active.Count);
         try
         {
             var scope = BindParameters(u, args, file, callSpan, caller);
