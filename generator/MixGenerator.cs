@@ -100,9 +100,8 @@ public sealed class MixGenerator : IIncrementalGenerator
         {
             foreach (var d in file.Diagnostics)
             {
-                var pos = new LinePosition(d.Line, d.Column);
-                spc.ReportDiagnostic(Diagnostic.Create(Descriptors.Unsupported,
-                    Location.Create(file.MixPath, new TextSpan(0, 0), new LinePositionSpan(pos, pos)), d.Message));
+                spc.ReportDiagnostic(Diagnostic.Create(Descriptors.Unsupported, Location.Create(file.MixPath, new TextSpan(d.SpanStart, d.SpanLength),
+                    new LinePositionSpan(new LinePosition(d.StartLine, d.StartColumn), new LinePosition(d.EndLine, d.EndColumn))), d.Message));
             }
             if (!file.Skipped && file.Classes.Count > 0) spc.AddSource(file.HintName, SourceText.From(Emitter.Emit(file), Encoding.UTF8));
         });

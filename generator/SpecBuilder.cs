@@ -106,8 +106,10 @@ internal static class SpecBuilder
             }
             catch (UnsupportedException e)
             {
-                var pos = d.Callable.File.Source.GetPosition(e.Span.Start);
-                diags.Add(new GenDiagnostic(UnsupportedId, $"{d.Name}: {e.Message}", pos.Line, pos.Character));
+                var source = d.Callable.File.Source;
+                var (start, end) = (source.GetPosition(e.Span.Start), source.GetPosition(e.Span.End));
+                diags.Add(new GenDiagnostic(UnsupportedId, $"{d.Name}: {e.Message}", e.Span.Start, e.Span.Length,
+                    start.Line, start.Character, end.Line, end.Character));
             }
         }
         return new UnitSpec(unit.Input.Path, unit.Input.Namespace, closure, false, classes.ToEquatableArray(), diags.ToEquatableArray());
