@@ -10,6 +10,9 @@ internal sealed partial class Evaluator
 {
     internal Dictionary<MixFile, FileContext> Contexts { get; } = new();
 
+    string RecursionMessage(UserCallable u) =>
+        $"{u.Name} uses itself ({string.Join(" → ", _active.SkipWhile(a => a != u).Select(a => a.Name).Concat(new[] { u.Name }))}); definitions cannot be recursive";
+
     FileContext ContextOf(MixFile file, FileContext fallback) => Contexts.TryGetValue(file, out var c) ? c : fallback;
 
     /// <summary>
@@ -23,8 +26,7 @@ internal sealed partial class Evaluator
         var file = ContextOf(u.File, caller.File);
         if (_active.Contains(u))
         {
-            Report(caller, callSpan, DiagnosticIds.Recursion,
-                $"{u.Name} uses itself ({string.Join(" → ", _active.SkipWhile(a => a != u).Select(a => a.Name).Concat(new[] { u.Name }))}); definitions cannot be recursive");
+            Report(caller, callSpan, DiagnosticIds.Recursion, RecursionMessage(u));
             return UnknownValue.Instance;
         }
         if (_active.Count >= MaxInstantiationDepth)

@@ -70,10 +70,21 @@ public static class DiagnosticCases
         }),
         Front("MIX0106", Error, """
             block b(dim: int) (x: [B, dim]) -> [B, dim] {
-              inner = b(dim)
-              return {|MIX0106:inner(x)|}
+              inner = {|MIX0106:b|}(dim)
+              return inner(x)
             }
             """),
+        Front("MIX0106", Error, """
+            block a(dim: int) (x: [B, dim]) -> [B, dim] {
+              inner = {|MIX0106:c|}(dim)
+              return inner(x)
+            }
+            block c(dim: int) (x: [B, dim]) -> [B, dim] {
+              inner = {|MIX0106:a|}(dim)
+              return inner(x)
+            }
+            """, "MIX0106 through another block"),
+        Front("MIX0106", Error, "model m(dim: int = 8) = {|MIX0106:m(dim = 4)|}\n", "MIX0106 alias of itself"),
         // The first fc is shadowed by the second and so never applied: the warning is true, and stays.
         Front("MIX0107", Error, """
             block b(dim: int) (x: [B, dim]) -> [B, dim] {
