@@ -33,8 +33,8 @@ public static class DiagnosticCases
     static DiagnosticCase Front(string id, DiagnosticSeverity severity, string mix, string? name = null) =>
         new(name ?? id, id, severity, Tool.Analyzer, new[] { (File, mix) });
 
-    static DiagnosticCase Gen(string id, DiagnosticSeverity severity, string mix, string? csharp = null, string mixPath = File) =>
-        new(id, id, severity, Tool.Generator, new[] { (mixPath, mix) }, csharp);
+    static DiagnosticCase Gen(string id, DiagnosticSeverity severity, string mix, string? csharp = null, string mixPath = File, string? name = null) =>
+        new(name ?? id, id, severity, Tool.Generator, new[] { (mixPath, mix) }, csharp);
 
     /// <summary>A model file that checks and generates cleanly, for the [MixModel] cases.</summary>
     const string GoodModel = "model m(dim: int = 8) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n";
