@@ -45,7 +45,8 @@ internal sealed partial class Evaluator
         var result = InstantiateBody(u, args, inputs, node, callSpan, caller, file);
         var depth = _deepest - start;
         _deepest = System.Math.Max(deepest, _deepest);
-        if (key is not null && _diagnostics.Items.Count == reports) Remember(key, node, result, _steps - steps, depth);
+        // Past the step budget a result is not a real evaluation (and MIX0406 is reported only once per file).
+        if (key is not null && _diagnostics.Items.Count == reports && _steps <= StepBudget) Remember(key, node, result, _steps - steps, depth);
         return result;
     }
 
