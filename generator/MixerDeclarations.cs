@@ -110,9 +110,10 @@ internal static class MixerDeclarations
         var text = $"mixer {a.Name}({a.Parameters}) {a.Signature} {{}}\n";
         int paramsStart = "mixer ".Length + a.Name!.Length + 1;
         int signatureStart = paramsStart + a.Parameters!.Length + 2;
-        var compilation = MixCompilation.Create(TypeName(type), text);
+        // Checked as the front end checks C# mixers (a declaration without a body), read back as a plain definition.
+        var check = MixCompilation.Create(Array.Empty<Mix.Dsl.Text.SourceText>(), new[] { new ExternalMixer(a.Name, a.Parameters, a.Signature!, TypeName(type)) });
         bool failed = false;
-        foreach (var d in compilation.Diagnostics.Where(d => d.Severity == Mix.Dsl.Diagnostics.Severity.Error))
+        foreach (var d in check.Diagnostics.Where(d => d.Severity == Mix.Dsl.Diagnostics.Severity.Error))
         {
             failed = true;
             var (argument, part) = d.Span.Start >= signatureStart && d.Span.Start <= signatureStart + a.Signature!.Length ? (2, "shape contract")
@@ -123,7 +124,7 @@ internal static class MixerDeclarations
                 a.At(argument, offset, d.Span.Length)));
         }
         if (failed) return;
-        var declaration = compilation.Find(a.Name)?.Callable;
+        var declaration = MixCompilation.Create(TypeName(type), text).Find(a.Name)?.Callable;
         if (declaration?.Definition.Signature is not { } signature) return;
         if (signature.Inputs.Count != 1)
         {

@@ -38,7 +38,7 @@ public class SnapshotTests
         }
     }
 
-    static readonly Lazy<ReferenceAssemblies> LocalNet80 = new(() =>
+    internal static readonly Lazy<ReferenceAssemblies> LocalNet80 = new(() =>
     {
         var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
             ? p : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
