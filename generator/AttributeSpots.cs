@@ -52,7 +52,7 @@ internal static class AttributeSpots
     public static ArgumentSpot Value(AttributeArgumentSyntax argument, string? value)
     {
         var expression = argument.Expression;
-        if (value is not null && expression is LiteralExpressionSyntax { Token: var token } && token.IsKind(SyntaxKind.StringLiteralToken)
+        if (value is { Length: > 0 } && expression is LiteralExpressionSyntax { Token: var token } && token.IsKind(SyntaxKind.StringLiteralToken)
             && token.Text == "\"" + value + "\"")
             return new ArgumentSpot(Of(expression.SyntaxTree, new TextSpan(token.SpanStart + 1, value.Length)), true);
         return new ArgumentSpot(Of(expression), false);

@@ -61,6 +61,13 @@ internal static class MetaFormerModels
 
         public void Write(string text) => Text.Append(text);
 
+        /// <summary>Text whose problems belong to a whole argument or attribute (no offsets into it).</summary>
+        public void Write(string text, int spot)
+        {
+            Origins.Add(new TextOrigin(Text.Length, text.Length, spot, "check"));
+            Text.Append(text);
+        }
+
         public void Write(Setting setting, string kind)
         {
             Origins.Add(new TextOrigin(Text.Length, setting.Text.Length, setting.Spot, kind));
@@ -217,7 +224,7 @@ internal static class MetaFormerModels
         var dropPath = model.Number("DropPathRate", Rate);
         var headDropout = model.Number("HeadDropout", Rate);
 
-        var stages = new List<(Setting Depth, Setting Dim, Setting Mixer, Setting Norm, Setting ChannelsLast, Setting LayerScale, Setting ResScale)>();
+        var stages = new List<Stage>();
         foreach (var (data, i) in stageData.Select((d, i) => (d, i)))
         {
             var stage = new Arguments(r, data, AttributeSpots.Syntax(data, ct), r.Spots[model.Spot].Where);
@@ -229,7 +236,7 @@ internal static class MetaFormerModels
             var layerScale = stage.Number("LayerScale", Finite);
             var resScale = stage.Number("ResScale", Finite);
             if (depth is null || dim is null) { r.Unusable = true; continue; }
-            stages.Add((depth.Value, dim.Value,
+            stages.Add(new Stage(stage.Spot, depth.Value, dim.Value,
                 mixer ?? defaultMixer ?? new Setting("pool", model.Spot, false),
                 norm ?? defaultNorm ?? new Setting("layernorm2d_nobias", model.Spot, false),
                 channelsLast ?? defaultChannelsLast ?? new Setting("false", model.Spot, false),
@@ -251,7 +258,7 @@ internal static class MetaFormerModels
             r.Write(", head_dropout: float = ");
             r.Write(headDropout ?? new Setting("0.0", model.Spot, false), "value");
             r.Write(") = metaformer(\n  in_chans = in_channels, num_classes = num_classes,\n");
-            void List(string name, Func<(Setting Depth, Setting Dim, Setting Mixer, Setting Norm, Setting ChannelsLast, Setting LayerScale, Setting ResScale), Setting> pick, string kind)
+            void List(string name, Func<Stage, Setting> pick, string kind)
             {
                 r.Write($"  {name} = [");
                 for (int i = 0; i < stages.Count; i++)
@@ -279,10 +286,33 @@ internal static class MetaFormerModels
             r.Write(", use_mlp_head = ");
             r.Write(mlpHead ?? new Setting("true", model.Spot, false), "value");
             r.Write(",\n  drop_path_rate = drop_path_rate, head_dropout = head_dropout)\n");
+            for (int i = 0; i < stages.Count; i++) WriteCheck(r, stages[i], i + 1);
             text = r.Text.ToString();
         }
         var spec = new MetaFormerModel(symbol.Name, ns, access, mixName, text, (text is null ? new List<TextOrigin>() : r.Origins).ToEquatableArray());
         return new MetaFormerDeclaration(spec, r.Spots.ToEquatableArray(), r.Problems.ToEquatableArray());
+    }
+
+    /// <summary>A stage as .mix text, and the spot of its attribute.</summary>
+    sealed record Stage(int Spot, Setting Depth, Setting Dim, Setting Mixer, Setting Norm, Setting ChannelsLast, Setting LayerScale, Setting ResScale);
+
+    /// <summary>
+    /// A stage's mixer and norm checked on their own, on the stage's channels and layout: the front end reports a
+    /// problem found inside metaformer.mix only there, where it cannot say which stage it came from; here it lands on
+    /// the stage's Mixer or Norm argument, or on the stage (a layout the mixer does not take).
+    /// </summary>
+    static void WriteCheck(Reader r, Stage stage, int number)
+    {
+        var dim = stage.Dim.Text;
+        r.Write($"\n// Stage {number} on its own.\nblock check_stage_{number}(token_mixer: mixer = ");
+        r.Write(stage.Mixer, "mixer");
+        r.Write(", norm: norm = ");
+        r.Write(stage.Norm, "norm");
+        r.Write($") (x: [B, {dim}, H, W]) -> [B, {dim}, H, W]\n{{\n");
+        r.Write($"  norm1 = norm({dim})\n", stage.Norm.Spot);
+        r.Write($"  token_mixer = token_mixer({dim})\n", stage.Mixer.Spot);
+        r.Write(stage.ChannelsLast.Text == "true" ? "  return image(token_mixer(norm1(tokens(x))), H, W)\n" : "  return token_mixer(norm1(x))\n", stage.Spot);
+        r.Write("}\n");
     }
 
     /// <summary>The .mix name of a class: snake_case, kept apart from the library's names and .mix keywords.</summary>
@@ -299,7 +329,7 @@ internal static class MetaFormerModels
         }
         var name = sb.ToString().Trim('_');
         if (name.Length == 0 || char.IsDigit(name[0])) name = "m_" + name;
-        return s_taken.Contains(name) || BuiltinCatalog.Find(name) is not null ? name + "_model" : name;
+        return s_taken.Contains(name) || name.StartsWith("check_stage_", StringComparison.Ordinal) || BuiltinCatalog.Find(name) is not null ? name + "_model" : name;
     }
 
     /// <summary>The library's definitions and the .mix keywords: a class of that name gets a <c>_model</c> suffix in .mix.</summary>
@@ -341,7 +371,10 @@ internal static class MetaFormerModels
         var compilation = MixCompilation.Create(
             new[] { new Mix.Dsl.Text.SourceText(LibraryPath, Library), new Mix.Dsl.Text.SourceText(path, model.MixText) },
             externals.Select(m => new ExternalMixer(m.Name, m.Parameters, m.Signature, m.TypeName)));
-        foreach (var d in compilation.Diagnostics)
+        // Problems inside metaformer.mix follow from the attributes; when the attributes' own text has errors, they
+        // are consequences of those and left out.
+        bool ownErrors = compilation.Diagnostics.Any(d => d.Path == path && d.Severity == Mix.Dsl.Diagnostics.Severity.Error);
+        foreach (var d in compilation.Diagnostics.Where(d => d.Path == path || !ownErrors))
             problems.Add(new SynthesizedProblem(d.Id, d.Message, d.Span.Start, d.Span.Length, d.Path != path));
         if (compilation.HasErrors) return new MetaFormerBuild(model.FullName, model.Namespace, model.Accessibility, null, problems.ToEquatableArray());
 
@@ -456,9 +489,15 @@ internal static class MetaFormerModels
                 context.ReportDiagnostic(Diagnostic.Create(Descriptors.ById(p.Id), p.Where.ToLocation(), p.Message));
             var build = input.Builds.FirstOrDefault(b => b.FullName == declaration.Model.FullName);
             if (build is null) continue;
+            // A stage's text appears in the model and in its check, and stages share the model's settings: one report each.
+            var reported = new HashSet<(string, string, SourceSpot)>();
             foreach (var p in build.Problems)
-                context.ReportDiagnostic(Diagnostic.Create(Descriptors.ById(p.Id), Locate(declaration, p).ToLocation(),
-                    p.InLibrary ? $"{p.Message} (inside metaformer.mix, as configured by these attributes)" : p.Message));
+            {
+                var where = Locate(declaration, p);
+                var message = p.InLibrary ? $"{p.Message} (inside metaformer.mix, as configured by these attributes)" : p.Message;
+                if (reported.Add((p.Id, message, where)))
+                    context.ReportDiagnostic(Diagnostic.Create(Descriptors.ById(p.Id), where.ToLocation(), message));
+            }
         }
     }
 
@@ -471,6 +510,7 @@ internal static class MetaFormerModels
                 .Where(o => p.Start >= o.Start && p.Start <= o.Start + o.Length)
                 .OrderBy(o => o.Length)
                 .FirstOrDefault();
+            if (origin is { Kind: "check" }) return declaration.Spots[origin.Spot].Where;
             if (origin is not null)
                 return AttributeSpots.Part(declaration.Spots[origin.Spot], p.Start - origin.Start, Math.Min(p.Length, origin.Start + origin.Length - p.Start));
         }

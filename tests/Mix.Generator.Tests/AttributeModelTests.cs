@@ -97,3 +97,20 @@ public class AttributeModelTests
         Assert.Equal(File.ReadAllText(snapshot), generated[hint]);
     }
 }
+
+/// <summary>A [Mixer] C# class of the project as a stage mixer of an attribute-only model.</summary>
+public class AttributeModelWithCsharpMixerTests
+{
+    [Fact]
+    public void The_csharp_mixer_is_built_with_its_argument_and_runs()
+    {
+        using var model = new TinyGatedFormer();
+        var mixer = model.named_modules().Single(m => m.name == "stages.0.blocks.0.token_mixer").module;
+        Assert.Equal(0.25, Assert.IsType<GatedChannels>(mixer).Gate);
+        Assert.Equal(new long[] { 16 }, model.state_dict()["stages.0.blocks.0.token_mixer.weight"].shape);
+        Assert.DoesNotContain(model.state_dict().Keys, k => k.StartsWith("stages.1.blocks.0.token_mixer.", StringComparison.Ordinal)); // pooling
+        using var _ = torch.no_grad();
+        using var y = model.call(torch.randn(2, 3, 32, 32));
+        Assert.Equal(new long[] { 2, 10 }, y.shape);
+    }
+}
