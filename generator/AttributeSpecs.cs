@@ -25,7 +25,8 @@ public sealed record ArgumentSpot(SourceSpot Where, bool Verbatim);
 /// <summary>
 /// A piece of the synthesized .mix text that came from an attribute argument (<see cref="Spot"/> indexes
 /// <see cref="MetaFormerDeclaration.Spots"/>). <see cref="Kind"/>: <c>mixer</c>, <c>norm</c>, <c>act</c> (a name the
-/// generator checks before the front end runs) or <c>value</c>.
+/// generator checks before the front end runs), <c>value</c>, or <c>check</c> (generated text that checks a stage, whose
+/// problems belong to the whole argument or attribute: no offsets map into it).
 /// </summary>
 public sealed record TextOrigin(int Start, int Length, int Spot, string Kind);
 

@@ -112,7 +112,7 @@ internal static class MetaFormerModels
         {
             if (Named(property) is not { } c) return null;
             if (c.Kind == TypedConstantKind.Error) { _reader.Unusable = true; return null; }
-            var value = c.Value as string;
+            if (c.Value is not string value) return null; // null: as if unset (the stage takes the model's, the model the default)
             int spot = SpotOf(AttributeSpots.NamedArgument(_syntax, property), value);
             if (string.IsNullOrWhiteSpace(value))
             {
@@ -120,7 +120,7 @@ internal static class MetaFormerModels
                 _reader.Unusable = true;
                 return null;
             }
-            return new Setting(value!, spot, true);
+            return new Setting(value, spot, true);
         }
 
         public Setting? Bool(string property)
