@@ -78,10 +78,9 @@ internal static class MetaFormerModels
     /// <summary>A value as .mix text, with the spot it came from (the attribute when it is a default).</summary>
     readonly struct Setting
     {
-        public Setting(string text, int spot, bool isSet) => (Text, Spot, IsSet) = (text, spot, isSet);
+        public Setting(string text, int spot) => (Text, Spot) = (text, spot);
         public string Text { get; }
         public int Spot { get; }
-        public bool IsSet { get; }
     }
 
     /// <summary>One attribute's named arguments, their syntax, and the spot of the attribute itself.</summary>
@@ -120,14 +119,14 @@ internal static class MetaFormerModels
                 _reader.Unusable = true;
                 return null;
             }
-            return new Setting(value, spot, true);
+            return new Setting(value, spot);
         }
 
         public Setting? Bool(string property)
         {
             if (Named(property) is not { } c) return null;
             if (c.Value is not bool b) { _reader.Unusable = true; return null; }
-            return new Setting(b ? "true" : "false", SpotOf(AttributeSpots.NamedArgument(_syntax, property), null), true);
+            return new Setting(b ? "true" : "false", SpotOf(AttributeSpots.NamedArgument(_syntax, property), null));
         }
 
         /// <summary>A number property; <paramref name="check"/> returns the problem, if any.</summary>
@@ -136,7 +135,7 @@ internal static class MetaFormerModels
 
         public Setting? Constructor(int index, string name, Func<double, string?> check) =>
             Number(index < _data.ConstructorArguments.Length ? _data.ConstructorArguments[index] : null,
-                AttributeSpots.ConstructorArgument(_syntax, index, name), name, check, true);
+                AttributeSpots.ConstructorArgument(_syntax, index, name), name, check, integer: true);
 
         Setting? Number(TypedConstant? constant, AttributeArgumentSyntax? argument, string name, Func<double, string?> check, bool integer)
         {
@@ -150,7 +149,7 @@ internal static class MetaFormerModels
                 _reader.Unusable = true;
                 return null;
             }
-            return new Setting(Format(d, integer), spot, true);
+            return new Setting(Format(d, integer), spot);
         }
     }
 
@@ -237,12 +236,12 @@ internal static class MetaFormerModels
             var resScale = stage.Number("ResScale", Finite);
             if (depth is null || dim is null) { r.Unusable = true; continue; }
             stages.Add(new Stage(stage.Spot, depth.Value, dim.Value,
-                mixer ?? defaultMixer ?? new Setting("pool", model.Spot, false),
-                norm ?? defaultNorm ?? new Setting("layernorm2d_nobias", model.Spot, false),
-                channelsLast ?? defaultChannelsLast ?? new Setting("false", model.Spot, false),
-                layerScale ?? defaultLayerScale ?? new Setting("0.0", model.Spot, false),
+                mixer ?? defaultMixer ?? new Setting("pool", model.Spot),
+                norm ?? defaultNorm ?? new Setting("layernorm2d_nobias", model.Spot),
+                channelsLast ?? defaultChannelsLast ?? new Setting("false", model.Spot),
+                layerScale ?? defaultLayerScale ?? new Setting("0.0", model.Spot),
                 // timm's MetaFormer: res scale none in the first two stages, 1.0 after (res_scale_init_values=(None, None, 1.0, 1.0)).
-                resScale ?? defaultResScale ?? new Setting(i < 2 ? "0.0" : "1.0", model.Spot, false)));
+                resScale ?? defaultResScale ?? new Setting(i < 2 ? "0.0" : "1.0", model.Spot)));
         }
 
         string? text = null;
@@ -250,13 +249,13 @@ internal static class MetaFormerModels
         {
             r.Write($"// [MetaFormerModel] {(ns.Length > 0 ? ns + "." : "")}{symbol.Name}, synthesized by Mix.Generator.\nimport \"{LibraryPath}\"\n\n");
             r.Write($"model {mixName}(num_classes: int = ");
-            r.Write(numClasses ?? new Setting("1000", model.Spot, false), "value");
+            r.Write(numClasses ?? new Setting("1000", model.Spot), "value");
             r.Write(", in_channels: int = ");
-            r.Write(inChannels ?? new Setting("3", model.Spot, false), "value");
+            r.Write(inChannels ?? new Setting("3", model.Spot), "value");
             r.Write(", drop_path_rate: float = ");
-            r.Write(dropPath ?? new Setting("0.0", model.Spot, false), "value");
+            r.Write(dropPath ?? new Setting("0.0", model.Spot), "value");
             r.Write(", head_dropout: float = ");
-            r.Write(headDropout ?? new Setting("0.0", model.Spot, false), "value");
+            r.Write(headDropout ?? new Setting("0.0", model.Spot), "value");
             r.Write(") = metaformer(\n  in_chans = in_channels, num_classes = num_classes,\n");
             void List(string name, Func<Stage, Setting> pick, string kind)
             {
@@ -271,20 +270,20 @@ internal static class MetaFormerModels
             List("depths", s => s.Depth, "value");
             List("dims", s => s.Dim, "value");
             List("token_mixers", s => s.Mixer, "mixer");
-            List("use_nchw", s => new Setting(s.ChannelsLast.Text == "true" ? "false" : "true", s.ChannelsLast.Spot, s.ChannelsLast.IsSet), "value");
+            List("use_nchw", s => new Setting(s.ChannelsLast.Text == "true" ? "false" : "true", s.ChannelsLast.Spot), "value");
             List("norms", s => s.Norm, "norm");
-            List("layer_scales", s => new Setting(Scale(s.LayerScale), s.LayerScale.Spot, s.LayerScale.IsSet), "value");
-            List("res_scales", s => new Setting(Scale(s.ResScale), s.ResScale.Spot, s.ResScale.IsSet), "value");
+            List("layer_scales", s => new Setting(Scale(s.LayerScale), s.LayerScale.Spot), "value");
+            List("res_scales", s => new Setting(Scale(s.ResScale), s.ResScale.Spot), "value");
             r.Write("  mlp_act = ");
-            r.Write(mlpAct ?? new Setting("starrelu", model.Spot, false), "act");
+            r.Write(mlpAct ?? new Setting("starrelu", model.Spot), "act");
             r.Write(", mlp_bias = ");
-            r.Write(mlpBias ?? new Setting("false", model.Spot, false), "value");
+            r.Write(mlpBias ?? new Setting("false", model.Spot), "value");
             r.Write(",\n  downsample_norm = ");
-            r.Write(downsampleNorm ?? new Setting("layernorm2d_nobias", model.Spot, false), "norm");
+            r.Write(downsampleNorm ?? new Setting("layernorm2d_nobias", model.Spot), "norm");
             r.Write(", output_norm = ");
-            r.Write(outputNorm ?? new Setting("layernorm2d", model.Spot, false), "norm");
+            r.Write(outputNorm ?? new Setting("layernorm2d", model.Spot), "norm");
             r.Write(", use_mlp_head = ");
-            r.Write(mlpHead ?? new Setting("true", model.Spot, false), "value");
+            r.Write(mlpHead ?? new Setting("true", model.Spot), "value");
             r.Write(",\n  drop_path_rate = drop_path_rate, head_dropout = head_dropout)\n");
             for (int i = 0; i < stages.Count; i++) WriteCheck(r, stages[i], i + 1);
             text = r.Text.ToString();
