@@ -40,6 +40,18 @@ public sealed class MixGenerator : IIncrementalGenerator
         public const string BoundModels = "MixBoundModels";
         /// <summary>[Mixer] classes (C# mixers usable from .mix).</summary>
         public const string Mixers = "MixMixers";
+        /// <summary>[Mixer] classes as read, with their problems and places.</summary>
+        public const string MixerDeclarations = "MixMixerDeclarations";
+        /// <summary>[MetaFormerModel] classes as read, with their problems and places.</summary>
+        public const string MetaFormerDeclarations = "MixMetaFormerDeclarations";
+        /// <summary>[MetaFormerModel] classes as .mix text (no places: moving an attribute does not rerun the front end).</summary>
+        public const string MetaFormerModels = "MixMetaFormerModels";
+        /// <summary>[MetaFormerModel] classes checked and translated.</summary>
+        public const string MetaFormerBuilds = "MixMetaFormerBuilds";
+        /// <summary>Whether the project needs the MetaFormer library classes.</summary>
+        public const string MetaFormerParts = "MixMetaFormerParts";
+        /// <summary>[MetaFormerStage]s without [MetaFormerModel].</summary>
+        public const string StrayStages = "MixMetaFormerStrayStages";
     }
 
     const string AttributeName = "Mix.MixModelAttribute";
@@ -49,7 +61,7 @@ public sealed class MixGenerator : IIncrementalGenerator
     /// <inheritdoc />
     public void Initialize(IncrementalGeneratorInitializationContext context)
     {
-        context.RegisterPostInitializationOutput(ctx => ctx.AddSource("Mix.Attributes.g.cs", SourceText.From(AttributesSource, Encoding.UTF8)));
+        context.RegisterPostInitializationOutput(ctx => ctx.AddSource(AttributeSource.HintName, SourceText.From(AttributeSource.Text, Encoding.UTF8)));
 
         var inputs = context.AdditionalTextsProvider
             .Where(t => t.Path.EndsWith(".mix", StringComparison.OrdinalIgnoreCase))
@@ -74,11 +86,15 @@ public sealed class MixGenerator : IIncrementalGenerator
             })
             .WithTrackingName(Steps.Settings);
 
-        var mixers = context.SyntaxProvider.ForAttributeWithMetadataName(MixerAttributeName,
+        var mixerDeclarations = context.SyntaxProvider.ForAttributeWithMetadataName(MixerAttributeName,
                 (node, _) => node is ClassDeclarationSyntax,
-                (ctx, _) => MixerOf((INamedTypeSymbol)ctx.TargetSymbol, ctx.Attributes[0]))
-            .Where(m => m is not null)
-            .Select((m, _) => m!)
+                (ctx, ct) => MixerDeclarations.Read((INamedTypeSymbol)ctx.TargetSymbol, ctx.Attributes[0], ctx.SemanticModel.Compilation, ct))
+            .WithTrackingName(Steps.MixerDeclarations);
+        context.RegisterSourceOutput(mixerDeclarations.Collect(), MixerDeclarations.Report);
+
+        var mixers = mixerDeclarations
+            .Where(d => d.Binding is not null)
+            .Select((d, _) => d.Binding!)
             .WithTrackingName(Steps.Mixers);
 
         // Each file is parsed when it changes, and checked (with its imports) when it or an import changes; the
@@ -116,6 +132,8 @@ public sealed class MixGenerator : IIncrementalGenerator
                 "        internal static void Initialize() => global::Mix.Runtime.Builtins.MixDispatch.FusedEnabled = false;\n    }\n}\n", Encoding.UTF8));
         });
 
+        InitializeMetaFormerModels(context, mixers);
+
         var bindings = context.SyntaxProvider.ForAttributeWithMetadataName(AttributeName,
                 (node, _) => node is ClassDeclarationSyntax,
                 (ctx, _) => Bind(ctx))
@@ -142,13 +160,48 @@ public sealed class MixGenerator : IIncrementalGenerator
         });
     }
 
-    /// <summary>The <c>[Mixer]</c> declaration of a class, or null when its arguments are not constant strings.</summary>
-    public static MixerBinding? MixerOf(INamedTypeSymbol type, AttributeData attr)
+    /// <summary>
+    /// The <c>[Mixer]</c> declaration of a class, or null when it cannot be used from .mix: arguments that are not
+    /// constant strings, a name that is not a .mix name or is a built-in's, parameters or a contract that do not check
+    /// (the generator reports why, MIX9110–MIX9112).
+    /// </summary>
+    public static MixerBinding? MixerOf(INamedTypeSymbol type, AttributeData attr) => MixerDeclarations.BindingOf(type, attr);
+
+    /// <summary>[MetaFormerModel] classes: read (with places) → .mix text (without) → checked and translated → emitted;
+    /// the problems are reported with the places joined back in.</summary>
+    static void InitializeMetaFormerModels(IncrementalGeneratorInitializationContext context, IncrementalValuesProvider<MixerBinding> mixers)
     {
-        var args = attr.ConstructorArguments;
-        if (args.Length != 3 || args.Any(a => a.Value is not string)) return null;
-        var typeName = type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
-        return new MixerBinding((string)args[0].Value!, (string)args[1].Value!, (string)args[2].Value!, typeName);
+        var declarations = context.SyntaxProvider.ForAttributeWithMetadataName(MetaFormerModels.ModelAttributeName,
+                (node, _) => node is ClassDeclarationSyntax,
+                (ctx, ct) => MetaFormerModels.Read(ctx, ct))
+            .Where(d => d is not null)
+            .Select((d, _) => d!)
+            .WithTrackingName(Steps.MetaFormerDeclarations);
+
+        var models = declarations.Select((d, _) => d.Model).WithTrackingName(Steps.MetaFormerModels);
+
+        var builds = models.Combine(mixers.Collect())
+            .Select((pair, ct) => MetaFormerModels.Build(pair.Left, pair.Right, ct))
+            .WithTrackingName(Steps.MetaFormerBuilds);
+
+        context.RegisterSourceOutput(builds, MetaFormerModels.Emit);
+        context.RegisterSourceOutput(declarations.Collect().Combine(builds.Collect()), MetaFormerModels.Report);
+
+        var needsParts = builds.Collect().Select((all, _) => all.Any(b => b.Class is not null)).WithTrackingName(Steps.MetaFormerParts);
+        context.RegisterSourceOutput(needsParts, (spc, needed) =>
+        {
+            if (needed) spc.AddSource(MetaFormerModels.PartsHintName, SourceText.From(MetaFormerModels.PartsSource, Encoding.UTF8));
+        });
+
+        var strayStages = context.SyntaxProvider.ForAttributeWithMetadataName(MetaFormerModels.StageAttributeName,
+                (node, _) => node is ClassDeclarationSyntax,
+                (ctx, ct) => MetaFormerModels.StrayStages(ctx, ct))
+            .Where(p => p.Count > 0)
+            .WithTrackingName(Steps.StrayStages);
+        context.RegisterSourceOutput(strayStages, (spc, problems) =>
+        {
+            foreach (var p in problems) spc.ReportDiagnostic(Diagnostic.Create(Descriptors.ById(p.Id), p.Where.ToLocation(), p.Message));
+        });
     }
 
     static ModelBinding Bind(GeneratorAttributeSyntaxContext ctx)
@@ -196,57 +249,4 @@ public sealed class MixGenerator : IIncrementalGenerator
         }
         return (b, cls with { Name = b.ClassName }, null, settings.Namespace);
     }
-
-    const string AttributesSource = @"// <auto-generated/>
-#nullable enable
-namespace Mix
-{
-    /// <summary>Makes this partial class the TorchSharp module of a model defined in a .mix file.</summary>
-    [global::System.AttributeUsage(global::System.AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
-    internal sealed class MixModelAttribute : global::System.Attribute
-    {
-        /// <summary>Binds the class to <paramref name=""model""/> in <paramref name=""path""/> (relative to the project).</summary>
-        /// <param name=""path"">The .mix file, e.g. <c>models/poolformer.mix</c>.</param>
-        /// <param name=""model"">The model's name in that file, e.g. <c>poolformer_s12</c>.</param>
-        public MixModelAttribute(string path, string model)
-        {
-            Path = path;
-            Model = model;
-        }
-
-        /// <summary>The .mix file.</summary>
-        public string Path { get; }
-        /// <summary>The model's name.</summary>
-        public string Model { get; }
-    }
-
-    /// <summary>
-    /// Makes this C# module a token mixer of .mix: <c>[Mixer(""gated_tokens"", ""expansion: int = 2"", ""(x: [B, N, dim]) -> [B, N, dim]"")]</c>.
-    /// The class derives from <c>nn.Module&lt;Tensor, Tensor&gt;</c> and has a constructor <c>(long dim, ...)</c> whose
-    /// other parameters are the .mix parameters in camelCase (<c>expansion</c>); generated code calls
-    /// <c>new T(dim, expansion: 4)</c>.
-    /// </summary>
-    [global::System.AttributeUsage(global::System.AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
-    internal sealed class MixerAttribute : global::System.Attribute
-    {
-        /// <summary>Declares the mixer.</summary>
-        /// <param name=""name"">Its .mix name.</param>
-        /// <param name=""parameters"">Its parameters in .mix syntax, without <c>dim</c> (implicit for every mixer), e.g. <c>expansion: int = 2</c>; empty for none.</param>
-        /// <param name=""signature"">Its shape contract in .mix syntax, e.g. <c>(x: [B, N, dim]) -> [B, N, dim]</c>.</param>
-        public MixerAttribute(string name, string parameters, string signature)
-        {
-            Name = name;
-            Parameters = parameters;
-            Signature = signature;
-        }
-
-        /// <summary>The .mix name.</summary>
-        public string Name { get; }
-        /// <summary>The parameters (.mix syntax).</summary>
-        public string Parameters { get; }
-        /// <summary>The shape contract (.mix syntax).</summary>
-        public string Signature { get; }
-    }
-}
-";
 }

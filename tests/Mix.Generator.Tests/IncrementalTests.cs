@@ -134,7 +134,8 @@ public class IncrementalTests
     public void No_roslyn_type_is_reachable_from_the_spec_model()
     {
         var seen = new HashSet<Type>();
-        var queue = new Queue<Type>(new[] { typeof(FileSpec), typeof(ModelBinding), typeof(GeneratorSettings), typeof(MixInput), typeof(UnitSpec) });
+        var queue = new Queue<Type>(new[] { typeof(FileSpec), typeof(ModelBinding), typeof(GeneratorSettings), typeof(MixInput), typeof(UnitSpec),
+            typeof(MixerDeclaration), typeof(MetaFormerDeclaration), typeof(MetaFormerBuild) });
         while (queue.Count > 0)
         {
             var t = queue.Dequeue();
@@ -152,6 +153,8 @@ public class IncrementalTests
         }
         Assert.Contains(typeof(ClassSpec), seen);
         Assert.Contains(typeof(CodeLine), seen);
+        foreach (var t in new[] { typeof(MixerBinding), typeof(AttributeProblem), typeof(SourceSpot), typeof(MetaFormerModel), typeof(TextOrigin), typeof(ArgumentSpot), typeof(SynthesizedProblem) })
+            Assert.Contains(t, seen);
     }
 
     [Fact]

@@ -48,4 +48,77 @@ namespace Mix
         /// <summary>The shape contract (.mix syntax).</summary>
         public string Signature { get; }
     }
+
+    /// <summary>
+    /// Makes this partial class a MetaFormer image classifier (timm's <c>MetaFormer</c>: stem, stages, head) declared in C#
+    /// alone, with one <see cref="MetaFormerStageAttribute"/> per stage, in order. The generated part derives the class
+    /// from <c>nn.Module&lt;Tensor, Tensor&gt;</c> with timm's state-dict keys, exactly as <c>metaformer(...)</c> of
+    /// examples/models/metaformer.mix would. Mixer, Norm, ChannelsLast, LayerScale and ResScale set here apply to every
+    /// stage that does not set its own. Names and expressions are .mix text, checked like a .mix file.
+    /// </summary>
+    [global::System.AttributeUsage(global::System.AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+    internal sealed class MetaFormerModelAttribute : global::System.Attribute
+    {
+        /// <summary>Input image channels (default 3); the default of the generated <c>Options.InChannels</c>.</summary>
+        public int InChannels { get; set; } = 3;
+        /// <summary>Classes of the classifier (default 1000); the default of <c>Options.NumClasses</c>.</summary>
+        public int NumClasses { get; set; } = 1000;
+        /// <summary>Token mixer of the stages, a .mix mixer: <c>pool</c>, <c>pool(5)</c>, <c>sepconv</c>, <c>attention(head_dim = 64)</c>, <c>identity</c>, <c>random_mixing(num_tokens = 196)</c> or a <c>[Mixer]</c> class's name (default <c>pool</c>).</summary>
+        public string Mixer { get; set; } = "pool";
+        /// <summary>Norm of the stages' blocks, a .mix norm: <c>layernorm2d_nobias</c> (default), <c>groupnorm1</c>, <c>layernorm_nobias(eps = 1e-6)</c>.</summary>
+        public string Norm { get; set; } = "layernorm2d_nobias";
+        /// <summary>Stages run channels-last ([B, H·W, C], what <c>attention</c> needs; timm's <c>use_nchw = False</c>); default false.</summary>
+        public bool ChannelsLast { get; set; }
+        /// <summary>Layer-scale init value of the stages' blocks; 0 (default) means none, as in timm.</summary>
+        public double LayerScale { get; set; }
+        /// <summary>Residual-scale init value of the stages' blocks; 0 means none. Unset: timm's default, none in the first two stages and 1.0 after.</summary>
+        public double ResScale { get; set; }
+        /// <summary>Activation of the MLPs, a .mix activation: <c>starrelu</c> (default), <c>gelu</c>.</summary>
+        public string MlpAct { get; set; } = "starrelu";
+        /// <summary>Whether the MLPs have biases (default false).</summary>
+        public bool MlpBias { get; set; }
+        /// <summary>Norm of the stem and the downsampling layers: <c>layernorm2d_nobias</c> (default), <c>identity</c>.</summary>
+        public string DownsampleNorm { get; set; } = "layernorm2d_nobias";
+        /// <summary>Norm before the classifier (default <c>layernorm2d</c>).</summary>
+        public string OutputNorm { get; set; } = "layernorm2d";
+        /// <summary>Classifier: an MLP head (default true) or one linear layer.</summary>
+        public bool MlpHead { get; set; } = true;
+        /// <summary>Stochastic depth, rising linearly to this over all blocks (default 0); the default of <c>Options.DropPathRate</c>.</summary>
+        public double DropPathRate { get; set; }
+        /// <summary>Dropout before the classifier (default 0); the default of <c>Options.HeadDropout</c>.</summary>
+        public double HeadDropout { get; set; }
+    }
+
+    /// <summary>
+    /// One stage of a <see cref="MetaFormerModelAttribute"/> model: <paramref name="depth"/> blocks of
+    /// <paramref name="dim"/> channels (the first stage after the stem, later ones after a stride-2 downsampling).
+    /// Settings left unset take the model's.
+    /// </summary>
+    [global::System.AttributeUsage(global::System.AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
+    internal sealed class MetaFormerStageAttribute : global::System.Attribute
+    {
+        /// <summary>Declares a stage.</summary>
+        /// <param name="depth">Blocks in the stage.</param>
+        /// <param name="dim">Channels of the stage.</param>
+        public MetaFormerStageAttribute(int depth, int dim)
+        {
+            Depth = depth;
+            Dim = dim;
+        }
+
+        /// <summary>Blocks in the stage.</summary>
+        public int Depth { get; }
+        /// <summary>Channels of the stage.</summary>
+        public int Dim { get; }
+        /// <summary>Token mixer of this stage (a .mix mixer); unset: the model's.</summary>
+        public string? Mixer { get; set; }
+        /// <summary>Norm of this stage's blocks (a .mix norm); unset: the model's.</summary>
+        public string? Norm { get; set; }
+        /// <summary>This stage runs channels-last; unset: the model's.</summary>
+        public bool ChannelsLast { get; set; }
+        /// <summary>Layer-scale init value (0: none); unset: the model's.</summary>
+        public double LayerScale { get; set; }
+        /// <summary>Residual-scale init value (0: none); unset: the model's.</summary>
+        public double ResScale { get; set; }
+    }
 }
