@@ -85,7 +85,7 @@ public static class Quantizer
             if (IsExcluded(name, o.Exclude)) { report.Skipped.Add((name, "excluded")); continue; }
             var field = FindField(parent, linear);
             if (field is null) { report.Skipped.Add((name, $"the parent's field is typed {typeof(Linear).Name}; it cannot hold a quantized layer")); continue; }
-            if (o.Mode == WeightQuantMode.Int4Grouped && linear.weight!.shape[1] % o.GroupSize != 0)
+            if (o.Mode == WeightQuantMode.Int4Grouped && linear.weight!.shape[1] % GroupFor(linear, o) != 0)
             { report.Skipped.Add((name, $"in features {linear.weight.shape[1]} not divisible by group {o.GroupSize}")); continue; }
             targets.Add(new Target(name, parent, childName, linear, field));
         }
@@ -124,7 +124,7 @@ public static class Quantizer
         foreach (var t in targets)
         {
             scalesByLayer.TryGetValue(t.Name, out var s);
-            var q = QuantizedLinear.FromLinear(t.Linear, o.Mode, o.GroupSize, s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
+            var q = QuantizedLinear.FromLinear(t.Linear, o.Mode, GroupFor(t.Linear, o), s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
             report.BytesBefore += t.Linear.weight!.numel() * (long)t.Linear.weight.element_size();
             report.BytesAfter += q.WeightBytes;
             Swap(t.Parent, t.ChildName, t.Field, q);
@@ -134,6 +134,10 @@ public static class Quantizer
         foreach (var s in scalesByLayer.Values.Distinct()) s.Dispose();
         return report;
     }
+
+    /// <summary>The int4 group of <paramref name="linear"/>: the configured size, or the whole row when the layer reads
+    /// fewer features than that (a 64-wide layer under group 128 gets one group of 64 per output channel).</summary>
+    internal static int GroupFor(Linear linear, QuantizationOptions o) => (int)Math.Min(o.GroupSize, linear.weight!.shape[1]);
 
     internal sealed record Target(string Name, nn.Module Parent, string ChildName, Linear Linear, FieldInfo Field);
 
@@ -244,7 +248,7 @@ public static class Quantizer
             for (int i = 0; i < layers.Count; i++)
             {
                 var w = layers[i].weight!.detach().to_type(ScalarType.Float32) * s.unsqueeze(0);
-                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, o.GroupSize);
+                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, GroupFor(layers[i], o));
                 var y = torch.matmul(xf / s, wq.t());
                 err += (y - refs[i]).square().sum().item<float>();
             }
