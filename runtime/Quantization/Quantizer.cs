@@ -90,7 +90,8 @@ public sealed class QuantizationReport
 /// Replaces <see cref="Linear"/> layers in place by <see cref="QuantizedLinear"/>s, optionally with AWQ
 /// (activation-aware weight quantization): per layer (or per group of layers reading the same normalised input) a grid
 /// search over α for the per-input-channel scale s = mean|x|^α (normalised by √(max·min)), minimising the squared
-/// output error ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖² on calibration activations; 1/s is folded into the preceding RMSNorm
+/// output error ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖² on calibration activations, then by default refined on the output error
+/// of the enclosing block (<see cref="AwqObjective.Block"/>, see AwqBlockSearch.cs); 1/s is folded into the preceding RMSNorm
 /// weight when that norm feeds only the group (Mamba block norm → in_proj, transformer attn_norm → q/k/v,
 /// mlp_norm → up_proj), else stored as the layer's input scale.
 /// A layer can only be replaced when its parent holds it in a field typed as a module base
