@@ -43,8 +43,10 @@ public sealed class MixCompilation
 {
     readonly List<CheckedDefinition> _definitions = new();
 
-    MixCompilation(IReadOnlyList<MixFile> files, IReadOnlyList<Diagnostic> diagnostics, List<CheckedDefinition> defs)
+    MixCompilation(IReadOnlyList<MixFile> files, IReadOnlyList<Diagnostic> diagnostics, List<CheckedDefinition> defs,
+        IReadOnlyList<UserCallable>? callables = null)
     {
+        Callables = callables ?? Array.Empty<UserCallable>();
         Files = files;
         Diagnostics = diagnostics;
         _definitions = defs;
@@ -54,6 +56,8 @@ public sealed class MixCompilation
     public IReadOnlyList<MixFile> Files { get; }
     /// <summary>All diagnostics, in file order then position.</summary>
     public IReadOnlyList<Diagnostic> Diagnostics { get; }
+    /// <summary>Every file's own definitions (checked or not), in file order.</summary>
+    public IReadOnlyList<UserCallable> Callables { get; }
     /// <summary>Checked definitions, in file order.</summary>
     public IReadOnlyList<CheckedDefinition> Definitions => _definitions;
     /// <summary>Whether any error was reported.</summary>
@@ -74,19 +78,43 @@ public sealed class MixCompilation
         var list = sources.ToList();
         var externalList = externals.ToList();
         bool deep = list.Any(s => StackDepth.NeedsLargeStack(s.Text));
-        return StackDepth.Run(deep, () => Build(list, externalList), failure =>
-        {
-            var bag = new DiagnosticBag();
-            var src = list.FirstOrDefault() ?? new SourceText("", "");
-            bag.Report(DiagnosticIds.InternalError, src, new TextSpan(0, 0), $"internal checker error ({failure.GetType().Name}: {failure.Message})");
-            return new MixCompilation(Array.Empty<MixFile>(), bag.Items, new List<CheckedDefinition>());
-        });
+        return StackDepth.Run(deep, () => Build(list.Select(Parse).ToList(), externalList, null), failure => Failed(list, failure));
     }
 
-    static MixCompilation Build(List<SourceText> sources, List<ExternalMixer> externals)
+    /// <summary>
+    /// Checks parsed files together. With <paramref name="checkOnly"/>, only that file's definitions are checked (the
+    /// others are checked where it uses them): what a caller that checks each file with its imports needs.
+    /// </summary>
+    public static MixCompilation Create(IEnumerable<MixSyntaxTree> trees, IEnumerable<ExternalMixer> externals, string? checkOnly = null)
+    {
+        var list = trees.ToList();
+        var externalList = externals.ToList();
+        bool deep = list.Any(t => StackDepth.NeedsLargeStack(t.Source.Text));
+        var only = checkOnly is null ? null : NormalizePath(checkOnly);
+        return StackDepth.Run(deep, () => Build(list.Select(t => (t.File, t.Diagnostics)).ToList(), externalList, only),
+            failure => Failed(list.Select(t => t.Source).ToList(), failure));
+    }
+
+    static (MixFile File, IReadOnlyList<Diagnostic> Syntax) Parse(SourceText source)
     {
         var bag = new DiagnosticBag();
-        var files = sources.Select(s => MixParser.ParseCore(s, bag)).ToList();
+        return (MixParser.ParseCore(source, bag), bag.Items);
+    }
+
+    static MixCompilation Failed(List<SourceText> sources, Exception failure)
+    {
+        var bag = new DiagnosticBag();
+        var src = sources.FirstOrDefault() ?? new SourceText("", "");
+        bag.Report(DiagnosticIds.InternalError, src, new TextSpan(0, 0), $"internal checker error ({failure.GetType().Name}: {failure.Message})");
+        return new MixCompilation(Array.Empty<MixFile>(), bag.Items, new List<CheckedDefinition>());
+    }
+
+    static MixCompilation Build(List<(MixFile File, IReadOnlyList<Diagnostic> Syntax)> parsed, List<ExternalMixer> externals, string? checkOnly)
+    {
+        var bag = new DiagnosticBag();
+        foreach (var (_, syntax) in parsed)
+            foreach (var d in syntax) bag.Add(d);
+        var files = parsed.Select(p => p.File).ToList();
         var externalFiles = externals.Select(e => MixParser.ParseCore(ExternalSource(e), bag)).ToList();
         var evaluator = new Evaluator(bag);
         var contexts = files.Select(f => new FileContext(f)).ToList();
@@ -113,6 +141,7 @@ public sealed class MixCompilation
         var checkedDefs = new List<CheckedDefinition>();
         foreach (var c in contexts)
         {
+            if (checkOnly is not null && NormalizePath(c.Source.Path) != checkOnly) continue;
             foreach (var def in c.File.Definitions)
             {
                 if (!c.Definitions.TryGetValue(def.Name.Name, out var callable) || callable is not UserCallable u || u.Definition != def) continue;
@@ -129,7 +158,10 @@ public sealed class MixCompilation
             .ThenBy(x => x.i)
             .Select(x => x.d)
             .ToList();
-        return new MixCompilation(files, ordered, checkedDefs);
+        var callables = contexts.SelectMany(c => c.File.Definitions
+            .Select(d => c.Definitions.TryGetValue(d.Name.Name, out var own) && own is UserCallable u && u.Definition == d ? u : null)
+            .Where(u => u is not null)).ToList();
+        return new MixCompilation(files, ordered, checkedDefs, callables!);
     }
 
     /// <summary>An external mixer as a .mix declaration without a body: <c>mixer name(params) (x: [...]) -&gt; [...]</c>.</summary>
@@ -295,6 +327,9 @@ public sealed class MixCompilation
             foreach (var next in other.Imports) queue.Enqueue(next);
         }
     }
+
+    /// <summary>The normalized path an import in <paramref name="from"/> refers to.</summary>
+    public static string ResolveImport(string from, string import) => NormalizePath(CombinePath(DirectoryOf(from), import));
 
     static string DirectoryOf(string path)
     {

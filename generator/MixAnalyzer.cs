@@ -39,7 +39,9 @@ public sealed class MixAnalyzer : DiagnosticAnalyzer
         context.EnableConcurrentExecution();
         context.RegisterCompilationStartAction(start =>
         {
-            var files = start.Options.AdditionalFiles.Where(IsMix).ToList();
+            // In path order, like the generator: the host's order of AdditionalFiles is not stable, and the file an
+            // import cycle is reported in must not change from one build to the next.
+            var files = start.Options.AdditionalFiles.Where(IsMix).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
             if (files.Count == 0) return;
             var compilation = new Lazy<MixCompilation>(() => SpecBuilder.Compile(
                 files.Select(f => new MixInput(f.Path, f.GetText(start.CancellationToken)?.ToString() ?? "")),

@@ -24,7 +24,13 @@ public sealed class MixGenerator : IIncrementalGenerator
         public const string Inputs = "MixInputs";
         /// <summary>MSBuild settings.</summary>
         public const string Settings = "MixSettings";
-        /// <summary>All specs, built from all files together.</summary>
+        /// <summary>Each file's syntax tree.</summary>
+        public const string Parsed = "MixParsed";
+        /// <summary>Each file with the files it imports.</summary>
+        public const string Units = "MixCheckUnits";
+        /// <summary>Each file checked and translated.</summary>
+        public const string UnitSpecs = "MixUnitSpecs";
+        /// <summary>All specs: hint names and skipping decided over the project.</summary>
         public const string Specs = "MixSpecs";
         /// <summary>One spec per file.</summary>
         public const string FileSpecs = "MixFileSpecs";
@@ -75,8 +81,17 @@ public sealed class MixGenerator : IIncrementalGenerator
             .Select((m, _) => m!)
             .WithTrackingName(Steps.Mixers);
 
-        var specs = inputs.Collect().Combine(settings).Combine(mixers.Collect())
-            .Select((pair, _) => SpecBuilder.Build(pair.Left.Left, pair.Left.Right, pair.Right))
+        // Each file is parsed when it changes, and checked (with its imports) when it or an import changes; the
+        // last step only names and skips, so an edit re-checks one file, not the project.
+        var parsed = inputs.Select((input, _) => SpecBuilder.Parse(input)).WithTrackingName(Steps.Parsed);
+        var units = parsed.Combine(parsed.Collect())
+            .Select((pair, _) => SpecBuilder.Unit(pair.Left, pair.Right))
+            .WithTrackingName(Steps.Units);
+        var unitSpecs = units.Combine(mixers.Collect())
+            .Select((pair, _) => SpecBuilder.BuildUnit(pair.Left, pair.Right))
+            .WithTrackingName(Steps.UnitSpecs);
+        var specs = unitSpecs.Collect().Combine(settings)
+            .Select((pair, _) => SpecBuilder.Finish(pair.Left, pair.Right))
             .WithTrackingName(Steps.Specs);
 
         var files = specs.SelectMany((all, _) => all).WithTrackingName(Steps.FileSpecs);
@@ -85,9 +100,8 @@ public sealed class MixGenerator : IIncrementalGenerator
         {
             foreach (var d in file.Diagnostics)
             {
-                var pos = new LinePosition(d.Line, d.Column);
-                spc.ReportDiagnostic(Diagnostic.Create(Descriptors.Unsupported,
-                    Location.Create(file.MixPath, new TextSpan(0, 0), new LinePositionSpan(pos, pos)), d.Message));
+                spc.ReportDiagnostic(Diagnostic.Create(Descriptors.Unsupported, Location.Create(file.MixPath, new TextSpan(d.SpanStart, d.SpanLength),
+                    new LinePositionSpan(new LinePosition(d.StartLine, d.StartColumn), new LinePosition(d.EndLine, d.EndColumn))), d.Message));
             }
             if (!file.Skipped && file.Classes.Count > 0) spc.AddSource(file.HintName, SourceText.From(Emitter.Emit(file), Encoding.UTF8));
         });

@@ -38,16 +38,52 @@ internal static class SpecBuilder
     public static EquatableArray<FileSpec> Build(ImmutableArray<MixInput> inputs, GeneratorSettings settings) =>
         Build(inputs, settings, ImmutableArray<MixerBinding>.Empty);
 
+    /// <summary>All steps of the pipeline at once (for tools and benchmarks): parse, check each file with its imports, finish.</summary>
     public static EquatableArray<FileSpec> Build(ImmutableArray<MixInput> inputs, GeneratorSettings settings, ImmutableArray<MixerBinding> mixers)
     {
-        var ordered = inputs.OrderBy(i => i.Path, StringComparer.Ordinal).ToList();
+        var parsed = inputs.Select(Parse).ToImmutableArray();
+        var units = parsed.Select(p => BuildUnit(Unit(p, parsed), mixers)).ToImmutableArray();
+        return Finish(units, settings);
+    }
+
+    public static ParsedMix Parse(MixInput input) => new(input, MixSyntaxTree.Parse(new SourceText(FrontEndPath(input.Path), input.Text)));
+
+    /// <summary>The file with everything it imports, transitively (an import the set lacks is the check's to report).</summary>
+    public static CheckUnit Unit(ParsedMix file, ImmutableArray<ParsedMix> all)
+    {
+        var byPath = new Dictionary<string, ParsedMix>(StringComparer.Ordinal);
+        foreach (var p in all) byPath[p.Tree.Source.Path] = p;
+        var members = new Dictionary<string, ParsedMix>(StringComparer.Ordinal) { [file.Tree.Source.Path] = file };
+        var queue = new Queue<ParsedMix>();
+        queue.Enqueue(file);
+        while (queue.Count > 0)
+            foreach (var import in queue.Dequeue().Tree.Imports)
+                if (!members.ContainsKey(import) && byPath.TryGetValue(import, out var next))
+                {
+                    members[import] = next;
+                    queue.Enqueue(next);
+                }
+        var ordered = members.Values.OrderBy(p => p.Input.Path, StringComparer.Ordinal).ToList();
+        return new CheckUnit(file.Input, ordered.Select(p => p.Input).ToEquatableArray(), ordered.Select(p => p.Tree).ToImmutableArray());
+    }
+
+    /// <summary>Checks the unit's file (its imports where it uses them) and translates its definitions if all is well.</summary>
+    public static UnitSpec BuildUnit(CheckUnit unit, ImmutableArray<MixerBinding> mixers)
+    {
+        var path = FrontEndPath(unit.Input.Path);
+        var closure = unit.Trees.Select(t => t.Source.Path).ToEquatableArray();
         var externals = mixers.GroupBy(m => m.Name, StringComparer.Ordinal).Select(g => g.OrderBy(m => m.TypeName, StringComparer.Ordinal).First())
             .OrderBy(m => m.Name, StringComparer.Ordinal).ToList();
-        var compilation = Compile(ordered, externals);
+        var compilation = MixCompilation.Create(unit.Trees,
+            externals.Select(m => new ExternalMixer(m.Name, m.Parameters, m.Signature, m.TypeName)), checkOnly: path);
+        // A file is generated only when it and everything it imports check without errors; the translator never sees
+        // a broken file.
+        if (compilation.Diagnostics.Any(d => d.Severity == Severity.Error))
+            return new UnitSpec(unit.Input.Path, unit.Input.Namespace, closure, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty);
 
         var defs = new Dictionary<string, UserCallable>(StringComparer.Ordinal);
-        foreach (var d in compilation.Definitions)
-            if (!defs.ContainsKey(d.Name)) defs[d.Name] = d.Callable;
+        foreach (var callable in compilation.Callables)
+            if (!defs.ContainsKey(callable.Name)) defs[callable.Name] = callable;
         // C# mixers: their parameters as the front end reads them (a bodiless mixer declaration), and their C# types.
         var externalTypes = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var m in externals)
@@ -59,55 +95,42 @@ internal static class SpecBuilder
             externalTypes[m.Name] = m.TypeName;
         }
 
-        // A file is generated only when it and everything it imports check without errors.
-        var errorFiles = new HashSet<string>(compilation.Diagnostics.Where(d => d.Severity == Severity.Error).Select(d => d.Path), StringComparer.Ordinal);
-        var imports = compilation.Files.ToDictionary(f => f.Source.Path, f => f.Imports.Select(i => Resolve(f.Source.Path, i.Path)).ToList(), StringComparer.Ordinal);
-        bool Broken(string path, HashSet<string> seen)
-        {
-            if (errorFiles.Contains(path)) return true;
-            if (!seen.Add(path) || !imports.TryGetValue(path, out var list)) return false;
-            return list.Any(p => Broken(p, seen));
-        }
-
         var enumMembers = new HashSet<string>(compilation.Files.SelectMany(f => f.Enums).SelectMany(e => e.Members).Select(m => m.Name), StringComparer.Ordinal);
-        var hints = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        var result = new List<FileSpec>();
-        foreach (var input in ordered)
+        var classes = new List<ClassSpec>();
+        var diags = new List<GenDiagnostic>();
+        foreach (var d in compilation.Definitions)
         {
-            var path = FrontEndPath(input.Path);
-            var hint = Names.HintName(RelativePath(input.Path, settings.ProjectDir));
-            for (int n = 2; !hints.Add(hint); n++) hint = hint.Substring(0, hint.Length - ".g.cs".Length) + "." + n + ".g.cs";
-            var ns = input.Namespace ?? settings.Namespace;
-            if (Broken(path, new HashSet<string>(StringComparer.Ordinal)))
+            try
             {
-                result.Add(new FileSpec(hint, input.Path, ns, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty));
-                continue;
+                classes.Add(new Translator(d, defs, enumMembers, externalTypes).Translate());
             }
-            var classes = new List<ClassSpec>();
-            var diags = new List<GenDiagnostic>();
-            foreach (var d in compilation.Definitions.Where(d => d.Path == path))
+            catch (UnsupportedException e)
             {
-                try
-                {
-                    classes.Add(new Translator(d, defs, enumMembers, externalTypes).Translate());
-                }
-                catch (UnsupportedException e)
-                {
-                    var pos = d.Callable.File.Source.GetPosition(e.Span.Start);
-                    diags.Add(new GenDiagnostic(UnsupportedId, $"{d.Name}: {e.Message}", pos.Line, pos.Character));
-                }
+                var source = d.Callable.File.Source;
+                var (start, end) = (source.GetPosition(e.Span.Start), source.GetPosition(e.Span.End));
+                diags.Add(new GenDiagnostic(UnsupportedId, $"{d.Name}: {e.Message}", e.Span.Start, e.Span.Length,
+                    start.Line, start.Character, end.Line, end.Character));
             }
-            result.Add(new FileSpec(hint, input.Path, ns, false, classes.ToEquatableArray(), diags.ToEquatableArray()));
         }
-        return result.ToEquatableArray();
+        return new UnitSpec(unit.Input.Path, unit.Input.Namespace, closure, false, classes.ToEquatableArray(), diags.ToEquatableArray());
     }
 
-    static string Resolve(string from, string import)
+    /// <summary>One spec per file: hint names unique over the project, a file skipped when it or an import has errors.</summary>
+    public static EquatableArray<FileSpec> Finish(ImmutableArray<UnitSpec> units, GeneratorSettings settings)
     {
-        var p = from.Replace('\\', '/');
-        int i = p.LastIndexOf('/');
-        var dir = i < 0 ? "" : p.Substring(0, i);
-        var rel = import.Replace('\\', '/');
-        return MixCompilation.NormalizePath(rel.StartsWith("/", StringComparison.Ordinal) || dir.Length == 0 ? rel : dir + "/" + rel);
+        var broken = new HashSet<string>(units.Where(u => u.HasErrors).Select(u => FrontEndPath(u.MixPath)), StringComparer.Ordinal);
+        var hints = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var result = new List<FileSpec>();
+        foreach (var unit in units.OrderBy(u => u.MixPath, StringComparer.Ordinal))
+        {
+            var hint = Names.HintName(RelativePath(unit.MixPath, settings.ProjectDir));
+            for (int n = 2; !hints.Add(hint); n++) hint = hint.Substring(0, hint.Length - ".g.cs".Length) + "." + n + ".g.cs";
+            var ns = unit.Namespace ?? settings.Namespace;
+            var skipped = unit.HasErrors || unit.Closure.Any(broken.Contains);
+            result.Add(skipped
+                ? new FileSpec(hint, unit.MixPath, ns, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty)
+                : new FileSpec(hint, unit.MixPath, ns, false, unit.Classes, unit.Diagnostics));
+        }
+        return result.ToEquatableArray();
     }
 }

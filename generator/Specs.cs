@@ -70,5 +70,5 @@ public sealed record ModelBinding(
 /// </summary>
 public sealed record MixerBinding(string Name, string Parameters, string Signature, string TypeName);
 
-/// <summary>A problem found while generating (not a front-end diagnostic).</summary>
-public sealed record GenDiagnostic(string Id, string Message, int Line, int Column);
+/// <summary>A problem found while generating (not a front-end diagnostic), at a span of the .mix file.</summary>
+public sealed record GenDiagnostic(string Id, string Message, int SpanStart, int SpanLength, int StartLine, int StartColumn, int EndLine, int EndColumn);

@@ -99,6 +99,11 @@ internal sealed partial class Evaluator
                 Report(file, def.Alias.Span, DiagnosticIds.MissingSignature, $"{u.Name} aliases a built-in; give it a signature and a body instead");
                 return null;
             }
+            else if (target is FactoryValue { Callable: UserCallable self } && self == u)
+            {
+                Report(file, def.Alias.Span, DiagnosticIds.Recursion, $"{u.Name} is an alias of itself; definitions cannot be recursive");
+                return null;
+            }
             else
             {
                 if (target is not UnknownValue)

@@ -49,6 +49,12 @@ internal sealed partial class Evaluator
     {
         if (f.Scope.TryGet(n.Name, out var v)) return v;
         var callable = FindCallable(f.File, n.Name);
+        if (callable is UserCallable u && _active.Contains(u))
+        {
+            // At the name, where the definition uses itself, rather than later where the layer it makes is applied.
+            Report(f, n.Span, DiagnosticIds.Recursion, RecursionMessage(u));
+            return UnknownValue.Instance;
+        }
         if (callable is not null) return new FactoryValue(callable, new Dictionary<string, Value>());
         if (f.File.EnumMembers.TryGetValue(n.Name, out var enumName)) return new EnumValue(enumName, n.Name);
         if (IsShapeSymbol(n.Name))

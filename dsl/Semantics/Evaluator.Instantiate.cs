@@ -10,6 +10,9 @@ internal sealed partial class Evaluator
 {
     internal Dictionary<MixFile, FileContext> Contexts { get; } = new();
 
+    string RecursionMessage(UserCallable u) =>
+        $"{u.Name} uses itself ({string.Join(" → ", _active.SkipWhile(a => a != u).Select(a => a.Name).Concat(new[] { u.Name }))}); definitions cannot be recursive";
+
     FileContext ContextOf(MixFile file, FileContext fallback) => Contexts.TryGetValue(file, out var c) ? c : fallback;
 
     /// <summary>
@@ -23,8 +26,7 @@ internal sealed partial class Evaluator
         var file = ContextOf(u.File, caller.File);
         if (_active.Contains(u))
         {
-            Report(caller, callSpan, DiagnosticIds.Recursion,
-                $"{u.Name} uses itself ({string.Join(" → ", _active.SkipWhile(a => a != u).Select(a => a.Name).Concat(new[] { u.Name }))}); definitions cannot be recursive");
+            Report(caller, callSpan, DiagnosticIds.Recursion, RecursionMessage(u));
             return UnknownValue.Instance;
         }
         if (_active.Count >= MaxInstantiationDepth)
@@ -32,7 +34,27 @@ internal sealed partial class Evaluator
             Report(caller, callSpan, DiagnosticIds.TooLarge, $"layers nest more than {MaxInstantiationDepth} deep");
             return UnknownValue.Instance;
         }
+        var key = Reusable(u, node) ? InstanceKey(u, args, inputs) : null;
+        if (key is not null && TryReuse(key, node, out var reused))
+        {
+            _deepest = System.Math.Max(_deepest, _active.Count + _instances[key].Depth);
+            return reused;
+        }
+        int start = _active.Count, steps = _steps, reports = _diagnostics.Items.Count, deepest = _deepest;
+        _deepest = start + 1;
+        var result = InstantiateBody(u, args, inputs, node, callSpan, caller, file);
+        var depth = _deepest - start;
+        _deepest = System.Math.Max(deepest, _deepest);
+        // Past the step budget a result is not a real evaluation (and MIX0406 is reported only once per file).
+        if (key is not null && _diagnostics.Items.Count == reports && _steps <= StepBudget) Remember(key, node, result, _steps - steps, depth);
+        return result;
+    }
+
+    Value InstantiateBody(UserCallable u, IReadOnlyDictionary<string, Value> args, IReadOnlyList<Value> inputs, LayerNode node,
+        TextSpan callSpan, Frame caller, FileContext file)
+    {
         _active.Add(u);
+        _deepest = System.Math.Max(_deepest, _active.Count);
         try
         {
             var scope = BindParameters(u, args, file, callSpan, caller);

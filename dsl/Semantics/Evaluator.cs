@@ -27,6 +27,7 @@ internal sealed partial class Evaluator
     /// <summary>Definitions with syntax errors: follow-on flow diagnostics (missing return, unused layer) are not reported.</summary>
     internal HashSet<Syntax.Definition> Broken { get; } = new();
     int _steps;
+    readonly HashSet<string> _budgetReported = new(StringComparer.Ordinal);
 
     public Evaluator(DiagnosticBag diagnostics) => _diagnostics = diagnostics;
 
@@ -52,7 +53,9 @@ internal sealed partial class Evaluator
         }
         catch (BudgetExceededException)
         {
-            Report(file, span, DiagnosticIds.TooLarge, $"checking this needs more than {StepBudget:N0} steps; it is too large to check");
+            // Once the budget is spent every later statement fails the same way: one error per file, where it ran out.
+            if (_budgetReported.Add(file.Source.Path))
+                Report(file, span, DiagnosticIds.TooLarge, $"checking this needs more than {StepBudget:N0} steps; it is too large to check");
             return fallback;
         }
         catch (OverflowException)

@@ -71,6 +71,23 @@ public sealed class LayerNode
         return child;
     }
 
+    /// <summary>Gives this node a copy of <paramref name="source"/>'s weights, cache and subtree (not its name or
+    /// place): a second instance of a checked block.</summary>
+    internal void CopyContentsFrom(LayerNode source)
+    {
+        _weights.AddRange(source._weights);
+        Cache = source.Cache;
+        Expanded = source.Expanded;
+        foreach (var child in source._children)
+        {
+            var copy = AddChild(child.Name, child.Kind);
+            copy.OutputShape = child.OutputShape;
+            copy.Used = child.Used;
+            copy.FusedDisabled = child.FusedDisabled;
+            copy.CopyContentsFrom(child);
+        }
+    }
+
     internal void AddWeight(string name, IReadOnlyList<Dim> shape, bool isBuffer = false) =>
         _weights.Add(new WeightInfo(name, shape, isBuffer));
 

@@ -30,7 +30,30 @@ internal static class Grammar
         return i => (p ??= reference())(i);
     }
 
-    static TextSpan SpanOf<T>(ITextSpan<T> s) => TextSpan.FromBounds(s.Start.Pos, s.End.Pos);
+    /// <summary>A parsed value with its source span.</summary>
+    readonly struct SpannedValue<T>
+    {
+        public SpannedValue(T value, TextSpan span) { Value = value; Span = span; }
+        public T Value { get; }
+        public TextSpan Span { get; }
+    }
+
+    static TextSpan SpanOf<T>(SpannedValue<T> s) => s.Span;
+
+    /// <summary>
+    /// Like Sprache's <c>Span()</c>, but without the whitespace around the match: token parsers skip the whitespace
+    /// that follows them, and a diagnostic on <c>true x layer</c> must underline <c>true</c>, not <c>true </c>.
+    /// </summary>
+    static Parser<SpannedValue<T>> Spanned<T>(this Parser<T> parser) => input =>
+    {
+        var r = parser(input);
+        if (!r.WasSuccessful) return Result.Failure<SpannedValue<T>>(r.Remainder, r.Message, r.Expectations);
+        var src = input.Source;
+        int start = input.Position, end = r.Remainder.Position;
+        while (start < end && char.IsWhiteSpace(src[start])) start++;
+        while (end > start && char.IsWhiteSpace(src[end - 1])) end--;
+        return Result.Success(new SpannedValue<T>(r.Value, TextSpan.FromBounds(start, end)), r.Remainder);
+    };
 
     // ---- lexical -------------------------------------------------------------------------------------------
 
@@ -162,7 +185,7 @@ internal static class Grammar
              from open in Parse.Char('"')
              from body in Parse.Char('\\').Then(_ => Parse.AnyChar).Or(Parse.CharExcept("\"\n")).Many().Text()
              from close in Parse.Char('"')
-             select body).Span()
+             select body).Spanned()
          select (Expr)new StringExpr(SpanOf(s), s.Value)).Token().Named("string");
 
     static readonly string[] SemiExpected = { "';'" };
@@ -269,13 +292,13 @@ internal static class Grammar
             from lead in Semis
             from stmts in StatementsP
             from close in RBrace
-            select stmts.ToArray()).Span()
+            select stmts.ToArray()).Spanned()
         select (Expr)new InlineBlockExpr(SpanOf(s), s.Value);
 
     static readonly Parser<Expr> Literal =
-        Keyword("true").Span().Select(s => (Expr)new BoolExpr(SpanOf(s), true))
-        .Or(Keyword("false").Span().Select(s => (Expr)new BoolExpr(SpanOf(s), false)))
-        .Or(Keyword("none").Span().Select(s => (Expr)new NoneExpr(SpanOf(s))));
+        Keyword("true").Spanned().Select(s => (Expr)new BoolExpr(SpanOf(s), true))
+        .Or(Keyword("false").Spanned().Select(s => (Expr)new BoolExpr(SpanOf(s), false)))
+        .Or(Keyword("none").Spanned().Select(s => (Expr)new NoneExpr(SpanOf(s))));
 
     static readonly string[] ExpressionExpected = { "expression" };
     static readonly Parser<Expr> NameP = Ident.Select(i => (Expr)new NameExpr(i.Span, i.Name));
@@ -439,7 +462,7 @@ internal static class Grammar
             from a in ExprRef
             from e in Keyword("else")
             from b in ExprRef
-            select (c, a, b)).Span()
+            select (c, a, b)).Spanned()
         select (Expr)new IfExpr(SpanOf(s), s.Value.c, s.Value.a, s.Value.b);
 
     static readonly Parser<Expr> For =
@@ -452,7 +475,7 @@ internal static class Grammar
             from end in Additive
             from colon in Sym(":")
             from body in ExprRef
-            select (v, start, end, body)).Span()
+            select (v, start, end, body)).Spanned()
         select (Expr)new ForExpr(SpanOf(s), s.Value.v.Name, s.Value.v.Span, s.Value.start, s.Value.end, s.Value.body);
 
     internal static readonly Parser<Expr> Expression = If.Or(For).Or(Pipe);
@@ -462,9 +485,9 @@ internal static class Grammar
     internal static readonly Parser<Annotation> AnnotationP =
         (from s in (
              from at in Parse.Char('@')
-             from name in RawIdent.Span()
+             from name in RawIdent.Spanned()
              from args in ArgList.Optional()
-             select (name, args)).Span()
+             select (name, args)).Spanned()
          select new Annotation(SpanOf(s), new Identifier(SpanOf(s.Value.name), s.Value.name.Value),
              s.Value.args.GetOrElse(Array.Empty<Argument>()))).Token();
 
@@ -511,7 +534,7 @@ internal static class Grammar
             from elOpt in Parse.Char('?').Optional()
             from arr in (from o in Parse.Char('[').Token() from c in Parse.Char(']') select true).Optional()
             from opt in (arr.IsDefined ? Parse.Char('?').Optional() : Parse.Return(elOpt))
-            select (name, elOpt: arr.IsDefined && elOpt.IsDefined, arr: arr.IsDefined, opt: arr.IsDefined ? opt.IsDefined : elOpt.IsDefined)).Span()
+            select (name, elOpt: arr.IsDefined && elOpt.IsDefined, arr: arr.IsDefined, opt: arr.IsDefined ? opt.IsDefined : elOpt.IsDefined)).Spanned()
         select new TypeRef(SpanOf(s), s.Value.name, s.Value.arr, s.Value.opt, s.Value.elOpt);
 
     static readonly Parser<Parameter> ParameterP =
@@ -520,7 +543,7 @@ internal static class Grammar
             from colon in Sym(":")
             from type in TypeP.Token()
             from def in (from eq in Op("=", "=") from e in Expression select e).Optional()
-            select (name, type, def)).Span()
+            select (name, type, def)).Spanned()
         select new Parameter(SpanOf(s), s.Value.name, s.Value.type, s.Value.def.GetOrDefault());
 
     internal static readonly Parser<ShapeRef> ShapeP =
@@ -529,7 +552,7 @@ internal static class Grammar
              from open in Sym("[")
              from dims in Additive.DelimitedBy(Sym(","))
              from close in Sym("]")
-             select (et, dims)).Span()
+             select (et, dims)).Spanned()
          select new ShapeRef(SpanOf(s), s.Value.et.GetOrDefault(), s.Value.dims.ToArray())).Token().Named("shape");
 
     static readonly Parser<InputDecl> InputP =
@@ -537,7 +560,7 @@ internal static class Grammar
             from name in Ident
             from colon in Sym(":")
             from shape in ShapeP
-            select (name, shape)).Span()
+            select (name, shape)).Spanned()
         select new InputDecl(SpanOf(s), s.Value.name, s.Value.shape);
 
     static readonly Parser<Signature> SignatureP =
@@ -547,7 +570,7 @@ internal static class Grammar
             from close in Sym(")")
             from arrow in Sym("->")
             from output in ShapeP
-            select (inputs, output)).Span()
+            select (inputs, output)).Spanned()
         select new Signature(SpanOf(s), s.Value.inputs.ToArray(), s.Value.output);
 
     static readonly Parser<DefinitionKind> KindP =
@@ -646,7 +669,7 @@ internal static class Grammar
             from sig in SignatureP.Optional()
             from body in Body.Select(b => (body: b, alias: (Expr?)null))
                 .Or(from eq in Op("=", "=") from e in Expression select (body: (IReadOnlyList<Statement>?)null, alias: (Expr?)e))
-            select (ann, kind, name, ps, sig, body)).Span()
+            select (ann, kind, name, ps, sig, body)).Spanned()
         select (TopLevel)new Definition(SpanOf(s), s.Value.ann.ToArray(), s.Value.kind, s.Value.name,
             s.Value.ps.IsDefined ? s.Value.ps.Get().ToArray() : Array.Empty<Parameter>(),
             s.Value.sig.GetOrDefault(), s.Value.body.body, s.Value.body.alias);
@@ -655,7 +678,7 @@ internal static class Grammar
         from s in (
             from kw in Keyword("import")
             from path in StringLit
-            select (StringExpr)path).Span()
+            select (StringExpr)path).Spanned()
         select (TopLevel)new ImportDecl(SpanOf(s), s.Value.Value, s.Value.Span);
 
     static readonly Parser<TopLevel> EnumP =
@@ -667,7 +690,7 @@ internal static class Grammar
             from members in Ident.DelimitedBy(Sym(",").Or(Semi.Once().Text()).AtLeastOnce())
             from trail in Sym(",").Or(Semi.Once().Text()).Many()
             from close in Sym("}")
-            select (name, members)).Span()
+            select (name, members)).Spanned()
         select (TopLevel)new EnumDecl(SpanOf(s), s.Value.name, s.Value.members.ToArray());
 
     internal static readonly Parser<TopLevel> TopLevelItem = ImportP.Or(EnumP).Or(DefinitionP);

@@ -75,11 +75,11 @@ internal static class Layout
             if (c == ' ') { i++; continue; }
             if (c == '-')
             {
-                int run = 0, j = i;
-                while (j < text.Length && (text[j] == '-' || text[j] == ' ')) { if (text[j] == '-') run++; j++; }
+                int run = 0, j = i, lastMinus = i;
+                while (j < text.Length && (text[j] == '-' || text[j] == ' ')) { if (text[j] == '-') { run++; lastMinus = j; } j++; }
                 if (run > MaxDepth)
                 {
-                    diagnostics.Report(DiagnosticIds.NestingTooDeep, source, TextSpan.FromBounds(i, j),
+                    diagnostics.Report(DiagnosticIds.NestingTooDeep, source, TextSpan.FromBounds(i, lastMinus + 1),
                         $"{run} '-' in a row; at most {MaxDepth} prefix operators may nest");
                     for (int k = i; k < j; k++) sb[k] = ' ';
                     i = j;

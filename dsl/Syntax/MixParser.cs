@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Mix.Dsl.Diagnostics;
 using Mix.Dsl.Text;
 using Sprache;
@@ -52,10 +53,11 @@ public static class MixParser
                 input = Grammar.SkipSeparators(input);
                 if (input.AtEnd) break;
                 int itemStart = input.Position;
-                if (maxDepth > Layout.MaxDepth && DepthOfItem(text, itemStart) > Layout.MaxDepth)
+                if (maxDepth > Layout.MaxDepth && TooDeepBracket(text, itemStart) is int deep and >= 0)
                 {
                     var end = SkipItem(input);
-                    diagnostics.Report(DiagnosticIds.NestingTooDeep, source, TextSpan.FromBounds(itemStart, Math.Max(itemStart + 1, end.Position)),
+                    // At the bracket that goes one level too deep, not the whole item: that is where to split.
+                    diagnostics.Report(DiagnosticIds.NestingTooDeep, source, new TextSpan(deep, 1),
                         $"brackets nest more than {Layout.MaxDepth} deep; split the expression into named parts");
                     input = end;
                     continue;
@@ -90,8 +92,12 @@ public static class MixParser
         {
             Grammar.Recovery = previous;
         }
+        // Layout blanks an unclosed string, so the parser then fails where it ended ("expected string"): that is the
+        // same mistake, already reported as MIX0002.
+        var unclosed = diagnostics.Items.Where(d => d.Descriptor == DiagnosticIds.UnterminatedString && d.Path == source.Path).Select(d => d.Span).ToList();
         foreach (var (pos, message) in recovery)
         {
+            if (unclosed.Exists(s => pos >= s.Start && pos <= s.End)) continue;
             int len = pos < text.Length && !char.IsWhiteSpace(text[pos]) && text[pos] != ';' ? TokenLength(text, pos) : 0;
             diagnostics.Report(DiagnosticIds.SyntaxError, source, new TextSpan(pos, len), message);
         }
@@ -132,17 +138,19 @@ public static class MixParser
         return i;
     }
 
-    static int DepthOfItem(string text, int start)
+    /// <summary>The first opening bracket of the item at <paramref name="start"/> that nests deeper than
+    /// <see cref="Layout.MaxDepth"/>, or -1.</summary>
+    static int TooDeepBracket(string text, int start)
     {
-        int depth = 0, max = 0;
+        int depth = 0;
         for (int i = start; i < text.Length; i++)
         {
             char c = text[i];
-            if (c == '(' || c == '[' || c == '{') { depth++; if (depth > max) max = depth; }
+            if (c == '(' || c == '[' || c == '{') { if (++depth > Layout.MaxDepth) return i; }
             else if (c == ')' || c == ']' || c == '}') { depth--; if (depth <= 0 && c == '}') break; }
             else if (i > start && (text[i - 1] == ';' || text[i - 1] == '\n') && depth <= 0 && StartsItem(text, i)) break;
         }
-        return max;
+        return -1;
     }
 
     static int TokenLength(string text, int pos)

@@ -8,7 +8,9 @@ using System.Threading;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.Testing;
 using Microsoft.CodeAnalysis.Text;
+using Xunit;
 
 namespace Mix.Generator.Tests;
 
@@ -68,6 +70,26 @@ static class Harness
     {
         ["build_property.ProjectDir"] = Root,
         ["build_property.MixNamespace"] = Namespace,
+    });
+
+    /// <summary>Reference assemblies for Microsoft.CodeAnalysis.Testing that never touch the network: the .NET 8
+    /// reference pack comes from the local NuGet cache (a nuget.config with no sources; the global packages folder is
+    /// always searched first).</summary>
+    public static readonly Lazy<ReferenceAssemblies> LocalNet80 = new(() =>
+    {
+        var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
+            ? p : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var versions = Path.Combine(packages, "microsoft.netcore.app.ref");
+        var version = Directory.Exists(versions)
+            ? Directory.GetDirectories(versions).Select(Path.GetFileName).Where(v => v!.StartsWith("8.0.", StringComparison.Ordinal))
+                .OrderBy(v => int.Parse(v!.Substring(4), System.Globalization.CultureInfo.InvariantCulture)).LastOrDefault()
+            : null;
+        Assert.True(version is not null, $"Microsoft.NETCore.App.Ref 8.0.x is not in {packages} (restore the solution once)");
+        var config = Path.Combine(Path.GetTempPath(), "mix-generator-tests.nuget.config");
+        File.WriteAllText(config, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration>\n  <packageSources>\n    <clear />\n  </packageSources>\n" +
+            $"  <config>\n    <add key=\"globalPackagesFolder\" value=\"{packages}\" />\n  </config>\n</configuration>\n");
+        return new ReferenceAssemblies("net8.0", new PackageIdentity("Microsoft.NETCore.App.Ref", version!), Path.Combine("ref", "net8.0"))
+            .WithNuGetConfigFilePath(config);
     });
 
     static ImmutableArray<MetadataReference>? s_refs;

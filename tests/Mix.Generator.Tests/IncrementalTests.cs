@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Collections.Immutable;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
@@ -71,6 +72,42 @@ public class IncrementalTests
         Assert.Contains("public long NumClasses { get; init; } = 100;", source.SourceText.ToString());
     }
 
+    static List<(UnitSpec Spec, IncrementalStepRunReason Reason)> UnitOutputs(GeneratorDriver driver) =>
+        driver.GetRunResult().Results.Single().TrackedSteps[MixGenerator.Steps.UnitSpecs]
+            .SelectMany(s => s.Outputs).Select(o => ((UnitSpec)o.Value, o.Reason)).ToList();
+
+    [Fact]
+    public void An_edit_rechecks_only_the_file_and_the_files_that_import_it()
+    {
+        var (driver, compilation, texts) = FirstRun();
+        driver = Edit(driver, compilation, texts, "poolformer.mix", text => text.Replace("model poolformer_s24(num_classes: int = 1000)", "model poolformer_s24(num_classes: int = 100)"));
+        var rechecked = UnitOutputs(driver).Where(o => o.Reason != IncrementalStepRunReason.Cached).Select(o => System.IO.Path.GetFileName(o.Spec.MixPath)).ToList();
+        Assert.Equal(new[] { "poolformer.mix" }, rechecked); // metaformer.mix, which it imports, stays cached
+
+        driver = Edit(driver, compilation, texts, "metaformer.mix", text => text.Replace("num_classes: int = 1000,", "num_classes: int = 10,"));
+        rechecked = UnitOutputs(driver).Where(o => o.Reason != IncrementalStepRunReason.Cached).Select(o => System.IO.Path.GetFileName(o.Spec.MixPath)).OrderBy(n => n).ToList();
+        Assert.Contains("metaformer.mix", rechecked);
+        Assert.Contains("poolformer.mix", rechecked);
+        Assert.DoesNotContain("mamba.mix", rechecked);
+    }
+
+    [Fact]
+    public void An_error_in_an_imported_definition_the_file_does_not_use_still_skips_the_file()
+    {
+        var texts = new[]
+        {
+            new InMemoryText(Harness.Root + "lib.mix", "block good(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n" +
+                                                     "block bad(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, 2 * dim) }\n"),
+            new InMemoryText(Harness.Root + "net.mix", "import \"lib.mix\"\nmodel net(d: int = 8) (x: [B, d]) -> [B, d] { body = good(d) }\n"),
+            new InMemoryText(Harness.Root + "other.mix", "block fine(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n"),
+        };
+        var driver = Harness.Driver(texts).RunGenerators(Harness.Compilation(), TestContext.Current.CancellationToken);
+        var files = FileSpecOutputs(driver).Select(o => o.Spec).ToDictionary(f => System.IO.Path.GetFileName(f.MixPath));
+        Assert.True(files["lib.mix"].Skipped);
+        Assert.True(files["net.mix"].Skipped);
+        Assert.False(files["other.mix"].Skipped);
+    }
+
     [Fact]
     public void Hint_names_come_from_relative_paths_and_do_not_collide()
     {
@@ -89,7 +126,7 @@ public class IncrementalTests
     {
         var (driver, _, _) = FirstRun();
         var steps = driver.GetRunResult().Results.Single().TrackedSteps.Keys.ToHashSet();
-        foreach (var name in new[] { MixGenerator.Steps.Inputs, MixGenerator.Steps.Settings, MixGenerator.Steps.Specs, MixGenerator.Steps.FileSpecs })
+        foreach (var name in new[] { MixGenerator.Steps.Inputs, MixGenerator.Steps.Settings, MixGenerator.Steps.Parsed, MixGenerator.Steps.Units, MixGenerator.Steps.UnitSpecs, MixGenerator.Steps.Specs, MixGenerator.Steps.FileSpecs })
             Assert.Contains(name, steps);
     }
 
@@ -97,7 +134,7 @@ public class IncrementalTests
     public void No_roslyn_type_is_reachable_from_the_spec_model()
     {
         var seen = new HashSet<Type>();
-        var queue = new Queue<Type>(new[] { typeof(FileSpec), typeof(ModelBinding), typeof(GeneratorSettings), typeof(MixInput) });
+        var queue = new Queue<Type>(new[] { typeof(FileSpec), typeof(ModelBinding), typeof(GeneratorSettings), typeof(MixInput), typeof(UnitSpec) });
         while (queue.Count > 0)
         {
             var t = queue.Dequeue();
@@ -115,5 +152,25 @@ public class IncrementalTests
         }
         Assert.Contains(typeof(ClassSpec), seen);
         Assert.Contains(typeof(CodeLine), seen);
+    }
+
+    [Fact]
+    public void A_check_unit_is_equal_for_equal_texts_whatever_its_syntax_trees()
+    {
+        // The parse stage carries front-end syntax trees (so an unchanged file is not parsed again); the unit that
+        // leads to the spec model compares by the texts alone, so a re-parse of the same text keeps the check cached.
+        var inputs = System.Collections.Immutable.ImmutableArray.Create(
+            new MixInput(Harness.Root + "lib.mix", "block b(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n"),
+            new MixInput(Harness.Root + "net.mix", "import \"lib.mix\"\nmodel n(d: int = 4) (x: [B, d]) -> [B, d] { body = b(d) }\n"));
+        var first = inputs.Select(SpecBuilder.Parse).ToImmutableArray();
+        var second = inputs.Select(SpecBuilder.Parse).ToImmutableArray();
+        var a = SpecBuilder.Unit(first[1], first);
+        var b = SpecBuilder.Unit(second[1], second);
+        Assert.NotSame(a.Trees[0], b.Trees[0]);
+        Assert.Equal(a, b);
+        Assert.Equal(2, a.Closure.Count);
+        var edited = inputs.SetItem(0, inputs[0] with { Text = inputs[0].Text.Replace("linear(dim, dim)", "linear(dim, dim, bias = false)") });
+        var third = edited.Select(SpecBuilder.Parse).ToImmutableArray();
+        Assert.NotEqual(a, SpecBuilder.Unit(third[1], third));
     }
 }

@@ -22,13 +22,12 @@ public class SnapshotTests
 {
     const string AttributesHint = "Mix.Attributes.g.cs";
 
-    /// <summary>A generator test that never touches the network: the .NET 8 reference pack comes from the local NuGet
-    /// cache (a nuget.config with no sources; the global packages folder is always searched first).</summary>
+    /// <summary>A generator test that never touches the network (<see cref="Harness.LocalNet80"/>).</summary>
     sealed class Test : CSharpSourceGeneratorTest<MixGenerator, DefaultVerifier>
     {
         public Test()
         {
-            ReferenceAssemblies = LocalNet80.Value;
+            ReferenceAssemblies = Harness.LocalNet80.Value;
             TestState.AdditionalReferences.Add(typeof(TorchSharp.torch).Assembly);
             TestState.AdditionalReferences.Add(typeof(Mix.Runtime.Builtins.Builtin).Assembly);
             TestState.AnalyzerConfigFiles.Add(("/.globalconfig",
@@ -37,23 +36,6 @@ public class SnapshotTests
                 $"build_property.MixNamespace = {Harness.Namespace}\n"));
         }
     }
-
-    static readonly Lazy<ReferenceAssemblies> LocalNet80 = new(() =>
-    {
-        var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
-            ? p : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        var versions = Path.Combine(packages, "microsoft.netcore.app.ref");
-        var version = Directory.Exists(versions)
-            ? Directory.GetDirectories(versions).Select(Path.GetFileName).Where(v => v!.StartsWith("8.0.", StringComparison.Ordinal))
-                .OrderBy(v => int.Parse(v!.Substring(4), System.Globalization.CultureInfo.InvariantCulture)).LastOrDefault()
-            : null;
-        Assert.True(version is not null, $"Microsoft.NETCore.App.Ref 8.0.x is not in {packages} (restore the solution once)");
-        var config = Path.Combine(Path.GetTempPath(), "mix-generator-tests.nuget.config");
-        File.WriteAllText(config, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration>\n  <packageSources>\n    <clear />\n  </packageSources>\n" +
-            $"  <config>\n    <add key=\"globalPackagesFolder\" value=\"{packages}\" />\n  </config>\n</configuration>\n");
-        return new ReferenceAssemblies("net8.0", new PackageIdentity("Microsoft.NETCore.App.Ref", version!), Path.Combine("ref", "net8.0"))
-            .WithNuGetConfigFilePath(config);
-    });
 
     [Fact]
     public async Task Examples_match_snapshots_through_CSharpSourceGeneratorTest()

@@ -1,0 +1,118 @@
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Text.RegularExpressions;
+using Mix.Dsl.Semantics;
+using Mix.Dsl.Text;
+using Xunit;
+
+namespace Mix.Dsl.Tests;
+
+/// <summary>
+/// The checker reuses a block instance checked earlier with the same arguments and input shapes. That must be
+/// invisible: every compilation gives the same diagnostics, keys, weight shapes, output shapes and caches with
+/// reuse on and off.
+/// </summary>
+[Collection(nameof(InstanceReuseTests))] // flips a static switch: not in parallel with itself
+public class InstanceReuseTests
+{
+    public static TheoryData<string> Cases()
+    {
+        var data = new TheoryData<string> { "zoo" };
+        foreach (var id in DocumentedIds())
+            if (Sources(id).Length > 0) data.Add(id); // MIX0999 (internal error) has no example
+        return data;
+    }
+
+    static IEnumerable<string> DocumentedIds() =>
+        Regex.Matches(Language(), @"^### (MIX\d{4})", RegexOptions.Multiline).Select(m => m.Groups[1].Value).Distinct();
+
+    static string Language() => File.ReadAllText(Path.Combine(Repo.Root, "docs", "language.md")).Replace("\r\n", "\n");
+
+    static SourceText[] Sources(string name)
+    {
+        if (name == "zoo") return Repo.ExampleSources();
+        var section = Regex.Split(Language(), @"^### (?=MIX\d{4})", RegexOptions.Multiline).First(s => s.StartsWith(name));
+        return Regex.Matches(section, "```mix (?:bad|fixed)\n(.*?)```", RegexOptions.Singleline)
+            .Select((m, i) => new SourceText($"{name}-{i}.mix", m.Groups[1].Value)).ToArray();
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void ReuseChangesNothing(string name)
+    {
+        var sources = Sources(name);
+        Assert.NotEmpty(sources);
+        foreach (var group in name == "zoo" ? new[] { sources } : sources.Select(s => new[] { s }))
+        {
+            var reused = Describe(MixCompilation.Create(group));
+            string fresh;
+            lock (Switch)
+            {
+                Evaluator.DisableInstanceReuse = true;
+                try { fresh = Describe(MixCompilation.Create(group)); }
+                finally { Evaluator.DisableInstanceReuse = false; }
+            }
+            Assert.Equal(fresh, reused);
+        }
+    }
+
+    [Fact]
+    public void ABlockWhoseCheckReportedIsNotReused()
+    {
+        const string text = """
+            block widen(dim: int, out: int)
+              (x: [B, dim]) -> [B, dim]
+            {
+              fc = linear(dim, out)
+            }
+
+            model m()
+              (x: [B, 8]) -> [B, 8]
+            {
+              ok = 3 x widen(8, 8)
+              bad = widen(8, 16)
+              again = widen(8, 16)
+            }
+            """;
+        var c = MixCompilation.Create("reuse.mix", text);
+        var keys = c.Find("m")!.Root!.AllWeights().Select(w => w.Key).ToList();
+        Assert.Contains("ok.2.fc.weight", keys);
+        Assert.Contains("bad.fc.weight", keys);
+        Assert.Contains(c.Diagnostics, d => d.Id == "MIX0303");
+        Assert.Equal(Describe(c), DescribeWithoutReuse(new[] { new SourceText("reuse.mix", text) }));
+    }
+
+    static readonly object Switch = new();
+
+    static string DescribeWithoutReuse(SourceText[] sources)
+    {
+        lock (Switch)
+        {
+            Evaluator.DisableInstanceReuse = true;
+            try { return Describe(MixCompilation.Create(sources)); }
+            finally { Evaluator.DisableInstanceReuse = false; }
+        }
+    }
+
+    static string Describe(MixCompilation c)
+    {
+        var sb = new StringBuilder();
+        foreach (var d in c.Diagnostics) sb.AppendLine($"{d.Id} {d.Path} {d.Span.Start}+{d.Span.Length} {d.Message}");
+        foreach (var def in c.Definitions)
+        {
+            sb.AppendLine($"def {def.Name} ({string.Join(", ", def.Inputs)}) -> {def.Output}");
+            if (def.Root is { } root) Node(root, sb);
+        }
+        return sb.ToString();
+    }
+
+    static void Node(LayerNode n, StringBuilder sb)
+    {
+        sb.Append($"  {n.Path}|{n.Kind}|{n.OutputShape}|{n.Used}|{n.FusedDisabled}|{n.Cache}");
+        foreach (var w in n.Weights) sb.Append($"|{w.Name}{w.ShapeText}{(w.IsBuffer ? "b" : "")}");
+        sb.AppendLine();
+        foreach (var c in n.Children) Node(c, sb);
+    }
+}
