@@ -119,6 +119,9 @@ public sealed class LayerNode
 /// (keys and values), <see cref="Fixed"/> does not (recurrent and convolution state).</summary>
 public sealed record CacheFootprint(string Kind, Dim PerToken, Dim Fixed)
 {
+    /// <summary>For a KV cache, features per head (quantized KV formats group along it); null otherwise.</summary>
+    public Dim? HeadDim { get; init; }
+
     /// <summary>Bytes per row for <paramref name="tokens"/> tokens at <paramref name="bytesPerElement"/>, or null if symbolic.</summary>
     public long? Bytes(long tokens, int bytesPerElement = 4) =>
         PerToken.AsLong is long t && Fixed.AsLong is long f ? (t * tokens + f) * bytesPerElement : null;

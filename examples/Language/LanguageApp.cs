@@ -8,6 +8,7 @@ using System.Linq;
 using System.Text;
 using Mix.Examples.Data;
 using Mix.Examples.Language.Models;
+using Mix.Examples.Summary;
 using Mix.Examples.Training;
 using Spectre.Console;
 using TorchSharp;
@@ -45,11 +46,36 @@ public sealed record LanguageOptions
     public string Output { get; init; } = Path.Combine("artifacts", "language");
     /// <summary>How training progress shows.</summary>
     public ProgressMode Progress { get; init; } = ProgressMode.Auto;
+    /// <summary>KV-cache format of the model summary's second cache column (fp16, kivi4, kivi2, vidkv; fp32: none).</summary>
+    public string SummaryKvFormat { get; init; } = "kivi4";
+    /// <summary>After training: held-out perplexity with int8 and int4 (g32/64/128, ± AWQ) weights.</summary>
+    public bool QuantizeWeights { get; init; }
+    /// <summary>Training windows AWQ calibrates on.</summary>
+    public int CalibrationWindows { get; init; } = 8;
+    /// <summary>After training (models with attention): perplexity through a KIVI-4/KIVI-2/VidKV cache and greedy agreement.</summary>
+    public bool QuantizeKvCache { get; init; }
+    /// <summary>KV evaluation: held-out sequences decoded through the cache.</summary>
+    public int KvSequences { get; init; } = 8;
+    /// <summary>KV evaluation: characters per sequence (the cache quantizes from R + G = 64 on).</summary>
+    public int KvLength { get; init; } = 256;
+    /// <summary>KV evaluation: tokens per cache call.</summary>
+    public int KvChunk { get; init; } = 16;
+    /// <summary>KV evaluation: greedy prompts (32 held-out characters each).</summary>
+    public int KvPrompts { get; init; } = 4;
+    /// <summary>KV evaluation: characters generated per prompt.</summary>
+    public int KvNewTokens { get; init; } = 192;
 }
 
-/// <summary>One model's result: held-out bits per character and its samples.</summary>
+/// <summary>One model's result: held-out bits per character and its samples, and the quantization step's results when
+/// it ran.</summary>
 public sealed record LanguageResult(string Model, long Parameters, double BitsPerChar, double Seconds, string Greedy, string? Sampled,
-    IReadOnlyList<EpochStats> History);
+    IReadOnlyList<EpochStats> History)
+{
+    /// <summary>Held-out perplexity per weight-quantization setting (empty unless asked for).</summary>
+    public IReadOnlyList<WeightQuantResult> WeightQuantization { get; init; } = Array.Empty<WeightQuantResult>();
+    /// <summary>KV-cache quantization on long held-out sequences (empty unless asked for, or without attention).</summary>
+    public IReadOnlyList<KvQuantResult> KvQuantization { get; init; } = Array.Empty<KvQuantResult>();
+}
 
 /// <summary>Character-level Mamba, attention and hybrid models on <i>The Devil's Dictionary</i>.</summary>
 public static class LanguageApp
@@ -71,9 +97,12 @@ public static class LanguageApp
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)", DefaultValueFactory = _ => 1 };
         var scanChunk = new Option<int>("--scan-chunk") { Description = "Chunk length of Mamba's chunked selective scan; 0: the sequential scan (fastest for these small models on a CPU)", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--output", "-o") { Description = "Folder for the plot", DefaultValueFactory = _ => Path.Combine("artifacts", "language") };
+        var quantize = new Option<bool>("--quantize") { Description = "After training, report held-out perplexity with int8 and int4 (groups 32/64/128, with and without AWQ) weights" };
+        var kvQuant = new Option<bool>("--kv-quant") { Description = "After training, report perplexity through a KIVI-4, KIVI-2 and VidKV cache and greedy agreement with the fp32 cache (models with attention)" };
+        var summaryKv = new Option<string>("--summary-kv") { Description = "KV format of the summary's second cache column: fp16, kivi4, kivi2, vidkv (fp32: none)", DefaultValueFactory = _ => "kivi4" };
         var root = new RootCommand("Mix language example: character-level Mamba, attention and hybrid models (language.mix) trained on Ambrose Bierce's The Devil's Dictionary, with greedy and temperature sampling.")
         {
-            steps, context, models, prompt, length, temperature, seed, cpu, threads, scanChunk, output,
+            steps, context, models, prompt, length, temperature, seed, cpu, threads, scanChunk, output, quantize, kvQuant, summaryKv,
         };
         root.SetAction(p =>
         {
@@ -82,6 +111,7 @@ public static class LanguageApp
                 Steps = p.GetValue(steps), Context = p.GetValue(context), Models = p.GetValue(models) ?? Array.Empty<string>(),
                 Prompt = p.GetValue(prompt)!, Length = p.GetValue(length), Temperature = p.GetValue(temperature), Seed = p.GetValue(seed),
                 Cpu = p.GetValue(cpu), Threads = p.GetValue(threads), ScanChunk = p.GetValue(scanChunk), Output = p.GetValue(output)!,
+                QuantizeWeights = p.GetValue(quantize), QuantizeKvCache = p.GetValue(kvQuant), SummaryKvFormat = p.GetValue(summaryKv)!,
             }, console);
             return 0;
         });
@@ -118,17 +148,26 @@ public static class LanguageApp
         var (xVal, yVal) = Batch(valid, evalStarts, o.Context, device);
 
         var results = new List<LanguageResult>();
+        var compilation = MixSources.Compile(typeof(LanguageApp).Assembly);
         foreach (var (name, create) in catalog.Where(c => o.Models.Count == 0 || o.Models.Contains(c.Name)))
         {
+            // What language.mix declares: layers, parameters and the decoding cache per sequence (fp32 and the
+            // KV format of the summary), from the front end alone.
+            var definition = compilation.Find("char_" + name) ?? throw new InvalidOperationException($"language.mix has no model char_{name}");
+            console.Write(SummaryTable.Create(ModelSummary.Create(definition, maxDepth: 1, kvFormat: KvCacheFormat.Parse(o.SummaryKvFormat))));
             Devices.Seed(o.Seed);
             using var model = create();
-            foreach (var m in model.modules())
-                if (m is Mix.Runtime.MambaMixer mamba)
-                {
-                    mamba.ScanAlgorithm = o.ScanChunk > 0 ? Mix.Runtime.SelectiveScanAlgorithm.Chunked : Mix.Runtime.SelectiveScanAlgorithm.Sequential;
-                    if (o.ScanChunk > 0) mamba.ScanChunkSize = o.ScanChunk;
-                }
-            model.to(device);
+            void Configure(nn.Module<Tensor, Tensor> m)
+            {
+                foreach (var sub in m.modules())
+                    if (sub is Mix.Runtime.MambaMixer mamba)
+                    {
+                        mamba.ScanAlgorithm = o.ScanChunk > 0 ? Mix.Runtime.SelectiveScanAlgorithm.Chunked : Mix.Runtime.SelectiveScanAlgorithm.Sequential;
+                        if (o.ScanChunk > 0) mamba.ScanChunkSize = o.ScanChunk;
+                    }
+                m.to(device);
+            }
+            Configure(model);
             var rng = new Random(o.Seed);
             using var optimizer = torch.optim.AdamW(model.parameters(), lr: 3e-3, weight_decay: 0.01);
             int stepsPerEpoch = Math.Max(1, o.Steps / 10);
@@ -163,10 +202,32 @@ public static class LanguageApp
             var greedy = Generate(model, o.Prompt, o.Length, 0, o.Context, vocab, index, device, new Random(o.Seed));
             var sampled = o.Temperature > 0 ? Generate(model, o.Prompt, o.Length, o.Temperature, o.Context, vocab, index, device, new Random(o.Seed)) : null;
             var result = new LanguageResult(name, model.parameters().Sum(p => p.numel()), valLoss / Math.Log(2), seconds, greedy, sampled, history);
-            results.Add(result);
             console.MarkupLine($"[bold]{name}[/]: {result.BitsPerChar:F3} bits/char held out, {seconds:F1} s");
             console.MarkupLine($"  greedy:          {Markup.Escape(OneLine(greedy))}");
             if (sampled is not null) console.MarkupLine($"  temperature {o.Temperature:0.##}: {Markup.Escape(OneLine(sampled))}");
+            if (o.QuantizeWeights)
+            {
+                var calibRng = new Random(o.Seed + 1);
+                var calibration = new List<Tensor>();
+                for (int i = 0; i < o.CalibrationWindows; i++)
+                {
+                    var (cx, cy) = Batch(train, new[] { (long)calibRng.Next(train.Length - o.Context - 1) }, o.Context, device);
+                    cy.Dispose();
+                    calibration.Add(cx);
+                }
+                result = result with { WeightQuantization = QuantizationEvaluation.WeightQuantization(model, create, Configure, xVal, yVal, calibration) };
+                foreach (var c in calibration) c.Dispose();
+                console.Write(WeightTable(name, result.WeightQuantization));
+            }
+            if (o.QuantizeKvCache && name != "mamba")
+            {
+                long[] Window(long start, int n) => valid[(int)start..(int)(start + n)];
+                var sequences = Enumerable.Range(0, o.KvSequences).Select(i => Window((long)i * (valid.Length - o.KvLength) / o.KvSequences, o.KvLength)).ToArray();
+                var prompts = Enumerable.Range(0, o.KvPrompts).Select(i => Window((long)((i + 0.5) * (valid.Length - 32) / o.KvPrompts), 32)).ToArray();
+                result = result with { KvQuantization = QuantizationEvaluation.KvCacheQuantization(model, vocab.Length, sequences, o.KvChunk, prompts, o.KvNewTokens) };
+                console.Write(KvTable(name, o, result.KvQuantization));
+            }
+            results.Add(result);
         }
 
         var table = new Table().Border(TableBorder.Rounded).Title("[bold]Character-level LMs[/] on The Devil's Dictionary");
@@ -188,6 +249,32 @@ public static class LanguageApp
         return results;
 
         static int stepsOf(LanguageOptions o) => Math.Max(1, o.Steps / 10);
+    }
+
+    static Table WeightTable(string model, IReadOnlyList<WeightQuantResult> rows)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title($"[bold]{model}[/]: weight quantization, held-out perplexity per character");
+        foreach (var h in new[] { "weights", "layers quantized", "model bytes", "perplexity", "Δ vs fp32", "time" })
+            table.AddColumn(h == "weights" ? new TableColumn(h) : new TableColumn(h).RightAligned());
+        foreach (var r in rows)
+            table.AddRow(r.Setting, r.Setting == "fp32" ? "-" : $"{r.Quantized} ({r.Skipped} kept fp32)", r.ModelBytes.ToString("N0", CultureInfo.InvariantCulture),
+                r.Perplexity.ToString("F4", CultureInfo.InvariantCulture), r.Setting == "fp32" ? "" : r.DeltaPercent.ToString("+0.00;-0.00", CultureInfo.InvariantCulture) + " %",
+                $"{r.Seconds:F1} s");
+        return table;
+    }
+
+    static Table KvTable(string model, LanguageOptions o, IReadOnlyList<KvQuantResult> rows)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"[bold]{model}[/]: KV-cache quantization, {o.KvSequences} × {o.KvLength} held-out characters in chunks of {o.KvChunk}, greedy {o.KvPrompts} × {o.KvNewTokens}");
+        foreach (var h in new[] { "KV cache", "bytes/token/layer", "perplexity (pos ≥ 64)", "Δ vs fp32", "greedy agreement", "first divergence", "sampled agreement" })
+            table.AddColumn(h == "KV cache" ? new TableColumn(h) : new TableColumn(h).RightAligned());
+        foreach (var r in rows)
+            table.AddRow(r.Mode, r.BytesPerToken.ToString("0.#", CultureInfo.InvariantCulture), r.Perplexity.ToString("F4", CultureInfo.InvariantCulture),
+                r.Mode == "fp32" ? "" : r.DeltaPercent.ToString("+0.00;-0.00", CultureInfo.InvariantCulture) + " %",
+                r.Agreement.ToString("P1", CultureInfo.InvariantCulture), r.FirstDivergence.ToString("0.#", CultureInfo.InvariantCulture),
+                r.SampledAgreement.ToString("P1", CultureInfo.InvariantCulture));
+        return table;
     }
 
     static string OneLine(string s) => s.Replace("\n", " ⏎ ", StringComparison.Ordinal);

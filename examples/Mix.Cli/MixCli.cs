@@ -36,11 +36,18 @@ public static class MixCli
             AllowMultipleArgumentsPerToken = true,
         };
         var depth = new Option<int>("--depth", "-d") { Description = "How many levels of layers to list", DefaultValueFactory = _ => 1 };
-        var summary = new Command("summary", "Print a model's layer table from the .mix source alone: layer, kind, output shape (symbolic), parameters, FLOPs.")
+        var kvCache = new Option<string?>("--kv-cache")
         {
-            summaryFile, summaryModel, sizes, depth,
+            Description = "Also show the decoding cache with the KV layers stored as fp16, kivi4, kivi2 or vidkv (float32 is always shown)",
         };
-        summary.SetAction(p => Summary(p.GetValue(summaryFile)!, p.GetValue(summaryModel), p.GetValue(sizes) ?? Array.Empty<string>(), p.GetValue(depth), output, error));
+        var kvGroup = new Option<int>("--kv-group") { Description = "Group size G of a quantized KV cache", DefaultValueFactory = _ => 32 };
+        var kvResidual = new Option<int>("--kv-residual") { Description = "Recent tokens R a quantized KV cache keeps in full precision", DefaultValueFactory = _ => 32 };
+        var summary = new Command("summary", "Print a model's layer table from the .mix source alone: layer, kind, output shape (symbolic), parameters, FLOPs, and for causal models the decoding cache (bytes per token and fixed bytes per sequence, per layer and in total).")
+        {
+            summaryFile, summaryModel, sizes, depth, kvCache, kvGroup, kvResidual,
+        };
+        summary.SetAction(p => Summary(p.GetValue(summaryFile)!, p.GetValue(summaryModel), p.GetValue(sizes) ?? Array.Empty<string>(), p.GetValue(depth),
+            p.GetValue(kvCache), p.GetValue(kvGroup), p.GetValue(kvResidual), output, error));
 
         var emitFile = new Argument<string>("file") { Description = "The .mix file" };
         var ns = new Option<string>("--namespace", "-n") { Description = "Namespace of the generated classes", DefaultValueFactory = _ => "Mix.Models" };
@@ -68,8 +75,19 @@ public static class MixCli
         return errors > 0 ? 1 : 0;
     }
 
-    static int Summary(string file, string? model, string[] sizeArgs, int depth, TextWriter output, TextWriter error)
+    static int Summary(string file, string? model, string[] sizeArgs, int depth, string? kvCache, int kvGroup, int kvResidual,
+        TextWriter output, TextWriter error)
     {
+        KvCacheFormat? format = null;
+        if (kvCache is not null)
+        {
+            try { format = KvCacheFormat.Parse(kvCache, kvGroup, kvResidual); }
+            catch (Exception e) when (e is FormatException or ArgumentOutOfRangeException)
+            {
+                error.WriteLine($"error: --kv-cache: {e.Message}");
+                return 2;
+            }
+        }
         var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var s in sizeArgs.SelectMany(a => a.Split(',', StringSplitOptions.RemoveEmptyEntries)))
         {
@@ -100,7 +118,7 @@ public static class MixCli
         for (int i = 0; i < defs.Count; i++)
         {
             if (i > 0) output.WriteLine();
-            output.Write(ModelSummary.Create(defs[i], sizes, Math.Max(1, depth)).ToText());
+            output.Write(ModelSummary.Create(defs[i], sizes, Math.Max(1, depth), format).ToText());
         }
         return 0;
     }

@@ -162,18 +162,27 @@ public abstract class AttentionCacheSlot : CacheSlot
     /// <param name="values">New values.</param>
     protected abstract (Tensor keys, Tensor values) Store(Tensor keys, Tensor values);
 
-    /// <summary>Keeps only the entries at <paramref name="keep"/> (indices into the current entries, ascending).</summary>
+    /// <summary>Keeps only the entries at <paramref name="keep"/> (indices into the current entries, ascending, as
+    /// returned by <see cref="RetainedOnEviction"/>).</summary>
     /// <param name="keep">Kept entry indices (int64).</param>
     protected abstract void Compact(Tensor keep);
+
+    /// <summary>
+    /// The entries a sliding-window eviction keeps, given those a future query can still see (<c>[T]</c> bool). A slot
+    /// whose storage cannot drop single entries widens the set (a quantized slot keeps a packed block whole while any
+    /// of its tokens is needed); entries kept beyond need are masked out by the window rule, so results do not change.
+    /// </summary>
+    /// <param name="needed">Entries some future query may attend to.</param>
+    protected virtual Tensor RetainedOnEviction(Tensor needed) => needed;
 
     private void Evict(int window)
     {
         if (entryPhys is null) return;
         // Future queries sit at physical positions ≥ TokensSeen: they can see kp > TokensSeen − W, and sinks.
         using var scope = torch.NewDisposeScope();
-        var needed = entryPhys.gt(TokensSeen - window).unsqueeze(0)
+        var needed = RetainedOnEviction(entryPhys.gt(TokensSeen - window).unsqueeze(0)
             .logical_or(entryValid!.logical_and(entryRowPos!.lt(Options.SinkTokens)))
-            .any(0);
+            .any(0));
         long kept = needed.sum().item<long>();
         if (kept == Count) return;
         var keep = needed.nonzero().squeeze(1);

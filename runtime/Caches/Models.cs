@@ -122,7 +122,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
     {
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
-        foreach (var layer in layers) h = layer.forward(h);
+        foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block
         return lm_head.forward(norm.forward(h)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
@@ -210,7 +210,7 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
     {
         using var scope = torch.NewDisposeScope();
         var h = embeddings.forward(inputIds);
-        foreach (var layer in layers) h = layer.forward(h);
+        foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block
         return lm_head.forward(norm_f.forward(h)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 

@@ -14,7 +14,8 @@ namespace Mix.Runtime.Caches;
 /// full-precision tail; whenever the tail holds R + G tokens, its oldest G tokens become a <see cref="QuantizedKvBlock"/>
 /// (keys per channel over the G tokens, values per token over groups of G channels, float16 scale and minimum).
 /// Attention runs on the dequantized blocks followed by the tail (CPU reference: dequantized block by block on every
-/// update). Sliding windows are not supported with quantization.
+/// update). With a sliding window (and attention sinks) a block is evicted once none of its G tokens can be seen by a
+/// future query; tail tokens are evicted one by one.
 /// </summary>
 public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
 {
@@ -39,7 +40,6 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         : base(layerIndex, batch, numHeads, headDim, options)
     {
         Quant = options?.Quantization ?? throw new ArgumentException("options.Quantization must be set", nameof(options));
-        if (options.SlidingWindow is not null) throw new NotSupportedException("sliding windows are not supported with a quantized KV cache");
         if (Quant.GroupSize <= 0 || Quant.ResidualLength < 0) throw new ArgumentOutOfRangeException(nameof(options));
         if (headDim % Math.Min(Quant.GroupSize, headDim) != 0) throw new ArgumentException("the value group must divide the head dimension", nameof(headDim));
         if (Quant.Mode != KvQuantMode.VidKv && Quant.GroupSize % 4 != 0) throw new ArgumentException("KIVI group size must be a multiple of 4", nameof(options));
@@ -240,8 +240,59 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         b.ValueMin = C(b.ValueMin);
     }
 
+    /// <summary>Blocks evicted by the sliding window since the last reset.</summary>
+    public int EvictedBlocks { get; private set; }
+
+    /// <summary>A packed block's scales and minimums cover all its G tokens, so a block stays whole while any of its
+    /// tokens is needed (a sink, or inside the window); tail tokens go one by one.</summary>
     /// <inheritdoc/>
-    protected override void Compact(Tensor keep) => throw new NotSupportedException("quantized KV slots do not evict");
+    protected override Tensor RetainedOnEviction(Tensor needed)
+    {
+        ArgumentNullException.ThrowIfNull(needed);
+        if (blocks.Count == 0) return needed;
+        long g = Quant.GroupSize, quantized = blocks.Count * g;
+        var perBlock = needed.narrow(0, 0, quantized).view(blocks.Count, g).any(1, keepdim: true).expand(blocks.Count, g).reshape(quantized);
+        return torch.cat(new[] { perBlock, needed.narrow(0, quantized, needed.shape[0] - quantized) }, 0);
+    }
+
+    /// <inheritdoc/>
+    protected override void Compact(Tensor keep)
+    {
+        ArgumentNullException.ThrowIfNull(keep);
+        using var scope = torch.NewDisposeScope();
+        long g = Quant.GroupSize, quantized = blocks.Count * g;
+        var kept = keep.cpu().data<long>().ToArray();
+        var keptSet = new HashSet<long>(kept);
+        var survivors = new List<QuantizedKvBlock>();
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            bool first = keptSet.Contains(b * g);
+            for (long i = b * g + 1; i < (b + 1) * g; i++)
+                if (keptSet.Contains(i) != first) throw new InvalidOperationException("a quantized KV block can only be evicted whole");
+            if (first) survivors.Add(blocks[b]);
+            else { blocks[b].Dispose(); EvictedBlocks++; }
+        }
+        if (survivors.Count != blocks.Count)
+        {
+            blocks.Clear();
+            blocks.AddRange(survivors);
+            ptrRows = 0; // the device table of block pointers is rewritten from the first block
+        }
+        if (tailK is not null && tailV is not null)
+        {
+            var tailKeep = kept.Where(i => i >= quantized).Select(i => i - quantized).ToArray();
+            if (tailKeep.Length != tailK.shape[2])
+            {
+                var idx = torch.tensor(tailKeep, device: tailK.device);
+                var k = tailK.index_select(2, idx).DetachFromDisposeScope();
+                var v = tailV.index_select(2, idx).DetachFromDisposeScope();
+                tailK.Dispose();
+                tailV.Dispose();
+                tailK = k;
+                tailV = v;
+            }
+        }
+    }
 
     /// <inheritdoc/>
     public override void Reset()
@@ -249,6 +300,7 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         base.Reset();
         foreach (var b in blocks) b.Dispose();
         blocks.Clear();
+        EvictedBlocks = 0;
         ptrTable?.Dispose(); ptrTable = null;
         ptrRows = 0;
         tailK?.Dispose(); tailK = null;

@@ -11,15 +11,16 @@ namespace Mix.Runtime;
 /// </summary>
 /// <remarks>
 /// Shape contract: [..., in] → [..., out]. Keys: <c>fc1_g.*</c> [hidden, in], <c>fc1_x.*</c> [hidden, in],
-/// <c>norm.*</c>?, <c>fc2.*</c> [out, hidden].
+/// <c>norm.*</c>?, <c>fc2.*</c> [out, hidden]. The projections are typed as modules (they are <see cref="Linear"/>s when
+/// built) so that weight quantization can swap them for quantized layers.
 /// </remarks>
 public sealed class SwiGLU : torch.nn.Module<Tensor, Tensor>
 {
     /// <summary>Gate projection in → hidden.</summary>
-    public readonly Linear fc1_g;
+    public readonly nn.Module<Tensor, Tensor> fc1_g;
 
     /// <summary>Value projection in → hidden.</summary>
-    public readonly Linear fc1_x;
+    public readonly nn.Module<Tensor, Tensor> fc1_x;
 
     /// <summary>Gate activation (default SiLU).</summary>
     public readonly nn.Module<Tensor, Tensor> act;
@@ -31,7 +32,7 @@ public sealed class SwiGLU : torch.nn.Module<Tensor, Tensor>
     public readonly nn.Module<Tensor, Tensor> norm;
 
     /// <summary>Output projection hidden → out.</summary>
-    public readonly Linear fc2;
+    public readonly nn.Module<Tensor, Tensor> fc2;
 
     /// <summary>Dropout after fc2.</summary>
     public readonly Dropout drop2;

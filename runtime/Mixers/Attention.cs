@@ -14,7 +14,8 @@ namespace Mix.Runtime;
 /// </summary>
 /// <remarks>
 /// Shape contract: [B, N, dim] in, [B, N, dim] out. Keys: <c>qkv.weight</c> [3·A, dim], <c>proj.weight</c>
-/// [dim, A] with A = num_heads·head_dim (plus <c>qkv.bias</c> / <c>proj.bias</c> when enabled).
+/// [dim, A] with A = num_heads·head_dim (plus <c>qkv.bias</c> / <c>proj.bias</c> when enabled). <c>qkv</c> and
+/// <c>proj</c> are typed as modules (built as <see cref="Linear"/>s) so that weight quantization can swap them.
 /// </remarks>
 public sealed class Attention : torch.nn.Module<Tensor, Tensor>
 {
@@ -31,13 +32,13 @@ public sealed class Attention : torch.nn.Module<Tensor, Tensor>
     public int AttentionDim { get; }
 
     /// <summary>Joint q, k, v projection dim → 3·AttentionDim.</summary>
-    public readonly Linear qkv;
+    public readonly nn.Module<Tensor, Tensor> qkv;
 
     /// <summary>Dropout on the attention probabilities (its p is passed to SDPA in training mode).</summary>
     public readonly Dropout attn_drop;
 
     /// <summary>Output projection AttentionDim → dim.</summary>
-    public readonly Linear proj;
+    public readonly nn.Module<Tensor, Tensor> proj;
 
     /// <summary>Dropout after the output projection.</summary>
     public readonly Dropout proj_drop;

@@ -203,6 +203,10 @@ namespace Mix.Runtime
 
             var h = p.H0;
             var ys = new List<Tensor>();
+            // Explicit Scalars that live to the end of the method: an implicit Scalar argument is unreachable once its
+            // handle is read, so the GC may finalize it while the (long) native masked_fill still reads it — seen as
+            // "Expected false to be true … toFloat" under parallel test load.
+            using Scalar zero = 0.0, minusInfinity = double.NegativeInfinity;
             Tensor? strictLower = null, lowerIncl = null;
             long maskSize = -1;
             for (long c0 = 0; c0 < L; c0 += chunkSize)
@@ -218,8 +222,8 @@ namespace Mix.Runtime
                 var a = logDecay.narrow(-1, c0, T);                       // [b, d, n, T]
                 var xc = x.narrow(-1, c0, T);                             // [b, d, n, T]
                 // seg[t, s] = Σ_{k=s+1..t} a_k for s ≤ t, -inf above the diagonal.
-                var rep = a.unsqueeze(-1).expand(-1, -1, -1, T, T).masked_fill(strictLower!, 0.0);
-                var seg = rep.cumsum(-2).masked_fill(lowerIncl!, double.NegativeInfinity);
+                var rep = a.unsqueeze(-1).expand(-1, -1, -1, T, T).masked_fill(strictLower!, zero);
+                var seg = rep.cumsum(-2).masked_fill(lowerIncl!, minusInfinity);
                 var decay = torch.exp(seg);                               // [b, d, n, T, T]
                 var states = torch.matmul(decay, xc.unsqueeze(-1)).squeeze(-1);
                 states = states + torch.exp(a.cumsum(-1)) * h.unsqueeze(-1);

@@ -82,7 +82,7 @@ namespace Mix.Runtime
         {
             using var scope = torch.NewDisposeScope();
             var h = inputsEmbeds;
-            foreach (var layer in layers) h = layer.forward(h);
+            foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block
             return norm_f.forward(h).MoveToOuterDisposeScope();
         }
 

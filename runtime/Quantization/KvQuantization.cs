@@ -41,14 +41,16 @@ public sealed record KvQuantizationOptions
     {
         const double half = 16;
         int g = GroupSize;
+        // values are grouped over min(G, headDim) channels (a head narrower than G is one group)
+        long gv = Math.Min(g, headDim);
         switch (Mode)
         {
-            case KvQuantMode.Kivi4: return (4 + 2 * half / g, 4 + 2 * half / g);
-            case KvQuantMode.Kivi2: return (2 + 2 * half / g, 2 + 2 * half / g);
+            case KvQuantMode.Kivi4: return (4 + 2 * half / g, 4 + 2 * half / gv);
+            case KvQuantMode.Kivi2: return (2 + 2 * half / g, 2 + 2 * half / gv);
             default:
                 long nOut = KvQuantizer.OutlierChannels(headDim, OutlierFraction);
                 double key = 1 + (double)nOut / headDim + 2 * half / g + 16.0 * nOut / (headDim * (double)g);
-                double value = 8.0 * TritBytes(g) / g + 2 * half / g;
+                double value = 8.0 * TritBytes(gv) / gv + 2 * half / gv;
                 return (key, value);
         }
     }

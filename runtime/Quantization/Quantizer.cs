@@ -35,7 +35,31 @@ public sealed record QuantizationOptions
     /// <summary>Fold AWQ scales into a preceding norm where the model structure allows (default true); otherwise the
     /// inverse scale is kept as the layer's <c>input_scale</c>.</summary>
     public bool FoldAwqScales { get; init; } = true;
+
+    /// <summary>What the AWQ grid search minimises (default <see cref="AwqObjective.Block"/>).</summary>
+    public AwqObjective AwqObjective { get; init; } = AwqObjective.Block;
 }
+
+/// <summary>The error AWQ's α search minimises.</summary>
+public enum AwqObjective
+{
+    /// <summary>Each layer's (or fold group's) own output error ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖²: no block calls, the
+    /// choice of earlier AWQ papers' per-linear variants; layers outside any callable block always use it.</summary>
+    Layer,
+
+    /// <summary>The output error of the enclosing block (e.g. <c>layers.3</c>: a Mamba or attention + MLP block) run on
+    /// its calibration inputs with every quantized layer of the block in place; starts from the per-layer scales (or
+    /// plain rounding, whichever gives the block the smaller error) and improves one layer group at a time.</summary>
+    Block,
+}
+
+/// <summary>AWQ's effect on one block: squared output error summed over the calibration inputs, relative to the
+/// float block's output energy (so 0.01 = 1 % of the output's L2 norm squared).</summary>
+/// <param name="Block">Dotted name.</param>
+/// <param name="Rounding">Plain round-to-nearest.</param>
+/// <param name="PerLayer">The per-layer AWQ scales.</param>
+/// <param name="Chosen">The scales kept.</param>
+public sealed record AwqBlockError(string Block, double Rounding, double PerLayer, double Chosen);
 
 /// <summary>What <see cref="Quantizer.Quantize"/> did.</summary>
 public sealed class QuantizationReport
@@ -48,6 +72,9 @@ public sealed class QuantizationReport
 
     /// <summary>AWQ: chosen α per quantized layer or group (first layer's name).</summary>
     public Dictionary<string, double> AwqAlpha { get; } = new();
+
+    /// <summary>AWQ with <see cref="AwqObjective.Block"/>: each block's output error before and after the block search.</summary>
+    public List<AwqBlockError> BlockErrors { get; } = new();
 
     /// <summary>AWQ scales folded into a norm: norm parameter → layers.</summary>
     public Dictionary<string, string[]> Folded { get; } = new();
@@ -63,13 +90,14 @@ public sealed class QuantizationReport
 /// Replaces <see cref="Linear"/> layers in place by <see cref="QuantizedLinear"/>s, optionally with AWQ
 /// (activation-aware weight quantization): per layer (or per group of layers reading the same normalised input) a grid
 /// search over α for the per-input-channel scale s = mean|x|^α (normalised by √(max·min)), minimising the squared
-/// output error ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖² on calibration activations; 1/s is folded into the preceding RMSNorm
+/// output error ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖² on calibration activations, then by default refined on the output error
+/// of the enclosing block (<see cref="AwqObjective.Block"/>, see AwqBlockSearch.cs); 1/s is folded into the preceding RMSNorm
 /// weight when that norm feeds only the group (Mamba block norm → in_proj, transformer attn_norm → q/k/v,
 /// mlp_norm → up_proj), else stored as the layer's input scale.
 /// A layer can only be replaced when its parent holds it in a field typed as a module base
 /// (<c>Module&lt;Tensor, Tensor&gt;</c>); a field typed <see cref="Linear"/> is reported as skipped.
 /// </summary>
-public static class Quantizer
+public static partial class Quantizer
 {
     /// <summary>Quantizes <paramref name="model"/>'s Linear layers in place.</summary>
     /// <param name="model">The model (its forward must accept the calibration inputs when AWQ is used).</param>
@@ -85,7 +113,7 @@ public static class Quantizer
             if (IsExcluded(name, o.Exclude)) { report.Skipped.Add((name, "excluded")); continue; }
             var field = FindField(parent, linear);
             if (field is null) { report.Skipped.Add((name, $"the parent's field is typed {typeof(Linear).Name}; it cannot hold a quantized layer")); continue; }
-            if (o.Mode == WeightQuantMode.Int4Grouped && linear.weight!.shape[1] % o.GroupSize != 0)
+            if (o.Mode == WeightQuantMode.Int4Grouped && linear.weight!.shape[1] % GroupFor(linear, o) != 0)
             { report.Skipped.Add((name, $"in features {linear.weight.shape[1]} not divisible by group {o.GroupSize}")); continue; }
             targets.Add(new Target(name, parent, childName, linear, field));
         }
@@ -94,46 +122,65 @@ public static class Quantizer
         var foldedLayers = new HashSet<string>();
         if (o.CalibrationInputs is { Count: > 0 })
         {
-            var acts = Capture(model, targets, o.CalibrationInputs);
+            var units = AwqUnits(model, targets, o.FoldAwqScales);
+            var blocks = o.AwqObjective == AwqObjective.Block ? Blocks(model, targets) : new Dictionary<string, nn.Module<Tensor, Tensor>>();
+            var (acts, blockInputs) = Capture(model, targets, blocks, o.CalibrationInputs);
             try
             {
-                var groups = FoldGroups(model, o.FoldAwqScales);
-                var done = new HashSet<string>();
-                foreach (var (normName, norm, members) in groups)
+                // 1. per layer (or fold group): the scale that minimises the layer's own output error
+                foreach (var u in units)
                 {
-                    var ts = members.Select(m => targets.FirstOrDefault(t => t.Name == m)).ToList();
-                    if (ts.Any(t => t is null)) continue;
-                    var s = SearchScale(ts.Select(t => t!.Linear).ToList(), acts[ts[0]!.Name], o, out double alpha);
-                    report.AwqAlpha[ts[0]!.Name] = alpha;
-                    using (torch.no_grad()) norm.div_(s.to_type(norm.dtype));
-                    report.Folded[normName] = members;
-                    foreach (var t in ts) { scalesByLayer[t!.Name] = s; foldedLayers.Add(t.Name); done.Add(t.Name); }
+                    u.Scale = SearchScale(u.Targets.Select(t => t.Linear).ToList(), acts[u.Targets[0].Name], o, out double alpha);
+                    u.Alpha = alpha;
                 }
-                foreach (var t in targets.Where(t => !done.Contains(t.Name)))
+                // 2. per block: refine the scales on the block's output error (see AwqBlockSearch)
+                foreach (var (blockName, block) in blocks)
                 {
-                    scalesByLayer[t.Name] = SearchScale(new List<Linear> { t.Linear }, acts[t.Name], o, out double alpha);
-                    report.AwqAlpha[t.Name] = alpha;
+                    var members = units.Where(u => u.Targets[0].Name.StartsWith(blockName + ".", StringComparison.Ordinal)).ToList();
+                    if (members.Count == 0 || !blockInputs.TryGetValue(blockName, out var inputs) || inputs.Count == 0) continue;
+                    report.BlockErrors.Add(RefineInBlock(blockName, block, inputs, members, acts, o));
+                }
+                // 3. fold 1/s into the norm that feeds only the group, or keep it as the layers' input scale
+                foreach (var u in units)
+                {
+                    report.AwqAlpha[u.Targets[0].Name] = u.Alpha;
+                    if (u.Norm is not null)
+                    {
+                        using (torch.no_grad()) u.Norm.div_(u.Scale!.to_type(u.Norm.dtype));
+                        report.Folded[u.NormName!] = u.Targets.Select(t => t.Name).ToArray();
+                    }
+                    foreach (var t in u.Targets)
+                    {
+                        scalesByLayer[t.Name] = u.Scale!;
+                        if (u.Norm is not null) foldedLayers.Add(t.Name);
+                    }
                 }
             }
             finally
             {
                 foreach (var a in acts.Values) a.Dispose();
+                foreach (var list in blockInputs.Values) foreach (var x in list) x.Dispose();
             }
         }
 
         foreach (var t in targets)
         {
             scalesByLayer.TryGetValue(t.Name, out var s);
-            var q = QuantizedLinear.FromLinear(t.Linear, o.Mode, o.GroupSize, s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
+            var q = QuantizedLinear.FromLinear(t.Linear, o.Mode, GroupFor(t.Linear, o), s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
             report.BytesBefore += t.Linear.weight!.numel() * (long)t.Linear.weight.element_size();
             report.BytesAfter += q.WeightBytes;
             Swap(t.Parent, t.ChildName, t.Field, q);
             t.Linear.Dispose();
             report.Quantized.Add(t.Name);
         }
-        foreach (var s in scalesByLayer.Values.Distinct()) s.Dispose();
+        // fold groups share one scale tensor; compare by reference (Tensor.Equals reads the handles) and list them before disposing
+        foreach (var s in scalesByLayer.Values.Distinct<Tensor>(ReferenceEqualityComparer.Instance).ToList()) s.Dispose();
         return report;
     }
+
+    /// <summary>The int4 group of <paramref name="linear"/>: the configured size, or the whole row when the layer reads
+    /// fewer features than that (a 64-wide layer under group 128 gets one group of 64 per output channel).</summary>
+    internal static int GroupFor(Linear linear, QuantizationOptions o) => (int)Math.Min(o.GroupSize, linear.weight!.shape[1]);
 
     internal sealed record Target(string Name, nn.Module Parent, string ChildName, Linear Linear, FieldInfo Field);
 
@@ -191,10 +238,19 @@ public static class Quantizer
         return groups;
     }
 
-    /// <summary>Wraps every target to record its inputs, runs the calibration batches, restores the layers.</summary>
-    private static Dictionary<string, Tensor> Capture(nn.Module model, List<Target> targets, IReadOnlyList<Tensor> inputs)
+    /// <summary>Wraps every target to record its inputs and hooks every block to record its inputs, runs the calibration
+    /// batches, restores the layers. A block whose parent calls it with <c>forward</c> rather than <c>call</c> records
+    /// nothing (its layers keep their per-layer scales).</summary>
+    private static (Dictionary<string, Tensor> Layers, Dictionary<string, List<Tensor>> Blocks) Capture(nn.Module model, List<Target> targets,
+        Dictionary<string, nn.Module<Tensor, Tensor>> blocks, IReadOnlyList<Tensor> inputs)
     {
         var wrappers = targets.Select(t => new Recorder(t.Linear)).ToList();
+        var blockInputs = blocks.Keys.ToDictionary(k => k, _ => new List<Tensor>());
+        var hooks = blocks.Select(b => b.Value.register_forward_pre_hook((_, x) =>
+        {
+            blockInputs[b.Key].Add(x.detach().clone().DetachFromDisposeScope());
+            return x;
+        })).ToList();
         for (int i = 0; i < targets.Count; i++) Swap(targets[i].Parent, targets[i].ChildName, targets[i].Field, wrappers[i]);
         try
         {
@@ -211,11 +267,12 @@ public static class Quantizer
         }
         finally
         {
+            foreach (var h in hooks) h.remove();
             for (int i = 0; i < targets.Count; i++) Swap(targets[i].Parent, targets[i].ChildName, targets[i].Field, targets[i].Linear);
         }
         var result = new Dictionary<string, Tensor>();
         for (int i = 0; i < targets.Count; i++) result[targets[i].Name] = wrappers[i].Take();
-        return result;
+        return (result, blockInputs);
     }
 
     /// <summary>
@@ -231,20 +288,19 @@ public static class Quantizer
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var xf = x.to_type(ScalarType.Float32);
-        var mean = xf.abs().mean(new long[] { 0 }).clamp_min(1e-8);
+        var mean = MeanMagnitude(xf);
         var refs = layers.Select(l => torch.matmul(xf, l.weight!.detach().to_type(ScalarType.Float32).t())).ToList();
         double best = double.PositiveInfinity;
         bestAlpha = 0;
         Tensor? bestS = null;
         foreach (double alpha in o.AwqAlphaGrid)
         {
-            var s = mean.pow(alpha);
-            s = s / (s.max() * s.min()).sqrt();
+            var s = ScaleFor(mean, alpha);
             double err = 0;
             for (int i = 0; i < layers.Count; i++)
             {
                 var w = layers[i].weight!.detach().to_type(ScalarType.Float32) * s.unsqueeze(0);
-                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, o.GroupSize);
+                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, GroupFor(layers[i], o));
                 var y = torch.matmul(xf / s, wq.t());
                 err += (y - refs[i]).square().sum().item<float>();
             }

@@ -1,5 +1,6 @@
 using System;
 using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
 using static TorchSharp.torch;
 
@@ -45,8 +46,8 @@ public class AttentionTests
         using var x = torch.tensor(xs).reshape(2, 5, 4);
         using var y = m.forward(x);
         Assert.Equal(new long[] { 2, 5, 4 }, y.shape);
-        var wq = TestUtil.Values(m.qkv.weight);
-        var wp = TestUtil.Values(m.proj.weight);
+        var wq = TestUtil.Values(((Linear)m.qkv).weight);
+        var wp = TestUtil.Values(((Linear)m.proj).weight);
         var expected = new float[xs.Length];
         for (int b = 0; b < 2; b++) {
             var r = Reference(xs[(b * 20)..(b * 20 + 20)], 5, 4, wq, wp, 2, 2);

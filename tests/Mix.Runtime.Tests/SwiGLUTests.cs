@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
 using static TorchSharp.torch;
 
@@ -15,11 +16,11 @@ public class SwiGLUTests
         var xs = TestUtil.DetValues(4 * 2);
         using var x = torch.tensor(xs).reshape(4, 2);
         using var y = m.forward(x);
-        var g = TestUtil.LinearRef(xs, 4, 2, TestUtil.Values(m.fc1_g.weight), 3, TestUtil.Values(m.fc1_g.bias!));
-        var v = TestUtil.LinearRef(xs, 4, 2, TestUtil.Values(m.fc1_x.weight), 3, TestUtil.Values(m.fc1_x.bias!));
+        var g = TestUtil.LinearRef(xs, 4, 2, TestUtil.Values(((Linear)m.fc1_g).weight), 3, TestUtil.Values(((Linear)m.fc1_g).bias!));
+        var v = TestUtil.LinearRef(xs, 4, 2, TestUtil.Values(((Linear)m.fc1_x).weight), 3, TestUtil.Values(((Linear)m.fc1_x).bias!));
         var h = new float[g.Length];
         for (int i = 0; i < h.Length; i++) h[i] = (float)(g[i] * TestUtil.Sigmoid(g[i]) * v[i]);
-        TestUtil.AssertClose(TestUtil.LinearRef(h, 4, 3, TestUtil.Values(m.fc2.weight), 2, TestUtil.Values(m.fc2.bias!)), TestUtil.Values(y), 1e-5);
+        TestUtil.AssertClose(TestUtil.LinearRef(h, 4, 3, TestUtil.Values(((Linear)m.fc2).weight), 2, TestUtil.Values(((Linear)m.fc2).bias!)), TestUtil.Values(y), 1e-5);
     }
 
     [Fact]

@@ -66,7 +66,7 @@ public static partial class BuiltinCatalog
                 var proj = c.Child("proj", "linear"); proj?.AddWeight("weight", new[] { dim, inner });
                 if (c.Bool("proj_bias") == true) proj?.AddWeight("bias", new[] { dim });
                 if (c.Node is not null && c.Bool("causal") == true)
-                    c.Node.Cache = new CacheFootprint("kv", inner * Dim.Const(2), Dim.Const(0));
+                    c.Node.Cache = new CacheFootprint("kv", inner * Dim.Const(2), Dim.Const(0)) { HeadDim = c.Dim("head_dim") };
             },
             Validate = c =>
             {

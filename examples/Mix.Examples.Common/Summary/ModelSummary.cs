@@ -8,8 +8,40 @@ using Mix.Dsl.Semantics;
 
 namespace Mix.Examples.Summary;
 
-/// <summary>One row of a <see cref="ModelSummary"/>: a layer, its inferred output shape, parameters and FLOPs.</summary>
-public sealed record SummaryRow(string Name, string Kind, int Depth, string Output, long? Parameters, double? Flops);
+/// <summary>One row of a <see cref="ModelSummary"/>: a layer, its inferred output shape, parameters and FLOPs, and the
+/// decoding cache of the causal mixers inside it (null when there are none) in float32 and in the summary's KV format.</summary>
+public sealed record SummaryRow(string Name, string Kind, int Depth, string Output, long? Parameters, double? Flops,
+    CacheCost? Cache = null, CacheCost? FormattedCache = null);
+
+/// <summary>Decoding-cache bytes of one row (sequence): <see cref="PerToken"/> more for every token, plus
+/// <see cref="Fixed"/> independent of the length (recurrent and conv state, a quantized cache's full-precision tail).
+/// Null parts are sizes the front end could not resolve.</summary>
+/// <param name="PerToken">Bytes per token.</param>
+/// <param name="Fixed">Length-independent bytes.</param>
+public sealed record CacheCost(double? PerToken, double? Fixed)
+{
+    /// <summary>No cache.</summary>
+    public static CacheCost Zero { get; } = new(0, 0);
+
+    /// <summary>The sum of two costs.</summary>
+    public static CacheCost operator +(CacheCost a, CacheCost b) =>
+        new(a.PerToken + b.PerToken, a.Fixed + b.Fixed);
+
+    /// <summary>Bytes for <paramref name="tokens"/> tokens, or null when a size is symbolic.</summary>
+    /// <param name="tokens">Sequence length.</param>
+    public double? BytesFor(long tokens) => PerToken * tokens + Fixed;
+
+    /// <summary>"512 B/token + 12 KiB fixed", "12 KiB fixed", "-" for nothing.</summary>
+    public string ToText()
+    {
+        if (PerToken is not double t || Fixed is not double f) return "?";
+        if (t == 0 && f == 0) return "-";
+        var parts = new System.Collections.Generic.List<string>(2);
+        if (t != 0) parts.Add(ModelSummary.Bytes(t) + "/token");
+        if (f != 0) parts.Add(ModelSummary.Bytes(f) + " fixed");
+        return string.Join(" + ", parts);
+    }
+}
 
 /// <summary>
 /// A model's layer table computed from the <c>.mix</c> front end alone (the checked <see cref="LayerNode"/> tree:
@@ -32,7 +64,8 @@ public sealed class ModelSummary
     };
     static readonly HashSet<string> s_spectral = new(StringComparer.Ordinal) { "global_filter", "afno", "aff" };
 
-    ModelSummary(string model, string inputs, string output, List<SummaryRow> rows, long? parameters, double? flops, bool concrete)
+    ModelSummary(string model, string inputs, string output, List<SummaryRow> rows, long? parameters, double? flops, bool concrete,
+        CacheCost? cache, CacheCost? formattedCache, KvCacheFormat? kvFormat)
     {
         Model = model;
         Inputs = inputs;
@@ -41,6 +74,9 @@ public sealed class ModelSummary
         TotalParameters = parameters;
         TotalFlops = flops;
         IsConcrete = concrete;
+        TotalCache = cache;
+        TotalFormattedCache = formattedCache;
+        KvFormat = kvFormat;
     }
 
     /// <summary>The model's name.</summary>
@@ -57,40 +93,80 @@ public sealed class ModelSummary
     public double? TotalFlops { get; }
     /// <summary>Whether every size other than the batch is known (so FLOPs are numbers).</summary>
     public bool IsConcrete { get; }
+    /// <summary>Decoding cache of one sequence with float32 state, or null when the model has no causal mixer.</summary>
+    public CacheCost? TotalCache { get; }
+    /// <summary>The same with the KV layers stored as <see cref="KvFormat"/> (null without a format or a cache).</summary>
+    public CacheCost? TotalFormattedCache { get; }
+    /// <summary>The KV-cache format of the second cache column, if one was asked for.</summary>
+    public KvCacheFormat? KvFormat { get; }
 
     /// <summary>Summarizes <paramref name="definition"/>.</summary>
     /// <param name="definition">A checked model (or block).</param>
     /// <param name="sizes">Values for shape symbols other than <c>B</c> (for example H=224, W=224), for FLOPs.</param>
     /// <param name="maxDepth">How many levels of layers to list.</param>
-    public static ModelSummary Create(CheckedDefinition definition, IReadOnlyDictionary<string, long>? sizes = null, int maxDepth = 1)
+    /// <param name="kvFormat">A KV-cache format (e.g. KIVI 4-bit) for a second cache column next to float32; null: none.</param>
+    public static ModelSummary Create(CheckedDefinition definition, IReadOnlyDictionary<string, long>? sizes = null, int maxDepth = 1,
+        KvCacheFormat? kvFormat = null)
     {
+        ArgumentNullException.ThrowIfNull(definition);
+        if (kvFormat?.Scheme == KvCacheScheme.FullPrecision && kvFormat.ElementBytes == 4) kvFormat = null;
         var display = (sizes ?? new Dictionary<string, long>()).ToDictionary(kv => kv.Key, kv => Dim.Const(kv.Value));
         var perSample = new Dictionary<string, Dim>(display) { ["B"] = Dim.Const(1) };
         var rows = new List<SummaryRow>();
         var root = definition.Root;
         bool concrete = true;
         double? total = null;
+        CacheCost? cache = null, formatted = null;
         if (root is not null)
         {
-            Collect(root, 0, maxDepth, display, perSample, rows);
+            Collect(root, 0, maxDepth, display, perSample, rows, kvFormat);
             total = Flops(root, perSample);
             concrete = total is not null;
+            if (root.AllCaches().Any())
+            {
+                cache = Cache(root, display, KvCacheFormat.Float32);
+                formatted = kvFormat is null ? null : Cache(root, display, kvFormat);
+            }
         }
         string Show(Shape? s) => s is null ? "?" : Substitute(s, display).ToString();
         return new ModelSummary(definition.Name, string.Join(", ", definition.Inputs.Select(Show)), Show(definition.Output), rows,
-            root?.ParameterCount(), total, concrete);
+            root?.ParameterCount(), total, concrete, cache, formatted, cache is null ? null : kvFormat);
     }
 
-    static void Collect(LayerNode node, int depth, int maxDepth, Dictionary<string, Dim> display, Dictionary<string, Dim> perSample, List<SummaryRow> rows)
+    /// <summary>The decoding cache of the causal mixers below <paramref name="node"/> for one sequence: a KV layer
+    /// costs <see cref="KvCacheFormat.BytesPerToken"/> per token (+ its full-precision tail when quantized), a Mamba
+    /// layer its conv and SSM state (float32) once. Null when nothing below is cached.</summary>
+    static CacheCost? Cache(LayerNode node, Dictionary<string, Dim> sizes, KvCacheFormat format)
+    {
+        CacheCost? sum = null;
+        foreach (var (_, c) in node.AllCaches())
+        {
+            long? perToken = c.PerToken.Substitute(sizes).AsLong, fixedElements = c.Fixed.Substitute(sizes).AsLong;
+            long? headDim = c.HeadDim?.Substitute(sizes).AsLong;
+            CacheCost cost;
+            if (c.Kind == "kv" && headDim is long d && perToken is long e && d > 0)
+            {
+                long heads = e / (2 * d);
+                cost = new CacheCost(format.BytesPerToken(heads, d), format.FixedBytes(heads, d) + 4.0 * (fixedElements ?? 0));
+            }
+            else cost = new CacheCost(4.0 * perToken, 4.0 * fixedElements);
+            sum = sum is null ? cost : sum + cost;
+        }
+        return sum;
+    }
+
+    static void Collect(LayerNode node, int depth, int maxDepth, Dictionary<string, Dim> display, Dictionary<string, Dim> perSample, List<SummaryRow> rows,
+        KvCacheFormat? kvFormat)
     {
         foreach (var child in node.Children)
         {
-            if (child.Kind == "sequence") { Collect(child, depth, maxDepth, display, perSample, rows); continue; }
+            if (child.Kind == "sequence") { Collect(child, depth, maxDepth, display, perSample, rows, kvFormat); continue; }
             if (child.Kind == "identity" && !child.AllWeights().Any()) continue;
             var output = OutputOf(child);
             rows.Add(new SummaryRow(child.Path, child.Kind, depth, output is null ? "-" : Substitute(output, display).ToString(),
-                child.ParameterCount(), Flops(child, perSample)));
-            if (depth + 1 < maxDepth && BuiltinCatalog.Find(child.Kind) is null) Collect(child, depth + 1, maxDepth, display, perSample, rows);
+                child.ParameterCount(), Flops(child, perSample), Cache(child, display, KvCacheFormat.Float32),
+                kvFormat is null ? null : Cache(child, display, kvFormat)));
+            if (depth + 1 < maxDepth && BuiltinCatalog.Find(child.Kind) is null) Collect(child, depth + 1, maxDepth, display, perSample, rows, kvFormat);
         }
     }
 
@@ -153,15 +229,42 @@ public sealed class ModelSummary
         return (i == 0 ? v.ToString("0", CultureInfo.InvariantCulture) : v.ToString("0.##", CultureInfo.InvariantCulture)) + prefixes[i] + unit;
     }
 
-    /// <summary>A plain-text table: layer, kind, output shape, parameters, FLOPs, then the totals.</summary>
+    /// <summary>Bytes in binary units: "640 B", "1.5 KiB", "12 MiB".</summary>
+    public static string Bytes(double bytes)
+    {
+        string[] units = { "B", "KiB", "MiB", "GiB", "TiB" };
+        int i = 0;
+        while (Math.Abs(bytes) >= 1024 && i < units.Length - 1) { bytes /= 1024; i++; }
+        return bytes.ToString("0.##", CultureInfo.InvariantCulture) + " " + units[i];
+    }
+
+    /// <summary>Header of the float32 cache column.</summary>
+    public const string CacheHeader = "cache (fp32)";
+
+    /// <summary>Header of the formatted cache column ("cache (kivi4)"), or null without a format.</summary>
+    public string? FormattedCacheHeader => KvFormat is null ? null : $"cache ({KvFormat.ShortName})";
+
+    /// <summary>The totals' cache lines: "cache (fp32): 1 KiB/token + 24 KiB fixed per sequence", one per format.</summary>
+    public IEnumerable<string> CacheLines()
+    {
+        if (TotalCache is { } c) yield return $"cache (fp32): {c.ToText()} per sequence";
+        if (TotalFormattedCache is { } q && KvFormat is { } f) yield return $"cache (KV {f.Name}): {q.ToText()} per sequence";
+    }
+
+    /// <summary>A plain-text table: layer, kind, output shape, parameters, FLOPs, the decoding cache of models with causal
+    /// mixers, then the totals.</summary>
     public string ToText()
     {
-        var header = new[] { "layer", "kind", "output", "params", IsConcrete ? "FLOPs" : "FLOPs (needs sizes)" };
+        var headers = new List<string> { "layer", "kind", "output", "params", IsConcrete ? "FLOPs" : "FLOPs (needs sizes)" };
+        if (TotalCache is not null) headers.Add(CacheHeader);
+        if (FormattedCacheHeader is { } fh) headers.Add(fh);
+        var header = headers.ToArray();
         var table = Rows.Select(r => new[]
         {
             new string(' ', 2 * r.Depth) + r.Name, r.Kind, r.Output,
             r.Parameters is long p ? p.ToString("N0", CultureInfo.InvariantCulture) : "?", Human(r.Flops),
-        }).ToList();
+            (r.Cache ?? CacheCost.Zero).ToText(), (r.FormattedCache ?? CacheCost.Zero).ToText(),
+        }.Take(header.Length).ToArray()).ToList();
         var widths = Enumerable.Range(0, header.Length).Select(i => table.Select(r => r[i].Length).Append(header[i].Length).Max()).ToArray();
         var sb = new StringBuilder();
         sb.Append("model ").Append(Model).Append(": (").Append(Inputs).Append(") -> ").Append(Output).AppendLine();
@@ -180,6 +283,7 @@ public sealed class ModelSummary
         foreach (var r in table) Line(r);
         sb.Append("  total: ").Append(TotalParameters is long t ? t.ToString("N0", CultureInfo.InvariantCulture) : "?").Append(" parameters");
         sb.Append(", ").Append(TotalFlops is double f ? Human(f, "FLOPs") + " per sample" : "FLOPs need concrete sizes").AppendLine();
+        foreach (var line in CacheLines()) sb.Append("  ").Append(line).AppendLine();
         return sb.ToString();
     }
 }

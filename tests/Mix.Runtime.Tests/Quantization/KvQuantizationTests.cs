@@ -80,6 +80,86 @@ public class KvQuantizationTests
         q.Dispose(); k.Dispose(); v.Dispose();
     }
 
+    /// <summary>The window + sink mask of a single unpadded row: key kp is visible to query qp iff kp ≤ qp and
+    /// (qp − kp &lt; W or kp &lt; S).</summary>
+    private static Tensor WindowMask(long from, long n, long total, int window, int sinks)
+    {
+        var qp = torch.arange(from, from + n).view(-1, 1);
+        var kp = torch.arange(total).view(1, -1);
+        return kp.le(qp).logical_and((qp - kp).lt(window).logical_or(kp.lt(sinks))).view(1, 1, n, total);
+    }
+
+    [Theory]
+    [InlineData(KvQuantMode.Kivi4, 0.15)]
+    [InlineData(KvQuantMode.Kivi2, 0.65)]
+    [InlineData(KvQuantMode.VidKv, 0.65)]
+    public void SlidingWindowWithSinksOverQuantizedCache(KvQuantMode mode, double bound)
+    {
+        using var noGrad = torch.no_grad();
+        const int T = 256, W = 96, S = 4;
+        var (q, k, v) = Qkv(T);
+        var chunks = Chunks(T, 6, 9);
+        var quant = new KvQuantizationOptions { Mode = mode, GroupSize = 32, ResidualLength = 32 };
+        using var fpWindow = new KvCacheSlot(0, 2, 4, 64, new KvCacheOptions { SlidingWindow = W, SinkTokens = S });
+        using var qWindow = (QuantizedKvCacheSlot)CachedAttention.CreateSlot(0, 2, 4, 64,
+            new KvCacheOptions { SlidingWindow = W, SinkTokens = S, Quantization = quant });
+        using var qFull = (QuantizedKvCacheSlot)CachedAttention.CreateSlot(0, 2, 4, 64, new KvCacheOptions { Quantization = quant });
+
+        var outs = new List<Tensor>();
+        var masked = new List<Tensor>();
+        long at = 0, most = 0;
+        foreach (int c in chunks)
+        {
+            var (kw, vw, aw) = qWindow.Update(k.narrow(2, at, c), v.narrow(2, at, c));
+            outs.Add(CachedAttention.Attend(q.narrow(2, at, c), kw, vw, aw, 1.0 / 8));
+            most = Math.Max(most, qWindow.Count);
+            // the same quantized blocks without eviction, with the window applied as a mask
+            var (kf, vf, af) = qFull.Update(k.narrow(2, at, c), v.narrow(2, at, c));
+            using var mask = WindowMask(at, c, at + c, W, S);
+            masked.Add(CachedAttention.Attend(q.narrow(2, at, c), kf, vf, af.logical_and(mask), 1.0 / 8));
+            foreach (var t in new[] { kw, vw, aw, kf, vf, af }) t.Dispose();
+            at += c;
+        }
+        using var got = torch.cat(outs, 2);
+        using var reference = torch.cat(masked, 2);
+        using var expected = RunSlot(fpWindow, q, k, v, chunks);
+
+        // Eviction changes nothing but memory: while every in-window token is still in the tail when it is quantized
+        // (W ≥ R + G + chunk), the blocks are the same as without a window.
+        Assert.True(RelErr(got, reference) <= 1e-6, $"windowed vs masked quantized cache: {RelErr(got, reference)}");
+        Assert.True(qWindow.EvictedBlocks >= 3, $"{qWindow.EvictedBlocks} blocks evicted");
+        // held: the sink block, at most one block straddling the window edge, the window and the chunk being added
+        Assert.InRange(most, W, 32 + 32 + W + 9);
+        using var e = expected.narrow(2, T - 96, 96);
+        using var g = got.narrow(2, T - 96, 96);
+        double err = RelNorm(g, e);
+        Record($"KV quant {mode} + sliding window {W} + {S} sinks: attention output rel L2 err {err:F4} vs fp window (bound {bound}); at most {most} entries held, {qWindow.EvictedBlocks} blocks evicted");
+        Assert.True(err <= bound, $"rel err {err}");
+        foreach (var t in outs.Concat(masked)) t.Dispose();
+        q.Dispose(); k.Dispose(); v.Dispose();
+    }
+
+    [Fact]
+    public void SlidingWindowKivi4InAttentionLmStaysClose()
+    {
+        using var noGrad = torch.no_grad();
+        using var model = new CausalAttentionLM(40, 64, 2, 2);
+        var lm = (ICausalLM)model;
+        using var ids = RandomIds(1, 120, 40, 9);
+        var window = new KvCacheOptions { SlidingWindow = 40, SinkTokens = 4 };
+        var quant = window with { Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi4, GroupSize = 16, ResidualLength = 8 } };
+        using var fpCache = lm.CreateCache(1, window);
+        using var qCache = lm.CreateCache(1, quant);
+        using var expected = RunChunked(ids, Chunks(120, 3, 6), p => lm.Forward(p, fpCache));
+        using var got = RunChunked(ids, Chunks(120, 3, 6), p => lm.Forward(p, qCache));
+        double err = RelNorm(got, expected);
+        var slot = qCache.Slot<QuantizedKvCacheSlot>(0);
+        Record($"KV quant Kivi4 + sliding window 40 + 4 sinks in CausalAttentionLM (120 tokens): logits rel L2 err {err:F4} (bound 0.05); {slot.EvictedBlocks} blocks evicted");
+        Assert.True(err <= 0.05, $"rel err {err}");
+        Assert.True(slot.EvictedBlocks > 0);
+        Assert.True(slot.Count <= 40 + 16 + 16 + 6, $"{slot.Count} entries held");
+    }
+
     [Fact]
     public void MemoryPerTokenPerMode()
     {
