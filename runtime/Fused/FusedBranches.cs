@@ -35,11 +35,17 @@ namespace Mix.Runtime.Fused
             return (int)activation >= 0;
         }
 
-        /// <summary>A norm's output: GroupNorm with one group through <see cref="FusedOps.GroupNorm1"/>, any other norm as itself.</summary>
+        /// <summary>
+        /// A norm's output: GroupNorm with one group through <see cref="FusedOps.GroupNorm1"/>, channel LayerNorms through
+        /// <see cref="FusedOps.LayerNorm"/> (when the channels are innermost in memory), any other norm as itself.
+        /// </summary>
         public static Tensor Norm(nn.Module<Tensor, Tensor> norm, Tensor x) => norm switch
         {
             GroupNorm1 g => FusedOps.GroupNorm1(x, g.weight, g.bias, g.Eps) ?? g.call(x),
             GroupNorm1NoBias g => FusedOps.GroupNorm1(x, g.weight, null, g.Eps) ?? g.call(x),
+            LayerNorm2dNoBias l when x.dim() == 4 => FusedOps.LayerNorm(x, l.weight, null, l.Eps, 1) ?? l.call(x),
+            LayerNorm2d l when x.dim() == 4 => FusedOps.LayerNorm(x, l.weight, l.bias, l.Eps, 1) ?? l.call(x),
+            LayerNormNoBias l => FusedOps.LayerNorm(x, l.weight, null, l.Eps, -1) ?? l.call(x),
             _ => norm.call(x),
         };
 
@@ -60,7 +66,7 @@ namespace Mix.Runtime.Fused
 
         private static bool IsPointwise(nn.Module<Tensor, Tensor> layer) => layer switch
         {
-            Conv2d c => c.weight.dim() == 4 && c.weight.shape[2] == 1 && c.weight.shape[3] == 1,
+            Conv2d c => c.weight.shape is [_, _, 1, 1],
             Linear => true,
             _ => false,
         };
@@ -84,16 +90,17 @@ namespace Mix.Runtime.Fused
         /// </summary>
         public static Tensor Epilogue(Tensor x, Tensor o, Scale? ls, Scale? rs, Tensor? bias, int channelDim)
         {
-            int cd = channelDim < 0 ? (int)x.dim() + channelDim : channelDim;
-            bool alongChannels = (ls is null || Matches(ls, x, cd)) && (rs is null || Matches(rs, x, cd));
+            var shape = x.shape;
+            int cd = channelDim < 0 ? shape.Length + channelDim : channelDim;
+            bool alongChannels = (ls is null || Matches(ls, shape, cd)) && (rs is null || Matches(rs, shape, cd));
             if (alongChannels && FusedOps.ScaleResidual(x, o, ls?.scale, rs?.scale, bias, channelDim) is Tensor y) return y;
             var branch = bias is null ? o : o + Along(bias, o, channelDim);
             if (ls is not null) branch = ls.call(branch);
             return (rs is null ? x : rs.call(x)) + branch;
         }
 
-        private static bool Matches(Scale s, Tensor x, int cd) =>
-            s.ChannelsFirst ? cd == 1 && x.dim() == 4 && x.shape[1] == s.scale.numel() : cd == x.dim() - 1 && x.shape[cd] == s.scale.numel();
+        private static bool Matches(Scale s, long[] shape, int cd) =>
+            s.ChannelsFirst ? cd == 1 && shape.Length == 4 && shape[1] == s.scale.numel() : cd == shape.Length - 1 && shape[cd] == s.scale.numel();
 
         /// <summary>The sub-block <c>resScale(x) + layerScale(mlp(norm(x)))</c> with fused epilogues; null when the MLP has parts the kernels do not cover.</summary>
         public static Tensor? MlpResidual(Tensor x, nn.Module<Tensor, Tensor> norm, Mlp mlp, Scale? ls, Scale? rs)

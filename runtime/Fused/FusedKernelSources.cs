@@ -123,27 +123,9 @@ __device__ __forceinline__ void block_sum2(double& a, double& b) {
 #ifndef MIX_ACT
 #define MIX_ACT 0
 #endif
-#if MIX_T != 0
-// 1 + erf(x / sqrt 2) for 16-bit outputs: erfc(a) = t * exp(-a^2 + P(t)), t = 1 / (1 + a/2), a Chebyshev fit with
-// relative error below 1.1e-7 for every a >= 0 (so the far negative tail keeps its relative accuracy too); two MUFU
-// operations and ten FMAs instead of erff's branches.
-__device__ __forceinline__ float one_plus_erf(float x) {
-  const float a = fabsf(x) * 0.70710678118654752f;
-  const float t = __fdividef(1.0f, fmaf(0.5f, a, 1.0f));
-  float p = 0.17087277f;
-  p = fmaf(p, t, -0.82215223f); p = fmaf(p, t, 1.48851587f); p = fmaf(p, t, -1.13520398f);
-  p = fmaf(p, t, 0.27886807f); p = fmaf(p, t, -0.18628806f); p = fmaf(p, t, 0.09678418f);
-  p = fmaf(p, t, 0.37409196f); p = fmaf(p, t, 1.00002368f); p = fmaf(p, t, -1.26551223f);
-  const float ec = t * __expf(fmaf(-a, a, p));
-  return x >= 0.0f ? 2.0f - ec : ec;
-}
-#else
-__device__ __forceinline__ float one_plus_erf(float x) { return 1.0f + erff(x * 0.70710678118654752f); }
-#endif
-
 __device__ __forceinline__ float act_f(float x, float s, float b) {
 #if MIX_ACT == 1
-  return 0.5f * x * one_plus_erf(x);
+  return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 #elif MIX_ACT == 2
   float r = fmaxf(x, 0.0f); return s * r * r + b;
 #elif MIX_ACT == 3
@@ -218,6 +200,78 @@ extern "C" __global__ void scale_res_scalar(const io_t* __restrict__ res, const 
 """;
 
         /// <summary>
+        /// LayerNorm over the innermost (contiguous) dimension: channels-last <c>LayerNorm2d</c> and token-wise
+        /// <c>LayerNorm</c>. A group of G lanes (a power of two up to a warp) owns a row and keeps its NV 16-byte vectors
+        /// per lane in registers, so the statistics are two exact passes over registers and memory sees one read and one
+        /// write; PyTorch's kernel gives a whole block to each row, which is slow for rows of 64–512 channels.
+        /// </summary>
+        public const string LayerNorm = """
+template <int NV>
+__device__ __forceinline__ void ln_row(const io_t* __restrict__ x, const void* __restrict__ w, const void* __restrict__ b,
+    io_t* __restrict__ y, long long row, bool valid, int C, int G, int lane, float eps, int pt)
+{
+  // Lanes of rows past the end still take part in the shuffles (full-warp masks), without loads or stores.
+  const int nvec = valid ? C / MIX_VEC : 0;
+  const pack_t<MIX_VEC>* xp = reinterpret_cast<const pack_t<MIX_VEC>*>(x + row * C);
+  pack_t<MIX_VEC>* yp = reinterpret_cast<pack_t<MIX_VEC>*>(y + row * C);
+  float v[NV][MIX_VEC];
+  float s = 0.0f;
+#pragma unroll
+  for (int u = 0; u < NV; u++) {
+    const int q = lane + u * G;
+    if (q < nvec) {
+      const pack_t<MIX_VEC> a = xp[q];
+#pragma unroll
+      for (int k = 0; k < MIX_VEC; k++) { v[u][k] = to_f(a.v[k]); s += v[u][k]; }
+    }
+  }
+  for (int o = G >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  const float mean = s / (float)C;
+  float ss = 0.0f;
+#pragma unroll
+  for (int u = 0; u < NV; u++) {
+    if (lane + u * G < nvec) {
+#pragma unroll
+      for (int k = 0; k < MIX_VEC; k++) { const float d = v[u][k] - mean; ss = fmaf(d, d, ss); }
+    }
+  }
+  for (int o = G >> 1; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  const float rstd = rsqrtf(ss / (float)C + eps);
+#pragma unroll
+  for (int u = 0; u < NV; u++) {
+    const int q = lane + u * G;
+    if (q < nvec) {
+      int c[MIX_VEC];
+      float wv[MIX_VEC], bv[MIX_VEC];
+#pragma unroll
+      for (int k = 0; k < MIX_VEC; k++) c[k] = q * MIX_VEC + k;
+      param_of<MIX_VEC>(w, pt, 1.0f, c, 2, wv);
+      param_of<MIX_VEC>(b, pt, 0.0f, c, 2, bv);
+      pack_t<MIX_VEC> o;
+#pragma unroll
+      for (int k = 0; k < MIX_VEC; k++) o.v[k] = from_f(fmaf((v[u][k] - mean) * rstd, wv[k], bv[k]));
+      yp[q] = o;
+    }
+  }
+}
+
+// block 256: 256 / G rows per block; NV = vectors per lane (1, 2, 4 or 8); C % MIX_VEC == 0.
+extern "C" __global__ void layer_norm_rows(const io_t* __restrict__ x, const void* __restrict__ w, const void* __restrict__ b,
+    io_t* __restrict__ y, long long rows, int C, int G, int NV, float eps, int pt)
+{
+  const long long row = (long long)blockIdx.x * (blockDim.x / G) + threadIdx.x / G;
+  const bool valid = row < rows;
+  const int lane = threadIdx.x % G;
+  switch (NV) {
+    case 1: ln_row<1>(x, w, b, y, row, valid, C, G, lane, eps, pt); break;
+    case 2: ln_row<2>(x, w, b, y, row, valid, C, G, lane, eps, pt); break;
+    case 4: ln_row<4>(x, w, b, y, row, valid, C, G, lane, eps, pt); break;
+    default: ln_row<8>(x, w, b, y, row, valid, C, G, lane, eps, pt); break;
+  }
+}
+""";
+
+        /// <summary>
         /// GroupNorm with one group, and the MetaFormer pooling sub-block <c>x + ls ⊙ (avgpool3x3(n) − n)</c>,
         /// <c>n = GroupNorm(1)(x)</c>. The average pool (count_include_pad=false) averages with weights summing to one,
         /// so the norm's per-channel affine commutes with it: <c>pool(n) − n = w_c · rstd_b · (pool(x) − x)</c> (mean
@@ -238,10 +292,19 @@ extern "C" __global__ void gn_stats(const io_t* __restrict__ x, double* __restri
     const long long nv = M / MIX_VEC, chunk = (nv + P - 1) / P;
     const long long start = blockIdx.x * chunk, end = min(start + chunk, nv);
     const pack_t<MIX_VEC>* xp = reinterpret_cast<const pack_t<MIX_VEC>*>(xb);
-    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {
-      const pack_t<MIX_VEC> a = xp[i];
+    for (long long i0 = start + threadIdx.x; i0 < end; i0 += 4 * blockDim.x) {
+      pack_t<MIX_VEC> a[4];
 #pragma unroll
-      for (int k = 0; k < MIX_VEC; k++) { const float v = to_f(a.v[k]) - shift; s += v; ss = fmaf(v, v, ss); }
+      for (int u = 0; u < 4; u++) {
+        const long long i = i0 + (long long)u * blockDim.x;
+        if (i < end) a[u] = xp[i];
+      }
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        if (i0 + (long long)u * blockDim.x >= end) break;
+#pragma unroll
+        for (int k = 0; k < MIX_VEC; k++) { const float v = to_f(a[u].v[k]) - shift; s += v; ss = fmaf(v, v, ss); }
+      }
     }
   } else {
     const long long chunk = (M + P - 1) / P;
@@ -309,17 +372,79 @@ extern "C" __global__ void gn_apply_scalar(const io_t* __restrict__ x, const flo
     const void* __restrict__ bias, io_t* __restrict__ y, long long n, long long inner, int C, long long M, int mode, int pt)
 { gn_apply_body<1>(x, stats, w, bias, y, n, inner, C, M, mode, pt); }
 
-// Horizontal 3-tap sum at column j of a row in shared memory (jl/jr clamped, fl/fr zero where the neighbour is missing).
-__device__ __forceinline__ float hsum3(const float* row, int j, int jl, int jr, float fl, float fr) {
-  return fmaf(fr, row[jr], fmaf(fl, row[jl], row[j]));
+// Horizontal 3-tap sums and centre values of columns j0 .. j0+CPT-1 of a row in shared memory: the CPT centre values
+// are one aligned vector load; the neighbours outside the row count as zero.
+template <int CPT>
+__device__ __forceinline__ void hsums(const float* row, int j0, bool left, bool right, float (&h)[CPT], float (&c)[CPT]) {
+  float v[CPT + 2];
+  if (CPT == 4) {
+    const float4 q = *reinterpret_cast<const float4*>(row + j0);
+    v[1] = q.x; v[2] = q.y; v[3] = q.z; v[4] = q.w;
+  } else if (CPT == 2) {
+    const float2 q = *reinterpret_cast<const float2*>(row + j0);
+    v[1] = q.x; v[2] = q.y;
+  } else {
+    v[1] = row[j0];
+  }
+  v[0] = left ? row[j0 - 1] : 0.0f;
+  v[CPT + 1] = right ? row[j0 + CPT] : 0.0f;
+#pragma unroll
+  for (int k = 0; k < CPT; k++) { h[k] = v[k] + v[k + 1] + v[k + 2]; c[k] = v[k + 1]; }
 }
 
-// Pooling sub-block apply over "global rows" (row r = plane r / H, line r % H; planes are contiguous) [row0, row0+rows).
-// grid ceil(rows / RB), block 256, dynamic shared ((RB + 2) * W + 2 * MIX_VEC) floats.
-// 1. The block copies its band of RB rows plus one halo row above and below (one contiguous range of memory) into shared
-//    memory with 16-byte loads: 8 KB of loads in flight per 256 threads for 16-bit data, 16 KB for float32.
-// 2. Thread (j, g) walks column j down rows [g*R, g*R+R) of the band keeping the three horizontal 3-tap sums in
-//    registers: three shared-memory reads per output, conflict-free across a warp, and coalesced stores.
+// Thread part of pool_tile: CPT adjacent columns from j0, rows [gs, ge) of the band, walking down with the three rows'
+// horizontal sums in registers; one vector store of CPT outputs per row.
+template <int CPT>
+__device__ __forceinline__ void pool_columns(const float* __restrict__ tile, long long base, io_t* __restrict__ y,
+    const float* __restrict__ stats, const void* __restrict__ gnw, const void* __restrict__ ls, int pt,
+    long long gs, long long ge, int j0, int C, int H, int W)
+{
+  const bool left = j0 > 0, right = j0 + CPT < W;
+  float cinv[CPT];
+#pragma unroll
+  for (int k = 0; k < CPT; k++) cinv[k] = 1.0f / (1.0f + (float)(j0 + k > 0) + (float)(j0 + k + 1 < W));
+  long long r = gs;
+  long long plane = r / H;
+  int i = (int)(r - plane * H);
+  int c = (int)(plane % C);
+  float kc = ldp(ls, pt, c) * ldp(gnw, pt, c) * stats[2 * (plane / C) + 1];
+  const float* row = tile + (r * W - base);
+  float hm[CPT], h0[CPT], hp[CPT], x0[CPT], xn[CPT];
+  if (i > 0) hsums<CPT>(row - W, j0, left, right, hm, xn);
+  else {
+#pragma unroll
+    for (int k = 0; k < CPT; k++) hm[k] = 0.0f;
+  }
+  hsums<CPT>(row, j0, left, right, h0, x0);
+  for (; r < ge; r++, row += W) {
+    const bool down = i + 1 < H;
+    if (down) hsums<CPT>(row + W, j0, left, right, hp, xn);
+    else {
+#pragma unroll
+      for (int k = 0; k < CPT; k++) { hp[k] = 0.0f; xn[k] = 0.0f; }
+    }
+    const float rinv = 1.0f / (float)(1 + (i > 0) + down);
+    pack_t<CPT> o;
+#pragma unroll
+    for (int k = 0; k < CPT; k++) o.v[k] = from_f(fmaf(kc, fmaf(hm[k] + h0[k] + hp[k], rinv * cinv[k], -x0[k]), x0[k]));
+    *reinterpret_cast<pack_t<CPT>*>(y + r * W + j0) = o;
+    if (r + 1 >= ge) break;
+    if (down) {
+#pragma unroll
+      for (int k = 0; k < CPT; k++) { hm[k] = h0[k]; h0[k] = hp[k]; x0[k] = xn[k]; }
+      i++;
+    } else {
+      // the next row starts the next plane: new channel (and perhaps sample), no row above
+      plane++; i = 0;
+      c = c + 1 == C ? 0 : c + 1;
+      kc = ldp(ls, pt, c) * ldp(gnw, pt, c) * stats[2 * (plane / C) + 1];
+#pragma unroll
+      for (int k = 0; k < CPT; k++) hm[k] = 0.0f;
+      hsums<CPT>(row + W, j0, left, right, h0, x0);
+    }
+  }
+}
+
 extern "C" __global__ void pool_tile(const io_t* __restrict__ x, const float* __restrict__ stats, const void* __restrict__ gnw,
     const void* __restrict__ ls, io_t* __restrict__ y, long long row0, long long rows, long long totalRows,
     int C, int H, int W, int RB, int R, int pt)
@@ -333,56 +458,44 @@ extern "C" __global__ void pool_tile(const io_t* __restrict__ x, const float* __
   const long long base = lo & ~(long long)(MIX_VEC - 1);
   const int nvec = (int)((hi - base + MIX_VEC - 1) / MIX_VEC);
   const pack_t<MIX_VEC>* xp = reinterpret_cast<const pack_t<MIX_VEC>*>(x + base);
-  for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
-    const long long g = base + (long long)v * MIX_VEC;
-    float* dst = tile + v * MIX_VEC;
-    if (g + MIX_VEC <= total) {
-      const pack_t<MIX_VEC> a = xp[v];
+  // four 16-byte loads in flight per thread before the first is used
+  for (int v0 = threadIdx.x; v0 < nvec; v0 += 4 * blockDim.x) {
+    pack_t<MIX_VEC> a[4];
 #pragma unroll
-      for (int q = 0; q < MIX_VEC / 4; q++)
-        reinterpret_cast<float4*>(dst)[q] = make_float4(to_f(a.v[4 * q]), to_f(a.v[4 * q + 1]), to_f(a.v[4 * q + 2]), to_f(a.v[4 * q + 3]));
-    } else {
-      for (int k = 0; k < MIX_VEC && g + k < total; k++) dst[k] = to_f(x[g + k]);
+    for (int u = 0; u < 4; u++) {
+      const int v = v0 + u * blockDim.x;
+      if (v < nvec && base + (long long)(v + 1) * MIX_VEC <= total) a[u] = xp[v];
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      const int v = v0 + u * blockDim.x;
+      if (v >= nvec) break;
+      const long long g = base + (long long)v * MIX_VEC;
+      float* dst = tile + v * MIX_VEC;
+      if (g + MIX_VEC <= total) {
+#pragma unroll
+        for (int q = 0; q < MIX_VEC / 4; q++)
+          reinterpret_cast<float4*>(dst)[q] = make_float4(to_f(a[u].v[4 * q]), to_f(a[u].v[4 * q + 1]), to_f(a[u].v[4 * q + 2]), to_f(a[u].v[4 * q + 3]));
+      } else {
+        for (int k = 0; k < MIX_VEC && g + k < total; k++) dst[k] = to_f(x[g + k]);
+      }
     }
   }
   __syncthreads();
 
-  const int cols = min(W, (int)blockDim.x);
+  // CPT adjacent columns per thread (4 when W allows, else 2 or 1): fewer instructions per output and vector stores
+  const int cpt = W % 4 == 0 ? 4 : W % 2 == 0 ? 2 : 1;
+  const int cols = min(W / cpt, (int)blockDim.x);
   const int G = blockDim.x / cols;
   const int grp = threadIdx.x / cols;
   if (grp >= G) return;
   const long long gs = rb + (long long)grp * R;
   const long long ge = min(gs + R, re);
   if (gs >= ge) return;
-  for (int j = threadIdx.x % cols; j < W; j += cols) {
-    const float fl = j > 0 ? 1.0f : 0.0f, fr = j + 1 < W ? 1.0f : 0.0f;
-    const int jl = j > 0 ? j - 1 : j, jr = j + 1 < W ? j + 1 : j;
-    const float cw = 1.0f + fl + fr;
-    long long r = gs;
-    long long plane = r / H;
-    int i = (int)(r - plane * H);
-    int c = (int)(plane % C);
-    float k = ldp(ls, pt, c) * ldp(gnw, pt, c) * stats[2 * (plane / C) + 1];
-    const float* row = tile + (r * W - base);
-    float hm = i > 0 ? hsum3(row - W, j, jl, jr, fl, fr) : 0.0f;
-    float h0 = hsum3(row, j, jl, jr, fl, fr);
-    float x0 = row[j];
-    for (; r < ge; r++, row += W) {
-      const bool down = i + 1 < H;
-      const float hp = down ? hsum3(row + W, j, jl, jr, fl, fr) : 0.0f;
-      const float n = cw * (float)(1 + (i > 0) + down);
-      y[r * W + j] = from_f(fmaf(k, (hm + h0 + hp) / n - x0, x0));
-      if (r + 1 >= ge) break;
-      if (down) {
-        hm = h0; h0 = hp; x0 = row[W + j]; i++;
-      } else {
-        // the next row starts the next plane: new channel (and perhaps sample), no row above
-        plane++; i = 0;
-        c = c + 1 == C ? 0 : c + 1;
-        k = ldp(ls, pt, c) * ldp(gnw, pt, c) * stats[2 * (plane / C) + 1];
-        hm = 0.0f; h0 = hsum3(row + W, j, jl, jr, fl, fr); x0 = row[W + j];
-      }
-    }
+  for (int j0 = (threadIdx.x % cols) * cpt; j0 < W; j0 += cols * cpt) {
+    if (cpt == 4) pool_columns<4>(tile, base, y, stats, gnw, ls, pt, gs, ge, j0, C, H, W);
+    else if (cpt == 2) pool_columns<2>(tile, base, y, stats, gnw, ls, pt, gs, ge, j0, C, H, W);
+    else pool_columns<1>(tile, base, y, stats, gnw, ls, pt, gs, ge, j0, C, H, W);
   }
 }
 """;

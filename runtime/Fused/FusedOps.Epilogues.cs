@@ -32,27 +32,27 @@ namespace Mix.Runtime.Fused
             try
             {
                 using var scope = torch.NewDisposeScope();
-                var xd = MemoryOrder(x) is null ? x.contiguous() : x;
-                var perm = MemoryOrder(xd)!;
-                var (C, inner) = ChannelStride(xd, perm, channelDim);
+                var layout = new Layout(x);
+                var xd = layout.Dense ? x : x.contiguous();
+                if (!layout.Dense) layout = new Layout(xd);
+                var (C, inner) = layout.Channel(channelDim);
                 if (bias is not null && bias.numel() != C) throw new ArgumentException($"bias must have {C} elements", nameof(bias));
                 if (C > int.MaxValue) return null;
-                var xf = xd.permute(perm);
-                var yf = torch.empty(xf.shape, dtype: xf.dtype, device: xf.device);
+                var y = layout.Empty(xd.dtype, xd.device);
                 var (ps, pt) = Params(x, bias, starScale, starBias);
-                long n = xf.numel();
-                int V = 16 / (int)xf.ElementSize;
-                bool vec = n % V == 0 && Aligned16(xf, dev, xf.dtype, "x") && Aligned16(yf, dev, yf.dtype, "y");
+                long n = xd.numel();
+                int V = 16 / (int)xd.ElementSize;
+                bool vec = n % V == 0 && Aligned16(xd, dev, xd.dtype, "x") && Aligned16(y, dev, y.dtype, "y");
                 var spec = FusedKernels.Epilogue(dt, activation);
                 var fn = KernelRuntime.Shared.GetFunction(spec, vec ? "bias_act_vec" : "bias_act_scalar", dev);
                 long work = vec ? n / V : n;
                 using var args = new KernelArguments(dev);
-                args.Add(xf, xf.dtype, "x").AddOptional(ps[0], ps[0]?.dtype ?? x.dtype, "bias").Add(yf, yf.dtype, "y")
-                    .Add(work).Add(inner).Add((int)C).Add(ChannelMode(inner, C, vec ? V : 1))
+                args.AddDense(xd, xd.dtype, "x").AddOptional(ps[0], ps[0]?.dtype ?? x.dtype, "bias").AddDense(y, y.dtype, "y")
+                    .Add(work).Add(inner).Add((int)C).Add(ChannelMode(inner, C, vec ? V : 1, ps, pt, dev))
                     .AddOptional(ps[1], ps[1]?.dtype ?? x.dtype, "starScale").AddOptional(ps[2], ps[2]?.dtype ?? x.dtype, "starBias")
                     .Add(pt);
                 fn.Launch(new Dim3(Blocks(work)), new Dim3(Threads), 0, args);
-                return Unpermute(yf, perm).MoveToOuterDisposeScope();
+                return y.MoveToOuterDisposeScope();
             }
             catch (CudaKernelUnavailableException)
             {
@@ -90,12 +90,13 @@ namespace Mix.Runtime.Fused
         {
             ArgumentNullException.ThrowIfNull(residual);
             ArgumentNullException.ThrowIfNull(x);
-            if (!residual.shape.SequenceEqual(x.shape)) throw new ArgumentException("residual and x must have the same shape", nameof(residual));
+            var layout = new Layout(x);
+            var residualLayout = new Layout(residual);
+            if (!residualLayout.Shape.AsSpan().SequenceEqual(layout.Shape)) throw new ArgumentException("residual and x must have the same shape", nameof(residual));
             int dt = FusedKernels.DtypeCode(x.dtype);
             if (dt < 0 || residual.dtype != x.dtype || !IsAvailable(x.device) || NeedsGrad(residual, x, layerScale, resScale, bias)) return null;
-            var perm = MemoryOrder(x);
-            if (perm is null) return null;
-            var (C, inner) = ChannelStride(x, perm, channelDim);
+            if (!layout.Dense || !layout.Matches(residualLayout)) return null;
+            var (C, inner) = layout.Channel(channelDim);
             foreach (var (p, name) in new[] { (layerScale, nameof(layerScale)), (resScale, nameof(resScale)), (bias, nameof(bias)) })
                 if (p is not null && p.numel() != C) throw new ArgumentException($"{name} must have {C} elements", name);
             if (C > int.MaxValue) return null;
@@ -103,40 +104,26 @@ namespace Mix.Runtime.Fused
             try
             {
                 using var scope = torch.NewDisposeScope();
-                var xf = x.permute(perm);
-                var rf = residual.permute(perm);
-                if (!rf.is_contiguous()) return null;
-                var yf = torch.empty(xf.shape, dtype: xf.dtype, device: xf.device);
+                var y = layout.Empty(x.dtype, x.device);
                 var (ps, pt) = Params(x, layerScale, resScale, bias);
-                long n = xf.numel();
-                int V = 16 / (int)xf.ElementSize;
-                bool vec = n % V == 0 && Aligned16(xf, dev, xf.dtype, "x") && Aligned16(rf, dev, rf.dtype, "residual")
-                           && Aligned16(yf, dev, yf.dtype, "y");
+                long n = x.numel();
+                int V = 16 / (int)x.ElementSize;
+                bool vec = n % V == 0 && Aligned16(x, dev, x.dtype, "x") && Aligned16(residual, dev, residual.dtype, "residual")
+                           && Aligned16(y, dev, y.dtype, "y");
                 var fn = KernelRuntime.Shared.GetFunction(FusedKernels.Epilogue(dt, FusedActivation.None), vec ? "scale_res_vec" : "scale_res_scalar", dev);
                 long work = vec ? n / V : n;
                 using var args = new KernelArguments(dev);
-                args.Add(rf, rf.dtype, "residual").Add(xf, xf.dtype, "x")
+                args.AddDense(residual, residual.dtype, "residual").AddDense(x, x.dtype, "x")
                     .AddOptional(ps[0], ps[0]?.dtype ?? x.dtype, "layerScale").AddOptional(ps[1], ps[1]?.dtype ?? x.dtype, "resScale")
                     .AddOptional(ps[2], ps[2]?.dtype ?? x.dtype, "bias")
-                    .Add(yf, yf.dtype, "y").Add(work).Add(inner).Add((int)C).Add(ChannelMode(inner, C, vec ? V : 1)).Add(pt);
+                    .AddDense(y, y.dtype, "y").Add(work).Add(inner).Add((int)C).Add(ChannelMode(inner, C, vec ? V : 1, ps, pt, dev)).Add(pt);
                 fn.Launch(new Dim3(Blocks(work)), new Dim3(Threads), 0, args);
-                return Unpermute(yf, perm).MoveToOuterDisposeScope();
+                return y.MoveToOuterDisposeScope();
             }
             catch (CudaKernelUnavailableException)
             {
                 return null;
             }
-        }
-
-        /// <summary>The logical view of a tensor written in memory order <paramref name="perm"/>.</summary>
-        private static Tensor Unpermute(Tensor flat, long[] perm)
-        {
-            bool identity = true;
-            for (int i = 0; i < perm.Length; i++) identity &= perm[i] == i;
-            if (identity) return flat;
-            var inv = new long[perm.Length];
-            for (int i = 0; i < perm.Length; i++) inv[perm[i]] = i;
-            return flat.permute(inv);
         }
     }
 }

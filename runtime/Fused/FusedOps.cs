@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using Mix.Runtime.Cuda;
 using TorchSharp;
@@ -17,6 +18,7 @@ namespace Mix.Runtime.Fused
     {
         private const int Threads = 256;
 
+
         /// <summary>Whether fused kernels can run for tensors on <paramref name="device"/> (CUDA device, driver and NVRTC present).</summary>
         /// <param name="device">A TorchSharp device.</param>
         public static bool IsAvailable(Device device) =>
@@ -32,6 +34,26 @@ namespace Mix.Runtime.Fused
             var codes = (dtypes.Length == 0 ? new[] { ScalarType.Float32, ScalarType.Float16, ScalarType.BFloat16 } : dtypes)
                 .Select(FusedKernels.DtypeCode).Where(c => c >= 0).Distinct();
             return KernelRuntime.Shared.WarmUp(FusedKernels.All(codes), device.index < 0 ? 0 : device.index);
+        }
+
+        /// <summary>
+        /// Registers and local (spill) bytes per thread of the main fused kernels for <paramref name="dtype"/>, as compiled for
+        /// <paramref name="device"/>: a quick check that a kernel fits the occupancy it was designed for.
+        /// </summary>
+        /// <param name="device">CUDA device.</param>
+        /// <param name="dtype">I/O dtype.</param>
+        public static IEnumerable<(string Kernel, int Registers, int LocalBytes)> KernelResources(Device device, ScalarType dtype)
+        {
+            int code = FusedKernels.DtypeCode(dtype);
+            if (code < 0 || !IsAvailable(device)) yield break;
+            int dev = device.index < 0 ? 0 : device.index;
+            var pool = FusedKernels.Pooling(code);
+            var epi = FusedKernels.Epilogue(code, FusedActivation.Gelu);
+            foreach (var (spec, entry) in new[] { (pool, "pool_tile"), (pool, "gn_stats"), (pool, "gn_apply_vec"), (epi, "bias_act_vec"), (epi, "scale_res_vec") })
+            {
+                var f = KernelRuntime.Shared.GetFunction(spec, entry, dev);
+                yield return (entry, f.Registers, f.LocalBytes);
+            }
         }
 
         internal static bool NeedsGrad(params Tensor?[] ts)
@@ -54,36 +76,97 @@ namespace Mix.Runtime.Fused
         }
 
         private static bool Aligned16(Tensor t, int device, ScalarType dtype, string what) =>
-            ((long)TensorPointers.Get(t, dtype, device, what) & 15) == 0;
+            ((long)TensorPointers.GetDense(t, dtype, device, what) & 15) == 0;
 
         /// <summary>
-        /// A dense tensor seen in memory order: the dimension order by decreasing stride, under which the tensor is a
-        /// contiguous view of its storage (NCHW: the identity; channels-last: N, H, W, C). Null when the tensor is not
-        /// dense (it overlaps itself or has gaps).
+        /// A tensor's shape and, unless it is contiguous, its strides: read once per call, since each read marshals an
+        /// array out of libtorch and these calls are short enough for that to matter.
         /// </summary>
-        internal static long[]? MemoryOrder(Tensor t)
+        internal readonly struct Layout
         {
-            var strides = t.stride();
-            var shape = t.shape;
-            var perm = Enumerable.Range(0, shape.Length).OrderByDescending(i => shape[i] == 1 ? long.MaxValue : strides[i])
-                .ThenBy(i => i).Select(i => (long)i).ToArray();
-            using var view = t.permute(perm);
-            return view.is_contiguous() ? perm : null;
+            public readonly long[] Shape;
+            public readonly long[]? Strides;
+            public readonly bool Dense;
+
+            public Layout(Tensor t)
+            {
+                Shape = t.shape;
+                Strides = t.is_contiguous() ? null : t.stride();
+                Dense = Strides is null || IsDense(Shape, Strides);
+            }
+
+            /// <summary>
+            /// For channel dimension <paramref name="channelDim"/> of a dense tensor (NCHW, channels-last, any order): the
+            /// channel count and the elements between consecutive channels in memory (H·W for NCHW, 1 for channels-last),
+            /// so a kernel walking memory order finds element e's channel as <c>(e / inner) mod C</c>.
+            /// </summary>
+            public (long C, long inner) Channel(int channelDim)
+            {
+                int cd = channelDim < 0 ? Shape.Length + channelDim : channelDim;
+                if (cd < 0 || cd >= Shape.Length) throw new ArgumentOutOfRangeException(nameof(channelDim), channelDim, "channel dimension out of range");
+                long C = Shape[cd];
+                if (C == 1) return (1, 1);
+                if (Strides is not null) return (C, Strides[cd]);
+                long inner = 1;
+                for (int i = cd + 1; i < Shape.Length; i++) inner *= Shape[i];
+                return (C, inner);
+            }
+
+            /// <summary>Whether <paramref name="other"/> (same shape) lays its elements out identically.</summary>
+            public bool Matches(in Layout other)
+            {
+                if (!Shape.AsSpan().SequenceEqual(other.Shape)) return false;
+                if (Strides is null || other.Strides is null) return Strides is null && other.Strides is null;
+                for (int i = 0; i < Shape.Length; i++) if (Shape[i] != 1 && Strides[i] != other.Strides[i]) return false;
+                return true;
+            }
+
+            /// <summary>Whether the first dimension is the slowest in memory (each sample one contiguous block).</summary>
+            public bool BatchOutermost
+            {
+                get
+                {
+                    if (!Dense || Shape.Length == 0) return false;
+                    if (Strides is null || Shape[0] <= 1) return true;
+                    long rest = 1;
+                    for (int i = 1; i < Shape.Length; i++) rest *= Shape[i];
+                    return Strides[0] == rest;
+                }
+            }
+
+            /// <summary>An uninitialized tensor of this shape and memory order with <paramref name="dtype"/> on <paramref name="device"/>.</summary>
+            public Tensor Empty(ScalarType dtype, Device device) =>
+                Strides is null ? torch.empty(Shape, dtype: dtype, device: device) : torch.empty_strided(Shape, Strides, dtype: dtype, device: device);
         }
 
-        /// <summary>Elements between consecutive channels in memory order <paramref name="perm"/>, and the channel count.</summary>
-        internal static (long C, long inner) ChannelStride(Tensor t, long[] perm, int channelDim)
+        /// <summary>Whether strides tile <c>[0, numel)</c> exactly once: sorted by stride, each equals the product of the faster sizes.</summary>
+        internal static bool IsDense(long[] shape, long[] strides)
         {
-            int cd = channelDim < 0 ? (int)t.dim() + channelDim : channelDim;
-            if (cd < 0 || cd >= t.dim()) throw new ArgumentOutOfRangeException(nameof(channelDim), channelDim, "channel dimension out of range");
-            long inner = 1;
-            int at = Array.IndexOf(perm, (long)cd);
-            for (int i = at + 1; i < perm.Length; i++) inner *= t.shape[perm[i]];
-            return (t.shape[cd], inner);
+            var dims = new long[shape.Length];
+            int n = 0;
+            for (int i = 0; i < shape.Length; i++) if (shape[i] != 1) dims[n++] = i;
+            Array.Sort(dims, 0, n, Comparer<long>.Create((a, b) => strides[a].CompareTo(strides[b])));
+            long expected = 1;
+            for (int k = 0; k < n; k++)
+            {
+                if (strides[dims[k]] != expected) return false;
+                expected *= shape[dims[k]];
+            }
+            return true;
         }
 
-        /// <summary>How a kernel reads per-channel parameters of a vector of <paramref name="V"/> elements (see <c>chans_of</c>).</summary>
-        internal static int ChannelMode(long inner, long C, int V) => inner % V == 0 ? 1 : inner == 1 && C % V == 0 ? 2 : 0;
+        /// <summary>
+        /// How a kernel reads per-channel parameters of a vector of <paramref name="V"/> elements (see <c>chans_of</c>):
+        /// mode 2 reads float32 parameters as float4, so it needs them 16-byte aligned.
+        /// </summary>
+        internal static int ChannelMode(long inner, long C, int V, Tensor?[] ps, int pt, int device)
+        {
+            if (inner % V == 0) return 1;
+            if (inner != 1 || C % V != 0) return 0;
+            foreach (var p in ps)
+                if (pt == 0 && p is not null && !Aligned16(p, device, p.dtype, "parameter")) return 0;
+            return 2;
+        }
 
         /// <summary>
         /// Small parameters for a kernel, all in one dtype code (0 float32, 1 float16, 2 bfloat16): as they are when they
