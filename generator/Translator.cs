@@ -22,7 +22,7 @@ internal sealed class UnsupportedException : Exception
 /// <c>options</c>, layer declarations become fields built in the constructor, tensor statements become <c>forward</c>.
 /// Configuration locals are substituted where used (they are pure), so only layers and tensors need C# names.
 /// </summary>
-internal sealed class Translator
+internal sealed partial class Translator
 {
     const string ModuleType = "nn.Module<Tensor, Tensor>";
 
@@ -470,6 +470,7 @@ internal sealed class Translator
 
     V EvalBinary(BinaryExpr b, Scope scope)
     {
+        if (TryResidual(b, scope) is VCode residual) return residual;
         var l = Code(Eval(b.Left, scope), b.Left.Span, out var lt, out var lp);
         var r = Code(Eval(b.Right, scope), b.Right.Span, out var rt, out var rp);
         if (!s_prec.TryGetValue(b.Op, out var prec)) throw new UnsupportedException(b.OpSpan, $"operator '{b.Op}' is not supported by the generator");

@@ -1,6 +1,5 @@
 using System;
 using Mix.Runtime.Builtins;
-using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -105,28 +104,26 @@ public sealed class MetaFormerBlock : torch.nn.Module<Tensor, Tensor>
     /// <summary>Applies the two residual sub-blocks.</summary>
     /// <param name="x">[B, dim, H, W] (NCHW) or [B, N, dim].</param>
     /// <returns>Same shape as <paramref name="x"/>.</returns>
+    /// <remarks>
+    /// On CUDA without gradients each sub-block is offered to the fused runtime first
+    /// (<see cref="MixDispatch.TryFusedResidual"/>): PoolFormer's pooling sub-block as one statistics pass and one pooling
+    /// pass, MLP and SepConv branches with their bias, activation, scales and residual add fused. While training with an
+    /// active drop path, or when the fused path declines, the reference expression runs.
+    /// </remarks>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var x1 = TryFusedPoolingSubBlock(x)
+        var x1 = TryFused(norm1, token_mixer, layer_scale1, res_scale1, drop_path1, mixer: true, x)
                  ?? res_scale1.forward(x) + layer_scale1.forward(drop_path1.forward(token_mixer.forward(norm1.forward(x))));
-        var mlpOut = layer_scale2.forward(drop_path2.forward(mlp.forward(norm2.forward(x1))));
-        var y = res_scale2.forward(x1) + mlpOut;
+        var y = TryFused(norm2, mlp, layer_scale2, res_scale2, drop_path2, mixer: false, x1)
+                ?? res_scale2.forward(x1) + layer_scale2.forward(drop_path2.forward(mlp.forward(norm2.forward(x1))));
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>
-    /// PoolFormer's first sub-block <c>x + ls ⊙ (avgpool3x3(GroupNorm1(x)) − GroupNorm1(x))</c> as one fused CUDA pass
-    /// (<see cref="FusedOps.PoolingSubBlock"/>), when the block is exactly that (3x3 <see cref="Pooling"/>, affine
-    /// <see cref="GroupNorm1"/>, a layer scale, no res scale, no active drop path), the input is on CUDA, fused kernels
-    /// are on (<see cref="MixDispatch.FusedEnabled"/>) and no gradient is needed; null otherwise (reference path).
-    /// </summary>
-    private Tensor? TryFusedPoolingSubBlock(Tensor x)
+    private Tensor? TryFused(nn.Module<Tensor, Tensor> norm, nn.Module<Tensor, Tensor> branch, nn.Module<Tensor, Tensor> layerScale,
+        nn.Module<Tensor, Tensor> resScale, nn.Module<Tensor, Tensor> dropPath, bool mixer, Tensor x)
     {
-        if (!x.is_cuda || !MixDispatch.FusedEnabled || x.dim() != 4) return null;
-        if (token_mixer is not Pooling { PoolSize: 3 } || norm1 is not GroupNorm1 { weight: { } w, bias: { } b } gn
-            || layer_scale1 is not Scale ls || res_scale1 is not Identity || (training && drop_path1 is not Identity))
-            return null;
-        return FusedOps.PoolingSubBlock(x, w, b, gn.Eps, ls.scale);
+        if (training && dropPath is not Identity) return null;
+        return MixDispatch.TryFusedResidual(new ResidualParts(norm, branch, layerScale, resScale, mixer), x);
     }
 }

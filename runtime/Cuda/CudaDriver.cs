@@ -30,6 +30,12 @@ namespace Mix.Runtime.Cuda
         private readonly delegate* unmanaged<IntPtr*, IntPtr, byte*, int> _moduleGetFunction;
         private readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> _launchKernel;
         private readonly delegate* unmanaged<int, byte**, int> _getErrorString;
+        private readonly delegate* unmanaged<int*, int, IntPtr, int> _funcGetAttribute;
+        private readonly delegate* unmanaged<IntPtr*, uint, int> _eventCreate;
+        private readonly delegate* unmanaged<IntPtr, IntPtr, int> _eventRecord;
+        private readonly delegate* unmanaged<IntPtr, int> _eventSynchronize;
+        private readonly delegate* unmanaged<float*, IntPtr, IntPtr, int> _eventElapsedTime;
+        private readonly delegate* unmanaged<IntPtr, int> _eventDestroy;
         private readonly ConcurrentDictionary<int, IntPtr> _contexts = new();
 
         /// <summary>Driver version as reported by <c>cuDriverGetVersion</c> (e.g. 13000).</summary>
@@ -47,6 +53,14 @@ namespace Mix.Runtime.Cuda
             _moduleGetFunction = (delegate* unmanaged<IntPtr*, IntPtr, byte*, int>)NativeLibrary.GetExport(lib, "cuModuleGetFunction");
             _launchKernel = (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)NativeLibrary.GetExport(lib, "cuLaunchKernel");
             _getErrorString = (delegate* unmanaged<int, byte**, int>)NativeLibrary.GetExport(lib, "cuGetErrorString");
+            _funcGetAttribute = (delegate* unmanaged<int*, int, IntPtr, int>)NativeLibrary.GetExport(lib, "cuFuncGetAttribute");
+            _eventCreate = (delegate* unmanaged<IntPtr*, uint, int>)NativeLibrary.GetExport(lib, "cuEventCreate");
+            _eventRecord = (delegate* unmanaged<IntPtr, IntPtr, int>)NativeLibrary.GetExport(lib, "cuEventRecord");
+            _eventSynchronize = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(lib, "cuEventSynchronize");
+            _eventElapsedTime = (delegate* unmanaged<float*, IntPtr, IntPtr, int>)(NativeLibrary.TryGetExport(lib, "cuEventElapsedTime_v2", out var et)
+                ? et : NativeLibrary.GetExport(lib, "cuEventElapsedTime"));
+            _eventDestroy = (delegate* unmanaged<IntPtr, int>)(NativeLibrary.TryGetExport(lib, "cuEventDestroy_v2", out var ed)
+                ? ed : NativeLibrary.GetExport(lib, "cuEventDestroy"));
             Check(_init(0), "cuInit");
             int v;
             Check(_driverVersion(&v), "cuDriverGetVersion");
@@ -142,6 +156,50 @@ namespace Mix.Runtime.Cuda
             Check(_launchKernel(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, IntPtr.Zero, parameters, null),
                 "cuLaunchKernel");
         }
+
+        /// <summary>Reads a kernel attribute (<c>cuFuncGetAttribute</c>, e.g. 4 = registers per thread, 3 = local bytes per thread).</summary>
+        /// <param name="function">Kernel handle.</param>
+        /// <param name="attribute">A <c>CU_FUNC_ATTRIBUTE_*</c> value.</param>
+        public int GetFunctionAttribute(IntPtr function, int attribute)
+        {
+            int value;
+            Check(_funcGetAttribute(&value, attribute, function), "cuFuncGetAttribute");
+            return value;
+        }
+
+        /// <summary>Creates an event (<c>cuEventCreate</c>, default flags) in the device's primary context.</summary>
+        /// <param name="device">Device ordinal.</param>
+        public IntPtr CreateEvent(int device)
+        {
+            MakeCurrent(device);
+            IntPtr e;
+            Check(_eventCreate(&e, 0), "cuEventCreate");
+            return e;
+        }
+
+        /// <summary>Records an event on the null stream (ordered with TorchSharp's work).</summary>
+        /// <param name="device">Device ordinal.</param>
+        /// <param name="e">Event from <see cref="CreateEvent"/>.</param>
+        public void RecordEvent(int device, IntPtr e)
+        {
+            MakeCurrent(device);
+            Check(_eventRecord(e, IntPtr.Zero), "cuEventRecord");
+        }
+
+        /// <summary>Milliseconds between two recorded events, after waiting for the second.</summary>
+        /// <param name="start">Earlier event.</param>
+        /// <param name="end">Later event.</param>
+        public float ElapsedMilliseconds(IntPtr start, IntPtr end)
+        {
+            Check(_eventSynchronize(end), "cuEventSynchronize");
+            float ms;
+            Check(_eventElapsedTime(&ms, start, end), "cuEventElapsedTime");
+            return ms;
+        }
+
+        /// <summary>Destroys an event.</summary>
+        /// <param name="e">Event from <see cref="CreateEvent"/>.</param>
+        public void DestroyEvent(IntPtr e) => _eventDestroy(e);
 
         private string ErrorString(int rc)
         {

@@ -22,6 +22,12 @@ namespace Mix.Runtime.Cuda
         /// <summary>CUDA device ordinal the kernel is loaded on.</summary>
         public int Device { get; }
 
+        /// <summary>Registers per thread, as compiled (<c>CU_FUNC_ATTRIBUTE_NUM_REGS</c>).</summary>
+        public int Registers => _driver.GetFunctionAttribute(_handle, 4);
+
+        /// <summary>Local memory per thread in bytes (spills and local arrays; <c>CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES</c>).</summary>
+        public int LocalBytes => _driver.GetFunctionAttribute(_handle, 3);
+
         /// <summary>Queues the kernel on the null stream (asynchronous; ordered with TorchSharp's work).</summary>
         /// <param name="grid">Grid size (no dimension may be 0).</param>
         /// <param name="block">Block size.</param>

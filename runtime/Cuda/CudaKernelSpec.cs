@@ -20,6 +20,7 @@ namespace Mix.Runtime.Cuda
         public IReadOnlyList<string> Options { get; }
 
         private readonly string _identity;
+        private readonly int _hash;
 
         /// <summary>Creates a spec.</summary>
         /// <param name="name">Display name.</param>
@@ -31,16 +32,19 @@ namespace Mix.Runtime.Cuda
             Source = source ?? throw new ArgumentNullException(nameof(source));
             Options = options.ToArray();
             _identity = name + "\u0001" + string.Join("\u0001", Options) + "\u0001" + source;
+            // Hashed once: kernel lookups happen at every launch, and a source is tens of kilobytes.
+            _hash = _identity.GetHashCode(StringComparison.Ordinal);
         }
 
         /// <inheritdoc />
-        public bool Equals(CudaKernelSpec? other) => other is not null && other._identity == _identity;
+        public bool Equals(CudaKernelSpec? other) =>
+            ReferenceEquals(this, other) || (other is not null && other._hash == _hash && other._identity == _identity);
 
         /// <inheritdoc />
         public override bool Equals(object? obj) => Equals(obj as CudaKernelSpec);
 
         /// <inheritdoc />
-        public override int GetHashCode() => _identity.GetHashCode(StringComparison.Ordinal);
+        public override int GetHashCode() => _hash;
 
         /// <inheritdoc />
         public override string ToString() => Options.Count == 0 ? Name : $"{Name} [{string.Join(" ", Options)}]";

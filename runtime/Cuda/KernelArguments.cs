@@ -55,6 +55,16 @@ namespace Mix.Runtime.Cuda
             return this;
         }
 
+        /// <summary>Adds the pointer of a tensor the caller knows to be dense (any dimension order; see <see cref="TensorPointers.GetDense"/>).</summary>
+        /// <param name="t">The tensor.</param>
+        /// <param name="dtype">Required dtype.</param>
+        /// <param name="what">Name for error messages.</param>
+        public KernelArguments AddDense(Tensor t, ScalarType dtype, string what)
+        {
+            *(IntPtr*)Next() = TensorPointers.GetDense(t, dtype, Device, what);
+            return this;
+        }
+
         /// <summary>Adds an optional tensor: its pointer, or a null pointer.</summary>
         /// <param name="t">The tensor or null.</param>
         /// <param name="dtype">Required dtype.</param>

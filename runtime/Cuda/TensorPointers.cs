@@ -33,5 +33,24 @@ namespace Mix.Runtime.Cuda
             if (p == IntPtr.Zero && t.numel() > 0) throw new ArgumentException($"{what} has no storage", what);
             return p;
         }
+
+        /// <summary>
+        /// The data pointer of a dense tensor in any dimension order (channels-last, say): device and dtype are checked,
+        /// density is the caller's promise (kernels then walk its memory order).
+        /// </summary>
+        /// <param name="t">The tensor.</param>
+        /// <param name="dtype">Required dtype.</param>
+        /// <param name="device">Required CUDA device ordinal.</param>
+        /// <param name="what">Argument name for messages.</param>
+        public static IntPtr GetDense(Tensor t, ScalarType dtype, int device, string what)
+        {
+            ArgumentNullException.ThrowIfNull(t);
+            if (t.device_type != DeviceType.CUDA || t.device_index != device)
+                throw new ArgumentException($"{what} must be on cuda:{device}, is on {t.device}", what);
+            if (t.dtype != dtype) throw new ArgumentException($"{what} must be {dtype}, is {t.dtype}", what);
+            var p = THSTensor_data(t.Handle);
+            if (p == IntPtr.Zero && t.numel() > 0) throw new ArgumentException($"{what} has no storage", what);
+            return p;
+        }
     }
 }

@@ -38,109 +38,61 @@ template <int V> struct alignas(sizeof(io_t) * V) pack_t { io_t v[V]; };
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
 __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
-""";
-
-        /// <summary>bias + activation (<c>-DMIX_ACT=0..3</c>: none, GELU (erf), StarReLU, SquaredReLU) and layer-scale + residual.</summary>
-        public const string Epilogue = """
-#ifndef MIX_ACT
-#define MIX_ACT 0
-#endif
-__device__ __forceinline__ float act_f(float x, float s, float b) {
-#if MIX_ACT == 1
-  return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-#elif MIX_ACT == 2
-  float r = fmaxf(x, 0.0f); return s * r * r + b;
-#elif MIX_ACT == 3
-  float r = fmaxf(x, 0.0f); return r * r;
-#else
-  return x;
-#endif
-}
-
-// y = act(x + bias[c]); c = (e / inner) % C. The vector path needs inner == 1 or inner % V == 0.
+// Per-channel parameters of V consecutive elements (flat index e0 in memory order; channel = (e / inner) % C).
+// mode 1: inner % V == 0, one channel for the whole vector; mode 2: inner == 1 and C % V == 0, channels c0 .. c0+V-1
+// (read as float4); mode 0: anything else, channel per element, stepped without divisions.
 template <int V>
-__device__ __forceinline__ void bias_act_body(const io_t* __restrict__ x, const float* __restrict__ bias,
-    io_t* __restrict__ y, long long nvec, long long inner, int C, const float* __restrict__ sp, const float* __restrict__ bp)
-{
-  const float s = sp ? sp[0] : 1.0f, b0 = bp ? bp[0] : 0.0f;
-  const pack_t<V>* xp = reinterpret_cast<const pack_t<V>*>(x);
-  pack_t<V>* yp = reinterpret_cast<pack_t<V>*>(y);
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < nvec; i += (long long)gridDim.x * blockDim.x) {
-    pack_t<V> a = xp[i];
-    pack_t<V> o;
-    long long e0 = i * V;
-    if (bias == 0) {
+__device__ __forceinline__ void chans_of(long long e0, long long inner, int C, int mode, int (&c)[V]) {
+  if (mode == 1) {
+    const int c0 = (int)((e0 / inner) % C);
 #pragma unroll
-      for (int k = 0; k < V; k++) o.v[k] = from_f(act_f(to_f(a.v[k]), s, b0));
-    } else if (inner == 1) {
-      int c = (int)(e0 % C);
+    for (int k = 0; k < V; k++) c[k] = c0;
+  } else if (mode == 2) {
+    const int c0 = (int)(e0 % C);
 #pragma unroll
-      for (int k = 0; k < V; k++) {
-        o.v[k] = from_f(act_f(to_f(a.v[k]) + __ldg(bias + c), s, b0));
-        c = (c + 1 == C) ? 0 : c + 1;
-      }
-    } else {
-      const float bc = __ldg(bias + (int)((e0 / inner) % C));
+    for (int k = 0; k < V; k++) c[k] = c0 + k;
+  } else {
+    long long q = e0 / inner, r = e0 - q * inner;
+    int cc = (int)(q % C);
 #pragma unroll
-      for (int k = 0; k < V; k++) o.v[k] = from_f(act_f(to_f(a.v[k]) + bc, s, b0));
+    for (int k = 0; k < V; k++) {
+      c[k] = cc;
+      if (++r == inner) { r = 0; if (++cc == C) cc = 0; }
     }
-    yp[i] = o;
   }
 }
 
-extern "C" __global__ void bias_act_vec(const io_t* __restrict__ x, const float* __restrict__ bias, io_t* __restrict__ y,
-    long long nvec, long long inner, int C, const float* __restrict__ sp, const float* __restrict__ bp)
-{ bias_act_body<MIX_VEC>(x, bias, y, nvec, inner, C, sp, bp); }
+// Element i of a small parameter vector stored as float32 (pt 0), float16 (1) or bfloat16 (2): parameters are read in
+// the module's own dtype, so no conversion kernel runs per call.
+__device__ __forceinline__ float ldp(const void* __restrict__ p, int pt, long long i) {
+  if (pt == 0) return __ldg(reinterpret_cast<const float*>(p) + i);
+  const unsigned short h = __ldg(reinterpret_cast<const unsigned short*>(p) + i);
+  if (pt == 1) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+  return __uint_as_float(((unsigned int)h) << 16);
+}
 
-extern "C" __global__ void bias_act_scalar(const io_t* __restrict__ x, const float* __restrict__ bias, io_t* __restrict__ y,
-    long long n, long long inner, int C, const float* __restrict__ sp, const float* __restrict__ bp)
-{ bias_act_body<1>(x, bias, y, n, inner, C, sp, bp); }
-
-// y = res + ls[c] * x
 template <int V>
-__device__ __forceinline__ void ls_res_body(const io_t* __restrict__ res, const io_t* __restrict__ x,
-    const float* __restrict__ ls, io_t* __restrict__ y, long long nvec, long long inner, int C)
-{
-  const pack_t<V>* rp = reinterpret_cast<const pack_t<V>*>(res);
-  const pack_t<V>* xp = reinterpret_cast<const pack_t<V>*>(x);
-  pack_t<V>* yp = reinterpret_cast<pack_t<V>*>(y);
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < nvec; i += (long long)gridDim.x * blockDim.x) {
-    pack_t<V> a = xp[i];
-    pack_t<V> r = rp[i];
-    pack_t<V> o;
-    long long e0 = i * V;
-    if (inner == 1) {
-      int c = (int)(e0 % C);
+__device__ __forceinline__ void param_of(const void* __restrict__ p, int pt, float dflt, const int (&c)[V], int mode, float (&v)[V]) {
+  if (p == 0) {
 #pragma unroll
-      for (int k = 0; k < V; k++) {
-        o.v[k] = from_f(fmaf(__ldg(ls + c), to_f(a.v[k]), to_f(r.v[k])));
-        c = (c + 1 == C) ? 0 : c + 1;
-      }
-    } else {
-      const float lc = __ldg(ls + (int)((e0 / inner) % C));
+    for (int k = 0; k < V; k++) v[k] = dflt;
+  } else if (mode == 1) {
+    const float a = ldp(p, pt, c[0]);
 #pragma unroll
-      for (int k = 0; k < V; k++) o.v[k] = from_f(fmaf(lc, to_f(a.v[k]), to_f(r.v[k])));
+    for (int k = 0; k < V; k++) v[k] = a;
+  } else if (mode == 2 && pt == 0 && V % 4 == 0) {
+    const float4* q = reinterpret_cast<const float4*>(reinterpret_cast<const float*>(p) + c[0]);
+#pragma unroll
+    for (int k = 0; k < V / 4; k++) {
+      const float4 f = __ldg(q + k);
+      v[4 * k] = f.x; v[4 * k + 1] = f.y; v[4 * k + 2] = f.z; v[4 * k + 3] = f.w;
     }
-    yp[i] = o;
+  } else {
+#pragma unroll
+    for (int k = 0; k < V; k++) v[k] = ldp(p, pt, c[k]);
   }
 }
 
-extern "C" __global__ void ls_res_vec(const io_t* __restrict__ res, const io_t* __restrict__ x, const float* __restrict__ ls,
-    io_t* __restrict__ y, long long nvec, long long inner, int C)
-{ ls_res_body<MIX_VEC>(res, x, ls, y, nvec, inner, C); }
-
-extern "C" __global__ void ls_res_scalar(const io_t* __restrict__ res, const io_t* __restrict__ x, const float* __restrict__ ls,
-    io_t* __restrict__ y, long long n, long long inner, int C)
-{ ls_res_body<1>(res, x, ls, y, n, inner, C); }
-""";
-
-        /// <summary>
-        /// MetaFormer pooling sub-block <c>x + ls ⊙ (avgpool3x3(n) − n)</c>, <c>n = GroupNorm(1)(x)</c>. Since the
-        /// average pool (count_include_pad=false) averages with weights summing to one, the per-channel affine of the
-        /// norm commutes with it: <c>pool(n) − n = w_c · rstd_b · (pool(x) − x)</c> (mean and bias cancel), so the
-        /// fused pass needs only the per-sample rstd.
-        /// </summary>
-        public const string Pooling = """
 __device__ __forceinline__ double warp_sum_d(double v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
@@ -160,82 +112,390 @@ __device__ __forceinline__ void block_sum2(double& a, double& b) {
   }
 }
 
-// grid (P, B): partial sums of (x - x[b,0]) and its square over slice p of sample b (M elements per sample).
-extern "C" __global__ void gn_partial(const io_t* __restrict__ x, double* __restrict__ partial, long long M, int P)
+""";
+
+        /// <summary>
+        /// bias + activation (<c>-DMIX_ACT=0..3</c>: none, GELU (erf), StarReLU, SquaredReLU) and the residual epilogue
+        /// <c>rs ⊙ residual + ls ⊙ (x + bias)</c>. Any dense layout: the kernels walk memory order and find each
+        /// element's channel from the channel dimension's stride (<c>inner</c>).
+        /// </summary>
+        public const string Epilogue = """
+#ifndef MIX_ACT
+#define MIX_ACT 0
+#endif
+__device__ __forceinline__ float act_f(float x, float s, float b) {
+#if MIX_ACT == 1
+  return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+#elif MIX_ACT == 2
+  float r = fmaxf(x, 0.0f); return s * r * r + b;
+#elif MIX_ACT == 3
+  float r = fmaxf(x, 0.0f); return r * r;
+#else
+  return x;
+#endif
+}
+
+// y = act(x + bias[c]).
+template <int V>
+__device__ __forceinline__ void bias_act_body(const io_t* __restrict__ x, const void* __restrict__ bias,
+    io_t* __restrict__ y, long long nvec, long long inner, int C, int mode, const void* __restrict__ sp, const void* __restrict__ bp, int pt)
 {
-  const int b = blockIdx.y;
+  const float s = sp ? ldp(sp, pt, 0) : 1.0f, b0 = bp ? ldp(bp, pt, 0) : 0.0f;
+  const pack_t<V>* xp = reinterpret_cast<const pack_t<V>*>(x);
+  pack_t<V>* yp = reinterpret_cast<pack_t<V>*>(y);
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < nvec; i += (long long)gridDim.x * blockDim.x) {
+    const pack_t<V> a = xp[i];
+    int c[V];
+    float bv[V];
+    if (bias) chans_of<V>(i * V, inner, C, mode, c);
+    param_of<V>(bias, pt, 0.0f, c, mode, bv);
+    pack_t<V> o;
+#pragma unroll
+    for (int k = 0; k < V; k++) o.v[k] = from_f(act_f(to_f(a.v[k]) + bv[k], s, b0));
+    yp[i] = o;
+  }
+}
+
+extern "C" __global__ void bias_act_vec(const io_t* __restrict__ x, const void* __restrict__ bias, io_t* __restrict__ y,
+    long long nvec, long long inner, int C, int mode, const void* __restrict__ sp, const void* __restrict__ bp, int pt)
+{ bias_act_body<MIX_VEC>(x, bias, y, nvec, inner, C, mode, sp, bp, pt); }
+
+extern "C" __global__ void bias_act_scalar(const io_t* __restrict__ x, const void* __restrict__ bias, io_t* __restrict__ y,
+    long long n, long long inner, int C, int mode, const void* __restrict__ sp, const void* __restrict__ bp, int pt)
+{ bias_act_body<1>(x, bias, y, n, inner, C, mode, sp, bp, pt); }
+
+// y = rs[c] * res + ls[c] * (x + bias[c]); rs, ls and bias may each be absent (1, 1, 0).
+template <int V>
+__device__ __forceinline__ void scale_res_body(const io_t* __restrict__ res, const io_t* __restrict__ x,
+    const void* __restrict__ ls, const void* __restrict__ rs, const void* __restrict__ bias, io_t* __restrict__ y,
+    long long nvec, long long inner, int C, int mode, int pt)
+{
+  const pack_t<V>* rp = reinterpret_cast<const pack_t<V>*>(res);
+  const pack_t<V>* xp = reinterpret_cast<const pack_t<V>*>(x);
+  pack_t<V>* yp = reinterpret_cast<pack_t<V>*>(y);
+  const bool any = ls || rs || bias;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < nvec; i += (long long)gridDim.x * blockDim.x) {
+    const pack_t<V> a = xp[i];
+    const pack_t<V> r = rp[i];
+    int c[V];
+    float lv[V], rv[V], bv[V];
+    if (any) chans_of<V>(i * V, inner, C, mode, c);
+    param_of<V>(ls, pt, 1.0f, c, mode, lv);
+    param_of<V>(rs, pt, 1.0f, c, mode, rv);
+    param_of<V>(bias, pt, 0.0f, c, mode, bv);
+    pack_t<V> o;
+#pragma unroll
+    for (int k = 0; k < V; k++) o.v[k] = from_f(fmaf(lv[k], to_f(a.v[k]) + bv[k], rv[k] * to_f(r.v[k])));
+    yp[i] = o;
+  }
+}
+
+extern "C" __global__ void scale_res_vec(const io_t* __restrict__ res, const io_t* __restrict__ x, const void* __restrict__ ls,
+    const void* __restrict__ rs, const void* __restrict__ bias, io_t* __restrict__ y, long long nvec, long long inner, int C, int mode, int pt)
+{ scale_res_body<MIX_VEC>(res, x, ls, rs, bias, y, nvec, inner, C, mode, pt); }
+
+extern "C" __global__ void scale_res_scalar(const io_t* __restrict__ res, const io_t* __restrict__ x, const void* __restrict__ ls,
+    const void* __restrict__ rs, const void* __restrict__ bias, io_t* __restrict__ y, long long n, long long inner, int C, int mode, int pt)
+{ scale_res_body<1>(res, x, ls, rs, bias, y, n, inner, C, mode, pt); }
+""";
+
+        /// <summary>
+        /// LayerNorm over the innermost (contiguous) dimension: channels-last <c>LayerNorm2d</c> and token-wise
+        /// <c>LayerNorm</c>. A group of G lanes (a power of two up to a warp) owns a row and keeps its NV 16-byte vectors
+        /// per lane in registers, so the statistics are two exact passes over registers and memory sees one read and one
+        /// write; PyTorch's kernel gives a whole block to each row, which is slow for rows of 64–512 channels.
+        /// </summary>
+        public const string LayerNorm = """
+template <int NV>
+__device__ __forceinline__ void ln_row(const io_t* __restrict__ x, const void* __restrict__ w, const void* __restrict__ b,
+    io_t* __restrict__ y, long long row, bool valid, int C, int G, int lane, float eps, int pt)
+{
+  // Lanes of rows past the end still take part in the shuffles (full-warp masks), without loads or stores.
+  const int nvec = valid ? C / MIX_VEC : 0;
+  const pack_t<MIX_VEC>* xp = reinterpret_cast<const pack_t<MIX_VEC>*>(x + row * C);
+  pack_t<MIX_VEC>* yp = reinterpret_cast<pack_t<MIX_VEC>*>(y + row * C);
+  float v[NV][MIX_VEC];
+  float s = 0.0f;
+#pragma unroll
+  for (int u = 0; u < NV; u++) {
+    const int q = lane + u * G;
+    if (q < nvec) {
+      const pack_t<MIX_VEC> a = xp[q];
+#pragma unroll
+      for (int k = 0; k < MIX_VEC; k++) { v[u][k] = to_f(a.v[k]); s += v[u][k]; }
+    }
+  }
+  for (int o = G >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  const float mean = s / (float)C;
+  float ss = 0.0f;
+#pragma unroll
+  for (int u = 0; u < NV; u++) {
+    if (lane + u * G < nvec) {
+#pragma unroll
+      for (int k = 0; k < MIX_VEC; k++) { const float d = v[u][k] - mean; ss = fmaf(d, d, ss); }
+    }
+  }
+  for (int o = G >> 1; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  const float rstd = rsqrtf(ss / (float)C + eps);
+#pragma unroll
+  for (int u = 0; u < NV; u++) {
+    const int q = lane + u * G;
+    if (q < nvec) {
+      int c[MIX_VEC];
+      float wv[MIX_VEC], bv[MIX_VEC];
+#pragma unroll
+      for (int k = 0; k < MIX_VEC; k++) c[k] = q * MIX_VEC + k;
+      param_of<MIX_VEC>(w, pt, 1.0f, c, 2, wv);
+      param_of<MIX_VEC>(b, pt, 0.0f, c, 2, bv);
+      pack_t<MIX_VEC> o;
+#pragma unroll
+      for (int k = 0; k < MIX_VEC; k++) o.v[k] = from_f(fmaf((v[u][k] - mean) * rstd, wv[k], bv[k]));
+      yp[q] = o;
+    }
+  }
+}
+
+// block 256: 256 / G rows per block; NV = vectors per lane (1, 2, 4 or 8); C % MIX_VEC == 0.
+extern "C" __global__ void layer_norm_rows(const io_t* __restrict__ x, const void* __restrict__ w, const void* __restrict__ b,
+    io_t* __restrict__ y, long long rows, int C, int G, int NV, float eps, int pt)
+{
+  const long long row = (long long)blockIdx.x * (blockDim.x / G) + threadIdx.x / G;
+  const bool valid = row < rows;
+  const int lane = threadIdx.x % G;
+  switch (NV) {
+    case 1: ln_row<1>(x, w, b, y, row, valid, C, G, lane, eps, pt); break;
+    case 2: ln_row<2>(x, w, b, y, row, valid, C, G, lane, eps, pt); break;
+    case 4: ln_row<4>(x, w, b, y, row, valid, C, G, lane, eps, pt); break;
+    default: ln_row<8>(x, w, b, y, row, valid, C, G, lane, eps, pt); break;
+  }
+}
+""";
+
+        /// <summary>
+        /// GroupNorm with one group, and the MetaFormer pooling sub-block <c>x + ls ⊙ (avgpool3x3(n) − n)</c>,
+        /// <c>n = GroupNorm(1)(x)</c>. The average pool (count_include_pad=false) averages with weights summing to one,
+        /// so the norm's per-channel affine commutes with it: <c>pool(n) − n = w_c · rstd_b · (pool(x) − x)</c> (mean
+        /// and bias cancel), and the fused pass needs only the per-sample rstd.
+        /// </summary>
+        public const string Pooling = """
+// grid (P, nb), block 256: partial sums of (x - x[b,0]) and its square over slice p of sample b = b0 + blockIdx.y
+// (M elements each); the last block of a sample to finish reduces the P partials to stats[2b] = mean and
+// stats[2b+1] = rstd and resets the sample's counter, so one launch gives the statistics.
+extern "C" __global__ void gn_stats(const io_t* __restrict__ x, double* __restrict__ partial, unsigned int* __restrict__ counter,
+    float* __restrict__ stats, long long M, int P, int b0, float eps, int vec)
+{
+  const int g = blockIdx.y, b = b0 + g;
   const io_t* xb = x + (long long)b * M;
   const float shift = to_f(xb[0]);
-  const long long chunk = (M + P - 1) / P;
-  const long long start = blockIdx.x * chunk;
-  const long long end = (start + chunk < M) ? start + chunk : M;
   float s = 0.0f, ss = 0.0f;
-  for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {
-    float v = to_f(xb[i]) - shift;
-    s += v; ss = fmaf(v, v, ss);
+  if (vec) {
+    const long long nv = M / MIX_VEC, chunk = (nv + P - 1) / P;
+    const long long start = blockIdx.x * chunk, end = min(start + chunk, nv);
+    const pack_t<MIX_VEC>* xp = reinterpret_cast<const pack_t<MIX_VEC>*>(xb);
+    for (long long i0 = start + threadIdx.x; i0 < end; i0 += 4 * blockDim.x) {
+      pack_t<MIX_VEC> a[4];
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        const long long i = i0 + (long long)u * blockDim.x;
+        if (i < end) a[u] = xp[i];
+      }
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        if (i0 + (long long)u * blockDim.x >= end) break;
+#pragma unroll
+        for (int k = 0; k < MIX_VEC; k++) { const float v = to_f(a[u].v[k]) - shift; s += v; ss = fmaf(v, v, ss); }
+      }
+    }
+  } else {
+    const long long chunk = (M + P - 1) / P;
+    const long long start = blockIdx.x * chunk, end = min(start + chunk, M);
+    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) { const float v = to_f(xb[i]) - shift; s += v; ss = fmaf(v, v, ss); }
   }
   double ds = s, dss = ss;
   block_sum2(ds, dss);
+  __shared__ bool last;
   if (threadIdx.x == 0) {
-    partial[((long long)b * P + blockIdx.x) * 2] = ds;
-    partial[((long long)b * P + blockIdx.x) * 2 + 1] = dss;
+    partial[((long long)g * P + blockIdx.x) * 2] = ds;
+    partial[((long long)g * P + blockIdx.x) * 2 + 1] = dss;
+    __threadfence();
+    last = atomicAdd(counter + g, 1u) == (unsigned int)(P - 1);
   }
-}
-
-// grid (B): rstd[b] = 1 / sqrt(var_b + eps) from the partials.
-extern "C" __global__ void gn_finalize(const double* __restrict__ partial, float* __restrict__ rstd, long long M, int P, float eps)
-{
-  const int b = blockIdx.x;
-  double s = 0.0, ss = 0.0;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  double a = 0.0, q = 0.0;
   for (int p = threadIdx.x; p < P; p += blockDim.x) {
-    s += partial[((long long)b * P + p) * 2];
-    ss += partial[((long long)b * P + p) * 2 + 1];
+    a += __ldcg(partial + ((long long)g * P + p) * 2);
+    q += __ldcg(partial + ((long long)g * P + p) * 2 + 1);
   }
-  block_sum2(s, ss);
+  block_sum2(a, q);
   if (threadIdx.x == 0) {
-    double mean = s / (double)M;
-    double var = ss / (double)M - mean * mean;
+    const double mean = a / (double)M;
+    double var = q / (double)M - mean * mean;
     if (var < 0.0) var = 0.0;
-    rstd[b] = (float)(1.0 / sqrt(var + (double)eps));
+    stats[2 * b] = (float)(mean + (double)shift);
+    stats[2 * b + 1] = (float)(1.0 / sqrt(var + (double)eps));
+    counter[g] = 0u;
   }
 }
 
-// grid (B*C, tilesX), block (32, 8): y = x + ls[c]*w[c]*rstd[b] * (avgpool3x3(x) - x).
-// Thread (tx, ty) walks column j over rows [ty*R, ty*R+R) keeping the three horizontal 3-tap sums in registers,
-// so each output costs about three loads instead of nine.
-extern "C" __global__ void pool_apply(const io_t* __restrict__ x, const float* __restrict__ rstd,
-    const float* __restrict__ gnw, const float* __restrict__ ls, io_t* __restrict__ y, int C, int H, int W, int R)
+// GroupNorm(1) apply: y = (x - mean_b) * rstd_b * w[c] + bias[c], b = e / M (M % V == 0 for the vector kernel).
+template <int V>
+__device__ __forceinline__ void gn_apply_body(const io_t* __restrict__ x, const float* __restrict__ stats,
+    const void* __restrict__ w, const void* __restrict__ bias, io_t* __restrict__ y, long long nvec, long long inner,
+    int C, long long M, int mode, int pt)
 {
-  const long long plane = blockIdx.x;
-  const int c = (int)(plane % C);
-  const long long b = plane / C;
-  const int j = blockIdx.y * 32 + threadIdx.x;
-  const int r0 = threadIdx.y * R;
-  if (j >= W || r0 >= H) return;
-  const int r1 = min(r0 + R, H);
-  const io_t* xp = x + plane * H * W;
-  io_t* yp = y + plane * H * W;
-  const float k = ls[c] * gnw[c] * rstd[b];
-  const int j0 = max(j - 1, 0), j1 = min(j + 1, W - 1);
-  const float cw = (float)(j1 - j0 + 1);
-  float hm = 0.0f, h0, hp, x0, xn;
-  if (r0 > 0) { const io_t* row = xp + (r0 - 1) * W; hm = to_f(__ldg(row + j0)) + (j1 > j0 ? to_f(__ldg(row + j1)) : 0.0f) + (j0 < j && j < j1 ? to_f(__ldg(row + j)) : 0.0f); }
-  {
-    const io_t* row = xp + r0 * W;
-    x0 = to_f(__ldg(row + j));
-    h0 = x0 + (j0 < j ? to_f(__ldg(row + j0)) : 0.0f) + (j1 > j ? to_f(__ldg(row + j1)) : 0.0f);
+  const pack_t<V>* xp = reinterpret_cast<const pack_t<V>*>(x);
+  pack_t<V>* yp = reinterpret_cast<pack_t<V>*>(y);
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < nvec; i += (long long)gridDim.x * blockDim.x) {
+    const long long e0 = i * V;
+    const pack_t<V> a = xp[i];
+    int c[V];
+    float wv[V], bv[V];
+    chans_of<V>(e0, inner, C, mode, c);
+    param_of<V>(w, pt, 1.0f, c, mode, wv);
+    param_of<V>(bias, pt, 0.0f, c, mode, bv);
+    const long long b = e0 / M;
+    const float mean = __ldg(stats + 2 * b), rstd = __ldg(stats + 2 * b + 1);
+    pack_t<V> o;
+#pragma unroll
+    for (int k = 0; k < V; k++) o.v[k] = from_f(fmaf((to_f(a.v[k]) - mean) * rstd, wv[k], bv[k]));
+    yp[i] = o;
   }
-  for (int i = r0; i < r1; i++) {
-    hp = 0.0f; xn = 0.0f;
-    if (i + 1 < H) {
-      const io_t* row = xp + (i + 1) * W;
-      xn = to_f(__ldg(row + j));
-      hp = xn + (j0 < j ? to_f(__ldg(row + j0)) : 0.0f) + (j1 > j ? to_f(__ldg(row + j1)) : 0.0f);
+}
+
+extern "C" __global__ void gn_apply_vec(const io_t* __restrict__ x, const float* __restrict__ stats, const void* __restrict__ w,
+    const void* __restrict__ bias, io_t* __restrict__ y, long long nvec, long long inner, int C, long long M, int mode, int pt)
+{ gn_apply_body<MIX_VEC>(x, stats, w, bias, y, nvec, inner, C, M, mode, pt); }
+
+extern "C" __global__ void gn_apply_scalar(const io_t* __restrict__ x, const float* __restrict__ stats, const void* __restrict__ w,
+    const void* __restrict__ bias, io_t* __restrict__ y, long long n, long long inner, int C, long long M, int mode, int pt)
+{ gn_apply_body<1>(x, stats, w, bias, y, n, inner, C, M, mode, pt); }
+
+// Horizontal 3-tap sums and centre values of columns j0 .. j0+CPT-1 of a row in shared memory: the CPT centre values
+// are one aligned vector load; the neighbours outside the row count as zero.
+template <int CPT>
+__device__ __forceinline__ void hsums(const float* row, int j0, bool left, bool right, float (&h)[CPT], float (&c)[CPT]) {
+  float v[CPT + 2];
+  if (CPT == 4) {
+    const float4 q = *reinterpret_cast<const float4*>(row + j0);
+    v[1] = q.x; v[2] = q.y; v[3] = q.z; v[4] = q.w;
+  } else if (CPT == 2) {
+    const float2 q = *reinterpret_cast<const float2*>(row + j0);
+    v[1] = q.x; v[2] = q.y;
+  } else {
+    v[1] = row[j0];
+  }
+  v[0] = left ? row[j0 - 1] : 0.0f;
+  v[CPT + 1] = right ? row[j0 + CPT] : 0.0f;
+#pragma unroll
+  for (int k = 0; k < CPT; k++) { h[k] = v[k] + v[k + 1] + v[k + 2]; c[k] = v[k + 1]; }
+}
+
+// Thread part of pool_tile: CPT adjacent columns from j0, rows [gs, ge) of the band, walking down with the three rows'
+// horizontal sums in registers; one vector store of CPT outputs per row.
+template <int CPT>
+__device__ __forceinline__ void pool_columns(const float* __restrict__ tile, long long base, io_t* __restrict__ y,
+    const float* __restrict__ stats, const void* __restrict__ gnw, const void* __restrict__ ls, int pt,
+    long long gs, long long ge, int j0, int C, int H, int W)
+{
+  const bool left = j0 > 0, right = j0 + CPT < W;
+  float cinv[CPT];
+#pragma unroll
+  for (int k = 0; k < CPT; k++) cinv[k] = 1.0f / (1.0f + (float)(j0 + k > 0) + (float)(j0 + k + 1 < W));
+  long long r = gs;
+  long long plane = r / H;
+  int i = (int)(r - plane * H);
+  int c = (int)(plane % C);
+  float kc = ldp(ls, pt, c) * ldp(gnw, pt, c) * stats[2 * (plane / C) + 1];
+  const float* row = tile + (r * W - base);
+  float hm[CPT], h0[CPT], hp[CPT], x0[CPT], xn[CPT];
+  if (i > 0) hsums<CPT>(row - W, j0, left, right, hm, xn);
+  else {
+#pragma unroll
+    for (int k = 0; k < CPT; k++) hm[k] = 0.0f;
+  }
+  hsums<CPT>(row, j0, left, right, h0, x0);
+  for (; r < ge; r++, row += W) {
+    const bool down = i + 1 < H;
+    if (down) hsums<CPT>(row + W, j0, left, right, hp, xn);
+    else {
+#pragma unroll
+      for (int k = 0; k < CPT; k++) { hp[k] = 0.0f; xn[k] = 0.0f; }
     }
-    const int rows = 1 + (i > 0) + (i + 1 < H);
-    const float avg = (hm * (i > 0) + h0 + hp) / (cw * (float)rows);
-    yp[i * W + j] = from_f(fmaf(k, avg - x0, x0));
-    hm = h0; h0 = hp; x0 = xn;
+    const float rinv = 1.0f / (float)(1 + (i > 0) + down);
+    pack_t<CPT> o;
+#pragma unroll
+    for (int k = 0; k < CPT; k++) o.v[k] = from_f(fmaf(kc, fmaf(hm[k] + h0[k] + hp[k], rinv * cinv[k], -x0[k]), x0[k]));
+    *reinterpret_cast<pack_t<CPT>*>(y + r * W + j0) = o;
+    if (r + 1 >= ge) break;
+    if (down) {
+#pragma unroll
+      for (int k = 0; k < CPT; k++) { hm[k] = h0[k]; h0[k] = hp[k]; x0[k] = xn[k]; }
+      i++;
+    } else {
+      // the next row starts the next plane: new channel (and perhaps sample), no row above
+      plane++; i = 0;
+      c = c + 1 == C ? 0 : c + 1;
+      kc = ldp(ls, pt, c) * ldp(gnw, pt, c) * stats[2 * (plane / C) + 1];
+#pragma unroll
+      for (int k = 0; k < CPT; k++) hm[k] = 0.0f;
+      hsums<CPT>(row + W, j0, left, right, h0, x0);
+    }
+  }
+}
+
+extern "C" __global__ void pool_tile(const io_t* __restrict__ x, const float* __restrict__ stats, const void* __restrict__ gnw,
+    const void* __restrict__ ls, io_t* __restrict__ y, long long row0, long long rows, long long totalRows,
+    int C, int H, int W, int RB, int R, int pt)
+{
+  extern __shared__ float tile[];
+  const long long rb = row0 + (long long)blockIdx.x * RB;
+  const long long re = min(rb + (long long)RB, row0 + rows);
+  const long long total = totalRows * W;
+  const long long lo = (rb > 0 ? rb - 1 : 0) * (long long)W;
+  const long long hi = min(re + 1, totalRows) * (long long)W;
+  const long long base = lo & ~(long long)(MIX_VEC - 1);
+  const int nvec = (int)((hi - base + MIX_VEC - 1) / MIX_VEC);
+  const pack_t<MIX_VEC>* xp = reinterpret_cast<const pack_t<MIX_VEC>*>(x + base);
+  // four 16-byte loads in flight per thread before the first is used
+  for (int v0 = threadIdx.x; v0 < nvec; v0 += 4 * blockDim.x) {
+    pack_t<MIX_VEC> a[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      const int v = v0 + u * blockDim.x;
+      if (v < nvec && base + (long long)(v + 1) * MIX_VEC <= total) a[u] = xp[v];
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      const int v = v0 + u * blockDim.x;
+      if (v >= nvec) break;
+      const long long g = base + (long long)v * MIX_VEC;
+      float* dst = tile + v * MIX_VEC;
+      if (g + MIX_VEC <= total) {
+#pragma unroll
+        for (int q = 0; q < MIX_VEC / 4; q++)
+          reinterpret_cast<float4*>(dst)[q] = make_float4(to_f(a[u].v[4 * q]), to_f(a[u].v[4 * q + 1]), to_f(a[u].v[4 * q + 2]), to_f(a[u].v[4 * q + 3]));
+      } else {
+        for (int k = 0; k < MIX_VEC && g + k < total; k++) dst[k] = to_f(x[g + k]);
+      }
+    }
+  }
+  __syncthreads();
+
+  // CPT adjacent columns per thread (4 when W allows, else 2 or 1): fewer instructions per output and vector stores
+  const int cpt = W % 4 == 0 ? 4 : W % 2 == 0 ? 2 : 1;
+  const int cols = min(W / cpt, (int)blockDim.x);
+  const int G = blockDim.x / cols;
+  const int grp = threadIdx.x / cols;
+  if (grp >= G) return;
+  const long long gs = rb + (long long)grp * R;
+  const long long ge = min(gs + R, re);
+  if (gs >= ge) return;
+  for (int j0 = (threadIdx.x % cols) * cpt; j0 < W; j0 += cols * cpt) {
+    if (cpt == 4) pool_columns<4>(tile, base, y, stats, gnw, ls, pt, gs, ge, j0, C, H, W);
+    else if (cpt == 2) pool_columns<2>(tile, base, y, stats, gnw, ls, pt, gs, ge, j0, C, H, W);
+    else pool_columns<1>(tile, base, y, stats, gnw, ls, pt, gs, ge, j0, C, H, W);
   }
 }
 """;

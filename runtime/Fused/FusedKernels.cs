@@ -28,6 +28,8 @@ namespace Mix.Runtime.Fused
 
         public static CudaKernelSpec Pooling(int dtype) => Get("mix_pooling", FusedKernelSources.Pooling, $"-DMIX_T={dtype}");
 
+        public static CudaKernelSpec LayerNorm(int dtype) => Get("mix_layer_norm", FusedKernelSources.LayerNorm, $"-DMIX_T={dtype}");
+
         public static CudaKernelSpec Spectral() => Get("mix_spectral", FusedKernelSources.Spectral);
 
         public static CudaKernelSpec Scan(int dtype) => Get("mix_selective_scan", FusedKernelSources.Scan, $"-DMIX_T={dtype}");
@@ -56,6 +58,7 @@ namespace Mix.Runtime.Fused
             {
                 yield return Scan(d);
                 yield return Pooling(d);
+                yield return LayerNorm(d);
                 for (int a = 0; a <= 3; a++) yield return Epilogue(d, (FusedActivation)a);
             }
         }

@@ -29,6 +29,8 @@ namespace Mix.Runtime.Fused
             {
                 case GlobalFilter g:
                     return FusedOps.GlobalFilter(x, g.ComplexWeight);
+                case SepConv sep:
+                    return FusedBranches.SepConv(sep, x);
                 case MambaMixer:
                     // Mamba's scan calls its kernel slot itself: install the CUDA scan once, then run the module.
                     if (Interlocked.CompareExchange(ref s_scanInstalled, 1, 0) == 0 && SelectiveScan.Kernel is null)

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using Mix.Runtime.Cuda;
 using TorchSharp;
@@ -13,9 +14,10 @@ namespace Mix.Runtime.Fused
     /// warned once through <see cref="KernelLog"/>) — so callers write <c>FusedOps.X(...) ?? reference(...)</c>.
     /// Shape errors throw <see cref="ArgumentException"/>. Kernels run on the null stream, ordered with TorchSharp's work.
     /// </summary>
-    public static class FusedOps
+    public static partial class FusedOps
     {
         private const int Threads = 256;
+
 
         /// <summary>Whether fused kernels can run for tensors on <paramref name="device"/> (CUDA device, driver and NVRTC present).</summary>
         /// <param name="device">A TorchSharp device.</param>
@@ -32,6 +34,26 @@ namespace Mix.Runtime.Fused
             var codes = (dtypes.Length == 0 ? new[] { ScalarType.Float32, ScalarType.Float16, ScalarType.BFloat16 } : dtypes)
                 .Select(FusedKernels.DtypeCode).Where(c => c >= 0).Distinct();
             return KernelRuntime.Shared.WarmUp(FusedKernels.All(codes), device.index < 0 ? 0 : device.index);
+        }
+
+        /// <summary>
+        /// Registers and local (spill) bytes per thread of the main fused kernels for <paramref name="dtype"/>, as compiled for
+        /// <paramref name="device"/>: a quick check that a kernel fits the occupancy it was designed for.
+        /// </summary>
+        /// <param name="device">CUDA device.</param>
+        /// <param name="dtype">I/O dtype.</param>
+        public static IEnumerable<(string Kernel, int Registers, int LocalBytes)> KernelResources(Device device, ScalarType dtype)
+        {
+            int code = FusedKernels.DtypeCode(dtype);
+            if (code < 0 || !IsAvailable(device)) yield break;
+            int dev = device.index < 0 ? 0 : device.index;
+            var pool = FusedKernels.Pooling(code);
+            var epi = FusedKernels.Epilogue(code, FusedActivation.Gelu);
+            foreach (var (spec, entry) in new[] { (pool, "pool_tile"), (pool, "gn_stats"), (pool, "gn_apply_vec"), (epi, "bias_act_vec"), (epi, "scale_res_vec") })
+            {
+                var f = KernelRuntime.Shared.GetFunction(spec, entry, dev);
+                yield return (entry, f.Registers, f.LocalBytes);
+            }
         }
 
         internal static bool NeedsGrad(params Tensor?[] ts)
@@ -53,175 +75,119 @@ namespace Mix.Runtime.Fused
             return (uint)Math.Clamp(b, 1, int.MaxValue);
         }
 
-        private static unsafe bool Aligned16(Tensor t, int device, ScalarType dtype, string what) =>
-            ((long)TensorPointers.Get(t, dtype, device, what) & 15) == 0;
+        private static bool Aligned16(Tensor t, int device, ScalarType dtype, string what) =>
+            ((long)TensorPointers.GetDense(t, dtype, device, what) & 15) == 0;
 
-        private static (long C, long inner) ChannelLayout(Tensor x, int channelDim)
+        /// <summary>
+        /// A tensor's shape and, unless it is contiguous, its strides: read once per call, since each read marshals an
+        /// array out of libtorch and these calls are short enough for that to matter.
+        /// </summary>
+        internal readonly struct Layout
         {
-            int cd = channelDim < 0 ? (int)x.dim() + channelDim : channelDim;
-            if (cd < 0 || cd >= x.dim()) throw new ArgumentOutOfRangeException(nameof(channelDim), channelDim, "channel dimension out of range");
-            long inner = 1;
-            for (int i = cd + 1; i < x.dim(); i++) inner *= x.shape[i];
-            return (x.shape[cd], inner);
+            public readonly long[] Shape;
+            public readonly long[]? Strides;
+            public readonly bool Dense;
+
+            public Layout(Tensor t)
+            {
+                Shape = t.shape;
+                Strides = t.is_contiguous() ? null : t.stride();
+                Dense = Strides is null || IsDense(Shape, Strides);
+            }
+
+            /// <summary>
+            /// For channel dimension <paramref name="channelDim"/> of a dense tensor (NCHW, channels-last, any order): the
+            /// channel count and the elements between consecutive channels in memory (H·W for NCHW, 1 for channels-last),
+            /// so a kernel walking memory order finds element e's channel as <c>(e / inner) mod C</c>.
+            /// </summary>
+            public (long C, long inner) Channel(int channelDim)
+            {
+                int cd = channelDim < 0 ? Shape.Length + channelDim : channelDim;
+                if (cd < 0 || cd >= Shape.Length) throw new ArgumentOutOfRangeException(nameof(channelDim), channelDim, "channel dimension out of range");
+                long C = Shape[cd];
+                if (C == 1) return (1, 1);
+                if (Strides is not null) return (C, Strides[cd]);
+                long inner = 1;
+                for (int i = cd + 1; i < Shape.Length; i++) inner *= Shape[i];
+                return (C, inner);
+            }
+
+            /// <summary>Whether <paramref name="other"/> (same shape) lays its elements out identically.</summary>
+            public bool Matches(in Layout other)
+            {
+                if (!Shape.AsSpan().SequenceEqual(other.Shape)) return false;
+                if (Strides is null || other.Strides is null) return Strides is null && other.Strides is null;
+                for (int i = 0; i < Shape.Length; i++) if (Shape[i] != 1 && Strides[i] != other.Strides[i]) return false;
+                return true;
+            }
+
+            /// <summary>Whether the first dimension is the slowest in memory (each sample one contiguous block).</summary>
+            public bool BatchOutermost
+            {
+                get
+                {
+                    if (!Dense || Shape.Length == 0) return false;
+                    if (Strides is null || Shape[0] <= 1) return true;
+                    long rest = 1;
+                    for (int i = 1; i < Shape.Length; i++) rest *= Shape[i];
+                    return Strides[0] == rest;
+                }
+            }
+
+            /// <summary>An uninitialized tensor of this shape and memory order with <paramref name="dtype"/> on <paramref name="device"/>.</summary>
+            public Tensor Empty(ScalarType dtype, Device device) =>
+                Strides is null ? torch.empty(Shape, dtype: dtype, device: device) : torch.empty_strided(Shape, Strides, dtype: dtype, device: device);
+        }
+
+        /// <summary>Whether strides tile <c>[0, numel)</c> exactly once: sorted by stride, each equals the product of the faster sizes.</summary>
+        internal static bool IsDense(long[] shape, long[] strides)
+        {
+            var dims = new long[shape.Length];
+            int n = 0;
+            for (int i = 0; i < shape.Length; i++) if (shape[i] != 1) dims[n++] = i;
+            Array.Sort(dims, 0, n, Comparer<long>.Create((a, b) => strides[a].CompareTo(strides[b])));
+            long expected = 1;
+            for (int k = 0; k < n; k++)
+            {
+                if (strides[dims[k]] != expected) return false;
+                expected *= shape[dims[k]];
+            }
+            return true;
         }
 
         /// <summary>
-        /// <c>act(x + bias)</c> in one pass; <paramref name="bias"/> is per channel along <paramref name="channelDim"/>
-        /// (last by default, as after a Linear). Parameters are used in float32.
+        /// How a kernel reads per-channel parameters of a vector of <paramref name="V"/> elements (see <c>chans_of</c>):
+        /// mode 2 reads float32 parameters as float4, so it needs them 16-byte aligned.
         /// </summary>
-        /// <param name="x">Input (float32/float16/bfloat16, CUDA).</param>
-        /// <param name="bias">Optional bias <c>[C]</c>.</param>
-        /// <param name="activation">Activation.</param>
-        /// <param name="starScale">StarReLU scale (one element); required for <see cref="FusedActivation.StarReLU"/>.</param>
-        /// <param name="starBias">StarReLU bias (one element); required for <see cref="FusedActivation.StarReLU"/>.</param>
-        /// <param name="channelDim">Dimension of <c>x</c> that <paramref name="bias"/> runs along.</param>
-        /// <returns>A new tensor like <paramref name="x"/>, or null when the fused path does not apply.</returns>
-        public static Tensor? BiasActivation(Tensor x, Tensor? bias, FusedActivation activation, Tensor? starScale = null,
-            Tensor? starBias = null, int channelDim = -1)
+        internal static int ChannelMode(long inner, long C, int V, Tensor?[] ps, int pt, int device)
         {
-            ArgumentNullException.ThrowIfNull(x);
-            if (activation == FusedActivation.StarReLU && (starScale is null || starBias is null))
-                throw new ArgumentException("StarReLU needs starScale and starBias", nameof(starScale));
-            int dt = FusedKernels.DtypeCode(x.dtype);
-            if (dt < 0 || !IsAvailable(x.device) || NeedsGrad(x, bias, starScale, starBias)) return null;
-            var (C, inner) = ChannelLayout(x, channelDim);
-            if (bias is not null && (bias.numel() != C)) throw new ArgumentException($"bias must have {C} elements", nameof(bias));
-            if (C > int.MaxValue) return null;
-            int dev = DeviceIndex(x);
-            try
-            {
-                using var scope = torch.NewDisposeScope();
-                var fn = KernelRuntime.Shared.GetFunction(FusedKernels.Epilogue(dt, activation), "bias_act_vec", dev);
-                var xc = x.contiguous();
-                var y = torch.empty_like(xc);
-                var b = bias is null ? null : Param(bias, x);
-                var s = starScale is null ? null : Param(starScale, x);
-                var sb = starBias is null ? null : Param(starBias, x);
-                long n = xc.numel();
-                int V = 16 / (int)xc.ElementSize;
-                bool vec = n % V == 0 && (inner == 1 || inner % V == 0) && Aligned16(xc, dev, xc.dtype, "x") && Aligned16(y, dev, y.dtype, "y");
-                if (!vec) fn = KernelRuntime.Shared.GetFunction(FusedKernels.Epilogue(dt, activation), "bias_act_scalar", dev);
-                long work = vec ? n / V : n;
-                using var args = new KernelArguments(dev);
-                args.Add(xc, xc.dtype, "x").AddOptional(b, ScalarType.Float32, "bias").Add(y, y.dtype, "y")
-                    .Add(work).Add(inner).Add((int)C)
-                    .AddOptional(s, ScalarType.Float32, "starScale").AddOptional(sb, ScalarType.Float32, "starBias");
-                fn.Launch(new Dim3(Blocks(work)), new Dim3(Threads), 0, args);
-                return y.MoveToOuterDisposeScope();
-            }
-            catch (CudaKernelUnavailableException)
-            {
-                return null;
-            }
-        }
-
-        /// <summary><c>residual + layerScale ⊙ x</c> in one pass (layer scale per channel along <paramref name="channelDim"/>).</summary>
-        /// <param name="residual">Residual input, same shape and dtype as <paramref name="x"/>.</param>
-        /// <param name="x">Branch output.</param>
-        /// <param name="layerScale">Per-channel scale <c>[C]</c>.</param>
-        /// <param name="channelDim">Channel dimension (last by default; 1 for NCHW).</param>
-        /// <returns>A new tensor, or null when the fused path does not apply.</returns>
-        public static Tensor? LayerScaleResidual(Tensor residual, Tensor x, Tensor layerScale, int channelDim = -1)
-        {
-            ArgumentNullException.ThrowIfNull(residual);
-            ArgumentNullException.ThrowIfNull(x);
-            ArgumentNullException.ThrowIfNull(layerScale);
-            if (!residual.shape.SequenceEqual(x.shape)) throw new ArgumentException("residual and x must have the same shape", nameof(residual));
-            int dt = FusedKernels.DtypeCode(x.dtype);
-            if (dt < 0 || residual.dtype != x.dtype || !IsAvailable(x.device) || NeedsGrad(residual, x, layerScale)) return null;
-            var (C, inner) = ChannelLayout(x, channelDim);
-            if (layerScale.numel() != C) throw new ArgumentException($"layerScale must have {C} elements", nameof(layerScale));
-            if (C > int.MaxValue) return null;
-            int dev = DeviceIndex(x);
-            try
-            {
-                using var scope = torch.NewDisposeScope();
-                var spec = FusedKernels.Epilogue(dt, FusedActivation.None);
-                var xc = x.contiguous();
-                var rc = residual.contiguous();
-                var y = torch.empty_like(xc);
-                var ls = Param(layerScale, x);
-                long n = xc.numel();
-                int V = 16 / (int)xc.ElementSize;
-                bool vec = n % V == 0 && (inner == 1 || inner % V == 0) && Aligned16(xc, dev, xc.dtype, "x")
-                           && Aligned16(rc, dev, rc.dtype, "residual") && Aligned16(y, dev, y.dtype, "y");
-                var fn = KernelRuntime.Shared.GetFunction(spec, vec ? "ls_res_vec" : "ls_res_scalar", dev);
-                long work = vec ? n / V : n;
-                using var args = new KernelArguments(dev);
-                args.Add(rc, rc.dtype, "residual").Add(xc, xc.dtype, "x").Add(ls, ScalarType.Float32, "layerScale")
-                    .Add(y, y.dtype, "y").Add(work).Add(inner).Add((int)C);
-                fn.Launch(new Dim3(Blocks(work)), new Dim3(Threads), 0, args);
-                return y.MoveToOuterDisposeScope();
-            }
-            catch (CudaKernelUnavailableException)
-            {
-                return null;
-            }
+            if (inner % V == 0) return 1;
+            if (inner != 1 || C % V != 0) return 0;
+            foreach (var p in ps)
+                if (pt == 0 && p is not null && !Aligned16(p, device, p.dtype, "parameter")) return 0;
+            return 2;
         }
 
         /// <summary>
-        /// MetaFormer pooling sub-block <c>x + layerScale ⊙ (avgpool3x3(n) − n)</c> with <c>n = GroupNorm(1 group)(x)</c>
-        /// (avg pool stride 1, pad 1, count_include_pad=false), on <c>[B, C, H, W]</c>: a statistics pass and one fused
-        /// pass. The norm's shift and bias cancel in <c>pool(n) − n</c>, so <paramref name="gnBias"/> does not enter.
+        /// Small parameters for a kernel, all in one dtype code (0 float32, 1 float16, 2 bfloat16): as they are when they
+        /// share a supported dtype and lie contiguous on <paramref name="like"/>'s device (no conversion kernel per
+        /// call), else as float32 copies.
         /// </summary>
-        /// <param name="x">Input <c>[B, C, H, W]</c>.</param>
-        /// <param name="gnWeight">GroupNorm weight <c>[C]</c>.</param>
-        /// <param name="gnBias">GroupNorm bias <c>[C]</c> (checked for shape; it cancels).</param>
-        /// <param name="eps">GroupNorm epsilon.</param>
-        /// <param name="layerScale">Layer scale <c>[C]</c>.</param>
-        /// <returns>A new tensor, or null when the fused path does not apply.</returns>
-        public static Tensor? PoolingSubBlock(Tensor x, Tensor gnWeight, Tensor gnBias, double eps, Tensor layerScale)
+        internal static (Tensor?[] ps, int code) Params(Tensor like, params Tensor?[] ps)
         {
-            ArgumentNullException.ThrowIfNull(x);
-            if (x.dim() != 4) throw new ArgumentException($"x must be [B, C, H, W], got [{string.Join(", ", x.shape)}]", nameof(x));
-            long B = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
-            if (gnWeight.numel() != C || gnBias.numel() != C || layerScale.numel() != C)
-                throw new ArgumentException($"gnWeight, gnBias and layerScale must have {C} elements");
-            int dt = FusedKernels.DtypeCode(x.dtype);
-            if (dt < 0 || !IsAvailable(x.device) || NeedsGrad(x, gnWeight, gnBias, layerScale)) return null;
-            long M = C * H * W;
-            long tilesX = (W + 31) / 32;
-            int rowsPerThread = (int)((H + 7) / 8);
-            if (B == 0 || M == 0) return x.clone();
-            if (B > 65535 || tilesX > 65535 || B * C > int.MaxValue || H * W > int.MaxValue) return null;
-            int dev = DeviceIndex(x);
-            try
+            ScalarType? common = null;
+            bool asIs = true;
+            foreach (var p in ps)
             {
-                using var scope = torch.NewDisposeScope();
-                var spec = FusedKernels.Pooling(dt);
-                var fPartial = KernelRuntime.Shared.GetFunction(spec, "gn_partial", dev);
-                var fFinal = KernelRuntime.Shared.GetFunction(spec, "gn_finalize", dev);
-                var fApply = KernelRuntime.Shared.GetFunction(spec, "pool_apply", dev);
-                var xc = x.contiguous();
-                int P = (int)Math.Clamp((M + 8191) / 8192, 1, 1024);
-                var partial = torch.empty(B * P * 2, dtype: ScalarType.Float64, device: x.device);
-                var rstd = torch.empty(B, dtype: ScalarType.Float32, device: x.device);
-                var y = torch.empty_like(xc);
-                var w = Param(gnWeight, x);
-                var ls = Param(layerScale, x);
-                using (var a = new KernelArguments(dev))
-                {
-                    a.Add(xc, xc.dtype, "x").Add(partial, ScalarType.Float64, "partial").Add(M).Add(P);
-                    fPartial.Launch(new Dim3((uint)P, (uint)B), new Dim3(Threads), 0, a);
-                }
-                using (var a = new KernelArguments(dev))
-                {
-                    a.Add(partial, ScalarType.Float64, "partial").Add(rstd, ScalarType.Float32, "rstd").Add(M).Add(P).Add((float)eps);
-                    fFinal.Launch(new Dim3((uint)B), new Dim3(Threads), 0, a);
-                }
-                using (var a = new KernelArguments(dev))
-                {
-                    a.Add(xc, xc.dtype, "x").Add(rstd, ScalarType.Float32, "rstd").Add(w, ScalarType.Float32, "gnWeight")
-                        .Add(ls, ScalarType.Float32, "layerScale").Add(y, y.dtype, "y")
-                        .Add((int)C).Add((int)H).Add((int)W).Add(rowsPerThread);
-                    fApply.Launch(new Dim3((uint)(B * C), (uint)tilesX), new Dim3(32, 8), 0, a);
-                }
-                return y.MoveToOuterDisposeScope();
+                if (p is null) continue;
+                common ??= p.dtype;
+                if (p.dtype != common || FusedKernels.DtypeCode(p.dtype) < 0 || !p.is_contiguous()
+                    || p.device_type != like.device_type || p.device_index != like.device_index)
+                    asIs = false;
             }
-            catch (CudaKernelUnavailableException)
-            {
-                return null;
-            }
+            if (common is null) return (ps, 0);
+            if (asIs) return (ps, FusedKernels.DtypeCode(common.Value));
+            return (ps.Select(p => p is null ? null : Param(p, like)).ToArray(), 0);
         }
 
         /// <summary>

@@ -14,6 +14,9 @@ public sealed class GroupNorm1NoBias : torch.nn.Module<Tensor, Tensor>
 {
     private readonly double _eps;
 
+    /// <summary>The epsilon added to the variance.</summary>
+    public double Eps => _eps;
+
     /// <summary>Per-channel scale, shape [C] (initialized to 1).</summary>
     public Parameter weight;
 

@@ -12,6 +12,9 @@ namespace Mix.Runtime;
 public sealed class LayerNormNoBias : torch.nn.Module<Tensor, Tensor>
 {
     private readonly double _eps;
+
+    /// <summary>The epsilon added to the variance.</summary>
+    public double Eps => _eps;
     private readonly long[] _normalizedShape;
 
     /// <summary>Per-channel scale, shape [C] (initialized to 1).</summary>

@@ -18,6 +18,9 @@ public sealed class Scale : torch.nn.Module<Tensor, Tensor>
     /// <summary>The scale vector, shape [dim].</summary>
     public Parameter scale;
 
+    /// <summary>Whether the channels are dimension 1 of the input (NCHW); otherwise they are the last dimension.</summary>
+    public bool ChannelsFirst => _shape.Length == 3;
+
     /// <summary>Creates a Scale.</summary>
     /// <param name="dim">Number of channels.</param>
     /// <param name="initValue">Initial value of every element of <c>scale</c>.</param>

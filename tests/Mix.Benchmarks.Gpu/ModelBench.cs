@@ -14,7 +14,7 @@ namespace Mix.Benchmarks.Gpu;
 
 /// <summary>One whole-model measurement: throughput in images/s or tokens/s.</summary>
 internal sealed record ModelResult(string Model, string Impl, string Dtype, long Batch, long SeqLen, double MedianMs, double MinMs,
-    int Samples, double Throughput, string Unit, double? RelErr);
+    int Samples, double Throughput, string Unit, double? RelErr, double GpuMs = double.NaN);
 
 /// <summary>Per-part time of one of our models (where the time goes).</summary>
 internal sealed record PartTime(string Model, string Dtype, long Batch, string Part, double MedianMs);
@@ -31,7 +31,11 @@ internal static class ModelBench
     public static readonly List<PartTime> Parts = new();
     public static readonly List<string> Notes = new();
 
-    private static (double medianMs, double minMs, int samples) TimeMs(Action op, double targetS, int minSamples = 5, int maxSamples = 60, int warmup = 3)
+    /// <summary>Vision dtypes to run: float32, bfloat16 or all.</summary>
+    public static string Dtypes { get; set; } = "all";
+
+    /// <summary>Host-clock median per call, its minimum, the sample count, and the median device time per call (CUDA events).</summary>
+    private static (double medianMs, double minMs, int samples, double gpuMs) TimeMs(Action op, double targetS, int minSamples = 5, int maxSamples = 60, int warmup = 5)
     {
         void Once()
         {
@@ -41,26 +45,31 @@ internal static class ModelBench
         for (int i = 0; i < warmup; i++) Once();
         torch.cuda.synchronize();
         var samples = new List<double>();
+        var gpu = new List<double>();
         var total = Stopwatch.StartNew();
         var sw = new Stopwatch();
+        using var timer = new Mix.Runtime.Cuda.CudaTimer();
         while (samples.Count < maxSamples && (samples.Count < minSamples || total.Elapsed.TotalSeconds < targetS))
         {
             torch.cuda.synchronize();
             sw.Restart();
+            timer.Start();
             Once();
+            gpu.Add(timer.StopMilliseconds());
             torch.cuda.synchronize();
             samples.Add(sw.Elapsed.TotalMilliseconds);
         }
         samples.Sort();
-        return (samples[samples.Count / 2], samples[0], samples.Count);
+        gpu.Sort();
+        return (samples[samples.Count / 2], samples[0], samples.Count, gpu[gpu.Count / 2]);
     }
 
-    private static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s) t, double work, string unit, double? err = null)
+    private static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s, double g) t, double work, string unit, double? err = null)
     {
-        var r = new ModelResult(model, impl, DtypeName(dt), batch, L, t.m, t.mn, t.s, work / (t.m / 1e3), unit, err);
+        var r = new ModelResult(model, impl, DtypeName(dt), batch, L, t.m, t.mn, t.s, work / (t.m / 1e3), unit, err, t.g);
         Results.Add(r);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{model,-16} {impl,-34} {r.Dtype,-9} b{batch,-4} L{L,-5} {t.m,10:F3} ms (min {t.mn:F3}, n={t.s,2})  {r.Throughput,12:F1} {unit}{(err is { } e ? $"  rel.err {e:E1}" : "")}"));
+            $"{model,-16} {impl,-34} {r.Dtype,-9} b{batch,-4} L{L,-5} {t.m,10:F3} ms (min {t.mn:F3}, n={t.s,2}, GPU {t.g:F3})  {r.Throughput,12:F1} {unit}{(err is { } e ? $"  rel.err {e:E1}" : "")}"));
     }
 
     internal static string DtypeName(ScalarType dt) => dt == ScalarType.BFloat16 ? "bfloat16" : dt == ScalarType.Float16 ? "float16" : "float32";
@@ -80,8 +89,9 @@ internal static class ModelBench
         var batches = new long[] { 1, 32, 128 };
         foreach (var dt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
         {
+            if (Dtypes != "all" && Dtypes != DtypeName(dt)) continue;
             VisionModel("PoolFormer-S12", () => MetaFormer.PoolFormerS12(), () => new Mix.Generated.Models.PoolformerS12(), dt, batches, quick, fusedToggle: true);
-            VisionModel("ConvFormer-S18", () => MetaFormer.ConvFormerS18(), () => new Mix.Generated.Models.ConvformerS18(), dt, batches, quick, fusedToggle: false);
+            VisionModel("ConvFormer-S18", () => MetaFormer.ConvFormerS18(), () => new Mix.Generated.Models.ConvformerS18(), dt, batches, quick, fusedToggle: true);
         }
     }
 
@@ -90,6 +100,10 @@ internal static class ModelBench
     {
         double target = quick ? 0.4 : 1.2;
         using var rt = runtime();
+        // zero-initialized heads (ConvFormer's MLP head) would make every output 0 and every error check vacuous
+        using (torch.no_grad())
+            foreach (var p in rt.parameters())
+                if (p.abs().max().item<float>() == 0) p.normal_(0, 0.02);
         rt.to(torch.CUDA).to(dt);
         rt.eval();
         long nParams = rt.parameters().Sum(p => p.numel());
@@ -139,7 +153,15 @@ internal static class ModelBench
                     MixDispatch.FusedEnabled = true;
                 }
                 if (gen is not null)
+                {
                     Add(name, "Mix generated (.mix)", dt, b, 0, TimeMs(() => gen.call(x), target), b, "img/s", b == batches[0] ? genErr : null);
+                    if (fusedToggle)
+                    {
+                        MixDispatch.FusedEnabled = false;
+                        Add(name, "Mix generated, fused kernels off", dt, b, 0, TimeMs(() => gen.call(x), target), b, "img/s");
+                        MixDispatch.FusedEnabled = true;
+                    }
+                }
             }
             catch (Exception e)
             {
@@ -168,7 +190,7 @@ internal static class ModelBench
                 foreach (var (part, f) in parts)
                 {
                     var input = h;
-                    var (m, _, _) = TimeMs(() => f(input), quick ? 0.2 : 0.5, minSamples: 5, maxSamples: 40);
+                    var (m, _, _, _) = TimeMs(() => f(input), quick ? 0.2 : 0.5, minSamples: 5, maxSamples: 40);
                     Parts.Add(new PartTime(name, DtypeName(dt), 32, part, m));
                     h = f(input);
                 }
@@ -180,6 +202,32 @@ internal static class ModelBench
             }
         }
         gen?.Dispose();
+    }
+
+    /// <summary>
+    /// For a kernel profiler (<c>ncu</c>): one warm-up and one measured forward of the runtime PoolFormer-S12 and
+    /// ConvFormer-S18 (bfloat16, batch 32, fused kernels on), each forward preceded and followed by a tiny
+    /// <c>arange</c> launch that marks its kernels in the profiler's list.
+    /// </summary>
+    public static void ProfileOnce()
+    {
+        foreach (var (name, make) in new (string, Func<nn.Module<Tensor, Tensor>>)[]
+                 { ("PoolFormer-S12", () => MetaFormer.PoolFormerS12()), ("ConvFormer-S18", () => MetaFormer.ConvFormerS18()) })
+        {
+            using var model = make();
+            model.to(torch.CUDA).to(ScalarType.BFloat16);
+            model.eval();
+            using var scope = torch.NewDisposeScope();
+            var x = torch.randn(32, 3, 224, 224, device: torch.CUDA).to_type(ScalarType.BFloat16);
+            for (int i = 0; i < 2; i++)
+            {
+                torch.arange(7, device: torch.CUDA);
+                model.call(x);
+                torch.arange(7, device: torch.CUDA);
+                torch.cuda.synchronize();
+            }
+            Console.WriteLine($"profiled {name} bfloat16 b32 (second forward between the 3rd and 4th arange)");
+        }
     }
 
     // ---- Mamba -----------------------------------------------------------------------------------------------
@@ -318,11 +366,11 @@ internal static class ModelBench
     public static string Markdown()
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| model | impl | dtype | batch | L | median ms | throughput | rel. err |");
-        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| model | impl | dtype | batch | L | median ms | GPU ms | throughput | rel. err |");
+        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|");
         foreach (var r in Results)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Model} | {r.Impl} | {r.Dtype} | {r.Batch} | {r.SeqLen} | {r.MedianMs:F3} | {r.Throughput:F1} {r.Unit} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} |"));
+                $"| {r.Model} | {r.Impl} | {r.Dtype} | {r.Batch} | {r.SeqLen} | {r.MedianMs:F3} | {r.GpuMs:F3} | {r.Throughput:F1} {r.Unit} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} |"));
         foreach (var n in Notes) sb.AppendLine($"- {n}");
         return sb.ToString();
     }

@@ -12,6 +12,7 @@ namespace Mix.Runtime.Tests;
 /// (allowFused: false) and the global switch keep the reference path.
 /// </summary>
 [Trait("Category", "Gpu")]
+[Collection(nameof(FusedSwitchCollection))]
 public class FusedDispatchGpuTests
 {
     [Fact]

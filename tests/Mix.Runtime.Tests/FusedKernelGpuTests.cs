@@ -272,6 +272,6 @@ public class FusedKernelGpuTests
     {
         Gpu.Require();
         int ready = FusedOps.WarmUp(Gpu.Device);
-        Assert.Equal(1 + 3 * 6, ready);
+        Assert.Equal(1 + 3 * 7, ready);
     }
 }

@@ -66,9 +66,9 @@ namespace Mix.Snapshots
 #line 6 "/repo/examples/models/hybrid.mix"
             if (MixShapes.Enabled) MixShapes.Check(x, "attention_block", "x", "[B, L, dim]", "/repo/examples/models/hybrid.mix", 6, null, null, (long?)(options.Dim));
 #line 12 "/repo/examples/models/hybrid.mix"
-            x = x + MixDispatch.TokenMixer(mixer, norm.call(x));
+            x = MixDispatch.ResidualMixer(x, norm, mixer);
 #line 13 "/repo/examples/models/hybrid.mix"
-            return x + mlp.call(norm2.call(x));
+            return MixDispatch.Residual(x, norm2, mlp);
 #line default
         }
     }

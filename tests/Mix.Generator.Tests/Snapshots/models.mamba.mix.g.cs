@@ -60,7 +60,7 @@ namespace Mix.Snapshots
 #line 5 "/repo/examples/models/mamba.mix"
             if (MixShapes.Enabled) MixShapes.Check(x, "mamba_block", "x", "[B, L, dim]", "/repo/examples/models/mamba.mix", 5, null, null, (long?)(options.Dim));
 #line 9 "/repo/examples/models/mamba.mix"
-            return x + MixDispatch.TokenMixer(mixer, norm.call(x));
+            return MixDispatch.ResidualMixer(x, norm, mixer);
 #line default
         }
     }

@@ -209,9 +209,9 @@ namespace Mix.Snapshots
 #line 43 "/repo/examples/models/metaformer.mix"
             var t = options.UseNchw ? x : Fn.Tokens(x);
 #line 44 "/repo/examples/models/metaformer.mix"
-            t = res_scale1.call(t) + layer_scale1.call(Fn.DropPath(MixDispatch.TokenMixer(token_mixer, norm1.call(t)), options.DropPathRate, training));
+            t = MixDispatch.ResidualMixer(t, norm1, token_mixer, layer_scale1, res_scale1, options.DropPathRate, training);
 #line 45 "/repo/examples/models/metaformer.mix"
-            t = res_scale2.call(t) + layer_scale2.call(Fn.DropPath(mlp.call(norm2.call(t)), options.DropPathRate, training));
+            t = MixDispatch.Residual(t, norm2, mlp, layer_scale2, res_scale2, options.DropPathRate, training);
 #line 46 "/repo/examples/models/metaformer.mix"
             return options.UseNchw ? t : Fn.Image(t, H, W);
 #line default

@@ -71,7 +71,7 @@ namespace Mix.Snapshots
 #line 13 "/repo/examples/models/mlp_mixer.mix"
             x = x + Fn.DropPath(Fn.Transpose(mlp_tokens.call(Fn.Transpose(norm1.call(x), 1, 2)), 1, 2), options.DropPathRate, training);
 #line 14 "/repo/examples/models/mlp_mixer.mix"
-            return x + Fn.DropPath(mlp_channels.call(norm2.call(x)), options.DropPathRate, training);
+            return MixDispatch.Residual(x, norm2, mlp_channels, dropPath: options.DropPathRate, training: training);
 #line default
         }
     }
