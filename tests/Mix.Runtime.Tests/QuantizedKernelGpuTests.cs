@@ -210,7 +210,8 @@ public class QuantizedKernelGpuTests
     public void SlidingWindowQuantizedCacheDecodeMatchesReferencePath(string mode)
     {
         // Eviction drops whole quantized blocks and tail tokens one by one; the kernel must see the same visible set
-        // as the reference path (window 48 + 4 sinks over 150 tokens evicts several blocks of 32).
+        // as the reference path. Tokens are quantized once the tail exceeds R + G = 64, so the window must be wider
+        // than that for blocks to form at all: window 80 + 4 sinks over 200 tokens evicts two blocks of 32.
         Gpu.Require();
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
@@ -219,16 +220,16 @@ public class QuantizedKernelGpuTests
         attn.to(Gpu.Device);
         var opts = new KvCacheOptions
         {
-            SlidingWindow = 48, SinkTokens = 4,
+            SlidingWindow = 80, SinkTokens = 4,
             Quantization = new KvQuantizationOptions { Mode = System.Enum.Parse<KvQuantMode>(mode) },
         };
-        var x = torch.randn(1, 150, 128, device: Gpu.Device);
+        var x = torch.randn(1, 200, 128, device: Gpu.Device);
         Tensor Run(bool fused)
         {
             QuantizedKvCacheSlot.UseFusedKernels = fused;
             using var slot = new QuantizedKvCacheSlot(0, 1, 2, 64, opts, ScalarType.Float32, Gpu.Device);
             var outs = new System.Collections.Generic.List<Tensor> { attn.Forward(x.narrow(1, 0, 60), slot) };
-            for (int t = 60; t < 150; t++) outs.Add(attn.Forward(x.narrow(1, t, 1), slot));
+            for (int t = 60; t < 200; t++) outs.Add(attn.Forward(x.narrow(1, t, 1), slot));
             Assert.True(slot.EvictedBlocks > 0, "the window evicted no block");
             return torch.cat(outs, 1);
         }
