@@ -172,35 +172,41 @@ public class QuantizedKernelGpuTests
         }
     }
 
-    [Fact]
-    public void QuantizedKvCacheModelDecodeMatchesReferencePath()
+    /// <summary>A causal attention layer decoding through a quantized slot on the GPU: a prefill, then one token at a
+    /// time; the fused kernel's outputs against the reference path's (rel. err).</summary>
+    static double FusedVsReferenceDecode(KvCacheOptions opts, int tokens, int prefill, int seed, int? evictedAtLeast = null)
     {
-        Gpu.Require();
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        torch.manual_seed(5);
+        torch.manual_seed(seed);
         var attn = new CausalSelfAttention(128, 2);
         attn.to(Gpu.Device);
-        var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi4 } };
-        var x = torch.randn(1, 150, 128, device: Gpu.Device);
+        var x = torch.randn(1, tokens, 128, device: Gpu.Device);
         Tensor Run(bool fused)
         {
             QuantizedKvCacheSlot.UseFusedKernels = fused;
             using var slot = new QuantizedKvCacheSlot(0, 1, 2, 64, opts, ScalarType.Float32, Gpu.Device);
-            var outs = new System.Collections.Generic.List<Tensor> { attn.Forward(x.narrow(1, 0, 100), slot) };
-            for (int t = 100; t < 150; t++) outs.Add(attn.Forward(x.narrow(1, t, 1), slot));
+            var outs = new System.Collections.Generic.List<Tensor> { attn.Forward(x.narrow(1, 0, prefill), slot) };
+            for (int t = prefill; t < tokens; t++) outs.Add(attn.Forward(x.narrow(1, t, 1), slot));
+            if (evictedAtLeast is int n) Assert.True(slot.EvictedBlocks >= n, $"the window evicted {slot.EvictedBlocks} blocks, expected at least {n}");
             return torch.cat(outs, 1);
         }
         try
         {
-            var f = Run(true);
-            var r = Run(false);
-            Assert.InRange(Gpu.RelErr(f, r), 0, 1e-4);
+            return Gpu.RelErr(Run(true), Run(false));
         }
         finally
         {
             QuantizedKvCacheSlot.UseFusedKernels = true;
         }
+    }
+
+    [Fact]
+    public void QuantizedKvCacheModelDecodeMatchesReferencePath()
+    {
+        Gpu.Require();
+        var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi4 } };
+        Assert.InRange(FusedVsReferenceDecode(opts, 150, 100, 5), 0, 1e-4);
     }
 
     [Theory]
@@ -213,35 +219,11 @@ public class QuantizedKernelGpuTests
         // as the reference path. Tokens are quantized once the tail exceeds R + G = 64, so the window must be wider
         // than that for blocks to form at all: window 80 + 4 sinks over 200 tokens evicts two blocks of 32.
         Gpu.Require();
-        using var _ = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
-        torch.manual_seed(6);
-        var attn = new CausalSelfAttention(128, 2);
-        attn.to(Gpu.Device);
         var opts = new KvCacheOptions
         {
             SlidingWindow = 80, SinkTokens = 4,
             Quantization = new KvQuantizationOptions { Mode = System.Enum.Parse<KvQuantMode>(mode) },
         };
-        var x = torch.randn(1, 200, 128, device: Gpu.Device);
-        Tensor Run(bool fused)
-        {
-            QuantizedKvCacheSlot.UseFusedKernels = fused;
-            using var slot = new QuantizedKvCacheSlot(0, 1, 2, 64, opts, ScalarType.Float32, Gpu.Device);
-            var outs = new System.Collections.Generic.List<Tensor> { attn.Forward(x.narrow(1, 0, 60), slot) };
-            for (int t = 60; t < 200; t++) outs.Add(attn.Forward(x.narrow(1, t, 1), slot));
-            Assert.True(slot.EvictedBlocks > 0, "the window evicted no block");
-            return torch.cat(outs, 1);
-        }
-        try
-        {
-            var f = Run(true);
-            var r = Run(false);
-            Assert.InRange(Gpu.RelErr(f, r), 0, 1e-4);
-        }
-        finally
-        {
-            QuantizedKvCacheSlot.UseFusedKernels = true;
-        }
+        Assert.InRange(FusedVsReferenceDecode(opts, 200, 60, 6, evictedAtLeast: 2), 0, 1e-4);
     }
 }
