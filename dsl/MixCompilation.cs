@@ -73,13 +73,8 @@ public sealed class MixCompilation
     public static MixCompilation Create(IEnumerable<SourceText> sources) => Create(sources, Array.Empty<ExternalMixer>());
 
     /// <summary>Checks files together, with mixers implemented in C# visible to every file.</summary>
-    public static MixCompilation Create(IEnumerable<SourceText> sources, IEnumerable<ExternalMixer> externals)
-    {
-        var list = sources.ToList();
-        var externalList = externals.ToList();
-        bool deep = list.Any(s => StackDepth.NeedsLargeStack(s.Text));
-        return StackDepth.Run(deep, () => Build(list.Select(Parse).ToList(), externalList, null), failure => Failed(list, failure));
-    }
+    public static MixCompilation Create(IEnumerable<SourceText> sources, IEnumerable<ExternalMixer> externals) =>
+        Create(sources.Select(MixSyntaxTree.Parse), externals);
 
     /// <summary>
     /// Checks parsed files together. With <paramref name="checkOnly"/>, only that file's definitions are checked (the
@@ -91,14 +86,7 @@ public sealed class MixCompilation
         var externalList = externals.ToList();
         bool deep = list.Any(t => StackDepth.NeedsLargeStack(t.Source.Text));
         var only = checkOnly is null ? null : NormalizePath(checkOnly);
-        return StackDepth.Run(deep, () => Build(list.Select(t => (t.File, t.Diagnostics)).ToList(), externalList, only),
-            failure => Failed(list.Select(t => t.Source).ToList(), failure));
-    }
-
-    static (MixFile File, IReadOnlyList<Diagnostic> Syntax) Parse(SourceText source)
-    {
-        var bag = new DiagnosticBag();
-        return (MixParser.ParseCore(source, bag), bag.Items);
+        return StackDepth.Run(deep, () => Build(list, externalList, only), failure => Failed(list.Select(t => t.Source).ToList(), failure));
     }
 
     static MixCompilation Failed(List<SourceText> sources, Exception failure)
@@ -109,12 +97,12 @@ public sealed class MixCompilation
         return new MixCompilation(Array.Empty<MixFile>(), bag.Items, new List<CheckedDefinition>());
     }
 
-    static MixCompilation Build(List<(MixFile File, IReadOnlyList<Diagnostic> Syntax)> parsed, List<ExternalMixer> externals, string? checkOnly)
+    static MixCompilation Build(List<MixSyntaxTree> trees, List<ExternalMixer> externals, string? checkOnly)
     {
         var bag = new DiagnosticBag();
-        foreach (var (_, syntax) in parsed)
-            foreach (var d in syntax) bag.Add(d);
-        var files = parsed.Select(p => p.File).ToList();
+        foreach (var tree in trees)
+            foreach (var d in tree.Diagnostics) bag.Add(d);
+        var files = trees.Select(t => t.File).ToList();
         var externalFiles = externals.Select(e => MixParser.ParseCore(ExternalSource(e), bag)).ToList();
         var evaluator = new Evaluator(bag);
         var contexts = files.Select(f => new FileContext(f)).ToList();
@@ -254,7 +242,7 @@ public sealed class MixCompilation
     {
         foreach (var imp in c.File.Imports)
         {
-            var target = NormalizePath(CombinePath(DirectoryOf(c.Source.Path), imp.Path));
+            var target = ResolveImport(c.Source.Path, imp.Path);
             if (!byPath.TryGetValue(target, out var other))
             {
                 var name = imp.Path.Replace('\\', '/').Split('/').Last();
@@ -279,7 +267,7 @@ public sealed class MixCompilation
         {
             var path = FindPath(imp, c, new HashSet<FileContext>());
             if (path is null) continue;
-            var decl = c.File.Imports.FirstOrDefault(i => NormalizePath(CombinePath(DirectoryOf(c.Source.Path), i.Path)) == NormalizePath(imp.Source.Path));
+            var decl = c.File.Imports.FirstOrDefault(i => ResolveImport(c.Source.Path, i.Path) == NormalizePath(imp.Source.Path));
             var chain = string.Join(" → ", new[] { c.Source.Path }.Concat(path.Select(p => p.Source.Path)));
             bag.Report(DiagnosticIds.ImportCycle, c.Source, decl?.PathSpan ?? new TextSpan(0, 0), $"imports form a cycle: {chain}");
             c.Imports.Remove(imp);

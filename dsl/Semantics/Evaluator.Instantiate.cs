@@ -35,11 +35,7 @@ internal sealed partial class Evaluator
             return UnknownValue.Instance;
         }
         var key = Reusable(u, node) ? InstanceKey(u, args, inputs) : null;
-        if (key is not null && TryReuse(key, node, out var reused))
-        {
-            _deepest = System.Math.Max(_deepest, _active.Count + _instances[key].Depth);
-            return reused;
-        }
+        if (key is not null && TryReuse(key, node, out var reused)) return reused;
         int start = _active.Count, steps = _steps, reports = _diagnostics.Items.Count, deepest = _deepest;
         _deepest = start + 1;
         var result = InstantiateBody(u, args, inputs, node, callSpan, caller, file);

@@ -51,6 +51,7 @@ internal sealed partial class Evaluator
         // Replaying must not skip a limit the real check would hit.
         if (_active.Count + hit.Depth > MaxInstantiationDepth || _steps + hit.Steps > StepBudget) return false;
         _steps += hit.Steps;
+        _deepest = System.Math.Max(_deepest, _active.Count + hit.Depth);
         node.Expanded = true;
         node.CopyContentsFrom(hit.Template);
         result = hit.Result;
