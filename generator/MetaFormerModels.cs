@@ -359,8 +359,7 @@ internal static class MetaFormerModels
     public static MetaFormerBuild Build(MetaFormerModel model, ImmutableArray<MixerBinding> mixers, CancellationToken ct)
     {
         if (model.MixText is null) return new MetaFormerBuild(model.FullName, model.Namespace, model.Accessibility, null, EquatableArray<SynthesizedProblem>.Empty);
-        var externals = mixers.GroupBy(m => m.Name, StringComparer.Ordinal).Select(g => g.OrderBy(m => m.TypeName, StringComparer.Ordinal).First())
-            .OrderBy(m => m.Name, StringComparer.Ordinal).ToList();
+        var externals = SpecBuilder.DistinctMixers(mixers);
 
         var problems = CheckNames(model, externals);
         if (problems.Count > 0) return new MetaFormerBuild(model.FullName, model.Namespace, model.Accessibility, null, problems.ToEquatableArray());
@@ -369,7 +368,7 @@ internal static class MetaFormerModels
         var path = model.FullName + ".mix";
         var compilation = MixCompilation.Create(
             new[] { new Mix.Dsl.Text.SourceText(LibraryPath, Library), new Mix.Dsl.Text.SourceText(path, model.MixText) },
-            externals.Select(m => new ExternalMixer(m.Name, m.Parameters, m.Signature, m.TypeName)));
+            externals.Select(SpecBuilder.Front));
         // Problems inside metaformer.mix follow from the attributes; when the attributes' own text has errors, they
         // are consequences of those and left out.
         bool ownErrors = compilation.Diagnostics.Any(d => d.Path == path && d.Severity == Mix.Dsl.Diagnostics.Severity.Error);
@@ -422,19 +421,7 @@ internal static class MetaFormerModels
 
     static ClassSpec Translate(CheckedDefinition definition, MixCompilation compilation, IReadOnlyList<MixerBinding> externals)
     {
-        var defs = new Dictionary<string, UserCallable>(StringComparer.Ordinal);
-        foreach (var d in compilation.Definitions)
-            if (!defs.ContainsKey(d.Name)) defs[d.Name] = d.Callable;
-        var externalTypes = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var m in externals)
-        {
-            if (defs.ContainsKey(m.Name)) continue;
-            var declaration = MixCompilation.Create(m.TypeName, $"mixer {m.Name}({m.Parameters}) {m.Signature} {{}}\n").Find(m.Name);
-            if (declaration is null) continue;
-            defs[m.Name] = declaration.Callable;
-            externalTypes[m.Name] = m.TypeName;
-        }
-        var enumMembers = new HashSet<string>(compilation.Files.SelectMany(f => f.Enums).SelectMany(e => e.Members).Select(m => m.Name), StringComparer.Ordinal);
+        var (defs, enumMembers, externalTypes) = SpecBuilder.TranslationContext(compilation, externals);
         return WithoutLines(new Translator(definition, defs, enumMembers, externalTypes).Translate());
     }
 

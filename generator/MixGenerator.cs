@@ -11,8 +11,9 @@ namespace Mix.Generator;
 
 /// <summary>
 /// Generates a TorchSharp module class for every definition in the project's <c>.mix</c> files (AdditionalFiles):
-/// all files are checked together (imports resolve within the set), then each file's spec is emitted on its own,
-/// so an edit regenerates only the files whose spec changed.
+/// each file is parsed on its own and checked with the files it imports (imports resolve within the set), then each
+/// file's spec is emitted on its own, so an edit re-checks that file and its importers and regenerates only the files
+/// whose spec changed.
 /// </summary>
 [Generator(LanguageNames.CSharp)]
 public sealed class MixGenerator : IIncrementalGenerator

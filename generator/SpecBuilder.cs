@@ -9,7 +9,8 @@ using Mix.Dsl.Text;
 
 namespace Mix.Generator;
 
-/// <summary>Checks all .mix files together and builds one <see cref="FileSpec"/> per file.</summary>
+/// <summary>The spec steps: parse each .mix file, check each with its imports, translate, then one <see cref="FileSpec"/>
+/// per file.</summary>
 internal static class SpecBuilder
 {
     public const string UnsupportedId = "MIX9001";
@@ -33,7 +34,37 @@ internal static class SpecBuilder
 
     public static MixCompilation Compile(IEnumerable<MixInput> inputs, IEnumerable<MixerBinding>? mixers = null) =>
         MixCompilation.Create(inputs.Select(i => new SourceText(FrontEndPath(i.Path), i.Text)),
-            (mixers ?? Array.Empty<MixerBinding>()).Select(m => new ExternalMixer(m.Name, m.Parameters, m.Signature, m.TypeName)));
+            (mixers ?? Array.Empty<MixerBinding>()).Select(Front));
+
+    /// <summary>A C# mixer as the front end sees it.</summary>
+    public static ExternalMixer Front(MixerBinding m) => new(m.Name, m.Parameters, m.Signature, m.TypeName);
+
+    /// <summary>One C# mixer per name (the first type by name; MIX9111 tells the others), sorted by name.</summary>
+    public static List<MixerBinding> DistinctMixers(IEnumerable<MixerBinding> mixers) =>
+        mixers.GroupBy(m => m.Name, StringComparer.Ordinal).Select(g => g.OrderBy(m => m.TypeName, StringComparer.Ordinal).First())
+            .OrderBy(m => m.Name, StringComparer.Ordinal).ToList();
+
+    /// <summary>What the translator needs from a clean compilation: every definition by name (the first in file order),
+    /// the C# mixers' declarations and types, and the enum members.</summary>
+    public static (Dictionary<string, UserCallable> Defs, HashSet<string> EnumMembers, Dictionary<string, string> ExternalTypes)
+        TranslationContext(MixCompilation compilation, IReadOnlyList<MixerBinding> externals)
+    {
+        var defs = new Dictionary<string, UserCallable>(StringComparer.Ordinal);
+        foreach (var callable in compilation.Callables)
+            if (!defs.ContainsKey(callable.Name)) defs[callable.Name] = callable;
+        // C# mixers: their parameters as the front end reads them (a bodiless mixer declaration), and their C# types.
+        var externalTypes = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var m in externals)
+        {
+            if (defs.ContainsKey(m.Name)) continue; // a .mix definition of the same name: the front end reports it
+            var declaration = MixCompilation.Create(m.TypeName, $"mixer {m.Name}({m.Parameters}) {m.Signature} {{}}\n").Find(m.Name);
+            if (declaration is null) continue;
+            defs[m.Name] = declaration.Callable;
+            externalTypes[m.Name] = m.TypeName;
+        }
+        var enumMembers = new HashSet<string>(compilation.Files.SelectMany(f => f.Enums).SelectMany(e => e.Members).Select(m => m.Name), StringComparer.Ordinal);
+        return (defs, enumMembers, externalTypes);
+    }
 
     public static EquatableArray<FileSpec> Build(ImmutableArray<MixInput> inputs, GeneratorSettings settings) =>
         Build(inputs, settings, ImmutableArray<MixerBinding>.Empty);
@@ -72,30 +103,14 @@ internal static class SpecBuilder
     {
         var path = FrontEndPath(unit.Input.Path);
         var closure = unit.Trees.Select(t => t.Source.Path).ToEquatableArray();
-        var externals = mixers.GroupBy(m => m.Name, StringComparer.Ordinal).Select(g => g.OrderBy(m => m.TypeName, StringComparer.Ordinal).First())
-            .OrderBy(m => m.Name, StringComparer.Ordinal).ToList();
-        var compilation = MixCompilation.Create(unit.Trees,
-            externals.Select(m => new ExternalMixer(m.Name, m.Parameters, m.Signature, m.TypeName)), checkOnly: path);
+        var externals = DistinctMixers(mixers);
+        var compilation = MixCompilation.Create(unit.Trees, externals.Select(Front), checkOnly: path);
         // A file is generated only when it and everything it imports check without errors; the translator never sees
         // a broken file.
-        if (compilation.Diagnostics.Any(d => d.Severity == Severity.Error))
+        if (compilation.HasErrors)
             return new UnitSpec(unit.Input.Path, unit.Input.Namespace, closure, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty);
 
-        var defs = new Dictionary<string, UserCallable>(StringComparer.Ordinal);
-        foreach (var callable in compilation.Callables)
-            if (!defs.ContainsKey(callable.Name)) defs[callable.Name] = callable;
-        // C# mixers: their parameters as the front end reads them (a bodiless mixer declaration), and their C# types.
-        var externalTypes = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var m in externals)
-        {
-            if (defs.ContainsKey(m.Name)) continue; // a .mix definition of the same name: the front end reports it
-            var declaration = MixCompilation.Create(m.TypeName, $"mixer {m.Name}({m.Parameters}) {m.Signature} {{}}\n").Find(m.Name);
-            if (declaration is null) continue;
-            defs[m.Name] = declaration.Callable;
-            externalTypes[m.Name] = m.TypeName;
-        }
-
-        var enumMembers = new HashSet<string>(compilation.Files.SelectMany(f => f.Enums).SelectMany(e => e.Members).Select(m => m.Name), StringComparer.Ordinal);
+        var (defs, enumMembers, externalTypes) = TranslationContext(compilation, externals);
         var classes = new List<ClassSpec>();
         var diags = new List<GenDiagnostic>();
         foreach (var d in compilation.Definitions)

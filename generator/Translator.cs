@@ -752,7 +752,7 @@ internal sealed partial class Translator
             {
                 var el = expected.IsArray ? expected.Element! : NaturalType(r.Body, span);
                 var body = Val(r.Body, el, span);
-                return r.Body is VCode ? $"Fn.Repeat<{el.CSharp}>({r.Count}, {body})" : $"Fn.Repeat<{el.CSharp}>({r.Count}, {body})";
+                return $"Fn.Repeat<{el.CSharp}>({r.Count}, {body})";
             }
             case VFor f:
             {
