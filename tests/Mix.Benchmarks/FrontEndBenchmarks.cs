@@ -1,6 +1,5 @@
 using System.IO;
 using System.Linq;
-using System.Runtime.CompilerServices;
 using System.Text;
 using BenchmarkDotNet.Attributes;
 using Mix.Dsl;
@@ -24,7 +23,7 @@ public class FrontEndBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _examples = Directory.GetFiles(ModelsDir(), "*.mix").OrderBy(p => p, System.StringComparer.Ordinal)
+        _examples = Directory.GetFiles(FrontEndBenchmarksPaths.ModelsDir(), "*.mix").OrderBy(p => p, System.StringComparer.Ordinal)
             .Select(p => new SourceText(Path.GetFileName(p), File.ReadAllText(p))).ToArray();
         _large = new SourceText("large.mix", LargeFile(_examples.Single(e => e.Path == "metaformer.mix").Text, minLines: 500));
     }
@@ -41,13 +40,6 @@ public class FrontEndBenchmarks
             sb.AppendLine(copy);
         }
         return sb.ToString();
-    }
-
-    static string ModelsDir([CallerFilePath] string here = "")
-    {
-        var dir = Path.GetDirectoryName(here)!;
-        while (!File.Exists(Path.Combine(dir, "Dsl.sln"))) dir = Path.GetDirectoryName(dir)!;
-        return Path.Combine(dir, "examples", "models");
     }
 
     [Benchmark(Baseline = true, Description = "parse 500+ lines")]
