@@ -110,15 +110,18 @@ namespace Mix.Runtime.Cuda
         /// <param name="device">Device ordinal.</param>
         public void MakeCurrent(int device)
         {
-            var ctx = _contexts.GetOrAdd(device, d =>
-            {
-                int dev;
-                Check(_deviceGet(&dev, d), "cuDeviceGet");
-                IntPtr c;
-                Check(_primaryCtxRetain(&c, dev), "cuDevicePrimaryCtxRetain");
-                return c;
-            });
+            // Every launch passes here: look up first, so the retaining delegate is made only for a new device.
+            if (!_contexts.TryGetValue(device, out var ctx)) ctx = _contexts.GetOrAdd(device, RetainPrimaryContext);
             Check(_ctxSetCurrent(ctx), "cuCtxSetCurrent");
+        }
+
+        private IntPtr RetainPrimaryContext(int device)
+        {
+            int dev;
+            Check(_deviceGet(&dev, device), "cuDeviceGet");
+            IntPtr c;
+            Check(_primaryCtxRetain(&c, dev), "cuDevicePrimaryCtxRetain");
+            return c;
         }
 
         /// <summary>Loads a cubin into the device's primary context and returns the module handle.</summary>

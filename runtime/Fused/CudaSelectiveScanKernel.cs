@@ -124,24 +124,9 @@ namespace Mix.Runtime.Fused
         {
             var r = TryStep(state, u, delta, A, B, C, D, z, deltaBias, deltaSoftplus);
             if (r is not null) return r.Value;
-            // Reference step without this kernel (the slot is process-wide; the reference step is pure TorchSharp).
-            return ReferenceStep(state, u, delta, A, B, C, D, z, deltaBias, deltaSoftplus);
-        }
-
-        private static (Tensor y, Tensor newState) ReferenceStep(Tensor state, Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
-            Tensor? D, Tensor? z, Tensor? deltaBias, bool deltaSoftplus)
-        {
-            using var scope = torch.NewDisposeScope();
-            var dt = delta.to_type(ScalarType.Float32);
-            if (deltaBias is not null) dt = dt + deltaBias.to_type(ScalarType.Float32);
-            if (deltaSoftplus) dt = torch.nn.functional.softplus(dt);
-            var uf = u.to_type(ScalarType.Float32);
-            var dA = torch.exp(dt.unsqueeze(-1) * A.to_type(ScalarType.Float32));
-            var newState = state.to_type(ScalarType.Float32) * dA + (dt * uf).unsqueeze(-1) * B.to_type(ScalarType.Float32).unsqueeze(1);
-            var y = (newState * C.to_type(ScalarType.Float32).unsqueeze(1)).sum(-1);
-            if (D is not null) y = y + uf * D.to_type(ScalarType.Float32);
-            if (z is not null) y = y * torch.nn.functional.silu(z.to_type(ScalarType.Float32));
-            return (y.to_type(u.dtype).MoveToOuterDisposeScope(), newState.MoveToOuterDisposeScope());
+            // The reference step, with this kernel suppressed on this thread so that SelectiveScan does not call back here.
+            using (SelectiveScan.SuppressKernel())
+                return SelectiveScan.Step(state, u, delta, A, B, C, D, z, deltaBias, deltaSoftplus);
         }
 
         /// <summary>The fused decode step, or null when it cannot run. Arguments as in <see cref="SelectiveScan.Step"/>.</summary>
