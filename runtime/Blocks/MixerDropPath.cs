@@ -32,14 +32,7 @@ namespace Mix.Runtime
         public override Tensor forward(Tensor x)
         {
             if (DropProb == 0.0 || !training) return x.alias();
-            using var scope = torch.NewDisposeScope();
-            double keep = 1.0 - DropProb;
-            var shape = new long[x.dim()];
-            shape[0] = x.shape[0];
-            for (int i = 1; i < shape.Length; i++) shape[i] = 1;
-            var mask = torch.empty(shape, dtype: x.dtype, device: x.device).bernoulli_(keep);
-            if (ScaleByKeep && keep > 0) mask = mask.div_(keep);
-            return (x * mask).MoveToOuterDisposeScope();
+            return DropPath.DropSamples(x, DropProb, ScaleByKeep);
         }
     }
 }

@@ -58,12 +58,7 @@ public static class Fn
     public static Tensor DropPath(Tensor x, double p, bool training)
     {
         if (p == 0.0 || !training) return x;
-        var keep = 1.0 - p;
-        var shape = new long[x.dim()];
-        shape[0] = x.shape[0];
-        for (int i = 1; i < shape.Length; i++) shape[i] = 1;
-        var mask = torch.empty(shape, x.dtype, x.device).bernoulli_(keep);
-        return x * mask.div_(keep);
+        return Mix.Runtime.DropPath.DropSamples(x, p);
     }
 
     /// <summary><c>dropout(p)(x)</c> applied directly.</summary>

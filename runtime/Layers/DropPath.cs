@@ -35,14 +35,23 @@ public sealed class DropPath : torch.nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         if (DropProb == 0.0 || !training) return x.alias();
+        return DropSamples(x, DropProb, ScaleByKeep);
+    }
+
+    /// <summary>Zeroes each sample (first axis) with probability <paramref name="p"/>; the kept ones are divided by
+    /// 1 − p when <paramref name="scaleByKeep"/>. Always active: callers decide when training.</summary>
+    /// <param name="x">[B, ...].</param>
+    /// <param name="p">Drop probability.</param>
+    /// <param name="scaleByKeep">Rescale the kept samples.</param>
+    public static Tensor DropSamples(Tensor x, double p, bool scaleByKeep = true)
+    {
         using var scope = torch.NewDisposeScope();
-        double keep = 1.0 - DropProb;
+        double keep = 1.0 - p;
         var shape = new long[x.dim()];
         shape[0] = x.shape[0];
         for (int i = 1; i < shape.Length; i++) shape[i] = 1;
         var mask = torch.empty(shape, dtype: x.dtype, device: x.device).bernoulli_(keep);
-        if (keep > 0.0 && ScaleByKeep) mask.div_(keep);
-        var y = x * mask;
-        return y.MoveToOuterDisposeScope();
+        if (keep > 0.0 && scaleByKeep) mask.div_(keep);
+        return (x * mask).MoveToOuterDisposeScope();
     }
 }
