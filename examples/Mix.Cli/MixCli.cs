@@ -65,7 +65,7 @@ public static class MixCli
     static int Check(string[] files, TextWriter output, TextWriter error)
     {
         if (!TryLoad(files, error, out var sources)) return 2;
-        var compilation = MixCompilation.Create(sources);
+        var compilation = MixCompilation.Create(sources, Array.Empty<ExternalMixer>());
         foreach (var d in compilation.Diagnostics) output.WriteLine(d.ToString());
         int errors = compilation.Diagnostics.Count(d => d.Severity == Severity.Error);
         int warnings = compilation.Diagnostics.Count(d => d.Severity == Severity.Warning);
@@ -100,7 +100,7 @@ public static class MixCli
             sizes[kv[0].Trim()] = v;
         }
         if (!TryLoad(new[] { file }, error, out var sources)) return 2;
-        var compilation = MixCompilation.Create(sources);
+        var compilation = MixCompilation.Create(sources, Array.Empty<ExternalMixer>());
         foreach (var d in compilation.Diagnostics) error.WriteLine(d.ToString());
         if (compilation.HasErrors) return 1;
         var path = DisplayPath(file);
@@ -126,10 +126,10 @@ public static class MixCli
     static int Emit(string file, string ns, bool all, TextWriter output, TextWriter error)
     {
         if (!TryLoad(new[] { file }, error, out var sources)) return 2;
-        var compilation = MixCompilation.Create(sources);
+        var compilation = MixCompilation.Create(sources, Array.Empty<ExternalMixer>());
         foreach (var d in compilation.Diagnostics) error.WriteLine(d.ToString());
         if (compilation.HasErrors) return 1;
-        var result = GeneratorRunner.Run(sources, ns, Path.GetDirectoryName(Path.GetFullPath(file))!);
+        var result = GeneratorRunner.Run(sources.Select(t => t.Source), ns, Path.GetDirectoryName(Path.GetFullPath(file))!);
         foreach (var d in result.Diagnostics) error.WriteLine(d);
         var wanted = Path.GetFileName(file);
         var printed = 0;
@@ -150,9 +150,9 @@ public static class MixCli
     }
 
     /// <summary>Reads <paramref name="files"/> and, transitively, the files they import (relative to each file).</summary>
-    static bool TryLoad(IEnumerable<string> files, TextWriter error, out List<SourceText> sources)
+    static bool TryLoad(IEnumerable<string> files, TextWriter error, out List<MixSyntaxTree> sources)
     {
-        sources = new List<SourceText>();
+        sources = new List<MixSyntaxTree>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var queue = new Queue<(string Path, bool Explicit)>(files.Select(f => (f, true)));
         while (queue.Count > 0)
@@ -169,11 +169,11 @@ public static class MixCli
                 }
                 continue; // the checker reports the missing import at its span
             }
-            var source = new SourceText(display, File.ReadAllText(file));
-            sources.Add(source);
-            var parsed = MixParser.Parse(source, new DiagnosticBag());
+            // Parsed once: the compilation checks these trees.
+            var tree = MixSyntaxTree.Parse(new SourceText(display, File.ReadAllText(file)));
+            sources.Add(tree);
             var dir = Path.GetDirectoryName(file) ?? "";
-            foreach (var import in parsed.Imports)
+            foreach (var import in tree.File.Imports)
                 queue.Enqueue((Path.Combine(dir, import.Path), false));
         }
         return true;

@@ -57,8 +57,7 @@ public sealed class CausalModel : ICausalLM
             slots.Add(mixers[i] switch
             {
                 MambaMixer m => new MambaCacheSlot(i, batch, m.IntermediateSize, m.ConvKernel, m.StateSize, dtype, device),
-                Attention a when kvOptions?.Quantization is not null => new QuantizedKvCacheSlot(i, batch, a.NumHeads, a.HeadDim, kvOptions, dtype, device),
-                Attention a => new KvCacheSlot(i, batch, a.NumHeads, a.HeadDim, kvOptions, dtype, device),
+                Attention a => CachedAttention.CreateSlot(i, batch, a.NumHeads, a.HeadDim, kvOptions, dtype, device),
                 _ => throw new InvalidOperationException("unreachable"),
             });
         }

@@ -140,10 +140,7 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         if (!tryFused) return base.Attend(q, keys, values, mask, scale);
         using var scope = torch.NewDisposeScope();
         var (_, _, allowed) = UpdateCore(keys, values, mask, materialize: false);
-        var table = PointerTable(q);
-        long nOut = Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
-        var o = QuantizedOps.KvAttention(q, Quant.Mode, table, blocks.Count, Quant.GroupSize, tailK, tailV, allowed,
-            NumHeads, nOut, gv, scale);
+        var o = TryFusedAttention(q, allowed, scale);
         if (o is null)
         {
             var (k, v) = DequantizedKeysValues();

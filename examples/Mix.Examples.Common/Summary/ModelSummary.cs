@@ -27,10 +27,6 @@ public sealed record CacheCost(double? PerToken, double? Fixed)
     public static CacheCost operator +(CacheCost a, CacheCost b) =>
         new(a.PerToken + b.PerToken, a.Fixed + b.Fixed);
 
-    /// <summary>Bytes for <paramref name="tokens"/> tokens, or null when a size is symbolic.</summary>
-    /// <param name="tokens">Sequence length.</param>
-    public double? BytesFor(long tokens) => PerToken * tokens + Fixed;
-
     /// <summary>"512 B/token + 12 KiB fixed", "12 KiB fixed", "-" for nothing.</summary>
     public string ToText()
     {
