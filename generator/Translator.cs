@@ -637,7 +637,7 @@ internal sealed partial class Translator
             if (!bound.Args.ContainsKey("p")) parts.Add("0.0");
             parts.Add("training");
         }
-        var type = fn.Name is "split" or "chunk" ? GType.Tuple : GType.Tensor;
+        var type = fn.ReturnsTuple ? GType.Tuple : GType.Tensor;
         return new VCode($"Fn.{Names.Builtin(fn.Name)}({string.Join(", ", parts)})", type);
     }
 

@@ -10,7 +10,7 @@ namespace Mix.Runtime.Builtins;
 /// The weightless functions of .mix (<c>transpose</c>, <c>tokens</c>, <c>drop_path</c>, …) and the arithmetic helpers
 /// generated code uses for configuration values (<c>len</c>, <c>sum</c>, <c>max</c>, ranges).
 /// </summary>
-public static class Fn
+public static partial class Fn
 {
     // ---- tensor functions -------------------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ public sealed class BuiltinCallable : Callable
     public override CallableKind Kind { get; }
     /// <inheritdoc />
     public override IReadOnlyList<ParamSpec> Params { get; }
+    /// <summary>Whether a call gives a tuple of tensors (destructured by <c>a, b = ...</c>) rather than one tensor.</summary>
+    public bool ReturnsTuple { get; internal init; }
     /// <summary>Shape contract, e.g. <c>[*, in_features] -&gt; [*, out_features]</c>.</summary>
     public string Contract { get; }
     /// <summary>One line saying what it is.</summary>

@@ -90,7 +90,7 @@ public static partial class BuiltinCatalog
                 if (!Shape.Compatible(sum, s[a]))
                     c.Report(DiagnosticIds.SplitMismatch, $"split sizes [{string.Join(", ", sizes)}] add up to {sum} but axis {a} of {s} is {s[a]}");
                 return new TupleValue(sizes.Select(z => (Value)new TensorValue(s.With(a, z))).ToList());
-            });
+            }, returnsTuple: true);
 
         Fn("chunk", new[] { TensorParam(), Req("chunks", MixType.Int), Opt("dim", MixType.Int, I(-1)) }, 1,
             "[..., n·k, ...] -> n × [..., k, ...]", "splits one axis into equal parts (a tuple)", c =>
@@ -102,7 +102,7 @@ public static partial class BuiltinCatalog
                 if (!part.HasIntegerCoefficients && part.IsConstant)
                     c.Report(DiagnosticIds.NotDivisible, $"chunk: {n} does not divide axis {a} of {s}");
                 return new TupleValue(Enumerable.Range(0, (int)n).Select(_ => (Value)new TensorValue(s.With(a, part))).ToList());
-            });
+            }, returnsTuple: true);
 
         Fn("concat", new[] { Req("tensors", MixType.Tensor.Array()), Opt("dim", MixType.Int, I(-1)) }, 0,
             "([..., a, ...], [..., b, ...]) -> [..., a+b, ...]", "joins tensors along one axis", c =>
@@ -251,8 +251,9 @@ public static partial class BuiltinCatalog
         });
     }
 
-    static void Fn(string name, ParamSpec[] ps, int tensorParams, string contract, string summary, Func<BuiltinCall, Value> apply) =>
-        Add(new BuiltinCallable(name, CallableKind.Function, ps, contract, summary) { Apply = apply, TensorParams = tensorParams });
+    static void Fn(string name, ParamSpec[] ps, int tensorParams, string contract, string summary, Func<BuiltinCall, Value> apply,
+        bool returnsTuple = false) =>
+        Add(new BuiltinCallable(name, CallableKind.Function, ps, contract, summary) { Apply = apply, TensorParams = tensorParams, ReturnsTuple = returnsTuple });
 
     static int? Axis(BuiltinCall c, Shape s, string name)
     {
