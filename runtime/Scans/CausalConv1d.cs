@@ -59,6 +59,7 @@ namespace Mix.Runtime.Scans
 
         /// <summary>
         /// One decoding step: <c>y_t</c> <c>[b, d]</c> and the new state <c>[b, d, W − 1]</c> (the input state is not modified).
+        /// Fused on CUDA without autograd.
         /// </summary>
         /// <param name="state">The previous W − 1 inputs <c>[b, d, W − 1]</c>.</param>
         /// <param name="x">Input at this step <c>[b, d]</c>.</param>
@@ -72,6 +73,9 @@ namespace Mix.Runtime.Scans
             ScanMath.RequireRank(x, nameof(x), "[b, d]", 2);
             long W = w.shape[1];
             ScanMath.Require(state, nameof(state), "[b, d, W − 1]", x.shape[0], x.shape[1], W - 1);
+            if (Fused.CudaScanKernels.Applies(x, state, w, bias)
+                && Fused.CudaScanKernels.TryCausalConv(x.unsqueeze(-1), w, bias, silu, state) is { } fused)
+                using (fused.y) return (fused.y.squeeze(-1), fused.finalState);
             using var scope = torch.NewDisposeScope();
             var window = torch.cat(new[] { state.to_type(x.dtype), x.unsqueeze(-1) }, -1);      // [b, d, W]
             var y = (window * w.to_type(x.dtype)).sum(-1);

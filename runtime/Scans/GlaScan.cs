@@ -124,7 +124,7 @@ namespace Mix.Runtime.Scans
 
         /// <summary>
         /// One decoding step: <c>o</c> <c>[b, h, V]</c> (dtype of <paramref name="q"/>) and the new state <c>[b, h, K, V]</c>
-        /// (compute dtype). The input state is not modified.
+        /// (compute dtype). The input state is not modified. Fused on CUDA without autograd (the scan kernel, one step).
         /// </summary>
         /// <param name="state">State before the step <c>[b, h, K, V]</c>.</param>
         /// <param name="q">Query <c>[b, h, K]</c>.</param>
@@ -135,6 +135,9 @@ namespace Mix.Runtime.Scans
         public static (Tensor o, Tensor newState) Step(Tensor state, Tensor q, Tensor k, Tensor v, Tensor g, double? scale = null)
         {
             ScanMath.RequireRank(q, nameof(q), "[b, h, K]", 3);
+            if (Fused.CudaScanKernels.Applies(q, state, k, v, g)
+                && Fused.CudaScanKernels.TryGla(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), g.unsqueeze(1), Scale(q, scale), state) is { } fused)
+                using (fused.o) return (fused.o.squeeze(1), fused.finalState);
             var (o, s) = SequentialScan(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), g.unsqueeze(1), scale, state);
             using (o) return (o.squeeze(1), s);
         }

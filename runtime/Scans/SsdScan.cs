@@ -148,7 +148,7 @@ namespace Mix.Runtime.Scans
 
         /// <summary>
         /// One decoding step: <c>y</c> <c>[b, h, p]</c> (dtype of <paramref name="x"/>) and the new state <c>[b, h, p, n]</c>
-        /// (compute dtype). The input state is not modified.
+        /// (compute dtype). The input state is not modified. Fused on CUDA without autograd (the scan kernel, one step).
         /// </summary>
         /// <param name="state">State before the step <c>[b, h, p, n]</c>.</param>
         /// <param name="x">Input <c>[b, h, p]</c>.</param>
@@ -164,6 +164,10 @@ namespace Mix.Runtime.Scans
             Tensor? D = null, Tensor? z = null, Tensor? dtBias = null, bool dtSoftplus = false)
         {
             ScanMath.RequireRank(x, nameof(x), "[b, h, p]", 3);
+            if (Fused.CudaScanKernels.Applies(x, state, dt, A, B, C, D, z, dtBias)
+                && Fused.CudaScanKernels.TrySsd(x.unsqueeze(1), dt.unsqueeze(1), A, B.unsqueeze(1), C.unsqueeze(1), D, z?.unsqueeze(1),
+                    dtBias, dtSoftplus, state) is { } fused)
+                using (fused.y) return (fused.y.squeeze(1), fused.finalState);
             var (y, s) = SequentialScan(x.unsqueeze(1), dt.unsqueeze(1), A, B.unsqueeze(1), C.unsqueeze(1), D, z?.unsqueeze(1),
                 dtBias, dtSoftplus, state);
             using (y) return (y.squeeze(1), s);
