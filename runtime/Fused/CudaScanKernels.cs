@@ -67,9 +67,10 @@ namespace Mix.Runtime.Fused
             if (dtBias is not null) d = d + dtBias.to(ScalarType.Float32, x.device);
             if (dtSoftplus) d = torch.nn.functional.softplus(d);
             var Dp = D is null ? null : (D.dim() == 1 ? D.unsqueeze(-1).expand(h, p) : D).to(ScalarType.Float32, x.device).contiguous();
-            var r = Launch(C, B, x, null, d.contiguous(), FusedOps.Param(A, x), Dp, z, initialState, b, L, h, h / g, n, p, 1.0);
+            // The kernel keeps the state as [keys, values] = [n, p]; SSD's convention is [p, n].
+            var r = Launch(C, B, x, null, d.contiguous(), FusedOps.Param(A, x), Dp, z, initialState?.transpose(-1, -2), b, L, h, h / g, n, p, 1.0);
             if (r is null) return null;
-            return (r.Value.o.MoveToOuterDisposeScope(), r.Value.state.MoveToOuterDisposeScope());
+            return (r.Value.o.MoveToOuterDisposeScope(), r.Value.state.transpose(-1, -2).contiguous().MoveToOuterDisposeScope());
         }
 
         /// <summary>Fused GLA; arguments and result as <see cref="Scans.GlaScan.Scan"/>, with the scale resolved.</summary>
