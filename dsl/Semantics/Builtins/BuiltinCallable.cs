@@ -46,6 +46,8 @@ public sealed class BuiltinCallable : Callable
     public bool BindsAll { get; internal init; }
     /// <summary>The number form of an elementwise function (<c>log(dt_min)</c>, <c>sqrt(5)</c>): its value for numbers.</summary>
     internal Func<double[], double>? Scalar { get; init; }
+    /// <summary>Whether it has a number form (called with numbers only, it gives a number).</summary>
+    public bool HasNumberForm => Scalar is not null;
     /// <summary>The tensor form of a number function of the same name (<c>sum(x, [1])</c> beside <c>sum(array)</c>).</summary>
     public BuiltinCallable? TensorForm { get; internal set; }
     /// <summary>Whether this is the tensor form of a number function (not in <see cref="BuiltinCatalog.All"/>).</summary>

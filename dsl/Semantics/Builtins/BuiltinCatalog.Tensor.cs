@@ -176,7 +176,12 @@ public static partial class BuiltinCatalog
                 var d = new List<Dim>();
                 for (int i = 0; i < sizes.Count; i++)
                 {
-                    if (i < lead) { d.Add(sizes[i]); continue; }
+                    if (i < lead)
+                    {
+                        if (sizes[i].AsLong is long n && n < 0) { c.Report(DiagnosticIds.BadAxis, $"expand of {s}: the new leading axis {i} needs a size, not {n}"); return UnknownValue.Instance; }
+                        d.Add(sizes[i]);
+                        continue;
+                    }
                     var have = s[i - lead];
                     var want = sizes[i];
                     if (want.AsLong == -1) { d.Add(have); continue; }
