@@ -195,7 +195,7 @@ internal sealed partial class Evaluator
         {
             var a = lt.Shape;
             var c = rt.Shape;
-            if (Broadcasting.Broadcast(a, c, out var k, out var x, out var y) is Shape joined) return new TensorValue(joined);
+            if (Broadcasting.Broadcast(a, c, out var k, out var x, out var y) is Shape joined) return TrueDivision(b, new TensorValue(joined));
             var verb = b.Op switch
             {
                 "+" => $"residual '+' adds {c} to {a}",
@@ -208,7 +208,7 @@ internal sealed partial class Evaluator
         }
         var t = l as TensorValue ?? (TensorValue)r;
         var other = l is TensorValue ? r : l;
-        if (other is IntValue or FloatValue) return t;
+        if (other is IntValue or FloatValue) return TrueDivision(b, other is FloatValue && t.Shape.ElementType is "long" or "int" or "bool" ? new TensorValue(new Shape(t.Shape.Dims, "float")) : t);
         Report(f, b.OpSpan, DiagnosticIds.WrongKind, $"'{b.Op}' cannot combine {Describe(l)} and {Describe(r)}");
         return UnknownValue.Instance;
     }
@@ -358,4 +358,8 @@ internal sealed partial class Evaluator
         var fn = Eval(pipe.Right, f);
         return ApplyValue(fn, new[] { input }, pipe.Right.Span, pipe.Right.Span, f);
     }
+
+    /// <summary>'/' of integer tensors is true division (a float tensor), as in PyTorch.</summary>
+    static TensorValue TrueDivision(BinaryExpr b, TensorValue t) =>
+        b.Op == "/" && t.Shape.ElementType is "long" or "int" or "bool" ? new TensorValue(new Shape(t.Shape.Dims, "float")) : t;
 }
