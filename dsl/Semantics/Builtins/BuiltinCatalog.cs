@@ -22,6 +22,7 @@ public static partial class BuiltinCatalog
         RegisterTensor();
         RegisterSpectral();
         RegisterInit();
+        RegisterScans();
     }
 
     /// <summary>All built-ins, by name.</summary>
