@@ -76,7 +76,7 @@ public sealed class InferenceCache : IDisposable
     {
         ArgumentNullException.ThrowIfNull(inputIds);
         if (inputIds.dim() != 2)
-            throw new ArgumentException($"token ids must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
+            throw new ArgumentException($"token ids for {layer} must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
         CheckStep(inputIds.shape[0], inputIds.shape[1], attentionMask);
         TokenIds.Check(inputIds, vocabSize, layer);
     }

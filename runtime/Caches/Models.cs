@@ -120,7 +120,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <inheritdoc/>
     public override Tensor forward(Tensor inputIds)
     {
-        TokenIds.Check(inputIds, VocabSize, "embed_tokens");
+        TokenIds.CheckBatch(inputIds, VocabSize, "embed_tokens");
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block
@@ -133,7 +133,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <param name="allowed">Boolean mask <c>[batch or 1, 1, L, L]</c>.</param>
     public Tensor ForwardMasked(Tensor inputIds, Tensor positions, Tensor allowed)
     {
-        TokenIds.Check(inputIds, VocabSize, "embed_tokens");
+        TokenIds.CheckBatch(inputIds, VocabSize, "embed_tokens");
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         foreach (var layer in layers) h = layer.ForwardMasked(h, positions, allowed);
@@ -215,7 +215,7 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <inheritdoc/>
     public override Tensor forward(Tensor inputIds)
     {
-        TokenIds.Check(inputIds, VocabSize, "embeddings");
+        TokenIds.CheckBatch(inputIds, VocabSize, "embeddings");
         using var scope = torch.NewDisposeScope();
         var h = embeddings.forward(inputIds);
         foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block

@@ -72,7 +72,7 @@ namespace Mix.Runtime
         /// <param name="inputIds">Token ids <c>[batch, L]</c> (int64).</param>
         public override Tensor forward(Tensor inputIds)
         {
-            TokenIds.Check(inputIds, VocabSize, "embeddings");
+            TokenIds.CheckBatch(inputIds, VocabSize, "embeddings");
             using var scope = torch.NewDisposeScope();
             return ForwardEmbeddings(embeddings.forward(inputIds)).MoveToOuterDisposeScope();
         }
