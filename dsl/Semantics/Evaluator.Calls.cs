@@ -47,7 +47,9 @@ internal sealed partial class Evaluator
                 }
                 if (tensors.Count > fn.TensorParams && fn.TensorParams > 0)
                 {
-                    Report(f, tensors[fn.TensorParams].Span, DiagnosticIds.TooManyArguments, $"{fn.Name} takes {fn.TensorParams} tensor argument(s); got {tensors.Count}");
+                    var named = fn.Params.Where(p => p.Type.Kind == TypeKind.Tensor && p.Type.IsOptional).Select(p => p.Name).ToList();
+                    Report(f, tensors[fn.TensorParams].Span, DiagnosticIds.TooManyArguments, $"{fn.Name} takes {fn.TensorParams} tensor argument(s); got {tensors.Count}"
+                        + (named.Count > 0 ? $" (pass the optional tensors by name: {string.Join(", ", named.Select(n => n + " = ..."))})" : ""));
                     return UnknownValue.Instance;
                 }
                 return CallFunction(fn, bound, tensors.Select(t => t.Value).ToList(), f, call.Span);
