@@ -180,6 +180,8 @@ public static partial class Fn
     public static Tensor Expand(Tensor x, long[] sizes) => x.expand(sizes);
     /// <summary><c>stack(tensors, dim)</c>.</summary>
     public static Tensor Stack(IList<Tensor> tensors, long dim = 0) => torch.stack(tensors, dim);
+    /// <summary><c>select(x, dim, index)</c>: the slice at index, without the axis.</summary>
+    public static Tensor Select(Tensor x, long dim, long index) => x.select(dim, index);
     /// <summary><c>unsqueeze(x, dim)</c>.</summary>
     public static Tensor Unsqueeze(Tensor x, long dim) => x.unsqueeze(dim);
     /// <summary><c>squeeze(x, dim)</c>.</summary>

@@ -51,6 +51,7 @@ public class TensorMathTests
     [InlineData("expand(unsqueeze(x, 1), [-1, 3, -1, -1])", "[2, 3, 5, 8]")]
     [InlineData("stack([x, x, x], dim = 1)", "[2, 3, 5, 8]")]
     [InlineData("squeeze(unsqueeze(x, -1), -1)", "[2, 5, 8]")]
+    [InlineData("select(x, 1, -1)", "[2, 8]")]
     [InlineData("x |> exp |> cumsum(dim = 1)", "[2, 5, 8]")]
     [InlineData("einsum(\"b l d, b m d -> b l m\", x, x)", "[2, 5, 5]")]
     [InlineData("einsum(\"bld,bmd->blm\", x, x)", "[2, 5, 5]")]
@@ -117,6 +118,7 @@ public class TensorMathTests
         Assert.Equal("sum(x, [3], keepdim = true)", span);
         Error("  return squeeze(x, 1)", "MIX0306", out _);
         Error("  return pad(x, [1])", "MIX0306", out _);
+        Error("  return unsqueeze(select(x, 1, 5), 1)", "MIX0404", out _);
     }
 
     [Fact]
