@@ -99,6 +99,21 @@ public static partial class Fn
     /// <summary><c>a != b</c>.</summary>
     public static Tensor NotEqual(double a, Tensor b) => b.ne(a);
 
+    /// <summary><c>not m</c> of a bool tensor.</summary>
+    public static Tensor Not(Tensor m) => m.logical_not();
+    /// <summary><c>a and b</c> of bool tensors.</summary>
+    public static Tensor And(Tensor a, Tensor b) => a.logical_and(b);
+    /// <summary><c>a and b</c> with a bool.</summary>
+    public static Tensor And(Tensor a, bool b) => b ? a : a.logical_and(a.logical_not());
+    /// <summary><c>a and b</c> with a bool.</summary>
+    public static Tensor And(bool a, Tensor b) => And(b, a);
+    /// <summary><c>a or b</c> of bool tensors.</summary>
+    public static Tensor Or(Tensor a, Tensor b) => a.logical_or(b);
+    /// <summary><c>a or b</c> with a bool.</summary>
+    public static Tensor Or(Tensor a, bool b) => b ? a.logical_or(a.logical_not()) : a;
+    /// <summary><c>a or b</c> with a bool.</summary>
+    public static Tensor Or(bool a, Tensor b) => Or(b, a);
+
     // ---- reductions -------------------------------------------------------------------------------------------------
 
     static long[] AllDims(Tensor x) => Enumerable.Range(0, (int)x.dim()).Select(i => (long)i).ToArray();

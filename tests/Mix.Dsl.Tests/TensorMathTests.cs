@@ -33,6 +33,7 @@ public class TensorMathTests
     [InlineData("exp(x) * sigmoid(x) + rsqrt(abs(x) + 1e-5)", "[2, 5, 8]")]
     [InlineData("pow(x, 2) + clamp(x, min = 0.1) + logsigmoid(x) + inv_softplus(softplus(x))", "[2, 5, 8]")]
     [InlineData("where(x > 0, x, 0.0)", "[2, 5, 8]")]
+    [InlineData("not (x > 0) or x < 1 and x > mean(x, [2], keepdim = true)", "bool[2, 5, 8]")]
     [InlineData("x > mean(x, [2], keepdim = true)", "bool[2, 5, 8]")]
     [InlineData("sum(x, [1])", "[2, 8]")]
     [InlineData("sum(x)", "[]")]
@@ -109,6 +110,8 @@ public class TensorMathTests
     {
         var d = Error("  return where(x, x, 0.0)", "MIX0309", out _);
         Assert.Contains("bool condition", d.Message);
+        Error("  return where(not x, x, 0.0)", "MIX0309", out _);
+        Error("  return where(x > 0 and x, x, 0.0)", "MIX0309", out _);
     }
 
     [Fact]

@@ -197,6 +197,15 @@ public class TensorMathRuntimeTests
     }
 
     [Fact]
+    public void Logic_on_masks()
+    {
+        var x = torch.randn(2, 4, 4);
+        using var model = new TmLogic();
+        var mask = x.gt(0).logical_not().logical_or(torch.ones(4, 4, dtype: ScalarType.Bool).tril().logical_and(x.gt(-1)));
+        AssertClose(torch.where(mask, x, torch.zeros_like(x)), model.call(x));
+    }
+
+    [Fact]
     public void Spectral_functions()
     {
         var x = torch.randn(2, 4, 6);
