@@ -57,6 +57,17 @@ public sealed class MixAnalyzer : DiagnosticAnalyzer
                     ctx.ReportDiagnostic(Microsoft.CodeAnalysis.Diagnostic.Create(s_descriptors[d.Id], location, d.Message));
                 }
             });
+            // A problem inside a standard-library file (an argument its body rejects) is located there, at its own
+            // package path (mix/std/<file>.mix): no project file holds it.
+            start.RegisterCompilationEndAction(ctx =>
+            {
+                foreach (var d in compilation.Value.Diagnostics.Where(d => StandardLibrary.IsLibraryPath(d.Path)))
+                {
+                    var location = Location.Create(d.Path, new TextSpan(d.Span.Start, d.Span.Length),
+                        new LinePositionSpan(new LinePosition(d.Start.Line, d.Start.Character), new LinePosition(d.End.Line, d.End.Character)));
+                    ctx.ReportDiagnostic(Microsoft.CodeAnalysis.Diagnostic.Create(s_descriptors[d.Id], location, d.Message));
+                }
+            });
         });
     }
 

@@ -130,6 +130,25 @@ internal static class SpecBuilder
         return new UnitSpec(unit.Input.Path, unit.Input.Namespace, closure, false, classes.ToEquatableArray(), diags.ToEquatableArray());
     }
 
+    /// <summary>The standard-library files the project's files import, directly or not (sorted by path).</summary>
+    public static EquatableArray<string> LibraryUsed(ImmutableArray<ParsedMix> all) =>
+        StandardLibrary.ImportedBy(all.Select(p => p.Tree)).Select(t => t.Source.Path).ToEquatableArray();
+
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<string, FileSpec> s_library = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A standard-library file's classes (internal, in <see cref="Names.StdNamespace"/>): the library ships inside the
+    /// generator, so its translation is the same for every project and is made once per process.
+    /// </summary>
+    public static FileSpec LibraryFile(string path) => s_library.GetOrAdd(path, p =>
+    {
+        var tree = StandardLibrary.Tree(p)!;
+        var hint = "Mix.Std." + p.Substring(StandardLibrary.Prefix.Length).Replace('/', '.') + ".g.cs";
+        var unit = BuildUnit(new CheckUnit(new MixInput(p, tree.Source.Text), new[] { new MixInput(p, tree.Source.Text) }.ToEquatableArray(),
+            ImmutableArray.Create(tree)), ImmutableArray<MixerBinding>.Empty);
+        return new FileSpec(hint, p, Names.StdNamespace, unit.HasErrors, unit.Classes, unit.Diagnostics);
+    });
+
     /// <summary>One spec per file: hint names unique over the project, a file skipped when it or an import has errors.</summary>
     public static EquatableArray<FileSpec> Finish(ImmutableArray<UnitSpec> units, GeneratorSettings settings)
     {

@@ -19,6 +19,7 @@ public static partial class BuiltinCatalog
         RegisterLayers();
         RegisterMixers();
         RegisterFunctions();
+        RegisterNn();
     }
 
     /// <summary>All built-ins, by name.</summary>
