@@ -143,7 +143,8 @@ internal static class SpecBuilder
     public static FileSpec LibraryFile(string path) => s_library.GetOrAdd(path, p =>
     {
         var tree = StandardLibrary.Tree(p)!;
-        var hint = "Mix.Std." + p.Substring(StandardLibrary.Prefix.Length).Replace('/', '.') + ".g.cs";
+        var file = p.Substring(StandardLibrary.Prefix.Length);
+        var hint = "Mix.Std." + file.Substring(0, file.Length - ".mix".Length).Replace('/', '.') + ".g.cs";
         var unit = BuildUnit(new CheckUnit(new MixInput(p, tree.Source.Text), new[] { new MixInput(p, tree.Source.Text) }.ToEquatableArray(),
             ImmutableArray.Create(tree)), ImmutableArray<MixerBinding>.Empty);
         return new FileSpec(hint, p, Names.StdNamespace, unit.HasErrors, unit.Classes, unit.Diagnostics);

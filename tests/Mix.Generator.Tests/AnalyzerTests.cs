@@ -47,6 +47,18 @@ public class AnalyzerTests
     }
 
     [Fact]
+    public void A_problem_inside_the_standard_library_is_reported_at_its_library_path()
+    {
+        const string User = "import \"mix/std/mixers.mix\"\nblock b(dim: int) (x: [B, dim, H, W]) -> [B, dim, H, W] {\n  m = sepconv(kernel_size = 5)(dim)\n  return m(x)\n}\n";
+        var diagnostics = Analyze(new InMemoryText("/p/net.mix", User));
+        var library = Assert.Single(diagnostics, d => d.Location.GetLineSpan().Path == "mix/std/sepconv.mix");
+        Assert.Equal("MIX0303", library.Id);
+        Assert.Equal(12, library.Location.GetLineSpan().StartLinePosition.Line);
+        // The standard library itself, used as it should be, reports nothing.
+        Assert.Empty(Analyze(new InMemoryText("/p/net.mix", User.Replace("kernel_size = 5", "kernel_size = 5, padding = 2"))));
+    }
+
+    [Fact]
     public void Generator_skips_invalid_files_without_reporting_twice()
     {
         var good = new InMemoryText(Harness.Root + "good.mix", "block g(dim: int) (x: [B, dim]) -> [B, dim] { fc = linear(dim, dim) }\n");
