@@ -163,4 +163,28 @@ public class StdlibParityTests
         Assert.Null(KernelModules.KernelOf(Builtin.Attention(16, 8)));
         Assert.False(KernelModules.IsMamba(attention));
     }
+
+    /// <summary>The zoo's token mixers are the library's, and the fused dispatch sees in them the kernels it saw in the built-ins.</summary>
+    [Fact]
+    public void Zoo_models_use_the_library_mixers_that_the_fused_dispatch_recognizes()
+    {
+        static List<nn.Module> Mixers(nn.Module model) =>
+            model.named_modules().Where(m => m.name.EndsWith(".token_mixer", StringComparison.Ordinal)).Select(m => m.module).ToList();
+
+        using var poolformer = new Mix.Generated.Models.PoolformerS12();
+        var pools = Mixers(poolformer);
+        Assert.Equal(12, pools.Count);
+        Assert.All(pools, m => Assert.IsType<Std.Pool>(m));
+        Assert.All(pools, m => Assert.Equal(3L, KernelModules.PoolSize(m)));
+
+        using var convformer = new Mix.Generated.Models.ConvformerS18();
+        var seps = Mixers(convformer);
+        Assert.Equal(18, seps.Count);
+        Assert.All(seps, m => Assert.Equal("sepconv", KernelModules.KernelOf(m)));
+
+        using var caformer = new Mix.Generated.Models.CaformerS18();
+        var mixers = Mixers(caformer);
+        Assert.Equal(6, mixers.Count(m => m is Std.SepConv && KernelModules.KernelOf(m) == "sepconv"));
+        Assert.Equal(12, mixers.Count(m => m is Std.Attention));
+    }
 }
