@@ -72,5 +72,7 @@ public sealed record ModelBinding(
 /// </summary>
 public sealed record MixerBinding(string Name, string Parameters, string Signature, string TypeName);
 
-/// <summary>A problem found while generating (not a front-end diagnostic), at a span of the .mix file.</summary>
-public sealed record GenDiagnostic(string Id, string Message, int SpanStart, int SpanLength, int StartLine, int StartColumn, int EndLine, int EndColumn);
+/// <summary>A diagnostic at a span of a .mix file: the front end's (MIX0xxx) or the generator's (MIX9001). <see cref="Path"/>
+/// is the file it lies in when that is not the file whose spec carries it (an error in an imported definition).</summary>
+public sealed record GenDiagnostic(string Id, string Message, int SpanStart, int SpanLength, int StartLine, int StartColumn, int EndLine, int EndColumn,
+    string? Path = null);

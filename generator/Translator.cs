@@ -602,7 +602,10 @@ internal sealed partial class Translator
         }
     }
 
-    static int TensorParamCount(BuiltinCallable fn) => fn.Params.Count(p => p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray);
+    static int TensorParamCount(BuiltinCallable fn) => fn.Params.Count(IsTensorInput);
+
+    /// <summary>A required tensor parameter of a function: an input passed positionally. Optional tensors (<c>D = D</c>) are named.</summary>
+    static bool IsTensorInput(ParamSpec p) => p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray && !p.Type.IsOptional;
 
     static bool IsTensor(V v) => v is VCode { Type.Kind: "tensor" };
 
@@ -659,7 +662,7 @@ internal sealed partial class Translator
         bool gap = false;
         foreach (var p in fn.Params)
         {
-            if (p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray)
+            if (IsTensorInput(p))
             {
                 parts.Add(Code(tensors[ti++], span, out _, out _));
                 continue;

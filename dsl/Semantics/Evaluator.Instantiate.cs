@@ -93,6 +93,7 @@ internal sealed partial class Evaluator
             }
             else
             {
+                if (frame.HadError) return UnknownValue.Instance;
                 if (frame.DeclaredLayers.Count == 0)
                 {
                     if (Broken.Contains(u.Definition)) return UnknownValue.Instance;

@@ -34,6 +34,9 @@ internal sealed class Frame
     public FreeSymbols FreeSymbols { get; set; }
     /// <summary>Layers declared in this body, in order (the pipeline when there is no return).</summary>
     public List<(Identifier Name, LayerValue Layer)> DeclaredLayers { get; } = new();
+    /// <summary>Whether a statement of this body bound a value derived from an error: the body's result is then
+    /// unknown too, and nothing that depends on it is reported again.</summary>
+    public bool HadError { get; set; }
 
     public Frame WithScope(Scope scope) =>
         new(File, scope, Node, CreatesChildren) { FreeSymbols = FreeSymbols };

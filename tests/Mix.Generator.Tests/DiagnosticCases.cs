@@ -6,8 +6,9 @@ using static Microsoft.CodeAnalysis.DiagnosticSeverity;
 
 namespace Mix.Generator.Tests;
 
-/// <summary>Which of the two reports a diagnostic: the analyzer (front end, on .mix files) or the generator.</summary>
-public enum Tool { Analyzer, Generator }
+/// <summary>Where a diagnostic comes from: the front end (MIX0xxx, on .mix files) or the generator's own checks
+/// (MIX9xxx); the generator reports both.</summary>
+public enum Tool { FrontEnd, Generator }
 
 /// <summary>
 /// A minimal bad input for one diagnostic. <see cref="Mix"/> holds .mix files and <see cref="CSharp"/> an optional C#
@@ -31,7 +32,7 @@ public static class DiagnosticCases
     const string Sig = "block b(dim: int) (x: [B, dim]) -> [B, dim]";
 
     static DiagnosticCase Front(string id, DiagnosticSeverity severity, string mix, string? name = null) =>
-        new(name ?? id, id, severity, Tool.Analyzer, new[] { (File, mix) });
+        new(name ?? id, id, severity, Tool.FrontEnd, new[] { (File, mix) });
 
     static DiagnosticCase Gen(string id, DiagnosticSeverity severity, string mix, string? csharp = null, string mixPath = File, string? name = null) =>
         new(name ?? id, id, severity, Tool.Generator, new[] { (mixPath, mix) }, csharp);
@@ -63,7 +64,7 @@ public static class DiagnosticCases
         Front("MIX0103", Error, "block b(dim: int, {|MIX0103:dim|}: int) (x: [B, dim]) -> [B, dim] { return x }\n"),
         Front("MIX0104", Error, "import {|MIX0104:\"missing.mix\"|}\n"),
         Front("MIX0105", Error, "import {|MIX0105:\"bad.mix\"|}\n"),
-        new("MIX0105 two files", "MIX0105", Error, Tool.Analyzer, new[]
+        new("MIX0105 two files", "MIX0105", Error, Tool.FrontEnd, new[]
         {
             (File, "import {|MIX0105:\"other.mix\"|}\n"),
             (Harness.Root + "other.mix", "import \"bad.mix\"\n"), // one cycle, one error: at the file checked first

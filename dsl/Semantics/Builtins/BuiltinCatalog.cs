@@ -19,6 +19,7 @@ public static partial class BuiltinCatalog
         RegisterLayers();
         RegisterMixers();
         RegisterFunctions();
+        RegisterScans();
         RegisterNn();
     }
 
