@@ -12,6 +12,7 @@ internal sealed partial class Evaluator
 
     Value EvalCall(CallExpr call, Frame f, Value? pipeInput)
     {
+        if (TryMathCall(call, f, pipeInput) is Value math) return math;
         var args = new List<EvaluatedArg>();
         if (pipeInput is not null) args.Add(new EvaluatedArg(null!, null, pipeInput, call.Span));
         foreach (var a in call.Args) args.Add(new EvaluatedArg(a, a.Name, Eval(a.Value, f), a.Span));
@@ -99,6 +100,7 @@ internal sealed partial class Evaluator
 
     Value CallFunction(BuiltinCallable fn, FactoryValue bound, IReadOnlyList<Value> tensors, Frame f, TextSpan span)
     {
+        if (fn.BindsAll) return CallBindsAll(fn, bound, tensors, f, span);
         if (tensors.Any(t => t is UnknownValue)) return UnknownValue.Instance;
         if (tensors.Count < fn.TensorParams)
         {

@@ -161,6 +161,7 @@ public static class DiagnosticCases
             """),
         Front("MIX0208", Error, Sig + " { return {|MIX0208:linear(dim, dim)|}(x) }\n"),
         Front("MIX0209", Error, "model m({|MIX0209:dim|}: int) (x: [B, dim]) -> [B, dim] { return x }\n"),
+        Front("MIX0220", Error, Sig + " { return x + {|MIX0220:normal(std = 0.02)|} }\n"),
 
         // ---- shapes ----
         Front("MIX0301", Error, "block b(dim: int) (x: [B, dim], y: [B, 2 * dim]) -> [B, dim] { return {|MIX0301:x + y|} }\n"),
@@ -194,6 +195,20 @@ public static class DiagnosticCases
             model m(vocab: int = 100, dim: int = 16) (x: [B, L]) -> [B, L, dim] {
               embed = embedding(vocab, dim)
               return {|MIX0309:embed(x)|}
+            }
+            """),
+
+        Front("MIX0309", Error, Sig + " { return x + {|MIX0309:log(rfft(x))|} }\n", "MIX0309 complex where real is needed"),
+        Front("MIX0320", Error, """
+            block b(dim: int, n: int) (x: [B, L, dim]) -> [B, L, n] {
+              w = param([n, dim])
+              return {|MIX0320:einsum("b l d, d n -> b l n", x, w)|}
+            }
+            """),
+        Front("MIX0321", Error, """
+            block b(dim: int, n: int) (x: [B, L, dim]) -> [B, L, n] {
+              w = param([dim, n])
+              return {|MIX0321:einsum("b l, d n -> b l n", x, w)|}
             }
             """),
 

@@ -19,6 +19,9 @@ public static partial class BuiltinCatalog
         RegisterLayers();
         RegisterMixers();
         RegisterFunctions();
+        RegisterTensor();
+        RegisterSpectral();
+        RegisterInit();
         RegisterScans();
         RegisterNn();
     }
