@@ -30,6 +30,19 @@ public sealed class TokenIdsTests
     }
 
     [Fact]
+    public void NonContiguousIdsTakeTheReductionPathWithTheSameResult()
+    {
+        using var ids = torch.tensor(new long[] { 0, 5, 9, 1, 12, 2 }).reshape(2, 3);
+        using var transposed = ids.t();   // [3, 2], not contiguous: min/max reductions instead of the in-place scan
+        Assert.False(transposed.is_contiguous());
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => TokenIds.Check(transposed, 10, "embed"));
+        Assert.Contains("token id 12 at [1, 1]", e.Message);
+        TokenIds.Check(transposed, 13, "embed");
+        using var ints = transposed.to_type(torch.ScalarType.Int32);
+        Assert.Throws<ArgumentOutOfRangeException>(() => TokenIds.Check(ints, 12, "embed"));
+    }
+
+    [Fact]
     public void FloatingPointIdsAreRefused()
     {
         using var ids = torch.tensor(new float[] { 1, 2 });
@@ -51,5 +64,21 @@ public sealed class TokenIdsTests
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => model.ForwardWithLoss(ids, bad));
         Assert.Contains("token id 40", e.Message);
         Assert.Contains("[0, 40)", e.Message);
+    }
+
+    [Theory]
+    [InlineData("mamba")]
+    [InlineData("attention")]
+    [InlineData("hybrid")]
+    public void LanguageModelsWantIdsOfShapeBatchByLength(string kind)
+    {
+        using var noGrad = torch.no_grad();
+        using var model = Caches.CacheInvariantTests.Build(kind);
+        using var flat = torch.tensor(new long[] { 1, 2, 3 });
+        var e = Assert.Throws<ArgumentException>(() => model.forward(flat));
+        Assert.Contains("must be [batch, L], got [3]", e.Message);
+        using var cache = ((Mix.Runtime.Caches.ICausalLM)model).CreateCache(1);
+        e = Assert.Throws<ArgumentException>(() => ((Mix.Runtime.Caches.ICausalLM)model).Forward(flat, cache));
+        Assert.Contains("must be [batch, n], got [3]", e.Message);
     }
 }
