@@ -104,6 +104,7 @@ internal static class Emitter
                 sb.AppendLine($"{I3}{f.Name} = {f.Local};");
                 sb.AppendLine($"{I3}MixKeys.Register(this, {Names.Literal(f.Key)}, {f.Name});");
             }
+            if (c.Ties.Count > 0) EmitLines(sb, c.Ties, path, I3);
         }
         sb.AppendLine($"{I2}}}");
         sb.AppendLine();

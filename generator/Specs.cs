@@ -31,7 +31,11 @@ public sealed record ClassSpec(
     EquatableArray<CodeLine> Forward,
     bool IsAlias,
     string? AliasType,
-    string OutputDoc);
+    string OutputDoc)
+{
+    /// <summary><c>@tied</c> weights, shared after the layers are registered: one <c>MixWeights.Tie</c> line each.</summary>
+    public EquatableArray<CodeLine> Ties { get; init; } = EquatableArray<CodeLine>.Empty;
+}
 
 /// <summary>A forward input.</summary>
 public sealed record InputSpec(string Name, string Doc);

@@ -50,6 +50,8 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor UnusedLayer = D("MIX0109", Severity.Warning, "Names", "Unused layer");
     /// <summary>A type name that is neither built-in nor an enum.</summary>
     public static readonly DiagnosticDescriptor UnknownType = D("MIX0110", Severity.Error, "Names", "Unknown type");
+    /// <summary><c>@tied</c> names a weight the layer does not have, or a key no earlier layer of the definition has.</summary>
+    public static readonly DiagnosticDescriptor UnknownTiedWeight = D("MIX0120", Severity.Error, "Names", "Unknown tied weight");
 
     // Arguments
     /// <summary>A named argument the callee does not have.</summary>
@@ -90,6 +92,8 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor ConcatMismatch = D("MIX0308", Severity.Error, "Shapes", "Concat shape mismatch");
     /// <summary>A tensor of the wrong element type (e.g. float ids into an embedding).</summary>
     public static readonly DiagnosticDescriptor DtypeMismatch = D("MIX0309", Severity.Error, "Shapes", "Element type mismatch");
+    /// <summary><c>@tied</c> shares a weight whose shape differs from the layer's own.</summary>
+    public static readonly DiagnosticDescriptor TiedShapeMismatch = D("MIX0320", Severity.Error, "Shapes", "Tied weight shape mismatch");
 
     // Flow
     /// <summary>A body that computes on tensors but never returns.</summary>
