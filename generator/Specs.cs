@@ -47,7 +47,8 @@ public sealed record OptionSpec(string Name, string MixName, string Type, string
 /// A layer field: name, state-dict key, type. A dotted key (<c>@key("a.b")</c>) is registered as nested modules
 /// after <c>RegisterComponents</c>; until then the constructor holds the layer in <see cref="Local"/>.
 /// </summary>
-public sealed record FieldSpec(string Name, string Key, string Type, string Doc, string? Local = null);
+/// <see cref="NonPersistent"/>: a buffer outside the state dict (<c>buffer(..., persistent = false)</c>), registered the same way.
+public sealed record FieldSpec(string Name, string Key, string Type, string Doc, string? Local = null, bool NonPersistent = false);
 
 /// <summary>A line of emitted code, mapped to a .mix line (1-based) or 0 for glue.</summary>
 public sealed record CodeLine(int Line, string Code);

@@ -12,6 +12,7 @@ internal sealed partial class Evaluator
 
     Value EvalCall(CallExpr call, Frame f, Value? pipeInput)
     {
+        if (TryMathCall(call, f, pipeInput) is Value math) return math;
         var args = new List<EvaluatedArg>();
         if (pipeInput is not null) args.Add(new EvaluatedArg(null!, null, pipeInput, call.Span));
         foreach (var a in call.Args) args.Add(new EvaluatedArg(a, a.Name, Eval(a.Value, f), a.Span));
@@ -47,7 +48,9 @@ internal sealed partial class Evaluator
                 }
                 if (tensors.Count > fn.TensorParams && fn.TensorParams > 0)
                 {
-                    Report(f, tensors[fn.TensorParams].Span, DiagnosticIds.TooManyArguments, $"{fn.Name} takes {fn.TensorParams} tensor argument(s); got {tensors.Count}");
+                    var named = fn.Params.Where(p => p.Type.Kind == TypeKind.Tensor && p.Type.IsOptional).Select(p => p.Name).ToList();
+                    Report(f, tensors[fn.TensorParams].Span, DiagnosticIds.TooManyArguments, $"{fn.Name} takes {fn.TensorParams} tensor argument(s); got {tensors.Count}"
+                        + (named.Count > 0 ? $" (pass the optional tensors by name: {string.Join(", ", named.Select(n => n + " = ..."))})" : ""));
                     return UnknownValue.Instance;
                 }
                 return CallFunction(fn, bound, tensors.Select(t => t.Value).ToList(), f, call.Span);
@@ -97,6 +100,7 @@ internal sealed partial class Evaluator
 
     Value CallFunction(BuiltinCallable fn, FactoryValue bound, IReadOnlyList<Value> tensors, Frame f, TextSpan span)
     {
+        if (fn.BindsAll) return CallBindsAll(fn, bound, tensors, f, span);
         if (tensors.Any(t => t is UnknownValue)) return UnknownValue.Instance;
         if (tensors.Count < fn.TensorParams)
         {

@@ -142,6 +142,12 @@ internal sealed partial class Evaluator
         }
 
         var target = b.Targets[0];
+        if (value is WeightDeclValue weight)
+        {
+            BindWeight(target, weight, f, layerNames);
+            ApplyAnnotations(b.Annotations, null, f);
+            return;
+        }
         Value bound = value;
         LayerNode? node = null;
         if (value is FactoryValue fv && (fv.Callable.Kind == CallableKind.Function

@@ -20,10 +20,26 @@ public class FuzzTests
     const int Iterations = 100_000;
     static readonly TimeSpan PerInputLimit = TimeSpan.FromSeconds(5);
 
+    /// <summary>A seed with the tensor-math syntax: params, buffers, inits, einsum, complex shapes and spectra.</summary>
+    const string TensorMathSeed = """
+        block gf(h: int, w: int, dim: int, d_state: int = 4) (x: [B, h * w, dim]) -> [B, h * w, dim] {
+          complex_weight = param([h, w / 2 + 1, dim, 2], init = normal(std = 0.02))
+          A_log = param([dim, d_state], init = log(arange(1, d_state + 1)))
+          dt_bias = param([dim], init = inv_softplus(clamp(exp(uniform(log(0.001), log(0.1))), min = 1e-4)), frozen = true)
+          mask = buffer([d_state, d_state], init = tril(ones_mask(d_state, d_state)), dtype = "bool", persistent = false)
+          z = rfft2(reshape(x, [B, h, w, dim]), dims = [1, 2], norm = "ortho") * view_as_complex(complex_weight)
+          y = reshape(irfft2(z, dims = [1, 2], s = [h, w], norm = "ortho"), [B, h * w, dim])
+          s = einsum("b l d, d n -> b l n", y, exp(A_log))
+          values, indices = topk(s, 2)
+          return y * sigmoid(dt_bias) + sum(where(s > 0, s, 0.0), [2], keepdim = true) + max(gather(s, 2, indices), [2], keepdim = true)
+        }
+        model m() (x: [2, 12, 8]) -> [2, 12, 8] { f = gf(3, 4, 8) }
+        """;
+
     [Fact]
     public void HundredThousandMutationsNeverThrowOrHang()
     {
-        var seeds = Repo.ExampleSources().Select(s => s.Text).ToArray();
+        var seeds = Repo.ExampleSources().Select(s => s.Text).Append(TensorMathSeed).ToArray();
         var failures = new ConcurrentBag<string>();
         long slowest = 0;
         Parallel.For(0, Iterations, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
@@ -102,7 +118,7 @@ public class FuzzTests
                     tokens.Insert(at, new string(open, depth));
                     break;
                 }
-                case 7: tokens.Insert(at, new[] { "x", "|>", "..", "=", "@", "->", "if", "for", "{", "}", ";", "\n" }[rnd.Next(12)]); break;
+                case 7: tokens.Insert(at, new[] { "x", "|>", "..", "=", "@", "->", "if", "for", "{", "}", ";", "\n", "param(", "einsum(", "complex[", "\"b l d, d n -> b l n\"", "rfft2(", "init =" }[rnd.Next(18)]); break;
                 default:
                     if (tokens[at].Length > 0)
                     {

@@ -42,15 +42,15 @@ public class TiedWeightTests
             }
             """;
         var d = Assert.Single(Repo.Compile(text).Diagnostics, x => x.Severity == Diagnostics.Severity.Error);
-        Assert.Equal("MIX0320", d.Id);
+        Assert.Equal("MIX0330", d.Id);
         Assert.Equal("proj.weight is [vocab, vocab] but embed.weight is [vocab, dim]: a tied weight must have the same shape", d.Message);
         Assert.Equal(text.IndexOf("\"embed.weight\"", System.StringComparison.Ordinal), d.Span.Start);
     }
 
     [Theory]
-    [InlineData("@tied(weight = \"lm_head.weight\") lm_head = linear(d_model, vocab_size, bias = false)", "MIX0120", "\"lm_head.weight\"")]
+    [InlineData("@tied(weight = \"lm_head.weight\") lm_head = linear(d_model, vocab_size, bias = false)", "MIX0130", "\"lm_head.weight\"")]
     [InlineData("@tied(\"backbone.embeddings.weight\") lm_head = linear(d_model, vocab_size, bias = false)", "MIX0108", "@tied(\"backbone.embeddings.weight\")")]
-    [InlineData("@tied(bias = \"backbone.embeddings.weight\") lm_head = linear(d_model, vocab_size, bias = false)", "MIX0120", "bias")]
+    [InlineData("@tied(bias = \"backbone.embeddings.weight\") lm_head = linear(d_model, vocab_size, bias = false)", "MIX0130", "bias")]
     public void Misuse_is_one_located_diagnostic(string statement, string id, string marked)
     {
         var text = Lm.Replace("@tied(weight = \"backbone.embeddings.weight\") lm_head = linear(d_model, vocab_size, bias = false)", statement);

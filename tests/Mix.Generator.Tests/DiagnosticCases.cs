@@ -107,20 +107,20 @@ public static class DiagnosticCases
             }
             """),
         Front("MIX0110", Error, "block b(dim: {|MIX0110:integer|}) (x: [B, dim]) -> [B, dim] { return x }\n"),
-        Front("MIX0120", Error, """
+        Front("MIX0130", Error, """
             model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
               backbone = { embeddings = embedding(vocab_size, d_model) }
-              @tied(weight = {|MIX0120:"backbone.embedding.weight"|}) lm_head = linear(d_model, vocab_size, bias = false)
+              @tied(weight = {|MIX0130:"backbone.embedding.weight"|}) lm_head = linear(d_model, vocab_size, bias = false)
               return lm_head(backbone(input_ids))
             }
             """),
-        Front("MIX0120", Error, """
+        Front("MIX0130", Error, """
             model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
               backbone = { embeddings = embedding(vocab_size, d_model) }
-              @tied({|MIX0120:wieght|} = "backbone.embeddings.weight") lm_head = linear(d_model, vocab_size, bias = false)
+              @tied({|MIX0130:wieght|} = "backbone.embeddings.weight") lm_head = linear(d_model, vocab_size, bias = false)
               return lm_head(backbone(input_ids))
             }
-            """, "MIX0120 own parameter"),
+            """, "MIX0130 own parameter"),
 
         // ---- arguments ----
         Front("MIX0201", Error, """
@@ -175,6 +175,7 @@ public static class DiagnosticCases
             """),
         Front("MIX0208", Error, Sig + " { return {|MIX0208:linear(dim, dim)|}(x) }\n"),
         Front("MIX0209", Error, "model m({|MIX0209:dim|}: int) (x: [B, dim]) -> [B, dim] { return x }\n"),
+        Front("MIX0220", Error, Sig + " { return x + {|MIX0220:normal(std = 0.02)|} }\n"),
 
         // ---- shapes ----
         Front("MIX0301", Error, "block b(dim: int) (x: [B, dim], y: [B, 2 * dim]) -> [B, dim] { return {|MIX0301:x + y|} }\n"),
@@ -210,11 +211,25 @@ public static class DiagnosticCases
               return {|MIX0309:embed(x)|}
             }
             """),
-        Front("MIX0320", Error, """
+        Front("MIX0330", Error, """
             model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
               backbone = { embeddings = embedding(vocab_size, d_model); norm_f = rmsnorm(d_model) }
-              @tied(weight = {|MIX0320:"backbone.norm_f.weight"|}) lm_head = linear(d_model, vocab_size, bias = false)
+              @tied(weight = {|MIX0330:"backbone.norm_f.weight"|}) lm_head = linear(d_model, vocab_size, bias = false)
               return lm_head(backbone(input_ids))
+            }
+            """),
+
+        Front("MIX0309", Error, Sig + " { return x + {|MIX0309:log(rfft(x))|} }\n", "MIX0309 complex where real is needed"),
+        Front("MIX0320", Error, """
+            block b(dim: int, n: int) (x: [B, L, dim]) -> [B, L, n] {
+              w = param([n, dim])
+              return {|MIX0320:einsum("b l d, d n -> b l n", x, w)|}
+            }
+            """),
+        Front("MIX0321", Error, """
+            block b(dim: int, n: int) (x: [B, L, dim]) -> [B, L, n] {
+              w = param([dim, n])
+              return {|MIX0321:einsum("b l, d n -> b l n", x, w)|}
             }
             """),
 
