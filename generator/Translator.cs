@@ -283,8 +283,8 @@ internal sealed partial class Translator
         // @tied: the front end checked that both keys exist with one shape; the layer shares the other's Parameter.
         foreach (var a in b.Annotations.Where(a => a.Name.Name == "tied"))
             foreach (var arg in a.Args)
-                if (arg.Name is string weight && arg.Value is StringExpr target)
-                    _ties.Add(new CodeLine(LineOf(a.Span), $"MixWeights.Tie(this, {Names.Literal(key + "." + weight)}, {Names.Literal(target.Value)});"));
+                if (arg.Name is string own && arg.Value is StringExpr target)
+                    _ties.Add(new CodeLine(LineOf(a.Span), $"MixWeights.Tie(this, {Names.Literal(key + "." + own)}, {Names.Literal(target.Value)});"));
 
         var field = Names.Escape(name == "options" || name == "model" ? name + "_" : name);
         if (!_fieldNames.Add(field)) field += "_" + _fieldNames.Count.ToString(CultureInfo.InvariantCulture);
