@@ -106,6 +106,7 @@ internal static class Emitter
                     ? $"{I3}register_buffer({Names.Literal(f.Key)}, {f.Name}, persistent: false);"
                     : $"{I3}MixKeys.Register(this, {Names.Literal(f.Key)}, {f.Name});");
             }
+            if (c.Ties.Count > 0) EmitLines(sb, c.Ties, path, I3);
         }
         sb.AppendLine($"{I2}}}");
         sb.AppendLine();
