@@ -139,6 +139,7 @@ public sealed class MixCompilation
                 checkedDefs.Add(new CheckedDefinition(u, root, inputs, output));
             }
         }
+        if (Environment.GetEnvironmentVariable("MIX_DEBUG_STEPS") is not null) Console.Error.WriteLine($"steps {evaluator.StepsUsed}");
         var ordered = bag.Items
             .Select((d, i) => (d, i))
             .OrderBy(x => files.FindIndex(f => f.Source.Path == x.d.Path))

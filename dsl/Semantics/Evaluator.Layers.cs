@@ -56,12 +56,33 @@ internal sealed partial class Evaluator
 
     Value ApplyInline(InlineCallable inline, IReadOnlyList<Value> inputs, LayerNode node, TextSpan span, Frame caller)
     {
+        // An inline block that reaches itself (`l = { return x |> l }`) would recurse forever: like MIX0106 for
+        // definitions, reported where it applies itself.
+        if (_active.Exists(a => a is InlineCallable active && ReferenceEquals(active.Expr, inline.Expr)))
+        {
+            Report(caller, span, DiagnosticIds.Recursion, $"the inline block '{node.Name}' applies itself; inline blocks cannot be recursive");
+            return UnknownValue.Instance;
+        }
+        if (_active.Count >= MaxInstantiationDepth)
+        {
+            Report(caller, span, DiagnosticIds.TooLarge, $"layers nest more than {MaxInstantiationDepth} deep");
+            return UnknownValue.Instance;
+        }
         var file = ContextOf(inline.File, caller.File);
         var frame = new Frame(file, new Scope(inline.Scope), node, !node.Expanded);
         node.Expanded = true;
-        var ret = RunStatements(inline.Expr.Statements, frame);
-        if (ret is Returned r) return r.Value;
-        return RunPipeline(frame, inputs, span);
+        _active.Add(inline);
+        _deepest = System.Math.Max(_deepest, _active.Count);
+        try
+        {
+            var ret = RunStatements(inline.Expr.Statements, frame);
+            if (ret is Returned r) return r.Value;
+            return RunPipeline(frame, inputs, span);
+        }
+        finally
+        {
+            _active.RemoveAt(_active.Count - 1);
+        }
     }
 
     /// <summary>A body without <c>return</c>: its layers run in the order declared.</summary>

@@ -14,8 +14,9 @@ namespace Mix.Dsl.Semantics;
 /// </summary>
 internal sealed partial class Evaluator
 {
-    /// <summary>Evaluation steps allowed per compilation: bounds the time of any input.</summary>
-    const int StepBudget = 2_000_000;
+    /// <summary>Evaluation steps allowed per compilation: bounds the time of any input (well under a second; the whole
+    /// model zoo takes about 24,000).</summary>
+    const int StepBudget = 500_000;
     /// <summary>Loops and repeats longer than this are checked once, symbolically, instead of unrolled.</summary>
     const int MaxUnroll = 1024;
     /// <summary>Deepest chain of nested layer applications.</summary>
@@ -27,6 +28,7 @@ internal sealed partial class Evaluator
     /// <summary>Definitions with syntax errors: follow-on flow diagnostics (missing return, unused layer) are not reported.</summary>
     internal HashSet<Syntax.Definition> Broken { get; } = new();
     int _steps;
+    internal int StepsUsed => _steps;
     readonly HashSet<string> _budgetReported = new(StringComparer.Ordinal);
 
     public Evaluator(DiagnosticBag diagnostics) => _diagnostics = diagnostics;
@@ -37,6 +39,15 @@ internal sealed partial class Evaluator
     {
         if (++_steps > StepBudget) throw new BudgetExceededException();
     }
+
+    /// <summary>Charges work that one step does not cover (arithmetic on large dimensions).</summary>
+    void Charge(int steps)
+    {
+        _steps += steps;
+        if (_steps > StepBudget) throw new BudgetExceededException();
+    }
+
+    readonly HashSet<string> _depthReported = new(StringComparer.Ordinal);
 
     void Report(Frame f, TextSpan span, DiagnosticDescriptor d, string message) =>
         _diagnostics.Report(d, f.File.Source, span, message);
@@ -56,6 +67,18 @@ internal sealed partial class Evaluator
             // Once the budget is spent every later statement fails the same way: one error per file, where it ran out.
             if (_budgetReported.Add(file.Source.Path))
                 Report(file, span, DiagnosticIds.TooLarge, $"checking this needs more than {StepBudget:N0} steps; it is too large to check");
+            return fallback;
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            // The thread's stack ran low (layers within layers within expressions): unwound to here, one error per file.
+            if (_depthReported.Add(file.Source.Path))
+                Report(file, span, DiagnosticIds.NestingTooDeep, "this nests too deeply to check (layers, blocks and expressions within each other); split it into named parts");
+            return fallback;
+        }
+        catch (ValueTooLargeException e)
+        {
+            Report(file, span, DiagnosticIds.ValueTooLarge, e.Message);
             return fallback;
         }
         catch (OverflowException)
