@@ -59,7 +59,7 @@ internal sealed partial class Evaluator
             return UnknownValue.Instance;
         }
         if (callable is not null) return new FactoryValue(callable, new Dictionary<string, Value>());
-        if (f.File.EnumMembers.TryGetValue(n.Name, out var enumName)) return new EnumValue(enumName, n.Name);
+        if (f.File.Ready().EnumMembers.TryGetValue(n.Name, out var enumName)) return new EnumValue(enumName, n.Name);
         if (IsShapeSymbol(n.Name))
         {
             switch (f.FreeSymbols)

@@ -65,7 +65,7 @@ internal sealed partial class Evaluator
         }
         if (_active.Count >= MaxInstantiationDepth)
         {
-            Report(caller, span, DiagnosticIds.TooLarge, $"layers nest more than {MaxInstantiationDepth} deep");
+            ReportTooDeep(caller, span);
             return UnknownValue.Instance;
         }
         var file = ContextOf(inline.File, caller.File);

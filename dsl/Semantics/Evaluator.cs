@@ -28,7 +28,6 @@ internal sealed partial class Evaluator
     /// <summary>Definitions with syntax errors: follow-on flow diagnostics (missing return, unused layer) are not reported.</summary>
     internal HashSet<Syntax.Definition> Broken { get; } = new();
     int _steps;
-    internal int StepsUsed => _steps;
     readonly HashSet<string> _budgetReported = new(StringComparer.Ordinal);
 
     public Evaluator(DiagnosticBag diagnostics) => _diagnostics = diagnostics;
@@ -104,14 +103,14 @@ internal sealed partial class Evaluator
 
     Callable? FindCallable(FileContext file, string name)
     {
-        if (file.Definitions.TryGetValue(name, out var c)) return c;
+        if (file.Ready().Definitions.TryGetValue(name, out var c)) return c;
         return BuiltinCatalog.Find(name);
     }
 
     string DidYouMean(Frame f, string name)
     {
         var candidates = f.Scope.AllNames()
-            .Concat(f.File.Definitions.Keys)
+            .Concat(f.File.Ready().Definitions.Keys)
             .Concat(BuiltinCatalog.All.Keys)
             .Concat(f.File.EnumMembers.Keys)
             .Where(n => !n.StartsWith("$", StringComparison.Ordinal))
@@ -134,7 +133,7 @@ internal sealed partial class Evaluator
             "norm" => MixType.Norm,
             "act" => MixType.Act,
             "block" => MixType.Block,
-            _ => file.Enums.ContainsKey(t.Name) ? new MixType(TypeKind.Enum, EnumName: t.Name) : null,
+            _ => file.Ready().Enums.ContainsKey(t.Name) ? new MixType(TypeKind.Enum, EnumName: t.Name) : null,
         };
         if (baseType is null)
         {

@@ -97,7 +97,7 @@ public static class MixParser
             (Grammar.Recovery, Grammar.TooDeep, Grammar.Memo) = previous;
         }
         foreach (var (pos, len, message) in tooDeep)
-            diagnostics.Report(DiagnosticIds.NestingTooDeep, source, new TextSpan(pos, len), message);
+            diagnostics.Report(DiagnosticIds.NestingTooDeep, source, new TextSpan(pos, len > 0 && pos < text.Length ? TokenLength(text, pos) : len), message);
         // Layout blanks an unclosed string, so the parser then fails where it ended ("expected string"): that is the
         // same mistake, already reported as MIX0002.
         var unclosed = diagnostics.Items.Where(d => d.Descriptor == DiagnosticIds.UnterminatedString && d.Path == source.Path).Select(d => d.Span).ToList();
