@@ -39,13 +39,14 @@ public sealed class CheckedDefinition
 /// Parses and checks a set of <c>.mix</c> files together (imports resolve within the set; no file IO). Never throws:
 /// every problem is in <see cref="Diagnostics"/>.
 /// </summary>
-public sealed class MixCompilation
+public sealed partial class MixCompilation
 {
     readonly List<CheckedDefinition> _definitions = new();
 
     MixCompilation(IReadOnlyList<MixFile> files, IReadOnlyList<Diagnostic> diagnostics, List<CheckedDefinition> defs,
-        IReadOnlyList<UserCallable>? callables = null)
+        IReadOnlyList<UserCallable>? callables = null, IReadOnlyList<FileContext>? contexts = null)
     {
+        _contexts = contexts ?? Array.Empty<FileContext>();
         Callables = callables ?? Array.Empty<UserCallable>();
         Files = files;
         Diagnostics = diagnostics;
@@ -165,7 +166,7 @@ public sealed class MixCompilation
         var callables = contexts.SelectMany(c => c.File.Definitions
             .Select(d => c.Definitions.TryGetValue(d.Name.Name, out var own) && own is UserCallable u && u.Definition == d ? u : null)
             .Where(u => u is not null)).ToList();
-        return new MixCompilation(files, ordered, checkedDefs, callables!);
+        return new MixCompilation(files, ordered, checkedDefs, callables!, contexts);
     }
 
     /// <summary>An external mixer as a .mix declaration without a body: <c>mixer name(params) (x: [...]) -&gt; [...]</c>.</summary>

@@ -37,13 +37,15 @@ public sealed class CheckUnit : IEquatable<CheckUnit>
 }
 
 /// <summary>
-/// One file checked with its imports: its classes, or only whether the check found errors (anywhere in the unit).
-/// <see cref="Closure"/> lets the last step skip a file whose imports have errors in definitions it does not use.
+/// One file checked with its imports: every diagnostic the check found (in this file or in an import, as the check saw
+/// them), and the file's classes unless an error lies in the file or in an imported definition it uses.
+/// <see cref="Uses"/> (the files of the imported definitions it uses) lets the last step skip a file that needs classes
+/// of a file that is not generated.
 /// </summary>
 public sealed record UnitSpec(
     string MixPath,
     string? Namespace,
-    EquatableArray<string> Closure,
+    EquatableArray<string> Uses,
     bool HasErrors,
     EquatableArray<ClassSpec> Classes,
     EquatableArray<GenDiagnostic> Diagnostics);

@@ -3,7 +3,7 @@ using Microsoft.CodeAnalysis;
 
 namespace Mix.Generator;
 
-/// <summary>Diagnostics of the generator itself (the front end's come from <see cref="MixAnalyzer"/>).</summary>
+/// <summary>Diagnostics of the generator itself (the front end's are in <see cref="FrontEndDescriptors"/>).</summary>
 internal static class Descriptors
 {
     const string Help = "docs/generator.md#";
@@ -70,5 +70,5 @@ internal static class Descriptors
 
     /// <summary>A generator descriptor, or the front end's descriptor of a MIX0xxx ID (front-end errors found in
     /// .mix text the generator synthesized from attributes are reported with the front end's own IDs).</summary>
-    public static DiagnosticDescriptor ById(string id) => s_byId.TryGetValue(id, out var d) ? d : MixAnalyzer.DescriptorFor(id);
+    public static DiagnosticDescriptor ById(string id) => s_byId.TryGetValue(id, out var d) ? d : FrontEndDescriptors.For(id);
 }

@@ -102,7 +102,9 @@ internal static class Emitter
             foreach (var f in c.Fields.Where(f => f.Local is not null))
             {
                 sb.AppendLine($"{I3}{f.Name} = {f.Local};");
-                sb.AppendLine($"{I3}MixKeys.Register(this, {Names.Literal(f.Key)}, {f.Name});");
+                sb.AppendLine(f.NonPersistent
+                    ? $"{I3}register_buffer({Names.Literal(f.Key)}, {f.Name}, persistent: false);"
+                    : $"{I3}MixKeys.Register(this, {Names.Literal(f.Key)}, {f.Name});");
             }
         }
         sb.AppendLine($"{I2}}}");

@@ -117,8 +117,9 @@ public sealed class MixGenerator : IIncrementalGenerator
         {
             foreach (var d in file.Diagnostics)
             {
-                spc.ReportDiagnostic(Diagnostic.Create(Descriptors.ById(d.Id), Location.Create(file.MixPath, new TextSpan(d.SpanStart, d.SpanLength),
-                    new LinePositionSpan(new LinePosition(d.StartLine, d.StartColumn), new LinePosition(d.EndLine, d.EndColumn))), d.Message));
+                var location = Location.Create(d.Path ?? file.MixPath, new TextSpan(d.SpanStart, d.SpanLength),
+                    new LinePositionSpan(new LinePosition(d.StartLine, d.StartColumn), new LinePosition(d.EndLine, d.EndColumn)));
+                spc.ReportDiagnostic(Diagnostic.Create(Descriptors.ById(d.Id), location, d.Message));
             }
             if (!file.Skipped && file.Classes.Count > 0) spc.AddSource(file.HintName, SourceText.From(Emitter.Emit(file), Encoding.UTF8));
         });
@@ -243,7 +244,7 @@ public sealed class MixGenerator : IIncrementalGenerator
             var known = string.Join(", ", specs.Select(f => SpecBuilder.RelativePath(f.MixPath, settings.ProjectDir)));
             return (b, null, (Descriptors.ModelFileNotFound, $"'{b.MixPath}' is not among the project's .mix files" + (known.Length > 0 ? $" ({known})" : "")), settings.Namespace);
         }
-        if (file.Skipped) return (b, null, null, settings.Namespace); // the analyzer reports the file's errors
+        if (file.Skipped) return (b, null, null, settings.Namespace); // the file's errors are reported with it
         var cls = file.Classes.FirstOrDefault(c => c.MixName == b.ModelName);
         if (cls is null)
         {

@@ -40,7 +40,7 @@ internal static class MixerDeclarations
             : Attribute;
     }
 
-    /// <summary>The declaration the front end gets, or null when the arguments are unusable (what the analyzer uses).</summary>
+    /// <summary>The declaration the front end gets, or null when the arguments are unusable (what the front end checks .mix uses against).</summary>
     public static MixerBinding? BindingOf(INamedTypeSymbol type, AttributeData attribute, CancellationToken ct = default) =>
         ReadArguments(type, attribute, ct).Binding;
 

@@ -79,7 +79,8 @@ internal static class SpecBuilder
 
     public static ParsedMix Parse(MixInput input) => new(input, MixSyntaxTree.Parse(new SourceText(FrontEndPath(input.Path), input.Text)));
 
-    /// <summary>The file with everything it imports, transitively (an import the set lacks is the check's to report).</summary>
+    /// <summary>The file with everything it imports, transitively (an import the set lacks is the check's to report,
+    /// with the files of that name it may have meant).</summary>
     public static CheckUnit Unit(ParsedMix file, ImmutableArray<ParsedMix> all)
     {
         var byPath = new Dictionary<string, ParsedMix>(StringComparer.Ordinal);
@@ -89,30 +90,43 @@ internal static class SpecBuilder
         queue.Enqueue(file);
         while (queue.Count > 0)
             foreach (var import in queue.Dequeue().Tree.Imports)
-                if (!members.ContainsKey(import) && byPath.TryGetValue(import, out var next))
+            {
+                if (members.ContainsKey(import)) continue;
+                if (byPath.TryGetValue(import, out var next))
                 {
                     members[import] = next;
                     queue.Enqueue(next);
+                    continue;
                 }
+                // A missing import: the files of the same name come along so that the error can suggest one.
+                var name = import.Split('/').Last();
+                foreach (var candidate in byPath.Where(kv => kv.Key == name || kv.Key.EndsWith("/" + name, StringComparison.Ordinal)))
+                    members[candidate.Key] = candidate.Value;
+            }
         var ordered = members.Values.OrderBy(p => p.Input.Path, StringComparer.Ordinal).ToList();
         return new CheckUnit(file.Input, ordered.Select(p => p.Input).ToEquatableArray(), ordered.Select(p => p.Tree).ToImmutableArray());
     }
 
-    /// <summary>Checks the unit's file (its imports where it uses them) and translates its definitions if all is well.</summary>
+    /// <summary>Checks the unit's file (its imports where it uses them) and translates its definitions unless an error
+    /// lies in the file or in an imported definition it uses; every diagnostic of the check is kept for reporting.</summary>
     public static UnitSpec BuildUnit(CheckUnit unit, ImmutableArray<MixerBinding> mixers)
     {
         var path = FrontEndPath(unit.Input.Path);
-        var closure = unit.Trees.Select(t => t.Source.Path).ToEquatableArray();
         var externals = DistinctMixers(mixers);
         var compilation = MixCompilation.Create(unit.Trees, externals.Select(Front), checkOnly: path);
-        // A file is generated only when it and everything it imports check without errors; the translator never sees
-        // a broken file.
-        if (compilation.HasErrors)
-            return new UnitSpec(unit.Input.Path, unit.Input.Namespace, closure, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty);
+        // The front end's paths are normalized; diagnostics are reported at the paths the compiler gave.
+        var original = unit.Closure.ToDictionary(i => FrontEndPath(i.Path), i => i.Path, StringComparer.Ordinal);
+        var diags = compilation.Diagnostics.Select(d => new GenDiagnostic(d.Id, d.Message, d.Span.Start, d.Span.Length,
+            d.Start.Line, d.Start.Character, d.End.Line, d.End.Character,
+            d.Path == path ? null : original.TryGetValue(d.Path, out var p) ? p : d.Path)).ToList();
+        var uses = compilation.ImportedDefinitionsUsedBy(path).Select(u => u.File.Source.Path).Distinct(StringComparer.Ordinal)
+            .OrderBy(p => p, StringComparer.Ordinal).ToEquatableArray();
+        // The translator never sees a definition with an error: the file is not generated (its errors are reported).
+        if (compilation.HasErrorsAffecting(path))
+            return new UnitSpec(unit.Input.Path, unit.Input.Namespace, uses, true, EquatableArray<ClassSpec>.Empty, diags.ToEquatableArray());
 
         var (defs, enumMembers, externalTypes) = TranslationContext(compilation, externals);
         var classes = new List<ClassSpec>();
-        var diags = new List<GenDiagnostic>();
         foreach (var d in compilation.Definitions)
         {
             try
@@ -127,16 +141,29 @@ internal static class SpecBuilder
                     start.Line, start.Character, end.Line, end.Character));
             }
         }
-        return new UnitSpec(unit.Input.Path, unit.Input.Namespace, closure, false, classes.ToEquatableArray(), diags.ToEquatableArray());
+        return new UnitSpec(unit.Input.Path, unit.Input.Namespace, uses, false, classes.ToEquatableArray(), diags.ToEquatableArray());
     }
 
-    /// <summary>One spec per file: hint names unique over the project, a file skipped when it or an import has errors.</summary>
+    /// <summary>
+    /// One spec per file: hint names unique over the project; a file skipped when it has errors or uses a definition of
+    /// a skipped file (its classes would be missing); each diagnostic reported once, by the first file (in path order)
+    /// whose check found it, although several files' checks see an imported file's errors.
+    /// </summary>
     public static EquatableArray<FileSpec> Finish(ImmutableArray<UnitSpec> units, GeneratorSettings settings)
     {
-        var broken = new HashSet<string>(units.Where(u => u.HasErrors).Select(u => FrontEndPath(u.MixPath)), StringComparer.Ordinal);
+        var ordered = units.OrderBy(u => u.MixPath, StringComparer.Ordinal).ToList();
+        var skipped = new HashSet<string>(ordered.Where(u => u.HasErrors).Select(u => FrontEndPath(u.MixPath)), StringComparer.Ordinal);
+        for (bool changed = true; changed;)
+        {
+            changed = false;
+            foreach (var unit in ordered)
+                if (!skipped.Contains(FrontEndPath(unit.MixPath)) && unit.Uses.Any(skipped.Contains))
+                    changed |= skipped.Add(FrontEndPath(unit.MixPath));
+        }
         var hints = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var reported = new HashSet<(string, string, int, int, string)>();
         var result = new List<FileSpec>();
-        foreach (var unit in units.OrderBy(u => u.MixPath, StringComparer.Ordinal))
+        foreach (var unit in ordered)
         {
             var hint = Names.HintName(RelativePath(unit.MixPath, settings.ProjectDir));
             for (int n = 2; !hints.Add(hint); n++) hint = hint.Substring(0, hint.Length - ".g.cs".Length) + "." + n + ".g.cs";
@@ -150,10 +177,14 @@ internal static class SpecBuilder
                 }.ToEquatableArray()));
                 continue;
             }
-            var skipped = unit.HasErrors || unit.Closure.Any(broken.Contains);
-            result.Add(skipped
-                ? new FileSpec(hint, unit.MixPath, ns, true, EquatableArray<ClassSpec>.Empty, EquatableArray<GenDiagnostic>.Empty)
-                : new FileSpec(hint, unit.MixPath, ns, false, unit.Classes, unit.Diagnostics));
+            var isSkipped = skipped.Contains(FrontEndPath(unit.MixPath));
+            var diags = unit.Diagnostics
+                .Where(d => !(isSkipped && d.Id == UnsupportedId)) // translation problems of a file that is not generated
+                .Where(d => reported.Add((d.Id, FrontEndPath(d.Path ?? unit.MixPath), d.SpanStart, d.SpanLength, d.Message)))
+                .ToEquatableArray();
+            result.Add(isSkipped
+                ? new FileSpec(hint, unit.MixPath, ns, true, EquatableArray<ClassSpec>.Empty, diags)
+                : new FileSpec(hint, unit.MixPath, ns, false, unit.Classes, diags));
         }
         return result.ToEquatableArray();
     }

@@ -43,7 +43,8 @@ public sealed record OptionSpec(string Name, string MixName, string Type, string
 /// A layer field: name, state-dict key, type. A dotted key (<c>@key("a.b")</c>) is registered as nested modules
 /// after <c>RegisterComponents</c>; until then the constructor holds the layer in <see cref="Local"/>.
 /// </summary>
-public sealed record FieldSpec(string Name, string Key, string Type, string Doc, string? Local = null);
+/// <see cref="NonPersistent"/>: a buffer outside the state dict (<c>buffer(..., persistent = false)</c>), registered the same way.
+public sealed record FieldSpec(string Name, string Key, string Type, string Doc, string? Local = null, bool NonPersistent = false);
 
 /// <summary>A line of emitted code, mapped to a .mix line (1-based) or 0 for glue.</summary>
 public sealed record CodeLine(int Line, string Code);
@@ -70,5 +71,7 @@ public sealed record ModelBinding(
 /// </summary>
 public sealed record MixerBinding(string Name, string Parameters, string Signature, string TypeName);
 
-/// <summary>A problem found while generating (not a front-end diagnostic), at a span of the .mix file.</summary>
-public sealed record GenDiagnostic(string Id, string Message, int SpanStart, int SpanLength, int StartLine, int StartColumn, int EndLine, int EndColumn);
+/// <summary>A diagnostic at a span of a .mix file: the front end's (MIX0xxx) or the generator's (MIX9001). <see cref="Path"/>
+/// is the file it lies in when that is not the file whose spec carries it (an error in an imported definition).</summary>
+public sealed record GenDiagnostic(string Id, string Message, int SpanStart, int SpanLength, int StartLine, int StartColumn, int EndLine, int EndColumn,
+    string? Path = null);

@@ -103,6 +103,7 @@ internal sealed partial class Translator
             }
         }
         if (inputs.Count == 0) inputs.Add(new InputSpec("x", "tensor"));
+        _deviceOf = inputs[0].Name;
 
         if (_def.Alias is Expr alias)
         {
@@ -249,6 +250,11 @@ internal sealed partial class Translator
     {
         var name = b.Targets[0].Name;
         var v = Eval(b.Value, scope);
+        if (v is VWeight weight)
+        {
+            TranslateWeight(b, weight, scope, line);
+            return;
+        }
         if (v is VCode { Type.Kind: "tensor" } t)
         {
             AssignLocal(name, t.Code, scope, line);
@@ -474,6 +480,11 @@ internal sealed partial class Translator
         var l = Code(Eval(b.Left, scope), b.Left.Span, out var lt, out var lp);
         var r = Code(Eval(b.Right, scope), b.Right.Span, out var rt, out var rp);
         if (!s_prec.TryGetValue(b.Op, out var prec)) throw new UnsupportedException(b.OpSpan, $"operator '{b.Op}' is not supported by the generator");
+        if ((lt.Kind == "tensor" || rt.Kind == "tensor") && s_comparisons.TryGetValue(b.Op, out var compare))
+        {
+            string Num(string code, GType t, int p) => t.Kind == "int" ? "(double)" + Paren(code, p, 100) : code;
+            return new VCode($"Fn.{compare}({Num(l, lt, lp)}, {Num(r, rt, rp)})", GType.Tensor);
+        }
         var op = b.Op switch { "and" => "&&", "or" => "||", _ => b.Op };
         GType type = prec <= 3 ? GType.Bool
             : lt.Kind == "tensor" || rt.Kind == "tensor" ? GType.Tensor
@@ -536,6 +547,7 @@ internal sealed partial class Translator
 
     V EvalCall(CallExpr call, Scope scope, V? pipeInput)
     {
+        if (TryMathCall(call, scope, pipeInput) is V math) return math;
         var args = new List<Arg>();
         if (pipeInput is not null) args.Add(new Arg(null, pipeInput, call.Span));
         foreach (var a in call.Args) args.Add(new Arg(a.Name, Eval(a.Value, scope), a.Value.Span));
@@ -566,7 +578,10 @@ internal sealed partial class Translator
         }
     }
 
-    static int TensorParamCount(BuiltinCallable fn) => fn.Params.Count(p => p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray);
+    static int TensorParamCount(BuiltinCallable fn) => fn.Params.Count(IsTensorInput);
+
+    /// <summary>A required tensor parameter of a function: an input passed positionally. Optional tensors (<c>D = D</c>) are named.</summary>
+    static bool IsTensorInput(ParamSpec p) => p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray && !p.Type.IsOptional;
 
     static bool IsTensor(V v) => v is VCode { Type.Kind: "tensor" };
 
@@ -595,6 +610,7 @@ internal sealed partial class Translator
 
     V CallFunction(BuiltinCallable fn, VFactory bound, List<V> tensors, TextSpan span)
     {
+        if (fn.BindsAll) return ApplyMath(fn, bound, tensors, span);
         string A(string name) => Code(bound.Args[name], span, out _, out _);
         switch (fn.Name)
         {
@@ -623,7 +639,7 @@ internal sealed partial class Translator
         bool gap = false;
         foreach (var p in fn.Params)
         {
-            if (p.Type.Kind == TypeKind.Tensor && !p.Type.IsArray)
+            if (IsTensorInput(p))
             {
                 parts.Add(Code(tensors[ti++], span, out _, out _));
                 continue;

@@ -106,3 +106,6 @@ internal sealed record VInline(List<(string Key, V Layer)> Layers) : V;
 /// <summary>A declared layer: a field. <see cref="IsSequence"/> for ModuleList fields. <see cref="CtorCode"/>: how the
 /// constructor refers to it when the field is assigned only after <c>RegisterComponents</c> (dotted <c>@key</c>s).</summary>
 internal sealed record VLayer(string Field, string Kind, bool IsSequence, bool AllowFused, string? CtorCode = null) : V;
+
+/// <summary><c>param(...)</c> or <c>buffer(...)</c> before its binding: <see cref="Code"/> builds the initial tensor.</summary>
+internal sealed record VWeight(string Code, bool IsBuffer, bool Frozen, bool Persistent) : V;

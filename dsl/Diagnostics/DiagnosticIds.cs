@@ -70,6 +70,8 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor NotApplicable = D("MIX0208", Severity.Error, "Arguments", "Cannot apply");
     /// <summary>A model parameter needs a default so the model can be built.</summary>
     public static readonly DiagnosticDescriptor ModelParameterNeedsDefault = D("MIX0209", Severity.Error, "Arguments", "Model parameter without default");
+    /// <summary>An initializer (<c>zeros</c>, <c>normal(...)</c>) outside a <c>param</c>/<c>buffer</c> init, where it would have no shape.</summary>
+    public static readonly DiagnosticDescriptor InitOutsideParam = D("MIX0220", Severity.Error, "Arguments", "Initializer outside param or buffer");
 
     // Shapes
     /// <summary>An elementwise operation on tensors whose shapes do not broadcast.</summary>
@@ -90,6 +92,10 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor ConcatMismatch = D("MIX0308", Severity.Error, "Shapes", "Concat shape mismatch");
     /// <summary>A tensor of the wrong element type (e.g. float ids into an embedding).</summary>
     public static readonly DiagnosticDescriptor DtypeMismatch = D("MIX0309", Severity.Error, "Shapes", "Element type mismatch");
+    /// <summary>An einsum letter bound to two different sizes.</summary>
+    public static readonly DiagnosticDescriptor EinsumSizeMismatch = D("MIX0320", Severity.Error, "Shapes", "Einsum size mismatch");
+    /// <summary>An einsum spec that does not parse or does not fit its operands.</summary>
+    public static readonly DiagnosticDescriptor BadEinsumSpec = D("MIX0321", Severity.Error, "Shapes", "Invalid einsum spec");
 
     // Flow
     /// <summary>A body that computes on tensors but never returns.</summary>

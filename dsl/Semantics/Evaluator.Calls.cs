@@ -12,6 +12,7 @@ internal sealed partial class Evaluator
 
     Value EvalCall(CallExpr call, Frame f, Value? pipeInput)
     {
+        if (TryMathCall(call, f, pipeInput) is Value math) return math;
         var args = new List<EvaluatedArg>();
         if (pipeInput is not null) args.Add(new EvaluatedArg(null!, null, pipeInput, call.Span));
         foreach (var a in call.Args) args.Add(new EvaluatedArg(a, a.Name, Eval(a.Value, f), a.Span));
@@ -20,6 +21,13 @@ internal sealed partial class Evaluator
         bool byName = call.Callee is NameExpr ne && !f.Scope.TryGet(ne.Name, out _) && FindCallable(f.File, ne.Name) is not null;
         var callee = Eval(call.Callee, f);
         if (callee is UnknownValue) return UnknownValue.Instance;
+        // An argument derived from an error (reported already) makes the call's result unknown, silently: a layer
+        // applied to it counts as used, and nothing about this call is a new mistake.
+        if (args.Any(a => a.Value is UnknownValue))
+        {
+            MarkUsed(callee);
+            return UnknownValue.Instance;
+        }
 
         // Leading tensors are the inputs; a piped value always is one (even when unknown after an error).
         var tensors = args.TakeWhile((a, i) => a.Name is null && (a.Value is TensorValue || (i == 0 && pipeInput is not null))).ToList();
@@ -40,7 +48,9 @@ internal sealed partial class Evaluator
                 }
                 if (tensors.Count > fn.TensorParams && fn.TensorParams > 0)
                 {
-                    Report(f, tensors[fn.TensorParams].Span, DiagnosticIds.TooManyArguments, $"{fn.Name} takes {fn.TensorParams} tensor argument(s); got {tensors.Count}");
+                    var named = fn.Params.Where(p => p.Type.Kind == TypeKind.Tensor && p.Type.IsOptional).Select(p => p.Name).ToList();
+                    Report(f, tensors[fn.TensorParams].Span, DiagnosticIds.TooManyArguments, $"{fn.Name} takes {fn.TensorParams} tensor argument(s); got {tensors.Count}"
+                        + (named.Count > 0 ? $" (pass the optional tensors by name: {string.Join(", ", named.Select(n => n + " = ..."))})" : ""));
                     return UnknownValue.Instance;
                 }
                 return CallFunction(fn, bound, tensors.Select(t => t.Value).ToList(), f, call.Span);
@@ -61,6 +71,17 @@ internal sealed partial class Evaluator
         return ApplyValue(callee, tensors.Select(t => t.Value).ToList(), call.Callee.Span, call.Span, f);
     }
 
+    static void MarkUsed(Value callee)
+    {
+        switch (callee)
+        {
+            case LayerValue layer: layer.Node.Used = true; break;
+            case ArrayValue arr:
+                foreach (var item in arr.Items ?? (arr.Element is null ? System.Array.Empty<Value>() : new[] { arr.Element })) MarkUsed(item);
+                break;
+        }
+    }
+
     /// <summary>Applies a value to tensors: a layer, a sequence of layers, a partial function or a weightless factory.</summary>
     Value ApplyValue(Value callee, IReadOnlyList<Value> inputs, TextSpan calleeSpan, TextSpan span, Frame f)
     {
@@ -79,6 +100,7 @@ internal sealed partial class Evaluator
 
     Value CallFunction(BuiltinCallable fn, FactoryValue bound, IReadOnlyList<Value> tensors, Frame f, TextSpan span)
     {
+        if (fn.BindsAll) return CallBindsAll(fn, bound, tensors, f, span);
         if (tensors.Any(t => t is UnknownValue)) return UnknownValue.Instance;
         if (tensors.Count < fn.TensorParams)
         {

@@ -121,8 +121,8 @@ internal sealed partial class Evaluator
     string NormalizeElementType(string? et, FileContext file, ShapeRef shape)
     {
         if (et is null) return "float";
-        if (et is "float" or "long" or "int" or "bool") return et;
-        Report(file, shape.Span, DiagnosticIds.UnknownType, $"unknown element type '{et}'; use float, long, int or bool");
+        if (et is "float" or "long" or "int" or "bool" or "complex") return et;
+        Report(file, shape.Span, DiagnosticIds.UnknownType, $"unknown element type '{et}'; use float, complex, long, int or bool");
         return "float";
     }
 

@@ -92,6 +92,8 @@ internal sealed partial class Evaluator
         var l = Eval(b.Left, f);
         var r = Eval(b.Right, f);
         if (l is UnknownValue || r is UnknownValue) return b.Op is "and" or "or" or "==" or "!=" or "<" or "<=" or ">" or ">=" ? new BoolValue(null) : UnknownValue.Instance;
+        if ((l is TensorValue || r is TensorValue) && b.Op is "==" or "!=" or "<" or "<=" or ">" or ">=")
+            return TensorArithmetic(b, l, r, f) is TensorValue cmp ? new TensorValue(new Shape(cmp.Shape.Dims, "bool")) : UnknownValue.Instance;
         switch (b.Op)
         {
             case "and":
@@ -217,33 +219,20 @@ internal sealed partial class Evaluator
         {
             var a = lt.Shape;
             var c = rt.Shape;
-            int rank = Math.Max(a.Rank, c.Rank);
-            var dims = new Dim[rank];
-            for (int k = 0; k < rank; k++)
+            if (Broadcasting.Broadcast(a, c, out var k, out var x, out var y) is Shape joined) return TrueDivision(b, new TensorValue(joined));
+            var verb = b.Op switch
             {
-                var x = k < rank - a.Rank ? Dim.Const(1) : a.Dims[k - (rank - a.Rank)];
-                var y = k < rank - c.Rank ? Dim.Const(1) : c.Dims[k - (rank - c.Rank)];
-                if (Shape.Compatible(x, y)) dims[k] = Shape.IsUnknown(x) ? y : x;
-                else if (x.AsLong == 1) dims[k] = y;
-                else if (y.AsLong == 1) dims[k] = x;
-                else
-                {
-                    var verb = b.Op switch
-                    {
-                        "+" => $"residual '+' adds {c} to {a}",
-                        "-" => $"'-' subtracts {c} from {a}",
-                        "*" => $"'*' multiplies {a} by {c}",
-                        _ => $"'{b.Op}' combines {a} and {c}",
-                    };
-                    Report(f, b.Span, DiagnosticIds.ShapeMismatch, $"{verb}: axis {k} is {x} vs {y}");
-                    return UnknownValue.Instance;
-                }
-            }
-            return new TensorValue(new Shape(dims, a.ElementType));
+                "+" => $"residual '+' adds {c} to {a}",
+                "-" => $"'-' subtracts {c} from {a}",
+                "*" => $"'*' multiplies {a} by {c}",
+                _ => $"'{b.Op}' combines {a} and {c}",
+            };
+            Report(f, b.Span, DiagnosticIds.ShapeMismatch, $"{verb}: axis {k} is {x} vs {y}");
+            return UnknownValue.Instance;
         }
         var t = l as TensorValue ?? (TensorValue)r;
         var other = l is TensorValue ? r : l;
-        if (other is IntValue or FloatValue) return t;
+        if (other is IntValue or FloatValue) return TrueDivision(b, other is FloatValue && t.Shape.ElementType is "long" or "int" or "bool" ? new TensorValue(new Shape(t.Shape.Dims, "float")) : t);
         Report(f, b.OpSpan, DiagnosticIds.WrongKind, $"'{b.Op}' cannot combine {Describe(l)} and {Describe(r)}");
         return UnknownValue.Instance;
     }
@@ -393,4 +382,8 @@ internal sealed partial class Evaluator
         var fn = Eval(pipe.Right, f);
         return ApplyValue(fn, new[] { input }, pipe.Right.Span, pipe.Right.Span, f);
     }
+
+    /// <summary>'/' of integer tensors is true division (a float tensor), as in PyTorch.</summary>
+    static TensorValue TrueDivision(BinaryExpr b, TensorValue t) =>
+        b.Op == "/" && t.Shape.ElementType is "long" or "int" or "bool" ? new TensorValue(new Shape(t.Shape.Dims, "float")) : t;
 }

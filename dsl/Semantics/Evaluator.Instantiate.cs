@@ -107,6 +107,7 @@ internal sealed partial class Evaluator
             }
             else
             {
+                if (frame.HadError) return UnknownValue.Instance;
                 if (frame.DeclaredLayers.Count == 0)
                 {
                     if (Broken.Contains(u.Definition)) return UnknownValue.Instance;
@@ -293,6 +294,10 @@ internal sealed partial class Evaluator
                 return t;
             }
         }
+        var declared = pattern.ElementType ?? "float";
+        if ((declared == "complex") != (t.Shape.ElementType == "complex"))
+            Report(frame, resultSpan, DiagnosticIds.DtypeMismatch,
+                $"{u.Name} returns {t.Shape} but its signature says {PatternText(frame, pattern)}: {(declared == "complex" ? "complex values are declared" : "declare complex values as complex[...]")}");
         return t;
     }
 }

@@ -77,6 +77,7 @@ internal sealed partial class Evaluator
         {
             var ret = RunStatements(inline.Expr.Statements, frame);
             if (ret is Returned r) return r.Value;
+            if (frame.HadError) return UnknownValue.Instance;
             return RunPipeline(frame, inputs, span);
         }
         finally
@@ -131,6 +132,15 @@ internal sealed partial class Evaluator
     void RunBinding(BindingStatement b, Frame f, Dictionary<string, TextSpan> layerNames)
     {
         var value = Eval(b.Value, f);
+        if (value is FactoryValue incomplete && IsLayerCallMissingArguments(b.Value, incomplete))
+        {
+            // `conv = conv2d(dim, dim, padding = 1)`: the call that lacks kernel_size is the mistake, not the line
+            // that later applies conv.
+            var missing = incomplete.Missing.Where(p => !p.IsImplicitDim).Select(p => p.Name);
+            Report(f, ((CallExpr)b.Value).Callee.Span, DiagnosticIds.MissingArgument, $"{incomplete.Callable.Name} is missing {string.Join(", ", missing)}");
+            value = UnknownValue.Instance;
+        }
+        if (value is UnknownValue) f.HadError = true;
         if (b.Targets.Count > 1)
         {
             var items = value.AsItems();
@@ -147,6 +157,12 @@ internal sealed partial class Evaluator
         }
 
         var target = b.Targets[0];
+        if (value is WeightDeclValue weight)
+        {
+            BindWeight(target, weight, f, layerNames);
+            ApplyAnnotations(b.Annotations, null, f);
+            return;
+        }
         Value bound = value;
         LayerNode? node = null;
         if (value is FactoryValue fv && (fv.Callable.Kind == CallableKind.Function
@@ -180,6 +196,12 @@ internal sealed partial class Evaluator
         ApplyAnnotations(b.Annotations, node, f);
         f.Scope.Set(target.Name, bound);
     }
+
+    /// <summary>A direct call of a layer (not a function, not a mixer waiting only for its dim) that leaves required
+    /// parameters unbound: bound to a name, it could never become a layer.</summary>
+    static bool IsLayerCallMissingArguments(Expr value, FactoryValue factory) =>
+        value is CallExpr && factory.Callable.Kind != CallableKind.Function && !factory.IsComplete
+        && factory.Missing.Any(p => !p.IsImplicitDim);
 
     static bool IsLayerArray(ArrayValue arr)
     {

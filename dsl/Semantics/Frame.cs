@@ -32,9 +32,14 @@ internal sealed class Frame
     /// <summary>False when a layer is applied a second time: its children already exist.</summary>
     public bool CreatesChildren { get; }
     public FreeSymbols FreeSymbols { get; set; }
+    /// <summary>While checking a <c>param</c>/<c>buffer</c> init: the declared shape, which initializers take.</summary>
+    public Shape? InitShape { get; set; }
     /// <summary>Layers declared in this body, in order (the pipeline when there is no return).</summary>
     public List<(Identifier Name, LayerValue Layer)> DeclaredLayers { get; } = new();
+    /// <summary>Whether a statement of this body bound a value derived from an error: the body's result is then
+    /// unknown too, and nothing that depends on it is reported again.</summary>
+    public bool HadError { get; set; }
 
     public Frame WithScope(Scope scope) =>
-        new(File, scope, Node, CreatesChildren) { FreeSymbols = FreeSymbols };
+        new(File, scope, Node, CreatesChildren) { FreeSymbols = FreeSymbols, InitShape = InitShape };
 }

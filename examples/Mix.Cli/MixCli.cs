@@ -130,7 +130,8 @@ public static class MixCli
         foreach (var d in compilation.Diagnostics) error.WriteLine(d.ToString());
         if (compilation.HasErrors) return 1;
         var result = GeneratorRunner.Run(sources.Select(t => t.Source), ns, Path.GetDirectoryName(Path.GetFullPath(file))!);
-        foreach (var d in result.Diagnostics) error.WriteLine(d);
+        // The generator reports the front end's diagnostics too (MIX0xxx, printed above): only its own are new here.
+        foreach (var d in result.Diagnostics.Where(d => !System.Text.RegularExpressions.Regex.IsMatch(d, @" MIX0\d{3}: "))) error.WriteLine(d);
         var wanted = Path.GetFileName(file);
         var printed = 0;
         foreach (var (hint, text) in result.Sources)

@@ -88,6 +88,33 @@ public abstract class CacheSlot : IDisposable
         TokensSeen += n;
     }
 
+    /// <summary>
+    /// Throws, naming the layer, the value and the bound, when a step of <paramref name="n"/> new tokens for
+    /// <paramref name="batch"/> rows with <paramref name="mask"/> cannot be applied to this slot; changes nothing. A step
+    /// that passes this check for every slot (see <see cref="InferenceCache.CheckStep"/>) does not fail on its input.
+    /// Metadata only (no device synchronisation) except for a fixed-capacity sliding-window slot, which counts the
+    /// entries the window will keep.
+    /// </summary>
+    /// <param name="batch">Rows of the new tokens.</param>
+    /// <param name="n">New tokens per row.</param>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens.</param>
+    public virtual void CheckStep(long batch, long n, Tensor? mask) => CheckInput(batch, n, mask);
+
+    /// <summary>The part of <see cref="CheckStep"/> that looks at the input alone (batch, token count, mask shape):
+    /// metadata only, never a device synchronisation.</summary>
+    /// <param name="batch">Rows of the new tokens.</param>
+    /// <param name="n">New tokens per row.</param>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens.</param>
+    public void CheckInput(long batch, long n, Tensor? mask)
+    {
+        if (batch != Batch)
+            throw new ArgumentException($"the cache slot of layer {LayerIndex} holds {Batch} rows, the input has {batch}");
+        if (n < 1) throw new ArgumentException($"a step of layer {LayerIndex} needs at least one new token, got {n}");
+        if (mask is not null && (mask.dim() != 2 || mask.shape[0] != Batch || mask.shape[1] != n))
+            throw new ArgumentException(
+                $"the attention mask must be [{Batch}, {n}] (batch, new tokens) at layer {LayerIndex}, got [{string.Join(", ", mask.shape)}]", nameof(mask));
+    }
+
     /// <summary>Checks a layer input against the slot's batch.</summary>
     /// <param name="x">Input whose first axis is the batch.</param>
     protected void CheckBatch(Tensor x)

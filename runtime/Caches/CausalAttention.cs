@@ -138,6 +138,10 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor x, AttentionCacheSlot slot, Tensor? attentionMask = null)
     {
         ArgumentNullException.ThrowIfNull(slot);
+        // Before anything derived from the slot meets the input: row positions of another batch would broadcast.
+        if (x.dim() != 3 || x.shape[2] != Dim)
+            throw new ArgumentException($"expected [batch, n, {Dim}], got [{string.Join(", ", x.shape)}]", nameof(x));
+        slot.CheckInput(x.shape[0], x.shape[1], attentionMask);
         using var scope = torch.NewDisposeScope();
         var pos = slot.NewRowPositions(attentionMask, x.shape[1], x.device);
         var (q, k, v) = Project(x, pos);

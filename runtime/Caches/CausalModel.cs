@@ -30,7 +30,14 @@ public sealed class CausalModel : ICausalLM
         mixers = model.modules().Where(IsCausalMixer).ToArray();
         if (mixers.Length == 0)
             throw new ArgumentException("the model has no causal mixer (mamba, or attention with causal = true) to cache", nameof(model));
+        // Ids index the first embedding table the model registers (the token embedding of every generated LM).
+        var embedding = model.named_modules().FirstOrDefault(m => m.module is TorchSharp.Modules.Embedding);
+        embeddingName = embedding.module is null ? "the model" : embedding.name;
+        embeddingRows = embedding.module is TorchSharp.Modules.Embedding e ? e.weight!.shape[0] : vocabSize;
     }
+
+    private readonly string embeddingName;
+    private readonly long embeddingRows;
 
     /// <summary>The wrapped model.</summary>
     public nn.Module<Tensor, Tensor> Model => model;
@@ -67,10 +74,15 @@ public sealed class CausalModel : ICausalLM
     }
 
     /// <inheritdoc />
+    /// <remarks>The step is checked first (ids within the model's first embedding table, batch, mask shape, room in
+    /// fixed-capacity KV slots: see <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>); a refused
+    /// step changes no slot.</remarks>
     public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
     {
+        ArgumentNullException.ThrowIfNull(cache);
         if (!s_layouts.TryGetValue(cache, out var layout))
             throw new ArgumentException("this cache was not created by this model's CreateCache", nameof(cache));
+        cache.CheckStep(inputIds, attentionMask, embeddingRows, embeddingName);
         using (CacheScope.Enter(cache, layout, attentionMask)) return model.call(inputIds);
     }
 }

@@ -10,16 +10,19 @@ namespace Mix.Runtime.Caches;
 /// <summary>Decoding options.</summary>
 public sealed record GenerationOptions
 {
-    /// <summary>New tokens per row at most (default 32).</summary>
+    /// <summary>New tokens per row at most (default 32; 0 = prefill only).</summary>
     public int MaxNewTokens { get; init; } = 32;
 
-    /// <summary>Sampling temperature; ≤ 0 means greedy (argmax).</summary>
+    /// <summary>Sampling temperature: 0 (the default) means greedy (argmax); otherwise finite and positive. NaN, infinite
+    /// and negative values are refused.</summary>
     public double Temperature { get; init; }
 
-    /// <summary>Keep only the k most likely tokens before sampling (0 = off). k = 1 is greedy.</summary>
+    /// <summary>Keep only the k most likely tokens before sampling: 0 (the default) = no top-k filter (all tokens),
+    /// 1 = greedy; k larger than the vocabulary keeps all. Negative values are refused.</summary>
     public int TopK { get; init; }
 
-    /// <summary>Nucleus sampling: keep the smallest set of tokens whose probability reaches p (1 = off).</summary>
+    /// <summary>Nucleus sampling: keep the smallest set of tokens whose probability reaches p, p in (0, 1]; 1 (the
+    /// default) = off. NaN and values outside (0, 1] are refused.</summary>
     public double TopP { get; init; } = 1.0;
 
     /// <summary>Tokens that end a row (the stop token is included in the output).</summary>
@@ -28,14 +31,31 @@ public sealed record GenerationOptions
     /// <summary>Seed of the sampler (same seed, same model, same prompts ⇒ same tokens).</summary>
     public int Seed { get; init; }
 
-    /// <summary>Prompt tokens per prefill call (0 = the whole prompt in one call).</summary>
+    /// <summary>Prompt tokens per prefill call: 0 (the default) = the whole prompt in one call, otherwise positive.
+    /// Negative values are refused.</summary>
     public int PrefillChunkSize { get; init; }
 
-    /// <summary>Id fed for left padding and for rows that have stopped (always masked out).</summary>
+    /// <summary>Id fed for left padding and for rows that have stopped (always masked out); must be a valid token id,
+    /// <c>0 ≤ id &lt; vocabulary</c>, since the model embeds it before the mask applies.</summary>
     public long PadTokenId { get; init; }
 
     /// <summary>KV slot options when the generator creates the cache.</summary>
     public KvCacheOptions? KvCache { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the option, its value and the allowed range
+    /// when a sampling or length option is out of range (see each option).</summary>
+    public void Validate()
+    {
+        static ArgumentOutOfRangeException Bad(string option, object value, string rule) =>
+            new(option, value, $"GenerationOptions.{option} = {value} is invalid: {rule}");
+        if (MaxNewTokens < 0) throw Bad(nameof(MaxNewTokens), MaxNewTokens, "it must be ≥ 0");
+        if (!double.IsFinite(Temperature) || Temperature < 0)
+            throw Bad(nameof(Temperature), Temperature, "it must be finite and ≥ 0 (0 = greedy)");
+        if (TopK < 0) throw Bad(nameof(TopK), TopK, "it must be ≥ 0 (0 = no top-k filter)");
+        if (double.IsNaN(TopP) || TopP <= 0 || TopP > 1) throw Bad(nameof(TopP), TopP, "it must lie in (0, 1] (1 = off)");
+        if (PrefillChunkSize < 0) throw Bad(nameof(PrefillChunkSize), PrefillChunkSize, "it must be ≥ 0 (0 = the whole prompt at once)");
+        if (StopTokens is null) throw new ArgumentNullException(nameof(StopTokens));
+    }
 }
 
 /// <summary>Generated tokens and throughput.</summary>
@@ -85,7 +105,14 @@ public static class TextGenerator
         ArgumentNullException.ThrowIfNull(prompts);
         var o = options ?? new GenerationOptions();
         int b = prompts.Count;
-        if (b == 0 || prompts.Any(p => p.Length == 0)) throw new ArgumentException("need at least one non-empty prompt", nameof(prompts));
+        if (b == 0 || prompts.Any(p => p is null || p.Length == 0)) throw new ArgumentException("need at least one non-empty prompt", nameof(prompts));
+        // Everything is checked here, on the host, before the cache is created or reset.
+        o.Validate();
+        long vocab = model.VocabSize;
+        TokenIds.Check(o.PadTokenId, vocab, "GenerationOptions.PadTokenId");
+        for (int r = 0; r < b; r++)
+            for (int t = 0; t < prompts[r].Length; t++)
+                if (prompts[r][t] < 0 || prompts[r][t] >= vocab) TokenIds.Check(prompts[r][t], vocab, $"prompt {r}, position {t}");
         bool ownCache = cache is null;
         cache ??= model.CreateCache(b, o.KvCache);
         if (cache.Batch != b) throw new ArgumentException($"the cache holds {cache.Batch} rows, there are {b} prompts", nameof(cache));
@@ -130,7 +157,6 @@ public static class TextGenerator
             }
             double prefill = sw.Elapsed.TotalSeconds;
 
-            long vocab = model.VocabSize;
             var outTokens = Enumerable.Range(0, b).Select(_ => new List<long>()).ToArray();
             var stopped = new bool[b];
             var done = new bool[b];
@@ -175,7 +201,8 @@ public static class TextGenerator
         }
     }
 
-    /// <summary>Picks the next token from one row of logits under <paramref name="o"/>'s sampling rules.</summary>
+    /// <summary>Picks the next token from one row of logits under <paramref name="o"/>'s sampling rules (validated:
+    /// see <see cref="GenerationOptions.Validate"/>).</summary>
     /// <param name="logits">Logits of one row.</param>
     /// <param name="o">Options.</param>
     /// <param name="rng">Random source.</param>
@@ -183,10 +210,12 @@ public static class TextGenerator
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(rng);
+        o.Validate();
         int v = logits.Length;
+        if (v == 0) throw new ArgumentException("no logits to sample from", nameof(logits));
         int argmax = 0;
         for (int i = 1; i < v; i++) if (logits[i] > logits[argmax]) argmax = i;
-        if (o.Temperature <= 0 || o.TopK == 1) return argmax;
+        if (o.Temperature == 0 || o.TopK == 1) return argmax;
 
         var order = Enumerable.Range(0, v).ToArray();
         var copy = logits.ToArray();

@@ -48,6 +48,39 @@ public sealed class InferenceCache : IDisposable
         slots[layer] as T ?? throw new InvalidOperationException(
             $"layer {layer} has a {slots[layer].GetType().Name}, not a {typeof(T).Name}");
 
+    /// <summary>
+    /// Checks a step of <paramref name="n"/> new tokens for <paramref name="batch"/> rows against every slot (batch,
+    /// mask shape, capacity of fixed-capacity KV slots) before any slot is touched, so a step refused for its input
+    /// leaves every slot as it was. Each <see cref="ICausalLM.Forward"/> of this library calls it first.
+    /// </summary>
+    /// <param name="batch">Rows of the new tokens.</param>
+    /// <param name="n">New tokens per row.</param>
+    /// <param name="attentionMask">Optional <c>[batch, n]</c> mask.</param>
+    /// <exception cref="ArgumentException">Wrong batch, no tokens, or a mask of the wrong shape.</exception>
+    /// <exception cref="InvalidOperationException">A fixed-capacity KV slot has no room for the step.</exception>
+    public void CheckStep(long batch, long n, Tensor? attentionMask)
+    {
+        if (batch != Batch) throw new ArgumentException($"the cache holds {Batch} rows, the input has {batch}");
+        foreach (var s in slots) s.CheckStep(batch, n, attentionMask);
+    }
+
+    /// <summary>
+    /// <see cref="CheckStep"/> for token ids <c>[batch, n]</c>, which must also be integers within
+    /// <c>[0, <paramref name="vocabSize"/>)</c> (see <see cref="TokenIds.Check"/>).
+    /// </summary>
+    /// <param name="inputIds">New token ids.</param>
+    /// <param name="attentionMask">Optional mask.</param>
+    /// <param name="vocabSize">Rows of the embedding table.</param>
+    /// <param name="layer">The embedding's name, for messages.</param>
+    public void CheckStep(Tensor inputIds, Tensor? attentionMask, long vocabSize, string layer)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (inputIds.dim() != 2)
+            throw new ArgumentException($"token ids must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
+        CheckStep(inputIds.shape[0], inputIds.shape[1], attentionMask);
+        TokenIds.Check(inputIds, vocabSize, layer);
+    }
+
     /// <summary>Forgets every layer's state (buffers are kept), so the cache can serve a new generation.</summary>
     public void Reset()
     {

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Mix.Runtime.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -110,10 +111,15 @@ public abstract class AttentionCacheSlot : CacheSlot
     /// <param name="materialize">Whether to return every cached key and value.</param>
     protected (Tensor? keys, Tensor? values, Tensor allowed) UpdateCore(Tensor keys, Tensor values, Tensor? mask, bool materialize)
     {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(values);
         if (keys.dim() != 4 || keys.shape[1] != NumHeads || keys.shape[3] != HeadDim)
-            throw new ArgumentException($"keys must be [batch, {NumHeads}, n, {HeadDim}], got [{string.Join(", ", keys.shape)}]", nameof(keys));
+            throw new ArgumentException($"keys of layer {LayerIndex} must be [batch, {NumHeads}, n, {HeadDim}], got [{string.Join(", ", keys.shape)}]", nameof(keys));
+        if (!values.shape.SequenceEqual(keys.shape))
+            throw new ArgumentException($"values of layer {LayerIndex} must match the keys [{string.Join(", ", keys.shape)}], got [{string.Join(", ", values.shape)}]", nameof(values));
         CheckBatch(keys);
         long n = keys.shape[2];
+        CheckStep(keys.shape[0], n, mask);
         using var scope = torch.NewDisposeScope();
         var device = keys.device;
         if (Options.SlidingWindow is int w) Evict(w);
@@ -146,6 +152,35 @@ public abstract class AttentionCacheSlot : CacheSlot
         Advance(mask, n);
         return (k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope(), allowed.MoveToOuterDisposeScope());
     }
+
+    /// <summary>Positions a fixed-capacity slot holds at most (<see cref="KvCacheOptions.InitialCapacity"/>, at least 1).</summary>
+    public long CapacityLimit => Math.Max(1, Options.InitialCapacity);
+
+    /// <inheritdoc/>
+    /// <remarks>Also refuses, before anything changes, a step that a fixed-capacity slot has no room for (entries kept
+    /// after the sliding window's eviction plus the new ones over <see cref="CapacityLimit"/>).</remarks>
+    public override void CheckStep(long batch, long n, Tensor? mask)
+    {
+        base.CheckStep(batch, n, mask);
+        if (!Options.FixedCapacity) return;
+        long kept = Options.SlidingWindow is int w ? KeptAfterEviction(w) : Count;
+        if (kept + n > CapacityLimit)
+            throw new InvalidOperationException(
+                $"the KV cache of layer {LayerIndex} is full: it holds {kept} of {CapacityLimit} positions and {n} new tokens do not fit " +
+                "(FixedCapacity); nothing was changed");
+    }
+
+    /// <summary>Entries the next eviction keeps (no change made).</summary>
+    private long KeptAfterEviction(int window)
+    {
+        if (entryPhys is null) return 0;
+        using var scope = torch.NewDisposeScope();
+        return RetainedOnEviction(Needed(window)).sum().item<long>();
+    }
+
+    private Tensor Needed(int window) => entryPhys!.gt(TokensSeen - window).unsqueeze(0)
+        .logical_or(entryValid!.logical_and(entryRowPos!.lt(Options.SinkTokens)))
+        .any(0);
 
     /// <summary>Stores the new keys/values without returning the cache (default: <see cref="Store"/>, result dropped).</summary>
     /// <param name="keys">New keys <c>[batch, heads, n, headDim]</c>.</param>
@@ -180,15 +215,13 @@ public abstract class AttentionCacheSlot : CacheSlot
         if (entryPhys is null) return;
         // Future queries sit at physical positions ≥ TokensSeen: they can see kp > TokensSeen − W, and sinks.
         using var scope = torch.NewDisposeScope();
-        var needed = RetainedOnEviction(entryPhys.gt(TokensSeen - window).unsqueeze(0)
-            .logical_or(entryValid!.logical_and(entryRowPos!.lt(Options.SinkTokens)))
-            .any(0));
+        var needed = RetainedOnEviction(Needed(window));
         long kept = needed.sum().item<long>();
         if (kept == Count) return;
         var keep = needed.nonzero().squeeze(1);
         Compact(keep);
-        Replace(ref entryValid, entryValid.index_select(1, keep).MoveToOuterDisposeScope());
-        Replace(ref entryRowPos, entryRowPos.index_select(1, keep).MoveToOuterDisposeScope());
+        Replace(ref entryValid, entryValid!.index_select(1, keep).MoveToOuterDisposeScope());
+        Replace(ref entryRowPos, entryRowPos!.index_select(1, keep).MoveToOuterDisposeScope());
         Replace(ref entryPhys, entryPhys.index_select(0, keep).MoveToOuterDisposeScope());
     }
 

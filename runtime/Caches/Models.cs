@@ -120,6 +120,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <inheritdoc/>
     public override Tensor forward(Tensor inputIds)
     {
+        TokenIds.Check(inputIds, VocabSize, "embed_tokens");
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block
@@ -132,6 +133,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <param name="allowed">Boolean mask <c>[batch or 1, 1, L, L]</c>.</param>
     public Tensor ForwardMasked(Tensor inputIds, Tensor positions, Tensor allowed)
     {
+        TokenIds.Check(inputIds, VocabSize, "embed_tokens");
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         foreach (var layer in layers) h = layer.ForwardMasked(h, positions, allowed);
@@ -147,8 +149,13 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
     }
 
     /// <inheritdoc/>
+    /// <remarks>The step is checked first (token ids, batch, mask shape, each slot's kind and room: see
+    /// <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>); a refused step changes no slot.</remarks>
     public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
     {
+        ArgumentNullException.ThrowIfNull(cache);
+        CacheLayout.Check(cache, layers.Count, _ => typeof(AttentionCacheSlot));
+        cache.CheckStep(inputIds, attentionMask, VocabSize, "embed_tokens");
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         for (int i = 0; i < layers.Count; i++) h = layers[i].Forward(h, cache.Slot<AttentionCacheSlot>(i), attentionMask);
@@ -208,6 +215,7 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <inheritdoc/>
     public override Tensor forward(Tensor inputIds)
     {
+        TokenIds.Check(inputIds, VocabSize, "embeddings");
         using var scope = torch.NewDisposeScope();
         var h = embeddings.forward(inputIds);
         foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block
@@ -228,8 +236,13 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
     }
 
     /// <inheritdoc/>
+    /// <remarks>The step is checked first (token ids, batch, mask shape, each slot's kind and room: see
+    /// <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>); a refused step changes no slot.</remarks>
     public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
     {
+        ArgumentNullException.ThrowIfNull(cache);
+        CacheLayout.Check(cache, layers.Count, i => Pattern[i] == 'M' ? typeof(MambaCacheSlot) : typeof(AttentionCacheSlot));
+        cache.CheckStep(inputIds, attentionMask, VocabSize, "embeddings");
         using var scope = torch.NewDisposeScope();
         var h = embeddings.forward(inputIds);
         for (int i = 0; i < layers.Count; i++)
@@ -242,5 +255,23 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
             };
         }
         return lm_head.forward(norm_f.forward(h)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Checks that a cache has the slots a model expects, before a step touches any of them.</summary>
+internal static class CacheLayout
+{
+    /// <summary>Throws unless <paramref name="cache"/> has <paramref name="layers"/> slots, slot i of type
+    /// <paramref name="expected"/>(i) or derived.</summary>
+    public static void Check(InferenceCache cache, int layers, Func<int, Type> expected)
+    {
+        if (cache.Slots.Count != layers)
+            throw new ArgumentException($"the cache has {cache.Slots.Count} slots, the model {layers} layers", nameof(cache));
+        for (int i = 0; i < layers; i++)
+        {
+            var type = expected(i);
+            if (!type.IsInstanceOfType(cache.Slots[i]))
+                throw new ArgumentException($"layer {i} needs a {type.Name}, the cache has a {cache.Slots[i].GetType().Name}", nameof(cache));
+        }
     }
 }

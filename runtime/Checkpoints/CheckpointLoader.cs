@@ -61,20 +61,42 @@ public static class CheckpointLoader
     {
         ArgumentNullException.ThrowIfNull(module);
         using var source = OpenSource(path);
+        return Load(module, source, strict, convertDtypes);
+    }
+
+    internal static CheckpointLoadReport Load(torch.nn.Module module, ICheckpointSource source, bool strict, bool convertDtypes)
+    {
         var stateDict = module.state_dict();
         var (report, plan) = Compare(stateDict, source, convertDtypes);
         if (strict && !report.IsExactMatch) throw new CheckpointMismatchException(report);
 
-        var loaded = new List<string>(plan.Count);
-        using (torch.no_grad())
+        // Read everything before touching the module: a file that turns out unreadable halfway (truncated by another
+        // process) leaves the module as it was. Values are staged on the target's device, so the commit below is
+        // same-shape, same-device copies only.
+        var staged = new List<(torch.Tensor Target, torch.Tensor Value)>(plan.Count);
+        try
         {
             foreach (var key in plan)
             {
-                using var value = source.Read(key);
-                stateDict[key].copy_(value);
-                loaded.Add(key);
+                var target = stateDict[key];
+                var value = source.Read(key, target.device);
+                staged.Add((target, value));
+                if (value.dtype != target.dtype)
+                {
+                    var converted = value.to_type(target.dtype);
+                    value.Dispose();
+                    staged[^1] = (target, converted);
+                }
             }
+            using (torch.no_grad())
+                foreach (var (target, value) in staged)
+                    target.copy_(value);
         }
+        finally
+        {
+            foreach (var (_, value) in staged) value.Dispose();
+        }
+        var loaded = plan;
         return new CheckpointLoadReport(report.Path, report.MissingKeys, report.UnexpectedKeys, report.ShapeMismatches,
             report.DTypeMismatches, report.ConvertedKeys, loaded);
     }

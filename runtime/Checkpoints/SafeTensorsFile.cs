@@ -10,11 +10,13 @@ using TorchSharp;
 namespace Mix.Runtime.Checkpoints;
 
 /// <summary>
-/// A safetensors file opened through a read-only memory mapping. <see cref="Open"/> parses and validates the whole
-/// header (8-byte little-endian length, JSON, offsets within the data section, no overlaps, sizes matching shapes)
-/// and throws <see cref="CheckpointFormatException"/> naming the file and tensor on any problem. Reading a tensor
-/// copies its bytes out of the mapping into a tensor that owns its memory, so results stay valid after
-/// <see cref="Dispose"/>. Thread-safe for concurrent reads.
+/// A safetensors file, read with positional reads (no memory mapping: see <see cref="CheckpointReader"/>).
+/// <see cref="Open"/> refuses anything but a regular file (a FIFO or device would block or never end), then parses and
+/// validates the whole header (8-byte little-endian length, JSON, sizes matching shapes, offsets covering the data
+/// section exactly: no overlaps, holes or trailing bytes) and throws <see cref="CheckpointFormatException"/> naming the
+/// file and tensor on any problem. Reading a tensor copies its bytes into a tensor that owns its memory, so results stay
+/// valid after <see cref="Dispose"/>; a file truncated or shortened by another process while open makes the read throw
+/// <see cref="CheckpointFormatException"/>, never a fault. Thread-safe for concurrent reads.
 /// </summary>
 public sealed class SafeTensorsFile : ICheckpointSource
 {
@@ -23,11 +25,11 @@ public sealed class SafeTensorsFile : ICheckpointSource
 
     private const string MetadataKey = "__metadata__";
 
-    private readonly MappedFile _file;
+    private readonly CheckpointReader _file;
     private readonly Dictionary<string, TensorInfo> _tensors;
     private readonly string[] _names;
 
-    private SafeTensorsFile(MappedFile file, Dictionary<string, TensorInfo> tensors, IReadOnlyDictionary<string, string> metadata, long dataOffset)
+    private SafeTensorsFile(CheckpointReader file, Dictionary<string, TensorInfo> tensors, IReadOnlyDictionary<string, string> metadata, long dataOffset)
     {
         _file = file;
         _tensors = tensors;
@@ -55,9 +57,10 @@ public sealed class SafeTensorsFile : ICheckpointSource
     /// <param name="path">The file to open.</param>
     /// <exception cref="CheckpointFormatException">The file is not a valid safetensors file.</exception>
     /// <exception cref="System.IO.FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="CheckpointFormatException">Also: the path is a FIFO, device, socket or directory.</exception>
     public static SafeTensorsFile Open(string path)
     {
-        var file = MappedFile.Open(path);
+        var file = CheckpointReader.Open(path);
         try
         {
             var (tensors, metadata, dataOffset) = ParseHeader(file);
@@ -86,8 +89,7 @@ public sealed class SafeTensorsFile : ICheckpointSource
     /// <param name="info">The entry, when found.</param>
     public bool TryGetInfo(string name, [NotNullWhen(true)] out TensorInfo? info) => _tensors.TryGetValue(name, out info);
 
-    /// <summary>Reads tensor <paramref name="name"/> into a new tensor that owns its memory (a copy, never a view of
-    /// the mapping), on <paramref name="device"/> (CPU when null).</summary>
+    /// <summary>Reads tensor <paramref name="name"/> into a new tensor that owns its memory, on <paramref name="device"/> (CPU when null).</summary>
     /// <param name="name">The tensor name.</param>
     /// <param name="device">Where the result should live; CPU when null.</param>
     /// <exception cref="KeyNotFoundException">No tensor of that name.</exception>
@@ -98,18 +100,18 @@ public sealed class SafeTensorsFile : ICheckpointSource
         if (info.ScalarType is not torch.ScalarType type)
             throw new NotSupportedException(
                 $"Tensor '{name}' in '{Path}' has dtype {info.DType}, which TorchSharp cannot represent; use ReadRaw to get its bytes.");
-        return TensorCopy.FromMapping(_file, info, type, device);
+        return TensorCopy.FromFile(_file, info, type, device);
     }
 
     /// <summary>Reads tensor <paramref name="name"/>'s stored bytes unchanged, whatever its dtype.</summary>
     /// <param name="name">The tensor name.</param>
     /// <exception cref="KeyNotFoundException">No tensor of that name.</exception>
-    public RawTensor ReadRaw(string name) => TensorCopy.RawFromMapping(_file, Info(name));
+    public RawTensor ReadRaw(string name) => TensorCopy.RawFromFile(_file, Info(name));
 
-    /// <summary>Unmaps the file. Tensors already read stay valid.</summary>
+    /// <summary>Closes the file. Tensors already read stay valid.</summary>
     public void Dispose() => _file.Dispose();
 
-    private static (Dictionary<string, TensorInfo>, IReadOnlyDictionary<string, string>, long) ParseHeader(MappedFile file)
+    private static (Dictionary<string, TensorInfo>, IReadOnlyDictionary<string, string>, long) ParseHeader(CheckpointReader file)
     {
         var path = file.Path;
         CheckpointFormatException Bad(string? tensor, string problem) => new(path, tensor, problem);
@@ -164,7 +166,7 @@ public sealed class SafeTensorsFile : ICheckpointSource
                 tensors.Add(name, ParseEntry(name, property.Value, dataOffset, dataLength, Bad));
             }
 
-            CheckOverlaps(tensors.Values, dataOffset, Bad);
+            CheckCoverage(tensors.Values, dataOffset, dataLength, Bad);
             return (tensors, metadata, dataOffset);
         }
     }
@@ -241,16 +243,29 @@ public sealed class SafeTensorsFile : ICheckpointSource
     private static long? ReadOffset(JsonElement e) =>
         e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out var v) && v >= 0 ? v : null;
 
-    private static void CheckOverlaps(IEnumerable<TensorInfo> tensors, long dataOffset, Func<string?, string, CheckpointFormatException> bad)
+    /// <summary>The format's rule (as the reference implementation enforces it): ordered by offsets, the tensors cover
+    /// the data section exactly, each starting where the previous one ends, zero-length ones included; no holes, no
+    /// overlaps, no bytes after the last tensor (a hole or a tail could carry a second, hidden payload).</summary>
+    private static void CheckCoverage(IEnumerable<TensorInfo> tensors, long dataOffset, long dataLength,
+        Func<string?, string, CheckpointFormatException> bad)
     {
+        long position = 0;
         TensorInfo? previous = null;
-        foreach (var t in tensors.Where(t => t.ByteLength > 0).OrderBy(t => t.ByteOffset).ThenBy(t => t.Name, StringComparer.Ordinal))
+        foreach (var t in tensors.OrderBy(t => t.ByteOffset).ThenBy(t => t.ByteLength).ThenBy(t => t.Name, StringComparer.Ordinal))
         {
-            if (previous is not null && t.ByteOffset < previous.ByteOffset + previous.ByteLength)
-                throw bad(t.Name,
-                    $"data_offsets [{t.ByteOffset - dataOffset}, {t.ByteOffset - dataOffset + t.ByteLength}] overlap tensor '{previous.Name}' " +
-                    $"[{previous.ByteOffset - dataOffset}, {previous.ByteOffset - dataOffset + previous.ByteLength}]");
+            long begin = t.ByteOffset - dataOffset, end = begin + t.ByteLength;
+            if (begin < position)
+                throw bad(t.Name, previous is null
+                    ? $"data_offsets [{begin}, {end}] overlap another tensor"
+                    : $"data_offsets [{begin}, {end}] overlap tensor '{previous.Name}' [{previous.ByteOffset - dataOffset}, {position}]");
+            if (begin > position)
+                throw bad(t.Name, $"data_offsets [{begin}, {end}] leave a hole: bytes [{position}, {begin}) of the data section belong to no " +
+                    "tensor (the safetensors format requires the tensors to cover the data section contiguously)");
+            position = end;
             previous = t;
         }
+        if (position != dataLength)
+            throw bad(null, $"{dataLength - position} bytes follow the last tensor's data (the data section is {dataLength} bytes, the " +
+                $"tensors cover {position}); the safetensors format allows no trailing bytes");
     }
 }

@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text.Json;
 using System.Text.Unicode;
+using Mix.Runtime.IO;
 using TorchSharp;
 
 namespace Mix.Runtime.Checkpoints;
@@ -49,8 +50,8 @@ public sealed class ShardedSafeTensors : ICheckpointSource
 
     /// <summary>Opens an index file and all its shards.</summary>
     /// <param name="indexPath">The <c>*.safetensors.index.json</c> file.</param>
-    /// <exception cref="CheckpointFormatException">The index or a shard is malformed, a shard is missing, or a shard
-    /// lacks a tensor that the weight map assigns to it.</exception>
+    /// <exception cref="CheckpointFormatException">The index or a shard is malformed or not a regular file (a FIFO or
+    /// device), a shard is missing, or a shard lacks a tensor that the weight map assigns to it.</exception>
     public static ShardedSafeTensors Open(string indexPath)
     {
         ArgumentException.ThrowIfNullOrEmpty(indexPath);
@@ -58,6 +59,11 @@ public sealed class ShardedSafeTensors : ICheckpointSource
         var directory = System.IO.Path.GetDirectoryName(full) ?? ".";
         CheckpointFormatException Bad(string? tensor, string problem) => new(full, tensor, problem);
 
+        var problem = RegularFile.Problem(full, out var indexLength);
+        if (problem == "missing") throw new FileNotFoundException($"Checkpoint index '{full}' does not exist.", full);
+        if (problem is not null) throw Bad(null, $"it is {problem}, not a regular file; a checkpoint index must be a regular file");
+        if (indexLength > SafeTensorsFile.MaxHeaderBytes)
+            throw Bad(null, $"the index is {indexLength} bytes, more than the {SafeTensorsFile.MaxHeaderBytes}-byte limit");
         var bytes = File.ReadAllBytes(full);
         if (!Utf8.IsValid(bytes)) throw Bad(null, "the index is not valid UTF-8");
         JsonDocument doc;
@@ -164,7 +170,7 @@ public sealed class ShardedSafeTensors : ICheckpointSource
         ? shard
         : throw new KeyNotFoundException($"No tensor '{name}' in the weight map of '{Path}'.");
 
-    /// <summary>Unmaps every shard. Tensors already read stay valid.</summary>
+    /// <summary>Closes every shard. Tensors already read stay valid.</summary>
     public void Dispose()
     {
         foreach (var s in _shards) s.Dispose();

@@ -4,18 +4,18 @@ using TorchSharp;
 
 namespace Mix.Runtime.Checkpoints;
 
-/// <summary>Copies between mapped files, tensors and streams without a managed buffer of the tensor's size.</summary>
+/// <summary>Copies between checkpoint files, tensors and streams without a managed buffer of the tensor's size.</summary>
 internal static class TensorCopy
 {
     private const long ChunkBytes = 1L << 30;
 
     /// <summary>A new tensor owning a copy of the bytes <paramref name="info"/> points at.</summary>
-    public static torch.Tensor FromMapping(MappedFile file, TensorInfo info, torch.ScalarType type, torch.Device? device)
+    public static torch.Tensor FromFile(CheckpointReader file, TensorInfo info, torch.ScalarType type, torch.Device? device)
     {
         var cpu = torch.empty(info.ShapeArray(), dtype: type, device: torch.CPU);
         try
         {
-            file.CopyTo(info.ByteOffset, info.ByteLength, cpu);
+            file.CopyTo(info.ByteOffset, info.ByteLength, cpu, info.Name);
         }
         catch
         {
@@ -27,13 +27,13 @@ internal static class TensorCopy
     }
 
     /// <summary>The stored bytes <paramref name="info"/> points at, as a <see cref="RawTensor"/>.</summary>
-    public static RawTensor RawFromMapping(MappedFile file, TensorInfo info)
+    public static RawTensor RawFromFile(CheckpointReader file, TensorInfo info)
     {
         var shape = info.ByteLength == info.ElementCount ? info.ShapeArray() : new[] { info.ByteLength };
         var data = torch.empty(shape, dtype: torch.ScalarType.Byte, device: torch.CPU);
         try
         {
-            file.CopyTo(info.ByteOffset, info.ByteLength, data);
+            file.CopyTo(info.ByteOffset, info.ByteLength, data, info.Name);
             return new RawTensor(info.DType, info.Shape, data);
         }
         catch

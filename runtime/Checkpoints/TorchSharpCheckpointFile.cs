@@ -11,7 +11,7 @@ namespace Mix.Runtime.Checkpoints;
 /// <summary>
 /// TorchSharp's own state-dict format (what <c>Module.save</c> writes and <c>Module.load</c> reads, usually
 /// <c>.dat</c>): a LEB128 entry count, then per entry a .NET length-prefixed UTF-8 name, LEB128 dtype code, LEB128
-/// rank, LEB128 dimensions and the raw little-endian bytes. Opened through a memory mapping and indexed up front
+/// rank, LEB128 dimensions and the raw little-endian bytes. Read with positional reads (see <see cref="CheckpointReader"/>) and indexed up front
 /// (every entry's dtype, shape and byte range is validated before any data is read), so it can be compared against a
 /// model exactly like a safetensors file.
 /// </summary>
@@ -19,11 +19,11 @@ public sealed class TorchSharpCheckpointFile : ICheckpointSource
 {
     private const int MaxRank = 64;
 
-    private readonly MappedFile _file;
+    private readonly CheckpointReader _file;
     private readonly Dictionary<string, TensorInfo> _tensors;
     private readonly string[] _names;
 
-    private TorchSharpCheckpointFile(MappedFile file, Dictionary<string, TensorInfo> tensors)
+    private TorchSharpCheckpointFile(CheckpointReader file, Dictionary<string, TensorInfo> tensors)
     {
         _file = file;
         _tensors = tensors;
@@ -42,7 +42,7 @@ public sealed class TorchSharpCheckpointFile : ICheckpointSource
     /// pickle/zip <c>.bin</c> is recognised and named as such).</exception>
     public static TorchSharpCheckpointFile Open(string path)
     {
-        var file = MappedFile.Open(path);
+        var file = CheckpointReader.Open(path);
         try
         {
             return new TorchSharpCheckpointFile(file, Index(file));
@@ -107,13 +107,13 @@ public sealed class TorchSharpCheckpointFile : ICheckpointSource
     public torch.Tensor Read(string name, torch.Device? device = null)
     {
         var info = Info(name);
-        return TensorCopy.FromMapping(_file, info, info.ScalarType!.Value, device);
+        return TensorCopy.FromFile(_file, info, info.ScalarType!.Value, device);
     }
 
-    /// <summary>Unmaps the file. Tensors already read stay valid.</summary>
+    /// <summary>Closes the file. Tensors already read stay valid.</summary>
     public void Dispose() => _file.Dispose();
 
-    private static Dictionary<string, TensorInfo> Index(MappedFile file)
+    private static Dictionary<string, TensorInfo> Index(CheckpointReader file)
     {
         var path = file.Path;
         CheckpointFormatException Bad(string? tensor, string problem) => new(path, tensor, problem);

@@ -46,6 +46,18 @@ namespace Mix.Runtime.Cuda
             return data;
         }
 
+        /// <summary>The payload length a header states, or null when the header is not this format's (wrong magic or
+        /// version, negative length).</summary>
+        /// <param name="header">At least the first <see cref="HeaderSize"/> bytes of a file.</param>
+        public static long? StatedPayloadLength(ReadOnlySpan<byte> header)
+        {
+            if (header.Length < HeaderSize) return null;
+            if (!header.Slice(0, 8).SequenceEqual(Magic)) return null;
+            if (BinaryPrimitives.ReadInt32LittleEndian(header.Slice(8)) != FormatVersion) return null;
+            long length = BinaryPrimitives.ReadInt64LittleEndian(header.Slice(48));
+            return length < 0 ? null : length;
+        }
+
         /// <summary>Decodes and verifies a file's bytes.</summary>
         /// <param name="data">The whole file.</param>
         /// <param name="key">Key the file must carry.</param>

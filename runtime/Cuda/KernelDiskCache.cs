@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Threading;
+using Mix.Runtime.IO;
 
 namespace Mix.Runtime.Cuda
 {
@@ -8,7 +9,8 @@ namespace Mix.Runtime.Cuda
     /// Directory of compiled kernels, one file per key (<c>&lt;hex key&gt;.cubin</c>, format <see cref="KernelCacheFile"/>).
     /// Writes go to a unique temporary file in the same directory that is then renamed over the target, so readers in
     /// any process see either no file or a whole one; two processes compiling the same kernel both write, and either
-    /// result is valid. A damaged file is reported as a miss and replaced by the next store.
+    /// result is valid. A damaged file, or an entry that is not a regular file (a FIFO, a device, a link to one), is
+    /// reported as a miss and replaced by the next store.
     /// </summary>
     public sealed class KernelDiskCache
     {
@@ -45,17 +47,35 @@ namespace Mix.Runtime.Cuda
         /// <param name="key">32-byte key.</param>
         public string PathFor(byte[] key) => Path.Combine(Directory, KernelCacheKey.ToHex(key) + ".cubin");
 
-        /// <summary>Reads and verifies the entry for <paramref name="key"/>; null when absent, unreadable or damaged.</summary>
+        /// <summary>Largest entry read (64 MB; cubins are a few MB at most): a larger file is a miss, never read.</summary>
+        public const long MaxEntryBytes = 64L << 20;
+
+        /// <summary>
+        /// Reads and verifies the entry for <paramref name="key"/>; null when absent, unreadable or damaged. Only a
+        /// regular file is opened: a FIFO, a device or a link to one (which would block or read forever) is a miss. The
+        /// size is checked before the payload is read: against <see cref="MaxEntryBytes"/>, then against the length the
+        /// header states, so no more than the file's own length is ever allocated.
+        /// </summary>
         /// <param name="key">32-byte key.</param>
         public byte[]? TryLoad(byte[] key)
         {
             var path = PathFor(key);
             try
             {
-                if (!File.Exists(path)) return null;
-                var data = File.ReadAllBytes(path);
+                if (RegularFile.Problem(path, out var length) is not null) return null;
+                if (length < KernelCacheFile.HeaderSize || length > MaxEntryBytes) return null;
+                using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1);
+                var header = new byte[KernelCacheFile.HeaderSize];
+                stream.ReadExactly(header);
+                if (KernelCacheFile.StatedPayloadLength(header) is not long payloadLength || payloadLength != length - KernelCacheFile.HeaderSize)
+                    return null;
+                var data = new byte[length];
+                header.CopyTo(data, 0);
+                stream.ReadExactly(data, KernelCacheFile.HeaderSize, (int)payloadLength);
+                if (stream.ReadByte() != -1) return null; // grew while being read: another writer's file, not this one
                 return KernelCacheFile.TryDecode(data, key, out var payload) ? payload : null;
             }
+            catch (EndOfStreamException) { return null; }
             catch (IOException) { return null; }
             catch (UnauthorizedAccessException) { return null; }
         }

@@ -109,6 +109,8 @@ public sealed class Attention : torch.nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor x, AttentionCacheSlot slot, Tensor? attentionMask = null)
     {
         ArgumentNullException.ThrowIfNull(slot);
+        if (x.dim() != 3) throw new ArgumentException($"expected [batch, n, features], got [{string.Join(", ", x.shape)}]", nameof(x));
+        slot.CheckInput(x.shape[0], x.shape[1], attentionMask);
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], n = x.shape[1];
         var qkvHeads = qkv.forward(x).reshape(b, n, 3, NumHeads, HeadDim).permute(2, 0, 3, 1, 4);

@@ -165,8 +165,7 @@ namespace Mix.Runtime
             ArgumentNullException.ThrowIfNull(slot);
             if (hiddenStates.dim() != 3 || hiddenStates.shape[2] != HiddenSize)
                 throw new ArgumentException($"expected [batch, n, {HiddenSize}], got [{string.Join(", ", hiddenStates.shape)}]", nameof(hiddenStates));
-            if (hiddenStates.shape[0] != slot.Batch)
-                throw new ArgumentException($"the slot holds {slot.Batch} rows, the input has {hiddenStates.shape[0]}", nameof(slot));
+            slot.CheckStep(hiddenStates.shape[0], hiddenStates.shape[1], attentionMask);   // before the states are overwritten
             long n = hiddenStates.shape[1];
             using var scope = torch.NewDisposeScope();
             var projected = in_proj.forward(hiddenStates).transpose(1, 2);   // [b, 2·di, n]

@@ -113,6 +113,12 @@ namespace Mix.Runtime
         public (Tensor logits, Tensor loss) ForwardWithLoss(Tensor inputIds, Tensor labels)
         {
             using var scope = torch.NewDisposeScope();
+            ArgumentNullException.ThrowIfNull(labels);
+            if (!labels.shape.SequenceEqual(inputIds.shape))
+                throw new ArgumentException($"labels must have the shape of the ids [{string.Join(", ", inputIds.shape)}], got [{string.Join(", ", labels.shape)}]", nameof(labels));
+            using (var valid = labels.ne(-100))
+            using (var kept = labels.masked_select(valid))
+                TokenIds.Check(kept.to_type(ScalarType.Int64), VocabSize, "the labels (-100 = ignored)");
             var logits = forward(inputIds);
             long L = logits.shape[1];
             if (L < 2) throw new ArgumentException("need at least two positions to compute a shifted loss", nameof(inputIds));

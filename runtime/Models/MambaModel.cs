@@ -72,6 +72,7 @@ namespace Mix.Runtime
         /// <param name="inputIds">Token ids <c>[batch, L]</c> (int64).</param>
         public override Tensor forward(Tensor inputIds)
         {
+            TokenIds.Check(inputIds, VocabSize, "embeddings");
             using var scope = torch.NewDisposeScope();
             return ForwardEmbeddings(embeddings.forward(inputIds)).MoveToOuterDisposeScope();
         }
@@ -104,8 +105,8 @@ namespace Mix.Runtime
         public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
         {
             ArgumentNullException.ThrowIfNull(cache);
-            if (cache.Slots.Count != layers.Count)
-                throw new ArgumentException($"the cache has {cache.Slots.Count} slots, the model {layers.Count} layers", nameof(cache));
+            Caches.CacheLayout.Check(cache, layers.Count, _ => typeof(MambaCacheSlot));
+            cache.CheckStep(inputIds, attentionMask, VocabSize, "embeddings");
             using var scope = torch.NewDisposeScope();
             var h = embeddings.forward(inputIds);
             for (int i = 0; i < layers.Count; i++) h = layers[i].Forward(h, cache.Slot<MambaCacheSlot>(i), attentionMask);

@@ -23,9 +23,9 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// GPU benchmarks: median of CUDA-synchronised batches after warm-up, working sets above L2, GB/s over the minimum
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
-/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|models|vision|mamba|all] [--dtype float32|bfloat16|all]
+/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|scans|models|vision|mamba|all] [--dtype float32|bfloat16|all]
 /// </summary>
-internal static class Program
+internal static partial class Program
 {
     private static readonly List<Result> Results = new();
     private static double _copyGBps = double.NaN;
@@ -102,6 +102,7 @@ internal static class Program
             return 0;
         }
         bool kernels = _only is "all" or "kernels";
+        bool scans = _only is "all" or "kernels" or "scans";
         bool vision = _only is "all" or "models" or "vision";
         bool mamba = _only is "all" or "models" or "mamba";
         using (torch.no_grad())
@@ -135,6 +136,9 @@ internal static class Program
             Guard(() => Scan(ScalarType.BFloat16, 8, 1536, 16, 2048, withPerStepReference: false));
             Guard(() => Step(ScalarType.Float32, 16, 1536, 16));
         }
+        if (scans)
+        using (torch.no_grad())
+            ScanPrimitives();
 
         Directory.CreateDirectory(outDir);
         if (vision || mamba)
@@ -144,7 +148,7 @@ internal static class Program
             File.WriteAllText(Path.Combine(outDir, "models_torchsharp.json"), mjson);
             Console.WriteLine(ModelBench.Markdown());
         }
-        if (!kernels) return 0;
+        if (!kernels && !scans) return 0;
         var json = JsonSerializer.Serialize(new { device = info, copy_gbps = _copyGBps, results = Results },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
         File.WriteAllText(Path.Combine(outDir, "benchmarks_torchsharp.json"), json);

@@ -26,6 +26,22 @@ public sealed class FuzzInputs
     /// <summary>Largest input (the speed budget is stated for inputs up to 64 KB).</summary>
     public const int MaxLength = 64 * 1024;
 
+    /// <summary>A seed with the tensor-math syntax: params, buffers, inits, einsum, complex shapes and spectra.</summary>
+    public const string TensorMathSeed = """
+        block gf(h: int, w: int, dim: int, d_state: int = 4) (x: [B, h * w, dim]) -> [B, h * w, dim] {
+          complex_weight = param([h, w / 2 + 1, dim, 2], init = normal(std = 0.02))
+          A_log = param([dim, d_state], init = log(arange(1, d_state + 1)))
+          dt_bias = param([dim], init = inv_softplus(clamp(exp(uniform(log(0.001), log(0.1))), min = 1e-4)), frozen = true)
+          mask = buffer([d_state, d_state], init = tril(ones_mask(d_state, d_state)), dtype = "bool", persistent = false)
+          z = rfft2(reshape(x, [B, h, w, dim]), dims = [1, 2], norm = "ortho") * view_as_complex(complex_weight)
+          y = reshape(irfft2(z, dims = [1, 2], s = [h, w], norm = "ortho"), [B, h * w, dim])
+          s = einsum("b l d, d n -> b l n", y, exp(A_log))
+          values, indices = topk(s, 2)
+          return y * sigmoid(dt_bias) + sum(where(s > 0, s, 0.0), [2], keepdim = true) + max(gather(s, 2, indices), [2], keepdim = true)
+        }
+        model m() (x: [2, 12, 8]) -> [2, 12, 8] { f = gf(3, 4, 8) }
+        """;
+
     readonly string[] _seeds;
     readonly int _seed;
 
@@ -35,7 +51,7 @@ public sealed class FuzzInputs
         var models = Directory.GetFiles(Path.Combine(repoRoot, "examples", "models"), "*.mix").OrderBy(p => p, StringComparer.Ordinal).Select(File.ReadAllText);
         var docs = Regex.Matches(File.ReadAllText(Path.Combine(repoRoot, "docs", "language.md")).Replace("\r\n", "\n"), "```mix[^\n]*\n(.*?)```", RegexOptions.Singleline)
             .Select(m => m.Groups[1].Value);
-        _seeds = models.Concat(docs).Where(s => s.Trim().Length > 0).ToArray();
+        _seeds = models.Concat(docs).Append(TensorMathSeed).Where(s => s.Trim().Length > 0).ToArray();
     }
 
     /// <summary>The input at <paramref name="index"/>.</summary>

@@ -6,8 +6,9 @@ using static Microsoft.CodeAnalysis.DiagnosticSeverity;
 
 namespace Mix.Generator.Tests;
 
-/// <summary>Which of the two reports a diagnostic: the analyzer (front end, on .mix files) or the generator.</summary>
-public enum Tool { Analyzer, Generator }
+/// <summary>Where a diagnostic comes from: the front end (MIX0xxx, on .mix files) or the generator's own checks
+/// (MIX9xxx); the generator reports both.</summary>
+public enum Tool { FrontEnd, Generator }
 
 /// <summary>
 /// A minimal bad input for one diagnostic. <see cref="Mix"/> holds .mix files and <see cref="CSharp"/> an optional C#
@@ -31,7 +32,7 @@ public static class DiagnosticCases
     const string Sig = "block b(dim: int) (x: [B, dim]) -> [B, dim]";
 
     static DiagnosticCase Front(string id, DiagnosticSeverity severity, string mix, string? name = null) =>
-        new(name ?? id, id, severity, Tool.Analyzer, new[] { (File, mix) });
+        new(name ?? id, id, severity, Tool.FrontEnd, new[] { (File, mix) });
 
     static DiagnosticCase Gen(string id, DiagnosticSeverity severity, string mix, string? csharp = null, string mixPath = File, string? name = null) =>
         new(name ?? id, id, severity, Tool.Generator, new[] { (mixPath, mix) }, csharp);
@@ -65,7 +66,7 @@ public static class DiagnosticCases
         Front("MIX0103", Error, "block b(dim: int, {|MIX0103:dim|}: int) (x: [B, dim]) -> [B, dim] { return x }\n"),
         Front("MIX0104", Error, "import {|MIX0104:\"missing.mix\"|}\n"),
         Front("MIX0105", Error, "import {|MIX0105:\"bad.mix\"|}\n"),
-        new("MIX0105 two files", "MIX0105", Error, Tool.Analyzer, new[]
+        new("MIX0105 two files", "MIX0105", Error, Tool.FrontEnd, new[]
         {
             (File, "import {|MIX0105:\"other.mix\"|}\n"),
             (Harness.Root + "other.mix", "import \"bad.mix\"\n"), // one cycle, one error: at the file checked first
@@ -169,6 +170,7 @@ public static class DiagnosticCases
             """),
         Front("MIX0208", Error, Sig + " { return {|MIX0208:linear(dim, dim)|}(x) }\n"),
         Front("MIX0209", Error, "model m({|MIX0209:dim|}: int) (x: [B, dim]) -> [B, dim] { return x }\n"),
+        Front("MIX0220", Error, Sig + " { return x + {|MIX0220:normal(std = 0.02)|} }\n"),
 
         // ---- shapes ----
         Front("MIX0301", Error, "block b(dim: int) (x: [B, dim], y: [B, 2 * dim]) -> [B, dim] { return {|MIX0301:x + y|} }\n"),
@@ -202,6 +204,20 @@ public static class DiagnosticCases
             model m(vocab: int = 100, dim: int = 16) (x: [B, L]) -> [B, L, dim] {
               embed = embedding(vocab, dim)
               return {|MIX0309:embed(x)|}
+            }
+            """),
+
+        Front("MIX0309", Error, Sig + " { return x + {|MIX0309:log(rfft(x))|} }\n", "MIX0309 complex where real is needed"),
+        Front("MIX0320", Error, """
+            block b(dim: int, n: int) (x: [B, L, dim]) -> [B, L, n] {
+              w = param([n, dim])
+              return {|MIX0320:einsum("b l d, d n -> b l n", x, w)|}
+            }
+            """),
+        Front("MIX0321", Error, """
+            block b(dim: int, n: int) (x: [B, L, dim]) -> [B, L, n] {
+              w = param([dim, n])
+              return {|MIX0321:einsum("b l, d n -> b l n", x, w)|}
             }
             """),
 

@@ -19,27 +19,15 @@ namespace Mix.Generator.Tests;
 /// Where every diagnostic of the catalog lands in the Error List. Each ID has a minimal bad input whose markup
 /// (<c>{|MIX0101:nrom1|}</c>) marks exactly the text it must underline; Microsoft.CodeAnalysis.Testing then checks
 /// the ID, the severity, the file and the start and end line/column of every diagnostic, and that there are no others.
-/// Front-end IDs (MIX0xxx) run through <see cref="MixAnalyzer"/> on <c>.mix</c> AdditionalFiles, the generator's
-/// (MIX9xxx) through <see cref="MixGenerator"/>. A new ID fails <see cref="Every_catalog_id_has_a_span_case"/>
+/// Both the front-end IDs (MIX0xxx, on <c>.mix</c> AdditionalFiles) and the generator's own (MIX9xxx) are reported by
+/// <see cref="MixGenerator"/>, as in a build. A new ID fails <see cref="Every_catalog_id_has_a_span_case"/>
 /// until it has a row in <see cref="DiagnosticCases"/>, a markup test method named after it (<c>MIX9110_...</c>, as the
 /// C# attribute tests have), or an entry in <see cref="DiagnosticCases.NotTriggerable"/> with a reason.
 /// </summary>
 public class DiagnosticCatalogTests
 {
-    public static TheoryData<string> AnalyzerCases() => new(DiagnosticCases.All.Where(c => c.Tool == Tool.Analyzer).Select(c => c.Name));
+    public static TheoryData<string> FrontEndCases() => new(DiagnosticCases.All.Where(c => c.Tool == Tool.FrontEnd).Select(c => c.Name));
     public static TheoryData<string> GeneratorCases() => new(DiagnosticCases.All.Where(c => c.Tool == Tool.Generator).Select(c => c.Name));
-
-    /// <summary>The analyzer as the IDE runs it; the diagnostics are on .mix files, so C#'s generated-code and
-    /// #pragma variants of the test have nothing to check.</summary>
-    sealed class AnalyzerTest : CSharpAnalyzerTest<MixAnalyzer, DefaultVerifier>
-    {
-        public AnalyzerTest()
-        {
-            ReferenceAssemblies = Harness.LocalNet80.Value;
-            TestBehaviors = TestBehaviors.SkipGeneratedCodeCheck | TestBehaviors.SkipSuppressionCheck;
-            TestState.MarkupHandling = MarkupMode.None; // the markup is turned into results with severities below
-        }
-    }
 
     /// <summary>The generator with the references its output compiles against; the generated sources themselves
     /// are the snapshot tests' business.</summary>
@@ -61,11 +49,11 @@ public class DiagnosticCatalogTests
         .Select(t => (MetadataReference)MetadataReference.CreateFromFile(t.Assembly.Location)).ToArray());
 
     [Theory]
-    [MemberData(nameof(AnalyzerCases))]
-    public async Task Analyzer_reports_the_id_at_its_exact_span(string name)
+    [MemberData(nameof(FrontEndCases))]
+    public async Task Front_end_id_is_reported_at_its_exact_span(string name)
     {
         var c = DiagnosticCases.Find(name);
-        var test = new AnalyzerTest();
+        var test = new GeneratorTest();
         Fill(test.TestState, c);
         await test.RunAsync(TestContext.Current.CancellationToken);
     }
@@ -95,23 +83,20 @@ public class DiagnosticCatalogTests
     }
 
     /// <summary>
-    /// The IDE places a squiggle by the offsets and the Error List by the line/column: the analyzer creates both
+    /// The IDE places a squiggle by the offsets and the Error List by the line/column: the generator creates both
     /// from the front end's diagnostic, so they must describe the same text (the testing library compares only lines).
     /// </summary>
     [Fact]
-    public async Task Analyzer_offsets_and_line_positions_agree()
+    public void Front_end_offsets_and_line_positions_agree()
     {
         // MIX0406 is left out: its input costs the checker's whole step budget (about a second), its span takes the
         // same path as every other evaluator diagnostic, and the theory above checks it already.
-        foreach (var c in DiagnosticCases.All.Where(c => c.Tool == Tool.Analyzer && c.Id != "MIX0406"))
+        foreach (var c in DiagnosticCases.All.Where(c => c.Tool == Tool.FrontEnd && c.Id != "MIX0406"))
         {
             var files = c.Mix.Select(m => Markup.Parse(m.Path, m.Text)).ToList();
-            var options = new AnalyzerOptions(files.Select(f => (AdditionalText)new InMemoryText(f.Path, f.Text)).ToImmutableArray());
-            // The analyzer reads only the AdditionalFiles, so the C# side needs no references.
-            var compilation = CSharpCompilation.Create("Tests", new[] { CSharpSyntaxTree.ParseText("namespace User { }", cancellationToken: TestContext.Current.CancellationToken) });
-            var diagnostics = await compilation
-                .WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new MixAnalyzer()), options)
-                .GetAnalyzerDiagnosticsAsync(TestContext.Current.CancellationToken);
+            var diagnostics = Harness.Driver(files.Select(f => (AdditionalText)new InMemoryText(f.Path, f.Text)))
+                .RunGenerators(Harness.Compilation("namespace User { }"), TestContext.Current.CancellationToken)
+                .GetRunResult().Diagnostics;
             Assert.NotEmpty(diagnostics);
             foreach (var d in diagnostics)
             {
@@ -127,7 +112,7 @@ public class DiagnosticCatalogTests
     static SortedSet<string> CatalogIds()
     {
         var ids = new SortedSet<string>(DiagnosticIds.All.Select(d => d.Id), StringComparer.Ordinal);
-        foreach (var d in new MixAnalyzer().SupportedDiagnostics) ids.Add(d.Id);
+        foreach (var d in FrontEndDescriptors.All) ids.Add(d.Id);
         foreach (var type in typeof(MixGenerator).Assembly.GetTypes())
             foreach (var field in type.GetFields(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic))
                 if (field.FieldType == typeof(Microsoft.CodeAnalysis.DiagnosticDescriptor) && field.GetValue(null) is Microsoft.CodeAnalysis.DiagnosticDescriptor d) ids.Add(d.Id);
@@ -168,7 +153,7 @@ public class DiagnosticCatalogTests
             var marked = c.Mix.Select(m => m.Text).Append(c.CSharp ?? "").Sum(t => CountOf(t, "{|" + c.Id + ":"));
             Assert.True(marked >= 1, $"case '{c.Name}' does not mark {c.Id}");
             Assert.True(DiagnosticCases.SeverityOf(c.Id) == c.Severity, $"case '{c.Name}' disagrees with the first case of {c.Id} on its severity");
-            Assert.True(c.Id.StartsWith("MIX9", StringComparison.Ordinal) == (c.Tool == Tool.Generator), $"case '{c.Name}': MIX9xxx come from the generator, the rest from the analyzer");
+            Assert.True(c.Id.StartsWith("MIX9", StringComparison.Ordinal) == (c.Tool == Tool.Generator), $"case '{c.Name}': MIX9xxx are the generator's own, the rest the front end's");
         }
     }
 

@@ -51,6 +51,10 @@ internal static class TestUtil
 
     public static List<string> Keys(nn.Module module) => module.state_dict().Keys.ToList();
 
+    /// <summary>Same shape, same dtype and every element equal (bit for bit outside NaN).</summary>
+    public static bool Same(Tensor a, Tensor b) =>
+        a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.eq(b).all().item<bool>();
+
     public static long ParameterCount(nn.Module module) => module.parameters().Sum(p => p.numel());
 
     /// <summary>Forward, a scalar loss, backward: the input and every trainable parameter get a gradient.</summary>

@@ -39,6 +39,25 @@ public sealed class BuiltinCallable : Callable
     /// <summary>Name of the tensor parameter of a function (bound separately from the others).</summary>
     internal int TensorParams { get; init; }
 
+    /// <summary>
+    /// Tensor math: every argument, tensors included, binds to its parameter like any other (so <c>where(c, x, 0.0)</c>
+    /// and <c>clamp(x, min = 0.1)</c> read naturally); <see cref="Apply"/> reads tensors with <see cref="BuiltinCall.Arg"/>.
+    /// </summary>
+    public bool BindsAll { get; internal init; }
+    /// <summary>The number form of an elementwise function (<c>log(dt_min)</c>, <c>sqrt(5)</c>): its value for numbers.</summary>
+    internal Func<double[], double>? Scalar { get; init; }
+    /// <summary>Whether it has a number form (called with numbers only, it gives a number).</summary>
+    public bool HasNumberForm => Scalar is not null;
+    /// <summary>The tensor form of a number function of the same name (<c>sum(x, [1])</c> beside <c>sum(array)</c>).</summary>
+    public BuiltinCallable? TensorForm { get; internal set; }
+    /// <summary>Whether this is the tensor form of a number function (not in <see cref="BuiltinCatalog.All"/>).</summary>
+    public bool IsTensorForm { get; internal init; }
+    /// <summary>An initializer (<c>zeros</c>, <c>normal(std = 0.02)</c>): only inside <c>param</c>/<c>buffer</c>'s init, where
+    /// the declared shape is its shape.</summary>
+    public bool IsInit { get; internal init; }
+    /// <summary><c>param</c> and <c>buffer</c>: the <c>init</c> argument is checked with the declared shape as context.</summary>
+    public bool TakesInit { get; internal init; }
+
     /// <summary>The signature as documented: <c>conv2d(in_channels: int, out_channels: int, ...)</c>.</summary>
     public string SignatureText
     {
@@ -87,6 +106,8 @@ internal sealed class BuiltinCall
     public IReadOnlyDictionary<string, Value> Args { get; }
     public IReadOnlyList<Value> Inputs { get; }
     public LayerNode? Node { get; }
+    /// <summary>Inside a <c>param</c>/<c>buffer</c> init: the declared shape (the shape of <c>zeros</c>, <c>uniform(a, b)</c>).</summary>
+    public Shape? InitShape { get; init; }
 
     public void Report(Diagnostics.DiagnosticDescriptor d, string message) => _report(d, message);
 

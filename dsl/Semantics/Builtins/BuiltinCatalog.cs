@@ -19,6 +19,10 @@ public static partial class BuiltinCatalog
         RegisterLayers();
         RegisterMixers();
         RegisterFunctions();
+        RegisterTensor();
+        RegisterSpectral();
+        RegisterInit();
+        RegisterScans();
     }
 
     /// <summary>All built-ins, by name.</summary>

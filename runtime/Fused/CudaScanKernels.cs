@@ -1,0 +1,173 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using Mix.Runtime.Builtins;
+using Mix.Runtime.Cuda;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Fused
+{
+    /// <summary>
+    /// Fused CUDA forward of the scan primitives (<see cref="Scans.SsdScan"/>, <see cref="Scans.GlaScan"/>,
+    /// <see cref="Scans.CausalConv1d"/>, short causal <see cref="Scans.FftConv"/>): inference only, I/O in float32,
+    /// float16 or bfloat16, float32 state. Every method returns null when its kernel cannot run (then the caller takes
+    /// the reference path); a kernel that fails to compile is reported once by <see cref="KernelRuntime"/>.
+    /// </summary>
+    public static class CudaScanKernels
+    {
+        private const int ValueColumns = 32;     // GS_VB
+        private const int SharedFloats = 8192;   // 32 KiB of staging per block
+        private const int MaxKeys = 256;         // 8 lanes × 32 registers
+
+        private static readonly ConcurrentDictionary<(string, int), CudaKernelSpec> Specs = new();
+
+        private static CudaKernelSpec Spec(string name, string body, int dtype) =>
+            Specs.GetOrAdd((name, dtype), _ => new CudaKernelSpec(name, FusedKernelSources.Prelude + body, $"-DMIX_T={dtype}"));
+
+        /// <summary>The kernel specs for the given dtype codes (for <see cref="KernelRuntime.WarmUp"/>).</summary>
+        /// <param name="dtypes">dtype codes (0 float32, 1 float16, 2 bfloat16).</param>
+        public static IEnumerable<CudaKernelSpec> All(IEnumerable<int> dtypes)
+        {
+            foreach (var d in dtypes)
+            {
+                yield return Spec("mix_gated_scan", ScanKernelSources.GatedScan, d);
+                yield return Spec("mix_causal_conv1d", ScanKernelSources.CausalConv, d);
+            }
+        }
+
+        /// <summary>
+        /// Whether a fused scan may run: the first tensor on CUDA in a supported dtype, no autograd through any of them,
+        /// <see cref="MixDispatch.FusedEnabled"/> on and the kernel runtime available.
+        /// </summary>
+        /// <param name="tensors">The call's tensors, the main input first.</param>
+        public static bool Applies(params Tensor?[] tensors) =>
+            MixDispatch.FusedEnabled && tensors[0] is { } t && t.device_type == DeviceType.CUDA
+            && FusedKernels.DtypeCode(t.dtype) >= 0 && !FusedOps.NeedsGrad(tensors) && KernelRuntime.Shared.IsAvailable;
+
+        /// <summary>Fused SSD; arguments and result as <see cref="Scans.SsdScan.Scan"/> (no chunk size: the kernel is recurrent).</summary>
+        /// <param name="x">Input <c>[b, l, h, p]</c>.</param>
+        /// <param name="dt">Time steps <c>[b, l, h]</c>.</param>
+        /// <param name="A">Decay rate <c>[h]</c>.</param>
+        /// <param name="B">Input matrix <c>[b, l, g, n]</c>.</param>
+        /// <param name="C">Output matrix <c>[b, l, g, n]</c>.</param>
+        /// <param name="D">Optional skip <c>[h]</c> or <c>[h, p]</c>.</param>
+        /// <param name="z">Optional gate <c>[b, l, h, p]</c>.</param>
+        /// <param name="dtBias">Optional bias <c>[h]</c>.</param>
+        /// <param name="dtSoftplus">Apply softplus to <c>dt + dtBias</c>.</param>
+        /// <param name="initialState">Optional initial state <c>[b, h, p, n]</c>.</param>
+        public static (Tensor y, Tensor finalState)? TrySsd(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? z,
+            Tensor? dtBias, bool dtSoftplus, Tensor? initialState)
+        {
+            Scans.SsdScan.Check(x, dt, A, B, C, D, z, dtBias, initialState);
+            if (!Applies(x, dt, A, B, C, D, z, dtBias, initialState)) return null;
+            long b = x.shape[0], L = x.shape[1], h = x.shape[2], p = x.shape[3], g = B.shape[2], n = B.shape[3];
+            using var scope = torch.NewDisposeScope();
+            var d = dt.to(ScalarType.Float32, x.device);
+            if (dtBias is not null) d = d + dtBias.to(ScalarType.Float32, x.device);
+            if (dtSoftplus) d = torch.nn.functional.softplus(d);
+            var Dp = D is null ? null : (D.dim() == 1 ? D.unsqueeze(-1).expand(h, p) : D).to(ScalarType.Float32, x.device).contiguous();
+            // The kernel keeps the state as [keys, values] = [n, p]; SSD's convention is [p, n].
+            var r = Launch(C, B, x, null, d.contiguous(), FusedOps.Param(A, x), Dp, z, initialState?.transpose(-1, -2), b, L, h, h / g, n, p, 1.0);
+            if (r is null) return null;
+            return (r.Value.o.MoveToOuterDisposeScope(), r.Value.state.transpose(-1, -2).contiguous().MoveToOuterDisposeScope());
+        }
+
+        /// <summary>Fused GLA; arguments and result as <see cref="Scans.GlaScan.Scan"/>, with the scale resolved.</summary>
+        /// <param name="q">Queries <c>[b, T, h, K]</c>.</param>
+        /// <param name="k">Keys <c>[b, T, h, K]</c>.</param>
+        /// <param name="v">Values <c>[b, T, h, V]</c>.</param>
+        /// <param name="g">Log forget gates <c>[b, T, h, K]</c>.</param>
+        /// <param name="scale">Query scale.</param>
+        /// <param name="initialState">Optional initial state <c>[b, h, K, V]</c>.</param>
+        public static (Tensor o, Tensor finalState)? TryGla(Tensor q, Tensor k, Tensor v, Tensor g, double scale, Tensor? initialState)
+        {
+            Scans.GlaScan.Check(q, k, v, g, initialState);
+            if (!Applies(q, k, v, g, initialState)) return null;
+            using var scope = torch.NewDisposeScope();
+            var r = Launch(q, k, v, g, null, null, null, null, initialState, q.shape[0], q.shape[1], q.shape[2], 1, q.shape[3], v.shape[3], scale);
+            if (r is null) return null;
+            return (r.Value.o.MoveToOuterDisposeScope(), r.Value.state.MoveToOuterDisposeScope());
+        }
+
+        private static (Tensor o, Tensor state)? Launch(Tensor q, Tensor k, Tensor v, Tensor? g, Tensor? dt, Tensor? A, Tensor? Dp,
+            Tensor? z, Tensor? s0, long b, long L, long h, long headsPerGroup, long K, long V, double scale)
+        {
+            if (K < 1 || K > MaxKeys || V < 1 || h > 65535 || b > 65535 || b * L * h * Math.Max(K, V) > int.MaxValue * 8L) return null;
+            int code = FusedKernels.DtypeCode(v.dtype);
+            var io = v.dtype;
+            int dev = FusedOps.DeviceIndex(v);
+            try
+            {
+                var fn = KernelRuntime.Shared.GetFunction(Spec("mix_gated_scan", ScanKernelSources.GatedScan, code), "gated_scan", dev);
+                var o = torch.empty(new[] { b, L, h, V }, dtype: io, device: v.device);
+                var state = torch.empty(new[] { b, h, K, V }, dtype: ScalarType.Float32, device: v.device);
+                if (L == 0)
+                {
+                    if (s0 is not null) state.copy_(s0); else state.zero_();
+                    return (o, state);
+                }
+                int kpt = 1;
+                while (kpt * 8 < K) kpt <<= 1;
+                int perStep = (int)(3 * K + 2 + 2 * ValueColumns);
+                int TC = (int)Math.Clamp(SharedFloats / perStep, 1, 64);
+                uint shared = (uint)((2 * TC * K + (g is null ? TC : TC * K) + TC + 2 * TC * ValueColumns) * sizeof(float));
+                using var args = new KernelArguments(dev);
+                args.Add(q.to_type(io).contiguous(), io, "q").Add(k.to_type(io).contiguous(), io, "k").Add(v.contiguous(), io, "v")
+                    .AddOptional(g?.to_type(io).contiguous(), io, "g")
+                    .AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A").AddOptional(Dp, ScalarType.Float32, "D")
+                    .AddOptional(z?.to_type(io).contiguous(), io, "z")
+                    .AddOptional(s0 is null ? null : FusedOps.Param(s0, v), ScalarType.Float32, "initialState")
+                    .Add(o, io, "o").Add(state, ScalarType.Float32, "finalState")
+                    .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V).Add(TC).Add((float)scale).Add(kpt);
+                fn.Launch(new Dim3((uint)((V + ValueColumns - 1) / ValueColumns), (uint)h, (uint)b), new Dim3(256), shared, args);
+                return (o, state);
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>Fused depthwise causal convolution; arguments and result as <see cref="Scans.CausalConv1d.Forward"/>.</summary>
+        /// <param name="x">Input <c>[b, d, L]</c>.</param>
+        /// <param name="weight">Taps <c>[d, W]</c>.</param>
+        /// <param name="bias">Optional bias <c>[d]</c>.</param>
+        /// <param name="silu">Apply silu.</param>
+        /// <param name="initialState">Optional previous inputs <c>[b, d, W − 1]</c>.</param>
+        public static (Tensor y, Tensor finalState)? TryCausalConv(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor? initialState)
+        {
+            var w = Scans.CausalConv1d.Taps(weight);
+            Scans.CausalConv1d.Check(x, w, bias, initialState);
+            if (!Applies(x, w, bias, initialState)) return null;
+            long b = x.shape[0], d = x.shape[1], L = x.shape[2], W = w.shape[1];
+            if (d > 65535 || b > 65535 || L > int.MaxValue || W > 4096) return null;
+            int code = FusedKernels.DtypeCode(x.dtype);
+            var io = x.dtype;
+            int dev = FusedOps.DeviceIndex(x);
+            try
+            {
+                using var scope = torch.NewDisposeScope();
+                var fn = KernelRuntime.Shared.GetFunction(Spec("mix_causal_conv1d", ScanKernelSources.CausalConv, code), "causal_conv1d_fwd", dev);
+                var xc = x.contiguous();
+                var s0 = W > 1 ? initialState?.to_type(io).contiguous() : null;
+                var y = torch.empty(new[] { b, d, L }, dtype: io, device: x.device);
+                if (L > 0 && b > 0 && d > 0)
+                {
+                    using var args = new KernelArguments(dev);
+                    args.Add(xc, io, "x").Add(FusedOps.Param(w, x), ScalarType.Float32, "weight")
+                        .AddOptional(bias is null ? null : FusedOps.Param(bias, x), ScalarType.Float32, "bias")
+                        .AddOptional(s0, io, "initialState").Add(y, io, "y")
+                        .Add((int)d).Add((int)L).Add((int)W).Add(silu ? 1 : 0);
+                    fn.Launch(new Dim3((uint)((L + 255) / 256), (uint)d, (uint)b), new Dim3(256), 0, args);
+                }
+                var state = Scans.CausalConv1d.LastInputs(xc, s0, W - 1);
+                return (y.MoveToOuterDisposeScope(), state.MoveToOuterDisposeScope());
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return null;
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+using System;
+using TorchSharp;
+using Xunit;
+
+namespace Mix.Runtime.Tests;
+
+/// <summary>Token ids are checked in managed code: the message names the id, its position, the bound and the layer.</summary>
+public sealed class TokenIdsTests
+{
+    [Fact]
+    public void IdsInsideTheVocabularyPassInEitherIntegerType()
+    {
+        using var ids = torch.tensor(new long[] { 0, 5, 9 }).reshape(1, 3);
+        TokenIds.Check(ids, 10, "embed");
+        using var ints = ids.to_type(torch.ScalarType.Int32);
+        TokenIds.Check(ints, 10, "embed");
+        using var empty = torch.zeros(new long[] { 2, 0 }, torch.ScalarType.Int64);
+        TokenIds.Check(empty, 10, "embed");
+    }
+
+    [Theory]
+    [InlineData(10, "1, 2")]
+    [InlineData(-4, "1, 2")]
+    public void AnIdOutsideIsNamedWithItsPositionTheBoundAndTheLayer(long bad, string at)
+    {
+        using var ids = torch.tensor(new long[] { 0, 5, 9, 1, 2, bad }).reshape(2, 3);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => TokenIds.Check(ids, 10, "backbone.embeddings"));
+        Assert.Contains($"token id {bad} at [{at}] is outside the vocabulary of backbone.embeddings: ids must lie in [0, 10)", e.Message);
+        Assert.Equal(bad, e.ActualValue);
+    }
+
+    [Fact]
+    public void FloatingPointIdsAreRefused()
+    {
+        using var ids = torch.tensor(new float[] { 1, 2 });
+        var e = Assert.Throws<ArgumentException>(() => TokenIds.Check(ids, 10, "embed"));
+        Assert.Contains("must be int64 or int32, got Float32", e.Message);
+    }
+
+    [Fact]
+    public void MambaLabelsOutsideTheVocabularyAreRefusedButMinus100IsIgnored()
+    {
+        using var noGrad = torch.no_grad();
+        using var model = new MambaForCausalLM(vocabSize: 40, hiddenSize: 16, stateSize: 4, numHiddenLayers: 1);
+        using var ids = torch.tensor(new long[] { 1, 2, 3, 4 }).reshape(1, 4);
+        using var ignored = torch.tensor(new long[] { 1, -100, 3, 4 }).reshape(1, 4);
+        var (logits, loss) = model.ForwardWithLoss(ids, ignored);
+        logits.Dispose();
+        loss.Dispose();
+        using var bad = torch.tensor(new long[] { 1, 2, 40, 4 }).reshape(1, 4);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => model.ForwardWithLoss(ids, bad));
+        Assert.Contains("token id 40", e.Message);
+        Assert.Contains("[0, 40)", e.Message);
+    }
+}
