@@ -86,7 +86,10 @@ internal sealed partial class Translator
             return new VCode($"MixInit.{Names.Pascal(fn.Name)}({string.Join(", ", new[] { _initShape }.Concat(parts))})", GType.Tensor);
         }
         var type = fn.ReturnsTuple ? GType.Tuple : fn.HasNumberForm && !anyTensor ? GType.Float : GType.Tensor;
-        return new VCode($"Fn.{Names.Builtin(fn.Name)}({string.Join(", ", parts)})", type);
+        var call = $"Fn.{Names.Builtin(fn.Name)}({string.Join(", ", parts)})";
+        // Tensors made from sizes alone are created on the CPU; in the forward they follow the input's device.
+        if (_initShape is null && fn.Name is "arange" or "ones_mask") call += $".to({_deviceOf}.device)";
+        return new VCode(call, type);
     }
 
     /// <summary><c>param(shape, init, dtype, frozen)</c> / <c>buffer(shape, init, dtype, persistent)</c>.</summary>

@@ -347,6 +347,7 @@ internal sealed partial class Translator
             case UnaryExpr u:
             {
                 var v = Code(Eval(u.Operand, scope), u.Span, out var type, out var prec);
+                if (u.Op == "not" && type.Kind == "tensor") return new VCode($"Fn.Not({v})", GType.Tensor);
                 if (u.Op == "not") return new VCode("!" + Paren(v, prec, 90), GType.Bool, 90);
                 return new VCode("-" + Paren(v, prec, 90), type, 90);
             }
@@ -480,6 +481,8 @@ internal sealed partial class Translator
         var l = Code(Eval(b.Left, scope), b.Left.Span, out var lt, out var lp);
         var r = Code(Eval(b.Right, scope), b.Right.Span, out var rt, out var rp);
         if (!s_prec.TryGetValue(b.Op, out var prec)) throw new UnsupportedException(b.OpSpan, $"operator '{b.Op}' is not supported by the generator");
+        if ((lt.Kind == "tensor" || rt.Kind == "tensor") && b.Op is "and" or "or")
+            return new VCode($"Fn.{(b.Op == "and" ? "And" : "Or")}({l}, {r})", GType.Tensor);
         if ((lt.Kind == "tensor" || rt.Kind == "tensor") && s_comparisons.TryGetValue(b.Op, out var compare))
         {
             string Num(string code, GType t, int p) => t.Kind == "int" ? "(double)" + Paren(code, p, 100) : code;

@@ -81,6 +81,10 @@ internal sealed partial class Evaluator
             case ("-", FloatValue fl): return new FloatValue(-fl.Value);
             case ("-", TensorValue): return v;
             case ("not", BoolValue b): return new BoolValue(b.Value is bool x ? !x : null);
+            case ("not", TensorValue { Shape.ElementType: "bool" }): return v;
+            case ("not", TensorValue t):
+                Report(f, u.Span, DiagnosticIds.DtypeMismatch, $"'not' needs a bool tensor (a comparison such as x > 0); got {t.Shape}");
+                return UnknownValue.Instance;
             case (_, UnknownValue): return v;
         }
         Report(f, u.Span, DiagnosticIds.WrongKind, $"'{u.Op}' cannot apply to {Describe(v)}");
@@ -92,6 +96,16 @@ internal sealed partial class Evaluator
         var l = Eval(b.Left, f);
         var r = Eval(b.Right, f);
         if (l is UnknownValue || r is UnknownValue) return b.Op is "and" or "or" or "==" or "!=" or "<" or "<=" or ">" or ">=" ? new BoolValue(null) : UnknownValue.Instance;
+        if ((l is TensorValue || r is TensorValue) && b.Op is "and" or "or")
+        {
+            foreach (var side in new[] { l, r })
+                if (side is not TensorValue { Shape.ElementType: "bool" } && side is not BoolValue)
+                {
+                    Report(f, b.OpSpan, DiagnosticIds.DtypeMismatch, $"'{b.Op}' combines bool tensors (comparisons); found {Describe(side)}");
+                    return UnknownValue.Instance;
+                }
+            return TensorArithmetic(b, l, r, f) is TensorValue both ? new TensorValue(new Shape(both.Shape.Dims, "bool")) : UnknownValue.Instance;
+        }
         if ((l is TensorValue || r is TensorValue) && b.Op is "==" or "!=" or "<" or "<=" or ">" or ">=")
             return TensorArithmetic(b, l, r, f) is TensorValue cmp ? new TensorValue(new Shape(cmp.Shape.Dims, "bool")) : UnknownValue.Instance;
         switch (b.Op)

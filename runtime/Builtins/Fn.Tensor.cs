@@ -99,6 +99,21 @@ public static partial class Fn
     /// <summary><c>a != b</c>.</summary>
     public static Tensor NotEqual(double a, Tensor b) => b.ne(a);
 
+    /// <summary><c>not m</c> of a bool tensor.</summary>
+    public static Tensor Not(Tensor m) => m.logical_not();
+    /// <summary><c>a and b</c> of bool tensors.</summary>
+    public static Tensor And(Tensor a, Tensor b) => a.logical_and(b);
+    /// <summary><c>a and b</c> with a bool.</summary>
+    public static Tensor And(Tensor a, bool b) => b ? a : a.logical_and(a.logical_not());
+    /// <summary><c>a and b</c> with a bool.</summary>
+    public static Tensor And(bool a, Tensor b) => And(b, a);
+    /// <summary><c>a or b</c> of bool tensors.</summary>
+    public static Tensor Or(Tensor a, Tensor b) => a.logical_or(b);
+    /// <summary><c>a or b</c> with a bool.</summary>
+    public static Tensor Or(Tensor a, bool b) => b ? a.logical_or(a.logical_not()) : a;
+    /// <summary><c>a or b</c> with a bool.</summary>
+    public static Tensor Or(bool a, Tensor b) => Or(b, a);
+
     // ---- reductions -------------------------------------------------------------------------------------------------
 
     static long[] AllDims(Tensor x) => Enumerable.Range(0, (int)x.dim()).Select(i => (long)i).ToArray();
@@ -180,6 +195,8 @@ public static partial class Fn
     public static Tensor Expand(Tensor x, long[] sizes) => x.expand(sizes);
     /// <summary><c>stack(tensors, dim)</c>.</summary>
     public static Tensor Stack(IList<Tensor> tensors, long dim = 0) => torch.stack(tensors, dim);
+    /// <summary><c>select(x, dim, index)</c>: the slice at index, without the axis.</summary>
+    public static Tensor Select(Tensor x, long dim, long index) => x.select(dim, index);
     /// <summary><c>unsqueeze(x, dim)</c>.</summary>
     public static Tensor Unsqueeze(Tensor x, long dim) => x.unsqueeze(dim);
     /// <summary><c>squeeze(x, dim)</c>.</summary>

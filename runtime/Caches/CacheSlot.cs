@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,6 +14,8 @@ namespace Mix.Runtime.Caches;
 public abstract class CacheSlot : IDisposable
 {
     private long[] rowTokens;
+    private (long seen, long[] rows)? stepStart;
+    private readonly List<IDisposable> retired = new();
 
     /// <summary>Creates a slot.</summary>
     /// <param name="layerIndex">The layer the slot belongs to.</param>
@@ -121,6 +124,61 @@ public abstract class CacheSlot : IDisposable
     {
         if (x.shape[0] != Batch)
             throw new ArgumentException($"the cache slot of layer {LayerIndex} holds {Batch} rows, the input has {x.shape[0]}");
+    }
+
+    /// <summary>Whether a transactional step (<see cref="InferenceCache.BeginStep"/>) is open on this slot.</summary>
+    protected bool InStep => stepStart is not null;
+
+    /// <summary>Opens a step: from now until <see cref="CommitStep"/> or <see cref="RollbackStep"/> the slot keeps what
+    /// it needs to return to its present state (tensors it replaces are retired, not disposed).</summary>
+    internal void BeginStep()
+    {
+        if (InStep) throw new InvalidOperationException($"a step is already open on the cache slot of layer {LayerIndex}");
+        stepStart = (TokensSeen, (long[])rowTokens.Clone());
+        OnBeginStep();
+    }
+
+    /// <summary>Closes the step, keeping its changes (retired tensors are disposed).</summary>
+    internal void CommitStep()
+    {
+        if (!InStep) return;
+        OnCommitStep();
+        stepStart = null;
+        foreach (var r in retired) r.Dispose();
+        retired.Clear();
+    }
+
+    /// <summary>Closes the step, returning the slot to its state at <see cref="BeginStep"/>.</summary>
+    internal void RollbackStep()
+    {
+        if (stepStart is not (long seen, long[] rows)) return;
+        TokensSeen = seen;
+        rowTokens = rows;
+        var live = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        OnRollbackStep(live);
+        foreach (var r in retired) if (!live.Contains(r)) r.Dispose();
+        retired.Clear();
+        stepStart = null;
+    }
+
+    /// <summary>Records what <see cref="OnRollbackStep"/> restores (default: nothing beyond the token counts).</summary>
+    protected virtual void OnBeginStep() { }
+
+    /// <summary>Forgets what <see cref="OnBeginStep"/> recorded.</summary>
+    protected virtual void OnCommitStep() { }
+
+    /// <summary>Restores what <see cref="OnBeginStep"/> recorded, disposes what the step created, and adds every restored
+    /// object to <paramref name="live"/> (retired objects not in it are disposed afterwards).</summary>
+    /// <param name="live">Objects in use again after the rollback.</param>
+    protected virtual void OnRollbackStep(HashSet<object> live) { }
+
+    /// <summary>Disposes <paramref name="old"/> now, or, inside a step, when the step commits (a rollback may need it).</summary>
+    /// <param name="old">A tensor or block the slot no longer holds.</param>
+    protected void Retire(IDisposable? old)
+    {
+        if (old is null) return;
+        if (InStep) retired.Add(old);
+        else old.Dispose();
     }
 
     /// <summary>Releases the slot's tensors.</summary>

@@ -75,15 +75,20 @@ public sealed class CausalModel : ICausalLM
 
     /// <inheritdoc />
     /// <remarks>The step is checked first (ids within the model's first embedding table, batch, mask shape, room in
-    /// fixed-capacity KV slots: see <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>); a refused
-    /// step changes no slot.</remarks>
+    /// fixed-capacity KV slots: see <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>) and runs as
+    /// one <see cref="InferenceCache.BeginStep"/>: a refused or failed step (the model's own code throwing after some
+    /// mixers ran included) leaves every slot as it was.</remarks>
     public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
     {
         ArgumentNullException.ThrowIfNull(cache);
         if (!s_layouts.TryGetValue(cache, out var layout))
             throw new ArgumentException("this cache was not created by this model's CreateCache", nameof(cache));
         cache.CheckStep(inputIds, attentionMask, embeddingRows, embeddingName);
-        using (CacheScope.Enter(cache, layout, attentionMask)) return model.call(inputIds);
+        using var step = cache.BeginStep();
+        Tensor logits;
+        using (CacheScope.Enter(cache, layout, attentionMask)) logits = model.call(inputIds);
+        step.Commit();
+        return logits;
     }
 }
 

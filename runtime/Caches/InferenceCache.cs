@@ -76,9 +76,30 @@ public sealed class InferenceCache : IDisposable
     {
         ArgumentNullException.ThrowIfNull(inputIds);
         if (inputIds.dim() != 2)
-            throw new ArgumentException($"token ids must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
+            throw new ArgumentException($"token ids for {layer} must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
         CheckStep(inputIds.shape[0], inputIds.shape[1], attentionMask);
         TokenIds.Check(inputIds, vocabSize, layer);
+    }
+
+    /// <summary>
+    /// Opens a transactional step on every slot: unless <see cref="CacheStep.Commit"/> is called before the returned
+    /// object is disposed, every slot returns to its present state (counts, entries, blocks, states), whatever failed in
+    /// between. The library's <see cref="ICausalLM.Forward"/> implementations run each call inside one. Replaced tensors
+    /// are kept until the step ends, so no data is copied for this.
+    /// </summary>
+    public CacheStep BeginStep()
+    {
+        int opened = 0;
+        try
+        {
+            for (; opened < slots.Length; opened++) slots[opened].BeginStep();
+        }
+        catch
+        {
+            for (int i = 0; i < opened; i++) slots[i].RollbackStep();
+            throw;
+        }
+        return new CacheStep(slots);
     }
 
     /// <summary>Forgets every layer's state (buffers are kept), so the cache can serve a new generation.</summary>
@@ -138,4 +159,30 @@ public interface ICausalLM
     /// <param name="cache">The cache.</param>
     /// <param name="attentionMask">Optional <c>[batch, n]</c> padding mask (nonzero = token).</param>
     Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null);
+}
+
+/// <summary>A step opened by <see cref="InferenceCache.BeginStep"/>: <see cref="Commit"/> keeps its changes; disposing it
+/// uncommitted rolls every slot back.</summary>
+public sealed class CacheStep : IDisposable
+{
+    private readonly CacheSlot[] slots;
+    private bool closed;
+
+    internal CacheStep(CacheSlot[] slots) => this.slots = slots;
+
+    /// <summary>Keeps the step's changes.</summary>
+    public void Commit()
+    {
+        if (closed) return;
+        closed = true;
+        foreach (var s in slots) s.CommitStep();
+    }
+
+    /// <summary>Rolls every slot back unless <see cref="Commit"/> was called.</summary>
+    public void Dispose()
+    {
+        if (closed) return;
+        closed = true;
+        foreach (var s in slots) s.RollbackStep();
+    }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using Mix.Runtime.Quantization;
 using TorchSharp;
@@ -225,17 +226,41 @@ public abstract class AttentionCacheSlot : CacheSlot
         Replace(ref entryPhys, entryPhys.index_select(0, keep).MoveToOuterDisposeScope());
     }
 
-    private static void Replace(ref Tensor? field, Tensor value)
+    private void Replace(ref Tensor? field, Tensor value)
     {
         if (ReferenceEquals(field, value)) return;
         var old = field;
         field = value.DetachFromDisposeScope();
-        old?.Dispose();
+        Retire(old);
+    }
+
+    private (Tensor? valid, Tensor? rowPos, Tensor? phys) stepEntries;
+
+    /// <inheritdoc/>
+    protected override void OnBeginStep() => stepEntries = (entryValid, entryRowPos, entryPhys);
+
+    /// <inheritdoc/>
+    protected override void OnCommitStep() => stepEntries = default;
+
+    /// <inheritdoc/>
+    protected override void OnRollbackStep(HashSet<object> live)
+    {
+        static void Restore(ref Tensor? field, Tensor? original, HashSet<object> live)
+        {
+            if (!ReferenceEquals(field, original)) field?.Dispose();
+            field = original;
+            if (original is not null) live.Add(original);
+        }
+        Restore(ref entryValid, stepEntries.valid, live);
+        Restore(ref entryRowPos, stepEntries.rowPos, live);
+        Restore(ref entryPhys, stepEntries.phys, live);
+        stepEntries = default;
     }
 
     /// <inheritdoc/>
     public override void Reset()
     {
+        if (InStep) throw new InvalidOperationException($"the cache slot of layer {LayerIndex} cannot be reset inside a step");
         base.Reset();
         entryValid?.Dispose(); entryValid = null;
         entryRowPos?.Dispose(); entryRowPos = null;
@@ -315,6 +340,36 @@ public sealed class KvCacheSlot : AttentionCacheSlot
         return (keyBuffer.narrow(2, 0, stored), valueBuffer.narrow(2, 0, stored));
     }
 
+    private (Tensor keys, Tensor values, long stored) stepBuffers;
+
+    /// <inheritdoc/>
+    protected override void OnBeginStep()
+    {
+        base.OnBeginStep();
+        stepBuffers = (keyBuffer, valueBuffer, stored);
+    }
+
+    /// <inheritdoc/>
+    protected override void OnCommitStep()
+    {
+        base.OnCommitStep();
+        stepBuffers = default;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Appends write past the stored entries and compaction inside a step writes new buffers, so the buffers
+    /// held at the start still hold the start's entries.</remarks>
+    protected override void OnRollbackStep(HashSet<object> live)
+    {
+        base.OnRollbackStep(live);
+        if (!ReferenceEquals(keyBuffer, stepBuffers.keys)) keyBuffer.Dispose();
+        if (!ReferenceEquals(valueBuffer, stepBuffers.values)) valueBuffer.Dispose();
+        (keyBuffer, valueBuffer, stored) = stepBuffers;
+        live.Add(keyBuffer);
+        live.Add(valueBuffer);
+        stepBuffers = default;
+    }
+
     private void Grow(long cap)
     {
         var k = torch.zeros(new[] { Batch, NumHeads, cap, HeadDim }, dtype: keyBuffer.dtype, device: keyBuffer.device);
@@ -324,8 +379,8 @@ public sealed class KvCacheSlot : AttentionCacheSlot
             k.narrow(2, 0, stored).copy_(keyBuffer.narrow(2, 0, stored));
             v.narrow(2, 0, stored).copy_(valueBuffer.narrow(2, 0, stored));
         }
-        keyBuffer.Dispose();
-        valueBuffer.Dispose();
+        Retire(keyBuffer);
+        Retire(valueBuffer);
         keyBuffer = k.DetachFromDisposeScope();
         valueBuffer = v.DetachFromDisposeScope();
     }
@@ -337,6 +392,16 @@ public sealed class KvCacheSlot : AttentionCacheSlot
         long kept = keep.shape[0];
         var k = keyBuffer.narrow(2, 0, stored).index_select(2, keep);
         var v = valueBuffer.narrow(2, 0, stored).index_select(2, keep);
+        if (InStep)
+        {
+            // Out of place: the buffers held when the step began must keep their entries in case it rolls back.
+            var newK = torch.empty_like(keyBuffer).DetachFromDisposeScope();
+            var newV = torch.empty_like(valueBuffer).DetachFromDisposeScope();
+            Retire(keyBuffer);
+            Retire(valueBuffer);
+            keyBuffer = newK;
+            valueBuffer = newV;
+        }
         using (torch.no_grad())
         {
             keyBuffer.narrow(2, 0, kept).copy_(k);

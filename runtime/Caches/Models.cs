@@ -120,7 +120,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <inheritdoc/>
     public override Tensor forward(Tensor inputIds)
     {
-        TokenIds.Check(inputIds, VocabSize, "embed_tokens");
+        TokenIds.CheckBatch(inputIds, VocabSize, "embed_tokens");
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block
@@ -133,7 +133,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <param name="allowed">Boolean mask <c>[batch or 1, 1, L, L]</c>.</param>
     public Tensor ForwardMasked(Tensor inputIds, Tensor positions, Tensor allowed)
     {
-        TokenIds.Check(inputIds, VocabSize, "embed_tokens");
+        TokenIds.CheckBatch(inputIds, VocabSize, "embed_tokens");
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         foreach (var layer in layers) h = layer.ForwardMasked(h, positions, allowed);
@@ -150,16 +150,20 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
 
     /// <inheritdoc/>
     /// <remarks>The step is checked first (token ids, batch, mask shape, each slot's kind and room: see
-    /// <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>); a refused step changes no slot.</remarks>
+    /// <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>) and runs as one
+    /// <see cref="InferenceCache.BeginStep"/>: a refused or failed step leaves every slot as it was.</remarks>
     public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
     {
         ArgumentNullException.ThrowIfNull(cache);
         CacheLayout.Check(cache, layers.Count, _ => typeof(AttentionCacheSlot));
         cache.CheckStep(inputIds, attentionMask, VocabSize, "embed_tokens");
+        using var step = cache.BeginStep();
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         for (int i = 0; i < layers.Count; i++) h = layers[i].Forward(h, cache.Slot<AttentionCacheSlot>(i), attentionMask);
-        return lm_head.forward(norm.forward(h)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+        var logits = lm_head.forward(norm.forward(h)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+        step.Commit();
+        return logits;
     }
 }
 
@@ -215,7 +219,7 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
     /// <inheritdoc/>
     public override Tensor forward(Tensor inputIds)
     {
-        TokenIds.Check(inputIds, VocabSize, "embeddings");
+        TokenIds.CheckBatch(inputIds, VocabSize, "embeddings");
         using var scope = torch.NewDisposeScope();
         var h = embeddings.forward(inputIds);
         foreach (var layer in layers) h = layer.call(h); // call: hooks (AWQ block capture) see every block
@@ -237,12 +241,14 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
 
     /// <inheritdoc/>
     /// <remarks>The step is checked first (token ids, batch, mask shape, each slot's kind and room: see
-    /// <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>); a refused step changes no slot.</remarks>
+    /// <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/>) and runs as one
+    /// <see cref="InferenceCache.BeginStep"/>: a refused or failed step leaves every slot as it was.</remarks>
     public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
     {
         ArgumentNullException.ThrowIfNull(cache);
         CacheLayout.Check(cache, layers.Count, i => Pattern[i] == 'M' ? typeof(MambaCacheSlot) : typeof(AttentionCacheSlot));
         cache.CheckStep(inputIds, attentionMask, VocabSize, "embeddings");
+        using var step = cache.BeginStep();
         using var scope = torch.NewDisposeScope();
         var h = embeddings.forward(inputIds);
         for (int i = 0; i < layers.Count; i++)
@@ -254,7 +260,9 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
                 _ => throw new InvalidOperationException("unknown layer"),
             };
         }
-        return lm_head.forward(norm_f.forward(h)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+        var logits = lm_head.forward(norm_f.forward(h)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+        step.Commit();
+        return logits;
     }
 }
 

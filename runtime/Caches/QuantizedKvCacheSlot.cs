@@ -94,10 +94,47 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
             newK = newK.narrow(2, g, newK.shape[2] - g).contiguous();
             newV = newV.narrow(2, g, newV.shape[2] - g).contiguous();
         }
-        tailK?.Dispose();
-        tailV?.Dispose();
+        Retire(tailK);
+        Retire(tailV);
         tailK = newK.DetachFromDisposeScope();
         tailV = newV.DetachFromDisposeScope();
+    }
+
+    private (QuantizedKvBlock[] blocks, Tensor? tailK, Tensor? tailV, int evicted)? stepStart;
+
+    /// <inheritdoc/>
+    protected override void OnBeginStep()
+    {
+        base.OnBeginStep();
+        stepStart = (blocks.ToArray(), tailK, tailV, EvictedBlocks);
+    }
+
+    /// <inheritdoc/>
+    protected override void OnCommitStep()
+    {
+        base.OnCommitStep();
+        stepStart = null;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Blocks are immutable once packed and evicted ones are retired, not disposed, so restoring the list of
+    /// the step's start restores the cache; the device pointer table is rewritten from the first block.</remarks>
+    protected override void OnRollbackStep(HashSet<object> live)
+    {
+        base.OnRollbackStep(live);
+        if (stepStart is not { } start) return;
+        foreach (var b in blocks) if (Array.IndexOf(start.blocks, b) < 0) b.Dispose();
+        blocks.Clear();
+        blocks.AddRange(start.blocks);
+        foreach (var b in start.blocks) live.Add(b);
+        if (!ReferenceEquals(tailK, start.tailK)) tailK?.Dispose();
+        if (!ReferenceEquals(tailV, start.tailV)) tailV?.Dispose();
+        (tailK, tailV) = (start.tailK, start.tailV);
+        if (tailK is not null) live.Add(tailK);
+        if (tailV is not null) live.Add(tailV);
+        EvictedBlocks = start.evicted;
+        ptrRows = 0;
+        stepStart = null;
     }
 
     /// <summary>
@@ -267,7 +304,7 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
             for (long i = b * g + 1; i < (b + 1) * g; i++)
                 if (keptSet.Contains(i) != first) throw new InvalidOperationException("a quantized KV block can only be evicted whole");
             if (first) survivors.Add(blocks[b]);
-            else { blocks[b].Dispose(); EvictedBlocks++; }
+            else { Retire(blocks[b]); EvictedBlocks++; }
         }
         if (survivors.Count != blocks.Count)
         {
@@ -283,8 +320,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
                 var idx = torch.tensor(tailKeep, device: tailK.device);
                 var k = tailK.index_select(2, idx).DetachFromDisposeScope();
                 var v = tailV.index_select(2, idx).DetachFromDisposeScope();
-                tailK.Dispose();
-                tailV.Dispose();
+                Retire(tailK);
+                Retire(tailV);
                 tailK = k;
                 tailV = v;
             }
@@ -294,6 +331,7 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     /// <inheritdoc/>
     public override void Reset()
     {
+        if (InStep) throw new InvalidOperationException($"the cache slot of layer {LayerIndex} cannot be reset inside a step");
         base.Reset();
         foreach (var b in blocks) b.Dispose();
         blocks.Clear();

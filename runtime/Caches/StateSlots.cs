@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -31,8 +33,10 @@ public abstract class FixedStateSlot : CacheSlot
     /// <summary>Size of the state's last axis.</summary>
     protected long Width { get; }
 
-    /// <summary>The state <c>[batch, channels, width]</c> (owned by the slot; updates copy into it).</summary>
-    public Tensor State { get; }
+    /// <summary>The state <c>[batch, channels, width]</c>, owned by the slot. Outside a step updates copy into it;
+    /// inside a step (<see cref="InferenceCache.BeginStep"/>) an update replaces it (the old one is kept for a rollback),
+    /// so read it after the step rather than holding on to it.</summary>
+    public Tensor State { get; private set; }
 
     /// <inheritdoc/>
     public override double BytesPerToken => 0;
@@ -47,8 +51,37 @@ public abstract class FixedStateSlot : CacheSlot
     /// <param name="state"><c>[batch, channels, width]</c>.</param>
     public void Set(Tensor state)
     {
+        ArgumentNullException.ThrowIfNull(state);
+        if (!state.shape.SequenceEqual(State.shape))
+            throw new ArgumentException($"the state of layer {LayerIndex} is [{string.Join(", ", State.shape)}], got [{string.Join(", ", state.shape)}]", nameof(state));
         using var noGrad = torch.no_grad();
-        State.copy_(state);
+        if (!InStep)
+        {
+            State.copy_(state);
+            return;
+        }
+        var next = torch.empty_like(State);
+        next.copy_(state);
+        Retire(State);
+        State = next.DetachFromDisposeScope();
+    }
+
+    private Tensor? stepState;
+
+    /// <inheritdoc/>
+    protected override void OnBeginStep() => stepState = State;
+
+    /// <inheritdoc/>
+    protected override void OnCommitStep() => stepState = null;
+
+    /// <inheritdoc/>
+    protected override void OnRollbackStep(HashSet<object> live)
+    {
+        if (stepState is null) return;
+        if (!ReferenceEquals(State, stepState)) State.Dispose();
+        State = stepState;
+        live.Add(State);
+        stepState = null;
     }
 
     /// <inheritdoc/>
@@ -142,6 +175,27 @@ public sealed class MambaCacheSlot : CacheSlot
 
     /// <inheritdoc/>
     public override long AllocatedBytes => Conv.AllocatedBytes + Ssm.AllocatedBytes;
+
+    /// <inheritdoc/>
+    protected override void OnBeginStep()
+    {
+        Conv.BeginStep();
+        Ssm.BeginStep();
+    }
+
+    /// <inheritdoc/>
+    protected override void OnCommitStep()
+    {
+        Conv.CommitStep();
+        Ssm.CommitStep();
+    }
+
+    /// <inheritdoc/>
+    protected override void OnRollbackStep(HashSet<object> live)
+    {
+        Conv.RollbackStep();
+        Ssm.RollbackStep();
+    }
 
     /// <summary>Records processed positions on this slot and both inner slots.</summary>
     /// <param name="mask">Optional mask.</param>

@@ -97,11 +97,17 @@ namespace Mix.Runtime
         /// <param name="inputIds">New token ids.</param>
         /// <param name="cache">Cache from <see cref="CreateCache"/>.</param>
         /// <param name="attentionMask">Optional <c>[batch, n]</c> padding mask.</param>
+        /// <remarks>Checked first and transactional: a refused or failed step leaves every slot as it was (see
+        /// <see cref="InferenceCache.CheckStep(Tensor, Tensor?, long, string)"/> and <see cref="InferenceCache.BeginStep"/>).</remarks>
         public Tensor Forward(Tensor inputIds, InferenceCache cache, Tensor? attentionMask = null)
         {
+            backbone.CheckStep(inputIds, cache, attentionMask);
+            using var step = cache.BeginStep();
             using var scope = torch.NewDisposeScope();
-            var h = backbone.Forward(inputIds, cache, attentionMask);
-            return lm_head.forward(h.to_type(lm_head.weight!.dtype)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+            var h = backbone.ForwardCore(inputIds, cache, attentionMask);
+            var logits = lm_head.forward(h.to_type(lm_head.weight!.dtype)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+            step.Commit();
+            return logits;
         }
 
         /// <summary>

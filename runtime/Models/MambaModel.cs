@@ -72,7 +72,7 @@ namespace Mix.Runtime
         /// <param name="inputIds">Token ids <c>[batch, L]</c> (int64).</param>
         public override Tensor forward(Tensor inputIds)
         {
-            TokenIds.Check(inputIds, VocabSize, "embeddings");
+            TokenIds.CheckBatch(inputIds, VocabSize, "embeddings");
             using var scope = torch.NewDisposeScope();
             return ForwardEmbeddings(embeddings.forward(inputIds)).MoveToOuterDisposeScope();
         }
@@ -107,10 +107,27 @@ namespace Mix.Runtime
             ArgumentNullException.ThrowIfNull(cache);
             Caches.CacheLayout.Check(cache, layers.Count, _ => typeof(MambaCacheSlot));
             cache.CheckStep(inputIds, attentionMask, VocabSize, "embeddings");
+            using var step = cache.BeginStep();
+            var h = ForwardCore(inputIds, cache, attentionMask);
+            step.Commit();
+            return h;
+        }
+
+        /// <summary>The cached forward without checks or a step (the caller holds both).</summary>
+        internal Tensor ForwardCore(Tensor inputIds, InferenceCache cache, Tensor? attentionMask)
+        {
             using var scope = torch.NewDisposeScope();
             var h = embeddings.forward(inputIds);
             for (int i = 0; i < layers.Count; i++) h = layers[i].Forward(h, cache.Slot<MambaCacheSlot>(i), attentionMask);
             return norm_f.forward(h).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>The checks of <see cref="Forward"/> (layout, ids, batch, mask) without running anything.</summary>
+        internal void CheckStep(Tensor inputIds, InferenceCache cache, Tensor? attentionMask)
+        {
+            ArgumentNullException.ThrowIfNull(cache);
+            Caches.CacheLayout.Check(cache, layers.Count, _ => typeof(MambaCacheSlot));
+            cache.CheckStep(inputIds, attentionMask, VocabSize, "embeddings");
         }
     }
 }

@@ -38,6 +38,18 @@ public static class TokenIds
             $"token id {bad} at [{string.Join(", ", at)}] is outside the vocabulary of {layer}: ids must lie in [0, {vocabSize})");
     }
 
+    /// <summary><see cref="Check(Tensor, long, string)"/> for a batch of sequences, which must be <c>[batch, L]</c>.</summary>
+    /// <param name="ids">Token ids <c>[batch, L]</c>.</param>
+    /// <param name="vocabSize">Rows of the embedding table.</param>
+    /// <param name="layer">The embedding's name (for the message).</param>
+    public static void CheckBatch(Tensor ids, long vocabSize, string layer)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.dim() != 2)
+            throw new ArgumentException($"token ids for {layer} must be [batch, L], got [{string.Join(", ", ids.shape)}]", nameof(ids));
+        Check(ids, vocabSize, layer);
+    }
+
     /// <summary>Host-side <see cref="Check(Tensor, long, string)"/> of one id (no tensor, no synchronisation).</summary>
     /// <param name="id">The id.</param>
     /// <param name="vocabSize">Rows of the embedding table.</param>

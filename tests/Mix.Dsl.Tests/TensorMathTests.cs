@@ -33,6 +33,7 @@ public class TensorMathTests
     [InlineData("exp(x) * sigmoid(x) + rsqrt(abs(x) + 1e-5)", "[2, 5, 8]")]
     [InlineData("pow(x, 2) + clamp(x, min = 0.1) + logsigmoid(x) + inv_softplus(softplus(x))", "[2, 5, 8]")]
     [InlineData("where(x > 0, x, 0.0)", "[2, 5, 8]")]
+    [InlineData("not (x > 0) or x < 1 and x > mean(x, [2], keepdim = true)", "bool[2, 5, 8]")]
     [InlineData("x > mean(x, [2], keepdim = true)", "bool[2, 5, 8]")]
     [InlineData("sum(x, [1])", "[2, 8]")]
     [InlineData("sum(x)", "[]")]
@@ -51,6 +52,7 @@ public class TensorMathTests
     [InlineData("expand(unsqueeze(x, 1), [-1, 3, -1, -1])", "[2, 3, 5, 8]")]
     [InlineData("stack([x, x, x], dim = 1)", "[2, 3, 5, 8]")]
     [InlineData("squeeze(unsqueeze(x, -1), -1)", "[2, 5, 8]")]
+    [InlineData("select(x, 1, -1)", "[2, 8]")]
     [InlineData("x |> exp |> cumsum(dim = 1)", "[2, 5, 8]")]
     [InlineData("einsum(\"b l d, b m d -> b l m\", x, x)", "[2, 5, 5]")]
     [InlineData("einsum(\"bld,bmd->blm\", x, x)", "[2, 5, 5]")]
@@ -108,6 +110,8 @@ public class TensorMathTests
     {
         var d = Error("  return where(x, x, 0.0)", "MIX0309", out _);
         Assert.Contains("bool condition", d.Message);
+        Error("  return where(not x, x, 0.0)", "MIX0309", out _);
+        Error("  return where(x > 0 and x, x, 0.0)", "MIX0309", out _);
     }
 
     [Fact]
@@ -117,6 +121,7 @@ public class TensorMathTests
         Assert.Equal("sum(x, [3], keepdim = true)", span);
         Error("  return squeeze(x, 1)", "MIX0306", out _);
         Error("  return pad(x, [1])", "MIX0306", out _);
+        Error("  return unsqueeze(select(x, 1, 5), 1)", "MIX0404", out _);
     }
 
     [Fact]

@@ -186,6 +186,26 @@ public class TensorMathRuntimeTests
     }
 
     [Fact]
+    public void Select_and_masks_made_in_the_forward()
+    {
+        var x = torch.randn(2, 3, 5);
+        using var select = new TmSelect();
+        AssertClose(x[.., -1] + x[.., 0], select.call(x));
+        var y = torch.randn(2, 4, 4);
+        using var mask = new TmMask();
+        AssertClose(y.tril() * torch.arange(4, dtype: ScalarType.Float32), mask.call(y));
+    }
+
+    [Fact]
+    public void Logic_on_masks()
+    {
+        var x = torch.randn(2, 4, 4);
+        using var model = new TmLogic();
+        var mask = x.gt(0).logical_not().logical_or(torch.ones(4, 4, dtype: ScalarType.Bool).tril().logical_and(x.gt(-1)));
+        AssertClose(torch.where(mask, x, torch.zeros_like(x)), model.call(x));
+    }
+
+    [Fact]
     public void Spectral_functions()
     {
         var x = torch.randn(2, 4, 6);
@@ -228,6 +248,7 @@ public class TensorMathRuntimeTests
         Assert.Contains("frozen_proj = new Parameter(MixInit.Of(new long[] { options.Dim, options.Dim }, s => MixInit.TruncNormal(s, std: 0.02)), requires_grad: false);", source);
         Assert.Contains("Fn.Clamp(Fn.Exp(MixInit.Uniform(s, a: Fn.Log(0.001), b: Fn.Log(0.1))), min: 1e-4)", source);
         Assert.Contains("Fn.Where(causal.to(x.device), token_weight, 0.0)", source);
+        Assert.Contains("Fn.Where(Fn.Tril(Fn.OnesMask(4, 4).to(x.device)), x, 0.0)", source);
         Assert.Contains("register_buffer(\"causal\", causal, persistent: false);", source);
         Assert.Contains("Fn.Einsum(\"b l d, d n -> b l n\", mixed, in_weight)", source);
         Assert.Empty(output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));

@@ -28,10 +28,16 @@ public sealed class KernelDiskCacheEntryTests : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    /// <summary>TryLoad, failing the test (instead of hanging the host) if it blocks.</summary>
-    private byte[]? LoadWithin20s(string entry)
+    /// <summary>TryLoad and the bytes it allocated (on its own thread: tests run in parallel), failing the test
+    /// (instead of hanging the host) if it blocks.</summary>
+    private (byte[]? payload, long allocated) LoadWithin20s(string entry)
     {
-        var load = Task.Run(() => _cache.TryLoad(_key));
+        var load = Task.Run(() =>
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            var payload = _cache.TryLoad(_key);
+            return (payload, GC.GetAllocatedBytesForCurrentThread() - before);
+        });
         if (!((IAsyncResult)load).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(20)))
         {
             using (new FileStream(entry, FileMode.Open, FileAccess.Write)) { }   // pair with a reader stuck on a FIFO
@@ -47,7 +53,7 @@ public sealed class KernelDiskCacheEntryTests : IDisposable
         var entry = _cache.PathFor(_key);
         using (var mk = Process.Start("mkfifo", entry)) mk.WaitForExit();
         Assert.True(File.Exists(entry));
-        Assert.Null(LoadWithin20s(entry));
+        Assert.Null(LoadWithin20s(entry).payload);
         Assert.True(_cache.Store(_key, _payload));
         Assert.Equal(_payload, _cache.TryLoad(_key));
     }
@@ -58,9 +64,9 @@ public sealed class KernelDiskCacheEntryTests : IDisposable
         Assert.SkipUnless(OperatingSystem.IsLinux(), "/dev/zero and statx are Linux's");
         var entry = _cache.PathFor(_key);
         File.CreateSymbolicLink(entry, "/dev/zero");
-        long before = GC.GetTotalAllocatedBytes(precise: true);
-        Assert.Null(LoadWithin20s(entry));
-        Assert.True(GC.GetTotalAllocatedBytes(precise: true) - before < 1 << 20, "the device was read");
+        var (payload, allocated) = LoadWithin20s(entry);
+        Assert.Null(payload);
+        Assert.True(allocated < 1 << 20, $"the device was read ({allocated} bytes allocated)");
         Assert.True(_cache.Store(_key, _payload));
         Assert.Equal(_payload, _cache.TryLoad(_key));
     }
@@ -75,9 +81,10 @@ public sealed class KernelDiskCacheEntryTests : IDisposable
             fs.Write(data);
             fs.SetLength(KernelDiskCache.MaxEntryBytes + 1);   // sparse: cheap to make
         }
-        long before = GC.GetTotalAllocatedBytes(precise: true);
+        long before = GC.GetAllocatedBytesForCurrentThread();
         Assert.Null(_cache.TryLoad(_key));
-        Assert.True(GC.GetTotalAllocatedBytes(precise: true) - before < 1 << 20, "the oversized entry was read");
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 1 << 20, $"the oversized entry was read ({allocated} bytes allocated)");
     }
 
     [Theory]

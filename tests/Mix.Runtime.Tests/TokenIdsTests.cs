@@ -52,4 +52,20 @@ public sealed class TokenIdsTests
         Assert.Contains("token id 40", e.Message);
         Assert.Contains("[0, 40)", e.Message);
     }
+
+    [Theory]
+    [InlineData("mamba")]
+    [InlineData("attention")]
+    [InlineData("hybrid")]
+    public void LanguageModelsWantIdsOfShapeBatchByLength(string kind)
+    {
+        using var noGrad = torch.no_grad();
+        using var model = Caches.CacheInvariantTests.Build(kind);
+        using var flat = torch.tensor(new long[] { 1, 2, 3 });
+        var e = Assert.Throws<ArgumentException>(() => model.forward(flat));
+        Assert.Contains("must be [batch, L], got [3]", e.Message);
+        using var cache = ((Mix.Runtime.Caches.ICausalLM)model).CreateCache(1);
+        e = Assert.Throws<ArgumentException>(() => ((Mix.Runtime.Caches.ICausalLM)model).Forward(flat, cache));
+        Assert.Contains("must be [batch, n], got [3]", e.Message);
+    }
 }

@@ -232,6 +232,18 @@ public static partial class BuiltinCatalog
             return new TensorValue(new Shape(s.Dims.Where((_, i) => i != a).ToList(), s.ElementType));
         });
 
+        Math2("select", new[] { Req("x", MixType.Tensor), Req("dim", MixType.Int), Req("index", MixType.Int) }, "[a, n, b] -> [a, b]",
+            "the slice at index along dim (the axis is removed; negative index from the end)", c =>
+            {
+                if (Tensor(c, "x") is not Shape s || Axis(c, s, "dim") is not int a || c.Long("index") is not long i) return UnknownValue.Instance;
+                if (s[a].AsLong is long n && (i >= n || i < -n))
+                {
+                    c.Report(DiagnosticIds.IndexOutOfRange, $"select index {i} is outside axis {a} of {s}, which has {n} entries");
+                    return UnknownValue.Instance;
+                }
+                return new TensorValue(new Shape(s.Dims.Where((_, k) => k != a).ToList(), s.ElementType));
+            });
+
         Math2("einsum", new[] { Req("spec", MixType.String), Req("a", MixType.Tensor), Opt("b", MixType.Tensor.Optional(), None),
                 Opt("c", MixType.Tensor.Optional(), None), Opt("d", MixType.Tensor.Optional(), None) },
             "\"b l d, d n -> b l n\" -> [B, L, N]", "Einstein summation; letters (words) bind to sizes, checked", Einsum.Apply);

@@ -30,7 +30,7 @@ public sealed class CacheStepRefusalTests
     };
 
     /// <summary>Everything a step may change, as (description, tensor clone) pairs.</summary>
-    private static List<(string what, Tensor? value)> Snapshot(InferenceCache cache)
+    internal static List<(string what, Tensor? value)> Snapshot(InferenceCache cache)
     {
         var list = new List<(string, Tensor?)>();
         foreach (var s in cache.Slots)
@@ -63,7 +63,7 @@ public sealed class CacheStepRefusalTests
         return list;
     }
 
-    private static void AssertUnchanged(List<(string what, Tensor? value)> before, InferenceCache cache)
+    internal static void AssertUnchanged(List<(string what, Tensor? value)> before, InferenceCache cache)
     {
         var after = Snapshot(cache);
         Assert.Equal(before.Select(b => b.what), after.Select(a => a.what));
@@ -220,26 +220,6 @@ public sealed class CacheStepRefusalTests
         var e = Assert.Throws<ArgumentException>(() => ((ICausalLM)hybrid).Forward(ids, cache));
         Assert.Contains("the cache has 2 slots, the model 4 layers", e.Message);
         AssertUnchanged(before, cache);
-    }
-
-    /// <summary>A hand-built model decoded through <see cref="CausalModel"/>, as generated code is.</summary>
-    private sealed class TinyMixLM : nn.Module<Tensor, Tensor>
-    {
-        private readonly Embedding embed = nn.Embedding(30, 16);
-        private readonly Attention attn = new(16, headDim: 8, causal: true);
-        private readonly MambaMixer mamba = new(16, stateSize: 4, convKernel: 3);
-        private readonly Linear head = nn.Linear(16, 30);
-
-        public TinyMixLM() : base(nameof(TinyMixLM)) => RegisterComponents();
-
-        public override Tensor forward(Tensor ids)
-        {
-            using var scope = torch.NewDisposeScope();
-            var h = embed.forward(ids);
-            h = h + MixDispatch.TokenMixer(attn, h);
-            h = h + MixDispatch.TokenMixer(mamba, h);
-            return head.forward(h).MoveToOuterDisposeScope();
-        }
     }
 
     [Fact]
