@@ -43,13 +43,15 @@ public class HostileInputGeneratorTests
     {
         var f = HostileFamilies.Get(family);
         var texts = f.Largest.Select(s => new InMemoryText(Harness.Root + s.Path, s.Text)).ToList();
-        var sw = Stopwatch.StartNew();
+        var generating = TimeSpan.Zero;
         var (run, output) = OnSmallStack(() =>
         {
             // As the compiler runs it: without step tracking (which records every step's inputs, and is slow here).
+            var sw = Stopwatch.StartNew();
             var driver = CSharpGeneratorDriver.Create(new[] { new MixGenerator().AsSourceGenerator() }, texts,
                     new CSharpParseOptions(LanguageVersion.Latest), Harness.DefaultOptions())
                 .RunGeneratorsAndUpdateCompilation(Harness.Compilation("namespace User { public class A { } }"), out var compiled, out _, TestContext.Current.CancellationToken);
+            generating = sw.Elapsed;
             return (driver.GetRunResult(), compiled);
         });
         var result = run.Results.Single();
@@ -61,7 +63,9 @@ public class HostileInputGeneratorTests
         else Assert.DoesNotContain(run.Diagnostics, d => d.Severity == DiagnosticSeverity.Error);
         // Generated code (the valid families generate classes) compiles.
         Assert.Empty(output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()));
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"{family}: {sw.Elapsed.TotalSeconds:F1} s");
+        // The generator alone (compiling 800 generated classes is Roslyn's work). Generous: the machine is shared, and
+        // what this catches (exponential or cubic work) takes far longer.
+        Assert.True(generating < TimeSpan.FromSeconds(120), $"{family}: {generating.TotalSeconds:F1} s");
     }
 
     [Theory]
