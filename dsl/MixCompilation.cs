@@ -84,6 +84,7 @@ public sealed partial class MixCompilation
     public static MixCompilation Create(IEnumerable<MixSyntaxTree> trees, IEnumerable<ExternalMixer> externals, string? checkOnly = null)
     {
         var list = trees.ToList();
+        list.AddRange(StandardLibrary.ImportedBy(list));
         var externalList = externals.ToList();
         bool deep = list.Any(t => StackDepth.NeedsLargeStack(t.Source.Text));
         var only = checkOnly is null ? null : NormalizePath(checkOnly);
@@ -224,7 +225,9 @@ public sealed partial class MixCompilation
                 bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, d.Name.Span, $"'{d.Name.Name}' is already defined in this file");
                 continue;
             }
-            if (BuiltinCatalog.Find(d.Name.Name) is not null)
+            // A standard-library mixer re-expresses the built-in of its name; importing it shadows the built-in.
+            if (BuiltinCatalog.Find(d.Name.Name) is { } builtin
+                && !(StandardLibrary.IsLibraryPath(c.Source.Path) && builtin.Kind == CallableKind.Mixer && d.Kind == DefinitionKind.Mixer))
             {
                 bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, d.Name.Span, $"'{d.Name.Name}' is a built-in; choose another name");
                 continue;
@@ -260,7 +263,14 @@ public sealed partial class MixCompilation
         foreach (var imp in c.File.Imports)
         {
             var target = ResolveImport(c.Source.Path, imp.Path);
-            if (!byPath.TryGetValue(target, out var other))
+            if (!byPath.TryGetValue(target, out var other) && StandardLibrary.IsLibraryPath(target))
+            {
+                var best = Suggestions.Closest(target, StandardLibrary.Paths);
+                bag.Report(DiagnosticIds.ImportNotFound, c.Source, imp.PathSpan,
+                    $"the standard library has no '{target}'" + (best is null ? $"; its files are {string.Join(", ", StandardLibrary.Paths)}" : $"; did you mean '{best}'?"));
+                continue;
+            }
+            if (other is null)
             {
                 var name = imp.Path.Replace('\\', '/').Split('/').Last();
                 var candidates = byPath.Keys.Where(k => k.EndsWith("/" + name, StringComparison.Ordinal) || k == name).ToList();
@@ -377,8 +387,12 @@ public sealed partial class MixCompilation
         }
     }
 
-    /// <summary>The normalized path an import in <paramref name="from"/> refers to.</summary>
-    public static string ResolveImport(string from, string import) => NormalizePath(CombinePath(DirectoryOf(from), import));
+    /// <summary>
+    /// The normalized path an import in <paramref name="from"/> refers to: relative to the importing file, except a
+    /// standard-library name (<c>mix/std/...</c>), which is the same from every file.
+    /// </summary>
+    public static string ResolveImport(string from, string import) =>
+        StandardLibrary.IsLibraryPath(import) ? NormalizePath(import) : NormalizePath(CombinePath(DirectoryOf(from), import));
 
     static string DirectoryOf(string path)
     {

@@ -45,7 +45,7 @@ internal static class Emitter
         foreach (var d in c.Doc) sb.AppendLine($"{I1}/// {d}<br/>");
         sb.AppendLine($"{I1}/// </summary>");
         sb.AppendLine($"{I1}[global::System.CodeDom.Compiler.GeneratedCode(\"Mix.Generator\", \"1.0\")]");
-        sb.AppendLine($"{I1}{accessibility} sealed partial class {c.Name} : {baseType}");
+        sb.AppendLine($"{I1}{accessibility} sealed partial class {c.Name} : {baseType}{(c.Kernel is null ? "" : ", IKernelEquivalent")}");
         sb.AppendLine($"{I1}{{");
 
         // Options
@@ -106,9 +106,12 @@ internal static class Emitter
                     ? $"{I3}register_buffer({Names.Literal(f.Key)}, {f.Name}, persistent: false);"
                     : $"{I3}MixKeys.Register(this, {Names.Literal(f.Key)}, {f.Name});");
             }
+            if (c.Ties.Count > 0) EmitLines(sb, c.Ties, path, I3);
         }
         sb.AppendLine($"{I2}}}");
         sb.AppendLine();
+
+        if (c.Kernel is not null) EmitKernel(sb, c, I2, I3);
 
         sb.AppendLine($"{I2}/// <summary>Runs <c>{c.MixName}</c>.</summary>");
         foreach (var input in c.Inputs) sb.AppendLine($"{I2}/// <param name=\"{input.Name.TrimStart('@')}\"><c>{input.Doc}</c></param>");
@@ -118,6 +121,21 @@ internal static class Emitter
         EmitLines(sb, c.Forward, path, I3);
         sb.AppendLine($"{I2}}}");
         sb.AppendLine($"{I1}}}");
+    }
+
+    /// <summary>What the fused dispatch reads from a class declared <c>@kernel("name")</c>.</summary>
+    static void EmitKernel(StringBuilder sb, ClassSpec c, string i2, string i3)
+    {
+        sb.AppendLine($"{i2}/// <summary>The fused kernel this mixer computes exactly (<c>@kernel({Names.Literal(c.Kernel!)})</c>).</summary>");
+        sb.AppendLine($"{i2}public string Kernel => {Names.Literal(c.Kernel!)};");
+        sb.AppendLine();
+        sb.AppendLine($"{i2}/// <summary>This instance's .mix parameter <paramref name=\"name\"/>, or null when it has none.</summary>");
+        sb.AppendLine($"{i2}public object? Argument(string name) => name switch");
+        sb.AppendLine($"{i2}{{");
+        foreach (var o in c.Options) sb.AppendLine($"{i3}{Names.Literal(o.MixName)} => options.{o.Name},");
+        sb.AppendLine($"{i3}_ => null,");
+        sb.AppendLine($"{i2}}};");
+        sb.AppendLine();
     }
 
     static void EmitLines(StringBuilder sb, EquatableArray<CodeLine> lines, string path, string indent)

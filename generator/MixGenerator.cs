@@ -35,6 +35,8 @@ public sealed class MixGenerator : IIncrementalGenerator
         public const string Specs = "MixSpecs";
         /// <summary>One spec per file.</summary>
         public const string FileSpecs = "MixFileSpecs";
+        /// <summary>The standard-library files the project imports.</summary>
+        public const string Library = "MixLibrary";
         /// <summary>[MixModel] classes.</summary>
         public const string Bindings = "MixModelBindings";
         /// <summary>[MixModel] classes with their resolved specs.</summary>
@@ -122,6 +124,17 @@ public sealed class MixGenerator : IIncrementalGenerator
                 spc.ReportDiagnostic(Diagnostic.Create(Descriptors.ById(d.Id), location, d.Message));
             }
             if (!file.Skipped && file.Classes.Count > 0) spc.AddSource(file.HintName, SourceText.From(Emitter.Emit(file), Encoding.UTF8));
+        });
+
+        // The standard library's classes, once per project, for the library files its .mix files import.
+        var library = parsed.Collect().Select((all, _) => SpecBuilder.LibraryUsed(all)).WithTrackingName(Steps.Library);
+        context.RegisterSourceOutput(library, (spc, paths) =>
+        {
+            foreach (var path in paths)
+            {
+                var file = SpecBuilder.LibraryFile(path);
+                if (!file.Skipped && file.Classes.Count > 0) spc.AddSource(file.HintName, SourceText.From(Emitter.Emit(file, "internal"), Encoding.UTF8));
+            }
         });
 
         context.RegisterSourceOutput(settings, (spc, s) =>

@@ -7,6 +7,9 @@ namespace Mix.Generator;
 /// <summary>Naming rules: .mix snake_case to C# PascalCase/camelCase, keywords, hint names.</summary>
 internal static class Names
 {
+    /// <summary>Where the standard library's classes are emitted (internal, once per consuming project).</summary>
+    public const string StdNamespace = "Mix.Generated.Std";
+
     static readonly Dictionary<string, string> s_builtinNames = new()
     {
         ["layernorm"] = "LayerNorm", ["layernorm_nobias"] = "LayerNormNoBias", ["layernorm2d"] = "LayerNorm2d",

@@ -144,6 +144,26 @@ internal static class SpecBuilder
         return new UnitSpec(unit.Input.Path, unit.Input.Namespace, uses, false, classes.ToEquatableArray(), diags.ToEquatableArray());
     }
 
+    /// <summary>The standard-library files the project's files import, directly or not (sorted by path).</summary>
+    public static EquatableArray<string> LibraryUsed(ImmutableArray<ParsedMix> all) =>
+        StandardLibrary.ImportedBy(all.Select(p => p.Tree)).Select(t => t.Source.Path).ToEquatableArray();
+
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<string, FileSpec> s_library = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A standard-library file's classes (internal, in <see cref="Names.StdNamespace"/>): the library ships inside the
+    /// generator, so its translation is the same for every project and is made once per process.
+    /// </summary>
+    public static FileSpec LibraryFile(string path) => s_library.GetOrAdd(path, p =>
+    {
+        var tree = StandardLibrary.Tree(p)!;
+        var file = p.Substring(StandardLibrary.Prefix.Length);
+        var hint = "Mix.Std." + file.Substring(0, file.Length - ".mix".Length).Replace('/', '.') + ".g.cs";
+        var unit = BuildUnit(new CheckUnit(new MixInput(p, tree.Source.Text), new[] { new MixInput(p, tree.Source.Text) }.ToEquatableArray(),
+            ImmutableArray.Create(tree)), ImmutableArray<MixerBinding>.Empty);
+        return new FileSpec(hint, p, Names.StdNamespace, unit.HasErrors, unit.Classes, unit.Diagnostics);
+    });
+
     /// <summary>
     /// One spec per file: hint names unique over the project; a file skipped when it has errors or uses a definition of
     /// a skipped file (its classes would be missing); each diagnostic reported once, by the first file (in path order)

@@ -18,7 +18,8 @@ public sealed record FileSpec(
     EquatableArray<ClassSpec> Classes,
     EquatableArray<GenDiagnostic> Diagnostics);
 
-/// <summary>One generated module class.</summary>
+/// <summary>One generated module class; <see cref="Kernel"/> is the fused kernel a standard-library mixer declares
+/// (<c>@kernel("sepconv")</c>), implemented as <c>IKernelEquivalent</c>.</summary>
 public sealed record ClassSpec(
     string Name,
     string MixName,
@@ -31,7 +32,12 @@ public sealed record ClassSpec(
     EquatableArray<CodeLine> Forward,
     bool IsAlias,
     string? AliasType,
-    string OutputDoc);
+    string OutputDoc,
+    string? Kernel = null)
+{
+    /// <summary><c>@tied</c> weights, shared after the layers are registered: one <c>MixWeights.Tie</c> line each.</summary>
+    public EquatableArray<CodeLine> Ties { get; init; } = EquatableArray<CodeLine>.Empty;
+}
 
 /// <summary>A forward input.</summary>
 public sealed record InputSpec(string Name, string Doc);

@@ -47,6 +47,7 @@ internal sealed partial class Translator
     readonly SourceText _source;
     readonly IReadOnlyDictionary<string, UserCallable> _defs;
     readonly List<CodeLine> _ctor = new();
+    readonly List<CodeLine> _ties = new();
     readonly List<CodeLine> _forward = new();
     readonly List<FieldSpec> _fields = new();
     readonly List<(string Field, VLayer Layer, int Line)> _declared = new();
@@ -80,7 +81,8 @@ internal sealed partial class Translator
 
     public ClassSpec Translate()
     {
-        var name = Names.Pascal(_def.Name.Name);
+        // A standard-library class is named like the built-in it re-expresses (SepConv, GlobalFilter).
+        var name = StandardLibrary.IsLibraryPath(_source.Path) ? Names.Builtin(_def.Name.Name) : Names.Pascal(_def.Name.Name);
         var options = _u.Params.Select(OptionOf).ToList();
         var root = new Scope(null);
         foreach (var p in _u.Params) root.Set(p.Name, ParamValue(p));
@@ -110,7 +112,7 @@ internal sealed partial class Translator
             var v = Eval(alias, root);
             if (v is not VFactory { Callable: UserCallable target } f || !f.IsComplete)
                 throw new UnsupportedException(alias.Span, "an alias must name a complete block or model");
-            aliasType = Names.Pascal(target.Name);
+            aliasType = ClassOf(target);
             _ctor.Add(new CodeLine(LineOf(alias.Span), $"model = {Inst(v, alias.Span)};"));
             _forward.Add(new CodeLine(LineOf(alias.Span), $"return model.call({string.Join(", ", inputs.Select(x => x.Name))});"));
         }
@@ -145,8 +147,35 @@ internal sealed partial class Translator
         return new ClassSpec(
             name, _def.Name.Name, _def.Kind.ToString().ToLowerInvariant(), doc.ToEquatableArray(), inputs.ToEquatableArray(),
             options.ToEquatableArray(), _fields.ToEquatableArray(), _ctor.ToEquatableArray(),
-            prologue.Concat(_forward).ToEquatableArray(), isAlias, aliasType, Xml(_checked.Output?.ToString() ?? "tensor"));
+            prologue.Concat(_forward).ToEquatableArray(), isAlias, aliasType, Xml(_checked.Output?.ToString() ?? "tensor"),
+            KernelOf(_def))
+        {
+            Ties = _ties.ToEquatableArray(),
+        };
     }
+
+    /// <summary>A nullable number compared with <c>none</c>: its name and its value where it is not none.</summary>
+    (string Name, V Value)? NoneTested(BinaryExpr test, Scope scope)
+    {
+        var name = (test.Left, test.Right) switch
+        {
+            (NameExpr n, NoneExpr) => n,
+            (NoneExpr, NameExpr n) => n,
+            _ => null,
+        };
+        if (name is null || !scope.TryGet(name.Name, out var v) || v is not VCode { Type.Nullable: true } code
+            || code.Type.Kind is not ("int" or "float" or "bool")) return null;
+        return (name.Name, new VCode($"{Paren(code.Code, code.Prec, 100)}.Value", code.Type with { Nullable = false }));
+    }
+
+    /// <summary>The kernel of <c>@kernel("name")</c> (the front end checked it), or null.</summary>
+    static string? KernelOf(Definition d) =>
+        d.Annotations.Where(a => a.Name.Name == "kernel" && a.Args.Count == 1).Select(a => a.Args[0].Value).OfType<StringExpr>()
+            .Select(s => s.Value).FirstOrDefault();
+
+    /// <summary>The C# class of a definition: its Pascal name, qualified for a standard-library definition.</summary>
+    static string ClassOf(UserCallable u) =>
+        StandardLibrary.IsLibraryPath(u.File.Source.Path) ? $"global::{Names.StdNamespace}.{Names.Builtin(u.Name)}" : Names.Pascal(u.Name);
 
     IReadOnlyList<InputDecl> AliasInputs()
     {
@@ -276,6 +305,11 @@ internal sealed partial class Translator
         }
         if (key.Split('.').Any(s => s.Length == 0))
             throw new UnsupportedException(b.Span, $"@key(\"{key}\") has an empty segment");
+        // @tied: the front end checked that both keys exist with one shape; the layer shares the other's Parameter.
+        foreach (var a in b.Annotations.Where(a => a.Name.Name == "tied"))
+            foreach (var arg in a.Args)
+                if (arg.Name is string own && arg.Value is StringExpr target)
+                    _ties.Add(new CodeLine(LineOf(a.Span), $"MixWeights.Tie(this, {Names.Literal(key + "." + own)}, {Names.Literal(target.Value)});"));
 
         var field = Names.Escape(name == "options" || name == "model" ? name + "_" : name);
         if (!_fieldNames.Add(field)) field += "_" + _fieldNames.Count.ToString(CultureInfo.InvariantCulture);
@@ -293,7 +327,10 @@ internal sealed partial class Translator
         {
             type = v switch
             {
-                VFactory { Callable: UserCallable uc } => _externals.TryGetValue(uc.Name, out var ext) ? ext : Names.Pascal(uc.Name),
+                VFactory { Callable: UserCallable uc } when _externals.TryGetValue(uc.Name, out var ext) => ext,
+                // Standard-library classes are internal to the consuming assembly: a public field stays a module.
+                VFactory { Callable: UserCallable uc } when StandardLibrary.IsLibraryPath(uc.File.Source.Path) => ModuleType,
+                VFactory { Callable: UserCallable uc } => Names.Pascal(uc.Name),
                 VInline => "MixPipeline",
                 _ => ModuleType,
             };
@@ -371,8 +408,16 @@ internal sealed partial class Translator
             case IfExpr ife:
             {
                 var c = Code(Eval(ife.Condition, scope), ife.Condition.Span, out _, out var cp);
-                var then = Eval(ife.Then, scope);
-                var @else = Eval(ife.Else, scope);
+                // `if n == none then a else b`: in the branch where n is not none it is its value, not a nullable.
+                var (thenScope, elseScope) = (scope, scope);
+                if (ife.Condition is BinaryExpr { Op: "==" or "!=" } test && NoneTested(test, scope) is var (name, value))
+                {
+                    var narrowed = new Scope(scope);
+                    narrowed.Set(name, value);
+                    if (test.Op == "==") elseScope = narrowed; else thenScope = narrowed;
+                }
+                var then = Eval(ife.Then, thenScope);
+                var @else = Eval(ife.Else, elseScope);
                 if (then is VCode tc && @else is VCode ec)
                 {
                     var type = Join(tc.Type, ec.Type);
@@ -404,7 +449,11 @@ internal sealed partial class Translator
                         throw new UnsupportedException(st.Span, "inline blocks may only declare layers (the generator runs them in order)");
                     var key = b.Targets[0].Name;
                     foreach (var a in b.Annotations)
+                    {
                         if (a.Name.Name == "key" && a.Args.Count == 1 && a.Args[0].Value is StringExpr s) key = s.Value;
+                        if (a.Name.Name == "tied")
+                            throw new UnsupportedException(a.Span, "@tied inside an inline block is not supported by the generator yet; tie a layer of the definition itself");
+                    }
                     layers.Add((key, v));
                     inner.Set(b.Targets[0].Name, v);
                 }
@@ -656,6 +705,8 @@ internal sealed partial class Translator
             if (!bound.Args.ContainsKey("p")) parts.Add("0.0");
             parts.Add("training");
         }
+        // Attention dropout acts only while the calling module trains.
+        if (fn.Name == "scaled_dot_product_attention") parts.Add("training: training");
         var type = fn.ReturnsTuple ? GType.Tuple : GType.Tensor;
         return new VCode($"Fn.{Names.Builtin(fn.Name)}({string.Join(", ", parts)})", type);
     }
@@ -821,7 +872,7 @@ internal sealed partial class Translator
             }
             case VFactory { Callable: UserCallable u } f:
             {
-                var cls = Names.Pascal(u.Name);
+                var cls = ClassOf(u);
                 var required = new List<string>();
                 var optional = new List<string>();
                 foreach (var p in u.Params)

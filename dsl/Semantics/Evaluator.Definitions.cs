@@ -19,6 +19,7 @@ internal sealed partial class Evaluator
         inputShapes = System.Array.Empty<Shape>();
         var def = u.Definition;
         if (u.IsExternal) return null;
+        CheckKernelAnnotation(def, file);
         if (def.Signature is null && def.Alias is null)
         {
             Report(file, def.Name.Span, DiagnosticIds.MissingSignature,
@@ -152,6 +153,25 @@ internal sealed partial class Evaluator
             _ => new UnknownValue(t.Kind),
         };
     }
+
+    /// <summary>
+    /// <c>@kernel("name")</c> on a definition: the definition computes exactly what that fused kernel computes, so the
+    /// fused GPU dispatch may run the kernel on its weights. A promise only parity tests can keep, hence reserved to the
+    /// standard library's mixers.
+    /// </summary>
+    void CheckKernelAnnotation(Definition def, FileContext file)
+    {
+        foreach (var a in def.Annotations)
+        {
+            if (a.Name.Name != "kernel") continue;
+            if (a.Args.Count != 1 || a.Args[0].Value is not StringExpr s || System.Array.IndexOf(StandardLibrary.Kernels, s.Value) < 0)
+                Report(file, a.Span, DiagnosticIds.BadAnnotation,
+                    $"@kernel takes one kernel name: {string.Join(", ", StandardLibrary.Kernels.Select(k => $"\"{k}\""))}");
+            else if (!StandardLibrary.IsLibraryPath(file.Source.Path) || def.Kind != DefinitionKind.Mixer)
+                Report(file, a.Span, DiagnosticIds.BadAnnotation,
+                    "@kernel is reserved to the standard library's mixers (their equality with the kernel is tested)");
+        }
+    }
 }
 
 /// <summary>Any mixer, norm or activation: keeps the shape, owns no known weights.</summary>
@@ -167,4 +187,5 @@ internal static class OpaqueCallable
             Apply = c => c.Inputs.Count > 0 ? c.Inputs[0] : UnknownValue.Instance,
             HasWeights = _ => false,
         };
+
 }

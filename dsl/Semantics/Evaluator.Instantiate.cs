@@ -118,6 +118,7 @@ internal sealed partial class Evaluator
                 result = RunPipeline(frame, inputs, callSpan);
                 resultSpan = u.Definition.Name.Span;
             }
+            ResolveTies(frame);
             if (!Broken.Contains(u.Definition)) WarnUnused(frame, ret is not null);
             return CheckOutput(u, sig, result, frame, resultSpan);
         }

@@ -117,28 +117,28 @@ namespace Mix.Runtime.Fused
         }
 
         /// <summary>The sub-block <c>resScale(x) + layerScale(sepconv(norm(x)))</c> with fused epilogues; null when the activation has no kernel.</summary>
-        public static Tensor? SepConvResidual(Tensor x, nn.Module<Tensor, Tensor> norm, SepConv sep, Scale? ls, Scale? rs)
+        public static Tensor? SepConvResidual(Tensor x, nn.Module<Tensor, Tensor> norm, SepConvParts sep, Scale? ls, Scale? rs)
         {
-            if (sep.training || x.dim() != 4 || !TryActivation(sep.act1, out var a, out var s, out var b)) return null;
+            if (sep.Module.training || x.dim() != 4 || !TryActivation(sep.Act1, out var a, out var s, out var b)) return null;
             using var scope = torch.NewDisposeScope();
             var n = Norm(norm, x);
-            var o = Project(sep.pwconv2, SepConvMiddle(sep, n, a, s, b));
-            return Epilogue(x, o, ls, rs, sep.pwconv2.bias, 1).MoveToOuterDisposeScope();
+            var o = Project(sep.Pwconv2, SepConvMiddle(sep, n, a, s, b));
+            return Epilogue(x, o, ls, rs, sep.Pwconv2.bias, 1).MoveToOuterDisposeScope();
         }
 
         /// <summary>The separable convolution alone (a token-mixer call site), with its first bias and activation fused.</summary>
-        public static Tensor? SepConv(SepConv sep, Tensor x)
+        public static Tensor? SepConv(SepConvParts sep, Tensor x)
         {
-            if (sep.training || x.dim() != 4 || !TryActivation(sep.act1, out var a, out var s, out var b)) return null;
+            if (sep.Module.training || x.dim() != 4 || !TryActivation(sep.Act1, out var a, out var s, out var b)) return null;
             using var scope = torch.NewDisposeScope();
-            var y = sep.pwconv2.forward(SepConvMiddle(sep, x, a, s, b));
+            var y = sep.Pwconv2.forward(SepConvMiddle(sep, x, a, s, b));
             return y.MoveToOuterDisposeScope();
         }
 
-        private static Tensor SepConvMiddle(SepConv sep, Tensor x, FusedActivation a, Tensor? s, Tensor? b)
+        private static Tensor SepConvMiddle(SepConvParts sep, Tensor x, FusedActivation a, Tensor? s, Tensor? b)
         {
-            var h = BiasAct(Project(sep.pwconv1, x), sep.pwconv1.bias, sep.act1, a, s, b, 1);
-            return sep.act2.call(sep.dwconv.forward(h));
+            var h = BiasAct(Project(sep.Pwconv1, x), sep.Pwconv1.bias, sep.Act1, a, s, b, 1);
+            return sep.Act2.call(sep.Dwconv.forward(h));
         }
     }
 }

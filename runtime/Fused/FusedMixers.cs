@@ -25,20 +25,16 @@ namespace Mix.Runtime.Fused
         public static Tensor? TryForward(nn.Module<Tensor, Tensor> mixer, Tensor x)
         {
             if (!x.is_cuda || torch.is_grad_enabled()) return null;
-            switch (mixer)
+            // Built-in modules by type, standard-library modules by the kernel they declare (KernelModules).
+            if (KernelModules.GlobalFilterWeight(mixer) is { } filter) return FusedOps.GlobalFilter(x, filter);
+            if (KernelModules.SepConvOf(mixer) is { } sep) return FusedBranches.SepConv(sep, x);
+            if (KernelModules.IsMamba(mixer))
             {
-                case GlobalFilter g:
-                    return FusedOps.GlobalFilter(x, g.ComplexWeight);
-                case SepConv sep:
-                    return FusedBranches.SepConv(sep, x);
-                case MambaMixer:
-                    // Mamba's scan calls its kernel slot itself: install the CUDA scan once, then run the module.
-                    if (Interlocked.CompareExchange(ref s_scanInstalled, 1, 0) == 0 && SelectiveScan.Kernel is null)
-                        CudaSelectiveScanKernel.Install();
-                    return null;
-                default:
-                    return null;
+                // Mamba's scan calls its kernel slot itself: install the CUDA scan once, then run the module.
+                if (Interlocked.CompareExchange(ref s_scanInstalled, 1, 0) == 0 && SelectiveScan.Kernel is null)
+                    CudaSelectiveScanKernel.Install();
             }
+            return null;
         }
     }
 }

@@ -13,7 +13,8 @@ namespace Mix.Runtime.Fused
     /// gradients enabled, or when a kernel does not apply.
     /// </summary>
     /// <remarks>
-    /// Recognized, in order: PoolFormer's <c>x + ls ⊙ pool(GroupNorm1(x))</c> (one statistics pass and one pooling pass,
+    /// Recognized (mixers through <see cref="KernelModules"/>: the built-in modules and the standard library's
+    /// <c>@kernel</c> mixers alike), in order: PoolFormer's <c>x + ls ⊙ pool(GroupNorm1(x))</c> (one statistics pass and one pooling pass,
     /// <see cref="FusedOps.PoolingSubBlock"/>); an <see cref="Mlp"/> branch (projections without bias, bias + activation
     /// fused after the first, the second's bias and both scales fused into the residual add); a <see cref="SepConv"/>
     /// branch (likewise around its depthwise convolution); any other branch with a layer or res scale (scales and add in
@@ -33,16 +34,11 @@ namespace Mix.Runtime.Fused
         {
             if (!x.is_cuda || torch.is_grad_enabled()) return null;
             if (!FusedBranches.TryScale(parts.LayerScale, out var ls) || !FusedBranches.TryScale(parts.ResScale, out var rs)) return null;
-            switch (parts.Branch)
-            {
-                case Pooling { PoolSize: 3 } when parts.Norm is GroupNorm1 { weight: { } w, bias: { } b } gn
-                                                  && ls is { ChannelsFirst: true } && rs is null && x.dim() == 4:
-                    return FusedOps.PoolingSubBlock(x, w, b, gn.Eps, ls.scale);
-                case Mlp mlp:
-                    return FusedBranches.MlpResidual(x, parts.Norm, mlp, ls, rs);
-                case SepConv sep:
-                    return FusedBranches.SepConvResidual(x, parts.Norm, sep, ls, rs);
-            }
+            if (KernelModules.PoolSize(parts.Branch) == 3 && parts.Norm is GroupNorm1 { weight: { } w, bias: { } b } gn
+                && ls is { ChannelsFirst: true } && rs is null && x.dim() == 4)
+                return FusedOps.PoolingSubBlock(x, w, b, gn.Eps, ls.scale);
+            if (parts.Branch is Mlp mlp) return FusedBranches.MlpResidual(x, parts.Norm, mlp, ls, rs);
+            if (KernelModules.SepConvOf(parts.Branch) is { } sep) return FusedBranches.SepConvResidual(x, parts.Norm, sep, ls, rs);
             // A plain add gains nothing from a kernel of ours.
             if (ls is null && rs is null) return null;
             using var scope = torch.NewDisposeScope();

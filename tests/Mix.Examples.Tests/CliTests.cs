@@ -82,7 +82,7 @@ public class CliTests
         var (code, output, _) = Mix("summary", Model("mamba.mix"));
         Assert.Equal(0, code);
         Assert.Contains("[B, L, 768]", output);
-        Assert.Contains("total: 167,750,400 parameters, FLOPs need concrete sizes", output);
+        Assert.Contains("total: 129,135,360 parameters, FLOPs need concrete sizes", output);
     }
 
     [Fact]

@@ -116,6 +116,20 @@ public static class DiagnosticCases
             }
             """),
         Front("MIX0110", Error, "block b(dim: {|MIX0110:integer|}) (x: [B, dim]) -> [B, dim] { return x }\n"),
+        Front("MIX0130", Error, """
+            model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
+              backbone = { embeddings = embedding(vocab_size, d_model) }
+              @tied(weight = {|MIX0130:"backbone.embedding.weight"|}) lm_head = linear(d_model, vocab_size, bias = false)
+              return lm_head(backbone(input_ids))
+            }
+            """),
+        Front("MIX0130", Error, """
+            model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
+              backbone = { embeddings = embedding(vocab_size, d_model) }
+              @tied({|MIX0130:wieght|} = "backbone.embeddings.weight") lm_head = linear(d_model, vocab_size, bias = false)
+              return lm_head(backbone(input_ids))
+            }
+            """, "MIX0130 own parameter"),
 
         // ---- arguments ----
         Front("MIX0201", Error, """
@@ -204,6 +218,13 @@ public static class DiagnosticCases
             model m(vocab: int = 100, dim: int = 16) (x: [B, L]) -> [B, L, dim] {
               embed = embedding(vocab, dim)
               return {|MIX0309:embed(x)|}
+            }
+            """),
+        Front("MIX0330", Error, """
+            model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
+              backbone = { embeddings = embedding(vocab_size, d_model); norm_f = rmsnorm(d_model) }
+              @tied(weight = {|MIX0330:"backbone.norm_f.weight"|}) lm_head = linear(d_model, vocab_size, bias = false)
+              return lm_head(backbone(input_ids))
             }
             """),
 

@@ -44,6 +44,18 @@ public class FrontEndReportingTests
         Assert.Equal("MIX0104", missing.OrderBy(x => x.Location.SourceSpan.Start).First().Id);
     }
 
+    [Fact]
+    public void A_problem_inside_the_standard_library_is_reported_at_its_library_path()
+    {
+        const string User = "import \"mix/std/mixers.mix\"\nblock b(dim: int) (x: [B, dim, H, W]) -> [B, dim, H, W] {\n  m = sepconv(kernel_size = 5)(dim)\n  return m(x)\n}\n";
+        var diagnostics = Report(new InMemoryText("/p/net.mix", User));
+        var library = Assert.Single(diagnostics, d => d.Location.GetLineSpan().Path == "mix/std/sepconv.mix");
+        Assert.Equal("MIX0303", library.Id);
+        Assert.Equal(12, library.Location.GetLineSpan().StartLinePosition.Line);
+        // The standard library itself, used as it should be, reports nothing.
+        Assert.Empty(Report(new InMemoryText("/p/net.mix", User.Replace("kernel_size = 5", "kernel_size = 5, padding = 2"))));
+    }
+
     /// <summary>The consumer of issue 11: its only C# uses the namespace the broken file would have filled. The
     /// compiler stops at that declaration error before any analyzer runs, so the generator's report must carry it.</summary>
     [Fact]

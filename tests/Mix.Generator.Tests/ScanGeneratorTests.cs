@@ -10,8 +10,9 @@ using static TorchSharp.torch;
 namespace Mix.Generator.Tests;
 
 /// <summary>
-/// A mixer written in .mix on <c>ssd_scan</c> (tests/Mix.Generator.Tests/Models/scans.mix), compiled by the generator
-/// into this project: its forward equals the same computation written by hand against the runtime, and it trains.
+/// Mixers written in .mix on <c>ssd_scan</c>, <c>causal_conv1d</c> and <c>gla_scan</c> with <c>param</c> weights
+/// (tests/Mix.Generator.Tests/Models/scans.mix), compiled by the generator into this project: their forwards equal the
+/// same computations written by hand against the runtime's sequential references, and they train on the CPU.
 /// </summary>
 public class ScanGeneratorTests
 {
@@ -28,25 +29,47 @@ public class ScanGeneratorTests
         model.eval();
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var gen = new torch.Generator(7);
-        var x = torch.randn(new long[] { 2, 5, 8 }, generator: gen);
+        var x = torch.randn(new long[] { 2, 5, 8 }, generator: new torch.Generator(7));
         var y = model.call(x);
 
+        var sd = model.state_dict();
         long heads = 2, headDim = 3, state = 4;
         var parts = Linear(model, "mixer.in_proj", x).split(new[] { heads * headDim, heads * headDim, state, state, heads }, -1);
-        var a = Linear(model, "mixer.rates", x).mean(new long[] { 0, 1 });
-        var (scan, _) = SsdScan.SequentialScan(parts[0].reshape(2, 5, heads, headDim), parts[4], a, parts[2].reshape(2, 5, 1, state),
-            parts[3].reshape(2, 5, 1, state), D: a, z: parts[1].reshape(2, 5, heads, headDim), dtSoftplus: true);
+        var (xc, _) = CausalConv1d.Reference(parts[0].transpose(1, 2), sd["mixer.conv_weight"], sd["mixer.conv_bias"], "silu");
+        var (scan, _) = SsdScan.SequentialScan(xc.transpose(1, 2).reshape(2, 5, heads, headDim), parts[4], -sd["mixer.A_log"].exp(),
+            parts[2].reshape(2, 5, 1, state), parts[3].reshape(2, 5, 1, state), D: sd["mixer.D"],
+            z: parts[1].reshape(2, 5, heads, headDim), dtBias: sd["mixer.dt_bias"], dtSoftplus: true);
         var expected = Linear(model, "mixer.out_proj", scan.reshape(2, 5, heads * headDim));
         Assert.Equal(expected.shape, y.shape);
         double err = (y - expected).abs().max().item<float>();
         Assert.True(err < 1e-5, $"max |generated − hand-written| = {err}");
+        Assert.Equal(new[] { 1.0f, 2.0f }, sd["mixer.A_log"].exp().data<float>().ToArray()); // init = log(arange(1, heads + 1))
     }
 
     [Fact]
-    public void Generated_ssd_mixer_trains_on_the_cpu()
+    public void Generated_gla_mixer_equals_the_hand_written_scan()
     {
-        using var model = new SsdTiny();
+        using var model = new GlaTiny();
+        model.eval();
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(new long[] { 1, 9, 8 }, generator: new torch.Generator(5));
+        var y = model.call(x);
+        var sd = model.state_dict();
+        Tensor P(string name, long width) => torch.nn.functional.linear(x, sd[$"mixer.{name}.weight"]).reshape(1, 9, 2, width);
+        var g = torch.nn.functional.logsigmoid(Linear(model, "mixer.g_proj", x).reshape(1, 9, 2, 4)) / 16;
+        var (o, _) = GlaScan.SequentialScan(P("q_proj", 4), P("k_proj", 4), P("v_proj", 3), g);
+        var expected = torch.nn.functional.linear(o.reshape(1, 9, 6), sd["mixer.o_proj.weight"]);
+        double err = (y - expected).abs().max().item<float>();
+        Assert.True(err < 1e-5, $"max |generated − hand-written| = {err}");
+    }
+
+    [Theory]
+    [InlineData("ssd")]
+    [InlineData("gla")]
+    public void Generated_scan_mixers_train_on_the_cpu(string which)
+    {
+        using nn.Module<Tensor, Tensor> model = which == "ssd" ? new SsdTiny() : new GlaTiny();
         model.train();
         using var scope = torch.NewDisposeScope();
         var x = torch.randn(new long[] { 1, 7, 8 }, generator: new torch.Generator(3));
@@ -66,8 +89,10 @@ public class ScanGeneratorTests
         Assert.Empty(result.Diagnostics);
         var source = result.Results.Single().GeneratedSources.Single(s => s.HintName == "scans.mix.g.cs").SourceText.ToString();
         Assert.Contains("Fn.SsdScan(", source);
-        // chunk_size, D and z bind in order; dt_bias is skipped, so dt_softplus follows by name.
-        Assert.Contains("dtSoftplus: true)", source);
+        Assert.Contains("Fn.GlaScan(", source);
+        Assert.Contains("Fn.CausalConv1d(", source);
+        // gla_scan's scale is left out, so chunk_size follows by name.
+        Assert.Contains("chunkSize: options.Chunk)", source);
         File.WriteAllText(Path.Combine(Path.GetTempPath(), "scans.mix.g.cs"), source);
         Assert.Empty(output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
     }

@@ -30,6 +30,19 @@ public sealed class TokenIdsTests
     }
 
     [Fact]
+    public void NonContiguousIdsTakeTheReductionPathWithTheSameResult()
+    {
+        using var ids = torch.tensor(new long[] { 0, 5, 9, 1, 12, 2 }).reshape(2, 3);
+        using var transposed = ids.t();   // [3, 2], not contiguous: min/max reductions instead of the in-place scan
+        Assert.False(transposed.is_contiguous());
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => TokenIds.Check(transposed, 10, "embed"));
+        Assert.Contains("token id 12 at [1, 1]", e.Message);
+        TokenIds.Check(transposed, 13, "embed");
+        using var ints = transposed.to_type(torch.ScalarType.Int32);
+        Assert.Throws<ArgumentOutOfRangeException>(() => TokenIds.Check(ints, 12, "embed"));
+    }
+
+    [Fact]
     public void FloatingPointIdsAreRefused()
     {
         using var ids = torch.tensor(new float[] { 1, 2 });

@@ -23,6 +23,7 @@ public static partial class BuiltinCatalog
         RegisterSpectral();
         RegisterInit();
         RegisterScans();
+        RegisterNn();
     }
 
     /// <summary>All built-ins, by name.</summary>

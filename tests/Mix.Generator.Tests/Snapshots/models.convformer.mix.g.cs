@@ -36,13 +36,13 @@ namespace Mix.Snapshots
         public ConvformerS18(Options options) : base(nameof(ConvformerS18))
         {
             this.options = options;
-#line 5 "/repo/examples/models/convformer.mix"
+#line 7 "/repo/examples/models/convformer.mix"
             model = new Metaformer(new Metaformer.Options
             {
                 NumClasses = options.NumClasses,
                 Depths = new long[] { 3, 3, 9, 3 },
                 Dims = new long[] { 64, 128, 320, 512 },
-                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.SepConv(dim)),
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => new global::Mix.Generated.Std.SepConv(new global::Mix.Generated.Std.SepConv.Options(dim))),
             });
 #line default
             // The model is its alias: the alias's layers are this module's children (unprefixed keys).
@@ -54,7 +54,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 5 "/repo/examples/models/convformer.mix"
+#line 7 "/repo/examples/models/convformer.mix"
             return model.call(x);
 #line default
         }
@@ -86,13 +86,13 @@ namespace Mix.Snapshots
         public CaformerS18(Options options) : base(nameof(CaformerS18))
         {
             this.options = options;
-#line 9 "/repo/examples/models/convformer.mix"
+#line 11 "/repo/examples/models/convformer.mix"
             model = new Metaformer(new Metaformer.Options
             {
                 NumClasses = options.NumClasses,
                 Depths = new long[] { 3, 3, 9, 3 },
                 Dims = new long[] { 64, 128, 320, 512 },
-                TokenMixers = new MixerFactory[] { dim => Builtin.SepConv(dim), dim => Builtin.SepConv(dim), dim => Builtin.Attention(dim), dim => Builtin.Attention(dim) },
+                TokenMixers = new MixerFactory[] { dim => new global::Mix.Generated.Std.SepConv(new global::Mix.Generated.Std.SepConv.Options(dim)), dim => new global::Mix.Generated.Std.SepConv(new global::Mix.Generated.Std.SepConv.Options(dim)), dim => new global::Mix.Generated.Std.Attention(new global::Mix.Generated.Std.Attention.Options(dim)), dim => new global::Mix.Generated.Std.Attention(new global::Mix.Generated.Std.Attention.Options(dim)) },
                 UseNchw = new bool[] { true, true, false, false },
                 Norms = new NormFactory[] { dim => Builtin.LayerNorm2dNoBias(dim), dim => Builtin.LayerNorm2dNoBias(dim), dim => Builtin.LayerNormNoBias(dim, eps: 1e-6), dim => Builtin.LayerNormNoBias(dim, eps: 1e-6) },
             });
@@ -106,7 +106,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 9 "/repo/examples/models/convformer.mix"
+#line 11 "/repo/examples/models/convformer.mix"
             return model.call(x);
 #line default
         }

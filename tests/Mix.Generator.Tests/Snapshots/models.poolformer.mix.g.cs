@@ -36,13 +36,13 @@ namespace Mix.Snapshots
         public PoolformerS12(Options options) : base(nameof(PoolformerS12))
         {
             this.options = options;
-#line 4 "/repo/examples/models/poolformer.mix"
+#line 6 "/repo/examples/models/poolformer.mix"
             model = new Metaformer(new Metaformer.Options
             {
                 NumClasses = options.NumClasses,
                 Depths = new long[] { 2, 2, 6, 2 },
                 Dims = new long[] { 64, 128, 320, 512 },
-                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)),
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => new global::Mix.Generated.Std.Pool(new global::Mix.Generated.Std.Pool.Options(dim) { PoolSize = 3 })),
                 Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)),
                 MlpAct = () => Builtin.GELU(),
                 MlpBias = true,
@@ -61,7 +61,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 4 "/repo/examples/models/poolformer.mix"
+#line 6 "/repo/examples/models/poolformer.mix"
             return model.call(x);
 #line default
         }
@@ -93,13 +93,13 @@ namespace Mix.Snapshots
         public PoolformerS24(Options options) : base(nameof(PoolformerS24))
         {
             this.options = options;
-#line 10 "/repo/examples/models/poolformer.mix"
+#line 12 "/repo/examples/models/poolformer.mix"
             model = new Metaformer(new Metaformer.Options
             {
                 NumClasses = options.NumClasses,
                 Depths = new long[] { 4, 4, 12, 4 },
                 Dims = new long[] { 64, 128, 320, 512 },
-                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)),
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => new global::Mix.Generated.Std.Pool(new global::Mix.Generated.Std.Pool.Options(dim) { PoolSize = 3 })),
                 Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)),
                 MlpAct = () => Builtin.GELU(),
                 MlpBias = true,
@@ -118,7 +118,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 10 "/repo/examples/models/poolformer.mix"
+#line 12 "/repo/examples/models/poolformer.mix"
             return model.call(x);
 #line default
         }
@@ -150,13 +150,13 @@ namespace Mix.Snapshots
         public PoolformerS36(Options options) : base(nameof(PoolformerS36))
         {
             this.options = options;
-#line 16 "/repo/examples/models/poolformer.mix"
+#line 18 "/repo/examples/models/poolformer.mix"
             model = new Metaformer(new Metaformer.Options
             {
                 NumClasses = options.NumClasses,
                 Depths = new long[] { 6, 6, 18, 6 },
                 Dims = new long[] { 64, 128, 320, 512 },
-                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => Builtin.Pool(dim, poolSize: 3)),
+                TokenMixers = Fn.Repeat<MixerFactory>(4, dim => new global::Mix.Generated.Std.Pool(new global::Mix.Generated.Std.Pool.Options(dim) { PoolSize = 3 })),
                 Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1(dim)),
                 MlpAct = () => Builtin.GELU(),
                 MlpBias = true,
@@ -175,7 +175,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 16 "/repo/examples/models/poolformer.mix"
+#line 18 "/repo/examples/models/poolformer.mix"
             return model.call(x);
 #line default
         }

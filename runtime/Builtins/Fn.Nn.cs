@@ -1,0 +1,18 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Builtins;
+
+public static partial class Fn
+{
+    /// <summary><c>avg_pool2d(x, kernel_size, stride, padding, count_include_pad)</c>.</summary>
+    public static Tensor AvgPool2d(Tensor x, long kernelSize, long? stride = null, long padding = 0, bool countIncludePad = true) =>
+        nn.functional.avg_pool2d(x, kernelSize, stride ?? kernelSize, padding, count_include_pad: countIncludePad);
+
+    /// <summary>
+    /// <c>scaled_dot_product_attention(q, k, v, dropout_p, causal)</c>: PyTorch's fused SDPA (scale 1/√d); the dropout
+    /// acts only while the calling module trains.
+    /// </summary>
+    public static Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, double dropoutP = 0.0, bool causal = false, bool training = false) =>
+        nn.functional.scaled_dot_product_attention(q, k, v, p: training ? dropoutP : 0.0, is_casual: causal);
+}
