@@ -83,6 +83,8 @@ public class CliTests
         Assert.Equal(0, code);
         Assert.Contains("[B, L, 768]", output);
         Assert.Contains("total: 129,135,360 parameters, FLOPs need concrete sizes", output);
+        // The head shares the embedding matrix (@tied): its row counts nothing and says so.
+        Assert.Matches(new Regex(@"lm_head\s+linear \(tied\)\s+\S.*\s0\s"), output);
     }
 
     [Fact]

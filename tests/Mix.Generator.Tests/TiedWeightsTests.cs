@@ -54,6 +54,17 @@ public sealed class TiedWeightsTests : IDisposable
     }
 
     [Fact]
+    public void Moving_the_model_keeps_one_tensor()
+    {
+        using var model = Small(11);
+        model.to(torch.float64);
+        var state = model.state_dict();
+        Assert.Equal(ScalarType.Float64, state[Head].dtype);
+        Assert.Equal(state[Embeddings].Handle, state[Head].Handle);
+        Assert.Single(model.parameters(), p => p.Handle == state[Head].Handle);
+    }
+
+    [Fact]
     public void Default_mamba_130m_counts_the_parameters_of_Hugging_Face()
     {
         // MambaForCausalLM.from_pretrained("state-spaces/mamba-130m-hf").num_parameters() = 129,135,360.
