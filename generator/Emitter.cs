@@ -141,11 +141,12 @@ internal static class Emitter
     static void EmitLines(StringBuilder sb, EquatableArray<CodeLine> lines, string path, string indent)
     {
         bool mapped = false;
+        var linePath = Names.LineDirectivePath(path);
         foreach (var line in lines)
         {
-            if (line.Line > 0)
+            if (line.Line > 0 && linePath is not null)
             {
-                sb.AppendLine($"#line {line.Line} {Names.Literal(path)}");
+                sb.AppendLine($"#line {line.Line} {linePath}");
                 mapped = true;
             }
             else if (mapped)

@@ -114,6 +114,8 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor MissingSignature = D("MIX0405", Severity.Error, "Flow", "Missing signature");
     /// <summary>A model too large to check within the checker's limits.</summary>
     public static readonly DiagnosticDescriptor TooLarge = D("MIX0406", Severity.Error, "Flow", "Too large to check");
+    /// <summary>A value past the checker's size budget: a dimension with too many terms or too high a degree, a long string.</summary>
+    public static readonly DiagnosticDescriptor ValueTooLarge = D("MIX0407", Severity.Error, "Flow", "Value too large");
 
     // Internal
     /// <summary>A bug in the checker, reported instead of thrown. Please file it with the input.</summary>

@@ -56,19 +56,40 @@ internal sealed partial class Evaluator
 
     Value ApplyInline(InlineCallable inline, IReadOnlyList<Value> inputs, LayerNode node, TextSpan span, Frame caller)
     {
+        // An inline block that reaches itself (`l = { return x |> l }`) would recurse forever: like MIX0106 for
+        // definitions, reported where it applies itself.
+        if (_active.Exists(a => a is InlineCallable active && ReferenceEquals(active.Expr, inline.Expr)))
+        {
+            Report(caller, span, DiagnosticIds.Recursion, $"the inline block '{node.Name}' applies itself; inline blocks cannot be recursive");
+            return UnknownValue.Instance;
+        }
+        if (_active.Count >= MaxInstantiationDepth)
+        {
+            ReportTooDeep(caller, span);
+            return UnknownValue.Instance;
+        }
         var file = ContextOf(inline.File, caller.File);
         var frame = new Frame(file, new Scope(inline.Scope), node, !node.Expanded);
         node.Expanded = true;
-        var ret = RunStatements(inline.Expr.Statements, frame);
-        if (ret is Returned r)
+        _active.Add(inline);
+        _deepest = System.Math.Max(_deepest, _active.Count);
+        try
         {
+            var ret = RunStatements(inline.Expr.Statements, frame);
+            if (ret is Returned r)
+            {
+                ResolveTies(frame);
+                return r.Value;
+            }
+            if (frame.HadError) return UnknownValue.Instance;
+            var result = RunPipeline(frame, inputs, span);
             ResolveTies(frame);
-            return r.Value;
+            return result;
         }
-        if (frame.HadError) return UnknownValue.Instance;
-        var result = RunPipeline(frame, inputs, span);
-        ResolveTies(frame);
-        return result;
+        finally
+        {
+            _active.RemoveAt(_active.Count - 1);
+        }
     }
 
     /// <summary>A body without <c>return</c>: its layers run in the order declared.</summary>
