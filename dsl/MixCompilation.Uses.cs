@@ -25,7 +25,7 @@ public sealed partial class MixCompilation
         var result = new List<UserCallable>();
         var queue = new Queue<(UserCallable Callable, FileContext Context)>();
         foreach (var d in start.File.Definitions)
-            if (start.Definitions.TryGetValue(d.Name.Name, out var own) && own is UserCallable u && u.Definition == d && seen.Add(d))
+            if (start.Ready().Definitions.TryGetValue(d.Name.Name, out var own) && own is UserCallable u && u.Definition == d && seen.Add(d))
                 queue.Enqueue((u, start));
         var byFile = _contexts.ToDictionary(c => c.File);
         while (queue.Count > 0)
@@ -34,7 +34,7 @@ public sealed partial class MixCompilation
             if (callable.File != start.File) result.Add(callable);
             foreach (var name in Syntax.NameWalker.Names(callable.Definition))
             {
-                if (!context.Definitions.TryGetValue(name, out var target) || target is not UserCallable u || u.IsExternal) continue;
+                if (!context.Ready().Definitions.TryGetValue(name, out var target) || target is not UserCallable u || u.IsExternal) continue;
                 if (!seen.Add(u.Definition) || !byFile.TryGetValue(u.File, out var targetContext)) continue;
                 queue.Enqueue((u, targetContext));
             }

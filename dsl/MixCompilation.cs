@@ -120,8 +120,24 @@ public sealed partial class MixCompilation
         // Own definitions and enums first, then imports.
         foreach (var c in contexts) DeclareOwn(c, evaluator, bag);
         foreach (var c in contexts) ResolveImports(c, byPath, bag);
-        foreach (var c in contexts) ReportCycles(c, bag);
-        foreach (var c in contexts) AddImported(c, bag);
+        // Looking for a cycle through every file is quadratic; most import graphs have none, and once the edges that
+        // close the cycles are cut the rest need no search either.
+        foreach (var c in contexts)
+        {
+            if (!HasCycle(contexts)) break;
+            ReportCycles(c, bag);
+        }
+        foreach (var c in contexts)
+        {
+            // Checking one file (the generator, once per file of the project): the other files' imports are added
+            // when the check first looks into them, so a file in a graph of hundreds costs what it uses.
+            if (checkOnly is null || NormalizePath(c.Source.Path) == checkOnly) AddImported(c, bag);
+            else
+            {
+                var context = c;
+                c.PendingImports = () => AddImported(context, bag);
+            }
+        }
         AddExternals(externalFiles, contexts, evaluator, bag);
         foreach (var c in contexts)
             foreach (var d in c.File.Definitions)
@@ -276,23 +292,67 @@ public sealed partial class MixCompilation
     {
         foreach (var imp in c.Imports.ToList())
         {
-            var path = FindPath(imp, c, new HashSet<FileContext>());
+            var path = FindPath(imp, c);
             if (path is null) continue;
             var decl = c.File.Imports.FirstOrDefault(i => ResolveImport(c.Source.Path, i.Path) == NormalizePath(imp.Source.Path));
-            var chain = string.Join(" → ", new[] { c.Source.Path }.Concat(path.Select(p => p.Source.Path)));
+            var files = new[] { c.Source.Path }.Concat(path.Select(p => p.Source.Path)).ToList();
+            // A long ring is named by its ends; the message stays readable (and small) however many files it has.
+            if (files.Count > 12) files = files.Take(5).Concat(new[] { $"({files.Count - 10} more)" }).Concat(files.Skip(files.Count - 5)).ToList();
+            var chain = string.Join(" → ", files);
             bag.Report(DiagnosticIds.ImportCycle, c.Source, decl?.PathSpan ?? new TextSpan(0, 0), $"imports form a cycle: {chain}");
             c.Imports.Remove(imp);
         }
     }
 
-    static List<FileContext>? FindPath(FileContext from, FileContext to, HashSet<FileContext> seen)
+    /// <summary>Whether the imports (as they stand) contain a cycle: one depth-first pass with an explicit stack.</summary>
+    static bool HasCycle(List<FileContext> contexts)
     {
-        if (from == to) return new List<FileContext> { to };
-        if (!seen.Add(from)) return null;
-        foreach (var next in from.Imports)
+        var state = new Dictionary<FileContext, int>(); // 1: on the current path, 2: done
+        var stack = new Stack<(FileContext Node, int Next)>();
+        foreach (var root in contexts)
         {
-            var rest = FindPath(next, to, seen);
-            if (rest is not null) { rest.Insert(0, from); return rest; }
+            if (state.ContainsKey(root)) continue;
+            state[root] = 1;
+            stack.Push((root, 0));
+            while (stack.Count > 0)
+            {
+                var (node, next) = stack.Pop();
+                if (next < node.Imports.Count)
+                {
+                    stack.Push((node, next + 1));
+                    var child = node.Imports[next];
+                    if (!state.TryGetValue(child, out var s)) { state[child] = 1; stack.Push((child, 0)); }
+                    else if (s == 1) return true;
+                }
+                else state[node] = 2;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>A shortest import path from <paramref name="from"/> to <paramref name="to"/>, found breadth-first
+    /// (no recursion: an import chain may be thousands of files long).</summary>
+    static List<FileContext>? FindPath(FileContext from, FileContext to)
+    {
+        var parent = new Dictionary<FileContext, FileContext?> { [from] = null };
+        var queue = new Queue<FileContext>();
+        queue.Enqueue(from);
+        while (queue.Count > 0)
+        {
+            var at = queue.Dequeue();
+            if (at == to)
+            {
+                var path = new List<FileContext>();
+                for (FileContext? p = at; p is not null; p = parent[p]) path.Add(p);
+                path.Reverse();
+                return path;
+            }
+            foreach (var next in at.Imports)
+                if (!parent.ContainsKey(next))
+                {
+                    parent[next] = at;
+                    queue.Enqueue(next);
+                }
         }
         return null;
     }

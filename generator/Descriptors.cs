@@ -12,6 +12,10 @@ internal static class Descriptors
         "MIX9001", "Construct not supported by the generator", "{0}", "Generator", DiagnosticSeverity.Warning, true,
         helpLinkUri: Help + "mix9001");
 
+    public static readonly DiagnosticDescriptor InvalidNamespace = new(
+        "MIX9002", "MixNamespace is not a valid namespace", "{0}", "Generator", DiagnosticSeverity.Error, true,
+        helpLinkUri: Help + "mix9002");
+
     public static readonly DiagnosticDescriptor ModelFileNotFound = new(
         "MIX9101", "MixModel file not found", "{0}", "Binding", DiagnosticSeverity.Error, true, helpLinkUri: Help + "mix9101");
 
@@ -54,7 +58,7 @@ internal static class Descriptors
 
     static readonly Dictionary<string, DiagnosticDescriptor> s_byId = new()
     {
-        [Unsupported.Id] = Unsupported, [ModelFileNotFound.Id] = ModelFileNotFound, [ModelNotFound.Id] = ModelNotFound, [NotPartial.Id] = NotPartial,
+        [Unsupported.Id] = Unsupported, [InvalidNamespace.Id] = InvalidNamespace, [ModelFileNotFound.Id] = ModelFileNotFound, [ModelNotFound.Id] = ModelNotFound, [NotPartial.Id] = NotPartial,
         [MixerArguments.Id] = MixerArguments, [MixerNameClash.Id] = MixerNameClash, [MixerDeclaration.Id] = MixerDeclaration,
         [MixerNotModule.Id] = MixerNotModule, [MixerConstructor.Id] = MixerConstructor,
         [MetaFormerClass.Id] = MetaFormerClass, [MetaFormerStages.Id] = MetaFormerStages, [MetaFormerValue.Id] = MetaFormerValue,

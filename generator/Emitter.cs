@@ -106,6 +106,7 @@ internal static class Emitter
                     ? $"{I3}register_buffer({Names.Literal(f.Key)}, {f.Name}, persistent: false);"
                     : $"{I3}MixKeys.Register(this, {Names.Literal(f.Key)}, {f.Name});");
             }
+            if (c.Ties.Count > 0) EmitLines(sb, c.Ties, path, I3);
         }
         sb.AppendLine($"{I2}}}");
         sb.AppendLine();
@@ -140,11 +141,12 @@ internal static class Emitter
     static void EmitLines(StringBuilder sb, EquatableArray<CodeLine> lines, string path, string indent)
     {
         bool mapped = false;
+        var linePath = Names.LineDirectivePath(path);
         foreach (var line in lines)
         {
-            if (line.Line > 0)
+            if (line.Line > 0 && linePath is not null)
             {
-                sb.AppendLine($"#line {line.Line} {Names.Literal(path)}");
+                sb.AppendLine($"#line {line.Line} {linePath}");
                 mapped = true;
             }
             else if (mapped)

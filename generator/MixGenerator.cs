@@ -171,7 +171,7 @@ public sealed class MixGenerator : IIncrementalGenerator
             if (cls is null) return;
             var file = new FileSpec(binding.Namespace + "." + binding.ClassName + ".MixModel.g.cs", binding.MixPath, binding.Namespace, false,
                 new[] { cls }.ToEquatableArray(), EquatableArray<GenDiagnostic>.Empty);
-            spc.AddSource(file.HintName, SourceText.From(Emitter.Emit(file, binding.Accessibility, modelsNamespace), Encoding.UTF8));
+            spc.AddSource(file.HintName, SourceText.From(Emitter.Emit(file, binding.Accessibility, Names.IsNamespace(modelsNamespace) ? modelsNamespace : null), Encoding.UTF8));
         });
     }
 
@@ -231,6 +231,7 @@ public sealed class MixGenerator : IIncrementalGenerator
         string? problem = null;
         var decl = (ClassDeclarationSyntax)ctx.TargetNode;
         if (!decl.Modifiers.Any(m => m.Text == "partial")) problem = "partial";
+        else if (symbol.IsStatic) problem = "static";
         else if (symbol.ContainingType is not null || symbol.IsGenericType) problem = "nested";
         else if (symbol.BaseType is { SpecialType: not SpecialType.System_Object }) problem = "base";
         var ns = symbol.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingNamespace.ToDisplayString();
@@ -244,6 +245,7 @@ public sealed class MixGenerator : IIncrementalGenerator
         switch (b.Problem)
         {
             case "partial": return (b, null, (Descriptors.NotPartial, $"class {b.ClassName} must be partial to receive the .mix model '{b.ModelName}'"), settings.Namespace);
+            case "static": return (b, null, (Descriptors.NotPartial, $"class {b.ClassName} must not be static: the generated part is a TorchSharp module, built with new"), settings.Namespace);
             case "nested": return (b, null, (Descriptors.NotPartial, $"class {b.ClassName} must be a top-level, non-generic class to receive a .mix model"), settings.Namespace);
             case "base": return (b, null, (Descriptors.NotPartial, $"class {b.ClassName} must not declare a base class: the generated part derives it from TorchSharp's Module"), settings.Namespace);
         }

@@ -71,6 +71,47 @@ internal static class Names
         return sb + ".g.cs";
     }
 
+    /// <summary>
+    /// The file name of a <c>#line</c> directive, or null when the path cannot be one. C# takes the text between the
+    /// quotes verbatim (no escapes: a backslash is a backslash), so a path with a quote or a line break cannot be
+    /// written at all; such a file is emitted without line mapping rather than as code that does not compile.
+    /// </summary>
+    public static string? LineDirectivePath(string path) =>
+        path.IndexOf('"') >= 0 || path.IndexOf('\n') >= 0 || path.IndexOf('\r') >= 0 ? null : "\"" + path + "\"";
+
+    /// <summary>Whether <paramref name="ns"/> can follow <c>namespace</c> (dotted identifiers, keywords only as
+    /// <c>@keyword</c>); empty is the global namespace.</summary>
+    public static bool IsNamespace(string ns)
+    {
+        if (ns.Length == 0) return true;
+        foreach (var part in ns.Split('.'))
+        {
+            var name = part.StartsWith("@", System.StringComparison.Ordinal) ? part.Substring(1) : part;
+            if (!Microsoft.CodeAnalysis.CSharp.SyntaxFacts.IsValidIdentifier(name)) return false;
+            if (name.Length == part.Length && Microsoft.CodeAnalysis.CSharp.SyntaxFacts.GetKeywordKind(name) != Microsoft.CodeAnalysis.CSharp.SyntaxKind.None) return false;
+        }
+        return true;
+    }
+
     /// <summary>A C# string literal.</summary>
-    public static string Literal(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n").Replace("\r", "\\r") + "\"";
+    public static string Literal(string s)
+    {
+        var sb = new StringBuilder(s.Length + 2).Append('"');
+        foreach (var c in s)
+        {
+            switch (c)
+            {
+                case '\\': sb.Append("\\\\"); break;
+                case '"': sb.Append("\\\""); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                default:
+                    // Control characters and the Unicode line breaks C# ends a line at (U+0085, U+2028, U+2029).
+                    if (c < ' ' || c == '\u0085' || c == '\u2028' || c == '\u2029' || c == '\u007f') sb.Append("\\u").Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
+                    else sb.Append(c);
+                    break;
+            }
+        }
+        return sb.Append('"').ToString();
+    }
 }

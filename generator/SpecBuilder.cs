@@ -188,6 +188,15 @@ internal static class SpecBuilder
             var hint = Names.HintName(RelativePath(unit.MixPath, settings.ProjectDir));
             for (int n = 2; !hints.Add(hint); n++) hint = hint.Substring(0, hint.Length - ".g.cs".Length) + "." + n + ".g.cs";
             var ns = unit.Namespace ?? settings.Namespace;
+            if (!Names.IsNamespace(ns))
+            {
+                var where = unit.Namespace is null ? "the project's MixNamespace (or RootNamespace)" : "this file's MixNamespace metadata";
+                result.Add(new FileSpec(hint, unit.MixPath, ns, true, EquatableArray<ClassSpec>.Empty, new[]
+                {
+                    new GenDiagnostic(Descriptors.InvalidNamespace.Id, $"'{ns}' ({where}) is not a valid C# namespace, so nothing is generated for this file; use dotted names such as My.Models", 0, 0, 0, 0, 0, 0),
+                }.ToEquatableArray()));
+                continue;
+            }
             var isSkipped = skipped.Contains(FrontEndPath(unit.MixPath));
             var diags = unit.Diagnostics
                 .Where(d => !(isSkipped && d.Id == UnsupportedId)) // translation problems of a file that is not generated

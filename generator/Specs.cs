@@ -33,7 +33,11 @@ public sealed record ClassSpec(
     bool IsAlias,
     string? AliasType,
     string OutputDoc,
-    string? Kernel = null);
+    string? Kernel = null)
+{
+    /// <summary><c>@tied</c> weights, shared after the layers are registered: one <c>MixWeights.Tie</c> line each.</summary>
+    public EquatableArray<CodeLine> Ties { get; init; } = EquatableArray<CodeLine>.Empty;
+}
 
 /// <summary>A forward input.</summary>
 public sealed record InputSpec(string Name, string Doc);

@@ -47,6 +47,7 @@ internal sealed partial class Translator
     readonly SourceText _source;
     readonly IReadOnlyDictionary<string, UserCallable> _defs;
     readonly List<CodeLine> _ctor = new();
+    readonly List<CodeLine> _ties = new();
     readonly List<CodeLine> _forward = new();
     readonly List<FieldSpec> _fields = new();
     readonly List<(string Field, VLayer Layer, int Line)> _declared = new();
@@ -147,7 +148,10 @@ internal sealed partial class Translator
             name, _def.Name.Name, _def.Kind.ToString().ToLowerInvariant(), doc.ToEquatableArray(), inputs.ToEquatableArray(),
             options.ToEquatableArray(), _fields.ToEquatableArray(), _ctor.ToEquatableArray(),
             prologue.Concat(_forward).ToEquatableArray(), isAlias, aliasType, Xml(_checked.Output?.ToString() ?? "tensor"),
-            KernelOf(_def));
+            KernelOf(_def))
+        {
+            Ties = _ties.ToEquatableArray(),
+        };
     }
 
     /// <summary>A nullable number compared with <c>none</c>: its name and its value where it is not none.</summary>
@@ -301,6 +305,11 @@ internal sealed partial class Translator
         }
         if (key.Split('.').Any(s => s.Length == 0))
             throw new UnsupportedException(b.Span, $"@key(\"{key}\") has an empty segment");
+        // @tied: the front end checked that both keys exist with one shape; the layer shares the other's Parameter.
+        foreach (var a in b.Annotations.Where(a => a.Name.Name == "tied"))
+            foreach (var arg in a.Args)
+                if (arg.Name is string own && arg.Value is StringExpr target)
+                    _ties.Add(new CodeLine(LineOf(a.Span), $"MixWeights.Tie(this, {Names.Literal(key + "." + own)}, {Names.Literal(target.Value)});"));
 
         var field = Names.Escape(name == "options" || name == "model" ? name + "_" : name);
         if (!_fieldNames.Add(field)) field += "_" + _fieldNames.Count.ToString(CultureInfo.InvariantCulture);
@@ -440,7 +449,11 @@ internal sealed partial class Translator
                         throw new UnsupportedException(st.Span, "inline blocks may only declare layers (the generator runs them in order)");
                     var key = b.Targets[0].Name;
                     foreach (var a in b.Annotations)
+                    {
                         if (a.Name.Name == "key" && a.Args.Count == 1 && a.Args[0].Value is StringExpr s) key = s.Value;
+                        if (a.Name.Name == "tied")
+                            throw new UnsupportedException(a.Span, "@tied inside an inline block is not supported by the generator yet; tie a layer of the definition itself");
+                    }
                     layers.Add((key, v));
                     inner.Set(b.Targets[0].Name, v);
                 }

@@ -50,6 +50,8 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor UnusedLayer = D("MIX0109", Severity.Warning, "Names", "Unused layer");
     /// <summary>A type name that is neither built-in nor an enum.</summary>
     public static readonly DiagnosticDescriptor UnknownType = D("MIX0110", Severity.Error, "Names", "Unknown type");
+    /// <summary><c>@tied</c> names a weight the layer does not have, or a key no earlier layer of the definition has.</summary>
+    public static readonly DiagnosticDescriptor UnknownTiedWeight = D("MIX0130", Severity.Error, "Names", "Unknown tied weight");
 
     // Arguments
     /// <summary>A named argument the callee does not have.</summary>
@@ -96,6 +98,8 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor EinsumSizeMismatch = D("MIX0320", Severity.Error, "Shapes", "Einsum size mismatch");
     /// <summary>An einsum spec that does not parse or does not fit its operands.</summary>
     public static readonly DiagnosticDescriptor BadEinsumSpec = D("MIX0321", Severity.Error, "Shapes", "Invalid einsum spec");
+    /// <summary><c>@tied</c> shares a weight whose shape differs from the layer's own.</summary>
+    public static readonly DiagnosticDescriptor TiedShapeMismatch = D("MIX0330", Severity.Error, "Shapes", "Tied weight shape mismatch");
 
     // Flow
     /// <summary>A body that computes on tensors but never returns.</summary>
@@ -110,6 +114,8 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor MissingSignature = D("MIX0405", Severity.Error, "Flow", "Missing signature");
     /// <summary>A model too large to check within the checker's limits.</summary>
     public static readonly DiagnosticDescriptor TooLarge = D("MIX0406", Severity.Error, "Flow", "Too large to check");
+    /// <summary>A value past the checker's size budget: a dimension with too many terms or too high a degree, a long string.</summary>
+    public static readonly DiagnosticDescriptor ValueTooLarge = D("MIX0407", Severity.Error, "Flow", "Value too large");
 
     // Internal
     /// <summary>A bug in the checker, reported instead of thrown. Please file it with the input.</summary>

@@ -42,6 +42,8 @@ public sealed class Dim : IEquatable<Dim>
             _hash = _constant.GetHashCode();
             return;
         }
+        if (terms.Count > ValueBudget.MaxTerms)
+            throw new ValueTooLargeException($"a dimension with more than {ValueBudget.MaxTerms} terms is too large to check");
         _symbolic = terms;
         int h = 17;
         foreach (var kv in terms) h = h * 31 + kv.Key.GetHashCode() * 7 + kv.Value.GetHashCode();
@@ -57,9 +59,14 @@ public sealed class Dim : IEquatable<Dim>
     /// <summary>A named symbol.</summary>
     public static Dim Symbol(string name)
     {
+        if (name.Length > ValueBudget.MaxSymbolLength)
+            throw new ValueTooLargeException($"a dimension whose symbolic form is longer than {ValueBudget.MaxSymbolLength} characters is too large to check");
         var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal) { [name] = Rational.One };
         return new Dim(t);
     }
+
+    /// <summary>Number of terms (what arithmetic on it costs).</summary>
+    internal int TermCount => _symbolic?.Count ?? 1;
 
     /// <summary>Whether the dimension has no symbols.</summary>
     public bool IsConstant => _symbolic is null;
@@ -113,6 +120,8 @@ public sealed class Dim : IEquatable<Dim>
     public static Dim operator *(Dim a, Dim b)
     {
         if (a._symbolic is null && b._symbolic is null) return new Dim(a._constant * b._constant);
+        if ((long)a.TermCount * b.TermCount > ValueBudget.MaxProductWork)
+            throw new ValueTooLargeException($"multiplying dimensions of {a.TermCount} and {b.TermCount} terms is too large to check");
         var t = new SortedDictionary<string, Rational>(StringComparer.Ordinal);
         foreach (var x in a.Terms)
         foreach (var y in b.Terms)
@@ -170,13 +179,42 @@ public sealed class Dim : IEquatable<Dim>
         return result;
     }
 
+    /// <summary>The key of the product of two monomials: their sorted symbol lists merged (no splitting into arrays,
+    /// which made products of large polynomials slow).</summary>
     static string MulKey(string a, string b)
     {
         if (a.Length == 0) return b;
         if (b.Length == 0) return a;
-        var parts = a.Split('*').Concat(b.Split('*')).ToList();
-        parts.Sort(StringComparer.Ordinal);
-        return string.Join("*", parts);
+        int degree = 2;
+        foreach (var c in a) if (c == '*') degree++;
+        foreach (var c in b) if (c == '*') degree++;
+        if (degree > ValueBudget.MaxDegree)
+            throw new ValueTooLargeException($"a dimension of degree more than {ValueBudget.MaxDegree} is too large to check");
+        var sb = new StringBuilder(a.Length + b.Length + 1);
+        int i = 0, j = 0;
+        while (i < a.Length || j < b.Length)
+        {
+            int ie = i < a.Length ? End(a, i) : i, je = j < b.Length ? End(b, j) : j;
+            bool takeA = j >= b.Length || i < a.Length && CompareSymbols(a, i, ie, b, j, je) <= 0;
+            if (sb.Length > 0) sb.Append('*');
+            if (takeA) { sb.Append(a, i, ie - i); i = ie + 1; }
+            else { sb.Append(b, j, je - j); j = je + 1; }
+        }
+        return sb.ToString();
+    }
+
+    static int End(string s, int start)
+    {
+        int e = s.IndexOf('*', start);
+        return e < 0 ? s.Length : e;
+    }
+
+    /// <summary>Ordinal comparison of the symbols s[i..ie) and t[j..je), as sorting the names would order them.</summary>
+    static int CompareSymbols(string s, int i, int ie, string t, int j, int je)
+    {
+        int n = Math.Min(ie - i, je - j);
+        int c = string.CompareOrdinal(s, i, t, j, n);
+        return c != 0 ? c : (ie - i).CompareTo(je - j);
     }
 
     /// <inheritdoc />

@@ -12,6 +12,9 @@ internal sealed partial class Evaluator
     internal Value Eval(Expr e, Frame f)
     {
         Step();
+        // Trees are at most ExpressionDepth.Max deep, but layers nest inside layers: when the thread's stack runs
+        // low this throws, and Guard turns it into MIX0004 rather than the process dying.
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         switch (e)
         {
             case NumberExpr n:
@@ -56,7 +59,7 @@ internal sealed partial class Evaluator
             return UnknownValue.Instance;
         }
         if (callable is not null) return new FactoryValue(callable, new Dictionary<string, Value>());
-        if (f.File.EnumMembers.TryGetValue(n.Name, out var enumName)) return new EnumValue(enumName, n.Name);
+        if (f.File.Ready().EnumMembers.TryGetValue(n.Name, out var enumName)) return new EnumValue(enumName, n.Name);
         if (IsShapeSymbol(n.Name))
         {
             switch (f.FreeSymbols)
@@ -130,7 +133,19 @@ internal sealed partial class Evaluator
             }
             default:
                 if (l is TensorValue || r is TensorValue) return TensorArithmetic(b, l, r, f);
-                if (l is IntValue li && r is IntValue ri) return IntArithmetic(b, li.Dim, ri.Dim, f);
+                if (l is IntValue li && r is IntValue ri)
+                {
+                    try
+                    {
+                        Charge(4 * li.Dim.TermCount * ri.Dim.TermCount); // a term pair costs about four steps
+                        return IntArithmetic(b, li.Dim, ri.Dim, f);
+                    }
+                    catch (ValueTooLargeException e)
+                    {
+                        Report(f, b.OpSpan, DiagnosticIds.ValueTooLarge, e.Message);
+                        return UnknownValue.Instance;
+                    }
+                }
                 if ((l is IntValue or FloatValue) && (r is IntValue or FloatValue))
                 {
                     var x = l.AsDouble();
@@ -144,7 +159,16 @@ internal sealed partial class Evaluator
                     });
                 }
                 if (b.Op == "+" && l is StringValue ls && r is StringValue rs)
-                    return new StringValue(ls.Value is null || rs.Value is null ? null : ls.Value + rs.Value);
+                {
+                    if (ls.Value is null || rs.Value is null) return new StringValue(null);
+                    if ((long)ls.Value.Length + rs.Value.Length > ValueBudget.MaxStringLength)
+                    {
+                        Report(f, b.OpSpan, DiagnosticIds.ValueTooLarge, $"a string longer than {ValueBudget.MaxStringLength} characters is too large to check");
+                        return UnknownValue.Instance;
+                    }
+                    Charge((ls.Value.Length + rs.Value.Length) / 64);
+                    return new StringValue(ls.Value + rs.Value);
+                }
                 break;
         }
         Report(f, b.OpSpan, DiagnosticIds.WrongKind, $"'{b.Op}' cannot combine {Describe(l)} and {Describe(r)}");

@@ -13,6 +13,16 @@ internal sealed partial class Evaluator
     string RecursionMessage(UserCallable u) =>
         $"{u.Name} uses itself ({string.Join(" → ", _active.SkipWhile(a => a != u).Select(a => a.Name).Concat(new[] { u.Name }))}); definitions cannot be recursive";
 
+    /// <summary>Instances (by key) that nested too deep, with the most room they had when they did.</summary>
+    readonly Dictionary<string, int> _tooDeepWithRoom = new();
+    int _tooDeepReports;
+
+    void ReportTooDeep(Frame caller, TextSpan callSpan)
+    {
+        _tooDeepReports++;
+        Report(caller, callSpan, DiagnosticIds.TooLarge, $"layers nest more than {MaxInstantiationDepth} deep");
+    }
+
     FileContext ContextOf(MixFile file, FileContext fallback) => Contexts.TryGetValue(file, out var c) ? c : fallback;
 
     /// <summary>
@@ -29,16 +39,20 @@ internal sealed partial class Evaluator
             Report(caller, callSpan, DiagnosticIds.Recursion, RecursionMessage(u));
             return UnknownValue.Instance;
         }
-        if (_active.Count >= MaxInstantiationDepth)
+        var key = Reusable(u, node) ? InstanceKey(u, args, inputs) : null;
+        // An instance that went too deep with this much room left goes too deep with less: say so here, at once,
+        // instead of walking down again (a chain of 800 definitions each using the previous one was quadratic).
+        int room = MaxInstantiationDepth - _active.Count;
+        if (room <= 0 || key is not null && _tooDeepWithRoom.TryGetValue(key, out var failedWith) && room <= failedWith)
         {
-            Report(caller, callSpan, DiagnosticIds.TooLarge, $"layers nest more than {MaxInstantiationDepth} deep");
+            ReportTooDeep(caller, callSpan);
             return UnknownValue.Instance;
         }
-        var key = Reusable(u, node) ? InstanceKey(u, args, inputs) : null;
         if (key is not null && TryReuse(key, node, out var reused)) return reused;
-        int start = _active.Count, steps = _steps, reports = _diagnostics.Items.Count, deepest = _deepest;
+        int start = _active.Count, steps = _steps, reports = _diagnostics.Items.Count, deepest = _deepest, tooDeep = _tooDeepReports;
         _deepest = start + 1;
         var result = InstantiateBody(u, args, inputs, node, callSpan, caller, file);
+        if (key is not null && _tooDeepReports > tooDeep) _tooDeepWithRoom[key] = System.Math.Max(room, _tooDeepWithRoom.TryGetValue(key, out var r) ? r : 0);
         var depth = _deepest - start;
         _deepest = System.Math.Max(deepest, _deepest);
         // Past the step budget a result is not a real evaluation (and MIX0406 is reported only once per file).
@@ -104,6 +118,7 @@ internal sealed partial class Evaluator
                 result = RunPipeline(frame, inputs, callSpan);
                 resultSpan = u.Definition.Name.Span;
             }
+            ResolveTies(frame);
             if (!Broken.Contains(u.Definition)) WarnUnused(frame, ret is not null);
             return CheckOutput(u, sig, result, frame, resultSpan);
         }

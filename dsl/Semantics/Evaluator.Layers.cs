@@ -56,13 +56,40 @@ internal sealed partial class Evaluator
 
     Value ApplyInline(InlineCallable inline, IReadOnlyList<Value> inputs, LayerNode node, TextSpan span, Frame caller)
     {
+        // An inline block that reaches itself (`l = { return x |> l }`) would recurse forever: like MIX0106 for
+        // definitions, reported where it applies itself.
+        if (_active.Exists(a => a is InlineCallable active && ReferenceEquals(active.Expr, inline.Expr)))
+        {
+            Report(caller, span, DiagnosticIds.Recursion, $"the inline block '{node.Name}' applies itself; inline blocks cannot be recursive");
+            return UnknownValue.Instance;
+        }
+        if (_active.Count >= MaxInstantiationDepth)
+        {
+            ReportTooDeep(caller, span);
+            return UnknownValue.Instance;
+        }
         var file = ContextOf(inline.File, caller.File);
         var frame = new Frame(file, new Scope(inline.Scope), node, !node.Expanded);
         node.Expanded = true;
-        var ret = RunStatements(inline.Expr.Statements, frame);
-        if (ret is Returned r) return r.Value;
-        if (frame.HadError) return UnknownValue.Instance;
-        return RunPipeline(frame, inputs, span);
+        _active.Add(inline);
+        _deepest = System.Math.Max(_deepest, _active.Count);
+        try
+        {
+            var ret = RunStatements(inline.Expr.Statements, frame);
+            if (ret is Returned r)
+            {
+                ResolveTies(frame);
+                return r.Value;
+            }
+            if (frame.HadError) return UnknownValue.Instance;
+            var result = RunPipeline(frame, inputs, span);
+            ResolveTies(frame);
+            return result;
+        }
+        finally
+        {
+            _active.RemoveAt(_active.Count - 1);
+        }
     }
 
     /// <summary>A body without <c>return</c>: its layers run in the order declared.</summary>
@@ -225,11 +252,69 @@ internal sealed partial class Evaluator
                     if (a.Args.Count != 1 || a.Args[0].Value is not StringExpr)
                         Report(f, a.Span, DiagnosticIds.BadAnnotation, "@doc takes one string");
                     break;
-                default:
-                    var best = Suggestions.Closest(a.Name.Name, new[] { "key", "fused", "doc" });
-                    Report(f, a.Name.Span, DiagnosticIds.BadAnnotation,
-                        $"unknown annotation '@{a.Name.Name}'; annotations are @key, @fused and @doc{(best is null ? "" : $"; did you mean '@{best}'?")}");
+                case "tied":
+                    if (a.Args.Count == 0 || a.Args.Any(x => x.Name is null || x.Value is not StringExpr s || !IsValidKey(s.Value)))
+                    {
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation,
+                            "@tied takes weight = \"key\" pairs naming the weight another layer shares, e.g. @tied(weight = \"embeddings.weight\")");
+                        break;
+                    }
+                    if (node is null)
+                    {
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation, "@tied applies to a layer declaration");
+                        break;
+                    }
+                    if (f.CreatesChildren) f.Ties.Add((a, node));
                     break;
+                default:
+                    var best = Suggestions.Closest(a.Name.Name, new[] { "key", "fused", "doc", "tied" });
+                    Report(f, a.Name.Span, DiagnosticIds.BadAnnotation,
+                        $"unknown annotation '@{a.Name.Name}'; annotations are @key, @fused, @doc and @tied{(best is null ? "" : $"; did you mean '@{best}'?")}");
+                    break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Checks a body's <c>@tied</c> annotations once it has run: the layer has the weight, the key names a weight of
+    /// another layer of this definition (relative to it, as in its state dict), and both have one shape. Then the
+    /// weight is marked as shared (counted once).
+    /// </summary>
+    void ResolveTies(Frame frame)
+    {
+        if (frame.Ties.Count == 0 || frame.Node is not LayerNode owner) return;
+        var prefix = owner.Path.Length == 0 ? "" : owner.Path + ".";
+        foreach (var (annotation, layer) in frame.Ties)
+        {
+            var keys = owner.AllWeights().Where(x => !x.Weight.IsBuffer).ToDictionary(x => x.Key.Substring(prefix.Length), x => x.Weight, System.StringComparer.Ordinal);
+            var ownPrefix = layer.Path.Substring(prefix.Length) + ".";
+            foreach (var arg in annotation.Args)
+            {
+                var key = ((StringExpr)arg.Value).Value;
+                var own = layer.Weights.FirstOrDefault(w => w.Name == arg.Name && !w.IsBuffer);
+                if (own is null)
+                {
+                    var names = layer.Weights.Where(w => !w.IsBuffer).Select(w => w.Name).ToList();
+                    var best = Suggestions.Closest(arg.Name!, names);
+                    Report(frame, arg.NameSpan, DiagnosticIds.UnknownTiedWeight,
+                        $"layer '{layer.Name}' ({layer.Kind}) has no parameter '{arg.Name}' to tie" +
+                        (best is not null ? $"; did you mean '{best}'?" : names.Count > 0 ? $"; its parameters are {string.Join(", ", names)}" : "; it has no parameters of its own"));
+                    continue;
+                }
+                if (!keys.TryGetValue(key, out var target) || key.StartsWith(ownPrefix, System.StringComparison.Ordinal))
+                {
+                    var best = Suggestions.Closest(key, keys.Keys.Where(k => !k.StartsWith(ownPrefix, System.StringComparison.Ordinal)));
+                    Report(frame, arg.Value.Span, DiagnosticIds.UnknownTiedWeight,
+                        $"no parameter '{key}' among the other layers of {owner.Kind}{(best is null ? "" : $"; did you mean '{best}'?")}");
+                    continue;
+                }
+                if (own.Shape.Count != target.Shape.Count || own.Shape.Zip(target.Shape, (a, b) => a.Equals(b)).Any(same => !same))
+                {
+                    Report(frame, arg.Value.Span, DiagnosticIds.TiedShapeMismatch,
+                        $"{layer.Path.Substring(prefix.Length)}.{own.Name} is {new Shape(own.Shape)} but {key} is {new Shape(target.Shape)}: a tied weight must have the same shape");
+                    continue;
+                }
+                layer.Tie(own.Name, key);
             }
         }
     }

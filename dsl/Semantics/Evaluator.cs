@@ -14,8 +14,9 @@ namespace Mix.Dsl.Semantics;
 /// </summary>
 internal sealed partial class Evaluator
 {
-    /// <summary>Evaluation steps allowed per compilation: bounds the time of any input.</summary>
-    const int StepBudget = 2_000_000;
+    /// <summary>Evaluation steps allowed per compilation: bounds the time of any input (well under a second; the whole
+    /// model zoo takes about 24,000).</summary>
+    const int StepBudget = 500_000;
     /// <summary>Loops and repeats longer than this are checked once, symbolically, instead of unrolled.</summary>
     const int MaxUnroll = 1024;
     /// <summary>Deepest chain of nested layer applications.</summary>
@@ -38,6 +39,15 @@ internal sealed partial class Evaluator
         if (++_steps > StepBudget) throw new BudgetExceededException();
     }
 
+    /// <summary>Charges work that one step does not cover (arithmetic on large dimensions).</summary>
+    void Charge(int steps)
+    {
+        _steps += steps;
+        if (_steps > StepBudget) throw new BudgetExceededException();
+    }
+
+    readonly HashSet<string> _depthReported = new(StringComparer.Ordinal);
+
     void Report(Frame f, TextSpan span, DiagnosticDescriptor d, string message) =>
         _diagnostics.Report(d, f.File.Source, span, message);
 
@@ -56,6 +66,18 @@ internal sealed partial class Evaluator
             // Once the budget is spent every later statement fails the same way: one error per file, where it ran out.
             if (_budgetReported.Add(file.Source.Path))
                 Report(file, span, DiagnosticIds.TooLarge, $"checking this needs more than {StepBudget:N0} steps; it is too large to check");
+            return fallback;
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            // The thread's stack ran low (layers within layers within expressions): unwound to here, one error per file.
+            if (_depthReported.Add(file.Source.Path))
+                Report(file, span, DiagnosticIds.NestingTooDeep, "this nests too deeply to check (layers, blocks and expressions within each other); split it into named parts");
+            return fallback;
+        }
+        catch (ValueTooLargeException e)
+        {
+            Report(file, span, DiagnosticIds.ValueTooLarge, e.Message);
             return fallback;
         }
         catch (OverflowException)
@@ -81,14 +103,14 @@ internal sealed partial class Evaluator
 
     Callable? FindCallable(FileContext file, string name)
     {
-        if (file.Definitions.TryGetValue(name, out var c)) return c;
+        if (file.Ready().Definitions.TryGetValue(name, out var c)) return c;
         return BuiltinCatalog.Find(name);
     }
 
     string DidYouMean(Frame f, string name)
     {
         var candidates = f.Scope.AllNames()
-            .Concat(f.File.Definitions.Keys)
+            .Concat(f.File.Ready().Definitions.Keys)
             .Concat(BuiltinCatalog.All.Keys)
             .Concat(f.File.EnumMembers.Keys)
             .Where(n => !n.StartsWith("$", StringComparison.Ordinal))
@@ -111,7 +133,7 @@ internal sealed partial class Evaluator
             "norm" => MixType.Norm,
             "act" => MixType.Act,
             "block" => MixType.Block,
-            _ => file.Enums.ContainsKey(t.Name) ? new MixType(TypeKind.Enum, EnumName: t.Name) : null,
+            _ => file.Ready().Enums.ContainsKey(t.Name) ? new MixType(TypeKind.Enum, EnumName: t.Name) : null,
         };
         if (baseType is null)
         {

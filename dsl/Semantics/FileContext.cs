@@ -16,4 +16,20 @@ internal sealed class FileContext
     /// <summary>Enum member name → enum (first declaration wins).</summary>
     public Dictionary<string, string> EnumMembers { get; } = new();
     public List<FileContext> Imports { get; } = new();
+
+    /// <summary>Adds what the imports declare, when that was left until the file is first looked into (checking one
+    /// file of a large import graph then costs what it uses, not the square of the graph).</summary>
+    public System.Action? PendingImports { get; set; }
+
+    /// <summary>Runs <see cref="PendingImports"/> once.</summary>
+    public FileContext Ready()
+    {
+        var pending = PendingImports;
+        if (pending is not null)
+        {
+            PendingImports = null;
+            pending();
+        }
+        return this;
+    }
 }

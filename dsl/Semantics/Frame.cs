@@ -39,6 +39,9 @@ internal sealed class Frame
     /// <summary>Whether a statement of this body bound a value derived from an error: the body's result is then
     /// unknown too, and nothing that depends on it is reported again.</summary>
     public bool HadError { get; set; }
+    /// <summary><c>@tied</c> annotations of this body with their layers, checked once the body has run (the weights
+    /// they name exist only after the layers that hold them were applied).</summary>
+    public List<(Annotation Annotation, LayerNode Layer)> Ties { get; } = new();
 
     public Frame WithScope(Scope scope) =>
         new(File, scope, Node, CreatesChildren) { FreeSymbols = FreeSymbols, InitShape = InitShape };

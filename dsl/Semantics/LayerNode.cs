@@ -91,6 +91,13 @@ public sealed class LayerNode
     internal void AddWeight(string name, IReadOnlyList<Dim> shape, bool isBuffer = false) =>
         _weights.Add(new WeightInfo(name, shape, isBuffer));
 
+    /// <summary>Makes the weight <paramref name="name"/> share the one at <paramref name="key"/> (<c>@tied</c>).</summary>
+    internal void Tie(string name, string key)
+    {
+        int i = _weights.FindIndex(w => w.Name == name);
+        if (i >= 0) _weights[i] = _weights[i] with { TiedTo = key };
+    }
+
     /// <summary>Every weight below this node with its full key, depth first in registration order.</summary>
     public IEnumerable<(string Key, WeightInfo Weight)> AllWeights()
     {
@@ -100,13 +107,14 @@ public sealed class LayerNode
             foreach (var x in c.AllWeights()) yield return x;
     }
 
-    /// <summary>Total number of parameter elements (buffers excluded), or null if some shape is symbolic.</summary>
+    /// <summary>Total number of parameter elements (buffers excluded, a tied weight counted once, as Hugging Face's
+    /// <c>num_parameters</c> does), or null if some shape is symbolic.</summary>
     public long? ParameterCount()
     {
         long total = 0;
         foreach (var (_, w) in AllWeights())
         {
-            if (w.IsBuffer) continue;
+            if (w.IsBuffer || w.TiedTo is not null) continue;
             var n = w.ElementCount;
             if (n is null) return null;
             total += n.Value;
@@ -130,6 +138,10 @@ public sealed record CacheFootprint(string Kind, Dim PerToken, Dim Fixed)
 /// <summary>A parameter or buffer: local name and shape.</summary>
 public sealed record WeightInfo(string Name, IReadOnlyList<Dim> Shape, bool IsBuffer)
 {
+    /// <summary>The key of the weight this one shares (<c>@tied</c>), relative to the definition that declares the tie;
+    /// null for a weight of its own. The state dict holds both keys.</summary>
+    public string? TiedTo { get; init; }
+
     /// <summary>Number of elements, or null when symbolic.</summary>
     public long? ElementCount
     {

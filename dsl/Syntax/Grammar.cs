@@ -14,6 +14,18 @@ namespace Mix.Dsl.Syntax;
 internal static class Grammar
 {
     [ThreadStatic] internal static List<(int Position, string Message)>? Recovery;
+    /// <summary>Where nesting went too deep (MIX0004), per thread like <see cref="Recovery"/>.</summary>
+    [ThreadStatic] internal static List<(int Position, int Length, string Message)>? TooDeep;
+    /// <summary>Expression results by position for the file being parsed: a position parsed twice (an alternative
+    /// that backtracks) costs nothing the second time, so no input makes parsing exponential.</summary>
+    [ThreadStatic] internal static Dictionary<int, IResult<Expr>>? Memo;
+    [ThreadStatic] static int s_nesting;
+
+    /// <summary>The failure message of a construct nested too deep; already reported as MIX0004, not as MIX0001.</summary>
+    internal const string TooDeepMessage = "nesting too deep";
+    /// <summary>Deepest recursion through expressions, statements and prefix operators while parsing.</summary>
+    internal const int MaxNesting = ExpressionDepth.Max;
+    static readonly string[] TooDeepExpected = { "less nesting" };
 
     static readonly HashSet<string> Keywords = new(StringComparer.Ordinal)
     {
@@ -21,14 +33,6 @@ internal static class Grammar
         "import", "enum", "return", "if", "then", "else", "for", "in",
         "true", "false", "none", "and", "or", "not",
     };
-
-    /// <summary>A forward reference. Sprache's Parse.Ref memoises failures and then throws when an alternative
-    /// revisits the same position, which error recovery does; this one just defers construction.</summary>
-    static Parser<T> Lazy<T>(Func<Parser<T>> reference)
-    {
-        Parser<T>? p = null;
-        return i => (p ??= reference())(i);
-    }
 
     /// <summary>A parsed value with its source span.</summary>
     readonly struct SpannedValue<T>
@@ -39,6 +43,40 @@ internal static class Grammar
     }
 
     static TextSpan SpanOf<T>(SpannedValue<T> s) => s.Span;
+
+    /// <summary>A forward reference that counts nesting: past <see cref="MaxNesting"/> levels (or when the thread's
+    /// stack runs low) it fails with <see cref="TooDeepMessage"/> and records where, instead of recursing on.</summary>
+    static Parser<T> Nested<T>(Func<Parser<T>> reference)
+    {
+        Parser<T>? p = null;
+        return i =>
+        {
+            if (s_nesting >= MaxNesting || !StackDepth.HasRoom()) return NestingFailure<T>(i, $"expressions nest more than {MaxNesting} deep; split the expression into named parts");
+            s_nesting++;
+            try { return (p ??= reference())(i); }
+            finally { s_nesting--; }
+        };
+    }
+
+    static IResult<T> NestingFailure<T>(IInput i, string message)
+    {
+        var at = SkipWs(i);
+        int len = at.AtEnd ? 0 : 1;
+        if (TooDeep is { } list && !list.Exists(t => t.Position == at.Position)) list.Add((at.Position, len, message));
+        return Result.Failure<T>(at, TooDeepMessage, TooDeepExpected);
+    }
+
+    /// <summary>Rejects a parsed expression whose tree is deeper than <see cref="ExpressionDepth.Max"/>, at the node
+    /// that goes too deep; the input is consumed, so recovery resumes after the expression.</summary>
+    static IResult<Expr> DepthChecked(IResult<Expr> r)
+    {
+        if (!r.WasSuccessful || s_nesting > 0) return r; // the outermost expression covers the ones inside it
+        if (ExpressionDepth.FindTooDeep(r.Value) is not { } deep) return r;
+        var message = $"this expression nests more than {ExpressionDepth.Max} levels (each operator of a chain such as 'a + b + ...' and each 'else if' is a level); split it into named parts";
+        var start = deep.Span.Start;
+        if (TooDeep is { } list && !list.Exists(t => t.Position == start)) list.Add((start, Math.Max(0, Math.Min(deep.Span.Length, 1)), message));
+        return Result.Failure<Expr>(r.Remainder, TooDeepMessage, TooDeepExpected);
+    }
 
     /// <summary>
     /// Like Sprache's <c>Span()</c>, but without the whitespace around the match: token parsers skip the whitespace
@@ -198,7 +236,7 @@ internal static class Grammar
 
     // ---- expressions --------------------------------------------------------------------------------------
 
-    static readonly Parser<Expr> ExprRef = Lazy(() => Expression!);
+    static readonly Parser<Expr> ExprRef = Nested(() => Expression!);
 
     static readonly Parser<string> LParen = Sym("("), RParen = Sym(")"), LBracket = Sym("["), RBracket = Sym("]"),
         LBrace = Sym("{"), RBrace = Sym("}"), Comma = Sym(","), ColonP = Sym(":"), Assign = Op("=", "="), DotDot = Sym("..");
@@ -281,10 +319,26 @@ internal static class Grammar
         from close in RParen
         select e;
 
-    static readonly Parser<Statement> StatementRef = Lazy(() => Statement!);
+    static readonly Parser<Statement> StatementRef = Nested(() => Statement!);
 
     static readonly Parser<IEnumerable<char>> Semis = Semi.Many();
-    static readonly Parser<IEnumerable<Statement>> StatementsP = StatementRef.Then(st => Semis.Return(st)).XMany();
+    /// <summary>Statements until one fails without consuming input (Sprache's XMany parses the failing item twice,
+    /// which doubles the work per nesting level of an unclosed block).</summary>
+    static readonly Parser<IEnumerable<Statement>> StatementsP = input =>
+    {
+        var list = new List<Statement>();
+        var i = input;
+        while (true)
+        {
+            var r = StatementRef(i);
+            if (!r.WasSuccessful)
+                return r.Remainder.Position == i.Position
+                    ? Result.Success<IEnumerable<Statement>>(list, i)
+                    : Result.Failure<IEnumerable<Statement>>(r.Remainder, r.Message, r.Expectations);
+            list.Add(r.Value);
+            i = Semis(r.Remainder).Remainder;
+        }
+    };
 
     static readonly Parser<Expr> InlineBlock =
         from s in (
@@ -368,7 +422,7 @@ internal static class Grammar
         return Result.Success(acc, i);
     };
 
-    static readonly Parser<Expr> UnaryRef = Lazy(() => Unary!);
+    static readonly Parser<Expr> UnaryRef = Nested(() => Unary!);
     static readonly Parser<string> MinusP = Op("-", ">"), NotP = Keyword("not");
 
     static readonly Parser<Expr> Unary = input =>
@@ -478,7 +532,21 @@ internal static class Grammar
             select (v, start, end, body)).Spanned()
         select (Expr)new ForExpr(SpanOf(s), s.Value.v.Name, s.Value.v.Span, s.Value.start, s.Value.end, s.Value.body);
 
-    internal static readonly Parser<Expr> Expression = If.Or(For).Or(Pipe);
+    static readonly Parser<Expr> ExpressionUnmemoised = If.Or(For).Or(Pipe);
+
+    internal static readonly Parser<Expr> Expression = input =>
+    {
+        var memo = Memo;
+        if (memo is null) return ExpressionUnmemoised(input);
+        if (memo.TryGetValue(input.Position, out var hit) && ReferenceEquals(hit.Remainder.Source, input.Source)) return hit;
+        var r = ExpressionUnmemoised(input);
+        memo[input.Position] = r;
+        return r;
+    };
+
+    /// <summary>An expression that is not part of a larger one (a parameter default, an alias), depth-checked.</summary>
+    static readonly Parser<Expr> TopExpression = i => DepthChecked(Expression(i));
+    static readonly Parser<Expr> ShapeDim = i => DepthChecked(Additive(i));
 
     // ---- statements ---------------------------------------------------------------------------------------
 
@@ -511,7 +579,7 @@ internal static class Grammar
         var ret = ReturnKw(i);
         if (ret.WasSuccessful)
         {
-            var e = Expression(ret.Remainder);
+            var e = DepthChecked(Expression(ret.Remainder));
             if (!e.WasSuccessful) return Result.Failure<Statement>(e.Remainder, e.Message, e.Expectations);
             return Result.Success<Statement>(new ReturnStatement(TextSpan.FromBounds(start, e.Value.Span.End), ann, e.Value), e.Remainder);
         }
@@ -520,7 +588,7 @@ internal static class Grammar
             return Result.Failure<Statement>(targets.Remainder, "unexpected input", new[] { "'return'", "name" });
         var eq = Assign(targets.Remainder);
         if (!eq.WasSuccessful) return Result.Failure<Statement>(eq.Remainder, eq.Message, eq.Expectations);
-        var value = Expression(eq.Remainder);
+        var value = DepthChecked(Expression(eq.Remainder));
         if (!value.WasSuccessful) return Result.Failure<Statement>(value.Remainder, value.Message, value.Expectations);
         return Result.Success<Statement>(new BindingStatement(TextSpan.FromBounds(start, value.Value.Span.End), ann, targets.Value.ToArray(), value.Value), value.Remainder);
     };
@@ -542,7 +610,7 @@ internal static class Grammar
             from name in Ident
             from colon in Sym(":")
             from type in TypeP.Token()
-            from def in (from eq in Op("=", "=") from e in Expression select e).Optional()
+            from def in (from eq in Op("=", "=") from e in TopExpression select e).Optional()
             select (name, type, def)).Spanned()
         select new Parameter(SpanOf(s), s.Value.name, s.Value.type, s.Value.def.GetOrDefault());
 
@@ -550,7 +618,7 @@ internal static class Grammar
         (from s in (
              from et in RawIdent.Optional()
              from open in Sym("[")
-             from dims in Additive.DelimitedBy(Sym(","))
+             from dims in ShapeDim.DelimitedBy(Sym(","))
              from close in Sym("]")
              select (et, dims)).Spanned()
          select new ShapeRef(SpanOf(s), s.Value.et.GetOrDefault(), s.Value.dims.ToArray())).Token().Named("shape");
@@ -590,6 +658,7 @@ internal static class Grammar
             i = SkipSeparators(i);
             if (i.AtEnd) return Result.Failure<IReadOnlyList<Statement>>(i, "unexpected end of file", new[] { "'}'" });
             if (i.Current == '}') return Result.Success<IReadOnlyList<Statement>>(list, i.Advance());
+            int deepBefore = TooDeep?.Count ?? 0;
             var r = Statement(i);
             if (r.WasSuccessful)
             {
@@ -604,7 +673,8 @@ internal static class Grammar
                 i = SkipStatement(after);
                 continue;
             }
-            Recovery?.Add((r.Remainder.Position, FailureMessage(r)));
+            // Nesting too deep is reported once, as MIX0004; what fails after it is the same mistake.
+            if (r.Message != TooDeepMessage && (TooDeep?.Count ?? 0) == deepBefore) Recovery?.Add((r.Remainder.Position, FailureMessage(r)));
             i = SkipStatement(r.Remainder.Position > i.Position ? r.Remainder : i);
         }
     };
@@ -668,7 +738,7 @@ internal static class Grammar
             from close in Sym(")")
             from sig in SignatureP.Optional()
             from body in Body.Select(b => (body: b, alias: (Expr?)null))
-                .Or(from eq in Op("=", "=") from e in Expression select (body: (IReadOnlyList<Statement>?)null, alias: (Expr?)e))
+                .Or(from eq in Op("=", "=") from e in TopExpression select (body: (IReadOnlyList<Statement>?)null, alias: (Expr?)e))
             select (ann, kind, name, ps, sig, body)).Spanned()
         select (TopLevel)new Definition(SpanOf(s), s.Value.ann.ToArray(), s.Value.kind, s.Value.name,
             s.Value.ps.IsDefined ? s.Value.ps.Get().ToArray() : Array.Empty<Parameter>(),

@@ -43,8 +43,11 @@ public static class MixParser
     {
         var text = Layout.Apply(source, diagnostics, out int maxDepth);
         var recovery = new List<(int, string)>();
-        var previous = Grammar.Recovery;
+        var tooDeep = new List<(int Position, int Length, string Message)>();
+        var previous = (Grammar.Recovery, Grammar.TooDeep, Grammar.Memo);
         Grammar.Recovery = recovery;
+        Grammar.TooDeep = tooDeep;
+        Grammar.Memo = new Dictionary<int, IResult<Expr>>();
         try
         {
             IInput input = new FastInput(text);
@@ -62,6 +65,7 @@ public static class MixParser
                     input = end;
                     continue;
                 }
+                int deepBefore = tooDeep.Count;
                 var r = Grammar.TopLevelItem(input);
                 if (r.WasSuccessful)
                 {
@@ -82,7 +86,7 @@ public static class MixParser
                     continue;
                 }
                 var at = r.Remainder.Position > itemStart ? r.Remainder : input;
-                recovery.Add((at.Position, itemStart == at.Position && !StartsItem(text, itemStart)
+                if (r.Message != Grammar.TooDeepMessage && tooDeep.Count == deepBefore) recovery.Add((at.Position, itemStart == at.Position && !StartsItem(text, itemStart)
                     ? $"unexpected {Grammar.Describe(at)}; expected 'model', 'block', 'mixer', 'enum' or 'import'"
                     : Grammar.FailureMessage(r)));
                 input = SkipItem(at.Position > input.Position ? at : input.Advance());
@@ -90,8 +94,10 @@ public static class MixParser
         }
         finally
         {
-            Grammar.Recovery = previous;
+            (Grammar.Recovery, Grammar.TooDeep, Grammar.Memo) = previous;
         }
+        foreach (var (pos, len, message) in tooDeep)
+            diagnostics.Report(DiagnosticIds.NestingTooDeep, source, new TextSpan(pos, len > 0 && pos < text.Length ? TokenLength(text, pos) : len), message);
         // Layout blanks an unclosed string, so the parser then fails where it ended ("expected string"): that is the
         // same mistake, already reported as MIX0002.
         var unclosed = diagnostics.Items.Where(d => d.Descriptor == DiagnosticIds.UnterminatedString && d.Path == source.Path).Select(d => d.Span).ToList();

@@ -52,6 +52,23 @@ internal static class StackDepth
     static bool Word(string text, int i, string w) =>
         string.CompareOrdinal(text, i, w, 0, w.Length) == 0 && (i + w.Length >= text.Length || !IsWord(text[i + w.Length]));
 
+    /// <summary>
+    /// Whether the current thread has stack to spare for another level of recursion. Every recursive walk asks
+    /// before it goes deeper, so whatever thread the compiler or IDE runs us on, a deep input ends in a diagnostic.
+    /// </summary>
+    public static bool HasRoom()
+    {
+        try
+        {
+            System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
+            return true;
+        }
+        catch (System.InsufficientExecutionStackException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Runs <paramref name="work"/> on this thread or on a large-stack thread, rethrowing nothing.</summary>
     public static T Run<T>(bool largeStack, System.Func<T> work, System.Func<System.Exception, T> onFailure)
     {

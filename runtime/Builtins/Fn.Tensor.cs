@@ -50,6 +50,8 @@ public static partial class Fn
     public static Tensor Clamp(Tensor x, double? min = null, double? max = null) =>
         min is null && max is null ? x : x.clamp(min is double lo ? (Scalar)lo : null, max is double hi ? (Scalar)hi : null);
 
+    /// <summary><c>softshrink(x, lambd)</c>.</summary>
+    public static Tensor Softshrink(Tensor x, double lambd = 0.5) => nn.functional.softshrink(x, lambd);
     /// <summary><c>where(condition, x, y)</c>.</summary>
     public static Tensor Where(Tensor condition, Tensor x, Tensor y) => torch.where(condition, x, y);
     /// <summary><c>where(condition, x, y)</c> with a number y.</summary>
@@ -197,6 +199,8 @@ public static partial class Fn
     public static Tensor Stack(IList<Tensor> tensors, long dim = 0) => torch.stack(tensors, dim);
     /// <summary><c>select(x, dim, index)</c>: the slice at index, without the axis.</summary>
     public static Tensor Select(Tensor x, long dim, long index) => x.select(dim, index);
+    /// <summary><c>narrow(x, dim, start, length)</c>.</summary>
+    public static Tensor Narrow(Tensor x, long dim, long start, long length) => x.narrow(dim, start, length);
     /// <summary><c>unsqueeze(x, dim)</c>.</summary>
     public static Tensor Unsqueeze(Tensor x, long dim) => x.unsqueeze(dim);
     /// <summary><c>squeeze(x, dim)</c>.</summary>

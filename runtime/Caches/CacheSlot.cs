@@ -184,6 +184,10 @@ public abstract class CacheSlot : IDisposable
     /// <summary>Releases the slot's tensors.</summary>
     public void Dispose()
     {
+        // Disposed inside a step: what the step retired is no longer referenced by the slot's fields.
+        foreach (var r in retired) r.Dispose();
+        retired.Clear();
+        stepStart = null;
         Dispose(true);
         GC.SuppressFinalize(this);
     }

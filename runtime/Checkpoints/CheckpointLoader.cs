@@ -98,7 +98,7 @@ public static class CheckpointLoader
         }
         var loaded = plan;
         return new CheckpointLoadReport(report.Path, report.MissingKeys, report.UnexpectedKeys, report.ShapeMismatches,
-            report.DTypeMismatches, report.ConvertedKeys, loaded);
+            report.DTypeMismatches, report.ConvertedKeys, loaded, report.TiedKeys, report.TiedConflicts);
     }
 
     /// <summary>Compares <paramref name="path"/> with <paramref name="module"/>'s state dict from headers alone and
@@ -191,7 +191,54 @@ public static class CheckpointLoader
             if (ok) plan.Add(key);
         }
         var unexpected = source.Names.Where(n => !stateDict.ContainsKey(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
-        var report = new CheckpointLoadReport(source.Path, missing, unexpected, shapes, dtypes, converted, Array.Empty<string>());
+        var (tied, conflicts) = ResolveTied(stateDict, source, missing, plan);
+        var report = new CheckpointLoadReport(source.Path, missing, unexpected, shapes, dtypes, converted, Array.Empty<string>(), tied, conflicts);
         return (report, plan);
+    }
+
+    /// <summary>
+    /// Tied weights (<c>@tied</c>: one tensor under several keys) take one value: a key the checkpoint omits is not
+    /// missing when another key of its tensor is present (Hugging Face writes and expects <c>lm_head.weight</c>
+    /// optionally), and of several present keys the one registered first (the owner) is copied last, so its value is
+    /// the one that stays. Present keys with different values are a conflict, reported; reading them is the only data
+    /// this comparison reads.
+    /// </summary>
+    private static (List<string> Tied, List<CheckpointTiedConflict> Conflicts) ResolveTied(
+        Dictionary<string, torch.Tensor> stateDict, ICheckpointSource source, List<string> missing, List<string> plan)
+    {
+        var tied = new List<string>();
+        var conflicts = new List<CheckpointTiedConflict>();
+        var groups = stateDict
+            .Where(kv => kv.Value.numel() > 0)
+            .GroupBy(kv => kv.Value.Handle) // one Parameter object under several keys
+            .Where(g => g.Count() > 1)
+            .Select(g => g.Select(kv => kv.Key).ToList()); // state-dict order: the owner first
+        foreach (var keys in groups)
+        {
+            var present = keys.Where(k => !missing.Contains(k)).ToList();
+            if (present.Count == 0) continue; // all missing: reported as missing
+            foreach (var k in keys.Where(missing.Contains))
+            {
+                missing.Remove(k);
+                tied.Add(k);
+            }
+            var owner = present[0];
+            if (!plan.Contains(owner)) continue; // its shape or dtype is already a problem
+            // Every present key is copied into the one tensor; the owner last, so its value is the one that stays.
+            plan.Remove(owner);
+            plan.Add(owner);
+            if (present.Count == 1) continue;
+            using var ownerValue = source.Read(owner);
+            foreach (var other in present.Skip(1).Where(plan.Contains))
+            {
+                using var scope = torch.NewDisposeScope();
+                var otherValue = source.Read(other);
+                if (!otherValue.shape.SequenceEqual(ownerValue.shape) || !otherValue.to(ownerValue.dtype).eq(ownerValue).all().item<bool>())
+                    conflicts.Add(new CheckpointTiedConflict(other, owner));
+            }
+        }
+        tied.Sort(StringComparer.Ordinal);
+        conflicts.Sort((a, b) => StringComparer.Ordinal.Compare(a.Key, b.Key));
+        return (tied, conflicts);
     }
 }

@@ -53,6 +53,7 @@ public class TensorMathTests
     [InlineData("stack([x, x, x], dim = 1)", "[2, 3, 5, 8]")]
     [InlineData("squeeze(unsqueeze(x, -1), -1)", "[2, 5, 8]")]
     [InlineData("select(x, 1, -1)", "[2, 8]")]
+    [InlineData("softshrink(narrow(x, 1, 1, 3), lambd = 0.1)", "[2, 3, 8]")]
     [InlineData("x |> exp |> cumsum(dim = 1)", "[2, 5, 8]")]
     [InlineData("einsum(\"b l d, b m d -> b l m\", x, x)", "[2, 5, 5]")]
     [InlineData("einsum(\"bld,bmd->blm\", x, x)", "[2, 5, 5]")]
@@ -122,6 +123,7 @@ public class TensorMathTests
         Error("  return squeeze(x, 1)", "MIX0306", out _);
         Error("  return pad(x, [1])", "MIX0306", out _);
         Error("  return unsqueeze(select(x, 1, 5), 1)", "MIX0404", out _);
+        Error("  return narrow(x, 1, 3, 3)", "MIX0404", out _);
     }
 
     [Fact]

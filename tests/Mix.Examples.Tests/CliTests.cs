@@ -82,7 +82,9 @@ public class CliTests
         var (code, output, _) = Mix("summary", Model("mamba.mix"));
         Assert.Equal(0, code);
         Assert.Contains("[B, L, 768]", output);
-        Assert.Contains("total: 167,750,400 parameters, FLOPs need concrete sizes", output);
+        Assert.Contains("total: 129,135,360 parameters, FLOPs need concrete sizes", output);
+        // The head shares the embedding matrix (@tied): its row counts nothing and says so.
+        Assert.Matches(new Regex(@"lm_head\s+linear \(tied\)\s+\S.*\s0\s"), output);
     }
 
     [Fact]

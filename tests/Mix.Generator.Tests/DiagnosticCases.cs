@@ -56,6 +56,8 @@ public static class DiagnosticCases
         // The body's brace is level 1, so the 48th parenthesis is the 49th level: the one to point at.
         Front("MIX0004", Error, Sig + " { return " + new string('(', 47) + "{|MIX0004:(|}x" + new string(')', 48) + " }\n"),
         Front("MIX0004", Error, Sig + " { return {|MIX0004:" + string.Join(" ", Enumerable.Repeat("-", 49)) + "|} x }\n", "MIX0004 prefix operators"),
+        // An operator chain counts one level per operator: the 257th level from the top is the start of the chain.
+        Front("MIX0004", Error, Sig + " {\n  c = {|MIX0004:true|}" + string.Concat(Enumerable.Repeat(" and true", 300)) + "\n  return x\n}\n", "MIX0004 long chain"),
         Front("MIX0005", Error, Sig + " { return x {|MIX0005:§|} }\n"),
 
         // ---- names ----
@@ -86,6 +88,13 @@ public static class DiagnosticCases
             }
             """, "MIX0106 through another block"),
         Front("MIX0106", Error, "model m(dim: int = 8) = {|MIX0106:m(dim = 4)|}\n", "MIX0106 alias of itself"),
+        // An inline block reaching itself: reported where it applies itself, not where it is first applied.
+        Front("MIX0106", Error, """
+            block b(dim: int) (x: [B, dim]) -> [B, dim] {
+              l13 = { return x |> {|MIX0106:l13|} }
+              return x |> l13
+            }
+            """, "MIX0106 inline block applying itself"),
         // The first fc is shadowed by the second and so never applied: the warning is true, and stays.
         Front("MIX0107", Error, """
             block b(dim: int) (x: [B, dim]) -> [B, dim] {
@@ -107,6 +116,20 @@ public static class DiagnosticCases
             }
             """),
         Front("MIX0110", Error, "block b(dim: {|MIX0110:integer|}) (x: [B, dim]) -> [B, dim] { return x }\n"),
+        Front("MIX0130", Error, """
+            model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
+              backbone = { embeddings = embedding(vocab_size, d_model) }
+              @tied(weight = {|MIX0130:"backbone.embedding.weight"|}) lm_head = linear(d_model, vocab_size, bias = false)
+              return lm_head(backbone(input_ids))
+            }
+            """),
+        Front("MIX0130", Error, """
+            model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
+              backbone = { embeddings = embedding(vocab_size, d_model) }
+              @tied({|MIX0130:wieght|} = "backbone.embeddings.weight") lm_head = linear(d_model, vocab_size, bias = false)
+              return lm_head(backbone(input_ids))
+            }
+            """, "MIX0130 own parameter"),
 
         // ---- arguments ----
         Front("MIX0201", Error, """
@@ -197,6 +220,13 @@ public static class DiagnosticCases
               return {|MIX0309:embed(x)|}
             }
             """),
+        Front("MIX0330", Error, """
+            model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
+              backbone = { embeddings = embedding(vocab_size, d_model); norm_f = rmsnorm(d_model) }
+              @tied(weight = {|MIX0330:"backbone.norm_f.weight"|}) lm_head = linear(d_model, vocab_size, bias = false)
+              return lm_head(backbone(input_ids))
+            }
+            """),
 
         Front("MIX0309", Error, Sig + " { return x + {|MIX0309:log(rfft(x))|} }\n", "MIX0309 complex where real is needed"),
         Front("MIX0320", Error, """
@@ -237,11 +267,20 @@ public static class DiagnosticCases
             model m2(n: int = 4) (x: [B, 4]) -> [B, 4] { return x }
             """),
 
+        Front("MIX0407", Error, """
+            block b(dim: int) (x: [B, dim]) -> [B, dim] {
+              d = dim * dim * dim * dim * dim * dim * dim * dim
+              d2 = d * d * d * d {|MIX0407:*|} d
+              return x
+            }
+            """),
+
         // ---- generator ----
         Gen("MIX9001", Warning, "block b(dim: int, hidden: int = {|MIX9001:dim|}) (x: [B, dim]) -> [B, dim] { fc = linear(dim, hidden)\n  fc2 = linear(hidden, dim) }\n"),
         Gen("MIX9101", Error, GoodModel, "namespace User { [{|MIX9101:Mix.MixModel(\"models/nope.mix\", \"m\")|}] public partial class MyNet { } }", GoodModelPath),
         Gen("MIX9102", Error, GoodModel, "namespace User { [{|MIX9102:Mix.MixModel(\"models/m.mix\", \"nope\")|}] public partial class MyNet { } }", GoodModelPath),
         Gen("MIX9103", Error, GoodModel, "namespace User { [{|MIX9103:Mix.MixModel(\"models/m.mix\", \"m\")|}] public class MyNet { } }", GoodModelPath),
+        Gen("MIX9103", Error, GoodModel, "namespace User { [{|MIX9103:Mix.MixModel(\"models/m.mix\", \"m\")|}] public static partial class MyNet { } }", GoodModelPath, "MIX9103 static"),
     };
 
     /// <summary>The case of a name.</summary>

@@ -121,6 +121,19 @@ public class TensorMathRuntimeTests
     }
 
     [Fact]
+    public void Afno_written_in_mix_equals_the_built_in()
+    {
+        torch.manual_seed(3);
+        using var model = new TmAfno();
+        AssertKeysMatchFrontEnd(model, "tm_afno");
+        using var builtin = new Mix.Runtime.AFNO2D(16, numBlocks: 4);
+        builtin.load_state_dict(model.state_dict().ToDictionary(kv => kv.Key.Substring("afno.".Length), kv => kv.Value));
+        using var _ = torch.no_grad();
+        var x = torch.randn(2, 4, 6, 16);
+        AssertClose(builtin.call(x), model.call(x), rtol: 1e-6, atol: 1e-6);
+    }
+
+    [Fact]
     public void Elementwise_functions()
     {
         var x = torch.randn(2, 3, 5);
@@ -203,6 +216,14 @@ public class TensorMathRuntimeTests
         using var model = new TmLogic();
         var mask = x.gt(0).logical_not().logical_or(torch.ones(4, 4, dtype: ScalarType.Bool).tril().logical_and(x.gt(-1)));
         AssertClose(torch.where(mask, x, torch.zeros_like(x)), model.call(x));
+    }
+
+    [Fact]
+    public void Softshrink_of_a_narrowed_axis()
+    {
+        var x = torch.randn(2, 3, 5);
+        using var model = new TmShrink();
+        AssertClose(nn.functional.softshrink(x.narrow(2, 1, 2), 0.3), model.call(x));
     }
 
     [Fact]

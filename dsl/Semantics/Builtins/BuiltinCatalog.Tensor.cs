@@ -31,6 +31,13 @@ public static partial class BuiltinCatalog
                 return Elementwise(c, new[] { "x" }, realOnly: true);
             });
 
+        Math2("softshrink", new[] { Req("x", MixType.Tensor), Opt("lambd", MixType.Float, F(0.5)) }, "[...] -> [...]",
+            "x − λ above λ, x + λ below −λ, 0 between (AFNO's sparsity)", c =>
+            {
+                if (c.Double("lambd") is double l && l < 0) c.Report(DiagnosticIds.OutOfRange, $"softshrink lambd must not be negative; got {l}");
+                return Elementwise(c, new[] { "x" }, realOnly: true);
+            });
+
         Math2("where", new[] { Req("condition", MixType.Tensor), Req("x", MixType.Any), Req("y", MixType.Any) }, "bool[...], [...], [...] -> [...] (broadcast)",
             "x where condition holds, else y", c =>
             {
@@ -242,6 +249,21 @@ public static partial class BuiltinCatalog
                     return UnknownValue.Instance;
                 }
                 return new TensorValue(new Shape(s.Dims.Where((_, k) => k != a).ToList(), s.ElementType));
+            });
+
+        Math2("narrow", new[] { Req("x", MixType.Tensor), Req("dim", MixType.Int), Req("start", MixType.Int), Req("length", MixType.Int) },
+            "[a, n, b] -> [a, length, b]", "entries start … start + length − 1 along dim", c =>
+            {
+                if (Tensor(c, "x") is not Shape s || Axis(c, s, "dim") is not int a) return UnknownValue.Instance;
+                var start = c.Dim("start");
+                var length = c.Dim("length");
+                if ((start.AsLong is long st && st < 0) || (length.AsLong is long ln && ln < 0)
+                    || (start.AsLong is long s0 && length.AsLong is long l0 && s[a].AsLong is long n && s0 + l0 > n))
+                {
+                    c.Report(DiagnosticIds.IndexOutOfRange, $"narrow from {start} for {length} does not fit axis {a} of {s}");
+                    return UnknownValue.Instance;
+                }
+                return new TensorValue(s.With(a, length));
             });
 
         Math2("einsum", new[] { Req("spec", MixType.String), Req("a", MixType.Tensor), Opt("b", MixType.Tensor.Optional(), None),

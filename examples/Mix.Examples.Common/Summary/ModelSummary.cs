@@ -159,7 +159,9 @@ public sealed class ModelSummary
             if (child.Kind == "sequence") { Collect(child, depth, maxDepth, display, perSample, rows, kvFormat); continue; }
             if (child.Kind == "identity" && !child.AllWeights().Any()) continue;
             var output = OutputOf(child);
-            rows.Add(new SummaryRow(child.Path, child.Kind, depth, output is null ? "-" : Substitute(output, display).ToString(),
+            // A @tied weight is counted where it is owned; the row says why its layer counts fewer.
+            var kind = child.Weights.Any(w => w.TiedTo is not null) ? child.Kind + " (tied)" : child.Kind;
+            rows.Add(new SummaryRow(child.Path, kind, depth, output is null ? "-" : Substitute(output, display).ToString(),
                 child.ParameterCount(), Flops(child, perSample), Cache(child, display, KvCacheFormat.Float32),
                 kvFormat is null ? null : Cache(child, display, kvFormat)));
             if (depth + 1 < maxDepth && BuiltinCatalog.Find(child.Kind) is null) Collect(child, depth + 1, maxDepth, display, perSample, rows, kvFormat);

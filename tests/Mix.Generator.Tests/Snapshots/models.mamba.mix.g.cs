@@ -44,9 +44,9 @@ namespace Mix.Snapshots
         public MambaBlock(Options options) : base(nameof(MambaBlock))
         {
             this.options = options;
-#line 7 "/repo/examples/models/mamba.mix"
+#line 9 "/repo/examples/models/mamba.mix"
             norm = Builtin.RmsNorm(options.Dim, eps: options.Eps);
-#line 8 "/repo/examples/models/mamba.mix"
+#line 10 "/repo/examples/models/mamba.mix"
             mixer = Builtin.Mamba(options.Dim, dState: options.DState, dConv: options.DConv, expand: options.Expand);
 #line default
             RegisterComponents();
@@ -57,9 +57,9 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 5 "/repo/examples/models/mamba.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "mamba_block", "x", "[B, L, dim]", "/repo/examples/models/mamba.mix", 5, null, null, (long?)(options.Dim));
-#line 9 "/repo/examples/models/mamba.mix"
+#line 7 "/repo/examples/models/mamba.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "mamba_block", "x", "[B, L, dim]", "/repo/examples/models/mamba.mix", 7, null, null, (long?)(options.Dim));
+#line 11 "/repo/examples/models/mamba.mix"
             return MixDispatch.ResidualMixer(x, norm, mixer);
 #line default
         }
@@ -68,7 +68,7 @@ namespace Mix.Snapshots
     /// <summary>
     /// <c>model mamba_130m(vocab_size: int = 50280, d_model: int = 768, n_layer: int = 24, d_state: int = 16, d_conv: int = 4, expand: int = 2) (input_ids: long[B, L]) -&gt; [B, L, vocab_size]</c><br/>
     /// Shapes: (long[B, L]) → [B, L, 50280].<br/>
-    /// Parameters: 167,750,400 (as built with the default options).<br/>
+    /// Parameters: 129,135,360 (as built with the default options).<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
     public sealed partial class Mamba130m : nn.Module<Tensor, Tensor>
@@ -106,7 +106,7 @@ namespace Mix.Snapshots
         public Mamba130m(Options options) : base(nameof(Mamba130m))
         {
             this.options = options;
-#line 16 "/repo/examples/models/mamba.mix"
+#line 18 "/repo/examples/models/mamba.mix"
             backbone = new MixPipeline(
                 ("embeddings", Builtin.Embedding(options.VocabSize, options.DModel)),
                 ("layers", new MixSequence(Fn.Range(0, options.NLayer).Select(_ => new MambaBlock(new MambaBlock.Options(options.DModel)
@@ -116,10 +116,13 @@ namespace Mix.Snapshots
                     Expand = options.Expand,
                 })))),
                 ("norm_f", Builtin.RmsNorm(options.DModel)));
-#line 21 "/repo/examples/models/mamba.mix"
+#line 23 "/repo/examples/models/mamba.mix"
             lm_head = Builtin.Linear(options.DModel, options.VocabSize, bias: false);
 #line default
             RegisterComponents();
+#line 23 "/repo/examples/models/mamba.mix"
+            MixWeights.Tie(this, "lm_head.weight", "backbone.embeddings.weight");
+#line default
         }
 
         /// <summary>Runs <c>mamba_130m</c>.</summary>
@@ -127,11 +130,11 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, 50280]</c></returns>
         public override Tensor forward(Tensor input_ids)
         {
-#line 14 "/repo/examples/models/mamba.mix"
-            if (MixShapes.Enabled) MixShapes.Check(input_ids, "mamba_130m", "input_ids", "long[B, L]", "/repo/examples/models/mamba.mix", 14, null, null);
 #line 16 "/repo/examples/models/mamba.mix"
+            if (MixShapes.Enabled) MixShapes.Check(input_ids, "mamba_130m", "input_ids", "long[B, L]", "/repo/examples/models/mamba.mix", 16, null, null);
+#line 18 "/repo/examples/models/mamba.mix"
             input_ids = backbone.call(input_ids);
-#line 21 "/repo/examples/models/mamba.mix"
+#line 23 "/repo/examples/models/mamba.mix"
             input_ids = lm_head.call(input_ids);
 #line default
             return input_ids;

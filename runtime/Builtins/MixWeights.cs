@@ -1,0 +1,44 @@
+using System;
+using System.Linq;
+using System.Reflection;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Builtins;
+
+/// <summary>
+/// Weight tying (<c>@tied(weight = "backbone.embeddings.weight") lm_head = linear(...)</c>): a layer's parameter
+/// becomes the very Parameter object of another layer, as Hugging Face's <c>tie_weights</c> does. The state dict then
+/// holds both keys for one tensor; an optimizer sees it once; a checkpoint load fills it from either key.
+/// </summary>
+public static class MixWeights
+{
+    /// <summary>Makes the parameter at <paramref name="key"/> the same Parameter as the one at <paramref name="source"/>.</summary>
+    /// <param name="root">The module both keys are relative to (registered children).</param>
+    /// <param name="key">The tied parameter, e.g. <c>lm_head.weight</c>.</param>
+    /// <param name="source">The parameter it shares, e.g. <c>backbone.embeddings.weight</c>.</param>
+    /// <exception cref="ArgumentException">A key names no parameter, the shapes differ, or the layer cannot take a
+    /// shared parameter (its module type has no settable property of that name).</exception>
+    public static void Tie(nn.Module root, string key, string source)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        var shared = root.named_parameters().FirstOrDefault(p => p.name == source).parameter
+                     ?? throw new ArgumentException($"no parameter '{source}' to tie '{key}' to", nameof(source));
+        int dot = key.LastIndexOf('.');
+        var ownerPath = dot < 0 ? "" : key.Substring(0, dot);
+        var name = key.Substring(dot + 1);
+        var owner = ownerPath.Length == 0 ? root : root.named_modules().FirstOrDefault(m => m.name == ownerPath).module
+                    ?? throw new ArgumentException($"no module '{ownerPath}' holds '{key}'", nameof(key));
+        var own = owner.named_parameters(recurse: false).FirstOrDefault(p => p.name == name).parameter
+                  ?? throw new ArgumentException($"no parameter '{key}' to tie", nameof(key));
+        if (!own.shape.SequenceEqual(shared.shape))
+            throw new ArgumentException($"'{key}' is [{string.Join(", ", own.shape)}] but '{source}' is [{string.Join(", ", shared.shape)}]", nameof(key));
+        // TorchSharp's layers read their own fields in forward, so the parameter goes through the layer's property
+        // (Linear.weight, Embedding.weight, ...), which also re-registers it under the same name.
+        var property = owner.GetType().GetProperty(name, BindingFlags.Public | BindingFlags.Instance);
+        if (property is null || !property.CanWrite || !property.PropertyType.IsAssignableFrom(typeof(Parameter)))
+            throw new ArgumentException($"{owner.GetType().Name} has no settable parameter '{name}', so '{key}' cannot be tied", nameof(key));
+        property.SetValue(owner, shared);
+    }
+}
