@@ -26,8 +26,16 @@ public sealed class DiagnosticBag
     public void Report(DiagnosticDescriptor descriptor, SourceText source, TextSpan span, string message)
     {
         if (!_seen.Add((descriptor.Id, source.Path, span.Start, span.Length))) return;
-        _items.Add(new Diagnostic(descriptor, source.Path, span, source.GetPosition(span.Start), source.GetPosition(span.End), message));
+        _items.Add(new Diagnostic(descriptor, source.Path, span, source.GetPosition(span.Start), source.GetPosition(span.End), Clip(message)));
     }
+
+    /// <summary>Longest message kept: a message quotes names, shapes and dimensions from the text, which hostile
+    /// input can make as long as the file; the span still points at all of it.</summary>
+    public const int MaxMessageLength = 1000;
+
+    static string Clip(string message) =>
+        message.Length <= MaxMessageLength ? message
+            : message.Substring(0, MaxMessageLength / 2) + " … " + message.Substring(message.Length - MaxMessageLength / 2 + 3);
 
     /// <summary>Adds an existing diagnostic (deduplicated).</summary>
     public void Add(Diagnostic d)

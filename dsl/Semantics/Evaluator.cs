@@ -107,14 +107,21 @@ internal sealed partial class Evaluator
         return BuiltinCatalog.Find(name);
     }
 
+    /// <summary>Suggestions ("did you mean") left for this compilation: each compares the name with every name in
+    /// scope, so thousands of unknown names among thousands of statements would cost their product.</summary>
+    int _suggestionsLeft = 200;
+
     string DidYouMean(Frame f, string name)
     {
+        if (_suggestionsLeft <= 0) return "";
+        _suggestionsLeft--;
         var candidates = f.Scope.AllNames()
             .Concat(f.File.Ready().Definitions.Keys)
             .Concat(BuiltinCatalog.All.Keys)
             .Concat(f.File.EnumMembers.Keys)
             .Where(n => !n.StartsWith("$", StringComparison.Ordinal))
-            .Distinct();
+            .Distinct()
+            .Take(2000);
         var best = Suggestions.Closest(name, candidates);
         return best is null ? "" : $"; did you mean '{best}'?";
     }

@@ -6,8 +6,12 @@ namespace Mix.Dsl.Semantics;
 /// <summary>"Did you mean" by edit distance.</summary>
 internal static class Suggestions
 {
+    const int MaxNameLength = 64;
+
     public static string? Closest(string name, IEnumerable<string> candidates)
     {
+        // Edit distance costs the product of the lengths: names longer than any real one get no suggestion.
+        if (name.Length > MaxNameLength) return null;
         string? best = null;
         int bestDistance = int.MaxValue;
         int limit = Math.Max(1, name.Length / 3);

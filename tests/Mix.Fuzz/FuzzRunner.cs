@@ -36,7 +36,7 @@ public sealed record FuzzReport(long Inputs, IReadOnlyList<FuzzFailure> Failures
 /// <summary>
 /// Runs inputs through child processes (<see cref="Worker"/>), so a stack overflow in the checker is a reported
 /// failure, not a dead test host. A child that dies is replaced and the run goes on after the input it died on; one
-/// that stops making progress for <see cref="HangLimit"/> is killed and its input reported as a hang.
+/// that spends <see cref="HangLimit"/> of CPU time without a result is killed and its input reported as a hang.
 /// </summary>
 public sealed class FuzzRunner
 {
@@ -49,6 +49,8 @@ public sealed class FuzzRunner
     public double LimitMilliseconds { get; init; } = 1_000;
     public TimeSpan HangLimit { get; init; } = TimeSpan.FromSeconds(30);
     public Action<string>? Progress { get; init; }
+    /// <summary>Called with each failure as it is found (a long run writes them down before it ends).</summary>
+    public Action<FuzzFailure>? Failed { get; init; }
 
     /// <summary>The worker executable: this assembly, run by the same <c>dotnet</c>.</summary>
     static string WorkerPath => typeof(FuzzRunner).Assembly.Location;
@@ -80,9 +82,11 @@ public sealed class FuzzRunner
                     {
                         done += checkedCount + (failure is null ? 0 : 1);
                         foreach (var t in batchTimings) AddTiming(timings, t);
+                        int before = failures.Count;
                         foreach (var t in batchTimings.Where(t => t.CpuMilliseconds > LimitMilliseconds))
                             failures.Add(new FuzzFailure(t.Index, t.Kind, t.Length, $"took {t.CpuMilliseconds:F0} ms CPU ({t.Milliseconds:F0} ms wall; limit {LimitMilliseconds:F0} ms)"));
                         if (failure is not null) failures.Add(Describe(inputs, failure.Value.Index, failure.Value.What));
+                        foreach (var f in failures.Skip(before)) Failed?.Invoke(f);
                         Progress?.Invoke($"{done:N0}/{count:N0} inputs, {failures.Count} failed, {sw.Elapsed.TotalSeconds:F0} s");
                     }
                     // Resume after the input the child failed on (or after the batch).
@@ -135,15 +139,31 @@ public sealed class FuzzRunner
         long? current = null;
         long completed = 0;
         (long, string)? failure = null;
+        var cpuAtLastLine = TimeSpan.Zero;
         while (true)
         {
+            // A hang is CPU time spent without a result, not wall time: at low priority on a busy machine a child
+            // can wait minutes for a core (and its warm-up alone can take longer than the limit).
             var lineTask = p.StandardOutput.ReadLineAsync();
-            if (!lineTask.Wait(HangLimit))
+            bool hung = false;
+            while (!lineTask.Wait(TimeSpan.FromSeconds(5)))
             {
-                try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-                failure = (current ?? from + completed, $"hung (no result within {HangLimit.TotalSeconds:F0} s)");
+                try
+                {
+                    p.Refresh();
+                    if (p.HasExited || p.TotalProcessorTime - cpuAtLastLine <= HangLimit) continue;
+                }
+                catch (InvalidOperationException) { continue; }
+                hung = true;
                 break;
             }
+            if (hung)
+            {
+                try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+                failure = (current ?? from + completed, $"hung (no result after {HangLimit.TotalSeconds:F0} s of CPU time)");
+                break;
+            }
+            try { cpuAtLastLine = p.TotalProcessorTime; } catch (InvalidOperationException) { }
             var line = lineTask.Result;
             if (line is null) break;
             var parts = line.Split(' ', 5);
@@ -160,7 +180,9 @@ public sealed class FuzzRunner
                 if (status != "ok")
                 {
                     // Not fatal for the child: record it and let the child go on.
-                    _reported.Add(new FuzzFailure(index, input.Kind, input.Length, status));
+                    var reported = new FuzzFailure(index, input.Kind, input.Length, status);
+                    _reported.Add(reported);
+                    Failed?.Invoke(reported);
                 }
                 completed++;
             }

@@ -69,6 +69,10 @@ public static class HostileFamilies
         new("nested-inline", "inline blocks nested in inline blocks", n => One(
             Head + "  y = " + Repeat("{ return ", n) + "x" + Repeat(" }", n) + "\n  return x |> y\n}\n"), new[] { 5, 40, 400 }, "MIX0004"),
         new("many-statements", "thousands of statements", n => One(Head + Join("", n, i => $"  v{i} = {i} + dim\n") + "  return x\n}\n"), new[] { 100, 8000 }),
+        new("unknown-names", "thousands of statements naming unknown things (each asks for a suggestion)", n => One(
+            Head + Join("", n, i => $"  v{i} = w{i} + dim\n") + "  return x\n}\n"), new[] { 100, 4000 }, "MIX0101"),
+        new("long-names", "two names of thousands of characters that differ (edit distance)", n => One(
+            Head + $"  {new string('a', n)} = 1\n  c = {new string('a', n - 1)}b + 1\n  return x\n}}\n"), new[] { 100, 30000 }, "MIX0101"),
         new("long-line", "one 64K-character line", n => One(Head + "  c = [" + Join(", ", n, i => i.ToString()) + "]\n  return x\n}\n"), new[] { 100, 12000 }),
         new("definition-chain", "each definition uses the previous one", n => One(
             "block b0(dim: int) (x: [B, dim]) -> [B, dim] { return x }\n"

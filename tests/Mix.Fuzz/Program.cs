@@ -41,6 +41,13 @@ switch (mode)
             Workers = int.Parse(Arg("--workers", Environment.ProcessorCount.ToString(invariant)), invariant),
             BatchSize = long.Parse(Arg("--batch", "20000"), invariant),
             Progress = line => Console.Error.Write("\r" + line + "   "),
+            Failed = f =>
+            {
+                var dir = Arg("--out", "");
+                if (dir.Length == 0) return;
+                Directory.CreateDirectory(dir);
+                lock (args) File.AppendAllText(Path.Combine(dir, "failures.txt"), $"#{f.Index} ({f.Kind}, {f.Length} chars): {f.What}{Environment.NewLine}");
+            },
         };
         var report = runner.Run(long.Parse(Arg("--start", "0"), invariant), long.Parse(Arg("--count", "1000000"), invariant));
         Console.Error.WriteLine();
