@@ -250,6 +250,13 @@ internal sealed partial class Evaluator
             Report(f, span, DiagnosticIds.FractionalDimension, $"'{p.Name}' of {c.Name} must be whole; {iv.Dim} is a fraction (use // or int())");
             return false;
         }
+        // A shape or a list of sizes (param([dim / num_blocks]), reshape, split) is whole too.
+        if (p.Type.Kind == TypeKind.Int && p.Type.IsArray && v.AsItems() is { } items
+            && items.OfType<IntValue>().FirstOrDefault(i => !i.Dim.HasIntegerCoefficients && i.Dim.IsConstant) is { } fraction)
+        {
+            Report(f, span, DiagnosticIds.FractionalDimension, $"'{p.Name}' of {c.Name} must be whole numbers; {fraction.Dim} is a fraction (use // or int())");
+            return false;
+        }
         return true;
     }
 }

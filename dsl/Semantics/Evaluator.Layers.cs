@@ -284,9 +284,12 @@ internal sealed partial class Evaluator
     {
         if (frame.Ties.Count == 0 || frame.Node is not LayerNode owner) return;
         var prefix = owner.Path.Length == 0 ? "" : owner.Path + ".";
+        // A layer declared twice (already MIX0107) repeats its keys: the first declaration is the one a tie can name.
+        var keys = new System.Collections.Generic.Dictionary<string, WeightInfo>(System.StringComparer.Ordinal);
+        foreach (var x in owner.AllWeights())
+            if (!x.Weight.IsBuffer && !keys.ContainsKey(x.Key.Substring(prefix.Length))) keys[x.Key.Substring(prefix.Length)] = x.Weight;
         foreach (var (annotation, layer) in frame.Ties)
         {
-            var keys = owner.AllWeights().Where(x => !x.Weight.IsBuffer).ToDictionary(x => x.Key.Substring(prefix.Length), x => x.Weight, System.StringComparer.Ordinal);
             var ownPrefix = layer.Path.Substring(prefix.Length) + ".";
             foreach (var arg in annotation.Args)
             {

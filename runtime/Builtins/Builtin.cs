@@ -103,14 +103,16 @@ public static class Builtin
         new Attention(I(dim), I(headDim), numHeads is long h ? I(h) : null, qkvBias, attnDrop, projDrop, projBias, causal: causal);
     /// <summary><c>random_mixing</c>: a frozen random token-mixing matrix.</summary>
     public static nn.Module<Tensor, Tensor> RandomMixing(long dim, long numTokens) => new RandomMixing(I(numTokens), useNchw: true);
-    /// <summary><c>global_filter</c> (GFNet).</summary>
-    public static nn.Module<Tensor, Tensor> GlobalFilter(long dim, long h, long w) => new Mix.Runtime.GlobalFilter(dim, h, w);
+    /// <summary><c>global_filter</c> (GFNet) on an <paramref name="h"/> × <paramref name="w"/> grid: the filter is
+    /// <c>[h, w/2+1, dim, 2]</c>, the half spectrum of width <paramref name="w"/>, as the catalog declares.</summary>
+    public static nn.Module<Tensor, Tensor> GlobalFilter(long dim, long h, long w) => new Mix.Runtime.GlobalFilter(dim, h, w / 2 + 1);
     /// <summary><c>afno</c>.</summary>
     public static nn.Module<Tensor, Tensor> Afno(long dim, long numBlocks = 8, double sparsityThreshold = 0.01, double hardThresholdingFraction = 1.0, long hiddenSizeFactor = 1) =>
         new AFNO2D(dim, numBlocks, sparsityThreshold, hardThresholdingFraction, hiddenSizeFactor);
-    /// <summary><c>aff</c>.</summary>
+    /// <summary><c>aff</c> on channels-last tokens <c>[B, H, W, dim]</c>, as the catalog declares
+    /// (<paramref name="hardThresholdingFraction"/> is accepted and, as in the AFFNet reference, not used).</summary>
     public static nn.Module<Tensor, Tensor> Aff(long dim, long numBlocks = 8, double sparsityThreshold = 0.01, double hardThresholdingFraction = 1.0, long hiddenSizeFactor = 1) =>
-        new AdaptiveFrequencyFilter(dim, numBlocks, sparsityThreshold, hiddenSizeFactor);
+        new AdaptiveFrequencyFilter(dim, numBlocks, sparsityThreshold, hiddenSizeFactor, channelsLast: true);
     /// <summary><c>mamba</c> (Hugging Face MambaMixer names).</summary>
     public static nn.Module<Tensor, Tensor> Mamba(long dim, long dState = 16, long dConv = 4, long expand = 2, long? dtRank = null, bool bias = false, bool convBias = true) =>
         new MambaMixer(dim, dState, dConv, expand, timeStepRank: dtRank ?? -1, useBias: bias, useConvBias: convBias);

@@ -85,7 +85,9 @@ namespace Mix.Runtime.Fused
         public static Tensor? GlobalFilterWeight(nn.Module module) => module switch
         {
             GlobalFilter g => g.ComplexWeight,
-            IKernelEquivalent { Kernel: "global_filter" } => module.named_parameters(recurse: false)
+            // The fused path reads [B, N, C] as a square grid, as the built-in does: a library filter of another grid declines.
+            IKernelEquivalent { Kernel: "global_filter" } k when k.Argument("h") is long h && k.Argument("w") is long w && h == w
+                => module.named_parameters(recurse: false)
                 .Where(p => p.name == "complex_weight").Select(p => (Tensor)p.parameter).FirstOrDefault(),
             _ => null,
         };

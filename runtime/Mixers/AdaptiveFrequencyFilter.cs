@@ -12,7 +12,8 @@ namespace Mix.Runtime
     /// mask <c>M</c>, which multiplies the spectrum: <c>y = irfft2(M ⊙ X, s=(H, W), norm='ortho') + x</c>.
     /// Parameters (init <c>0.02·randn</c>): <c>w1</c> <c>[2, nb, bs, bs·f]</c>, <c>b1</c> <c>[2, nb, bs·f]</c>,
     /// <c>w2</c> <c>[2, nb, bs·f, bs]</c>, <c>b2</c> <c>[2, nb, bs]</c> with <c>bs = hiddenSize / numBlocks</c>.
-    /// Shape contract: <c>[batch, hiddenSize, H, W]</c> (channel first, as the reference) → same shape and dtype.
+    /// Shape contract: <c>[batch, hiddenSize, H, W]</c> (channel first, as the reference) → same shape and dtype, or
+    /// <c>[batch, H, W, hiddenSize]</c> with <c>channelsLast</c> (the .mix <c>aff</c>).
     /// </summary>
     public sealed class AdaptiveFrequencyFilter : torch.nn.Module<Tensor, Tensor>
     {
@@ -30,14 +31,19 @@ namespace Mix.Runtime
         /// <summary>Softshrink λ.</summary>
         public double SparsityThreshold { get; }
 
+        /// <summary>Whether the input and output are <c>[batch, H, W, hiddenSize]</c> rather than channels first.</summary>
+        public bool ChannelsLast { get; }
+
         /// <summary>Creates the filter.</summary>
         /// <param name="hiddenSize">Channel width; divisible by <paramref name="numBlocks"/>.</param>
         /// <param name="numBlocks">Number of diagonal blocks (default 8).</param>
         /// <param name="sparsityThreshold">Softshrink λ (reference 0.01).</param>
         /// <param name="hiddenSizeFactor">MLP hidden expansion per block (default 1).</param>
+        /// <param name="channelsLast">Take and return <c>[batch, H, W, hiddenSize]</c> (the .mix <c>aff</c> contract) instead of channels first.</param>
         public AdaptiveFrequencyFilter(long hiddenSize, long numBlocks = 8, double sparsityThreshold = 0.01,
-            long hiddenSizeFactor = 1) : base(nameof(AdaptiveFrequencyFilter))
+            long hiddenSizeFactor = 1, bool channelsLast = false) : base(nameof(AdaptiveFrequencyFilter))
         {
+            ChannelsLast = channelsLast;
             if (hiddenSize <= 0 || numBlocks <= 0 || hiddenSize % numBlocks != 0)
                 throw new ArgumentException($"hiddenSize {hiddenSize} must be divisible by numBlocks {numBlocks}", nameof(hiddenSize));
             if (hiddenSizeFactor <= 0) throw new ArgumentOutOfRangeException(nameof(hiddenSizeFactor));
@@ -55,6 +61,18 @@ namespace Mix.Runtime
         /// <summary>Filters the spectrum with the input-dependent mask and adds the input.</summary>
         /// <param name="x">Input <c>[batch, hiddenSize, H, W]</c>.</param>
         public override Tensor forward(Tensor x)
+        {
+            if (ChannelsLast)
+            {
+                if (x.dim() != 4 || x.shape[3] != HiddenSize)
+                    throw new ArgumentException($"expected [batch, H, W, {HiddenSize}], got [{string.Join(", ", x.shape)}]", nameof(x));
+                using var outer = torch.NewDisposeScope();
+                return Filter(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).MoveToOuterDisposeScope();
+            }
+            return Filter(x);
+        }
+
+        Tensor Filter(Tensor x)
         {
             if (x.dim() != 4 || x.shape[1] != HiddenSize)
                 throw new ArgumentException($"expected [batch, {HiddenSize}, H, W], got [{string.Join(", ", x.shape)}]", nameof(x));

@@ -82,6 +82,25 @@ public class StandardLibraryTests
     [InlineData("attention(head_dim = 4)", "[B, N, 6]", false)]
     [InlineData("attention(head_dim = 4)", "[B, 8, H, W]", false)]
     [InlineData("attention(head_dim = 16)", "[B, N, 8]", false)]
+    [InlineData("random_mixing(num_tokens = 12)", "[B, 8, 3, 4]", true)]
+    [InlineData("random_mixing(num_tokens = 12)", "[B, 8, 2, 6]", true)]
+    [InlineData("random_mixing(num_tokens = 12)", "[B, 8, 3, 5]", false)]
+    [InlineData("random_mixing(num_tokens = 12)", "[B, 6, 3, 4]", false)]
+    [InlineData("global_filter(h = 4, w = 6)", "[B, 24, 8]", true)]
+    [InlineData("global_filter(h = 4, w = 6)", "[B, 25, 8]", false)]
+    [InlineData("global_filter(h = 4, w = 6)", "[B, 24, 6]", false)]
+    [InlineData("afno(num_blocks = 4)", "[B, H, W, 8]", true)]
+    [InlineData("afno(num_blocks = 2, hidden_size_factor = 2)", "[B, 5, 7, 8]", true)]
+    [InlineData("afno(num_blocks = 4)", "[B, H, W, 6]", false)]
+    [InlineData("afno(num_blocks = 3)", "[B, H, W, 8]", false)]
+    [InlineData("afno()", "[B, 8, H, W]", false)]
+    [InlineData("aff(num_blocks = 4)", "[B, H, W, 8]", true)]
+    [InlineData("aff(num_blocks = 4)", "[B, H, W, 6]", false)]
+    [InlineData("aff(num_blocks = 3)", "[B, H, W, 8]", false)]
+    [InlineData("mamba()", "[B, L, 8]", true)]
+    [InlineData("mamba(d_state = 4, d_conv = 2, dt_rank = 3, bias = true)", "[B, 5, 8]", true)]
+    [InlineData("mamba()", "[B, L, 6]", false)]
+    [InlineData("mamba()", "[B, 8, H, W]", false)]
     public void Library_mixer_keeps_the_builtin_contract(string mixer, string input, bool accepted)
     {
         string Block(bool library) => (library ? "import \"mix/std/mixers.mix\"\n" : "") +
@@ -95,11 +114,17 @@ public class StandardLibraryTests
     [Fact]
     public void Library_mixer_keys_and_shapes_are_the_builtins()
     {
-        foreach (var mixer in new[] { "pool(3)", "sepconv(bias = true, expansion_ratio = 1.5)", "attention(head_dim = 4, qkv_bias = true)" })
+        foreach (var (mixer, shape, dim) in new[]
+                 {
+                     ("pool(3)", "[B, 8, 5, 5]", 8), ("sepconv(bias = true, expansion_ratio = 1.5)", "[B, 8, 5, 5]", 8),
+                     ("attention(head_dim = 4, qkv_bias = true)", "[B, 5, 8]", 8), ("random_mixing(num_tokens = 12)", "[B, 8, 3, 4]", 8),
+                     ("global_filter(h = 4, w = 7)", "[B, 28, 8]", 8), ("afno(num_blocks = 2, hidden_size_factor = 3)", "[B, 5, 5, 8]", 8),
+                     ("aff(num_blocks = 4)", "[B, 5, 6, 8]", 8), ("mamba(d_state = 4, bias = true)", "[B, 5, 8]", 8),
+                     ("mamba(dt_rank = 3, conv_bias = false, expand = 3)", "[B, 5, 40]", 40),
+                 })
         {
             string Model(bool library, string shape) => (library ? "import \"mix/std/mixers.mix\"\n" : "") +
-                $"model m() (x: {shape}) -> {shape} {{\n  token_mixer = {mixer}(8)\n  return token_mixer(x)\n}}\n";
-            var shape = mixer.StartsWith("attention") ? "[B, 5, 8]" : "[B, 8, 5, 5]";
+                $"model m() (x: {shape}) -> {shape} {{\n  token_mixer = {mixer}({dim})\n  return token_mixer(x)\n}}\n";
             var b = Check(Model(false, shape)).Find("m")!.Root!;
             var l = Check(Model(true, shape)).Find("m")!.Root!;
             string Keys(LayerNode n) => string.Join("; ", n.AllWeights().Select(w => $"{w.Key} [{string.Join(", ", w.Weight.Shape)}]").OrderBy(k => k));

@@ -58,4 +58,16 @@ public class TiedWeightTests
         Assert.Equal(id, d.Id);
         Assert.Equal(new Text.TextSpan(text.IndexOf(marked, System.StringComparison.Ordinal), marked.Length), d.Span);
     }
+
+    /// <summary>Found by the long fuzz run: a layer declared twice (MIX0107) next to a tie repeated a weight key, and
+    /// the tie resolution threw (MIX0999). The duplicate is the one mistake reported.</summary>
+    [Fact]
+    public void A_duplicate_layer_next_to_a_tie_is_only_the_duplicate()
+    {
+        var text = Lm.Replace("    norm_f = rmsnorm(d_model)\n", "    norm_f = rmsnorm(d_model)\n    norm_f = rmsnorm(d_model)\n");
+        Assert.NotEqual(Lm, text);
+        var c = Repo.Compile(text);
+        Assert.DoesNotContain(c.Diagnostics, d => d.Id == "MIX0999");
+        Assert.Equal("MIX0107", Assert.Single(c.Diagnostics).Id);
+    }
 }

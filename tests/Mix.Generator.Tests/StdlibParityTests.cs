@@ -136,6 +136,72 @@ public class StdlibParityTests
         AssertSameOutputs(builtin, library, new[] { 2, 7L, dim }, new[] { 1, 1L, dim }, new[] { 3, 13L, dim });
     }
 
+    [Theory]
+    [InlineData(3L, 4L)]
+    [InlineData(5L, 7L)]
+    [InlineData(1L, 1L)]
+    public void Random_mixing_equals_the_builtin(long h, long w)
+    {
+        using var builtin = Builtin.RandomMixing(6, h * w);
+        using var library = new Std.RandomMixing(new Std.RandomMixing.Options(6, h * w));
+        AssertSameOutputs(builtin, library, new[] { 2, 6, h, w }, new[] { 1, 6, h, w });
+        // Frozen like the built-in, and row-stochastic from its init.
+        using var fresh = new Std.RandomMixing(new Std.RandomMixing.Options(6, h * w));
+        var matrix = fresh.state_dict()["random_matrix"];
+        Assert.False(fresh.parameters().Single().requires_grad);
+        Assert.InRange((matrix.sum(1) - 1).abs().max().item<float>(), 0, 1e-5);
+    }
+
+    // Square grids: the runtime GlobalFilter reads [B, N, C] as a square grid (the library takes any h × w).
+    [Theory]
+    [InlineData(4L, 6L)]
+    [InlineData(7L, 5L)]
+    [InlineData(1L, 3L)]
+    public void Global_filter_equals_the_builtin(long side, long dim)
+    {
+        using var builtin = Builtin.GlobalFilter(dim, side, side);
+        using var library = new Std.GlobalFilter(new Std.GlobalFilter.Options(dim, side, side));
+        AssertSameOutputs(builtin, library, new[] { 2, side * side, dim }, new[] { 3, side * side, dim });
+    }
+
+    [Theory]
+    [InlineData(16L, 4L, 1.0, 1L)]
+    [InlineData(12L, 3L, 0.5, 2L)]
+    [InlineData(8L, 8L, 0.34, 1L)]
+    public void Afno_equals_the_builtin(long dim, long blocks, double fraction, long factor)
+    {
+        using var builtin = Builtin.Afno(dim, blocks, 0.01, fraction, factor);
+        using var library = new Std.Afno(new Std.Afno.Options(dim)
+        {
+            NumBlocks = blocks, HardThresholdingFraction = fraction, HiddenSizeFactor = factor,
+        });
+        AssertSameOutputs(builtin, library, new[] { 2, 5, 7, dim }, new[] { 1, 4, 4, dim }, new[] { 2, 3, 6, dim });
+    }
+
+    [Theory]
+    [InlineData(16L, 4L, 1L)]
+    [InlineData(12L, 3L, 2L)]
+    public void Aff_equals_the_builtin(long dim, long blocks, long factor)
+    {
+        using var builtin = Builtin.Aff(dim, blocks, 0.01, 1.0, factor);
+        using var library = new Std.Aff(new Std.Aff.Options(dim) { NumBlocks = blocks, HiddenSizeFactor = factor });
+        AssertSameOutputs(builtin, library, new[] { 2, 5, 7, dim }, new[] { 1, 4, 4, dim }, new[] { 2, 3, 6, dim });
+    }
+
+    [Theory]
+    [InlineData(8L, 16L, 4L, 2L, null, false, true)]
+    [InlineData(12L, 4L, 3L, 1L, 3L, true, false)]
+    [InlineData(20L, 6L, 2L, 2L, null, true, true)]
+    public void Mamba_equals_the_builtin(long dim, long dState, long dConv, long expand, long? dtRank, bool bias, bool convBias)
+    {
+        using var builtin = Builtin.Mamba(dim, dState, dConv, expand, dtRank, bias, convBias);
+        using var library = new Std.Mamba(new Std.Mamba.Options(dim)
+        {
+            DState = dState, DConv = dConv, Expand = expand, DtRank = dtRank, Bias = bias, ConvBias = convBias,
+        });
+        AssertSameOutputs(builtin, library, new[] { 2, 7L, dim }, new[] { 1, 1L, dim }, new[] { 3, 2L, dim }, new[] { 1, 33L, dim });
+    }
+
     [Fact]
     public void Fused_dispatch_recognizes_the_library_mixers_as_their_kernels()
     {
@@ -157,6 +223,23 @@ public class StdlibParityTests
         Assert.Same(sep.act2, parts.Act2);
         Assert.Same(sep.pwconv2, parts.Pwconv2);
         Assert.Same(parts, KernelModules.SepConvOf(sep)); // read once per instance
+
+        using var square = new Std.GlobalFilter(new Std.GlobalFilter.Options(8, 4, 4));
+        Assert.Equal("global_filter", KernelModules.KernelOf(square));
+        Assert.Equal(square.state_dict()["complex_weight"].shape, KernelModules.GlobalFilterWeight(square)!.shape);
+        // The fused filter reads [B, N, C] as a square grid, as the built-in does; another grid keeps the module.
+        using var wide = new Std.GlobalFilter(new Std.GlobalFilter.Options(8, 2, 8));
+        Assert.Null(KernelModules.KernelOf(wide));
+        Assert.Null(KernelModules.GlobalFilterWeight(wide));
+
+        using var mamba = new Std.Mamba(new Std.Mamba.Options(8));
+        Assert.Equal("mamba", KernelModules.KernelOf(mamba));
+        Assert.True(KernelModules.IsMamba(mamba));
+
+        // No kernel was declared for these (none exists for their built-ins either).
+        foreach (var other in new nn.Module[] { new Std.Afno(new Std.Afno.Options(8)), new Std.Aff(new Std.Aff.Options(8)),
+                     new Std.RandomMixing(new Std.RandomMixing.Options(8, 4)) })
+            Assert.Null(KernelModules.KernelOf(other));
 
         using var attention = new Std.Attention(new Std.Attention.Options(16) { HeadDim = 8 });
         Assert.Null(KernelModules.KernelOf(attention));
@@ -186,5 +269,10 @@ public class StdlibParityTests
         var mixers = Mixers(caformer);
         Assert.Equal(6, mixers.Count(m => m is Std.SepConv && KernelModules.KernelOf(m) == "sepconv"));
         Assert.Equal(12, mixers.Count(m => m is Std.Attention));
+
+        using var randformer = new Mix.Generated.Models.RandformerS12();
+        var random = Mixers(randformer).OfType<Std.RandomMixing>().ToList();
+        Assert.Equal(8, random.Count); // stages 3 and 4 (6 + 2 blocks)
+        Assert.All(random, m => Assert.False(m.parameters().Single().requires_grad));
     }
 }

@@ -36,7 +36,7 @@ namespace Mix.Snapshots
         public IdentityformerS12(Options options) : base(nameof(IdentityformerS12))
         {
             this.options = options;
-#line 5 "/repo/examples/models/identityformer.mix"
+#line 7 "/repo/examples/models/identityformer.mix"
             model = new Metaformer(new Metaformer.Options
             {
                 NumClasses = options.NumClasses,
@@ -56,7 +56,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 5 "/repo/examples/models/identityformer.mix"
+#line 7 "/repo/examples/models/identityformer.mix"
             return model.call(x);
 #line default
         }
@@ -88,13 +88,13 @@ namespace Mix.Snapshots
         public RandformerS12(Options options) : base(nameof(RandformerS12))
         {
             this.options = options;
-#line 10 "/repo/examples/models/identityformer.mix"
+#line 12 "/repo/examples/models/identityformer.mix"
             model = new Metaformer(new Metaformer.Options
             {
                 NumClasses = options.NumClasses,
                 Depths = new long[] { 2, 2, 6, 2 },
                 Dims = new long[] { 64, 128, 320, 512 },
-                TokenMixers = new MixerFactory[] { dim => Builtin.Identity(dim: dim), dim => Builtin.Identity(dim: dim), dim => Builtin.RandomMixing(dim, 196), dim => Builtin.RandomMixing(dim, 49) },
+                TokenMixers = new MixerFactory[] { dim => Builtin.Identity(dim: dim), dim => Builtin.Identity(dim: dim), dim => new global::Mix.Generated.Std.RandomMixing(new global::Mix.Generated.Std.RandomMixing.Options(dim, 196)), dim => new global::Mix.Generated.Std.RandomMixing(new global::Mix.Generated.Std.RandomMixing.Options(dim, 49)) },
                 Norms = Fn.Repeat<NormFactory>(4, dim => Builtin.GroupNorm1NoBias(dim)),
                 UseMlpHead = false,
             });
@@ -108,9 +108,9 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 10 "/repo/examples/models/identityformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "randformer_s12", "x", "[B, 3, 224, 224]", "/repo/examples/models/identityformer.mix", 10, null, (long?)(3), (long?)(224), (long?)(224));
-#line 10 "/repo/examples/models/identityformer.mix"
+#line 12 "/repo/examples/models/identityformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "randformer_s12", "x", "[B, 3, 224, 224]", "/repo/examples/models/identityformer.mix", 12, null, (long?)(3), (long?)(224), (long?)(224));
+#line 12 "/repo/examples/models/identityformer.mix"
             return model.call(x);
 #line default
         }
