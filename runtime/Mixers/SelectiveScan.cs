@@ -260,7 +260,7 @@ namespace Mix.Runtime
             if (state.dim() != 3) throw new ArgumentException("state must be [batch, d, n]", nameof(state));
 
             using var scope = torch.NewDisposeScope();
-            var cdt = ComputeType(u);
+            var cdt = Scans.ScanMath.ComputeType(u);
             var dt = delta.to_type(cdt);
             if (deltaBias is not null) dt = dt + deltaBias.to_type(cdt);
             if (deltaSoftplus) dt = torch.nn.functional.softplus(dt);
@@ -286,8 +286,6 @@ namespace Mix.Runtime
             public required ScalarType ComputeType { get; init; }
         }
 
-        private static ScalarType ComputeType(Tensor u) => u.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-
         private static Prepared Prepare(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? deltaBias,
             bool deltaSoftplus, Tensor? initialState)
         {
@@ -301,7 +299,7 @@ namespace Mix.Runtime
             if (initialState is not null && !SameShape(initialState, batch, d, n))
                 throw new ArgumentException("initialState must be [batch, d, n]", nameof(initialState));
 
-            var cdt = ComputeType(u);
+            var cdt = Scans.ScanMath.ComputeType(u);
             var dt = delta.to_type(cdt);
             if (deltaBias is not null) dt = dt + deltaBias.to_type(cdt).unsqueeze(-1);
             if (deltaSoftplus) dt = torch.nn.functional.softplus(dt);
