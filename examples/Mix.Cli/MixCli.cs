@@ -8,7 +8,7 @@ using Mix.Dsl;
 using Mix.Dsl.Diagnostics;
 using Mix.Dsl.Syntax;
 using Mix.Dsl.Text;
-using Mix.Examples.Summary;
+using Mix.Training.Summary;
 
 namespace Mix.Cli;
 

@@ -1,7 +1,7 @@
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
-using Mix.Examples.Training;
+using Mix.Training;
 
 namespace Mix.Examples;
 

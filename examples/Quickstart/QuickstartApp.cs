@@ -9,8 +9,8 @@ using Mix.Dsl;
 using Mix.Dsl.Text;
 using Mix.Examples;
 using Mix.Examples.Data;
-using Mix.Examples.Summary;
-using Mix.Examples.Training;
+using Mix.Training.Summary;
+using Mix.Training;
 using Mix.Quickstart.Models;
 using Mix.Runtime.Checkpoints;
 using Spectre.Console;
@@ -90,6 +90,12 @@ public static class QuickstartApp
             {
                 (console ?? AnsiConsole.Console).MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
                 return 2;
+            }
+            catch (Mix.Runtime.Cuda.LibTorchNotFoundException e)
+            {
+                // The libtorch backend without an installed PyTorch: the runtime's one-line answer, not TorchSharp's trace.
+                (console ?? AnsiConsole.Console).MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                return 3;
             }
         });
         var invocation = new InvocationConfiguration();

@@ -6,7 +6,7 @@ using System.Text;
 using Mix.Dsl;
 using Mix.Dsl.Semantics;
 
-namespace Mix.Examples.Summary;
+namespace Mix.Training.Summary;
 
 /// <summary>One row of a <see cref="ModelSummary"/>: a layer, its inferred output shape, parameters and FLOPs, and the
 /// decoding cache of the causal mixers inside it (null when there are none) in float32 and in the summary's KV format.</summary>
