@@ -79,7 +79,7 @@ public static class ForecastingApp
     /// <summary>Trains both models and prints MSE/MAE against the naive baseline.</summary>
     public static IReadOnlyList<ForecastResult> Run(ForecastingOptions o, IAnsiConsole? console = null)
     {
-        console ??= AnsiConsole.Console;
+        console ??= ConsoleOutput.Default;
         Devices.SetThreads(o.Threads);
         var device = Devices.Pick(o.Cpu);
         var data = MacroData.Load();

@@ -123,7 +123,7 @@ public static class LanguageApp
     /// <summary>Trains the selected models, reports held-out bits per character and prints samples.</summary>
     public static IReadOnlyList<LanguageResult> Run(LanguageOptions o, IAnsiConsole? console = null)
     {
-        console ??= AnsiConsole.Console;
+        console ??= ConsoleOutput.Default;
         Devices.SetThreads(o.Threads);
         var device = Devices.Pick(o.Cpu);
         var text = ExampleData.ReadAllText(ExampleData.Find(FileName)).Replace("\r", "", StringComparison.Ordinal);

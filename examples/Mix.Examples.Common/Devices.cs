@@ -1,4 +1,5 @@
 using Mix.Runtime.Cuda;
+using Mix.Training.Summary;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -23,7 +24,7 @@ public static class Devices
         try { return body(); }
         catch (LibTorchNotFoundException e)
         {
-            (console ?? AnsiConsole.Console).MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            (console ?? ConsoleOutput.Default).MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
             return 3;
         }
     }

@@ -80,7 +80,7 @@ public static class VisionApp
     /// <summary>Trains the selected models and prints the comparison.</summary>
     public static IReadOnlyList<VisionResult> Run(VisionOptions options, IAnsiConsole? console = null)
     {
-        console ??= AnsiConsole.Console;
+        console ??= ConsoleOutput.Default;
         Devices.SetThreads(options.Threads);
         var device = Devices.Pick(options.Cpu);
         var compilation = MixSources.Compile(typeof(VisionApp).Assembly);
