@@ -54,7 +54,7 @@ public class CliProjectTests : IDisposable
     }
 
     static string RepoRoot([CallerFilePath] string file = "") => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, "..", ".."));
-    static string Model(string name) => Path.Combine(RepoRoot(), "examples", "models", name);
+    static string Model(string name) => Path.Combine(RepoRoot(), "models", name);
 
     static (int Code, string Out, string Err) Mix(params string[] args)
     {

@@ -98,11 +98,11 @@ public class OutputTests
         var fences = readme.Split('\n').Count(l => l.TrimStart().StartsWith("```", StringComparison.Ordinal));
         Assert.True(fences % 2 == 0, $"{fences} code fence lines: one is not closed");
 
-        var models = Directory.GetFiles(Path.Combine(RepoRoot(), "examples", "models"), "*.mix").OrderBy(f => f, StringComparer.Ordinal).ToArray();
+        var models = Directory.GetFiles(Path.Combine(RepoRoot(), "models"), "*.mix").OrderBy(f => f, StringComparer.Ordinal).ToArray();
         var output = new StringWriter();
         Assert.Equal(0, MixCli.Run(new[] { "check" }.Concat(models).ToArray(), output, new StringWriter()));
         var summary = output.ToString().Trim().Split('\n').Last();
-        var claimed = Regex.Match(readme, @"\$ mix check examples/models/\*\.mix\n(.+)\n").Groups[1].Value;
+        var claimed = Regex.Match(readme, @"\$ mix check models/\*\.mix\n(.+)\n").Groups[1].Value;
         Assert.Equal(summary, claimed);
     }
 }
