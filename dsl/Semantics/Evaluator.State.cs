@@ -82,10 +82,22 @@ internal sealed partial class Evaluator
                 : $"state '{target.Name}' is declared {info.Shape} but is updated with {Describe(value)}; an update is a tensor of the declared shape");
     }
 
-    /// <summary>After the body: a state never updated would be carried unchanged by decoding.</summary>
+    /// <summary>After the body: the layer's decoding cache is its states (fixed elements per row), and a state never
+    /// updated would be carried unchanged by decoding.</summary>
     void WarnStaleStates(Frame frame)
     {
         if (!frame.CreatesChildren) return;
+        if (frame.States.Count > 0 && frame.Node is LayerNode node)
+        {
+            var perRow = Dim.Const(0);
+            foreach (var s in frame.States.Values)
+            {
+                var row = Dim.Const(1);
+                for (int k = 1; k < s.Shape.Rank; k++) row = row * s.Shape[k];
+                perRow = perRow + row;
+            }
+            node.Cache = new CacheFootprint("state", Dim.Const(0), perRow);
+        }
         foreach (var s in frame.States.Values)
             if (!s.Updated)
                 Report(frame, s.Name.Span, DiagnosticIds.StateNeverUpdated,

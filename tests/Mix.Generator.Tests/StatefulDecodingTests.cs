@@ -180,6 +180,13 @@ public class StatefulDecodingTests
         Assert.Equal(32 * (2 + 4) * 4, slot.FixedBytesPerRow);
         Assert.Equal(0, slot.BytesPerToken);
         Assert.Equal(5 * 32 * (2 + 4) * 4, slot.AllocatedBytes);
+        // The front end's footprint (model summaries, `mix summary`) is the slot's: the states' elements per row.
+        var c = Mix.Dsl.MixCompilation.Create("m.mix",
+            "import \"mix/std/mamba.mix\"\nblock b() (x: [B, L, 16]) -> [B, L, 16] {\n  m = mamba(dim = 16, d_state = 4, d_conv = 3)\n  return m(x)\n}\n");
+        Assert.False(c.HasErrors, string.Join("\n", c.Diagnostics));
+        var footprint = c.Find("b")!.Root!.Children.Single(n => n.Name == "m").Cache!;
+        Assert.Equal("state", footprint.Kind);
+        Assert.Equal(slot.FixedBytesPerRow, footprint.Bytes(tokens: 100));
 
         // Outside a cache the forward starts from zero states: two halves run separately differ from the whole.
         var x = torch.randn(2, 6, 16);
