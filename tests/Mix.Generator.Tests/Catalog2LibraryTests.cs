@@ -180,4 +180,55 @@ public class Catalog2LibraryTests
         using var _ = torch.no_grad();
         AssertClose(GlaReference(sd, x, heads, kv, clampMin), mixer.call(x), "gla");
     }
+    /// <summary>goombalab/hydra's Hydra.forward, with the forward and flipped sequences scanned one after the other.</summary>
+    static Tensor HydraReference(Dictionary<string, Tensor> sd, Tensor x, long dState, long headdim, long ngroups)
+    {
+        long b = x.shape[0], L = x.shape[1], heads = sd["D"].shape[0], inner = heads * headdim, gn = ngroups * dState;
+        var parts = Linear(sd, "in_proj", x).split(new[] { inner, inner + 4 * gn, 2 * heads }, -1);
+        var z = parts[0];
+        var dt = parts[2];
+        dt = torch.cat(new[] { dt.narrow(2, 0, heads), dt.narrow(2, heads, heads).flip(1) }, 0);
+        dt = F.softplus(dt + sd["dt_bias"]);
+        var w = sd["conv1d.weight"];
+        var xbc = F.silu(F.conv1d(parts[1].transpose(1, 2), w, sd["conv1d.bias"], padding: w.shape[2] / 2, groups: inner + 4 * gn)).transpose(1, 2);
+        var xs = xbc.narrow(2, 0, inner);
+        var bc = xbc.narrow(2, inner, 4 * gn);
+        var both = torch.cat(new[] { xs, xs.flip(1) }, 0);
+        var bcs = torch.cat(new[] { bc.narrow(2, 0, 2 * gn), bc.narrow(2, 2 * gn, 2 * gn).flip(1) }, 0);
+        var (y, _) = SsdScan.SequentialScan(both.reshape(2 * b, L, heads, headdim), dt, -sd["A_log"].exp(),
+            bcs.narrow(2, 0, gn).reshape(2 * b, L, ngroups, dState), bcs.narrow(2, gn, gn).reshape(2 * b, L, ngroups, dState));
+        y = y.reshape(2 * b, L, inner).roll(1, 1);
+        y[.., 0, ..] = 0.0f;
+        var skip = xs * (F.linear(xs, sd["fc_D.weight"]) + sd["D"]).repeat_interleave(headdim, 2);
+        var sum = y.narrow(0, 0, b) + y.narrow(0, b, b).flip(1) + skip;
+        var normed = sum * torch.rsqrt(sum.pow(2).mean(new long[] { -1 }, keepdim: true) + 1e-5) * sd["norm.weight"] * F.silu(z);
+        return Linear(sd, "out_proj", normed);
+    }
+
+    [Theory]
+    //          dim dState headdim ngroups dConv chunk  L
+    [InlineData(16L, 8L, 8L, 1L, 3L, 4L, 7L)]
+    [InlineData(16L, 4L, 4L, 2L, 7L, 64L, 9L)]
+    [InlineData(12L, 4L, 6L, 1L, 5L, 2L, 1L)]     // one token: both shifted outputs are zero, only the skip remains
+    public void Hydra_matches_the_official_equations(long dim, long dState, long headdim, long ngroups, long dConv, long chunk, long L)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var mixer = new Std.Hydra(new Std.Hydra.Options(dim) { DState = dState, Headdim = headdim, Ngroups = ngroups, DConv = dConv, ChunkSize = chunk });
+        Assert.True(mixer.A_log.eq(0).all().item<bool>());   // the official init: A = -1
+        Redraw(mixer, 31);
+        mixer.eval();
+        var sd = mixer.state_dict();
+        long inner = 2 * dim, heads = inner / headdim;
+        Assert.Equal(new[] { 2 * inner + 4 * ngroups * dState + 2 * heads, dim }, sd["in_proj.weight"].shape);
+        Assert.Equal(new[] { inner + 4 * ngroups * dState, 1, dConv }, sd["conv1d.weight"].shape);
+        Assert.Equal(new[] { heads, inner }, sd["fc_D.weight"].shape);
+        torch.manual_seed(6);
+        var x = torch.randn(2, L, dim);
+        using var _ = torch.no_grad();
+        AssertClose(HydraReference(sd, x, dState, headdim, ngroups), mixer.call(x), "hydra");
+        // Bidirectional: the last token changes the first token's output.
+        var changed = x.clone();
+        changed[.., L - 1] = changed[.., L - 1] + 1;
+        if (L > 1) Assert.False(mixer.call(changed)[.., 0].allclose(mixer.call(x)[.., 0], rtol: 0, atol: 1e-6));
+    }
 }

@@ -7,12 +7,18 @@ make_fixtures.py (NAME.weights.safetensors, NAME.io.safetensors, NAME.config.jso
   mamba2_causal_lm  transformers Mamba2ForCausalLM, torch_forward (pure torch, CPU), fp32, eval
   gla_layer         fla GatedLinearAttention (fla/layers/gla.py), fp32, eval
   gla_causal_lm     fla GLAForCausalLM (fla/models/gla), fp32, eval
+  hydra_layer       goombalab/hydra Hydra (hydra/modules/hydra.py), fp32, eval, CPU
 
 fla is not installed on the GPU host: pass the folder that holds its `fla` package with --fla (the script imports the
 official code from there; the project never contains it). The GLA layer's recurrence runs through fla's own pure-torch
 reference `fla.ops.gla.naive.naive_recurrent_gla` (patched in for the Triton `fused_recurrent_gla` the layer picks for
 T <= 64), in float32; fla's Triton gated RMSNorm and RMSNorm run on the GPU (elementwise, no TF32 dot products). The
 unpatched Triton recurrence is run as well and its difference from the stored output is recorded in the config.
+Hydra's official forward calls mamba_ssm's Triton SSD and gated RMSNorm; with --mamba and --hydra (folders holding the
+mamba_ssm and hydra packages, imported without their package __init__ files, which need CUDA extensions) the fixture
+is made by the official Hydra.forward with those two calls routed to mamba_ssm's own pure-torch references,
+ssd_minimal_discrete (the chunked SSD of the paper) and rms_norm_ref, on the CPU; the unpatched Triton path on the
+GPU is compared and its difference recorded.
 Every parameter is re-drawn (A_log, D, dt_bias, norm weights and biases included) so no test can pass on constants.
 """
 import argparse
@@ -22,6 +28,7 @@ import math
 import os
 import sys
 import traceback
+import types
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -37,7 +44,7 @@ def randomize_(model: torch.nn.Module, generator: torch.Generator) -> None:
 
             if name.endswith("A_log"):
                 p.copy_(torch.log(torch.rand(p.shape, generator=generator, dtype=p.dtype) * 15.0 + 1.0))
-            elif name.endswith("mixer.D"):
+            elif name == "D" or name.endswith(".D"):
                 p.copy_(randn(0.5, 1.0))
             elif name.endswith("dt_bias"):
                 u = torch.rand(p.shape, generator=generator, dtype=p.dtype)
@@ -202,12 +209,80 @@ def make_gla_lm(out_dir, fla_dir, device) -> None:
                   {"logits": logits}, extra)
 
 
+def stub_packages(root, names):
+    """Makes packages importable from root without running their __init__ files (which import CUDA extensions)."""
+    for name in names:
+        if name not in sys.modules:
+            module = types.ModuleType(name)
+            module.__path__ = [os.path.join(root, *name.split("."))]
+            sys.modules[name] = module
+
+
+def make_hydra(out_dir, mamba_dir, hydra_dir, device) -> None:
+    stub_packages(mamba_dir, ["mamba_ssm", "mamba_ssm.ops", "mamba_ssm.ops.triton", "mamba_ssm.utils", "mamba_ssm.modules"])
+    stub_packages(hydra_dir, ["hydra", "hydra.modules"])
+    hydra_module = importlib.import_module("hydra.modules.hydra")
+    from mamba_ssm.modules.ssd_minimal import ssd_minimal_discrete
+    from mamba_ssm.ops.triton.layernorm_gated import rms_norm_ref
+    name = "hydra_layer"
+    torch.manual_seed(SEED)
+    g = torch.Generator().manual_seed(SEED + 3)
+    kwargs = dict(d_model=16, d_state=8, d_conv=3, expand=2, headdim=8, ngroups=1, chunk_size=4)
+    layer = hydra_module.Hydra(**kwargs).eval()
+    randomize_(layer, g)
+    x = torch.randn(2, 7, 16, generator=g)
+
+    def reference_scan(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states=None, seq_idx=None,
+                       dt_softplus=False, **kwargs):
+        # Hydra passes dt already softplus-ed, no D, z or bias; heads read their group's B and C.
+        assert D is None and z is None and dt_bias is None and not dt_softplus and initial_states is None
+        b, l, h, p = x.shape
+        B = B.repeat_interleave(h // B.shape[2], dim=2)
+        C = C.repeat_interleave(h // C.shape[2], dim=2)
+        pad = (-l) % chunk_size  # zero steps (dt = 0) change nothing; ssd_minimal needs whole chunks
+        X = torch.nn.functional.pad(x * dt[..., None], (0, 0, 0, 0, 0, pad))
+        a = torch.nn.functional.pad(A * dt, (0, 0, 0, pad))
+        B = torch.nn.functional.pad(B, (0, 0, 0, 0, 0, pad))
+        C = torch.nn.functional.pad(C, (0, 0, 0, 0, 0, pad))
+        y, _ = ssd_minimal_discrete(X, a, B, C, chunk_size)
+        return y[:, :l]
+
+    norm = layer.norm
+
+    def reference_norm(x, z=None):
+        return rms_norm_ref(x, norm.weight, norm.bias, z=z, eps=norm.eps, group_size=norm.group_size,
+                            norm_before_gate=norm.norm_before_gate)
+
+    original = hydra_module.mamba_chunk_scan_combined
+    with torch.no_grad():
+        hydra_module.mamba_chunk_scan_combined = reference_scan
+        norm.forward = reference_norm
+        try:
+            o = layer(x)
+        finally:
+            hydra_module.mamba_chunk_scan_combined = original
+            del norm.forward
+        triton = None
+        if device == "cuda":
+            try:
+                triton = float((layer.to(device)(x.to(device)).cpu() - o).abs().max())
+            except Exception as e:  # the record is informative only
+                triton = f"failed: {type(e).__name__}: {e}"
+            layer = layer.cpu()
+    extra = {"ssd": "mamba_ssm.modules.ssd_minimal.ssd_minimal_discrete (patched in for mamba_chunk_scan_combined)",
+             "norm": "mamba_ssm.ops.triton.layernorm_gated.rms_norm_ref (patched in for RMSNormGated.forward)",
+             "device": "cpu", "max_abs_diff_vs_triton_on_gpu": triton}
+    write_fixture(out_dir, name, layer, dict(kwargs), {"x": x}, {"o": o}, extra)
+
+
 def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     default_out = os.path.normpath(os.path.join(here, "..", "Mix.Runtime.Tests", "Fixtures", "parity"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=default_out)
     parser.add_argument("--fla", default=None, help="folder holding the fla package (flash-linear-attention)")
+    parser.add_argument("--mamba", default=None, help="folder holding the mamba_ssm package (state-spaces/mamba)")
+    parser.add_argument("--hydra", default=None, help="folder holding the hydra package (goombalab/hydra)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -218,6 +293,8 @@ def main() -> int:
     makers = [lambda: make_mamba2(args.out)]
     if args.fla:
         makers += [lambda: make_gla_layer(args.out, args.fla, device), lambda: make_gla_lm(args.out, args.fla, device)]
+    if args.mamba and args.hydra:
+        makers.append(lambda: make_hydra(args.out, args.mamba, args.hydra, device))
     failures = 0
     for make in makers:
         try:
