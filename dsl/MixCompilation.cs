@@ -227,7 +227,7 @@ public sealed partial class MixCompilation
             }
             // A standard-library mixer re-expresses the built-in of its name; importing it shadows the built-in.
             if (BuiltinCatalog.Find(d.Name.Name) is { } builtin
-                && !(StandardLibrary.IsLibraryPath(c.Source.Path) && builtin.Kind == CallableKind.Mixer && d.Kind == DefinitionKind.Mixer))
+                && !(StandardLibrary.IsStdPath(c.Source.Path) && builtin.Kind == CallableKind.Mixer && d.Kind == DefinitionKind.Mixer))
             {
                 bag.Report(DiagnosticIds.DuplicateDefinition, c.Source, d.Name.Span, $"'{d.Name.Name}' is a built-in; choose another name");
                 continue;
@@ -265,9 +265,11 @@ public sealed partial class MixCompilation
             var target = ResolveImport(c.Source.Path, imp.Path);
             if (!byPath.TryGetValue(target, out var other) && StandardLibrary.IsLibraryPath(target))
             {
-                var best = Suggestions.Closest(target, StandardLibrary.Paths);
+                var (what, paths) = StandardLibrary.IsModelsPath(target)
+                    ? ("the model zoo", StandardLibrary.ModelPaths) : ("the standard library", StandardLibrary.Paths);
+                var best = Suggestions.Closest(target, paths);
                 bag.Report(DiagnosticIds.ImportNotFound, c.Source, imp.PathSpan,
-                    $"the standard library has no '{target}'" + (best is null ? $"; its files are {string.Join(", ", StandardLibrary.Paths)}" : $"; did you mean '{best}'?"));
+                    $"{what} has no '{target}'" + (best is null ? $"; its files are {string.Join(", ", paths)}" : $"; did you mean '{best}'?"));
                 continue;
             }
             if (other is null)
@@ -389,7 +391,7 @@ public sealed partial class MixCompilation
 
     /// <summary>
     /// The normalized path an import in <paramref name="from"/> refers to: relative to the importing file, except a
-    /// standard-library name (<c>mix/std/...</c>), which is the same from every file.
+    /// library name (<c>mix/std/...</c>, <c>mix/models/...</c>), which is the same from every file.
     /// </summary>
     public static string ResolveImport(string from, string import) =>
         StandardLibrary.IsLibraryPath(import) ? NormalizePath(import) : NormalizePath(CombinePath(DirectoryOf(from), import));

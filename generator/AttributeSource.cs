@@ -60,7 +60,7 @@ namespace Mix
     /// Makes this partial class a MetaFormer image classifier (timm's <c>MetaFormer</c>: stem, stages, head) declared in C#
     /// alone, with one <see cref=""MetaFormerStageAttribute""/> per stage, in order. The generated part derives the class
     /// from <c>nn.Module&lt;Tensor, Tensor&gt;</c> with timm's state-dict keys, exactly as <c>metaformer(...)</c> of
-    /// examples/models/metaformer.mix would. Mixer, Norm, ChannelsLast, LayerScale and ResScale set here apply to every
+    /// models/metaformer.mix would. Mixer, Norm, ChannelsLast, LayerScale and ResScale set here apply to every
     /// stage that does not set its own. Names and expressions are .mix text, checked like a .mix file.
     /// </summary>
     [global::System.AttributeUsage(global::System.AttributeTargets.Class, AllowMultiple = false, Inherited = false)]

@@ -32,7 +32,7 @@ public sealed record TextOrigin(int Start, int Length, int Spot, string Kind);
 
 /// <summary>
 /// A <c>[MetaFormerModel]</c> class as .mix: a model that aliases <c>metaformer</c> of the built-in copy of
-/// examples/models/metaformer.mix. <see cref="MixText"/> is null when the attributes themselves are unusable.
+/// models/metaformer.mix. <see cref="MixText"/> is null when the attributes themselves are unusable.
 /// </summary>
 public sealed record MetaFormerModel(string ClassName, string Namespace, string Accessibility, string MixName, string? MixText, EquatableArray<TextOrigin> Origins)
 {

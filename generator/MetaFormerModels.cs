@@ -17,7 +17,7 @@ namespace Mix.Generator;
 /// <summary>
 /// MetaFormer models declared in C# alone: <c>[MetaFormerModel]</c> and one <c>[MetaFormerStage]</c> per stage on a
 /// partial class. The attributes become a .mix model that aliases <c>metaformer</c> of a copy of
-/// examples/models/metaformer.mix built into the generator, checked by the same front end and translated and emitted
+/// models/metaformer.mix built into the generator, checked by the same front end and translated and emitted
 /// like a .mix model, so shapes, timm's state-dict keys and the emitted code are those of the zoo.
 /// </summary>
 internal static class MetaFormerModels
@@ -37,7 +37,7 @@ internal static class MetaFormerModels
         return reader.ReadToEnd();
     });
 
-    /// <summary>The library text (examples/models/metaformer.mix at build time of the generator).</summary>
+    /// <summary>The library text (models/metaformer.mix at build time of the generator).</summary>
     public static string Library => s_library.Value;
 
     // ---- reading the attributes ------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ internal static class MetaFormerModels
         var classes = compilation.Definitions.Select(d => WithoutLines(new Translator(d, defs).Translate())).ToEquatableArray();
         var file = new FileSpec(PartsHintName, LibraryPath, PartsNamespace, false, classes, EquatableArray<GenDiagnostic>.Empty);
         return Retitle(Emitter.Emit(file, "internal"),
-            "// The MetaFormer library (examples/models/metaformer.mix, built into Mix.Generator) for the [MetaFormerModel] classes of this project.");
+            "// The MetaFormer library (models/metaformer.mix, built into Mix.Generator) for the [MetaFormerModel] classes of this project.");
     });
 
     public static string PartsSource => s_parts.Value;

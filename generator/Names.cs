@@ -10,6 +10,16 @@ internal static class Names
     /// <summary>Where the standard library's classes are emitted (internal, once per consuming project).</summary>
     public const string StdNamespace = "Mix.Generated.Std";
 
+    /// <summary>Where the model zoo's classes are emitted for a project that imports <c>mix/models/...</c> (internal).</summary>
+    public const string ZooNamespace = "Mix.Generated.Zoo";
+
+    /// <summary>The namespace of a library file's classes.</summary>
+    public static string LibraryNamespace(string path) => Mix.Dsl.StandardLibrary.IsModelsPath(path) ? ZooNamespace : StdNamespace;
+
+    /// <summary>The C# class of a library definition: a standard-library mixer is named like the built-in it
+    /// re-expresses (SepConv, GlobalFilter); a zoo definition like any other.</summary>
+    public static string LibraryClass(string path, string name) => Mix.Dsl.StandardLibrary.IsModelsPath(path) ? Pascal(name) : Builtin(name);
+
     static readonly Dictionary<string, string> s_builtinNames = new()
     {
         ["layernorm"] = "LayerNorm", ["layernorm_nobias"] = "LayerNormNoBias", ["layernorm2d"] = "LayerNorm2d",

@@ -151,17 +151,18 @@ internal static class SpecBuilder
     static readonly System.Collections.Concurrent.ConcurrentDictionary<string, FileSpec> s_library = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// A standard-library file's classes (internal, in <see cref="Names.StdNamespace"/>): the library ships inside the
+    /// A library file's classes (internal, in <see cref="Names.LibraryNamespace"/>): the library ships inside the
     /// generator, so its translation is the same for every project and is made once per process.
     /// </summary>
     public static FileSpec LibraryFile(string path) => s_library.GetOrAdd(path, p =>
     {
         var tree = StandardLibrary.Tree(p)!;
-        var file = p.Substring(StandardLibrary.Prefix.Length);
-        var hint = "Mix.Std." + file.Substring(0, file.Length - ".mix".Length).Replace('/', '.') + ".g.cs";
+        var zoo = StandardLibrary.IsModelsPath(p);
+        var file = p.Substring((zoo ? StandardLibrary.ModelsPrefix : StandardLibrary.Prefix).Length);
+        var hint = (zoo ? "Mix.Zoo." : "Mix.Std.") + file.Substring(0, file.Length - ".mix".Length).Replace('/', '.') + ".g.cs";
         var unit = BuildUnit(new CheckUnit(new MixInput(p, tree.Source.Text), new[] { new MixInput(p, tree.Source.Text) }.ToEquatableArray(),
             ImmutableArray.Create(tree)), ImmutableArray<MixerBinding>.Empty);
-        return new FileSpec(hint, p, Names.StdNamespace, unit.HasErrors, unit.Classes, unit.Diagnostics);
+        return new FileSpec(hint, p, Names.LibraryNamespace(p), unit.HasErrors, unit.Classes, unit.Diagnostics);
     });
 
     /// <summary>

@@ -86,7 +86,7 @@ internal sealed partial class Translator
     public ClassSpec Translate()
     {
         // A standard-library class is named like the built-in it re-expresses (SepConv, GlobalFilter).
-        var name = StandardLibrary.IsLibraryPath(_source.Path) ? Names.Builtin(_def.Name.Name) : Names.Pascal(_def.Name.Name);
+        var name = StandardLibrary.IsLibraryPath(_source.Path) ? Names.LibraryClass(_source.Path, _def.Name.Name) : Names.Pascal(_def.Name.Name);
         var options = _u.Params.Select(OptionOf).ToList();
         var root = new Scope(null);
         foreach (var p in _u.Params) root.Set(p.Name, ParamValue(p));
@@ -179,7 +179,9 @@ internal sealed partial class Translator
 
     /// <summary>The C# class of a definition: its Pascal name, qualified for a standard-library definition.</summary>
     static string ClassOf(UserCallable u) =>
-        StandardLibrary.IsLibraryPath(u.File.Source.Path) ? $"global::{Names.StdNamespace}.{Names.Builtin(u.Name)}" : Names.Pascal(u.Name);
+        StandardLibrary.IsLibraryPath(u.File.Source.Path)
+            ? $"global::{Names.LibraryNamespace(u.File.Source.Path)}.{Names.LibraryClass(u.File.Source.Path, u.Name)}"
+            : Names.Pascal(u.Name);
 
     IReadOnlyList<InputDecl> AliasInputs()
     {

@@ -167,7 +167,7 @@ internal sealed partial class Evaluator
             if (a.Args.Count != 1 || a.Args[0].Value is not StringExpr s || System.Array.IndexOf(StandardLibrary.Kernels, s.Value) < 0)
                 Report(file, a.Span, DiagnosticIds.BadAnnotation,
                     $"@kernel takes one kernel name: {string.Join(", ", StandardLibrary.Kernels.Select(k => $"\"{k}\""))}");
-            else if (!StandardLibrary.IsLibraryPath(file.Source.Path) || def.Kind != DefinitionKind.Mixer)
+            else if (!StandardLibrary.IsStdPath(file.Source.Path) || def.Kind != DefinitionKind.Mixer)
                 Report(file, a.Span, DiagnosticIds.BadAnnotation,
                     "@kernel is reserved to the standard library's mixers (their equality with the kernel is tested)");
         }

@@ -21,7 +21,7 @@ internal sealed record PartTime(string Model, string Dtype, long Batch, string P
 
 /// <summary>
 /// Whole-model GPU benchmarks: PoolFormer-S12 and ConvFormer-S18 (runtime classes and the classes generated from
-/// examples/models/*.mix) at 224×224, batch 1/32/128, float32 and bfloat16 weights and inputs; the Mamba LM of
+/// models/*.mix) at 224×224, batch 1/32/128, float32 and bfloat16 weights and inputs; the Mamba LM of
 /// mamba-130m's shape (prefill at L = 512/2K/8K, greedy decode through the mixers' Step API). Every sample is one
 /// call between <c>torch.cuda.synchronize()</c>s (host clock), after warm-up; the median is reported.
 /// </summary>

@@ -142,6 +142,6 @@ static class FrontEndBenchmarksPaths
         if (System.Environment.GetEnvironmentVariable("MIX_MODELS_DIR") is { Length: > 0 } models) return models; // a copied build elsewhere
         var dir = Path.GetDirectoryName(here)!;
         while (!File.Exists(Path.Combine(dir, "Dsl.sln"))) dir = Path.GetDirectoryName(dir)!;
-        return Path.Combine(dir, "examples", "models");
+        return Path.Combine(dir, "models");
     }
 }

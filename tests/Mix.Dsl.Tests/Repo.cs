@@ -18,9 +18,9 @@ internal static class Repo
         return dir;
     }
 
-    public static string ModelsDir => Path.Combine(Root, "examples", "models");
+    public static string ModelsDir => Path.Combine(Root, "models");
 
-    /// <summary>All example files, with paths relative to examples/models (as a generator would see them).</summary>
+    /// <summary>All example files, with paths relative to models/ (as a generator would see them).</summary>
     public static SourceText[] ExampleSources() =>
         Directory.GetFiles(ModelsDir, "*.mix").OrderBy(p => p, System.StringComparer.Ordinal)
             .Select(p => new SourceText(Path.GetFileName(p), File.ReadAllText(p))).ToArray();

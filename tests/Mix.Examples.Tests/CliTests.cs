@@ -18,7 +18,7 @@ using MixCli = cli::Mix.Cli.MixCli;
 public class CliTests
 {
     static string RepoRoot([CallerFilePath] string file = "") => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, "..", ".."));
-    static string Model(string name) => Path.Combine(RepoRoot(), "examples", "models", name);
+    static string Model(string name) => Path.Combine(RepoRoot(), "models", name);
 
     static (int Code, string Out, string Err) Mix(params string[] args)
     {
@@ -31,7 +31,7 @@ public class CliTests
     [Fact]
     public void Check_accepts_the_model_zoo()
     {
-        var files = Directory.GetFiles(Path.Combine(RepoRoot(), "examples", "models"), "*.mix").OrderBy(f => f, StringComparer.Ordinal).ToArray();
+        var files = Directory.GetFiles(Path.Combine(RepoRoot(), "models"), "*.mix").OrderBy(f => f, StringComparer.Ordinal).ToArray();
         var (code, output, _) = Mix(new[] { "check" }.Concat(files).ToArray());
         Assert.Equal(0, code);
         Assert.Contains($"{files.Length} files checked", output);

@@ -48,7 +48,7 @@ public sealed class FuzzInputs
     public FuzzInputs(string repoRoot, int seed)
     {
         _seed = seed;
-        var models = Directory.GetFiles(Path.Combine(repoRoot, "examples", "models"), "*.mix").OrderBy(p => p, StringComparer.Ordinal).Select(File.ReadAllText);
+        var models = Directory.GetFiles(Path.Combine(repoRoot, "models"), "*.mix").OrderBy(p => p, StringComparer.Ordinal).Select(File.ReadAllText);
         var docs = Regex.Matches(File.ReadAllText(Path.Combine(repoRoot, "docs", "language.md")).Replace("\r\n", "\n"), "```mix[^\n]*\n(.*?)```", RegexOptions.Singleline)
             .Select(m => m.Groups[1].Value);
         _seeds = models.Concat(docs).Append(TensorMathSeed).Where(s => s.Trim().Length > 0).ToArray();

@@ -20,7 +20,7 @@ public static class Worker
         var inputs = new FuzzInputs(repoRoot, seed);
         var output = Console.Out;
         // Compile the checker's code paths once, so the first input's time is the check, not the JIT.
-        var zoo = Directory.GetFiles(Path.Combine(repoRoot, "examples", "models"), "*.mix").Select(p => new Mix.Dsl.Text.SourceText(Path.GetFileName(p), File.ReadAllText(p))).ToList();
+        var zoo = Directory.GetFiles(Path.Combine(repoRoot, "models"), "*.mix").Select(p => new Mix.Dsl.Text.SourceText(Path.GetFileName(p), File.ReadAllText(p))).ToList();
         MixCompilation.Create(zoo);
         for (long i = start; i < start + count; i++)
         {

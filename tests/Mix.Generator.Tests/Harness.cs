@@ -61,9 +61,9 @@ static class Harness
     public static string TestDir([CallerFilePath] string file = "") => Path.GetDirectoryName(file)!;
     public static string SnapshotDir => Path.Combine(TestDir(), "Snapshots");
 
-    /// <summary>examples/models/*.mix with test paths (<c>/repo/examples/models/x.mix</c>).</summary>
+    /// <summary>models/*.mix with test paths (<c>/repo/examples/models/x.mix</c>).</summary>
     public static List<InMemoryText> Examples() =>
-        Directory.GetFiles(Path.Combine(RepoRoot(), "examples", "models"), "*.mix").OrderBy(p => p, StringComparer.Ordinal)
+        Directory.GetFiles(Path.Combine(RepoRoot(), "models"), "*.mix").OrderBy(p => p, StringComparer.Ordinal)
             .Select(p => new InMemoryText(Root + "models/" + Path.GetFileName(p), File.ReadAllText(p))).ToList();
 
     public static Options DefaultOptions() => new(new Dictionary<string, string>

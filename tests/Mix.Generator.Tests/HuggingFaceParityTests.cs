@@ -11,7 +11,7 @@ using static TorchSharp.torch;
 namespace Mix.Generator.Tests;
 
 /// <summary>
-/// The GENERATED classes (compiled into this project from examples/models/*.mix) against Hugging Face transformers:
+/// The GENERATED classes (compiled into this project from models/*.mix) against Hugging Face transformers:
 /// each is built with the fixture's config, loads the fixture's state dict with strict loading (so the generated keys
 /// are exactly HF's), runs an eval fp32 forward on the fixture's inputs and must reproduce HF's outputs within
 /// max abs error ≤ 1e-4 × max(1, max |reference|). Fixtures: tests/Mix.Runtime.Tests/Fixtures/parity (see its README).

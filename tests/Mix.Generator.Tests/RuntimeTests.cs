@@ -11,13 +11,13 @@ using static TorchSharp.torch;
 namespace Mix.Generator.Tests;
 
 /// <summary>
-/// The generated classes, compiled into this project by the generator from examples/models/*.mix: they build, run a
+/// The generated classes, compiled into this project by the generator from models/*.mix: they build, run a
 /// forward pass, and their state dicts have exactly the keys and shapes the front end computes (timm's).
 /// </summary>
 public class RuntimeTests
 {
     static readonly Lazy<MixCompilation> s_oracle = new(() => MixCompilation.Create(
-        Directory.GetFiles(Path.Combine(Harness.RepoRoot(), "examples", "models"), "*.mix")
+        Directory.GetFiles(Path.Combine(Harness.RepoRoot(), "models"), "*.mix")
             .Select(p => new SourceText(p.Replace('\\', '/'), File.ReadAllText(p)))));
 
     static void AssertMatchesFrontEnd(nn.Module model, string name, long? expectedParams)

@@ -68,7 +68,7 @@ public class SnapshotTests
     {
         var result = Harness.Run(Harness.Examples(), out var output);
         var generated = result.Results.Single().GeneratedSources.Where(s => s.HintName.EndsWith(".mix.g.cs", StringComparison.Ordinal)).ToList();
-        Assert.Equal(Directory.GetFiles(Path.Combine(Harness.RepoRoot(), "examples", "models"), "*.mix").Length, generated.Count);
+        Assert.Equal(Directory.GetFiles(Path.Combine(Harness.RepoRoot(), "models"), "*.mix").Length, generated.Count);
         // Generator diagnostics (unsupported constructs) and C# diagnostics of the generated code: none at all.
         Assert.Empty(result.Diagnostics.Select(d => d.ToString()));
         var problems = output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity >= DiagnosticSeverity.Warning).Select(d => d.ToString()).ToList();

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace Mix.Generator.Tests;
 
 /// <summary>
-/// <c>@tied</c> in the zoo's Mamba LM (examples/models/mamba.mix): the head is the embedding matrix, one Parameter,
+/// <c>@tied</c> in the zoo's Mamba LM (models/mamba.mix): the head is the embedding matrix, one Parameter,
 /// counted once; checkpoints behave like Hugging Face's MambaForCausalLM (the tied key written on save, optional on a
 /// strict load; two different values are a reported conflict).
 /// </summary>
@@ -46,7 +46,7 @@ public sealed class TiedWeightsTests : IDisposable
         Assert.Equal(state[Embeddings].Handle, state[Head].Handle);
         // An optimizer sees the tensor once, and the count agrees with the front end's (the doc comment's).
         Assert.Single(model.parameters(), p => p.Handle == state[Head].Handle);
-        var root = MixCompilation.Create(new[] { new SourceText("mamba.mix", File.ReadAllText(Path.Combine(Harness.RepoRoot(), "examples", "models", "mamba.mix"))
+        var root = MixCompilation.Create(new[] { new SourceText("mamba.mix", File.ReadAllText(Path.Combine(Harness.RepoRoot(), "models", "mamba.mix"))
             .Replace("vocab_size: int = 50280, d_model: int = 768, n_layer: int = 24, d_state: int = 16", "vocab_size: int = 48, d_model: int = 16, n_layer: int = 2, d_state: int = 4")) })
             .Find("mamba_130m")!.Root!;
         Assert.Equal(root.ParameterCount(), model.parameters().Sum(p => p.numel()));
@@ -68,7 +68,7 @@ public sealed class TiedWeightsTests : IDisposable
     public void Default_mamba_130m_counts_the_parameters_of_Hugging_Face()
     {
         // MambaForCausalLM.from_pretrained("state-spaces/mamba-130m-hf").num_parameters() = 129,135,360.
-        var source = File.ReadAllText(Path.Combine(Harness.RepoRoot(), "examples", "models", "mamba.mix"));
+        var source = File.ReadAllText(Path.Combine(Harness.RepoRoot(), "models", "mamba.mix"));
         Assert.Equal(129_135_360, MixCompilation.Create("mamba.mix", source).Find("mamba_130m")!.Root!.ParameterCount());
     }
 
