@@ -5,7 +5,7 @@ using Xunit;
 namespace Mix.Dsl.Tests;
 
 /// <summary>
-/// The zoo's Mamba-2 and GLA language models (examples/models/mamba2.mix, gla.mix) have the official state-dict keys and
+/// The zoo's Mamba-2 and GLA language models (models/mamba2.mix, gla.mix) have the official state-dict keys and
 /// shapes at their published configurations: Hugging Face Mamba2ForCausalLM (state-spaces/mamba2-130m's shape) and
 /// flash-linear-attention GLAForCausalLM (its defaults at d_model 1024). Numerical parity: Mix.Generator.Tests'
 /// Catalog2ParityTests.
