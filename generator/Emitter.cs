@@ -45,7 +45,7 @@ internal static class Emitter
         foreach (var d in c.Doc) sb.AppendLine($"{I1}/// {d}<br/>");
         sb.AppendLine($"{I1}/// </summary>");
         sb.AppendLine($"{I1}[global::System.CodeDom.Compiler.GeneratedCode(\"Mix.Generator\", \"1.0\")]");
-        sb.AppendLine($"{I1}{accessibility} sealed partial class {c.Name} : {baseType}{(c.Kernel is null ? "" : ", IKernelEquivalent")}");
+        sb.AppendLine($"{I1}{accessibility} sealed partial class {c.Name} : {baseType}{(c.Kernel is null ? "" : ", IKernelEquivalent")}{(c.States.Count == 0 ? "" : ", IStatefulMixer")}");
         sb.AppendLine($"{I1}{{");
 
         // Options
@@ -114,6 +114,7 @@ internal static class Emitter
         sb.AppendLine();
 
         if (c.Kernel is not null) EmitKernel(sb, c, I2, I3);
+        if (c.States.Count > 0) EmitStates(sb, c, I2, I3);
 
         sb.AppendLine($"{I2}/// <summary>Runs <c>{c.MixName}</c>.</summary>");
         foreach (var input in c.Inputs) sb.AppendLine($"{I2}/// <param name=\"{input.Name.TrimStart('@')}\"><c>{input.Doc}</c></param>");
@@ -136,6 +137,18 @@ internal static class Emitter
         sb.AppendLine($"{i2}{{");
         foreach (var o in c.Options) sb.AppendLine($"{i3}{Names.Literal(o.MixName)} => options.{o.Name},");
         sb.AppendLine($"{i3}_ => null,");
+        sb.AppendLine($"{i2}}};");
+        sb.AppendLine();
+    }
+
+    /// <summary>What the inference cache allocates for a mixer that declares <c>state(...)</c>.</summary>
+    static void EmitStates(StringBuilder sb, ClassSpec c, string i2, string i3)
+    {
+        sb.AppendLine($"{i2}/// <summary>The decoding states of <c>{c.MixName}</c> for <paramref name=\"batch\"/> rows (the inference cache's slot).</summary>");
+        sb.AppendLine($"{i2}public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => new[]");
+        sb.AppendLine($"{i2}{{");
+        foreach (var s in c.States)
+            sb.AppendLine($"{i3}new MixStateSpec({Names.Literal(s.Name)}, new long[] {{ {string.Join(", ", new[] { "batch" }.Concat(s.Sizes))} }}, {s.DType}),");
         sb.AppendLine($"{i2}}};");
         sb.AppendLine();
     }

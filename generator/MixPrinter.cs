@@ -17,6 +17,7 @@ internal static class MixPrinter
         BinaryExpr b => Wrap(b.Left) + " " + b.Op + " " + Wrap(b.Right),
         CallExpr c => Expr(c.Callee) + "(" + string.Join(", ", c.Args.Select(a => (a.Name is null ? "" : a.Name + " = ") + Expr(a.Value))) + ")",
         IndexExpr ix => Expr(ix.Target) + "[" + Expr(ix.Index) + "]",
+        MemberExpr m => Expr(m.Target) + "." + m.Name,
         SliceExpr sl => Expr(sl.Target) + "[" + (sl.Start is null ? "" : Expr(sl.Start)) + ":" + (sl.End is null ? "" : Expr(sl.End)) + "]",
         ArrayExpr a => "[" + string.Join(", ", a.Items.Select(Expr)) + "]",
         IfExpr i => "if " + Expr(i.Condition) + " then " + Expr(i.Then) + " else " + Expr(i.Else),

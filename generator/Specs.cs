@@ -37,7 +37,12 @@ public sealed record ClassSpec(
 {
     /// <summary><c>@tied</c> weights, shared after the layers are registered: one <c>MixWeights.Tie</c> line each.</summary>
     public EquatableArray<CodeLine> Ties { get; init; } = EquatableArray<CodeLine>.Empty;
+    /// <summary>Decoding states (<c>name = state(shape)</c>), listed by the <c>IStatefulMixer</c> implementation.</summary>
+    public EquatableArray<StateSpec> States { get; init; } = EquatableArray<StateSpec>.Empty;
 }
+
+/// <summary>A declared decoding state: its .mix name, C# of its sizes after the batch axis (options only), its dtype.</summary>
+public sealed record StateSpec(string Name, EquatableArray<string> Sizes, string DType);
 
 /// <summary>A forward input.</summary>
 public sealed record InputSpec(string Name, string Doc);

@@ -27,6 +27,7 @@ internal sealed partial class Translator
     {
         if (call.Callee is not NameExpr ne || scope.TryGet(ne.Name, out _) || _defs.ContainsKey(ne.Name)) return null;
         if (BuiltinCatalog.Find(ne.Name) is not BuiltinCallable fn || !(fn.BindsAll || fn.TakesInit || fn.TensorForm is not null)) return null;
+        if (fn.Name == "state") return new VState(call);
 
         var args = new List<Arg>();
         if (pipeInput is not null) args.Add(new Arg(null, pipeInput, call.Span));

@@ -155,6 +155,7 @@ internal sealed partial class Translator
             KernelOf(_def))
         {
             Ties = _ties.ToEquatableArray(),
+            States = _states.ToEquatableArray(),
         };
     }
 
@@ -243,9 +244,13 @@ internal sealed partial class Translator
             switch (st)
             {
                 case ReturnStatement r:
-                    _forward.Add(new CodeLine(line, $"return {Code(Eval(r.Value, scope), r.Value.Span)};"));
+                {
+                    var result = Code(Eval(r.Value, scope), r.Value.Span);
+                    WriteStates(line);
+                    _forward.Add(new CodeLine(line, $"return {result};"));
                     returned = true;
                     break;
+                }
                 case BindingStatement b when b.Targets.Count > 1:
                 {
                     var v = Eval(b.Value, scope);
@@ -271,6 +276,7 @@ internal sealed partial class Translator
             if (layer.IsSequence) _forward.Add(new CodeLine(line, $"foreach (var layer in {field}) {x} = layer.call({x});"));
             else _forward.Add(new CodeLine(line, $"{x} = {Apply(layer, new[] { x })};"));
         }
+        WriteStates(0);
         _forward.Add(new CodeLine(0, $"return {x};"));
     }
 
@@ -288,6 +294,11 @@ internal sealed partial class Translator
         if (v is VWeight weight)
         {
             TranslateWeight(b, weight, scope, line);
+            return;
+        }
+        if (v is VState state)
+        {
+            TranslateState(b, state, scope, line);
             return;
         }
         if (v is VCode { Type.Kind: "tensor" } t)
@@ -406,6 +417,7 @@ internal sealed partial class Translator
             case BinaryExpr b: return EvalBinary(b, scope);
             case CallExpr c: return EvalCall(c, scope, null);
             case IndexExpr ix: return EvalIndex(ix, scope);
+            case MemberExpr m: return EvalMember(m, scope);
             case SliceExpr sl:
             {
                 var target = Code(Eval(sl.Target, scope), sl.Target.Span, out var type, out _);
@@ -485,6 +497,8 @@ internal sealed partial class Translator
         if (BuiltinCatalog.Find(n.Name) is BuiltinCallable b) return new VFactory(b, KindOf(b), new Dictionary<string, V>());
         if (_shapeSymbols.ContainsKey(n.Name))
         {
+            if (_noShapeSymbols)
+                throw new UnsupportedException(n.Span, $"a state's sizes after the batch axis come from the mixer's parameters; '{n.Name}' is a size of the input");
             _usedShapeSymbols.Add(n.Name);
             return new VCode(Names.Escape(n.Name), GType.Int);
         }
@@ -553,7 +567,10 @@ internal sealed partial class Translator
             return type.Kind == "int" ? new VCode($"Fn.FloorDiv({l}, {r})", type) : new VCode($"Math.Floor({l} / {r})", type);
         if (b.Op == "%" && type.Kind == "int") return new VCode($"Fn.Mod({l}, {r})", type);
         if (rt.Kind == "none" || lt.Kind == "none") type = GType.Bool;
-        return new VCode($"{Paren(l, lp, prec)} {op} {Paren(r, rp, prec + 1)}", type, prec);
+        var code = $"{Paren(l, lp, prec)} {op} {Paren(r, rp, prec + 1)}";
+        if (b.Op == "/" && type.Kind == "int")
+            return new VCode(code, type, prec) { ExactQuotient = $"(double){Paren(l, lp, 100)} / {Paren(r, rp, prec + 1)}" };
+        return new VCode(code, type, prec);
     }
 
     static string Paren(string code, int prec, int needed) => prec < needed ? "(" + code + ")" : code;
@@ -690,6 +707,9 @@ internal sealed partial class Translator
             case "int":
             case "ceil":
             {
+                // ceil(dim / 16) rounds the exact quotient up, as the checker does (C#'s long division would floor it).
+                if (fn.Name == "ceil" && bound.Args["value"] is VCode { ExactQuotient: string exact })
+                    return new VCode($"Fn.Ceil({exact})", GType.Int);
                 var v = Code(bound.Args["value"], span, out var t, out var prec);
                 return t.Kind == "int" ? new VCode(v, GType.Int, prec) : new VCode($"Fn.{Names.Pascal(fn.Name)}({v})", GType.Int);
             }
@@ -697,6 +717,8 @@ internal sealed partial class Translator
         var parts = new List<string>();
         int ti = 0;
         bool gap = false;
+        // causal_conv1d(..., state = s), selective_scan(..., initial_state = s): the form that returns (y, final_state).
+        bool withState = fn.TupleWhenGiven is string stateParam && bound.Args.TryGetValue(stateParam, out var sv) && sv is not VCode { Type.Kind: "none" };
         foreach (var p in fn.Params)
         {
             if (IsTensorInput(p))
@@ -705,7 +727,7 @@ internal sealed partial class Translator
                 continue;
             }
             if (bound.Args.TryGetValue(p.Name, out var v))
-                parts.Add((gap ? Names.Camel(p.Name) + ": " : "") + Val(v, GType.From(p.Type), span));
+                parts.Add((gap || p.Name == fn.TupleWhenGiven ? Names.Camel(p.Name) + ": " : "") + Val(v, GType.From(p.Type), span));
             else gap = true;
         }
         if (fn.Name == "drop_path")
@@ -715,8 +737,8 @@ internal sealed partial class Translator
         }
         // Attention dropout acts only while the calling module trains.
         if (fn.Name == "scaled_dot_product_attention") parts.Add("training: training");
-        var type = fn.ReturnsTuple ? GType.Tuple : GType.Tensor;
-        return new VCode($"Fn.{Names.Builtin(fn.Name)}({string.Join(", ", parts)})", type);
+        var type = fn.ReturnsTuple || withState ? GType.Tuple : GType.Tensor;
+        return new VCode($"Fn.{Names.Builtin(fn.Name)}{(withState ? "WithState" : "")}({string.Join(", ", parts)})", type);
     }
 
     /// <summary>Applies a layer, a sequence, a partial function or a weightless built-in to tensors.</summary>

@@ -70,7 +70,13 @@ internal sealed record GType(string Kind, GType? Element = null, bool Nullable =
 internal abstract record V;
 
 /// <summary>C# code of a known type (numbers, arrays of numbers, tensors, parameters). <see cref="Prec"/>: C# precedence.</summary>
-internal sealed record VCode(string Code, GType Type, int Prec = 100) : V;
+internal sealed record VCode(string Code, GType Type, int Prec = 100) : V
+{
+    /// <summary>For <c>a / b</c> of whole numbers: the exact quotient as a double. C#'s <c>/</c> on longs floors, which
+    /// is .mix's value only where the quotient is whole (the checker proves that wherever it is used as a size);
+    /// <c>ceil(a / b)</c> needs the exact one.</summary>
+    public string? ExactQuotient { get; init; }
+}
 
 /// <summary>A configured callable. <see cref="Callable"/> null: an opaque factory value (a parameter, an array item).</summary>
 internal sealed record VFactory(Callable? Callable, string Kind, Dictionary<string, V> Args, string? OpaqueCode = null,
@@ -109,3 +115,6 @@ internal sealed record VLayer(string Field, string Kind, bool IsSequence, bool A
 
 /// <summary><c>param(...)</c> or <c>buffer(...)</c> before its binding: <see cref="Code"/> builds the initial tensor.</summary>
 internal sealed record VWeight(string Code, bool IsBuffer, bool Frozen, bool Persistent) : V;
+
+/// <summary><c>state(shape, dtype)</c> before it is bound to a name (the translator reads the shape itself).</summary>
+internal sealed record VState(Mix.Dsl.Syntax.CallExpr Call) : V;

@@ -50,6 +50,10 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor UnusedLayer = D("MIX0109", Severity.Warning, "Names", "Unused layer");
     /// <summary>A type name that is neither built-in nor an enum.</summary>
     public static readonly DiagnosticDescriptor UnknownType = D("MIX0110", Severity.Error, "Names", "Unknown type");
+    /// <summary><c>state(...)</c> outside the body of a mixer definition (only a mixer gets a decoding-cache slot).</summary>
+    public static readonly DiagnosticDescriptor StateOutsideMixer = D("MIX0111", Severity.Error, "Names", "State outside a mixer");
+    /// <summary>A declared state that no later binding updates: decoding would carry it unchanged.</summary>
+    public static readonly DiagnosticDescriptor StateNeverUpdated = D("MIX0112", Severity.Warning, "Names", "State never updated");
     /// <summary><c>@tied</c> names a weight the layer does not have, or a key no earlier layer of the definition has.</summary>
     public static readonly DiagnosticDescriptor UnknownTiedWeight = D("MIX0130", Severity.Error, "Names", "Unknown tied weight");
 
@@ -100,6 +104,11 @@ public static class DiagnosticIds
     public static readonly DiagnosticDescriptor BadEinsumSpec = D("MIX0321", Severity.Error, "Shapes", "Invalid einsum spec");
     /// <summary><c>@tied</c> shares a weight whose shape differs from the layer's own.</summary>
     public static readonly DiagnosticDescriptor TiedShapeMismatch = D("MIX0330", Severity.Error, "Shapes", "Tied weight shape mismatch");
+    /// <summary>The update of a state (a later binding of its name) has another shape or element type than its declaration.</summary>
+    public static readonly DiagnosticDescriptor StateShapeMismatch = D("MIX0331", Severity.Error, "Shapes", "State update shape mismatch");
+    /// <summary>A state whose first axis is not the batch axis of the mixer's first input, or whose other sizes depend on
+    /// the input's shape rather than on the mixer's parameters.</summary>
+    public static readonly DiagnosticDescriptor StateNotBatchFirst = D("MIX0332", Severity.Error, "Shapes", "State not batch-first");
 
     // Flow
     /// <summary>A body that computes on tensors but never returns.</summary>

@@ -247,14 +247,14 @@ internal sealed partial class Evaluator
         }
         if (p.Type.Kind == TypeKind.Int && !p.Type.IsArray && v is IntValue iv && !iv.Dim.HasIntegerCoefficients && iv.Dim.IsConstant)
         {
-            Report(f, span, DiagnosticIds.FractionalDimension, $"'{p.Name}' of {c.Name} must be whole; {iv.Dim} is a fraction (use // or int())");
+            Report(f, span, DiagnosticIds.FractionalDimension, $"'{p.Name}' of {c.Name} must be whole; {iv.Dim} is a fraction (round it with int() or ceil())");
             return false;
         }
         // A shape or a list of sizes (param([dim / num_blocks]), reshape, split) is whole too.
         if (p.Type.Kind == TypeKind.Int && p.Type.IsArray && v.AsItems() is { } items
             && items.OfType<IntValue>().FirstOrDefault(i => !i.Dim.HasIntegerCoefficients && i.Dim.IsConstant) is { } fraction)
         {
-            Report(f, span, DiagnosticIds.FractionalDimension, $"'{p.Name}' of {c.Name} must be whole numbers; {fraction.Dim} is a fraction (use // or int())");
+            Report(f, span, DiagnosticIds.FractionalDimension, $"'{p.Name}' of {c.Name} must be whole numbers; {fraction.Dim} is a fraction (round it with int() or ceil())");
             return false;
         }
         return true;

@@ -34,6 +34,7 @@ internal sealed partial class Evaluator
             case BinaryExpr b: return EvalBinary(b, f);
             case CallExpr c: return EvalCall(c, f, null);
             case IndexExpr ix: return EvalIndex(ix, f);
+            case MemberExpr m: return EvalMember(m, f);
             case SliceExpr sl: return EvalSlice(sl, f);
             case ArrayExpr a: return new ArrayValue(a.Items.Select(i => Eval(i, f)).ToList());
             case IfExpr ife: return EvalIf(ife, f);

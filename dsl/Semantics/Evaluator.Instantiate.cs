@@ -96,6 +96,7 @@ internal sealed partial class Evaluator
             if (sig is null) return UnknownValue.Instance; // reported by the definition check
             if (!MatchInputs(u, sig, inputs, frame, callSpan, caller)) return UnknownValue.Instance;
             if (u.IsExternal) return ExternalOutput(sig, frame);
+            EnterMixerBody(u, sig, inputs, frame);
 
             var ret = RunStatements(u.Definition.Body ?? System.Array.Empty<Statement>(), frame);
             Value result;
@@ -119,7 +120,11 @@ internal sealed partial class Evaluator
                 resultSpan = u.Definition.Name.Span;
             }
             ResolveTies(frame);
-            if (!Broken.Contains(u.Definition)) WarnUnused(frame, ret is not null);
+            if (!Broken.Contains(u.Definition))
+            {
+                WarnUnused(frame, ret is not null);
+                WarnStaleStates(frame);
+            }
             return CheckOutput(u, sig, result, frame, resultSpan);
         }
         finally

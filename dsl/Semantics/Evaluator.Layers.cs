@@ -157,12 +157,23 @@ internal sealed partial class Evaluator
                     $"{b.Targets.Count} names need {b.Targets.Count} values; found {Describe(value)}");
                 items = b.Targets.Select(_ => (Value)UnknownValue.Instance).ToList();
             }
-            for (int i = 0; i < b.Targets.Count; i++) f.Scope.Set(b.Targets[i].Name, items[i]);
+            for (int i = 0; i < b.Targets.Count; i++)
+            {
+                CheckStateUpdate(b.Targets[i], items[i], f);
+                f.Scope.Set(b.Targets[i].Name, items[i]);
+            }
             ApplyAnnotations(b.Annotations, null, f);
             return;
         }
 
         var target = b.Targets[0];
+        if (value is StateDeclValue state)
+        {
+            BindState(b, state, f, layerNames);
+            ApplyAnnotations(b.Annotations, null, f);
+            return;
+        }
+        CheckStateUpdate(target, value, f);
         if (value is WeightDeclValue weight)
         {
             BindWeight(target, weight, f, layerNames);

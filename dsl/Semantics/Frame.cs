@@ -43,6 +43,14 @@ internal sealed class Frame
     /// they name exist only after the layers that hold them were applied).</summary>
     public List<(Annotation Annotation, LayerNode Layer)> Ties { get; } = new();
 
+    /// <summary>In a mixer's body: the shape of its first input (whose first axis is the batch of its states).</summary>
+    public Shape? MixerInput { get; set; }
+    /// <summary>In a mixer's body: the symbols of the sizes its signature binds (B, L, ...), which a state's
+    /// per-row sizes may not use.</summary>
+    public HashSet<string> InputSymbols { get; } = new();
+    /// <summary>States declared in this body (<c>s = state(...)</c>), by name.</summary>
+    public Dictionary<string, Evaluator.StateInfo> States { get; } = new();
+
     public Frame WithScope(Scope scope) =>
         new(File, scope, Node, CreatesChildren) { FreeSymbols = FreeSymbols, InitShape = InitShape };
 }

@@ -31,6 +31,7 @@ internal static class ExpressionDepth
                     stack.Push((c.Callee, d));
                     break;
                 case IndexExpr ix: stack.Push((ix.Index, d)); stack.Push((ix.Target, d)); break;
+                case MemberExpr m: stack.Push((m.Target, d)); break;
                 case SliceExpr sl:
                     if (sl.End is not null) stack.Push((sl.End, d));
                     if (sl.Start is not null) stack.Push((sl.Start, d));

@@ -24,6 +24,8 @@ public sealed record BinaryExpr(TextSpan Span, string Op, TextSpan OpSpan, Expr 
 public sealed record CallExpr(TextSpan Span, Expr Callee, IReadOnlyList<Argument> Args) : Expr(Span);
 /// <summary><c>a[i]</c>.</summary>
 public sealed record IndexExpr(TextSpan Span, Expr Target, Expr Index) : Expr(Span);
+/// <summary><c>conv1d.weight</c>: a weight of a layer declared in the body (<see cref="Name"/> at <see cref="NameSpan"/>).</summary>
+public sealed record MemberExpr(TextSpan Span, Expr Target, string Name, TextSpan NameSpan) : Expr(Span);
 /// <summary><c>a[i:j]</c>, either end optional.</summary>
 public sealed record SliceExpr(TextSpan Span, Expr Target, Expr? Start, Expr? End) : Expr(Span);
 /// <summary><c>[a, b, c]</c>.</summary>

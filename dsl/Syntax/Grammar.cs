@@ -417,10 +417,24 @@ internal static class Grammar
                     : new IndexExpr(span, acc, start.Value.Get());
                 i = close.Remainder;
             }
+            else if (i.Current == '.' && AfterDotIsName(i))
+            {
+                var name = Ident(i.Advance());
+                if (!name.WasSuccessful) return Result.Failure<Expr>(name.Remainder, name.Message, name.Expectations);
+                acc = new MemberExpr(TextSpan.FromBounds(acc.Span.Start, name.Value.Span.End), acc, name.Value.Name, name.Value.Span);
+                i = name.Remainder;
+            }
             else break;
         }
         return Result.Success(acc, i);
     };
+
+    /// <summary><c>conv1d.weight</c> rather than the range <c>a..b</c> of a for loop.</summary>
+    static bool AfterDotIsName(IInput i)
+    {
+        var next = i.Advance();
+        return !next.AtEnd && (char.IsLetter(next.Current) || next.Current == '_');
+    }
 
     static readonly Parser<Expr> UnaryRef = Nested(() => Unary!);
     static readonly Parser<string> MinusP = Op("-", ">"), NotP = Keyword("not");

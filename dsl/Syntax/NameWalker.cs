@@ -56,6 +56,7 @@ public static class NameWalker
                     foreach (var arg in c.Args) stack.Push(arg.Value);
                     break;
                 case IndexExpr i: stack.Push(i.Target); stack.Push(i.Index); break;
+                case MemberExpr m: stack.Push(m.Target); break;
                 case SliceExpr s:
                     stack.Push(s.Target);
                     if (s.Start is not null) stack.Push(s.Start);

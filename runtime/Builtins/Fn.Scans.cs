@@ -1,3 +1,4 @@
+using System;
 using Mix.Runtime.Scans;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,6 +16,17 @@ public static partial class Fn
     public static Tensor SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? d = null, Tensor? z = null,
         Tensor? deltaBias = null, bool deltaSoftplus = false) =>
         Runtime.SelectiveScan.Scan(u, delta, A, B, C, d, z, deltaBias, deltaSoftplus);
+
+    /// <summary>
+    /// <c>y, final_state = selective_scan(..., initial_state = s)</c>: the scan continued from <paramref name="initialState"/>
+    /// <c>[b, d, n]</c> (float32); returns <c>[y, final_state]</c>. See <see cref="Runtime.SelectiveScan.ScanWithState"/>.
+    /// </summary>
+    public static Tensor[] SelectiveScanWithState(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? d = null, Tensor? z = null,
+        Tensor? deltaBias = null, bool deltaSoftplus = false, Tensor? initialState = null)
+    {
+        var (y, state) = Runtime.SelectiveScan.ScanWithState(u, delta, A, B, C, d, z, deltaBias, deltaSoftplus, initialState);
+        return new[] { y, state };
+    }
 
     /// <summary>
     /// <c>y, state = ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_state)</c>: Mamba-2's SSD
@@ -50,5 +62,34 @@ public static partial class Fn
         var (y, state) = Scans.CausalConv1d.Forward(x, weight, bias, activation);
         state.Dispose();
         return y;
+    }
+
+    /// <summary>
+    /// <c>y, final_state = causal_conv1d(x, weight, bias, activation, state = s)</c>: the convolution continued from the
+    /// previous W − 1 inputs <paramref name="state"/> <c>[b, d, W − 1]</c>; returns <c>[y, final_state]</c> (the last
+    /// W − 1 inputs, in <paramref name="state"/>'s dtype). See <see cref="Scans.CausalConv1d.Forward"/>.
+    /// </summary>
+    public static Tensor[] CausalConv1dWithState(Tensor x, Tensor weight, Tensor? bias = null, string? activation = null, Tensor? state = null)
+    {
+        var (y, final) = Scans.CausalConv1d.Forward(x, weight, bias, activation, state);
+        if (state is null || final.dtype == state.dtype) return new[] { y, final };
+        using (final) return new[] { y, final.to_type(state.dtype) };
+    }
+
+    /// <summary>
+    /// <c>token_mask(x)</c>: <c>[B, L]</c> in <paramref name="x"/>'s (floating) dtype, 1 at tokens and 0 at padding: the
+    /// attention mask of the decoding step a <see cref="Caches.CausalModel"/> is running, all ones outside one.
+    /// </summary>
+    public static Tensor TokenMask(Tensor x)
+    {
+        var dtype = torch.is_floating_point(x) ? x.dtype : ScalarType.Float32;
+        if (Caches.CacheScope.Current?.Mask is { } mask)
+        {
+            if (mask.dim() != 2 || mask.shape[0] != x.shape[0] || mask.shape[1] != x.shape[1])
+                throw new InvalidOperationException(
+                    $"token_mask: the step's mask is [{string.Join(", ", mask.shape)}] but the mixer's input is [{string.Join(", ", x.shape)}] (tokens on axis 1)");
+            return mask.to(x.device).ne(0).to_type(dtype);
+        }
+        return torch.ones(new[] { x.shape[0], x.shape[1] }, dtype: dtype, device: x.device);
     }
 }

@@ -14,6 +14,25 @@ namespace Mix.Runtime.Builtins;
 /// </summary>
 public static class MixWeights
 {
+    /// <summary>The layer's own parameter <paramref name="name"/> (<c>conv1d.weight</c> in .mix).</summary>
+    /// <param name="layer">A layer of the calling module.</param>
+    /// <param name="name">The parameter's name in the layer.</param>
+    /// <exception cref="ArgumentException">The layer has no such parameter.</exception>
+    public static Tensor Get(nn.Module layer, string name) =>
+        GetOptional(layer, name) ?? throw new ArgumentException($"{layer.GetType().Name} has no parameter '{name}'", nameof(name));
+
+    /// <summary>The layer's own parameter <paramref name="name"/>, or null when it has none (<c>conv1d.bias</c> of a
+    /// convolution without bias reads as <c>none</c>, as in PyTorch).</summary>
+    /// <param name="layer">A layer of the calling module.</param>
+    /// <param name="name">The parameter's name in the layer.</param>
+    public static Tensor? GetOptional(nn.Module layer, string name)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        foreach (var (n, p) in layer.named_parameters(recurse: false))
+            if (n == name) return p;
+        return null;
+    }
+
     /// <summary>Makes the parameter at <paramref name="key"/> the same Parameter as the one at <paramref name="source"/>.</summary>
     /// <param name="root">The module both keys are relative to (registered children).</param>
     /// <param name="key">The tied parameter, e.g. <c>lm_head.weight</c>.</param>

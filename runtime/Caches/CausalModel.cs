@@ -2,14 +2,16 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Runtime.CompilerServices;
+using Mix.Runtime.Builtins;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mix.Runtime.Caches;
 
 /// <summary>
-/// Prefill + decode for any module built from .mix (or by hand) whose causal mixers are <see cref="MambaMixer"/>s
-/// and causal <see cref="Attention"/>s: the cache gets one slot per such mixer, in the order the model registers
+/// Prefill + decode for any module built from .mix (or by hand) whose causal mixers are <see cref="MambaMixer"/>s,
+/// causal <see cref="Attention"/>s and generated mixers that declare decoding state (<see cref="IStatefulMixer"/>, any mix
+/// of them): the cache gets one slot per such mixer, in the order the model registers
 /// them, and while a <see cref="Forward"/> runs, the mixer call sites of generated code
 /// (<see cref="Builtins.MixDispatch.TokenMixer"/>) feed each mixer its slot. Nothing is threaded through the
 /// blocks, so every generated causal model decodes, chunk by chunk or token by token, with no generated code of its own.
@@ -29,7 +31,7 @@ public sealed class CausalModel : ICausalLM
         VocabSize = vocabSize;
         mixers = model.modules().Where(IsCausalMixer).ToArray();
         if (mixers.Length == 0)
-            throw new ArgumentException("the model has no causal mixer (mamba, or attention with causal = true) to cache", nameof(model));
+            throw new ArgumentException("the model has no causal mixer (mamba, attention with causal = true, or a .mix mixer that declares state) to cache", nameof(model));
         // Ids index the first embedding table the model registers (the token embedding of every generated LM).
         var embedding = model.named_modules().FirstOrDefault(m => m.module is TorchSharp.Modules.Embedding);
         embeddingName = embedding.module is null ? "the model" : embedding.name;
@@ -48,7 +50,7 @@ public sealed class CausalModel : ICausalLM
     /// <summary>Number of cached layers (causal mixers).</summary>
     public int CachedLayers => mixers.Length;
 
-    private static bool IsCausalMixer(nn.Module m) => m is MambaMixer || m is Attention { Causal: true };
+    private static bool IsCausalMixer(nn.Module m) => m is MambaMixer || m is Attention { Causal: true } || m is IStatefulMixer;
 
     /// <inheritdoc />
     public InferenceCache CreateCache(long batch, KvCacheOptions? kvOptions = null)
@@ -65,6 +67,7 @@ public sealed class CausalModel : ICausalLM
             {
                 MambaMixer m => new MambaCacheSlot(i, batch, m.IntermediateSize, m.ConvKernel, m.StateSize, dtype, device),
                 Attention a => CachedAttention.CreateSlot(i, batch, a.NumHeads, a.HeadDim, kvOptions, dtype, device),
+                IStatefulMixer st => new StateCacheSlot(i, batch, st.States(batch), device),
                 _ => throw new InvalidOperationException("unreachable"),
             });
         }
@@ -87,6 +90,8 @@ public sealed class CausalModel : ICausalLM
         using var step = cache.BeginStep();
         Tensor logits;
         using (CacheScope.Enter(cache, layout, attentionMask)) logits = model.call(inputIds);
+        // A .mix mixer's slot only holds tensors; its token counts advance here, once per step.
+        foreach (var slot in cache.Slots.OfType<StateCacheSlot>()) slot.Processed(attentionMask, inputIds.shape[1]);
         step.Commit();
         return logits;
     }
@@ -122,9 +127,15 @@ internal sealed class CacheScope : IDisposable
         {
             MambaMixer m => m.Forward(x, Cache.Slot<MambaCacheSlot>(layer), Mask),
             Attention a => a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), Mask),
+            // Its forward is its step: it reads and writes its slot through MixState (never the fused whole-mixer path).
+            IStatefulMixer => mixer.call(x),
             _ => null,
         };
     }
+
+    /// <summary>The state slot of <paramref name="mixer"/> in this cache, or null when it has none.</summary>
+    public StateCacheSlot? StateSlot(nn.Module mixer) =>
+        Layout.TryGetValue(mixer, out var layer) ? Cache.Slot<StateCacheSlot>(layer) : null;
 
     public void Dispose() => s_current = previous;
 }

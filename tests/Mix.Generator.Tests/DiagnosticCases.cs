@@ -116,6 +116,22 @@ public static class DiagnosticCases
             }
             """),
         Front("MIX0110", Error, "block b(dim: {|MIX0110:integer|}) (x: [B, dim]) -> [B, dim] { return x }\n"),
+        Front("MIX0111", Error, """
+            block shift(dim: int) (x: [B, L, dim]) -> [B, L, dim] {
+              last = {|MIX0111:state([B, 1, dim])|}
+              prev = concat([last, narrow(x, 1, 0, L - 1)], 1)
+              last = narrow(x, 1, L - 1, 1)
+              return (x + prev) / 2
+            }
+            """),
+        Front("MIX0112", Warning, """
+            mixer conv(kernel: int = 4) (x: [B, L, dim]) -> [B, L, dim] {
+              w = param([dim, kernel], init = normal(std = 0.1))
+              {|MIX0112:s|} = state([B, dim, kernel - 1])
+              y, final = causal_conv1d(transpose(x, 1, 2), w, state = s)
+              return transpose(y, 1, 2)
+            }
+            """),
         Front("MIX0130", Error, """
             model lm(vocab_size: int = 100, d_model: int = 16) (input_ids: long[B, L]) -> [B, L, vocab_size] {
               backbone = { embeddings = embedding(vocab_size, d_model) }
@@ -227,6 +243,38 @@ public static class DiagnosticCases
               return lm_head(backbone(input_ids))
             }
             """),
+        Front("MIX0331", Error, """
+            mixer shift() (x: [B, L, dim]) -> [B, L, dim] {
+              last = state([B, 1, dim])
+              prev = concat([last, narrow(x, 1, 0, L - 1)], 1)
+              {|MIX0331:last|} = x
+              return (x + prev) / 2
+            }
+            """),
+        Front("MIX0331", Error, """
+            mixer ssd(heads: int = 2, n: int = 4) (x: [B, L, dim]) -> [B, L, dim] {
+              proj = linear(dim, heads + 2 * n)
+              A = param([heads], init = -1.0)
+              s = state([B, heads, n, dim / heads])
+              dt, b, c = split(proj(x), [heads, n, n], -1)
+              y, {|MIX0331:s|} = ssd_scan(reshape(x, [B, L, heads, dim / heads]), dt, A, reshape(b, [B, L, 1, n]), reshape(c, [B, L, 1, n]))
+              return reshape(y, [B, L, dim])
+            }
+            """, "MIX0331 tuple"),
+        Front("MIX0332", Error, """
+            mixer m() (x: [B, L, dim]) -> [B, L, dim] {
+              s = state([{|MIX0332:1|}, dim])
+              return x
+            }
+            """),
+        Front("MIX0332", Error, """
+            mixer shift() (x: [B, L, dim]) -> [B, L, dim] {
+              last = state([B, {|MIX0332:L|}, dim])
+              prev = concat([narrow(last, 1, 0, 1), narrow(x, 1, 0, L - 1)], 1)
+              last = x
+              return (x + prev) / 2
+            }
+            """, "MIX0332 input size"),
 
         Front("MIX0309", Error, Sig + " { return x + {|MIX0309:log(rfft(x))|} }\n", "MIX0309 complex where real is needed"),
         Front("MIX0320", Error, """

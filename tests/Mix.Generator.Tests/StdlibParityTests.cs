@@ -202,6 +202,26 @@ public class StdlibParityTests
         AssertSameOutputs(builtin, library, new[] { 2, 7L, dim }, new[] { 1, 1L, dim }, new[] { 3, 2L, dim }, new[] { 1, 33L, dim });
     }
 
+    /// <summary><c>ceil(dim / 16)</c> on whole numbers: the generated code rounds the exact quotient up, as the checker
+    /// does (C#'s long division alone would floor it: dim 17 gave rank 1).</summary>
+    [Theory]
+    [InlineData(16L, 1L)]
+    [InlineData(17L, 2L)]
+    [InlineData(33L, 3L)]
+    [InlineData(768L, 48L)]
+    public void Generated_ceil_of_a_whole_quotient_rounds_up_like_the_checker(long dim, long rank)
+    {
+        using var library = new Std.Mamba(new Std.Mamba.Options(dim));
+        Assert.Equal(rank, library.dt_proj.state_dict()["weight"].shape[1]);
+        using var builtin = (Mix.Runtime.MambaMixer)Builtin.Mamba(dim, 16, 4, 2, null, false, true);
+        Assert.Equal(builtin.TimeStepRank, rank);
+        var c = Mix.Dsl.MixCompilation.Create("m.mix",
+            $"import \"mix/std/mamba.mix\"\nblock b() (x: [B, L, {dim}]) -> [B, L, {dim}] {{\n  m = mamba(dim = {dim})\n  return m(x)\n}}\n");
+        Assert.False(c.HasErrors, string.Join("\n", c.Diagnostics));
+        var node = c.Find("b")!.Root!.Children.Single(n => n.Name == "m").Children.Single(n => n.Name == "dt_proj");
+        Assert.Equal(rank, node.Weights.Single(w => w.Name == "weight").Shape[1].AsLong);
+    }
+
     [Fact]
     public void Fused_dispatch_recognizes_the_library_mixers_as_their_kernels()
     {

@@ -23,6 +23,9 @@ public sealed class BuiltinCallable : Callable
     public override IReadOnlyList<ParamSpec> Params { get; }
     /// <summary>Whether a call gives a tuple of tensors (destructured by <c>a, b = ...</c>) rather than one tensor.</summary>
     public bool ReturnsTuple { get; internal init; }
+    /// <summary>The optional state parameter (<c>state</c>, <c>initial_state</c>) that, when given a tensor, makes a call give
+    /// <c>(y, final_state)</c> instead of <c>y</c>; null when the result does not depend on it.</summary>
+    public string? TupleWhenGiven { get; internal init; }
     /// <summary>Shape contract, e.g. <c>[*, in_features] -&gt; [*, out_features]</c>.</summary>
     public string Contract { get; }
     /// <summary>One line saying what it is.</summary>

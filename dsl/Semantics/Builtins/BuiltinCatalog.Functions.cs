@@ -252,8 +252,11 @@ public static partial class BuiltinCatalog
     }
 
     static void Fn(string name, ParamSpec[] ps, int tensorParams, string contract, string summary, Func<BuiltinCall, Value> apply,
-        bool returnsTuple = false) =>
-        Add(new BuiltinCallable(name, CallableKind.Function, ps, contract, summary) { Apply = apply, TensorParams = tensorParams, ReturnsTuple = returnsTuple });
+        bool returnsTuple = false, string? tupleWhenGiven = null) =>
+        Add(new BuiltinCallable(name, CallableKind.Function, ps, contract, summary)
+        {
+            Apply = apply, TensorParams = tensorParams, ReturnsTuple = returnsTuple, TupleWhenGiven = tupleWhenGiven,
+        });
 
     static int? Axis(BuiltinCall c, Shape s, string name)
     {

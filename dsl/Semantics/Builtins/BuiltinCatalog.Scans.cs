@@ -16,10 +16,10 @@ public static partial class BuiltinCatalog
             {
                 TensorParam("u"), TensorParam("delta"), TensorParam("A"), TensorParam("B"), TensorParam("C"),
                 Opt("D", optTensor, None), Opt("z", optTensor, None), Opt("delta_bias", optTensor, None),
-                Opt("delta_softplus", MixType.Bool, B(false)),
+                Opt("delta_softplus", MixType.Bool, B(false)), Opt("initial_state", optTensor, None),
             }, 5,
-            "u, delta, z: [b, d, L]; A: [d, n]; B, C: [b, n, L]; D, delta_bias: [d] -> [b, d, L]",
-            "Mamba's S6 selective scan (mamba_ssm selective_scan_fn)", c =>
+            "u, delta, z: [b, d, L]; A: [d, n]; B, C: [b, n, L]; D, delta_bias: [d]; initial_state: [b, d, n] -> [b, d, L] (with initial_state: ([b, d, L], [b, d, n]))",
+            "Mamba's S6 selective scan (mamba_ssm selective_scan_fn); with initial_state it returns (y, final_state)", c =>
             {
                 if (c.Input(0) is not Shape u || !ExpectRank(c, u, 3, "u: [b, d, L]")) return UnknownValue.Instance;
                 Dim b = u[0], d = u[1], L = u[2];
@@ -30,9 +30,11 @@ public static partial class BuiltinCatalog
                     & Operand(c, c.Input(4), "C", "[b, n, L]", b, n, L)
                     & Operand(c, Named(c, "D"), "D", "[d]", d)
                     & Operand(c, Named(c, "z"), "z", "[b, d, L]", b, d, L)
-                    & Operand(c, Named(c, "delta_bias"), "delta_bias", "[d]", d);
-                return ok ? new TensorValue(u) : UnknownValue.Instance;
-            });
+                    & Operand(c, Named(c, "delta_bias"), "delta_bias", "[d]", d)
+                    & Operand(c, Named(c, "initial_state"), "initial_state", "[b, d, n]", b, d, n);
+                if (!ok) return UnknownValue.Instance;
+                return Named(c, "initial_state") is null ? new TensorValue(u) : Pair(u, new Shape(new[] { b, d, n ?? Dim.Symbol("?n") }, u.ElementType));
+            }, tupleWhenGiven: "initial_state");
 
         Fn("ssd_scan", new[]
             {
@@ -110,9 +112,10 @@ public static partial class BuiltinCatalog
         Fn("causal_conv1d", new[]
             {
                 TensorParam("x"), TensorParam("weight"), Opt("bias", optTensor, None), Opt("activation", MixType.String.Optional(), None),
+                Opt("state", optTensor, None),
             }, 2,
-            "x: [b, d, L]; weight: [d, W] or [d, 1, W]; bias: [d] -> [b, d, L]",
-            "depthwise causal convolution (Dao's causal_conv1d_fn); activation none or \"silu\"", c =>
+            "x: [b, d, L]; weight: [d, W] or [d, 1, W]; bias: [d]; state: [b, d, W − 1] -> [b, d, L] (with state: ([b, d, L], [b, d, W − 1]))",
+            "depthwise causal convolution (Dao's causal_conv1d_fn); activation none or \"silu\"; with state it returns (y, final_state)", c =>
             {
                 if (c.Arg("activation") is StringValue { Value: { } act } && act is not ("silu" or "swish" or "none"))
                     c.Report(DiagnosticIds.OutOfRange, $"causal_conv1d activation must be none, \"silu\" or \"swish\"; got \"{act}\"");
@@ -120,8 +123,11 @@ public static partial class BuiltinCatalog
                 if (c.Input(1) is not Shape w) return UnknownValue.Instance;
                 bool ok = w.Rank == 3 ? Operand(c, w, "weight", "[d, 1, W]", x[1], Dim.Const(1), null) : Operand(c, w, "weight", "[d, W]", x[1], null);
                 ok &= Operand(c, Named(c, "bias"), "bias", "[d]", x[1]);
-                return ok ? new TensorValue(x) : UnknownValue.Instance;
-            });
+                var taps = w[-1] - Dim.Const(1);
+                ok &= Operand(c, Named(c, "state"), "state", "[b, d, W − 1]", x[0], x[1], taps);
+                if (!ok) return UnknownValue.Instance;
+                return Named(c, "state") is null ? new TensorValue(x) : Pair(x, new Shape(new[] { x[0], x[1], taps }, x.ElementType));
+            }, tupleWhenGiven: "state");
     }
 
     /// <summary>A tensor passed by name, or null when absent or not a known tensor.</summary>

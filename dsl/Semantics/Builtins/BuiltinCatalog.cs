@@ -24,6 +24,7 @@ public static partial class BuiltinCatalog
         RegisterInit();
         RegisterScans();
         RegisterNn();
+        RegisterState();
     }
 
     /// <summary>All built-ins, by name.</summary>

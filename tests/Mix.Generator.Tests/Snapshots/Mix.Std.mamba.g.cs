@@ -15,7 +15,7 @@ namespace Mix.Generated.Std
     /// Shapes: ([B, L, dim]) → [B, L, dim].<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    internal sealed partial class Mamba : nn.Module<Tensor, Tensor>, IKernelEquivalent
+    internal sealed partial class Mamba : nn.Module<Tensor, Tensor>, IKernelEquivalent, IStatefulMixer
     {
         /// <summary>The parameters of <c>mamba</c> with their .mix defaults.</summary>
         /// <param name="Dim"><c>dim: int (the mixer's channels)</c></param>
@@ -46,10 +46,10 @@ namespace Mix.Generated.Std
         /// <summary><c>in_proj = linear(dim, 2 * inner, bias = bias)</c> → <c>[B, L, 4*dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> in_proj;
 
-        /// <summary><c>conv1d = conv1d(inner, inner, kernel_size = d_conv, padding = d_conv - 1, groups = inner, bias = conv_bias)</c> → <c>[B, 2*dim, L + 3]</c></summary>
+        /// <summary><c>conv1d = conv1d(inner, inner, kernel_size = d_conv, padding = d_conv - 1, groups = inner, bias = conv_bias)</c></summary>
         public readonly nn.Module<Tensor, Tensor> conv1d;
 
-        /// <summary><c>x_proj = linear(inner, rank + (2 * d_state), bias = false)</c> → <c>[B, L, ?]</c></summary>
+        /// <summary><c>x_proj = linear(inner, rank + (2 * d_state), bias = false)</c> → <c>[B, L, ceil(dim/16) + 32]</c></summary>
         public readonly nn.Module<Tensor, Tensor> x_proj;
 
         /// <summary><c>dt_proj = linear(rank, inner)</c> → <c>[B, L, 2*dim]</c></summary>
@@ -63,19 +63,19 @@ namespace Mix.Generated.Std
         public Mamba(Options options) : base(nameof(Mamba))
         {
             this.options = options;
-#line 10 "mix/std/mamba.mix"
-            A_log = new Parameter(MixInit.Of(new long[] { options.Expand * options.Dim, options.DState }, s => Fn.Log(Fn.Arange(1, options.DState + 1))));
-#line 11 "mix/std/mamba.mix"
-            D = new Parameter(MixInit.Of(new long[] { options.Expand * options.Dim }, s => MixInit.Ones(s)));
 #line 12 "mix/std/mamba.mix"
-            in_proj = Builtin.Linear(options.Dim, 2 * (options.Expand * options.Dim), bias: options.Bias);
+            A_log = new Parameter(MixInit.Of(new long[] { options.Expand * options.Dim, options.DState }, s => Fn.Log(Fn.Arange(1, options.DState + 1))));
 #line 13 "mix/std/mamba.mix"
-            conv1d = Builtin.Conv1d(options.Expand * options.Dim, options.Expand * options.Dim, options.DConv, padding: options.DConv - 1, groups: options.Expand * options.Dim, bias: options.ConvBias);
+            D = new Parameter(MixInit.Of(new long[] { options.Expand * options.Dim }, s => MixInit.Ones(s)));
 #line 14 "mix/std/mamba.mix"
-            x_proj = Builtin.Linear(options.Expand * options.Dim, (options.DtRank == null ? (options.Dim + 15) / 16 : options.DtRank.Value) + 2 * options.DState, bias: false);
+            in_proj = Builtin.Linear(options.Dim, 2 * (options.Expand * options.Dim), bias: options.Bias);
 #line 15 "mix/std/mamba.mix"
-            dt_proj = Builtin.Linear(options.DtRank == null ? (options.Dim + 15) / 16 : options.DtRank.Value, options.Expand * options.Dim);
+            conv1d = Builtin.Conv1d(options.Expand * options.Dim, options.Expand * options.Dim, options.DConv, padding: options.DConv - 1, groups: options.Expand * options.Dim, bias: options.ConvBias);
 #line 16 "mix/std/mamba.mix"
+            x_proj = Builtin.Linear(options.Expand * options.Dim, (options.DtRank == null ? Fn.Ceil((double)options.Dim / 16) : options.DtRank.Value) + 2 * options.DState, bias: false);
+#line 17 "mix/std/mamba.mix"
+            dt_proj = Builtin.Linear(options.DtRank == null ? Fn.Ceil((double)options.Dim / 16) : options.DtRank.Value, options.Expand * options.Dim);
+#line 18 "mix/std/mamba.mix"
             out_proj = Builtin.Linear(options.Expand * options.Dim, options.Dim, bias: options.Bias);
 #line default
             RegisterComponents();
@@ -97,40 +97,63 @@ namespace Mix.Generated.Std
             _ => null,
         };
 
+        /// <summary>The decoding states of <c>mamba</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
+        public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => new[]
+        {
+            new MixStateSpec("conv_state", new long[] { batch, options.Expand * options.Dim, options.DConv - 1 }, ScalarType.Float32),
+            new MixStateSpec("ssm_state", new long[] { batch, options.Expand * options.Dim, options.DState }, ScalarType.Float32),
+        };
+
         /// <summary>Runs <c>mamba</c>.</summary>
         /// <param name="x"><c>[B, L, dim]</c></param>
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 6 "mix/std/mamba.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "mamba", "x", "[B, L, dim]", "mix/std/mamba.mix", 6, null, null, (long?)(options.Dim));
+#line 8 "mix/std/mamba.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "mamba", "x", "[B, L, dim]", "mix/std/mamba.mix", 8, null, null, (long?)(options.Dim));
 #line default
-            var L = x.shape[1];
-#line 17 "mix/std/mamba.mix"
-            var parts = Fn.Chunk(Fn.Transpose(in_proj.call(x), 1, 2), 2, 1);
-#line 17 "mix/std/mamba.mix"
-            var h = parts[0];
-#line 17 "mix/std/mamba.mix"
-            var gate = parts[1];
-#line 18 "mix/std/mamba.mix"
-            var parts2 = Fn.Split(conv1d.call(h), new long[] { L, options.DConv - 1 }, -1);
-#line 18 "mix/std/mamba.mix"
-            h = parts2[0];
-#line 18 "mix/std/mamba.mix"
-            var lookahead = parts2[1];
+            var B = x.shape[0];
 #line 19 "mix/std/mamba.mix"
-            h = Fn.SiLU(h);
+            var conv_state = MixState.Read(this, "conv_state", x, new long[] { B, options.Expand * options.Dim, options.DConv - 1 });
 #line 20 "mix/std/mamba.mix"
-            var parts3 = Fn.Split(x_proj.call(Fn.Transpose(h, 1, 2)), new long[] { options.DtRank == null ? (options.Dim + 15) / 16 : options.DtRank.Value, options.DState, options.DState }, -1);
-#line 20 "mix/std/mamba.mix"
-            var dt = parts3[0];
-#line 20 "mix/std/mamba.mix"
-            var b = parts3[1];
-#line 20 "mix/std/mamba.mix"
-            var c = parts3[2];
+            var ssm_state = MixState.Read(this, "ssm_state", x, new long[] { B, options.Expand * options.Dim, options.DState });
 #line 21 "mix/std/mamba.mix"
-            var y = Fn.SelectiveScan(h, Fn.Transpose(dt_proj.call(dt), 1, 2), -Fn.Exp(A_log), Fn.Transpose(b, 1, 2), Fn.Transpose(c, 1, 2), D, gate, deltaSoftplus: true);
+            var m = Fn.Unsqueeze(Fn.TokenMask(x), 1);
+#line 22 "mix/std/mamba.mix"
+            var parts = Fn.Chunk(Fn.Transpose(in_proj.call(x), 1, 2), 2, 1);
+#line 22 "mix/std/mamba.mix"
+            var h = parts[0];
+#line 22 "mix/std/mamba.mix"
+            var gate = parts[1];
 #line 23 "mix/std/mamba.mix"
+            var parts2 = Fn.CausalConv1dWithState(h * m, MixWeights.Get(conv1d, "weight"), MixWeights.GetOptional(conv1d, "bias"), "silu", state: conv_state);
+#line 23 "mix/std/mamba.mix"
+            h = parts2[0];
+#line 23 "mix/std/mamba.mix"
+            conv_state = parts2[1];
+#line 24 "mix/std/mamba.mix"
+            h = h * m;
+#line 25 "mix/std/mamba.mix"
+            var parts3 = Fn.Split(x_proj.call(Fn.Transpose(h, 1, 2)), new long[] { options.DtRank == null ? Fn.Ceil((double)options.Dim / 16) : options.DtRank.Value, options.DState, options.DState }, -1);
+#line 25 "mix/std/mamba.mix"
+            var dt = parts3[0];
+#line 25 "mix/std/mamba.mix"
+            var b = parts3[1];
+#line 25 "mix/std/mamba.mix"
+            var c = parts3[2];
+#line 26 "mix/std/mamba.mix"
+            dt = Fn.Where(Fn.Greater(m, (double)0), Fn.Transpose(dt_proj.call(dt), 1, 2), -1e4);
+#line 27 "mix/std/mamba.mix"
+            var parts4 = Fn.SelectiveScanWithState(h, dt, -Fn.Exp(A_log), Fn.Transpose(b, 1, 2), Fn.Transpose(c, 1, 2), D, gate, deltaSoftplus: true, initialState: ssm_state);
+#line 27 "mix/std/mamba.mix"
+            var y = parts4[0];
+#line 27 "mix/std/mamba.mix"
+            ssm_state = parts4[1];
+#line 29 "mix/std/mamba.mix"
+            MixState.Write(this, "conv_state", conv_state);
+#line 29 "mix/std/mamba.mix"
+            MixState.Write(this, "ssm_state", ssm_state);
+#line 29 "mix/std/mamba.mix"
             return out_proj.call(Fn.Transpose(y, 1, 2));
 #line default
         }
