@@ -15,7 +15,7 @@ namespace Mix.Generated.Std
     /// Shapes: ([B, L, dim]) → [B, L, dim].<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    internal sealed partial class Gla : nn.Module<Tensor, Tensor>
+    internal sealed partial class Gla : nn.Module<Tensor, Tensor>, IStatefulMixer
     {
         /// <summary>The parameters of <c>gla</c> with their .mix defaults.</summary>
         /// <param name="Dim"><c>dim: int (the mixer's channels)</c></param>
@@ -69,55 +69,67 @@ namespace Mix.Generated.Std
         public Gla(Options options) : base(nameof(Gla))
         {
             this.options = options;
-#line 18 "mix/std/gla.mix"
-            q_proj = Builtin.Linear(options.Dim, Fn.Int(options.Dim * options.ExpandK), bias: false);
 #line 19 "mix/std/gla.mix"
-            k_proj = Builtin.Linear(options.Dim, Fn.Int(options.Dim * options.ExpandK) / (options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value)), bias: false);
+            q_proj = Builtin.Linear(options.Dim, Fn.Int(options.Dim * options.ExpandK), bias: false);
 #line 20 "mix/std/gla.mix"
-            v_proj = Builtin.Linear(options.Dim, Fn.Int(options.Dim * options.ExpandV) / (options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value)), bias: false);
+            k_proj = Builtin.Linear(options.Dim, Fn.Int(options.Dim * options.ExpandK) / (options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value)), bias: false);
 #line 21 "mix/std/gla.mix"
-            g_proj = Builtin.Linear(options.Dim, Fn.Int(options.Dim * options.ExpandV), bias: false);
+            v_proj = Builtin.Linear(options.Dim, Fn.Int(options.Dim * options.ExpandV) / (options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value)), bias: false);
 #line 22 "mix/std/gla.mix"
-            gk_proj = new ModuleList<nn.Module<Tensor, Tensor>>(Builtin.Linear(options.Dim, options.GateLowRankDim, bias: false), Builtin.Linear(options.GateLowRankDim, Fn.Int(options.Dim * options.ExpandK) / (options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value))));
+            g_proj = Builtin.Linear(options.Dim, Fn.Int(options.Dim * options.ExpandV), bias: false);
 #line 23 "mix/std/gla.mix"
-            o_proj = Builtin.Linear(Fn.Int(options.Dim * options.ExpandV), options.Dim, bias: false);
+            gk_proj = new ModuleList<nn.Module<Tensor, Tensor>>(Builtin.Linear(options.Dim, options.GateLowRankDim, bias: false), Builtin.Linear(options.GateLowRankDim, Fn.Int(options.Dim * options.ExpandK) / (options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value))));
 #line 24 "mix/std/gla.mix"
+            o_proj = Builtin.Linear(Fn.Int(options.Dim * options.ExpandV), options.Dim, bias: false);
+#line 25 "mix/std/gla.mix"
             g_norm_swish_gate = new global::Mix.Generated.Std.GatedRmsnorm(new global::Mix.Generated.Std.GatedRmsnorm.Options(Fn.Int(options.Dim * options.ExpandV) / options.NumHeads) { Eps = options.NormEps, NormBeforeGate = true });
 #line default
             RegisterComponents();
         }
+
+        /// <summary>The decoding states of <c>gla</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
+        public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => new[]
+        {
+            new MixStateSpec("recurrent_state", new long[] { batch, options.NumHeads, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads }, ScalarType.Float32),
+        };
 
         /// <summary>Runs <c>gla</c>.</summary>
         /// <param name="x"><c>[B, L, dim]</c></param>
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 10 "mix/std/gla.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "gla", "x", "[B, L, dim]", "mix/std/gla.mix", 10, null, null, (long?)(options.Dim));
+#line 11 "mix/std/gla.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "gla", "x", "[B, L, dim]", "mix/std/gla.mix", 11, null, null, (long?)(options.Dim));
 #line default
             var B = x.shape[0];
             var L = x.shape[1];
-#line 25 "mix/std/gla.mix"
-            var q = Fn.Reshape(q_proj.call(x), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads });
 #line 26 "mix/std/gla.mix"
-            var k = Fn.Reshape(Fn.Expand(Fn.Reshape(k_proj.call(x), new long[] { B, L, options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value, 1, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads }), new long[] { -1, -1, -1, options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value), -1 }), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads });
+            var recurrent_state = MixState.Read(this, "recurrent_state", x, new long[] { B, options.NumHeads, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads });
 #line 27 "mix/std/gla.mix"
-            var v = Fn.Reshape(Fn.Expand(Fn.Reshape(v_proj.call(x), new long[] { B, L, options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value, 1, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads }), new long[] { -1, -1, -1, options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value), -1 }), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads });
+            var m = Fn.Unsqueeze(Fn.TokenMask(x), 2);
 #line 28 "mix/std/gla.mix"
-            var gk = Fn.Logsigmoid(gk_proj[1].call(gk_proj[0].call(x))) / options.GateLogitNormalizer;
+            var q = Fn.Reshape(q_proj.call(x), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads });
 #line 29 "mix/std/gla.mix"
-            gk = Fn.Reshape(Fn.Expand(Fn.Reshape(gk, new long[] { B, L, options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value, 1, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads }), new long[] { -1, -1, -1, options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value), -1 }), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads });
+            var k = Fn.Reshape(Fn.Expand(Fn.Reshape(k_proj.call(x) * m, new long[] { B, L, options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value, 1, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads }), new long[] { -1, -1, -1, options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value), -1 }), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads });
 #line 30 "mix/std/gla.mix"
-            gk = options.ClampMin == null ? gk : Fn.Clamp(gk, min: options.ClampMin.Value);
+            var v = Fn.Reshape(Fn.Expand(Fn.Reshape(v_proj.call(x), new long[] { B, L, options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value, 1, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads }), new long[] { -1, -1, -1, options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value), -1 }), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads });
 #line 31 "mix/std/gla.mix"
-            var parts = Fn.GlaScan(q, k, v, gk, chunkSize: options.ChunkSize);
-#line 31 "mix/std/gla.mix"
-            var o = parts[0];
-#line 31 "mix/std/gla.mix"
-            var state = parts[1];
+            var gk = Fn.Logsigmoid(gk_proj[1].call(gk_proj[0].call(x))) / options.GateLogitNormalizer;
 #line 32 "mix/std/gla.mix"
-            o = g_norm_swish_gate.call(Fn.Reshape(o, new long[] { B, L * options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads }), Fn.Reshape(g_proj.call(x), new long[] { B, L * options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads }));
+            gk = (options.ClampMin == null ? gk : Fn.Clamp(gk, min: options.ClampMin.Value)) * m;
 #line 33 "mix/std/gla.mix"
+            gk = Fn.Reshape(Fn.Expand(Fn.Reshape(gk, new long[] { B, L, options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value, 1, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads }), new long[] { -1, -1, -1, options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value), -1 }), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandK) / options.NumHeads });
+#line 34 "mix/std/gla.mix"
+            var parts = Fn.GlaScan(q, k, v, gk, chunkSize: options.ChunkSize, initialState: recurrent_state);
+#line 34 "mix/std/gla.mix"
+            var o = parts[0];
+#line 34 "mix/std/gla.mix"
+            recurrent_state = parts[1];
+#line 35 "mix/std/gla.mix"
+            o = g_norm_swish_gate.call(Fn.Reshape(o, new long[] { B, L * options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads }), Fn.Reshape(g_proj.call(x), new long[] { B, L * options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads }));
+#line 36 "mix/std/gla.mix"
+            MixState.Write(this, "recurrent_state", recurrent_state);
+#line 36 "mix/std/gla.mix"
             return o_proj.call(Fn.Reshape(o, new long[] { B, L, Fn.Int(options.Dim * options.ExpandV) }));
 #line default
         }

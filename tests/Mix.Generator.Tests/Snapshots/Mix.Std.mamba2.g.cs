@@ -15,7 +15,7 @@ namespace Mix.Generated.Std
     /// Shapes: ([B, L, dim]) → [B, L, dim].<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    internal sealed partial class Mamba2 : nn.Module<Tensor, Tensor>
+    internal sealed partial class Mamba2 : nn.Module<Tensor, Tensor>, IStatefulMixer
     {
         /// <summary>The parameters of <c>mamba2</c> with their .mix defaults.</summary>
         /// <param name="Dim"><c>dim: int (the mixer's channels)</c></param>
@@ -66,7 +66,7 @@ namespace Mix.Generated.Std
         /// <summary><c>in_proj = linear(dim, ((2 * inner) + ((2 * ngroups) * d_state)) + heads, bias = bias)</c> → <c>[B, L, 129*dim/32 + 256]</c></summary>
         public readonly nn.Module<Tensor, Tensor> in_proj;
 
-        /// <summary><c>conv1d = if conv_bias then causal_dwconv(conv_dim, d_conv) else causal_dwconv_nobias(conv_dim, d_conv)</c> → <c>[B, 2*dim + 256, L]</c></summary>
+        /// <summary><c>conv1d = conv1d(conv_dim, conv_dim, kernel_size = d_conv, padding = d_conv - 1, groups = conv_dim, bias = conv_bias)</c></summary>
         public readonly nn.Module<Tensor, Tensor> conv1d;
 
         /// <summary><c>dt_bias = param([heads], init = inv_softplus(clamp(exp(uniform(log(dt_min), log(dt_max))), min = dt_init_floor)))</c></summary>
@@ -92,7 +92,7 @@ namespace Mix.Generated.Std
 #line 22 "mix/std/mamba2.mix"
             in_proj = Builtin.Linear(options.Dim, 2 * (options.Expand * options.Dim) + 2 * options.Ngroups * options.DState + (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, bias: options.Bias);
 #line 23 "mix/std/mamba2.mix"
-            conv1d = options.ConvBias ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.CausalDwconv(new global::Mix.Generated.Std.CausalDwconv.Options((options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) + 2 * options.Ngroups * options.DState, options.DConv)) : new global::Mix.Generated.Std.CausalDwconvNobias(new global::Mix.Generated.Std.CausalDwconvNobias.Options((options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) + 2 * options.Ngroups * options.DState, options.DConv));
+            conv1d = Builtin.Conv1d((options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) + 2 * options.Ngroups * options.DState, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) + 2 * options.Ngroups * options.DState, options.DConv, padding: options.DConv - 1, groups: (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) + 2 * options.Ngroups * options.DState, bias: options.ConvBias);
 #line 24 "mix/std/mamba2.mix"
             dt_bias = new Parameter(MixInit.Of(new long[] { (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim }, s => Fn.InvSoftplus(Fn.Clamp(Fn.Exp(MixInit.Uniform(s, a: Fn.Log(options.DtMin), b: Fn.Log(options.DtMax))), min: options.DtInitFloor))));
 #line 25 "mix/std/mamba2.mix"
@@ -112,6 +112,13 @@ namespace Mix.Generated.Std
             RegisterComponents();
         }
 
+        /// <summary>The decoding states of <c>mamba2</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
+        public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => new[]
+        {
+            new MixStateSpec("conv_state", new long[] { batch, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) + 2 * options.Ngroups * options.DState, options.DConv - 1 }, ScalarType.Float32),
+            new MixStateSpec("ssm_state", new long[] { batch, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim, options.DState }, ScalarType.Float32),
+        };
+
         /// <summary>Runs <c>mamba2</c>.</summary>
         /// <param name="x"><c>[B, L, dim]</c></param>
         /// <returns><c>[B, L, dim]</c></returns>
@@ -123,34 +130,50 @@ namespace Mix.Generated.Std
             var B = x.shape[0];
             var L = x.shape[1];
 #line 30 "mix/std/mamba2.mix"
+            var conv_state = MixState.Read(this, "conv_state", x, new long[] { B, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) + 2 * options.Ngroups * options.DState, options.DConv - 1 });
+#line 31 "mix/std/mamba2.mix"
+            var ssm_state = MixState.Read(this, "ssm_state", x, new long[] { B, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim, options.DState });
+#line 32 "mix/std/mamba2.mix"
+            var m = Fn.Unsqueeze(Fn.TokenMask(x), 2);
+#line 33 "mix/std/mamba2.mix"
             var parts = Fn.Split(in_proj.call(x), new long[] { options.Expand * options.Dim - (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value), options.Expand * options.Dim - (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value), options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) + 2 * options.Ngroups * options.DState, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim }, -1);
-#line 30 "mix/std/mamba2.mix"
+#line 33 "mix/std/mamba2.mix"
             var z0 = parts[0];
-#line 30 "mix/std/mamba2.mix"
+#line 33 "mix/std/mamba2.mix"
             var x0 = parts[1];
-#line 30 "mix/std/mamba2.mix"
+#line 33 "mix/std/mamba2.mix"
             var z = parts[2];
-#line 30 "mix/std/mamba2.mix"
+#line 33 "mix/std/mamba2.mix"
             var xbc = parts[3];
-#line 30 "mix/std/mamba2.mix"
+#line 33 "mix/std/mamba2.mix"
             var dt = parts[4];
-#line 31 "mix/std/mamba2.mix"
-            var parts2 = Fn.Split(Fn.Transpose(conv1d.call(Fn.Transpose(xbc, 1, 2)), 1, 2), new long[] { options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value, options.Ngroups * options.DState, options.Ngroups * options.DState }, -1);
-#line 31 "mix/std/mamba2.mix"
-            var xs = parts2[0];
-#line 31 "mix/std/mamba2.mix"
-            var b = parts2[1];
-#line 31 "mix/std/mamba2.mix"
-            var c = parts2[2];
-#line 32 "mix/std/mamba2.mix"
-            var parts3 = Fn.SsdScan(Fn.Reshape(xs, new long[] { B, L, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim }), dt, -Fn.Exp(A_log), Fn.Reshape(b, new long[] { B, L, options.Ngroups, options.DState }), Fn.Reshape(c, new long[] { B, L, options.Ngroups, options.DState }), options.ChunkSize, options.DHasHdim ? Fn.Reshape(D, new long[] { (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim }) : D, dtBias: dt_bias, dtSoftplus: true);
-#line 32 "mix/std/mamba2.mix"
-            var y = parts3[0];
-#line 32 "mix/std/mamba2.mix"
-            var state = parts3[1];
-#line 35 "mix/std/mamba2.mix"
-            y = norm.call(Fn.Reshape(y, new long[] { B, L, options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value }), z);
+#line 34 "mix/std/mamba2.mix"
+            var parts2 = Fn.CausalConv1dWithState(Fn.Transpose(xbc * m, 1, 2), MixWeights.Get(conv1d, "weight"), MixWeights.GetOptional(conv1d, "bias"), "silu", state: conv_state);
+#line 34 "mix/std/mamba2.mix"
+            xbc = parts2[0];
+#line 34 "mix/std/mamba2.mix"
+            conv_state = parts2[1];
 #line 36 "mix/std/mamba2.mix"
+            var parts3 = Fn.Split(Fn.Transpose(xbc, 1, 2) * m, new long[] { options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value, options.Ngroups * options.DState, options.Ngroups * options.DState }, -1);
+#line 36 "mix/std/mamba2.mix"
+            var xs = parts3[0];
+#line 36 "mix/std/mamba2.mix"
+            var b = parts3[1];
+#line 36 "mix/std/mamba2.mix"
+            var c = parts3[2];
+#line 37 "mix/std/mamba2.mix"
+            var parts4 = Fn.SsdScan(Fn.Reshape(xs, new long[] { B, L, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim }), Fn.Where(Fn.Greater(m, (double)0), dt, -1e4), -Fn.Exp(A_log), Fn.Reshape(b, new long[] { B, L, options.Ngroups, options.DState }), Fn.Reshape(c, new long[] { B, L, options.Ngroups, options.DState }), options.ChunkSize, options.DHasHdim ? Fn.Reshape(D, new long[] { (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim }) : D, dtBias: dt_bias, dtSoftplus: true, initialState: ssm_state);
+#line 37 "mix/std/mamba2.mix"
+            var y = parts4[0];
+#line 37 "mix/std/mamba2.mix"
+            ssm_state = parts4[1];
+#line 41 "mix/std/mamba2.mix"
+            y = norm.call(Fn.Reshape(y, new long[] { B, L, options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value }), z);
+#line 42 "mix/std/mamba2.mix"
+            MixState.Write(this, "conv_state", conv_state);
+#line 42 "mix/std/mamba2.mix"
+            MixState.Write(this, "ssm_state", ssm_state);
+#line 42 "mix/std/mamba2.mix"
             return out_proj.call(options.Expand * options.Dim - (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) > 0 ? Fn.Concat(new Tensor[] { Fn.SiLU(z0) * x0, y }, -1) : y);
 #line default
         }
