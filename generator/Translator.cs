@@ -344,6 +344,7 @@ internal sealed partial class Translator
                 // Standard-library classes are internal to the consuming assembly: a public field stays a module.
                 VFactory { Callable: UserCallable uc } when StandardLibrary.IsLibraryPath(uc.File.Source.Path) => ModuleType,
                 VFactory { Callable: UserCallable uc } => Names.Pascal(uc.Name),
+                VFactory { Callable: BuiltinCallable bc } f when f.IsComplete && !f.IsFunction && BuiltinModuleTypes.Of(bc.Name) is { } builtinType => builtinType,
                 VInline => "MixPipeline",
                 _ => ModuleType,
             };

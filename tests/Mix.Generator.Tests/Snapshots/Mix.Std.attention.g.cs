@@ -40,10 +40,10 @@ namespace Mix.Generated.Std
         readonly Options options;
 
         /// <summary><c>qkv = linear(dim, 3 * inner, bias = qkv_bias)</c> → <c>[B, N, ?]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> qkv;
+        public readonly TorchSharp.Modules.Linear qkv;
 
         /// <summary><c>proj = linear(inner, dim, bias = proj_bias)</c> → <c>[B, N, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> proj;
+        public readonly TorchSharp.Modules.Linear proj;
 
         /// <summary>Builds <c>attention</c>.</summary>
         /// <param name="options">The parameters.</param>
