@@ -93,8 +93,10 @@ internal static class Emitter
         EmitLines(sb, c.Constructor, path, I3);
         if (c.IsAlias)
         {
-            sb.AppendLine($"{I3}// The model is its alias: the alias's layers are this module's children (unprefixed keys).");
+            sb.AppendLine($"{I3}// The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).");
             sb.AppendLine($"{I3}foreach (var (name, child) in model.named_children()) register_module(name, child);");
+            sb.AppendLine($"{I3}foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);");
+            sb.AppendLine($"{I3}foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);");
         }
         else
         {

@@ -26,6 +26,10 @@ internal sealed partial class Translator
 {
     const string ModuleType = "nn.Module<Tensor, Tensor>";
 
+    /// <summary>The TorchSharp module type taking <paramref name="inputs"/> tensors.</summary>
+    static string ModuleOfArity(int inputs) =>
+        inputs <= 1 ? ModuleType : "nn.Module<" + string.Join(", ", Enumerable.Repeat("Tensor", inputs + 1)) + ">";
+
     sealed class Scope
     {
         readonly Dictionary<string, V> _vars = new();
@@ -341,8 +345,10 @@ internal sealed partial class Translator
             type = v switch
             {
                 VFactory { Callable: UserCallable uc } when _externals.TryGetValue(uc.Name, out var ext) => ext,
-                // Standard-library classes are internal to the consuming assembly: a public field stays a module.
-                VFactory { Callable: UserCallable uc } when StandardLibrary.IsLibraryPath(uc.File.Source.Path) => ModuleType,
+                // Standard-library classes are internal to the consuming assembly: a public field stays a module (of
+                // the block's arity: a library block may take two tensors, as gated_rmsnorm(x, z) does).
+                VFactory { Callable: UserCallable uc } when StandardLibrary.IsLibraryPath(uc.File.Source.Path) =>
+                    ModuleOfArity(uc.Definition.Signature?.Inputs.Count ?? 1),
                 VFactory { Callable: UserCallable uc } => Names.Pascal(uc.Name),
                 VFactory { Callable: BuiltinCallable bc } f when f.IsComplete && !f.IsFunction && BuiltinModuleTypes.Of(bc.Name) is { } builtinType => builtinType,
                 VInline => "MixPipeline",

@@ -6,6 +6,7 @@ using System.Linq;
 using System.Text;
 using Mix.Runtime;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Caches;
 using Mix.Runtime.Fused;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,9 +21,9 @@ internal sealed record ModelResult(string Model, string Impl, string Dtype, long
 internal sealed record PartTime(string Model, string Dtype, long Batch, string Part, double MedianMs);
 
 /// <summary>
-/// Whole-model GPU benchmarks: PoolFormer-S12 and ConvFormer-S18 (runtime classes and the classes generated from
+/// Whole-model GPU benchmarks: PoolFormer-S12 and ConvFormer-S18 (the classes generated from
 /// models/*.mix) at 224×224, batch 1/32/128, float32 and bfloat16 weights and inputs; the Mamba LM of
-/// mamba-130m's shape (prefill at L = 512/2K/8K, greedy decode through the mixers' Step API). Every sample is one
+/// mamba-130m's shape (prefill at L = 512/2K/8K, greedy decode through CausalModel's cache). Every sample is one
 /// call between <c>torch.cuda.synchronize()</c>s (host clock), after warm-up; the median is reported.
 /// </summary>
 internal static class ModelBench
@@ -90,45 +91,27 @@ internal static class ModelBench
         foreach (var dt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
         {
             if (Dtypes != "all" && Dtypes != DtypeName(dt)) continue;
-            VisionModel("PoolFormer-S12", () => MetaFormer.PoolFormerS12(), () => new Mix.Generated.Models.PoolformerS12(), dt, batches, quick, fusedToggle: true);
-            VisionModel("ConvFormer-S18", () => MetaFormer.ConvFormerS18(), () => new Mix.Generated.Models.ConvformerS18(), dt, batches, quick, fusedToggle: true);
+            VisionModel("PoolFormer-S12", () => new Mix.Generated.Models.PoolformerS12(), dt, batches, quick, fusedToggle: true);
+            VisionModel("ConvFormer-S18", () => new Mix.Generated.Models.ConvformerS18(), dt, batches, quick, fusedToggle: true);
         }
     }
 
-    private static void VisionModel(string name, Func<nn.Module<Tensor, Tensor>> runtime, Func<nn.Module<Tensor, Tensor>> generated,
+    private static nn.Module<Tensor, Tensor> Child(nn.Module parent, string name) =>
+        (nn.Module<Tensor, Tensor>)parent.named_children().Single(c => c.name == name).module;
+
+    private static void VisionModel(string name, Func<nn.Module<Tensor, Tensor>> generated,
         ScalarType dt, long[] batches, bool quick, bool fusedToggle)
     {
         double target = quick ? 0.4 : 1.2;
-        using var rt = runtime();
+        using var gen = generated();
         // zero-initialized heads (ConvFormer's MLP head) would make every output 0 and every error check vacuous
         using (torch.no_grad())
-            foreach (var p in rt.parameters())
+            foreach (var p in gen.parameters())
                 if (p.abs().max().item<float>() == 0) p.normal_(0, 0.02);
-        rt.to(torch.CUDA).to(dt);
-        rt.eval();
-        long nParams = rt.parameters().Sum(p => p.numel());
-        nn.Module<Tensor, Tensor>? gen = null;
-        double? genErr = null;
-        try
-        {
-            gen = generated();
-            gen.to(torch.CUDA).to(dt);
-            gen.eval();
-            // same weights as the runtime model (both use timm's keys), so the outputs must agree
-            var sd = rt.state_dict();
-            gen.load_state_dict(sd, strict: true);
-            using var scope = torch.NewDisposeScope();
-            var x = torch.randn(8, 3, 224, 224, device: torch.CUDA).to_type(dt);
-            genErr = RelErr(gen.call(x), rt.call(x));
-        }
-        catch (Exception e)
-        {
-            Notes.Add($"{name}: generated model unavailable: {e.GetType().Name}: {e.Message}");
-            Console.Error.WriteLine(Notes[^1]);
-            gen?.Dispose();
-            gen = null;
-        }
-        Console.WriteLine($"{name} {DtypeName(dt)}: {nParams:N0} parameters; generated vs runtime rel.err {genErr?.ToString("E1", CultureInfo.InvariantCulture) ?? "n/a"}");
+        gen.to(torch.CUDA).to(dt);
+        gen.eval();
+        long nParams = gen.parameters().Sum(p => p.numel());
+        Console.WriteLine($"{name} {DtypeName(dt)}: {nParams:N0} parameters");
 
         foreach (long b in batches)
         {
@@ -140,27 +123,16 @@ internal static class ModelBench
                 if (fusedToggle)
                 {
                     MixDispatch.FusedEnabled = false;
-                    var reference = rt.call(x);
+                    var reference = gen.call(x);
                     MixDispatch.FusedEnabled = true;
-                    fusedErr = RelErr(rt.call(x), reference);
+                    fusedErr = RelErr(gen.call(x), reference);
                 }
-                Add(name, "Mix runtime (MetaFormer." + (name.StartsWith("Pool", StringComparison.Ordinal) ? "PoolFormerS12" : "ConvFormerS18") + ")",
-                    dt, b, 0, TimeMs(() => rt.call(x), target), b, "img/s", fusedErr);
+                Add(name, "Mix generated (.mix)", dt, b, 0, TimeMs(() => gen.call(x), target), b, "img/s", fusedErr);
                 if (fusedToggle)
                 {
                     MixDispatch.FusedEnabled = false;
-                    Add(name, "Mix runtime, fused kernels off", dt, b, 0, TimeMs(() => rt.call(x), target), b, "img/s");
+                    Add(name, "Mix generated, fused kernels off", dt, b, 0, TimeMs(() => gen.call(x), target), b, "img/s");
                     MixDispatch.FusedEnabled = true;
-                }
-                if (gen is not null)
-                {
-                    Add(name, "Mix generated (.mix)", dt, b, 0, TimeMs(() => gen.call(x), target), b, "img/s", b == batches[0] ? genErr : null);
-                    if (fusedToggle)
-                    {
-                        MixDispatch.FusedEnabled = false;
-                        Add(name, "Mix generated, fused kernels off", dt, b, 0, TimeMs(() => gen.call(x), target), b, "img/s");
-                        MixDispatch.FusedEnabled = true;
-                    }
                 }
             }
             catch (Exception e)
@@ -171,48 +143,44 @@ internal static class ModelBench
             }
         }
 
-        // where the time goes in ours: stem, each stage, head (batch 32)
-        if (rt is MetaFormer mf)
+        // where the time goes: stem, each stage, head (batch 32)
+        try
         {
-            try
+            using var scope = torch.NewDisposeScope();
+            var x = torch.randn(32, 3, 224, 224, device: torch.CUDA).to_type(dt);
+            var parts = new List<(string, Func<Tensor, Tensor>)> { ("stem", Child(gen, "stem").call) };
+            int i = 0;
+            foreach (var (_, st) in Child(gen, "stages").named_children())
             {
-                using var scope = torch.NewDisposeScope();
-                var x = torch.randn(32, 3, 224, 224, device: torch.CUDA).to_type(dt);
-                var parts = new List<(string, Func<Tensor, Tensor>)> { ("stem", mf.stem.forward) };
-                int i = 0;
-                foreach (var st in mf.stages.children())
-                {
-                    var stage = (nn.Module<Tensor, Tensor>)st;
-                    parts.Add(($"stage {i++}", stage.forward));
-                }
-                parts.Add(("head", t => mf.forward_head(t)));
-                var h = x;
-                foreach (var (part, f) in parts)
-                {
-                    var input = h;
-                    var (m, _, _, _) = TimeMs(() => f(input), quick ? 0.2 : 0.5, minSamples: 5, maxSamples: 40);
-                    Parts.Add(new PartTime(name, DtypeName(dt), 32, part, m));
-                    h = f(input);
-                }
-                Console.WriteLine($"  {name} {DtypeName(dt)} b32 parts: " + string.Join(", ", Parts.Where(p => p.Model == name && p.Dtype == DtypeName(dt)).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Part} {p.MedianMs:F2} ms"))));
+                var stage = (nn.Module<Tensor, Tensor>)st;
+                parts.Add(($"stage {i++}", stage.call));
             }
-            catch (Exception e)
+            parts.Add(("head", Child(gen, "head").call));
+            var h = x;
+            foreach (var (part, f) in parts)
             {
-                Notes.Add($"{name} {DtypeName(dt)}: part timing failed: {e.Message}");
+                var input = h;
+                var (m, _, _, _) = TimeMs(() => f(input), quick ? 0.2 : 0.5, minSamples: 5, maxSamples: 40);
+                Parts.Add(new PartTime(name, DtypeName(dt), 32, part, m));
+                h = f(input);
             }
+            Console.WriteLine($"  {name} {DtypeName(dt)} b32 parts: " + string.Join(", ", Parts.Where(p => p.Model == name && p.Dtype == DtypeName(dt)).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Part} {p.MedianMs:F2} ms"))));
         }
-        gen?.Dispose();
+        catch (Exception e)
+        {
+            Notes.Add($"{name} {DtypeName(dt)}: part timing failed: {e.Message}");
+        }
     }
 
     /// <summary>
-    /// For a kernel profiler (<c>ncu</c>): one warm-up and one measured forward of the runtime PoolFormer-S12 and
+    /// For a kernel profiler (<c>ncu</c>): one warm-up and one measured forward of the generated PoolFormer-S12 and
     /// ConvFormer-S18 (bfloat16, batch 32, fused kernels on), each forward preceded and followed by a tiny
     /// <c>arange</c> launch that marks its kernels in the profiler's list.
     /// </summary>
     public static void ProfileOnce()
     {
         foreach (var (name, make) in new (string, Func<nn.Module<Tensor, Tensor>>)[]
-                 { ("PoolFormer-S12", () => MetaFormer.PoolFormerS12()), ("ConvFormer-S18", () => MetaFormer.ConvFormerS18()) })
+                 { ("PoolFormer-S12", () => new Mix.Generated.Models.PoolformerS12()), ("ConvFormer-S18", () => new Mix.Generated.Models.ConvformerS18()) })
         {
             using var model = make();
             model.to(torch.CUDA).to(ScalarType.BFloat16);
@@ -237,28 +205,11 @@ internal static class ModelBench
         const long vocab = 50280;
         var kernel = CudaSelectiveScanKernel.Install();
         if (kernel is null) Notes.Add("Mamba: CUDA selective-scan kernel could not be installed (reference scan used)");
-        using var lm = new MambaForCausalLM(vocabSize: vocab, hiddenSize: 768, stateSize: 16, numHiddenLayers: 24);
+        using var lm = new Mix.Generated.Models.Mamba130m();
         lm.to(torch.CUDA);
         lm.eval();
         long nParams = lm.parameters().Sum(p => p.numel());
         Console.WriteLine($"Mamba LM: {nParams:N0} parameters (tied lm_head), scan kernel {(kernel is null ? "missing" : "installed")}");
-        var gen = new Lazy<Mix.Generated.Models.Mamba130m?>(() =>
-        {
-            try
-            {
-                var g = new Mix.Generated.Models.Mamba130m();
-                g.to(torch.CUDA);
-                g.eval();
-                g.load_state_dict(lm.state_dict(), strict: true);
-                return g;
-            }
-            catch (Exception e)
-            {
-                Notes.Add($"Mamba: generated model unavailable: {e.GetType().Name}: {e.Message}");
-                Console.Error.WriteLine(Notes[^1]);
-                return null;
-            }
-        });
 
         foreach (long L in new long[] { 512, 2048, 8192 })
         {
@@ -267,20 +218,15 @@ internal static class ModelBench
                 using var scope = torch.NewDisposeScope();
                 var ids = torch.randint(0, vocab, new long[] { 1, L }, dtype: ScalarType.Int64, device: torch.CUDA);
                 double target = quick ? 0.5 : 1.5;
-                Add("Mamba-130m", "Mix runtime (MambaForCausalLM) + CUDA scan", ScalarType.Float32, 1, L, TimeMs(() => lm.forward(ids), target), L, "tok/s");
-                if (gen.Value is { } g)
-                {
-                    double err = RelErr(g.call(ids), lm.forward(ids));
-                    Add("Mamba-130m", "Mix generated (mamba.mix) + CUDA scan", ScalarType.Float32, 1, L, TimeMs(() => g.call(ids), target), L, "tok/s", err);
-                }
+                Add("Mamba-130m", "Mix generated (mamba.mix) + CUDA scan", ScalarType.Float32, 1, L, TimeMs(() => lm.call(ids), target), L, "tok/s");
                 if (L == 2048)
                 {
                     var saved = SelectiveScan.Kernel;
                     SelectiveScan.Kernel = null;
                     try
                     {
-                        Add("Mamba-130m", "Mix runtime, chunked TorchSharp scan", ScalarType.Float32, 1, L,
-                            TimeMs(() => lm.forward(ids), quick ? 1 : 3, minSamples: 3, maxSamples: 5, warmup: 1), L, "tok/s");
+                        Add("Mamba-130m", "Mix generated, chunked TorchSharp scan", ScalarType.Float32, 1, L,
+                            TimeMs(() => lm.call(ids), quick ? 1 : 3, minSamples: 3, maxSamples: 5, warmup: 1), L, "tok/s");
                     }
                     finally { SelectiveScan.Kernel = saved; }
                 }
@@ -292,75 +238,41 @@ internal static class ModelBench
             }
         }
 
-        try { Decode(lm, quick); }
+        try { Decode(lm, vocab, quick); }
         catch (Exception e)
         {
             Notes.Add($"Mamba decode: failed: {e.GetType().Name}: {e.Message}");
             Console.Error.WriteLine(Notes[^1]);
         }
-        if (gen.IsValueCreated) gen.Value?.Dispose();
     }
 
-    /// <summary>Greedy decoding, one token at a time through <see cref="MambaMixer.Step"/>, after a 16-token prompt.</summary>
-    private static void Decode(MambaForCausalLM lm, bool quick)
+    /// <summary>Greedy decoding, one token at a time through <see cref="CausalModel"/>'s cache, after a 16-token prompt.</summary>
+    private static void Decode(nn.Module<Tensor, Tensor> model, long vocab, bool quick)
     {
-        var bb = lm.Backbone;
-        var layers = bb.Layers.ToArray();
         const int steps = 64;
+        var lm = new CausalModel(model, vocab);
         using var outer = torch.NewDisposeScope();
-        var prompt = torch.randint(0, bb.VocabSize, new long[] { 1, 16 }, dtype: ScalarType.Int64, device: torch.CUDA);
-
-        // prefill with states
-        var conv = new Tensor[layers.Length];
-        var ssm = new Tensor[layers.Length];
-        var h = bb.Embeddings.forward(prompt);
-        for (int i = 0; i < layers.Length; i++)
-        {
-            var blk = layers[i];
-            var r = h.to_type(ScalarType.Float32);
-            var (o, c, s) = blk.Mixer.ForwardWithState(blk.Norm.forward(h.to_type(blk.Norm.Weight.dtype)));
-            conv[i] = c;
-            ssm[i] = s;
-            h = r + o;
-        }
-        var lastLogits = lm.LmHead.forward(bb.NormF.forward(h).narrow(1, 15, 1).squeeze(1));
-        var first = lastLogits.argmax(-1);
-        // the step path must reproduce the full forward's logits (checked once, on the prompt + 1 token)
+        var prompt = torch.randint(0, vocab, new long[] { 1, 16 }, dtype: ScalarType.Int64, device: torch.CUDA);
+        // the cached step must reproduce the full forward's logits (checked once, on the prompt + 1 token)
         double stepErr;
         {
             using var scope = torch.NewDisposeScope();
-            var c2 = conv.Select(t => t.clone()).ToArray();
-            var s2 = ssm.Select(t => t.clone()).ToArray();
-            var stepLogits = StepOnce(lm, layers, first, c2, s2);
-            var full = lm.forward(torch.cat(new[] { prompt, first.unsqueeze(1) }, 1)).narrow(1, 16, 1).squeeze(1);
+            using var cache = lm.CreateCache(1);
+            var first = lm.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
+            var stepLogits = lm.Forward(first, cache).squeeze(1);
+            var full = model.call(torch.cat(new[] { prompt, first }, 1)).narrow(1, 16, 1).squeeze(1);
             stepErr = RelErr(stepLogits, full);
         }
 
         void Run()
         {
-            var c = conv.Select(t => t.clone()).ToArray();
-            var s = ssm.Select(t => t.clone()).ToArray();
-            var tok = first;
-            for (int t = 0; t < steps; t++) tok = StepOnce(lm, layers, tok, c, s).argmax(-1);
+            using var scope = torch.NewDisposeScope();
+            using var cache = lm.CreateCache(1);
+            var tok = lm.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
+            for (int t = 0; t < steps; t++) tok = lm.Forward(tok, cache).argmax(-1);
         }
         var time = TimeMs(Run, quick ? 1.0 : 3.0, minSamples: 3, maxSamples: 10, warmup: 1);
-        Add("Mamba-130m", "Mix runtime Step API + CUDA step kernel", ScalarType.Float32, 1, steps, time, steps, "tok/s", stepErr);
-    }
-
-    private static Tensor StepOnce(MambaForCausalLM lm, MambaBlock[] layers, Tensor tok, Tensor[] conv, Tensor[] ssm)
-    {
-        var bb = lm.Backbone;
-        var h = bb.Embeddings.forward(tok);                      // [1, 768]
-        for (int i = 0; i < layers.Length; i++)
-        {
-            var blk = layers[i];
-            var r = h.to_type(ScalarType.Float32);
-            var (o, c, s) = blk.Mixer.Step(blk.Norm.forward(h.to_type(blk.Norm.Weight.dtype)), conv[i], ssm[i]);
-            conv[i] = c;
-            ssm[i] = s;
-            h = r + o;
-        }
-        return lm.LmHead.forward(bb.NormF.forward(h));
+        Add("Mamba-130m", "Mix generated, CausalModel cache (prefill 16 + 64 steps)", ScalarType.Float32, 1, steps, time, steps, "tok/s", stepErr);
     }
 
     public static string Markdown()

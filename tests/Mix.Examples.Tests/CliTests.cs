@@ -99,10 +99,11 @@ public class CliTests
         Assert.Matches(new Regex(@"backbone\.layers\.0\s+attention_block\s+\[B, L, 64\]\s+[\d,]+\s+\?\s+" + ModelSummary.Bytes(perLayer) + "/token"), output);
         Assert.Contains($"cache (fp32): {ModelSummary.Bytes(2 * perLayer)}/token per sequence", output);
 
-        // hybrid_lm: 9 Mamba layers (d_inner 1024, conv 4, state 16: fixed) and 3 attention layers (512 wide).
+        // hybrid_lm: 9 Mamba layers (d_inner 1024, conv 4, state 16: fixed; the library mamba keeps the last
+        // d_conv - 1 = 3 conv inputs) and 3 attention layers (512 wide).
         (code, output, error) = Mix("summary", Model("hybrid.mix"), "hybrid_lm");
         Assert.True(code == 0, error);
-        double mamba = 1024 * (4 + 16) * 4, kv = 2 * 512 * 4;
+        double mamba = 1024 * (4 - 1 + 16) * 4, kv = 2 * 512 * 4;
         Assert.Matches(new Regex(@"backbone\.layers\.0\s+mamba_block.+\s" + ModelSummary.Bytes(mamba) + " fixed"), output);
         Assert.Contains($"cache (fp32): {ModelSummary.Bytes(3 * kv)}/token + {ModelSummary.Bytes(9 * mamba)} fixed per sequence", output);
 
@@ -121,7 +122,7 @@ public class CliTests
         // KIVI-4 at head_dim 16, G = 32: keys 4 bits + fp16 scale and min per channel per 32 tokens (1 bit), values
         // 4 bits + fp16 scale and min per token per 16 channels (2 bits): 64 channels × (5 + 6) / 8 = 88 bytes per token;
         // the full-precision tail of up to R + G − 1 = 63 tokens costs 63 × 2 × 64 × 4 bytes per sequence.
-        double tail = 63 * 2 * 64 * 4, mamba = 128 * (4 + 16) * 4;
+        double tail = 63 * 2 * 64 * 4, mamba = 128 * (4 - 1 + 16) * 4;
         Assert.Contains("cache (kivi4)", output);
         Assert.Matches(new Regex(@"backbone\.layers\.1\s+attention_block.+512 B/token\s+88 B/token \+ " + Regex.Escape(ModelSummary.Bytes(tail)) + " fixed"), output);
         Assert.Contains($"cache (fp32): 512 B/token + {ModelSummary.Bytes(mamba)} fixed per sequence", output);

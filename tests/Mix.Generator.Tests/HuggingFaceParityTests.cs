@@ -20,28 +20,28 @@ public class HuggingFaceParityTests
 {
     const double RelativeTolerance = 1e-4;
 
-    static string Fixture(string file) => Path.Combine(Harness.RepoRoot(), "tests", "Mix.Runtime.Tests", "Fixtures", "parity", file);
+    internal static string Fixture(string file) => Path.Combine(Harness.RepoRoot(), "tests", "Mix.Runtime.Tests", "Fixtures", "parity", file);
 
-    static JsonElement Config(string name)
+    internal static JsonElement Config(string name)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Fixture(name + ".config.json")));
         return doc.RootElement.GetProperty("config").Clone();
     }
 
-    static Tensor Read(string name, string tensor)
+    internal static Tensor Read(string name, string tensor)
     {
         using var io = SafeTensorsFile.Open(Fixture(name + ".io.safetensors"));
         return io.Read(tensor);
     }
 
-    static void Load(nn.Module model, string name)
+    internal static void Load(nn.Module model, string name)
     {
         var report = CheckpointLoader.Load(model, Fixture(name + ".weights.safetensors"), strict: true);
         Assert.True(report.IsExactMatch);
         Assert.Equal(model.state_dict().Count, report.LoadedKeys.Count);
     }
 
-    static void AssertClose(Tensor reference, Tensor actual, string what)
+    internal static void AssertClose(Tensor reference, Tensor actual, string what)
     {
         Assert.True(reference.shape.SequenceEqual(actual.shape),
             $"{what}: shape [{string.Join(", ", actual.shape)}], reference [{string.Join(", ", reference.shape)}]");

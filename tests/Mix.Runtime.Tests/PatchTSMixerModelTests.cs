@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Mix.Zoo;
 using TorchSharp;
 using Xunit;
 using static Mix.Runtime.Tests.TestTensors;
@@ -8,6 +9,8 @@ using static TorchSharp.torch;
 
 namespace Mix.Runtime.Tests;
 
+/// <summary>The generated PatchTSMixer (models/patchtsmixer.mix): Hugging Face PatchTSMixerModel's keys in both
+/// channel modes, the std-scaled patches it mixes (against loops), gradients.</summary>
 public class PatchTSMixerModelTests
 {
     private static IEnumerable<string> MixerKeys(string prefix, bool gated = true)
@@ -22,10 +25,10 @@ public class PatchTSMixerModelTests
     }
 
     [Fact]
-    public void DefaultConfigHasHuggingFaceKeys()
+    public void HuggingFaceDefaultsHaveHuggingFaceKeys()
     {
-        var cfg = new PatchTSMixerConfig();   // HF defaults: 32/8/8, d_model 8, 3 layers, common_channel, gated
-        using var model = new PatchTSMixerModel(cfg);
+        // HF defaults: context 32, patch 8/8, d_model 8, 3 layers, common_channel, gated.
+        using var model = new Patchtsmixer(new Patchtsmixer.Options { DModel = 8, NumLayers = 3, NumChannels = 1 });
         var expected = new List<string> { "encoder.patcher.weight", "encoder.patcher.bias" };
         for (int i = 0; i < 3; i++)
         {
@@ -40,64 +43,51 @@ public class PatchTSMixerModelTests
     }
 
     [Fact]
-    public void MixChannelBatchNormAndPositionalEncodingKeys()
+    public void MixChannelKeys()
     {
-        var cfg = new PatchTSMixerConfig
-        {
-            NumInputChannels = 3, Mode = "mix_channel", NormMlp = "BatchNorm", UsePositionalEncoding = true, NumLayers = 1,
-        };
-        using var model = new PatchTSMixerModel(cfg);
+        using var model = new Patchtsmixer(new Patchtsmixer.Options { NumChannels = 3, Mode = "mix_channel", NumLayers = 1 });
         var keys = model.state_dict().Keys.ToHashSet();
-        Assert.Contains("encoder.positional_encoder.position_enc", keys);
         Assert.Contains("encoder.mlp_mixer_encoder.mixers.0.channel_feature_mixer.mlp.fc1.weight", keys);
         Assert.Contains("encoder.mlp_mixer_encoder.mixers.0.channel_feature_mixer.gating_block.attn_layer.weight", keys);
-        Assert.Contains("encoder.mlp_mixer_encoder.mixers.0.patch_mixer.norm.norm.batchnorm.running_mean", keys);
-        Assert.Contains("encoder.mlp_mixer_encoder.mixers.0.feature_mixer.norm.norm.batchnorm.weight", keys);
-        // sincos encoding is fixed
-        var pe = model.named_parameters().Single(np => np.name == "encoder.positional_encoder.position_enc").parameter;
-        Assert.False(pe.requires_grad);
+        Assert.Equal(new long[] { 6, 3 }, model.state_dict()["encoder.mlp_mixer_encoder.mixers.0.channel_feature_mixer.mlp.fc1.weight"].shape);
         using var x = torch.randn(2, 32, 3);
         using var y = model.forward(x);
-        Assert.Equal(new long[] { 2, 3, 4, 8 }, y.shape);
+        Assert.Equal(new long[] { 2, 3, 4, 16 }, y.shape);
     }
 
     [Fact]
-    public void ScalesPatchesAndEncodes()
+    public void MixesStdScaledPatches()
     {
-        var cfg = new PatchTSMixerConfig { ContextLength = 12, PatchLength = 4, PatchStride = 4, NumInputChannels = 2, DModel = 6 };
-        using var model = new PatchTSMixerModel(cfg);
+        // No layers: the output is the patch embedding of the std-scaled history cut into windows.
+        using var model = new Patchtsmixer(new Patchtsmixer.Options { ContextLength = 12, PatchLength = 4, PatchStride = 4, NumChannels = 2, DModel = 6, NumLayers = 0 });
         model.eval();
+        model.to(ScalarType.Float64);
         var x = RandomArray(new Random(91), 12 * 2);
-        using var xt = FromArray(x, new long[] { 1, 12, 2 }, ScalarType.Float32);
-        var (hidden, patches, loc, scale) = model.ForwardDetailed(xt, null);
-        Assert.Equal(new long[] { 1, 2, 3, 6 }, hidden.shape);
-        Assert.Equal(new long[] { 1, 2, 3, 4 }, patches.shape);
-        // patch input = std-scaled history cut into windows
-        var expected = new double[2 * 12];
+        using var xt = FromArray(x, new long[] { 1, 12, 2 });
+        using var noGrad = torch.no_grad();
+        using var y = model.forward(xt);
+        Assert.Equal(new long[] { 1, 2, 3, 6 }, y.shape);
+        var scaled = new double[2 * 12];
         for (int c = 0; c < 2; c++)
         {
             double mean = 0, var = 0;
             for (int t = 0; t < 12; t++) mean += x[t * 2 + c] / 12;
             for (int t = 0; t < 12; t++) var += Math.Pow(x[t * 2 + c] - mean, 2) / 12;
-            for (int t = 0; t < 12; t++) expected[c * 12 + t] = (x[t * 2 + c] - mean) / Math.Sqrt(var + 1e-5);
+            for (int t = 0; t < 12; t++) scaled[c * 12 + t] = (x[t * 2 + c] - mean) / Math.Sqrt(var + 1e-5);
         }
-        AssertClose(expected, ToArray(patches), 1e-5);
-        using var y = model.forward(xt);
-        AssertClose(hidden, y, 1e-6);
-        hidden.Dispose(); patches.Dispose(); loc.Dispose(); scale.Dispose();
+        var p = ParameterArrays(model);
+        // patches [2 channels · 3 windows, 4] → Linear(4, 6)
+        AssertClose(Loops.Linear(scaled, 6, 4, p["encoder.patcher.weight"], p["encoder.patcher.bias"], 6), ToArray(y), 1e-9);
     }
 
     [Fact]
-    public void BackwardReachesAllParametersAndConfigIsValidated()
+    public void BackwardReachesAllParameters()
     {
-        var cfg = new PatchTSMixerConfig { NumInputChannels = 2, Mode = "mix_channel", NumLayers = 2, SelfAttn = true, SelfAttnHeads = 2 };
-        using var model = new PatchTSMixerModel(cfg);
+        using var model = new Patchtsmixer(new Patchtsmixer.Options { NumChannels = 2, Mode = "mix_channel", NumLayers = 2 });
         using var x = torch.randn(3, 32, 2);
         using var loss = model.forward(x).pow(2).mean();
         loss.backward();
         foreach (var (name, p) in model.named_parameters())
             Assert.True(p.grad is not null, name);
-        Assert.Throws<ArgumentException>(() => new PatchTSMixerModel(new PatchTSMixerConfig { Mode = "flatten" }));
-        Assert.Throws<ArgumentException>(() => new PatchTSMixerModel(new PatchTSMixerConfig { ContextLength = 8 }));
     }
 }

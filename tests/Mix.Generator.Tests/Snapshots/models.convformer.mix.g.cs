@@ -45,8 +45,10 @@ namespace Mix.Snapshots
                 TokenMixers = Fn.Repeat<MixerFactory>(4, dim => new global::Mix.Generated.Std.SepConv(new global::Mix.Generated.Std.SepConv.Options(dim))),
             });
 #line default
-            // The model is its alias: the alias's layers are this module's children (unprefixed keys).
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
         /// <summary>Runs <c>convformer_s18</c>.</summary>
@@ -97,8 +99,10 @@ namespace Mix.Snapshots
                 Norms = new NormFactory[] { dim => Builtin.LayerNorm2dNoBias(dim), dim => Builtin.LayerNorm2dNoBias(dim), dim => Builtin.LayerNormNoBias(dim, eps: 1e-6), dim => Builtin.LayerNormNoBias(dim, eps: 1e-6) },
             });
 #line default
-            // The model is its alias: the alias's layers are this module's children (unprefixed keys).
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
         /// <summary>Runs <c>caformer_s18</c>.</summary>

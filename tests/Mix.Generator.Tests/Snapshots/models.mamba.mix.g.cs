@@ -44,10 +44,15 @@ namespace Mix.Snapshots
         public MambaBlock(Options options) : base(nameof(MambaBlock))
         {
             this.options = options;
-#line 9 "/repo/examples/models/mamba.mix"
+#line 11 "/repo/examples/models/mamba.mix"
             norm = Builtin.RmsNorm(options.Dim, eps: options.Eps);
-#line 10 "/repo/examples/models/mamba.mix"
-            mixer = Builtin.Mamba(options.Dim, dState: options.DState, dConv: options.DConv, expand: options.Expand);
+#line 12 "/repo/examples/models/mamba.mix"
+            mixer = new global::Mix.Generated.Std.Mamba(new global::Mix.Generated.Std.Mamba.Options(options.Dim)
+            {
+                DState = options.DState,
+                DConv = options.DConv,
+                Expand = options.Expand,
+            });
 #line default
             RegisterComponents();
         }
@@ -57,9 +62,9 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 7 "/repo/examples/models/mamba.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "mamba_block", "x", "[B, L, dim]", "/repo/examples/models/mamba.mix", 7, null, null, (long?)(options.Dim));
-#line 11 "/repo/examples/models/mamba.mix"
+#line 9 "/repo/examples/models/mamba.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "mamba_block", "x", "[B, L, dim]", "/repo/examples/models/mamba.mix", 9, null, null, (long?)(options.Dim));
+#line 13 "/repo/examples/models/mamba.mix"
             return MixDispatch.ResidualMixer(x, norm, mixer);
 #line default
         }
@@ -106,7 +111,7 @@ namespace Mix.Snapshots
         public Mamba130m(Options options) : base(nameof(Mamba130m))
         {
             this.options = options;
-#line 18 "/repo/examples/models/mamba.mix"
+#line 20 "/repo/examples/models/mamba.mix"
             backbone = new MixPipeline(
                 ("embeddings", Builtin.Embedding(options.VocabSize, options.DModel)),
                 ("layers", new MixSequence(Fn.Range(0, options.NLayer).Select(_ => new MambaBlock(new MambaBlock.Options(options.DModel)
@@ -116,11 +121,11 @@ namespace Mix.Snapshots
                     Expand = options.Expand,
                 })))),
                 ("norm_f", Builtin.RmsNorm(options.DModel)));
-#line 23 "/repo/examples/models/mamba.mix"
+#line 25 "/repo/examples/models/mamba.mix"
             lm_head = Builtin.Linear(options.DModel, options.VocabSize, bias: false);
 #line default
             RegisterComponents();
-#line 23 "/repo/examples/models/mamba.mix"
+#line 25 "/repo/examples/models/mamba.mix"
             MixWeights.Tie(this, "lm_head.weight", "backbone.embeddings.weight");
 #line default
         }
@@ -130,11 +135,11 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, 50280]</c></returns>
         public override Tensor forward(Tensor input_ids)
         {
-#line 16 "/repo/examples/models/mamba.mix"
-            if (MixShapes.Enabled) MixShapes.Check(input_ids, "mamba_130m", "input_ids", "long[B, L]", "/repo/examples/models/mamba.mix", 16, null, null);
 #line 18 "/repo/examples/models/mamba.mix"
+            if (MixShapes.Enabled) MixShapes.Check(input_ids, "mamba_130m", "input_ids", "long[B, L]", "/repo/examples/models/mamba.mix", 18, null, null);
+#line 20 "/repo/examples/models/mamba.mix"
             input_ids = backbone.call(input_ids);
-#line 23 "/repo/examples/models/mamba.mix"
+#line 25 "/repo/examples/models/mamba.mix"
             input_ids = lm_head.call(input_ids);
 #line default
             return input_ids;

@@ -459,8 +459,10 @@ namespace Mix.Snapshots
 #line 77 "/repo/examples/models/patchtsmixer.mix"
             model = new Patchtsmixer(new Patchtsmixer.Options { Mode = "mix_channel" });
 #line default
-            // The model is its alias: the alias's layers are this module's children (unprefixed keys).
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
             foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
         /// <summary>Runs <c>patchtsmixer_mix_channel</c>.</summary>

@@ -93,7 +93,7 @@ public class CacheInvariantTests
 
     internal static nn.Module<Tensor, Tensor> Build(string kind) => kind switch
     {
-        "mamba" => new MambaForCausalLM(vocabSize: 40, hiddenSize: 32, stateSize: 8, numHiddenLayers: 2),
+        "mamba" => new HybridLM(40, 32, "MM", numHeads: 4),   // Mamba layers only (the zoo's generated Mamba LM decodes through CausalModel: GeneratedDecodingTests)
         "attention" => new CausalAttentionLM(40, 32, 2, 4),
         _ => new HybridLM(40, 32, "MAMA", numHeads: 4),
     };
@@ -121,11 +121,12 @@ public class CacheInvariantTests
     {
         using var noGrad = torch.no_grad();
         using var f = HuggingFaceFixture.Open("mamba_causal_lm");
-        using var model = MambaParityTests.LoadedLM(f);
+        using var model = MambaParityTests.LoadedLM(f);   // the zoo's generated Mamba LM, through CausalModel
+        var lm = new CausalModel(model, f.Long("vocab_size"));
         using var ids = f.Read("input_ids");
         using var expected = f.Read("logits");
-        using var cache = model.CreateCache(ids.shape[0]);
-        using var got = RunChunked(ids, Enumerable.Repeat(1, (int)ids.shape[1]), p => model.Forward(p, cache));
+        using var cache = lm.CreateCache(ids.shape[0]);
+        using var got = RunChunked(ids, Enumerable.Repeat(1, (int)ids.shape[1]), p => lm.Forward(p, cache));
         Assert.True(RelErr(got, expected) <= 1e-4, $"rel err {RelErr(got, expected)}");
     }
 

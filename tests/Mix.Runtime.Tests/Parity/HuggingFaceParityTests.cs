@@ -1,7 +1,9 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Mix.Runtime.Caches;
 using Mix.Runtime.Checkpoints;
+using Mix.Zoo;
 using Mix.Runtime.Tests.Checkpoints;
 using TorchSharp;
 using Xunit;
@@ -10,10 +12,11 @@ using static TorchSharp.torch;
 namespace Mix.Runtime.Tests.Parity;
 
 /// <summary>
-/// Numeric parity of <see cref="MambaModel"/> and <see cref="MambaForCausalLM"/> with Hugging Face transformers 5.17
-/// (fixtures <c>mamba_model</c> and <c>mamba_causal_lm</c>): the C# model is built from the fixture's HF config,
-/// loaded strictly from the HF state dict, and run in eval mode in fp32 on the fixture's token ids. Every output must
-/// be within <see cref="ParityAssert.RelativeTolerance"/> (max abs error ≤ 1e-4 × max(1, max |reference|)).
+/// Numeric parity of the zoo's generated Mamba LM (<see cref="Mamba130m"/>, models/mamba.mix) with Hugging Face
+/// transformers 5.17 (fixtures <c>mamba_model</c> and <c>mamba_causal_lm</c>): the model is built from the fixture's HF
+/// config, loaded strictly from the HF state dict (<c>MambaModel</c>'s keys into its <c>backbone</c>, whose keys are
+/// exactly those; <c>MambaForCausalLM</c>'s into the whole model), and run in eval mode in fp32 on the fixture's token
+/// ids. Every output must be within <see cref="ParityAssert.RelativeTolerance"/> (max abs error ≤ 1e-4 × max(1, max |reference|)).
 /// </summary>
 public sealed class MambaParityTests
 {
@@ -21,9 +24,12 @@ public sealed class MambaParityTests
     private static readonly string[] MappedFields =
     {
         "vocab_size", "hidden_size", "state_size", "num_hidden_layers", "conv_kernel", "expand",
-        "intermediate_size",   // derived by the runtime (expand · hidden_size); checked below
-        "time_step_rank", "use_bias", "use_conv_bias", "hidden_act", "layer_norm_epsilon", "residual_in_fp32",
-        "tie_word_embeddings", "initializer_range",
+        "intermediate_size",   // = expand · hidden_size in mamba.mix; checked below
+        "time_step_rank",      // = ceil(hidden_size / 16), the mixer's default; checked below
+        "use_bias", "use_conv_bias", "hidden_act", "layer_norm_epsilon", // mamba.mix's fixed choices; checked below
+        "residual_in_fp32",    // no effect in an fp32 forward
+        "tie_word_embeddings", // @tied in mamba.mix; checked below
+        "initializer_range",   // initialisation only (the weights are loaded)
     };
 
     /// <summary>HF fields that do not change an eval-mode forward from loaded weights.</summary>
@@ -38,48 +44,32 @@ public sealed class MambaParityTests
         "model_type", "transformers_version",
     };
 
-    internal static long TimeStepRank(HuggingFaceFixture f)
-    {
-        var v = f.Config.GetProperty("time_step_rank");
-        return v.ValueKind == System.Text.Json.JsonValueKind.String && v.GetString() == "auto" ? -1 : v.GetInt64();
-    }
-
     private static void CheckConfig(HuggingFaceFixture f)
     {
         f.AssertEveryConfigFieldIsAccountedFor(MappedFields, IgnoredFields);
-        // The runtime derives intermediate_size = expand · hidden_size (as HF's MambaConfig does); a config that
-        // overrides it would need a constructor parameter the models do not have.
         Assert.Equal(f.Long("expand") * f.Long("hidden_size"), f.Long("intermediate_size"));
+        Assert.Equal((f.Long("hidden_size") + 15) / 16, f.Long("time_step_rank"));
+        Assert.False(f.Bool("use_bias"));
+        Assert.True(f.Bool("use_conv_bias"));
+        Assert.Equal("silu", f.String("hidden_act"));
+        Assert.Equal(1e-5, f.Double("layer_norm_epsilon"));
+        Assert.True(f.Bool("tie_word_embeddings"));
     }
 
-    internal static MambaModel BuildModel(HuggingFaceFixture f)
+    internal static Mamba130m BuildLM(HuggingFaceFixture f)
     {
         CheckConfig(f);
-        return new MambaModel(
-            vocabSize: f.Long("vocab_size"), hiddenSize: f.Long("hidden_size"), stateSize: f.Long("state_size"),
-            numHiddenLayers: f.Long("num_hidden_layers"), layerNormEpsilon: f.Double("layer_norm_epsilon"),
-            expand: f.Long("expand"), convKernel: f.Long("conv_kernel"), useBias: f.Bool("use_bias"),
-            useConvBias: f.Bool("use_conv_bias"), hiddenAct: f.String("hidden_act"),
-            initializerRange: f.Double("initializer_range"), residualInFp32: f.Bool("residual_in_fp32"),
-            timeStepRank: TimeStepRank(f));
+        return new Mamba130m(new Mamba130m.Options
+        {
+            VocabSize = f.Long("vocab_size"), DModel = f.Long("hidden_size"), DState = f.Long("state_size"),
+            NLayer = f.Long("num_hidden_layers"), DConv = f.Long("conv_kernel"), Expand = f.Long("expand"),
+        });
     }
 
-    internal static MambaForCausalLM BuildLM(HuggingFaceFixture f)
-    {
-        CheckConfig(f);
-        return new MambaForCausalLM(
-            vocabSize: f.Long("vocab_size"), hiddenSize: f.Long("hidden_size"), stateSize: f.Long("state_size"),
-            numHiddenLayers: f.Long("num_hidden_layers"), layerNormEpsilon: f.Double("layer_norm_epsilon"),
-            expand: f.Long("expand"), convKernel: f.Long("conv_kernel"), useBias: f.Bool("use_bias"),
-            useConvBias: f.Bool("use_conv_bias"), hiddenAct: f.String("hidden_act"),
-            initializerRange: f.Double("initializer_range"), residualInFp32: f.Bool("residual_in_fp32"),
-            timeStepRank: TimeStepRank(f), tieWordEmbeddings: f.Bool("tie_word_embeddings"));
-    }
-
-    /// <summary>Strict load of the fixture's weights into an LM. The fixture stores both tied keys
-    /// (<c>lm_head.weight</c> and <c>backbone.embeddings.weight</c>, equal values); both are in the C# state dict too
+    /// <summary>Strict load of the fixture's weights into the LM. The fixture stores both tied keys
+    /// (<c>lm_head.weight</c> and <c>backbone.embeddings.weight</c>, equal values); both are in the state dict too
     /// (one Parameter), so nothing is omitted and the load is strict.</summary>
-    internal static MambaForCausalLM LoadedLM(HuggingFaceFixture f)
+    internal static Mamba130m LoadedLM(HuggingFaceFixture f)
     {
         var model = BuildLM(f);
         var report = CheckpointLoader.Load(model, f.WeightsPath, strict: true);
@@ -89,29 +79,27 @@ public sealed class MambaParityTests
         return model;
     }
 
-    /// <summary>The head and the embeddings share storage (TorchSharp may hand out a new wrapper object per property
-    /// read, so compare storage, not references).</summary>
-    private static void AssertTied(MambaForCausalLM model)
+    /// <summary>The head and the embeddings share storage.</summary>
+    private static void AssertTied(Mamba130m model)
     {
-        Assert.True(model.TieWordEmbeddings);
-        Assert.Equal(model.Backbone.Embeddings.weight!.storage<float>().data_ptr(), model.LmHead.weight!.storage<float>().data_ptr());
+        var sd = model.state_dict();
+        Assert.Equal(sd["backbone.embeddings.weight"].storage<float>().data_ptr(), sd["lm_head.weight"].storage<float>().data_ptr());
     }
 
-    private static MambaRMSNorm FinalNorm(torch.nn.Module model, string prefix) =>
-        (MambaRMSNorm)model.named_modules().Single(m => m.name == prefix + "norm_f").module;
+    private static nn.Module<Tensor, Tensor> Child(nn.Module parent, string name) =>
+        (nn.Module<Tensor, Tensor>)parent.named_children().Single(c => c.name == name).module;
 
     /// <summary>HF 5.x Mamba <c>hidden_states</c>: the output of every block, then the output after <c>norm_f</c>.</summary>
-    private static List<Tensor> HiddenStates(MambaModel backbone, torch.nn.Module root, string prefix, Tensor ids)
+    private static List<Tensor> HiddenStates(nn.Module backbone, Tensor ids)
     {
         var states = new List<Tensor>();
-        var h = backbone.Embeddings.forward(ids);
-        foreach (var layer in backbone.Layers)
+        var h = Child(backbone, "embeddings").call(ids);
+        foreach (var (_, layer) in Child(backbone, "layers").named_children())
         {
-            var next = layer.forward(h);
-            states.Add(next);
-            h = next;
+            h = ((nn.Module<Tensor, Tensor>)layer).call(h);
+            states.Add(h);
         }
-        states.Add(FinalNorm(root, prefix).forward(h));
+        states.Add(Child(backbone, "norm_f").call(h));
         return states;
     }
 
@@ -120,19 +108,20 @@ public sealed class MambaParityTests
     {
         using var f = HuggingFaceFixture.Open("mamba_model");
         Assert.Equal("MambaModel", f.HfClass);
-        using var model = BuildModel(f);
-        var report = CheckpointLoader.Load(model, f.WeightsPath, strict: true);
-        Assert.Equal(model.state_dict().Count, report.LoadedKeys.Count);
+        using var model = BuildLM(f);
+        // HF MambaModel is the LM's backbone: its state dict loads strictly into it.
+        var report = CheckpointLoader.Load(model.backbone, f.WeightsPath, strict: true);
+        Assert.Equal(model.backbone.state_dict().Count, report.LoadedKeys.Count);
         model.eval();
 
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var ids = f.Read("input_ids");
         Assert.Equal(ScalarType.Int64, ids.dtype);
-        ParityAssert.Matches(f.Read("last_hidden_state"), model.forward(ids), "mamba_model last_hidden_state");
+        ParityAssert.Matches(f.Read("last_hidden_state"), model.backbone.call(ids), "mamba_model last_hidden_state");
 
         var names = f.HiddenStateNames;
-        var states = HiddenStates(model, model, "", ids);
+        var states = HiddenStates(model.backbone, ids);
         Assert.Equal(names.Count, states.Count);
         for (int i = 0; i < names.Count; i++)
             ParityAssert.Matches(f.Read(names[i]), states[i], $"mamba_model {names[i]}");
@@ -143,21 +132,20 @@ public sealed class MambaParityTests
     {
         using var f = HuggingFaceFixture.Open("mamba_causal_lm");
         Assert.Equal("MambaForCausalLM", f.HfClass);
-        Assert.True(f.Bool("tie_word_embeddings"));
         using var model = LoadedLM(f);
         // Tied: one Parameter under both keys, and the file's two copies were equal, so it holds the value of both.
         AssertTied(model);
         using (var file = SafeTensorsFile.Open(f.WeightsPath))
         using (var stored = file.Read("lm_head.weight"))
-            Assert.True(stored.allclose(model.LmHead.weight!, rtol: 0, atol: 0));
+            Assert.True(stored.allclose(model.state_dict()["lm_head.weight"], rtol: 0, atol: 0));
 
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var ids = f.Read("input_ids");
-        ParityAssert.Matches(f.Read("logits"), model.forward(ids), "mamba_causal_lm logits");
+        ParityAssert.Matches(f.Read("logits"), model.call(ids), "mamba_causal_lm logits");
 
         var names = f.HiddenStateNames;
-        var states = HiddenStates(model.Backbone, model, "backbone.", ids);
+        var states = HiddenStates(model.backbone, ids);
         Assert.Equal(names.Count, states.Count);
         for (int i = 0; i < names.Count; i++)
             ParityAssert.Matches(f.Read(names[i]), states[i], $"mamba_causal_lm {names[i]}");
@@ -165,8 +153,8 @@ public sealed class MambaParityTests
 
     /// <summary>
     /// HF's <c>save_pretrained</c> drops <c>lm_head.weight</c> when it is tied (this fixture keeps both keys, but real
-    /// Hub checkpoints do not). A strict load of such a file names exactly that key as missing; the explicit handling
-    /// is a non-strict load that asserts the only problem is the tied key, which the model fills through the tie.
+    /// Hub checkpoints do not). A strict load of such a file succeeds: the key is filled through the tie and listed in
+    /// <see cref="CheckpointLoadReport.TiedKeys"/>, not as missing.
     /// </summary>
     [Fact]
     public void CheckpointWithoutTiedHeadKeyIsHandledExplicitly()
@@ -182,78 +170,26 @@ public sealed class MambaParityTests
         }
 
         using var model = BuildLM(f);
-        var error = Assert.Throws<CheckpointMismatchException>(() => CheckpointLoader.Load(model, path, strict: true));
-        Assert.Equal(new[] { "lm_head.weight" }, error.Report.MissingKeys);
-        Assert.Equal(1, error.Report.ProblemCount);
-
-        var report = CheckpointLoader.Load(model, path, strict: false);
-        Assert.Equal(new[] { "lm_head.weight" }, report.MissingKeys);
-        Assert.Equal(1, report.ProblemCount);
+        var report = CheckpointLoader.Load(model, path, strict: true);
+        Assert.Empty(report.MissingKeys);
+        Assert.Equal(new[] { "lm_head.weight" }, report.TiedKeys);
+        Assert.Equal(0, report.ProblemCount);
         AssertTied(model);
         using (var file = SafeTensorsFile.Open(path))
         using (var embeddings = file.Read("backbone.embeddings.weight"))
-            Assert.True(embeddings.allclose(model.LmHead.weight!, rtol: 0, atol: 0));   // the head got its value through the tie
+            Assert.True(embeddings.allclose(model.state_dict()["lm_head.weight"], rtol: 0, atol: 0));   // the head got its value through the tie
         model.eval();
 
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        ParityAssert.Matches(f.Read("logits"), model.forward(f.Read("input_ids")), "mamba_causal_lm logits (tied key omitted)");
-    }
-
-    /// <summary>One <see cref="MambaBlock"/> on a prompt, keeping the mixer's decoding state.</summary>
-    private static (Tensor h, Tensor conv, Tensor ssm) BlockPrefill(MambaBlock block, Tensor h)
-    {
-        var residual = block.ResidualInFp32 ? h.to_type(ScalarType.Float32) : h;
-        var (y, conv, ssm) = block.Mixer.ForwardWithState(block.Norm.forward(h.to_type(block.Norm.Weight.dtype)));
-        return (residual + y, conv, ssm);
-    }
-
-    /// <summary>One <see cref="MambaBlock"/> on one token through <see cref="MambaMixer.Step"/>.</summary>
-    private static (Tensor h, Tensor conv, Tensor ssm) BlockStep(MambaBlock block, Tensor h, Tensor conv, Tensor ssm)
-    {
-        var residual = block.ResidualInFp32 ? h.to_type(ScalarType.Float32) : h;
-        var (y, conv2, ssm2) = block.Mixer.Step(block.Norm.forward(h.to_type(block.Norm.Weight.dtype)), conv, ssm);
-        return (residual + y, conv2, ssm2);
-    }
-
-    /// <summary>Logits <c>[batch, L, vocab]</c> from a prefill of the first <paramref name="prefill"/> tokens (none:
-    /// decoding starts from zero states) and then one <see cref="MambaMixer.Step"/> per token and layer.</summary>
-    private static Tensor DecodeLogits(MambaForCausalLM model, Tensor ids, int prefill)
-    {
-        var layers = model.Backbone.Layers.ToList();
-        var normF = FinalNorm(model, "backbone.");
-        long batch = ids.shape[0], L = ids.shape[1];
-        var conv = new Tensor[layers.Count];
-        var ssm = new Tensor[layers.Count];
-        var pieces = new List<Tensor>();
-        if (prefill > 0)
-        {
-            var h = model.Backbone.Embeddings.forward(ids.narrow(1, 0, prefill));
-            for (int i = 0; i < layers.Count; i++) (h, conv[i], ssm[i]) = BlockPrefill(layers[i], h);
-            pieces.Add(model.LmHead.forward(normF.forward(h)));
-        }
-        else
-        {
-            for (int i = 0; i < layers.Count; i++)
-            {
-                var m = layers[i].Mixer;
-                conv[i] = torch.zeros(batch, m.IntermediateSize, m.ConvKernel);
-                ssm[i] = torch.zeros(batch, m.IntermediateSize, m.StateSize);
-            }
-        }
-        for (long t = prefill; t < L; t++)
-        {
-            var h = model.Backbone.Embeddings.forward(ids.select(1, t));   // [batch, hidden]
-            for (int i = 0; i < layers.Count; i++) (h, conv[i], ssm[i]) = BlockStep(layers[i], h, conv[i], ssm[i]);
-            pieces.Add(model.LmHead.forward(normF.forward(h)).unsqueeze(1));
-        }
-        return torch.cat(pieces, 1);
+        ParityAssert.Matches(f.Read("logits"), model.call(f.Read("input_ids")), "mamba_causal_lm logits (tied key omitted)");
     }
 
     /// <summary>
-    /// Token-by-token decoding with <see cref="MambaMixer"/>'s step API (prefill, then one step per token) reproduces
-    /// the full-sequence logits, both the C# ones and HF's, within the parity tolerance; prefill lengths 0 (steps from
-    /// zero states), 2 (shorter than the conv kernel) and 5 (longer).
+    /// Decoding the generated model with a cache (<see cref="CausalModel"/>: a prefill of the first
+    /// <paramref name="prefill"/> tokens, then one token per step) reproduces the full-sequence logits, both the C# ones
+    /// and HF's, within the parity tolerance; prefill lengths 0 (steps from empty state), 2 (shorter than the conv
+    /// kernel) and 5 (longer).
     /// </summary>
     [Theory]
     [InlineData(0)]
@@ -266,30 +202,37 @@ public sealed class MambaParityTests
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var ids = f.Read("input_ids");
-        Assert.True(prefill < ids.shape[1]);
-        var full = model.forward(ids);
-        var decoded = DecodeLogits(model, ids, prefill);
+        long L = ids.shape[1];
+        Assert.True(prefill < L);
+        var full = model.call(ids);
+        var lm = new CausalModel(model, f.Long("vocab_size"));
+        using var cache = lm.CreateCache(ids.shape[0]);
+        var pieces = new List<Tensor>();
+        if (prefill > 0) pieces.Add(lm.Forward(ids.narrow(1, 0, prefill), cache));
+        for (long t = prefill; t < L; t++) pieces.Add(lm.Forward(ids.narrow(1, t, 1), cache));
+        var decoded = torch.cat(pieces, 1);
         ParityAssert.Matches(full, decoded, $"decode (prefill {prefill}) vs C# full forward");
         ParityAssert.Matches(f.Read("logits"), decoded, $"decode (prefill {prefill}) vs HF logits");
     }
 }
 
 /// <summary>
-/// Numeric parity of <see cref="PatchTSMixerModel"/> with Hugging Face transformers 5.17 <c>PatchTSMixerModel</c> in
-/// both channel modes (fixtures <c>patchtsmixer_common_channel</c>, <c>patchtsmixer_mix_channel</c>): config from the
-/// fixture, strict load, eval mode, fp32. Checks <c>last_hidden_state</c>, every <c>hidden_states.i</c> (HF: the output
-/// of mixer layer i), <c>patch_input</c>, <c>loc</c> and <c>scale</c>, each within
-/// <see cref="ParityAssert.RelativeTolerance"/>.
+/// Numeric parity of the zoo's generated <see cref="Patchtsmixer"/> (models/patchtsmixer.mix) with Hugging Face
+/// transformers 5.17 <c>PatchTSMixerModel</c> in both channel modes (fixtures <c>patchtsmixer_common_channel</c>,
+/// <c>patchtsmixer_mix_channel</c>): config from the fixture, strict load, eval mode, fp32. Checks
+/// <c>last_hidden_state</c>, every <c>hidden_states.i</c> (HF: the output of mixer layer i), and <c>patch_input</c>
+/// (HF's scaled, patched input) from HF's <c>loc</c> and <c>scale</c>, each within <see cref="ParityAssert.RelativeTolerance"/>.
 /// </summary>
 public sealed class PatchTSMixerParityTests
 {
     private static readonly string[] MappedFields =
     {
         "context_length", "patch_length", "patch_stride", "num_input_channels", "d_model", "num_layers",
-        "expansion_factor", "dropout", "mode", "gated_attn", "norm_mlp", "self_attn", "self_attn_heads",
-        "use_positional_encoding", "positional_encoding_type", "scaling", "norm_eps",
-        "num_patches",   // derived by the runtime from context/patch length and stride; checked below
-        "patch_last",    // the runtime always puts the patch axis last, as HF's PatchTSMixerPatchify does; checked below
+        "expansion_factor", "dropout", "mode", "gated_attn",
+        // patchtsmixer.mix's fixed choices, checked below: LayerNorm (eps 1e-5), no self-attention, no positional
+        // encoding, std scaling, patches last, num_patches derived.
+        "norm_mlp", "self_attn", "self_attn_heads", "use_positional_encoding", "positional_encoding_type", "scaling",
+        "norm_eps", "num_patches", "patch_last",
     };
 
     /// <summary>HF fields that do not change <c>PatchTSMixerModel</c>'s forward (heads, pretraining masking —
@@ -304,50 +247,27 @@ public sealed class PatchTSMixerParityTests
         "model_type", "transformers_version",
     };
 
-    /// <summary>HF <c>scaling</c>: "mean", "std" or <c>true</c> (= std); anything else (null, false, "none") = no scaling.</summary>
-    private static string Scaling(HuggingFaceFixture f)
-    {
-        var v = f.Config.GetProperty("scaling");
-        return v.ValueKind switch
-        {
-            System.Text.Json.JsonValueKind.True => "std",
-            System.Text.Json.JsonValueKind.String when v.GetString() is "mean" or "std" => v.GetString()!,
-            _ => "none",
-        };
-    }
-
-    internal static PatchTSMixerConfig BuildConfig(HuggingFaceFixture f)
+    internal static Patchtsmixer.Options BuildOptions(HuggingFaceFixture f)
     {
         f.AssertEveryConfigFieldIsAccountedFor(MappedFields, IgnoredFields);
-        var config = new PatchTSMixerConfig
-        {
-            ContextLength = f.Long("context_length"),
-            PatchLength = f.Long("patch_length"),
-            PatchStride = f.Long("patch_stride"),
-            NumInputChannels = f.Long("num_input_channels"),
-            DModel = f.Long("d_model"),
-            NumLayers = f.Int("num_layers"),
-            ExpansionFactor = f.Long("expansion_factor"),
-            Dropout = f.Double("dropout"),
-            Mode = f.String("mode"),
-            GatedAttn = f.Bool("gated_attn"),
-            NormMlp = f.String("norm_mlp"),
-            SelfAttn = f.Bool("self_attn"),
-            SelfAttnHeads = f.Long("self_attn_heads"),
-            UsePositionalEncoding = f.Bool("use_positional_encoding"),
-            PositionalEncodingType = f.String("positional_encoding_type"),
-            Scaling = Scaling(f),
-            NormEps = f.Double("norm_eps"),
-        };
-        config.Validate();
-        Assert.Equal(f.Long("num_patches"), config.NumPatches);
+        Assert.Equal("LayerNorm", f.String("norm_mlp"));
+        Assert.False(f.Bool("self_attn"));
+        Assert.False(f.Bool("use_positional_encoding"));
+        Assert.Equal("std", f.String("scaling"));
+        Assert.Equal(1e-5, f.Double("norm_eps"));
         Assert.True(f.Bool("patch_last"));
-        return config;
+        Assert.Equal((f.Long("context_length") - f.Long("patch_length")) / f.Long("patch_stride") + 1, f.Long("num_patches"));
+        return new Patchtsmixer.Options
+        {
+            ContextLength = f.Long("context_length"), PatchLength = f.Long("patch_length"), PatchStride = f.Long("patch_stride"),
+            NumChannels = f.Long("num_input_channels"), DModel = f.Long("d_model"), NumLayers = f.Long("num_layers"),
+            Expansion = f.Long("expansion_factor"), Drop = f.Double("dropout"), Mode = f.String("mode"), GatedAttn = f.Bool("gated_attn"),
+        };
     }
 
-    internal static PatchTSMixerModel Loaded(HuggingFaceFixture f)
+    internal static Patchtsmixer Loaded(HuggingFaceFixture f)
     {
-        var model = new PatchTSMixerModel(BuildConfig(f));
+        var model = new Patchtsmixer(BuildOptions(f));
         var report = CheckpointLoader.Load(model, f.WeightsPath, strict: true);
         Assert.True(report.IsExactMatch);
         Assert.Equal(model.state_dict().Count, report.LoadedKeys.Count);
@@ -367,22 +287,20 @@ public sealed class PatchTSMixerParityTests
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var pastValues = f.Read("past_values");
-        var (hidden, patchInput, loc, scale) = model.ForwardDetailed(pastValues, null);
-        ParityAssert.Matches(f.Read("last_hidden_state"), hidden, $"{name} last_hidden_state");
-        ParityAssert.Matches(f.Read("patch_input"), patchInput, $"{name} patch_input");
-        ParityAssert.Matches(f.Read("loc"), loc, $"{name} loc");
-        ParityAssert.Matches(f.Read("scale"), scale, $"{name} scale");
-        ParityAssert.Matches(f.Read("last_hidden_state"), model.forward(pastValues), $"{name} forward");
+        ParityAssert.Matches(f.Read("last_hidden_state"), model.call(pastValues), $"{name} forward");
 
-        // hidden_states.i: the output of mixer layer i, from the patch embedding of the patched input.
+        // HF's patch_input is the input scaled by its loc and scale, cut into patches (patchify over time, patch last).
+        var patchInput = Mix.Runtime.Builtins.Fn.Patchify((pastValues - f.Read("loc")) / f.Read("scale"), f.Long("patch_length"), f.Long("patch_stride"));
+        ParityAssert.Matches(f.Read("patch_input"), patchInput, $"{name} patch_input");
+
+        // hidden_states.i: the output of mixer layer i, from the patch embedding of HF's patched input.
         var modules = model.named_modules().ToDictionary(m => m.name, m => m.module);
-        var h = ((torch.nn.Module<Tensor, Tensor>)modules["encoder.patcher"]).forward(patchInput);
-        if (modules.TryGetValue("encoder.positional_encoder", out var pe)) h = ((torch.nn.Module<Tensor, Tensor>)pe).forward(h);
+        var h = ((nn.Module<Tensor, Tensor>)modules["encoder.patcher"]).call(f.Read("patch_input"));
         var names = f.HiddenStateNames;
-        Assert.Equal(model.Config.NumLayers, names.Count);
+        Assert.Equal(f.Long("num_layers"), names.Count);
         for (int i = 0; i < names.Count; i++)
         {
-            h = ((PatchTSMixerLayer)modules[$"encoder.mlp_mixer_encoder.mixers.{i}"]).forward(h);
+            h = ((nn.Module<Tensor, Tensor>)modules[$"encoder.mlp_mixer_encoder.mixers.{i}"]).call(h);
             ParityAssert.Matches(f.Read(names[i]), h, $"{name} {names[i]}");
         }
     }

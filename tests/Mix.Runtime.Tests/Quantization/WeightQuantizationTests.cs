@@ -88,7 +88,7 @@ public class WeightQuantizationTests
         using var model = CacheInvariantTests.Build(kind);
         using var ids = RandomIds(2, 16, 40, 5);
         using var before = model.forward(ids);
-        var aLogBefore = kind == "mamba" ? model.state_dict()["backbone.layers.0.mixer.A_log"].clone() : null;
+        var aLogBefore = kind == "mamba" ? model.state_dict()["layers.0.mixer.A_log"].clone() : null;
         var report = Quantizer.Quantize(model, new QuantizationOptions { Mode = mode, GroupSize = group });
         using var after = model.forward(ids);
         double err = RelNorm(after, before);
@@ -97,13 +97,13 @@ public class WeightQuantizationTests
         Assert.True(report.BytesAfter < report.BytesBefore / (mode == WeightQuantMode.Int8PerChannel ? 3 : 5));
         if (kind == "mamba")
         {
-            Assert.Contains("backbone.layers.0.mixer.in_proj", report.Quantized);
-            Assert.Contains("backbone.layers.1.mixer.out_proj", report.Quantized);
-            Assert.Contains(report.Skipped, s => s.name == "backbone.layers.0.mixer.dt_proj");
+            Assert.Contains("layers.0.mixer.in_proj", report.Quantized);
+            Assert.Contains("layers.1.mixer.out_proj", report.Quantized);
+            Assert.Contains(report.Skipped, s => s.name == "layers.0.mixer.dt_proj");
             Assert.Contains(report.Skipped, s => s.name == "lm_head");
             var sd = model.state_dict();
-            Assert.True(sd["backbone.layers.0.mixer.A_log"].eq(aLogBefore!).all().item<bool>());
-            Assert.Equal(ScalarType.Float32, sd["backbone.layers.0.mixer.dt_proj.weight"].dtype);
+            Assert.True(sd["layers.0.mixer.A_log"].eq(aLogBefore!).all().item<bool>());
+            Assert.Equal(ScalarType.Float32, sd["layers.0.mixer.dt_proj.weight"].dtype);
             aLogBefore!.Dispose();
         }
         // the cache path works on the quantized model
@@ -166,15 +166,15 @@ public class WeightQuantizationTests
     public void AwqOnMambaFoldsIntoNormAndDoesNotHurt()
     {
         using var noGrad = torch.no_grad();
-        using var model = (MambaForCausalLM)CacheInvariantTests.Build("mamba");
-        using var plain = (MambaForCausalLM)CacheInvariantTests.Build("mamba");
+        using var model = (HybridLM)CacheInvariantTests.Build("mamba");
+        using var plain = (HybridLM)CacheInvariantTests.Build("mamba");
         plain.load_state_dict(model.state_dict());
         using var calib = RandomIds(4, 32, 40, 77);
         using var ids = RandomIds(2, 16, 40, 5);
         using var before = model.forward(ids);
         Quantizer.Quantize(plain, new QuantizationOptions { GroupSize = 32 });
         var report = Quantizer.Quantize(model, new QuantizationOptions { GroupSize = 32, CalibrationInputs = new[] { calib } });
-        Assert.Contains("backbone.layers.0.norm.weight", report.Folded.Keys);
+        Assert.Contains("layers.0.norm.weight", report.Folded.Keys);
         using var yAwq = model.forward(ids);
         using var yPlain = plain.forward(ids);
         double eAwq = RelNorm(yAwq, before), ePlain = RelNorm(yPlain, before);
@@ -188,7 +188,7 @@ public class WeightQuantizationTests
     public void SaveLoadRoundTrip(WeightQuantMode mode, bool awq)
     {
         using var noGrad = torch.no_grad();
-        using var model = (MambaForCausalLM)CacheInvariantTests.Build("mamba");
+        using var model = (HybridLM)CacheInvariantTests.Build("mamba");
         using var calib = RandomIds(2, 16, 40, 3);
         Quantizer.Quantize(model, new QuantizationOptions { Mode = mode, GroupSize = 32, CalibrationInputs = awq ? new[] { calib } : null });
         using var ids = RandomIds(1, 9, 40, 4);
@@ -197,13 +197,13 @@ public class WeightQuantizationTests
         try
         {
             QuantizedCheckpoint.Save(model, path);
-            using var fresh = (MambaForCausalLM)CacheInvariantTests.Build("mamba");
+            using var fresh = (HybridLM)CacheInvariantTests.Build("mamba");
             QuantizedCheckpoint.Load(fresh, path);
             using var got = fresh.forward(ids);
             Assert.True(got.eq(expected).all().item<bool>());
             var sd = fresh.state_dict();
-            Assert.Equal(mode == WeightQuantMode.Int4Grouped ? ScalarType.Byte : ScalarType.Int8, sd["backbone.layers.0.mixer.in_proj.qweight"].dtype);
-            if (awq) Assert.Contains("backbone.layers.0.mixer.x_proj.input_scale", sd.Keys);
+            Assert.Equal(mode == WeightQuantMode.Int4Grouped ? ScalarType.Byte : ScalarType.Int8, sd["layers.0.mixer.in_proj.qweight"].dtype);
+            if (awq) Assert.Contains("layers.0.mixer.x_proj.input_scale", sd.Keys);
         }
         finally
         {
