@@ -40,10 +40,10 @@ namespace Mix.Generated.Std
         readonly Options options;
 
         /// <summary><c>qkv = linear(dim, 3 * inner, bias = qkv_bias)</c> → <c>[B, N, ?]</c></summary>
-        public readonly TorchSharp.Modules.Linear qkv;
+        public readonly nn.Module<Tensor, Tensor> qkv;
 
         /// <summary><c>proj = linear(inner, dim, bias = proj_bias)</c> → <c>[B, N, dim]</c></summary>
-        public readonly TorchSharp.Modules.Linear proj;
+        public readonly nn.Module<Tensor, Tensor> proj;
 
         /// <summary>Builds <c>attention</c>.</summary>
         /// <param name="options">The parameters.</param>

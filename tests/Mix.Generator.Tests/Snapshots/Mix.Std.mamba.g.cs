@@ -44,19 +44,19 @@ namespace Mix.Generated.Std
         public readonly Parameter D;
 
         /// <summary><c>in_proj = linear(dim, 2 * inner, bias = bias)</c> → <c>[B, L, 4*dim]</c></summary>
-        public readonly TorchSharp.Modules.Linear in_proj;
+        public readonly nn.Module<Tensor, Tensor> in_proj;
 
         /// <summary><c>conv1d = conv1d(inner, inner, kernel_size = d_conv, padding = d_conv - 1, groups = inner, bias = conv_bias)</c></summary>
-        public readonly TorchSharp.Modules.Conv1d conv1d;
+        public readonly nn.Module<Tensor, Tensor> conv1d;
 
         /// <summary><c>x_proj = linear(inner, rank + (2 * d_state), bias = false)</c> → <c>[B, L, ceil(dim/16) + 32]</c></summary>
-        public readonly TorchSharp.Modules.Linear x_proj;
+        public readonly nn.Module<Tensor, Tensor> x_proj;
 
         /// <summary><c>dt_proj = linear(rank, inner)</c> → <c>[B, L, 2*dim]</c></summary>
-        public readonly TorchSharp.Modules.Linear dt_proj;
+        public readonly nn.Module<Tensor, Tensor> dt_proj;
 
         /// <summary><c>out_proj = linear(inner, dim, bias = bias)</c> → <c>[B, L, dim]</c></summary>
-        public readonly TorchSharp.Modules.Linear out_proj;
+        public readonly nn.Module<Tensor, Tensor> out_proj;
 
         /// <summary>Builds <c>mamba</c>.</summary>
         /// <param name="options">The parameters.</param>

@@ -38,19 +38,19 @@ namespace Mix.Generated.Std
         readonly Options options;
 
         /// <summary><c>pwconv1 = conv2d(dim, mid, kernel_size = 1, bias = bias)</c> → <c>[B, ?, H, W]</c></summary>
-        public readonly TorchSharp.Modules.Conv2d pwconv1;
+        public readonly nn.Module<Tensor, Tensor> pwconv1;
 
         /// <summary><c>act1 = act1</c> → <c>[B, ?, H, W]</c></summary>
         public readonly nn.Module<Tensor, Tensor> act1;
 
         /// <summary><c>dwconv = conv2d(mid, mid, kernel_size = kernel_size, padding = padding, groups = mid, bias = bias)</c> → <c>[B, ?, H, W]</c></summary>
-        public readonly TorchSharp.Modules.Conv2d dwconv;
+        public readonly nn.Module<Tensor, Tensor> dwconv;
 
         /// <summary><c>act2 = act2</c> → <c>[B, ?, H, W]</c></summary>
         public readonly nn.Module<Tensor, Tensor> act2;
 
         /// <summary><c>pwconv2 = conv2d(mid, dim, kernel_size = 1, bias = bias)</c> → <c>[B, dim, H, W]</c></summary>
-        public readonly TorchSharp.Modules.Conv2d pwconv2;
+        public readonly nn.Module<Tensor, Tensor> pwconv2;
 
         /// <summary>Builds <c>sepconv</c>.</summary>
         /// <param name="options">The parameters.</param>

@@ -37,7 +37,7 @@ namespace Mix.Snapshots
         public readonly Mix.Runtime.RMSNorm norm;
 
         /// <summary><c>mixer = mamba(dim = dim, d_state = d_state, d_conv = d_conv, expand = expand)</c> → <c>[B, L, dim]</c></summary>
-        public readonly Mix.Runtime.MambaMixer mixer;
+        public readonly nn.Module<Tensor, Tensor> mixer;
 
         /// <summary>Builds <c>mamba_block</c>.</summary>
         /// <param name="options">The parameters.</param>
