@@ -33,7 +33,7 @@ namespace Mix.Snapshots
         public readonly Mix.Runtime.RMSNorm norm;
 
         /// <summary><c>mixer = attention(dim = dim, head_dim = head_dim, causal = true)</c> → <c>[B, L, dim]</c></summary>
-        public readonly Mix.Runtime.Attention mixer;
+        public readonly nn.Module<Tensor, Tensor> mixer;
 
         /// <summary><c>norm2 = rmsnorm(dim)</c> → <c>[B, L, dim]</c></summary>
         public readonly Mix.Runtime.RMSNorm norm2;
