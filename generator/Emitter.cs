@@ -45,7 +45,7 @@ internal static class Emitter
         foreach (var d in c.Doc) sb.AppendLine($"{I1}/// {d}<br/>");
         sb.AppendLine($"{I1}/// </summary>");
         sb.AppendLine($"{I1}[global::System.CodeDom.Compiler.GeneratedCode(\"Mix.Generator\", \"1.0\")]");
-        sb.AppendLine($"{I1}{accessibility} sealed partial class {c.Name} : {baseType}{(c.Kernel is null ? "" : ", IKernelEquivalent")}{(c.States.Count == 0 ? "" : ", IStatefulMixer")}");
+        sb.AppendLine($"{I1}{accessibility} sealed partial class {c.Name} : {baseType}{(c.Kernel is null ? "" : ", IKernelEquivalent")}{(c.States.Count == 0 && c.KeyValues is null ? "" : ", IStatefulMixer")}");
         sb.AppendLine($"{I1}{{");
 
         // Options
@@ -114,7 +114,7 @@ internal static class Emitter
         sb.AppendLine();
 
         if (c.Kernel is not null) EmitKernel(sb, c, I2, I3);
-        if (c.States.Count > 0) EmitStates(sb, c, I2, I3);
+        if (c.States.Count > 0 || c.KeyValues is not null) EmitStates(sb, c, I2, I3);
 
         sb.AppendLine($"{I2}/// <summary>Runs <c>{c.MixName}</c>.</summary>");
         foreach (var input in c.Inputs) sb.AppendLine($"{I2}/// <param name=\"{input.Name.TrimStart('@')}\"><c>{input.Doc}</c></param>");
@@ -145,11 +145,20 @@ internal static class Emitter
     static void EmitStates(StringBuilder sb, ClassSpec c, string i2, string i3)
     {
         sb.AppendLine($"{i2}/// <summary>The decoding states of <c>{c.MixName}</c> for <paramref name=\"batch\"/> rows (the inference cache's slot).</summary>");
-        sb.AppendLine($"{i2}public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => new[]");
-        sb.AppendLine($"{i2}{{");
-        foreach (var s in c.States)
-            sb.AppendLine($"{i3}new MixStateSpec({Names.Literal(s.Name)}, new long[] {{ {string.Join(", ", new[] { "batch" }.Concat(s.Sizes))} }}, {s.DType}),");
-        sb.AppendLine($"{i2}}};");
+        if (c.States.Count == 0)
+            sb.AppendLine($"{i2}public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => Array.Empty<MixStateSpec>();");
+        else
+        {
+            sb.AppendLine($"{i2}public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => new[]");
+            sb.AppendLine($"{i2}{{");
+            foreach (var s in c.States)
+                sb.AppendLine($"{i3}new MixStateSpec({Names.Literal(s.Name)}, new long[] {{ {string.Join(", ", new[] { "batch" }.Concat(s.Sizes))} }}, {s.DType}),");
+            sb.AppendLine($"{i2}}};");
+        }
+        sb.AppendLine();
+        if (c.KeyValues is null) return;
+        sb.AppendLine($"{i2}/// <summary>Whether the forward calls <c>causal_attention</c>: the inference cache gives it a KV slot.</summary>");
+        sb.AppendLine($"{i2}public bool HasKeyValues => {c.KeyValues};");
         sb.AppendLine();
     }
 

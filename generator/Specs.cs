@@ -39,6 +39,8 @@ public sealed record ClassSpec(
     public EquatableArray<CodeLine> Ties { get; init; } = EquatableArray<CodeLine>.Empty;
     /// <summary>Decoding states (<c>name = state(shape)</c>), listed by the <c>IStatefulMixer</c> implementation.</summary>
     public EquatableArray<StateSpec> States { get; init; } = EquatableArray<StateSpec>.Empty;
+    /// <summary>C# of whether an instance calls <c>causal_attention</c> (<c>IStatefulMixer.HasKeyValues</c>), or null.</summary>
+    public string? KeyValues { get; init; }
 }
 
 /// <summary>A declared decoding state: its .mix name, C# of its sizes after the batch axis (options only), its dtype.</summary>

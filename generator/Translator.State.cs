@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using Mix.Dsl.Syntax;
+using Mix.Dsl.Text;
 
 namespace Mix.Generator;
 
@@ -55,4 +56,25 @@ internal sealed partial class Translator
         var get = m.Name == "bias" ? "GetOptional" : "Get";
         return new VCode($"MixWeights.{get}({layer.Field}, {Names.Literal(m.Name)})", GType.Tensor);
     }
+
+    /// <summary>The conditions (<c>if causal then ...</c>) under which the expression being translated runs.</summary>
+    readonly List<string> _guards = new();
+    /// <summary>Where the forward calls causal_attention: the conjunction of its guards, one entry per call.</summary>
+    readonly List<string> _kvCalls = new();
+
+    /// <summary><c>causal_attention(q, k, v, scale)</c>: the mixer's KV slot while a cache decodes it.</summary>
+    V CausalAttention(VFactory bound, List<V> tensors, TextSpan span)
+    {
+        _kvCalls.Add(_guards.Count == 0 ? "true" : string.Join(" && ", _guards));
+        var args = tensors.Select(t => Code(t, span)).ToList();
+        if (bound.Args.TryGetValue("scale", out var scale) && scale is not VCode { Type.Kind: "none" })
+            args.Add("scale: " + Val(scale, GType.Float, span));
+        if (bound.Args.TryGetValue("dropout_p", out var p)) args.Add("dropoutP: " + Val(p, GType.Float, span));
+        return new VCode($"MixState.CausalAttention(this, {string.Join(", ", args)})", GType.Tensor);
+    }
+
+    /// <summary>C# of whether an instance calls causal_attention (so needs a KV slot), or null when it never does.</summary>
+    string? KeyValuesCondition() =>
+        _kvCalls.Count == 0 ? null : _kvCalls.Contains("true") ? "true"
+        : _kvCalls.Distinct().Count() == 1 ? _kvCalls[0] : string.Join(" || ", _kvCalls.Distinct().Select(c => "(" + c + ")"));
 }

@@ -156,6 +156,7 @@ internal sealed partial class Translator
         {
             Ties = _ties.ToEquatableArray(),
             States = _states.ToEquatableArray(),
+            KeyValues = KeyValuesCondition(),
         };
     }
 
@@ -436,8 +437,11 @@ internal sealed partial class Translator
                     narrowed.Set(name, value);
                     if (test.Op == "==") elseScope = narrowed; else thenScope = narrowed;
                 }
+                _guards.Add(Paren(c, cp, 90));
                 var then = Eval(ife.Then, thenScope);
+                _guards[_guards.Count - 1] = "!" + Paren(c, cp, 100);
                 var @else = Eval(ife.Else, elseScope);
+                _guards.RemoveAt(_guards.Count - 1);
                 if (then is VCode tc && @else is VCode ec)
                 {
                     var type = Join(tc.Type, ec.Type);
@@ -688,6 +692,7 @@ internal sealed partial class Translator
     V CallFunction(BuiltinCallable fn, VFactory bound, List<V> tensors, TextSpan span)
     {
         if (fn.BindsAll) return ApplyMath(fn, bound, tensors, span);
+        if (fn.Name == "causal_attention") return CausalAttention(bound, tensors, span);
         string A(string name) => Code(bound.Args[name], span, out _, out _);
         switch (fn.Name)
         {

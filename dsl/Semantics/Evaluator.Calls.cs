@@ -114,7 +114,9 @@ internal sealed partial class Evaluator
             return UnknownValue.Instance;
         }
         var call = new BuiltinCall(fn, bound.Args, tensors, null, (d, m) => Report(f, span, d, m));
-        return fn.Apply!(call);
+        var result = fn.Apply!(call);
+        if (fn.Name == "causal_attention") CausalAttentionUsed(result, f, span);
+        return result;
     }
 
     Value ApplySequence(ArrayValue arr, IReadOnlyList<Value> inputs, TextSpan span, Frame f)

@@ -87,7 +87,9 @@ internal sealed partial class Evaluator
     void WarnStaleStates(Frame frame)
     {
         if (!frame.CreatesChildren) return;
-        if (frame.States.Count > 0 && frame.Node is LayerNode node)
+        if (frame.KeyValues is var (heads, headDim) && frame.Node is LayerNode kvNode)
+            kvNode.Cache = new CacheFootprint("kv", Dim.Const(2) * heads * headDim, Dim.Const(0)) { HeadDim = headDim };
+        else if (frame.States.Count > 0 && frame.Node is LayerNode node)
         {
             var perRow = Dim.Const(0);
             foreach (var s in frame.States.Values)
@@ -102,6 +104,19 @@ internal sealed partial class Evaluator
             if (!s.Updated)
                 Report(frame, s.Name.Span, DiagnosticIds.StateNeverUpdated,
                     $"state '{s.Name.Name}' is declared but never updated; rebind it to the final state of a scan (e.g. `y, {s.Name.Name} = ssd_scan(..., initial_state = {s.Name.Name})`)");
+    }
+
+    /// <summary><c>causal_attention</c> keeps keys and values across decoding steps: only in a mixer's body (whose
+    /// layer then has a KV footprint of 2 · heads · head_dim elements per token).</summary>
+    void CausalAttentionUsed(Value result, Frame f, TextSpan span)
+    {
+        if (f.MixerInput is null)
+        {
+            Report(f, span, DiagnosticIds.StateOutsideMixer,
+                "causal_attention keeps its keys and values as decoding state, which only a mixer definition has (the inference cache gives each mixer a slot); call it in a `mixer`");
+            return;
+        }
+        if (result is TensorValue { Shape.Rank: 4 } o) f.KeyValues = (o.Shape[1], o.Shape[3]);
     }
 
     /// <summary><c>layer.weight</c>: a weight of a layer of this body, as a tensor (<c>none</c> for an absent bias, as in PyTorch).</summary>

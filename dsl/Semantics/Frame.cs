@@ -50,6 +50,8 @@ internal sealed class Frame
     public HashSet<string> InputSymbols { get; } = new();
     /// <summary>States declared in this body (<c>s = state(...)</c>), by name.</summary>
     public Dictionary<string, Evaluator.StateInfo> States { get; } = new();
+    /// <summary>In a mixer's body that calls causal_attention: its heads and head size (the KV footprint).</summary>
+    public (Dim Heads, Dim HeadDim)? KeyValues { get; set; }
 
     public Frame WithScope(Scope scope) =>
         new(File, scope, Node, CreatesChildren) { FreeSymbols = FreeSymbols, InitShape = InitShape };

@@ -12,8 +12,11 @@ namespace Mix;
 public sealed class PretrainedReport
 {
     internal PretrainedReport(string model, string weights, string? config, string? snapshot, IReadOnlyDictionary<string, object?> parameters,
-        IReadOnlyList<string> configKeysUsed, IReadOnlyList<string> configKeysUnused, CheckpointLoadReport checkpoint)
+        IReadOnlyList<string> configKeysUsed, IReadOnlyList<string> configKeysUnused, string? keyPrefix, IReadOnlyList<string> ignoredKeys,
+        CheckpointLoadReport checkpoint)
     {
+        KeyPrefix = keyPrefix;
+        IgnoredKeys = ignoredKeys;
         Model = model;
         Weights = weights;
         Config = config;
@@ -45,6 +48,13 @@ public sealed class PretrainedReport
     /// <summary>The <c>config.json</c> keys this model does not read (informational; the weights' shapes still decide).</summary>
     public IReadOnlyList<string> ConfigKeysUnused { get; }
 
+    /// <summary>The prefix the model's keys were read under (<c>model.</c> for a transformers task model's checkpoint
+    /// such as <c>PatchTSMixerForPrediction</c>), or null when the checkpoint has the model's keys as they are.</summary>
+    public string? KeyPrefix { get; }
+
+    /// <summary>Checkpoint tensors outside <see cref="KeyPrefix"/> (a task head), not loaded.</summary>
+    public IReadOnlyList<string> IgnoredKeys { get; }
+
     /// <summary>The key-by-key comparison and load (<see cref="CheckpointLoadReport.LoadedKeys"/>,
     /// <see cref="CheckpointLoadReport.TiedKeys"/>, <see cref="CheckpointLoadReport.ConvertedKeys"/>, missing, unexpected).</summary>
     public CheckpointLoadReport Checkpoint { get; }
@@ -55,6 +65,7 @@ public sealed class PretrainedReport
         var s = new StringBuilder();
         s.Append(CultureInfo.InvariantCulture, $"{Model} from {Weights}");
         if (Config is not null) s.Append(CultureInfo.InvariantCulture, $" (config {Config}: {ConfigKeysUsed.Count} keys mapped, {ConfigKeysUnused.Count} not used)");
+        if (KeyPrefix is not null) s.Append('\n').Append(CultureInfo.InvariantCulture, $"  keys read under '{KeyPrefix}'; {IgnoredKeys.Count} other tensors not loaded: {string.Join(", ", IgnoredKeys)}");
         s.Append('\n').Append("  parameters: ").Append(string.Join(", ", Parameters.Select(p => $"{p.Key}={Show(p.Value)}")));
         s.Append('\n').Append("  ").Append(Checkpoint.ToString().Replace("\n", "\n  "));
         return s.ToString();

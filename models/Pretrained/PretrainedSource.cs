@@ -108,6 +108,22 @@ internal sealed record PretrainedSource(string Weights, string? ConfigPath, stri
         return (values, unused);
     }
 
+    /// <summary>
+    /// The prefix under which a checkpoint holds the model's keys when it holds none of them as they are: a task model's
+    /// checkpoint (transformers' <c>PatchTSMixerForPrediction</c>: <c>model.encoder.…</c> and <c>head.…</c>) read as its
+    /// base model. Null when the keys match as they are or no prefix covers most of them.
+    /// </summary>
+    public static string? KeyPrefix(IReadOnlyCollection<string> modelKeys, IReadOnlyCollection<string> checkpointKeys)
+    {
+        var names = new HashSet<string>(checkpointKeys, StringComparer.Ordinal);
+        if (modelKeys.Count == 0 || modelKeys.Any(names.Contains)) return null;
+        var candidates = modelKeys.SelectMany(k => checkpointKeys.Where(n => n.Length > k.Length && n.EndsWith("." + k, StringComparison.Ordinal))
+            .Select(n => n.Substring(0, n.Length - k.Length))).Distinct(StringComparer.Ordinal);
+        var best = candidates.Select(p => (Prefix: p, Count: modelKeys.Count(k => names.Contains(p + k))))
+            .OrderByDescending(c => c.Count).ThenBy(c => c.Prefix.Length).FirstOrDefault();
+        return best.Prefix is not null && best.Count * 2 > modelKeys.Count ? best.Prefix : null;
+    }
+
     static object? Plain(JsonElement v) => v.ValueKind switch
     {
         JsonValueKind.Number => v.TryGetInt64(out var l) ? (object)l : v.GetDouble(),

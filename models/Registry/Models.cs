@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Text.RegularExpressions;
 using Mix.Pretrained;
+using Mix.Runtime.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -84,9 +85,16 @@ public static class Models
         try
         {
             if (options.DType is { } dtype) module.to(dtype);
-            var load = Mix.Runtime.Checkpoints.CheckpointLoader.Load(module, source.Weights, options.Strict, convertDtypes: true);
+            // A task model's checkpoint (model.… + head.…) loads into the base model the zoo has, by its prefix.
+            var checkpointKeys = CheckpointLoader.Keys(source.Weights);
+            var prefix = PretrainedSource.KeyPrefix(module.state_dict().Keys.ToList(), checkpointKeys);
+            var load = prefix is null
+                ? CheckpointLoader.Load(module, source.Weights, options.Strict, convertDtypes: true)
+                : CheckpointLoader.Load(module, source.Weights, prefix, options.Strict, convertDtypes: true);
+            var ignored = prefix is null ? Array.Empty<string>() : checkpointKeys.Where(k => !k.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
             if (options.Device is { } device) module.to(device);
-            report = new PretrainedReport(info.Name, source.Weights, source.ConfigPath, source.Snapshot, values, fromConfig.Keys.ToList(), unused, load);
+            report = new PretrainedReport(info.Name, source.Weights, source.ConfigPath, source.Snapshot, values, fromConfig.Keys.ToList(), unused,
+                prefix, ignored, load);
             return module;
         }
         catch

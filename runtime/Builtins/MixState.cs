@@ -40,4 +40,31 @@ public static class MixState
     {
         if (Caches.CacheScope.Current?.StateSlot(mixer) is { } slot) slot.Set(name, value);
     }
+
+    /// <summary>
+    /// <c>causal_attention(q, k, v, scale)</c>: causal softmax attention of <paramref name="q"/> over
+    /// <paramref name="k"/>/<paramref name="v"/> <c>[batch, heads, n, head_dim]</c>. Outside a decoding cache the n
+    /// positions attend causally among themselves; while a cache decodes <paramref name="mixer"/>, the new keys and
+    /// values are appended to its KV slot and the queries attend to everything cached before them (offsets, padding,
+    /// sliding window and sinks, KV quantization: the slot's rules, as for the built-in attention).
+    /// </summary>
+    /// <param name="mixer">The generated mixer (<c>this</c>).</param>
+    /// <param name="q">Queries.</param>
+    /// <param name="k">Keys of the new positions.</param>
+    /// <param name="v">Values of the new positions.</param>
+    /// <param name="scale">Score scale; head_dim^-1/2 when null.</param>
+    /// <param name="dropoutP">Dropout on the attention weights, only while <paramref name="mixer"/> trains (never when decoding).</param>
+    public static Tensor CausalAttention(nn.Module mixer, Tensor q, Tensor k, Tensor v, double? scale = null, double dropoutP = 0.0)
+    {
+        if (Caches.CacheScope.Current is { } cache && cache.KvSlot(mixer) is { } slot)
+            return slot.Attend(q, k, v, cache.Mask, scale ?? 1.0 / Math.Sqrt(q.shape[^1]));
+        double p = mixer.training ? dropoutP : 0.0;
+        if (scale is null) return Fn.ScaledDotProductAttention(q, k, v, p, causal: true, training: mixer.training);
+        using var scope = torch.NewDisposeScope();
+        using var causal = Caches.CachedAttention.CausalMask(q.shape[^2], q.device);
+        var scores = torch.matmul(q, k.transpose(-2, -1)) * scale.Value;
+        var weights = torch.nn.functional.softmax(scores.masked_fill(causal.logical_not(), double.NegativeInfinity), -1);
+        if (p > 0) weights = torch.nn.functional.dropout(weights, p, training: true);
+        return torch.matmul(weights, v).MoveToOuterDisposeScope();
+    }
 }

@@ -50,7 +50,8 @@ public sealed class CausalModel : ICausalLM
     /// <summary>Number of cached layers (causal mixers).</summary>
     public int CachedLayers => mixers.Length;
 
-    private static bool IsCausalMixer(nn.Module m) => m is MambaMixer || m is Attention { Causal: true } || m is IStatefulMixer;
+    private static bool IsCausalMixer(nn.Module m) =>
+        m is MambaMixer || m is Attention { Causal: true } || m is IStatefulMixer s && (s.HasKeyValues || s.States(1).Count > 0);
 
     /// <inheritdoc />
     public InferenceCache CreateCache(long batch, KvCacheOptions? kvOptions = null)
@@ -67,6 +68,9 @@ public sealed class CausalModel : ICausalLM
             {
                 MambaMixer m => new MambaCacheSlot(i, batch, m.IntermediateSize, m.ConvKernel, m.StateSize, dtype, device),
                 Attention a => CachedAttention.CreateSlot(i, batch, a.NumHeads, a.HeadDim, kvOptions, dtype, device),
+                IStatefulMixer { HasKeyValues: true } kv when kv.States(batch).Count == 0 => new MixKvCacheSlot(i, batch, kvOptions, dtype, device),
+                IStatefulMixer { HasKeyValues: true } => throw new NotSupportedException(
+                    $"{mixers[i].GetType().Name} declares state(...) and calls causal_attention; a .mix mixer may do one or the other for now"),
                 IStatefulMixer st => new StateCacheSlot(i, batch, st.States(batch), device),
                 _ => throw new InvalidOperationException("unreachable"),
             });
@@ -136,6 +140,10 @@ internal sealed class CacheScope : IDisposable
     /// <summary>The state slot of <paramref name="mixer"/> in this cache, or null when it has none.</summary>
     public StateCacheSlot? StateSlot(nn.Module mixer) =>
         Layout.TryGetValue(mixer, out var layer) ? Cache.Slot<StateCacheSlot>(layer) : null;
+
+    /// <summary>The KV slot of a .mix <paramref name="mixer"/> calling causal_attention, or null when it has none.</summary>
+    public MixKvCacheSlot? KvSlot(nn.Module mixer) =>
+        Layout.TryGetValue(mixer, out var layer) ? Cache.Slot<MixKvCacheSlot>(layer) : null;
 
     public void Dispose() => s_current = previous;
 }

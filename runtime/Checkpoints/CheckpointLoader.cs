@@ -64,6 +64,33 @@ public static class CheckpointLoader
         return Load(module, source, strict, convertDtypes);
     }
 
+    /// <summary>
+    /// As <see cref="Load(torch.nn.Module, string, bool, bool)"/>, reading only the checkpoint's tensors whose names
+    /// start with <paramref name="keyPrefix"/>, under their names without it: a task model's checkpoint
+    /// (<c>model.encoder.…</c>, <c>head.…</c>) loads into its base model (<c>encoder.…</c>). Tensors outside the prefix
+    /// are neither loaded nor reported.
+    /// </summary>
+    /// <param name="module">The module whose <c>state_dict()</c> tensors receive the values.</param>
+    /// <param name="path">The checkpoint (see <see cref="DetectFormat"/>).</param>
+    /// <param name="keyPrefix">The prefix to read under (for example <c>model.</c>).</param>
+    /// <param name="strict">Throw on any difference instead of loading what matches.</param>
+    /// <param name="convertDtypes">Allow floating-point dtype conversion.</param>
+    public static CheckpointLoadReport Load(torch.nn.Module module, string path, string keyPrefix, bool strict = true, bool convertDtypes = false)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(keyPrefix);
+        using var source = new PrefixedCheckpointSource(OpenSource(path), keyPrefix);
+        return Load(module, source, strict, convertDtypes);
+    }
+
+    /// <summary>Every tensor name of a checkpoint (sorted), from its headers.</summary>
+    /// <param name="path">The checkpoint (see <see cref="DetectFormat"/>).</param>
+    public static IReadOnlyList<string> Keys(string path)
+    {
+        using var source = OpenSource(path);
+        return source.Names.ToList();
+    }
+
     internal static CheckpointLoadReport Load(torch.nn.Module module, ICheckpointSource source, bool strict, bool convertDtypes)
     {
         var stateDict = module.state_dict();

@@ -5,6 +5,7 @@ using Mix.Generated.Models;
 using Mix.Runtime;
 using Mix.Runtime.Builtins;
 using Mix.Runtime.Caches;
+using Mix.Runtime.Quantization;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -26,7 +27,8 @@ public class StatefulDecodingTests
 
     public static TheoryData<int, string> Kinds => new()
     {
-        { 0, "causal_conv1d state" }, { 1, "ssd_scan state" }, { 2, "gla_scan state" }, { 3, "library mamba" }, { 4, "mamba + conv" },
+        { 0, "causal_conv1d state" }, { 1, "ssd_scan state" }, { 2, "gla_scan state" }, { 3, "library mamba" },
+        { 4, "library causal attention" }, { 5, "mamba + attention" },
     };
 
     static StatefulLm Model(int kind)
@@ -52,7 +54,7 @@ public class StatefulDecodingTests
         var full = model.call(ids);
 
         using var cache = lm.CreateCache(2);
-        Assert.All(cache.Slots, s => Assert.IsType<StateCacheSlot>(s));
+        Assert.All(cache.Slots, s => Assert.True(s is StateCacheSlot or MixKvCacheSlot, s.GetType().Name));
         var parts = new List<Tensor> { lm.Forward(ids.narrow(1, 0, 5), cache) };
         for (int t = 5; t < 13; t++) parts.Add(lm.Forward(ids.narrow(1, t, 1), cache));
         Assert.True(RelErr(torch.cat(parts, 1), full) < Tolerance, what);
@@ -167,6 +169,80 @@ public class StatefulDecodingTests
         Assert.True(RelErr(slot.Get("ssm_state"), m.Ssm.State) < Tolerance);
     }
 
+    public static TheoryData<string> KvSettings => new() { "plain", "fixed capacity", "sliding window + sinks", "kivi4", "kivi4 + window" };
+
+    static KvCacheOptions? Kv(string setting) => setting switch
+    {
+        "fixed capacity" => new KvCacheOptions { InitialCapacity = 12, FixedCapacity = true },
+        "sliding window + sinks" => new KvCacheOptions { SlidingWindow = 5, SinkTokens = 2, InitialCapacity = 4 },
+        "kivi4" => new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi4, GroupSize = 4, ResidualLength = 2 } },
+        "kivi4 + window" => new KvCacheOptions
+        {
+            SlidingWindow = 6, SinkTokens = 1, Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi4, GroupSize = 4, ResidualLength = 2 },
+        },
+        _ => null,
+    };
+
+    /// <summary>The library's causal attention with the runtime <see cref="Attention"/>'s weights decodes exactly like it
+    /// under every KV setting (the same slot kinds: plain, fixed capacity, sliding window with sinks, KIVI-4), on a
+    /// left-padded batch fed in chunks then token by token.</summary>
+    [Theory]
+    [MemberData(nameof(KvSettings))]
+    public void Library_causal_attention_decodes_like_the_runtime_Attention_under_every_kv_setting(string setting)
+    {
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(5);
+        var runtime = (Attention)Builtin.Attention(16, headDim: 4, causal: true);
+        var library = new Std.Attention(new Std.Attention.Options(16) { HeadDim = 4, Causal = true });
+        library.load_state_dict(runtime.state_dict());
+        var embedding = torch.randn(Vocab, 16);
+        var a = new CausalModel(new MixerLm(embedding, runtime), Vocab);
+        var b = new CausalModel(new MixerLm(embedding, library), Vocab);
+        var (ids, mask, _, next) = PaddedBatch();
+        var kv = Kv(setting);
+        using var ca = a.CreateCache(3, kv);
+        using var cb = b.CreateCache(3, kv);
+        var slot = Assert.IsType<MixKvCacheSlot>(cb.Slots[0]);
+        Assert.Null(slot.Inner);   // shaped by the first keys
+        for (int t = 0; t < 11; t += 3)
+        {
+            long n = Math.Min(3, 11 - t);
+            var ya = a.Forward(ids.narrow(1, t, n), ca, mask.narrow(1, t, n));
+            var yb = b.Forward(ids.narrow(1, t, n), cb, mask.narrow(1, t, n));
+            Assert.True(RelErr(yb, ya) < Tolerance, $"{setting}, tokens {t}..{t + n}");
+        }
+        Assert.Equal(ca.Slots[0].GetType(), slot.Inner!.GetType());
+        Assert.Equal(4, slot.Inner.NumHeads);
+        Assert.Equal(4, slot.Inner.HeadDim);
+        Assert.Equal(ca.Slots[0].BytesPerToken, cb.Slots[0].BytesPerToken);
+        Assert.Equal(ca.Slots[0].TokensSeen, cb.Slots[0].TokensSeen);
+        Assert.True(RelErr(b.Forward(next, cb), a.Forward(next, ca)) < Tolerance, setting);
+
+        // A fixed-capacity cache refuses a step that does not fit, before anything changes, as for the built-in.
+        if (setting == "fixed capacity")
+        {
+            Assert.Throws<InvalidOperationException>(() => b.Forward(torch.randint(0, Vocab, new long[] { 3, 4 }), cb));
+            Assert.Equal(12, cb.Slots[0].TokensSeen);
+        }
+    }
+
+    [Fact]
+    public void Library_attention_without_causal_has_no_kv_slot_and_its_causal_form_equals_causal_sdpa()
+    {
+        using var _ = torch.no_grad();
+        var plain = new Std.Attention(new Std.Attention.Options(16) { HeadDim = 4 });
+        Assert.False(((IStatefulMixer)plain).HasKeyValues);
+        Assert.Throws<ArgumentException>(() => new CausalModel(new MixerLm(torch.randn(Vocab, 16), plain), Vocab));
+        torch.manual_seed(2);
+        var runtime = (Attention)Builtin.Attention(16, headDim: 4, causal: true);
+        var causal = new Std.Attention(new Std.Attention.Options(16) { HeadDim = 4, Causal = true });
+        causal.load_state_dict(runtime.state_dict());
+        Assert.True(((IStatefulMixer)causal).HasKeyValues);
+        var x = torch.randn(2, 7, 16);
+        Assert.True(RelErr(causal.call(x), runtime.call(x)) < 1e-6);
+    }
+
     [Fact]
     public void Declared_states_size_the_slot_and_read_as_zeros_outside_a_cache()
     {
@@ -212,7 +288,17 @@ public class StatefulDecodingTests
     }
 
     static List<(long Seen, long[] Rows, Tensor[] States)> Snapshot(InferenceCache cache) =>
-        cache.Slots.Cast<StateCacheSlot>().Select(s => (s.TokensSeen, s.RowTokens, s.Specs.Select(p => s.Get(p.Name).clone()).ToArray())).ToList();
+        cache.Slots.Select(s => s switch
+        {
+            StateCacheSlot st => (s.TokensSeen, s.RowTokens, st.Specs.Select(p => st.Get(p.Name).clone()).ToArray()),
+            MixKvCacheSlot kv => (s.TokensSeen, s.RowTokens, KeysAndValues(kv)),
+            _ => throw new InvalidOperationException(s.GetType().Name),
+        }).ToList();
+
+    /// <summary>What a KV slot holds: its entry count and the tokens its inner slot saw (whether it exists at all); the
+    /// entries themselves are checked by the next step equalling a fresh cache's.</summary>
+    static Tensor[] KeysAndValues(MixKvCacheSlot kv) =>
+        kv.Inner is { } inner ? new[] { torch.tensor(inner.Count), torch.tensor(inner.TokensSeen) } : Array.Empty<Tensor>();
 
     static void AssertSame(List<(long Seen, long[] Rows, Tensor[] States)> a, List<(long Seen, long[] Rows, Tensor[] States)> b, string what)
     {

@@ -14,8 +14,8 @@ namespace Mix.ZooTests;
 /// <summary>
 /// <see cref="Mix.Models.FromPretrained(string, out PretrainedReport, PretrainedOptions?)"/> on folders laid out like
 /// the real ones, written here from small random models: a timm folder (config.json with <c>architecture</c> +
-/// model.safetensors), a Hugging Face hub cache (models--org--name, refs/main, snapshots/&lt;commit&gt;) with a sharded
-/// bfloat16 Mamba checkpoint that omits the tied lm_head, a PatchTSMixer config, and the failures.
+/// model.safetensors), a Hugging Face hub cache (models--org--name, refs/main, snapshots/&lt;commit&gt; linking to blobs/)
+/// with a sharded bfloat16 Mamba checkpoint that omits the tied lm_head, a PatchTSMixer config, and the failures.
 /// </summary>
 public class PretrainedTests
 {
@@ -80,8 +80,12 @@ public class PretrainedTests
         var entries = source.state_dict().Where(kv => kv.Key != "lm_head.weight").Select(kv => (kv.Key, kv.Value.to_type(ScalarType.BFloat16))).ToList();
         var half = entries.Count / 2;
         var shards = new[] { "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors" };
-        SafeTensors.Save(Path.Combine(snapshot, shards[0]), entries.Take(half));
-        SafeTensors.Save(Path.Combine(snapshot, shards[1]), entries.Skip(half));
+        // huggingface_hub keeps the files in blobs/ and links them from the snapshot; the index is a plain file here.
+        var blobs = Path.Combine(repo, "blobs");
+        SafeTensors.Save(Path.Combine(blobs, "1f0a"), entries.Take(half));
+        SafeTensors.Save(Path.Combine(blobs, "2b7c"), entries.Skip(half));
+        File.CreateSymbolicLink(Path.Combine(snapshot, shards[0]), Path.Combine("..", "..", "blobs", "1f0a"));
+        File.CreateSymbolicLink(Path.Combine(snapshot, shards[1]), Path.Combine("..", "..", "blobs", "2b7c"));
         WriteJson(Path.Combine(snapshot, ShardedSafeTensors.DefaultIndexFileName), new Dictionary<string, object>
         {
             ["metadata"] = new Dictionary<string, object> { ["total_size"] = 0 },
@@ -207,6 +211,31 @@ public class PretrainedTests
         Assert.Equal(2L, report.Parameters["num_channels"]);
         Assert.Equal(new[] { "model_type", "scaling" }, report.ConfigKeysUnused);
         var x = randn(3, 24, 2);
+        Assert.Equal(0, (Run(source, x) - Run(loaded, x)).abs().max().item<float>());
+    }
+
+    [Fact]
+    public void A_task_models_checkpoint_loads_into_the_base_model_under_its_prefix()
+    {
+        // transformers' PatchTSMixerForPrediction saves the base model under "model." and its head under "head.".
+        using var tmp = new TempFolder();
+        var p = new Dictionary<string, object?> { ["context_length"] = 16, ["patch_length"] = 4, ["patch_stride"] = 4, ["num_channels"] = 2,
+            ["d_model"] = 8, ["num_layers"] = 1 };
+        using var source = Models.Create("patchtsmixer", new ModelOptions { Overrides = p });
+        using var head = zeros(3, 32);
+        SafeTensors.Save(Path.Combine(tmp.Path, "model.safetensors"),
+            source.state_dict().Select(kv => ("model." + kv.Key, kv.Value)).Append(("head.base_forecast_block.weight", head)));
+        WriteJson(Path.Combine(tmp.Path, "config.json"), new Dictionary<string, object>
+        {
+            ["architectures"] = new[] { "PatchTSMixerForPrediction" }, ["model_type"] = "patchtsmixer", ["context_length"] = 16,
+            ["patch_length"] = 4, ["patch_stride"] = 4, ["num_input_channels"] = 2, ["d_model"] = 8, ["num_layers"] = 1,
+        });
+        using var loaded = Models.FromPretrained(tmp.Path, out var report);
+        Assert.Equal("model.", report.KeyPrefix);
+        Assert.Equal(new[] { "head.base_forecast_block.weight" }, report.IgnoredKeys);
+        Assert.True(report.Checkpoint.IsExactMatch);
+        Assert.Equal(source.state_dict().Count, report.Checkpoint.LoadedKeys.Count);
+        var x = randn(2, 16, 2);
         Assert.Equal(0, (Run(source, x) - Run(loaded, x)).abs().max().item<float>());
     }
 

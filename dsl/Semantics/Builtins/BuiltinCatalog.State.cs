@@ -36,6 +36,21 @@ public static partial class BuiltinCatalog
             },
         });
 
+        Fn("causal_attention", new[]
+            {
+                TensorParam("q"), TensorParam("k"), TensorParam("v"), Opt("scale", MixType.Float.Optional(), None),
+                Opt("dropout_p", MixType.Float, F(0)),
+            }, 3,
+            "q, k, v: [b, h, N, d] -> [b, h, N, d]",
+            "causal softmax attention whose keys and values are the mixer's decoding state (a KV slot in a cache); scale defaults to d^-1/2; dropout only while training", c =>
+            {
+                if (c.Double("dropout_p") is double p && (p < 0 || p >= 1)) c.Report(DiagnosticIds.OutOfRange, $"dropout_p must be in [0, 1); got {p}");
+                if (c.Input(0) is not Shape q || !ExpectRank(c, q, 4, "q: [b, h, N, d]")) return UnknownValue.Instance;
+                bool ok = Operand(c, c.Input(1), "k", "[b, h, N, d]", q[0], q[1], q[2], q[3])
+                    & Operand(c, c.Input(2), "v", "[b, h, N, d]", q[0], q[1], q[2], q[3]);
+                return ok ? new TensorValue(q) : UnknownValue.Instance;
+            });
+
         Fn("token_mask", new[] { TensorParam("x") }, 1, "[B, L, ...] -> [B, L]",
             "1 at tokens, 0 at padding (the decoding cache's attention mask; all ones outside a cache)", c =>
             {

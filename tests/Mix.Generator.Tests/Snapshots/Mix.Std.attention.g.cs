@@ -15,7 +15,7 @@ namespace Mix.Generated.Std
     /// Shapes: ([B, N, dim]) → [B, N, dim].<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    internal sealed partial class Attention : nn.Module<Tensor, Tensor>
+    internal sealed partial class Attention : nn.Module<Tensor, Tensor>, IStatefulMixer
     {
         /// <summary>The parameters of <c>attention</c> with their .mix defaults.</summary>
         /// <param name="Dim"><c>dim: int (the mixer's channels)</c></param>
@@ -50,41 +50,47 @@ namespace Mix.Generated.Std
         public Attention(Options options) : base(nameof(Attention))
         {
             this.options = options;
-#line 9 "mix/std/attention.mix"
+#line 11 "mix/std/attention.mix"
             qkv = Builtin.Linear(options.Dim, 3 * ((options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value) * options.HeadDim), bias: options.QkvBias);
-#line 10 "mix/std/attention.mix"
+#line 12 "mix/std/attention.mix"
             proj = Builtin.Linear((options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value) * options.HeadDim, options.Dim, bias: options.ProjBias);
 #line default
             RegisterComponents();
         }
+
+        /// <summary>The decoding states of <c>attention</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
+        public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => Array.Empty<MixStateSpec>();
+
+        /// <summary>Whether the forward calls <c>causal_attention</c>: the inference cache gives it a KV slot.</summary>
+        public bool HasKeyValues => options.Causal;
 
         /// <summary>Runs <c>attention</c>.</summary>
         /// <param name="x"><c>[B, N, dim]</c></param>
         /// <returns><c>[B, N, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 5 "mix/std/attention.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "attention", "x", "[B, N, dim]", "mix/std/attention.mix", 5, null, null, (long?)(options.Dim));
+#line 7 "mix/std/attention.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "attention", "x", "[B, N, dim]", "mix/std/attention.mix", 7, null, null, (long?)(options.Dim));
 #line default
             var B = x.shape[0];
             var N = x.shape[1];
-#line 11 "mix/std/attention.mix"
-            var parts = Fn.Chunk(qkv.call(x), 3, -1);
-#line 11 "mix/std/attention.mix"
-            var q = parts[0];
-#line 11 "mix/std/attention.mix"
-            var k = parts[1];
-#line 11 "mix/std/attention.mix"
-            var v = parts[2];
-#line 12 "mix/std/attention.mix"
-            q = Fn.Transpose(Fn.Reshape(q, new long[] { B, N, options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value, options.HeadDim }), 1, 2);
 #line 13 "mix/std/attention.mix"
-            k = Fn.Transpose(Fn.Reshape(k, new long[] { B, N, options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value, options.HeadDim }), 1, 2);
+            var parts = Fn.Chunk(qkv.call(x), 3, -1);
+#line 13 "mix/std/attention.mix"
+            var q = parts[0];
+#line 13 "mix/std/attention.mix"
+            var k = parts[1];
+#line 13 "mix/std/attention.mix"
+            var v = parts[2];
 #line 14 "mix/std/attention.mix"
-            v = Fn.Transpose(Fn.Reshape(v, new long[] { B, N, options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value, options.HeadDim }), 1, 2);
+            q = Fn.Transpose(Fn.Reshape(q, new long[] { B, N, options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value, options.HeadDim }), 1, 2);
 #line 15 "mix/std/attention.mix"
-            var o = Fn.ScaledDotProductAttention(q, k, v, options.AttnDrop, options.Causal, training: training);
+            k = Fn.Transpose(Fn.Reshape(k, new long[] { B, N, options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value, options.HeadDim }), 1, 2);
 #line 16 "mix/std/attention.mix"
+            v = Fn.Transpose(Fn.Reshape(v, new long[] { B, N, options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value, options.HeadDim }), 1, 2);
+#line 17 "mix/std/attention.mix"
+            var o = options.Causal ? MixState.CausalAttention(this, q, k, v, dropoutP: options.AttnDrop) : Fn.ScaledDotProductAttention(q, k, v, options.AttnDrop, training: training);
+#line 19 "mix/std/attention.mix"
             return Fn.Dropout(proj.call(Fn.Reshape(Fn.Transpose(o, 1, 2), new long[] { B, N, (options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value) * options.HeadDim })), p: options.ProjDrop, training);
 #line default
         }

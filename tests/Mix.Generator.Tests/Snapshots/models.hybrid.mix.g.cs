@@ -46,13 +46,13 @@ namespace Mix.Snapshots
         public AttentionBlock(Options options) : base(nameof(AttentionBlock))
         {
             this.options = options;
-#line 8 "/repo/examples/models/hybrid.mix"
-            norm = Builtin.RmsNorm(options.Dim);
-#line 9 "/repo/examples/models/hybrid.mix"
-            mixer = Builtin.Attention(options.Dim, headDim: options.HeadDim, causal: true);
 #line 10 "/repo/examples/models/hybrid.mix"
-            norm2 = Builtin.RmsNorm(options.Dim);
+            norm = Builtin.RmsNorm(options.Dim);
 #line 11 "/repo/examples/models/hybrid.mix"
+            mixer = new global::Mix.Generated.Std.Attention(new global::Mix.Generated.Std.Attention.Options(options.Dim) { HeadDim = options.HeadDim, Causal = true });
+#line 12 "/repo/examples/models/hybrid.mix"
+            norm2 = Builtin.RmsNorm(options.Dim);
+#line 13 "/repo/examples/models/hybrid.mix"
             mlp = Builtin.SwiGLU(options.Dim, Fn.Int(options.MlpRatio * options.Dim), bias: false);
 #line default
             RegisterComponents();
@@ -63,11 +63,11 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 6 "/repo/examples/models/hybrid.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "attention_block", "x", "[B, L, dim]", "/repo/examples/models/hybrid.mix", 6, null, null, (long?)(options.Dim));
-#line 12 "/repo/examples/models/hybrid.mix"
+#line 8 "/repo/examples/models/hybrid.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "attention_block", "x", "[B, L, dim]", "/repo/examples/models/hybrid.mix", 8, null, null, (long?)(options.Dim));
+#line 14 "/repo/examples/models/hybrid.mix"
             x = MixDispatch.ResidualMixer(x, norm, mixer);
-#line 13 "/repo/examples/models/hybrid.mix"
+#line 15 "/repo/examples/models/hybrid.mix"
             return MixDispatch.Residual(x, norm2, mlp);
 #line default
         }
@@ -110,12 +110,12 @@ namespace Mix.Snapshots
         public HybridLm(Options options) : base(nameof(HybridLm))
         {
             this.options = options;
-#line 19 "/repo/examples/models/hybrid.mix"
+#line 21 "/repo/examples/models/hybrid.mix"
             backbone = new MixPipeline(
                 ("embeddings", Builtin.Embedding(options.VocabSize, options.DModel)),
                 ("layers", new MixSequence(Fn.Range(0, options.NLayer).Select(i => Fn.Mod(i, options.AttnEvery) == options.AttnEvery - 1 ? (nn.Module<Tensor, Tensor>)new AttentionBlock(new AttentionBlock.Options(options.DModel)) : new MambaBlock(new MambaBlock.Options(options.DModel))))),
                 ("norm_f", Builtin.RmsNorm(options.DModel)));
-#line 25 "/repo/examples/models/hybrid.mix"
+#line 27 "/repo/examples/models/hybrid.mix"
             lm_head = Builtin.Linear(options.DModel, options.VocabSize, bias: false);
 #line default
             RegisterComponents();
@@ -126,11 +126,11 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, 32000]</c></returns>
         public override Tensor forward(Tensor input_ids)
         {
-#line 17 "/repo/examples/models/hybrid.mix"
-            if (MixShapes.Enabled) MixShapes.Check(input_ids, "hybrid_lm", "input_ids", "long[B, L]", "/repo/examples/models/hybrid.mix", 17, null, null);
 #line 19 "/repo/examples/models/hybrid.mix"
+            if (MixShapes.Enabled) MixShapes.Check(input_ids, "hybrid_lm", "input_ids", "long[B, L]", "/repo/examples/models/hybrid.mix", 19, null, null);
+#line 21 "/repo/examples/models/hybrid.mix"
             input_ids = backbone.call(input_ids);
-#line 25 "/repo/examples/models/hybrid.mix"
+#line 27 "/repo/examples/models/hybrid.mix"
             input_ids = lm_head.call(input_ids);
 #line default
             return input_ids;
