@@ -31,8 +31,7 @@ public class FusedDispatchGpuTests
     {
         Gpu.Require();
         using var scope = torch.NewDisposeScope();
-        var m = new MetaFormerBlock(16, tokenMixer: (_, _) => new Pooling(), mlpAct: () => nn.GELU(), mlpBias: true,
-            normLayer: c => new GroupNorm1(c), layerScaleInitValue: 0.5).to(Gpu.Device);
+        var m = ZooBlocks.PoolFormer(16, layerScale: 0.5).to(Gpu.Device);
         m.eval();
         var x = torch.randn(2, 16, 14, 14, device: Gpu.Device);
         var before = MixDispatch.FusedEnabled;

@@ -53,12 +53,11 @@ public class FusedResidualTests
         finally { MixDispatch.FusedEnabled = before; }
     }
 
-    private static MetaFormerBlock PoolFormerBlock(int dim) =>
-        new(dim, tokenMixer: (_, _) => new Pooling(), mlpAct: () => nn.GELU(), mlpBias: true, normLayer: c => new GroupNorm1(c),
-            layerScaleInitValue: 0.5);
+    // The zoo's generated metaformer_block (models/metaformer.mix) in PoolFormer's and ConvFormer's configurations.
+    private static Mix.Zoo.MetaformerBlock PoolFormerBlock(int dim) => ZooBlocks.PoolFormer(dim, layerScale: 0.5);
 
-    private static MetaFormerBlock ConvFormerBlock(int dim) =>
-        new(dim, tokenMixer: (d, _) => new SepConv(d), normLayer: c => new LayerNorm2dNoBias(c), resScaleInitValue: 1.0);
+    private static Mix.Zoo.MetaformerBlock ConvFormerBlock(int dim) =>
+        ZooBlocks.MetaFormer(dim, d => Builtin.SepConv(d), d => Builtin.LayerNorm2dNoBias(d), resScale: 1.0);
 
     private static void Randomize(nn.Module m)
     {
@@ -157,11 +156,12 @@ public class FusedResidualTests
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         torch.manual_seed(13);
-        var m = new MetaFormerBlock(48, tokenMixer: (d, _) => new Attention(d, headDim: 16), normLayer: c => new LayerNormNoBias(c),
-            useNchw: false, layerScaleInitValue: 0.7, resScaleInitValue: 1.1);
+        var m = ZooBlocks.MetaFormer(48, d => Builtin.Attention(d, headDim: 16), d => Builtin.LayerNormNoBias(d),
+            useNchw: false, layerScale: 0.7, resScale: 1.1);
         Randomize(m);
         m.to(Gpu.Device).to(dt).eval();
-        var x = torch.randn(2, 49, 48, device: Gpu.Device).to_type(dt);
+        // the generated block takes [B, C, H, W] and runs its channels-last sub-blocks on tokens(x)
+        var x = torch.randn(2, 48, 7, 7, device: Gpu.Device).to_type(dt);
         var (reference, fused, hits) = ReferenceAndFused(() => m.forward(x));
         // the attention sub-block's scales and add run as one epilogue; the MLP as linear, bias + StarReLU, linear, epilogue
         Assert.Equal(2, hits);
@@ -174,8 +174,7 @@ public class FusedResidualTests
         Gpu.Require();
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var m = new MetaFormerBlock(16, tokenMixer: (_, _) => new Pooling(), normLayer: c => new GroupNorm1(c), dropPath: 0.2,
-            layerScaleInitValue: 0.5).to(Gpu.Device);
+        var m = ZooBlocks.MetaFormer(16, d => Builtin.Pool(d), d => Builtin.GroupNorm1(d), dropPath: 0.2, layerScale: 0.5).to(Gpu.Device);
         m.train();
         var x = torch.randn(2, 16, 8, 8, device: Gpu.Device);
         Assert.Equal(0, CountFused(() => m.forward(x)));
