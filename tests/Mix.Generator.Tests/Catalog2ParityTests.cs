@@ -27,7 +27,7 @@ public class Catalog2ParityTests
     {
         if (!File.Exists(HuggingFaceParityTests.Fixture(name + ".config.json")))
             Assert.Skip($"fixture {name} not made yet: run `python3 tests/parity/make_catalog2_fixtures.py --fla DIR --mamba DIR " +
-                "--hydra DIR --softs DIR` where torch, transformers and triton are installed (see tests/Mix.Runtime.Tests/Fixtures/parity/README.md)");
+                "--hydra DIR --softs DIR --only mamba2,gla` where torch ≥ 2.4, transformers and triton are installed (see tests/Mix.Runtime.Tests/Fixtures/parity/README.md)");
         using var doc = JsonDocument.Parse(File.ReadAllText(HuggingFaceParityTests.Fixture(name + ".config.json")));
         return doc.RootElement.Clone();
     }

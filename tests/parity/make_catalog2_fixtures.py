@@ -32,7 +32,30 @@ import traceback
 import types
 
 import torch
-from safetensors.torch import load_file, save_file
+
+try:
+    from safetensors.torch import load_file, save_file
+except ImportError:  # a machine without the safetensors package: the same file format, written here
+    load_file = None
+
+    def save_file(tensors: dict, path: str, metadata: dict = None) -> None:
+        names = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL"}
+        header, blobs, offset = {}, [], 0
+        if metadata:
+            header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+        for key in sorted(tensors):
+            t = tensors[key].detach().cpu().contiguous()
+            data = t.numpy().tobytes()
+            header[key] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+            blobs.append(data)
+            offset += len(data)
+        text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        text += b" " * ((8 - len(text) % 8) % 8)
+        with open(path, "wb") as f:
+            f.write(len(text).to_bytes(8, "little"))
+            f.write(text)
+            for b in blobs:
+                f.write(b)
 
 SEED = 4321
 
@@ -67,9 +90,90 @@ def state_dict_copy(model: torch.nn.Module) -> dict:
 
 
 def versions() -> dict:
-    import transformers
-    import triton
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "triton": triton.__version__}
+    found = {"torch": torch.__version__, "python": sys.version.split()[0]}
+    for name in ("transformers", "triton", "einops"):
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+        found[name] = "not installed (import stub)" if getattr(module, "__stub__", False) else getattr(module, "__version__", "?")
+    return found
+
+
+class _Permissive:
+    """Stands for any attribute of a missing triton: decorators return a never-launched kernel, anything else another
+    stub; autotune keeps its configs (mamba_ssm reads their block sizes at import)."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Permissive(f"{self._name}.{attr}")
+
+    def __call__(self, *args, **kwargs):
+        if self._name == "triton.autotune":
+            configs = list(kwargs.get("configs") or (args[0] if args else []))
+            return lambda f: _Kernel(getattr(f, "fn", f), configs)
+        if len(args) == 1 and callable(args[0]) and not kwargs:
+            return _Kernel(getattr(args[0], "fn", args[0]), getattr(args[0], "configs", []))
+        return _Permissive(f"{self._name}()")
+
+    def __getitem__(self, item):
+        return _Permissive(f"{self._name}[]")
+
+    def __iter__(self):
+        return iter(())
+
+
+class _Kernel:
+    """A decorated kernel of the stub: never launched."""
+
+    def __init__(self, fn, configs):
+        self.fn = fn
+        self.configs = configs
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Permissive(f"kernel.{attr}")
+
+    def __getitem__(self, item):
+        return _Permissive("kernel[]")
+
+
+class _Config:
+    def __init__(self, kwargs=None, **options):
+        self.kwargs = dict(kwargs or {})
+        self.num_warps = options.get("num_warps", 4)
+        self.num_stages = options.get("num_stages", 2)
+        self.pre_hook = options.get("pre_hook")
+
+
+def _stub_attribute(module: str, attr: str):
+    if attr.startswith("__") or f"{module}.{attr}" == "triton.runtime":  # no driver: callers fall back to the CPU
+        raise AttributeError(attr)
+    return _Config if f"{module}.{attr}" == "triton.Config" else _Permissive(f"{module}.{attr}")
+
+
+def stub_triton() -> None:
+    """Lets mamba_ssm's Triton files be imported on a machine without triton, for their pure-torch references only
+    (ssd_minimal_discrete, rms_norm_ref); no kernel can run then."""
+    try:
+        importlib.import_module("triton")
+        return
+    except ImportError:
+        pass
+    for name in ("triton", "triton.language", "triton.language.extra"):
+        module = types.ModuleType(name)
+        module.__getattr__ = (lambda n: (lambda attr: _stub_attribute(n, attr)))(name)
+        module.__version__ = "3.0.0"
+        module.__stub__ = True
+        sys.modules[name] = module
+    sys.modules["triton"].language = sys.modules["triton.language"]
 
 
 def write_fixture(out_dir, name, model, config: dict, inputs: dict, outputs: dict, extra: dict) -> None:
@@ -220,6 +324,7 @@ def stub_packages(root, names):
 
 
 def make_hydra(out_dir, mamba_dir, hydra_dir, device) -> None:
+    stub_triton()
     stub_packages(mamba_dir, ["mamba_ssm", "mamba_ssm.ops", "mamba_ssm.ops.triton", "mamba_ssm.utils", "mamba_ssm.modules"])
     stub_packages(hydra_dir, ["hydra", "hydra.modules"])
     hydra_module = importlib.import_module("hydra.modules.hydra")
@@ -301,20 +406,24 @@ def main() -> int:
     parser.add_argument("--fla", default=None, help="folder holding the fla package (flash-linear-attention)")
     parser.add_argument("--mamba", default=None, help="folder holding the mamba_ssm package (state-spaces/mamba)")
     parser.add_argument("--hydra", default=None, help="folder holding the hydra package (goombalab/hydra)")
+    parser.add_argument("--path", action="append", default=[], help="extra folder for sys.path (e.g. einops' source)")
+    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: mamba2,gla,hydra,softs")
     parser.add_argument("--softs", default=None, help="folder holding SOFTS's models/ and layers/ (Secilia-Cxy/SOFTS)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    sys.path[:0] = args.path
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print("versions:", versions(), "python", sys.version.split()[0], "device", device)
 
-    makers = [lambda: make_mamba2(args.out)]
-    if args.fla:
+    only = set(args.only.split(",")) if args.only else {"mamba2", "gla", "hydra", "softs"}
+    makers = [lambda: make_mamba2(args.out)] if "mamba2" in only else []
+    if args.fla and "gla" in only:
         makers += [lambda: make_gla_layer(args.out, args.fla, device), lambda: make_gla_lm(args.out, args.fla, device)]
-    if args.mamba and args.hydra:
+    if args.mamba and args.hydra and "hydra" in only:
         makers.append(lambda: make_hydra(args.out, args.mamba, args.hydra, device))
-    if args.softs:
+    if args.softs and "softs" in only:
         makers.append(lambda: make_softs(args.out, args.softs))
     failures = 0
     for make in makers:
