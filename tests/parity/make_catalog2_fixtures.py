@@ -9,6 +9,7 @@ make_fixtures.py (NAME.weights.safetensors, NAME.io.safetensors, NAME.config.jso
   gla_causal_lm     fla GLAForCausalLM (fla/models/gla), fp32, eval
   hydra_layer       goombalab/hydra Hydra (hydra/modules/hydra.py), fp32, eval, CPU
   softs             Secilia-Cxy/SOFTS Model (models/SOFTS.py, STAR mixer), fp32, eval, CPU
+  mamba2_layer      state-spaces/mamba Mamba2 (mamba_ssm/modules/mamba2.py, use_mem_eff_path=False), fp32, eval, CPU
 
 fla is not installed on the GPU host: pass the folder that holds its `fla` package with --fla (the script imports the
 official code from there; the project never contains it). The GLA layer's recurrence runs through fla's own pure-torch
@@ -381,6 +382,81 @@ def make_hydra(out_dir, mamba_dir, hydra_dir, device) -> None:
     write_fixture(out_dir, name, layer, dict(kwargs), {"x": x}, {"o": o}, extra)
 
 
+def ssd_reference(ssd_minimal_discrete):
+    """mamba_chunk_scan_combined's contract on mamba_ssm's pure-torch chunked SSD (ssd_minimal_discrete): dt bias and
+    softplus, heads reading their group's B and C, the D skip; zero steps pad to whole chunks (dt = 0 changes nothing)."""
+    F = torch.nn.functional
+
+    def scan(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=False, initial_states=None,
+             seq_idx=None, cu_seqlens=None, dt_limit=(0.0, float("inf")), return_final_states=False,
+             return_varlen_states=False):
+        assert z is None and initial_states is None and seq_idx is None and cu_seqlens is None
+        assert dt_limit == (0.0, float("inf")) and not return_final_states and not return_varlen_states
+        b, l, h, p = x.shape
+        if dt_bias is not None:
+            dt = dt + dt_bias
+        if dt_softplus:
+            dt = F.softplus(dt)
+        Bh = B.repeat_interleave(h // B.shape[2], dim=2)
+        Ch = C.repeat_interleave(h // C.shape[2], dim=2)
+        pad = (-l) % chunk_size
+        y, _ = ssd_minimal_discrete(F.pad(x * dt[..., None], (0, 0, 0, 0, 0, pad)), F.pad(A * dt, (0, 0, 0, pad)),
+                                    F.pad(Bh, (0, 0, 0, 0, 0, pad)), F.pad(Ch, (0, 0, 0, 0, 0, pad)), chunk_size)
+        y = y[:, :l]
+        if D is not None:
+            y = y + x * (D[:, None] if D.dim() == 1 else D)
+        return y
+
+    return scan
+
+
+def make_mamba2_layer(out_dir, mamba_dir) -> None:
+    stub_triton()
+    stub_packages(mamba_dir, ["mamba_ssm", "mamba_ssm.ops", "mamba_ssm.ops.triton", "mamba_ssm.utils",
+                              "mamba_ssm.modules", "mamba_ssm.distributed"])
+    if "huggingface_hub" not in sys.modules:
+        try:
+            importlib.import_module("huggingface_hub")
+        except ImportError:  # only the mixin base class is imported; it adds hub methods, nothing to the forward
+            hub = types.ModuleType("huggingface_hub")
+            hub.PyTorchModelHubMixin = type("PyTorchModelHubMixin", (), {})
+            sys.modules["huggingface_hub"] = hub
+    mamba2 = importlib.import_module("mamba_ssm.modules.mamba2")
+    from mamba_ssm.modules.ssd_minimal import ssd_minimal_discrete
+    from mamba_ssm.ops.triton.layernorm_gated import rms_norm_ref
+    name = "mamba2_layer"
+    torch.manual_seed(SEED)
+    g = torch.Generator().manual_seed(SEED + 5)
+    # d_ssm 16 < expand·d_model = 32 (a gated MLP part), 2 heads of 8 reading 2 groups, per-head D, per-group norm.
+    kwargs = dict(d_model=16, d_state=8, d_conv=4, expand=2, headdim=8, d_ssm=16, ngroups=2, D_has_hdim=True,
+                  chunk_size=4, use_mem_eff_path=False)
+    layer = mamba2.Mamba2(**kwargs).eval()
+    randomize_(layer, g)
+    x = torch.randn(2, 7, 16, generator=g)
+    norm = layer.norm
+
+    def reference_norm(y, z=None):
+        return rms_norm_ref(y, norm.weight, norm.bias, z=z, eps=norm.eps, group_size=norm.group_size,
+                            norm_before_gate=norm.norm_before_gate)
+
+    original = mamba2.mamba_chunk_scan_combined
+    with torch.no_grad():
+        mamba2.mamba_chunk_scan_combined = ssd_reference(ssd_minimal_discrete)
+        norm.forward = reference_norm
+        conv_fn = getattr(mamba2, "causal_conv1d_fn", None)
+        mamba2.causal_conv1d_fn = None  # nn.Conv1d with the tail dropped, the module's own fallback
+        try:
+            o = layer(x)
+        finally:
+            mamba2.mamba_chunk_scan_combined = original
+            mamba2.causal_conv1d_fn = conv_fn
+            del norm.forward
+    extra = {"ssd": "mamba_ssm.modules.ssd_minimal.ssd_minimal_discrete (patched in for mamba_chunk_scan_combined)",
+             "norm": "mamba_ssm.ops.triton.layernorm_gated.rms_norm_ref (patched in for RMSNormGated.forward)",
+             "norm_group_size": norm.group_size, "device": "cpu"}
+    write_fixture(out_dir, name, layer, {k: v for k, v in kwargs.items()}, {"x": x}, {"o": o}, extra)
+
+
 def make_softs(out_dir, softs_dir) -> None:
     stub_packages(softs_dir, ["models", "layers"])
     softs = importlib.import_module("models.SOFTS")
@@ -407,7 +483,7 @@ def main() -> int:
     parser.add_argument("--mamba", default=None, help="folder holding the mamba_ssm package (state-spaces/mamba)")
     parser.add_argument("--hydra", default=None, help="folder holding the hydra package (goombalab/hydra)")
     parser.add_argument("--path", action="append", default=[], help="extra folder for sys.path (e.g. einops' source)")
-    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: mamba2,gla,hydra,softs")
+    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: mamba2,gla,hydra,softs,mamba2_layer")
     parser.add_argument("--softs", default=None, help="folder holding SOFTS's models/ and layers/ (Secilia-Cxy/SOFTS)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -417,12 +493,14 @@ def main() -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print("versions:", versions(), "python", sys.version.split()[0], "device", device)
 
-    only = set(args.only.split(",")) if args.only else {"mamba2", "gla", "hydra", "softs"}
+    only = set(args.only.split(",")) if args.only else {"mamba2", "gla", "hydra", "softs", "mamba2_layer"}
     makers = [lambda: make_mamba2(args.out)] if "mamba2" in only else []
     if args.fla and "gla" in only:
         makers += [lambda: make_gla_layer(args.out, args.fla, device), lambda: make_gla_lm(args.out, args.fla, device)]
     if args.mamba and args.hydra and "hydra" in only:
         makers.append(lambda: make_hydra(args.out, args.mamba, args.hydra, device))
+    if args.mamba and "mamba2_layer" in only:
+        makers.append(lambda: make_mamba2_layer(args.out, args.mamba))
     if args.softs and "softs" in only:
         makers.append(lambda: make_softs(args.out, args.softs))
     failures = 0
