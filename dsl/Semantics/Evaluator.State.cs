@@ -28,7 +28,7 @@ internal sealed partial class Evaluator
         foreach (var decl in sig.Inputs)
             foreach (var d in decl.Shape.Dims)
                 if (d is NameExpr n && IsShapeSymbol(n.Name) && u.FindParam(n.Name) is null && frame.Scope.TryGet(n.Name, out var v) && v is IntValue iv)
-                    foreach (var s in iv.Dim.Symbols) frame.InputSymbols.Add(s);
+                    foreach (var s in iv.Dim.Symbols) (frame.InputSymbols ??= new HashSet<string>()).Add(s);
     }
 
     /// <summary><c>name = state(...)</c>: checked against the mixer's input, then the name is a tensor of that shape.</summary>
@@ -42,7 +42,7 @@ internal sealed partial class Evaluator
                 $"'{target.Name} = state(...)' declares decoding state, which only a mixer definition has (the inference cache gives each mixer a slot); move it into a `mixer`");
             return;
         }
-        if (layerNames.ContainsKey(target.Name) || f.States.ContainsKey(target.Name))
+        if (layerNames.ContainsKey(target.Name) || f.States?.ContainsKey(target.Name) == true)
         {
             Report(f, target.Span, DiagnosticIds.DuplicateLayer, $"'{target.Name}' is already declared in this body");
             return;
@@ -58,7 +58,7 @@ internal sealed partial class Evaluator
         }
         for (int k = 1; k < s.Shape.Rank; k++)
         {
-            var leak = s.Shape[k].Symbols.FirstOrDefault(f.InputSymbols.Contains);
+            var leak = f.InputSymbols is { } symbols ? s.Shape[k].Symbols.FirstOrDefault(symbols.Contains) : null;
             if (leak is not null)
             {
                 Report(f, At(k), DiagnosticIds.StateNotBatchFirst,
@@ -66,13 +66,13 @@ internal sealed partial class Evaluator
                 return;
             }
         }
-        f.States[target.Name] = new StateInfo(target, s.Shape);
+        (f.States ??= new Dictionary<string, StateInfo>())[target.Name] = new StateInfo(target, s.Shape);
     }
 
     /// <summary>A binding of a declared state's name is its update: the same shape and element type as declared.</summary>
     void CheckStateUpdate(Identifier target, Value value, Frame f)
     {
-        if (!f.States.TryGetValue(target.Name, out var info)) return;
+        if (f.States is null || !f.States.TryGetValue(target.Name, out var info)) return;
         info.Updated = true;
         if (value is UnknownValue) return;
         if (value is TensorValue t && t.Shape.CompatibleWith(info.Shape) && t.Shape.ElementType == info.Shape.ElementType) return;
@@ -89,7 +89,7 @@ internal sealed partial class Evaluator
         if (!frame.CreatesChildren) return;
         if (frame.KeyValues is var (heads, headDim) && frame.Node is LayerNode kvNode)
             kvNode.Cache = new CacheFootprint("kv", Dim.Const(2) * heads * headDim, Dim.Const(0)) { HeadDim = headDim };
-        else if (frame.States.Count > 0 && frame.Node is LayerNode node)
+        else if (frame.States is { Count: > 0 } && frame.Node is LayerNode node)
         {
             var perRow = Dim.Const(0);
             foreach (var s in frame.States.Values)
@@ -100,6 +100,7 @@ internal sealed partial class Evaluator
             }
             node.Cache = new CacheFootprint("state", Dim.Const(0), perRow);
         }
+        if (frame.States is null) return;
         foreach (var s in frame.States.Values)
             if (!s.Updated)
                 Report(frame, s.Name.Span, DiagnosticIds.StateNeverUpdated,

@@ -47,9 +47,9 @@ internal sealed class Frame
     public Shape? MixerInput { get; set; }
     /// <summary>In a mixer's body: the symbols of the sizes its signature binds (B, L, ...), which a state's
     /// per-row sizes may not use.</summary>
-    public HashSet<string> InputSymbols { get; } = new();
-    /// <summary>States declared in this body (<c>s = state(...)</c>), by name.</summary>
-    public Dictionary<string, Evaluator.StateInfo> States { get; } = new();
+    public HashSet<string>? InputSymbols { get; set; }
+    /// <summary>States declared in this body (<c>s = state(...)</c>), by name; null until the first (frames are many).</summary>
+    public Dictionary<string, Evaluator.StateInfo>? States { get; set; }
     /// <summary>In a mixer's body that calls causal_attention: its heads and head size (the KV footprint).</summary>
     public (Dim Heads, Dim HeadDim)? KeyValues { get; set; }
 

@@ -158,9 +158,9 @@ public static class QuantizationEvaluation
             using (var cache = lm.CreateCache(sequences.Length, kv))
             using (var ids = torch.tensor(sequences.SelectMany(r => r).ToArray(), new long[] { sequences.Length, length }, device: device))
             {
-                var attention = cache.Slots.OfType<AttentionCacheSlot>().ToList();
+                // The built-in attention's slot, or the KV slot of a .mix attention (shaped by its first keys).
+                var attention = cache.Slots.Where(s => s is AttentionCacheSlot or MixKvCacheSlot).ToList();
                 if (attention.Count == 0) throw new ArgumentException("the model has no attention layer: there is no KV cache to quantize", nameof(model));
-                bytesPerToken = attention[0].BytesPerToken;
                 for (int at = 0; at < length - 1; at += chunk)
                 {
                     using var scope = torch.NewDisposeScope();
@@ -173,6 +173,7 @@ public static class QuantizationEvaluation
                     nll -= lp.gather(-1, target.unsqueeze(-1)).sum().item<float>();
                     count += target.numel();
                 }
+                bytesPerToken = attention[0].BytesPerToken;
             }
             double ppl = Math.Exp(nll / count);
             if (quant is null) baseline = ppl;

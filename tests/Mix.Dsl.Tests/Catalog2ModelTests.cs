@@ -62,4 +62,21 @@ public class Catalog2ModelTests
         Assert.Equal("[32000, 1024]", keys["lm_head.weight"]);
         Assert.Equal(24 * 14 + 3, keys.Count);
     }
+    [Fact]
+    public void Softs_keys_are_the_official_ones()
+    {
+        var root = Examples.Find("softs")!.Root!;
+        var keys = root.AllWeights().ToDictionary(w => w.Key, w => w.Weight.ShapeText);
+        Assert.Equal("[512, 96]", keys["enc_embedding.value_embedding.weight"]);
+        Assert.Equal("[512, 512]", keys["encoder.attn_layers.0.attention.gen1.weight"]);
+        Assert.Equal("[512, 512]", keys["encoder.attn_layers.0.attention.gen2.weight"]);
+        Assert.Equal("[512, 1024]", keys["encoder.attn_layers.1.attention.gen3.weight"]);
+        Assert.Equal("[512]", keys["encoder.attn_layers.1.attention.gen4.bias"]);
+        Assert.Equal("[2048, 512, 1]", keys["encoder.attn_layers.0.conv1.weight"]);
+        Assert.Equal("[512, 2048, 1]", keys["encoder.attn_layers.0.conv2.weight"]);
+        Assert.Equal("[512]", keys["encoder.attn_layers.0.norm2.bias"]);
+        Assert.Equal("[96, 512]", keys["projection.weight"]);
+        Assert.Equal(2 + 2 * 16 + 2, keys.Count); // per layer: gen1..4 ×2, conv1 ×2, conv2 ×2, norm1 ×2, norm2 ×2
+        Assert.Equal("[B, 96, 7]", Examples.Find("softs")!.Output!.ToString());
+    }
 }

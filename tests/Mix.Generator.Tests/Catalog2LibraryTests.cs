@@ -231,4 +231,24 @@ public class Catalog2LibraryTests
         changed[.., L - 1] = changed[.., L - 1] + 1;
         if (L > 1) Assert.False(mixer.call(changed)[.., 0].allclose(mixer.call(x)[.., 0], rtol: 0, atol: 1e-6));
     }
+    [Theory]
+    [InlineData(16L, 8L, 5L)]
+    [InlineData(12L, 20L, 1L)]     // one series: the pooled core is that series' own
+    public void Star_matches_the_official_eval_equations(long dim, long dCore, long series)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var mixer = new Std.Star(new Std.Star.Options(dim, dCore));
+        Redraw(mixer, 41);
+        mixer.eval();
+        var sd = mixer.state_dict();
+        torch.manual_seed(8);
+        var x = torch.randn(3, series, dim);
+        using var _ = torch.no_grad();
+        var core = Linear(sd, "gen2", F.gelu(Linear(sd, "gen1", x)));
+        var pooled = (core * core.softmax(1)).sum(1, keepdim: true).expand(3, series, dCore);
+        var expected = Linear(sd, "gen4", F.gelu(Linear(sd, "gen3", torch.cat(new[] { x, pooled }, -1))));
+        AssertClose(expected, mixer.call(x), "star");
+        mixer.train();
+        AssertClose(expected, mixer.call(x), "star (training pools as eval)");
+    }
 }

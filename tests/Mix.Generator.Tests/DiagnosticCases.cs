@@ -124,6 +124,20 @@ public static class DiagnosticCases
               return (x + prev) / 2
             }
             """),
+        Front("MIX0111", Error, """
+            block attend(dim: int) (x: [B, L, dim]) -> [B, L, dim] {
+              q = reshape(x, [B, L, 1, dim])
+              return reshape({|MIX0111:causal_attention(q, q, q)|}, [B, L, dim])
+            }
+            """, "MIX0111 causal_attention"),
+        Front("MIX0101", Error, """
+            mixer conv(kernel: int = 4) (x: [B, L, dim]) -> [B, L, dim] {
+              conv = conv1d(dim, dim, kernel_size = kernel, groups = dim)
+              s = state([B, dim, kernel - 1])
+              y, s = causal_conv1d(transpose(x, 1, 2), conv.{|MIX0101:weights|}, state = s)
+              return transpose(y, 1, 2)
+            }
+            """, "MIX0101 layer weight"),
         Front("MIX0112", Warning, """
             mixer conv(kernel: int = 4) (x: [B, L, dim]) -> [B, L, dim] {
               w = param([dim, kernel], init = normal(std = 0.1))

@@ -8,6 +8,7 @@ make_fixtures.py (NAME.weights.safetensors, NAME.io.safetensors, NAME.config.jso
   gla_layer         fla GatedLinearAttention (fla/layers/gla.py), fp32, eval
   gla_causal_lm     fla GLAForCausalLM (fla/models/gla), fp32, eval
   hydra_layer       goombalab/hydra Hydra (hydra/modules/hydra.py), fp32, eval, CPU
+  softs             Secilia-Cxy/SOFTS Model (models/SOFTS.py, STAR mixer), fp32, eval, CPU
 
 fla is not installed on the GPU host: pass the folder that holds its `fla` package with --fla (the script imports the
 official code from there; the project never contains it). The GLA layer's recurrence runs through fla's own pure-torch
@@ -275,6 +276,23 @@ def make_hydra(out_dir, mamba_dir, hydra_dir, device) -> None:
     write_fixture(out_dir, name, layer, dict(kwargs), {"x": x}, {"o": o}, extra)
 
 
+def make_softs(out_dir, softs_dir) -> None:
+    stub_packages(softs_dir, ["models", "layers"])
+    softs = importlib.import_module("models.SOFTS")
+    name = "softs"
+    torch.manual_seed(SEED)
+    g = torch.Generator().manual_seed(SEED + 4)
+    config = dict(seq_len=16, pred_len=8, enc_in=5, d_model=16, d_core=8, d_ff=32, e_layers=2, dropout=0.0,
+                  activation="gelu", use_norm=True)
+    model = softs.Model(types.SimpleNamespace(**config)).eval()
+    randomize_(model, g)
+    t = torch.arange(16, dtype=torch.float32).view(1, 16, 1)
+    x = (torch.randn(2, 16, 5, generator=g) * 1.5 + 0.7 + torch.sin(t / 2.0)).contiguous()
+    with torch.no_grad():
+        y = model(x, None, None, None)
+    write_fixture(out_dir, name, model, config, {"x_enc": x}, {"y": y}, {"device": "cpu"})
+
+
 def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     default_out = os.path.normpath(os.path.join(here, "..", "Mix.Runtime.Tests", "Fixtures", "parity"))
@@ -283,6 +301,7 @@ def main() -> int:
     parser.add_argument("--fla", default=None, help="folder holding the fla package (flash-linear-attention)")
     parser.add_argument("--mamba", default=None, help="folder holding the mamba_ssm package (state-spaces/mamba)")
     parser.add_argument("--hydra", default=None, help="folder holding the hydra package (goombalab/hydra)")
+    parser.add_argument("--softs", default=None, help="folder holding SOFTS's models/ and layers/ (Secilia-Cxy/SOFTS)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -295,6 +314,8 @@ def main() -> int:
         makers += [lambda: make_gla_layer(args.out, args.fla, device), lambda: make_gla_lm(args.out, args.fla, device)]
     if args.mamba and args.hydra:
         makers.append(lambda: make_hydra(args.out, args.mamba, args.hydra, device))
+    if args.softs:
+        makers.append(lambda: make_softs(args.out, args.softs))
     failures = 0
     for make in makers:
         try:
