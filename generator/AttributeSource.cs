@@ -97,8 +97,8 @@ namespace Mix
     }
 
     /// <summary>
-    /// One stage of a <see cref=""MetaFormerModelAttribute""/> model: <paramref name=""depth""/> blocks of
-    /// <paramref name=""dim""/> channels (the first stage after the stem, later ones after a stride-2 downsampling).
+    /// One stage of a <see cref=""MetaFormerModelAttribute""/> model: <c>depth</c> blocks of
+    /// <c>dim</c> channels (the first stage after the stem, later ones after a stride-2 downsampling).
     /// Settings left unset take the model's.
     /// </summary>
     [global::System.AttributeUsage(global::System.AttributeTargets.Class, AllowMultiple = true, Inherited = false)]

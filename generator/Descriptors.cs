@@ -6,7 +6,7 @@ namespace Mix.Generator;
 /// <summary>Diagnostics of the generator itself (the front end's are in <see cref="FrontEndDescriptors"/>).</summary>
 internal static class Descriptors
 {
-    const string Help = "docs/generator.md#";
+    const string Help = HelpLinks.BaseUrl + "docs/generator.md#";
 
     public static readonly DiagnosticDescriptor Unsupported = new(
         "MIX9001", "Construct not supported by the generator", "{0}", "Generator", DiagnosticSeverity.Warning, true,

@@ -20,7 +20,7 @@ public static class FrontEndDescriptors
     static Microsoft.CodeAnalysis.DiagnosticDescriptor Convert(Mix.Dsl.Diagnostics.DiagnosticDescriptor d) => new(
         d.Id, d.Title, "{0}", "Mix." + d.Category,
         d.Severity switch { Severity.Error => DiagnosticSeverity.Error, Severity.Warning => DiagnosticSeverity.Warning, _ => DiagnosticSeverity.Info },
-        isEnabledByDefault: true, helpLinkUri: "docs/language.md" + d.HelpAnchor);
+        isEnabledByDefault: true, helpLinkUri: HelpLinks.Language(d.Id, d.Title));
 
     /// <summary>Every front-end descriptor, by ID.</summary>
     public static IEnumerable<Microsoft.CodeAnalysis.DiagnosticDescriptor> All => s_descriptors.Values.OrderBy(d => d.Id, StringComparer.Ordinal);

@@ -81,6 +81,8 @@ internal sealed partial class Translator
 
     int LineOf(TextSpan span) => _source.GetPosition(span.Start).Line + 1;
 
+    bool InStandardLibrary => StandardLibrary.IsStdPath(_source.Path);
+
     // ---- entry --------------------------------------------------------------------------------------------------
 
     public ClassSpec Translate()
@@ -351,6 +353,11 @@ internal sealed partial class Translator
                 VFactory { Callable: UserCallable uc } when StandardLibrary.IsLibraryPath(uc.File.Source.Path) =>
                     ModuleOfArity(uc.Definition.Signature?.Inputs.Count ?? 1),
                 VFactory { Callable: UserCallable uc } => Names.Pascal(uc.Name),
+                // Typed where the built-in always builds one module type, except in the standard library's files: their
+                // classes are internal, and the quantizer must be able to swap their linear layers (a field typed
+                // Linear cannot hold a QuantizedLinear).
+                VFactory { Callable: BuiltinCallable bc } f when f.IsComplete && !f.IsFunction && !InStandardLibrary
+                    && BuiltinModuleTypes.Of(bc.Name) is { } builtinType => builtinType,
                 VInline => "MixPipeline",
                 _ => ModuleType,
             };

@@ -17,8 +17,7 @@ public sealed class DiagnosticDescriptor
     public Severity Severity { get; }
     /// <summary>Syntax, Names, Arguments, Shapes or Flow.</summary>
     public string Category { get; }
-    /// <summary>Short title.</summary>
+    /// <summary>Short title; docs/language.md's section of the ID is headed <c>### {Id} {Title}</c> (the generator's help
+    /// links point there).</summary>
     public string Title { get; }
-    /// <summary>Anchor of the entry in docs/language.md.</summary>
-    public string HelpAnchor => "#" + Id.ToLowerInvariant();
 }

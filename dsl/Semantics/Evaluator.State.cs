@@ -19,7 +19,7 @@ internal sealed partial class Evaluator
         public bool Updated { get; set; }
     }
 
-    /// <summary>Marks <paramref name="frame"/> as the body of a mixer whose first input is <paramref name="input"/>; the
+    /// <summary>Marks <paramref name="frame"/> as the body of a mixer whose first input is the first of <paramref name="inputs"/>; the
     /// sizes of its signature's shape symbols are what a state's non-batch axes may not depend on.</summary>
     void EnterMixerBody(UserCallable u, Signature sig, IReadOnlyList<Value> inputs, Frame frame)
     {

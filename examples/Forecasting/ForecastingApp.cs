@@ -7,8 +7,8 @@ using System.IO;
 using System.Linq;
 using Mix.Examples.Data;
 using Mix.Examples.Forecasting.Models;
-using Mix.Examples.Summary;
-using Mix.Examples.Training;
+using Mix.Training.Summary;
+using Mix.Training;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -62,7 +62,7 @@ public static class ForecastingApp
         {
             context, horizon, epochs, seed, cpu, threads, output,
         };
-        root.SetAction(p =>
+        root.SetAction(p => Devices.Run(console, () =>
         {
             Run(new ForecastingOptions
             {
@@ -70,7 +70,7 @@ public static class ForecastingApp
                 Cpu = p.GetValue(cpu), Threads = p.GetValue(threads), Output = p.GetValue(output)!,
             }, console);
             return 0;
-        });
+        }));
         var invocation = new InvocationConfiguration();
         if (helpOutput is not null) { invocation.Output = helpOutput; invocation.Error = helpOutput; }
         return root.Parse(args).Invoke(invocation);
@@ -79,7 +79,7 @@ public static class ForecastingApp
     /// <summary>Trains both models and prints MSE/MAE against the naive baseline.</summary>
     public static IReadOnlyList<ForecastResult> Run(ForecastingOptions o, IAnsiConsole? console = null)
     {
-        console ??= AnsiConsole.Console;
+        console ??= ConsoleOutput.Default;
         Devices.SetThreads(o.Threads);
         var device = Devices.Pick(o.Cpu);
         var data = MacroData.Load();

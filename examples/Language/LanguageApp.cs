@@ -8,8 +8,8 @@ using System.Linq;
 using System.Text;
 using Mix.Examples.Data;
 using Mix.Examples.Language.Models;
-using Mix.Examples.Summary;
-using Mix.Examples.Training;
+using Mix.Training.Summary;
+using Mix.Training;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -104,7 +104,7 @@ public static class LanguageApp
         {
             steps, context, models, prompt, length, temperature, seed, cpu, threads, scanChunk, output, quantize, kvQuant, summaryKv,
         };
-        root.SetAction(p =>
+        root.SetAction(p => Devices.Run(console, () =>
         {
             Run(new LanguageOptions
             {
@@ -114,7 +114,7 @@ public static class LanguageApp
                 QuantizeWeights = p.GetValue(quantize), QuantizeKvCache = p.GetValue(kvQuant), SummaryKvFormat = p.GetValue(summaryKv)!,
             }, console);
             return 0;
-        });
+        }));
         var invocation = new InvocationConfiguration();
         if (helpOutput is not null) { invocation.Output = helpOutput; invocation.Error = helpOutput; }
         return root.Parse(args).Invoke(invocation);
@@ -123,7 +123,7 @@ public static class LanguageApp
     /// <summary>Trains the selected models, reports held-out bits per character and prints samples.</summary>
     public static IReadOnlyList<LanguageResult> Run(LanguageOptions o, IAnsiConsole? console = null)
     {
-        console ??= AnsiConsole.Console;
+        console ??= ConsoleOutput.Default;
         Devices.SetThreads(o.Threads);
         var device = Devices.Pick(o.Cpu);
         var text = ExampleData.ReadAllText(ExampleData.Find(FileName)).Replace("\r", "", StringComparison.Ordinal);

@@ -8,7 +8,7 @@ using Mix.Dsl;
 using Mix.Dsl.Diagnostics;
 using Mix.Dsl.Syntax;
 using Mix.Dsl.Text;
-using Mix.Examples.Summary;
+using Mix.Training.Summary;
 
 namespace Mix.Cli;
 
@@ -24,9 +24,23 @@ public static class MixCli
         error ??= Console.Error;
         var root = new RootCommand("mix: check .mix files, print a model's layers, shapes, parameters and FLOPs, and print the C# the Mix generator emits.");
 
-        var checkFiles = new Argument<string[]>("files") { Description = "The .mix files to check (their imports are read too)", Arity = ArgumentArity.OneOrMore };
-        var check = new Command("check", "Parse and check .mix files; print diagnostics as file(line,col): error MIXnnnn: message. Exit code 1 on errors.") { checkFiles };
-        check.SetAction(p => Check(p.GetValue(checkFiles)!, output, error));
+        Option<string?> ProjectOption() => new("--project", "-p")
+        {
+            Description = "A C# project (file or folder) whose [Mixer] classes the .mix files may use; `check` with no files checks the project's .mix files",
+        };
+        Option<string[]> AssemblyOption() => new("--assembly", "-a")
+        {
+            Description = "A built assembly whose [Mixer] classes the .mix files may use (repeatable)", AllowMultipleArgumentsPerToken = true,
+        };
+
+        var checkFiles = new Argument<string[]>("files") { Description = "The .mix files to check (their imports are read too); default with --project: the project's", Arity = ArgumentArity.ZeroOrMore };
+        var checkProject = ProjectOption();
+        var checkAssemblies = AssemblyOption();
+        var check = new Command("check", "Parse and check .mix files; print diagnostics as file(line,col): error MIXnnnn: message. Exit code 1 on errors.")
+        {
+            checkFiles, checkProject, checkAssemblies,
+        };
+        check.SetAction(p => Check(p.GetValue(checkFiles) ?? Array.Empty<string>(), p.GetValue(checkProject), p.GetValue(checkAssemblies) ?? Array.Empty<string>(), output, error));
 
         var summaryFile = new Argument<string>("file") { Description = "The .mix file" };
         var summaryModel = new Argument<string?>("model") { Description = "The model (or block) to summarize; default: every model in the file", Arity = ArgumentArity.ZeroOrOne };
@@ -42,12 +56,16 @@ public static class MixCli
         };
         var kvGroup = new Option<int>("--kv-group") { Description = "Group size G of a quantized KV cache", DefaultValueFactory = _ => 32 };
         var kvResidual = new Option<int>("--kv-residual") { Description = "Recent tokens R a quantized KV cache keeps in full precision", DefaultValueFactory = _ => 32 };
+        var summaryProject = ProjectOption();
+        summaryProject.Description = "A C# project (file or folder) whose [Mixer] classes the .mix file may use";
+        var summaryAssemblies = AssemblyOption();
         var summary = new Command("summary", "Print a model's layer table from the .mix source alone: layer, kind, output shape (symbolic), parameters, FLOPs, and for causal models the decoding cache (bytes per token and fixed bytes per sequence, per layer and in total).")
         {
-            summaryFile, summaryModel, sizes, depth, kvCache, kvGroup, kvResidual,
+            summaryFile, summaryModel, sizes, depth, kvCache, kvGroup, kvResidual, summaryProject, summaryAssemblies,
         };
         summary.SetAction(p => Summary(p.GetValue(summaryFile)!, p.GetValue(summaryModel), p.GetValue(sizes) ?? Array.Empty<string>(), p.GetValue(depth),
-            p.GetValue(kvCache), p.GetValue(kvGroup), p.GetValue(kvResidual), output, error));
+            p.GetValue(kvCache), p.GetValue(kvGroup), p.GetValue(kvResidual), p.GetValue(summaryProject), p.GetValue(summaryAssemblies) ?? Array.Empty<string>(),
+            output, error));
 
         var emitFile = new Argument<string>("file") { Description = "The .mix file" };
         var ns = new Option<string>("--namespace", "-n") { Description = "Namespace of the generated classes", DefaultValueFactory = _ => "Mix.Models" };
@@ -62,10 +80,54 @@ public static class MixCli
         return root.Parse(args).Invoke(config);
     }
 
-    static int Check(string[] files, TextWriter output, TextWriter error)
+    /// <summary>The [Mixer] classes of <paramref name="project"/> and <paramref name="assemblies"/>; null (after an error
+    /// line) when one cannot be read.</summary>
+    static List<ExternalMixer>? Mixers(string? project, string[] assemblies, TextWriter error)
     {
+        var mixers = new List<ExternalMixer>();
+        try
+        {
+            if (project is not null) mixers.AddRange(CSharpMixers.FromProject(project));
+            foreach (var a in assemblies) mixers.AddRange(CSharpMixers.FromAssembly(a));
+        }
+        catch (Exception e) when (e is IOException or BadImageFormatException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return null;
+        }
+        return mixers;
+    }
+
+    /// <summary>The .mix files below a project's folder (outside bin and obj), relative to the current directory.</summary>
+    static string[] ProjectMixFiles(string project)
+    {
+        var full = Path.GetFullPath(project);
+        var dir = File.Exists(full) ? Path.GetDirectoryName(full)! : full;
+        if (!Directory.Exists(dir)) return Array.Empty<string>();
+        return Directory.EnumerateFiles(dir, "*.mix", SearchOption.AllDirectories)
+            .Where(f => !Path.GetRelativePath(dir, f).Split('/', '\\').Any(p => p is "bin" or "obj"))
+            .OrderBy(f => f, StringComparer.Ordinal).ToArray();
+    }
+
+    static int Check(string[] files, string? project, string[] assemblies, TextWriter output, TextWriter error)
+    {
+        if (files.Length == 0)
+        {
+            if (project is null)
+            {
+                error.WriteLine("error: mix check needs .mix files, or --project to check a project's .mix files");
+                return 2;
+            }
+            files = ProjectMixFiles(project);
+            if (files.Length == 0 && (File.Exists(project) || Directory.Exists(project)))
+            {
+                error.WriteLine($"error: {DisplayPath(project)} holds no .mix files");
+                return 2;
+            }
+        }
+        if (Mixers(project, assemblies, error) is not { } mixers) return 2;
         if (!TryLoad(files, error, out var sources)) return 2;
-        var compilation = MixCompilation.Create(sources, Array.Empty<ExternalMixer>());
+        var compilation = MixCompilation.Create(sources, mixers);
         foreach (var d in compilation.Diagnostics) output.WriteLine(d.ToString());
         int errors = compilation.Diagnostics.Count(d => d.Severity == Severity.Error);
         int warnings = compilation.Diagnostics.Count(d => d.Severity == Severity.Warning);
@@ -76,7 +138,7 @@ public static class MixCli
     }
 
     static int Summary(string file, string? model, string[] sizeArgs, int depth, string? kvCache, int kvGroup, int kvResidual,
-        TextWriter output, TextWriter error)
+        string? project, string[] assemblies, TextWriter output, TextWriter error)
     {
         KvCacheFormat? format = null;
         if (kvCache is not null)
@@ -99,8 +161,9 @@ public static class MixCli
             }
             sizes[kv[0].Trim()] = v;
         }
+        if (Mixers(project, assemblies, error) is not { } mixers) return 2;
         if (!TryLoad(new[] { file }, error, out var sources)) return 2;
-        var compilation = MixCompilation.Create(sources, Array.Empty<ExternalMixer>());
+        var compilation = MixCompilation.Create(sources, mixers);
         foreach (var d in compilation.Diagnostics) error.WriteLine(d.ToString());
         if (compilation.HasErrors) return 1;
         var path = DisplayPath(file);
@@ -115,6 +178,18 @@ public static class MixCli
                 : $"error: no definition '{model}' in {path} or its imports; {path} defines: {string.Join(", ", models)}");
             return 2;
         }
+        // A size the models do not have is a typo (it would silently leave their sizes symbolic).
+        var known = defs.SelectMany(ModelSummary.SizeNames).ToHashSet(StringComparer.Ordinal);
+        var unknown = sizes.Keys.Where(k => !known.Contains(k)).ToList();
+        if (unknown.Count > 0)
+        {
+            error.WriteLine($"error: --size: {string.Join(", ", unknown.Select(u => $"'{u}'"))} {(unknown.Count == 1 ? "is not a size" : "are not sizes")} of " +
+                            $"{string.Join(", ", defs.Select(d => d.Name))}; {(known.Count == 0 ? "it has no symbolic sizes" : "its sizes are " + string.Join(", ", known.OrderBy(k => k, StringComparer.Ordinal)))}");
+            return 2;
+        }
+        foreach (var d in defs)
+            foreach (var warning in ModelSummary.SizeWarnings(d, sizes))
+                error.WriteLine($"warning: {d.Name}: {warning}");
         for (int i = 0; i < defs.Count; i++)
         {
             if (i > 0) output.WriteLine();

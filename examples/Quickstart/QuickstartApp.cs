@@ -9,8 +9,8 @@ using Mix.Dsl;
 using Mix.Dsl.Text;
 using Mix.Examples;
 using Mix.Examples.Data;
-using Mix.Examples.Summary;
-using Mix.Examples.Training;
+using Mix.Training.Summary;
+using Mix.Training;
 using Mix.Quickstart.Models;
 using Mix.Runtime.Checkpoints;
 using Spectre.Console;
@@ -88,8 +88,14 @@ public static class QuickstartApp
             }
             catch (FileNotFoundException e)
             {
-                (console ?? AnsiConsole.Console).MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                (console ?? ConsoleOutput.Default).MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
                 return 2;
+            }
+            catch (Mix.Runtime.Cuda.LibTorchNotFoundException e)
+            {
+                // The libtorch backend without an installed PyTorch: the runtime's one-line answer, not TorchSharp's trace.
+                (console ?? ConsoleOutput.Default).MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                return 3;
             }
         });
         var invocation = new InvocationConfiguration();
@@ -103,7 +109,7 @@ public static class QuickstartApp
     /// <summary>Runs the Quickstart and returns what it measured.</summary>
     public static QuickstartResult Run(QuickstartOptions options, IAnsiConsole? console = null)
     {
-        console ??= AnsiConsole.Console;
+        console ??= ConsoleOutput.Default;
         var total = Stopwatch.StartNew();
         Devices.SetThreads(options.Threads);
         var device = Devices.Pick(options.Cpu);
@@ -167,7 +173,7 @@ public static class QuickstartApp
         string? plot = null;
         if (options.Plot)
             plot = Plots.SaveTrainingCurves(Path.Combine(options.Output, "training.png"), history,
-                $"digits_poolformer on UCI digits: {100 * testAcc:F1}% test accuracy");
+                $"digits_poolformer on UCI digits: {100 * testAcc:F1}% test accuracy", heldOut: "test");
 
         console.MarkupLine("Files:");
         console.MarkupLine($"  checkpoint  {Markup.Escape(checkpoint)}");

@@ -6,8 +6,8 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using Mix.Examples.Data;
-using Mix.Examples.Summary;
-using Mix.Examples.Training;
+using Mix.Training.Summary;
+using Mix.Training;
 using Mix.Examples.Vision.Models;
 using Spectre.Console;
 using TorchSharp;
@@ -63,7 +63,7 @@ public static class VisionApp
         {
             epochs, models, seed, cpu, threads, output,
         };
-        root.SetAction(p =>
+        root.SetAction(p => Devices.Run(console, () =>
         {
             Run(new VisionOptions
             {
@@ -71,7 +71,7 @@ public static class VisionApp
                 Cpu = p.GetValue(cpu), Threads = p.GetValue(threads), Output = p.GetValue(output)!,
             }, console);
             return 0;
-        });
+        }));
         var invocation = new InvocationConfiguration();
         if (helpOutput is not null) { invocation.Output = helpOutput; invocation.Error = helpOutput; }
         return root.Parse(args).Invoke(invocation);
@@ -80,7 +80,7 @@ public static class VisionApp
     /// <summary>Trains the selected models and prints the comparison.</summary>
     public static IReadOnlyList<VisionResult> Run(VisionOptions options, IAnsiConsole? console = null)
     {
-        console ??= AnsiConsole.Console;
+        console ??= ConsoleOutput.Default;
         Devices.SetThreads(options.Threads);
         var device = Devices.Pick(options.Cpu);
         var compilation = MixSources.Compile(typeof(VisionApp).Assembly);

@@ -38,53 +38,53 @@ public static class Builtin
     // ---- norms ------------------------------------------------------------------------------------------------
 
     /// <summary><c>layernorm</c>.</summary>
-    public static nn.Module<Tensor, Tensor> LayerNorm(long dim, double eps = 1e-5) => nn.LayerNorm(dim, eps);
+    public static TorchSharp.Modules.LayerNorm LayerNorm(long dim, double eps = 1e-5) => nn.LayerNorm(dim, eps);
     /// <summary><c>layernorm_nobias</c>.</summary>
-    public static nn.Module<Tensor, Tensor> LayerNormNoBias(long dim, double eps = 1e-5) => new LayerNormNoBias(I(dim), eps);
+    public static LayerNormNoBias LayerNormNoBias(long dim, double eps = 1e-5) => new LayerNormNoBias(I(dim), eps);
     /// <summary><c>layernorm2d</c>.</summary>
-    public static nn.Module<Tensor, Tensor> LayerNorm2d(long dim, double eps = 1e-6) => new LayerNorm2d(I(dim), eps);
+    public static LayerNorm2d LayerNorm2d(long dim, double eps = 1e-6) => new LayerNorm2d(I(dim), eps);
     /// <summary><c>layernorm2d_nobias</c>.</summary>
-    public static nn.Module<Tensor, Tensor> LayerNorm2dNoBias(long dim, double eps = 1e-6) => new LayerNorm2dNoBias(I(dim), eps);
+    public static LayerNorm2dNoBias LayerNorm2dNoBias(long dim, double eps = 1e-6) => new LayerNorm2dNoBias(I(dim), eps);
     /// <summary><c>groupnorm1</c>.</summary>
-    public static nn.Module<Tensor, Tensor> GroupNorm1(long dim, double eps = 1e-5) => new GroupNorm1(I(dim), eps);
+    public static GroupNorm1 GroupNorm1(long dim, double eps = 1e-5) => new GroupNorm1(I(dim), eps);
     /// <summary><c>groupnorm1_nobias</c>.</summary>
-    public static nn.Module<Tensor, Tensor> GroupNorm1NoBias(long dim, double eps = 1e-6) => new GroupNorm1NoBias(I(dim), eps);
+    public static GroupNorm1NoBias GroupNorm1NoBias(long dim, double eps = 1e-6) => new GroupNorm1NoBias(I(dim), eps);
     /// <summary><c>rmsnorm</c>.</summary>
-    public static nn.Module<Tensor, Tensor> RmsNorm(long dim, double eps = 1e-5) => new RMSNorm(I(dim), eps);
+    public static RMSNorm RmsNorm(long dim, double eps = 1e-5) => new RMSNorm(I(dim), eps);
     /// <summary><c>batchnorm2d</c>.</summary>
-    public static nn.Module<Tensor, Tensor> BatchNorm2d(long dim, double eps = 1e-5, double momentum = 0.1) => nn.BatchNorm2d(dim, eps, momentum);
+    public static TorchSharp.Modules.BatchNorm2d BatchNorm2d(long dim, double eps = 1e-5, double momentum = 0.1) => nn.BatchNorm2d(dim, eps, momentum);
 
     // ---- layers -----------------------------------------------------------------------------------------------
 
     /// <summary><c>linear</c>.</summary>
-    public static nn.Module<Tensor, Tensor> Linear(long inFeatures, long outFeatures, bool bias = true) => nn.Linear(inFeatures, outFeatures, hasBias: bias);
+    public static TorchSharp.Modules.Linear Linear(long inFeatures, long outFeatures, bool bias = true) => nn.Linear(inFeatures, outFeatures, hasBias: bias);
     /// <summary><c>conv1d</c>.</summary>
-    public static nn.Module<Tensor, Tensor> Conv1d(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0, long groups = 1, bool bias = true) =>
+    public static TorchSharp.Modules.Conv1d Conv1d(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0, long groups = 1, bool bias = true) =>
         nn.Conv1d(inChannels, outChannels, kernelSize, stride: stride, padding: padding, groups: groups, bias: bias);
     /// <summary><c>conv2d</c>.</summary>
-    public static nn.Module<Tensor, Tensor> Conv2d(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0, long groups = 1, bool bias = true) =>
+    public static TorchSharp.Modules.Conv2d Conv2d(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0, long groups = 1, bool bias = true) =>
         nn.Conv2d(inChannels, outChannels, kernelSize, stride: stride, padding: padding, groups: groups, bias: bias);
     /// <summary><c>embedding</c>.</summary>
-    public static nn.Module<Tensor, Tensor> Embedding(long numEmbeddings, long embeddingDim) => nn.Embedding(numEmbeddings, embeddingDim);
+    public static TorchSharp.Modules.Embedding Embedding(long numEmbeddings, long embeddingDim) => nn.Embedding(numEmbeddings, embeddingDim);
     /// <summary><c>layernorm_nd</c>.</summary>
-    public static nn.Module<Tensor, Tensor> LayerNormNd(long[] normalizedShape, double eps = 1e-5, bool bias = true) =>
+    public static TorchSharp.Modules.LayerNorm LayerNormNd(long[] normalizedShape, double eps = 1e-5, bool bias = true) =>
         nn.LayerNorm(normalizedShape, eps, bias: bias);
     /// <summary><c>dropout</c>.</summary>
-    public static nn.Module<Tensor, Tensor> Dropout(double p = 0.0) => nn.Dropout(p);
+    public static TorchSharp.Modules.Dropout Dropout(double p = 0.0) => nn.Dropout(p);
     /// <summary><c>scale</c>: a per-channel scale, or identity (no weights) when <paramref name="initValue"/> is null.</summary>
     public static nn.Module<Tensor, Tensor> Scale(long dim, double? initValue = 1.0, bool useNchw = true) =>
         initValue is double v ? new Scale(I(dim), v, useNchw: useNchw) : nn.Identity();
     /// <summary><c>mlp</c>: fc1, act, fc2 over the last axis.</summary>
-    public static nn.Module<Tensor, Tensor> Mlp(long inFeatures, long hiddenFeatures, long? outFeatures = null, ActFactory? act = null, bool bias = true, double drop = 0.0) =>
+    public static Mlp Mlp(long inFeatures, long hiddenFeatures, long? outFeatures = null, ActFactory? act = null, bool bias = true, double drop = 0.0) =>
         new Mlp(I(inFeatures), I(hiddenFeatures), outFeatures is long o ? I(o) : null, act is null ? null : () => act(), bias: bias, drop: drop);
     /// <summary><c>conv_mlp</c>: fc1, act, fc2 as 1×1 convolutions over channels.</summary>
-    public static nn.Module<Tensor, Tensor> ConvMlp(long inFeatures, long hiddenFeatures, long? outFeatures = null, ActFactory? act = null, bool bias = true, double drop = 0.0) =>
+    public static Mlp ConvMlp(long inFeatures, long hiddenFeatures, long? outFeatures = null, ActFactory? act = null, bool bias = true, double drop = 0.0) =>
         new Mlp(I(inFeatures), I(hiddenFeatures), outFeatures is long o ? I(o) : null, act is null ? null : () => act(), bias: bias, drop: drop, useConv: true);
     /// <summary><c>swiglu</c>.</summary>
-    public static nn.Module<Tensor, Tensor> SwiGLU(long inFeatures, long hiddenFeatures, long? outFeatures = null, bool bias = true) =>
+    public static SwiGLU SwiGLU(long inFeatures, long hiddenFeatures, long? outFeatures = null, bool bias = true) =>
         new SwiGLU(I(inFeatures), I(hiddenFeatures), outFeatures is long o ? I(o) : null, bias: bias);
     /// <summary><c>mlp_head</c>: fc1, act, norm, fc2.</summary>
-    public static nn.Module<Tensor, Tensor> MlpHead(long dim, long numClasses, double mlpRatio = 4.0, ActFactory? act = null, NormFactory? norm = null, double drop = 0.0, bool bias = true) =>
+    public static MlpHead MlpHead(long dim, long numClasses, double mlpRatio = 4.0, ActFactory? act = null, NormFactory? norm = null, double drop = 0.0, bool bias = true) =>
         new MlpHead(I(dim), I(numClasses), mlpRatio, act is null ? null : () => act(), norm is null ? null : d => norm(d), drop, bias);
     /// <summary><c>adaptive_avg_pool</c>.</summary>
     public static nn.Module<Tensor, Tensor> AdaptiveAvgPool(bool flatten = false) =>
@@ -93,28 +93,28 @@ public static class Builtin
     // ---- token mixers -----------------------------------------------------------------------------------------
 
     /// <summary><c>pool</c>: avgpool(x) − x.</summary>
-    public static nn.Module<Tensor, Tensor> Pool(long dim, long poolSize = 3) => new Pooling(I(poolSize));
+    public static Pooling Pool(long dim, long poolSize = 3) => new Pooling(I(poolSize));
     /// <summary><c>sepconv</c>: pwconv1, act1, dwconv, act2, pwconv2.</summary>
-    public static nn.Module<Tensor, Tensor> SepConv(long dim, double expansionRatio = 2.0, ActFactory? act1 = null, ActFactory? act2 = null, bool bias = false, long kernelSize = 7, long padding = 3) =>
+    public static SepConv SepConv(long dim, double expansionRatio = 2.0, ActFactory? act1 = null, ActFactory? act2 = null, bool bias = false, long kernelSize = 7, long padding = 3) =>
         new SepConv(I(dim), expansionRatio, act1 is null ? null : () => act1(), act2 is null ? null : () => act2(), bias, I(kernelSize), I(padding));
     /// <summary><c>attention</c>: qkv, heads of headDim, proj.</summary>
-    public static nn.Module<Tensor, Tensor> Attention(long dim, long headDim = 32, long? numHeads = null, bool qkvBias = false, bool projBias = false,
+    public static Attention Attention(long dim, long headDim = 32, long? numHeads = null, bool qkvBias = false, bool projBias = false,
         double attnDrop = 0.0, double projDrop = 0.0, bool causal = false) =>
         new Attention(I(dim), I(headDim), numHeads is long h ? I(h) : null, qkvBias, attnDrop, projDrop, projBias, causal: causal);
     /// <summary><c>random_mixing</c>: a frozen random token-mixing matrix.</summary>
-    public static nn.Module<Tensor, Tensor> RandomMixing(long dim, long numTokens) => new RandomMixing(I(numTokens), useNchw: true);
+    public static RandomMixing RandomMixing(long dim, long numTokens) => new RandomMixing(I(numTokens), useNchw: true);
     /// <summary><c>global_filter</c> (GFNet) on an <paramref name="h"/> × <paramref name="w"/> grid: the filter is
     /// <c>[h, w/2+1, dim, 2]</c>, the half spectrum of width <paramref name="w"/>, as the catalog declares.</summary>
-    public static nn.Module<Tensor, Tensor> GlobalFilter(long dim, long h, long w) => new Mix.Runtime.GlobalFilter(dim, h, w / 2 + 1);
+    public static Mix.Runtime.GlobalFilter GlobalFilter(long dim, long h, long w) => new Mix.Runtime.GlobalFilter(dim, h, w / 2 + 1);
     /// <summary><c>afno</c>.</summary>
-    public static nn.Module<Tensor, Tensor> Afno(long dim, long numBlocks = 8, double sparsityThreshold = 0.01, double hardThresholdingFraction = 1.0, long hiddenSizeFactor = 1) =>
+    public static AFNO2D Afno(long dim, long numBlocks = 8, double sparsityThreshold = 0.01, double hardThresholdingFraction = 1.0, long hiddenSizeFactor = 1) =>
         new AFNO2D(dim, numBlocks, sparsityThreshold, hardThresholdingFraction, hiddenSizeFactor);
     /// <summary><c>aff</c> on channels-last tokens <c>[B, H, W, dim]</c>, as the catalog declares
     /// (<paramref name="hardThresholdingFraction"/> is accepted and, as in the AFFNet reference, not used).</summary>
-    public static nn.Module<Tensor, Tensor> Aff(long dim, long numBlocks = 8, double sparsityThreshold = 0.01, double hardThresholdingFraction = 1.0, long hiddenSizeFactor = 1) =>
+    public static AdaptiveFrequencyFilter Aff(long dim, long numBlocks = 8, double sparsityThreshold = 0.01, double hardThresholdingFraction = 1.0, long hiddenSizeFactor = 1) =>
         new AdaptiveFrequencyFilter(dim, numBlocks, sparsityThreshold, hiddenSizeFactor, channelsLast: true);
     /// <summary><c>mamba</c> (Hugging Face MambaMixer names).</summary>
-    public static nn.Module<Tensor, Tensor> Mamba(long dim, long dState = 16, long dConv = 4, long expand = 2, long? dtRank = null, bool bias = false, bool convBias = true) =>
+    public static MambaMixer Mamba(long dim, long dState = 16, long dConv = 4, long expand = 2, long? dtRank = null, bool bias = false, bool convBias = true) =>
         new MambaMixer(dim, dState, dConv, expand, timeStepRank: dtRank ?? -1, useBias: bias, useConvBias: convBias);
 
     // ---- weightless functions as layers (`flatten = flatten(1)`) -----------------------------------------------

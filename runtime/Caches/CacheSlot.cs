@@ -94,7 +94,7 @@ public abstract class CacheSlot : IDisposable
     /// <summary>
     /// Throws, naming the layer, the value and the bound, when a step of <paramref name="n"/> new tokens for
     /// <paramref name="batch"/> rows with <paramref name="mask"/> cannot be applied to this slot; changes nothing. A step
-    /// that passes this check for every slot (see <see cref="InferenceCache.CheckStep"/>) does not fail on its input.
+    /// that passes this check for every slot (see <see cref="InferenceCache.CheckStep(long, long, Tensor)"/>) does not fail on its input.
     /// Metadata only (no device synchronisation) except for a fixed-capacity sliding-window slot, which counts the
     /// entries the window will keep.
     /// </summary>

@@ -65,8 +65,8 @@ public sealed class InferenceCache : IDisposable
     }
 
     /// <summary>
-    /// <see cref="CheckStep"/> for token ids <c>[batch, n]</c>, which must also be integers within
-    /// <c>[0, <paramref name="vocabSize"/>)</c> (see <see cref="TokenIds.Check"/>).
+    /// <see cref="CheckStep(long, long, Tensor)"/> for token ids <c>[batch, n]</c>, which must also be integers within
+    /// <c>[0, <paramref name="vocabSize"/>)</c> (see <see cref="TokenIds.Check(Tensor, long, string)"/>).
     /// </summary>
     /// <param name="inputIds">New token ids.</param>
     /// <param name="attentionMask">Optional mask.</param>

@@ -8,9 +8,10 @@ using TorchSharp;
 namespace Mix.Runtime.Cuda
 {
     /// <summary>
-    /// The TorchSharp backend this assembly was built with (MSBuild property <c>MixTorchBackend</c>):
-    /// <c>cpu</c> (default; TorchSharp-cpu brings libtorch-cpu from NuGet) or <c>libtorch</c> (managed TorchSharp and
-    /// its binding library only; libtorch comes from an installed CUDA build of PyTorch at run time).
+    /// The TorchSharp backend the application was built with (MSBuild property <c>MixTorchBackend</c>, recorded in the
+    /// entry assembly by Mix.Runtime's build targets): <c>cpu</c> (default; TorchSharp-cpu brings libtorch-cpu from
+    /// NuGet), <c>cuda</c> (a TorchSharp-cuda package brings libtorch-cuda) or <c>libtorch</c> (managed TorchSharp and
+    /// its binding library only; libtorch comes from an installed build of PyTorch at run time).
     /// For <c>libtorch</c>, <see cref="EnsureLibTorchLoaded"/> finds that install — <c>$MIX_LIBTORCH_DIR</c> (the folder
     /// holding <c>libtorch.so</c>), else the <c>lib</c> folder next to <c>python3 -c "import torch"</c>'s package — and
     /// loads its libraries by full path before TorchSharp's first native call, so TorchSharp's own loader (which loads
@@ -24,10 +25,11 @@ namespace Mix.Runtime.Cuda
         /// <summary>Preload order: dependencies first, so each full-path load finds the ones before it.</summary>
         private static readonly string[] Libraries = { "libc10.so", "libtorch_cpu.so", "libc10_cuda.so", "libtorch_cuda.so", "libtorch.so" };
 
-        /// <summary>The backend name compiled into this assembly (<c>cpu</c> or <c>libtorch</c>).</summary>
+        /// <summary>The backend the entry assembly was built with (<c>cpu</c>, <c>cuda</c> or <c>libtorch</c>; <c>cpu</c>
+        /// when it records none).</summary>
         public static string Name { get; } =
-            typeof(TorchBackend).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-                .FirstOrDefault(a => a.Key == "MixTorchBackend")?.Value ?? "cpu";
+            Assembly.GetEntryAssembly()?.GetCustomAttributes<AssemblyMetadataAttribute>()
+                .FirstOrDefault(a => a.Key == "MixTorchBackend")?.Value is { Length: > 0 } name ? name : "cpu";
 
         /// <summary>True when built with <c>-p:MixTorchBackend=libtorch</c>.</summary>
         public static bool UsesInstalledLibTorch => string.Equals(Name, "libtorch", StringComparison.OrdinalIgnoreCase);
@@ -68,10 +70,12 @@ namespace Mix.Runtime.Cuda
                 if (_loadedFrom is not null) return;
                 var dir = LocateLibTorch(out var tried)
                     ?? throw new LibTorchNotFoundException(
-                        "Mix was built with MixTorchBackend=libtorch, which takes libtorch from an installed CUDA build of PyTorch, " +
-                        $"but none was found (looked at: {tried}). Set MIX_LIBTORCH_DIR to the folder holding libtorch.so " +
-                        "(for pip installs: python3 -c \"import torch,os;print(os.path.dirname(torch.__file__))\", plus /lib), " +
-                        "or build with the default -p:MixTorchBackend=cpu.");
+                        "This program was built with MixTorchBackend=libtorch, which takes libtorch from an installed PyTorch, " +
+                        $"but none was found (looked at: {tried}). Install PyTorch (pip install torch; a CUDA build for the GPU) " +
+                        "or set MIX_LIBTORCH_DIR to the folder holding libtorch.so (for pip installs: " +
+                        "python3 -c \"import torch,os;print(os.path.dirname(torch.__file__))\", plus /lib), " +
+                        "or choose another backend (MixTorchBackend=cpu with TorchSharp-cpu from NuGet; in the Mix repository: " +
+                        "dotnet build -p:MixTorchBackend=cpu).");
                 foreach (var name in Libraries)
                 {
                     var path = Path.Combine(dir, name);

@@ -258,6 +258,12 @@ namespace Mix.Runtime.Fused
             private readonly bool _vec;
 
             /// <param name="xContiguous">Input, dense with the batch dimension outermost (each sample one block of m elements).</param>
+            /// <param name="dtype">The kernel's element type code.</param>
+            /// <param name="device">CUDA device index.</param>
+            /// <param name="batch">Samples.</param>
+            /// <param name="m">Elements per sample.</param>
+            /// <param name="eps">Added to the variance.</param>
+            /// <param name="maxGroup">Most samples per launch.</param>
             public StatsRunner(Tensor xContiguous, int dtype, int device, long batch, long m, double eps, long maxGroup)
             {
                 _x = xContiguous;

@@ -5,7 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Runtime.CompilerServices;
 using System.Text.RegularExpressions;
-using Mix.Examples.Summary;
+using Mix.Training.Summary;
 using Mix.Runtime.Caches;
 using Mix.Runtime.Quantization;
 using Xunit;

@@ -3,7 +3,7 @@ using System.IO;
 using System.Linq;
 using Mix.Examples.Forecasting;
 using Mix.Examples.Language;
-using Mix.Examples.Training;
+using Mix.Training;
 using Mix.Examples.Vision;
 using Xunit;
 

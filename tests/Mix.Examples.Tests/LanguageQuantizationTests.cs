@@ -2,7 +2,7 @@ using System;
 using System.IO;
 using System.Linq;
 using Mix.Examples.Language;
-using Mix.Examples.Training;
+using Mix.Training;
 using Xunit;
 
 namespace Mix.Examples.Tests;

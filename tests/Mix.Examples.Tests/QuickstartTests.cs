@@ -1,6 +1,6 @@
 using System;
 using System.IO;
-using Mix.Examples.Training;
+using Mix.Training;
 using Mix.Quickstart;
 using Spectre.Console;
 using Xunit;

@@ -31,7 +31,7 @@ public class FrontEndReportingTests
         Assert.Equal((2, 7), (d.Location.GetLineSpan().StartLinePosition.Line, d.Location.GetLineSpan().StartLinePosition.Character));
         Assert.Equal((2, 13), (d.Location.GetLineSpan().EndLinePosition.Line, d.Location.GetLineSpan().EndLinePosition.Character));
         Assert.Contains("linear", d.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
-        Assert.Equal("docs/language.md#mix0101", d.Descriptor.HelpLinkUri);
+        Assert.Equal(HelpLinks.BaseUrl + "docs/language.md#mix0101-unknown-name", d.Descriptor.HelpLinkUri);
     }
 
     [Fact]
@@ -164,7 +164,7 @@ public class MixModelTests
         var result = Run(source, out _);
         var d = Assert.Single(result.Diagnostics);
         Assert.Equal(id, d.Id);
-        Assert.Equal("docs/generator.md#" + id.ToLowerInvariant(), d.Descriptor.HelpLinkUri);
+        Assert.Equal(HelpLinks.BaseUrl + "docs/generator.md#" + id.ToLowerInvariant(), d.Descriptor.HelpLinkUri);
         Assert.Contains("\n### " + id + "\n", GeneratorDocs.Text);
         var attribute = source.IndexOf("Mix.MixModel", System.StringComparison.Ordinal);
         Assert.Equal(attribute, d.Location.SourceSpan.Start);
@@ -186,7 +186,7 @@ public class GeneratorDocs
         var d = Assert.Single(result.Diagnostics);
         Assert.Equal("MIX9001", d.Id);
         Assert.Equal(DiagnosticSeverity.Warning, d.Severity);
-        Assert.Equal("docs/generator.md#mix9001", d.Descriptor.HelpLinkUri);
+        Assert.Equal(HelpLinks.BaseUrl + "docs/generator.md#mix9001", d.Descriptor.HelpLinkUri);
         Assert.Equal(Harness.Root + "u.mix", d.Location.GetLineSpan().Path);
         var source = result.Results.Single().GeneratedSources.Single(s => s.HintName == "u.mix.g.cs").SourceText.ToString();
         Assert.Contains("class Ok ", source);

@@ -31,7 +31,7 @@ public class GeneratorDescriptorTests
         {
             Assert.Matches("^MIX9[0-9]{3}$", d.Id);
             Assert.False(string.IsNullOrWhiteSpace(d.Category), d.Id);
-            Assert.Equal("docs/generator.md#" + d.Id.ToLowerInvariant(), d.HelpLinkUri);
+            Assert.Equal(HelpLinks.BaseUrl + "docs/generator.md#" + d.Id.ToLowerInvariant(), d.HelpLinkUri);
             Assert.Contains("\n### " + d.Id + "\n", GeneratorDocs.Text);
             Assert.True(rows.TryGetValue(d.Id, out var row), $"{d.Id} has no row in AnalyzerReleases.Unshipped.md");
             Assert.Equal((d.Category, d.DefaultSeverity.ToString()), row);

@@ -14,9 +14,11 @@ public class ReadmeAttributeModelTests
     static string Snippet()
     {
         var readme = File.ReadAllText(Path.Combine(Harness.RepoRoot(), "README.md")).Replace("\r\n", "\n");
-        var m = Regex.Match(readme, "```csharp\n(.*?)```", RegexOptions.Singleline);
-        Assert.True(m.Success, "README.md has no ```csharp block");
-        return m.Groups[1].Value;
+        // The C#-only model's block (the README has other C# blocks, e.g. the model zoo's).
+        var m = Regex.Matches(readme, "```csharp\n(.*?)```", RegexOptions.Singleline)
+            .FirstOrDefault(b => b.Groups[1].Value.Contains("[MetaFormerModel", StringComparison.Ordinal));
+        Assert.True(m is not null, "README.md has no ```csharp block with a [MetaFormerModel] class");
+        return m!.Groups[1].Value;
     }
 
     [Fact]

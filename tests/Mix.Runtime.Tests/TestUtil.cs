@@ -161,16 +161,12 @@ internal static class TestUtil
 
     public static double Sigmoid(double v) => 1.0 / (1.0 + Math.Exp(-v));
 
-    /// <summary>Locates tests/Mix.Runtime.Tests/Expected/<paramref name="file"/> in the source tree.</summary>
-    public static string ExpectedPath(string file, [CallerFilePath] string thisFile = "")
+    /// <summary>Locates Expected/<paramref name="file"/>: beside the test assembly (the build copies it there), else in
+    /// the source tree.</summary>
+    public static string ExpectedPath(string file)
     {
-        var fromSource = Path.Combine(Path.GetDirectoryName(thisFile) ?? ".", "Expected", file);
-        if (File.Exists(fromSource)) return fromSource;
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent) {
-            var candidate = Path.Combine(dir.FullName, "tests", "Mix.Runtime.Tests", "Expected", file);
-            if (File.Exists(candidate)) return candidate;
-        }
-        throw new FileNotFoundException($"Expected file {file} not found (looked beside {thisFile} and above {AppContext.BaseDirectory}).");
+        var path = Path.Combine(Checkpoints.TestFiles.TestProjectDirectory(), "Expected", file);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"Expected file {file} not found at {path}.");
     }
 
     public static List<string> ExpectedLines(string file)

@@ -25,13 +25,13 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>gate_proj = linear(dim, hidden, bias = false)</c> → <c>[B, L, hidden]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> gate_proj;
+        public readonly TorchSharp.Modules.Linear gate_proj;
 
         /// <summary><c>up_proj = linear(dim, hidden, bias = false)</c> → <c>[B, L, hidden]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> up_proj;
+        public readonly TorchSharp.Modules.Linear up_proj;
 
         /// <summary><c>down_proj = linear(hidden, dim, bias = false)</c> → <c>[B, L, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> down_proj;
+        public readonly TorchSharp.Modules.Linear down_proj;
 
         /// <summary>Builds <c>gla_mlp</c>.</summary>
         /// <param name="options">The parameters.</param>
@@ -89,13 +89,13 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>attn_norm = rmsnorm(dim, eps = eps)</c> → <c>[B, L, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> attn_norm;
+        public readonly Mix.Runtime.RMSNorm attn_norm;
 
         /// <summary><c>attn = gla(dim = dim, expand_k = expand_k, expand_v = expand_v, num_heads = num_heads, num_kv_heads = num_kv_heads, norm_eps = eps)</c> → <c>[B, L, dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> attn;
 
         /// <summary><c>mlp_norm = rmsnorm(dim, eps = eps)</c> → <c>[B, L, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> mlp_norm;
+        public readonly Mix.Runtime.RMSNorm mlp_norm;
 
         /// <summary><c>mlp = gla_mlp(dim, hidden)</c> → <c>[B, L, dim]</c></summary>
         public readonly GlaMlp mlp;
@@ -179,7 +179,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline model_;
 
         /// <summary><c>lm_head = linear(d_model, vocab_size, bias = false)</c> → <c>[B, L, 32000]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> lm_head;
+        public readonly TorchSharp.Modules.Linear lm_head;
 
         /// <summary>Builds <c>gla_lm</c> with the default options.</summary>
         public GlaLm() : this(new Options()) { }

@@ -30,16 +30,16 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>norm = rmsnorm(dim)</c> → <c>[B, L, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm;
+        public readonly Mix.Runtime.RMSNorm norm;
 
         /// <summary><c>mixer = attention(dim = dim, head_dim = head_dim, causal = true)</c> → <c>[B, L, dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> mixer;
 
         /// <summary><c>norm2 = rmsnorm(dim)</c> → <c>[B, L, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm2;
+        public readonly Mix.Runtime.RMSNorm norm2;
 
         /// <summary><c>mlp = swiglu(dim, int(mlp_ratio * dim), bias = false)</c> → <c>[B, L, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> mlp;
+        public readonly Mix.Runtime.SwiGLU mlp;
 
         /// <summary>Builds <c>attention_block</c>.</summary>
         /// <param name="options">The parameters.</param>
@@ -100,7 +100,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline backbone;
 
         /// <summary><c>lm_head = linear(d_model, vocab_size, bias = false)</c> → <c>[B, L, 32000]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> lm_head;
+        public readonly TorchSharp.Modules.Linear lm_head;
 
         /// <summary>Builds <c>hybrid_lm</c> with the default options.</summary>
         public HybridLm() : this(new Options()) { }

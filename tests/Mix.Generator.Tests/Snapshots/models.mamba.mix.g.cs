@@ -34,7 +34,7 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>norm = rmsnorm(dim, eps = eps)</c> → <c>[B, L, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm;
+        public readonly Mix.Runtime.RMSNorm norm;
 
         /// <summary><c>mixer = mamba(dim = dim, d_state = d_state, d_conv = d_conv, expand = expand)</c> → <c>[B, L, dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> mixer;
@@ -101,7 +101,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline backbone;
 
         /// <summary><c>lm_head = linear(d_model, vocab_size, bias = false)</c> → <c>[B, L, 50280]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> lm_head;
+        public readonly TorchSharp.Modules.Linear lm_head;
 
         /// <summary>Builds <c>mamba_130m</c> with the default options.</summary>
         public Mamba130m() : this(new Options()) { }

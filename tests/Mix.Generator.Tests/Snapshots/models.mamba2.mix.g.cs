@@ -44,7 +44,7 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>norm = rmsnorm(dim, eps = eps)</c> → <c>[B, L, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm;
+        public readonly Mix.Runtime.RMSNorm norm;
 
         /// <summary><c>mixer = mamba2(dim = dim, d_state = d_state, d_conv = d_conv, expand = expand, headdim = headdim, ngroups = ngroups, A_init_arange = true, norm_group_size = expand * dim, norm_eps = eps, bias = bias, conv_bias = conv_bias, chunk_size = chunk_size)</c> → <c>[B, L, dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> mixer;
@@ -131,7 +131,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline backbone;
 
         /// <summary><c>lm_head = linear(d_model, vocab_size, bias = false)</c> → <c>[B, L, 50288]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> lm_head;
+        public readonly TorchSharp.Modules.Linear lm_head;
 
         /// <summary>Builds <c>mamba2_lm</c> with the default options.</summary>
         public Mamba2Lm() : this(new Options()) { }

@@ -29,7 +29,7 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>conv = conv2d(in_chans, dim, kernel_size = 7, stride = 4, padding = 2)</c> → <c>[B, dim, H/4, W/4]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> conv;
+        public readonly TorchSharp.Modules.Conv2d conv;
 
         /// <summary><c>norm = norm(dim)</c> → <c>[B, dim, H/4, W/4]</c></summary>
         public readonly nn.Module<Tensor, Tensor> norm;
@@ -85,7 +85,7 @@ namespace Mix.Snapshots
         public readonly nn.Module<Tensor, Tensor> norm;
 
         /// <summary><c>conv = conv2d(in_dim, dim, kernel_size = 3, stride = 2, padding = 1)</c> → <c>[B, dim, H/2, W/2]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> conv;
+        public readonly TorchSharp.Modules.Conv2d conv;
 
         /// <summary>Builds <c>downsampling</c>.</summary>
         /// <param name="options">The parameters.</param>

@@ -33,16 +33,16 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>norm1 = layernorm(dim, eps = 1e-6)</c> → <c>[B, seq_len, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm1;
+        public readonly TorchSharp.Modules.LayerNorm norm1;
 
         /// <summary><c>mlp_tokens = mlp(seq_len, int(mlp_ratio_tokens * dim))</c> → <c>[B, dim, seq_len]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> mlp_tokens;
+        public readonly Mix.Runtime.Mlp mlp_tokens;
 
         /// <summary><c>norm2 = layernorm(dim, eps = 1e-6)</c> → <c>[B, seq_len, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm2;
+        public readonly TorchSharp.Modules.LayerNorm norm2;
 
         /// <summary><c>mlp_channels = mlp(dim, int(mlp_ratio_channels * dim))</c> → <c>[B, seq_len, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> mlp_channels;
+        public readonly Mix.Runtime.Mlp mlp_channels;
 
         /// <summary>Builds <c>mixer_block</c>.</summary>
         /// <param name="options">The parameters.</param>
@@ -92,7 +92,7 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>proj = conv2d(in_chans, dim, kernel_size = patch, stride = patch)</c> → <c>[B, dim, ?, ?]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> proj;
+        public readonly TorchSharp.Modules.Conv2d proj;
 
         /// <summary>Builds <c>patch_embed</c>.</summary>
         /// <param name="options">The parameters.</param>
@@ -150,10 +150,10 @@ namespace Mix.Snapshots
         public readonly ModuleList<nn.Module<Tensor, Tensor>> blocks;
 
         /// <summary><c>norm = layernorm(dim, eps = 1e-6)</c> → <c>[B, 196, 512]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm;
+        public readonly TorchSharp.Modules.LayerNorm norm;
 
         /// <summary><c>head = linear(dim, num_classes)</c> → <c>[B, 1000]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> head;
+        public readonly TorchSharp.Modules.Linear head;
 
         /// <summary>Builds <c>mixer_s16_224</c> with the default options.</summary>
         public MixerS16224() : this(new Options()) { }

@@ -31,19 +31,19 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>temporal_norm = layernorm_nd([seq_len, channels])</c> → <c>[B, seq_len, channels]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> temporal_norm;
+        public readonly TorchSharp.Modules.LayerNorm temporal_norm;
 
         /// <summary><c>temporal_linear = linear(seq_len, seq_len)</c> → <c>[B, channels, seq_len]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> temporal_linear;
+        public readonly TorchSharp.Modules.Linear temporal_linear;
 
         /// <summary><c>feature_norm = layernorm_nd([seq_len, channels])</c> → <c>[B, seq_len, channels]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> feature_norm;
+        public readonly TorchSharp.Modules.LayerNorm feature_norm;
 
         /// <summary><c>feature_linear1 = linear(channels, ff_dim)</c> → <c>[B, seq_len, 64]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> feature_linear1;
+        public readonly TorchSharp.Modules.Linear feature_linear1;
 
         /// <summary><c>feature_linear2 = linear(ff_dim, channels)</c> → <c>[B, seq_len, channels]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> feature_linear2;
+        public readonly TorchSharp.Modules.Linear feature_linear2;
 
         /// <summary>Builds <c>tsmixer_block</c>.</summary>
         /// <param name="options">The parameters.</param>
@@ -114,7 +114,7 @@ namespace Mix.Snapshots
         public readonly ModuleList<nn.Module<Tensor, Tensor>> blocks;
 
         /// <summary><c>temporal_projection = linear(seq_len, pred_len)</c> → <c>[B, 7, 24]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> temporal_projection;
+        public readonly TorchSharp.Modules.Linear temporal_projection;
 
         /// <summary>Builds <c>tsmixer</c> with the default options.</summary>
         public Tsmixer() : this(new Options()) { }

@@ -74,9 +74,15 @@ internal sealed class TestFiles : IDisposable
         return b;
     }
 
-    /// <summary>The repository's tests/Mix.Runtime.Tests folder (from this source file's location).</summary>
-    public static string TestProjectDirectory([CallerFilePath] string thisFile = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(thisFile)!, ".."));
+    /// <summary>The folder holding the test data (<c>Fixtures/</c>, <c>Expected/</c>): the test assembly's folder, where the
+    /// build copies them (so a published test folder runs anywhere, as on the GPU host), else the source tree's
+    /// tests/Mix.Runtime.Tests (from this source file's location).</summary>
+    public static string TestProjectDirectory([CallerFilePath] string thisFile = "")
+    {
+        var output = AppContext.BaseDirectory;
+        if (Directory.Exists(Path.Combine(output, "Fixtures")) && Directory.Exists(Path.Combine(output, "Expected"))) return output;
+        return Path.GetFullPath(Path.Combine(Path.GetDirectoryName(thisFile)!, ".."));
+    }
 
     public void Dispose()
     {

@@ -4,7 +4,7 @@ using System.Diagnostics;
 using System.IO;
 using Spectre.Console;
 
-namespace Mix.Examples.Training;
+namespace Mix.Training;
 
 /// <summary>What one training step reports: its mean loss, how many samples it saw and how many it got right
 /// (-1 when accuracy does not apply).</summary>

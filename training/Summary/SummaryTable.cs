@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Linq;
 using Spectre.Console;
 
-namespace Mix.Examples.Summary;
+namespace Mix.Training.Summary;
 
 /// <summary>Renders a <see cref="ModelSummary"/> as a Spectre.Console table.</summary>
 public static class SummaryTable

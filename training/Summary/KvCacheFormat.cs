@@ -1,7 +1,7 @@
 using System;
 using System.Globalization;
 
-namespace Mix.Examples.Summary;
+namespace Mix.Training.Summary;
 
 /// <summary>The storage schemes a KV cache can use.</summary>
 public enum KvCacheScheme

@@ -6,7 +6,7 @@ using System.Text;
 using Mix.Dsl;
 using Mix.Dsl.Semantics;
 
-namespace Mix.Examples.Summary;
+namespace Mix.Training.Summary;
 
 /// <summary>One row of a <see cref="ModelSummary"/>: a layer, its inferred output shape, parameters and FLOPs, and the
 /// decoding cache of the causal mixers inside it (null when there are none) in float32 and in the summary's KV format.</summary>
@@ -127,6 +127,47 @@ public sealed class ModelSummary
         string Show(Shape? s) => s is null ? "?" : Substitute(s, display).ToString();
         return new ModelSummary(definition.Name, string.Join(", ", definition.Inputs.Select(Show)), Show(definition.Output), rows,
             root?.ParameterCount(), total, concrete, cache, formatted, cache is null ? null : kvFormat);
+    }
+
+    /// <summary>The size symbols of <paramref name="definition"/>'s inputs (<c>B</c>, <c>H</c>, <c>W</c>, ...): the names
+    /// <see cref="Create"/>'s <c>sizes</c> can set.</summary>
+    public static IReadOnlyCollection<string> SizeNames(CheckedDefinition definition)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return definition.Inputs.SelectMany(s => s.Dims).SelectMany(d => d.Symbols).ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Sizes that do not fit the model: a layer output size that <paramref name="sizes"/> make a fraction (a stride or
+    /// patch size that does not divide the input, e.g. H=225 through a stride-4 stem: <c>H/4</c> = 56.25), one message
+    /// per offending size, at the first layer (in declaration order) where it happens. Empty when the sizes fit.
+    /// </summary>
+    public static IReadOnlyList<string> SizeWarnings(CheckedDefinition definition, IReadOnlyDictionary<string, long> sizes)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(sizes);
+        var warnings = new List<string>();
+        if (definition.Root is null || sizes.Count == 0) return warnings;
+        var map = sizes.ToDictionary(kv => kv.Key, kv => Dim.Const(kv.Value));
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        void Visit(LayerNode node)
+        {
+            // Children first: a container's output is its last child's, so the first layer to go wrong is the deepest.
+            foreach (var child in node.Children) Visit(child);
+            foreach (var dim in node.OutputShape?.Dims ?? (IReadOnlyList<Dim>)Array.Empty<Dim>())
+            {
+                var value = dim.Substitute(map);
+                if (!value.IsConstant || value.ConstantValue.IsInteger) continue;
+                var used = string.Join(", ", dim.Symbols.Where(sizes.ContainsKey).Distinct().OrderBy(s => s, StringComparer.Ordinal)
+                    .Select(s => $"{s}={sizes[s].ToString(CultureInfo.InvariantCulture)}"));
+                if (!seen.Add(used)) continue;
+                var exact = (double)value.ConstantValue.Numerator / value.ConstantValue.Denominator;
+                warnings.Add($"{used} does not divide evenly: {node.Path} makes {dim} = " +
+                             $"{exact.ToString("0.###", CultureInfo.InvariantCulture)}, not a whole number (a stride or patch size does not divide the size)");
+            }
+        }
+        Visit(definition.Root);
+        return warnings;
     }
 
     /// <summary>The decoding cache of the causal mixers below <paramref name="node"/> for one sequence: a KV layer

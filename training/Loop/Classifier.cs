@@ -4,7 +4,7 @@ using System.Linq;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Mix.Examples.Training;
+namespace Mix.Training;
 
 /// <summary>Settings for <see cref="Classifier.Train"/>.</summary>
 public sealed record ClassifierOptions
