@@ -82,7 +82,7 @@ public sealed class MixGenerator : IIncrementalGenerator
                 string Get(string key) => o.GlobalOptions.TryGetValue(key, out var v) ? v.Trim() : "";
                 var ns = Get("build_property.MixNamespace");
                 if (ns.Length == 0) ns = Get("build_property.RootNamespace");
-                if (ns.Length == 0) ns = "Mix.Models";
+                if (ns.Length == 0) ns = "Mix.Generated.Models"; // not Mix.Models: that is the zoo registry class (package Mix.Models)
                 var fused = !string.Equals(Get("build_property.MixFused"), "false", StringComparison.OrdinalIgnoreCase);
                 var root = Get("build_property.MixRoot");
                 return new GeneratorSettings(ns, root.Length > 0 ? root : Get("build_property.ProjectDir"), fused);

@@ -27,7 +27,7 @@ public class Catalog2ParityTests
     {
         if (!File.Exists(HuggingFaceParityTests.Fixture(name + ".config.json")))
             Assert.Skip($"fixture {name} not made yet: run `python3 tests/parity/make_catalog2_fixtures.py --fla DIR --mamba DIR " +
-                "--hydra DIR --softs DIR` where torch, transformers and triton are installed (see tests/Mix.Runtime.Tests/Fixtures/parity/README.md)");
+                "--hydra DIR --softs DIR --only mamba2,gla` where torch ≥ 2.4, transformers and triton are installed (see tests/Mix.Runtime.Tests/Fixtures/parity/README.md)");
         using var doc = JsonDocument.Parse(File.ReadAllText(HuggingFaceParityTests.Fixture(name + ".config.json")));
         return doc.RootElement.Clone();
     }
@@ -175,5 +175,34 @@ public class Catalog2ParityTests
         using var y = model.call(x);
         using var reference = HuggingFaceParityTests.Read(name, "y");
         HuggingFaceParityTests.AssertClose(reference, y, "generated softs forecast");
+    }
+    [Fact]
+    public void Generated_mamba2_layer_matches_mamba_ssm_Mamba2()
+    {
+        const string name = "mamba2_layer";
+        var info = Info(name);
+        var c = info.GetProperty("config");
+        Assert.False(c.GetProperty("use_mem_eff_path").GetBoolean());
+        // mamba_ssm normalizes each of the ngroups groups: group size d_ssm / ngroups, the library's default.
+        Assert.Equal(c.GetProperty("d_ssm").GetInt64() / c.GetProperty("ngroups").GetInt64(), info.GetProperty("norm_group_size").GetInt64());
+        using var model = new Mamba2Layer(new Mamba2Layer.Options
+        {
+            DModel = c.GetProperty("d_model").GetInt64(),
+            DState = c.GetProperty("d_state").GetInt64(),
+            DConv = c.GetProperty("d_conv").GetInt64(),
+            Expand = c.GetProperty("expand").GetInt64(),
+            Headdim = c.GetProperty("headdim").GetInt64(),
+            DSsm = c.GetProperty("d_ssm").GetInt64(),
+            Ngroups = c.GetProperty("ngroups").GetInt64(),
+            DHasHdim = c.GetProperty("D_has_hdim").GetBoolean(),
+            ChunkSize = c.GetProperty("chunk_size").GetInt64(),
+        });
+        HuggingFaceParityTests.Load(model, name);
+        model.eval();
+        using var _ = torch.no_grad();
+        using var x = HuggingFaceParityTests.Read(name, "x");
+        using var o = model.call(x);
+        using var reference = HuggingFaceParityTests.Read(name, "o");
+        HuggingFaceParityTests.AssertClose(reference, o, "generated mamba2_layer output");
     }
 }

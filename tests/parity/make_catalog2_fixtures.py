@@ -9,6 +9,7 @@ make_fixtures.py (NAME.weights.safetensors, NAME.io.safetensors, NAME.config.jso
   gla_causal_lm     fla GLAForCausalLM (fla/models/gla), fp32, eval
   hydra_layer       goombalab/hydra Hydra (hydra/modules/hydra.py), fp32, eval, CPU
   softs             Secilia-Cxy/SOFTS Model (models/SOFTS.py, STAR mixer), fp32, eval, CPU
+  mamba2_layer      state-spaces/mamba Mamba2 (mamba_ssm/modules/mamba2.py, use_mem_eff_path=False), fp32, eval, CPU
 
 fla is not installed on the GPU host: pass the folder that holds its `fla` package with --fla (the script imports the
 official code from there; the project never contains it). The GLA layer's recurrence runs through fla's own pure-torch
@@ -32,7 +33,30 @@ import traceback
 import types
 
 import torch
-from safetensors.torch import load_file, save_file
+
+try:
+    from safetensors.torch import load_file, save_file
+except ImportError:  # a machine without the safetensors package: the same file format, written here
+    load_file = None
+
+    def save_file(tensors: dict, path: str, metadata: dict = None) -> None:
+        names = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL"}
+        header, blobs, offset = {}, [], 0
+        if metadata:
+            header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+        for key in sorted(tensors):
+            t = tensors[key].detach().cpu().contiguous()
+            data = t.numpy().tobytes()
+            header[key] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+            blobs.append(data)
+            offset += len(data)
+        text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        text += b" " * ((8 - len(text) % 8) % 8)
+        with open(path, "wb") as f:
+            f.write(len(text).to_bytes(8, "little"))
+            f.write(text)
+            for b in blobs:
+                f.write(b)
 
 SEED = 4321
 
@@ -67,9 +91,90 @@ def state_dict_copy(model: torch.nn.Module) -> dict:
 
 
 def versions() -> dict:
-    import transformers
-    import triton
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "triton": triton.__version__}
+    found = {"torch": torch.__version__, "python": sys.version.split()[0]}
+    for name in ("transformers", "triton", "einops"):
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+        found[name] = "not installed (import stub)" if getattr(module, "__stub__", False) else getattr(module, "__version__", "?")
+    return found
+
+
+class _Permissive:
+    """Stands for any attribute of a missing triton: decorators return a never-launched kernel, anything else another
+    stub; autotune keeps its configs (mamba_ssm reads their block sizes at import)."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Permissive(f"{self._name}.{attr}")
+
+    def __call__(self, *args, **kwargs):
+        if self._name == "triton.autotune":
+            configs = list(kwargs.get("configs") or (args[0] if args else []))
+            return lambda f: _Kernel(getattr(f, "fn", f), configs)
+        if len(args) == 1 and callable(args[0]) and not kwargs:
+            return _Kernel(getattr(args[0], "fn", args[0]), getattr(args[0], "configs", []))
+        return _Permissive(f"{self._name}()")
+
+    def __getitem__(self, item):
+        return _Permissive(f"{self._name}[]")
+
+    def __iter__(self):
+        return iter(())
+
+
+class _Kernel:
+    """A decorated kernel of the stub: never launched."""
+
+    def __init__(self, fn, configs):
+        self.fn = fn
+        self.configs = configs
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Permissive(f"kernel.{attr}")
+
+    def __getitem__(self, item):
+        return _Permissive("kernel[]")
+
+
+class _Config:
+    def __init__(self, kwargs=None, **options):
+        self.kwargs = dict(kwargs or {})
+        self.num_warps = options.get("num_warps", 4)
+        self.num_stages = options.get("num_stages", 2)
+        self.pre_hook = options.get("pre_hook")
+
+
+def _stub_attribute(module: str, attr: str):
+    if attr.startswith("__") or f"{module}.{attr}" == "triton.runtime":  # no driver: callers fall back to the CPU
+        raise AttributeError(attr)
+    return _Config if f"{module}.{attr}" == "triton.Config" else _Permissive(f"{module}.{attr}")
+
+
+def stub_triton() -> None:
+    """Lets mamba_ssm's Triton files be imported on a machine without triton, for their pure-torch references only
+    (ssd_minimal_discrete, rms_norm_ref); no kernel can run then."""
+    try:
+        importlib.import_module("triton")
+        return
+    except ImportError:
+        pass
+    for name in ("triton", "triton.language", "triton.language.extra"):
+        module = types.ModuleType(name)
+        module.__getattr__ = (lambda n: (lambda attr: _stub_attribute(n, attr)))(name)
+        module.__version__ = "3.0.0"
+        module.__stub__ = True
+        sys.modules[name] = module
+    sys.modules["triton"].language = sys.modules["triton.language"]
 
 
 def write_fixture(out_dir, name, model, config: dict, inputs: dict, outputs: dict, extra: dict) -> None:
@@ -220,6 +325,7 @@ def stub_packages(root, names):
 
 
 def make_hydra(out_dir, mamba_dir, hydra_dir, device) -> None:
+    stub_triton()
     stub_packages(mamba_dir, ["mamba_ssm", "mamba_ssm.ops", "mamba_ssm.ops.triton", "mamba_ssm.utils", "mamba_ssm.modules"])
     stub_packages(hydra_dir, ["hydra", "hydra.modules"])
     hydra_module = importlib.import_module("hydra.modules.hydra")
@@ -276,6 +382,81 @@ def make_hydra(out_dir, mamba_dir, hydra_dir, device) -> None:
     write_fixture(out_dir, name, layer, dict(kwargs), {"x": x}, {"o": o}, extra)
 
 
+def ssd_reference(ssd_minimal_discrete):
+    """mamba_chunk_scan_combined's contract on mamba_ssm's pure-torch chunked SSD (ssd_minimal_discrete): dt bias and
+    softplus, heads reading their group's B and C, the D skip; zero steps pad to whole chunks (dt = 0 changes nothing)."""
+    F = torch.nn.functional
+
+    def scan(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=False, initial_states=None,
+             seq_idx=None, cu_seqlens=None, dt_limit=(0.0, float("inf")), return_final_states=False,
+             return_varlen_states=False):
+        assert z is None and initial_states is None and seq_idx is None and cu_seqlens is None
+        assert dt_limit == (0.0, float("inf")) and not return_final_states and not return_varlen_states
+        b, l, h, p = x.shape
+        if dt_bias is not None:
+            dt = dt + dt_bias
+        if dt_softplus:
+            dt = F.softplus(dt)
+        Bh = B.repeat_interleave(h // B.shape[2], dim=2)
+        Ch = C.repeat_interleave(h // C.shape[2], dim=2)
+        pad = (-l) % chunk_size
+        y, _ = ssd_minimal_discrete(F.pad(x * dt[..., None], (0, 0, 0, 0, 0, pad)), F.pad(A * dt, (0, 0, 0, pad)),
+                                    F.pad(Bh, (0, 0, 0, 0, 0, pad)), F.pad(Ch, (0, 0, 0, 0, 0, pad)), chunk_size)
+        y = y[:, :l]
+        if D is not None:
+            y = y + x * (D[:, None] if D.dim() == 1 else D)
+        return y
+
+    return scan
+
+
+def make_mamba2_layer(out_dir, mamba_dir) -> None:
+    stub_triton()
+    stub_packages(mamba_dir, ["mamba_ssm", "mamba_ssm.ops", "mamba_ssm.ops.triton", "mamba_ssm.utils",
+                              "mamba_ssm.modules", "mamba_ssm.distributed"])
+    if "huggingface_hub" not in sys.modules:
+        try:
+            importlib.import_module("huggingface_hub")
+        except ImportError:  # only the mixin base class is imported; it adds hub methods, nothing to the forward
+            hub = types.ModuleType("huggingface_hub")
+            hub.PyTorchModelHubMixin = type("PyTorchModelHubMixin", (), {})
+            sys.modules["huggingface_hub"] = hub
+    mamba2 = importlib.import_module("mamba_ssm.modules.mamba2")
+    from mamba_ssm.modules.ssd_minimal import ssd_minimal_discrete
+    from mamba_ssm.ops.triton.layernorm_gated import rms_norm_ref
+    name = "mamba2_layer"
+    torch.manual_seed(SEED)
+    g = torch.Generator().manual_seed(SEED + 5)
+    # d_ssm 16 < expand·d_model = 32 (a gated MLP part), 2 heads of 8 reading 2 groups, per-head D, per-group norm.
+    kwargs = dict(d_model=16, d_state=8, d_conv=4, expand=2, headdim=8, d_ssm=16, ngroups=2, D_has_hdim=True,
+                  chunk_size=4, use_mem_eff_path=False)
+    layer = mamba2.Mamba2(**kwargs).eval()
+    randomize_(layer, g)
+    x = torch.randn(2, 7, 16, generator=g)
+    norm = layer.norm
+
+    def reference_norm(y, z=None):
+        return rms_norm_ref(y, norm.weight, norm.bias, z=z, eps=norm.eps, group_size=norm.group_size,
+                            norm_before_gate=norm.norm_before_gate)
+
+    original = mamba2.mamba_chunk_scan_combined
+    with torch.no_grad():
+        mamba2.mamba_chunk_scan_combined = ssd_reference(ssd_minimal_discrete)
+        norm.forward = reference_norm
+        conv_fn = getattr(mamba2, "causal_conv1d_fn", None)
+        mamba2.causal_conv1d_fn = None  # nn.Conv1d with the tail dropped, the module's own fallback
+        try:
+            o = layer(x)
+        finally:
+            mamba2.mamba_chunk_scan_combined = original
+            mamba2.causal_conv1d_fn = conv_fn
+            del norm.forward
+    extra = {"ssd": "mamba_ssm.modules.ssd_minimal.ssd_minimal_discrete (patched in for mamba_chunk_scan_combined)",
+             "norm": "mamba_ssm.ops.triton.layernorm_gated.rms_norm_ref (patched in for RMSNormGated.forward)",
+             "norm_group_size": norm.group_size, "device": "cpu"}
+    write_fixture(out_dir, name, layer, {k: v for k, v in kwargs.items()}, {"x": x}, {"o": o}, extra)
+
+
 def make_softs(out_dir, softs_dir) -> None:
     stub_packages(softs_dir, ["models", "layers"])
     softs = importlib.import_module("models.SOFTS")
@@ -301,20 +482,26 @@ def main() -> int:
     parser.add_argument("--fla", default=None, help="folder holding the fla package (flash-linear-attention)")
     parser.add_argument("--mamba", default=None, help="folder holding the mamba_ssm package (state-spaces/mamba)")
     parser.add_argument("--hydra", default=None, help="folder holding the hydra package (goombalab/hydra)")
+    parser.add_argument("--path", action="append", default=[], help="extra folder for sys.path (e.g. einops' source)")
+    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: mamba2,gla,hydra,softs,mamba2_layer")
     parser.add_argument("--softs", default=None, help="folder holding SOFTS's models/ and layers/ (Secilia-Cxy/SOFTS)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    sys.path[:0] = args.path
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print("versions:", versions(), "python", sys.version.split()[0], "device", device)
 
-    makers = [lambda: make_mamba2(args.out)]
-    if args.fla:
+    only = set(args.only.split(",")) if args.only else {"mamba2", "gla", "hydra", "softs", "mamba2_layer"}
+    makers = [lambda: make_mamba2(args.out)] if "mamba2" in only else []
+    if args.fla and "gla" in only:
         makers += [lambda: make_gla_layer(args.out, args.fla, device), lambda: make_gla_lm(args.out, args.fla, device)]
-    if args.mamba and args.hydra:
+    if args.mamba and args.hydra and "hydra" in only:
         makers.append(lambda: make_hydra(args.out, args.mamba, args.hydra, device))
-    if args.softs:
+    if args.mamba and "mamba2_layer" in only:
+        makers.append(lambda: make_mamba2_layer(args.out, args.mamba))
+    if args.softs and "softs" in only:
         makers.append(lambda: make_softs(args.out, args.softs))
     failures = 0
     for make in makers:

@@ -35,16 +35,16 @@ namespace Mix.Snapshots
         public readonly nn.Module<Tensor, Tensor> attention;
 
         /// <summary><c>conv1 = conv1d(d_model, d_ff, kernel_size = 1)</c> → <c>[B, d_ff, N]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> conv1;
+        public readonly TorchSharp.Modules.Conv1d conv1;
 
         /// <summary><c>conv2 = conv1d(d_ff, d_model, kernel_size = 1)</c> → <c>[B, d_model, N]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> conv2;
+        public readonly TorchSharp.Modules.Conv1d conv2;
 
         /// <summary><c>norm1 = layernorm(d_model)</c> → <c>[B, N, d_model]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm1;
+        public readonly TorchSharp.Modules.LayerNorm norm1;
 
         /// <summary><c>norm2 = layernorm(d_model)</c> → <c>[B, N, d_model]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> norm2;
+        public readonly TorchSharp.Modules.LayerNorm norm2;
 
         /// <summary><c>act = act</c> → <c>[B, d_ff, N]</c></summary>
         public readonly nn.Module<Tensor, Tensor> act;
@@ -127,7 +127,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline encoder;
 
         /// <summary><c>projection = linear(d_model, pred_len)</c> → <c>[B, 7, 96]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> projection;
+        public readonly TorchSharp.Modules.Linear projection;
 
         /// <summary>Builds <c>softs</c> with the default options.</summary>
         public Softs() : this(new Options()) { }
