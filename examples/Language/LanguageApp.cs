@@ -157,6 +157,10 @@ public static class LanguageApp
             console.Write(SummaryTable.Create(ModelSummary.Create(definition, maxDepth: 1, kvFormat: KvCacheFormat.Parse(o.SummaryKvFormat))));
             Devices.Seed(o.Seed);
             using var model = create();
+            // The zoo's Mamba layers are the standard library's .mix mamba, whose selective_scan takes the process-wide
+            // choice; runtime MambaMixer modules take their own.
+            Mix.Runtime.SelectiveScan.DefaultAlgorithm = o.ScanChunk > 0 ? Mix.Runtime.SelectiveScanAlgorithm.Chunked : Mix.Runtime.SelectiveScanAlgorithm.Sequential;
+            if (o.ScanChunk > 0) Mix.Runtime.SelectiveScan.DefaultChunkLength = o.ScanChunk;
             void Configure(nn.Module<Tensor, Tensor> m)
             {
                 foreach (var sub in m.modules())

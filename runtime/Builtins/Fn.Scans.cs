@@ -15,7 +15,8 @@ public static partial class Fn
     /// </summary>
     public static Tensor SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? d = null, Tensor? z = null,
         Tensor? deltaBias = null, bool deltaSoftplus = false) =>
-        Runtime.SelectiveScan.Scan(u, delta, A, B, C, d, z, deltaBias, deltaSoftplus);
+        Runtime.SelectiveScan.Scan(u, delta, A, B, C, d, z, deltaBias, deltaSoftplus,
+            algorithm: Runtime.SelectiveScan.DefaultAlgorithm, chunkSize: Runtime.SelectiveScan.DefaultChunkLength);
 
     /// <summary>
     /// <c>y, final_state = selective_scan(..., initial_state = s)</c>: the scan continued from <paramref name="initialState"/>
@@ -24,7 +25,8 @@ public static partial class Fn
     public static Tensor[] SelectiveScanWithState(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? d = null, Tensor? z = null,
         Tensor? deltaBias = null, bool deltaSoftplus = false, Tensor? initialState = null)
     {
-        var (y, state) = Runtime.SelectiveScan.ScanWithState(u, delta, A, B, C, d, z, deltaBias, deltaSoftplus, initialState);
+        var (y, state) = Runtime.SelectiveScan.ScanWithState(u, delta, A, B, C, d, z, deltaBias, deltaSoftplus, initialState,
+            Runtime.SelectiveScan.DefaultAlgorithm, Runtime.SelectiveScan.DefaultChunkLength);
         return new[] { y, state };
     }
 

@@ -25,6 +25,23 @@ namespace Mix.Runtime
         public const int DefaultChunkSize = 64;
 
         /// <summary>
+        /// The algorithm the <c>.mix</c> primitive <c>selective_scan</c> uses off the fused path (process-wide, like
+        /// <see cref="Kernel"/>). Chunked by default, because it is the one that scales with the length; the sequential
+        /// scan is faster for small models on a CPU (the language example's <c>--scan-chunk 0</c>). Runtime
+        /// <see cref="MambaMixer"/> modules keep their own <c>ScanAlgorithm</c>.
+        /// </summary>
+        public static SelectiveScanAlgorithm DefaultAlgorithm { get; set; } = SelectiveScanAlgorithm.Chunked;
+
+        /// <summary>Chunk length the <c>.mix</c> primitive uses with <see cref="SelectiveScanAlgorithm.Chunked"/>.</summary>
+        public static int DefaultChunkLength
+        {
+            get => s_defaultChunkLength;
+            set => s_defaultChunkLength = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "the chunk length must be positive");
+        }
+
+        private static int s_defaultChunkLength = DefaultChunkSize;
+
+        /// <summary>
         /// Optional fused implementation (e.g. a CUDA kernel). When set and <see cref="ISelectiveScanKernel.Supports"/>
         /// accepts the inputs, <see cref="Scan"/>, <see cref="ScanWithState"/> and <see cref="Step"/> delegate to it.
         /// </summary>

@@ -1,3 +1,4 @@
+using System;
 using Mix.Runtime.Builtins;
 using Mix.Runtime.Scans;
 using TorchSharp;
@@ -20,6 +21,30 @@ public class ScanFunctionTests
         var y = Fn.SelectiveScan(u, delta, A, B, C, D, z, bias, true);
         var (expected, _) = SelectiveScan.SequentialScan(u, delta, A, B, C, D, z, bias, true);
         Close(expected, y, 1e-5, "y");
+    }
+
+    [Fact]
+    public void SelectiveScanPrimitiveTakesTheProcessWideAlgorithm()
+    {
+        long b = 2, d = 3, n = 4, L = 9;
+        var u = Det(1, 1, b, d, L); var delta = Det(2, 1, b, d, L); var A = NegativeRate(3, d, n);
+        var B = Det(4, 0.8, b, n, L); var C = Det(5, 0.8, b, n, L);
+        var (sequential, _) = SelectiveScan.SequentialScan(u, delta, A, B, C, null, null, null, true);
+        var (chunked, _) = SelectiveScan.ChunkedScan(u, delta, A, B, C, null, null, null, true, null, 4);
+        var saved = (SelectiveScan.DefaultAlgorithm, SelectiveScan.DefaultChunkLength);
+        try
+        {
+            SelectiveScan.DefaultAlgorithm = SelectiveScanAlgorithm.Sequential;
+            Assert.True(sequential.eq(Fn.SelectiveScan(u, delta, A, B, C, deltaSoftplus: true)).all().item<bool>(), "sequential");
+            SelectiveScan.DefaultAlgorithm = SelectiveScanAlgorithm.Chunked;
+            SelectiveScan.DefaultChunkLength = 4;
+            Assert.True(chunked.eq(Fn.SelectiveScanWithState(u, delta, A, B, C, deltaSoftplus: true)[0]).all().item<bool>(), "chunked");
+            Assert.Throws<ArgumentOutOfRangeException>(() => SelectiveScan.DefaultChunkLength = 0);
+        }
+        finally
+        {
+            (SelectiveScan.DefaultAlgorithm, SelectiveScan.DefaultChunkLength) = saved;
+        }
     }
 
     [Fact]
