@@ -105,6 +105,13 @@ internal sealed partial class Evaluator
                 Report(file, def.Alias.Span, DiagnosticIds.Recursion, $"{u.Name} is an alias of itself; definitions cannot be recursive");
                 return null;
             }
+            else if (target is FactoryValue { Callable: UserCallable inner } && inner.Definition.Alias is not null)
+            {
+                // An alias has no signature of its own to take the inputs from; say so rather than "found model X".
+                Report(file, def.Alias.Span, DiagnosticIds.WrongKind,
+                    $"'{u.Name} = ...' names {inner.Name}, which is itself an alias; an alias must name a block or model with a signature (the one {inner.Name} aliases, with its arguments)");
+                return null;
+            }
             else
             {
                 if (target is not UnknownValue)
