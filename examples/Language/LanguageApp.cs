@@ -149,89 +149,88 @@ public static class LanguageApp
 
         var results = new List<LanguageResult>();
         var compilation = MixSources.Compile(typeof(LanguageApp).Assembly);
-        foreach (var (name, create) in catalog.Where(c => o.Models.Count == 0 || o.Models.Contains(c.Name)))
+        // The models' Mamba layers are the standard library's .mix mamba, whose selective_scan takes the process-wide
+        // algorithm: set for this run, restored afterwards (tests call Run in-process).
+        var scanBefore = (Mix.Runtime.SelectiveScan.DefaultAlgorithm, Mix.Runtime.SelectiveScan.DefaultChunkLength);
+        Mix.Runtime.SelectiveScan.DefaultAlgorithm = o.ScanChunk > 0 ? Mix.Runtime.SelectiveScanAlgorithm.Chunked : Mix.Runtime.SelectiveScanAlgorithm.Sequential;
+        if (o.ScanChunk > 0) Mix.Runtime.SelectiveScan.DefaultChunkLength = o.ScanChunk;
+        try
         {
-            // What language.mix declares: layers, parameters and the decoding cache per sequence (fp32 and the
-            // KV format of the summary), from the front end alone.
-            var definition = compilation.Find("char_" + name) ?? throw new InvalidOperationException($"language.mix has no model char_{name}");
-            console.Write(SummaryTable.Create(ModelSummary.Create(definition, maxDepth: 1, kvFormat: KvCacheFormat.Parse(o.SummaryKvFormat))));
-            Devices.Seed(o.Seed);
-            using var model = create();
-            // The zoo's Mamba layers are the standard library's .mix mamba, whose selective_scan takes the process-wide
-            // choice; runtime MambaMixer modules take their own.
-            Mix.Runtime.SelectiveScan.DefaultAlgorithm = o.ScanChunk > 0 ? Mix.Runtime.SelectiveScanAlgorithm.Chunked : Mix.Runtime.SelectiveScanAlgorithm.Sequential;
-            if (o.ScanChunk > 0) Mix.Runtime.SelectiveScan.DefaultChunkLength = o.ScanChunk;
-            void Configure(nn.Module<Tensor, Tensor> m)
+            foreach (var (name, create) in catalog.Where(c => o.Models.Count == 0 || o.Models.Contains(c.Name)))
             {
-                foreach (var sub in m.modules())
-                    if (sub is Mix.Runtime.MambaMixer mamba)
-                    {
-                        mamba.ScanAlgorithm = o.ScanChunk > 0 ? Mix.Runtime.SelectiveScanAlgorithm.Chunked : Mix.Runtime.SelectiveScanAlgorithm.Sequential;
-                        if (o.ScanChunk > 0) mamba.ScanChunkSize = o.ScanChunk;
-                    }
-                m.to(device);
-            }
-            Configure(model);
-            var rng = new Random(o.Seed);
-            using var optimizer = torch.optim.AdamW(model.parameters(), lr: 3e-3, weight_decay: 0.01);
-            int stepsPerEpoch = Math.Max(1, o.Steps / 10);
-            var watch = Stopwatch.StartNew();
-            var history = new TrainLoop
-            {
-                Title = name, Epochs = (o.Steps + stepsPerEpoch - 1) / stepsPerEpoch, StepsPerEpoch = stepsPerEpoch, Unit = "chars",
-                Mode = o.Progress, Log = console.Profile.Out.Writer,
-            }.Run((epoch, step) =>
-            {
-                int global = epoch * stepsPerEpoch + step;
-                Classifier.SetLearningRate(optimizer, Classifier.Schedule(3e-3, global, stepsPerEpoch, o.Steps));
-                model.train();
-                using var scope = torch.NewDisposeScope();
-                var starts = Enumerable.Range(0, o.BatchSize).Select(_ => (long)rng.Next(train.Length - o.Context - 1)).ToArray();
-                var (x, y) = Batch(train, starts, o.Context, device);
-                optimizer.zero_grad();
-                var logits = model.call(x);
-                var loss = nn.functional.cross_entropy(logits.reshape(-1, vocab.Length), y.reshape(-1));
-                loss.backward();
-                nn.utils.clip_grad_norm_(model.parameters(), 1.0);
-                optimizer.step();
-                long correct = logits.argmax(-1).eq(y).sum().item<long>();
-                return new StepResult(loss.item<float>(), x.numel(), correct);
-            }, _ =>
-            {
-                var (loss, acc) = Evaluate(model, xVal, yVal, vocab.Length);
-                return new EvalResult(loss, acc);
-            });
-            var seconds = watch.Elapsed.TotalSeconds;
-            var (valLoss, _) = Evaluate(model, xVal, yVal, vocab.Length);
-            var greedy = Generate(model, o.Prompt, o.Length, 0, o.Context, vocab, index, device, new Random(o.Seed));
-            var sampled = o.Temperature > 0 ? Generate(model, o.Prompt, o.Length, o.Temperature, o.Context, vocab, index, device, new Random(o.Seed)) : null;
-            var result = new LanguageResult(name, model.parameters().Sum(p => p.numel()), valLoss / Math.Log(2), seconds, greedy, sampled, history);
-            console.MarkupLine($"[bold]{name}[/]: {result.BitsPerChar:F3} bits/char held out, {seconds:F1} s");
-            console.MarkupLine($"  greedy:          {Markup.Escape(OneLine(greedy))}");
-            if (sampled is not null) console.MarkupLine($"  temperature {o.Temperature:0.##}: {Markup.Escape(OneLine(sampled))}");
-            if (o.QuantizeWeights)
-            {
-                var calibRng = new Random(o.Seed + 1);
-                var calibration = new List<Tensor>();
-                for (int i = 0; i < o.CalibrationWindows; i++)
+                // What language.mix declares: layers, parameters and the decoding cache per sequence (fp32 and the
+                // KV format of the summary), from the front end alone.
+                var definition = compilation.Find("char_" + name) ?? throw new InvalidOperationException($"language.mix has no model char_{name}");
+                console.Write(SummaryTable.Create(ModelSummary.Create(definition, maxDepth: 1, kvFormat: KvCacheFormat.Parse(o.SummaryKvFormat))));
+                Devices.Seed(o.Seed);
+                using var model = create();
+                void Configure(nn.Module<Tensor, Tensor> m) => m.to(device);
+                Configure(model);
+                var rng = new Random(o.Seed);
+                using var optimizer = torch.optim.AdamW(model.parameters(), lr: 3e-3, weight_decay: 0.01);
+                int stepsPerEpoch = Math.Max(1, o.Steps / 10);
+                var watch = Stopwatch.StartNew();
+                var history = new TrainLoop
                 {
-                    var (cx, cy) = Batch(train, new[] { (long)calibRng.Next(train.Length - o.Context - 1) }, o.Context, device);
-                    cy.Dispose();
-                    calibration.Add(cx);
+                    Title = name, Epochs = (o.Steps + stepsPerEpoch - 1) / stepsPerEpoch, StepsPerEpoch = stepsPerEpoch, Unit = "chars",
+                    Mode = o.Progress, Log = console.Profile.Out.Writer,
+                }.Run((epoch, step) =>
+                {
+                    int global = epoch * stepsPerEpoch + step;
+                    Classifier.SetLearningRate(optimizer, Classifier.Schedule(3e-3, global, stepsPerEpoch, o.Steps));
+                    model.train();
+                    using var scope = torch.NewDisposeScope();
+                    var starts = Enumerable.Range(0, o.BatchSize).Select(_ => (long)rng.Next(train.Length - o.Context - 1)).ToArray();
+                    var (x, y) = Batch(train, starts, o.Context, device);
+                    optimizer.zero_grad();
+                    var logits = model.call(x);
+                    var loss = nn.functional.cross_entropy(logits.reshape(-1, vocab.Length), y.reshape(-1));
+                    loss.backward();
+                    nn.utils.clip_grad_norm_(model.parameters(), 1.0);
+                    optimizer.step();
+                    long correct = logits.argmax(-1).eq(y).sum().item<long>();
+                    return new StepResult(loss.item<float>(), x.numel(), correct);
+                }, _ =>
+                {
+                    var (loss, acc) = Evaluate(model, xVal, yVal, vocab.Length);
+                    return new EvalResult(loss, acc);
+                });
+                var seconds = watch.Elapsed.TotalSeconds;
+                var (valLoss, _) = Evaluate(model, xVal, yVal, vocab.Length);
+                var greedy = Generate(model, o.Prompt, o.Length, 0, o.Context, vocab, index, device, new Random(o.Seed));
+                var sampled = o.Temperature > 0 ? Generate(model, o.Prompt, o.Length, o.Temperature, o.Context, vocab, index, device, new Random(o.Seed)) : null;
+                var result = new LanguageResult(name, model.parameters().Sum(p => p.numel()), valLoss / Math.Log(2), seconds, greedy, sampled, history);
+                console.MarkupLine($"[bold]{name}[/]: {result.BitsPerChar:F3} bits/char held out, {seconds:F1} s");
+                console.MarkupLine($"  greedy:          {Markup.Escape(OneLine(greedy))}");
+                if (sampled is not null) console.MarkupLine($"  temperature {o.Temperature:0.##}: {Markup.Escape(OneLine(sampled))}");
+                if (o.QuantizeWeights)
+                {
+                    var calibRng = new Random(o.Seed + 1);
+                    var calibration = new List<Tensor>();
+                    for (int i = 0; i < o.CalibrationWindows; i++)
+                    {
+                        var (cx, cy) = Batch(train, new[] { (long)calibRng.Next(train.Length - o.Context - 1) }, o.Context, device);
+                        cy.Dispose();
+                        calibration.Add(cx);
+                    }
+                    result = result with { WeightQuantization = QuantizationEvaluation.WeightQuantization(model, create, Configure, xVal, yVal, calibration) };
+                    foreach (var c in calibration) c.Dispose();
+                    console.Write(WeightTable(name, result.WeightQuantization));
                 }
-                result = result with { WeightQuantization = QuantizationEvaluation.WeightQuantization(model, create, Configure, xVal, yVal, calibration) };
-                foreach (var c in calibration) c.Dispose();
-                console.Write(WeightTable(name, result.WeightQuantization));
+                if (o.QuantizeKvCache && name != "mamba")
+                {
+                    long[] Window(long start, int n) => valid[(int)start..(int)(start + n)];
+                    var sequences = Enumerable.Range(0, o.KvSequences).Select(i => Window((long)i * (valid.Length - o.KvLength) / o.KvSequences, o.KvLength)).ToArray();
+                    var prompts = Enumerable.Range(0, o.KvPrompts).Select(i => Window((long)((i + 0.5) * (valid.Length - 32) / o.KvPrompts), 32)).ToArray();
+                    result = result with { KvQuantization = QuantizationEvaluation.KvCacheQuantization(model, vocab.Length, sequences, o.KvChunk, prompts, o.KvNewTokens) };
+                    console.Write(KvTable(name, o, result.KvQuantization));
+                }
+                results.Add(result);
             }
-            if (o.QuantizeKvCache && name != "mamba")
-            {
-                long[] Window(long start, int n) => valid[(int)start..(int)(start + n)];
-                var sequences = Enumerable.Range(0, o.KvSequences).Select(i => Window((long)i * (valid.Length - o.KvLength) / o.KvSequences, o.KvLength)).ToArray();
-                var prompts = Enumerable.Range(0, o.KvPrompts).Select(i => Window((long)((i + 0.5) * (valid.Length - 32) / o.KvPrompts), 32)).ToArray();
-                result = result with { KvQuantization = QuantizationEvaluation.KvCacheQuantization(model, vocab.Length, sequences, o.KvChunk, prompts, o.KvNewTokens) };
-                console.Write(KvTable(name, o, result.KvQuantization));
-            }
-            results.Add(result);
+        }
+        finally
+        {
+            (Mix.Runtime.SelectiveScan.DefaultAlgorithm, Mix.Runtime.SelectiveScan.DefaultChunkLength) = scanBefore;
         }
 
         var table = new Table().Border(TableBorder.Rounded).Title("[bold]Character-level LMs[/] on The Devil's Dictionary");
