@@ -111,11 +111,13 @@ public static partial class Quantizer
         foreach (var (name, parent, childName, linear) in Linears(model))
         {
             if (IsExcluded(name, o.Exclude)) { report.Skipped.Add((name, "excluded")); continue; }
-            var field = FindField(parent, linear);
-            if (field is null) { report.Skipped.Add((name, $"the parent's field is typed {typeof(Linear).Name}; it cannot hold a quantized layer")); continue; }
-            if (o.Mode == WeightQuantMode.Int4Grouped && linear.weight!.shape[1] % GroupFor(linear, o) != 0)
-            { report.Skipped.Add((name, $"in features {linear.weight.shape[1]} not divisible by group {o.GroupSize}")); continue; }
-            targets.Add(new Target(name, parent, childName, linear, field));
+            var field = linear is QuantizableLinear ? null : FindField(parent, linear);
+            if (field is null && linear is not QuantizableLinear)
+            { report.Skipped.Add((name, $"the parent's field is typed {typeof(Linear).Name}; it cannot hold a quantized layer")); continue; }
+            var target = new Target(name, parent, childName, linear, field);
+            if (o.Mode == WeightQuantMode.Int4Grouped && target.Weight.shape[1] % GroupFor(target.Weight, o) != 0)
+            { report.Skipped.Add((name, $"in features {target.Weight.shape[1]} not divisible by group {o.GroupSize}")); continue; }
+            targets.Add(target);
         }
 
         var scalesByLayer = new Dictionary<string, Tensor>();
@@ -130,7 +132,7 @@ public static partial class Quantizer
                 // 1. per layer (or fold group): the scale that minimises the layer's own output error
                 foreach (var u in units)
                 {
-                    u.Scale = SearchScale(u.Targets.Select(t => t.Linear).ToList(), acts[u.Targets[0].Name], o, out double alpha);
+                    u.Scale = SearchScale(u.Targets.Select(t => t.Weight).ToList(), acts[u.Targets[0].Name], o, out double alpha);
                     u.Alpha = alpha;
                 }
                 // 2. per block: refine the scales on the block's output error (see AwqBlockSearch)
@@ -166,11 +168,10 @@ public static partial class Quantizer
         foreach (var t in targets)
         {
             scalesByLayer.TryGetValue(t.Name, out var s);
-            var q = QuantizedLinear.FromLinear(t.Linear, o.Mode, GroupFor(t.Linear, o), s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
-            report.BytesBefore += t.Linear.weight!.numel() * (long)t.Linear.weight.element_size();
+            var q = QuantizedLinear.FromWeight(t.Weight, t.Bias, o.Mode, GroupFor(t.Weight, o), s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
+            report.BytesBefore += t.Weight.numel() * (long)t.Weight.element_size();
             report.BytesAfter += q.WeightBytes;
-            Swap(t.Parent, t.ChildName, t.Field, q);
-            t.Linear.Dispose();
+            t.Install(q);
             report.Quantized.Add(t.Name);
         }
         // fold groups share one scale tensor; compare by reference (Tensor.Equals reads the handles) and list them before disposing
@@ -178,21 +179,48 @@ public static partial class Quantizer
         return report;
     }
 
-    /// <summary>The int4 group of <paramref name="linear"/>: the configured size, or the whole row when the layer reads
+    /// <summary>The int4 group of the layer of <paramref name="weight"/>: the configured size, or the whole row when the layer reads
     /// fewer features than that (a 64-wide layer under group 128 gets one group of 64 per output channel).</summary>
-    internal static int GroupFor(Linear linear, QuantizationOptions o) => (int)Math.Min(o.GroupSize, linear.weight!.shape[1]);
+    internal static int GroupFor(Tensor weight, QuantizationOptions o) => (int)Math.Min(o.GroupSize, weight.shape[1]);
 
-    internal sealed record Target(string Name, nn.Module Parent, string ChildName, Linear Linear, FieldInfo Field);
-
-    internal static IEnumerable<(string name, nn.Module parent, string childName, Linear linear)> Linears(nn.Module model)
+    /// <summary>A layer to quantize: a TorchSharp <see cref="Linear"/> in a field that can hold a
+    /// <see cref="QuantizedLinear"/>, or a <see cref="QuantizableLinear"/> (quantized in place, <paramref name="Field"/> null).</summary>
+    internal sealed record Target(string Name, nn.Module Parent, string ChildName, nn.Module<Tensor, Tensor> Layer, FieldInfo? Field)
     {
-        var list = new List<(string, nn.Module, string, Linear)>();
+        public Tensor Weight => Layer is QuantizableLinear q ? q.weight : ((Linear)Layer).weight!;
+        public Tensor? Bias => Layer is QuantizableLinear q ? q.bias : ((Linear)Layer).bias;
+
+        /// <summary>The full-precision forward.</summary>
+        public Tensor Dense(Tensor x) => Layer is QuantizableLinear q ? q.DenseForward(x) : Layer.forward(x);
+
+        /// <summary>Puts the quantized layer in place of the full-precision one.</summary>
+        public void Install(QuantizedLinear q)
+        {
+            if (Layer is QuantizableLinear ql) { ql.UseQuantized(q); return; }
+            Swap(Parent, ChildName, Field!, q);
+            Layer.Dispose();
+        }
+
+        /// <summary>Sends the layer's calls to <paramref name="recorder"/> (null: back to the layer).</summary>
+        public void Reroute(nn.Module<Tensor, Tensor>? recorder)
+        {
+            if (Layer is QuantizableLinear ql) ql.Route(recorder is null ? null : recorder.forward);
+            else Swap(Parent, ChildName, Field!, recorder ?? Layer);
+        }
+    }
+
+    /// <summary>The full-precision linear layers of <paramref name="model"/>: TorchSharp <see cref="Linear"/>s and the
+    /// <see cref="QuantizableLinear"/>s of generated models.</summary>
+    internal static IEnumerable<(string name, nn.Module parent, string childName, nn.Module<Tensor, Tensor> linear)> Linears(nn.Module model)
+    {
+        var list = new List<(string, nn.Module, string, nn.Module<Tensor, Tensor>)>();
         void Walk(nn.Module m, string prefix)
         {
             foreach (var (childName, child) in m.named_children())
             {
                 string full = prefix.Length == 0 ? childName : prefix + "." + childName;
                 if (child is Linear lin) list.Add((full, m, childName, lin));
+                else if (child is QuantizableLinear { IsQuantized: false } ql) list.Add((full, m, childName, ql));
                 else Walk(child, full);
             }
         }
@@ -244,14 +272,14 @@ public static partial class Quantizer
     private static (Dictionary<string, Tensor> Layers, Dictionary<string, List<Tensor>> Blocks) Capture(nn.Module model, List<Target> targets,
         Dictionary<string, nn.Module<Tensor, Tensor>> blocks, IReadOnlyList<Tensor> inputs)
     {
-        var wrappers = targets.Select(t => new Recorder(t.Linear)).ToList();
+        var wrappers = targets.Select(t => new Recorder(t.Dense)).ToList();
         var blockInputs = blocks.Keys.ToDictionary(k => k, _ => new List<Tensor>());
         var hooks = blocks.Select(b => b.Value.register_forward_pre_hook((_, x) =>
         {
             blockInputs[b.Key].Add(x.detach().clone().DetachFromDisposeScope());
             return x;
         })).ToList();
-        for (int i = 0; i < targets.Count; i++) Swap(targets[i].Parent, targets[i].ChildName, targets[i].Field, wrappers[i]);
+        for (int i = 0; i < targets.Count; i++) targets[i].Reroute(wrappers[i]);
         try
         {
             using var noGrad = torch.no_grad();
@@ -268,7 +296,7 @@ public static partial class Quantizer
         finally
         {
             foreach (var h in hooks) h.remove();
-            for (int i = 0; i < targets.Count; i++) Swap(targets[i].Parent, targets[i].ChildName, targets[i].Field, targets[i].Linear);
+            for (int i = 0; i < targets.Count; i++) targets[i].Reroute(null);
         }
         var result = new Dictionary<string, Tensor>();
         for (int i = 0; i < targets.Count; i++) result[targets[i].Name] = wrappers[i].Take();
@@ -283,13 +311,22 @@ public static partial class Quantizer
     /// <param name="x">Calibration inputs <c>[N, in]</c>.</param>
     /// <param name="o">Options.</param>
     /// <param name="bestAlpha">The chosen α.</param>
-    public static Tensor SearchScale(IReadOnlyList<Linear> layers, Tensor x, QuantizationOptions o, out double bestAlpha)
+    public static Tensor SearchScale(IReadOnlyList<Linear> layers, Tensor x, QuantizationOptions o, out double bestAlpha) =>
+        SearchScale(layers.Select(l => (Tensor)l.weight!).ToList(), x, o, out bestAlpha);
+
+    /// <summary>The AWQ grid search of <see cref="SearchScale(IReadOnlyList{Linear}, Tensor, QuantizationOptions, out double)"/>
+    /// over the layers' weights <c>[out, in]</c>.</summary>
+    /// <param name="weights">Weights of the layers sharing the input.</param>
+    /// <param name="x">Calibration inputs <c>[N, in]</c>.</param>
+    /// <param name="o">Options.</param>
+    /// <param name="bestAlpha">The chosen α.</param>
+    public static Tensor SearchScale(IReadOnlyList<Tensor> weights, Tensor x, QuantizationOptions o, out double bestAlpha)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var xf = x.to_type(ScalarType.Float32);
         var mean = MeanMagnitude(xf);
-        var refs = layers.Select(l => torch.matmul(xf, l.weight!.detach().to_type(ScalarType.Float32).t())).ToList();
+        var refs = weights.Select(w => torch.matmul(xf, w.detach().to_type(ScalarType.Float32).t())).ToList();
         double best = double.PositiveInfinity;
         bestAlpha = 0;
         Tensor? bestS = null;
@@ -297,10 +334,10 @@ public static partial class Quantizer
         {
             var s = ScaleFor(mean, alpha);
             double err = 0;
-            for (int i = 0; i < layers.Count; i++)
+            for (int i = 0; i < weights.Count; i++)
             {
-                var w = layers[i].weight!.detach().to_type(ScalarType.Float32) * s.unsqueeze(0);
-                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, GroupFor(layers[i], o));
+                var w = weights[i].detach().to_type(ScalarType.Float32) * s.unsqueeze(0);
+                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, GroupFor(weights[i], o));
                 var y = torch.matmul(xf / s, wq.t());
                 err += (y - refs[i]).square().sum().item<float>();
             }
@@ -311,10 +348,10 @@ public static partial class Quantizer
 
     private sealed class Recorder : nn.Module<Tensor, Tensor>
     {
-        private readonly Linear inner;
+        private readonly Func<Tensor, Tensor> inner;
         private readonly List<Tensor> seen = new();
 
-        public Recorder(Linear inner) : base("AwqRecorder")
+        public Recorder(Func<Tensor, Tensor> inner) : base("AwqRecorder")
         {
             this.inner = inner;
         }
@@ -322,7 +359,7 @@ public static partial class Quantizer
         public override Tensor forward(Tensor input)
         {
             seen.Add(input.detach().reshape(-1, input.shape[^1]).to_type(ScalarType.Float32).clone().DetachFromDisposeScope());
-            return inner.forward(input);
+            return inner(input);
         }
 
         public Tensor Take()
