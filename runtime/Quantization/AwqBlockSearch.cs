@@ -35,14 +35,14 @@ public static partial class Quantizer
     }
 
     /// <summary>The AWQ units in registration order: each fold group whose layers are all targets, then each other target alone.</summary>
-    internal static List<AwqUnit> AwqUnits(nn.Module model, List<Target> targets, bool fold)
+    internal static List<AwqUnit> AwqUnits(nn.Module model, List<Target> targets, QuantizationOptions o)
     {
         var byName = targets.ToDictionary(t => t.Name);
         var units = new List<AwqUnit>();
         var grouped = new HashSet<string>();
-        foreach (var (normName, norm, members) in FoldGroups(model, fold))
+        foreach (var (normName, norm, members) in FoldGroups(model, o))
         {
-            if (!members.All(byName.ContainsKey)) continue;
+            if (!members.All(byName.ContainsKey) || members.Any(grouped.Contains)) continue;
             units.Add(new AwqUnit(members.Select(m => byName[m]).ToList(), norm, normName));
             grouped.UnionWith(members);
         }

@@ -32,12 +32,40 @@ public sealed record QuantizationOptions
     /// <summary>AWQ grid of α in s = mean|x|^α (default 0, 0.05, …, 1).</summary>
     public IReadOnlyList<double> AwqAlphaGrid { get; init; } = Enumerable.Range(0, 21).Select(i => i / 20.0).ToArray();
 
-    /// <summary>Fold AWQ scales into a preceding norm where the model structure allows (default true); otherwise the
-    /// inverse scale is kept as the layer's <c>input_scale</c>.</summary>
+    /// <summary>Fold AWQ scales into a preceding norm where a <see cref="FoldRules"/> rule names one (default true);
+    /// otherwise the inverse scale is kept as the layer's <c>input_scale</c>.</summary>
     public bool FoldAwqScales { get; init; } = true;
+
+    /// <summary>
+    /// Which norm feeds which linear layers, by relative names inside any module (as AutoAWQ describes each
+    /// architecture): when a module has the norm (a bias-free norm with one <c>weight [in]</c>) and every listed layer is
+    /// quantized, the layers share one AWQ scale and 1/s is folded into the norm's weight. A rule asserts that the norm's
+    /// output goes to those layers only; name your blocks' layers accordingly or pass your own rules (empty: no folding).
+    /// Default: <see cref="AwqFoldRule.Defaults"/>.
+    /// </summary>
+    public IReadOnlyList<AwqFoldRule> FoldRules { get; init; } = AwqFoldRule.Defaults;
 
     /// <summary>What the AWQ grid search minimises (default <see cref="AwqObjective.Block"/>).</summary>
     public AwqObjective AwqObjective { get; init; } = AwqObjective.Block;
+}
+
+/// <summary>A norm and the linear layers that read only its output, named relative to the module holding both.</summary>
+/// <param name="Norm">The norm's relative name (e.g. <c>norm</c>).</param>
+/// <param name="Layers">The layers' relative names (e.g. <c>mixer.in_proj</c>).</param>
+public sealed record AwqFoldRule(string Norm, IReadOnlyList<string> Layers)
+{
+    /// <summary>Mamba blocks (Hugging Face, the zoo's <c>.mix</c> Mamba: <c>norm</c> → <c>mixer.in_proj</c>); pre-norm
+    /// transformer blocks named Llama-style (<c>input_layernorm</c> → <c>self_attn.q/k/v_proj</c>,
+    /// <c>post_attention_layernorm</c> → <c>mlp.gate_proj</c>, <c>mlp.up_proj</c>) or <c>attn_norm</c> →
+    /// <c>attn.q/k/v_proj</c>, <c>mlp_norm</c> → <c>up_proj</c>.</summary>
+    public static IReadOnlyList<AwqFoldRule> Defaults { get; } = new AwqFoldRule[]
+    {
+        new("norm", new[] { "mixer.in_proj" }),
+        new("input_layernorm", new[] { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" }),
+        new("post_attention_layernorm", new[] { "mlp.gate_proj", "mlp.up_proj" }),
+        new("attn_norm", new[] { "attn.q_proj", "attn.k_proj", "attn.v_proj" }),
+        new("mlp_norm", new[] { "up_proj" }),
+    };
 }
 
 /// <summary>The error AWQ's α search minimises.</summary>
@@ -91,9 +119,9 @@ public sealed class QuantizationReport
 /// (activation-aware weight quantization): per layer (or per group of layers reading the same normalised input) a grid
 /// search over α for the per-input-channel scale s = mean|x|^α (normalised by √(max·min)), minimising the squared
 /// output error ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖² on calibration activations, then by default refined on the output error
-/// of the enclosing block (<see cref="AwqObjective.Block"/>, see AwqBlockSearch.cs); 1/s is folded into the preceding RMSNorm
-/// weight when that norm feeds only the group (Mamba block norm → in_proj, transformer attn_norm → q/k/v,
-/// mlp_norm → up_proj), else stored as the layer's input scale.
+/// of the enclosing block (<see cref="AwqObjective.Block"/>, see AwqBlockSearch.cs); 1/s is folded into the preceding norm's
+/// weight when a <see cref="QuantizationOptions.FoldRules"/> rule says that norm feeds only the group (Mamba block
+/// norm → in_proj, transformer norms → q/k/v and up projections), else stored as the layer's input scale.
 /// A layer can only be replaced when its parent holds it in a field typed as a module base
 /// (<c>Module&lt;Tensor, Tensor&gt;</c>); a field typed <see cref="Linear"/> is reported as skipped.
 /// </summary>
@@ -124,7 +152,7 @@ public static partial class Quantizer
         var foldedLayers = new HashSet<string>();
         if (o.CalibrationInputs is { Count: > 0 })
         {
-            var units = AwqUnits(model, targets, o.FoldAwqScales);
+            var units = AwqUnits(model, targets, o);
             var blocks = o.AwqObjective == AwqObjective.Block ? Blocks(model, targets) : new Dictionary<string, nn.Module<Tensor, Tensor>>();
             var (acts, blockInputs) = Capture(model, targets, blocks, o.CalibrationInputs);
             try
@@ -247,23 +275,33 @@ public static partial class Quantizer
         parent.register_module(childName, replacement);
     }
 
-    /// <summary>Norm-fold groups: (norm parameter name, the norm weight, Linear layers reading only that norm's output).</summary>
-    internal static List<(string normName, Parameter norm, string[] members)> FoldGroups(nn.Module model, bool enabled)
+    /// <summary>Norm-fold groups from <see cref="QuantizationOptions.FoldRules"/>: (norm parameter name, the norm weight,
+    /// the linear layers reading only that norm's output).</summary>
+    internal static List<(string normName, Parameter norm, string[] members)> FoldGroups(nn.Module model, QuantizationOptions o)
     {
         var groups = new List<(string, Parameter, string[])>();
-        if (!enabled) return groups;
-        foreach (var (name, m) in model.named_modules())
+        if (!o.FoldAwqScales || o.FoldRules.Count == 0) return groups;
+        var modules = model.named_modules().ToDictionary(p => p.name, p => p.module, StringComparer.Ordinal);
+        foreach (var (name, _) in modules)
         {
             string p = name.Length == 0 ? "" : name + ".";
-            if (m is MambaBlock mb)
-                groups.Add((p + "norm.weight", mb.Norm.Weight, new[] { p + "mixer.in_proj" }));
-            else if (m is TransformerBlock tb)
+            foreach (var rule in o.FoldRules)
             {
-                groups.Add((p + "attn_norm.weight", tb.AttnNorm.Weight, new[] { p + "attn.q_proj", p + "attn.k_proj", p + "attn.v_proj" }));
-                groups.Add((p + "mlp_norm.weight", tb.MlpNorm.Weight, new[] { p + "up_proj" }));
+                if (!modules.TryGetValue(p + rule.Norm, out var norm) || FoldableWeight(norm) is not { } weight) continue;
+                groups.Add((p + rule.Norm + ".weight", weight, rule.Layers.Select(l => p + l).ToArray()));
             }
         }
         return groups;
+    }
+
+    /// <summary>The weight of a norm that 1/s can be folded into: its only parameter, <c>weight</c> of rank 1 (a norm
+    /// with a bias, or any other module, is not folded into).</summary>
+    private static Parameter? FoldableWeight(nn.Module norm)
+    {
+        var ps = norm.named_parameters(recurse: false).ToList();
+        return ps.Count == 1 && ps[0].name == "weight" && ps[0].parameter.dim() == 1 && norm.GetType().Name.Contains("Norm", StringComparison.Ordinal)
+            ? ps[0].parameter
+            : null;
     }
 
     /// <summary>Wraps every target to record its inputs and hooks every block to record its inputs, runs the calibration
