@@ -140,9 +140,30 @@ public sealed class QuantizableLinearTests
             CalibrationInputs = calibration,
         });
         Assert.Equal(6, report.Quantized.Count);
+        // in_proj shares its scale with the block norm (folded by the default name rule); x_proj and out_proj keep theirs
         Assert.Equal(6, report.AwqAlpha.Count);
+        Assert.Equal(new[] { "backbone.layers.0.norm.weight", "backbone.layers.1.norm.weight" }, report.Folded.Keys.OrderBy(k => k, StringComparer.Ordinal));
+        Assert.Equal(new[] { "backbone.layers.0.mixer.in_proj" }, report.Folded["backbone.layers.0.norm.weight"]);
         using var noGrad = torch.no_grad();
         Assert.False(model.call(calibration[0]).isnan().any().item<bool>());
+    }
+
+    [Fact]
+    public void Without_fold_rules_the_scales_stay_with_the_layers()
+    {
+        torch.manual_seed(6);
+        using var model = TinyMamba();
+        model.eval();
+        var report = Quantizer.Quantize(model, new QuantizationOptions
+        {
+            Mode = WeightQuantMode.Int4Grouped,
+            GroupSize = 16,
+            CalibrationInputs = new[] { torch.randint(0, 40, new long[] { 2, 9 }) },
+            FoldRules = Array.Empty<AwqFoldRule>(),
+        });
+        Assert.Empty(report.Folded);
+        var inProj = (QuantizableLinear)model.named_modules().Single(m => m.name == "backbone.layers.0.mixer.in_proj").module;
+        Assert.True(inProj.HasInputScale);
     }
 
     [Fact]
