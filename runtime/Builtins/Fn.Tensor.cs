@@ -26,6 +26,10 @@ public static partial class Fn
     public static Tensor Rsqrt(Tensor x) => x.rsqrt();
     /// <summary><c>rsqrt(v)</c> of a number.</summary>
     public static double Rsqrt(double x) => 1 / Math.Sqrt(x);
+    /// <summary><c>cos(x)</c>.</summary>
+    public static Tensor Cos(Tensor x) => x.cos();
+    /// <summary><c>cos(v)</c> of a number.</summary>
+    public static double Cos(double x) => Math.Cos(x);
     /// <summary><c>abs(x)</c> (the modulus of complex values).</summary>
     public static Tensor Abs(Tensor x) => x.abs();
     /// <summary><c>abs(v)</c> of a number.</summary>
