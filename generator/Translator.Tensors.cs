@@ -66,6 +66,10 @@ internal sealed partial class Translator
 
     V EmitMath(BuiltinCallable fn, IReadOnlyDictionary<string, V> args, TextSpan span)
     {
+        // aux_loss / aux_stat record under the module that runs them (MixAux), so they take `this`.
+        if (fn.Name is "aux_loss" or "aux_stat")
+            return new VCode($"MixAux.{(fn.Name == "aux_loss" ? "Loss" : "Stat")}(this, {Val(args["name"], GType.String, span)}, " +
+                $"{Val(args["value"], GType.Tensor, span)})", GType.Tensor);
         var parts = new List<string>();
         bool gap = false;
         bool anyTensor = args.Values.Any(IsTensorArg);

@@ -10,14 +10,15 @@ namespace Mix.Generator.Tests;
 
 /// <summary>
 /// The catalog's third part against the official code: the zoo's <c>mambaout</c> (standard library
-/// <c>gated_cnn_block</c>) against timm's <c>MambaOut</c>. Fixtures: tests/Mix.Runtime.Tests/Fixtures/parity, made by
+/// <c>gated_cnn_block</c>) against timm's <c>MambaOut</c>, the zoo's <c>rcvit</c> (library <c>additive_token_mixer</c>)
+/// against Tianfang-Zhang/CAS-ViT's <c>RCViT</c> (eval: BatchNorm running statistics, the mean of both heads). Fixtures: tests/Mix.Runtime.Tests/Fixtures/parity, made by
 /// tests/parity/make_catalog3_fixtures.py. Strict loading, fp32, max abs error ≤ 1e-4 × max(1, max |reference|) (the
 /// bound of <see cref="HuggingFaceParityTests"/>). A test whose fixture is missing reports itself skipped, naming the
 /// command that makes it; it never passes without comparing.
 /// </summary>
 public class Catalog3ParityTests
 {
-    static JsonElement Info(string name, string only)
+    internal static JsonElement Info(string name, string only)
     {
         if (!File.Exists(HuggingFaceParityTests.Fixture(name + ".config.json")))
             Assert.Skip($"fixture {name} not made yet: run `python3 tests/parity/make_catalog3_fixtures.py --only {only}` " +
@@ -28,7 +29,7 @@ public class Catalog3ParityTests
 
     static long[] Ints(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt64()).ToArray();
 
-    static void RunMambaOut(nn.Module<Tensor, Tensor> model, string name)
+    static void RunImageModel(nn.Module<Tensor, Tensor> model, string name)
     {
         HuggingFaceParityTests.Load(model, name);
         model.eval();
@@ -47,7 +48,7 @@ public class Catalog3ParityTests
         Assert.Equal(new long[] { 16, 24, 32, 40 }, Ints(c.GetProperty("dims")));
         Assert.False(c.TryGetProperty("conv_ratio", out _));                      // timm's defaults: femto's block
         using var model = new MambaoutFixture(new MambaoutFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() });
-        RunMambaOut(model, "mambaout");
+        RunImageModel(model, "mambaout");
     }
 
     [Fact]
@@ -61,6 +62,19 @@ public class Catalog3ParityTests
         Assert.False(c.GetProperty("stem_mid_norm").GetBoolean());
         Assert.Equal("conv_nf", c.GetProperty("downsample").GetString());
         using var model = new MambaoutOptionsFixture(new MambaoutOptionsFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() });
-        RunMambaOut(model, "mambaout_options");
+        RunImageModel(model, "mambaout_options");
+    }
+
+    [Fact]
+    public void Generated_rcvit_matches_CAS_ViT()
+    {
+        var c = Info("rcvit", "rcvit").GetProperty("config");
+        Assert.Equal(new long[] { 2, 1, 2, 1 }, Ints(c.GetProperty("layers")));     // the test model rcvit_fixture
+        Assert.Equal(new long[] { 8, 12, 16, 24 }, Ints(c.GetProperty("embed_dims")));
+        Assert.Equal(4, c.GetProperty("mlp_ratios").GetInt64());
+        Assert.False(c.GetProperty("attn_bias").GetBoolean());
+        Assert.True(c.GetProperty("distillation").GetBoolean());                   // eval: the mean of the two heads
+        using var model = new RcvitFixture(new RcvitFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() });
+        RunImageModel(model, "rcvit");
     }
 }

@@ -6,6 +6,8 @@ make_fixtures.py (NAME.weights.safetensors, NAME.io.safetensors, NAME.config.jso
 
   mambaout          timm MambaOut (timm/models/mambaout.py), femto's layout at small widths, fp32, eval, CPU
   mambaout_options  the same with conv_ratio < 1, SiLU, no stem mid norm and norm-first downsampling
+  rcvit             Tianfang-Zhang/CAS-ViT RCViT (classification/model/rcvit.py), rcvit_xs's layout at small widths, eval
+                    (the mean of head and dist_head), BatchNorm running statistics re-drawn, fp32, CPU
   block_ffn         thunlp/BlockFFN BLockFeedForward (pretrain/cpm/dragonfly/blockffn.py), ReLU router + RMSNorm
                     (norm_after_router="rms"), block-linear experts, with its losses, fp32, CPU
 
@@ -14,6 +16,10 @@ host) it is used as installed; otherwise (torch 1.13 without torchvision) mambao
 timm/layers files (norm, drop, layer_scale, weight_init, create_act, classifier) and stubs for what it imports but a
 directly built model never calls (the model registry, the pretrained builder, feature helpers) and for torchvision's
 FrozenBatchNorm2d (named by timm/layers/create_norm.py at import). No official code is copied into the project.
+--casvit is the folder holding CAS-ViT's source (Tianfang-Zhang/CAS-ViT). rcvit.py imports timm.models.layers
+(DropPath, trunc_normal_, to_2tuple), timm.models.registry (register_model) and einops (never called): the script gives
+it timm's own layers files (as for MambaOut; the installed timm where it imports), an identity register_model and an
+einops stub.
 --blockffn is the folder holding BlockFFN's source (thunlp/BlockFFN). Its training stack (bmtrain, fastmoe, dm-tree) is
 not needed for one module's forward: bmtrain's DistributedModule / DistributedParameter become torch.nn.Module /
 torch.nn.Parameter, and the names blockffn.py's imports pull in but this forward never calls are stubbed. The losses
@@ -45,6 +51,13 @@ def _package(name, path=None):
 
 def import_mambaout(timm_dir):
     """timm.models.mambaout: the installed timm if it imports, else the file alone from timm_dir with timm's layers."""
+    if getattr(import_mambaout, "result", None):
+        return import_mambaout.result
+    import_mambaout.result = _import_mambaout(timm_dir)
+    return import_mambaout.result
+
+
+def _import_mambaout(timm_dir):
     try:
         import timm.models.mambaout as mambaout  # noqa: F401
         return mambaout, "timm " + importlib.import_module("timm").__version__
@@ -101,6 +114,53 @@ def make_mambaout(out_dir, timm_dir) -> None:
             y = model(x)
         write_fixture(out_dir, name, model, {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
                       {"x": x}, {"y": y}, {"source": source, "device": "cpu"})
+
+
+def import_rcvit(casvit_dir, timm_dir):
+    """CAS-ViT's classification/model/rcvit.py as a module, its timm and einops imports provided."""
+    mambaout, _ = import_mambaout(timm_dir)  # makes timm (installed, or its layers files) importable
+    layers = importlib.import_module("timm.layers")
+    helpers = importlib.import_module("timm.layers.helpers")
+    if "timm.models.layers" not in sys.modules or getattr(sys.modules["timm.models.layers"], "DropPath", None) is None:
+        shim = types.ModuleType("timm.models.layers")
+        shim.DropPath, shim.trunc_normal_, shim.to_2tuple = layers.DropPath, layers.trunc_normal_, helpers.to_2tuple
+        sys.modules["timm.models.layers"] = shim
+    if "timm.models.registry" not in sys.modules:
+        registry = types.ModuleType("timm.models.registry")
+        registry.register_model = lambda f: f
+        sys.modules["timm.models.registry"] = registry
+    if importlib.util.find_spec("einops") is None:
+        einops = types.ModuleType("einops")
+        einops.rearrange = einops.repeat = None
+        einops.__stub__ = True
+        sys.modules["einops"] = einops
+    path = os.path.join(os.path.abspath(casvit_dir), "classification", "model", "rcvit.py")
+    spec = importlib.util.spec_from_file_location("rcvit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_rcvit(out_dir, casvit_dir, timm_dir) -> None:
+    rcvit = import_rcvit(casvit_dir, timm_dir)
+    # rcvit_xs's layout (stem, four stages of additive blocks, embeddings, BatchNorm everywhere, two heads) at small widths.
+    config = dict(layers=[2, 1, 2, 1], embed_dims=[8, 12, 16, 24], mlp_ratios=4, downsamples=[True, True, True, True],
+                  attn_bias=False, num_classes=10, distillation=True)
+    torch.manual_seed(SEED)
+    g = torch.Generator().manual_seed(SEED)
+    model = rcvit.RCViT(norm_layer=torch.nn.BatchNorm2d, act_layer=torch.nn.GELU, fork_feat=False, **config).eval()
+    randomize_(model, g)
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.copy_(torch.randn(buffer.shape, generator=g) * 0.2)
+            elif name.endswith("running_var"):
+                buffer.copy_(torch.rand(buffer.shape, generator=g) + 0.5)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        y = model(x)
+    write_fixture(out_dir, "rcvit", model, config, {"x": x}, {"y": y},
+                  {"source": "Tianfang-Zhang/CAS-ViT classification/model/rcvit.py", "device": "cpu"})
 
 
 def import_blockffn(blockffn_dir):
@@ -175,15 +235,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=default_out)
     parser.add_argument("--timm", default=None, help="folder holding timm's source (huggingface/pytorch-image-models)")
+    parser.add_argument("--casvit", default=None, help="folder holding CAS-ViT's source (Tianfang-Zhang/CAS-ViT)")
     parser.add_argument("--blockffn", default=None, help="folder holding BlockFFN's source (thunlp/BlockFFN)")
-    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: mambaout,block_ffn")
+    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: mambaout,rcvit,block_ffn")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     print("versions:", versions(), "python", sys.version.split()[0])
-    only = set(args.only.split(",")) if args.only else {"mambaout", "block_ffn"}
+    only = set(args.only.split(",")) if args.only else {"mambaout", "rcvit", "block_ffn"}
     makers = []
     if "mambaout" in only:
         makers.append(lambda: make_mambaout(args.out, args.timm))
+    if args.casvit and "rcvit" in only:
+        makers.append(lambda: make_rcvit(args.out, args.casvit, args.timm))
     if args.blockffn and "block_ffn" in only:
         makers.append(lambda: make_block_ffn(args.out, args.blockffn))
     failures = 0

@@ -25,6 +25,7 @@ public static partial class BuiltinCatalog
         RegisterScans();
         RegisterNn();
         RegisterState();
+        RegisterAux();
     }
 
     /// <summary>All built-ins, by name.</summary>
