@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,6 +25,11 @@ namespace Mix.Runtime.Fused
         /// <summary>The region's kernel (name, kind, source).</summary>
         public FusedRegionKernel Kernel => _kernel;
 
+        /// <summary>Tests only, this thread only: runs a region's kernel on CPU tensors (its C++ with the CUDA built-ins emulated).</summary>
+        internal static Func<FusedRegionKernel, Tensor[], float[], Tensor?>? Emulator { get => s_emulator; set => s_emulator = value; }
+
+        [ThreadStatic] private static Func<FusedRegionKernel, Tensor[], float[], Tensor?>? s_emulator;
+
         /// <summary>How many times the fused path ran (all instances of this region), for tests and benchmarks.</summary>
         public static long FusedRuns => System.Threading.Interlocked.Read(ref s_fusedRuns);
         private static long s_fusedRuns;
@@ -32,15 +38,22 @@ namespace Mix.Runtime.Fused
         /// <param name="inputs">The region's tensors, in the order of its kernel's inputs.</param>
         public Tensor? TryRun(params Tensor[] inputs)
         {
+            if (Emulator is { } emulate && inputs.All(t => t.device_type == DeviceType.CPU)) return emulate(_kernel, inputs, _scalars);
             if (!MixDispatchGate(inputs)) return null;
             var y = _kernel.Launch(inputs, _scalars);
             if (y is not null) System.Threading.Interlocked.Increment(ref s_fusedRuns);
             return y;
         }
 
+        /// <summary>
+        /// Switch for the planner's regions alone (on by default; <see cref="Builtins.MixDispatch.FusedEnabled"/> turns
+        /// every fused path off): with it off the hand-written fused paths still run, so the two can be measured apart.
+        /// </summary>
+        public static bool Enabled { get; set; } = true;
+
         private static bool MixDispatchGate(Tensor[] inputs)
         {
-            if (!Builtins.MixDispatch.FusedEnabled || SelectiveScan.KernelSuppressed) return false;
+            if (!Enabled || !Builtins.MixDispatch.FusedEnabled || SelectiveScan.KernelSuppressed) return false;
             foreach (var t in inputs) if (t.device_type != DeviceType.CUDA) return false;
             return !FusedOps.NeedsGrad(inputs);
         }

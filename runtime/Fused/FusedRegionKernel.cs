@@ -87,28 +87,87 @@ namespace Mix.Runtime.Fused
                 FullSource, inputCodes.Select((c, i) => $"-DMIX_T{i}={c}").Append($"-DMIX_TO={outputCode}").ToArray()));
         }
 
+        /// <summary>How one call launches: the argument block without pointers, the output, the kernel and its sizes.</summary>
+        internal sealed class LaunchPlan
+        {
+            public RegionArgs Args;
+            public long[] OutShape = Array.Empty<long>();
+            public ScalarType OutType;
+            public int[] InputCodes = Array.Empty<int>();
+            /// <summary>Pointwise with every input dense in the output's order and n % 4 == 0: the vector kernel, if the pointers are 16-byte aligned.</summary>
+            public bool FlatCandidate;
+            public bool Row;
+            public uint RowThreads;
+
+            public string Entry(bool aligned) => Row ? "mix_region_row" : FlatCandidate && aligned ? "mix_region_flat" : "mix_region_strided";
+
+            public (uint Grid, uint Block) Dims(string entry) => entry switch
+            {
+                "mix_region_row" => ((uint)Math.Min(Args.N, 1 << 20), RowThreads),
+                "mix_region_flat" => (Grid(Args.N / 4, Threads), Threads),
+                _ => (Grid(Args.N, Threads), Threads),
+            };
+        }
+
         /// <summary>The fused result, or null when these inputs are not for the kernel (dtype, rank, shapes).</summary>
         internal unsafe Tensor? Launch(Tensor[] xs, float[] scalars)
         {
             if (xs.Length != Inputs) throw new ArgumentException($"{Name} reads {Inputs} tensors, got {xs.Length}", nameof(xs));
+            var plan = Prepare(xs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), scalars);
+            if (plan is null) return null;
+            int dev = FusedOps.DeviceIndex(xs[0]);
+            if (xs.Any(x => FusedOps.DeviceIndex(x) != dev) || !FusedOps.IsAvailable(xs[0].device)) return null;
+            try
+            {
+                var spec = Spec(plan.InputCodes, FusedKernels.DtypeCode(plan.OutType));
+                var y = torch.empty(plan.OutShape, plan.OutType, xs[0].device);
+                bool aligned = true;
+                for (int i = 0; i < xs.Length; i++)
+                {
+                    var p = TensorPointers.GetDense(xs[i], xs[i].dtype, dev, Name);
+                    plan.Args.In[i] = (long)p;
+                    aligned &= p % 16 == 0;
+                }
+                var po = TensorPointers.GetDense(y, plan.OutType, dev, Name);
+                plan.Args.Out = (long)po;
+                aligned &= po % 16 == 0;
+                var entry = plan.Entry(aligned);
+                var fn = KernelRuntime.Shared.GetFunction(spec, entry, dev);
+                var (grid, block) = plan.Dims(entry);
+                using var list = new KernelArguments(dev);
+                list.AddBlock(plan.Args);
+                fn.Launch(new Dim3(grid), new Dim3(block), 0, list);
+                return y;
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>
+        /// The launch for inputs of these shapes, strides (in elements) and dtypes, or null when the kernel does not
+        /// apply (unsupported dtype, rank above eight, not broadcastable, empty, a reduction over a broadcast axis).
+        /// Pointers are left to the caller.
+        /// </summary>
+        internal unsafe LaunchPlan? Prepare((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, float[] scalars)
+        {
             var codes = new int[xs.Length];
             for (int i = 0; i < xs.Length; i++)
             {
-                codes[i] = FusedKernels.DtypeCode(xs[i].dtype);
+                codes[i] = FusedKernels.DtypeCode(xs[i].Dtype);
                 if (codes[i] < 0) return null;
             }
-            var dtype = xs[0].dtype;
+            var dtype = xs[0].Dtype;
             foreach (var x in xs)
             {
-                if (x.dtype == dtype) continue;
+                if (x.Dtype == dtype) continue;
                 // PyTorch's promotion among floating tensors of one category; a 0-d tensor would not promote: leave it to the reference.
-                if (xs.Any(t => t.dim() == 0)) return null;
+                if (xs.Any(t => t.Shape.Length == 0)) return null;
                 dtype = ScalarType.Float32;
             }
-            int dev = FusedOps.DeviceIndex(xs[0]);
-            if (xs.Any(x => FusedOps.DeviceIndex(x) != dev) || !FusedOps.IsAvailable(xs[0].device)) return null;
 
-            int rank = xs.Max(x => (int)x.dim());
+            int rank = xs.Max(x => x.Shape.Length);
             if (rank > RegionArgs.MaxDims) return null;
             var shape = new long[rank];
             for (int d = 0; d < rank; d++) shape[d] = 1;
@@ -116,7 +175,7 @@ namespace Mix.Runtime.Fused
             var strides = new long[xs.Length][];
             for (int i = 0; i < xs.Length; i++)
             {
-                (sizes[i], strides[i]) = Aligned(xs[i], rank);
+                (sizes[i], strides[i]) = Aligned(xs[i].Shape, xs[i].Strides, rank);
                 for (int d = 0; d < rank; d++)
                 {
                     var s = sizes[i][d];
@@ -132,55 +191,27 @@ namespace Mix.Runtime.Fused
                 for (int d = 0; d < rank; d++)
                     if (sizes[i][d] == 1) strides[i][d] = 0;
 
-            try
+            var plan = new LaunchPlan { InputCodes = codes, OutType = dtype, Row = IsRow };
+            for (int k = 0; k < scalars.Length; k++) plan.Args.S[k] = scalars[k];
+            if (!IsRow)
             {
-                var spec = Spec(codes, FusedKernels.DtypeCode(dtype));
-                return IsRow ? LaunchRow(xs, scalars, spec, dev, dtype, shape, sizes, strides, n)
-                             : LaunchPointwise(xs, scalars, spec, dev, dtype, shape, strides, n);
+                var dims = Collapse(shape, strides.Append(Contiguous(shape)).ToArray(), skip: -1);
+                plan.OutShape = shape;
+                plan.FlatCandidate = dims.Count == 1 && Enumerable.Range(0, xs.Length).All(i => dims[0].Strides[i] == 1) && n % 4 == 0;
+                plan.Args.N = n;
+                plan.Args.NDim = dims.Count;
+                for (int d = 0; d < dims.Count; d++)
+                {
+                    plan.Args.Size[d] = dims[d].Size;
+                    for (int i = 0; i < xs.Length; i++) plan.Args.Stride[i * RegionArgs.MaxDims + d] = dims[d].Strides[i];
+                }
+                return plan;
             }
-            catch (CudaKernelUnavailableException)
-            {
-                return null;
-            }
-        }
 
-        private unsafe Tensor? LaunchPointwise(Tensor[] xs, float[] scalars, CudaKernelSpec spec, int dev, ScalarType dtype, long[] shape,
-            long[][] strides, long n)
-        {
-            var y = torch.empty(shape, dtype, xs[0].device);
-            var outStrides = Contiguous(shape);
-            var dims = Collapse(shape, strides.Append(outStrides).ToArray(), skip: -1);
-            bool flat = dims.Count == 1 && xs.Select((x, i) => dims[0].Strides[i] == 1).All(b => b) && n % 4 == 0;
-            var args = new RegionArgs { N = n, NDim = dims.Count };
-            for (int i = 0; i < xs.Length; i++)
-            {
-                var p = TensorPointers.GetDense(xs[i], xs[i].dtype, dev, Name);
-                args.In[i] = (long)p;
-                if (p % (4 * xs[i].ElementSize) != 0) flat = false;
-            }
-            var po = TensorPointers.GetDense(y, dtype, dev, Name);
-            args.Out = (long)po;
-            if (po % (4 * y.ElementSize) != 0) flat = false;
-            for (int d = 0; d < dims.Count; d++)
-            {
-                args.Size[d] = dims[d].Size;
-                for (int i = 0; i < xs.Length; i++) args.Stride[i * RegionArgs.MaxDims + d] = dims[d].Strides[i];
-            }
-            for (int k = 0; k < scalars.Length; k++) args.S[k] = scalars[k];
-            var fn = KernelRuntime.Shared.GetFunction(spec, flat ? "mix_region_flat" : "mix_region_strided", dev);
-            long work = flat ? n / 4 : n;
-            using var list = new KernelArguments(dev);
-            list.AddBlock(args);
-            fn.Launch(new Dim3(Grid(work, Threads)), new Dim3(Threads), 0, list);
-            return y;
-        }
-
-        private unsafe Tensor? LaunchRow(Tensor[] xs, float[] scalars, CudaKernelSpec spec, int dev, ScalarType dtype, long[] shape,
-            long[][] sizes, long[][] strides, long n)
-        {
-            int rank = shape.Length;
             if (rank == 0) return null;
-            if (Axis >= 0 && xs.Any(x => x.dim() != rank)) return null; // a positive axis counts from the front of each input
+            // A positive axis counts from the front of the reduced operands: they must have the full rank.
+            int below = _reductions.Aggregate(0, (a, m) => a | m);
+            if (Axis >= 0 && Enumerable.Range(0, xs.Length).Any(i => (below >> i & 1) != 0 && xs[i].Shape.Length != rank)) return null;
             int ax = Axis < 0 ? Axis + rank : Axis;
             if (ax < 0 || ax >= rank) return null;
             long rowLen = shape[ax];
@@ -190,44 +221,32 @@ namespace Mix.Runtime.Fused
                 for (int i = 0; i < xs.Length; i++) full |= (mask >> i & 1) != 0 && sizes[i][ax] == rowLen;
                 if (!full) return null; // reduced over a broadcast axis: the reference's count differs
             }
-            var outShape = Reduced ? shape.Where((_, d) => d != ax).ToArray() : shape;
-            var y = torch.empty(outShape, dtype, xs[0].device);
+            plan.OutShape = Reduced ? shape.Where((_, d) => d != ax).ToArray() : shape;
             var outStrides = Reduced ? Contiguous(shape.Select((s, d) => d == ax ? 1L : s).ToArray()) : Contiguous(shape);
             if (Reduced) outStrides[ax] = 0;
-            var all = strides.Append(outStrides).ToArray();
-            var dims = Collapse(shape, all, skip: ax);
-            var args = new RegionArgs { N = n / rowLen, RowLen = rowLen, NDim = dims.Count };
-            for (int i = 0; i < xs.Length; i++)
+            var rowDims = Collapse(shape, strides.Append(outStrides).ToArray(), skip: ax);
+            plan.Args.N = n / rowLen;
+            plan.Args.RowLen = rowLen;
+            plan.Args.NDim = rowDims.Count;
+            for (int i = 0; i < xs.Length; i++) plan.Args.AxisStride[i] = strides[i][ax];
+            plan.Args.AxisStride[RegionArgs.MaxInputs] = outStrides[ax];
+            for (int d = 0; d < rowDims.Count; d++)
             {
-                args.In[i] = (long)TensorPointers.GetDense(xs[i], xs[i].dtype, dev, Name);
-                args.AxisStride[i] = strides[i][ax];
+                plan.Args.Size[d] = rowDims[d].Size;
+                for (int i = 0; i < xs.Length; i++) plan.Args.Stride[i * RegionArgs.MaxDims + d] = rowDims[d].Strides[i];
+                plan.Args.Stride[RegionArgs.MaxInputs * RegionArgs.MaxDims + d] = rowDims[d].Strides[xs.Length];
             }
-            args.Out = (long)TensorPointers.GetDense(y, dtype, dev, Name);
-            args.AxisStride[RegionArgs.MaxInputs] = outStrides[ax];
-            for (int d = 0; d < dims.Count; d++)
-            {
-                args.Size[d] = dims[d].Size;
-                for (int i = 0; i < xs.Length; i++) args.Stride[i * RegionArgs.MaxDims + d] = dims[d].Strides[i];
-                args.Stride[RegionArgs.MaxInputs * RegionArgs.MaxDims + d] = dims[d].Strides[xs.Length];
-            }
-            for (int k = 0; k < scalars.Length; k++) args.S[k] = scalars[k];
-            var fn = KernelRuntime.Shared.GetFunction(spec, "mix_region_row", dev);
-            int threads = (int)Math.Clamp((rowLen + 31) / 32 * 32, 32, Threads);
-            using var list = new KernelArguments(dev);
-            list.AddBlock(args);
-            fn.Launch(new Dim3((uint)Math.Min(args.N, 1 << 20)), new Dim3((uint)threads), 0, list);
-            return y;
+            plan.RowThreads = (uint)Math.Clamp((rowLen + 31) / 32 * 32, 32, Threads);
+            return plan;
         }
 
         private static uint Grid(long work, int threads) => (uint)Math.Clamp((work + threads - 1) / threads, 1, 1 << 16);
 
         /// <summary>A tensor's sizes and strides right-aligned to <paramref name="rank"/> dims (leading size-1 dims).</summary>
-        private static (long[] Sizes, long[] Strides) Aligned(Tensor x, int rank)
+        private static (long[] Sizes, long[] Strides) Aligned(long[] s, long[] st, int rank)
         {
             var sizes = Enumerable.Repeat(1L, rank).ToArray();
             var strides = new long[rank];
-            var s = x.shape;
-            var st = x.stride();
             int off = rank - s.Length;
             for (int d = 0; d < s.Length; d++)
             {

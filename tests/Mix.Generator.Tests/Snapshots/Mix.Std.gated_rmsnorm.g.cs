@@ -97,7 +97,7 @@ __device__ __forceinline__ float mix_eval(const float* __restrict__ in, const fl
 }");
 
             /// <summary><c>gated_rmsnorm.region1 (row, axis -1): g =&gt; g * Fn.Rsqrt(Fn.Mean(g * g, new long[] { -1 }, true) + options.Eps)</c></summary>
-            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Row("gated_rmsnorm.region1", 1, 1, axis: -1, reduced: false, reducedInputs: new[] { true }, source: 
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Row("gated_rmsnorm.region1", 1, 1, axis: -1, reduced: false, reductions: new[] { 0b1 }, source: 
 @"// gated_rmsnorm.region1 (row, axis -1): g => g * Fn.Rsqrt(Fn.Mean(g * g, new long[] { -1 }, true) + options.Eps)
 #define MIX_INPUTS 1
 #define MIX_ROW 1

@@ -80,7 +80,7 @@ namespace Mix.Generated.Std
         static class MixRegions
         {
             /// <summary><c>star.region0 (row, axis 1): core =&gt; Fn.Sum(core * Fn.Softmax(core, 1), dims: new long[] { 1 }, keepdim: true)</c></summary>
-            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("star.region0", 1, 0, axis: 1, reduced: false, reducedInputs: new[] { true }, source: 
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("star.region0", 1, 0, axis: 1, reduced: false, reductions: new[] { 0b1, 0b1 }, source: 
 @"// star.region0 (row, axis 1): core => Fn.Sum(core * Fn.Softmax(core, 1), dims: new long[] { 1 }, keepdim: true)
 #define MIX_INPUTS 1
 #define MIX_ROW 1

@@ -58,7 +58,7 @@ namespace Mix.Snapshots
         static class MixRegions
         {
             /// <summary><c>gated_attention.region0 (row, axis -1): (x, t0) =&gt; x * Fn.Softmax(t0, -1)</c></summary>
-            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("gated_attention.region0", 2, 0, axis: -1, reduced: false, reducedInputs: new[] { false, true }, source: 
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("gated_attention.region0", 2, 0, axis: -1, reduced: false, reductions: new[] { 0b10 }, source: 
 @"// gated_attention.region0 (row, axis -1): (x, t0) => x * Fn.Softmax(t0, -1)
 #define MIX_INPUTS 2
 #define MIX_ROW 1
@@ -491,7 +491,7 @@ __device__ __forceinline__ float mix_eval(const float* __restrict__ in, const fl
         static class MixRegions
         {
             /// <summary><c>patchtsmixer.region0 (row, axis 1): (past_values, loc) =&gt; Fn.Sqrt(Fn.Mean((past_values - loc) * (past_values - loc), new long[] { 1 }, true) + 1e-5)</c></summary>
-            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("patchtsmixer.region0", 2, 0, axis: 1, reduced: false, reducedInputs: new[] { true, true }, source: 
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("patchtsmixer.region0", 2, 0, axis: 1, reduced: false, reductions: new[] { 0b11 }, source: 
 @"// patchtsmixer.region0 (row, axis 1): (past_values, loc) => Fn.Sqrt(Fn.Mean((past_values - loc) * (past_values - loc), new long[] { 1 }, true) + 1e-5)
 #define MIX_INPUTS 2
 #define MIX_ROW 1
