@@ -162,7 +162,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline pre_logits;
 
         /// <summary><c>fc = linear(mlp_ratio * dim, num_classes)</c> → <c>[B, num_classes]</c></summary>
-        public readonly TorchSharp.Modules.Linear fc;
+        public readonly Mix.Runtime.QuantizableLinear fc;
 
         /// <summary>Builds <c>mambaout_head</c>.</summary>
         /// <param name="options">The parameters.</param>
