@@ -66,9 +66,9 @@ public static partial class Fn
     public static Tensor Where(Tensor condition, Tensor x, double y) => torch.where(condition, x, torch.tensor(y, x.dtype, x.device));
     /// <summary><c>where(condition, x, y)</c> with a number x.</summary>
     public static Tensor Where(Tensor condition, double x, Tensor y) => torch.where(condition, torch.tensor(x, y.dtype, y.device), y);
-    /// <summary><c>where(condition, x, y)</c> with numbers.</summary>
+    /// <summary><c>where(condition, x, y)</c> with numbers: float32, as the checker types it (a C# double would make float64).</summary>
     public static Tensor Where(Tensor condition, double x, double y) =>
-        torch.where(condition, torch.tensor(x, device: condition.device), torch.tensor(y, device: condition.device));
+        torch.where(condition, torch.tensor(x, ScalarType.Float32, condition.device), torch.tensor(y, ScalarType.Float32, condition.device));
 
     // ---- comparisons (a < b on tensors) ----------------------------------------------------------------------------
 
