@@ -201,11 +201,12 @@ public class Catalog3MoeTests
         Assert.False(c.GetProperty("expert_gated").GetBoolean());
         Assert.Equal(100.0, info.GetProperty("sigmoid_steep").GetDouble());
         Assert.Equal(1.0, info.GetProperty("transfer_lambda").GetDouble());
-        using var model = new BlockFfnLayer(new BlockFfnLayer.Options
+        // The library class itself (its own keys, unprefixed): MixAux reads the values its forward records. (An alias
+        // model `= block_ffn(...)` registers the aliased module's children, not the module, so MixAux would not reach it.)
+        using var model = new Std.BlockFfn(new Std.BlockFfn.Options(c.GetProperty("dim_model").GetInt64())
         {
-            DimModel = c.GetProperty("dim_model").GetInt64(),
+            NumExperts = c.GetProperty("num_expert").GetInt64(),
             DimExpert = c.GetProperty("dim_expert").GetInt64(),
-            NumExpert = c.GetProperty("num_expert").GetInt64(),
             Eps = c.GetProperty("eps").GetDouble(),
             ChunkSize = info.GetProperty("chunk_regularization_length").GetInt64(),
         });
