@@ -182,7 +182,7 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>dense = linear(hidden_size, hidden_size)</c> → <c>[B, L, hidden_size]</c></summary>
-        public readonly TorchSharp.Modules.Linear dense;
+        public readonly Mix.Runtime.QuantizableLinear dense;
 
         /// <summary><c>LayerNorm = layernorm(hidden_size, eps = 1e-12)</c> → <c>[B, L, hidden_size]</c></summary>
         public readonly TorchSharp.Modules.LayerNorm LayerNorm;
@@ -259,7 +259,7 @@ namespace Mix.Snapshots
         public readonly HydraBertHeadTransform transform;
 
         /// <summary><c>decoder = linear(hidden_size, vocab_size)</c> → <c>[B, L, 30522]</c></summary>
-        public readonly TorchSharp.Modules.Linear decoder;
+        public readonly Mix.Runtime.QuantizableLinear decoder;
 
         /// <summary>Builds <c>hydra_bert</c> with the default options.</summary>
         public HydraBert() : this(new Options()) { }
