@@ -239,7 +239,7 @@ namespace Mix.Snapshots
         public readonly TorchSharp.Modules.LayerNorm norm;
 
         /// <summary><c>head = linear(seq_len, pred_len)</c> → <c>[B, 7, 96]</c></summary>
-        public readonly TorchSharp.Modules.Linear head;
+        public readonly Mix.Runtime.QuantizableLinear head;
 
         /// <summary>Builds <c>tsm2</c> with the default options.</summary>
         public Tsm2() : this(new Options()) { }
@@ -378,7 +378,7 @@ namespace Mix.Snapshots
         public readonly Mix.Runtime.LayerNorm2d norm;
 
         /// <summary><c>head = linear(dims[-1], num_classes)</c> → <c>[B, 1000]</c></summary>
-        public readonly TorchSharp.Modules.Linear head;
+        public readonly Mix.Runtime.QuantizableLinear head;
 
         /// <summary>Builds <c>vim2_t</c> with the default options.</summary>
         public Vim2T() : this(new Options()) { }
