@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -36,6 +37,9 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>bimamba.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>in_proj = linear(dim, 2 * inner, bias = bias)</c> → <c>[B, L, 4*dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> in_proj;
@@ -74,6 +78,7 @@ namespace Mix.Generated.Std
             out_proj = Builtin.Linear(options.Expand * options.Dim, options.Dim, bias: options.Bias);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>bimamba</c>.</summary>
@@ -94,8 +99,24 @@ namespace Mix.Generated.Std
 #line 20 "mix/std/bimamba.mix"
             var y_b = ssm_b.call(Fn.CausalConv1d(Fn.Flip(h, new long[] { 2 }), MixWeights.Get(conv1d_b, "weight"), MixWeights.GetOptional(conv1d_b, "bias"), "silu"));
 #line 21 "mix/std/bimamba.mix"
-            return out_proj.call(Fn.Transpose((y_f + Fn.Flip(y_b, new long[] { 2 })) * Fn.SiLU(z), 1, 2));
+            return out_proj.call(Fn.Transpose(fused0.Run(y_f, Fn.Flip(y_b, new long[] { 2 }), z, (y_f, t0, z) => (y_f + t0) * Fn.SiLU(z)), 1, 2));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>bimamba.region0 (pointwise): (y_f, t0, z) =&gt; (y_f + t0) * Fn.SiLU(z)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("bimamba.region0", 3, 0, source: 
+@"// bimamba.region0 (pointwise): (y_f, t0, z) => (y_f + t0) * Fn.SiLU(z)
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] + in[1];
+  const float v4 = in[2] / (1.0f + expf(-(in[2])));
+  const float v5 = v2 * v4;
+  return v5;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -37,6 +38,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>cross_scan.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>in_proj = linear(dim, 2 * inner, bias = bias)</c> → <c>[B, h*w, 4*dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> in_proj;
 
@@ -64,6 +68,7 @@ namespace Mix.Generated.Std
             out_proj = Builtin.Linear(options.Expand * options.Dim, options.Dim, bias: options.Bias);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>cross_scan</c>.</summary>
@@ -94,8 +99,23 @@ namespace Mix.Generated.Std
 #line 24 "mix/std/cross_scan.mix"
             var y = y_rows + Fn.Flatten(Fn.Transpose(Fn.Reshape(y_cols, new long[] { B, options.Expand * options.Dim, options.W, options.H }), 2, 3), 2);
 #line 25 "mix/std/cross_scan.mix"
-            return out_proj.call(Fn.Transpose(y, 1, 2) * Fn.SiLU(z));
+            return out_proj.call(fused0.Run(Fn.Transpose(y, 1, 2), z, (t0, z) => t0 * Fn.SiLU(z)));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>cross_scan.region0 (pointwise): (t0, z) =&gt; t0 * Fn.SiLU(z)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("cross_scan.region0", 2, 0, source: 
+@"// cross_scan.region0 (pointwise): (t0, z) => t0 * Fn.SiLU(z)
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[1] / (1.0f + expf(-(in[1])));
+  const float v3 = in[0] * v2;
+  return v3;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,6 +29,9 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>selective_ssm.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>A_log = param([inner, d_state], init = log(arange(1, d_state + 1)))</c></summary>
         public readonly Parameter A_log;
@@ -56,6 +60,7 @@ namespace Mix.Generated.Std
             dt_proj = Builtin.Linear(options.DtRank, options.Inner);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>selective_ssm</c>.</summary>
@@ -74,8 +79,23 @@ namespace Mix.Generated.Std
 #line 12 "mix/std/selective_ssm.mix"
             var c = parts[2];
 #line 13 "mix/std/selective_ssm.mix"
-            return Fn.SelectiveScan(u, Fn.Transpose(dt_proj.call(dt), 1, 2), -Fn.Exp(A_log), Fn.Transpose(b, 1, 2), Fn.Transpose(c, 1, 2), D, deltaSoftplus: true);
+            return Fn.SelectiveScan(u, Fn.Transpose(dt_proj.call(dt), 1, 2), fused0.Run(A_log, A_log => -Fn.Exp(A_log)), Fn.Transpose(b, 1, 2), Fn.Transpose(c, 1, 2), D, deltaSoftplus: true);
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>selective_ssm.region0 (pointwise): A_log =&gt; -Fn.Exp(A_log)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("selective_ssm.region0", 1, 0, source: 
+@"// selective_ssm.region0 (pointwise): A_log => -Fn.Exp(A_log)
+#define MIX_INPUTS 1
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = expf(in[0]);
+  const float v2 = -(v1);
+  return v2;
+}");
         }
     }
 }
