@@ -203,11 +203,28 @@ public class DistillationSurgeryTests
             Assert.Equal(rows.Select(r => r + 4), a.K.select(1, 5).data<float>().ToArray());
             Assert.Equal(rows.Select(r => r + 8), a.VBias!.data<float>().ToArray());
 
-            // Into a student with biases: a block-level surgery reports the mixer's tensors only.
+            // A student without biases is refused, naming the flag.
             torch.manual_seed(4);
-            using var student = new CharHedgehog(new CharHedgehog.Options { VocabSize = Vocab, DModel = 16, NLayer = 1, HeadDim = 4 });
-            var error = Assert.Throws<ArgumentException>(() => StudentSurgery.Stage1(a, student, "backbone.layers.0.mixer."));
+            using var plain = new CharHedgehog(new CharHedgehog.Options { VocabSize = Vocab, DModel = 16, NLayer = 1, HeadDim = 4 });
+            var error = Assert.Throws<ArgumentException>(() => StudentSurgery.Stage1(a, plain, "backbone.layers.0.mixer."));
             Assert.Contains("qkv_bias = true", error.Message);
+
+            // One with biases takes the block; the report lists the mixer's tensors only, rotary_emb is not read.
+            using var student = new CharHedgehog(new CharHedgehog.Options { VocabSize = Vocab, DModel = 16, NLayer = 1, HeadDim = 4, Bias = true });
+            var report = StudentSurgery.Stage1(a, student, "backbone.layers.0.mixer.");
+            Assert.Equal(new[] { "qkv.weight", "qkv.bias", "proj.weight", "proj.bias" }.Select(k => "backbone.layers.0.mixer." + k).OrderBy(k => k),
+                report.Mapped.Select(m => m.Key).OrderBy(k => k));
+            Assert.Equal(2, report.New.Count);
+            var qkvBias = student.state_dict()["backbone.layers.0.mixer.qkv.bias"];
+            Assert.Equal(rows.Concat(rows.Select(r => r + 4)).Concat(rows.Select(r => r + 8)), qkvBias.data<float>().ToArray());
+
+            // Stage 2 carries the biases into in_proj as [v | k | q | 0 for dt].
+            torch.manual_seed(5);
+            using var mamba = new CharLinearMamba(new CharLinearMamba.Options { VocabSize = Vocab, DModel = 16, NLayer = 1, HeadDim = 4, Bias = true });
+            var report2 = StudentSurgery.Stage2(student, mamba);
+            var inBias = mamba.state_dict()["backbone.layers.0.mixer.in_proj.bias"].data<float>().ToArray();
+            Assert.Equal(rows.Select(r => r + 8).Concat(rows.Select(r => r + 4)).Concat(rows).Concat(new float[4]), inBias);
+            Assert.Contains(report2.Mapped, m => m.Key == "backbone.layers.0.mixer.out_proj.bias" && m.Source == "backbone.layers.0.mixer.proj.bias");
         }
         finally { Directory.Delete(dir, true); }
     }
