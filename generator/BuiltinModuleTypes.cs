@@ -13,7 +13,7 @@ public static class BuiltinModuleTypes
 {
     static readonly Dictionary<string, string> s_types = new()
     {
-        ["linear"] = "TorchSharp.Modules.Linear",
+        ["linear"] = "Mix.Runtime.QuantizableLinear",
         ["conv1d"] = "TorchSharp.Modules.Conv1d",
         ["conv2d"] = "TorchSharp.Modules.Conv2d",
         ["embedding"] = "TorchSharp.Modules.Embedding",

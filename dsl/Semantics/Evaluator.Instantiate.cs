@@ -147,7 +147,7 @@ internal sealed partial class Evaluator
         if (!hasReturn || !frame.CreatesChildren) return;
         foreach (var (name, layer) in frame.DeclaredLayers)
         {
-            if (!layer.Node.Used && !layer.Node.Children.Any(c => c.Used))
+            if (!layer.Node.Used && !layer.Node.KeptUnused && !layer.Node.Children.Any(c => c.Used))
                 Report(frame, name.Span, DiagnosticIds.UnusedLayer, $"layer '{name.Name}' is declared but never applied; its weights would load but do nothing");
         }
     }

@@ -263,6 +263,21 @@ internal sealed partial class Evaluator
                     if (a.Args.Count != 1 || a.Args[0].Value is not StringExpr)
                         Report(f, a.Span, DiagnosticIds.BadAnnotation, "@doc takes one string");
                     break;
+                case "unused":
+                    // The official module declares the layer and never calls it: its keys stay for strict loading.
+                    if (a.Args.Count != 1 || a.Args[0].Name is not null || a.Args[0].Value is not StringExpr { Value.Length: > 0 })
+                    {
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation,
+                            "@unused takes one string saying why the layer is kept, e.g. @unused(\"declared but never called by the official forward\")");
+                        break;
+                    }
+                    if (node is null)
+                    {
+                        Report(f, a.Span, DiagnosticIds.BadAnnotation, "@unused applies to a layer declaration");
+                        break;
+                    }
+                    node.KeptUnused = true;
+                    break;
                 case "tied":
                     if (a.Args.Count == 0 || a.Args.Any(x => x.Name is null || x.Value is not StringExpr s || !IsValidKey(s.Value)))
                     {
@@ -278,9 +293,9 @@ internal sealed partial class Evaluator
                     if (f.CreatesChildren) f.Ties.Add((a, node));
                     break;
                 default:
-                    var best = Suggestions.Closest(a.Name.Name, new[] { "key", "fused", "doc", "tied" });
+                    var best = Suggestions.Closest(a.Name.Name, new[] { "key", "fused", "doc", "tied", "unused" });
                     Report(f, a.Name.Span, DiagnosticIds.BadAnnotation,
-                        $"unknown annotation '@{a.Name.Name}'; annotations are @key, @fused, @doc and @tied{(best is null ? "" : $"; did you mean '@{best}'?")}");
+                        $"unknown annotation '@{a.Name.Name}'; annotations are @key, @fused, @doc, @tied and @unused{(best is null ? "" : $"; did you mean '@{best}'?")}");
                     break;
             }
         }

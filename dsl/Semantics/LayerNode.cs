@@ -35,6 +35,8 @@ public sealed class LayerNode
     public bool Used { get; internal set; }
     /// <summary>Whether the fused GPU path is turned off for this layer (<c>@fused(false)</c>).</summary>
     public bool FusedDisabled { get; internal set; }
+    /// <summary>Whether the layer is declared only for its state-dict keys (<c>@unused("why")</c>): never applied, no MIX0109.</summary>
+    public bool KeptUnused { get; internal set; }
     internal bool Expanded { get; set; }
 
     /// <summary>
@@ -84,6 +86,7 @@ public sealed class LayerNode
             copy.OutputShape = child.OutputShape;
             copy.Used = child.Used;
             copy.FusedDisabled = child.FusedDisabled;
+            copy.KeptUnused = child.KeptUnused;
             copy.CopyContentsFrom(child);
         }
     }

@@ -57,7 +57,7 @@ public static class Builtin
     // ---- layers -----------------------------------------------------------------------------------------------
 
     /// <summary><c>linear</c>.</summary>
-    public static TorchSharp.Modules.Linear Linear(long inFeatures, long outFeatures, bool bias = true) => nn.Linear(inFeatures, outFeatures, hasBias: bias);
+    public static QuantizableLinear Linear(long inFeatures, long outFeatures, bool bias = true) => new QuantizableLinear(inFeatures, outFeatures, bias);
     /// <summary><c>conv1d</c>.</summary>
     public static TorchSharp.Modules.Conv1d Conv1d(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0, long groups = 1, bool bias = true) =>
         nn.Conv1d(inChannels, outChannels, kernelSize, stride: stride, padding: padding, groups: groups, bias: bias);

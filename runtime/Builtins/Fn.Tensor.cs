@@ -26,6 +26,10 @@ public static partial class Fn
     public static Tensor Rsqrt(Tensor x) => x.rsqrt();
     /// <summary><c>rsqrt(v)</c> of a number.</summary>
     public static double Rsqrt(double x) => 1 / Math.Sqrt(x);
+    /// <summary><c>cos(x)</c>.</summary>
+    public static Tensor Cos(Tensor x) => x.cos();
+    /// <summary><c>cos(v)</c> of a number.</summary>
+    public static double Cos(double x) => Math.Cos(x);
     /// <summary><c>abs(x)</c> (the modulus of complex values).</summary>
     public static Tensor Abs(Tensor x) => x.abs();
     /// <summary><c>abs(v)</c> of a number.</summary>
@@ -129,8 +133,16 @@ public static partial class Fn
     /// <summary><c>min(x, dims, keepdim)</c>: values only, as amin.</summary>
     public static Tensor Min(Tensor x, long[]? dims = null, bool keepdim = false) => x.amin(dims ?? AllDims(x), keepdim);
     /// <summary><c>norm(x, dims, keepdim, p)</c>: the p-norm over the axes.</summary>
-    public static Tensor Norm(Tensor x, long[]? dims = null, bool keepdim = false, double p = 2) =>
-        torch.linalg.vector_norm(x, p, dims ?? AllDims(x), keepdim);
+    // Not torch.linalg.vector_norm: through TorchSharp 0.107 it failed now and then with "Unknown scalar type" inside the
+    // binding (a flaky test in CI, about one run in four), so the norm is built from elementwise ops and a sum.
+    public static Tensor Norm(Tensor x, long[]? dims = null, bool keepdim = false, double p = 2)
+    {
+        var axes = dims ?? AllDims(x);
+        if (double.IsPositiveInfinity(p)) return x.abs().amax(axes, keepdim);
+        if (p == 2) return x.square().sum(axes, keepdim).sqrt();
+        if (p == 1) return x.abs().sum(axes, keepdim);
+        return x.abs().pow(p).sum(axes, keepdim).pow(1.0 / p);
+    }
     /// <summary><c>var(x, dims, keepdim, unbiased)</c>.</summary>
     public static Tensor Var(Tensor x, long[]? dims = null, bool keepdim = false, bool unbiased = true) =>
         x.var(dims ?? AllDims(x), unbiased, keepdim);

@@ -68,7 +68,8 @@ public static class CachedAttention
 
 /// <summary>
 /// Causal multi-head self-attention with rotary position embeddings (Llama style, bias-free <c>q_proj</c>,
-/// <c>k_proj</c>, <c>v_proj</c>, <c>o_proj</c>), used by <see cref="CausalAttentionLM"/> and <see cref="HybridLM"/>.
+/// <c>k_proj</c>, <c>v_proj</c>, <c>o_proj</c>) written against the cache API (<see cref="AttentionCacheSlot"/>); models
+/// written in <c>.mix</c> use the <c>causal_attention</c> primitive instead.
 /// Shape contract: <c>[batch, L, dim]</c> → <c>[batch, L, dim]</c>.
 /// </summary>
 public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>

@@ -54,6 +54,7 @@ namespace Mix.Runtime.Fused
         {
             Conv2d c => nn.functional.conv2d(x, c.weight),
             Linear l => nn.functional.linear(x, l.weight),
+            QuantizableLinear { IsQuantized: false } l => nn.functional.linear(x, l.weight),
             _ => throw new ArgumentException($"unexpected projection {layer.GetType().Name}"),
         };
 
@@ -61,6 +62,7 @@ namespace Mix.Runtime.Fused
         {
             Conv2d c => c.bias,
             Linear l => l.bias,
+            QuantizableLinear { IsQuantized: false } l => l.bias,
             _ => null,
         };
 
@@ -68,6 +70,7 @@ namespace Mix.Runtime.Fused
         {
             Conv2d c => c.weight.shape is [_, _, 1, 1],
             Linear => true,
+            QuantizableLinear { IsQuantized: false } => true,
             _ => false,
         };
 

@@ -35,14 +35,14 @@ public static partial class Quantizer
     }
 
     /// <summary>The AWQ units in registration order: each fold group whose layers are all targets, then each other target alone.</summary>
-    internal static List<AwqUnit> AwqUnits(nn.Module model, List<Target> targets, bool fold)
+    internal static List<AwqUnit> AwqUnits(nn.Module model, List<Target> targets, QuantizationOptions o)
     {
         var byName = targets.ToDictionary(t => t.Name);
         var units = new List<AwqUnit>();
         var grouped = new HashSet<string>();
-        foreach (var (normName, norm, members) in FoldGroups(model, fold))
+        foreach (var (normName, norm, members) in FoldGroups(model, o))
         {
-            if (!members.All(byName.ContainsKey)) continue;
+            if (!members.All(byName.ContainsKey) || members.Any(grouped.Contains)) continue;
             units.Add(new AwqUnit(members.Select(m => byName[m]).ToList(), norm, normName));
             grouped.UnionWith(members);
         }
@@ -95,9 +95,9 @@ public static partial class Quantizer
         using var scope = torch.NewDisposeScope();
         bool wasTraining = block.training;
         block.eval();
-        var layers = units.SelectMany(u => u.Targets).Select(t => t.Linear).ToList();
-        var originals = new Dictionary<Linear, Tensor>(ReferenceEqualityComparer.Instance);
-        foreach (var l in layers) originals[l] = l.weight!.detach().clone();
+        var weights = units.SelectMany(u => u.Targets).Select(t => t.Weight).ToList();
+        var originals = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var w in weights) originals[w] = w.detach().clone();
         try
         {
             var reference = inputs.Select(x => block.forward(x).to_type(ScalarType.Float32)).ToList();
@@ -117,9 +117,9 @@ public static partial class Quantizer
                 foreach (var t in u.Targets)
                 {
                     using var inner = torch.NewDisposeScope();
-                    var w = originals[t.Linear];
-                    var effective = WeightQuantizer.FakeQuantize(w.to_type(ScalarType.Float32) * s.unsqueeze(0), o.Mode, GroupFor(t.Linear, o)) / s.unsqueeze(0);
-                    t.Linear.weight!.copy_(effective);
+                    var w = originals[t.Weight];
+                    var effective = WeightQuantizer.FakeQuantize(w.to_type(ScalarType.Float32) * s.unsqueeze(0), o.Mode, GroupFor(w, o)) / s.unsqueeze(0);
+                    t.Weight.copy_(effective);
                 }
             }
 
@@ -158,7 +158,7 @@ public static partial class Quantizer
         }
         finally
         {
-            foreach (var l in layers) l.weight!.copy_(originals[l]);
+            foreach (var w in weights) w.copy_(originals[w]);
             block.train(wasTraining);
         }
     }

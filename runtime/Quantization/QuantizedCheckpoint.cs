@@ -33,10 +33,12 @@ public static class QuantizedCheckpoint
         var table = new SortedDictionary<string, LayerEntry>(StringComparer.Ordinal);
         foreach (var (name, m) in model.named_modules())
         {
-            if (m is not QuantizedLinear q) continue;
-            var sd = q.state_dict();
-            table[name] = new LayerEntry(q.Mode == WeightQuantMode.Int8PerChannel ? "int8" : "int4", q.GroupSize, q.InFeatures,
-                q.OutFeatures, sd.ContainsKey("bias"), q.HasInputScale);
+            if (m is QuantizedLinear q)
+                table[name] = new LayerEntry(q.Mode == WeightQuantMode.Int8PerChannel ? "int8" : "int4", q.GroupSize, q.InFeatures,
+                    q.OutFeatures, q.Bias is not null, q.HasInputScale);
+            else if (m is QuantizableLinear { IsQuantized: true } ql)
+                table[name] = new LayerEntry(ql.QuantMode == WeightQuantMode.Int8PerChannel ? "int8" : "int4", ql.GroupSize, ql.in_features,
+                    ql.out_features, ql.QuantizedBias is not null, ql.HasInputScale);
         }
         var meta = new Dictionary<string, string> { [MetadataKey] = JsonSerializer.Serialize(table) };
         SafeTensors.Save(path, model.state_dict().Select(kv => (kv.Key, kv.Value)), meta);
@@ -64,32 +66,33 @@ public static class QuantizedCheckpoint
 
         // 1. Every quantized layer: a replaceable Linear of the model whose shape the table repeats.
         var problems = new List<string>();
-        var swaps = new List<(string name, nn.Module parent, string childName, FieldInfo field, Linear linear, QuantizedLinear shell)>();
+        var swaps = new List<(Quantizer.Target target, QuantizedLinear shell)>();
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         try
         {
             foreach (var (name, e) in table)
             {
                 if (!linears.TryGetValue(name, out var l)) { problems.Add($"layer '{name}' is not a Linear of the model"); continue; }
-                var field = Quantizer.FindField(l.parent, l.linear);
-                if (field is null) { problems.Add($"layer '{name}' cannot be replaced (its field is typed Linear)"); continue; }
-                long outF = l.linear.weight!.shape[0], inF = l.linear.weight.shape[1];
+                var field = l.linear is QuantizableLinear ? null : Quantizer.FindField(l.parent, l.linear);
+                if (field is null && l.linear is not QuantizableLinear) { problems.Add($"layer '{name}' cannot be replaced (its field is typed Linear)"); continue; }
+                var target = new Quantizer.Target(name, l.parent, l.childName, l.linear, field);
+                long outF = target.Weight.shape[0], inF = target.Weight.shape[1];
                 if (e.In != inF || e.Out != outF)
                 {
                     problems.Add($"layer '{name}' is [{e.Out}, {e.In}] in the table but [{outF}, {inF}] in the model");
                     continue;
                 }
-                if (e.Bias != (l.linear.bias is not null))
+                if (e.Bias != (target.Bias is not null))
                 {
                     problems.Add($"layer '{name}' has {(e.Bias ? "a" : "no")} bias in the table but {(e.Bias ? "none" : "one")} in the model");
                     continue;
                 }
                 var shell = QuantizedLinear.Empty(e.In, e.Out, e.Mode, e.Group, e.Bias, e.InputScale);
-                swaps.Add((name, l.parent, l.childName, field, l.linear, shell));
-                if (l.linear.weight.device_type != DeviceType.CPU) shell.to(l.linear.weight.device);
+                swaps.Add((target, shell));
+                if (target.Weight.device_type != DeviceType.CPU) shell.to(target.Weight.device);
                 foreach (var (key, t) in shell.state_dict()) expected[name + "." + key] = t;
             }
-            var replaced = swaps.Select(x => x.name + ".").ToArray();
+            var replaced = swaps.Select(x => x.target.Name + ".").ToArray();
             foreach (var (key, t) in model.state_dict())
                 if (!replaced.Any(prefix => key.StartsWith(prefix, StringComparison.Ordinal))) expected[key] = t;
 
@@ -121,11 +124,7 @@ public static class QuantizedCheckpoint
             {
                 foreach (var (_, value) in staged) value.Dispose();
             }
-            foreach (var x in swaps)
-            {
-                Quantizer.Swap(x.parent, x.childName, x.field, x.shell);
-                x.linear.Dispose();
-            }
+            foreach (var x in swaps) x.target.Install(x.shell);
             swaps.Clear();
         }
         finally

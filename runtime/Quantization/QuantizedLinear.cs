@@ -77,8 +77,22 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         bool keepInputScale = false)
     {
         ArgumentNullException.ThrowIfNull(linear);
+        return FromWeight(linear.weight!, linear.bias, mode, groupSize, awqScale, keepInputScale);
+    }
+
+    /// <summary>Quantizes a weight <c>[out, in]</c> and bias (of any linear layer) as <see cref="FromLinear"/> does.</summary>
+    /// <param name="weight">The weight <c>[out, in]</c>.</param>
+    /// <param name="bias">The bias <c>[out]</c> or null (cloned).</param>
+    /// <param name="mode">Format.</param>
+    /// <param name="groupSize">int4 group size.</param>
+    /// <param name="awqScale">Optional AWQ scale s <c>[in]</c> (see <see cref="FromLinear"/>).</param>
+    /// <param name="keepInputScale">Store 1/s as <c>input_scale</c>.</param>
+    public static QuantizedLinear FromWeight(Tensor weight, Tensor? bias, WeightQuantMode mode, int groupSize = 128, Tensor? awqScale = null,
+        bool keepInputScale = false)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
         using var scope = torch.NewDisposeScope();
-        var w = linear.weight!.detach().to_type(ScalarType.Float32);
+        var w = weight.detach().to_type(ScalarType.Float32);
         long o = w.shape[0], i = w.shape[1];
         if (awqScale is not null) w = w * awqScale.to_type(ScalarType.Float32).unsqueeze(0);
         Tensor q, s;
@@ -89,7 +103,7 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
             WeightQuantizer.CheckGroup(i, groupSize);
             (q, s, z) = WeightQuantizer.QuantizeInt4(w, groupSize);
         }
-        var b = linear.bias?.detach().clone();
+        var b = bias?.detach().clone();
         var inv = awqScale is not null && keepInputScale ? (1.0 / awqScale.to_type(ScalarType.Float32)).contiguous() : null;
         var layer = new QuantizedLinear(i, o, mode, mode == WeightQuantMode.Int4Grouped ? groupSize : 0,
             q.DetachFromDisposeScope(), s.DetachFromDisposeScope(), z?.DetachFromDisposeScope(), b?.DetachFromDisposeScope(),
@@ -144,12 +158,19 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
+        return Apply(x, Mode, GroupSize, qweight, scales, zeros, bias, input_scale);
+    }
+
+    /// <summary>The forward of a quantized linear layer held in any module (see <see cref="QuantizableLinear"/>).</summary>
+    internal static Tensor Apply(Tensor x, WeightQuantMode mode, int groupSize, Tensor qweight, Tensor scales, Tensor? zeros,
+        Tensor? bias, Tensor? inputScale)
+    {
         if (UseFusedKernels && x.device_type == DeviceType.CUDA)
         {
-            var y = Fused.QuantizedOps.Linear(x, Mode, GroupSize, qweight, scales, zeros, bias, input_scale);
+            var y = Fused.QuantizedOps.Linear(x, mode, groupSize, qweight, scales, zeros, bias, inputScale);
             if (y is not null) return y;
         }
-        return ReferenceForward(x);
+        return Reference(x, mode, qweight, scales, zeros, bias, inputScale);
     }
 
     /// <summary>Whether <see cref="forward"/> may use the fused CUDA kernel (default true; for tests and benchmarks).</summary>
@@ -157,12 +178,16 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
 
     /// <summary>Reference forward: dequantize to float32, matmul, cast back (any device, differentiable in x).</summary>
     /// <param name="x">Input <c>[..., in]</c>.</param>
-    public Tensor ReferenceForward(Tensor x)
+    public Tensor ReferenceForward(Tensor x) => Reference(x, Mode, qweight, scales, zeros, bias, input_scale);
+
+    private static Tensor Reference(Tensor x, WeightQuantMode mode, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, Tensor? inputScale)
     {
         using var scope = torch.NewDisposeScope();
-        var w = DequantizedWeight();
+        var w = mode == WeightQuantMode.Int8PerChannel
+            ? WeightQuantizer.DequantizeInt8(qweight, scales)
+            : WeightQuantizer.DequantizeInt4(qweight, scales, zeros!);
         var h = x.to_type(ScalarType.Float32);
-        if (input_scale is not null) h = h * input_scale;
+        if (inputScale is not null) h = h * inputScale;
         var y = torch.matmul(h, w.t());
         if (bias is not null) y = y + bias.to_type(ScalarType.Float32);
         return y.to_type(x.dtype).MoveToOuterDisposeScope();

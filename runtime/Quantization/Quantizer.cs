@@ -32,12 +32,40 @@ public sealed record QuantizationOptions
     /// <summary>AWQ grid of α in s = mean|x|^α (default 0, 0.05, …, 1).</summary>
     public IReadOnlyList<double> AwqAlphaGrid { get; init; } = Enumerable.Range(0, 21).Select(i => i / 20.0).ToArray();
 
-    /// <summary>Fold AWQ scales into a preceding norm where the model structure allows (default true); otherwise the
-    /// inverse scale is kept as the layer's <c>input_scale</c>.</summary>
+    /// <summary>Fold AWQ scales into a preceding norm where a <see cref="FoldRules"/> rule names one (default true);
+    /// otherwise the inverse scale is kept as the layer's <c>input_scale</c>.</summary>
     public bool FoldAwqScales { get; init; } = true;
+
+    /// <summary>
+    /// Which norm feeds which linear layers, by relative names inside any module (as AutoAWQ describes each
+    /// architecture): when a module has the norm (a bias-free norm with one <c>weight [in]</c>) and every listed layer is
+    /// quantized, the layers share one AWQ scale and 1/s is folded into the norm's weight. A rule asserts that the norm's
+    /// output goes to those layers only; name your blocks' layers accordingly or pass your own rules (empty: no folding).
+    /// Default: <see cref="AwqFoldRule.Defaults"/>.
+    /// </summary>
+    public IReadOnlyList<AwqFoldRule> FoldRules { get; init; } = AwqFoldRule.Defaults;
 
     /// <summary>What the AWQ grid search minimises (default <see cref="AwqObjective.Block"/>).</summary>
     public AwqObjective AwqObjective { get; init; } = AwqObjective.Block;
+}
+
+/// <summary>A norm and the linear layers that read only its output, named relative to the module holding both.</summary>
+/// <param name="Norm">The norm's relative name (e.g. <c>norm</c>).</param>
+/// <param name="Layers">The layers' relative names (e.g. <c>mixer.in_proj</c>).</param>
+public sealed record AwqFoldRule(string Norm, IReadOnlyList<string> Layers)
+{
+    /// <summary>Mamba blocks (Hugging Face, the zoo's <c>.mix</c> Mamba: <c>norm</c> → <c>mixer.in_proj</c>); pre-norm
+    /// transformer blocks named Llama-style (<c>input_layernorm</c> → <c>self_attn.q/k/v_proj</c>,
+    /// <c>post_attention_layernorm</c> → <c>mlp.gate_proj</c>, <c>mlp.up_proj</c>) or <c>attn_norm</c> →
+    /// <c>attn.q/k/v_proj</c>, <c>mlp_norm</c> → <c>up_proj</c>.</summary>
+    public static IReadOnlyList<AwqFoldRule> Defaults { get; } = new AwqFoldRule[]
+    {
+        new("norm", new[] { "mixer.in_proj" }),
+        new("input_layernorm", new[] { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" }),
+        new("post_attention_layernorm", new[] { "mlp.gate_proj", "mlp.up_proj" }),
+        new("attn_norm", new[] { "attn.q_proj", "attn.k_proj", "attn.v_proj" }),
+        new("mlp_norm", new[] { "up_proj" }),
+    };
 }
 
 /// <summary>The error AWQ's α search minimises.</summary>
@@ -91,9 +119,9 @@ public sealed class QuantizationReport
 /// (activation-aware weight quantization): per layer (or per group of layers reading the same normalised input) a grid
 /// search over α for the per-input-channel scale s = mean|x|^α (normalised by √(max·min)), minimising the squared
 /// output error ‖x Wᵀ − (x/s) Q(W·diag s)ᵀ‖² on calibration activations, then by default refined on the output error
-/// of the enclosing block (<see cref="AwqObjective.Block"/>, see AwqBlockSearch.cs); 1/s is folded into the preceding RMSNorm
-/// weight when that norm feeds only the group (Mamba block norm → in_proj, transformer attn_norm → q/k/v,
-/// mlp_norm → up_proj), else stored as the layer's input scale.
+/// of the enclosing block (<see cref="AwqObjective.Block"/>, see AwqBlockSearch.cs); 1/s is folded into the preceding norm's
+/// weight when a <see cref="QuantizationOptions.FoldRules"/> rule says that norm feeds only the group (Mamba block
+/// norm → in_proj, transformer norms → q/k/v and up projections), else stored as the layer's input scale.
 /// A layer can only be replaced when its parent holds it in a field typed as a module base
 /// (<c>Module&lt;Tensor, Tensor&gt;</c>); a field typed <see cref="Linear"/> is reported as skipped.
 /// </summary>
@@ -111,18 +139,20 @@ public static partial class Quantizer
         foreach (var (name, parent, childName, linear) in Linears(model))
         {
             if (IsExcluded(name, o.Exclude)) { report.Skipped.Add((name, "excluded")); continue; }
-            var field = FindField(parent, linear);
-            if (field is null) { report.Skipped.Add((name, $"the parent's field is typed {typeof(Linear).Name}; it cannot hold a quantized layer")); continue; }
-            if (o.Mode == WeightQuantMode.Int4Grouped && linear.weight!.shape[1] % GroupFor(linear, o) != 0)
-            { report.Skipped.Add((name, $"in features {linear.weight.shape[1]} not divisible by group {o.GroupSize}")); continue; }
-            targets.Add(new Target(name, parent, childName, linear, field));
+            var field = linear is QuantizableLinear ? null : FindField(parent, linear);
+            if (field is null && linear is not QuantizableLinear)
+            { report.Skipped.Add((name, $"the parent's field is typed {typeof(Linear).Name}; it cannot hold a quantized layer")); continue; }
+            var target = new Target(name, parent, childName, linear, field);
+            if (o.Mode == WeightQuantMode.Int4Grouped && target.Weight.shape[1] % GroupFor(target.Weight, o) != 0)
+            { report.Skipped.Add((name, $"in features {target.Weight.shape[1]} not divisible by group {o.GroupSize}")); continue; }
+            targets.Add(target);
         }
 
         var scalesByLayer = new Dictionary<string, Tensor>();
         var foldedLayers = new HashSet<string>();
         if (o.CalibrationInputs is { Count: > 0 })
         {
-            var units = AwqUnits(model, targets, o.FoldAwqScales);
+            var units = AwqUnits(model, targets, o);
             var blocks = o.AwqObjective == AwqObjective.Block ? Blocks(model, targets) : new Dictionary<string, nn.Module<Tensor, Tensor>>();
             var (acts, blockInputs) = Capture(model, targets, blocks, o.CalibrationInputs);
             try
@@ -130,7 +160,7 @@ public static partial class Quantizer
                 // 1. per layer (or fold group): the scale that minimises the layer's own output error
                 foreach (var u in units)
                 {
-                    u.Scale = SearchScale(u.Targets.Select(t => t.Linear).ToList(), acts[u.Targets[0].Name], o, out double alpha);
+                    u.Scale = SearchScale(u.Targets.Select(t => t.Weight).ToList(), acts[u.Targets[0].Name], o, out double alpha);
                     u.Alpha = alpha;
                 }
                 // 2. per block: refine the scales on the block's output error (see AwqBlockSearch)
@@ -166,11 +196,10 @@ public static partial class Quantizer
         foreach (var t in targets)
         {
             scalesByLayer.TryGetValue(t.Name, out var s);
-            var q = QuantizedLinear.FromLinear(t.Linear, o.Mode, GroupFor(t.Linear, o), s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
-            report.BytesBefore += t.Linear.weight!.numel() * (long)t.Linear.weight.element_size();
+            var q = QuantizedLinear.FromWeight(t.Weight, t.Bias, o.Mode, GroupFor(t.Weight, o), s, keepInputScale: s is not null && !foldedLayers.Contains(t.Name));
+            report.BytesBefore += t.Weight.numel() * (long)t.Weight.element_size();
             report.BytesAfter += q.WeightBytes;
-            Swap(t.Parent, t.ChildName, t.Field, q);
-            t.Linear.Dispose();
+            t.Install(q);
             report.Quantized.Add(t.Name);
         }
         // fold groups share one scale tensor; compare by reference (Tensor.Equals reads the handles) and list them before disposing
@@ -178,21 +207,48 @@ public static partial class Quantizer
         return report;
     }
 
-    /// <summary>The int4 group of <paramref name="linear"/>: the configured size, or the whole row when the layer reads
+    /// <summary>The int4 group of the layer of <paramref name="weight"/>: the configured size, or the whole row when the layer reads
     /// fewer features than that (a 64-wide layer under group 128 gets one group of 64 per output channel).</summary>
-    internal static int GroupFor(Linear linear, QuantizationOptions o) => (int)Math.Min(o.GroupSize, linear.weight!.shape[1]);
+    internal static int GroupFor(Tensor weight, QuantizationOptions o) => (int)Math.Min(o.GroupSize, weight.shape[1]);
 
-    internal sealed record Target(string Name, nn.Module Parent, string ChildName, Linear Linear, FieldInfo Field);
-
-    internal static IEnumerable<(string name, nn.Module parent, string childName, Linear linear)> Linears(nn.Module model)
+    /// <summary>A layer to quantize: a TorchSharp <see cref="Linear"/> in a field that can hold a
+    /// <see cref="QuantizedLinear"/>, or a <see cref="QuantizableLinear"/> (quantized in place, <paramref name="Field"/> null).</summary>
+    internal sealed record Target(string Name, nn.Module Parent, string ChildName, nn.Module<Tensor, Tensor> Layer, FieldInfo? Field)
     {
-        var list = new List<(string, nn.Module, string, Linear)>();
+        public Tensor Weight => Layer is QuantizableLinear q ? q.weight : ((Linear)Layer).weight!;
+        public Tensor? Bias => Layer is QuantizableLinear q ? q.bias : ((Linear)Layer).bias;
+
+        /// <summary>The full-precision forward.</summary>
+        public Tensor Dense(Tensor x) => Layer is QuantizableLinear q ? q.DenseForward(x) : Layer.forward(x);
+
+        /// <summary>Puts the quantized layer in place of the full-precision one.</summary>
+        public void Install(QuantizedLinear q)
+        {
+            if (Layer is QuantizableLinear ql) { ql.UseQuantized(q); return; }
+            Swap(Parent, ChildName, Field!, q);
+            Layer.Dispose();
+        }
+
+        /// <summary>Sends the layer's calls to <paramref name="recorder"/> (null: back to the layer).</summary>
+        public void Reroute(nn.Module<Tensor, Tensor>? recorder)
+        {
+            if (Layer is QuantizableLinear ql) ql.Route(recorder is null ? null : recorder.forward);
+            else Swap(Parent, ChildName, Field!, recorder ?? Layer);
+        }
+    }
+
+    /// <summary>The full-precision linear layers of <paramref name="model"/>: TorchSharp <see cref="Linear"/>s and the
+    /// <see cref="QuantizableLinear"/>s of generated models.</summary>
+    internal static IEnumerable<(string name, nn.Module parent, string childName, nn.Module<Tensor, Tensor> linear)> Linears(nn.Module model)
+    {
+        var list = new List<(string, nn.Module, string, nn.Module<Tensor, Tensor>)>();
         void Walk(nn.Module m, string prefix)
         {
             foreach (var (childName, child) in m.named_children())
             {
                 string full = prefix.Length == 0 ? childName : prefix + "." + childName;
                 if (child is Linear lin) list.Add((full, m, childName, lin));
+                else if (child is QuantizableLinear { IsQuantized: false } ql) list.Add((full, m, childName, ql));
                 else Walk(child, full);
             }
         }
@@ -219,23 +275,33 @@ public static partial class Quantizer
         parent.register_module(childName, replacement);
     }
 
-    /// <summary>Norm-fold groups: (norm parameter name, the norm weight, Linear layers reading only that norm's output).</summary>
-    internal static List<(string normName, Parameter norm, string[] members)> FoldGroups(nn.Module model, bool enabled)
+    /// <summary>Norm-fold groups from <see cref="QuantizationOptions.FoldRules"/>: (norm parameter name, the norm weight,
+    /// the linear layers reading only that norm's output).</summary>
+    internal static List<(string normName, Parameter norm, string[] members)> FoldGroups(nn.Module model, QuantizationOptions o)
     {
         var groups = new List<(string, Parameter, string[])>();
-        if (!enabled) return groups;
-        foreach (var (name, m) in model.named_modules())
+        if (!o.FoldAwqScales || o.FoldRules.Count == 0) return groups;
+        var modules = model.named_modules().ToDictionary(p => p.name, p => p.module, StringComparer.Ordinal);
+        foreach (var (name, _) in modules)
         {
             string p = name.Length == 0 ? "" : name + ".";
-            if (m is MambaBlock mb)
-                groups.Add((p + "norm.weight", mb.Norm.Weight, new[] { p + "mixer.in_proj" }));
-            else if (m is TransformerBlock tb)
+            foreach (var rule in o.FoldRules)
             {
-                groups.Add((p + "attn_norm.weight", tb.AttnNorm.Weight, new[] { p + "attn.q_proj", p + "attn.k_proj", p + "attn.v_proj" }));
-                groups.Add((p + "mlp_norm.weight", tb.MlpNorm.Weight, new[] { p + "up_proj" }));
+                if (!modules.TryGetValue(p + rule.Norm, out var norm) || FoldableWeight(norm) is not { } weight) continue;
+                groups.Add((p + rule.Norm + ".weight", weight, rule.Layers.Select(l => p + l).ToArray()));
             }
         }
         return groups;
+    }
+
+    /// <summary>The weight of a norm that 1/s can be folded into: its only parameter, <c>weight</c> of rank 1 (a norm
+    /// with a bias, or any other module, is not folded into).</summary>
+    private static Parameter? FoldableWeight(nn.Module norm)
+    {
+        var ps = norm.named_parameters(recurse: false).ToList();
+        return ps.Count == 1 && ps[0].name == "weight" && ps[0].parameter.dim() == 1 && norm.GetType().Name.Contains("Norm", StringComparison.Ordinal)
+            ? ps[0].parameter
+            : null;
     }
 
     /// <summary>Wraps every target to record its inputs and hooks every block to record its inputs, runs the calibration
@@ -244,14 +310,14 @@ public static partial class Quantizer
     private static (Dictionary<string, Tensor> Layers, Dictionary<string, List<Tensor>> Blocks) Capture(nn.Module model, List<Target> targets,
         Dictionary<string, nn.Module<Tensor, Tensor>> blocks, IReadOnlyList<Tensor> inputs)
     {
-        var wrappers = targets.Select(t => new Recorder(t.Linear)).ToList();
+        var wrappers = targets.Select(t => new Recorder(t.Dense)).ToList();
         var blockInputs = blocks.Keys.ToDictionary(k => k, _ => new List<Tensor>());
         var hooks = blocks.Select(b => b.Value.register_forward_pre_hook((_, x) =>
         {
             blockInputs[b.Key].Add(x.detach().clone().DetachFromDisposeScope());
             return x;
         })).ToList();
-        for (int i = 0; i < targets.Count; i++) Swap(targets[i].Parent, targets[i].ChildName, targets[i].Field, wrappers[i]);
+        for (int i = 0; i < targets.Count; i++) targets[i].Reroute(wrappers[i]);
         try
         {
             using var noGrad = torch.no_grad();
@@ -268,7 +334,7 @@ public static partial class Quantizer
         finally
         {
             foreach (var h in hooks) h.remove();
-            for (int i = 0; i < targets.Count; i++) Swap(targets[i].Parent, targets[i].ChildName, targets[i].Field, targets[i].Linear);
+            for (int i = 0; i < targets.Count; i++) targets[i].Reroute(null);
         }
         var result = new Dictionary<string, Tensor>();
         for (int i = 0; i < targets.Count; i++) result[targets[i].Name] = wrappers[i].Take();
@@ -283,13 +349,22 @@ public static partial class Quantizer
     /// <param name="x">Calibration inputs <c>[N, in]</c>.</param>
     /// <param name="o">Options.</param>
     /// <param name="bestAlpha">The chosen α.</param>
-    public static Tensor SearchScale(IReadOnlyList<Linear> layers, Tensor x, QuantizationOptions o, out double bestAlpha)
+    public static Tensor SearchScale(IReadOnlyList<Linear> layers, Tensor x, QuantizationOptions o, out double bestAlpha) =>
+        SearchScale(layers.Select(l => (Tensor)l.weight!).ToList(), x, o, out bestAlpha);
+
+    /// <summary>The AWQ grid search of <see cref="SearchScale(IReadOnlyList{Linear}, Tensor, QuantizationOptions, out double)"/>
+    /// over the layers' weights <c>[out, in]</c>.</summary>
+    /// <param name="weights">Weights of the layers sharing the input.</param>
+    /// <param name="x">Calibration inputs <c>[N, in]</c>.</param>
+    /// <param name="o">Options.</param>
+    /// <param name="bestAlpha">The chosen α.</param>
+    public static Tensor SearchScale(IReadOnlyList<Tensor> weights, Tensor x, QuantizationOptions o, out double bestAlpha)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var xf = x.to_type(ScalarType.Float32);
         var mean = MeanMagnitude(xf);
-        var refs = layers.Select(l => torch.matmul(xf, l.weight!.detach().to_type(ScalarType.Float32).t())).ToList();
+        var refs = weights.Select(w => torch.matmul(xf, w.detach().to_type(ScalarType.Float32).t())).ToList();
         double best = double.PositiveInfinity;
         bestAlpha = 0;
         Tensor? bestS = null;
@@ -297,10 +372,10 @@ public static partial class Quantizer
         {
             var s = ScaleFor(mean, alpha);
             double err = 0;
-            for (int i = 0; i < layers.Count; i++)
+            for (int i = 0; i < weights.Count; i++)
             {
-                var w = layers[i].weight!.detach().to_type(ScalarType.Float32) * s.unsqueeze(0);
-                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, GroupFor(layers[i], o));
+                var w = weights[i].detach().to_type(ScalarType.Float32) * s.unsqueeze(0);
+                var wq = WeightQuantizer.FakeQuantize(w, o.Mode, GroupFor(weights[i], o));
                 var y = torch.matmul(xf / s, wq.t());
                 err += (y - refs[i]).square().sum().item<float>();
             }
@@ -311,10 +386,10 @@ public static partial class Quantizer
 
     private sealed class Recorder : nn.Module<Tensor, Tensor>
     {
-        private readonly Linear inner;
+        private readonly Func<Tensor, Tensor> inner;
         private readonly List<Tensor> seen = new();
 
-        public Recorder(Linear inner) : base("AwqRecorder")
+        public Recorder(Func<Tensor, Tensor> inner) : base("AwqRecorder")
         {
             this.inner = inner;
         }
@@ -322,7 +397,7 @@ public static partial class Quantizer
         public override Tensor forward(Tensor input)
         {
             seen.Add(input.detach().reshape(-1, input.shape[^1]).to_type(ScalarType.Float32).clone().DetachFromDisposeScope());
-            return inner.forward(input);
+            return inner(input);
         }
 
         public Tensor Take()

@@ -18,8 +18,8 @@ public class TypedFieldTests
         // Compiles only with the concrete field type: TorchSharp's Linear has weight and bias.
         torch.Tensor weight = block.temporal_linear.weight!;
         Assert.Equal(new long[] { 12, 12 }, weight.shape);
-        Assert.IsType<TorchSharp.Modules.Linear>(block.feature_linear1);
-        Assert.Equal(typeof(TorchSharp.Modules.Linear), typeof(TsmixerBlock).GetField("feature_linear2")!.FieldType);
+        Assert.IsType<Mix.Runtime.QuantizableLinear>(block.feature_linear1);
+        Assert.Equal(typeof(Mix.Runtime.QuantizableLinear), typeof(TsmixerBlock).GetField("feature_linear2")!.FieldType);
     }
 
     [Fact]

@@ -16,6 +16,7 @@ public static partial class BuiltinCatalog
         Unary("log", "natural logarithm", Math.Log);
         Unary("sqrt", "square root", Math.Sqrt);
         Unary("rsqrt", "1/√x", x => 1 / Math.Sqrt(x));
+        Unary("cos", "cosine (Hydra's Vandermonde matrices)", Math.Cos);
         Unary("abs", "absolute value (of a complex value: its modulus, a float)", Math.Abs, realOnly: false, complexToReal: true);
         Unary("logsigmoid", "log(sigmoid(x)), stable", x => -Softplus(-x));
         Unary("inv_softplus", "the inverse of softplus: x + log(−expm1(−x)) (Mamba's dt bias init)", x => x + Math.Log(-ExpM1(-x)));

@@ -25,13 +25,13 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>gate_proj = linear(dim, hidden, bias = false)</c> → <c>[B, L, hidden]</c></summary>
-        public readonly TorchSharp.Modules.Linear gate_proj;
+        public readonly Mix.Runtime.QuantizableLinear gate_proj;
 
         /// <summary><c>up_proj = linear(dim, hidden, bias = false)</c> → <c>[B, L, hidden]</c></summary>
-        public readonly TorchSharp.Modules.Linear up_proj;
+        public readonly Mix.Runtime.QuantizableLinear up_proj;
 
         /// <summary><c>down_proj = linear(hidden, dim, bias = false)</c> → <c>[B, L, dim]</c></summary>
-        public readonly TorchSharp.Modules.Linear down_proj;
+        public readonly Mix.Runtime.QuantizableLinear down_proj;
 
         /// <summary>Builds <c>gla_mlp</c>.</summary>
         /// <param name="options">The parameters.</param>
@@ -179,7 +179,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline model_;
 
         /// <summary><c>lm_head = linear(d_model, vocab_size, bias = false)</c> → <c>[B, L, 32000]</c></summary>
-        public readonly TorchSharp.Modules.Linear lm_head;
+        public readonly Mix.Runtime.QuantizableLinear lm_head;
 
         /// <summary>Builds <c>gla_lm</c> with the default options.</summary>
         public GlaLm() : this(new Options()) { }

@@ -100,7 +100,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline backbone;
 
         /// <summary><c>lm_head = linear(d_model, vocab_size, bias = false)</c> → <c>[B, L, 32000]</c></summary>
-        public readonly TorchSharp.Modules.Linear lm_head;
+        public readonly Mix.Runtime.QuantizableLinear lm_head;
 
         /// <summary>Builds <c>hybrid_lm</c> with the default options.</summary>
         public HybridLm() : this(new Options()) { }

@@ -153,7 +153,7 @@ namespace Mix.Snapshots
         public readonly TorchSharp.Modules.LayerNorm norm;
 
         /// <summary><c>head = linear(dim, num_classes)</c> → <c>[B, 1000]</c></summary>
-        public readonly TorchSharp.Modules.Linear head;
+        public readonly Mix.Runtime.QuantizableLinear head;
 
         /// <summary>Builds <c>mixer_s16_224</c> with the default options.</summary>
         public MixerS16224() : this(new Options()) { }

@@ -24,7 +24,7 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>attn_layer = linear(size, size)</c> → <c>[B, C, N, size]</c></summary>
-        public readonly TorchSharp.Modules.Linear attn_layer;
+        public readonly Mix.Runtime.QuantizableLinear attn_layer;
 
         /// <summary>Builds <c>gated_attention</c>.</summary>
         /// <param name="options">The parameters.</param>
@@ -71,10 +71,10 @@ namespace Mix.Snapshots
         readonly Options options;
 
         /// <summary><c>fc1 = linear(in_features, in_features * expansion)</c> → <c>[B, C, N, 2*in_features]</c></summary>
-        public readonly TorchSharp.Modules.Linear fc1;
+        public readonly Mix.Runtime.QuantizableLinear fc1;
 
         /// <summary><c>fc2 = linear(in_features * expansion, out_features)</c> → <c>[B, C, N, out_features]</c></summary>
-        public readonly TorchSharp.Modules.Linear fc2;
+        public readonly Mix.Runtime.QuantizableLinear fc2;
 
         /// <summary>Builds <c>ts_mlp</c>.</summary>
         /// <param name="options">The parameters.</param>

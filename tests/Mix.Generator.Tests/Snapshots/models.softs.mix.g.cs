@@ -127,7 +127,7 @@ namespace Mix.Snapshots
         public readonly MixPipeline encoder;
 
         /// <summary><c>projection = linear(d_model, pred_len)</c> → <c>[B, 7, 96]</c></summary>
-        public readonly TorchSharp.Modules.Linear projection;
+        public readonly Mix.Runtime.QuantizableLinear projection;
 
         /// <summary>Builds <c>softs</c> with the default options.</summary>
         public Softs() : this(new Options()) { }

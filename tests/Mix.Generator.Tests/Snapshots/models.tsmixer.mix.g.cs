@@ -34,16 +34,16 @@ namespace Mix.Snapshots
         public readonly TorchSharp.Modules.LayerNorm temporal_norm;
 
         /// <summary><c>temporal_linear = linear(seq_len, seq_len)</c> → <c>[B, channels, seq_len]</c></summary>
-        public readonly TorchSharp.Modules.Linear temporal_linear;
+        public readonly Mix.Runtime.QuantizableLinear temporal_linear;
 
         /// <summary><c>feature_norm = layernorm_nd([seq_len, channels])</c> → <c>[B, seq_len, channels]</c></summary>
         public readonly TorchSharp.Modules.LayerNorm feature_norm;
 
         /// <summary><c>feature_linear1 = linear(channels, ff_dim)</c> → <c>[B, seq_len, 64]</c></summary>
-        public readonly TorchSharp.Modules.Linear feature_linear1;
+        public readonly Mix.Runtime.QuantizableLinear feature_linear1;
 
         /// <summary><c>feature_linear2 = linear(ff_dim, channels)</c> → <c>[B, seq_len, channels]</c></summary>
-        public readonly TorchSharp.Modules.Linear feature_linear2;
+        public readonly Mix.Runtime.QuantizableLinear feature_linear2;
 
         /// <summary>Builds <c>tsmixer_block</c>.</summary>
         /// <param name="options">The parameters.</param>
@@ -114,7 +114,7 @@ namespace Mix.Snapshots
         public readonly ModuleList<nn.Module<Tensor, Tensor>> blocks;
 
         /// <summary><c>temporal_projection = linear(seq_len, pred_len)</c> → <c>[B, 7, 24]</c></summary>
-        public readonly TorchSharp.Modules.Linear temporal_projection;
+        public readonly Mix.Runtime.QuantizableLinear temporal_projection;
 
         /// <summary>Builds <c>tsmixer</c> with the default options.</summary>
         public Tsmixer() : this(new Options()) { }

@@ -1,19 +1,20 @@
 using System;
+using Mix.Runtime;
 using Mix.Runtime.Caches;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Mix.Runtime
+namespace Mix.Runtime.Tests
 {
     /// <summary>
-    /// A Mamba residual block as Hugging Face <c>MambaBlock</c>: <c>out = residual + mixer(norm(x))</c>, where the
+    /// A test model (runtime models live in the zoo): a Mamba residual block as Hugging Face <c>MambaBlock</c>: <c>out = residual + mixer(norm(x))</c>, where the
     /// residual is cast to float32 when <c>residualInFp32</c> (HF <c>residual_in_fp32</c>).
     /// State-dict keys: <c>norm.weight</c>, <c>mixer.*</c> (see <see cref="MambaMixer"/>).
     /// Shape contract: <c>[batch, L, hiddenSize]</c> → <c>[batch, L, hiddenSize]</c>.
     /// </summary>
     public sealed class MambaBlock : torch.nn.Module<Tensor, Tensor>
     {
-        private readonly MambaRMSNorm norm;
+        private readonly RMSNorm norm;
         private readonly MambaMixer mixer;
 
         /// <summary>Whether the residual stream is kept in float32.</summary>
@@ -23,7 +24,7 @@ namespace Mix.Runtime
         public MambaMixer Mixer => mixer;
 
         /// <summary>The block's pre-norm.</summary>
-        public MambaRMSNorm Norm => norm;
+        public RMSNorm Norm => norm;
 
         /// <summary>Creates a block with the hyper-parameters of HF <c>MambaConfig</c>.</summary>
         /// <param name="hiddenSize">Model width (HF <c>hidden_size</c>).</param>
@@ -43,7 +44,7 @@ namespace Mix.Runtime
             : base(nameof(MambaBlock))
         {
             ResidualInFp32 = residualInFp32;
-            norm = new MambaRMSNorm(hiddenSize, layerNormEpsilon);
+            norm = new RMSNorm((int)hiddenSize, layerNormEpsilon);
             mixer = new MambaMixer(hiddenSize, stateSize, convKernel, expand, timeStepRank, useBias, useConvBias,
                 hiddenAct, layerIdx);
             RegisterComponents();
@@ -55,7 +56,7 @@ namespace Mix.Runtime
         {
             using var scope = torch.NewDisposeScope();
             var residual = hiddenStates;
-            var h = norm.forward(hiddenStates.to_type(norm.Weight.dtype));
+            var h = norm.forward(hiddenStates.to_type(norm.weight.dtype));
             if (ResidualInFp32) residual = residual.to_type(ScalarType.Float32);
             h = mixer.forward(h);
             return (residual + h).MoveToOuterDisposeScope();
@@ -69,7 +70,7 @@ namespace Mix.Runtime
         {
             using var scope = torch.NewDisposeScope();
             var residual = hiddenStates;
-            var h = norm.forward(hiddenStates.to_type(norm.Weight.dtype));
+            var h = norm.forward(hiddenStates.to_type(norm.weight.dtype));
             if (ResidualInFp32) residual = residual.to_type(ScalarType.Float32);
             h = mixer.Forward(h, slot, attentionMask);
             return (residual + h).MoveToOuterDisposeScope();

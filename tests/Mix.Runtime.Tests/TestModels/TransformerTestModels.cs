@@ -1,10 +1,14 @@
 using System;
 using System.Linq;
+using Mix.Runtime;
+using Mix.Runtime.Caches;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Mix.Runtime.Caches;
+// Test models (whole models live in the zoo, models/): the reference transformer and hybrid LMs of the cache,
+// generation and quantization tests, written against the runtime's cache API directly.
+namespace Mix.Runtime.Tests;
 
 /// <summary>
 /// Pre-norm transformer block: <c>x + attn(norm(x))</c>, then <c>x + down(gelu(up(norm(x))))</c>
@@ -12,9 +16,9 @@ namespace Mix.Runtime.Caches;
 /// </summary>
 public sealed class TransformerBlock : nn.Module<Tensor, Tensor>
 {
-    private readonly MambaRMSNorm attn_norm;
+    private readonly RMSNorm attn_norm;
     private readonly CausalSelfAttention attn;
-    private readonly MambaRMSNorm mlp_norm;
+    private readonly RMSNorm mlp_norm;
     private readonly nn.Module<Tensor, Tensor> up_proj;
     private readonly nn.Module<Tensor, Tensor> down_proj;
 
@@ -25,9 +29,9 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor>
     /// <param name="ropeTheta">RoPE base (≤ 0: none).</param>
     public TransformerBlock(long dim, long numHeads, long mlpHidden, double ropeTheta = 10000.0) : base(nameof(TransformerBlock))
     {
-        attn_norm = new MambaRMSNorm(dim, 1e-5);
+        attn_norm = new RMSNorm((int)dim, 1e-5);
         attn = new CausalSelfAttention(dim, numHeads, ropeTheta);
-        mlp_norm = new MambaRMSNorm(dim, 1e-5);
+        mlp_norm = new RMSNorm((int)dim, 1e-5);
         up_proj = nn.Linear(dim, mlpHidden, hasBias: false);
         down_proj = nn.Linear(mlpHidden, dim, hasBias: false);
         RegisterComponents();
@@ -37,10 +41,10 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor>
     public CausalSelfAttention Attn => attn;
 
     /// <summary>The pre-attention norm.</summary>
-    public MambaRMSNorm AttnNorm => attn_norm;
+    public RMSNorm AttnNorm => attn_norm;
 
     /// <summary>The pre-MLP norm.</summary>
-    public MambaRMSNorm MlpNorm => mlp_norm;
+    public RMSNorm MlpNorm => mlp_norm;
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor x)
@@ -81,7 +85,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
 {
     private readonly Embedding embed_tokens;
     private readonly ModuleList<TransformerBlock> layers;
-    private readonly MambaRMSNorm norm;
+    private readonly RMSNorm norm;
     private readonly nn.Module<Tensor, Tensor> lm_head;
 
     /// <summary>Creates the model (weights ~ N(0, 0.02), embeddings N(0, 1)).</summary>
@@ -100,7 +104,7 @@ public sealed class CausalAttentionLM : nn.Module<Tensor, Tensor>, ICausalLM
         embed_tokens = nn.Embedding(vocabSize, dim);
         layers = new ModuleList<TransformerBlock>(Enumerable.Range(0, numLayers)
             .Select(_ => new TransformerBlock(dim, numHeads, mlpHidden > 0 ? mlpHidden : 4 * dim, ropeTheta)).ToArray());
-        norm = new MambaRMSNorm(dim, 1e-5);
+        norm = new RMSNorm((int)dim, 1e-5);
         lm_head = nn.Linear(dim, vocabSize, hasBias: false);
         RegisterComponents();
     }
@@ -176,7 +180,7 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
 {
     private readonly Embedding embeddings;
     private readonly ModuleList<nn.Module<Tensor, Tensor>> layers;
-    private readonly MambaRMSNorm norm_f;
+    private readonly RMSNorm norm_f;
     private readonly nn.Module<Tensor, Tensor> lm_head;
 
     /// <summary>Creates the model.</summary>
@@ -199,7 +203,7 @@ public sealed class HybridLM : nn.Module<Tensor, Tensor>, ICausalLM
         layers = new ModuleList<nn.Module<Tensor, Tensor>>(pattern.Select((c, i) => c == 'M'
             ? (nn.Module<Tensor, Tensor>)new MambaBlock(dim, stateSize, convKernel, layerIdx: i)
             : new TransformerBlock(dim, numHeads, 4 * dim)).ToArray());
-        norm_f = new MambaRMSNorm(dim, 1e-5);
+        norm_f = new RMSNorm((int)dim, 1e-5);
         lm_head = nn.Linear(dim, vocabSize, hasBias: false);
         RegisterComponents();
     }
