@@ -130,12 +130,22 @@ internal sealed partial class Translator
         return new VWeight($"MixInit.Of({shape}, {init}{scalarType})", fn.Name == "buffer", Flag("frozen", false), Flag("persistent", true));
     }
 
-    void TranslateWeight(BindingStatement b, VWeight w, Scope scope, int line)
+    void TranslateWeight(BindingStatement b, VWeight w, Scope scope, int line, string? present = null)
     {
         var name = b.Targets[0].Name;
         var field = Names.Escape(name == "options" || name == "model" ? name + "_" : name);
         if (!_fieldNames.Add(field)) field += "_" + _fieldNames.Count.ToString(CultureInfo.InvariantCulture);
         var init = w.IsBuffer ? w.Code : w.Frozen ? $"new Parameter({w.Code}, requires_grad: false)" : $"new Parameter({w.Code})";
+        if (present is not null)
+        {
+            // Left null when absent: RegisterComponents skips null fields, so the state dict has no key for it.
+            if (w.IsBuffer && !w.Persistent)
+                throw new UnsupportedException(b.Span, "a conditional non-persistent buffer is not supported by the generator yet");
+            _ctor.Add(new CodeLine(line, $"{field} = {present} ? {init} : null;"));
+            _fields.Add(new FieldSpec(field, name, (w.IsBuffer ? "Tensor" : "Parameter") + "?", "<c>" + Xml(MixPrinter.Statement(b)) + "</c>"));
+            scope.Set(name, new VCode(field + "!", GType.Tensor));
+            return;
+        }
         // A non-persistent buffer is registered after RegisterComponents (which would make it persistent).
         string? local = w.IsBuffer && !w.Persistent ? "buffer_" + field.TrimStart('@') : null;
         _ctor.Add(new CodeLine(line, local is null ? $"{field} = {init};" : $"var {local} = {init};"));

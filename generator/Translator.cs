@@ -299,6 +299,14 @@ internal sealed partial class Translator
             TranslateWeight(b, weight, scope, line);
             return;
         }
+        // `bias = if has_bias then param(...) else none`: a weight that only some configurations have (no key otherwise).
+        if (v is VCond { Then: VWeight or VCode { Type.Kind: "none" }, Else: VWeight or VCode { Type.Kind: "none" } } cond
+            && (cond.Then is VWeight) != (cond.Else is VWeight))
+        {
+            var present = cond.Then is VWeight ? cond.Condition : "!(" + cond.Condition + ")";
+            TranslateWeight(b, (VWeight)(cond.Then as VWeight ?? cond.Else), scope, line, present);
+            return;
+        }
         if (v is VState state)
         {
             TranslateState(b, state, scope, line);

@@ -321,6 +321,9 @@ internal sealed partial class Evaluator
             {
                 var key = ((StringExpr)arg.Value).Value;
                 var own = layer.Weights.FirstOrDefault(w => w.Name == arg.Name && !w.IsBuffer);
+                // `@tied(...) r = if bidirectional then sin_act(n) else identity`: a layer this configuration leaves out
+                // ties nothing (the generated constructor skips it the same way).
+                if (own is null && layer.Kind == "identity" && layer.Weights.Count == 0 && layer.Children.Count == 0) continue;
                 if (own is null)
                 {
                     var names = layer.Weights.Where(w => !w.IsBuffer).Select(w => w.Name).ToList();

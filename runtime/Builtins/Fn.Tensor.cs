@@ -26,6 +26,10 @@ public static partial class Fn
     public static Tensor Rsqrt(Tensor x) => x.rsqrt();
     /// <summary><c>rsqrt(v)</c> of a number.</summary>
     public static double Rsqrt(double x) => 1 / Math.Sqrt(x);
+    /// <summary><c>sin(x)</c>.</summary>
+    public static Tensor Sin(Tensor x) => x.sin();
+    /// <summary><c>sin(v)</c> of a number.</summary>
+    public static double Sin(double x) => Math.Sin(x);
     /// <summary><c>cos(x)</c>.</summary>
     public static Tensor Cos(Tensor x) => x.cos();
     /// <summary><c>cos(v)</c> of a number.</summary>

@@ -14,7 +14,7 @@ namespace Mix.Runtime.Builtins;
 /// </summary>
 public static class MixWeights
 {
-    /// <summary>The layer's own parameter <paramref name="name"/> (<c>conv1d.weight</c> in .mix).</summary>
+    /// <summary>The layer's own parameter (or buffer) <paramref name="name"/> (<c>conv1d.weight</c> in .mix).</summary>
     /// <param name="layer">A layer of the calling module.</param>
     /// <param name="name">The parameter's name in the layer.</param>
     /// <exception cref="ArgumentException">The layer has no such parameter.</exception>
@@ -30,6 +30,9 @@ public static class MixWeights
         ArgumentNullException.ThrowIfNull(layer);
         foreach (var (n, p) in layer.named_parameters(recurse: false))
             if (n == name) return p;
+        // A generated block's buffer (`hyena_positional_embedding`'s t) reads the same way.
+        foreach (var (n, b) in layer.named_buffers(recurse: false))
+            if (n == name) return b;
         return null;
     }
 
@@ -49,6 +52,8 @@ public static class MixWeights
         var name = key.Substring(dot + 1);
         var owner = ownerPath.Length == 0 ? root : root.named_modules().FirstOrDefault(m => m.name == ownerPath).module
                     ?? throw new ArgumentException($"no module '{ownerPath}' holds '{key}'", nameof(key));
+        // A conditional layer that this configuration leaves out (`if bidirectional then ... else identity`) ties nothing.
+        if (owner is TorchSharp.Modules.Identity) return;
         var own = owner.named_parameters(recurse: false).FirstOrDefault(p => p.name == name).parameter
                   ?? throw new ArgumentException($"no parameter '{key}' to tie", nameof(key));
         if (!own.shape.SequenceEqual(shared.shape))
@@ -56,8 +61,21 @@ public static class MixWeights
         // TorchSharp's layers read their own fields in forward, so the parameter goes through the layer's property
         // (Linear.weight, Embedding.weight, ...), which also re-registers it under the same name.
         var property = owner.GetType().GetProperty(name, BindingFlags.Public | BindingFlags.Instance);
-        if (property is null || !property.CanWrite || !property.PropertyType.IsAssignableFrom(typeof(Parameter)))
+        if (property is not null && property.CanWrite && property.PropertyType.IsAssignableFrom(typeof(Parameter)))
+        {
+            property.SetValue(owner, shared);
+            return;
+        }
+        // A generated .mix block keeps its param() weights in public readonly fields that its forward reads: the field
+        // takes the shared Parameter and the registration follows it (hyena's one Sin module at several keys).
+        var field = owner.GetType().GetField(name, BindingFlags.Public | BindingFlags.Instance);
+        if (field is null || field.FieldType != typeof(Parameter))
             throw new ArgumentException($"{owner.GetType().Name} has no settable parameter '{name}', so '{key}' cannot be tied", nameof(key));
-        property.SetValue(owner, shared);
+        field.SetValue(owner, shared);
+        var register = typeof(nn.Module).GetMethods(BindingFlags.NonPublic | BindingFlags.Instance)
+                           .FirstOrDefault(m => m.Name == "ConditionallyRegisterParameter" && m.GetParameters().Length == 2)
+                       ?? throw new MissingMethodException("TorchSharp's nn.Module has no ConditionallyRegisterParameter(name, value)");
+        // Protected in TorchSharp: it replaces a registered parameter of the same name, as its layers' property setters do.
+        register.Invoke(owner, new object[] { name, shared });
     }
 }

@@ -238,16 +238,45 @@ internal static class ModelBench
             }
         }
 
-        try { Decode(lm, vocab, quick); }
+        try { Decode(lm, vocab, quick, "Mix generated, CausalModel cache (prefill 16 + 64 steps)", ScalarType.Float32); }
         catch (Exception e)
         {
             Notes.Add($"Mamba decode: failed: {e.GetType().Name}: {e.Message}");
             Console.Error.WriteLine(Notes[^1]);
         }
+
+        // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and
+        // the tied lm_head stay full precision): what quantization buys at batch-1 decode. Each copy has lm's weights.
+        var weights = lm.state_dict();
+        foreach (var (label, dtype, mode) in new (string, ScalarType, Mix.Runtime.Quantization.WeightQuantMode?)[]
+                 {
+                     ("bf16", ScalarType.BFloat16, null),
+                     ("int8 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
+                     ("int4 g128 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
+                     ("int8 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
+                     ("int4 g128 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
+                 })
+        {
+            try
+            {
+                using var copy = new Mix.Generated.Models.Mamba130m();
+                copy.load_state_dict(weights);
+                copy.to(torch.CUDA);
+                if (dtype != ScalarType.Float32) copy.to(dtype);
+                copy.eval();
+                if (mode is { } m) Mix.Runtime.Quantization.Quantizer.Quantize(copy, new Mix.Runtime.Quantization.QuantizationOptions { Mode = m, GroupSize = 128 });
+                Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype);
+            }
+            catch (Exception e)
+            {
+                Notes.Add($"Mamba decode {label}: failed: {e.GetType().Name}: {e.Message}");
+                Console.Error.WriteLine(Notes[^1]);
+            }
+        }
     }
 
     /// <summary>Greedy decoding, one token at a time through <see cref="CausalModel"/>'s cache, after a 16-token prompt.</summary>
-    private static void Decode(nn.Module<Tensor, Tensor> model, long vocab, bool quick)
+    private static void Decode(nn.Module<Tensor, Tensor> model, long vocab, bool quick, string impl, ScalarType dtype)
     {
         const int steps = 64;
         var lm = new CausalModel(model, vocab);
@@ -272,7 +301,7 @@ internal static class ModelBench
             for (int t = 0; t < steps; t++) tok = lm.Forward(tok, cache).argmax(-1);
         }
         var time = TimeMs(Run, quick ? 1.0 : 3.0, minSamples: 3, maxSamples: 10, warmup: 1);
-        Add("Mamba-130m", "Mix generated, CausalModel cache (prefill 16 + 64 steps)", ScalarType.Float32, 1, steps, time, steps, "tok/s", stepErr);
+        Add("Mamba-130m", impl, dtype, 1, steps, time, steps, "tok/s", stepErr);
     }
 
     public static string Markdown()

@@ -31,6 +31,7 @@ public class TensorMathTests
 
     [Theory]
     [InlineData("exp(x) * sigmoid(x) + rsqrt(abs(x) + 1e-5)", "[2, 5, 8]")]
+    [InlineData("sin(x) * cos(2 * x)", "[2, 5, 8]")]
     [InlineData("pow(x, 2) + clamp(x, min = 0.1) + logsigmoid(x) + inv_softplus(softplus(x))", "[2, 5, 8]")]
     [InlineData("where(x > 0, x, 0.0)", "[2, 5, 8]")]
     [InlineData("not (x > 0) or x < 1 and x > mean(x, [2], keepdim = true)", "bool[2, 5, 8]")]

@@ -139,7 +139,8 @@ public class TensorMathRuntimeTests
         var x = torch.randn(2, 3, 5);
         using var model = new TmElementwise();
         var expected = torch.where(x.gt(0), x.pow(2), x.clamp_min(-0.5)) + torch.rsqrt(x.abs() + 1) * nn.functional.logsigmoid(x)
-            - (nn.functional.softplus(x) + torch.log(-torch.expm1(-nn.functional.softplus(x)))) + torch.log(torch.exp(x));
+            - (nn.functional.softplus(x) + torch.log(-torch.expm1(-nn.functional.softplus(x)))) + torch.log(torch.exp(x))
+            + torch.sin(x) * torch.cos(2 * x);
         AssertClose(expected, model.call(x), rtol: 1e-5, atol: 1e-5);
     }
 

@@ -16,6 +16,8 @@ public static partial class BuiltinCatalog
         Unary("log", "natural logarithm", Math.Log);
         Unary("sqrt", "square root", Math.Sqrt);
         Unary("rsqrt", "1/√x", x => 1 / Math.Sqrt(x));
+        // Hyena's implicit filters (Monarch Mixer) use sine activations and a Fourier-feature positional embedding.
+        Unary("sin", "sine (Hyena's implicit filters)", Math.Sin);
         Unary("cos", "cosine (Hydra's Vandermonde matrices)", Math.Cos);
         Unary("abs", "absolute value (of a complex value: its modulus, a float)", Math.Abs, realOnly: false, complexToReal: true);
         Unary("logsigmoid", "log(sigmoid(x)), stable", x => -Softplus(-x));
