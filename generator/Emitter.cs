@@ -15,6 +15,7 @@ internal static class Emitter
         sb.AppendLine("using System;");
         sb.AppendLine("using System.Linq;");
         sb.AppendLine("using Mix.Runtime.Builtins;");
+        if (file.Classes.Any(c => c.Regions.Count > 0)) sb.AppendLine("using Mix.Runtime.Fused;");
         sb.AppendLine("using TorchSharp;");
         sb.AppendLine("using TorchSharp.Modules;");
         sb.AppendLine("using static TorchSharp.torch;");
@@ -70,6 +71,12 @@ internal static class Emitter
         sb.AppendLine();
         sb.AppendLine($"{I2}readonly Options options;");
         if (c.IsAlias) sb.AppendLine($"{I2}readonly {c.AliasType} model;");
+        foreach (var r in c.Regions)
+        {
+            sb.AppendLine();
+            sb.AppendLine($"{I2}/// <summary>Fused region <c>{Xml(r.Name)}</c> ({r.Kind}): its kernel on CUDA, the reference lambda elsewhere.</summary>");
+            sb.AppendLine($"{I2}readonly FusedRegion {r.Field};");
+        }
         foreach (var f in c.Fields)
         {
             sb.AppendLine();
@@ -110,6 +117,8 @@ internal static class Emitter
             }
             if (c.Ties.Count > 0) EmitLines(sb, c.Ties, path, I3);
         }
+        for (int k = 0; k < c.Regions.Count; k++)
+            sb.AppendLine($"{I3}{c.Regions[k].Field} = MixRegions.Region{k}.Bind({string.Join(", ", c.Regions[k].Scalars)});");
         sb.AppendLine($"{I2}}}");
         sb.AppendLine();
 
@@ -123,6 +132,7 @@ internal static class Emitter
         sb.AppendLine($"{I2}{{");
         EmitLines(sb, c.Forward, path, I3);
         sb.AppendLine($"{I2}}}");
+        if (c.Regions.Count > 0) EmitRegions(sb, c, I2, I3);
         sb.AppendLine($"{I1}}}");
     }
 
@@ -139,6 +149,28 @@ internal static class Emitter
         sb.AppendLine($"{i3}_ => null,");
         sb.AppendLine($"{i2}}};");
         sb.AppendLine();
+    }
+
+    /// <summary>The kernels of the fused regions: the planner's CUDA C++ for each (the runtime adds the launch skeleton).</summary>
+    static void EmitRegions(StringBuilder sb, ClassSpec c, string i2, string i3)
+    {
+        sb.AppendLine();
+        sb.AppendLine($"{i2}/// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>");
+        sb.AppendLine($"{i2}static class MixRegions");
+        sb.AppendLine($"{i2}{{");
+        for (int k = 0; k < c.Regions.Count; k++)
+        {
+            var r = c.Regions[k];
+            if (k > 0) sb.AppendLine();
+            sb.AppendLine($"{i3}/// <summary><c>{Xml(r.Summary)}</c></summary>");
+            var make = r.Kind == "row"
+                ? $"FusedRegionKernel.Row({Names.Literal(r.Name)}, {r.Inputs}, {r.Scalars.Count}, axis: {r.Axis}, reduced: {(r.Reduced ? "true" : "false")}, " +
+                  $"reductions: new[] {{ {string.Join(", ", r.Reductions.Select(m => "0b" + System.Convert.ToString(m, 2)))} }}, source: "
+                : $"FusedRegionKernel.Pointwise({Names.Literal(r.Name)}, {r.Inputs}, {r.Scalars.Count}, source: ";
+            sb.AppendLine($"{i3}internal static readonly FusedRegionKernel Region{k} = {make}");
+            sb.AppendLine("@\"" + r.Source.Replace("\"", "\"\"").TrimEnd('\n') + "\");");
+        }
+        sb.AppendLine($"{i2}}}");
     }
 
     /// <summary>What the inference cache allocates for a mixer that declares <c>state(...)</c>.</summary>
@@ -161,6 +193,8 @@ internal static class Emitter
         sb.AppendLine($"{i2}public bool HasKeyValues => {c.KeyValues};");
         sb.AppendLine();
     }
+
+    static string Xml(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 
     static void EmitLines(StringBuilder sb, EquatableArray<CodeLine> lines, string path, string indent)
     {

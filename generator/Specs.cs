@@ -41,6 +41,8 @@ public sealed record ClassSpec(
     public EquatableArray<StateSpec> States { get; init; } = EquatableArray<StateSpec>.Empty;
     /// <summary>C# of whether an instance calls <c>causal_attention</c> (<c>IStatefulMixer.HasKeyValues</c>), or null.</summary>
     public string? KeyValues { get; init; }
+    /// <summary>Fused regions of the forward (<c>fusedK.Run(...)</c> lines): a field each, bound in the constructor.</summary>
+    public EquatableArray<RegionSpec> Regions { get; init; } = EquatableArray<RegionSpec>.Empty;
 }
 
 /// <summary>A declared decoding state: its .mix name, C# of its sizes after the batch axis (options only), its dtype.</summary>

@@ -66,13 +66,26 @@ internal sealed partial class Translator
 
     V EmitMath(BuiltinCallable fn, IReadOnlyDictionary<string, V> args, TextSpan span)
     {
+        if (!fn.IsInit && FusibleMath(fn, args, a => MathCall(fn, a, span, materialize: false)) is VCode fused) return fused;
+        if (fn.IsInit && _initShape is null) throw new UnsupportedException(span, $"{fn.Name} is an initializer; use it in a param or buffer init");
+        bool anyTensor = args.Values.Any(IsTensorArg);
+        var call = MathCall(fn, args, span, materialize: true);
+        if (fn.IsInit) return new VCode(call, GType.Tensor);
+        var type = fn.ReturnsTuple ? GType.Tuple : fn.HasNumberForm && !anyTensor ? GType.Float : GType.Tensor;
+        // Tensors made from sizes alone are created on the CPU; in the forward they follow the input's device.
+        if (_initShape is null && fn.Name is "arange" or "ones_mask") call += $".to({_deviceOf}.device)";
+        return new VCode(call, type);
+    }
+
+    /// <summary>The C# call of a tensor-math built-in (tensor operands with their fused regions cut when <paramref name="materialize"/>).</summary>
+    string MathCall(BuiltinCallable fn, IReadOnlyDictionary<string, V> args, TextSpan span, bool materialize)
+    {
         var parts = new List<string>();
         bool gap = false;
-        bool anyTensor = args.Values.Any(IsTensorArg);
         foreach (var p in fn.Params)
         {
             if (!args.TryGetValue(p.Name, out var v)) { gap = true; continue; }
-            var code = Val(v, GType.From(p.Type), span);
+            var code = materialize && v is VCode { Type.Kind: "tensor" } tv ? Materialize(tv).Code : Val(v, GType.From(p.Type), span);
             // A whole number where a number or tensor is taken: double, so that C# picks the number overload.
             if (p.Type.Kind == TypeKind.Any && v is VCode { Type.Kind: "int" } iv && fn.Name != "arange")
                 code = "(double)" + Paren(code, iv.Prec, 100);
@@ -81,16 +94,8 @@ internal sealed partial class Translator
             if (named) gap = true;
             parts.Add((named ? Names.Camel(p.Name) + ": " : "") + code);
         }
-        if (fn.IsInit)
-        {
-            if (_initShape is null) throw new UnsupportedException(span, $"{fn.Name} is an initializer; use it in a param or buffer init");
-            return new VCode($"MixInit.{Names.Pascal(fn.Name)}({string.Join(", ", new[] { _initShape }.Concat(parts))})", GType.Tensor);
-        }
-        var type = fn.ReturnsTuple ? GType.Tuple : fn.HasNumberForm && !anyTensor ? GType.Float : GType.Tensor;
-        var call = $"Fn.{Names.Builtin(fn.Name)}({string.Join(", ", parts)})";
-        // Tensors made from sizes alone are created on the CPU; in the forward they follow the input's device.
-        if (_initShape is null && fn.Name is "arange" or "ones_mask") call += $".to({_deviceOf}.device)";
-        return new VCode(call, type);
+        if (fn.IsInit) return $"MixInit.{Names.Pascal(fn.Name)}({string.Join(", ", new[] { _initShape }.Concat(parts))})";
+        return $"Fn.{Names.Builtin(fn.Name)}({string.Join(", ", parts)})";
     }
 
     /// <summary><c>param(shape, init, dtype, frozen)</c> / <c>buffer(shape, init, dtype, persistent)</c>.</summary>

@@ -159,6 +159,7 @@ internal sealed partial class Translator
             Ties = _ties.ToEquatableArray(),
             States = _states.ToEquatableArray(),
             KeyValues = KeyValuesCondition(),
+            Regions = _regions.ToEquatableArray(),
         };
     }
 
@@ -314,7 +315,7 @@ internal sealed partial class Translator
         }
         if (v is VCode { Type.Kind: "tensor" } t)
         {
-            AssignLocal(name, t.Code, scope, line);
+            AssignLocal(name, Materialize(t).Code, scope, line);
             return;
         }
         if (!IsLayerValue(v))
@@ -418,7 +419,10 @@ internal sealed partial class Translator
             case NameExpr n: return EvalName(n, scope);
             case UnaryExpr u:
             {
-                var v = Code(Eval(u.Operand, scope), u.Span, out var type, out var prec);
+                var operand = Eval(u.Operand, scope);
+                if (u.Op == "-" && IsTensor(operand)
+                    && FusibleOp("unary", "neg", new[] { operand }, a => "-" + Paren(a[0].Code, a[0].Prec, 90), 90) is VCode neg) return neg;
+                var v = Code(operand, u.Span, out var type, out var prec);
                 if (u.Op == "not" && type.Kind == "tensor") return new VCode($"Fn.Not({v})", GType.Tensor);
                 if (u.Op == "not") return new VCode("!" + Paren(v, prec, 90), GType.Bool, 90);
                 return new VCode("-" + Paren(v, prec, 90), type, 90);
@@ -460,7 +464,10 @@ internal sealed partial class Translator
                 if (then is VCode tc && @else is VCode ec)
                 {
                     var type = Join(tc.Type, ec.Type);
-                    return new VCode($"{Paren(c, cp, 0)} ? {Paren(tc.Code, tc.Prec, 0)} : {Paren(ec.Code, ec.Prec, -1)}", type, -1);
+                    // Each branch's fused regions run only where that branch is taken.
+                    var (tcode, tprec) = Materialize(tc);
+                    var (ecode, eprec) = Materialize(ec);
+                    return new VCode($"{Paren(c, cp, 0)} ? {Paren(tcode, tprec, 0)} : {Paren(ecode, eprec, -1)}", type, -1);
                 }
                 return new VCond(Paren(c, cp, 0), then, @else);
             }
@@ -568,8 +575,11 @@ internal sealed partial class Translator
     V EvalBinary(BinaryExpr b, Scope scope)
     {
         if (TryResidual(b, scope) is VCode residual) return residual;
-        var l = Code(Eval(b.Left, scope), b.Left.Span, out var lt, out var lp);
-        var r = Code(Eval(b.Right, scope), b.Right.Span, out var rt, out var rp);
+        var lv = Eval(b.Left, scope);
+        var rv = Eval(b.Right, scope);
+        if (FusibleBinary(b.Op, lv, rv) is VCode fused) return fused;
+        var l = Code(lv, b.Left.Span, out var lt, out var lp);
+        var r = Code(rv, b.Right.Span, out var rt, out var rp);
         if (!s_prec.TryGetValue(b.Op, out var prec)) throw new UnsupportedException(b.OpSpan, $"operator '{b.Op}' is not supported by the generator");
         if ((lt.Kind == "tensor" || rt.Kind == "tensor") && b.Op is "and" or "or")
             return new VCode($"Fn.{(b.Op == "and" ? "And" : "Or")}({l}, {r})", GType.Tensor);
@@ -734,6 +744,17 @@ internal sealed partial class Translator
                 return t.Kind == "int" ? new VCode(v, GType.Int, prec) : new VCode($"Fn.{Names.Pascal(fn.Name)}({v})", GType.Int);
             }
         }
+        if (fn.Name is "mean" or "softmax" or "sqrt" && tensors.Count == 1)
+        {
+            var placeholder = new List<V> { new VCode("\u0001", GType.Tensor) };
+            if (FusibleMath(fn, new Dictionary<string, V>(bound.Args) { ["x"] = tensors[0] }, _ => GeneralCall(fn, bound, placeholder, span).Code)
+                is VCode fusedFn) return fusedFn;
+        }
+        return GeneralCall(fn, bound, tensors, span);
+    }
+
+    VCode GeneralCall(BuiltinCallable fn, VFactory bound, List<V> tensors, TextSpan span)
+    {
         var parts = new List<string>();
         int ti = 0;
         bool gap = false;
@@ -764,6 +785,9 @@ internal sealed partial class Translator
     /// <summary>Applies a layer, a sequence, a partial function or a weightless built-in to tensors.</summary>
     V ApplyValue(V callee, List<V> tensors, TextSpan span)
     {
+        if (callee is VFactory { Callable: BuiltinCallable { Kind: CallableKind.Act } act, Args.Count: 0 } && tensors.Count == 1
+            && s_fusibleActs.Contains(act.Name)
+            && FusibleCall("unary", act.Name, tensors[0], $"Fn.{Names.Builtin(act.Name)}(\u0001)") is VCode fusedAct) return fusedAct;
         var inputs = tensors.Select(t => Code(t, span, out _, out _)).ToList();
         switch (callee)
         {
@@ -801,8 +825,8 @@ internal sealed partial class Translator
         {
             case VCode c:
                 type = c.Type;
-                prec = c.Prec;
-                return c.Code;
+                (var code, prec) = Materialize(c);
+                return code;
             case VArray or VRepeat or VFor:
                 type = NaturalType(v, span);
                 prec = 100;
@@ -905,7 +929,10 @@ internal sealed partial class Translator
                 return $"{f.OpaqueCode}({string.Join(", ", (f.OpaqueArgs ?? new List<V>()).Select(a => Val(a, GType.Int, span)))})";
             case VFactory f when f.IsFunction:
             {
+                var saved = _fusing;
+                _fusing = false;
                 var call = CallFunction((BuiltinCallable)f.Callable!, f, new List<V> { new VCode("t", GType.Tensor) }, span);
+                _fusing = saved;
                 return $"Builtin.Function({Names.Literal(f.Callable!.Name)}, t => {Code(call, span)})";
             }
             case VFactory { Callable: BuiltinCallable b } f:

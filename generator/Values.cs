@@ -76,6 +76,9 @@ internal sealed record VCode(string Code, GType Type, int Prec = 100) : V
     /// is .mix's value only where the quotient is whole (the checker proves that wherever it is used as a size);
     /// <c>ceil(a / b)</c> needs the exact one.</summary>
     public string? ExactQuotient { get; init; }
+
+    /// <summary>For a tensor built by fusible ops: how, so that the consumer can cut fused regions out of it.</summary>
+    public FusionExpr? Fx { get; init; }
 }
 
 /// <summary>A configured callable. <see cref="Callable"/> null: an opaque factory value (a parameter, an array item).</summary>

@@ -16,6 +16,7 @@ namespace Mix.Runtime.Cuda
         private readonly long* _slots;
         private readonly void** _pointers;
         private int _count;
+        private System.Collections.Generic.List<IntPtr>? _blocks;
 
         /// <summary>The CUDA device ordinal every tensor argument must be on.</summary>
         public int Device { get; }
@@ -88,9 +89,23 @@ namespace Mix.Runtime.Cuda
         /// <param name="value">Value.</param>
         public KernelArguments Add(float value) { *(float*)Next() = value; return this; }
 
+        /// <summary>Adds a struct passed by value (a kernel parameter of a struct type; its layout must match the kernel's).</summary>
+        /// <param name="value">The struct.</param>
+        public KernelArguments AddBlock<T>(in T value) where T : unmanaged
+        {
+            if (_count >= MaxArgs) throw new InvalidOperationException("too many kernel arguments");
+            var p = (T*)NativeMemory.Alloc((nuint)sizeof(T));
+            *p = value;
+            (_blocks ??= new()).Add((IntPtr)p);
+            _pointers[_count++] = p;
+            return this;
+        }
+
         /// <inheritdoc />
         public void Dispose()
         {
+            if (_blocks is not null) foreach (var b in _blocks) NativeMemory.Free((void*)b);
+            _blocks = null;
             NativeMemory.Free(_slots);
             NativeMemory.Free(_pointers);
             GC.SuppressFinalize(this);

@@ -70,6 +70,9 @@ namespace Mix.Runtime
             }
         }
 
+        /// <summary>Whether kernels are kept out on this thread (inside <see cref="SuppressKernel"/>: a <c>@fused(false)</c> layer).</summary>
+        public static bool KernelSuppressed => s_suppressed > 0;
+
         private static ISelectiveScanKernel? ActiveKernel => s_suppressed > 0 ? null : Kernel;
 
         /// <summary>

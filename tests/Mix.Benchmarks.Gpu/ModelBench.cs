@@ -36,7 +36,7 @@ internal static class ModelBench
     public static string Dtypes { get; set; } = "all";
 
     /// <summary>Host-clock median per call, its minimum, the sample count, and the median device time per call (CUDA events).</summary>
-    private static (double medianMs, double minMs, int samples, double gpuMs) TimeMs(Action op, double targetS, int minSamples = 5, int maxSamples = 60, int warmup = 5)
+    internal static (double medianMs, double minMs, int samples, double gpuMs) TimeMs(Action op, double targetS, int minSamples = 5, int maxSamples = 60, int warmup = 5)
     {
         void Once()
         {
@@ -65,7 +65,7 @@ internal static class ModelBench
         return (samples[samples.Count / 2], samples[0], samples.Count, gpu[gpu.Count / 2]);
     }
 
-    private static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s, double g) t, double work, string unit, double? err = null)
+    internal static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s, double g) t, double work, string unit, double? err = null)
     {
         var r = new ModelResult(model, impl, DtypeName(dt), batch, L, t.m, t.mn, t.s, work / (t.m / 1e3), unit, err, t.g);
         Results.Add(r);
@@ -75,7 +75,7 @@ internal static class ModelBench
 
     internal static string DtypeName(ScalarType dt) => dt == ScalarType.BFloat16 ? "bfloat16" : dt == ScalarType.Float16 ? "float16" : "float32";
 
-    private static double RelErr(Tensor a, Tensor b)
+    internal static double RelErr(Tensor a, Tensor b)
     {
         using var scope = torch.NewDisposeScope();
         var x = a.to_type(ScalarType.Float64);

@@ -23,7 +23,7 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// GPU benchmarks: median of CUDA-synchronised batches after warm-up, working sets above L2, GB/s over the minimum
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
-/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|scans|models|vision|mamba|all] [--dtype float32|bfloat16|all]
+/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|scans|models|vision|mamba|fusion|all] [--dtype float32|bfloat16|all]
 /// </summary>
 internal static partial class Program
 {
@@ -105,8 +105,10 @@ internal static partial class Program
         bool scans = _only is "all" or "kernels" or "scans";
         bool vision = _only is "all" or "models" or "vision";
         bool mamba = _only is "all" or "models" or "mamba";
+        bool fusion = _only is "fusion";
         using (torch.no_grad())
         {
+            if (fusion) Guard(() => FusionBench.Run(_quick));
             Guard(() => Copy());
             if (vision) Guard(() => ModelBench.Vision(_quick));
             if (mamba) Guard(() => ModelBench.Mamba(_quick));
@@ -141,7 +143,7 @@ internal static partial class Program
             ScanPrimitives();
 
         Directory.CreateDirectory(outDir);
-        if (vision || mamba)
+        if (vision || mamba || fusion)
         {
             var mjson = JsonSerializer.Serialize(new { device = info, gpu = GpuName(), results = ModelBench.Results, parts = ModelBench.Parts, notes = ModelBench.Notes },
                 new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });

@@ -1,6 +1,6 @@
 """Whole-model PyTorch baselines for Mix.Benchmarks.Gpu's model cases (same shapes, same timing method).
 
-Usage: python3 pytorch_models.py [--out DIR] [--budget SECONDS] [--only vision|mamba|mamba-first|all] [--dtype float32|bfloat16|all]
+Usage: python3 pytorch_models.py [--out DIR] [--budget SECONDS] [--only vision|mamba|mamba-first|fusion|all] [--dtype float32|bfloat16|all]
                                  [--no-compile]
 
 - PoolFormer-S12 and ConvFormer-S18 written in plain PyTorch with timm's math (timm is not installed on the GPU host),
@@ -271,6 +271,80 @@ def vision(compile_ok, dtypes):
             torch.cuda.empty_cache()
 
 
+# ---- fusion planner (--only fusion) ------------------------------------------------------------------------------
+
+class ChanRMSNorm(nn.Module):  # tests/Mix.Generator.Tests/Models/fusion.mix chan_rmsnorm
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim, 1, 1))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt((x * x).mean(1, keepdim=True) + self.eps) * self.weight
+
+
+class GatedDwconv(nn.Module):  # fusion.mix gated_dwconv: proj(silu(a) * dwconv(b))
+    def __init__(self, dim, expansion=2, kernel_size=7):
+        super().__init__()
+        inner = expansion * dim
+        self.pw = nn.Conv2d(dim, 2 * inner, 1)
+        self.dwconv = nn.Conv2d(inner, inner, kernel_size, padding=kernel_size // 2, groups=inner)
+        self.proj = nn.Conv2d(inner, dim, 1)
+
+    def forward(self, x):
+        a, b = self.pw(x).chunk(2, 1)
+        return self.proj(F.silu(a) * self.dwconv(b))
+
+
+def gated_mixer(dim=128, depth=4):  # fusion.mix fusion_gated(dim = 128, depth = 4)
+    return nn.Sequential(*[m for _ in range(depth) for m in (ChanRMSNorm(dim), GatedDwconv(dim))])
+
+
+def fusion(compile_ok, dtypes):
+    # timm's own models under torch.compile with cudnn.benchmark (the fastest stock setting), and the test-only gated
+    # mixer in plain PyTorch, eager and compiled; Mix.Benchmarks.Gpu --only fusion measures ours in the same device call.
+    torch.backends.cudnn.benchmark = True
+    try:
+        import timm
+    except ImportError as ex:
+        timm = None
+        notes.append(f"timm unavailable: {ex}")
+    cases = []
+    if timm is not None:
+        for name, tname in (("PoolFormer-S12", "poolformer_s12"), ("ConvFormer-S18", "convformer_s18"), ("CAFormer-S18", "caformer_s18")):
+            cases.append((name, lambda t=tname: timm.create_model(t, pretrained=False), lambda b: (b, 3, 224, 224), (1, 32, 128), "timm"))
+    cases.append(("gated mixer (test .mix)", gated_mixer, lambda b: (b, 128, 56, 56), (1, 32), "PyTorch"))
+    for dt in dtypes:
+        dts = str(dt).replace("torch.", "")
+        for name, mk, shape, batches, who in cases:
+            torch.manual_seed(0)
+            m = mk().to(dev).to(dt).eval()
+            cm = torch.compile(m) if compile_ok else None
+            for b in batches:
+                x = torch.randn(*shape(b), device=dev, dtype=dt)
+                with torch.no_grad():
+                    add(name, f"{who} eager (cudnn.benchmark)", dts, b, 0, time_ms(lambda: m(x)), b, "img/s")
+                    if cm is None:
+                        continue
+                    if left() < 60:
+                        skipped.append(f"{name} {dts} b{b} torch.compile (budget)")
+                        continue
+                    try:
+                        t = time.perf_counter()
+                        ref = m(x)
+                        y = cm(x)
+                        torch.cuda.synchronize()
+                        ct = time.perf_counter() - t
+                        err = ((y.double() - ref.double()).norm() / ref.double().norm()).item()
+                        add(name, f"{who} torch.compile (cudnn.benchmark)", dts, b, 0, time_ms(lambda: cm(x)), b, "img/s",
+                            dict(compile_s=round(ct, 1), rel_err_vs_eager=err))
+                    except Exception as ex:
+                        notes.append(f"{name} {dts} b{b} torch.compile failed: {type(ex).__name__}: {str(ex)[:200]}")
+                        print(notes[-1], flush=True)
+            del m, cm
+            torch.cuda.empty_cache()
+
+
 # ---- Mamba ---------------------------------------------------------------------------------------------------
 
 def mamba(compile_ok):
@@ -415,11 +489,13 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}", flush=True)
     dts = [torch.float32, torch.bfloat16] if a.dtype == "all" else [getattr(torch, a.dtype)]
-    order = ("mamba", "vision") if a.only == "mamba-first" else ("vision", "mamba")
+    order = ("mamba", "vision") if a.only == "mamba-first" else ("vision", "mamba", "fusion")
     for part in order:
-        if a.only in ("all", "mamba-first", part):
+        if a.only in ("all", "mamba-first", part) and not (part == "fusion" and a.only != "fusion"):
             try:
-                if part == "vision":
+                if part == "fusion":
+                    fusion(not a.no_compile, dts)
+                elif part == "vision":
                     vision(not a.no_compile, dts)
                 else:
                     mamba(not a.no_compile)

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -33,6 +34,18 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>aff.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
+        /// <summary>Fused region <c>aff.region1</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
+
+        /// <summary>Fused region <c>aff.region2</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused2;
+
+        /// <summary>Fused region <c>aff.region3</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused3;
+
         /// <summary><c>w1 = param([2, num_blocks, block_size, hidden], init = normal(std = 0.02))</c></summary>
         public readonly Parameter w1;
 
@@ -60,6 +73,10 @@ namespace Mix.Generated.Std
             b2 = new Parameter(MixInit.Of(new long[] { 2, options.NumBlocks, options.Dim / options.NumBlocks }, s => MixInit.Normal(s, std: 0.02)));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind();
+            fused2 = MixRegions.Region2.Bind();
+            fused3 = MixRegions.Region3.Bind();
         }
 
         /// <summary>Runs <c>aff</c>.</summary>
@@ -106,13 +123,13 @@ namespace Mix.Generated.Std
 #line 22 "mix/std/aff.mix"
             var im = Fn.Imag(blocks);
 #line 23 "mix/std/aff.mix"
-            var o1r = Fn.ReLU(Fn.Einsum("b h w n i, z n i o -> b h w n o", re, w1r) - Fn.Einsum("b h w n i, z n i o -> b h w n o", im, w1i) + b1r);
+            var o1r = fused0.Run(Fn.Einsum("b h w n i, z n i o -> b h w n o", re, w1r), Fn.Einsum("b h w n i, z n i o -> b h w n o", im, w1i), b1r, (t0, t1, b1r) => Fn.ReLU(t0 - t1 + b1r));
 #line 24 "mix/std/aff.mix"
-            var o1i = Fn.ReLU(Fn.Einsum("b h w n i, z n i o -> b h w n o", im, w1r) + Fn.Einsum("b h w n i, z n i o -> b h w n o", re, w1i) + b1i);
+            var o1i = fused1.Run(Fn.Einsum("b h w n i, z n i o -> b h w n o", im, w1r), Fn.Einsum("b h w n i, z n i o -> b h w n o", re, w1i), b1i, (t0, t1, b1i) => Fn.ReLU(t0 + t1 + b1i));
 #line 25 "mix/std/aff.mix"
-            var o2r = Fn.Einsum("b h w n i, z n i o -> b h w n o", o1r, w2r) - Fn.Einsum("b h w n i, z n i o -> b h w n o", o1i, w2i) + b2r;
+            var o2r = fused2.Run(Fn.Einsum("b h w n i, z n i o -> b h w n o", o1r, w2r), Fn.Einsum("b h w n i, z n i o -> b h w n o", o1i, w2i), b2r, (t0, t1, b2r) => t0 - t1 + b2r);
 #line 26 "mix/std/aff.mix"
-            var o2i = Fn.Einsum("b h w n i, z n i o -> b h w n o", o1i, w2r) + Fn.Einsum("b h w n i, z n i o -> b h w n o", o1r, w2i) + b2i;
+            var o2i = fused3.Run(Fn.Einsum("b h w n i, z n i o -> b h w n o", o1i, w2r), Fn.Einsum("b h w n i, z n i o -> b h w n o", o1r, w2i), b2i, (t0, t1, b2i) => t0 + t1 + b2i);
 #line 27 "mix/std/aff.mix"
             var mr = o2r - Fn.Clamp(o2r, min: -options.SparsityThreshold, max: options.SparsityThreshold);
 #line 28 "mix/std/aff.mix"
@@ -122,6 +139,56 @@ namespace Mix.Generated.Std
 #line 30 "mix/std/aff.mix"
             return Fn.Irfft2(mask * spectrum, dims: new long[] { 1, 2 }, s: new long[] { H, W }, norm: "ortho") + x;
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>aff.region0 (pointwise): (t0, t1, b1r) =&gt; Fn.ReLU(t0 - t1 + b1r)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("aff.region0", 3, 0, source: 
+@"// aff.region0 (pointwise): (t0, t1, b1r) => Fn.ReLU(t0 - t1 + b1r)
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] - in[1];
+  const float v4 = v2 + in[2];
+  const float v5 = fmaxf(v4, 0.0f);
+  return v5;
+}");
+
+            /// <summary><c>aff.region1 (pointwise): (t0, t1, b1i) =&gt; Fn.ReLU(t0 + t1 + b1i)</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Pointwise("aff.region1", 3, 0, source: 
+@"// aff.region1 (pointwise): (t0, t1, b1i) => Fn.ReLU(t0 + t1 + b1i)
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] + in[1];
+  const float v4 = v2 + in[2];
+  const float v5 = fmaxf(v4, 0.0f);
+  return v5;
+}");
+
+            /// <summary><c>aff.region2 (pointwise): (t0, t1, b2r) =&gt; t0 - t1 + b2r</c></summary>
+            internal static readonly FusedRegionKernel Region2 = FusedRegionKernel.Pointwise("aff.region2", 3, 0, source: 
+@"// aff.region2 (pointwise): (t0, t1, b2r) => t0 - t1 + b2r
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] - in[1];
+  const float v4 = v2 + in[2];
+  return v4;
+}");
+
+            /// <summary><c>aff.region3 (pointwise): (t0, t1, b2i) =&gt; t0 + t1 + b2i</c></summary>
+            internal static readonly FusedRegionKernel Region3 = FusedRegionKernel.Pointwise("aff.region3", 3, 0, source: 
+@"// aff.region3 (pointwise): (t0, t1, b2i) => t0 + t1 + b2i
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] + in[1];
+  const float v4 = v2 + in[2];
+  return v4;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,6 +27,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>cauchy_fixed_matrix.region0</c> (row): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>q_matrix = param([max_seq_len, heads, qk_dim], init = normal(std = sqrt(2 / ((heads * qk_dim) + (max_seq_len * qk_dim)))))</c></summary>
         public readonly Parameter q_matrix;
 
@@ -43,6 +47,7 @@ namespace Mix.Generated.Std
             k_matrix = new Parameter(MixInit.Of(new long[] { options.MaxSeqLen, options.Heads, options.QkDim }, s => MixInit.Normal(s, std: Fn.Sqrt((double)(2 / (options.Heads * options.QkDim + options.MaxSeqLen * options.QkDim))))));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>cauchy_fixed_matrix</c>.</summary>
@@ -55,12 +60,48 @@ namespace Mix.Generated.Std
 #line default
             var B = x.shape[0];
 #line 10 "mix/std/cauchy_fixed_matrix.mix"
-            var c = Fn.Sum(1 / (Fn.Unsqueeze(Fn.Exp(q_matrix), 1) + Fn.Unsqueeze(Fn.Exp(k_matrix), 0) + 1e-8), dims: new long[] { 3 });
+            var c = fused0.Run(Fn.Unsqueeze(Fn.Exp(q_matrix), 1), Fn.Unsqueeze(Fn.Exp(k_matrix), 0), (t0, t1) => Fn.Sum(1 / (t0 + t1 + 1e-8), dims: new long[] { 3 }));
 #line 11 "mix/std/cauchy_fixed_matrix.mix"
             var y = Fn.Einsum("l t n, b t n h -> b l n h", c, Fn.Reshape(x, new long[] { B, options.MaxSeqLen, options.Heads, options.Headdim }));
 #line 12 "mix/std/cauchy_fixed_matrix.mix"
             return Fn.Reshape(y, new long[] { B, options.MaxSeqLen, options.Heads * options.Headdim }) / Fn.Sqrt((double)(options.MaxSeqLen * options.QkDim)) + x;
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>cauchy_fixed_matrix.region0 (row, axis 3): (t0, t1) =&gt; Fn.Sum(1 / (t0 + t1 + 1e-8), dims: new long[] { 3 })</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("cauchy_fixed_matrix.region0", 2, 0, axis: 3, reduced: true, reductions: new[] { 0b11 }, source: 
+@"// cauchy_fixed_matrix.region0 (row, axis 3): (t0, t1) => Fn.Sum(1 / (t0 + t1 + 1e-8), dims: new long[] { 3 })
+#define MIX_INPUTS 2
+#define MIX_ROW 1
+#define MIX_PHASES 1
+#define MIX_SLOTS 1
+#define MIX_REDUCED 1
+// Accumulator slots: the start value and how two partial results combine.
+__device__ __forceinline__ float mix_slot_init(int k) {
+  if (k == 0) return 0.0f;
+  return 0.0f;
+}
+__device__ __forceinline__ float mix_slot_combine(int k, float a, float b) {
+  return a + b;
+}
+__device__ __forceinline__ int mix_slot_phase(int k) {
+  if (k == 0) return 0;
+  return 0;
+}
+__device__ __forceinline__ void mix_phase(int p, const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n, float* acc) {
+  if (p == 0) {
+    const float v3 = in[0] + in[1];
+    const float v5 = v3 + 1e-08f;
+    const float v6 = 1.0f / v5;
+    acc[0] += v6;
+  }
+}
+__device__ __forceinline__ float mix_eval_reduced(const float* __restrict__ s, const float* red, float inv_n) {
+  return red[0];
+}");
         }
     }
 }

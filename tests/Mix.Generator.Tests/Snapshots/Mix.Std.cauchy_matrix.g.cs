@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,6 +27,15 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>cauchy_matrix.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
+        /// <summary>Fused region <c>cauchy_matrix.region1</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
+
+        /// <summary>Fused region <c>cauchy_matrix.region2</c> (row): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused2;
+
         /// <summary><c>bias = param([], init = 0.5)</c></summary>
         public readonly Parameter bias;
 
@@ -38,6 +48,9 @@ namespace Mix.Generated.Std
             bias = new Parameter(MixInit.Of(new long[] {  }, 0.5));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind();
+            fused2 = MixRegions.Region2.Bind();
         }
 
         /// <summary>Runs <c>cauchy_matrix</c>.</summary>
@@ -57,16 +70,74 @@ namespace Mix.Generated.Std
             var B = v.shape[0];
             var L = v.shape[1];
 #line 8 "mix/std/cauchy_matrix.mix"
-            var qe = Fn.Exp(Fn.Reshape(q, new long[] { B, L, options.Heads, options.QkDim })) + bias;
+            var qe = fused0.Run(Fn.Reshape(q, new long[] { B, L, options.Heads, options.QkDim }), bias, (t0, bias) => Fn.Exp(t0) + bias);
 #line 9 "mix/std/cauchy_matrix.mix"
-            var ke = Fn.Exp(Fn.Reshape(k, new long[] { B, L, options.Heads, options.QkDim })) + bias;
+            var ke = fused1.Run(Fn.Reshape(k, new long[] { B, L, options.Heads, options.QkDim }), bias, (t0, bias) => Fn.Exp(t0) + bias);
 #line 10 "mix/std/cauchy_matrix.mix"
-            var c = Fn.Sum(1 / (Fn.Unsqueeze(qe, 2) + Fn.Unsqueeze(ke, 1) + 1e-8), dims: new long[] { 4 });
+            var c = fused2.Run(Fn.Unsqueeze(qe, 2), Fn.Unsqueeze(ke, 1), (t0, t1) => Fn.Sum(1 / (t0 + t1 + 1e-8), dims: new long[] { 4 }));
 #line 11 "mix/std/cauchy_matrix.mix"
             var y = Fn.Einsum("b l t n, b t n h -> b l n h", c, Fn.Reshape(v, new long[] { B, L, options.Heads, options.Headdim }));
 #line 12 "mix/std/cauchy_matrix.mix"
             return Fn.Reshape(y, new long[] { B, L, options.Heads * options.Headdim }) / Fn.Sqrt((double)(options.MaxSeqLen * options.QkDim)) + v;
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>cauchy_matrix.region0 (pointwise): (t0, bias) =&gt; Fn.Exp(t0) + bias</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("cauchy_matrix.region0", 2, 0, source: 
+@"// cauchy_matrix.region0 (pointwise): (t0, bias) => Fn.Exp(t0) + bias
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = expf(in[0]);
+  const float v3 = v1 + in[1];
+  return v3;
+}");
+
+            /// <summary><c>cauchy_matrix.region1 (pointwise): (t0, bias) =&gt; Fn.Exp(t0) + bias</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Pointwise("cauchy_matrix.region1", 2, 0, source: 
+@"// cauchy_matrix.region1 (pointwise): (t0, bias) => Fn.Exp(t0) + bias
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = expf(in[0]);
+  const float v3 = v1 + in[1];
+  return v3;
+}");
+
+            /// <summary><c>cauchy_matrix.region2 (row, axis 4): (t0, t1) =&gt; Fn.Sum(1 / (t0 + t1 + 1e-8), dims: new long[] { 4 })</c></summary>
+            internal static readonly FusedRegionKernel Region2 = FusedRegionKernel.Row("cauchy_matrix.region2", 2, 0, axis: 4, reduced: true, reductions: new[] { 0b11 }, source: 
+@"// cauchy_matrix.region2 (row, axis 4): (t0, t1) => Fn.Sum(1 / (t0 + t1 + 1e-8), dims: new long[] { 4 })
+#define MIX_INPUTS 2
+#define MIX_ROW 1
+#define MIX_PHASES 1
+#define MIX_SLOTS 1
+#define MIX_REDUCED 1
+// Accumulator slots: the start value and how two partial results combine.
+__device__ __forceinline__ float mix_slot_init(int k) {
+  if (k == 0) return 0.0f;
+  return 0.0f;
+}
+__device__ __forceinline__ float mix_slot_combine(int k, float a, float b) {
+  return a + b;
+}
+__device__ __forceinline__ int mix_slot_phase(int k) {
+  if (k == 0) return 0;
+  return 0;
+}
+__device__ __forceinline__ void mix_phase(int p, const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n, float* acc) {
+  if (p == 0) {
+    const float v3 = in[0] + in[1];
+    const float v5 = v3 + 1e-08f;
+    const float v6 = 1.0f / v5;
+    acc[0] += v6;
+  }
+}
+__device__ __forceinline__ float mix_eval_reduced(const float* __restrict__ s, const float* red, float inv_n) {
+  return red[0];
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,6 +24,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>exponential_modulation.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>deltas = buffer([1, 1, d_model], init = (log(1e-2) / 1.5) + (arange(0, d_model) * (((log(1e-2) / 0.3) - (log(1e-2) / 1.5)) / (d_model - 1))))</c></summary>
         public readonly Tensor deltas;
 
@@ -35,6 +39,7 @@ namespace Mix.Generated.Std
             deltas = MixInit.Of(new long[] { 1, 1, options.DModel }, s => Fn.Log(1e-2) / 1.5 + Fn.Arange(0, options.DModel) * ((Fn.Log(1e-2) / 0.3 - Fn.Log(1e-2) / 1.5) / (options.DModel - 1)));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>exponential_modulation</c>.</summary>
@@ -48,8 +53,26 @@ namespace Mix.Generated.Std
 #line 4 "mix/std/exponential_modulation.mix"
             if (MixShapes.Enabled) MixShapes.Check(h, "exponential_modulation", "h", "[1, L, d_model]", "mix/std/exponential_modulation.mix", 4, (long?)(1), null, (long?)(options.DModel));
 #line 6 "mix/std/exponential_modulation.mix"
-            return h * Fn.Exp(-t * Fn.Abs(deltas));
+            return fused0.Run(h, t, deltas, (h, t, deltas) => h * Fn.Exp(-t * Fn.Abs(deltas)));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>exponential_modulation.region0 (pointwise): (h, t, deltas) =&gt; h * Fn.Exp(-t * Fn.Abs(deltas))</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("exponential_modulation.region0", 3, 0, source: 
+@"// exponential_modulation.region0 (pointwise): (h, t, deltas) => h * Fn.Exp(-t * Fn.Abs(deltas))
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = -(in[1]);
+  const float v4 = fabsf(in[2]);
+  const float v5 = v2 * v4;
+  const float v6 = expf(v5);
+  const float v7 = in[0] * v6;
+  return v7;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -31,6 +32,15 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>gated_rmsnorm.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
+        /// <summary>Fused region <c>gated_rmsnorm.region1</c> (row): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
+
+        /// <summary>Fused region <c>gated_rmsnorm.region2</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused2;
+
         /// <summary><c>weight = param([dim], init = ones)</c></summary>
         public readonly Parameter weight;
 
@@ -43,6 +53,9 @@ namespace Mix.Generated.Std
             weight = new Parameter(MixInit.Of(new long[] { options.Dim }, s => MixInit.Ones(s)));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind(options.Eps);
+            fused2 = MixRegions.Region2.Bind();
         }
 
         /// <summary>Runs <c>gated_rmsnorm</c>.</summary>
@@ -59,14 +72,75 @@ namespace Mix.Generated.Std
             var B = x.shape[0];
             var N = x.shape[1];
 #line 9 "mix/std/gated_rmsnorm.mix"
-            var h = options.NormBeforeGate ? x : x * Fn.SiLU(z);
+            var h = options.NormBeforeGate ? x : fused0.Run(x, z, (x, z) => x * Fn.SiLU(z));
 #line 10 "mix/std/gated_rmsnorm.mix"
             var g = Fn.Reshape(h, new long[] { B, N, options.Dim / (options.GroupSize == null ? options.Dim : options.GroupSize.Value), options.GroupSize == null ? options.Dim : options.GroupSize.Value });
 #line 11 "mix/std/gated_rmsnorm.mix"
-            var y = Fn.Reshape(g * Fn.Rsqrt(Fn.Mean(g * g, new long[] { -1 }, true) + options.Eps), new long[] { B, N, options.Dim }) * weight;
+            var y = Fn.Reshape(fused1.Run(g, g => g * Fn.Rsqrt(Fn.Mean(g * g, new long[] { -1 }, true) + options.Eps)), new long[] { B, N, options.Dim }) * weight;
 #line 12 "mix/std/gated_rmsnorm.mix"
-            return options.NormBeforeGate ? y * Fn.SiLU(z) : y;
+            return options.NormBeforeGate ? fused2.Run(y, z, (y, z) => y * Fn.SiLU(z)) : y;
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>gated_rmsnorm.region0 (pointwise): (x, z) =&gt; x * Fn.SiLU(z)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("gated_rmsnorm.region0", 2, 0, source: 
+@"// gated_rmsnorm.region0 (pointwise): (x, z) => x * Fn.SiLU(z)
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[1] / (1.0f + expf(-(in[1])));
+  const float v3 = in[0] * v2;
+  return v3;
+}");
+
+            /// <summary><c>gated_rmsnorm.region1 (row, axis -1): g =&gt; g * Fn.Rsqrt(Fn.Mean(g * g, new long[] { -1 }, true) + options.Eps)</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Row("gated_rmsnorm.region1", 1, 1, axis: -1, reduced: false, reductions: new[] { 0b1 }, source: 
+@"// gated_rmsnorm.region1 (row, axis -1): g => g * Fn.Rsqrt(Fn.Mean(g * g, new long[] { -1 }, true) + options.Eps)
+#define MIX_INPUTS 1
+#define MIX_ROW 1
+#define MIX_PHASES 1
+#define MIX_SLOTS 1
+#define MIX_REDUCED 0
+// Accumulator slots: the start value and how two partial results combine.
+__device__ __forceinline__ float mix_slot_init(int k) {
+  if (k == 0) return 0.0f;
+  return 0.0f;
+}
+__device__ __forceinline__ float mix_slot_combine(int k, float a, float b) {
+  return a + b;
+}
+__device__ __forceinline__ int mix_slot_phase(int k) {
+  if (k == 0) return 0;
+  return 0;
+}
+__device__ __forceinline__ void mix_phase(int p, const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n, float* acc) {
+  if (p == 0) {
+    const float v1 = in[0] * in[0];
+    acc[0] += v1;
+  }
+}
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n) {
+  const float v1 = in[0] * in[0];
+  const float v2 = red[0] * inv_n;
+  const float v4 = v2 + s[0];
+  const float v5 = rsqrtf(v4);
+  const float v6 = in[0] * v5;
+  return v6;
+}");
+
+            /// <summary><c>gated_rmsnorm.region2 (pointwise): (y, z) =&gt; y * Fn.SiLU(z)</c></summary>
+            internal static readonly FusedRegionKernel Region2 = FusedRegionKernel.Pointwise("gated_rmsnorm.region2", 2, 0, source: 
+@"// gated_rmsnorm.region2 (pointwise): (y, z) => y * Fn.SiLU(z)
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[1] / (1.0f + expf(-(in[1])));
+  const float v3 = in[0] * v2;
+  return v3;
+}");
         }
     }
 }

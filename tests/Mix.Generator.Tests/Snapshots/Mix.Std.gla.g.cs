@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -42,6 +43,9 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>gla.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>q_proj = linear(dim, key_dim, bias = false)</c> → <c>[B, L, ?]</c></summary>
         public readonly nn.Module<Tensor, Tensor> q_proj;
@@ -85,6 +89,7 @@ namespace Mix.Generated.Std
             g_norm_swish_gate = new global::Mix.Generated.Std.GatedRmsnorm(new global::Mix.Generated.Std.GatedRmsnorm.Options(Fn.Int(options.Dim * options.ExpandV) / options.NumHeads) { Eps = options.NormEps, NormBeforeGate = true });
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind(options.GateLogitNormalizer);
         }
 
         /// <summary>The decoding states of <c>gla</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
@@ -114,7 +119,7 @@ namespace Mix.Generated.Std
 #line 30 "mix/std/gla.mix"
             var v = Fn.Reshape(Fn.Expand(Fn.Reshape(v_proj.call(x), new long[] { B, L, options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value, 1, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads }), new long[] { -1, -1, -1, options.NumHeads / (options.NumKvHeads == null ? options.NumHeads : options.NumKvHeads.Value), -1 }), new long[] { B, L, options.NumHeads, Fn.Int(options.Dim * options.ExpandV) / options.NumHeads });
 #line 31 "mix/std/gla.mix"
-            var gk = Fn.Logsigmoid(gk_proj[1].call(gk_proj[0].call(x))) / options.GateLogitNormalizer;
+            var gk = fused0.Run(gk_proj[1].call(gk_proj[0].call(x)), t0 => Fn.Logsigmoid(t0) / options.GateLogitNormalizer);
 #line 32 "mix/std/gla.mix"
             gk = (options.ClampMin == null ? gk : Fn.Clamp(gk, min: options.ClampMin.Value)) * m;
 #line 33 "mix/std/gla.mix"
@@ -132,6 +137,21 @@ namespace Mix.Generated.Std
 #line 36 "mix/std/gla.mix"
             return o_proj.call(Fn.Reshape(o, new long[] { B, L, Fn.Int(options.Dim * options.ExpandV) }));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>gla.region0 (pointwise): t0 =&gt; Fn.Logsigmoid(t0) / options.GateLogitNormalizer</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("gla.region0", 1, 1, source: 
+@"// gla.region0 (pointwise): t0 => Fn.Logsigmoid(t0) / options.GateLogitNormalizer
+#define MIX_INPUTS 1
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = (fminf(in[0], 0.0f) - log1pf(expf(-fabsf(in[0]))));
+  const float v3 = v1 / s[0];
+  return v3;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -46,6 +47,15 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>hydra.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
+        /// <summary>Fused region <c>hydra.region1</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
+
+        /// <summary>Fused region <c>hydra.region2</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused2;
 
         /// <summary><c>in_proj = linear(dim, ((2 * inner) + (4 * gn)) + (2 * heads), bias = bias)</c> → <c>[B, L, 65*dim/16 + 256]</c></summary>
         public readonly nn.Module<Tensor, Tensor> in_proj;
@@ -94,6 +104,9 @@ namespace Mix.Generated.Std
             out_proj = Builtin.Linear(options.Expand * options.Dim, options.Dim, bias: options.Bias);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind();
+            fused2 = MixRegions.Region2.Bind();
         }
 
         /// <summary>Runs <c>hydra</c>.</summary>
@@ -129,13 +142,13 @@ namespace Mix.Generated.Std
 #line 27 "mix/std/hydra.mix"
             var c_b = parts2[4];
 #line 28 "mix/std/hydra.mix"
-            var parts3 = Fn.Split(Fn.Softplus(dt + Fn.Concat(new Tensor[] { dt_bias, dt_bias }, -1)), new long[] { options.Expand * options.Dim / options.Headdim, options.Expand * options.Dim / options.Headdim }, -1);
+            var parts3 = Fn.Split(fused0.Run(dt, Fn.Concat(new Tensor[] { dt_bias, dt_bias }, -1), (dt, t0) => Fn.Softplus(dt + t0)), new long[] { options.Expand * options.Dim / options.Headdim, options.Expand * options.Dim / options.Headdim }, -1);
 #line 28 "mix/std/hydra.mix"
             var dt_f = parts3[0];
 #line 28 "mix/std/hydra.mix"
             var dt_b = parts3[1];
 #line 29 "mix/std/hydra.mix"
-            var A = -Fn.Exp(A_log);
+            var A = fused1.Run(A_log, A_log => -Fn.Exp(A_log));
 #line 30 "mix/std/hydra.mix"
             var parts4 = Fn.SsdScan(Fn.Reshape(h, new long[] { B, L, options.Expand * options.Dim / options.Headdim, options.Headdim }), dt_f, A, Fn.Reshape(b_f, new long[] { B, L, options.Ngroups, options.DState }), Fn.Reshape(c_f, new long[] { B, L, options.Ngroups, options.DState }), options.ChunkSize);
 #line 30 "mix/std/hydra.mix"
@@ -155,10 +168,47 @@ namespace Mix.Generated.Std
 #line 37 "mix/std/hydra.mix"
             var skip = Fn.Reshape(h, new long[] { B, L, options.Expand * options.Dim / options.Headdim, options.Headdim }) * Fn.Unsqueeze(fc_D.call(h) + D, -1);
 #line 38 "mix/std/hydra.mix"
-            var y = Fn.Reshape(y_f + Fn.Flip(y_b, new long[] { 1 }) + skip, new long[] { B, L, options.Expand * options.Dim });
+            var y = Fn.Reshape(fused2.Run(y_f, Fn.Flip(y_b, new long[] { 1 }), skip, (y_f, t0, skip) => y_f + t0 + skip), new long[] { B, L, options.Expand * options.Dim });
 #line 39 "mix/std/hydra.mix"
             return out_proj.call(norm.call(y, z));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>hydra.region0 (pointwise): (dt, t0) =&gt; Fn.Softplus(dt + t0)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("hydra.region0", 2, 0, source: 
+@"// hydra.region0 (pointwise): (dt, t0) => Fn.Softplus(dt + t0)
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] + in[1];
+  const float v3 = (v2 > 20.0f ? v2 : log1pf(expf(v2)));
+  return v3;
+}");
+
+            /// <summary><c>hydra.region1 (pointwise): A_log =&gt; -Fn.Exp(A_log)</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Pointwise("hydra.region1", 1, 0, source: 
+@"// hydra.region1 (pointwise): A_log => -Fn.Exp(A_log)
+#define MIX_INPUTS 1
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = expf(in[0]);
+  const float v2 = -(v1);
+  return v2;
+}");
+
+            /// <summary><c>hydra.region2 (pointwise): (y_f, t0, skip) =&gt; y_f + t0 + skip</c></summary>
+            internal static readonly FusedRegionKernel Region2 = FusedRegionKernel.Pointwise("hydra.region2", 3, 0, source: 
+@"// hydra.region2 (pointwise): (y_f, t0, skip) => y_f + t0 + skip
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] + in[1];
+  const float v4 = v2 + in[2];
+  return v4;
+}");
         }
     }
 }

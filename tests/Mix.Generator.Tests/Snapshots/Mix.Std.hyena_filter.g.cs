@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -36,6 +37,9 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>hyena_filter.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>bias = param([d_model], init = normal())</c></summary>
         public readonly Parameter bias;
@@ -168,6 +172,7 @@ namespace Mix.Generated.Std
 #line 26 "mix/std/hyena_filter.mix"
             MixWeights.Tie(this, "implicit_filter_rev.5.freq", "implicit_filter.1.freq");
 #line default
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>hyena_filter</c>.</summary>
@@ -190,8 +195,23 @@ namespace Mix.Generated.Std
 #line 33 "mix/std/hyena_filter.mix"
             var y = options.Bidirectional ? Fn.FftConv(x, Fn.Concat(new Tensor[] { Fn.Flip(Fn.Narrow(Fn.Select(Fn.Transpose(modulation.call(t, k_rev), 1, 2), 0, 0), 1, 0, L - 1), new long[] { 1 }), k }, 1), false) : Fn.FftConv(x, k);
 #line 37 "mix/std/hyena_filter.mix"
-            return y + x * Fn.Unsqueeze(bias, 1);
+            return fused0.Run(y, x, Fn.Unsqueeze(bias, 1), (y, x, t0) => y + x * t0);
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>hyena_filter.region0 (pointwise): (y, x, t0) =&gt; y + x * t0</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("hyena_filter.region0", 3, 0, source: 
+@"// hyena_filter.region0 (pointwise): (y, x, t0) => y + x * t0
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v3 = in[1] * in[2];
+  const float v4 = in[0] + v3;
+  return v4;
+}");
         }
     }
 }

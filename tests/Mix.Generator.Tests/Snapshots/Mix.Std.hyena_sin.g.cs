@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -29,6 +30,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>hyena_sin.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>freq = param([1, dim], init = w)</c></summary>
         public readonly Parameter freq;
 
@@ -41,6 +45,7 @@ namespace Mix.Generated.Std
             freq = new Parameter(MixInit.Of(new long[] { 1, options.Dim }, options.W));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind(options.WMod);
         }
 
         /// <summary>Runs <c>hyena_sin</c>.</summary>
@@ -51,8 +56,23 @@ namespace Mix.Generated.Std
 #line 3 "mix/std/hyena_sin.mix"
             if (MixShapes.Enabled) MixShapes.Check(x, "hyena_sin", "x", "[B, L, dim]", "mix/std/hyena_sin.mix", 3, null, null, (long?)(options.Dim));
 #line 5 "mix/std/hyena_sin.mix"
-            return Fn.Sin(options.WMod * freq * x);
+            return Fn.Sin(fused0.Run(freq, x, (freq, x) => options.WMod * freq * x));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>hyena_sin.region0 (pointwise): (freq, x) =&gt; options.WMod * freq * x</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("hyena_sin.region0", 2, 1, source: 
+@"// hyena_sin.region0 (pointwise): (freq, x) => options.WMod * freq * x
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = s[0] * in[0];
+  const float v4 = v2 * in[1];
+  return v4;
+}");
         }
     }
 }

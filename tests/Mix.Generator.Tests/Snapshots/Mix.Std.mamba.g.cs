@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -36,6 +37,9 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>mamba.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>A_log = param([inner, d_state], init = log(arange(1, d_state + 1)))</c></summary>
         public readonly Parameter A_log;
@@ -79,6 +83,7 @@ namespace Mix.Generated.Std
             out_proj = Builtin.Linear(options.Expand * options.Dim, options.Dim, bias: options.Bias);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>The fused kernel this mixer computes exactly (<c>@kernel("mamba")</c>).</summary>
@@ -144,7 +149,7 @@ namespace Mix.Generated.Std
 #line 26 "mix/std/mamba.mix"
             dt = Fn.Where(Fn.Greater(m, (double)0), Fn.Transpose(dt_proj.call(dt), 1, 2), -1e4);
 #line 27 "mix/std/mamba.mix"
-            var parts4 = Fn.SelectiveScanWithState(h, dt, -Fn.Exp(A_log), Fn.Transpose(b, 1, 2), Fn.Transpose(c, 1, 2), D, gate, deltaSoftplus: true, initialState: ssm_state);
+            var parts4 = Fn.SelectiveScanWithState(h, dt, fused0.Run(A_log, A_log => -Fn.Exp(A_log)), Fn.Transpose(b, 1, 2), Fn.Transpose(c, 1, 2), D, gate, deltaSoftplus: true, initialState: ssm_state);
 #line 27 "mix/std/mamba.mix"
             var y = parts4[0];
 #line 27 "mix/std/mamba.mix"
@@ -156,6 +161,21 @@ namespace Mix.Generated.Std
 #line 29 "mix/std/mamba.mix"
             return out_proj.call(Fn.Transpose(y, 1, 2));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>mamba.region0 (pointwise): A_log =&gt; -Fn.Exp(A_log)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("mamba.region0", 1, 0, source: 
+@"// mamba.region0 (pointwise): A_log => -Fn.Exp(A_log)
+#define MIX_INPUTS 1
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = expf(in[0]);
+  const float v2 = -(v1);
+  return v2;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -63,6 +64,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>mamba2.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>in_proj = linear(dim, ((2 * inner) + ((2 * ngroups) * d_state)) + heads, bias = bias)</c> → <c>[B, L, 129*dim/32 + 256]</c></summary>
         public readonly nn.Module<Tensor, Tensor> in_proj;
 
@@ -110,6 +114,7 @@ namespace Mix.Generated.Std
             out_proj = Builtin.Linear(options.Expand * options.Dim, options.Dim, bias: options.Bias);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>The decoding states of <c>mamba2</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
@@ -162,7 +167,7 @@ namespace Mix.Generated.Std
 #line 36 "mix/std/mamba2.mix"
             var c = parts3[2];
 #line 37 "mix/std/mamba2.mix"
-            var parts4 = Fn.SsdScan(Fn.Reshape(xs, new long[] { B, L, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim }), Fn.Where(Fn.Greater(m, (double)0), dt, -1e4), -Fn.Exp(A_log), Fn.Reshape(b, new long[] { B, L, options.Ngroups, options.DState }), Fn.Reshape(c, new long[] { B, L, options.Ngroups, options.DState }), options.ChunkSize, options.DHasHdim ? Fn.Reshape(D, new long[] { (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim }) : D, dtBias: dt_bias, dtSoftplus: true, initialState: ssm_state);
+            var parts4 = Fn.SsdScan(Fn.Reshape(xs, new long[] { B, L, (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim }), Fn.Where(Fn.Greater(m, (double)0), dt, -1e4), fused0.Run(A_log, A_log => -Fn.Exp(A_log)), Fn.Reshape(b, new long[] { B, L, options.Ngroups, options.DState }), Fn.Reshape(c, new long[] { B, L, options.Ngroups, options.DState }), options.ChunkSize, options.DHasHdim ? Fn.Reshape(D, new long[] { (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) / options.Headdim, options.Headdim }) : D, dtBias: dt_bias, dtSoftplus: true, initialState: ssm_state);
 #line 37 "mix/std/mamba2.mix"
             var y = parts4[0];
 #line 37 "mix/std/mamba2.mix"
@@ -176,6 +181,21 @@ namespace Mix.Generated.Std
 #line 42 "mix/std/mamba2.mix"
             return out_proj.call(options.Expand * options.Dim - (options.DSsm == null ? options.Expand * options.Dim : options.DSsm.Value) > 0 ? Fn.Concat(new Tensor[] { Fn.SiLU(z0) * x0, y }, -1) : y);
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>mamba2.region0 (pointwise): A_log =&gt; -Fn.Exp(A_log)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("mamba2.region0", 1, 0, source: 
+@"// mamba2.region0 (pointwise): A_log => -Fn.Exp(A_log)
+#define MIX_INPUTS 1
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = expf(in[0]);
+  const float v2 = -(v1);
+  return v2;
+}");
         }
     }
 }

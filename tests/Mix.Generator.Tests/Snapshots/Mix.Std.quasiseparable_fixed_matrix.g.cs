@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -34,6 +35,9 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>quasiseparable_fixed_matrix.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>BC = param([max_seq_len, (2 * heads) * qk_dim], init = normal(std = sqrt(2 / (((2 * heads) * qk_dim) + max_seq_len))))</c></summary>
         public readonly Parameter BC;
@@ -72,6 +76,7 @@ namespace Mix.Generated.Std
             scan = new global::Mix.Generated.Std.QuasiseparableScan(new global::Mix.Generated.Std.QuasiseparableScan.Options(options.Heads, options.Headdim, options.Heads * options.QkDim, options.ChunkSize));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>quasiseparable_fixed_matrix</c>.</summary>
@@ -92,8 +97,23 @@ namespace Mix.Generated.Std
 #line 16 "mix/std/quasiseparable_fixed_matrix.mix"
             var dt = Fn.Expand(Fn.Reshape(Fn.Concat(new Tensor[] { dt_bias, dt_bias }, -1), new long[] { 1, 1, 2 * options.Heads }), new long[] { B, options.MaxSeqLen, -1 });
 #line 17 "mix/std/quasiseparable_fixed_matrix.mix"
-            return scan.call(x, b, c, dt, -Fn.Exp(A_log), fc_D.call(x) + D);
+            return scan.call(x, b, c, dt, fused0.Run(A_log, A_log => -Fn.Exp(A_log)), fc_D.call(x) + D);
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>quasiseparable_fixed_matrix.region0 (pointwise): A_log =&gt; -Fn.Exp(A_log)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("quasiseparable_fixed_matrix.region0", 1, 0, source: 
+@"// quasiseparable_fixed_matrix.region0 (pointwise): A_log => -Fn.Exp(A_log)
+#define MIX_INPUTS 1
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = expf(in[0]);
+  const float v2 = -(v1);
+  return v2;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,12 +27,16 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>quasiseparable_scan.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary>Builds <c>quasiseparable_scan</c>.</summary>
         /// <param name="options">The parameters.</param>
         public QuasiseparableScan(Options options) : base(nameof(QuasiseparableScan))
         {
             this.options = options;
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>quasiseparable_scan</c>.</summary>
@@ -88,8 +93,24 @@ namespace Mix.Generated.Std
 #line 17 "mix/std/quasiseparable_scan.mix"
             y_b = Fn.Pad(Fn.Narrow(y_b, 1, 0, L - 1), new long[] { 0, 0, 0, 0, 1, 0 });
 #line 18 "mix/std/quasiseparable_scan.mix"
-            return Fn.Reshape(y_f + Fn.Flip(y_b, new long[] { 1 }) + h * Fn.Unsqueeze(gate, -1), new long[] { B, L, options.Heads * options.Headdim });
+            return Fn.Reshape(fused0.Run(y_f, Fn.Flip(y_b, new long[] { 1 }), h, Fn.Unsqueeze(gate, -1), (y_f, t0, h, t1) => y_f + t0 + h * t1), new long[] { B, L, options.Heads * options.Headdim });
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>quasiseparable_scan.region0 (pointwise): (y_f, t0, h, t1) =&gt; y_f + t0 + h * t1</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("quasiseparable_scan.region0", 4, 0, source: 
+@"// quasiseparable_scan.region0 (pointwise): (y_f, t0, h, t1) => y_f + t0 + h * t1
+#define MIX_INPUTS 4
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] + in[1];
+  const float v5 = in[2] * in[3];
+  const float v6 = v2 + v5;
+  return v6;
+}");
         }
     }
 }

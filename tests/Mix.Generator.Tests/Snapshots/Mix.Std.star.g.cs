@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,6 +24,9 @@ namespace Mix.Generated.Std
         public sealed record Options(long Dim, long DCore);
 
         readonly Options options;
+
+        /// <summary>Fused region <c>star.region0</c> (row): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>gen1 = linear(dim, dim)</c> → <c>[B, N, dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> gen1;
@@ -51,6 +55,7 @@ namespace Mix.Generated.Std
             gen4 = Builtin.Linear(options.Dim, options.Dim);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>star</c>.</summary>
@@ -65,10 +70,59 @@ namespace Mix.Generated.Std
 #line 11 "mix/std/star.mix"
             var core = gen2.call(Fn.GELU(gen1.call(x)));
 #line 12 "mix/std/star.mix"
-            var pooled = Fn.Sum(core * Fn.Softmax(core, 1), dims: new long[] { 1 }, keepdim: true);
+            var pooled = fused0.Run(core, core => Fn.Sum(core * Fn.Softmax(core, 1), dims: new long[] { 1 }, keepdim: true));
 #line 13 "mix/std/star.mix"
             return gen4.call(Fn.GELU(gen3.call(Fn.Concat(new Tensor[] { x, Fn.Expand(pooled, new long[] { -1, N, -1 }) }, -1))));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>star.region0 (row, axis 1): core =&gt; Fn.Sum(core * Fn.Softmax(core, 1), dims: new long[] { 1 }, keepdim: true)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("star.region0", 1, 0, axis: 1, reduced: false, reductions: new[] { 0b1, 0b1 }, source: 
+@"// star.region0 (row, axis 1): core => Fn.Sum(core * Fn.Softmax(core, 1), dims: new long[] { 1 }, keepdim: true)
+#define MIX_INPUTS 1
+#define MIX_ROW 1
+#define MIX_PHASES 3
+#define MIX_SLOTS 3
+#define MIX_REDUCED 0
+// Accumulator slots: the start value and how two partial results combine.
+__device__ __forceinline__ float mix_slot_init(int k) {
+  if (k == 0) return -INFINITY;
+  if (k == 1) return 0.0f;
+  if (k == 2) return 0.0f;
+  return 0.0f;
+}
+__device__ __forceinline__ float mix_slot_combine(int k, float a, float b) {
+  if (k == 0) return fmaxf(a, b);
+  return a + b;
+}
+__device__ __forceinline__ int mix_slot_phase(int k) {
+  if (k == 0) return 0;
+  if (k == 1) return 1;
+  if (k == 2) return 2;
+  return 0;
+}
+__device__ __forceinline__ void mix_phase(int p, const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n, float* acc) {
+  if (p == 0) {
+    acc[0] = fmaxf(acc[0], in[0]);
+  }
+  if (p == 1) {
+    acc[1] += expf(in[0] - red[0]);
+  }
+  if (p == 2) {
+    const float v1 = expf(in[0] - red[0]) / red[1];
+    const float v2 = in[0] * v1;
+    acc[2] += v2;
+  }
+}
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n) {
+  const float v1 = expf(in[0] - red[0]) / red[1];
+  const float v2 = in[0] * v1;
+  const float v3 = red[2];
+  return v3;
+}");
         }
     }
 }

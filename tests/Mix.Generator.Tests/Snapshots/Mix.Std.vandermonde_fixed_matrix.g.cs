@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,6 +27,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>vandermonde_fixed_matrix.region0</c> (row): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>q_bias = param([heads, qk_dim, max_seq_len], init = zeros)</c></summary>
         public readonly Parameter q_bias;
 
@@ -43,6 +47,7 @@ namespace Mix.Generated.Std
             k_bias = new Parameter(MixInit.Of(new long[] { options.Heads, options.QkDim, options.MaxSeqLen }, s => MixInit.Zeros(s)));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>vandermonde_fixed_matrix</c>.</summary>
@@ -57,12 +62,46 @@ namespace Mix.Generated.Std
 #line 10 "mix/std/vandermonde_fixed_matrix.mix"
             var angle = Fn.Arange(options.MaxSeqLen).to(x.device) * 6.283185307179586;
 #line 11 "mix/std/vandermonde_fixed_matrix.mix"
-            var s = Fn.Sum(Fn.Cos(Fn.Unsqueeze(q_bias, -1) * angle) + Fn.Transpose(Fn.Cos(Fn.Unsqueeze(k_bias, -1) * angle), 2, 3), dims: new long[] { 1 });
+            var s = fused0.Run(Fn.Cos(Fn.Unsqueeze(q_bias, -1) * angle), Fn.Transpose(Fn.Cos(Fn.Unsqueeze(k_bias, -1) * angle), 2, 3), (t0, t1) => Fn.Sum(t0 + t1, dims: new long[] { 1 }));
 #line 12 "mix/std/vandermonde_fixed_matrix.mix"
             var y = Fn.Einsum("n t l, b t n h -> b t n h", s, Fn.Reshape(x, new long[] { B, options.MaxSeqLen, options.Heads, options.Headdim }));
 #line 13 "mix/std/vandermonde_fixed_matrix.mix"
             return Fn.Reshape(y, new long[] { B, options.MaxSeqLen, options.Heads * options.Headdim }) / Fn.Sqrt((double)(2 * options.MaxSeqLen * options.QkDim)) + x;
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>vandermonde_fixed_matrix.region0 (row, axis 1): (t0, t1) =&gt; Fn.Sum(t0 + t1, dims: new long[] { 1 })</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("vandermonde_fixed_matrix.region0", 2, 0, axis: 1, reduced: true, reductions: new[] { 0b11 }, source: 
+@"// vandermonde_fixed_matrix.region0 (row, axis 1): (t0, t1) => Fn.Sum(t0 + t1, dims: new long[] { 1 })
+#define MIX_INPUTS 2
+#define MIX_ROW 1
+#define MIX_PHASES 1
+#define MIX_SLOTS 1
+#define MIX_REDUCED 1
+// Accumulator slots: the start value and how two partial results combine.
+__device__ __forceinline__ float mix_slot_init(int k) {
+  if (k == 0) return 0.0f;
+  return 0.0f;
+}
+__device__ __forceinline__ float mix_slot_combine(int k, float a, float b) {
+  return a + b;
+}
+__device__ __forceinline__ int mix_slot_phase(int k) {
+  if (k == 0) return 0;
+  return 0;
+}
+__device__ __forceinline__ void mix_phase(int p, const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n, float* acc) {
+  if (p == 0) {
+    const float v2 = in[0] + in[1];
+    acc[0] += v2;
+  }
+}
+__device__ __forceinline__ float mix_eval_reduced(const float* __restrict__ s, const float* red, float inv_n) {
+  return red[0];
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,6 +24,9 @@ namespace Mix.Snapshots
         public sealed record Options(long Dim, long Hidden);
 
         readonly Options options;
+
+        /// <summary>Fused region <c>gla_mlp.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>gate_proj = linear(dim, hidden, bias = false)</c> → <c>[B, L, hidden]</c></summary>
         public readonly Mix.Runtime.QuantizableLinear gate_proj;
@@ -46,6 +50,7 @@ namespace Mix.Snapshots
             down_proj = Builtin.Linear(options.Hidden, options.Dim, bias: false);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>gla_mlp</c>.</summary>
@@ -56,8 +61,23 @@ namespace Mix.Snapshots
 #line 7 "/repo/examples/models/gla.mix"
             if (MixShapes.Enabled) MixShapes.Check(x, "gla_mlp", "x", "[B, L, dim]", "/repo/examples/models/gla.mix", 7, null, null, (long?)(options.Dim));
 #line 11 "/repo/examples/models/gla.mix"
-            return down_proj.call(Fn.SiLU(gate_proj.call(x)) * up_proj.call(x));
+            return down_proj.call(fused0.Run(gate_proj.call(x), up_proj.call(x), (t0, t1) => Fn.SiLU(t0) * t1));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>gla_mlp.region0 (pointwise): (t0, t1) =&gt; Fn.SiLU(t0) * t1</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("gla_mlp.region0", 2, 0, source: 
+@"// gla_mlp.region0 (pointwise): (t0, t1) => Fn.SiLU(t0) * t1
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = in[0] / (1.0f + expf(-(in[0])));
+  const float v3 = v1 * in[1];
+  return v3;
+}");
         }
     }
 

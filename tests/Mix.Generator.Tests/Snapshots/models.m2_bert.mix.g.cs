@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -106,6 +107,9 @@ namespace Mix.Snapshots
 
         readonly Options options;
 
+        /// <summary>Fused region <c>m2_glu_mlp.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>gated_layers = if use_monarch_mlp then blockdiag_linear(hidden_size, 2 * intermediate_size, nblocks = monarch_mlp_nblocks, bias = false) else linear(hidden_size, 2 * intermediate_size, bias = false)</c> → <c>[B, L, 2*intermediate_size]</c></summary>
         public readonly nn.Module<Tensor, Tensor> gated_layers;
 
@@ -128,6 +132,7 @@ namespace Mix.Snapshots
             layernorm = Builtin.LayerNorm(options.HiddenSize, eps: options.LayerNormEps);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>m2_glu_mlp</c>.</summary>
@@ -144,8 +149,23 @@ namespace Mix.Snapshots
 #line 37 "/repo/examples/models/m2_bert.mix"
             var non_gated = parts[1];
 #line 38 "/repo/examples/models/m2_bert.mix"
-            return layernorm.call(wo.call(Fn.Dropout(Fn.GELU(gated) * non_gated, p: options.Drop, training)) + x);
+            return layernorm.call(wo.call(Fn.Dropout(fused0.Run(gated, non_gated, (gated, non_gated) => Fn.GELU(gated) * non_gated), p: options.Drop, training)) + x);
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>m2_glu_mlp.region0 (pointwise): (gated, non_gated) =&gt; Fn.GELU(gated) * non_gated</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("m2_glu_mlp.region0", 2, 0, source: 
+@"// m2_glu_mlp.region0 (pointwise): (gated, non_gated) => Fn.GELU(gated) * non_gated
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = 0.5f * in[0] * (1.0f + erff(in[0] * 0.7071067811865476f));
+  const float v3 = v1 * in[1];
+  return v3;
+}");
         }
     }
 

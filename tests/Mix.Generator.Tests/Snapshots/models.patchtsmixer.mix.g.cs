@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,6 +24,9 @@ namespace Mix.Snapshots
 
         readonly Options options;
 
+        /// <summary>Fused region <c>gated_attention.region0</c> (row): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>attn_layer = linear(size, size)</c> → <c>[B, C, N, size]</c></summary>
         public readonly Mix.Runtime.QuantizableLinear attn_layer;
 
@@ -35,6 +39,7 @@ namespace Mix.Snapshots
             attn_layer = Builtin.Linear(options.Size, options.Size);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>gated_attention</c>.</summary>
@@ -45,8 +50,49 @@ namespace Mix.Snapshots
 #line 7 "/repo/examples/models/patchtsmixer.mix"
             if (MixShapes.Enabled) MixShapes.Check(x, "gated_attention", "x", "[B, C, N, size]", "/repo/examples/models/patchtsmixer.mix", 7, null, null, null, (long?)(options.Size));
 #line 9 "/repo/examples/models/patchtsmixer.mix"
-            return x * Fn.Softmax(attn_layer.call(x), -1);
+            return fused0.Run(x, attn_layer.call(x), (x, t0) => x * Fn.Softmax(t0, -1));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>gated_attention.region0 (row, axis -1): (x, t0) =&gt; x * Fn.Softmax(t0, -1)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("gated_attention.region0", 2, 0, axis: -1, reduced: false, reductions: new[] { 0b10 }, source: 
+@"// gated_attention.region0 (row, axis -1): (x, t0) => x * Fn.Softmax(t0, -1)
+#define MIX_INPUTS 2
+#define MIX_ROW 1
+#define MIX_PHASES 2
+#define MIX_SLOTS 2
+#define MIX_REDUCED 0
+// Accumulator slots: the start value and how two partial results combine.
+__device__ __forceinline__ float mix_slot_init(int k) {
+  if (k == 0) return -INFINITY;
+  if (k == 1) return 0.0f;
+  return 0.0f;
+}
+__device__ __forceinline__ float mix_slot_combine(int k, float a, float b) {
+  if (k == 0) return fmaxf(a, b);
+  return a + b;
+}
+__device__ __forceinline__ int mix_slot_phase(int k) {
+  if (k == 0) return 0;
+  if (k == 1) return 1;
+  return 0;
+}
+__device__ __forceinline__ void mix_phase(int p, const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n, float* acc) {
+  if (p == 0) {
+    acc[0] = fmaxf(acc[0], in[1]);
+  }
+  if (p == 1) {
+    acc[1] += expf(in[1] - red[0]);
+  }
+}
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n) {
+  const float v2 = expf(in[1] - red[0]) / red[1];
+  const float v3 = in[0] * v2;
+  return v3;
+}");
         }
     }
 
@@ -392,6 +438,12 @@ namespace Mix.Snapshots
 
         readonly Options options;
 
+        /// <summary>Fused region <c>patchtsmixer.region0</c> (row): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
+        /// <summary>Fused region <c>patchtsmixer.region1</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
+
         /// <summary><c>encoder = { patcher = ...; mlp_mixer_encoder = ... }</c> → <c>[B, 3, 4, 16]</c></summary>
         public readonly MixPipeline encoder;
 
@@ -415,6 +467,8 @@ namespace Mix.Snapshots
                     })))))));
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind();
         }
 
         /// <summary>Runs <c>patchtsmixer</c>.</summary>
@@ -427,10 +481,63 @@ namespace Mix.Snapshots
 #line 65 "/repo/examples/models/patchtsmixer.mix"
             var loc = Fn.Mean(past_values, new long[] { 1 }, true);
 #line 66 "/repo/examples/models/patchtsmixer.mix"
-            var scale = Fn.Sqrt(Fn.Mean((past_values - loc) * (past_values - loc), new long[] { 1 }, true) + 1e-5);
+            var scale = fused0.Run(past_values, loc, (past_values, loc) => Fn.Sqrt(Fn.Mean((past_values - loc) * (past_values - loc), new long[] { 1 }, true) + 1e-5));
 #line 74 "/repo/examples/models/patchtsmixer.mix"
-            return encoder.call(Fn.Patchify((past_values - loc) / scale, options.PatchLength, options.PatchStride));
+            return encoder.call(Fn.Patchify(fused1.Run(past_values, loc, scale, (past_values, loc, scale) => (past_values - loc) / scale), options.PatchLength, options.PatchStride));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>patchtsmixer.region0 (row, axis 1): (past_values, loc) =&gt; Fn.Sqrt(Fn.Mean((past_values - loc) * (past_values - loc), new long[] { 1 }, true) + 1e-5)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Row("patchtsmixer.region0", 2, 0, axis: 1, reduced: false, reductions: new[] { 0b11 }, source: 
+@"// patchtsmixer.region0 (row, axis 1): (past_values, loc) => Fn.Sqrt(Fn.Mean((past_values - loc) * (past_values - loc), new long[] { 1 }, true) + 1e-5)
+#define MIX_INPUTS 2
+#define MIX_ROW 1
+#define MIX_PHASES 1
+#define MIX_SLOTS 1
+#define MIX_REDUCED 0
+// Accumulator slots: the start value and how two partial results combine.
+__device__ __forceinline__ float mix_slot_init(int k) {
+  if (k == 0) return 0.0f;
+  return 0.0f;
+}
+__device__ __forceinline__ float mix_slot_combine(int k, float a, float b) {
+  return a + b;
+}
+__device__ __forceinline__ int mix_slot_phase(int k) {
+  if (k == 0) return 0;
+  return 0;
+}
+__device__ __forceinline__ void mix_phase(int p, const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n, float* acc) {
+  if (p == 0) {
+    const float v2 = in[0] - in[1];
+    const float v3 = in[0] - in[1];
+    const float v4 = v2 * v3;
+    acc[0] += v4;
+  }
+}
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s, const float* red, float inv_n) {
+  const float v2 = in[0] - in[1];
+  const float v3 = in[0] - in[1];
+  const float v4 = v2 * v3;
+  const float v5 = red[0] * inv_n;
+  const float v7 = v5 + 1e-05f;
+  const float v8 = sqrtf(v7);
+  return v8;
+}");
+
+            /// <summary><c>patchtsmixer.region1 (pointwise): (past_values, loc, scale) =&gt; (past_values - loc) / scale</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Pointwise("patchtsmixer.region1", 3, 0, source: 
+@"// patchtsmixer.region1 (pointwise): (past_values, loc, scale) => (past_values - loc) / scale
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] - in[1];
+  const float v4 = v2 / in[2];
+  return v4;
+}");
         }
     }
 

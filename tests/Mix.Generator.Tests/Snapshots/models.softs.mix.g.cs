@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -120,6 +121,15 @@ namespace Mix.Snapshots
 
         readonly Options options;
 
+        /// <summary>Fused region <c>softs.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
+        /// <summary>Fused region <c>softs.region1</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
+
+        /// <summary>Fused region <c>softs.region2</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused2;
+
         /// <summary><c>enc_embedding = { value_embedding = ... }</c> → <c>[B, 7, 512]</c></summary>
         public readonly MixPipeline enc_embedding;
 
@@ -147,6 +157,9 @@ namespace Mix.Snapshots
             projection = Builtin.Linear(options.DModel, options.PredLen);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind();
+            fused2 = MixRegions.Region2.Bind();
         }
 
         /// <summary>Runs <c>softs</c>.</summary>
@@ -159,16 +172,53 @@ namespace Mix.Snapshots
 #line 28 "/repo/examples/models/softs.mix"
             var means = Fn.Mean(x_enc, new long[] { 1 }, true);
 #line 29 "/repo/examples/models/softs.mix"
-            var stdev = Fn.Sqrt(Fn.Var(x_enc - means, dims: new long[] { 1 }, keepdim: true, unbiased: false) + 1e-5);
+            var stdev = fused0.Run(Fn.Var(x_enc - means, dims: new long[] { 1 }, keepdim: true, unbiased: false), t0 => Fn.Sqrt(t0 + 1e-5));
 #line 30 "/repo/examples/models/softs.mix"
-            var x = options.UseNorm ? (x_enc - means) / stdev : x_enc;
+            var x = options.UseNorm ? fused1.Run(x_enc, means, stdev, (x_enc, means, stdev) => (x_enc - means) / stdev) : x_enc;
 #line 31 "/repo/examples/models/softs.mix"
             var h = encoder.call(Fn.Dropout(enc_embedding.call(Fn.Transpose(x, 1, 2)), p: options.Drop, training));
 #line 32 "/repo/examples/models/softs.mix"
             var y = Fn.Transpose(projection.call(h), 1, 2);
 #line 33 "/repo/examples/models/softs.mix"
-            return options.UseNorm ? y * stdev + means : y;
+            return options.UseNorm ? fused2.Run(y, stdev, means, (y, stdev, means) => y * stdev + means) : y;
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>softs.region0 (pointwise): t0 =&gt; Fn.Sqrt(t0 + 1e-5)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("softs.region0", 1, 0, source: 
+@"// softs.region0 (pointwise): t0 => Fn.Sqrt(t0 + 1e-5)
+#define MIX_INPUTS 1
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] + 1e-05f;
+  const float v3 = sqrtf(v2);
+  return v3;
+}");
+
+            /// <summary><c>softs.region1 (pointwise): (x_enc, means, stdev) =&gt; (x_enc - means) / stdev</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Pointwise("softs.region1", 3, 0, source: 
+@"// softs.region1 (pointwise): (x_enc, means, stdev) => (x_enc - means) / stdev
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] - in[1];
+  const float v4 = v2 / in[2];
+  return v4;
+}");
+
+            /// <summary><c>softs.region2 (pointwise): (y, stdev, means) =&gt; y * stdev + means</c></summary>
+            internal static readonly FusedRegionKernel Region2 = FusedRegionKernel.Pointwise("softs.region2", 3, 0, source: 
+@"// softs.region2 (pointwise): (y, stdev, means) => y * stdev + means
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] * in[1];
+  const float v4 = v2 + in[2];
+  return v4;
+}");
         }
     }
 }

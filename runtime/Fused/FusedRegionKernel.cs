@@ -1,0 +1,299 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Linq;
+using Mix.Runtime.Cuda;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Fused
+{
+    /// <summary>
+    /// The kernel of one fused region of a generated forward: the generator's CUDA of its arithmetic
+    /// (<see cref="Source"/>) inside the launch skeleton (<see cref="RegionKernelSources"/>), compiled through
+    /// <see cref="KernelRuntime"/> (NVRTC, disk cache) at first use for each combination of input dtypes. A
+    /// <see cref="FusedRegion"/> binds it to a module instance's numbers.
+    /// </summary>
+    public sealed class FusedRegionKernel
+    {
+        private const int Threads = 256;
+        private readonly ConcurrentDictionary<string, CudaKernelSpec> _specs = new();
+        private readonly int[] _reductions;
+
+        private FusedRegionKernel(string name, int inputs, int scalars, bool isRow, int axis, bool reduced, int[] reductions, string source)
+        {
+            if (inputs is < 1 or > 6) throw new ArgumentOutOfRangeException(nameof(inputs), "a region reads 1 to 6 tensors");
+            if (scalars is < 0 or > RegionArgs.MaxScalars) throw new ArgumentOutOfRangeException(nameof(scalars));
+            Name = name;
+            Inputs = inputs;
+            Scalars = scalars;
+            IsRow = isRow;
+            Axis = axis;
+            Reduced = reduced;
+            _reductions = reductions;
+            Source = source ?? throw new ArgumentNullException(nameof(source));
+        }
+
+        /// <summary>A region of pointwise ops (broadcasting inputs).</summary>
+        /// <param name="name">Display name (<c>definition.regionK</c>).</param>
+        /// <param name="inputs">Number of tensors it reads.</param>
+        /// <param name="scalars">Number of per-instance numbers.</param>
+        /// <param name="source">The generator's CUDA (<c>mix_eval</c>).</param>
+        public static FusedRegionKernel Pointwise(string name, int inputs, int scalars, string source) =>
+            new(name, inputs, scalars, false, 0, false, Array.Empty<int>(), source);
+
+        /// <summary>A region with reductions or softmax along <paramref name="axis"/>.</summary>
+        /// <param name="name">Display name.</param>
+        /// <param name="inputs">Number of tensors it reads.</param>
+        /// <param name="scalars">Number of per-instance numbers.</param>
+        /// <param name="axis">The axis (negative from the end).</param>
+        /// <param name="reduced">Whether the output drops the axis.</param>
+        /// <param name="reductions">Per reduction or softmax: a bit mask of the inputs below it; one of them must have the full
+        /// size along the axis (otherwise the reference's reduction runs over a broadcast operand and counts differently).</param>
+        /// <param name="source">The generator's CUDA (<c>mix_phase</c>, <c>mix_eval</c>, ...).</param>
+        public static FusedRegionKernel Row(string name, int inputs, int scalars, int axis, bool reduced, int[] reductions, string source) =>
+            new(name, inputs, scalars, true, axis, reduced, reductions, source);
+
+        /// <summary>Display name.</summary>
+        public string Name { get; }
+        /// <summary>Number of tensor inputs.</summary>
+        public int Inputs { get; }
+        /// <summary>Number of per-instance numbers.</summary>
+        public int Scalars { get; }
+        /// <summary>Whether it reduces along <see cref="Axis"/>.</summary>
+        public bool IsRow { get; }
+        /// <summary>The reduction axis of a row region.</summary>
+        public int Axis { get; }
+        /// <summary>Whether the output drops the axis.</summary>
+        public bool Reduced { get; }
+        /// <summary>The generator's CUDA of the region.</summary>
+        public string Source { get; }
+        /// <summary>The whole translation unit compiled by NVRTC.</summary>
+        public string FullSource => RegionKernelSources.Compose(Source);
+
+        /// <summary>This region for one module instance.</summary>
+        /// <param name="scalars">The instance's numbers, in the kernel's order.</param>
+        public FusedRegion Bind(params double[] scalars)
+        {
+            if (scalars.Length != Scalars) throw new ArgumentException($"{Name} takes {Scalars} numbers, got {scalars.Length}", nameof(scalars));
+            return new FusedRegion(this, scalars);
+        }
+
+        /// <summary>The compile unit for these dtype codes (inputs, then output).</summary>
+        internal CudaKernelSpec Spec(int[] inputCodes, int outputCode)
+        {
+            var key = string.Join(",", inputCodes) + ">" + outputCode;
+            return _specs.GetOrAdd(key, _ => new CudaKernelSpec("mix_region_" + Name,
+                FullSource, inputCodes.Select((c, i) => $"-DMIX_T{i}={c}").Append($"-DMIX_TO={outputCode}").ToArray()));
+        }
+
+        /// <summary>How one call launches: the argument block without pointers, the output, the kernel and its sizes.</summary>
+        internal sealed class LaunchPlan
+        {
+            public RegionArgs Args;
+            public long[] OutShape = Array.Empty<long>();
+            public ScalarType OutType;
+            public int[] InputCodes = Array.Empty<int>();
+            /// <summary>Pointwise with every input dense in the output's order and n % 4 == 0: the vector kernel, if the pointers are 16-byte aligned.</summary>
+            public bool FlatCandidate;
+            public bool Row;
+            public uint RowThreads;
+
+            public string Entry(bool aligned) => Row ? "mix_region_row" : FlatCandidate && aligned ? "mix_region_flat" : "mix_region_strided";
+
+            public (uint Grid, uint Block) Dims(string entry) => entry switch
+            {
+                "mix_region_row" => ((uint)Math.Min(Args.N, 1 << 20), RowThreads),
+                "mix_region_flat" => (Grid(Args.N / 4, Threads), Threads),
+                _ => (Grid(Args.N, Threads), Threads),
+            };
+        }
+
+        /// <summary>The fused result, or null when these inputs are not for the kernel (dtype, rank, shapes).</summary>
+        internal unsafe Tensor? Launch(Tensor[] xs, float[] scalars)
+        {
+            if (xs.Length != Inputs) throw new ArgumentException($"{Name} reads {Inputs} tensors, got {xs.Length}", nameof(xs));
+            var plan = Prepare(xs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), scalars);
+            if (plan is null) return null;
+            int dev = FusedOps.DeviceIndex(xs[0]);
+            if (xs.Any(x => FusedOps.DeviceIndex(x) != dev) || !FusedOps.IsAvailable(xs[0].device)) return null;
+            try
+            {
+                var spec = Spec(plan.InputCodes, FusedKernels.DtypeCode(plan.OutType));
+                var y = torch.empty(plan.OutShape, plan.OutType, xs[0].device);
+                bool aligned = true;
+                for (int i = 0; i < xs.Length; i++)
+                {
+                    var p = TensorPointers.GetDense(xs[i], xs[i].dtype, dev, Name);
+                    plan.Args.In[i] = (long)p;
+                    aligned &= p % 16 == 0;
+                }
+                var po = TensorPointers.GetDense(y, plan.OutType, dev, Name);
+                plan.Args.Out = (long)po;
+                aligned &= po % 16 == 0;
+                var entry = plan.Entry(aligned);
+                var fn = KernelRuntime.Shared.GetFunction(spec, entry, dev);
+                var (grid, block) = plan.Dims(entry);
+                using var list = new KernelArguments(dev);
+                list.AddBlock(plan.Args);
+                fn.Launch(new Dim3(grid), new Dim3(block), 0, list);
+                return y;
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>
+        /// The launch for inputs of these shapes, strides (in elements) and dtypes, or null when the kernel does not
+        /// apply (unsupported dtype, rank above eight, not broadcastable, empty, a reduction over a broadcast axis).
+        /// Pointers are left to the caller.
+        /// </summary>
+        internal unsafe LaunchPlan? Prepare((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, float[] scalars)
+        {
+            var codes = new int[xs.Length];
+            for (int i = 0; i < xs.Length; i++)
+            {
+                codes[i] = FusedKernels.DtypeCode(xs[i].Dtype);
+                if (codes[i] < 0) return null;
+            }
+            var dtype = xs[0].Dtype;
+            foreach (var x in xs)
+            {
+                if (x.Dtype == dtype) continue;
+                // PyTorch's promotion among floating tensors of one category; a 0-d tensor would not promote: leave it to the reference.
+                if (xs.Any(t => t.Shape.Length == 0)) return null;
+                dtype = ScalarType.Float32;
+            }
+
+            int rank = xs.Max(x => x.Shape.Length);
+            if (rank > RegionArgs.MaxDims) return null;
+            var shape = new long[rank];
+            for (int d = 0; d < rank; d++) shape[d] = 1;
+            var sizes = new long[xs.Length][];
+            var strides = new long[xs.Length][];
+            for (int i = 0; i < xs.Length; i++)
+            {
+                (sizes[i], strides[i]) = Aligned(xs[i].Shape, xs[i].Strides, rank);
+                for (int d = 0; d < rank; d++)
+                {
+                    var s = sizes[i][d];
+                    if (s == shape[d] || s == 1) continue;
+                    if (shape[d] != 1) return null; // not broadcastable: the reference reports it
+                    shape[d] = s;
+                }
+            }
+            long n = 1;
+            foreach (var s in shape) n *= s;
+            if (n == 0) return null;
+            for (int i = 0; i < xs.Length; i++)
+                for (int d = 0; d < rank; d++)
+                    if (sizes[i][d] == 1) strides[i][d] = 0;
+
+            var plan = new LaunchPlan { InputCodes = codes, OutType = dtype, Row = IsRow };
+            for (int k = 0; k < scalars.Length; k++) plan.Args.S[k] = scalars[k];
+            if (!IsRow)
+            {
+                var dims = Collapse(shape, strides.Append(Contiguous(shape)).ToArray(), skip: -1);
+                plan.OutShape = shape;
+                plan.FlatCandidate = dims.Count == 1 && Enumerable.Range(0, xs.Length).All(i => dims[0].Strides[i] == 1) && n % 4 == 0;
+                plan.Args.N = n;
+                plan.Args.NDim = dims.Count;
+                for (int d = 0; d < dims.Count; d++)
+                {
+                    plan.Args.Size[d] = dims[d].Size;
+                    for (int i = 0; i < xs.Length; i++) plan.Args.Stride[i * RegionArgs.MaxDims + d] = dims[d].Strides[i];
+                }
+                return plan;
+            }
+
+            if (rank == 0) return null;
+            // A positive axis counts from the front of the reduced operands: they must have the full rank.
+            int below = _reductions.Aggregate(0, (a, m) => a | m);
+            if (Axis >= 0 && Enumerable.Range(0, xs.Length).Any(i => (below >> i & 1) != 0 && xs[i].Shape.Length != rank)) return null;
+            int ax = Axis < 0 ? Axis + rank : Axis;
+            if (ax < 0 || ax >= rank) return null;
+            long rowLen = shape[ax];
+            foreach (var mask in _reductions)
+            {
+                bool full = rowLen == 1;
+                for (int i = 0; i < xs.Length; i++) full |= (mask >> i & 1) != 0 && sizes[i][ax] == rowLen;
+                if (!full) return null; // reduced over a broadcast axis: the reference's count differs
+            }
+            plan.OutShape = Reduced ? shape.Where((_, d) => d != ax).ToArray() : shape;
+            var outStrides = Reduced ? Contiguous(shape.Select((s, d) => d == ax ? 1L : s).ToArray()) : Contiguous(shape);
+            if (Reduced) outStrides[ax] = 0;
+            var rowDims = Collapse(shape, strides.Append(outStrides).ToArray(), skip: ax);
+            plan.Args.N = n / rowLen;
+            plan.Args.RowLen = rowLen;
+            plan.Args.NDim = rowDims.Count;
+            for (int i = 0; i < xs.Length; i++) plan.Args.AxisStride[i] = strides[i][ax];
+            plan.Args.AxisStride[RegionArgs.MaxInputs] = outStrides[ax];
+            for (int d = 0; d < rowDims.Count; d++)
+            {
+                plan.Args.Size[d] = rowDims[d].Size;
+                for (int i = 0; i < xs.Length; i++) plan.Args.Stride[i * RegionArgs.MaxDims + d] = rowDims[d].Strides[i];
+                plan.Args.Stride[RegionArgs.MaxInputs * RegionArgs.MaxDims + d] = rowDims[d].Strides[xs.Length];
+            }
+            plan.RowThreads = (uint)Math.Clamp((rowLen + 31) / 32 * 32, 32, Threads);
+            return plan;
+        }
+
+        private static uint Grid(long work, int threads) => (uint)Math.Clamp((work + threads - 1) / threads, 1, 1 << 16);
+
+        /// <summary>A tensor's sizes and strides right-aligned to <paramref name="rank"/> dims (leading size-1 dims).</summary>
+        private static (long[] Sizes, long[] Strides) Aligned(long[] s, long[] st, int rank)
+        {
+            var sizes = Enumerable.Repeat(1L, rank).ToArray();
+            var strides = new long[rank];
+            int off = rank - s.Length;
+            for (int d = 0; d < s.Length; d++)
+            {
+                sizes[off + d] = s[d];
+                strides[off + d] = st[d];
+            }
+            return (sizes, strides);
+        }
+
+        private static long[] Contiguous(long[] shape)
+        {
+            var st = new long[shape.Length];
+            long acc = 1;
+            for (int d = shape.Length - 1; d >= 0; d--)
+            {
+                st[d] = acc;
+                acc *= shape[d];
+            }
+            return st;
+        }
+
+        /// <summary>
+        /// The dims to walk (all but <paramref name="skip"/>), size-1 dims dropped and neighbours merged where every
+        /// tensor's strides chain (so a dense tensor walks as one dim).
+        /// </summary>
+        internal static List<(long Size, long[] Strides)> Collapse(long[] shape, long[][] strides, int skip)
+        {
+            var dims = new List<(long Size, long[] Strides)>();
+            for (int d = 0; d < shape.Length; d++)
+            {
+                if (d == skip || shape[d] == 1) continue;
+                var st = strides.Select(s => s[d]).ToArray();
+                if (dims.Count > 0)
+                {
+                    var (prevSize, prev) = dims[dims.Count - 1];
+                    bool chains = true;
+                    for (int i = 0; i < st.Length; i++) chains &= prev[i] == st[i] * shape[d];
+                    if (chains)
+                    {
+                        dims[dims.Count - 1] = (prevSize * shape[d], st);
+                        continue;
+                    }
+                }
+                dims.Add((shape[d], st));
+            }
+            if (dims.Count == 0) dims.Add((1, new long[strides.Length]));
+            return dims;
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using System;
+using System.Globalization;
+using System.Linq;
+using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Benchmarks.Gpu;
+
+/// <summary>
+/// <c>--only fusion</c>: the fusion planner's regions against the hand-written fused paths and the reference, in one
+/// process. PoolFormer-S12, ConvFormer-S18 and CAFormer-S18 (224×224, batch 1/32/128) and the test-only gated mixer of
+/// tests/Mix.Generator.Tests/Models/fusion.mix (4 blocks of chan_rmsnorm + gated_dwconv, 128 channels, 56×56,
+/// batch 1/32), float32 and bfloat16. Four settings per case: everything fused; planner regions only (the hand-written
+/// mixer and residual paths unhooked); hand-written paths only (regions off); the reference (fusion off). Each row
+/// reports the host-clock median, the device time (CUDA events) and the region launches of one forward; the relative
+/// error is against the reference. pytorch_models.py --only fusion times timm's models (torch.compile,
+/// cudnn.benchmark) and the gated mixer in plain PyTorch.
+/// </summary>
+internal static class FusionBench
+{
+    public static void Run(bool quick)
+    {
+        foreach (var dt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        {
+            if (ModelBench.Dtypes != "all" && ModelBench.Dtypes != ModelBench.DtypeName(dt)) continue;
+            Case("PoolFormer-S12", () => new Mix.Generated.Models.PoolformerS12(), b => torch.randn(b, 3, 224, 224), new long[] { 1, 32, 128 }, dt, quick);
+            Case("ConvFormer-S18", () => new Mix.Generated.Models.ConvformerS18(), b => torch.randn(b, 3, 224, 224), new long[] { 1, 32, 128 }, dt, quick);
+            Case("CAFormer-S18", () => new Mix.Generated.Models.CaformerS18(), b => torch.randn(b, 3, 224, 224), new long[] { 1, 32, 128 }, dt, quick);
+            Case("gated mixer (test .mix)", () => new Mix.Generated.Models.FusionGated(new Mix.Generated.Models.FusionGated.Options { Dim = 128, Depth = 4 }),
+                b => torch.randn(b, 128, 56, 56), new long[] { 1, 32 }, dt, quick);
+        }
+    }
+
+    private static void Case(string name, Func<nn.Module<Tensor, Tensor>> make, Func<long, Tensor> input, long[] batches, ScalarType dt, bool quick)
+    {
+        double target = quick ? 0.4 : 1.0;
+        using var model = make();
+        using (torch.no_grad())
+            foreach (var p in model.parameters())
+                if (p.abs().max().item<float>() == 0) p.normal_(0, 0.02);
+        model.to(torch.CUDA).to(dt);
+        model.eval();
+        var handMixer = MixDispatch.FusedMixer;
+        var handResidual = MixDispatch.FusedResidual;
+        foreach (long b in batches)
+        {
+            try
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = input(b).to(torch.CUDA).to_type(dt);
+                MixDispatch.FusedEnabled = false;
+                var reference = model.call(x);
+                MixDispatch.FusedEnabled = true;
+                foreach (var (impl, regions, hand) in new[]
+                         {
+                             ("fused: planner + hand-written", true, true),
+                             ("planner regions only", true, false),
+                             ("hand-written only", false, true),
+                         })
+                {
+                    FusedRegion.Enabled = regions;
+                    MixDispatch.FusedMixer = hand ? handMixer : null;
+                    MixDispatch.FusedResidual = hand ? handResidual : null;
+                    long before = FusedRegion.FusedRuns;
+                    var y = model.call(x);
+                    long launches = FusedRegion.FusedRuns - before;
+                    var err = ModelBench.RelErr(y, reference);
+                    ModelBench.Add(name, $"{impl} ({launches} region launches)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", err);
+                }
+                FusedRegion.Enabled = true;
+                MixDispatch.FusedMixer = handMixer;
+                MixDispatch.FusedResidual = handResidual;
+                MixDispatch.FusedEnabled = false;
+                ModelBench.Add(name, "reference (fusion off)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s");
+            }
+            catch (Exception e)
+            {
+                ModelBench.Notes.Add(string.Create(CultureInfo.InvariantCulture, $"{name} {ModelBench.DtypeName(dt)} b{b}: failed: {e.GetType().Name}: {e.Message}"));
+                Console.Error.WriteLine(ModelBench.Notes[^1]);
+            }
+            finally
+            {
+                FusedRegion.Enabled = true;
+                MixDispatch.FusedMixer = handMixer;
+                MixDispatch.FusedResidual = handResidual;
+                MixDispatch.FusedEnabled = true;
+            }
+        }
+    }
+}
