@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -39,6 +40,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>hedgehog_attention.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>qkv = linear(dim, 3 * inner, bias = qkv_bias)</c> → <c>[B, L, ?]</c></summary>
         public readonly nn.Module<Tensor, Tensor> qkv;
 
@@ -73,6 +77,7 @@ namespace Mix.Generated.Std
             RegisterComponents();
             A = buffer_A;
             register_buffer("A", A, persistent: false);
+            fused0 = MixRegions.Region0.Bind(options.Eps);
         }
 
         /// <summary>The decoding states of <c>hedgehog_attention</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
@@ -122,12 +127,27 @@ namespace Mix.Generated.Std
 #line 30 "mix/std/hedgehog_attention.mix"
             recurrent_state = parts2[1];
 #line 31 "mix/std/hedgehog_attention.mix"
-            o = Fn.Narrow(o, 3, 0, options.HeadDim) / (Fn.Narrow(o, 3, options.HeadDim, 1) + options.Eps);
+            o = fused0.Run(Fn.Narrow(o, 3, 0, options.HeadDim), Fn.Narrow(o, 3, options.HeadDim, 1), (t0, t1) => t0 / (t1 + options.Eps));
 #line 32 "mix/std/hedgehog_attention.mix"
             MixState.Write(this, "recurrent_state", recurrent_state);
 #line 32 "mix/std/hedgehog_attention.mix"
             return proj.call(Fn.Reshape(o, new long[] { B, L, (options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value) * options.HeadDim }));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>hedgehog_attention.region0 (pointwise): (t0, t1) =&gt; t0 / (t1 + options.Eps)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("hedgehog_attention.region0", 2, 1, source: 
+@"// hedgehog_attention.region0 (pointwise): (t0, t1) => t0 / (t1 + options.Eps)
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v3 = in[1] + s[0];
+  const float v4 = in[0] / v3;
+  return v4;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -38,6 +39,12 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>linear_mamba.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
+        /// <summary>Fused region <c>linear_mamba.region1</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
 
         /// <summary><c>in_proj = linear(dim, (3 * inner) + heads, bias = bias)</c> → <c>[B, L, ?]</c></summary>
         public readonly nn.Module<Tensor, Tensor> in_proj;
@@ -86,6 +93,8 @@ namespace Mix.Generated.Std
             out_proj = Builtin.Linear((options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value) * options.HeadDim, options.Dim, bias: options.Bias);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind(options.Eps);
         }
 
         /// <summary>The decoding states of <c>linear_mamba</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
@@ -142,13 +151,13 @@ namespace Mix.Generated.Std
 #line 35 "mix/std/linear_mamba.mix"
             c = options.LinearFeatures ? c : Fn.Softmax(Fn.Concat(new Tensor[] { c, 0.0 - c }, -1), -1);
 #line 36 "mix/std/linear_mamba.mix"
-            var parts4 = Fn.SsdScan(Fn.Concat(new Tensor[] { xs, Fn.Narrow(xs, 3, 0, 1) * 0.0 + 1.0 }, -1), Fn.Where(Fn.Greater(m, (double)0), dt, -1e4), -Fn.Exp(A_log), b, c, options.ChunkSize, dtBias: dt_bias, dtSoftplus: true, initialState: ssm_state);
+            var parts4 = Fn.SsdScan(Fn.Concat(new Tensor[] { xs, Fn.Narrow(xs, 3, 0, 1) * 0.0 + 1.0 }, -1), Fn.Where(Fn.Greater(m, (double)0), dt, -1e4), fused0.Run(A_log, A_log => -Fn.Exp(A_log)), b, c, options.ChunkSize, dtBias: dt_bias, dtSoftplus: true, initialState: ssm_state);
 #line 36 "mix/std/linear_mamba.mix"
             var y = parts4[0];
 #line 36 "mix/std/linear_mamba.mix"
             ssm_state = parts4[1];
 #line 38 "mix/std/linear_mamba.mix"
-            y = Fn.Narrow(y, 3, 0, options.HeadDim) / (Fn.Narrow(y, 3, options.HeadDim, 1) + options.Eps) + xs * Fn.Reshape(D, new long[] { options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value, 1 });
+            y = fused1.Run(Fn.Narrow(y, 3, 0, options.HeadDim), Fn.Narrow(y, 3, options.HeadDim, 1), xs, Fn.Reshape(D, new long[] { options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value, 1 }), (t0, t1, xs, t2) => t0 / (t1 + options.Eps) + xs * t2);
 #line 39 "mix/std/linear_mamba.mix"
             MixState.Write(this, "conv_state", conv_state);
 #line 39 "mix/std/linear_mamba.mix"
@@ -156,6 +165,34 @@ namespace Mix.Generated.Std
 #line 39 "mix/std/linear_mamba.mix"
             return out_proj.call(Fn.Reshape(y, new long[] { B, L, (options.NumHeads == null ? options.Dim / options.HeadDim : options.NumHeads.Value) * options.HeadDim }));
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>linear_mamba.region0 (pointwise): A_log =&gt; -Fn.Exp(A_log)</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("linear_mamba.region0", 1, 0, source: 
+@"// linear_mamba.region0 (pointwise): A_log => -Fn.Exp(A_log)
+#define MIX_INPUTS 1
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v1 = expf(in[0]);
+  const float v2 = -(v1);
+  return v2;
+}");
+
+            /// <summary><c>linear_mamba.region1 (pointwise): (t0, t1, xs, t2) =&gt; t0 / (t1 + options.Eps) + xs * t2</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Pointwise("linear_mamba.region1", 4, 1, source: 
+@"// linear_mamba.region1 (pointwise): (t0, t1, xs, t2) => t0 / (t1 + options.Eps) + xs * t2
+#define MIX_INPUTS 4
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v3 = in[1] + s[0];
+  const float v4 = in[0] / v3;
+  const float v7 = in[2] * in[3];
+  const float v8 = v4 + v7;
+  return v8;
+}");
         }
     }
 }
