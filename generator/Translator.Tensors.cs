@@ -16,6 +16,9 @@ internal sealed partial class Translator
     string? _initShape;
     /// <summary>The first forward input, whose device a non-persistent buffer follows.</summary>
     string _deviceOf = "x";
+    // Non-persistent buffers as the forward reads them (moved to the input's device) → as an init reads them (the
+    // constructor's local): `zoh = buffer(..., init = matrix_exp(legendre), persistent = false)`.
+    readonly Dictionary<string, string> _ctorReads = new();
 
     static readonly Dictionary<string, string> s_comparisons = new()
     {
@@ -123,6 +126,7 @@ internal sealed partial class Translator
                 throw new UnsupportedException(span, "this init is not supported by the generator");
         }
         _initShape = saved;
+        foreach (var read in _ctorReads) init = init.Replace(read.Key, read.Value);
         var dtype = bound.Args.TryGetValue("dtype", out var d) && d is VCode { Type.Kind: "string" } ds ? ds.Code.Trim('"') : "float";
         var scalarType = dtype switch
         {
@@ -158,5 +162,7 @@ internal sealed partial class Translator
         _fields.Add(new FieldSpec(field, name, w.IsBuffer ? "Tensor" : "Parameter", doc, local, NonPersistent: local is not null));
         // TorchSharp's .to(device) does not move a non-persistent buffer, so the forward takes it to the input's device.
         scope.Set(name, new VCode(local is null ? field : $"{field}.to({_deviceOf}.device)", GType.Tensor));
+        // A later init reads it in the constructor, before registration: there it is the local, on no input's device.
+        if (local is not null) _ctorReads[$"{field}.to({_deviceOf}.device)"] = local;
     }
 }

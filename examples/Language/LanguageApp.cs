@@ -28,7 +28,7 @@ public sealed record LanguageOptions
     /// <summary>Chunk length of the Mamba layers' chunked selective scan (memory grows with its square); 0: the
     /// sequential scan, which is the faster one for these small models on a CPU.</summary>
     public int ScanChunk { get; init; }
-    /// <summary>Which models: mamba, attention, hybrid (empty: all).</summary>
+    /// <summary>Which models: mamba, attention, hybrid, mamba2, gla (empty: all).</summary>
     public IReadOnlyList<string> Models { get; init; } = Array.Empty<string>();
     /// <summary>Start of the generated text.</summary>
     public string Prompt { get; init; } = "CYNIC, n.";
@@ -77,7 +77,7 @@ public sealed record LanguageResult(string Model, long Parameters, double BitsPe
     public IReadOnlyList<KvQuantResult> KvQuantization { get; init; } = Array.Empty<KvQuantResult>();
 }
 
-/// <summary>Character-level Mamba, attention and hybrid models on <i>The Devil's Dictionary</i>.</summary>
+/// <summary>Character-level Mamba, attention, hybrid, Mamba-2 and GLA models on <i>The Devil's Dictionary</i>.</summary>
 public static class LanguageApp
 {
     /// <summary>The text's file name in <c>examples/data/</c>.</summary>
@@ -88,7 +88,7 @@ public static class LanguageApp
     {
         var steps = new Option<int>("--steps") { Description = "Training steps per model", DefaultValueFactory = _ => 150 };
         var context = new Option<int>("--context") { Description = "Characters per training sequence", DefaultValueFactory = _ => 64 };
-        var models = new Option<string[]>("--models") { Description = "Models to train: mamba, attention, hybrid (default: all)", AllowMultipleArgumentsPerToken = true };
+        var models = new Option<string[]>("--models") { Description = "Models to train: mamba, attention, hybrid, mamba2, gla (default: all)", AllowMultipleArgumentsPerToken = true };
         var prompt = new Option<string>("--prompt") { Description = "Start of the generated text", DefaultValueFactory = _ => "CYNIC, n." };
         var length = new Option<int>("--length") { Description = "Characters to generate", DefaultValueFactory = _ => 160 };
         var temperature = new Option<double>("--temperature") { Description = "Sampling temperature; 0 prints only the greedy text", DefaultValueFactory = _ => 0.8 };
@@ -100,7 +100,7 @@ public static class LanguageApp
         var quantize = new Option<bool>("--quantize") { Description = "After training, report held-out perplexity with int8 and int4 (groups 32/64/128, with and without AWQ) weights" };
         var kvQuant = new Option<bool>("--kv-quant") { Description = "After training, report perplexity through a KIVI-4, KIVI-2 and VidKV cache and greedy agreement with the fp32 cache (models with attention)" };
         var summaryKv = new Option<string>("--summary-kv") { Description = "KV format of the summary's second cache column: fp16, kivi4, kivi2, vidkv (fp32: none)", DefaultValueFactory = _ => "kivi4" };
-        var root = new RootCommand("Mix language example: character-level Mamba, attention and hybrid models (language.mix) trained on Ambrose Bierce's The Devil's Dictionary, with greedy and temperature sampling.")
+        var root = new RootCommand("Mix language example: character-level Mamba, attention, hybrid, Mamba-2 and gated linear attention models (language.mix) trained on Ambrose Bierce's The Devil's Dictionary, with greedy and temperature sampling.")
         {
             steps, context, models, prompt, length, temperature, seed, cpu, threads, scanChunk, output, quantize, kvQuant, summaryKv,
         };
@@ -141,6 +141,8 @@ public static class LanguageApp
             ("mamba", () => new CharMamba(new CharMamba.Options { VocabSize = vocab.Length })),
             ("attention", () => new CharAttention(new CharAttention.Options { VocabSize = vocab.Length })),
             ("hybrid", () => new CharHybrid(new CharHybrid.Options { VocabSize = vocab.Length })),
+            ("mamba2", () => new CharMamba2(new CharMamba2.Options { VocabSize = vocab.Length })),
+            ("gla", () => new CharGla(new CharGla.Options { VocabSize = vocab.Length })),
         };
         // A fixed held-out batch: evenly spaced windows.
         int evalWindows = 64;
@@ -217,7 +219,7 @@ public static class LanguageApp
                     foreach (var c in calibration) c.Dispose();
                     console.Write(WeightTable(name, result.WeightQuantization));
                 }
-                if (o.QuantizeKvCache && name != "mamba")
+                if (o.QuantizeKvCache && name is "attention" or "hybrid")
                 {
                     long[] Window(long start, int n) => valid[(int)start..(int)(start + n)];
                     var sequences = Enumerable.Range(0, o.KvSequences).Select(i => Window((long)i * (valid.Length - o.KvLength) / o.KvSequences, o.KvLength)).ToArray();

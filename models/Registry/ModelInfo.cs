@@ -20,7 +20,7 @@ public sealed record ModelInfo
     public required Type Type { get; init; }
 
     /// <summary>What the model computes: <c>image-classification</c>, <c>causal-lm</c>, <c>time-series-forecasting</c>,
-    /// <c>time-series-feature-extraction</c>, <c>feature-extraction</c> (an encoder's last hidden state).</summary>
+    /// <c>time-series-feature-extraction</c>, <c>feature-extraction</c> (an encoder's last hidden state), <c>audio-classification</c>.</summary>
     public required string Task { get; init; }
 
     /// <summary>Classes of the pretrained head, when the model classifies.</summary>

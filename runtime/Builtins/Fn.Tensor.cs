@@ -26,6 +26,8 @@ public static partial class Fn
     public static Tensor Rsqrt(Tensor x) => x.rsqrt();
     /// <summary><c>rsqrt(v)</c> of a number.</summary>
     public static double Rsqrt(double x) => 1 / Math.Sqrt(x);
+    /// <summary><c>matrix_exp(x)</c>: the matrix exponential of the last two axes.</summary>
+    public static Tensor MatrixExp(Tensor x) => torch.linalg.matrix_exp(x);
     /// <summary><c>sin(x)</c>.</summary>
     public static Tensor Sin(Tensor x) => x.sin();
     /// <summary><c>sin(v)</c> of a number.</summary>

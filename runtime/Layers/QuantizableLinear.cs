@@ -43,6 +43,11 @@ public sealed class QuantizableLinear : nn.Module<Tensor, Tensor>
     public QuantizableLinear(long inFeatures, long outFeatures, bool hasBias = true, Device? device = null, ScalarType? dtype = null)
         : base("Linear")
     {
+        // TorchSharp's message for a zero size is "uniform_: from is out of bounds" from inside the initialiser; a size
+        // computed in .mix (e.g. attention's heads = dim / head_dim with dim < head_dim) reaches here as 0.
+        if (inFeatures <= 0 || outFeatures <= 0)
+            throw new ArgumentOutOfRangeException(inFeatures <= 0 ? nameof(inFeatures) : nameof(outFeatures),
+                $"linear({inFeatures}, {outFeatures}): a linear layer needs at least one input and one output feature");
         in_features = inFeatures;
         out_features = outFeatures;
         using (var init = nn.Linear(inFeatures, outFeatures, hasBias, device, dtype))

@@ -55,4 +55,29 @@ public class Catalog2bModelTests
         Assert.Equal(79_644_672, root.ParameterCount());
         Assert.Equal("[B, L, 768]", Examples.Find("m2_bert")!.Output!.ToString());
     }
+
+    [Fact]
+    public void Lmu_former_keys_are_the_official_ones()
+    {
+        var root = Examples.Find("lmu_former")!.Root!;
+        var keys = root.AllWeights().ToDictionary(w => w.Key, w => w.Weight.ShapeText);
+        Assert.Equal("[256, 128, 3]", keys["patch_embed.conv_layers.0.0.weight"]);
+        Assert.DoesNotContain("patch_embed.conv_layers.0.0.bias", keys.Keys);
+        Assert.Equal("[256]", keys["patch_embed.conv_layers.3.3.running_var"]);
+        Assert.Equal("[256, 256, 3]", keys["patch_embed.rpe_conv.weight"]);
+        const string a = "block.0.attn.";
+        Assert.Equal("[1, 256]", keys[a + "lmu.W_u.weight"]);
+        Assert.Equal("[256, 512]", keys[a + "lmu.W_h.weight"]);
+        Assert.Equal("[256, 256]", keys[a + "lmu.A"]);
+        Assert.Equal("[256, 1]", keys[a + "lmu.B"]);
+        Assert.Equal("[256, 128]", keys[a + "lmu.H"]);
+        Assert.Equal("[256, 129]", keys[a + "lmu.fft_H"]);            // complex64 (seq_len + 1 bins of rfft over 2·seq_len)
+        Assert.DoesNotContain(a + "lmu.legendre", keys.Keys);   // non-persistent: not in the state dict
+        Assert.Equal("[256, 256, 1]", keys[a + "proj_conv.weight"]);
+        Assert.Equal("[256]", keys[a + "proj_bn.running_mean"]);
+        Assert.Equal("[1024, 256, 1]", keys["block.0.mlp.fc1_conv.weight"]);
+        Assert.Equal("[256]", keys["block.0.mlp.fc2_bn.bias"]);
+        Assert.Equal("[35, 256]", keys["head.weight"]);
+        Assert.Equal("[B, 35]", Examples.Find("lmu_former")!.Output!.ToString());
+    }
 }

@@ -31,14 +31,14 @@ public class ExampleTests
     }
 
     [Fact]
-    public void Forecasting_reports_both_models_against_the_naive_baseline()
+    public void Forecasting_reports_the_models_against_the_naive_baseline()
     {
         var dir = TempDir();
         var (console, text) = QuickstartTests.PlainConsole();
         try
         {
             var results = ForecastingApp.Run(new ForecastingOptions { Epochs = 5, Output = dir, Cpu = true, Progress = ProgressMode.Quiet }, console);
-            Assert.Equal(new[] { "naive (last value)", "TSMixer", "PatchTSMixer" }, results.Select(r => r.Model));
+            Assert.Equal(new[] { "naive (last value)", "TSMixer", "PatchTSMixer", "TSM2" }, results.Select(r => r.Model));
             Assert.All(results, r => Assert.True(double.IsFinite(r.Mse) && r.Mse > 0 && double.IsFinite(r.Mae), r.ToString()));
             Assert.Contains("MSE vs naive", text.ToString());
         }
@@ -62,6 +62,25 @@ public class ExampleTests
             Assert.Equal("CYNIC, n.".Length + 30, r.Greedy.Length);
             Assert.NotNull(r.Sampled);
             Assert.Contains("greedy:", text.ToString());
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Language_trains_the_mamba2_and_gla_models_in_the_same_table()
+    {
+        var dir = TempDir();
+        var (console, text) = QuickstartTests.PlainConsole();
+        try
+        {
+            var results = LanguageApp.Run(new LanguageOptions
+            {
+                Steps = 20, Models = new[] { "mamba2", "gla" }, Length = 10, Temperature = 0, Output = dir, Cpu = true,
+                Progress = ProgressMode.Quiet,
+            }, console);
+            Assert.Equal(new[] { "mamba2", "gla" }, results.Select(r => r.Model));
+            Assert.All(results, r => Assert.True(r.BitsPerChar < Math.Log2(84), $"{r.Model}: {r.BitsPerChar} bits/char\n{text}"));
+            Assert.Contains("held-out bits/char", text.ToString());
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }

@@ -20,7 +20,7 @@ public class Catalog2bLibraryTests
     static void AssertClose(Tensor expected, Tensor actual, double tolerance, string what)
     {
         Assert.Equal(expected.shape, actual.shape);
-        double err = (expected - actual).abs().max().item<float>();
+        double err = (expected - actual).abs().max().to_type(ScalarType.Float64).item<double>();
         Assert.True(err <= tolerance, $"{what}: max abs error {err:G4} > {tolerance:G4}");
     }
 
@@ -110,5 +110,70 @@ public class Catalog2bLibraryTests
         foreach (var s in new[] { "implicit_filter.3", "implicit_filter_rev.5" })
             Assert.True(after[f + s + ".freq"].eq(after[f + "implicit_filter.1.freq"]).all().item<bool>());
         Assert.Equal(model.parameters().Count(), model.parameters().Select(p => p.Handle).Distinct().Count());
+    }
+
+    [Fact]
+    public void Lmu_buffers_are_built_as_the_official_ones()
+    {
+        // The fixture holds the official A, B (scipy's zoh in float64, cast to float32), H (A^t·B by repeated float32
+        // products) and fft_H; the library builds them itself (matrix_exp), before any checkpoint is loaded.
+        using var scope = torch.NewDisposeScope();
+        var c = HuggingFaceParityTests.Config("lmu_cell");
+        using var cell = new LmuCell(new LmuCell.Options
+        {
+            InputSize = c.GetProperty("input_size").GetInt64(),
+            HiddenSize = c.GetProperty("hidden_size").GetInt64(),
+            MemorySize = c.GetProperty("memory_size").GetInt64(),
+            SeqLen = c.GetProperty("seq_len").GetInt64(),
+            Theta = c.GetProperty("theta").GetDouble(),
+        });
+        var own = cell.state_dict();
+        using var file = Mix.Runtime.Checkpoints.SafeTensorsFile.Open(HuggingFaceParityTests.Fixture("lmu_cell.weights.safetensors"));
+        foreach (var (key, tolerance) in new[] { ("A", 1e-5), ("B", 1e-5), ("H", 1e-5) })
+        {
+            var official = file.Read(key);
+            double scale = Math.Max(1.0, official.abs().max().item<float>());
+            AssertClose(official, own[key], tolerance * scale, key);
+        }
+        var fftH = file.Read("fft_H");
+        Assert.Equal(ScalarType.ComplexFloat32, own["fft_H"].dtype);
+        AssertClose(torch.view_as_real(fftH), torch.view_as_real(own["fft_H"]), 1e-4, "fft_H");
+        // Only the official keys are persistent (the continuous system and its exponential are not).
+        Assert.Equal(new[] { "A", "B", "H", "W_h.bias", "W_h.weight", "W_u.bias", "W_u.weight", "fft_H" },
+            own.Keys.OrderBy(k => k, StringComparer.Ordinal).ToArray());
+    }
+
+    [Fact]
+    public void Lmu_memory_follows_the_official_recurrence()
+    {
+        // LMUFFTCell.forward_recurrent: m_t = A·m_{t−1} + B·u_t, h_t = relu(W_h [m_t, x_t]). The library convolves with
+        // H = [A^t·B] instead; within seq_len steps both are the same memory.
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(11);
+        using var cell = new LmuCell(new LmuCell.Options { InputSize = 5, HiddenSize = 7, MemorySize = 6, SeqLen = 9, Theta = 9 });
+        var sd = cell.state_dict();
+        var x = torch.randn(3, 9, 5);
+        var m = torch.zeros(3, 6);
+        var steps = new System.Collections.Generic.List<Tensor>();
+        for (int t = 0; t < 9; t++)
+        {
+            var xt = x.select(1, t);
+            var u = F.relu(F.linear(xt, sd["W_u.weight"], sd["W_u.bias"]));
+            m = m.matmul(sd["A"].t()) + u.matmul(sd["B"].t());
+            steps.Add(F.relu(F.linear(torch.cat(new[] { m, xt }, -1), sd["W_h.weight"], sd["W_h.bias"])));
+        }
+        AssertClose(torch.stack(steps, 1), cell.call(x), 1e-5, "recurrent h");
+    }
+
+    [Fact]
+    public void Matrix_exp_is_the_exponential_series()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(2);
+        var a = torch.randn(2, 4, 4, dtype: ScalarType.Float64) * 0.5;
+        var sum = torch.eye(4, dtype: ScalarType.Float64).expand(2, 4, 4).clone();
+        var term = sum.clone();
+        for (int k = 1; k < 30; k++) { term = term.matmul(a) / k; sum = sum + term; }
+        AssertClose(sum, Mix.Runtime.Builtins.Fn.MatrixExp(a), 1e-10, "matrix_exp");
     }
 }

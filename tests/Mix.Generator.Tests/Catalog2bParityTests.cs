@@ -89,4 +89,51 @@ public class Catalog2bParityTests
         using var reference = HuggingFaceParityTests.Read(name, "y");
         HuggingFaceParityTests.AssertClose(reference, y, "generated monarch_mixer output");
     }
+
+    [Fact]
+    public void Generated_lmu_fft_cell_matches_LMUFFTCell()
+    {
+        const string name = "lmu_cell";
+        var c = Config(name);
+        using var model = new LmuCell(new LmuCell.Options
+        {
+            InputSize = c.GetProperty("input_size").GetInt64(),
+            HiddenSize = c.GetProperty("hidden_size").GetInt64(),
+            MemorySize = c.GetProperty("memory_size").GetInt64(),
+            SeqLen = c.GetProperty("seq_len").GetInt64(),
+            Theta = c.GetProperty("theta").GetDouble(),
+        });
+        HuggingFaceParityTests.Load(model, name);
+        model.eval();
+        using var _ = torch.no_grad();
+        using var x = HuggingFaceParityTests.Read(name, "x");
+        Assert.Equal(c.GetProperty("seq_len").GetInt64(), x.shape[1]); // the official forward needs L = seq_len
+        using var h = model.call(x);
+        using var reference = HuggingFaceParityTests.Read(name, "h");
+        HuggingFaceParityTests.AssertClose(reference, h, "generated lmu_fft_cell h");
+        using var hn = HuggingFaceParityTests.Read(name, "h_n");
+        HuggingFaceParityTests.AssertClose(hn, h.select(1, -1), "generated lmu_fft_cell h_n (the last step)");
+    }
+
+    [Fact]
+    public void Generated_lmu_former_matches_the_official_ConvLMU()
+    {
+        const string name = "lmu_former";
+        var c = Config(name);
+        using var model = new LmuFormer(new LmuFormer.Options
+        {
+            InChannels = c.GetProperty("in_channels").GetInt64(),
+            NumClasses = c.GetProperty("num_classes").GetInt64(),
+            EmbedDims = c.GetProperty("embed_dims").GetInt64(),
+            MlpRatios = c.GetProperty("mlp_ratios").GetDouble(),
+            Depths = c.GetProperty("depths").GetInt64(),
+        });
+        HuggingFaceParityTests.Load(model, name);
+        model.eval();
+        using var _ = torch.no_grad();
+        using var x = HuggingFaceParityTests.Read(name, "x");
+        using var logits = model.call(x);
+        using var reference = HuggingFaceParityTests.Read(name, "logits");
+        HuggingFaceParityTests.AssertClose(reference, logits, "generated lmu_former logits");
+    }
 }

@@ -227,14 +227,16 @@ def cont2discrete_zoh(system, dt, method="zoh"):
 def import_lmu(lmu_src_dir) -> dict:
     notes = {}
     try:
-        importlib.import_module("scipy.signal")
-        notes["cont2discrete"] = "scipy.signal.cont2discrete"
+        signal = importlib.import_module("scipy.signal")
+        notes["cont2discrete"] = "scipy.signal.cont2discrete" if not getattr(signal, "__stub__", False) else \
+            "scipy not installed: zoh as scipy computes it (expm of the augmented matrix, float64) in the script"
     except ImportError:
         shim("scipy", __version__="not installed (import shim)")
         shim("scipy.signal", cont2discrete=cont2discrete_zoh)
         notes["cont2discrete"] = "scipy not installed: zoh as scipy computes it (expm of the augmented matrix, float64) in the script"
     try:
-        importlib.import_module("timm.models.layers")
+        if getattr(importlib.import_module("timm.models.layers"), "__stub__", False):
+            notes["timm"] = "not installed: import shim (to_2tuple, trunc_normal_, DropPath, register_model, _cfg)"
     except ImportError:
         def trunc_normal_(t, std=1.0, **kwargs):
             with torch.no_grad():
@@ -251,12 +253,28 @@ def import_lmu(lmu_src_dir) -> dict:
         shim("timm.models.registry", register_model=lambda f: f)
         shim("timm.models.vision_transformer", _cfg=lambda **kwargs: dict(kwargs))
         notes["timm"] = "not installed: import shim (to_2tuple, trunc_normal_, DropPath, register_model, _cfg)"
-    for name in ("spikingjelly", "spikingjelly.clock_driven", "spikingjelly.clock_driven.neuron",
-                 "spikingjelly.activation_based", "spikingjelly.activation_based.neuron", "cupy"):
+    # utilities/ imports the spiking neurons (spikingjelly) and evaluation statistics (scipy.stats, sklearn) at the top;
+    # the non-spiking LMUFormer (act_type 'relu') never builds or calls them.
+    class Unused:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("a spiking neuron was built: the non-spiking LMUFormer does not use one")
+
+    try:
+        if getattr(importlib.import_module("spikingjelly.clock_driven.neuron"), "__stub__", False):
+            notes["spikingjelly"] = "not installed: import shim (the spiking neurons are never built)"
+    except ImportError:
+        shim("spikingjelly")
+        shim("spikingjelly.clock_driven")
+        shim("spikingjelly.clock_driven.neuron", MultiStepLIFNode=Unused, MultiStepParametricLIFNode=Unused)
+        notes["spikingjelly"] = "not installed: import shim (the spiking neurons are never built)"
+    for name in ("scipy.stats", "sklearn.metrics"):
         try:
-            importlib.import_module(name)
+            if getattr(importlib.import_module(name), "__stub__", False):
+                notes[name] = "not installed: import shim (imported by utilities/stats.py, unused)"
         except ImportError:
-            shim(name)
+            parent = shim(name.split(".")[0])
+            setattr(parent, name.split(".")[1], shim(name))
+            notes[name] = "not installed: import shim (imported by utilities/stats.py, unused)"
     sys.path.insert(0, lmu_src_dir)
     return notes
 

@@ -80,6 +80,19 @@ public static partial class BuiltinCatalog
                 return new TensorValue(new Shape(s.Dims.Append(s[-1]).ToList(), Broadcasting.Floating(s.ElementType)));
             });
 
+        // LMU's zero-order hold (scipy cont2discrete 'zoh': expm of [[A, B], [0, 0]]) and its impulse response A^t·B.
+        Math2("matrix_exp", new[] { Req("x", MixType.Tensor) }, "[..., n, n] -> [..., n, n]",
+            "the matrix exponential of the last two axes (batched)", c =>
+            {
+                if (RealTensor(c, "x") is not Shape s || !ExpectMinRank(c, s, 2, "[..., n, n]")) return UnknownValue.Instance;
+                if (!s[-1].Equals(s[-2]))
+                {
+                    c.Report(DiagnosticIds.ShapeMismatch, $"matrix_exp needs square matrices on the last two axes; got {s}");
+                    return UnknownValue.Instance;
+                }
+                return new TensorValue(new Shape(s.Dims, Broadcasting.Floating(s.ElementType)));
+            });
+
         Math2("topk", new[] { Req("x", MixType.Tensor), Req("k", MixType.Int), Opt("dim", MixType.Int, I(-1)), Opt("largest", MixType.Bool, B(true)) },
             "[..., n, ...] -> ([..., k, ...], long[..., k, ...])", "the k largest (or smallest) values and their indices (a tuple)", c =>
             {

@@ -37,6 +37,13 @@ public sealed class QuantizableLinearTests
     }
 
     [Fact]
+    public void A_zero_sized_layer_is_a_clear_error()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new QuantizableLinear(32, 0));
+        Assert.Contains("linear(32, 0): a linear layer needs at least one input and one output feature", e.Message);
+    }
+
+    [Fact]
     public void The_typed_linear_fields_of_a_zoo_block_are_quantized()
     {
         torch.manual_seed(2);
