@@ -146,6 +146,8 @@ public class WeightQuantizationTests
     public void AwqReducesInt4ErrorOnOutlierChannels(int group)
     {
         using var noGrad = torch.no_grad();
+        // Seeded: with an unseeded layer the AWQ gain was 20-40 % and fell just short of the 20 % bound once in CI.
+        torch.manual_seed(7);
         using var lin = nn.Linear(256, 64, hasBias: false);
         using var plainNet = new OneLayer(lin);
         using var awqNet = new OneLayer(nn.Linear(256, 64, hasBias: false));

@@ -1,0 +1,2 @@
+// `dotnet run --project examples/Distillation [-- --help]`
+return Mix.Examples.Distillation.DistillationApp.RunCommandLine(args);
