@@ -115,9 +115,7 @@ public sealed class QuantizableLinear : nn.Module<Tensor, Tensor>
     /// <summary>The weight <c>[out, in]</c> as float32: the parameter, or the codes dequantized (input scale not applied).</summary>
     public Tensor DequantizedWeight() => !IsQuantized
         ? weight.detach().to_type(ScalarType.Float32)
-        : QuantMode == WeightQuantMode.Int8PerChannel
-            ? WeightQuantizer.DequantizeInt8(_qweight!, _scales!)
-            : WeightQuantizer.DequantizeInt4(_qweight!, _scales!, _zeros!);
+        : QuantizedLinear.Dequantize(QuantMode!.Value, _qweight!, _scales!, _zeros);
 
     /// <summary><c>x·Wᵀ + b</c>; once quantized, <see cref="QuantizedLinear"/>'s forward (the fused dequantize + GEMV
     /// kernel on CUDA for decode-sized inputs, else the reference path).</summary>

@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
-using System.Reflection;
 using System.Text.Json;
 using Mix.Runtime.Checkpoints;
 using TorchSharp;
@@ -73,9 +72,8 @@ public static class QuantizedCheckpoint
             foreach (var (name, e) in table)
             {
                 if (!linears.TryGetValue(name, out var l)) { problems.Add($"layer '{name}' is not a Linear of the model"); continue; }
-                var field = l.linear is QuantizableLinear ? null : Quantizer.FindField(l.parent, l.linear);
-                if (field is null && l.linear is not QuantizableLinear) { problems.Add($"layer '{name}' cannot be replaced (its field is typed Linear)"); continue; }
-                var target = new Quantizer.Target(name, l.parent, l.childName, l.linear, field);
+                if (Quantizer.Replaceable(name, l.parent, l.childName, l.linear) is not { } target)
+                { problems.Add($"layer '{name}' cannot be replaced (its field is typed Linear)"); continue; }
                 long outF = target.Weight.shape[0], inF = target.Weight.shape[1];
                 if (e.In != inF || e.Out != outF)
                 {

@@ -141,9 +141,13 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The dequantized weight <c>[out, in]</c> (float32), input scale not applied.</summary>
-    public Tensor DequantizedWeight() => Mode == WeightQuantMode.Int8PerChannel
-        ? WeightQuantizer.DequantizeInt8(qweight, scales)
-        : WeightQuantizer.DequantizeInt4(qweight, scales, zeros!);
+    public Tensor DequantizedWeight() => Dequantize(Mode, qweight, scales, zeros);
+
+    /// <summary>Codes of either format back to a float32 weight <c>[out, in]</c>.</summary>
+    internal static Tensor Dequantize(WeightQuantMode mode, Tensor qweight, Tensor scales, Tensor? zeros) =>
+        mode == WeightQuantMode.Int8PerChannel
+            ? WeightQuantizer.DequantizeInt8(qweight, scales)
+            : WeightQuantizer.DequantizeInt4(qweight, scales, zeros!);
 
     /// <summary>Bytes of the quantized weight storage (codes, scales, zeros; bias and input scale excluded).</summary>
     public long WeightBytes => qweight.numel() * (long)qweight.element_size() + scales.numel() * (long)scales.element_size()
@@ -183,9 +187,7 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     private static Tensor Reference(Tensor x, WeightQuantMode mode, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, Tensor? inputScale)
     {
         using var scope = torch.NewDisposeScope();
-        var w = mode == WeightQuantMode.Int8PerChannel
-            ? WeightQuantizer.DequantizeInt8(qweight, scales)
-            : WeightQuantizer.DequantizeInt4(qweight, scales, zeros!);
+        var w = Dequantize(mode, qweight, scales, zeros);
         var h = x.to_type(ScalarType.Float32);
         if (inputScale is not null) h = h * inputScale;
         var y = torch.matmul(h, w.t());

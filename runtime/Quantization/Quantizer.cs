@@ -139,10 +139,8 @@ public static partial class Quantizer
         foreach (var (name, parent, childName, linear) in Linears(model))
         {
             if (IsExcluded(name, o.Exclude)) { report.Skipped.Add((name, "excluded")); continue; }
-            var field = linear is QuantizableLinear ? null : FindField(parent, linear);
-            if (field is null && linear is not QuantizableLinear)
+            if (Replaceable(name, parent, childName, linear) is not { } target)
             { report.Skipped.Add((name, $"the parent's field is typed {typeof(Linear).Name}; it cannot hold a quantized layer")); continue; }
-            var target = new Target(name, parent, childName, linear, field);
             if (o.Mode == WeightQuantMode.Int4Grouped && target.Weight.shape[1] % GroupFor(target.Weight, o) != 0)
             { report.Skipped.Add((name, $"in features {target.Weight.shape[1]} not divisible by group {o.GroupSize}")); continue; }
             targets.Add(target);
@@ -235,6 +233,14 @@ public static partial class Quantizer
             if (Layer is QuantizableLinear ql) ql.Route(recorder is null ? null : recorder.forward);
             else Swap(Parent, ChildName, Field!, recorder ?? Layer);
         }
+    }
+
+    /// <summary>The target for a layer <see cref="Linears"/> found, or null when it cannot be replaced (a TorchSharp
+    /// <see cref="Linear"/> in a field typed <c>Linear</c>).</summary>
+    internal static Target? Replaceable(string name, nn.Module parent, string childName, nn.Module<Tensor, Tensor> linear)
+    {
+        if (linear is QuantizableLinear) return new Target(name, parent, childName, linear, null);
+        return FindField(parent, linear) is { } field ? new Target(name, parent, childName, linear, field) : null;
     }
 
     /// <summary>The full-precision linear layers of <paramref name="model"/>: TorchSharp <see cref="Linear"/>s and the
