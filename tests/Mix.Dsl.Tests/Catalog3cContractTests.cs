@@ -69,7 +69,7 @@ public class Catalog3cContractTests
         var d = Assert.Single(c.Diagnostics);
         Assert.Equal("MIX0302", d.Id);
         Assert.Equal("/project/net.mix", d.Path);
-        Assert.Contains("iformer expects x: [B, 3, img_size, img_size]", d.Message);
+        Assert.Contains("iformer expects x: [B, in_chans, img_size, img_size]", d.Message);
         Assert.Contains("axis 2 should be 64, not 96", d.Message);
     }
 

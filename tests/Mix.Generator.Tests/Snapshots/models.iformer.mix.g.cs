@@ -212,7 +212,7 @@ namespace Mix.Snapshots
     }
 
     /// <summary>
-    /// <c>model iformer(num_classes: int = 1000, img_size: int = 224, depths: int[] = [3, 3, 9, 3], embed_dims: int[] = [96, 192, 320, 384], num_heads: int[] = [3, 6, 10, 12], attention_heads: int[] = [1, 1, 1, 3, 3, 3, 7, 7, 7, 7, 9, 9, 9, 9, 9, 11, 11, 11], mlp_ratio: float = 4.0, qkv_bias: bool = true, drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, use_layer_scale: bool = true, layer_scale_init_value: float = 1e-6) (x: [B, 3, img_size, img_size]) -&gt; [B, num_classes]</c><br/>
+    /// <c>model iformer(num_classes: int = 1000, img_size: int = 224, in_chans: int = 3, depths: int[] = [3, 3, 9, 3], embed_dims: int[] = [96, 192, 320, 384], num_heads: int[] = [3, 6, 10, 12], attention_heads: int[] = [1, 1, 1, 3, 3, 3, 7, 7, 7, 7, 9, 9, 9, 9, 9, 11, 11, 11], mlp_ratio: float = 4.0, qkv_bias: bool = true, drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, use_layer_scale: bool = true, layer_scale_init_value: float = 1e-6) (x: [B, in_chans, img_size, img_size]) -&gt; [B, num_classes]</c><br/>
     /// Shapes: ([B, 3, 224, 224]) → [B, 1000].<br/>
     /// Parameters: 19,866,344 (as built with the default options).<br/>
     /// </summary>
@@ -226,6 +226,8 @@ namespace Mix.Snapshots
             public long NumClasses { get; init; } = 1000;
             /// <summary><c>img_size: int = 224</c></summary>
             public long ImgSize { get; init; } = 224;
+            /// <summary><c>in_chans: int = 3</c></summary>
+            public long InChans { get; init; } = 3;
             /// <summary><c>depths: int[] = [3, 3, 9, 3]</c></summary>
             public long[] Depths { get; init; } = new long[] { 3, 3, 9, 3 };
             /// <summary><c>embed_dims: int[] = [96, 192, 320, 384]</c></summary>
@@ -252,7 +254,7 @@ namespace Mix.Snapshots
 
         readonly Options options;
 
-        /// <summary><c>patch_embed = iformer_first_patch_embed(3, embed_dims[0])</c> → <c>[B, 56, 56, 96]</c></summary>
+        /// <summary><c>patch_embed = iformer_first_patch_embed(in_chans, embed_dims[0])</c> → <c>[B, 56, 56, 96]</c></summary>
         public readonly IformerFirstPatchEmbed patch_embed;
 
         /// <summary><c>pos_embed1 = param([1, n1, n1, embed_dims[0]], init = trunc_normal(std = 0.02))</c></summary>
@@ -303,7 +305,7 @@ namespace Mix.Snapshots
         {
             this.options = options;
 #line 61 "/repo/examples/models/iformer.mix"
-            patch_embed = new IformerFirstPatchEmbed(new IformerFirstPatchEmbed.Options(3, options.EmbedDims[0]));
+            patch_embed = new IformerFirstPatchEmbed(new IformerFirstPatchEmbed.Options(options.InChans, options.EmbedDims[0]));
 #line 62 "/repo/examples/models/iformer.mix"
             pos_embed1 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4, options.ImgSize / 4, options.EmbedDims[0] }, s => MixInit.TruncNormal(s, std: 0.02)));
 #line 63 "/repo/examples/models/iformer.mix"
@@ -380,7 +382,7 @@ namespace Mix.Snapshots
         public override Tensor forward(Tensor x)
         {
 #line 51 "/repo/examples/models/iformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "iformer", "x", "[B, 3, img_size, img_size]", "/repo/examples/models/iformer.mix", 51, null, (long?)(3), (long?)(options.ImgSize), (long?)(options.ImgSize));
+            if (MixShapes.Enabled) MixShapes.Check(x, "iformer", "x", "[B, in_chans, img_size, img_size]", "/repo/examples/models/iformer.mix", 51, null, (long?)(options.InChans), (long?)(options.ImgSize), (long?)(options.ImgSize));
 #line 85 "/repo/examples/models/iformer.mix"
             var h = MixDispatch.Sequence(blocks1, patch_embed.call(x) + pos_embed1);
 #line 86 "/repo/examples/models/iformer.mix"
