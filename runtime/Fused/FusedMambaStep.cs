@@ -30,6 +30,16 @@ namespace Mix.Runtime.Fused
         /// to know that the fused path, not the reference, ran.</summary>
         public static long Steps => Interlocked.Read(ref s_steps);
 
+        /// <summary>Why the last cached step of a Mamba mixer on CUDA did not take the fused path (null after one that
+        /// did): what a test or a user checks when <see cref="Steps"/> does not move.</summary>
+        public static string? LastDecline { get; private set; }
+
+        private static Tensor? Decline(string why)
+        {
+            LastDecline = why;
+            return null;
+        }
+
 #pragma warning disable CA2255 // registering a hook at load is exactly what the runtime needs here
         [ModuleInitializer]
         internal static void Register()
@@ -66,20 +76,23 @@ namespace Mix.Runtime.Fused
         public static Tensor? TryStep(RMSNorm? norm, nn.Module mixer, Tensor x, bool residual)
         {
             if (!KernelModules.IsMamba(mixer) || mixer is MambaMixer) return null;   // the C# built-in has its own slot type
-            if (x.device_type != DeviceType.CUDA || torch.is_grad_enabled()) return null;
+            if (x.device_type != DeviceType.CUDA) return null;
+            if (torch.is_grad_enabled()) return Decline("autograd is on");
             var shape = x.shape;
-            if (shape.Length != 3 || shape[1] != 1) return null;
-            if (CacheScope.Current is not { Mask: null } scope || scope.StateSlot(mixer) is not { } slot) return null;
-            if (s_parts.GetValue(mixer, Read) is not { } parts) return null;
+            if (shape.Length != 3 || shape[1] != 1) return Decline($"input [{string.Join(", ", shape)}] is not one token per row");
+            if (CacheScope.Current is not { } scope || scope.StateSlot(mixer) is not { } slot) return Decline("no state slot in a running cache");
+            if (scope.Mask is not null) return Decline("the step has a padding mask");
+            if (s_parts.GetValue(mixer, Read) is not { } parts) return Decline("the mixer's layers are not mamba's (in_proj, conv1d, x_proj, dt_proj, out_proj)");
             var plan = parts.Plan;
             if (plan is null || !plan.Matches(parts, mixer, norm, x.dtype, (int)x.device_index, shape[0], shape[2]))
             {
-                plan = Plan.Make(parts, mixer, norm, x, shape[0]);
+                plan = Plan.Make(parts, mixer, norm, x, shape[0], out var why);
                 parts.Plan = plan;
-                if (plan is null) return null;
+                if (plan is null) return Decline(why!);
             }
+            if (plan.Failure is { } failure) return Decline(failure);
             var convState = slot.Get("conv_state"); var ssmState = slot.Get("ssm_state");
-            if (!plan.FitsStates(convState, ssmState)) return null;
+            if (!plan.FitsStates(convState, ssmState)) return Decline("the slot's states are not [B, inner, d_conv - 1] / [B, inner, d_state] float32");
             try
             {
                 var xin = x.is_contiguous() ? x : x.contiguous();
@@ -88,12 +101,15 @@ namespace Mix.Runtime.Fused
                 slot.Swap("conv_state");
                 slot.Swap("ssm_state");
                 Interlocked.Increment(ref s_steps);
+                LastDecline = null;
                 return output;
             }
-            catch (CudaKernelUnavailableException)
+            catch (CudaKernelUnavailableException e)
             {
-                parts.Plan = null;
-                return null;
+                // The slot is untouched (its states are swapped only after the last launch); this plan stays off.
+                plan.Failure = "a launch failed: " + e.Message;
+                KernelLog.WarnOnce("mamba_step:" + e.Message, $"Mix.Runtime.Cuda: the fused Mamba step failed ({e.Message}); using the reference step.");
+                return Decline(plan.Failure);
             }
         }
 
@@ -115,6 +131,9 @@ namespace Mix.Runtime.Fused
             private readonly Dim3 gridIn, gridX, gridScan, gridOut, threads;
             private readonly uint smemIn, smemInner;
             private readonly int nbIn, nbInner, vecIn, vecInner, splitIn, splitX, splitOut, lanes;
+
+            /// <summary>Why this plan's launches failed, once they have (then the mixer takes the reference step).</summary>
+            public string? Failure { get; set; }
 
             private Plan(Tensor?[] weights, RMSNorm? norm, Tensor x, long batch, long dim, long inner, long width, long rank,
                 long nState, int sms)
@@ -171,28 +190,42 @@ namespace Mix.Runtime.Fused
                 return true;
             }
 
-            public static Plan? Make(Parts p, nn.Module mixer, RMSNorm? norm, Tensor x, long batch)
+            public static Plan? Make(Parts p, nn.Module mixer, RMSNorm? norm, Tensor x, long batch, out string? why)
             {
                 var dtype = x.dtype;
-                if (FusedKernels.DtypeCode(dtype) < 0 || !KernelRuntime.Shared.IsAvailable) return null;
+                why = null;
+                if (FusedKernels.DtypeCode(dtype) < 0) { why = $"{dtype} input"; return null; }
+                if (!KernelRuntime.Shared.IsAvailable) { why = "CUDA kernels are unavailable: " + KernelRuntime.Shared.UnavailableReason; return null; }
                 var w = Current(p, mixer, norm);
                 var (wIn, wX, wOut, dtW, convW, aLog, dSkip) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
-                if (wIn is null || wX is null || wOut is null || dtW is null || convW is null || aLog is null || dSkip is null) return null;
+                if (wIn is null || wX is null || wOut is null || dtW is null || convW is null || aLog is null || dSkip is null)
+                {
+                    why = "a projection is quantized or rerouted, or A_log / D is missing";
+                    return null;
+                }
                 foreach (var t in w)
                     if (t is not null && (t.dtype != dtype || t.device_type != DeviceType.CUDA || t.device_index != x.device_index || !t.is_contiguous()))
+                    {
+                        why = $"a weight is {t.dtype} on {t.device} (input {dtype} on {x.device}) or not contiguous";
                         return null;
+                    }
                 long dim = x.shape[2], inner = wIn.shape[0] / 2, width = convW.shape[^1], rank = dtW.shape[1], nState = aLog.shape[1];
                 if (wIn.shape[1] != dim || wOut.shape[0] != dim || wOut.shape[1] != inner || wX.shape[1] != inner
                     || wX.shape[0] != rank + 2 * nState || dtW.shape[0] != inner || aLog.shape[0] != inner || nState > 32
-                    || convW.numel() != inner * width || dSkip.numel() != inner || batch > 65535 || inner > int.MaxValue / 64) return null;
-                if (RowsPerBlock(dim) == 0 || RowsPerBlock(inner) == 0) return null;
+                    || convW.numel() != inner * width || dSkip.numel() != inner || batch > 65535 || inner > int.MaxValue / 64)
+                {
+                    why = "the mixer's shapes are outside the kernels' limits (d_state <= 32, batch <= 65535)";
+                    return null;
+                }
+                if (RowsPerBlock(dim) == 0 || RowsPerBlock(inner) == 0) { why = "a row does not fit shared memory"; return null; }
                 try
                 {
                     int sms = KernelRuntime.Shared.Driver!.GetAttribute(FusedOps.DeviceIndex(x), CudaDriver.AttributeMultiprocessorCount);
                     return new Plan(w, norm, x, batch, dim, inner, width, rank, nState, sms);
                 }
-                catch (CudaKernelUnavailableException)
+                catch (CudaKernelUnavailableException e)
                 {
+                    why = "the kernels are unavailable: " + e.Message;
                     return null;
                 }
             }
@@ -237,8 +270,9 @@ namespace Mix.Runtime.Fused
         }
 
         // Rows of the batch staged per block: as many as fit the 48 KiB of shared memory every CUDA device gives a block
-        // without opting in, at most MaxRowsPerBlock; 0 when not even one row fits.
-        private static int RowsPerBlock(long k) => (int)Math.Min(MambaStepKernelSources.MaxRowsPerBlock, 48 * 1024 / (k * sizeof(float)));
+        // without opting in, less the kernels' own static arrays, at most MaxRowsPerBlock; 0 when not even one row fits.
+        private static int RowsPerBlock(long k) =>
+            (int)Math.Min(MambaStepKernelSources.MaxRowsPerBlock, (48 * 1024 - MambaStepKernelSources.StaticSharedBytes) / (k * sizeof(float)));
 
         // 16-byte weight loads need whole vectors per row (the allocations themselves are 256-byte aligned).
         private static int Vectorizable(long k, ScalarType dtype) => k % (16 / (dtype == ScalarType.Float32 ? 4 : 2)) == 0 ? 1 : 0;

@@ -22,6 +22,10 @@ namespace Mix.Runtime.Fused
         /// <summary>Threads per block of the projection kernels (eight warps, one weight row each).</summary>
         public const int Threads = 256;
 
+        /// <summary>Bytes of static shared memory a kernel may declare besides the staged rows (mix_rows' partial sums and
+        /// in_proj's row norms, with room to spare): the staged rows get 48 KiB less this.</summary>
+        public const int StaticSharedBytes = 1024;
+
         public const string Source = """
 #define MIX_MAXB 8
 
