@@ -16,6 +16,7 @@ public static class BuiltinModuleTypes
         ["linear"] = "Mix.Runtime.QuantizableLinear",
         ["conv1d"] = "TorchSharp.Modules.Conv1d",
         ["conv2d"] = "TorchSharp.Modules.Conv2d",
+        ["conv_transpose2d"] = "TorchSharp.Modules.ConvTranspose2d",
         ["embedding"] = "TorchSharp.Modules.Embedding",
         ["layernorm"] = "TorchSharp.Modules.LayerNorm",
         ["layernorm_nd"] = "TorchSharp.Modules.LayerNorm",

@@ -26,7 +26,7 @@ internal static class Names
         ["layernorm2d_nobias"] = "LayerNorm2dNoBias", ["groupnorm1"] = "GroupNorm1", ["groupnorm1_nobias"] = "GroupNorm1NoBias",
         ["rmsnorm"] = "RmsNorm", ["batchnorm2d"] = "BatchNorm2d", ["layernorm_nd"] = "LayerNormNd", ["starrelu"] = "StarReLU",
         ["squared_relu"] = "SquaredReLU", ["relu"] = "ReLU", ["gelu"] = "GELU", ["silu"] = "SiLU", ["sepconv"] = "SepConv",
-        ["swiglu"] = "SwiGLU", ["conv1d"] = "Conv1d", ["conv2d"] = "Conv2d", ["mlp_head"] = "MlpHead", ["conv_mlp"] = "ConvMlp",
+        ["swiglu"] = "SwiGLU", ["conv1d"] = "Conv1d", ["conv2d"] = "Conv2d", ["conv_transpose2d"] = "ConvTranspose2d", ["mlp_head"] = "MlpHead", ["conv_mlp"] = "ConvMlp",
     };
 
     static readonly HashSet<string> s_keywords = new()

@@ -147,7 +147,9 @@ internal sealed partial class Evaluator
         if (!hasReturn || !frame.CreatesChildren) return;
         foreach (var (name, layer) in frame.DeclaredLayers)
         {
-            if (!layer.Node.Used && !layer.Node.KeptUnused && !layer.Node.Children.Any(c => c.Used))
+            // An identity is how a configuration leaves a layer out (`ff4 = if level >= 4 then ... else identity`): never
+            // applying it is the point, and it has no weights.
+            if (!layer.Node.Used && !layer.Node.KeptUnused && !layer.Node.Children.Any(c => c.Used) && layer.Node.Kind != "identity")
                 Report(frame, name.Span, DiagnosticIds.UnusedLayer, $"layer '{name.Name}' is declared but never applied; its weights would load but do nothing");
         }
     }

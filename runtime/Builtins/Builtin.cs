@@ -64,6 +64,9 @@ public static class Builtin
     /// <summary><c>conv2d</c>.</summary>
     public static TorchSharp.Modules.Conv2d Conv2d(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0, long groups = 1, bool bias = true) =>
         nn.Conv2d(inChannels, outChannels, kernelSize, stride: stride, padding: padding, groups: groups, bias: bias);
+    /// <summary><c>conv_transpose2d</c>: weight [in, out / groups, k, k].</summary>
+    public static TorchSharp.Modules.ConvTranspose2d ConvTranspose2d(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0, long outputPadding = 0, long groups = 1, bool bias = true) =>
+        nn.ConvTranspose2d(inChannels, outChannels, kernelSize, stride: stride, padding: padding, output_padding: outputPadding, groups: groups, bias: bias);
     /// <summary><c>embedding</c>.</summary>
     public static TorchSharp.Modules.Embedding Embedding(long numEmbeddings, long embeddingDim) => nn.Embedding(numEmbeddings, embeddingDim);
     /// <summary><c>layernorm_nd</c>.</summary>

@@ -7,7 +7,8 @@ namespace Mix.Dsl.Tests;
 
 /// <summary>
 /// MS-MLP, RaftMLP and WaveMix in the zoo: official state-dict keys, shapes and parameter counts at the published
-/// configurations (counted on the official code), and the shape contracts that stand for the official asserts.
+/// configurations (counted on the official code), the shape contracts that stand for the official asserts, and the
+/// <c>conv_transpose2d</c> built-in's shapes and argument checks.
 /// Numerical parity: Mix.Generator.Tests' Catalog3dParityTests.
 /// </summary>
 public class Catalog3dModelTests
@@ -161,5 +162,92 @@ public class Catalog3dModelTests
             Assert.Equal("MIX0306", e.Id);
             Assert.Equal("mix/std/raft_permuted_block.mix", e.Path);
         });
+    }
+
+    [Fact]
+    public void Wavemix_192_16_keys_and_count_are_WaveMixs()
+    {
+        var root = Examples.Find("wavemix_192_16")!.Root!;
+        var keys = root.AllWeights().ToDictionary(w => w.Key, w => w.Weight.ShapeText);
+        Assert.Equal("[48, 3, 3, 3]", keys["conv.0.weight"]);
+        Assert.Equal("[96, 48, 3, 3]", keys["conv.1.weight"]);
+        Assert.Equal("[192, 96, 4, 4]", keys["conv.2.weight"]);
+        Assert.Equal("[192]", keys["conv.4.running_var"]);
+        Assert.Equal("[48, 192, 1, 1]", keys["layers.0.reduction.weight"]);
+        Assert.Equal("[384, 288, 1, 1]", keys["layers.0.feedforward1.0.weight"]);
+        Assert.Equal("[192, 384, 1, 1]", keys["layers.0.feedforward1.3.weight"]);
+        Assert.Equal("[192, 192, 4, 4]", keys["layers.0.feedforward1.4.weight"]);   // ConvTranspose2d: [in, out, k, k]
+        Assert.Equal("[192, 96, 4, 4]", keys["layers.15.feedforward2.4.weight"]);
+        Assert.Equal("[96]", keys["layers.15.feedforward2.5.running_mean"]);
+        Assert.Equal("[384, 192, 1, 1]", keys["layers.3.feedforward3.0.weight"]);
+        Assert.DoesNotContain(keys.Keys, k => k.Contains(".feedforward4.") || k.Contains(".feedforward."));
+        Assert.Equal("[1000, 192]", keys["pool.2.weight"]);
+        // The official WaveMix (Saved_weights/ImageNet/wavemix_28M_75.06.py): 573 entries, 27,857,608 parameters.
+        Assert.Equal(573, keys.Count);
+        Assert.Equal(27_857_608, root.ParameterCount());
+        Assert.Equal("[B, 1000]", Examples.Find("wavemix_192_16")!.Output!.ToString());
+    }
+
+    [Fact]
+    public void Wavemix_cifar10_keys_and_count_are_WaveMixs()
+    {
+        var root = Examples.Find("wavemix_cifar10")!.Root!;
+        var keys = root.AllWeights().ToDictionary(w => w.Key, w => w.Weight.ShapeText);
+        Assert.Equal("[72, 3, 3, 3]", keys["conv.0.weight"]);
+        Assert.Equal("[144, 72, 3, 3]", keys["conv.1.weight"]);
+        Assert.Equal("[288, 144, 1, 1]", keys["layers.6.feedforward.0.weight"]);
+        Assert.Equal("[144, 144, 4, 4]", keys["layers.6.feedforward.4.weight"]);
+        Assert.DoesNotContain(keys.Keys, k => k.Contains(".feedforward1."));
+        // The official WaveMix (Saved_weights/cifar10/wavemix_cifar10_94.58.py): 97 entries, 3,042,550 parameters.
+        Assert.Equal(97, keys.Count);
+        Assert.Equal(3_042_550, root.ParameterCount());
+    }
+
+    [Fact]
+    public void Wavemix_maps_that_a_haar_level_cannot_halve_are_located_in_the_library()
+    {
+        // 220 / 4 = 55 positions per side: the first Haar level cannot halve them (the official's DWT pads and its
+        // reshape then fails).
+        var c = Repo.Compile("import \"mix/models/wavemix.mix\"\nmodel net() (x: [B, 3, 220, 220]) -> [B, 1000] {\n" +
+            "  m = wavemix()\n  return m(x)\n}\n", "net.mix");
+        var errors = c.Diagnostics.Where(d => d.Severity == Severity.Error).ToList();
+        Assert.NotEmpty(errors);
+        Assert.Contains(errors, d => d.Path == "mix/std/wave_mixer.mix" && d.Message.Contains("haar_dwt2 halves H"));
+    }
+
+    [Theory]
+    [InlineData("conv_transpose2d(4, 6, kernel_size = 4, stride = 2, padding = 1)", "[B, 4, 5, 7]", "[B, 6, 10, 14]")]
+    [InlineData("conv_transpose2d(4, 6, kernel_size = 3, stride = 2, padding = 1, output_padding = 1)", "[B, 4, 5, 7]", "[B, 6, 10, 14]")]
+    [InlineData("conv_transpose2d(4, 6, kernel_size = 3)", "[B, 4, H, W]", "[B, 6, H + 2, W + 2]")]
+    [InlineData("conv_transpose2d(4, 6, kernel_size = 4, stride = 2, padding = 1)", "[B, 4, H, W]", "[B, 6, 2*H, 2*W]")]
+    public void Conv_transpose2d_output_size_is_pytorchs(string layer, string input, string output)
+    {
+        var c = Repo.Compile($"block b() (x: {input}) -> {output} {{\n  up = {layer}\n  return up(x)\n}}\n");
+        Assert.Empty(c.Diagnostics.Select(d => d.ToString()));
+    }
+
+    [Theory]
+    [InlineData("conv_transpose2d(4, 6, kernel_size = 3, stride = 2, output_padding = 2)", "MIX0205")]   // ≥ stride
+    [InlineData("conv_transpose2d(4, 6, kernel_size = 3, groups = 4)", "MIX0206")]
+    [InlineData("conv_transpose2d(5, 6, kernel_size = 3)", "MIX0302")]                                 // in_channels
+    public void Conv_transpose2d_bad_arguments_are_located(string layer, string id)
+    {
+        var text = $"block b() (x: [B, 4, 5, 5]) -> [B, 6, 7, 7] {{\n  up = {layer}\n  return up(x)\n}}\n";
+        var c = Repo.Compile(text);
+        Assert.Contains(c.Diagnostics, d => d.Id == id && d.Severity == Severity.Error);
+    }
+
+    [Fact]
+    public void A_layer_left_out_as_identity_is_not_an_unused_layer()
+    {
+        // wave_mixer declares feedforward … feedforward4 and leaves the ones a level lacks out as identity.
+        var c = Repo.Compile("block u(dim: int, level: int = 2) (x: [B, dim, H, W]) -> [B, dim, H, W] {\n" +
+            "  a = if level == 1 then conv2d(dim, dim, kernel_size = 1) else identity\n" +
+            "  b = if level >= 2 then conv2d(dim, dim, kernel_size = 1) else identity\n" +
+            "  c = conv2d(dim, dim, kernel_size = 1)\n" +
+            "  return if level == 1 then a(x) else b(x)\n}\n");
+        var d = Assert.Single(c.Diagnostics);
+        Assert.Equal("MIX0109", d.Id);        // c, which has weights, still is
+        Assert.Contains("'c'", d.Message);
     }
 }

@@ -13,7 +13,9 @@ namespace Mix.Generator.Tests;
 /// official forward (JegZheng/MS-MLP <c>MixShiftBlock.forward</c>: torch.chunk, torch.roll, per-group depthwise convs)
 /// at odd sizes and batch 1, the options the parity fixture does not cover, and gradients; RaftMLP's
 /// <c>raft_token_mixer</c> (two <c>raft_permuted_block</c>s) against the official layouts (RaftShrink, PermutedBlock,
-/// RaftExpansion: einops' strings as view + permute) on non-square maps.
+/// RaftExpansion: einops' strings as view + permute) on non-square maps; WaveMix's <c>wave_mixer</c> at levels 1 to 4
+/// against the official Waveblocks' forward (successive db1 DWT levels in pytorch_wavelets' band order) and the
+/// <c>conv_transpose2d</c> built-in against torch's.
 /// </summary>
 public class Catalog3dLibraryTests
 {
@@ -145,5 +147,81 @@ public class Catalog3dLibraryTests
         Assert.Equal(expected.shape, y.shape);
         double err = (expected - y).abs().max().item<float>();
         Assert.True(err <= 1e-5, $"raft_token_mixer: max abs error {err:G4}");
+    }
+
+    // One level of WaveMix's DWT as the official computes it (pytorch_wavelets' afb1d with db1, mode "zero", even
+    // sizes): the 2×2 patches a b / c d give LL = (a+b+c+d)/2 and, per channel, the bands (a+b−c−d)/2, (a−b+c−d)/2,
+    // (a−b−c+d)/2; Yh[j] reshaped to [b, 3c, h, w] puts a channel's three bands next to each other.
+    static (Tensor Low, Tensor Highs) OfficialHaar(Tensor x)
+    {
+        long b = x.shape[0], c = x.shape[1], h = x.shape[2] / 2, w = x.shape[3] / 2;
+        var p = x.view(b, c, h, 2, w, 2);
+        Tensor At(long i, long j) => p.select(5, j).select(3, i);
+        var (a, bb, cc, d) = (At(0, 0), At(0, 1), At(1, 0), At(1, 1));
+        var highs = torch.stack(new[] { (a + bb - cc - d) / 2, (a - bb + cc - d) / 2, (a - bb - cc + d) / 2 }, 2);
+        return ((a + bb + cc + d) / 2, highs.reshape(b, 3 * c, h, w));
+    }
+
+    static Tensor Branch(Tensor x, System.Collections.Generic.Dictionary<string, Tensor> sd, string key)
+    {
+        var h = F.conv2d(x, sd[key + ".0.weight"], sd[key + ".0.bias"]);
+        h = F.conv2d(F.gelu(h), sd[key + ".3.weight"], sd[key + ".3.bias"]);
+        h = F.conv_transpose2d(h, sd[key + ".4.weight"], sd[key + ".4.bias"], strides: new long[] { 2, 2 }, padding: new long[] { 1, 1 });
+        return F.batch_norm(h, sd[key + ".5.running_mean"], sd[key + ".5.running_var"], sd[key + ".5.weight"], sd[key + ".5.bias"], false, 0.1, 1e-5);
+    }
+
+    [Theory]
+    [InlineData(1, false, 1, 4, 6)]
+    [InlineData(2, true, 1, 8, 4)]
+    [InlineData(3, false, 2, 8, 16)]
+    [InlineData(4, true, 1, 16, 16)]
+    public void Wave_mixer_is_the_official_waveblock(long level, bool residual, long batch, long h, long w)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var m = new Std.WaveMixer(new Std.WaveMixer.Options(8) { Level = level, Mult = 2, FfChannel = 6, Residual = residual });
+        Redraw(m, 21);
+        using (torch.no_grad())
+            foreach (var (name, buffer) in m.named_buffers())
+                if (name.EndsWith("running_mean")) buffer.copy_(torch.randn(buffer.shape) * 0.2);
+                else if (name.EndsWith("running_var")) buffer.copy_(torch.rand(buffer.shape) + 0.5);
+        m.eval();
+        var sd = m.state_dict();
+        torch.manual_seed(23);
+        var x = torch.randn(batch, 8, h, w);
+        var r = F.conv2d(x, sd["reduction.weight"], sd["reduction.bias"]);
+        var levels = new System.Collections.Generic.List<Tensor>();
+        var ll = r;
+        for (int j = 0; j < level; j++)
+        {
+            var (low, highs) = OfficialHaar(ll);
+            levels.Add(torch.cat(new[] { low, highs }, 1));
+            ll = low;
+        }
+        Tensor y;
+        if (level == 1) y = Branch(levels[0], sd, "feedforward");
+        else
+        {
+            y = Branch(levels[(int)level - 1], sd, $"feedforward{level}");
+            for (long j = level - 1; j >= 1; j--) y = Branch(torch.cat(new[] { levels[(int)j - 1], y }, 1), sd, $"feedforward{j}");
+        }
+        if (residual) y = y + x;
+        var actual = m.call(x);
+        Assert.Equal(y.shape, actual.shape);
+        double err = (y - actual).abs().max().item<float>();
+        Assert.True(err <= 1e-4, $"wave_mixer level {level}: max abs error {err:G4}");
+    }
+
+    [Fact]
+    public void Conv_transpose2d_is_torchs()
+    {
+        using var scope = torch.NewDisposeScope();
+        var layer = Mix.Runtime.Builtins.Builtin.ConvTranspose2d(4, 6, 3, stride: 2, padding: 1, outputPadding: 1, groups: 2);
+        Assert.Equal(new long[] { 4, 3, 3, 3 }, layer.weight!.shape);
+        var x = torch.randn(1, 4, 5, 7);
+        var expected = F.conv_transpose2d(x, layer.weight, layer.bias, strides: new long[] { 2, 2 }, padding: new long[] { 1, 1 },
+            output_padding: new long[] { 1, 1 }, groups: 2);
+        var y = layer.call(x);
+        Assert.Equal(new long[] { 1, 6, 10, 14 }, y.shape);
+        Assert.True(torch.allclose(expected, y, 1e-5, 1e-6));
     }
 }

@@ -11,7 +11,9 @@ namespace Mix.Generator.Tests;
 /// <summary>
 /// MS-MLP, RaftMLP and WaveMix against their official code: the zoo's <c>ms_mlp</c> (standard library
 /// <c>mix_shift_block</c>) against JegZheng/MS-MLP's <c>MS_MLP</c>, the zoo's <c>raft_mlp</c> (library
-/// <c>raft_permuted_block</c>) against okojoalg/raft-mlp's <c>RaftMLP</c> with both embeddings. Fixtures: tests/Mix.Runtime.Tests/Fixtures/parity,
+/// <c>raft_permuted_block</c>) against okojoalg/raft-mlp's <c>RaftMLP</c> with both embeddings, the zoo's
+/// <c>wavemix</c> (library <c>wave_mixer</c>) against pranavphoenix/WaveMix's <c>WaveMix</c> at Haar levels 1 to 4 with
+/// both stems (BatchNorm running statistics re-drawn). Fixtures: tests/Mix.Runtime.Tests/Fixtures/parity,
 /// made by tests/parity/make_catalog3d_fixtures.py from the official files on the CPU (every parameter and buffer
 /// re-drawn, eval mode). Strict loading, fp32, max abs error ≤ 1e-4 × max(1, max |reference|) (the bound of
 /// <see cref="HuggingFaceParityTests"/>). A test whose fixture is missing reports itself skipped, naming the command
@@ -82,6 +84,42 @@ public class Catalog3dParityTests
         nn.Module<Tensor, Tensor> model = embedding == "emb_mixer"
             ? new RaftMlpMixerFixture(new RaftMlpMixerFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() })
             : new RaftMlpFixture(new RaftMlpFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() });
+        using var _ = model;
+        Assert.Equal(info.GetProperty("parameters").GetInt64(), model.parameters().Sum(p => p.numel()));
+        RunImageModel(model, name);
+    }
+
+    [Theory]
+    [InlineData("wavemix", 3, "pachify")]
+    [InlineData("wavemix_level1", 1, "strided")]
+    [InlineData("wavemix_level2", 2, "strided")]
+    [InlineData("wavemix_level4", 4, "pachify")]
+    public void Generated_wavemix_matches_WaveMix(string name, long level, string stem)
+    {
+        var info = Info(name, "wavemix", "--wavemix <WaveMix checkout> --einops <einops checkout>");
+        var c = info.GetProperty("config");
+        // The test models wavemix*_fixture (Models/catalog3d.mix) have these configurations.
+        Assert.Equal(level, c.GetProperty("level").GetInt64());
+        Assert.Equal(stem, c.GetProperty("initial_conv").GetString());
+        var (depth, mult, ff, dim) = name switch
+        {
+            "wavemix" => (2L, 2L, 12L, 16L),
+            "wavemix_level1" => (2L, 2L, 20L, 16L),
+            "wavemix_level2" => (1L, 3L, 8L, 12L),
+            _ => (1L, 2L, 16L, 16L),
+        };
+        Assert.Equal(depth, c.GetProperty("depth").GetInt64());
+        Assert.Equal(mult, c.GetProperty("mult").GetInt64());
+        Assert.Equal(ff, c.GetProperty("ff_channel").GetInt64());
+        Assert.Equal(dim, c.GetProperty("final_dim").GetInt64());
+        var classes = c.GetProperty("num_classes").GetInt64();
+        nn.Module<Tensor, Tensor> model = name switch
+        {
+            "wavemix" => new WavemixFixture(new WavemixFixture.Options { NumClasses = classes }),
+            "wavemix_level1" => new WavemixLevel1Fixture(new WavemixLevel1Fixture.Options { NumClasses = classes }),
+            "wavemix_level2" => new WavemixLevel2Fixture(new WavemixLevel2Fixture.Options { NumClasses = classes }),
+            _ => new WavemixLevel4Fixture(new WavemixLevel4Fixture.Options { NumClasses = classes }),
+        };
         using var _ = model;
         Assert.Equal(info.GetProperty("parameters").GetInt64(), model.parameters().Sum(p => p.numel()));
         RunImageModel(model, name);

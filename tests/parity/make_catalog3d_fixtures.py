@@ -9,19 +9,27 @@ make_fixtures.py (NAME.weights.safetensors, NAME.io.safetensors, NAME.config.jso
   raft_mlp        okojoalg/raft-mlp RaftMLP (libs/models.py, libs/modules.py), RaftMLP-S's layout ("ser_pm" levels, the
                   cross-scale MLP embedding, shortcut False) at small widths, raft sizes 2 and 4, a 3-kernel embedding
   raft_mlp_mixer  the same with the plain patch embedding ("emb_mixer": Rearrange + Linear)
+  wavemix         pranavphoenix/WaveMix WaveMix (wavemix/classification.py, wavemix/__init__.py), the ImageNet layout
+                  (level 3 Haar blocks, the "pachify" stem) at small widths, BatchNorm running statistics re-drawn
+  wavemix_level1  the CIFAR layout (level 1, the strided stem with stride 1)
+  wavemix_level2  level 2 blocks, mult 3, the strided stem with stride 2
+  wavemix_level4  level 4 blocks, the "pachify" stem with patch size 1
 
 Run with /usr/bin/python3 (torch 1.13, CPU) from the project root, each official repository unpacked in a scratch
 folder outside the project:
 
   python3 tests/parity/make_catalog3d_fixtures.py --msmlp /tmp/off/MS-MLP --only ms_mlp
   python3 tests/parity/make_catalog3d_fixtures.py --raftmlp /tmp/off/raft-mlp --einops /tmp/off/einops --only raft_mlp
+  python3 tests/parity/make_catalog3d_fixtures.py --wavemix /tmp/off/WaveMix --einops /tmp/off/einops --only wavemix
 
 ms_mlp.py imports timm.models.layers (DropPath, to_2tuple, trunc_normal_); timm is not needed for a built model's eval
 forward, so the script gives it a stand-in module: DropPath as identity (the fixtures use drop_path 0, where the
 official builds nn.Identity anyway), to_2tuple, and trunc_normal_ as a normal draw (every parameter is re-drawn after
 construction). raft-mlp's libs/modules.py uses einops (Rearrange layers, rearrange): --einops names a folder holding
 einops' source (arogozhnikov/einops), put first on the import path; libs/__init__.py is empty, so `libs.models` imports
-alone. No official code is copied into the project. Every parameter and buffer is re-drawn (norm weights
+alone. WaveMix's package imports pywt (pywavelets, absent) for the db1 filters and the DWT output length: the
+script gives it a stand-in with pywavelets' Haar values (dec_lo = [1/√2, 1/√2], dec_hi = [−1/√2, 1/√2]) and
+dwt_coeff_len; its DWT itself (a copy of pytorch_wavelets' afb1d in wavemix/__init__.py) runs as the official. No official code is copied into the project. Every parameter and buffer is re-drawn (norm weights
 around 1, biases and layer scales non-zero) so no test can pass on constants.
 """
 import argparse
@@ -135,6 +143,64 @@ def make_raft_mlp(out_dir, raftmlp_dir, einops_dir) -> None:
                        "parameters": sum(p.numel() for p in model.parameters())})
 
 
+def shim_pywt():
+    """pywt as WaveMix's DWTForward uses it: Wavelet("db1")'s filters and dwt_coeff_len (pywavelets' values)."""
+    if "pywt" in sys.modules:
+        return
+    import math
+    pywt = types.ModuleType("pywt")
+
+    class Wavelet:
+        def __init__(self, name):
+            assert name in ("db1", "haar"), f"the stand-in knows only the Haar wavelet, not {name}"
+            r = 1 / math.sqrt(2)
+            self.name = name
+            self.dec_lo, self.dec_hi = [r, r], [-r, r]
+            self.rec_lo, self.rec_hi = [r, r], [r, -r]
+
+    def dwt_coeff_len(data_len, filter_len, mode):
+        if mode in ("per", "periodization"):
+            return (data_len + 1) // 2
+        return (data_len + filter_len - 1) // 2
+
+    pywt.Wavelet, pywt.dwt_coeff_len, pywt.__stub__ = Wavelet, dwt_coeff_len, True
+    sys.modules["pywt"] = pywt
+
+
+def make_wavemix(out_dir, wavemix_dir, einops_dir) -> None:
+    if einops_dir:
+        sys.path.insert(0, os.path.abspath(einops_dir))
+    shim_pywt()
+    sys.path.insert(0, os.path.abspath(wavemix_dir))
+    from wavemix.classification import WaveMix
+    import einops
+    # The ImageNet layout (level 3, the "pachify" stem) and the CIFAR layout (level 1, the strided stem with stride 1)
+    # at small widths, and level 2 and level 4 blocks (with the strided stem, stride 2); 32×32 inputs.
+    configs = {
+        "wavemix": dict(num_classes=10, depth=2, mult=2, ff_channel=12, final_dim=16, dropout=0.5, level=3,
+                        initial_conv="pachify", patch_size=2, stride=2),
+        "wavemix_level1": dict(num_classes=10, depth=2, mult=2, ff_channel=20, final_dim=16, dropout=0.5, level=1,
+                               initial_conv="strided", patch_size=4, stride=1),
+        "wavemix_level2": dict(num_classes=10, depth=1, mult=3, ff_channel=8, final_dim=12, dropout=0.5, level=2,
+                               initial_conv="strided", patch_size=4, stride=2),
+        "wavemix_level4": dict(num_classes=10, depth=1, mult=2, ff_channel=16, final_dim=16, dropout=0.5, level=4,
+                               initial_conv="pachify", patch_size=1, stride=2),
+    }
+    for name, config in configs.items():
+        torch.manual_seed(SEED)
+        g = torch.Generator().manual_seed(SEED)
+        model = WaveMix(**config).eval()
+        randomize_(model, g)
+        redraw_buffers_(model, g)
+        x = torch.randn(2, 3, 32, 32, generator=g)
+        with torch.no_grad():
+            y = model(x)
+        write_fixture(out_dir, name, model, config, {"x": x}, {"y": y},
+                      {"source": "pranavphoenix/WaveMix wavemix/__init__.py, wavemix/classification.py", "device": "cpu",
+                       "einops": getattr(einops, "__version__", "?"), "pywt": "stand-in (db1 filters, dwt_coeff_len)",
+                       "parameters": sum(p.numel() for p in model.parameters())})
+
+
 def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     default_out = os.path.normpath(os.path.join(here, "..", "Mix.Runtime.Tests", "Fixtures", "parity"))
@@ -143,16 +209,19 @@ def main() -> int:
     parser.add_argument("--msmlp", default=None, help="folder holding MS-MLP's source (JegZheng/MS-MLP)")
     parser.add_argument("--raftmlp", default=None, help="folder holding RaftMLP's source (okojoalg/raft-mlp)")
     parser.add_argument("--einops", default=None, help="folder holding einops' source, where einops is not installed")
-    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: ms_mlp,raft_mlp")
+    parser.add_argument("--wavemix", default=None, help="folder holding WaveMix's source (pranavphoenix/WaveMix)")
+    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: ms_mlp,raft_mlp,wavemix")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     print("versions:", versions(), "python", sys.version.split()[0])
-    only = set(args.only.split(",")) if args.only else {"ms_mlp", "raft_mlp"}
+    only = set(args.only.split(",")) if args.only else {"ms_mlp", "raft_mlp", "wavemix"}
     makers = []
     if args.msmlp and "ms_mlp" in only:
         makers.append(lambda: make_ms_mlp(args.out, args.msmlp))
     if args.raftmlp and "raft_mlp" in only:
         makers.append(lambda: make_raft_mlp(args.out, args.raftmlp, args.einops))
+    if args.wavemix and "wavemix" in only:
+        makers.append(lambda: make_wavemix(args.out, args.wavemix, args.einops))
     failures = 0
     for make in makers:
         try:

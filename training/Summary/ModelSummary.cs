@@ -50,7 +50,7 @@ public sealed class ModelSummary
 {
     static readonly HashSet<string> s_channelsFirst = new(StringComparer.Ordinal)
     {
-        "conv2d", "conv1d", "conv_mlp", "pool", "sepconv", "random_mixing", "adaptive_avg_pool",
+        "conv2d", "conv_transpose2d", "conv1d", "conv_mlp", "pool", "sepconv", "random_mixing", "adaptive_avg_pool",
         "layernorm2d", "layernorm2d_nobias", "groupnorm1", "groupnorm1_nobias", "batchnorm2d",
     };
     static readonly HashSet<string> s_norms = new(StringComparer.Ordinal)

@@ -87,6 +87,54 @@ public static partial class BuiltinCatalog
             });
         }
 
+        // nn.ConvTranspose2d: a strided convolution's transpose (WaveMix's branches upsample with it). No primitive
+        // gives its weight layout [in_channels, out_channels / groups, k, k] or its zero-inserting stride.
+        Add(new BuiltinCallable("conv_transpose2d", CallableKind.Layer, new[]
+            {
+                Req("in_channels", MixType.Int), Req("out_channels", MixType.Int), Req("kernel_size", MixType.Int),
+                Opt("stride", MixType.Int, I(1)), Opt("padding", MixType.Int, I(0)), Opt("output_padding", MixType.Int, I(0)),
+                Opt("groups", MixType.Int, I(1)), Opt("bias", MixType.Bool, B(true)),
+            },
+            "[B, in_channels, H, W] -> [B, out_channels, (H − 1)·stride − 2·padding + kernel_size + output_padding, (W − 1)·...]",
+            "2-D transposed convolution (square kernel)")
+        {
+            Apply = c =>
+            {
+                if (c.Input() is not Shape s || !ExpectRank(c, s, 4, "[B, in_channels, H, W]")) return UnknownValue.Instance;
+                ExpectDim(c, s, 1, c.Dim("in_channels"), "in_channels");
+                var result = s.With(1, c.Dim("out_channels"));
+                for (int a = 2; a < 4; a++)
+                {
+                    var outDim = (s[a] - Dim.Const(1)) * c.Dim("stride") - c.Dim("padding") * Dim.Const(2) + c.Dim("kernel_size")
+                        + c.Dim("output_padding");
+                    if (outDim.AsLong is long o && o <= 0)
+                    {
+                        c.Report(DiagnosticIds.InputShapeMismatch, $"conv_transpose2d makes axis {a} of {s} {o} long; it must be positive");
+                        return UnknownValue.Instance;
+                    }
+                    result = result.With(a, outDim);
+                }
+                return new TensorValue(result);
+            },
+            Weights = c =>
+            {
+                var outPerGroup = c.Dim("out_channels").DivideBy(c.Dim("groups")) ?? Dim.Symbol("?out_per_group");
+                var k = c.Dim("kernel_size");
+                c.Weight("weight", c.Dim("in_channels"), outPerGroup, k, k);
+                if (c.Bool("bias") != false) c.Weight("bias", c.Dim("out_channels"));
+            },
+            Validate = c =>
+            {
+                CheckPositive(c, "in_channels"); CheckPositive(c, "out_channels"); CheckPositive(c, "kernel_size");
+                CheckPositive(c, "stride"); CheckPositive(c, "groups");
+                if (c.Long("padding") is long pad && pad < 0) c.Report(DiagnosticIds.OutOfRange, $"padding must be ≥ 0; got {pad}");
+                if (c.Long("output_padding") is long op && (op < 0 || (c.Long("stride") is long st && op >= st)))
+                    c.Report(DiagnosticIds.OutOfRange, $"output_padding must be ≥ 0 and smaller than stride (as PyTorch's); got {op}");
+                CheckDivides(c, c.Dim("groups"), c.Dim("in_channels"), "groups must divide in_channels");
+                CheckDivides(c, c.Dim("groups"), c.Dim("out_channels"), "groups must divide out_channels");
+            },
+        });
+
         Add(new BuiltinCallable("embedding", CallableKind.Layer, new[]
             { Req("num_embeddings", MixType.Int), Req("embedding_dim", MixType.Int) },
             "long[*] -> [*, embedding_dim]", "lookup table of learned vectors")
