@@ -178,21 +178,21 @@ namespace Mix.Snapshots
         public MetaformerBlock(Options options) : base(nameof(MetaformerBlock))
         {
             this.options = options;
-#line 37 "/repo/examples/models/metaformer.mix"
+#line 33 "/repo/examples/models/metaformer.mix"
             norm1 = options.Norm(options.Dim);
-#line 38 "/repo/examples/models/metaformer.mix"
+#line 34 "/repo/examples/models/metaformer.mix"
             token_mixer = options.TokenMixer(options.Dim);
-#line 39 "/repo/examples/models/metaformer.mix"
+#line 35 "/repo/examples/models/metaformer.mix"
             layer_scale1 = Builtin.Scale(options.Dim, initValue: options.LayerScale, useNchw: options.UseNchw);
-#line 40 "/repo/examples/models/metaformer.mix"
+#line 36 "/repo/examples/models/metaformer.mix"
             res_scale1 = Builtin.Scale(options.Dim, initValue: options.ResScale, useNchw: options.UseNchw);
-#line 41 "/repo/examples/models/metaformer.mix"
+#line 37 "/repo/examples/models/metaformer.mix"
             norm2 = options.Norm(options.Dim);
-#line 42 "/repo/examples/models/metaformer.mix"
+#line 41 "/repo/examples/models/metaformer.mix"
             mlp = options.ChannelMixer != null ? (nn.Module<Tensor, Tensor>)options.ChannelMixer(options.Dim) : options.UseNchw ? (nn.Module<Tensor, Tensor>)Builtin.ConvMlp(options.Dim, 4 * options.Dim, act: options.MlpAct, bias: options.MlpBias) : Builtin.Mlp(options.Dim, 4 * options.Dim, act: options.MlpAct, bias: options.MlpBias);
-#line 45 "/repo/examples/models/metaformer.mix"
+#line 44 "/repo/examples/models/metaformer.mix"
             layer_scale2 = Builtin.Scale(options.Dim, initValue: options.LayerScale, useNchw: options.UseNchw);
-#line 46 "/repo/examples/models/metaformer.mix"
+#line 45 "/repo/examples/models/metaformer.mix"
             res_scale2 = Builtin.Scale(options.Dim, initValue: options.ResScale, useNchw: options.UseNchw);
 #line default
             RegisterComponents();
@@ -203,18 +203,18 @@ namespace Mix.Snapshots
         /// <returns><c>[B, dim, H, W]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 35 "/repo/examples/models/metaformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "metaformer_block", "x", "[B, dim, H, W]", "/repo/examples/models/metaformer.mix", 35, null, (long?)(options.Dim), null, null);
+#line 31 "/repo/examples/models/metaformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "metaformer_block", "x", "[B, dim, H, W]", "/repo/examples/models/metaformer.mix", 31, null, (long?)(options.Dim), null, null);
 #line default
             var H = x.shape[2];
             var W = x.shape[3];
-#line 48 "/repo/examples/models/metaformer.mix"
+#line 47 "/repo/examples/models/metaformer.mix"
             var t = options.UseNchw ? x : Fn.Tokens(x);
-#line 49 "/repo/examples/models/metaformer.mix"
+#line 48 "/repo/examples/models/metaformer.mix"
             t = MixDispatch.ResidualMixer(t, norm1, token_mixer, layer_scale1, res_scale1, options.DropPathRate, training);
-#line 50 "/repo/examples/models/metaformer.mix"
+#line 49 "/repo/examples/models/metaformer.mix"
             t = MixDispatch.Residual(t, norm2, mlp, layer_scale2, res_scale2, options.DropPathRate, training);
-#line 51 "/repo/examples/models/metaformer.mix"
+#line 50 "/repo/examples/models/metaformer.mix"
             return options.UseNchw ? t : Fn.Image(t, H, W);
 #line default
         }
@@ -284,9 +284,9 @@ namespace Mix.Snapshots
         public Metaformer(Options options) : base(nameof(Metaformer))
         {
             this.options = options;
-#line 73 "/repo/examples/models/metaformer.mix"
+#line 72 "/repo/examples/models/metaformer.mix"
             stem = new Stem(new Stem.Options(options.InChans, options.Dims[0]) { Norm = options.DownsampleNorm });
-#line 74 "/repo/examples/models/metaformer.mix"
+#line 73 "/repo/examples/models/metaformer.mix"
             stages = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, Fn.Len(options.Depths)).Select(i => new MixPipeline(
                 ("downsample", i == 0 ? (nn.Module<Tensor, Tensor>)Builtin.Identity() : new Downsampling(new Downsampling.Options(options.Dims[(int)(i - 1)], options.Dims[(int)i]) { Norm = options.DownsampleNorm })),
                 ("blocks", new MixSequence(Fn.Range(0, options.Depths[(int)i]).Select(j => new MetaformerBlock(new MetaformerBlock.Options(options.Dims[(int)i])
@@ -300,7 +300,7 @@ namespace Mix.Snapshots
                     ResScale = options.ResScales[(int)i],
                     UseNchw = options.UseNchw[(int)i],
                 })))))).ToArray());
-#line 81 "/repo/examples/models/metaformer.mix"
+#line 80 "/repo/examples/models/metaformer.mix"
             head = new MixPipeline(
                 ("global_pool", Builtin.AdaptiveAvgPool()),
                 ("norm", options.OutputNorm(options.Dims[^1])),
@@ -316,13 +316,13 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 71 "/repo/examples/models/metaformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "metaformer", "x", "[B, in_chans, H, W]", "/repo/examples/models/metaformer.mix", 71, null, (long?)(options.InChans), null, null);
-#line 73 "/repo/examples/models/metaformer.mix"
+#line 70 "/repo/examples/models/metaformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "metaformer", "x", "[B, in_chans, H, W]", "/repo/examples/models/metaformer.mix", 70, null, (long?)(options.InChans), null, null);
+#line 72 "/repo/examples/models/metaformer.mix"
             x = stem.call(x);
-#line 74 "/repo/examples/models/metaformer.mix"
+#line 73 "/repo/examples/models/metaformer.mix"
             foreach (var layer in stages) x = layer.call(x);
-#line 81 "/repo/examples/models/metaformer.mix"
+#line 80 "/repo/examples/models/metaformer.mix"
             x = head.call(x);
 #line default
             return x;
