@@ -25,15 +25,32 @@ public static class MixDispatch
     /// </summary>
     public static System.Func<ResidualParts, Tensor, Tensor?>? FusedResidual { get; set; }
 
+    /// <summary>
+    /// A fused decoding step of a mixer that has a slot in the running decoding cache (it reads and writes the slot
+    /// itself), or null when there is none for that mixer or input. Set by the fused runtime; called only on CUDA inputs
+    /// with fusion allowed, while a <see cref="Caches.CausalModel"/> forward runs.
+    /// </summary>
+    public static System.Func<nn.Module<Tensor, Tensor>, Tensor, Tensor?>? FusedCachedMixer { get; set; }
+
+    /// <summary>
+    /// A fused decoding step of a whole residual sub-block whose mixer has a slot in the running decoding cache, or null.
+    /// Set by the fused runtime; called like <see cref="FusedCachedMixer"/>.
+    /// </summary>
+    public static System.Func<ResidualParts, Tensor, Tensor?>? FusedCachedResidual { get; set; }
+
     /// <summary>Applies a token mixer, through its fused kernel when allowed and available.</summary>
     /// <param name="mixer">The reference module (its weights are the fused kernel's weights too).</param>
     /// <param name="x">Input.</param>
     /// <param name="allowFused">False for <c>@fused(false)</c> layers or options that turn fusion off.</param>
     public static Tensor TokenMixer(nn.Module<Tensor, Tensor> mixer, Tensor x, bool allowFused = true)
     {
-        // Decoding with a cache (Caches.CausalModel): causal mixers continue from their slot.
-        if (Caches.CacheScope.Current is { } cached && cached.TryForward(mixer, x) is Tensor y0) return y0;
         bool fusedAllowed = allowFused && FusedEnabled;
+        // Decoding with a cache (Caches.CausalModel): causal mixers continue from their slot.
+        if (Caches.CacheScope.Current is { } cached)
+        {
+            if (fusedAllowed && x.is_cuda && FusedCachedMixer is { } step && step(mixer, x) is Tensor ys) return ys;
+            if (cached.TryForward(mixer, x) is Tensor y0) return y0;
+        }
         if (fusedAllowed && x.is_cuda && FusedMixer is { } fused && fused(mixer, x) is Tensor y) return y;
         if (fusedAllowed) return mixer.call(x);
         // Some mixers reach their kernel from inside (Mamba's scan); keep it out for this call.
@@ -93,6 +110,8 @@ public static class MixDispatch
     {
         bool dropsPaths = training && dropPath > 0.0;
         if (!dropsPaths && TryFusedResidual(parts, x, allowFused) is Tensor y) return y;
+        if (!dropsPaths && parts.BranchIsMixer && allowFused && FusedEnabled && x.is_cuda && Caches.CacheScope.Current is not null
+            && FusedCachedResidual is { } step && step(parts, x) is Tensor ys) return ys;
         var n = parts.Norm.call(x);
         var branch = parts.BranchIsMixer ? TokenMixer(parts.Branch, n, allowFused) : parts.Branch.call(n);
         branch = Fn.DropPath(branch, dropPath, training);

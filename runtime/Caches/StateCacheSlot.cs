@@ -18,6 +18,10 @@ public sealed class StateCacheSlot : CacheSlot
     private readonly MixStateSpec[] specs;
     private readonly Dictionary<string, Tensor> states = new(StringComparer.Ordinal);
     private Dictionary<string, Tensor>? stepStates;
+    // Second buffers of the states that fused steps write (read one, write the other, then swap), and their work
+    // buffers: allocated at the first fused step, reused by every later one.
+    private readonly Dictionary<string, Tensor> spares = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Tensor> workspaces = new(StringComparer.Ordinal);
 
     /// <summary>Creates zero states.</summary>
     /// <param name="layerIndex">Layer index.</param>
@@ -64,6 +68,45 @@ public sealed class StateCacheSlot : CacheSlot
         states[name] = next.DetachFromDisposeScope();
     }
 
+    /// <summary>
+    /// The buffer a fused step writes state <paramref name="name"/>'s next value into (same shape and dtype), kept by
+    /// the slot; <see cref="Swap"/> then makes it the state. The state itself is never written in place, so a step that
+    /// fails or is rolled back leaves it as it was.
+    /// </summary>
+    /// <param name="name">The state's .mix name.</param>
+    internal Tensor Spare(string name)
+    {
+        if (spares.TryGetValue(name, out var t)) return t;
+        var held = Get(name);
+        t = torch.empty_like(held).DetachFromDisposeScope();
+        spares[name] = t;
+        return t;
+    }
+
+    /// <summary>Makes the spare buffer of <paramref name="name"/> (written by a fused step) the state; the old state
+    /// becomes the spare (inside a step, a rollback swaps them back).</summary>
+    /// <param name="name">The state's .mix name.</param>
+    internal void Swap(string name)
+    {
+        var spare = spares[name];
+        spares[name] = states[name];
+        states[name] = spare;
+    }
+
+    /// <summary>A work buffer of a fused step, allocated once per slot and reused (its contents do not persist).</summary>
+    /// <param name="name">The buffer's name.</param>
+    /// <param name="shape">Its shape.</param>
+    /// <param name="dtype">Its dtype.</param>
+    /// <param name="device">Its device.</param>
+    internal Tensor Workspace(string name, long[] shape, ScalarType dtype, Device device)
+    {
+        if (workspaces.TryGetValue(name, out var t) && t.dtype == dtype && t.device_type == device.type && t.device_index == device.index && t.shape.SequenceEqual(shape)) return t;
+        t?.Dispose();
+        t = torch.empty(shape, dtype: dtype, device: device).DetachFromDisposeScope();
+        workspaces[name] = t;
+        return t;
+    }
+
     /// <summary>Records that the mixer processed <paramref name="n"/> positions (called once per cached forward).</summary>
     /// <param name="mask">Optional <c>[batch, n]</c> mask.</param>
     /// <param name="n">Positions.</param>
@@ -76,7 +119,9 @@ public sealed class StateCacheSlot : CacheSlot
     public override long FixedBytesPerRow => specs.Sum(s => s.Shape.Skip(1).Aggregate(1L, (a, b) => a * b) * ElementBytes(s.DType));
 
     /// <inheritdoc/>
-    public override long AllocatedBytes => states.Values.Sum(t => t.numel() * ElementBytes(t.dtype));
+    /// <remarks>Includes the second buffers and work buffers of fused steps once they exist.</remarks>
+    public override long AllocatedBytes =>
+        states.Values.Concat(spares.Values).Concat(workspaces.Values).Sum(t => t.numel() * ElementBytes(t.dtype));
 
     /// <inheritdoc/>
     protected override void OnBeginStep() => stepStates = new Dictionary<string, Tensor>(states, StringComparer.Ordinal);
@@ -90,7 +135,13 @@ public sealed class StateCacheSlot : CacheSlot
         if (stepStates is null) return;
         foreach (var (name, before) in stepStates)
         {
-            if (!ReferenceEquals(states[name], before)) states[name].Dispose();
+            var now = states[name];
+            if (!ReferenceEquals(now, before))
+            {
+                // a fused step swapped its buffers: swap back (the spare keeps its buffer); a replaced one goes
+                if (spares.TryGetValue(name, out var spare) && ReferenceEquals(spare, before)) spares[name] = now;
+                else now.Dispose();
+            }
             states[name] = before;
             live.Add(before);
         }
@@ -109,6 +160,10 @@ public sealed class StateCacheSlot : CacheSlot
     {
         if (!disposing) return;
         foreach (var t in states.Values) t.Dispose();
+        foreach (var t in spares.Values) t.Dispose();
+        foreach (var t in workspaces.Values) t.Dispose();
         states.Clear();
+        spares.Clear();
+        workspaces.Clear();
     }
 }

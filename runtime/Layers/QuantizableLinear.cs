@@ -133,6 +133,9 @@ public sealed class QuantizableLinear : nn.Module<Tensor, Tensor>
     /// <summary>Routes forward through <paramref name="route"/> until called with null (AWQ calibration recording).</summary>
     internal void Route(Func<Tensor, Tensor>? route) => _route = route;
 
+    /// <summary>Whether the forward is rerouted (see <see cref="Route"/>): fused paths that read <see cref="weight"/> decline.</summary>
+    internal bool IsRouted => _route is not null;
+
     /// <summary>Takes over <paramref name="q"/>'s buffers and format and drops the full-precision parameters.</summary>
     internal void UseQuantized(QuantizedLinear q)
     {

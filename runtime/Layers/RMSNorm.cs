@@ -17,6 +17,9 @@ public sealed class RMSNorm : torch.nn.Module<Tensor, Tensor>
 {
     private readonly double _eps;
 
+    /// <summary>The epsilon added to the mean square.</summary>
+    public double Eps => _eps;
+
     /// <summary>Per-channel scale, shape [hidden] (initialized to 1).</summary>
     public Parameter weight;
 

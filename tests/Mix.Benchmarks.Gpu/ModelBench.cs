@@ -238,11 +238,23 @@ internal static class ModelBench
             }
         }
 
-        try { Decode(lm, vocab, quick, "Mix generated, CausalModel cache (prefill 16 + 64 steps)", ScalarType.Float32); }
-        catch (Exception e)
+        // The fused decoding step (FusedMambaStep: four kernels per layer) against the reference step (fusion off: the
+        // generated mixer's TorchSharp ops), then batch scaling.
+        foreach (var (fused, batch) in new[] { (false, 1), (true, 1), (true, 4), (true, 16), (true, 64) })
         {
-            Notes.Add($"Mamba decode: failed: {e.GetType().Name}: {e.Message}");
-            Console.Error.WriteLine(Notes[^1]);
+            bool saved = MixDispatch.FusedEnabled;
+            MixDispatch.FusedEnabled = fused;
+            try
+            {
+                Decode(lm, vocab, quick, fused ? "Mix generated, CausalModel cache, fused step" : "Mix generated, CausalModel cache, reference step (fusion off)",
+                    ScalarType.Float32, batch);
+            }
+            catch (Exception e)
+            {
+                Notes.Add($"Mamba decode b{batch} fused={fused}: failed: {e.GetType().Name}: {e.Message}");
+                Console.Error.WriteLine(Notes[^1]);
+            }
+            finally { MixDispatch.FusedEnabled = saved; }
         }
 
         // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and
@@ -251,6 +263,7 @@ internal static class ModelBench
         foreach (var (label, dtype, mode) in new (string, ScalarType, Mix.Runtime.Quantization.WeightQuantMode?)[]
                  {
                      ("bf16", ScalarType.BFloat16, null),
+                     ("bf16 batch 16", ScalarType.BFloat16, null),
                      ("int8 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
                      ("int8 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
@@ -265,7 +278,7 @@ internal static class ModelBench
                 if (dtype != ScalarType.Float32) copy.to(dtype);
                 copy.eval();
                 if (mode is { } m) Mix.Runtime.Quantization.Quantizer.Quantize(copy, new Mix.Runtime.Quantization.QuantizationOptions { Mode = m, GroupSize = 128 });
-                Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype);
+                Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.EndsWith("batch 16", StringComparison.Ordinal) ? 16 : 1);
             }
             catch (Exception e)
             {
@@ -276,17 +289,17 @@ internal static class ModelBench
     }
 
     /// <summary>Greedy decoding, one token at a time through <see cref="CausalModel"/>'s cache, after a 16-token prompt.</summary>
-    private static void Decode(nn.Module<Tensor, Tensor> model, long vocab, bool quick, string impl, ScalarType dtype)
+    private static void Decode(nn.Module<Tensor, Tensor> model, long vocab, bool quick, string impl, ScalarType dtype, int batch = 1)
     {
         const int steps = 64;
         var lm = new CausalModel(model, vocab);
         using var outer = torch.NewDisposeScope();
-        var prompt = torch.randint(0, vocab, new long[] { 1, 16 }, dtype: ScalarType.Int64, device: torch.CUDA);
+        var prompt = torch.randint(0, vocab, new long[] { batch, 16 }, dtype: ScalarType.Int64, device: torch.CUDA);
         // the cached step must reproduce the full forward's logits (checked once, on the prompt + 1 token)
         double stepErr;
         {
             using var scope = torch.NewDisposeScope();
-            using var cache = lm.CreateCache(1);
+            using var cache = lm.CreateCache(batch);
             var first = lm.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
             var stepLogits = lm.Forward(first, cache).squeeze(1);
             var full = model.call(torch.cat(new[] { prompt, first }, 1)).narrow(1, 16, 1).squeeze(1);
@@ -296,12 +309,15 @@ internal static class ModelBench
         void Run()
         {
             using var scope = torch.NewDisposeScope();
-            using var cache = lm.CreateCache(1);
+            using var cache = lm.CreateCache(batch);
             var tok = lm.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
             for (int t = 0; t < steps; t++) tok = lm.Forward(tok, cache).argmax(-1);
         }
+        long fusedBefore = FusedMambaStep.Steps;
         var time = TimeMs(Run, quick ? 1.0 : 3.0, minSamples: 3, maxSamples: 10, warmup: 1);
-        Add("Mamba-130m", impl, dtype, 1, steps, time, steps, "tok/s", stepErr);
+        long fusedSteps = FusedMambaStep.Steps - fusedBefore;
+        // tokens/s counts every row's token
+        Add("Mamba-130m", fusedSteps > 0 ? impl : impl + " [no fused step ran]", dtype, batch, steps, time, steps * batch, "tok/s", stepErr);
     }
 
     public static string Markdown()

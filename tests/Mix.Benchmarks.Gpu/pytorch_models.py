@@ -394,76 +394,92 @@ def mamba(compile_ok):
 
         # decode in plain PyTorch (HF slow path's cached step, same math), eager and torch.compile
         layers = m.backbone.layers
-        W = []
-        for lyr in layers:
-            mx = lyr.mixer
-            W.append(dict(nw=lyr.norm.weight, eps=lyr.norm.variance_epsilon, inw=mx.in_proj.weight, cw=mx.conv1d.weight.squeeze(1),
-                          cb=mx.conv1d.bias, xw=mx.x_proj.weight, dtw=mx.dt_proj.weight, dtb=mx.dt_proj.bias,
-                          A=-torch.exp(mx.A_log.float()), D=mx.D.float(), ow=mx.out_proj.weight))
         R, N = layers[0].mixer.time_step_rank, 16
-        emb, nf_w, nf_eps, head = m.backbone.embeddings.weight, m.backbone.norm_f.weight, m.backbone.norm_f.variance_epsilon, m.lm_head.weight
-
-        def rms(x, w, eps):
-            x32 = x.float()
-            return w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))
-
-        def step(tok, convs, ssms):
-            h = emb[tok]                                   # [1, 768]
-            new_c, new_s = [], []
-            for i, w in enumerate(W):
-                r = h.float()
-                xz = F.linear(rms(h, w["nw"], w["eps"]), w["inw"])
-                x, z = xz.chunk(2, -1)
-                c = torch.cat([convs[i][:, :, 1:], x.unsqueeze(-1)], -1)
-                xc = F.silu((c * w["cw"]).sum(-1) + w["cb"])
-                dbc = F.linear(xc, w["xw"])
-                dt, Bm, Cm = torch.split(dbc, [R, N, N], -1)
-                dt = F.softplus(F.linear(dt, w["dtw"], w["dtb"]))
-                s = torch.exp(w["A"][None] * dt[..., None]) * ssms[i] + (dt * xc)[..., None] * Bm[:, None, :]
-                y = (s * Cm[:, None, :]).sum(-1) + w["D"] * xc
-                h = r + F.linear(y * F.silu(z), w["ow"])
-                new_c.append(c); new_s.append(s)
-            logits = F.linear(rms(h, nf_w, nf_eps), head)
-            return logits.argmax(-1), new_c, new_s
-
         di = layers[0].mixer.intermediate_size
-        convs0 = [torch.randn(1, di, 4, device=dev) for _ in W]
-        ssms0 = [torch.randn(1, di, N, device=dev) * 0.1 for _ in W]
-        tok0 = prompt[:, -1]
 
-        def run(fn, graphs=False):
+        def make_step(dt_):
+            # weights in dt_, states and the state update in float32 (as HF's slow path and the Mix step keep them)
+            W = []
+            for lyr in layers:
+                mx = lyr.mixer
+                W.append(dict(nw=lyr.norm.weight.to(dt_), eps=lyr.norm.variance_epsilon, inw=mx.in_proj.weight.to(dt_),
+                              cw=mx.conv1d.weight.squeeze(1).float(), cb=mx.conv1d.bias.float(), xw=mx.x_proj.weight.to(dt_),
+                              dtw=mx.dt_proj.weight.to(dt_), dtb=mx.dt_proj.bias.to(dt_),
+                              A=-torch.exp(mx.A_log.float()), D=mx.D.float(), ow=mx.out_proj.weight.to(dt_)))
+            emb, nf_w = m.backbone.embeddings.weight.to(dt_), m.backbone.norm_f.weight.to(dt_)
+            nf_eps, head = m.backbone.norm_f.variance_epsilon, emb
+
+            def rms(x, w, eps):
+                x32 = x.float()
+                return w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(w.dtype)
+
+            def step(tok, convs, ssms):
+                h = emb[tok]                                   # [b, 768]
+                new_c, new_s = [], []
+                for i, w in enumerate(W):
+                    xz = F.linear(rms(h, w["nw"], w["eps"]), w["inw"])
+                    x, z = xz.chunk(2, -1)
+                    c = torch.cat([convs[i][:, :, 1:], x.float().unsqueeze(-1)], -1)
+                    xc = F.silu((c * w["cw"]).sum(-1) + w["cb"])
+                    dbc = F.linear(xc.to(dt_), w["xw"])
+                    dt, Bm, Cm = torch.split(dbc.float(), [R, N, N], -1)
+                    dt = F.softplus(F.linear(dt.to(dt_), w["dtw"], w["dtb"]).float())
+                    s = torch.exp(w["A"][None] * dt[..., None]) * ssms[i] + (dt * xc)[..., None] * Bm[:, None, :]
+                    y = (s * Cm[:, None, :]).sum(-1) + w["D"] * xc
+                    h = h + F.linear((y * F.silu(z.float())).to(dt_), w["ow"])
+                    new_c.append(c); new_s.append(s)
+                logits = F.linear(rms(h, nf_w, nf_eps), head)
+                return logits.argmax(-1), new_c, new_s
+            return step
+
+        def run(fn, batch, graphs=False):
+            convs0 = [torch.randn(batch, di, 4, device=dev) for _ in layers]
+            ssms0 = [torch.randn(batch, di, N, device=dev) * 0.1 for _ in layers]
+            tok0 = torch.randint(0, 50280, (batch,), device=dev)
+
             def go():
                 tok, c, s = tok0, convs0, ssms0
                 for _ in range(steps):
                     if graphs:
                         torch.compiler.cudagraph_mark_step_begin()
                     tok, c, s = fn(tok, c, s)
-            return go
+            return go, (tok0, convs0, ssms0)
+
+        step32 = make_step(torch.float32)
+        go, _ = run(step32, 1)
         add("Mamba-130m", "plain PyTorch step, eager", "float32", 1, steps,
-            time_ms(run(step), target_s=2, min_samples=3, max_samples=10, warmup=1), steps, "tok/s")
+            time_ms(go, target_s=2, min_samples=3, max_samples=10, warmup=1), steps, "tok/s")
         if compile_ok:
-            for mode in ("default", "reduce-overhead"):
-                if left() < 120:
-                    skipped.append(f"Mamba decode torch.compile mode={mode} (budget)")
+            # batch 1 in both modes; the best mode (CUDA graphs) also for bf16 and larger batches
+            configs = [("default", torch.float32, 1), ("reduce-overhead", torch.float32, 1), ("reduce-overhead", torch.bfloat16, 1),
+                       ("reduce-overhead", torch.float32, 4), ("reduce-overhead", torch.float32, 16),
+                       ("reduce-overhead", torch.float32, 64), ("reduce-overhead", torch.bfloat16, 16)]
+            for mode, dt_, batch in configs:
+                name = "float32" if dt_ == torch.float32 else "bfloat16"
+                if left() < 90:
+                    skipped.append(f"Mamba decode torch.compile mode={mode} {name} b{batch} (budget)")
                     continue
                 try:
                     t = time.perf_counter()
-                    cs = torch.compile(step, mode=None if mode == "default" else mode)
+                    torch._dynamo.reset()
+                    base = step32 if dt_ == torch.float32 else make_step(dt_)
+                    cs = torch.compile(base, mode=None if mode == "default" else mode)
+                    go, args = run(cs, batch, mode != "default")
                     for _ in range(3):
                         if mode != "default":
                             torch.compiler.cudagraph_mark_step_begin()
-                        cs(tok0, convs0, ssms0)
+                        cs(*args)
                     torch.cuda.synchronize()
                     ct = time.perf_counter() - t
-                    a = step(tok0, convs0, ssms0)[0]
+                    a = base(*args)[0]
                     if mode != "default":
                         torch.compiler.cudagraph_mark_step_begin()
-                    b = cs(tok0, convs0, ssms0)[0].clone()
-                    add("Mamba-130m", f"plain PyTorch step, torch.compile ({mode})", "float32", 1, steps,
-                        time_ms(run(cs, mode != "default"), target_s=2, min_samples=3, max_samples=10, warmup=1), steps, "tok/s",
+                    b = cs(*args)[0].clone()
+                    add("Mamba-130m", f"plain PyTorch step, torch.compile ({mode})", name, batch, steps,
+                        time_ms(go, target_s=2, min_samples=3, max_samples=10, warmup=1), steps * batch, "tok/s",
                         dict(compile_s=round(ct, 1), same_tokens=bool((a == b).all().item())))
                 except Exception as ex:
-                    notes.append(f"decode torch.compile {mode} failed: {type(ex).__name__}: {str(ex)[:300]}")
+                    notes.append(f"decode torch.compile {mode} {name} b{batch} failed: {type(ex).__name__}: {str(ex)[:300]}")
                     print(notes[-1], flush=True)
 
         # where HF's prefill time goes (L = 512): kernel profile

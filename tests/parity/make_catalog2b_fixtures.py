@@ -12,8 +12,16 @@ NAME.config.json (constructor arguments, versions, shapes), like make_catalog2_f
   lmu_former        zeyuliu1037/LMUFormer src/lmu_rnn.py lmu_rnn_conv1d (ConvLMU: Tokenizer, LMU blocks with
                     LMUFFTCell, ConvFFN, head), fp32, eval, CPU
   lmu_cell          LMUFFTCell alone (input_size != hidden_size != memory_size), fp32, eval, CPU
+  hsm_ssd           mlvlab/EfficientViM classification/models/EfficientViM.py HSMSSD alone (d_model 16, ssd_expand
+                    1.5, state_dim 9, 5×5 tokens), both outputs y and h, fp32, eval, CPU
+  efficientvim      EfficientViM (EfficientViM_M1's layout: stem, three stages, PatchMerging with timm's SqueezeExcite,
+                    hidden-state fusion heads) at widths 16/20/24, 80×80 images, fp32, eval, CPU; the config also
+                    records EfficientViM_M1's parameter count and state-dict size as the official code builds it
 
-The official code is imported from the folders given (--m2: the repository's bert/ folder; --lmu: its src/ folder),
+The official code is imported from the folders given (--m2: the repository's bert/ folder; --lmu: its src/ folder;
+--evim: EfficientViM's classification/ folder, whose models/__init__.py is not run, with --timm: timm's source, whose
+layers files give EfficientViM its SqueezeExcite and trunc_normal_ where timm is not installed, as in
+make_catalog3_fixtures.py; fvcore, imported for a FLOPs helper, is stubbed),
 never copied into the project. Missing third-party packages are replaced by import shims that the official forward
 never reaches with a difference: transformers (m2 imports BertPreTrainedModel, ACT2FN and output classes; the shim's
 BertPreTrainedModel is nn.Module holding the config, the others are never called), opt_einsum (imported, unused on
@@ -312,19 +320,84 @@ def make_lmu_former(out_dir, lmu_dir) -> None:
     write_fixture(out_dir, name, model, kwargs, {"x": x}, {"logits": y}, notes)
 
 
+def import_efficientvim(evim_dir, timm_dir):
+    """EfficientViM's classification/models/EfficientViM.py and utils.py (package `models`, its __init__ not run).
+
+    The files import timm.layers (trunc_normal_ for the init; SqueezeExcite, which PatchMerging calls), timm.models
+    (register_model) and fvcore.nn (flop_count, for a FLOPs helper the forward never calls). timm: the installed one
+    where it imports; otherwise timm's own layers files from --timm, as make_catalog3_fixtures.py gives them to
+    MambaOut (so SqueezeExcite is timm's). fvcore is stubbed when absent.
+    """
+    from make_catalog3_fixtures import import_mambaout  # noqa: E402  (same folder: makes timm.layers importable)
+    _, timm_source = import_mambaout(timm_dir)
+    layers = importlib.import_module("timm.layers")
+    if getattr(layers, "SqueezeExcite", None) is None:
+        layers.SqueezeExcite = importlib.import_module("timm.layers.squeeze_excite").SqueezeExcite
+    models = importlib.import_module("timm.models")
+    if getattr(models, "register_model", None) is None:
+        models.register_model = lambda f: f
+    try:
+        importlib.import_module("fvcore.nn")
+    except ImportError:
+        shim("fvcore")
+        shim("fvcore.nn", flop_count=None)
+    stub_packages(os.path.abspath(evim_dir), ["models"])  # classification/models/__init__.py imports the zoo eagerly
+    return importlib.import_module("models.EfficientViM"), timm_source
+
+
+def make_hsm_ssd(out_dir, evim_dir, timm_dir) -> None:
+    """HSMSSD alone: both outputs (y [B, C, H, W] and the hidden states h [B, C, state_dim])."""
+    evim, timm_source = import_efficientvim(evim_dir, timm_dir)
+    name = "hsm_ssd"
+    torch.manual_seed(SEED)
+    g = torch.Generator().manual_seed(SEED + 4)
+    kwargs = dict(d_model=16, ssd_expand=1.5, state_dim=9)
+    layer = evim.HSMSSD(**kwargs).eval()
+    redraw_(layer, g)
+    x = torch.randn(2, 16, 25, generator=g)   # 5×5 tokens, flattened: the official views them as a square map
+    with torch.no_grad():
+        y, h = layer(x)
+    write_fixture(out_dir, name, layer, kwargs, {"x": x}, {"y": y, "h": h},
+                  {"source": "mlvlab/EfficientViM classification/models/EfficientViM.py (HSMSSD)", "timm": timm_source})
+
+
+def make_efficientvim(out_dir, evim_dir, timm_dir) -> None:
+    """EfficientViM (EfficientViM_M1's layout: three stages, multi-stage hidden-state fusion heads) at small widths."""
+    evim, timm_source = import_efficientvim(evim_dir, timm_dir)
+    name = "efficientvim"
+    torch.manual_seed(SEED)
+    g = torch.Generator().manual_seed(SEED + 5)
+    kwargs = dict(in_dim=3, num_classes=10, embed_dim=[16, 20, 24], depths=[2, 1, 2], mlp_ratio=2.0, ssd_expand=1.5,
+                  state_dim=[7, 5, 3], distillation=False)
+    model = evim.EfficientViM(**kwargs).eval()
+    redraw_(model, g)
+    x = torch.randn(2, 3, 80, 80, generator=g)   # stage maps 5×5, 3×3, 2×2 (the downsamples round up)
+    with torch.no_grad():
+        y = model(x)
+    m1 = evim.EfficientViM_M1()
+    counts = {"EfficientViM_M1_parameters": sum(p.numel() for p in m1.parameters()),
+              "EfficientViM_M1_state_dict_entries": len(m1.state_dict())}
+    write_fixture(out_dir, name, model, kwargs, {"x": x}, {"y": y},
+                  {"source": "mlvlab/EfficientViM classification/models/EfficientViM.py (EfficientViM)",
+                   "timm": timm_source, **counts})
+
+
 def main() -> int:
     default_out = os.path.normpath(os.path.join(HERE, "..", "Mix.Runtime.Tests", "Fixtures", "parity"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=default_out)
     parser.add_argument("--m2", default=None, help="HazyResearch/m2's bert/ folder")
     parser.add_argument("--lmu", default=None, help="zeyuliu1037/LMUFormer's src/ folder")
+    parser.add_argument("--evim", default=None, help="mlvlab/EfficientViM's classification/ folder")
+    parser.add_argument("--timm", default=None, help="folder holding timm's source (for EfficientViM's timm.layers)")
     parser.add_argument("--path", action="append", default=[], help="extra folder for sys.path (e.g. einops' source)")
-    parser.add_argument("--only", default=None, help="comma-separated: m2_bert,m2_mixer_causal,lmu_cell,lmu_former")
+    parser.add_argument("--only", default=None, help="comma-separated: m2_bert,m2_mixer_causal,lmu_cell,lmu_former,hsm_ssd,efficientvim")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     sys.path[:0] = args.path
     print("versions:", versions(), "python", sys.version.split()[0])
-    only = set(args.only.split(",")) if args.only else {"m2_bert", "m2_mixer_causal", "lmu_cell", "lmu_former"}
+    only = set(args.only.split(",")) if args.only else {"m2_bert", "m2_mixer_causal", "lmu_cell", "lmu_former", "hsm_ssd",
+                                                             "efficientvim"}
     makers = []
     if args.m2:
         makers += [(n, f) for n, f in (("m2_bert", make_m2_bert), ("m2_mixer_causal", make_m2_mixer)) if n in only]
@@ -332,6 +405,9 @@ def main() -> int:
     if args.lmu:
         makers += [(n, (lambda f: lambda: f(args.out, args.lmu))(f))
                    for n, f in (("lmu_cell", make_lmu_cell), ("lmu_former", make_lmu_former)) if n in only]
+    if args.evim:
+        makers += [(n, (lambda f: lambda: f(args.out, args.evim, args.timm))(f))
+                   for n, f in (("hsm_ssd", make_hsm_ssd), ("efficientvim", make_efficientvim)) if n in only]
     failures = 0
     for _, make in makers:
         try:

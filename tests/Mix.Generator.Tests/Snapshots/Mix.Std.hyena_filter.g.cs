@@ -44,52 +44,52 @@ namespace Mix.Generated.Std
         /// <summary><c>bias = param([d_model], init = normal())</c></summary>
         public readonly Parameter bias;
 
-        /// <summary><c>pos_emb = hyena_positional_embedding(emb_dim, seq_len)</c> → <c>[1, L, 3]</c></summary>
+        /// <summary><c>pos_emb = hyena_positional_embedding(emb_dim, seq_len)</c> → <c>[1, 1024, 3]</c></summary>
         public readonly nn.Module<Tensor, Tensor> pos_emb;
 
-        /// <summary><c>fc0 = linear(emb_dim, order)</c> → <c>[1, L, 16]</c></summary>
+        /// <summary><c>fc0 = linear(emb_dim, order)</c> → <c>[1, 1024, 16]</c></summary>
         public readonly nn.Module<Tensor, Tensor> fc0;
 
-        /// <summary><c>sin1 = hyena_sin(order, w = w, w_mod = w_mod)</c> → <c>[1, L, 16]</c></summary>
+        /// <summary><c>sin1 = hyena_sin(order, w = w, w_mod = w_mod)</c> → <c>[1, 1024, 16]</c></summary>
         public readonly nn.Module<Tensor, Tensor> sin1;
 
-        /// <summary><c>fc2 = linear(order, order)</c> → <c>[1, L, 16]</c></summary>
+        /// <summary><c>fc2 = linear(order, order)</c> → <c>[1, 1024, 16]</c></summary>
         public readonly nn.Module<Tensor, Tensor> fc2;
 
-        /// <summary><c>sin3 = hyena_sin(order, w = w, w_mod = w_mod)</c> → <c>[1, L, 16]</c></summary>
+        /// <summary><c>sin3 = hyena_sin(order, w = w, w_mod = w_mod)</c> → <c>[1, 1024, 16]</c></summary>
         public readonly nn.Module<Tensor, Tensor> sin3;
 
-        /// <summary><c>fc4 = linear(order, order)</c> → <c>[1, L, 16]</c></summary>
+        /// <summary><c>fc4 = linear(order, order)</c> → <c>[1, 1024, 16]</c></summary>
         public readonly nn.Module<Tensor, Tensor> fc4;
 
-        /// <summary><c>sin5 = hyena_sin(order, w = w, w_mod = w_mod)</c> → <c>[1, L, 16]</c></summary>
+        /// <summary><c>sin5 = hyena_sin(order, w = w, w_mod = w_mod)</c> → <c>[1, 1024, 16]</c></summary>
         public readonly nn.Module<Tensor, Tensor> sin5;
 
-        /// <summary><c>fc6 = linear(order, d_model, bias = false)</c> → <c>[1, L, d_model]</c></summary>
+        /// <summary><c>fc6 = linear(order, d_model, bias = false)</c> → <c>[1, 1024, d_model]</c></summary>
         public readonly nn.Module<Tensor, Tensor> fc6;
 
-        /// <summary><c>rev0 = if bidirectional then linear(emb_dim, order) else identity</c> → <c>[1, L, 3]</c></summary>
+        /// <summary><c>rev0 = if bidirectional then linear(emb_dim, order) else identity</c> → <c>[1, 1024, 3]</c></summary>
         public readonly nn.Module<Tensor, Tensor> rev0;
 
-        /// <summary><c>rev1 = if bidirectional then hyena_sin(order, w = w, w_mod = w_mod) else identity</c> → <c>[1, L, 3]</c></summary>
+        /// <summary><c>rev1 = if bidirectional then hyena_sin(order, w = w, w_mod = w_mod) else identity</c> → <c>[1, 1024, 3]</c></summary>
         public readonly nn.Module<Tensor, Tensor> rev1;
 
-        /// <summary><c>rev2 = if bidirectional then linear(order, order) else identity</c> → <c>[1, L, 3]</c></summary>
+        /// <summary><c>rev2 = if bidirectional then linear(order, order) else identity</c> → <c>[1, 1024, 3]</c></summary>
         public readonly nn.Module<Tensor, Tensor> rev2;
 
-        /// <summary><c>rev3 = if bidirectional then hyena_sin(order, w = w, w_mod = w_mod) else identity</c> → <c>[1, L, 3]</c></summary>
+        /// <summary><c>rev3 = if bidirectional then hyena_sin(order, w = w, w_mod = w_mod) else identity</c> → <c>[1, 1024, 3]</c></summary>
         public readonly nn.Module<Tensor, Tensor> rev3;
 
-        /// <summary><c>rev4 = if bidirectional then linear(order, order) else identity</c> → <c>[1, L, 3]</c></summary>
+        /// <summary><c>rev4 = if bidirectional then linear(order, order) else identity</c> → <c>[1, 1024, 3]</c></summary>
         public readonly nn.Module<Tensor, Tensor> rev4;
 
-        /// <summary><c>rev5 = if bidirectional then hyena_sin(order, w = w, w_mod = w_mod) else identity</c> → <c>[1, L, 3]</c></summary>
+        /// <summary><c>rev5 = if bidirectional then hyena_sin(order, w = w, w_mod = w_mod) else identity</c> → <c>[1, 1024, 3]</c></summary>
         public readonly nn.Module<Tensor, Tensor> rev5;
 
-        /// <summary><c>rev6 = if bidirectional then linear(order, d_model, bias = false) else identity</c> → <c>[1, L, 3]</c></summary>
+        /// <summary><c>rev6 = if bidirectional then linear(order, d_model, bias = false) else identity</c> → <c>[1, 1024, 3]</c></summary>
         public readonly nn.Module<Tensor, Tensor> rev6;
 
-        /// <summary><c>modulation = exponential_modulation(d_model)</c> → <c>[1, L, d_model]</c></summary>
+        /// <summary><c>modulation = exponential_modulation(d_model)</c> → <c>[1, 1024, d_model]</c></summary>
         public readonly nn.Module<Tensor, Tensor, Tensor> modulation;
 
         /// <summary>Builds <c>hyena_filter</c>.</summary>
@@ -97,39 +97,39 @@ namespace Mix.Generated.Std
         public HyenaFilter(Options options) : base(nameof(HyenaFilter))
         {
             this.options = options;
-#line 12 "mix/std/hyena_filter.mix"
-            bias = new Parameter(MixInit.Of(new long[] { options.DModel }, s => MixInit.Normal(s)));
-#line 13 "mix/std/hyena_filter.mix"
-            pos_emb = new global::Mix.Generated.Std.HyenaPositionalEmbedding(new global::Mix.Generated.Std.HyenaPositionalEmbedding.Options(options.EmbDim, options.SeqLen));
-#line 14 "mix/std/hyena_filter.mix"
-            var keyed_fc0 = Builtin.Linear(options.EmbDim, options.Order);
 #line 15 "mix/std/hyena_filter.mix"
-            var keyed_sin1 = new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod });
+            bias = new Parameter(MixInit.Of(new long[] { options.DModel }, s => MixInit.Normal(s)));
 #line 16 "mix/std/hyena_filter.mix"
-            var keyed_fc2 = Builtin.Linear(options.Order, options.Order);
+            pos_emb = new global::Mix.Generated.Std.HyenaPositionalEmbedding(new global::Mix.Generated.Std.HyenaPositionalEmbedding.Options(options.EmbDim, options.SeqLen));
 #line 17 "mix/std/hyena_filter.mix"
-            var keyed_sin3 = new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod });
+            var keyed_fc0 = Builtin.Linear(options.EmbDim, options.Order);
 #line 18 "mix/std/hyena_filter.mix"
-            var keyed_fc4 = Builtin.Linear(options.Order, options.Order);
+            var keyed_sin1 = new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod });
 #line 19 "mix/std/hyena_filter.mix"
-            var keyed_sin5 = new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod });
+            var keyed_fc2 = Builtin.Linear(options.Order, options.Order);
 #line 20 "mix/std/hyena_filter.mix"
-            var keyed_fc6 = Builtin.Linear(options.Order, options.DModel, bias: false);
+            var keyed_sin3 = new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod });
 #line 21 "mix/std/hyena_filter.mix"
-            var keyed_rev0 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)Builtin.Linear(options.EmbDim, options.Order) : Builtin.Identity();
+            var keyed_fc4 = Builtin.Linear(options.Order, options.Order);
 #line 22 "mix/std/hyena_filter.mix"
-            var keyed_rev1 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod }) : Builtin.Identity();
+            var keyed_sin5 = new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod });
 #line 23 "mix/std/hyena_filter.mix"
-            var keyed_rev2 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)Builtin.Linear(options.Order, options.Order) : Builtin.Identity();
+            var keyed_fc6 = Builtin.Linear(options.Order, options.DModel, bias: false);
 #line 24 "mix/std/hyena_filter.mix"
-            var keyed_rev3 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod }) : Builtin.Identity();
+            var keyed_rev0 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)Builtin.Linear(options.EmbDim, options.Order) : Builtin.Identity();
 #line 25 "mix/std/hyena_filter.mix"
-            var keyed_rev4 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)Builtin.Linear(options.Order, options.Order) : Builtin.Identity();
+            var keyed_rev1 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod }) : Builtin.Identity();
 #line 26 "mix/std/hyena_filter.mix"
-            var keyed_rev5 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod }) : Builtin.Identity();
+            var keyed_rev2 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)Builtin.Linear(options.Order, options.Order) : Builtin.Identity();
 #line 27 "mix/std/hyena_filter.mix"
-            var keyed_rev6 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)Builtin.Linear(options.Order, options.DModel, bias: false) : Builtin.Identity();
+            var keyed_rev3 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod }) : Builtin.Identity();
 #line 28 "mix/std/hyena_filter.mix"
+            var keyed_rev4 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)Builtin.Linear(options.Order, options.Order) : Builtin.Identity();
+#line 29 "mix/std/hyena_filter.mix"
+            var keyed_rev5 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.HyenaSin(new global::Mix.Generated.Std.HyenaSin.Options(options.Order) { W = options.W, WMod = options.WMod }) : Builtin.Identity();
+#line 30 "mix/std/hyena_filter.mix"
+            var keyed_rev6 = options.Bidirectional ? (nn.Module<Tensor, Tensor>)Builtin.Linear(options.Order, options.DModel, bias: false) : Builtin.Identity();
+#line 31 "mix/std/hyena_filter.mix"
             modulation = new global::Mix.Generated.Std.ExponentialModulation(new global::Mix.Generated.Std.ExponentialModulation.Options(options.DModel));
 #line default
             RegisterComponents();
@@ -161,15 +161,15 @@ namespace Mix.Generated.Std
             MixKeys.Register(this, "implicit_filter_rev.5", rev5);
             rev6 = keyed_rev6;
             MixKeys.Register(this, "implicit_filter_rev.6", rev6);
-#line 17 "mix/std/hyena_filter.mix"
+#line 20 "mix/std/hyena_filter.mix"
             MixWeights.Tie(this, "implicit_filter.3.freq", "implicit_filter.1.freq");
-#line 19 "mix/std/hyena_filter.mix"
-            MixWeights.Tie(this, "implicit_filter.5.freq", "implicit_filter.1.freq");
 #line 22 "mix/std/hyena_filter.mix"
+            MixWeights.Tie(this, "implicit_filter.5.freq", "implicit_filter.1.freq");
+#line 25 "mix/std/hyena_filter.mix"
             MixWeights.Tie(this, "implicit_filter_rev.1.freq", "implicit_filter.1.freq");
-#line 24 "mix/std/hyena_filter.mix"
+#line 27 "mix/std/hyena_filter.mix"
             MixWeights.Tie(this, "implicit_filter_rev.3.freq", "implicit_filter.1.freq");
-#line 26 "mix/std/hyena_filter.mix"
+#line 29 "mix/std/hyena_filter.mix"
             MixWeights.Tie(this, "implicit_filter_rev.5.freq", "implicit_filter.1.freq");
 #line default
             fused0 = MixRegions.Region0.Bind();
@@ -180,21 +180,19 @@ namespace Mix.Generated.Std
         /// <returns><c>[B, d_model, L]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 10 "mix/std/hyena_filter.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "hyena_filter", "x", "[B, d_model, L]", "mix/std/hyena_filter.mix", 10, null, (long?)(options.DModel), null);
+#line 13 "mix/std/hyena_filter.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "hyena_filter", "x", "[B, d_model, L]", "mix/std/hyena_filter.mix", 13, null, (long?)(options.DModel), null);
 #line default
             var L = x.shape[2];
-#line 29 "mix/std/hyena_filter.mix"
-            var z = pos_emb.call(x);
-#line 30 "mix/std/hyena_filter.mix"
-            var t = Fn.Narrow(MixWeights.Get(pos_emb, "t"), 1, 0, L);
-#line 31 "mix/std/hyena_filter.mix"
-            var k = Fn.Select(Fn.Transpose(modulation.call(t, fc6.call(sin5.call(fc4.call(sin3.call(fc2.call(sin1.call(fc0.call(z)))))))), 1, 2), 0, 0);
 #line 32 "mix/std/hyena_filter.mix"
-            var k_rev = rev6.call(rev5.call(rev4.call(rev3.call(rev2.call(rev1.call(rev0.call(z)))))));
+            var z = pos_emb.call(Fn.Reshape(Fn.Arange(0, options.SeqLen).to(x.device), new long[] { 1, 1, options.SeqLen }));
 #line 33 "mix/std/hyena_filter.mix"
-            var y = options.Bidirectional ? Fn.FftConv(x, Fn.Concat(new Tensor[] { Fn.Flip(Fn.Narrow(Fn.Select(Fn.Transpose(modulation.call(t, k_rev), 1, 2), 0, 0), 1, 0, L - 1), new long[] { 1 }), k }, 1), false) : Fn.FftConv(x, k);
-#line 37 "mix/std/hyena_filter.mix"
+            var k = Fn.Select(Fn.Transpose(modulation.call(MixWeights.Get(pos_emb, "t"), fc6.call(sin5.call(fc4.call(sin3.call(fc2.call(sin1.call(fc0.call(z)))))))), 1, 2), 0, 0);
+#line 34 "mix/std/hyena_filter.mix"
+            var k_rev = rev6.call(rev5.call(rev4.call(rev3.call(rev2.call(rev1.call(rev0.call(z)))))));
+#line 35 "mix/std/hyena_filter.mix"
+            var y = options.Bidirectional ? Fn.FftConv(x, Fn.Concat(new Tensor[] { Fn.Flip(Fn.Narrow(Fn.Select(Fn.Transpose(modulation.call(MixWeights.Get(pos_emb, "t"), k_rev), 1, 2), 0, 0), 1, 0, L - 1), new long[] { 1 }), Fn.Narrow(k, 1, 0, L) }, 1), false) : Fn.FftConv(x, Fn.Narrow(Fn.Pad(k, new long[] { 0, L }), 1, 0, L));
+#line 39 "mix/std/hyena_filter.mix"
             return fused0.Run(y, x, Fn.Unsqueeze(bias, 1), (y, x, t0) => y + x * t0);
 #line default
         }

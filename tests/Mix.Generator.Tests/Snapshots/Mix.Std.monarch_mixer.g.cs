@@ -15,7 +15,7 @@ namespace Mix.Generated.Std
     /// Shapes: ([B, L, dim]) → [B, L, dim].<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    internal sealed partial class MonarchMixer : nn.Module<Tensor, Tensor>
+    internal sealed partial class MonarchMixer : nn.Module<Tensor, Tensor>, IStatefulMixer
     {
         /// <summary>The parameters of <c>monarch_mixer</c> with their .mix defaults.</summary>
         /// <param name="Dim"><c>dim: int (the mixer's channels)</c></param>
@@ -43,10 +43,10 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
-        /// <summary><c>filter_fn = hyena_filter(dim, emb_dim = hyena_emb_dim, order = hyena_filter_order, seq_len = l_max, w = hyena_w, w_mod = hyena_w_mod, bidirectional = bidirectional)</c> → <c>[B, dim, L]</c></summary>
+        /// <summary><c>filter_fn = hyena_filter(dim, emb_dim = hyena_emb_dim, order = hyena_filter_order, seq_len = l_max, w = hyena_w, w_mod = hyena_w_mod, bidirectional = bidirectional)</c> → <c>[B, dim, L + 127]</c></summary>
         public readonly nn.Module<Tensor, Tensor> filter_fn;
 
-        /// <summary><c>filter_fn2 = if residual_long_conv then hyena_filter(dim, emb_dim = hyena_emb_dim, order = hyena_filter_order, seq_len = l_max, w = hyena_w, w_mod = hyena_w_mod, bidirectional = bidirectional) else identity</c> → <c>[B, dim, L]</c></summary>
+        /// <summary><c>filter_fn2 = if residual_long_conv then hyena_filter(dim, emb_dim = hyena_emb_dim, order = hyena_filter_order, seq_len = l_max, w = hyena_w, w_mod = hyena_w_mod, bidirectional = bidirectional) else identity</c> → <c>[B, dim, L + 127]</c></summary>
         public readonly nn.Module<Tensor, Tensor> filter_fn2;
 
         /// <summary><c>in_linear = linear(dim, 3 * dim)</c> → <c>[B, L, 3*dim]</c></summary>
@@ -58,7 +58,7 @@ namespace Mix.Generated.Std
         /// <summary><c>layernorm = if hyena_training_additions then layernorm(dim) else identity</c> → <c>[B, L, dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> layernorm;
 
-        /// <summary><c>short_filter = conv1d(3 * dim, 3 * dim, kernel_size = 3, groups = 3 * dim, padding = 2)</c> → <c>[B, 3*dim, L + 2]</c></summary>
+        /// <summary><c>short_filter = conv1d(3 * dim, 3 * dim, kernel_size = 3, groups = 3 * dim, padding = 2)</c></summary>
         public readonly nn.Module<Tensor, Tensor> short_filter;
 
         /// <summary><c>drop_out = dropout(if hyena_training_additions then drop else 0.0)</c> → <c>[B, dim, L]</c></summary>
@@ -69,7 +69,7 @@ namespace Mix.Generated.Std
         public MonarchMixer(Options options) : base(nameof(MonarchMixer))
         {
             this.options = options;
-#line 17 "mix/std/monarch_mixer.mix"
+#line 21 "mix/std/monarch_mixer.mix"
             filter_fn = new global::Mix.Generated.Std.HyenaFilter(new global::Mix.Generated.Std.HyenaFilter.Options(options.Dim)
             {
                 EmbDim = options.HyenaEmbDim,
@@ -79,7 +79,7 @@ namespace Mix.Generated.Std
                 WMod = options.HyenaWMod,
                 Bidirectional = options.Bidirectional,
             });
-#line 19 "mix/std/monarch_mixer.mix"
+#line 23 "mix/std/monarch_mixer.mix"
             filter_fn2 = options.ResidualLongConv ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.HyenaFilter(new global::Mix.Generated.Std.HyenaFilter.Options(options.Dim)
             {
                 EmbDim = options.HyenaEmbDim,
@@ -89,48 +89,87 @@ namespace Mix.Generated.Std
                 WMod = options.HyenaWMod,
                 Bidirectional = options.Bidirectional,
             }) : Builtin.Identity();
-#line 23 "mix/std/monarch_mixer.mix"
-            in_linear = Builtin.Linear(options.Dim, 3 * options.Dim);
-#line 24 "mix/std/monarch_mixer.mix"
-            out_linear = Builtin.Linear(options.Dim, options.Dim);
-#line 25 "mix/std/monarch_mixer.mix"
-            layernorm = options.HyenaTrainingAdditions ? (nn.Module<Tensor, Tensor>)Builtin.LayerNorm(options.Dim) : Builtin.Identity();
-#line 26 "mix/std/monarch_mixer.mix"
-            short_filter = Builtin.Conv1d(3 * options.Dim, 3 * options.Dim, 3, padding: 2, groups: 3 * options.Dim);
 #line 27 "mix/std/monarch_mixer.mix"
+            in_linear = Builtin.Linear(options.Dim, 3 * options.Dim);
+#line 28 "mix/std/monarch_mixer.mix"
+            out_linear = Builtin.Linear(options.Dim, options.Dim);
+#line 29 "mix/std/monarch_mixer.mix"
+            layernorm = options.HyenaTrainingAdditions ? (nn.Module<Tensor, Tensor>)Builtin.LayerNorm(options.Dim) : Builtin.Identity();
+#line 30 "mix/std/monarch_mixer.mix"
+            short_filter = Builtin.Conv1d(3 * options.Dim, 3 * options.Dim, 3, padding: 2, groups: 3 * options.Dim);
+#line 31 "mix/std/monarch_mixer.mix"
             drop_out = Builtin.Dropout(p: options.HyenaTrainingAdditions ? options.Drop : 0.0);
 #line default
             RegisterComponents();
         }
+
+        /// <summary>The decoding states of <c>monarch_mixer</c> for <paramref name="batch"/> rows (the inference cache's slot).</summary>
+        public global::System.Collections.Generic.IReadOnlyList<MixStateSpec> States(long batch) => new[]
+        {
+            new MixStateSpec("short_state", new long[] { batch, 3 * options.Dim, 2 }, ScalarType.Float32),
+            new MixStateSpec("long_state", new long[] { batch, options.Dim, options.LMax - 1 }, ScalarType.Float32),
+            new MixStateSpec("residual_state", new long[] { batch, options.Dim, options.LMax - 1 }, ScalarType.Float32),
+        };
 
         /// <summary>Runs <c>monarch_mixer</c>.</summary>
         /// <param name="x"><c>[B, L, dim]</c></param>
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 15 "mix/std/monarch_mixer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "monarch_mixer", "x", "[B, L, dim]", "mix/std/monarch_mixer.mix", 15, null, null, (long?)(options.Dim));
+#line 19 "mix/std/monarch_mixer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "monarch_mixer", "x", "[B, L, dim]", "mix/std/monarch_mixer.mix", 19, null, null, (long?)(options.Dim));
 #line default
+            var B = x.shape[0];
             var L = x.shape[1];
-#line 28 "mix/std/monarch_mixer.mix"
-            var u = layernorm.call(x);
-#line 29 "mix/std/monarch_mixer.mix"
-            var uc = Fn.Narrow(short_filter.call(Fn.Transpose(in_linear.call(u), 1, 2)), 2, 0, L);
-#line 30 "mix/std/monarch_mixer.mix"
-            var parts = Fn.Split(uc, new long[] { options.Dim, options.Dim, options.Dim }, 1);
-#line 30 "mix/std/monarch_mixer.mix"
-            var x1 = parts[0];
-#line 30 "mix/std/monarch_mixer.mix"
-            var x2 = parts[1];
-#line 30 "mix/std/monarch_mixer.mix"
-            var v = parts[2];
-#line 31 "mix/std/monarch_mixer.mix"
-            var y = filter_fn.call(drop_out.call(v * x1)) * x2;
 #line 32 "mix/std/monarch_mixer.mix"
-            var yu = filter_fn2.call(Fn.Transpose(u, 1, 2));
+            var short_state = MixState.Read(this, "short_state", x, new long[] { B, 3 * options.Dim, 2 });
 #line 33 "mix/std/monarch_mixer.mix"
-            y = options.ResidualLongConv ? y + yu : y;
+            var long_state = MixState.Read(this, "long_state", x, new long[] { B, options.Dim, options.LMax - 1 });
 #line 34 "mix/std/monarch_mixer.mix"
+            var residual_state = MixState.Read(this, "residual_state", x, new long[] { B, options.Dim, options.LMax - 1 });
+#line 35 "mix/std/monarch_mixer.mix"
+            var m = Fn.Unsqueeze(Fn.TokenMask(x), 1);
+#line 36 "mix/std/monarch_mixer.mix"
+            var u = layernorm.call(x);
+#line 37 "mix/std/monarch_mixer.mix"
+            var parts = Fn.CausalConv1dWithState(Fn.Transpose(in_linear.call(u), 1, 2) * m, MixWeights.Get(short_filter, "weight"), MixWeights.GetOptional(short_filter, "bias"), state: short_state);
+#line 37 "mix/std/monarch_mixer.mix"
+            var uc = parts[0];
+#line 37 "mix/std/monarch_mixer.mix"
+            short_state = parts[1];
+#line 39 "mix/std/monarch_mixer.mix"
+            var parts2 = Fn.Split(uc, new long[] { options.Dim, options.Dim, options.Dim }, 1);
+#line 39 "mix/std/monarch_mixer.mix"
+            var x1 = parts2[0];
+#line 39 "mix/std/monarch_mixer.mix"
+            var x2 = parts2[1];
+#line 39 "mix/std/monarch_mixer.mix"
+            var v = parts2[2];
+#line 40 "mix/std/monarch_mixer.mix"
+            var vx = drop_out.call(v * x1) * m;
+#line 41 "mix/std/monarch_mixer.mix"
+            var window = Fn.Concat(new Tensor[] { long_state, vx }, 2);
+#line 42 "mix/std/monarch_mixer.mix"
+            var y = options.Bidirectional ? filter_fn.call(vx) * x2 : Fn.Narrow(filter_fn.call(window), 2, options.LMax - 1, L) * x2;
+#line 43 "mix/std/monarch_mixer.mix"
+            long_state = Fn.Narrow(window, 2, L, options.LMax - 1);
+#line 44 "mix/std/monarch_mixer.mix"
+            var ut = Fn.Transpose(u, 1, 2) * m;
+#line 45 "mix/std/monarch_mixer.mix"
+            var residual_window = Fn.Concat(new Tensor[] { residual_state, ut }, 2);
+#line 46 "mix/std/monarch_mixer.mix"
+            var yu = options.Bidirectional ? filter_fn2.call(ut) : Fn.Narrow(filter_fn2.call(residual_window), 2, options.LMax - 1, L);
+#line 47 "mix/std/monarch_mixer.mix"
+            residual_state = Fn.Narrow(residual_window, 2, L, options.LMax - 1);
+#line 48 "mix/std/monarch_mixer.mix"
+            y = options.ResidualLongConv ? y + yu : y;
+#line 49 "mix/std/monarch_mixer.mix"
+            MixState.Write(this, "short_state", short_state);
+#line 49 "mix/std/monarch_mixer.mix"
+            MixState.Write(this, "long_state", long_state);
+#line 49 "mix/std/monarch_mixer.mix"
+            MixState.Write(this, "residual_state", residual_state);
+#line 49 "mix/std/monarch_mixer.mix"
             return out_linear.call(drop_out.call(Fn.Transpose(y, 1, 2)));
 #line default
         }

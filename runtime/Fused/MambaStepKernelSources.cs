@@ -1,0 +1,197 @@
+namespace Mix.Runtime.Fused
+{
+    /// <summary>
+    /// CUDA C++ of one Mamba decoding step (one token per row), in four launches: the input projection with the block's
+    /// RMSNorm folded in, the causal-conv step + SiLU feeding <c>x_proj</c>, the selective-state update (dt projection,
+    /// softplus, state, skip, gate) and the output projection with the residual add. Batch-1 decode is bound by the host's
+    /// launches, not by the GPU: four of ours replace the ~40 TorchSharp calls of the reference step, and nothing but the
+    /// states (read from one buffer, written to the other) and three small float32 work buffers touches memory.
+    /// </summary>
+    /// <remarks>
+    /// The projections are matrix-vector products over at most <c>MIX_MAXB</c> rows per block: the rows' activations
+    /// are staged once in shared memory as float32 (normalized, convolved or gated on the way in), and each warp streams
+    /// one weight row at a time with 16-byte loads, so the weights are read once per block column. Every loop that has a
+    /// warp shuffle runs the same number of times in every warp of a block (rows past the end are computed on a clamped
+    /// row and not stored), which the CPU emulation of these kernels relies on. Written after <see cref="FusedKernelSources.Prelude"/>.
+    /// </remarks>
+    internal static class MambaStepKernelSources
+    {
+        /// <summary>Rows of the batch per block (registers per lane: one float accumulator each).</summary>
+        public const int MaxRowsPerBlock = 8;
+
+        /// <summary>Threads per block of the projection kernels (eight warps, one weight row each).</summary>
+        public const int Threads = 256;
+
+        public const string Source = """
+#define MIX_MAXB 8
+
+// Dot products of one weight row w[0..K) with nb staged activation rows act[b * K + k] (float32, shared memory),
+// summed over the warp: every lane ends with the totals.
+__device__ __forceinline__ void mix_row_dot(const io_t* __restrict__ w, const float* act, int K, int nb, int vec,
+                                            float (&acc)[MIX_MAXB]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int b = 0; b < MIX_MAXB; b++) acc[b] = 0.0f;
+  if (vec) {
+    const pack_t<MIX_VEC>* wv = reinterpret_cast<const pack_t<MIX_VEC>*>(w);
+    const int nv = K / MIX_VEC;
+    for (int i = lane; i < nv; i += 32) {
+      const pack_t<MIX_VEC> p = wv[i];
+      float wf[MIX_VEC];
+#pragma unroll
+      for (int j = 0; j < MIX_VEC; j++) wf[j] = to_f(p.v[j]);
+#pragma unroll
+      for (int b = 0; b < MIX_MAXB; b++) {
+        if (b < nb) {
+          const float4* a = reinterpret_cast<const float4*>(act + (size_t)b * K + (size_t)i * MIX_VEC);
+          float s = 0.0f;
+#pragma unroll
+          for (int j = 0; j < MIX_VEC / 4; j++) {
+            const float4 q = a[j];
+            s += wf[4 * j] * q.x + wf[4 * j + 1] * q.y + wf[4 * j + 2] * q.z + wf[4 * j + 3] * q.w;
+          }
+          acc[b] += s;
+        }
+      }
+    }
+  } else {
+    for (int k = lane; k < K; k += 32) {
+      const float wk = to_f(w[k]);
+#pragma unroll
+      for (int b = 0; b < MIX_MAXB; b++)
+        if (b < nb) acc[b] += wk * act[(size_t)b * K + k];
+    }
+  }
+#pragma unroll
+  for (int b = 0; b < MIX_MAXB; b++)
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
+}
+
+// out[b, r] = bias[r] + sum_k w[r, k] act[b, k] for the block's rows of the batch, one warp per weight row; writes
+// through store(b, r, value).
+template <class Store>
+__device__ __forceinline__ void mix_rows(const io_t* __restrict__ w, const io_t* __restrict__ bias, const float* act,
+                                         int K, int rows, int nb, int vec, Store store) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  for (int base = blockIdx.x * warps; base < rows; base += gridDim.x * warps) {
+    const int r = base + warp;
+    const int rr = r < rows ? r : rows - 1;
+    float acc[MIX_MAXB];
+    mix_row_dot(w + (size_t)rr * K, act, K, nb, vec, acc);
+    if (r < rows && lane == 0) {
+      const float bv = bias ? to_f(bias[r]) : 0.0f;
+#pragma unroll
+      for (int b = 0; b < MIX_MAXB; b++)
+        if (b < nb) store(b, r, acc[b] + bv);
+    }
+  }
+}
+
+// xz[b, :] = in_proj(rmsnorm(x[b, :])) in float32; rows = 2 * inner. norm_w null: no norm (x is the mixer's input).
+extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
+    const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps, const io_t* __restrict__ w,
+    const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K, int rows, int nb_max, int vec) {
+  extern __shared__ float smem[];
+  __shared__ float inv_rms[MIX_MAXB];
+  const int b0 = blockIdx.y * nb_max;
+  const int nb = min(nb_max, B - b0);
+  for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = to_f(x[(size_t)b0 * K + i]);
+  __syncthreads();
+  if (norm_w) {
+    // warp b sums row b's squares (every warp runs the shuffles; warps past nb redo the last row and keep nothing)
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int rb = warp < nb ? warp : nb - 1;
+    float s = 0.0f;
+    for (int k = lane; k < K; k += 32) s += smem[rb * K + k] * smem[rb * K + k];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0 && warp < nb) inv_rms[warp] = rsqrtf(s / (float)K + eps);
+    __syncthreads();
+    // as the reference RMSNorm: the normalized row is rounded to the input dtype, then scaled by the weight
+    for (int i = threadIdx.x; i < nb * K; i += blockDim.x)
+      smem[i] = to_f(from_f(smem[i] * inv_rms[i / K])) * to_f(norm_w[i % K]);
+    __syncthreads();
+  }
+  mix_rows(w, bias, smem, K, rows, nb, vec,
+           [&](int b, int r, float v) { xz[(size_t)(b0 + b) * rows + r] = v; });
+}
+
+// u = silu(conv1d_bias + sum_j conv_w[c, j] window_j) for channel c of row b, the window being the W - 1 held
+// inputs and the new one (the first half of xz).
+__device__ __forceinline__ float mix_conv_step(const float* __restrict__ xz, const float* __restrict__ conv_state,
+                                               const io_t* __restrict__ conv_w, const io_t* __restrict__ conv_b,
+                                               int b, int c, int inner, int W) {
+  const float* st = conv_state + ((size_t)b * inner + c) * (W - 1);
+  float acc = conv_b ? to_f(conv_b[c]) : 0.0f;
+  for (int j = 0; j < W - 1; j++) acc += to_f(conv_w[(size_t)c * W + j]) * st[j];
+  acc += to_f(conv_w[(size_t)c * W + W - 1]) * xz[(size_t)b * 2 * inner + c];
+  return silu_f(acc);
+}
+
+// dbc[b, :] = x_proj(u[b, :]) in float32 (rows = dt_rank + 2 * d_state), u recomputed from the conv state.
+extern "C" __global__ void __launch_bounds__(256) mamba_step_x_proj(
+    const float* __restrict__ xz, const float* __restrict__ conv_state, const io_t* __restrict__ conv_w,
+    const io_t* __restrict__ conv_b, const io_t* __restrict__ w, float* __restrict__ dbc, int B, int inner, int W,
+    int rows, int nb_max, int vec) {
+  extern __shared__ float smem[];
+  const int b0 = blockIdx.y * nb_max;
+  const int nb = min(nb_max, B - b0);
+  for (int i = threadIdx.x; i < nb * inner; i += blockDim.x)
+    smem[i] = mix_conv_step(xz, conv_state, conv_w, conv_b, b0 + i / inner, i % inner, inner, W);
+  __syncthreads();
+  mix_rows(w, (const io_t*)0, smem, inner, rows, nb, vec,
+           [&](int b, int r, float v) { dbc[(size_t)(b0 + b) * rows + r] = v; });
+}
+
+// One thread per (row, channel): the conv state shifts (into conv_out), dt = softplus(dt_proj(dbc[:R])), the state
+// update h' = exp(dt A) h + dt B u (into ssm_out), y = (C h' + D u) silu(z).
+extern "C" __global__ void __launch_bounds__(256) mamba_step_scan(
+    const float* __restrict__ xz, const float* __restrict__ conv_state, float* __restrict__ conv_out,
+    const io_t* __restrict__ conv_w, const io_t* __restrict__ conv_b, const float* __restrict__ dbc,
+    const io_t* __restrict__ dt_w, const io_t* __restrict__ dt_b, const io_t* __restrict__ a_log,
+    const io_t* __restrict__ d_skip, const float* __restrict__ ssm, float* __restrict__ ssm_out, float* __restrict__ y,
+    int B, int inner, int W, int R, int N) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int b = blockIdx.y;
+  if (c >= inner || b >= B) return;
+  const float u = mix_conv_step(xz, conv_state, conv_w, conv_b, b, c, inner, W);
+  const float* st = conv_state + ((size_t)b * inner + c) * (W - 1);
+  float* so = conv_out + ((size_t)b * inner + c) * (W - 1);
+  for (int j = 0; j + 1 < W - 1; j++) so[j] = st[j + 1];
+  if (W > 1) so[W - 2] = xz[(size_t)b * 2 * inner + c];
+  const float* p = dbc + (size_t)b * (R + 2 * N);
+  float dt = dt_b ? to_f(dt_b[c]) : 0.0f;
+  for (int r = 0; r < R; r++) dt += to_f(dt_w[(size_t)c * R + r]) * p[r];
+  dt = softplus_f(dt);
+  const float* h = ssm + ((size_t)b * inner + c) * N;
+  float* ho = ssm_out + ((size_t)b * inner + c) * N;
+  const float du = dt * u;
+  float out = 0.0f;
+  for (int n = 0; n < N; n++) {
+    const float a = -expf(to_f(a_log[(size_t)c * N + n]));
+    const float s = expf(dt * a) * h[n] + du * p[R + n];
+    ho[n] = s;
+    out += s * p[R + N + n];
+  }
+  out += to_f(d_skip[c]) * u;
+  y[(size_t)b * inner + c] = out * silu_f(xz[(size_t)b * 2 * inner + inner + c]);
+}
+
+// out[b, :] = residual[b, :] + out_proj(y[b, :]) in the I/O dtype (residual null: no add).
+extern "C" __global__ void __launch_bounds__(256) mamba_step_out_proj(
+    const float* __restrict__ y, const io_t* __restrict__ w, const io_t* __restrict__ bias,
+    const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows, int nb_max, int vec) {
+  extern __shared__ float smem[];
+  const int b0 = blockIdx.y * nb_max;
+  const int nb = min(nb_max, B - b0);
+  for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = y[(size_t)b0 * K + i];
+  __syncthreads();
+  mix_rows(w, bias, smem, K, rows, nb, vec, [&](int b, int r, float v) {
+    const size_t o = (size_t)(b0 + b) * rows + r;
+    out[o] = from_f(residual ? to_f(residual[o]) + v : v);
+  });
+}
+""";
+    }
+}

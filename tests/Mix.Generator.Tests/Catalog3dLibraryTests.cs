@@ -1,0 +1,103 @@
+using System;
+using System.Linq;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+using Std = Mix.Generated.Std;
+
+namespace Mix.Generator.Tests;
+
+/// <summary>
+/// MS-MLP's <c>mix_shift</c> and <c>mix_shift_block</c> (standard library) against a reference written here from the
+/// official forward (JegZheng/MS-MLP <c>MixShiftBlock.forward</c>: torch.chunk, torch.roll, per-group depthwise convs)
+/// at odd sizes and batch 1, the options the parity fixture does not cover, and gradients.
+/// </summary>
+public class Catalog3dLibraryTests
+{
+    static void Redraw(nn.Module module, long seed)
+    {
+        var g = new torch.Generator((ulong)seed);
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in module.named_parameters())
+        {
+            var r = torch.randn(p.shape, generator: g);
+            if (name.StartsWith("norm") && name.EndsWith("weight")) p.copy_(r * 0.2 + 1);
+            else if (p.dim() >= 2) p.copy_(r / Math.Sqrt(p.numel() / p.shape[0]));
+            else p.copy_(r * 0.3);
+        }
+    }
+
+    // The official mixing: torch.chunk's groups, each rolled by its distance along W (lr) and H (td) and convolved.
+    static Tensor ReferenceMixShift(Tensor x, System.Collections.Generic.Dictionary<string, Tensor> sd, long[] dist, long[] mix, string prefix = "")
+    {
+        var xs = x.chunk(dist.Length, 1);
+        Assert.Equal(dist.Length, xs.Length);
+        Tensor Conv(Tensor t, string key, long k) => F.conv2d(t, sd[prefix + key + ".weight"], sd[prefix + key + ".bias"],
+            padding: new[] { k / 2, k / 2 }, groups: t.shape[1]);
+        var lr = xs.Select((c, i) => Conv(c.roll(dist[i], 3), $"dwconv_lr.{i}", mix[i])).ToArray();
+        var td = xs.Select((c, i) => Conv(c.roll(dist[i], 2), $"dwconv_td.{i}", mix[i])).ToArray();
+        return torch.cat(lr, 1) + torch.cat(td, 1);
+    }
+
+    [Theory]
+    [InlineData(13, 1, 5, 7)]    // groups 3, 3, 3, 3, 1; batch 1, odd sizes
+    [InlineData(9, 2, 6, 3)]     // groups 2, 2, 2, 2, 1; W smaller than the largest shift's kernel
+    public void Mix_shift_is_the_official_chunk_roll_and_depthwise_convs(long dim, long batch, long h, long w)
+    {
+        using var scope = torch.NewDisposeScope();
+        long[] dist = { -2, -1, 0, 1, 2 }, mix = { 1, 3, 3, 5, 7 };
+        using var m = new Std.MixShift(new Std.MixShift.Options(dim) { MixSize = mix });
+        Redraw(m, 3);
+        var sd = m.state_dict();
+        Assert.Equal(20, sd.Count);   // dwconv_lr.{0..4} and dwconv_td.{0..4}, weight and bias
+        torch.manual_seed(5);
+        var x = torch.randn(batch, dim, h, w);
+        var y = m.call(x);
+        var expected = ReferenceMixShift(x, sd, dist, mix);
+        Assert.Equal(expected.shape, y.shape);
+        double err = (expected - y).abs().max().item<float>();
+        Assert.True(err <= 1e-5, $"mix_shift: max abs error {err:G4}");
+    }
+
+    [Fact]
+    public void Mix_shift_block_is_the_official_block_with_other_shifts_and_no_layer_scale()
+    {
+        using var scope = torch.NewDisposeScope();
+        long[] dist = { 3, -1, 0 }, mix = { 3, 1, 5 };
+        // shift_size 3 over 10 channels: groups 4, 4, 2; mlp_ratio 1.5: hidden 15; layer_scale_init_value 0: no gamma.
+        using var m = new Std.MixShiftBlock(new Std.MixShiftBlock.Options(10)
+        {
+            ShiftSize = 3, ShiftDist = dist, MixSize = mix, MlpRatio = 1.5, LayerScaleInitValue = 0,
+        });
+        Redraw(m, 7);
+        m.eval();
+        var sd = m.state_dict();
+        Assert.False(sd.ContainsKey("gamma"));
+        Assert.Equal(new long[] { 15, 10 }, sd["pwconv1.weight"].shape);
+        torch.manual_seed(9);
+        var x = torch.randn(1, 10, 5, 4);
+        var mixed = ReferenceMixShift(x, sd, dist, mix).permute(0, 2, 3, 1);
+        var hn = F.layer_norm(mixed, new long[] { 10 }, sd["norm.weight"], sd["norm.bias"], 1e-6);
+        var hm = F.linear(F.gelu(F.linear(hn, sd["pwconv1.weight"], sd["pwconv1.bias"])), sd["pwconv2.weight"], sd["pwconv2.bias"]);
+        var expected = x + hm.permute(0, 3, 1, 2);
+        var y = m.call(x);
+        double err = (expected - y).abs().max().item<float>();
+        Assert.True(err <= 1e-5, $"mix_shift_block: max abs error {err:G4}");
+    }
+
+    [Fact]
+    public void Mix_shift_block_trains()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var m = new Std.MixShiftBlock(new Std.MixShiftBlock.Options(9) { DropPathRate = 0.1 });
+        Redraw(m, 5);
+        m.train();
+        torch.manual_seed(7);
+        var x = torch.randn(2, 9, 6, 5, requires_grad: true);
+        m.call(x).square().sum().backward();
+        Assert.True(x.grad is not null && x.grad.abs().sum().item<float>() > 0);
+        foreach (var (name, p) in m.named_parameters())
+            Assert.True(p.grad is not null && p.grad.abs().sum().item<float>() > 0, $"{name} got no gradient");
+    }
+}

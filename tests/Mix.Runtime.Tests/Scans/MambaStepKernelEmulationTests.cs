@@ -1,0 +1,181 @@
+using System;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Mix.Runtime.Fused;
+using Xunit;
+
+namespace Mix.Runtime.Tests.Scans;
+
+/// <summary>
+/// The fused Mamba decoding step's CUDA source (<see cref="MambaStepKernelSources"/>), compiled as C++ with the CUDA
+/// built-ins emulated (one OS thread per CUDA thread, warp shuffles as block barriers), against the step's equations
+/// in double precision written in the harness: RMSNorm → in_proj → conv step + SiLU → x_proj → dt, state update, skip,
+/// gate → out_proj + residual, and the shifted conv state. Batches that take two block rows and a partial one, weight
+/// rows of 16-byte vectors and of odd lengths. Needs g++ (C++20); skipped without it. Tolerance 1e-5 relative (float32
+/// kernel, double reference).
+/// </summary>
+public class MambaStepKernelEmulationTests
+{
+    private const string Emulation = """
+#include <cstring>
+#include <cmath>
+#include <algorithm>
+#include <barrier>
+#include <thread>
+#include <vector>
+#include <cstdio>
+#include <random>
+using std::min;
+#define MIX_T 0
+#define __device__
+#define __forceinline__ inline
+#define __global__
+#define __restrict__
+#define __launch_bounds__(x)
+#define __shared__ static
+struct float4 { float x, y, z, w; };
+struct D3 { unsigned x, y, z; };
+thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
+static std::barrier<>* block_barrier;
+static float shuffle_slots[1024];
+static float smem_buf[1 << 16];
+static inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
+// what the prelude's other helpers use (never called by the step kernels)
+template <class T> static T __ldg(const T* p) { return *p; }
+static inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+template <class T> static T __shfl_down_sync(unsigned, T v, int) { return v; }
+static void __syncthreads() { block_barrier->arrive_and_wait(); }
+static float __shfl_xor_sync(unsigned, float v, int o) {
+  shuffle_slots[threadIdx.x] = v; block_barrier->arrive_and_wait();
+  float r = shuffle_slots[threadIdx.x ^ o]; block_barrier->arrive_and_wait(); return r;
+}
+template <class F> static void launch(D3 grid, unsigned threads, F body) {
+  blockDim = { threads, 1, 1 }; gridDim = grid;
+  for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
+    blockIdx = { x, y, z };
+    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
+    for (auto& t : ts) t.join();
+  }
+}
+""";
+
+    private const string Harness = """
+static std::mt19937 rng(7);
+static void fill(std::vector<float>& v, float lo, float hi) { std::uniform_real_distribution<float> u(lo, hi); for (auto& x : v) x = u(rng); }
+static double silu(double x) { return x / (1 + std::exp(-x)); }
+static unsigned blocks(int work, int per) { return (unsigned)((work + per - 1) / per); }
+
+// One step for batch B, model width dim, inner width I, conv width W, dt rank R, state size N; nb rows per block.
+static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual) {
+  int P = R + 2 * N;
+  std::vector<float> x(B * dim), g(dim), win(2 * I * dim), bin(2 * I), cw(I * W), cb(I), wx(P * I), wdt(I * R), bdt(I),
+      alog(I * N), dsk(I), wout(dim * I), bout(dim), cs(B * I * (W - 1) + 1), hs(B * I * N), xz(B * 2 * I), dbc(B * P),
+      y(B * I), cs2(cs.size()), hs2(hs.size()), out(B * dim);
+  fill(x, -2, 2); fill(g, 0.5f, 1.5f); fill(win, -0.3f, 0.3f); fill(bin, -0.2f, 0.2f); fill(cw, -0.5f, 0.5f); fill(cb, -0.2f, 0.2f);
+  fill(wx, -0.3f, 0.3f); fill(wdt, -0.5f, 0.5f); fill(bdt, -3, -1); fill(alog, -1, 1.5f); fill(dsk, -1, 1); fill(wout, -0.3f, 0.3f);
+  fill(bout, -0.2f, 0.2f); fill(cs, -1, 1); fill(hs, -1, 1);
+  int vd = dim % 4 == 0, vi = I % 4 == 0;
+  unsigned gy = blocks(B, nb);
+  launch({ blocks(2 * I, 8), gy, 1 }, 256, [&] {
+    mamba_step_in_proj(x.data(), norm ? g.data() : nullptr, 1e-5f, win.data(), bin.data(), xz.data(), B, dim, 2 * I, nb, vd); });
+  launch({ blocks(P, 8), gy, 1 }, 256, [&] {
+    mamba_step_x_proj(xz.data(), cs.data(), cw.data(), cb.data(), wx.data(), dbc.data(), B, I, W, P, nb, vi); });
+  launch({ blocks(I, 256), (unsigned)B, 1 }, 256, [&] {
+    mamba_step_scan(xz.data(), cs.data(), cs2.data(), cw.data(), cb.data(), dbc.data(), wdt.data(), bdt.data(), alog.data(),
+                    dsk.data(), hs.data(), hs2.data(), y.data(), B, I, W, R, N); });
+  launch({ blocks(dim, 8), gy, 1 }, 256, [&] {
+    mamba_step_out_proj(y.data(), wout.data(), bout.data(), residual ? x.data() : nullptr, out.data(), B, I, dim, nb, vi); });
+  double err = 0;
+  auto check = [&](double want, float got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
+  for (int b = 0; b < B; b++) {
+    std::vector<double> xn(dim), rxz(2 * I), u(I), p(P), ry(I);
+    double ss = 0; for (int k = 0; k < dim; k++) ss += (double)x[b * dim + k] * x[b * dim + k];
+    double inv = norm ? 1 / std::sqrt(ss / dim + 1e-5) : 1;
+    for (int k = 0; k < dim; k++) xn[k] = x[b * dim + k] * inv * (norm ? g[k] : 1.0f);
+    for (int r = 0; r < 2 * I; r++) { double a = bin[r]; for (int k = 0; k < dim; k++) a += (double)win[r * dim + k] * xn[k]; rxz[r] = a; check(a, xz[b * 2 * I + r]); }
+    for (int c = 0; c < I; c++) {
+      double a = cb[c];
+      for (int j = 0; j < W - 1; j++) a += (double)cw[c * W + j] * cs[(b * I + c) * (W - 1) + j];
+      a += (double)cw[c * W + W - 1] * rxz[c];
+      u[c] = silu(a);
+      for (int j = 0; j < W - 1; j++) check(j + 1 < W - 1 ? cs[(b * I + c) * (W - 1) + j + 1] : rxz[c], cs2[(b * I + c) * (W - 1) + j]);
+    }
+    for (int r = 0; r < P; r++) { double a = 0; for (int c = 0; c < I; c++) a += (double)wx[r * I + c] * u[c]; p[r] = a; check(a, dbc[b * P + r]); }
+    for (int c = 0; c < I; c++) {
+      double dt = bdt[c]; for (int r = 0; r < R; r++) dt += (double)wdt[c * R + r] * p[r];
+      dt = dt > 20 ? dt : std::log1p(std::exp(dt));
+      double o = 0;
+      for (int n = 0; n < N; n++) {
+        double s = std::exp(dt * -std::exp((double)alog[c * N + n])) * hs[(b * I + c) * N + n] + dt * p[R + n] * u[c];
+        check(s, hs2[(b * I + c) * N + n]);
+        o += s * p[R + N + n];
+      }
+      ry[c] = (o + dsk[c] * u[c]) * silu(rxz[I + c]);
+      check(ry[c], y[b * I + c]);
+    }
+    for (int r = 0; r < dim; r++) {
+      double a = bout[r] + (residual ? x[b * dim + r] : 0.0);
+      for (int c = 0; c < I; c++) a += (double)wout[r * I + c] * ry[c];
+      check(a, out[b * dim + r]);
+    }
+  }
+  return err;
+}
+
+int main() {
+  printf("vectors %.3g\n", step(5, 16, 32, 4, 4, 4, 2, true, true));     // three block rows, the last partial
+  printf("odd %.3g\n", step(3, 10, 30, 3, 3, 5, 8, true, true));        // rows not whole vectors, one block row
+  printf("plain %.3g\n", step(2, 12, 24, 1, 2, 3, 1, false, false));    // no norm, no residual, no conv history
+  return 0;
+}
+""";
+
+    private static string? Which(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+
+    private static (int code, string output) Run(string file, string args, string dir)
+    {
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    [Fact]
+    public void StepKernelsMatchTheEquationsWhenEmulated()
+    {
+        var gxx = Which("g++");
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        var dir = Directory.CreateTempSubdirectory("mix-mamba-step").FullName;
+        try
+        {
+            var source = string.Join("\n", Emulation, FusedKernelSources.Prelude,
+                MambaStepKernelSources.Source.Replace("extern __shared__ float smem[];", "float* smem = smem_buf;"), Harness);
+            File.WriteAllText(Path.Combine(dir, "step.cpp"), source);
+            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O1 -pthread -w step.cpp -o step", dir);
+            Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
+            var (rc, output) = Run(Path.Combine(dir, "step"), "", dir);
+            Assert.True(rc == 0, output);
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(3, lines.Length);
+            foreach (var line in lines)
+            {
+                var parts = line.Split(' ');
+                double err = double.Parse(parts[1], CultureInfo.InvariantCulture);
+                Assert.True(err < 1e-5, $"{parts[0]}: max relative error {err}");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
