@@ -9,6 +9,11 @@ public static partial class Fn
     public static Tensor AvgPool2d(Tensor x, long kernelSize, long? stride = null, long padding = 0, bool countIncludePad = true) =>
         nn.functional.avg_pool2d(x, kernelSize, stride ?? kernelSize, padding, count_include_pad: countIncludePad);
 
+    /// <summary><c>max_pool2d(x, kernel_size, stride, padding)</c> (padding counts as −∞).</summary>
+    public static Tensor MaxPool2d(Tensor x, long kernelSize, long? stride = null, long padding = 0) =>
+        nn.functional.max_pool2d(x, new[] { kernelSize, kernelSize }, new[] { stride ?? kernelSize, stride ?? kernelSize },
+            new[] { padding, padding });
+
     /// <summary>
     /// <c>scaled_dot_product_attention(q, k, v, dropout_p, causal)</c>: PyTorch's fused SDPA (scale 1/√d); the dropout
     /// acts only while the calling module trains.

@@ -16,33 +16,16 @@ public static partial class BuiltinCatalog
                 Opt("padding", MixType.Int, I(0)), Opt("count_include_pad", MixType.Bool, B(true)),
             }, 1,
             "[B, C, H, W] -> [B, C, (H + 2·padding − kernel_size)/stride + 1, (W + ...)/stride + 1]",
-            "average pooling over k×k windows (stride = kernel_size unless given; count_include_pad = false averages only real positions)", c =>
+            "average pooling over k×k windows (stride = kernel_size unless given; count_include_pad = false averages only real positions)", c => Pool2d(c, "avg_pool2d"));
+
+        // iFormer's high-frequency branch max-pools; no composition of the other primitives is a max over windows.
+        Fn("max_pool2d", new[]
             {
-                if (c.Input() is not Shape s || !ExpectRank(c, s, 4, "[B, C, H, W]")) return UnknownValue.Instance;
-                CheckPositive(c, "kernel_size");
-                var k = c.Dim("kernel_size");
-                var p = c.Dim("padding");
-                if (c.Long("padding") is long pad && c.Long("kernel_size") is long kernel && (pad < 0 || 2 * pad > kernel))
-                {
-                    c.Report(DiagnosticIds.OutOfRange, $"avg_pool2d padding must be between 0 and kernel_size/2 = {kernel / 2}; got {pad}");
-                    return UnknownValue.Instance;
-                }
-                var stride = c.IsNone("stride") ? c.Long("kernel_size") : c.Long("stride");
-                if (stride is not long st) return new TensorValue(s.With(2, Dim.Symbol("?")).With(3, Dim.Symbol("?")));
-                if (st <= 0) { c.Report(DiagnosticIds.OutOfRange, $"stride must be positive; got {st}"); return UnknownValue.Instance; }
-                var result = s;
-                for (int a = 2; a < 4; a++)
-                {
-                    var outDim = (s[a] + p * Dim.Const(2) - k).FloorDivideBy(st)! + Dim.Const(1);
-                    if (outDim.AsLong is long o && o <= 0)
-                    {
-                        c.Report(DiagnosticIds.InputShapeMismatch, $"avg_pool2d with kernel {k} and padding {p} needs axis {a} ≥ {k}, got {s}");
-                        return UnknownValue.Instance;
-                    }
-                    result = result.With(a, outDim);
-                }
-                return new TensorValue(result);
-            });
+                TensorParam(), Req("kernel_size", MixType.Int), Opt("stride", MixType.Int.Optional(), None),
+                Opt("padding", MixType.Int, I(0)),
+            }, 1,
+            "[B, C, H, W] -> [B, C, (H + 2·padding − kernel_size)/stride + 1, (W + ...)/stride + 1]",
+            "max pooling over k×k windows (stride = kernel_size unless given; padding counts as −∞)", c => Pool2d(c, "max_pool2d"));
 
         Fn("scaled_dot_product_attention", new[]
             {
@@ -79,5 +62,34 @@ public static partial class BuiltinCatalog
                 }
                 return new TensorValue(q.With(-1, v[-1]));
             });
+    }
+
+    /// <summary>The shape rule of avg_pool2d and max_pool2d: a k×k window, stride (= k unless given) and padding ≤ k/2.</summary>
+    static Value Pool2d(BuiltinCall c, string name)
+    {
+        if (c.Input() is not Shape s || !ExpectRank(c, s, 4, "[B, C, H, W]")) return UnknownValue.Instance;
+        CheckPositive(c, "kernel_size");
+        var k = c.Dim("kernel_size");
+        var p = c.Dim("padding");
+        if (c.Long("padding") is long pad && c.Long("kernel_size") is long kernel && (pad < 0 || 2 * pad > kernel))
+        {
+            c.Report(DiagnosticIds.OutOfRange, $"{name} padding must be between 0 and kernel_size/2 = {kernel / 2}; got {pad}");
+            return UnknownValue.Instance;
+        }
+        var stride = c.IsNone("stride") ? c.Long("kernel_size") : c.Long("stride");
+        if (stride is not long st) return new TensorValue(s.With(2, Dim.Symbol("?")).With(3, Dim.Symbol("?")));
+        if (st <= 0) { c.Report(DiagnosticIds.OutOfRange, $"stride must be positive; got {st}"); return UnknownValue.Instance; }
+        var result = s;
+        for (int a = 2; a < 4; a++)
+        {
+            var outDim = (s[a] + p * Dim.Const(2) - k).FloorDivideBy(st)! + Dim.Const(1);
+            if (outDim.AsLong is long o && o <= 0)
+            {
+                c.Report(DiagnosticIds.InputShapeMismatch, $"{name} with kernel {k} and padding {p} needs axis {a} ≥ {k}, got {s}");
+                return UnknownValue.Instance;
+            }
+            result = result.With(a, outDim);
+        }
+        return new TensorValue(result);
     }
 }
