@@ -11,216 +11,6 @@ using static TorchSharp.torch;
 namespace Mix.Snapshots
 {
     /// <summary>
-    /// <c>mixer ffnet_channel_mixer(ks: int = 3, expansion_ratio: float = 3.0, use_gelu: bool = true, deploy: bool = false) (x: [B, dim, H, W]) -&gt; [B, dim, H, W]</c><br/>
-    /// Shapes: ([B, dim, H, W]) → [B, dim, H, W].<br/>
-    /// </summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    public sealed partial class FfnetChannelMixer : nn.Module<Tensor, Tensor>
-    {
-        /// <summary>The parameters of <c>ffnet_channel_mixer</c> with their .mix defaults.</summary>
-        /// <param name="Dim"><c>dim: int (the mixer's channels)</c></param>
-        public sealed record Options(long Dim)
-        {
-            /// <summary><c>ks: int = 3</c></summary>
-            public long Ks { get; init; } = 3;
-            /// <summary><c>expansion_ratio: float = 3.0</c></summary>
-            public double ExpansionRatio { get; init; } = 3.0;
-            /// <summary><c>use_gelu: bool = true</c></summary>
-            public bool UseGelu { get; init; } = true;
-            /// <summary><c>deploy: bool = false</c></summary>
-            public bool Deploy { get; init; } = false;
-        }
-
-        readonly Options options;
-
-        /// <summary><c>conv = if deploy then conv2d(dim, dim, kernel_size = ks, padding = int(ks / 2), groups = dim) else if ks == 7 then repvgg_dw(dim, dim, 7) else conv2d_bn(dim, dim, ks, groups = dim)</c> → <c>[B, dim, H, W]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> conv;
-
-        /// <summary><c>fc1 = conv2d(dim, hidden, kernel_size = 1)</c> → <c>[B, ?, H, W]</c></summary>
-        public readonly TorchSharp.Modules.Conv2d fc1;
-
-        /// <summary><c>act = if use_gelu then gelu else relu</c> → <c>[B, ?, H, W]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> act;
-
-        /// <summary><c>fc2 = conv2d(hidden, dim, kernel_size = 1)</c> → <c>[B, dim, H, W]</c></summary>
-        public readonly TorchSharp.Modules.Conv2d fc2;
-
-        /// <summary>Builds <c>ffnet_channel_mixer</c>.</summary>
-        /// <param name="options">The parameters.</param>
-        public FfnetChannelMixer(Options options) : base(nameof(FfnetChannelMixer))
-        {
-            this.options = options;
-#line 18 "/repo/examples/models/ffnet.mix"
-            conv = options.Deploy ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(options.Dim, options.Dim, options.Ks, padding: options.Ks / 2, groups: options.Dim) : options.Ks == 7 ? (nn.Module<Tensor, Tensor>)new global::Mix.Generated.Std.RepvggDw(new global::Mix.Generated.Std.RepvggDw.Options(options.Dim, options.Dim) { Ks = 7 }) : new global::Mix.Generated.Std.Conv2dBn(new global::Mix.Generated.Std.Conv2dBn.Options(options.Dim, options.Dim) { KernelSize = options.Ks, Groups = options.Dim });
-#line 20 "/repo/examples/models/ffnet.mix"
-            fc1 = Builtin.Conv2d(options.Dim, Fn.Int(options.Dim * options.ExpansionRatio), 1);
-#line 21 "/repo/examples/models/ffnet.mix"
-            act = options.UseGelu ? (nn.Module<Tensor, Tensor>)Builtin.GELU() : Builtin.ReLU();
-#line 22 "/repo/examples/models/ffnet.mix"
-            fc2 = Builtin.Conv2d(Fn.Int(options.Dim * options.ExpansionRatio), options.Dim, 1);
-#line default
-            RegisterComponents();
-        }
-
-        /// <summary>Runs <c>ffnet_channel_mixer</c>.</summary>
-        /// <param name="x"><c>[B, dim, H, W]</c></param>
-        /// <returns><c>[B, dim, H, W]</c></returns>
-        public override Tensor forward(Tensor x)
-        {
-#line 15 "/repo/examples/models/ffnet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet_channel_mixer", "x", "[B, dim, H, W]", "/repo/examples/models/ffnet.mix", 15, null, (long?)(options.Dim), null, null);
-#line 23 "/repo/examples/models/ffnet.mix"
-            return fc2.call(act.call(fc1.call(conv.call(x))));
-#line default
-        }
-    }
-
-    /// <summary>
-    /// <c>block ffnet_residual(dim: int, main: mixer, drop_path_rate: float = 0.0, use_layer_scale: bool = false, layer_scale_init_value: float = 1e-5) (x: [B, dim, H, W]) -&gt; [B, dim, H, W]</c><br/>
-    /// Shapes: ([B, dim, H, W]) → [B, dim, H, W].<br/>
-    /// </summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    public sealed partial class FfnetResidual : nn.Module<Tensor, Tensor>
-    {
-        /// <summary>The parameters of <c>ffnet_residual</c> with their .mix defaults.</summary>
-        /// <param name="Dim"><c>dim: int</c></param>
-        /// <param name="Main"><c>main: mixer</c></param>
-        public sealed record Options(long Dim, MixerFactory Main)
-        {
-            /// <summary><c>drop_path_rate: float = 0.0</c></summary>
-            public double DropPathRate { get; init; } = 0.0;
-            /// <summary><c>use_layer_scale: bool = false</c></summary>
-            public bool UseLayerScale { get; init; } = false;
-            /// <summary><c>layer_scale_init_value: float = 1e-5</c></summary>
-            public double LayerScaleInitValue { get; init; } = 1e-5;
-        }
-
-        readonly Options options;
-
-        /// <summary><c>main = main(dim)</c> → <c>[B, dim, H, W]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> main;
-
-        /// <summary><c>layer_scale = if use_layer_scale then param([dim, 1, 1], init = layer_scale_init_value) else none</c></summary>
-        public readonly Parameter? layer_scale;
-
-        /// <summary>Builds <c>ffnet_residual</c>.</summary>
-        /// <param name="options">The parameters.</param>
-        public FfnetResidual(Options options) : base(nameof(FfnetResidual))
-        {
-            this.options = options;
-#line 31 "/repo/examples/models/ffnet.mix"
-            main = options.Main(options.Dim);
-#line 32 "/repo/examples/models/ffnet.mix"
-            layer_scale = options.UseLayerScale ? new Parameter(MixInit.Of(new long[] { options.Dim, 1, 1 }, options.LayerScaleInitValue)) : null;
-#line default
-            RegisterComponents();
-        }
-
-        /// <summary>Runs <c>ffnet_residual</c>.</summary>
-        /// <param name="x"><c>[B, dim, H, W]</c></param>
-        /// <returns><c>[B, dim, H, W]</c></returns>
-        public override Tensor forward(Tensor x)
-        {
-#line 29 "/repo/examples/models/ffnet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet_residual", "x", "[B, dim, H, W]", "/repo/examples/models/ffnet.mix", 29, null, (long?)(options.Dim), null, null);
-#line 33 "/repo/examples/models/ffnet.mix"
-            var m = MixDispatch.TokenMixer(main, x);
-#line 34 "/repo/examples/models/ffnet.mix"
-            return x + Fn.DropPath(options.UseLayerScale ? m * layer_scale! : m, options.DropPathRate, training);
-#line default
-        }
-    }
-
-    /// <summary>
-    /// <c>block ffnet_block(dim: int, kernel_size: int = 3, expansion_ratio: float = 3.0, ks1: int = 3, ks2: int = 3, use_gelu: bool = true, drop_path_rate: float = 0.0, use_layer_scale: bool = false, layer_scale_init_value: float = 1e-5, deploy: bool = false) (x: [B, dim, H, W]) -&gt; [B, dim, H, W]</c><br/>
-    /// Shapes: ([B, dim, H, W]) → [B, dim, H, W].<br/>
-    /// </summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    public sealed partial class FfnetBlock : nn.Module<Tensor, Tensor>
-    {
-        /// <summary>The parameters of <c>ffnet_block</c> with their .mix defaults.</summary>
-        /// <param name="Dim"><c>dim: int</c></param>
-        public sealed record Options(long Dim)
-        {
-            /// <summary><c>kernel_size: int = 3</c></summary>
-            public long KernelSize { get; init; } = 3;
-            /// <summary><c>expansion_ratio: float = 3.0</c></summary>
-            public double ExpansionRatio { get; init; } = 3.0;
-            /// <summary><c>ks1: int = 3</c></summary>
-            public long Ks1 { get; init; } = 3;
-            /// <summary><c>ks2: int = 3</c></summary>
-            public long Ks2 { get; init; } = 3;
-            /// <summary><c>use_gelu: bool = true</c></summary>
-            public bool UseGelu { get; init; } = true;
-            /// <summary><c>drop_path_rate: float = 0.0</c></summary>
-            public double DropPathRate { get; init; } = 0.0;
-            /// <summary><c>use_layer_scale: bool = false</c></summary>
-            public bool UseLayerScale { get; init; } = false;
-            /// <summary><c>layer_scale_init_value: float = 1e-5</c></summary>
-            public double LayerScaleInitValue { get; init; } = 1e-5;
-            /// <summary><c>deploy: bool = false</c></summary>
-            public bool Deploy { get; init; } = false;
-        }
-
-        readonly Options options;
-
-        /// <summary><c>token_mixer = ffnet_residual(dim, ffnified_attention(ks1 = ks1, ks2 = ks2, use_gelu = use_gelu, deploy = deploy), drop_path_rate, use_layer_scale, layer_scale_init_value)</c> → <c>[B, dim, H, W]</c></summary>
-        public readonly FfnetResidual token_mixer;
-
-        /// <summary><c>channel_mixer = ffnet_residual(dim, ffnet_channel_mixer(ks = kernel_size, expansion_ratio = expansion_ratio, use_gelu = use_gelu, deploy = deploy), drop_path_rate, use_layer_scale, layer_scale_init_value)</c> → <c>[B, dim, H, W]</c></summary>
-        public readonly FfnetResidual channel_mixer;
-
-        /// <summary>Builds <c>ffnet_block</c>.</summary>
-        /// <param name="options">The parameters.</param>
-        public FfnetBlock(Options options) : base(nameof(FfnetBlock))
-        {
-            this.options = options;
-#line 44 "/repo/examples/models/ffnet.mix"
-            var keyed_token_mixer = new FfnetResidual(new FfnetResidual.Options(options.Dim, dim => new global::Mix.Generated.Std.FfnifiedAttention(new global::Mix.Generated.Std.FfnifiedAttention.Options(dim)
-            {
-                Ks1 = options.Ks1,
-                Ks2 = options.Ks2,
-                UseGelu = options.UseGelu,
-                Deploy = options.Deploy,
-            }))
-            {
-                DropPathRate = options.DropPathRate,
-                UseLayerScale = options.UseLayerScale,
-                LayerScaleInitValue = options.LayerScaleInitValue,
-            });
-#line 46 "/repo/examples/models/ffnet.mix"
-            channel_mixer = new FfnetResidual(new FfnetResidual.Options(options.Dim, dim => new FfnetChannelMixer(new FfnetChannelMixer.Options(dim)
-            {
-                Ks = options.KernelSize,
-                ExpansionRatio = options.ExpansionRatio,
-                UseGelu = options.UseGelu,
-                Deploy = options.Deploy,
-            }))
-            {
-                DropPathRate = options.DropPathRate,
-                UseLayerScale = options.UseLayerScale,
-                LayerScaleInitValue = options.LayerScaleInitValue,
-            });
-#line default
-            RegisterComponents();
-            token_mixer = keyed_token_mixer;
-            MixKeys.Register(this, "token_mixer.0", token_mixer);
-        }
-
-        /// <summary>Runs <c>ffnet_block</c>.</summary>
-        /// <param name="x"><c>[B, dim, H, W]</c></param>
-        /// <returns><c>[B, dim, H, W]</c></returns>
-        public override Tensor forward(Tensor x)
-        {
-#line 42 "/repo/examples/models/ffnet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet_block", "x", "[B, dim, H, W]", "/repo/examples/models/ffnet.mix", 42, null, (long?)(options.Dim), null, null);
-#line 48 "/repo/examples/models/ffnet.mix"
-            return channel_mixer.call(token_mixer.call(x));
-#line default
-        }
-    }
-
-    /// <summary>
     /// <c>block ffnet_conv_skip(dim: int) (x: [B, dim, H, W]) -&gt; [B, dim, H, W]</c><br/>
     /// Shapes: ([B, dim, H, W]) → [B, dim, H, W].<br/>
     /// </summary>
@@ -244,9 +34,9 @@ namespace Mix.Snapshots
         public FfnetConvSkip(Options options) : base(nameof(FfnetConvSkip))
         {
             this.options = options;
-#line 53 "/repo/examples/models/ffnet.mix"
+#line 15 "/repo/examples/models/ffnet.mix"
             var keyed_bn = Builtin.BatchNorm2d(options.Dim);
-#line 54 "/repo/examples/models/ffnet.mix"
+#line 16 "/repo/examples/models/ffnet.mix"
             var keyed_c = Builtin.Conv2d(options.Dim, options.Dim, 1, bias: false);
 #line default
             RegisterComponents();
@@ -261,9 +51,9 @@ namespace Mix.Snapshots
         /// <returns><c>[B, dim, H, W]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 52 "/repo/examples/models/ffnet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet_conv_skip", "x", "[B, dim, H, W]", "/repo/examples/models/ffnet.mix", 52, null, (long?)(options.Dim), null, null);
-#line 55 "/repo/examples/models/ffnet.mix"
+#line 14 "/repo/examples/models/ffnet.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet_conv_skip", "x", "[B, dim, H, W]", "/repo/examples/models/ffnet.mix", 14, null, (long?)(options.Dim), null, null);
+#line 17 "/repo/examples/models/ffnet.mix"
             return c.call(bn.call(x)) + x;
 #line default
         }
@@ -295,7 +85,7 @@ namespace Mix.Snapshots
         public FfnetPatchMerging(Options options) : base(nameof(FfnetPatchMerging))
         {
             this.options = options;
-#line 60 "/repo/examples/models/ffnet.mix"
+#line 22 "/repo/examples/models/ffnet.mix"
             proj = new ModuleList<nn.Module<Tensor, Tensor>>(options.Deploy ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(options.Dim, options.OutDim, 7, stride: 2, padding: 3, groups: options.Dim) : new global::Mix.Generated.Std.RepvggDw(new global::Mix.Generated.Std.RepvggDw.Options(options.Dim, options.OutDim) { Ks = 7, Stride = 2 }), options.Deploy ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(options.OutDim, options.OutDim, 1) : new FfnetConvSkip(new FfnetConvSkip.Options(options.OutDim)));
 #line default
             RegisterComponents();
@@ -306,9 +96,9 @@ namespace Mix.Snapshots
         /// <returns><c>[B, out_dim, H/2, W/2]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 59 "/repo/examples/models/ffnet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet_patch_merging", "x", "[B, dim, H, W]", "/repo/examples/models/ffnet.mix", 59, null, (long?)(options.Dim), null, null);
-#line 60 "/repo/examples/models/ffnet.mix"
+#line 21 "/repo/examples/models/ffnet.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet_patch_merging", "x", "[B, dim, H, W]", "/repo/examples/models/ffnet.mix", 21, null, (long?)(options.Dim), null, null);
+#line 22 "/repo/examples/models/ffnet.mix"
             foreach (var layer in proj) x = layer.call(x);
 #line default
             return x;
@@ -385,10 +175,10 @@ namespace Mix.Snapshots
         public Ffnet(Options options) : base(nameof(Ffnet))
         {
             this.options = options;
-#line 73 "/repo/examples/models/ffnet.mix"
+#line 35 "/repo/examples/models/ffnet.mix"
             patch_embed = new ModuleList<nn.Module<Tensor, Tensor>>(options.Deploy ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(3, options.InDim, 3, stride: 2, padding: 1) : new global::Mix.Generated.Std.Conv2dBn(new global::Mix.Generated.Std.Conv2dBn.Options(3, options.InDim) { KernelSize = 3, Stride = 2 }), Builtin.GELU(), options.Deploy ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(options.InDim, options.EmbedDim[0], 3, stride: 2, padding: 1) : new global::Mix.Generated.Std.Conv2dBn(new global::Mix.Generated.Std.Conv2dBn.Options(options.InDim, options.EmbedDim[0]) { KernelSize = 3, Stride = 2 }));
-#line 77 "/repo/examples/models/ffnet.mix"
-            var keyed_stage0 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth[0]).Select(j => new FfnetBlock(new FfnetBlock.Options(options.EmbedDim[0])
+#line 39 "/repo/examples/models/ffnet.mix"
+            var keyed_stage0 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth[0]).Select(j => new global::Mix.Generated.Std.FfnetBlock(new global::Mix.Generated.Std.FfnetBlock.Options(options.EmbedDim[0])
             {
                 KernelSize = options.KernelSizes[0],
                 ExpansionRatio = options.ExpansionRatios[0],
@@ -400,8 +190,8 @@ namespace Mix.Snapshots
                 LayerScaleInitValue = options.LayerScaleInitValue,
                 Deploy = options.Deploy,
             })).ToArray());
-#line 80 "/repo/examples/models/ffnet.mix"
-            var keyed_stage1 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth[1] + 1).Select(j => j == 0 ? (nn.Module<Tensor, Tensor>)new FfnetPatchMerging(new FfnetPatchMerging.Options(options.EmbedDim[0], options.EmbedDim[1]) { Deploy = options.Deploy }) : new FfnetBlock(new FfnetBlock.Options(options.EmbedDim[1])
+#line 42 "/repo/examples/models/ffnet.mix"
+            var keyed_stage1 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth[1] + 1).Select(j => j == 0 ? (nn.Module<Tensor, Tensor>)new FfnetPatchMerging(new FfnetPatchMerging.Options(options.EmbedDim[0], options.EmbedDim[1]) { Deploy = options.Deploy }) : new global::Mix.Generated.Std.FfnetBlock(new global::Mix.Generated.Std.FfnetBlock.Options(options.EmbedDim[1])
             {
                 KernelSize = options.KernelSizes[1],
                 ExpansionRatio = options.ExpansionRatios[1],
@@ -413,8 +203,8 @@ namespace Mix.Snapshots
                 LayerScaleInitValue = options.LayerScaleInitValue,
                 Deploy = options.Deploy,
             })).ToArray());
-#line 84 "/repo/examples/models/ffnet.mix"
-            var keyed_stage2 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth[2] + 1).Select(j => j == 0 ? (nn.Module<Tensor, Tensor>)new FfnetPatchMerging(new FfnetPatchMerging.Options(options.EmbedDim[1], options.EmbedDim[2]) { Deploy = options.Deploy }) : new FfnetBlock(new FfnetBlock.Options(options.EmbedDim[2])
+#line 46 "/repo/examples/models/ffnet.mix"
+            var keyed_stage2 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth[2] + 1).Select(j => j == 0 ? (nn.Module<Tensor, Tensor>)new FfnetPatchMerging(new FfnetPatchMerging.Options(options.EmbedDim[1], options.EmbedDim[2]) { Deploy = options.Deploy }) : new global::Mix.Generated.Std.FfnetBlock(new global::Mix.Generated.Std.FfnetBlock.Options(options.EmbedDim[2])
             {
                 KernelSize = options.KernelSizes[2],
                 ExpansionRatio = options.ExpansionRatios[2],
@@ -426,8 +216,8 @@ namespace Mix.Snapshots
                 LayerScaleInitValue = options.LayerScaleInitValue,
                 Deploy = options.Deploy,
             })).ToArray());
-#line 88 "/repo/examples/models/ffnet.mix"
-            var keyed_stage3 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth[3] + 1).Select(j => j == 0 ? (nn.Module<Tensor, Tensor>)new FfnetPatchMerging(new FfnetPatchMerging.Options(options.EmbedDim[2], options.EmbedDim[3]) { Deploy = options.Deploy }) : new FfnetBlock(new FfnetBlock.Options(options.EmbedDim[3])
+#line 50 "/repo/examples/models/ffnet.mix"
+            var keyed_stage3 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth[3] + 1).Select(j => j == 0 ? (nn.Module<Tensor, Tensor>)new FfnetPatchMerging(new FfnetPatchMerging.Options(options.EmbedDim[2], options.EmbedDim[3]) { Deploy = options.Deploy }) : new global::Mix.Generated.Std.FfnetBlock(new global::Mix.Generated.Std.FfnetBlock.Options(options.EmbedDim[3])
             {
                 KernelSize = options.KernelSizes[3],
                 ExpansionRatio = options.ExpansionRatios[3],
@@ -439,9 +229,9 @@ namespace Mix.Snapshots
                 LayerScaleInitValue = options.LayerScaleInitValue,
                 Deploy = options.Deploy,
             })).ToArray());
-#line 92 "/repo/examples/models/ffnet.mix"
+#line 54 "/repo/examples/models/ffnet.mix"
             norm = Builtin.BatchNorm2d(options.EmbedDim[3]);
-#line 93 "/repo/examples/models/ffnet.mix"
+#line 55 "/repo/examples/models/ffnet.mix"
             head = Builtin.Linear(options.EmbedDim[3], options.NumClasses);
 #line default
             RegisterComponents();
@@ -460,11 +250,11 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 70 "/repo/examples/models/ffnet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet", "x", "[B, 3, H, W]", "/repo/examples/models/ffnet.mix", 70, null, (long?)(3), null, null);
-#line 94 "/repo/examples/models/ffnet.mix"
+#line 32 "/repo/examples/models/ffnet.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "ffnet", "x", "[B, 3, H, W]", "/repo/examples/models/ffnet.mix", 32, null, (long?)(3), null, null);
+#line 56 "/repo/examples/models/ffnet.mix"
             var h = norm.call(MixDispatch.Sequence(stage3, MixDispatch.Sequence(stage2, MixDispatch.Sequence(stage1, MixDispatch.Sequence(stage0, MixDispatch.Sequence(patch_embed, x))))));
-#line 95 "/repo/examples/models/ffnet.mix"
+#line 57 "/repo/examples/models/ffnet.mix"
             return head.call(Fn.Mean(h, new long[] { 2, 3 }));
 #line default
         }
@@ -498,7 +288,7 @@ namespace Mix.Snapshots
         public Ffnet1(Options options) : base(nameof(Ffnet1))
         {
             this.options = options;
-#line 98 "/repo/examples/models/ffnet.mix"
+#line 60 "/repo/examples/models/ffnet.mix"
             model = new Ffnet(new Ffnet.Options
             {
                 NumClasses = options.NumClasses,
@@ -530,7 +320,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 98 "/repo/examples/models/ffnet.mix"
+#line 60 "/repo/examples/models/ffnet.mix"
             return model.call(x);
 #line default
         }

@@ -11,105 +11,6 @@ using static TorchSharp.torch;
 namespace Mix.Snapshots
 {
     /// <summary>
-    /// <c>block iformer_block(dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = false, drop: float = 0.0, attn_drop: float = 0.0, drop_path_rate: float = 0.0, attention_head: int = 1, pool_size: int = 2, use_layer_scale: bool = false, layer_scale_init_value: float = 1e-5) (x: [B, S, S, dim]) -&gt; [B, S, S, dim]</c><br/>
-    /// Shapes: ([B, S, S, dim]) → [B, S, S, dim].<br/>
-    /// </summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
-    public sealed partial class IformerBlock : nn.Module<Tensor, Tensor>
-    {
-        /// <summary>The parameters of <c>iformer_block</c> with their .mix defaults.</summary>
-        /// <param name="Dim"><c>dim: int</c></param>
-        /// <param name="NumHeads"><c>num_heads: int</c></param>
-        public sealed record Options(long Dim, long NumHeads)
-        {
-            /// <summary><c>mlp_ratio: float = 4.0</c></summary>
-            public double MlpRatio { get; init; } = 4.0;
-            /// <summary><c>qkv_bias: bool = false</c></summary>
-            public bool QkvBias { get; init; } = false;
-            /// <summary><c>drop: float = 0.0</c></summary>
-            public double Drop { get; init; } = 0.0;
-            /// <summary><c>attn_drop: float = 0.0</c></summary>
-            public double AttnDrop { get; init; } = 0.0;
-            /// <summary><c>drop_path_rate: float = 0.0</c></summary>
-            public double DropPathRate { get; init; } = 0.0;
-            /// <summary><c>attention_head: int = 1</c></summary>
-            public long AttentionHead { get; init; } = 1;
-            /// <summary><c>pool_size: int = 2</c></summary>
-            public long PoolSize { get; init; } = 2;
-            /// <summary><c>use_layer_scale: bool = false</c></summary>
-            public bool UseLayerScale { get; init; } = false;
-            /// <summary><c>layer_scale_init_value: float = 1e-5</c></summary>
-            public double LayerScaleInitValue { get; init; } = 1e-5;
-        }
-
-        readonly Options options;
-
-        /// <summary><c>norm1 = layernorm(dim, eps = 1e-6)</c> → <c>[B, S, S, dim]</c></summary>
-        public readonly TorchSharp.Modules.LayerNorm norm1;
-
-        /// <summary><c>attn = inception_mixer(dim = dim, num_heads = num_heads, qkv_bias = qkv_bias, attn_drop = attn_drop, attention_head = attention_head, pool_size = pool_size)</c> → <c>[B, S, S, dim]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> attn;
-
-        /// <summary><c>norm2 = layernorm(dim, eps = 1e-6)</c> → <c>[B, S, S, dim]</c></summary>
-        public readonly TorchSharp.Modules.LayerNorm norm2;
-
-        /// <summary><c>mlp = mlp(dim, int(dim * mlp_ratio), drop = drop)</c> → <c>[B, S, S, dim]</c></summary>
-        public readonly Mix.Runtime.Mlp mlp;
-
-        /// <summary><c>layer_scale_1 = if use_layer_scale then param([dim], init = layer_scale_init_value) else none</c></summary>
-        public readonly Parameter? layer_scale_1;
-
-        /// <summary><c>layer_scale_2 = if use_layer_scale then param([dim], init = layer_scale_init_value) else none</c></summary>
-        public readonly Parameter? layer_scale_2;
-
-        /// <summary>Builds <c>iformer_block</c>.</summary>
-        /// <param name="options">The parameters.</param>
-        public IformerBlock(Options options) : base(nameof(IformerBlock))
-        {
-            this.options = options;
-#line 16 "/repo/examples/models/iformer.mix"
-            norm1 = Builtin.LayerNorm(options.Dim, eps: 1e-6);
-#line 17 "/repo/examples/models/iformer.mix"
-            attn = new global::Mix.Generated.Std.InceptionMixer(new global::Mix.Generated.Std.InceptionMixer.Options(options.Dim)
-            {
-                NumHeads = options.NumHeads,
-                QkvBias = options.QkvBias,
-                AttnDrop = options.AttnDrop,
-                AttentionHead = options.AttentionHead,
-                PoolSize = options.PoolSize,
-            });
-#line 19 "/repo/examples/models/iformer.mix"
-            norm2 = Builtin.LayerNorm(options.Dim, eps: 1e-6);
-#line 20 "/repo/examples/models/iformer.mix"
-            mlp = Builtin.Mlp(options.Dim, Fn.Int(options.Dim * options.MlpRatio), drop: options.Drop);
-#line 21 "/repo/examples/models/iformer.mix"
-            layer_scale_1 = options.UseLayerScale ? new Parameter(MixInit.Of(new long[] { options.Dim }, options.LayerScaleInitValue)) : null;
-#line 22 "/repo/examples/models/iformer.mix"
-            layer_scale_2 = options.UseLayerScale ? new Parameter(MixInit.Of(new long[] { options.Dim }, options.LayerScaleInitValue)) : null;
-#line default
-            RegisterComponents();
-        }
-
-        /// <summary>Runs <c>iformer_block</c>.</summary>
-        /// <param name="x"><c>[B, S, S, dim]</c></param>
-        /// <returns><c>[B, S, S, dim]</c></returns>
-        public override Tensor forward(Tensor x)
-        {
-#line 14 "/repo/examples/models/iformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "iformer_block", "x", "[B, S, S, dim]", "/repo/examples/models/iformer.mix", 14, null, null, null, (long?)(options.Dim));
-#line 23 "/repo/examples/models/iformer.mix"
-            var a = MixDispatch.TokenMixer(attn, norm1.call(x));
-#line 24 "/repo/examples/models/iformer.mix"
-            x = x + Fn.DropPath(options.UseLayerScale ? layer_scale_1! * a : a, options.DropPathRate, training);
-#line 25 "/repo/examples/models/iformer.mix"
-            var m = mlp.call(norm2.call(x));
-#line 26 "/repo/examples/models/iformer.mix"
-            return x + Fn.DropPath(options.UseLayerScale ? layer_scale_2! * m : m, options.DropPathRate, training);
-#line default
-        }
-    }
-
-    /// <summary>
     /// <c>block iformer_first_patch_embed(in_chans: int, embed_dim: int) (x: [B, in_chans, H, W]) -&gt; [B, H / 4, W / 4, embed_dim]</c><br/>
     /// Shapes: ([B, in_chans, H, W]) → [B, H/4, W/4, embed_dim].<br/>
     /// </summary>
@@ -140,13 +41,13 @@ namespace Mix.Snapshots
         public IformerFirstPatchEmbed(Options options) : base(nameof(IformerFirstPatchEmbed))
         {
             this.options = options;
-#line 32 "/repo/examples/models/iformer.mix"
+#line 15 "/repo/examples/models/iformer.mix"
             proj1 = Builtin.Conv2d(options.InChans, options.EmbedDim / 2, 3, stride: 2, padding: 1);
-#line 33 "/repo/examples/models/iformer.mix"
+#line 16 "/repo/examples/models/iformer.mix"
             norm1 = Builtin.BatchNorm2d(options.EmbedDim / 2);
-#line 34 "/repo/examples/models/iformer.mix"
+#line 17 "/repo/examples/models/iformer.mix"
             proj2 = Builtin.Conv2d(options.EmbedDim / 2, options.EmbedDim, 3, stride: 2, padding: 1);
-#line 35 "/repo/examples/models/iformer.mix"
+#line 18 "/repo/examples/models/iformer.mix"
             norm2 = Builtin.BatchNorm2d(options.EmbedDim);
 #line default
             RegisterComponents();
@@ -157,9 +58,9 @@ namespace Mix.Snapshots
         /// <returns><c>[B, H/4, W/4, embed_dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 30 "/repo/examples/models/iformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "iformer_first_patch_embed", "x", "[B, in_chans, H, W]", "/repo/examples/models/iformer.mix", 30, null, (long?)(options.InChans), null, null);
-#line 36 "/repo/examples/models/iformer.mix"
+#line 13 "/repo/examples/models/iformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "iformer_first_patch_embed", "x", "[B, in_chans, H, W]", "/repo/examples/models/iformer.mix", 13, null, (long?)(options.InChans), null, null);
+#line 19 "/repo/examples/models/iformer.mix"
             return Fn.Permute(norm2.call(proj2.call(Fn.GELU(norm1.call(proj1.call(x))))), new long[] { 0, 2, 3, 1 });
 #line default
         }
@@ -190,9 +91,9 @@ namespace Mix.Snapshots
         public IformerPatchEmbed(Options options) : base(nameof(IformerPatchEmbed))
         {
             this.options = options;
-#line 41 "/repo/examples/models/iformer.mix"
+#line 24 "/repo/examples/models/iformer.mix"
             proj = Builtin.Conv2d(options.InChans, options.EmbedDim, 3, stride: 2, padding: 1);
-#line 42 "/repo/examples/models/iformer.mix"
+#line 25 "/repo/examples/models/iformer.mix"
             norm = Builtin.BatchNorm2d(options.EmbedDim);
 #line default
             RegisterComponents();
@@ -203,9 +104,9 @@ namespace Mix.Snapshots
         /// <returns><c>[B, H/2, W/2, embed_dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 40 "/repo/examples/models/iformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "iformer_patch_embed", "x", "[B, H, W, in_chans]", "/repo/examples/models/iformer.mix", 40, null, null, null, (long?)(options.InChans));
-#line 43 "/repo/examples/models/iformer.mix"
+#line 23 "/repo/examples/models/iformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "iformer_patch_embed", "x", "[B, H, W, in_chans]", "/repo/examples/models/iformer.mix", 23, null, null, null, (long?)(options.InChans));
+#line 26 "/repo/examples/models/iformer.mix"
             return Fn.Permute(norm.call(proj.call(Fn.Permute(x, new long[] { 0, 3, 1, 2 }))), new long[] { 0, 2, 3, 1 });
 #line default
         }
@@ -304,12 +205,12 @@ namespace Mix.Snapshots
         public Iformer(Options options) : base(nameof(Iformer))
         {
             this.options = options;
-#line 61 "/repo/examples/models/iformer.mix"
+#line 44 "/repo/examples/models/iformer.mix"
             patch_embed = new IformerFirstPatchEmbed(new IformerFirstPatchEmbed.Options(options.InChans, options.EmbedDims[0]));
-#line 62 "/repo/examples/models/iformer.mix"
+#line 45 "/repo/examples/models/iformer.mix"
             pos_embed1 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4, options.ImgSize / 4, options.EmbedDims[0] }, s => MixInit.TruncNormal(s, std: 0.02)));
-#line 63 "/repo/examples/models/iformer.mix"
-            blocks1 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[0]).Select(i => new IformerBlock(new IformerBlock.Options(options.EmbedDims[0], options.NumHeads[0])
+#line 46 "/repo/examples/models/iformer.mix"
+            blocks1 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[0]).Select(i => new global::Mix.Generated.Std.IformerBlock(new global::Mix.Generated.Std.IformerBlock.Options(options.EmbedDims[0], options.NumHeads[0])
             {
                 MlpRatio = options.MlpRatio,
                 QkvBias = options.QkvBias,
@@ -319,12 +220,12 @@ namespace Mix.Snapshots
                 AttentionHead = options.AttentionHeads[(int)i],
                 PoolSize = 2,
             })).ToArray());
-#line 66 "/repo/examples/models/iformer.mix"
+#line 49 "/repo/examples/models/iformer.mix"
             patch_embed2 = new IformerPatchEmbed(new IformerPatchEmbed.Options(options.EmbedDims[0], options.EmbedDims[1]));
-#line 67 "/repo/examples/models/iformer.mix"
+#line 50 "/repo/examples/models/iformer.mix"
             pos_embed2 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4 / 2, options.ImgSize / 4 / 2, options.EmbedDims[1] }, s => MixInit.TruncNormal(s, std: 0.02)));
-#line 68 "/repo/examples/models/iformer.mix"
-            blocks2 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[1]).Select(i => new IformerBlock(new IformerBlock.Options(options.EmbedDims[1], options.NumHeads[1])
+#line 51 "/repo/examples/models/iformer.mix"
+            blocks2 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[1]).Select(i => new global::Mix.Generated.Std.IformerBlock(new global::Mix.Generated.Std.IformerBlock.Options(options.EmbedDims[1], options.NumHeads[1])
             {
                 MlpRatio = options.MlpRatio,
                 QkvBias = options.QkvBias,
@@ -334,12 +235,12 @@ namespace Mix.Snapshots
                 AttentionHead = options.AttentionHeads[(int)(options.Depths[0] + i)],
                 PoolSize = 2,
             })).ToArray());
-#line 71 "/repo/examples/models/iformer.mix"
+#line 54 "/repo/examples/models/iformer.mix"
             patch_embed3 = new IformerPatchEmbed(new IformerPatchEmbed.Options(options.EmbedDims[1], options.EmbedDims[2]));
-#line 72 "/repo/examples/models/iformer.mix"
+#line 55 "/repo/examples/models/iformer.mix"
             pos_embed3 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4 / 2 / 2, options.ImgSize / 4 / 2 / 2, options.EmbedDims[2] }, s => MixInit.TruncNormal(s, std: 0.02)));
-#line 73 "/repo/examples/models/iformer.mix"
-            blocks3 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[2]).Select(i => new IformerBlock(new IformerBlock.Options(options.EmbedDims[2], options.NumHeads[2])
+#line 56 "/repo/examples/models/iformer.mix"
+            blocks3 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[2]).Select(i => new global::Mix.Generated.Std.IformerBlock(new global::Mix.Generated.Std.IformerBlock.Options(options.EmbedDims[2], options.NumHeads[2])
             {
                 MlpRatio = options.MlpRatio,
                 QkvBias = options.QkvBias,
@@ -351,12 +252,12 @@ namespace Mix.Snapshots
                 UseLayerScale = options.UseLayerScale,
                 LayerScaleInitValue = options.LayerScaleInitValue,
             })).ToArray());
-#line 77 "/repo/examples/models/iformer.mix"
+#line 60 "/repo/examples/models/iformer.mix"
             patch_embed4 = new IformerPatchEmbed(new IformerPatchEmbed.Options(options.EmbedDims[2], options.EmbedDims[3]));
-#line 78 "/repo/examples/models/iformer.mix"
+#line 61 "/repo/examples/models/iformer.mix"
             pos_embed4 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4 / 2 / 2 / 2, options.ImgSize / 4 / 2 / 2 / 2, options.EmbedDims[3] }, s => MixInit.TruncNormal(s, std: 0.02)));
-#line 79 "/repo/examples/models/iformer.mix"
-            blocks4 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[3]).Select(i => new IformerBlock(new IformerBlock.Options(options.EmbedDims[3], options.NumHeads[3])
+#line 62 "/repo/examples/models/iformer.mix"
+            blocks4 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[3]).Select(i => new global::Mix.Generated.Std.IformerBlock(new global::Mix.Generated.Std.IformerBlock.Options(options.EmbedDims[3], options.NumHeads[3])
             {
                 MlpRatio = options.MlpRatio,
                 QkvBias = options.QkvBias,
@@ -368,9 +269,9 @@ namespace Mix.Snapshots
                 UseLayerScale = options.UseLayerScale,
                 LayerScaleInitValue = options.LayerScaleInitValue,
             })).ToArray());
-#line 83 "/repo/examples/models/iformer.mix"
+#line 66 "/repo/examples/models/iformer.mix"
             norm = Builtin.LayerNorm(options.EmbedDims[3], eps: 1e-6);
-#line 84 "/repo/examples/models/iformer.mix"
+#line 67 "/repo/examples/models/iformer.mix"
             head = Builtin.Linear(options.EmbedDims[3], options.NumClasses);
 #line default
             RegisterComponents();
@@ -381,17 +282,17 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 51 "/repo/examples/models/iformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "iformer", "x", "[B, in_chans, img_size, img_size]", "/repo/examples/models/iformer.mix", 51, null, (long?)(options.InChans), (long?)(options.ImgSize), (long?)(options.ImgSize));
-#line 85 "/repo/examples/models/iformer.mix"
+#line 34 "/repo/examples/models/iformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "iformer", "x", "[B, in_chans, img_size, img_size]", "/repo/examples/models/iformer.mix", 34, null, (long?)(options.InChans), (long?)(options.ImgSize), (long?)(options.ImgSize));
+#line 68 "/repo/examples/models/iformer.mix"
             var h = MixDispatch.Sequence(blocks1, patch_embed.call(x) + pos_embed1);
-#line 86 "/repo/examples/models/iformer.mix"
+#line 69 "/repo/examples/models/iformer.mix"
             h = MixDispatch.Sequence(blocks2, patch_embed2.call(h) + pos_embed2);
-#line 87 "/repo/examples/models/iformer.mix"
+#line 70 "/repo/examples/models/iformer.mix"
             h = MixDispatch.Sequence(blocks3, patch_embed3.call(h) + pos_embed3);
-#line 88 "/repo/examples/models/iformer.mix"
+#line 71 "/repo/examples/models/iformer.mix"
             h = MixDispatch.Sequence(blocks4, patch_embed4.call(h) + pos_embed4);
-#line 89 "/repo/examples/models/iformer.mix"
+#line 72 "/repo/examples/models/iformer.mix"
             return head.call(Fn.Mean(norm.call(Fn.Flatten(h, 1, 2)), new long[] { 1 }));
 #line default
         }
@@ -423,7 +324,7 @@ namespace Mix.Snapshots
         public IformerSmall(Options options) : base(nameof(IformerSmall))
         {
             this.options = options;
-#line 92 "/repo/examples/models/iformer.mix"
+#line 75 "/repo/examples/models/iformer.mix"
             model = new Iformer(new Iformer.Options
             {
                 NumClasses = options.NumClasses,
@@ -452,7 +353,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 92 "/repo/examples/models/iformer.mix"
+#line 75 "/repo/examples/models/iformer.mix"
             return model.call(x);
 #line default
         }
