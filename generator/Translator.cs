@@ -966,7 +966,11 @@ internal sealed partial class Translator
                 return $"new {cls}({opts})";
             }
             case VCond c:
-                return $"{c.Condition} ? ({ModuleType}){Inst(c.Then, span)} : {Inst(c.Else, span)}";
+            {
+                // A condition in the then-branch is parenthesized: the cast would otherwise bind to its condition.
+                var then = Inst(c.Then, span);
+                return $"{c.Condition} ? ({ModuleType}){(c.Then is VCond ? "(" + then + ")" : then)} : {Inst(c.Else, span)}";
+            }
             case VInline inline:
                 return "new MixPipeline(\n" + string.Join(",\n", inline.Layers.Select(l =>
                     Indent($"({Names.Literal(l.Key)}, {Inst(l.Layer, span)})"))) + ")";
