@@ -45,8 +45,8 @@ namespace Mix.Snapshots
 
         readonly Options options;
 
-        /// <summary><c>conv = if initial_conv == strided then [conv2d(3, int(final_dim / 2), kernel_size = 3, stride = stride, padding = 1), conv2d(int(final_dim / 2), final_dim, kernel_size = 3, stride = stride, padding = 1)] else [conv2d(3, int(final_dim / 4), kernel_size = 3, padding = 1), conv2d(int(final_dim / 4), int(final_dim / 2), kernel_size = 3, padding = 1), conv2d(int(final_dim / 2), final_dim, kernel_size = patch_size, stride = patch_size), gelu, batchnorm2d(final_dim)]</c></summary>
-        public readonly nn.Module<Tensor, Tensor> conv;
+        /// <summary><c>conv = for j in 0..if strided_stem then 2 else 5: if strided_stem and (j == 0) then conv2d(3, int(final_dim / 2), kernel_size = 3, stride = stride, padding = 1) else if strided_stem then conv2d(int(final_dim / 2), final_dim, kernel_size = 3, stride = stride, padding = 1) else if j == 0 then conv2d(3, int(final_dim / 4), kernel_size = 3, padding = 1) else if j == 1 then conv2d(int(final_dim / 4), int(final_dim / 2), kernel_size = 3, padding = 1) else if j == 2 then conv2d(int(final_dim / 2), final_dim, kernel_size = patch_size, stride = patch_size) else if j == 3 then gelu else batchnorm2d(final_dim)</c></summary>
+        public readonly ModuleList<nn.Module<Tensor, Tensor>> conv;
 
         /// <summary><c>layers = for i in 0..depth: wave_mixer(dim = final_dim, level = level, mult = mult, ff_channel = ff_channel, drop = dropout, residual = true)</c></summary>
         public readonly ModuleList<nn.Module<Tensor, Tensor>> layers;
@@ -62,9 +62,9 @@ namespace Mix.Snapshots
         public Wavemix(Options options) : base(nameof(Wavemix))
         {
             this.options = options;
-#line 18 "/repo/examples/models/wavemix.mix"
-            conv = options.InitialConv == "strided" ? (nn.Module<Tensor, Tensor>)new MixSequence(new nn.Module<Tensor, Tensor>[] { Builtin.Conv2d(3, options.FinalDim / 2, 3, stride: options.Stride, padding: 1), Builtin.Conv2d(options.FinalDim / 2, options.FinalDim, 3, stride: options.Stride, padding: 1) }) : new MixSequence(new nn.Module<Tensor, Tensor>[] { Builtin.Conv2d(3, options.FinalDim / 4, 3, padding: 1), Builtin.Conv2d(options.FinalDim / 4, options.FinalDim / 2, 3, padding: 1), Builtin.Conv2d(options.FinalDim / 2, options.FinalDim, options.PatchSize, stride: options.PatchSize), Builtin.GELU(), Builtin.BatchNorm2d(options.FinalDim) });
-#line 24 "/repo/examples/models/wavemix.mix"
+#line 19 "/repo/examples/models/wavemix.mix"
+            conv = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.InitialConv == "strided" ? 2 : 5).Select(j => options.InitialConv == "strided" && j == 0 ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(3, options.FinalDim / 2, 3, stride: options.Stride, padding: 1) : options.InitialConv == "strided" ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(options.FinalDim / 2, options.FinalDim, 3, stride: options.Stride, padding: 1) : j == 0 ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(3, options.FinalDim / 4, 3, padding: 1) : j == 1 ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(options.FinalDim / 4, options.FinalDim / 2, 3, padding: 1) : j == 2 ? (nn.Module<Tensor, Tensor>)Builtin.Conv2d(options.FinalDim / 2, options.FinalDim, options.PatchSize, stride: options.PatchSize) : j == 3 ? (nn.Module<Tensor, Tensor>)Builtin.GELU() : Builtin.BatchNorm2d(options.FinalDim)).ToArray());
+#line 27 "/repo/examples/models/wavemix.mix"
             layers = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depth).Select(i => new global::Mix.Generated.Std.WaveMixer(new global::Mix.Generated.Std.WaveMixer.Options(options.FinalDim)
             {
                 Level = options.Level,
@@ -73,7 +73,7 @@ namespace Mix.Snapshots
                 Drop = options.Dropout,
                 Residual = true,
             })).ToArray());
-#line 26 "/repo/examples/models/wavemix.mix"
+#line 29 "/repo/examples/models/wavemix.mix"
             var keyed_head = Builtin.Linear(options.FinalDim, options.NumClasses);
 #line default
             RegisterComponents();
@@ -88,8 +88,8 @@ namespace Mix.Snapshots
         {
 #line 16 "/repo/examples/models/wavemix.mix"
             if (MixShapes.Enabled) MixShapes.Check(x, "wavemix", "x", "[B, 3, H, W]", "/repo/examples/models/wavemix.mix", 16, null, (long?)(3), null, null);
-#line 27 "/repo/examples/models/wavemix.mix"
-            return head.call(Fn.Mean(MixDispatch.Sequence(layers, conv.call(x)), new long[] { 2, 3 }));
+#line 30 "/repo/examples/models/wavemix.mix"
+            return head.call(Fn.Mean(MixDispatch.Sequence(layers, MixDispatch.Sequence(conv, x)), new long[] { 2, 3 }));
 #line default
         }
     }
@@ -120,7 +120,7 @@ namespace Mix.Snapshots
         public Wavemix19216(Options options) : base(nameof(Wavemix19216))
         {
             this.options = options;
-#line 32 "/repo/examples/models/wavemix.mix"
+#line 35 "/repo/examples/models/wavemix.mix"
             model = new Wavemix(new Wavemix.Options
             {
                 NumClasses = options.NumClasses,
@@ -140,12 +140,19 @@ namespace Mix.Snapshots
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
         /// <summary>Runs <c>wavemix_192_16</c>.</summary>
         /// <param name="x"><c>[B, 3, H, W]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 32 "/repo/examples/models/wavemix.mix"
+#line 35 "/repo/examples/models/wavemix.mix"
             return model.call(x);
 #line default
         }
@@ -177,7 +184,7 @@ namespace Mix.Snapshots
         public WavemixCifar10(Options options) : base(nameof(WavemixCifar10))
         {
             this.options = options;
-#line 37 "/repo/examples/models/wavemix.mix"
+#line 40 "/repo/examples/models/wavemix.mix"
             model = new Wavemix(new Wavemix.Options
             {
                 NumClasses = options.NumClasses,
@@ -197,12 +204,19 @@ namespace Mix.Snapshots
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
         /// <summary>Runs <c>wavemix_cifar10</c>.</summary>
         /// <param name="x"><c>[B, 3, H, W]</c></param>
         /// <returns><c>[B, 10]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 37 "/repo/examples/models/wavemix.mix"
+#line 40 "/repo/examples/models/wavemix.mix"
             return model.call(x);
 #line default
         }
