@@ -70,6 +70,8 @@ internal static class ZooGpuCases
         ["tsmixer"] = new(O(("seq_len", 33), ("pred_len", 11), ("channels", 5)), Series(33, 5), null),
         ["patchtsmixer"] = new(O(), Series(32, 3), null),
         ["patchtsmixer_mix_channel"] = new(O(), Series(32, 3), null),
+        ["ponet_lra"] = new(O(("max_seq_len", 64), ("segment_num", 8)), Tokens(32, 37)),
+        ["ponet_lra_listops"] = new(O(), Tokens(32, 37)),
     };
 
     /// <summary>The registered names (the GPU test's case list).</summary>
@@ -103,8 +105,9 @@ internal static class ZooGpuCases
         {
             case "image-classification" when info.InputSize is { Count: 3 } size:
                 return new(new(), () => torch.randn(1, size[0], size[1], size[2]), parameters.Contains("num_classes") ? 11 : null);
-            case "causal-lm" or "fill-mask" or "feature-extraction" when parameters.Contains("vocab_size"):
-                return new(Shrink(("vocab_size", 97), ("d_model", 64), ("hidden_size", 64), ("n_layer", 2), ("num_hidden_layers", 2)), Tokens(97, 37), null);
+            case "causal-lm" or "fill-mask" or "feature-extraction" or "text-classification" when parameters.Contains("vocab_size"):
+                return new(Shrink(("vocab_size", 97), ("d_model", 64), ("hidden_size", 64), ("n_layer", 2), ("num_hidden_layers", 2)), Tokens(97, 37),
+                    parameters.Contains("num_classes") ? 11 : null);
             default:
                 return null;
         }
