@@ -135,6 +135,7 @@ def measure(op, impl, dtype, batch, L, fn, tokens, shape):
         skipped.append(f"{op} {impl} {dtype} b{batch} L{L} (budget)")
         return
     try:
+        fn()  # the first call compiles and autotunes the Triton kernels: not an estimate of one call
         torch.cuda.synchronize()
         t = time.perf_counter()
         fn()
