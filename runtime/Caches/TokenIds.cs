@@ -29,7 +29,17 @@ public static class TokenIds
         if (ids.dtype is not (ScalarType.Int64 or ScalarType.Int32))
             throw new ArgumentException($"token ids for {layer} must be int64 or int32, got {ids.dtype}", nameof(ids));
         if (ids.numel() == 0) return;
-        var (min, max) = ids.device_type == DeviceType.CPU && ids.is_contiguous() ? HostRange(ids) : DeviceRange(ids);
+        (long min, long max) range;
+        if (ids.device_type == DeviceType.CPU && ids.is_contiguous()) range = HostRange(ids);
+        else if (ids.numel() <= SmallCopy)
+        {
+            // a decoding step's few ids: one copy to the host (the check has to wait for them either way) beats three
+            // reductions and a copy
+            using var copies = torch.NewDisposeScope();
+            range = HostRange(ids.cpu().contiguous());
+        }
+        else range = DeviceRange(ids);
+        var (min, max) = range;
         if (min >= 0 && max < vocabSize) return;
         var bad = min < 0 ? min : max;
         using var scope = torch.NewDisposeScope();
@@ -39,6 +49,8 @@ public static class TokenIds
     }
 
     // CPU ids are scanned in place: no tensor operation for the one-token decode step.
+    private const long SmallCopy = 4096;
+
     private static (long min, long max) HostRange(Tensor ids)
     {
         long min = long.MaxValue, max = long.MinValue;

@@ -30,6 +30,16 @@ namespace Mix.Runtime.Fused
         /// to know that the fused path, not the reference, ran.</summary>
         public static long Steps => Interlocked.Read(ref s_steps);
 
+        /// <summary>Why the last cached step of a Mamba mixer on CUDA did not take the fused path (null after one that
+        /// did): what a test or a user checks when <see cref="Steps"/> does not move.</summary>
+        public static string? LastDecline { get; private set; }
+
+        private static Tensor? Decline(string why)
+        {
+            LastDecline = why;
+            return null;
+        }
+
 #pragma warning disable CA2255 // registering a hook at load is exactly what the runtime needs here
         [ModuleInitializer]
         internal static void Register()
@@ -66,97 +76,203 @@ namespace Mix.Runtime.Fused
         public static Tensor? TryStep(RMSNorm? norm, nn.Module mixer, Tensor x, bool residual)
         {
             if (!KernelModules.IsMamba(mixer) || mixer is MambaMixer) return null;   // the C# built-in has its own slot type
-            if (x.device_type != DeviceType.CUDA || torch.is_grad_enabled() || x.dim() != 3 || x.shape[1] != 1) return null;
-            if (CacheScope.Current is not { Mask: null } scope || scope.StateSlot(mixer) is not { } slot) return null;
-            int code = FusedKernels.DtypeCode(x.dtype);
-            if (code < 0 || !KernelRuntime.Shared.IsAvailable) return null;
-            if (s_parts.GetValue(mixer, Read) is not { } p) return null;
-            var dtype = x.dtype;
-            var wIn = Weight(p.InProj); var wX = Weight(p.XProj); var wOut = Weight(p.OutProj); var dtW = Weight(p.DtProj);
-            if (wIn is null || wX is null || wOut is null || dtW is null) return null;
-            var convW = p.Conv.weight!;
-            var aLog = Param(mixer, "A_log"); var dSkip = Param(mixer, "D");
-            if (aLog is null || dSkip is null) return null;
-            long batch = x.shape[0], dim = x.shape[2], inner = wIn.shape[0] / 2, width = convW.shape[^1];
-            long rank = dtW.shape[1], nState = aLog.shape[1], xRows = wX.shape[0];
-            if (wIn.shape[1] != dim || wOut.shape[0] != dim || wOut.shape[1] != inner || wX.shape[1] != inner
-                || xRows != rank + 2 * nState || dtW.shape[0] != inner || aLog.shape[0] != inner || convW.numel() != inner * width
-                || batch > 65535 || inner > int.MaxValue / 2) return null;
-            var normW = norm?.weight;
-            var biasIn = Bias(p.InProj); var biasOut = Bias(p.OutProj);
-            var convB = p.Conv.bias; var dtB = Bias(p.DtProj);
-            foreach (var t in new[] { wIn, wX, wOut, convW, dtW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB })
-                if (t is not null && (t.dtype != dtype || t.device_type != DeviceType.CUDA || t.device_index != x.device_index || !t.is_contiguous())) return null;
+            if (x.device_type != DeviceType.CUDA) return null;
+            if (torch.is_grad_enabled()) return Decline("autograd is on");
+            var shape = x.shape;
+            if (shape.Length != 3 || shape[1] != 1) return Decline($"input [{string.Join(", ", shape)}] is not one token per row");
+            if (CacheScope.Current is not { } scope || scope.StateSlot(mixer) is not { } slot) return Decline("no state slot in a running cache");
+            if (scope.Mask is not null) return Decline("the step has a padding mask");
+            if (s_parts.GetValue(mixer, Read) is not { } parts) return Decline("the mixer's layers are not mamba's (in_proj, conv1d, x_proj, dt_proj, out_proj)");
+            var plan = parts.Plan;
+            if (plan is null || !plan.Matches(parts, mixer, norm, x.dtype, (int)x.device_index, shape[0], shape[2]))
+            {
+                plan = Plan.Make(parts, mixer, norm, x, shape[0], out var why);
+                parts.Plan = plan;
+                if (plan is null) return Decline(why!);
+            }
+            if (plan.Failure is { } failure) return Decline(failure);
             var convState = slot.Get("conv_state"); var ssmState = slot.Get("ssm_state");
-            if (convState.dtype != ScalarType.Float32 || ssmState.dtype != ScalarType.Float32
-                || !convState.shape.SequenceEqual(new[] { batch, inner, width - 1 })
-                || !ssmState.shape.SequenceEqual(new[] { batch, inner, nState })) return null;
-            int nbIn = RowsPerBlock(dim), nbInner = RowsPerBlock(inner);
-            if (nbIn == 0 || nbInner == 0) return null;
-            int dev = FusedOps.DeviceIndex(x);
+            if (!plan.FitsStates(convState, ssmState)) return Decline("the slot's states are not [B, inner, d_conv - 1] / [B, inner, d_state] float32");
             try
             {
-                var spec = Spec(code);
-                var rt = KernelRuntime.Shared;
-                var inProj = rt.GetFunction(spec, "mamba_step_in_proj", dev);
-                var xProj = rt.GetFunction(spec, "mamba_step_x_proj", dev);
-                var scan = rt.GetFunction(spec, "mamba_step_scan", dev);
-                var outProj = rt.GetFunction(spec, "mamba_step_out_proj", dev);
-
                 var xin = x.is_contiguous() ? x : x.contiguous();
-                var xz = slot.Workspace("mamba.xz", new[] { batch, 2 * inner }, ScalarType.Float32, x.device);
-                var dbc = slot.Workspace("mamba.dbc", new[] { batch, xRows }, ScalarType.Float32, x.device);
-                var y = slot.Workspace("mamba.y", new[] { batch, inner }, ScalarType.Float32, x.device);
-                var convNext = slot.Spare("conv_state"); var ssmNext = slot.Spare("ssm_state");
                 var output = torch.empty_like(xin);
-                int vecIn = Vectorizable(dim, dtype), vecInner = Vectorizable(inner, dtype);
-                var threads = new Dim3(MambaStepKernelSources.Threads);
-                uint warps = MambaStepKernelSources.Threads / 32;
-
-                using (var a = new KernelArguments(dev))
-                {
-                    a.Add(xin, dtype, "x").AddOptional(normW, dtype, "norm.weight").Add((float)(norm?.Eps ?? 0.0))
-                        .Add(wIn, dtype, "in_proj.weight").AddOptional(biasIn, dtype, "in_proj.bias").Add(xz, ScalarType.Float32, "xz")
-                        .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn);
-                    inProj.Launch(new Dim3(Blocks(2 * inner, warps), Blocks(batch, (uint)nbIn)), threads, (uint)(nbIn * dim * sizeof(float)), a);
-                }
-                using (var a = new KernelArguments(dev))
-                {
-                    a.Add(xz, ScalarType.Float32, "xz").Add(convState, ScalarType.Float32, "conv_state").AddDense(convW, dtype, "conv1d.weight")
-                        .AddOptional(convB, dtype, "conv1d.bias").Add(wX, dtype, "x_proj.weight").Add(dbc, ScalarType.Float32, "dbc")
-                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecInner);
-                    xProj.Launch(new Dim3(Blocks(xRows, warps), Blocks(batch, (uint)nbInner)), threads, (uint)(nbInner * inner * sizeof(float)), a);
-                }
-                using (var a = new KernelArguments(dev))
-                {
-                    a.Add(xz, ScalarType.Float32, "xz").Add(convState, ScalarType.Float32, "conv_state").Add(convNext, ScalarType.Float32, "conv_state'")
-                        .AddDense(convW, dtype, "conv1d.weight").AddOptional(convB, dtype, "conv1d.bias").Add(dbc, ScalarType.Float32, "dbc")
-                        .Add(dtW, dtype, "dt_proj.weight").AddOptional(dtB, dtype, "dt_proj.bias").Add(aLog, dtype, "A_log").Add(dSkip, dtype, "D")
-                        .Add(ssmState, ScalarType.Float32, "ssm_state").Add(ssmNext, ScalarType.Float32, "ssm_state'").Add(y, ScalarType.Float32, "y")
-                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)rank).Add((int)nState);
-                    scan.Launch(new Dim3(Blocks(inner, 256), (uint)batch), new Dim3(256), 0, a);
-                }
-                using (var a = new KernelArguments(dev))
-                {
-                    a.Add(y, ScalarType.Float32, "y").Add(wOut, dtype, "out_proj.weight").AddOptional(biasOut, dtype, "out_proj.bias")
-                        .AddOptional(residual ? xin : null, dtype, "residual").Add(output, dtype, "out")
-                        .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecInner);
-                    outProj.Launch(new Dim3(Blocks(dim, warps), Blocks(batch, (uint)nbInner)), threads, (uint)(nbInner * inner * sizeof(float)), a);
-                }
+                plan.Run(slot, xin, residual ? xin : null, output, convState, ssmState, slot.Spare("conv_state"), slot.Spare("ssm_state"));
                 slot.Swap("conv_state");
                 slot.Swap("ssm_state");
                 Interlocked.Increment(ref s_steps);
+                LastDecline = null;
                 return output;
             }
-            catch (CudaKernelUnavailableException)
+            catch (CudaKernelUnavailableException e)
             {
-                return null;
+                // The slot is untouched (its states are swapped only after the last launch); this plan stays off.
+                plan.Failure = "a launch failed: " + e.Message;
+                KernelLog.WarnOnce("mamba_step:" + e.Message, $"Mix.Runtime.Cuda: the fused Mamba step failed ({e.Message}); using the reference step.");
+                return Decline(plan.Failure);
+            }
+        }
+
+        /// <summary>
+        /// What one mixer's step launches, worked out once (shapes, dtypes, weight pointers, grid shapes, the compiled
+        /// kernels) and reused while the same weight tensors, norm, dtype, device and batch come back: the step's host
+        /// work is then four argument lists and the states' pointers.
+        /// </summary>
+        private sealed class Plan
+        {
+            private readonly Tensor?[] weights;   // the tensors the pointers below belong to (kept, to compare identity)
+            private readonly RMSNorm? norm;
+            private readonly ScalarType dtype;
+            private readonly int device;
+            private readonly long batch, dim, inner, width, rank, nState, xRows;
+            private readonly IntPtr wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB;
+            private readonly float eps;
+            private readonly CudaFunction inProj, xProj, scan, outProj;
+            private readonly Dim3 gridIn, gridX, gridScan, gridOut, threads;
+            private readonly uint smemIn, smemInner;
+            private readonly int nbIn, nbInner, vecIn, vecInner, splitIn, splitX, splitOut, lanes;
+
+            /// <summary>Why this plan's launches failed, once they have (then the mixer takes the reference step).</summary>
+            public string? Failure { get; set; }
+
+            private Plan(Tensor?[] weights, RMSNorm? norm, Tensor x, long batch, long dim, long inner, long width, long rank,
+                long nState, int sms)
+            {
+                this.weights = weights; this.norm = norm;
+                dtype = x.dtype; device = FusedOps.DeviceIndex(x);
+                this.batch = batch; this.dim = dim; this.inner = inner; this.width = width; this.rank = rank; this.nState = nState;
+                xRows = rank + 2 * nState;
+                IntPtr P(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, dtype, device, "weight");
+                (wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB) =
+                    (P(weights[0]), P(weights[1]), P(weights[2]), P(weights[3]), P(weights[4]), P(weights[5]), P(weights[6]),
+                     P(weights[7]), P(weights[8]), P(weights[9]), P(weights[10]), P(weights[11]));
+                eps = (float)(norm?.Eps ?? 0.0);
+                var spec = Spec(FusedKernels.DtypeCode(dtype));
+                var rt = KernelRuntime.Shared;
+                inProj = rt.GetFunction(spec, "mamba_step_in_proj", device);
+                xProj = rt.GetFunction(spec, "mamba_step_x_proj", device);
+                scan = rt.GetFunction(spec, "mamba_step_scan", device);
+                outProj = rt.GetFunction(spec, "mamba_step_out_proj", device);
+                nbIn = RowsPerBlock(dim); nbInner = RowsPerBlock(inner);
+                vecIn = Vectorizable(dim, dtype); vecInner = Vectorizable(inner, dtype);
+                uint yIn = Blocks(batch, (uint)nbIn), yInner = Blocks(batch, (uint)nbInner);
+                // Split weight rows over more warps while the grid would leave multiprocessors idle (x_proj has ~80 rows).
+                splitIn = Split(2 * inner, yIn, sms); splitX = Split(xRows, yInner, sms); splitOut = Split(dim, yInner, sms);
+                const uint warps = MambaStepKernelSources.Threads / 32;
+                gridIn = new Dim3(Blocks(2 * inner, warps / (uint)splitIn), yIn);
+                gridX = new Dim3(Blocks(xRows, warps / (uint)splitX), yInner);
+                gridOut = new Dim3(Blocks(dim, warps / (uint)splitOut), yInner);
+                lanes = 1;
+                while (lanes < nState) lanes <<= 1;
+                gridScan = new Dim3(Blocks(inner * lanes, MambaStepKernelSources.Threads), (uint)batch);
+                threads = new Dim3(MambaStepKernelSources.Threads);
+                smemIn = (uint)(nbIn * dim * sizeof(float)); smemInner = (uint)(nbInner * inner * sizeof(float));
+            }
+
+            private static int Split(long rows, uint gridY, int sms)
+            {
+                int split = 1;
+                while (split < 8 && Blocks(rows, (uint)(8 / split)) * gridY < 2L * sms) split *= 2;
+                return split;
+            }
+
+            private static Tensor?[] Current(Parts p, nn.Module mixer, RMSNorm? norm) => new[]
+            {
+                Weight(p.InProj), Weight(p.XProj), Weight(p.OutProj), Weight(p.DtProj), p.Conv.weight,
+                Param(mixer, "A_log"), Param(mixer, "D"), norm?.weight, Bias(p.InProj), Bias(p.OutProj), p.Conv.bias, Bias(p.DtProj),
+            };
+
+            public bool Matches(Parts p, nn.Module mixer, RMSNorm? norm, ScalarType dt, int dev, long b, long d)
+            {
+                if (!ReferenceEquals(norm, this.norm) || dt != dtype || dev != device || b != batch || d != dim) return false;
+                var now = Current(p, mixer, norm);
+                for (int i = 0; i < now.Length; i++) if (!ReferenceEquals(now[i], weights[i])) return false;
+                return true;
+            }
+
+            public static Plan? Make(Parts p, nn.Module mixer, RMSNorm? norm, Tensor x, long batch, out string? why)
+            {
+                var dtype = x.dtype;
+                why = null;
+                if (FusedKernels.DtypeCode(dtype) < 0) { why = $"{dtype} input"; return null; }
+                if (!KernelRuntime.Shared.IsAvailable) { why = "CUDA kernels are unavailable: " + KernelRuntime.Shared.UnavailableReason; return null; }
+                var w = Current(p, mixer, norm);
+                var (wIn, wX, wOut, dtW, convW, aLog, dSkip) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
+                if (wIn is null || wX is null || wOut is null || dtW is null || convW is null || aLog is null || dSkip is null)
+                {
+                    why = "a projection is quantized or rerouted, or A_log / D is missing";
+                    return null;
+                }
+                foreach (var t in w)
+                    if (t is not null && (t.dtype != dtype || t.device_type != DeviceType.CUDA || t.device_index != x.device_index || !t.is_contiguous()))
+                    {
+                        why = $"a weight is {t.dtype} on {t.device} (input {dtype} on {x.device}) or not contiguous";
+                        return null;
+                    }
+                long dim = x.shape[2], inner = wIn.shape[0] / 2, width = convW.shape[^1], rank = dtW.shape[1], nState = aLog.shape[1];
+                if (wIn.shape[1] != dim || wOut.shape[0] != dim || wOut.shape[1] != inner || wX.shape[1] != inner
+                    || wX.shape[0] != rank + 2 * nState || dtW.shape[0] != inner || aLog.shape[0] != inner || nState > 32
+                    || convW.numel() != inner * width || dSkip.numel() != inner || batch > 65535 || inner > int.MaxValue / 64)
+                {
+                    why = "the mixer's shapes are outside the kernels' limits (d_state <= 32, batch <= 65535)";
+                    return null;
+                }
+                if (RowsPerBlock(dim) == 0 || RowsPerBlock(inner) == 0) { why = "a row does not fit shared memory"; return null; }
+                try
+                {
+                    int sms = KernelRuntime.Shared.Driver!.GetAttribute(FusedOps.DeviceIndex(x), CudaDriver.AttributeMultiprocessorCount);
+                    return new Plan(w, norm, x, batch, dim, inner, width, rank, nState, sms);
+                }
+                catch (CudaKernelUnavailableException e)
+                {
+                    why = "the kernels are unavailable: " + e.Message;
+                    return null;
+                }
+            }
+
+            public bool FitsStates(Tensor conv, Tensor ssm) =>
+                conv.dtype == ScalarType.Float32 && ssm.dtype == ScalarType.Float32
+                && conv.shape.SequenceEqual(new[] { batch, inner, width - 1 }) && ssm.shape.SequenceEqual(new[] { batch, inner, nState });
+
+            public void Run(StateCacheSlot slot, Tensor x, Tensor? residual, Tensor output, Tensor conv, Tensor ssm, Tensor convNext, Tensor ssmNext)
+            {
+                var f32 = ScalarType.Float32;
+                var xz = slot.Workspace("mamba.xz", new[] { batch, 2 * inner }, f32, x.device);
+                var dbc = slot.Workspace("mamba.dbc", new[] { batch, xRows }, f32, x.device);
+                var y = slot.Workspace("mamba.y", new[] { batch, inner }, f32, x.device);
+                using (var a = new KernelArguments(device))
+                {
+                    a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)biasIn).Add(xz, f32, "xz")
+                        .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
+                    inProj.Launch(gridIn, threads, smemIn, a);
+                }
+                using (var a = new KernelArguments(device))
+                {
+                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add(dbc, f32, "dbc")
+                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecInner).Add(splitX);
+                    xProj.Launch(gridX, threads, smemInner, a);
+                }
+                using (var a = new KernelArguments(device))
+                {
+                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add(convNext, f32, "conv_state'").Add((long)convW).Add((long)convB)
+                        .Add(dbc, f32, "dbc").Add((long)dtW).Add((long)dtB).Add((long)aLog).Add((long)dSkip)
+                        .Add(ssm, f32, "ssm_state").Add(ssmNext, f32, "ssm_state'").Add(y, f32, "y")
+                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)rank).Add((int)nState).Add(lanes);
+                    scan.Launch(gridScan, threads, 0, a);
+                }
+                using (var a = new KernelArguments(device))
+                {
+                    a.Add(y, f32, "y").Add((long)wOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
+                        .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecInner).Add(splitOut);
+                    outProj.Launch(gridOut, threads, smemInner, a);
+                }
             }
         }
 
         // Rows of the batch staged per block: as many as fit the 48 KiB of shared memory every CUDA device gives a block
-        // without opting in, at most MaxRowsPerBlock; 0 when not even one row fits.
-        private static int RowsPerBlock(long k) => (int)Math.Min(MambaStepKernelSources.MaxRowsPerBlock, 48 * 1024 / (k * sizeof(float)));
+        // without opting in, less the kernels' own static arrays, at most MaxRowsPerBlock; 0 when not even one row fits.
+        private static int RowsPerBlock(long k) =>
+            (int)Math.Min(MambaStepKernelSources.MaxRowsPerBlock, (48 * 1024 - MambaStepKernelSources.StaticSharedBytes) / (k * sizeof(float)));
 
         // 16-byte weight loads need whole vectors per row (the allocations themselves are 256-byte aligned).
         private static int Vectorizable(long k, ScalarType dtype) => k % (16 / (dtype == ScalarType.Float32 ? 4 : 2)) == 0 ? 1 : 0;
@@ -197,7 +313,11 @@ namespace Mix.Runtime.Fused
                     : null;
         }
 
-        // The mixer's layers (stable across dtype and device moves, which replace parameters, not modules).
-        private sealed record Parts(nn.Module InProj, Conv1d Conv, nn.Module XProj, nn.Module DtProj, nn.Module OutProj);
+        // The mixer's layers (stable across dtype and device moves, which replace parameters, not modules), and the plan of
+        // its last step.
+        private sealed record Parts(nn.Module InProj, Conv1d Conv, nn.Module XProj, nn.Module DtProj, nn.Module OutProj)
+        {
+            public Plan? Plan { get; set; }
+        }
     }
 }

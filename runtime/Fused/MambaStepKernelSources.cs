@@ -22,19 +22,24 @@ namespace Mix.Runtime.Fused
         /// <summary>Threads per block of the projection kernels (eight warps, one weight row each).</summary>
         public const int Threads = 256;
 
+        /// <summary>Bytes of static shared memory a kernel may declare besides the staged rows (mix_rows' partial sums and
+        /// in_proj's row norms, with room to spare): the staged rows get 48 KiB less this.</summary>
+        public const int StaticSharedBytes = 1024;
+
         public const string Source = """
 #define MIX_MAXB 8
 
-// Dot products of one weight row w[0..K) with nb staged activation rows act[b * K + k] (float32, shared memory),
-// summed over the warp: every lane ends with the totals.
-__device__ __forceinline__ void mix_row_dot(const io_t* __restrict__ w, const float* act, int K, int nb, int vec,
-                                            float (&acc)[MIX_MAXB]) {
+// Dot products of a slice w[0..K) of one weight row with nb staged activation rows act[b * stride + k] (float32,
+// shared memory), summed over the warp: every lane ends with the totals.
+__device__ __forceinline__ void mix_row_dot(const io_t* __restrict__ w, const float* act, int K, int stride, int nb,
+                                            int vec, float (&acc)[MIX_MAXB]) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int b = 0; b < MIX_MAXB; b++) acc[b] = 0.0f;
   if (vec) {
     const pack_t<MIX_VEC>* wv = reinterpret_cast<const pack_t<MIX_VEC>*>(w);
     const int nv = K / MIX_VEC;
+#pragma unroll 4
     for (int i = lane; i < nv; i += 32) {
       const pack_t<MIX_VEC> p = wv[i];
       float wf[MIX_VEC];
@@ -43,7 +48,7 @@ __device__ __forceinline__ void mix_row_dot(const io_t* __restrict__ w, const fl
 #pragma unroll
       for (int b = 0; b < MIX_MAXB; b++) {
         if (b < nb) {
-          const float4* a = reinterpret_cast<const float4*>(act + (size_t)b * K + (size_t)i * MIX_VEC);
+          const float4* a = reinterpret_cast<const float4*>(act + (size_t)b * stride + (size_t)i * MIX_VEC);
           float s = 0.0f;
 #pragma unroll
           for (int j = 0; j < MIX_VEC / 4; j++) {
@@ -59,7 +64,7 @@ __device__ __forceinline__ void mix_row_dot(const io_t* __restrict__ w, const fl
       const float wk = to_f(w[k]);
 #pragma unroll
       for (int b = 0; b < MIX_MAXB; b++)
-        if (b < nb) acc[b] += wk * act[(size_t)b * K + k];
+        if (b < nb) acc[b] += wk * act[(size_t)b * stride + k];
     }
   }
 #pragma unroll
@@ -68,18 +73,38 @@ __device__ __forceinline__ void mix_row_dot(const io_t* __restrict__ w, const fl
     for (int o = 16; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
 }
 
-// out[b, r] = bias[r] + sum_k w[r, k] act[b, k] for the block's rows of the batch, one warp per weight row; writes
-// through store(b, r, value).
+// out[b, r] = bias[r] + sum_k w[r, k] act[b, k] for the block's rows of the batch, through store(b, r, value). Each
+// weight row is split over `split` warps (1, 2, 4 or 8; more when there are few rows, so that every multiprocessor
+// has work): warp w takes row base + w / split and the (w % split)-th slice of K, whole 16-byte vectors when vec.
 template <class Store>
 __device__ __forceinline__ void mix_rows(const io_t* __restrict__ w, const io_t* __restrict__ bias, const float* act,
-                                         int K, int rows, int nb, int vec, Store store) {
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-  for (int base = blockIdx.x * warps; base < rows; base += gridDim.x * warps) {
-    const int r = base + warp;
+                                         int K, int rows, int nb, int vec, int split, Store store) {
+  __shared__ float part[8][MIX_MAXB];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, per = (blockDim.x >> 5) / split;
+  const int piece = warp % split;
+  int slice = (K + split - 1) / split;
+  if (vec) slice = (slice + MIX_VEC - 1) / MIX_VEC * MIX_VEC;
+  const int k0 = min(K, piece * slice), k1 = min(K, k0 + slice);
+  for (int base = blockIdx.x * per; base < rows; base += gridDim.x * per) {
+    const int r = base + warp / split;
     const int rr = r < rows ? r : rows - 1;
     float acc[MIX_MAXB];
-    mix_row_dot(w + (size_t)rr * K, act, K, nb, vec, acc);
-    if (r < rows && lane == 0) {
+    mix_row_dot(w + (size_t)rr * K + k0, act + k0, k1 - k0, K, nb, vec, acc);
+    if (split > 1) {
+      if (lane == 0) {
+#pragma unroll
+        for (int b = 0; b < MIX_MAXB; b++) part[warp][b] = acc[b];
+      }
+      __syncthreads();
+      if (piece == 0) {
+        for (int q = 1; q < split; q++) {
+#pragma unroll
+          for (int b = 0; b < MIX_MAXB; b++) acc[b] += part[warp + q][b];
+        }
+      }
+      __syncthreads();
+    }
+    if (r < rows && piece == 0 && lane == 0) {
       const float bv = bias ? to_f(bias[r]) : 0.0f;
 #pragma unroll
       for (int b = 0; b < MIX_MAXB; b++)
@@ -91,7 +116,7 @@ __device__ __forceinline__ void mix_rows(const io_t* __restrict__ w, const io_t*
 // xz[b, :] = in_proj(rmsnorm(x[b, :])) in float32; rows = 2 * inner. norm_w null: no norm (x is the mixer's input).
 extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
     const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps, const io_t* __restrict__ w,
-    const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K, int rows, int nb_max, int vec) {
+    const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K, int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
   __shared__ float inv_rms[MIX_MAXB];
   const int b0 = blockIdx.y * nb_max;
@@ -113,7 +138,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
       smem[i] = to_f(from_f(smem[i] * inv_rms[i / K])) * to_f(norm_w[i % K]);
     __syncthreads();
   }
-  mix_rows(w, bias, smem, K, rows, nb, vec,
+  mix_rows(w, bias, smem, K, rows, nb, vec, split,
            [&](int b, int r, float v) { xz[(size_t)(b0 + b) * rows + r] = v; });
 }
 
@@ -133,61 +158,65 @@ __device__ __forceinline__ float mix_conv_step(const float* __restrict__ xz, con
 extern "C" __global__ void __launch_bounds__(256) mamba_step_x_proj(
     const float* __restrict__ xz, const float* __restrict__ conv_state, const io_t* __restrict__ conv_w,
     const io_t* __restrict__ conv_b, const io_t* __restrict__ w, float* __restrict__ dbc, int B, int inner, int W,
-    int rows, int nb_max, int vec) {
+    int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * inner; i += blockDim.x)
     smem[i] = mix_conv_step(xz, conv_state, conv_w, conv_b, b0 + i / inner, i % inner, inner, W);
   __syncthreads();
-  mix_rows(w, (const io_t*)0, smem, inner, rows, nb, vec,
+  mix_rows(w, (const io_t*)0, smem, inner, rows, nb, vec, split,
            [&](int b, int r, float v) { dbc[(size_t)(b0 + b) * rows + r] = v; });
 }
 
-// One thread per (row, channel): the conv state shifts (into conv_out), dt = softplus(dt_proj(dbc[:R])), the state
-// update h' = exp(dt A) h + dt B u (into ssm_out), y = (C h' + D u) silu(z).
+// G lanes per (row, channel), G a power of two >= N (and >= 1), G <= 32: lane n of the group holds state n. The
+// conv state shifts (into conv_out), dt = softplus(dt_proj(dbc[:R])) summed over the group's lanes, the state update
+// h'_n = exp(dt A_n) h_n + dt B_n u (into ssm_out), y = (sum_n C_n h'_n + D u) silu(z) summed over the group.
 extern "C" __global__ void __launch_bounds__(256) mamba_step_scan(
     const float* __restrict__ xz, const float* __restrict__ conv_state, float* __restrict__ conv_out,
     const io_t* __restrict__ conv_w, const io_t* __restrict__ conv_b, const float* __restrict__ dbc,
     const io_t* __restrict__ dt_w, const io_t* __restrict__ dt_b, const io_t* __restrict__ a_log,
     const io_t* __restrict__ d_skip, const float* __restrict__ ssm, float* __restrict__ ssm_out, float* __restrict__ y,
-    int B, int inner, int W, int R, int N) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    int B, int inner, int W, int R, int N, int G) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  const int n = t % G;
+  const int cc = t / G;
   const int b = blockIdx.y;
-  if (c >= inner || b >= B) return;
+  // every lane runs the shuffles; lanes past the last channel work on it again and store nothing
+  const bool live = cc < inner;
+  const int c = live ? cc : inner - 1;
   const float u = mix_conv_step(xz, conv_state, conv_w, conv_b, b, c, inner, W);
+  const float* p = dbc + (size_t)b * (R + 2 * N);
+  float dt = 0.0f;
+  for (int r = n; r < R; r += G) dt += to_f(dt_w[(size_t)c * R + r]) * p[r];
+  for (int o = G >> 1; o > 0; o >>= 1) dt += __shfl_xor_sync(0xffffffffu, dt, o);
+  dt = softplus_f(dt + (dt_b ? to_f(dt_b[c]) : 0.0f));
+  float contrib = 0.0f;
+  if (n < N) {
+    const size_t at = ((size_t)b * inner + c) * N + n;
+    const float s = expf(dt * -expf(to_f(a_log[(size_t)c * N + n]))) * ssm[at] + dt * u * p[R + n];
+    if (live) ssm_out[at] = s;
+    contrib = s * p[R + N + n];
+  }
+  for (int o = G >> 1; o > 0; o >>= 1) contrib += __shfl_xor_sync(0xffffffffu, contrib, o);
+  if (!live) return;
   const float* st = conv_state + ((size_t)b * inner + c) * (W - 1);
   float* so = conv_out + ((size_t)b * inner + c) * (W - 1);
-  for (int j = 0; j + 1 < W - 1; j++) so[j] = st[j + 1];
-  if (W > 1) so[W - 2] = xz[(size_t)b * 2 * inner + c];
-  const float* p = dbc + (size_t)b * (R + 2 * N);
-  float dt = dt_b ? to_f(dt_b[c]) : 0.0f;
-  for (int r = 0; r < R; r++) dt += to_f(dt_w[(size_t)c * R + r]) * p[r];
-  dt = softplus_f(dt);
-  const float* h = ssm + ((size_t)b * inner + c) * N;
-  float* ho = ssm_out + ((size_t)b * inner + c) * N;
-  const float du = dt * u;
-  float out = 0.0f;
-  for (int n = 0; n < N; n++) {
-    const float a = -expf(to_f(a_log[(size_t)c * N + n]));
-    const float s = expf(dt * a) * h[n] + du * p[R + n];
-    ho[n] = s;
-    out += s * p[R + N + n];
-  }
-  out += to_f(d_skip[c]) * u;
-  y[(size_t)b * inner + c] = out * silu_f(xz[(size_t)b * 2 * inner + inner + c]);
+  for (int j = n; j < W - 1; j += G) so[j] = j + 1 < W - 1 ? st[j + 1] : xz[(size_t)b * 2 * inner + c];
+  if (n == 0)
+    y[(size_t)b * inner + c] = (contrib + to_f(d_skip[c]) * u) * silu_f(xz[(size_t)b * 2 * inner + inner + c]);
 }
 
 // out[b, :] = residual[b, :] + out_proj(y[b, :]) in the I/O dtype (residual null: no add).
 extern "C" __global__ void __launch_bounds__(256) mamba_step_out_proj(
     const float* __restrict__ y, const io_t* __restrict__ w, const io_t* __restrict__ bias,
-    const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows, int nb_max, int vec) {
+    const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = y[(size_t)b0 * K + i];
   __syncthreads();
-  mix_rows(w, bias, smem, K, rows, nb, vec, [&](int b, int r, float v) {
+  mix_rows(w, bias, smem, K, rows, nb, vec, split, [&](int b, int r, float v) {
     const size_t o = (size_t)(b0 + b) * rows + r;
     out[o] = from_f(residual ? to_f(residual[o]) + v : v);
   });

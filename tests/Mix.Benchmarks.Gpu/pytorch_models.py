@@ -345,6 +345,8 @@ def fusion(compile_ok, dtypes):
             torch.cuda.empty_cache()
 
 
+DECODE_ONLY = False
+
 # ---- Mamba ---------------------------------------------------------------------------------------------------
 
 def mamba(compile_ok):
@@ -357,7 +359,7 @@ def mamba(compile_ok):
     import transformers
     print(f"HF MambaForCausalLM (transformers {transformers.__version__}): {nparams:,} parameters", flush=True)
     with torch.no_grad():
-        for L in (512, 2048, 8192):
+        for L in (() if DECODE_ONLY else (512, 2048, 8192)):
             ids = torch.randint(0, 50280, (1, L), device=dev)
             # one timed estimate decides how many samples fit
             torch.cuda.synchronize(); t = time.perf_counter(); m(input_ids=ids); torch.cuda.synchronize()
@@ -373,6 +375,8 @@ def mamba(compile_ok):
         prompt = torch.randint(0, 50280, (1, 16), device=dev)
         steps = 64
         try:
+            if DECODE_ONLY:
+                raise RuntimeError("--decode-only: HF's own cached decode not measured")
             out = m(input_ids=prompt, use_cache=True)
             cache0 = out.cache_params
             first = out.logits[:, -1].argmax(-1, keepdim=True)
@@ -498,8 +502,11 @@ def main():
     ap.add_argument("--budget", type=float, default=1e9)
     ap.add_argument("--only", default="all")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--decode-only", action="store_true", help="mamba: only the plain-PyTorch decode steps (no HF prefill/decode)")
     ap.add_argument("--dtype", default="all", help="vision dtypes: float32, bfloat16 or all")
     a = ap.parse_args()
+    global DECODE_ONLY
+    DECODE_ONLY = a.decode_only
     BUDGET = a.budget
     OUTDIR = a.out
     os.makedirs(a.out, exist_ok=True)

@@ -22,6 +22,7 @@ public class FusedMambaStepGpuTests
     [InlineData("f32", 1, 48)]    // batch-1 decode, rows of whole 16-byte vectors
     [InlineData("f32", 11, 48)]   // two block rows of the batch, the second partial
     [InlineData("f32", 3, 30)]    // rows that are not whole vectors
+    [InlineData("f32", 9, 768)]   // mamba-130m's width: staged rows near the 48 KiB of shared memory
     [InlineData("bf16", 1, 64)]
     [InlineData("bf16", 5, 40)]
     public void DecodeStepsEqualTheFullForward(string dtype, int batch, int dModel)
@@ -50,10 +51,12 @@ public class FusedMambaStepGpuTests
         Assert.InRange(Gpu.RelErr(logits, full.narrow(1, 0, prompt)), 0, Gpu.Tol(io, 1e-5, 3e-2, 3e-2));
         for (int t = prompt; t < prompt + steps; t++)
         {
+            long was = FusedMambaStep.Steps;
             var step = lm.Forward(ids.narrow(1, t, 1), cache);
+            Assert.True(FusedMambaStep.Steps - was >= 3, $"step {t}: {FusedMambaStep.Steps - was} fused layers of 3; last decline: {FusedMambaStep.LastDecline}");
             Assert.InRange(Gpu.RelErr(step, full.narrow(1, t, 1)), 0, Gpu.Tol(io, 1e-5, 3e-2, 3e-2));
         }
         // every layer of every step took the fused kernels (not a silent fallback to the reference)
-        Assert.True(FusedMambaStep.Steps - before >= 3 * steps, $"{FusedMambaStep.Steps - before} fused steps for {3 * steps} layer steps");
+        Assert.True(FusedMambaStep.Steps - before >= 3 * steps, $"{FusedMambaStep.Steps - before} fused steps for {3 * steps} layer steps; last decline: {FusedMambaStep.LastDecline}");
     }
 }

@@ -71,7 +71,7 @@ static double silu(double x) { return x / (1 + std::exp(-x)); }
 static unsigned blocks(int work, int per) { return (unsigned)((work + per - 1) / per); }
 
 // One step for batch B, model width dim, inner width I, conv width W, dt rank R, state size N; nb rows per block.
-static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual) {
+static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3) {
   int P = R + 2 * N;
   std::vector<float> x(B * dim), g(dim), win(2 * I * dim), bin(2 * I), cw(I * W), cb(I), wx(P * I), wdt(I * R), bdt(I),
       alog(I * N), dsk(I), wout(dim * I), bout(dim), cs(B * I * (W - 1) + 1), hs(B * I * N), xz(B * 2 * I), dbc(B * P),
@@ -81,15 +81,16 @@ static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm
   fill(bout, -0.2f, 0.2f); fill(cs, -1, 1); fill(hs, -1, 1);
   int vd = dim % 4 == 0, vi = I % 4 == 0;
   unsigned gy = blocks(B, nb);
-  launch({ blocks(2 * I, 8), gy, 1 }, 256, [&] {
-    mamba_step_in_proj(x.data(), norm ? g.data() : nullptr, 1e-5f, win.data(), bin.data(), xz.data(), B, dim, 2 * I, nb, vd); });
-  launch({ blocks(P, 8), gy, 1 }, 256, [&] {
-    mamba_step_x_proj(xz.data(), cs.data(), cw.data(), cb.data(), wx.data(), dbc.data(), B, I, W, P, nb, vi); });
-  launch({ blocks(I, 256), (unsigned)B, 1 }, 256, [&] {
+  launch({ blocks(2 * I, 8 / s1), gy, 1 }, 256, [&] {
+    mamba_step_in_proj(x.data(), norm ? g.data() : nullptr, 1e-5f, win.data(), bin.data(), xz.data(), B, dim, 2 * I, nb, vd, s1); });
+  launch({ blocks(P, 8 / s2), gy, 1 }, 256, [&] {
+    mamba_step_x_proj(xz.data(), cs.data(), cw.data(), cb.data(), wx.data(), dbc.data(), B, I, W, P, nb, vi, s2); });
+  int G = 1; while (G < N) G <<= 1;
+  launch({ blocks(I * G, 256), (unsigned)B, 1 }, 256, [&] {
     mamba_step_scan(xz.data(), cs.data(), cs2.data(), cw.data(), cb.data(), dbc.data(), wdt.data(), bdt.data(), alog.data(),
-                    dsk.data(), hs.data(), hs2.data(), y.data(), B, I, W, R, N); });
-  launch({ blocks(dim, 8), gy, 1 }, 256, [&] {
-    mamba_step_out_proj(y.data(), wout.data(), bout.data(), residual ? x.data() : nullptr, out.data(), B, I, dim, nb, vi); });
+                    dsk.data(), hs.data(), hs2.data(), y.data(), B, I, W, R, N, G); });
+  launch({ blocks(dim, 8 / s3), gy, 1 }, 256, [&] {
+    mamba_step_out_proj(y.data(), wout.data(), bout.data(), residual ? x.data() : nullptr, out.data(), B, I, dim, nb, vi, s3); });
   double err = 0;
   auto check = [&](double want, float got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
   for (int b = 0; b < B; b++) {
@@ -128,9 +129,12 @@ static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm
 }
 
 int main() {
-  printf("vectors %.3g\n", step(5, 16, 32, 4, 4, 4, 2, true, true));     // three block rows, the last partial
-  printf("odd %.3g\n", step(3, 10, 30, 3, 3, 5, 8, true, true));        // rows not whole vectors, one block row
-  printf("plain %.3g\n", step(2, 12, 24, 1, 2, 3, 1, false, false));    // no norm, no residual, no conv history
+  // three block rows of the batch (the last partial), weight rows split over 1, 8 and 2 warps
+  printf("vectors %.3g\n", step(5, 16, 32, 4, 4, 4, 2, true, true, 1, 8, 2));
+  // rows that are not whole vectors, one block row, splits that leave a short or empty last slice, 8 lanes per channel
+  printf("odd %.3g\n", step(3, 10, 30, 3, 3, 5, 8, true, true, 4, 8, 8));
+  // no norm, no residual, no conv history
+  printf("plain %.3g\n", step(2, 12, 24, 1, 2, 3, 1, false, false, 8, 1, 4));
   return 0;
 }
 """;
