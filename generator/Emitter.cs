@@ -125,6 +125,19 @@ internal static class Emitter
         if (c.Kernel is not null) EmitKernel(sb, c, I2, I3);
         if (c.States.Count > 0 || c.KeyValues is not null) EmitStates(sb, c, I2, I3);
 
+        if (c.IsAlias)
+        {
+            // The aliased module is not a child (its children are this module's), so train()/eval() would not reach it,
+            // and its own forward reads its training flag (inline dropout, drop path).
+            sb.AppendLine($"{I2}/// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>");
+            sb.AppendLine($"{I2}public override void train(bool train = true)");
+            sb.AppendLine($"{I2}{{");
+            sb.AppendLine($"{I3}base.train(train);");
+            sb.AppendLine($"{I3}model.train(train);");
+            sb.AppendLine($"{I2}}}");
+            sb.AppendLine();
+        }
+
         sb.AppendLine($"{I2}/// <summary>Runs <c>{c.MixName}</c>.</summary>");
         foreach (var input in c.Inputs) sb.AppendLine($"{I2}/// <param name=\"{input.Name.TrimStart('@')}\"><c>{input.Doc}</c></param>");
         sb.AppendLine($"{I2}/// <returns><c>{c.OutputDoc}</c></returns>");

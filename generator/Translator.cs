@@ -578,6 +578,7 @@ internal sealed partial class Translator
         var lv = Eval(b.Left, scope);
         var rv = Eval(b.Right, scope);
         if (FusibleBinary(b.Op, lv, rv) is VCode fused) return fused;
+        if (FactoryNoneTest(b.Op, lv, rv) is VCode test) return test;
         var l = Code(lv, b.Left.Span, out var lt, out var lp);
         var r = Code(rv, b.Right.Span, out var rt, out var rp);
         if (!s_prec.TryGetValue(b.Op, out var prec)) throw new UnsupportedException(b.OpSpan, $"operator '{b.Op}' is not supported by the generator");
@@ -600,6 +601,19 @@ internal sealed partial class Translator
         if (b.Op == "/" && type.Kind == "int")
             return new VCode(code, type, prec) { ExactQuotient = $"(double){Paren(l, lp, 100)} / {Paren(r, rp, prec + 1)}" };
         return new VCode(code, type, prec);
+    }
+
+    /// <summary><c>channel_mixer == none</c> for an optional factory parameter (<c>mixer?</c>): its delegate is null. A
+    /// factory the generator knows (a configured callable) is never none.</summary>
+    static VCode? FactoryNoneTest(string op, V lv, V rv)
+    {
+        if (op is not ("==" or "!=")) return null;
+        var factory = lv as VFactory ?? rv as VFactory;
+        var other = lv is VFactory ? rv : lv;
+        if (factory is null || other is not VCode { Type.Kind: "none" }) return null;
+        if (factory.Callable is null && (factory.OpaqueArgs?.Count ?? 0) == 0)
+            return new VCode($"{factory.OpaqueCode} {op} null", GType.Bool, 2);
+        return new VCode(op == "!=" ? "true" : "false", GType.Bool);
     }
 
     static string Paren(string code, int prec, int needed) => prec < needed ? "(" + code + ")" : code;
@@ -966,7 +980,11 @@ internal sealed partial class Translator
                 return $"new {cls}({opts})";
             }
             case VCond c:
-                return $"{c.Condition} ? ({ModuleType}){Inst(c.Then, span)} : {Inst(c.Else, span)}";
+            {
+                // A condition in the then-branch is parenthesized: the cast would otherwise bind to its condition.
+                var then = Inst(c.Then, span);
+                return $"{c.Condition} ? ({ModuleType}){(c.Then is VCond ? "(" + then + ")" : then)} : {Inst(c.Else, span)}";
+            }
             case VInline inline:
                 return "new MixPipeline(\n" + string.Join(",\n", inline.Layers.Select(l =>
                     Indent($"({Names.Literal(l.Key)}, {Inst(l.Layer, span)})"))) + ")";

@@ -102,4 +102,64 @@ public class Catalog3dModelTests
             Assert.Contains("in_channels must be positive; got 0", d.Message);
         });
     }
+
+    [Fact]
+    public void Raft_mlp_s_keys_and_count_are_RaftMLPs()
+    {
+        var root = Examples.Find("raft_mlp_s")!.Root!;
+        var keys = root.AllWeights().ToDictionary(w => w.Key, w => w.Weight.ShapeText);
+        Assert.Equal("[64, 240]", keys["levels.0.fn.0.fc.weight"]);            // 3 · (4² + 8²) window values
+        Assert.Equal("[128, 1280]", keys["levels.1.fn.0.fc.weight"]);          // 64 · (2² + 4²)
+        Assert.Equal("[512, 1024]", keys["levels.3.fn.0.fc.weight"]);          // 256 · 2²
+        Assert.Equal("[64]", keys["levels.0.fn.2.1.norm.1.weight"]);
+        Assert.Equal("[224, 112]", keys["levels.0.fn.2.1.fn.0.weight"]);       // raft 2 × 56 rows, expansion 2
+        Assert.Equal("[112, 224]", keys["levels.0.fn.3.3.fn.3.weight"]);
+        Assert.Equal("[64]", keys["levels.0.fn.3.5.norm.bias"]);
+        Assert.Equal("[256, 64]", keys["levels.0.fn.2.5.fn.0.weight"]);
+        Assert.Equal("[56, 28]", keys["levels.2.fn.7.1.fn.0.weight"]);
+        Assert.Equal("[256]", keys["levels.2.fn.7.3.norm.1.weight"]);
+        Assert.Equal("[14, 28]", keys["levels.3.fn.3.3.fn.3.weight"]);
+        Assert.Equal("[2048, 512]", keys["levels.3.fn.3.5.fn.0.weight"]);
+        Assert.DoesNotContain(keys.Keys, k => k.StartsWith("levels.0.fn.1.") || k.StartsWith("levels.3.fn.4."));
+        Assert.Equal("[512]", keys["heads.0.1.weight"]);
+        Assert.Equal("[1000, 512]", keys["classifier.weight"]);
+        // The official RaftMLP (configs/settings/imagenet-raft-mlp-cross-mlp-emb-s.yaml): 228 entries, 9,868,768 parameters.
+        Assert.Equal(228, keys.Count);
+        Assert.Equal(9_868_768, root.ParameterCount());
+        Assert.Equal("[B, 1000]", Examples.Find("raft_mlp_s")!.Output!.ToString());
+    }
+
+    [Theory]
+    [InlineData("[B, 3, 256, 256]")]
+    [InlineData("[B, 3, 224, 160]")]
+    public void Raft_mlp_input_is_the_size_it_was_built_for(string input)
+    {
+        // The official interpolates other sizes (bicubic) to pretrained_image_size; here they are an error at the call.
+        var text = $"import \"mix/models/raft_mlp.mix\"\nmodel net() (x: {input}) -> [B, 1000] {{\n  m = raft_mlp()\n  return m(x)\n}}\n";
+        var d = Single(text, "MIX0302");
+        Assert.Equal("net.mix", d.Path);
+        Assert.Equal("m(x)", text.Substring(d.Span.Start, d.Span.Length));
+        Assert.Contains("raft_mlp expects x: [B, in_channels, pretrained_image_size, pretrained_image_size]", d.Message);
+    }
+
+    [Fact]
+    public void Raft_mlp_sizes_that_a_level_cannot_divide_are_located()
+    {
+        // 36 / 4 = 9 positions per side, which the next level's 2 × 2 patches cannot divide (the official would
+        // interpolate); a raft size that does not divide the level's channels (the official asserts it) cannot reshape.
+        var c = Repo.Compile("import \"mix/models/raft_mlp.mix\"\nmodel net() (x: [B, 3, 36, 36]) -> [B, 1000] {\n" +
+            "  m = raft_mlp(pretrained_image_size = 36)\n  return m(x)\n}\n", "net.mix");
+        var d = Assert.Single(c.Diagnostics, d => d.Severity == Severity.Error);
+        Assert.Equal("MIX0305", d.Id);
+        Assert.Equal("mix/models/raft_mlp.mix", d.Path);
+        Assert.Contains("9/2", d.Message);
+        var r = Repo.Compile("import \"mix/models/raft_mlp.mix\"\nmodel net() (x: [B, 3, 224, 224]) -> [B, 1000] {\n" +
+            "  m = raft_mlp(raft_sizes = [2, 3, 2, 2])\n  return m(x)\n}\n", "net.mix");
+        Assert.NotEmpty(r.Diagnostics);
+        Assert.All(r.Diagnostics, e =>
+        {
+            Assert.Equal("MIX0306", e.Id);
+            Assert.Equal("mix/std/raft_permuted_block.mix", e.Path);
+        });
+    }
 }

@@ -11,7 +11,9 @@ namespace Mix.Generator.Tests;
 /// <summary>
 /// MS-MLP's <c>mix_shift</c> and <c>mix_shift_block</c> (standard library) against a reference written here from the
 /// official forward (JegZheng/MS-MLP <c>MixShiftBlock.forward</c>: torch.chunk, torch.roll, per-group depthwise convs)
-/// at odd sizes and batch 1, the options the parity fixture does not cover, and gradients.
+/// at odd sizes and batch 1, the options the parity fixture does not cover, and gradients; RaftMLP's
+/// <c>raft_token_mixer</c> (two <c>raft_permuted_block</c>s) against the official layouts (RaftShrink, PermutedBlock,
+/// RaftExpansion: einops' strings as view + permute) on non-square maps.
 /// </summary>
 public class Catalog3dLibraryTests
 {
@@ -99,5 +101,49 @@ public class Catalog3dLibraryTests
         Assert.True(x.grad is not null && x.grad.abs().sum().item<float>() > 0);
         foreach (var (name, p) in m.named_parameters())
             Assert.True(p.grad is not null && p.grad.abs().sum().item<float>() > 0, $"{name} got no gradient");
+    }
+
+    // RaftMLP's serial token mixing as the official writes it, layout by layout (libs/modules.py: RaftShrink,
+    // PermutedBlock(ph), the horizontal Rearrange, PermutedBlock(pw), RaftExpansion), with einops' strings spelled as
+    // view + permute.
+    static Tensor ReferenceRaft(Tensor x, System.Collections.Generic.Dictionary<string, Tensor> sd, long h, long w, long r)
+    {
+        long b = x.shape[0], c = x.shape[2], co = c / r;
+        // PermutedBlock on t = [b, (co o1), (chw o2)]: LayerNorm over (co chw) at each (o1, o2), then fn on the last axis.
+        Tensor Permuted(Tensor t, long o1, long o2, string prefix)
+        {
+            var n = t.view(b, co, o1, r, o2).permute(0, 2, 4, 1, 3).reshape(b, o1 * o2, c);   // b (o1 o2) (c1 c2)
+            n = F.layer_norm(n, new[] { c }, sd[prefix + "norm.1.weight"], sd[prefix + "norm.1.bias"], 1e-5);
+            n = n.view(b, o1, o2, co, r).permute(0, 3, 1, 4, 2).reshape(b, co * o1, r * o2);  // b (c1 o1) (c2 o2)
+            var y = F.linear(F.gelu(F.linear(n, sd[prefix + "fn.0.weight"], sd[prefix + "fn.0.bias"])), sd[prefix + "fn.3.weight"], sd[prefix + "fn.3.bias"]);
+            return y + t;
+        }
+        var s = x.view(b, h, w, r, co).permute(0, 4, 2, 3, 1).reshape(b, co * w, r * h);       // b (co w) (chw h)
+        s = Permuted(s, w, h, "vertical.");
+        s = s.view(b, co, w, r, h).permute(0, 1, 4, 3, 2).reshape(b, co * h, r * w);           // b (co h) (chw w)
+        s = Permuted(s, h, w, "horizontal.");
+        return s.view(b, co, h, r, w).permute(0, 2, 4, 3, 1).reshape(b, h * w, c);              // b (h w) (chw co)
+    }
+
+    [Theory]
+    [InlineData(12, 1, 3, 5, 2)]   // batch 1, h ≠ w (odd), raft 2
+    [InlineData(12, 2, 4, 2, 3)]   // raft 3: co = 4
+    [InlineData(8, 2, 1, 3, 4)]    // one row
+    public void Raft_token_mixer_is_the_official_serial_permuted_blocks(long dim, long batch, long h, long w, long raft)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var m = new Std.RaftTokenMixer(new Std.RaftTokenMixer.Options(dim, h, w) { RaftSize = raft, ExpansionFactor = 3 });
+        Redraw(m, 13);
+        m.eval();
+        var sd = m.state_dict();
+        Assert.Equal(new[] { 3 * raft * h, raft * h }, sd["vertical.fn.0.weight"].shape);
+        Assert.Equal(new[] { raft * w, 3 * raft * w }, sd["horizontal.fn.3.weight"].shape);
+        torch.manual_seed(17);
+        var x = torch.randn(batch, h * w, dim);
+        var y = m.call(x);
+        var expected = ReferenceRaft(x, sd, h, w, raft);
+        Assert.Equal(expected.shape, y.shape);
+        double err = (expected - y).abs().max().item<float>();
+        Assert.True(err <= 1e-5, $"raft_token_mixer: max abs error {err:G4}");
     }
 }

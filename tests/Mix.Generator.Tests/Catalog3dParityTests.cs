@@ -10,7 +10,8 @@ namespace Mix.Generator.Tests;
 
 /// <summary>
 /// MS-MLP, RaftMLP and WaveMix against their official code: the zoo's <c>ms_mlp</c> (standard library
-/// <c>mix_shift_block</c>) against JegZheng/MS-MLP's <c>MS_MLP</c>. Fixtures: tests/Mix.Runtime.Tests/Fixtures/parity,
+/// <c>mix_shift_block</c>) against JegZheng/MS-MLP's <c>MS_MLP</c>, the zoo's <c>raft_mlp</c> (library
+/// <c>raft_permuted_block</c>) against okojoalg/raft-mlp's <c>RaftMLP</c> with both embeddings. Fixtures: tests/Mix.Runtime.Tests/Fixtures/parity,
 /// made by tests/parity/make_catalog3d_fixtures.py from the official files on the CPU (every parameter and buffer
 /// re-drawn, eval mode). Strict loading, fp32, max abs error ≤ 1e-4 × max(1, max |reference|) (the bound of
 /// <see cref="HuggingFaceParityTests"/>). A test whose fixture is missing reports itself skipped, naming the command
@@ -57,5 +58,32 @@ public class Catalog3dParityTests
         using var model = new MsMlpFixture(new MsMlpFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() });
         Assert.Equal(info.GetProperty("parameters").GetInt64(), model.parameters().Sum(p => p.numel()));
         RunImageModel(model, "ms_mlp");
+    }
+
+    [Theory]
+    [InlineData("raft_mlp", "emb_cross_mlp")]
+    [InlineData("raft_mlp_mixer", "emb_mixer")]
+    public void Generated_raft_mlp_matches_RaftMLP(string name, string embedding)
+    {
+        var info = Info(name, "raft_mlp", "--raftmlp <raft-mlp checkout> --einops <einops checkout>");
+        var c = info.GetProperty("config");
+        // The test models raft_mlp_fixture and raft_mlp_mixer_fixture (Models/catalog3d.mix) have this configuration.
+        Assert.Equal(embedding, c.GetProperty("embedding_type").GetString());
+        Assert.Equal("ser_pm", c.GetProperty("token_mixing_type").GetString());
+        Assert.False(c.GetProperty("shortcut").GetBoolean());
+        Assert.Equal(32, c.GetProperty("pretrained_image_size").GetInt64());
+        Assert.Equal(3, c.GetProperty("channel_expansion_factor").GetInt64());
+        var layers = c.GetProperty("layers").EnumerateArray().ToArray();
+        Assert.Equal(new long[] { 8, 12, 16, 20 }, layers.Select(l => l.GetProperty("dim").GetInt64()));
+        Assert.Equal(new long[] { 1, 1, 2, 1 }, layers.Select(l => l.GetProperty("depth").GetInt64()));
+        Assert.Equal(new long[] { 4, 2, 2, 2 }, layers.Select(l => l.GetProperty("patch_size").GetInt64()));
+        Assert.Equal(new long[] { 2, 2, 4, 2 }, layers.Select(l => l.GetProperty("raft_size").GetInt64()));
+        Assert.Equal(new long[] { 4, 8, 2, 4, 2, 4, 6, 2 }, layers.SelectMany(l => Ints(l.GetProperty("embedding_kernels"))));
+        nn.Module<Tensor, Tensor> model = embedding == "emb_mixer"
+            ? new RaftMlpMixerFixture(new RaftMlpMixerFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() })
+            : new RaftMlpFixture(new RaftMlpFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() });
+        using var _ = model;
+        Assert.Equal(info.GetProperty("parameters").GetInt64(), model.parameters().Sum(p => p.numel()));
+        RunImageModel(model, name);
     }
 }

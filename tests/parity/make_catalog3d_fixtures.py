@@ -6,16 +6,22 @@ make_fixtures.py (NAME.weights.safetensors, NAME.io.safetensors, NAME.config.jso
 
   ms_mlp   JegZheng/MS-MLP MS_MLP (models/ms_mlp.py), MS-MLP-T's layout (four stages, shift 5, growing mix sizes) at
            small widths chosen so torch.chunk's ceiling-division groups are unequal in every stage, fp32, eval, CPU
+  raft_mlp        okojoalg/raft-mlp RaftMLP (libs/models.py, libs/modules.py), RaftMLP-S's layout ("ser_pm" levels, the
+                  cross-scale MLP embedding, shortcut False) at small widths, raft sizes 2 and 4, a 3-kernel embedding
+  raft_mlp_mixer  the same with the plain patch embedding ("emb_mixer": Rearrange + Linear)
 
 Run with /usr/bin/python3 (torch 1.13, CPU) from the project root, each official repository unpacked in a scratch
 folder outside the project:
 
   python3 tests/parity/make_catalog3d_fixtures.py --msmlp /tmp/off/MS-MLP --only ms_mlp
+  python3 tests/parity/make_catalog3d_fixtures.py --raftmlp /tmp/off/raft-mlp --einops /tmp/off/einops --only raft_mlp
 
 ms_mlp.py imports timm.models.layers (DropPath, to_2tuple, trunc_normal_); timm is not needed for a built model's eval
 forward, so the script gives it a stand-in module: DropPath as identity (the fixtures use drop_path 0, where the
 official builds nn.Identity anyway), to_2tuple, and trunc_normal_ as a normal draw (every parameter is re-drawn after
-construction). No official code is copied into the project. Every parameter and buffer is re-drawn (norm weights
+construction). raft-mlp's libs/modules.py uses einops (Rearrange layers, rearrange): --einops names a folder holding
+einops' source (arogozhnikov/einops), put first on the import path; libs/__init__.py is empty, so `libs.models` imports
+alone. No official code is copied into the project. Every parameter and buffer is re-drawn (norm weights
 around 1, biases and layer scales non-zero) so no test can pass on constants.
 """
 import argparse
@@ -100,20 +106,53 @@ def make_ms_mlp(out_dir, msmlp_dir) -> None:
                    "parameters": sum(p.numel() for p in model.parameters())})
 
 
+def make_raft_mlp(out_dir, raftmlp_dir, einops_dir) -> None:
+    if einops_dir:
+        sys.path.insert(0, os.path.abspath(einops_dir))
+    sys.path.insert(0, os.path.abspath(raftmlp_dir))
+    from libs.models import RaftMLP
+    import einops
+    # RaftMLP-S's layout at small widths on 32×32 inputs: levels of 8, 4, 2 and 1 positions per side; raft sizes 2 and
+    # 4 (the token MLPs mix raft_size × side values); embedding kernels of 1, 2 and 3 strides (unfold padding 0, 1, 2).
+    layers = [dict(depth=1, dim=8, patch_size=4, raft_size=2, embedding_kernels=[4, 8]),
+              dict(depth=1, dim=12, patch_size=2, raft_size=2, embedding_kernels=[2, 4]),
+              dict(depth=2, dim=16, patch_size=2, raft_size=4, embedding_kernels=[2, 4, 6]),
+              dict(depth=1, dim=20, patch_size=2, raft_size=2, embedding_kernels=[2])]
+    for name, embedding in [("raft_mlp", "emb_cross_mlp"), ("raft_mlp_mixer", "emb_mixer")]:
+        config = dict(layers=layers, in_channels=3, pretrained_image_size=32, num_classes=10, token_expansion_factor=2,
+                      channel_expansion_factor=3, dropout=0.0, token_mixing_type="ser_pm", embedding_type=embedding,
+                      shortcut=False, drop_path_rate=0.0)
+        torch.manual_seed(SEED)
+        g = torch.Generator().manual_seed(SEED)
+        model = RaftMLP(**config).eval()
+        randomize_(model, g)
+        x = torch.randn(2, 3, 32, 32, generator=g)
+        with torch.no_grad():
+            y = model(x)
+        write_fixture(out_dir, name, model, config, {"x": x}, {"y": y},
+                      {"source": "okojoalg/raft-mlp libs/models.py, libs/modules.py", "device": "cpu",
+                       "einops": getattr(einops, "__version__", "?"),
+                       "parameters": sum(p.numel() for p in model.parameters())})
+
+
 def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     default_out = os.path.normpath(os.path.join(here, "..", "Mix.Runtime.Tests", "Fixtures", "parity"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=default_out)
     parser.add_argument("--msmlp", default=None, help="folder holding MS-MLP's source (JegZheng/MS-MLP)")
-    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: ms_mlp")
+    parser.add_argument("--raftmlp", default=None, help="folder holding RaftMLP's source (okojoalg/raft-mlp)")
+    parser.add_argument("--einops", default=None, help="folder holding einops' source, where einops is not installed")
+    parser.add_argument("--only", default=None, help="comma-separated fixture makers to run: ms_mlp,raft_mlp")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     print("versions:", versions(), "python", sys.version.split()[0])
-    only = set(args.only.split(",")) if args.only else {"ms_mlp"}
+    only = set(args.only.split(",")) if args.only else {"ms_mlp", "raft_mlp"}
     makers = []
     if args.msmlp and "ms_mlp" in only:
         makers.append(lambda: make_ms_mlp(args.out, args.msmlp))
+    if args.raftmlp and "raft_mlp" in only:
+        makers.append(lambda: make_raft_mlp(args.out, args.raftmlp, args.einops))
     failures = 0
     for make in makers:
         try:

@@ -51,6 +51,13 @@ namespace Mix.Snapshots
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
         /// <summary>Runs <c>convformer_s18</c>.</summary>
         /// <param name="x"><c>[B, 3, H, W]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
@@ -103,6 +110,13 @@ namespace Mix.Snapshots
             foreach (var (name, child) in model.named_children()) register_module(name, child);
             foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
         }
 
         /// <summary>Runs <c>caformer_s18</c>.</summary>

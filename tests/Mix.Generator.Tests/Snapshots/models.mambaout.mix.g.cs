@@ -328,6 +328,13 @@ namespace Mix.Snapshots
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
         /// <summary>Runs <c>mambaout_femto</c>.</summary>
         /// <param name="x"><c>[B, 3, H, W]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
@@ -377,6 +384,13 @@ namespace Mix.Snapshots
             foreach (var (name, child) in model.named_children()) register_module(name, child);
             foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
         }
 
         /// <summary>Runs <c>mambaout_kobe</c>.</summary>
@@ -430,6 +444,13 @@ namespace Mix.Snapshots
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
         /// <summary>Runs <c>mambaout_tiny</c>.</summary>
         /// <param name="x"><c>[B, 3, H, W]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
@@ -481,6 +502,13 @@ namespace Mix.Snapshots
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
         /// <summary>Runs <c>mambaout_small</c>.</summary>
         /// <param name="x"><c>[B, 3, H, W]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
@@ -530,6 +558,13 @@ namespace Mix.Snapshots
             foreach (var (name, child) in model.named_children()) register_module(name, child);
             foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
         }
 
         /// <summary>Runs <c>mambaout_base</c>.</summary>

@@ -117,7 +117,7 @@ namespace Mix.Snapshots
     }
 
     /// <summary>
-    /// <c>block metaformer_block(dim: int, token_mixer: mixer = identity, mlp_act: act = starrelu, mlp_bias: bool = false, norm: norm = layernorm2d_nobias, drop_path_rate: float = 0.0, layer_scale: float? = none, res_scale: float? = none, use_nchw: bool = true) (x: [B, dim, H, W]) -&gt; [B, dim, H, W]</c><br/>
+    /// <c>block metaformer_block(dim: int, token_mixer: mixer = identity, mlp_act: act = starrelu, mlp_bias: bool = false, norm: norm = layernorm2d_nobias, drop_path_rate: float = 0.0, layer_scale: float? = none, res_scale: float? = none, use_nchw: bool = true, channel_mixer: mixer? = none) (x: [B, dim, H, W]) -&gt; [B, dim, H, W]</c><br/>
     /// Shapes: ([B, dim, H, W]) → [B, dim, H, W].<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
@@ -143,6 +143,8 @@ namespace Mix.Snapshots
             public double? ResScale { get; init; } = null;
             /// <summary><c>use_nchw: bool = true</c></summary>
             public bool UseNchw { get; init; } = true;
+            /// <summary><c>channel_mixer: mixer? = none</c></summary>
+            public MixerFactory? ChannelMixer { get; init; } = null;
         }
 
         readonly Options options;
@@ -162,7 +164,7 @@ namespace Mix.Snapshots
         /// <summary><c>norm2 = norm(dim)</c> → <c>[B, dim, H, W]</c></summary>
         public readonly nn.Module<Tensor, Tensor> norm2;
 
-        /// <summary><c>mlp = if use_nchw then conv_mlp(dim, 4 * dim, act = mlp_act, bias = mlp_bias) else mlp(dim, 4 * dim, act = mlp_act, bias = mlp_bias)</c> → <c>[B, dim, H, W]</c></summary>
+        /// <summary><c>mlp = if channel_mixer != none then channel_mixer(dim) else if use_nchw then conv_mlp(dim, 4 * dim, act = mlp_act, bias = mlp_bias) else mlp(dim, 4 * dim, act = mlp_act, bias = mlp_bias)</c> → <c>[B, dim, H, W]</c></summary>
         public readonly nn.Module<Tensor, Tensor> mlp;
 
         /// <summary><c>layer_scale2 = scale(dim, layer_scale, use_nchw)</c> → <c>[B, dim, H, W]</c></summary>
@@ -186,11 +188,11 @@ namespace Mix.Snapshots
             res_scale1 = Builtin.Scale(options.Dim, initValue: options.ResScale, useNchw: options.UseNchw);
 #line 37 "/repo/examples/models/metaformer.mix"
             norm2 = options.Norm(options.Dim);
-#line 38 "/repo/examples/models/metaformer.mix"
-            mlp = options.UseNchw ? (nn.Module<Tensor, Tensor>)Builtin.ConvMlp(options.Dim, 4 * options.Dim, act: options.MlpAct, bias: options.MlpBias) : Builtin.Mlp(options.Dim, 4 * options.Dim, act: options.MlpAct, bias: options.MlpBias);
-#line 40 "/repo/examples/models/metaformer.mix"
-            layer_scale2 = Builtin.Scale(options.Dim, initValue: options.LayerScale, useNchw: options.UseNchw);
 #line 41 "/repo/examples/models/metaformer.mix"
+            mlp = options.ChannelMixer != null ? (nn.Module<Tensor, Tensor>)options.ChannelMixer(options.Dim) : options.UseNchw ? (nn.Module<Tensor, Tensor>)Builtin.ConvMlp(options.Dim, 4 * options.Dim, act: options.MlpAct, bias: options.MlpBias) : Builtin.Mlp(options.Dim, 4 * options.Dim, act: options.MlpAct, bias: options.MlpBias);
+#line 44 "/repo/examples/models/metaformer.mix"
+            layer_scale2 = Builtin.Scale(options.Dim, initValue: options.LayerScale, useNchw: options.UseNchw);
+#line 45 "/repo/examples/models/metaformer.mix"
             res_scale2 = Builtin.Scale(options.Dim, initValue: options.ResScale, useNchw: options.UseNchw);
 #line default
             RegisterComponents();
@@ -206,13 +208,13 @@ namespace Mix.Snapshots
 #line default
             var H = x.shape[2];
             var W = x.shape[3];
-#line 43 "/repo/examples/models/metaformer.mix"
+#line 47 "/repo/examples/models/metaformer.mix"
             var t = options.UseNchw ? x : Fn.Tokens(x);
-#line 44 "/repo/examples/models/metaformer.mix"
+#line 48 "/repo/examples/models/metaformer.mix"
             t = MixDispatch.ResidualMixer(t, norm1, token_mixer, layer_scale1, res_scale1, options.DropPathRate, training);
-#line 45 "/repo/examples/models/metaformer.mix"
+#line 49 "/repo/examples/models/metaformer.mix"
             t = MixDispatch.Residual(t, norm2, mlp, layer_scale2, res_scale2, options.DropPathRate, training);
-#line 46 "/repo/examples/models/metaformer.mix"
+#line 50 "/repo/examples/models/metaformer.mix"
             return options.UseNchw ? t : Fn.Image(t, H, W);
 #line default
         }
@@ -282,9 +284,9 @@ namespace Mix.Snapshots
         public Metaformer(Options options) : base(nameof(Metaformer))
         {
             this.options = options;
-#line 68 "/repo/examples/models/metaformer.mix"
+#line 72 "/repo/examples/models/metaformer.mix"
             stem = new Stem(new Stem.Options(options.InChans, options.Dims[0]) { Norm = options.DownsampleNorm });
-#line 69 "/repo/examples/models/metaformer.mix"
+#line 73 "/repo/examples/models/metaformer.mix"
             stages = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, Fn.Len(options.Depths)).Select(i => new MixPipeline(
                 ("downsample", i == 0 ? (nn.Module<Tensor, Tensor>)Builtin.Identity() : new Downsampling(new Downsampling.Options(options.Dims[(int)(i - 1)], options.Dims[(int)i]) { Norm = options.DownsampleNorm })),
                 ("blocks", new MixSequence(Fn.Range(0, options.Depths[(int)i]).Select(j => new MetaformerBlock(new MetaformerBlock.Options(options.Dims[(int)i])
@@ -298,7 +300,7 @@ namespace Mix.Snapshots
                     ResScale = options.ResScales[(int)i],
                     UseNchw = options.UseNchw[(int)i],
                 })))))).ToArray());
-#line 76 "/repo/examples/models/metaformer.mix"
+#line 80 "/repo/examples/models/metaformer.mix"
             head = new MixPipeline(
                 ("global_pool", Builtin.AdaptiveAvgPool()),
                 ("norm", options.OutputNorm(options.Dims[^1])),
@@ -314,13 +316,13 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 66 "/repo/examples/models/metaformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "metaformer", "x", "[B, in_chans, H, W]", "/repo/examples/models/metaformer.mix", 66, null, (long?)(options.InChans), null, null);
-#line 68 "/repo/examples/models/metaformer.mix"
+#line 70 "/repo/examples/models/metaformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "metaformer", "x", "[B, in_chans, H, W]", "/repo/examples/models/metaformer.mix", 70, null, (long?)(options.InChans), null, null);
+#line 72 "/repo/examples/models/metaformer.mix"
             x = stem.call(x);
-#line 69 "/repo/examples/models/metaformer.mix"
+#line 73 "/repo/examples/models/metaformer.mix"
             foreach (var layer in stages) x = layer.call(x);
-#line 76 "/repo/examples/models/metaformer.mix"
+#line 80 "/repo/examples/models/metaformer.mix"
             x = head.call(x);
 #line default
             return x;

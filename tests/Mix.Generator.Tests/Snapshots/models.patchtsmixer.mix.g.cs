@@ -572,6 +572,13 @@ __device__ __forceinline__ float mix_eval(const float* __restrict__ in, const fl
             foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
         }
 
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
         /// <summary>Runs <c>patchtsmixer_mix_channel</c>.</summary>
         /// <param name="past_values"><c>[B, 32, 3]</c></param>
         /// <returns><c>[B, 3, 4, 16]</c></returns>
