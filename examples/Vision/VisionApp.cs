@@ -48,7 +48,18 @@ public static class VisionApp
         ("digits_poolformer", "pooling", () => new DigitsPoolformer()),
         ("digits_convformer", "separable conv", () => new DigitsConvformer()),
         ("digits_caformer", "conv + attention", () => new DigitsCaformer()),
+        ("digits_moe", "conv + attention, MoE MLP", () => new DigitsMoe()),
+        ("digits_mambaout", "gated CNN (MambaOut)", () => new DigitsMambaout()),
+        ("digits_casvit", "additive (CAS-ViT)", () => new DigitsCasvit()),
+        ("digits_dsm", "DCT spectrum (DSM)", () => new DigitsDsm()),
+        ("digits_iformer", "Inception mixer (iFormer)", () => new DigitsIformer()),
+        ("digits_ffnet", "FFNified attention (FFNet)", () => new DigitsFfnet()),
+        ("digits_msmlp", "mix-shift (MS-MLP)", () => new DigitsMsmlp()),
+        ("digits_raftmlp", "raft token MLP (RaftMLP)", () => new DigitsRaftmlp()),
     };
+
+    /// <summary>The weight of the auxiliary losses a model records (the mixture of experts' load balancing).</summary>
+    static double AuxLossWeight(string name) => name == "balance_loss" ? 0.01 : 0.0;
 
     /// <summary>The command line.</summary>
     public static int RunCommandLine(string[] args, IAnsiConsole? console = null, TextWriter? helpOutput = null)
@@ -59,7 +70,7 @@ public static class VisionApp
         var cpu = new Option<bool>("--cpu") { Description = "Run on the CPU even when CUDA is available" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--output", "-o") { Description = "Folder for the plot", DefaultValueFactory = _ => Path.Combine("artifacts", "vision") };
-        var root = new RootCommand("Mix vision example: PoolFormer, ConvFormer and CAFormer-style models (vision.mix) trained from scratch on the UCI digits, compared in one table.")
+        var root = new RootCommand("Mix vision example: PoolFormer, ConvFormer, CAFormer, MambaOut and CAS-ViT-style models and a CAFormer with MoE MLPs (vision.mix) trained from scratch on the UCI digits, compared in one table.")
         {
             epochs, models, seed, cpu, threads, output,
         };
@@ -101,6 +112,7 @@ public static class VisionApp
             var history = Classifier.Train(model, xTrain, yTrain, xTest, yTest, new ClassifierOptions
             {
                 Epochs = options.Epochs, Seed = options.Seed, Title = name, Progress = options.Progress, Log = console.Profile.Out.Writer,
+                AuxLossWeight = AuxLossWeight,
             });
             var seconds = watch.Elapsed.TotalSeconds;
             var (_, acc) = Classifier.Evaluate(model, xTest, yTest);

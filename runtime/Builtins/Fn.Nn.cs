@@ -14,6 +14,16 @@ public static partial class Fn
         nn.functional.max_pool2d(x, new[] { kernelSize, kernelSize }, new[] { stride ?? kernelSize, stride ?? kernelSize },
             new[] { padding, padding });
 
+    /// <summary><c>interpolate(x, size, mode, align_corners)</c>: PyTorch's <c>F.interpolate</c> on the two spatial axes.</summary>
+    public static Tensor Interpolate(Tensor x, long[] size, string mode = "bilinear", bool alignCorners = false) =>
+        mode switch
+        {
+            "nearest" => nn.functional.interpolate(x, size, mode: InterpolationMode.Nearest),
+            "bilinear" => nn.functional.interpolate(x, size, mode: InterpolationMode.Bilinear, align_corners: alignCorners),
+            "bicubic" => nn.functional.interpolate(x, size, mode: InterpolationMode.Bicubic, align_corners: alignCorners),
+            _ => throw new System.ArgumentException($"interpolate mode must be nearest, bilinear or bicubic; got {mode}", nameof(mode)),
+        };
+
     /// <summary>
     /// <c>scaled_dot_product_attention(q, k, v, dropout_p, causal)</c>: PyTorch's fused SDPA (scale 1/√d); the dropout
     /// acts only while the calling module trains.

@@ -23,7 +23,7 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// GPU benchmarks: median of CUDA-synchronised batches after warm-up, working sets above L2, GB/s over the minimum
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
-/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|scans|models|vision|mamba|fusion|all] [--dtype float32|bfloat16|all]
+/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|scans|scans-vs-triton|models|vision|mamba|fusion|all] [--dtype float32|bfloat16|all]
 /// </summary>
 internal static partial class Program
 {
@@ -99,6 +99,12 @@ internal static partial class Program
         if (_only == "profile")
         {
             using (torch.no_grad()) ModelBench.ProfileOnce();
+            return 0;
+        }
+        if (_only == "scans-vs-triton")
+        {
+            // the official Triton side of these rows: triton_scans.py (docs/benchmarks.md)
+            using (torch.no_grad()) ScanVsTritonBench.Run(outDir, op => Time(op));
             return 0;
         }
         bool kernels = _only is "all" or "kernels";

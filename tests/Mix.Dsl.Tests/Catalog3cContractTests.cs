@@ -7,7 +7,7 @@ namespace Mix.Dsl.Tests;
 /// <summary>
 /// The shape contracts of iFormer's and FFNet's library definitions and zoo models: what the official code asserts or
 /// crashes on (non-square maps in iFormer's low-frequency attention, a side the pooling does not divide, an odd
-/// high-frequency part, a positional embedding of another size, a patch merging whose output channels are not a
+/// high-frequency part, a non-square image, a patch merging whose output channels are not a
 /// multiple of its input's) is a located MIX diagnostic; what the official accepts checks clean.
 /// </summary>
 public class Catalog3cContractTests
@@ -58,19 +58,33 @@ public class Catalog3cContractTests
         Assert.Contains(c.Diagnostics, d => d.Id == "MIX0307" && d.Path == "mix/std/inception_high_mixer.mix" && d.Message.Contains("[7, 7] add up to 14"));
     }
 
+    const string IformerFixture = "model f(num_classes: int = 10) = iformer(num_classes = num_classes, img_size = 64, depths = [2, 1, 2, 1], " +
+        "embed_dims = [8, 16, 24, 32], num_heads = [2, 4, 6, 8], attention_heads = [1, 1, 2, 3, 4, 5])\n";
+
+    static MixCompilation Iformer(int h, int w) =>
+        Check(IformerFixture + $"model g() (x: [B, 3, {h}, {w}]) -> [B, 10] {{\n  m = f()\n  return m(x)\n}}\n", "import \"mix/models/iformer.mix\"\n");
+
+    [Theory]
+    [InlineData(64)]     // its img_size
+    [InlineData(96)]     // the positional embeddings resized, as the official
+    [InlineData(32)]
+    public void Iformer_takes_square_inputs_that_its_strides_divide(int side) => Assert.Empty(Errors(Iformer(side, side)));
+
     [Fact]
-    public void Iformer_takes_only_its_image_size()
+    public void Iformer_on_a_non_square_image_is_an_error_at_the_call()
     {
-        const string Fixture = "model f(num_classes: int = 10) = iformer(num_classes = num_classes, img_size = 64, depths = [2, 1, 2, 1], " +
-            "embed_dims = [8, 16, 24, 32], num_heads = [2, 4, 6, 8], attention_heads = [1, 1, 2, 3, 4, 5])\n";
-        var ok = Check(Fixture + "model g() (x: [B, 3, 64, 64]) -> [B, 10] {\n  m = f()\n  return m(x)\n}\n", "import \"mix/models/iformer.mix\"\n");
-        Assert.Empty(Errors(ok));
-        var c = Check(Fixture + "model g() (x: [B, 3, 96, 96]) -> [B, 10] {\n  m = f()\n  return m(x)\n}\n", "import \"mix/models/iformer.mix\"\n");
-        var d = Assert.Single(c.Diagnostics);
+        var d = Assert.Single(Iformer(64, 48).Diagnostics);
         Assert.Equal("MIX0302", d.Id);
         Assert.Equal("/project/net.mix", d.Path);
-        Assert.Contains("iformer expects x: [B, in_chans, img_size, img_size]", d.Message);
-        Assert.Contains("axis 2 should be 64, not 96", d.Message);
+        Assert.Contains("iformer expects x: [B, in_chans, H, H]", d.Message);
+        Assert.Contains("axis 3 should be 64, not 48", d.Message);
+    }
+
+    [Fact]
+    public void Iformer_on_a_side_whose_second_stage_is_odd_is_an_error()
+    {
+        // 72 → 18 → 9: stage 2's pooled attention cannot halve 9 (the official fails at its concatenation).
+        Assert.Contains(Iformer(72, 72).Diagnostics, d => d.Id == "MIX0305" && d.Message.Contains("9/2 is a fraction"));
     }
 
     [Theory]
@@ -99,5 +113,22 @@ public class Catalog3cContractTests
         var c = Check("block b() (x: [B, 16, 8, 8]) -> [B, 24, 4, 4] {\n  m = ffnet_patch_merging(16, 24)\n  return m(x)\n}\n",
             "import \"mix/models/ffnet.mix\"\n");
         Assert.Contains(c.Diagnostics, d => d.Id == "MIX0206");
+    }
+
+    [Theory]
+    [InlineData("interpolate(x, [6, 6], mode = \"area\")", "MIX0205", "interpolate mode must be")]
+    [InlineData("interpolate(x, [6])", "MIX0205", "two entries")]
+    [InlineData("interpolate(reshape(x, [B, 48]), [6, 6])", "MIX0302", "")]
+    public void Interpolate_checks_its_mode_size_and_rank(string call, string id, string message)
+    {
+        var c = Check($"block b() (x: [B, 3, 4, 4]) -> [B, 3, 6, 6] {{\n  return {call}\n}}\n", "");
+        Assert.Contains(c.Diagnostics, d => d.Id == id && d.Message.Contains(message));
+    }
+
+    [Fact]
+    public void Interpolate_gives_the_requested_size()
+    {
+        var c = Check("block b() (x: [B, 3, 4, 5]) -> [B, 3, 7, 2] {\n  return interpolate(x, [7, 2], mode = \"nearest\")\n}\n", "");
+        Assert.Empty(Errors(c));
     }
 }

@@ -1,5 +1,6 @@
 using System;
 using Mix.Generated.Models;
+using Mix.Runtime.Builtins;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -114,5 +115,20 @@ public class Catalog3cLibraryTests
         m.call(x).square().sum().backward();
         foreach (var (name, p) in m.named_parameters())
             Assert.True(p.grad is not null && p.grad.abs().sum().item<float>() > 0, $"{name} got no gradient");
+    }
+
+    [Fact]
+    public void Interpolate_to_the_same_size_is_an_exact_copy_and_nearest_repeats()
+    {
+        // iformer relies on the first: at its img_size the resized positional embedding is the embedding itself.
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(new long[] { 1, 3, 5, 7 }, generator: new torch.Generator(31));
+        foreach (var mode in new[] { "bilinear", "bicubic", "nearest" })
+            Assert.True((x - Fn.Interpolate(x, new long[] { 5, 7 }, mode)).abs().max().item<float>() == 0f, mode);
+        var up = Fn.Interpolate(x, new long[] { 10, 14 }, "nearest");
+        Assert.True((up - x.repeat_interleave(2, 2).repeat_interleave(2, 3)).abs().max().item<float>() == 0f);
+        var down = Fn.Interpolate(x, new long[] { 3, 4 }, "bilinear");
+        Assert.Equal(new long[] { 1, 3, 3, 4 }, down.shape);
+        Assert.Throws<ArgumentException>(() => Fn.Interpolate(x, new long[] { 3, 4 }, "area"));
     }
 }

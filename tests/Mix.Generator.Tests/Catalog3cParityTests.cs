@@ -1,3 +1,4 @@
+using System.IO;
 using System.Linq;
 using System.Text.Json;
 using Mix.Generated.Models;
@@ -51,6 +52,23 @@ public class Catalog3cParityTests
         Assert.True(c.GetProperty("use_layer_scale").GetBoolean());                  // stages 3-4 only
         using var model = new IformerFixture(new IformerFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() });
         Run(model, "iformer").Dispose();
+    }
+
+    [Fact]
+    public void Generated_iformer_resizes_its_positional_embeddings_as_InceptionTransformer()
+    {
+        Config("iformer", "iformer");
+        if (!File.Exists(HuggingFaceParityTests.Fixture("iformer_96.io.safetensors")))
+            Assert.Skip("fixture iformer_96 not made yet: run `/usr/bin/python3 tests/parity/make_catalog3c_fixtures.py --only iformer ...`");
+        // The iformer fixture's weights (embeddings of 16, 8, 4, 2 per side) on a 96×96 image: maps of 24, 12, 6, 3.
+        using var model = new IformerFixture(new IformerFixture.Options());
+        HuggingFaceParityTests.Load(model, "iformer");
+        model.eval();
+        using var _ = torch.no_grad();
+        using var x = HuggingFaceParityTests.Read("iformer_96", "x");
+        using var y = model.call(x);
+        using var reference = HuggingFaceParityTests.Read("iformer_96", "y");
+        HuggingFaceParityTests.AssertClose(reference, y, "generated iformer logits at 96×96");
     }
 
     [Fact]

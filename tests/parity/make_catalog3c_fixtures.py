@@ -7,6 +7,8 @@ make_fixtures.py (NAME.weights.safetensors, NAME.io.safetensors, NAME.config.jso
   iformer       sail-sg/iFormer InceptionTransformer (models/inception_transformer.py), iformer_small's layout (four
                 stages, Inception mixers with a per-block frequency ramp, layer scale in stages 3-4, pooled attention in
                 stages 1-2) at small widths, eval, BatchNorm running statistics re-drawn, fp32, CPU
+  iformer_96    the same model (weights: iformer) on a 96×96 input: the official interpolates its positional embeddings
+                (only NAME.io.safetensors)
   ffnet         ysj9909/FFNet FFNet (models/ffnet.py), ffnet_1's layout (3×3 channel-mixer convs, 3×3 token-mixer convs
                 in stages 1-2 and RepVGG 7×7 + 3×3 branches in stages 3-4, RepVGG patch merging) at small widths, in
                 its training form, eval, BatchNorm running statistics re-drawn, fp32, CPU
@@ -35,7 +37,7 @@ import types
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_catalog2_fixtures import randomize_, versions, write_fixture  # noqa: E402
+from make_catalog2_fixtures import randomize_, save_file, versions, write_fixture  # noqa: E402
 from make_catalog3_fixtures import import_mambaout  # noqa: E402
 
 SEED = 4321
@@ -146,6 +148,14 @@ def make_iformer(out_dir, iformer_dir, timm_dir) -> None:
     write_fixture(out_dir, "iformer", model, config, {"x": x}, {"y": y},
                   {"source": "sail-sg/iFormer models/inception_transformer.py", "device": "cpu",
                    "iformer_small_parameters": count(official)})
+    # Another input size: the official interpolates each positional embedding bilinearly to the stage's map (96×96:
+    # 24, 12, 6, 3 per side for embeddings of 16, 8, 4, 2). Same weights; only the input and output are stored.
+    x96 = torch.randn(1, 3, 96, 96, generator=g)
+    with torch.no_grad():
+        y96 = model(x96)
+    meta = {"fixture": "iformer_96", "class": type(model).__name__, "seed": str(SEED), "weights": "iformer"}
+    save_file({"x": x96.contiguous(), "y": y96.contiguous()}, os.path.join(out_dir, "iformer_96.io.safetensors"), metadata=meta)
+    print(f"[iformer_96] io ['x', 'y'] (weights: iformer), y {list(y96.shape)}")
 
 
 def replace_batchnorm(net):

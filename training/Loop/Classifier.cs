@@ -25,6 +25,9 @@ public sealed record ClassifierOptions
     public ProgressMode Progress { get; init; } = ProgressMode.Auto;
     /// <summary>Where per-epoch lines go when progress is not live.</summary>
     public System.IO.TextWriter? Log { get; init; }
+    /// <summary>The weight of each auxiliary loss the model records (a mixture of experts' load balancing, by name;
+    /// <see cref="Mix.Runtime.Builtins.MixAux"/>), added to the cross-entropy; null: none is added.</summary>
+    public Func<string, double>? AuxLossWeight { get; init; }
 }
 
 /// <summary>Trains and evaluates image (or any) classifiers: cross-entropy, AdamW, warm-up + cosine schedule.</summary>
@@ -67,6 +70,7 @@ public static class Classifier
                 optimizer.zero_grad();
                 var logits = model.call(x);
                 var loss = nn.functional.cross_entropy(logits, y);
+                if (options.AuxLossWeight is { } weight && Mix.Runtime.Builtins.MixAux.TotalLoss(model, weight) is { } aux) loss = loss + aux;
                 loss.backward();
                 optimizer.step();
                 long correct = logits.argmax(1).eq(y).sum().item<long>();

@@ -1,3 +1,4 @@
+using System.Linq;
 using Mix.Dsl.Diagnostics;
 
 namespace Mix.Dsl.Semantics;
@@ -26,6 +27,36 @@ public static partial class BuiltinCatalog
             }, 1,
             "[B, C, H, W] -> [B, C, (H + 2·padding − kernel_size)/stride + 1, (W + ...)/stride + 1]",
             "max pooling over k×k windows (stride = kernel_size unless given; padding counts as −∞)", c => Pool2d(c, "max_pool2d"));
+
+        // iFormer resizes its positional embeddings to the stage's map (bilinear, as the official F.interpolate call).
+        Fn("interpolate", new[]
+            {
+                TensorParam(), Req("size", MixType.Int.Array()), Opt("mode", MixType.String, new StringValue("bilinear")),
+                Opt("align_corners", MixType.Bool, B(false)),
+            }, 1,
+            "[B, C, h, w] -> [B, C, size[0], size[1]]",
+            "resizes the two spatial axes (mode \"nearest\", \"bilinear\" or \"bicubic\"; align_corners as PyTorch's, ignored by \"nearest\")", c =>
+            {
+                if (c.Arg("mode") is StringValue { Value: string mode } && mode is not ("nearest" or "bilinear" or "bicubic"))
+                {
+                    c.Report(DiagnosticIds.OutOfRange, $"interpolate mode must be \"nearest\", \"bilinear\" or \"bicubic\"; got \"{mode}\"");
+                    return UnknownValue.Instance;
+                }
+                if (c.Input() is not Shape s || !ExpectRank(c, s, 4, "[B, C, h, w]") || c.Arg("size").AsItems() is not { } items) return UnknownValue.Instance;
+                if (items.Count != 2)
+                {
+                    c.Report(DiagnosticIds.OutOfRange, $"interpolate size must have two entries (height, width); got {items.Count}");
+                    return UnknownValue.Instance;
+                }
+                var dims = items.Select(v => v is IntValue i ? i.Dim : Dim.Symbol("?")).ToList();
+                foreach (var d in dims)
+                    if (d.AsLong is long n && n <= 0)
+                    {
+                        c.Report(DiagnosticIds.OutOfRange, $"interpolate sizes must be positive; got {n}");
+                        return UnknownValue.Instance;
+                    }
+                return new TensorValue(s.With(2, dims[0]).With(3, dims[1]));
+            });
 
         Fn("scaled_dot_product_attention", new[]
             {

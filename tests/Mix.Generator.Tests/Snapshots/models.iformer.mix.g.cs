@@ -113,8 +113,47 @@ namespace Mix.Snapshots
     }
 
     /// <summary>
-    /// <c>model iformer(num_classes: int = 1000, img_size: int = 224, in_chans: int = 3, depths: int[] = [3, 3, 9, 3], embed_dims: int[] = [96, 192, 320, 384], num_heads: int[] = [3, 6, 10, 12], attention_heads: int[] = [1, 1, 1, 3, 3, 3, 7, 7, 7, 7, 9, 9, 9, 9, 9, 11, 11, 11], mlp_ratio: float = 4.0, qkv_bias: bool = true, drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, use_layer_scale: bool = true, layer_scale_init_value: float = 1e-6) (x: [B, in_chans, img_size, img_size]) -&gt; [B, num_classes]</c><br/>
-    /// Shapes: ([B, 3, 224, 224]) → [B, 1000].<br/>
+    /// <c>block iformer_add_pos_embed(dim: int) (x: [B, S, S, dim], pos_embed: [1, N, N, dim]) -&gt; [B, S, S, dim]</c><br/>
+    /// Shapes: ([B, S, S, dim], [1, N, N, dim]) → [B, S, S, dim].<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class IformerAddPosEmbed : nn.Module<Tensor, Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>iformer_add_pos_embed</c> with their .mix defaults.</summary>
+        /// <param name="Dim"><c>dim: int</c></param>
+        public sealed record Options(long Dim);
+
+        readonly Options options;
+
+        /// <summary>Builds <c>iformer_add_pos_embed</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public IformerAddPosEmbed(Options options) : base(nameof(IformerAddPosEmbed))
+        {
+            this.options = options;
+            RegisterComponents();
+        }
+
+        /// <summary>Runs <c>iformer_add_pos_embed</c>.</summary>
+        /// <param name="x"><c>[B, S, S, dim]</c></param>
+        /// <param name="pos_embed"><c>[1, N, N, dim]</c></param>
+        /// <returns><c>[B, S, S, dim]</c></returns>
+        public override Tensor forward(Tensor x, Tensor pos_embed)
+        {
+#line 31 "/repo/examples/models/iformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "iformer_add_pos_embed", "x", "[B, S, S, dim]", "/repo/examples/models/iformer.mix", 31, null, null, null, (long?)(options.Dim));
+#line 31 "/repo/examples/models/iformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(pos_embed, "iformer_add_pos_embed", "pos_embed", "[1, N, N, dim]", "/repo/examples/models/iformer.mix", 31, (long?)(1), null, null, (long?)(options.Dim));
+#line default
+            var S = x.shape[1];
+#line 32 "/repo/examples/models/iformer.mix"
+            return x + Fn.Permute(Fn.Interpolate(Fn.Permute(pos_embed, new long[] { 0, 3, 1, 2 }), new long[] { S, S }), new long[] { 0, 2, 3, 1 });
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model iformer(num_classes: int = 1000, img_size: int = 224, in_chans: int = 3, depths: int[] = [3, 3, 9, 3], embed_dims: int[] = [96, 192, 320, 384], num_heads: int[] = [3, 6, 10, 12], attention_heads: int[] = [1, 1, 1, 3, 3, 3, 7, 7, 7, 7, 9, 9, 9, 9, 9, 11, 11, 11], mlp_ratio: float = 4.0, qkv_bias: bool = true, drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, use_layer_scale: bool = true, layer_scale_init_value: float = 1e-6) (x: [B, in_chans, H, H]) -&gt; [B, num_classes]</c><br/>
+    /// Shapes: ([B, 3, H, H]) → [B, 1000].<br/>
     /// Parameters: 19,866,344 (as built with the default options).<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
@@ -155,7 +194,7 @@ namespace Mix.Snapshots
 
         readonly Options options;
 
-        /// <summary><c>patch_embed = iformer_first_patch_embed(in_chans, embed_dims[0])</c> → <c>[B, 56, 56, 96]</c></summary>
+        /// <summary><c>patch_embed = iformer_first_patch_embed(in_chans, embed_dims[0])</c> → <c>[B, H/4, H/4, 96]</c></summary>
         public readonly IformerFirstPatchEmbed patch_embed;
 
         /// <summary><c>pos_embed1 = param([1, n1, n1, embed_dims[0]], init = trunc_normal(std = 0.02))</c></summary>
@@ -164,7 +203,7 @@ namespace Mix.Snapshots
         /// <summary><c>blocks1 = for i in 0..depths[0]: iformer_block(embed_dims[0], num_heads[0], mlp_ratio = mlp_ratio, qkv_bias = qkv_bias, drop = drop_rate, attn_drop = attn_drop_rate, drop_path_rate = (drop_path_rate * i) / max(last, 1), attention_head = attention_heads[i], pool_size = 2)</c></summary>
         public readonly ModuleList<nn.Module<Tensor, Tensor>> blocks1;
 
-        /// <summary><c>patch_embed2 = iformer_patch_embed(embed_dims[0], embed_dims[1])</c> → <c>[B, 28, 28, 192]</c></summary>
+        /// <summary><c>patch_embed2 = iformer_patch_embed(embed_dims[0], embed_dims[1])</c> → <c>[B, H/8, H/8, 192]</c></summary>
         public readonly IformerPatchEmbed patch_embed2;
 
         /// <summary><c>pos_embed2 = param([1, n2, n2, embed_dims[1]], init = trunc_normal(std = 0.02))</c></summary>
@@ -173,7 +212,7 @@ namespace Mix.Snapshots
         /// <summary><c>blocks2 = for i in 0..depths[1]: iformer_block(embed_dims[1], num_heads[1], mlp_ratio = mlp_ratio, qkv_bias = qkv_bias, drop = drop_rate, attn_drop = attn_drop_rate, drop_path_rate = (drop_path_rate * (d1 + i)) / max(last, 1), attention_head = attention_heads[d1 + i], pool_size = 2)</c></summary>
         public readonly ModuleList<nn.Module<Tensor, Tensor>> blocks2;
 
-        /// <summary><c>patch_embed3 = iformer_patch_embed(embed_dims[1], embed_dims[2])</c> → <c>[B, 14, 14, 320]</c></summary>
+        /// <summary><c>patch_embed3 = iformer_patch_embed(embed_dims[1], embed_dims[2])</c> → <c>[B, H/16, H/16, 320]</c></summary>
         public readonly IformerPatchEmbed patch_embed3;
 
         /// <summary><c>pos_embed3 = param([1, n3, n3, embed_dims[2]], init = trunc_normal(std = 0.02))</c></summary>
@@ -182,7 +221,7 @@ namespace Mix.Snapshots
         /// <summary><c>blocks3 = for i in 0..depths[2]: iformer_block(embed_dims[2], num_heads[2], mlp_ratio = mlp_ratio, qkv_bias = qkv_bias, drop = drop_rate, attn_drop = attn_drop_rate, drop_path_rate = (drop_path_rate * (d2 + i)) / max(last, 1), attention_head = attention_heads[d2 + i], pool_size = 1, use_layer_scale = use_layer_scale, layer_scale_init_value = layer_scale_init_value)</c></summary>
         public readonly ModuleList<nn.Module<Tensor, Tensor>> blocks3;
 
-        /// <summary><c>patch_embed4 = iformer_patch_embed(embed_dims[2], embed_dims[3])</c> → <c>[B, 7, 7, 384]</c></summary>
+        /// <summary><c>patch_embed4 = iformer_patch_embed(embed_dims[2], embed_dims[3])</c> → <c>[B, H/32, H/32, 384]</c></summary>
         public readonly IformerPatchEmbed patch_embed4;
 
         /// <summary><c>pos_embed4 = param([1, n4, n4, embed_dims[3]], init = trunc_normal(std = 0.02))</c></summary>
@@ -191,11 +230,23 @@ namespace Mix.Snapshots
         /// <summary><c>blocks4 = for i in 0..depths[3]: iformer_block(embed_dims[3], num_heads[3], mlp_ratio = mlp_ratio, qkv_bias = qkv_bias, drop = drop_rate, attn_drop = attn_drop_rate, drop_path_rate = (drop_path_rate * (d3 + i)) / max(last, 1), attention_head = attention_heads[d3 + i], pool_size = 1, use_layer_scale = use_layer_scale, layer_scale_init_value = layer_scale_init_value)</c></summary>
         public readonly ModuleList<nn.Module<Tensor, Tensor>> blocks4;
 
-        /// <summary><c>norm = layernorm(embed_dims[3], eps = 1e-6)</c> → <c>[B, 49, 384]</c></summary>
+        /// <summary><c>norm = layernorm(embed_dims[3], eps = 1e-6)</c> → <c>[B, H*H/1024, 384]</c></summary>
         public readonly TorchSharp.Modules.LayerNorm norm;
 
         /// <summary><c>head = linear(embed_dims[3], num_classes)</c> → <c>[B, 1000]</c></summary>
         public readonly Mix.Runtime.QuantizableLinear head;
+
+        /// <summary><c>add_pos1 = iformer_add_pos_embed(embed_dims[0])</c> → <c>[B, H/4, H/4, 96]</c></summary>
+        public readonly IformerAddPosEmbed add_pos1;
+
+        /// <summary><c>add_pos2 = iformer_add_pos_embed(embed_dims[1])</c> → <c>[B, H/8, H/8, 192]</c></summary>
+        public readonly IformerAddPosEmbed add_pos2;
+
+        /// <summary><c>add_pos3 = iformer_add_pos_embed(embed_dims[2])</c> → <c>[B, H/16, H/16, 320]</c></summary>
+        public readonly IformerAddPosEmbed add_pos3;
+
+        /// <summary><c>add_pos4 = iformer_add_pos_embed(embed_dims[3])</c> → <c>[B, H/32, H/32, 384]</c></summary>
+        public readonly IformerAddPosEmbed add_pos4;
 
         /// <summary>Builds <c>iformer</c> with the default options.</summary>
         public Iformer() : this(new Options()) { }
@@ -205,11 +256,11 @@ namespace Mix.Snapshots
         public Iformer(Options options) : base(nameof(Iformer))
         {
             this.options = options;
-#line 44 "/repo/examples/models/iformer.mix"
+#line 50 "/repo/examples/models/iformer.mix"
             patch_embed = new IformerFirstPatchEmbed(new IformerFirstPatchEmbed.Options(options.InChans, options.EmbedDims[0]));
-#line 45 "/repo/examples/models/iformer.mix"
+#line 51 "/repo/examples/models/iformer.mix"
             pos_embed1 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4, options.ImgSize / 4, options.EmbedDims[0] }, s => MixInit.TruncNormal(s, std: 0.02)));
-#line 46 "/repo/examples/models/iformer.mix"
+#line 52 "/repo/examples/models/iformer.mix"
             blocks1 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[0]).Select(i => new global::Mix.Generated.Std.IformerBlock(new global::Mix.Generated.Std.IformerBlock.Options(options.EmbedDims[0], options.NumHeads[0])
             {
                 MlpRatio = options.MlpRatio,
@@ -220,11 +271,11 @@ namespace Mix.Snapshots
                 AttentionHead = options.AttentionHeads[(int)i],
                 PoolSize = 2,
             })).ToArray());
-#line 49 "/repo/examples/models/iformer.mix"
+#line 55 "/repo/examples/models/iformer.mix"
             patch_embed2 = new IformerPatchEmbed(new IformerPatchEmbed.Options(options.EmbedDims[0], options.EmbedDims[1]));
-#line 50 "/repo/examples/models/iformer.mix"
+#line 56 "/repo/examples/models/iformer.mix"
             pos_embed2 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4 / 2, options.ImgSize / 4 / 2, options.EmbedDims[1] }, s => MixInit.TruncNormal(s, std: 0.02)));
-#line 51 "/repo/examples/models/iformer.mix"
+#line 57 "/repo/examples/models/iformer.mix"
             blocks2 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[1]).Select(i => new global::Mix.Generated.Std.IformerBlock(new global::Mix.Generated.Std.IformerBlock.Options(options.EmbedDims[1], options.NumHeads[1])
             {
                 MlpRatio = options.MlpRatio,
@@ -235,11 +286,11 @@ namespace Mix.Snapshots
                 AttentionHead = options.AttentionHeads[(int)(options.Depths[0] + i)],
                 PoolSize = 2,
             })).ToArray());
-#line 54 "/repo/examples/models/iformer.mix"
+#line 60 "/repo/examples/models/iformer.mix"
             patch_embed3 = new IformerPatchEmbed(new IformerPatchEmbed.Options(options.EmbedDims[1], options.EmbedDims[2]));
-#line 55 "/repo/examples/models/iformer.mix"
+#line 61 "/repo/examples/models/iformer.mix"
             pos_embed3 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4 / 2 / 2, options.ImgSize / 4 / 2 / 2, options.EmbedDims[2] }, s => MixInit.TruncNormal(s, std: 0.02)));
-#line 56 "/repo/examples/models/iformer.mix"
+#line 62 "/repo/examples/models/iformer.mix"
             blocks3 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[2]).Select(i => new global::Mix.Generated.Std.IformerBlock(new global::Mix.Generated.Std.IformerBlock.Options(options.EmbedDims[2], options.NumHeads[2])
             {
                 MlpRatio = options.MlpRatio,
@@ -252,11 +303,11 @@ namespace Mix.Snapshots
                 UseLayerScale = options.UseLayerScale,
                 LayerScaleInitValue = options.LayerScaleInitValue,
             })).ToArray());
-#line 60 "/repo/examples/models/iformer.mix"
+#line 66 "/repo/examples/models/iformer.mix"
             patch_embed4 = new IformerPatchEmbed(new IformerPatchEmbed.Options(options.EmbedDims[2], options.EmbedDims[3]));
-#line 61 "/repo/examples/models/iformer.mix"
+#line 67 "/repo/examples/models/iformer.mix"
             pos_embed4 = new Parameter(MixInit.Of(new long[] { 1, options.ImgSize / 4 / 2 / 2 / 2, options.ImgSize / 4 / 2 / 2 / 2, options.EmbedDims[3] }, s => MixInit.TruncNormal(s, std: 0.02)));
-#line 62 "/repo/examples/models/iformer.mix"
+#line 68 "/repo/examples/models/iformer.mix"
             blocks4 = new ModuleList<nn.Module<Tensor, Tensor>>(Fn.Range(0, options.Depths[3]).Select(i => new global::Mix.Generated.Std.IformerBlock(new global::Mix.Generated.Std.IformerBlock.Options(options.EmbedDims[3], options.NumHeads[3])
             {
                 MlpRatio = options.MlpRatio,
@@ -269,30 +320,38 @@ namespace Mix.Snapshots
                 UseLayerScale = options.UseLayerScale,
                 LayerScaleInitValue = options.LayerScaleInitValue,
             })).ToArray());
-#line 66 "/repo/examples/models/iformer.mix"
+#line 72 "/repo/examples/models/iformer.mix"
             norm = Builtin.LayerNorm(options.EmbedDims[3], eps: 1e-6);
-#line 67 "/repo/examples/models/iformer.mix"
+#line 73 "/repo/examples/models/iformer.mix"
             head = Builtin.Linear(options.EmbedDims[3], options.NumClasses);
+#line 74 "/repo/examples/models/iformer.mix"
+            add_pos1 = new IformerAddPosEmbed(new IformerAddPosEmbed.Options(options.EmbedDims[0]));
+#line 75 "/repo/examples/models/iformer.mix"
+            add_pos2 = new IformerAddPosEmbed(new IformerAddPosEmbed.Options(options.EmbedDims[1]));
+#line 76 "/repo/examples/models/iformer.mix"
+            add_pos3 = new IformerAddPosEmbed(new IformerAddPosEmbed.Options(options.EmbedDims[2]));
+#line 77 "/repo/examples/models/iformer.mix"
+            add_pos4 = new IformerAddPosEmbed(new IformerAddPosEmbed.Options(options.EmbedDims[3]));
 #line default
             RegisterComponents();
         }
 
         /// <summary>Runs <c>iformer</c>.</summary>
-        /// <param name="x"><c>[B, 3, 224, 224]</c></param>
+        /// <param name="x"><c>[B, 3, H, H]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 34 "/repo/examples/models/iformer.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "iformer", "x", "[B, in_chans, img_size, img_size]", "/repo/examples/models/iformer.mix", 34, null, (long?)(options.InChans), (long?)(options.ImgSize), (long?)(options.ImgSize));
-#line 68 "/repo/examples/models/iformer.mix"
-            var h = MixDispatch.Sequence(blocks1, patch_embed.call(x) + pos_embed1);
-#line 69 "/repo/examples/models/iformer.mix"
-            h = MixDispatch.Sequence(blocks2, patch_embed2.call(h) + pos_embed2);
-#line 70 "/repo/examples/models/iformer.mix"
-            h = MixDispatch.Sequence(blocks3, patch_embed3.call(h) + pos_embed3);
-#line 71 "/repo/examples/models/iformer.mix"
-            h = MixDispatch.Sequence(blocks4, patch_embed4.call(h) + pos_embed4);
-#line 72 "/repo/examples/models/iformer.mix"
+#line 40 "/repo/examples/models/iformer.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "iformer", "x", "[B, in_chans, H, H]", "/repo/examples/models/iformer.mix", 40, null, (long?)(options.InChans), null, null);
+#line 78 "/repo/examples/models/iformer.mix"
+            var h = MixDispatch.Sequence(blocks1, add_pos1.call(patch_embed.call(x), pos_embed1));
+#line 79 "/repo/examples/models/iformer.mix"
+            h = MixDispatch.Sequence(blocks2, add_pos2.call(patch_embed2.call(h), pos_embed2));
+#line 80 "/repo/examples/models/iformer.mix"
+            h = MixDispatch.Sequence(blocks3, add_pos3.call(patch_embed3.call(h), pos_embed3));
+#line 81 "/repo/examples/models/iformer.mix"
+            h = MixDispatch.Sequence(blocks4, add_pos4.call(patch_embed4.call(h), pos_embed4));
+#line 82 "/repo/examples/models/iformer.mix"
             return head.call(Fn.Mean(norm.call(Fn.Flatten(h, 1, 2)), new long[] { 1 }));
 #line default
         }
@@ -300,7 +359,7 @@ namespace Mix.Snapshots
 
     /// <summary>
     /// <c>model iformer_small(num_classes: int = 1000) = iformer(num_classes = num_classes, img_size = 224, depths = [3, 3, 9, 3], embed_dims = [96, 192, 320, 384], num_heads = [3, 6, 10, 12], attention_heads = [1, 1, 1, 3, 3, 3, 7, 7, 7, 7, 9, 9, 9, 9, 9, 11, 11, 11])</c><br/>
-    /// Shapes: ([B, 3, 224, 224]) → [B, 1000].<br/>
+    /// Shapes: ([B, 3, H, H]) → [B, 1000].<br/>
     /// Parameters: 19,866,344 (as built with the default options).<br/>
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
@@ -324,7 +383,7 @@ namespace Mix.Snapshots
         public IformerSmall(Options options) : base(nameof(IformerSmall))
         {
             this.options = options;
-#line 75 "/repo/examples/models/iformer.mix"
+#line 85 "/repo/examples/models/iformer.mix"
             model = new Iformer(new Iformer.Options
             {
                 NumClasses = options.NumClasses,
@@ -349,11 +408,11 @@ namespace Mix.Snapshots
         }
 
         /// <summary>Runs <c>iformer_small</c>.</summary>
-        /// <param name="x"><c>[B, 3, 224, 224]</c></param>
+        /// <param name="x"><c>[B, 3, H, H]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 75 "/repo/examples/models/iformer.mix"
+#line 85 "/repo/examples/models/iformer.mix"
             return model.call(x);
 #line default
         }

@@ -1,0 +1,182 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text.Json;
+using Mix.Runtime.Builtins;
+using Mix.Runtime.Scans;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Benchmarks.Gpu;
+
+/// <summary>
+/// <c>--only scans-vs-triton</c>: the fused <c>ssd_scan</c> and <c>gla_scan</c> (forward and decode step) and the zoo's
+/// mamba2_lm and gla_lm at the shapes <c>triton_scans.py</c> gives the official Triton kernels and layers, each against
+/// the TorchSharp reference path (<see cref="MixDispatch.FusedEnabled"/> off) in the same process; rows in that
+/// script's JSON layout (<c>scans_vs_triton_torchsharp.json</c>), so the two files compare row by row.
+/// </summary>
+internal static class ScanVsTritonBench
+{
+    private static readonly long[] Lengths = { 2048, 4096, 8192, 16384 };
+    private const long SsdHeads = 24, SsdHeadDim = 64, SsdGroups = 1, SsdState = 128;   // Mamba-2-130m
+    private const long GlaHeads = 6, GlaKeys = 64, GlaValues = 128;                     // d_model 768, 6 heads
+
+    private sealed record Row(string Op, string Impl, string Dtype, long Batch, long SeqLen, string Shape, double MedianMs,
+        double MinMs, int Samples, double GpuMs, double TokensPerS, double? RelErrVsReference);
+
+    private static readonly List<Row> Rows = new();
+
+    public static void Run(string outDir, Func<Func<Tensor?>, (double medianUs, double minUs, int samples, double gpuUs)> time)
+    {
+        foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
+            foreach (long b in new long[] { 1, 4 })
+                foreach (long L in Lengths)
+                {
+                    Guard(() => Ssd(time, dt, b, L));
+                    Guard(() => Gla(time, dt, b, L));
+                }
+        foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
+            foreach (long b in new long[] { 1, 4 })
+            {
+                Guard(() => SsdStep(time, dt, b));
+                Guard(() => GlaStep(time, dt, b));
+            }
+        foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
+        {
+            Guard(() => Lm(time, "mamba2_lm", dt, () => new Mix.Generated.Models.Mamba2Lm(), 50288));
+            Guard(() => Lm(time, "gla_lm", dt,
+                () => new Mix.Generated.Models.GlaLm(new Mix.Generated.Models.GlaLm.Options { DModel = 768, NLayer = 12, NumHeads = 6 }), 32000));
+        }
+        Directory.CreateDirectory(outDir);
+        var json = JsonSerializer.Serialize(new { ssd = new { h = SsdHeads, p = SsdHeadDim, g = SsdGroups, n = SsdState },
+            gla = new { h = GlaHeads, K = GlaKeys, V = GlaValues }, results = Rows },
+            new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
+        File.WriteAllText(Path.Combine(outDir, "scans_vs_triton_torchsharp.json"), json);
+    }
+
+    private static void Guard(Action a)
+    {
+        try { a(); }
+        catch (Exception e) { Console.Error.WriteLine($"scans-vs-triton case failed: {e.GetType().Name}: {e.Message}"); }
+    }
+
+    /// <summary>Times <paramref name="f"/> with fusion on (fused) and off (reference), and records both rows.</summary>
+    private static void Pair(Func<Func<Tensor?>, (double, double, int, double)> time, string op, string fusedImpl, ScalarType dt,
+        long b, long L, string shape, long tokens, Func<Tensor> f)
+    {
+        double err;
+        using (var scope = torch.NewDisposeScope())
+        {
+            var fused = f();
+            MixDispatch.FusedEnabled = false;
+            try { err = RelErr(fused, f()); }
+            finally { MixDispatch.FusedEnabled = true; }
+        }
+        var (fm, fmin, fs, fg) = time(() => f());
+        Add(op, fusedImpl, dt, b, L, shape, fm, fmin, fs, fg, tokens, err);
+        MixDispatch.FusedEnabled = false;
+        try
+        {
+            var (rm, rmin, rs, rg) = time(() => f());
+            Add(op, "torchsharp reference (fusion off)", dt, b, L, shape, rm, rmin, rs, rg, tokens, null);
+        }
+        finally { MixDispatch.FusedEnabled = true; }
+    }
+
+    private static void Add(string op, string impl, ScalarType dt, long b, long L, string shape, double medUs, double minUs, int n,
+        double gpuUs, long tokens, double? err)
+    {
+        string d = dt == ScalarType.BFloat16 ? "bfloat16" : "float32";
+        var row = new Row(op, impl, d, b, L, shape, medUs / 1e3, minUs / 1e3, n, gpuUs / 1e3, tokens / (medUs / 1e6), err);
+        Rows.Add(row);
+        Console.WriteLine($"{op,-10} {impl,-36} {d,-9} b{b,-2} L{L,-6} {(L == 1 ? $"{medUs,10:F1} us" : $"{medUs / 1e3,10:F3} ms")} " +
+                          $"(GPU {gpuUs / 1e3:F3} ms, n={n,2}) {row.TokensPerS,14:F0} tok/s" + (err is { } e ? $"  rel err vs reference {e:g3}" : ""));
+    }
+
+    private static double RelErr(Tensor a, Tensor b)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = a.to_type(ScalarType.Float64);
+        var y = b.to_type(ScalarType.Float64);
+        return (x - y).norm().item<double>() / Math.Max(y.norm().item<double>(), 1e-300);
+    }
+
+    private static void Ssd(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b, long L)
+    {
+        using var scope = torch.NewDisposeScope();
+        long h = SsdHeads, p = SsdHeadDim, g = SsdGroups, n = SsdState;
+        torch.manual_seed(0);
+        var x = torch.randn(b, L, h, p, device: torch.CUDA).to_type(dt);
+        var z = torch.randn(b, L, h, p, device: torch.CUDA).to_type(dt);
+        var dtv = torch.randn(b, L, h, device: torch.CUDA).to_type(dt);
+        var A = -torch.rand(h, device: torch.CUDA) * 4 - 0.5;
+        var B = torch.randn(b, L, g, n, device: torch.CUDA).to_type(dt);
+        var C = torch.randn(b, L, g, n, device: torch.CUDA).to_type(dt);
+        var D = torch.randn(h, device: torch.CUDA);
+        var bias = torch.randn(h, device: torch.CUDA) * 0.1 - 2;
+        // SsdScan.Scan: the fused kernel with fusion on, the chunked reference (chunk 64) with it off
+        Pair(time, "ssd_scan", "mix fused ssd_scan", dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", b * L,
+            () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y);
+    }
+
+    private static void Gla(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b, long L)
+    {
+        using var scope = torch.NewDisposeScope();
+        long h = GlaHeads, K = GlaKeys, V = GlaValues;
+        torch.manual_seed(0);
+        var q = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
+        var k = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
+        var v = torch.randn(b, L, h, V, device: torch.CUDA).to_type(dt);
+        var g = (torch.nn.functional.logsigmoid(torch.randn(b, L, h, K, device: torch.CUDA)) / 16).to_type(dt);
+        Pair(time, "gla_scan", "mix fused gla_scan", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", b * L,
+            () => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o);
+    }
+
+    private static void SsdStep(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b)
+    {
+        using var scope = torch.NewDisposeScope();
+        long h = SsdHeads, p = SsdHeadDim, g = SsdGroups, n = SsdState;
+        torch.manual_seed(0);
+        var state = torch.randn(b, h, p, n, device: torch.CUDA);
+        var x = torch.randn(b, h, p, device: torch.CUDA).to_type(dt);
+        var z = torch.randn(b, h, p, device: torch.CUDA).to_type(dt);
+        var dtv = torch.randn(b, h, device: torch.CUDA).to_type(dt);
+        var A = -torch.rand(h, device: torch.CUDA) * 4 - 0.5;
+        var B = torch.randn(b, g, n, device: torch.CUDA).to_type(dt);
+        var C = torch.randn(b, g, n, device: torch.CUDA).to_type(dt);
+        var D = torch.randn(h, device: torch.CUDA);
+        var bias = torch.randn(h, device: torch.CUDA) * 0.1 - 2;
+        Pair(time, "ssd_step", "mix fused ssd_scan step", dt, b, 1, $"b{b} h{h} p{p} g{g} n{n}", b,
+            () => SsdScan.Step(state, x, dtv, A, B, C, D, z, bias, true).y);
+    }
+
+    private static void GlaStep(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b)
+    {
+        using var scope = torch.NewDisposeScope();
+        long h = GlaHeads, K = GlaKeys, V = GlaValues;
+        torch.manual_seed(0);
+        var S = torch.randn(b, h, K, V, device: torch.CUDA);
+        var q = torch.randn(b, h, K, device: torch.CUDA).to_type(dt);
+        var k = torch.randn(b, h, K, device: torch.CUDA).to_type(dt);
+        var v = torch.randn(b, h, V, device: torch.CUDA).to_type(dt);
+        var g = (torch.nn.functional.logsigmoid(torch.randn(b, h, K, device: torch.CUDA)) / 16).to_type(dt);
+        Pair(time, "gla_step", "mix fused gla_scan step", dt, b, 1, $"b{b} h{h} K{K} V{V}", b,
+            () => GlaScan.Step(S, q, k, v, g, 1.0 / Math.Sqrt(K)).o);
+    }
+
+    private static void Lm(Func<Func<Tensor?>, (double, double, int, double)> time, string name, ScalarType dt,
+        Func<nn.Module<Tensor, Tensor>> make, long vocab)
+    {
+        using var model = make();
+        model.to(torch.CUDA).to(dt);
+        model.eval();
+        long parameters = 0;
+        foreach (var t in model.parameters()) parameters += t.numel();
+        foreach (long L in Lengths)
+        {
+            using var scope = torch.NewDisposeScope();
+            var ids = torch.randint(0, vocab, new long[] { 1, L }, device: torch.CUDA);
+            Pair(time, name, $"mix zoo {name} ({parameters / 1e6:F0}M params)", dt, 1, L, $"b1 L{L}", L, () => model.call(ids));
+        }
+    }
+}
