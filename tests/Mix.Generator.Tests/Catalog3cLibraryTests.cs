@@ -108,7 +108,14 @@ public class Catalog3cLibraryTests
     public void Ffnet_trains_without_a_norm_before_its_mixers()
     {
         using var scope = torch.NewDisposeScope();
-        using var m = new FfnetFixture(new FfnetFixture.Options());
+        // ffnet_fixture's widths without stochastic depth: in training a dropped branch gets no gradient, and the drop is
+        // drawn from libtorch's process-wide generator, which tests on other threads move (this failed once in CI).
+        using var m = new Ffnet(new Ffnet.Options
+        {
+            NumClasses = 10, EmbedDim = new long[] { 8, 16, 32, 32 }, InDim = 8, Depth = new long[] { 2, 1, 2, 1 },
+            KernelSizes = new long[] { 3, 3, 3, 3 }, KernelSizes1 = new long[] { 3, 3, 7, 7 }, KernelSizes2 = new long[] { 3, 3, 7, 7 },
+            DropPathRate = 0.0,
+        });
         Redraw(m, 23);
         m.train();
         var x = torch.randn(new long[] { 2, 3, 32, 32 }, generator: new torch.Generator(29), requires_grad: true);
