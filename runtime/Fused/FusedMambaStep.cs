@@ -155,16 +155,16 @@ namespace Mix.Runtime.Fused
                 outProj = rt.GetFunction(spec, "mamba_step_out_proj", device);
                 nbIn = RowsPerBlock(dim); nbInner = RowsPerBlock(inner);
                 vecIn = Vectorizable(dim, dtype); vecInner = Vectorizable(inner, dtype);
-                uint yIn = Blocks(batch, (uint)nbIn), yInner = Blocks(batch, (uint)nbInner);
+                uint yIn = FusedOps.Blocks(batch, nbIn), yInner = FusedOps.Blocks(batch, nbInner);
                 // Split weight rows over more warps while the grid would leave multiprocessors idle (x_proj has ~80 rows).
                 splitIn = Split(2 * inner, yIn, sms); splitX = Split(xRows, yInner, sms); splitOut = Split(dim, yInner, sms);
-                const uint warps = MambaStepKernelSources.Threads / 32;
-                gridIn = new Dim3(Blocks(2 * inner, warps / (uint)splitIn), yIn);
-                gridX = new Dim3(Blocks(xRows, warps / (uint)splitX), yInner);
-                gridOut = new Dim3(Blocks(dim, warps / (uint)splitOut), yInner);
+                const int Warps = MambaStepKernelSources.Threads / 32;
+                gridIn = new Dim3(FusedOps.Blocks(2 * inner, Warps / splitIn), yIn);
+                gridX = new Dim3(FusedOps.Blocks(xRows, Warps / splitX), yInner);
+                gridOut = new Dim3(FusedOps.Blocks(dim, Warps / splitOut), yInner);
                 lanes = 1;
                 while (lanes < nState) lanes <<= 1;
-                gridScan = new Dim3(Blocks(inner * lanes, MambaStepKernelSources.Threads), (uint)batch);
+                gridScan = new Dim3(FusedOps.Blocks(inner * lanes, MambaStepKernelSources.Threads), (uint)batch);
                 threads = new Dim3(MambaStepKernelSources.Threads);
                 smemIn = (uint)(nbIn * dim * sizeof(float)); smemInner = (uint)(nbInner * inner * sizeof(float));
             }
@@ -172,7 +172,7 @@ namespace Mix.Runtime.Fused
             private static int Split(long rows, uint gridY, int sms)
             {
                 int split = 1;
-                while (split < 8 && Blocks(rows, (uint)(8 / split)) * gridY < 2L * sms) split *= 2;
+                while (split < 8 && FusedOps.Blocks(rows, 8 / split) * gridY < 2L * sms) split *= 2;
                 return split;
             }
 
@@ -276,8 +276,6 @@ namespace Mix.Runtime.Fused
 
         // 16-byte weight loads need whole vectors per row (the allocations themselves are 256-byte aligned).
         private static int Vectorizable(long k, ScalarType dtype) => k % (16 / (dtype == ScalarType.Float32 ? 4 : 2)) == 0 ? 1 : 0;
-
-        private static uint Blocks(long work, uint per) => (uint)Math.Clamp((work + per - 1) / per, 1, int.MaxValue);
 
         private static Tensor? Weight(nn.Module linear) => linear switch
         {
