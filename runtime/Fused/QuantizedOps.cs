@@ -38,7 +38,8 @@ namespace Mix.Runtime.Fused
             if (!FusedOps.IsAvailable(device)) return 0;
             var codes = (dtypes.Length == 0 ? new[] { ScalarType.Float32, ScalarType.Float16, ScalarType.BFloat16 } : dtypes)
                 .Select(FusedKernels.DtypeCode).Where(c => c >= 0).Distinct();
-            return KernelRuntime.Shared.WarmUp(FusedKernels.AllQuantized(codes), device.index < 0 ? 0 : device.index);
+            int dev = device.index < 0 ? 0 : device.index;
+            return KernelRuntime.Shared.WarmUp(FusedKernels.AllQuantized(codes, QuantizedGemm.HasTensorCores(dev)), dev);
         }
 
         /// <summary>
@@ -69,7 +70,9 @@ namespace Mix.Runtime.Fused
             if (int4 ? (qweight.dtype != ScalarType.Byte || zeros is null || groupSize <= 0 || K % groupSize != 0 || qweight.shape[1] * 2 != K)
                      : (qweight.dtype != ScalarType.Int8 || qweight.shape[1] != K)) return null;
             long M = K == 0 ? 0 : x.numel() / K;
-            if (M < 1 || M > maxRows || K > int.MaxValue || N > int.MaxValue || M > int.MaxValue) return null;
+            if (M < 1 || K > int.MaxValue || N > int.MaxValue || M > int.MaxValue) return null;
+            if (QuantizedGemm.TryLinear(x, mode, groupSize, qweight, scales, zeros, bias, inputScale, M, K, N) is { } viaMma) return viaMma;
+            if (M > maxRows) return null;
             int dev = FusedOps.DeviceIndex(x);
             try
             {
