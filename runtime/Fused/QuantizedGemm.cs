@@ -205,6 +205,24 @@ namespace Mix.Runtime.Fused
         /// <param name="device">CUDA device ordinal.</param>
         internal static bool HasTensorCores(int device) => DeviceShape(device).major >= 8;
 
+        /// <summary>Registers and local (spill) bytes per thread of every tensor-core entry for one activation dtype, as
+        /// compiled for <paramref name="device"/> (empty where the kernel does not apply).</summary>
+        /// <param name="device">CUDA device.</param>
+        /// <param name="dtype">float16 or bfloat16.</param>
+        public static System.Collections.Generic.IEnumerable<(string Kernel, int Registers, int LocalBytes)> KernelResources(Device device, ScalarType dtype)
+        {
+            int dt = FusedKernels.DtypeCode(dtype);
+            int dev = device.index < 0 ? 0 : device.index;
+            if (dt < 1 || !FusedOps.IsAvailable(device) || !HasTensorCores(dev)) yield break;
+            foreach (var (mode, gpcs) in new[] { (1, new[] { 1, 2, 4 }), (0, new[] { 1 }) })
+                foreach (var gpc in gpcs)
+                    foreach (var mt in new[] { 1, 2, 4 })
+                    {
+                        var f = KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, mode), $"qgemm_m{mt}_g{gpc}", dev);
+                        yield return ($"{(mode == 1 ? "int4" : "int8")} qgemm_m{mt}_g{gpc}", f.Registers, f.LocalBytes);
+                    }
+        }
+
         // a float32 vector the kernel can read in place (no conversion per call)
         private static bool Fits(Tensor p, Tensor x) =>
             p.dtype == ScalarType.Float32 && p.device_type == DeviceType.CUDA && p.device_index == x.device_index && p.is_contiguous();

@@ -43,8 +43,10 @@ namespace Mix.Runtime.Fused
         }
 
         /// <summary>
-        /// <c>y = (x ⊙ inputScale) · dequant(W)ᵀ + bias</c> with the weight dequantized in registers (fp32 accumulation),
-        /// for x <c>[..., K]</c> of at most <paramref name="maxRows"/> rows; the result has x's dtype.
+        /// <c>y = (x ⊙ inputScale) · dequant(W)ᵀ + bias</c> with the weight dequantized in registers (fp32 accumulation);
+        /// the result has x's dtype. float16/bfloat16 x of up to <see cref="QuantizedGemm.MaxRows"/> rows takes the
+        /// tensor-core kernel (<see cref="QuantizedGemm"/>) where it applies; otherwise the GEMV kernel, for x
+        /// <c>[..., K]</c> of at most <paramref name="maxRows"/> rows.
         /// </summary>
         /// <param name="x">Activations (float32/float16/bfloat16, CUDA).</param>
         /// <param name="mode">Weight format.</param>
@@ -54,7 +56,7 @@ namespace Mix.Runtime.Fused
         /// <param name="zeros">uint8 <c>[N, K/group]</c> (int4).</param>
         /// <param name="bias">Optional bias <c>[N]</c>.</param>
         /// <param name="inputScale">Optional input scale <c>[K]</c>.</param>
-        /// <param name="maxRows">Largest row count handled (default <see cref="MaxFusedRows"/>; benchmarks pass more).</param>
+        /// <param name="maxRows">Largest row count the GEMV kernel handles (default <see cref="MaxFusedRows"/>; benchmarks pass more).</param>
         public static Tensor? Linear(Tensor x, WeightQuantMode mode, int groupSize, Tensor qweight, Tensor scales, Tensor? zeros,
             Tensor? bias, Tensor? inputScale, int maxRows = MaxFusedRows)
         {

@@ -11,7 +11,8 @@ namespace Mix.Runtime.Tests;
 /// <summary>
 /// Fused quantized kernels against the reference paths (float64 on the CPU over the same quantized data, inputs rounded
 /// to the I/O dtype first). Linear: relative L2 ≤ 1e-5 (float32), 2e-3 (float16), 1e-2 (bfloat16) — the output
-/// rounding; the only other difference is fp32 summation order. KV attention: relative L2 ≤ 1e-4 (float32),
+/// rounding, plus for half-precision inputs (the tensor-core kernel) the int4 weight and x ⊙ input_scale rounded to
+/// the input dtype once; otherwise only fp32 summation order. KV attention: relative L2 ≤ 1e-4 (float32),
 /// 3e-3 (float16), 2e-2 (bfloat16) against softmax attention over the slot's own dequantized cache.
 /// </summary>
 [Trait("Category", "Gpu")]
