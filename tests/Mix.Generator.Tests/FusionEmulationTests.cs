@@ -102,11 +102,20 @@ int main(int argc, char** argv) {
         readonly string _dir = Directory.CreateTempSubdirectory("mix-region-emulation").FullName;
         readonly Dictionary<FusedRegionKernel, string> _programs = new();
         public int Calls;
+        /// <summary>Tensors the emulation itself created (reading inputs back, wrapping outputs): not the forward's ops.</summary>
+        public long OwnTensors;
         public readonly HashSet<string> Regions = new();
 
         public Emulator(string gxx) => _gxx = gxx;
 
         public Tensor? Run(FusedRegionKernel kernel, Tensor[] xs, float[] scalars)
+        {
+            var before = Mix.Runtime.Cuda.ForwardCost.Now;
+            try { return RunEmulated(kernel, xs, scalars); }
+            finally { OwnTensors += (Mix.Runtime.Cuda.ForwardCost.Now - before).TorchOps; }
+        }
+
+        Tensor? RunEmulated(FusedRegionKernel kernel, Tensor[] xs, float[] scalars)
         {
             if (xs.Any(x => x.dtype != ScalarType.Float32)) return null; // the emulation reads float32 only
             var plan = kernel.Prepare(xs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), scalars);
@@ -202,5 +211,28 @@ int main(int argc, char** argv) {
         Assert.Equal(reference.shape, fused.shape);
         var err = ((fused - reference).norm() / reference.norm()).item<float>();
         Assert.True(err <= 1e-5, $"{name}: relative error {err} over regions {string.Join(", ", emulator.Regions)}");
+    }
+
+    [Fact]
+    public void Forward_cost_counts_each_emulated_region_as_one_launch_and_fewer_torch_ops()
+    {
+        var gxx = Gxx();
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        torch.manual_seed(11);
+        var (model, x) = Model("fusion_gated");
+        model.eval();
+        using var _ = torch.no_grad();
+        var reference = Mix.Runtime.Cuda.ForwardCost.Measure(() => { using var s = torch.NewDisposeScope(); model.call(x); });
+        using var emulator = new Emulator(gxx!);
+        FusedRegion.Emulator = emulator.Run;
+        Mix.Runtime.Cuda.ForwardCost fused;
+        try { fused = Mix.Runtime.Cuda.ForwardCost.Measure(() => { using var s = torch.NewDisposeScope(); model.call(x); }); }
+        finally { FusedRegion.Emulator = null; }
+        Assert.Equal(0, reference.Launches);
+        Assert.Equal(emulator.Calls, fused.Launches);
+        Assert.True(fused.Launches >= 4, $"{fused.Launches} launches for 2 blocks of norm + gate");
+        // on the GPU a region creates one tensor (its output); the emulation's own reads and writes are not the forward's
+        long fusedOps = fused.TorchOps - emulator.OwnTensors + emulator.Calls;
+        Assert.True(fusedOps < reference.TorchOps, $"{fusedOps} torch ops with regions, {reference.TorchOps} without");
     }
 }
