@@ -20,6 +20,9 @@ namespace Mix.Runtime.Fused
         private const int SharedFloats = 8192;   // 32 KiB of staging per block
         private const int MaxKeys = 256;         // 8 lanes × 32 registers
 
+        /// <summary>Steps per chunk of the chunked kernels (fixed: a caller's chunk size changes only the reference's rounding).</summary>
+        public const int ChunkSize = ChunkScanKernelSources.Chunk;
+
         private static readonly ConcurrentDictionary<(string, int), CudaKernelSpec> Specs = new();
 
         private static CudaKernelSpec Spec(string name, string body, int dtype) =>
@@ -62,7 +65,7 @@ namespace Mix.Runtime.Fused
 
         /// <summary>
         /// Fused SSD; arguments and result as <see cref="Scans.SsdScan.Scan"/>. The chunked kernels (chunks of
-        /// <see cref="ChunkScanKernelSources.Chunk"/> steps, whatever the caller's chunk size: it changes only rounding)
+        /// <see cref="ChunkSize"/> steps, whatever the caller's chunk size: it changes only rounding)
         /// or the recurrent one, as <see cref="ScanDispatch.Ssd"/> picks unless <paramref name="chunked"/> says.
         /// </summary>
         /// <param name="x">Input <c>[b, l, h, p]</c>.</param>
