@@ -32,7 +32,8 @@ namespace Mix.Runtime.Fused
     /// </summary>
     internal static class KvAttentionKernelSources
     {
-        /// <summary>The kernels <c>kva_split_q{1,2,4}</c> and <c>kva_combine</c>.</summary>
+        /// <summary>The kernels <c>kva_split_q{1,2,4}</c>, <c>kva_combine</c> and <c>kva_append</c> (the step's keys and
+        /// values into the tail buffers).</summary>
         public const string Source = """
 #ifndef MIX_KV
 #define MIX_KV 0
@@ -384,6 +385,21 @@ extern "C" __global__ void __launch_bounds__(KVA_WARPS * 32) kva_split_q##NQ(con
 KVA_ENTRY(1)
 KVA_ENTRY(2)
 KVA_ENTRY(4)
+
+// grid (ceil(n·D / 128), Hkv, B), block 128: the step's new keys and values (any strides, unit stride along D) written
+// into the tail buffers [B, Hkv, cap, D] at rows pos .. pos+n−1.
+extern "C" __global__ void __launch_bounds__(128) kva_append(const io_t* __restrict__ k, const io_t* __restrict__ v,
+    long long kb, long long kh, long long kt, long long vb, long long vh, long long vt, io_t* __restrict__ bufK,
+    io_t* __restrict__ bufV, long long cap, int pos, int n)
+{
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= n * KVA_D) return;
+  const int t = e / KVA_D, d = e - t * KVA_D;
+  const long long h = blockIdx.y, b = blockIdx.z;
+  const long long dst = ((b * gridDim.y + h) * cap + pos + t) * KVA_D + d;
+  bufK[dst] = k[b * kb + h * kh + t * kt + d];
+  bufV[dst] = v[b * vb + h * vh + t * vt + d];
+}
 
 // grid (nq, Hq, B), block 128: out[b,h,i,:] = Σ_s o_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
 extern "C" __global__ void __launch_bounds__(128) kva_combine(const float* __restrict__ part_o, const float* __restrict__ part_ml,

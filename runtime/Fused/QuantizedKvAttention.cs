@@ -55,11 +55,52 @@ namespace Mix.Runtime.Fused
             SmCount.GetOrAdd(dev, d => KernelRuntime.Shared.Driver!.GetAttribute(d, CudaDriver.AttributeMultiprocessorCount));
 
         /// <summary>
+        /// Writes the step's keys and values <c>[B, Hkv, n, D]</c> (the buffers' dtype, unit stride along D, any other
+        /// strides) into the tail buffers <c>[B, Hkv, capacity, D]</c> at rows <paramref name="position"/> onwards in one
+        /// launch; false when the kernel does not apply (the caller copies with TorchSharp).
+        /// </summary>
+        /// <param name="keys">New keys.</param>
+        /// <param name="values">New values.</param>
+        /// <param name="bufK">Tail key buffer (contiguous).</param>
+        /// <param name="bufV">Tail value buffer.</param>
+        /// <param name="position">First row written.</param>
+        /// <param name="mode">KV scheme (selects the compiled module).</param>
+        public static bool AppendTail(Tensor keys, Tensor values, Tensor bufK, Tensor bufV, long position, KvQuantMode mode)
+        {
+            ArgumentNullException.ThrowIfNull(keys);
+            ArgumentNullException.ThrowIfNull(values);
+            ArgumentNullException.ThrowIfNull(bufK);
+            ArgumentNullException.ThrowIfNull(bufV);
+            int dt = FusedKernels.DtypeCode(bufK.dtype);
+            if (dt < 0 || keys.device_type != DeviceType.CUDA || keys.dtype != bufK.dtype || values.dtype != bufK.dtype || bufV.dtype != bufK.dtype
+                || keys.dim() != 4 || bufK.dim() != 4 || keys.stride(3) != 1 || values.stride(3) != 1 || FusedOps.NeedsGrad(keys, values)) return false;
+            long B = keys.shape[0], H = keys.shape[1], n = keys.shape[2], D = keys.shape[3];
+            if (bufK.shape[0] != B || bufK.shape[1] != H || bufK.shape[3] != D || position + n > bufK.shape[2] || D % 32 != 0 || D > 256
+                || !bufK.is_contiguous() || !bufV.is_contiguous() || keys.device_index != bufK.device_index || values.device_index != bufK.device_index
+                || B > 65535 || H > 65535 || n * D > int.MaxValue) return false;
+            int dev = FusedOps.DeviceIndex(keys);
+            try
+            {
+                var fn = KernelRuntime.Shared.GetFunction(Spec(dt, mode, D), "kva_append", dev);
+                using var args = new KernelArguments(dev);
+                args.AddDense(keys, keys.dtype, "keys").AddDense(values, values.dtype, "values")
+                    .Add(keys.stride(0)).Add(keys.stride(1)).Add(keys.stride(2)).Add(values.stride(0)).Add(values.stride(1)).Add(values.stride(2))
+                    .Add(bufK, bufK.dtype, "tail keys").Add(bufV, bufV.dtype, "tail values").Add(bufK.shape[2]).Add((int)position).Add((int)n);
+                fn.Launch(new Dim3((uint)((n * D + 127) / 128), (uint)H, (uint)B), new Dim3(128), 0, args);
+                return true;
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return false;
+            }
+        }
+
+        /// <summary>
         /// softmax(q kᵀ·scale) v of <paramref name="q"/> over <paramref name="blockCount"/> packed blocks (pointers in
         /// <paramref name="table"/>, int64 <c>[≥ blocks, 8]</c> on the device, rows as in
         /// <see cref="QuantKernelSources.KvAttention"/>) followed by the first <paramref name="tailLength"/> tokens of the
         /// tail buffers. Visibility: <paramref name="allowed"/> (boolean <c>[B, 1, n, T]</c>) when given, else causal —
-        /// query i is entry T − n + i — over the entries marked in <paramref name="valid"/> (uint8 <c>[B, ≥ T]</c>, null =
+        /// query i is entry T − n + i — over the entries marked in <paramref name="valid"/> (uint8 or bool <c>[B, ≥ T]</c>, null =
         /// all valid); a query always sees itself.
         /// </summary>
         /// <param name="q">Queries <c>[B, Hq, n, D]</c> (contiguous is cheapest).</param>
@@ -94,7 +135,7 @@ namespace Mix.Runtime.Fused
                 || tailK.shape[2] < Tt || !tailK.is_contiguous() || !tailV.is_contiguous() || !tailV.shape.AsSpan().SequenceEqual(tailK.shape))) return null;
             if (T == 0 || T > int.MaxValue || n > T) return null;
             if (allowed is not null && allowed.shape[^1] != T) return null;
-            if (valid is not null && (valid.dtype != ScalarType.Byte || valid.dim() != 2 || valid.shape[0] != B || valid.shape[1] < T || !valid.is_contiguous())) return null;
+            if (valid is not null && ((valid.dtype != ScalarType.Byte && valid.dtype != ScalarType.Bool) || valid.dim() != 2 || valid.shape[0] != B || valid.shape[1] < T || !valid.is_contiguous())) return null;
             if (mode == KvQuantMode.VidKv && (outliers < 0 || outliers > D)) return null;
             int dev = FusedOps.DeviceIndex(q);
             try
@@ -153,7 +194,7 @@ namespace Mix.Runtime.Fused
                             {
                                 args.Add(qp).AddOptional(blockCount > 0 ? table : null, ScalarType.Int64, "table")
                                     .AddOptional(Tt > 0 ? tailK : null, q.dtype, "tailK").AddOptional(Tt > 0 ? tailV : null, q.dtype, "tailV")
-                                    .Add(Tt > 0 ? tailK!.shape[2] * D : 0L).Add(mp).AddOptional(valid, ScalarType.Byte, "valid")
+                                    .Add(Tt > 0 ? tailK!.shape[2] * D : 0L).Add(mp).AddOptional(valid, valid?.dtype ?? ScalarType.Byte, "valid")
                                     .Add(valid is null ? 0 : (int)valid.shape[1]).Add(ws).Add(pml)
                                     .Add((int)Hq).Add((int)kvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt)
                                     .Add((int)outliers).Add((int)valueGroup).Add(cps).Add(S).Add((float)(scale * 1.4426950408889634));
