@@ -252,25 +252,51 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
             AppendStep(keys, values, mask);
             var fast = QuantizedKvAttention.Attend(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, tailLength,
                 null, ValidEntries, NumHeads, Outliers, gv, scale, ref workspace);
-            if (fast is not null) return fast.MoveToOuterDisposeScope();
-            var allowedLast = AllowedForLast(q.shape[2], q.device);
-            var o1 = TryFusedAttention(q, allowedLast, scale);
-            if (o1 is null)
+            if (fast is not null)
             {
-                var (k, v) = DequantizedKeysValues();
-                o1 = CachedAttention.Attend(q, k, v, allowedLast, scale);
+                LastAttendPath = "split";
+                return fast.MoveToOuterDisposeScope();
             }
-            return o1.MoveToOuterDisposeScope();
+            return AttendFallback(q, AllowedForLast(q.shape[2], q.device), scale).MoveToOuterDisposeScope();
         }
         var (_, _, allowed) = UpdateCore(keys, values, mask, materialize: false);
-        var o = TryFusedAttention(q, allowed, scale);
+        return AttendFallback(q, allowed, scale).MoveToOuterDisposeScope();
+    }
+
+    private Tensor AttendFallback(Tensor q, Tensor allowed, double scale)
+    {
+        long gv = Math.Min(Quant.GroupSize, HeadDim);
+        var table = PointerTable(q);
+        var o = QuantizedKvAttention.Attend(q, Quant.Mode, table, blocks.Count, Quant.GroupSize, tailK, tailV, tailLength, allowed, null,
+            NumHeads, Outliers, gv, scale, ref workspace);
+        LastAttendPath = "split";
+        if (o is null)
+        {
+            o = FirstGenerationAttention(q, table, allowed, scale);
+            LastAttendPath = "first-generation";
+        }
         if (o is null)
         {
             var (k, v) = DequantizedKeysValues();
             o = CachedAttention.Attend(q, k, v, allowed, scale);
+            LastAttendPath = "reference";
         }
-        return o.MoveToOuterDisposeScope();
+        return o;
     }
+
+    /// <summary>Which kernel the last fused-eligible <see cref="Attend"/> ran: "split", "first-generation" or
+    /// "reference" (tests).</summary>
+    internal string? LastAttendPath { get; private set; }
+
+    /// <summary>The split-K kernel alone over the current cache (tests): causal over the last <c>n</c> entries with the
+    /// slot's validity when <paramref name="allowed"/> is null; null when it does not apply.</summary>
+    /// <param name="q">Queries.</param>
+    /// <param name="allowed">Optional explicit mask <c>[batch, 1, n, T]</c>.</param>
+    /// <param name="scale">Score scale.</param>
+    /// <param name="splits">Split count override.</param>
+    internal Tensor? TrySplitAttention(Tensor q, Tensor? allowed, double scale, int? splits = null) =>
+        QuantizedKvAttention.Attend(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, tailLength, allowed,
+            allowed is null ? ValidEntries : null, NumHeads, Outliers, Math.Min(Quant.GroupSize, HeadDim), scale, ref workspace, splits);
 
     private long Outliers => Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
 
