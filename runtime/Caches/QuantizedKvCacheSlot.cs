@@ -328,6 +328,18 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
             ?? FirstGenerationAttention(q, table, allowed, scale);
     }
 
+    /// <summary>The split-K kernel over the current cache without appending, <paramref name="q"/> standing for the last
+    /// <c>n</c> entries (causal; one query sees every entry) with the slot's validity (benchmarks); null when it does not
+    /// apply.</summary>
+    /// <param name="q">Queries <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="scale">Score scale.</param>
+    public Tensor? TryFusedAttention(Tensor q, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        if (q.device_type != DeviceType.CUDA || !FusedOps.IsAvailable(q.device)) return null;
+        return TrySplitAttention(q, null, scale);
+    }
+
     /// <summary>The first-generation fused kernel (<see cref="QuantizedOps.KvAttention"/>) over the same cache (fallback
     /// and benchmarks); null when it does not apply.</summary>
     /// <param name="q">Queries.</param>
@@ -385,8 +397,17 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
                 rows[r + 6] = (long)TensorPointers.Get(b.ValueScale, ScalarType.Float16, dev, "value scale");
                 rows[r + 7] = (long)TensorPointers.Get(b.ValueMin, ScalarType.Float16, dev, "value min");
             }
-            using var cpu = torch.tensor(rows, new long[] { blocks.Count - ptrRows, 8 });
-            ptrTable.narrow(0, ptrRows, blocks.Count - ptrRows).copy_(cpu);
+            // a block or two per step (the common case) is written by a one-thread launch: a host-to-device copy from
+            // pageable memory would wait for the queued kernels
+            int added = blocks.Count - ptrRows;
+            bool written = added <= 2 && UseFusedKernels;
+            for (int i = 0; written && i < added; i++)
+                written = QuantizedKvAttention.WriteTableRow(ptrTable, ptrRows + i, rows.AsSpan(i * 8, 8), Quant.Mode, HeadDim, dtype);
+            if (!written)
+            {
+                using var cpu = torch.tensor(rows, new long[] { added, 8 });
+                ptrTable.narrow(0, ptrRows, added).copy_(cpu);
+            }
             ptrRows = blocks.Count;
         }
         return ptrTable;

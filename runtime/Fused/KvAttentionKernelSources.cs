@@ -32,8 +32,8 @@ namespace Mix.Runtime.Fused
     /// </summary>
     internal static class KvAttentionKernelSources
     {
-        /// <summary>The kernels <c>kva_split_q{1,2,4}</c>, <c>kva_combine</c> and <c>kva_append</c> (the step's keys and
-        /// values into the tail buffers).</summary>
+        /// <summary>The kernels <c>kva_split_q{1,2,4}</c>, <c>kva_combine</c>, <c>kva_append</c> (the step's keys and
+        /// values into the tail buffers) and <c>kva_table_row</c> (one row of the block pointer table).</summary>
         public const string Source = """
 #ifndef MIX_KV
 #define MIX_KV 0
@@ -399,6 +399,15 @@ extern "C" __global__ void __launch_bounds__(128) kva_append(const io_t* __restr
   const long long dst = ((b * gridDim.y + h) * cap + pos + t) * KVA_D + d;
   bufK[dst] = k[b * kb + h * kh + t * kt + d];
   bufV[dst] = v[b * vb + h * vh + t * vt + d];
+}
+
+// one thread: row `row` of the block pointer table, so adding a block needs no host-to-device copy (which would wait
+// for the queued work)
+extern "C" __global__ void kva_table_row(long long* __restrict__ table, int row, long long p0, long long p1, long long p2,
+    long long p3, long long p4, long long p5, long long p6, long long p7)
+{
+  long long* r = table + (long long)row * 8;
+  r[0] = p0; r[1] = p1; r[2] = p2; r[3] = p3; r[4] = p4; r[5] = p5; r[6] = p6; r[7] = p7;
 }
 
 // grid (nq, Hq, B), block 128: out[b,h,i,:] = Σ_s o_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)

@@ -95,6 +95,36 @@ namespace Mix.Runtime.Fused
             }
         }
 
+        /// <summary>Writes one row of a block pointer table (int64 <c>[rows, 8]</c> on the device) with a one-thread launch
+        /// (no host-to-device copy, so nothing waits for queued work); false when the kernel is unavailable.</summary>
+        /// <param name="table">The table.</param>
+        /// <param name="row">Row index.</param>
+        /// <param name="pointers">Eight device pointers (0 for none).</param>
+        /// <param name="mode">KV scheme (selects the compiled module).</param>
+        /// <param name="headDim">D (selects the compiled module).</param>
+        /// <param name="dtype">I/O dtype (selects the compiled module).</param>
+        public static bool WriteTableRow(Tensor table, int row, ReadOnlySpan<long> pointers, KvQuantMode mode, long headDim, ScalarType dtype)
+        {
+            ArgumentNullException.ThrowIfNull(table);
+            int dt = FusedKernels.DtypeCode(dtype);
+            if (dt < 0 || pointers.Length != 8 || table.device_type != DeviceType.CUDA || table.dtype != ScalarType.Int64 || row < 0
+                || row >= table.shape[0] || headDim % 32 != 0 || headDim > 256 || headDim <= 0) return false;
+            int dev = FusedOps.DeviceIndex(table);
+            try
+            {
+                var fn = KernelRuntime.Shared.GetFunction(Spec(dt, mode, headDim), "kva_table_row", dev);
+                using var args = new KernelArguments(dev);
+                args.Add(table, ScalarType.Int64, "table").Add(row);
+                foreach (var p in pointers) args.Add(p);
+                fn.Launch(new Dim3(1), new Dim3(1), 0, args);
+                return true;
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return false;
+            }
+        }
+
         /// <summary>
         /// softmax(q kᵀ·scale) v of <paramref name="q"/> over <paramref name="blockCount"/> packed blocks (pointers in
         /// <paramref name="table"/>, int64 <c>[≥ blocks, 8]</c> on the device, rows as in
