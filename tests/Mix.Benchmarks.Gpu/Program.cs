@@ -23,7 +23,8 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// GPU benchmarks: median of CUDA-synchronised batches after warm-up, working sets above L2, GB/s over the minimum
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
-/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|scans|scans-vs-triton|models|vision|mamba|fusion|all] [--dtype float32|bfloat16|all]
+/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant] [--only kernels|scans|scans-vs-triton|models|vision|mamba|fusion|catalog3|all]
+/// [--dtype float32|bfloat16|all] [--models NAME,NAME] (catalog3: which of its models)
 /// </summary>
 internal static partial class Program
 {
@@ -43,6 +44,7 @@ internal static partial class Program
             else if (args[i] == "--quant") _quantOnly = true;
             else if (args[i] == "--only" && i + 1 < args.Length) _only = args[++i];
             else if (args[i] == "--dtype" && i + 1 < args.Length) ModelBench.Dtypes = args[++i];
+            else if (args[i] == "--models" && i + 1 < args.Length) Catalog3Bench.Only = args[++i];
         }
         KernelLog.Warning = m => Console.Error.WriteLine("warning: " + m);
         if (!TorchBackend.TryInitializeCuda(out var reason))
@@ -112,9 +114,11 @@ internal static partial class Program
         bool vision = _only is "all" or "models" or "vision";
         bool mamba = _only is "all" or "models" or "mamba";
         bool fusion = _only is "fusion";
+        bool catalog3 = _only is "catalog3";
         using (torch.no_grad())
         {
             if (fusion) Guard(() => FusionBench.Run(_quick));
+            if (catalog3) Guard(() => Catalog3Bench.Run(_quick));
             Guard(() => Copy());
             if (vision) Guard(() => ModelBench.Vision(_quick));
             if (mamba) Guard(() => ModelBench.Mamba(_quick));
@@ -149,11 +153,11 @@ internal static partial class Program
             ScanPrimitives();
 
         Directory.CreateDirectory(outDir);
-        if (vision || mamba || fusion)
+        if (vision || mamba || fusion || catalog3)
         {
             var mjson = JsonSerializer.Serialize(new { device = info, gpu = GpuName(), results = ModelBench.Results, parts = ModelBench.Parts, notes = ModelBench.Notes },
                 new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
-            File.WriteAllText(Path.Combine(outDir, "models_torchsharp.json"), mjson);
+            File.WriteAllText(Path.Combine(outDir, catalog3 ? "catalog3_torchsharp.json" : "models_torchsharp.json"), mjson);
             Console.WriteLine(ModelBench.Markdown());
         }
         if (!kernels && !scans) return 0;
