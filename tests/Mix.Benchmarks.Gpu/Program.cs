@@ -83,7 +83,7 @@ internal static partial class Program
         if (_quantOnly)
         {
             Directory.CreateDirectory(outDir);
-            using (torch.no_grad()) QuantBench.Run(outDir, f => { var (m, mn, n, _) = Time(f); return (m, mn, n); });
+            using (torch.no_grad()) QuantBench.Run(outDir, f => { var (m, mn, n, _) = Time(f); return (m, mn, n); }, f => Time(f));
             return 0;
         }
         if (_only == "poolprof")
