@@ -39,6 +39,7 @@ namespace Mix.Runtime.Cuda
             if (args.Device != Device) throw new ArgumentException($"arguments were built for cuda:{args.Device}, kernel is on cuda:{Device}", nameof(args));
             if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
             _driver.Launch(Device, _handle, grid, block, sharedBytes, args.Pointers);
+            ForwardCost.RecordLaunch();
         }
     }
 }

@@ -15,7 +15,17 @@ namespace Mix.Benchmarks.Gpu;
 
 /// <summary>One whole-model measurement: throughput in images/s or tokens/s.</summary>
 internal sealed record ModelResult(string Model, string Impl, string Dtype, long Batch, long SeqLen, double MedianMs, double MinMs,
-    int Samples, double Throughput, string Unit, double? RelErr, double GpuMs = double.NaN);
+    int Samples, double Throughput, string Unit, double? RelErr, double GpuMs = double.NaN)
+{
+    /// <summary>What one forward dispatched (the fusion bench): our kernel launches and TorchSharp ops, and the host time to enqueue it.</summary>
+    public ForwardCostRow? Cost { get; init; }
+}
+
+/// <summary>
+/// One forward's dispatch cost: launches of our kernels (kernel runtime), TorchSharp ops (tensors created: a proxy for
+/// libtorch's launches) and the host time to enqueue it without synchronising (median µs), next to the synchronised time.
+/// </summary>
+internal sealed record ForwardCostRow(long Launches, long TorchOps, double HostUs);
 
 /// <summary>Per-part time of one of our models (where the time goes).</summary>
 internal sealed record PartTime(string Model, string Dtype, long Batch, string Part, double MedianMs);
@@ -65,12 +75,42 @@ internal static class ModelBench
         return (samples[samples.Count / 2], samples[0], samples.Count, gpu[gpu.Count / 2]);
     }
 
-    internal static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s, double g) t, double work, string unit, double? err = null)
+    internal static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s, double g) t, double work, string unit, double? err = null,
+        ForwardCostRow? cost = null)
     {
-        var r = new ModelResult(model, impl, DtypeName(dt), batch, L, t.m, t.mn, t.s, work / (t.m / 1e3), unit, err, t.g);
+        var r = new ModelResult(model, impl, DtypeName(dt), batch, L, t.m, t.mn, t.s, work / (t.m / 1e3), unit, err, t.g) { Cost = cost };
         Results.Add(r);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{model,-16} {impl,-34} {r.Dtype,-9} b{batch,-4} L{L,-5} {t.m,10:F3} ms (min {t.mn:F3}, n={t.s,2}, GPU {t.g:F3})  {r.Throughput,12:F1} {unit}{(err is { } e ? $"  rel.err {e:E1}" : "")}"));
+            $"{model,-16} {impl,-34} {r.Dtype,-9} b{batch,-4} L{L,-5} {t.m,10:F3} ms (min {t.mn:F3}, n={t.s,2}, GPU {t.g:F3})  {r.Throughput,12:F1} {unit}{(err is { } e ? $"  rel.err {e:E1}" : "")}{(cost is { } c ? $"  launches {c.Launches}, torch ops {c.TorchOps}, host {c.HostUs:F0} µs" : "")}"));
+    }
+
+    /// <summary>
+    /// What one call of <paramref name="op"/> dispatches, and the median host time to enqueue it: each sample starts
+    /// after a synchronise and stops when the call returns, before the device has finished (the launch queue is
+    /// far from full within one forward, so the call does not wait for the device unless it reads a value back).
+    /// </summary>
+    internal static ForwardCostRow Cost(Action op, int samples = 15)
+    {
+        void Once()
+        {
+            using var scope = torch.NewDisposeScope();
+            op();
+        }
+        Once();
+        torch.cuda.synchronize();
+        var cost = Mix.Runtime.Cuda.ForwardCost.Measure(Once);
+        var host = new List<double>();
+        var sw = new Stopwatch();
+        for (int i = 0; i < samples; i++)
+        {
+            torch.cuda.synchronize();
+            sw.Restart();
+            Once();
+            host.Add(sw.Elapsed.TotalMilliseconds * 1e3);
+        }
+        torch.cuda.synchronize();
+        host.Sort();
+        return new ForwardCostRow(cost.Launches, cost.TorchOps, host[host.Count / 2]);
     }
 
     internal static string DtypeName(ScalarType dt) => dt == ScalarType.BFloat16 ? "bfloat16" : dt == ScalarType.Float16 ? "float16" : "float32";
@@ -323,11 +363,11 @@ internal static class ModelBench
     public static string Markdown()
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| model | impl | dtype | batch | L | median ms | GPU ms | throughput | rel. err |");
-        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| model | impl | dtype | batch | L | median ms | GPU ms | throughput | rel. err | our launches | torch ops | host µs (no sync) |");
+        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in Results)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Model} | {r.Impl} | {r.Dtype} | {r.Batch} | {r.SeqLen} | {r.MedianMs:F3} | {r.GpuMs:F3} | {r.Throughput:F1} {r.Unit} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} |"));
+                $"| {r.Model} | {r.Impl} | {r.Dtype} | {r.Batch} | {r.SeqLen} | {r.MedianMs:F3} | {r.GpuMs:F3} | {r.Throughput:F1} {r.Unit} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} | {r.Cost?.Launches} | {r.Cost?.TorchOps} | {(r.Cost is { } c ? c.HostUs.ToString("F0", CultureInfo.InvariantCulture) : "")} |"));
         foreach (var n in Notes) sb.AppendLine($"- {n}");
         return sb.ToString();
     }
