@@ -221,7 +221,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
-          for (int j = 0; j < 4; j++) sc[i][j] = fmaf(a[i], w[j], sc[i][j]);
+          for (int j = 0; j <= i; j++) sc[i][j] = fmaf(a[i], w[j], sc[i][j]);   // j > i: every s > t
       }
     } else {
       chunk_cumsum(sg, CLD, CKT);
@@ -235,9 +235,10 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
-          for (int j = 0; j < 4; j++) {
-            const bool causal = tx + 16 * j <= ty + 16 * i;
-            sc[i][j] = fmaf(a[i] * w[j], __expf(causal ? ga[i] - gw[j] : -1e30f), sc[i][j]);
+          for (int j = 0; j <= i; j++) {
+            // j < i: every s < t; j == i: causal where tx <= ty; j > i (skipped): every s > t
+            const float e = j < i ? __expf(ga[i] - gw[j]) : __expf(tx <= ty ? ga[i] - gw[j] : -1e30f);
+            sc[i][j] = fmaf(a[i] * w[j], e, sc[i][j]);
           }
       }
       __syncthreads();
@@ -266,7 +267,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
 #pragma unroll
     for (int j = 0; j < 4; j++) {
       const int s = tx + 16 * j;
-      float a = sc[i][j];
+      float a = j <= i ? sc[i][j] : 0.0f;
       if (scalarDecay) a = s <= t ? a * __expf(sa[t] - sa[s]) * sw[s] : 0.0f;
       sA[t * CQ + s] = a;
     }
@@ -281,14 +282,20 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
     sv[idx] = (tt < Tc && v0 + cc < V) ? to_f(v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc]) : 0.0f;
   }
   __syncthreads();
-  for (int s = 0; s < CQ; s++) {
-    float a[4], w[4];
+  // row t = ty + 16 i needs s <= t only: the 16-step block sb of s contributes to the rows i >= sb
 #pragma unroll
-    for (int i = 0; i < 4; i++) { a[i] = sA[(ty + 16 * i) * CQ + s]; w[i] = sv[s * CVT + tx + 16 * i]; }
+  for (int sb = 0; sb < 4; sb++) {
+    for (int s = 16 * sb; s < 16 * sb + 16; s++) {
+      float a[4], w[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+      for (int i = sb; i < 4; i++) a[i] = sA[(ty + 16 * i) * CQ + s];
 #pragma unroll
-      for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], w[j], acc[i][j]);
+      for (int j = 0; j < 4; j++) w[j] = sv[s * CVT + tx + 16 * j];
+#pragma unroll
+      for (int i = sb; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], w[j], acc[i][j]);
+    }
   }
 #pragma unroll
   for (int i = 0; i < 4; i++) {
