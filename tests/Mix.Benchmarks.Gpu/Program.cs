@@ -112,7 +112,8 @@ internal static partial class Program
         bool kernels = _only is "all" or "kernels";
         bool scans = _only is "all" or "kernels" or "scans";
         bool vision = _only is "all" or "models" or "vision";
-        bool mamba = _only is "all" or "models" or "mamba";
+        bool mamba = _only is "all" or "models" or "mamba" or "mamba-decode";
+        ModelBench.DecodeOnly = _only == "mamba-decode";
         bool fusion = _only is "fusion";
         bool catalog3 = _only is "catalog3";
         using (torch.no_grad())
