@@ -26,17 +26,21 @@ internal static class QuantBench
 {
     private static readonly List<QuantResult> Results = new();
 
-    public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu = null)
+    /// <summary>Runs the cases: <paramref name="only"/> <c>linear</c> or <c>kv</c> runs one half (with <c>--quant --only …</c>).</summary>
+    public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu = null,
+        string only = "all")
     {
         QuantizedOps.WarmUp(torch.CUDA);
         foreach (var dt in new[] { ScalarType.BFloat16 })
             foreach (var (kernel, regs, local) in QuantizedGemm.KernelResources(torch.CUDA, dt))
                 Console.WriteLine($"  kernel {kernel,-20} {dt,-9} {regs,3} registers, {local} local bytes per thread");
         if (timeGpu is not null) Guard(() => Copy(timeGpu));
-        foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
-            Guard(() => Kv(ctx, time));
-        foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
-            Guard(() => Linear(k, n, time, timeGpu));
+        if (only != "linear")
+            foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
+                Guard(() => Kv(ctx, time));
+        if (only != "kv")
+            foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
+                Guard(() => Linear(k, n, time, timeGpu));
         var json = JsonSerializer.Serialize(Results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
         File.WriteAllText(Path.Combine(outDir, "quant.json"), json);
