@@ -33,7 +33,8 @@ namespace Mix.Runtime.Fused
     internal static class KvAttentionKernelSources
     {
         /// <summary>The kernels <c>kva_split_q{1,2,4}</c>, <c>kva_combine</c>, <c>kva_append</c> (the step's keys and
-        /// values into the tail buffers) and <c>kva_table_row</c> (one row of the block pointer table).</summary>
+        /// values into the tail buffers), <c>kva_table_row</c> (one row of the block pointer table) and, for KIVI,
+        /// <c>kva_quantize</c> (the tail's oldest G tokens into a block, and the tail's shift).</summary>
         public const string Source = """
 #ifndef MIX_KV
 #define MIX_KV 0
@@ -61,6 +62,7 @@ namespace Mix.Runtime.Fused
 
 #ifndef KVA_HOST_HALF
 __device__ __forceinline__ float kva_h2f(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ unsigned short kva_f2h(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
 #endif
 
 // A code of B bits at bit P of w as the float 1 + code / 2^B (ORed into the mantissa of 1.0).
@@ -400,6 +402,68 @@ extern "C" __global__ void __launch_bounds__(128) kva_append(const io_t* __restr
   bufK[dst] = k[b * kb + h * kh + t * kt + d];
   bufV[dst] = v[b * vb + h * vh + t * vt + d];
 }
+
+#if MIX_KV != 2
+// grid (B·Hkv), block 128: KIVI-quantizes the tail's first G rows into one block with the numerics of
+// KvQuantizer.Quantize on CUDA (float32 min and max, scale = max((max − min)·(1/levels), 1e-8) — torch divides a CUDA
+// tensor by a host scalar through the rounded reciprocal —, code = rint((x − min)/scale) clamped
+// to [0, levels], scale and min stored as float16; keys per channel over the G tokens, values per token over groups of
+// gv channels), then moves the remaining rows [G, len) to rows [0, len − G) of the destination buffers (another pair,
+// since the two ranges may overlap).
+extern "C" __global__ void __launch_bounds__(128) kva_quantize(const io_t* __restrict__ srcK, const io_t* __restrict__ srcV,
+    io_t* __restrict__ dstK, io_t* __restrict__ dstV, long long cap, int len, int G, int gv,
+    unsigned char* __restrict__ kc, unsigned short* __restrict__ ks, unsigned short* __restrict__ km,
+    unsigned char* __restrict__ vc, unsigned short* __restrict__ vs, unsigned short* __restrict__ vm)
+{
+  const long long bh = blockIdx.x;
+  const io_t* K = srcK + bh * cap * KVA_D;
+  const io_t* V = srcV + bh * cap * KVA_D;
+  const float levels = (float)((1 << KVA_KB) - 1);
+  const float inv = 1.0f / levels;   // torch's CUDA division by a scalar multiplies by the rounded reciprocal
+  const int per = 8 / KVA_KB;
+  const int RB = G / per;
+  for (int d = threadIdx.x; d < KVA_D; d += blockDim.x) {
+    float mn = to_f(K[d]), mx = mn;
+    for (int t = 1; t < G; t++) { const float x = to_f(K[(long long)t * KVA_D + d]); mn = fminf(mn, x); mx = fmaxf(mx, x); }
+    const float sc = fmaxf((mx - mn) * inv, 1e-8f);
+    ks[bh * KVA_D + d] = kva_f2h(sc);
+    km[bh * KVA_D + d] = kva_f2h(mn);
+    for (int j = 0; j < RB; j++) {
+      unsigned int byte = 0;
+      for (int u = 0; u < per; u++) {
+        const float x = to_f(K[(long long)(j * per + u) * KVA_D + d]);
+        const float c = fminf(fmaxf(rintf((x - mn) / sc), 0.0f), levels);
+        byte |= (unsigned int)c << (u * KVA_KB);
+      }
+      kc[(bh * KVA_D + d) * RB + j] = (unsigned char)byte;
+    }
+  }
+  const int ngv = KVA_D / gv;
+  const int VBy = KVA_D / per;
+  for (int e = threadIdx.x; e < G * ngv; e += blockDim.x) {
+    const int t = e / ngv, g = e - t * ngv;
+    const io_t* x0 = V + (long long)t * KVA_D + g * gv;
+    float mn = to_f(x0[0]), mx = mn;
+    for (int c = 1; c < gv; c++) { const float x = to_f(x0[c]); mn = fminf(mn, x); mx = fmaxf(mx, x); }
+    const float sc = fmaxf((mx - mn) * inv, 1e-8f);
+    vs[(bh * G + t) * ngv + g] = kva_f2h(sc);
+    vm[(bh * G + t) * ngv + g] = kva_f2h(mn);
+    for (int j = 0; j < gv / per; j++) {
+      unsigned int byte = 0;
+      for (int u = 0; u < per; u++) {
+        const float c = fminf(fmaxf(rintf((to_f(x0[j * per + u]) - mn) / sc), 0.0f), levels);
+        byte |= (unsigned int)c << (u * KVA_KB);
+      }
+      vc[(bh * G + t) * VBy + g * gv / per + j] = (unsigned char)byte;
+    }
+  }
+  const long long rest = (long long)(len - G) * KVA_D;
+  for (long long e = threadIdx.x; e < rest; e += blockDim.x) {
+    dstK[bh * cap * KVA_D + e] = K[(long long)G * KVA_D + e];
+    dstV[bh * cap * KVA_D + e] = V[(long long)G * KVA_D + e];
+  }
+}
+#endif
 
 // one thread: row `row` of the block pointer table, so adding a block needs no host-to-device copy (which would wait
 // for the queued work)

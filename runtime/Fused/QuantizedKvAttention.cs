@@ -95,6 +95,61 @@ namespace Mix.Runtime.Fused
             }
         }
 
+        /// <summary>
+        /// KIVI-quantizes the first G rows of the tail buffers into a new block (tensors allocated here) in
+        /// one launch, with the numerics of <see cref="KvQuantizer.Quantize"/> on CUDA, and moves rows [G, length) to the
+        /// front of <paramref name="dstK"/>/<paramref name="dstV"/> (another pair of buffers of the same shape); null when
+        /// the kernel does not apply (VidKV, other dtypes or sizes).
+        /// </summary>
+        /// <param name="srcK">Tail key buffer <c>[B, H, capacity, D]</c>.</param>
+        /// <param name="srcV">Tail value buffer.</param>
+        /// <param name="dstK">Destination key buffer (same shape).</param>
+        /// <param name="dstV">Destination value buffer.</param>
+        /// <param name="length">Rows in use (≥ G).</param>
+        /// <param name="options">Quantization options (KIVI).</param>
+        public static QuantizedKvBlock? QuantizeBlock(Tensor srcK, Tensor srcV, Tensor dstK, Tensor dstV, long length, KvQuantizationOptions options)
+        {
+            ArgumentNullException.ThrowIfNull(srcK);
+            ArgumentNullException.ThrowIfNull(srcV);
+            ArgumentNullException.ThrowIfNull(dstK);
+            ArgumentNullException.ThrowIfNull(dstV);
+            ArgumentNullException.ThrowIfNull(options);
+            int dt = FusedKernels.DtypeCode(srcK.dtype);
+            if (dt < 0 || options.Mode == KvQuantMode.VidKv || srcK.device_type != DeviceType.CUDA || srcK.dim() != 4) return null;
+            long B = srcK.shape[0], H = srcK.shape[1], cap = srcK.shape[2], D = srcK.shape[3];
+            int G = options.GroupSize;
+            long gv = Math.Min(G, D);
+            int bits = options.Mode == KvQuantMode.Kivi4 ? 4 : 2;
+            if (D % 32 != 0 || D > 256 || G % 8 != 0 || G <= 0 || length < G || length > cap || gv % 8 != 0 || D % gv != 0 || B * H > 65535
+                || dstK.numel() != srcK.numel() || dstV.numel() != srcK.numel() || srcV.numel() != srcK.numel()) return null;
+            int dev = FusedOps.DeviceIndex(srcK);
+            var blk = new QuantizedKvBlock();
+            try
+            {
+                var fn = KernelRuntime.Shared.GetFunction(Spec(dt, options.Mode, D), "kva_quantize", dev);
+                var dev0 = srcK.device;
+                blk.KeyCodes = torch.empty(new[] { B, H, D, G * bits / 8 }, ScalarType.Byte, dev0).DetachFromDisposeScope();
+                blk.KeyScale = torch.empty(new[] { B, H, D }, ScalarType.Float16, dev0).DetachFromDisposeScope();
+                blk.KeyMin = torch.empty(new[] { B, H, D }, ScalarType.Float16, dev0).DetachFromDisposeScope();
+                blk.ValueCodes = torch.empty(new[] { B, H, G, D * bits / 8 }, ScalarType.Byte, dev0).DetachFromDisposeScope();
+                blk.ValueScale = torch.empty(new[] { B, H, G, D / gv }, ScalarType.Float16, dev0).DetachFromDisposeScope();
+                blk.ValueMin = torch.empty(new[] { B, H, G, D / gv }, ScalarType.Float16, dev0).DetachFromDisposeScope();
+                using var args = new KernelArguments(dev);
+                args.Add(srcK, srcK.dtype, "tail keys").Add(srcV, srcK.dtype, "tail values").Add(dstK, srcK.dtype, "shifted keys")
+                    .Add(dstV, srcK.dtype, "shifted values").Add(cap).Add((int)length).Add(G).Add((int)gv)
+                    .Add(blk.KeyCodes, ScalarType.Byte, "key codes").Add(blk.KeyScale, ScalarType.Float16, "key scale")
+                    .Add(blk.KeyMin, ScalarType.Float16, "key min").Add(blk.ValueCodes, ScalarType.Byte, "value codes")
+                    .Add(blk.ValueScale, ScalarType.Float16, "value scale").Add(blk.ValueMin, ScalarType.Float16, "value min");
+                fn.Launch(new Dim3((uint)(B * H)), new Dim3(128), 0, args);
+                return blk;
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                blk.Dispose();
+                return null;
+            }
+        }
+
         /// <summary>Writes one row of a block pointer table (int64 <c>[rows, 8]</c> on the device) with a one-thread launch
         /// (no host-to-device copy, so nothing waits for queued work); false when the kernel is unavailable.</summary>
         /// <param name="table">The table.</param>
