@@ -171,7 +171,7 @@ __device__ __forceinline__ void qgemm_body(
 #pragma unroll
       for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
   // rows past M stay zero in every tile (staging writes rows < M only)
-  for (int e = threadIdx.x; e < QM_SMEM_U32 / 4; e += blockDim.x) reinterpret_cast<uint4*>(xs)[e] = uint4{0u, 0u, 0u, 0u};
+  for (int e = threadIdx.x; e < QM_SMEM_U32 / 4; e += blockDim.x) reinterpret_cast<uint4*>(xs)[e] = make_uint4(0u, 0u, 0u, 0u);
 
   uint4 wq[ST][QM_NT];
   unsigned szr[ST][QM_NT];
