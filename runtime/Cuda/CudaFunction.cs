@@ -16,6 +16,9 @@ namespace Mix.Runtime.Cuda
             Device = device;
         }
 
+        internal IntPtr Handle => _handle;
+        internal CudaDriver Driver => _driver;
+
         /// <summary>Kernel name.</summary>
         public string Name { get; }
 

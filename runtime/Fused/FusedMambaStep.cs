@@ -18,7 +18,7 @@ namespace Mix.Runtime.Fused
     /// on CUDA, without autograd, with full-precision weights. Inside a residual sub-block <c>x + mamba(rmsnorm(x))</c>
     /// the norm and the add run in the first and last launch, so a Mamba LM's layer costs four launches and one output
     /// allocation per token. Declines (null: the reference forward runs) for anything else: several tokens (prefill),
-    /// a padding mask, quantized or rerouted projections, other dtypes or layouts.
+    /// a padding mask, int4 or rerouted projections (int8 per-channel ones are read as codes and scales), other dtypes or layouts.
     /// </summary>
     public static class FusedMambaStep
     {
@@ -33,6 +33,34 @@ namespace Mix.Runtime.Fused
         /// <summary>Why the last cached step of a Mamba mixer on CUDA did not take the fused path (null after one that
         /// did): what a test or a user checks when <see cref="Steps"/> does not move.</summary>
         public static string? LastDecline { get; private set; }
+
+        // Set by FusedMambaStack while it watches a layer sequence run: every fused step taken on this thread.
+        [ThreadStatic] private static System.Collections.Generic.List<StepRecord>? s_probe;
+
+        internal static System.Collections.Generic.List<StepRecord>? Probe { get => s_probe; set => s_probe = value; }
+
+        internal static void CountSteps(int n) => Interlocked.Add(ref s_steps, n);
+
+        /// <summary>One fused step as it ran: its input and output tensors, whether it added the residual and normalised
+        /// first, and what a replay needs to launch it again (its plan and slot).</summary>
+        internal sealed record StepRecord(Tensor Input, Tensor Output, bool Residual, bool Normed, object Plan, StateCacheSlot Slot)
+        {
+            /// <summary>Appends this step's four launches to <paramref name="graph"/>, reading <paramref name="x"/> (also the
+            /// residual) and writing <paramref name="output"/>, from the slot's current states into their spares.</summary>
+            public void Record(KernelGraph graph, Tensor x, Tensor output)
+            {
+                var plan = (FusedMambaStep.Plan)Plan;
+                plan.Run(Slot, x, Residual ? x : null, output, Slot.Get("conv_state"), Slot.Get("ssm_state"),
+                    Slot.Spare("conv_state"), Slot.Spare("ssm_state"), graph);
+            }
+
+            public long Batch => ((FusedMambaStep.Plan)Plan).Batch;
+            public long Dim => ((FusedMambaStep.Plan)Plan).Dim;
+            public ScalarType Dtype => ((FusedMambaStep.Plan)Plan).Dtype;
+            public int Device => ((FusedMambaStep.Plan)Plan).Device;
+            public bool Failed => ((FusedMambaStep.Plan)Plan).Failure is not null;
+            public void Fail(string why) => ((FusedMambaStep.Plan)Plan).Failure = why;
+        }
 
         private static Tensor? Decline(string why)
         {
@@ -102,6 +130,7 @@ namespace Mix.Runtime.Fused
                 slot.Swap("ssm_state");
                 Interlocked.Increment(ref s_steps);
                 LastDecline = null;
+                s_probe?.Add(new StepRecord(x, output, residual, norm is not null, plan, slot));
                 return output;
             }
             catch (CudaKernelUnavailableException e)
@@ -125,12 +154,12 @@ namespace Mix.Runtime.Fused
             private readonly ScalarType dtype;
             private readonly int device;
             private readonly long batch, dim, inner, width, rank, nState, xRows;
-            private readonly IntPtr wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB;
+            private readonly IntPtr wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB, sIn, sX, sOut;
             private readonly float eps;
             private readonly CudaFunction inProj, xProj, scan, outProj;
             private readonly Dim3 gridIn, gridX, gridScan, gridOut, threads;
             private readonly uint smemIn, smemInner;
-            private readonly int nbIn, nbInner, vecIn, vecInner, splitIn, splitX, splitOut, lanes;
+            private readonly int nbIn, nbInner, vecIn, vecX, vecOut, splitIn, splitX, splitOut, lanes, qIn, qX, qOut;
 
             /// <summary>Why this plan's launches failed, once they have (then the mixer takes the reference step).</summary>
             public string? Failure { get; set; }
@@ -142,10 +171,14 @@ namespace Mix.Runtime.Fused
                 dtype = x.dtype; device = FusedOps.DeviceIndex(x);
                 this.batch = batch; this.dim = dim; this.inner = inner; this.width = width; this.rank = rank; this.nState = nState;
                 xRows = rank + 2 * nState;
-                IntPtr P(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, dtype, device, "weight");
+                // int8 codes keep their own dtype; every other weight is in the input's
+                IntPtr P(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, t.dtype == ScalarType.Int8 ? ScalarType.Int8 : dtype, device, "weight");
+                IntPtr S(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, ScalarType.Float32, device, "scales");
                 (wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB) =
                     (P(weights[0]), P(weights[1]), P(weights[2]), P(weights[3]), P(weights[4]), P(weights[5]), P(weights[6]),
                      P(weights[7]), P(weights[8]), P(weights[9]), P(weights[10]), P(weights[11]));
+                (sIn, sX, sOut) = (S(weights[12]), S(weights[13]), S(weights[14]));
+                (qIn, qX, qOut) = (sIn != IntPtr.Zero ? 1 : 0, sX != IntPtr.Zero ? 1 : 0, sOut != IntPtr.Zero ? 1 : 0);
                 eps = (float)(norm?.Eps ?? 0.0);
                 var spec = Spec(FusedKernels.DtypeCode(dtype));
                 var rt = KernelRuntime.Shared;
@@ -154,7 +187,7 @@ namespace Mix.Runtime.Fused
                 scan = rt.GetFunction(spec, "mamba_step_scan", device);
                 outProj = rt.GetFunction(spec, "mamba_step_out_proj", device);
                 nbIn = RowsPerBlock(dim); nbInner = RowsPerBlock(inner);
-                vecIn = Vectorizable(dim, dtype); vecInner = Vectorizable(inner, dtype);
+                vecIn = Vectorizable(dim, weights[0]!.dtype); vecX = Vectorizable(inner, weights[1]!.dtype); vecOut = Vectorizable(inner, weights[2]!.dtype);
                 uint yIn = FusedOps.Blocks(batch, nbIn), yInner = FusedOps.Blocks(batch, nbInner);
                 // Split weight rows over more warps while the grid would leave multiprocessors idle (x_proj has ~80 rows).
                 splitIn = Split(2 * inner, yIn, sms); splitX = Split(xRows, yInner, sms); splitOut = Split(dim, yInner, sms);
@@ -178,8 +211,10 @@ namespace Mix.Runtime.Fused
 
             private static Tensor?[] Current(Parts p, nn.Module mixer, RMSNorm? norm) => new[]
             {
-                Weight(p.InProj), Weight(p.XProj), Weight(p.OutProj), Weight(p.DtProj), p.Conv.weight,
-                Param(mixer, "A_log"), Param(mixer, "D"), norm?.weight, Bias(p.InProj), Bias(p.OutProj), p.Conv.bias, Bias(p.DtProj),
+                Weight(p.InProj) ?? Codes(p.InProj), Weight(p.XProj) ?? Codes(p.XProj), Weight(p.OutProj) ?? Codes(p.OutProj),
+                Weight(p.DtProj), p.Conv.weight, Param(mixer, "A_log"), Param(mixer, "D"), norm?.weight,
+                Bias(p.InProj), Bias(p.OutProj), p.Conv.bias, Bias(p.DtProj),
+                Scales(p.InProj), Scales(p.XProj), Scales(p.OutProj),
             };
 
             public bool Matches(Parts p, nn.Module mixer, RMSNorm? norm, ScalarType dt, int dev, long b, long d)
@@ -200,11 +235,12 @@ namespace Mix.Runtime.Fused
                 var (wIn, wX, wOut, dtW, convW, aLog, dSkip) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
                 if (wIn is null || wX is null || wOut is null || dtW is null || convW is null || aLog is null || dSkip is null)
                 {
-                    why = "a projection is quantized or rerouted, or A_log / D is missing";
+                    why = "a projection is int4, has an AWQ input scale or is rerouted, or A_log / D is missing";
                     return null;
                 }
-                foreach (var t in w)
-                    if (t is not null && (t.dtype != dtype || t.device_type != DeviceType.CUDA || t.device_index != x.device_index || !t.is_contiguous()))
+                for (int i = 0; i < w.Length; i++)
+                    if (w[i] is { } t && (t.dtype != (i >= 12 ? ScalarType.Float32 : i <= 2 && t.dtype == ScalarType.Int8 ? ScalarType.Int8 : dtype)
+                        || t.device_type != DeviceType.CUDA || t.device_index != x.device_index || !t.is_contiguous()))
                     {
                         why = $"a weight is {t.dtype} on {t.device} (input {dtype} on {x.device}) or not contiguous";
                         return null;
@@ -230,11 +266,24 @@ namespace Mix.Runtime.Fused
                 }
             }
 
+            private static void Launch(KernelGraph? graph, CudaFunction f, Dim3 grid, Dim3 block, uint smem, KernelArguments a)
+            {
+                if (graph is null) f.Launch(grid, block, smem, a);
+                else graph.Add(f, grid, block, smem, a);
+            }
+
+            public long Batch => batch;
+            public long Dim => dim;
+            public ScalarType Dtype => dtype;
+            public int Device => device;
+
             public bool FitsStates(Tensor conv, Tensor ssm) =>
                 conv.dtype == ScalarType.Float32 && ssm.dtype == ScalarType.Float32
                 && conv.shape.SequenceEqual(new[] { batch, inner, width - 1 }) && ssm.shape.SequenceEqual(new[] { batch, inner, nState });
 
-            public void Run(StateCacheSlot slot, Tensor x, Tensor? residual, Tensor output, Tensor conv, Tensor ssm, Tensor convNext, Tensor ssmNext)
+            // graph null: launch now; otherwise append the four launches to it (KernelGraph: replayed by FusedMambaStack).
+            public void Run(StateCacheSlot slot, Tensor x, Tensor? residual, Tensor output, Tensor conv, Tensor ssm, Tensor convNext, Tensor ssmNext,
+                KernelGraph? graph = null)
             {
                 var f32 = ScalarType.Float32;
                 var xz = slot.Workspace("mamba.xz", new[] { batch, 2 * inner }, f32, x.device);
@@ -242,15 +291,15 @@ namespace Mix.Runtime.Fused
                 var y = slot.Workspace("mamba.y", new[] { batch, inner }, f32, x.device);
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)biasIn).Add(xz, f32, "xz")
+                    a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)sIn).Add(qIn).Add((long)biasIn).Add(xz, f32, "xz")
                         .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
-                    inProj.Launch(gridIn, threads, smemIn, a);
+                    Launch(graph, inProj, gridIn, threads, smemIn, a);
                 }
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add(dbc, f32, "dbc")
-                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecInner).Add(splitX);
-                    xProj.Launch(gridX, threads, smemInner, a);
+                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add((long)sX).Add(qX).Add(dbc, f32, "dbc")
+                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecX).Add(splitX);
+                    Launch(graph, xProj, gridX, threads, smemInner, a);
                 }
                 using (var a = new KernelArguments(device))
                 {
@@ -258,13 +307,13 @@ namespace Mix.Runtime.Fused
                         .Add(dbc, f32, "dbc").Add((long)dtW).Add((long)dtB).Add((long)aLog).Add((long)dSkip)
                         .Add(ssm, f32, "ssm_state").Add(ssmNext, f32, "ssm_state'").Add(y, f32, "y")
                         .Add((int)batch).Add((int)inner).Add((int)width).Add((int)rank).Add((int)nState).Add(lanes);
-                    scan.Launch(gridScan, threads, 0, a);
+                    Launch(graph, scan, gridScan, threads, 0, a);
                 }
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(y, f32, "y").Add((long)wOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
-                        .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecInner).Add(splitOut);
-                    outProj.Launch(gridOut, threads, smemInner, a);
+                    a.Add(y, f32, "y").Add((long)wOut).Add((long)sOut).Add(qOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
+                        .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecOut).Add(splitOut);
+                    Launch(graph, outProj, gridOut, threads, smemInner, a);
                 }
             }
         }
@@ -275,7 +324,7 @@ namespace Mix.Runtime.Fused
             (int)Math.Min(MambaStepKernelSources.MaxRowsPerBlock, (48 * 1024 - MambaStepKernelSources.StaticSharedBytes) / (k * sizeof(float)));
 
         // 16-byte weight loads need whole vectors per row (the allocations themselves are 256-byte aligned).
-        private static int Vectorizable(long k, ScalarType dtype) => k % (16 / (dtype == ScalarType.Float32 ? 4 : 2)) == 0 ? 1 : 0;
+        private static int Vectorizable(long k, ScalarType dtype) => k % (16 / (dtype switch { ScalarType.Float32 => 4, ScalarType.Int8 => 1, _ => 2 })) == 0 ? 1 : 0;
 
         private static Tensor? Weight(nn.Module linear) => linear switch
         {
@@ -284,8 +333,17 @@ namespace Mix.Runtime.Fused
             _ => null,
         };
 
+        // int8 per-channel codes [out, in] and their float32 scales [out] (the library's format, no AWQ input scale): the
+        // projection kernels read them as they are; int4 and an unfolded input scale are not supported (null: decline).
+        private static Tensor? Codes(nn.Module linear) =>
+            linear is QuantizableLinear { IsQuantized: true, IsRouted: false, HasInputScale: false, QuantMode: Quantization.WeightQuantMode.Int8PerChannel } q
+                ? q.QWeight : null;
+
+        private static Tensor? Scales(nn.Module linear) => Codes(linear) is null ? null : ((QuantizableLinear)linear).QScales;
+
         private static Tensor? Bias(nn.Module linear) => linear switch
         {
+            QuantizableLinear { IsQuantized: true } q => q.QuantizedBias,
             QuantizableLinear q => q.bias,
             Linear l => l.bias,
             _ => null,

@@ -106,15 +106,14 @@ __device__ __forceinline__ uint4 qm_ld16(const uint4* p) {
 #endif
 }
 
-// 8 int4 codes → 4 packed pairs: r[j] = (nibble j, nibble j+4) · scale − zero · scale
-__device__ __forceinline__ void qm_dq4(unsigned w, unsigned sz, unsigned (&r)[4]) {
+// int4 codes → packed pairs (nibble j, nibble j + 4) · scale − zero · scale, for j = 2h and 2h + 1 (the B fragment
+// of k16 step h of the word)
+__device__ __forceinline__ void qm_dq4(unsigned w, unsigned sz, int h, unsigned& r0, unsigned& r1) {
   const unsigned nz = QM_NEG_MAGIC | ((sz & 0xFFu) * 0x10001u);   // −(B + zero) in both halves
   const unsigned ss = __byte_perm(sz, 0u, 0x3232);                 // the scale in both halves
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    const unsigned v = ((w >> (4 * j)) & 0x000F000Fu) | QM_MAGIC;
-    r[j] = qm_fma2(qm_fma2(v, QM_ONE, nz), ss, QM_NEG_ZERO);
-  }
+  const unsigned v0 = ((w >> (8 * h)) & 0x000F000Fu) | QM_MAGIC, v1 = ((w >> (8 * h + 4)) & 0x000F000Fu) | QM_MAGIC;
+  r0 = qm_fma2(qm_fma2(v0, QM_ONE, nz), ss, QM_NEG_ZERO);
+  r1 = qm_fma2(qm_fma2(v1, QM_ONE, nz), ss, QM_NEG_ZERO);
 }
 
 // 4 int8 codes (stored as q + 128) → 2 packed pairs of exact integers: (byte 0, byte 1), (byte 2, byte 3)
@@ -172,7 +171,7 @@ __device__ __forceinline__ void qgemm_body(
 #pragma unroll
       for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
   // rows past M stay zero in every tile (staging writes rows < M only)
-  for (int e = threadIdx.x; e < QM_SMEM_U32; e += blockDim.x) xs[e] = 0u;
+  for (int e = threadIdx.x; e < QM_SMEM_U32 / 4; e += blockDim.x) reinterpret_cast<uint4*>(xs)[e] = uint4{0u, 0u, 0u, 0u};
 
   uint4 wq[ST][QM_NT];
   unsigned szr[ST][QM_NT];
@@ -219,21 +218,23 @@ __device__ __forceinline__ void qgemm_body(
 #pragma unroll
         for (int q = 0; q < GPC; q++)
           szq[n][q] = GPC == 1 ? szr[s][n] : __shfl_sync(0xffffffffu, szr[s][n], (lane & ~3) | q);
-      // word j of a lane's vector: k16 steps 2j and 2j+1, group (2j·16) / (128 / GPC) of the chunk
+      // word j of a lane's vector: k16 steps 2j + h (h = 0, 1), group (2j·16) / (128 / GPC) of the chunk
 #pragma unroll
-      for (int j = 0; j < 4; j++) {
-        uint4 a0[MT], a1[MT];
+      for (int j = 0; j < 4; j++)
 #pragma unroll
-        for (int m = 0; m < MT; m++) { a0[m] = xa[((2 * j) * MT + m) * 32]; a1[m] = xa[((2 * j + 1) * MT + m) * 32]; }
+        for (int h = 0; h < 2; h++) {
+          uint4 a[MT];
 #pragma unroll
-        for (int n = 0; n < QM_NT; n++) {
-          const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
-          unsigned b[4];
-          qm_dq4(w, szq[n][(j * GPC) >> 2], b);
+          for (int m = 0; m < MT; m++) a[m] = xa[((2 * j + h) * MT + m) * 32];
 #pragma unroll
-          for (int m = 0; m < MT; m++) { qm_mma(acc[m][n], a0[m], b[0], b[1]); qm_mma(acc[m][n], a1[m], b[2], b[3]); }
+          for (int n = 0; n < QM_NT; n++) {
+            const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
+            unsigned b0, b1;
+            qm_dq4(w, szq[n][(j * GPC) >> 2], h, b0, b1);
+#pragma unroll
+            for (int m = 0; m < MT; m++) qm_mma(acc[m][n], a[m], b0, b1);
+          }
         }
-      }
 #else
       // word j of a lane's vector: k16 step j
 #pragma unroll

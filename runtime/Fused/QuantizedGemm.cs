@@ -34,7 +34,8 @@ namespace Mix.Runtime.Fused
 
         private static readonly ConditionalWeakTable<Tensor, Packed> Cache = new();
         private static readonly ConcurrentDictionary<int, (int major, int sms)> Devices = new();
-        private static readonly ConcurrentDictionary<string, bool> Broken = new();
+        private static readonly ConcurrentDictionary<(int dev, int dt, int mode, int mt, int gpc), CudaFunction> Functions = new();
+        private static readonly ConcurrentDictionary<(int dev, int dt, int mode), bool> Broken = new();
 
         /// <summary>Whether the kernel takes this format: int8, or int4 with a group of 32, 64 or a multiple of 128.</summary>
         /// <param name="mode">Weight format.</param>
@@ -47,7 +48,10 @@ namespace Mix.Runtime.Fused
         public static void Forget(Tensor qweight) => Cache.Remove(qweight);
 
         /// <summary>A launch: entry point, grid and split count.</summary>
-        internal readonly record struct Plan(int MTiles, int GroupsPerChunk, int Splits, int BlockColumns, string Entry);
+        internal readonly record struct Plan(int MTiles, int GroupsPerChunk, int Splits, int BlockColumns)
+        {
+            public string Entry => $"qgemm_m{MTiles}_g{GroupsPerChunk}";
+        }
 
         /// <summary>
         /// The launch for M rows: m16 tiles (1, 2 or 4), groups per chunk, and split-K so that about two blocks per SM
@@ -60,7 +64,7 @@ namespace Mix.Runtime.Fused
             int cols = (int)(Np / QuantGemmKernelSources.ChannelsPerBlock);
             int s = splits ?? (int)Math.Clamp((2L * sms + cols - 1) / cols, 1, Math.Min(16, Math.Max(1, chunks / 2)));
             s = (int)Math.Clamp(s, 1, chunks);
-            return new Plan(mt, gpc, s, cols, $"qgemm_m{mt}_g{gpc}");
+            return new Plan(mt, gpc, s, cols);
         }
 
         /// <summary>N padded to whole blocks.</summary>
@@ -144,19 +148,32 @@ namespace Mix.Runtime.Fused
             public Tensor? Scales { get; init; }
             public Tensor? Zeros { get; init; }
             public bool ScalesFitHalf { get; init; }
-            public readonly ConcurrentDictionary<ScalarType, Tensor> Sz = new();
+            public readonly ConcurrentDictionary<ScalarType, (Tensor t, IntPtr p)> Sz = new();
             public Tensor? Partial;
+            private IntPtr _partial;
+            private long _partialElements;
 
-            public Tensor SzFor(ScalarType dtype) => Sz.GetOrAdd(dtype, d => RepackGroups(Scales!, Zeros!, N, K, Group, d).DetachFromDisposeScope());
+            // device pointers of the tensors above, read once (they live as long as this object)
+            public IntPtr CodesPtr;
+            public IntPtr CountersPtr;
+            public IntPtr ChannelScalesPtr;
 
-            public Tensor PartialFor(long elements, Device device)
+            public IntPtr SzFor(ScalarType dtype, int device) => Sz.GetOrAdd(dtype, d =>
             {
-                if (Partial is null || Partial.numel() < elements)
+                var t = RepackGroups(Scales!, Zeros!, N, K, Group, d).DetachFromDisposeScope();
+                return (t, TensorPointers.Get(t, ScalarType.Int32, device, "sz"));
+            }).p;
+
+            public IntPtr PartialFor(long elements, Device device, int index)
+            {
+                if (Partial is null || _partialElements < elements)
                 {
                     Partial?.Dispose();
                     Partial = torch.empty(new[] { elements }, ScalarType.Float32, device).DetachFromDisposeScope();
+                    _partialElements = elements;
+                    _partial = TensorPointers.Get(Partial, ScalarType.Float32, index, "partial");
                 }
-                return Partial;
+                return _partial;
             }
         }
 
@@ -175,9 +192,10 @@ namespace Mix.Runtime.Fused
                 // zero points above 15 would leave the exact integer range of the dequantization trick (never made by
                 // the quantizer; refused rather than computed wrongly)
                 if (z.numel() > 0 && z.max().item<byte>() > 15) return null;
-                // float16 activations round the group scales to float16: normal range only
+                // float16 activations round the group scales to float16: normal range only, and 15·scale (the largest
+                // weight) below float16's maximum
                 var nz = sc.abs().masked_select(sc.ne(0));
-                fitsHalf = nz.numel() == 0 || (nz.min().item<float>() >= 6.2e-5f && nz.max().item<float>() <= 6.0e4f);
+                fitsHalf = nz.numel() == 0 || (nz.min().item<float>() >= 6.2e-5f && nz.max().item<float>() <= 4000f);
             }
             var codes = int4 ? RepackInt4(qweight, N, K) : RepackInt8(qweight, N, K);
             long np = PadN(N);
@@ -198,6 +216,10 @@ namespace Mix.Runtime.Fused
                 Zeros = z?.contiguous().DetachFromDisposeScope(),
                 ScalesFitHalf = fitsHalf,
             };
+            int index = FusedOps.DeviceIndex(qweight);
+            packed.CodesPtr = TensorPointers.Get(packed.Codes, ScalarType.Int32, index, "codes");
+            packed.CountersPtr = TensorPointers.Get(packed.Counters, ScalarType.Int32, index, "counters");
+            packed.ChannelScalesPtr = packed.ChannelScales is null ? IntPtr.Zero : TensorPointers.Get(packed.ChannelScales, ScalarType.Float32, index, "channel_scales");
             return packed;
         }
 
@@ -247,9 +269,8 @@ namespace Mix.Runtime.Fused
             var (major, sms) = DeviceShape(dev);
             if (major < 8) return null;
             bool int4 = mode == WeightQuantMode.Int4Grouped;
-            int dt = FusedKernels.DtypeCode(x.dtype);
-            var spec = FusedKernels.QuantGemm(dt, int4 ? 1 : 0);
-            if (Broken.ContainsKey(spec.ToString())) return null;
+            int dt = FusedKernels.DtypeCode(x.dtype), qm = int4 ? 1 : 0;
+            if (Broken.ContainsKey((dev, dt, qm))) return null;
             if (!Cache.TryGetValue(qweight, out var p))
             {
                 p = Pack(mode, groupSize, qweight, scales, zeros);
@@ -261,21 +282,23 @@ namespace Mix.Runtime.Fused
             var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, splits > 0 ? splits : null);
             try
             {
-                var fn = KernelRuntime.Shared.GetFunction(spec, plan.Entry, dev);
+                var key = (dev, dt, qm, plan.MTiles, plan.GroupsPerChunk);
+                if (!Functions.TryGetValue(key, out var fn))
+                    fn = Functions.GetOrAdd(key, KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, qm), plan.Entry, dev));
                 var xc = x.is_contiguous() ? x : x.contiguous();
                 var outShape = (long[])x.shape.Clone();
                 outShape[^1] = N;
                 var y = torch.empty(outShape, x.dtype, x.device);
                 Tensor? bc = bias is null ? null : Fits(bias, x) ? bias : FusedOps.Param(bias, x);
                 Tensor? isc = inputScale is null ? null : Fits(inputScale, x) ? inputScale : FusedOps.Param(inputScale, x);
-                var sz = int4 ? p.SzFor(x.dtype) : null;
-                var partial = plan.Splits > 1 ? p.PartialFor(plan.Splits * M * p.Np, x.device) : null;
+                long sz = int4 ? (long)p.SzFor(x.dtype, dev) : 0;
+                long partial = plan.Splits > 1 ? (long)p.PartialFor(plan.Splits * M * p.Np, x.device, dev) : 0;
                 using (var args = new KernelArguments(dev))
                 {
-                    args.Add(xc, xc.dtype, "x").AddOptional(isc, ScalarType.Float32, "input_scale").Add(p.Codes, ScalarType.Int32, "codes")
-                        .AddOptional(sz, ScalarType.Int32, "sz").AddOptional(p.ChannelScales, ScalarType.Float32, "channel_scales")
-                        .AddOptional(bc, ScalarType.Float32, "bias").Add(y, y.dtype, "y").AddOptional(partial, ScalarType.Float32, "partial")
-                        .Add(p.Counters, ScalarType.Int32, "counters")
+                    // the packed tensors' pointers were checked when they were made
+                    args.Add(xc, x.dtype, "x").AddOptional(isc, ScalarType.Float32, "input_scale").Add((long)p.CodesPtr).Add(sz)
+                        .Add((long)p.ChannelScalesPtr).AddOptional(bc, ScalarType.Float32, "bias").Add(y, x.dtype, "y").Add(partial)
+                        .Add((long)p.CountersPtr)
                         .Add((int)M).Add((int)K).Add((int)N).Add((int)p.Np).Add((int)p.Chunks).Add((int)p.Groups).Add(int4 ? groupSize : 1).Add(plan.Splits);
                     fn.Launch(new Dim3((uint)plan.BlockColumns, (uint)plan.Splits), new Dim3(QuantGemmKernelSources.Threads), 0, args);
                 }
@@ -286,8 +309,8 @@ namespace Mix.Runtime.Fused
             }
             catch (CudaKernelUnavailableException e)
             {
-                Broken.TryAdd(spec.ToString(), true);
-                KernelLog.WarnOnce("qgemm:" + spec, $"the tensor-core quantized linear ({spec}, {plan.Entry}) failed ({e.Message}); using the GEMV kernel");
+                Broken.TryAdd((dev, dt, qm), true);
+                KernelLog.WarnOnce($"qgemm:{dev}:{dt}:{qm}", $"the tensor-core quantized linear (dtype code {dt}, {(int4 ? "int4" : "int8")}, {plan.Entry}) failed on cuda:{dev} ({e.Message}); using the GEMV kernel");
                 return null;
             }
         }

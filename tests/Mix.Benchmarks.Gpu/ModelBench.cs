@@ -240,6 +240,12 @@ internal static class ModelBench
 
     // ---- Mamba -----------------------------------------------------------------------------------------------
 
+    /// <summary>Skip the prefill rows (<c>--only mamba-decode</c>).</summary>
+    public static bool DecodeOnly { get; set; }
+
+    /// <summary>Only the bf16 and int8/int4 decode rows (<c>--only mamba-quant</c>).</summary>
+    public static bool QuantDecodeOnly { get; set; }
+
     public static void Mamba(bool quick)
     {
         const long vocab = 50280;
@@ -251,7 +257,7 @@ internal static class ModelBench
         long nParams = lm.parameters().Sum(p => p.numel());
         Console.WriteLine($"Mamba LM: {nParams:N0} parameters (tied lm_head), scan kernel {(kernel is null ? "missing" : "installed")}");
 
-        foreach (long L in new long[] { 512, 2048, 8192 })
+        foreach (long L in DecodeOnly ? Array.Empty<long>() : new long[] { 512, 2048, 8192 })
         {
             try
             {
@@ -280,13 +286,17 @@ internal static class ModelBench
 
         // The fused decoding step (FusedMambaStep: four kernels per layer) against the reference step (fusion off: the
         // generated mixer's TorchSharp ops), then batch scaling.
-        foreach (var (fused, batch) in new[] { (false, 1), (true, 1), (true, 4), (true, 16), (true, 64) })
+        // "layer graph": FusedMambaStack replays the 24 layers' fused steps as one CUDA graph per token.
+        foreach (var (fused, graph, batch) in QuantDecodeOnly ? Array.Empty<(bool, bool, int)>()
+                     : new[] { (false, false, 1), (true, false, 1), (true, true, 1), (true, false, 4), (true, true, 4), (true, true, 16), (true, true, 64) })
         {
-            bool saved = MixDispatch.FusedEnabled;
+            bool saved = MixDispatch.FusedEnabled, savedGraph = FusedMambaStack.Enabled;
             MixDispatch.FusedEnabled = fused;
+            FusedMambaStack.Enabled = graph;
             try
             {
-                Decode(lm, vocab, quick, fused ? "Mix generated, CausalModel cache, fused step" : "Mix generated, CausalModel cache, reference step (fusion off)",
+                Decode(lm, vocab, quick, !fused ? "Mix generated, CausalModel cache, reference step (fusion off)"
+                    : graph ? "Mix generated, CausalModel cache, fused step + layer graph" : "Mix generated, CausalModel cache, fused step (no graph)",
                     ScalarType.Float32, batch);
             }
             catch (Exception e)
@@ -294,7 +304,7 @@ internal static class ModelBench
                 Notes.Add($"Mamba decode b{batch} fused={fused}: failed: {e.GetType().Name}: {e.Message}");
                 Console.Error.WriteLine(Notes[^1]);
             }
-            finally { MixDispatch.FusedEnabled = saved; }
+            finally { MixDispatch.FusedEnabled = saved; FusedMambaStack.Enabled = savedGraph; }
         }
 
         // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and
@@ -303,12 +313,13 @@ internal static class ModelBench
         foreach (var (label, dtype, mode) in new (string, ScalarType, Mix.Runtime.Quantization.WeightQuantMode?)[]
                  {
                      ("bf16", ScalarType.BFloat16, null),
+                     ("bf16, fused step (no graph)", ScalarType.BFloat16, null),
                      ("bf16 batch 16", ScalarType.BFloat16, null),
                      ("int8 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
                      ("int8 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
-                 })
+                 }.Where(r => !QuantDecodeOnly || !(r.Item1.Contains("no graph", StringComparison.Ordinal) || r.Item1.EndsWith("batch 16", StringComparison.Ordinal))))
         {
             try
             {
@@ -318,7 +329,10 @@ internal static class ModelBench
                 if (dtype != ScalarType.Float32) copy.to(dtype);
                 copy.eval();
                 if (mode is { } m) Mix.Runtime.Quantization.Quantizer.Quantize(copy, new Mix.Runtime.Quantization.QuantizationOptions { Mode = m, GroupSize = 128 });
-                Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.EndsWith("batch 16", StringComparison.Ordinal) ? 16 : 1);
+                bool savedGraph = FusedMambaStack.Enabled;
+                FusedMambaStack.Enabled = !label.Contains("no graph", StringComparison.Ordinal);
+                try { Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.EndsWith("batch 16", StringComparison.Ordinal) ? 16 : 1); }
+                finally { FusedMambaStack.Enabled = savedGraph; }
             }
             catch (Exception e)
             {
@@ -353,9 +367,10 @@ internal static class ModelBench
             var tok = lm.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
             for (int t = 0; t < steps; t++) tok = lm.Forward(tok, cache).argmax(-1);
         }
-        long fusedBefore = FusedMambaStep.Steps;
+        long fusedBefore = FusedMambaStep.Steps, replaysBefore = FusedMambaStack.Replays;
         var time = TimeMs(Run, quick ? 1.0 : 3.0, minSamples: 3, maxSamples: 10, warmup: 1);
         long fusedSteps = FusedMambaStep.Steps - fusedBefore;
+        if (impl.Contains("layer graph", StringComparison.Ordinal) && FusedMambaStack.Replays == replaysBefore) impl += " [no graph replay ran]";
         // tokens/s counts every row's token
         Add("Mamba-130m", fusedSteps > 0 ? impl : impl + " [no fused step ran]", dtype, batch, steps, time, steps * batch, "tok/s", stepErr);
     }

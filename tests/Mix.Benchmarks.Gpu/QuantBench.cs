@@ -26,17 +26,21 @@ internal static class QuantBench
 {
     private static readonly List<QuantResult> Results = new();
 
-    public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu = null)
+    /// <summary>Runs the cases: <paramref name="only"/> <c>linear</c> or <c>kv</c> runs one half (with <c>--quant --only …</c>).</summary>
+    public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu = null,
+        string only = "all")
     {
         QuantizedOps.WarmUp(torch.CUDA);
         foreach (var dt in new[] { ScalarType.BFloat16 })
             foreach (var (kernel, regs, local) in QuantizedGemm.KernelResources(torch.CUDA, dt))
                 Console.WriteLine($"  kernel {kernel,-20} {dt,-9} {regs,3} registers, {local} local bytes per thread");
         if (timeGpu is not null) Guard(() => Copy(timeGpu));
-        foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
-            Guard(() => Kv(ctx, time));
-        foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
-            Guard(() => Linear(k, n, time, timeGpu));
+        if (only != "linear")
+            foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
+                Guard(() => Kv(ctx, time));
+        if (only != "kv")
+            foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
+                Guard(() => Linear(k, n, time, timeGpu));
         var json = JsonSerializer.Serialize(Results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
         File.WriteAllText(Path.Combine(outDir, "quant.json"), json);
@@ -71,56 +75,7 @@ internal static class QuantBench
         return (x - y).norm().item<double>() / Math.Max(y.norm().item<double>(), 1e-300);
     }
 
-    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int)> time)
-    {
-        using var scope = torch.NewDisposeScope();
-        long B = 1, H = 32, D = 128;
-        var dt = ScalarType.Float16;
-        double scale = 1.0 / Math.Sqrt(D);
-        torch.manual_seed(ctx);
-        var k = torch.randn(B, H, ctx, D, device: torch.CUDA).to_type(dt);
-        var v = torch.randn(B, H, ctx, D, device: torch.CUDA).to_type(dt);
-        var q = torch.randn(B, H, 1, D, device: torch.CUDA).to_type(dt);
-        var all = torch.ones(new[] { B, 1, 1, (long)ctx }, ScalarType.Bool, torch.CUDA);
-        string cfg = $"B1 H32 D128 n1 fp16";
-        var sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v);
-        Add("kv decode", cfg, "fp16 cache: torch SDPA", ctx, time(() => torch.nn.functional.scaled_dot_product_attention(q, k, v)),
-            2.0 * k.numel() * 2, null);
-        Add("kv decode", cfg, "fp16 cache: eager matmul+softmax", ctx, time(() => CachedAttention.Attend(q, k, v, all, scale)), 2.0 * k.numel() * 2, null);
-        foreach (var mode in new[] { KvQuantMode.Kivi4, KvQuantMode.Kivi2, KvQuantMode.VidKv })
-        {
-            var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = mode } };
-            using var slot = new QuantizedKvCacheSlot(0, B, H, D, opts, dt, torch.CUDA);
-            for (long s = 0; s < ctx; s += 4096)
-            {
-                long n = Math.Min(4096, ctx - s);
-                slot.Prefill(k.narrow(2, s, n), v.narrow(2, s, n));
-            }
-            double bytes = slot.AllocatedBytes;
-            var fused = slot.TryFusedAttention(q, all, scale) ?? throw new InvalidOperationException("fused KV attention returned null");
-            var (dk, dv) = slot.DequantizedKeysValues();
-            var refOut = CachedAttention.Attend(q.to_type(ScalarType.Float32), dk.to_type(ScalarType.Float32), dv.to_type(ScalarType.Float32), all, scale);
-            dk.Dispose(); dv.Dispose();
-            double errRef = Err(fused, refOut);
-            double errFp16 = Err(fused, sdpa);
-            Add("kv decode", cfg, $"{mode}: fused kernel", ctx, time(() => slot.TryFusedAttention(q, all, scale)), bytes, errRef);
-            Console.WriteLine($"   {mode} rel. err vs the fp16 (unquantized) SDPA: {errFp16:E2}");
-            Results.Add(new QuantResult("kv decode", cfg, $"{mode}: quantization error vs fp16 SDPA", ctx, double.NaN, double.NaN, 0, double.NaN, errFp16));
-            Add("kv decode", cfg, $"{mode}: reference (dequantize + attend)", ctx, time(() =>
-            {
-                var (a, b) = slot.DequantizedKeysValues();
-                return CachedAttention.Attend(q, a, b, all, scale);
-            }), bytes, null);
-        }
-        // one full decode step through the slot (append 1 token + fused attention), cache grows by < 1 %
-        {
-            var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi2 } };
-            using var slot = new QuantizedKvCacheSlot(0, B, H, D, opts, dt, torch.CUDA);
-            for (long s = 0; s < ctx; s += 4096) slot.Prefill(k.narrow(2, s, Math.Min(4096, ctx - s)), v.narrow(2, s, Math.Min(4096, ctx - s)));
-            var k1 = torch.randn(B, H, 1, D, device: torch.CUDA).to_type(dt);
-            Add("kv decode", cfg, "Kivi2: slot.Attend step (append + mask + fused)", ctx, time(() => slot.Attend(q, k1, k1, null, scale)), slot.AllocatedBytes, null);
-        }
-    }
+    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int)> time) => KvAttentionBench.Run(ctx, time, Add, Results.Add);
 
     /// <summary>One weight-only linear row: device times (µs) of every implementation at one M.</summary>
     private sealed record LinearRow(string Shape, long M, double CublasUs, double Int8MmaUs, double Int8GemvUs, double Int4MmaUs,

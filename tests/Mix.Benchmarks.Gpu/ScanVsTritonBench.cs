@@ -38,6 +38,11 @@ internal static class ScanVsTritonBench
                     Guard(() => Ssd(time, dt, b, L));
                     Guard(() => Gla(time, dt, b, L));
                 }
+        foreach (long L in new long[] { 64, 128, 256, 512, 1024 })
+        {
+            Guard(() => SsdCrossover(time, L));
+            Guard(() => GlaCrossover(time, L));
+        }
         foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
             foreach (long b in new long[] { 1, 4 })
             {
@@ -146,6 +151,58 @@ internal static class ScanVsTritonBench
     };
 
     private static int? Chunk(ScanForward path) => path == ScanForward.Chunked ? CudaScanKernels.ChunkSize : null;
+
+    // Short inputs, bf16 batch 1, both fused kernels forced (ops ssd_short / gla_short): where the chunked kernels
+    // overtake the recurrent one (ScanDispatch.ChunkedMinLength) and, for SSD, where the reference overtakes the
+    // recurrent kernel (ScanDispatch.SsdRecurrentMaxLength). rel_err_vs_reference: chunked against recurrent.
+    private static void SsdCrossover(Func<Func<Tensor?>, (double, double, int, double)> time, long L)
+    {
+        using var scope = torch.NewDisposeScope();
+        var dt = ScalarType.BFloat16;
+        long b = 1, h = SsdHeads, p = SsdHeadDim, g = SsdGroups, n = SsdState;
+        torch.manual_seed(0);
+        var x = torch.randn(b, L, h, p, device: torch.CUDA).to_type(dt);
+        var z = torch.randn(b, L, h, p, device: torch.CUDA).to_type(dt);
+        var dtv = torch.randn(b, L, h, device: torch.CUDA).to_type(dt);
+        var A = -torch.rand(h, device: torch.CUDA) * 4 - 0.5;
+        var B = torch.randn(b, L, g, n, device: torch.CUDA).to_type(dt);
+        var C = torch.randn(b, L, g, n, device: torch.CUDA).to_type(dt);
+        var D = torch.randn(h, device: torch.CUDA);
+        var bias = torch.randn(h, device: torch.CUDA) * 0.1 - 2;
+        Tensor Run(bool chunked) => CudaScanKernels.TrySsd(x, dtv, A, B, C, D, z, bias, true, null, chunked)?.y
+            ?? throw new InvalidOperationException("the fused ssd_scan kernels declined");
+        Short(time, "ssd_short", dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", Run,
+            () => SsdScan.ChunkedScan(x, dtv, A, B, C, 64, D, z, bias, true).y);
+    }
+
+    private static void GlaCrossover(Func<Func<Tensor?>, (double, double, int, double)> time, long L)
+    {
+        using var scope = torch.NewDisposeScope();
+        var dt = ScalarType.BFloat16;
+        long b = 1, h = GlaHeads, K = GlaKeys, V = GlaValues;
+        torch.manual_seed(0);
+        var q = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
+        var k = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
+        var v = torch.randn(b, L, h, V, device: torch.CUDA).to_type(dt);
+        var g = (torch.nn.functional.logsigmoid(torch.randn(b, L, h, K, device: torch.CUDA)) / 16).to_type(dt);
+        double scale = 1.0 / Math.Sqrt(K);
+        Tensor Run(bool chunked) => CudaScanKernels.TryGla(q, k, v, g, scale, null, chunked)?.o
+            ?? throw new InvalidOperationException("the fused gla_scan kernels declined");
+        Short(time, "gla_short", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", Run, () => GlaScan.ChunkedScan(q, k, v, g, scale, 64, null).o);
+    }
+
+    private static void Short(Func<Func<Tensor?>, (double, double, int, double)> time, string op, ScalarType dt, long b, long L,
+        string shape, Func<bool, Tensor> run, Func<Tensor> reference)
+    {
+        double err;
+        using (var scope = torch.NewDisposeScope()) err = RelErr(run(true), run(false));
+        var (cm, cmin, cs, cg) = time(() => run(true));
+        Add(op, $"mix fused {op[..3]}_scan (chunked, forced)", dt, b, L, shape, cm, cmin, cs, cg, b * L, err, CudaScanKernels.ChunkSize);
+        var (rm, rmin, rs, rg) = time(() => run(false));
+        Add(op, $"mix fused {op[..3]}_scan (recurrent, forced)", dt, b, L, shape, rm, rmin, rs, rg, b * L, null, null);
+        var (fm, fmin, fs, fg) = time(() => reference());
+        Add(op, "torchsharp reference", dt, b, L, shape, fm, fmin, fs, fg, b * L, null, null);
+    }
 
     private static void SsdStep(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b)
     {

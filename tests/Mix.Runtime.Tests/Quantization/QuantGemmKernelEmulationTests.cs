@@ -232,7 +232,8 @@ static void dequant_check() {
       unsigned w = 0;
       for (unsigned p = 0; p < 8; p++) w |= ((q + p) & 15u) << (4 * p);
       unsigned r[4];
-      qm_dq4(w, (one << 16) | z, r);
+      qm_dq4(w, (one << 16) | z, 0, r[0], r[1]);
+      qm_dq4(w, (one << 16) | z, 1, r[2], r[3]);
       for (int j = 0; j < 4; j++) {
         const double lo = emu_half(r[j]), hi = emu_half(r[j] >> 16);
         if (lo != (double)(int)(((q + j) & 15u) - z) || hi != (double)(int)(((q + j + 4) & 15u) - z)) bad++;
