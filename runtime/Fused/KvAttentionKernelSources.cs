@@ -474,32 +474,62 @@ extern "C" __global__ void kva_table_row(long long* __restrict__ table, int row,
   r[0] = p0; r[1] = p1; r[2] = p2; r[3] = p3; r[4] = p4; r[5] = p5; r[6] = p6; r[7] = p7;
 }
 
-// grid (nq, Hq, B), block 128: out[b,h,i,:] = Σ_s o_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
+// grid (nq, Hq, B), block 128: out[b,h,i,:] = Σ_s o_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M). The splits' maxima and sums
+// are reduced by the whole block and the weights 2^(m_s − M) kept in shared memory; the outputs are summed by
+// (channel, slice of the splits) pairs, so no thread walks all S splits serially more than once. S ≤ KVA_MAX_SPLITS.
+#define KVA_MAX_SPLITS 512
+__device__ __forceinline__ float kva_block_reduce(float v, bool isMax, float* sm) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = isMax ? kva_warp_max(v) : kva_warp_sum(v);
+  __syncthreads();
+  if (lane == 0) sm[warp] = v;
+  __syncthreads();
+  float r = isMax ? KVA_NEG_INF : 0.0f;
+  for (int w = 0; w < nw; w++) r = isMax ? fmaxf(r, sm[w]) : r + sm[w];
+  return r;
+}
 extern "C" __global__ void __launch_bounds__(128) kva_combine(const float* __restrict__ part_o, const float* __restrict__ part_ml,
     io_t* __restrict__ out, int Hq, int nq, int S)
 {
+  __shared__ float wts[KVA_MAX_SPLITS];
+  __shared__ float sm[32];
+  __shared__ float acc[128];
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const long long bhq = (long long)b * Hq + h;
-  float M = KVA_NEG_INF;
-  for (int s = 0; s < S; s++) M = fmaxf(M, part_ml[((bhq * S + s) * nq + i) * 2]);
-  float L = 0.0f;
-  if (M != KVA_NEG_INF)
-    for (int s = 0; s < S; s++) {
-      const long long pi = (bhq * S + s) * nq + i;
-      const float ms = part_ml[pi * 2];
-      if (ms != KVA_NEG_INF) L += part_ml[pi * 2 + 1] * exp2f(ms - M);
-    }
-  for (int d = threadIdx.x; d < KVA_D; d += blockDim.x) {
+  float mx = KVA_NEG_INF;
+  for (int s = threadIdx.x; s < S; s += blockDim.x) mx = fmaxf(mx, part_ml[((bhq * S + s) * nq + i) * 2]);
+  const float M = kva_block_reduce(mx, true, sm);
+  float l = 0.0f;
+  for (int s = threadIdx.x; s < S; s += blockDim.x) {
+    const long long pi = (bhq * S + s) * nq + i;
+    const float ms = part_ml[pi * 2];
+    const float w = (M == KVA_NEG_INF || ms == KVA_NEG_INF) ? 0.0f : exp2f(ms - M);
+    wts[s] = w;
+    l += part_ml[pi * 2 + 1] * w;
+  }
+  const float L = kva_block_reduce(l, false, sm);
+  const float invL = L > 0.0f ? 1.0f / L : 0.0f;
+  __syncthreads();
+  const int slices = KVA_D >= (int)blockDim.x ? 1 : (int)blockDim.x / KVA_D;
+  const int sl = (int)threadIdx.x / KVA_D;
+  for (int d0 = 0; d0 < KVA_D; d0 += (int)blockDim.x) {
+    const int d = d0 + (int)threadIdx.x % KVA_D;
     float o = 0.0f;
-    if (L > 0.0f) {
-      for (int s = 0; s < S; s++) {
-        const long long pi = (bhq * S + s) * nq + i;
-        const float ms = part_ml[pi * 2];
-        if (ms != KVA_NEG_INF) o += part_o[pi * KVA_D + d] * exp2f(ms - M);
-      }
-      o /= L;
+    if (sl < slices && d < KVA_D) {
+#pragma unroll 4
+      for (int s = sl; s < S; s += slices) o += part_o[((bhq * S + s) * nq + i) * KVA_D + d] * wts[s];
     }
-    out[(bhq * nq + i) * KVA_D + d] = from_f(o);
+    if (slices == 1) {
+      if (d < KVA_D && (int)threadIdx.x < KVA_D) out[(bhq * nq + i) * KVA_D + d] = from_f(o * invL);
+    } else {
+      acc[threadIdx.x] = o;
+      __syncthreads();
+      if ((int)threadIdx.x < KVA_D) {
+        float r = 0.0f;
+        for (int k = 0; k < slices; k++) r += acc[k * KVA_D + threadIdx.x];
+        out[(bhq * nq + i) * KVA_D + threadIdx.x] = from_f(r * invL);
+      }
+    }
   }
 }
 """;

@@ -19,6 +19,7 @@ namespace Mix.Runtime.Fused
         public const int QueriesPerLaunch = 4;
 
         private const int Warps = 4;
+        private const int MaxSplits = 512;   // KVA_MAX_SPLITS: the combine keeps one weight per split in shared memory
         private const int WarpsPerSm = 32;   // resident warps aimed at per SM (memory parallelism)
 
         private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> Specs = new();
@@ -38,7 +39,7 @@ namespace Mix.Runtime.Fused
             && valueGroup > 0 && valueGroup % 32 == 0 && headDim % valueGroup == 0;
 
         /// <summary>Splits of the context per (batch, head): enough warps to fill the SMs, at least one 32-token chunk
-        /// each; returns (splits, chunks per split).</summary>
+        /// each, at most 512; returns (splits, chunks per split).</summary>
         /// <param name="chunks">32-token chunks of the context.</param>
         /// <param name="heads">batch × query heads.</param>
         /// <param name="sms">Multiprocessors of the device.</param>
@@ -46,7 +47,7 @@ namespace Mix.Runtime.Fused
         {
             if (chunks <= 0) return (1, 1);
             long target = Math.Max(1L, (long)sms * WarpsPerSm / Math.Max(1, heads));
-            long s = Math.Clamp(target, 1, chunks);
+            long s = Math.Clamp(target, 1, Math.Min(chunks, MaxSplits));
             long cps = (chunks + s - 1) / s;
             return ((int)((chunks + cps - 1) / cps), (int)cps);
         }
@@ -226,7 +227,7 @@ namespace Mix.Runtime.Fused
             try
             {
                 long chunks = (long)blockCount * (groupSize / 32) + (Tt + 31) / 32;
-                var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(forced, chunks)), 0) : Splits(chunks, B * Hq, Sms(dev));
+                var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(Math.Min(forced, chunks), MaxSplits)), 0) : Splits(chunks, B * Hq, Sms(dev));
                 if (cps == 0) { cps = (int)((chunks + S - 1) / S); S = (int)((chunks + cps - 1) / cps); }
                 long nqMax = Math.Min(n, QueriesPerLaunch);
                 long need = B * Hq * S * nqMax * (D + 2);
