@@ -16,6 +16,9 @@ namespace Mix.Runtime.Tests;
 /// intermediate to bfloat16, the fused step keeps them in float32).
 /// </summary>
 [Trait("Category", "Gpu")]
+// Toggles the global fusion switches: never beside another test that relies on them (a decode test once took the
+// reference path while the zoo-wide comparison had MixDispatch.FusedEnabled off).
+[Collection(nameof(FusedSwitchCollection))]
 public class FusedMambaStepGpuTests
 {
     [Theory]

@@ -21,6 +21,9 @@ namespace Mix.Runtime.Tests;
 /// a fused region or scan keeps them in float32, so the two differ by bfloat16 rounding accumulated over the depth).
 /// </summary>
 [Trait("Category", "Gpu")]
+// Toggles the global fusion switches: never beside another test that relies on them (a decode test once took the
+// reference path while the zoo-wide comparison had MixDispatch.FusedEnabled off).
+[Collection(nameof(FusedSwitchCollection))]
 public class FusedRegionGpuTests
 {
     // x * silu(y) + s[0]
