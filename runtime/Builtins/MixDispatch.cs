@@ -38,6 +38,12 @@ public static class MixDispatch
     /// </summary>
     public static System.Func<ResidualParts, Tensor, Tensor?>? FusedCachedResidual { get; set; }
 
+    /// <summary>
+    /// A decoding step of a whole layer sequence (<see cref="MixSequence"/>) under the running decoding cache, or null
+    /// to run its layers one by one. Set by the fused runtime; called only on CUDA inputs with fusion on.
+    /// </summary>
+    public static System.Func<MixSequence, Tensor, Tensor?>? FusedCachedSequence { get; set; }
+
     /// <summary>Applies a token mixer, through its fused kernel when allowed and available.</summary>
     /// <param name="mixer">The reference module (its weights are the fused kernel's weights too).</param>
     /// <param name="x">Input.</param>

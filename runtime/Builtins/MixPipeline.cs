@@ -58,6 +58,9 @@ public sealed class MixSequence : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
+        // Decoding under a cache: the fused runtime may replay a stack of fused steps as one CUDA graph.
+        if (Caches.CacheScope.Current is not null && MixDispatch.FusedEnabled && MixDispatch.FusedCachedSequence is { } stack
+            && x.is_cuda && stack(this, x) is Tensor y) return y;
         foreach (var layer in _layers) x = layer.call(x);
         return x;
     }

@@ -36,9 +36,17 @@ public sealed record KvCacheOptions
 /// </summary>
 public abstract class AttentionCacheSlot : CacheSlot
 {
-    private Tensor? entryValid;   // [B, T] bool
-    private Tensor? entryRowPos;  // [B, T] int64
-    private Tensor? entryPhys;    // [T] int64
+    private Tensor? entryValid;   // [B, T] bool (sliding window only)
+    private Tensor? entryRowPos;  // [B, T] int64 (sliding window only)
+    private Tensor? entryPhys;    // [T] int64 (sliding window only)
+
+    // Without a sliding window nothing is ever evicted, so an entry's physical position is its index and only its
+    // validity is stored: a growing [B, capacity] bool buffer written in place. Entries from validWritten on were all
+    // appended without a mask (valid) and are written lazily, so a decode step without padding touches no tensor.
+    private Tensor? validBuf;
+    private long stored;
+    private long validWritten;
+    private bool allValid = true;
 
     /// <summary>Creates a slot.</summary>
     /// <param name="layerIndex">Layer index.</param>
@@ -66,7 +74,9 @@ public abstract class AttentionCacheSlot : CacheSlot
     public KvCacheOptions Options { get; }
 
     /// <summary>Entries currently held (after eviction), padding included.</summary>
-    public long Count => entryPhys is null ? 0 : entryPhys.shape[0];
+    public long Count => Windowed ? (entryPhys is null ? 0 : entryPhys.shape[0]) : stored;
+
+    private bool Windowed => Options.SlidingWindow is not null;
 
     /// <summary>
     /// Appends the keys and values of <c>n</c> new tokens, <c>[batch, heads, n, headDim]</c> (keys already rotated if
@@ -123,6 +133,7 @@ public abstract class AttentionCacheSlot : CacheSlot
         CheckStep(keys.shape[0], n, mask);
         using var scope = torch.NewDisposeScope();
         var device = keys.device;
+        if (!Windowed) return UpdateUnwindowed(keys, values, mask, n, materialize);
         if (Options.SlidingWindow is int w) Evict(w);
 
         var newValid = mask is null ? torch.ones(new[] { Batch, n }, ScalarType.Bool, device) : mask.to(device).ne(0);
@@ -152,6 +163,115 @@ public abstract class AttentionCacheSlot : CacheSlot
         var (k, v) = Store(keys, values);
         Advance(mask, n);
         return (k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope(), allowed.MoveToOuterDisposeScope());
+    }
+
+    private (Tensor? keys, Tensor? values, Tensor allowed) UpdateUnwindowed(Tensor keys, Tensor values, Tensor? mask, long n, bool materialize)
+    {
+        WriteValidity(mask, n, keys.device, force: true);
+        var allowed = AllowedForLast(n, stored + n, keys.device);
+        stored += n;
+        if (!materialize)
+        {
+            Append(keys, values);
+            Advance(mask, n);
+            return (null, null, allowed.MoveToOuterDisposeScope());
+        }
+        var (k, v) = Store(keys, values);
+        Advance(mask, n);
+        return (k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope(), allowed.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>allowed <c>[B, 1, n, T]</c> of the last <paramref name="n"/> of <paramref name="total"/> entries of a slot
+    /// without a window: valid ∧ key ≤ query, and every query sees itself.</summary>
+    private Tensor AllowedForLast(long n, long total, Device device)
+    {
+        FlushValidity(total);
+        var kIdx = torch.arange(total, dtype: ScalarType.Int64, device: device).view(1, 1, 1, -1);
+        var qIdx = torch.arange(total - n, total, dtype: ScalarType.Int64, device: device).view(1, 1, -1, 1);
+        return validBuf!.narrow(1, 0, total).view(Batch, 1, 1, -1).logical_and(kIdx.le(qIdx)).logical_or(kIdx.eq(qIdx));
+    }
+
+    /// <summary>The mask <c>[B, 1, n, Count]</c> of the last <paramref name="n"/> entries, as <see cref="Update"/> returned
+    /// it (slots without a sliding window; for a fallback after <see cref="AppendStep"/>).</summary>
+    /// <param name="n">Queries (the last entries).</param>
+    /// <param name="device">Device of the result.</param>
+    protected Tensor AllowedForLast(long n, Device device)
+    {
+        if (Windowed) throw new InvalidOperationException("a sliding-window slot returns its mask from Update");
+        return AllowedForLast(n, stored, device);
+    }
+
+    /// <summary>Writes the lazily valid entries [validWritten, upTo) into the buffer.</summary>
+    private void FlushValidity(long upTo)
+    {
+        if (validWritten >= upTo) return;
+        validBuf!.narrow(1, validWritten, upTo - validWritten).fill_(true);
+        validWritten = upTo;
+    }
+
+    /// <summary>Records the validity of <paramref name="n"/> entries appended after the <see cref="stored"/> ones. Without a mask
+    /// while every entry so far is valid nothing is written (unless <paramref name="force"/>).</summary>
+    private void WriteValidity(Tensor? mask, long n, Device device, bool force)
+    {
+        long need = stored + n;
+        if (validBuf is null || validBuf.shape[1] < need || validBuf.device_type != device.type || validBuf.device_index != device.index)
+        {
+            long cap = Math.Max(64, validBuf is null ? 64 : validBuf.shape[1]);
+            while (cap < need) cap *= 2;
+            var grown = torch.zeros(new[] { Batch, cap }, ScalarType.Bool, device);
+            if (validBuf is not null && validWritten > 0) grown.narrow(1, 0, validWritten).copy_(validBuf.narrow(1, 0, validWritten));
+            var old = validBuf;
+            validBuf = grown.DetachFromDisposeScope();
+            Retire(old);
+        }
+        if (mask is null && allValid && !force) return;
+        FlushValidity(stored);
+        if (mask is null) validBuf.narrow(1, stored, n).fill_(true);
+        else
+        {
+            validBuf.narrow(1, stored, n).copy_(mask.to(device).ne(0));
+            allValid = false;
+        }
+        validWritten = need;
+    }
+
+    /// <summary>
+    /// The append half of <see cref="Update"/> for a decode step whose attention the caller computes itself, with no
+    /// tensor work beyond <see cref="Append"/> (and the validity of masked tokens): no mask is built. Slots without a
+    /// sliding window only. The queries of the step are the last <c>n</c> entries; <see cref="ValidEntries"/> tells
+    /// which entries are valid.
+    /// </summary>
+    /// <param name="keys">New keys <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="values">New values.</param>
+    /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens.</param>
+    protected void AppendStep(Tensor keys, Tensor values, Tensor? mask)
+    {
+        if (Windowed) throw new InvalidOperationException("AppendStep is for slots without a sliding window");
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(values);
+        if (keys.dim() != 4 || keys.shape[1] != NumHeads || keys.shape[3] != HeadDim)
+            throw new ArgumentException($"keys of layer {LayerIndex} must be [batch, {NumHeads}, n, {HeadDim}], got [{string.Join(", ", keys.shape)}]", nameof(keys));
+        if (!values.shape.SequenceEqual(keys.shape))
+            throw new ArgumentException($"values of layer {LayerIndex} must match the keys [{string.Join(", ", keys.shape)}], got [{string.Join(", ", values.shape)}]", nameof(values));
+        CheckBatch(keys);
+        long n = keys.shape[2];
+        CheckStep(keys.shape[0], n, mask);
+        WriteValidity(mask, n, keys.device, force: false);
+        stored += n;
+        Append(keys, values);
+        Advance(mask, n);
+    }
+
+    /// <summary>Validity of the entries, bool <c>[batch, ≥ Count]</c> (true = valid), or null while every entry is valid
+    /// (slots without a sliding window).</summary>
+    protected Tensor? ValidEntries
+    {
+        get
+        {
+            if (allValid || validBuf is null) return null;
+            FlushValidity(stored);
+            return validBuf;
+        }
     }
 
     /// <summary>Positions a fixed-capacity slot holds at most (<see cref="KvCacheOptions.InitialCapacity"/>, at least 1).</summary>
@@ -235,12 +355,21 @@ public abstract class AttentionCacheSlot : CacheSlot
     }
 
     private (Tensor? valid, Tensor? rowPos, Tensor? phys) stepEntries;
+    private (Tensor? buf, long stored, long written, bool allValid) stepValidity;
 
     /// <inheritdoc/>
-    protected override void OnBeginStep() => stepEntries = (entryValid, entryRowPos, entryPhys);
+    protected override void OnBeginStep()
+    {
+        stepEntries = (entryValid, entryRowPos, entryPhys);
+        stepValidity = (validBuf, stored, validWritten, allValid);
+    }
 
     /// <inheritdoc/>
-    protected override void OnCommitStep() => stepEntries = default;
+    protected override void OnCommitStep()
+    {
+        stepEntries = default;
+        stepValidity = default;
+    }
 
     /// <inheritdoc/>
     protected override void OnRollbackStep(HashSet<object> live)
@@ -255,6 +384,11 @@ public abstract class AttentionCacheSlot : CacheSlot
         Restore(ref entryRowPos, stepEntries.rowPos, live);
         Restore(ref entryPhys, stepEntries.phys, live);
         stepEntries = default;
+        // entries appended in the step were written past the step's count (or into a grown buffer), so the buffer of
+        // the start still holds the start's validity
+        Restore(ref validBuf, stepValidity.buf, live);
+        (stored, validWritten, allValid) = (stepValidity.stored, stepValidity.written, stepValidity.allValid);
+        stepValidity = default;
     }
 
     /// <inheritdoc/>
@@ -265,6 +399,9 @@ public abstract class AttentionCacheSlot : CacheSlot
         entryValid?.Dispose(); entryValid = null;
         entryRowPos?.Dispose(); entryRowPos = null;
         entryPhys?.Dispose(); entryPhys = null;
+        stored = 0;
+        validWritten = 0;
+        allValid = true;
     }
 
     /// <inheritdoc/>
@@ -274,6 +411,7 @@ public abstract class AttentionCacheSlot : CacheSlot
         entryValid?.Dispose();
         entryRowPos?.Dispose();
         entryPhys?.Dispose();
+        validBuf?.Dispose();
     }
 
     /// <inheritdoc/>

@@ -22,10 +22,14 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     private readonly List<QuantizedKvBlock> blocks = new();
     private readonly ScalarType dtype;
     private readonly Device? device;
+    // The full-precision tail lives in preallocated [B, H, capacity, D] buffers written in place (capacity R + G + 15:
+    // the longest tail before quantization, R + G − 1, plus a fused step's 16 new tokens); tailLength rows are in use.
     private Tensor? tailK;
     private Tensor? tailV;
+    private long tailLength;
     private Tensor? ptrTable;
     private int ptrRows;
+    private Tensor? workspace;
 
     /// <summary>Creates an empty slot.</summary>
     /// <param name="layerIndex">Layer index.</param>
@@ -54,7 +58,10 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     public int BlockCount => blocks.Count;
 
     /// <summary>Tokens in the full-precision tail.</summary>
-    public long TailLength => tailK is null ? 0 : tailK.shape[2];
+    public long TailLength => tailLength;
+
+    /// <summary>Rows of the tail buffers (R + G + 15, or more after one long append).</summary>
+    private long TailCapacity => Quant.ResidualLength + Quant.GroupSize + QuantizedOps.MaxFusedQueries - 1;
 
     /// <inheritdoc/>
     public override double BytesPerToken
@@ -70,8 +77,9 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     public override long FixedBytesPerRow => (Quant.ResidualLength + Quant.GroupSize - 1) * 2 * NumHeads * HeadDim * ElementBytes(dtype);
 
     /// <inheritdoc/>
-    public override long AllocatedBytes => blocks.Sum(b => b.Bytes)
-        + (tailK is null ? 0 : 2 * tailK.numel() * ElementBytes(dtype));
+    /// <remarks>Counts the tail tokens in use; the tail buffers' spare rows (at most G + 15 per row beyond
+    /// <see cref="FixedBytesPerRow"/>' R + G − 1 tokens) are not counted.</remarks>
+    public override long AllocatedBytes => blocks.Sum(b => b.Bytes) + 2 * Batch * NumHeads * tailLength * HeadDim * ElementBytes(dtype);
 
     /// <inheritdoc/>
     protected override (Tensor keys, Tensor values) Store(Tensor keys, Tensor values)
@@ -81,32 +89,91 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     }
 
     /// <inheritdoc/>
+    /// <remarks>Writes into the tail buffers in place (pieces of at most the free rows, quantizing the oldest G tokens
+    /// whenever the tail reaches R + G); inside a transactional step a shift after quantization goes to new buffers, so
+    /// the buffers of the step's start keep their rows.</remarks>
     protected override void Append(Tensor keys, Tensor values)
     {
-        var k = keys.to_type(dtype);
-        var v = values.to_type(dtype);
-        var newK = tailK is null ? k.contiguous().clone() : torch.cat(new[] { tailK, k }, 2);
-        var newV = tailV is null ? v.contiguous().clone() : torch.cat(new[] { tailV, v }, 2);
-        int g = Quant.GroupSize;
-        while (newK.shape[2] >= Quant.ResidualLength + g)
+        long n = keys.shape[2];
+        for (long done = 0; done < n;)
         {
-            blocks.Add(KvQuantizer.Quantize(newK.narrow(2, 0, g), newV.narrow(2, 0, g), Quant));
-            newK = newK.narrow(2, g, newK.shape[2] - g).contiguous();
-            newV = newV.narrow(2, g, newV.shape[2] - g).contiguous();
+            EnsureTail(keys.device);
+            long m = Math.Min(tailK!.shape[2] - tailLength, n - done);
+            var k = m == n ? keys : keys.narrow(2, done, m);
+            var v = m == n ? values : values.narrow(2, done, m);
+            if (!(UseFusedKernels && QuantizedKvAttention.AppendTail(k, v, tailK, tailV!, tailLength, Quant.Mode)))
+            {
+                using var noGrad = torch.no_grad();
+                using var dk = tailK.narrow(2, tailLength, m);
+                using var dv = tailV!.narrow(2, tailLength, m);
+                dk.copy_(k);
+                dv.copy_(v);
+            }
+            if (m != n) { k.Dispose(); v.Dispose(); }
+            tailLength += m;
+            done += m;
+            while (tailLength >= Quant.ResidualLength + Quant.GroupSize) QuantizeOldest();
+        }
+    }
+
+    private void EnsureTail(Device device)
+    {
+        if (tailK is not null && tailK.device_type == device.type && tailK.device_index == device.index) return;
+        var shape = new[] { Batch, NumHeads, TailCapacity, HeadDim };
+        var k = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
+        var v = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
+        if (tailK is not null && tailLength > 0)
+        {
+            using var noGrad = torch.no_grad();
+            k.narrow(2, 0, tailLength).copy_(tailK.narrow(2, 0, tailLength));
+            v.narrow(2, 0, tailLength).copy_(tailV!.narrow(2, 0, tailLength));
         }
         Retire(tailK);
         Retire(tailV);
-        tailK = newK.DetachFromDisposeScope();
-        tailV = newV.DetachFromDisposeScope();
+        (tailK, tailV) = (k, v);
     }
 
-    private (QuantizedKvBlock[] blocks, Tensor? tailK, Tensor? tailV, int evicted)? stepStart;
+    /// <summary>Packs the tail's oldest G tokens into a block and moves the rest to the front of the tail.</summary>
+    private void QuantizeOldest()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        long g = Quant.GroupSize, rest = tailLength - g;
+        blocks.Add(KvQuantizer.Quantize(tailK!.narrow(2, 0, g), tailV!.narrow(2, 0, g), Quant));
+        if (InStep)
+        {
+            var k = torch.zeros_like(tailK).DetachFromDisposeScope();
+            var v = torch.zeros_like(tailV).DetachFromDisposeScope();
+            if (rest > 0)
+            {
+                k.narrow(2, 0, rest).copy_(tailK.narrow(2, g, rest));
+                v.narrow(2, 0, rest).copy_(tailV.narrow(2, g, rest));
+            }
+            Retire(tailK);
+            Retire(tailV);
+            (tailK, tailV) = (k, v);
+        }
+        else if (rest > 0)
+        {
+            // the source and destination rows overlap when rest > g: copy through a temporary
+            tailK.narrow(2, 0, rest).copy_(tailK.narrow(2, g, rest).clone());
+            tailV.narrow(2, 0, rest).copy_(tailV.narrow(2, g, rest).clone());
+        }
+        tailLength = rest;
+    }
+
+    /// <summary>The tail rows in use, <c>[B, H, TailLength, D]</c> (a view of the buffer).</summary>
+    private Tensor TailKeys => tailK!.narrow(2, 0, tailLength);
+
+    private Tensor TailValues => tailV!.narrow(2, 0, tailLength);
+
+    private (QuantizedKvBlock[] blocks, Tensor? tailK, Tensor? tailV, long tailLength, int evicted)? stepStart;
 
     /// <inheritdoc/>
     protected override void OnBeginStep()
     {
         base.OnBeginStep();
-        stepStart = (blocks.ToArray(), tailK, tailV, EvictedBlocks);
+        stepStart = (blocks.ToArray(), tailK, tailV, tailLength, EvictedBlocks);
     }
 
     /// <inheritdoc/>
@@ -129,7 +196,7 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         foreach (var b in start.blocks) live.Add(b);
         if (!ReferenceEquals(tailK, start.tailK)) tailK?.Dispose();
         if (!ReferenceEquals(tailV, start.tailV)) tailV?.Dispose();
-        (tailK, tailV) = (start.tailK, start.tailV);
+        (tailK, tailV, tailLength) = (start.tailK, start.tailV, start.tailLength);
         if (tailK is not null) live.Add(tailK);
         if (tailV is not null) live.Add(tailV);
         EvictedBlocks = start.evicted;
@@ -153,9 +220,9 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
             ks.Add(dk);
             vs.Add(dv);
         }
-        ks.Add(tailK);
-        vs.Add(tailV);
-        return ks.Count == 1 ? (tailK.alias(), tailV.alias()) : (torch.cat(ks, 2), torch.cat(vs, 2));
+        ks.Add(TailKeys);
+        vs.Add(TailValues);
+        return ks.Count == 1 ? (ks[0], vs[0]) : (torch.cat(ks, 2), torch.cat(vs, 2));
     }
 
     /// <summary>Whether <see cref="Attend"/> may use the fused CUDA kernel (default true; for tests and benchmarks).</summary>
@@ -163,8 +230,11 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
 
     /// <summary>
     /// On CUDA without autograd, for at most <see cref="QuantizedOps.MaxFusedQueries"/> new tokens: appends them and runs
-    /// <see cref="QuantizedOps.KvAttention"/> directly on the packed blocks and the tail (nothing dequantized outside
-    /// the kernel). Otherwise (or when the kernel is unavailable) the reference: dequantize every block and attend.
+    /// the split-K kernel (<see cref="QuantizedKvAttention"/>) directly on the packed blocks and the tail (nothing
+    /// dequantized outside the kernel). Without a sliding window the step builds no mask: the kernel applies causality
+    /// and the entries' validity itself, and the tail is written in place, so a step costs a few launches of host work
+    /// (plus a block quantization every G tokens). Otherwise (or when a kernel is unavailable) the reference:
+    /// dequantize every block and attend.
     /// </summary>
     /// <inheritdoc/>
     public override Tensor Attend(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale)
@@ -173,18 +243,62 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         long gv = Math.Min(Quant.GroupSize, HeadDim);
         bool tryFused = UseFusedKernels && q.device_type == DeviceType.CUDA && q.dtype == dtype && q.dim() == 4
             && q.shape[2] <= QuantizedOps.MaxFusedQueries && !QuantizedOpsNeedsGrad(q)
-            && QuantizedOps.KvAttentionSupports(HeadDim, Quant.GroupSize, gv) && FusedOps.IsAvailable(q.device);
+            && (QuantizedKvAttention.Supports(HeadDim, Quant.GroupSize, gv) || QuantizedOps.KvAttentionSupports(HeadDim, Quant.GroupSize, gv))
+            && FusedOps.IsAvailable(q.device);
         if (!tryFused) return base.Attend(q, keys, values, mask, scale);
         using var scope = torch.NewDisposeScope();
+        if (Options.SlidingWindow is null)
+        {
+            AppendStep(keys, values, mask);
+            var fast = QuantizedKvAttention.Attend(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, tailLength,
+                null, ValidEntries, NumHeads, Outliers, gv, scale, ref workspace);
+            if (fast is not null)
+            {
+                LastAttendPath = "split";
+                return fast.MoveToOuterDisposeScope();
+            }
+            return AttendFallback(q, AllowedForLast(q.shape[2], q.device), scale).MoveToOuterDisposeScope();
+        }
         var (_, _, allowed) = UpdateCore(keys, values, mask, materialize: false);
-        var o = TryFusedAttention(q, allowed, scale);
+        return AttendFallback(q, allowed, scale).MoveToOuterDisposeScope();
+    }
+
+    private Tensor AttendFallback(Tensor q, Tensor allowed, double scale)
+    {
+        long gv = Math.Min(Quant.GroupSize, HeadDim);
+        var table = PointerTable(q);
+        var o = QuantizedKvAttention.Attend(q, Quant.Mode, table, blocks.Count, Quant.GroupSize, tailK, tailV, tailLength, allowed, null,
+            NumHeads, Outliers, gv, scale, ref workspace);
+        LastAttendPath = "split";
+        if (o is null)
+        {
+            o = FirstGenerationAttention(q, table, allowed, scale);
+            LastAttendPath = "first-generation";
+        }
         if (o is null)
         {
             var (k, v) = DequantizedKeysValues();
             o = CachedAttention.Attend(q, k, v, allowed, scale);
+            LastAttendPath = "reference";
         }
-        return o.MoveToOuterDisposeScope();
+        return o;
     }
+
+    /// <summary>Which kernel the last fused-eligible <see cref="Attend"/> ran: "split", "first-generation" or
+    /// "reference" (tests).</summary>
+    internal string? LastAttendPath { get; private set; }
+
+    /// <summary>The split-K kernel alone over the current cache (tests): causal over the last <c>n</c> entries with the
+    /// slot's validity when <paramref name="allowed"/> is null; null when it does not apply.</summary>
+    /// <param name="q">Queries.</param>
+    /// <param name="allowed">Optional explicit mask <c>[batch, 1, n, T]</c>.</param>
+    /// <param name="scale">Score scale.</param>
+    /// <param name="splits">Split count override.</param>
+    internal Tensor? TrySplitAttention(Tensor q, Tensor? allowed, double scale, int? splits = null) =>
+        QuantizedKvAttention.Attend(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, tailLength, allowed,
+            allowed is null ? ValidEntries : null, NumHeads, Outliers, Math.Min(Quant.GroupSize, HeadDim), scale, ref workspace, splits);
+
+    private long Outliers => Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
 
     /// <summary>Appends keys and values (as <see cref="AttentionCacheSlot.Update"/>) without materialising the cache,
     /// e.g. after a prefill whose attention was computed elsewhere.</summary>
@@ -198,7 +312,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     }
 
     /// <summary>The fused attention of <paramref name="q"/> over the current cache without appending (benchmarks and
-    /// tests); null when the fused path does not apply.</summary>
+    /// tests): the split-K kernel, else the first-generation kernel (<see cref="QuantizedOps.KvAttention"/>); null when
+    /// neither applies.</summary>
     /// <param name="q">Queries <c>[batch, heads, n, headDim]</c>.</param>
     /// <param name="allowed">Boolean <c>[batch, 1, n, T]</c> over the cached tokens.</param>
     /// <param name="scale">Score scale.</param>
@@ -206,9 +321,43 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     {
         ArgumentNullException.ThrowIfNull(q);
         if (q.device_type != DeviceType.CUDA || !FusedOps.IsAvailable(q.device)) return null;
-        long nOut = Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
-        return QuantizedOps.KvAttention(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, allowed,
-            NumHeads, nOut, Math.Min(Quant.GroupSize, HeadDim), scale);
+        long gv = Math.Min(Quant.GroupSize, HeadDim);
+        var table = PointerTable(q);
+        return QuantizedKvAttention.Attend(q, Quant.Mode, table, blocks.Count, Quant.GroupSize, tailK, tailV, tailLength, allowed, null,
+                NumHeads, Outliers, gv, scale, ref workspace)
+            ?? FirstGenerationAttention(q, table, allowed, scale);
+    }
+
+    /// <summary>The split-K kernel over the current cache without appending, <paramref name="q"/> standing for the last
+    /// <c>n</c> entries (causal; one query sees every entry) with the slot's validity (benchmarks); null when it does not
+    /// apply.</summary>
+    /// <param name="q">Queries <c>[batch, heads, n, headDim]</c>.</param>
+    /// <param name="scale">Score scale.</param>
+    public Tensor? TryFusedAttention(Tensor q, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        if (q.device_type != DeviceType.CUDA || !FusedOps.IsAvailable(q.device)) return null;
+        return TrySplitAttention(q, null, scale);
+    }
+
+    /// <summary>The first-generation fused kernel (<see cref="QuantizedOps.KvAttention"/>) over the same cache (fallback
+    /// and benchmarks); null when it does not apply.</summary>
+    /// <param name="q">Queries.</param>
+    /// <param name="allowed">Boolean <c>[batch, 1, n, T]</c>.</param>
+    /// <param name="scale">Score scale.</param>
+    public Tensor? TryFirstGenerationAttention(Tensor q, Tensor allowed, double scale)
+    {
+        ArgumentNullException.ThrowIfNull(q);
+        if (q.device_type != DeviceType.CUDA || !FusedOps.IsAvailable(q.device)) return null;
+        return FirstGenerationAttention(q, PointerTable(q), allowed, scale);
+    }
+
+    private Tensor? FirstGenerationAttention(Tensor q, Tensor? table, Tensor allowed, double scale)
+    {
+        using var tk = tailK is null ? null : TailKeys;
+        using var tv = tailV is null ? null : TailValues;
+        return QuantizedOps.KvAttention(q, Quant.Mode, table, blocks.Count, Quant.GroupSize, tk, tv, allowed,
+            NumHeads, Outliers, Math.Min(Quant.GroupSize, HeadDim), scale);
     }
 
     private static bool QuantizedOpsNeedsGrad(Tensor q) => torch.is_grad_enabled() && q.requires_grad;
@@ -248,8 +397,17 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
                 rows[r + 6] = (long)TensorPointers.Get(b.ValueScale, ScalarType.Float16, dev, "value scale");
                 rows[r + 7] = (long)TensorPointers.Get(b.ValueMin, ScalarType.Float16, dev, "value min");
             }
-            using var cpu = torch.tensor(rows, new long[] { blocks.Count - ptrRows, 8 });
-            ptrTable.narrow(0, ptrRows, blocks.Count - ptrRows).copy_(cpu);
+            // a block or two per step (the common case) is written by a one-thread launch: a host-to-device copy from
+            // pageable memory would wait for the queued kernels
+            int added = blocks.Count - ptrRows;
+            bool written = added <= 2 && UseFusedKernels;
+            for (int i = 0; written && i < added; i++)
+                written = QuantizedKvAttention.WriteTableRow(ptrTable, ptrRows + i, rows.AsSpan(i * 8, 8), Quant.Mode, HeadDim, dtype);
+            if (!written)
+            {
+                using var cpu = torch.tensor(rows, new long[] { added, 8 });
+                ptrTable.narrow(0, ptrRows, added).copy_(cpu);
+            }
             ptrRows = blocks.Count;
         }
         return ptrTable;
@@ -315,15 +473,20 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         if (tailK is not null && tailV is not null)
         {
             var tailKeep = kept.Where(i => i >= quantized).Select(i => i - quantized).ToArray();
-            if (tailKeep.Length != tailK.shape[2])
+            if (tailKeep.Length != tailLength)
             {
+                // out of place: the buffers of a step's start must keep their rows
                 var idx = torch.tensor(tailKeep, device: tailK.device);
-                var k = tailK.index_select(2, idx).DetachFromDisposeScope();
-                var v = tailV.index_select(2, idx).DetachFromDisposeScope();
+                var k = torch.zeros_like(tailK).DetachFromDisposeScope();
+                var v = torch.zeros_like(tailV).DetachFromDisposeScope();
+                using (torch.no_grad())
+                {
+                    k.narrow(2, 0, tailKeep.Length).copy_(tailK.index_select(2, idx));
+                    v.narrow(2, 0, tailKeep.Length).copy_(tailV.index_select(2, idx));
+                }
                 Retire(tailK);
                 Retire(tailV);
-                tailK = k;
-                tailV = v;
+                (tailK, tailV, tailLength) = (k, v, tailKeep.Length);
             }
         }
     }
@@ -340,6 +503,7 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         ptrRows = 0;
         tailK?.Dispose(); tailK = null;
         tailV?.Dispose(); tailV = null;
+        tailLength = 0;
     }
 
     /// <inheritdoc/>
@@ -351,5 +515,6 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         tailK?.Dispose();
         tailV?.Dispose();
         ptrTable?.Dispose();
+        workspace?.Dispose();
     }
 }

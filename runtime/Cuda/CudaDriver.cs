@@ -36,6 +36,15 @@ namespace Mix.Runtime.Cuda
         private readonly delegate* unmanaged<IntPtr, int> _eventSynchronize;
         private readonly delegate* unmanaged<float*, IntPtr, IntPtr, int> _eventElapsedTime;
         private readonly delegate* unmanaged<IntPtr, int> _eventDestroy;
+        // Graphs (explicitly built, never captured: our launches go to the legacy null stream, which cannot be captured).
+        private readonly delegate* unmanaged<IntPtr*, uint, int> _graphCreate;
+        private readonly delegate* unmanaged<IntPtr*, IntPtr, IntPtr*, nuint, void*, int> _graphAddKernelNode;
+        private readonly bool _kernelNodeV2;
+        private readonly delegate* unmanaged<IntPtr*, IntPtr, ulong, int> _graphInstantiate;
+        private readonly delegate* unmanaged<IntPtr, IntPtr, int> _graphLaunch;
+        private readonly delegate* unmanaged<IntPtr, int> _graphExecDestroy;
+        private readonly delegate* unmanaged<IntPtr, int> _graphDestroy;
+        private readonly delegate* unmanaged<ulong, ulong, nuint, IntPtr, int> _memcpyDtoDAsync;
         private readonly ConcurrentDictionary<int, IntPtr> _contexts = new();
 
         /// <summary>Driver version as reported by <c>cuDriverGetVersion</c> (e.g. 13000).</summary>
@@ -61,6 +70,24 @@ namespace Mix.Runtime.Cuda
                 ? et : NativeLibrary.GetExport(lib, "cuEventElapsedTime"));
             _eventDestroy = (delegate* unmanaged<IntPtr, int>)(NativeLibrary.TryGetExport(lib, "cuEventDestroy_v2", out var ed)
                 ? ed : NativeLibrary.GetExport(lib, "cuEventDestroy"));
+            // Optional: a driver without them (before CUDA 11.4) runs every launch on its own.
+            if (NativeLibrary.TryGetExport(lib, "cuGraphCreate", out var gc)
+                && NativeLibrary.TryGetExport(lib, "cuGraphInstantiateWithFlags", out var gi)
+                && NativeLibrary.TryGetExport(lib, "cuGraphLaunch", out var gl)
+                && NativeLibrary.TryGetExport(lib, "cuGraphExecDestroy", out var ged)
+                && NativeLibrary.TryGetExport(lib, "cuGraphDestroy", out var gd)
+                && NativeLibrary.TryGetExport(lib, "cuMemcpyDtoDAsync_v2", out var mc)
+                && (NativeLibrary.TryGetExport(lib, "cuGraphAddKernelNode_v2", out var gk) && (_kernelNodeV2 = true)
+                    || NativeLibrary.TryGetExport(lib, "cuGraphAddKernelNode", out gk)))
+            {
+                _graphCreate = (delegate* unmanaged<IntPtr*, uint, int>)gc;
+                _graphAddKernelNode = (delegate* unmanaged<IntPtr*, IntPtr, IntPtr*, nuint, void*, int>)gk;
+                _graphInstantiate = (delegate* unmanaged<IntPtr*, IntPtr, ulong, int>)gi;
+                _graphLaunch = (delegate* unmanaged<IntPtr, IntPtr, int>)gl;
+                _graphExecDestroy = (delegate* unmanaged<IntPtr, int>)ged;
+                _graphDestroy = (delegate* unmanaged<IntPtr, int>)gd;
+                _memcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, IntPtr, int>)mc;
+            }
             Check(_init(0), "cuInit");
             int v;
             Check(_driverVersion(&v), "cuDriverGetVersion");
@@ -203,6 +230,75 @@ namespace Mix.Runtime.Cuda
         /// <summary>Destroys an event.</summary>
         /// <param name="e">Event from <see cref="CreateEvent"/>.</param>
         public void DestroyEvent(IntPtr e) => _eventDestroy(e);
+
+        /// <summary>Whether this driver builds and launches graphs (<see cref="KernelGraph"/>).</summary>
+        public bool SupportsGraphs => _graphCreate != null;
+
+        // CUDA_KERNEL_NODE_PARAMS (v2 appends a CUkernel and a CUcontext, both left null: the function's own context).
+        [StructLayout(LayoutKind.Sequential)]
+        private struct KernelNodeParams
+        {
+            public IntPtr Func;
+            public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
+            public void** Params;
+            public void** Extra;
+            public IntPtr Kernel;
+            public IntPtr Context;
+        }
+
+        internal IntPtr CreateGraph(int device)
+        {
+            if (!SupportsGraphs) throw new CudaKernelUnavailableException("this CUDA driver has no graph API");
+            MakeCurrent(device);
+            IntPtr g;
+            Check(_graphCreate(&g, 0), "cuGraphCreate");
+            return g;
+        }
+
+        // The node depends on `after` (or on nothing when it is zero); the argument values are copied into the node.
+        internal IntPtr AddKernelNode(IntPtr graph, IntPtr after, IntPtr function, Dim3 grid, Dim3 block, uint sharedBytes, void** parameters)
+        {
+            var p = new KernelNodeParams
+            {
+                Func = function, GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block.X, BlockY = block.Y, BlockZ = block.Z,
+                SharedBytes = sharedBytes, Params = parameters,
+            };
+            IntPtr node;
+            Check(_graphAddKernelNode(&node, graph, after == IntPtr.Zero ? null : &after, after == IntPtr.Zero ? 0u : 1u, &p),
+                _kernelNodeV2 ? "cuGraphAddKernelNode_v2" : "cuGraphAddKernelNode");
+            return node;
+        }
+
+        internal IntPtr InstantiateGraph(IntPtr graph)
+        {
+            IntPtr exec;
+            Check(_graphInstantiate(&exec, graph, 0), "cuGraphInstantiateWithFlags");
+            return exec;
+        }
+
+        internal void LaunchGraph(int device, IntPtr exec)
+        {
+            MakeCurrent(device);
+            Check(_graphLaunch(exec, IntPtr.Zero), "cuGraphLaunch");
+        }
+
+        internal void DestroyGraph(IntPtr graph, IntPtr exec)
+        {
+            if (exec != IntPtr.Zero) _graphExecDestroy(exec);
+            if (graph != IntPtr.Zero) _graphDestroy(graph);
+        }
+
+        /// <summary>Queues a device-to-device copy on the null stream (ordered with TorchSharp's work).</summary>
+        /// <param name="device">Device ordinal.</param>
+        /// <param name="destination">Destination address.</param>
+        /// <param name="source">Source address.</param>
+        /// <param name="bytes">Bytes to copy.</param>
+        public void CopyAsync(int device, IntPtr destination, IntPtr source, long bytes)
+        {
+            if (_memcpyDtoDAsync == null) throw new CudaKernelUnavailableException("this CUDA driver has no cuMemcpyDtoDAsync_v2");
+            MakeCurrent(device);
+            Check(_memcpyDtoDAsync((ulong)destination, (ulong)source, (nuint)bytes, IntPtr.Zero), "cuMemcpyDtoDAsync");
+        }
 
         private string ErrorString(int rc)
         {

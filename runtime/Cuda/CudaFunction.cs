@@ -16,6 +16,9 @@ namespace Mix.Runtime.Cuda
             Device = device;
         }
 
+        internal IntPtr Handle => _handle;
+        internal CudaDriver Driver => _driver;
+
         /// <summary>Kernel name.</summary>
         public string Name { get; }
 
@@ -39,6 +42,7 @@ namespace Mix.Runtime.Cuda
             if (args.Device != Device) throw new ArgumentException($"arguments were built for cuda:{args.Device}, kernel is on cuda:{Device}", nameof(args));
             if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
             _driver.Launch(Device, _handle, grid, block, sharedBytes, args.Pointers);
+            ForwardCost.RecordLaunch();
         }
     }
 }

@@ -34,6 +34,9 @@ namespace Mix.Runtime.Cuda
             return p;
         }
 
+        // The data address with no checks: identifies which buffer a tensor is (what a recorded graph reads or writes).
+        internal static IntPtr Address(Tensor t) => THSTensor_data(t.Handle);
+
         /// <summary>
         /// The data pointer of a dense tensor in any dimension order (channels-last, say): device and dtype are checked,
         /// density is the caller's promise (kernels then walk its memory order).

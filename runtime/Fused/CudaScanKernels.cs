@@ -20,6 +20,9 @@ namespace Mix.Runtime.Fused
         private const int SharedFloats = 8192;   // 32 KiB of staging per block
         private const int MaxKeys = 256;         // 8 lanes × 32 registers
 
+        /// <summary>Steps per chunk of the chunked kernels (fixed: a caller's chunk size changes only the reference's rounding).</summary>
+        public const int ChunkSize = ChunkScanKernelSources.Chunk;
+
         private static readonly ConcurrentDictionary<(string, int), CudaKernelSpec> Specs = new();
 
         private static CudaKernelSpec Spec(string name, string body, int dtype) =>
@@ -32,6 +35,7 @@ namespace Mix.Runtime.Fused
             foreach (var d in dtypes)
             {
                 yield return Spec("mix_gated_scan", ScanKernelSources.GatedScan, d);
+                yield return Spec("mix_chunk_scan", ChunkScanKernelSources.Source, d);
                 yield return Spec("mix_causal_conv1d", ScanKernelSources.CausalConv, d);
             }
         }
@@ -45,7 +49,25 @@ namespace Mix.Runtime.Fused
             MixDispatch.FusedEnabled && tensors[0] is { } t && t.device_type == DeviceType.CUDA
             && FusedKernels.DtypeCode(t.dtype) >= 0 && !FusedOps.NeedsGrad(tensors) && KernelRuntime.Shared.IsAvailable;
 
-        /// <summary>Fused SSD; arguments and result as <see cref="Scans.SsdScan.Scan"/> (no chunk size: the kernel is recurrent).</summary>
+        /// <summary>
+        /// Whether the chunked kernels take a call of <paramref name="batch"/> × <paramref name="heads"/> sequences with
+        /// <paramref name="keys"/> × <paramref name="values"/> states (grid limits only: any length, key or value size).
+        /// </summary>
+        /// <param name="batch">Batch size.</param>
+        /// <param name="heads">Heads.</param>
+        /// <param name="keys">State rows (GLA's K, SSD's d_state).</param>
+        /// <param name="values">State columns (GLA's V, SSD's head dim).</param>
+        public static bool ChunkedFits(long batch, long heads, long keys, long values) =>
+            keys >= 1 && values >= 1 && batch * heads <= 65535
+            && Ceil(values, ChunkScanKernelSources.Values) * Ceil(keys, ChunkScanKernelSources.StateKeys) <= 65535;
+
+        private static long Ceil(long a, long b) => (a + b - 1) / b;
+
+        /// <summary>
+        /// Fused SSD; arguments and result as <see cref="Scans.SsdScan.Scan"/>. The chunked kernels (chunks of
+        /// <see cref="ChunkSize"/> steps, whatever the caller's chunk size: it changes only rounding)
+        /// or the recurrent one, as <see cref="ScanDispatch.Ssd"/> picks unless <paramref name="chunked"/> says.
+        /// </summary>
         /// <param name="x">Input <c>[b, l, h, p]</c>.</param>
         /// <param name="dt">Time steps <c>[b, l, h]</c>.</param>
         /// <param name="A">Decay rate <c>[h]</c>.</param>
@@ -56,8 +78,9 @@ namespace Mix.Runtime.Fused
         /// <param name="dtBias">Optional bias <c>[h]</c>.</param>
         /// <param name="dtSoftplus">Apply softplus to <c>dt + dtBias</c>.</param>
         /// <param name="initialState">Optional initial state <c>[b, h, p, n]</c>.</param>
+        /// <param name="chunked">Force the chunked (true) or recurrent (false) kernels; null: by length.</param>
         public static (Tensor y, Tensor finalState)? TrySsd(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? z,
-            Tensor? dtBias, bool dtSoftplus, Tensor? initialState)
+            Tensor? dtBias, bool dtSoftplus, Tensor? initialState, bool? chunked = null)
         {
             Scans.SsdScan.Check(x, dt, A, B, C, D, z, dtBias, initialState);
             if (!Applies(x, dt, A, B, C, D, z, dtBias, initialState)) return null;
@@ -67,25 +90,37 @@ namespace Mix.Runtime.Fused
             if (dtBias is not null) d = d + dtBias.to(ScalarType.Float32, x.device);
             if (dtSoftplus) d = torch.nn.functional.softplus(d);
             var Dp = D is null ? null : (D.dim() == 1 ? D.unsqueeze(-1).expand(h, p) : D).to(ScalarType.Float32, x.device).contiguous();
-            // The kernel keeps the state as [keys, values] = [n, p]; SSD's convention is [p, n].
-            var r = Launch(C, B, x, null, d.contiguous(), FusedOps.Param(A, x), Dp, z, initialState?.transpose(-1, -2), b, L, h, h / g, n, p, 1.0);
+            // The kernels keep the state as [keys, values] = [n, p]; SSD's convention is [p, n].
+            bool useChunked = chunked ?? ScanDispatch.Ssd(L, ChunkedFits(b, h, n, p)) == ScanForward.Chunked;
+            var r = useChunked
+                ? LaunchChunked(C, B, x, null, d.contiguous(), FusedOps.Param(A, x), Dp, z, initialState?.transpose(-1, -2), b, L, h, h / g, n, p, 1.0)
+                : Launch(C, B, x, null, d.contiguous(), FusedOps.Param(A, x), Dp, z, initialState?.transpose(-1, -2), b, L, h, h / g, n, p, 1.0);
             if (r is null) return null;
             return (r.Value.o.MoveToOuterDisposeScope(), r.Value.state.transpose(-1, -2).contiguous().MoveToOuterDisposeScope());
         }
 
-        /// <summary>Fused GLA; arguments and result as <see cref="Scans.GlaScan.Scan"/>, with the scale resolved.</summary>
+        /// <summary>
+        /// Fused GLA; arguments and result as <see cref="Scans.GlaScan.Scan"/>, with the scale resolved. The chunked or
+        /// the recurrent kernels, as <see cref="ScanDispatch.Gla"/> picks unless <paramref name="chunked"/> says.
+        /// </summary>
         /// <param name="q">Queries <c>[b, T, h, K]</c>.</param>
         /// <param name="k">Keys <c>[b, T, h, K]</c>.</param>
         /// <param name="v">Values <c>[b, T, h, V]</c>.</param>
         /// <param name="g">Log forget gates <c>[b, T, h, K]</c>.</param>
         /// <param name="scale">Query scale.</param>
         /// <param name="initialState">Optional initial state <c>[b, h, K, V]</c>.</param>
-        public static (Tensor o, Tensor finalState)? TryGla(Tensor q, Tensor k, Tensor v, Tensor g, double scale, Tensor? initialState)
+        /// <param name="chunked">Force the chunked (true) or recurrent (false) kernels; null: by length.</param>
+        public static (Tensor o, Tensor finalState)? TryGla(Tensor q, Tensor k, Tensor v, Tensor g, double scale, Tensor? initialState,
+            bool? chunked = null)
         {
             Scans.GlaScan.Check(q, k, v, g, initialState);
             if (!Applies(q, k, v, g, initialState)) return null;
             using var scope = torch.NewDisposeScope();
-            var r = Launch(q, k, v, g, null, null, null, null, initialState, q.shape[0], q.shape[1], q.shape[2], 1, q.shape[3], v.shape[3], scale);
+            long b = q.shape[0], L = q.shape[1], h = q.shape[2], K = q.shape[3], V = v.shape[3];
+            bool useChunked = chunked ?? ScanDispatch.Gla(L, ChunkedFits(b, h, K, V)) == ScanForward.Chunked;
+            var r = useChunked
+                ? LaunchChunked(q, k, v, g, null, null, null, null, initialState, b, L, h, 1, K, V, scale)
+                : Launch(q, k, v, g, null, null, null, null, initialState, b, L, h, 1, K, V, scale);
             if (r is null) return null;
             return (r.Value.o.MoveToOuterDisposeScope(), r.Value.state.MoveToOuterDisposeScope());
         }
@@ -121,6 +156,70 @@ namespace Mix.Runtime.Fused
                     .Add(o, io, "o").Add(state, ScalarType.Float32, "finalState")
                     .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V).Add(TC).Add((float)scale).Add(kpt);
                 fn.Launch(new Dim3((uint)((V + ValueColumns - 1) / ValueColumns), (uint)h, (uint)b), new Dim3(256), shared, args);
+                return (o, state);
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return null;
+            }
+        }
+
+        // chunk_state, chunk_state_pass, chunk_output (ChunkScanKernelSources); workspace: the float32 state at each
+        // chunk boundary, [b·h, chunks, K, V], and each chunk's total decay.
+        private static (Tensor o, Tensor state)? LaunchChunked(Tensor q, Tensor k, Tensor v, Tensor? g, Tensor? dt, Tensor? A,
+            Tensor? Dp, Tensor? z, Tensor? s0, long b, long L, long h, long headsPerGroup, long K, long V, double scale)
+        {
+            if (!ChunkedFits(b, h, K, V) || L > int.MaxValue) return null;
+            int code = FusedKernels.DtypeCode(v.dtype);
+            var io = v.dtype;
+            int dev = FusedOps.DeviceIndex(v);
+            try
+            {
+                var spec = Spec("mix_chunk_scan", ChunkScanKernelSources.Source, code);
+                var fState = KernelRuntime.Shared.GetFunction(spec, "chunk_state", dev);
+                var fPass = KernelRuntime.Shared.GetFunction(spec, "chunk_state_pass", dev);
+                var fOut = KernelRuntime.Shared.GetFunction(spec, "chunk_output", dev);
+                var o = torch.empty(new[] { b, L, h, V }, dtype: io, device: v.device);
+                var state = torch.empty(new[] { b, h, K, V }, dtype: ScalarType.Float32, device: v.device);
+                if (L == 0)
+                {
+                    if (s0 is not null) state.copy_(s0); else state.zero_();
+                    return (o, state);
+                }
+                long chunks = Ceil(L, ChunkScanKernelSources.Chunk);
+                bool scalarDecay = g is null;
+                var states = torch.empty(new[] { b * h, chunks, K, V }, dtype: ScalarType.Float32, device: v.device);
+                var decays = torch.empty(new[] { b * h, chunks, scalarDecay ? 1 : K }, dtype: ScalarType.Float32, device: v.device);
+                var qc = q.to_type(io).contiguous();
+                var kc = k.to_type(io).contiguous();
+                var vc = v.contiguous();
+                var gc = g?.to_type(io).contiguous();
+                uint vTiles = (uint)Ceil(V, ChunkScanKernelSources.Values), kTiles = (uint)Ceil(K, ChunkScanKernelSources.StateKeys);
+                using (var args = new KernelArguments(dev))
+                {
+                    args.Add(kc, io, "k").Add(vc, io, "v").AddOptional(gc, io, "g")
+                        .AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
+                        .Add(states, ScalarType.Float32, "states").Add(decays, ScalarType.Float32, "decays")
+                        .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V);
+                    fState.Launch(new Dim3((uint)chunks, vTiles * kTiles, (uint)(b * h)), new Dim3(256), 0, args);
+                }
+                using (var args = new KernelArguments(dev))
+                {
+                    args.Add(states, ScalarType.Float32, "states").Add(decays, ScalarType.Float32, "decays")
+                        .AddOptional(s0 is null ? null : FusedOps.Param(s0, v), ScalarType.Float32, "initialState")
+                        .Add(state, ScalarType.Float32, "finalState")
+                        .Add((int)chunks).Add((int)K).Add((int)V).Add(scalarDecay ? 1 : 0);
+                    fPass.Launch(new Dim3((uint)Ceil(K * V, 256), (uint)(b * h)), new Dim3(256), 0, args);
+                }
+                using (var args = new KernelArguments(dev))
+                {
+                    args.Add(qc, io, "q").Add(kc, io, "k").Add(vc, io, "v").AddOptional(gc, io, "g")
+                        .AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
+                        .AddOptional(Dp, ScalarType.Float32, "D").AddOptional(z?.to_type(io).contiguous(), io, "z")
+                        .Add(states, ScalarType.Float32, "states").Add(o, io, "o")
+                        .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V).Add((float)scale);
+                    fOut.Launch(new Dim3((uint)chunks, vTiles, (uint)(b * h)), new Dim3(256), 0, args);
+                }
                 return (o, state);
             }
             catch (CudaKernelUnavailableException)

@@ -37,15 +37,20 @@ namespace Mix.Runtime.Fused
         public static CudaKernelSpec QuantGemv(int dtype, int mode) =>
             Get("mix_qgemv", QuantKernelSources.Gemv, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}");
 
+        /// <summary>The tensor-core weight-only linear; only float16 (1) and bfloat16 (2) activations.</summary>
+        public static CudaKernelSpec QuantGemm(int dtype, int mode) =>
+            Get("mix_qgemm", QuantGemmKernelSources.Source, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}");
+
         public static CudaKernelSpec KvAttention(int dtype, int kvMode) =>
             Get("mix_kv_attention", QuantKernelSources.KvAttention, $"-DMIX_T={dtype}", $"-DMIX_KV={kvMode}");
 
-        /// <summary>Every quantized-kernel variant for the given dtype codes.</summary>
-        public static IEnumerable<CudaKernelSpec> AllQuantized(IEnumerable<int> dtypes)
+        /// <summary>Every quantized-kernel variant for the given dtype codes (the mma ones only where the GPU has them: sm_80+).</summary>
+        public static IEnumerable<CudaKernelSpec> AllQuantized(IEnumerable<int> dtypes, bool tensorCores = true)
         {
             foreach (var d in dtypes)
             {
                 for (int m = 0; m < 2; m++) yield return QuantGemv(d, m);
+                if (d != 0 && tensorCores) for (int m = 0; m < 2; m++) yield return QuantGemm(d, m);
                 for (int k = 0; k < 3; k++) yield return KvAttention(d, k);
             }
         }

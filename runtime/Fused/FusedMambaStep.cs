@@ -34,6 +34,34 @@ namespace Mix.Runtime.Fused
         /// did): what a test or a user checks when <see cref="Steps"/> does not move.</summary>
         public static string? LastDecline { get; private set; }
 
+        // Set by FusedMambaStack while it watches a layer sequence run: every fused step taken on this thread.
+        [ThreadStatic] private static System.Collections.Generic.List<StepRecord>? s_probe;
+
+        internal static System.Collections.Generic.List<StepRecord>? Probe { get => s_probe; set => s_probe = value; }
+
+        internal static void CountSteps(int n) => Interlocked.Add(ref s_steps, n);
+
+        /// <summary>One fused step as it ran: its input and output tensors, whether it added the residual and normalised
+        /// first, and what a replay needs to launch it again (its plan and slot).</summary>
+        internal sealed record StepRecord(Tensor Input, Tensor Output, bool Residual, bool Normed, object Plan, StateCacheSlot Slot)
+        {
+            /// <summary>Appends this step's four launches to <paramref name="graph"/>, reading <paramref name="x"/> (also the
+            /// residual) and writing <paramref name="output"/>, from the slot's current states into their spares.</summary>
+            public void Record(KernelGraph graph, Tensor x, Tensor output)
+            {
+                var plan = (FusedMambaStep.Plan)Plan;
+                plan.Run(Slot, x, Residual ? x : null, output, Slot.Get("conv_state"), Slot.Get("ssm_state"),
+                    Slot.Spare("conv_state"), Slot.Spare("ssm_state"), graph);
+            }
+
+            public long Batch => ((FusedMambaStep.Plan)Plan).Batch;
+            public long Dim => ((FusedMambaStep.Plan)Plan).Dim;
+            public ScalarType Dtype => ((FusedMambaStep.Plan)Plan).Dtype;
+            public int Device => ((FusedMambaStep.Plan)Plan).Device;
+            public bool Failed => ((FusedMambaStep.Plan)Plan).Failure is not null;
+            public void Fail(string why) => ((FusedMambaStep.Plan)Plan).Failure = why;
+        }
+
         private static Tensor? Decline(string why)
         {
             LastDecline = why;
@@ -102,6 +130,7 @@ namespace Mix.Runtime.Fused
                 slot.Swap("ssm_state");
                 Interlocked.Increment(ref s_steps);
                 LastDecline = null;
+                s_probe?.Add(new StepRecord(x, output, residual, norm is not null, plan, slot));
                 return output;
             }
             catch (CudaKernelUnavailableException e)
@@ -230,11 +259,24 @@ namespace Mix.Runtime.Fused
                 }
             }
 
+            private static void Launch(KernelGraph? graph, CudaFunction f, Dim3 grid, Dim3 block, uint smem, KernelArguments a)
+            {
+                if (graph is null) f.Launch(grid, block, smem, a);
+                else graph.Add(f, grid, block, smem, a);
+            }
+
+            public long Batch => batch;
+            public long Dim => dim;
+            public ScalarType Dtype => dtype;
+            public int Device => device;
+
             public bool FitsStates(Tensor conv, Tensor ssm) =>
                 conv.dtype == ScalarType.Float32 && ssm.dtype == ScalarType.Float32
                 && conv.shape.SequenceEqual(new[] { batch, inner, width - 1 }) && ssm.shape.SequenceEqual(new[] { batch, inner, nState });
 
-            public void Run(StateCacheSlot slot, Tensor x, Tensor? residual, Tensor output, Tensor conv, Tensor ssm, Tensor convNext, Tensor ssmNext)
+            // graph null: launch now; otherwise append the four launches to it (KernelGraph: replayed by FusedMambaStack).
+            public void Run(StateCacheSlot slot, Tensor x, Tensor? residual, Tensor output, Tensor conv, Tensor ssm, Tensor convNext, Tensor ssmNext,
+                KernelGraph? graph = null)
             {
                 var f32 = ScalarType.Float32;
                 var xz = slot.Workspace("mamba.xz", new[] { batch, 2 * inner }, f32, x.device);
@@ -244,13 +286,13 @@ namespace Mix.Runtime.Fused
                 {
                     a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)biasIn).Add(xz, f32, "xz")
                         .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
-                    inProj.Launch(gridIn, threads, smemIn, a);
+                    Launch(graph, inProj, gridIn, threads, smemIn, a);
                 }
                 using (var a = new KernelArguments(device))
                 {
                     a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add(dbc, f32, "dbc")
                         .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecInner).Add(splitX);
-                    xProj.Launch(gridX, threads, smemInner, a);
+                    Launch(graph, xProj, gridX, threads, smemInner, a);
                 }
                 using (var a = new KernelArguments(device))
                 {
@@ -258,13 +300,13 @@ namespace Mix.Runtime.Fused
                         .Add(dbc, f32, "dbc").Add((long)dtW).Add((long)dtB).Add((long)aLog).Add((long)dSkip)
                         .Add(ssm, f32, "ssm_state").Add(ssmNext, f32, "ssm_state'").Add(y, f32, "y")
                         .Add((int)batch).Add((int)inner).Add((int)width).Add((int)rank).Add((int)nState).Add(lanes);
-                    scan.Launch(gridScan, threads, 0, a);
+                    Launch(graph, scan, gridScan, threads, 0, a);
                 }
                 using (var a = new KernelArguments(device))
                 {
                     a.Add(y, f32, "y").Add((long)wOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
                         .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecInner).Add(splitOut);
-                    outProj.Launch(gridOut, threads, smemInner, a);
+                    Launch(graph, outProj, gridOut, threads, smemInner, a);
                 }
             }
         }

@@ -38,7 +38,12 @@ namespace Mix.Runtime.Fused
         /// <param name="inputs">The region's tensors, in the order of its kernel's inputs.</param>
         public Tensor? TryRun(params Tensor[] inputs)
         {
-            if (Emulator is { } emulate && inputs.All(t => t.device_type == DeviceType.CPU)) return emulate(_kernel, inputs, _scalars);
+            if (Emulator is { } emulate && inputs.All(t => t.device_type == DeviceType.CPU))
+            {
+                var emulated = emulate(_kernel, inputs, _scalars);
+                if (emulated is not null) Cuda.ForwardCost.RecordLaunch();
+                return emulated;
+            }
             if (!MixDispatchGate(inputs)) return null;
             var y = _kernel.Launch(inputs, _scalars);
             if (y is not null) System.Threading.Interlocked.Increment(ref s_fusedRuns);

@@ -87,6 +87,31 @@ namespace Mix.Runtime.Fused
                 FullSource, inputCodes.Select((c, i) => $"-DMIX_T{i}={c}").Append($"-DMIX_TO={outputCode}").ToArray()));
         }
 
+        /// <summary>How a row region maps rows to threads (<see cref="RegionKernelSources.Kernels"/>).</summary>
+        internal enum RowMapping
+        {
+            /// <summary>A block per row: long rows along the innermost axis.</summary>
+            Block,
+            /// <summary>A warp per row, eight rows per block: rows of up to <see cref="WarpRowMax"/> along the innermost axis.</summary>
+            Warp,
+            /// <summary>A thread (or a split of up to eight) per row, consecutive rows on consecutive lanes: an axis that is not innermost.</summary>
+            Cols,
+        }
+
+        /// <summary>Longest row a warp takes alone (32 elements a lane); longer rows take a block.</summary>
+        internal const int WarpRowMax = 1024;
+
+        /// <summary>Blocks the column mapping aims for before it splits rows over more threads.</summary>
+        internal const int ColsTargetBlocks = 1024;
+
+        /// <summary>Tests only, this thread only: the row mapping to use whatever the shapes (every mapping computes every row region).</summary>
+        internal static RowMapping? ForceRowMapping { get => s_forceMapping; set => s_forceMapping = value; }
+        [ThreadStatic] private static RowMapping? s_forceMapping;
+
+        /// <summary>Tests only, this thread only: the split of the column mapping (1, 2, 4 or 8).</summary>
+        internal static int? ForceSplit { get => s_forceSplit; set => s_forceSplit = value; }
+        [ThreadStatic] private static int? s_forceSplit;
+
         /// <summary>How one call launches: the argument block without pointers, the output, the kernel and its sizes.</summary>
         internal sealed class LaunchPlan
         {
@@ -97,13 +122,25 @@ namespace Mix.Runtime.Fused
             /// <summary>Pointwise with every input dense in the output's order and n % 4 == 0: the vector kernel, if the pointers are 16-byte aligned.</summary>
             public bool FlatCandidate;
             public bool Row;
+            public RowMapping Mapping;
+            /// <summary>Row, warp or block mapping: every input walks the row densely or not at all, rows of whole vectors: four elements a load, if the pointers are 16-byte aligned.</summary>
+            public bool VectorRows;
             public uint RowThreads;
 
-            public string Entry(bool aligned) => Row ? "mix_region_row" : FlatCandidate && aligned ? "mix_region_flat" : "mix_region_strided";
+            public string Entry(bool aligned) => !Row
+                ? FlatCandidate && aligned ? "mix_region_flat" : "mix_region_strided"
+                : Mapping switch
+                {
+                    RowMapping.Warp => VectorRows && aligned ? "mix_region_warp4" : "mix_region_warp",
+                    RowMapping.Cols => "mix_region_cols",
+                    _ => VectorRows && aligned ? "mix_region_row4" : "mix_region_row",
+                };
 
             public (uint Grid, uint Block) Dims(string entry) => entry switch
             {
-                "mix_region_row" => ((uint)Math.Min(Args.N, 1 << 20), RowThreads),
+                "mix_region_row" or "mix_region_row4" => ((uint)Math.Min(Args.N, 1 << 20), RowThreads),
+                "mix_region_warp" or "mix_region_warp4" => (Grid(Args.N, Threads / 32), Threads),
+                "mix_region_cols" => (Grid(Args.N, Threads / Args.Split), Threads),
                 "mix_region_flat" => (Grid(Args.N / 4, Threads), Threads),
                 _ => (Grid(Args.N, Threads), Threads),
             };
@@ -236,8 +273,49 @@ namespace Mix.Runtime.Fused
                 for (int i = 0; i < xs.Length; i++) plan.Args.Stride[i * RegionArgs.MaxDims + d] = rowDims[d].Strides[i];
                 plan.Args.Stride[RegionArgs.MaxInputs * RegionArgs.MaxDims + d] = rowDims[d].Strides[xs.Length];
             }
-            plan.RowThreads = (uint)Math.Clamp((rowLen + 31) / 32 * 32, 32, Threads);
+            ChooseRowMapping(plan, shape, ax, strides, rowDims, xs.Length);
             return plan;
+        }
+
+        /// <summary>
+        /// The row mapping from the layout, the row length and the row count: an axis with no dim of size above one after
+        /// it walks contiguous memory, so a warp (short rows) or a block (long rows) shares a row, reading whole vectors
+        /// where every input allows; any other axis takes the column mapping, whose neighbouring threads hold
+        /// neighbouring rows (the inner dims), split over more threads per row while there are too few rows to fill
+        /// <see cref="ColsTargetBlocks"/> blocks.
+        /// </summary>
+        private unsafe void ChooseRowMapping(LaunchPlan plan, long[] shape, int ax, long[][] strides,
+            List<(long Size, long[] Strides)> rowDims, int inputs)
+        {
+            long rowLen = plan.Args.RowLen, rows = plan.Args.N;
+            bool inner = true;
+            for (int d = ax + 1; d < shape.Length; d++) inner &= shape[d] == 1;
+            plan.Mapping = ForceRowMapping ?? (!inner && rowLen > 1 ? RowMapping.Cols : rowLen <= WarpRowMax ? RowMapping.Warp : RowMapping.Block);
+
+            // Vector reads: every input has axis stride 0 or 1 (size-1 axes were given stride 0), rows start on whole
+            // vectors (row strides multiples of 4) and the output walks the row densely.
+            bool vector = rowLen % 4 == 0 && (Reduced || plan.Args.AxisStride[RegionArgs.MaxInputs] == 1);
+            for (int i = 0; i < inputs && vector; i++)
+            {
+                long a = strides[i][ax];
+                vector &= a == 0 || a == 1;
+                if (a == 1) foreach (var d in rowDims) vector &= d.Strides[i] % 4 == 0;
+            }
+            foreach (var d in rowDims) vector &= Reduced || d.Strides[inputs] % 4 == 0;
+            plan.VectorRows = vector && plan.Mapping != RowMapping.Cols;
+
+            // A block per row: a whole block of threads for long rows when there are few of them.
+            plan.RowThreads = rowLen >= 8 * Threads && rows < 512
+                ? 1024u
+                : (uint)Math.Clamp((rowLen + 31) / 32 * 32, 32, Threads);
+            int split = 1;
+            if (plan.Mapping == RowMapping.Cols)
+            {
+                split = ForceSplit ?? 1;
+                if (ForceSplit is null)
+                    while (split < 8 && 2 * split <= rowLen && (rows * split + Threads - 1) / Threads < ColsTargetBlocks) split *= 2;
+            }
+            plan.Args.Split = split;
         }
 
         private static uint Grid(long work, int threads) => (uint)Math.Clamp((work + threads - 1) / threads, 1, 1 << 16);

@@ -38,12 +38,15 @@ namespace Mix.Runtime.Fused
             if (!FusedOps.IsAvailable(device)) return 0;
             var codes = (dtypes.Length == 0 ? new[] { ScalarType.Float32, ScalarType.Float16, ScalarType.BFloat16 } : dtypes)
                 .Select(FusedKernels.DtypeCode).Where(c => c >= 0).Distinct();
-            return KernelRuntime.Shared.WarmUp(FusedKernels.AllQuantized(codes), device.index < 0 ? 0 : device.index);
+            int dev = device.index < 0 ? 0 : device.index;
+            return KernelRuntime.Shared.WarmUp(FusedKernels.AllQuantized(codes, QuantizedGemm.HasTensorCores(dev)), dev);
         }
 
         /// <summary>
-        /// <c>y = (x ⊙ inputScale) · dequant(W)ᵀ + bias</c> with the weight dequantized in registers (fp32 accumulation),
-        /// for x <c>[..., K]</c> of at most <paramref name="maxRows"/> rows; the result has x's dtype.
+        /// <c>y = (x ⊙ inputScale) · dequant(W)ᵀ + bias</c> with the weight dequantized in registers (fp32 accumulation);
+        /// the result has x's dtype. float16/bfloat16 x of up to <see cref="QuantizedGemm.MaxRows"/> rows takes the
+        /// tensor-core kernel (<see cref="QuantizedGemm"/>) where it applies; otherwise the GEMV kernel, for x
+        /// <c>[..., K]</c> of at most <paramref name="maxRows"/> rows.
         /// </summary>
         /// <param name="x">Activations (float32/float16/bfloat16, CUDA).</param>
         /// <param name="mode">Weight format.</param>
@@ -53,7 +56,7 @@ namespace Mix.Runtime.Fused
         /// <param name="zeros">uint8 <c>[N, K/group]</c> (int4).</param>
         /// <param name="bias">Optional bias <c>[N]</c>.</param>
         /// <param name="inputScale">Optional input scale <c>[K]</c>.</param>
-        /// <param name="maxRows">Largest row count handled (default <see cref="MaxFusedRows"/>; benchmarks pass more).</param>
+        /// <param name="maxRows">Largest row count the GEMV kernel handles (default <see cref="MaxFusedRows"/>; benchmarks pass more).</param>
         public static Tensor? Linear(Tensor x, WeightQuantMode mode, int groupSize, Tensor qweight, Tensor scales, Tensor? zeros,
             Tensor? bias, Tensor? inputScale, int maxRows = MaxFusedRows)
         {
@@ -69,7 +72,9 @@ namespace Mix.Runtime.Fused
             if (int4 ? (qweight.dtype != ScalarType.Byte || zeros is null || groupSize <= 0 || K % groupSize != 0 || qweight.shape[1] * 2 != K)
                      : (qweight.dtype != ScalarType.Int8 || qweight.shape[1] != K)) return null;
             long M = K == 0 ? 0 : x.numel() / K;
-            if (M < 1 || M > maxRows || K > int.MaxValue || N > int.MaxValue || M > int.MaxValue) return null;
+            if (M < 1 || K > int.MaxValue || N > int.MaxValue || M > int.MaxValue) return null;
+            if (QuantizedGemm.TryLinear(x, mode, groupSize, qweight, scales, zeros, bias, inputScale, M, K, N) is { } viaMma) return viaMma;
+            if (M > maxRows) return null;
             int dev = FusedOps.DeviceIndex(x);
             try
             {

@@ -17,6 +17,7 @@ namespace Mix.Runtime.Fused
         public fixed long Stride[(MaxInputs + 1) * MaxDims];
         public fixed long AxisStride[MaxInputs + 1];
         public int NDim;
+        public int Split;
         public fixed float S[MaxScalars];
     }
 }

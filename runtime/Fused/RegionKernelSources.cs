@@ -44,7 +44,7 @@ namespace Mix.Runtime.Fused
 
 // Passed by value; the layout is Mix.Runtime.Fused.RegionArgs'. Pointwise: n elements over ndim dims (size, and
 // stride[i] per input i; the output, index MIX_MAX_IN, is contiguous). Row: n rows over the dims other than the
-// axis, row_len elements along it, axis_stride[i] per input.
+// axis, row_len elements along it, axis_stride[i] per input; split: the threads sharing one row in mix_region_cols.
 struct mix_args {
   const void* in[MIX_MAX_IN];
   void* out;
@@ -54,6 +54,7 @@ struct mix_args {
   long long stride[MIX_MAX_IN + 1][MIX_MAX_DIMS];
   long long axis_stride[MIX_MAX_IN + 1];
   int ndim;
+  int split;
   float s[MIX_MAX_SCALARS];
 };
 static_assert(sizeof(mix_args) == 840, "mix_args must match Mix.Runtime.Fused.RegionArgs");
@@ -105,7 +106,9 @@ template <> struct mix_io<1> : mix_io16<1> {};
 template <> struct mix_io<2> : mix_io16<2> {};
 """;
 
-        /// <summary>After the region: the kernels (<c>mix_region_strided</c>, <c>mix_region_flat</c> or <c>mix_region_row</c>).</summary>
+        /// <summary>After the region: the kernels (pointwise: <c>mix_region_strided</c>, <c>mix_region_flat</c>; row:
+        /// <c>mix_region_row</c>/<c>row4</c> (a block per row), <c>mix_region_warp</c>/<c>warp4</c> (a warp per row),
+        /// <c>mix_region_cols</c> (an axis that is not innermost); <see cref="FusedRegionKernel"/> picks one).</summary>
         public const string Kernels = """
 // Every input at its offset (inputs beyond MIX_INPUTS are never read).
 __device__ __forceinline__ void mix_load(const mix_args& a, const long long* off, float* in) {
@@ -189,39 +192,130 @@ extern "C" __global__ void mix_region_flat(const mix_args a) {
 }
 #else
 #define MIX_NSLOTS (MIX_SLOTS > 0 ? MIX_SLOTS : 1)
-// One row per block (grid-stride over rows): each phase walks the row once and reduces its slots across the block
+// Row regions. Three mappings, chosen on the host from the layout, the row length and the row count
+// (FusedRegionKernel.Prepare): a warp per row (short rows along the innermost axis), a block per row (long rows), and
+// mix_region_cols for an axis that is not innermost (a norm over C of [B, C, H, W]): consecutive threads take
+// consecutive rows, which lie next to each other in memory, so every load of the walk along the axis is coalesced.
+// The warp and block mappings read four elements at a time (the *4 entries) when every input walks the row densely or
+// not at all. Loops whose bodies hold barriers or shuffles run the same number of times in every thread of a block.
+
+// The offsets of a row's first element in every input (base[i]) and in the output (base[MIX_MAX_IN]).
+__device__ __forceinline__ void mix_row_base(const mix_args& a, long long row, long long* base) {
+#pragma unroll
+  for (int i = 0; i <= MIX_MAX_IN; i++) base[i] = 0;
+  long long r = row;
+  for (int d = a.ndim - 1; d >= 0; d--) {
+    const long long c = r % a.size[d];
+    r /= a.size[d];
+#pragma unroll
+    for (int i = 0; i < MIX_INPUTS; i++) base[i] += c * a.stride[i][d];
+    base[MIX_MAX_IN] += c * a.stride[MIX_MAX_IN][d];
+  }
+}
+
+__device__ __forceinline__ void mix_acc_init(float* acc) {
+#pragma unroll
+  for (int k = 0; k < MIX_NSLOTS; k++) acc[k] = mix_slot_init(k);
+}
+
+// Element j of the row into phase p's accumulators.
+__device__ __forceinline__ void mix_row_acc(const mix_args& a, const long long* base, long long j, int p, const float* red, float inv_n, float* acc) {
+  float in[MIX_MAX_IN];
+  long long off[MIX_MAX_IN];
+#pragma unroll
+  for (int i = 0; i < MIX_INPUTS; i++) off[i] = base[i] + j * a.axis_stride[i];
+  mix_load(a, off, in);
+  mix_phase(p, in, a.s, red, inv_n, acc);
+}
+
+// Elements j..j+3 of every input: a vector load where the input walks the row (axis stride 1), one load repeated where
+// it is broadcast along it (axis stride 0). The host checks strides, row_len % 4 == 0 and alignment.
+#define MIX_LD4(I) \
+  if (a.axis_stride[I]) mix_io<MIX_T##I>::ld4(a.in[I], base[I] + j, v[I]); \
+  else { const float t = mix_io<MIX_T##I>::ld(a.in[I], base[I]); v[I][0] = t; v[I][1] = t; v[I][2] = t; v[I][3] = t; }
+__device__ __forceinline__ void mix_load4(const mix_args& a, const long long* base, long long j, float (*v)[4]) {
+#if MIX_INPUTS > 0
+  MIX_LD4(0)
+#endif
+#if MIX_INPUTS > 1
+  MIX_LD4(1)
+#endif
+#if MIX_INPUTS > 2
+  MIX_LD4(2)
+#endif
+#if MIX_INPUTS > 3
+  MIX_LD4(3)
+#endif
+#if MIX_INPUTS > 4
+  MIX_LD4(4)
+#endif
+#if MIX_INPUTS > 5
+  MIX_LD4(5)
+#endif
+}
+
+__device__ __forceinline__ void mix_row_acc4(const mix_args& a, const long long* base, long long j, int p, const float* red, float inv_n, float* acc) {
+  float v[MIX_MAX_IN][4];
+  mix_load4(a, base, j, v);
+#pragma unroll
+  for (int q = 0; q < 4; q++) {
+    float in[MIX_MAX_IN];
+#pragma unroll
+    for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[i][q];
+    mix_phase(p, in, a.s, red, inv_n, acc);
+  }
+}
+
+#if !MIX_REDUCED
+// Output element j of the row.
+__device__ __forceinline__ void mix_row_out(const mix_args& a, const long long* base, long long j, const float* red, float inv_n) {
+  float in[MIX_MAX_IN];
+  long long off[MIX_MAX_IN];
+#pragma unroll
+  for (int i = 0; i < MIX_INPUTS; i++) off[i] = base[i] + j * a.axis_stride[i];
+  mix_load(a, off, in);
+  mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN] + j * a.axis_stride[MIX_MAX_IN], mix_eval(in, a.s, red, inv_n));
+}
+
+// Output elements j..j+3 (the output walks the row densely: it is contiguous and the axis is innermost).
+__device__ __forceinline__ void mix_row_out4(const mix_args& a, const long long* base, long long j, const float* red, float inv_n) {
+  float v[MIX_MAX_IN][4];
+  mix_load4(a, base, j, v);
+  float o[4];
+#pragma unroll
+  for (int q = 0; q < 4; q++) {
+    float in[MIX_MAX_IN];
+#pragma unroll
+    for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[i][q];
+    o[q] = mix_eval(in, a.s, red, inv_n);
+  }
+  mix_io<MIX_TO>::st4(a.out, base[MIX_MAX_IN] + j, o);
+}
+#endif
+
+// A block per row (grid-stride over rows): each phase walks the row once and reduces its slots across the block
 // (warp shuffles, then thread 0 over the warps); the output pass walks it once more.
-extern "C" __global__ void mix_region_row(const mix_args a) {
+template <bool V>
+__device__ __forceinline__ void mix_row_block(const mix_args& a) {
   __shared__ float red[MIX_NSLOTS];
   __shared__ float part[MIX_NSLOTS][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
   const float inv_n = 1.0f / (float)a.row_len;
-  float in[MIX_MAX_IN];
+  const long long first = V ? (long long)threadIdx.x * 4 : (long long)threadIdx.x;
+  const long long step = V ? (long long)blockDim.x * 4 : (long long)blockDim.x;
   for (long long row = blockIdx.x; row < a.n; row += gridDim.x) {
     long long base[MIX_MAX_IN + 1];
-#pragma unroll
-    for (int i = 0; i <= MIX_MAX_IN; i++) base[i] = 0;
-    long long r = row;
-    for (int d = a.ndim - 1; d >= 0; d--) {
-      const long long c = r % a.size[d];
-      r /= a.size[d];
-#pragma unroll
-      for (int i = 0; i < MIX_INPUTS; i++) base[i] += c * a.stride[i][d];
-      base[MIX_MAX_IN] += c * a.stride[MIX_MAX_IN][d];
-    }
+    mix_row_base(a, row, base);
     for (int p = 0; p < MIX_PHASES; p++) {
       float acc[MIX_NSLOTS];
-#pragma unroll
-      for (int k = 0; k < MIX_NSLOTS; k++) acc[k] = mix_slot_init(k);
-      for (long long j = threadIdx.x; j < a.row_len; j += blockDim.x) {
-        long long off[MIX_MAX_IN];
-#pragma unroll
-        for (int i = 0; i < MIX_INPUTS; i++) off[i] = base[i] + j * a.axis_stride[i];
-        mix_load(a, off, in);
-        mix_phase(p, in, a.s, red, inv_n, acc);
+      mix_acc_init(acc);
+      for (long long j = first; j < a.row_len; j += step) {
+        if (V) mix_row_acc4(a, base, j, p, red, inv_n, acc);
+        else mix_row_acc(a, base, j, p, red, inv_n, acc);
       }
 #pragma unroll
       for (int k = 0; k < MIX_NSLOTS; k++) {
+        if (mix_slot_phase(k) != p) continue;
         float v = acc[k];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v = mix_slot_combine(k, v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -242,15 +336,108 @@ extern "C" __global__ void mix_region_row(const mix_args a) {
 #if MIX_REDUCED
     if (threadIdx.x == 0) mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN], mix_eval_reduced(a.s, red, inv_n));
 #else
-    for (long long j = threadIdx.x; j < a.row_len; j += blockDim.x) {
-      long long off[MIX_MAX_IN];
-#pragma unroll
-      for (int i = 0; i < MIX_INPUTS; i++) off[i] = base[i] + j * a.axis_stride[i];
-      mix_load(a, off, in);
-      mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN] + j * a.axis_stride[MIX_MAX_IN], mix_eval(in, a.s, red, inv_n));
+    for (long long j = first; j < a.row_len; j += step) {
+      if (V) mix_row_out4(a, base, j, red, inv_n);
+      else mix_row_out(a, base, j, red, inv_n);
     }
 #endif
     __syncthreads();
+  }
+}
+
+// A warp per row, blockDim.x / 32 rows per block: reductions by shuffles alone (no shared memory, no barrier), every
+// lane ends with the row's values. The loop over row groups is uniform across the block; a warp past the last row
+// walks nothing.
+template <bool V>
+__device__ __forceinline__ void mix_row_warp(const mix_args& a) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const float inv_n = 1.0f / (float)a.row_len;
+  const long long first = V ? (long long)lane * 4 : (long long)lane;
+  const long long step = V ? 128 : 32;
+  for (long long r0 = (long long)blockIdx.x * warps; r0 < a.n; r0 += (long long)gridDim.x * warps) {
+    const long long row = r0 + warp;
+    const long long len = row < a.n ? a.row_len : 0;
+    long long base[MIX_MAX_IN + 1];
+    mix_row_base(a, row < a.n ? row : 0, base);
+    float red[MIX_NSLOTS];
+#pragma unroll
+    for (int k = 0; k < MIX_NSLOTS; k++) red[k] = 0.0f;
+    for (int p = 0; p < MIX_PHASES; p++) {
+      float acc[MIX_NSLOTS];
+      mix_acc_init(acc);
+      for (long long j = first; j < len; j += step) {
+        if (V) mix_row_acc4(a, base, j, p, red, inv_n, acc);
+        else mix_row_acc(a, base, j, p, red, inv_n, acc);
+      }
+#pragma unroll
+      for (int k = 0; k < MIX_NSLOTS; k++) {
+        if (mix_slot_phase(k) != p) continue;
+        float v = acc[k];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v = mix_slot_combine(k, v, __shfl_xor_sync(0xffffffffu, v, o));
+        red[k] = v;
+      }
+    }
+#if MIX_REDUCED
+    if (lane == 0 && len > 0) mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN], mix_eval_reduced(a.s, red, inv_n));
+#else
+    for (long long j = first; j < len; j += step) {
+      if (V) mix_row_out4(a, base, j, red, inv_n);
+      else mix_row_out(a, base, j, red, inv_n);
+    }
+#endif
+  }
+}
+
+extern "C" __global__ void mix_region_row(const mix_args a) { mix_row_block<false>(a); }
+extern "C" __global__ void mix_region_row4(const mix_args a) { mix_row_block<true>(a); }
+extern "C" __global__ void mix_region_warp(const mix_args a) { mix_row_warp<false>(a); }
+extern "C" __global__ void mix_region_warp4(const mix_args a) { mix_row_warp<true>(a); }
+
+// An axis that is not innermost: lane l of a warp takes row r0 + 32g + l, and the split (a.split: 1, 2, 4 or 8 warps of
+// a block, blockDim.x == 256) walks the axis of the same 32 rows in an interleaved way, combining the parts in shared
+// memory; with split 1 a thread owns a whole row and nothing is shared.
+extern "C" __global__ void mix_region_cols(const mix_args a) {
+  __shared__ float part[MIX_NSLOTS][256];
+  const int split = a.split;
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, sy = w % split, g = w / split;
+  const long long rows_per_block = (long long)(blockDim.x >> 5) / split * 32;
+  const float inv_n = 1.0f / (float)a.row_len;
+  for (long long r0 = (long long)blockIdx.x * rows_per_block; r0 < a.n; r0 += (long long)gridDim.x * rows_per_block) {
+    const long long row = r0 + g * 32 + lane;
+    const long long len = row < a.n ? a.row_len : 0;
+    long long base[MIX_MAX_IN + 1];
+    mix_row_base(a, row < a.n ? row : 0, base);
+    float red[MIX_NSLOTS];
+#pragma unroll
+    for (int k = 0; k < MIX_NSLOTS; k++) red[k] = 0.0f;
+    for (int p = 0; p < MIX_PHASES; p++) {
+      float acc[MIX_NSLOTS];
+      mix_acc_init(acc);
+      for (long long j = sy; j < len; j += split) mix_row_acc(a, base, j, p, red, inv_n, acc);
+      if (split == 1) {
+#pragma unroll
+        for (int k = 0; k < MIX_NSLOTS; k++)
+          if (mix_slot_phase(k) == p) red[k] = acc[k];
+      } else {
+#pragma unroll
+        for (int k = 0; k < MIX_NSLOTS; k++) part[k][threadIdx.x] = acc[k];
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < MIX_NSLOTS; k++) {
+          if (mix_slot_phase(k) != p) continue;
+          float v = part[k][g * split * 32 + lane];
+          for (int q = 1; q < split; q++) v = mix_slot_combine(k, v, part[k][(g * split + q) * 32 + lane]);
+          red[k] = v;
+        }
+        __syncthreads();
+      }
+    }
+#if MIX_REDUCED
+    if (sy == 0 && len > 0) mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN], mix_eval_reduced(a.s, red, inv_n));
+#else
+    for (long long j = sy; j < len; j += split) mix_row_out(a, base, j, red, inv_n);
+#endif
   }
 }
 #endif

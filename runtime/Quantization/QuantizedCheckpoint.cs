@@ -116,7 +116,11 @@ public static class QuantizedCheckpoint
             {
                 foreach (var (key, target) in expected) staged.Add((target, file.Read(key, target.device)));
                 using (torch.no_grad())
-                    foreach (var (target, value) in staged) target.copy_(value);
+                    foreach (var (target, value) in staged)
+                    {
+                        target.copy_(value);
+                        Fused.QuantizedGemm.Forget(target); // a repacked copy of codes loaded in place is stale
+                    }
             }
             finally
             {

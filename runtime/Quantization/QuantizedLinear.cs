@@ -154,9 +154,9 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         + (zeros is null ? 0 : zeros.numel() * (long)zeros.element_size());
 
     /// <summary>
-    /// On CUDA without autograd and for at most <see cref="Fused.QuantizedOps.MaxFusedRows"/> rows (decode), the fused
-    /// dequantize + GEMV kernel (<see cref="Fused.QuantizedOps.Linear"/>); otherwise the reference path
-    /// (<see cref="ReferenceForward"/>).
+    /// On CUDA without autograd, the fused kernels (<see cref="Fused.QuantizedOps.Linear"/>): the tensor-core kernel for
+    /// float16/bfloat16 inputs of up to <see cref="Fused.QuantizedGemm.MaxRows"/> rows, the GEMV kernel for at most
+    /// <see cref="Fused.QuantizedOps.MaxFusedRows"/> rows otherwise; else the reference path (<see cref="ReferenceForward"/>).
     /// </summary>
     /// <param name="x">Input <c>[..., in]</c>.</param>
     public override Tensor forward(Tensor x)

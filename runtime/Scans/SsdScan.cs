@@ -27,8 +27,9 @@ namespace Mix.Runtime.Scans
         public const int DefaultChunkSize = 64;
 
         /// <summary>
-        /// The scan, fused where a kernel applies (CUDA, no autograd, <see cref="Builtins.MixDispatch.FusedEnabled"/>),
-        /// else <see cref="ChunkedScan"/>. Returns <c>y</c> <c>[b, l, h, p]</c> and the final state <c>[b, h, p, n]</c>.
+        /// The scan, fused where a kernel applies (CUDA, no autograd, <see cref="Builtins.MixDispatch.FusedEnabled"/>) and
+        /// is the faster path for this length (<see cref="Fused.ScanDispatch.Ssd"/>), else <see cref="ChunkedScan"/>.
+        /// Returns <c>y</c> <c>[b, l, h, p]</c> and the final state <c>[b, h, p, n]</c>.
         /// </summary>
         /// <param name="x">Input <c>[b, l, h, p]</c>.</param>
         /// <param name="dt">Time steps before bias/softplus <c>[b, l, h]</c>.</param>
@@ -47,6 +48,8 @@ namespace Mix.Runtime.Scans
         {
             Check(x, dt, A, B, C, D, z, dtBias, initialState);
             if (Fused.CudaScanKernels.Applies(x, dt, A, B, C, D, z, dtBias, initialState)
+                && Fused.ScanDispatch.Ssd(x.shape[1], Fused.CudaScanKernels.ChunkedFits(x.shape[0], x.shape[2], B.shape[3], x.shape[3]))
+                   != Fused.ScanForward.Reference
                 && Fused.CudaScanKernels.TrySsd(x, dt, A, B, C, D, z, dtBias, dtSoftplus, initialState) is { } fused)
                 return fused;
             return ChunkedScan(x, dt, A, B, C, chunkSize, D, z, dtBias, dtSoftplus, initialState);

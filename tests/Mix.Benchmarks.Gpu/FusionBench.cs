@@ -14,8 +14,10 @@ namespace Mix.Benchmarks.Gpu;
 /// tests/Mix.Generator.Tests/Models/fusion.mix (4 blocks of chan_rmsnorm + gated_dwconv, 128 channels, 56×56,
 /// batch 1/32), float32 and bfloat16. Four settings per case: everything fused; planner regions only (the hand-written
 /// mixer and residual paths unhooked); hand-written paths only (regions off); the reference (fusion off). Each row
-/// reports the host-clock median, the device time (CUDA events) and the region launches of one forward; the relative
-/// error is against the reference. pytorch_models.py --only fusion times timm's models (torch.compile,
+/// reports the host-clock median (synchronised), the device time (CUDA events), the region launches of one forward,
+/// and what one forward dispatches (<see cref="ModelBench.Cost"/>): launches of our kernels, TorchSharp ops (tensors
+/// created, a proxy for libtorch's launches) and the host µs to enqueue it without synchronising; the relative error
+/// is against the reference. pytorch_models.py --only fusion times timm's models (torch.compile,
 /// cudnn.benchmark) and the gated mixer in plain PyTorch.
 /// </summary>
 internal static class FusionBench
@@ -65,15 +67,17 @@ internal static class FusionBench
                     MixDispatch.FusedResidual = hand ? handResidual : null;
                     long before = FusedRegion.FusedRuns;
                     var y = model.call(x);
-                    long launches = FusedRegion.FusedRuns - before;
+                    long regionRuns = FusedRegion.FusedRuns - before;
                     var err = ModelBench.RelErr(y, reference);
-                    ModelBench.Add(name, $"{impl} ({launches} region launches)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", err);
+                    var cost = ModelBench.Cost(() => model.call(x));
+                    ModelBench.Add(name, $"{impl} ({regionRuns} region launches)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", err, cost);
                 }
                 FusedRegion.Enabled = true;
                 MixDispatch.FusedMixer = handMixer;
                 MixDispatch.FusedResidual = handResidual;
                 MixDispatch.FusedEnabled = false;
-                ModelBench.Add(name, "reference (fusion off)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s");
+                var offCost = ModelBench.Cost(() => model.call(x));
+                ModelBench.Add(name, "reference (fusion off)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", cost: offCost);
             }
             catch (Exception e)
             {

@@ -15,7 +15,17 @@ namespace Mix.Benchmarks.Gpu;
 
 /// <summary>One whole-model measurement: throughput in images/s or tokens/s.</summary>
 internal sealed record ModelResult(string Model, string Impl, string Dtype, long Batch, long SeqLen, double MedianMs, double MinMs,
-    int Samples, double Throughput, string Unit, double? RelErr, double GpuMs = double.NaN);
+    int Samples, double Throughput, string Unit, double? RelErr, double GpuMs = double.NaN)
+{
+    /// <summary>What one forward dispatched (the fusion bench): our kernel launches and TorchSharp ops, and the host time to enqueue it.</summary>
+    public ForwardCostRow? Cost { get; init; }
+}
+
+/// <summary>
+/// One forward's dispatch cost: launches of our kernels (kernel runtime), TorchSharp ops (tensors created: a proxy for
+/// libtorch's launches) and the host time to enqueue it without synchronising (median µs), next to the synchronised time.
+/// </summary>
+internal sealed record ForwardCostRow(long Launches, long TorchOps, double HostUs);
 
 /// <summary>Per-part time of one of our models (where the time goes).</summary>
 internal sealed record PartTime(string Model, string Dtype, long Batch, string Part, double MedianMs);
@@ -65,12 +75,42 @@ internal static class ModelBench
         return (samples[samples.Count / 2], samples[0], samples.Count, gpu[gpu.Count / 2]);
     }
 
-    internal static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s, double g) t, double work, string unit, double? err = null)
+    internal static void Add(string model, string impl, ScalarType dt, long batch, long L, (double m, double mn, int s, double g) t, double work, string unit, double? err = null,
+        ForwardCostRow? cost = null)
     {
-        var r = new ModelResult(model, impl, DtypeName(dt), batch, L, t.m, t.mn, t.s, work / (t.m / 1e3), unit, err, t.g);
+        var r = new ModelResult(model, impl, DtypeName(dt), batch, L, t.m, t.mn, t.s, work / (t.m / 1e3), unit, err, t.g) { Cost = cost };
         Results.Add(r);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{model,-16} {impl,-34} {r.Dtype,-9} b{batch,-4} L{L,-5} {t.m,10:F3} ms (min {t.mn:F3}, n={t.s,2}, GPU {t.g:F3})  {r.Throughput,12:F1} {unit}{(err is { } e ? $"  rel.err {e:E1}" : "")}"));
+            $"{model,-16} {impl,-34} {r.Dtype,-9} b{batch,-4} L{L,-5} {t.m,10:F3} ms (min {t.mn:F3}, n={t.s,2}, GPU {t.g:F3})  {r.Throughput,12:F1} {unit}{(err is { } e ? $"  rel.err {e:E1}" : "")}{(cost is { } c ? $"  launches {c.Launches}, torch ops {c.TorchOps}, host {c.HostUs:F0} µs" : "")}"));
+    }
+
+    /// <summary>
+    /// What one call of <paramref name="op"/> dispatches, and the median host time to enqueue it: each sample starts
+    /// after a synchronise and stops when the call returns, before the device has finished (the launch queue is
+    /// far from full within one forward, so the call does not wait for the device unless it reads a value back).
+    /// </summary>
+    internal static ForwardCostRow Cost(Action op, int samples = 15)
+    {
+        void Once()
+        {
+            using var scope = torch.NewDisposeScope();
+            op();
+        }
+        Once();
+        torch.cuda.synchronize();
+        var cost = Mix.Runtime.Cuda.ForwardCost.Measure(Once);
+        var host = new List<double>();
+        var sw = new Stopwatch();
+        for (int i = 0; i < samples; i++)
+        {
+            torch.cuda.synchronize();
+            sw.Restart();
+            Once();
+            host.Add(sw.Elapsed.TotalMilliseconds * 1e3);
+        }
+        torch.cuda.synchronize();
+        host.Sort();
+        return new ForwardCostRow(cost.Launches, cost.TorchOps, host[host.Count / 2]);
     }
 
     internal static string DtypeName(ScalarType dt) => dt == ScalarType.BFloat16 ? "bfloat16" : dt == ScalarType.Float16 ? "float16" : "float32";
@@ -200,6 +240,9 @@ internal static class ModelBench
 
     // ---- Mamba -----------------------------------------------------------------------------------------------
 
+    /// <summary>Skip the prefill rows (<c>--only mamba-decode</c>).</summary>
+    public static bool DecodeOnly { get; set; }
+
     public static void Mamba(bool quick)
     {
         const long vocab = 50280;
@@ -211,7 +254,7 @@ internal static class ModelBench
         long nParams = lm.parameters().Sum(p => p.numel());
         Console.WriteLine($"Mamba LM: {nParams:N0} parameters (tied lm_head), scan kernel {(kernel is null ? "missing" : "installed")}");
 
-        foreach (long L in new long[] { 512, 2048, 8192 })
+        foreach (long L in DecodeOnly ? Array.Empty<long>() : new long[] { 512, 2048, 8192 })
         {
             try
             {
@@ -240,13 +283,16 @@ internal static class ModelBench
 
         // The fused decoding step (FusedMambaStep: four kernels per layer) against the reference step (fusion off: the
         // generated mixer's TorchSharp ops), then batch scaling.
-        foreach (var (fused, batch) in new[] { (false, 1), (true, 1), (true, 4), (true, 16), (true, 64) })
+        // "layer graph": FusedMambaStack replays the 24 layers' fused steps as one CUDA graph per token.
+        foreach (var (fused, graph, batch) in new[] { (false, false, 1), (true, false, 1), (true, true, 1), (true, false, 4), (true, true, 4), (true, true, 16), (true, true, 64) })
         {
-            bool saved = MixDispatch.FusedEnabled;
+            bool saved = MixDispatch.FusedEnabled, savedGraph = FusedMambaStack.Enabled;
             MixDispatch.FusedEnabled = fused;
+            FusedMambaStack.Enabled = graph;
             try
             {
-                Decode(lm, vocab, quick, fused ? "Mix generated, CausalModel cache, fused step" : "Mix generated, CausalModel cache, reference step (fusion off)",
+                Decode(lm, vocab, quick, !fused ? "Mix generated, CausalModel cache, reference step (fusion off)"
+                    : graph ? "Mix generated, CausalModel cache, fused step + layer graph" : "Mix generated, CausalModel cache, fused step (no graph)",
                     ScalarType.Float32, batch);
             }
             catch (Exception e)
@@ -254,7 +300,7 @@ internal static class ModelBench
                 Notes.Add($"Mamba decode b{batch} fused={fused}: failed: {e.GetType().Name}: {e.Message}");
                 Console.Error.WriteLine(Notes[^1]);
             }
-            finally { MixDispatch.FusedEnabled = saved; }
+            finally { MixDispatch.FusedEnabled = saved; FusedMambaStack.Enabled = savedGraph; }
         }
 
         // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and
@@ -263,6 +309,7 @@ internal static class ModelBench
         foreach (var (label, dtype, mode) in new (string, ScalarType, Mix.Runtime.Quantization.WeightQuantMode?)[]
                  {
                      ("bf16", ScalarType.BFloat16, null),
+                     ("bf16, fused step (no graph)", ScalarType.BFloat16, null),
                      ("bf16 batch 16", ScalarType.BFloat16, null),
                      ("int8 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
@@ -278,7 +325,10 @@ internal static class ModelBench
                 if (dtype != ScalarType.Float32) copy.to(dtype);
                 copy.eval();
                 if (mode is { } m) Mix.Runtime.Quantization.Quantizer.Quantize(copy, new Mix.Runtime.Quantization.QuantizationOptions { Mode = m, GroupSize = 128 });
-                Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.EndsWith("batch 16", StringComparison.Ordinal) ? 16 : 1);
+                bool savedGraph = FusedMambaStack.Enabled;
+                FusedMambaStack.Enabled = !label.Contains("no graph", StringComparison.Ordinal);
+                try { Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.EndsWith("batch 16", StringComparison.Ordinal) ? 16 : 1); }
+                finally { FusedMambaStack.Enabled = savedGraph; }
             }
             catch (Exception e)
             {
@@ -313,9 +363,10 @@ internal static class ModelBench
             var tok = lm.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
             for (int t = 0; t < steps; t++) tok = lm.Forward(tok, cache).argmax(-1);
         }
-        long fusedBefore = FusedMambaStep.Steps;
+        long fusedBefore = FusedMambaStep.Steps, replaysBefore = FusedMambaStack.Replays;
         var time = TimeMs(Run, quick ? 1.0 : 3.0, minSamples: 3, maxSamples: 10, warmup: 1);
         long fusedSteps = FusedMambaStep.Steps - fusedBefore;
+        if (impl.Contains("layer graph", StringComparison.Ordinal) && FusedMambaStack.Replays == replaysBefore) impl += " [no graph replay ran]";
         // tokens/s counts every row's token
         Add("Mamba-130m", fusedSteps > 0 ? impl : impl + " [no fused step ran]", dtype, batch, steps, time, steps * batch, "tok/s", stepErr);
     }
@@ -323,11 +374,11 @@ internal static class ModelBench
     public static string Markdown()
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| model | impl | dtype | batch | L | median ms | GPU ms | throughput | rel. err |");
-        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| model | impl | dtype | batch | L | median ms | GPU ms | throughput | rel. err | our launches | torch ops | host µs (no sync) |");
+        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in Results)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Model} | {r.Impl} | {r.Dtype} | {r.Batch} | {r.SeqLen} | {r.MedianMs:F3} | {r.GpuMs:F3} | {r.Throughput:F1} {r.Unit} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} |"));
+                $"| {r.Model} | {r.Impl} | {r.Dtype} | {r.Batch} | {r.SeqLen} | {r.MedianMs:F3} | {r.GpuMs:F3} | {r.Throughput:F1} {r.Unit} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} | {r.Cost?.Launches} | {r.Cost?.TorchOps} | {(r.Cost is { } c ? c.HostUs.ToString("F0", CultureInfo.InvariantCulture) : "")} |"));
         foreach (var n in Notes) sb.AppendLine($"- {n}");
         return sb.ToString();
     }

@@ -14,33 +14,43 @@ namespace Mix.Benchmarks.Gpu;
 
 /// <summary>One quantized-decode measurement.</summary>
 internal sealed record QuantResult(string Bench, string Config, string Impl, long Size, double MedianUs, double MinUs, double Bytes,
-    double GBps, double? RelErr);
+    double GBps, double? RelErr, double GpuUs = double.NaN, double PctOfCopy = double.NaN);
 
 /// <summary>
 /// Quantized decode benchmarks (<c>--quant</c>): attention of one query over a KV cache of 1K–32K tokens per layer
 /// (32 heads × 128, batch 1) with the fused quantized-cache kernel vs SDPA on the fp16 cache, and weight-only int8/int4
-/// linear layers 4096→4096 (+ 4096→11008) at M = 1…128 vs bf16 cuBLAS (torch linear).
+/// linear layers 4096→4096, 4096→11008 and 11008→4096 at M = 1…128 vs bf16 cuBLAS (torch linear): the tensor-core
+/// kernel and the GEMV kernel, device and host times, % of the physical limit.
 /// </summary>
 internal static class QuantBench
 {
     private static readonly List<QuantResult> Results = new();
 
-    public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time)
+    /// <summary>Runs the cases: <paramref name="only"/> <c>linear</c> or <c>kv</c> runs one half (with <c>--quant --only …</c>).</summary>
+    public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu = null,
+        string only = "all")
     {
         QuantizedOps.WarmUp(torch.CUDA);
-        foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
-            Guard(() => Kv(ctx, time));
-        foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L) })
-            Guard(() => Linear(k, n, time));
+        foreach (var dt in new[] { ScalarType.BFloat16 })
+            foreach (var (kernel, regs, local) in QuantizedGemm.KernelResources(torch.CUDA, dt))
+                Console.WriteLine($"  kernel {kernel,-20} {dt,-9} {regs,3} registers, {local} local bytes per thread");
+        if (timeGpu is not null) Guard(() => Copy(timeGpu));
+        if (only != "linear")
+            foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
+                Guard(() => Kv(ctx, time));
+        if (only != "kv")
+            foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
+                Guard(() => Linear(k, n, time, timeGpu));
         var json = JsonSerializer.Serialize(Results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
         File.WriteAllText(Path.Combine(outDir, "quant.json"), json);
         var sb = new StringBuilder();
-        sb.AppendLine("| bench | config | impl | size | median µs | GB/s | rel. err |");
-        sb.AppendLine("|---|---|---|---:|---:|---:|---:|");
+        sb.AppendLine("| bench | config | impl | size | median µs (host) | device µs | GB/s | rel. err |");
+        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|");
         foreach (var r in Results)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Bench} | {r.Config} | {r.Impl} | {r.Size} | {r.MedianUs:F1} | {r.GBps:F0} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} |"));
+                $"| {r.Bench} | {r.Config} | {r.Impl} | {r.Size} | {r.MedianUs:F1} | {r.GpuUs:F1} | {r.GBps:F0} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} |"));
+        if (LinearRows.Count > 0) sb.AppendLine().AppendLine(LinearTable());
         File.WriteAllText(Path.Combine(outDir, "quant.md"), sb.ToString());
         Console.WriteLine(sb.ToString());
     }
@@ -65,58 +75,34 @@ internal static class QuantBench
         return (x - y).norm().item<double>() / Math.Max(y.norm().item<double>(), 1e-300);
     }
 
-    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int)> time)
+    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int)> time) => KvAttentionBench.Run(ctx, time, Add, Results.Add);
+
+    /// <summary>One weight-only linear row: device times (µs) of every implementation at one M.</summary>
+    private sealed record LinearRow(string Shape, long M, double CublasUs, double Int8MmaUs, double Int8GemvUs, double Int4MmaUs,
+        double Int4GemvUs, double Int8Bytes, double Int4Bytes);
+
+    private static readonly List<LinearRow> LinearRows = new();
+
+    /// <summary>Device-to-device copy bandwidth (GB/s, read + write), measured once in this process.</summary>
+    private static double _copyGBps = double.NaN;
+
+    private static void Copy(Func<Func<Tensor?>, (double, double, int, double)> time)
     {
-        using var scope = torch.NewDisposeScope();
-        long B = 1, H = 32, D = 128;
-        var dt = ScalarType.Float16;
-        double scale = 1.0 / Math.Sqrt(D);
-        torch.manual_seed(ctx);
-        var k = torch.randn(B, H, ctx, D, device: torch.CUDA).to_type(dt);
-        var v = torch.randn(B, H, ctx, D, device: torch.CUDA).to_type(dt);
-        var q = torch.randn(B, H, 1, D, device: torch.CUDA).to_type(dt);
-        var all = torch.ones(new[] { B, 1, 1, (long)ctx }, ScalarType.Bool, torch.CUDA);
-        string cfg = $"B1 H32 D128 n1 fp16";
-        var sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v);
-        Add("kv decode", cfg, "fp16 cache: torch SDPA", ctx, time(() => torch.nn.functional.scaled_dot_product_attention(q, k, v)),
-            2.0 * k.numel() * 2, null);
-        Add("kv decode", cfg, "fp16 cache: eager matmul+softmax", ctx, time(() => CachedAttention.Attend(q, k, v, all, scale)), 2.0 * k.numel() * 2, null);
-        foreach (var mode in new[] { KvQuantMode.Kivi4, KvQuantMode.Kivi2, KvQuantMode.VidKv })
-        {
-            var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = mode } };
-            using var slot = new QuantizedKvCacheSlot(0, B, H, D, opts, dt, torch.CUDA);
-            for (long s = 0; s < ctx; s += 4096)
-            {
-                long n = Math.Min(4096, ctx - s);
-                slot.Prefill(k.narrow(2, s, n), v.narrow(2, s, n));
-            }
-            double bytes = slot.AllocatedBytes;
-            var fused = slot.TryFusedAttention(q, all, scale) ?? throw new InvalidOperationException("fused KV attention returned null");
-            var (dk, dv) = slot.DequantizedKeysValues();
-            var refOut = CachedAttention.Attend(q.to_type(ScalarType.Float32), dk.to_type(ScalarType.Float32), dv.to_type(ScalarType.Float32), all, scale);
-            dk.Dispose(); dv.Dispose();
-            double errRef = Err(fused, refOut);
-            double errFp16 = Err(fused, sdpa);
-            Add("kv decode", cfg, $"{mode}: fused kernel", ctx, time(() => slot.TryFusedAttention(q, all, scale)), bytes, errRef);
-            Console.WriteLine($"   {mode} rel. err vs the fp16 (unquantized) SDPA: {errFp16:E2}");
-            Results.Add(new QuantResult("kv decode", cfg, $"{mode}: quantization error vs fp16 SDPA", ctx, double.NaN, double.NaN, 0, double.NaN, errFp16));
-            Add("kv decode", cfg, $"{mode}: reference (dequantize + attend)", ctx, time(() =>
-            {
-                var (a, b) = slot.DequantizedKeysValues();
-                return CachedAttention.Attend(q, a, b, all, scale);
-            }), bytes, null);
-        }
-        // one full decode step through the slot (append 1 token + fused attention), cache grows by < 1 %
-        {
-            var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi2 } };
-            using var slot = new QuantizedKvCacheSlot(0, B, H, D, opts, dt, torch.CUDA);
-            for (long s = 0; s < ctx; s += 4096) slot.Prefill(k.narrow(2, s, Math.Min(4096, ctx - s)), v.narrow(2, s, Math.Min(4096, ctx - s)));
-            var k1 = torch.randn(B, H, 1, D, device: torch.CUDA).to_type(dt);
-            Add("kv decode", cfg, "Kivi2: slot.Attend step (append + mask + fused)", ctx, time(() => slot.Attend(q, k1, k1, null, scale)), slot.AllocatedBytes, null);
-        }
+        long n = 128L << 20;
+        using var a = torch.randn(n, device: torch.CUDA);
+        using var b = torch.empty(n, device: torch.CUDA);
+        var (_, _, _, g) = time(() => { b.copy_(a); return null; });
+        _copyGBps = 2.0 * n * 4 / g / 1e3;
+        Console.WriteLine($"device-to-device copy: {_copyGBps:F0} GB/s (read + write)");
     }
 
-    private static void Linear(long K, long N, Func<Func<Tensor?>, (double, double, int)> time)
+    /// <summary>
+    /// Weight-only linear K→N at M = 1…128 rows of bf16 activations: bf16 cuBLAS, the tensor-core kernel
+    /// (<see cref="QuantizedGemm"/>, M ≤ 64) and the GEMV kernel it replaces, int8 and int4 g128, device time (CUDA
+    /// events) and host time in the same process; % of the physical limit = weight bytes (codes, scales, zeros) over
+    /// the device time, against the measured copy bandwidth.
+    /// </summary>
+    private static void Linear(long K, long N, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu)
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(K + N);
@@ -127,19 +113,67 @@ internal static class QuantBench
         i8.to(torch.CUDA);
         i4.to(torch.CUDA);
         string cfg = $"{K}→{N} bf16 act";
+        (double m, double mn, int s, double g) T(Func<Tensor?> f)
+        {
+            if (timeGpu is not null) return timeGpu(f);
+            var (m, mn, s) = time(f);
+            return (m, mn, s, double.NaN);
+        }
+        void AddT(string impl, long M, (double m, double mn, int s, double g) t, double bytes, double? err)
+        {
+            Results.Add(new QuantResult("linear", cfg, impl, M, t.m, t.mn, bytes, bytes / t.m / 1e3, err, t.g,
+                100 * bytes / t.g / 1e3 / _copyGBps));
+            Console.WriteLine($"linear     {cfg,-24} {impl,-40} {M,6} {t.g,9:F1} us GPU {t.m,9:F1} us host {bytes / t.g / 1e3,7:F0} GB/s {100 * bytes / t.g / 1e3 / _copyGBps,5:F1}% copy {(err is { } e ? e.ToString("E1") : "")}");
+        }
         foreach (var M in new[] { 1, 2, 4, 8, 16, 32, 64, 128 })
         {
             var x = torch.randn(M, K, device: torch.CUDA).to_type(ScalarType.BFloat16);
-            Add("linear", cfg, "bf16 cuBLAS (torch linear)", M, time(() => torch.nn.functional.linear(x, wbf)), 2.0 * K * N + 2.0 * M * (K + N), null);
+            var cub = T(() => torch.nn.functional.linear(x, wbf));
+            AddT("bf16 cuBLAS (torch linear)", M, cub, 2.0 * K * N + 2.0 * M * (K + N), null);
+            var times = new Dictionary<string, double>();
             foreach (var (name, q) in new[] { ("int8", i8), ("int4 g128", i4) })
             {
+                double bytes = q.WeightBytes + 2.0 * M * (K + N);
                 Tensor? F() => QuantizedOps.Linear(x, q.Mode, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, maxRows: 1 << 20);
-                var f = F() ?? throw new InvalidOperationException("fused linear returned null");
-                double err = Err(f, q.ReferenceForward(x));
-                Add("linear", cfg, $"{name}: fused kernel", M, time(F), q.WeightBytes + 2.0 * M * (K + N), err);
-                if (M == 1 || M == 16 || M == 128)
-                    Add("linear", cfg, $"{name}: reference (dequantize + fp32 matmul)", M, time(() => q.ReferenceForward(x)), q.WeightBytes + 2.0 * M * (K + N), null);
+                if (M <= QuantizedGemm.MaxRows)
+                {
+                    QuantizedGemm.Enabled = true;
+                    var f = F() ?? throw new InvalidOperationException("quantized linear returned null");
+                    var t = T(F);
+                    times[name + " mma"] = t.g;
+                    AddT($"{name}: tensor-core kernel", M, t, bytes, Err(f, q.ReferenceForward(x)));
+                }
+                QuantizedGemm.Enabled = false;
+                try
+                {
+                    var f = F() ?? throw new InvalidOperationException("fused linear returned null");
+                    var t = T(F);
+                    times[name + " gemv"] = t.g;
+                    AddT($"{name}: GEMV kernel", M, t, bytes, Err(f, q.ReferenceForward(x)));
+                    if (M == 1 || M == 16 || M == 128)
+                        AddT($"{name}: reference (dequantize + fp32 matmul)", M, T(() => q.ReferenceForward(x)), bytes, null);
+                }
+                finally
+                {
+                    QuantizedGemm.Enabled = true;
+                }
             }
+            LinearRows.Add(new LinearRow($"{K}→{N}", M, cub.g, times.GetValueOrDefault("int8 mma", double.NaN), times["int8 gemv"],
+                times.GetValueOrDefault("int4 g128 mma", double.NaN), times["int4 g128 gemv"], i8.WeightBytes, i4.WeightBytes));
         }
+    }
+
+    /// <summary>The linear rows as one table: device µs, speed-up of the tensor-core kernel over cuBLAS, % of the physical limit.</summary>
+    private static string LinearTable()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"Device time (CUDA events), µs; copy {_copyGBps:F0} GB/s. × = cuBLAS time / kernel time; % limit = weight bytes / time / copy bandwidth."));
+        sb.AppendLine();
+        sb.AppendLine("| shape | M | bf16 cuBLAS | int8 mma | int8 GEMV | int4 mma | int4 GEMV | int8 × cuBLAS | int4 × cuBLAS | int8 % limit | int4 % limit |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in LinearRows)
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Shape} | {r.M} | {r.CublasUs:F1} | {r.Int8MmaUs:F1} | {r.Int8GemvUs:F1} | {r.Int4MmaUs:F1} | {r.Int4GemvUs:F1} | {r.CublasUs / r.Int8MmaUs:F2} | {r.CublasUs / r.Int4MmaUs:F2} | {100 * r.Int8Bytes / r.Int8MmaUs / 1e3 / _copyGBps:F0} | {100 * r.Int4Bytes / r.Int4MmaUs / 1e3 / _copyGBps:F0} |"));
+        return sb.ToString();
     }
 }

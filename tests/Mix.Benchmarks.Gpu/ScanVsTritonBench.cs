@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using Mix.Runtime.Scans;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,7 +14,9 @@ namespace Mix.Benchmarks.Gpu;
 /// <c>--only scans-vs-triton</c>: the fused <c>ssd_scan</c> and <c>gla_scan</c> (forward and decode step) and the zoo's
 /// mamba2_lm and gla_lm at the shapes <c>triton_scans.py</c> gives the official Triton kernels and layers, each against
 /// the TorchSharp reference path (<see cref="MixDispatch.FusedEnabled"/> off) in the same process; rows in that
-/// script's JSON layout (<c>scans_vs_triton_torchsharp.json</c>), so the two files compare row by row.
+/// script's JSON layout (<c>scans_vs_triton_torchsharp.json</c>), so the two files compare row by row. A scan row's
+/// impl names the path <see cref="ScanDispatch"/> took (chunked, recurrent, or the reference where no kernel is faster),
+/// and <c>chunk_size</c> is the chunked kernels' chunk (null for the recurrent kernel and the reference).
 /// </summary>
 internal static class ScanVsTritonBench
 {
@@ -22,7 +25,7 @@ internal static class ScanVsTritonBench
     private const long GlaHeads = 6, GlaKeys = 64, GlaValues = 128;                     // d_model 768, 6 heads
 
     private sealed record Row(string Op, string Impl, string Dtype, long Batch, long SeqLen, string Shape, double MedianMs,
-        double MinMs, int Samples, double GpuMs, double TokensPerS, double? RelErrVsReference);
+        double MinMs, int Samples, double GpuMs, double TokensPerS, double? RelErrVsReference, int? ChunkSize);
 
     private static readonly List<Row> Rows = new();
 
@@ -35,6 +38,11 @@ internal static class ScanVsTritonBench
                     Guard(() => Ssd(time, dt, b, L));
                     Guard(() => Gla(time, dt, b, L));
                 }
+        foreach (long L in new long[] { 64, 128, 256, 512, 1024 })
+        {
+            Guard(() => SsdCrossover(time, L));
+            Guard(() => GlaCrossover(time, L));
+        }
         foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
             foreach (long b in new long[] { 1, 4 })
             {
@@ -62,7 +70,7 @@ internal static class ScanVsTritonBench
 
     /// <summary>Times <paramref name="f"/> with fusion on (fused) and off (reference), and records both rows.</summary>
     private static void Pair(Func<Func<Tensor?>, (double, double, int, double)> time, string op, string fusedImpl, ScalarType dt,
-        long b, long L, string shape, long tokens, Func<Tensor> f)
+        long b, long L, string shape, long tokens, Func<Tensor> f, int? chunk = null)
     {
         double err;
         using (var scope = torch.NewDisposeScope())
@@ -73,23 +81,24 @@ internal static class ScanVsTritonBench
             finally { MixDispatch.FusedEnabled = true; }
         }
         var (fm, fmin, fs, fg) = time(() => f());
-        Add(op, fusedImpl, dt, b, L, shape, fm, fmin, fs, fg, tokens, err);
+        Add(op, fusedImpl, dt, b, L, shape, fm, fmin, fs, fg, tokens, err, chunk);
         MixDispatch.FusedEnabled = false;
         try
         {
             var (rm, rmin, rs, rg) = time(() => f());
-            Add(op, "torchsharp reference (fusion off)", dt, b, L, shape, rm, rmin, rs, rg, tokens, null);
+            Add(op, "torchsharp reference (fusion off)", dt, b, L, shape, rm, rmin, rs, rg, tokens, null, null);
         }
         finally { MixDispatch.FusedEnabled = true; }
     }
 
     private static void Add(string op, string impl, ScalarType dt, long b, long L, string shape, double medUs, double minUs, int n,
-        double gpuUs, long tokens, double? err)
+        double gpuUs, long tokens, double? err, int? chunk)
     {
         string d = dt == ScalarType.BFloat16 ? "bfloat16" : "float32";
-        var row = new Row(op, impl, d, b, L, shape, medUs / 1e3, minUs / 1e3, n, gpuUs / 1e3, tokens / (medUs / 1e6), err);
+        var row = new Row(op, impl, d, b, L, shape, medUs / 1e3, minUs / 1e3, n, gpuUs / 1e3, tokens / (medUs / 1e6), err, chunk);
         Rows.Add(row);
-        Console.WriteLine($"{op,-10} {impl,-36} {d,-9} b{b,-2} L{L,-6} {(L == 1 ? $"{medUs,10:F1} us" : $"{medUs / 1e3,10:F3} ms")} " +
+        Console.WriteLine($"{op,-10} {impl,-44} {d,-9} b{b,-2} L{L,-6} {(chunk is { } c ? $"C{c}" : "-"),-4} " +
+                          $"{(L == 1 ? $"{medUs,10:F1} us" : $"{medUs / 1e3,10:F3} ms")} " +
                           $"(GPU {gpuUs / 1e3:F3} ms, n={n,2}) {row.TokensPerS,14:F0} tok/s" + (err is { } e ? $"  rel err vs reference {e:g3}" : ""));
     }
 
@@ -114,9 +123,10 @@ internal static class ScanVsTritonBench
         var C = torch.randn(b, L, g, n, device: torch.CUDA).to_type(dt);
         var D = torch.randn(h, device: torch.CUDA);
         var bias = torch.randn(h, device: torch.CUDA) * 0.1 - 2;
-        // SsdScan.Scan: the fused kernel with fusion on, the chunked reference (chunk 64) with it off
-        Pair(time, "ssd_scan", "mix fused ssd_scan", dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", b * L,
-            () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y);
+        // SsdScan.Scan: the path ScanDispatch picks with fusion on, the chunked reference (chunk 64) with it off
+        var path = ScanDispatch.Ssd(L, CudaScanKernels.ChunkedFits(b, h, n, p));
+        Pair(time, "ssd_scan", Label("ssd_scan", path), dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", b * L,
+            () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y, Chunk(path));
     }
 
     private static void Gla(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b, long L)
@@ -128,8 +138,70 @@ internal static class ScanVsTritonBench
         var k = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
         var v = torch.randn(b, L, h, V, device: torch.CUDA).to_type(dt);
         var g = (torch.nn.functional.logsigmoid(torch.randn(b, L, h, K, device: torch.CUDA)) / 16).to_type(dt);
-        Pair(time, "gla_scan", "mix fused gla_scan", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", b * L,
-            () => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o);
+        var path = ScanDispatch.Gla(L, CudaScanKernels.ChunkedFits(b, h, K, V));
+        Pair(time, "gla_scan", Label("gla_scan", path), dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", b * L,
+            () => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o, Chunk(path));
+    }
+
+    private static string Label(string op, ScanForward path) => path switch
+    {
+        ScanForward.Chunked => $"mix fused {op} (chunked)",
+        ScanForward.Recurrent => $"mix fused {op} (recurrent)",
+        _ => $"mix {op}: reference (no faster kernel)",
+    };
+
+    private static int? Chunk(ScanForward path) => path == ScanForward.Chunked ? CudaScanKernels.ChunkSize : null;
+
+    // Short inputs, bf16 batch 1, both fused kernels forced (ops ssd_short / gla_short): where the chunked kernels
+    // overtake the recurrent one (ScanDispatch.ChunkedMinLength) and, for SSD, where the reference overtakes the
+    // recurrent kernel (ScanDispatch.SsdRecurrentMaxLength). rel_err_vs_reference: chunked against recurrent.
+    private static void SsdCrossover(Func<Func<Tensor?>, (double, double, int, double)> time, long L)
+    {
+        using var scope = torch.NewDisposeScope();
+        var dt = ScalarType.BFloat16;
+        long b = 1, h = SsdHeads, p = SsdHeadDim, g = SsdGroups, n = SsdState;
+        torch.manual_seed(0);
+        var x = torch.randn(b, L, h, p, device: torch.CUDA).to_type(dt);
+        var z = torch.randn(b, L, h, p, device: torch.CUDA).to_type(dt);
+        var dtv = torch.randn(b, L, h, device: torch.CUDA).to_type(dt);
+        var A = -torch.rand(h, device: torch.CUDA) * 4 - 0.5;
+        var B = torch.randn(b, L, g, n, device: torch.CUDA).to_type(dt);
+        var C = torch.randn(b, L, g, n, device: torch.CUDA).to_type(dt);
+        var D = torch.randn(h, device: torch.CUDA);
+        var bias = torch.randn(h, device: torch.CUDA) * 0.1 - 2;
+        Tensor Run(bool chunked) => CudaScanKernels.TrySsd(x, dtv, A, B, C, D, z, bias, true, null, chunked)?.y
+            ?? throw new InvalidOperationException("the fused ssd_scan kernels declined");
+        Short(time, "ssd_short", dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", Run,
+            () => SsdScan.ChunkedScan(x, dtv, A, B, C, 64, D, z, bias, true).y);
+    }
+
+    private static void GlaCrossover(Func<Func<Tensor?>, (double, double, int, double)> time, long L)
+    {
+        using var scope = torch.NewDisposeScope();
+        var dt = ScalarType.BFloat16;
+        long b = 1, h = GlaHeads, K = GlaKeys, V = GlaValues;
+        torch.manual_seed(0);
+        var q = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
+        var k = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
+        var v = torch.randn(b, L, h, V, device: torch.CUDA).to_type(dt);
+        var g = (torch.nn.functional.logsigmoid(torch.randn(b, L, h, K, device: torch.CUDA)) / 16).to_type(dt);
+        double scale = 1.0 / Math.Sqrt(K);
+        Tensor Run(bool chunked) => CudaScanKernels.TryGla(q, k, v, g, scale, null, chunked)?.o
+            ?? throw new InvalidOperationException("the fused gla_scan kernels declined");
+        Short(time, "gla_short", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", Run, () => GlaScan.ChunkedScan(q, k, v, g, scale, 64, null).o);
+    }
+
+    private static void Short(Func<Func<Tensor?>, (double, double, int, double)> time, string op, ScalarType dt, long b, long L,
+        string shape, Func<bool, Tensor> run, Func<Tensor> reference)
+    {
+        double err;
+        using (var scope = torch.NewDisposeScope()) err = RelErr(run(true), run(false));
+        var (cm, cmin, cs, cg) = time(() => run(true));
+        Add(op, $"mix fused {op[..3]}_scan (chunked, forced)", dt, b, L, shape, cm, cmin, cs, cg, b * L, err, CudaScanKernels.ChunkSize);
+        var (rm, rmin, rs, rg) = time(() => run(false));
+        Add(op, $"mix fused {op[..3]}_scan (recurrent, forced)", dt, b, L, shape, rm, rmin, rs, rg, b * L, null, null);
+        var (fm, fmin, fs, fg) = time(() => reference());
+        Add(op, "torchsharp reference", dt, b, L, shape, fm, fmin, fs, fg, b * L, null, null);
     }
 
     private static void SsdStep(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b)
@@ -146,7 +218,7 @@ internal static class ScanVsTritonBench
         var C = torch.randn(b, g, n, device: torch.CUDA).to_type(dt);
         var D = torch.randn(h, device: torch.CUDA);
         var bias = torch.randn(h, device: torch.CUDA) * 0.1 - 2;
-        Pair(time, "ssd_step", "mix fused ssd_scan step", dt, b, 1, $"b{b} h{h} p{p} g{g} n{n}", b,
+        Pair(time, "ssd_step", "mix fused ssd_scan step (recurrent)", dt, b, 1, $"b{b} h{h} p{p} g{g} n{n}", b,
             () => SsdScan.Step(state, x, dtv, A, B, C, D, z, bias, true).y);
     }
 
@@ -160,7 +232,7 @@ internal static class ScanVsTritonBench
         var k = torch.randn(b, h, K, device: torch.CUDA).to_type(dt);
         var v = torch.randn(b, h, V, device: torch.CUDA).to_type(dt);
         var g = (torch.nn.functional.logsigmoid(torch.randn(b, h, K, device: torch.CUDA)) / 16).to_type(dt);
-        Pair(time, "gla_step", "mix fused gla_scan step", dt, b, 1, $"b{b} h{h} K{K} V{V}", b,
+        Pair(time, "gla_step", "mix fused gla_scan step (recurrent)", dt, b, 1, $"b{b} h{h} K{K} V{V}", b,
             () => GlaScan.Step(S, q, k, v, g, 1.0 / Math.Sqrt(K)).o);
     }
 

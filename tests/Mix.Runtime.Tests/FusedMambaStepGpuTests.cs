@@ -45,7 +45,7 @@ public class FusedMambaStepGpuTests
         var ids = torch.randint(0, 97, new long[] { batch, prompt + steps }, dtype: ScalarType.Int64, device: Gpu.Device);
         var full = model.call(ids);
 
-        long before = FusedMambaStep.Steps;
+        long before = FusedMambaStep.Steps, replays = FusedMambaStack.Replays;
         using var cache = lm.CreateCache(batch);
         var logits = lm.Forward(ids.narrow(1, 0, prompt), cache);
         Assert.InRange(Gpu.RelErr(logits, full.narrow(1, 0, prompt)), 0, Gpu.Tol(io, 1e-5, 3e-2, 3e-2));
@@ -58,5 +58,83 @@ public class FusedMambaStepGpuTests
         }
         // every layer of every step took the fused kernels (not a silent fallback to the reference)
         Assert.True(FusedMambaStep.Steps - before >= 3 * steps, $"{FusedMambaStep.Steps - before} fused steps for {3 * steps} layer steps; last decline: {FusedMambaStep.LastDecline}");
+        // the first step watched the layers, the others replayed them as one graph
+        Assert.True(FusedMambaStack.Replays - replays >= steps - 1, $"{FusedMambaStack.Replays - replays} graph replays for {steps - 1} steps");
+    }
+
+    /// <summary>
+    /// The layers replayed as one CUDA graph per token (<see cref="FusedMambaStack"/>) give the same logits as the same
+    /// fused kernels launched layer by layer (the graph runs those kernels on the same buffers: equal to rounding, 1e-6),
+    /// over a greedy decode of twelve tokens with two caches taking turns (each keeps its own graphs, whose state
+    /// buffers alternate every step), and a cache reset in the middle.
+    /// </summary>
+    [Theory]
+    [InlineData("f32", 1)]
+    [InlineData("f32", 4)]
+    [InlineData("bf16", 2)]
+    public void LayerGraphReplayEqualsLayerByLayer(string dtype, int batch)
+    {
+        Gpu.Require();
+        var io = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(31 + batch);
+        using var model = new Mamba130m(new Mamba130m.Options { VocabSize = 101, DModel = 64, NLayer = 5 });
+        foreach (var (name, p) in model.named_parameters())
+            if (name.EndsWith(".D", StringComparison.Ordinal) || name.EndsWith("A_log", StringComparison.Ordinal))
+                p.copy_(torch.randn_like(p) * 0.5);
+        model.to(Gpu.Device);
+        if (io != ScalarType.Float32) model.to(io);
+        model.eval();
+        var lm = new CausalModel(model, 101);
+        var prompts = new[]
+        {
+            torch.randint(0, 101, new long[] { batch, 6 }, dtype: ScalarType.Int64, device: Gpu.Device),
+            torch.randint(0, 101, new long[] { batch, 3 }, dtype: ScalarType.Int64, device: Gpu.Device),
+        };
+
+        Tensor[][] Decode(bool graph)
+        {
+            bool saved = FusedMambaStack.Enabled;
+            FusedMambaStack.Enabled = graph;
+            try
+            {
+                using var a = lm.CreateCache(batch);
+                using var b = lm.CreateCache(batch);
+                var caches = new[] { a, b };
+                var toks = new Tensor[2];
+                var outs = new Tensor[2][];
+                for (int c = 0; c < 2; c++)
+                {
+                    toks[c] = lm.Forward(prompts[c], caches[c]).narrow(1, prompts[c].shape[1] - 1, 1).argmax(-1);
+                    outs[c] = new Tensor[12];
+                }
+                for (int t = 0; t < 12; t++)
+                {
+                    if (t == 7)
+                    {
+                        // a reset keeps the slots' buffers: the graphs stay valid and must see the zeroed states
+                        caches[1].Reset();
+                        toks[1] = lm.Forward(prompts[1], caches[1]).narrow(1, prompts[1].shape[1] - 1, 1).argmax(-1);
+                    }
+                    for (int c = 0; c < 2; c++)
+                    {
+                        var logits = lm.Forward(toks[c], caches[c]);
+                        outs[c][t] = logits.clone();
+                        toks[c] = logits.argmax(-1);
+                    }
+                }
+                return outs;
+            }
+            finally { FusedMambaStack.Enabled = saved; }
+        }
+
+        var layerByLayer = Decode(graph: false);
+        long replays = FusedMambaStack.Replays;
+        var replayed = Decode(graph: true);
+        Assert.True(FusedMambaStack.Replays - replays >= 2 * 10, $"{FusedMambaStack.Replays - replays} graph replays for 24 steps");
+        for (int c = 0; c < 2; c++)
+            for (int t = 0; t < 12; t++)
+                Assert.InRange(Gpu.RelErr(replayed[c][t], layerByLayer[c][t]), 0, 1e-6);
     }
 }

@@ -12,7 +12,7 @@ namespace Mix.Runtime.Tests;
 /// <summary>
 /// Generated fused regions on the GPU. The launch skeleton with region sources written like the generator's
 /// (pointwise with broadcasting, strided and odd-sized inputs, the vector path; rows with reductions, softmax and a
-/// dropped axis) against TorchSharp, and every model the zoo registry lists (<see cref="ZooGpuCases"/>: small
+/// dropped axis, in the mapping the host picks and in each row mapping forced) against TorchSharp, and every model the zoo registry lists (<see cref="ZooGpuCases"/>: small
 /// configurations, odd sizes, batch 1, float32 and bfloat16) compared twice: the planner's regions on against off
 /// (everything else fused in both), and everything fused against <c>MixDispatch.FusedEnabled = false</c> (the
 /// reference path). Tolerances (relative L2 over the output): float32 1e-5, with TF32 turned off for cuDNN and cuBLAS
@@ -129,6 +129,10 @@ __device__ __forceinline__ float mix_eval_reduced(const float* __restrict__ s, c
     [InlineData("f32", new long[] { 3, 7, 5, 9 }, 1)]       // channels of NCHW (odd sizes)
     [InlineData("f32", new long[] { 1, 13, 300 }, -1)]      // long rows: several warps
     [InlineData("bf16", new long[] { 2, 5, 64 }, -1)]
+    [InlineData("bf16", new long[] { 2, 24, 7, 9 }, 1)]     // channels of NCHW, half type
+    [InlineData("f16", new long[] { 3, 2052 }, -1)]         // a block per row, vector reads of a half type
+    [InlineData("f32", new long[] { 2, 3, 1100 }, -1)]      // a block per row, vector reads
+    [InlineData("f32", new long[] { 2, 9, 2 }, 1)]          // a middle axis, few rows
     public void Row_region_matches_torch(string dtype, long[] shape, int axis)
     {
         Gpu.Require();
@@ -139,19 +143,39 @@ __device__ __forceinline__ float mix_eval_reduced(const float* __restrict__ s, c
         int ax = axis < 0 ? axis + shape.Length : axis;
         wshape[ax] = shape[ax];
         var w = Rand(dt, wshape);
-        var rms = FusedRegionKernel.Row("test.rms", 2, 1, axis, false, new[] { 0b01 }, RmsSource).Bind(1e-6).TryRun(x, w);
-        Assert.NotNull(rms);
         var xf = x.to_type(ScalarType.Float32);
-        var expected = (xf * (xf * xf).mean(new long[] { axis }, keepdim: true).add(1e-6).rsqrt() * w.to_type(ScalarType.Float32)).to_type(dt);
-        Assert.True(Gpu.RelErr(rms!, expected) <= Tol(dt), $"rms {Gpu.RelErr(rms!, expected)}");
+        // the mapping the host picks, then every mapping forced (each computes every row region)
+        var mappings = new (FusedRegionKernel.RowMapping? Mapping, int? Split)[]
+        {
+            (null, null), (FusedRegionKernel.RowMapping.Warp, null), (FusedRegionKernel.RowMapping.Block, null),
+            (FusedRegionKernel.RowMapping.Cols, 1), (FusedRegionKernel.RowMapping.Cols, 4),
+        };
+        foreach (var (mapping, split) in mappings)
+        {
+            FusedRegionKernel.ForceRowMapping = mapping;
+            FusedRegionKernel.ForceSplit = split;
+            try
+            {
+                string what = $"{mapping?.ToString() ?? "chosen"}/{split}";
+                var rms = FusedRegionKernel.Row("test.rms", 2, 1, axis, false, new[] { 0b01 }, RmsSource).Bind(1e-6).TryRun(x, w);
+                Assert.NotNull(rms);
+                var expected = (xf * (xf * xf).mean(new long[] { axis }, keepdim: true).add(1e-6).rsqrt() * w.to_type(ScalarType.Float32)).to_type(dt);
+                Assert.True(Gpu.RelErr(rms!, expected) <= Tol(dt), $"rms {what}: {Gpu.RelErr(rms!, expected)}");
 
-        var soft = FusedRegionKernel.Row("test.softmax", 1, 0, axis, false, new[] { 0b1, 0b1 }, SoftmaxSource).Bind().TryRun(x);
-        Assert.NotNull(soft);
-        Assert.True(Gpu.RelErr(soft!, torch.softmax(xf, axis).to_type(dt)) <= Tol(dt));
+                var soft = FusedRegionKernel.Row("test.softmax", 1, 0, axis, false, new[] { 0b1, 0b1 }, SoftmaxSource).Bind().TryRun(x);
+                Assert.NotNull(soft);
+                Assert.True(Gpu.RelErr(soft!, torch.softmax(xf, axis).to_type(dt)) <= Tol(dt), $"softmax {what}");
 
-        var sum = FusedRegionKernel.Row("test.sum", 2, 0, axis, true, new[] { 0b11 }, SumSource).Bind().TryRun(x, x);
-        Assert.NotNull(sum);
-        Assert.True(Gpu.RelErr(sum!, (xf * xf).sum(new long[] { axis }).to_type(dt)) <= Tol(dt));
+                var sum = FusedRegionKernel.Row("test.sum", 2, 0, axis, true, new[] { 0b11 }, SumSource).Bind().TryRun(x, x);
+                Assert.NotNull(sum);
+                Assert.True(Gpu.RelErr(sum!, (xf * xf).sum(new long[] { axis }).to_type(dt)) <= Tol(dt), $"sum {what}");
+            }
+            finally
+            {
+                FusedRegionKernel.ForceRowMapping = null;
+                FusedRegionKernel.ForceSplit = null;
+            }
+        }
     }
 
     [Fact]

@@ -11,7 +11,8 @@ namespace Mix.Runtime.Tests;
 /// <summary>
 /// Fused quantized kernels against the reference paths (float64 on the CPU over the same quantized data, inputs rounded
 /// to the I/O dtype first). Linear: relative L2 ≤ 1e-5 (float32), 2e-3 (float16), 1e-2 (bfloat16) — the output
-/// rounding; the only other difference is fp32 summation order. KV attention: relative L2 ≤ 1e-4 (float32),
+/// rounding, plus for half-precision inputs (the tensor-core kernel) the int4 weight and x ⊙ input_scale rounded to
+/// the input dtype once; otherwise only fp32 summation order. KV attention: relative L2 ≤ 1e-4 (float32),
 /// 3e-3 (float16), 2e-2 (bfloat16) against softmax attention over the slot's own dequantized cache.
 /// </summary>
 [Trait("Category", "Gpu")]
@@ -85,6 +86,92 @@ public class QuantizedKernelGpuTests
         var many = QuantizedOps.Linear(big, q.Mode, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, maxRows: 1 << 20);
         Assert.NotNull(many);
         Assert.InRange(Gpu.RelErr(many, q.ReferenceForward(big)), 0, 1e-5);
+    }
+
+    /// <summary>
+    /// The tensor-core kernel (<see cref="QuantizedGemm"/>) against float64 over the same dequantized weight, with the
+    /// plan's own split-K and forced to 1 and 3 splits: relative L2 ≤ 2e-3 (float16), 1e-2 (bfloat16) — output
+    /// rounding plus the int4 weight rounded to the activation dtype once (scale applied in the dtype); int8 weights
+    /// enter the mma exactly. Rows 1…64 (one to four m16 tiles), odd N, K not a multiple of the chunk.
+    /// </summary>
+    [Theory]
+    [InlineData("int4", 128, 1, 4096, 4099, "bf16")]
+    [InlineData("int4", 128, 2, 1024, 33, "f16")]
+    [InlineData("int4", 64, 5, 576, 129, "bf16")]
+    [InlineData("int4", 32, 16, 2080, 257, "f16")]
+    [InlineData("int4", 128, 17, 1152, 65, "bf16")]
+    [InlineData("int4", 256, 33, 2048, 300, "bf16")]
+    [InlineData("int4", 128, 64, 4096, 1027, "f16")]
+    [InlineData("int4", 32, 48, 96, 7, "bf16")]
+    [InlineData("int8", 0, 1, 4096, 4097, "bf16")]
+    [InlineData("int8", 0, 3, 1000, 77, "f16")]
+    [InlineData("int8", 0, 16, 37, 29, "bf16")]
+    [InlineData("int8", 0, 31, 515, 129, "f16")]
+    [InlineData("int8", 0, 64, 2048, 513, "bf16")]
+    public void TensorCoreLinearMatchesReference(string mode, int group, int M, int K, int N, string dtype)
+    {
+        Gpu.Require();
+        Assert.SkipUnless(QuantizedGemm.HasTensorCores(0), "the GPU is older than sm_80");
+        var dt = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(M * 7919 + K * 31 + N);
+        var lin = nn.Linear(K, N, hasBias: N % 2 == 1);
+        var qm = mode == "int8" ? WeightQuantMode.Int8PerChannel : WeightQuantMode.Int4Grouped;
+        var awq = K % 3 == 0 ? torch.rand(K) + 0.5 : null;
+        var q = QuantizedLinear.FromLinear(lin, qm, group == 0 ? 128 : group, awq, keepInputScale: awq is not null);
+        q.to(Gpu.Device);
+        var x = torch.randn(M, K).to_type(dt);
+        var xg = x.to(Gpu.Device);
+        var w = F64Cpu(q.DequantizedWeight());
+        var h = F64Cpu(x);
+        if (q.InputScale is not null) h = h * F64Cpu(q.InputScale);
+        var yRef = torch.matmul(h, w.t());
+        if (q.Bias is not null) yRef = yRef + F64Cpu(q.Bias);
+        double tol = Gpu.Tol(dt, 1e-5, 2e-3, 1e-2);
+        foreach (var splits in new[] { 0, 1, 3 })
+        {
+            var y = QuantizedGemm.TryLinear(xg, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, M, K, N, splits);
+            Assert.NotNull(y);
+            Assert.Equal(dt, y.dtype);
+            Assert.InRange(Gpu.RelErr(y, yRef), 0, tol);
+        }
+        // the public entry and the layer take this path (M ≤ 64, half-precision activations)
+        var viaOps = QuantizedOps.Linear(xg, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale);
+        Assert.NotNull(viaOps);
+        Assert.Equal(0.0, Gpu.RelErr(q.forward(xg), viaOps));
+        Assert.InRange(Gpu.RelErr(viaOps, yRef), 0, tol);
+    }
+
+    [Fact]
+    public void TensorCoreLinearDeclinesWhatItDoesNotTakeAndSeesNewCodesAfterForget()
+    {
+        Gpu.Require();
+        Assert.SkipUnless(QuantizedGemm.HasTensorCores(0), "the GPU is older than sm_80");
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var q = QuantizedLinear.FromLinear(nn.Linear(256, 40), WeightQuantMode.Int4Grouped, 64);
+        q.to(Gpu.Device);
+        var x = torch.randn(new long[] { 4, 256 }, device: Gpu.Device).to_type(ScalarType.BFloat16);
+        Tensor? Try(Tensor input, QuantizedLinear layer) => QuantizedGemm.TryLinear(input, layer.Mode, layer.GroupSize, layer.QWeight,
+            layer.Scales, layer.Zeros, layer.Bias, layer.InputScale, input.numel() / 256, 256, 40);
+        Assert.NotNull(Try(x, q));
+        Assert.Null(Try(x.to_type(ScalarType.Float32), q));                                   // float32 activations: the GEMV kernel
+        Assert.Null(Try(torch.randn(new long[] { 65, 256 }, device: Gpu.Device).to_type(ScalarType.BFloat16), q)); // > 64 rows
+        var g16 = QuantizedLinear.FromLinear(nn.Linear(256, 40), WeightQuantMode.Int4Grouped, 16);
+        g16.to(Gpu.Device);
+        Assert.Null(Try(x, g16));                                                             // group 16
+        var viaGemv = QuantizedOps.Linear(x, g16.Mode, g16.GroupSize, g16.QWeight, g16.Scales, g16.Zeros, g16.Bias, g16.InputScale);
+        Assert.NotNull(viaGemv);
+        // codes changed in place: stale until forgotten, right after
+        var other = QuantizedLinear.FromLinear(nn.Linear(256, 40), WeightQuantMode.Int4Grouped, 64);
+        other.to(Gpu.Device);
+        q.QWeight.copy_(other.QWeight);
+        q.Scales.copy_(other.Scales);
+        q.Zeros!.copy_(other.Zeros!);
+        QuantizedGemm.Forget(q.QWeight);
+        var want = other.ReferenceForward(x);
+        Assert.InRange(Gpu.RelErr(Try(x, q)!, want), 0, 1e-2);
     }
 
     public static TheoryData<string, string, int, int, int, int, int, int> KvCases => new()

@@ -93,6 +93,98 @@ public class ScanKernelGpuTests
         Assert.InRange(Gpu.RelErr(ss, ssRef), 0, 2e-4);
     }
 
+    // The chunked kernels (forced): many chunks carry the state through the state pass, a partial last chunk, and at
+    // Mamba-2-130m's and the GLA LM's shapes. Tolerances (relative L2): float32 outputs and states 1e-4; bfloat16 outputs
+    // 1e-2 (written in bfloat16), states 1e-4 (float32, from the same bf16 inputs as the reference).
+    [Theory]
+    [InlineData("f32", 1, 1000, 24, 64, 1, 128, true)]   // Mamba-2-130m's heads, 16 chunks, the last one partial
+    [InlineData("f32", 2, 333, 6, 24, 2, 64, true)]      // batch 2, groups, D, z, dt_bias + softplus, initial state
+    [InlineData("f32", 1, 4096, 4, 64, 1, 128, false)]   // 64 chunks
+    [InlineData("f32", 1, 100, 2, 70, 1, 130, true)]     // two value tiles, three key tiles
+    [InlineData("bf16", 1, 1000, 8, 64, 2, 128, true)]
+    [InlineData("bf16", 2, 2048, 4, 64, 1, 128, false)]
+    public void ChunkedSsdKernelsMatchTheReference(string dtype, int batch, int L, int heads, int p, int groups, int n, bool full)
+    {
+        Gpu.Require();
+        var io = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(batch * 1000 + L * 10 + n + 1);
+        var x = Rand(io, batch, L, heads, p);
+        var dt = full ? Rand(io, batch, L, heads) : (torch.rand(batch, L, heads, device: Gpu.Device) * 0.2 + 0.01).to_type(io);
+        var A = -torch.rand(heads, device: Gpu.Device) * 2 - 0.1;
+        var B = Rand(io, batch, L, groups, n) * 0.5;
+        var C = Rand(io, batch, L, groups, n) * 0.5;
+        var D = full ? torch.randn(heads, device: Gpu.Device) : null;
+        var z = full ? Rand(io, batch, L, heads, p) : null;
+        var bias = full ? torch.randn(heads, device: Gpu.Device) * 0.1 - 1.0 : null;
+        var h0 = full ? torch.randn(batch, heads, p, n, device: Gpu.Device) : null;
+        var r = CudaScanKernels.TrySsd(x, dt, A, B, C, D, z, bias, full, h0, chunked: true);
+        Assert.NotNull(r);
+        var (y, h) = r.Value;
+        Assert.Equal(io, y.dtype);
+        Assert.Equal(new long[] { batch, heads, p, n }, h.shape);
+        var (yRef, hRef) = SsdScan.ChunkedScan(F64(x)!, F64(dt)!, F64(A)!, F64(B)!, F64(C)!, 64, F64(D), F64(z), F64(bias), full, F64(h0));
+        Assert.InRange(Gpu.RelErr(y, yRef), 0, Gpu.Tol(io, 1e-4, 2e-3, 1e-2));
+        Assert.InRange(Gpu.RelErr(h, hRef), 0, 1e-4);
+        // SsdScan.Scan takes the chunked kernels from one chunk on (the same launches, the same bits)
+        var (yd, hd) = SsdScan.Scan(x, dt, A, B, C, 256, D, z, bias, full, h0);
+        Assert.InRange(Gpu.RelErr(yd, y), 0, 1e-7);
+        Assert.InRange(Gpu.RelErr(hd, h), 0, 1e-7);
+    }
+
+    [Theory]
+    [InlineData("f32", 1, 1000, 6, 64, 128, true)]       // the GLA LM's heads, 16 chunks, the last one partial
+    [InlineData("f32", 2, 333, 3, 100, 48, true)]        // batch 2, keys across four key tiles, V below one value tile
+    [InlineData("f32", 1, 4096, 2, 64, 64, false)]       // 64 chunks
+    [InlineData("bf16", 1, 1000, 6, 64, 128, true)]
+    [InlineData("bf16", 2, 517, 4, 128, 256, false)]
+    public void ChunkedGlaKernelsMatchTheReference(string dtype, int batch, int L, int heads, int K, int V, bool withState)
+    {
+        Gpu.Require();
+        var io = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(batch * 1000 + L * 10 + K + 1);
+        var q = Rand(io, batch, L, heads, K);
+        var k = Rand(io, batch, L, heads, K);
+        var v = Rand(io, batch, L, heads, V);
+        var g = torch.nn.functional.logsigmoid(torch.randn(batch, L, heads, K, device: Gpu.Device) + 3).to_type(io);
+        var s0 = withState ? torch.randn(batch, heads, K, V, device: Gpu.Device) : null;
+        double scale = 1.0 / Math.Sqrt(K);
+        var r = CudaScanKernels.TryGla(q, k, v, g, scale, s0, chunked: true);
+        Assert.NotNull(r);
+        var (o, s) = r.Value;
+        Assert.Equal(io, o.dtype);
+        var (oRef, sRef) = GlaScan.ChunkedScan(F64(q)!, F64(k)!, F64(v)!, F64(g)!, scale, 16, F64(s0));
+        Assert.InRange(Gpu.RelErr(o, oRef), 0, Gpu.Tol(io, 1e-4, 2e-3, 1e-2));
+        Assert.InRange(Gpu.RelErr(s, sRef), 0, 1e-4);
+        var (od, sd) = GlaScan.Scan(q, k, v, g, scale, 64, s0);
+        Assert.InRange(Gpu.RelErr(od, o), 0, 1e-7);
+        Assert.InRange(Gpu.RelErr(sd, s), 0, 1e-7);
+    }
+
+    [Fact]
+    public void ChunkedAndRecurrentKernelsAgreeOnSteepGates()
+    {
+        // gates near −4 per step: decays underflow within a chunk, the chunk's exponents reach −250
+        Gpu.Require();
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(5);
+        var q = torch.randn(1, 200, 2, 64, device: Gpu.Device);
+        var k = torch.randn(1, 200, 2, 64, device: Gpu.Device);
+        var v = torch.randn(1, 200, 2, 64, device: Gpu.Device);
+        var g = torch.nn.functional.logsigmoid(torch.randn(1, 200, 2, 64, device: Gpu.Device) - 4);
+        var chunked = CudaScanKernels.TryGla(q, k, v, g, 0.125, null, chunked: true);
+        var recurrent = CudaScanKernels.TryGla(q, k, v, g, 0.125, null, chunked: false);
+        Assert.NotNull(chunked);
+        Assert.NotNull(recurrent);
+        Assert.True(chunked.Value.o.isfinite().all().item<bool>());
+        Assert.InRange(Gpu.RelErr(chunked.Value.o, recurrent.Value.o), 0, 1e-4);
+        Assert.InRange(Gpu.RelErr(chunked.Value.finalState, recurrent.Value.finalState), 0, 1e-4);
+    }
+
     [Theory]
     [InlineData("f32", 1, 3, 37, 4, true, true, true)]
     [InlineData("f32", 2, 5, 300, 1, false, false, false)]

@@ -1,0 +1,443 @@
+namespace Mix.Runtime.Fused
+{
+    /// <summary>
+    /// CUDA source of the split-K (flash-decoding) attention of a few queries over a KIVI / VidKV quantized KV cache,
+    /// second generation (see docs/quantization.md, "GPU kernels"). Compiled with <see cref="FusedKernelSources.Prelude"/>
+    /// and <c>-DMIX_T</c> (I/O dtype), <c>-DMIX_KV=0|1|2</c> (KIVI 4-bit, KIVI 2-bit, VidKV) and <c>-DKVA_D</c> (head
+    /// dimension, a multiple of 32 up to 256: the per-lane register arrays are sized by it).
+    /// <para>
+    /// Work unit: a chunk of 32 consecutive cache entries (a quantized block of G tokens is G/32 chunks; the fp16/fp32
+    /// tail follows in the same launch). Each warp owns a contiguous range of chunks (one split) of one (batch, head)
+    /// and keeps an online softmax in float32 (log2 domain); <c>kva_combine</c> merges the splits.
+    /// </para>
+    /// <para>
+    /// Scores, lanes over channels: lane l owns key channels d = j·32 + l and loads the codes of its channels for all
+    /// 32 tokens of the chunk at once (G·bits/8 bytes per channel are contiguous: a 16-byte load per channel for KIVI-4,
+    /// 8 for KIVI-2, 4 for VidKV), forms 32 partial dot products and a transposing butterfly (31 shuffles) leaves lane t
+    /// with the full score of token t. Per block the query is folded once with the key scales (q·s·2^bits per channel
+    /// and the constant Σ q·min), codes become floats without a conversion instruction (a code c of b bits ORed into the
+    /// mantissa of 1.0 reads as 1 + c/2^b; the 1 is folded into the constant).
+    /// </para>
+    /// <para>
+    /// Values, lanes over channels too: 16 contiguous channels of one token per lane (one 4-byte load for KIVI-2 and
+    /// VidKV's trit bytes, 8 bytes for KIVI-4), D/16 lanes per token, 32·16/D tokens per pass; the per-token scale and
+    /// minimum are folded with the probability (p·s·2^bits for the codes, one accumulator for the minimum's share).
+    /// At the end of a split the lanes holding the same channels are summed through shared memory.
+    /// </para>
+    /// <para>
+    /// Visibility: either an explicit boolean mask <c>allowed [B, nq, T]</c> (sliding windows), or the causal rule
+    /// computed in the kernel: query i (entry qpos0 + i) sees entry j ≤ qpos0 + i that is valid (<c>valid [B, vstride]</c>
+    /// bytes, null = all valid) and always itself.
+    /// </para>
+    /// </summary>
+    internal static class KvAttentionKernelSources
+    {
+        /// <summary>The kernels <c>kva_split_q{1,2,4}</c>, <c>kva_combine</c>, <c>kva_append</c> (the step's keys and
+        /// values into the tail buffers) and <c>kva_table_row</c> (one row of the block pointer table).</summary>
+        public const string Source = """
+#ifndef MIX_KV
+#define MIX_KV 0
+#endif
+#ifndef KVA_D
+#define KVA_D 128
+#endif
+#define KVA_WARPS 4
+#define KVA_CPL (KVA_D / 32)
+#define KVA_VC 16
+#define KVA_LPT (KVA_D / KVA_VC)
+#define KVA_TPP (32 / KVA_LPT)
+#define KVA_PASSES ((32 + KVA_TPP - 1) / KVA_TPP)
+#define KVA_NEG_INF __int_as_float(0xff800000)
+#if MIX_KV == 0
+#define KVA_KB 4
+#define KVA_VB 4
+#elif MIX_KV == 1
+#define KVA_KB 2
+#define KVA_VB 2
+#else
+#define KVA_KB 1
+#define KVA_VB 2
+#endif
+
+#ifndef KVA_HOST_HALF
+__device__ __forceinline__ float kva_h2f(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+#endif
+
+// A code of B bits at bit P of w as the float 1 + code / 2^B (ORed into the mantissa of 1.0).
+template <int B>
+__device__ __forceinline__ float kva_code(unsigned int w, int p) {
+  const int s = 23 - B;
+  const unsigned int x = p <= s ? (w << (s - p)) : (w >> (p - s));
+  return __int_as_float(0x3f800000u | (x & (((1u << B) - 1u) << s)));
+}
+
+__device__ __forceinline__ float kva_warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float kva_warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Transposing butterfly: on return lane l holds the warp-wide sum of v[l] (v is destroyed).
+__device__ __forceinline__ float kva_transpose_sum(float (&v)[32], int lane) {
+#pragma unroll
+  for (int h = 16; h > 0; h >>= 1) {
+    const bool hi = (lane & h) != 0;
+#pragma unroll
+    for (int k = 0; k < h; k++) {
+      const float send = hi ? v[k] : v[k + h];
+      const float keep = hi ? v[k + h] : v[k];
+      v[k] = keep + __shfl_xor_sync(0xffffffffu, send, h);
+    }
+  }
+  return v[0];
+}
+
+template <int NQ>
+__device__ __forceinline__ void kva_split_body(
+    const io_t* __restrict__ q, const long long* __restrict__ table, const io_t* __restrict__ tailK,
+    const io_t* __restrict__ tailV, long long tailStride, const unsigned char* __restrict__ allowed,
+    const unsigned char* __restrict__ valid, int validStride, float* __restrict__ part_o, float* __restrict__ part_ml,
+    int Hq, int Hkv, int nq, int qpos0, int G, int NB, int Tt, int nOut, int gv, int chunksPerSplit, int S, float scaleLog2)
+{
+  __shared__ float qsm[NQ][KVA_D];
+  __shared__ float red[KVA_WARPS][32 * KVA_VC];
+#if MIX_KV == 2
+  __shared__ unsigned short lut[256];
+  for (int e = threadIdx.x; e < 256; e += blockDim.x) {
+    unsigned int v = (unsigned int)e, r = 0;
+    for (int k = 0; k < 5; k++) { r |= (v % 3u) << (2 * k); v /= 3u; }
+    lut[e] = (unsigned short)r;
+  }
+#endif
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int kvh = h / (Hq / Hkv);
+  const long long bh = (long long)b * Hkv + kvh;
+  const long long bhq = (long long)b * Hq + h;
+  const int T = NB * G + Tt;
+  for (int e = threadIdx.x; e < NQ * KVA_D; e += blockDim.x) {
+    const int i = e / KVA_D, d = e - i * KVA_D;
+    qsm[i][d] = i < nq ? to_f(q[(bhq * nq + i) * KVA_D + d]) * scaleLog2 : 0.0f;
+  }
+  __syncthreads();
+  const int s = blockIdx.x * KVA_WARPS + warp;
+  if (s >= S) return;
+
+  const int CPB = G >> 5;                 // chunks per quantized block
+  const int qChunks = NB * CPB;
+  const int nChunks = qChunks + ((Tt + 31) >> 5);
+  const int c0 = s * chunksPerSplit, c1 = min(c0 + chunksPerSplit, nChunks);
+  const int ngv = KVA_D / gv;
+  const int vtok = lane / KVA_LPT, vcl = lane - vtok * KVA_LPT, vc0 = vcl * KVA_VC;
+  const bool vlane = vtok < KVA_TPP;
+  const int vgrp = vc0 / gv;
+#if MIX_KV == 2
+  const int TB = (gv + 4) / 5;
+  const int vw0 = vc0 - vgrp * gv, vfb = vw0 / 5, vnb = (vw0 + KVA_VC - 1) / 5 - vfb + 1, vsh = 2 * (vw0 - 5 * vfb);
+#endif
+  const int KRB = G * KVA_KB / 8;         // key code bytes per channel and block
+
+  float m[NQ], lsum[NQ], accm[NQ], acc[NQ][KVA_VC];
+  float qk[NQ][KVA_CPL], cst[NQ];
+#if MIX_KV == 2
+  float qo[NQ][KVA_CPL];
+#endif
+#pragma unroll
+  for (int i = 0; i < NQ; i++) {
+    m[i] = KVA_NEG_INF; lsum[i] = 0.0f; accm[i] = 0.0f; cst[i] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < KVA_VC; k++) acc[i][k] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < KVA_CPL; j++) {
+      qk[i][j] = 0.0f;
+#if MIX_KV == 2
+      qo[i][j] = 0.0f;
+#endif
+    }
+  }
+  int curBlk = -1;
+  const long long* row = 0;
+
+  for (int c = c0; c < c1; c++) {
+    const bool quant = c < qChunks;
+    int blk = 0, sub = 0;
+    float sc[NQ];
+    if (quant) {
+      blk = c / CPB;
+      sub = c - blk * CPB;
+      row = table + (long long)blk * 8;
+      if (blk != curBlk) {
+        // fold the queries with this block's key scales once: q·s·2^bits per channel, Σ q·min − Σ q·s·2^bits
+        curBlk = blk;
+        const unsigned short* ks = (const unsigned short*)row[1] + bh * KVA_D;
+        const unsigned short* km = (const unsigned short*)row[2] + bh * KVA_D;
+        float part[NQ];
+#pragma unroll
+        for (int i = 0; i < NQ; i++) part[i] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < KVA_CPL; j++) {
+          const int d = j * 32 + lane;
+          const float a = kva_h2f(ks[d]) * (float)(1 << KVA_KB), mn = kva_h2f(km[d]);
+#pragma unroll
+          for (int i = 0; i < NQ; i++) { qk[i][j] = qsm[i][d] * a; part[i] += qsm[i][d] * mn - qk[i][j]; }
+        }
+#if MIX_KV == 2
+        // outlier channels: their second bit plane adds 2·bit1·s·q = 4·(q·s·2)·(f − 1)/2 … i.e. coefficient 2·qk
+        const short* oidx = (const short*)row[4] + bh * nOut;
+#pragma unroll
+        for (int j = 0; j < KVA_CPL; j++) {
+          const int o = j * 32 + lane;
+          if (o < nOut) {
+            const int d = oidx[o];
+            const float a = kva_h2f(ks[d]) * 4.0f;
+#pragma unroll
+            for (int i = 0; i < NQ; i++) { qo[i][j] = qsm[i][d] * a; part[i] -= qo[i][j]; }
+          } else {
+#pragma unroll
+            for (int i = 0; i < NQ; i++) qo[i][j] = 0.0f;
+          }
+        }
+#endif
+#pragma unroll
+        for (int i = 0; i < NQ; i++) cst[i] = kva_warp_sum(part[i]);
+      }
+      // ---- key codes of the chunk: lane l, channels j·32 + l, 32 tokens each ----
+      const unsigned char* kc = (const unsigned char*)row[0] + bh * KVA_D * KRB + sub * (4 * KVA_KB);
+      unsigned int kw[KVA_CPL][KVA_KB];
+#pragma unroll
+      for (int j = 0; j < KVA_CPL; j++) {
+        const unsigned char* p = kc + (long long)(j * 32 + lane) * KRB;
+#if KVA_KB == 4
+        const uint4 u = *reinterpret_cast<const uint4*>(p);
+        kw[j][0] = u.x; kw[j][1] = u.y; kw[j][2] = u.z; kw[j][3] = u.w;
+#elif KVA_KB == 2
+        const uint2 u = *reinterpret_cast<const uint2*>(p);
+        kw[j][0] = u.x; kw[j][1] = u.y;
+#else
+        kw[j][0] = *reinterpret_cast<const unsigned int*>(p);
+#endif
+      }
+#if MIX_KV == 2
+      unsigned int ow[KVA_CPL];
+      {
+        const unsigned char* p1 = (const unsigned char*)row[3] + bh * nOut * KRB + sub * 4;
+#pragma unroll
+        for (int j = 0; j < KVA_CPL; j++) {
+          const int o = j * 32 + lane;
+          ow[j] = o < nOut ? *reinterpret_cast<const unsigned int*>(p1 + (long long)o * KRB) : 0u;
+        }
+      }
+#endif
+#pragma unroll
+      for (int i = 0; i < NQ; i++) {
+        float part[32];
+#pragma unroll
+        for (int t = 0; t < 32; t++) part[t] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < KVA_CPL; j++) {
+#pragma unroll
+          for (int t = 0; t < 32; t++)
+            part[t] += qk[i][j] * kva_code<KVA_KB>(kw[j][(t * KVA_KB) >> 5], (t * KVA_KB) & 31);
+#if MIX_KV == 2
+#pragma unroll
+          for (int t = 0; t < 32; t++) part[t] += qo[i][j] * kva_code<1>(ow[j], t);
+#endif
+        }
+        sc[i] = kva_transpose_sum(part, lane) + cst[i];
+      }
+    } else {
+      // ---- full-precision tail ----
+      const int tt0 = (c - qChunks) * 32;
+      const io_t* kr = tailK + bh * tailStride;
+#pragma unroll
+      for (int i = 0; i < NQ; i++) {
+        float part[32];
+#pragma unroll
+        for (int t = 0; t < 32; t++) {
+          float a = 0.0f;
+          if (tt0 + t < Tt) {
+#pragma unroll
+            for (int j = 0; j < KVA_CPL; j++) a += qsm[i][j * 32 + lane] * to_f(kr[(long long)(tt0 + t) * KVA_D + j * 32 + lane]);
+          }
+          part[t] = a;
+        }
+        sc[i] = kva_transpose_sum(part, lane);
+      }
+    }
+
+    // ---- online softmax; lane t holds token c·32 + t ----
+    const int tok = c * 32 + lane;
+    float pv[NQ];
+#pragma unroll
+    for (int i = 0; i < NQ; i++) {
+      bool ok = i < nq && tok < T;
+      if (ok) {
+        if (allowed) ok = allowed[((long long)b * nq + i) * T + tok] != 0;
+        else {
+          const int qp = qpos0 + i;
+          ok = tok <= qp && (valid == 0 || valid[(long long)b * validStride + tok] != 0 || tok == qp);
+        }
+      }
+      const float si = ok ? sc[i] : KVA_NEG_INF;
+      const float mNew = fmaxf(m[i], kva_warp_max(si));
+      pv[i] = 0.0f;
+      if (mNew != KVA_NEG_INF) {
+        const float alpha = exp2f(m[i] - mNew);
+        pv[i] = ok ? exp2f(si - mNew) : 0.0f;
+        lsum[i] = lsum[i] * alpha + pv[i];
+        accm[i] *= alpha;
+#pragma unroll
+        for (int k = 0; k < KVA_VC; k++) acc[i][k] *= alpha;
+        m[i] = mNew;
+      }
+    }
+
+    // ---- values: lane covers channels vc0 .. vc0+15 of token pass·TPP + vtok ----
+#pragma unroll
+    for (int pass = 0; pass < KVA_PASSES; pass++) {
+      const int t = pass * KVA_TPP + vtok;
+      float pt[NQ];
+#pragma unroll
+      for (int i = 0; i < NQ; i++) pt[i] = __shfl_sync(0xffffffffu, pv[i], t & 31);
+      if (!vlane || t >= 32) continue;
+      if (quant) {
+        const int tb = sub * 32 + t;   // token within the block
+        const long long vrow = bh * G + tb;
+        const float vs = kva_h2f(((const unsigned short*)row[6])[vrow * ngv + vgrp]);
+        const float vm = kva_h2f(((const unsigned short*)row[7])[vrow * ngv + vgrp]);
+#if MIX_KV == 2
+        // trits stored 0..2 (value = (stored − 1)·α + mean) decoded to 2-bit codes: v = 4α·f + (mean − 5α)
+        const unsigned char* vb = (const unsigned char*)row[5] + vrow * ngv * TB + vgrp * TB + vfb;
+        unsigned long long big = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+          if (k < vnb) big |= (unsigned long long)lut[vb[k]] << (10 * k);
+        const unsigned int vw[1] = { (unsigned int)(big >> vsh) };
+        const float fs = 4.0f * vs, fm = vm - 5.0f * vs;
+#else
+        unsigned int vw[KVA_VB / 2];
+        const unsigned char* vb = (const unsigned char*)row[5] + vrow * (KVA_D * KVA_VB / 8) + vc0 * KVA_VB / 8;
+#if KVA_VB == 4
+        const uint2 u = *reinterpret_cast<const uint2*>(vb);
+        vw[0] = u.x; vw[1] = u.y;
+#else
+        vw[0] = *reinterpret_cast<const unsigned int*>(vb);
+#endif
+        const float fs = vs * (float)(1 << KVA_VB), fm = vm - fs;
+#endif
+#pragma unroll
+        for (int i = 0; i < NQ; i++) {
+          const float ps = pt[i] * fs;
+          accm[i] += pt[i] * fm;
+#pragma unroll
+          for (int k = 0; k < KVA_VC; k++) acc[i][k] += ps * kva_code<KVA_VB>(vw[(k * KVA_VB) >> 5], (k * KVA_VB) & 31);
+        }
+      } else {
+        const int tt = (c - qChunks) * 32 + t;
+        if (tt < Tt) {
+          const io_t* vr = tailV + bh * tailStride + (long long)tt * KVA_D + vc0;
+          float v[KVA_VC];
+#pragma unroll
+          for (int k = 0; k < KVA_VC; k++) v[k] = to_f(vr[k]);
+#pragma unroll
+          for (int i = 0; i < NQ; i++)
+#pragma unroll
+            for (int k = 0; k < KVA_VC; k++) acc[i][k] += pt[i] * v[k];
+        }
+      }
+    }
+  }
+
+  // ---- partials of this split: (m, l) and o summed over the lanes that hold the same channels ----
+#pragma unroll
+  for (int i = 0; i < NQ; i++) {
+    const float l = kva_warp_sum(lsum[i]);
+    if (i >= nq) continue;
+    const long long pi = (bhq * S + s) * nq + i;
+    __syncwarp();
+#pragma unroll
+    for (int k = 0; k < KVA_VC; k++) red[warp][lane * KVA_VC + k] = acc[i][k] + accm[i];
+    __syncwarp();
+    for (int d = lane; d < KVA_D; d += 32) {
+      const int cl = d / KVA_VC, k = d - cl * KVA_VC;
+      float o = 0.0f;
+#pragma unroll
+      for (int tp = 0; tp < KVA_TPP; tp++) o += red[warp][(tp * KVA_LPT + cl) * KVA_VC + k];
+      part_o[pi * KVA_D + d] = o;
+    }
+    if (lane == 0) { part_ml[pi * 2] = m[i]; part_ml[pi * 2 + 1] = l; }
+  }
+}
+
+#define KVA_ENTRY(NQ) \
+extern "C" __global__ void __launch_bounds__(KVA_WARPS * 32) kva_split_q##NQ(const io_t* __restrict__ q, \
+    const long long* __restrict__ table, const io_t* __restrict__ tailK, const io_t* __restrict__ tailV, long long tailStride, \
+    const unsigned char* __restrict__ allowed, const unsigned char* __restrict__ valid, int validStride, \
+    float* __restrict__ part_o, float* __restrict__ part_ml, int Hq, int Hkv, int nq, int qpos0, int G, int NB, int Tt, int nOut, \
+    int gv, int chunksPerSplit, int S, float scaleLog2) \
+{ kva_split_body<NQ>(q, table, tailK, tailV, tailStride, allowed, valid, validStride, part_o, part_ml, Hq, Hkv, nq, qpos0, G, NB, Tt, \
+    nOut, gv, chunksPerSplit, S, scaleLog2); }
+KVA_ENTRY(1)
+KVA_ENTRY(2)
+KVA_ENTRY(4)
+
+// grid (ceil(n·D / 128), Hkv, B), block 128: the step's new keys and values (any strides, unit stride along D) written
+// into the tail buffers [B, Hkv, cap, D] at rows pos .. pos+n−1.
+extern "C" __global__ void __launch_bounds__(128) kva_append(const io_t* __restrict__ k, const io_t* __restrict__ v,
+    long long kb, long long kh, long long kt, long long vb, long long vh, long long vt, io_t* __restrict__ bufK,
+    io_t* __restrict__ bufV, long long cap, int pos, int n)
+{
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= n * KVA_D) return;
+  const int t = e / KVA_D, d = e - t * KVA_D;
+  const long long h = blockIdx.y, b = blockIdx.z;
+  const long long dst = ((b * gridDim.y + h) * cap + pos + t) * KVA_D + d;
+  bufK[dst] = k[b * kb + h * kh + t * kt + d];
+  bufV[dst] = v[b * vb + h * vh + t * vt + d];
+}
+
+// one thread: row `row` of the block pointer table, so adding a block needs no host-to-device copy (which would wait
+// for the queued work)
+extern "C" __global__ void kva_table_row(long long* __restrict__ table, int row, long long p0, long long p1, long long p2,
+    long long p3, long long p4, long long p5, long long p6, long long p7)
+{
+  long long* r = table + (long long)row * 8;
+  r[0] = p0; r[1] = p1; r[2] = p2; r[3] = p3; r[4] = p4; r[5] = p5; r[6] = p6; r[7] = p7;
+}
+
+// grid (nq, Hq, B), block 128: out[b,h,i,:] = Σ_s o_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
+extern "C" __global__ void __launch_bounds__(128) kva_combine(const float* __restrict__ part_o, const float* __restrict__ part_ml,
+    io_t* __restrict__ out, int Hq, int nq, int S)
+{
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const long long bhq = (long long)b * Hq + h;
+  float M = KVA_NEG_INF;
+  for (int s = 0; s < S; s++) M = fmaxf(M, part_ml[((bhq * S + s) * nq + i) * 2]);
+  float L = 0.0f;
+  if (M != KVA_NEG_INF)
+    for (int s = 0; s < S; s++) {
+      const long long pi = (bhq * S + s) * nq + i;
+      const float ms = part_ml[pi * 2];
+      if (ms != KVA_NEG_INF) L += part_ml[pi * 2 + 1] * exp2f(ms - M);
+    }
+  for (int d = threadIdx.x; d < KVA_D; d += blockDim.x) {
+    float o = 0.0f;
+    if (L > 0.0f) {
+      for (int s = 0; s < S; s++) {
+        const long long pi = (bhq * S + s) * nq + i;
+        const float ms = part_ml[pi * 2];
+        if (ms != KVA_NEG_INF) o += part_o[pi * KVA_D + d] * exp2f(ms - M);
+      }
+      o /= L;
+    }
+    out[(bhq * nq + i) * KVA_D + d] = from_f(o);
+  }
+}
+""";
+    }
+}

@@ -1,0 +1,334 @@
+namespace Mix.Runtime.Fused
+{
+    /// <summary>
+    /// CUDA source of the tensor-core weight-only linear (<c>qgemm</c>): <c>y = (x ⊙ in_scale) · dequant(W)ᵀ + bias</c>
+    /// for up to 64 rows of float16/bfloat16 activations, with the weight dequantized in registers and multiplied by
+    /// <c>mma.sync.m16n8k16</c> (fp32 accumulation). Compiled after <see cref="FusedKernelSources.Prelude"/> with
+    /// <c>-DMIX_T=1|2</c> (the mma's input type) and <c>-DMIX_QMODE=0|1</c> (int8 per channel, int4 group-wise).
+    /// </summary>
+    /// <remarks>
+    /// <para>Work: a block owns 128 output channels (4 warps × 4 n8 tiles) and a contiguous range of K chunks (split-K
+    /// over <c>gridDim.y</c>). The block stages x for a K tile once in shared memory, already in the A-fragment order
+    /// of the mma (each lane reads its 16×16 fragment with one 16-byte load), and every warp reuses it for its 32
+    /// channels. Rows are padded to 16 per m16 tile (MT tiles, zeros past M).</para>
+    /// <para>Weights are the repacked stream of <see cref="QuantizedGemm"/>: per (n8 tile, chunk) every lane reads one
+    /// 16-byte vector that holds exactly its B fragments for the chunk (int4: a chunk is 128 of K, one 32-bit word per
+    /// two k16 steps; int8: 64 of K, one word per step), so the weight is read once, coalesced, with no shared-memory
+    /// round trip. ST chunks of every lane's loads are in flight while it computes (a register ring).</para>
+    /// <para>Dequantization is integer bit tricks plus packed half-precision FMAs: an int4 nibble q becomes the
+    /// float16/bfloat16 number B + q by OR-ing it into the mantissa of B (1024 for float16, 128 for bfloat16), one
+    /// packed FMA subtracts B + zero (exact: a small integer) and a second multiplies by the group's scale (one
+    /// rounding, like a weight stored in the activation dtype). int8 codes are stored as q + 128 and become q exactly
+    /// the same way (bfloat16 has 7 mantissa bits, so the code's top bit picks the constant subtracted), and the
+    /// per-channel scale is applied to the fp32 accumulator in the epilogue, so int8 weights enter the mma exactly.</para>
+    /// <para>Split-K: every split writes its fp32 partial tile; the last block of a column to finish (an atomic counter
+    /// per block column, reset by that block) sums the partials and writes bias + output. One launch either way.</para>
+    /// <para>Emulation: without <c>__CUDA_ARCH__</c> the PTX helpers call <c>emu_*</c> functions a C++ harness provides
+    /// (tests/Mix.Runtime.Tests/QuantGemmKernelEmulationTests.cs); every loop with a warp collective (mma, shuffle)
+    /// runs the same number of times in every warp of a block.</para>
+    /// </remarks>
+    internal static class QuantGemmKernelSources
+    {
+        /// <summary>Threads per block.</summary>
+        public const int Threads = 128;
+
+        /// <summary>Output channels per block (the padding unit of the repacked N).</summary>
+        public const int ChannelsPerBlock = 128;
+
+        /// <summary>K per chunk (the padding unit of the repacked K): int4 128, int8 64.</summary>
+        public static int ChunkK(bool int4) => int4 ? 128 : 64;
+
+        /// <summary>Largest number of rows (4 m16 tiles).</summary>
+        public const int MaxRows = 64;
+
+        public const string Source = """
+#ifndef MIX_QMODE
+#define MIX_QMODE 1
+#endif
+#define QM_WARPS 4
+#define QM_NT 4
+#define QM_BN (QM_WARPS * QM_NT * 8)
+#if MIX_QMODE == 1
+#define QM_CK 128
+#else
+#define QM_CK 64
+#endif
+#define QM_SMEM_U32 8192
+#if MIX_T == 2
+#define QM_ONE 0x3F803F80u
+#define QM_MAGIC 0x43004300u
+#define QM_NEG_MAGIC 0xC300C300u
+#else
+#define QM_ONE 0x3C003C00u
+#define QM_MAGIC 0x64006400u
+#define QM_NEG_MAGIC 0xE400E400u
+#endif
+#define QM_NEG_ZERO 0x80008000u
+
+// d = a * b + c on two packed float16 / bfloat16 halves
+__device__ __forceinline__ unsigned qm_fma2(unsigned a, unsigned b, unsigned c) {
+#ifdef __CUDA_ARCH__
+  unsigned d;
+#if MIX_T == 2
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+#else
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+#endif
+  return d;
+#else
+  return emu_fma2(a, b, c);
+#endif
+}
+
+// c += A (16x16, row) · B (16x8, col); fragments as in the PTX ISA's m16n8k16 layouts
+__device__ __forceinline__ void qm_mma(float (&c)[4], const uint4& a, unsigned b0, unsigned b1) {
+#ifdef __CUDA_ARCH__
+#if MIX_T == 2
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+#else
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+#endif
+#else
+  emu_mma(c, a, b0, b1);
+#endif
+}
+
+// one 16-byte weight vector, read once: not kept in L1
+__device__ __forceinline__ uint4 qm_ld16(const uint4* p) {
+#ifdef __CUDA_ARCH__
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+#else
+  return *p;
+#endif
+}
+
+// int4 codes → packed pairs (nibble j, nibble j + 4) · scale − zero · scale, for j = 2h and 2h + 1 (the B fragment
+// of k16 step h of the word)
+__device__ __forceinline__ void qm_dq4(unsigned w, unsigned sz, int h, unsigned& r0, unsigned& r1) {
+  const unsigned nz = QM_NEG_MAGIC | ((sz & 0xFFu) * 0x10001u);   // −(B + zero) in both halves
+  const unsigned ss = __byte_perm(sz, 0u, 0x3232);                 // the scale in both halves
+  const unsigned v0 = ((w >> (8 * h)) & 0x000F000Fu) | QM_MAGIC, v1 = ((w >> (8 * h + 4)) & 0x000F000Fu) | QM_MAGIC;
+  r0 = qm_fma2(qm_fma2(v0, QM_ONE, nz), ss, QM_NEG_ZERO);
+  r1 = qm_fma2(qm_fma2(v1, QM_ONE, nz), ss, QM_NEG_ZERO);
+}
+
+// 4 int8 codes (stored as q + 128) → 2 packed pairs of exact integers: (byte 0, byte 1), (byte 2, byte 3)
+__device__ __forceinline__ void qm_dq8(unsigned w, unsigned& r0, unsigned& r1) {
+#if MIX_T == 2
+  // bf16 128 + (u & 127); u's top bit says whether 128 or 256 comes off
+  const unsigned p0 = __byte_perm(w, 0x43434343u, 0x4140), p1 = __byte_perm(w, 0x43434343u, 0x4342);
+  const unsigned h0 = p0 & 0x00800080u, h1 = p1 & 0x00800080u;
+  r0 = qm_fma2(p0 ^ h0, QM_ONE, h0 ^ 0xC380C380u);
+  r1 = qm_fma2(p1 ^ h1, QM_ONE, h1 ^ 0xC380C380u);
+#else
+  // f16 1024 + u, minus 1152
+  r0 = qm_fma2(__byte_perm(w, 0x64646464u, 0x4140), QM_ONE, 0xE480E480u);
+  r1 = qm_fma2(__byte_perm(w, 0x64646464u, 0x4342), QM_ONE, 0xE480E480u);
+#endif
+}
+
+// the weight vectors (and int4 group scales) of chunk c for the warp's QM_NT n8 tiles
+__device__ __forceinline__ void qm_load(uint4 (&w)[QM_NT], unsigned (&z)[QM_NT], const uint4* __restrict__ codes,
+    const unsigned* __restrict__ sz, int nt0, int c, int CH, int G, int group, int grpOff, int lane) {
+#pragma unroll
+  for (int n = 0; n < QM_NT; n++) {
+    w[n] = qm_ld16(codes + ((long long)(nt0 + n) * CH + c) * 32 + lane);
+#if MIX_QMODE == 1
+    z[n] = __ldg(sz + ((long long)(nt0 + n) * G + (c * QM_CK + grpOff) / group) * 8 + (lane >> 2));
+#else
+    z[n] = 0u;
+#endif
+  }
+}
+
+template <int MT, int GPC>
+__device__ __forceinline__ void qgemm_body(
+    const io_t* __restrict__ x, const float* __restrict__ in_scale, const uint4* __restrict__ codes,
+    const unsigned* __restrict__ sz, const float* __restrict__ ch_scale, const float* __restrict__ bias,
+    io_t* __restrict__ y, float* __restrict__ partial, unsigned* __restrict__ counters,
+    int M, int K, int N, int Np, int CH, int G, int group, int S)
+{
+  __shared__ __align__(16) unsigned xs[QM_SMEM_U32];
+  __shared__ int last_block;
+  constexpr int KT = QM_SMEM_U32 * 2 / (16 * MT);   // x columns per staged tile: 1024 / MT
+  constexpr int CPT = KT / QM_CK;                   // chunks per tile
+  constexpr int ST = MT >= 4 ? 2 : 3;               // chunks of weight loads per lane in the register ring
+  constexpr int SPC = QM_CK / 16;                   // k16 steps per chunk
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int nt0 = blockIdx.x * (QM_BN / 8) + warp * QM_NT;
+  const int c0 = (int)((long long)blockIdx.y * CH / S), c1 = (int)((long long)(blockIdx.y + 1) * CH / S);
+
+  float acc[MT][QM_NT][4];
+#pragma unroll
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int n = 0; n < QM_NT; n++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
+  // rows past M stay zero in every tile (staging writes rows < M only)
+  for (int e = threadIdx.x; e < QM_SMEM_U32 / 4; e += blockDim.x) reinterpret_cast<uint4*>(xs)[e] = uint4{0u, 0u, 0u, 0u};
+
+  uint4 wq[ST][QM_NT];
+  unsigned szr[ST][QM_NT];
+  // lane t of a quad fetches group t % GPC of the chunk for its column g; the quad shares them by shuffles
+  const int grpOff = (t % GPC) * (QM_CK / GPC);
+#pragma unroll
+  for (int s = 0; s < ST - 1; s++)
+    if (c0 + s < c1) qm_load(wq[s], szr[s], codes, sz, nt0, c0 + s, CH, G, group, grpOff, lane);
+
+  for (int cb = c0; cb < c1; cb += ST) {
+#pragma unroll
+    for (int s = 0; s < ST; s++) {
+      const int c = cb + s;
+      if (c >= c1) break;
+      if (c + ST - 1 < c1) qm_load(wq[(s + ST - 1) % ST], szr[(s + ST - 1) % ST], codes, sz, nt0, c + ST - 1, CH, G, group, grpOff, lane);
+      const int lc = (c - c0) % CPT;
+      if (lc == 0) {
+        // stage x[:, k0 : k0 + cols] as A fragments: u32 slot of (row r, columns 2cp, 2cp+1)
+        __syncthreads();
+        const int k0 = c * QM_CK, cols = min(KT, (c1 - c) * QM_CK), pairs = cols >> 1;
+        for (int e = threadIdx.x; e < M * pairs; e += blockDim.x) {
+          const int r = e / pairs, col = 2 * (e - r * pairs), k = k0 + col;
+          unsigned v = 0u;
+          if (k < K) {
+            const io_t* xr = x + (long long)r * K;
+            io_t lo = xr[k], hi = k + 1 < K ? xr[k + 1] : (io_t)0;
+            if (in_scale) {
+              lo = from_f(to_f(lo) * in_scale[k]);
+              hi = k + 1 < K ? from_f(to_f(hi) * in_scale[k + 1]) : (io_t)0;
+            }
+            v = (unsigned)lo | ((unsigned)hi << 16);
+          }
+          const int ks = col >> 4, within = col & 15, rr = r & 15;
+          const int ln = (rr & 7) * 4 + ((within & 7) >> 1), reg = (rr >> 3) + 2 * (within >> 3);
+          xs[((ks * MT + (r >> 4)) * 32 + ln) * 4 + reg] = v;
+        }
+        __syncthreads();
+      }
+      const uint4* xa = reinterpret_cast<const uint4*>(xs) + (lc * SPC * MT) * 32 + lane;
+#if MIX_QMODE == 1
+      unsigned szq[QM_NT][GPC];
+#pragma unroll
+      for (int n = 0; n < QM_NT; n++)
+#pragma unroll
+        for (int q = 0; q < GPC; q++)
+          szq[n][q] = GPC == 1 ? szr[s][n] : __shfl_sync(0xffffffffu, szr[s][n], (lane & ~3) | q);
+      // word j of a lane's vector: k16 steps 2j + h (h = 0, 1), group (2j·16) / (128 / GPC) of the chunk
+#pragma unroll
+      for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          uint4 a[MT];
+#pragma unroll
+          for (int m = 0; m < MT; m++) a[m] = xa[((2 * j + h) * MT + m) * 32];
+#pragma unroll
+          for (int n = 0; n < QM_NT; n++) {
+            const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
+            unsigned b0, b1;
+            qm_dq4(w, szq[n][(j * GPC) >> 2], h, b0, b1);
+#pragma unroll
+            for (int m = 0; m < MT; m++) qm_mma(acc[m][n], a[m], b0, b1);
+          }
+        }
+#else
+      // word j of a lane's vector: k16 step j
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        uint4 a[MT];
+#pragma unroll
+        for (int m = 0; m < MT; m++) a[m] = xa[(j * MT + m) * 32];
+#pragma unroll
+        for (int n = 0; n < QM_NT; n++) {
+          const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
+          unsigned b0, b1;
+          qm_dq8(w, b0, b1);
+#pragma unroll
+          for (int m = 0; m < MT; m++) qm_mma(acc[m][n], a[m], b0, b1);
+        }
+      }
+#endif
+    }
+  }
+
+  // epilogue: lane holds rows g, g + 8 and columns 2t, 2t + 1 of every (m16, n8) tile
+  if (S == 1) {
+#pragma unroll
+    for (int n = 0; n < QM_NT; n++) {
+      const int col = (nt0 + n) * 8 + 2 * t;
+      float s0 = 1.0f, s1 = 1.0f, b0 = 0.0f, b1 = 0.0f;
+      if (MIX_QMODE == 0) { s0 = ch_scale[col]; s1 = ch_scale[col + 1]; }
+      if (bias) { if (col < N) b0 = bias[col]; if (col + 1 < N) b1 = bias[col + 1]; }
+#pragma unroll
+      for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          const int r = m * 16 + g + 8 * h;
+          if (r >= M) continue;
+          if (col < N) y[(long long)r * N + col] = from_f(acc[m][n][2 * h] * s0 + b0);
+          if (col + 1 < N) y[(long long)r * N + col + 1] = from_f(acc[m][n][2 * h + 1] * s1 + b1);
+        }
+    }
+    return;
+  }
+#pragma unroll
+  for (int n = 0; n < QM_NT; n++) {
+    const int col = (nt0 + n) * 8 + 2 * t;
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int r = m * 16 + g + 8 * h;
+        if (r >= M) continue;
+        float* p = partial + ((long long)blockIdx.y * M + r) * Np + col;
+        p[0] = acc[m][n][2 * h];
+        p[1] = acc[m][n][2 * h + 1];
+      }
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last_block = atomicAdd(counters + blockIdx.x, 1u) == (unsigned)(S - 1);
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  for (int e = threadIdx.x; e < M * QM_BN; e += blockDim.x) {
+    const int r = e / QM_BN, col = blockIdx.x * QM_BN + (e - r * QM_BN);
+    if (col >= N) continue;
+    float v = 0.0f;
+    for (int sp = 0; sp < S; sp++) v += *(volatile const float*)(partial + ((long long)sp * M + r) * Np + col);
+    if (MIX_QMODE == 0) v *= ch_scale[col];
+    if (bias) v += bias[col];
+    y[(long long)r * N + col] = from_f(v);
+  }
+  if (threadIdx.x == 0) counters[blockIdx.x] = 0u;
+}
+
+#define QM_ENTRY(MT, GPC) \
+extern "C" __global__ void __launch_bounds__(128) qgemm_m##MT##_g##GPC( \
+    const io_t* __restrict__ x, const float* __restrict__ in_scale, const uint4* __restrict__ codes, \
+    const unsigned* __restrict__ sz, const float* __restrict__ ch_scale, const float* __restrict__ bias, \
+    io_t* __restrict__ y, float* __restrict__ partial, unsigned* __restrict__ counters, \
+    int M, int K, int N, int Np, int CH, int G, int group, int S) \
+{ qgemm_body<MT, GPC>(x, in_scale, codes, sz, ch_scale, bias, y, partial, counters, M, K, N, Np, CH, G, group, S); }
+#if MIX_QMODE == 1
+QM_ENTRY(1, 1)
+QM_ENTRY(2, 1)
+QM_ENTRY(4, 1)
+QM_ENTRY(1, 2)
+QM_ENTRY(2, 2)
+QM_ENTRY(4, 2)
+QM_ENTRY(1, 4)
+QM_ENTRY(2, 4)
+QM_ENTRY(4, 4)
+#else
+QM_ENTRY(1, 1)
+QM_ENTRY(2, 1)
+QM_ENTRY(4, 1)
+#endif
+""";
+    }
+}

@@ -1,0 +1,264 @@
+using System;
+using System.Collections.Concurrent;
+using Mix.Runtime.Cuda;
+using Mix.Runtime.Quantization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Fused
+{
+    /// <summary>
+    /// Launcher of the split-K attention over a quantized KV cache (<see cref="KvAttentionKernelSources"/>): packed blocks
+    /// read through a device table of per-block tensor pointers, then the full-precision tail, in one launch, merged by a
+    /// combine kernel. The split count comes from the device's SM count and the context length. Returns null when the
+    /// kernel does not apply (the caller falls back to <see cref="QuantizedOps.KvAttention"/> or the reference path).
+    /// </summary>
+    public static class QuantizedKvAttention
+    {
+        /// <summary>Queries per launch (more are processed in launches of this many).</summary>
+        public const int QueriesPerLaunch = 4;
+
+        private const int Warps = 4;
+        private const int WarpsPerSm = 32;   // resident warps aimed at per SM (memory parallelism)
+
+        private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> Specs = new();
+        private static readonly ConcurrentDictionary<int, int> SmCount = new();
+
+        internal static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim) =>
+            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_split",
+                FusedKernelSources.Prelude + KvAttentionKernelSources.Source, $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
+
+        /// <summary>Whether the kernel supports these sizes: D % 32 == 0, D ≤ 256, G % 32 == 0, the value group a multiple
+        /// of 32 that divides D.</summary>
+        /// <param name="headDim">D.</param>
+        /// <param name="groupSize">G (tokens per block).</param>
+        /// <param name="valueGroup">Channels per value group.</param>
+        public static bool Supports(long headDim, int groupSize, long valueGroup) =>
+            headDim > 0 && headDim % 32 == 0 && headDim <= 256 && groupSize > 0 && groupSize % 32 == 0
+            && valueGroup > 0 && valueGroup % 32 == 0 && headDim % valueGroup == 0;
+
+        /// <summary>Splits of the context per (batch, head): enough warps to fill the SMs, at least one 32-token chunk
+        /// each; returns (splits, chunks per split).</summary>
+        /// <param name="chunks">32-token chunks of the context.</param>
+        /// <param name="heads">batch × query heads.</param>
+        /// <param name="sms">Multiprocessors of the device.</param>
+        public static (int splits, int chunksPerSplit) Splits(long chunks, long heads, int sms)
+        {
+            if (chunks <= 0) return (1, 1);
+            long target = Math.Max(1L, (long)sms * WarpsPerSm / Math.Max(1, heads));
+            long s = Math.Clamp(target, 1, chunks);
+            long cps = (chunks + s - 1) / s;
+            return ((int)((chunks + cps - 1) / cps), (int)cps);
+        }
+
+        private static int Sms(int dev) =>
+            SmCount.GetOrAdd(dev, d => KernelRuntime.Shared.Driver!.GetAttribute(d, CudaDriver.AttributeMultiprocessorCount));
+
+        /// <summary>
+        /// Writes the step's keys and values <c>[B, Hkv, n, D]</c> (the buffers' dtype, unit stride along D, any other
+        /// strides) into the tail buffers <c>[B, Hkv, capacity, D]</c> at rows <paramref name="position"/> onwards in one
+        /// launch; false when the kernel does not apply (the caller copies with TorchSharp).
+        /// </summary>
+        /// <param name="keys">New keys.</param>
+        /// <param name="values">New values.</param>
+        /// <param name="bufK">Tail key buffer (contiguous).</param>
+        /// <param name="bufV">Tail value buffer.</param>
+        /// <param name="position">First row written.</param>
+        /// <param name="mode">KV scheme (selects the compiled module).</param>
+        public static bool AppendTail(Tensor keys, Tensor values, Tensor bufK, Tensor bufV, long position, KvQuantMode mode)
+        {
+            ArgumentNullException.ThrowIfNull(keys);
+            ArgumentNullException.ThrowIfNull(values);
+            ArgumentNullException.ThrowIfNull(bufK);
+            ArgumentNullException.ThrowIfNull(bufV);
+            int dt = FusedKernels.DtypeCode(bufK.dtype);
+            if (dt < 0 || keys.device_type != DeviceType.CUDA || keys.dtype != bufK.dtype || values.dtype != bufK.dtype || bufV.dtype != bufK.dtype
+                || keys.dim() != 4 || bufK.dim() != 4 || keys.stride(3) != 1 || values.stride(3) != 1 || FusedOps.NeedsGrad(keys, values)) return false;
+            long B = keys.shape[0], H = keys.shape[1], n = keys.shape[2], D = keys.shape[3];
+            if (bufK.shape[0] != B || bufK.shape[1] != H || bufK.shape[3] != D || position + n > bufK.shape[2] || D % 32 != 0 || D > 256
+                || !bufK.is_contiguous() || !bufV.is_contiguous() || keys.device_index != bufK.device_index || values.device_index != bufK.device_index
+                || B > 65535 || H > 65535 || n * D > int.MaxValue) return false;
+            int dev = FusedOps.DeviceIndex(keys);
+            try
+            {
+                var fn = KernelRuntime.Shared.GetFunction(Spec(dt, mode, D), "kva_append", dev);
+                using var args = new KernelArguments(dev);
+                args.AddDense(keys, keys.dtype, "keys").AddDense(values, values.dtype, "values")
+                    .Add(keys.stride(0)).Add(keys.stride(1)).Add(keys.stride(2)).Add(values.stride(0)).Add(values.stride(1)).Add(values.stride(2))
+                    .Add(bufK, bufK.dtype, "tail keys").Add(bufV, bufV.dtype, "tail values").Add(bufK.shape[2]).Add((int)position).Add((int)n);
+                fn.Launch(new Dim3((uint)((n * D + 127) / 128), (uint)H, (uint)B), new Dim3(128), 0, args);
+                return true;
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return false;
+            }
+        }
+
+        /// <summary>Writes one row of a block pointer table (int64 <c>[rows, 8]</c> on the device) with a one-thread launch
+        /// (no host-to-device copy, so nothing waits for queued work); false when the kernel is unavailable.</summary>
+        /// <param name="table">The table.</param>
+        /// <param name="row">Row index.</param>
+        /// <param name="pointers">Eight device pointers (0 for none).</param>
+        /// <param name="mode">KV scheme (selects the compiled module).</param>
+        /// <param name="headDim">D (selects the compiled module).</param>
+        /// <param name="dtype">I/O dtype (selects the compiled module).</param>
+        public static bool WriteTableRow(Tensor table, int row, ReadOnlySpan<long> pointers, KvQuantMode mode, long headDim, ScalarType dtype)
+        {
+            ArgumentNullException.ThrowIfNull(table);
+            int dt = FusedKernels.DtypeCode(dtype);
+            if (dt < 0 || pointers.Length != 8 || table.device_type != DeviceType.CUDA || table.dtype != ScalarType.Int64 || row < 0
+                || row >= table.shape[0] || headDim % 32 != 0 || headDim > 256 || headDim <= 0) return false;
+            int dev = FusedOps.DeviceIndex(table);
+            try
+            {
+                var fn = KernelRuntime.Shared.GetFunction(Spec(dt, mode, headDim), "kva_table_row", dev);
+                using var args = new KernelArguments(dev);
+                args.Add(table, ScalarType.Int64, "table").Add(row);
+                foreach (var p in pointers) args.Add(p);
+                fn.Launch(new Dim3(1), new Dim3(1), 0, args);
+                return true;
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return false;
+            }
+        }
+
+        /// <summary>
+        /// softmax(q kᵀ·scale) v of <paramref name="q"/> over <paramref name="blockCount"/> packed blocks (pointers in
+        /// <paramref name="table"/>, int64 <c>[≥ blocks, 8]</c> on the device, rows as in
+        /// <see cref="QuantKernelSources.KvAttention"/>) followed by the first <paramref name="tailLength"/> tokens of the
+        /// tail buffers. Visibility: <paramref name="allowed"/> (boolean <c>[B, 1, n, T]</c>) when given, else causal —
+        /// query i is entry T − n + i — over the entries marked in <paramref name="valid"/> (uint8 or bool <c>[B, ≥ T]</c>, null =
+        /// all valid); a query always sees itself.
+        /// </summary>
+        /// <param name="q">Queries <c>[B, Hq, n, D]</c> (contiguous is cheapest).</param>
+        /// <param name="mode">KV scheme.</param>
+        /// <param name="table">Pointer table (null when there are no blocks).</param>
+        /// <param name="blockCount">Blocks.</param>
+        /// <param name="groupSize">G.</param>
+        /// <param name="tailK">Tail key buffer <c>[B, Hkv, capacity, D]</c> (contiguous, q's dtype) or null.</param>
+        /// <param name="tailV">Tail value buffer.</param>
+        /// <param name="tailLength">Tail tokens in use.</param>
+        /// <param name="allowed">Optional explicit mask.</param>
+        /// <param name="valid">Optional validity of the entries.</param>
+        /// <param name="kvHeads">Hkv (divides Hq).</param>
+        /// <param name="outliers">VidKV outlier channels.</param>
+        /// <param name="valueGroup">Channels per value group.</param>
+        /// <param name="scale">Score scale.</param>
+        /// <param name="workspace">Optional float32 scratch reused across calls (grown when too small; the caller owns it).</param>
+        /// <param name="splits">Split count override (tests).</param>
+        public static Tensor? Attend(Tensor q, KvQuantMode mode, Tensor? table, int blockCount, int groupSize, Tensor? tailK,
+            Tensor? tailV, long tailLength, Tensor? allowed, Tensor? valid, long kvHeads, long outliers, long valueGroup, double scale,
+            ref Tensor? workspace, int? splits = null)
+        {
+            ArgumentNullException.ThrowIfNull(q);
+            int dt = FusedKernels.DtypeCode(q.dtype);
+            if (dt < 0 || q.dim() != 4 || q.device_type != DeviceType.CUDA || !FusedOps.IsAvailable(q.device) || FusedOps.NeedsGrad(q)) return null;
+            long B = q.shape[0], Hq = q.shape[1], n = q.shape[2], D = q.shape[3];
+            long Tt = tailLength;
+            long T = (long)blockCount * groupSize + Tt;
+            if (n < 1 || kvHeads <= 0 || Hq % kvHeads != 0 || !Supports(D, groupSize, valueGroup) || B > 65535 || Hq > 65535) return null;
+            if (blockCount > 0 && table is null) return null;
+            if (Tt > 0 && (tailK is null || tailV is null || tailK.dtype != q.dtype || tailV.dtype != q.dtype || tailK.dim() != 4
+                || tailK.shape[2] < Tt || !tailK.is_contiguous() || !tailV.is_contiguous() || !tailV.shape.AsSpan().SequenceEqual(tailK.shape))) return null;
+            if (T == 0 || T > int.MaxValue || n > T) return null;
+            if (allowed is not null && allowed.shape[^1] != T) return null;
+            if (valid is not null && ((valid.dtype != ScalarType.Byte && valid.dtype != ScalarType.Bool) || valid.dim() != 2 || valid.shape[0] != B || valid.shape[1] < T || !valid.is_contiguous())) return null;
+            if (mode == KvQuantMode.VidKv && (outliers < 0 || outliers > D)) return null;
+            int dev = FusedOps.DeviceIndex(q);
+            try
+            {
+                long chunks = (long)blockCount * (groupSize / 32) + (Tt + 31) / 32;
+                var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(forced, chunks)), 0) : Splits(chunks, B * Hq, Sms(dev));
+                if (cps == 0) { cps = (int)((chunks + S - 1) / S); S = (int)((chunks + cps - 1) / cps); }
+                long nqMax = Math.Min(n, QueriesPerLaunch);
+                long need = B * Hq * S * nqMax * (D + 2);
+                if (workspace is null || workspace.numel() < need || workspace.device_index != q.device_index)
+                {
+                    workspace?.Dispose();
+                    workspace = torch.empty(new[] { Math.Max(need, 1L << 16) }, ScalarType.Float32, q.device).DetachFromDisposeScope();
+                }
+                var spec = Spec(dt, mode, D);
+                var combine = KernelRuntime.Shared.GetFunction(spec, "kva_combine", dev);
+                long ws = (long)TensorPointers.Get(workspace, ScalarType.Float32, dev, "workspace");
+                Tensor? qc = null, mask = null;
+                var o = torch.empty(new[] { B, Hq, n, D }, q.dtype, q.device);
+                try
+                {
+                    qc = q.is_contiguous() ? null : q.contiguous();
+                    var qq = qc ?? q;
+                    if (allowed is not null)
+                    {
+                        mask = allowed.to(ScalarType.Byte, q.device).expand(B, 1, n, T).reshape(B, n, T);
+                        if (!mask.is_contiguous()) { var m2 = mask.contiguous(); mask.Dispose(); mask = m2; }
+                    }
+                    long qPtr = (long)TensorPointers.Get(qq, q.dtype, dev, "q");
+                    long oPtr = (long)TensorPointers.Get(o, q.dtype, dev, "out");
+                    long maskPtr = mask is null ? 0 : (long)TensorPointers.Get(mask, ScalarType.Byte, dev, "allowed");
+                    for (long i0 = 0; i0 < n; i0 += QueriesPerLaunch)
+                    {
+                        long nq = Math.Min(QueriesPerLaunch, n - i0);
+                        int nqT = nq <= 1 ? 1 : nq <= 2 ? 2 : 4;
+                        var fn = KernelRuntime.Shared.GetFunction(spec, $"kva_split_q{nqT}", dev);
+                        long pml = ws + 4 * B * Hq * S * nq * D;
+                        // queries of this launch: rows i0 .. i0+nq of every (b, h) — contiguous only when n == nq, so copy otherwise
+                        Tensor? qSlice = null, mSlice = null, oSlice = null;
+                        try
+                        {
+                            long qp = qPtr, mp = maskPtr, op = oPtr;
+                            if (n != nq)
+                            {
+                                qSlice = qq.narrow(2, i0, nq).contiguous();
+                                qp = (long)TensorPointers.Get(qSlice, q.dtype, dev, "q");
+                                if (mask is not null)
+                                {
+                                    mSlice = mask.narrow(1, i0, nq).contiguous();
+                                    mp = (long)TensorPointers.Get(mSlice, ScalarType.Byte, dev, "allowed");
+                                }
+                                oSlice = torch.empty(new[] { B, Hq, nq, D }, q.dtype, q.device);
+                                op = (long)TensorPointers.Get(oSlice, q.dtype, dev, "out");
+                            }
+                            using (var args = new KernelArguments(dev))
+                            {
+                                args.Add(qp).AddOptional(blockCount > 0 ? table : null, ScalarType.Int64, "table")
+                                    .AddOptional(Tt > 0 ? tailK : null, q.dtype, "tailK").AddOptional(Tt > 0 ? tailV : null, q.dtype, "tailV")
+                                    .Add(Tt > 0 ? tailK!.shape[2] * D : 0L).Add(mp).AddOptional(valid, valid?.dtype ?? ScalarType.Byte, "valid")
+                                    .Add(valid is null ? 0 : (int)valid.shape[1]).Add(ws).Add(pml)
+                                    .Add((int)Hq).Add((int)kvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt)
+                                    .Add((int)outliers).Add((int)valueGroup).Add(cps).Add(S).Add((float)(scale * 1.4426950408889634));
+                                fn.Launch(new Dim3((uint)((S + Warps - 1) / Warps), (uint)Hq, (uint)B), new Dim3(Warps * 32), 0, args);
+                            }
+                            using (var args = new KernelArguments(dev))
+                            {
+                                args.Add(ws).Add(pml).Add(op).Add((int)Hq).Add((int)nq).Add(S);
+                                combine.Launch(new Dim3((uint)nq, (uint)Hq, (uint)B), new Dim3(128), 0, args);
+                            }
+                            if (oSlice is not null) o.narrow(2, i0, nq).copy_(oSlice);
+                        }
+                        finally
+                        {
+                            qSlice?.Dispose();
+                            mSlice?.Dispose();
+                            oSlice?.Dispose();
+                        }
+                    }
+                    var r = o;
+                    o = null!;
+                    return r;
+                }
+                finally
+                {
+                    o?.Dispose();
+                    qc?.Dispose();
+                    mask?.Dispose();
+                }
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return null;
+            }
+        }
+    }
+}

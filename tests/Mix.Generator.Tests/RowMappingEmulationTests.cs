@@ -1,0 +1,249 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Mix.Runtime.Fused;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+using Mapping = Mix.Runtime.Fused.FusedRegionKernel.RowMapping;
+
+namespace Mix.Generator.Tests;
+
+/// <summary>
+/// The row regions' three mappings (<see cref="FusedRegionKernel"/>: a warp per row, a block per row, the column
+/// mapping for an axis that is not innermost, each with and without vector loads where it has them) on the regions the
+/// planner emits for the norms and softmax a forward writes in tensor math: RMSNorm, a two-pass LayerNorm over C of
+/// [B, C, H, W] with per-channel weight and bias, a softmax, a reduction that drops its axis, a row gate broadcast along
+/// the axis. Each kernel runs under the g++ emulation (<see cref="RegionEmulator"/>) with every mapping forced in turn,
+/// on odd sizes, against the same math in double precision: 1e-5 relative. The mapping the host picks by itself is
+/// checked apart, without running anything.
+/// </summary>
+public class RowMappingEmulationTests
+{
+    sealed class G
+    {
+        public readonly List<FusionNode> Nodes = new();
+        int Add(FusionNode n) { Nodes.Add(n); return Nodes.Count - 1; }
+        public int In() => Add(new FusionNode("input", "", EquatableArray<int>.Empty));
+        public int Scalar() => Add(new FusionNode("scalar", "", EquatableArray<int>.Empty));
+        public int U(string op, int a) => Add(new FusionNode("unary", op, new[] { a }.ToEquatableArray()));
+        public int B(string op, int a, int b) => Add(new FusionNode("binary", op, new[] { a, b }.ToEquatableArray()));
+        public int Reduce(string op, int a, int axis, bool keep = true) => Add(new FusionNode("reduce", op, new[] { a }.ToEquatableArray(), axis, keep));
+        public int Softmax(int a, int axis) => Add(new FusionNode("softmax", "softmax", new[] { a }.ToEquatableArray(), axis));
+        public FusionGraph Graph => new(Nodes.ToEquatableArray());
+    }
+
+    /// <summary>A region's kernel as the generator would bind it.</summary>
+    static FusedRegionKernel Kernel(string name, G g)
+    {
+        var region = Assert.Single(FusionPlanner.Plan(g.Graph));
+        Assert.Equal("row", region.Kind);
+        var source = CudaRegionEmitter.Emit(g.Graph, region, name);
+        return FusedRegionKernel.Row(name, region.Inputs.Count, region.Scalars.Count, region.Axis, region.Reduced, region.Reductions.ToArray(), source);
+    }
+
+    // x * rsqrt(mean(x * x, axis) + eps) * w
+    static FusedRegionKernel RmsNorm(int axis)
+    {
+        var g = new G();
+        int x = g.In(), w = g.In(), eps = g.Scalar();
+        int ms = g.Reduce("mean", g.B("mul", x, x), axis);
+        g.B("mul", g.B("mul", x, g.U("rsqrt", g.B("add", ms, eps))), w);
+        return Kernel("rmsnorm", g);
+    }
+
+    static Tensor RmsNormRef(Tensor x, Tensor w, double eps, long axis) =>
+        x * (x * x).mean(new[] { axis }, keepdim: true).add(eps).rsqrt() * w;
+
+    // (x - mean(x)) * rsqrt(mean((x - mean(x))^2) + eps) * w + b: two phases after the mean
+    static FusedRegionKernel LayerNorm(int axis)
+    {
+        var g = new G();
+        int x = g.In(), w = g.In(), b = g.In(), eps = g.Scalar();
+        int d = g.B("sub", x, g.Reduce("mean", x, axis));
+        int v = g.Reduce("mean", g.B("mul", d, d), axis);
+        g.B("add", g.B("mul", g.B("mul", d, g.U("rsqrt", g.B("add", v, eps))), w), b);
+        return Kernel("layernorm", g);
+    }
+
+    static Tensor LayerNormRef(Tensor x, Tensor w, Tensor b, double eps, long axis)
+    {
+        var d = x - x.mean(new[] { axis }, keepdim: true);
+        return d * (d * d).mean(new[] { axis }, keepdim: true).add(eps).rsqrt() * w + b;
+    }
+
+    // softmax(x * s, axis) * gate: the gate is one number per row (broadcast along the axis)
+    static FusedRegionKernel GatedSoftmax(int axis)
+    {
+        var g = new G();
+        int x = g.In(), gate = g.In(), s = g.Scalar();
+        g.B("mul", g.Softmax(g.B("mul", x, s), axis), gate);
+        return Kernel("softmax", g);
+    }
+
+    // max(x * y, axis) without the axis
+    static FusedRegionKernel ReducedMax(int axis)
+    {
+        var g = new G();
+        int x = g.In(), y = g.In();
+        g.Reduce("max", g.B("mul", x, y), axis, keep: false);
+        return Kernel("rowmax", g);
+    }
+
+    static readonly (Mapping Mapping, int Split)[] Mappings =
+    {
+        (Mapping.Warp, 1), (Mapping.Block, 1), (Mapping.Cols, 1), (Mapping.Cols, 2), (Mapping.Cols, 4), (Mapping.Cols, 8),
+    };
+
+    /// <summary>Runs <paramref name="kernel"/> under every mapping (vector entries where the shapes allow) and compares with <paramref name="expected"/>.</summary>
+    static void EveryMapping(RegionEmulator emulator, FusedRegionKernel kernel, Tensor[] xs, float[] scalars, Tensor expected, string what)
+    {
+        foreach (var (mapping, split) in Mappings)
+            foreach (bool aligned in new[] { false, true })
+            {
+                if (aligned && mapping == Mapping.Cols) continue; // no vector entry
+                FusedRegionKernel.ForceRowMapping = mapping;
+                FusedRegionKernel.ForceSplit = split;
+                emulator.Aligned = aligned;
+                Tensor? y;
+                try { y = emulator.Run(kernel, xs, scalars); }
+                finally
+                {
+                    FusedRegionKernel.ForceRowMapping = null;
+                    FusedRegionKernel.ForceSplit = null;
+                }
+                Assert.NotNull(y);
+                Assert.Equal(expected.shape, y!.shape);
+                var err = ((y.to_type(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
+                Assert.True(err <= 1e-5, $"{what}, {mapping} split {split}{(aligned ? " aligned" : "")}: relative error {err}");
+            }
+    }
+
+    static string? Gxx()
+    {
+        var gxx = RegionEmulator.Gxx();
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        return gxx;
+    }
+
+    [Fact]
+    public void Rms_norm_over_the_last_axis_matches_in_every_mapping()
+    {
+        using var emulator = new RegionEmulator(Gxx()!);
+        torch.manual_seed(3);
+        var kernel = RmsNorm(-1);
+        foreach (long len in new long[] { 37, 36, 5 })
+        {
+            var x = torch.randn(11, len);
+            var w = torch.rand(len) + 0.5;
+            EveryMapping(emulator, kernel, new[] { x, w }, new[] { 1e-5f },
+                RmsNormRef(x.to_type(ScalarType.Float64), w.to_type(ScalarType.Float64), 1e-5f, -1), $"rmsnorm [11, {len}]");
+        }
+        Assert.Contains("mix_region_warp4", emulator.EntriesRun);
+        Assert.Contains("mix_region_row4", emulator.EntriesRun);
+        Assert.Contains("mix_region_warp", emulator.EntriesRun);
+        Assert.Contains("mix_region_cols", emulator.EntriesRun);
+    }
+
+    [Fact]
+    public void Layer_norm_over_the_channels_of_nchw_matches_in_every_mapping()
+    {
+        using var emulator = new RegionEmulator(Gxx()!);
+        torch.manual_seed(4);
+        var kernel = LayerNorm(1);
+        foreach (var (c, h, w) in new (long, long, long)[] { (7, 5, 3), (12, 3, 3) })
+        {
+            var x = torch.randn(3, c, h, w) * 2 + 0.5;
+            var weight = torch.randn(c, 1, 1);
+            var bias = torch.randn(c, 1, 1);
+            EveryMapping(emulator, kernel, new[] { x, weight, bias }, new[] { 1e-6f },
+                LayerNormRef(x.to_type(ScalarType.Float64), weight.to_type(ScalarType.Float64), bias.to_type(ScalarType.Float64), 1e-6f, 1),
+                $"layernorm [3, {c}, {h}, {w}]");
+        }
+    }
+
+    [Fact]
+    public void Layer_norm_of_channels_last_rows_and_a_transposed_input_match()
+    {
+        using var emulator = new RegionEmulator(Gxx()!);
+        torch.manual_seed(5);
+        var kernel = LayerNorm(-1);
+        // the channels innermost: vector reads; then the same values through a transposed view (axis stride > 1)
+        var x = torch.randn(2, 3, 5, 12);
+        var weight = torch.randn(12);
+        var bias = torch.randn(12);
+        var expected = LayerNormRef(x.to_type(ScalarType.Float64), weight.to_type(ScalarType.Float64), bias.to_type(ScalarType.Float64), 1e-5f, -1);
+        EveryMapping(emulator, kernel, new[] { x, weight, bias }, new[] { 1e-5f }, expected, "layernorm [2, 3, 5, 12]");
+        var xt = x.transpose(1, 3).contiguous().transpose(1, 3);
+        EveryMapping(emulator, kernel, new[] { xt, weight, bias }, new[] { 1e-5f }, expected, "layernorm of a transposed view");
+    }
+
+    [Fact]
+    public void Softmax_with_a_row_gate_matches_in_every_mapping()
+    {
+        using var emulator = new RegionEmulator(Gxx()!);
+        torch.manual_seed(6);
+        var kernel = GatedSoftmax(-1);
+        foreach (long len in new long[] { 1100, 1031, 9 })
+        {
+            var x = torch.randn(3, len) * 3;
+            var gate = torch.rand(3, 1);
+            var expected = (x.to_type(ScalarType.Float64) * 0.7f).softmax(-1) * gate.to_type(ScalarType.Float64);
+            EveryMapping(emulator, kernel, new[] { x, gate }, new[] { 0.7f }, expected, $"softmax [3, {len}]");
+        }
+        // softmax over a middle axis
+        var k2 = GatedSoftmax(1);
+        var y = torch.randn(2, 13, 6);
+        var g2 = torch.rand(2, 1, 6);
+        EveryMapping(emulator, k2, new[] { y, g2 }, new[] { 1.3f }, (y.to_type(ScalarType.Float64) * 1.3f).softmax(1) * g2.to_type(ScalarType.Float64), "softmax over axis 1");
+    }
+
+    [Fact]
+    public void A_reduction_that_drops_its_axis_matches_in_every_mapping()
+    {
+        using var emulator = new RegionEmulator(Gxx()!);
+        torch.manual_seed(7);
+        var last = ReducedMax(-1);
+        var x = torch.randn(9, 40);
+        var y = torch.randn(9, 40);
+        EveryMapping(emulator, last, new[] { x, y }, Array.Empty<float>(), (x * y).to_type(ScalarType.Float64).amax(new long[] { -1 }), "max over the last axis");
+        var first = ReducedMax(1);
+        var a = torch.randn(2, 7, 3, 5);
+        var b = torch.randn(1, 7, 1, 1); // a positive axis needs the reduced operands at full rank
+        EveryMapping(emulator, first, new[] { a, b }, Array.Empty<float>(), (a * b).to_type(ScalarType.Float64).amax(new long[] { 1 }), "max over the channels");
+    }
+
+    static string Chosen(FusedRegionKernel kernel, params long[][] shapes)
+    {
+        var xs = shapes.Select(s => (s, Contiguous(s), ScalarType.BFloat16)).ToArray();
+        var plan = kernel.Prepare(xs, new[] { 1e-5f });
+        Assert.NotNull(plan);
+        var entry = plan!.Entry(aligned: true);
+        return entry == "mix_region_cols" ? $"{entry}/{plan.Args.Split}" : entry;
+    }
+
+    static long[] Contiguous(long[] shape)
+    {
+        var st = new long[shape.Length];
+        long acc = 1;
+        for (int d = shape.Length - 1; d >= 0; d--) { st[d] = acc; acc *= shape[d]; }
+        return st;
+    }
+
+    [Fact]
+    public void The_host_picks_the_mapping_from_the_layout_the_row_length_and_the_row_count()
+    {
+        var last = RmsNorm(-1);
+        Assert.Equal("mix_region_warp4", Chosen(last, new long[] { 32, 3136, 128 }, new long[] { 128 }));
+        Assert.Equal("mix_region_warp", Chosen(last, new long[] { 32, 3136, 130 }, new long[] { 130 }));
+        Assert.Equal("mix_region_row4", Chosen(last, new long[] { 4, 4096 }, new long[] { 4096 }));
+        Assert.Equal("mix_region_row", Chosen(last, new long[] { 4, 4097 }, new long[] { 4097 }));
+        var channels = RmsNorm(1);
+        // the gated mixer's channel RMSNorm: [B, 128, 56, 56]; more rows, fewer threads per row
+        Assert.Equal("mix_region_cols/4", Chosen(channels, new long[] { 32, 128, 56, 56 }, new long[] { 128, 1, 1 }));
+        Assert.Equal("mix_region_cols/8", Chosen(channels, new long[] { 1, 128, 56, 56 }, new long[] { 128, 1, 1 }));
+        Assert.Equal("mix_region_cols/1", Chosen(channels, new long[] { 128, 64, 56, 56 }, new long[] { 64, 1, 1 }));
+        // [B, C, 1, 1]: the channels are the innermost dim of size above one
+        Assert.Equal("mix_region_warp4", Chosen(channels, new long[] { 8, 512, 1, 1 }, new long[] { 512, 1, 1 }));
+    }
+}

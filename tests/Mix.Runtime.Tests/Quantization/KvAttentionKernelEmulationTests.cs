@@ -1,0 +1,331 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Mix.Runtime.Fused;
+using Mix.Runtime.Quantization;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Tests.Quantization;
+
+/// <summary>
+/// The split-K quantized-cache attention kernel (<see cref="KvAttentionKernelSources"/>) compiled as C++ with the CUDA
+/// built-ins emulated (one OS thread per CUDA thread, warp shuffles and <c>__syncwarp</c> as barriers of the warp's 32
+/// threads, <c>__syncthreads</c> as a barrier of the block), fed with blocks packed by the real
+/// <see cref="KvQuantizer"/> (KIVI-4, KIVI-2, VidKV) and a float32 tail, against softmax attention in float64 over
+/// <see cref="KvQuantizer.Dequantize"/>'s keys and values (computed here in C#). Cases: contexts that are not a multiple
+/// of the block or of the split, tails of 0, 5, 7 and 33+ tokens, blocks of 64 tokens, batch 2 with rows of different
+/// lengths (left padding through the validity bytes), an explicit mask, grouped-query heads, 1–4 queries per launch,
+/// head dimensions 32, 64, 96, 128 and 256. Needs g++ (C++20); skipped without it. Bound: max |error| ≤ 2e-5 ×
+/// (1 + max |reference|) (float32 kernel, float64 reference).
+/// </summary>
+public class KvAttentionKernelEmulationTests
+{
+    private const string Emulation = """
+#include <cstring>
+#include <cmath>
+#include <cstdint>
+#include <algorithm>
+#include <barrier>
+#include <memory>
+#include <thread>
+#include <vector>
+#include <cstdio>
+#include <cstdlib>
+using std::min;
+#define MIX_T 0
+#define KVA_HOST_HALF 1
+#define __device__
+#define __forceinline__ inline
+#define __global__
+#define __restrict__
+#define __launch_bounds__(x)
+#define __shared__ static
+struct float4 { float x, y, z, w; };
+struct uint2 { unsigned int x, y; };
+struct uint4 { unsigned int x, y, z, w; };
+struct D3 { unsigned x, y, z; };
+thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
+static std::barrier<>* block_barrier;
+static std::barrier<>* warp_barriers[32];
+static float shuffle_slots[1024];
+static inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
+template <class T> static T __ldg(const T* p) { return *p; }
+static inline float __int_as_float(int u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline float __int_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+template <class T> static T __shfl_down_sync(unsigned, T v, int) { return v; }
+static void __syncthreads() { block_barrier->arrive_and_wait(); }
+static void __syncwarp() { warp_barriers[threadIdx.x >> 5]->arrive_and_wait(); }
+static float __shfl_sync(unsigned, float v, int src) {
+  shuffle_slots[threadIdx.x] = v; __syncwarp();
+  float r = shuffle_slots[(threadIdx.x & ~31u) + (unsigned)(src & 31)]; __syncwarp(); return r;
+}
+static float __shfl_xor_sync(unsigned, float v, int o) {
+  shuffle_slots[threadIdx.x] = v; __syncwarp();
+  float r = shuffle_slots[threadIdx.x ^ (unsigned)o]; __syncwarp(); return r;
+}
+static float kva_h2f(unsigned short h) {
+  const unsigned s = (h >> 15) & 1u, e = (h >> 10) & 31u, m = h & 1023u;
+  float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024u), (int)e - 25);
+  return s ? -v : v;
+}
+template <class F> static void launch(D3 grid, unsigned threads, F body) {
+  blockDim = { threads, 1, 1 }; gridDim = grid;
+  for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
+    blockIdx = { x, y, z };
+    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
+    std::vector<std::unique_ptr<std::barrier<>>> wb;
+    for (unsigned w = 0; w < threads / 32; w++) { wb.emplace_back(new std::barrier<>(32)); warp_barriers[w] = wb.back().get(); }
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
+    for (auto& t : ts) t.join();
+  }
+}
+""";
+
+    private const string Harness = """
+static FILE* in;
+static int rd() { int v; if (fread(&v, 4, 1, in) != 1) { printf("bad input\n"); exit(2); } return v; }
+static std::vector<unsigned char> arr() {
+  long long n; if (fread(&n, 8, 1, in) != 1) { printf("bad input\n"); exit(2); }
+  std::vector<unsigned char> v((size_t)n + 16);
+  if (n > 0 && fread(v.data(), 1, (size_t)n, in) != (size_t)n) { printf("bad input\n"); exit(2); }
+  v.resize((size_t)n);
+  return v;
+}
+template <class T> static const T* ptr(const std::vector<unsigned char>& v) { return v.empty() ? nullptr : (const T*)v.data(); }
+
+int main(int argc, char** argv) {
+  in = fopen(argv[1], "rb");
+  int cases = rd();
+  for (int cs = 0; cs < cases; cs++) {
+    int B = rd(), Hkv = rd(), Hq = rd(), D = rd(), G = rd(), NB = rd(), Tt = rd(), cap = rd(), nq = rd(), nOut = rd(), gv = rd(),
+        S = rd(), vstride = rd(), qpos0 = rd();
+    if (D != KVA_D) { printf("case %d has D=%d, compiled for %d\n", cs, D, KVA_D); return 3; }
+    auto q = arr();
+    std::vector<std::vector<unsigned char>> blocks;
+    std::vector<long long> table((size_t)std::max(NB, 1) * 8, 0);
+    for (int b = 0; b < NB; b++) for (int k = 0; k < 8; k++) blocks.push_back(arr());
+    for (int b = 0; b < NB; b++) for (int k = 0; k < 8; k++)
+      table[b * 8 + k] = blocks[b * 8 + k].empty() ? 0 : (long long)(intptr_t)blocks[b * 8 + k].data();
+    auto tk = arr(), tv = arr(), allowed = arr(), valid = arr(), expect = arr();
+    const int T = NB * G + Tt;
+    const int chunks = NB * (G / 32) + (Tt + 31) / 32;
+    int cps = (chunks + S - 1) / S; S = (chunks + cps - 1) / cps;
+    std::vector<float> po((size_t)B * Hq * S * nq * D), pml((size_t)B * Hq * S * nq * 2), out((size_t)B * Hq * nq * D, -7.0f);
+    const float scaleLog2 = (float)(1.0 / std::sqrt((double)D) * 1.4426950408889634);
+    D3 grid = { (unsigned)((S + 3) / 4), (unsigned)Hq, (unsigned)B };
+    auto body = [&] {
+      auto a = [&](auto f) { f(ptr<float>(q), NB ? table.data() : nullptr, ptr<float>(tk), ptr<float>(tv), (long long)cap * D,
+          ptr<unsigned char>(allowed), ptr<unsigned char>(valid), vstride, po.data(), pml.data(), Hq, Hkv, nq, qpos0, G, NB, Tt, nOut, gv,
+          cps, S, scaleLog2); };
+      if (nq == 1) a(kva_split_q1); else if (nq == 2) a(kva_split_q2); else a(kva_split_q4);
+    };
+    launch(grid, 128, body);
+    launch({ (unsigned)nq, (unsigned)Hq, (unsigned)B }, 128, [&] { kva_combine(po.data(), pml.data(), out.data(), Hq, nq, S); });
+    const double* ref = (const double*)expect.data();
+    double err = 0, mag = 0;
+    for (size_t i = 0; i < out.size(); i++) { err = std::max(err, std::fabs(out[i] - ref[i])); mag = std::max(mag, std::fabs(ref[i])); }
+    printf("case%d %.6g %.6g %d\n", cs, err, mag, S);
+  }
+  return 0;
+}
+""";
+
+    /// <summary>One attention call: the cache shape, the queries and how visibility is given.</summary>
+    private sealed record Case(KvQuantMode Mode, int B, int Hkv, int Hq, int D, int G, int NB, int Tt, int Nq, int Splits,
+        string Visibility, int Seed);
+
+    private static readonly Case[] Cases =
+    {
+        // KIVI-4: 5 blocks + 7 tail tokens split unevenly in 3; one query, causal, all valid
+        new(KvQuantMode.Kivi4, 1, 2, 2, 64, 32, 5, 7, 1, 4, "causal", 1),
+        // KIVI-4: batch 2 with rows of different lengths (left padding), 4 queries, 256 channels, a tail over a chunk
+        new(KvQuantMode.Kivi4, 2, 1, 1, 256, 32, 2, 40, 4, 2, "valid", 2),
+        // KIVI-2: blocks of 64 tokens (two chunks each), no tail, grouped-query heads, 2 queries, left padding
+        new(KvQuantMode.Kivi2, 2, 1, 2, 128, 64, 3, 0, 2, 4, "valid", 3),
+        // KIVI-2: a single split, 32 channels (16 tokens per value pass); the tail alone, then blocks + tail
+        new(KvQuantMode.Kivi2, 1, 1, 1, 32, 32, 0, 20, 1, 1, "causal", 4),
+        new(KvQuantMode.Kivi2, 1, 1, 1, 32, 32, 2, 5, 1, 1, "causal", 5),
+        // VidKV: 96 channels (6 lanes per token in the value pass), an explicit mask, 3 queries, a tail of 33
+        new(KvQuantMode.VidKv, 2, 2, 2, 96, 32, 4, 33, 3, 5, "allowed", 6),
+        // VidKV: 128 channels (16 outliers), 7 splits over 9 chunks, left padding
+        new(KvQuantMode.VidKv, 2, 1, 1, 128, 32, 8, 9, 1, 7, "valid", 7),
+    };
+
+    private static string? Which(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+
+    private static (int code, string output) Run(string file, string args, string dir)
+    {
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    private static void WriteArray(BinaryWriter w, Tensor? t)
+    {
+        if (t is null) { w.Write(0L); return; }
+        var c = t.contiguous();
+        var bytes = c.bytes.ToArray();
+        w.Write((long)bytes.Length);
+        w.Write(bytes);
+    }
+
+    /// <summary>Writes one case's inputs and float64 reference output.</summary>
+    private static void WriteCase(BinaryWriter w, Case c)
+    {
+        using var scope = torch.NewDisposeScope();
+        var gen = torch.manual_seed(c.Seed);
+        var opts = new KvQuantizationOptions { Mode = c.Mode, GroupSize = c.G };
+        int T = c.NB * c.G + c.Tt;
+        Tensor Rand(long t)
+        {
+            var x = torch.randn(c.B, c.Hkv, t, c.D);
+            x[TensorIndex.Ellipsis, 3] = x[TensorIndex.Ellipsis, 3] * 6;   // an outlier channel
+            return x;
+        }
+        var keys = Rand(T);
+        var values = Rand(T);
+        var q = torch.randn(c.B, c.Hq, c.Nq, c.D);
+        var blocks = new List<QuantizedKvBlock>();
+        var dk = new List<Tensor>();
+        var dv = new List<Tensor>();
+        for (int b = 0; b < c.NB; b++)
+        {
+            var blk = KvQuantizer.Quantize(keys.narrow(2, b * c.G, c.G), values.narrow(2, b * c.G, c.G), opts);
+            blocks.Add(blk);
+            var (k1, v1) = KvQuantizer.Dequantize(blk, opts, c.G, c.D, ScalarType.Float64);
+            dk.Add(k1);
+            dv.Add(v1);
+        }
+        int cap = c.Tt + 3;   // the tail buffer holds more rows than are in use
+        var tailK = torch.zeros(c.B, c.Hkv, cap, c.D);
+        var tailV = torch.zeros(c.B, c.Hkv, cap, c.D);
+        if (c.Tt > 0)
+        {
+            tailK.narrow(2, 0, c.Tt).copy_(keys.narrow(2, c.NB * c.G, c.Tt));
+            tailV.narrow(2, 0, c.Tt).copy_(values.narrow(2, c.NB * c.G, c.Tt));
+            dk.Add(keys.narrow(2, c.NB * c.G, c.Tt).to_type(ScalarType.Float64));
+            dv.Add(values.narrow(2, c.NB * c.G, c.Tt).to_type(ScalarType.Float64));
+        }
+        var K = torch.cat(dk, 2);
+        var V = torch.cat(dv, 2);
+        // visibility [B, nq, T]
+        int qpos0 = T - c.Nq;
+        var allowed = torch.zeros(new long[] { c.B, c.Nq, T }, ScalarType.Bool);
+        Tensor? validBytes = null, allowedBytes = null;
+        int vstride = 0;
+        var rng = new Random(c.Seed);
+        if (c.Visibility == "allowed")
+        {
+            var a = new bool[c.B * c.Nq * T];
+            for (int i = 0; i < a.Length; i++) a[i] = rng.NextDouble() < 0.7;
+            for (int b = 0; b < c.B; b++) for (int i = 0; i < c.Nq; i++) a[(b * c.Nq + i) * T + qpos0 + i] = true;
+            allowed = torch.tensor(a).reshape(c.B, c.Nq, T);
+            allowedBytes = allowed.to_type(ScalarType.Byte);
+        }
+        else
+        {
+            var valid = new bool[c.B * T];
+            Array.Fill(valid, true);
+            if (c.Visibility == "valid")
+                for (int b = 0; b < c.B; b++)
+                {
+                    int pad = b == 0 ? Math.Min(37, T - c.Nq) : 0;   // row 0 is shorter: its first entries are padding
+                    for (int j = 0; j < pad; j++) valid[b * T + j] = false;
+                    if (b == 1 && T > 10) valid[b * T + T - c.Nq - 1] = false;   // and a pad token in the middle of row 1
+                }
+            var a = new bool[c.B * c.Nq * T];
+            for (int b = 0; b < c.B; b++)
+                for (int i = 0; i < c.Nq; i++)
+                    for (int j = 0; j < T; j++)
+                        a[(b * c.Nq + i) * T + j] = j <= qpos0 + i && (valid[b * T + j] || j == qpos0 + i);
+            allowed = torch.tensor(a).reshape(c.B, c.Nq, T);
+            if (c.Visibility == "valid")
+            {
+                vstride = T + 5;
+                var vb = new byte[c.B * vstride];
+                for (int b = 0; b < c.B; b++) for (int j = 0; j < T; j++) vb[b * vstride + j] = valid[b * T + j] ? (byte)1 : (byte)0;
+                validBytes = torch.tensor(vb).reshape(c.B, vstride);
+            }
+        }
+        // float64 reference: kv heads repeated for grouped queries
+        var Kq = K.repeat_interleave(c.Hq / c.Hkv, 1);
+        var Vq = V.repeat_interleave(c.Hq / c.Hkv, 1);
+        var s = torch.matmul(q.to_type(ScalarType.Float64), Kq.transpose(2, 3)) / Math.Sqrt(c.D);
+        s = s.masked_fill(allowed.unsqueeze(1).logical_not(), double.NegativeInfinity);
+        var expect = torch.matmul(torch.softmax(s, -1), Vq);
+
+        long nOut = c.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(c.D, opts.OutlierFraction) : 0;
+        foreach (var v in new[] { c.B, c.Hkv, c.Hq, c.D, c.G, c.NB, c.Tt, cap, c.Nq, (int)nOut, Math.Min(c.G, c.D), c.Splits, vstride, qpos0 })
+            w.Write(v);
+        WriteArray(w, q);
+        foreach (var blk in blocks)
+        {
+            WriteArray(w, blk.KeyCodes); WriteArray(w, blk.KeyScale); WriteArray(w, blk.KeyMin); WriteArray(w, blk.KeyPlane1);
+            WriteArray(w, blk.OutlierIdx); WriteArray(w, blk.ValueCodes); WriteArray(w, blk.ValueScale); WriteArray(w, blk.ValueMin);
+        }
+        WriteArray(w, c.Tt > 0 ? tailK : null);
+        WriteArray(w, c.Tt > 0 ? tailV : null);
+        WriteArray(w, allowedBytes);
+        WriteArray(w, validBytes);
+        WriteArray(w, expect.contiguous());
+        foreach (var blk in blocks) blk.Dispose();
+    }
+
+    [Fact]
+    public void SplitKernelMatchesFloat64AttentionOverTheDequantizedCache()
+    {
+        var gxx = Which("g++");
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        var dir = Directory.CreateTempSubdirectory("mix-kv-attention").FullName;
+        try
+        {
+            var results = new List<string>();
+            // one program per (mode, head dimension): both are compile-time constants of the kernel
+            foreach (var group in Cases.GroupBy(c => (c.Mode, c.D)))
+            {
+                string name = $"kva_{QuantizedOps.KvCode(group.Key.Mode)}_{group.Key.D}";
+                var source = string.Join("\n", $"#define MIX_KV {QuantizedOps.KvCode(group.Key.Mode)}\n#define KVA_D {group.Key.D}",
+                    Emulation, FusedKernelSources.Prelude, KvAttentionKernelSources.Source, Harness);
+                File.WriteAllText(Path.Combine(dir, name + ".cpp"), source);
+                using (var f = File.Create(Path.Combine(dir, name + ".bin")))
+                using (var w = new BinaryWriter(f))
+                {
+                    w.Write(group.Count());
+                    foreach (var c in group) WriteCase(w, c);
+                }
+                var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w {name}.cpp -o {name}", dir);
+                Assert.True(cc == 0, $"{name}: the emulated kernel source does not compile:\n{compileOutput}");
+                var (rc, output) = Run(Path.Combine(dir, name), name + ".bin", dir);
+                Assert.True(rc == 0, $"{name}: {output}");
+                var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                Assert.Equal(group.Count(), lines.Length);
+                foreach (var (line, c) in lines.Zip(group))
+                {
+                    var parts = line.Split(' ');
+                    double err = double.Parse(parts[1], CultureInfo.InvariantCulture);
+                    double mag = double.Parse(parts[2], CultureInfo.InvariantCulture);
+                    results.Add($"{c}: max err {err:G3} (|ref| ≤ {mag:G3}, {parts[3]} splits)");
+                    Assert.True(err <= 2e-5 * (1 + mag), $"{c}: max |error| {err} vs max |reference| {mag}");
+                    Assert.True(mag > 0.05, $"{c}: the reference output is degenerate ({mag})");
+                }
+            }
+        }
+        finally
+        {
+            if (Environment.GetEnvironmentVariable("MIX_KEEP_EMULATION") is null) Directory.Delete(dir, recursive: true);
+        }
+    }
+}
