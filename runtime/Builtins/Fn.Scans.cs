@@ -80,16 +80,18 @@ public static partial class Fn
 
     /// <summary>
     /// <c>token_mask(x)</c>: <c>[B, L]</c> in <paramref name="x"/>'s (floating) dtype, 1 at tokens and 0 at padding: the
-    /// attention mask of the decoding step a <see cref="Caches.CausalModel"/> is running, all ones outside one.
+    /// attention mask of the decoding step a <see cref="Caches.CausalModel"/> is running, else the padding mask of a
+    /// <see cref="Caches.PaddingMask.Use"/> scope, else all ones.
     /// </summary>
     public static Tensor TokenMask(Tensor x)
     {
         var dtype = torch.is_floating_point(x) ? x.dtype : ScalarType.Float32;
-        if (Caches.CacheScope.Current?.Mask is { } mask)
+        var scope = Caches.CacheScope.Current;
+        if ((scope is not null ? scope.Mask : Caches.PaddingMask.Current) is { } mask)
         {
             if (mask.dim() != 2 || mask.shape[0] != x.shape[0] || mask.shape[1] != x.shape[1])
                 throw new InvalidOperationException(
-                    $"token_mask: the step's mask is [{string.Join(", ", mask.shape)}] but the mixer's input is [{string.Join(", ", x.shape)}] (tokens on axis 1)");
+                    $"token_mask: the {(scope is not null ? "step's" : "padding")} mask is [{string.Join(", ", mask.shape)}] but the input is [{string.Join(", ", x.shape)}] (tokens on axis 1)");
             return mask.to(x.device).ne(0).to_type(dtype);
         }
         return torch.ones(new[] { x.shape[0], x.shape[1] }, dtype: dtype, device: x.device);

@@ -27,6 +27,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     private Tensor? tailK;
     private Tensor? tailV;
     private long tailLength;
+    private Tensor? spareK;   // the other pair of tail buffers: the block quantization kernel shifts the tail into it
+    private Tensor? spareV;
     private Tensor? ptrTable;
     private int ptrRows;
     private Tensor? workspace;
@@ -139,6 +141,37 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         long g = Quant.GroupSize, rest = tailLength - g;
+        if (UseFusedKernels && Quant.Mode != KvQuantMode.VidKv && tailK!.device_type == DeviceType.CUDA)
+        {
+            // one launch: the block and the shifted tail (into the spare buffers; inside a step into new ones, so the
+            // buffers of the step's start are never written)
+            bool fresh = InStep || spareK is null || spareK.device_index != tailK.device_index;
+            var dk = fresh ? torch.empty_like(tailK) : spareK!;
+            var dv = fresh ? torch.empty_like(tailV!) : spareV!;
+            var blk = QuantizedKvAttention.QuantizeBlock(tailK, tailV!, dk, dv, tailLength, Quant);
+            if (blk is not null)
+            {
+                blocks.Add(blk);
+                if (fresh)
+                {
+                    dk.DetachFromDisposeScope();
+                    dv.DetachFromDisposeScope();
+                }
+                if (InStep)
+                {
+                    Retire(tailK);
+                    Retire(tailV);
+                }
+                else
+                {
+                    if (fresh) { spareK?.Dispose(); spareV?.Dispose(); }
+                    (spareK, spareV) = (tailK, tailV);
+                }
+                (tailK, tailV) = (dk, dv);
+                tailLength = rest;
+                return;
+            }
+        }
         blocks.Add(KvQuantizer.Quantize(tailK!.narrow(2, 0, g), tailV!.narrow(2, 0, g), Quant));
         if (InStep)
         {
@@ -197,6 +230,9 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         if (!ReferenceEquals(tailK, start.tailK)) tailK?.Dispose();
         if (!ReferenceEquals(tailV, start.tailV)) tailV?.Dispose();
         (tailK, tailV, tailLength) = (start.tailK, start.tailV, start.tailLength);
+        // the spare pair is never written inside a step, but it may be the buffers just restored: forget it
+        if (spareK is not null && !ReferenceEquals(spareK, tailK)) { spareK.Dispose(); spareV?.Dispose(); }
+        spareK = spareV = null;
         if (tailK is not null) live.Add(tailK);
         if (tailV is not null) live.Add(tailV);
         EvictedBlocks = start.evicted;
@@ -503,6 +539,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         ptrRows = 0;
         tailK?.Dispose(); tailK = null;
         tailV?.Dispose(); tailV = null;
+        spareK?.Dispose(); spareK = null;
+        spareV?.Dispose(); spareV = null;
         tailLength = 0;
     }
 
@@ -514,6 +552,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         foreach (var b in blocks) b.Dispose();
         tailK?.Dispose();
         tailV?.Dispose();
+        spareK?.Dispose();
+        spareV?.Dispose();
         ptrTable?.Dispose();
         workspace?.Dispose();
     }

@@ -6,7 +6,8 @@ namespace Mix.Runtime.Cuda
 {
     /// <summary>
     /// What a piece of host code dispatched: launches of the project's own kernels (everything that goes through
-    /// <see cref="CudaFunction.Launch"/>: fused regions, the hand-written fused ops, the scan kernels) and TorchSharp
+    /// <see cref="CudaFunction.Launch"/>: fused regions, the hand-written fused ops, the scan kernels; a
+    /// <see cref="KernelGraph"/> replay counts as one launch, the host's one call) and TorchSharp
     /// operations, counted as the tensors TorchSharp created on the calling thread (each op that returns a tensor
     /// creates one; views and allocations count too, in-place ops returning their input do not). The second is a proxy
     /// for libtorch's launches — one op can launch several kernels or none — that costs nothing to read.

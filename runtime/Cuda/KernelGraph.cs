@@ -64,6 +64,7 @@ namespace Mix.Runtime.Cuda
         {
             if (!IsReady) throw new InvalidOperationException("instantiate the graph before launching it");
             driver.LaunchGraph(Device, exec);
+            ForwardCost.RecordLaunch(); // one host call, whatever the graph holds
         }
 
         /// <inheritdoc />

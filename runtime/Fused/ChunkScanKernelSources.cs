@@ -16,7 +16,8 @@ namespace Mix.Runtime.Fused
     /// Every exponent is a decay between two steps of one chunk taken in causal order (≤ 0 for log gates ≤ 0), so no
     /// factor can overflow, as in the reference's explicit form; GLA's per-key exponentials are formed per (t, s, key)
     /// pair rather than by fla's secondary chunking. Products are float32 FMA tiles in shared memory (a 64 × 64 output
-    /// tile per block, 4 × 4 per thread, strided by 16 so that a warp's shared reads are broadcasts or consecutive);
+    /// tile per block, 4 × 4 per thread at rows and columns strided by 16, which lets a thread skip the score blocks
+    /// above the diagonal; shared rows are stored interleaved so that a thread's four operands are one float4 load);
     /// no tensor cores yet. The state layout is <c>[K, V]</c> (keys = B's state size for SSD, values = head dim).
     /// </summary>
     internal static class ChunkScanKernelSources
@@ -35,22 +36,34 @@ namespace Mix.Runtime.Fused
 #define CKA 64    // key rows per chunk_state block
 #define CKT 32    // keys per shared tile in chunk_output
 #define CVT 64    // value columns per block
-#define CLD (CKT + 1)
+#define CQP 68    // padded length of a step-indexed shared row (16-byte aligned, 4-way bank spread)
 
-// Inclusive cumulative sum down the CQ rows of columns [0, ncol) of a row-major tile with leading dimension ld
-// (256 threads: four segments of 16 rows per column, then each segment adds the totals of the ones before it).
-__device__ __forceinline__ void chunk_cumsum(float* m, int ld, int ncol) {
+// A thread owns the rows r + 16 i (i < 4) of a 64-long tile dimension: shared rows are stored interleaved, r + 16 i at
+// 4 r + i, so that a thread's four values are one float4 and a warp's reads are broadcasts or consecutive.
+#define CPOS(t) ((((t) & 15) << 2) | ((t) >> 4))
+
+__device__ __forceinline__ void ld4(const float* p, float (&v)[4]) {
+  const float4 f = *reinterpret_cast<const float4*>(p);
+  v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+}
+
+// Inclusive cumulative sum over the CQ steps r of columns c < ncol, element (r, c) at m[P(r) rs + P(c) cs] with P the
+// interleave where PR / PC (256 threads: four segments of 16 steps per column, then each segment adds the totals of
+// the ones before it).
+template <bool PR, bool PC>
+__device__ __forceinline__ void chunk_cumsum(float* m, int rs, int cs, int ncol) {
   const int col = threadIdx.x % 64, seg = threadIdx.x / 64;
+  float* mc = m + (PC ? CPOS(col) : col) * cs;
   float run = 0.0f;
   if (col < ncol)
-    for (int r = seg * 16; r < seg * 16 + 16; r++) { run += m[r * ld + col]; m[r * ld + col] = run; }
+    for (int r = seg * 16; r < seg * 16 + 16; r++) { float* e = mc + (PR ? CPOS(r) : r) * rs; run += *e; *e = run; }
   __syncthreads();
   float add = 0.0f;
   if (col < ncol)
-    for (int s = 0; s < seg; s++) add += m[(s * 16 + 15) * ld + col];
+    for (int s = 0; s < seg; s++) add += mc[(PR ? CPOS(s * 16 + 15) : s * 16 + 15) * rs];
   __syncthreads();
   if (col < ncol && seg > 0)
-    for (int r = seg * 16; r < seg * 16 + 16; r++) m[r * ld + col] += add;
+    for (int r = seg * 16; r < seg * 16 + 16; r++) mc[(PR ? CPOS(r) : r) * rs] += add;
   __syncthreads();
 }
 
@@ -64,7 +77,7 @@ __device__ __forceinline__ void chunk_ssd_decay(const float* __restrict__ dt, co
     sa[tid] = d * A[h];
   }
   __syncthreads();
-  chunk_cumsum(sa, 1, 1);
+  chunk_cumsum<false, false>(sa, 1, 1, 1);
 }
 
 // grid (chunks, ceil(V/CVT) * ceil(K/CKA), B*H), block 256. states [B*H, chunks, K, V] (this chunk's contribution),
@@ -74,8 +87,8 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state(
     const float* __restrict__ dt, const float* __restrict__ A, float* __restrict__ states, float* __restrict__ decays,
     int T, int H, int hpg, int K, int V)
 {
-  __shared__ float sk[CQ * CKA];   // g, its cumulative sum, then the decayed keys
-  __shared__ float sv[CQ * CVT];
+  __shared__ __align__(16) float sk[CQ * CKA];   // [step][key, interleaved]: g, its cumulative sum, the decayed keys
+  __shared__ __align__(16) float sv[CQ * CVT];   // [step][value column, interleaved]
   __shared__ float sgl[CKA];
   __shared__ float sa[CQ], sw[CQ];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
@@ -89,24 +102,24 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state(
 
   for (int idx = tid; idx < CQ * CVT; idx += 256) {
     const int tt = idx / CVT, cc = idx % CVT;
-    sv[idx] = (tt < Tc && v0 + cc < V) ? to_f(v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc]) : 0.0f;
+    sv[tt * CVT + CPOS(cc)] = (tt < Tc && v0 + cc < V) ? to_f(v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc]) : 0.0f;
   }
   if (scalarDecay) {
     chunk_ssd_decay(dt, A, sa, sw, b, h, H, T, t0, Tc);
   } else {
     for (int idx = tid; idx < CQ * CKA; idx += 256) {
       const int tt = idx / CKA, kk = idx % CKA;
-      sk[idx] = (tt < Tc && k0 + kk < K) ? to_f(g[(((long long)b * T + t0 + tt) * H + h) * K + k0 + kk]) : 0.0f;
+      sk[tt * CKA + CPOS(kk)] = (tt < Tc && k0 + kk < K) ? to_f(g[(((long long)b * T + t0 + tt) * H + h) * K + k0 + kk]) : 0.0f;
     }
     __syncthreads();
-    chunk_cumsum(sk, CKA, CKA);
-    if (tid < CKA) sgl[tid] = sk[(CQ - 1) * CKA + tid];
+    chunk_cumsum<false, true>(sk, CKA, 1, CKA);
+    if (tid < CKA) sgl[tid] = sk[(CQ - 1) * CKA + CPOS(tid)];
     __syncthreads();
   }
   for (int idx = tid; idx < CQ * CKA; idx += 256) {
-    const int tt = idx / CKA, kk = idx % CKA;
+    const int tt = idx / CKA, kk = idx % CKA, at = tt * CKA + CPOS(kk);
     const float kv = (tt < Tc && k0 + kk < K) ? to_f(k[(((long long)b * T + t0 + tt) * Gq + hq) * K + k0 + kk]) : 0.0f;
-    sk[idx] = scalarDecay ? kv * __expf(sa[CQ - 1] - sa[tt]) * sw[tt] : kv * __expf(sgl[kk] - sk[idx]);
+    sk[at] = scalarDecay ? kv * __expf(sa[CQ - 1] - sa[tt]) * sw[tt] : kv * __expf(sgl[kk] - sk[at]);
   }
   if (blockIdx.y % vtiles == 0) {
     if (scalarDecay) {
@@ -117,11 +130,11 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state(
   }
   __syncthreads();
 
-  float acc[4][4] = {};
+  float acc[4][4] = {};   // state rows k0 + ty + 16 i, columns v0 + tx + 16 j
   for (int s = 0; s < CQ; s++) {
     float a[4], w[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) { a[i] = sk[s * CKA + ty + 16 * i]; w[i] = sv[s * CVT + tx + 16 * i]; }
+    ld4(sk + s * CKA + 4 * ty, a);
+    ld4(sv + s * CVT + 4 * tx, w);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -177,15 +190,16 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
     const float* __restrict__ dt, const float* __restrict__ A, const float* __restrict__ Dp, const io_t* __restrict__ z,
     const float* __restrict__ states, io_t* __restrict__ o, int T, int H, int hpg, int K, int V, float scale)
 {
-  // phase 1 (per key tile): q, k, Γ tiles and the entering state's rows; phase 2: the causal scores and the values
-  __shared__ float smem[3 * CQ * CLD + CKT * CVT];
+  // phase 1, per key tile: q, k and Γ as [key][step, interleaved], the entering state's rows [key][column, interleaved];
+  // phase 2: the causal scores [s][t, interleaved] and the values [s][column, interleaved]
+  __shared__ __align__(16) float smem[3 * CKT * CQP + CKT * CVT];
   __shared__ float sa[CQ], sw[CQ];
   float* sq = smem;
-  float* sk = sq + CQ * CLD;
-  float* sg = sk + CQ * CLD;
-  float* sS = sg + CQ * CLD;
+  float* sk = sq + CKT * CQP;
+  float* sg = sk + CKT * CQP;
+  float* sS = sg + CKT * CQP;
   float* sA = smem;
-  float* sv = smem + CQ * CQ;
+  float* sv = smem + CQ * CQP;
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   const int c = blockIdx.x, NC = gridDim.x;
   const int v0 = blockIdx.y * CVT;
@@ -201,37 +215,36 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
   float acc[4][4] = {};  // output o[t][cc], t = ty + 16 i, cc = tx + 16 j
   for (int kt = 0; kt < K; kt += CKT) {
     for (int idx = tid; idx < CQ * CKT; idx += 256) {
-      const int tt = idx / CKT, kk = idx % CKT;
+      const int tt = idx / CKT, kk = idx % CKT, at = kk * CQP + CPOS(tt);
       const bool in = tt < Tc && kt + kk < K;
       const long long qk = (((long long)b * T + t0 + tt) * Gq + hq) * K + kt + kk;
-      sq[tt * CLD + kk] = in ? to_f(q[qk]) * scale : 0.0f;
-      sk[tt * CLD + kk] = in ? to_f(k[qk]) : 0.0f;
-      if (!scalarDecay) sg[tt * CLD + kk] = in ? to_f(g[(((long long)b * T + t0 + tt) * H + h) * K + kt + kk]) : 0.0f;
+      sq[at] = in ? to_f(q[qk]) * scale : 0.0f;
+      sk[at] = in ? to_f(k[qk]) : 0.0f;
+      if (!scalarDecay) sg[at] = in ? to_f(g[(((long long)b * T + t0 + tt) * H + h) * K + kt + kk]) : 0.0f;
     }
     for (int idx = tid; idx < CKT * CVT; idx += 256) {
       const int kk = idx / CVT, cc = idx % CVT;
-      sS[idx] = (kt + kk < K && v0 + cc < V) ? Sin[(long long)(kt + kk) * V + v0 + cc] : 0.0f;
+      sS[kk * CVT + CPOS(cc)] = (kt + kk < K && v0 + cc < V) ? Sin[(long long)(kt + kk) * V + v0 + cc] : 0.0f;
     }
     __syncthreads();
     if (scalarDecay) {
       for (int kk = 0; kk < CKT; kk++) {
         float a[4], w[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) { a[i] = sq[(ty + 16 * i) * CLD + kk]; w[i] = sk[(tx + 16 * i) * CLD + kk]; }
+        ld4(sq + kk * CQP + 4 * ty, a);
+        ld4(sk + kk * CQP + 4 * tx, w);
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
           for (int j = 0; j <= i; j++) sc[i][j] = fmaf(a[i], w[j], sc[i][j]);   // j > i: every s > t
       }
     } else {
-      chunk_cumsum(sg, CLD, CKT);
+      chunk_cumsum<true, false>(sg, 1, CQP, CKT);
       for (int kk = 0; kk < CKT; kk++) {
         float a[4], ga[4], w[4], gw[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-          a[i] = sq[(ty + 16 * i) * CLD + kk]; ga[i] = sg[(ty + 16 * i) * CLD + kk];
-          w[i] = sk[(tx + 16 * i) * CLD + kk]; gw[i] = sg[(tx + 16 * i) * CLD + kk];
-        }
+        ld4(sq + kk * CQP + 4 * ty, a);
+        ld4(sg + kk * CQP + 4 * ty, ga);
+        ld4(sk + kk * CQP + 4 * tx, w);
+        ld4(sg + kk * CQP + 4 * tx, gw);
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -242,16 +255,16 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
           }
       }
       __syncthreads();
-      for (int idx = tid; idx < CQ * CKT; idx += 256) {
-        const int tt = idx / CKT, kk = idx % CKT;
-        sq[tt * CLD + kk] *= __expf(sg[tt * CLD + kk]);
+      for (int idx = tid; idx < CKT * CQ; idx += 256) {
+        const int at = (idx / CQ) * CQP + idx % CQ;
+        sq[at] *= __expf(sg[at]);
       }
     }
     __syncthreads();
     for (int kk = 0; kk < CKT; kk++) {
       float a[4], w[4];
-#pragma unroll
-      for (int i = 0; i < 4; i++) { a[i] = sq[(ty + 16 * i) * CLD + kk]; w[i] = sS[kk * CVT + tx + 16 * i]; }
+      ld4(sq + kk * CQP + 4 * ty, a);
+      ld4(sS + kk * CVT + 4 * tx, w);
 #pragma unroll
       for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -262,24 +275,28 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
 
   // the causal scores with SSD's scalar decay and dt, then o += scores · v
 #pragma unroll
-  for (int i = 0; i < 4; i++) {
-    const int t = ty + 16 * i;
+  for (int j = 0; j < 4; j++) {
+    const int s = tx + 16 * j;
+    float a[4];
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const int s = tx + 16 * j;
-      float a = j <= i ? sc[i][j] : 0.0f;
-      if (scalarDecay) a = s <= t ? a * __expf(sa[t] - sa[s]) * sw[s] : 0.0f;
-      sA[t * CQ + s] = a;
+    for (int i = 0; i < 4; i++) {
+      const int t = ty + 16 * i;
+      a[i] = j <= i ? sc[i][j] : 0.0f;
+      if (scalarDecay) a[i] = s <= t ? a[i] * __expf(sa[t] - sa[s]) * sw[s] : 0.0f;
     }
-    if (scalarDecay) {
-      const float e = __expf(sa[t]);
+    *reinterpret_cast<float4*>(sA + s * CQP + 4 * ty) = make_float4(a[0], a[1], a[2], a[3]);
+  }
+  if (scalarDecay) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const float e = __expf(sa[ty + 16 * i]);
 #pragma unroll
       for (int j = 0; j < 4; j++) acc[i][j] *= e;
     }
   }
   for (int idx = tid; idx < CQ * CVT; idx += 256) {
     const int tt = idx / CVT, cc = idx % CVT;
-    sv[idx] = (tt < Tc && v0 + cc < V) ? to_f(v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc]) : 0.0f;
+    sv[tt * CVT + CPOS(cc)] = (tt < Tc && v0 + cc < V) ? to_f(v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc]) : 0.0f;
   }
   __syncthreads();
   // row t = ty + 16 i needs s <= t only: the 16-step block sb of s contributes to the rows i >= sb
@@ -287,10 +304,8 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
   for (int sb = 0; sb < 4; sb++) {
     for (int s = 16 * sb; s < 16 * sb + 16; s++) {
       float a[4], w[4];
-#pragma unroll
-      for (int i = sb; i < 4; i++) a[i] = sA[(ty + 16 * i) * CQ + s];
-#pragma unroll
-      for (int j = 0; j < 4; j++) w[j] = sv[s * CVT + tx + 16 * j];
+      ld4(sA + s * CQP + 4 * ty, a);
+      ld4(sv + s * CVT + 4 * tx, w);
 #pragma unroll
       for (int i = sb; i < 4; i++)
 #pragma unroll
@@ -303,11 +318,11 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
     if (tt >= Tc) continue;
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-      const int cc = tx + 16 * j, col = v0 + cc;
+      const int col = v0 + tx + 16 * j;
       if (col >= V) continue;
       const long long off = (((long long)b * T + t0 + tt) * H + h) * V + col;
       float val = acc[i][j];
-      if (Dp) val = fmaf(Dp[(long long)h * V + col], sv[tt * CVT + cc], val);
+      if (Dp) val = fmaf(Dp[(long long)h * V + col], sv[tt * CVT + 4 * tx + j], val);
       if (z) val *= silu_f(to_f(z[off]));
       o[off] = from_f(val);
     }

@@ -18,7 +18,7 @@ namespace Mix.Runtime.Fused
     /// on CUDA, without autograd, with full-precision weights. Inside a residual sub-block <c>x + mamba(rmsnorm(x))</c>
     /// the norm and the add run in the first and last launch, so a Mamba LM's layer costs four launches and one output
     /// allocation per token. Declines (null: the reference forward runs) for anything else: several tokens (prefill),
-    /// a padding mask, quantized or rerouted projections, other dtypes or layouts.
+    /// a padding mask, int4 or rerouted projections (int8 per-channel ones are read as codes and scales), other dtypes or layouts.
     /// </summary>
     public static class FusedMambaStep
     {
@@ -154,12 +154,12 @@ namespace Mix.Runtime.Fused
             private readonly ScalarType dtype;
             private readonly int device;
             private readonly long batch, dim, inner, width, rank, nState, xRows;
-            private readonly IntPtr wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB;
+            private readonly IntPtr wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB, sIn, sX, sOut;
             private readonly float eps;
             private readonly CudaFunction inProj, xProj, scan, outProj;
             private readonly Dim3 gridIn, gridX, gridScan, gridOut, threads;
             private readonly uint smemIn, smemInner;
-            private readonly int nbIn, nbInner, vecIn, vecInner, splitIn, splitX, splitOut, lanes;
+            private readonly int nbIn, nbInner, vecIn, vecX, vecOut, splitIn, splitX, splitOut, lanes, qIn, qX, qOut;
 
             /// <summary>Why this plan's launches failed, once they have (then the mixer takes the reference step).</summary>
             public string? Failure { get; set; }
@@ -171,10 +171,14 @@ namespace Mix.Runtime.Fused
                 dtype = x.dtype; device = FusedOps.DeviceIndex(x);
                 this.batch = batch; this.dim = dim; this.inner = inner; this.width = width; this.rank = rank; this.nState = nState;
                 xRows = rank + 2 * nState;
-                IntPtr P(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, dtype, device, "weight");
+                // int8 codes keep their own dtype; every other weight is in the input's
+                IntPtr P(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, t.dtype == ScalarType.Int8 ? ScalarType.Int8 : dtype, device, "weight");
+                IntPtr S(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, ScalarType.Float32, device, "scales");
                 (wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB) =
                     (P(weights[0]), P(weights[1]), P(weights[2]), P(weights[3]), P(weights[4]), P(weights[5]), P(weights[6]),
                      P(weights[7]), P(weights[8]), P(weights[9]), P(weights[10]), P(weights[11]));
+                (sIn, sX, sOut) = (S(weights[12]), S(weights[13]), S(weights[14]));
+                (qIn, qX, qOut) = (sIn != IntPtr.Zero ? 1 : 0, sX != IntPtr.Zero ? 1 : 0, sOut != IntPtr.Zero ? 1 : 0);
                 eps = (float)(norm?.Eps ?? 0.0);
                 var spec = Spec(FusedKernels.DtypeCode(dtype));
                 var rt = KernelRuntime.Shared;
@@ -183,7 +187,7 @@ namespace Mix.Runtime.Fused
                 scan = rt.GetFunction(spec, "mamba_step_scan", device);
                 outProj = rt.GetFunction(spec, "mamba_step_out_proj", device);
                 nbIn = RowsPerBlock(dim); nbInner = RowsPerBlock(inner);
-                vecIn = Vectorizable(dim, dtype); vecInner = Vectorizable(inner, dtype);
+                vecIn = Vectorizable(dim, weights[0]!.dtype); vecX = Vectorizable(inner, weights[1]!.dtype); vecOut = Vectorizable(inner, weights[2]!.dtype);
                 uint yIn = FusedOps.Blocks(batch, nbIn), yInner = FusedOps.Blocks(batch, nbInner);
                 // Split weight rows over more warps while the grid would leave multiprocessors idle (x_proj has ~80 rows).
                 splitIn = Split(2 * inner, yIn, sms); splitX = Split(xRows, yInner, sms); splitOut = Split(dim, yInner, sms);
@@ -207,8 +211,10 @@ namespace Mix.Runtime.Fused
 
             private static Tensor?[] Current(Parts p, nn.Module mixer, RMSNorm? norm) => new[]
             {
-                Weight(p.InProj), Weight(p.XProj), Weight(p.OutProj), Weight(p.DtProj), p.Conv.weight,
-                Param(mixer, "A_log"), Param(mixer, "D"), norm?.weight, Bias(p.InProj), Bias(p.OutProj), p.Conv.bias, Bias(p.DtProj),
+                Weight(p.InProj) ?? Codes(p.InProj), Weight(p.XProj) ?? Codes(p.XProj), Weight(p.OutProj) ?? Codes(p.OutProj),
+                Weight(p.DtProj), p.Conv.weight, Param(mixer, "A_log"), Param(mixer, "D"), norm?.weight,
+                Bias(p.InProj), Bias(p.OutProj), p.Conv.bias, Bias(p.DtProj),
+                Scales(p.InProj), Scales(p.XProj), Scales(p.OutProj),
             };
 
             public bool Matches(Parts p, nn.Module mixer, RMSNorm? norm, ScalarType dt, int dev, long b, long d)
@@ -229,11 +235,12 @@ namespace Mix.Runtime.Fused
                 var (wIn, wX, wOut, dtW, convW, aLog, dSkip) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
                 if (wIn is null || wX is null || wOut is null || dtW is null || convW is null || aLog is null || dSkip is null)
                 {
-                    why = "a projection is quantized or rerouted, or A_log / D is missing";
+                    why = "a projection is int4, has an AWQ input scale or is rerouted, or A_log / D is missing";
                     return null;
                 }
-                foreach (var t in w)
-                    if (t is not null && (t.dtype != dtype || t.device_type != DeviceType.CUDA || t.device_index != x.device_index || !t.is_contiguous()))
+                for (int i = 0; i < w.Length; i++)
+                    if (w[i] is { } t && (t.dtype != (i >= 12 ? ScalarType.Float32 : i <= 2 && t.dtype == ScalarType.Int8 ? ScalarType.Int8 : dtype)
+                        || t.device_type != DeviceType.CUDA || t.device_index != x.device_index || !t.is_contiguous()))
                     {
                         why = $"a weight is {t.dtype} on {t.device} (input {dtype} on {x.device}) or not contiguous";
                         return null;
@@ -284,14 +291,14 @@ namespace Mix.Runtime.Fused
                 var y = slot.Workspace("mamba.y", new[] { batch, inner }, f32, x.device);
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)biasIn).Add(xz, f32, "xz")
+                    a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)sIn).Add(qIn).Add((long)biasIn).Add(xz, f32, "xz")
                         .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
                     Launch(graph, inProj, gridIn, threads, smemIn, a);
                 }
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add(dbc, f32, "dbc")
-                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecInner).Add(splitX);
+                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add((long)sX).Add(qX).Add(dbc, f32, "dbc")
+                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecX).Add(splitX);
                     Launch(graph, xProj, gridX, threads, smemInner, a);
                 }
                 using (var a = new KernelArguments(device))
@@ -304,8 +311,8 @@ namespace Mix.Runtime.Fused
                 }
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(y, f32, "y").Add((long)wOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
-                        .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecInner).Add(splitOut);
+                    a.Add(y, f32, "y").Add((long)wOut).Add((long)sOut).Add(qOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
+                        .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecOut).Add(splitOut);
                     Launch(graph, outProj, gridOut, threads, smemInner, a);
                 }
             }
@@ -317,7 +324,7 @@ namespace Mix.Runtime.Fused
             (int)Math.Min(MambaStepKernelSources.MaxRowsPerBlock, (48 * 1024 - MambaStepKernelSources.StaticSharedBytes) / (k * sizeof(float)));
 
         // 16-byte weight loads need whole vectors per row (the allocations themselves are 256-byte aligned).
-        private static int Vectorizable(long k, ScalarType dtype) => k % (16 / (dtype == ScalarType.Float32 ? 4 : 2)) == 0 ? 1 : 0;
+        private static int Vectorizable(long k, ScalarType dtype) => k % (16 / (dtype switch { ScalarType.Float32 => 4, ScalarType.Int8 => 1, _ => 2 })) == 0 ? 1 : 0;
 
         private static Tensor? Weight(nn.Module linear) => linear switch
         {
@@ -326,8 +333,17 @@ namespace Mix.Runtime.Fused
             _ => null,
         };
 
+        // int8 per-channel codes [out, in] and their float32 scales [out] (the library's format, no AWQ input scale): the
+        // projection kernels read them as they are; int4 and an unfolded input scale are not supported (null: decline).
+        private static Tensor? Codes(nn.Module linear) =>
+            linear is QuantizableLinear { IsQuantized: true, IsRouted: false, HasInputScale: false, QuantMode: Quantization.WeightQuantMode.Int8PerChannel } q
+                ? q.QWeight : null;
+
+        private static Tensor? Scales(nn.Module linear) => Codes(linear) is null ? null : ((QuantizableLinear)linear).QScales;
+
         private static Tensor? Bias(nn.Module linear) => linear switch
         {
+            QuantizableLinear { IsQuantized: true } q => q.QuantizedBias,
             QuantizableLinear q => q.bias,
             Linear l => l.bias,
             _ => null,

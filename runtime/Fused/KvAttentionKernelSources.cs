@@ -33,7 +33,8 @@ namespace Mix.Runtime.Fused
     internal static class KvAttentionKernelSources
     {
         /// <summary>The kernels <c>kva_split_q{1,2,4}</c>, <c>kva_combine</c>, <c>kva_append</c> (the step's keys and
-        /// values into the tail buffers) and <c>kva_table_row</c> (one row of the block pointer table).</summary>
+        /// values into the tail buffers), <c>kva_table_row</c> (one row of the block pointer table) and, for KIVI,
+        /// <c>kva_quantize</c> (the tail's oldest G tokens into a block, and the tail's shift).</summary>
         public const string Source = """
 #ifndef MIX_KV
 #define MIX_KV 0
@@ -61,6 +62,7 @@ namespace Mix.Runtime.Fused
 
 #ifndef KVA_HOST_HALF
 __device__ __forceinline__ float kva_h2f(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ unsigned short kva_f2h(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
 #endif
 
 // A code of B bits at bit P of w as the float 1 + code / 2^B (ORed into the mantissa of 1.0).
@@ -401,6 +403,68 @@ extern "C" __global__ void __launch_bounds__(128) kva_append(const io_t* __restr
   bufV[dst] = v[b * vb + h * vh + t * vt + d];
 }
 
+#if MIX_KV != 2
+// grid (B·Hkv), block 128: KIVI-quantizes the tail's first G rows into one block with the numerics of
+// KvQuantizer.Quantize on CUDA (float32 min and max, scale = max((max − min)·(1/levels), 1e-8) — torch divides a CUDA
+// tensor by a host scalar through the rounded reciprocal —, code = rint((x − min)/scale) clamped
+// to [0, levels], scale and min stored as float16; keys per channel over the G tokens, values per token over groups of
+// gv channels), then moves the remaining rows [G, len) to rows [0, len − G) of the destination buffers (another pair,
+// since the two ranges may overlap).
+extern "C" __global__ void __launch_bounds__(128) kva_quantize(const io_t* __restrict__ srcK, const io_t* __restrict__ srcV,
+    io_t* __restrict__ dstK, io_t* __restrict__ dstV, long long cap, int len, int G, int gv,
+    unsigned char* __restrict__ kc, unsigned short* __restrict__ ks, unsigned short* __restrict__ km,
+    unsigned char* __restrict__ vc, unsigned short* __restrict__ vs, unsigned short* __restrict__ vm)
+{
+  const long long bh = blockIdx.x;
+  const io_t* K = srcK + bh * cap * KVA_D;
+  const io_t* V = srcV + bh * cap * KVA_D;
+  const float levels = (float)((1 << KVA_KB) - 1);
+  const float inv = 1.0f / levels;   // torch's CUDA division by a scalar multiplies by the rounded reciprocal
+  const int per = 8 / KVA_KB;
+  const int RB = G / per;
+  for (int d = threadIdx.x; d < KVA_D; d += blockDim.x) {
+    float mn = to_f(K[d]), mx = mn;
+    for (int t = 1; t < G; t++) { const float x = to_f(K[(long long)t * KVA_D + d]); mn = fminf(mn, x); mx = fmaxf(mx, x); }
+    const float sc = fmaxf((mx - mn) * inv, 1e-8f);
+    ks[bh * KVA_D + d] = kva_f2h(sc);
+    km[bh * KVA_D + d] = kva_f2h(mn);
+    for (int j = 0; j < RB; j++) {
+      unsigned int byte = 0;
+      for (int u = 0; u < per; u++) {
+        const float x = to_f(K[(long long)(j * per + u) * KVA_D + d]);
+        const float c = fminf(fmaxf(rintf((x - mn) / sc), 0.0f), levels);
+        byte |= (unsigned int)c << (u * KVA_KB);
+      }
+      kc[(bh * KVA_D + d) * RB + j] = (unsigned char)byte;
+    }
+  }
+  const int ngv = KVA_D / gv;
+  const int VBy = KVA_D / per;
+  for (int e = threadIdx.x; e < G * ngv; e += blockDim.x) {
+    const int t = e / ngv, g = e - t * ngv;
+    const io_t* x0 = V + (long long)t * KVA_D + g * gv;
+    float mn = to_f(x0[0]), mx = mn;
+    for (int c = 1; c < gv; c++) { const float x = to_f(x0[c]); mn = fminf(mn, x); mx = fmaxf(mx, x); }
+    const float sc = fmaxf((mx - mn) * inv, 1e-8f);
+    vs[(bh * G + t) * ngv + g] = kva_f2h(sc);
+    vm[(bh * G + t) * ngv + g] = kva_f2h(mn);
+    for (int j = 0; j < gv / per; j++) {
+      unsigned int byte = 0;
+      for (int u = 0; u < per; u++) {
+        const float c = fminf(fmaxf(rintf((to_f(x0[j * per + u]) - mn) / sc), 0.0f), levels);
+        byte |= (unsigned int)c << (u * KVA_KB);
+      }
+      vc[(bh * G + t) * VBy + g * gv / per + j] = (unsigned char)byte;
+    }
+  }
+  const long long rest = (long long)(len - G) * KVA_D;
+  for (long long e = threadIdx.x; e < rest; e += blockDim.x) {
+    dstK[bh * cap * KVA_D + e] = K[(long long)G * KVA_D + e];
+    dstV[bh * cap * KVA_D + e] = V[(long long)G * KVA_D + e];
+  }
+}
+#endif
+
 // one thread: row `row` of the block pointer table, so adding a block needs no host-to-device copy (which would wait
 // for the queued work)
 extern "C" __global__ void kva_table_row(long long* __restrict__ table, int row, long long p0, long long p1, long long p2,
@@ -410,32 +474,62 @@ extern "C" __global__ void kva_table_row(long long* __restrict__ table, int row,
   r[0] = p0; r[1] = p1; r[2] = p2; r[3] = p3; r[4] = p4; r[5] = p5; r[6] = p6; r[7] = p7;
 }
 
-// grid (nq, Hq, B), block 128: out[b,h,i,:] = Σ_s o_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
+// grid (nq, Hq, B), block 128: out[b,h,i,:] = Σ_s o_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M). The splits' maxima and sums
+// are reduced by the whole block and the weights 2^(m_s − M) kept in shared memory; the outputs are summed by
+// (channel, slice of the splits) pairs, so no thread walks all S splits serially more than once. S ≤ KVA_MAX_SPLITS.
+#define KVA_MAX_SPLITS 512
+__device__ __forceinline__ float kva_block_reduce(float v, bool isMax, float* sm) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = isMax ? kva_warp_max(v) : kva_warp_sum(v);
+  __syncthreads();
+  if (lane == 0) sm[warp] = v;
+  __syncthreads();
+  float r = isMax ? KVA_NEG_INF : 0.0f;
+  for (int w = 0; w < nw; w++) r = isMax ? fmaxf(r, sm[w]) : r + sm[w];
+  return r;
+}
 extern "C" __global__ void __launch_bounds__(128) kva_combine(const float* __restrict__ part_o, const float* __restrict__ part_ml,
     io_t* __restrict__ out, int Hq, int nq, int S)
 {
+  __shared__ float wts[KVA_MAX_SPLITS];
+  __shared__ float sm[32];
+  __shared__ float acc[128];
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const long long bhq = (long long)b * Hq + h;
-  float M = KVA_NEG_INF;
-  for (int s = 0; s < S; s++) M = fmaxf(M, part_ml[((bhq * S + s) * nq + i) * 2]);
-  float L = 0.0f;
-  if (M != KVA_NEG_INF)
-    for (int s = 0; s < S; s++) {
-      const long long pi = (bhq * S + s) * nq + i;
-      const float ms = part_ml[pi * 2];
-      if (ms != KVA_NEG_INF) L += part_ml[pi * 2 + 1] * exp2f(ms - M);
-    }
-  for (int d = threadIdx.x; d < KVA_D; d += blockDim.x) {
+  float mx = KVA_NEG_INF;
+  for (int s = threadIdx.x; s < S; s += blockDim.x) mx = fmaxf(mx, part_ml[((bhq * S + s) * nq + i) * 2]);
+  const float M = kva_block_reduce(mx, true, sm);
+  float l = 0.0f;
+  for (int s = threadIdx.x; s < S; s += blockDim.x) {
+    const long long pi = (bhq * S + s) * nq + i;
+    const float ms = part_ml[pi * 2];
+    const float w = (M == KVA_NEG_INF || ms == KVA_NEG_INF) ? 0.0f : exp2f(ms - M);
+    wts[s] = w;
+    l += part_ml[pi * 2 + 1] * w;
+  }
+  const float L = kva_block_reduce(l, false, sm);
+  const float invL = L > 0.0f ? 1.0f / L : 0.0f;
+  __syncthreads();
+  const int slices = KVA_D >= (int)blockDim.x ? 1 : (int)blockDim.x / KVA_D;
+  const int sl = (int)threadIdx.x / KVA_D;
+  for (int d0 = 0; d0 < KVA_D; d0 += (int)blockDim.x) {
+    const int d = d0 + (int)threadIdx.x % KVA_D;
     float o = 0.0f;
-    if (L > 0.0f) {
-      for (int s = 0; s < S; s++) {
-        const long long pi = (bhq * S + s) * nq + i;
-        const float ms = part_ml[pi * 2];
-        if (ms != KVA_NEG_INF) o += part_o[pi * KVA_D + d] * exp2f(ms - M);
-      }
-      o /= L;
+    if (sl < slices && d < KVA_D) {
+#pragma unroll 4
+      for (int s = sl; s < S; s += slices) o += part_o[((bhq * S + s) * nq + i) * KVA_D + d] * wts[s];
     }
-    out[(bhq * nq + i) * KVA_D + d] = from_f(o);
+    if (slices == 1) {
+      if (d < KVA_D && (int)threadIdx.x < KVA_D) out[(bhq * nq + i) * KVA_D + d] = from_f(o * invL);
+    } else {
+      acc[threadIdx.x] = o;
+      __syncthreads();
+      if ((int)threadIdx.x < KVA_D) {
+        float r = 0.0f;
+        for (int k = 0; k < slices; k++) r += acc[k * KVA_D + threadIdx.x];
+        out[(bhq * nq + i) * KVA_D + threadIdx.x] = from_f(r * invL);
+      }
+    }
   }
 }
 """;

@@ -29,42 +29,82 @@ namespace Mix.Runtime.Fused
         public const string Source = """
 #define MIX_MAXB 8
 
+// Weights of a projection: io_t (wq = 0) or int8 codes with a float32 scale per weight row (wq = 1, the library's
+// int8 per-channel format), read as 16-byte vectors when vec.
+struct alignas(16) mix_q16 { signed char v[16]; };
+
 // Dot products of a slice w[0..K) of one weight row with nb staged activation rows act[b * stride + k] (float32,
-// shared memory), summed over the warp: every lane ends with the totals.
-__device__ __forceinline__ void mix_row_dot(const io_t* __restrict__ w, const float* act, int K, int stride, int nb,
+// shared memory), summed over the warp: every lane ends with the totals (int8: still to be scaled by the row's scale).
+__device__ __forceinline__ void mix_row_dot(const void* __restrict__ wp, int wq, const float* act, int K, int stride, int nb,
                                             int vec, float (&acc)[MIX_MAXB]) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int b = 0; b < MIX_MAXB; b++) acc[b] = 0.0f;
-  if (vec) {
-    const pack_t<MIX_VEC>* wv = reinterpret_cast<const pack_t<MIX_VEC>*>(w);
-    const int nv = K / MIX_VEC;
-#pragma unroll 4
-    for (int i = lane; i < nv; i += 32) {
-      const pack_t<MIX_VEC> p = wv[i];
-      float wf[MIX_VEC];
+  if (wq) {
+    const signed char* w = reinterpret_cast<const signed char*>(wp);
+    if (vec) {
+      const mix_q16* wv = reinterpret_cast<const mix_q16*>(w);
+      const int nv = K / 16;
+#pragma unroll 2
+      for (int i = lane; i < nv; i += 32) {
+        const mix_q16 p = wv[i];
+        float wf[16];
 #pragma unroll
-      for (int j = 0; j < MIX_VEC; j++) wf[j] = to_f(p.v[j]);
+        for (int j = 0; j < 16; j++) wf[j] = (float)p.v[j];
 #pragma unroll
-      for (int b = 0; b < MIX_MAXB; b++) {
-        if (b < nb) {
-          const float4* a = reinterpret_cast<const float4*>(act + (size_t)b * stride + (size_t)i * MIX_VEC);
-          float s = 0.0f;
+        for (int b = 0; b < MIX_MAXB; b++) {
+          if (b < nb) {
+            const float4* a = reinterpret_cast<const float4*>(act + (size_t)b * stride + (size_t)i * 16);
+            float s = 0.0f;
 #pragma unroll
-          for (int j = 0; j < MIX_VEC / 4; j++) {
-            const float4 q = a[j];
-            s += wf[4 * j] * q.x + wf[4 * j + 1] * q.y + wf[4 * j + 2] * q.z + wf[4 * j + 3] * q.w;
+            for (int j = 0; j < 4; j++) {
+              const float4 q = a[j];
+              s += wf[4 * j] * q.x + wf[4 * j + 1] * q.y + wf[4 * j + 2] * q.z + wf[4 * j + 3] * q.w;
+            }
+            acc[b] += s;
           }
-          acc[b] += s;
         }
+      }
+    } else {
+      for (int k = lane; k < K; k += 32) {
+        const float wk = (float)w[k];
+#pragma unroll
+        for (int b = 0; b < MIX_MAXB; b++)
+          if (b < nb) acc[b] += wk * act[(size_t)b * stride + k];
       }
     }
   } else {
-    for (int k = lane; k < K; k += 32) {
-      const float wk = to_f(w[k]);
+    const io_t* w = reinterpret_cast<const io_t*>(wp);
+    if (vec) {
+      const pack_t<MIX_VEC>* wv = reinterpret_cast<const pack_t<MIX_VEC>*>(w);
+      const int nv = K / MIX_VEC;
+#pragma unroll 4
+      for (int i = lane; i < nv; i += 32) {
+        const pack_t<MIX_VEC> p = wv[i];
+        float wf[MIX_VEC];
 #pragma unroll
-      for (int b = 0; b < MIX_MAXB; b++)
-        if (b < nb) acc[b] += wk * act[(size_t)b * stride + k];
+        for (int j = 0; j < MIX_VEC; j++) wf[j] = to_f(p.v[j]);
+#pragma unroll
+        for (int b = 0; b < MIX_MAXB; b++) {
+          if (b < nb) {
+            const float4* a = reinterpret_cast<const float4*>(act + (size_t)b * stride + (size_t)i * MIX_VEC);
+            float s = 0.0f;
+#pragma unroll
+            for (int j = 0; j < MIX_VEC / 4; j++) {
+              const float4 q = a[j];
+              s += wf[4 * j] * q.x + wf[4 * j + 1] * q.y + wf[4 * j + 2] * q.z + wf[4 * j + 3] * q.w;
+            }
+            acc[b] += s;
+          }
+        }
+      }
+    } else {
+      for (int k = lane; k < K; k += 32) {
+        const float wk = to_f(w[k]);
+#pragma unroll
+        for (int b = 0; b < MIX_MAXB; b++)
+          if (b < nb) acc[b] += wk * act[(size_t)b * stride + k];
+      }
     }
   }
 #pragma unroll
@@ -77,19 +117,22 @@ __device__ __forceinline__ void mix_row_dot(const io_t* __restrict__ w, const fl
 // weight row is split over `split` warps (1, 2, 4 or 8; more when there are few rows, so that every multiprocessor
 // has work): warp w takes row base + w / split and the (w % split)-th slice of K, whole 16-byte vectors when vec.
 template <class Store>
-__device__ __forceinline__ void mix_rows(const io_t* __restrict__ w, const io_t* __restrict__ bias, const float* act,
+__device__ __forceinline__ void mix_rows(const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
+                                         const io_t* __restrict__ bias, const float* act,
                                          int K, int rows, int nb, int vec, int split, Store store) {
   __shared__ float part[8][MIX_MAXB];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, per = (blockDim.x >> 5) / split;
   const int piece = warp % split;
   int slice = (K + split - 1) / split;
-  if (vec) slice = (slice + MIX_VEC - 1) / MIX_VEC * MIX_VEC;
+  const int vq = wq ? 16 : MIX_VEC;
+  if (vec) slice = (slice + vq - 1) / vq * vq;
   const int k0 = min(K, piece * slice), k1 = min(K, k0 + slice);
   for (int base = blockIdx.x * per; base < rows; base += gridDim.x * per) {
     const int r = base + warp / split;
     const int rr = r < rows ? r : rows - 1;
     float acc[MIX_MAXB];
-    mix_row_dot(w + (size_t)rr * K + k0, act + k0, k1 - k0, K, nb, vec, acc);
+    const char* wr = reinterpret_cast<const char*>(w) + ((size_t)rr * K + k0) * (wq ? 1 : sizeof(io_t));
+    mix_row_dot(wr, wq, act + k0, k1 - k0, K, nb, vec, acc);
     if (split > 1) {
       if (lane == 0) {
 #pragma unroll
@@ -106,17 +149,19 @@ __device__ __forceinline__ void mix_rows(const io_t* __restrict__ w, const io_t*
     }
     if (r < rows && piece == 0 && lane == 0) {
       const float bv = bias ? to_f(bias[r]) : 0.0f;
+      const float sc = wq ? w_scale[r] : 1.0f;
 #pragma unroll
       for (int b = 0; b < MIX_MAXB; b++)
-        if (b < nb) store(b, r, acc[b] + bv);
+        if (b < nb) store(b, r, acc[b] * sc + bv);
     }
   }
 }
 
 // xz[b, :] = in_proj(rmsnorm(x[b, :])) in float32; rows = 2 * inner. norm_w null: no norm (x is the mixer's input).
 extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
-    const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps, const io_t* __restrict__ w,
-    const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K, int rows, int nb_max, int vec, int split) {
+    const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps, const void* __restrict__ w,
+    const float* __restrict__ w_scale, int wq, const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K,
+    int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
   __shared__ float inv_rms[MIX_MAXB];
   const int b0 = blockIdx.y * nb_max;
@@ -138,7 +183,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
       smem[i] = to_f(from_f(smem[i] * inv_rms[i / K])) * to_f(norm_w[i % K]);
     __syncthreads();
   }
-  mix_rows(w, bias, smem, K, rows, nb, vec, split,
+  mix_rows(w, w_scale, wq, bias, smem, K, rows, nb, vec, split,
            [&](int b, int r, float v) { xz[(size_t)(b0 + b) * rows + r] = v; });
 }
 
@@ -157,15 +202,15 @@ __device__ __forceinline__ float mix_conv_step(const float* __restrict__ xz, con
 // dbc[b, :] = x_proj(u[b, :]) in float32 (rows = dt_rank + 2 * d_state), u recomputed from the conv state.
 extern "C" __global__ void __launch_bounds__(256) mamba_step_x_proj(
     const float* __restrict__ xz, const float* __restrict__ conv_state, const io_t* __restrict__ conv_w,
-    const io_t* __restrict__ conv_b, const io_t* __restrict__ w, float* __restrict__ dbc, int B, int inner, int W,
-    int rows, int nb_max, int vec, int split) {
+    const io_t* __restrict__ conv_b, const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
+    float* __restrict__ dbc, int B, int inner, int W, int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * inner; i += blockDim.x)
     smem[i] = mix_conv_step(xz, conv_state, conv_w, conv_b, b0 + i / inner, i % inner, inner, W);
   __syncthreads();
-  mix_rows(w, (const io_t*)0, smem, inner, rows, nb, vec, split,
+  mix_rows(w, w_scale, wq, (const io_t*)0, smem, inner, rows, nb, vec, split,
            [&](int b, int r, float v) { dbc[(size_t)(b0 + b) * rows + r] = v; });
 }
 
@@ -209,14 +254,15 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_scan(
 
 // out[b, :] = residual[b, :] + out_proj(y[b, :]) in the I/O dtype (residual null: no add).
 extern "C" __global__ void __launch_bounds__(256) mamba_step_out_proj(
-    const float* __restrict__ y, const io_t* __restrict__ w, const io_t* __restrict__ bias,
-    const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows, int nb_max, int vec, int split) {
+    const float* __restrict__ y, const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
+    const io_t* __restrict__ bias, const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows,
+    int nb_max, int vec, int split) {
   extern __shared__ float smem[];
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = y[(size_t)b0 * K + i];
   __syncthreads();
-  mix_rows(w, bias, smem, K, rows, nb, vec, split, [&](int b, int r, float v) {
+  mix_rows(w, w_scale, wq, bias, smem, K, rows, nb, vec, split, [&](int b, int r, float v) {
     const size_t o = (size_t)(b0 + b) * rows + r;
     out[o] = from_f(residual ? to_f(residual[o]) + v : v);
   });

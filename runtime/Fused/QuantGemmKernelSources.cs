@@ -156,7 +156,7 @@ __device__ __forceinline__ void qgemm_body(
   __shared__ int last_block;
   constexpr int KT = QM_SMEM_U32 * 2 / (16 * MT);   // x columns per staged tile: 1024 / MT
   constexpr int CPT = KT / QM_CK;                   // chunks per tile
-  constexpr int ST = MT >= 4 ? 2 : 3;               // chunks of weight loads per lane in the register ring
+  constexpr int ST = MT == 1 ? 4 : MT == 2 ? 3 : 2; // chunks of weight loads per lane in the register ring (ST − 1 ahead)
   constexpr int SPC = QM_CK / 16;                   // k16 steps per chunk
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -171,7 +171,7 @@ __device__ __forceinline__ void qgemm_body(
 #pragma unroll
       for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
   // rows past M stay zero in every tile (staging writes rows < M only)
-  for (int e = threadIdx.x; e < QM_SMEM_U32 / 4; e += blockDim.x) reinterpret_cast<uint4*>(xs)[e] = uint4{0u, 0u, 0u, 0u};
+  for (int e = threadIdx.x; e < QM_SMEM_U32 / 4; e += blockDim.x) reinterpret_cast<uint4*>(xs)[e] = make_uint4(0u, 0u, 0u, 0u);
 
   uint4 wq[ST][QM_NT];
   unsigned szr[ST][QM_NT];

@@ -19,6 +19,7 @@ namespace Mix.Runtime.Fused
         public const int QueriesPerLaunch = 4;
 
         private const int Warps = 4;
+        private const int MaxSplits = 512;   // KVA_MAX_SPLITS: the combine keeps one weight per split in shared memory
         private const int WarpsPerSm = 32;   // resident warps aimed at per SM (memory parallelism)
 
         private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> Specs = new();
@@ -38,7 +39,7 @@ namespace Mix.Runtime.Fused
             && valueGroup > 0 && valueGroup % 32 == 0 && headDim % valueGroup == 0;
 
         /// <summary>Splits of the context per (batch, head): enough warps to fill the SMs, at least one 32-token chunk
-        /// each; returns (splits, chunks per split).</summary>
+        /// each, at most 512; returns (splits, chunks per split).</summary>
         /// <param name="chunks">32-token chunks of the context.</param>
         /// <param name="heads">batch × query heads.</param>
         /// <param name="sms">Multiprocessors of the device.</param>
@@ -46,7 +47,7 @@ namespace Mix.Runtime.Fused
         {
             if (chunks <= 0) return (1, 1);
             long target = Math.Max(1L, (long)sms * WarpsPerSm / Math.Max(1, heads));
-            long s = Math.Clamp(target, 1, chunks);
+            long s = Math.Clamp(target, 1, Math.Min(chunks, MaxSplits));
             long cps = (chunks + s - 1) / s;
             return ((int)((chunks + cps - 1) / cps), (int)cps);
         }
@@ -92,6 +93,61 @@ namespace Mix.Runtime.Fused
             catch (CudaKernelUnavailableException)
             {
                 return false;
+            }
+        }
+
+        /// <summary>
+        /// KIVI-quantizes the first G rows of the tail buffers into a new block (tensors allocated here) in
+        /// one launch, with the numerics of <see cref="KvQuantizer.Quantize"/> on CUDA, and moves rows [G, length) to the
+        /// front of <paramref name="dstK"/>/<paramref name="dstV"/> (another pair of buffers of the same shape); null when
+        /// the kernel does not apply (VidKV, other dtypes or sizes).
+        /// </summary>
+        /// <param name="srcK">Tail key buffer <c>[B, H, capacity, D]</c>.</param>
+        /// <param name="srcV">Tail value buffer.</param>
+        /// <param name="dstK">Destination key buffer (same shape).</param>
+        /// <param name="dstV">Destination value buffer.</param>
+        /// <param name="length">Rows in use (≥ G).</param>
+        /// <param name="options">Quantization options (KIVI).</param>
+        public static QuantizedKvBlock? QuantizeBlock(Tensor srcK, Tensor srcV, Tensor dstK, Tensor dstV, long length, KvQuantizationOptions options)
+        {
+            ArgumentNullException.ThrowIfNull(srcK);
+            ArgumentNullException.ThrowIfNull(srcV);
+            ArgumentNullException.ThrowIfNull(dstK);
+            ArgumentNullException.ThrowIfNull(dstV);
+            ArgumentNullException.ThrowIfNull(options);
+            int dt = FusedKernels.DtypeCode(srcK.dtype);
+            if (dt < 0 || options.Mode == KvQuantMode.VidKv || srcK.device_type != DeviceType.CUDA || srcK.dim() != 4) return null;
+            long B = srcK.shape[0], H = srcK.shape[1], cap = srcK.shape[2], D = srcK.shape[3];
+            int G = options.GroupSize;
+            long gv = Math.Min(G, D);
+            int bits = options.Mode == KvQuantMode.Kivi4 ? 4 : 2;
+            if (D % 32 != 0 || D > 256 || G % 8 != 0 || G <= 0 || length < G || length > cap || gv % 8 != 0 || D % gv != 0 || B * H > 65535
+                || dstK.numel() != srcK.numel() || dstV.numel() != srcK.numel() || srcV.numel() != srcK.numel()) return null;
+            int dev = FusedOps.DeviceIndex(srcK);
+            var blk = new QuantizedKvBlock();
+            try
+            {
+                var fn = KernelRuntime.Shared.GetFunction(Spec(dt, options.Mode, D), "kva_quantize", dev);
+                var dev0 = srcK.device;
+                blk.KeyCodes = torch.empty(new[] { B, H, D, G * bits / 8 }, ScalarType.Byte, dev0).DetachFromDisposeScope();
+                blk.KeyScale = torch.empty(new[] { B, H, D }, ScalarType.Float16, dev0).DetachFromDisposeScope();
+                blk.KeyMin = torch.empty(new[] { B, H, D }, ScalarType.Float16, dev0).DetachFromDisposeScope();
+                blk.ValueCodes = torch.empty(new[] { B, H, G, D * bits / 8 }, ScalarType.Byte, dev0).DetachFromDisposeScope();
+                blk.ValueScale = torch.empty(new[] { B, H, G, D / gv }, ScalarType.Float16, dev0).DetachFromDisposeScope();
+                blk.ValueMin = torch.empty(new[] { B, H, G, D / gv }, ScalarType.Float16, dev0).DetachFromDisposeScope();
+                using var args = new KernelArguments(dev);
+                args.Add(srcK, srcK.dtype, "tail keys").Add(srcV, srcK.dtype, "tail values").Add(dstK, srcK.dtype, "shifted keys")
+                    .Add(dstV, srcK.dtype, "shifted values").Add(cap).Add((int)length).Add(G).Add((int)gv)
+                    .Add(blk.KeyCodes, ScalarType.Byte, "key codes").Add(blk.KeyScale, ScalarType.Float16, "key scale")
+                    .Add(blk.KeyMin, ScalarType.Float16, "key min").Add(blk.ValueCodes, ScalarType.Byte, "value codes")
+                    .Add(blk.ValueScale, ScalarType.Float16, "value scale").Add(blk.ValueMin, ScalarType.Float16, "value min");
+                fn.Launch(new Dim3((uint)(B * H)), new Dim3(128), 0, args);
+                return blk;
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                blk.Dispose();
+                return null;
             }
         }
 
@@ -171,7 +227,7 @@ namespace Mix.Runtime.Fused
             try
             {
                 long chunks = (long)blockCount * (groupSize / 32) + (Tt + 31) / 32;
-                var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(forced, chunks)), 0) : Splits(chunks, B * Hq, Sms(dev));
+                var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(Math.Min(forced, chunks), MaxSplits)), 0) : Splits(chunks, B * Hq, Sms(dev));
                 if (cps == 0) { cps = (int)((chunks + S - 1) / S); S = (int)((chunks + cps - 1) / cps); }
                 long nqMax = Math.Min(n, QueriesPerLaunch);
                 long need = B * Hq * S * nqMax * (D + 2);

@@ -34,11 +34,16 @@ public sealed class LayerNorm2dNoBias : torch.nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    // The channel norm's fused region bound to this instance's eps (NormRegions).
+    private Mix.Runtime.Fused.FusedRegion? _region;
+
     /// <summary>Normalizes over C at every spatial position.</summary>
     /// <param name="x">[B, C, H, W].</param>
     /// <returns>[B, C, H, W].</returns>
     public override Tensor forward(Tensor x)
     {
+        // NCHW on the GPU without gradients: the planner's region for this norm (one kernel, no permuted copies).
+        if (Mix.Runtime.Fused.NormRegions.LayerNorm2d(ref _region, x, weight, null, _eps) is { } fused) return fused;
         using var scope = torch.NewDisposeScope();
         var y = nn.functional.layer_norm(x.permute(0, 2, 3, 1), _normalizedShape, weight, null, _eps).permute(0, 3, 1, 2);
         return y.MoveToOuterDisposeScope();

@@ -105,6 +105,10 @@ public sealed class QuantizableLinear : nn.Module<Tensor, Tensor>
     /// <summary>The bias of a quantized layer (a buffer), or null.</summary>
     public Tensor? QuantizedBias => IsQuantized ? _bias : null;
 
+    // The codes and scales as they are (fused kernels that read the int8 format directly).
+    internal Tensor? QWeight => _qweight;
+    internal Tensor? QScales => _scales;
+
     /// <summary>Bytes of the weight storage: the full-precision weight, or the codes, scales and zeros.</summary>
     public long WeightBytes => IsQuantized
         ? Bytes(_qweight) + Bytes(_scales) + Bytes(_zeros)

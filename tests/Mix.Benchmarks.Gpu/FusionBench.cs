@@ -17,7 +17,8 @@ namespace Mix.Benchmarks.Gpu;
 /// reports the host-clock median (synchronised), the device time (CUDA events), the region launches of one forward,
 /// and what one forward dispatches (<see cref="ModelBench.Cost"/>): launches of our kernels, TorchSharp ops (tensors
 /// created, a proxy for libtorch's launches) and the host µs to enqueue it without synchronising; the relative error
-/// is against the reference. pytorch_models.py --only fusion times timm's models (torch.compile,
+/// is against the reference. Then the MetaFormers' channel LayerNorm alone (<see cref="Norms"/>): hand kernel against
+/// the planner's region. pytorch_models.py --only fusion times timm's models (torch.compile,
 /// cudnn.benchmark) and the gated mixer in plain PyTorch.
 /// </summary>
 internal static class FusionBench
@@ -32,7 +33,59 @@ internal static class FusionBench
             Case("CAFormer-S18", () => new Mix.Generated.Models.CaformerS18(), b => torch.randn(b, 3, 224, 224), new long[] { 1, 32, 128 }, dt, quick);
             Case("gated mixer (test .mix)", () => new Mix.Generated.Models.FusionGated(new Mix.Generated.Models.FusionGated.Options { Dim = 128, Depth = 4 }),
                 b => torch.randn(b, 128, 56, 56), new long[] { 1, 32 }, dt, quick);
+            Norms(dt, quick);
         }
+    }
+
+    /// <summary>
+    /// The channel LayerNorm of the MetaFormers (layernorm2d_nobias) at ConvFormer-S18's stage shapes, one call:
+    /// the reference module (permute, layer_norm, permute back), the planner's region on NCHW (NormRegions: the column
+    /// mapping), the hand-written FusedOps.LayerNorm on channels-last memory (it declines NCHW), and the planner's
+    /// region on the same channels-last memory. Host-clock median and device time per call.
+    /// </summary>
+    private static void Norms(ScalarType dt, bool quick)
+    {
+        double target = quick ? 0.15 : 0.5;
+        foreach (var (c, hw) in new (long, long)[] { (64, 56), (128, 28), (320, 14), (512, 7) })
+            foreach (long b in new long[] { 1, 32, 128 })
+            {
+                string name = $"LayerNorm2d C{c} {hw}x{hw}";
+                try
+                {
+                    using var scope = torch.NewDisposeScope();
+                    using var norm = new Mix.Runtime.LayerNorm2dNoBias((int)c);
+                    norm.to(torch.CUDA).to(dt);
+                    using (torch.no_grad()) norm.weight.normal_(1, 0.1);
+                    var x = torch.randn(b, c, hw, hw, device: torch.CUDA).to_type(dt);
+                    var xcl = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+                    var w = norm.weight.view(c, 1, 1);
+                    var region = NormRegions.LayerNorm2dWeight.Bind(norm.Eps);
+                    FusedRegion.Enabled = false;
+                    var reference = norm.call(x);
+                    ModelBench.Add(name, "reference (permute + layer_norm)", dt, b, 0, ModelBench.TimeMs(() => norm.call(x), target), b, "img/s");
+                    FusedRegion.Enabled = true;
+                    var y = region.TryRun(x, w);
+                    ModelBench.Add(name, y is null ? "planner region NCHW [declined]" : "planner region NCHW (cols)", dt, b, 0,
+                        ModelBench.TimeMs(() => norm.call(x), target), b, "img/s", y is null ? null : ModelBench.RelErr(y, reference));
+                    var h = FusedOps.LayerNorm(xcl, norm.weight, null, norm.Eps, 1);
+                    if (h is not null)
+                        ModelBench.Add(name, "hand FusedOps.LayerNorm, channels-last", dt, b, 0,
+                            ModelBench.TimeMs(() => FusedOps.LayerNorm(xcl, norm.weight, null, norm.Eps, 1), target), b, "img/s", ModelBench.RelErr(h, reference));
+                    var rc = region.TryRun(xcl, w);
+                    if (rc is not null)
+                        ModelBench.Add(name, "planner region, channels-last", dt, b, 0,
+                            ModelBench.TimeMs(() => region.TryRun(xcl, w), target), b, "img/s", ModelBench.RelErr(rc, reference));
+                }
+                catch (Exception e)
+                {
+                    ModelBench.Notes.Add(string.Create(CultureInfo.InvariantCulture, $"{name} {ModelBench.DtypeName(dt)} b{b}: failed: {e.GetType().Name}: {e.Message}"));
+                    Console.Error.WriteLine(ModelBench.Notes[^1]);
+                }
+                finally
+                {
+                    FusedRegion.Enabled = true;
+                }
+            }
     }
 
     private static void Case(string name, Func<nn.Module<Tensor, Tensor>> make, Func<long, Tensor> input, long[] batches, ScalarType dt, bool quick)

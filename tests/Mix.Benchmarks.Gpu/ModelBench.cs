@@ -243,6 +243,9 @@ internal static class ModelBench
     /// <summary>Skip the prefill rows (<c>--only mamba-decode</c>).</summary>
     public static bool DecodeOnly { get; set; }
 
+    /// <summary>Only the bf16 and int8/int4 decode rows (<c>--only mamba-quant</c>).</summary>
+    public static bool QuantDecodeOnly { get; set; }
+
     public static void Mamba(bool quick)
     {
         const long vocab = 50280;
@@ -284,7 +287,8 @@ internal static class ModelBench
         // The fused decoding step (FusedMambaStep: four kernels per layer) against the reference step (fusion off: the
         // generated mixer's TorchSharp ops), then batch scaling.
         // "layer graph": FusedMambaStack replays the 24 layers' fused steps as one CUDA graph per token.
-        foreach (var (fused, graph, batch) in new[] { (false, false, 1), (true, false, 1), (true, true, 1), (true, false, 4), (true, true, 4), (true, true, 16), (true, true, 64) })
+        foreach (var (fused, graph, batch) in QuantDecodeOnly ? Array.Empty<(bool, bool, int)>()
+                     : new[] { (false, false, 1), (true, false, 1), (true, true, 1), (true, false, 4), (true, true, 4), (true, true, 16), (true, true, 64) })
         {
             bool saved = MixDispatch.FusedEnabled, savedGraph = FusedMambaStack.Enabled;
             MixDispatch.FusedEnabled = fused;
@@ -315,7 +319,7 @@ internal static class ModelBench
                      ("int4 g128 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
                      ("int8 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
-                 })
+                 }.Where(r => !QuantDecodeOnly || !(r.Item1.Contains("no graph", StringComparison.Ordinal) || r.Item1.EndsWith("batch 16", StringComparison.Ordinal))))
         {
             try
             {

@@ -112,8 +112,9 @@ internal static partial class Program
         bool kernels = _only is "all" or "kernels";
         bool scans = _only is "all" or "kernels" or "scans";
         bool vision = _only is "all" or "models" or "vision";
-        bool mamba = _only is "all" or "models" or "mamba" or "mamba-decode";
-        ModelBench.DecodeOnly = _only == "mamba-decode";
+        bool mamba = _only is "all" or "models" or "mamba" or "mamba-decode" or "mamba-quant";
+        ModelBench.DecodeOnly = _only is "mamba-decode" or "mamba-quant";
+        ModelBench.QuantDecodeOnly = _only == "mamba-quant";
         bool fusion = _only is "fusion";
         bool catalog3 = _only is "catalog3";
         using (torch.no_grad())

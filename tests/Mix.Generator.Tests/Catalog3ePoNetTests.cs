@@ -14,7 +14,8 @@ namespace Mix.Generator.Tests;
 /// <summary>
 /// PoNet (lxchtan/PoNet, LRA code): the library's <c>ponet</c> mixer and the zoo's <c>ponet_lra</c> classifier against
 /// the official code (fixtures ponet_mixer and ponet_lra, made by tests/parity/make_catalog3e_fixtures.py: strict
-/// load, fp32, ≤ 1e-4 of the output scale), the mixer against a loop-by-loop reference of the paper's three poolings at
+/// load, fp32, ≤ 1e-4 of the output scale; on padded rows, ponet_mixer_padded and ponet_lra_padded through
+/// <c>PaddingMask.Use</c>), the mixer against a loop-by-loop reference of the paper's three poolings at
 /// sizes the fixtures do not cover (batch 1, lengths that the segments do not divide, more segments than tokens), the
 /// ListOps model's parameter count, and its shape contract.
 /// </summary>
@@ -126,6 +127,69 @@ public class Catalog3ePoNetTests
         using var logits = model.call(ids);
         using var reference = HuggingFaceParityTests.Read("ponet_lra", "logits");
         HuggingFaceParityTests.AssertClose(reference, logits, "generated ponet_lra logits");
+    }
+
+    [Fact]
+    public void Generated_ponet_mixer_matches_PoNet_attention_on_padded_rows()
+    {
+        // ponet_mixer's weights; rows of 10 and 4 tokens of 13 (segments of 3: the second row's last three segments are
+        // all padding); the official forward with its attention_mask, the generated one inside PaddingMask.Use.
+        var c = Catalog3eParity.Info("ponet_mixer", "ponet_mixer").GetProperty("config");
+        long dim = c.GetProperty("transformer_dim").GetInt64(), headDim = c.GetProperty("head_dim").GetInt64();
+        using var m = new Std.Ponet(new Std.Ponet.Options(dim) { HeadDim = headDim, SegmentNum = c.GetProperty("segment_num").GetInt64() });
+        HuggingFaceParityTests.Load(m, "ponet_mixer");
+        m.eval();
+        using var _ = torch.no_grad();
+        using var x = HuggingFaceParityTests.Read("ponet_mixer_padded", "x");
+        using var mask = HuggingFaceParityTests.Read("ponet_mixer_padded", "mask");
+        using var reference = HuggingFaceParityTests.Read("ponet_mixer_padded", "y");
+        Assert.Equal(new long[] { 10, 4 }, mask.sum(1).to_type(ScalarType.Int64).data<long>().ToArray());
+        Tensor y;
+        using (Mix.Runtime.Caches.PaddingMask.Use(mask)) y = m.call(x);
+        using var __ = y;
+        HuggingFaceParityTests.AssertClose(reference, y, "generated ponet mixer, padded rows");
+        // The mask matters: without it the output differs from the official masked one.
+        using var unmasked = m.call(x);
+        Assert.True((unmasked - reference).abs().max().item<float>() > 1e-2, "the padded fixture does not depend on the mask");
+    }
+
+    [Fact]
+    public void Generated_ponet_lra_matches_PoNet_ModelForSC_on_padded_rows()
+    {
+        // ponet_lra's weights; rows of 23, 20 and 9 tokens of 23 with drawn ids at the padding.
+        var c = Catalog3eParity.Info("ponet_lra", "ponet_lra").GetProperty("config");
+        using var model = new PonetLraFixture(new PonetLraFixture.Options { NumClasses = c.GetProperty("num_classes").GetInt64() });
+        HuggingFaceParityTests.Load(model, "ponet_lra");
+        model.eval();
+        using var _ = torch.no_grad();
+        using var ids = HuggingFaceParityTests.Read("ponet_lra_padded", "input_ids");
+        using var mask = HuggingFaceParityTests.Read("ponet_lra_padded", "mask");
+        using var reference = HuggingFaceParityTests.Read("ponet_lra_padded", "logits");
+        Assert.Equal(new long[] { 23, 20, 9 }, mask.sum(1).to_type(ScalarType.Int64).data<long>().ToArray());
+        Tensor logits;
+        using (Mix.Runtime.Caches.PaddingMask.Use(mask)) logits = model.call(ids);
+        using var __ = logits;
+        HuggingFaceParityTests.AssertClose(reference, logits, "generated ponet_lra logits, padded rows");
+        // The padding's ids do not matter: other ids at the padded positions give the same logits.
+        using var other = torch.where(mask > 0, ids, (ids + 5) % 16);
+        using (Mix.Runtime.Caches.PaddingMask.Use(mask))
+            Assert.True((model.call(other) - logits).abs().max().item<float>() < 1e-5, "a padded position's id changed the logits");
+        // Outside the scope the mask is all ones again (the unpadded fixture's behaviour), and the answer differs.
+        using var unmasked = model.call(ids);
+        Assert.True((unmasked - reference).abs().max().item<float>() > 1e-2, "the padded fixture does not depend on the mask");
+    }
+
+    [Fact]
+    public void A_padding_mask_of_the_wrong_shape_is_a_clear_error()
+    {
+        using var m = Mixer(12, 4, 3, 1);
+        using var x = torch.randn(2, 7, 12);
+        using var mask = torch.ones(2, 6);
+        using var _ = torch.no_grad();
+        using var scope = Mix.Runtime.Caches.PaddingMask.Use(mask);
+        var e = Assert.Throws<InvalidOperationException>(() => m.call(x));
+        Assert.Contains("token_mask: the padding mask is [2, 6] but the input is [2, 7, 12]", e.Message);
+        Assert.Throws<ArgumentException>(() => Mix.Runtime.Caches.PaddingMask.Use(torch.ones(2, 7, 1)));
     }
 
     [Fact]

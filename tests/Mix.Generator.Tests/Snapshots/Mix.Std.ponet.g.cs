@@ -58,17 +58,17 @@ namespace Mix.Generated.Std
         public Ponet(Options options) : base(nameof(Ponet))
         {
             this.options = options;
-#line 15 "mix/std/ponet.mix"
-            W_q = Builtin.Linear(options.Dim, (options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim);
-#line 16 "mix/std/ponet.mix"
-            W_k = Builtin.Linear(options.Dim, (options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim);
 #line 17 "mix/std/ponet.mix"
-            W_v = Builtin.Linear(options.Dim, (options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim);
+            W_q = Builtin.Linear(options.Dim, (options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim);
 #line 18 "mix/std/ponet.mix"
-            W_local = Builtin.Linear(options.Dim, options.Dim);
+            W_k = Builtin.Linear(options.Dim, (options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim);
 #line 19 "mix/std/ponet.mix"
-            W_segment = Builtin.Linear(options.Dim, options.Dim);
+            W_v = Builtin.Linear(options.Dim, (options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim);
 #line 20 "mix/std/ponet.mix"
+            W_local = Builtin.Linear(options.Dim, options.Dim);
+#line 21 "mix/std/ponet.mix"
+            W_segment = Builtin.Linear(options.Dim, options.Dim);
+#line 22 "mix/std/ponet.mix"
             ff = Builtin.Linear((options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim, options.Dim);
 #line default
             RegisterComponents();
@@ -80,35 +80,43 @@ namespace Mix.Generated.Std
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 11 "mix/std/ponet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "ponet", "x", "[B, L, dim]", "mix/std/ponet.mix", 11, null, null, (long?)(options.Dim));
+#line 13 "mix/std/ponet.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "ponet", "x", "[B, L, dim]", "mix/std/ponet.mix", 13, null, null, (long?)(options.Dim));
 #line default
             var B = x.shape[0];
             var L = x.shape[1];
-#line 21 "mix/std/ponet.mix"
-            var q = Fn.Reshape(W_q.call(x), new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim });
-#line 22 "mix/std/ponet.mix"
-            var k = Fn.Reshape(W_k.call(x), new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim });
 #line 23 "mix/std/ponet.mix"
-            var o = Fn.Reshape(W_v.call(x), new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim });
+            var m = Fn.TokenMask(x);
+#line 24 "mix/std/ponet.mix"
+            var tok = Fn.Greater(Fn.Unsqueeze(m, 2), (double)0);
 #line 25 "mix/std/ponet.mix"
-            var att = Fn.Softmax(Fn.Einsum("b h d, b l h d -> b h l", Fn.Mean(q, new long[] { 1 }), k) / Fn.Sqrt((double)options.HeadDim), -1);
+            var q = Fn.Where(Fn.Unsqueeze(tok, 3), Fn.Reshape(W_q.call(x), new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim }), 0.0);
 #line 26 "mix/std/ponet.mix"
-            var g = Fn.Einsum("b l h d, b h l -> b h d", k, att);
+            var k = Fn.Reshape(W_k.call(x), new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim });
+#line 27 "mix/std/ponet.mix"
+            var o = Fn.Reshape(W_v.call(x), new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim });
 #line 29 "mix/std/ponet.mix"
-            var padded = Fn.Pad(W_segment.call(x), new long[] { 0, 0, 0, options.SegmentNum * (L / options.SegmentNum + 1) - L }, value: -1e30);
+            var query = Fn.Sum(q, dims: new long[] { 1 }) / Fn.Reshape(Fn.Sum(m, dims: new long[] { 1 }), new long[] { B, 1, 1 });
 #line 30 "mix/std/ponet.mix"
-            var seg = Fn.Amax(Fn.Reshape(padded, new long[] { B, options.SegmentNum, L / options.SegmentNum + 1, options.Dim }), dims: new long[] { 2 }, keepdim: true);
+            var logits = Fn.Einsum("b h d, b l h d -> b h l", query, k) / Fn.Sqrt((double)options.HeadDim);
 #line 31 "mix/std/ponet.mix"
-            seg = Fn.Narrow(Fn.Reshape(Fn.Expand(seg, new long[] { -1, -1, L / options.SegmentNum + 1, -1 }), new long[] { B, options.SegmentNum * (L / options.SegmentNum + 1), options.Dim }), 1, 0, L);
-#line 33 "mix/std/ponet.mix"
-            var p = Fn.Pad(W_local.call(x), new long[] { 0, 0, 1, 1 }, value: -1e30);
-#line 34 "mix/std/ponet.mix"
-            var loc = Fn.Amax(Fn.Stack(new Tensor[] { Fn.Narrow(p, 1, 0, L), Fn.Narrow(p, 1, 1, L), Fn.Narrow(p, 1, 2, L) }, dim: 0), dims: new long[] { 0 });
+            var att = Fn.Softmax(Fn.Where(Fn.Greater(Fn.Unsqueeze(m, 1), (double)0), logits, -10000.0), -1);
+#line 32 "mix/std/ponet.mix"
+            var g = Fn.Einsum("b l h d, b h l -> b h d", k, att);
 #line 35 "mix/std/ponet.mix"
-            var y = fused0.Run(Fn.Unsqueeze(g, 1), Fn.Reshape(seg, new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim }), o, Fn.Reshape(loc, new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim }), (t0, t1, o, t2) => (t0 + t1) * o + t2);
+            var padded = Fn.Pad(Fn.Where(tok, W_segment.call(x), -10000.0), new long[] { 0, 0, 0, options.SegmentNum * (L / options.SegmentNum + 1) - L }, value: -1e30);
 #line 36 "mix/std/ponet.mix"
-            return ff.call(Fn.Reshape(y, new long[] { B, L, (options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim }));
+            var seg = Fn.Amax(Fn.Reshape(padded, new long[] { B, options.SegmentNum, L / options.SegmentNum + 1, options.Dim }), dims: new long[] { 2 }, keepdim: true);
+#line 37 "mix/std/ponet.mix"
+            seg = Fn.Narrow(Fn.Reshape(Fn.Expand(seg, new long[] { -1, -1, L / options.SegmentNum + 1, -1 }), new long[] { B, options.SegmentNum * (L / options.SegmentNum + 1), options.Dim }), 1, 0, L);
+#line 39 "mix/std/ponet.mix"
+            var p = Fn.Pad(Fn.Where(tok, W_local.call(x), -10000.0), new long[] { 0, 0, 1, 1 }, value: -1e30);
+#line 40 "mix/std/ponet.mix"
+            var loc = Fn.Amax(Fn.Stack(new Tensor[] { Fn.Narrow(p, 1, 0, L), Fn.Narrow(p, 1, 1, L), Fn.Narrow(p, 1, 2, L) }, dim: 0), dims: new long[] { 0 });
+#line 41 "mix/std/ponet.mix"
+            var y = fused0.Run(Fn.Unsqueeze(g, 1), Fn.Reshape(seg, new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim }), o, Fn.Reshape(loc, new long[] { B, L, options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value, options.HeadDim }), (t0, t1, o, t2) => (t0 + t1) * o + t2);
+#line 42 "mix/std/ponet.mix"
+            return ff.call(Fn.Where(tok, Fn.Reshape(y, new long[] { B, L, (options.NumHead == null ? options.Dim / options.HeadDim : options.NumHead.Value) * options.HeadDim }), 0.0));
 #line default
         }
 

@@ -334,4 +334,209 @@ namespace Mix.Snapshots
 #line default
         }
     }
+
+    /// <summary>
+    /// <c>model ffnet_2(num_classes: int = 1000, deploy: bool = false) = ffnet(num_classes = num_classes, embed_dim = [88, 176, 352, 704], in_dim = 64, depth = [3, 3, 15, 3], kernel_sizes = [7, 7, 7, 7], kernel_sizes1 = [3, 3, 7, 7], kernel_sizes2 = [3, 3, 7, 7], expansion_ratios = [3.0, 3.0, 3.0, 3.0], drop_path_rate = 0.15, deploy = deploy)</c><br/>
+    /// Shapes: ([B, 3, H, W]) → [B, 1000].<br/>
+    /// Parameters: 27,208,408 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class Ffnet2 : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>ffnet_2</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+            /// <summary><c>deploy: bool = false</c></summary>
+            public bool Deploy { get; init; } = false;
+        }
+
+        readonly Options options;
+        readonly Ffnet model;
+
+        /// <summary>Builds <c>ffnet_2</c> with the default options.</summary>
+        public Ffnet2() : this(new Options()) { }
+
+        /// <summary>Builds <c>ffnet_2</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public Ffnet2(Options options) : base(nameof(Ffnet2))
+        {
+            this.options = options;
+#line 66 "/repo/examples/models/ffnet.mix"
+            model = new Ffnet(new Ffnet.Options
+            {
+                NumClasses = options.NumClasses,
+                EmbedDim = new long[] { 88, 176, 352, 704 },
+                InDim = 64,
+                Depth = new long[] { 3, 3, 15, 3 },
+                KernelSizes = new long[] { 7, 7, 7, 7 },
+                KernelSizes1 = new long[] { 3, 3, 7, 7 },
+                KernelSizes2 = new long[] { 3, 3, 7, 7 },
+                ExpansionRatios = new double[] { 3.0, 3.0, 3.0, 3.0 },
+                DropPathRate = 0.15,
+                Deploy = options.Deploy,
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>ffnet_2</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, W]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 66 "/repo/examples/models/ffnet.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model ffnet_3(num_classes: int = 1000, deploy: bool = false) = ffnet(num_classes = num_classes, embed_dim = [96, 192, 384, 768], in_dim = 64, depth = [4, 4, 22, 5], kernel_sizes = [7, 7, 7, 7], kernel_sizes1 = [3, 3, 7, 7], kernel_sizes2 = [3, 3, 7, 7], expansion_ratios = [3.0, 3.0, 3.0, 3.0], use_layer_scale = true, layer_scale_init_value = 1e-6, drop_path_rate = 0.35, deploy = deploy)</c><br/>
+    /// Shapes: ([B, 3, H, W]) → [B, 1000].<br/>
+    /// Parameters: 48,817,896 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class Ffnet3 : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>ffnet_3</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+            /// <summary><c>deploy: bool = false</c></summary>
+            public bool Deploy { get; init; } = false;
+        }
+
+        readonly Options options;
+        readonly Ffnet model;
+
+        /// <summary>Builds <c>ffnet_3</c> with the default options.</summary>
+        public Ffnet3() : this(new Options()) { }
+
+        /// <summary>Builds <c>ffnet_3</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public Ffnet3(Options options) : base(nameof(Ffnet3))
+        {
+            this.options = options;
+#line 70 "/repo/examples/models/ffnet.mix"
+            model = new Ffnet(new Ffnet.Options
+            {
+                NumClasses = options.NumClasses,
+                EmbedDim = new long[] { 96, 192, 384, 768 },
+                InDim = 64,
+                Depth = new long[] { 4, 4, 22, 5 },
+                KernelSizes = new long[] { 7, 7, 7, 7 },
+                KernelSizes1 = new long[] { 3, 3, 7, 7 },
+                KernelSizes2 = new long[] { 3, 3, 7, 7 },
+                ExpansionRatios = new double[] { 3.0, 3.0, 3.0, 3.0 },
+                UseLayerScale = true,
+                LayerScaleInitValue = 1e-6,
+                DropPathRate = 0.35,
+                Deploy = options.Deploy,
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>ffnet_3</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, W]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 70 "/repo/examples/models/ffnet.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model ffnet_4(num_classes: int = 1000, deploy: bool = false) = ffnet(num_classes = num_classes, embed_dim = [128, 256, 512, 1024], in_dim = 64, depth = [4, 4, 27, 3], kernel_sizes = [7, 7, 7, 7], kernel_sizes1 = [3, 3, 7, 7], kernel_sizes2 = [3, 3, 7, 7], expansion_ratios = [3.0, 3.0, 3.0, 3.0], use_layer_scale = true, layer_scale_init_value = 1e-6, drop_path_rate = 0.4, deploy = deploy)</c><br/>
+    /// Shapes: ([B, 3, H, W]) → [B, 1000].<br/>
+    /// Parameters: 79,868,968 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class Ffnet4 : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>ffnet_4</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+            /// <summary><c>deploy: bool = false</c></summary>
+            public bool Deploy { get; init; } = false;
+        }
+
+        readonly Options options;
+        readonly Ffnet model;
+
+        /// <summary>Builds <c>ffnet_4</c> with the default options.</summary>
+        public Ffnet4() : this(new Options()) { }
+
+        /// <summary>Builds <c>ffnet_4</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public Ffnet4(Options options) : base(nameof(Ffnet4))
+        {
+            this.options = options;
+#line 74 "/repo/examples/models/ffnet.mix"
+            model = new Ffnet(new Ffnet.Options
+            {
+                NumClasses = options.NumClasses,
+                EmbedDim = new long[] { 128, 256, 512, 1024 },
+                InDim = 64,
+                Depth = new long[] { 4, 4, 27, 3 },
+                KernelSizes = new long[] { 7, 7, 7, 7 },
+                KernelSizes1 = new long[] { 3, 3, 7, 7 },
+                KernelSizes2 = new long[] { 3, 3, 7, 7 },
+                ExpansionRatios = new double[] { 3.0, 3.0, 3.0, 3.0 },
+                UseLayerScale = true,
+                LayerScaleInitValue = 1e-6,
+                DropPathRate = 0.4,
+                Deploy = options.Deploy,
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>ffnet_4</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, W]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 74 "/repo/examples/models/ffnet.mix"
+            return model.call(x);
+#line default
+        }
+    }
 }

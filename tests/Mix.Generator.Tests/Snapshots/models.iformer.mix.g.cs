@@ -426,4 +426,126 @@ namespace Mix.Snapshots
 #line default
         }
     }
+
+    /// <summary>
+    /// <c>model iformer_base(num_classes: int = 1000) = iformer(num_classes = num_classes, img_size = 224, depths = [4, 6, 14, 6], embed_dims = [96, 192, 384, 512], num_heads = [3, 6, 12, 16], attention_heads = [1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 8, 8, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 10, 15, 15, 15, 15, 15, 15])</c><br/>
+    /// Shapes: ([B, 3, H, H]) → [B, 1000].<br/>
+    /// Parameters: 47,866,216 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class IformerBase : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>iformer_base</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+        }
+
+        readonly Options options;
+        readonly Iformer model;
+
+        /// <summary>Builds <c>iformer_base</c> with the default options.</summary>
+        public IformerBase() : this(new Options()) { }
+
+        /// <summary>Builds <c>iformer_base</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public IformerBase(Options options) : base(nameof(IformerBase))
+        {
+            this.options = options;
+#line 90 "/repo/examples/models/iformer.mix"
+            model = new Iformer(new Iformer.Options
+            {
+                NumClasses = options.NumClasses,
+                ImgSize = 224,
+                Depths = new long[] { 4, 6, 14, 6 },
+                EmbedDims = new long[] { 96, 192, 384, 512 },
+                NumHeads = new long[] { 3, 6, 12, 16 },
+                AttentionHeads = new long[] { 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 8, 8, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 10, 15, 15, 15, 15, 15, 15 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>iformer_base</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, H]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 90 "/repo/examples/models/iformer.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model iformer_large(num_classes: int = 1000) = iformer(num_classes = num_classes, img_size = 224, depths = [4, 6, 18, 8], embed_dims = [96, 192, 448, 640], num_heads = [3, 6, 14, 20], attention_heads = [1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 10, 10, 10, 10, 10, 10, 10, 10, 10, 12, 12, 12, 12, 12, 12, 12, 12, 12, 19, 19, 19, 19, 19, 19, 19, 19])</c><br/>
+    /// Shapes: ([B, 3, H, H]) → [B, 1000].<br/>
+    /// Parameters: 86,637,096 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class IformerLarge : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>iformer_large</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+        }
+
+        readonly Options options;
+        readonly Iformer model;
+
+        /// <summary>Builds <c>iformer_large</c> with the default options.</summary>
+        public IformerLarge() : this(new Options()) { }
+
+        /// <summary>Builds <c>iformer_large</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public IformerLarge(Options options) : base(nameof(IformerLarge))
+        {
+            this.options = options;
+#line 93 "/repo/examples/models/iformer.mix"
+            model = new Iformer(new Iformer.Options
+            {
+                NumClasses = options.NumClasses,
+                ImgSize = 224,
+                Depths = new long[] { 4, 6, 18, 8 },
+                EmbedDims = new long[] { 96, 192, 448, 640 },
+                NumHeads = new long[] { 3, 6, 14, 20 },
+                AttentionHeads = new long[] { 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 10, 10, 10, 10, 10, 10, 10, 10, 10, 12, 12, 12, 12, 12, 12, 12, 12, 12, 19, 19, 19, 19, 19, 19, 19, 19 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>iformer_large</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, H]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 93 "/repo/examples/models/iformer.mix"
+            return model.call(x);
+#line default
+        }
+    }
 }

@@ -233,4 +233,134 @@ namespace Mix.Snapshots
 #line default
         }
     }
+
+    /// <summary>
+    /// <c>model ms_mlp_small(num_classes: int = 1000, img_size: int = 224) = ms_mlp(num_classes = num_classes, img_size = img_size, embed_dim = 96, depths = [3, 3, 27, 3], shift_size = 5, shift_dist = [-2, -1, 0, 1, 2], mix_size = [1, 1, 3, 5, 7, 1, 3, 3, 5, 7, 1, 5, 5, 5, 7, 1, 7, 7, 7, 7], drop_path_rate = 0.4)</c><br/>
+    /// Shapes: ([B, 3, 224, 224]) → [B, 1000].<br/>
+    /// Parameters: 50,303,752 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class MsMlpSmall : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>ms_mlp_small</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+            /// <summary><c>img_size: int = 224</c></summary>
+            public long ImgSize { get; init; } = 224;
+        }
+
+        readonly Options options;
+        readonly MsMlp model;
+
+        /// <summary>Builds <c>ms_mlp_small</c> with the default options.</summary>
+        public MsMlpSmall() : this(new Options()) { }
+
+        /// <summary>Builds <c>ms_mlp_small</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public MsMlpSmall(Options options) : base(nameof(MsMlpSmall))
+        {
+            this.options = options;
+#line 49 "/repo/examples/models/ms_mlp.mix"
+            model = new MsMlp(new MsMlp.Options
+            {
+                NumClasses = options.NumClasses,
+                ImgSize = options.ImgSize,
+                EmbedDim = 96,
+                Depths = new long[] { 3, 3, 27, 3 },
+                ShiftSize = 5,
+                ShiftDist = new long[] { -2, -1, 0, 1, 2 },
+                MixSize = new long[] { 1, 1, 3, 5, 7, 1, 3, 3, 5, 7, 1, 5, 5, 5, 7, 1, 7, 7, 7, 7 },
+                DropPathRate = 0.4,
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>ms_mlp_small</c>.</summary>
+        /// <param name="x"><c>[B, 3, 224, 224]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 49 "/repo/examples/models/ms_mlp.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model ms_mlp_base(num_classes: int = 1000, img_size: int = 224) = ms_mlp(num_classes = num_classes, img_size = img_size, embed_dim = 128, depths = [3, 3, 27, 3], shift_size = 5, shift_dist = [-2, -1, 0, 1, 2], mix_size = [1, 1, 3, 5, 7, 1, 3, 3, 5, 7, 1, 5, 5, 5, 7, 1, 7, 7, 7, 7], drop_path_rate = 0.5)</c><br/>
+    /// Shapes: ([B, 3, 224, 224]) → [B, 1000].<br/>
+    /// Parameters: 88,696,792 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class MsMlpBase : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>ms_mlp_base</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+            /// <summary><c>img_size: int = 224</c></summary>
+            public long ImgSize { get; init; } = 224;
+        }
+
+        readonly Options options;
+        readonly MsMlp model;
+
+        /// <summary>Builds <c>ms_mlp_base</c> with the default options.</summary>
+        public MsMlpBase() : this(new Options()) { }
+
+        /// <summary>Builds <c>ms_mlp_base</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public MsMlpBase(Options options) : base(nameof(MsMlpBase))
+        {
+            this.options = options;
+#line 52 "/repo/examples/models/ms_mlp.mix"
+            model = new MsMlp(new MsMlp.Options
+            {
+                NumClasses = options.NumClasses,
+                ImgSize = options.ImgSize,
+                EmbedDim = 128,
+                Depths = new long[] { 3, 3, 27, 3 },
+                ShiftSize = 5,
+                ShiftDist = new long[] { -2, -1, 0, 1, 2 },
+                MixSize = new long[] { 1, 1, 3, 5, 7, 1, 3, 3, 5, 7, 1, 5, 5, 5, 7, 1, 7, 7, 7, 7 },
+                DropPathRate = 0.5,
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>ms_mlp_base</c>.</summary>
+        /// <param name="x"><c>[B, 3, 224, 224]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 52 "/repo/examples/models/ms_mlp.mix"
+            return model.call(x);
+#line default
+        }
+    }
 }

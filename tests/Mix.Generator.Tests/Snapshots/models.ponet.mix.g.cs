@@ -52,15 +52,15 @@ namespace Mix.Snapshots
         public PonetLraLayer(Options options) : base(nameof(PonetLraLayer))
         {
             this.options = options;
-#line 16 "/repo/examples/models/ponet.mix"
-            norm1 = Builtin.LayerNorm(options.Dim);
-#line 17 "/repo/examples/models/ponet.mix"
-            mha = new global::Mix.Generated.Std.Ponet(new global::Mix.Generated.Std.Ponet.Options(options.Dim) { HeadDim = options.HeadDim, SegmentNum = options.SegmentNum });
 #line 18 "/repo/examples/models/ponet.mix"
-            norm2 = Builtin.LayerNorm(options.Dim);
+            norm1 = Builtin.LayerNorm(options.Dim);
 #line 19 "/repo/examples/models/ponet.mix"
-            var keyed_fc1 = Builtin.Linear(options.Dim, options.HiddenDim);
+            mha = new global::Mix.Generated.Std.Ponet(new global::Mix.Generated.Std.Ponet.Options(options.Dim) { HeadDim = options.HeadDim, SegmentNum = options.SegmentNum });
 #line 20 "/repo/examples/models/ponet.mix"
+            norm2 = Builtin.LayerNorm(options.Dim);
+#line 21 "/repo/examples/models/ponet.mix"
+            var keyed_fc1 = Builtin.Linear(options.Dim, options.HiddenDim);
+#line 22 "/repo/examples/models/ponet.mix"
             var keyed_fc2 = Builtin.Linear(options.HiddenDim, options.Dim);
 #line default
             RegisterComponents();
@@ -75,11 +75,11 @@ namespace Mix.Snapshots
         /// <returns><c>[B, L, dim]</c></returns>
         public override Tensor forward(Tensor x)
         {
-#line 14 "/repo/examples/models/ponet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(x, "ponet_lra_layer", "x", "[B, L, dim]", "/repo/examples/models/ponet.mix", 14, null, null, (long?)(options.Dim));
-#line 21 "/repo/examples/models/ponet.mix"
+#line 16 "/repo/examples/models/ponet.mix"
+            if (MixShapes.Enabled) MixShapes.Check(x, "ponet_lra_layer", "x", "[B, L, dim]", "/repo/examples/models/ponet.mix", 16, null, null, (long?)(options.Dim));
+#line 23 "/repo/examples/models/ponet.mix"
             x = Fn.Dropout(MixDispatch.TokenMixer(mha, norm1.call(x)), p: options.DropoutProb, training) + x;
-#line 22 "/repo/examples/models/ponet.mix"
+#line 24 "/repo/examples/models/ponet.mix"
             return Fn.Dropout(fc2.call(Fn.Dropout(Fn.GELU(fc1.call(norm2.call(x))), p: options.DropoutProb, training)), p: options.DropoutProb, training) + x;
 #line default
         }
@@ -145,29 +145,29 @@ namespace Mix.Snapshots
         public PonetLra(Options options) : base(nameof(PonetLra))
         {
             this.options = options;
-#line 36 "/repo/examples/models/ponet.mix"
-            var keyed_word_embeddings = Builtin.Embedding(options.VocabSize, options.Dim);
-#line 37 "/repo/examples/models/ponet.mix"
-            var keyed_position_embeddings = Builtin.Embedding(options.MaxSeqLen, options.Dim);
 #line 38 "/repo/examples/models/ponet.mix"
+            var keyed_word_embeddings = Builtin.Embedding(options.VocabSize, options.Dim);
+#line 39 "/repo/examples/models/ponet.mix"
+            var keyed_position_embeddings = Builtin.Embedding(options.MaxSeqLen, options.Dim);
+#line 40 "/repo/examples/models/ponet.mix"
             var keyed_layer0 = new PonetLraLayer(new PonetLraLayer.Options(options.Dim, options.HiddenDim)
             {
                 HeadDim = options.HeadDim,
                 SegmentNum = options.SegmentNum,
                 DropoutProb = options.DropoutProb,
             });
-#line 40 "/repo/examples/models/ponet.mix"
+#line 42 "/repo/examples/models/ponet.mix"
             var keyed_layer1 = new PonetLraLayer(new PonetLraLayer.Options(options.Dim, options.HiddenDim)
             {
                 HeadDim = options.HeadDim,
                 SegmentNum = options.SegmentNum,
                 DropoutProb = options.DropoutProb,
             });
-#line 42 "/repo/examples/models/ponet.mix"
-            var keyed_norm = Builtin.LayerNorm(options.Dim);
-#line 43 "/repo/examples/models/ponet.mix"
-            var keyed_head_fc1 = Builtin.Linear(options.Dim, options.HiddenDim);
 #line 44 "/repo/examples/models/ponet.mix"
+            var keyed_norm = Builtin.LayerNorm(options.Dim);
+#line 45 "/repo/examples/models/ponet.mix"
+            var keyed_head_fc1 = Builtin.Linear(options.Dim, options.HiddenDim);
+#line 46 "/repo/examples/models/ponet.mix"
             var keyed_head_fc2 = Builtin.Linear(options.HiddenDim, options.NumClasses);
 #line default
             RegisterComponents();
@@ -192,15 +192,15 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 10]</c></returns>
         public override Tensor forward(Tensor input_ids)
         {
-#line 34 "/repo/examples/models/ponet.mix"
-            if (MixShapes.Enabled) MixShapes.Check(input_ids, "ponet_lra", "input_ids", "long[B, L]", "/repo/examples/models/ponet.mix", 34, null, null);
+#line 36 "/repo/examples/models/ponet.mix"
+            if (MixShapes.Enabled) MixShapes.Check(input_ids, "ponet_lra", "input_ids", "long[B, L]", "/repo/examples/models/ponet.mix", 36, null, null);
 #line default
             var L = input_ids.shape[1];
-#line 45 "/repo/examples/models/ponet.mix"
-            var x = Fn.Dropout(word_embeddings.call(input_ids) + position_embeddings.call(Fn.Arange(L).to(input_ids.device)), p: options.DropoutProb, training);
-#line 46 "/repo/examples/models/ponet.mix"
-            x = norm.call(layer1.call(layer0.call(x)));
 #line 47 "/repo/examples/models/ponet.mix"
+            var x = Fn.Dropout(word_embeddings.call(input_ids) + position_embeddings.call(Fn.Arange(L).to(input_ids.device)), p: options.DropoutProb, training);
+#line 48 "/repo/examples/models/ponet.mix"
+            x = Fn.Where(Fn.Greater(Fn.Unsqueeze(Fn.TokenMask(input_ids), 2), (double)0), norm.call(layer1.call(layer0.call(x))), 0.0);
+#line 49 "/repo/examples/models/ponet.mix"
             return head_fc2.call(Fn.ReLU(head_fc1.call(Fn.Mean(x, new long[] { 1 }))));
 #line default
         }
@@ -232,7 +232,7 @@ namespace Mix.Snapshots
         public PonetLraListops(Options options) : base(nameof(PonetLraListops))
         {
             this.options = options;
-#line 51 "/repo/examples/models/ponet.mix"
+#line 53 "/repo/examples/models/ponet.mix"
             model = new PonetLra(new PonetLra.Options { NumClasses = options.NumClasses });
 #line default
             // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
@@ -262,7 +262,7 @@ namespace Mix.Snapshots
         /// <returns><c>[B, 10]</c></returns>
         public override Tensor forward(Tensor input_ids)
         {
-#line 51 "/repo/examples/models/ponet.mix"
+#line 53 "/repo/examples/models/ponet.mix"
             return model.call(input_ids);
 #line default
         }

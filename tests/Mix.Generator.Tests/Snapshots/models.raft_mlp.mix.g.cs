@@ -571,4 +571,136 @@ namespace Mix.Snapshots
 #line default
         }
     }
+
+    /// <summary>
+    /// <c>model raft_mlp_m(num_classes: int = 1000, pretrained_image_size: int = 224) = raft_mlp(num_classes = num_classes, pretrained_image_size = pretrained_image_size, dims = [96, 192, 384, 768], depths = [2, 2, 6, 2], patch_sizes = [4, 2, 2, 2], raft_sizes = [2, 2, 2, 2], embedding_type = emb_cross_mlp, embedding_kernels = [4, 8, 2, 4, 2, 4, 2], embedding_kernel_counts = [2, 2, 2, 1])</c><br/>
+    /// Shapes: ([B, 3, 224, 224]) → [B, 1000].<br/>
+    /// Parameters: 21,413,632 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class RaftMlpM : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>raft_mlp_m</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+            /// <summary><c>pretrained_image_size: int = 224</c></summary>
+            public long PretrainedImageSize { get; init; } = 224;
+        }
+
+        readonly Options options;
+        readonly RaftMlp model;
+
+        /// <summary>Builds <c>raft_mlp_m</c> with the default options.</summary>
+        public RaftMlpM() : this(new Options()) { }
+
+        /// <summary>Builds <c>raft_mlp_m</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public RaftMlpM(Options options) : base(nameof(RaftMlpM))
+        {
+            this.options = options;
+#line 126 "/repo/examples/models/raft_mlp.mix"
+            model = new RaftMlp(new RaftMlp.Options
+            {
+                NumClasses = options.NumClasses,
+                PretrainedImageSize = options.PretrainedImageSize,
+                Dims = new long[] { 96, 192, 384, 768 },
+                Depths = new long[] { 2, 2, 6, 2 },
+                PatchSizes = new long[] { 4, 2, 2, 2 },
+                RaftSizes = new long[] { 2, 2, 2, 2 },
+                EmbeddingType = "emb_cross_mlp",
+                EmbeddingKernels = new long[] { 4, 8, 2, 4, 2, 4, 2 },
+                EmbeddingKernelCounts = new long[] { 2, 2, 2, 1 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>raft_mlp_m</c>.</summary>
+        /// <param name="x"><c>[B, 3, 224, 224]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 126 "/repo/examples/models/raft_mlp.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model raft_mlp_l(num_classes: int = 1000, pretrained_image_size: int = 224) = raft_mlp(num_classes = num_classes, pretrained_image_size = pretrained_image_size, dims = [128, 192, 512, 1024], depths = [2, 2, 6, 2], patch_sizes = [4, 2, 2, 2], raft_sizes = [2, 2, 2, 2], embedding_type = emb_cross_mlp, embedding_kernels = [4, 8, 2, 4, 2, 4, 2], embedding_kernel_counts = [2, 2, 2, 1])</c><br/>
+    /// Shapes: ([B, 3, 224, 224]) → [B, 1000].<br/>
+    /// Parameters: 36,184,672 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class RaftMlpL : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>raft_mlp_l</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+            /// <summary><c>pretrained_image_size: int = 224</c></summary>
+            public long PretrainedImageSize { get; init; } = 224;
+        }
+
+        readonly Options options;
+        readonly RaftMlp model;
+
+        /// <summary>Builds <c>raft_mlp_l</c> with the default options.</summary>
+        public RaftMlpL() : this(new Options()) { }
+
+        /// <summary>Builds <c>raft_mlp_l</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public RaftMlpL(Options options) : base(nameof(RaftMlpL))
+        {
+            this.options = options;
+#line 130 "/repo/examples/models/raft_mlp.mix"
+            model = new RaftMlp(new RaftMlp.Options
+            {
+                NumClasses = options.NumClasses,
+                PretrainedImageSize = options.PretrainedImageSize,
+                Dims = new long[] { 128, 192, 512, 1024 },
+                Depths = new long[] { 2, 2, 6, 2 },
+                PatchSizes = new long[] { 4, 2, 2, 2 },
+                RaftSizes = new long[] { 2, 2, 2, 2 },
+                EmbeddingType = "emb_cross_mlp",
+                EmbeddingKernels = new long[] { 4, 8, 2, 4, 2, 4, 2 },
+                EmbeddingKernelCounts = new long[] { 2, 2, 2, 1 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>raft_mlp_l</c>.</summary>
+        /// <param name="x"><c>[B, 3, 224, 224]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 130 "/repo/examples/models/raft_mlp.mix"
+            return model.call(x);
+#line default
+        }
+    }
 }

@@ -409,4 +409,178 @@ __device__ __forceinline__ float mix_eval(const float* __restrict__ in, const fl
 #line default
         }
     }
+
+    /// <summary>
+    /// <c>model rcvit_s(num_classes: int = 1000) = rcvit(num_classes = num_classes, layers = [3, 3, 6, 3], embed_dims = [48, 64, 128, 256])</c><br/>
+    /// Shapes: ([B, 3, H, W]) → [B, 1000].<br/>
+    /// Parameters: 5,764,224 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class RcvitS : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>rcvit_s</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+        }
+
+        readonly Options options;
+        readonly Rcvit model;
+
+        /// <summary>Builds <c>rcvit_s</c> with the default options.</summary>
+        public RcvitS() : this(new Options()) { }
+
+        /// <summary>Builds <c>rcvit_s</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public RcvitS(Options options) : base(nameof(RcvitS))
+        {
+            this.options = options;
+#line 63 "/repo/examples/models/rcvit.mix"
+            model = new Rcvit(new Rcvit.Options
+            {
+                NumClasses = options.NumClasses,
+                Layers = new long[] { 3, 3, 6, 3 },
+                EmbedDims = new long[] { 48, 64, 128, 256 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>rcvit_s</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, W]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 63 "/repo/examples/models/rcvit.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model rcvit_m(num_classes: int = 1000) = rcvit(num_classes = num_classes, layers = [3, 3, 6, 3], embed_dims = [64, 96, 192, 384])</c><br/>
+    /// Shapes: ([B, 3, H, W]) → [B, 1000].<br/>
+    /// Parameters: 12,421,520 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class RcvitM : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>rcvit_m</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+        }
+
+        readonly Options options;
+        readonly Rcvit model;
+
+        /// <summary>Builds <c>rcvit_m</c> with the default options.</summary>
+        public RcvitM() : this(new Options()) { }
+
+        /// <summary>Builds <c>rcvit_m</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public RcvitM(Options options) : base(nameof(RcvitM))
+        {
+            this.options = options;
+#line 64 "/repo/examples/models/rcvit.mix"
+            model = new Rcvit(new Rcvit.Options
+            {
+                NumClasses = options.NumClasses,
+                Layers = new long[] { 3, 3, 6, 3 },
+                EmbedDims = new long[] { 64, 96, 192, 384 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>rcvit_m</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, W]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 64 "/repo/examples/models/rcvit.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model rcvit_t(num_classes: int = 1000) = rcvit(num_classes = num_classes, layers = [3, 3, 6, 3], embed_dims = [96, 128, 256, 512])</c><br/>
+    /// Shapes: ([B, 3, H, W]) → [B, 1000].<br/>
+    /// Parameters: 21,763,120 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class RcvitT : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>rcvit_t</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+        }
+
+        readonly Options options;
+        readonly Rcvit model;
+
+        /// <summary>Builds <c>rcvit_t</c> with the default options.</summary>
+        public RcvitT() : this(new Options()) { }
+
+        /// <summary>Builds <c>rcvit_t</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public RcvitT(Options options) : base(nameof(RcvitT))
+        {
+            this.options = options;
+#line 65 "/repo/examples/models/rcvit.mix"
+            model = new Rcvit(new Rcvit.Options
+            {
+                NumClasses = options.NumClasses,
+                Layers = new long[] { 3, 3, 6, 3 },
+                EmbedDims = new long[] { 96, 128, 256, 512 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Runs <c>rcvit_t</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, W]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 65 "/repo/examples/models/rcvit.mix"
+            return model.call(x);
+#line default
+        }
+    }
 }

@@ -21,7 +21,10 @@ namespace Mix.Runtime.Tests.Quantization;
 /// of the block or of the split, tails of 0, 5, 7 and 33+ tokens, blocks of 64 tokens, batch 2 with rows of different
 /// lengths (left padding through the validity bytes), an explicit mask, grouped-query heads, 1–4 queries per launch,
 /// head dimensions 32, 64, 96, 128 and 256. Needs g++ (C++20); skipped without it. Bound: max |error| ≤ 2e-5 ×
-/// (1 + max |reference|) (float32 kernel, float64 reference).
+/// (1 + max |reference|) (float32 kernel, float64 reference). The KIVI block quantizer (<c>kva_quantize</c>) against
+/// the same blocks: float16 scales and minimums within one ulp and at most 0.5 % of the codes one step off (it follows
+/// torch's CUDA numerics, which divide by the level count through its reciprocal; the reference here ran on the CPU,
+/// which divides — the GPU tests demand bit equality with the reference quantizer on the GPU), the tail's shift exact.
 /// </summary>
 public class KvAttentionKernelEmulationTests
 {
@@ -74,6 +77,18 @@ static float kva_h2f(unsigned short h) {
   const unsigned s = (h >> 15) & 1u, e = (h >> 10) & 31u, m = h & 1023u;
   float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024u), (int)e - 25);
   return s ? -v : v;
+}
+static unsigned short kva_f2h(float f) {   // round to nearest even, as cvt.rn.f16.f32
+  unsigned u; std::memcpy(&u, &f, 4);
+  const unsigned s = (u >> 16) & 0x8000u;
+  const float a = std::fabs(f);
+  if (!(a == a)) return (unsigned short)(s | 0x7e00u);
+  if (a >= 65520.0f) return (unsigned short)(s | 0x7c00u);
+  if (a < 6.103515625e-05f) return (unsigned short)(s | (unsigned)std::nearbyint(a * 16777216.0f));   // subnormal: units of 2^-24
+  int e; const float m = std::frexp(a, &e);            // a = m·2^e, m in [0.5, 1)
+  unsigned mant = (unsigned)std::nearbyint(std::ldexp(m, 11));   // 11 significant bits
+  if (mant == 2048u) { mant = 1024u; e++; }
+  return (unsigned short)(s | ((unsigned)(e + 14) << 10) | (mant - 1024u));
 }
 template <class F> static void launch(D3 grid, unsigned threads, F body) {
   blockDim = { threads, 1, 1 }; gridDim = grid;
@@ -132,7 +147,49 @@ int main(int argc, char** argv) {
     const double* ref = (const double*)expect.data();
     double err = 0, mag = 0;
     for (size_t i = 0; i < out.size(); i++) { err = std::max(err, std::fabs(out[i] - ref[i])); mag = std::max(mag, std::fabs(ref[i])); }
-    printf("case%d %.6g %.6g %d\n", cs, err, mag, S);
+    printf("case%d %.6g %.6g %d", cs, err, mag, S);
+    // the block quantizer: the raw rows of the first block (and a few more), quantized and shifted by kva_quantize
+    const int qlen = rd();
+    auto rawK = arr(), rawV = arr();
+#if MIX_KV != 2
+    if (qlen > 0) {
+      const int qcap = qlen + 2, RB = G * KVA_KB / 8, ngv = KVA_D / gv;
+      std::vector<float> sk((size_t)B * Hkv * qcap * D, 0.0f), sv(sk.size(), 0.0f), dk(sk.size(), -1.0f), dv(sk.size(), -1.0f);
+      for (int bh = 0; bh < B * Hkv; bh++)
+        for (int e = 0; e < qlen * D; e++) {
+          sk[(size_t)bh * qcap * D + e] = ((const float*)rawK.data())[(size_t)bh * qlen * D + e];
+          sv[(size_t)bh * qcap * D + e] = ((const float*)rawV.data())[(size_t)bh * qlen * D + e];
+        }
+      std::vector<unsigned char> kc((size_t)B * Hkv * D * RB), vc((size_t)B * Hkv * G * D * KVA_VB / 8);
+      std::vector<unsigned short> ks((size_t)B * Hkv * D), km(ks.size()), vs((size_t)B * Hkv * G * ngv), vm(vs.size());
+      launch({ (unsigned)(B * Hkv), 1, 1 }, 128, [&] { kva_quantize(sk.data(), sv.data(), dk.data(), dv.data(), qcap, qlen, G, gv,
+          kc.data(), ks.data(), km.data(), vc.data(), vs.data(), vm.data()); });
+      // against KvQuantizer's block 0 (CPU): codes may differ by one step where (x − min)/scale sits at a rounding
+      // boundary (the CPU divides by levels, CUDA's torch multiplies by its reciprocal), scales by one float16 ulp
+      long codes = 0, off = 0; int worst = 0, ulp = 0;
+      auto cmpCodes = [&](const std::vector<unsigned char>& got, const std::vector<unsigned char>& want, int bits) {
+        for (size_t i = 0; i < got.size(); i++)
+          for (int u = 0; u < 8 / bits; u++) {
+            const int a = (got[i] >> (u * bits)) & ((1 << bits) - 1), b = (want[i] >> (u * bits)) & ((1 << bits) - 1);
+            codes++; if (a != b) { off++; worst = std::max(worst, std::abs(a - b)); }
+          }
+      };
+      auto cmpHalf = [&](const std::vector<unsigned short>& got, const std::vector<unsigned char>& want) {
+        for (size_t i = 0; i < got.size(); i++) { unsigned short w; std::memcpy(&w, want.data() + 2 * i, 2); ulp = std::max(ulp, std::abs((int)got[i] - (int)w)); }
+      };
+      if (blocks[0].size() != kc.size() || blocks[5].size() != vc.size()) { printf(" quant-size-mismatch\n"); continue; }
+      cmpCodes(kc, blocks[0], KVA_KB); cmpCodes(vc, blocks[5], KVA_VB);
+      cmpHalf(ks, blocks[1]); cmpHalf(km, blocks[2]); cmpHalf(vs, blocks[6]); cmpHalf(vm, blocks[7]);
+      double shift = 0;
+      for (int bh = 0; bh < B * Hkv; bh++)
+        for (int e = 0; e < (qlen - G) * D; e++) {
+          shift = std::max(shift, (double)std::fabs(dk[(size_t)bh * qcap * D + e] - sk[(size_t)bh * qcap * D + G * D + e]));
+          shift = std::max(shift, (double)std::fabs(dv[(size_t)bh * qcap * D + e] - sv[(size_t)bh * qcap * D + G * D + e]));
+        }
+      printf(" quant %.6g %d %d %.3g %d", (double)off / (double)codes, worst, ulp, shift, qlen - G);
+    }
+#endif
+    printf("\n");
   }
   return 0;
 }
@@ -281,6 +338,11 @@ int main(int argc, char** argv) {
         WriteArray(w, allowedBytes);
         WriteArray(w, validBytes);
         WriteArray(w, expect.contiguous());
+        // raw rows for the block quantizer (KIVI): block 0's G tokens and up to 5 more (shifted to the front)
+        int qlen = c.Mode != KvQuantMode.VidKv && c.NB > 0 ? Math.Min(T, c.G + 5) : 0;
+        w.Write(qlen);
+        WriteArray(w, qlen > 0 ? keys.narrow(2, 0, qlen) : null);
+        WriteArray(w, qlen > 0 ? values.narrow(2, 0, qlen) : null);
         foreach (var blk in blocks) blk.Dispose();
     }
 
@@ -315,6 +377,17 @@ int main(int argc, char** argv) {
                 foreach (var (line, c) in lines.Zip(group))
                 {
                     var parts = line.Split(' ');
+                    int qi = Array.IndexOf(parts, "quant");
+                    if (c.Mode != KvQuantMode.VidKv && c.NB > 0)
+                    {
+                        Assert.True(qi > 0, $"{c}: the block quantizer was not checked: {line}");
+                        double offFraction = double.Parse(parts[qi + 1], CultureInfo.InvariantCulture);
+                        int worst = int.Parse(parts[qi + 2], CultureInfo.InvariantCulture), ulp = int.Parse(parts[qi + 3], CultureInfo.InvariantCulture);
+                        double shift = double.Parse(parts[qi + 4], CultureInfo.InvariantCulture);
+                        results.Add($"{c}: quantizer codes off {offFraction:P3} (by ≤ {worst}), scales ≤ {ulp} f16 ulp, shift of {parts[qi + 5]} rows err {shift}");
+                        Assert.True(offFraction <= 0.005 && worst <= 1 && ulp <= 1, $"{c}: block quantizer vs KvQuantizer: {line}");
+                        Assert.Equal(0.0, shift);
+                    }
                     double err = double.Parse(parts[1], CultureInfo.InvariantCulture);
                     double mag = double.Parse(parts[2], CultureInfo.InvariantCulture);
                     results.Add($"{c}: max err {err:G3} (|ref| ≤ {mag:G3}, {parts[3]} splits)");

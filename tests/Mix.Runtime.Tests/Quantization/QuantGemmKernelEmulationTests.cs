@@ -47,6 +47,7 @@ using std::min;
 #define __shared__ static
 #define __align__(n) __attribute__((aligned(n)))
 struct alignas(16) uint4 { unsigned x, y, z, w; };
+static uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{ x, y, z, w }; }
 struct alignas(16) float4 { float x, y, z, w; };
 struct D3 { unsigned x, y, z; };
 thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;

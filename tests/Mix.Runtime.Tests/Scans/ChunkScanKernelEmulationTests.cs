@@ -36,6 +36,9 @@ using std::min;
 #define __launch_bounds__(x)
 #define __shared__ static
 #define __expf expf
+#define __align__(n) __attribute__((aligned(n)))
+struct alignas(16) float4 { float x, y, z, w; };
+inline float4 make_float4(float a, float b, float c, float d) { return { a, b, c, d }; }
 struct D3 { unsigned x, y, z; };
 thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
 typedef float io_t;
@@ -143,7 +146,7 @@ int main() {
         try
         {
             File.WriteAllText(Path.Combine(dir, "chunk.cpp"), string.Join("\n", Emulation, ChunkScanKernelSources.Source, Harness));
-            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O1 -pthread -w chunk.cpp -o chunk", dir);
+            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O1 -fno-strict-aliasing -pthread -w chunk.cpp -o chunk", dir);
             Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
             var (rc, output) = Run(Path.Combine(dir, "chunk"), "", dir);
             Assert.True(rc == 0, output);

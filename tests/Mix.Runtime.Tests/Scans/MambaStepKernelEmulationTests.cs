@@ -13,7 +13,7 @@ namespace Mix.Runtime.Tests.Scans;
 /// built-ins emulated (one OS thread per CUDA thread, warp shuffles as block barriers), against the step's equations
 /// in double precision written in the harness: RMSNorm → in_proj → conv step + SiLU → x_proj → dt, state update, skip,
 /// gate → out_proj + residual, and the shifted conv state. Batches that take two block rows and a partial one, weight
-/// rows of 16-byte vectors and of odd lengths. Needs g++ (C++20); skipped without it. Tolerance 1e-5 relative (float32
+/// rows of 16-byte vectors and of odd lengths, float and int8 per-row (codes + scales) projection weights. Needs g++ (C++20); skipped without it. Tolerance 1e-5 relative (float32
 /// kernel, double reference).
 /// </summary>
 public class MambaStepKernelEmulationTests
@@ -71,7 +71,21 @@ static double silu(double x) { return x / (1 + std::exp(-x)); }
 static unsigned blocks(int work, int per) { return (unsigned)((work + per - 1) / per); }
 
 // One step for batch B, model width dim, inner width I, conv width W, dt rank R, state size N; nb rows per block.
-static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3) {
+// int8 per-row quantization of a weight [rows, K] as the library stores it: codes and a float32 scale per row; the float
+// weights are replaced by their dequantized values, which the double-precision reference then uses.
+static void quantize(std::vector<float>& w, int rows, int K, std::vector<signed char>& codes, std::vector<float>& scale) {
+  codes.assign(w.size(), 0); scale.assign(rows, 0);
+  for (int r = 0; r < rows; r++) {
+    float m = 0; for (int k = 0; k < K; k++) m = std::max(m, std::fabs(w[r * K + k]));
+    scale[r] = m > 0 ? m / 127 : 1;
+    for (int k = 0; k < K; k++) {
+      int c = (int)std::lround(w[r * K + k] / scale[r]); c = std::max(-127, std::min(127, c));
+      codes[r * K + k] = (signed char)c; w[r * K + k] = c * scale[r];
+    }
+  }
+}
+
+static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3, bool q8 = false) {
   int P = R + 2 * N;
   std::vector<float> x(B * dim), g(dim), win(2 * I * dim), bin(2 * I), cw(I * W), cb(I), wx(P * I), wdt(I * R), bdt(I),
       alog(I * N), dsk(I), wout(dim * I), bout(dim), cs(B * I * (W - 1) + 1), hs(B * I * N), xz(B * 2 * I), dbc(B * P),
@@ -79,18 +93,24 @@ static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm
   fill(x, -2, 2); fill(g, 0.5f, 1.5f); fill(win, -0.3f, 0.3f); fill(bin, -0.2f, 0.2f); fill(cw, -0.5f, 0.5f); fill(cb, -0.2f, 0.2f);
   fill(wx, -0.3f, 0.3f); fill(wdt, -0.5f, 0.5f); fill(bdt, -3, -1); fill(alog, -1, 1.5f); fill(dsk, -1, 1); fill(wout, -0.3f, 0.3f);
   fill(bout, -0.2f, 0.2f); fill(cs, -1, 1); fill(hs, -1, 1);
-  int vd = dim % 4 == 0, vi = I % 4 == 0;
+  std::vector<signed char> qin, qx, qout; std::vector<float> sin_, sx, sout;
+  if (q8) { quantize(win, 2 * I, dim, qin, sin_); quantize(wx, P, I, qx, sx); quantize(wout, dim, I, qout, sout); }
+  int vd = dim % (q8 ? 16 : 4) == 0, vi = I % (q8 ? 16 : 4) == 0;
+  const void* pin = q8 ? (const void*)qin.data() : (const void*)win.data();
+  const void* px = q8 ? (const void*)qx.data() : (const void*)wx.data();
+  const void* pout = q8 ? (const void*)qout.data() : (const void*)wout.data();
+  const float* scin = q8 ? sin_.data() : nullptr; const float* scx = q8 ? sx.data() : nullptr; const float* scout = q8 ? sout.data() : nullptr;
   unsigned gy = blocks(B, nb);
   launch({ blocks(2 * I, 8 / s1), gy, 1 }, 256, [&] {
-    mamba_step_in_proj(x.data(), norm ? g.data() : nullptr, 1e-5f, win.data(), bin.data(), xz.data(), B, dim, 2 * I, nb, vd, s1); });
+    mamba_step_in_proj(x.data(), norm ? g.data() : nullptr, 1e-5f, pin, scin, q8, bin.data(), xz.data(), B, dim, 2 * I, nb, vd, s1); });
   launch({ blocks(P, 8 / s2), gy, 1 }, 256, [&] {
-    mamba_step_x_proj(xz.data(), cs.data(), cw.data(), cb.data(), wx.data(), dbc.data(), B, I, W, P, nb, vi, s2); });
+    mamba_step_x_proj(xz.data(), cs.data(), cw.data(), cb.data(), px, scx, q8, dbc.data(), B, I, W, P, nb, vi, s2); });
   int G = 1; while (G < N) G <<= 1;
   launch({ blocks(I * G, 256), (unsigned)B, 1 }, 256, [&] {
     mamba_step_scan(xz.data(), cs.data(), cs2.data(), cw.data(), cb.data(), dbc.data(), wdt.data(), bdt.data(), alog.data(),
                     dsk.data(), hs.data(), hs2.data(), y.data(), B, I, W, R, N, G); });
   launch({ blocks(dim, 8 / s3), gy, 1 }, 256, [&] {
-    mamba_step_out_proj(y.data(), wout.data(), bout.data(), residual ? x.data() : nullptr, out.data(), B, I, dim, nb, vi, s3); });
+    mamba_step_out_proj(y.data(), pout, scout, q8, bout.data(), residual ? x.data() : nullptr, out.data(), B, I, dim, nb, vi, s3); });
   double err = 0;
   auto check = [&](double want, float got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
   for (int b = 0; b < B; b++) {
@@ -135,6 +155,9 @@ int main() {
   printf("odd %.3g\n", step(3, 10, 30, 3, 3, 5, 8, true, true, 4, 8, 8));
   // no norm, no residual, no conv history
   printf("plain %.3g\n", step(2, 12, 24, 1, 2, 3, 1, false, false, 8, 1, 4));
+  // int8 codes: rows of whole 16-byte vectors with splits, then rows that are not
+  printf("int8 %.3g\n", step(5, 32, 48, 4, 4, 4, 2, true, true, 2, 8, 2, true));
+  printf("int8-odd %.3g\n", step(3, 10, 30, 3, 3, 5, 8, true, true, 4, 8, 8, true));
   return 0;
 }
 """;
@@ -169,7 +192,7 @@ int main() {
             var (rc, output) = Run(Path.Combine(dir, "step"), "", dir);
             Assert.True(rc == 0, output);
             var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(3, lines.Length);
+            Assert.Equal(5, lines.Length);
             foreach (var line in lines)
             {
                 var parts = line.Split(' ');
