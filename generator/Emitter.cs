@@ -136,6 +136,30 @@ internal static class Emitter
             sb.AppendLine($"{I3}model.train(train);");
             sb.AppendLine($"{I2}}}");
             sb.AppendLine();
+            // TorchSharp's to() would give this module new tensors for the weights it registered and dispose the old
+            // ones, which the aliased module's fields still hold: the aliased module moves itself instead.
+            sb.AppendLine($"{I2}/// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>");
+            sb.AppendLine($"{I2}protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)");
+            sb.AppendLine($"{I2}{{");
+            sb.AppendLine($"{I3}MixMove.To(model, dtype, device, non_blocking);");
+            sb.AppendLine($"{I3}foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);");
+            sb.AppendLine($"{I3}foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);");
+            sb.AppendLine($"{I3}if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);");
+            sb.AppendLine($"{I2}}}");
+            sb.AppendLine();
+        }
+        else if (c.Ties.Count > 0)
+        {
+            // TorchSharp's to() moves one layer at a time: the first layer of a tie would replace and dispose the
+            // Parameter the others share.
+            sb.AppendLine($"{I2}/// <summary>Moves the weights, each <c>@tied</c> Parameter once, shared by all its layers again afterwards.</summary>");
+            sb.AppendLine($"{I2}protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)");
+            sb.AppendLine($"{I2}{{");
+            sb.AppendLine($"{I3}var tied = MixMove.Untie(this);");
+            sb.AppendLine($"{I3}base._toEpilog(dtype, device, non_blocking);");
+            sb.AppendLine($"{I3}MixMove.Retie(tied);");
+            sb.AppendLine($"{I2}}}");
+            sb.AppendLine();
         }
 
         sb.AppendLine($"{I2}/// <summary>Runs <c>{c.MixName}</c>.</summary>");

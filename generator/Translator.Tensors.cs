@@ -104,6 +104,9 @@ internal sealed partial class Translator
             parts.Add((named ? Names.Camel(p.Name) + ": " : "") + code);
         }
         if (fn.IsInit) return $"MixInit.{Names.Pascal(fn.Name)}({string.Join(", ", new[] { _initShape }.Concat(parts))})";
+        // Spectra of half-precision values are complex64 (no complex type holds bfloat16): what comes back to real
+        // values is rounded to the forward input's precision (Fn.Spectral), so a bfloat16 model stays bfloat16.
+        if (_initShape is null && fn.Name is "irfft" or "irfft2" or "real" or "imag" or "view_as_real") parts.Add($"like: {_deviceOf}");
         return $"Fn.{Names.Builtin(fn.Name)}({string.Join(", ", parts)})";
     }
 

@@ -16,33 +16,47 @@ public static partial class Fn
         _ => throw new ArgumentException($"norm must be \"backward\", \"ortho\" or \"forward\"; got \"{norm}\"", nameof(norm)),
     };
 
-    /// <summary><c>rfft(x, dim, n, norm)</c>.</summary>
-    public static Tensor Rfft(Tensor x, long dim = -1, long? n = null, string norm = "backward") => fft.rfft(x, n ?? -1, dim, FftNorm(norm));
-    /// <summary><c>irfft(x, dim, n, norm)</c>.</summary>
-    public static Tensor Irfft(Tensor x, long dim = -1, long? n = null, string norm = "backward") => fft.irfft(x, n ?? -1, dim, FftNorm(norm));
-    /// <summary><c>fft(x, dim, n, norm)</c>.</summary>
-    public static Tensor Fft(Tensor x, long dim = -1, long? n = null, string norm = "backward") => fft.fft_(x, n ?? -1, dim, FftNorm(norm));
-    /// <summary><c>ifft(x, dim, n, norm)</c>.</summary>
-    public static Tensor Ifft(Tensor x, long dim = -1, long? n = null, string norm = "backward") => fft.ifft(x, n ?? -1, dim, FftNorm(norm));
-    /// <summary><c>rfft2(x, dims, s, norm)</c>.</summary>
-    public static Tensor Rfft2(Tensor x, long[]? dims = null, long[]? s = null, string norm = "backward") =>
-        fft.rfft2(x, s, dims ?? new long[] { -2, -1 }, FftNorm(norm));
-    /// <summary><c>irfft2(x, dims, s, norm)</c>.</summary>
-    public static Tensor Irfft2(Tensor x, long[]? dims = null, long[]? s = null, string norm = "backward") =>
-        fft.irfft2(x, s, dims ?? new long[] { -2, -1 }, FftNorm(norm));
+    // libtorch has no FFT for bfloat16 (CPU or CUDA), cuFFT takes float16 only at power-of-two sizes, and no complex
+    // type holds either: a half-precision signal is transformed in float32, its spectrum is complex64 (as under
+    // torch.autocast), and what comes back to real values (irfft, irfft2, real, imag, view_as_real) is rounded to the
+    // precision of `like`, the real tensor it belongs with (generated code passes the forward's input), where that is
+    // bfloat16 or float16. float32 and float64 are never changed.
 
-    /// <summary><c>view_as_complex(x)</c>: [..., 2] → complex [...].</summary>
-    public static Tensor ViewAsComplex(Tensor x) => view_as_complex(x.contiguous());
-    /// <summary><c>view_as_real(z)</c>: complex [...] → [..., 2].</summary>
-    public static Tensor ViewAsReal(Tensor z) => view_as_real(z);
-    /// <summary><c>real(z)</c>.</summary>
-    public static Tensor Real(Tensor x) => x.real;
-    /// <summary><c>imag(z)</c>.</summary>
-    public static Tensor Imag(Tensor x) => x.imag;
-    /// <summary><c>complex(re, im)</c>.</summary>
+    /// <summary>float32 for a bfloat16 or float16 tensor, else the tensor itself.</summary>
+    static Tensor Widened(Tensor x) => x.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? x.to_type(ScalarType.Float32) : x;
+
+    /// <summary>The real result <paramref name="y"/> in <paramref name="like"/>'s precision where that is half.</summary>
+    static Tensor Narrowed(Tensor y, Tensor? like) =>
+        like is { dtype: ScalarType.BFloat16 or ScalarType.Float16 } && !y.is_complex() && y.dtype != like.dtype ? y.to_type(like.dtype) : y;
+
+    /// <summary><c>rfft(x, dim, n, norm)</c> (a half-precision <paramref name="x"/> in float32: complex64).</summary>
+    public static Tensor Rfft(Tensor x, long dim = -1, long? n = null, string norm = "backward") => fft.rfft(Widened(x), n ?? -1, dim, FftNorm(norm));
+    /// <summary><c>irfft(x, dim, n, norm)</c>, rounded to <paramref name="like"/>'s precision where that is half.</summary>
+    public static Tensor Irfft(Tensor x, long dim = -1, long? n = null, string norm = "backward", Tensor? like = null) =>
+        Narrowed(fft.irfft(Widened(x), n ?? -1, dim, FftNorm(norm)), like);
+    /// <summary><c>fft(x, dim, n, norm)</c> (a half-precision <paramref name="x"/> in float32: complex64).</summary>
+    public static Tensor Fft(Tensor x, long dim = -1, long? n = null, string norm = "backward") => fft.fft_(Widened(x), n ?? -1, dim, FftNorm(norm));
+    /// <summary><c>ifft(x, dim, n, norm)</c> (a half-precision <paramref name="x"/> in float32: complex64).</summary>
+    public static Tensor Ifft(Tensor x, long dim = -1, long? n = null, string norm = "backward") => fft.ifft(Widened(x), n ?? -1, dim, FftNorm(norm));
+    /// <summary><c>rfft2(x, dims, s, norm)</c> (a half-precision <paramref name="x"/> in float32: complex64).</summary>
+    public static Tensor Rfft2(Tensor x, long[]? dims = null, long[]? s = null, string norm = "backward") =>
+        fft.rfft2(Widened(x), s, dims ?? new long[] { -2, -1 }, FftNorm(norm));
+    /// <summary><c>irfft2(x, dims, s, norm)</c>, rounded to <paramref name="like"/>'s precision where that is half.</summary>
+    public static Tensor Irfft2(Tensor x, long[]? dims = null, long[]? s = null, string norm = "backward", Tensor? like = null) =>
+        Narrowed(fft.irfft2(Widened(x), s, dims ?? new long[] { -2, -1 }, FftNorm(norm)), like);
+
+    /// <summary><c>view_as_complex(x)</c>: [..., 2] → complex [...] (a half-precision <paramref name="x"/> in float32).</summary>
+    public static Tensor ViewAsComplex(Tensor x) => view_as_complex(Widened(x).contiguous());
+    /// <summary><c>view_as_real(z)</c>: complex [...] → [..., 2], rounded to <paramref name="like"/>'s precision where that is half.</summary>
+    public static Tensor ViewAsReal(Tensor z, Tensor? like = null) => Narrowed(view_as_real(z), like);
+    /// <summary><c>real(z)</c>, rounded to <paramref name="like"/>'s precision where that is half.</summary>
+    public static Tensor Real(Tensor x, Tensor? like = null) => Narrowed(x.real, like);
+    /// <summary><c>imag(z)</c>, rounded to <paramref name="like"/>'s precision where that is half.</summary>
+    public static Tensor Imag(Tensor x, Tensor? like = null) => Narrowed(x.imag, like);
+    /// <summary><c>complex(re, im)</c> (half-precision parts in float32: complex64).</summary>
     public static Tensor Complex(Tensor re, Tensor im)
     {
-        var both = broadcast_tensors(re, im);
+        var both = broadcast_tensors(Widened(re), Widened(im));
         return torch.complex(both[0].contiguous(), both[1].contiguous());
     }
 

@@ -58,24 +58,34 @@ public static class MixWeights
                   ?? throw new ArgumentException($"no parameter '{key}' to tie", nameof(key));
         if (!own.shape.SequenceEqual(shared.shape))
             throw new ArgumentException($"'{key}' is [{string.Join(", ", own.shape)}] but '{source}' is [{string.Join(", ", shared.shape)}]", nameof(key));
+        Install(owner, name, shared);
+    }
+
+    /// <summary>Makes <paramref name="parameter"/> the layer's parameter <paramref name="name"/>: its registration and
+    /// whatever its forward reads (the layer's property, or a generated block's field).</summary>
+    internal static void Install(nn.Module owner, string name, Parameter parameter)
+    {
         // TorchSharp's layers read their own fields in forward, so the parameter goes through the layer's property
         // (Linear.weight, Embedding.weight, ...), which also re-registers it under the same name.
         var property = owner.GetType().GetProperty(name, BindingFlags.Public | BindingFlags.Instance);
         if (property is not null && property.CanWrite && property.PropertyType.IsAssignableFrom(typeof(Parameter)))
         {
-            property.SetValue(owner, shared);
+            property.SetValue(owner, parameter);
             return;
         }
         // A generated .mix block keeps its param() weights in public readonly fields that its forward reads: the field
         // takes the shared Parameter and the registration follows it (hyena's one Sin module at several keys).
-        var field = owner.GetType().GetField(name, BindingFlags.Public | BindingFlags.Instance);
+        // Its registered name is the field's, or its [ComponentName] where a @key renames it.
+        var field = owner.GetType().GetFields(BindingFlags.Public | BindingFlags.Instance)
+            .FirstOrDefault(f => (f.GetCustomAttribute<TorchSharp.Utils.ComponentNameAttribute>()?.Name ?? f.Name) == name);
         if (field is null || field.FieldType != typeof(Parameter))
-            throw new ArgumentException($"{owner.GetType().Name} has no settable parameter '{name}', so '{key}' cannot be tied", nameof(key));
-        field.SetValue(owner, shared);
+            throw new ArgumentException($"{owner.GetType().Name} has no settable parameter '{name}' to share", nameof(name));
+        field.SetValue(owner, parameter);
         var register = typeof(nn.Module).GetMethods(BindingFlags.NonPublic | BindingFlags.Instance)
-                           .FirstOrDefault(m => m.Name == "ConditionallyRegisterParameter" && m.GetParameters().Length == 2)
-                       ?? throw new MissingMethodException("TorchSharp's nn.Module has no ConditionallyRegisterParameter(name, value)");
+                           .FirstOrDefault(m => m.Name == "ConditionallyRegisterParameter" && m.GetParameters().Length == 2
+                                                && m.GetParameters()[1].ParameterType == typeof(Parameter))
+                       ?? throw new MissingMethodException("TorchSharp's nn.Module has no ConditionallyRegisterParameter(name, Parameter)");
         // Protected in TorchSharp: it replaces a registered parameter of the same name, as its layers' property setters do.
-        register.Invoke(owner, new object[] { name, shared });
+        register.Invoke(owner, new object[] { name, parameter });
     }
 }

@@ -119,9 +119,9 @@ namespace Mix.Generated.Std
 #line 20 "mix/std/aff.mix"
             var b2i = parts4[1];
 #line 21 "mix/std/aff.mix"
-            var re = Fn.Real(blocks);
+            var re = Fn.Real(blocks, like: x);
 #line 22 "mix/std/aff.mix"
-            var im = Fn.Imag(blocks);
+            var im = Fn.Imag(blocks, like: x);
 #line 23 "mix/std/aff.mix"
             var o1r = fused0.Run(Fn.Einsum("b h w n i, z n i o -> b h w n o", re, w1r), Fn.Einsum("b h w n i, z n i o -> b h w n o", im, w1i), b1r, (t0, t1, b1r) => Fn.ReLU(t0 - t1 + b1r));
 #line 24 "mix/std/aff.mix"
@@ -137,7 +137,7 @@ namespace Mix.Generated.Std
 #line 29 "mix/std/aff.mix"
             var mask = Fn.Reshape(Fn.Complex(mr, mi), new long[] { B, H, W / 2 + 1, options.Dim });
 #line 30 "mix/std/aff.mix"
-            return Fn.Irfft2(mask * spectrum, dims: new long[] { 1, 2 }, s: new long[] { H, W }, norm: "ortho") + x;
+            return Fn.Irfft2(mask * spectrum, dims: new long[] { 1, 2 }, s: new long[] { H, W }, norm: "ortho", like: x) + x;
 #line default
         }
 

@@ -123,9 +123,9 @@ namespace Mix.Generated.Std
 #line 22 "mix/std/afno.mix"
             var b2i = parts5[1];
 #line 23 "mix/std/afno.mix"
-            var re = Fn.Real(low);
+            var re = Fn.Real(low, like: x);
 #line 24 "mix/std/afno.mix"
-            var im = Fn.Imag(low);
+            var im = Fn.Imag(low, like: x);
 #line 25 "mix/std/afno.mix"
             var o1r = fused0.Run(Fn.Einsum("b h w n i, z n i o -> b h w n o", re, w1r), Fn.Einsum("b h w n i, z n i o -> b h w n o", im, w1i), b1r, (t0, t1, b1r) => Fn.ReLU(t0 - t1 + b1r));
 #line 26 "mix/std/afno.mix"
@@ -139,7 +139,7 @@ namespace Mix.Generated.Std
 #line 30 "mix/std/afno.mix"
             var yi = Fn.Pad(o2i - Fn.Clamp(o2i, min: -options.SparsityThreshold, max: options.SparsityThreshold), new long[] { 0, 0, 0, 0, 0, W / 2 + 1 - Fn.Int((W / 2 + 1) * options.HardThresholdingFraction) });
 #line 31 "mix/std/afno.mix"
-            var y = Fn.Irfft2(Fn.Reshape(Fn.Complex(yr, yi), new long[] { B, H, W / 2 + 1, options.Dim }), dims: new long[] { 1, 2 }, s: new long[] { H, W }, norm: "ortho");
+            var y = Fn.Irfft2(Fn.Reshape(Fn.Complex(yr, yi), new long[] { B, H, W / 2 + 1, options.Dim }), dims: new long[] { 1, 2 }, s: new long[] { H, W }, norm: "ortho", like: x);
 #line 32 "mix/std/afno.mix"
             return y + x;
 #line default

@@ -63,7 +63,7 @@ namespace Mix.Generated.Std
 #line 7 "mix/std/global_filter.mix"
             var spectrum = Fn.Rfft2(Fn.Reshape(x, new long[] { B, options.H, options.W, options.Dim }), dims: new long[] { 1, 2 }, norm: "ortho") * Fn.ViewAsComplex(complex_weight);
 #line 8 "mix/std/global_filter.mix"
-            return Fn.Reshape(Fn.Irfft2(spectrum, dims: new long[] { 1, 2 }, s: new long[] { options.H, options.W }, norm: "ortho"), new long[] { B, options.H * options.W, options.Dim });
+            return Fn.Reshape(Fn.Irfft2(spectrum, dims: new long[] { 1, 2 }, s: new long[] { options.H, options.W }, norm: "ortho", like: x), new long[] { B, options.H * options.W, options.Dim });
 #line default
         }
     }

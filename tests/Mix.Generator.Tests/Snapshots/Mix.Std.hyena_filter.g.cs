@@ -175,6 +175,14 @@ namespace Mix.Generated.Std
             fused0 = MixRegions.Region0.Bind();
         }
 
+        /// <summary>Moves the weights, each <c>@tied</c> Parameter once, shared by all its layers again afterwards.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            var tied = MixMove.Untie(this);
+            base._toEpilog(dtype, device, non_blocking);
+            MixMove.Retie(tied);
+        }
+
         /// <summary>Runs <c>hyena_filter</c>.</summary>
         /// <param name="x"><c>[B, d_model, L]</c></param>
         /// <returns><c>[B, d_model, L]</c></returns>

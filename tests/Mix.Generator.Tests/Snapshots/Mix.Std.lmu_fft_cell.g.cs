@@ -107,7 +107,7 @@ namespace Mix.Generated.Std
 #line 29 "mix/std/lmu_fft_cell.mix"
             var window = Fn.Concat(new Tensor[] { u_history, u }, 1);
 #line 31 "mix/std/lmu_fft_cell.mix"
-            var m = Fn.Narrow(Fn.Irfft(Fn.Rfft(Fn.Unsqueeze(window, 1), n: options.SeqLen - 1 + L) * Fn.Rfft(H, n: options.SeqLen - 1 + L), n: options.SeqLen - 1 + L), 2, options.SeqLen - 1, L);
+            var m = Fn.Narrow(Fn.Irfft(Fn.Rfft(Fn.Unsqueeze(window, 1), n: options.SeqLen - 1 + L) * Fn.Rfft(H, n: options.SeqLen - 1 + L), n: options.SeqLen - 1 + L, like: x), 2, options.SeqLen - 1, L);
 #line 32 "mix/std/lmu_fft_cell.mix"
             u_history = Fn.Narrow(window, 1, L, options.SeqLen - 1);
 #line 33 "mix/std/lmu_fft_cell.mix"

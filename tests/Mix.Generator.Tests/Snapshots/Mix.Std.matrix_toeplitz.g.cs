@@ -93,7 +93,7 @@ namespace Mix.Generated.Std
 #line 23 "mix/std/matrix_toeplitz.mix"
             var t = Fn.Permute(Fn.Reshape(h, new long[] { B, options.MaxSeqLen, options.Expand * options.Dim / options.Headdim, options.Headdim }), new long[] { 0, 3, 2, 1 });
 #line 24 "mix/std/matrix_toeplitz.mix"
-            var y = Fn.Real(Fn.Ifft(Fn.Fft(Fn.Pad(t, new long[] { options.MaxSeqLen - 1, 0 }), n: 2 * options.MaxSeqLen - 1) * Fn.Unsqueeze(Fn.Fft(kernel, n: 2 * options.MaxSeqLen - 1), 1), n: 2 * options.MaxSeqLen - 1));
+            var y = Fn.Real(Fn.Ifft(Fn.Fft(Fn.Pad(t, new long[] { options.MaxSeqLen - 1, 0 }), n: 2 * options.MaxSeqLen - 1) * Fn.Unsqueeze(Fn.Fft(kernel, n: 2 * options.MaxSeqLen - 1), 1), n: 2 * options.MaxSeqLen - 1), like: x);
 #line 25 "mix/std/matrix_toeplitz.mix"
             y = Fn.Narrow(y, 3, 0, options.MaxSeqLen) * (0.5 / Fn.Sqrt((double)options.MaxSeqLen));
 #line 26 "mix/std/matrix_toeplitz.mix"

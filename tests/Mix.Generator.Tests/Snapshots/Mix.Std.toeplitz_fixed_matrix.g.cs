@@ -51,7 +51,7 @@ namespace Mix.Generated.Std
 #line 10 "mix/std/toeplitz_fixed_matrix.mix"
             var t = Fn.Permute(Fn.Reshape(x, new long[] { B, options.MaxSeqLen, options.Heads, options.Headdim }), new long[] { 0, 3, 2, 1 });
 #line 11 "mix/std/toeplitz_fixed_matrix.mix"
-            var y = Fn.Real(Fn.Ifft(Fn.Fft(Fn.Pad(t, new long[] { options.MaxSeqLen - 1, 0 }), n: 2 * options.MaxSeqLen - 1) * Fn.Fft(conv_params, n: 2 * options.MaxSeqLen - 1), n: 2 * options.MaxSeqLen - 1));
+            var y = Fn.Real(Fn.Ifft(Fn.Fft(Fn.Pad(t, new long[] { options.MaxSeqLen - 1, 0 }), n: 2 * options.MaxSeqLen - 1) * Fn.Fft(conv_params, n: 2 * options.MaxSeqLen - 1), n: 2 * options.MaxSeqLen - 1), like: x);
 #line 12 "mix/std/toeplitz_fixed_matrix.mix"
             y = Fn.Narrow(y, 3, 0, options.MaxSeqLen) * (0.5 / Fn.Sqrt((double)options.MaxSeqLen));
 #line 13 "mix/std/toeplitz_fixed_matrix.mix"

@@ -290,6 +290,14 @@ namespace Mix.Snapshots
 #line default
         }
 
+        /// <summary>Moves the weights, each <c>@tied</c> Parameter once, shared by all its layers again afterwards.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            var tied = MixMove.Untie(this);
+            base._toEpilog(dtype, device, non_blocking);
+            MixMove.Retie(tied);
+        }
+
         /// <summary>Runs <c>hydra_bert</c>.</summary>
         /// <param name="input_ids"><c>long[B, L]</c></param>
         /// <returns><c>[B, L, 30522]</c></returns>

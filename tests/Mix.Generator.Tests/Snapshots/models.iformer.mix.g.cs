@@ -407,6 +407,15 @@ namespace Mix.Snapshots
             model.train(train);
         }
 
+        /// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            MixMove.To(model, dtype, device, non_blocking);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);
+            if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);
+        }
+
         /// <summary>Runs <c>iformer_small</c>.</summary>
         /// <param name="x"><c>[B, 3, H, H]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
@@ -468,6 +477,15 @@ namespace Mix.Snapshots
             model.train(train);
         }
 
+        /// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            MixMove.To(model, dtype, device, non_blocking);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);
+            if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);
+        }
+
         /// <summary>Runs <c>iformer_base</c>.</summary>
         /// <param name="x"><c>[B, 3, H, H]</c></param>
         /// <returns><c>[B, 1000]</c></returns>
@@ -527,6 +545,15 @@ namespace Mix.Snapshots
         {
             base.train(train);
             model.train(train);
+        }
+
+        /// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            MixMove.To(model, dtype, device, non_blocking);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);
+            if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);
         }
 
         /// <summary>Runs <c>iformer_large</c>.</summary>

@@ -130,6 +130,14 @@ namespace Mix.Snapshots
 #line default
         }
 
+        /// <summary>Moves the weights, each <c>@tied</c> Parameter once, shared by all its layers again afterwards.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            var tied = MixMove.Untie(this);
+            base._toEpilog(dtype, device, non_blocking);
+            MixMove.Retie(tied);
+        }
+
         /// <summary>Runs <c>mamba_130m</c>.</summary>
         /// <param name="input_ids"><c>long[B, L]</c></param>
         /// <returns><c>[B, L, 50280]</c></returns>

@@ -579,6 +579,15 @@ __device__ __forceinline__ float mix_eval(const float* __restrict__ in, const fl
             model.train(train);
         }
 
+        /// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            MixMove.To(model, dtype, device, non_blocking);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);
+            if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);
+        }
+
         /// <summary>Runs <c>patchtsmixer_mix_channel</c>.</summary>
         /// <param name="past_values"><c>[B, 32, 3]</c></param>
         /// <returns><c>[B, 3, 4, 16]</c></returns>

@@ -248,6 +248,15 @@ namespace Mix.Snapshots
             model.train(train);
         }
 
+        /// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            MixMove.To(model, dtype, device, non_blocking);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);
+            if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);
+        }
+
         /// <summary>Runs <c>ponet_lra_listops</c>.</summary>
         /// <param name="input_ids"><c>long[B, L]</c></param>
         /// <returns><c>[B, 10]</c></returns>
