@@ -43,23 +43,19 @@ namespace Mix.Runtime.Fused
 
         /// <summary>One fused step as it ran: its input and output tensors, whether it added the residual and normalised
         /// first, and what a replay needs to launch it again (its plan and slot).</summary>
-        internal sealed record StepRecord(Tensor Input, Tensor Output, bool Residual, bool Normed, object Plan, StateCacheSlot Slot)
+        internal sealed record StepRecord(Tensor Input, Tensor Output, bool Residual, Plan Plan, StateCacheSlot Slot)
         {
             /// <summary>Appends this step's four launches to <paramref name="graph"/>, reading <paramref name="x"/> (also the
             /// residual) and writing <paramref name="output"/>, from the slot's current states into their spares.</summary>
-            public void Record(KernelGraph graph, Tensor x, Tensor output)
-            {
-                var plan = (FusedMambaStep.Plan)Plan;
-                plan.Run(Slot, x, Residual ? x : null, output, Slot.Get("conv_state"), Slot.Get("ssm_state"),
+            public void Record(KernelGraph graph, Tensor x, Tensor output) =>
+                Plan.Run(Slot, x, Residual ? x : null, output, Slot.Get("conv_state"), Slot.Get("ssm_state"),
                     Slot.Spare("conv_state"), Slot.Spare("ssm_state"), graph);
-            }
 
-            public long Batch => ((FusedMambaStep.Plan)Plan).Batch;
-            public long Dim => ((FusedMambaStep.Plan)Plan).Dim;
-            public ScalarType Dtype => ((FusedMambaStep.Plan)Plan).Dtype;
-            public int Device => ((FusedMambaStep.Plan)Plan).Device;
-            public bool Failed => ((FusedMambaStep.Plan)Plan).Failure is not null;
-            public void Fail(string why) => ((FusedMambaStep.Plan)Plan).Failure = why;
+            public long Batch => Plan.Batch;
+            public long Dim => Plan.Dim;
+            public ScalarType Dtype => Plan.Dtype;
+            public int Device => Plan.Device;
+            public bool Failed => Plan.Failure is not null;
         }
 
         private static Tensor? Decline(string why)
@@ -130,7 +126,7 @@ namespace Mix.Runtime.Fused
                 slot.Swap("ssm_state");
                 Interlocked.Increment(ref s_steps);
                 LastDecline = null;
-                s_probe?.Add(new StepRecord(x, output, residual, norm is not null, plan, slot));
+                s_probe?.Add(new StepRecord(x, output, residual, plan, slot));
                 return output;
             }
             catch (CudaKernelUnavailableException e)
@@ -147,7 +143,7 @@ namespace Mix.Runtime.Fused
         /// kernels) and reused while the same weight tensors, norm, dtype, device and batch come back: the step's host
         /// work is then four argument lists and the states' pointers.
         /// </summary>
-        private sealed class Plan
+        internal sealed class Plan
         {
             private readonly Tensor?[] weights;   // the tensors the pointers below belong to (kept, to compare identity)
             private readonly RMSNorm? norm;
@@ -371,7 +367,7 @@ namespace Mix.Runtime.Fused
 
         // The mixer's layers (stable across dtype and device moves, which replace parameters, not modules), and the plan of
         // its last step.
-        private sealed record Parts(nn.Module InProj, Conv1d Conv, nn.Module XProj, nn.Module DtProj, nn.Module OutProj)
+        internal sealed record Parts(nn.Module InProj, Conv1d Conv, nn.Module XProj, nn.Module DtProj, nn.Module OutProj)
         {
             public Plan? Plan { get; set; }
         }
