@@ -24,7 +24,7 @@ on-disk caches (FX graph, AOTAutograd and Triton caches under /tmp/torchinductor
 caches (Dynamo still traces). Phases, each under the one --budget (seconds for the whole script): (1) parallel compiles,
 until 45 % of the budget at most (workers still running then are stopped, and their compiles are redone here if time
 allows); (2) eager rows for every model and dtype; (3) compiled rows, bfloat16 first. A compile starts only where the
-time left covers its estimate (25 s where a worker finished it, else 90 s) plus its rows, and SIGALRM stops one that
+time left covers its estimate (15 s where a worker finished it, else 60 s) plus its rows, and SIGALRM stops one that
 overruns what is left; whatever is not measured is listed in the JSON's "skipped" / "notes", with the reason.
 
 What the official files import but a built model never calls is provided where the installed packages lack it:
@@ -365,7 +365,7 @@ def bench(src, names, dtypes, compile_ok, jobs=0):
     for dt in sorted(dtypes, key=lambda d: d != torch.bfloat16):
         dts = str(dt).replace("torch.", "")
         for name in names:
-            estimate = (25 if (name, dts) in cached else 90) + (6 if QUICK else 12)
+            estimate = (15 if (name, dts) in cached else 60) + (6 if QUICK else 12)
             if left() < estimate:
                 skipped.append(f"{name} {dts} torch.compile (budget: {left():.0f} s left, estimate {estimate} s)")
                 print(skipped[-1], flush=True)
