@@ -124,7 +124,7 @@ internal static class ScanVsTritonBench
         var D = torch.randn(h, device: torch.CUDA);
         var bias = torch.randn(h, device: torch.CUDA) * 0.1 - 2;
         // SsdScan.Scan: the path ScanDispatch picks with fusion on, the chunked reference (chunk 64) with it off
-        var path = ScanDispatch.Ssd(L, CudaScanKernels.ChunkedFits(b, h, n, p));
+        var path = ScanDispatch.Ssd(L, CudaScanKernels.SsdChunkedFits(x, B));
         Pair(time, "ssd_scan", Label("ssd_scan", path), dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", b * L,
             () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y, Chunk(path));
     }
