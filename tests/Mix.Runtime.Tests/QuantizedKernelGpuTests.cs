@@ -163,15 +163,22 @@ public class QuantizedKernelGpuTests
         Assert.Null(Try(x, g16));                                                             // group 16
         var viaGemv = QuantizedOps.Linear(x, g16.Mode, g16.GroupSize, g16.QWeight, g16.Scales, g16.Zeros, g16.Bias, g16.InputScale);
         Assert.NotNull(viaGemv);
-        // codes changed in place: stale until forgotten, right after
+        // every tensor of the layer rewritten in place (as a checkpoint load does; the bias too, which the kernel reads
+        // from the layer on every call): the repack is made again after Forget
         var other = QuantizedLinear.FromLinear(nn.Linear(256, 40), WeightQuantMode.Int4Grouped, 64);
         other.to(Gpu.Device);
         q.QWeight.copy_(other.QWeight);
         q.Scales.copy_(other.Scales);
         q.Zeros!.copy_(other.Zeros!);
+        q.Bias!.copy_(other.Bias!);
         QuantizedGemm.Forget(q.QWeight);
         var want = other.ReferenceForward(x);
         Assert.InRange(Gpu.RelErr(Try(x, q)!, want), 0, 1e-2);
+        // a different scales tensor for the same codes is a different weight: repacked without Forget
+        var doubled = q.Scales * 2;
+        var y2 = QuantizedGemm.TryLinear(x, q.Mode, q.GroupSize, q.QWeight, doubled, q.Zeros, null, null, 4, 256, 40);
+        var want2 = torch.matmul(x.to_type(ScalarType.Float32), (other.DequantizedWeight() * 2).t());
+        Assert.InRange(Gpu.RelErr(y2!, want2), 0, 1e-2);
     }
 
     public static TheoryData<string, string, int, int, int, int, int, int> KvCases => new()
