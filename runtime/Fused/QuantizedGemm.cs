@@ -85,14 +85,18 @@ namespace Mix.Runtime.Fused
 
         /// <summary>
         /// The launch for M rows: m16 tiles (1, 2 or 4), groups per chunk, and split-K so that about two blocks per SM
-        /// run (each split keeps at least two chunks; at most 16 splits).
+        /// run (each split keeps at least two chunks; at most 16 splits), fewer as M grows: every split writes and
+        /// reads back an fp32 partial of M × N, which is kept to at most half the bytes of the int4 weight
+        /// (S · M · 8 ≤ K / 2 bytes per channel, i.e. S ≤ K / (16 M)).
         /// </summary>
         internal static Plan MakePlan(bool int4, int groupSize, long M, long Np, long chunks, int sms, int? splits = null)
         {
             int mt = M <= 16 ? 1 : M <= 32 ? 2 : 4;
             int gpc = int4 ? Math.Max(1, QuantGemmKernelSources.ChunkK(true) / groupSize) : 1;
             int cols = (int)(Np / QuantGemmKernelSources.ChannelsPerBlock);
-            int s = splits ?? (int)Math.Clamp((2L * sms + cols - 1) / cols, 1, Math.Min(16, Math.Max(1, chunks / 2)));
+            long k = chunks * QuantGemmKernelSources.ChunkK(int4);
+            long cap = Math.Min(16, Math.Min(Math.Max(1, chunks / 2), Math.Max(1, k / (16 * Math.Max(1, M)))));
+            int s = splits ?? (int)Math.Clamp((2L * sms + cols - 1) / cols, 1, cap);
             s = (int)Math.Clamp(s, 1, chunks);
             return new Plan(mt, gpc, s, cols);
         }
