@@ -136,6 +136,13 @@ public class QuantizedKernelGpuTests
             Assert.Equal(dt, y.dtype);
             Assert.InRange(Gpu.RelErr(y, yRef), 0, tol);
         }
+        // x one element past a 16-byte boundary (the staging's scalar loads): the same values staged, the same result
+        var buf = torch.zeros(new long[] { M * K + 1 }, dt, Gpu.Device);
+        buf.narrow(0, 1, M * K).copy_(xg.reshape(-1));
+        var shifted = buf.narrow(0, 1, M * K).view(M, K);
+        var aligned = QuantizedGemm.TryLinear(xg, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, M, K, N, 1);
+        var offAligned = QuantizedGemm.TryLinear(shifted, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, M, K, N, 1);
+        Assert.Equal(0.0, Gpu.RelErr(offAligned!, aligned!));
         // the public entry and the layer take this path (M ≤ 64, half-precision activations)
         var viaOps = QuantizedOps.Linear(xg, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale);
         Assert.NotNull(viaOps);
