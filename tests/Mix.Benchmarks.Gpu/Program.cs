@@ -98,6 +98,11 @@ internal static partial class Program
             torch.cuda.synchronize();
             return 0;
         }
+        if (_only == "mamba-profile")
+        {
+            using (torch.no_grad()) ModelBench.ProfileMambaDecode();
+            return 0;
+        }
         if (_only == "profile")
         {
             using (torch.no_grad()) ModelBench.ProfileOnce();
