@@ -32,6 +32,11 @@ namespace Mix.Runtime.Fused
         /// <summary>Whether <see cref="QuantizedOps.Linear"/> may use this kernel (default true; benchmarks compare).</summary>
         public static bool Enabled { get; set; } = true;
 
+        private static long s_launches;
+
+        /// <summary>Launches of this kernel so far in this process: what benchmarks check to know it, not a fallback, ran.</summary>
+        public static long Launches => System.Threading.Interlocked.Read(ref s_launches);
+
         private static readonly ConditionalWeakTable<Tensor, Packed> Cache = new();
         private static readonly ConcurrentDictionary<int, (int major, int sms)> Devices = new();
         private static readonly ConcurrentDictionary<(int dev, int dt, int mode, int mt, int gpc), CudaFunction> Functions = new();
@@ -85,14 +90,18 @@ namespace Mix.Runtime.Fused
 
         /// <summary>
         /// The launch for M rows: m16 tiles (1, 2 or 4), groups per chunk, and split-K so that about two blocks per SM
-        /// run (each split keeps at least two chunks; at most 16 splits).
+        /// run (each split keeps at least two chunks; at most 16 splits), fewer as M grows: every split writes and
+        /// reads back an fp32 partial of M × N, which is kept to at most half the bytes of the int4 weight
+        /// (S · M · 8 ≤ K / 2 bytes per channel, i.e. S ≤ K / (16 M)).
         /// </summary>
         internal static Plan MakePlan(bool int4, int groupSize, long M, long Np, long chunks, int sms, int? splits = null)
         {
             int mt = M <= 16 ? 1 : M <= 32 ? 2 : 4;
             int gpc = int4 ? Math.Max(1, QuantGemmKernelSources.ChunkK(true) / groupSize) : 1;
             int cols = (int)(Np / QuantGemmKernelSources.ChannelsPerBlock);
-            int s = splits ?? (int)Math.Clamp((2L * sms + cols - 1) / cols, 1, Math.Min(16, Math.Max(1, chunks / 2)));
+            long k = chunks * QuantGemmKernelSources.ChunkK(int4);
+            long cap = Math.Min(16, Math.Min(Math.Max(1, chunks / 2), Math.Max(1, k / (16 * Math.Max(1, M)))));
+            int s = splits ?? (int)Math.Clamp((2L * sms + cols - 1) / cols, 1, cap);
             s = (int)Math.Clamp(s, 1, chunks);
             return new Plan(mt, gpc, s, cols);
         }
@@ -330,6 +339,7 @@ namespace Mix.Runtime.Fused
                         .Add((int)M).Add((int)K).Add((int)N).Add((int)p.Np).Add((int)p.Chunks).Add((int)p.Groups).Add(int4 ? groupSize : 1).Add(plan.Splits);
                     fn.Launch(new Dim3((uint)plan.BlockColumns, (uint)plan.Splits), new Dim3(QuantGemmKernelSources.Threads), 0, args);
                 }
+                System.Threading.Interlocked.Increment(ref s_launches);
                 if (!ReferenceEquals(xc, x)) xc.Dispose();
                 if (bc is not null && !ReferenceEquals(bc, bias)) bc.Dispose();
                 if (isc is not null && !ReferenceEquals(isc, inputScale)) isc.Dispose();
