@@ -53,6 +53,9 @@ public sealed partial class MixCompilation
         _definitions = defs;
     }
 
+    /// <summary>Evaluation steps the check took (its budget: MIX0406).</summary>
+    internal int CheckSteps { get; private set; }
+
     /// <summary>Parsed files, in input order.</summary>
     public IReadOnlyList<MixFile> Files { get; }
     /// <summary>All diagnostics, in file order then position.</summary>
@@ -167,7 +170,7 @@ public sealed partial class MixCompilation
         var callables = contexts.SelectMany(c => c.File.Definitions
             .Select(d => c.Definitions.TryGetValue(d.Name.Name, out var own) && own is UserCallable u && u.Definition == d ? u : null)
             .Where(u => u is not null)).ToList();
-        return new MixCompilation(files, ordered, checkedDefs, callables!, contexts);
+        return new MixCompilation(files, ordered, checkedDefs, callables!, contexts) { CheckSteps = evaluator.StepsUsed };
     }
 
     /// <summary>An external mixer as a .mix declaration without a body: <c>mixer name(params) (x: [...]) -&gt; [...]</c>.</summary>

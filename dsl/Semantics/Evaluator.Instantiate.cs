@@ -49,14 +49,14 @@ internal sealed partial class Evaluator
             return UnknownValue.Instance;
         }
         if (key is not null && TryReuse(key, node, out var reused)) return reused;
-        int start = _active.Count, steps = _steps, reports = _diagnostics.Items.Count, deepest = _deepest, tooDeep = _tooDeepReports;
+        int start = _active.Count, reports = _diagnostics.Items.Count, deepest = _deepest, tooDeep = _tooDeepReports;
         _deepest = start + 1;
         var result = InstantiateBody(u, args, inputs, node, callSpan, caller, file);
         if (key is not null && _tooDeepReports > tooDeep) _tooDeepWithRoom[key] = System.Math.Max(room, _tooDeepWithRoom.TryGetValue(key, out var r) ? r : 0);
         var depth = _deepest - start;
         _deepest = System.Math.Max(deepest, _deepest);
         // Past the step budget a result is not a real evaluation (and MIX0406 is reported only once per file).
-        if (key is not null && _diagnostics.Items.Count == reports && _steps <= StepBudget) Remember(key, node, result, _steps - steps, depth);
+        if (key is not null && _diagnostics.Items.Count == reports && _steps <= _budget) Remember(key, node, result, depth);
         return result;
     }
 

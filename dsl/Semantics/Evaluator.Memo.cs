@@ -8,26 +8,36 @@ namespace Mix.Dsl.Semantics;
 /// Reuse of checked instances. A model instantiates the same block many times with the same arguments and input
 /// shapes (PoolFormer-S36: 36 blocks, 4 distinct); checking one is enough when checking it reported nothing, and the
 /// others get a copy of its module subtree. Nothing observable changes: the copy has the same keys, weights, shapes
-/// and caches, the step budget is charged as if the body ran again, and an instance whose check reported anything
-/// is never reused, so every diagnostic still comes from a real evaluation.
+/// and caches, and an instance whose check reported anything is never reused, so every diagnostic still comes from a
+/// real evaluation. The step budget is charged for the copy (one step per node and weight copied), the work actually
+/// done: charging a second check instead made a compilation of the whole zoo nearly fill the budget with checks it
+/// never ran. Copies still cost what they copy, so nesting that multiplies instances (a block of two blocks of two
+/// ...) grows the charge as fast as the tree and stops at the budget (MIX0406) as before.
 /// </summary>
 internal sealed partial class Evaluator
 {
     sealed class CheckedInstance
     {
-        public CheckedInstance(Value result, LayerNode template, int steps, int depth)
+        public CheckedInstance(Value result, LayerNode template, int depth)
         {
             Result = result;
             Template = template;
-            Steps = steps;
             Depth = depth;
+            CopyCost = Size(template);
+        }
+
+        static int Size(LayerNode n)
+        {
+            int size = 1 + n.Weights.Count;
+            foreach (var c in n.Children) size += Size(c);
+            return size;
         }
 
         public Value Result { get; }
         /// <summary>A detached copy of the instance's node: its weights, cache and children.</summary>
         public LayerNode Template { get; }
-        /// <summary>Evaluation steps the check took.</summary>
-        public int Steps { get; }
+        /// <summary>Steps charged for a reuse: the nodes and weights the copy makes.</summary>
+        public int CopyCost { get; }
         /// <summary>How many definitions deep the check nested, counting the instance itself.</summary>
         public int Depth { get; }
     }
@@ -48,9 +58,9 @@ internal sealed partial class Evaluator
     {
         result = UnknownValue.Instance;
         if (!_instances.TryGetValue(key, out var hit)) return false;
-        // Replaying must not skip a limit the real check would hit.
-        if (_active.Count + hit.Depth > MaxInstantiationDepth || _steps + hit.Steps > StepBudget) return false;
-        _steps += hit.Steps;
+        // Replaying must not skip the depth limit the real check would hit; the budget is charged for the copy.
+        if (_active.Count + hit.Depth > MaxInstantiationDepth || _steps + hit.CopyCost > _budget) return false;
+        _steps += hit.CopyCost;
         _deepest = System.Math.Max(_deepest, _active.Count + hit.Depth);
         node.Expanded = true;
         node.CopyContentsFrom(hit.Template);
@@ -58,12 +68,12 @@ internal sealed partial class Evaluator
         return true;
     }
 
-    void Remember(string key, LayerNode node, Value result, int steps, int depth)
+    void Remember(string key, LayerNode node, Value result, int depth)
     {
         if (!IsPlain(result)) return;
         var template = new LayerNode(node.Name, null, node.Kind);
         template.CopyContentsFrom(node);
-        _instances[key] = new CheckedInstance(result, template, steps, depth);
+        _instances[key] = new CheckedInstance(result, template, depth);
     }
 
     /// <summary>A result that holds no reference into the module tree.</summary>

@@ -56,6 +56,7 @@ public static class VisionApp
         ("digits_ffnet", "FFNified attention (FFNet)", () => new DigitsFfnet()),
         ("digits_msmlp", "mix-shift (MS-MLP)", () => new DigitsMsmlp()),
         ("digits_raftmlp", "raft token MLP (RaftMLP)", () => new DigitsRaftmlp()),
+        ("digits_wavemix", "Haar wavelets (WaveMix)", () => new DigitsWavemix()),
     };
 
     /// <summary>The weight of the auxiliary losses a model records (the mixture of experts' load balancing).</summary>
@@ -70,7 +71,7 @@ public static class VisionApp
         var cpu = new Option<bool>("--cpu") { Description = "Run on the CPU even when CUDA is available" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--output", "-o") { Description = "Folder for the plot", DefaultValueFactory = _ => Path.Combine("artifacts", "vision") };
-        var root = new RootCommand("Mix vision example: PoolFormer, ConvFormer, CAFormer, MambaOut and CAS-ViT-style models and a CAFormer with MoE MLPs (vision.mix) trained from scratch on the UCI digits, compared in one table.")
+        var root = new RootCommand("Mix vision example: PoolFormer, ConvFormer and CAFormer-style models, a CAFormer with MoE MLPs and the catalog's MambaOut, CAS-ViT, DSM, iFormer, FFNet, MS-MLP, RaftMLP and WaveMix blocks (vision.mix) trained from scratch on the UCI digits, compared in one table.")
         {
             epochs, models, seed, cpu, threads, output,
         };

@@ -37,12 +37,12 @@ public class ExampleTests
         var (console, text) = QuickstartTests.PlainConsole();
         try
         {
-            var models = new[] { "digits_moe", "digits_mambaout", "digits_casvit" };
+            var models = new[] { "digits_moe", "digits_mambaout", "digits_casvit", "digits_wavemix" };
             var results = VisionApp.Run(new VisionOptions { Epochs = 3, Models = models, Output = dir, Cpu = true, Progress = ProgressMode.Quiet }, console);
             Assert.Equal(models, results.Select(r => r.Model));
             // Three short epochs: well above chance (10%) for each, with its parameters and FLOPs in the table.
             Assert.All(results, r => Assert.True(r.TestAccuracy > 0.3 && r.Parameters > 0 && r.Flops > 0, $"{r.Model}: {r.TestAccuracy:P1}\n{text}"));
-            foreach (var row in new[] { "moe", "mambaout", "casvit", "MoE MLP", "gated CNN (MambaOut)", "additive (CAS-ViT)" })
+            foreach (var row in new[] { "moe", "mambaout", "casvit", "wavemix", "MoE MLP", "gated CNN (MambaOut)", "additive (CAS-ViT)", "Haar wavelets (WaveMix)" })
                 Assert.Contains(row, text.ToString());
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }

@@ -47,7 +47,7 @@ public class RegistryTests
     [Fact]
     public void List_filters_by_glob()
     {
-        Assert.Equal(new[] { "caformer_s18", "convformer_s18", "identityformer_s12", "iformer", "iformer_base", "iformer_large", "iformer_small", "lmu_former", "metaformer", "poolformer_s12", "poolformer_s24", "poolformer_s36", "randformer_s12" },
+        Assert.Equal(new[] { "caformer_s18", "convformer_s18", "identityformer_s12", "iformer", "iformer_base", "iformer_base_384", "iformer_large", "iformer_large_384", "iformer_small", "iformer_small_384", "lmu_former", "metaformer", "poolformer_s12", "poolformer_s24", "poolformer_s36", "randformer_s12" },
             Models.List("*former*"));
         Assert.Equal(new[] { "poolformer_s12", "poolformer_s24", "poolformer_s36" }, Models.List("POOLFORMER_S??"));
         Assert.Empty(Models.List("resnet*"));

@@ -41,7 +41,7 @@ WAVEMIX = {"wavemix_192_16": dict(num_classes=1000, depth=16, mult=2, ff_channel
 
 NAMES = (["mambaout_femto", "mambaout_kobe", "mambaout_tiny", "mambaout_small", "mambaout_base"]
          + ["rcvit_xs", "rcvit_s", "rcvit_m", "rcvit_t"]
-         + ["iformer_small", "iformer_base", "iformer_large"]
+         + ["iformer_small", "iformer_base", "iformer_large", "iformer_small_384", "iformer_base_384", "iformer_large_384"]
          + ["ffnet_1", "ffnet_2", "ffnet_3", "ffnet_4"]
          + list(RAFT_DIMS) + list(MSMLP) + list(WAVEMIX))
 

@@ -566,4 +566,214 @@ namespace Mix.Snapshots
 #line default
         }
     }
+
+    /// <summary>
+    /// <c>model iformer_small_384(num_classes: int = 1000) = iformer(num_classes = num_classes, img_size = 384, depths = [3, 3, 9, 3], embed_dims = [96, 192, 320, 384], num_heads = [3, 6, 10, 12], attention_heads = [1, 1, 1, 3, 3, 3, 7, 7, 7, 7, 9, 9, 9, 9, 9, 11, 11, 11])</c><br/>
+    /// Shapes: ([B, 3, H, H]) → [B, 1000].<br/>
+    /// Parameters: 20,899,944 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class IformerSmall384 : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>iformer_small_384</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+        }
+
+        readonly Options options;
+        readonly Iformer model;
+
+        /// <summary>Builds <c>iformer_small_384</c> with the default options.</summary>
+        public IformerSmall384() : this(new Options()) { }
+
+        /// <summary>Builds <c>iformer_small_384</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public IformerSmall384(Options options) : base(nameof(IformerSmall384))
+        {
+            this.options = options;
+#line 100 "/repo/examples/models/iformer.mix"
+            model = new Iformer(new Iformer.Options
+            {
+                NumClasses = options.NumClasses,
+                ImgSize = 384,
+                Depths = new long[] { 3, 3, 9, 3 },
+                EmbedDims = new long[] { 96, 192, 320, 384 },
+                NumHeads = new long[] { 3, 6, 10, 12 },
+                AttentionHeads = new long[] { 1, 1, 1, 3, 3, 3, 7, 7, 7, 7, 9, 9, 9, 9, 9, 11, 11, 11 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            MixMove.To(model, dtype, device, non_blocking);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);
+            if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);
+        }
+
+        /// <summary>Runs <c>iformer_small_384</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, H]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 100 "/repo/examples/models/iformer.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model iformer_base_384(num_classes: int = 1000) = iformer(num_classes = num_classes, img_size = 384, depths = [4, 6, 14, 6], embed_dims = [96, 192, 384, 512], num_heads = [3, 6, 12, 16], attention_heads = [1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 8, 8, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 10, 15, 15, 15, 15, 15, 15])</c><br/>
+    /// Shapes: ([B, 3, H, H]) → [B, 1000].<br/>
+    /// Parameters: 48,936,296 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class IformerBase384 : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>iformer_base_384</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+        }
+
+        readonly Options options;
+        readonly Iformer model;
+
+        /// <summary>Builds <c>iformer_base_384</c> with the default options.</summary>
+        public IformerBase384() : this(new Options()) { }
+
+        /// <summary>Builds <c>iformer_base_384</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public IformerBase384(Options options) : base(nameof(IformerBase384))
+        {
+            this.options = options;
+#line 103 "/repo/examples/models/iformer.mix"
+            model = new Iformer(new Iformer.Options
+            {
+                NumClasses = options.NumClasses,
+                ImgSize = 384,
+                Depths = new long[] { 4, 6, 14, 6 },
+                EmbedDims = new long[] { 96, 192, 384, 512 },
+                NumHeads = new long[] { 3, 6, 12, 16 },
+                AttentionHeads = new long[] { 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 8, 8, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 10, 15, 15, 15, 15, 15, 15 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            MixMove.To(model, dtype, device, non_blocking);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);
+            if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);
+        }
+
+        /// <summary>Runs <c>iformer_base_384</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, H]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 103 "/repo/examples/models/iformer.mix"
+            return model.call(x);
+#line default
+        }
+    }
+
+    /// <summary>
+    /// <c>model iformer_large_384(num_classes: int = 1000) = iformer(num_classes = num_classes, img_size = 384, depths = [4, 6, 18, 8], embed_dims = [96, 192, 448, 640], num_heads = [3, 6, 14, 20], attention_heads = [1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 10, 10, 10, 10, 10, 10, 10, 10, 10, 12, 12, 12, 12, 12, 12, 12, 12, 12, 19, 19, 19, 19, 19, 19, 19, 19])</c><br/>
+    /// Shapes: ([B, 3, H, H]) → [B, 1000].<br/>
+    /// Parameters: 87,743,656 (as built with the default options).<br/>
+    /// </summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Mix.Generator", "1.0")]
+    public sealed partial class IformerLarge384 : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>The parameters of <c>iformer_large_384</c> with their .mix defaults.</summary>
+        public sealed record Options
+        {
+            /// <summary><c>num_classes: int = 1000</c></summary>
+            public long NumClasses { get; init; } = 1000;
+        }
+
+        readonly Options options;
+        readonly Iformer model;
+
+        /// <summary>Builds <c>iformer_large_384</c> with the default options.</summary>
+        public IformerLarge384() : this(new Options()) { }
+
+        /// <summary>Builds <c>iformer_large_384</c>.</summary>
+        /// <param name="options">The parameters.</param>
+        public IformerLarge384(Options options) : base(nameof(IformerLarge384))
+        {
+            this.options = options;
+#line 106 "/repo/examples/models/iformer.mix"
+            model = new Iformer(new Iformer.Options
+            {
+                NumClasses = options.NumClasses,
+                ImgSize = 384,
+                Depths = new long[] { 4, 6, 18, 8 },
+                EmbedDims = new long[] { 96, 192, 448, 640 },
+                NumHeads = new long[] { 3, 6, 14, 20 },
+                AttentionHeads = new long[] { 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 10, 10, 10, 10, 10, 10, 10, 10, 10, 12, 12, 12, 12, 12, 12, 12, 12, 12, 19, 19, 19, 19, 19, 19, 19, 19 },
+            });
+#line default
+            // The model is its alias: the alias's layers and own weights are this module's (unprefixed keys).
+            foreach (var (name, child) in model.named_children()) register_module(name, child);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) register_parameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) register_buffer(name, buffer);
+        }
+
+        /// <summary>Sets training mode here and on the aliased module, whose forward reads it.</summary>
+        public override void train(bool train = true)
+        {
+            base.train(train);
+            model.train(train);
+        }
+
+        /// <summary>Moves the aliased module, whose forward reads its own fields, and registers its moved weights here again.</summary>
+        protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+        {
+            MixMove.To(model, dtype, device, non_blocking);
+            foreach (var (name, weight) in model.named_parameters(recurse: false)) ConditionallyRegisterParameter(name, weight);
+            foreach (var (name, buffer) in model.named_buffers(recurse: false, include_nonpersistent: false)) ConditionallyRegisterBuffer(name, buffer);
+            if (device is not null) (_deviceType, _deviceIndex) = (device.type, device.index);
+        }
+
+        /// <summary>Runs <c>iformer_large_384</c>.</summary>
+        /// <param name="x"><c>[B, 3, H, H]</c></param>
+        /// <returns><c>[B, 1000]</c></returns>
+        public override Tensor forward(Tensor x)
+        {
+#line 106 "/repo/examples/models/iformer.mix"
+            return model.call(x);
+#line default
+        }
+    }
 }
