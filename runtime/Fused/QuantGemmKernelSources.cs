@@ -215,7 +215,7 @@ __device__ __forceinline__ void qgemm_body(
   __shared__ int last_block;
   constexpr int KT = QM_SMEM_U32 * 2 / (16 * MT);   // x columns per staged tile: 1024 / MT
   constexpr int CPT = KT / QM_CK;                   // chunks per tile
-  constexpr int ST = MT == 1 ? 4 : MT == 2 ? 3 : 2; // chunks of weight loads per lane in the register ring (ST − 1 ahead)
+  constexpr int ST = MT == 1 ? 6 : MT == 2 ? 3 : 2; // chunks of weight loads per lane in the register ring (ST − 1 ahead)
   constexpr int SPC = QM_CK / 16;                   // k16 steps per chunk
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;

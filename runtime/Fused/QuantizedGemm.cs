@@ -306,16 +306,17 @@ namespace Mix.Runtime.Fused
             Tensor? bias, Tensor? inputScale, long M, long K, long N, int splits = 0)
         {
             if (!Enabled || M < 1 || M > MaxRows || !Supports(mode, groupSize)) return null;
-            if (x.dtype != ScalarType.Float16 && x.dtype != ScalarType.BFloat16) return null;
+            var dtype = x.dtype;
+            if (dtype != ScalarType.Float16 && dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CUDA) return null;
             int dev = FusedOps.DeviceIndex(x);
             var (major, sms) = DeviceShape(dev);
             if (major < 8) return null;
             bool int4 = mode == WeightQuantMode.Int4Grouped;
-            int dt = FusedKernels.DtypeCode(x.dtype), qm = int4 ? 1 : 0;
+            int dt = FusedKernels.DtypeCode(dtype), qm = int4 ? 1 : 0;
             if (Broken.ContainsKey((dev, dt, qm))) return null;
             var p = Repacked(mode, groupSize, qweight, scales, zeros);
             if (p is null || p.N != N || p.K != K) return null;
-            if (int4 && x.dtype == ScalarType.Float16 && !p.ScalesFitHalf) return null;
+            if (int4 && dtype == ScalarType.Float16 && !p.ScalesFitHalf) return null;
             var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, splits > 0 ? splits : null);
             try
             {
@@ -325,16 +326,18 @@ namespace Mix.Runtime.Fused
                 var xc = x.is_contiguous() ? x : x.contiguous();
                 var outShape = (long[])x.shape.Clone();
                 outShape[^1] = N;
-                var y = torch.empty(outShape, x.dtype, x.device);
+                var device = x.device;
+                var y = torch.empty(outShape, dtype, device);
                 Tensor? bc = bias is null ? null : Fits(bias, x) ? bias : FusedOps.Param(bias, x);
                 Tensor? isc = inputScale is null ? null : Fits(inputScale, x) ? inputScale : FusedOps.Param(inputScale, x);
-                long sz = int4 ? (long)p.SzFor(x.dtype, dev) : 0;
-                long partial = plan.Splits > 1 ? (long)p.PartialFor(plan.Splits * M * p.Np, x.device, dev) : 0;
+                long sz = int4 ? (long)p.SzFor(dtype, dev) : 0;
+                long partial = plan.Splits > 1 ? (long)p.PartialFor(plan.Splits * M * p.Np, device, dev) : 0;
                 using (var args = new KernelArguments(dev))
                 {
-                    // the packed tensors' pointers were checked when they were made
-                    args.Add(xc, x.dtype, "x").AddOptional(isc, ScalarType.Float32, "input_scale").Add((long)p.CodesPtr).Add(sz)
-                        .Add((long)p.ChannelScalesPtr).AddOptional(bc, ScalarType.Float32, "bias").Add(y, x.dtype, "y").Add(partial)
+                    // the packed tensors' pointers were checked when they were made; x (dtype, device, contiguity) above and
+                    // in QuantizedOps.Linear, y is ours: their addresses are read without the checks' round trips to libtorch
+                    args.Add((long)TensorPointers.Address(xc)).AddOptional(isc, ScalarType.Float32, "input_scale").Add((long)p.CodesPtr).Add(sz)
+                        .Add((long)p.ChannelScalesPtr).AddOptional(bc, ScalarType.Float32, "bias").Add((long)TensorPointers.Address(y)).Add(partial)
                         .Add((long)p.CountersPtr)
                         .Add((int)M).Add((int)K).Add((int)N).Add((int)p.Np).Add((int)p.Chunks).Add((int)p.Groups).Add(int4 ? groupSize : 1).Add(plan.Splits);
                     fn.Launch(new Dim3((uint)plan.BlockColumns, (uint)plan.Splits), new Dim3(QuantGemmKernelSources.Threads), 0, args);
