@@ -32,6 +32,16 @@ namespace Mix.Runtime.Fused
         /// <summary>Whether <see cref="QuantizedOps.Linear"/> may use this kernel (default true; benchmarks compare).</summary>
         public static bool Enabled { get; set; } = true;
 
+        /// <summary>
+        /// Benchmark instrumentation, never for results: 0 (default) the kernel; 1 a probe that only streams the weights
+        /// (no dequantization, no mma); 2 one that feeds the raw codes to the mma (no dequantization). Outputs of 1 and 2
+        /// are wrong by design; they tell how much of the time is the weight stream, the mma and the dequantization.
+        /// </summary>
+        public static int Probe { get; set; }
+
+        /// <summary>Benchmark instrumentation: split-K count to force (0, the default: the plan's own).</summary>
+        public static int ForcedSplits { get; set; }
+
         private static long s_launches;
 
         /// <summary>Launches of this kernel so far in this process: what benchmarks check to know it, not a fallback, ran.</summary>
@@ -39,7 +49,7 @@ namespace Mix.Runtime.Fused
 
         private static readonly ConditionalWeakTable<Tensor, Packed> Cache = new();
         private static readonly ConcurrentDictionary<int, (int major, int sms)> Devices = new();
-        private static readonly ConcurrentDictionary<(int dev, int dt, int mode, int mt, int gpc), CudaFunction> Functions = new();
+        private static readonly ConcurrentDictionary<(int dev, int dt, int variant, int mt, int gpc), CudaFunction> Functions = new();
         private static readonly ConcurrentDictionary<(int dev, int dt, int mode), bool> Broken = new();
 
         /// <summary>Whether the kernel takes this format: int8, or int4 with a group of 32, 64 or a multiple of 128.</summary>
@@ -317,12 +327,14 @@ namespace Mix.Runtime.Fused
             var p = Repacked(mode, groupSize, qweight, scales, zeros);
             if (p is null || p.N != N || p.K != K) return null;
             if (int4 && dtype == ScalarType.Float16 && !p.ScalesFitHalf) return null;
-            var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, splits > 0 ? splits : null);
+            int forced = splits > 0 ? splits : ForcedSplits;
+            var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, forced > 0 ? forced : null);
+            int probe = Probe;
             try
             {
-                var key = (dev, dt, qm, plan.MTiles, plan.GroupsPerChunk);
+                var key = (dev, dt, qm * 4 + probe, plan.MTiles, plan.GroupsPerChunk);
                 if (!Functions.TryGetValue(key, out var fn))
-                    fn = Functions.GetOrAdd(key, KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, qm), plan.Entry, dev));
+                    fn = Functions.GetOrAdd(key, KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, qm, probe), plan.Entry, dev));
                 var xc = x.is_contiguous() ? x : x.contiguous();
                 var outShape = (long[])x.shape.Clone();
                 outShape[^1] = N;
@@ -350,6 +362,7 @@ namespace Mix.Runtime.Fused
             }
             catch (CudaKernelUnavailableException e)
             {
+                if (probe != 0) throw;   // a probe's failure says nothing about the kernel
                 Broken.TryAdd((dev, dt, qm), true);
                 KernelLog.WarnOnce($"qgemm:{dev}:{dt}:{qm}", $"the tensor-core quantized linear (dtype code {dt}, {(int4 ? "int4" : "int8")}, {plan.Entry}) failed on cuda:{dev} ({e.Message}); using the GEMV kernel");
                 return null;
