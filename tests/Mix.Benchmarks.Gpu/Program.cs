@@ -99,6 +99,11 @@ internal static partial class Program
             torch.cuda.synchronize();
             return 0;
         }
+        if (_only == "mamba-profile")
+        {
+            using (torch.no_grad()) ModelBench.ProfileMambaDecode();
+            return 0;
+        }
         if (_only == "profile")
         {
             using (torch.no_grad()) ModelBench.ProfileOnce();
@@ -107,7 +112,7 @@ internal static partial class Program
         if (_only == "scans-vs-triton")
         {
             // the official Triton side of these rows: triton_scans.py (docs/benchmarks.md)
-            using (torch.no_grad()) ScanVsTritonBench.Run(outDir, op => Time(op));
+            using (torch.no_grad()) ScanVsTritonBench.Run(outDir, op => Time(op), _quick);
             return 0;
         }
         bool kernels = _only is "all" or "kernels";
