@@ -15,6 +15,10 @@ namespace Mix.Runtime.Cuda
         public const int AttributeMultiprocessorCount = 16;
         /// <summary><c>CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE</c>.</summary>
         public const int AttributeL2CacheSize = 38;
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR</c>.</summary>
+        public const int AttributeMaxThreadsPerMultiprocessor = 39;
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR</c>.</summary>
+        public const int AttributeMaxSharedMemoryPerMultiprocessor = 81;
         /// <summary><c>CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR</c>.</summary>
         public const int AttributeComputeCapabilityMajor = 75;
         /// <summary><c>CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR</c>.</summary>

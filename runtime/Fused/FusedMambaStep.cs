@@ -162,7 +162,7 @@ namespace Mix.Runtime.Fused
             public string? Failure { get; set; }
 
             private Plan(Tensor?[] weights, RMSNorm? norm, Tensor x, long batch, long dim, long inner, long width, long rank,
-                long nState, int sms)
+                long nState, DeviceLimits limits)
             {
                 this.weights = weights; this.norm = norm;
                 dtype = x.dtype; device = FusedOps.DeviceIndex(x);
@@ -189,11 +189,19 @@ namespace Mix.Runtime.Fused
                 xProj = rt.GetFunction(spec, "mamba_step_x_proj", device);
                 scan = rt.GetFunction(spec, "mamba_step_scan", device);
                 outProj = rt.GetFunction(spec, "mamba_step_out_proj", device);
-                nbIn = RowsPerBlock(dim); nbInner = RowsPerBlock(inner);
+                // no more staged rows than the batch has: the shared memory a block asks for limits how many fit an SM
+                nbIn = (int)Math.Min(RowsPerBlock(dim), batch); nbInner = (int)Math.Min(RowsPerBlock(inner), batch);
                 vecIn = Vectorizable(dim, weights[0]!.dtype, gIn); vecX = Vectorizable(inner, weights[1]!.dtype, gX); vecOut = Vectorizable(inner, weights[2]!.dtype, gOut);
                 uint yIn = FusedOps.Blocks(batch, nbIn), yInner = FusedOps.Blocks(batch, nbInner);
-                // Split weight rows over more warps while the grid would leave multiprocessors idle (x_proj has ~80 rows).
-                splitIn = Split(2 * inner, yIn, sms); splitX = Split(xRows, yInner, sms); splitOut = Split(dim, yInner, sms);
+                // Split weight rows over more warps while the grid would leave multiprocessors idle (x_proj has ~80 rows),
+                // and while a lane would wait for more than one round of loads (a warp's slice > 4 vectors a lane: the
+                // unrolled loop issues four at once) and the split grid still fits on the device at once.
+                long vIn = VectorElements(weights[0]!.dtype, dtype), vX = VectorElements(weights[1]!.dtype, dtype), vOut = VectorElements(weights[2]!.dtype, dtype);
+                uint sIn_ = (uint)(nbIn * dim * sizeof(float)), sInner = (uint)(nbInner * inner * sizeof(float));
+                int sms = limits.Sms;
+                splitIn = Split(2 * inner, yIn, sms, limits.Resident(sIn_), dim / vIn);
+                splitX = Split(xRows, yInner, sms, limits.Resident(sInner), inner / vX);
+                splitOut = Split(dim, yInner, sms, limits.Resident(sInner), inner / vOut);
                 const int Warps = MambaStepKernelSources.Threads / 32;
                 gridIn = new Dim3(FusedOps.Blocks(2 * inner, Warps / splitIn), yIn);
                 gridX = new Dim3(FusedOps.Blocks(xRows, Warps / splitX), yInner);
@@ -205,12 +213,30 @@ namespace Mix.Runtime.Fused
                 smemIn = (uint)(nbIn * dim * sizeof(float)); smemInner = (uint)(nbInner * inner * sizeof(float));
             }
 
-            private static int Split(long rows, uint gridY, int sms)
+            private static int Split(long rows, uint gridY, int sms, long resident, long vectors)
             {
                 int split = 1;
                 while (split < 8 && FusedOps.Blocks(rows, 8 / split) * gridY < 2L * sms) split *= 2;
+                while (split < 8 && vectors / split > 4 * 32 && FusedOps.Blocks(rows, 8 / (2 * split)) * gridY <= resident) split *= 2;
                 return split;
             }
+
+            /// <summary>What the split heuristic reads of the device: multiprocessors, and how many of the projection kernels'
+            /// blocks (256 threads, <paramref name="MaxThreads"/> and <paramref name="SharedBytes"/> per multiprocessor) fit at once.</summary>
+            internal readonly record struct DeviceLimits(int Sms, int MaxThreads, int SharedBytes)
+            {
+                public long Resident(uint dynamicShared) =>
+                    (long)Sms * Math.Max(1, Math.Min(MaxThreads / MambaStepKernelSources.Threads,
+                        SharedBytes / (int)(dynamicShared + MambaStepKernelSources.StaticSharedBytes)));
+            }
+
+            // Elements in one 16-byte weight vector: 4 float32, 8 half, 16 int8, 32 int4 codes.
+            private static long VectorElements(ScalarType weight, ScalarType io) => weight switch
+            {
+                ScalarType.Byte => 32,
+                ScalarType.Int8 => 16,
+                _ => io == ScalarType.Float32 ? 4 : 8,
+            };
 
             private static Tensor?[] Current(Parts p, nn.Module mixer, RMSNorm? norm) => new[]
             {
@@ -262,8 +288,12 @@ namespace Mix.Runtime.Fused
                 if (RowsPerBlock(dim) == 0 || RowsPerBlock(inner) == 0) { why = "a row does not fit shared memory"; return null; }
                 try
                 {
-                    int sms = KernelRuntime.Shared.Driver!.GetAttribute(FusedOps.DeviceIndex(x), CudaDriver.AttributeMultiprocessorCount);
-                    return new Plan(w, norm, x, batch, dim, inner, width, rank, nState, sms);
+                    var driver = KernelRuntime.Shared.Driver!;
+                    int dev = FusedOps.DeviceIndex(x);
+                    int sms = driver.GetAttribute(dev, CudaDriver.AttributeMultiprocessorCount);
+                    var limits = new DeviceLimits(sms, driver.GetAttribute(dev, CudaDriver.AttributeMaxThreadsPerMultiprocessor),
+                        driver.GetAttribute(dev, CudaDriver.AttributeMaxSharedMemoryPerMultiprocessor));
+                    return new Plan(w, norm, x, batch, dim, inner, width, rank, nState, limits);
                 }
                 catch (CudaKernelUnavailableException e)
                 {

@@ -111,7 +111,7 @@ internal static partial class Program
         if (_only == "scans-vs-triton")
         {
             // the official Triton side of these rows: triton_scans.py (docs/benchmarks.md)
-            using (torch.no_grad()) ScanVsTritonBench.Run(outDir, op => Time(op));
+            using (torch.no_grad()) ScanVsTritonBench.Run(outDir, op => Time(op), _quick);
             return 0;
         }
         bool kernels = _only is "all" or "kernels";
