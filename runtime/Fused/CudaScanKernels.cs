@@ -21,7 +21,7 @@ namespace Mix.Runtime.Fused
         private const int MaxKeys = 256;         // 8 lanes × 32 registers
 
         /// <summary>
-        /// Whether half-precision GLA takes the tensor-core chunked kernels (<c>chunk_state_gla_tc</c>,
+        /// Whether bfloat16 GLA takes the tensor-core chunked kernels (<c>chunk_state_gla_tc</c>,
         /// <c>chunk_output_gla_tc</c>) rather than the float32-FMA ones; on by default. A switch so that the two can be
         /// compared in one process (benchmarks, tests); half-precision SSD always takes its tensor-core kernels.
         /// </summary>
@@ -191,8 +191,11 @@ namespace Mix.Runtime.Fused
             int code = FusedKernels.DtypeCode(v.dtype);
             var io = v.dtype;
             int dev = FusedOps.DeviceIndex(v);
-            // half precision: the tensor-core kernels (SSD: no query scale, its dt and D; GLA: no groups)
-            bool tensorCores = io != ScalarType.Float32 && (g is null || (headsPerGroup == 1 && UseGlaTensorCores));
+            // half precision: the tensor-core kernels (SSD: no query scale, its dt and D; GLA: no groups). float16 GLA
+            // keeps the FMA kernels: the tensor-core output rounds the entering float32 state to the I/O type.
+            bool tensorCores = g is null
+                ? io != ScalarType.Float32
+                : io == ScalarType.BFloat16 && headsPerGroup == 1 && UseGlaTensorCores;
             string kind = g is null ? "ssd" : "gla";
             try
             {
