@@ -170,6 +170,25 @@ __device__ __forceinline__ void mix_row_dot_q4(const unsigned char* __restrict__
     for (int o = 16; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
 }
 
+// Asks L2 for the first weight row slice this warp will read in mix_rows (same row and slice arithmetic), before the
+// block stages its activations: a decode step is a chain of dependent memory latencies, and the weight fetch can overlap
+// the staging and the norm instead of following them. A hint only: nothing is read into registers.
+__device__ __forceinline__ void mix_prefetch(const void* __restrict__ w, int wq, int K, int rows, int split) {
+#ifdef __CUDA_ARCH__
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, per = (blockDim.x >> 5) / split;
+  const int r = blockIdx.x * per + warp / split;
+  if (r >= rows) return;
+  const int slice = (K + split - 1) / split, k0 = min(K, (warp % split) * slice), k1 = min(K, k0 + slice);
+  const size_t esz = wq ? 1 : sizeof(io_t);
+  const char* base = reinterpret_cast<const char*>(w);
+  // byte range of the slice (int4: two codes a byte), in 128-byte lines, one line per lane per pass
+  const size_t from = wq == 2 ? ((size_t)r * K + k0) / 2 : ((size_t)r * K + k0) * esz;
+  const size_t to = wq == 2 ? ((size_t)r * K + k1) / 2 : ((size_t)r * K + k1) * esz;
+  for (size_t at = (from & ~(size_t)127) + (size_t)lane * 128; at < to; at += 32 * 128)
+    asm volatile("prefetch.global.L2 [%0];" :: "l"(base + at));
+#endif
+}
+
 // out[b, r] = bias[r] + sum_k w[r, k] act[b, k] for the block's rows of the batch, through store(b, r, value). Each
 // weight row is split over `split` warps (1, 2, 4 or 8; more when there are few rows, so that every multiprocessor
 // has work): warp w takes row base + w / split and the (w % split)-th slice of K, whole 16-byte vectors when vec.
@@ -228,6 +247,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
     int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
   __shared__ float inv_rms[MIX_MAXB];
+  mix_prefetch(w, wq, K, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = to_f(x[(size_t)b0 * K + i]);
@@ -269,6 +289,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_x_proj(
     const io_t* __restrict__ conv_b, const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
     const unsigned char* __restrict__ w_zero, int group, float* __restrict__ dbc, int B, int inner, int W, int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
+  mix_prefetch(w, wq, inner, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * inner; i += blockDim.x)
@@ -322,6 +343,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_out_proj(
     const unsigned char* __restrict__ w_zero, int group, const io_t* __restrict__ bias, const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows,
     int nb_max, int vec, int split) {
   extern __shared__ float smem[];
+  mix_prefetch(w, wq, K, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = y[(size_t)b0 * K + i];
