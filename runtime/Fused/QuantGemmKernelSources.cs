@@ -54,6 +54,7 @@ namespace Mix.Runtime.Fused
 #define QM_CK 64
 #endif
 #define QM_SMEM_U32 8192
+#define QM_SU 4
 #if MIX_T == 2
 #define QM_ONE 0x3F803F80u
 #define QM_MAGIC 0x43004300u
@@ -145,6 +146,64 @@ __device__ __forceinline__ void qm_load(uint4 (&w)[QM_NT], unsigned (&z)[QM_NT],
   }
 }
 
+// x[:, k0 : k0 + cols] (cols a multiple of the chunk, ≤ the tile) into shared memory in A-fragment order: the u32 of
+// (row r, columns 2p, 2p + 1 of k16 step ks) sits at ((ks·MT + r / 16)·32 + lane)·4 + reg with lane and reg as in the
+// mma's A layout. Items of 8 columns: one 16-byte load each where K and the pointers allow, QM_SU items per thread
+// loaded before any is stored (so a thread has QM_SU loads in flight, not one), columns at or past K written as zeros.
+template <int MT>
+__device__ __forceinline__ void qm_stage(unsigned* __restrict__ xs, const io_t* __restrict__ x, const float* __restrict__ in_scale,
+    int M, int K, int k0, int cols) {
+  constexpr int KT = QM_SMEM_U32 * 2 / (16 * MT);
+  constexpr unsigned UK = KT / 8;   // items per row of a full tile: a power of two
+  const bool vec = (K & 7) == 0 && (((unsigned long long)x) & 15) == 0 && (((unsigned long long)in_scale) & 15) == 0;
+  const unsigned items = (unsigned)M * UK;
+  for (unsigned e0 = threadIdx.x; e0 < items; e0 += QM_SU * blockDim.x) {
+    uint4 v[QM_SU];
+#pragma unroll
+    for (int u = 0; u < QM_SU; u++) {
+      const unsigned e = e0 + u * blockDim.x, r = e / UK;
+      const int c = (int)(e % UK) * 8, k = k0 + c;
+      v[u] = make_uint4(0u, 0u, 0u, 0u);
+      if (e < items && c < cols && k < K) {
+        const io_t* p = x + (long long)r * K + k;
+        if (vec) {
+          v[u] = *reinterpret_cast<const uint4*>(p);
+        } else {
+          unsigned w[4] = { 0u, 0u, 0u, 0u };
+          for (int i = 0; i < 8 && k + i < K; i++) w[i >> 1] |= (unsigned)p[i] << (16 * (i & 1));
+          v[u] = make_uint4(w[0], w[1], w[2], w[3]);
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < QM_SU; u++) {
+      const unsigned e = e0 + u * blockDim.x, r = e / UK;
+      const int c = (int)(e % UK) * 8, k = k0 + c;
+      if (e >= items || c >= cols) continue;
+      unsigned w[4] = { v[u].x, v[u].y, v[u].z, v[u].w };
+      if (in_scale && k < K) {
+        float sc[8];
+        if (vec) {
+          const float4 s0 = *reinterpret_cast<const float4*>(in_scale + k), s1 = *reinterpret_cast<const float4*>(in_scale + k + 4);
+          sc[0] = s0.x; sc[1] = s0.y; sc[2] = s0.z; sc[3] = s0.w; sc[4] = s1.x; sc[5] = s1.y; sc[6] = s1.z; sc[7] = s1.w;
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; i++) sc[i] = k + i < K ? in_scale[k + i] : 0.0f;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          const io_t lo = from_f(to_f((io_t)(w[i] & 0xFFFFu)) * sc[2 * i]), hi = from_f(to_f((io_t)(w[i] >> 16)) * sc[2 * i + 1]);
+          w[i] = (unsigned)lo | ((unsigned)hi << 16);
+        }
+      }
+      const unsigned rr = r & 15u;
+      unsigned* dst = xs + (((c >> 4) * MT + (int)(r >> 4)) * 32 + (int)(rr & 7u) * 4) * 4 + (int)(rr >> 3) + 2 * ((c >> 3) & 1);
+#pragma unroll
+      for (int i = 0; i < 4; i++) dst[4 * i] = w[i];
+    }
+  }
+}
+
 template <int MT, int GPC>
 __device__ __forceinline__ void qgemm_body(
     const io_t* __restrict__ x, const float* __restrict__ in_scale, const uint4* __restrict__ codes,
@@ -189,25 +248,8 @@ __device__ __forceinline__ void qgemm_body(
       if (c + ST - 1 < c1) qm_load(wq[(s + ST - 1) % ST], szr[(s + ST - 1) % ST], codes, sz, nt0, c + ST - 1, CH, G, group, grpOff, lane);
       const int lc = (c - c0) % CPT;
       if (lc == 0) {
-        // stage x[:, k0 : k0 + cols] as A fragments: u32 slot of (row r, columns 2cp, 2cp+1)
-        __syncthreads();
-        const int k0 = c * QM_CK, cols = min(KT, (c1 - c) * QM_CK), pairs = cols >> 1;
-        for (int e = threadIdx.x; e < M * pairs; e += blockDim.x) {
-          const int r = e / pairs, col = 2 * (e - r * pairs), k = k0 + col;
-          unsigned v = 0u;
-          if (k < K) {
-            const io_t* xr = x + (long long)r * K;
-            io_t lo = xr[k], hi = k + 1 < K ? xr[k + 1] : (io_t)0;
-            if (in_scale) {
-              lo = from_f(to_f(lo) * in_scale[k]);
-              hi = k + 1 < K ? from_f(to_f(hi) * in_scale[k + 1]) : (io_t)0;
-            }
-            v = (unsigned)lo | ((unsigned)hi << 16);
-          }
-          const int ks = col >> 4, within = col & 15, rr = r & 15;
-          const int ln = (rr & 7) * 4 + ((within & 7) >> 1), reg = (rr >> 3) + 2 * (within >> 3);
-          xs[((ks * MT + (r >> 4)) * 32 + ln) * 4 + reg] = v;
-        }
+        __syncthreads();   // every warp is done with the previous tile
+        qm_stage<MT>(xs, x, in_scale, M, K, c * QM_CK, min(KT, (c1 - c) * QM_CK));
         __syncthreads();
       }
       const uint4* xa = reinterpret_cast<const uint4*>(xs) + (lc * SPC * MT) * 32 + lane;

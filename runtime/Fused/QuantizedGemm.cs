@@ -43,9 +43,39 @@ namespace Mix.Runtime.Fused
         public static bool Supports(WeightQuantMode mode, int groupSize) =>
             mode == WeightQuantMode.Int8PerChannel || (groupSize > 0 && groupSize % 32 == 0 && (128 % groupSize == 0 || groupSize % 128 == 0));
 
-        /// <summary>Drops the repacked copy of a weight (call after changing its codes, scales or zeros in place).</summary>
+        /// <summary>
+        /// Drops the repacked copy of a weight (call after changing its codes, scales or zeros in place: an in-place
+        /// write keeps the tensors and their storage, which is all the cache can see).
+        /// </summary>
         /// <param name="qweight">The layer's <c>qweight</c> tensor.</param>
         public static void Forget(Tensor qweight) => Cache.Remove(qweight);
+
+        /// <summary>
+        /// What a repack was made from: the format and the storage of the codes, scales and zeros. A layer whose
+        /// tensors are replaced (a new scales tensor for the same codes, storage swapped under the same tensor object)
+        /// no longer matches and is repacked; values written in place keep the storage and need <see cref="Forget"/>.
+        /// </summary>
+        internal readonly record struct Source(WeightQuantMode Mode, int Group, IntPtr Codes, IntPtr Scales, IntPtr Zeros)
+        {
+            public static Source Of(WeightQuantMode mode, int groupSize, Tensor qweight, Tensor scales, Tensor? zeros) =>
+                new(mode, mode == WeightQuantMode.Int4Grouped ? groupSize : 0, TensorPointers.Address(qweight), TensorPointers.Address(scales),
+                    zeros is null ? IntPtr.Zero : TensorPointers.Address(zeros));
+        }
+
+        /// <summary>
+        /// The repacked tensors of a weight: the cached ones while they were made from the same <see cref="Source"/>,
+        /// else a new repack (kept beside <paramref name="qweight"/>); null where the kernel cannot take the values
+        /// (int4 zero points above 15). Any device; device pointers are read for CUDA tensors only.
+        /// </summary>
+        internal static Packed? Repacked(WeightQuantMode mode, int groupSize, Tensor qweight, Tensor scales, Tensor? zeros)
+        {
+            var src = Source.Of(mode, groupSize, qweight, scales, zeros);
+            if (Cache.TryGetValue(qweight, out var p) && p.From == src) return p;
+            p = Pack(src, mode, groupSize, qweight, scales, zeros);
+            if (p is null) Cache.Remove(qweight);
+            else Cache.AddOrUpdate(qweight, p);
+            return p;
+        }
 
         /// <summary>A launch: entry point, grid and split count.</summary>
         internal readonly record struct Plan(int MTiles, int GroupsPerChunk, int Splits, int BlockColumns)
@@ -55,14 +85,18 @@ namespace Mix.Runtime.Fused
 
         /// <summary>
         /// The launch for M rows: m16 tiles (1, 2 or 4), groups per chunk, and split-K so that about two blocks per SM
-        /// run (each split keeps at least two chunks; at most 16 splits).
+        /// run (each split keeps at least two chunks; at most 16 splits), fewer as M grows: every split writes and
+        /// reads back an fp32 partial of M × N, which is kept to at most half the bytes of the int4 weight
+        /// (S · M · 8 ≤ K / 2 bytes per channel, i.e. S ≤ K / (16 M)).
         /// </summary>
         internal static Plan MakePlan(bool int4, int groupSize, long M, long Np, long chunks, int sms, int? splits = null)
         {
             int mt = M <= 16 ? 1 : M <= 32 ? 2 : 4;
             int gpc = int4 ? Math.Max(1, QuantGemmKernelSources.ChunkK(true) / groupSize) : 1;
             int cols = (int)(Np / QuantGemmKernelSources.ChannelsPerBlock);
-            int s = splits ?? (int)Math.Clamp((2L * sms + cols - 1) / cols, 1, Math.Min(16, Math.Max(1, chunks / 2)));
+            long k = chunks * QuantGemmKernelSources.ChunkK(int4);
+            long cap = Math.Min(16, Math.Min(Math.Max(1, chunks / 2), Math.Max(1, k / (16 * Math.Max(1, M)))));
+            int s = splits ?? (int)Math.Clamp((2L * sms + cols - 1) / cols, 1, cap);
             s = (int)Math.Clamp(s, 1, chunks);
             return new Plan(mt, gpc, s, cols);
         }
@@ -135,6 +169,7 @@ namespace Mix.Runtime.Fused
         /// <summary>The repacked tensors of one weight on its device, and the per-launch buffers.</summary>
         internal sealed class Packed
         {
+            public required Source From { get; init; }
             public required bool Int4 { get; init; }
             public required int Group { get; init; }
             public required long N { get; init; }
@@ -177,7 +212,7 @@ namespace Mix.Runtime.Fused
             }
         }
 
-        private static Packed? Pack(WeightQuantMode mode, int groupSize, Tensor qweight, Tensor scales, Tensor? zeros)
+        private static Packed? Pack(Source src, WeightQuantMode mode, int groupSize, Tensor qweight, Tensor scales, Tensor? zeros)
         {
             bool int4 = mode == WeightQuantMode.Int4Grouped;
             long N = qweight.shape[0], K = int4 ? qweight.shape[1] * 2 : qweight.shape[1];
@@ -202,6 +237,7 @@ namespace Mix.Runtime.Fused
             var ch = int4 ? null : PadChannelScales(sc, N);
             var packed = new Packed
             {
+                From = src,
                 Int4 = int4,
                 Group = int4 ? groupSize : 0,
                 N = N,
@@ -216,6 +252,7 @@ namespace Mix.Runtime.Fused
                 Zeros = z?.contiguous().DetachFromDisposeScope(),
                 ScalesFitHalf = fitsHalf,
             };
+            if (dev.type != DeviceType.CUDA) return packed;
             int index = FusedOps.DeviceIndex(qweight);
             packed.CodesPtr = TensorPointers.Get(packed.Codes, ScalarType.Int32, index, "codes");
             packed.CountersPtr = TensorPointers.Get(packed.Counters, ScalarType.Int32, index, "counters");
@@ -271,13 +308,8 @@ namespace Mix.Runtime.Fused
             bool int4 = mode == WeightQuantMode.Int4Grouped;
             int dt = FusedKernels.DtypeCode(x.dtype), qm = int4 ? 1 : 0;
             if (Broken.ContainsKey((dev, dt, qm))) return null;
-            if (!Cache.TryGetValue(qweight, out var p))
-            {
-                p = Pack(mode, groupSize, qweight, scales, zeros);
-                if (p is null) return null;
-                Cache.AddOrUpdate(qweight, p);
-            }
-            if (p.N != N || p.K != K) return null;
+            var p = Repacked(mode, groupSize, qweight, scales, zeros);
+            if (p is null || p.N != N || p.K != K) return null;
             if (int4 && x.dtype == ScalarType.Float16 && !p.ScalesFitHalf) return null;
             var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, splits > 0 ? splits : null);
             try

@@ -5,6 +5,7 @@ using System.IO;
 using System.Text;
 using System.Text.Json;
 using Mix.Runtime.Caches;
+using Mix.Runtime.Cuda;
 using Mix.Runtime.Fused;
 using Mix.Runtime.Quantization;
 using TorchSharp;
@@ -77,9 +78,53 @@ internal static class QuantBench
 
     private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int)> time) => KvAttentionBench.Run(ctx, time, Add, Results.Add);
 
-    /// <summary>One weight-only linear row: device times (µs) of every implementation at one M.</summary>
+    /// <summary>One weight-only linear row: device times (µs) of every implementation at one M, and the queued device
+    /// times (<see cref="Queued"/>) of cuBLAS and the tensor-core kernel.</summary>
     private sealed record LinearRow(string Shape, long M, double CublasUs, double Int8MmaUs, double Int8GemvUs, double Int4MmaUs,
-        double Int4GemvUs, double Int8Bytes, double Int4Bytes);
+        double Int4GemvUs, double Int8Bytes, double Int4Bytes, double CublasQueuedUs, double Int8QueuedUs, double Int4QueuedUs);
+
+    private static Tensor? _busy;
+    private static double _busyUs = double.NaN;
+
+    /// <summary>
+    /// Device time per call with the host's issue time taken out: 20 calls are queued behind a bf16 8192² matmul
+    /// (about 2 ms), so the GPU runs them back to back; median of 5 such batches. Back-to-back event times (the other
+    /// columns) include the gaps where the GPU waits for the host when a call's host work is longer than its kernel.
+    /// Returns NaN when the host took longer to queue the calls than the matmul ran (the gaps were not hidden).
+    /// </summary>
+    private static double Queued(Func<Tensor?> f)
+    {
+        const int calls = 20;
+        _busy ??= torch.randn(new long[] { 8192, 8192 }, device: torch.CUDA).to_type(ScalarType.BFloat16).DetachFromDisposeScope();
+        using var timer = new CudaTimer();
+        if (double.IsNaN(_busyUs))
+        {
+            torch.cuda.synchronize();
+            timer.Start();
+            torch.matmul(_busy, _busy).Dispose();
+            _busyUs = timer.StopMilliseconds() * 1e3;
+            Console.WriteLine($"queued timing: the busy matmul runs {_busyUs:F0} us");
+        }
+        var samples = new List<double>();
+        for (int r = 0; r < 5; r++)
+        {
+            torch.cuda.synchronize();
+            torch.matmul(_busy, _busy).Dispose();   // freed in stream order: the calls below may reuse its memory safely
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            timer.Start();
+            for (int i = 0; i < calls; i++)
+            {
+                using var scope = torch.NewDisposeScope();
+                f();
+            }
+            double hostUs = sw.Elapsed.TotalMilliseconds * 1e3;
+            double us = timer.StopMilliseconds() * 1e3 / calls;
+            if (hostUs < 0.8 * _busyUs) samples.Add(us);
+        }
+        if (samples.Count == 0) return double.NaN;
+        samples.Sort();
+        return samples[samples.Count / 2];
+    }
 
     private static readonly List<LinearRow> LinearRows = new();
 
@@ -131,6 +176,7 @@ internal static class QuantBench
             var cub = T(() => torch.nn.functional.linear(x, wbf));
             AddT("bf16 cuBLAS (torch linear)", M, cub, 2.0 * K * N + 2.0 * M * (K + N), null);
             var times = new Dictionary<string, double>();
+            times["cublas queued"] = Queued(() => torch.nn.functional.linear(x, wbf));
             foreach (var (name, q) in new[] { ("int8", i8), ("int4 g128", i4) })
             {
                 double bytes = q.WeightBytes + 2.0 * M * (K + N);
@@ -142,6 +188,7 @@ internal static class QuantBench
                     var t = T(F);
                     times[name + " mma"] = t.g;
                     AddT($"{name}: tensor-core kernel", M, t, bytes, Err(f, q.ReferenceForward(x)));
+                    times[name + " queued"] = Queued(F);
                 }
                 QuantizedGemm.Enabled = false;
                 try
@@ -159,7 +206,9 @@ internal static class QuantBench
                 }
             }
             LinearRows.Add(new LinearRow($"{K}→{N}", M, cub.g, times.GetValueOrDefault("int8 mma", double.NaN), times["int8 gemv"],
-                times.GetValueOrDefault("int4 g128 mma", double.NaN), times["int4 g128 gemv"], i8.WeightBytes, i4.WeightBytes));
+                times.GetValueOrDefault("int4 g128 mma", double.NaN), times["int4 g128 gemv"], i8.WeightBytes, i4.WeightBytes,
+                times["cublas queued"], times.GetValueOrDefault("int8 queued", double.NaN), times.GetValueOrDefault("int4 g128 queued", double.NaN)));
+            Console.WriteLine($"linear     {cfg,-24} queued (host issue hidden) M={M}: cuBLAS {times["cublas queued"]:F1} us, int8 {times.GetValueOrDefault("int8 queued", double.NaN):F1} us, int4 {times.GetValueOrDefault("int4 g128 queued", double.NaN):F1} us");
         }
     }
 
@@ -174,6 +223,14 @@ internal static class QuantBench
         foreach (var r in LinearRows)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {r.Shape} | {r.M} | {r.CublasUs:F1} | {r.Int8MmaUs:F1} | {r.Int8GemvUs:F1} | {r.Int4MmaUs:F1} | {r.Int4GemvUs:F1} | {r.CublasUs / r.Int8MmaUs:F2} | {r.CublasUs / r.Int4MmaUs:F2} | {100 * r.Int8Bytes / r.Int8MmaUs / 1e3 / _copyGBps:F0} | {100 * r.Int4Bytes / r.Int4MmaUs / 1e3 / _copyGBps:F0} |"));
+        sb.AppendLine();
+        sb.AppendLine("Queued device time (20 calls behind a long matmul: the host's issue time hidden), µs:");
+        sb.AppendLine();
+        sb.AppendLine("| shape | M | bf16 cuBLAS | int8 mma | int4 mma | int8 × cuBLAS | int4 × cuBLAS | int8 % limit | int4 % limit |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in LinearRows)
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Shape} | {r.M} | {r.CublasQueuedUs:F1} | {r.Int8QueuedUs:F1} | {r.Int4QueuedUs:F1} | {r.CublasQueuedUs / r.Int8QueuedUs:F2} | {r.CublasQueuedUs / r.Int4QueuedUs:F2} | {100 * r.Int8Bytes / r.Int8QueuedUs / 1e3 / _copyGBps:F0} | {100 * r.Int4Bytes / r.Int4QueuedUs / 1e3 / _copyGBps:F0} |"));
         return sb.ToString();
     }
 }

@@ -136,6 +136,13 @@ public class QuantizedKernelGpuTests
             Assert.Equal(dt, y.dtype);
             Assert.InRange(Gpu.RelErr(y, yRef), 0, tol);
         }
+        // x one element past a 16-byte boundary (the staging's scalar loads): the same values staged, the same result
+        var buf = torch.zeros(new long[] { M * K + 1 }, dt, Gpu.Device);
+        buf.narrow(0, 1, M * K).copy_(xg.reshape(-1));
+        var shifted = buf.narrow(0, 1, M * K).view(M, K);
+        var aligned = QuantizedGemm.TryLinear(xg, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, M, K, N, 1);
+        var offAligned = QuantizedGemm.TryLinear(shifted, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, M, K, N, 1);
+        Assert.Equal(0.0, Gpu.RelErr(offAligned!, aligned!));
         // the public entry and the layer take this path (M ≤ 64, half-precision activations)
         var viaOps = QuantizedOps.Linear(xg, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale);
         Assert.NotNull(viaOps);
@@ -163,15 +170,22 @@ public class QuantizedKernelGpuTests
         Assert.Null(Try(x, g16));                                                             // group 16
         var viaGemv = QuantizedOps.Linear(x, g16.Mode, g16.GroupSize, g16.QWeight, g16.Scales, g16.Zeros, g16.Bias, g16.InputScale);
         Assert.NotNull(viaGemv);
-        // codes changed in place: stale until forgotten, right after
+        // every tensor of the layer rewritten in place (as a checkpoint load does; the bias too, which the kernel reads
+        // from the layer on every call): the repack is made again after Forget
         var other = QuantizedLinear.FromLinear(nn.Linear(256, 40), WeightQuantMode.Int4Grouped, 64);
         other.to(Gpu.Device);
         q.QWeight.copy_(other.QWeight);
         q.Scales.copy_(other.Scales);
         q.Zeros!.copy_(other.Zeros!);
+        q.Bias!.copy_(other.Bias!);
         QuantizedGemm.Forget(q.QWeight);
         var want = other.ReferenceForward(x);
         Assert.InRange(Gpu.RelErr(Try(x, q)!, want), 0, 1e-2);
+        // a different scales tensor for the same codes is a different weight: repacked without Forget
+        var doubled = q.Scales * 2;
+        var y2 = QuantizedGemm.TryLinear(x, q.Mode, q.GroupSize, q.QWeight, doubled, q.Zeros, null, null, 4, 256, 40);
+        var want2 = torch.matmul(x.to_type(ScalarType.Float32), (other.DequantizedWeight() * 2).t());
+        Assert.InRange(Gpu.RelErr(y2!, want2), 0, 1e-2);
     }
 
     public static TheoryData<string, string, int, int, int, int, int, int> KvCases => new()

@@ -22,7 +22,7 @@ namespace Mix.Runtime.Tests.Quantization;
 /// nearest even like the hardware. The weights are the layer's real codes repacked by <see cref="QuantizedGemm"/> (the
 /// C# the runtime uses), and the harness compares against float64 over the original (unpacked) codes, scales and
 /// zeros. Cases: int4 (groups 32, 64, 128, 256) and int8, float16 and bfloat16, M = 1, 3, 5, 16, 17, 33, 40, 64, odd N,
-/// K not a multiple of the chunk (and odd K for int8), split-K on (2–4 splits, checked again on a second launch so the
+/// K not a multiple of the chunk (and odd K for int8: the staging's scalar path, as for x off a 16-byte boundary), split-K on (2–4 splits, checked again on a second launch so the
 /// split counters are seen to reset) and off, AWQ input scale and bias. Bounds on the relative L2 error: 6e-3
 /// (bfloat16), 1.5e-3 (float16) — output and weight rounding; a layout error is O(1). Also every int4 (code, zero)
 /// pair and every int8 code through the dequantization helpers, exactly. Needs g++ (C++20); skipped without it.
@@ -169,8 +169,12 @@ static void one(const char* path) {
   FILE* f = fopen(path, "rb");
   auto h = take<int>(f, 16);
   const int mode = h[0], M = h[1], K = h[2], N = h[3], group = h[4], Np = h[5], CH = h[7], G = h[8], S = h[9], MT = h[10], GPC = h[11];
-  const int hasBias = h[12], hasIs = h[13], Gr = h[14];
-  auto x = take<io_t>(f, (size_t)M * K);
+  const int hasBias = h[12], hasIs = h[13], Gr = h[14], shifted = h[15];
+  // shifted: x one element past a 16-byte boundary (the staging's scalar path)
+  auto xbuf = take<io_t>(f, (size_t)M * K);
+  std::vector<io_t> xv(xbuf.size() + 8);
+  std::memcpy(xv.data() + (shifted ? 1 : 0), xbuf.data(), xbuf.size() * sizeof(io_t));
+  const io_t* xp = xv.data() + (shifted ? 1 : 0);
   auto is = take<float>(f, hasIs ? K : 0);
   auto bias = take<float>(f, hasBias ? N : 0);
   auto qw = take<unsigned char>(f, mode == 1 ? (size_t)N * (K / 2) : (size_t)N * K);
@@ -185,7 +189,7 @@ static void one(const char* path) {
   std::vector<float> partial((size_t)S * M * Np + guard, 12345.0f);
   std::vector<unsigned> counters(Np / 128, 0u);
   D3 grid = { (unsigned)(Np / 128), (unsigned)S, 1 };
-  run(MT, GPC, grid, x.data(), hasIs ? is.data() : nullptr, codes.data(), mode == 1 ? sz.data() : nullptr, mode == 1 ? nullptr : chs.data(),
+  run(MT, GPC, grid, xp, hasIs ? is.data() : nullptr, codes.data(), mode == 1 ? sz.data() : nullptr, mode == 1 ? nullptr : chs.data(),
       hasBias ? bias.data() : nullptr, y.data(), S > 1 ? partial.data() : nullptr, counters.data(), M, K, N, Np, CH, G, group, S);
   bool guards = true;
   for (int i = 0; i < guard; i++) guards = guards && y[(size_t)M * N + i] == (io_t)0xABCD && partial[(size_t)S * M * Np + i] == 12345.0f;
@@ -194,7 +198,7 @@ static void one(const char* path) {
   bool again = true;
   if (S > 1) {
     std::vector<io_t> y2((size_t)M * N + guard, (io_t)0xABCD);
-    run(MT, GPC, grid, x.data(), hasIs ? is.data() : nullptr, codes.data(), mode == 1 ? sz.data() : nullptr, mode == 1 ? nullptr : chs.data(),
+    run(MT, GPC, grid, xp, hasIs ? is.data() : nullptr, codes.data(), mode == 1 ? sz.data() : nullptr, mode == 1 ? nullptr : chs.data(),
         hasBias ? bias.data() : nullptr, y2.data(), partial.data(), counters.data(), M, K, N, Np, CH, G, group, S);
     again = std::memcmp(y.data(), y2.data(), y.size() * sizeof(io_t)) == 0;
   }
@@ -210,7 +214,7 @@ static void one(const char* path) {
         } else {
           w = (double)(signed char)qw[(size_t)n * K + k] * sc[n];
         }
-        want += to_d(x[(size_t)r * K + k]) * (hasIs ? is[k] : 1.0) * w;
+        want += to_d(xbuf[(size_t)r * K + k]) * (hasIs ? is[k] : 1.0) * w;
       }
       const double got = to_d(y[(size_t)r * N + n]);
       num += (got - want) * (got - want);
@@ -285,7 +289,7 @@ int main(int argc, char** argv) {
     private static void Put(BinaryWriter w, Tensor t) => w.Write(t.contiguous().bytes);
 
     /// <summary>Writes one case: a quantized random layer, its repacked tensors, x in the activation dtype.</summary>
-    private static void WriteCase(string path, bool int4, ScalarType dt, int group, int M, int K, int N, int splits, bool awq, bool hasBias)
+    private static void WriteCase(string path, bool int4, ScalarType dt, int group, int M, int K, int N, int splits, bool awq, bool hasBias, bool shifted)
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(M * 7919 + K * 31 + N + group);
@@ -302,7 +306,7 @@ int main(int argc, char** argv) {
         using var f = File.Create(path);
         using var w = new BinaryWriter(f);
         foreach (var v in new long[] { int4 ? 1 : 0, M, K, N, int4 ? group : 1, np, QuantizedGemm.PadK(K, int4), chunks, groups, plan.Splits,
-                     plan.MTiles, plan.GroupsPerChunk, hasBias ? 1 : 0, awq ? 1 : 0, int4 ? K / group : 0, 0 })
+                     plan.MTiles, plan.GroupsPerChunk, hasBias ? 1 : 0, awq ? 1 : 0, int4 ? K / group : 0, shifted ? 1 : 0 })
             w.Write((int)v);
         Put(w, x);
         if (awq) Put(w, q.InputScale!);
@@ -315,21 +319,26 @@ int main(int argc, char** argv) {
         else Put(w, QuantizedGemm.PadChannelScales(q.Scales, N));
     }
 
-    // mode, group, M, K, N, splits, AWQ input scale, bias
-    private static readonly (bool int4, int group, int M, int K, int N, int splits, bool awq, bool bias)[] Cases =
+    // mode, group, M, K, N, splits, AWQ input scale, bias, x off a 16-byte boundary
+    private static readonly (bool int4, int group, int M, int K, int N, int splits, bool awq, bool bias, bool shifted)[] Cases =
     {
-        (true, 128, 1, 256, 7, 1, false, false),
-        (true, 64, 3, 384, 130, 2, false, true),
-        (true, 32, 16, 512, 33, 4, true, true),
-        (true, 128, 33, 256, 129, 1, false, false),
-        (true, 128, 64, 640, 45, 3, false, true),
-        (true, 256, 17, 1280, 20, 1, false, false),
-        (true, 64, 5, 192, 9, 1, true, false),
-        (false, 0, 1, 200, 7, 1, false, false),
-        (false, 0, 3, 37, 29, 1, false, true),
-        (false, 0, 16, 1000, 77, 4, true, true),
-        (false, 0, 40, 256, 130, 2, false, false),
-        (false, 0, 64, 128, 8, 1, false, true),
+        (true, 128, 1, 256, 7, 1, false, false, false),
+        (true, 64, 3, 384, 130, 2, false, true, false),
+        (true, 32, 16, 512, 33, 4, true, true, false),
+        (true, 128, 33, 256, 129, 1, false, false, false),
+        (true, 128, 64, 640, 45, 3, false, true, false),
+        (true, 256, 17, 1280, 20, 1, false, false, false),
+        (true, 64, 5, 192, 9, 1, true, false, false),
+        (true, 128, 64, 1536, 33, 2, true, false, true),
+        (true, 32, 1, 2048, 129, 3, false, true, true),
+        (false, 0, 1, 200, 7, 1, false, false, false),
+        (false, 0, 3, 37, 29, 1, false, true, false),
+        (false, 0, 16, 1000, 77, 4, true, true, false),
+        (false, 0, 40, 256, 130, 2, false, false, false),
+        (false, 0, 64, 128, 8, 1, false, true, false),
+        (false, 0, 17, 145, 31, 2, true, false, false),
+        (false, 0, 33, 1152, 9, 1, true, true, false),
+        (false, 0, 64, 640, 129, 3, false, true, true),
     };
 
     [Theory]
@@ -352,8 +361,8 @@ int main(int argc, char** argv) {
             var files = new List<string>();
             foreach (var c in Cases.Where(c => c.int4 == int4))
             {
-                var name = $"m{c.M}_k{c.K}_n{c.N}_g{c.group}_s{c.splits}.bin";
-                WriteCase(Path.Combine(dir, name), int4, dt, c.group, c.M, c.K, c.N, c.splits, c.awq, c.bias);
+                var name = $"m{c.M}_k{c.K}_n{c.N}_g{c.group}_s{c.splits}{(c.shifted ? "_x1" : "")}.bin";
+                WriteCase(Path.Combine(dir, name), int4, dt, c.group, c.M, c.K, c.N, c.splits, c.awq, c.bias, c.shifted);
                 files.Add(name);
             }
             var (rc, output) = Run(Path.Combine(dir, "qgemm"), string.Join(" ", files), dir);
@@ -379,6 +388,25 @@ int main(int argc, char** argv) {
             if (Environment.GetEnvironmentVariable("MIX_KEEP_EMULATION") != "1") Directory.Delete(dir, recursive: true);
             else Console.Error.WriteLine("emulation kept in " + dir);
         }
+    }
+
+    /// <summary>
+    /// Split-K: about two blocks per SM for few rows, fewer splits as M grows (the fp32 partials are M × N per split),
+    /// never more splits than half the chunks, at least one.
+    /// </summary>
+    [Fact]
+    public void PlanSplitsLessAsRowsGrow()
+    {
+        // 4096→11008 int4 on 132 SMs: 86 block columns, 32 chunks
+        var few = QuantizedGemm.MakePlan(true, 128, 1, 11008, 32, 132);
+        Assert.Equal((1, 1, 4, 86), (few.MTiles, few.GroupsPerChunk, few.Splits, few.BlockColumns));
+        // 4096→4096: 32 columns want 9 splits; the partial-size cap takes over from M = 32
+        int[] splits = new[] { 1, 16, 17, 32, 33, 64 }.Select(m => QuantizedGemm.MakePlan(false, 0, m, 4096, 64, 132).Splits).ToArray();
+        Assert.Equal(new[] { 9, 9, 9, 8, 7, 4 }, splits);
+        Assert.Equal(new[] { 1, 1, 2, 2, 4, 4 }, new[] { 1, 16, 17, 32, 33, 64 }.Select(m => QuantizedGemm.MakePlan(false, 0, m, 4096, 64, 132).MTiles));
+        Assert.Equal(1, QuantizedGemm.MakePlan(true, 32, 64, 128, 1, 132).Splits);
+        Assert.Equal(4, QuantizedGemm.MakePlan(true, 32, 1, 128, 1, 132).GroupsPerChunk);
+        Assert.Equal(3, QuantizedGemm.MakePlan(true, 128, 64, 4096, 32, 132, splits: 3).Splits);
     }
 
     /// <summary>
