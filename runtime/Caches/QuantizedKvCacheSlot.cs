@@ -244,7 +244,12 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     /// The reference materialisation: every block dequantized (in the slot dtype) followed by the tail,
     /// <c>[batch, heads, T, headDim]</c> each (new tensors).
     /// </summary>
-    public (Tensor keys, Tensor values) DequantizedKeysValues()
+    public (Tensor keys, Tensor values) DequantizedKeysValues() => DequantizedKeysValues(dtype);
+
+    /// <summary>The cache dequantized in <paramref name="as"/> (tests: float64 keeps the numbers the fused kernels
+    /// compute with — float16 scales and minimums, codes, float32 products — where the slot dtype rounds them).</summary>
+    /// <param name="as">Dtype of the result.</param>
+    internal (Tensor keys, Tensor values) DequantizedKeysValues(ScalarType @as)
     {
         if (tailK is null || tailV is null) throw new InvalidOperationException("the slot is empty");
         int g = Quant.GroupSize;
@@ -252,12 +257,12 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         var vs = new List<Tensor>();
         foreach (var b in blocks)
         {
-            var (dk, dv) = KvQuantizer.Dequantize(b, Quant, g, HeadDim, dtype);
+            var (dk, dv) = KvQuantizer.Dequantize(b, Quant, g, HeadDim, @as);
             ks.Add(dk);
             vs.Add(dv);
         }
-        ks.Add(TailKeys);
-        vs.Add(TailValues);
+        ks.Add(@as == dtype ? TailKeys : TailKeys.to_type(@as));
+        vs.Add(@as == dtype ? TailValues : TailValues.to_type(@as));
         return ks.Count == 1 ? (ks[0], vs[0]) : (torch.cat(ks, 2), torch.cat(vs, 2));
     }
 
@@ -330,9 +335,10 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     /// <param name="allowed">Optional explicit mask <c>[batch, 1, n, T]</c>.</param>
     /// <param name="scale">Score scale.</param>
     /// <param name="splits">Split count override.</param>
-    internal Tensor? TrySplitAttention(Tensor q, Tensor? allowed, double scale, int? splits = null) =>
+    /// <param name="staged">Kernel generation override for KIVI (see <see cref="QuantizedKvAttention.Attend"/>).</param>
+    internal Tensor? TrySplitAttention(Tensor q, Tensor? allowed, double scale, int? splits = null, bool? staged = null) =>
         QuantizedKvAttention.Attend(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, tailLength, allowed,
-            allowed is null ? ValidEntries : null, NumHeads, Outliers, Math.Min(Quant.GroupSize, HeadDim), scale, ref workspace, splits);
+            allowed is null ? ValidEntries : null, NumHeads, Outliers, Math.Min(Quant.GroupSize, HeadDim), scale, ref workspace, splits, staged);
 
     private long Outliers => Quant.Mode == KvQuantMode.VidKv ? KvQuantizer.OutlierChannels(HeadDim, Quant.OutlierFraction) : 0;
 
@@ -451,10 +457,11 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
 
     private static void MakeContiguous(QuantizedKvBlock b)
     {
+        // contiguous and 16-byte aligned: the staged kernel copies the codes and scales in 16-byte pieces
         static Tensor C(Tensor t)
         {
-            if (t.is_contiguous()) return t;
-            var c = t.contiguous().DetachFromDisposeScope();
+            if (t.is_contiguous() && ((long)TensorPointers.Address(t) & 15) == 0) return t;
+            var c = (t.is_contiguous() ? t.clone() : t.contiguous()).DetachFromDisposeScope();   // a fresh allocation is aligned
             t.Dispose();
             return c;
         }

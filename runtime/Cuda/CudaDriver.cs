@@ -15,6 +15,10 @@ namespace Mix.Runtime.Cuda
         public const int AttributeMultiprocessorCount = 16;
         /// <summary><c>CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE</c>.</summary>
         public const int AttributeL2CacheSize = 38;
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR</c>.</summary>
+        public const int AttributeMaxThreadsPerMultiprocessor = 39;
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR</c>.</summary>
+        public const int AttributeMaxSharedMemoryPerMultiprocessor = 81;
         /// <summary><c>CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR</c>.</summary>
         public const int AttributeComputeCapabilityMajor = 75;
         /// <summary><c>CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR</c>.</summary>
@@ -45,6 +49,7 @@ namespace Mix.Runtime.Cuda
         private readonly delegate* unmanaged<IntPtr, int> _graphExecDestroy;
         private readonly delegate* unmanaged<IntPtr, int> _graphDestroy;
         private readonly delegate* unmanaged<ulong, ulong, nuint, IntPtr, int> _memcpyDtoDAsync;
+        private readonly delegate* unmanaged<int> _profilerStart, _profilerStop;
         private readonly ConcurrentDictionary<int, IntPtr> _contexts = new();
 
         /// <summary>Driver version as reported by <c>cuDriverGetVersion</c> (e.g. 13000).</summary>
@@ -87,6 +92,12 @@ namespace Mix.Runtime.Cuda
                 _graphExecDestroy = (delegate* unmanaged<IntPtr, int>)ged;
                 _graphDestroy = (delegate* unmanaged<IntPtr, int>)gd;
                 _memcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, IntPtr, int>)mc;
+            }
+            // Optional: brackets the launches a profiler started with --profile-from-start off records (benchmarks only).
+            if (NativeLibrary.TryGetExport(lib, "cuProfilerStart", out var ps) && NativeLibrary.TryGetExport(lib, "cuProfilerStop", out var pe))
+            {
+                _profilerStart = (delegate* unmanaged<int>)ps;
+                _profilerStop = (delegate* unmanaged<int>)pe;
             }
             Check(_init(0), "cuInit");
             int v;
@@ -233,6 +244,15 @@ namespace Mix.Runtime.Cuda
 
         /// <summary>Whether this driver builds and launches graphs (<see cref="KernelGraph"/>).</summary>
         public bool SupportsGraphs => _graphCreate != null;
+
+        /// <summary>Starts (true) or stops (false) the recording of an attached profiler (Nsight Compute or Systems with
+        /// capture by the profiler API); nothing without one or on a driver that lacks the calls.</summary>
+        /// <param name="on">Start or stop.</param>
+        public void Profile(bool on)
+        {
+            if (_profilerStart == null) return;
+            Check(on ? _profilerStart() : _profilerStop(), on ? "cuProfilerStart" : "cuProfilerStop");
+        }
 
         // CUDA_KERNEL_NODE_PARAMS (v2 appends a CUkernel and a CUcontext, both left null: the function's own context).
         [StructLayout(LayoutKind.Sequential)]

@@ -17,8 +17,14 @@ namespace Mix.Runtime.Fused
     /// factor can overflow, as in the reference's explicit form; GLA's per-key exponentials are formed per (t, s, key)
     /// pair rather than by fla's secondary chunking. Products are float32 FMA tiles in shared memory (a 64 × 64 output
     /// tile per block, 4 × 4 per thread at rows and columns strided by 16, which lets a thread skip the score blocks
-    /// above the diagonal; shared rows are stored interleaved so that a thread's four operands are one float4 load);
-    /// no tensor cores yet. The state layout is <c>[K, V]</c> (keys = B's state size for SSD, values = head dim).
+    /// above the diagonal; shared rows are stored interleaved so that a thread's four operands are one float4 load).
+    /// The state layout is <c>[K, V]</c> (keys = B's state size for SSD, values = head dim).
+    /// <para>Half-precision SSD has its own pair, <c>chunk_state_ssd_tc</c> and <c>chunk_output_ssd_tc</c> (compiled for
+    /// <c>MIX_T</c> 1 and 2 only), with every product on tensor cores (<c>mma.sync.m16n8k16</c>, float32 accumulation;
+    /// the same state pass between them): operands are staged as I/O-type halves with the reduction index contiguous;
+    /// the chunk's weighted keys enter <c>chunk_state</c>'s product as their rounded value plus its rounding error (two
+    /// products), so the float32 state stays float32-accurate; <c>chunk_output</c> rounds the decayed, masked scores and
+    /// the entering state to the I/O type (as mamba_ssm's Triton kernels do).</para>
     /// </summary>
     internal static class ChunkScanKernelSources
     {
@@ -328,6 +334,205 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output(
     }
   }
 }
+#if MIX_T != 0
+// ---- SSD on tensor cores (float16 / bfloat16 I/O): mma.sync m16n8k16, float32 accumulation ----
+// Operands are staged in shared memory as I/O-type halves with the reduction index contiguous, so that a lane's
+// fragment registers are 32-bit loads of two neighbours; rows are TP halves apart (36 words: the eight row groups of a
+// fragment load fall in distinct banks).
+#define TP 72
+
+// c += A (16 x 16, row-major) . B (16 x 8, column-major), fp32 accumulators; fragments as in the PTX ISA (g = lane / 4,
+// t = lane % 4): A rows g, g + 8 and columns 2t, 2t + 1, + 8; B rows 2t, 2t + 1, + 8 of column g; C rows g, g + 8,
+// columns 2t, 2t + 1. Without __CUDA_ARCH__ (the g++ emulation) the harness's emu_mma stands in.
+__device__ __forceinline__ void cs_mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+#ifdef __CUDA_ARCH__
+#if MIX_T == 2
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+#else
+  emu_mma(c, a, b0, b1);
+#endif
+}
+
+// The A fragment of rows r0 .. r0 + 15 and columns k0 .. k0 + 15 of a [row][k] tile.
+__device__ __forceinline__ void cs_frag_a(const io_t* s, int r0, int k0, unsigned (&a)[4]) {
+  const int lane = threadIdx.x & 31;
+  const io_t* p = s + (r0 + (lane >> 2)) * TP + k0 + 2 * (lane & 3);
+  a[0] = *reinterpret_cast<const unsigned*>(p);
+  a[1] = *reinterpret_cast<const unsigned*>(p + 8 * TP);
+  a[2] = *reinterpret_cast<const unsigned*>(p + 8);
+  a[3] = *reinterpret_cast<const unsigned*>(p + 8 * TP + 8);
+}
+
+// The B fragment of rows (k) k0 .. k0 + 15 and columns n0 .. n0 + 7 of a [column][k] tile.
+__device__ __forceinline__ void cs_frag_b(const io_t* s, int n0, int k0, unsigned& b0, unsigned& b1) {
+  const int lane = threadIdx.x & 31;
+  const io_t* p = s + (n0 + (lane >> 2)) * TP + k0 + 2 * (lane & 3);
+  b0 = *reinterpret_cast<const unsigned*>(p);
+  b1 = *reinterpret_cast<const unsigned*>(p + 8);
+}
+
+// grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256 (8 warps): chunk_state for SSD with the product on tensor
+// cores, S[k][v] = sum_s (B_s[k] exp(G_end - G_s) dt_s) x_s[v]. The weighted keys enter as two I/O-type halves, the
+// rounded value and its rounding error (two products), so that the float32 state keeps float32-like accuracy (x is
+// exact in its I/O type). Warp w owns the state rows 16 (w / 2) .. + 15 and columns 32 (w % 2) .. + 31 of the block's
+// 64 x 64 tile.
+extern "C" __global__ void __launch_bounds__(256) chunk_state_ssd_tc(
+    const io_t* __restrict__ k, const io_t* __restrict__ v, const float* __restrict__ dt, const float* __restrict__ A,
+    float* __restrict__ states, float* __restrict__ decays, int T, int H, int hpg, int K, int V)
+{
+  __shared__ __align__(16) io_t skT[64 * TP];   // [key][step]: the weighted keys, rounded
+  __shared__ __align__(16) io_t skL[64 * TP];   // [key][step]: their rounding errors
+  __shared__ __align__(16) io_t svT[64 * TP];   // [value column][step]
+  __shared__ float sa[CQ], sw[CQ];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int vtiles = (V + 63) / 64;
+  const int v0 = (blockIdx.y % vtiles) * 64, k0 = (blockIdx.y / vtiles) * 64;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int Gq = H / hpg, hq = h / hpg;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  chunk_ssd_decay(dt, A, sa, sw, b, h, H, T, t0, Tc);
+  for (int idx = tid; idx < CQ * 64; idx += 256) {
+    const int tt = idx / 64, cc = idx % 64;
+    const bool in = tt < Tc;
+    svT[cc * TP + tt] = (in && v0 + cc < V) ? v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc] : (io_t)0;
+    const float kv = (in && k0 + cc < K) ? to_f(k[(((long long)b * T + t0 + tt) * Gq + hq) * K + k0 + cc]) : 0.0f;
+    const float w = kv * __expf(sa[CQ - 1] - sa[tt]) * sw[tt];
+    const io_t hi = from_f(w);
+    skT[cc * TP + tt] = hi;
+    skL[cc * TP + tt] = from_f(w - to_f(hi));
+  }
+  if (blockIdx.y == 0 && tid == 0) decays[(long long)bh * NC + c] = __expf(sa[CQ - 1]);
+  __syncthreads();
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1);
+  float acc[4][4] = {};
+#pragma unroll
+  for (int s0 = 0; s0 < CQ; s0 += 16) {
+    unsigned a[4], al[4];
+    cs_frag_a(skT, m0, s0, a);
+    cs_frag_a(skL, m0, s0, al);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      unsigned b0, b1;
+      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+      cs_mma(acc[j], al, b0, b1);
+    }
+  }
+  const int g = lane >> 2, t = lane & 3;
+  float* out = states + ((long long)bh * NC + c) * K * (long long)V;
+#pragma unroll
+  for (int j = 0; j < 4; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int kk = k0 + m0 + g + 8 * (i >> 1), cc = v0 + n0 + 8 * j + 2 * t + (i & 1);
+      if (kk < K && cc < V) out[(long long)kk * V + cc] = acc[j][i];
+    }
+}
+
+// grid (chunks, ceil(V/64), B*H), block 256: chunk_output for SSD with its three products on tensor cores. Per key
+// tile of 64: the scores C.B^T (only the 16 x 8 tiles with some s <= t) and C.S_in (the entering float32 state rounded
+// to the I/O type, as mamba_ssm's Triton kernel does); then the scores masked and decayed in registers,
+// exp(G_t - G_s) dt_s for s <= t, rounded into shared memory as the A operand of P.x, and the state term scaled by
+// exp(G_t). Warp w owns the rows t = 16 (w / 2) .. + 15 and columns 32 (w % 2) .. + 31 (of s for the scores, of the
+// value tile for the output).
+extern "C" __global__ void __launch_bounds__(256) chunk_output_ssd_tc(
+    const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v,
+    const float* __restrict__ dt, const float* __restrict__ A, const float* __restrict__ Dp, const io_t* __restrict__ z,
+    const float* __restrict__ states, io_t* __restrict__ o, int T, int H, int hpg, int K, int V)
+{
+  __shared__ __align__(16) io_t sq[64 * TP];    // [t][key] per key tile; then the masked scores [t][s]
+  __shared__ __align__(16) io_t sk[64 * TP];    // [s][key]
+  __shared__ __align__(16) io_t sS[64 * TP];    // [value column][key]: the entering state
+  __shared__ __align__(16) io_t sxT[64 * TP];   // [value column][s]
+  __shared__ float sa[CQ], sw[CQ];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int v0 = blockIdx.y * 64;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int Gq = H / hpg, hq = h / hpg;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  const float* Sin = states + ((long long)bh * NC + c) * K * (long long)V;
+  chunk_ssd_decay(dt, A, sa, sw, b, h, H, T, t0, Tc);
+  for (int idx = tid; idx < CQ * 64; idx += 256) {
+    const int tt = idx / 64, cc = idx % 64;
+    sxT[cc * TP + tt] = (tt < Tc && v0 + cc < V) ? v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc] : (io_t)0;
+  }
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1);
+  float sc[4][4] = {}, acc[4][4] = {};
+  for (int kt = 0; kt < K; kt += 64) {
+    for (int idx = tid; idx < CQ * 64; idx += 256) {
+      const int r = idx / 64, cc = idx % 64;   // (step, key) for q and k; (key, value column) for the state
+      const bool in = r < Tc && kt + cc < K;
+      const long long qk = (((long long)b * T + t0 + r) * Gq + hq) * K + kt + cc;
+      sq[r * TP + cc] = in ? q[qk] : (io_t)0;
+      sk[r * TP + cc] = in ? k[qk] : (io_t)0;
+      sS[cc * TP + r] = (kt + r < K && v0 + cc < V) ? from_f(Sin[(long long)(kt + r) * V + v0 + cc]) : (io_t)0;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < 64; kk += 16) {
+      unsigned a[4];
+      cs_frag_a(sq, m0, kk, a);
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        unsigned b0, b1;
+        if (n0 + 8 * j <= m0 + 15) {   // warp-uniform: the tile holds some s <= t
+          cs_frag_b(sk, n0 + 8 * j, kk, b0, b1);
+          cs_mma(sc[j], a, b0, b1);
+        }
+        cs_frag_b(sS, n0 + 8 * j, kk, b0, b1);
+        cs_mma(acc[j], a, b0, b1);
+      }
+    }
+    __syncthreads();
+  }
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const int tt = m0 + g + 8 * (i >> 1);
+    const float e = __expf(sa[tt]);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      acc[j][i] *= e;
+      const int s = n0 + 8 * j + 2 * t + (i & 1);
+      sq[tt * TP + s] = from_f(s <= tt ? sc[j][i] * __expf(sa[tt] - sa[s]) * sw[s] : 0.0f);
+    }
+  }
+  __syncthreads();
+  for (int s0 = 0; s0 <= m0; s0 += 16) {   // the rows t <= m0 + 15 need s < m0 + 16 only
+    unsigned a[4];
+    cs_frag_a(sq, m0, s0, a);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      unsigned b0, b1;
+      cs_frag_b(sxT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const int tt = m0 + g + 8 * (i >> 1);
+    if (tt >= Tc) continue;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int cc = n0 + 8 * j + 2 * t + (i & 1), col = v0 + cc;
+      if (col >= V) continue;
+      const long long off = (((long long)b * T + t0 + tt) * H + h) * V + col;
+      float val = acc[j][i];
+      if (Dp) val = fmaf(Dp[(long long)h * V + col], to_f(sxT[cc * TP + tt]), val);
+      if (z) val *= silu_f(to_f(z[off]));
+      o[off] = from_f(val);
+    }
+  }
+}
+#endif
+
 """;
     }
 }

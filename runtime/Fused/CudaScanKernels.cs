@@ -64,6 +64,15 @@ namespace Mix.Runtime.Fused
         private static long Ceil(long a, long b) => (a + b - 1) / b;
 
         /// <summary>
+        /// Whether the chunked kernels take an SSD call (<see cref="ChunkedFits"/> and the dtype: float32 on the FMA
+        /// kernels, bfloat16 on the tensor-core ones; float16 is not dispatched there, see <see cref="TrySsd"/>).
+        /// </summary>
+        /// <param name="x">Input <c>[b, l, h, p]</c>.</param>
+        /// <param name="B">Input matrix <c>[b, l, g, n]</c>.</param>
+        public static bool SsdChunkedFits(Tensor x, Tensor B) =>
+            x.dtype != ScalarType.Float16 && ChunkedFits(x.shape[0], x.shape[2], B.shape[3], x.shape[3]);
+
+        /// <summary>
         /// Fused SSD; arguments and result as <see cref="Scans.SsdScan.Scan"/>. The chunked kernels (chunks of
         /// <see cref="ChunkSize"/> steps, whatever the caller's chunk size: it changes only rounding)
         /// or the recurrent one, as <see cref="ScanDispatch.Ssd"/> picks unless <paramref name="chunked"/> says.
@@ -91,9 +100,9 @@ namespace Mix.Runtime.Fused
             if (dtSoftplus) d = torch.nn.functional.softplus(d);
             var Dp = D is null ? null : (D.dim() == 1 ? D.unsqueeze(-1).expand(h, p) : D).to(ScalarType.Float32, x.device).contiguous();
             // The kernels keep the state as [keys, values] = [n, p]; SSD's convention is [p, n].
-            // bfloat16 / float16 SSD through the chunked kernels gave non-finite outputs on the H100 (run 13c; float32 and every
-            // GLA dtype matched): until that is found, half-precision SSD keeps the recurrent kernel or the reference.
-            bool useChunked = chunked ?? ScanDispatch.Ssd(L, ChunkedFits(b, h, n, p) && x.dtype == ScalarType.Float32) == ScanForward.Chunked;
+            // Chunked: float32 on the FMA kernels, bfloat16 on the tensor-core ones. float16 is not dispatched there: the
+            // tensor-core output rounds the entering state to the I/O type, and a float32 state can leave float16's range.
+            bool useChunked = chunked ?? ScanDispatch.Ssd(L, SsdChunkedFits(x, B)) == ScanForward.Chunked;
             var r = useChunked
                 ? LaunchChunked(C, B, x, null, d.contiguous(), FusedOps.Param(A, x), Dp, z, initialState?.transpose(-1, -2), b, L, h, h / g, n, p, 1.0)
                 : Launch(C, B, x, null, d.contiguous(), FusedOps.Param(A, x), Dp, z, initialState?.transpose(-1, -2), b, L, h, h / g, n, p, 1.0);
@@ -175,12 +184,14 @@ namespace Mix.Runtime.Fused
             int code = FusedKernels.DtypeCode(v.dtype);
             var io = v.dtype;
             int dev = FusedOps.DeviceIndex(v);
+            // SSD (scalar decay) in half precision: the tensor-core kernels (scale is 1 there)
+            bool tensorCores = g is null && io != ScalarType.Float32;
             try
             {
                 var spec = Spec("mix_chunk_scan", ChunkScanKernelSources.Source, code);
-                var fState = KernelRuntime.Shared.GetFunction(spec, "chunk_state", dev);
+                var fState = KernelRuntime.Shared.GetFunction(spec, tensorCores ? "chunk_state_ssd_tc" : "chunk_state", dev);
                 var fPass = KernelRuntime.Shared.GetFunction(spec, "chunk_state_pass", dev);
-                var fOut = KernelRuntime.Shared.GetFunction(spec, "chunk_output", dev);
+                var fOut = KernelRuntime.Shared.GetFunction(spec, tensorCores ? "chunk_output_ssd_tc" : "chunk_output", dev);
                 var o = torch.empty(new[] { b, L, h, V }, dtype: io, device: v.device);
                 var state = torch.empty(new[] { b, h, K, V }, dtype: ScalarType.Float32, device: v.device);
                 if (L == 0)
@@ -199,8 +210,9 @@ namespace Mix.Runtime.Fused
                 uint vTiles = (uint)Ceil(V, ChunkScanKernelSources.Values), kTiles = (uint)Ceil(K, ChunkScanKernelSources.StateKeys);
                 using (var args = new KernelArguments(dev))
                 {
-                    args.Add(kc, io, "k").Add(vc, io, "v").AddOptional(gc, io, "g")
-                        .AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
+                    args.Add(kc, io, "k").Add(vc, io, "v");
+                    if (!tensorCores) args.AddOptional(gc, io, "g");
+                    args.AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
                         .Add(states, ScalarType.Float32, "states").Add(decays, ScalarType.Float32, "decays")
                         .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V);
                     fState.Launch(new Dim3((uint)chunks, vTiles * kTiles, (uint)(b * h)), new Dim3(256), 0, args);
@@ -215,11 +227,13 @@ namespace Mix.Runtime.Fused
                 }
                 using (var args = new KernelArguments(dev))
                 {
-                    args.Add(qc, io, "q").Add(kc, io, "k").Add(vc, io, "v").AddOptional(gc, io, "g")
-                        .AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
+                    args.Add(qc, io, "q").Add(kc, io, "k").Add(vc, io, "v");
+                    if (!tensorCores) args.AddOptional(gc, io, "g");
+                    args.AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
                         .AddOptional(Dp, ScalarType.Float32, "D").AddOptional(z?.to_type(io).contiguous(), io, "z")
                         .Add(states, ScalarType.Float32, "states").Add(o, io, "o")
-                        .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V).Add((float)scale);
+                        .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V);
+                    if (!tensorCores) args.Add((float)scale);
                     fOut.Launch(new Dim3((uint)chunks, vTiles, (uint)(b * h)), new Dim3(256), 0, args);
                 }
                 return (o, state);

@@ -18,7 +18,8 @@ namespace Mix.Runtime.Fused
     /// on CUDA, without autograd, with full-precision weights. Inside a residual sub-block <c>x + mamba(rmsnorm(x))</c>
     /// the norm and the add run in the first and last launch, so a Mamba LM's layer costs four launches and one output
     /// allocation per token. Declines (null: the reference forward runs) for anything else: several tokens (prefill),
-    /// a padding mask, int4 or rerouted projections (int8 per-channel ones are read as codes and scales), other dtypes or layouts.
+    /// a padding mask, rerouted projections or ones with an AWQ input scale (int8 per-channel and int4 grouped ones are read
+    /// as codes, scales and zero points), other dtypes or layouts.
     /// </summary>
     public static class FusedMambaStep
     {
@@ -150,31 +151,37 @@ namespace Mix.Runtime.Fused
             private readonly ScalarType dtype;
             private readonly int device;
             private readonly long batch, dim, inner, width, rank, nState, xRows;
-            private readonly IntPtr wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB, sIn, sX, sOut;
+            private readonly IntPtr wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB, sIn, sX, sOut, zIn, zX, zOut;
             private readonly float eps;
             private readonly CudaFunction inProj, xProj, scan, outProj;
             private readonly Dim3 gridIn, gridX, gridScan, gridOut, threads;
             private readonly uint smemIn, smemInner;
-            private readonly int nbIn, nbInner, vecIn, vecX, vecOut, splitIn, splitX, splitOut, lanes, qIn, qX, qOut;
+            private readonly int nbIn, nbInner, vecIn, vecX, vecOut, splitIn, splitX, splitOut, lanes, qIn, qX, qOut, gIn, gX, gOut;
 
             /// <summary>Why this plan's launches failed, once they have (then the mixer takes the reference step).</summary>
             public string? Failure { get; set; }
 
             private Plan(Tensor?[] weights, RMSNorm? norm, Tensor x, long batch, long dim, long inner, long width, long rank,
-                long nState, int sms)
+                long nState, DeviceLimits limits)
             {
                 this.weights = weights; this.norm = norm;
                 dtype = x.dtype; device = FusedOps.DeviceIndex(x);
                 this.batch = batch; this.dim = dim; this.inner = inner; this.width = width; this.rank = rank; this.nState = nState;
                 xRows = rank + 2 * nState;
-                // int8 codes keep their own dtype; every other weight is in the input's
-                IntPtr P(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, t.dtype == ScalarType.Int8 ? ScalarType.Int8 : dtype, device, "weight");
+                // int8 / packed int4 codes keep their own dtype; every other weight is in the input's
+                IntPtr P(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, IsCodes(t) ? t.dtype : dtype, device, "weight");
                 IntPtr S(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, ScalarType.Float32, device, "scales");
+                IntPtr Z(Tensor? t) => t is null ? IntPtr.Zero : TensorPointers.GetDense(t, ScalarType.Byte, device, "zeros");
                 (wIn, wX, wOut, dtW, convW, aLog, dSkip, normW, biasIn, biasOut, convB, dtB) =
                     (P(weights[0]), P(weights[1]), P(weights[2]), P(weights[3]), P(weights[4]), P(weights[5]), P(weights[6]),
                      P(weights[7]), P(weights[8]), P(weights[9]), P(weights[10]), P(weights[11]));
                 (sIn, sX, sOut) = (S(weights[12]), S(weights[13]), S(weights[14]));
-                (qIn, qX, qOut) = (sIn != IntPtr.Zero ? 1 : 0, sX != IntPtr.Zero ? 1 : 0, sOut != IntPtr.Zero ? 1 : 0);
+                (zIn, zX, zOut) = (Z(weights[15]), Z(weights[16]), Z(weights[17]));
+                static int Mode(Tensor w) => w.dtype == ScalarType.Int8 ? 1 : w.dtype == ScalarType.Byte ? 2 : 0;
+                (qIn, qX, qOut) = (Mode(weights[0]!), Mode(weights[1]!), Mode(weights[2]!));
+                // int4: the group size is the codes' logical width over the scales' columns
+                static int Group(Tensor w, Tensor? s) => w.dtype == ScalarType.Byte ? (int)(w.shape[1] * 2 / s!.shape[1]) : 0;
+                (gIn, gX, gOut) = (Group(weights[0]!, weights[12]), Group(weights[1]!, weights[13]), Group(weights[2]!, weights[14]));
                 eps = (float)(norm?.Eps ?? 0.0);
                 var spec = Spec(FusedKernels.DtypeCode(dtype));
                 var rt = KernelRuntime.Shared;
@@ -182,11 +189,19 @@ namespace Mix.Runtime.Fused
                 xProj = rt.GetFunction(spec, "mamba_step_x_proj", device);
                 scan = rt.GetFunction(spec, "mamba_step_scan", device);
                 outProj = rt.GetFunction(spec, "mamba_step_out_proj", device);
-                nbIn = RowsPerBlock(dim); nbInner = RowsPerBlock(inner);
-                vecIn = Vectorizable(dim, weights[0]!.dtype); vecX = Vectorizable(inner, weights[1]!.dtype); vecOut = Vectorizable(inner, weights[2]!.dtype);
+                // no more staged rows than the batch has: the shared memory a block asks for limits how many fit an SM
+                nbIn = (int)Math.Min(RowsPerBlock(dim), batch); nbInner = (int)Math.Min(RowsPerBlock(inner), batch);
+                vecIn = Vectorizable(dim, weights[0]!.dtype, gIn); vecX = Vectorizable(inner, weights[1]!.dtype, gX); vecOut = Vectorizable(inner, weights[2]!.dtype, gOut);
                 uint yIn = FusedOps.Blocks(batch, nbIn), yInner = FusedOps.Blocks(batch, nbInner);
-                // Split weight rows over more warps while the grid would leave multiprocessors idle (x_proj has ~80 rows).
-                splitIn = Split(2 * inner, yIn, sms); splitX = Split(xRows, yInner, sms); splitOut = Split(dim, yInner, sms);
+                // Split weight rows over more warps while the grid would leave multiprocessors idle (x_proj has ~80 rows),
+                // and while a lane would wait for more than one round of loads (a warp's slice > 4 vectors a lane: the
+                // unrolled loop issues four at once) and the split grid still fits on the device at once.
+                long vIn = VectorElements(weights[0]!.dtype, dtype), vX = VectorElements(weights[1]!.dtype, dtype), vOut = VectorElements(weights[2]!.dtype, dtype);
+                uint sIn_ = (uint)(nbIn * dim * sizeof(float)), sInner = (uint)(nbInner * inner * sizeof(float));
+                int sms = limits.Sms;
+                splitIn = Split(2 * inner, yIn, sms, limits.Resident(sIn_), dim / vIn);
+                splitX = Split(xRows, yInner, sms, limits.Resident(sInner), inner / vX);
+                splitOut = Split(dim, yInner, sms, limits.Resident(sInner), inner / vOut);
                 const int Warps = MambaStepKernelSources.Threads / 32;
                 gridIn = new Dim3(FusedOps.Blocks(2 * inner, Warps / splitIn), yIn);
                 gridX = new Dim3(FusedOps.Blocks(xRows, Warps / splitX), yInner);
@@ -198,12 +213,30 @@ namespace Mix.Runtime.Fused
                 smemIn = (uint)(nbIn * dim * sizeof(float)); smemInner = (uint)(nbInner * inner * sizeof(float));
             }
 
-            private static int Split(long rows, uint gridY, int sms)
+            private static int Split(long rows, uint gridY, int sms, long resident, long vectors)
             {
                 int split = 1;
                 while (split < 8 && FusedOps.Blocks(rows, 8 / split) * gridY < 2L * sms) split *= 2;
+                while (split < 8 && vectors / split > 4 * 32 && FusedOps.Blocks(rows, 8 / (2 * split)) * gridY <= resident) split *= 2;
                 return split;
             }
+
+            /// <summary>What the split heuristic reads of the device: multiprocessors, and how many of the projection kernels'
+            /// blocks (256 threads, <paramref name="MaxThreads"/> and <paramref name="SharedBytes"/> per multiprocessor) fit at once.</summary>
+            internal readonly record struct DeviceLimits(int Sms, int MaxThreads, int SharedBytes)
+            {
+                public long Resident(uint dynamicShared) =>
+                    (long)Sms * Math.Max(1, Math.Min(MaxThreads / MambaStepKernelSources.Threads,
+                        SharedBytes / (int)(dynamicShared + MambaStepKernelSources.StaticSharedBytes)));
+            }
+
+            // Elements in one 16-byte weight vector: 4 float32, 8 half, 16 int8, 32 int4 codes.
+            private static long VectorElements(ScalarType weight, ScalarType io) => weight switch
+            {
+                ScalarType.Byte => 32,
+                ScalarType.Int8 => 16,
+                _ => io == ScalarType.Float32 ? 4 : 8,
+            };
 
             private static Tensor?[] Current(Parts p, nn.Module mixer, RMSNorm? norm) => new[]
             {
@@ -211,6 +244,7 @@ namespace Mix.Runtime.Fused
                 Weight(p.DtProj), p.Conv.weight, Param(mixer, "A_log"), Param(mixer, "D"), norm?.weight,
                 Bias(p.InProj), Bias(p.OutProj), p.Conv.bias, Bias(p.DtProj),
                 Scales(p.InProj), Scales(p.XProj), Scales(p.OutProj),
+                Zeros(p.InProj), Zeros(p.XProj), Zeros(p.OutProj),
             };
 
             public bool Matches(Parts p, nn.Module mixer, RMSNorm? norm, ScalarType dt, int dev, long b, long d)
@@ -231,18 +265,20 @@ namespace Mix.Runtime.Fused
                 var (wIn, wX, wOut, dtW, convW, aLog, dSkip) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
                 if (wIn is null || wX is null || wOut is null || dtW is null || convW is null || aLog is null || dSkip is null)
                 {
-                    why = "a projection is int4, has an AWQ input scale or is rerouted, or A_log / D is missing";
+                    why = "a projection has an AWQ input scale or is rerouted, or A_log / D is missing";
                     return null;
                 }
                 for (int i = 0; i < w.Length; i++)
-                    if (w[i] is { } t && (t.dtype != (i >= 12 ? ScalarType.Float32 : i <= 2 && t.dtype == ScalarType.Int8 ? ScalarType.Int8 : dtype)
+                    if (w[i] is { } t && (t.dtype != (i >= 15 ? ScalarType.Byte : i >= 12 ? ScalarType.Float32 : i <= 2 && IsCodes(t) ? t.dtype : dtype)
                         || t.device_type != DeviceType.CUDA || t.device_index != x.device_index || !t.is_contiguous()))
                     {
                         why = $"a weight is {t.dtype} on {t.device} (input {dtype} on {x.device}) or not contiguous";
                         return null;
                     }
                 long dim = x.shape[2], inner = wIn.shape[0] / 2, width = convW.shape[^1], rank = dtW.shape[1], nState = aLog.shape[1];
-                if (wIn.shape[1] != dim || wOut.shape[0] != dim || wOut.shape[1] != inner || wX.shape[1] != inner
+                // packed int4 rows hold two codes per byte
+                static long In(Tensor w) => w.dtype == ScalarType.Byte ? 2 * w.shape[1] : w.shape[1];
+                if (In(wIn) != dim || wOut.shape[0] != dim || In(wOut) != inner || In(wX) != inner
                     || wX.shape[0] != rank + 2 * nState || dtW.shape[0] != inner || aLog.shape[0] != inner || nState > 32
                     || convW.numel() != inner * width || dSkip.numel() != inner || batch > 65535 || inner > int.MaxValue / 64)
                 {
@@ -252,8 +288,12 @@ namespace Mix.Runtime.Fused
                 if (RowsPerBlock(dim) == 0 || RowsPerBlock(inner) == 0) { why = "a row does not fit shared memory"; return null; }
                 try
                 {
-                    int sms = KernelRuntime.Shared.Driver!.GetAttribute(FusedOps.DeviceIndex(x), CudaDriver.AttributeMultiprocessorCount);
-                    return new Plan(w, norm, x, batch, dim, inner, width, rank, nState, sms);
+                    var driver = KernelRuntime.Shared.Driver!;
+                    int dev = FusedOps.DeviceIndex(x);
+                    int sms = driver.GetAttribute(dev, CudaDriver.AttributeMultiprocessorCount);
+                    var limits = new DeviceLimits(sms, driver.GetAttribute(dev, CudaDriver.AttributeMaxThreadsPerMultiprocessor),
+                        driver.GetAttribute(dev, CudaDriver.AttributeMaxSharedMemoryPerMultiprocessor));
+                    return new Plan(w, norm, x, batch, dim, inner, width, rank, nState, limits);
                 }
                 catch (CudaKernelUnavailableException e)
                 {
@@ -287,13 +327,13 @@ namespace Mix.Runtime.Fused
                 var y = slot.Workspace("mamba.y", new[] { batch, inner }, f32, x.device);
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)sIn).Add(qIn).Add((long)biasIn).Add(xz, f32, "xz")
+                    a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)sIn).Add(qIn).Add((long)zIn).Add(gIn).Add((long)biasIn).Add(xz, f32, "xz")
                         .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
                     Launch(graph, inProj, gridIn, threads, smemIn, a);
                 }
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add((long)sX).Add(qX).Add(dbc, f32, "dbc")
+                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add((long)sX).Add(qX).Add((long)zX).Add(gX).Add(dbc, f32, "dbc")
                         .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecX).Add(splitX);
                     Launch(graph, xProj, gridX, threads, smemInner, a);
                 }
@@ -307,7 +347,7 @@ namespace Mix.Runtime.Fused
                 }
                 using (var a = new KernelArguments(device))
                 {
-                    a.Add(y, f32, "y").Add((long)wOut).Add((long)sOut).Add(qOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
+                    a.Add(y, f32, "y").Add((long)wOut).Add((long)sOut).Add(qOut).Add((long)zOut).Add(gOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
                         .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecOut).Add(splitOut);
                     Launch(graph, outProj, gridOut, threads, smemInner, a);
                 }
@@ -320,7 +360,12 @@ namespace Mix.Runtime.Fused
             (int)Math.Min(MambaStepKernelSources.MaxRowsPerBlock, (48 * 1024 - MambaStepKernelSources.StaticSharedBytes) / (k * sizeof(float)));
 
         // 16-byte weight loads need whole vectors per row (the allocations themselves are 256-byte aligned).
-        private static int Vectorizable(long k, ScalarType dtype) => k % (16 / (dtype switch { ScalarType.Float32 => 4, ScalarType.Int8 => 1, _ => 2 })) == 0 ? 1 : 0;
+        // int4: 32 codes per vector, inside one group.
+        private static int Vectorizable(long k, ScalarType dtype, int group) => dtype == ScalarType.Byte
+            ? (k % 32 == 0 && group % 32 == 0 ? 1 : 0)
+            : k % (16 / (dtype switch { ScalarType.Float32 => 4, ScalarType.Int8 => 1, _ => 2 })) == 0 ? 1 : 0;
+
+        private static bool IsCodes(Tensor t) => t.dtype is ScalarType.Int8 or ScalarType.Byte;
 
         private static Tensor? Weight(nn.Module linear) => linear switch
         {
@@ -329,13 +374,19 @@ namespace Mix.Runtime.Fused
             _ => null,
         };
 
-        // int8 per-channel codes [out, in] and their float32 scales [out] (the library's format, no AWQ input scale): the
-        // projection kernels read them as they are; int4 and an unfolded input scale are not supported (null: decline).
+        // The library's quantized formats as stored (no AWQ input scale): int8 per-channel codes [out, in] with float32 scales
+        // [out], or int4 codes packed two per byte [out, in / 2] with float32 scales and uint8 zero points [out, in / group].
+        // The projection kernels read them as they are; an unfolded input scale is not supported (null: decline).
         private static Tensor? Codes(nn.Module linear) =>
-            linear is QuantizableLinear { IsQuantized: true, IsRouted: false, HasInputScale: false, QuantMode: Quantization.WeightQuantMode.Int8PerChannel } q
+            linear is QuantizableLinear { IsQuantized: true, IsRouted: false, HasInputScale: false } q
+            && (q.QuantMode == Quantization.WeightQuantMode.Int8PerChannel
+                || q.QuantMode == Quantization.WeightQuantMode.Int4Grouped && q.QZeros is not null)
                 ? q.QWeight : null;
 
         private static Tensor? Scales(nn.Module linear) => Codes(linear) is null ? null : ((QuantizableLinear)linear).QScales;
+
+        private static Tensor? Zeros(nn.Module linear) =>
+            Codes(linear) is null || ((QuantizableLinear)linear).QuantMode != Quantization.WeightQuantMode.Int4Grouped ? null : ((QuantizableLinear)linear).QZeros;
 
         private static Tensor? Bias(nn.Module linear) => linear switch
         {

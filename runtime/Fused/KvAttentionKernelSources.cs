@@ -533,5 +533,367 @@ extern "C" __global__ void __launch_bounds__(128) kva_combine(const float* __res
   }
 }
 """;
+
+        /// <summary>The third-generation kernels <c>kva_fast_q{1,2,4}</c> (KIVI only), compiled as a module of their own
+        /// after <see cref="Source"/> (whose helpers they use), so a failure to build them leaves the second generation
+        /// working. See the comment at the top of the source.</summary>
+        public const string Staged = """
+#if MIX_KV != 2
+// ---------------------------------------------------------------------------------------------------------------------
+// Third generation, KIVI only (kva_fast_q{1,2,4}): every quantized chunk a warp will read is staged into shared memory
+// with cp.async one chunk ahead (two buffers per warp), so the codes and scales of chunk c+1 are in flight while chunk c
+// is computed from shared memory and no global load sits on the critical path of the arithmetic. A block is one split
+// (its warps take its chunks in turn and merge their softmax states in shared memory), so the partials are per block,
+// and the last block of a (batch, head) to finish merges the splits (no second launch; one split writes the output).
+// Stage layout (bytes): key codes [D][4·KB] (channel d's 32 tokens), key scales [D] and minimums [D] (float16),
+// value codes [32][D·VB/8], value scales [32][ngv] then minimums [32][ngv] (ngv ≤ D/32 groups).
+#define KVA_FW (KVA_D <= 128 ? 4 : 2)
+#define KVA_KCB (4 * KVA_KB)
+#define KVA_VRB (KVA_D * KVA_VB / 8)
+#define KVA_SKS (KVA_D * KVA_KCB)
+#define KVA_SVC (KVA_SKS + 4 * KVA_D)
+#define KVA_SVS (KVA_SVC + 32 * KVA_VRB)
+#define KVA_STAGE (KVA_SVS + 4 * KVA_D)
+
+#ifndef KVA_HOST_ASYNC
+template <int N>
+__device__ __forceinline__ void kva_cp(void* smem, const void* gmem) {
+#if __CUDA_ARCH__ >= 800
+  const unsigned int s = (unsigned int)__cvta_generic_to_shared(smem);
+  if (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(s), "l"(gmem));
+  else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(s), "l"(gmem), "n"(N));
+#else
+  if (N == 16) *reinterpret_cast<uint4*>(smem) = *reinterpret_cast<const uint4*>(gmem);
+  else *reinterpret_cast<uint2*>(smem) = *reinterpret_cast<const uint2*>(gmem);
+#endif
+}
+__device__ __forceinline__ void kva_commit() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N>
+__device__ __forceinline__ void kva_wait() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
+#endif
+}
+#endif
+
+// Stages chunk `sub` of a block (pointers p0 key codes, p1/p2 key scale/min, p5 value codes, p6/p7 value scale/min)
+// for the (batch, kv head) bh: every lane copies its share in 16-byte pieces (8 for 2-bit key codes).
+__device__ __forceinline__ void kva_stage(unsigned char* st, long long p0, long long p1, long long p2, long long p5,
+    long long p6, long long p7, long long bh, int G, int sub, int ngv, int lane)
+{
+  const long long krb = G * KVA_KB / 8;
+  const unsigned char* kc = (const unsigned char*)p0 + bh * KVA_D * krb + sub * KVA_KCB;
+#pragma unroll
+  for (int j = 0; j < KVA_D / 32; j++) {
+    const int d = j * 32 + lane;
+    kva_cp<KVA_KCB>(st + d * KVA_KCB, kc + d * krb);
+  }
+  const unsigned char* ks = (const unsigned char*)p1 + bh * KVA_D * 2;
+  const unsigned char* km = (const unsigned char*)p2 + bh * KVA_D * 2;
+  for (int e = lane; e < KVA_D / 4; e += 32) {
+    const bool hi = e >= KVA_D / 8;
+    const int o = (hi ? e - KVA_D / 8 : e) * 16;
+    kva_cp<16>(st + KVA_SKS + (hi ? 2 * KVA_D : 0) + o, (hi ? km : ks) + o);
+  }
+  const long long tok = bh * G + sub * 32;
+  const unsigned char* vc = (const unsigned char*)p5 + tok * KVA_VRB;
+  for (int e = lane; e < 2 * KVA_VRB; e += 32) kva_cp<16>(st + KVA_SVC + e * 16, vc + e * 16);
+  const unsigned char* vs = (const unsigned char*)p6 + tok * ngv * 2;
+  const unsigned char* vm = (const unsigned char*)p7 + tok * ngv * 2;
+  for (int e = lane; e < 8 * ngv; e += 32) {
+    const bool hi = e >= 4 * ngv;
+    const int o = (hi ? e - 4 * ngv : e) * 16;
+    kva_cp<16>(st + KVA_SVS + (hi ? 64 * ngv : 0) + o, (hi ? vm : vs) + o);
+  }
+}
+
+template <int NQ>
+__device__ __forceinline__ void kva_fast_body(
+    const io_t* __restrict__ q, const long long* __restrict__ table, const io_t* __restrict__ tailK,
+    const io_t* __restrict__ tailV, long long tailStride, const unsigned char* __restrict__ allowed,
+    const unsigned char* __restrict__ valid, int validStride, float* __restrict__ part_o, float* __restrict__ part_ml,
+    unsigned int* __restrict__ counters, io_t* __restrict__ out, int Hq, int Hkv, int nq, int qpos0, int G, int NB, int Tt,
+    int gv, int chunksPerBlock, int S, float scaleLog2)
+{
+  __shared__ __align__(16) unsigned char stg[KVA_FW][2][KVA_STAGE];
+  __shared__ float qsm[NQ][KVA_D];
+  __shared__ float mls[KVA_FW][NQ][2];
+  __shared__ float sm[32];
+  __shared__ unsigned int amLast;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y, b = blockIdx.z, s = blockIdx.x;
+  const int kvh = h / (Hq / Hkv);
+  const long long bh = (long long)b * Hkv + kvh;
+  const long long bhq = (long long)b * Hq + h;
+  const int T = NB * G + Tt;
+  for (int e = threadIdx.x; e < NQ * KVA_D; e += blockDim.x) {
+    const int i = e / KVA_D, d = e - i * KVA_D;
+    qsm[i][d] = i < nq ? to_f(q[(bhq * nq + i) * KVA_D + d]) * scaleLog2 : 0.0f;
+  }
+  __syncthreads();
+
+  const int CPB = G >> 5;
+  const int qChunks = NB * CPB;
+  const int nChunks = qChunks + ((Tt + 31) >> 5);
+  const int cb0 = s * chunksPerBlock, cb1 = min(cb0 + chunksPerBlock, nChunks), qEnd = min(cb1, qChunks);
+  const int ngv = KVA_D / gv;
+  const int vtok = lane / KVA_LPT, vcl = lane - vtok * KVA_LPT, vc0 = vcl * KVA_VC;
+  const bool vlane = vtok < KVA_TPP;
+  const int vgrp = vc0 / gv;
+
+  float m[NQ], lsum[NQ], accm[NQ], acc[NQ][KVA_VC];
+#pragma unroll
+  for (int i = 0; i < NQ; i++) {
+    m[i] = KVA_NEG_INF; lsum[i] = 0.0f; accm[i] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < KVA_VC; k++) acc[i][k] = 0.0f;
+  }
+
+  // staging, one chunk ahead: lane l holds entry l % 8 of the table row of the next chunk to stage
+  int cNext = cb0 + warp, nb = 0;
+  long long trow = cNext < qEnd ? table[(long long)(cNext / CPB) * 8 + (lane & 7)] : 0;
+  auto stageNext = [&]() {
+    if (cNext < qEnd) {
+      const long long p0 = __shfl_sync(0xffffffffu, trow, 0), p1 = __shfl_sync(0xffffffffu, trow, 1),
+                      p2 = __shfl_sync(0xffffffffu, trow, 2), p5 = __shfl_sync(0xffffffffu, trow, 5),
+                      p6 = __shfl_sync(0xffffffffu, trow, 6), p7 = __shfl_sync(0xffffffffu, trow, 7);
+      kva_stage(stg[warp][nb], p0, p1, p2, p5, p6, p7, bh, G, cNext - (cNext / CPB) * CPB, ngv, lane);
+      cNext += KVA_FW;
+      if (cNext < qEnd) trow = table[(long long)(cNext / CPB) * 8 + (lane & 7)];
+    }
+    kva_commit();
+    nb ^= 1;
+  };
+  stageNext();
+
+  int k = 0;
+  for (int c = cb0 + warp; c < cb1; c += KVA_FW, k++) {
+    stageNext();
+    kva_wait<1>();
+    __syncwarp();
+    const unsigned char* st = stg[warp][k & 1];
+    const bool quant = c < qChunks;
+    float sc[NQ];
+    if (quant) {
+      // ---- scores: the queries folded with the block's key scales (q·s·2^bits per channel; each lane's share of
+      // Σ q·min − Σ q·s·2^bits seeds its 32 partial sums, so the transposing sum adds the constant), codes as floats ----
+      const unsigned short* sks = reinterpret_cast<const unsigned short*>(st + KVA_SKS);
+      float qk[NQ][KVA_CPL], cl[NQ];
+#pragma unroll
+      for (int i = 0; i < NQ; i++) cl[i] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < KVA_CPL; j++) {
+        const int d = j * 32 + lane;
+        const float a = kva_h2f(sks[d]) * (float)(1 << KVA_KB), mn = kva_h2f(sks[KVA_D + d]);
+#pragma unroll
+        for (int i = 0; i < NQ; i++) { qk[i][j] = qsm[i][d] * a; cl[i] += qsm[i][d] * mn - qk[i][j]; }
+      }
+      unsigned int kw[KVA_CPL][KVA_KB];
+#pragma unroll
+      for (int j = 0; j < KVA_CPL; j++) {
+        const unsigned char* p = st + (j * 32 + lane) * KVA_KCB;
+#if KVA_KB == 4
+        const uint4 u = *reinterpret_cast<const uint4*>(p);
+        kw[j][0] = u.x; kw[j][1] = u.y; kw[j][2] = u.z; kw[j][3] = u.w;
+#else
+        const uint2 u = *reinterpret_cast<const uint2*>(p);
+        kw[j][0] = u.x; kw[j][1] = u.y;
+#endif
+      }
+#pragma unroll
+      for (int i = 0; i < NQ; i++) {
+        float part[32];
+#pragma unroll
+        for (int t = 0; t < 32; t++) part[t] = cl[i];
+#pragma unroll
+        for (int j = 0; j < KVA_CPL; j++)
+#pragma unroll
+          for (int t = 0; t < 32; t++)
+            part[t] += qk[i][j] * kva_code<KVA_KB>(kw[j][(t * KVA_KB) >> 5], (t * KVA_KB) & 31);
+        sc[i] = kva_transpose_sum(part, lane);
+      }
+    } else {
+      // ---- full-precision tail (read directly: at most R + G + 15 tokens) ----
+      const int tt0 = (c - qChunks) * 32;
+      const io_t* kr = tailK + bh * tailStride;
+#pragma unroll
+      for (int i = 0; i < NQ; i++) {
+        float part[32];
+#pragma unroll
+        for (int t = 0; t < 32; t++) {
+          float a = 0.0f;
+          if (tt0 + t < Tt) {
+#pragma unroll
+            for (int j = 0; j < KVA_CPL; j++) a += qsm[i][j * 32 + lane] * to_f(kr[(long long)(tt0 + t) * KVA_D + j * 32 + lane]);
+          }
+          part[t] = a;
+        }
+        sc[i] = kva_transpose_sum(part, lane);
+      }
+    }
+
+    // ---- online softmax; lane t holds token c·32 + t ----
+    const int tok = c * 32 + lane;
+    float pv[NQ];
+#pragma unroll
+    for (int i = 0; i < NQ; i++) {
+      bool ok = i < nq && tok < T;
+      if (ok) {
+        if (allowed) ok = allowed[((long long)b * nq + i) * T + tok] != 0;
+        else {
+          const int qp = qpos0 + i;
+          ok = tok <= qp && (valid == 0 || valid[(long long)b * validStride + tok] != 0 || tok == qp);
+        }
+      }
+      const float si = ok ? sc[i] : KVA_NEG_INF;
+      const float mNew = fmaxf(m[i], kva_warp_max(si));
+      pv[i] = 0.0f;
+      if (mNew != KVA_NEG_INF) {
+        const float alpha = exp2f(m[i] - mNew);
+        pv[i] = ok ? exp2f(si - mNew) : 0.0f;
+        lsum[i] = lsum[i] * alpha + pv[i];
+        accm[i] *= alpha;
+#pragma unroll
+        for (int kk = 0; kk < KVA_VC; kk++) acc[i][kk] *= alpha;
+        m[i] = mNew;
+      }
+    }
+
+    // ---- values: lane covers channels vc0 .. vc0+15 of token pass·TPP + vtok ----
+    const unsigned short* svs = reinterpret_cast<const unsigned short*>(st + KVA_SVS);
+#pragma unroll
+    for (int pass = 0; pass < KVA_PASSES; pass++) {
+      const int t = pass * KVA_TPP + vtok;
+      float pt[NQ];
+#pragma unroll
+      for (int i = 0; i < NQ; i++) pt[i] = __shfl_sync(0xffffffffu, pv[i], t & 31);
+      if (!vlane || t >= 32) continue;
+      if (quant) {
+        const float vs = kva_h2f(svs[t * ngv + vgrp]), vm = kva_h2f(svs[32 * ngv + t * ngv + vgrp]);
+        unsigned int vw[KVA_VB / 2];
+        const unsigned char* vb = st + KVA_SVC + t * KVA_VRB + vc0 * KVA_VB / 8;
+#if KVA_VB == 4
+        const uint2 u = *reinterpret_cast<const uint2*>(vb);
+        vw[0] = u.x; vw[1] = u.y;
+#else
+        vw[0] = *reinterpret_cast<const unsigned int*>(vb);
+#endif
+        const float fs = vs * (float)(1 << KVA_VB), fm = vm - fs;
+#pragma unroll
+        for (int i = 0; i < NQ; i++) {
+          const float ps = pt[i] * fs;
+          accm[i] += pt[i] * fm;
+#pragma unroll
+          for (int kk = 0; kk < KVA_VC; kk++) acc[i][kk] += ps * kva_code<KVA_VB>(vw[(kk * KVA_VB) >> 5], (kk * KVA_VB) & 31);
+        }
+      } else {
+        const int tt = (c - qChunks) * 32 + t;
+        if (tt < Tt) {
+          const io_t* vr = tailV + bh * tailStride + (long long)tt * KVA_D + vc0;
+          float v[KVA_VC];
+#pragma unroll
+          for (int kk = 0; kk < KVA_VC; kk++) v[kk] = to_f(vr[kk]);
+#pragma unroll
+          for (int i = 0; i < NQ; i++)
+#pragma unroll
+            for (int kk = 0; kk < KVA_VC; kk++) acc[i][kk] += pt[i] * v[kk];
+        }
+      }
+    }
+    __syncwarp();   // every lane is done with this buffer before it is staged again
+  }
+  kva_wait<0>();
+  __syncwarp();
+
+  // ---- this warp's state: channel sums over the lanes holding the same channels (lanes vcl, vcl + LPT, …), written
+  // by lanes 0 .. LPT−1 into the warp's own stage buffers (free now) ----
+  float* ow = reinterpret_cast<float*>(stg[warp][0]);   // [NQ][D]
+#pragma unroll
+  for (int i = 0; i < NQ; i++) {
+    const float l = kva_warp_sum(lsum[i]);
+#pragma unroll
+    for (int kk = 0; kk < KVA_VC; kk++) {
+      float o = acc[i][kk] + accm[i];
+      float r = o;
+#pragma unroll
+      for (int tp = 1; tp < KVA_TPP; tp++) r += __shfl_sync(0xffffffffu, o, (tp * KVA_LPT + vcl) & 31);
+      if (vtok == 0) ow[i * KVA_D + vc0 + kk] = r;
+    }
+    if (lane == 0) { mls[warp][i][0] = m[i]; mls[warp][i][1] = l; }
+  }
+  __syncthreads();
+
+  // ---- the block's split: the warps merged ----
+  for (int i = 0; i < nq; i++) {
+    float M = KVA_NEG_INF;
+#pragma unroll
+    for (int w = 0; w < KVA_FW; w++) M = fmaxf(M, mls[w][i][0]);
+    float wt[KVA_FW], L = 0.0f;
+#pragma unroll
+    for (int w = 0; w < KVA_FW; w++) {
+      wt[w] = (M == KVA_NEG_INF || mls[w][i][0] == KVA_NEG_INF) ? 0.0f : exp2f(mls[w][i][0] - M);
+      L += mls[w][i][1] * wt[w];
+    }
+    for (int d = threadIdx.x; d < KVA_D; d += blockDim.x) {
+      float o = 0.0f;
+#pragma unroll
+      for (int w = 0; w < KVA_FW; w++) o += reinterpret_cast<const float*>(stg[w][0])[i * KVA_D + d] * wt[w];
+      if (S == 1) out[(bhq * nq + i) * KVA_D + d] = from_f(L > 0.0f ? o / L : 0.0f);
+      else part_o[((bhq * S + s) * nq + i) * KVA_D + d] = o;
+    }
+    if (S > 1 && threadIdx.x == 0) { part_ml[((bhq * S + s) * nq + i) * 2] = M; part_ml[((bhq * S + s) * nq + i) * 2 + 1] = L; }
+  }
+  if (S == 1) return;
+
+  // ---- the last block of (b, h) to finish merges the S splits and resets the counter ----
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) amLast = atomicAdd(counters + bhq, 1u) == (unsigned int)(S - 1);
+  __syncthreads();
+  if (!amLast) return;
+  __threadfence();
+  float* wts = reinterpret_cast<float*>(stg[0][0]);   // [S] (S ≤ KVA_MAX_SPLITS fits: the stage area is larger)
+  for (int i = 0; i < nq; i++) {
+    float mx = KVA_NEG_INF;
+    for (int j = threadIdx.x; j < S; j += blockDim.x) mx = fmaxf(mx, __ldcg(part_ml + ((bhq * S + j) * nq + i) * 2));
+    const float M = kva_block_reduce(mx, true, sm);
+    float l = 0.0f;
+    for (int j = threadIdx.x; j < S; j += blockDim.x) {
+      const long long pi = (bhq * S + j) * nq + i;
+      const float mj = __ldcg(part_ml + pi * 2);
+      const float w = (M == KVA_NEG_INF || mj == KVA_NEG_INF) ? 0.0f : exp2f(mj - M);
+      wts[j] = w;
+      l += __ldcg(part_ml + pi * 2 + 1) * w;
+    }
+    const float L = kva_block_reduce(l, false, sm);
+    const float invL = L > 0.0f ? 1.0f / L : 0.0f;
+    for (int d = threadIdx.x; d < KVA_D; d += blockDim.x) {
+      float o = 0.0f;
+#pragma unroll 4
+      for (int j = 0; j < S; j++) o += __ldcg(part_o + ((bhq * S + j) * nq + i) * KVA_D + d) * wts[j];
+      out[(bhq * nq + i) * KVA_D + d] = from_f(o * invL);
+    }
+    __syncthreads();   // wts is rewritten for the next query
+  }
+  if (threadIdx.x == 0) counters[bhq] = 0u;
+}
+
+#define KVA_FAST_ENTRY(NQ, THREADS_PER_SM) \
+extern "C" __global__ void __launch_bounds__(KVA_FW * 32, (THREADS_PER_SM) / (KVA_FW * 32)) kva_fast_q##NQ(const io_t* __restrict__ q, \
+    const long long* __restrict__ table, const io_t* __restrict__ tailK, const io_t* __restrict__ tailV, long long tailStride, \
+    const unsigned char* __restrict__ allowed, const unsigned char* __restrict__ valid, int validStride, \
+    float* __restrict__ part_o, float* __restrict__ part_ml, unsigned int* __restrict__ counters, io_t* __restrict__ out, int Hq, \
+    int Hkv, int nq, int qpos0, int G, int NB, int Tt, int gv, int chunksPerBlock, int S, float scaleLog2) \
+{ kva_fast_body<NQ>(q, table, tailK, tailV, tailStride, allowed, valid, validStride, part_o, part_ml, counters, out, Hq, Hkv, nq, \
+    qpos0, G, NB, Tt, gv, chunksPerBlock, S, scaleLog2); }
+KVA_FAST_ENTRY(1, 512)
+KVA_FAST_ENTRY(2, 384)
+KVA_FAST_ENTRY(4, 256)
+#endif
+""";
     }
 }

@@ -29,8 +29,9 @@ namespace Mix.Runtime.Fused
         public const string Source = """
 #define MIX_MAXB 8
 
-// Weights of a projection: io_t (wq = 0) or int8 codes with a float32 scale per weight row (wq = 1, the library's
-// int8 per-channel format), read as 16-byte vectors when vec.
+// Weights of a projection: io_t (wq = 0), int8 codes with a float32 scale per weight row (wq = 1, the library's
+// int8 per-channel format) or packed int4 codes with a float32 scale and a zero point per group (wq = 2), read as
+// 16-byte vectors when vec.
 struct alignas(16) mix_q16 { signed char v[16]; };
 
 // Dot products of a slice w[0..K) of one weight row with nb staged activation rows act[b * stride + k] (float32,
@@ -113,26 +114,108 @@ __device__ __forceinline__ void mix_row_dot(const void* __restrict__ wp, int wq,
     for (int o = 16; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
 }
 
+// The int4 form (wq = 2, the library's grouped format): codes k0..k0+len of one weight row, two per byte (low nibble =
+// even index), w = (q - zero[g]) scale[g] for group g = k / G. A group's scale multiplies the sum over its codes, so the
+// inner loop is integer-to-float conversions and FMAs: sum_k (q_k - z) a_k = sum_k q_k a_k - z sum_k a_k. Vectors are
+// 16 bytes = 32 codes inside one group (vec: G and the slice bounds multiples of 32).
+__device__ __forceinline__ void mix_row_dot_q4(const unsigned char* __restrict__ row, const float* __restrict__ gs,
+                                               const unsigned char* __restrict__ gz, int G, const float* act, int k0, int len,
+                                               int stride, int nb, int vec, float (&acc)[MIX_MAXB]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int b = 0; b < MIX_MAXB; b++) acc[b] = 0.0f;
+  if (vec) {
+    const mix_q16* wv = reinterpret_cast<const mix_q16*>(row + k0 / 2);
+    const int nv = len / 32;
+#pragma unroll 2
+    for (int i = lane; i < nv; i += 32) {
+      const mix_q16 p = wv[i];
+      const int g = (k0 + i * 32) / G;
+      const float sc = gs[g], z = (float)gz[g];
+      float wf[32];
+#pragma unroll
+      for (int j = 0; j < 16; j++) {
+        const int byte = (unsigned char)p.v[j];
+        wf[2 * j] = (float)(byte & 15);
+        wf[2 * j + 1] = (float)(byte >> 4);
+      }
+#pragma unroll
+      for (int b = 0; b < MIX_MAXB; b++) {
+        if (b < nb) {
+          const float4* a = reinterpret_cast<const float4*>(act + (size_t)b * stride + (size_t)i * 32);
+          float sqa = 0.0f, sa = 0.0f;
+#pragma unroll
+          for (int j = 0; j < 8; j++) {
+            const float4 q = a[j];
+            sqa += wf[4 * j] * q.x + wf[4 * j + 1] * q.y + wf[4 * j + 2] * q.z + wf[4 * j + 3] * q.w;
+            sa += q.x + q.y + q.z + q.w;
+          }
+          acc[b] += sc * (sqa - z * sa);
+        }
+      }
+    }
+  } else {
+    for (int k = lane; k < len; k += 32) {
+      const int kk = k0 + k, g = kk / G;
+      const int byte = row[kk >> 1];
+      const float wk = ((float)((kk & 1) ? byte >> 4 : byte & 15) - (float)gz[g]) * gs[g];
+#pragma unroll
+      for (int b = 0; b < MIX_MAXB; b++)
+        if (b < nb) acc[b] += wk * act[(size_t)b * stride + k];
+    }
+  }
+#pragma unroll
+  for (int b = 0; b < MIX_MAXB; b++)
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
+}
+
+// Asks L2 for the first weight row slice this warp will read in mix_rows (same row and slice arithmetic), before the
+// block stages its activations: a decode step is a chain of dependent memory latencies, and the weight fetch can overlap
+// the staging and the norm instead of following them. A hint only: nothing is read into registers.
+__device__ __forceinline__ void mix_prefetch(const void* __restrict__ w, int wq, int K, int rows, int split) {
+#ifdef __CUDA_ARCH__
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, per = (blockDim.x >> 5) / split;
+  const int r = blockIdx.x * per + warp / split;
+  if (r >= rows) return;
+  const int slice = (K + split - 1) / split, k0 = min(K, (warp % split) * slice), k1 = min(K, k0 + slice);
+  const size_t esz = wq ? 1 : sizeof(io_t);
+  const char* base = reinterpret_cast<const char*>(w);
+  // byte range of the slice (int4: two codes a byte), in 128-byte lines, one line per lane per pass
+  const size_t from = wq == 2 ? ((size_t)r * K + k0) / 2 : ((size_t)r * K + k0) * esz;
+  const size_t to = wq == 2 ? ((size_t)r * K + k1) / 2 : ((size_t)r * K + k1) * esz;
+  for (size_t at = (from & ~(size_t)127) + (size_t)lane * 128; at < to; at += 32 * 128)
+    asm volatile("prefetch.global.L2 [%0];" :: "l"(base + at));
+#endif
+}
+
 // out[b, r] = bias[r] + sum_k w[r, k] act[b, k] for the block's rows of the batch, through store(b, r, value). Each
 // weight row is split over `split` warps (1, 2, 4 or 8; more when there are few rows, so that every multiprocessor
 // has work): warp w takes row base + w / split and the (w % split)-th slice of K, whole 16-byte vectors when vec.
 template <class Store>
 __device__ __forceinline__ void mix_rows(const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
+                                         const unsigned char* __restrict__ w_zero, int group,
                                          const io_t* __restrict__ bias, const float* act,
                                          int K, int rows, int nb, int vec, int split, Store store) {
   __shared__ float part[8][MIX_MAXB];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, per = (blockDim.x >> 5) / split;
   const int piece = warp % split;
   int slice = (K + split - 1) / split;
-  const int vq = wq ? 16 : MIX_VEC;
+  const int vq = wq == 2 ? 32 : wq ? 16 : MIX_VEC;
   if (vec) slice = (slice + vq - 1) / vq * vq;
   const int k0 = min(K, piece * slice), k1 = min(K, k0 + slice);
   for (int base = blockIdx.x * per; base < rows; base += gridDim.x * per) {
     const int r = base + warp / split;
     const int rr = r < rows ? r : rows - 1;
     float acc[MIX_MAXB];
-    const char* wr = reinterpret_cast<const char*>(w) + ((size_t)rr * K + k0) * (wq ? 1 : sizeof(io_t));
-    mix_row_dot(wr, wq, act + k0, k1 - k0, K, nb, vec, acc);
+    if (wq == 2) {
+      const size_t groups = (size_t)(K / group);
+      mix_row_dot_q4(reinterpret_cast<const unsigned char*>(w) + (size_t)rr * (K / 2), w_scale + rr * groups,
+                     w_zero + rr * groups, group, act + k0, k0, k1 - k0, K, nb, vec, acc);
+    } else {
+      const char* wr = reinterpret_cast<const char*>(w) + ((size_t)rr * K + k0) * (wq ? 1 : sizeof(io_t));
+      mix_row_dot(wr, wq, act + k0, k1 - k0, K, nb, vec, acc);
+    }
     if (split > 1) {
       if (lane == 0) {
 #pragma unroll
@@ -149,7 +232,7 @@ __device__ __forceinline__ void mix_rows(const void* __restrict__ w, const float
     }
     if (r < rows && piece == 0 && lane == 0) {
       const float bv = bias ? to_f(bias[r]) : 0.0f;
-      const float sc = wq ? w_scale[r] : 1.0f;
+      const float sc = wq == 1 ? w_scale[r] : 1.0f;   // int4 applied its group scales in the dot
 #pragma unroll
       for (int b = 0; b < MIX_MAXB; b++)
         if (b < nb) store(b, r, acc[b] * sc + bv);
@@ -160,10 +243,11 @@ __device__ __forceinline__ void mix_rows(const void* __restrict__ w, const float
 // xz[b, :] = in_proj(rmsnorm(x[b, :])) in float32; rows = 2 * inner. norm_w null: no norm (x is the mixer's input).
 extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
     const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps, const void* __restrict__ w,
-    const float* __restrict__ w_scale, int wq, const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K,
+    const float* __restrict__ w_scale, int wq, const unsigned char* __restrict__ w_zero, int group, const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K,
     int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
   __shared__ float inv_rms[MIX_MAXB];
+  mix_prefetch(w, wq, K, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = to_f(x[(size_t)b0 * K + i]);
@@ -183,7 +267,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
       smem[i] = to_f(from_f(smem[i] * inv_rms[i / K])) * to_f(norm_w[i % K]);
     __syncthreads();
   }
-  mix_rows(w, w_scale, wq, bias, smem, K, rows, nb, vec, split,
+  mix_rows(w, w_scale, wq, w_zero, group, bias, smem, K, rows, nb, vec, split,
            [&](int b, int r, float v) { xz[(size_t)(b0 + b) * rows + r] = v; });
 }
 
@@ -203,14 +287,15 @@ __device__ __forceinline__ float mix_conv_step(const float* __restrict__ xz, con
 extern "C" __global__ void __launch_bounds__(256) mamba_step_x_proj(
     const float* __restrict__ xz, const float* __restrict__ conv_state, const io_t* __restrict__ conv_w,
     const io_t* __restrict__ conv_b, const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
-    float* __restrict__ dbc, int B, int inner, int W, int rows, int nb_max, int vec, int split) {
+    const unsigned char* __restrict__ w_zero, int group, float* __restrict__ dbc, int B, int inner, int W, int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
+  mix_prefetch(w, wq, inner, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * inner; i += blockDim.x)
     smem[i] = mix_conv_step(xz, conv_state, conv_w, conv_b, b0 + i / inner, i % inner, inner, W);
   __syncthreads();
-  mix_rows(w, w_scale, wq, (const io_t*)0, smem, inner, rows, nb, vec, split,
+  mix_rows(w, w_scale, wq, w_zero, group, (const io_t*)0, smem, inner, rows, nb, vec, split,
            [&](int b, int r, float v) { dbc[(size_t)(b0 + b) * rows + r] = v; });
 }
 
@@ -255,14 +340,15 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_scan(
 // out[b, :] = residual[b, :] + out_proj(y[b, :]) in the I/O dtype (residual null: no add).
 extern "C" __global__ void __launch_bounds__(256) mamba_step_out_proj(
     const float* __restrict__ y, const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
-    const io_t* __restrict__ bias, const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows,
+    const unsigned char* __restrict__ w_zero, int group, const io_t* __restrict__ bias, const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows,
     int nb_max, int vec, int split) {
   extern __shared__ float smem[];
+  mix_prefetch(w, wq, K, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = y[(size_t)b0 * K + i];
   __syncthreads();
-  mix_rows(w, w_scale, wq, bias, smem, K, rows, nb, vec, split, [&](int b, int r, float v) {
+  mix_rows(w, w_scale, wq, w_zero, group, bias, smem, K, rows, nb, vec, split, [&](int b, int r, float v) {
     const size_t o = (size_t)(b0 + b) * rows + r;
     out[o] = from_f(residual ? to_f(residual[o]) + v : v);
   });

@@ -32,6 +32,11 @@ namespace Mix.Runtime.Fused
         /// <summary>Whether <see cref="QuantizedOps.Linear"/> may use this kernel (default true; benchmarks compare).</summary>
         public static bool Enabled { get; set; } = true;
 
+        private static long s_launches;
+
+        /// <summary>Launches of this kernel so far in this process: what benchmarks check to know it, not a fallback, ran.</summary>
+        public static long Launches => System.Threading.Interlocked.Read(ref s_launches);
+
         private static readonly ConditionalWeakTable<Tensor, Packed> Cache = new();
         private static readonly ConcurrentDictionary<int, (int major, int sms)> Devices = new();
         private static readonly ConcurrentDictionary<(int dev, int dt, int mode, int mt, int gpc), CudaFunction> Functions = new();
@@ -334,6 +339,7 @@ namespace Mix.Runtime.Fused
                         .Add((int)M).Add((int)K).Add((int)N).Add((int)p.Np).Add((int)p.Chunks).Add((int)p.Groups).Add(int4 ? groupSize : 1).Add(plan.Splits);
                     fn.Launch(new Dim3((uint)plan.BlockColumns, (uint)plan.Splits), new Dim3(QuantGemmKernelSources.Threads), 0, args);
                 }
+                System.Threading.Interlocked.Increment(ref s_launches);
                 if (!ReferenceEquals(xc, x)) xc.Dispose();
                 if (bc is not null && !ReferenceEquals(bc, bias)) bc.Dispose();
                 if (isc is not null && !ReferenceEquals(isc, inputScale)) isc.Dispose();

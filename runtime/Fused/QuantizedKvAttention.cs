@@ -29,6 +29,19 @@ namespace Mix.Runtime.Fused
             Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_split",
                 FusedKernelSources.Prelude + KvAttentionKernelSources.Source, $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
 
+        private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> StagedSpecs = new();
+
+        internal static CudaKernelSpec StagedSpec(int dtype, KvQuantMode mode, long headDim) =>
+            StagedSpecs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_staged",
+                FusedKernelSources.Prelude + KvAttentionKernelSources.Source + KvAttentionKernelSources.Staged,
+                $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
+
+        [ThreadStatic] private static string? lastKernel;
+
+        /// <summary>The kernel the last <see cref="Attend"/> on this thread launched: "staged" (third generation) or
+        /// "split" (second), null before any (tests).</summary>
+        internal static string? LastKernel => lastKernel;
+
         /// <summary>Whether the kernel supports these sizes: D % 32 == 0, D ≤ 256, G % 32 == 0, the value group a multiple
         /// of 32 that divides D.</summary>
         /// <param name="headDim">D.</param>
@@ -50,6 +63,57 @@ namespace Mix.Runtime.Fused
             long s = Math.Clamp(target, 1, Math.Min(chunks, MaxSplits));
             long cps = (chunks + s - 1) / s;
             return ((int)((chunks + cps - 1) / cps), (int)cps);
+        }
+
+        /// <summary>Whether KIVI caches take the third-generation kernel (<c>kva_fast_q*</c>: cp.async-staged chunks, one
+        /// split per block, the merge in the last block) rather than the second (<c>kva_split_q*</c> + <c>kva_combine</c>;
+        /// VidKV always takes the second). Default true; false lets benchmarks time the second generation.</summary>
+        public static bool StagedKivi { get; set; } = true;
+
+        /// <summary>Resident blocks aimed at per SM by the staged kernel (its shared memory allows about five at D = 128).</summary>
+        private const int StagedBlocksPerSm = 4;
+
+        /// <summary>Warps per block of the staged kernel: KVA_FW in the source (its two stage buffers per warp stay within
+        /// 48 KB of static shared memory).</summary>
+        /// <param name="headDim">D.</param>
+        internal static int StagedWarps(long headDim) => headDim <= 128 ? 4 : 2;
+
+        /// <summary>Splits of the staged kernel (one block each): about <see cref="StagedBlocksPerSm"/> blocks per SM over
+        /// all (batch, head) pairs, but at least two chunks per warp (its staging pipeline) and at most 512 splits; returns
+        /// (splits, chunks per block).</summary>
+        /// <param name="chunks">32-token chunks of the context.</param>
+        /// <param name="heads">batch × query heads.</param>
+        /// <param name="sms">Multiprocessors of the device.</param>
+        /// <param name="warps">Warps per block.</param>
+        public static (int splits, int chunksPerBlock) StagedSplits(long chunks, long heads, int sms, int warps)
+        {
+            if (chunks <= 0) return (1, 1);
+            long target = Math.Max(1L, ((long)sms * StagedBlocksPerSm + heads - 1) / Math.Max(1, heads));
+            long most = Math.Clamp(chunks / (2L * Math.Max(1, warps)), 1, MaxSplits);
+            long s = Math.Clamp(target, 1, most);
+            long cpb = (chunks + s - 1) / s;
+            return ((int)((chunks + cpb - 1) / cpb), (int)cpb);
+        }
+
+        private static readonly ConcurrentDictionary<int, Tensor> CounterBuffers = new();
+        private static readonly object CounterLock = new();
+
+        /// <summary>Zeroed uint32 arrival counters, one per (batch, head), for the staged kernel's last-block merge (each
+        /// launch leaves them zero again). One buffer per device: our launches share the device's stream, so calls never
+        /// overlap.</summary>
+        private static long Counters(int dev, long heads, Device device)
+        {
+            lock (CounterLock)
+            {
+                if (!CounterBuffers.TryGetValue(dev, out var t) || t.numel() < heads)
+                {
+                    long cap = Math.Max(1024, heads);
+                    var grown = torch.zeros(new[] { cap }, ScalarType.Int32, device).DetachFromDisposeScope();
+                    if (t is not null) t.Dispose();
+                    CounterBuffers[dev] = t = grown;
+                }
+                return (long)TensorPointers.Get(t, ScalarType.Int32, dev, "counters");
+            }
         }
 
         private static int Sms(int dev) =>
@@ -205,9 +269,11 @@ namespace Mix.Runtime.Fused
         /// <param name="scale">Score scale.</param>
         /// <param name="workspace">Optional float32 scratch reused across calls (grown when too small; the caller owns it).</param>
         /// <param name="splits">Split count override (tests).</param>
+        /// <param name="staged">Kernel generation for KIVI: the staged (third) one when true, the second when false, null =
+        /// <see cref="StagedKivi"/> (tests).</param>
         public static Tensor? Attend(Tensor q, KvQuantMode mode, Tensor? table, int blockCount, int groupSize, Tensor? tailK,
             Tensor? tailV, long tailLength, Tensor? allowed, Tensor? valid, long kvHeads, long outliers, long valueGroup, double scale,
-            ref Tensor? workspace, int? splits = null)
+            ref Tensor? workspace, int? splits = null, bool? staged = null)
         {
             ArgumentNullException.ThrowIfNull(q);
             int dt = FusedKernels.DtypeCode(q.dtype);
@@ -227,7 +293,12 @@ namespace Mix.Runtime.Fused
             try
             {
                 long chunks = (long)blockCount * (groupSize / 32) + (Tt + 31) / 32;
-                var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(Math.Min(forced, chunks), MaxSplits)), 0) : Splits(chunks, B * Hq, Sms(dev));
+                // the staged module is compiled on its own: if it cannot be built, the second generation runs
+                bool useStaged = mode != KvQuantMode.VidKv && (staged ?? StagedKivi)
+                    && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, D), "kva_fast_q1", dev) is not null;
+                int warps = useStaged ? StagedWarps(D) : Warps;
+                var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(Math.Min(forced, useStaged ? (chunks + warps - 1) / warps : chunks), MaxSplits)), 0)
+                    : useStaged ? StagedSplits(chunks, B * Hq, Sms(dev), warps) : Splits(chunks, B * Hq, Sms(dev));
                 if (cps == 0) { cps = (int)((chunks + S - 1) / S); S = (int)((chunks + cps - 1) / cps); }
                 long nqMax = Math.Min(n, QueriesPerLaunch);
                 long need = B * Hq * S * nqMax * (D + 2);
@@ -236,9 +307,10 @@ namespace Mix.Runtime.Fused
                     workspace?.Dispose();
                     workspace = torch.empty(new[] { Math.Max(need, 1L << 16) }, ScalarType.Float32, q.device).DetachFromDisposeScope();
                 }
-                var spec = Spec(dt, mode, D);
-                var combine = KernelRuntime.Shared.GetFunction(spec, "kva_combine", dev);
+                var spec = useStaged ? StagedSpec(dt, mode, D) : Spec(dt, mode, D);
+                var combine = useStaged ? null : KernelRuntime.Shared.GetFunction(spec, "kva_combine", dev);
                 long ws = (long)TensorPointers.Get(workspace, ScalarType.Float32, dev, "workspace");
+                long counters = useStaged && S > 1 ? Counters(dev, B * Hq, q.device) : 0;
                 Tensor? qc = null, mask = null;
                 var o = torch.empty(new[] { B, Hq, n, D }, q.dtype, q.device);
                 try
@@ -253,11 +325,18 @@ namespace Mix.Runtime.Fused
                     long qPtr = (long)TensorPointers.Get(qq, q.dtype, dev, "q");
                     long oPtr = (long)TensorPointers.Get(o, q.dtype, dev, "out");
                     long maskPtr = mask is null ? 0 : (long)TensorPointers.Get(mask, ScalarType.Byte, dev, "allowed");
+                    long tablePtr = blockCount > 0 ? (long)TensorPointers.Get(table!, ScalarType.Int64, dev, "table") : 0;
+                    long tkPtr = Tt > 0 ? (long)TensorPointers.Get(tailK!, q.dtype, dev, "tailK") : 0;
+                    long tvPtr = Tt > 0 ? (long)TensorPointers.Get(tailV!, q.dtype, dev, "tailV") : 0;
+                    long tailStride = Tt > 0 ? tailK!.shape[2] * D : 0L;
+                    long validPtr = valid is null ? 0 : (long)TensorPointers.Get(valid, valid.dtype, dev, "valid");
+                    int validStride = valid is null ? 0 : (int)valid.shape[1];
+                    float scaleLog2 = (float)(scale * 1.4426950408889634);
                     for (long i0 = 0; i0 < n; i0 += QueriesPerLaunch)
                     {
                         long nq = Math.Min(QueriesPerLaunch, n - i0);
                         int nqT = nq <= 1 ? 1 : nq <= 2 ? 2 : 4;
-                        var fn = KernelRuntime.Shared.GetFunction(spec, $"kva_split_q{nqT}", dev);
+                        var fn = KernelRuntime.Shared.GetFunction(spec, useStaged ? $"kva_fast_q{nqT}" : $"kva_split_q{nqT}", dev);
                         long pml = ws + 4 * B * Hq * S * nq * D;
                         // queries of this launch: rows i0 .. i0+nq of every (b, h) — contiguous only when n == nq, so copy otherwise
                         Tensor? qSlice = null, mSlice = null, oSlice = null;
@@ -278,16 +357,16 @@ namespace Mix.Runtime.Fused
                             }
                             using (var args = new KernelArguments(dev))
                             {
-                                args.Add(qp).AddOptional(blockCount > 0 ? table : null, ScalarType.Int64, "table")
-                                    .AddOptional(Tt > 0 ? tailK : null, q.dtype, "tailK").AddOptional(Tt > 0 ? tailV : null, q.dtype, "tailV")
-                                    .Add(Tt > 0 ? tailK!.shape[2] * D : 0L).Add(mp).AddOptional(valid, valid?.dtype ?? ScalarType.Byte, "valid")
-                                    .Add(valid is null ? 0 : (int)valid.shape[1]).Add(ws).Add(pml)
-                                    .Add((int)Hq).Add((int)kvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt)
-                                    .Add((int)outliers).Add((int)valueGroup).Add(cps).Add(S).Add((float)(scale * 1.4426950408889634));
-                                fn.Launch(new Dim3((uint)((S + Warps - 1) / Warps), (uint)Hq, (uint)B), new Dim3(Warps * 32), 0, args);
+                                args.Add(qp).Add(tablePtr).Add(tkPtr).Add(tvPtr).Add(tailStride).Add(mp).Add(validPtr).Add(validStride).Add(ws).Add(pml);
+                                if (useStaged) args.Add(counters).Add(op);
+                                args.Add((int)Hq).Add((int)kvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt);
+                                if (!useStaged) args.Add((int)outliers);
+                                args.Add((int)valueGroup).Add(cps).Add(S).Add(scaleLog2);
+                                fn.Launch(new Dim3(useStaged ? (uint)S : (uint)((S + Warps - 1) / Warps), (uint)Hq, (uint)B), new Dim3((uint)(warps * 32)), 0, args);
                             }
-                            using (var args = new KernelArguments(dev))
+                            if (combine is not null)
                             {
+                                using var args = new KernelArguments(dev);
                                 args.Add(ws).Add(pml).Add(op).Add((int)Hq).Add((int)nq).Add(S);
                                 combine.Launch(new Dim3((uint)nq, (uint)Hq, (uint)B), new Dim3(128), 0, args);
                             }
@@ -300,6 +379,7 @@ namespace Mix.Runtime.Fused
                             oSlice?.Dispose();
                         }
                     }
+                    lastKernel = useStaged ? "staged" : "split";
                     var r = o;
                     o = null!;
                     return r;

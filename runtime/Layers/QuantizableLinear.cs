@@ -108,6 +108,7 @@ public sealed class QuantizableLinear : nn.Module<Tensor, Tensor>
     // The codes and scales as they are (fused kernels that read the int8 format directly).
     internal Tensor? QWeight => _qweight;
     internal Tensor? QScales => _scales;
+    internal Tensor? QZeros => _zeros;
 
     /// <summary>Bytes of the weight storage: the full-precision weight, or the codes, scales and zeros.</summary>
     public long WeightBytes => IsQuantized

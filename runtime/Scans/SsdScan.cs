@@ -48,7 +48,7 @@ namespace Mix.Runtime.Scans
         {
             Check(x, dt, A, B, C, D, z, dtBias, initialState);
             if (Fused.CudaScanKernels.Applies(x, dt, A, B, C, D, z, dtBias, initialState)
-                && Fused.ScanDispatch.Ssd(x.shape[1], Fused.CudaScanKernels.ChunkedFits(x.shape[0], x.shape[2], B.shape[3], x.shape[3]))
+                && Fused.ScanDispatch.Ssd(x.shape[1], Fused.CudaScanKernels.SsdChunkedFits(x, B))
                    != Fused.ScanForward.Reference
                 && Fused.CudaScanKernels.TrySsd(x, dt, A, B, C, D, z, dtBias, dtSoftplus, initialState) is { } fused)
                 return fused;

@@ -1,8 +1,10 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Globalization;
 using System.Linq;
 using Mix.Runtime.Caches;
+using Mix.Runtime.Fused;
 using Mix.Runtime.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -11,18 +13,20 @@ namespace Mix.Benchmarks.Gpu;
 
 /// <summary>
 /// Part of <c>--quant</c>: attention of one query over a KV cache of one layer (batch 1, 32 heads × 128, fp16) with the
-/// split-K quantized-cache kernel (KIVI-4, KIVI-2, VidKV), the first-generation kernel and the reference path, against
-/// torch SDPA on the fp16 cache in the same process; and the decode step through <see cref="QuantizedKvCacheSlot"/>:
-/// its wall time (synchronised per step) and its host time (the time to issue a step, with no synchronisation in the
-/// timed loop: launches are asynchronous, so the GPU's execution is excluded — 64 steps of ≤ 5 launches stay far below
-/// the launch queue's depth — while any hidden synchronisation would show up).
+/// quantized-cache kernels — KIVI's staged (third-generation) kernel, the second-generation split-K kernel (VidKV's
+/// only one), the first-generation kernel — and the reference path, against torch SDPA on the fp16 cache in the same
+/// process; each row has the host median (wall time of back-to-back calls: the issue cost when it exceeds the GPU's)
+/// and the device time (CUDA events), and GB/s from the device time; "× SDPA" lines give SDPA's time over the kernel's
+/// (device and wall). Then the decode step through <see cref="QuantizedKvCacheSlot"/>: its wall time (synchronised per
+/// step) and its host time (the time to issue a step, with no synchronisation in the timed loop: launches are
+/// asynchronous, so the GPU's execution is excluded — 64 steps of ≤ 5 launches stay far below the launch queue's depth —
+/// while any hidden synchronisation would show up), and the TorchSharp tensors it creates per step.
 /// </summary>
 internal static class KvAttentionBench
 {
     private const int Steps = 64;
 
-    public static void Run(int ctx, Func<Func<Tensor?>, (double, double, int)> time,
-        Action<string, string, string, long, (double, double, int), double, double?> add, Action<QuantResult> record)
+    public static void Run(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time, Action<QuantResult> record)
     {
         using var scope = torch.NewDisposeScope();
         long B = 1, H = 32, D = 128;
@@ -34,10 +38,16 @@ internal static class KvAttentionBench
         var q = torch.randn(B, H, 1, D, device: torch.CUDA).to_type(dt);
         var all = torch.ones(new[] { B, 1, 1, (long)ctx }, ScalarType.Bool, torch.CUDA);
         string cfg = "B1 H32 D128 n1 fp16";
+        (double wall, double dev) Row(string impl, Func<Tensor?> f, double bytes, double? err)
+        {
+            var (m, mn, n, g) = time(f);
+            record(new QuantResult("kv decode", cfg, impl, ctx, m, mn, bytes, bytes / g / 1e3, err, g));
+            Console.WriteLine($"kv decode  {cfg,-20} {impl,-44} {ctx,6} {m,9:F1} us host {g,9:F1} us device {bytes / g / 1e3,6:F0} GB/s {(err is { } e ? e.ToString("E1") : "")}");
+            return (m, g);
+        }
         var sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v);
-        add("kv decode", cfg, "fp16 cache: torch SDPA", ctx, time(() => torch.nn.functional.scaled_dot_product_attention(q, k, v)),
-            2.0 * k.numel() * 2, null);
-        add("kv decode", cfg, "fp16 cache: eager matmul+softmax", ctx, time(() => CachedAttention.Attend(q, k, v, all, scale)), 2.0 * k.numel() * 2, null);
+        var sdpaT = Row("fp16 cache: torch SDPA", () => torch.nn.functional.scaled_dot_product_attention(q, k, v), 2.0 * k.numel() * 2, null);
+        Row("fp16 cache: eager matmul+softmax", () => CachedAttention.Attend(q, k, v, all, scale), 2.0 * k.numel() * 2, null);
         foreach (var mode in new[] { KvQuantMode.Kivi4, KvQuantMode.Kivi2, KvQuantMode.VidKv })
         {
             var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = mode } };
@@ -50,17 +60,34 @@ internal static class KvAttentionBench
             dk.Dispose(); dv.Dispose();
             double errRef = Err(split, refOut);
             double errFp16 = Err(split, sdpa);
-            add("kv decode", cfg, $"{mode}: split-K kernel", ctx, time(() => slot.TryFusedAttention(q, scale)), bytes, errRef);
+            bool kivi = mode != KvQuantMode.VidKv;
+            var best = Row(kivi ? $"{mode}: staged kernel (3rd gen.)" : $"{mode}: split-K kernel (2nd gen.)", () => slot.TryFusedAttention(q, scale), bytes, errRef);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"   {mode} × SDPA: {sdpaT.dev / best.dev:F2} (device), {sdpaT.wall / best.wall:F2} (host wall); {bytes / 1e6:F1} MB packed vs {2.0 * k.numel() * 2 / 1e6:F1} MB fp16"));
+            if (kivi)
+            {
+                QuantizedKvAttention.StagedKivi = false;
+                try
+                {
+                    var second = slot.TryFusedAttention(q, scale) ?? throw new InvalidOperationException("the split-K kernel returned null");
+                    Row($"{mode}: split-K kernel (2nd gen.)", () => slot.TryFusedAttention(q, scale), bytes, Err(second, refOut));
+                }
+                finally
+                {
+                    QuantizedKvAttention.StagedKivi = true;
+                }
+            }
             var first = slot.TryFirstGenerationAttention(q, all, scale);
             if (first is not null)
-                add("kv decode", cfg, $"{mode}: first-generation kernel", ctx, time(() => slot.TryFirstGenerationAttention(q, all, scale)), bytes, Err(first, refOut));
+                Row($"{mode}: first-generation kernel", () => slot.TryFirstGenerationAttention(q, all, scale), bytes, Err(first, refOut));
             Console.WriteLine($"   {mode} rel. err vs the fp16 (unquantized) SDPA: {errFp16:E2}");
             record(new QuantResult("kv decode", cfg, $"{mode}: quantization error vs fp16 SDPA", ctx, double.NaN, double.NaN, 0, double.NaN, errFp16));
-            add("kv decode", cfg, $"{mode}: reference (dequantize + attend)", ctx, time(() =>
-            {
-                var (a, b) = slot.DequantizedKeysValues();
-                return CachedAttention.Attend(q, a, b, all, scale);
-            }), bytes, null);
+            if (ctx <= 4096)
+                Row($"{mode}: reference (dequantize + attend)", () =>
+                {
+                    var (a, b) = slot.DequantizedKeysValues();
+                    return CachedAttention.Attend(q, a, b, all, scale);
+                }, bytes, null);
         }
         // the decode step through the slot: append one token (in place) + the split kernel; 64 steps cross two block
         // quantizations (every G = 32 tokens)
@@ -97,10 +124,15 @@ internal static class KvAttentionBench
             wall.Sort();
             var hs = host.OrderBy(x => x).ToList();
             double bytes = slot.AllocatedBytes;
-            add("kv decode", cfg, $"{mode}: slot step wall (append + split kernel, synchronised)", ctx, (wall[wall.Count / 2], wall[0], wall.Count), bytes, null);
-            add("kv decode", cfg, $"{mode}: slot step host µs, mean of {Steps}", ctx, (host.Average(), hs[0], Steps), 0, null);
-            add("kv decode", cfg, $"{mode}: slot step host µs, median", ctx, (hs[Steps / 2], hs[0], Steps), 0, null);
-            add("kv decode", cfg, $"{mode}: slot step host µs, max (a block-quantizing step)", ctx, (hs[^1], hs[0], Steps), 0, null);
+            void Host(string impl, double us, double bytesOrZero, double? gpu = null)
+            {
+                record(new QuantResult("kv decode", cfg, impl, ctx, us, us, bytesOrZero, bytesOrZero > 0 ? bytesOrZero / us / 1e3 : 0, null, gpu ?? double.NaN));
+                Console.WriteLine($"kv decode  {cfg,-20} {impl,-44} {ctx,6} {us,9:F1} us");
+            }
+            Host($"{mode}: slot step wall (append + kernel, synchronised)", wall[wall.Count / 2], bytes);
+            Host($"{mode}: slot step host µs, mean of {Steps}", host.Average(), 0);
+            Host($"{mode}: slot step host µs, median", hs[Steps / 2], 0);
+            Host($"{mode}: slot step host µs, max (a block-quantizing step)", hs[^1], 0);
         }
     }
 

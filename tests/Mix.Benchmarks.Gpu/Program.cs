@@ -23,7 +23,7 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// GPU benchmarks: median of CUDA-synchronised batches after warm-up, working sets above L2, GB/s over the minimum
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
-/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv]] [--only kernels|scans|scans-vs-triton|models|vision|mamba|fusion|catalog3|all]
+/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv]] [--only kernels|scans|scans-vs-triton|models|vision|mamba|mamba-quant|lm-quant|fusion|catalog3|all]
 /// [--dtype float32|bfloat16|all] [--models NAME,NAME] (catalog3: which of its models)
 /// </summary>
 internal static partial class Program
@@ -98,6 +98,11 @@ internal static partial class Program
             torch.cuda.synchronize();
             return 0;
         }
+        if (_only == "mamba-profile")
+        {
+            using (torch.no_grad()) ModelBench.ProfileMambaDecode();
+            return 0;
+        }
         if (_only == "profile")
         {
             using (torch.no_grad()) ModelBench.ProfileOnce();
@@ -106,7 +111,7 @@ internal static partial class Program
         if (_only == "scans-vs-triton")
         {
             // the official Triton side of these rows: triton_scans.py (docs/benchmarks.md)
-            using (torch.no_grad()) ScanVsTritonBench.Run(outDir, op => Time(op));
+            using (torch.no_grad()) ScanVsTritonBench.Run(outDir, op => Time(op), _quick);
             return 0;
         }
         bool kernels = _only is "all" or "kernels";
@@ -117,8 +122,10 @@ internal static partial class Program
         ModelBench.QuantDecodeOnly = _only == "mamba-quant";
         bool fusion = _only is "fusion";
         bool catalog3 = _only is "catalog3";
+        bool lmQuant = _only is "lm-quant";
         using (torch.no_grad())
         {
+            if (lmQuant) Guard(() => LmQuantBench.Run(_quick));
             if (fusion) Guard(() => FusionBench.Run(_quick));
             if (catalog3) Guard(() => Catalog3Bench.Run(_quick));
             Guard(() => Copy());
@@ -155,11 +162,11 @@ internal static partial class Program
             ScanPrimitives();
 
         Directory.CreateDirectory(outDir);
-        if (vision || mamba || fusion || catalog3)
+        if (vision || mamba || fusion || catalog3 || lmQuant)
         {
             var mjson = JsonSerializer.Serialize(new { device = info, gpu = GpuName(), results = ModelBench.Results, parts = ModelBench.Parts, notes = ModelBench.Notes },
                 new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
-            File.WriteAllText(Path.Combine(outDir, catalog3 ? "catalog3_torchsharp.json" : "models_torchsharp.json"), mjson);
+            File.WriteAllText(Path.Combine(outDir, catalog3 ? "catalog3_torchsharp.json" : lmQuant ? "lm_quant_torchsharp.json" : "models_torchsharp.json"), mjson);
             Console.WriteLine(ModelBench.Markdown());
         }
         if (!kernels && !scans) return 0;

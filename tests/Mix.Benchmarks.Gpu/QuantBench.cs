@@ -38,7 +38,7 @@ internal static class QuantBench
         if (timeGpu is not null) Guard(() => Copy(timeGpu));
         if (only != "linear")
             foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
-                Guard(() => Kv(ctx, time));
+                Guard(() => Kv(ctx, timeGpu ?? (f => { var (m, mn, n) = time(f); return (m, mn, n, double.NaN); })));
         if (only != "kv")
             foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
                 Guard(() => Linear(k, n, time, timeGpu));
@@ -76,7 +76,7 @@ internal static class QuantBench
         return (x - y).norm().item<double>() / Math.Max(y.norm().item<double>(), 1e-300);
     }
 
-    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int)> time) => KvAttentionBench.Run(ctx, time, Add, Results.Add);
+    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time) => KvAttentionBench.Run(ctx, time, Results.Add);
 
     /// <summary>One weight-only linear row: device times (µs) of every implementation at one M, and the queued device
     /// times (<see cref="Queued"/>) of cuBLAS and the tensor-core kernel.</summary>

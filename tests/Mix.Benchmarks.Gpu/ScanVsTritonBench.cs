@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Mix.Runtime.Builtins;
 using Mix.Runtime.Fused;
 using Mix.Runtime.Scans;
@@ -17,6 +18,8 @@ namespace Mix.Benchmarks.Gpu;
 /// script's JSON layout (<c>scans_vs_triton_torchsharp.json</c>), so the two files compare row by row. A scan row's
 /// impl names the path <see cref="ScanDispatch"/> took (chunked, recurrent, or the reference where no kernel is faster),
 /// and <c>chunk_size</c> is the chunked kernels' chunk (null for the recurrent kernel and the reference).
+/// <c>--quick</c> keeps what fits one device call next to <c>triton_scans.py --quick</c> (the same rows there):
+/// bfloat16 only, L = 2K and 16K at batch 1 and 4, the decode steps at batch 1, and both LMs at L = 2K and 16K.
 /// </summary>
 internal static class ScanVsTritonBench
 {
@@ -29,37 +32,50 @@ internal static class ScanVsTritonBench
 
     private static readonly List<Row> Rows = new();
 
-    public static void Run(string outDir, Func<Func<Tensor?>, (double medianUs, double minUs, int samples, double gpuUs)> time)
+    public static void Run(string outDir, Func<Func<Tensor?>, (double medianUs, double minUs, int samples, double gpuUs)> time,
+        bool quick = false)
     {
-        foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
-            foreach (long b in new long[] { 1, 4 })
-                foreach (long L in Lengths)
+        var dtypes = quick ? new[] { ScalarType.BFloat16 } : new[] { ScalarType.BFloat16, ScalarType.Float32 };
+        long[] lengths = quick ? new long[] { 2048, 16384 } : Lengths;
+        try
+        {
+            foreach (var dt in dtypes)
+                foreach (long b in new long[] { 1, 4 })
+                    foreach (long L in lengths)
+                    {
+                        Guard(() => Ssd(time, dt, b, L));
+                        Guard(() => Gla(time, dt, b, L));
+                    }
+            if (!quick)
+                foreach (long L in new long[] { 64, 128, 256, 512, 1024 })
                 {
-                    Guard(() => Ssd(time, dt, b, L));
-                    Guard(() => Gla(time, dt, b, L));
+                    Guard(() => SsdCrossover(time, L));
+                    Guard(() => GlaCrossover(time, L));
                 }
-        foreach (long L in new long[] { 64, 128, 256, 512, 1024 })
-        {
-            Guard(() => SsdCrossover(time, L));
-            Guard(() => GlaCrossover(time, L));
-        }
-        foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
-            foreach (long b in new long[] { 1, 4 })
+            foreach (var dt in dtypes)
+                foreach (long b in quick ? new long[] { 1 } : new long[] { 1, 4 })
+                {
+                    Guard(() => SsdStep(time, dt, b));
+                    Guard(() => GlaStep(time, dt, b));
+                }
+            foreach (var dt in dtypes)
             {
-                Guard(() => SsdStep(time, dt, b));
-                Guard(() => GlaStep(time, dt, b));
+                Guard(() => Lm(time, "mamba2_lm", dt, () => new Mix.Generated.Models.Mamba2Lm(), 50288, lengths));
+                Guard(() => Lm(time, "gla_lm", dt,
+                    () => new Mix.Generated.Models.GlaLm(new Mix.Generated.Models.GlaLm.Options { DModel = 768, NLayer = 12, NumHeads = 6 }),
+                    32000, lengths));
             }
-        foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
-        {
-            Guard(() => Lm(time, "mamba2_lm", dt, () => new Mix.Generated.Models.Mamba2Lm(), 50288));
-            Guard(() => Lm(time, "gla_lm", dt,
-                () => new Mix.Generated.Models.GlaLm(new Mix.Generated.Models.GlaLm.Options { DModel = 768, NLayer = 12, NumHeads = 6 }), 32000));
         }
-        Directory.CreateDirectory(outDir);
-        var json = JsonSerializer.Serialize(new { ssd = new { h = SsdHeads, p = SsdHeadDim, g = SsdGroups, n = SsdState },
-            gla = new { h = GlaHeads, K = GlaKeys, V = GlaValues }, results = Rows },
-            new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
-        File.WriteAllText(Path.Combine(outDir, "scans_vs_triton_torchsharp.json"), json);
+        finally
+        {
+            // written whatever happened above (a NaN error is written as "NaN": the JSON must not fail on it)
+            Directory.CreateDirectory(outDir);
+            var json = JsonSerializer.Serialize(new { ssd = new { h = SsdHeads, p = SsdHeadDim, g = SsdGroups, n = SsdState },
+                gla = new { h = GlaHeads, K = GlaKeys, V = GlaValues }, results = Rows },
+                new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+                    NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals });
+            File.WriteAllText(Path.Combine(outDir, "scans_vs_triton_torchsharp.json"), json);
+        }
     }
 
     private static void Guard(Action a)
@@ -124,7 +140,7 @@ internal static class ScanVsTritonBench
         var D = torch.randn(h, device: torch.CUDA);
         var bias = torch.randn(h, device: torch.CUDA) * 0.1 - 2;
         // SsdScan.Scan: the path ScanDispatch picks with fusion on, the chunked reference (chunk 64) with it off
-        var path = ScanDispatch.Ssd(L, CudaScanKernels.ChunkedFits(b, h, n, p));
+        var path = ScanDispatch.Ssd(L, CudaScanKernels.SsdChunkedFits(x, B));
         Pair(time, "ssd_scan", Label("ssd_scan", path), dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", b * L,
             () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y, Chunk(path));
     }
@@ -237,14 +253,14 @@ internal static class ScanVsTritonBench
     }
 
     private static void Lm(Func<Func<Tensor?>, (double, double, int, double)> time, string name, ScalarType dt,
-        Func<nn.Module<Tensor, Tensor>> make, long vocab)
+        Func<nn.Module<Tensor, Tensor>> make, long vocab, long[] lengths)
     {
         using var model = make();
         model.to(torch.CUDA).to(dt);
         model.eval();
         long parameters = 0;
         foreach (var t in model.parameters()) parameters += t.numel();
-        foreach (long L in Lengths)
+        foreach (long L in lengths)
         {
             using var scope = torch.NewDisposeScope();
             var ids = torch.randint(0, vocab, new long[] { 1, L }, device: torch.CUDA);

@@ -346,6 +346,7 @@ def fusion(compile_ok, dtypes):
 
 
 DECODE_ONLY = False
+DECODE_CONFIGS = ""
 
 # ---- Mamba ---------------------------------------------------------------------------------------------------
 
@@ -458,6 +459,10 @@ def mamba(compile_ok):
             configs = [("default", torch.float32, 1), ("reduce-overhead", torch.float32, 1), ("reduce-overhead", torch.bfloat16, 1),
                        ("reduce-overhead", torch.float32, 4), ("reduce-overhead", torch.float32, 16),
                        ("reduce-overhead", torch.float32, 64), ("reduce-overhead", torch.bfloat16, 16)]
+            if DECODE_CONFIGS:
+                # e.g. "reduce-overhead:float32:1,reduce-overhead:bfloat16:1": the rows a short device call can afford
+                want = {tuple(c.split(":")) for c in DECODE_CONFIGS.split(",")}
+                configs = [c for c in configs if (c[0], "float32" if c[1] == torch.float32 else "bfloat16", str(c[2])) in want]
             for mode, dt_, batch in configs:
                 name = "float32" if dt_ == torch.float32 else "bfloat16"
                 if left() < 90:
@@ -504,9 +509,11 @@ def main():
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--decode-only", action="store_true", help="mamba: only the plain-PyTorch decode steps (no HF prefill/decode)")
     ap.add_argument("--dtype", default="all", help="vision dtypes: float32, bfloat16 or all")
+    ap.add_argument("--decode-configs", default="", help="mamba: only these compiled decode rows, mode:dtype:batch,...")
     a = ap.parse_args()
-    global DECODE_ONLY
+    global DECODE_ONLY, DECODE_CONFIGS
     DECODE_ONLY = a.decode_only
+    DECODE_CONFIGS = a.decode_configs
     BUDGET = a.budget
     OUTDIR = a.out
     os.makedirs(a.out, exist_ok=True)

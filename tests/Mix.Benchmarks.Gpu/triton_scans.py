@@ -1,7 +1,7 @@
 """The official Triton scans and layers, for Mix.Benchmarks.Gpu --only scans-vs-triton (same shapes, same JSON style).
 
 Usage: python3 triton_scans.py --mamba DIR --fla DIR [--out DIR] [--budget SECONDS] [--only scans|decode|lm|all]
-                               [--dtype float32|bfloat16|all] [--check-imports]
+                               [--dtype float32|bfloat16|all] [--quick] [--check-imports]
 
 --mamba DIR holds mamba_ssm/ (state-spaces/mamba's source: modules/mamba2.py, modules/ssd_minimal.py, ops/triton/,
 distributed/, utils/torch.py, utils/determinism.py suffice) and --fla DIR holds fla/ (fla-org/flash-linear-attention).
@@ -22,6 +22,9 @@ try/except), so only the pure-Python + Triton files run.
   6 heads, vocab 32000): the zoo's mamba2_lm and gla_lm at the same shapes are measured by the C# side.
 Every sample is one call between torch.cuda.synchronize()s (host clock) after warm-up; the median is reported. Work
 that would not fit the --budget is skipped and listed in the JSON's "skipped". Output: triton_scans.json.
+--quick keeps the rows Mix.Benchmarks.Gpu --only scans-vs-triton --quick measures, so that both fit one device call:
+bfloat16 only (unless --dtype says), L = 2K and 16K (scans at batch 1 and 4, LMs at batch 1), the decode steps at
+batch 1, and only the official Triton paths (no eager or recurrent baselines). Triton's autotuning is left as it is.
 """
 import argparse, importlib, json, math, os, sys, time, traceback, types
 
@@ -30,6 +33,7 @@ SSD = dict(h=24, p=64, g=1, n=128)          # Mamba-2-130m: d_model 768, expand 
 GLA = dict(h=6, K=64, V=128)                # d_model 768, expand_k 0.5, expand_v 1, 6 heads
 
 results, skipped, notes = [], [], []
+QUICK = False
 T0 = time.perf_counter()
 BUDGET = 1e9
 OUTDIR = "."
@@ -108,6 +112,10 @@ def import_official(mamba_dir, fla_dir):
     return mods
 
 
+def lengths():
+    return (L_SET[0], L_SET[-1]) if QUICK else L_SET
+
+
 def left():
     return BUDGET - (time.perf_counter() - T0)
 
@@ -168,7 +176,7 @@ def scans(m, dts):
     for dt in dts:
         dts_ = str(dt).replace("torch.", "")
         for b in (1, 4):
-            for L in L_SET:
+            for L in lengths():
                 torch.manual_seed(0)
                 x = torch.randn(b, L, h, p, device="cuda", dtype=dt)
                 z = torch.randn(b, L, h, p, device="cuda", dtype=dt)
@@ -182,10 +190,11 @@ def scans(m, dts):
                 with torch.no_grad():
                     measure("ssd_scan", "mamba_ssm mamba_chunk_scan_combined (Triton)", dts_, b, L,
                             lambda: ssd_combined(x, dtv, A, B, C, 256, D=D, z=z, dt_bias=bias, dt_softplus=True), b * L, shape)
-                    d = F.softplus(dtv.float() + bias)
-                    Bh, Ch = B.repeat_interleave(h // g, dim=2), C.repeat_interleave(h // g, dim=2)
-                    measure("ssd_scan", "mamba_ssm ssd_minimal_discrete (eager, no D/z)", dts_, b, L,
-                            lambda: ssd_minimal(x * d.unsqueeze(-1).to(dt), (A * d).to(dt), Bh, Ch, 64), b * L, shape)
+                    if not QUICK:
+                        d = F.softplus(dtv.float() + bias)
+                        Bh, Ch = B.repeat_interleave(h // g, dim=2), C.repeat_interleave(h // g, dim=2)
+                        measure("ssd_scan", "mamba_ssm ssd_minimal_discrete (eager, no D/z)", dts_, b, L,
+                                lambda: ssd_minimal(x * d.unsqueeze(-1).to(dt), (A * d).to(dt), Bh, Ch, 64), b * L, shape)
                 del x, z, dtv, B, C
                 q = torch.randn(b, L, gh, K, device="cuda", dtype=dt)
                 k = torch.randn(b, L, gh, K, device="cuda", dtype=dt)
@@ -196,9 +205,10 @@ def scans(m, dts):
                 with torch.no_grad():
                     measure("gla_scan", "fla chunk_gla (Triton)", dts_, b, L,
                             lambda: chunk_gla(q, k, v, gk, scale=scale, output_final_state=True), b * L, shape)
-                    measure("gla_scan", "fla fused_recurrent_gla (Triton)", dts_, b, L,
-                            lambda: fused_recurrent_gla(q, k, v, gk=gk, scale=scale, output_final_state=True), b * L, shape)
-                    if L == L_SET[0]:
+                    if not QUICK:
+                        measure("gla_scan", "fla fused_recurrent_gla (Triton)", dts_, b, L,
+                                lambda: fused_recurrent_gla(q, k, v, gk=gk, scale=scale, output_final_state=True), b * L, shape)
+                    if L == L_SET[0] and not QUICK:
                         measure("gla_scan", "fla naive_recurrent_gla (eager loop)", dts_, b, L,
                                 lambda: naive_gla(q, k, v, gk, output_final_state=True), b * L, shape)
                 del q, k, v, gk
@@ -214,7 +224,7 @@ def decode(m, dts):
     gh, K, V = GLA["h"], GLA["K"], GLA["V"]
     for dt in dts:
         dts_ = str(dt).replace("torch.", "")
-        for b in (1, 4):
+        for b in (1,) if QUICK else (1, 4):
             torch.manual_seed(0)
             state = torch.randn(b, h, p, n, device="cuda", dtype=dt)
             x = torch.randn(b, h, p, device="cuda", dtype=dt)
@@ -283,7 +293,7 @@ def lms(m, dts):
                 traceback.print_exc()
                 continue
             params = sum(t.numel() for t in model.parameters())
-            for L in L_SET:
+            for L in lengths():
                 ids = torch.randint(0, vocab, (1, L), device="cuda")
                 fwd = (lambda: model(ids)) if name == "mamba2_lm" else (lambda: model(input_ids=ids, use_cache=False).logits)
                 with torch.no_grad():
@@ -295,7 +305,7 @@ def lms(m, dts):
 def dump():
     import torch
     with open(os.path.join(OUTDIR, "triton_scans.json"), "w") as f:
-        json.dump(dict(torch=torch.__version__, device=torch.cuda.get_device_name(), ssd=SSD, gla=GLA, results=results,
+        json.dump(dict(torch=torch.__version__, device=torch.cuda.get_device_name(), quick=QUICK, ssd=SSD, gla=GLA, results=results,
                        skipped=skipped, notes=notes, versions=VERSIONS), f, indent=1)
 
 
@@ -303,14 +313,16 @@ VERSIONS = {}
 
 
 def main():
-    global BUDGET, OUTDIR
+    global BUDGET, OUTDIR, QUICK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mamba", required=True, help="folder holding mamba_ssm/ (state-spaces/mamba source)")
     ap.add_argument("--fla", required=True, help="folder holding fla/ (fla-org/flash-linear-attention source)")
     ap.add_argument("--out", default=".")
     ap.add_argument("--budget", type=float, default=1e9, help="seconds; work that would not fit is skipped")
     ap.add_argument("--only", default="all", choices=("scans", "decode", "lm", "all"))
-    ap.add_argument("--dtype", default="all", choices=("float32", "bfloat16", "all"))
+    ap.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "all"),
+                    help="default: all, or bfloat16 with --quick")
+    ap.add_argument("--quick", action="store_true", help="the rows of the C# side's --quick only (see above)")
     ap.add_argument("--check-imports", action="store_true",
                     help="import the official files (with a placeholder triton where none is installed) and stop")
     a = ap.parse_args()
@@ -351,12 +363,13 @@ def main():
         VERSIONS["triton"] = triton.__version__
     except ImportError:
         fail("triton is not installed: the official kernels need it", 3)
-    BUDGET, OUTDIR = a.budget, a.out
+    BUDGET, OUTDIR, QUICK = a.budget, a.out, a.quick
     os.makedirs(OUTDIR, exist_ok=True)
     mods = import_official(mamba_dir, fla_dir)
     VERSIONS.update(torch=torch.__version__, fla=getattr(sys.modules.get("fla"), "__version__", "?"))
     print(f"torch {torch.__version__}, triton {VERSIONS['triton']}, fla {VERSIONS['fla']}, {torch.cuda.get_device_name()}", flush=True)
-    dts = [torch.bfloat16, torch.float32] if a.dtype == "all" else [getattr(torch, a.dtype)]
+    dtype = a.dtype or ("bfloat16" if a.quick else "all")
+    dts = [torch.bfloat16, torch.float32] if dtype == "all" else [getattr(torch, dtype)]
     for part, fn in (("scans", scans), ("decode", decode), ("lm", lms)):
         if a.only in ("all", part):
             try:

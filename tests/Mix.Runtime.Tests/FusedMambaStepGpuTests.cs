@@ -142,15 +142,19 @@ public class FusedMambaStepGpuTests
     }
 
     /// <summary>
-    /// An int8 (per-channel) copy of the LM decodes through the fused step too (in_proj, x_proj and out_proj read their
-    /// codes and scales in the kernels; dt_proj and the head stay full precision, the quantizer's default), against the
-    /// same quantized model's full forward (the reference path dequantizes): float32 1e-4, bfloat16 3e-2 relative.
+    /// An int8 (per-channel) or int4 (grouped) copy of the LM decodes through the fused step too (in_proj, x_proj and
+    /// out_proj read their codes, scales and zero points in the kernels; dt_proj and the head stay full precision, the
+    /// quantizer's default), against the same quantized model's full forward (the reference path dequantizes): float32
+    /// 1e-4, bfloat16 3e-2 relative. int4 groups of 32 take the 16-byte loads, groups of 8 the scalar ones.
     /// </summary>
     [Theory]
-    [InlineData("f32", 1, 64)]
-    [InlineData("f32", 3, 40)]
-    [InlineData("bf16", 2, 64)]
-    public void Int8DecodeStepsEqualTheFullForward(string dtype, int batch, int dModel)
+    [InlineData("int8", "f32", 1, 64)]
+    [InlineData("int8", "f32", 3, 40)]
+    [InlineData("int8", "bf16", 2, 64)]
+    [InlineData("int4", "f32", 1, 64)]
+    [InlineData("int4", "f32", 3, 40)]
+    [InlineData("int4", "bf16", 2, 64)]
+    public void QuantizedDecodeStepsEqualTheFullForward(string mode, string dtype, int batch, int dModel)
     {
         Gpu.Require();
         var io = Gpu.Dtype(dtype);
@@ -166,7 +170,8 @@ public class FusedMambaStepGpuTests
         model.eval();
         Mix.Runtime.Quantization.Quantizer.Quantize(model, new Mix.Runtime.Quantization.QuantizationOptions
         {
-            Mode = Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel,
+            Mode = mode == "int8" ? Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel : Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped,
+            GroupSize = dModel % 32 == 0 ? 32 : 8,
         });
         var lm = new CausalModel(model, 89);
         const int prompt = 4, steps = 4;

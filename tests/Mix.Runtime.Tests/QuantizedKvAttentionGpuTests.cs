@@ -81,9 +81,12 @@ public class QuantizedKvAttentionGpuTests
             var m = Mask(queries, false, s);
             var o = slot.Attend(q, k, v, m, scale);
             Assert.Equal("split", slot.LastAttendPath);
+            Assert.Equal(mode == "VidKv" ? "split" : "staged", QuantizedKvAttention.LastKernel);
             Assert.Equal(dt, o.dtype);
             var (_, _, allowed) = twin.Update(k, v, m);
-            var (dk, dv) = slot.DequantizedKeysValues();
+            // float64 dequantization: the kernel's own numbers (a cache rounded to float16 or bfloat16 would add its own
+            // rounding, amplified by the outlier channel of both keys and queries; see QuantizedKvAttentionMatchesReference)
+            var (dk, dv) = slot.DequantizedKeysValues(ScalarType.Float64);
             var reference = CachedAttention.Attend(F64Cpu(q), F64Cpu(dk), F64Cpu(dv), allowed.cpu(), scale);
             Assert.InRange(Gpu.RelErr(o, reference), 0, tol);
             // the same cache through the explicit-mask entry, one split and an uneven split count, and the first generation
@@ -96,6 +99,11 @@ public class QuantizedKvAttentionGpuTests
             var causal = slot.TrySplitAttention(q, null, scale, 5);
             Assert.NotNull(causal);
             Assert.InRange(Gpu.RelErr(causal, reference), 0, tol);
+            // the second-generation kernel on the same cache (KIVI's staged kernel replaced it; VidKV still takes it)
+            var second = slot.TrySplitAttention(q, null, scale, staged: false);
+            Assert.NotNull(second);
+            Assert.Equal("split", QuantizedKvAttention.LastKernel);
+            Assert.InRange(Gpu.RelErr(second, reference), 0, tol);
             if (queries <= QuantizedOps.MaxFusedQueries)
             {
                 var first = slot.TryFirstGenerationAttention(q, allowed, scale);

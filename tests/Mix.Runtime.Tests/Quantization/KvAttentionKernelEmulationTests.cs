@@ -46,7 +46,7 @@ using std::min;
 #define __forceinline__ inline
 #define __global__
 #define __restrict__
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 #define __shared__ static
 struct float4 { float x, y, z, w; };
 struct uint2 { unsigned int x, y; };
@@ -55,7 +55,7 @@ struct D3 { unsigned x, y, z; };
 thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
 static std::barrier<>* block_barrier;
 static std::barrier<>* warp_barriers[32];
-static float shuffle_slots[1024];
+static long long shuffle_slots[1024];
 static inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
 template <class T> static T __ldg(const T* p) { return *p; }
 static inline float __int_as_float(int u) { float f; std::memcpy(&f, &u, 4); return f; }
@@ -65,14 +65,24 @@ static inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f
 template <class T> static T __shfl_down_sync(unsigned, T v, int) { return v; }
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
 static void __syncwarp() { warp_barriers[threadIdx.x >> 5]->arrive_and_wait(); }
-static float __shfl_sync(unsigned, float v, int src) {
-  shuffle_slots[threadIdx.x] = v; __syncwarp();
-  float r = shuffle_slots[(threadIdx.x & ~31u) + (unsigned)(src & 31)]; __syncwarp(); return r;
+template <class T> static T __shfl_sync(unsigned, T v, int src) {
+  static_assert(sizeof(T) <= 8);
+  std::memcpy(&shuffle_slots[threadIdx.x], &v, sizeof(T)); __syncwarp();
+  T r; std::memcpy(&r, &shuffle_slots[(threadIdx.x & ~31u) + (unsigned)(src & 31)], sizeof(T)); __syncwarp(); return r;
 }
 static float __shfl_xor_sync(unsigned, float v, int o) {
-  shuffle_slots[threadIdx.x] = v; __syncwarp();
-  float r = shuffle_slots[threadIdx.x ^ (unsigned)o]; __syncwarp(); return r;
+  std::memcpy(&shuffle_slots[threadIdx.x], &v, 4); __syncwarp();
+  float r; std::memcpy(&r, &shuffle_slots[threadIdx.x ^ (unsigned)o], 4); __syncwarp(); return r;
 }
+// cp.async as a plain copy (complete at once), the arrival counter as a host atomic (blocks run one after another)
+#define KVA_HOST_ASYNC 1
+#define __align__(n) __attribute__((aligned(n)))
+template <int N> static void kva_cp(void* smem, const void* gmem) { std::memcpy(smem, gmem, N); }
+static void kva_commit() {}
+template <int N> static void kva_wait() {}
+static void __threadfence() {}
+template <class T> static T __ldcg(const T* p) { return *p; }
+static unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 static float kva_h2f(unsigned short h) {
   const unsigned s = (h >> 15) & 1u, e = (h >> 10) & 31u, m = h & 1023u;
   float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024u), (int)e - 25);
@@ -132,6 +142,7 @@ int main(int argc, char** argv) {
     auto tk = arr(), tv = arr(), allowed = arr(), valid = arr(), expect = arr();
     const int T = NB * G + Tt;
     const int chunks = NB * (G / 32) + (Tt + 31) / 32;
+    const int S0 = S;
     int cps = (chunks + S - 1) / S; S = (chunks + cps - 1) / cps;
     std::vector<float> po((size_t)B * Hq * S * nq * D), pml((size_t)B * Hq * S * nq * 2), out((size_t)B * Hq * nq * D, -7.0f);
     const float scaleLog2 = (float)(1.0 / std::sqrt((double)D) * 1.4426950408889634);
@@ -148,6 +159,29 @@ int main(int argc, char** argv) {
     double err = 0, mag = 0;
     for (size_t i = 0; i < out.size(); i++) { err = std::max(err, std::fabs(out[i] - ref[i])); mag = std::max(mag, std::fabs(ref[i])); }
     printf("case%d %.6g %.6g %d", cs, err, mag, S);
+#if MIX_KV != 2
+    {
+      // the staged kernel (KIVI): as QuantizedKvAttention splits a forced count (at least one chunk per warp), one block
+      // per split, the merge done by the last block of each head (the counters must be zero again afterwards)
+      int S3 = std::max(1, std::min(S0, std::min((chunks + KVA_FW - 1) / KVA_FW, 512)));
+      const int cpb = (chunks + S3 - 1) / S3; S3 = (chunks + cpb - 1) / cpb;
+      std::vector<float> po3((size_t)B * Hq * S3 * nq * D, NAN), pml3((size_t)B * Hq * S3 * nq * 2, NAN), out3(out.size(), -7.0f);
+      std::vector<unsigned> counters((size_t)B * Hq, 0u);
+      auto body3 = [&] {
+        auto a = [&](auto f) { f(ptr<float>(q), NB ? table.data() : nullptr, ptr<float>(tk), ptr<float>(tv), (long long)cap * D,
+            ptr<unsigned char>(allowed), ptr<unsigned char>(valid), vstride, po3.data(), pml3.data(), counters.data(), out3.data(), Hq, Hkv,
+            nq, qpos0, G, NB, Tt, gv, cpb, S3, scaleLog2); };
+        if (nq == 1) a(kva_fast_q1); else if (nq == 2) a(kva_fast_q2); else a(kva_fast_q4);
+      };
+      launch({ (unsigned)S3, (unsigned)Hq, (unsigned)B }, KVA_FW * 32, body3);
+      double err3 = 0;
+      for (size_t i = 0; i < out3.size(); i++) { const double d = std::fabs(out3[i] - ref[i]); if (!(d <= err3)) err3 = d; }
+      if (!(err3 == err3)) err3 = 1e30;
+      unsigned left = 0;
+      for (unsigned c : counters) left += c;
+      printf(" staged %.6g %d %u", err3, S3, left);
+    }
+#endif
     // the block quantizer: the raw rows of the first block (and a few more), quantized and shifted by kva_quantize
     const int qlen = rd();
     auto rawK = arr(), rawV = arr();
@@ -207,6 +241,12 @@ int main(int argc, char** argv) {
         new(KvQuantMode.Kivi4, 2, 1, 1, 256, 32, 2, 40, 4, 2, "valid", 2),
         // KIVI-2: blocks of 64 tokens (two chunks each), no tail, grouped-query heads, 2 queries, left padding
         new(KvQuantMode.Kivi2, 2, 1, 2, 128, 64, 3, 0, 2, 4, "valid", 3),
+        // KIVI-4: 21 blocks + 13 tail tokens in 2 splits (the staged kernel's warps pipeline several chunks each),
+        // grouped-query heads, left padding; and 9 blocks of 64 tokens + a tail of 31 in 3 splits, an explicit mask
+        new(KvQuantMode.Kivi4, 2, 1, 2, 128, 32, 21, 13, 1, 2, "valid", 8),
+        new(KvQuantMode.Kivi4, 1, 2, 2, 128, 64, 9, 31, 2, 3, "allowed", 9),
+        // KIVI-2: 160 channels (ten lanes per token in the value pass, two idle lanes), 11 blocks, no tail, one split
+        new(KvQuantMode.Kivi2, 1, 1, 1, 160, 32, 11, 0, 1, 1, "causal", 10),
         // KIVI-2: a single split, 32 channels (16 tokens per value pass); the tail alone, then blocks + tail
         new(KvQuantMode.Kivi2, 1, 1, 1, 32, 32, 0, 20, 1, 1, "causal", 4),
         new(KvQuantMode.Kivi2, 1, 1, 1, 32, 32, 2, 5, 1, 1, "causal", 5),
@@ -360,7 +400,7 @@ int main(int argc, char** argv) {
             {
                 string name = $"kva_{QuantizedOps.KvCode(group.Key.Mode)}_{group.Key.D}";
                 var source = string.Join("\n", $"#define MIX_KV {QuantizedOps.KvCode(group.Key.Mode)}\n#define KVA_D {group.Key.D}",
-                    Emulation, FusedKernelSources.Prelude, KvAttentionKernelSources.Source, Harness);
+                    Emulation, FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged, Harness);
                 File.WriteAllText(Path.Combine(dir, name + ".cpp"), source);
                 using (var f = File.Create(Path.Combine(dir, name + ".bin")))
                 using (var w = new BinaryWriter(f))
@@ -392,6 +432,15 @@ int main(int argc, char** argv) {
                     double mag = double.Parse(parts[2], CultureInfo.InvariantCulture);
                     results.Add($"{c}: max err {err:G3} (|ref| ≤ {mag:G3}, {parts[3]} splits)");
                     Assert.True(err <= 2e-5 * (1 + mag), $"{c}: max |error| {err} vs max |reference| {mag}");
+                    int si = Array.IndexOf(parts, "staged");
+                    if (c.Mode != KvQuantMode.VidKv)
+                    {
+                        Assert.True(si > 0, $"{c}: the staged kernel did not run: {line}");
+                        double err3 = double.Parse(parts[si + 1], CultureInfo.InvariantCulture);
+                        results.Add($"{c}: staged kernel max err {err3:G3} ({parts[si + 2]} blocks per head)");
+                        Assert.True(err3 <= 2e-5 * (1 + mag), $"{c}: staged kernel max |error| {err3} vs max |reference| {mag}");
+                        Assert.True(parts[si + 3] == "0", $"{c}: the staged kernel left its arrival counters at {parts[si + 3]}");
+                    }
                     Assert.True(mag > 0.05, $"{c}: the reference output is degenerate ({mag})");
                 }
             }

@@ -13,7 +13,8 @@ namespace Mix.Runtime.Tests.Scans;
 /// built-ins emulated (one OS thread per CUDA thread, warp shuffles as block barriers), against the step's equations
 /// in double precision written in the harness: RMSNorm → in_proj → conv step + SiLU → x_proj → dt, state update, skip,
 /// gate → out_proj + residual, and the shifted conv state. Batches that take two block rows and a partial one, weight
-/// rows of 16-byte vectors and of odd lengths, float and int8 per-row (codes + scales) projection weights. Needs g++ (C++20); skipped without it. Tolerance 1e-5 relative (float32
+/// rows of 16-byte vectors and of odd lengths, float, int8 per-row (codes + scales) and int4 grouped (packed codes + scales + zero
+/// points) projection weights. Needs g++ (C++20); skipped without it. Tolerance 1e-5 relative (float32
 /// kernel, double reference).
 /// </summary>
 public class MambaStepKernelEmulationTests
@@ -85,7 +86,29 @@ static void quantize(std::vector<float>& w, int rows, int K, std::vector<signed 
   }
 }
 
-static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3, bool q8 = false) {
+// int4 grouped quantization as the library stores it: codes 0..15 packed two per byte (low nibble = even index), a float32
+// scale and a uint8 zero point per group of G inputs; the float weights become their dequantized values.
+static void quantize4(std::vector<float>& w, int rows, int K, int G, std::vector<unsigned char>& packed, std::vector<float>& scale,
+                      std::vector<unsigned char>& zero) {
+  int ng = K / G;
+  packed.assign((size_t)rows * K / 2, 0); scale.assign((size_t)rows * ng, 0); zero.assign((size_t)rows * ng, 0);
+  for (int r = 0; r < rows; r++)
+    for (int g = 0; g < ng; g++) {
+      float lo = 0, hi = 0;
+      for (int k = g * G; k < (g + 1) * G; k++) { lo = std::min(lo, w[r * K + k]); hi = std::max(hi, w[r * K + k]); }
+      float sc = std::max((hi - lo) / 15, 1e-12f);
+      int z = std::max(0, std::min(15, (int)std::lround(-lo / sc)));
+      scale[r * ng + g] = sc; zero[r * ng + g] = (unsigned char)z;
+      for (int k = g * G; k < (g + 1) * G; k++) {
+        int c = std::max(0, std::min(15, (int)std::lround(w[r * K + k] / sc + z)));
+        packed[((size_t)r * K + k) / 2] |= (unsigned char)(k % 2 ? c << 4 : c);
+        w[r * K + k] = (c - z) * sc;
+      }
+    }
+}
+
+// q: 0 float weights, 1 int8 per row, 2 int4 in groups of G.
+static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3, int q = 0, int QG = 32) {
   int P = R + 2 * N;
   std::vector<float> x(B * dim), g(dim), win(2 * I * dim), bin(2 * I), cw(I * W), cb(I), wx(P * I), wdt(I * R), bdt(I),
       alog(I * N), dsk(I), wout(dim * I), bout(dim), cs(B * I * (W - 1) + 1), hs(B * I * N), xz(B * 2 * I), dbc(B * P),
@@ -94,23 +117,28 @@ static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm
   fill(wx, -0.3f, 0.3f); fill(wdt, -0.5f, 0.5f); fill(bdt, -3, -1); fill(alog, -1, 1.5f); fill(dsk, -1, 1); fill(wout, -0.3f, 0.3f);
   fill(bout, -0.2f, 0.2f); fill(cs, -1, 1); fill(hs, -1, 1);
   std::vector<signed char> qin, qx, qout; std::vector<float> sin_, sx, sout;
-  if (q8) { quantize(win, 2 * I, dim, qin, sin_); quantize(wx, P, I, qx, sx); quantize(wout, dim, I, qout, sout); }
-  int vd = dim % (q8 ? 16 : 4) == 0, vi = I % (q8 ? 16 : 4) == 0;
-  const void* pin = q8 ? (const void*)qin.data() : (const void*)win.data();
-  const void* px = q8 ? (const void*)qx.data() : (const void*)wx.data();
-  const void* pout = q8 ? (const void*)qout.data() : (const void*)wout.data();
-  const float* scin = q8 ? sin_.data() : nullptr; const float* scx = q8 ? sx.data() : nullptr; const float* scout = q8 ? sout.data() : nullptr;
+  std::vector<unsigned char> pin4, px4, pout4, zin, zx, zout;
+  if (q == 1) { quantize(win, 2 * I, dim, qin, sin_); quantize(wx, P, I, qx, sx); quantize(wout, dim, I, qout, sout); }
+  if (q == 2) { quantize4(win, 2 * I, dim, QG, pin4, sin_, zin); quantize4(wx, P, I, QG, px4, sx, zx); quantize4(wout, dim, I, QG, pout4, sout, zout); }
+  auto vec = [&](int k) { return q == 2 ? (k % 32 == 0 && QG % 32 == 0) : k % (q ? 16 : 4) == 0; };
+  int vd = vec(dim), vi = vec(I), qg = q == 2 ? QG : 0;
+  const void* pin = q == 1 ? (const void*)qin.data() : q == 2 ? (const void*)pin4.data() : (const void*)win.data();
+  const void* px = q == 1 ? (const void*)qx.data() : q == 2 ? (const void*)px4.data() : (const void*)wx.data();
+  const void* pout = q == 1 ? (const void*)qout.data() : q == 2 ? (const void*)pout4.data() : (const void*)wout.data();
+  const float* scin = q ? sin_.data() : nullptr; const float* scx = q ? sx.data() : nullptr; const float* scout = q ? sout.data() : nullptr;
+  const unsigned char* zpin = q == 2 ? zin.data() : nullptr; const unsigned char* zpx = q == 2 ? zx.data() : nullptr;
+  const unsigned char* zpout = q == 2 ? zout.data() : nullptr;
   unsigned gy = blocks(B, nb);
   launch({ blocks(2 * I, 8 / s1), gy, 1 }, 256, [&] {
-    mamba_step_in_proj(x.data(), norm ? g.data() : nullptr, 1e-5f, pin, scin, q8, bin.data(), xz.data(), B, dim, 2 * I, nb, vd, s1); });
+    mamba_step_in_proj(x.data(), norm ? g.data() : nullptr, 1e-5f, pin, scin, q, zpin, qg, bin.data(), xz.data(), B, dim, 2 * I, nb, vd, s1); });
   launch({ blocks(P, 8 / s2), gy, 1 }, 256, [&] {
-    mamba_step_x_proj(xz.data(), cs.data(), cw.data(), cb.data(), px, scx, q8, dbc.data(), B, I, W, P, nb, vi, s2); });
+    mamba_step_x_proj(xz.data(), cs.data(), cw.data(), cb.data(), px, scx, q, zpx, qg, dbc.data(), B, I, W, P, nb, vi, s2); });
   int G = 1; while (G < N) G <<= 1;
   launch({ blocks(I * G, 256), (unsigned)B, 1 }, 256, [&] {
     mamba_step_scan(xz.data(), cs.data(), cs2.data(), cw.data(), cb.data(), dbc.data(), wdt.data(), bdt.data(), alog.data(),
                     dsk.data(), hs.data(), hs2.data(), y.data(), B, I, W, R, N, G); });
   launch({ blocks(dim, 8 / s3), gy, 1 }, 256, [&] {
-    mamba_step_out_proj(y.data(), pout, scout, q8, bout.data(), residual ? x.data() : nullptr, out.data(), B, I, dim, nb, vi, s3); });
+    mamba_step_out_proj(y.data(), pout, scout, q, zpout, qg, bout.data(), residual ? x.data() : nullptr, out.data(), B, I, dim, nb, vi, s3); });
   double err = 0;
   auto check = [&](double want, float got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
   for (int b = 0; b < B; b++) {
@@ -156,8 +184,12 @@ int main() {
   // no norm, no residual, no conv history
   printf("plain %.3g\n", step(2, 12, 24, 1, 2, 3, 1, false, false, 8, 1, 4));
   // int8 codes: rows of whole 16-byte vectors with splits, then rows that are not
-  printf("int8 %.3g\n", step(5, 32, 48, 4, 4, 4, 2, true, true, 2, 8, 2, true));
-  printf("int8-odd %.3g\n", step(3, 10, 30, 3, 3, 5, 8, true, true, 4, 8, 8, true));
+  printf("int8 %.3g\n", step(5, 32, 48, 4, 4, 4, 2, true, true, 2, 8, 2, 1));
+  printf("int8-odd %.3g\n", step(3, 10, 30, 3, 3, 5, 8, true, true, 4, 8, 8, 1));
+  // int4 groups: whole 32-code vectors over two groups of 32 and one of 64 with splits, then groups of 8 (scalar loads)
+  printf("int4 %.3g\n", step(5, 64, 64, 4, 4, 4, 2, true, true, 2, 8, 2, 2, 32));
+  printf("int4-g64 %.3g\n", step(3, 128, 64, 4, 6, 4, 8, true, true, 4, 8, 4, 2, 64));
+  printf("int4-odd %.3g\n", step(3, 24, 40, 3, 3, 5, 8, true, true, 4, 8, 8, 2, 8));
   return 0;
 }
 """;
@@ -192,7 +224,7 @@ int main() {
             var (rc, output) = Run(Path.Combine(dir, "step"), "", dir);
             Assert.True(rc == 0, output);
             var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(5, lines.Length);
+            Assert.Equal(8, lines.Length);
             foreach (var line in lines)
             {
                 var parts = line.Split(' ');

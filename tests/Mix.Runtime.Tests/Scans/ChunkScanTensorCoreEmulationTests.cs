@@ -1,0 +1,213 @@
+using System;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Mix.Runtime.Fused;
+using Xunit;
+
+namespace Mix.Runtime.Tests.Scans;
+
+/// <summary>
+/// The tensor-core SSD kernels of <see cref="ChunkScanKernelSources"/> (chunk_state_ssd_tc, chunk_output_ssd_tc, with
+/// chunk_state_pass between them, as <see cref="CudaScanKernels"/> launches them for bfloat16) compiled as C++ with the
+/// CUDA built-ins emulated: one OS thread per CUDA thread, barriers for <c>__syncthreads</c>, and
+/// <c>mma.sync.m16n8k16</c> as a warp collective computed from the PTX ISA's fragment layouts (A: rows g, g+8 and
+/// columns 2t, 2t+1, +8; B: rows 2t, 2t+1, +8 of column g; C: rows g, g+8, columns 2t, 2t+1; g = lane/4, t = lane%4),
+/// independently of how the kernels stage their fragments. bfloat16 and float16 I/O (bit patterns and round-to-nearest
+/// as the prelude's conversions), against the recurrence in double over the same rounded inputs: SSD with a partial last
+/// chunk, groups, two value tiles, three key tiles, D skip, silu(z) gate and an initial state. Bounds on the relative L2
+/// error: outputs 6e-3 (bfloat16) / 1e-3 (float16): the output's own rounding and the rounded scores and entering state
+/// (measured 2.2e-3 / 2.8e-4); final state 2e-5 (measured ~2.5e-6: the weighted keys enter as a rounded half plus its
+/// rounding error). A fragment-layout error is O(1). Needs g++ (C++20); skipped without it.
+/// </summary>
+public class ChunkScanTensorCoreEmulationTests
+{
+    private const string Emulation = """
+#include <cstring>
+#include <cmath>
+#include <algorithm>
+#include <barrier>
+#include <thread>
+#include <vector>
+#include <cstdio>
+#include <random>
+#include <cstdlib>
+using std::min;
+#define __device__
+#define __forceinline__ inline
+#define __global__
+#define __restrict__
+#define __launch_bounds__(x)
+#define __shared__ static
+#define __expf expf
+#define __align__(n) __attribute__((aligned(n)))
+struct alignas(16) float4 { float x, y, z, w; };
+inline float4 make_float4(float a, float b, float c, float d) { return { a, b, c, d }; }
+struct D3 { unsigned x, y, z; };
+thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
+typedef unsigned short io_t;
+static inline float bits_f(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline unsigned f_bits(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+#if MIX_T == 2
+inline float to_f(io_t v) { return bits_f((unsigned)v << 16); }
+inline io_t from_f(float f) {
+  unsigned u = f_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (io_t)((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (io_t)(u >> 16);
+}
+#else
+inline float to_f(io_t v) { _Float16 h; std::memcpy(&h, &v, 2); return (float)h; }
+inline io_t from_f(float f) { _Float16 h = (_Float16)f; io_t v; std::memcpy(&v, &h, 2); return v; }
+#endif
+inline float silu_f(float x) { return x / (1.0f + expf(-x)); }
+static std::barrier<>* block_barrier;
+static std::barrier<>* warp_barriers[32];
+static void __syncthreads() { block_barrier->arrive_and_wait(); }
+static unsigned emu_a[1024][4], emu_b[1024][2];
+// the warp publishes its fragments; every lane computes its four accumulators from the PTX ISA's m16n8k16 layouts
+static void emu_mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  const unsigned tid = threadIdx.x, base = tid & ~31u, lane = tid & 31u;
+  for (int i = 0; i < 4; i++) emu_a[tid][i] = a[i];
+  emu_b[tid][0] = b0; emu_b[tid][1] = b1;
+  warp_barriers[tid / 32]->arrive_and_wait();
+  const unsigned g = lane >> 2, t = lane & 3;
+  for (int i = 0; i < 4; i++) {
+    const unsigned row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+    double sum = 0;
+    for (unsigned k = 0; k < 16; k++) {
+      const unsigned ar = emu_a[base + 4 * (row & 7) + ((k & 7) >> 1)][(row >> 3) + 2 * (k >> 3)];
+      const unsigned br = emu_b[base + 4 * col + ((k & 7) >> 1)][k >> 3];
+      sum += (double)to_f((io_t)(ar >> (16 * (k & 1)))) * to_f((io_t)(br >> (16 * (k & 1))));
+    }
+    c[i] = (float)((double)c[i] + sum);
+  }
+  warp_barriers[tid / 32]->arrive_and_wait();
+}
+template <class F> static void launch(D3 grid, unsigned threads, F body) {
+  blockDim = { threads, 1, 1 }; gridDim = grid;
+  for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
+    blockIdx = { x, y, z };
+    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
+    std::vector<std::barrier<>*> wb;
+    for (unsigned w = 0; w < threads / 32; w++) { wb.push_back(new std::barrier<>(32)); warp_barriers[w] = wb.back(); }
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
+    for (auto& t : ts) t.join();
+    for (auto* p : wb) delete p;
+  }
+}
+""";
+
+    private const string Harness = """
+static std::mt19937 rng(7);
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+// SSD through chunk_state_ssd_tc, chunk_state_pass, chunk_output_ssd_tc against the recurrence in double over the same
+// (rounded) inputs: relative L2 errors of the outputs and of the final state.
+static void ssd(const char* name, int B, int T, int H, int G, int K, int V, bool full) {
+  int hpg = H / G, NC = ceil_div(T, CQ);
+  std::normal_distribution<float> nd(0, 1); std::uniform_real_distribution<float> ud(0, 1);
+  std::vector<io_t> q(B * T * G * K), k(q.size()), v(B * T * H * V), z(v.size()), o(v.size());
+  std::vector<float> dt(B * T * H), A(H), Dp(H * V), s0(B * H * K * V), sT(B * H * K * V, NAN),
+      states((size_t)B * H * NC * K * V, NAN), decays((size_t)B * H * NC, NAN);
+  for (auto& x : q) x = from_f(nd(rng) * 0.5f);
+  for (auto& x : k) x = from_f(nd(rng) * 0.5f);
+  for (auto& x : v) x = from_f(nd(rng));
+  for (auto& x : z) x = from_f(nd(rng));
+  for (auto& x : dt) x = full ? std::log1p(std::exp(nd(rng) - 1.0f)) : ud(rng) * 0.2f + 0.01f;
+  for (auto& x : A) x = -ud(rng) * 2 - 0.1f;
+  for (auto& x : Dp) x = nd(rng);
+  for (auto& x : s0) x = nd(rng);
+  for (auto& x : o) x = from_f(NAN);
+  launch({ (unsigned)NC, (unsigned)(ceil_div(V, 64) * ceil_div(K, 64)), (unsigned)(B * H) }, 256, [&] {
+    chunk_state_ssd_tc(k.data(), v.data(), dt.data(), A.data(), states.data(), decays.data(), T, H, hpg, K, V);
+  });
+  launch({ (unsigned)ceil_div(K * V, 256), (unsigned)(B * H), 1 }, 256, [&] {
+    chunk_state_pass(states.data(), decays.data(), full ? s0.data() : nullptr, sT.data(), NC, K, V, 1);
+  });
+  launch({ (unsigned)NC, (unsigned)ceil_div(V, 64), (unsigned)(B * H) }, 256, [&] {
+    chunk_output_ssd_tc(q.data(), k.data(), v.data(), dt.data(), A.data(), full ? Dp.data() : nullptr, full ? z.data() : nullptr,
+                        states.data(), o.data(), T, H, hpg, K, V);
+  });
+  double on = 0, oe = 0, sn = 0, se = 0;
+  for (int b = 0; b < B; b++) for (int h = 0; h < H; h++) {
+    int hq = h / hpg;
+    std::vector<double> S(K * V);
+    for (int i = 0; i < K * V; i++) S[i] = full ? s0[(b * H + h) * K * V + i] : 0.0;
+    for (int t = 0; t < T; t++) {
+      long row = (long)b * T + t;
+      double d = dt[row * H + h], dec = std::exp(d * A[h]);
+      for (int kk = 0; kk < K; kk++) for (int c = 0; c < V; c++)
+        S[kk * V + c] = dec * S[kk * V + c] + (double)to_f(k[(row * G + hq) * K + kk]) * d * to_f(v[(row * H + h) * V + c]);
+      for (int c = 0; c < V; c++) {
+        double acc = 0;
+        for (int kk = 0; kk < K; kk++) acc += (double)to_f(q[(row * G + hq) * K + kk]) * S[kk * V + c];
+        long off = (row * H + h) * V + c;
+        if (full) { acc += (double)Dp[h * V + c] * to_f(v[off]); double zz = to_f(z[off]); acc *= zz / (1 + std::exp(-zz)); }
+        double got = to_f(o[off]);
+        if (!std::isfinite(got)) { printf("%s nonfinite\n", name); return; }
+        on += acc * acc; oe += (acc - got) * (acc - got);
+      }
+    }
+    for (int i = 0; i < K * V; i++) { double got = sT[(b * H + h) * K * V + i]; sn += S[i] * S[i]; se += (S[i] - got) * (S[i] - got); }
+  }
+  printf("%s %.3g %.3g\n", name, std::sqrt(oe / on), std::sqrt(se / sn));
+}
+
+int main() {
+  ssd("ssd-tc", 2, 150, 4, 2, 40, 70, true);            // 3 chunks (last partial), groups, 2 value tiles, D, z, initial state
+  ssd("ssd-tc-keys", 1, 64, 2, 1, 130, 16, false);      // 3 key tiles, one full chunk
+#if MIX_T == 2
+  ssd("ssd-tc-mamba2", 1, 200, 2, 1, 128, 64, false);   // Mamba-2's head sizes
+#endif
+  return 0;
+}
+""";
+
+    private static string? Which(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+
+    private static (int code, string output) Run(string file, string args, string dir)
+    {
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    [Theory]
+    [InlineData(2, 6e-3, 3)]   // bfloat16
+    [InlineData(1, 1e-3, 2)]   // float16
+    public void TensorCoreSsdKernelsMatchTheRecurrenceWhenEmulated(int dtype, double outputBound, int cases)
+    {
+        var gxx = Which("g++");
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        var dir = Directory.CreateTempSubdirectory("mix-chunk-scan-tc-emulation").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "tc.cpp"), string.Join("\n", Emulation, ChunkScanKernelSources.Source, Harness));
+            var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -fno-strict-aliasing -pthread -w -DMIX_T={dtype} tc.cpp -o tc", dir);
+            Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
+            var (rc, output) = Run(Path.Combine(dir, "tc"), "", dir);
+            Assert.True(rc == 0, output);
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(cases, lines.Length);
+            foreach (var line in lines)
+            {
+                var parts = line.Split(' ');
+                Assert.True(parts.Length == 3, line);
+                double outErr = double.Parse(parts[1], CultureInfo.InvariantCulture), stateErr = double.Parse(parts[2], CultureInfo.InvariantCulture);
+                Assert.True(outErr < outputBound, $"{parts[0]}: output relative L2 error {outErr}");
+                Assert.True(stateErr < 2e-5, $"{parts[0]}: final state relative L2 error {stateErr}");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
