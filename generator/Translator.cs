@@ -318,6 +318,16 @@ internal sealed partial class Translator
             AssignLocal(name, Materialize(t).Code, scope, line);
             return;
         }
+        if (!IsLayerValue(v) && IsTensorList(v))
+        {
+            // A list of tensors (a comprehension, an array literal, split's parts) is computed once, here: substituted where
+            // used, every `bands[j]` ran the whole list again (WaveMix's level-3 blocks: 108 Haar transforms instead of 3).
+            var code = Code(v, b.Value.Span, out var listType, out _);
+            var id = Names.Escape(name);
+            _forward.Add(new CodeLine(line, _forwardLocals.Add(name) ? $"var {id} = {code};" : $"{id} = {code};"));
+            scope.Set(name, new VCode(id, listType));
+            return;
+        }
         if (!IsLayerValue(v))
         {
             // Configuration (numbers, factories not yet complete): substituted where used.
@@ -384,6 +394,18 @@ internal sealed partial class Translator
         _declared.Add((field, layer, line));
         scope.Set(name, layer);
     }
+
+    /// <summary>Whether a bound value is a list of tensors (or split's parts), which the forward computes once.</summary>
+    static bool IsTensorList(V v) => v switch
+    {
+        VCode c => c.Type.Kind == "tuple" || c.Type is { IsArray: true, Element.Kind: "tensor" },
+        VFor f => IsTensorValue(f.Body),
+        VRepeat r => IsTensorValue(r.Body),
+        VArray a => a.Items.Count > 0 && a.Items.All(IsTensorValue),
+        _ => false,
+    };
+
+    static bool IsTensorValue(V v) => v is VCode { Type.Kind: "tensor" };
 
     static string LayerKind(V v) => v switch
     {

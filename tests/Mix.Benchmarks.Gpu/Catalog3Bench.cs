@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
 using Mix.Runtime.Builtins;
@@ -15,7 +16,10 @@ namespace Mix.Benchmarks.Gpu;
 /// registry input size (224×224; FFNet 256×256), batch 32 and 128, float32 and bfloat16, with the fused paths on (the
 /// default) and off. The relative error of the fused output is against fusion off on the same input.
 /// catalog3_models.py times the official PyTorch models (eager and torch.compile, cudnn.benchmark) in the same device
-/// call; the rows of both share the model names.
+/// call; the rows of both share the model names. <c>--models</c> takes a subset (a half of the table per device call),
+/// <c>--budget</c> seconds stop starting new cases once spent (the JSON is still written).
+/// Every forward runs in its own dispose scope: generated code leaves its intermediates to the caller's scope, so two
+/// forwards in one scope hold both sets (WaveMix at batch 128 holds about 47 GB in one).
 /// </summary>
 internal static class Catalog3Bench
 {
@@ -34,16 +38,39 @@ internal static class Catalog3Bench
     /// <summary>Model names to run (comma-separated), or all.</summary>
     public static string Only { get; set; } = "all";
 
+    /// <summary>Seconds after which no new model or batch starts (the rows measured so far are kept).</summary>
+    public static double BudgetS { get; set; } = double.PositiveInfinity;
+
+    private static readonly Stopwatch Clock = new();
+
+    private static bool OverBudget(string what)
+    {
+        if (Clock.Elapsed.TotalSeconds < BudgetS) return false;
+        ModelBench.Notes.Add(string.Create(CultureInfo.InvariantCulture, $"{what}: skipped (budget {BudgetS:F0} s spent)"));
+        Console.Error.WriteLine(ModelBench.Notes[^1]);
+        return true;
+    }
+
     public static void Run(bool quick)
     {
+        Clock.Restart();
         var only = Only == "all" ? null : new HashSet<string>(Only.Split(','), StringComparer.Ordinal);
+        if (only is not null && only.FirstOrDefault(n => !Models.Any(m => m.Name == n)) is { } unknown)
+            throw new ArgumentException($"--models: unknown model '{unknown}' (catalog3 has {string.Join(", ", Models.Select(m => m.Name))})");
         foreach (var dt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
         {
             if (ModelBench.Dtypes != "all" && ModelBench.Dtypes != ModelBench.DtypeName(dt)) continue;
             foreach (var (name, make, side) in Models)
-                if (only is null || only.Contains(name))
+                if ((only is null || only.Contains(name)) && !OverBudget($"{name} {ModelBench.DtypeName(dt)}"))
                     Case(name, make, side, dt, quick);
         }
+    }
+
+    /// <summary>One forward in its own dispose scope; only the output leaves it.</summary>
+    private static Tensor Forward(nn.Module<Tensor, Tensor> m, Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        return m.call(x).MoveToOuterDisposeScope();
     }
 
     private static void Case(string name, Func<nn.Module<Tensor, Tensor>> make, long side, ScalarType dt, bool quick)
@@ -72,14 +99,15 @@ internal static class Catalog3Bench
         using var m = model!;
         foreach (long b in new long[] { 32, 128 })
         {
+            if (OverBudget($"{name} {ModelBench.DtypeName(dt)} b{b}")) break;
             try
             {
                 using var scope = torch.NewDisposeScope();
                 var x = torch.randn(b, 3, side, side, device: torch.CUDA).to_type(dt);
                 MixDispatch.FusedEnabled = false;
-                var reference = m.call(x);
+                var reference = Forward(m, x);
                 MixDispatch.FusedEnabled = true;
-                var err = ModelBench.RelErr(m.call(x), reference);
+                var err = ModelBench.RelErr(Forward(m, x), reference);
                 ModelBench.Add(name, "Mix generated (.mix), fused paths on", dt, b, 0, ModelBench.TimeMs(() => m.call(x), target), b, "img/s", err);
                 MixDispatch.FusedEnabled = false;
                 ModelBench.Add(name, "Mix generated, fusion off", dt, b, 0, ModelBench.TimeMs(() => m.call(x), target), b, "img/s");

@@ -112,15 +112,22 @@ internal static class KvAttentionBench
             }
             var host = new List<double>();
             torch.cuda.synchronize();
+            long ops = 0, launches = 0;
             for (int i = 0; i < Steps; i++)
             {
                 using var s2 = torch.NewDisposeScope();
                 var ki = k1.narrow(2, i, 1);
+                var before = Mix.Runtime.Cuda.ForwardCost.Now;
                 sw.Restart();
                 slot.Attend(q, ki, ki, null, scale);
                 host.Add(sw.Elapsed.TotalMilliseconds * 1e3);
+                var cost = Mix.Runtime.Cuda.ForwardCost.Now - before;
+                ops += cost.TorchOps;
+                launches += cost.Launches;
             }
             torch.cuda.synchronize();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"   {mode} slot step: {(double)ops / Steps:F2} TorchSharp tensors and {(double)launches / Steps:F2} kernel launches per step (mean of {Steps}, block packing included)"));
             wall.Sort();
             var hs = host.OrderBy(x => x).ToList();
             double bytes = slot.AllocatedBytes;

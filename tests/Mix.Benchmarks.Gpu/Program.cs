@@ -24,7 +24,7 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
 /// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv]] [--only kernels|scans|scans-vs-triton|models|vision|mamba|mamba-quant|lm-quant|fusion|catalog3|all]
-/// [--dtype float32|bfloat16|all] [--models NAME,NAME] (catalog3: which of its models)
+/// [--dtype float32|bfloat16|all] [--models NAME,NAME] [--budget SECONDS] (catalog3: which of its models, and a time limit)
 /// </summary>
 internal static partial class Program
 {
@@ -45,6 +45,7 @@ internal static partial class Program
             else if (args[i] == "--only" && i + 1 < args.Length) _only = args[++i];
             else if (args[i] == "--dtype" && i + 1 < args.Length) ModelBench.Dtypes = args[++i];
             else if (args[i] == "--models" && i + 1 < args.Length) Catalog3Bench.Only = args[++i];
+            else if (args[i] == "--budget" && i + 1 < args.Length) Catalog3Bench.BudgetS = double.Parse(args[++i], CultureInfo.InvariantCulture);
         }
         KernelLog.Warning = m => Console.Error.WriteLine("warning: " + m);
         if (!TorchBackend.TryInitializeCuda(out var reason))

@@ -1,7 +1,7 @@
 """The official PyTorch models of the catalog's third part, timed as Mix.Benchmarks.Gpu --only catalog3 times ours.
 
 Usage: python3 catalog3_models.py [--src .cat3-src] [--out DIR] [--budget SECONDS] [--dtype float32|bfloat16|all]
-                                  [--models NAME,NAME] [--no-compile]
+                                  [--models NAME,NAME] [--no-compile] [--quick] [--jobs N]
        python3 catalog3_models.py --check-imports [--src .cat3-src] [--timm DIR] [--einops DIR]
 
 - mambaout_femto: timm's own (timm.create_model; timm is installed on the GPU host).
@@ -11,11 +11,21 @@ Usage: python3 catalog3_models.py [--src .cat3-src] [--out DIR] [--budget SECOND
   wavemix_28M_75.06.py: WaveMix-192/16, level 3, "pachify" stem): imported from the official files in --src (a folder
   built by make_cat3_src.sh, the files only), each built at the zoo model's configuration with random weights.
 Images/s at batch 32 and 128, float32 and bfloat16 weights and inputs, at 224x224 (ffnet_1: 256x256, its registry
-size), eval, torch.no_grad(), torch.backends.cudnn.benchmark = True: PyTorch eager, then torch.compile (default mode),
-compiled once per model and dtype with the batch dimension marked dynamic (one compile serves both batches). Eager rows
-come first for every model; compiles follow (bfloat16 first) while the time budget lasts; one whose compile fails, or
-that no longer fits the budget, is listed in the JSON's "skipped" / "notes". Every sample is one call between
-torch.cuda.synchronize()s (host clock), after warm-up; the median is reported (as ModelBench.TimeMs).
+size), eval, torch.no_grad(), torch.backends.cudnn.benchmark = True: PyTorch eager, then torch.compile
+(mode="default": Inductor without CUDA graphs or max-autotune), compiled once per model and dtype with the batch
+dimension marked dynamic (one compile serves both batches; where a model specialises the batch anyway, batch 128
+recompiles and its first_call_s shows it). Every sample is one call between torch.cuda.synchronize()s (host
+clock), after warm-up; the median is reported (as ModelBench.TimeMs; --quick: 0.4 s or 30 samples per row instead of 1 s / 60).
+
+Time: compiling dominates (Inductor lowers each graph in one Python thread; Triton compiles its kernels in worker
+processes). --jobs N first compiles every (model, dtype) in N parallel worker processes (this script with
+--compile-worker; their logs go to a temporary folder, a failure's tail to the notes), which only fill Inductor's
+on-disk caches (FX graph, AOTAutograd and Triton caches under /tmp/torchinductor_$USER); no timing runs meanwhile. The timed compiles that follow in this process then load from those
+caches (Dynamo still traces). Phases, each under the one --budget (seconds for the whole script): (1) parallel compiles,
+until 45 % of the budget at most (workers still running then are stopped, and their compiles are redone here if time
+allows); (2) eager rows for every model and dtype; (3) compiled rows, bfloat16 first. A compile starts only where the
+time left covers its estimate (15 s where a worker finished it, else 60 s) plus its rows, and SIGALRM stops one that
+overruns what is left; whatever is not measured is listed in the JSON's "skipped" / "notes", with the reason.
 
 What the official files import but a built model never calls is provided where the installed packages lack it:
 timm.models.layers.helpers (iFormer; timm 1.x moved it to timm.layers.helpers), timm.models._builder's
@@ -25,8 +35,20 @@ from it; numpy 2 renamed it). --check-imports builds every official model on the
 no timm or einops: --timm and --einops name their source folders, and timm is stubbed as the parity fixture scripts
 stub it), counts its parameters against the zoo's, and runs one forward at batch 1.
 """
-import argparse, importlib, importlib.util, json, os, sys, time, traceback, types
-import torch
+import argparse, importlib, importlib.util, json, os, signal, subprocess, sys, tempfile, time, traceback, types
+
+
+def _compile_threads():
+    """Inductor's compile worker count, set before torch is imported and equal in the parallel workers and this process
+    (its config is part of what the caches compare): the cores shared among --jobs workers."""
+    if "--jobs" in sys.argv[:-1]:
+        jobs = int(sys.argv[sys.argv.index("--jobs") + 1])
+        if jobs > 0:
+            os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(max(2, (os.cpu_count() or 8) // jobs)))
+
+
+_compile_threads()
+import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARITY = os.path.join(HERE, "..", "parity")
@@ -189,16 +211,28 @@ def check_imports(src, names):
 
 # ---- timing ------------------------------------------------------------------------------------------------------
 
-def time_ms(fn, target_s=1.0, min_samples=5, max_samples=60, warmup=3):
+QUICK = False
+DEVICE = "cuda"
+WORKER_ARGS = []  # --timm / --einops, passed on to the compile workers
+
+
+def sync():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_ms(fn, target_s=None, min_samples=5, max_samples=None, warmup=3):
+    target_s = target_s if target_s is not None else (0.4 if QUICK else 1.0)
+    max_samples = max_samples if max_samples is not None else (30 if QUICK else 60)
     for _ in range(warmup):
         fn()
-    torch.cuda.synchronize()
+    sync()
     samples, t_start = [], time.perf_counter()
     while len(samples) < max_samples and (len(samples) < min_samples or time.perf_counter() - t_start < target_s):
-        torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        sync()
         samples.append((time.perf_counter() - t) * 1e3)
     samples.sort()
     return samples[len(samples) // 2], samples[0], len(samples)
@@ -216,9 +250,88 @@ def add(model, impl, dtype, batch, t, extra=None):
     dump()
 
 
-def bench(src, names, dtypes, compile_ok, dev="cuda"):
+class CompileTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise CompileTimeout()
+
+
+def _example(name, b, dt, dev):
+    side = MODELS[name][0]
+    x = torch.randn(b, 3, side, side, device=dev, dtype=dt)
+    # a hint, not a constraint: where the model specialises the batch, the second batch recompiles
+    dynamo = getattr(torch, "_dynamo", None)  # absent before torch 2 (the build machine's smoke run)
+    if dynamo is not None:
+        getattr(dynamo, "maybe_mark_dynamic", dynamo.mark_dynamic)(x, 0)
+    return x
+
+
+def compile_worker(src, name, dts):
+    """--compile-worker: one (model, dtype) compiled and called at batch 32 (the batch dimension dynamic, so batch 128
+    reuses the graph; at batch 32 the worker's GPU memory stays small next to the others'), nothing timed."""
+    dev = DEVICE
     torch.backends.cudnn.benchmark = True
-    built = {}
+    dt = getattr(torch, dts)
+    t = time.perf_counter()
+    torch.manual_seed(0)
+    m = build(name, src).to(dev).to(dt).eval()
+    cm = torch.compile(m, mode="default")
+    with torch.no_grad():
+        cm(_example(name, 32, dt, dev))
+    sync()
+    print(f"compiled {name} {dts} in {time.perf_counter() - t:.1f} s", flush=True)
+    return 0
+
+
+def precompile(src, names, dtypes, jobs, until_s):
+    """Phase 1: every (model, dtype) compiled by `jobs` worker processes at once, to fill Inductor's on-disk caches;
+    workers still running after `until_s` seconds are stopped. Returns the (name, dtype name) pairs compiled."""
+    todo = [(n, str(dt).replace("torch.", "")) for dt in sorted(dtypes, key=lambda d: d != torch.bfloat16) for n in names]
+    total, running, done = len(todo), {}, set()
+    t0 = time.perf_counter()
+    logdir = tempfile.mkdtemp(prefix="cat3_compile_")  # not under --out: the device call brings back only a few files
+    while todo or running:
+        if time.perf_counter() - t0 > until_s:
+            for (name, dts), (p, log, started) in running.items():
+                p.kill()
+                p.wait()
+                log.close()
+                notes.append(f"precompile {name} {dts}: stopped after {time.perf_counter() - started:.0f} s (phase limit {until_s:.0f} s)")
+                print(notes[-1], flush=True)
+            notes.extend(f"precompile {name} {dts}: not started (phase limit {until_s:.0f} s)" for name, dts in todo)
+            break
+        while todo and len(running) < jobs:
+            name, dts = todo.pop(0)
+            log = open(os.path.join(logdir, f"{name}_{dts}.txt"), "w")
+            cmd = [sys.executable, os.path.abspath(__file__), "--compile-worker", name, "--dtype", dts, "--src", src,
+                   "--device", DEVICE] + WORKER_ARGS
+            running[(name, dts)] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, time.perf_counter())
+        for key, (p, log, started) in list(running.items()):
+            if p.poll() is None:
+                continue
+            log.close()
+            del running[key]
+            took = time.perf_counter() - started
+            if p.returncode == 0:
+                done.add(key)
+                print(f"precompile {key[0]} {key[1]}: done in {took:.0f} s", flush=True)
+            else:
+                with open(log.name) as f:
+                    tail = f.read()[-600:].strip().replace("\n", " | ")
+                notes.append(f"precompile {key[0]} {key[1]}: failed (exit {p.returncode}) after {took:.0f} s: ...{tail}")
+                print(notes[-1], flush=True)
+        time.sleep(0.5)
+    notes.append(f"precompile phase: {len(done)} of {total} compiled by {jobs} workers in {time.perf_counter() - t0:.0f} s")
+    print(notes[-1], flush=True)
+    return done
+
+
+def bench(src, names, dtypes, compile_ok, jobs=0):
+    dev = DEVICE
+    torch.backends.cudnn.benchmark = True
+    cached = precompile(src, names, dtypes, jobs, 0.45 * BUDGET) if compile_ok and jobs > 0 else set()
     for dt in dtypes:
         dts = str(dt).replace("torch.", "")
         for name in names:
@@ -243,50 +356,64 @@ def bench(src, names, dtypes, compile_ok, dev="cuda"):
                     notes.append(f"{name} {dts} b{b} eager failed: {type(ex).__name__}: {str(ex)[:300]}")
                     print(notes[-1], flush=True)
             del m
-            torch.cuda.empty_cache()
+            if dev == "cuda":
+                torch.cuda.empty_cache()
     if not compile_ok:
         return
     # compiles, bfloat16 first: one per model and dtype, the batch dimension dynamic
+    signal.signal(signal.SIGALRM, _on_alarm)
     for dt in sorted(dtypes, key=lambda d: d != torch.bfloat16):
         dts = str(dt).replace("torch.", "")
         for name in names:
-            if left() < 75:
-                skipped.append(f"{name} {dts} torch.compile (budget: {left():.0f} s left)")
+            estimate = (15 if (name, dts) in cached else 60) + (6 if QUICK else 12)
+            if left() < estimate:
+                skipped.append(f"{name} {dts} torch.compile (budget: {left():.0f} s left, estimate {estimate} s)")
                 print(skipped[-1], flush=True)
                 continue
             side = MODELS[name][0]
             try:
+                signal.alarm(max(1, int(left() - 3)))
                 torch.manual_seed(0)
                 m = build(name, src).to(dev).to(dt).eval()
-                cm = torch.compile(m)
+                cm = torch.compile(m, mode="default")
                 for b in (32, 128):
-                    x = torch.randn(b, 3, side, side, device=dev, dtype=dt)
-                    # a hint, not a constraint: where the model specialises the batch, the second batch recompiles
-                    getattr(torch._dynamo, "maybe_mark_dynamic", torch._dynamo.mark_dynamic)(x, 0)
+                    x = _example(name, b, dt, dev)
                     with torch.no_grad():
-                        t = time.perf_counter()
                         ref = m(x)
+                        sync()
+                        t = time.perf_counter()
                         y = cm(x)
-                        torch.cuda.synchronize()
+                        sync()
                         ct = time.perf_counter() - t
                         err = ((y.double() - ref.double()).norm() / ref.double().norm()).item()
                         add(name, "official, torch.compile (cudnn.benchmark)", dts, b, time_ms(lambda: cm(x)),
-                            dict(first_call_s=round(ct, 1), rel_err_vs_eager=err))
+                            dict(first_call_s=round(ct, 1), rel_err_vs_eager=err, caches_filled=(name, dts) in cached))
+            except CompileTimeout:
+                notes.append(f"{name} {dts} torch.compile stopped: the budget ran out during it")
+                skipped.append(f"{name} {dts} torch.compile (stopped at the budget)")
+                print(notes[-1], flush=True)
             except Exception as ex:
                 notes.append(f"{name} {dts} torch.compile failed (skipped): {type(ex).__name__}: {str(ex)[:300]}")
                 skipped.append(f"{name} {dts} torch.compile (failed, see notes)")
                 print(notes[-1], flush=True)
             finally:
-                torch._dynamo.reset()
-                torch.cuda.empty_cache()
+                signal.alarm(0)
+                if hasattr(torch, "_dynamo"):
+                    torch._dynamo.reset()
+                if dev == "cuda":
+                    torch.cuda.empty_cache()
 
 
 def main():
-    global BUDGET, OUTDIR
+    global BUDGET, OUTDIR, QUICK, DEVICE
     ap = argparse.ArgumentParser()
     ap.add_argument("--src", default=".cat3-src", help="the official files (make_cat3_src.sh)")
     ap.add_argument("--out", default=".")
-    ap.add_argument("--budget", type=float, default=240, help="seconds for the whole run (no compile starts with < 75 s left)")
+    ap.add_argument("--budget", type=float, default=240, help="seconds for the whole run (phases and guards: see the module doc)")
+    ap.add_argument("--quick", action="store_true", help="0.4 s / 30 samples per row instead of 1 s / 60")
+    ap.add_argument("--jobs", type=int, default=0, help="compile every (model, dtype) first in N parallel processes (fills the caches)")
+    ap.add_argument("--compile-worker", metavar="NAME", help=argparse.SUPPRESS)
+    ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # cpu: a smoke run of the phases on the build machine
     ap.add_argument("--dtype", default="all", help="float32, bfloat16 or all")
     ap.add_argument("--models", default="all", help="comma-separated names, or all: " + ", ".join(MODELS))
     ap.add_argument("--no-compile", action="store_true")
@@ -299,15 +426,19 @@ def main():
     print(f"torch {torch.__version__}; {source}", flush=True)
     if a.check_imports:
         return 1 if check_imports(a.src, names) else 0
-    if not torch.cuda.is_available():
+    DEVICE = a.device
+    WORKER_ARGS[:] = (["--timm", a.timm] if a.timm else []) + (["--einops", a.einops] if a.einops else [])
+    if a.compile_worker:
+        return compile_worker(a.src, a.compile_worker, a.dtype)
+    if DEVICE == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available: nothing timed (--check-imports checks the imports on a CPU)")
         return 2
-    BUDGET, OUTDIR = a.budget, a.out
+    BUDGET, OUTDIR, QUICK = a.budget, a.out, a.quick
     os.makedirs(a.out, exist_ok=True)
     notes.append(f"timm: {source}")
     dts = [torch.float32, torch.bfloat16] if a.dtype == "all" else [getattr(torch, a.dtype)]
     try:
-        bench(a.src, names, dts, not a.no_compile)
+        bench(a.src, names, dts, not a.no_compile, a.jobs)
     except Exception as ex:
         notes.append(f"failed: {type(ex).__name__}: {ex}")
         traceback.print_exc()

@@ -57,10 +57,12 @@ namespace Mix.Generated.Std
         {
 #line 8 "mix/std/mix_shift.mix"
             if (MixShapes.Enabled) MixShapes.Check(x, "mix_shift", "x", "[B, dim, H, W]", "mix/std/mix_shift.mix", 8, null, (long?)(options.Dim), null, null);
+#line 16 "mix/std/mix_shift.mix"
+            var xs = Fn.Split(x, Fn.Range(0, options.ShiftSize).Select(i => (long)(Fn.Min(Fn.Ceil((double)options.Dim / options.ShiftSize), options.Dim - i * Fn.Ceil((double)options.Dim / options.ShiftSize)))).ToArray(), 1);
 #line 17 "mix/std/mix_shift.mix"
-            var x_lr = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_lr[(int)i].call(Fn.Roll(Fn.Split(x, Fn.Range(0, options.ShiftSize).Select(i => (long)(Fn.Min(Fn.Ceil((double)options.Dim / options.ShiftSize), options.Dim - i * Fn.Ceil((double)options.Dim / options.ShiftSize)))).ToArray(), 1)[(int)i], options.ShiftDist[(int)i], 3)))).ToArray(), 1);
+            var x_lr = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_lr[(int)i].call(Fn.Roll(xs[(int)i], options.ShiftDist[(int)i], 3)))).ToArray(), 1);
 #line 18 "mix/std/mix_shift.mix"
-            var x_td = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_td[(int)i].call(Fn.Roll(Fn.Split(x, Fn.Range(0, options.ShiftSize).Select(i => (long)(Fn.Min(Fn.Ceil((double)options.Dim / options.ShiftSize), options.Dim - i * Fn.Ceil((double)options.Dim / options.ShiftSize)))).ToArray(), 1)[(int)i], options.ShiftDist[(int)i], 2)))).ToArray(), 1);
+            var x_td = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_td[(int)i].call(Fn.Roll(xs[(int)i], options.ShiftDist[(int)i], 2)))).ToArray(), 1);
 #line 19 "mix/std/mix_shift.mix"
             return x_lr + x_td;
 #line default

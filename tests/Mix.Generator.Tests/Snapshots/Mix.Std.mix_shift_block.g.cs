@@ -83,10 +83,12 @@ namespace Mix.Generated.Std
         {
 #line 8 "mix/std/mix_shift_block.mix"
             if (MixShapes.Enabled) MixShapes.Check(x, "mix_shift_block", "x", "[B, dim, H, W]", "mix/std/mix_shift_block.mix", 8, null, (long?)(options.Dim), null, null);
+#line 20 "mix/std/mix_shift_block.mix"
+            var xs = Fn.Split(x, Fn.Range(0, options.ShiftSize).Select(i => (long)(Fn.Min(Fn.Ceil((double)options.Dim / options.ShiftSize), options.Dim - i * Fn.Ceil((double)options.Dim / options.ShiftSize)))).ToArray(), 1);
 #line 21 "mix/std/mix_shift_block.mix"
-            var x_lr = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_lr[(int)i].call(Fn.Roll(Fn.Split(x, Fn.Range(0, options.ShiftSize).Select(i => (long)(Fn.Min(Fn.Ceil((double)options.Dim / options.ShiftSize), options.Dim - i * Fn.Ceil((double)options.Dim / options.ShiftSize)))).ToArray(), 1)[(int)i], options.ShiftDist[(int)i], 3)))).ToArray(), 1);
+            var x_lr = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_lr[(int)i].call(Fn.Roll(xs[(int)i], options.ShiftDist[(int)i], 3)))).ToArray(), 1);
 #line 22 "mix/std/mix_shift_block.mix"
-            var x_td = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_td[(int)i].call(Fn.Roll(Fn.Split(x, Fn.Range(0, options.ShiftSize).Select(i => (long)(Fn.Min(Fn.Ceil((double)options.Dim / options.ShiftSize), options.Dim - i * Fn.Ceil((double)options.Dim / options.ShiftSize)))).ToArray(), 1)[(int)i], options.ShiftDist[(int)i], 2)))).ToArray(), 1);
+            var x_td = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_td[(int)i].call(Fn.Roll(xs[(int)i], options.ShiftDist[(int)i], 2)))).ToArray(), 1);
 #line 23 "mix/std/mix_shift_block.mix"
             var h = pwconv2.call(Fn.GELU(pwconv1.call(norm.call(Fn.Permute(x_lr + x_td, new long[] { 0, 2, 3, 1 })))));
 #line 24 "mix/std/mix_shift_block.mix"
