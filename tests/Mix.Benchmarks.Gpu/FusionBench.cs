@@ -12,8 +12,11 @@ namespace Mix.Benchmarks.Gpu;
 /// <c>--only fusion</c>: the fusion planner's regions against the hand-written fused paths and the reference, in one
 /// process. PoolFormer-S12, ConvFormer-S18 and CAFormer-S18 (224×224, batch 1/32/128) and the test-only gated mixer of
 /// tests/Mix.Generator.Tests/Models/fusion.mix (4 blocks of chan_rmsnorm + gated_dwconv, 128 channels, 56×56,
-/// batch 1/32), float32 and bfloat16. Four settings per case: everything fused; planner regions only (the hand-written
-/// mixer and residual paths unhooked); hand-written paths only (regions off); the reference (fusion off). Each row
+/// batch 1/32), float32 and bfloat16. Four settings per case: everything fused (the planner choosing between its
+/// regions and the hand kernels it declares as primitives, <see cref="SubBlockPlanner.PreferHand"/>); planner regions
+/// only (<see cref="SubBlockPlanner.HandKernels"/> off: regions, library calls and reference steps, no hand kernel);
+/// hand-written kernels only (<see cref="FusedRegion.Enabled"/> off: the same plans with the hand kernels and the
+/// reference where a step has none, the generated forwards' regions off too); the reference (fusion off). Each row
 /// reports the host-clock median (synchronised), the device time (CUDA events), the region launches of one forward,
 /// and what one forward dispatches (<see cref="ModelBench.Cost"/>): launches of our kernels, TorchSharp ops (tensors
 /// created, a proxy for libtorch's launches) and the host µs to enqueue it without synchronising; the relative error
@@ -64,9 +67,11 @@ internal static class FusionBench
                     var reference = norm.call(x);
                     ModelBench.Add(name, "reference (permute + layer_norm)", dt, b, 0, ModelBench.TimeMs(() => norm.call(x), target), b, "img/s");
                     FusedRegion.Enabled = true;
+                    SubBlockPlanner.HandKernels = false; // the planner alone: the module takes its region (AvoidRegions applies to the default plan)
                     var y = region.TryRun(x, w);
                     ModelBench.Add(name, y is null ? "planner region NCHW [declined]" : "planner region NCHW (cols)", dt, b, 0,
                         ModelBench.TimeMs(() => norm.call(x), target), b, "img/s", y is null ? null : ModelBench.RelErr(y, reference));
+                    SubBlockPlanner.HandKernels = true;
                     var h = FusedOps.LayerNorm(xcl, norm.weight, null, norm.Eps, 1);
                     if (h is not null)
                         ModelBench.Add(name, "hand FusedOps.LayerNorm, channels-last", dt, b, 0,
@@ -84,6 +89,7 @@ internal static class FusionBench
                 finally
                 {
                     FusedRegion.Enabled = true;
+                    SubBlockPlanner.HandKernels = true;
                 }
             }
     }
@@ -97,8 +103,6 @@ internal static class FusionBench
                 if (p.abs().max().item<float>() == 0) p.normal_(0, 0.02);
         model.to(torch.CUDA).to(dt);
         model.eval();
-        var handMixer = MixDispatch.FusedMixer;
-        var handResidual = MixDispatch.FusedResidual;
         foreach (long b in batches)
         {
             try
@@ -116,18 +120,22 @@ internal static class FusionBench
                          })
                 {
                     FusedRegion.Enabled = regions;
-                    MixDispatch.FusedMixer = hand ? handMixer : null;
-                    MixDispatch.FusedResidual = hand ? handResidual : null;
+                    SubBlockPlanner.HandKernels = hand;
                     long before = FusedRegion.FusedRuns;
+                    SubBlockPlanner.Trace = new System.Collections.Generic.List<string>();
                     var y = model.call(x);
+                    var steps = SubBlockPlanner.Trace;
+                    SubBlockPlanner.Trace = null;
                     long regionRuns = FusedRegion.FusedRuns - before;
+                    if (b == batches[0])
+                        ModelBench.Notes.Add($"{name} {ModelBench.DtypeName(dt)} [{impl}] planner steps: "
+                            + string.Join("; ", steps.GroupBy(t => t).Select(g => $"{g.Key} x{g.Count()}")));
                     var err = ModelBench.RelErr(y, reference);
                     var cost = ModelBench.Cost(() => model.call(x));
                     ModelBench.Add(name, $"{impl} ({regionRuns} region launches)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", err, cost);
                 }
                 FusedRegion.Enabled = true;
-                MixDispatch.FusedMixer = handMixer;
-                MixDispatch.FusedResidual = handResidual;
+                SubBlockPlanner.HandKernels = true;
                 MixDispatch.FusedEnabled = false;
                 var offCost = ModelBench.Cost(() => model.call(x));
                 ModelBench.Add(name, "reference (fusion off)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", cost: offCost);
@@ -140,8 +148,8 @@ internal static class FusionBench
             finally
             {
                 FusedRegion.Enabled = true;
-                MixDispatch.FusedMixer = handMixer;
-                MixDispatch.FusedResidual = handResidual;
+                SubBlockPlanner.HandKernels = true;
+                SubBlockPlanner.Trace = null;
                 MixDispatch.FusedEnabled = true;
             }
         }

@@ -14,6 +14,7 @@ namespace Mix.Generator.Tests;
 /// written in tensor math; and <see cref="LayerNorm2d"/> / <see cref="LayerNorm2dNoBias"/> with the region emulated
 /// (g++, <see cref="RegionEmulator"/>) match their reference forwards, alone and inside a small CAFormer-shaped model.
 /// </summary>
+[Collection(nameof(PlannerSwitchCollection))]
 public class NormRegionTests
 {
     // d = x - mean(x, -3); d * rsqrt(mean(d * d, -3) + eps) * w (+ b)
@@ -68,9 +69,14 @@ public class NormRegionTests
         var expected = new[] { affine.call(x), plain.call(x) };
         using var emulator = new RegionEmulator(gxx!);
         FusedRegion.Emulator = emulator.Run;
+        SubBlockPlanner.HandKernels = false; // the planner alone: the default plan avoids these regions (SubBlockPlanner.AvoidRegions)
         Tensor[] fused;
         try { fused = new[] { affine.call(x), plain.call(x), plain.call(x.transpose(2, 3)) }; }
-        finally { FusedRegion.Emulator = null; }
+        finally
+        {
+            FusedRegion.Emulator = null;
+            SubBlockPlanner.HandKernels = true;
+        }
         Assert.Equal(new[] { "layernorm2d", "layernorm2d_nobias" }, emulator.Regions.OrderBy(r => r).ToArray());
         Assert.Equal(2, emulator.Calls); // the transposed view is not NCHW-contiguous: the reference ran
         Assert.Contains("mix_region_cols", emulator.EntriesRun);
@@ -94,9 +100,14 @@ public class NormRegionTests
         var reference = model.call(x);
         using var emulator = new RegionEmulator(gxx!);
         FusedRegion.Emulator = emulator.Run;
+        SubBlockPlanner.HandKernels = false; // the planner alone: the default plan avoids these regions (SubBlockPlanner.AvoidRegions)
         Tensor fused;
         try { fused = model.call(x); }
-        finally { FusedRegion.Emulator = null; }
+        finally
+        {
+            FusedRegion.Emulator = null;
+            SubBlockPlanner.HandKernels = true;
+        }
         // stem + 2 NCHW stages of 3 blocks (2 norms each) + the downsampling into stage 2 (the head's norm sees [1, 512]: not 4-d)
         Assert.True(emulator.Calls >= 13, $"{emulator.Calls} norm regions ran");
         var err = ((fused - reference).norm() / reference.norm()).item<float>();
