@@ -19,12 +19,14 @@ namespace Mix.Runtime.Fused
     /// tile per block, 4 × 4 per thread at rows and columns strided by 16, which lets a thread skip the score blocks
     /// above the diagonal; shared rows are stored interleaved so that a thread's four operands are one float4 load).
     /// The state layout is <c>[K, V]</c> (keys = B's state size for SSD, values = head dim).
-    /// <para>Half-precision SSD has its own pair, <c>chunk_state_ssd_tc</c> and <c>chunk_output_ssd_tc</c> (compiled for
-    /// <c>MIX_T</c> 1 and 2 only), with every product on tensor cores (<c>mma.sync.m16n8k16</c>, float32 accumulation;
-    /// the same state pass between them): operands are staged as I/O-type halves with the reduction index contiguous;
-    /// the chunk's weighted keys enter <c>chunk_state</c>'s product as their rounded value plus its rounding error (two
-    /// products), so the float32 state stays float32-accurate; <c>chunk_output</c> rounds the decayed, masked scores and
-    /// the entering state to the I/O type (as mamba_ssm's Triton kernels do).</para>
+    /// <para>Half precision has its own kernels (compiled for <c>MIX_T</c> 1 and 2 only; the same state pass between
+    /// them), on tensor cores (<c>mma.sync.m16n8k16</c>, float32 accumulation), operands staged as I/O-type halves with
+    /// the reduction index contiguous: <c>chunk_state_ssd_tc</c> / <c>chunk_state_gla_tc</c> enter the chunk's weighted
+    /// keys as their rounded value plus its rounding error (two products), so the float32 state stays float32-accurate;
+    /// <c>chunk_output_ssd_tc</c> has all three products on tensor cores and rounds the decayed, masked scores and the
+    /// entering state to the I/O type (as mamba_ssm's Triton kernels do); <c>chunk_output_gla_tc</c> keeps GLA's scores
+    /// (a per-key exponential per pair) in float32 FMA and puts <c>(q ⊙ exp Γ)·S_in</c> and the scores times v on
+    /// tensor cores.</para>
     /// </summary>
     internal static class ChunkScanKernelSources
     {
@@ -358,22 +360,56 @@ __device__ __forceinline__ void cs_mma(float (&c)[4], const unsigned (&a)[4], un
 #endif
 }
 
-// The A fragment of rows r0 .. r0 + 15 and columns k0 .. k0 + 15 of a [row][k] tile.
-__device__ __forceinline__ void cs_frag_a(const io_t* s, int r0, int k0, unsigned (&a)[4]) {
+// The A fragment of rows r0 .. r0 + 15 and columns k0 .. k0 + 15 of a [row][k] tile whose rows are P halves apart.
+__device__ __forceinline__ void cs_frag_a_p(const io_t* s, int P, int r0, int k0, unsigned (&a)[4]) {
   const int lane = threadIdx.x & 31;
-  const io_t* p = s + (r0 + (lane >> 2)) * TP + k0 + 2 * (lane & 3);
+  const io_t* p = s + (r0 + (lane >> 2)) * P + k0 + 2 * (lane & 3);
   a[0] = *reinterpret_cast<const unsigned*>(p);
-  a[1] = *reinterpret_cast<const unsigned*>(p + 8 * TP);
+  a[1] = *reinterpret_cast<const unsigned*>(p + 8 * P);
   a[2] = *reinterpret_cast<const unsigned*>(p + 8);
-  a[3] = *reinterpret_cast<const unsigned*>(p + 8 * TP + 8);
+  a[3] = *reinterpret_cast<const unsigned*>(p + 8 * P + 8);
 }
 
-// The B fragment of rows (k) k0 .. k0 + 15 and columns n0 .. n0 + 7 of a [column][k] tile.
-__device__ __forceinline__ void cs_frag_b(const io_t* s, int n0, int k0, unsigned& b0, unsigned& b1) {
+// The B fragment of rows (k) k0 .. k0 + 15 and columns n0 .. n0 + 7 of a [column][k] tile whose rows are P halves apart.
+__device__ __forceinline__ void cs_frag_b_p(const io_t* s, int P, int n0, int k0, unsigned& b0, unsigned& b1) {
   const int lane = threadIdx.x & 31;
-  const io_t* p = s + (n0 + (lane >> 2)) * TP + k0 + 2 * (lane & 3);
+  const io_t* p = s + (n0 + (lane >> 2)) * P + k0 + 2 * (lane & 3);
   b0 = *reinterpret_cast<const unsigned*>(p);
   b1 = *reinterpret_cast<const unsigned*>(p + 8);
+}
+
+__device__ __forceinline__ void cs_frag_a(const io_t* s, int r0, int k0, unsigned (&a)[4]) { cs_frag_a_p(s, TP, r0, k0, a); }
+__device__ __forceinline__ void cs_frag_b(const io_t* s, int n0, int k0, unsigned& b0, unsigned& b1) { cs_frag_b_p(s, TP, n0, k0, b0, b1); }
+
+// A chunk's state contribution out[k][v] (rows k0 .., columns v0 .. of [K, V]) = sum_s (hi + lo)[k][s] x[v][s] from
+// the staged [key][step] halves of the weighted keys (rounded value, rounding error) and [value column][step] inputs.
+// Warp w owns the rows 16 (w / 2) .. + 15 and columns 32 (w % 2) .. + 31 of the 64 x 64 tile.
+__device__ __forceinline__ void cs_state_product(const io_t* skT, const io_t* skL, const io_t* svT, float* __restrict__ out,
+                                                 int k0, int v0, int K, int V) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1);
+  float acc[4][4] = {};
+#pragma unroll
+  for (int s0 = 0; s0 < CQ; s0 += 16) {
+    unsigned a[4], al[4];
+    cs_frag_a(skT, m0, s0, a);
+    cs_frag_a(skL, m0, s0, al);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      unsigned b0, b1;
+      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+      cs_mma(acc[j], al, b0, b1);
+    }
+  }
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int j = 0; j < 4; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int kk = k0 + m0 + g + 8 * (i >> 1), cc = v0 + n0 + 8 * j + 2 * t + (i & 1);
+      if (kk < K && cc < V) out[(long long)kk * V + cc] = acc[j][i];
+    }
 }
 
 // grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256 (8 warps): chunk_state for SSD with the product on tensor
@@ -389,7 +425,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_ssd_tc(
   __shared__ __align__(16) io_t skL[64 * TP];   // [key][step]: their rounding errors
   __shared__ __align__(16) io_t svT[64 * TP];   // [value column][step]
   __shared__ float sa[CQ], sw[CQ];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int tid = threadIdx.x;
   const int c = blockIdx.x, NC = gridDim.x;
   const int vtiles = (V + 63) / 64;
   const int v0 = (blockIdx.y % vtiles) * 64, k0 = (blockIdx.y / vtiles) * 64;
@@ -409,30 +445,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_ssd_tc(
   }
   if (blockIdx.y == 0 && tid == 0) decays[(long long)bh * NC + c] = __expf(sa[CQ - 1]);
   __syncthreads();
-  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1);
-  float acc[4][4] = {};
-#pragma unroll
-  for (int s0 = 0; s0 < CQ; s0 += 16) {
-    unsigned a[4], al[4];
-    cs_frag_a(skT, m0, s0, a);
-    cs_frag_a(skL, m0, s0, al);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      unsigned b0, b1;
-      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
-      cs_mma(acc[j], a, b0, b1);
-      cs_mma(acc[j], al, b0, b1);
-    }
-  }
-  const int g = lane >> 2, t = lane & 3;
-  float* out = states + ((long long)bh * NC + c) * K * (long long)V;
-#pragma unroll
-  for (int j = 0; j < 4; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int kk = k0 + m0 + g + 8 * (i >> 1), cc = v0 + n0 + 8 * j + 2 * t + (i & 1);
-      if (kk < K && cc < V) out[(long long)kk * V + cc] = acc[j][i];
-    }
+  cs_state_product(skT, skL, svT, states + ((long long)bh * NC + c) * K * (long long)V, k0, v0, K, V);
 }
 
 // grid (chunks, ceil(V/64), B*H), block 256: chunk_output for SSD with its three products on tensor cores. Per key
@@ -531,8 +544,159 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_ssd_tc(
     }
   }
 }
-#endif
+// grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256: chunk_state for GLA on tensor cores (as chunk_state_ssd_tc, with
+// the per-key decay: the weighted keys k_s[k] exp(G_end[k] - G_s[k]), G the inclusive cumulative log gate per key).
+extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc(
+    const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V)
+{
+  __shared__ float sg[CQ * 64];                 // [step][key]: the gates, then their cumulative sums
+  __shared__ __align__(16) io_t skT[64 * TP];
+  __shared__ __align__(16) io_t skL[64 * TP];
+  __shared__ __align__(16) io_t svT[64 * TP];
+  const int tid = threadIdx.x;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int vtiles = (V + 63) / 64;
+  const int v0 = (blockIdx.y % vtiles) * 64, k0 = (blockIdx.y / vtiles) * 64;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  for (int idx = tid; idx < CQ * 64; idx += 256) {
+    const int tt = idx / 64, cc = idx % 64;
+    const long long row = ((long long)b * T + t0 + tt) * H + h;
+    sg[idx] = (tt < Tc && k0 + cc < K) ? to_f(g[row * K + k0 + cc]) : 0.0f;
+    svT[cc * TP + tt] = (tt < Tc && v0 + cc < V) ? v[row * V + v0 + cc] : (io_t)0;
+  }
+  __syncthreads();
+  chunk_cumsum<false, false>(sg, 64, 1, 64);
+  if (blockIdx.y % vtiles == 0 && tid < 64 && k0 + tid < K)
+    decays[((long long)bh * NC + c) * K + k0 + tid] = __expf(sg[(CQ - 1) * 64 + tid]);
+  for (int idx = tid; idx < CQ * 64; idx += 256) {
+    const int tt = idx / 64, cc = idx % 64;
+    const float kv = (tt < Tc && k0 + cc < K) ? to_f(k[(((long long)b * T + t0 + tt) * H + h) * K + k0 + cc]) : 0.0f;
+    const float w = kv * __expf(sg[(CQ - 1) * 64 + cc] - sg[idx]);
+    const io_t hi = from_f(w);
+    skT[cc * TP + tt] = hi;
+    skL[cc * TP + tt] = from_f(w - to_f(hi));
+  }
+  __syncthreads();
+  cs_state_product(skT, skL, svT, states + ((long long)bh * NC + c) * K * (long long)V, k0, v0, K, V);
+}
 
+#define TPK 40   // pitch (halves) of a 32-key half tile row: 20 words, conflict-free fragment loads
+
+// grid (chunks, ceil(V/64), B*H), block 256: chunk_output for GLA with the two large products on tensor cores. Per key
+// tile of 32: the causal scores a_ts = sum_k q_t[k] k_s[k] exp(G_t[k] - G_s[k]) in float32 FMA as chunk_output
+// computes them (a per-key exponential per pair), and (q_t exp G_t) . S_in on tensor cores (both rounded to the I/O
+// type); then the masked scores, rounded, times v on tensor cores. Warp w owns the output rows t = 16 (w / 2) .. + 15
+// and columns 32 (w % 2) .. + 31 of the value tile.
+extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc(
+    const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    const float* __restrict__ states, io_t* __restrict__ o, int T, int H, int K, int V, float scale)
+{
+  // per key tile: q, k and G as [key][step, interleaved] floats; after the key loop the same bytes hold the masked
+  // scores [t][s] and the values [column][s] as halves
+  __shared__ __align__(16) float smem[3 * CKT * CQP];
+  __shared__ __align__(16) io_t sqe[CQ * TPK];   // [t][key]: q exp(G_t)
+  __shared__ __align__(16) io_t sS[CVT * TPK];   // [value column][key]: the entering state
+  float* sq = smem;
+  float* sk = sq + CKT * CQP;
+  float* sg = sk + CKT * CQP;
+  io_t* sP = reinterpret_cast<io_t*>(smem);
+  io_t* svT = sP + CQ * TP;
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, warp = tid >> 5, lane = tid & 31;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int v0 = blockIdx.y * CVT;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  const float* Sin = states + ((long long)bh * NC + c) * K * (long long)V;
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1);
+
+  float sc[4][4] = {};   // FMA scores a[t][s], t = ty + 16 i, s = tx + 16 j
+  float acc[4][4] = {};  // mma output fragments: rows m0 + g (+ 8), columns n0 + 8 j + 2 t (+ 1)
+  for (int kt = 0; kt < K; kt += CKT) {
+    for (int idx = tid; idx < CQ * CKT; idx += 256) {
+      const int tt = idx / CKT, kk = idx % CKT, at = kk * CQP + CPOS(tt);
+      const bool in = tt < Tc && kt + kk < K;
+      const long long qk = (((long long)b * T + t0 + tt) * H + h) * K + kt + kk;
+      sq[at] = in ? to_f(q[qk]) * scale : 0.0f;
+      sk[at] = in ? to_f(k[qk]) : 0.0f;
+      sg[at] = in ? to_f(g[qk]) : 0.0f;
+    }
+    for (int idx = tid; idx < CKT * CVT; idx += 256) {
+      const int kk = idx / CVT, cc = idx % CVT;
+      sS[cc * TPK + kk] = (kt + kk < K && v0 + cc < V) ? from_f(Sin[(long long)(kt + kk) * V + v0 + cc]) : (io_t)0;
+    }
+    __syncthreads();
+    chunk_cumsum<true, false>(sg, 1, CQP, CKT);
+    for (int kk = 0; kk < CKT; kk++) {
+      float a[4], ga[4], w[4], gw[4];
+      ld4(sq + kk * CQP + 4 * ty, a);
+      ld4(sg + kk * CQP + 4 * ty, ga);
+      ld4(sk + kk * CQP + 4 * tx, w);
+      ld4(sg + kk * CQP + 4 * tx, gw);
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j <= i; j++) {
+          // j < i: every s < t; j == i: causal where tx <= ty; j > i (skipped): every s > t
+          const float e = j < i ? __expf(ga[i] - gw[j]) : __expf(tx <= ty ? ga[i] - gw[j] : -1e30f);
+          sc[i][j] = fmaf(a[i] * w[j], e, sc[i][j]);
+        }
+    }
+    for (int idx = tid; idx < CQ * CKT; idx += 256) {
+      const int tt = idx / CKT, kk = idx % CKT, at = kk * CQP + CPOS(tt);
+      sqe[tt * TPK + kk] = from_f(sq[at] * __expf(sg[at]));
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k0 = 0; k0 < CKT; k0 += 16) {
+      unsigned a[4];
+      cs_frag_a_p(sqe, TPK, m0, k0, a);
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        unsigned b0, b1;
+        cs_frag_b_p(sS, TPK, n0 + 8 * j, k0, b0, b1);
+        cs_mma(acc[j], a, b0, b1);
+      }
+    }
+    __syncthreads();
+  }
+  // the masked scores and the values, as halves over the (now free) float tiles
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int t = ty + 16 * i, s = tx + 16 * j;
+      sP[t * TP + s] = from_f(s <= t ? sc[i][j] : 0.0f);
+    }
+  for (int idx = tid; idx < CQ * CVT; idx += 256) {
+    const int tt = idx / CVT, cc = idx % CVT;
+    svT[cc * TP + tt] = (tt < Tc && v0 + cc < V) ? v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc] : (io_t)0;
+  }
+  __syncthreads();
+  for (int s0 = 0; s0 <= m0; s0 += 16) {
+    unsigned a[4];
+    cs_frag_a(sP, m0, s0, a);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      unsigned b0, b1;
+      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+    }
+  }
+  const int gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const int tt = m0 + gq + 8 * (i >> 1);
+    if (tt >= Tc) continue;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int col = v0 + n0 + 8 * j + 2 * tq + (i & 1);
+      if (col < V) o[(((long long)b * T + t0 + tt) * H + h) * V + col] = from_f(acc[j][i]);
+    }
+  }
+}
+#endif
 """;
     }
 }

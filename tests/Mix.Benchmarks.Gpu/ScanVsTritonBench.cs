@@ -157,6 +157,18 @@ internal static class ScanVsTritonBench
         var path = ScanDispatch.Gla(L, CudaScanKernels.ChunkedFits(b, h, K, V));
         Pair(time, "gla_scan", Label("gla_scan", path), dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", b * L,
             () => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o, Chunk(path));
+        if (dt != ScalarType.Float32 && path == ScanForward.Chunked)
+        {
+            // the same chunked path on the float32-FMA kernels (half precision takes the tensor-core ones by default)
+            CudaScanKernels.UseGlaTensorCores = false;
+            try
+            {
+                var (m, mn, n, gpu) = time(() => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o);
+                Add("gla_scan", "mix fused gla_scan (chunked, FMA: no tensor cores)", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}",
+                    m, mn, n, gpu, b * L, null, CudaScanKernels.ChunkSize);
+            }
+            finally { CudaScanKernels.UseGlaTensorCores = true; }
+        }
     }
 
     private static string Label(string op, ScanForward path) => path switch
