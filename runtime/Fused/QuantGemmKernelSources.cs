@@ -45,6 +45,11 @@ namespace Mix.Runtime.Fused
 #ifndef MIX_QMODE
 #define MIX_QMODE 1
 #endif
+// timing probes (benchmarks only; wrong outputs): 1 = the weight stream alone (no dequantization, no mma),
+// 2 = raw code words into the mma (no dequantization)
+#ifndef MIX_QM_PROBE
+#define MIX_QM_PROBE 0
+#endif
 #define QM_WARPS 4
 #define QM_NT 4
 #define QM_BN (QM_WARPS * QM_NT * 8)
@@ -215,7 +220,7 @@ __device__ __forceinline__ void qgemm_body(
   __shared__ int last_block;
   constexpr int KT = QM_SMEM_U32 * 2 / (16 * MT);   // x columns per staged tile: 1024 / MT
   constexpr int CPT = KT / QM_CK;                   // chunks per tile
-  constexpr int ST = MT == 1 ? 4 : MT == 2 ? 3 : 2; // chunks of weight loads per lane in the register ring (ST − 1 ahead)
+  constexpr int ST = MT == 1 ? 6 : MT == 2 ? 3 : 2; // chunks of weight loads per lane in the register ring (ST − 1 ahead)
   constexpr int SPC = QM_CK / 16;                   // k16 steps per chunk
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -272,9 +277,15 @@ __device__ __forceinline__ void qgemm_body(
           for (int n = 0; n < QM_NT; n++) {
             const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
             unsigned b0, b1;
+#if MIX_QM_PROBE == 2
+            b0 = w >> h; b1 = w >> (h + 4);
+#else
             qm_dq4(w, szq[n][(j * GPC) >> 2], h, b0, b1);
+#endif
+#if MIX_QM_PROBE != 1
 #pragma unroll
             for (int m = 0; m < MT; m++) qm_mma(acc[m][n], a[m], b0, b1);
+#endif
           }
         }
 #else
@@ -288,9 +299,15 @@ __device__ __forceinline__ void qgemm_body(
         for (int n = 0; n < QM_NT; n++) {
           const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
           unsigned b0, b1;
+#if MIX_QM_PROBE == 2
+          b0 = w; b1 = w >> 8;
+#else
           qm_dq8(w, b0, b1);
+#endif
+#if MIX_QM_PROBE != 1
 #pragma unroll
           for (int m = 0; m < MT; m++) qm_mma(acc[m][n], a[m], b0, b1);
+#endif
         }
       }
 #endif
