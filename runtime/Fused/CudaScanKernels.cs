@@ -30,6 +30,9 @@ namespace Mix.Runtime.Fused
         /// <summary>Steps per chunk of the chunked kernels (fixed: a caller's chunk size changes only the reference's rounding).</summary>
         public const int ChunkSize = ChunkScanKernelSources.Chunk;
 
+        /// <summary>Steps per chunk of half-precision SSD's tensor-core kernels.</summary>
+        public const int SsdTensorCoreChunkSize = ChunkScanKernelSources.SsdTensorCoreChunk;
+
         private static readonly ConcurrentDictionary<(string, int), CudaKernelSpec> Specs = new();
 
         private static CudaKernelSpec Spec(string name, string body, int dtype) =>
@@ -210,7 +213,9 @@ namespace Mix.Runtime.Fused
                     if (s0 is not null) state.copy_(s0); else state.zero_();
                     return (o, state);
                 }
-                long chunks = Ceil(L, ChunkScanKernelSources.Chunk);
+                // SSD's tensor-core kernels take chunks of 256 (row blocks of 64 in chunk_output), the others of 64
+                bool longChunks = tensorCores && g is null;
+                long chunks = Ceil(L, longChunks ? ChunkScanKernelSources.SsdTensorCoreChunk : ChunkScanKernelSources.Chunk);
                 bool scalarDecay = g is null;
                 var states = torch.empty(new[] { b * h, chunks, K, V }, dtype: ScalarType.Float32, device: v.device);
                 var decays = torch.empty(new[] { b * h, chunks, scalarDecay ? 1 : K }, dtype: ScalarType.Float32, device: v.device);
@@ -252,7 +257,8 @@ namespace Mix.Runtime.Fused
                     if (!tensorCores || scalarDecay) args.Add((int)headsPerGroup);
                     args.Add((int)K).Add((int)V);
                     if (!tensorCores || !scalarDecay) args.Add((float)scale);
-                    fOut.Launch(new Dim3((uint)chunks, vTiles, (uint)(b * h)), new Dim3(256), 0, args);
+                    uint rowBlocks = longChunks ? (uint)(ChunkScanKernelSources.SsdTensorCoreChunk / ChunkScanKernelSources.Chunk) : 1;
+                    fOut.Launch(new Dim3((uint)chunks * rowBlocks, vTiles, (uint)(b * h)), new Dim3(256), 0, args);
                 }
                 return (o, state);
             }

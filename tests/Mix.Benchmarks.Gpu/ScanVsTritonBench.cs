@@ -142,7 +142,8 @@ internal static class ScanVsTritonBench
         // SsdScan.Scan: the path ScanDispatch picks with fusion on, the chunked reference (chunk 64) with it off
         var path = ScanDispatch.Ssd(L, CudaScanKernels.SsdChunkedFits(x, B));
         Pair(time, "ssd_scan", Label("ssd_scan", path), dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", b * L,
-            () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y, Chunk(path));
+            () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y,
+            path == ScanForward.Chunked && dt != ScalarType.Float32 ? CudaScanKernels.SsdTensorCoreChunkSize : Chunk(path));
     }
 
     private static void Gla(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b, long L)

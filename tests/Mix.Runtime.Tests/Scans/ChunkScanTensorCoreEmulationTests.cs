@@ -16,8 +16,9 @@ namespace Mix.Runtime.Tests.Scans;
 /// <c>mma.sync.m16n8k16</c> as a warp collective computed from the PTX ISA's fragment layouts (A: rows g, g+8 and
 /// columns 2t, 2t+1, +8; B: rows 2t, 2t+1, +8 of column g; C: rows g, g+8, columns 2t, 2t+1; g = lane/4, t = lane%4),
 /// independently of how the kernels stage their fragments. bfloat16 and float16 I/O (bit patterns and round-to-nearest
-/// as the prelude's conversions), against the recurrence in double over the same rounded inputs: SSD with a partial last
-/// chunk, groups, two value tiles, three key tiles, D skip, silu(z) gate and an initial state; GLA with three key tiles,
+/// as the prelude's conversions), against the recurrence in double over the same rounded inputs: SSD (chunks of 256 in
+/// row blocks of 64) over several chunks with a partial last one, groups, two value tiles, three key tiles, D skip,
+/// silu(z) gate and an initial state; GLA (chunks of 64) with three key tiles,
 /// an initial state, steep gates on a sequence shorter than a chunk, and the GLA LM's head (K 64, V 128). Bounds on the
 /// relative L2 error: outputs 6e-3 (bfloat16) / 1e-3 (float16): the output's own rounding and the rounded scores and
 /// entering state (measured 1.4e-3 .. 2.4e-3 / 2.8e-4); final state 2e-5 (measured ~2.5e-6: the weighted keys enter as a
@@ -108,7 +109,7 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 // SSD through chunk_state_ssd_tc, chunk_state_pass, chunk_output_ssd_tc against the recurrence in double over the same
 // (rounded) inputs: relative L2 errors of the outputs and of the final state.
 static void ssd(const char* name, int B, int T, int H, int G, int K, int V, bool full) {
-  int hpg = H / G, NC = ceil_div(T, CQ);
+  int hpg = H / G, NC = ceil_div(T, CL);
   std::normal_distribution<float> nd(0, 1); std::uniform_real_distribution<float> ud(0, 1);
   std::vector<io_t> q(B * T * G * K), k(q.size()), v(B * T * H * V), z(v.size()), o(v.size());
   std::vector<float> dt(B * T * H), A(H), Dp(H * V), s0(B * H * K * V), sT(B * H * K * V, NAN),
@@ -128,7 +129,7 @@ static void ssd(const char* name, int B, int T, int H, int G, int K, int V, bool
   launch({ (unsigned)ceil_div(K * V, 256), (unsigned)(B * H), 1 }, 256, [&] {
     chunk_state_pass(states.data(), decays.data(), full ? s0.data() : nullptr, sT.data(), NC, K, V, 1);
   });
-  launch({ (unsigned)NC, (unsigned)ceil_div(V, 64), (unsigned)(B * H) }, 256, [&] {
+  launch({ (unsigned)(NC * (CL / 64)), (unsigned)ceil_div(V, 64), (unsigned)(B * H) }, 256, [&] {
     chunk_output_ssd_tc(q.data(), k.data(), v.data(), dt.data(), A.data(), full ? Dp.data() : nullptr, full ? z.data() : nullptr,
                         states.data(), o.data(), T, H, hpg, K, V);
   });
@@ -201,9 +202,9 @@ static void gla(const char* name, int B, int T, int H, int K, int V, float scale
 }
 
 int main() {
-  ssd("ssd-tc", 2, 150, 4, 2, 40, 70, true);     // 3 chunks (last partial), groups, 2 value tiles, D, z, initial state
-  ssd("ssd-tc-keys", 1, 64, 2, 1, 130, 16, false); // 3 key tiles, one full chunk
-  ssd("ssd-tc-mamba2", 1, 200, 2, 1, 128, 64, false); // Mamba-2's head sizes
+  ssd("ssd-tc", 2, 300, 4, 2, 40, 70, true);        // 2 chunks of 256 (the last with 1 of 4 row blocks), groups, 2 value tiles, D, z, initial state
+  ssd("ssd-tc-keys", 1, 150, 2, 1, 130, 16, false); // 3 key tiles, a partial chunk of 3 row blocks
+  ssd("ssd-tc-mamba2", 1, 520, 1, 1, 128, 64, false); // Mamba-2's head sizes, 3 chunks
   gla("gla-tc", 2, 131, 2, 70, 33, 0.3f, true, -0.5f);  // 3 chunks, 3 key tiles of chunk_output, 2 of chunk_state, initial state
   gla("gla-tc-steep", 1, 5, 1, 8, 5, 0.5f, false, -3.0f);  // shorter than a chunk, steep gates
 #if MIX_T == 2
