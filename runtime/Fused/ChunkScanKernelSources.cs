@@ -166,7 +166,8 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state(
 }
 
 // grid (ceil(K*V/256), B*H), block 256: S_in[c] = S; S = decay_c S + contribution_c, in place over states; the final
-// state to sT (from s0 or zeros). Loads run four chunks ahead of the dependent update.
+// state to sT (from s0 or zeros). Loads run eight chunks ahead of the dependent update (the pass is a chain of
+// dependent steps per element: its time is the loads' latency over the chunks / the batch in flight).
 extern "C" __global__ void __launch_bounds__(256) chunk_state_pass(
     float* __restrict__ states, const float* __restrict__ decays, const float* __restrict__ s0, float* __restrict__ sT,
     int NC, int K, int V, int scalarDecay)
@@ -181,12 +182,12 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_pass(
   const float* d = scalarDecay ? decays + (long long)bh * NC : decays + (long long)bh * NC * K + kk;
   const int dstride = scalarDecay ? 1 : K;
   int c = 0;
-  for (; c + 4 <= NC; c += 4) {
-    float l[4], dc[4];
+  for (; c + 8 <= NC; c += 8) {
+    float l[8], dc[8];
 #pragma unroll
-    for (int j = 0; j < 4; j++) { l[j] = p[(long long)(c + j) * KV]; dc[j] = d[(long long)(c + j) * dstride]; }
+    for (int j = 0; j < 8; j++) { l[j] = p[(long long)(c + j) * KV]; dc[j] = d[(long long)(c + j) * dstride]; }
 #pragma unroll
-    for (int j = 0; j < 4; j++) { p[(long long)(c + j) * KV] = S; S = fmaf(dc[j], S, l[j]); }
+    for (int j = 0; j < 8; j++) { p[(long long)(c + j) * KV] = S; S = fmaf(dc[j], S, l[j]); }
   }
   for (; c < NC; c++) {
     const float l = p[(long long)c * KV], dc = d[(long long)c * dstride];

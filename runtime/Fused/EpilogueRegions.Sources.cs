@@ -3,7 +3,7 @@
 // make of each expression, with the region's inputs in the planner's order. Do not edit by hand.
 namespace Mix.Runtime.Fused
 {
-    internal static partial class EpilogueRegions
+    public static partial class EpilogueRegions
     {
         private static (string Name, string[] Inputs, string Source)[] Sources => new[]
         {

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using static TorchSharp.torch;
 
 namespace Mix.Runtime.Fused
 {
@@ -12,17 +13,20 @@ namespace Mix.Runtime.Fused
     /// expression written in tensor math: Mix.Generator.Tests' <c>EpilogueRegionTests</c> writes that file
     /// (MIX_UPDATE_SNAPSHOTS=1) and fails while it differs. <see cref="SubBlockPlanner"/> runs them.
     /// </summary>
-    internal static partial class EpilogueRegions
+    public static partial class EpilogueRegions
     {
         /// <summary>A region and the names of its inputs, in the kernel's order.</summary>
-        internal sealed record Region(string Name, string[] Inputs, FusedRegionKernel Kernel, FusedRegion Bound)
+        /// <param name="Name">The region's name (<c>residual_b_ls</c>, <c>bias_starrelu</c>, ...).</param>
+        /// <param name="Inputs">The names of the tensors it reads, in the kernel's order.</param>
+        /// <param name="Kernel">Its kernel.</param>
+        /// <param name="Bound">The kernel bound (no per-instance numbers): what runs it.</param>
+        public sealed record Region(string Name, string[] Inputs, FusedRegionKernel Kernel, FusedRegion Bound)
         {
-            /// <summary>Where each of the kernel's inputs is in <paramref name="names"/> (the caller's argument order).</summary>
-            public int[] Order(params string[] names) => Inputs.Select(i =>
-            {
-                int k = Array.IndexOf(names, i);
-                return k >= 0 ? k : throw new ArgumentException($"{Name} reads {i}, not given");
-            }).ToArray();
+            /// <summary>The tensors named in <paramref name="named"/>, in the kernel's order.</summary>
+            /// <param name="named">Every input by name.</param>
+            public Tensor[] Arguments(params (string Name, Tensor Value)[] named) =>
+                Inputs.Select(i => named.First(n => n.Name == i).Value).ToArray();
+
         }
 
         private static readonly Dictionary<string, Region> s_regions = Sources.ToDictionary(s => s.Name, s =>
@@ -31,8 +35,8 @@ namespace Mix.Runtime.Fused
             return new Region(s.Name, s.Inputs, kernel, kernel.Bind());
         });
 
-        /// <summary>Every region by name (tests).</summary>
-        internal static IReadOnlyDictionary<string, Region> All => s_regions;
+        /// <summary>Every region by name.</summary>
+        public static IReadOnlyDictionary<string, Region> All => s_regions;
 
         /// <summary><c>x * rs + (o + b) * ls</c> with the parts present, or null for a plain <c>x + o</c> (one op: no region).</summary>
         public static Region? Residual(bool bias, bool layerScale, bool resScale) =>

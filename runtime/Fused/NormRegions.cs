@@ -39,9 +39,8 @@ namespace Mix.Runtime.Fused
             if (weight is null || x.dim() != 4) return null;
             // cheap checks first: on the CPU (training, the examples) the reference runs at no extra cost
             if (FusedRegion.Emulator is null && !(FusedRegion.Enabled && Builtins.MixDispatch.FusedEnabled && x.is_cuda)) return null;
-            var kernel = bias is null ? LayerNorm2dWeight : LayerNorm2dAffine;
-            if (SubBlockPlanner.Avoids(kernel.Name) || !x.is_contiguous()) return null;
-            region ??= kernel.Bind(eps);
+            if (SubBlockPlanner.Avoids(SubBlockPlanner.NchwLayerNorm) || !x.is_contiguous()) return null;
+            region ??= (bias is null ? LayerNorm2dWeight : LayerNorm2dAffine).Bind(eps);
             long c = weight.shape[0];
             using var scope = torch.NewDisposeScope();
             var w = weight.view(c, 1, 1);

@@ -46,12 +46,15 @@ namespace Mix.Runtime.Fused
         /// <summary>
         /// Regions the default plan does not take while <see cref="HandKernels"/> is on (the hand kernel or the reference
         /// operation runs instead), because the whole model measured slower with them: the channel LayerNorms of NCHW
-        /// (<c>layernorm2d</c>, <c>layernorm2d_nobias</c>) write NCHW, where the reference's permuted layer_norm leaves
+        /// (<see cref="NchwLayerNorm"/>: <c>layernorm2d</c>, <c>layernorm2d_nobias</c> reading NCHW memory) write NCHW, where the reference's permuted layer_norm leaves
         /// channels-last memory that the following convolutions and hand kernels run faster on (run 14b, H100: ConvFormer-S18
         /// fp32 b32 9.2 ms with the region against 6.3 ms without, although the norm alone is 2.9× faster than the
         /// reference). With <see cref="HandKernels"/> off (the planner alone) every region runs.
         /// </summary>
-        public static ISet<string> AvoidRegions { get; } = new HashSet<string> { "layernorm2d", "layernorm2d_nobias" };
+        public static ISet<string> AvoidRegions { get; } = new HashSet<string> { NchwLayerNorm };
+
+        /// <summary>The <see cref="AvoidRegions"/> entry of the channel LayerNorm regions on NCHW-contiguous memory.</summary>
+        public const string NchwLayerNorm = "layernorm2d on NCHW";
 
         /// <summary>Whether the default plan avoids the region named <paramref name="region"/> now (<see cref="AvoidRegions"/>).</summary>
         public static bool Avoids(string? region) => region is not null && HandKernels && AvoidRegions.Contains(region);
@@ -185,7 +188,7 @@ namespace Mix.Runtime.Fused
                     return b.Step("norm (layernorm over C of NCHW)", "layer_norm",
                         v => v[x]!.dim() == 4 ? FusedOps.LayerNorm(v[x]!, l.weight, l.bias, l.Eps, 1) : null,
                         region.Kernel.Name,
-                        v => v[x]!.dim() == 4 && l.weight is { } lw && v[x]!.is_contiguous()
+                        v => v[x]!.dim() == 4 && l.weight is { } lw && NormLayoutAllowed(v[x]!)
                             ? (l.bias is { } lb ? region.TryRun(v[x]!, w.Of(lw), bias.Of(lb)) : region.TryRun(v[x]!, w.Of(lw)))
                             : null,
                         reference);
@@ -197,7 +200,7 @@ namespace Mix.Runtime.Fused
                     return b.Step("norm (layernorm over C of NCHW)", "layer_norm",
                         v => v[x]!.dim() == 4 ? FusedOps.LayerNorm(v[x]!, l.weight, null, l.Eps, 1) : null,
                         region.Kernel.Name,
-                        v => v[x]!.dim() == 4 && v[x]!.is_contiguous() ? region.TryRun(v[x]!, w.Of(l.weight)) : null,
+                        v => v[x]!.dim() == 4 && NormLayoutAllowed(v[x]!) ? region.TryRun(v[x]!, w.Of(l.weight)) : null,
                         reference);
                 }
                 case LayerNormNoBias l:
@@ -210,6 +213,21 @@ namespace Mix.Runtime.Fused
                 default:
                     return b.Library("norm (" + norm.GetType().Name + ")", reference);
             }
+        }
+
+        /// <summary>
+        /// Whether the channel LayerNorm region may take this input: channels-last memory (rows innermost, a warp each,
+        /// the output channels-last too), or NCHW memory unless the default plan avoids it there (<see cref="AvoidRegions"/>).
+        /// </summary>
+        private static bool NormLayoutAllowed(Tensor x) => x.is_contiguous() ? !Avoids(NchwLayerNorm) : IsChannelsLast(x);
+
+        /// <summary>Whether a 4-d tensor's memory is dense channels-last (NHWC).</summary>
+        internal static bool IsChannelsLast(Tensor x)
+        {
+            var s = x.shape;
+            var st = x.stride();
+            return s.Length == 4 && st[1] == 1 && (s[3] == 1 || st[3] == s[1]) && (s[2] == 1 || st[2] == s[1] * s[3])
+                && (s[0] == 1 || st[0] == s[1] * s[2] * s[3]);
         }
 
         /// <summary><c>act(h + bias)</c>: the planner's region, the hand kernel, or the activation module.</summary>
@@ -440,7 +458,7 @@ namespace Mix.Runtime.Fused
                 trace?.Add($"{s.Label}: hand {s.Hand}");
                 return h;
             }
-            if (!SubBlockPlanner.Avoids(s.Region) && s.RegionRun?.Invoke(v) is Tensor r)
+            if (s.RegionRun?.Invoke(v) is Tensor r)
             {
                 trace?.Add($"{s.Label}: region {s.Region}");
                 return r;

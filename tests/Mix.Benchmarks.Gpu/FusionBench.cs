@@ -37,7 +37,75 @@ internal static class FusionBench
             Case("gated mixer (test .mix)", () => new Mix.Generated.Models.FusionGated(new Mix.Generated.Models.FusionGated.Options { Dim = 128, Depth = 4 }),
                 b => torch.randn(b, 128, 56, 56), new long[] { 1, 32 }, dt, quick);
             Norms(dt, quick);
+            Epilogues(dt, quick);
         }
+    }
+
+    /// <summary>
+    /// The sub-block epilogues alone at ConvFormer-S18's in-model shapes, NCHW and channels-last memory: the planner's
+    /// region (<see cref="EpilogueRegions"/>) against the hand kernel it may choose instead and the reference ops.
+    /// StarReLU after pwconv1 (no bias: <c>s * relu(h)^2 + t</c>, stage 1's 128 and stage 3's 640 channels) and the
+    /// residual epilogue with a res scale (<c>x * rs + o</c>, 64 and 320 channels). What <see cref="SubBlockPlanner.PreferHand"/>
+    /// should say is read off these rows.
+    /// </summary>
+    private static void Epilogues(ScalarType dt, bool quick)
+    {
+        double target = quick ? 0.15 : 0.5;
+        foreach (var (c, hw, mid) in new (long, long, long)[] { (64, 56, 128), (320, 14, 640) })
+            foreach (long b in new long[] { 1, 32, 128 })
+                foreach (bool cl in new[] { false, true })
+                {
+                    string layout = cl ? "channels-last" : "NCHW";
+                    try
+                    {
+                        using var scope = torch.NewDisposeScope();
+                        Tensor Make(long ch)
+                        {
+                            var t = torch.randn(b, ch, hw, hw, device: torch.CUDA).to_type(dt);
+                            return cl ? t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) : t;
+                        }
+                        // StarReLU
+                        var h = Make(mid);
+                        var sc = torch.full(1, 0.8, device: torch.CUDA).to_type(dt);
+                        var sh = torch.full(1, -0.1, device: torch.CUDA).to_type(dt);
+                        string name = $"StarReLU C{mid} {hw}x{hw} {layout}";
+                        Tensor StarRef() => sc * torch.nn.functional.relu(h).square() + sh;
+                        var reference = StarRef();
+                        ModelBench.Add(name, "reference (3 ops)", dt, b, 0, ModelBench.TimeMs(() => StarRef(), target), b, "img/s");
+                        var star = EpilogueRegions.BiasActivation(FusedActivation.StarReLU, bias: false)!;
+                        var args = star.Arguments(("h", h), ("s", sc), ("t", sh));
+                        var y = star.Bound.TryRun(args);
+                        if (y is not null)
+                            ModelBench.Add(name, $"planner region {star.Name}", dt, b, 0, ModelBench.TimeMs(() => star.Bound.TryRun(args), target), b, "img/s", ModelBench.RelErr(y, reference));
+                        var hy = FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1);
+                        if (hy is not null)
+                            ModelBench.Add(name, "hand FusedOps.BiasActivation", dt, b, 0,
+                                ModelBench.TimeMs(() => FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1), target), b, "img/s", ModelBench.RelErr(hy, reference));
+                        // x * rs + o
+                        var x = Make(c);
+                        var o = Make(c);
+                        var rs = torch.randn(c, device: torch.CUDA).to_type(dt);
+                        var rsv = rs.view(c, 1, 1);
+                        name = $"residual x*rs+o C{c} {hw}x{hw} {layout}";
+                        Tensor ResRef() => x * rsv + o;
+                        reference = ResRef();
+                        ModelBench.Add(name, "reference (2 ops)", dt, b, 0, ModelBench.TimeMs(() => ResRef(), target), b, "img/s");
+                        var res = EpilogueRegions.Residual(bias: false, layerScale: false, resScale: true)!;
+                        var rargs = res.Arguments(("x", x), ("o", o), ("rs", rsv));
+                        y = res.Bound.TryRun(rargs);
+                        if (y is not null)
+                            ModelBench.Add(name, $"planner region {res.Name}", dt, b, 0, ModelBench.TimeMs(() => res.Bound.TryRun(rargs), target), b, "img/s", ModelBench.RelErr(y, reference));
+                        var hr = FusedOps.ScaleResidual(x, o, null, rs, null, 1);
+                        if (hr is not null)
+                            ModelBench.Add(name, "hand FusedOps.ScaleResidual", dt, b, 0,
+                                ModelBench.TimeMs(() => FusedOps.ScaleResidual(x, o, null, rs, null, 1), target), b, "img/s", ModelBench.RelErr(hr, reference));
+                    }
+                    catch (Exception e)
+                    {
+                        ModelBench.Notes.Add(string.Create(CultureInfo.InvariantCulture, $"epilogues {layout} C{c} {ModelBench.DtypeName(dt)} b{b}: failed: {e.GetType().Name}: {e.Message}"));
+                        Console.Error.WriteLine(ModelBench.Notes[^1]);
+                    }
+                }
     }
 
     /// <summary>

@@ -87,7 +87,7 @@ internal static class QuantBench
         return (x - y).norm().item<double>() / Math.Max(y.norm().item<double>(), 1e-300);
     }
 
-    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time) => KvAttentionBench.Run(ctx, time, Results.Add);
+    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time) => KvAttentionBench.Run(ctx, time, Results.Add, _copyGBps);
 
     /// <summary>One weight-only linear row: device times (µs) of every implementation at one M, and the queued device
     /// times (<see cref="Queued"/>) of cuBLAS and the tensor-core kernel.</summary>

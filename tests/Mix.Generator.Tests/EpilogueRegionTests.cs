@@ -96,7 +96,7 @@ public class EpilogueRegionTests
 // make of each expression, with the region's inputs in the planner's order. Do not edit by hand.
 namespace Mix.Runtime.Fused
 {
-    internal static partial class EpilogueRegions
+    public static partial class EpilogueRegions
     {
         private static (string Name, string[] Inputs, string Source)[] Sources => new[]
         {
@@ -174,6 +174,29 @@ namespace Mix.Runtime.Fused
                 Assert.True(err <= 1e-6, $"{name} {string.Join("x", shape)}: relative error {err}");
             }
         Assert.Equal(EpilogueRegions.All.Count, emulator.Regions.Count);
+    }
+
+    [Fact]
+    public void A_region_over_channels_last_memory_writes_channels_last()
+    {
+        var gxx = RegionEmulator.Gxx();
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        using var emulator = new RegionEmulator(gxx!);
+        TorchSharp.torch.manual_seed(12);
+        using var _ = TorchSharp.torch.no_grad();
+        static TorchSharp.torch.Tensor Cl(TorchSharp.torch.Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        var x = Cl(TorchSharp.torch.randn(2, 6, 5, 3));
+        var o = Cl(TorchSharp.torch.randn(2, 6, 5, 3));
+        var rs = TorchSharp.torch.randn(6, 1, 1);
+        var region = EpilogueRegions.Residual(bias: false, layerScale: false, resScale: true)!;
+        var y = emulator.Run(region.Kernel, region.Arguments(("x", x), ("o", o), ("rs", rs)), Array.Empty<float>())!;
+        Assert.Equal(x.stride(), y.stride()); // the layout of x, as PyTorch's x * rs + o keeps it
+        var expected = x.to_type(TorchSharp.torch.ScalarType.Float64) * rs.to_type(TorchSharp.torch.ScalarType.Float64) + o.to_type(TorchSharp.torch.ScalarType.Float64);
+        Assert.True(((y.to_type(TorchSharp.torch.ScalarType.Float64) - expected).norm() / expected.norm()).item<double>() <= 1e-6);
+        // an NCHW shortcut with a channels-last branch: the first input leads
+        var xn = TorchSharp.torch.randn(2, 6, 5, 3);
+        var yn = emulator.Run(region.Kernel, region.Arguments(("x", xn), ("o", o), ("rs", rs)), Array.Empty<float>())!;
+        Assert.True(yn.is_contiguous());
     }
 
     /// <summary>The regions' math, written independently of the planner.</summary>

@@ -88,6 +88,33 @@ public class NormRegionTests
     }
 
     [Fact]
+    public void The_norm_region_over_channels_last_memory_walks_rows_innermost_and_writes_channels_last()
+    {
+        var gxx = RegionEmulator.Gxx();
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        torch.manual_seed(4);
+        using var _ = torch.no_grad();
+        using var emulator = new RegionEmulator(gxx!);
+        foreach (long c in new long[] { 7, 12 })
+        {
+            var x = torch.randn(3, c, 5, 9).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) * 2 + 1;
+            var w = torch.randn(c, 1, 1);
+            var y = emulator.Run(NormRegions.LayerNorm2dWeight, new[] { x, w }, new[] { 1e-6f })!;
+            Assert.Equal(x.stride(), y.stride());
+            var xd = x.to_type(ScalarType.Float64);
+            var mean = xd.mean(new long[] { 1 }, keepdim: true);
+            var variance = (xd - mean).square().mean(new long[] { 1 }, keepdim: true);
+            var expected = (xd - mean) * (variance + 1e-6).rsqrt() * w.to_type(ScalarType.Float64);
+            var err = ((y.to_type(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
+            Assert.True(err <= 1e-5, $"C{c}: relative error {err}");
+        }
+        // channels innermost in memory: a warp per row (whole vectors when C is a multiple of 4), no strided columns
+        Assert.Contains("mix_region_warp", emulator.EntriesRun);
+        Assert.Contains("mix_region_warp4", emulator.EntriesRun);
+        Assert.DoesNotContain("mix_region_cols", emulator.EntriesRun);
+    }
+
+    [Fact]
     public void A_caformer_shaped_model_with_its_norm_regions_emulated_matches_its_reference()
     {
         var gxx = RegionEmulator.Gxx();

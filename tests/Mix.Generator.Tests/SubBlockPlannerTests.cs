@@ -151,6 +151,9 @@ public class SubBlockPlannerTests
     }
 }
 
-/// <summary>Test classes that switch <see cref="SubBlockPlanner.HandKernels"/> (a process-wide switch) run one at a time.</summary>
+/// <summary>
+/// Test classes that switch <see cref="SubBlockPlanner.HandKernels"/> or run regions through <see cref="FusedRegion"/>'s
+/// emulator (which counts launches in <c>ForwardCost</c>'s process-wide counters) run one at a time.
+/// </summary>
 [CollectionDefinition(nameof(PlannerSwitchCollection))]
 public sealed class PlannerSwitchCollection;
