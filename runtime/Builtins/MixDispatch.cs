@@ -108,7 +108,8 @@ public static class MixDispatch
     /// <param name="x">Input (the shortcut).</param>
     /// <param name="allowFused">False for <c>@fused(false)</c> layers.</param>
     public static Tensor? TryFusedResidual(ResidualParts parts, Tensor x, bool allowFused = true) =>
-        allowFused && FusedEnabled && x.is_cuda && Caches.CacheScope.Current is null && FusedResidual is { } fused
+        allowFused && FusedEnabled && (x.is_cuda || Fused.FusedRegion.Emulator is not null) && Caches.CacheScope.Current is null
+        && FusedResidual is { } fused
             ? fused(parts, x)
             : null;
 

@@ -122,8 +122,9 @@ public abstract class CacheSlot : IDisposable
     /// <param name="x">Input whose first axis is the batch.</param>
     protected void CheckBatch(Tensor x)
     {
-        if (x.shape[0] != Batch)
-            throw new ArgumentException($"the cache slot of layer {LayerIndex} holds {Batch} rows, the input has {x.shape[0]}");
+        long b = x.size(0);
+        if (b != Batch)
+            throw new ArgumentException($"the cache slot of layer {LayerIndex} holds {Batch} rows, the input has {b}");
     }
 
     /// <summary>Whether a transactional step (<see cref="InferenceCache.BeginStep"/>) is open on this slot.</summary>

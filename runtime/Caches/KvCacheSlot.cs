@@ -124,13 +124,8 @@ public abstract class AttentionCacheSlot : CacheSlot
     {
         ArgumentNullException.ThrowIfNull(keys);
         ArgumentNullException.ThrowIfNull(values);
-        if (keys.dim() != 4 || keys.shape[1] != NumHeads || keys.shape[3] != HeadDim)
-            throw new ArgumentException($"keys of layer {LayerIndex} must be [batch, {NumHeads}, n, {HeadDim}], got [{string.Join(", ", keys.shape)}]", nameof(keys));
-        if (!values.shape.SequenceEqual(keys.shape))
-            throw new ArgumentException($"values of layer {LayerIndex} must match the keys [{string.Join(", ", keys.shape)}], got [{string.Join(", ", values.shape)}]", nameof(values));
-        CheckBatch(keys);
-        long n = keys.shape[2];
-        CheckStep(keys.shape[0], n, mask);
+        long n = CheckKeysValues(keys, values);
+        CheckStep(keys.size(0), n, mask);
         using var scope = torch.NewDisposeScope();
         var device = keys.device;
         if (!Windowed) return UpdateUnwindowed(keys, values, mask, n, materialize);
@@ -165,9 +160,23 @@ public abstract class AttentionCacheSlot : CacheSlot
         return (k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope(), allowed.MoveToOuterDisposeScope());
     }
 
+    /// <summary>Checks the new keys and values <c>[batch, heads, n, headDim]</c> and returns n. Sizes are read one by one
+    /// (<c>Tensor.shape</c> builds an array through several native calls: a decode step reads them often).</summary>
+    private long CheckKeysValues(Tensor keys, Tensor values)
+    {
+        if (keys.dim() != 4 || keys.size(1) != NumHeads || keys.size(3) != HeadDim)
+            throw new ArgumentException($"keys of layer {LayerIndex} must be [batch, {NumHeads}, n, {HeadDim}], got [{string.Join(", ", keys.shape)}]", nameof(keys));
+        long b = keys.size(0), n = keys.size(2);
+        if (values.dim() != 4 || values.size(0) != b || values.size(1) != NumHeads || values.size(2) != n || values.size(3) != HeadDim)
+            throw new ArgumentException($"values of layer {LayerIndex} must match the keys [{string.Join(", ", keys.shape)}], got [{string.Join(", ", values.shape)}]", nameof(values));
+        if (b != Batch)
+            throw new ArgumentException($"the cache slot of layer {LayerIndex} holds {Batch} rows, the input has {b}");
+        return n;
+    }
+
     private (Tensor? keys, Tensor? values, Tensor allowed) UpdateUnwindowed(Tensor keys, Tensor values, Tensor? mask, long n, bool materialize)
     {
-        WriteValidity(mask, n, keys.device, force: true);
+        WriteValidity(mask, n, keys, force: true);
         var allowed = AllowedForLast(n, stored + n, keys.device);
         stored += n;
         if (!materialize)
@@ -205,31 +214,36 @@ public abstract class AttentionCacheSlot : CacheSlot
     private void FlushValidity(long upTo)
     {
         if (validWritten >= upTo) return;
-        validBuf!.narrow(1, validWritten, upTo - validWritten).fill_(true);
+        using var rows = validBuf!.narrow(1, validWritten, upTo - validWritten);
+        rows.fill_(true);
         validWritten = upTo;
     }
 
     /// <summary>Records the validity of <paramref name="n"/> entries appended after the <see cref="stored"/> ones. Without a mask
     /// while every entry so far is valid nothing is written (unless <paramref name="force"/>).</summary>
-    private void WriteValidity(Tensor? mask, long n, Device device, bool force)
+    private void WriteValidity(Tensor? mask, long n, Tensor like, bool force)
     {
+        // views are disposed here: a decode step may run without a dispose scope (every TorchSharp call is host time)
         long need = stored + n;
-        if (validBuf is null || validBuf.shape[1] < need || validBuf.device_type != device.type || validBuf.device_index != device.index)
+        if (validBuf is null || validBuf.size(1) < need || validBuf.device_type != like.device_type || validBuf.device_index != like.device_index)
         {
-            long cap = Math.Max(64, validBuf is null ? 64 : validBuf.shape[1]);
+            long cap = Math.Max(64, validBuf is null ? 64 : validBuf.size(1));
             while (cap < need) cap *= 2;
-            var grown = torch.zeros(new[] { Batch, cap }, ScalarType.Bool, device);
-            if (validBuf is not null && validWritten > 0) grown.narrow(1, 0, validWritten).copy_(validBuf.narrow(1, 0, validWritten));
+            var grown = torch.zeros(new[] { Batch, cap }, ScalarType.Bool, like.device);
+            if (validBuf is not null && validWritten > 0)
+                using (var dst = grown.narrow(1, 0, validWritten)) using (var src = validBuf.narrow(1, 0, validWritten)) dst.copy_(src);
             var old = validBuf;
             validBuf = grown.DetachFromDisposeScope();
             Retire(old);
         }
         if (mask is null && allValid && !force) return;
         FlushValidity(stored);
-        if (mask is null) validBuf.narrow(1, stored, n).fill_(true);
+        using var rows = validBuf.narrow(1, stored, n);
+        if (mask is null) rows.fill_(true);
         else
         {
-            validBuf.narrow(1, stored, n).copy_(mask.to(device).ne(0));
+            using var ne = mask.ne(0);
+            rows.copy_(ne);   // across devices when the mask lives elsewhere
             allValid = false;
         }
         validWritten = need;
@@ -249,14 +263,9 @@ public abstract class AttentionCacheSlot : CacheSlot
         if (Windowed) throw new InvalidOperationException("AppendStep is for slots without a sliding window");
         ArgumentNullException.ThrowIfNull(keys);
         ArgumentNullException.ThrowIfNull(values);
-        if (keys.dim() != 4 || keys.shape[1] != NumHeads || keys.shape[3] != HeadDim)
-            throw new ArgumentException($"keys of layer {LayerIndex} must be [batch, {NumHeads}, n, {HeadDim}], got [{string.Join(", ", keys.shape)}]", nameof(keys));
-        if (!values.shape.SequenceEqual(keys.shape))
-            throw new ArgumentException($"values of layer {LayerIndex} must match the keys [{string.Join(", ", keys.shape)}], got [{string.Join(", ", values.shape)}]", nameof(values));
-        CheckBatch(keys);
-        long n = keys.shape[2];
-        CheckStep(keys.shape[0], n, mask);
-        WriteValidity(mask, n, keys.device, force: false);
+        long n = CheckKeysValues(keys, values);
+        CheckStep(keys.size(0), n, mask);
+        WriteValidity(mask, n, keys, force: false);
         stored += n;
         Append(keys, values);
         Advance(mask, n);

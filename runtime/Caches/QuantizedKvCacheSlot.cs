@@ -96,14 +96,17 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     /// the buffers of the step's start keep their rows.</remarks>
     protected override void Append(Tensor keys, Tensor values)
     {
-        long n = keys.shape[2];
+        long n = keys.size(2);
+        bool fused = UseFusedKernels && keys.dtype == dtype && keys.device_type == DeviceType.CUDA;
         for (long done = 0; done < n;)
         {
-            EnsureTail(keys.device);
-            long m = Math.Min(tailK!.shape[2] - tailLength, n - done);
+            EnsureTail(keys);
+            long cap = tailK!.size(2);
+            long m = Math.Min(cap - tailLength, n - done);
             var k = m == n ? keys : keys.narrow(2, done, m);
             var v = m == n ? values : values.narrow(2, done, m);
-            if (!(UseFusedKernels && QuantizedKvAttention.AppendTail(k, v, tailK, tailV!, tailLength, Quant.Mode)))
+            // the tail buffers are the slot's own (contiguous, this dtype, the keys' device): passed by address
+            if (!(fused && QuantizedKvAttention.AppendTail(k, v, TensorPointers.Address(tailK), TensorPointers.Address(tailV!), cap, tailLength, Quant.Mode)))
             {
                 using var noGrad = torch.no_grad();
                 using var dk = tailK.narrow(2, tailLength, m);
@@ -118,17 +121,18 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         }
     }
 
-    private void EnsureTail(Device device)
+    private void EnsureTail(Tensor like)
     {
-        if (tailK is not null && tailK.device_type == device.type && tailK.device_index == device.index) return;
+        if (tailK is not null && tailK.device_type == like.device_type && tailK.device_index == like.device_index) return;
+        var device = like.device;
         var shape = new[] { Batch, NumHeads, TailCapacity, HeadDim };
         var k = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
         var v = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
         if (tailK is not null && tailLength > 0)
         {
             using var noGrad = torch.no_grad();
-            k.narrow(2, 0, tailLength).copy_(tailK.narrow(2, 0, tailLength));
-            v.narrow(2, 0, tailLength).copy_(tailV!.narrow(2, 0, tailLength));
+            using (var dst = k.narrow(2, 0, tailLength)) using (var src = tailK.narrow(2, 0, tailLength)) dst.copy_(src);
+            using (var dst = v.narrow(2, 0, tailLength)) using (var src = tailV!.narrow(2, 0, tailLength)) dst.copy_(src);
         }
         Retire(tailK);
         Retire(tailV);
@@ -283,25 +287,48 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         ArgumentNullException.ThrowIfNull(q);
         long gv = Math.Min(Quant.GroupSize, HeadDim);
         bool tryFused = UseFusedKernels && q.device_type == DeviceType.CUDA && q.dtype == dtype && q.dim() == 4
-            && q.shape[2] <= QuantizedOps.MaxFusedQueries && !QuantizedOpsNeedsGrad(q)
+            && q.size(2) <= QuantizedOps.MaxFusedQueries && !QuantizedOpsNeedsGrad(q)
             && (QuantizedKvAttention.Supports(HeadDim, Quant.GroupSize, gv) || QuantizedOps.KvAttentionSupports(HeadDim, Quant.GroupSize, gv))
-            && FusedOps.IsAvailable(q.device);
+            && KernelRuntime.Shared.IsAvailable;
         if (!tryFused) return base.Attend(q, keys, values, mask, scale);
-        using var scope = torch.NewDisposeScope();
         if (Options.SlidingWindow is null)
         {
-            AppendStep(keys, values, mask);
-            var fast = QuantizedKvAttention.Attend(q, Quant.Mode, PointerTable(q), blocks.Count, Quant.GroupSize, tailK, tailV, tailLength,
-                null, ValidEntries, NumHeads, Outliers, gv, scale, ref workspace);
+            // A decode step: every TorchSharp call is host time, so no dispose scope unless a mask brings temporaries
+            // (the append creates no tensor otherwise; blocks and buffers it makes are detached).
+            using (var appendScope = mask is null ? null : torch.NewDisposeScope()) AppendStep(keys, values, mask);
+            var fast = SplitStep(q, gv, scale);
             if (fast is not null)
             {
                 LastAttendPath = "split";
-                return fast.MoveToOuterDisposeScope();
+                return fast;
             }
-            return AttendFallback(q, AllowedForLast(q.shape[2], q.device), scale).MoveToOuterDisposeScope();
+            using var scope = torch.NewDisposeScope();
+            return AttendFallback(q, AllowedForLast(q.size(2), q.device), scale).MoveToOuterDisposeScope();
         }
-        var (_, _, allowed) = UpdateCore(keys, values, mask, materialize: false);
-        return AttendFallback(q, allowed, scale).MoveToOuterDisposeScope();
+        using (var scope = torch.NewDisposeScope())
+        {
+            var (_, _, allowed) = UpdateCore(keys, values, mask, materialize: false);
+            return AttendFallback(q, allowed, scale).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>The split kernel over the slot's own buffers after <see cref="AttentionCacheSlot.AppendStep"/>: causal
+    /// over the last n entries with the entries' validity, passed by address (no checks of buffers the slot made);
+    /// null when it does not apply.</summary>
+    private Tensor? SplitStep(Tensor q, long gv, double scale)
+    {
+        if (!QuantizedKvAttention.Supports(HeadDim, Quant.GroupSize, gv) || tailK is null || tailV is null) return null;
+        long B = q.size(0), Hq = q.size(1), n = q.size(2), D = q.size(3);
+        long T = (long)blocks.Count * Quant.GroupSize + tailLength;
+        int dev = FusedOps.DeviceIndex(q);
+        if (D != HeadDim || B != Batch || Hq % NumHeads != 0 || B > 65535 || Hq > 65535 || n > T || T > int.MaxValue
+            || tailK.device_type != DeviceType.CUDA || FusedOps.DeviceIndex(tailK) != dev) return null;
+        var table = PointerTable(q);
+        var valid = ValidEntries;
+        var view = new QuantizedKvAttention.KvView(table is null ? 0 : (long)TensorPointers.Address(table), blocks.Count, Quant.GroupSize,
+            (long)TensorPointers.Address(tailK), (long)TensorPointers.Address(tailV), tailK.size(2), tailLength,
+            valid is null ? 0 : (long)TensorPointers.Address(valid), valid is null ? 0 : (int)valid.size(1), NumHeads, Outliers, gv);
+        return QuantizedKvAttention.AttendView(q, FusedKernels.DtypeCode(dtype), dev, B, Hq, n, D, Quant.Mode, view, null, scale, ref workspace);
     }
 
     private Tensor AttendFallback(Tensor q, Tensor allowed, double scale)
@@ -409,13 +436,13 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     {
         if (blocks.Count == 0) return null;
         int dev = like.device_index < 0 ? 0 : (int)like.device_index;
-        if (ptrTable is null || ptrTable.shape[0] < blocks.Count || ptrTable.device_index != like.device_index)
+        if (ptrTable is null || ptrTable.size(0) < blocks.Count || ptrTable.device_index != like.device_index)
         {
-            long cap = Math.Max(64, ptrTable is null ? 64 : ptrTable.shape[0]);
+            long cap = Math.Max(64, ptrTable is null ? 64 : ptrTable.size(0));
             while (cap < blocks.Count) cap *= 2;
             var t = torch.zeros(new[] { cap, 8L }, ScalarType.Int64, like.device);
             if (ptrTable is not null && ptrTable.device_index == like.device_index && ptrRows > 0)
-                t.narrow(0, 0, ptrRows).copy_(ptrTable.narrow(0, 0, ptrRows));
+                using (var dst = t.narrow(0, 0, ptrRows)) using (var src = ptrTable.narrow(0, 0, ptrRows)) dst.copy_(src);
             else ptrRows = 0;
             ptrTable?.Dispose();
             ptrTable = t.DetachFromDisposeScope();
@@ -448,7 +475,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
             if (!written)
             {
                 using var cpu = torch.tensor(rows, new long[] { added, 8 });
-                ptrTable.narrow(0, ptrRows, added).copy_(cpu);
+                using var dst = ptrTable.narrow(0, ptrRows, added);
+                dst.copy_(cpu);
             }
             ptrRows = blocks.Count;
         }

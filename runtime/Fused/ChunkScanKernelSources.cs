@@ -19,17 +19,23 @@ namespace Mix.Runtime.Fused
     /// tile per block, 4 × 4 per thread at rows and columns strided by 16, which lets a thread skip the score blocks
     /// above the diagonal; shared rows are stored interleaved so that a thread's four operands are one float4 load).
     /// The state layout is <c>[K, V]</c> (keys = B's state size for SSD, values = head dim).
-    /// <para>Half-precision SSD has its own pair, <c>chunk_state_ssd_tc</c> and <c>chunk_output_ssd_tc</c> (compiled for
-    /// <c>MIX_T</c> 1 and 2 only), with every product on tensor cores (<c>mma.sync.m16n8k16</c>, float32 accumulation;
-    /// the same state pass between them): operands are staged as I/O-type halves with the reduction index contiguous;
-    /// the chunk's weighted keys enter <c>chunk_state</c>'s product as their rounded value plus its rounding error (two
-    /// products), so the float32 state stays float32-accurate; <c>chunk_output</c> rounds the decayed, masked scores and
-    /// the entering state to the I/O type (as mamba_ssm's Triton kernels do).</para>
+    /// <para>Half precision has its own kernels (compiled for <c>MIX_T</c> 1 and 2 only; the same state pass between
+    /// them), on tensor cores (<c>mma.sync.m16n8k16</c>, float32 accumulation), operands staged as I/O-type halves with
+    /// the reduction index contiguous: <c>chunk_state_ssd_tc</c> / <c>chunk_state_gla_tc</c> enter the chunk's weighted
+    /// keys as their rounded value plus its rounding error (two products), so the float32 state stays float32-accurate;
+    /// <c>chunk_output_ssd_tc</c> has all three products on tensor cores and rounds the decayed, masked scores and the
+    /// entering state to the I/O type (as mamba_ssm's Triton kernels do); SSD's pair takes chunks of
+    /// <see cref="SsdTensorCoreChunk"/> steps (row blocks of 64 in <c>chunk_output_ssd_tc</c>); <c>chunk_output_gla_tc</c> keeps GLA's scores
+    /// (a per-key exponential per pair) in float32 FMA and puts <c>(q ⊙ exp Γ)·S_in</c> and the scores times v on
+    /// tensor cores.</para>
     /// </summary>
     internal static class ChunkScanKernelSources
     {
         /// <summary>Steps per chunk.</summary>
         public const int Chunk = 64;
+
+        /// <summary>Steps per chunk of half-precision SSD's tensor-core kernels (<c>CL</c>).</summary>
+        public const int SsdTensorCoreChunk = 256;
 
         /// <summary>Key rows per block of <c>chunk_state</c>.</summary>
         public const int StateKeys = 64;
@@ -160,7 +166,8 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state(
 }
 
 // grid (ceil(K*V/256), B*H), block 256: S_in[c] = S; S = decay_c S + contribution_c, in place over states; the final
-// state to sT (from s0 or zeros). Loads run four chunks ahead of the dependent update.
+// state to sT (from s0 or zeros). Loads run eight chunks ahead of the dependent update (the pass is a chain of
+// dependent steps per element: its time is the loads' latency over the chunks / the batch in flight).
 extern "C" __global__ void __launch_bounds__(256) chunk_state_pass(
     float* __restrict__ states, const float* __restrict__ decays, const float* __restrict__ s0, float* __restrict__ sT,
     int NC, int K, int V, int scalarDecay)
@@ -175,12 +182,12 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_pass(
   const float* d = scalarDecay ? decays + (long long)bh * NC : decays + (long long)bh * NC * K + kk;
   const int dstride = scalarDecay ? 1 : K;
   int c = 0;
-  for (; c + 4 <= NC; c += 4) {
-    float l[4], dc[4];
+  for (; c + 8 <= NC; c += 8) {
+    float l[8], dc[8];
 #pragma unroll
-    for (int j = 0; j < 4; j++) { l[j] = p[(long long)(c + j) * KV]; dc[j] = d[(long long)(c + j) * dstride]; }
+    for (int j = 0; j < 8; j++) { l[j] = p[(long long)(c + j) * KV]; dc[j] = d[(long long)(c + j) * dstride]; }
 #pragma unroll
-    for (int j = 0; j < 4; j++) { p[(long long)(c + j) * KV] = S; S = fmaf(dc[j], S, l[j]); }
+    for (int j = 0; j < 8; j++) { p[(long long)(c + j) * KV] = S; S = fmaf(dc[j], S, l[j]); }
   }
   for (; c < NC; c++) {
     const float l = p[(long long)c * KV], dc = d[(long long)c * dstride];
@@ -358,59 +365,33 @@ __device__ __forceinline__ void cs_mma(float (&c)[4], const unsigned (&a)[4], un
 #endif
 }
 
-// The A fragment of rows r0 .. r0 + 15 and columns k0 .. k0 + 15 of a [row][k] tile.
-__device__ __forceinline__ void cs_frag_a(const io_t* s, int r0, int k0, unsigned (&a)[4]) {
+// The A fragment of rows r0 .. r0 + 15 and columns k0 .. k0 + 15 of a [row][k] tile whose rows are P halves apart.
+__device__ __forceinline__ void cs_frag_a_p(const io_t* s, int P, int r0, int k0, unsigned (&a)[4]) {
   const int lane = threadIdx.x & 31;
-  const io_t* p = s + (r0 + (lane >> 2)) * TP + k0 + 2 * (lane & 3);
+  const io_t* p = s + (r0 + (lane >> 2)) * P + k0 + 2 * (lane & 3);
   a[0] = *reinterpret_cast<const unsigned*>(p);
-  a[1] = *reinterpret_cast<const unsigned*>(p + 8 * TP);
+  a[1] = *reinterpret_cast<const unsigned*>(p + 8 * P);
   a[2] = *reinterpret_cast<const unsigned*>(p + 8);
-  a[3] = *reinterpret_cast<const unsigned*>(p + 8 * TP + 8);
+  a[3] = *reinterpret_cast<const unsigned*>(p + 8 * P + 8);
 }
 
-// The B fragment of rows (k) k0 .. k0 + 15 and columns n0 .. n0 + 7 of a [column][k] tile.
-__device__ __forceinline__ void cs_frag_b(const io_t* s, int n0, int k0, unsigned& b0, unsigned& b1) {
+// The B fragment of rows (k) k0 .. k0 + 15 and columns n0 .. n0 + 7 of a [column][k] tile whose rows are P halves apart.
+__device__ __forceinline__ void cs_frag_b_p(const io_t* s, int P, int n0, int k0, unsigned& b0, unsigned& b1) {
   const int lane = threadIdx.x & 31;
-  const io_t* p = s + (n0 + (lane >> 2)) * TP + k0 + 2 * (lane & 3);
+  const io_t* p = s + (n0 + (lane >> 2)) * P + k0 + 2 * (lane & 3);
   b0 = *reinterpret_cast<const unsigned*>(p);
   b1 = *reinterpret_cast<const unsigned*>(p + 8);
 }
 
-// grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256 (8 warps): chunk_state for SSD with the product on tensor
-// cores, S[k][v] = sum_s (B_s[k] exp(G_end - G_s) dt_s) x_s[v]. The weighted keys enter as two I/O-type halves, the
-// rounded value and its rounding error (two products), so that the float32 state keeps float32-like accuracy (x is
-// exact in its I/O type). Warp w owns the state rows 16 (w / 2) .. + 15 and columns 32 (w % 2) .. + 31 of the block's
-// 64 x 64 tile.
-extern "C" __global__ void __launch_bounds__(256) chunk_state_ssd_tc(
-    const io_t* __restrict__ k, const io_t* __restrict__ v, const float* __restrict__ dt, const float* __restrict__ A,
-    float* __restrict__ states, float* __restrict__ decays, int T, int H, int hpg, int K, int V)
-{
-  __shared__ __align__(16) io_t skT[64 * TP];   // [key][step]: the weighted keys, rounded
-  __shared__ __align__(16) io_t skL[64 * TP];   // [key][step]: their rounding errors
-  __shared__ __align__(16) io_t svT[64 * TP];   // [value column][step]
-  __shared__ float sa[CQ], sw[CQ];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int c = blockIdx.x, NC = gridDim.x;
-  const int vtiles = (V + 63) / 64;
-  const int v0 = (blockIdx.y % vtiles) * 64, k0 = (blockIdx.y / vtiles) * 64;
-  const int bh = blockIdx.z, b = bh / H, h = bh % H;
-  const int Gq = H / hpg, hq = h / hpg;
-  const int t0 = c * CQ, Tc = min(CQ, T - t0);
-  chunk_ssd_decay(dt, A, sa, sw, b, h, H, T, t0, Tc);
-  for (int idx = tid; idx < CQ * 64; idx += 256) {
-    const int tt = idx / 64, cc = idx % 64;
-    const bool in = tt < Tc;
-    svT[cc * TP + tt] = (in && v0 + cc < V) ? v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc] : (io_t)0;
-    const float kv = (in && k0 + cc < K) ? to_f(k[(((long long)b * T + t0 + tt) * Gq + hq) * K + k0 + cc]) : 0.0f;
-    const float w = kv * __expf(sa[CQ - 1] - sa[tt]) * sw[tt];
-    const io_t hi = from_f(w);
-    skT[cc * TP + tt] = hi;
-    skL[cc * TP + tt] = from_f(w - to_f(hi));
-  }
-  if (blockIdx.y == 0 && tid == 0) decays[(long long)bh * NC + c] = __expf(sa[CQ - 1]);
-  __syncthreads();
+__device__ __forceinline__ void cs_frag_a(const io_t* s, int r0, int k0, unsigned (&a)[4]) { cs_frag_a_p(s, TP, r0, k0, a); }
+__device__ __forceinline__ void cs_frag_b(const io_t* s, int n0, int k0, unsigned& b0, unsigned& b1) { cs_frag_b_p(s, TP, n0, k0, b0, b1); }
+
+// A chunk's state contribution out[k][v] (rows k0 .., columns v0 .. of [K, V]) += sum_s (hi + lo)[k][s] x[v][s] over 64
+// steps from the staged [key][step] halves of the weighted keys (rounded value, rounding error) and [value column][step]
+// inputs; then stored. Warp w owns the rows 16 (w / 2) .. + 15 and columns 32 (w % 2) .. + 31 of the 64 x 64 tile.
+__device__ __forceinline__ void cs_state_mma(const io_t* skT, const io_t* skL, const io_t* svT, float (&acc)[4][4]) {
+  const int warp = threadIdx.x >> 5;
   const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1);
-  float acc[4][4] = {};
 #pragma unroll
   for (int s0 = 0; s0 < CQ; s0 += 16) {
     unsigned a[4], al[4];
@@ -424,8 +405,11 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_ssd_tc(
       cs_mma(acc[j], al, b0, b1);
     }
   }
-  const int g = lane >> 2, t = lane & 3;
-  float* out = states + ((long long)bh * NC + c) * K * (long long)V;
+}
+
+__device__ __forceinline__ void cs_state_store(const float (&acc)[4][4], float* __restrict__ out, int k0, int v0, int K, int V) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1), g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int j = 0; j < 4; j++)
 #pragma unroll
@@ -435,12 +419,81 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_ssd_tc(
     }
 }
 
-// grid (chunks, ceil(V/64), B*H), block 256: chunk_output for SSD with its three products on tensor cores. Per key
-// tile of 64: the scores C.B^T (only the 16 x 8 tiles with some s <= t) and C.S_in (the entering float32 state rounded
-// to the I/O type, as mamba_ssm's Triton kernel does); then the scores masked and decayed in registers,
-// exp(G_t - G_s) dt_s for s <= t, rounded into shared memory as the A operand of P.x, and the state term scaled by
-// exp(G_t). Warp w owns the rows t = 16 (w / 2) .. + 15 and columns 32 (w % 2) .. + 31 (of s for the scores, of the
-// value tile for the output).
+__device__ __forceinline__ void cs_state_product(const io_t* skT, const io_t* skL, const io_t* svT, float* __restrict__ out,
+                                                 int k0, int v0, int K, int V) {
+  float acc[4][4] = {};
+  cs_state_mma(skT, skL, svT, acc);
+  cs_state_store(acc, out, k0, v0, K, V);
+}
+
+// SSD's tensor-core kernels take chunks of CL = 4 x 64 steps (as mamba_ssm's Triton kernels take 256): a quarter of
+// the chunk states of 64-step chunks, whose float32 traffic (written, passed, read: 16 bytes per state element per
+// chunk) would otherwise outweigh the inputs at Mamba-2's state sizes.
+#define CL 256
+
+// sa[t] = cumulative dt*A over the CL steps, sw[t] = dt (zero past the end).
+__device__ __forceinline__ void chunk_ssd_decay_long(const float* __restrict__ dt, const float* __restrict__ A, float* sa,
+                                                     float* sw, int b, int h, int H, int T, int t0, int Tc) {
+  const int tid = threadIdx.x;   // blockDim.x == CL
+  const float d = tid < Tc ? dt[((long long)b * T + t0 + tid) * H + h] : 0.0f;
+  sw[tid] = d;
+  sa[tid] = d * A[h];
+  __syncthreads();
+  chunk_cumsum<false, false>(sa, 1, 64, CL / 64);   // four runs of 64, then the totals of the runs before each
+  float add = 0.0f;
+  for (int r = 0; r < tid / 64; r++) add += sa[64 * r + 63];
+  __syncthreads();
+  sa[tid] += add;
+  __syncthreads();
+}
+
+// grid (chunks of CL, ceil(V/64) * ceil(K/64), B*H), block 256 (8 warps): chunk_state for SSD with the product on
+// tensor cores, S[k][v] = sum_s (B_s[k] exp(G_end - G_s) dt_s) x_s[v], 64 steps at a time into the same accumulators.
+// The weighted keys enter as two I/O-type halves, the rounded value and its rounding error (two products), so that the
+// float32 state keeps float32-like accuracy (x is exact in its I/O type).
+extern "C" __global__ void __launch_bounds__(256) chunk_state_ssd_tc(
+    const io_t* __restrict__ k, const io_t* __restrict__ v, const float* __restrict__ dt, const float* __restrict__ A,
+    float* __restrict__ states, float* __restrict__ decays, int T, int H, int hpg, int K, int V)
+{
+  __shared__ __align__(16) io_t skT[64 * TP];   // [key][step]: the weighted keys, rounded
+  __shared__ __align__(16) io_t skL[64 * TP];   // [key][step]: their rounding errors
+  __shared__ __align__(16) io_t svT[64 * TP];   // [value column][step]
+  __shared__ float sa[CL], sw[CL];
+  const int tid = threadIdx.x;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int vtiles = (V + 63) / 64;
+  const int v0 = (blockIdx.y % vtiles) * 64, k0 = (blockIdx.y / vtiles) * 64;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int Gq = H / hpg, hq = h / hpg;
+  const int t0 = c * CL, Tc = min(CL, T - t0);
+  chunk_ssd_decay_long(dt, A, sa, sw, b, h, H, T, t0, Tc);
+  if (blockIdx.y == 0 && tid == 0) decays[(long long)bh * NC + c] = __expf(sa[CL - 1]);
+  float acc[4][4] = {};
+  for (int sub = 0; sub * 64 < Tc; sub++) {
+    for (int idx = tid; idx < 64 * 64; idx += 256) {
+      const int r = idx / 64, cc = idx % 64, tt = 64 * sub + r;
+      const bool in = tt < Tc;
+      svT[cc * TP + r] = (in && v0 + cc < V) ? v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc] : (io_t)0;
+      const float kv = (in && k0 + cc < K) ? to_f(k[(((long long)b * T + t0 + tt) * Gq + hq) * K + k0 + cc]) : 0.0f;
+      const float w = kv * __expf(sa[CL - 1] - sa[tt]) * sw[tt];
+      const io_t hi = from_f(w);
+      skT[cc * TP + r] = hi;
+      skL[cc * TP + r] = from_f(w - to_f(hi));
+    }
+    __syncthreads();
+    cs_state_mma(skT, skL, svT, acc);
+    __syncthreads();
+  }
+  cs_state_store(acc, states + ((long long)bh * NC + c) * K * (long long)V, k0, v0, K, V);
+}
+
+// grid (chunks of CL x CL/64 row blocks, ceil(V/64), B*H), block 256: chunk_output for SSD with its three products on
+// tensor cores, for the 64 rows t of row block m of a chunk. For each block sb <= m of 64 steps s, per key tile of 64:
+// the scores C_t.B_s^T (in the diagonal block only the 16 x 8 tiles with some s <= t) and, once, C_t.S_in (the entering
+// float32 state rounded to the I/O type, as mamba_ssm's Triton kernel does); then the scores masked and decayed in
+// registers, exp(G_t - G_s) dt_s for s <= t, rounded into shared memory as the A operand of P.x_sb, and the state term
+// scaled by exp(G_t). Warp w owns the rows 16 (w / 2) .. + 15 of the block and columns 32 (w % 2) .. + 31 (of s for
+// the scores, of the value tile for the output).
 extern "C" __global__ void __launch_bounds__(256) chunk_output_ssd_tc(
     const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v,
     const float* __restrict__ dt, const float* __restrict__ A, const float* __restrict__ Dp, const io_t* __restrict__ z,
@@ -450,74 +503,84 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_ssd_tc(
   __shared__ __align__(16) io_t sk[64 * TP];    // [s][key]
   __shared__ __align__(16) io_t sS[64 * TP];    // [value column][key]: the entering state
   __shared__ __align__(16) io_t sxT[64 * TP];   // [value column][s]
-  __shared__ float sa[CQ], sw[CQ];
+  __shared__ float sa[CL], sw[CL];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int c = blockIdx.x, NC = gridDim.x;
+  const int c = blockIdx.x / (CL / 64), m = blockIdx.x % (CL / 64), NC = gridDim.x / (CL / 64);
   const int v0 = blockIdx.y * 64;
   const int bh = blockIdx.z, b = bh / H, h = bh % H;
   const int Gq = H / hpg, hq = h / hpg;
-  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  const int t0 = c * CL, Tc = min(CL, T - t0);
+  if (64 * m >= Tc) return;   // a row block past the end (block-uniform, before any barrier)
   const float* Sin = states + ((long long)bh * NC + c) * K * (long long)V;
-  chunk_ssd_decay(dt, A, sa, sw, b, h, H, T, t0, Tc);
-  for (int idx = tid; idx < CQ * 64; idx += 256) {
-    const int tt = idx / 64, cc = idx % 64;
-    sxT[cc * TP + tt] = (tt < Tc && v0 + cc < V) ? v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc] : (io_t)0;
-  }
-  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1);
-  float sc[4][4] = {}, acc[4][4] = {};
-  for (int kt = 0; kt < K; kt += 64) {
-    for (int idx = tid; idx < CQ * 64; idx += 256) {
-      const int r = idx / 64, cc = idx % 64;   // (step, key) for q and k; (key, value column) for the state
-      const bool in = r < Tc && kt + cc < K;
-      const long long qk = (((long long)b * T + t0 + r) * Gq + hq) * K + kt + cc;
-      sq[r * TP + cc] = in ? q[qk] : (io_t)0;
-      sk[r * TP + cc] = in ? k[qk] : (io_t)0;
-      sS[cc * TP + r] = (kt + r < K && v0 + cc < V) ? from_f(Sin[(long long)(kt + r) * V + v0 + cc]) : (io_t)0;
+  chunk_ssd_decay_long(dt, A, sa, sw, b, h, H, T, t0, Tc);
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1), g = lane >> 2, t = lane & 3;
+  const int r0 = 64 * m;   // the block's first row within the chunk
+  float acc[4][4] = {};
+  for (int sb = 0; sb <= m; sb++) {
+    const int s0 = 64 * sb;
+    const bool diag = sb == m;
+    float sc[4][4] = {};
+    for (int kt = 0; kt < K; kt += 64) {
+      for (int idx = tid; idx < 64 * 64; idx += 256) {
+        const int r = idx / 64, cc = idx % 64;   // (step, key) for C and B; (key, value column) for the state
+        const bool kin = kt + cc < K;
+        sq[r * TP + cc] = (r0 + r < Tc && kin) ? q[(((long long)b * T + t0 + r0 + r) * Gq + hq) * K + kt + cc] : (io_t)0;
+        sk[r * TP + cc] = (s0 + r < Tc && kin) ? k[(((long long)b * T + t0 + s0 + r) * Gq + hq) * K + kt + cc] : (io_t)0;
+        if (sb == 0)
+          sS[cc * TP + r] = (kt + r < K && v0 + cc < V) ? from_f(Sin[(long long)(kt + r) * V + v0 + cc]) : (io_t)0;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < 64; kk += 16) {
+        unsigned a[4];
+        cs_frag_a(sq, m0, kk, a);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          unsigned b0, b1;
+          if (!diag || n0 + 8 * j <= m0 + 15) {   // warp-uniform: the tile holds some s <= t
+            cs_frag_b(sk, n0 + 8 * j, kk, b0, b1);
+            cs_mma(sc[j], a, b0, b1);
+          }
+          if (sb == 0) {
+            cs_frag_b(sS, n0 + 8 * j, kk, b0, b1);
+            cs_mma(acc[j], a, b0, b1);
+          }
+        }
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int tl = m0 + g + 8 * (i >> 1), tt = r0 + tl;
+      const float e = sb == 0 ? __expf(sa[tt]) : 1.0f;
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        acc[j][i] *= e;
+        const int sl = n0 + 8 * j + 2 * t + (i & 1), s = s0 + sl;
+        sq[tl * TP + sl] = from_f(s <= tt ? sc[j][i] * __expf(sa[tt] - sa[s]) * sw[s] : 0.0f);
+      }
+    }
+    for (int idx = tid; idx < 64 * 64; idx += 256) {
+      const int r = idx / 64, cc = idx % 64;
+      sxT[cc * TP + r] = (s0 + r < Tc && v0 + cc < V) ? v[(((long long)b * T + t0 + s0 + r) * H + h) * V + v0 + cc] : (io_t)0;
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < 64; kk += 16) {
+    for (int sk0 = 0; sk0 < 64 && (!diag || sk0 <= m0); sk0 += 16) {   // the diagonal block's rows need s <= t only
       unsigned a[4];
-      cs_frag_a(sq, m0, kk, a);
+      cs_frag_a(sq, m0, sk0, a);
 #pragma unroll
       for (int j = 0; j < 4; j++) {
         unsigned b0, b1;
-        if (n0 + 8 * j <= m0 + 15) {   // warp-uniform: the tile holds some s <= t
-          cs_frag_b(sk, n0 + 8 * j, kk, b0, b1);
-          cs_mma(sc[j], a, b0, b1);
-        }
-        cs_frag_b(sS, n0 + 8 * j, kk, b0, b1);
+        cs_frag_b(sxT, n0 + 8 * j, sk0, b0, b1);
         cs_mma(acc[j], a, b0, b1);
       }
     }
-    __syncthreads();
+    if (!diag) __syncthreads();   // before the next block's staging overwrites sq and sxT
   }
-  const int g = lane >> 2, t = lane & 3;
+  // sxT now holds the row block's own inputs (sb == m): the D skip reads them
 #pragma unroll
   for (int i = 0; i < 4; i++) {
-    const int tt = m0 + g + 8 * (i >> 1);
-    const float e = __expf(sa[tt]);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      acc[j][i] *= e;
-      const int s = n0 + 8 * j + 2 * t + (i & 1);
-      sq[tt * TP + s] = from_f(s <= tt ? sc[j][i] * __expf(sa[tt] - sa[s]) * sw[s] : 0.0f);
-    }
-  }
-  __syncthreads();
-  for (int s0 = 0; s0 <= m0; s0 += 16) {   // the rows t <= m0 + 15 need s < m0 + 16 only
-    unsigned a[4];
-    cs_frag_a(sq, m0, s0, a);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      unsigned b0, b1;
-      cs_frag_b(sxT, n0 + 8 * j, s0, b0, b1);
-      cs_mma(acc[j], a, b0, b1);
-    }
-  }
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    const int tt = m0 + g + 8 * (i >> 1);
+    const int tl = m0 + g + 8 * (i >> 1), tt = r0 + tl;
     if (tt >= Tc) continue;
 #pragma unroll
     for (int j = 0; j < 4; j++) {
@@ -525,14 +588,166 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_ssd_tc(
       if (col >= V) continue;
       const long long off = (((long long)b * T + t0 + tt) * H + h) * V + col;
       float val = acc[j][i];
-      if (Dp) val = fmaf(Dp[(long long)h * V + col], to_f(sxT[cc * TP + tt]), val);
+      if (Dp) val = fmaf(Dp[(long long)h * V + col], to_f(sxT[cc * TP + tl]), val);
       if (z) val *= silu_f(to_f(z[off]));
       o[off] = from_f(val);
     }
   }
 }
-#endif
 
+// grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256: chunk_state for GLA on tensor cores (as chunk_state_ssd_tc, with
+// the per-key decay: the weighted keys k_s[k] exp(G_end[k] - G_s[k]), G the inclusive cumulative log gate per key).
+extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc(
+    const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V)
+{
+  __shared__ float sg[CQ * 64];                 // [step][key]: the gates, then their cumulative sums
+  __shared__ __align__(16) io_t skT[64 * TP];
+  __shared__ __align__(16) io_t skL[64 * TP];
+  __shared__ __align__(16) io_t svT[64 * TP];
+  const int tid = threadIdx.x;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int vtiles = (V + 63) / 64;
+  const int v0 = (blockIdx.y % vtiles) * 64, k0 = (blockIdx.y / vtiles) * 64;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  for (int idx = tid; idx < CQ * 64; idx += 256) {
+    const int tt = idx / 64, cc = idx % 64;
+    const long long row = ((long long)b * T + t0 + tt) * H + h;
+    sg[idx] = (tt < Tc && k0 + cc < K) ? to_f(g[row * K + k0 + cc]) : 0.0f;
+    svT[cc * TP + tt] = (tt < Tc && v0 + cc < V) ? v[row * V + v0 + cc] : (io_t)0;
+  }
+  __syncthreads();
+  chunk_cumsum<false, false>(sg, 64, 1, 64);
+  if (blockIdx.y % vtiles == 0 && tid < 64 && k0 + tid < K)
+    decays[((long long)bh * NC + c) * K + k0 + tid] = __expf(sg[(CQ - 1) * 64 + tid]);
+  for (int idx = tid; idx < CQ * 64; idx += 256) {
+    const int tt = idx / 64, cc = idx % 64;
+    const float kv = (tt < Tc && k0 + cc < K) ? to_f(k[(((long long)b * T + t0 + tt) * H + h) * K + k0 + cc]) : 0.0f;
+    const float w = kv * __expf(sg[(CQ - 1) * 64 + cc] - sg[idx]);
+    const io_t hi = from_f(w);
+    skT[cc * TP + tt] = hi;
+    skL[cc * TP + tt] = from_f(w - to_f(hi));
+  }
+  __syncthreads();
+  cs_state_product(skT, skL, svT, states + ((long long)bh * NC + c) * K * (long long)V, k0, v0, K, V);
+}
+
+#define TPK 40   // pitch (halves) of a 32-key half tile row: 20 words, conflict-free fragment loads
+
+// grid (chunks, ceil(V/64), B*H), block 256: chunk_output for GLA with the two large products on tensor cores. Per key
+// tile of 32: the causal scores a_ts = sum_k q_t[k] k_s[k] exp(G_t[k] - G_s[k]) in float32 FMA as chunk_output
+// computes them (a per-key exponential per pair), and (q_t exp G_t) . S_in on tensor cores (both rounded to the I/O
+// type); then the masked scores, rounded, times v on tensor cores. Warp w owns the output rows t = 16 (w / 2) .. + 15
+// and columns 32 (w % 2) .. + 31 of the value tile.
+extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc(
+    const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    const float* __restrict__ states, io_t* __restrict__ o, int T, int H, int K, int V, float scale)
+{
+  // per key tile: q, k and G as [key][step, interleaved] floats; after the key loop the same bytes hold the masked
+  // scores [t][s] and the values [column][s] as halves
+  __shared__ __align__(16) float smem[3 * CKT * CQP];
+  __shared__ __align__(16) io_t sqe[CQ * TPK];   // [t][key]: q exp(G_t)
+  __shared__ __align__(16) io_t sS[CVT * TPK];   // [value column][key]: the entering state
+  float* sq = smem;
+  float* sk = sq + CKT * CQP;
+  float* sg = sk + CKT * CQP;
+  io_t* sP = reinterpret_cast<io_t*>(smem);
+  io_t* svT = sP + CQ * TP;
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, warp = tid >> 5, lane = tid & 31;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int v0 = blockIdx.y * CVT;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  const float* Sin = states + ((long long)bh * NC + c) * K * (long long)V;
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1);
+
+  float sc[4][4] = {};   // FMA scores a[t][s], t = ty + 16 i, s = tx + 16 j
+  float acc[4][4] = {};  // mma output fragments: rows m0 + g (+ 8), columns n0 + 8 j + 2 t (+ 1)
+  for (int kt = 0; kt < K; kt += CKT) {
+    for (int idx = tid; idx < CQ * CKT; idx += 256) {
+      const int tt = idx / CKT, kk = idx % CKT, at = kk * CQP + CPOS(tt);
+      const bool in = tt < Tc && kt + kk < K;
+      const long long qk = (((long long)b * T + t0 + tt) * H + h) * K + kt + kk;
+      sq[at] = in ? to_f(q[qk]) * scale : 0.0f;
+      sk[at] = in ? to_f(k[qk]) : 0.0f;
+      sg[at] = in ? to_f(g[qk]) : 0.0f;
+    }
+    for (int idx = tid; idx < CKT * CVT; idx += 256) {
+      const int kk = idx / CVT, cc = idx % CVT;
+      sS[cc * TPK + kk] = (kt + kk < K && v0 + cc < V) ? from_f(Sin[(long long)(kt + kk) * V + v0 + cc]) : (io_t)0;
+    }
+    __syncthreads();
+    chunk_cumsum<true, false>(sg, 1, CQP, CKT);
+    for (int kk = 0; kk < CKT; kk++) {
+      float a[4], ga[4], w[4], gw[4];
+      ld4(sq + kk * CQP + 4 * ty, a);
+      ld4(sg + kk * CQP + 4 * ty, ga);
+      ld4(sk + kk * CQP + 4 * tx, w);
+      ld4(sg + kk * CQP + 4 * tx, gw);
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j <= i; j++) {
+          // j < i: every s < t; j == i: causal where tx <= ty; j > i (skipped): every s > t
+          const float e = j < i ? __expf(ga[i] - gw[j]) : __expf(tx <= ty ? ga[i] - gw[j] : -1e30f);
+          sc[i][j] = fmaf(a[i] * w[j], e, sc[i][j]);
+        }
+    }
+    for (int idx = tid; idx < CQ * CKT; idx += 256) {
+      const int tt = idx / CKT, kk = idx % CKT, at = kk * CQP + CPOS(tt);
+      sqe[tt * TPK + kk] = from_f(sq[at] * __expf(sg[at]));
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k0 = 0; k0 < CKT; k0 += 16) {
+      unsigned a[4];
+      cs_frag_a_p(sqe, TPK, m0, k0, a);
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        unsigned b0, b1;
+        cs_frag_b_p(sS, TPK, n0 + 8 * j, k0, b0, b1);
+        cs_mma(acc[j], a, b0, b1);
+      }
+    }
+    __syncthreads();
+  }
+  // the masked scores and the values, as halves over the (now free) float tiles
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int t = ty + 16 * i, s = tx + 16 * j;
+      sP[t * TP + s] = from_f(s <= t ? sc[i][j] : 0.0f);
+    }
+  for (int idx = tid; idx < CQ * CVT; idx += 256) {
+    const int tt = idx / CVT, cc = idx % CVT;
+    svT[cc * TP + tt] = (tt < Tc && v0 + cc < V) ? v[(((long long)b * T + t0 + tt) * H + h) * V + v0 + cc] : (io_t)0;
+  }
+  __syncthreads();
+  for (int s0 = 0; s0 <= m0; s0 += 16) {
+    unsigned a[4];
+    cs_frag_a(sP, m0, s0, a);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      unsigned b0, b1;
+      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+    }
+  }
+  const int gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const int tt = m0 + gq + 8 * (i >> 1);
+    if (tt >= Tc) continue;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int col = v0 + n0 + 8 * j + 2 * tq + (i & 1);
+      if (col < V) o[(((long long)b * T + t0 + tt) * H + h) * V + col] = from_f(acc[j][i]);
+    }
+  }
+}
+#endif
 """;
     }
 }

@@ -20,8 +20,18 @@ namespace Mix.Runtime.Fused
         private const int SharedFloats = 8192;   // 32 KiB of staging per block
         private const int MaxKeys = 256;         // 8 lanes × 32 registers
 
+        /// <summary>
+        /// Whether bfloat16 GLA takes the tensor-core chunked kernels (<c>chunk_state_gla_tc</c>,
+        /// <c>chunk_output_gla_tc</c>) rather than the float32-FMA ones; on by default. A switch so that the two can be
+        /// compared in one process (benchmarks, tests); half-precision SSD always takes its tensor-core kernels.
+        /// </summary>
+        public static bool UseGlaTensorCores { get; set; } = true;
+
         /// <summary>Steps per chunk of the chunked kernels (fixed: a caller's chunk size changes only the reference's rounding).</summary>
         public const int ChunkSize = ChunkScanKernelSources.Chunk;
+
+        /// <summary>Steps per chunk of half-precision SSD's tensor-core kernels.</summary>
+        public const int SsdTensorCoreChunkSize = ChunkScanKernelSources.SsdTensorCoreChunk;
 
         private static readonly ConcurrentDictionary<(string, int), CudaKernelSpec> Specs = new();
 
@@ -184,14 +194,18 @@ namespace Mix.Runtime.Fused
             int code = FusedKernels.DtypeCode(v.dtype);
             var io = v.dtype;
             int dev = FusedOps.DeviceIndex(v);
-            // SSD (scalar decay) in half precision: the tensor-core kernels (scale is 1 there)
-            bool tensorCores = g is null && io != ScalarType.Float32;
+            // half precision: the tensor-core kernels (SSD: no query scale, its dt and D; GLA: no groups). float16 GLA
+            // keeps the FMA kernels: the tensor-core output rounds the entering float32 state to the I/O type.
+            bool tensorCores = g is null
+                ? io != ScalarType.Float32
+                : io == ScalarType.BFloat16 && headsPerGroup == 1 && UseGlaTensorCores;
+            string kind = g is null ? "ssd" : "gla";
             try
             {
                 var spec = Spec("mix_chunk_scan", ChunkScanKernelSources.Source, code);
-                var fState = KernelRuntime.Shared.GetFunction(spec, tensorCores ? "chunk_state_ssd_tc" : "chunk_state", dev);
+                var fState = KernelRuntime.Shared.GetFunction(spec, tensorCores ? $"chunk_state_{kind}_tc" : "chunk_state", dev);
                 var fPass = KernelRuntime.Shared.GetFunction(spec, "chunk_state_pass", dev);
-                var fOut = KernelRuntime.Shared.GetFunction(spec, tensorCores ? "chunk_output_ssd_tc" : "chunk_output", dev);
+                var fOut = KernelRuntime.Shared.GetFunction(spec, tensorCores ? $"chunk_output_{kind}_tc" : "chunk_output", dev);
                 var o = torch.empty(new[] { b, L, h, V }, dtype: io, device: v.device);
                 var state = torch.empty(new[] { b, h, K, V }, dtype: ScalarType.Float32, device: v.device);
                 if (L == 0)
@@ -199,7 +213,9 @@ namespace Mix.Runtime.Fused
                     if (s0 is not null) state.copy_(s0); else state.zero_();
                     return (o, state);
                 }
-                long chunks = Ceil(L, ChunkScanKernelSources.Chunk);
+                // SSD's tensor-core kernels take chunks of 256 (row blocks of 64 in chunk_output), the others of 64
+                bool longChunks = tensorCores && g is null;
+                long chunks = Ceil(L, longChunks ? ChunkScanKernelSources.SsdTensorCoreChunk : ChunkScanKernelSources.Chunk);
                 bool scalarDecay = g is null;
                 var states = torch.empty(new[] { b * h, chunks, K, V }, dtype: ScalarType.Float32, device: v.device);
                 var decays = torch.empty(new[] { b * h, chunks, scalarDecay ? 1 : K }, dtype: ScalarType.Float32, device: v.device);
@@ -210,11 +226,14 @@ namespace Mix.Runtime.Fused
                 uint vTiles = (uint)Ceil(V, ChunkScanKernelSources.Values), kTiles = (uint)Ceil(K, ChunkScanKernelSources.StateKeys);
                 using (var args = new KernelArguments(dev))
                 {
+                    // chunk_state (k, v, g, dt, A, …, hpg, K, V); chunk_state_ssd_tc without g; chunk_state_gla_tc with
+                    // neither dt, A nor hpg
                     args.Add(kc, io, "k").Add(vc, io, "v");
-                    if (!tensorCores) args.AddOptional(gc, io, "g");
-                    args.AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
-                        .Add(states, ScalarType.Float32, "states").Add(decays, ScalarType.Float32, "decays")
-                        .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V);
+                    if (!tensorCores || !scalarDecay) args.AddOptional(gc, io, "g");
+                    if (!tensorCores || scalarDecay) args.AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A");
+                    args.Add(states, ScalarType.Float32, "states").Add(decays, ScalarType.Float32, "decays").Add((int)L).Add((int)h);
+                    if (!tensorCores || scalarDecay) args.Add((int)headsPerGroup);
+                    args.Add((int)K).Add((int)V);
                     fState.Launch(new Dim3((uint)chunks, vTiles * kTiles, (uint)(b * h)), new Dim3(256), 0, args);
                 }
                 using (var args = new KernelArguments(dev))
@@ -227,14 +246,19 @@ namespace Mix.Runtime.Fused
                 }
                 using (var args = new KernelArguments(dev))
                 {
+                    // chunk_output (q, k, v, g, dt, A, D, z, …, hpg, K, V, scale); chunk_output_ssd_tc without g and scale;
+                    // chunk_output_gla_tc without dt, A, D, z and hpg
                     args.Add(qc, io, "q").Add(kc, io, "k").Add(vc, io, "v");
-                    if (!tensorCores) args.AddOptional(gc, io, "g");
-                    args.AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
-                        .AddOptional(Dp, ScalarType.Float32, "D").AddOptional(z?.to_type(io).contiguous(), io, "z")
-                        .Add(states, ScalarType.Float32, "states").Add(o, io, "o")
-                        .Add((int)L).Add((int)h).Add((int)headsPerGroup).Add((int)K).Add((int)V);
-                    if (!tensorCores) args.Add((float)scale);
-                    fOut.Launch(new Dim3((uint)chunks, vTiles, (uint)(b * h)), new Dim3(256), 0, args);
+                    if (!tensorCores || !scalarDecay) args.AddOptional(gc, io, "g");
+                    if (!tensorCores || scalarDecay)
+                        args.AddOptional(dt, ScalarType.Float32, "dt").AddOptional(A, ScalarType.Float32, "A")
+                            .AddOptional(Dp, ScalarType.Float32, "D").AddOptional(z?.to_type(io).contiguous(), io, "z");
+                    args.Add(states, ScalarType.Float32, "states").Add(o, io, "o").Add((int)L).Add((int)h);
+                    if (!tensorCores || scalarDecay) args.Add((int)headsPerGroup);
+                    args.Add((int)K).Add((int)V);
+                    if (!tensorCores || !scalarDecay) args.Add((float)scale);
+                    uint rowBlocks = longChunks ? (uint)(ChunkScanKernelSources.SsdTensorCoreChunk / ChunkScanKernelSources.Chunk) : 1;
+                    fOut.Launch(new Dim3((uint)chunks * rowBlocks, vTiles, (uint)(b * h)), new Dim3(256), 0, args);
                 }
                 return (o, state);
             }

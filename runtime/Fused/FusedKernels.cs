@@ -37,9 +37,11 @@ namespace Mix.Runtime.Fused
         public static CudaKernelSpec QuantGemv(int dtype, int mode) =>
             Get("mix_qgemv", QuantKernelSources.Gemv, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}");
 
-        /// <summary>The tensor-core weight-only linear; only float16 (1) and bfloat16 (2) activations.</summary>
-        public static CudaKernelSpec QuantGemm(int dtype, int mode) =>
-            Get("mix_qgemm", QuantGemmKernelSources.Source, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}");
+        /// <summary>The tensor-core weight-only linear; only float16 (1) and bfloat16 (2) activations. <paramref name="probe"/>
+        /// &gt; 0 builds a timing probe (see <see cref="QuantizedGemm.Probe"/>), never used for results.</summary>
+        public static CudaKernelSpec QuantGemm(int dtype, int mode, int probe = 0) => probe == 0
+            ? Get("mix_qgemm", QuantGemmKernelSources.Source, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}")
+            : Get("mix_qgemm", QuantGemmKernelSources.Source, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}", $"-DMIX_QM_PROBE={probe}");
 
         public static CudaKernelSpec KvAttention(int dtype, int kvMode) =>
             Get("mix_kv_attention", QuantKernelSources.KvAttention, $"-DMIX_T={dtype}", $"-DMIX_KV={kvMode}");

@@ -26,8 +26,10 @@ namespace Mix.Runtime.Fused
         {
             if (!x.is_cuda || torch.is_grad_enabled()) return null;
             // Built-in modules by type, standard-library modules by the kernel they declare (KernelModules).
-            if (KernelModules.GlobalFilterWeight(mixer) is { } filter) return FusedOps.GlobalFilter(x, filter);
-            if (KernelModules.SepConvOf(mixer) is { } sep) return FusedBranches.SepConv(sep, x);
+            // The global filter's spectrum multiply is a hand kernel with no region equivalent (complex values).
+            if (SubBlockPlanner.HandKernels && KernelModules.GlobalFilterWeight(mixer) is { } filter) return FusedOps.GlobalFilter(x, filter);
+            // A separable convolution: the planner's steps (bias + activation between the convolutions).
+            if (SubBlockPlanner.ForMixer(mixer) is { } plan) return plan.TryRun(x);
             if (KernelModules.IsMamba(mixer))
             {
                 // Mamba's scan calls its kernel slot itself: install the CUDA scan once, then run the module.

@@ -51,7 +51,8 @@ namespace Mix.Runtime.Fused
                     .Add(work).Add(inner).Add((int)C).Add(ChannelMode(inner, C, vec ? V : 1, ps, pt, dev))
                     .AddOptional(ps[1], ps[1]?.dtype ?? x.dtype, "starScale").AddOptional(ps[2], ps[2]?.dtype ?? x.dtype, "starBias")
                     .Add(pt);
-                fn.Launch(new Dim3(Blocks(work)), new Dim3(Threads), 0, args);
+                // the vector kernel takes two 16-byte vectors per thread (both loads in flight before the activation)
+                fn.Launch(new Dim3(Blocks(vec ? (work + 1) / 2 : work)), new Dim3(Threads), 0, args);
                 return y.MoveToOuterDisposeScope();
             }
             catch (CudaKernelUnavailableException)

@@ -117,6 +117,8 @@ namespace Mix.Runtime.Fused
         {
             public RegionArgs Args;
             public long[] OutShape = Array.Empty<long>();
+            /// <summary>The output's strides (elements, logical order): the layout of the input the region walks in memory order.</summary>
+            public long[] OutStrides = Array.Empty<long>();
             public ScalarType OutType;
             public int[] InputCodes = Array.Empty<int>();
             /// <summary>Pointwise with every input dense in the output's order and n % 4 == 0: the vector kernel, if the pointers are 16-byte aligned.</summary>
@@ -157,7 +159,7 @@ namespace Mix.Runtime.Fused
             try
             {
                 var spec = Spec(plan.InputCodes, FusedKernels.DtypeCode(plan.OutType));
-                var y = torch.empty(plan.OutShape, plan.OutType, xs[0].device);
+                var y = torch.empty_strided(plan.OutShape, plan.OutStrides, plan.OutType, xs[0].device);
                 bool aligned = true;
                 for (int i = 0; i < xs.Length; i++)
                 {
@@ -224,6 +226,31 @@ namespace Mix.Runtime.Fused
             long n = 1;
             foreach (var s in shape) n *= s;
             if (n == 0) return null;
+            // Walk in the memory order of the first input that has the output's shape and dense memory, and give the output
+            // its layout (as PyTorch's elementwise ops do): channels-last stays channels-last, and a norm over the channels
+            // of channels-last memory walks its rows innermost (warp per row, vector reads) instead of strided columns.
+            // A reduction that drops its axis keeps the logical order (its output has another shape).
+            var logical = (long[])shape.Clone();
+            var perm = IsRow && Reduced ? null : MemoryOrder(sizes, strides, shape);
+            var outStrides0 = new long[rank];
+            {
+                long acc = 1;
+                for (int k = rank - 1; k >= 0; k--)
+                {
+                    int d = perm?[k] ?? k;
+                    outStrides0[d] = acc;
+                    acc *= shape[d];
+                }
+            }
+            if (perm is not null)
+            {
+                shape = perm.Select(d => shape[d]).ToArray();
+                for (int i = 0; i < xs.Length; i++)
+                {
+                    sizes[i] = perm.Select(d => sizes[i][d]).ToArray();
+                    strides[i] = perm.Select(d => strides[i][d]).ToArray();
+                }
+            }
             for (int i = 0; i < xs.Length; i++)
                 for (int d = 0; d < rank; d++)
                     if (sizes[i][d] == 1) strides[i][d] = 0;
@@ -233,7 +260,8 @@ namespace Mix.Runtime.Fused
             if (!IsRow)
             {
                 var dims = Collapse(shape, strides.Append(Contiguous(shape)).ToArray(), skip: -1);
-                plan.OutShape = shape;
+                plan.OutShape = logical;
+                plan.OutStrides = outStrides0;
                 plan.FlatCandidate = dims.Count == 1 && Enumerable.Range(0, xs.Length).All(i => dims[0].Strides[i] == 1) && n % 4 == 0;
                 plan.Args.N = n;
                 plan.Args.NDim = dims.Count;
@@ -251,6 +279,7 @@ namespace Mix.Runtime.Fused
             if (Axis >= 0 && Enumerable.Range(0, xs.Length).Any(i => (below >> i & 1) != 0 && xs[i].Shape.Length != rank)) return null;
             int ax = Axis < 0 ? Axis + rank : Axis;
             if (ax < 0 || ax >= rank) return null;
+            if (perm is not null) ax = Array.IndexOf(perm, ax);
             long rowLen = shape[ax];
             foreach (var mask in _reductions)
             {
@@ -258,7 +287,8 @@ namespace Mix.Runtime.Fused
                 for (int i = 0; i < xs.Length; i++) full |= (mask >> i & 1) != 0 && sizes[i][ax] == rowLen;
                 if (!full) return null; // reduced over a broadcast axis: the reference's count differs
             }
-            plan.OutShape = Reduced ? shape.Where((_, d) => d != ax).ToArray() : shape;
+            plan.OutShape = Reduced ? shape.Where((_, d) => d != ax).ToArray() : logical;
+            plan.OutStrides = Reduced ? Contiguous(plan.OutShape) : outStrides0;
             var outStrides = Reduced ? Contiguous(shape.Select((s, d) => d == ax ? 1L : s).ToArray()) : Contiguous(shape);
             if (Reduced) outStrides[ax] = 0;
             var rowDims = Collapse(shape, strides.Append(outStrides).ToArray(), skip: ax);
@@ -332,6 +362,43 @@ namespace Mix.Runtime.Fused
                 strides[off + d] = st[d];
             }
             return (sizes, strides);
+        }
+
+        /// <summary>
+        /// The dims in the memory order of the first input whose sizes are the output's and whose strides tile one block
+        /// of memory (outermost first; dims of size 1 keep their places), or null for the logical order (that input is
+        /// contiguous, or there is none).
+        /// </summary>
+        private static int[]? MemoryOrder(long[][] sizes, long[][] strides, long[] shape)
+        {
+            int rank = shape.Length;
+            for (int i = 0; i < sizes.Length; i++)
+            {
+                if (!sizes[i].SequenceEqual(shape)) continue;
+                bool contiguous = true;
+                long e = 1;
+                for (int d = rank - 1; d >= 0 && contiguous; d--)
+                {
+                    contiguous = shape[d] == 1 || strides[i][d] == e;
+                    e *= shape[d];
+                }
+                if (contiguous) return null;
+                var big = Enumerable.Range(0, rank).Where(d => shape[d] > 1).ToArray();
+                // outermost first: larger strides first, ties (none in dense memory) in logical order
+                var order = big.OrderByDescending(d => strides[i][d]).ThenBy(d => d).ToArray();
+                long expect = 1;
+                bool dense = true;
+                for (int k = order.Length - 1; k >= 0 && dense; k--)
+                {
+                    dense = strides[i][order[k]] == expect;
+                    expect *= shape[order[k]];
+                }
+                if (!dense) continue;
+                var perm = Enumerable.Range(0, rank).ToArray();
+                for (int k = 0; k < big.Length; k++) perm[big[k]] = order[k];
+                return perm;
+            }
+            return null;
         }
 
         private static long[] Contiguous(long[] shape)

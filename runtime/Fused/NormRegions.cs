@@ -23,6 +23,13 @@ namespace Mix.Runtime.Fused
             reductions: new[] { 0b1, 0b1 }, source: LayerNorm2dWeightSource);
 
         /// <summary>
+        /// Region of <c>layernorm_nobias</c> over the last axis (tokens <c>[B, N, C]</c>): the same arithmetic as
+        /// <see cref="LayerNorm2dWeight"/> (the source does not depend on the axis), inputs x, weight [C]; scalar eps.
+        /// </summary>
+        public static readonly FusedRegionKernel LayerNormLastWeight = FusedRegionKernel.Row("layernorm_nobias", 2, 1, axis: -1, reduced: false,
+            reductions: new[] { 0b1, 0b1 }, source: LayerNorm2dWeightSource);
+
+        /// <summary>
         /// The norm of an NCHW-contiguous <paramref name="x"/> through its region, or null (other layouts, no weight, CPU,
         /// gradients, regions off: <see cref="FusedRegion.TryRun"/>'s rules). <paramref name="region"/> caches the module's
         /// binding of eps.
@@ -32,7 +39,7 @@ namespace Mix.Runtime.Fused
             if (weight is null || x.dim() != 4) return null;
             // cheap checks first: on the CPU (training, the examples) the reference runs at no extra cost
             if (FusedRegion.Emulator is null && !(FusedRegion.Enabled && Builtins.MixDispatch.FusedEnabled && x.is_cuda)) return null;
-            if (!x.is_contiguous()) return null;
+            if (SubBlockPlanner.Avoids(SubBlockPlanner.NchwLayerNorm) || !x.is_contiguous()) return null;
             region ??= (bias is null ? LayerNorm2dWeight : LayerNorm2dAffine).Bind(eps);
             long c = weight.shape[0];
             using var scope = torch.NewDisposeScope();

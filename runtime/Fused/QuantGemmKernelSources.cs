@@ -45,6 +45,11 @@ namespace Mix.Runtime.Fused
 #ifndef MIX_QMODE
 #define MIX_QMODE 1
 #endif
+// timing probes (benchmarks only; wrong outputs): 1 = the weight stream alone (no dequantization, no mma),
+// 2 = raw code words into the mma (no dequantization)
+#ifndef MIX_QM_PROBE
+#define MIX_QM_PROBE 0
+#endif
 #define QM_WARPS 4
 #define QM_NT 4
 #define QM_BN (QM_WARPS * QM_NT * 8)
@@ -133,13 +138,14 @@ __device__ __forceinline__ void qm_dq8(unsigned w, unsigned& r0, unsigned& r1) {
 }
 
 // the weight vectors (and int4 group scales) of chunk c for the warp's QM_NT n8 tiles
+// (int4: lane t of a quad reads group gq + t % GPC of the chunk; gq is the chunk's first group, from qm_group)
 __device__ __forceinline__ void qm_load(uint4 (&w)[QM_NT], unsigned (&z)[QM_NT], const uint4* __restrict__ codes,
-    const unsigned* __restrict__ sz, int nt0, int c, int CH, int G, int group, int grpOff, int lane) {
+    const unsigned* __restrict__ sz, int nt0, int c, int CH, int G, int gl, int lane) {
 #pragma unroll
   for (int n = 0; n < QM_NT; n++) {
     w[n] = qm_ld16(codes + ((long long)(nt0 + n) * CH + c) * 32 + lane);
 #if MIX_QMODE == 1
-    z[n] = __ldg(sz + ((long long)(nt0 + n) * G + (c * QM_CK + grpOff) / group) * 8 + (lane >> 2));
+    z[n] = __ldg(sz + ((long long)(nt0 + n) * G + gl) * 8 + (lane >> 2));
 #else
     z[n] = 0u;
 #endif
@@ -150,6 +156,13 @@ __device__ __forceinline__ void qm_load(uint4 (&w)[QM_NT], unsigned (&z)[QM_NT],
 // (row r, columns 2p, 2p + 1 of k16 step ks) sits at ((ks·MT + r / 16)·32 + lane)·4 + reg with lane and reg as in the
 // mma's A layout. Items of 8 columns: one 16-byte load each where K and the pointers allow, QM_SU items per thread
 // loaded before any is stored (so a thread has QM_SU loads in flight, not one), columns at or past K written as zeros.
+// the group a lane reads for chunk c: groups of 32/64 (GPC = 4/2 per chunk) or 128·cpg (a group spans cpg chunks),
+// without a division in the common cases
+template <int GPC>
+__device__ __forceinline__ int qm_group(int c, int tq, int cpg) {
+  return GPC > 1 ? c * GPC + tq : cpg == 1 ? c : c / cpg;
+}
+
 template <int MT>
 __device__ __forceinline__ void qm_stage(unsigned* __restrict__ xs, const io_t* __restrict__ x, const float* __restrict__ in_scale,
     int M, int K, int k0, int cols) {
@@ -215,7 +228,7 @@ __device__ __forceinline__ void qgemm_body(
   __shared__ int last_block;
   constexpr int KT = QM_SMEM_U32 * 2 / (16 * MT);   // x columns per staged tile: 1024 / MT
   constexpr int CPT = KT / QM_CK;                   // chunks per tile
-  constexpr int ST = MT == 1 ? 4 : MT == 2 ? 3 : 2; // chunks of weight loads per lane in the register ring (ST − 1 ahead)
+  constexpr int ST = MT == 1 ? 6 : MT == 2 ? 3 : 2; // chunks of weight loads per lane in the register ring (ST − 1 ahead)
   constexpr int SPC = QM_CK / 16;                   // k16 steps per chunk
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -235,17 +248,17 @@ __device__ __forceinline__ void qgemm_body(
   uint4 wq[ST][QM_NT];
   unsigned szr[ST][QM_NT];
   // lane t of a quad fetches group t % GPC of the chunk for its column g; the quad shares them by shuffles
-  const int grpOff = (t % GPC) * (QM_CK / GPC);
+  const int tq = t % GPC, cpg = group > QM_CK ? group / QM_CK : 1;
 #pragma unroll
   for (int s = 0; s < ST - 1; s++)
-    if (c0 + s < c1) qm_load(wq[s], szr[s], codes, sz, nt0, c0 + s, CH, G, group, grpOff, lane);
+    if (c0 + s < c1) qm_load(wq[s], szr[s], codes, sz, nt0, c0 + s, CH, G, qm_group<GPC>(c0 + s, tq, cpg), lane);
 
   for (int cb = c0; cb < c1; cb += ST) {
 #pragma unroll
     for (int s = 0; s < ST; s++) {
       const int c = cb + s;
       if (c >= c1) break;
-      if (c + ST - 1 < c1) qm_load(wq[(s + ST - 1) % ST], szr[(s + ST - 1) % ST], codes, sz, nt0, c + ST - 1, CH, G, group, grpOff, lane);
+      if (c + ST - 1 < c1) qm_load(wq[(s + ST - 1) % ST], szr[(s + ST - 1) % ST], codes, sz, nt0, c + ST - 1, CH, G, qm_group<GPC>(c + ST - 1, tq, cpg), lane);
       const int lc = (c - c0) % CPT;
       if (lc == 0) {
         __syncthreads();   // every warp is done with the previous tile
@@ -272,9 +285,15 @@ __device__ __forceinline__ void qgemm_body(
           for (int n = 0; n < QM_NT; n++) {
             const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
             unsigned b0, b1;
+#if MIX_QM_PROBE == 2
+            b0 = w >> h; b1 = w >> (h + 4);
+#else
             qm_dq4(w, szq[n][(j * GPC) >> 2], h, b0, b1);
+#endif
+#if MIX_QM_PROBE != 1
 #pragma unroll
             for (int m = 0; m < MT; m++) qm_mma(acc[m][n], a[m], b0, b1);
+#endif
           }
         }
 #else
@@ -288,9 +307,15 @@ __device__ __forceinline__ void qgemm_body(
         for (int n = 0; n < QM_NT; n++) {
           const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
           unsigned b0, b1;
+#if MIX_QM_PROBE == 2
+          b0 = w; b1 = w >> 8;
+#else
           qm_dq8(w, b0, b1);
+#endif
+#if MIX_QM_PROBE != 1
 #pragma unroll
           for (int m = 0; m < MT; m++) qm_mma(acc[m][n], a[m], b0, b1);
+#endif
         }
       }
 #endif

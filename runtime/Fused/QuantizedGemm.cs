@@ -32,6 +32,16 @@ namespace Mix.Runtime.Fused
         /// <summary>Whether <see cref="QuantizedOps.Linear"/> may use this kernel (default true; benchmarks compare).</summary>
         public static bool Enabled { get; set; } = true;
 
+        /// <summary>
+        /// Benchmark instrumentation, never for results: 0 (default) the kernel; 1 a probe that only streams the weights
+        /// (no dequantization, no mma); 2 one that feeds the raw codes to the mma (no dequantization). Outputs of 1 and 2
+        /// are wrong by design; they tell how much of the time is the weight stream, the mma and the dequantization.
+        /// </summary>
+        public static int Probe { get; set; }
+
+        /// <summary>Benchmark instrumentation: split-K count to force (0, the default: the plan's own).</summary>
+        public static int ForcedSplits { get; set; }
+
         private static long s_launches;
 
         /// <summary>Launches of this kernel so far in this process: what benchmarks check to know it, not a fallback, ran.</summary>
@@ -39,7 +49,7 @@ namespace Mix.Runtime.Fused
 
         private static readonly ConditionalWeakTable<Tensor, Packed> Cache = new();
         private static readonly ConcurrentDictionary<int, (int major, int sms)> Devices = new();
-        private static readonly ConcurrentDictionary<(int dev, int dt, int mode, int mt, int gpc), CudaFunction> Functions = new();
+        private static readonly ConcurrentDictionary<(int dev, int dt, int variant, int mt, int gpc), CudaFunction> Functions = new();
         private static readonly ConcurrentDictionary<(int dev, int dt, int mode), bool> Broken = new();
 
         /// <summary>Whether the kernel takes this format: int8, or int4 with a group of 32, 64 or a multiple of 128.</summary>
@@ -306,35 +316,40 @@ namespace Mix.Runtime.Fused
             Tensor? bias, Tensor? inputScale, long M, long K, long N, int splits = 0)
         {
             if (!Enabled || M < 1 || M > MaxRows || !Supports(mode, groupSize)) return null;
-            if (x.dtype != ScalarType.Float16 && x.dtype != ScalarType.BFloat16) return null;
+            var dtype = x.dtype;
+            if (dtype != ScalarType.Float16 && dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CUDA) return null;
             int dev = FusedOps.DeviceIndex(x);
             var (major, sms) = DeviceShape(dev);
             if (major < 8) return null;
             bool int4 = mode == WeightQuantMode.Int4Grouped;
-            int dt = FusedKernels.DtypeCode(x.dtype), qm = int4 ? 1 : 0;
+            int dt = FusedKernels.DtypeCode(dtype), qm = int4 ? 1 : 0;
             if (Broken.ContainsKey((dev, dt, qm))) return null;
             var p = Repacked(mode, groupSize, qweight, scales, zeros);
             if (p is null || p.N != N || p.K != K) return null;
-            if (int4 && x.dtype == ScalarType.Float16 && !p.ScalesFitHalf) return null;
-            var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, splits > 0 ? splits : null);
+            if (int4 && dtype == ScalarType.Float16 && !p.ScalesFitHalf) return null;
+            int forced = splits > 0 ? splits : ForcedSplits;
+            var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, forced > 0 ? forced : null);
+            int probe = Probe;
             try
             {
-                var key = (dev, dt, qm, plan.MTiles, plan.GroupsPerChunk);
+                var key = (dev, dt, qm * 4 + probe, plan.MTiles, plan.GroupsPerChunk);
                 if (!Functions.TryGetValue(key, out var fn))
-                    fn = Functions.GetOrAdd(key, KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, qm), plan.Entry, dev));
+                    fn = Functions.GetOrAdd(key, KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, qm, probe), plan.Entry, dev));
                 var xc = x.is_contiguous() ? x : x.contiguous();
                 var outShape = (long[])x.shape.Clone();
                 outShape[^1] = N;
-                var y = torch.empty(outShape, x.dtype, x.device);
+                var device = x.device;
+                var y = torch.empty(outShape, dtype, device);
                 Tensor? bc = bias is null ? null : Fits(bias, x) ? bias : FusedOps.Param(bias, x);
                 Tensor? isc = inputScale is null ? null : Fits(inputScale, x) ? inputScale : FusedOps.Param(inputScale, x);
-                long sz = int4 ? (long)p.SzFor(x.dtype, dev) : 0;
-                long partial = plan.Splits > 1 ? (long)p.PartialFor(plan.Splits * M * p.Np, x.device, dev) : 0;
+                long sz = int4 ? (long)p.SzFor(dtype, dev) : 0;
+                long partial = plan.Splits > 1 ? (long)p.PartialFor(plan.Splits * M * p.Np, device, dev) : 0;
                 using (var args = new KernelArguments(dev))
                 {
-                    // the packed tensors' pointers were checked when they were made
-                    args.Add(xc, x.dtype, "x").AddOptional(isc, ScalarType.Float32, "input_scale").Add((long)p.CodesPtr).Add(sz)
-                        .Add((long)p.ChannelScalesPtr).AddOptional(bc, ScalarType.Float32, "bias").Add(y, x.dtype, "y").Add(partial)
+                    // the packed tensors' pointers were checked when they were made; x (dtype, device, contiguity) above and
+                    // in QuantizedOps.Linear, y is ours: their addresses are read without the checks' round trips to libtorch
+                    args.Add((long)TensorPointers.Address(xc)).AddOptional(isc, ScalarType.Float32, "input_scale").Add((long)p.CodesPtr).Add(sz)
+                        .Add((long)p.ChannelScalesPtr).AddOptional(bc, ScalarType.Float32, "bias").Add((long)TensorPointers.Address(y)).Add(partial)
                         .Add((long)p.CountersPtr)
                         .Add((int)M).Add((int)K).Add((int)N).Add((int)p.Np).Add((int)p.Chunks).Add((int)p.Groups).Add(int4 ? groupSize : 1).Add(plan.Splits);
                     fn.Launch(new Dim3((uint)plan.BlockColumns, (uint)plan.Splits), new Dim3(QuantGemmKernelSources.Threads), 0, args);
@@ -347,6 +362,7 @@ namespace Mix.Runtime.Fused
             }
             catch (CudaKernelUnavailableException e)
             {
+                if (probe != 0) throw;   // a probe's failure says nothing about the kernel
                 Broken.TryAdd((dev, dt, qm), true);
                 KernelLog.WarnOnce($"qgemm:{dev}:{dt}:{qm}", $"the tensor-core quantized linear (dtype code {dt}, {(int4 ? "int4" : "int8")}, {plan.Entry}) failed on cuda:{dev} ({e.Message}); using the GEMV kernel");
                 return null;

@@ -136,21 +136,34 @@ namespace Mix.Runtime.Fused
             ArgumentNullException.ThrowIfNull(values);
             ArgumentNullException.ThrowIfNull(bufK);
             ArgumentNullException.ThrowIfNull(bufV);
-            int dt = FusedKernels.DtypeCode(bufK.dtype);
-            if (dt < 0 || keys.device_type != DeviceType.CUDA || keys.dtype != bufK.dtype || values.dtype != bufK.dtype || bufV.dtype != bufK.dtype
-                || keys.dim() != 4 || bufK.dim() != 4 || keys.stride(3) != 1 || values.stride(3) != 1 || FusedOps.NeedsGrad(keys, values)) return false;
-            long B = keys.shape[0], H = keys.shape[1], n = keys.shape[2], D = keys.shape[3];
-            if (bufK.shape[0] != B || bufK.shape[1] != H || bufK.shape[3] != D || position + n > bufK.shape[2] || D % 32 != 0 || D > 256
-                || !bufK.is_contiguous() || !bufV.is_contiguous() || keys.device_index != bufK.device_index || values.device_index != bufK.device_index
-                || B > 65535 || H > 65535 || n * D > int.MaxValue) return false;
+            if (bufK.dtype != keys.dtype || bufV.dtype != keys.dtype || bufK.dim() != 4 || bufV.dim() != 4 || bufK.device_type != DeviceType.CUDA
+                || !bufK.is_contiguous() || !bufV.is_contiguous() || bufV.numel() != bufK.numel() || keys.dim() != 4
+                || bufK.size(0) != keys.size(0) || bufK.size(1) != keys.size(1) || bufK.size(3) != keys.size(3)
+                || FusedOps.DeviceIndex(bufK) != FusedOps.DeviceIndex(keys) || FusedOps.DeviceIndex(bufV) != FusedOps.DeviceIndex(keys)) return false;
+            return AppendTail(keys, values, TensorPointers.Address(bufK), TensorPointers.Address(bufV), bufK.size(2), position, mode);
+        }
+
+        /// <summary><see cref="AppendTail(Tensor, Tensor, Tensor, Tensor, long, KvQuantMode)"/> into tail buffers given by
+        /// address (contiguous <c>[B, H, capacity, D]</c> of the keys' dtype on their device: the caller owns and has
+        /// checked them).</summary>
+        internal static bool AppendTail(Tensor keys, Tensor values, IntPtr bufK, IntPtr bufV, long capacity, long position, KvQuantMode mode)
+        {
+            var dtype = keys.dtype;
+            int dt = FusedKernels.DtypeCode(dtype);
+            if (dt < 0 || keys.device_type != DeviceType.CUDA || values.dtype != dtype || keys.dim() != 4 || values.dim() != 4
+                || keys.stride(3) != 1 || values.stride(3) != 1 || FusedOps.NeedsGrad(keys, values)) return false;
+            long B = keys.size(0), H = keys.size(1), n = keys.size(2), D = keys.size(3);
+            if (values.size(0) != B || values.size(1) != H || values.size(2) != n || values.size(3) != D || position + n > capacity || D % 32 != 0
+                || D > 256 || B > 65535 || H > 65535 || n * D > int.MaxValue) return false;
             int dev = FusedOps.DeviceIndex(keys);
+            if (FusedOps.DeviceIndex(values) != dev) return false;
             try
             {
                 var fn = KernelRuntime.Shared.GetFunction(Spec(dt, mode, D), "kva_append", dev);
                 using var args = new KernelArguments(dev);
-                args.AddDense(keys, keys.dtype, "keys").AddDense(values, values.dtype, "values")
+                args.Add((long)TensorPointers.Address(keys)).Add((long)TensorPointers.Address(values))
                     .Add(keys.stride(0)).Add(keys.stride(1)).Add(keys.stride(2)).Add(values.stride(0)).Add(values.stride(1)).Add(values.stride(2))
-                    .Add(bufK, bufK.dtype, "tail keys").Add(bufV, bufV.dtype, "tail values").Add(bufK.shape[2]).Add((int)position).Add((int)n);
+                    .Add((long)bufK).Add((long)bufV).Add(capacity).Add((int)position).Add((int)n);
                 fn.Launch(new Dim3((uint)((n * D + 127) / 128), (uint)H, (uint)B), new Dim3(128), 0, args);
                 return true;
             }
@@ -277,66 +290,112 @@ namespace Mix.Runtime.Fused
         {
             ArgumentNullException.ThrowIfNull(q);
             int dt = FusedKernels.DtypeCode(q.dtype);
-            if (dt < 0 || q.dim() != 4 || q.device_type != DeviceType.CUDA || !FusedOps.IsAvailable(q.device) || FusedOps.NeedsGrad(q)) return null;
-            long B = q.shape[0], Hq = q.shape[1], n = q.shape[2], D = q.shape[3];
+            if (dt < 0 || q.dim() != 4 || q.device_type != DeviceType.CUDA || !KernelRuntime.Shared.IsAvailable || FusedOps.NeedsGrad(q)) return null;
+            long B = q.size(0), Hq = q.size(1), n = q.size(2), D = q.size(3);
             long Tt = tailLength;
             long T = (long)blockCount * groupSize + Tt;
             if (n < 1 || kvHeads <= 0 || Hq % kvHeads != 0 || !Supports(D, groupSize, valueGroup) || B > 65535 || Hq > 65535) return null;
-            if (blockCount > 0 && table is null) return null;
-            if (Tt > 0 && (tailK is null || tailV is null || tailK.dtype != q.dtype || tailV.dtype != q.dtype || tailK.dim() != 4
-                || tailK.shape[2] < Tt || !tailK.is_contiguous() || !tailV.is_contiguous() || !tailV.shape.AsSpan().SequenceEqual(tailK.shape))) return null;
+            if (blockCount > 0 && (table is null || table.device_type != DeviceType.CUDA || table.dtype != ScalarType.Int64 || !table.is_contiguous()
+                || table.dim() != 2 || table.size(0) < blockCount || table.size(1) != 8)) return null;
+            if (Tt > 0 && (tailK is null || tailV is null || tailK.dtype != q.dtype || tailV.dtype != q.dtype || tailK.dim() != 4 || tailV.dim() != 4
+                || tailK.size(0) != B || tailK.size(1) != kvHeads || tailK.size(2) < Tt || tailK.size(3) != D || !tailK.is_contiguous() || !tailV.is_contiguous()
+                || tailV.size(0) != B || tailV.size(1) != kvHeads || tailV.size(2) != tailK.size(2) || tailV.size(3) != D)) return null;
             if (T == 0 || T > int.MaxValue || n > T) return null;
-            if (allowed is not null && allowed.shape[^1] != T) return null;
-            if (valid is not null && ((valid.dtype != ScalarType.Byte && valid.dtype != ScalarType.Bool) || valid.dim() != 2 || valid.shape[0] != B || valid.shape[1] < T || !valid.is_contiguous())) return null;
+            if (allowed is not null && allowed.size(-1) != T) return null;
+            if (valid is not null && ((valid.dtype != ScalarType.Byte && valid.dtype != ScalarType.Bool) || valid.dim() != 2 || valid.size(0) != B
+                || valid.size(1) < T || !valid.is_contiguous())) return null;
             if (mode == KvQuantMode.VidKv && (outliers < 0 || outliers > D)) return null;
             int dev = FusedOps.DeviceIndex(q);
+            foreach (var t in new[] { blockCount > 0 ? table : null, Tt > 0 ? tailK : null, Tt > 0 ? tailV : null, valid })
+                if (t is not null && (t.device_type != DeviceType.CUDA || FusedOps.DeviceIndex(t) != dev)) return null;
+            var view = new KvView(blockCount > 0 ? (long)TensorPointers.Address(table!) : 0, blockCount, groupSize,
+                Tt > 0 ? (long)TensorPointers.Address(tailK!) : 0, Tt > 0 ? (long)TensorPointers.Address(tailV!) : 0, Tt > 0 ? tailK!.size(2) : 0, Tt,
+                valid is null ? 0 : (long)TensorPointers.Address(valid), valid is null ? 0 : (int)valid.size(1), kvHeads, outliers, valueGroup);
+            Tensor? mask = null;
+            try
+            {
+                if (allowed is not null)
+                {
+                    mask = allowed.to(ScalarType.Byte, q.device).expand(B, 1, n, T).reshape(B, n, T);
+                    if (!mask.is_contiguous()) { var m2 = mask.contiguous(); mask.Dispose(); mask = m2; }
+                }
+                return AttendView(q, dt, dev, B, Hq, n, D, mode, view, mask, scale, ref workspace, splits, staged);
+            }
+            finally
+            {
+                mask?.Dispose();
+            }
+        }
+
+        /// <summary>The cache as the kernels read it: device addresses and sizes (checked by the caller).</summary>
+        /// <param name="Table">Block pointer table (int64 [≥ Blocks, 8]), 0 without blocks.</param>
+        /// <param name="Blocks">Packed blocks.</param>
+        /// <param name="GroupSize">G.</param>
+        /// <param name="TailK">Tail key buffer [B, Hkv, TailCapacity, D] (contiguous, the queries' dtype), 0 without a tail.</param>
+        /// <param name="TailV">Tail value buffer.</param>
+        /// <param name="TailCapacity">Rows of the tail buffers.</param>
+        /// <param name="TailLength">Tail rows in use.</param>
+        /// <param name="Valid">Validity bytes [B, ValidStride], 0 = all valid.</param>
+        /// <param name="ValidStride">Row stride of <paramref name="Valid"/>.</param>
+        /// <param name="KvHeads">Hkv.</param>
+        /// <param name="Outliers">VidKV outlier channels.</param>
+        /// <param name="ValueGroup">Channels per value group.</param>
+        internal readonly record struct KvView(long Table, int Blocks, int GroupSize, long TailK, long TailV, long TailCapacity, long TailLength,
+            long Valid, int ValidStride, long KvHeads, long Outliers, long ValueGroup);
+
+        private static readonly string[] StagedEntries = { "kva_fast_q1", "kva_fast_q2", "", "kva_fast_q4" };
+        private static readonly string[] SplitEntries = { "kva_split_q1", "kva_split_q2", "", "kva_split_q4" };
+
+        /// <summary>
+        /// The launches of <see cref="Attend"/> over a checked <paramref name="kv"/> (a decode step of
+        /// <c>QuantizedKvCacheSlot</c> comes here directly: its buffers need no checks, and every TorchSharp call costs host
+        /// time). <paramref name="q"/> is a CUDA tensor <c>[B, Hq, n, D]</c> of the cache's dtype (code
+        /// <paramref name="dt"/>) on device <paramref name="dev"/>; <paramref name="mask"/> is null or contiguous bytes
+        /// <c>[B, n, T]</c>. Null when a kernel is unavailable.
+        /// </summary>
+        internal static Tensor? AttendView(Tensor q, int dt, int dev, long B, long Hq, long n, long D, KvQuantMode mode, in KvView kv,
+            Tensor? mask, double scale, ref Tensor? workspace, int? splits = null, bool? staged = null)
+        {
+            long Tt = kv.TailLength;
+            int blockCount = kv.Blocks, groupSize = kv.GroupSize;
+            long T = (long)blockCount * groupSize + Tt;
             try
             {
                 long chunks = (long)blockCount * (groupSize / 32) + (Tt + 31) / 32;
                 // the staged module is compiled on its own: if it cannot be built, the second generation runs
                 bool useStaged = mode != KvQuantMode.VidKv && (staged ?? StagedKivi)
-                    && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, D), "kva_fast_q1", dev) is not null;
+                    && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, D), StagedEntries[0], dev) is not null;
                 int warps = useStaged ? StagedWarps(D) : Warps;
                 var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(Math.Min(forced, useStaged ? (chunks + warps - 1) / warps : chunks), MaxSplits)), 0)
                     : useStaged ? StagedSplits(chunks, B * Hq, Sms(dev), warps) : Splits(chunks, B * Hq, Sms(dev));
                 if (cps == 0) { cps = (int)((chunks + S - 1) / S); S = (int)((chunks + cps - 1) / cps); }
                 long nqMax = Math.Min(n, QueriesPerLaunch);
                 long need = B * Hq * S * nqMax * (D + 2);
-                if (workspace is null || workspace.numel() < need || workspace.device_index != q.device_index)
+                if (workspace is null || workspace.numel() < need || FusedOps.DeviceIndex(workspace) != dev)
                 {
                     workspace?.Dispose();
                     workspace = torch.empty(new[] { Math.Max(need, 1L << 16) }, ScalarType.Float32, q.device).DetachFromDisposeScope();
                 }
                 var spec = useStaged ? StagedSpec(dt, mode, D) : Spec(dt, mode, D);
                 var combine = useStaged ? null : KernelRuntime.Shared.GetFunction(spec, "kva_combine", dev);
-                long ws = (long)TensorPointers.Get(workspace, ScalarType.Float32, dev, "workspace");
+                long ws = (long)TensorPointers.Address(workspace);
                 long counters = useStaged && S > 1 ? Counters(dev, B * Hq, q.device) : 0;
-                Tensor? qc = null, mask = null;
+                Tensor? qc = null;
                 var o = torch.empty(new[] { B, Hq, n, D }, q.dtype, q.device);
                 try
                 {
                     qc = q.is_contiguous() ? null : q.contiguous();
                     var qq = qc ?? q;
-                    if (allowed is not null)
-                    {
-                        mask = allowed.to(ScalarType.Byte, q.device).expand(B, 1, n, T).reshape(B, n, T);
-                        if (!mask.is_contiguous()) { var m2 = mask.contiguous(); mask.Dispose(); mask = m2; }
-                    }
-                    long qPtr = (long)TensorPointers.Get(qq, q.dtype, dev, "q");
-                    long oPtr = (long)TensorPointers.Get(o, q.dtype, dev, "out");
-                    long maskPtr = mask is null ? 0 : (long)TensorPointers.Get(mask, ScalarType.Byte, dev, "allowed");
-                    long tablePtr = blockCount > 0 ? (long)TensorPointers.Get(table!, ScalarType.Int64, dev, "table") : 0;
-                    long tkPtr = Tt > 0 ? (long)TensorPointers.Get(tailK!, q.dtype, dev, "tailK") : 0;
-                    long tvPtr = Tt > 0 ? (long)TensorPointers.Get(tailV!, q.dtype, dev, "tailV") : 0;
-                    long tailStride = Tt > 0 ? tailK!.shape[2] * D : 0L;
-                    long validPtr = valid is null ? 0 : (long)TensorPointers.Get(valid, valid.dtype, dev, "valid");
-                    int validStride = valid is null ? 0 : (int)valid.shape[1];
+                    long qPtr = (long)TensorPointers.Address(qq);
+                    long oPtr = (long)TensorPointers.Address(o);
+                    long maskPtr = mask is null ? 0 : (long)TensorPointers.Address(mask);
+                    long tailStride = Tt > 0 ? kv.TailCapacity * D : 0L;
                     float scaleLog2 = (float)(scale * 1.4426950408889634);
                     for (long i0 = 0; i0 < n; i0 += QueriesPerLaunch)
                     {
                         long nq = Math.Min(QueriesPerLaunch, n - i0);
                         int nqT = nq <= 1 ? 1 : nq <= 2 ? 2 : 4;
-                        var fn = KernelRuntime.Shared.GetFunction(spec, useStaged ? $"kva_fast_q{nqT}" : $"kva_split_q{nqT}", dev);
+                        var fn = KernelRuntime.Shared.GetFunction(spec, (useStaged ? StagedEntries : SplitEntries)[nqT - 1], dev);
                         long pml = ws + 4 * B * Hq * S * nq * D;
                         // queries of this launch: rows i0 .. i0+nq of every (b, h) — contiguous only when n == nq, so copy otherwise
                         Tensor? qSlice = null, mSlice = null, oSlice = null;
@@ -346,22 +405,22 @@ namespace Mix.Runtime.Fused
                             if (n != nq)
                             {
                                 qSlice = qq.narrow(2, i0, nq).contiguous();
-                                qp = (long)TensorPointers.Get(qSlice, q.dtype, dev, "q");
+                                qp = (long)TensorPointers.Address(qSlice);
                                 if (mask is not null)
                                 {
                                     mSlice = mask.narrow(1, i0, nq).contiguous();
-                                    mp = (long)TensorPointers.Get(mSlice, ScalarType.Byte, dev, "allowed");
+                                    mp = (long)TensorPointers.Address(mSlice);
                                 }
                                 oSlice = torch.empty(new[] { B, Hq, nq, D }, q.dtype, q.device);
-                                op = (long)TensorPointers.Get(oSlice, q.dtype, dev, "out");
+                                op = (long)TensorPointers.Address(oSlice);
                             }
                             using (var args = new KernelArguments(dev))
                             {
-                                args.Add(qp).Add(tablePtr).Add(tkPtr).Add(tvPtr).Add(tailStride).Add(mp).Add(validPtr).Add(validStride).Add(ws).Add(pml);
+                                args.Add(qp).Add(kv.Table).Add(kv.TailK).Add(kv.TailV).Add(tailStride).Add(mp).Add(kv.Valid).Add(kv.ValidStride).Add(ws).Add(pml);
                                 if (useStaged) args.Add(counters).Add(op);
-                                args.Add((int)Hq).Add((int)kvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt);
-                                if (!useStaged) args.Add((int)outliers);
-                                args.Add((int)valueGroup).Add(cps).Add(S).Add(scaleLog2);
+                                args.Add((int)Hq).Add((int)kv.KvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt);
+                                if (!useStaged) args.Add((int)kv.Outliers);
+                                args.Add((int)kv.ValueGroup).Add(cps).Add(S).Add(scaleLog2);
                                 fn.Launch(new Dim3(useStaged ? (uint)S : (uint)((S + Warps - 1) / Warps), (uint)Hq, (uint)B), new Dim3((uint)(warps * 32)), 0, args);
                             }
                             if (combine is not null)
@@ -370,7 +429,11 @@ namespace Mix.Runtime.Fused
                                 args.Add(ws).Add(pml).Add(op).Add((int)Hq).Add((int)nq).Add(S);
                                 combine.Launch(new Dim3((uint)nq, (uint)Hq, (uint)B), new Dim3(128), 0, args);
                             }
-                            if (oSlice is not null) o.narrow(2, i0, nq).copy_(oSlice);
+                            if (oSlice is not null)
+                            {
+                                using var dst = o.narrow(2, i0, nq);
+                                dst.copy_(oSlice);
+                            }
                         }
                         finally
                         {
@@ -388,7 +451,6 @@ namespace Mix.Runtime.Fused
                 {
                     o?.Dispose();
                     qc?.Dispose();
-                    mask?.Dispose();
                 }
             }
             catch (CudaKernelUnavailableException)

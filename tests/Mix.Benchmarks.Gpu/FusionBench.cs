@@ -12,8 +12,11 @@ namespace Mix.Benchmarks.Gpu;
 /// <c>--only fusion</c>: the fusion planner's regions against the hand-written fused paths and the reference, in one
 /// process. PoolFormer-S12, ConvFormer-S18 and CAFormer-S18 (224×224, batch 1/32/128) and the test-only gated mixer of
 /// tests/Mix.Generator.Tests/Models/fusion.mix (4 blocks of chan_rmsnorm + gated_dwconv, 128 channels, 56×56,
-/// batch 1/32), float32 and bfloat16. Four settings per case: everything fused; planner regions only (the hand-written
-/// mixer and residual paths unhooked); hand-written paths only (regions off); the reference (fusion off). Each row
+/// batch 1/32), float32 and bfloat16. Four settings per case: everything fused (the planner choosing between its
+/// regions and the hand kernels it declares as primitives, <see cref="SubBlockPlanner.PreferHand"/>); planner regions
+/// only (<see cref="SubBlockPlanner.HandKernels"/> off: regions, library calls and reference steps, no hand kernel);
+/// hand-written kernels only (<see cref="FusedRegion.Enabled"/> off: the same plans with the hand kernels and the
+/// reference where a step has none, the generated forwards' regions off too); the reference (fusion off). Each row
 /// reports the host-clock median (synchronised), the device time (CUDA events), the region launches of one forward,
 /// and what one forward dispatches (<see cref="ModelBench.Cost"/>): launches of our kernels, TorchSharp ops (tensors
 /// created, a proxy for libtorch's launches) and the host µs to enqueue it without synchronising; the relative error
@@ -34,7 +37,75 @@ internal static class FusionBench
             Case("gated mixer (test .mix)", () => new Mix.Generated.Models.FusionGated(new Mix.Generated.Models.FusionGated.Options { Dim = 128, Depth = 4 }),
                 b => torch.randn(b, 128, 56, 56), new long[] { 1, 32 }, dt, quick);
             Norms(dt, quick);
+            Epilogues(dt, quick);
         }
+    }
+
+    /// <summary>
+    /// The sub-block epilogues alone at ConvFormer-S18's in-model shapes, NCHW and channels-last memory: the planner's
+    /// region (<see cref="EpilogueRegions"/>) against the hand kernel it may choose instead and the reference ops.
+    /// StarReLU after pwconv1 (no bias: <c>s * relu(h)^2 + t</c>, stage 1's 128 and stage 3's 640 channels) and the
+    /// residual epilogue with a res scale (<c>x * rs + o</c>, 64 and 320 channels). What <see cref="SubBlockPlanner.PreferHand"/>
+    /// should say is read off these rows.
+    /// </summary>
+    private static void Epilogues(ScalarType dt, bool quick)
+    {
+        double target = quick ? 0.15 : 0.5;
+        foreach (var (c, hw, mid) in new (long, long, long)[] { (64, 56, 128), (320, 14, 640) })
+            foreach (long b in new long[] { 1, 32, 128 })
+                foreach (bool cl in new[] { false, true })
+                {
+                    string layout = cl ? "channels-last" : "NCHW";
+                    try
+                    {
+                        using var scope = torch.NewDisposeScope();
+                        Tensor Make(long ch)
+                        {
+                            var t = torch.randn(b, ch, hw, hw, device: torch.CUDA).to_type(dt);
+                            return cl ? t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) : t;
+                        }
+                        // StarReLU
+                        var h = Make(mid);
+                        var sc = torch.full(1, 0.8, device: torch.CUDA).to_type(dt);
+                        var sh = torch.full(1, -0.1, device: torch.CUDA).to_type(dt);
+                        string name = $"StarReLU C{mid} {hw}x{hw} {layout}";
+                        Tensor StarRef() => sc * torch.nn.functional.relu(h).square() + sh;
+                        var reference = StarRef();
+                        ModelBench.Add(name, "reference (3 ops)", dt, b, 0, ModelBench.TimeMs(() => StarRef(), target), b, "img/s");
+                        var star = EpilogueRegions.BiasActivation(FusedActivation.StarReLU, bias: false)!;
+                        var args = star.Arguments(("h", h), ("s", sc), ("t", sh));
+                        var y = star.Bound.TryRun(args);
+                        if (y is not null)
+                            ModelBench.Add(name, $"planner region {star.Name}", dt, b, 0, ModelBench.TimeMs(() => star.Bound.TryRun(args), target), b, "img/s", ModelBench.RelErr(y, reference));
+                        var hy = FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1);
+                        if (hy is not null)
+                            ModelBench.Add(name, "hand FusedOps.BiasActivation", dt, b, 0,
+                                ModelBench.TimeMs(() => FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1), target), b, "img/s", ModelBench.RelErr(hy, reference));
+                        // x * rs + o
+                        var x = Make(c);
+                        var o = Make(c);
+                        var rs = torch.randn(c, device: torch.CUDA).to_type(dt);
+                        var rsv = rs.view(c, 1, 1);
+                        name = $"residual x*rs+o C{c} {hw}x{hw} {layout}";
+                        Tensor ResRef() => x * rsv + o;
+                        reference = ResRef();
+                        ModelBench.Add(name, "reference (2 ops)", dt, b, 0, ModelBench.TimeMs(() => ResRef(), target), b, "img/s");
+                        var res = EpilogueRegions.Residual(bias: false, layerScale: false, resScale: true)!;
+                        var rargs = res.Arguments(("x", x), ("o", o), ("rs", rsv));
+                        y = res.Bound.TryRun(rargs);
+                        if (y is not null)
+                            ModelBench.Add(name, $"planner region {res.Name}", dt, b, 0, ModelBench.TimeMs(() => res.Bound.TryRun(rargs), target), b, "img/s", ModelBench.RelErr(y, reference));
+                        var hr = FusedOps.ScaleResidual(x, o, null, rs, null, 1);
+                        if (hr is not null)
+                            ModelBench.Add(name, "hand FusedOps.ScaleResidual", dt, b, 0,
+                                ModelBench.TimeMs(() => FusedOps.ScaleResidual(x, o, null, rs, null, 1), target), b, "img/s", ModelBench.RelErr(hr, reference));
+                    }
+                    catch (Exception e)
+                    {
+                        ModelBench.Notes.Add(string.Create(CultureInfo.InvariantCulture, $"epilogues {layout} C{c} {ModelBench.DtypeName(dt)} b{b}: failed: {e.GetType().Name}: {e.Message}"));
+                        Console.Error.WriteLine(ModelBench.Notes[^1]);
+                    }
+                }
     }
 
     /// <summary>
@@ -64,9 +135,11 @@ internal static class FusionBench
                     var reference = norm.call(x);
                     ModelBench.Add(name, "reference (permute + layer_norm)", dt, b, 0, ModelBench.TimeMs(() => norm.call(x), target), b, "img/s");
                     FusedRegion.Enabled = true;
+                    SubBlockPlanner.HandKernels = false; // the planner alone: the module takes its region (AvoidRegions applies to the default plan)
                     var y = region.TryRun(x, w);
                     ModelBench.Add(name, y is null ? "planner region NCHW [declined]" : "planner region NCHW (cols)", dt, b, 0,
                         ModelBench.TimeMs(() => norm.call(x), target), b, "img/s", y is null ? null : ModelBench.RelErr(y, reference));
+                    SubBlockPlanner.HandKernels = true;
                     var h = FusedOps.LayerNorm(xcl, norm.weight, null, norm.Eps, 1);
                     if (h is not null)
                         ModelBench.Add(name, "hand FusedOps.LayerNorm, channels-last", dt, b, 0,
@@ -84,6 +157,7 @@ internal static class FusionBench
                 finally
                 {
                     FusedRegion.Enabled = true;
+                    SubBlockPlanner.HandKernels = true;
                 }
             }
     }
@@ -97,8 +171,6 @@ internal static class FusionBench
                 if (p.abs().max().item<float>() == 0) p.normal_(0, 0.02);
         model.to(torch.CUDA).to(dt);
         model.eval();
-        var handMixer = MixDispatch.FusedMixer;
-        var handResidual = MixDispatch.FusedResidual;
         foreach (long b in batches)
         {
             try
@@ -116,18 +188,22 @@ internal static class FusionBench
                          })
                 {
                     FusedRegion.Enabled = regions;
-                    MixDispatch.FusedMixer = hand ? handMixer : null;
-                    MixDispatch.FusedResidual = hand ? handResidual : null;
+                    SubBlockPlanner.HandKernels = hand;
                     long before = FusedRegion.FusedRuns;
+                    SubBlockPlanner.Trace = new System.Collections.Generic.List<string>();
                     var y = model.call(x);
+                    var steps = SubBlockPlanner.Trace;
+                    SubBlockPlanner.Trace = null;
                     long regionRuns = FusedRegion.FusedRuns - before;
+                    if (b == batches[0])
+                        ModelBench.Notes.Add($"{name} {ModelBench.DtypeName(dt)} [{impl}] planner steps: "
+                            + string.Join("; ", steps.GroupBy(t => t).Select(g => $"{g.Key} x{g.Count()}")));
                     var err = ModelBench.RelErr(y, reference);
                     var cost = ModelBench.Cost(() => model.call(x));
                     ModelBench.Add(name, $"{impl} ({regionRuns} region launches)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", err, cost);
                 }
                 FusedRegion.Enabled = true;
-                MixDispatch.FusedMixer = handMixer;
-                MixDispatch.FusedResidual = handResidual;
+                SubBlockPlanner.HandKernels = true;
                 MixDispatch.FusedEnabled = false;
                 var offCost = ModelBench.Cost(() => model.call(x));
                 ModelBench.Add(name, "reference (fusion off)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", cost: offCost);
@@ -140,8 +216,8 @@ internal static class FusionBench
             finally
             {
                 FusedRegion.Enabled = true;
-                MixDispatch.FusedMixer = handMixer;
-                MixDispatch.FusedResidual = handResidual;
+                SubBlockPlanner.HandKernels = true;
+                SubBlockPlanner.Trace = null;
                 MixDispatch.FusedEnabled = true;
             }
         }

@@ -26,7 +26,7 @@ internal static class KvAttentionBench
 {
     private const int Steps = 64;
 
-    public static void Run(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time, Action<QuantResult> record)
+    public static void Run(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time, Action<QuantResult> record, double copyGBps = double.NaN)
     {
         using var scope = torch.NewDisposeScope();
         long B = 1, H = 32, D = 128;
@@ -41,8 +41,11 @@ internal static class KvAttentionBench
         (double wall, double dev) Row(string impl, Func<Tensor?> f, double bytes, double? err)
         {
             var (m, mn, n, g) = time(f);
-            record(new QuantResult("kv decode", cfg, impl, ctx, m, mn, bytes, bytes / g / 1e3, err, g));
-            Console.WriteLine($"kv decode  {cfg,-20} {impl,-44} {ctx,6} {m,9:F1} us host {g,9:F1} us device {bytes / g / 1e3,6:F0} GB/s {(err is { } e ? e.ToString("E1") : "")}");
+            // % of copy: the bytes the kernel must read (packed cache or fp16 cache) over the device time, against the
+            // device-to-device copy measured in this process (the physical limit of a memory-bound decode step)
+            double pct = 100 * bytes / g / 1e3 / copyGBps;
+            record(new QuantResult("kv decode", cfg, impl, ctx, m, mn, bytes, bytes / g / 1e3, err, g, pct));
+            Console.WriteLine($"kv decode  {cfg,-20} {impl,-44} {ctx,6} {m,9:F1} us host {g,9:F1} us device {bytes / g / 1e3,6:F0} GB/s {pct,5:F1} % copy {(err is { } e ? e.ToString("E1") : "")}");
             return (m, g);
         }
         var sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v);
@@ -112,15 +115,22 @@ internal static class KvAttentionBench
             }
             var host = new List<double>();
             torch.cuda.synchronize();
+            long ops = 0, launches = 0;
             for (int i = 0; i < Steps; i++)
             {
                 using var s2 = torch.NewDisposeScope();
                 var ki = k1.narrow(2, i, 1);
+                var before = Mix.Runtime.Cuda.ForwardCost.Now;
                 sw.Restart();
                 slot.Attend(q, ki, ki, null, scale);
                 host.Add(sw.Elapsed.TotalMilliseconds * 1e3);
+                var cost = Mix.Runtime.Cuda.ForwardCost.Now - before;
+                ops += cost.TorchOps;
+                launches += cost.Launches;
             }
             torch.cuda.synchronize();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"   {mode} slot step: {(double)ops / Steps:F2} TorchSharp tensors and {(double)launches / Steps:F2} kernel launches per step (mean of {Steps}, block packing included)"));
             wall.Sort();
             var hs = host.OrderBy(x => x).ToList();
             double bytes = slot.AllocatedBytes;

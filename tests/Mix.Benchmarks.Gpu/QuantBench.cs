@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Text;
 using System.Text.Json;
 using Mix.Runtime.Caches;
@@ -27,6 +28,9 @@ internal static class QuantBench
 {
     private static readonly List<QuantResult> Results = new();
 
+    /// <summary>With <c>--quick</c>: no GEMV or reference rows beyond 16 rows (the slowest rows; measured in run 13c).</summary>
+    public static bool Quick { get; set; }
+
     /// <summary>Runs the cases: <paramref name="only"/> <c>linear</c> or <c>kv</c> runs one half (with <c>--quant --only …</c>).</summary>
     public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu = null,
         string only = "all")
@@ -36,7 +40,14 @@ internal static class QuantBench
             foreach (var (kernel, regs, local) in QuantizedGemm.KernelResources(torch.CUDA, dt))
                 Console.WriteLine($"  kernel {kernel,-20} {dt,-9} {regs,3} registers, {local} local bytes per thread");
         if (timeGpu is not null) Guard(() => Copy(timeGpu));
-        if (only != "linear")
+        if (only is "probes" or "linear+probes")
+        {
+            Guard(Probes);
+            File.WriteAllText(Path.Combine(outDir, "quant_probes.md"), ProbeTable.ToString());
+            Console.WriteLine(ProbeTable.ToString());
+            if (only == "probes") return;
+        }
+        if (only is not ("linear" or "linear+probes"))
             foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
                 Guard(() => Kv(ctx, timeGpu ?? (f => { var (m, mn, n) = time(f); return (m, mn, n, double.NaN); })));
         if (only != "kv")
@@ -76,7 +87,7 @@ internal static class QuantBench
         return (x - y).norm().item<double>() / Math.Max(y.norm().item<double>(), 1e-300);
     }
 
-    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time) => KvAttentionBench.Run(ctx, time, Results.Add);
+    private static void Kv(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time) => KvAttentionBench.Run(ctx, time, Results.Add, _copyGBps);
 
     /// <summary>One weight-only linear row: device times (µs) of every implementation at one M, and the queued device
     /// times (<see cref="Queued"/>) of cuBLAS and the tensor-core kernel.</summary>
@@ -190,6 +201,7 @@ internal static class QuantBench
                     AddT($"{name}: tensor-core kernel", M, t, bytes, Err(f, q.ReferenceForward(x)));
                     times[name + " queued"] = Queued(F);
                 }
+                if (Quick && M > 16) continue;
                 QuantizedGemm.Enabled = false;
                 try
                 {
@@ -205,10 +217,71 @@ internal static class QuantBench
                     QuantizedGemm.Enabled = true;
                 }
             }
-            LinearRows.Add(new LinearRow($"{K}→{N}", M, cub.g, times.GetValueOrDefault("int8 mma", double.NaN), times["int8 gemv"],
-                times.GetValueOrDefault("int4 g128 mma", double.NaN), times["int4 g128 gemv"], i8.WeightBytes, i4.WeightBytes,
+            LinearRows.Add(new LinearRow($"{K}→{N}", M, cub.g, times.GetValueOrDefault("int8 mma", double.NaN), times.GetValueOrDefault("int8 gemv", double.NaN),
+                times.GetValueOrDefault("int4 g128 mma", double.NaN), times.GetValueOrDefault("int4 g128 gemv", double.NaN), i8.WeightBytes, i4.WeightBytes,
                 times["cublas queued"], times.GetValueOrDefault("int8 queued", double.NaN), times.GetValueOrDefault("int4 g128 queued", double.NaN)));
             Console.WriteLine($"linear     {cfg,-24} queued (host issue hidden) M={M}: cuBLAS {times["cublas queued"]:F1} us, int8 {times.GetValueOrDefault("int8 queued", double.NaN):F1} us, int4 {times.GetValueOrDefault("int4 g128 queued", double.NaN):F1} us");
+        }
+    }
+
+    private static readonly StringBuilder ProbeTable = new();
+
+    /// <summary>
+    /// Where the tensor-core kernel's time goes (<c>--quant --only probes</c>): queued device µs of the kernel, of a probe
+    /// that feeds the raw codes to the mma (no dequantization) and of one that only streams the weights (no dequantization,
+    /// no mma), at the plan's split-K and at forced 1…16 splits (<see cref="QuantizedGemm.Probe"/>,
+    /// <see cref="QuantizedGemm.ForcedSplits"/>).
+    /// </summary>
+    private static void Probes()
+    {
+        int[] splits = { 0, 1, 2, 4, 8, 16 };
+        ProbeTable.AppendLine("Queued device µs (20 calls behind a long matmul); split 0 = the plan's own.");
+        ProbeTable.AppendLine();
+        ProbeTable.AppendLine("| shape | M | weights | variant | " + string.Join(" | ", splits.Select(x => $"S={x}")) + " |");
+        ProbeTable.AppendLine("|---|---:|---|---|" + string.Concat(splits.Select(_ => "---:|")));
+        foreach (var (K, N) in new[] { (4096L, 11008L), (4096L, 4096L) })
+        {
+            using var scope = torch.NewDisposeScope();
+            torch.manual_seed(K + N);
+            var lin = nn.Linear(K, N, hasBias: false);
+            var i8 = QuantizedLinear.FromLinear(lin, WeightQuantMode.Int8PerChannel);
+            var i4 = QuantizedLinear.FromLinear(lin, WeightQuantMode.Int4Grouped, 128);
+            i8.to(torch.CUDA);
+            i4.to(torch.CUDA);
+            var wbf = lin.weight!.detach().to(ScalarType.BFloat16, torch.CUDA);
+            foreach (var M in new[] { 1, 16, 64 })
+            {
+                var x = torch.randn(M, K, device: torch.CUDA).to_type(ScalarType.BFloat16);
+                ProbeTable.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {K}→{N} | {M} | bf16 | cuBLAS | {Queued(() => torch.nn.functional.linear(x, wbf)):F1} | | | | | |"));
+                foreach (var (name, q) in new[] { ("int8", i8), ("int4 g128", i4) })
+                    foreach (var (probe, variant) in new[] { (0, "kernel"), (2, "no dequantization"), (1, "weight stream only") })
+                    {
+                        var cells = new List<string>();
+                        foreach (var sp in splits)
+                        {
+                            QuantizedGemm.Probe = probe;
+                            QuantizedGemm.ForcedSplits = sp;
+                            try
+                            {
+                                cells.Add(Queued(() => QuantizedOps.Linear(x, q.Mode, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale)
+                                    ?? throw new InvalidOperationException("the quantized linear declined")).ToString("F1", CultureInfo.InvariantCulture));
+                            }
+                            catch (Exception e)
+                            {
+                                cells.Add("failed");
+                                Console.Error.WriteLine($"probe {name} {variant} S={sp}: {e.Message}");
+                            }
+                            finally
+                            {
+                                QuantizedGemm.Probe = 0;
+                                QuantizedGemm.ForcedSplits = 0;
+                            }
+                        }
+                        ProbeTable.AppendLine($"| {K}→{N} | {M} | {name} | {variant} | {string.Join(" | ", cells)} |");
+                        Console.WriteLine($"probe {K}→{N} M={M} {name,-9} {variant,-20} {string.Join(" ", cells)}");
+                    }
+            }
         }
     }
 

@@ -142,7 +142,8 @@ internal static class ScanVsTritonBench
         // SsdScan.Scan: the path ScanDispatch picks with fusion on, the chunked reference (chunk 64) with it off
         var path = ScanDispatch.Ssd(L, CudaScanKernels.SsdChunkedFits(x, B));
         Pair(time, "ssd_scan", Label("ssd_scan", path), dt, b, L, $"b{b} L{L} h{h} p{p} g{g} n{n}", b * L,
-            () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y, Chunk(path));
+            () => SsdScan.Scan(x, dtv, A, B, C, 64, D, z, bias, true).y,
+            path == ScanForward.Chunked && dt != ScalarType.Float32 ? CudaScanKernels.SsdTensorCoreChunkSize : Chunk(path));
     }
 
     private static void Gla(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b, long L)
@@ -157,6 +158,18 @@ internal static class ScanVsTritonBench
         var path = ScanDispatch.Gla(L, CudaScanKernels.ChunkedFits(b, h, K, V));
         Pair(time, "gla_scan", Label("gla_scan", path), dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", b * L,
             () => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o, Chunk(path));
+        if (dt != ScalarType.Float32 && path == ScanForward.Chunked)
+        {
+            // the same chunked path on the float32-FMA kernels (half precision takes the tensor-core ones by default)
+            CudaScanKernels.UseGlaTensorCores = false;
+            try
+            {
+                var (m, mn, n, gpu) = time(() => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o);
+                Add("gla_scan", "mix fused gla_scan (chunked, FMA: no tensor cores)", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}",
+                    m, mn, n, gpu, b * L, null, CudaScanKernels.ChunkSize);
+            }
+            finally { CudaScanKernels.UseGlaTensorCores = true; }
+        }
     }
 
     private static string Label(string op, ScanForward path) => path switch

@@ -19,6 +19,8 @@ namespace Mix.Generator.Tests;
 /// plugged into the generated forward through <see cref="FusedRegion"/>'s test hook. Whole forwards with every region
 /// emulated must match the same forwards on the reference lambdas: float32, 1e-5 relative. Needs g++ (C++20).
 /// </summary>
+// Counts launches through ForwardCost's process-wide counters: never beside another class that runs emulated regions.
+[Collection(nameof(PlannerSwitchCollection))]
 public class FusionEmulationTests
 {
     public static IEnumerable<object[]> Cases() => new[]

@@ -14,6 +14,7 @@ namespace Mix.Generator.Tests;
 /// written in tensor math; and <see cref="LayerNorm2d"/> / <see cref="LayerNorm2dNoBias"/> with the region emulated
 /// (g++, <see cref="RegionEmulator"/>) match their reference forwards, alone and inside a small CAFormer-shaped model.
 /// </summary>
+[Collection(nameof(PlannerSwitchCollection))]
 public class NormRegionTests
 {
     // d = x - mean(x, -3); d * rsqrt(mean(d * d, -3) + eps) * w (+ b)
@@ -68,9 +69,14 @@ public class NormRegionTests
         var expected = new[] { affine.call(x), plain.call(x) };
         using var emulator = new RegionEmulator(gxx!);
         FusedRegion.Emulator = emulator.Run;
+        SubBlockPlanner.HandKernels = false; // the planner alone: the default plan avoids these regions (SubBlockPlanner.AvoidRegions)
         Tensor[] fused;
         try { fused = new[] { affine.call(x), plain.call(x), plain.call(x.transpose(2, 3)) }; }
-        finally { FusedRegion.Emulator = null; }
+        finally
+        {
+            FusedRegion.Emulator = null;
+            SubBlockPlanner.HandKernels = true;
+        }
         Assert.Equal(new[] { "layernorm2d", "layernorm2d_nobias" }, emulator.Regions.OrderBy(r => r).ToArray());
         Assert.Equal(2, emulator.Calls); // the transposed view is not NCHW-contiguous: the reference ran
         Assert.Contains("mix_region_cols", emulator.EntriesRun);
@@ -79,6 +85,33 @@ public class NormRegionTests
             var err = ((fused[i] - expected[i]).norm() / expected[i].norm()).item<float>();
             Assert.True(err <= 1e-5, $"norm {i}: relative error {err}");
         }
+    }
+
+    [Fact]
+    public void The_norm_region_over_channels_last_memory_walks_rows_innermost_and_writes_channels_last()
+    {
+        var gxx = RegionEmulator.Gxx();
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        torch.manual_seed(4);
+        using var _ = torch.no_grad();
+        using var emulator = new RegionEmulator(gxx!);
+        foreach (long c in new long[] { 7, 12 })
+        {
+            var x = torch.randn(3, c, 5, 9).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) * 2 + 1;
+            var w = torch.randn(c, 1, 1);
+            var y = emulator.Run(NormRegions.LayerNorm2dWeight, new[] { x, w }, new[] { 1e-6f })!;
+            Assert.Equal(x.stride(), y.stride());
+            var xd = x.to_type(ScalarType.Float64);
+            var mean = xd.mean(new long[] { 1 }, keepdim: true);
+            var variance = (xd - mean).square().mean(new long[] { 1 }, keepdim: true);
+            var expected = (xd - mean) * (variance + 1e-6).rsqrt() * w.to_type(ScalarType.Float64);
+            var err = ((y.to_type(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
+            Assert.True(err <= 1e-5, $"C{c}: relative error {err}");
+        }
+        // channels innermost in memory: a warp per row (whole vectors when C is a multiple of 4), no strided columns
+        Assert.Contains("mix_region_warp", emulator.EntriesRun);
+        Assert.Contains("mix_region_warp4", emulator.EntriesRun);
+        Assert.DoesNotContain("mix_region_cols", emulator.EntriesRun);
     }
 
     [Fact]
@@ -94,9 +127,14 @@ public class NormRegionTests
         var reference = model.call(x);
         using var emulator = new RegionEmulator(gxx!);
         FusedRegion.Emulator = emulator.Run;
+        SubBlockPlanner.HandKernels = false; // the planner alone: the default plan avoids these regions (SubBlockPlanner.AvoidRegions)
         Tensor fused;
         try { fused = model.call(x); }
-        finally { FusedRegion.Emulator = null; }
+        finally
+        {
+            FusedRegion.Emulator = null;
+            SubBlockPlanner.HandKernels = true;
+        }
         // stem + 2 NCHW stages of 3 blocks (2 norms each) + the downsampling into stage 2 (the head's norm sees [1, 512]: not 4-d)
         Assert.True(emulator.Calls >= 13, $"{emulator.Calls} norm regions ran");
         var err = ((fused - reference).norm() / reference.norm()).item<float>();

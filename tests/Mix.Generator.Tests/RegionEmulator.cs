@@ -177,7 +177,10 @@ int main(int argc, char** argv) {
         Calls++;
         Regions.Add(kernel.Name);
         EntriesRun.Add(entry);
-        return torch.tensor(values).reshape(plan.OutShape);
+        // the kernel writes the output's memory (plan.OutStrides: the layout the region keeps)
+        long extentOut = 1 + plan.OutShape.Zip(plan.OutStrides, (s, st) => (s - 1) * st).Sum();
+        Assert.Equal(values.LongLength, extentOut);
+        return torch.tensor(values).as_strided(plan.OutShape, plan.OutStrides);
     }
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);

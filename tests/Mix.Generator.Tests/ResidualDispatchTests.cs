@@ -4,6 +4,7 @@ using Microsoft.CodeAnalysis;
 using Mix.Generated.Models;
 using Mix.Runtime;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using Mix.Runtime.Cuda;
 using TorchSharp;
 using Xunit;
@@ -155,7 +156,7 @@ public class ResidualDispatchTests
         MixDispatch.FusedResidual = (p, t) =>
         {
             var y = inner?.Invoke(p, t);
-            if (y is not null) { fused++; if (p.Branch is Pooling) pooling++; }
+            if (y is not null) { fused++; if (KernelModules.PoolSize(p.Branch) is not null) pooling++; }
             return y;
         };
         try

@@ -235,8 +235,8 @@ __device__ __forceinline__ float mix_eval_reduced(const float* __restrict__ s, c
         var x = input.to(Gpu.Device);
         if (x.is_floating_point()) x = x.to_type(dt);
         using var _ = torch.no_grad();
-        Tensor withRegions, without, reference;
-        long runs;
+        Tensor withRegions, without, plannerOnly, reference;
+        long runs, plannerRuns;
         // cuDNN convolutions default to TF32 in libtorch (cuBLAS matmuls do not): off for the whole comparison, so that
         // float32 means float32 on both sides and 1e-5 measures the fused code, not TF32's 10-bit mantissa.
         bool cudnnTf32 = torch.backends.cudnn.allow_tf32, cublasTf32 = torch.backends.cuda.matmul.allow_tf32;
@@ -248,6 +248,12 @@ __device__ __forceinline__ float mix_eval_reduced(const float* __restrict__ s, c
             long before = FusedRegion.FusedRuns;
             withRegions = model.call(x);
             runs = FusedRegion.FusedRuns - before;
+            // The planner alone: its regions and library calls, no hand-written kernel (SubBlockPlanner.HandKernels off).
+            SubBlockPlanner.HandKernels = false;
+            before = FusedRegion.FusedRuns;
+            plannerOnly = model.call(x);
+            plannerRuns = FusedRegion.FusedRuns - before;
+            SubBlockPlanner.HandKernels = true;
             FusedRegion.Enabled = false;
             without = model.call(x);
             MixDispatch.FusedEnabled = false;
@@ -256,18 +262,24 @@ __device__ __forceinline__ float mix_eval_reduced(const float* __restrict__ s, c
         finally
         {
             FusedRegion.Enabled = true;
+            SubBlockPlanner.HandKernels = true;
             MixDispatch.FusedEnabled = true;
             torch.backends.cudnn.allow_tf32 = cudnnTf32;
             torch.backends.cuda.matmul.allow_tf32 = cublasTf32;
         }
         double regions = Gpu.RelErr(withRegions, without);
         double all = Gpu.RelErr(withRegions, reference);
+        double planner = Gpu.RelErr(plannerOnly, reference);
         double tol = dt == ScalarType.Float32 ? 1e-5 : 5e-2;
         Console.WriteLine($"{name} {dtype} ({ZooGpuCases.Recipe(name)}; TF32 defaults cudnn {cudnnTf32}, cublas {cublasTf32}): " +
-                          $"{runs} region launches; regions vs none {regions:g3}; all fused vs fusion off {all:g3}");
+                          $"{runs} region launches; regions vs none {regions:g3}; all fused vs fusion off {all:g3}; " +
+                          $"planner only ({plannerRuns} region launches) vs fusion off {planner:g3}");
         Assert.True(regions <= tol, $"{name} {dtype}: regions on vs off, relative error {regions} > {tol}");
         Assert.True(all <= tol, $"{name} {dtype}: everything fused vs MixDispatch.FusedEnabled = false, relative error {all} > {tol}");
         if (name is "mamba_130m" or "mamba2_lm" or "gla_lm" or "softs" or "patchtsmixer" or "hybrid_lm") Assert.True(runs > 0, $"{name}: no region ran");
+        Assert.True(planner <= tol, $"{name} {dtype}: planner regions only (no hand kernel) vs MixDispatch.FusedEnabled = false, relative error {planner} > {tol}");
+        // The MetaFormers' sub-blocks are planned: without hand kernels their norms and epilogues run as regions.
+        if (name is "poolformer_s12" or "convformer_s18" or "caformer_s18") Assert.True(plannerRuns > runs, $"{name}: planner only ran {plannerRuns} regions, fused {runs}");
     }
 
     private static ScalarType Dt(string s) => s switch

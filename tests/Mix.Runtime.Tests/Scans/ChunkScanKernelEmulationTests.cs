@@ -119,6 +119,7 @@ int main() {
   printf("ssd-keys %.3g\n", chunked(true, 1, 64, 2, 1, 130, 16, 1.0f, false, 0));  // 3 key tiles, one full chunk
   printf("gla %.3g\n", chunked(false, 2, 131, 2, 2, 70, 33, 0.3f, true, -0.5f));   // 3 chunks, 3 key tiles of chunk_output
   printf("gla-short %.3g\n", chunked(false, 1, 5, 1, 1, 8, 5, 0.5f, false, -3.0f)); // shorter than a chunk, steep gates
+  printf("gla-long %.3g\n", chunked(false, 1, 600, 1, 1, 16, 16, 0.5f, true, -0.2f)); // 10 chunks: the state pass's 8-chunk batches
   return 0;
 }
 """;
@@ -151,7 +152,7 @@ int main() {
             var (rc, output) = Run(Path.Combine(dir, "chunk"), "", dir);
             Assert.True(rc == 0, output);
             var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(4, lines.Length);
+            Assert.Equal(5, lines.Length);
             foreach (var line in lines)
             {
                 var parts = line.Split(' ');
