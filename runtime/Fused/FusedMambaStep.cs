@@ -197,11 +197,11 @@ namespace Mix.Runtime.Fused
                 // and while a lane would wait for more than one round of loads (a warp's slice > 4 vectors a lane: the
                 // unrolled loop issues four at once) and the split grid still fits on the device at once.
                 long vIn = VectorElements(weights[0]!.dtype, dtype), vX = VectorElements(weights[1]!.dtype, dtype), vOut = VectorElements(weights[2]!.dtype, dtype);
-                uint sIn_ = (uint)(nbIn * dim * sizeof(float)), sInner = (uint)(nbInner * inner * sizeof(float));
+                smemIn = (uint)(nbIn * dim * sizeof(float)); smemInner = (uint)(nbInner * inner * sizeof(float));
                 int sms = limits.Sms;
-                splitIn = Split(2 * inner, yIn, sms, limits.Resident(sIn_), dim / vIn);
-                splitX = Split(xRows, yInner, sms, limits.Resident(sInner), inner / vX);
-                splitOut = Split(dim, yInner, sms, limits.Resident(sInner), inner / vOut);
+                splitIn = Split(2 * inner, yIn, sms, limits.Resident(smemIn), dim / vIn);
+                splitX = Split(xRows, yInner, sms, limits.Resident(smemInner), inner / vX);
+                splitOut = Split(dim, yInner, sms, limits.Resident(smemInner), inner / vOut);
                 const int Warps = MambaStepKernelSources.Threads / 32;
                 gridIn = new Dim3(FusedOps.Blocks(2 * inner, Warps / splitIn), yIn);
                 gridX = new Dim3(FusedOps.Blocks(xRows, Warps / splitX), yInner);
@@ -210,7 +210,6 @@ namespace Mix.Runtime.Fused
                 while (lanes < nState) lanes <<= 1;
                 gridScan = new Dim3(FusedOps.Blocks(inner * lanes, MambaStepKernelSources.Threads), (uint)batch);
                 threads = new Dim3(MambaStepKernelSources.Threads);
-                smemIn = (uint)(nbIn * dim * sizeof(float)); smemInner = (uint)(nbInner * inner * sizeof(float));
             }
 
             private static int Split(long rows, uint gridY, int sms, long resident, long vectors)
