@@ -27,6 +27,20 @@ namespace Mix.Runtime.Fused
         /// </summary>
         public static bool UseGlaTensorCores { get; set; } = true;
 
+        /// <summary>
+        /// Diagnostics only (the <c>ssd-debug</c> benchmark): false sends half-precision SSD to the float32-FMA chunked
+        /// kernels instead of its tensor-core ones.
+        /// </summary>
+        internal static bool UseSsdTensorCores { get; set; } = true;
+
+        /// <summary>
+        /// Diagnostics only (the <c>ssd-debug</c> benchmark): called after each chunked launch with the stage's name
+        /// (<c>chunk_state</c>, <c>chunk_state_pass</c>) and the workspace it wrote (the float32 states
+        /// <c>[b·h, chunks, K, V]</c>; the decays <c>[b·h, chunks, 1 or K]</c> after chunk_state). The tensors belong to the
+        /// launch's dispose scope: copy what must outlive it.
+        /// </summary>
+        internal static Action<string, Tensor>? StageProbe { get; set; }
+
         /// <summary>Steps per chunk of the chunked kernels (fixed: a caller's chunk size changes only the reference's rounding).</summary>
         public const int ChunkSize = ChunkScanKernelSources.Chunk;
 
@@ -197,7 +211,7 @@ namespace Mix.Runtime.Fused
             // half precision: the tensor-core kernels (SSD: no query scale, its dt and D; GLA: no groups). float16 GLA
             // keeps the FMA kernels: the tensor-core output rounds the entering float32 state to the I/O type.
             bool tensorCores = g is null
-                ? io != ScalarType.Float32
+                ? io != ScalarType.Float32 && UseSsdTensorCores
                 : io == ScalarType.BFloat16 && headsPerGroup == 1 && UseGlaTensorCores;
             string kind = g is null ? "ssd" : "gla";
             try
@@ -236,6 +250,11 @@ namespace Mix.Runtime.Fused
                     args.Add((int)K).Add((int)V);
                     fState.Launch(new Dim3((uint)chunks, vTiles * kTiles, (uint)(b * h)), new Dim3(256), 0, args);
                 }
+                if (StageProbe is { } probe)
+                {
+                    probe("chunk_state", states);
+                    probe("decays", decays);
+                }
                 using (var args = new KernelArguments(dev))
                 {
                     args.Add(states, ScalarType.Float32, "states").Add(decays, ScalarType.Float32, "decays")
@@ -244,6 +263,7 @@ namespace Mix.Runtime.Fused
                         .Add((int)chunks).Add((int)K).Add((int)V).Add(scalarDecay ? 1 : 0);
                     fPass.Launch(new Dim3((uint)Ceil(K * V, 256), (uint)(b * h)), new Dim3(256), 0, args);
                 }
+                StageProbe?.Invoke("chunk_state_pass", states);
                 using (var args = new KernelArguments(dev))
                 {
                     // chunk_output (q, k, v, g, dt, A, D, z, …, hpg, K, V, scale); chunk_output_ssd_tc without g and scale;
