@@ -90,10 +90,11 @@ public sealed class CausalModel : ICausalLM
         ArgumentNullException.ThrowIfNull(cache);
         if (!s_layouts.TryGetValue(cache, out var layout))
             throw new ArgumentException("this cache was not created by this model's CreateCache", nameof(cache));
-        cache.CheckStep(inputIds, attentionMask, embeddingRows, embeddingName);
+        var ids = cache.CheckStepIds(inputIds, attentionMask, embeddingRows, embeddingName);
+        using var clamped = ReferenceEquals(ids, inputIds) ? null : ids;
         using var step = cache.BeginStep();
         Tensor logits;
-        using (CacheScope.Enter(cache, layout, attentionMask)) logits = model.call(inputIds);
+        using (CacheScope.Enter(cache, layout, attentionMask)) logits = model.call(ids);
         // A .mix mixer's slot only holds tensors; its token counts advance here, once per step.
         foreach (var slot in cache.Slots.OfType<StateCacheSlot>()) slot.Processed(attentionMask, inputIds.shape[1]);
         step.Commit();

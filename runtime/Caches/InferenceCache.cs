@@ -78,7 +78,57 @@ public sealed class InferenceCache : IDisposable
         if (inputIds.dim() != 2)
             throw new ArgumentException($"token ids for {layer} must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
         CheckStep(inputIds.shape[0], inputIds.shape[1], attentionMask);
+        deferredIds?.ThrowIfReported(layer, vocabSize);
         TokenIds.Check(inputIds, vocabSize, layer);
+    }
+
+    /// <summary>
+    /// Whether token ids already on a CUDA device are checked on the device without waiting for it (default: true). The
+    /// ids a step embeds are then clamped to the vocabulary, and an out-of-range id is reported by the next step of this
+    /// cache (or by <see cref="ThrowIfBadTokenIds"/>), after the bad step ran; every later step then throws until
+    /// <see cref="Reset"/>. False: CUDA ids are copied to the host and checked before the step, which makes each step
+    /// wait for the previous one (host and GPU time add up per token). CPU ids are always checked before the step.
+    /// </summary>
+    public bool DeferDeviceTokenIdCheck { get; set; } = true;
+
+    private DeferredTokenIdCheck? deferredIds;
+    private bool deferredIdsTried;
+    private (string layer, long vocab)? lastIdCheck;
+
+    /// <summary>
+    /// <see cref="CheckStep(Tensor, Tensor, long, string)"/> for the library's own forwards: returns the ids the step
+    /// must embed — <paramref name="inputIds"/> itself, or (CUDA ids under <see cref="DeferDeviceTokenIdCheck"/>) a
+    /// clamped copy the caller disposes after the step.
+    /// </summary>
+    internal Tensor CheckStepIds(Tensor inputIds, Tensor? attentionMask, long vocabSize, string layer)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (inputIds.dim() != 2)
+            throw new ArgumentException($"token ids for {layer} must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
+        CheckStep(inputIds.shape[0], inputIds.shape[1], attentionMask);
+        lastIdCheck = (layer, vocabSize);
+        if (DeferDeviceTokenIdCheck && inputIds.device_type == DeviceType.CUDA)
+        {
+            if (!deferredIdsTried)
+            {
+                deferredIdsTried = true;
+                deferredIds = DeferredTokenIdCheck.TryCreate(inputIds.device);
+            }
+            if (deferredIds is not null && deferredIds.Serves(inputIds)) return deferredIds.Check(inputIds, vocabSize, layer);
+        }
+        deferredIds?.ThrowIfReported(layer, vocabSize);
+        TokenIds.Check(inputIds, vocabSize, layer);
+        return inputIds;
+    }
+
+    /// <summary>
+    /// Waits for the GPU and throws if any step of this cache since it was created or reset embedded an out-of-range
+    /// CUDA token id (see <see cref="DeferDeviceTokenIdCheck"/>); does nothing when no step was checked that way.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A reported id, with its position and step.</exception>
+    public void ThrowIfBadTokenIds()
+    {
+        if (deferredIds is not null && lastIdCheck is { } c) deferredIds.Synchronize(c.layer, c.vocab);
     }
 
     /// <summary>
@@ -106,6 +156,7 @@ public sealed class InferenceCache : IDisposable
     public void Reset()
     {
         foreach (var s in slots) s.Reset();
+        deferredIds?.Reset();
     }
 
     /// <summary>Per-layer memory accounting.</summary>
@@ -140,6 +191,7 @@ public sealed class InferenceCache : IDisposable
     public void Dispose()
     {
         foreach (var s in slots) s.Dispose();
+        deferredIds?.Dispose();
     }
 }
 

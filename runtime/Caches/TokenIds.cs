@@ -12,8 +12,9 @@ namespace Mix.Runtime;
 /// <remarks>
 /// Cost: ids in contiguous CPU memory are scanned in place (no tensor operation; about a microsecond for a decode
 /// step); elsewhere one min and one max reduction and one read of the two results (on CUDA one synchronisation per
-/// call; decoding already synchronises once per token to read the logits). Only when the check fails is the offending
-/// position looked up.
+/// call). Only when the check fails is the offending position looked up. Decoding steps whose ids are already on the GPU
+/// do not come here by default: <see cref="Caches.InferenceCache.DeferDeviceTokenIdCheck"/> checks them on the device
+/// without waiting for it.
 /// </remarks>
 public static class TokenIds
 {

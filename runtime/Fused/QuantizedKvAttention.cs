@@ -27,13 +27,14 @@ namespace Mix.Runtime.Fused
 
         internal static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim) =>
             Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_split",
-                FusedKernelSources.Prelude + KvAttentionKernelSources.Source, $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
+                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source), $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
 
         private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> StagedSpecs = new();
 
         internal static CudaKernelSpec StagedSpec(int dtype, KvQuantMode mode, long headDim) =>
             StagedSpecs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_staged",
-                FusedKernelSources.Prelude + KvAttentionKernelSources.Source + KvAttentionKernelSources.Staged,
+                // joined by newlines: the raw-string parts end without one, and "}#if" does not compile
+                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged),
                 $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
 
         [ThreadStatic] private static string? lastKernel;
