@@ -94,15 +94,29 @@ internal static class SsdDebugBench
             C = a.C.to_type(ScalarType.Float32), Z = a.Z?.to_type(ScalarType.Float32),
         };
         Variant("tc chunked", a, true, true, yRef, hRef);
+        Variant("tc chunked (same call again)", a, true, true, yRef, hRef);
         Variant("fma chunked", a, true, false, yRef, hRef);
         Variant("recurrent", a, false, true, yRef, hRef);
         Variant("f32 chunked", up, true, true, yRef, hRef);
         Variant("f32 recurrent", up, false, true, yRef, hRef);
+        // which launcher-side difference of the half call matters: dt already float32 (no temporary), B and C in
+        // float32 (converted by the launcher), a device synchronisation before the call
+        Variant("tc chunked, dt given as float32", a with { Dt = up.Dt }, true, true, yRef, hRef);
+        Variant("tc chunked, B and C given as float32", a with { B = up.B, C = up.C }, true, true, yRef, hRef);
+        torch.cuda.synchronize();
+        Variant("tc chunked after a device sync", a, true, true, yRef, hRef);
+        // one stage at a time: the workspace after chunk_state (or after the pass) replaced by the float64 reference's
+        Variant("tc chunked, chunk_state out := reference", a, true, true, yRef, hRef, Replace.ChunkState);
+        Variant("tc chunked, entering states := reference", a, true, true, yRef, hRef, Replace.Entering);
+        Variant("fma chunked, chunk_state out := reference", a, true, false, yRef, hRef, Replace.ChunkState);
+        Variant("fma chunked, entering states := reference", a, true, false, yRef, hRef, Replace.Entering);
         Poison(double.NaN);
         Variant("tc chunked after NaN-filled free memory", a, true, true, yRef, hRef);
         Poison(0.0);
         Variant("tc chunked after zero-filled free memory", a, true, true, yRef, hRef);
     }
+
+    private enum Replace { None, ChunkState, Entering }
 
     // Fills blocks of the caching allocator's small (≤ 1 MiB, 2 MiB segments) and large pools with a value and frees
     // them, so that the next torch.empty of those sizes likely returns memory holding it.
@@ -116,12 +130,22 @@ internal static class SsdDebugBench
         torch.cuda.synchronize();
     }
 
-    private static void Variant(string name, Inputs a, bool chunked, bool tensorCores, Tensor yRef, Tensor hRef)
+    private static void Variant(string name, Inputs a, bool chunked, bool tensorCores, Tensor yRef, Tensor hRef,
+        Replace replace = Replace.None)
     {
         using var scope = torch.NewDisposeScope();
+        bool half = a.X.dtype != ScalarType.Float32;
+        int cl = half && tensorCores ? CudaScanKernels.SsdTensorCoreChunkSize : CudaScanKernels.ChunkSize;
+        var (contrib, decays, entering, last) = StageReference(a, cl);
         var stages = new Dictionary<string, Tensor>();
         CudaScanKernels.UseSsdTensorCores = tensorCores;
-        CudaScanKernels.StageProbe = (stage, t) => stages[stage] = t.to_type(ScalarType.Float64).DetachFromDisposeScope();
+        CudaScanKernels.StageProbe = (stage, t) =>
+        {
+            stages[stage] = t.to_type(ScalarType.Float64).DetachFromDisposeScope();
+            if (replace == Replace.ChunkState && stage == "chunk_state") t.copy_(contrib);
+            if (replace == Replace.ChunkState && stage == "decays") t.copy_(decays.unsqueeze(-1));
+            if (replace == Replace.Entering && stage == "chunk_state_pass") t.copy_(entering);
+        };
         (Tensor y, Tensor finalState)? r;
         try
         {
@@ -138,15 +162,12 @@ internal static class SsdDebugBench
             Console.WriteLine($"  {name,-42} declined (null)");
             return;
         }
-        bool half = a.X.dtype != ScalarType.Float32;
         string kernels = !chunked ? "gated_scan" : half && tensorCores ? "chunk_state_ssd_tc/pass/chunk_output_ssd_tc" : "chunk_state/pass/chunk_output";
         Console.WriteLine($"  {name} [{kernels}]");
         Line("y", r.Value.y, yRef);
         Line("final state", r.Value.finalState, hRef);
         if (stages.Count > 0)
         {
-            int cl = half && tensorCores ? CudaScanKernels.SsdTensorCoreChunkSize : CudaScanKernels.ChunkSize;
-            var (contrib, decays, entering, last) = StageReference(a, cl);
             Line("(stage reference's own final)", last.reshape(hRef.shape[0], hRef.shape[1], hRef.shape[3], hRef.shape[2]).transpose(-1, -2), hRef);
             if (stages.TryGetValue("chunk_state", out var cs)) Line($"chunk_state out (CL {cl})", cs, contrib);
             if (stages.TryGetValue("decays", out var d)) Line("chunk decays", d.flatten(1), decays);
