@@ -103,8 +103,7 @@ internal static class SsdDebugBench
         // float32 (converted by the launcher), a device synchronisation before the call
         Variant("tc chunked, dt given as float32", a with { Dt = up.Dt }, true, true, yRef, hRef);
         Variant("tc chunked, B and C given as float32", a with { B = up.B, C = up.C }, true, true, yRef, hRef);
-        torch.cuda.synchronize();
-        Variant("tc chunked after a device sync", a, true, true, yRef, hRef);
+        Variant("tc chunked after a device sync", a, true, true, yRef, hRef, syncBefore: true);
         // one stage at a time: the workspace after chunk_state (or after the pass) replaced by the float64 reference's
         Variant("tc chunked, chunk_state out := reference", a, true, true, yRef, hRef, Replace.ChunkState);
         Variant("tc chunked, entering states := reference", a, true, true, yRef, hRef, Replace.Entering);
@@ -131,7 +130,7 @@ internal static class SsdDebugBench
     }
 
     private static void Variant(string name, Inputs a, bool chunked, bool tensorCores, Tensor yRef, Tensor hRef,
-        Replace replace = Replace.None)
+        Replace replace = Replace.None, bool syncBefore = false)
     {
         using var scope = torch.NewDisposeScope();
         bool half = a.X.dtype != ScalarType.Float32;
@@ -147,6 +146,7 @@ internal static class SsdDebugBench
             if (replace == Replace.Entering && stage == "chunk_state_pass") t.copy_(entering);
         };
         (Tensor y, Tensor finalState)? r;
+        if (syncBefore) torch.cuda.synchronize();
         try
         {
             r = CudaScanKernels.TrySsd(a.X, a.Dt, a.A, a.B, a.C, a.D, a.Z, a.Bias, a.Softplus, a.H0, chunked: chunked);
@@ -164,7 +164,10 @@ internal static class SsdDebugBench
         }
         string kernels = !chunked ? "gated_scan" : half && tensorCores ? "chunk_state_ssd_tc/pass/chunk_output_ssd_tc" : "chunk_state/pass/chunk_output";
         Console.WriteLine($"  {name} [{kernels}]");
-        Line("y", r.Value.y, yRef);
+        var firstBad = Line("y", r.Value.y, yRef);
+        if (firstBad is { } fb && chunked)
+            Console.WriteLine($"      first non-finite y at step {fb[1]}: chunk {fb[1] / cl}, row block {fb[1] % cl / 64}, row {fb[1] % 64}, " +
+                              $"head {fb[2]}, column {fb[3]} (value tile {fb[3] / 64})");
         Line("final state", r.Value.finalState, hRef);
         if (stages.Count > 0)
         {
@@ -176,7 +179,7 @@ internal static class SsdDebugBench
         foreach (var t in stages.Values) t.Dispose();
     }
 
-    private static void Line(string what, Tensor got, Tensor reference)
+    private static long[]? Line(string what, Tensor got, Tensor reference)
     {
         using var scope = torch.NewDisposeScope();
         var g = got.to(ScalarType.Float64, torch.CPU);
@@ -184,10 +187,12 @@ internal static class SsdDebugBench
         var bad = g.isfinite().logical_not();
         long nf = bad.sum().item<long>(), size = g.numel();
         string first = "-";
+        long[]? at = null;
         if (nf > 0)
         {
             var idx = bad.nonzero()[0];
-            first = "[" + string.Join(",", Enumerable.Range(0, (int)idx.shape[0]).Select(i => idx[i].item<long>())) + "]";
+            at = Enumerable.Range(0, (int)idx.shape[0]).Select(i => idx[i].item<long>()).ToArray();
+            first = "[" + string.Join(",", at) + "]";
         }
         var finite = torch.where(bad, torch.zeros_like(g), g);
         double max = size == 0 ? 0 : finite.abs().max().item<double>();
@@ -196,6 +201,7 @@ internal static class SsdDebugBench
             ? $"{(g - rf).norm().item<double>() / Math.Max(rf.norm().item<double>(), 1e-300):E2}"
             : $"shape {string.Join("x", g.shape)} vs {string.Join("x", rf.shape)}";
         Console.WriteLine($"    {what,-28} nf {nf}/{size} first {first,-16} err {err,-10} max {max:E2} zero {zeros}/{size}");
+        return at;
     }
 
     // float64 stage references in the kernels' layouts for chunks of cl steps: each chunk's own contribution
