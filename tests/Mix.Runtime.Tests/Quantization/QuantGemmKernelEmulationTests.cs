@@ -55,6 +55,8 @@ static std::barrier<>* block_barrier;
 static unsigned shuffle_slots[1024];
 static unsigned emu_a[1024][4], emu_b[1024][2];
 template <class T> static T __ldg(const T* p) { return *p; }
+template <class T> static T __ldcg(const T* p) { return *p; }
+static float4 make_float4(float x, float y, float z, float w) { return float4{ x, y, z, w }; }
 static inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 static inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
 template <class T> static T __shfl_down_sync(unsigned, T v, int) { return v; }  // the prelude's (unused here)
