@@ -28,6 +28,7 @@ internal static class SsdDebugBench
         var clock = Stopwatch.StartNew();
         Console.WriteLine("ssd-debug: nf = non-finite count / size, first = first non-finite index, err = rel L2 vs float64, " +
                           "max = largest finite |value|, zero = exact zeros / size");
+        Guard(Resources);
         foreach (var io in new[] { ScalarType.BFloat16, ScalarType.Float16 })
             foreach (var make in Shapes())
                 Guard(() =>
@@ -36,6 +37,25 @@ internal static class SsdDebugBench
                     One(make(io));
                 });
         Console.WriteLine($"ssd-debug done in {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    // As compiled for this device: a launch of 256 threads needs max threads ≥ 256; static shared memory ≤ 48 KiB.
+    private static void Resources()
+    {
+        foreach (int code in new[] { 0, 1, 2 })
+        {
+            var spec = new Mix.Runtime.Cuda.CudaKernelSpec("mix_chunk_scan", FusedKernelSources.Prelude + ChunkScanKernelSources.Source, $"-DMIX_T={code}");
+            var names = code == 0
+                ? new[] { "chunk_state", "chunk_state_pass", "chunk_output" }
+                : new[] { "chunk_state", "chunk_state_pass", "chunk_output", "chunk_state_ssd_tc", "chunk_output_ssd_tc", "chunk_state_gla_tc", "chunk_output_gla_tc" };
+            foreach (var name in names)
+            {
+                var f = Mix.Runtime.Cuda.KernelRuntime.Shared.GetFunction(spec, name, 0);
+                int Attr(int a) => f.Driver.GetFunctionAttribute(f.Handle, a);
+                Console.WriteLine($"  MIX_T={code} {name,-20} max threads {Attr(0)}, static shared {Attr(1)} B, local {Attr(3)} B, " +
+                                  $"{Attr(4)} registers, PTX {Attr(5)}, binary {Attr(6)}");
+            }
+        }
     }
 
     private static IEnumerable<Func<ScalarType, Inputs>> Shapes()
