@@ -40,6 +40,16 @@ namespace Mix.Runtime.Fused
 
         internal static System.Collections.Generic.List<StepRecord>? Probe { get => s_probe; set => s_probe = value; }
 
+        /// <summary>
+        /// From this batch size on, a step's two large projections (in_proj after the norm, out_proj with the residual) are
+        /// library GEMMs (cuBLAS through TorchSharp) instead of the step's own kernels, which read the weights once per
+        /// block of staged rows and lose to a GEMM as the batch grows; conv, x_proj, dt and the state update stay in the
+        /// step's kernels. Such steps are not replayed as a CUDA graph (<see cref="FusedMambaStack"/>): the library calls
+        /// cannot be recorded there, and at these batch sizes the host's launches hide behind the GPU's work. Unquantized
+        /// projections only (quantized ones keep the step's kernels). <c>int.MaxValue</c>: never.
+        /// </summary>
+        public static int LibraryProjectionsFromBatch { get; set; } = 4;
+
         internal static void CountSteps(int n) => Interlocked.Add(ref s_steps, n);
 
         /// <summary>One fused step as it ran: its input and output tensors, whether it added the residual and normalised
@@ -127,7 +137,7 @@ namespace Mix.Runtime.Fused
                 slot.Swap("ssm_state");
                 Interlocked.Increment(ref s_steps);
                 LastDecline = null;
-                s_probe?.Add(new StepRecord(x, output, residual, plan, slot));
+                if (!plan.LibraryProjections) s_probe?.Add(new StepRecord(x, output, residual, plan, slot));
                 return output;
             }
             catch (CudaKernelUnavailableException e)
@@ -148,6 +158,7 @@ namespace Mix.Runtime.Fused
         {
             private readonly Tensor?[] weights;   // the tensors the pointers below belong to (kept, to compare identity)
             private readonly RMSNorm? norm;
+            private readonly nn.Module<Tensor, Tensor>? libraryIn, libraryOut;   // set when the projections are library GEMMs
             private readonly ScalarType dtype;
             private readonly int device;
             private readonly long batch, dim, inner, width, rank, nState, xRows;
@@ -162,9 +173,12 @@ namespace Mix.Runtime.Fused
             public string? Failure { get; set; }
 
             private Plan(Tensor?[] weights, RMSNorm? norm, Tensor x, long batch, long dim, long inner, long width, long rank,
-                long nState, DeviceLimits limits)
+                long nState, DeviceLimits limits, Parts parts)
             {
                 this.weights = weights; this.norm = norm;
+                if (batch >= LibraryProjectionsFromBatch && !IsCodes(weights[0]!) && !IsCodes(weights[2]!)
+                    && parts.InProj is nn.Module<Tensor, Tensor> li && parts.OutProj is nn.Module<Tensor, Tensor> lo)
+                    (libraryIn, libraryOut) = (li, lo);
                 dtype = x.dtype; device = FusedOps.DeviceIndex(x);
                 this.batch = batch; this.dim = dim; this.inner = inner; this.width = width; this.rank = rank; this.nState = nState;
                 xRows = rank + 2 * nState;
@@ -249,6 +263,7 @@ namespace Mix.Runtime.Fused
             public bool Matches(Parts p, nn.Module mixer, RMSNorm? norm, ScalarType dt, int dev, long b, long d)
             {
                 if (!ReferenceEquals(norm, this.norm) || dt != dtype || dev != device || b != batch || d != dim) return false;
+                if ((b >= LibraryProjectionsFromBatch && !IsCodes(weights[0]!) && !IsCodes(weights[2]!)) != LibraryProjections) return false;
                 var now = Current(p, mixer, norm);
                 for (int i = 0; i < now.Length; i++) if (!ReferenceEquals(now[i], weights[i])) return false;
                 return true;
@@ -292,7 +307,7 @@ namespace Mix.Runtime.Fused
                     int sms = driver.GetAttribute(dev, CudaDriver.AttributeMultiprocessorCount);
                     var limits = new DeviceLimits(sms, driver.GetAttribute(dev, CudaDriver.AttributeMaxThreadsPerMultiprocessor),
                         driver.GetAttribute(dev, CudaDriver.AttributeMaxSharedMemoryPerMultiprocessor));
-                    return new Plan(w, norm, x, batch, dim, inner, width, rank, nState, limits);
+                    return new Plan(w, norm, x, batch, dim, inner, width, rank, nState, limits, p);
                 }
                 catch (CudaKernelUnavailableException e)
                 {
@@ -306,6 +321,9 @@ namespace Mix.Runtime.Fused
                 if (graph is null) f.Launch(grid, block, smem, a);
                 else graph.Add(f, grid, block, smem, a);
             }
+
+            /// <summary>Whether this plan's projections are library GEMMs (see <see cref="LibraryProjectionsFromBatch"/>).</summary>
+            public bool LibraryProjections => libraryIn is not null;
 
             public long Batch => batch;
             public long Dim => dim;
@@ -324,12 +342,21 @@ namespace Mix.Runtime.Fused
                 var xz = slot.Workspace("mamba.xz", new[] { batch, 2 * inner }, f32, x.device);
                 var dbc = slot.Workspace("mamba.dbc", new[] { batch, xRows }, f32, x.device);
                 var y = slot.Workspace("mamba.y", new[] { batch, inner }, f32, x.device);
-                using (var a = new KernelArguments(device))
+                if (libraryIn is not null)
                 {
-                    a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)sIn).Add(qIn).Add((long)zIn).Add(gIn).Add((long)biasIn).Add(xz, f32, "xz")
-                        .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
-                    Launch(graph, inProj, gridIn, threads, smemIn, a);
+                    if (graph is not null) throw new InvalidOperationException("a step with library projections cannot be recorded");
+                    // the reference's own norm and linear (cuBLAS), into the float32 workspace the kernels read
+                    using var scope = torch.NewDisposeScope();
+                    var rows = x.view(batch, dim);
+                    xz.copy_(libraryIn.call(norm is null ? rows : norm.call(rows)));
                 }
+                else
+                    using (var a = new KernelArguments(device))
+                    {
+                        a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)sIn).Add(qIn).Add((long)zIn).Add(gIn).Add((long)biasIn).Add(xz, f32, "xz")
+                            .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
+                        Launch(graph, inProj, gridIn, threads, smemIn, a);
+                    }
                 using (var a = new KernelArguments(device))
                 {
                     a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add((long)sX).Add(qX).Add((long)zX).Add(gX).Add(dbc, f32, "dbc")
@@ -344,12 +371,20 @@ namespace Mix.Runtime.Fused
                         .Add((int)batch).Add((int)inner).Add((int)width).Add((int)rank).Add((int)nState).Add(lanes);
                     Launch(graph, scan, gridScan, threads, 0, a);
                 }
-                using (var a = new KernelArguments(device))
+                if (libraryOut is not null)
                 {
-                    a.Add(y, f32, "y").Add((long)wOut).Add((long)sOut).Add(qOut).Add((long)zOut).Add(gOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
-                        .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecOut).Add(splitOut);
-                    Launch(graph, outProj, gridOut, threads, smemInner, a);
+                    using var scope = torch.NewDisposeScope();
+                    var o = libraryOut.call(y.to_type(dtype));
+                    if (residual is not null) o = o.add_(residual.view(batch, dim));
+                    output.view(batch, dim).copy_(o);
                 }
+                else
+                    using (var a = new KernelArguments(device))
+                    {
+                        a.Add(y, f32, "y").Add((long)wOut).Add((long)sOut).Add(qOut).Add((long)zOut).Add(gOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
+                            .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecOut).Add(splitOut);
+                        Launch(graph, outProj, gridOut, threads, smemInner, a);
+                    }
             }
         }
 

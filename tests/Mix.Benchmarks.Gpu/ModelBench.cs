@@ -317,15 +317,21 @@ internal static class ModelBench
         // The fused decoding step (FusedMambaStep: four kernels per layer) against the reference step (fusion off: the
         // generated mixer's TorchSharp ops), then batch scaling.
         // "layer graph": FusedMambaStack replays the 24 layers' fused steps as one CUDA graph per token.
-        foreach (var (fused, graph, batch) in QuantDecodeOnly ? Array.Empty<(bool, bool, int)>()
-                     : new[] { (false, false, 1), (true, false, 1), (true, true, 1), (true, false, 4), (true, true, 4), (true, true, 16), (true, true, 64) })
+        // "library GEMM projections": from batch FusedMambaStep.LibraryProjectionsFromBatch (4) on, in_proj / out_proj are
+        // cuBLAS GEMMs and the rest stays in the step's kernels (no graph); the kernel-only rows set it out of reach.
+        foreach (var (fused, graph, batch, library) in QuantDecodeOnly ? Array.Empty<(bool, bool, int, bool)>()
+                     : new[] { (false, false, 1, false), (true, false, 1, false), (true, true, 1, false), (true, false, 4, false), (true, true, 4, false),
+                               (true, false, 4, true), (true, true, 16, false), (true, false, 16, true), (true, true, 64, false), (true, false, 64, true) })
         {
             bool saved = MixDispatch.FusedEnabled, savedGraph = FusedMambaStack.Enabled;
+            int savedFrom = FusedMambaStep.LibraryProjectionsFromBatch;
             MixDispatch.FusedEnabled = fused;
             FusedMambaStack.Enabled = graph;
+            FusedMambaStep.LibraryProjectionsFromBatch = library ? 1 : int.MaxValue;
             try
             {
                 Decode(lm, vocab, quick, !fused ? "Mix generated, CausalModel cache, reference step (fusion off)"
+                    : library ? "Mix generated, CausalModel cache, fused step, library GEMM projections"
                     : graph ? "Mix generated, CausalModel cache, fused step + layer graph" : "Mix generated, CausalModel cache, fused step (no graph)",
                     ScalarType.Float32, batch);
             }
@@ -334,7 +340,7 @@ internal static class ModelBench
                 Notes.Add($"Mamba decode b{batch} fused={fused}: failed: {e.GetType().Name}: {e.Message}");
                 Console.Error.WriteLine(Notes[^1]);
             }
-            finally { MixDispatch.FusedEnabled = saved; FusedMambaStack.Enabled = savedGraph; }
+            finally { MixDispatch.FusedEnabled = saved; FusedMambaStack.Enabled = savedGraph; FusedMambaStep.LibraryProjectionsFromBatch = savedFrom; }
         }
 
         // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and
@@ -344,12 +350,12 @@ internal static class ModelBench
                  {
                      ("bf16", ScalarType.BFloat16, null),
                      ("bf16, fused step (no graph)", ScalarType.BFloat16, null),
-                     ("bf16 batch 16", ScalarType.BFloat16, null),
+                     ("bf16 batch 16 (library GEMM projections)", ScalarType.BFloat16, null),
                      ("int8 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
                      ("int8 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
-                 }.Where(r => !QuantDecodeOnly || !(r.Item1.Contains("no graph", StringComparison.Ordinal) || r.Item1.EndsWith("batch 16", StringComparison.Ordinal))))
+                 }.Where(r => !QuantDecodeOnly || !(r.Item1.Contains("no graph", StringComparison.Ordinal) || r.Item1.Contains("batch 16", StringComparison.Ordinal))))
         {
             try
             {
@@ -361,7 +367,7 @@ internal static class ModelBench
                 if (mode is { } m) Mix.Runtime.Quantization.Quantizer.Quantize(copy, new Mix.Runtime.Quantization.QuantizationOptions { Mode = m, GroupSize = 128 });
                 bool savedGraph = FusedMambaStack.Enabled;
                 FusedMambaStack.Enabled = !label.Contains("no graph", StringComparison.Ordinal);
-                try { Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.EndsWith("batch 16", StringComparison.Ordinal) ? 16 : 1); }
+                try { Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.Contains("batch 16", StringComparison.Ordinal) ? 16 : 1); }
                 finally { FusedMambaStack.Enabled = savedGraph; }
             }
             catch (Exception e)

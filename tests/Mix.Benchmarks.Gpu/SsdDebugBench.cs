@@ -28,6 +28,7 @@ internal static class SsdDebugBench
         var clock = Stopwatch.StartNew();
         Console.WriteLine("ssd-debug: nf = non-finite count / size, first = first non-finite index, err = rel L2 vs float64, " +
                           "max = largest finite |value|, zero = exact zeros / size");
+        Guard(Resources);
         foreach (var io in new[] { ScalarType.BFloat16, ScalarType.Float16 })
             foreach (var make in Shapes())
                 Guard(() =>
@@ -36,6 +37,25 @@ internal static class SsdDebugBench
                     One(make(io));
                 });
         Console.WriteLine($"ssd-debug done in {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    // As compiled for this device: a launch of 256 threads needs max threads ≥ 256; static shared memory ≤ 48 KiB.
+    private static void Resources()
+    {
+        foreach (int code in new[] { 0, 1, 2 })
+        {
+            var spec = new Mix.Runtime.Cuda.CudaKernelSpec("mix_chunk_scan", FusedKernelSources.Prelude + ChunkScanKernelSources.Source, $"-DMIX_T={code}");
+            var names = code == 0
+                ? new[] { "chunk_state", "chunk_state_pass", "chunk_output" }
+                : new[] { "chunk_state", "chunk_state_pass", "chunk_output", "chunk_state_ssd_tc", "chunk_output_ssd_tc", "chunk_state_gla_tc", "chunk_output_gla_tc" };
+            foreach (var name in names)
+            {
+                var f = Mix.Runtime.Cuda.KernelRuntime.Shared.GetFunction(spec, name, 0);
+                int Attr(int a) => f.Driver.GetFunctionAttribute(f.Handle, a);
+                Console.WriteLine($"  MIX_T={code} {name,-20} max threads {Attr(0)}, static shared {Attr(1)} B, local {Attr(3)} B, " +
+                                  $"{Attr(4)} registers, PTX {Attr(5)}, binary {Attr(6)}");
+            }
+        }
     }
 
     private static IEnumerable<Func<ScalarType, Inputs>> Shapes()
@@ -94,15 +114,39 @@ internal static class SsdDebugBench
             C = a.C.to_type(ScalarType.Float32), Z = a.Z?.to_type(ScalarType.Float32),
         };
         Variant("tc chunked", a, true, true, yRef, hRef);
+        Variant("tc chunked (same call again)", a, true, true, yRef, hRef);
         Variant("fma chunked", a, true, false, yRef, hRef);
         Variant("recurrent", a, false, true, yRef, hRef);
         Variant("f32 chunked", up, true, true, yRef, hRef);
         Variant("f32 recurrent", up, false, true, yRef, hRef);
+        // which launcher-side difference of the half call matters: dt already float32 (no temporary), B and C in
+        // float32 (converted by the launcher), a device synchronisation before the call
+        Variant("tc chunked, dt given as float32", a with { Dt = up.Dt }, true, true, yRef, hRef);
+        Variant("tc chunked, B and C given as float32", a with { B = up.B, C = up.C }, true, true, yRef, hRef);
+        Variant("tc chunked after a device sync", a, true, true, yRef, hRef, syncBefore: true);
+        // one stage at a time: the workspace after chunk_state (or after the pass) replaced by the float64 reference's
+        Variant("tc chunked, chunk_state out := reference", a, true, true, yRef, hRef, Replace.ChunkState);
+        Variant("tc chunked, entering states := reference", a, true, true, yRef, hRef, Replace.Entering);
+        Variant("fma chunked, chunk_state out := reference", a, true, false, yRef, hRef, Replace.ChunkState);
+        Variant("fma chunked, entering states := reference", a, true, false, yRef, hRef, Replace.Entering);
+        // one input at a time set to zero (the references follow): which operand the non-finite values need
+        foreach (var (label, zeroed) in new (string, Inputs)[]
+                 {
+                     ("x := 0", a with { X = torch.zeros_like(a.X) }), ("B := 0", a with { B = torch.zeros_like(a.B) }),
+                     ("C := 0", a with { C = torch.zeros_like(a.C) }), ("dt := 0", a with { Dt = torch.zeros_like(a.Dt), Bias = null, Softplus = false }),
+                 })
+        {
+            var (y0, h0) = SsdScan.ChunkedScan(F64(zeroed.X)!, F64(zeroed.Dt)!, F64(zeroed.A)!, F64(zeroed.B)!, F64(zeroed.C)!, 64,
+                F64(zeroed.D), F64(zeroed.Z), F64(zeroed.Bias), zeroed.Softplus, F64(zeroed.H0));
+            Variant($"tc chunked, {label}", zeroed, true, true, y0, h0);
+        }
         Poison(double.NaN);
         Variant("tc chunked after NaN-filled free memory", a, true, true, yRef, hRef);
         Poison(0.0);
         Variant("tc chunked after zero-filled free memory", a, true, true, yRef, hRef);
     }
+
+    private enum Replace { None, ChunkState, Entering }
 
     // Fills blocks of the caching allocator's small (≤ 1 MiB, 2 MiB segments) and large pools with a value and frees
     // them, so that the next torch.empty of those sizes likely returns memory holding it.
@@ -116,13 +160,24 @@ internal static class SsdDebugBench
         torch.cuda.synchronize();
     }
 
-    private static void Variant(string name, Inputs a, bool chunked, bool tensorCores, Tensor yRef, Tensor hRef)
+    private static void Variant(string name, Inputs a, bool chunked, bool tensorCores, Tensor yRef, Tensor hRef,
+        Replace replace = Replace.None, bool syncBefore = false)
     {
         using var scope = torch.NewDisposeScope();
+        bool half = a.X.dtype != ScalarType.Float32;
+        int cl = half && tensorCores ? CudaScanKernels.SsdTensorCoreChunkSize : CudaScanKernels.ChunkSize;
+        var (contrib, decays, entering, last) = StageReference(a, cl);
         var stages = new Dictionary<string, Tensor>();
         CudaScanKernels.UseSsdTensorCores = tensorCores;
-        CudaScanKernels.StageProbe = (stage, t) => stages[stage] = t.to_type(ScalarType.Float64).DetachFromDisposeScope();
-        (Tensor y, Tensor finalState)? r;
+        CudaScanKernels.StageProbe = (stage, t) =>
+        {
+            stages[stage] = t.to_type(ScalarType.Float64).DetachFromDisposeScope();
+            if (replace == Replace.ChunkState && stage == "chunk_state") t.copy_(contrib);
+            if (replace == Replace.ChunkState && stage == "decays") t.copy_(decays.unsqueeze(-1));
+            if (replace == Replace.Entering && stage == "chunk_state_pass") t.copy_(entering);
+        };
+        (Tensor y, Tensor finalState)? r = null;
+        if (syncBefore) torch.cuda.synchronize();
         try
         {
             r = CudaScanKernels.TrySsd(a.X, a.Dt, a.A, a.B, a.C, a.D, a.Z, a.Bias, a.Softplus, a.H0, chunked: chunked);
@@ -138,15 +193,15 @@ internal static class SsdDebugBench
             Console.WriteLine($"  {name,-42} declined (null)");
             return;
         }
-        bool half = a.X.dtype != ScalarType.Float32;
         string kernels = !chunked ? "gated_scan" : half && tensorCores ? "chunk_state_ssd_tc/pass/chunk_output_ssd_tc" : "chunk_state/pass/chunk_output";
         Console.WriteLine($"  {name} [{kernels}]");
-        Line("y", r.Value.y, yRef);
+        var firstBad = Line("y", r.Value.y, yRef);
+        if (firstBad is { } fb && chunked)
+            Console.WriteLine($"      first non-finite y at step {fb[1]}: chunk {fb[1] / cl}, row block {fb[1] % cl / 64}, row {fb[1] % 64}, " +
+                              $"head {fb[2]}, column {fb[3]} (value tile {fb[3] / 64})");
         Line("final state", r.Value.finalState, hRef);
         if (stages.Count > 0)
         {
-            int cl = half && tensorCores ? CudaScanKernels.SsdTensorCoreChunkSize : CudaScanKernels.ChunkSize;
-            var (contrib, decays, entering, last) = StageReference(a, cl);
             Line("(stage reference's own final)", last.reshape(hRef.shape[0], hRef.shape[1], hRef.shape[3], hRef.shape[2]).transpose(-1, -2), hRef);
             if (stages.TryGetValue("chunk_state", out var cs)) Line($"chunk_state out (CL {cl})", cs, contrib);
             if (stages.TryGetValue("decays", out var d)) Line("chunk decays", d.flatten(1), decays);
@@ -155,7 +210,7 @@ internal static class SsdDebugBench
         foreach (var t in stages.Values) t.Dispose();
     }
 
-    private static void Line(string what, Tensor got, Tensor reference)
+    private static long[]? Line(string what, Tensor got, Tensor reference)
     {
         using var scope = torch.NewDisposeScope();
         var g = got.to(ScalarType.Float64, torch.CPU);
@@ -163,18 +218,25 @@ internal static class SsdDebugBench
         var bad = g.isfinite().logical_not();
         long nf = bad.sum().item<long>(), size = g.numel();
         string first = "-";
+        long[]? at = null;
         if (nf > 0)
         {
             var idx = bad.nonzero()[0];
-            first = "[" + string.Join(",", Enumerable.Range(0, (int)idx.shape[0]).Select(i => idx[i].item<long>())) + "]";
+            at = Enumerable.Range(0, (int)idx.shape[0]).Select(i => idx[i].item<long>()).ToArray();
+            first = "[" + string.Join(",", at) + "]";
         }
         var finite = torch.where(bad, torch.zeros_like(g), g);
         double max = size == 0 ? 0 : finite.abs().max().item<double>();
         long zeros = g.eq(0).sum().item<long>();
-        string err = g.shape.SequenceEqual(rf.shape)
-            ? $"{(g - rf).norm().item<double>() / Math.Max(rf.norm().item<double>(), 1e-300):E2}"
-            : $"shape {string.Join("x", g.shape)} vs {string.Join("x", rf.shape)}";
+        string err;
+        if (!g.shape.SequenceEqual(rf.shape)) err = $"shape {string.Join("x", g.shape)} vs {string.Join("x", rf.shape)}";
+        else
+        {
+            double num = (g - rf).norm().item<double>(), den = rf.norm().item<double>();
+            err = den > 0 ? $"{num / den:E2}" : $"abs {num:E2}";   // a zero reference: the absolute L2 error
+        }
         Console.WriteLine($"    {what,-28} nf {nf}/{size} first {first,-16} err {err,-10} max {max:E2} zero {zeros}/{size}");
+        return at;
     }
 
     // float64 stage references in the kernels' layouts for chunks of cl steps: each chunk's own contribution
