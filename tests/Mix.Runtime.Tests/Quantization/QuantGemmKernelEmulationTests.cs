@@ -62,6 +62,8 @@ static inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f
 template <class T> static T __shfl_down_sync(unsigned, T v, int) { return v; }  // the prelude's (unused here)
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
 static void __threadfence() {}
+// cp.async copies at once here (the kernel's waits and barriers are what the GPU needs; the emulation checks layout)
+static void emu_cp16(unsigned* dst, const void* src, int n) { unsigned char b[16] = {}; std::memcpy(b, src, n); std::memcpy(dst, b, 16); }
 static unsigned atomicAdd(unsigned* p, unsigned v) { unsigned o = *p; *p = o + v; return o; }
 static unsigned __shfl_sync(unsigned, unsigned v, int src) {
   shuffle_slots[threadIdx.x] = v; block_barrier->arrive_and_wait();
