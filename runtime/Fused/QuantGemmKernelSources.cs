@@ -58,8 +58,12 @@ namespace Mix.Runtime.Fused
 #else
 #define QM_CK 64
 #endif
-#define QM_SMEM_U32 8192
-#define QM_SU 4
+// x staging: two buffers (tile i+1 in flight while tile i is computed), each 16·MT rows of QM_KT(MT) columns, row-major
+// with QM_W(MT) = QM_KT/2 + 4 words per row (the 4 put the 8 rows a warp's fragment load touches on distinct banks)
+#define QM_KT(MT) (512 / (MT))
+#define QM_W(MT) (QM_KT(MT) / 2 + 4)
+#define QM_BUF_U32 4352
+#define QM_RU 4
 #if MIX_T == 2
 #define QM_ONE 0x3F803F80u
 #define QM_MAGIC 0x43004300u
@@ -152,10 +156,6 @@ __device__ __forceinline__ void qm_load(uint4 (&w)[QM_NT], unsigned (&z)[QM_NT],
   }
 }
 
-// x[:, k0 : k0 + cols] (cols a multiple of the chunk, ≤ the tile) into shared memory in A-fragment order: the u32 of
-// (row r, columns 2p, 2p + 1 of k16 step ks) sits at ((ks·MT + r / 16)·32 + lane)·4 + reg with lane and reg as in the
-// mma's A layout. Items of 8 columns: one 16-byte load each where K and the pointers allow, QM_SU items per thread
-// loaded before any is stored (so a thread has QM_SU loads in flight, not one), columns at or past K written as zeros.
 // the group a lane reads for chunk c: groups of 32/64 (GPC = 4/2 per chunk) or 128·cpg (a group spans cpg chunks),
 // without a division in the common cases
 template <int GPC>
@@ -163,58 +163,88 @@ __device__ __forceinline__ int qm_group(int c, int tq, int cpg) {
   return GPC > 1 ? c * GPC + tq : cpg == 1 ? c : c / cpg;
 }
 
+// cp.async of 16 bytes, zero-filled past n bytes of the source (n = 0: all zeros)
+__device__ __forceinline__ void qm_cp16(unsigned* dst, const void* src, int n) {
+#ifdef __CUDA_ARCH__
+  const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(s), "l"(src), "r"(n));
+#else
+  emu_cp16(dst, src, n);
+#endif
+}
+__device__ __forceinline__ void qm_commit() {
+#ifdef __CUDA_ARCH__
+  asm volatile("cp.async.commit_group;" ::);
+#endif
+}
+// wait until at most one group (the tile in flight) is outstanding
+__device__ __forceinline__ void qm_wait1() {
+#ifdef __CUDA_ARCH__
+  asm volatile("cp.async.wait_group 1;" ::: "memory");
+#endif
+}
+
+// x[:, k0 : k0 + cols] (cols a multiple of the chunk, ≤ the tile) into rows 0..M−1 of a staging buffer, 8 columns per
+// item: one cp.async where K and the pointers allow (columns at or past K zero-filled), else scalar loads and stores.
+// Nothing waits here: a thread's copies land before its qm_wait1 of the next tile boundary. Rows ≥ M stay zero.
 template <int MT>
-__device__ __forceinline__ void qm_stage(unsigned* __restrict__ xs, const io_t* __restrict__ x, const float* __restrict__ in_scale,
-    int M, int K, int k0, int cols) {
-  constexpr int KT = QM_SMEM_U32 * 2 / (16 * MT);
-  constexpr unsigned UK = KT / 8;   // items per row of a full tile: a power of two
-  const bool vec = (K & 7) == 0 && (((unsigned long long)x) & 15) == 0 && (((unsigned long long)in_scale) & 15) == 0;
+__device__ __forceinline__ void qm_stage(unsigned* __restrict__ xs, const io_t* __restrict__ x, int M, int K, int k0, int cols, bool vec) {
+  constexpr unsigned UK = QM_KT(MT) / 8;   // items per row of a full tile: a power of two
   const unsigned items = (unsigned)M * UK;
-  for (unsigned e0 = threadIdx.x; e0 < items; e0 += QM_SU * blockDim.x) {
-    uint4 v[QM_SU];
+  for (unsigned e = threadIdx.x; e < items; e += blockDim.x) {
+    const unsigned r = e / UK;
+    const int c = (int)(e % UK) * 8, k = k0 + c;
+    if (c >= cols) continue;
+    unsigned* dst = xs + r * QM_W(MT) + (c >> 1);
+    const io_t* p = x + (long long)r * K + k;
+    if (vec) {
+      qm_cp16(dst, k < K ? (const void*)p : (const void*)x, k < K ? 16 : 0);
+    } else {
+      // unrolled with constant indices: a runtime-bounded loop here put w in local memory
+      unsigned w[4] = { 0u, 0u, 0u, 0u };
 #pragma unroll
-    for (int u = 0; u < QM_SU; u++) {
-      const unsigned e = e0 + u * blockDim.x, r = e / UK;
-      const int c = (int)(e % UK) * 8, k = k0 + c;
-      v[u] = make_uint4(0u, 0u, 0u, 0u);
-      if (e < items && c < cols && k < K) {
-        const io_t* p = x + (long long)r * K + k;
-        if (vec) {
-          v[u] = *reinterpret_cast<const uint4*>(p);
-        } else {
-          unsigned w[4] = { 0u, 0u, 0u, 0u };
-          for (int i = 0; i < 8 && k + i < K; i++) w[i >> 1] |= (unsigned)p[i] << (16 * (i & 1));
-          v[u] = make_uint4(w[0], w[1], w[2], w[3]);
-        }
-      }
-    }
+      for (int i = 0; i < 8; i++)
+        if (k + i < K) w[i >> 1] |= (unsigned)p[i] << (16 * (i & 1));
 #pragma unroll
-    for (int u = 0; u < QM_SU; u++) {
-      const unsigned e = e0 + u * blockDim.x, r = e / UK;
-      const int c = (int)(e % UK) * 8, k = k0 + c;
-      if (e >= items || c >= cols) continue;
-      unsigned w[4] = { v[u].x, v[u].y, v[u].z, v[u].w };
-      if (in_scale && k < K) {
-        float sc[8];
-        if (vec) {
-          const float4 s0 = *reinterpret_cast<const float4*>(in_scale + k), s1 = *reinterpret_cast<const float4*>(in_scale + k + 4);
-          sc[0] = s0.x; sc[1] = s0.y; sc[2] = s0.z; sc[3] = s0.w; sc[4] = s1.x; sc[5] = s1.y; sc[6] = s1.z; sc[7] = s1.w;
-        } else {
-#pragma unroll
-          for (int i = 0; i < 8; i++) sc[i] = k + i < K ? in_scale[k + i] : 0.0f;
-        }
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-          const io_t lo = from_f(to_f((io_t)(w[i] & 0xFFFFu)) * sc[2 * i]), hi = from_f(to_f((io_t)(w[i] >> 16)) * sc[2 * i + 1]);
-          w[i] = (unsigned)lo | ((unsigned)hi << 16);
-        }
-      }
-      const unsigned rr = r & 15u;
-      unsigned* dst = xs + (((c >> 4) * MT + (int)(r >> 4)) * 32 + (int)(rr & 7u) * 4) * 4 + (int)(rr >> 3) + 2 * ((c >> 3) & 1);
-#pragma unroll
-      for (int i = 0; i < 4; i++) dst[4 * i] = w[i];
+      for (int i = 0; i < 4; i++) dst[i] = w[i];
     }
   }
+}
+
+// the AWQ input scale on the items this thread staged (its own copies have landed after qm_wait1), rounded to the
+// activation dtype like the unfused x ⊙ s
+template <int MT>
+__device__ __forceinline__ void qm_scale(unsigned* __restrict__ xs, const float* __restrict__ in_scale, int M, int K, int k0, int cols, bool vec) {
+  constexpr unsigned UK = QM_KT(MT) / 8;
+  const unsigned items = (unsigned)M * UK;
+  for (unsigned e = threadIdx.x; e < items; e += blockDim.x) {
+    const unsigned r = e / UK;
+    const int c = (int)(e % UK) * 8, k = k0 + c;
+    if (c >= cols || k >= K) continue;
+    unsigned* dst = xs + r * QM_W(MT) + (c >> 1);
+    float sc[8];
+    if (vec) {
+      const float4 s0 = *reinterpret_cast<const float4*>(in_scale + k), s1 = *reinterpret_cast<const float4*>(in_scale + k + 4);
+      sc[0] = s0.x; sc[1] = s0.y; sc[2] = s0.z; sc[3] = s0.w; sc[4] = s1.x; sc[5] = s1.y; sc[6] = s1.z; sc[7] = s1.w;
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; i++) sc[i] = k + i < K ? in_scale[k + i] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const unsigned w = dst[i];
+      const io_t lo = from_f(to_f((io_t)(w & 0xFFFFu)) * sc[2 * i]), hi = from_f(to_f((io_t)(w >> 16)) * sc[2 * i + 1]);
+      dst[i] = (unsigned)lo | ((unsigned)hi << 16);
+    }
+  }
+}
+
+// the A fragment of k16 step ks for m16 tile m: rows g, g + 8, columns 2t, 2t + 1 and + 8 (PTX m16n8k16); xb is the
+// buffer offset by the lane's g·W + t
+template <int MT>
+__device__ __forceinline__ uint4 qm_afrag(const unsigned* __restrict__ xb, int m, int ks) {
+  const unsigned* p = xb + (16 * m) * QM_W(MT) + ks * 8;
+  return make_uint4(p[0], p[8 * QM_W(MT)], p[4], p[8 * QM_W(MT) + 4]);
 }
 
 template <int MT, int GPC>
@@ -224,11 +254,14 @@ __device__ __forceinline__ void qgemm_body(
     io_t* __restrict__ y, float* __restrict__ partial, unsigned* __restrict__ counters,
     int M, int K, int N, int Np, int CH, int G, int group, int S)
 {
-  __shared__ __align__(16) unsigned xs[QM_SMEM_U32];
+  __shared__ __align__(16) unsigned xs[2 * QM_BUF_U32];
   __shared__ int last_block;
-  constexpr int KT = QM_SMEM_U32 * 2 / (16 * MT);   // x columns per staged tile: 1024 / MT
+  static_assert(16 * MT * QM_W(MT) <= QM_BUF_U32, "a staged tile outgrows its buffer");
+  constexpr int KT = QM_KT(MT);                     // x columns per staged tile: 512 / MT
   constexpr int CPT = KT / QM_CK;                   // chunks per tile
-  constexpr int ST = MT == 1 ? 6 : MT == 2 ? 3 : 2; // chunks of weight loads per lane in the register ring (ST − 1 ahead)
+  // chunks of weight loads per lane in the register ring (ST − 1 ahead): a 6-deep ring (MT 1) held 120 registers
+  // and pushed the scale words to local memory; 3 ahead keep ~24 KB of weights in flight per block
+  constexpr int ST = MT == 1 ? 4 : 2;
   constexpr int SPC = QM_CK / 16;                   // k16 steps per chunk
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -242,8 +275,8 @@ __device__ __forceinline__ void qgemm_body(
     for (int n = 0; n < QM_NT; n++)
 #pragma unroll
       for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
-  // rows past M stay zero in every tile (staging writes rows < M only)
-  for (int e = threadIdx.x; e < QM_SMEM_U32 / 4; e += blockDim.x) reinterpret_cast<uint4*>(xs)[e] = make_uint4(0u, 0u, 0u, 0u);
+  // rows past M stay zero in both buffers (staging writes rows < M only)
+  for (int e = threadIdx.x; e < 2 * QM_BUF_U32 / 4; e += blockDim.x) reinterpret_cast<uint4*>(xs)[e] = make_uint4(0u, 0u, 0u, 0u);
 
   uint4 wq[ST][QM_NT];
   unsigned szr[ST][QM_NT];
@@ -252,20 +285,31 @@ __device__ __forceinline__ void qgemm_body(
 #pragma unroll
   for (int s = 0; s < ST - 1; s++)
     if (c0 + s < c1) qm_load(wq[s], szr[s], codes, sz, nt0, c0 + s, CH, G, qm_group<GPC>(c0 + s, tq, cpg), lane);
+  // x's first tile in flight behind the weights (after the zeros are in: a barrier between the two writers)
+  const bool vec = (K & 7) == 0 && (((unsigned long long)x) & 15) == 0 && (((unsigned long long)in_scale) & 15) == 0;
+  __syncthreads();
+  if (c0 < c1) qm_stage<MT>(xs, x, M, K, c0 * QM_CK, min(KT, (c1 - c0) * QM_CK), vec);
+  qm_commit();
+  const unsigned* xl = xs + g * QM_W(MT) + t;   // the lane's place in a buffer's fragments
 
   for (int cb = c0; cb < c1; cb += ST) {
 #pragma unroll
     for (int s = 0; s < ST; s++) {
       const int c = cb + s;
-      if (c >= c1) break;
+      // a guard, not a break: the loop unrolls completely and every ring index is a constant (registers, not local)
+      if (c < c1) {
       if (c + ST - 1 < c1) qm_load(wq[(s + ST - 1) % ST], szr[(s + ST - 1) % ST], codes, sz, nt0, c + ST - 1, CH, G, qm_group<GPC>(c + ST - 1, tq, cpg), lane);
-      const int lc = (c - c0) % CPT;
+      const int lc = (c - c0) % CPT, tile = (c - c0) / CPT;
       if (lc == 0) {
-        __syncthreads();   // every warp is done with the previous tile
-        qm_stage<MT>(xs, x, in_scale, M, K, c * QM_CK, min(KT, (c1 - c) * QM_CK));
+        // tile + 1 into the buffer tile − 1 used (every warp is done with it), then tile's own copies and scale
+        __syncthreads();
+        if (c + CPT < c1) qm_stage<MT>(xs + ((tile + 1) & 1) * QM_BUF_U32, x, M, K, (c + CPT) * QM_CK, min(KT, (c1 - c - CPT) * QM_CK), vec);
+        qm_commit();
+        qm_wait1();
+        if (in_scale) qm_scale<MT>(xs + (tile & 1) * QM_BUF_U32, in_scale, M, K, c * QM_CK, min(KT, (c1 - c) * QM_CK), vec);
         __syncthreads();
       }
-      const uint4* xa = reinterpret_cast<const uint4*>(xs) + (lc * SPC * MT) * 32 + lane;
+      const unsigned* xb = xl + (tile & 1) * QM_BUF_U32;
 #if MIX_QMODE == 1
       unsigned szq[QM_NT][GPC];
 #pragma unroll
@@ -280,7 +324,7 @@ __device__ __forceinline__ void qgemm_body(
         for (int h = 0; h < 2; h++) {
           uint4 a[MT];
 #pragma unroll
-          for (int m = 0; m < MT; m++) a[m] = xa[((2 * j + h) * MT + m) * 32];
+          for (int m = 0; m < MT; m++) a[m] = qm_afrag<MT>(xb, m, lc * SPC + 2 * j + h);
 #pragma unroll
           for (int n = 0; n < QM_NT; n++) {
             const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
@@ -302,7 +346,7 @@ __device__ __forceinline__ void qgemm_body(
       for (int j = 0; j < 4; j++) {
         uint4 a[MT];
 #pragma unroll
-        for (int m = 0; m < MT; m++) a[m] = xa[(j * MT + m) * 32];
+        for (int m = 0; m < MT; m++) a[m] = qm_afrag<MT>(xb, m, lc * SPC + j);
 #pragma unroll
         for (int n = 0; n < QM_NT; n++) {
           const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
@@ -319,6 +363,7 @@ __device__ __forceinline__ void qgemm_body(
         }
       }
 #endif
+      }
     }
   }
 
@@ -362,14 +407,44 @@ __device__ __forceinline__ void qgemm_body(
   __syncthreads();
   if (!last_block) return;
   __threadfence();
-  for (int e = threadIdx.x; e < M * QM_BN; e += blockDim.x) {
-    const int r = e / QM_BN, col = blockIdx.x * QM_BN + (e - r * QM_BN);
-    if (col >= N) continue;
-    float v = 0.0f;
-    for (int sp = 0; sp < S; sp++) v += *(volatile const float*)(partial + ((long long)sp * M + r) * Np + col);
-    if (MIX_QMODE == 0) v *= ch_scale[col];
-    if (bias) v += bias[col];
-    y[(long long)r * N + col] = from_f(v);
+  // the column's M × 128 sums as float4s, QM_RU of them per thread at once and the splits 4 at a time: up to 16
+  // independent L2 loads in flight per thread (one row per L2 round trip before: ~0.9 µs per row of M)
+  const int items = M * (QM_BN / 4), col0 = blockIdx.x * QM_BN;
+  for (int e0 = threadIdx.x; e0 < items; e0 += QM_RU * blockDim.x) {
+    float4 v[QM_RU];
+#pragma unroll
+    for (int u = 0; u < QM_RU; u++) v[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int sp = 0; sp < S; sp += 4) {
+      float4 pv[4][QM_RU];
+#pragma unroll
+      for (int q = 0; q < 4; q++)
+#pragma unroll
+        for (int u = 0; u < QM_RU; u++) {
+          const int e = e0 + u * (int)blockDim.x;
+          pv[q][u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+          if (sp + q < S && e < items)
+            pv[q][u] = __ldcg(reinterpret_cast<const float4*>(partial + ((long long)(sp + q) * M + e / (QM_BN / 4)) * Np + col0) + e % (QM_BN / 4));
+        }
+#pragma unroll
+      for (int q = 0; q < 4; q++)
+#pragma unroll
+        for (int u = 0; u < QM_RU; u++) { v[u].x += pv[q][u].x; v[u].y += pv[q][u].y; v[u].z += pv[q][u].z; v[u].w += pv[q][u].w; }
+    }
+#pragma unroll
+    for (int u = 0; u < QM_RU; u++) {
+      const int e = e0 + u * (int)blockDim.x;
+      if (e >= items) continue;
+      const int r = e / (QM_BN / 4), col = col0 + (e % (QM_BN / 4)) * 4;
+      const float o[4] = { v[u].x, v[u].y, v[u].z, v[u].w };
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        if (col + i >= N) continue;
+        float val = o[i];
+        if (MIX_QMODE == 0) val *= ch_scale[col + i];
+        if (bias) val += bias[col + i];
+        y[(long long)r * N + col + i] = from_f(val);
+      }
+    }
   }
   if (threadIdx.x == 0) counters[blockIdx.x] = 0u;
 }

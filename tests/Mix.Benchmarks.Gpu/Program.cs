@@ -71,6 +71,13 @@ internal static partial class Program
             ["backend"] = TorchBackend.Name,
             ["kernel_cache"] = rt.Cache.Directory,
         };
+        if (_only == "ssd-debug")
+        {
+            // no warm-up of every module: only the scan kernels compile (a cold kernel cache costs seconds per module)
+            Console.WriteLine($"arch {info["arch"]}, NVRTC {info["nvrtc"]}, kernel cache {info["kernel_cache"]}");
+            using (torch.no_grad()) SsdDebugBench.Run();
+            return 0;
+        }
         var sw = Stopwatch.StartNew();
         int ready = FusedOps.WarmUp(torch.CUDA);
         info["warmup_ms"] = sw.Elapsed.TotalMilliseconds;
@@ -108,11 +115,6 @@ internal static partial class Program
         if (_only == "profile")
         {
             using (torch.no_grad()) ModelBench.ProfileOnce();
-            return 0;
-        }
-        if (_only == "ssd-debug")
-        {
-            using (torch.no_grad()) SsdDebugBench.Run();
             return 0;
         }
         if (_only == "scans-vs-triton")

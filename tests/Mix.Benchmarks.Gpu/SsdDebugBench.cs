@@ -28,6 +28,7 @@ internal static class SsdDebugBench
         var clock = Stopwatch.StartNew();
         Console.WriteLine("ssd-debug: nf = non-finite count / size, first = first non-finite index, err = rel L2 vs float64, " +
                           "max = largest finite |value|, zero = exact zeros / size");
+        Guard(Resources);
         foreach (var io in new[] { ScalarType.BFloat16, ScalarType.Float16 })
             foreach (var make in Shapes())
                 Guard(() =>
@@ -36,6 +37,25 @@ internal static class SsdDebugBench
                     One(make(io));
                 });
         Console.WriteLine($"ssd-debug done in {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    // As compiled for this device: a launch of 256 threads needs max threads ≥ 256; static shared memory ≤ 48 KiB.
+    private static void Resources()
+    {
+        foreach (int code in new[] { 0, 1, 2 })
+        {
+            var spec = new Mix.Runtime.Cuda.CudaKernelSpec("mix_chunk_scan", FusedKernelSources.Prelude + ChunkScanKernelSources.Source, $"-DMIX_T={code}");
+            var names = code == 0
+                ? new[] { "chunk_state", "chunk_state_pass", "chunk_output" }
+                : new[] { "chunk_state", "chunk_state_pass", "chunk_output", "chunk_state_ssd_tc", "chunk_output_ssd_tc", "chunk_state_gla_tc", "chunk_output_gla_tc" };
+            foreach (var name in names)
+            {
+                var f = Mix.Runtime.Cuda.KernelRuntime.Shared.GetFunction(spec, name, 0);
+                int Attr(int a) => f.Driver.GetFunctionAttribute(f.Handle, a);
+                Console.WriteLine($"  MIX_T={code} {name,-20} max threads {Attr(0)}, static shared {Attr(1)} B, local {Attr(3)} B, " +
+                                  $"{Attr(4)} registers, PTX {Attr(5)}, binary {Attr(6)}");
+            }
+        }
     }
 
     private static IEnumerable<Func<ScalarType, Inputs>> Shapes()
@@ -109,6 +129,17 @@ internal static class SsdDebugBench
         Variant("tc chunked, entering states := reference", a, true, true, yRef, hRef, Replace.Entering);
         Variant("fma chunked, chunk_state out := reference", a, true, false, yRef, hRef, Replace.ChunkState);
         Variant("fma chunked, entering states := reference", a, true, false, yRef, hRef, Replace.Entering);
+        // one input at a time set to zero (the references follow): which operand the non-finite values need
+        foreach (var (label, zeroed) in new (string, Inputs)[]
+                 {
+                     ("x := 0", a with { X = torch.zeros_like(a.X) }), ("B := 0", a with { B = torch.zeros_like(a.B) }),
+                     ("C := 0", a with { C = torch.zeros_like(a.C) }), ("dt := 0", a with { Dt = torch.zeros_like(a.Dt), Bias = null, Softplus = false }),
+                 })
+        {
+            var (y0, h0) = SsdScan.ChunkedScan(F64(zeroed.X)!, F64(zeroed.Dt)!, F64(zeroed.A)!, F64(zeroed.B)!, F64(zeroed.C)!, 64,
+                F64(zeroed.D), F64(zeroed.Z), F64(zeroed.Bias), zeroed.Softplus, F64(zeroed.H0));
+            Variant($"tc chunked, {label}", zeroed, true, true, y0, h0);
+        }
         Poison(double.NaN);
         Variant("tc chunked after NaN-filled free memory", a, true, true, yRef, hRef);
         Poison(0.0);
@@ -145,7 +176,7 @@ internal static class SsdDebugBench
             if (replace == Replace.ChunkState && stage == "decays") t.copy_(decays.unsqueeze(-1));
             if (replace == Replace.Entering && stage == "chunk_state_pass") t.copy_(entering);
         };
-        (Tensor y, Tensor finalState)? r;
+        (Tensor y, Tensor finalState)? r = null;
         if (syncBefore) torch.cuda.synchronize();
         try
         {
@@ -197,9 +228,13 @@ internal static class SsdDebugBench
         var finite = torch.where(bad, torch.zeros_like(g), g);
         double max = size == 0 ? 0 : finite.abs().max().item<double>();
         long zeros = g.eq(0).sum().item<long>();
-        string err = g.shape.SequenceEqual(rf.shape)
-            ? $"{(g - rf).norm().item<double>() / Math.Max(rf.norm().item<double>(), 1e-300):E2}"
-            : $"shape {string.Join("x", g.shape)} vs {string.Join("x", rf.shape)}";
+        string err;
+        if (!g.shape.SequenceEqual(rf.shape)) err = $"shape {string.Join("x", g.shape)} vs {string.Join("x", rf.shape)}";
+        else
+        {
+            double num = (g - rf).norm().item<double>(), den = rf.norm().item<double>();
+            err = den > 0 ? $"{num / den:E2}" : $"abs {num:E2}";   // a zero reference: the absolute L2 error
+        }
         Console.WriteLine($"    {what,-28} nf {nf}/{size} first {first,-16} err {err,-10} max {max:E2} zero {zeros}/{size}");
         return at;
     }

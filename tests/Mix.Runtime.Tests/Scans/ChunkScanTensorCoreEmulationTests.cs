@@ -1,8 +1,10 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Text.RegularExpressions;
 using Mix.Runtime.Fused;
 using Xunit;
 
@@ -12,7 +14,8 @@ namespace Mix.Runtime.Tests.Scans;
 /// The tensor-core kernels of <see cref="ChunkScanKernelSources"/> (chunk_state_ssd_tc / chunk_output_ssd_tc and
 /// chunk_state_gla_tc / chunk_output_gla_tc, with chunk_state_pass between them, as <see cref="CudaScanKernels"/>
 /// launches them for half precision) compiled as C++ with the
-/// CUDA built-ins emulated: one OS thread per CUDA thread, barriers for <c>__syncthreads</c>, and
+/// CUDA built-ins emulated: one OS thread per CUDA thread, barriers for <c>__syncthreads</c>, shared arrays filled with
+/// NaN bit patterns at each block's start (as a GPU's leftover shared memory, which a read before a write would expose), and
 /// <c>mma.sync.m16n8k16</c> as a warp collective computed from the PTX ISA's fragment layouts (A: rows g, g+8 and
 /// columns 2t, 2t+1, +8; B: rows 2t, 2t+1, +8 of column g; C: rows g, g+8, columns 2t, 2t+1; g = lane/4, t = lane%4),
 /// independently of how the kernels stage their fragments. bfloat16 and float16 I/O (bit patterns and round-to-nearest
@@ -68,6 +71,12 @@ inline float silu_f(float x) { return x / (1.0f + expf(-x)); }
 static std::barrier<>* block_barrier;
 static std::barrier<>* warp_barriers[32];
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
+// GPU shared memory holds whatever an earlier block left: each shared array is filled with 0xFF bytes (NaN as float,
+// bfloat16 and float16) at every block's start (Poisoned), so that a read before a write shows as a non-finite result.
+static void emu_poison(void* p, size_t n) {
+  if (threadIdx.x == 0) std::memset(p, 0xFF, n);
+  __syncthreads();
+}
 static unsigned emu_a[1024][4], emu_b[1024][2];
 // the warp publishes its fragments; every lane computes its four accumulators from the PTX ISA's m16n8k16 layouts
 static void emu_mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
@@ -229,6 +238,29 @@ int main() {
         return (p.ExitCode, stdout.Result + stderr.Result);
     }
 
+    // The kernel source with emu_poison after every block-level shared declaration (each kernel declares its shared
+    // arrays first, so every thread reaches the fills before any write).
+    private static string Poisoned(string source)
+    {
+        var decl = new Regex(@"^\s*__shared__ (?:__align__\(\d+\) )?\w+ ([^;]+);");
+        var lines = new List<string>();
+        int arrays = 0;
+        foreach (var line in source.Split('\n'))
+        {
+            lines.Add(line);
+            var m = decl.Match(line);
+            if (!m.Success) continue;
+            foreach (var d in m.Groups[1].Value.Split(','))
+            {
+                var name = d.Trim().Split('[')[0];
+                lines.Add($"  emu_poison({name}, sizeof({name}));");
+                arrays++;
+            }
+        }
+        Assert.True(arrays >= 20, $"found {arrays} shared arrays to poison");
+        return string.Join("\n", lines);
+    }
+
     [Theory]
     [InlineData(2, 6e-3, 7)]   // bfloat16
     [InlineData(1, 1e-3, 6)]   // float16
@@ -239,7 +271,7 @@ int main() {
         var dir = Directory.CreateTempSubdirectory("mix-chunk-scan-tc-emulation").FullName;
         try
         {
-            File.WriteAllText(Path.Combine(dir, "tc.cpp"), string.Join("\n", Emulation, ChunkScanKernelSources.Source, Harness));
+            File.WriteAllText(Path.Combine(dir, "tc.cpp"), string.Join("\n", Emulation, Poisoned(ChunkScanKernelSources.Source), Harness));
             var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -fno-strict-aliasing -pthread -w -DMIX_T={dtype} tc.cpp -o tc", dir);
             Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
             var (rc, output) = Run(Path.Combine(dir, "tc"), "", dir);
