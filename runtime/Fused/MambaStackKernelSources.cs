@@ -15,7 +15,8 @@ namespace Mix.Runtime.Fused
     /// in the same module), so both paths compute the same sums in the same order. Full-precision weights only.</para>
     /// <para>The barrier is an arrival counter and a generation word in global memory: block leaders add themselves, the last
     /// one resets the counter and advances the generation, the others wait for it. The counter is back at zero after every
-    /// barrier, so the same two words serve every launch. It needs every block resident at once: the host launches the grid
+    /// barrier, so the same words serve every launch. A wait longer than two seconds sets a third word and releases every
+    /// later barrier, so a broken grid ends instead of holding the device (the host checks the word after the first launch). It needs every block resident at once: the host launches the grid
     /// cooperatively (<c>cuLaunchCooperativeKernel</c>, which refuses a grid that cannot be), sized from the occupancy query.
     /// Before waiting, each warp asks L2 for the weight rows it reads in the next phase.</para>
     /// <para>Activations between layers alternate between two buffers (ping, pong); the first layer reads the segment's
@@ -65,11 +66,26 @@ __device__ __forceinline__ void mix_spin_pause() {
   asm volatile("nanosleep.u32 %0;" :: "r"(32u));
 #endif
 }
+
+__device__ __forceinline__ unsigned long long mix_clock_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+#endif
+
+// Longest wait at one barrier before the launch gives up (see bar[2] below): far beyond any phase's microseconds, and
+// beyond a time slice of another context on the device.
+#ifndef MIX_BARRIER_NS
+#define MIX_BARRIER_NS 2000000000ull
 #endif
 
 // Every thread of the grid waits here until every block has arrived; writes before it are visible to reads after it.
 // bar[0]: blocks arrived at this barrier, bar[1]: barriers completed. The generation is read before arriving (the last
 // block can only advance it after this one has arrived), the counter is reset before the generation moves on.
+// bar[2]: set when a block waited longer than MIX_BARRIER_NS (one that never arrives: a bug, or a block that is not
+// resident); every barrier after that returns at once, so the launch ends with wrong results instead of holding the
+// device forever, and the host, which reads the word after a segment's first launch, turns the persistent path off.
 __device__ __forceinline__ void mix_grid_sync(unsigned* bar) {
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -80,7 +96,11 @@ __device__ __forceinline__ void mix_grid_sync(unsigned* bar) {
       __threadfence();
       atomicAdd(bar + 1, 1u);
     } else {
-      while (mix_load_acquire(bar + 1) == gen) mix_spin_pause();
+      const unsigned long long start = mix_clock_ns();
+      while (mix_load_acquire(bar + 1) == gen && !mix_load_acquire(bar + 2)) {
+        if (mix_clock_ns() - start > MIX_BARRIER_NS) atomicExch(bar + 2, 1u);
+        mix_spin_pause();
+      }
     }
     __threadfence();
   }

@@ -45,6 +45,7 @@ namespace Mix.Runtime.Fused
         private readonly uint smem;
         private readonly IntPtr[] tableStates;   // per layer: conv_state[0], conv_state[1], ssm_state[0], ssm_state[1]
         private Tensor? table, ping, pong, xz, dbc, y, barrier;
+        private bool verified;   // the first launch's barriers all completed (read back once)
 
         private PersistentMambaSegment(FusedMambaStep.StepRecord[] steps, PersistentLayer[] layers, CudaFunction kernel,
             int blocks, uint smem)
@@ -162,6 +163,15 @@ namespace Mix.Runtime.Fused
                 .Add(xz!, f32, "xz").Add(dbc!, f32, "dbc").Add(y!, f32, "y").Add(barrier!, ScalarType.Int32, "barrier")
                 .Add(batch).Add(dim);
             kernel.LaunchCooperative(grid, threads, smem, a);
+            if (!verified)
+            {
+                // Once per segment, wait for the launch and read whether a barrier gave up (a block that never arrived):
+                // then the output and the spares are wrong, and the caller, which has not swapped the states yet, runs
+                // the step another way. Later launches are the same grid on the same device.
+                if (barrier!.narrow(0, 2, 1).item<int>() != 0)
+                    throw new CudaKernelUnavailableException("a grid barrier of the persistent Mamba kernel timed out");
+                verified = true;
+            }
             return output;
         }
 
@@ -176,8 +186,8 @@ namespace Mix.Runtime.Fused
             xz = Keep(empty(new[] { batch * 2 * inner }, ScalarType.Float32, at));
             dbc = Keep(empty(new[] { batch * xRows }, ScalarType.Float32, at));
             y = Keep(empty(new[] { batch * inner }, ScalarType.Float32, at));
-            // the counter must start at zero; every barrier leaves it there
-            barrier = Keep(zeros(new long[] { 2 }, ScalarType.Int32, at));
+            // arrivals, generation, gave-up flag (and a spare word): the counter must start at zero, every barrier leaves it there
+            barrier = Keep(zeros(new long[] { 4 }, ScalarType.Int32, at));
         }
 
         // 0 when every layer's current states are the table's first buffers and its spares the second, 1 when the other way
