@@ -15,9 +15,11 @@ namespace Mix.Runtime.Fused
     /// in the same module), so both paths compute the same sums in the same order. Full-precision weights only.</para>
     /// <para>The barrier is an arrival counter and a generation word in global memory: block leaders add themselves, the last
     /// one resets the counter and advances the generation, the others wait for it. The counter is back at zero after every
-    /// barrier, so the same two words serve every launch. It needs every block resident at once: the host launches the grid
+    /// barrier, so the same words serve every launch. A wait longer than two seconds sets a third word and releases every
+    /// later barrier, so a broken grid ends instead of holding the device (the host checks the word after the first launch). It needs every block resident at once: the host launches the grid
     /// cooperatively (<c>cuLaunchCooperativeKernel</c>, which refuses a grid that cannot be), sized from the occupancy query.
-    /// Before waiting, each warp asks L2 for the weight rows it reads in the next phase.</para>
+    /// Before waiting, each warp asks L2 for weight rows it reads later: x_proj's and out_proj's after in_proj, the next
+    /// layer's in_proj after x_proj (so the largest weight has the scan phase and two barriers to arrive).</para>
     /// <para>Activations between layers alternate between two buffers (ping, pong); the first layer reads the segment's
     /// input, the last writes its output. States are read from buffer <c>parity</c> of each layer's pair and written to the
     /// other, as the single step reads the slot's states and writes its spares.</para>
@@ -65,11 +67,26 @@ __device__ __forceinline__ void mix_spin_pause() {
   asm volatile("nanosleep.u32 %0;" :: "r"(32u));
 #endif
 }
+
+__device__ __forceinline__ unsigned long long mix_clock_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+#endif
+
+// Longest wait at one barrier before the launch gives up (see bar[2] below): far beyond any phase's microseconds, and
+// beyond a time slice of another context on the device.
+#ifndef MIX_BARRIER_NS
+#define MIX_BARRIER_NS 2000000000ull
 #endif
 
 // Every thread of the grid waits here until every block has arrived; writes before it are visible to reads after it.
 // bar[0]: blocks arrived at this barrier, bar[1]: barriers completed. The generation is read before arriving (the last
 // block can only advance it after this one has arrived), the counter is reset before the generation moves on.
+// bar[2]: set when a block waited longer than MIX_BARRIER_NS (one that never arrives: a bug, or a block that is not
+// resident); every barrier after that returns at once, so the launch ends with wrong results instead of holding the
+// device forever, and the host, which reads the word after a segment's first launch, turns the persistent path off.
 __device__ __forceinline__ void mix_grid_sync(unsigned* bar) {
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -80,7 +97,11 @@ __device__ __forceinline__ void mix_grid_sync(unsigned* bar) {
       __threadfence();
       atomicAdd(bar + 1, 1u);
     } else {
-      while (mix_load_acquire(bar + 1) == gen) mix_spin_pause();
+      const unsigned long long start = mix_clock_ns();
+      while (mix_load_acquire(bar + 1) == gen && !mix_load_acquire(bar + 2)) {
+        if (mix_clock_ns() - start > MIX_BARRIER_NS) atomicExch(bar + 2, 1u);
+        mix_spin_pause();
+      }
     }
     __threadfence();
   }
@@ -131,7 +152,9 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
       mix_rows(p.w_in, (const float*)0, 0, (const unsigned char*)0, 0, p.bias_in, act, dim, 2 * inner, B, p.vec_in,
                p.split_in, part, [&](int b, int r, float v) { xz[(size_t)b * 2 * inner + r] = v; });
     }
+    // the next weights into L2 while the grid waits: x_proj's for the next phase, out_proj's two phases ahead
     mix_prefetch_rows(p.w_x, inner, P, p.split_x);
+    mix_prefetch_rows(p.w_out, inner, dim, p.split_out);
     mix_grid_sync(bar);
 
     // (2) dbc = x_proj(silu(conv_step(xz))): only the blocks that hold x_proj rows stage the conv step
@@ -142,7 +165,11 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
       mix_rows(p.w_x, (const float*)0, 0, (const unsigned char*)0, 0, (const io_t*)0, act, inner, P, B, p.vec_x,
                p.split_x, part, [&](int b, int r, float v) { dbc[(size_t)b * P + r] = v; });
     }
-    mix_prefetch_rows(p.w_out, inner, dim, p.split_out);
+    // the next layer's in_proj (the largest weight) gets the scan phase and two barriers to arrive
+    if (l + 1 < L) {
+      const MixMambaLayer& q = layers[l + 1];
+      mix_prefetch_rows(q.w_in, dim, 2 * q.inner, q.split_in);
+    }
     mix_grid_sync(bar);
 
     // (3) dt, the state update and the gate: one lane per state, the grid striding over (row, channel, state); the
@@ -167,11 +194,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
                  dst[o] = from_f(to_f(src[o]) + v);
                });
     }
-    if (l + 1 < L) {
-      const MixMambaLayer& q = layers[l + 1];
-      mix_prefetch_rows(q.w_in, dim, 2 * q.inner, q.split_in);
-      mix_grid_sync(bar);
-    }
+    if (l + 1 < L) mix_grid_sync(bar);
   }
 }
 """;

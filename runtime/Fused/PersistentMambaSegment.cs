@@ -45,6 +45,7 @@ namespace Mix.Runtime.Fused
         private readonly uint smem;
         private readonly IntPtr[] tableStates;   // per layer: conv_state[0], conv_state[1], ssm_state[0], ssm_state[1]
         private Tensor? table, ping, pong, xz, dbc, y, barrier;
+        private bool verified;   // the first launch's barriers all completed (read back once)
 
         private PersistentMambaSegment(FusedMambaStep.StepRecord[] steps, PersistentLayer[] layers, CudaFunction kernel,
             int blocks, uint smem)
@@ -162,6 +163,15 @@ namespace Mix.Runtime.Fused
                 .Add(xz!, f32, "xz").Add(dbc!, f32, "dbc").Add(y!, f32, "y").Add(barrier!, ScalarType.Int32, "barrier")
                 .Add(batch).Add(dim);
             kernel.LaunchCooperative(grid, threads, smem, a);
+            if (!verified)
+            {
+                // Once per segment, wait for the launch and read whether a barrier gave up (a block that never arrived):
+                // then the output and the spares are wrong, and the caller, which has not swapped the states yet, runs
+                // the step another way. Later launches are the same grid on the same device.
+                if (barrier!.narrow(0, 2, 1).item<int>() != 0)
+                    throw new CudaKernelUnavailableException("a grid barrier of the persistent Mamba kernel timed out");
+                verified = true;
+            }
             return output;
         }
 
@@ -176,8 +186,8 @@ namespace Mix.Runtime.Fused
             xz = Keep(empty(new[] { batch * 2 * inner }, ScalarType.Float32, at));
             dbc = Keep(empty(new[] { batch * xRows }, ScalarType.Float32, at));
             y = Keep(empty(new[] { batch * inner }, ScalarType.Float32, at));
-            // the counter must start at zero; every barrier leaves it there
-            barrier = Keep(zeros(new long[] { 2 }, ScalarType.Int32, at));
+            // arrivals, generation, gave-up flag (and a spare word): the counter must start at zero, every barrier leaves it there
+            barrier = Keep(zeros(new long[] { 4 }, ScalarType.Int32, at));
         }
 
         // 0 when every layer's current states are the table's first buffers and its spares the second, 1 when the other way
@@ -211,17 +221,28 @@ namespace Mix.Runtime.Fused
                     Checked(slot.Get("ssm_state"), "ssm_state"), Checked(slot.Spare("ssm_state"), "ssm_state'"),
                 };
                 states.CopyTo(tableStates, 4 * i);
-                var l = layers[i];
-                var span = bytes.AsSpan(i * MambaStackKernelSources.LayerBytes, MambaStackKernelSources.LayerBytes);
-                var pointers = new[] { l.WIn, l.WX, l.WOut, l.NormW, l.BiasIn, l.BiasOut, l.ConvW, l.ConvB, l.DtW, l.DtB, l.ALog, l.DSkip, states[0], states[1], states[2], states[3] };
-                for (int k = 0; k < pointers.Length; k++) BinaryPrimitives.WriteInt64LittleEndian(span[(8 * k)..], (long)pointers[k]);
-                var tail = span[(8 * pointers.Length)..];
-                BinaryPrimitives.WriteSingleLittleEndian(tail, l.Eps);
-                var ints = new[] { l.Inner, l.Width, l.Rank, l.NState, l.Lanes, l.VecIn, l.VecX, l.VecOut, splits[3 * i], splits[3 * i + 1], splits[3 * i + 2] };
-                for (int k = 0; k < ints.Length; k++) BinaryPrimitives.WriteInt32LittleEndian(tail[(4 + 4 * k)..], ints[k]);
+                EncodeLayer(bytes.AsSpan(i * MambaStackKernelSources.LayerBytes, MambaStackKernelSources.LayerBytes),
+                    layers[i], states, splits[3 * i], splits[3 * i + 1], splits[3 * i + 2]);
             }
             using var host = torch.tensor(bytes);
             table!.copy_(host);
+        }
+
+        /// <summary>One <c>MixMambaLayer</c> as the kernel reads it (little-endian, 64-bit pointers): the layer's pointers,
+        /// then the state buffers (conv 0, conv 1, ssm 0, ssm 1), then eps and the sizes, vector flags and splits.</summary>
+        internal static void EncodeLayer(Span<byte> dst, in PersistentLayer l, ReadOnlySpan<IntPtr> states, int splitIn, int splitX, int splitOut)
+        {
+            if (dst.Length < MambaStackKernelSources.LayerBytes || states.Length != 4) throw new ArgumentException("one layer's bytes and four state buffers");
+            Span<IntPtr> pointers = stackalloc IntPtr[]
+            {
+                l.WIn, l.WX, l.WOut, l.NormW, l.BiasIn, l.BiasOut, l.ConvW, l.ConvB, l.DtW, l.DtB, l.ALog, l.DSkip,
+                states[0], states[1], states[2], states[3],
+            };
+            for (int k = 0; k < pointers.Length; k++) BinaryPrimitives.WriteInt64LittleEndian(dst[(8 * k)..], (long)pointers[k]);
+            var tail = dst[(8 * pointers.Length)..];
+            BinaryPrimitives.WriteSingleLittleEndian(tail, l.Eps);
+            Span<int> ints = stackalloc int[] { l.Inner, l.Width, l.Rank, l.NState, l.Lanes, l.VecIn, l.VecX, l.VecOut, splitIn, splitX, splitOut };
+            for (int k = 0; k < ints.Length; k++) BinaryPrimitives.WriteInt32LittleEndian(tail[(4 + 4 * k)..], ints[k]);
         }
 
         private IntPtr Checked(Tensor state, string what) => TensorPointers.Get(state, ScalarType.Float32, device, what);

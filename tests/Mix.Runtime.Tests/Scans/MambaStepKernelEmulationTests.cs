@@ -28,6 +28,7 @@ public class MambaStepKernelEmulationTests
 #include <vector>
 #include <cstdio>
 #include <memory>
+#include <chrono>
 #include <random>
 #include <atomic>
 using std::min;
@@ -55,6 +56,13 @@ static unsigned atomicExch(unsigned* p, unsigned v) { return std::atomic_ref<uns
 static void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 static unsigned mix_load_acquire(const unsigned* p) { return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_acquire); }
 static void mix_spin_pause() { std::this_thread::yield(); }
+// how long a barrier waits before it gives up: a minute (a loaded machine runs hundreds of these threads on few cores),
+// shortened by the case that tests the give-up
+static unsigned long long mix_barrier_ns = 60000000000ull;
+#define MIX_BARRIER_NS mix_barrier_ns
+static unsigned long long mix_clock_ns() {
+  return (unsigned long long)std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 static inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
 // what the prelude's other helpers use (never called by the step kernels)
 template <class T> static T __ldg(const T* p) { return *p; }
@@ -243,7 +251,7 @@ struct Layer {
 // p1, p2, p3) reading states from slot `parity`. Returns the largest relative difference of the last layer's output and of
 // every layer's new states, or 1e9 when the barrier's words are not left as the next launch needs them.
 static double stack(int B, int dim, int I, int W, int R, int N, int L, unsigned nblocks, unsigned threads, bool norm,
-                    int c1, int c2, int c3, int p1, int p2, int p3, int parity) {
+                    int c1, int c2, int c3, int p1, int p2, int p3, int parity, bool stuck = false) {
   const int P = R + 2 * N;
   int G = 1; while (G < N) G <<= 1;
   std::vector<Layer> ls(L);
@@ -289,11 +297,15 @@ static double stack(int B, int dim, int I, int W, int R, int N, int L, unsigned 
   }
   std::vector<io_t> out((size_t)B * dim), ping(out.size()), pong(out.size());
   std::vector<float> pxz(xz.size()), pdbc(dbc.size()), py(y.size());
-  unsigned bar[2] = { 0, 5 };
+  // stuck: the counter starts where no block's arrival completes the barrier (as if a block never arrived): the launch
+  // must end all the same, with the give-up word set
+  unsigned bar[3] = { stuck ? 1000u : 0u, 5, 0 };
+  mix_barrier_ns = stuck ? 200000000ull : 60000000000ull;
   launch_grid(nblocks, threads, [&] {
     mamba_stack_persistent(table.data(), L, parity, x.data(), out.data(), ping.data(), pong.data(), pxz.data(), pdbc.data(),
                            py.data(), bar, B, dim); });
-  if (bar[0] != 0 || bar[1] != 5u + 4u * L - 1u) return 1e9;
+  if (stuck) return bar[2] == 1 && bar[1] == 5 ? 0 : 1e9;
+  if (bar[0] != 0 || bar[1] != 5u + 4u * L - 1u || bar[2] != 0) return 1e9;
   double err = 0;
   auto check = [&](double want, double got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
   for (size_t i = 0; i < out.size(); i++) check(to_f(cur[i]), to_f(out[i]));
@@ -312,6 +324,8 @@ int main() {
   printf("f32-odd %.3g\n", stack(3, 10, 30, 3, 3, 5, 2, 2, 256, true, 4, 8, 8, 4, 8, 8, 1));
   // more blocks than x_proj and out_proj have rows (blocks that skip a phase), no norm, no conv history
   printf("f32-idle %.3g\n", stack(1, 8, 16, 1, 2, 2, 3, 6, 64, false, 1, 1, 1, 1, 1, 1, 0));
+  // a barrier that never completes: the launch ends (every later barrier returns at once) and says so
+  printf("stuck %.3g\n", stack(1, 8, 16, 2, 2, 2, 2, 2, 64, true, 1, 1, 1, 1, 1, 1, 0, true));
 #else
   // bfloat16 activations and weights, the chained kernels' splits: the same sums, so the same rounding
   printf("bf16 %.3g\n", stack(2, 16, 32, 4, 4, 4, 3, 4, 64, true, 2, 2, 1, 2, 2, 1, 1));
@@ -333,7 +347,7 @@ int main() {
                 MambaStackKernelSources.Source.Replace("extern __shared__ float psmem[];", "float* psmem = smem_blocks[blockIdx.x];"),
                 StackHarness);
             File.WriteAllText(Path.Combine(dir, "stack.cpp"), source);
-            foreach (var (dtype, cases) in new[] { (0, 3), (2, 1) })
+            foreach (var (dtype, cases) in new[] { (0, 4), (2, 1) })
             {
                 var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype} stack.cpp -o stack{dtype}", dir);
                 Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
@@ -348,6 +362,51 @@ int main() {
                     Assert.True(err < 1e-5, $"{parts[0]}: max relative difference {err}");
                 }
             }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>The host's bytes of one layer of the persistent kernel's table (<see cref="PersistentMambaSegment.EncodeLayer"/>)
+    /// read back through the kernel's own <c>MixMambaLayer</c> struct (compiled by g++ for x86-64, the same 64-bit
+    /// little-endian layout as the device's): every field lands where the kernel looks for it.</summary>
+    [Fact]
+    public void PersistentLayerTableMatchesTheKernelStruct()
+    {
+        var gxx = Which("g++");
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        var layer = new PersistentLayer((IntPtr)0x1001, (IntPtr)0x1002, (IntPtr)0x1003, (IntPtr)0x1004, (IntPtr)0x1005, (IntPtr)0x1006,
+            (IntPtr)0x1007, (IntPtr)0x1008, (IntPtr)0x1009, (IntPtr)0x100a, (IntPtr)0x100b, (IntPtr)0x100c, 1.5f, 21, 22, 23, 24, 25, 26, 27, 28);
+        var bytes = new byte[MambaStackKernelSources.LayerBytes];
+        PersistentMambaSegment.EncodeLayer(bytes, layer, new IntPtr[] { 0x2001, 0x2002, 0x2003, 0x2004 }, 29, 30, 31);
+        var harness = "static const unsigned char bytes[] = { " + string.Join(", ", bytes) + " };\n" + """
+int main() {
+  static_assert(sizeof(MixMambaLayer) == sizeof(bytes), "size");
+  MixMambaLayer t; std::memcpy(&t, bytes, sizeof t);
+  const void* ps[] = { t.w_in, t.w_x, t.w_out, t.norm_w, t.bias_in, t.bias_out, t.conv_w, t.conv_b, t.dt_w, t.dt_b, t.a_log,
+                       t.d_skip, t.conv_state[0], t.conv_state[1], t.ssm_state[0], t.ssm_state[1] };
+  for (const void* p : ps) printf("%llx ", (unsigned long long)(size_t)p);
+  printf("%g %d %d %d %d %d %d %d %d %d %d %d\n", t.eps, t.inner, t.width, t.rank, t.nstate, t.lanes, t.vec_in, t.vec_x, t.vec_out,
+         t.split_in, t.split_x, t.split_out);
+  return 0;
+}
+""";
+        var dir = Directory.CreateTempSubdirectory("mix-mamba-table").FullName;
+        try
+        {
+            var source = string.Join("\n", Emulation, FusedKernelSources.Prelude,
+                MambaStepKernelSources.Source.Replace("extern __shared__ float smem[];", "float* smem = smem_buf;"),
+                MambaStackKernelSources.Source.Replace("extern __shared__ float psmem[];", "float* psmem = smem_blocks[blockIdx.x];"),
+                harness);
+            File.WriteAllText(Path.Combine(dir, "table.cpp"), source);
+            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O0 -pthread -w table.cpp -o table", dir);
+            Assert.True(cc == 0, "the kernel struct does not compile:\n" + compileOutput);
+            var (rc, output) = Run(Path.Combine(dir, "table"), "", dir);
+            Assert.True(rc == 0, output);
+            Assert.Equal("1001 1002 1003 1004 1005 1006 1007 1008 1009 100a 100b 100c 2001 2002 2003 2004 1.5 21 22 23 24 25 26 27 28 29 30 31",
+                output.Trim());
         }
         finally
         {
