@@ -85,9 +85,21 @@ extern "C" __global__ void __launch_bounds__(256) token_ids_check(
         if (device.type != DeviceType.CUDA) return null;
         int index = device.index < 0 ? 0 : device.index;
         if (KernelRuntime.Shared.TryGetFunction(Int64Spec, "token_ids_check", index) is null) return null;
-        var report = torch.zeros(5, dtype: ScalarType.Int64, device: device);
-        var host = torch.zeros(5, dtype: ScalarType.Int64).pin_memory();
-        return new DeferredTokenIdCheck(report, host, index);
+        Tensor? report = null, host = null;
+        try
+        {
+            report = torch.zeros(5, dtype: ScalarType.Int64, device: device);
+            host = torch.zeros(5, dtype: ScalarType.Int64).pin_memory();
+            return new DeferredTokenIdCheck(report, host, index);
+        }
+        catch (Exception e)
+        {
+            // no pinned memory (or no room for 40 bytes on the device): the immediate check still works
+            report?.Dispose();
+            host?.Dispose();
+            KernelLog.WarnOnce("token_ids:" + e.GetType().Name, $"Mix.Runtime: token ids on {device} are checked on the host before each step ({e.Message}).");
+            return null;
+        }
     }
 
     /// <summary>Whether this check serves <paramref name="ids"/>: contiguous integer ids on its device, few enough for one block.</summary>

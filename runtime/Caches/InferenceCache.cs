@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using System.Text;
+using Mix.Runtime.Cuda;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -114,7 +115,20 @@ public sealed class InferenceCache : IDisposable
                 deferredIdsTried = true;
                 deferredIds = DeferredTokenIdCheck.TryCreate(inputIds.device);
             }
-            if (deferredIds is not null && deferredIds.Serves(inputIds)) return deferredIds.Check(inputIds, vocabSize, layer);
+            if (deferredIds is not null && deferredIds.Serves(inputIds))
+            {
+                try
+                {
+                    return deferredIds.Check(inputIds, vocabSize, layer);
+                }
+                catch (CudaKernelUnavailableException e)
+                {
+                    // the launch failed: this cache checks on the host from now on (an earlier report still throws above)
+                    KernelLog.WarnOnce("token_ids_launch:" + e.Message, $"Mix.Runtime: the device-side token-id check failed ({e.Message}); checking on the host.");
+                    deferredIds.Dispose();
+                    deferredIds = null;
+                }
+            }
         }
         deferredIds?.ThrowIfReported(layer, vocabSize);
         TokenIds.Check(inputIds, vocabSize, layer);
