@@ -23,6 +23,8 @@ namespace Mix.Runtime.Cuda
         public const int AttributeComputeCapabilityMajor = 75;
         /// <summary><c>CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR</c>.</summary>
         public const int AttributeComputeCapabilityMinor = 76;
+        /// <summary><c>CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH</c>: whether <see cref="LaunchCooperative"/> is supported.</summary>
+        public const int AttributeCooperativeLaunch = 95;
 
         private readonly delegate* unmanaged<uint, int> _init;
         private readonly delegate* unmanaged<int*, int> _driverVersion;
@@ -50,6 +52,9 @@ namespace Mix.Runtime.Cuda
         private readonly delegate* unmanaged<IntPtr, int> _graphDestroy;
         private readonly delegate* unmanaged<ulong, ulong, nuint, IntPtr, int> _memcpyDtoDAsync;
         private readonly delegate* unmanaged<int> _profilerStart, _profilerStop;
+        // Optional: grids whose blocks wait for each other (a persistent kernel's grid barrier) need them all resident.
+        private readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, int> _launchCooperative;
+        private readonly delegate* unmanaged<int*, IntPtr, int, nuint, int> _occupancy;
         private readonly ConcurrentDictionary<int, IntPtr> _contexts = new();
 
         /// <summary>Driver version as reported by <c>cuDriverGetVersion</c> (e.g. 13000).</summary>
@@ -98,6 +103,12 @@ namespace Mix.Runtime.Cuda
             {
                 _profilerStart = (delegate* unmanaged<int>)ps;
                 _profilerStop = (delegate* unmanaged<int>)pe;
+            }
+            if (NativeLibrary.TryGetExport(lib, "cuLaunchCooperativeKernel", out var lc)
+                && NativeLibrary.TryGetExport(lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor", out var oc))
+            {
+                _launchCooperative = (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, int>)lc;
+                _occupancy = (delegate* unmanaged<int*, IntPtr, int, nuint, int>)oc;
             }
             Check(_init(0), "cuInit");
             int v;
@@ -196,6 +207,41 @@ namespace Mix.Runtime.Cuda
             MakeCurrent(device);
             Check(_launchKernel(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, IntPtr.Zero, parameters, null),
                 "cuLaunchKernel");
+        }
+
+        /// <summary>Whether this driver has cooperative launches and the occupancy query (<see cref="LaunchCooperative"/>).</summary>
+        public bool SupportsCooperativeLaunch => _launchCooperative != null;
+
+        /// <summary>How many blocks of <paramref name="function"/> one multiprocessor holds at once with <paramref name="blockSize"/>
+        /// threads and <paramref name="sharedBytes"/> of dynamic shared memory (<c>cuOccupancyMaxActiveBlocksPerMultiprocessor</c>).</summary>
+        /// <param name="device">Device ordinal whose context is made current.</param>
+        /// <param name="function">Kernel handle.</param>
+        /// <param name="blockSize">Threads per block.</param>
+        /// <param name="sharedBytes">Dynamic shared memory per block.</param>
+        public int MaxActiveBlocksPerMultiprocessor(int device, IntPtr function, int blockSize, uint sharedBytes)
+        {
+            if (_occupancy == null) throw new CudaKernelUnavailableException("this CUDA driver has no cuOccupancyMaxActiveBlocksPerMultiprocessor");
+            MakeCurrent(device);
+            int n;
+            Check(_occupancy(&n, function, blockSize, sharedBytes), "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+            return n;
+        }
+
+        /// <summary>Launches a kernel whose blocks are all resident at once (<c>cuLaunchCooperativeKernel</c>, null stream):
+        /// the driver refuses a grid larger than the device holds, so a grid barrier inside cannot wait forever on a block
+        /// that never starts.</summary>
+        /// <param name="device">Device ordinal whose context is made current.</param>
+        /// <param name="function">Kernel handle.</param>
+        /// <param name="grid">Grid size.</param>
+        /// <param name="block">Block size.</param>
+        /// <param name="sharedBytes">Dynamic shared memory in bytes.</param>
+        /// <param name="parameters">Array of pointers to the argument values.</param>
+        public void LaunchCooperative(int device, IntPtr function, Dim3 grid, Dim3 block, uint sharedBytes, void** parameters)
+        {
+            if (_launchCooperative == null) throw new CudaKernelUnavailableException("this CUDA driver has no cuLaunchCooperativeKernel");
+            MakeCurrent(device);
+            Check(_launchCooperative(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, IntPtr.Zero, parameters),
+                "cuLaunchCooperativeKernel");
         }
 
         /// <summary>Reads a kernel attribute (<c>cuFuncGetAttribute</c>, e.g. 4 = registers per thread, 3 = local bytes per thread).</summary>

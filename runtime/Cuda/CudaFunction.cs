@@ -44,5 +44,25 @@ namespace Mix.Runtime.Cuda
             _driver.Launch(Device, _handle, grid, block, sharedBytes, args.Pointers);
             ForwardCost.RecordLaunch();
         }
+
+        /// <summary>Queues the kernel with every block resident at once (<see cref="CudaDriver.LaunchCooperative"/>).</summary>
+        /// <param name="grid">Grid size (no dimension may be 0).</param>
+        /// <param name="block">Block size.</param>
+        /// <param name="sharedBytes">Dynamic shared memory in bytes.</param>
+        /// <param name="args">Arguments, built for this device.</param>
+        public void LaunchCooperative(Dim3 grid, Dim3 block, uint sharedBytes, KernelArguments args)
+        {
+            ArgumentNullException.ThrowIfNull(args);
+            if (args.Device != Device) throw new ArgumentException($"arguments were built for cuda:{args.Device}, kernel is on cuda:{Device}", nameof(args));
+            if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
+            _driver.LaunchCooperative(Device, _handle, grid, block, sharedBytes, args.Pointers);
+            ForwardCost.RecordLaunch();
+        }
+
+        /// <summary>Blocks of this kernel one multiprocessor holds at once (<see cref="CudaDriver.MaxActiveBlocksPerMultiprocessor"/>).</summary>
+        /// <param name="blockSize">Threads per block.</param>
+        /// <param name="sharedBytes">Dynamic shared memory per block.</param>
+        public int MaxActiveBlocksPerMultiprocessor(int blockSize, uint sharedBytes) =>
+            _driver.MaxActiveBlocksPerMultiprocessor(Device, _handle, blockSize, sharedBytes);
     }
 }

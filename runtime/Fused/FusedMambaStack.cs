@@ -26,6 +26,9 @@ namespace Mix.Runtime.Fused
     /// <para>The graph reads the weight tensors the first step found. A model whose parameters are replaced by other tensors
     /// (not updated in place, which the graph sees) while one cache is decoding keeps the old weights until the next
     /// cache: create a new cache after replacing parameters, as after any change of the model's structure.</para>
+    /// <para>With <see cref="Persistent"/> on, a segment the persistent kernel takes (at most three rows, full-precision
+    /// weights) runs as one cooperative launch per token instead (<see cref="PersistentMambaSegment"/>), with the same
+    /// semantics: states read from the current buffers, written to the spares, swapped after.</para>
     /// </remarks>
     public static class FusedMambaStack
     {
@@ -39,6 +42,27 @@ namespace Mix.Runtime.Fused
 
         /// <summary>Segment graphs launched so far in this process (one per segment per token batch).</summary>
         public static long Replays => System.Threading.Interlocked.Read(ref s_replays);
+
+        /// <summary>
+        /// Whether a segment of at most <see cref="PersistentMambaSegment.MaxBatch"/> rows with full-precision weights runs as
+        /// one launch of the persistent kernel per token (<see cref="MambaStackKernelSources"/>: the grid stays resident and
+        /// loops over the layers, a grid barrier between phases) instead of its graph. Off by default until measured on a
+        /// GPU; a segment it declines, or whose launch fails, keeps the graph.
+        /// </summary>
+        public static bool Persistent { get; set; }
+
+        /// <summary>Most resident blocks per multiprocessor in the persistent kernel's grid (the occupancy query may allow
+        /// fewer): more warps keep more loads in flight, more blocks make each grid barrier longer. Read when a segment's
+        /// persistent launch is first made, and again whenever it changes.</summary>
+        public static int PersistentBlocksPerSm { get; set; } = 2;
+
+        /// <summary>Persistent-kernel launches so far in this process (one per segment per token batch).</summary>
+        public static long PersistentLaunches => System.Threading.Interlocked.Read(ref s_persistent);
+
+        /// <summary>Why the last segment that could have run persistently did not (null after one that did).</summary>
+        public static string? LastPersistentDecline { get; private set; }
+
+        private static long s_persistent;
 
 #pragma warning disable CA2255 // registering a hook at load is exactly what the runtime needs here
         [ModuleInitializer]
@@ -112,7 +136,7 @@ namespace Mix.Runtime.Fused
                 if (seg.Run(cur) is Tensor y)
                 {
                     cur = y;
-                    System.Threading.Interlocked.Increment(ref s_replays);
+                    if (!seg.RanPersistent) System.Threading.Interlocked.Increment(ref s_replays);
                 }
                 else
                 {
@@ -145,6 +169,8 @@ namespace Mix.Runtime.Fused
         {
             private readonly List<(IntPtr[] Key, KernelGraph Graph)> graphs = new();
             private Tensor? input, even, odd;
+            private PersistentMambaSegment? persistent;
+            private string? persistentDecline;   // set once the persistent kernel declined or failed here: the graph runs
 
             public Segment(int start, FusedMambaStep.StepRecord[] steps)
             {
@@ -155,6 +181,9 @@ namespace Mix.Runtime.Fused
             public int Start { get; }
             public FusedMambaStep.StepRecord[] Steps { get; }
             public string? Failure { get; private set; }
+
+            /// <summary>Whether the last <see cref="Run"/> took the persistent kernel (not the graph).</summary>
+            public bool RanPersistent { get; private set; }
 
             // The slots' current state buffers, which decide what a graph reads and writes.
             private IntPtr[] Key()
@@ -183,6 +212,12 @@ namespace Mix.Runtime.Fused
                     || x.dim() != 3 || x.shape[1] != 1 || !x.is_contiguous() || (int)x.device_index != Steps[0].Device)
                     return null;
                 foreach (var s in Steps) if (s.Failed) return null;
+                RanPersistent = false;
+                if (Persistent && TryPersistent(x) is { } result)
+                {
+                    RanPersistent = true;
+                    return result;
+                }
                 try
                 {
                     var key = Key();
@@ -206,13 +241,53 @@ namespace Mix.Runtime.Fused
                     KernelLog.WarnOnce("mamba_stack:" + e.Message, $"Mix.Runtime.Cuda: replaying the Mamba layers as a CUDA graph failed ({e.Message}); launching them layer by layer.");
                     return null;
                 }
+                Swap();
+                return (Steps.Length % 2 == 1 ? even! : odd!).clone();
+            }
+
+            private void Swap()
+            {
                 foreach (var s in Steps)
                 {
                     s.Slot.Swap("conv_state");
                     s.Slot.Swap("ssm_state");
                 }
                 FusedMambaStep.CountSteps(Steps.Length);
-                return (Steps.Length % 2 == 1 ? even! : odd!).clone();
+            }
+
+            // One launch of the persistent kernel, or null (the graph runs) when it declines or fails here.
+            private Tensor? TryPersistent(Tensor x)
+            {
+                if (persistentDecline is not null)
+                {
+                    LastPersistentDecline = persistentDecline;
+                    return null;
+                }
+                try
+                {
+                    if (persistent is null || persistent.BlocksPerSm != PersistentBlocksPerSm)
+                    {
+                        persistent?.Dispose();
+                        persistent = PersistentMambaSegment.TryCreate(Steps, PersistentBlocksPerSm, out var why);
+                        if (persistent is null)
+                        {
+                            LastPersistentDecline = persistentDecline = why;
+                            return null;
+                        }
+                    }
+                    var y = persistent.Run(x);
+                    Swap();
+                    System.Threading.Interlocked.Increment(ref s_persistent);
+                    LastPersistentDecline = null;
+                    return y;
+                }
+                catch (Exception e) when (e is CudaKernelUnavailableException or ArgumentException)
+                {
+                    // Nothing was queued or swapped: the graph runs this step from the same states.
+                    LastPersistentDecline = persistentDecline = "the persistent launch failed: " + e.Message;
+                    KernelLog.WarnOnce("mamba_persistent:" + e.Message, $"Mix.Runtime.Cuda: the persistent Mamba kernel failed ({e.Message}); replaying the layer graph.");
+                    return null;
+                }
             }
 
             // Layer i reads buffer i (input, even, odd, even, ...) and writes the next one.
@@ -246,6 +321,8 @@ namespace Mix.Runtime.Fused
 
             public void Dispose()
             {
+                persistent?.Dispose();
+                persistent = null;
                 foreach (var (_, g) in graphs) g.Dispose();
                 graphs.Clear();
                 input?.Dispose(); even?.Dispose(); odd?.Dispose();

@@ -325,6 +325,12 @@ namespace Mix.Runtime.Fused
             /// <summary>Whether this plan's projections are library GEMMs (see <see cref="LibraryProjectionsFromBatch"/>).</summary>
             public bool LibraryProjections => libraryIn is not null;
 
+            /// <summary>What the persistent stack kernel reads of this layer (<see cref="PersistentMambaSegment"/>), or null
+            /// when it cannot run it: quantized projections (codes, scales, zero points) or library GEMMs.</summary>
+            public PersistentLayer? Persistent => qIn != 0 || qX != 0 || qOut != 0 || LibraryProjections ? null
+                : new PersistentLayer(wIn, wX, wOut, normW, biasIn, biasOut, convW, convB, dtW, dtB, aLog, dSkip, eps,
+                    (int)inner, (int)width, (int)rank, (int)nState, lanes, vecIn, vecX, vecOut);
+
             public long Batch => batch;
             public long Dim => dim;
             public ScalarType Dtype => dtype;

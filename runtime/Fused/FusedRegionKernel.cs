@@ -79,12 +79,11 @@ namespace Mix.Runtime.Fused
             return new FusedRegion(this, scalars);
         }
 
-        /// <summary>The compile unit for these dtype codes (inputs, then output).</summary>
-        internal CudaKernelSpec Spec(int[] inputCodes, int outputCode)
+        /// <summary>The compile unit for a launch: its dtypes and, pointwise, its inputs' access classes.</summary>
+        internal CudaKernelSpec Spec(LaunchPlan plan)
         {
-            var key = string.Join(",", inputCodes) + ">" + outputCode;
-            return _specs.GetOrAdd(key, _ => new CudaKernelSpec("mix_region_" + Name,
-                FullSource, inputCodes.Select((c, i) => $"-DMIX_T{i}={c}").Append($"-DMIX_TO={outputCode}").ToArray()));
+            var defines = plan.Defines();
+            return _specs.GetOrAdd(string.Join(" ", defines), _ => new CudaKernelSpec("mix_region_" + Name, FullSource, defines));
         }
 
         /// <summary>How a row region maps rows to threads (<see cref="RegionKernelSources.Kernels"/>).</summary>
@@ -121,16 +120,34 @@ namespace Mix.Runtime.Fused
             public long[] OutStrides = Array.Empty<long>();
             public ScalarType OutType;
             public int[] InputCodes = Array.Empty<int>();
-            /// <summary>Pointwise with every input dense in the output's order and n % 4 == 0: the vector kernel, if the pointers are 16-byte aligned.</summary>
-            public bool FlatCandidate;
+            /// <summary>Pointwise: each input's access class in <c>mix_region_vec</c> (<see cref="Access"/>).</summary>
+            public Access[] Classes = Array.Empty<Access>();
+            /// <summary>Pointwise: every index of <c>mix_region_vec</c> fits an int.</summary>
+            public bool Index32;
+            /// <summary>Pointwise: elements per thread and vector in <c>mix_region_vec</c> (16 bytes of the output's dtype).</summary>
+            public int Vector = 4;
+            /// <summary>Most blocks of a grid-stride launch (the runtime sets it from the SM count).</summary>
+            public int MaxBlocks = 1 << 16;
             public bool Row;
             public RowMapping Mapping;
             /// <summary>Row, warp or block mapping: every input walks the row densely or not at all, rows of whole vectors: four elements a load, if the pointers are 16-byte aligned.</summary>
             public bool VectorRows;
             public uint RowThreads;
 
+            /// <summary>The -D options of the compile unit: dtypes, then (pointwise) access classes and index width.</summary>
+            public string[] Defines()
+            {
+                var d = InputCodes.Select((c, i) => $"-DMIX_T{i}={c}").Append($"-DMIX_TO={FusedKernels.DtypeCode(OutType)}");
+                if (!Row)
+                    d = d.Concat(Classes.Select((c, i) => $"-DMIX_A{i}={(int)c}")).Append($"-DMIX_V={Vector}").Append($"-DMIX_IX32={(Index32 ? 1 : 0)}");
+                return d.ToArray();
+            }
+
+            /// <summary>Pointwise: whether input <paramref name="i"/> takes vector loads in <c>mix_region_vec</c> (its pointer must be 16-byte aligned).</summary>
+            public bool VectorLoads(int i) => Classes[i] is Access.Dense or Access.ChannelRun;
+
             public string Entry(bool aligned) => !Row
-                ? FlatCandidate && aligned ? "mix_region_flat" : "mix_region_strided"
+                ? aligned ? "mix_region_vec" : "mix_region_strided"
                 : Mapping switch
                 {
                     RowMapping.Warp => VectorRows && aligned ? "mix_region_warp4" : "mix_region_warp",
@@ -143,7 +160,7 @@ namespace Mix.Runtime.Fused
                 "mix_region_row" or "mix_region_row4" => ((uint)Math.Min(Args.N, 1 << 20), RowThreads),
                 "mix_region_warp" or "mix_region_warp4" => (Grid(Args.N, Threads / 32), Threads),
                 "mix_region_cols" => (Grid(Args.N, Threads / Args.Split), Threads),
-                "mix_region_flat" => (Grid(Args.N / 4, Threads), Threads),
+                "mix_region_vec" => ((uint)Math.Clamp((Args.N / Vector + Threads - 1) / Threads, 1, Math.Max(1, MaxBlocks)), Threads),
                 _ => (Grid(Args.N, Threads), Threads),
             };
         }
@@ -158,15 +175,16 @@ namespace Mix.Runtime.Fused
             if (xs.Any(x => FusedOps.DeviceIndex(x) != dev) || !FusedOps.IsAvailable(xs[0].device)) return null;
             try
             {
-                var spec = Spec(plan.InputCodes, FusedKernels.DtypeCode(plan.OutType));
+                var spec = Spec(plan);
                 var y = torch.empty_strided(plan.OutShape, plan.OutStrides, plan.OutType, xs[0].device);
                 bool aligned = true;
                 for (int i = 0; i < xs.Length; i++)
                 {
                     var p = TensorPointers.GetDense(xs[i], xs[i].dtype, dev, Name);
                     plan.Args.In[i] = (long)p;
-                    aligned &= p % 16 == 0;
+                    if (plan.Row || plan.VectorLoads(i)) aligned &= p % 16 == 0;
                 }
+                if (!plan.Row) plan.MaxBlocks = GridStrideBlocks(dev);
                 var po = TensorPointers.GetDense(y, plan.OutType, dev, Name);
                 plan.Args.Out = (long)po;
                 aligned &= po % 16 == 0;
@@ -262,7 +280,6 @@ namespace Mix.Runtime.Fused
                 var dims = Collapse(shape, strides.Append(Contiguous(shape)).ToArray(), skip: -1);
                 plan.OutShape = logical;
                 plan.OutStrides = outStrides0;
-                plan.FlatCandidate = dims.Count == 1 && Enumerable.Range(0, xs.Length).All(i => dims[0].Strides[i] == 1) && n % 4 == 0;
                 plan.Args.N = n;
                 plan.Args.NDim = dims.Count;
                 for (int d = 0; d < dims.Count; d++)
@@ -270,6 +287,7 @@ namespace Mix.Runtime.Fused
                     plan.Args.Size[d] = dims[d].Size;
                     for (int i = 0; i < xs.Length; i++) plan.Args.Stride[i * RegionArgs.MaxDims + d] = dims[d].Strides[i];
                 }
+                Classify(plan, dims, xs.Length);
                 return plan;
             }
 
@@ -347,6 +365,72 @@ namespace Mix.Runtime.Fused
             }
             plan.Args.Split = split;
         }
+
+        /// <summary>How <c>mix_region_vec</c> reads one input (<see cref="RegionKernelSources.Kernels"/>, <c>-DMIX_A&lt;i&gt;</c>).</summary>
+        internal enum Access
+        {
+            /// <summary>Its own strides over every dim, per element.</summary>
+            General = 0,
+            /// <summary>Laid out as the output: vector loads at the output's index.</summary>
+            Dense = 1,
+            /// <summary>One value (every stride 0).</summary>
+            Scalar = 2,
+            /// <summary>A vector along one dim whose runs of equal values span whole vectors (per-channel, NCHW): one load a vector.</summary>
+            ChannelOuter = 3,
+            /// <summary>A unit-step vector along the innermost dim, whole vectors per period (per-channel, channels-last): vector loads.</summary>
+            ChannelRun = 4,
+            /// <summary>A vector along one dim otherwise: one load an element, no divisions.</summary>
+            Channel = 5,
+        }
+
+        /// <summary>
+        /// Each input's access class from the collapsed walk (the output is contiguous in it), the vector width from the
+        /// output's dtype, and whether every index fits an int: compile-time constants of <c>mix_region_vec</c>, so a
+        /// dense tensor, a scalar and a per-channel vector (either layout) read without per-element index arithmetic.
+        /// </summary>
+        private static unsafe void Classify(LaunchPlan plan, List<(long Size, long[] Strides)> dims, int inputs)
+        {
+            int v = plan.OutType == ScalarType.Float32 ? 4 : 8;
+            plan.Vector = v;
+            plan.Classes = new Access[inputs];
+            long limit = int.MaxValue / 2; // leaves room for the grid stride past the last index
+            bool fits = plan.Args.N <= limit;
+            for (int i = 0; i < inputs; i++)
+            {
+                long extent = 0;
+                foreach (var d in dims) extent += (d.Size - 1) * Math.Abs(d.Strides[i]);
+                fits &= extent <= limit;
+                var moving = Enumerable.Range(0, dims.Count).Where(d => dims[d].Strides[i] != 0).ToArray();
+                Access c;
+                if (dims.All(d => d.Strides[i] == d.Strides[inputs])) c = Access.Dense;
+                else if (moving.Length == 0) c = Access.Scalar;
+                else if (moving.Length == 1 && dims.Count <= RegionArgs.MaxDims - 3)
+                {
+                    int k = moving[0];
+                    long inner = dims[k].Strides[inputs], count = dims[k].Size, step = dims[k].Strides[i];
+                    c = inner % v == 0 ? Access.ChannelOuter
+                        : inner == 1 && step == 1 && count % v == 0 ? Access.ChannelRun
+                        : Access.Channel;
+                    // in the stride row's last three slots, past the walk's dims (MIX_CH)
+                    int ch = i * RegionArgs.MaxDims + RegionArgs.MaxDims - 3;
+                    plan.Args.Stride[ch] = inner;
+                    plan.Args.Stride[ch + 1] = count;
+                    plan.Args.Stride[ch + 2] = step;
+                }
+                else c = Access.General;
+                plan.Classes[i] = c;
+            }
+            plan.Index32 = fits;
+        }
+
+        private static readonly ConcurrentDictionary<int, int> s_gridStrideBlocks = new();
+
+        /// <summary>Blocks of a grid-stride pointwise launch on this device: four waves of full occupancy (eight blocks of 256 threads an SM).</summary>
+        private static int GridStrideBlocks(int device) => s_gridStrideBlocks.GetOrAdd(device, d =>
+        {
+            try { return Math.Max(1, KernelRuntime.Shared.Driver!.GetAttribute(d, CudaDriver.AttributeMultiprocessorCount)) * 8 * 4; }
+            catch (Exception) { return 1 << 16; }
+        });
 
         private static uint Grid(long work, int threads) => (uint)Math.Clamp((work + threads - 1) / threads, 1, 1 << 16);
 

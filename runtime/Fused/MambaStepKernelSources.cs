@@ -192,12 +192,13 @@ __device__ __forceinline__ void mix_prefetch(const void* __restrict__ w, int wq,
 // out[b, r] = bias[r] + sum_k w[r, k] act[b, k] for the block's rows of the batch, through store(b, r, value). Each
 // weight row is split over `split` warps (1, 2, 4 or 8; more when there are few rows, so that every multiprocessor
 // has work): warp w takes row base + w / split and the (w % split)-th slice of K, whole 16-byte vectors when vec.
+// part: the block's shared [8][MIX_MAXB] partial sums (the caller's, so that a kernel can carve it out of its dynamic
+// shared memory).
 template <class Store>
 __device__ __forceinline__ void mix_rows(const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
                                          const unsigned char* __restrict__ w_zero, int group,
                                          const io_t* __restrict__ bias, const float* act,
-                                         int K, int rows, int nb, int vec, int split, Store store) {
-  __shared__ float part[8][MIX_MAXB];
+                                         int K, int rows, int nb, int vec, int split, float (*part)[MIX_MAXB], Store store) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, per = (blockDim.x >> 5) / split;
   const int piece = warp % split;
   int slice = (K + split - 1) / split;
@@ -240,17 +241,11 @@ __device__ __forceinline__ void mix_rows(const void* __restrict__ w, const float
   }
 }
 
-// xz[b, :] = in_proj(rmsnorm(x[b, :])) in float32; rows = 2 * inner. norm_w null: no norm (x is the mixer's input).
-extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
-    const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps, const void* __restrict__ w,
-    const float* __restrict__ w_scale, int wq, const unsigned char* __restrict__ w_zero, int group, const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K,
-    int rows, int nb_max, int vec, int split) {
-  extern __shared__ float smem[];
-  __shared__ float inv_rms[MIX_MAXB];
-  mix_prefetch(w, wq, K, rows, split);
-  const int b0 = blockIdx.y * nb_max;
-  const int nb = min(nb_max, B - b0);
-  for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = to_f(x[(size_t)b0 * K + i]);
+// Stages rows x[0..nb) of width K in smem as float32, RMS-normalized and scaled by norm_w unless it is null; inv_rms is
+// the block's shared [MIX_MAXB]. Ends with the block synchronized.
+__device__ __forceinline__ void mix_stage_norm(const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps,
+                                               float* smem, float* inv_rms, int nb, int K) {
+  for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = to_f(x[i]);
   __syncthreads();
   if (norm_w) {
     // warp b sums row b's squares (every warp runs the shuffles; warps past nb redo the last row and keep nothing)
@@ -267,7 +262,21 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
       smem[i] = to_f(from_f(smem[i] * inv_rms[i / K])) * to_f(norm_w[i % K]);
     __syncthreads();
   }
-  mix_rows(w, w_scale, wq, w_zero, group, bias, smem, K, rows, nb, vec, split,
+}
+
+// xz[b, :] = in_proj(rmsnorm(x[b, :])) in float32; rows = 2 * inner. norm_w null: no norm (x is the mixer's input).
+extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
+    const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps, const void* __restrict__ w,
+    const float* __restrict__ w_scale, int wq, const unsigned char* __restrict__ w_zero, int group, const io_t* __restrict__ bias, float* __restrict__ xz, int B, int K,
+    int rows, int nb_max, int vec, int split) {
+  extern __shared__ float smem[];
+  __shared__ float inv_rms[MIX_MAXB];
+  __shared__ float part[8][MIX_MAXB];
+  mix_prefetch(w, wq, K, rows, split);
+  const int b0 = blockIdx.y * nb_max;
+  const int nb = min(nb_max, B - b0);
+  mix_stage_norm(x + (size_t)b0 * K, norm_w, eps, smem, inv_rms, nb, K);
+  mix_rows(w, w_scale, wq, w_zero, group, bias, smem, K, rows, nb, vec, split, part,
            [&](int b, int r, float v) { xz[(size_t)(b0 + b) * rows + r] = v; });
 }
 
@@ -289,30 +298,28 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_x_proj(
     const io_t* __restrict__ conv_b, const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
     const unsigned char* __restrict__ w_zero, int group, float* __restrict__ dbc, int B, int inner, int W, int rows, int nb_max, int vec, int split) {
   extern __shared__ float smem[];
+  __shared__ float part[8][MIX_MAXB];
   mix_prefetch(w, wq, inner, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * inner; i += blockDim.x)
     smem[i] = mix_conv_step(xz, conv_state, conv_w, conv_b, b0 + i / inner, i % inner, inner, W);
   __syncthreads();
-  mix_rows(w, w_scale, wq, w_zero, group, (const io_t*)0, smem, inner, rows, nb, vec, split,
+  mix_rows(w, w_scale, wq, w_zero, group, (const io_t*)0, smem, inner, rows, nb, vec, split, part,
            [&](int b, int r, float v) { dbc[(size_t)(b0 + b) * rows + r] = v; });
 }
 
 // G lanes per (row, channel), G a power of two >= N (and >= 1), G <= 32: lane n of the group holds state n. The
 // conv state shifts (into conv_out), dt = softplus(dt_proj(dbc[:R])) summed over the group's lanes, the state update
 // h'_n = exp(dt A_n) h_n + dt B_n u (into ssm_out), y = (sum_n C_n h'_n + D u) silu(z) summed over the group.
-extern "C" __global__ void __launch_bounds__(256) mamba_step_scan(
+// Lane n of channel cc of row b; every lane runs the shuffles: a lane past the last channel (cc >= inner) works on
+// it again and stores nothing.
+__device__ __forceinline__ void mix_scan_lane(
     const float* __restrict__ xz, const float* __restrict__ conv_state, float* __restrict__ conv_out,
     const io_t* __restrict__ conv_w, const io_t* __restrict__ conv_b, const float* __restrict__ dbc,
     const io_t* __restrict__ dt_w, const io_t* __restrict__ dt_b, const io_t* __restrict__ a_log,
     const io_t* __restrict__ d_skip, const float* __restrict__ ssm, float* __restrict__ ssm_out, float* __restrict__ y,
-    int B, int inner, int W, int R, int N, int G) {
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  const int n = t % G;
-  const int cc = t / G;
-  const int b = blockIdx.y;
-  // every lane runs the shuffles; lanes past the last channel work on it again and store nothing
+    int b, int cc, int n, int inner, int W, int R, int N, int G) {
   const bool live = cc < inner;
   const int c = live ? cc : inner - 1;
   const float u = mix_conv_step(xz, conv_state, conv_w, conv_b, b, c, inner, W);
@@ -337,18 +344,30 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_scan(
     y[(size_t)b * inner + c] = (contrib + to_f(d_skip[c]) * u) * silu_f(xz[(size_t)b * 2 * inner + inner + c]);
 }
 
+extern "C" __global__ void __launch_bounds__(256) mamba_step_scan(
+    const float* __restrict__ xz, const float* __restrict__ conv_state, float* __restrict__ conv_out,
+    const io_t* __restrict__ conv_w, const io_t* __restrict__ conv_b, const float* __restrict__ dbc,
+    const io_t* __restrict__ dt_w, const io_t* __restrict__ dt_b, const io_t* __restrict__ a_log,
+    const io_t* __restrict__ d_skip, const float* __restrict__ ssm, float* __restrict__ ssm_out, float* __restrict__ y,
+    int B, int inner, int W, int R, int N, int G) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  mix_scan_lane(xz, conv_state, conv_out, conv_w, conv_b, dbc, dt_w, dt_b, a_log, d_skip, ssm, ssm_out, y,
+                blockIdx.y, t / G, t % G, inner, W, R, N, G);
+}
+
 // out[b, :] = residual[b, :] + out_proj(y[b, :]) in the I/O dtype (residual null: no add).
 extern "C" __global__ void __launch_bounds__(256) mamba_step_out_proj(
     const float* __restrict__ y, const void* __restrict__ w, const float* __restrict__ w_scale, int wq,
     const unsigned char* __restrict__ w_zero, int group, const io_t* __restrict__ bias, const io_t* __restrict__ residual, io_t* __restrict__ out, int B, int K, int rows,
     int nb_max, int vec, int split) {
   extern __shared__ float smem[];
+  __shared__ float part[8][MIX_MAXB];
   mix_prefetch(w, wq, K, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
   for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = y[(size_t)b0 * K + i];
   __syncthreads();
-  mix_rows(w, w_scale, wq, w_zero, group, bias, smem, K, rows, nb, vec, split, [&](int b, int r, float v) {
+  mix_rows(w, w_scale, wq, w_zero, group, bias, smem, K, rows, nb, vec, split, part, [&](int b, int r, float v) {
     const size_t o = (size_t)(b0 + b) * rows + r;
     out[o] = from_f(residual ? to_f(residual[o]) + v : v);
   });

@@ -59,8 +59,11 @@ struct mix_args {
 };
 static_assert(sizeof(mix_args) == 840, "mix_args must match Mix.Runtime.Fused.RegionArgs");
 
+// (Mix.Generator.Tests' host emulation defines MIX_HOST_F16 and its own conversions: PTX has no meaning there.)
+#ifndef MIX_HOST_F16
 __device__ __forceinline__ float mix_f16_to_f(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 __device__ __forceinline__ unsigned short mix_f_to_f16(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+#endif
 __device__ __forceinline__ float mix_bf16_to_f(unsigned short h) { return __uint_as_float(((unsigned int)h) << 16); }
 __device__ __forceinline__ unsigned short mix_f_to_bf16(float f) {
 #if __CUDA_ARCH__ >= 800
@@ -73,7 +76,8 @@ __device__ __forceinline__ unsigned short mix_f_to_bf16(float f) {
 #endif
 }
 
-// Loads and stores of one dtype: one element, or four consecutive ones (16 bytes of float32, 8 of a half type).
+// Loads and stores of one dtype: one element, or four or eight consecutive ones (16 or 32 bytes of float32, 8 or 16 of a
+// half type).
 template <int T> struct mix_io;
 template <> struct mix_io<0> {
   static __device__ __forceinline__ float ld(const void* p, long long i) { return __ldg(reinterpret_cast<const float*>(p) + i); }
@@ -85,6 +89,8 @@ template <> struct mix_io<0> {
   static __device__ __forceinline__ void st4(void* p, long long i, const float* v) {
     *reinterpret_cast<float4*>(reinterpret_cast<float*>(p) + i) = make_float4(v[0], v[1], v[2], v[3]);
   }
+  static __device__ __forceinline__ void ld8(const void* p, long long i, float* v) { ld4(p, i, v); ld4(p, i + 4, v + 4); }
+  static __device__ __forceinline__ void st8(void* p, long long i, const float* v) { st4(p, i, v); st4(p, i + 4, v + 4); }
 };
 template <int T> struct mix_io16 {
   static __device__ __forceinline__ float cvt(unsigned int h) { return T == 1 ? mix_f16_to_f((unsigned short)h) : mix_bf16_to_f((unsigned short)h); }
@@ -101,12 +107,25 @@ template <int T> struct mix_io16 {
     q.y = back(v[2]) | (back(v[3]) << 16);
     *reinterpret_cast<uint2*>(reinterpret_cast<unsigned short*>(p) + i) = q;
   }
+  static __device__ __forceinline__ void ld8(const void* p, long long i, float* v) {
+    const uint4 q = __ldg(reinterpret_cast<const uint4*>(reinterpret_cast<const unsigned short*>(p) + i));
+    v[0] = cvt(q.x & 0xffffu); v[1] = cvt(q.x >> 16); v[2] = cvt(q.y & 0xffffu); v[3] = cvt(q.y >> 16);
+    v[4] = cvt(q.z & 0xffffu); v[5] = cvt(q.z >> 16); v[6] = cvt(q.w & 0xffffu); v[7] = cvt(q.w >> 16);
+  }
+  static __device__ __forceinline__ void st8(void* p, long long i, const float* v) {
+    uint4 q;
+    q.x = back(v[0]) | (back(v[1]) << 16);
+    q.y = back(v[2]) | (back(v[3]) << 16);
+    q.z = back(v[4]) | (back(v[5]) << 16);
+    q.w = back(v[6]) | (back(v[7]) << 16);
+    *reinterpret_cast<uint4*>(reinterpret_cast<unsigned short*>(p) + i) = q;
+  }
 };
 template <> struct mix_io<1> : mix_io16<1> {};
 template <> struct mix_io<2> : mix_io16<2> {};
 """;
 
-        /// <summary>After the region: the kernels (pointwise: <c>mix_region_strided</c>, <c>mix_region_flat</c>; row:
+        /// <summary>After the region: the kernels (pointwise: <c>mix_region_strided</c>, <c>mix_region_vec</c>; row:
         /// <c>mix_region_row</c>/<c>row4</c> (a block per row), <c>mix_region_warp</c>/<c>warp4</c> (a warp per row),
         /// <c>mix_region_cols</c> (an axis that is not innermost); <see cref="FusedRegionKernel"/> picks one).</summary>
         public const string Kernels = """
@@ -153,41 +172,150 @@ extern "C" __global__ void mix_region_strided(const mix_args a) {
   }
 }
 
-// Every input dense in the output's shape: four consecutive elements per thread, vector loads and stores (the host
-// checks n % 4 == 0 and the pointers' alignment).
-extern "C" __global__ void mix_region_flat(const mix_args a) {
-  const long long n4 = a.n / 4;
-  const long long step = (long long)gridDim.x * blockDim.x;
-  for (long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x; q < n4; q += step) {
-    const long long e = q * 4;
-    float v[MIX_MAX_IN][4];
-#if MIX_INPUTS > 0
-    mix_io<MIX_T0>::ld4(a.in[0], e, v[0]);
+// mix_region_vec: MIX_V consecutive output elements per thread (16 bytes of the output's dtype), each input read by its
+// access class, fixed at compile time (-DMIX_A<i>, chosen on the host by FusedRegionKernel.Classify from the collapsed
+// walk) so the common layouts need no per-element index arithmetic:
+//   0 general: its strides over the ndim dims, per element (as mix_region_strided);
+//   1 dense: laid out as the output, vector loads at the output's index;
+//   2 one value (every stride 0): loaded once per thread;
+//   3 a vector along one dim (a per-channel parameter) whose run of equal values spans whole vectors: one load per vector;
+//   4 the same along the innermost dim with unit steps and whole vectors per period: vector loads;
+//   5 the same in any other case: one load per element, the channel stepped without divisions.
+// Classes 3-5 read element e at ((e / inner) % count) * step, with inner, count and step in the last three slots of the
+// input's stride row (MIX_CH; the host uses these classes only where the walk has at most MIX_MAX_DIMS - 3 dims, so
+// mix_region_strided still finds the strides). MIX_IX is int where every index fits (-DMIX_IX32=1).
+// Elements past the last whole vector run one per thread. The host takes this entry only with 16-byte aligned pointers.
+#ifndef MIX_V
+#define MIX_V (MIX_TO == 0 ? 4 : 8)
 #endif
-#if MIX_INPUTS > 1
-    mix_io<MIX_T1>::ld4(a.in[1], e, v[1]);
+#ifndef MIX_A0
+#define MIX_A0 0
 #endif
-#if MIX_INPUTS > 2
-    mix_io<MIX_T2>::ld4(a.in[2], e, v[2]);
+#ifndef MIX_A1
+#define MIX_A1 0
 #endif
-#if MIX_INPUTS > 3
-    mix_io<MIX_T3>::ld4(a.in[3], e, v[3]);
+#ifndef MIX_A2
+#define MIX_A2 0
 #endif
-#if MIX_INPUTS > 4
-    mix_io<MIX_T4>::ld4(a.in[4], e, v[4]);
+#ifndef MIX_A3
+#define MIX_A3 0
 #endif
-#if MIX_INPUTS > 5
-    mix_io<MIX_T5>::ld4(a.in[5], e, v[5]);
+#ifndef MIX_A4
+#define MIX_A4 0
 #endif
-    float o[4];
+#ifndef MIX_A5
+#define MIX_A5 0
+#endif
+#define MIX_CH (MIX_MAX_DIMS - 3)
+#if MIX_IX32
+typedef int mix_ix;
+#else
+typedef long long mix_ix;
+#endif
+
+template <int T>
+__device__ __forceinline__ void mix_ldv(const void* p, mix_ix i, float* v) {
+  if (MIX_V == 8) mix_io<T>::ld8(p, i, v);
+  else if (MIX_V == 4) mix_io<T>::ld4(p, i, v);
+  else v[0] = mix_io<T>::ld(p, i);
+}
+
+__device__ __forceinline__ void mix_stv(void* p, mix_ix i, const float* v) {
+  if (MIX_V == 8) mix_io<MIX_TO>::st8(p, i, v);
+  else if (MIX_V == 4) mix_io<MIX_TO>::st4(p, i, v);
+  else mix_io<MIX_TO>::st(p, i, v[0]);
+}
+
+// The general walk of input i: the offset of output element e.
+__device__ __forceinline__ long long mix_strided_off(const mix_args& a, int i, long long e) {
+  long long off = 0, r = e;
+  for (int d = a.ndim - 1; d >= 0; d--) {
+    const long long c = r % a.size[d];
+    r /= a.size[d];
+    off += c * a.stride[i][d];
+  }
+  return off;
+}
+
+// Output element e of input i (class A).
+template <int T, int A>
+__device__ __forceinline__ float mix_ld1(const mix_args& a, int i, mix_ix e) {
+  if (A == 1) return mix_io<T>::ld(a.in[i], e);
+  if (A == 2) return mix_io<T>::ld(a.in[i], 0);
+  if (A >= 3) return mix_io<T>::ld(a.in[i], (e / (mix_ix)a.stride[i][MIX_CH]) % (mix_ix)a.stride[i][MIX_CH + 1] * (mix_ix)a.stride[i][MIX_CH + 2]);
+  return mix_io<T>::ld(a.in[i], mix_strided_off(a, i, e));
+}
+
+// Output elements e .. e + MIX_V - 1 of input i (class A; one is the value a class-2 input was given once).
+template <int T, int A>
+__device__ __forceinline__ void mix_ldvec(const mix_args& a, int i, mix_ix e, float one, float* v) {
+  if (A == 1) {
+    mix_ldv<T>(a.in[i], e, v);
+  } else if (A == 2) {
 #pragma unroll
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < MIX_V; k++) v[k] = one;
+  } else if (A == 3) {
+    const float t = mix_ld1<T, 3>(a, i, e);
+#pragma unroll
+    for (int k = 0; k < MIX_V; k++) v[k] = t;
+  } else if (A == 4) {
+    mix_ldv<T>(a.in[i], e % (mix_ix)a.stride[i][MIX_CH + 1], v);
+  } else if (A == 5) {
+    const mix_ix inner = (mix_ix)a.stride[i][MIX_CH], count = (mix_ix)a.stride[i][MIX_CH + 1], step = (mix_ix)a.stride[i][MIX_CH + 2];
+    const mix_ix q = e / inner;
+    mix_ix r = e - q * inner, c = q % count;
+#pragma unroll
+    for (int k = 0; k < MIX_V; k++) {
+      v[k] = mix_io<T>::ld(a.in[i], c * step);
+      if (++r == inner) { r = 0; if (++c == count) c = 0; }
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < MIX_V; k++) v[k] = mix_io<T>::ld(a.in[i], mix_strided_off(a, i, e + k));
+  }
+}
+
+#define MIX_ONE(I) one[I] = MIX_A##I == 2 ? mix_io<MIX_T##I>::ld(a.in[I], 0) : 0.0f;
+#define MIX_LDVEC(I) mix_ldvec<MIX_T##I, MIX_A##I>(a, I, e, one[I], v[I]);
+#define MIX_LD1(I) in[I] = MIX_A##I == 2 ? one[I] : mix_ld1<MIX_T##I, MIX_A##I>(a, I, e);
+#if MIX_INPUTS > 5
+#define MIX_EACH(M) M(0) M(1) M(2) M(3) M(4) M(5)
+#elif MIX_INPUTS > 4
+#define MIX_EACH(M) M(0) M(1) M(2) M(3) M(4)
+#elif MIX_INPUTS > 3
+#define MIX_EACH(M) M(0) M(1) M(2) M(3)
+#elif MIX_INPUTS > 2
+#define MIX_EACH(M) M(0) M(1) M(2)
+#elif MIX_INPUTS > 1
+#define MIX_EACH(M) M(0) M(1)
+#else
+#define MIX_EACH(M) M(0)
+#endif
+
+extern "C" __global__ void mix_region_vec(const mix_args a) {
+  const mix_ix n = (mix_ix)a.n, nv = n / MIX_V;
+  const mix_ix step = (mix_ix)gridDim.x * (mix_ix)blockDim.x;
+  const mix_ix t0 = (mix_ix)blockIdx.x * (mix_ix)blockDim.x + (mix_ix)threadIdx.x;
+  float one[MIX_MAX_IN];
+  MIX_EACH(MIX_ONE)
+  for (mix_ix q = t0; q < nv; q += step) {
+    const mix_ix e = q * MIX_V;
+    float v[MIX_MAX_IN][MIX_V];
+    MIX_EACH(MIX_LDVEC)
+    float o[MIX_V];
+#pragma unroll
+    for (int k = 0; k < MIX_V; k++) {
       float in[MIX_MAX_IN];
 #pragma unroll
       for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[i][k];
       o[k] = mix_eval(in, a.s);
     }
-    mix_io<MIX_TO>::st4(a.out, e, o);
+    mix_stv(a.out, e, o);
+  }
+  for (mix_ix e = nv * MIX_V + t0; e < n; e += step) {
+    float in[MIX_MAX_IN];
+    MIX_EACH(MIX_LD1)
+    mix_io<MIX_TO>::st(a.out, e, mix_eval(in, a.s));
   }
 }
 #else

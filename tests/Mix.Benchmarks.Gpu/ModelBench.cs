@@ -343,6 +343,27 @@ internal static class ModelBench
             finally { MixDispatch.FusedEnabled = saved; FusedMambaStack.Enabled = savedGraph; FusedMambaStep.LibraryProjectionsFromBatch = savedFrom; }
         }
 
+        // "persistent kernel": FusedMambaStack.Persistent runs the 24 layers as one cooperative launch per token (a grid of
+        // multiprocessors x resident blocks looping over the layers, a grid barrier between phases) instead of the graph;
+        // batch <= 3, one and two blocks per multiprocessor.
+        foreach (var (batch, perSm) in QuantDecodeOnly ? Array.Empty<(int, int)>() : new[] { (1, 2), (1, 1), (2, 2) })
+        {
+            bool savedPersistent = FusedMambaStack.Persistent;
+            int savedPerSm = FusedMambaStack.PersistentBlocksPerSm;
+            FusedMambaStack.Persistent = true;
+            FusedMambaStack.PersistentBlocksPerSm = perSm;
+            try
+            {
+                Decode(lm, vocab, quick, $"Mix generated, CausalModel cache, fused step, persistent kernel ({perSm} block(s)/SM)", ScalarType.Float32, batch);
+            }
+            catch (Exception e)
+            {
+                Notes.Add($"Mamba decode b{batch} persistent: failed: {e.GetType().Name}: {e.Message}");
+                Console.Error.WriteLine(Notes[^1]);
+            }
+            finally { FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentBlocksPerSm = savedPerSm; }
+        }
+
         // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and
         // the tied lm_head stay full precision): what quantization buys at batch-1 decode. Each copy has lm's weights.
         var weights = lm.state_dict();
@@ -350,12 +371,15 @@ internal static class ModelBench
                  {
                      ("bf16", ScalarType.BFloat16, null),
                      ("bf16, fused step (no graph)", ScalarType.BFloat16, null),
+                     ("bf16, fused step, persistent kernel (2 block(s)/SM)", ScalarType.BFloat16, null),
+                     ("bf16, fused step, persistent kernel (1 block(s)/SM)", ScalarType.BFloat16, null),
                      ("bf16 batch 16 (library GEMM projections)", ScalarType.BFloat16, null),
                      ("int8 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
                      ("int8 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, bf16 activations", ScalarType.BFloat16, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
-                 }.Where(r => !QuantDecodeOnly || !(r.Item1.Contains("no graph", StringComparison.Ordinal) || r.Item1.Contains("batch 16", StringComparison.Ordinal))))
+                 }.Where(r => !QuantDecodeOnly || !(r.Item1.Contains("no graph", StringComparison.Ordinal) || r.Item1.Contains("batch 16", StringComparison.Ordinal)
+                     || r.Item1.Contains("persistent", StringComparison.Ordinal))))
         {
             try
             {
@@ -365,10 +389,13 @@ internal static class ModelBench
                 if (dtype != ScalarType.Float32) copy.to(dtype);
                 copy.eval();
                 if (mode is { } m) Mix.Runtime.Quantization.Quantizer.Quantize(copy, new Mix.Runtime.Quantization.QuantizationOptions { Mode = m, GroupSize = 128 });
-                bool savedGraph = FusedMambaStack.Enabled;
+                bool savedGraph = FusedMambaStack.Enabled, savedPersistent = FusedMambaStack.Persistent;
+                int savedPerSm = FusedMambaStack.PersistentBlocksPerSm;
                 FusedMambaStack.Enabled = !label.Contains("no graph", StringComparison.Ordinal);
+                FusedMambaStack.Persistent = label.Contains("persistent", StringComparison.Ordinal);
+                if (FusedMambaStack.Persistent) FusedMambaStack.PersistentBlocksPerSm = label.Contains("(1 block", StringComparison.Ordinal) ? 1 : 2;
                 try { Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.Contains("batch 16", StringComparison.Ordinal) ? 16 : 1); }
-                finally { FusedMambaStack.Enabled = savedGraph; }
+                finally { FusedMambaStack.Enabled = savedGraph; FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentBlocksPerSm = savedPerSm; }
             }
             catch (Exception e)
             {
@@ -406,7 +433,7 @@ internal static class ModelBench
         using var timer = new Mix.Runtime.Cuda.CudaTimer();
         var sw = new Stopwatch();
         var total = Stopwatch.StartNew();
-        long fusedBefore = FusedMambaStep.Steps, replaysBefore = FusedMambaStack.Replays;
+        long fusedBefore = FusedMambaStep.Steps, replaysBefore = FusedMambaStack.Replays, persistentBefore = FusedMambaStack.PersistentLaunches;
         for (int sample = 0; sample < 11 && (sample < 4 || total.Elapsed.TotalSeconds < (quick ? 1.5 : 4.0)); sample++)
         {
             using var scope = torch.NewDisposeScope();
@@ -429,6 +456,8 @@ internal static class ModelBench
         }
         long fusedSteps = FusedMambaStep.Steps - fusedBefore;
         if (impl.Contains("layer graph", StringComparison.Ordinal) && FusedMambaStack.Replays == replaysBefore) impl += " [no graph replay ran]";
+        if (impl.Contains("persistent kernel", StringComparison.Ordinal) && FusedMambaStack.PersistentLaunches == persistentBefore)
+            impl += $" [no persistent launch ran: {FusedMambaStack.LastPersistentDecline}]";
         decode.Sort(); setup.Sort(); gpu.Sort();
         var time = (decode[decode.Count / 2], decode[0], decode.Count, gpu[gpu.Count / 2]);
         // tokens/s counts every row's token

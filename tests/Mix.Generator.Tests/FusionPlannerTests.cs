@@ -189,6 +189,7 @@ struct mix_dim3 { unsigned x, y, z; };
 extern mix_dim3 threadIdx, blockIdx, blockDim, gridDim;
 struct float4 { float x, y, z, w; };
 struct uint2 { unsigned x, y; };
+struct uint4 { unsigned x, y, z, w; };
 inline float4 make_float4(float a, float b, float c, float d) { return float4{ a, b, c, d }; }
 template <class T> T __ldg(const T* p) { return *p; }
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
@@ -217,9 +218,10 @@ inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
                 var file = Path.Combine(dir, $"r{i++}.cu.cpp");
                 File.WriteAllText(file, Shim + "\n" + kernel.FullSource);
                 // float32 for every region; the dtype-specific code is the skeleton's, so one row and one pointwise region also
-                // compile with bfloat16 and with mixed dtypes (float32 first input, float16 output).
+                // compile with bfloat16 and with mixed dtypes (float32 first input, float16 output), and with the pointwise
+                // access classes of mix_region_vec other than the default.
                 bool all = kernel == regions.First(r => r.Kernel.IsRow).Kernel || kernel == regions.First(r => !r.Kernel.IsRow).Kernel;
-                foreach (var defines in all ? new[] { "-DMIX_TO=0", "-DMIX_TO=2 -DMIX_T0=2 -DMIX_T1=2", "-DMIX_TO=1 -DMIX_T0=0" } : new[] { "-DMIX_TO=0" })
+                foreach (var defines in all ? new[] { "-DMIX_TO=0", "-DMIX_TO=2 -DMIX_T0=2 -DMIX_T1=2", "-DMIX_TO=1 -DMIX_T0=0", "-DMIX_TO=2 -DMIX_A0=1 -DMIX_A1=4 -DMIX_A2=5 -DMIX_IX32=1", "-DMIX_A0=2 -DMIX_A1=3 -DMIX_V=1" } : new[] { "-DMIX_TO=0" })
                 {
                     var psi = new ProcessStartInfo(gxx!, $"-std=c++17 -fsyntax-only -Wall -Wno-unused-variable -Wno-unused-but-set-variable -Wno-unknown-pragmas -Werror {defines} {file}")
                     { RedirectStandardError = true, RedirectStandardOutput = true };

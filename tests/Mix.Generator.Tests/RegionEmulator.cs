@@ -16,7 +16,8 @@ namespace Mix.Generator.Tests;
 /// translation unit compiled as C++ by g++ with the CUDA built-ins emulated (one OS thread per CUDA thread, block
 /// barriers for <c>__syncthreads</c> and for warp shuffles, so a kernel must call them the same number of times in every
 /// thread of a block, as the skeleton's loops do), launched with the argument block and the entry that the runtime's
-/// host code chooses (<see cref="FusedRegionKernel.Prepare"/>). Float32 only. Plugs into generated forwards through
+/// host code chooses (<see cref="FusedRegionKernel.Prepare"/>) and compiled with its -D options. Float32, float16
+/// and bfloat16 tensors (passed in their own dtype). Plugs into generated forwards through
 /// <see cref="FusedRegion.Emulator"/>.
 /// </summary>
 internal sealed class RegionEmulator : IDisposable
@@ -39,6 +40,10 @@ thread_local mix_dim3 threadIdx;
 mix_dim3 blockIdx, blockDim, gridDim;
 struct float4 { float x, y, z, w; };
 struct uint2 { unsigned x, y; };
+struct uint4 { unsigned x, y, z, w; };
+#define MIX_HOST_F16 1
+inline float mix_f16_to_f(unsigned short h) { _Float16 v; std::memcpy(&v, &h, 2); return (float)v; }
+inline unsigned short mix_f_to_f16(float f) { _Float16 v = (_Float16)f; unsigned short h; std::memcpy(&h, &v, 2); return h; }
 inline float4 make_float4(float a, float b, float c, float d) { return float4{ a, b, c, d }; }
 template <class T> T __ldg(const T* p) { return *p; }
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
@@ -68,7 +73,7 @@ template <class F> static void launch(unsigned grid, unsigned threads, F body) {
     // Entry codes: the order of Entries.
     static readonly string[] Entries =
     {
-        "mix_region_strided", "mix_region_flat", "mix_region_row", "mix_region_row4", "mix_region_warp", "mix_region_warp4", "mix_region_cols",
+        "mix_region_strided", "mix_region_vec", "mix_region_row", "mix_region_row4", "mix_region_warp", "mix_region_warp4", "mix_region_cols",
     };
 
     const string Main = """
@@ -79,15 +84,16 @@ int main(int argc, char** argv) {
   mix_args a;
   f.read((char*)&a, sizeof(a));
   int n; f.read((char*)&n, 4);
-  std::vector<std::vector<float>> ins(n);
+  // raw bytes of each tensor's dtype, 16-byte aligned as the runtime's vector entries require
+  std::vector<std::vector<float4>> ins(n);
   for (int i = 0; i < n; i++) {
-    long long c; f.read((char*)&c, 8);
-    ins[i].resize(c);
-    f.read((char*)ins[i].data(), c * 4);
+    long long bytes; f.read((char*)&bytes, 8);
+    ins[i].resize(bytes / 16 + 1);
+    f.read((char*)ins[i].data(), bytes);
     a.in[i] = ins[i].data();
   }
-  long long oc; f.read((char*)&oc, 8);
-  std::vector<float> out(oc, std::nanf(""));
+  long long ob; f.read((char*)&ob, 8);
+  std::vector<unsigned char> out(ob, 0xff);
   a.out = out.data();
   launch(grid, block, [&] {
 #if MIX_ROW
@@ -99,18 +105,18 @@ int main(int argc, char** argv) {
       default: mix_region_cols(a); break;
     }
 #else
-    if (entry == 1) mix_region_flat(a); else mix_region_strided(a);
+    if (entry == 1) mix_region_vec(a); else mix_region_strided(a);
 #endif
   });
   std::ofstream o(argv[2], std::ios::binary);
-  o.write((const char*)out.data(), oc * 4);
+  o.write((const char*)out.data(), ob);
   return 0;
 }
 """;
 
     readonly string _gxx;
     readonly string _dir = Directory.CreateTempSubdirectory("mix-region-emulation").FullName;
-    readonly Dictionary<FusedRegionKernel, string> _programs = new();
+    readonly Dictionary<(FusedRegionKernel, string), string> _programs = new();
 
     public RegionEmulator(string gxx) => _gxx = gxx;
 
@@ -139,16 +145,19 @@ int main(int argc, char** argv) {
 
     Tensor? RunEmulated(FusedRegionKernel kernel, Tensor[] xs, float[] scalars)
     {
-        if (xs.Any(x => x.dtype != ScalarType.Float32)) return null; // the emulation reads float32 only
+        if (xs.Any(x => x.dtype is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16))) return null;
         var plan = kernel.Prepare(xs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), scalars);
         if (plan is null) return null;
-        if (!_programs.TryGetValue(kernel, out var exe))
+        if (MaxBlocks is int cap) plan.MaxBlocks = cap;
+        var defines = plan.Defines();
+        var key = (kernel, string.Join(" ", defines));
+        if (!_programs.TryGetValue(key, out var exe))
         {
             exe = Path.Combine(_dir, "r" + _programs.Count);
             File.WriteAllText(exe + ".cpp", Prelude + "\n" + kernel.FullSource + "\n" + Main);
-            var (cc, output) = Exec(_gxx, $"-std=c++20 -O1 -pthread -w {exe}.cpp -o {exe}");
+            var (cc, output) = Exec(_gxx, $"-std=c++20 -O1 -pthread -w {string.Join(" ", defines)} {exe}.cpp -o {exe}");
             Assert.True(cc == 0, $"{kernel.Name} does not compile:\n{output}");
-            _programs[kernel] = exe;
+            _programs[key] = exe;
         }
         var entry = plan.Entry(Aligned);
         var (grid, block) = plan.Dims(entry);
@@ -162,26 +171,54 @@ int main(int argc, char** argv) {
             w.Write(xs.Length);
             foreach (var x in xs)
             {
-                // the memory the strides walk, from the tensor's first element
+                // the memory the strides walk, from the tensor's first element, in its dtype
                 long extent = 1 + x.shape.Zip(x.stride(), (s, st) => (s - 1) * st).Sum();
-                var data = x.as_strided(new[] { extent }, new[] { 1L }, x.storage_offset()).contiguous().data<float>().ToArray();
-                w.Write((long)data.Length);
-                w.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+                var flat = x.as_strided(new[] { extent }, new[] { 1L }, x.storage_offset()).contiguous();
+                var bytes = Bytes(flat);
+                w.Write((long)bytes.Length);
+                w.Write(bytes);
             }
-            w.Write(plan.OutShape.Aggregate(1L, (a, b) => a * b));
+            long count = 1 + plan.OutShape.Zip(plan.OutStrides, (s, st) => (s - 1) * st).Sum();
+            w.Write(count * ElementSize(plan.OutType));
         }
         var (rc, log) = Exec(exe, $"{input} {exe}.out");
         Assert.True(rc == 0, $"{kernel.Name} ({entry}) failed: {log}");
-        var bytes = File.ReadAllBytes(exe + ".out");
-        var values = MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+        var values = Floats(File.ReadAllBytes(exe + ".out"), plan.OutType);
         Calls++;
         Regions.Add(kernel.Name);
         EntriesRun.Add(entry);
         // the kernel writes the output's memory (plan.OutStrides: the layout the region keeps)
         long extentOut = 1 + plan.OutShape.Zip(plan.OutStrides, (s, st) => (s - 1) * st).Sum();
         Assert.Equal(values.LongLength, extentOut);
-        return torch.tensor(values).as_strided(plan.OutShape, plan.OutStrides);
+        return torch.tensor(values).to_type(plan.OutType).as_strided(plan.OutShape, plan.OutStrides);
     }
+
+    /// <summary>Most blocks of a pointwise grid-stride launch (null: the runtime's default), to make the loops go round.</summary>
+    public int? MaxBlocks { get; set; }
+
+    static int ElementSize(ScalarType t) => t == ScalarType.Float32 ? 4 : 2;
+
+    /// <summary>A contiguous tensor's memory in its own dtype (half types as their bit patterns).</summary>
+    static byte[] Bytes(Tensor flat)
+    {
+        var f = flat.to_type(ScalarType.Float32).data<float>().ToArray(); // exact: every half value is a float
+        switch (flat.dtype)
+        {
+            case ScalarType.Float32:
+                return MemoryMarshal.AsBytes(f.AsSpan()).ToArray();
+            case ScalarType.BFloat16:
+                return MemoryMarshal.AsBytes(f.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray().AsSpan()).ToArray();
+            default:
+                return MemoryMarshal.AsBytes(f.Select(v => BitConverter.HalfToUInt16Bits((Half)v)).ToArray().AsSpan()).ToArray();
+        }
+    }
+
+    static float[] Floats(byte[] bytes, ScalarType t) => t switch
+    {
+        ScalarType.Float32 => MemoryMarshal.Cast<byte, float>(bytes).ToArray(),
+        ScalarType.BFloat16 => MemoryMarshal.Cast<byte, ushort>(bytes).ToArray().Select(h => BitConverter.UInt32BitsToSingle((uint)h << 16)).ToArray(),
+        _ => MemoryMarshal.Cast<byte, ushort>(bytes).ToArray().Select(h => (float)BitConverter.UInt16BitsToHalf(h)).ToArray(),
+    };
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 

@@ -164,6 +164,143 @@ public class FusedMambaStepGpuTests
     }
 
     /// <summary>
+    /// The persistent kernel (<see cref="FusedMambaStack.Persistent"/>: a segment's layers in one cooperative launch per
+    /// token, phases separated by a grid barrier) against the layer graph and the layer-by-layer fused step: twelve greedy
+    /// steps with two caches taking turns and a reset in the middle, every mode fed the tokens the layer-by-layer run chose
+    /// (so that a near-tie cannot send the runs apart). The persistent grid splits the weight rows over warps as it suits
+    /// its size, so its sums run in another order: float32 1e-5, bfloat16 3e-2 relative (the graph equals the layer-by-layer
+    /// step to 1e-6). mamba-130m's width at batch 3 stages the widest rows the kernel takes; one and two blocks per
+    /// multiprocessor.
+    /// </summary>
+    [Theory]
+    [InlineData("f32", 1, 64, 2)]
+    [InlineData("f32", 2, 48, 1)]
+    [InlineData("f32", 3, 768, 2)]
+    [InlineData("bf16", 1, 64, 2)]
+    [InlineData("bf16", 2, 64, 4)]
+    public void PersistentKernelEqualsGraphAndLayerByLayer(string dtype, int batch, int dModel, int blocksPerSm)
+    {
+        Gpu.Require();
+        using var mode = LibraryProjections(int.MaxValue);
+        var io = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(53 + batch + dModel);
+        using var model = new Mamba130m(new Mamba130m.Options { VocabSize = 103, DModel = dModel, NLayer = 5 });
+        foreach (var (name, p) in model.named_parameters())
+            if (name.EndsWith(".D", StringComparison.Ordinal) || name.EndsWith("A_log", StringComparison.Ordinal))
+                p.copy_(torch.randn_like(p) * 0.5);
+        model.to(Gpu.Device);
+        if (io != ScalarType.Float32) model.to(io);
+        model.eval();
+        var lm = new CausalModel(model, 103);
+        var prompts = new[]
+        {
+            torch.randint(0, 103, new long[] { batch, 6 }, dtype: ScalarType.Int64, device: Gpu.Device),
+            torch.randint(0, 103, new long[] { batch, 3 }, dtype: ScalarType.Int64, device: Gpu.Device),
+        };
+        const int steps = 12;
+        var fed = new Tensor[2][];
+
+        // graph / persistent as the mode; the layer-by-layer run (both off) chooses the tokens the others are fed
+        Tensor[][] Decode(bool graph, bool persistent)
+        {
+            bool savedGraph = FusedMambaStack.Enabled, savedPersistent = FusedMambaStack.Persistent;
+            int savedBlocks = FusedMambaStack.PersistentBlocksPerSm;
+            FusedMambaStack.Enabled = graph;
+            FusedMambaStack.Persistent = persistent;
+            FusedMambaStack.PersistentBlocksPerSm = blocksPerSm;
+            try
+            {
+                using var a = lm.CreateCache(batch);
+                using var b = lm.CreateCache(batch);
+                var caches = new[] { a, b };
+                var outs = new Tensor[2][];
+                bool choose = fed[0] is null;
+                Tensor Last(Tensor logits) => logits.narrow(1, logits.shape[1] - 1, 1).argmax(-1);
+                for (int c = 0; c < 2; c++)
+                {
+                    outs[c] = new Tensor[steps];
+                    if (choose) fed[c] = new Tensor[steps];
+                    var first = lm.Forward(prompts[c], caches[c]);
+                    if (choose) fed[c][0] = Last(first);
+                }
+                for (int t = 0; t < steps; t++)
+                {
+                    if (t == 7)
+                    {
+                        // a reset keeps the slots' buffers (and so the persistent kernel's table) and zeroes the states
+                        caches[1].Reset();
+                        var again = lm.Forward(prompts[1], caches[1]);
+                        if (choose) fed[1][7] = Last(again);
+                    }
+                    for (int c = 0; c < 2; c++)
+                    {
+                        var logits = lm.Forward(fed[c][t], caches[c]);
+                        outs[c][t] = logits.clone();
+                        if (choose && t + 1 < steps && !(c == 1 && t + 1 == 7)) fed[c][t + 1] = Last(logits);
+                    }
+                }
+                return outs;
+            }
+            finally
+            {
+                FusedMambaStack.Enabled = savedGraph;
+                FusedMambaStack.Persistent = savedPersistent;
+                FusedMambaStack.PersistentBlocksPerSm = savedBlocks;
+            }
+        }
+
+        var layerByLayer = Decode(graph: false, persistent: false);
+        var graphed = Decode(graph: true, persistent: false);
+        long launches = FusedMambaStack.PersistentLaunches;
+        var persistentRun = Decode(graph: true, persistent: true);
+        Assert.True(FusedMambaStack.PersistentLaunches - launches >= 2 * 10,
+            $"{FusedMambaStack.PersistentLaunches - launches} persistent launches for 24 steps; last decline: {FusedMambaStack.LastPersistentDecline}");
+        for (int c = 0; c < 2; c++)
+            for (int t = 0; t < steps; t++)
+            {
+                Assert.InRange(Gpu.RelErr(graphed[c][t], layerByLayer[c][t]), 0, 1e-6);
+                Assert.InRange(Gpu.RelErr(persistentRun[c][t], layerByLayer[c][t]), 0, Gpu.Tol(io, 1e-5, 3e-2, 3e-2));
+            }
+    }
+
+    /// <summary>With <see cref="FusedMambaStack.Persistent"/> on, an int8 copy of the LM (which the persistent kernel does
+    /// not read) keeps the layer graph: no persistent launch, graph replays, the same logits as its full forward.</summary>
+    [Fact]
+    public void PersistentKernelLeavesQuantizedLayersToTheGraph()
+    {
+        Gpu.Require();
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(5);
+        using var model = new Mamba130m(new Mamba130m.Options { VocabSize = 89, DModel = 64, NLayer = 3 });
+        model.to(Gpu.Device);
+        model.eval();
+        Mix.Runtime.Quantization.Quantizer.Quantize(model, new Mix.Runtime.Quantization.QuantizationOptions
+        {
+            Mode = Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel,
+        });
+        var lm = new CausalModel(model, 89);
+        var ids = torch.randint(0, 89, new long[] { 1, 8 }, dtype: ScalarType.Int64, device: Gpu.Device);
+        var full = model.call(ids);
+        bool saved = FusedMambaStack.Persistent;
+        FusedMambaStack.Persistent = true;
+        try
+        {
+            long launches = FusedMambaStack.PersistentLaunches, replays = FusedMambaStack.Replays;
+            using var cache = lm.CreateCache(1);
+            lm.Forward(ids.narrow(1, 0, 4), cache);
+            for (int t = 4; t < 8; t++)
+                Assert.InRange(Gpu.RelErr(lm.Forward(ids.narrow(1, t, 1), cache), full.narrow(1, t, 1)), 0, 1e-4);
+            Assert.Equal(launches, FusedMambaStack.PersistentLaunches);
+            Assert.True(FusedMambaStack.Replays - replays >= 3, $"{FusedMambaStack.Replays - replays} graph replays for 4 steps");
+            Assert.Contains("quantized", FusedMambaStack.LastPersistentDecline ?? "", StringComparison.Ordinal);
+        }
+        finally { FusedMambaStack.Persistent = saved; }
+    }
+
+    /// <summary>
     /// An int8 (per-channel) or int4 (grouped) copy of the LM decodes through the fused step too (in_proj, x_proj and
     /// out_proj read their codes, scales and zero points in the kernels; dt_proj and the head stay full precision, the
     /// quantizer's default), against the same quantized model's full forward (the reference path dequantizes): float32

@@ -27,9 +27,15 @@ public class MambaStepKernelEmulationTests
 #include <thread>
 #include <vector>
 #include <cstdio>
+#include <memory>
+#include <chrono>
 #include <random>
+#include <atomic>
 using std::min;
+#ifndef MIX_T
 #define MIX_T 0
+#endif
+#define MIX_EMULATION
 #define __device__
 #define __forceinline__ inline
 #define __global__
@@ -38,10 +44,25 @@ using std::min;
 #define __shared__ static
 struct float4 { float x, y, z, w; };
 struct D3 { unsigned x, y, z; };
-thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
-static std::barrier<>* block_barrier;
-static float shuffle_slots[1024];
+// per OS thread: its CUDA thread and block, its block's barrier and shuffle slots (blocks of a grid may run at once)
+thread_local D3 threadIdx, blockIdx; D3 blockDim, gridDim;
+thread_local std::barrier<>* block_barrier;
+thread_local float* shuffle_slots;
 static float smem_buf[1 << 16];
+static float smem_blocks[16][1 << 14];
+// the grid barrier's primitives on C++ atomics (the kernel's own barrier code runs on them)
+static unsigned atomicAdd(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).fetch_add(v); }
+static unsigned atomicExch(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).exchange(v); }
+static void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+static unsigned mix_load_acquire(const unsigned* p) { return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_acquire); }
+static void mix_spin_pause() { std::this_thread::yield(); }
+// how long a barrier waits before it gives up: a minute (a loaded machine runs hundreds of these threads on few cores),
+// shortened by the case that tests the give-up
+static unsigned long long mix_barrier_ns = 60000000000ull;
+#define MIX_BARRIER_NS mix_barrier_ns
+static unsigned long long mix_clock_ns() {
+  return (unsigned long long)std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 static inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
 // what the prelude's other helpers use (never called by the step kernels)
 template <class T> static T __ldg(const T* p) { return *p; }
@@ -53,15 +74,30 @@ static float __shfl_xor_sync(unsigned, float v, int o) {
   shuffle_slots[threadIdx.x] = v; block_barrier->arrive_and_wait();
   float r = shuffle_slots[threadIdx.x ^ o]; block_barrier->arrive_and_wait(); return r;
 }
+// One block at a time (kernels without a grid barrier).
 template <class F> static void launch(D3 grid, unsigned threads, F body) {
   blockDim = { threads, 1, 1 }; gridDim = grid;
+  static float slots[1024];
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
-    blockIdx = { x, y, z };
-    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
+    const D3 block = { x, y, z };
+    std::barrier<> b((std::ptrdiff_t)threads);
     std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
+    for (unsigned t = 0; t < threads; t++)
+      ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; blockIdx = block; block_barrier = &b; shuffle_slots = slots; body(); });
     for (auto& t : ts) t.join();
   }
+}
+// Every block of a 1-D grid at once, as a cooperative launch keeps them resident (kernels with a grid barrier).
+template <class F> static void launch_grid(unsigned blocks, unsigned threads, F body) {
+  blockDim = { threads, 1, 1 }; gridDim = { blocks, 1, 1 };
+  std::vector<std::unique_ptr<std::barrier<>>> bars;
+  std::vector<std::vector<float>> slots(blocks, std::vector<float>(threads));
+  for (unsigned x = 0; x < blocks; x++) bars.push_back(std::make_unique<std::barrier<>>((std::ptrdiff_t)threads));
+  std::vector<std::thread> ts;
+  for (unsigned x = 0; x < blocks; x++)
+    for (unsigned t = 0; t < threads; t++)
+      ts.emplace_back([&, x, t] { threadIdx = { t, 0, 0 }; blockIdx = { x, 0, 0 }; block_barrier = bars[x].get(); shuffle_slots = slots[x].data(); body(); });
+  for (auto& t : ts) t.join();
 }
 """;
 
@@ -193,6 +229,145 @@ int main() {
   return 0;
 }
 """;
+
+    private const string StackHarness = """
+static std::mt19937 rng(11);
+static std::vector<io_t> rnd(size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> u(lo, hi); std::vector<io_t> v(n); for (auto& x : v) x = from_f(u(rng)); return v;
+}
+static std::vector<float> rndf(size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> u(lo, hi); std::vector<float> v(n); for (auto& x : v) x = u(rng); return v;
+}
+static unsigned blocks(int work, int per) { return (unsigned)((work + per - 1) / per); }
+
+struct Layer {
+  std::vector<io_t> g, win, bin, cw, cb, wx, wdt, bdt, alog, dsk, wout, bout;
+  // the states read, and what the chained kernels (a) and the persistent kernel (b) write
+  std::vector<float> cs, hs, cs_a, hs_a, cs_b, hs_b;
+};
+
+// L layers of width dim (inner I, conv width W, dt rank R, state size N) on B rows: the four step kernels launched layer
+// by layer (weight rows split over c1, c2, c3 warps) against the persistent kernel on a grid of nblocks x threads (splits
+// p1, p2, p3) reading states from slot `parity`. Returns the largest relative difference of the last layer's output and of
+// every layer's new states, or 1e9 when the barrier's words are not left as the next launch needs them.
+static double stack(int B, int dim, int I, int W, int R, int N, int L, unsigned nblocks, unsigned threads, bool norm,
+                    int c1, int c2, int c3, int p1, int p2, int p3, int parity, bool stuck = false) {
+  const int P = R + 2 * N;
+  int G = 1; while (G < N) G <<= 1;
+  std::vector<Layer> ls(L);
+  for (auto& l : ls) {
+    l.g = rnd(dim, 0.5f, 1.5f); l.win = rnd((size_t)2 * I * dim, -0.3f, 0.3f); l.bin = rnd(2 * I, -0.2f, 0.2f);
+    l.cw = rnd((size_t)I * W, -0.5f, 0.5f); l.cb = rnd(I, -0.2f, 0.2f); l.wx = rnd((size_t)P * I, -0.3f, 0.3f);
+    l.wdt = rnd((size_t)I * R, -0.5f, 0.5f); l.bdt = rnd(I, -3, -1); l.alog = rnd((size_t)I * N, -1, 1.5f); l.dsk = rnd(I, -1, 1);
+    l.wout = rnd((size_t)dim * I, -0.3f, 0.3f); l.bout = rnd(dim, -0.2f, 0.2f);
+    l.cs = rndf((size_t)B * I * (W - 1) + 1, -1, 1); l.hs = rndf((size_t)B * I * N, -1, 1);
+    l.cs_a.assign(l.cs.size(), 0); l.cs_b.assign(l.cs.size(), 0); l.hs_a.assign(l.hs.size(), 0); l.hs_b.assign(l.hs.size(), 0);
+  }
+  const std::vector<io_t> x = rnd((size_t)B * dim, -2, 2);
+  const int vd = dim % MIX_VEC == 0, vi = I % MIX_VEC == 0;
+
+  std::vector<float> xz((size_t)B * 2 * I), dbc((size_t)B * P), y((size_t)B * I);
+  std::vector<io_t> cur = x, nxt((size_t)B * dim);
+  for (auto& l : ls) {
+    launch({ blocks(2 * I, 8 / c1), 1, 1 }, 256, [&] {
+      mamba_step_in_proj(cur.data(), norm ? l.g.data() : nullptr, 1e-5f, l.win.data(), nullptr, 0, nullptr, 0, l.bin.data(),
+                         xz.data(), B, dim, 2 * I, B, vd, c1); });
+    launch({ blocks(P, 8 / c2), 1, 1 }, 256, [&] {
+      mamba_step_x_proj(xz.data(), l.cs.data(), l.cw.data(), l.cb.data(), l.wx.data(), nullptr, 0, nullptr, 0, dbc.data(),
+                        B, I, W, P, B, vi, c2); });
+    launch({ blocks(I * G, 256), (unsigned)B, 1 }, 256, [&] {
+      mamba_step_scan(xz.data(), l.cs.data(), l.cs_a.data(), l.cw.data(), l.cb.data(), dbc.data(), l.wdt.data(), l.bdt.data(),
+                      l.alog.data(), l.dsk.data(), l.hs.data(), l.hs_a.data(), y.data(), B, I, W, R, N, G); });
+    launch({ blocks(dim, 8 / c3), 1, 1 }, 256, [&] {
+      mamba_step_out_proj(y.data(), l.wout.data(), nullptr, 0, nullptr, 0, l.bout.data(), cur.data(), nxt.data(), B, I, dim,
+                          B, vi, c3); });
+    std::swap(cur, nxt);
+  }
+
+  std::vector<MixMambaLayer> table(L);
+  for (int i = 0; i < L; i++) {
+    Layer& l = ls[i]; MixMambaLayer& t = table[i];
+    t.w_in = l.win.data(); t.w_x = l.wx.data(); t.w_out = l.wout.data(); t.norm_w = norm ? l.g.data() : nullptr;
+    t.bias_in = l.bin.data(); t.bias_out = l.bout.data(); t.conv_w = l.cw.data(); t.conv_b = l.cb.data();
+    t.dt_w = l.wdt.data(); t.dt_b = l.bdt.data(); t.a_log = l.alog.data(); t.d_skip = l.dsk.data();
+    t.conv_state[parity] = l.cs.data(); t.conv_state[parity ^ 1] = l.cs_b.data();
+    t.ssm_state[parity] = l.hs.data(); t.ssm_state[parity ^ 1] = l.hs_b.data();
+    t.eps = 1e-5f; t.inner = I; t.width = W; t.rank = R; t.nstate = N; t.lanes = G;
+    t.vec_in = vd; t.vec_x = vi; t.vec_out = vi; t.split_in = p1; t.split_x = p2; t.split_out = p3;
+  }
+  std::vector<io_t> out((size_t)B * dim), ping(out.size()), pong(out.size());
+  std::vector<float> pxz(xz.size()), pdbc(dbc.size()), py(y.size());
+  // stuck: the counter starts where no block's arrival completes the barrier (as if a block never arrived): the launch
+  // must end all the same, with the give-up word set
+  unsigned bar[3] = { stuck ? 1000u : 0u, 5, 0 };
+  mix_barrier_ns = stuck ? 200000000ull : 60000000000ull;
+  launch_grid(nblocks, threads, [&] {
+    mamba_stack_persistent(table.data(), L, parity, x.data(), out.data(), ping.data(), pong.data(), pxz.data(), pdbc.data(),
+                           py.data(), bar, B, dim); });
+  if (stuck) return bar[2] == 1 && bar[1] == 5 ? 0 : 1e9;
+  if (bar[0] != 0 || bar[1] != 5u + 4u * L - 1u || bar[2] != 0) return 1e9;
+  double err = 0;
+  auto check = [&](double want, double got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
+  for (size_t i = 0; i < out.size(); i++) check(to_f(cur[i]), to_f(out[i]));
+  for (auto& l : ls) {
+    for (size_t i = 0; i + 1 < l.cs.size(); i++) check(l.cs_a[i], l.cs_b[i]);
+    for (size_t i = 0; i < l.hs.size(); i++) check(l.hs_a[i], l.hs_b[i]);
+  }
+  return err;
+}
+
+int main() {
+#if MIX_T == 0
+  // three layers, 4 blocks of 2 warps, other splits than the chained kernels (sums in another order)
+  printf("f32-splits %.3g\n", stack(2, 16, 32, 4, 4, 4, 3, 4, 64, true, 1, 8, 2, 2, 2, 1, 0));
+  // rows that are not whole vectors, 8 lanes per channel, 2 blocks of 8 warps, the chained kernels' splits, parity 1
+  printf("f32-odd %.3g\n", stack(3, 10, 30, 3, 3, 5, 2, 2, 256, true, 4, 8, 8, 4, 8, 8, 1));
+  // more blocks than x_proj and out_proj have rows (blocks that skip a phase), no norm, no conv history
+  printf("f32-idle %.3g\n", stack(1, 8, 16, 1, 2, 2, 3, 6, 64, false, 1, 1, 1, 1, 1, 1, 0));
+  // a barrier that never completes: the launch ends (every later barrier returns at once) and says so
+  printf("stuck %.3g\n", stack(1, 8, 16, 2, 2, 2, 2, 2, 64, true, 1, 1, 1, 1, 1, 1, 0, true));
+#else
+  // bfloat16 activations and weights, the chained kernels' splits: the same sums, so the same rounding
+  printf("bf16 %.3g\n", stack(2, 16, 32, 4, 4, 4, 3, 4, 64, true, 2, 2, 1, 2, 2, 1, 1));
+#endif
+  return 0;
+}
+""";
+
+    [Fact]
+    public void PersistentStackKernelEqualsTheStepKernelsChainedWhenEmulated()
+    {
+        var gxx = Which("g++");
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        var dir = Directory.CreateTempSubdirectory("mix-mamba-stack").FullName;
+        try
+        {
+            var source = string.Join("\n", Emulation, FusedKernelSources.Prelude,
+                MambaStepKernelSources.Source.Replace("extern __shared__ float smem[];", "float* smem = smem_buf;"),
+                MambaStackKernelSources.Source.Replace("extern __shared__ float psmem[];", "float* psmem = smem_blocks[blockIdx.x];"),
+                StackHarness);
+            File.WriteAllText(Path.Combine(dir, "stack.cpp"), source);
+            foreach (var (dtype, cases) in new[] { (0, 4), (2, 1) })
+            {
+                var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype} stack.cpp -o stack{dtype}", dir);
+                Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
+                var (rc, output) = Run(Path.Combine(dir, $"stack{dtype}"), "", dir);
+                Assert.True(rc == 0, output);
+                var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                Assert.Equal(cases, lines.Length);
+                foreach (var line in lines)
+                {
+                    var parts = line.Split(' ');
+                    double err = double.Parse(parts[1], CultureInfo.InvariantCulture);
+                    Assert.True(err < 1e-5, $"{parts[0]}: max relative difference {err}");
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 
     private static string? Which(string program) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)

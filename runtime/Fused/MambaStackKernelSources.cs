@@ -1,0 +1,199 @@
+namespace Mix.Runtime.Fused
+{
+    /// <summary>
+    /// CUDA C++ of a persistent kernel that runs the decoding step of a whole segment of fused Mamba layers (what
+    /// <see cref="FusedMambaStack"/> otherwise replays as a graph of four launches per layer) in one launch. At batch 1 a
+    /// token of mamba-130m is ~0.26 GB of bf16 weights, ~90 µs at the H100's bandwidth, while the 96 dependent small
+    /// kernels of the graph cost ~0.9 ms in launch latency, ramp-up and tails; here the grid stays resident and the phases
+    /// are separated by a grid-wide barrier instead.
+    /// </summary>
+    /// <remarks>
+    /// <para>Per layer, four phases over the whole grid, each ending at a barrier: (1) the block's rows RMS-normalized and
+    /// <c>in_proj</c> over every warp of the grid, (2) the conv step + SiLU staged and <c>x_proj</c> (its few rows split
+    /// over the warps of a block), (3) dt, softplus, the state update and the gate, one lane per state, (4) <c>out_proj</c>
+    /// plus the residual. The device functions are the single-step kernels' (<see cref="MambaStepKernelSources"/>, compiled
+    /// in the same module), so both paths compute the same sums in the same order. Full-precision weights only.</para>
+    /// <para>The barrier is an arrival counter and a generation word in global memory: block leaders add themselves, the last
+    /// one resets the counter and advances the generation, the others wait for it. The counter is back at zero after every
+    /// barrier, so the same words serve every launch. A wait longer than two seconds sets a third word and releases every
+    /// later barrier, so a broken grid ends instead of holding the device (the host checks the word after the first launch). It needs every block resident at once: the host launches the grid
+    /// cooperatively (<c>cuLaunchCooperativeKernel</c>, which refuses a grid that cannot be), sized from the occupancy query.
+    /// Before waiting, each warp asks L2 for the weight rows it reads in the next phase.</para>
+    /// <para>Activations between layers alternate between two buffers (ping, pong); the first layer reads the segment's
+    /// input, the last writes its output. States are read from buffer <c>parity</c> of each layer's pair and written to the
+    /// other, as the single step reads the slot's states and writes its spares.</para>
+    /// </remarks>
+    internal static class MambaStackKernelSources
+    {
+        /// <summary>Threads per block (eight warps, as <see cref="MambaStepKernelSources.Threads"/>: mix_rows' partial sums
+        /// are sized for eight).</summary>
+        public const int Threads = 256;
+
+        /// <summary>Bytes of one <c>MixMambaLayer</c>: 16 pointers, then a float and 11 ints.</summary>
+        public const int LayerBytes = 16 * 8 + 12 * 4;
+
+        /// <summary>Floats at the start of the dynamic shared memory before the staged rows (partial sums [8][MIX_MAXB] and
+        /// the rows' inverse RMS [MIX_MAXB]; a multiple of four, so the rows stay 16-byte aligned).</summary>
+        public const int SharedHeaderFloats = 9 * 8;
+
+        public const string Source = """
+// One layer of the segment (written by the host once per plan; layout mirrors PersistentMambaSegment.WriteLayer).
+struct MixMambaLayer {
+  const void* w_in; const void* w_x; const void* w_out;
+  const io_t* norm_w; const io_t* bias_in; const io_t* bias_out;
+  const io_t* conv_w; const io_t* conv_b; const io_t* dt_w; const io_t* dt_b; const io_t* a_log; const io_t* d_skip;
+  float* conv_state[2]; float* ssm_state[2];
+  float eps; int inner, width, rank, nstate, lanes;
+  int vec_in, vec_x, vec_out, split_in, split_x, split_out;
+};
+static_assert(sizeof(MixMambaLayer) == 176, "MixMambaLayer must match MambaStackKernelSources.LayerBytes");
+
+#ifndef MIX_EMULATION
+__device__ __forceinline__ unsigned mix_load_acquire(const unsigned* p) {
+#if __CUDA_ARCH__ >= 700
+  unsigned v;
+  asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+#else
+  const unsigned v = *reinterpret_cast<const volatile unsigned*>(p);
+  __threadfence();
+  return v;
+#endif
+}
+
+__device__ __forceinline__ void mix_spin_pause() {
+#if __CUDA_ARCH__ >= 700
+  asm volatile("nanosleep.u32 %0;" :: "r"(32u));
+#endif
+}
+
+__device__ __forceinline__ unsigned long long mix_clock_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+#endif
+
+// Longest wait at one barrier before the launch gives up (see bar[2] below): far beyond any phase's microseconds, and
+// beyond a time slice of another context on the device.
+#ifndef MIX_BARRIER_NS
+#define MIX_BARRIER_NS 2000000000ull
+#endif
+
+// Every thread of the grid waits here until every block has arrived; writes before it are visible to reads after it.
+// bar[0]: blocks arrived at this barrier, bar[1]: barriers completed. The generation is read before arriving (the last
+// block can only advance it after this one has arrived), the counter is reset before the generation moves on.
+// bar[2]: set when a block waited longer than MIX_BARRIER_NS (one that never arrives: a bug, or a block that is not
+// resident); every barrier after that returns at once, so the launch ends with wrong results instead of holding the
+// device forever, and the host, which reads the word after a segment's first launch, turns the persistent path off.
+__device__ __forceinline__ void mix_grid_sync(unsigned* bar) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned gen = mix_load_acquire(bar + 1);
+    __threadfence();
+    if (atomicAdd(bar, 1u) == gridDim.x - 1) {
+      atomicExch(bar, 0u);
+      __threadfence();
+      atomicAdd(bar + 1, 1u);
+    } else {
+      const unsigned long long start = mix_clock_ns();
+      while (mix_load_acquire(bar + 1) == gen && !mix_load_acquire(bar + 2)) {
+        if (mix_clock_ns() - start > MIX_BARRIER_NS) atomicExch(bar + 2, 1u);
+        mix_spin_pause();
+      }
+    }
+    __threadfence();
+  }
+  __syncthreads();
+}
+
+// Asks L2 for every weight row slice this block's warps read in the next mix_rows over w [rows, K] (io_t, same row and
+// slice arithmetic), issued before a barrier so that the fetch overlaps the wait. A hint only.
+__device__ __forceinline__ void mix_prefetch_rows(const void* __restrict__ w, int K, int rows, int split) {
+#ifdef __CUDA_ARCH__
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, per = (blockDim.x >> 5) / split;
+  const int slice = (K + split - 1) / split, k0 = min(K, (warp % split) * slice), k1 = min(K, k0 + slice);
+  const char* base = reinterpret_cast<const char*>(w);
+  for (int r = blockIdx.x * per + warp / split; r < rows; r += gridDim.x * per) {
+    const size_t from = ((size_t)r * K + k0) * sizeof(io_t), to = ((size_t)r * K + k1) * sizeof(io_t);
+    for (size_t at = (from & ~(size_t)127) + (size_t)lane * 128; at < to; at += 32 * 128)
+      asm volatile("prefetch.global.L2 [%0];" :: "l"(base + at));
+  }
+#endif
+}
+
+// The decoding step of layers[0..L) for rows [0, B) (B <= MIX_MAXB) of width dim: x -> ... -> out. Work buffers: xz
+// [B, 2 max inner], dbc [B, max (rank + 2 nstate)], y [B, max inner] (float32), ping / pong [B, dim] (io_t). The buffers
+// one phase writes and a later one reads are not __restrict__: their loads must not take the read-only (non-coherent)
+// path, which would not see another block's writes made during this launch.
+extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
+    const MixMambaLayer* __restrict__ layers, int L, int parity, const io_t* __restrict__ x, io_t* out,
+    io_t* ping, io_t* pong, float* xz, float* dbc, float* yv, unsigned* bar, int B, int dim) {
+  extern __shared__ float psmem[];
+  float (*part)[MIX_MAXB] = reinterpret_cast<float (*)[MIX_MAXB]>(psmem);
+  float* inv_rms = psmem + 8 * MIX_MAXB;
+  float* act = psmem + 9 * MIX_MAXB;
+  const int warps = blockDim.x >> 5;
+  for (int l = 0; l < L; l++) {
+    const MixMambaLayer& p = layers[l];
+    const io_t* src = l == 0 ? x : (l % 2 == 1 ? ping : pong);
+    io_t* dst = l == L - 1 ? out : (l % 2 == 0 ? ping : pong);
+    const int inner = p.inner, W = p.width, R = p.rank, N = p.nstate, G = p.lanes, P = R + 2 * N;
+    const float* cs = p.conv_state[parity];
+    float* cs_next = p.conv_state[parity ^ 1];
+    const float* ss = p.ssm_state[parity];
+    float* ss_next = p.ssm_state[parity ^ 1];
+
+    // (1) xz = in_proj(rmsnorm(src)); a block without rows in a phase skips its staging (a block-uniform test)
+    if (l == 0) mix_prefetch_rows(p.w_in, dim, 2 * inner, p.split_in);
+    if ((int)blockIdx.x * (warps / p.split_in) < 2 * inner) {
+      mix_stage_norm(src, p.norm_w, p.eps, act, inv_rms, B, dim);
+      mix_rows(p.w_in, (const float*)0, 0, (const unsigned char*)0, 0, p.bias_in, act, dim, 2 * inner, B, p.vec_in,
+               p.split_in, part, [&](int b, int r, float v) { xz[(size_t)b * 2 * inner + r] = v; });
+    }
+    mix_prefetch_rows(p.w_x, inner, P, p.split_x);
+    mix_grid_sync(bar);
+
+    // (2) dbc = x_proj(silu(conv_step(xz))): only the blocks that hold x_proj rows stage the conv step
+    if ((int)blockIdx.x * (warps / p.split_x) < P) {
+      for (int i = threadIdx.x; i < B * inner; i += blockDim.x)
+        act[i] = mix_conv_step(xz, cs, p.conv_w, p.conv_b, i / inner, i % inner, inner, W);
+      __syncthreads();
+      mix_rows(p.w_x, (const float*)0, 0, (const unsigned char*)0, 0, (const io_t*)0, act, inner, P, B, p.vec_x,
+               p.split_x, part, [&](int b, int r, float v) { dbc[(size_t)b * P + r] = v; });
+    }
+    mix_prefetch_rows(p.w_out, inner, dim, p.split_out);
+    mix_grid_sync(bar);
+
+    // (3) dt, the state update and the gate: one lane per state, the grid striding over (row, channel, state); the
+    // loop's trip count is the same for every thread of a block (lanes past the end take the last channel again)
+    const int per_row = inner * G, total = B * per_row;
+    for (int t0 = blockIdx.x * blockDim.x; t0 < total; t0 += gridDim.x * blockDim.x) {
+      const int t = t0 + threadIdx.x;
+      int b = t / per_row, cc = (t % per_row) / G;
+      if (b >= B) { b = B - 1; cc = inner; }
+      mix_scan_lane(xz, cs, cs_next, p.conv_w, p.conv_b, dbc, p.dt_w, p.dt_b, p.a_log, p.d_skip, ss, ss_next, yv,
+                    b, cc, t % G, inner, W, R, N, G);
+    }
+    mix_grid_sync(bar);
+
+    // (4) dst = src + out_proj(y)
+    if ((int)blockIdx.x * (warps / p.split_out) < dim) {
+      for (int i = threadIdx.x; i < B * inner; i += blockDim.x) act[i] = yv[i];
+      __syncthreads();
+      mix_rows(p.w_out, (const float*)0, 0, (const unsigned char*)0, 0, p.bias_out, act, inner, dim, B, p.vec_out,
+               p.split_out, part, [&](int b, int r, float v) {
+                 const size_t o = (size_t)b * dim + r;
+                 dst[o] = from_f(to_f(src[o]) + v);
+               });
+    }
+    if (l + 1 < L) {
+      const MixMambaLayer& q = layers[l + 1];
+      mix_prefetch_rows(q.w_in, dim, 2 * q.inner, q.split_in);
+      mix_grid_sync(bar);
+    }
+  }
+}
+""";
+    }
+}
