@@ -18,7 +18,8 @@ namespace Mix.Runtime.Fused
     /// barrier, so the same words serve every launch. A wait longer than two seconds sets a third word and releases every
     /// later barrier, so a broken grid ends instead of holding the device (the host checks the word after the first launch). It needs every block resident at once: the host launches the grid
     /// cooperatively (<c>cuLaunchCooperativeKernel</c>, which refuses a grid that cannot be), sized from the occupancy query.
-    /// Before waiting, each warp asks L2 for the weight rows it reads in the next phase.</para>
+    /// Before waiting, each warp asks L2 for weight rows it reads later: x_proj's and out_proj's after in_proj, the next
+    /// layer's in_proj after x_proj (so the largest weight has the scan phase and two barriers to arrive).</para>
     /// <para>Activations between layers alternate between two buffers (ping, pong); the first layer reads the segment's
     /// input, the last writes its output. States are read from buffer <c>parity</c> of each layer's pair and written to the
     /// other, as the single step reads the slot's states and writes its spares.</para>
@@ -151,7 +152,9 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
       mix_rows(p.w_in, (const float*)0, 0, (const unsigned char*)0, 0, p.bias_in, act, dim, 2 * inner, B, p.vec_in,
                p.split_in, part, [&](int b, int r, float v) { xz[(size_t)b * 2 * inner + r] = v; });
     }
+    // the next weights into L2 while the grid waits: x_proj's for the next phase, out_proj's two phases ahead
     mix_prefetch_rows(p.w_x, inner, P, p.split_x);
+    mix_prefetch_rows(p.w_out, inner, dim, p.split_out);
     mix_grid_sync(bar);
 
     // (2) dbc = x_proj(silu(conv_step(xz))): only the blocks that hold x_proj rows stage the conv step
@@ -162,7 +165,11 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
       mix_rows(p.w_x, (const float*)0, 0, (const unsigned char*)0, 0, (const io_t*)0, act, inner, P, B, p.vec_x,
                p.split_x, part, [&](int b, int r, float v) { dbc[(size_t)b * P + r] = v; });
     }
-    mix_prefetch_rows(p.w_out, inner, dim, p.split_out);
+    // the next layer's in_proj (the largest weight) gets the scan phase and two barriers to arrive
+    if (l + 1 < L) {
+      const MixMambaLayer& q = layers[l + 1];
+      mix_prefetch_rows(q.w_in, dim, 2 * q.inner, q.split_in);
+    }
     mix_grid_sync(bar);
 
     // (3) dt, the state update and the gate: one lane per state, the grid striding over (row, channel, state); the
@@ -187,11 +194,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
                  dst[o] = from_f(to_f(src[o]) + v);
                });
     }
-    if (l + 1 < L) {
-      const MixMambaLayer& q = layers[l + 1];
-      mix_prefetch_rows(q.w_in, dim, 2 * q.inner, q.split_in);
-      mix_grid_sync(bar);
-    }
+    if (l + 1 < L) mix_grid_sync(bar);
   }
 }
 """;

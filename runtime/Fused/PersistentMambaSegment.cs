@@ -221,17 +221,28 @@ namespace Mix.Runtime.Fused
                     Checked(slot.Get("ssm_state"), "ssm_state"), Checked(slot.Spare("ssm_state"), "ssm_state'"),
                 };
                 states.CopyTo(tableStates, 4 * i);
-                var l = layers[i];
-                var span = bytes.AsSpan(i * MambaStackKernelSources.LayerBytes, MambaStackKernelSources.LayerBytes);
-                var pointers = new[] { l.WIn, l.WX, l.WOut, l.NormW, l.BiasIn, l.BiasOut, l.ConvW, l.ConvB, l.DtW, l.DtB, l.ALog, l.DSkip, states[0], states[1], states[2], states[3] };
-                for (int k = 0; k < pointers.Length; k++) BinaryPrimitives.WriteInt64LittleEndian(span[(8 * k)..], (long)pointers[k]);
-                var tail = span[(8 * pointers.Length)..];
-                BinaryPrimitives.WriteSingleLittleEndian(tail, l.Eps);
-                var ints = new[] { l.Inner, l.Width, l.Rank, l.NState, l.Lanes, l.VecIn, l.VecX, l.VecOut, splits[3 * i], splits[3 * i + 1], splits[3 * i + 2] };
-                for (int k = 0; k < ints.Length; k++) BinaryPrimitives.WriteInt32LittleEndian(tail[(4 + 4 * k)..], ints[k]);
+                EncodeLayer(bytes.AsSpan(i * MambaStackKernelSources.LayerBytes, MambaStackKernelSources.LayerBytes),
+                    layers[i], states, splits[3 * i], splits[3 * i + 1], splits[3 * i + 2]);
             }
             using var host = torch.tensor(bytes);
             table!.copy_(host);
+        }
+
+        /// <summary>One <c>MixMambaLayer</c> as the kernel reads it (little-endian, 64-bit pointers): the layer's pointers,
+        /// then the state buffers (conv 0, conv 1, ssm 0, ssm 1), then eps and the sizes, vector flags and splits.</summary>
+        internal static void EncodeLayer(Span<byte> dst, in PersistentLayer l, ReadOnlySpan<IntPtr> states, int splitIn, int splitX, int splitOut)
+        {
+            if (dst.Length < MambaStackKernelSources.LayerBytes || states.Length != 4) throw new ArgumentException("one layer's bytes and four state buffers");
+            Span<IntPtr> pointers = stackalloc IntPtr[]
+            {
+                l.WIn, l.WX, l.WOut, l.NormW, l.BiasIn, l.BiasOut, l.ConvW, l.ConvB, l.DtW, l.DtB, l.ALog, l.DSkip,
+                states[0], states[1], states[2], states[3],
+            };
+            for (int k = 0; k < pointers.Length; k++) BinaryPrimitives.WriteInt64LittleEndian(dst[(8 * k)..], (long)pointers[k]);
+            var tail = dst[(8 * pointers.Length)..];
+            BinaryPrimitives.WriteSingleLittleEndian(tail, l.Eps);
+            Span<int> ints = stackalloc int[] { l.Inner, l.Width, l.Rank, l.NState, l.Lanes, l.VecIn, l.VecX, l.VecOut, splitIn, splitX, splitOut };
+            for (int k = 0; k < ints.Length; k++) BinaryPrimitives.WriteInt32LittleEndian(tail[(4 + 4 * k)..], ints[k]);
         }
 
         private IntPtr Checked(Tensor state, string what) => TensorPointers.Get(state, ScalarType.Float32, device, what);

@@ -369,6 +369,51 @@ int main() {
         }
     }
 
+    /// <summary>The host's bytes of one layer of the persistent kernel's table (<see cref="PersistentMambaSegment.EncodeLayer"/>)
+    /// read back through the kernel's own <c>MixMambaLayer</c> struct (compiled by g++ for x86-64, the same 64-bit
+    /// little-endian layout as the device's): every field lands where the kernel looks for it.</summary>
+    [Fact]
+    public void PersistentLayerTableMatchesTheKernelStruct()
+    {
+        var gxx = Which("g++");
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        var layer = new PersistentLayer((IntPtr)0x1001, (IntPtr)0x1002, (IntPtr)0x1003, (IntPtr)0x1004, (IntPtr)0x1005, (IntPtr)0x1006,
+            (IntPtr)0x1007, (IntPtr)0x1008, (IntPtr)0x1009, (IntPtr)0x100a, (IntPtr)0x100b, (IntPtr)0x100c, 1.5f, 21, 22, 23, 24, 25, 26, 27, 28);
+        var bytes = new byte[MambaStackKernelSources.LayerBytes];
+        PersistentMambaSegment.EncodeLayer(bytes, layer, new IntPtr[] { 0x2001, 0x2002, 0x2003, 0x2004 }, 29, 30, 31);
+        var harness = "static const unsigned char bytes[] = { " + string.Join(", ", bytes) + " };\n" + """
+int main() {
+  static_assert(sizeof(MixMambaLayer) == sizeof(bytes), "size");
+  MixMambaLayer t; std::memcpy(&t, bytes, sizeof t);
+  const void* ps[] = { t.w_in, t.w_x, t.w_out, t.norm_w, t.bias_in, t.bias_out, t.conv_w, t.conv_b, t.dt_w, t.dt_b, t.a_log,
+                       t.d_skip, t.conv_state[0], t.conv_state[1], t.ssm_state[0], t.ssm_state[1] };
+  for (const void* p : ps) printf("%llx ", (unsigned long long)(size_t)p);
+  printf("%g %d %d %d %d %d %d %d %d %d %d %d\n", t.eps, t.inner, t.width, t.rank, t.nstate, t.lanes, t.vec_in, t.vec_x, t.vec_out,
+         t.split_in, t.split_x, t.split_out);
+  return 0;
+}
+""";
+        var dir = Directory.CreateTempSubdirectory("mix-mamba-table").FullName;
+        try
+        {
+            var source = string.Join("\n", Emulation, FusedKernelSources.Prelude,
+                MambaStepKernelSources.Source.Replace("extern __shared__ float smem[];", "float* smem = smem_buf;"),
+                MambaStackKernelSources.Source.Replace("extern __shared__ float psmem[];", "float* psmem = smem_blocks[blockIdx.x];"),
+                harness);
+            File.WriteAllText(Path.Combine(dir, "table.cpp"), source);
+            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O0 -pthread -w table.cpp -o table", dir);
+            Assert.True(cc == 0, "the kernel struct does not compile:\n" + compileOutput);
+            var (rc, output) = Run(Path.Combine(dir, "table"), "", dir);
+            Assert.True(rc == 0, output);
+            Assert.Equal("1001 1002 1003 1004 1005 1006 1007 1008 1009 100a 100b 100c 2001 2002 2003 2004 1.5 21 22 23 24 25 26 27 28 29 30 31",
+                output.Trim());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static string? Which(string program) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
             .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
