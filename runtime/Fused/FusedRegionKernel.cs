@@ -91,7 +91,7 @@ namespace Mix.Runtime.Fused
         {
             /// <summary>A block per row: long rows along the innermost axis.</summary>
             Block,
-            /// <summary>A warp per row, eight rows per block: rows of up to <see cref="WarpRowMax"/> along the innermost axis.</summary>
+            /// <summary>A warp per row, eight rows per block, or a smaller group of lanes per short row (<c>Split</c>): rows of up to <see cref="WarpRowMax"/> along the innermost axis.</summary>
             Warp,
             /// <summary>A thread (or a split of up to eight) per row, consecutive rows on consecutive lanes: an axis that is not innermost.</summary>
             Cols,
@@ -107,7 +107,7 @@ namespace Mix.Runtime.Fused
         internal static RowMapping? ForceRowMapping { get => s_forceMapping; set => s_forceMapping = value; }
         [ThreadStatic] private static RowMapping? s_forceMapping;
 
-        /// <summary>Tests only, this thread only: the split of the column mapping (1, 2, 4 or 8).</summary>
+        /// <summary>Tests only, this thread only: the split of the column mapping (1, 2, 4 or 8), or the lanes per row of the warp mapping (1 to 32, a power of two).</summary>
         internal static int? ForceSplit { get => s_forceSplit; set => s_forceSplit = value; }
         [ThreadStatic] private static int? s_forceSplit;
 
@@ -158,7 +158,7 @@ namespace Mix.Runtime.Fused
             public (uint Grid, uint Block) Dims(string entry) => entry switch
             {
                 "mix_region_row" or "mix_region_row4" => ((uint)Math.Min(Args.N, 1 << 20), RowThreads),
-                "mix_region_warp" or "mix_region_warp4" => (Grid(Args.N, Threads / 32), Threads),
+                "mix_region_warp" or "mix_region_warp4" => (Grid(Args.N, Threads / Args.Split), Threads),
                 "mix_region_cols" => (Grid(Args.N, Threads / Args.Split), Threads),
                 "mix_region_vec" => ((uint)Math.Clamp((Args.N / Vector + Threads - 1) / Threads, 1, Math.Max(1, MaxBlocks)), Threads),
                 _ => (Grid(Args.N, Threads), Threads),
@@ -357,7 +357,15 @@ namespace Mix.Runtime.Fused
                 ? 1024u
                 : (uint)Math.Clamp((rowLen + 31) / 32 * 32, 32, Threads);
             int split = 1;
-            if (plan.Mapping == RowMapping.Cols)
+            if (plan.Mapping == RowMapping.Warp)
+            {
+                // lanes per row: enough for one pass of whole vectors (elements), at most a warp
+                long per = (rowLen + (plan.VectorRows ? 3 : 0)) / (plan.VectorRows ? 4 : 1);
+                split = 32;
+                while (split > 1 && split / 2 >= per) split /= 2;
+                split = ForceSplit ?? split;
+            }
+            else if (plan.Mapping == RowMapping.Cols)
             {
                 split = ForceSplit ?? 1;
                 if (ForceSplit is null)

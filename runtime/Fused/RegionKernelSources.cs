@@ -44,7 +44,8 @@ namespace Mix.Runtime.Fused
 
 // Passed by value; the layout is Mix.Runtime.Fused.RegionArgs'. Pointwise: n elements over ndim dims (size, and
 // stride[i] per input i; the output, index MIX_MAX_IN, is contiguous). Row: n rows over the dims other than the
-// axis, row_len elements along it, axis_stride[i] per input; split: the threads sharing one row in mix_region_cols.
+// axis, row_len elements along it, axis_stride[i] per input; split: the threads sharing one row in mix_region_cols, the
+// lanes sharing one row in mix_region_warp/warp4.
 struct mix_args {
   const void* in[MIX_MAX_IN];
   void* out;
@@ -473,17 +474,19 @@ __device__ __forceinline__ void mix_row_block(const mix_args& a) {
   }
 }
 
-// A warp per row, blockDim.x / 32 rows per block: reductions by shuffles alone (no shared memory, no barrier), every
-// lane ends with the row's values. The loop over row groups is uniform across the block; a warp past the last row
-// walks nothing.
+// A group of a.split lanes per row (a power of two up to a warp; fewer than 32 where the row has fewer vectors than a
+// warp has lanes, so short rows keep every lane busy), blockDim.x / a.split rows per block: reductions by shuffles
+// within the group alone (no shared memory, no barrier), every lane ends with the row's values. The loop over row
+// groups is uniform across the block, and every lane makes the same shuffles; a group past the last row walks nothing.
 template <bool V>
 __device__ __forceinline__ void mix_row_warp(const mix_args& a) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const int G = a.split;
+  const int lane = threadIdx.x % G, grp = threadIdx.x / G, groups = blockDim.x / G;
   const float inv_n = 1.0f / (float)a.row_len;
   const long long first = V ? (long long)lane * 4 : (long long)lane;
-  const long long step = V ? 128 : 32;
-  for (long long r0 = (long long)blockIdx.x * warps; r0 < a.n; r0 += (long long)gridDim.x * warps) {
-    const long long row = r0 + warp;
+  const long long step = V ? (long long)G * 4 : (long long)G;
+  for (long long r0 = (long long)blockIdx.x * groups; r0 < a.n; r0 += (long long)gridDim.x * groups) {
+    const long long row = r0 + grp;
     const long long len = row < a.n ? a.row_len : 0;
     long long base[MIX_MAX_IN + 1];
     mix_row_base(a, row < a.n ? row : 0, base);
@@ -501,8 +504,7 @@ __device__ __forceinline__ void mix_row_warp(const mix_args& a) {
       for (int k = 0; k < MIX_NSLOTS; k++) {
         if (mix_slot_phase(k) != p) continue;
         float v = acc[k];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v = mix_slot_combine(k, v, __shfl_xor_sync(0xffffffffu, v, o));
+        for (int o = G >> 1; o > 0; o >>= 1) v = mix_slot_combine(k, v, __shfl_xor_sync(0xffffffffu, v, o));
         red[k] = v;
       }
     }

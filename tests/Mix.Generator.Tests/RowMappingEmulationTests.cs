@@ -90,9 +90,11 @@ public class RowMappingEmulationTests
         return Kernel("rowmax", g);
     }
 
-    static readonly (Mapping Mapping, int Split)[] Mappings =
+    // the warp mapping's split: lanes per row (null: the host's choice from the row length)
+    static readonly (Mapping Mapping, int? Split)[] Mappings =
     {
-        (Mapping.Warp, 1), (Mapping.Block, 1), (Mapping.Cols, 1), (Mapping.Cols, 2), (Mapping.Cols, 4), (Mapping.Cols, 8),
+        (Mapping.Warp, null), (Mapping.Warp, 32), (Mapping.Warp, 4), (Mapping.Warp, 1), (Mapping.Block, 1),
+        (Mapping.Cols, 1), (Mapping.Cols, 2), (Mapping.Cols, 4), (Mapping.Cols, 8),
     };
 
     /// <summary>Runs <paramref name="kernel"/> under every mapping (vector entries where the shapes allow) and compares with <paramref name="expected"/>.</summary>
@@ -219,7 +221,7 @@ public class RowMappingEmulationTests
         var plan = kernel.Prepare(xs, new[] { 1e-5f });
         Assert.NotNull(plan);
         var entry = plan!.Entry(aligned: true);
-        return entry == "mix_region_cols" ? $"{entry}/{plan.Args.Split}" : entry;
+        return entry is "mix_region_cols" or "mix_region_warp" or "mix_region_warp4" ? $"{entry}/{plan.Args.Split}" : entry;
     }
 
     static long[] Contiguous(long[] shape)
@@ -234,8 +236,12 @@ public class RowMappingEmulationTests
     public void The_host_picks_the_mapping_from_the_layout_the_row_length_and_the_row_count()
     {
         var last = RmsNorm(-1);
-        Assert.Equal("mix_region_warp4", Chosen(last, new long[] { 32, 3136, 128 }, new long[] { 128 }));
-        Assert.Equal("mix_region_warp", Chosen(last, new long[] { 32, 3136, 130 }, new long[] { 130 }));
+        Assert.Equal("mix_region_warp4/32", Chosen(last, new long[] { 32, 3136, 128 }, new long[] { 128 }));
+        Assert.Equal("mix_region_warp/32", Chosen(last, new long[] { 32, 3136, 130 }, new long[] { 130 }));
+        // short rows: a group of lanes per row, one pass of vectors (channels-last LayerNorm2d at C64), or of elements
+        Assert.Equal("mix_region_warp4/16", Chosen(last, new long[] { 128, 3136, 64 }, new long[] { 64 }));
+        Assert.Equal("mix_region_warp4/2", Chosen(last, new long[] { 128, 3136, 8 }, new long[] { 8 }));
+        Assert.Equal("mix_region_warp/8", Chosen(last, new long[] { 128, 3136, 6 }, new long[] { 6 }));
         Assert.Equal("mix_region_row4", Chosen(last, new long[] { 4, 4096 }, new long[] { 4096 }));
         Assert.Equal("mix_region_row", Chosen(last, new long[] { 4, 4097 }, new long[] { 4097 }));
         var channels = RmsNorm(1);
@@ -244,6 +250,6 @@ public class RowMappingEmulationTests
         Assert.Equal("mix_region_cols/8", Chosen(channels, new long[] { 1, 128, 56, 56 }, new long[] { 128, 1, 1 }));
         Assert.Equal("mix_region_cols/1", Chosen(channels, new long[] { 128, 64, 56, 56 }, new long[] { 64, 1, 1 }));
         // [B, C, 1, 1]: the channels are the innermost dim of size above one
-        Assert.Equal("mix_region_warp4", Chosen(channels, new long[] { 8, 512, 1, 1 }, new long[] { 512, 1, 1 }));
+        Assert.Equal("mix_region_warp4/32", Chosen(channels, new long[] { 8, 512, 1, 1 }, new long[] { 512, 1, 1 }));
     }
 }
