@@ -97,7 +97,17 @@ namespace Mix.Runtime.Cuda
         /// <param name="source">CUDA C++ source.</param>
         /// <param name="name">Program name shown in messages.</param>
         /// <param name="options">NVRTC options, including <c>--gpu-architecture=sm_XY</c>.</param>
-        public byte[] CompileToCubin(string source, string name, IReadOnlyList<string> options)
+        public byte[] CompileToCubin(string source, string name, IReadOnlyList<string> options) => CompileToCubin(source, name, options, out _);
+
+        /// <summary>
+        /// As <see cref="CompileToCubin(string, string, IReadOnlyList{string})"/>, and the compiler's log of a successful
+        /// compile (with <c>--ptxas-options=-v</c>: registers, stack frame and spills per entry point).
+        /// </summary>
+        /// <param name="source">CUDA C++ source.</param>
+        /// <param name="name">Program name shown in messages.</param>
+        /// <param name="options">NVRTC options, including <c>--gpu-architecture=sm_XY</c>.</param>
+        /// <param name="log">The compiler's log ("(no log)" when empty).</param>
+        public byte[] CompileToCubin(string source, string name, IReadOnlyList<string> options, out string log)
         {
             var handles = new List<GCHandle>();
             try
@@ -124,6 +134,7 @@ namespace Mix.Runtime.Cuda
                     if (size == 0) throw new CudaKernelUnavailableException($"NVRTC produced no cubin for {name} (is the architecture a real sm_XY target?)");
                     var cubin = new byte[(int)size];
                     fixed (byte* p = cubin) Check(_cubin(prog, p), "nvrtcGetCUBIN");
+                    log = Log(prog);
                     return cubin;
                 }
                 finally

@@ -239,12 +239,21 @@ __device__ __forceinline__ void qm_scale(unsigned* __restrict__ xs, const float*
   }
 }
 
-// the A fragment of k16 step ks for m16 tile m: rows g, g + 8, columns 2t, 2t + 1 and + 8 (PTX m16n8k16); xb is the
-// buffer offset by the lane's g·W + t
+// the A fragment of k16 step ks for m16 tile m (PTX m16n8k16: rows g, g + 8, columns 2t, 2t + 1 and + 8) with one
+// ldmatrix.x4: lane l names row l % 16, columns 8·(l / 16) of the 16×16 block, so matrices 0–3 are the fragment's
+// registers in order; xb is the buffer offset by the lane's (l % 16)·W + 4·(l / 16). The rows' padding puts each
+// 8-row phase on 32 distinct banks.
 template <int MT>
 __device__ __forceinline__ uint4 qm_afrag(const unsigned* __restrict__ xb, int m, int ks) {
   const unsigned* p = xb + (16 * m) * QM_W(MT) + ks * 8;
-  return make_uint4(p[0], p[8 * QM_W(MT)], p[4], p[8 * QM_W(MT) + 4]);
+#ifdef __CUDA_ARCH__
+  uint4 a;
+  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a.x), "=r"(a.y), "=r"(a.z), "=r"(a.w) : "r"(s));
+  return a;
+#else
+  return emu_ldmatrix_x4(p);
+#endif
 }
 
 template <int MT, int GPC>
@@ -290,7 +299,7 @@ __device__ __forceinline__ void qgemm_body(
   __syncthreads();
   if (c0 < c1) qm_stage<MT>(xs, x, M, K, c0 * QM_CK, min(KT, (c1 - c0) * QM_CK), vec);
   qm_commit();
-  const unsigned* xl = xs + g * QM_W(MT) + t;   // the lane's place in a buffer's fragments
+  const unsigned* xl = xs + (lane & 15) * QM_W(MT) + 4 * (lane >> 4);   // the row and half this lane names to ldmatrix
 
   for (int cb = c0; cb < c1; cb += ST) {
 #pragma unroll

@@ -131,6 +131,18 @@ static void emu_mma(float (&c)[4], const uint4& a, unsigned b0, unsigned b1) {
   }
   block_barrier->arrive_and_wait();
 }
+// ldmatrix.x4 (b16, not transposed): lanes 8j … 8j + 7 give the row addresses of matrix j (8 rows of 16 bytes);
+// register j of lane l is matrix j's row l / 4, 32-bit word l % 4 (the PTX ISA's layout)
+static const unsigned* emu_rows[1024];
+static uint4 emu_ldmatrix_x4(const unsigned* p) {
+  const unsigned tid = threadIdx.x, base = tid & ~31u, lane = tid & 31u;
+  emu_rows[tid] = p;
+  block_barrier->arrive_and_wait();
+  unsigned r[4];
+  for (unsigned j = 0; j < 4; j++) r[j] = emu_rows[base + 8 * j + lane / 4][lane % 4];
+  block_barrier->arrive_and_wait();
+  return uint4{ r[0], r[1], r[2], r[3] };
+}
 template <class F> static void launch(D3 grid, unsigned threads, F body) {
   blockDim = { threads, 1, 1 }; gridDim = grid;
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
