@@ -431,7 +431,11 @@ __device__ __forceinline__ void cs_state_product(const io_t* skT, const io_t* sk
 // chunk) would otherwise outweigh the inputs at Mamba-2's state sizes.
 #define CL 256
 
-// sa[t] = cumulative dt*A over the CL steps, sw[t] = dt (zero past the end).
+// sa[t] = cumulative dt*A over the CL steps, sw[t] = dt (zero past the end). Each thread sums the steps up to its own
+// (warp-broadcast reads, in-bounds pointers only). On the H100 the former chunk_cumsum form (runs of 64 as 4 columns;
+// every thread forms a pointer up to 4 KiB past sa, guarded only at the dereference: the suspect) gave chunk_state_ssd_tc
+// a decay of exp(672 dt*A) for a 64-step chunk (run 15i, ssd-debug) while chunk_output_ssd_tc computed the same sums right;
+// the emulation never reproduced it, so this replacement is unverified on a GPU.
 __device__ __forceinline__ void chunk_ssd_decay_long(const float* __restrict__ dt, const float* __restrict__ A, float* sa,
                                                      float* sw, int b, int h, int H, int T, int t0, int Tc) {
   const int tid = threadIdx.x;   // blockDim.x == CL
@@ -439,11 +443,10 @@ __device__ __forceinline__ void chunk_ssd_decay_long(const float* __restrict__ d
   sw[tid] = d;
   sa[tid] = d * A[h];
   __syncthreads();
-  chunk_cumsum<false, false>(sa, 1, 64, CL / 64);   // four runs of 64, then the totals of the runs before each
-  float add = 0.0f;
-  for (int r = 0; r < tid / 64; r++) add += sa[64 * r + 63];
+  float run = 0.0f;
+  for (int s = 0; s <= tid; s++) run += sa[s];
   __syncthreads();
-  sa[tid] += add;
+  sa[tid] = run;
   __syncthreads();
 }
 
