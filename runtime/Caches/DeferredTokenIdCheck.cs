@@ -1,5 +1,6 @@
 using System;
 using Mix.Runtime.Cuda;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -70,6 +71,7 @@ extern "C" __global__ void __launch_bounds__(256) token_ids_check(
     private readonly Tensor hostReport;  // pinned host mirror, refreshed asynchronously after every step
     private readonly int device;
     private long step;
+    private (string Layer, long Vocab) checkedAgainst;   // what the steps' ids were checked against, for the message
 
     private DeferredTokenIdCheck(Tensor report, Tensor hostReport, int device)
     {
@@ -104,7 +106,7 @@ extern "C" __global__ void __launch_bounds__(256) token_ids_check(
 
     /// <summary>Whether this check serves <paramref name="ids"/>: contiguous integer ids on its device, few enough for one block.</summary>
     internal bool Serves(Tensor ids) =>
-        ids.device_type == DeviceType.CUDA && (ids.device_index < 0 ? 0 : ids.device_index) == device
+        ids.device_type == DeviceType.CUDA && FusedOps.DeviceIndex(ids) == device
         && (ids.dtype is ScalarType.Int64 or ScalarType.Int32) && ids.is_contiguous() && ids.numel() <= MaxIds;
 
     /// <summary>
@@ -113,13 +115,14 @@ extern "C" __global__ void __launch_bounds__(256) token_ids_check(
     /// </summary>
     internal Tensor Check(Tensor ids, long vocabSize, string layer)
     {
-        ThrowIfReported(layer, vocabSize);
+        ThrowIfReported();
+        checkedAgainst = (layer, vocabSize);
         var fn = KernelRuntime.Shared.GetFunction(ids.dtype == ScalarType.Int32 ? Int32Spec : Int64Spec, "token_ids_check", device);
         var output = torch.empty_like(ids);
         using (var args = new KernelArguments(device))
         {
             args.Add(ids, ids.dtype, "token ids").Add(output, ids.dtype, "clamped ids")
-                .Add(ids.numel()).Add(ids.dim() == 0 ? 1L : ids.size(-1)).Add(vocabSize).Add(++step).Add(report, ScalarType.Int64, "report");
+                .Add(ids.numel()).Add(ids.size(-1)).Add(vocabSize).Add(++step).Add(report, ScalarType.Int64, "report");
             fn.Launch(new Dim3(1), new Dim3(256), 0, args);
         }
         hostReport.copy_(report, true);   // non-blocking: pinned destination
@@ -127,12 +130,13 @@ extern "C" __global__ void __launch_bounds__(256) token_ids_check(
     }
 
     /// <summary>Throws if the host copy of the report shows an error (no synchronisation).</summary>
-    internal void ThrowIfReported(string layer, long vocabSize)
+    internal void ThrowIfReported()
     {
         // pinned memory the copy engine writes behind the GPU's work: read as it is, a late report shows up next time
         var r = hostReport.data<long>();
         if (r[0] == 0) return;
         long id = r[1], row = r[2], col = r[3], at = r[4];
+        var (layer, vocabSize) = checkedAgainst;
         throw new ArgumentOutOfRangeException("ids", id,
             $"token id {id} at [{row}, {col}] of step {at} (counted since the cache was created or reset) is outside the " +
             $"vocabulary of {layer}: ids must lie in [0, {vocabSize}). The ids were on the GPU and were checked there without " +
@@ -141,10 +145,10 @@ extern "C" __global__ void __launch_bounds__(256) token_ids_check(
     }
 
     /// <summary>Waits for the GPU, then <see cref="ThrowIfReported"/>.</summary>
-    internal void Synchronize(string layer, long vocabSize)
+    internal void Synchronize()
     {
         hostReport.copy_(report);   // a blocking copy: waits for every queued step
-        ThrowIfReported(layer, vocabSize);
+        ThrowIfReported();
     }
 
     /// <summary>Forgets any report (waits once for queued copies, so that none lands after the reset).</summary>

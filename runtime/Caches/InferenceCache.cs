@@ -75,12 +75,17 @@ public sealed class InferenceCache : IDisposable
     /// <param name="layer">The embedding's name, for messages.</param>
     public void CheckStep(Tensor inputIds, Tensor? attentionMask, long vocabSize, string layer)
     {
+        CheckStepShape(inputIds, attentionMask, layer);
+        deferredIds?.ThrowIfReported();
+        TokenIds.Check(inputIds, vocabSize, layer);
+    }
+
+    private void CheckStepShape(Tensor inputIds, Tensor? attentionMask, string layer)
+    {
         ArgumentNullException.ThrowIfNull(inputIds);
         if (inputIds.dim() != 2)
             throw new ArgumentException($"token ids for {layer} must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
         CheckStep(inputIds.shape[0], inputIds.shape[1], attentionMask);
-        deferredIds?.ThrowIfReported(layer, vocabSize);
-        TokenIds.Check(inputIds, vocabSize, layer);
     }
 
     /// <summary>
@@ -94,7 +99,6 @@ public sealed class InferenceCache : IDisposable
 
     private DeferredTokenIdCheck? deferredIds;
     private bool deferredIdsTried;
-    private (string layer, long vocab)? lastIdCheck;
 
     /// <summary>
     /// <see cref="CheckStep(Tensor, Tensor, long, string)"/> for the library's own forwards: returns the ids the step
@@ -104,10 +108,6 @@ public sealed class InferenceCache : IDisposable
     internal Tensor CheckStepIds(Tensor inputIds, Tensor? attentionMask, long vocabSize, string layer)
     {
         ArgumentNullException.ThrowIfNull(inputIds);
-        if (inputIds.dim() != 2)
-            throw new ArgumentException($"token ids for {layer} must be [batch, n], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
-        CheckStep(inputIds.shape[0], inputIds.shape[1], attentionMask);
-        lastIdCheck = (layer, vocabSize);
         if (DeferDeviceTokenIdCheck && inputIds.device_type == DeviceType.CUDA)
         {
             if (!deferredIdsTried)
@@ -117,6 +117,7 @@ public sealed class InferenceCache : IDisposable
             }
             if (deferredIds is not null && deferredIds.Serves(inputIds))
             {
+                CheckStepShape(inputIds, attentionMask, layer);
                 try
                 {
                     return deferredIds.Check(inputIds, vocabSize, layer);
@@ -130,8 +131,7 @@ public sealed class InferenceCache : IDisposable
                 }
             }
         }
-        deferredIds?.ThrowIfReported(layer, vocabSize);
-        TokenIds.Check(inputIds, vocabSize, layer);
+        CheckStep(inputIds, attentionMask, vocabSize, layer);
         return inputIds;
     }
 
@@ -142,7 +142,7 @@ public sealed class InferenceCache : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">A reported id, with its position and step.</exception>
     public void ThrowIfBadTokenIds()
     {
-        if (deferredIds is not null && lastIdCheck is { } c) deferredIds.Synchronize(c.layer, c.vocab);
+        deferredIds?.Synchronize();
     }
 
     /// <summary>

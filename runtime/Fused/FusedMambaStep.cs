@@ -176,7 +176,7 @@ namespace Mix.Runtime.Fused
                 long nState, DeviceLimits limits, Parts parts)
             {
                 this.weights = weights; this.norm = norm;
-                if (batch >= LibraryProjectionsFromBatch && !IsCodes(weights[0]!) && !IsCodes(weights[2]!)
+                if (TakesLibraryProjections(weights, batch)
                     && parts.InProj is nn.Module<Tensor, Tensor> li && parts.OutProj is nn.Module<Tensor, Tensor> lo)
                     (libraryIn, libraryOut) = (li, lo);
                 dtype = x.dtype; device = FusedOps.DeviceIndex(x);
@@ -263,7 +263,7 @@ namespace Mix.Runtime.Fused
             public bool Matches(Parts p, nn.Module mixer, RMSNorm? norm, ScalarType dt, int dev, long b, long d)
             {
                 if (!ReferenceEquals(norm, this.norm) || dt != dtype || dev != device || b != batch || d != dim) return false;
-                if ((b >= LibraryProjectionsFromBatch && !IsCodes(weights[0]!) && !IsCodes(weights[2]!)) != LibraryProjections) return false;
+                if (TakesLibraryProjections(weights, b) != LibraryProjections) return false;
                 var now = Current(p, mixer, norm);
                 for (int i = 0; i < now.Length; i++) if (!ReferenceEquals(now[i], weights[i])) return false;
                 return true;
@@ -321,6 +321,10 @@ namespace Mix.Runtime.Fused
                 if (graph is null) f.Launch(grid, block, smem, a);
                 else graph.Add(f, grid, block, smem, a);
             }
+
+            // unquantized in_proj and out_proj at a batch from LibraryProjectionsFromBatch on
+            private static bool TakesLibraryProjections(Tensor?[] w, long batch) =>
+                batch >= LibraryProjectionsFromBatch && !IsCodes(w[0]!) && !IsCodes(w[2]!);
 
             /// <summary>Whether this plan's projections are library GEMMs (see <see cref="LibraryProjectionsFromBatch"/>).</summary>
             public bool LibraryProjections => libraryIn is not null;
