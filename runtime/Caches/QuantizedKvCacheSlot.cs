@@ -285,6 +285,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
     public override Tensor Attend(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale)
     {
         ArgumentNullException.ThrowIfNull(q);
+        // cleared first, so a step that takes neither kernel path cannot report the previous step's
+        LastAttendPath = null;
         long gv = Math.Min(Quant.GroupSize, HeadDim);
         bool tryFused = UseFusedKernels && q.device_type == DeviceType.CUDA && q.dtype == dtype && q.dim() == 4
             && q.size(2) <= QuantizedOps.MaxFusedQueries && !QuantizedOpsNeedsGrad(q)
@@ -352,8 +354,8 @@ public sealed class QuantizedKvCacheSlot : AttentionCacheSlot
         return o;
     }
 
-    /// <summary>Which kernel the last fused-eligible <see cref="Attend"/> ran: "split", "first-generation" or
-    /// "reference" (tests).</summary>
+    /// <summary>Which kernel the last <see cref="Attend"/> ran: "split", "first-generation" or "reference"; null when
+    /// that step was not fused-eligible (tests).</summary>
     internal string? LastAttendPath { get; private set; }
 
     /// <summary>The split-K kernel alone over the current cache (tests): causal over the last <c>n</c> entries with the

@@ -317,11 +317,11 @@ internal static class ModelBench
         // The fused decoding step (FusedMambaStep: four kernels per layer) against the reference step (fusion off: the
         // generated mixer's TorchSharp ops), then batch scaling.
         // "layer graph": FusedMambaStack replays the 24 layers' fused steps as one CUDA graph per token.
-        // "library GEMM projections": from batch FusedMambaStep.LibraryProjectionsFromBatch (4) on, in_proj / out_proj are
+        // "library GEMM projections": from batch FusedMambaStep.LibraryProjectionsFromBatch (64) on, in_proj / out_proj are
         // cuBLAS GEMMs and the rest stays in the step's kernels (no graph); the kernel-only rows set it out of reach.
         foreach (var (fused, graph, batch, library) in QuantDecodeOnly ? Array.Empty<(bool, bool, int, bool)>()
                      : new[] { (false, false, 1, false), (true, false, 1, false), (true, true, 1, false), (true, false, 4, false), (true, true, 4, false),
-                               (true, false, 4, true), (true, true, 16, false), (true, false, 16, true), (true, true, 64, false), (true, false, 64, true) })
+                               (true, false, 4, true), (true, true, 16, false), (true, false, 16, true), (true, true, 32, false), (true, false, 32, true), (true, true, 64, false), (true, false, 64, true) })
         {
             bool saved = MixDispatch.FusedEnabled, savedGraph = FusedMambaStack.Enabled;
             int savedFrom = FusedMambaStep.LibraryProjectionsFromBatch;

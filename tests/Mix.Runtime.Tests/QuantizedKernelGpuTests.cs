@@ -16,6 +16,8 @@ namespace Mix.Runtime.Tests;
 /// 3e-3 (float16), 2e-2 (bfloat16) against softmax attention over the slot's own dequantized cache.
 /// </summary>
 [Trait("Category", "Gpu")]
+// switches QuantizedKvCacheSlot.UseFusedKernels, which the other class asserts on: never in parallel with it
+[Collection(nameof(FusedSwitchCollection))]
 public class QuantizedKernelGpuTests
 {
     private static Tensor F64Cpu(Tensor t) => t.detach().to(ScalarType.Float64, torch.CPU);

@@ -17,6 +17,8 @@ namespace Mix.Runtime.Tests;
 /// split kernel itself ran (not a fallback).
 /// </summary>
 [Trait("Category", "Gpu")]
+// switches QuantizedKvCacheSlot.UseFusedKernels, which the other class asserts on: never in parallel with it
+[Collection(nameof(FusedSwitchCollection))]
 public class QuantizedKvAttentionGpuTests
 {
     private static Tensor F64Cpu(Tensor t) => t.detach().to(ScalarType.Float64, torch.CPU);
