@@ -68,6 +68,21 @@ internal sealed partial class Translator
         return new VCode(code, GType.Tensor, prec) { Fx = new FusionExpr(kind, op, args, code, prec, render, axis, keepDim) };
     }
 
+    /// <summary>
+    /// An activation layer (<c>act = act</c>, chosen per instance) applied to a tensor, as a fusible op: the region
+    /// computes it by the number <c>FusedRegion.ActivationCode</c> binds for the layer in the constructor (NaN, for a
+    /// module the kernels do not compute, keeps that instance's region on its reference).
+    /// </summary>
+    VCode? FusibleActLayer(VLayer layer, V tensor)
+    {
+        if (!s_identifier.IsMatch(layer.Field) || FusionOf(tensor) is not { } x || !(x.Kind == "input" || x.IsOp)) return null;
+        var code = $"FusedRegion.ActivationCode({layer.Field})";
+        var scalar = new FusionExpr("scalar", "", Array.Empty<FusionExpr>(), code, 100);
+        Func<IReadOnlyList<(string Code, int Prec)>, string> render = a => $"{layer.Field}.call({a[0].Code})";
+        var call = render(new[] { (x.Code, x.Prec), (code, 100) });
+        return new VCode(call, GType.Tensor, 100) { Fx = new FusionExpr("binary", "act", new[] { x, scalar }, call, 100, render) };
+    }
+
     static readonly Dictionary<string, string> s_binaryOps = new() { ["+"] = "add", ["-"] = "sub", ["*"] = "mul", ["/"] = "div" };
 
     /// <summary><c>a op b</c> with a tensor operand, as a fusible op.</summary>

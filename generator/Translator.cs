@@ -824,6 +824,8 @@ internal sealed partial class Translator
         if (callee is VFactory { Callable: BuiltinCallable { Kind: CallableKind.Act } act, Args.Count: 0 } && tensors.Count == 1
             && s_fusibleActs.Contains(act.Name)
             && FusibleCall("unary", act.Name, tensors[0], $"Fn.{Names.Builtin(act.Name)}(\u0001)") is VCode fusedAct) return fusedAct;
+        if (callee is VLayer { Kind: "act", IsSequence: false, AllowFused: true } actLayer && tensors.Count == 1
+            && FusibleActLayer(actLayer, tensors[0]) is VCode fusedLayer) return fusedLayer;
         var inputs = tensors.Select(t => Code(t, span, out _, out _)).ToList();
         switch (callee)
         {
