@@ -93,13 +93,22 @@ public class Catalog3RegionTests
         Assert.True(err <= 1e-5, $"{act}: relative error {err}");
     }
 
-    public static IEnumerable<object[]> Models() => new[] { "mambaout", "mambaout_options" }.Select(m => new object[] { m });
+    public static IEnumerable<object[]> Models() =>
+        new[] { "mambaout", "mambaout_options", "iformer", "ffnet_ls", "ms_mlp" }.Select(m => new object[] { m });
 
-    static (nn.Module<Tensor, Tensor> Model, Tensor X, int Regions) Model(string name) => name switch
+    static int Count<T>(nn.Module m) => m.modules().Count(x => x is T);
+
+    static (nn.Module<Tensor, Tensor> Model, Tensor X, Func<nn.Module, int> Regions) Model(string name) => name switch
     {
-        // one gate region per Gated CNN block: depths 2 + 1 + 2 + 1
-        "mambaout" => (new MambaoutFixture(new MambaoutFixture.Options()), torch.randn(1, 3, 36, 44), 6),
-        "mambaout_options" => (new MambaoutOptionsFixture(new MambaoutOptionsFixture.Options()), torch.randn(2, 3, 32, 32), 4),
+        // one gate region per Gated CNN block
+        "mambaout" => (new MambaoutFixture(new MambaoutFixture.Options()), torch.randn(1, 3, 36, 44), Count<GatedCnnBlock>),
+        "mambaout_options" => (new MambaoutOptionsFixture(new MambaoutOptionsFixture.Options()), torch.randn(2, 3, 32, 32), Count<GatedCnnBlock>),
+        // x + layer_scale * branch twice per block of the last two stages (the first two have no layer scale)
+        "iformer" => (new IformerFixture(new IformerFixture.Options()), torch.randn(1, 3, 64, 64), m => 2 * (2 + 1)),
+        // x + m * layer_scale per residual
+        "ffnet_ls" => (new FfnetLsFixture(new FfnetLsFixture.Options()), torch.randn(1, 3, 32, 32), Count<FfnetResidual>),
+        // permute(x) + gamma * h per block
+        "ms_mlp" => (new MsMlpFixture(new MsMlpFixture.Options()), torch.randn(1, 3, 40, 40), Count<MixShiftBlock>),
         _ => throw new ArgumentException(name),
     };
 
@@ -120,9 +129,59 @@ public class Catalog3RegionTests
         Tensor fused;
         try { fused = model.call(x); }
         finally { FusedRegion.Emulator = null; }
-        Assert.Equal(regions, emulator.Calls);
+        Assert.True(emulator.Calls > 0, $"{name}: no region ran");
+        Assert.Equal(regions(model), emulator.Calls);
         Assert.Equal(reference.shape, fused.shape);
         var err = ((fused - reference).norm() / reference.norm()).item<float>();
         Assert.True(err <= 1e-5, $"{name}: relative error {err} over regions {string.Join(", ", emulator.Regions)}");
+    }
+
+    [Fact]
+    public void Layer_scale_residuals_become_regions_where_the_drop_path_is_the_identity()
+    {
+        var iformer = RegionsOf(typeof(IformerBlock));
+        Assert.Equal(2, iformer.Count);
+        Assert.All(iformer, r => Assert.False(r.IsRow));
+        Assert.All(iformer, r => Assert.Equal(3, r.Inputs));  // x, the layer scale, the branch
+        var ffnet = Assert.Single(RegionsOf(typeof(FfnetResidual)));
+        Assert.Equal(3, ffnet.Inputs);
+        var msMlp = Assert.Single(RegionsOf(typeof(MixShiftBlock)));
+        Assert.Equal(3, msMlp.Inputs);  // permute(x), gamma, h
+
+        // The generated line keeps the exact path wherever the drop path acts or the layer scale is absent.
+        var text = System.IO.File.ReadAllText(System.IO.Path.Combine(Harness.SnapshotDir, "Mix.Std.iformer_block.g.cs"));
+        Assert.Contains("x = training && options.DropPathRate != 0 ? x + Fn.DropPath(options.UseLayerScale ? layer_scale_1! * a : a, "
+            + "options.DropPathRate, training) : options.UseLayerScale ? fused0.Run(x, layer_scale_1!, a, (x, t0, a) => x + t0 * a) : x + a;", text);
+    }
+
+    [Theory]
+    [InlineData(false, 0.5, 2)]   // eval: the drop path is the identity
+    [InlineData(true, 0.0, 2)]    // training without a drop rate: likewise
+    [InlineData(true, 0.5, 0)]    // training with one: the exact path, samples dropped
+    public void An_iformer_block_runs_its_regions_only_where_the_drop_path_is_the_identity(bool training, double rate, int calls)
+    {
+        var gxx = RegionEmulator.Gxx();
+        Assert.SkipWhen(gxx is null, "g++ is not installed");
+        using var block = new IformerBlock(new IformerBlock.Options(12, 2) { UseLayerScale = true, DropPathRate = rate, LayerScaleInitValue = 0.3 });
+        block.train(training);
+        using var _ = torch.no_grad();
+        var x = torch.randn(3, 4, 4, 12);
+        torch.manual_seed(7);
+        var reference = block.call(x);
+        using var emulator = new RegionEmulator(gxx!);
+        FusedRegion.Emulator = emulator.Run;
+        Tensor fused;
+        torch.manual_seed(7);
+        try { fused = block.call(x); }
+        finally { FusedRegion.Emulator = null; }
+        Assert.Equal(calls, emulator.Calls);
+        var err = ((fused - reference).norm() / reference.norm()).item<float>();
+        Assert.True(err <= 1e-5, $"relative error {err}");
+        if (training && rate > 0)
+        {
+            // some sample's branches were dropped: the output differs from the eval forward
+            block.eval();
+            Assert.False(block.call(x).allclose(fused, rtol: 1e-5, atol: 1e-6));
+        }
     }
 }
