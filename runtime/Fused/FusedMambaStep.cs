@@ -151,6 +151,17 @@ namespace Mix.Runtime.Fused
             }
         }
 
+        /// <summary>The step's four launches, as <see cref="Plan.Run"/> selects them (the kernel bench times each alone).</summary>
+        [Flags]
+        internal enum Phase
+        {
+            InProj = 1,
+            XProj = 2,
+            Scan = 4,
+            OutProj = 8,
+            All = InProj | XProj | Scan | OutProj,
+        }
+
         /// <summary>
         /// What one mixer's step launches, worked out once (shapes, dtypes, weight pointers, grid shapes, the compiled
         /// kernels) and reused while the same weight tensors, norm, dtype, device and batch come back: the step's host
@@ -346,14 +357,54 @@ namespace Mix.Runtime.Fused
                 conv.dtype == ScalarType.Float32 && ssm.dtype == ScalarType.Float32
                 && conv.shape.SequenceEqual(new[] { batch, inner, width - 1 }) && ssm.shape.SequenceEqual(new[] { batch, inner, nState });
 
-            // graph null: launch now; otherwise append the four launches to it (KernelGraph: replayed by FusedMambaStack).
+            /// <summary>Bytes one launch of <paramref name="phase"/> must move at least (each weight, state and activation it
+            /// reads once, each output written once): what the kernel bench divides by its time.</summary>
+            public long Bytes(Phase phase)
+            {
+                long io = dtype == ScalarType.Float32 ? 4 : 2, f = sizeof(float);
+                long Weight(int q, int group, long rows, long k) =>
+                    q == 1 ? rows * k + rows * f : q == 2 ? rows * k / 2 + rows * (k / group) * (f + 1) : rows * k * io;
+                long conv = batch * inner * (width - 1) * f, ssmBytes = batch * inner * nState * f;
+                return phase switch
+                {
+                    Phase.InProj => Weight(qIn, gIn, 2 * inner, dim) + batch * dim * io + dim * io + 2 * inner * io + batch * 2 * inner * f,
+                    Phase.XProj => Weight(qX, gX, xRows, inner) + batch * inner * f + conv + inner * (width + 1) * io + batch * xRows * f,
+                    Phase.Scan => batch * 2 * inner * f + 2 * conv + inner * (width + 1) * io + batch * xRows * f + inner * (rank + 1) * io
+                        + inner * nState * io + inner * io + 2 * ssmBytes + batch * inner * f,
+                    Phase.OutProj => Weight(qOut, gOut, dim, inner) + batch * inner * f + dim * io + 2 * batch * dim * io,
+                    _ => Bytes(Phase.InProj) + Bytes(Phase.XProj) + Bytes(Phase.Scan) + Bytes(Phase.OutProj),
+                };
+            }
+
+            /// <summary>The launch shape of <paramref name="phase"/> (grid, and how many warps share a weight row), for the
+            /// kernel bench's rows.</summary>
+            public string Describe(Phase phase) => phase switch
+            {
+                Phase.InProj => $"grid {gridIn.X}x{gridIn.Y}, split {splitIn}",
+                Phase.XProj => $"grid {gridX.X}x{gridX.Y}, split {splitX}",
+                Phase.Scan => $"grid {gridScan.X}x{gridScan.Y}, {lanes} lanes/channel",
+                Phase.OutProj => $"grid {gridOut.X}x{gridOut.Y}, split {splitOut}",
+                _ => "four launches",
+            };
+
+            // graph null: launch now; otherwise append the launches to it (KernelGraph: replayed by FusedMambaStack). phases:
+            // which of the four (the kernel bench times each alone; a step always runs all of them).
             public void Run(StateCacheSlot slot, Tensor x, Tensor? residual, Tensor output, Tensor conv, Tensor ssm, Tensor convNext, Tensor ssmNext,
-                KernelGraph? graph = null)
+                KernelGraph? graph = null, Phase phases = Phase.All)
             {
                 var f32 = ScalarType.Float32;
                 var xz = slot.Workspace("mamba.xz", new[] { batch, 2 * inner }, f32, x.device);
                 var dbc = slot.Workspace("mamba.dbc", new[] { batch, xRows }, f32, x.device);
                 var y = slot.Workspace("mamba.y", new[] { batch, inner }, f32, x.device);
+                if (phases != Phase.All && libraryIn is not null) throw new InvalidOperationException("a step with library projections runs whole");
+                if ((phases & Phase.InProj) != 0) RunInProj(x, xz, graph);
+                if ((phases & Phase.XProj) != 0) RunXProj(xz, conv, dbc, graph);
+                if ((phases & Phase.Scan) != 0) RunScan(xz, conv, convNext, dbc, ssm, ssmNext, y, graph);
+                if ((phases & Phase.OutProj) != 0) RunOutProj(y, residual, output, graph);
+            }
+
+            private void RunInProj(Tensor x, Tensor xz, KernelGraph? graph)
+            {
                 if (libraryIn is not null)
                 {
                     if (graph is not null) throw new InvalidOperationException("a step with library projections cannot be recorded");
@@ -361,42 +412,48 @@ namespace Mix.Runtime.Fused
                     using var scope = torch.NewDisposeScope();
                     var rows = x.view(batch, dim);
                     xz.copy_(libraryIn.call(norm is null ? rows : norm.call(rows)));
+                    return;
                 }
-                else
-                    using (var a = new KernelArguments(device))
-                    {
-                        a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)sIn).Add(qIn).Add((long)zIn).Add(gIn).Add((long)biasIn).Add(xz, f32, "xz")
-                            .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
-                        Launch(graph, inProj, gridIn, threads, smemIn, a);
-                    }
-                using (var a = new KernelArguments(device))
-                {
-                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add((long)sX).Add(qX).Add((long)zX).Add(gX).Add(dbc, f32, "dbc")
-                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecX).Add(splitX);
-                    Launch(graph, xProj, gridX, threads, smemInner, a);
-                }
-                using (var a = new KernelArguments(device))
-                {
-                    a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add(convNext, f32, "conv_state'").Add((long)convW).Add((long)convB)
-                        .Add(dbc, f32, "dbc").Add((long)dtW).Add((long)dtB).Add((long)aLog).Add((long)dSkip)
-                        .Add(ssm, f32, "ssm_state").Add(ssmNext, f32, "ssm_state'").Add(y, f32, "y")
-                        .Add((int)batch).Add((int)inner).Add((int)width).Add((int)rank).Add((int)nState).Add(lanes);
-                    Launch(graph, scan, gridScan, threads, 0, a);
-                }
+                using var a = new KernelArguments(device);
+                a.Add(x, dtype, "x").Add((long)normW).Add(eps).Add((long)wIn).Add((long)sIn).Add(qIn).Add((long)zIn).Add(gIn).Add((long)biasIn).Add(xz, ScalarType.Float32, "xz")
+                    .Add((int)batch).Add((int)dim).Add((int)(2 * inner)).Add(nbIn).Add(vecIn).Add(splitIn);
+                Launch(graph, inProj, gridIn, threads, smemIn, a);
+            }
+
+            private void RunXProj(Tensor xz, Tensor conv, Tensor dbc, KernelGraph? graph)
+            {
+                var f32 = ScalarType.Float32;
+                using var a = new KernelArguments(device);
+                a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add((long)convW).Add((long)convB).Add((long)wX).Add((long)sX).Add(qX).Add((long)zX).Add(gX).Add(dbc, f32, "dbc")
+                    .Add((int)batch).Add((int)inner).Add((int)width).Add((int)xRows).Add(nbInner).Add(vecX).Add(splitX);
+                Launch(graph, xProj, gridX, threads, smemInner, a);
+            }
+
+            private void RunScan(Tensor xz, Tensor conv, Tensor convNext, Tensor dbc, Tensor ssm, Tensor ssmNext, Tensor y, KernelGraph? graph)
+            {
+                var f32 = ScalarType.Float32;
+                using var a = new KernelArguments(device);
+                a.Add(xz, f32, "xz").Add(conv, f32, "conv_state").Add(convNext, f32, "conv_state'").Add((long)convW).Add((long)convB)
+                    .Add(dbc, f32, "dbc").Add((long)dtW).Add((long)dtB).Add((long)aLog).Add((long)dSkip)
+                    .Add(ssm, f32, "ssm_state").Add(ssmNext, f32, "ssm_state'").Add(y, f32, "y")
+                    .Add((int)batch).Add((int)inner).Add((int)width).Add((int)rank).Add((int)nState).Add(lanes);
+                Launch(graph, scan, gridScan, threads, 0, a);
+            }
+
+            private void RunOutProj(Tensor y, Tensor? residual, Tensor output, KernelGraph? graph)
+            {
                 if (libraryOut is not null)
                 {
                     using var scope = torch.NewDisposeScope();
                     var o = libraryOut.call(y.to_type(dtype));
                     if (residual is not null) o = o.add_(residual.view(batch, dim));
                     output.view(batch, dim).copy_(o);
+                    return;
                 }
-                else
-                    using (var a = new KernelArguments(device))
-                    {
-                        a.Add(y, f32, "y").Add((long)wOut).Add((long)sOut).Add(qOut).Add((long)zOut).Add(gOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
-                            .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecOut).Add(splitOut);
-                        Launch(graph, outProj, gridOut, threads, smemInner, a);
-                    }
+                using var a = new KernelArguments(device);
+                a.Add(y, ScalarType.Float32, "y").Add((long)wOut).Add((long)sOut).Add(qOut).Add((long)zOut).Add(gOut).Add((long)biasOut).AddOptional(residual, dtype, "residual").Add(output, dtype, "out")
+                    .Add((int)batch).Add((int)inner).Add((int)dim).Add(nbInner).Add(vecOut).Add(splitOut);
+                Launch(graph, outProj, gridOut, threads, smemInner, a);
             }
         }
 

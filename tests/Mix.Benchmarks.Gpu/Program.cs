@@ -23,7 +23,7 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// GPU benchmarks: median of CUDA-synchronised batches after warm-up, working sets above L2, GB/s over the minimum
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
-/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv|probes|linear+probes]] [--only kernels|scans|scans-vs-triton|ssd-debug|models|vision|mamba|mamba-quant|lm-quant|fusion|catalog3|all]
+/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv|probes|linear+probes]] [--only kernels|scans|scans-vs-triton|ssd-debug|models|vision|mamba|mamba-quant|mamba-kernels|lm-quant|fusion|catalog3|all]
 /// [--dtype float32|bfloat16|all] [--models NAME,NAME] [--budget SECONDS] (catalog3: which of its models, and a time limit)
 /// </summary>
 internal static partial class Program
@@ -105,6 +105,11 @@ internal static partial class Program
             var stats = Must(FusedOps.GroupNormStatistics(x, 1e-5), "stats");
             for (int i = 0; i < 3; i++) FusedOps.PoolingSubBlock(x, p, p, 1e-5, p, stats);
             torch.cuda.synchronize();
+            return 0;
+        }
+        if (_only == "mamba-kernels")
+        {
+            using (torch.no_grad()) MambaKernelBench.Run(outDir, _quick);
             return 0;
         }
         if (_only == "mamba-profile")
