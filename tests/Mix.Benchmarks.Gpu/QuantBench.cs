@@ -31,7 +31,8 @@ internal static class QuantBench
     /// <summary>With <c>--quick</c>: no GEMV or reference rows beyond 16 rows (the slowest rows; measured in run 13c).</summary>
     public static bool Quick { get; set; }
 
-    /// <summary>Runs the cases: <paramref name="only"/> <c>linear</c> or <c>kv</c> runs one half (with <c>--quant --only …</c>).</summary>
+    /// <summary>Runs the cases: <paramref name="only"/> <c>linear</c> or <c>kv</c> runs one half, <c>variants</c> only the
+    /// opt-in builds' table, <c>probes</c> only the probes (with <c>--quant --only …</c>).</summary>
     public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu = null,
         string only = "all")
     {
@@ -47,10 +48,10 @@ internal static class QuantBench
             Console.WriteLine(ProbeTable.ToString());
             if (only == "probes") return;
         }
-        if (only is not ("linear" or "linear+probes"))
+        if (only is not ("linear" or "linear+probes" or "variants"))
             foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
                 Guard(() => Kv(ctx, timeGpu ?? (f => { var (m, mn, n) = time(f); return (m, mn, n, double.NaN); })));
-        if (only != "kv")
+        if (only is not ("kv" or "variants"))
             foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
                 Guard(() => Linear(k, n, time, timeGpu));
         if (only is "variants" or "linear" or "all" or "linear+probes")
@@ -58,7 +59,6 @@ internal static class QuantBench
             Guard(Variants);
             File.WriteAllText(Path.Combine(outDir, "quant_variants.md"), VariantTable.ToString());
             Console.WriteLine(VariantTable.ToString());
-            if (only == "variants") return;
         }
         var json = JsonSerializer.Serialize(Results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
