@@ -37,7 +37,10 @@ internal static class MambaKernelBench
     private static readonly List<MambaKernelRow> Rows = new();
 
     /// <summary>Variants measured besides the default: a label and a switch that turns it on (and off again).</summary>
-    internal static readonly List<(string Label, Action<bool> Set)> Variants = new();
+    internal static readonly List<(string Label, Action<bool> Set)> Variants = new()
+    {
+        ("splits from occupancy", on => FusedMambaStep.SplitsFromOccupancy = on),
+    };
 
     public static void Run(string outDir, bool quick)
     {
@@ -76,7 +79,7 @@ internal static class MambaKernelBench
             bytes > 0 ? bytes / (us.median * 1e3) : double.NaN);
         Rows.Add(row);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"mamba-kernels {row.Dtype,-8} b{batch,-3} {variant,-28} {phase,-22} {launch,-30} {row.Us,9:F2} µs (min {row.MinUs:F2})  {(bytes > 0 ? $"{bytes / 1e6,8:F3} MB {row.GBps,7:F0} GB/s" : "")}"));
+            $"mamba-kernels {row.Dtype,-8} b{batch,-3} {variant,-28} {phase,-22} {launch,-52} {row.Us,9:F2} µs (min {row.MinUs:F2})  {(bytes > 0 ? $"{bytes / 1e6,8:F3} MB {row.GBps,7:F0} GB/s" : "")}"));
     }
 
     // Median and minimum device µs per unit of one launch of `graph`, which holds `units` units of work.
