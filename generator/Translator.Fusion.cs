@@ -63,9 +63,24 @@ internal sealed partial class Translator
             if (FusionOf(operands[i]) is not { } a) return null;
             args[i] = a;
         }
-        if (!args.Any(a => a.Kind == "input" || a.IsOp)) return null;
+        if (!args.Any(a => a.Kind is "input" or "cond" || a.IsOp)) return null;
         var code = render(args.Select(a => (a.Code, a.Prec)).ToList());
         return new VCode(code, GType.Tensor, prec) { Fx = new FusionExpr(kind, op, args, code, prec, render, axis, keepDim) };
+    }
+
+    /// <summary>
+    /// An activation layer (<c>act = act</c>, chosen per instance) applied to a tensor, as a fusible op: the region
+    /// computes it by the number <c>FusedRegion.ActivationCode</c> binds for the layer in the constructor (NaN, for a
+    /// module the kernels do not compute, keeps that instance's region on its reference).
+    /// </summary>
+    VCode? FusibleActLayer(VLayer layer, V tensor)
+    {
+        if (!s_identifier.IsMatch(layer.Field) || FusionOf(tensor) is not { } x || !(x.Kind is "input" or "cond" || x.IsOp)) return null;
+        var code = $"FusedRegion.ActivationCode({layer.Field})";
+        var scalar = new FusionExpr("scalar", "", Array.Empty<FusionExpr>(), code, 100);
+        Func<IReadOnlyList<(string Code, int Prec)>, string> render = a => $"{layer.Field}.call({a[0].Code})";
+        var call = render(new[] { (x.Code, x.Prec), (code, 100) });
+        return new VCode(call, GType.Tensor, 100) { Fx = new FusionExpr("binary", "act", new[] { x, scalar }, call, 100, render) };
     }
 
     static readonly Dictionary<string, string> s_binaryOps = new() { ["+"] = "add", ["-"] = "sub", ["*"] = "mul", ["/"] = "div" };
@@ -125,18 +140,108 @@ internal sealed partial class Translator
 
     // ---- cutting regions where a fusible value is consumed --------------------------------------------------------
 
-    /// <summary>The C# of a tensor value with its fused regions cut out (the plain reference code when there are none).</summary>
-    (string Code, int Prec) Materialize(VCode c)
+    /// <summary>
+    /// A tensor chosen at run time: <c>if c then a else b</c>, or a drop path or dropout (<paramref name="condition"/>:
+    /// whether it acts; <paramref name="then"/>: the call, an input; <paramref name="else"/>: its operand, which it
+    /// returns unchanged otherwise). Carried as a <c>cond</c> expression so the ops around it can be planned once per
+    /// branch (<see cref="MaterializeFx"/>); <paramref name="plain"/> renders it from its branches' code where that does not pay.
+    /// </summary>
+    VCode? FusibleCond(string condition, V then, V @else, string code, int prec, Func<IReadOnlyList<(string Code, int Prec)>, string>? plain)
     {
-        if (c.Fx is not { IsOp: true } root) return (c.Code, c.Prec);
-        if (root.Materialized is { } done) return done;
+        if (FusionOf(then) is not { } t || FusionOf(@else) is not { } e) return null;
+        if (!(t.IsOp || e.IsOp || t.Kind == "cond" || e.Kind == "cond" || (t.Kind == "input" && e.Kind == "input"))) return null;
+        return new VCode(code, GType.Tensor, prec) { Fx = new FusionExpr("cond", "", new[] { t, e }, condition, prec, plain) };
+    }
 
+    /// <summary>
+    /// A drop path or dropout of rate <paramref name="rate"/> (C#) as a condition: the call while training with a
+    /// nonzero rate, its operand unchanged otherwise (what <c>Fn.DropPath</c> and <c>Fn.Dropout</c> return then).
+    /// </summary>
+    VCode? IdentityUnlessTraining(VCode call, V operand, string rate)
+    {
+        var r = s_member.IsMatch(rate) ? rate : "(" + rate + ")";
+        return FusibleCond($"training && {r} != 0", call, operand, call.Code, call.Prec, plain: null);
+    }
+
+    static readonly Regex s_member = new(@"^[A-Za-z_][\w.]*$");
+
+    /// <summary>Most conditions one expression is planned through (each doubles the variants planned).</summary>
+    const int MaxSplits = 2;
+
+    /// <summary>The C# of a tensor value with its fused regions cut out (the plain reference code when there are none).</summary>
+    (string Code, int Prec) Materialize(VCode c) =>
+        c.Fx is { } fx && (fx.IsOp || fx.Kind == "cond") ? MaterializeFx(fx, 0) : (c.Code, c.Prec);
+
+    /// <summary>
+    /// A fusion expression's C#. Where a condition sits among its ops (<c>x + drop_path(s * a)</c>: the drop path acts
+    /// only while training), each branch is planned on its own and the value becomes <c>c ? then : else</c> when that
+    /// gives a region (the branch without the drop path fuses <c>x + s * a</c>); otherwise the condition is a region
+    /// input like any other value.
+    /// </summary>
+    (string Code, int Prec) MaterializeFx(FusionExpr root, int splits)
+    {
+        if (root.Materialized is { } done) return done;
+        (string Code, int Prec) result;
+        if (root.Kind == "cond") result = PlainCond(root, splits);
+        else if (!root.IsOp) result = (root.Code, root.Prec);
+        else if (splits < MaxSplits && FirstCond(root) is { } cond)
+        {
+            int before = _regions.Count;
+            var (a, ap) = MaterializeFx(Substitute(root, cond, cond.Args[0], new()), splits + 1);
+            var (b, bp) = MaterializeFx(Substitute(root, cond, cond.Args[1], new()), splits + 1);
+            result = _regions.Count > before ? ($"{cond.Code} ? {Paren(a, ap, 0)} : {Paren(b, bp, -1)}", -1) : Plan(root, splits);
+        }
+        else result = Plan(root, splits);
+        root.Materialized = result;
+        return result;
+    }
+
+    /// <summary>A condition's own C#: the ternary over its branches' code (a drop path: the call alone).</summary>
+    (string Code, int Prec) PlainCond(FusionExpr cond, int splits)
+    {
+        if (cond.Render is null) return MaterializeFx(cond.Args[0], MaxSplits);
+        var branches = cond.Args.Select(a => MaterializeFx(a, splits)).ToList();
+        return (cond.Render(branches), cond.Prec);
+    }
+
+    /// <summary>The first condition below <paramref name="e"/> through its ops (outermost first).</summary>
+    static FusionExpr? FirstCond(FusionExpr e)
+    {
+        foreach (var a in e.Args)
+        {
+            if (a.Kind == "cond") return a;
+            if (a.IsOp && FirstCond(a) is { } found) return found;
+        }
+        return null;
+    }
+
+    /// <summary><paramref name="e"/> with <paramref name="target"/> replaced by <paramref name="by"/> (new nodes only where something changed).</summary>
+    static FusionExpr Substitute(FusionExpr e, FusionExpr target, FusionExpr by, Dictionary<FusionExpr, FusionExpr> done)
+    {
+        if (e == target) return by;
+        if (!e.IsOp) return e;
+        if (done.TryGetValue(e, out var seen)) return seen;
+        var args = e.Args.Select(a => Substitute(a, target, by, done)).ToArray();
+        var result = args.SequenceEqual(e.Args) ? e
+            : new FusionExpr(e.Kind, e.Op, args, e.Render!(args.Select(a => (a.Code, a.Prec)).ToList()), e.Prec, e.Render, e.Axis, e.KeepDim, e.Value);
+        done[e] = result;
+        return result;
+    }
+
+    /// <summary>Plans <paramref name="root"/> (conditions below it are inputs) and renders it with its regions cut out.</summary>
+    (string Code, int Prec) Plan(FusionExpr root, int splits)
+    {
         // The graph: operands before ops; one node per distinct local or field read (x * x reads x once).
         var nodes = new List<FusionNode>();
         var exprs = new List<FusionExpr>();
         var shared = new Dictionary<string, int>();
         int Add(FusionExpr e)
         {
+            if (e.Kind == "cond")
+            {
+                var (code, prec) = MaterializeFx(e, splits);
+                e = new FusionExpr("input", "", Array.Empty<FusionExpr>(), code, prec);
+            }
             var key = e.Kind + ":" + e.Code;
             bool sharable = e.Kind is "scalar" or "const" || (e.Kind == "input" && s_identifier.IsMatch(e.Code));
             if (sharable && shared.TryGetValue(key, out var seen)) return seen;
@@ -157,9 +262,7 @@ internal sealed partial class Translator
             if (!e.IsOp) return (e.Code, e.Prec);
             return (e.Render!(graph.Nodes[n].Args.Select(Render).ToList()), e.Prec);
         }
-        var result = Render(graph.Root);
-        root.Materialized = result;
-        return result;
+        return Render(graph.Root);
     }
 
     string EmitRegion(FusionGraph graph, RegionPlan region, List<FusionExpr> exprs, Func<int, (string, int)> render)

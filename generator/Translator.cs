@@ -486,6 +486,11 @@ internal sealed partial class Translator
                 if (then is VCode tc && @else is VCode ec)
                 {
                     var type = Join(tc.Type, ec.Type);
+                    // A tensor chosen by the condition: the ops around it may plan each branch (MaterializeFx).
+                    if (type is { Kind: "tensor", Nullable: false }
+                        && FusibleCond(Paren(c, cp, 0), tc, ec, $"{Paren(c, cp, 0)} ? {Paren(tc.Code, tc.Prec, 0)} : {Paren(ec.Code, ec.Prec, -1)}", -1,
+                            a => $"{Paren(c, cp, 0)} ? {Paren(a[0].Code, a[0].Prec, 0)} : {Paren(a[1].Code, a[1].Prec, -1)}") is VCode fusedCond)
+                        return fusedCond;
                     // Each branch's fused regions run only where that branch is taken.
                     var (tcode, tprec) = Materialize(tc);
                     var (ecode, eprec) = Materialize(ec);
@@ -815,7 +820,10 @@ internal sealed partial class Translator
         // Attention dropout acts only while the calling module trains.
         if (fn.Name == "scaled_dot_product_attention") parts.Add("training: training");
         var type = fn.ReturnsTuple || withState ? GType.Tuple : GType.Tensor;
-        return new VCode($"Fn.{Names.Builtin(fn.Name)}{(withState ? "WithState" : "")}({string.Join(", ", parts)})", type);
+        var call = new VCode($"Fn.{Names.Builtin(fn.Name)}{(withState ? "WithState" : "")}({string.Join(", ", parts)})", type);
+        if (fn.Name == "drop_path" && tensors.Count == 1 && bound.Args.TryGetValue("p", out var rate)
+            && IdentityUnlessTraining(call, tensors[0], Val(rate, GType.Float, span)) is VCode dropPath) return dropPath;
+        return call;
     }
 
     /// <summary>Applies a layer, a sequence, a partial function or a weightless built-in to tensors.</summary>
@@ -824,6 +832,8 @@ internal sealed partial class Translator
         if (callee is VFactory { Callable: BuiltinCallable { Kind: CallableKind.Act } act, Args.Count: 0 } && tensors.Count == 1
             && s_fusibleActs.Contains(act.Name)
             && FusibleCall("unary", act.Name, tensors[0], $"Fn.{Names.Builtin(act.Name)}(\u0001)") is VCode fusedAct) return fusedAct;
+        if (callee is VLayer { Kind: "act", IsSequence: false, AllowFused: true } actLayer && tensors.Count == 1
+            && FusibleActLayer(actLayer, tensors[0]) is VCode fusedLayer) return fusedLayer;
         var inputs = tensors.Select(t => Code(t, span, out _, out _)).ToList();
         switch (callee)
         {
@@ -836,7 +846,10 @@ internal sealed partial class Translator
                 var args = ArgList(b, f.Args, span);
                 if (b.Name == "dropout") args = args.Concat(new[] { "training" }).ToList();
                 var weightlessName = b.Name == "identity" ? "Identity" : Names.Builtin(b.Name);
-                return new VCode($"Fn.{weightlessName}({string.Join(", ", inputs.Concat(args))})", GType.Tensor);
+                var call = new VCode($"Fn.{weightlessName}({string.Join(", ", inputs.Concat(args))})", GType.Tensor);
+                if (b.Name == "dropout" && tensors.Count == 1 && f.Args.TryGetValue("p", out var p)
+                    && IdentityUnlessTraining(call, tensors[0], Val(p, GType.Float, span)) is VCode dropout) return dropout;
+                return call;
             }
             case VFactory { Callable: null, Kind: "act" } f:
                 return new VCode($"{f.OpaqueCode}().call({string.Join(", ", inputs)})", GType.Tensor);

@@ -87,6 +87,8 @@ public static class CudaRegionEmitter
                 if (level[n] <= upTo) sb.AppendLine($"{indent}const float v{n.ToString(CultureInfo.InvariantCulture)} = {Value(n)};");
         }
 
+        if (region.Nodes.Any(n => graph.Nodes[n].Op == "act")) EmitActivationSwitch(sb);
+
         const string Params = "const float* __restrict__ in, const float* __restrict__ s";
         if (region.Kind != "row")
         {
@@ -151,6 +153,20 @@ public static class CudaRegionEmitter
         return sb.ToString();
     }
 
+    /// <summary>
+    /// An activation layer chosen per module instance: the region reads the number <c>FusedRegion.ActivationCode</c>
+    /// bound for the layer (uniform over the launch, so the branch costs no divergence).
+    /// </summary>
+    static void EmitActivationSwitch(StringBuilder sb)
+    {
+        sb.AppendLine("__device__ __forceinline__ float mix_act(float code, float x) {");
+        string[] acts = { "identity", "relu", "gelu", "silu", "sigmoid", "tanh", "squared_relu" };
+        for (int k = 1; k < acts.Length; k++)
+            sb.AppendLine($"  if (code == {k}.0f) return {Unary(acts[k], "x")};");
+        sb.AppendLine("  return x;");
+        sb.AppendLine("}");
+    }
+
     static string Unary(string op, string a) => op switch
     {
         "neg" => $"-({a})",
@@ -178,6 +194,7 @@ public static class CudaRegionEmitter
         "mul" => $"{a} * {b}",
         "div" => $"{a} / {b}",
         "pow" => $"powf({a}, {b})",
+        "act" => $"mix_act({b}, {a})",
         _ => $"/* unknown {op} */ {a}",
     };
 

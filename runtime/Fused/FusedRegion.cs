@@ -16,11 +16,32 @@ namespace Mix.Runtime.Fused
         private readonly FusedRegionKernel _kernel;
         private readonly float[] _scalars;
 
+        private readonly bool _referenceOnly;
+
         internal FusedRegion(FusedRegionKernel kernel, double[] scalars)
         {
             _kernel = kernel;
             _scalars = Array.ConvertAll(scalars, s => (float)s);
+            // A NaN number is an activation layer the kernels do not compute (ActivationCode): this instance keeps its reference.
+            _referenceOnly = Array.Exists(scalars, double.IsNaN);
         }
+
+        /// <summary>
+        /// The number a region's <c>mix_act</c> computes an activation layer by (bound once, in the constructor): 0
+        /// identity, 1 ReLU, 2 exact GELU, 3 SiLU, 4 sigmoid, 5 tanh, 6 squared ReLU; NaN for any other module (a
+        /// tanh-approximated GELU, StarReLU with its weights, a user's module), which keeps the region on its reference.
+        /// </summary>
+        public static double ActivationCode(nn.Module<Tensor, Tensor> act) => act switch
+        {
+            TorchSharp.Modules.Identity => 0,
+            TorchSharp.Modules.ReLU => 1,
+            TorchSharp.Modules.GELU { approximate: TorchSharp.Modules.GELU.Approximate.none } => 2,
+            TorchSharp.Modules.SiLU => 3,
+            TorchSharp.Modules.Sigmoid => 4,
+            TorchSharp.Modules.Tanh => 5,
+            SquaredReLU => 6,
+            _ => double.NaN,
+        };
 
         /// <summary>The region's kernel (name, kind, source).</summary>
         public FusedRegionKernel Kernel => _kernel;
@@ -38,6 +59,7 @@ namespace Mix.Runtime.Fused
         /// <param name="inputs">The region's tensors, in the order of its kernel's inputs.</param>
         public Tensor? TryRun(params Tensor[] inputs)
         {
+            if (_referenceOnly) return null;
             if (Emulator is { } emulate && inputs.All(t => t.device_type == DeviceType.CPU))
             {
                 var emulated = emulate(_kernel, inputs, _scalars);

@@ -37,6 +37,7 @@ internal static class ZooGpuCases
         ["caformer_s18"] = new(O(), Image(75, 91)),
         ["identityformer_s12"] = new(O(), Image(67, 67)),
         ["randformer_s12"] = new(O(), Image(224, 224)),
+        ["dsm_s12"] = new(O(("dims", new[] { 16, 32, 48, 64 }), ("depths", new[] { 1, 1, 2, 1 })), Image(224, 224)),
         ["metaformer"] = new(O(("depths", new[] { 1, 1, 2, 1 })), Image(75, 91)),
         ["mambaout"] = new(O(("depths", new[] { 1, 1, 2, 1 })), Image(75, 91)),
         ["mambaout_femto"] = new(O(), Image(75, 91)),

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -32,6 +33,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>ffnet_residual.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>main = main(dim)</c> → <c>[B, dim, H, W]</c></summary>
         public readonly nn.Module<Tensor, Tensor> main;
 
@@ -49,6 +53,7 @@ namespace Mix.Generated.Std
             layer_scale = options.UseLayerScale ? new Parameter(MixInit.Of(new long[] { options.Dim, 1, 1 }, options.LayerScaleInitValue)) : null;
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>ffnet_residual</c>.</summary>
@@ -61,8 +66,23 @@ namespace Mix.Generated.Std
 #line 9 "mix/std/ffnet_residual.mix"
             var m = MixDispatch.TokenMixer(main, x);
 #line 10 "mix/std/ffnet_residual.mix"
-            return x + Fn.DropPath(options.UseLayerScale ? m * layer_scale! : m, options.DropPathRate, training);
+            return training && options.DropPathRate != 0 ? x + Fn.DropPath(options.UseLayerScale ? m * layer_scale! : m, options.DropPathRate, training) : options.UseLayerScale ? fused0.Run(x, m, layer_scale!, (x, m, t0) => x + m * t0) : x + m;
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>ffnet_residual.region0 (pointwise): (x, m, t0) =&gt; x + m * t0</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("ffnet_residual.region0", 3, 0, source: 
+@"// ffnet_residual.region0 (pointwise): (x, m, t0) => x + m * t0
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v3 = in[1] * in[2];
+  const float v4 = in[0] + v3;
+  return v4;
+}");
         }
     }
 }

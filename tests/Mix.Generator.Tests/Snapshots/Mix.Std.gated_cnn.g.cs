@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -37,6 +38,9 @@ namespace Mix.Generated.Std
 
         readonly Options options;
 
+        /// <summary>Fused region <c>gated_cnn_block.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
         /// <summary><c>norm = norm(dim)</c> → <c>[B, H, W, dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> norm;
 
@@ -69,6 +73,7 @@ namespace Mix.Generated.Std
             fc2 = Builtin.Linear(Fn.Int(options.ExpansionRatio * options.Dim), options.Dim);
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind(FusedRegion.ActivationCode(act));
         }
 
         /// <summary>Runs <c>gated_cnn_block</c>.</summary>
@@ -89,8 +94,32 @@ namespace Mix.Generated.Std
 #line 18 "mix/std/gated_cnn.mix"
             c = Fn.Permute(conv.call(Fn.Permute(c, new long[] { 0, 3, 1, 2 })), new long[] { 0, 2, 3, 1 });
 #line 19 "mix/std/gated_cnn.mix"
-            return x + Fn.DropPath(fc2.call(act.call(g) * Fn.Concat(new Tensor[] { i, c }, -1)), options.DropPathRate, training);
+            return x + Fn.DropPath(fc2.call(fused0.Run(g, Fn.Concat(new Tensor[] { i, c }, -1), (g, t0) => act.call(g) * t0)), options.DropPathRate, training);
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>gated_cnn_block.region0 (pointwise): (g, t0) =&gt; act.call(g) * t0</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("gated_cnn_block.region0", 2, 1, source: 
+@"// gated_cnn_block.region0 (pointwise): (g, t0) => act.call(g) * t0
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_act(float code, float x) {
+  if (code == 1.0f) return fmaxf(x, 0.0f);
+  if (code == 2.0f) return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+  if (code == 3.0f) return x / (1.0f + expf(-(x)));
+  if (code == 4.0f) return 1.0f / (1.0f + expf(-(x)));
+  if (code == 5.0f) return tanhf(x);
+  if (code == 6.0f) return fmaxf(x, 0.0f) * fmaxf(x, 0.0f);
+  return x;
+}
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = mix_act(s[0], in[0]);
+  const float v4 = v2 * in[1];
+  return v4;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -43,6 +44,12 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>iformer_block.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
+
+        /// <summary>Fused region <c>iformer_block.region1</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
 
         /// <summary><c>norm1 = layernorm(dim, eps = 1e-6)</c> → <c>[B, S, S, dim]</c></summary>
         public readonly nn.Module<Tensor, Tensor> norm1;
@@ -88,6 +95,8 @@ namespace Mix.Generated.Std
             layer_scale_2 = options.UseLayerScale ? new Parameter(MixInit.Of(new long[] { options.Dim }, options.LayerScaleInitValue)) : null;
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind();
         }
 
         /// <summary>Runs <c>iformer_block</c>.</summary>
@@ -100,12 +109,38 @@ namespace Mix.Generated.Std
 #line 20 "mix/std/iformer_block.mix"
             var a = MixDispatch.TokenMixer(attn, norm1.call(x));
 #line 21 "mix/std/iformer_block.mix"
-            x = x + Fn.DropPath(options.UseLayerScale ? layer_scale_1! * a : a, options.DropPathRate, training);
+            x = training && options.DropPathRate != 0 ? x + Fn.DropPath(options.UseLayerScale ? layer_scale_1! * a : a, options.DropPathRate, training) : options.UseLayerScale ? fused0.Run(x, layer_scale_1!, a, (x, t0, a) => x + t0 * a) : x + a;
 #line 22 "mix/std/iformer_block.mix"
             var m = mlp.call(norm2.call(x));
 #line 23 "mix/std/iformer_block.mix"
-            return x + Fn.DropPath(options.UseLayerScale ? layer_scale_2! * m : m, options.DropPathRate, training);
+            return training && options.DropPathRate != 0 ? x + Fn.DropPath(options.UseLayerScale ? layer_scale_2! * m : m, options.DropPathRate, training) : options.UseLayerScale ? fused1.Run(x, layer_scale_2!, m, (x, t0, m) => x + t0 * m) : x + m;
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>iformer_block.region0 (pointwise): (x, t0, a) =&gt; x + t0 * a</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("iformer_block.region0", 3, 0, source: 
+@"// iformer_block.region0 (pointwise): (x, t0, a) => x + t0 * a
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v3 = in[1] * in[2];
+  const float v4 = in[0] + v3;
+  return v4;
+}");
+
+            /// <summary><c>iformer_block.region1 (pointwise): (x, t0, m) =&gt; x + t0 * m</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Pointwise("iformer_block.region1", 3, 0, source: 
+@"// iformer_block.region1 (pointwise): (x, t0, m) => x + t0 * m
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v3 = in[1] * in[2];
+  const float v4 = in[0] + v3;
+  return v4;
+}");
         }
     }
 }

@@ -4,6 +4,7 @@
 using System;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Fused;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -36,6 +37,9 @@ namespace Mix.Generated.Std
         }
 
         readonly Options options;
+
+        /// <summary>Fused region <c>mix_shift_block.region0</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused0;
 
         /// <summary><c>dwconv_lr = for i in 0..shift_size: conv2d(sizes[i], sizes[i], kernel_size = mix_size[i], padding = int(mix_size[i] / 2), groups = sizes[i])</c></summary>
         public readonly ModuleList<nn.Module<Tensor, Tensor>> dwconv_lr;
@@ -74,6 +78,7 @@ namespace Mix.Generated.Std
             gamma = options.LayerScaleInitValue > 0 ? new Parameter(MixInit.Of(new long[] { options.Dim }, s => MixInit.Constant(s, options.LayerScaleInitValue))) : null;
 #line default
             RegisterComponents();
+            fused0 = MixRegions.Region0.Bind();
         }
 
         /// <summary>Runs <c>mix_shift_block</c>.</summary>
@@ -91,11 +96,24 @@ namespace Mix.Generated.Std
             var x_td = Fn.Concat(Fn.Range(0, options.ShiftSize).Select(i => (Tensor)(dwconv_td[(int)i].call(Fn.Roll(xs[(int)i], options.ShiftDist[(int)i], 2)))).ToArray(), 1);
 #line 23 "mix/std/mix_shift_block.mix"
             var h = pwconv2.call(Fn.GELU(pwconv1.call(norm.call(Fn.Permute(x_lr + x_td, new long[] { 0, 2, 3, 1 })))));
-#line 24 "mix/std/mix_shift_block.mix"
-            h = options.LayerScaleInitValue > 0 ? gamma! * h : h;
-#line 25 "mix/std/mix_shift_block.mix"
-            return x + Fn.DropPath(Fn.Permute(h, new long[] { 0, 3, 1, 2 }), options.DropPathRate, training);
+#line 26 "mix/std/mix_shift_block.mix"
+            return Fn.Permute(training && options.DropPathRate != 0 ? Fn.Permute(x, new long[] { 0, 2, 3, 1 }) + Fn.DropPath(options.LayerScaleInitValue > 0 ? gamma! * h : h, options.DropPathRate, training) : options.LayerScaleInitValue > 0 ? fused0.Run(Fn.Permute(x, new long[] { 0, 2, 3, 1 }), gamma!, h, (t0, t1, h) => t0 + t1 * h) : Fn.Permute(x, new long[] { 0, 2, 3, 1 }) + h, new long[] { 0, 3, 1, 2 });
 #line default
+        }
+
+        /// <summary>The fused regions' kernels, compiled by NVRTC at first use on CUDA.</summary>
+        static class MixRegions
+        {
+            /// <summary><c>mix_shift_block.region0 (pointwise): (t0, t1, h) =&gt; t0 + t1 * h</c></summary>
+            internal static readonly FusedRegionKernel Region0 = FusedRegionKernel.Pointwise("mix_shift_block.region0", 3, 0, source: 
+@"// mix_shift_block.region0 (pointwise): (t0, t1, h) => t0 + t1 * h
+#define MIX_INPUTS 3
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v3 = in[1] * in[2];
+  const float v4 = in[0] + v3;
+  return v4;
+}");
         }
     }
 }

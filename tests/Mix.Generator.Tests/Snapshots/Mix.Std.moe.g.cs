@@ -43,6 +43,9 @@ namespace Mix.Generated.Std
         /// <summary>Fused region <c>moe.region0</c> (row): its kernel on CUDA, the reference lambda elsewhere.</summary>
         readonly FusedRegion fused0;
 
+        /// <summary>Fused region <c>moe.region1</c> (pointwise): its kernel on CUDA, the reference lambda elsewhere.</summary>
+        readonly FusedRegion fused1;
+
         /// <summary><c>gate = linear(dim, num_experts, bias = false)</c> → <c>[B*N, 8]</c></summary>
         public readonly nn.Module<Tensor, Tensor> gate;
 
@@ -81,6 +84,7 @@ namespace Mix.Generated.Std
 #line default
             RegisterComponents();
             fused0 = MixRegions.Region0.Bind();
+            fused1 = MixRegions.Region1.Bind(FusedRegion.ActivationCode(act));
         }
 
         /// <summary>Runs <c>moe</c>.</summary>
@@ -124,7 +128,7 @@ namespace Mix.Generated.Std
 #line 36 "mix/std/moe.mix"
             var xs = Fn.Gather(Fn.Expand(Fn.Unsqueeze(t, 0), new long[] { options.NumExperts, -1, -1 }), 1, Fn.Expand(Fn.Unsqueeze(token, -1), new long[] { -1, -1, options.Dim }));
 #line 37 "mix/std/moe.mix"
-            var ys = Fn.Einsum("e c i, e i o -> e c o", act.call(Fn.Einsum("e c i, e i o -> e c o", xs, w1) + Fn.Unsqueeze(b1, 1)), w2) + Fn.Unsqueeze(b2, 1);
+            var ys = Fn.Einsum("e c i, e i o -> e c o", fused1.Run(Fn.Einsum("e c i, e i o -> e c o", xs, w1), Fn.Unsqueeze(b1, 1), (t0, t1) => act.call(t0 + t1)), w2) + Fn.Unsqueeze(b2, 1);
 #line 38 "mix/std/moe.mix"
             ys = ys * Fn.Unsqueeze(Fn.Gather(Fn.Expand(Fn.Unsqueeze(choice_weight, 0), new long[] { options.NumExperts, -1 }), 1, slot) * kept, -1);
 #line 39 "mix/std/moe.mix"
@@ -170,6 +174,26 @@ __device__ __forceinline__ float mix_eval(const float* __restrict__ in, const fl
   const float v1 = red[0];
   const float v2 = in[0] / v1;
   return v2;
+}");
+
+            /// <summary><c>moe.region1 (pointwise): (t0, t1) =&gt; act.call(t0 + t1)</c></summary>
+            internal static readonly FusedRegionKernel Region1 = FusedRegionKernel.Pointwise("moe.region1", 2, 1, source: 
+@"// moe.region1 (pointwise): (t0, t1) => act.call(t0 + t1)
+#define MIX_INPUTS 2
+#define MIX_ROW 0
+__device__ __forceinline__ float mix_act(float code, float x) {
+  if (code == 1.0f) return fmaxf(x, 0.0f);
+  if (code == 2.0f) return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+  if (code == 3.0f) return x / (1.0f + expf(-(x)));
+  if (code == 4.0f) return 1.0f / (1.0f + expf(-(x)));
+  if (code == 5.0f) return tanhf(x);
+  if (code == 6.0f) return fmaxf(x, 0.0f) * fmaxf(x, 0.0f);
+  return x;
+}
+__device__ __forceinline__ float mix_eval(const float* __restrict__ in, const float* __restrict__ s) {
+  const float v2 = in[0] + in[1];
+  const float v4 = mix_act(s[0], v2);
+  return v4;
 }");
         }
     }
