@@ -53,9 +53,11 @@ namespace Mix.Runtime.Fused
         public static int LibraryProjectionsFromBatch { get; set; } = 64;
 
         /// <summary>
-        /// Opt-in (off until a GPU run has timed it, <c>--only mamba-kernels</c>): the projections' split heuristic counts
-        /// the blocks a multiprocessor holds from each kernel's occupancy query (registers included) instead of from threads
-        /// and shared memory alone, so that a split never makes a grid that needs a second wave. Read when a plan is made
+        /// Opt-in (off until a GPU run has timed it, <c>--only mamba-kernels</c>): the projections' grids are sized from each
+        /// kernel's occupancy query (registers included; the projection kernels hold ~100 registers a thread, two blocks a
+        /// multiprocessor, where the default heuristic counts eight): the split heuristic counts those blocks, and a grid
+        /// is capped at one wave of them, its blocks striding over the remaining weight rows (the same sums, in the same
+        /// order) instead of a second and third wave each staging and normalizing the rows again. Read when a plan is made
         /// (a change re-plans the next step).
         /// </summary>
         public static bool SplitsFromOccupancy { get; set; }
@@ -243,9 +245,11 @@ namespace Mix.Runtime.Fused
                 splitX = Split(xRows, yInner, sms, Resident(xProj, smemInner), inner / vX);
                 splitOut = Split(dim, yInner, sms, Resident(outProj, smemInner), inner / vOut);
                 const int Warps = MambaStepKernelSources.Threads / 32;
-                gridIn = new Dim3(FusedOps.Blocks(2 * inner, Warps / splitIn), yIn);
-                gridX = new Dim3(FusedOps.Blocks(xRows, Warps / splitX), yInner);
-                gridOut = new Dim3(FusedOps.Blocks(dim, Warps / splitOut), yInner);
+                // one wave at most under SplitsFromOccupancy: mix_rows strides its blocks over the rows
+                uint Cap(uint blocks, long resident, uint gridY) => occupancySplits ? (uint)Math.Min(blocks, Math.Max(1, resident / gridY)) : blocks;
+                gridIn = new Dim3(Cap(FusedOps.Blocks(2 * inner, Warps / splitIn), Resident(inProj, smemIn), yIn), yIn);
+                gridX = new Dim3(Cap(FusedOps.Blocks(xRows, Warps / splitX), Resident(xProj, smemInner), yInner), yInner);
+                gridOut = new Dim3(Cap(FusedOps.Blocks(dim, Warps / splitOut), Resident(outProj, smemInner), yInner), yInner);
                 lanes = 1;
                 while (lanes < nState) lanes <<= 1;
                 gridScan = new Dim3(FusedOps.Blocks(inner * lanes, MambaStepKernelSources.Threads), (uint)batch);

@@ -151,7 +151,9 @@ static void quantize4(std::vector<float>& w, int rows, int K, int G, std::vector
 }
 
 // q: 0 float weights, 1 int8 per row, 2 int4 in groups of G.
-static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3, int q = 0, int QG = 32) {
+// cap: at most that many blocks in x (0: one per group of rows), the blocks striding over the rest as a one-wave grid does.
+static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3, int q = 0, int QG = 32,
+                   unsigned cap = 0) {
   int P = R + 2 * N;
   std::vector<float> x(B * dim), g(dim), win(2 * I * dim), bin(2 * I), cw(I * W), cb(I), wx(P * I), wdt(I * R), bdt(I),
       alog(I * N), dsk(I), wout(dim * I), bout(dim), cs(B * I * (W - 1) + 1), hs(B * I * N), xz(B * 2 * I), dbc(B * P),
@@ -178,15 +180,16 @@ static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm
   const unsigned char* zpin = q == 2 ? zin.data() : nullptr; const unsigned char* zpx = q == 2 ? zx.data() : nullptr;
   const unsigned char* zpout = q == 2 ? zout.data() : nullptr;
   unsigned gy = blocks(B, nb);
-  launch({ blocks(2 * I, 8 / s1), gy, 1 }, 256, [&] {
+  auto capped = [&](unsigned x) { return cap ? std::min(x, cap) : x; };
+  launch({ capped(blocks(2 * I, 8 / s1)), gy, 1 }, 256, [&] {
     mamba_step_in_proj(xi.data(), norm ? gi.data() : nullptr, 1e-5f, pin, scin, q, zpin, qg, bini.data(), xz.data(), B, dim, 2 * I, nb, vd, s1); });
-  launch({ blocks(P, 8 / s2), gy, 1 }, 256, [&] {
+  launch({ capped(blocks(P, 8 / s2)), gy, 1 }, 256, [&] {
     mamba_step_x_proj(xz.data(), cs.data(), cwi.data(), cbi.data(), px, scx, q, zpx, qg, dbc.data(), B, I, W, P, nb, vi, s2); });
   int G = 1; while (G < N) G <<= 1;
   launch({ blocks(I * G, 256), (unsigned)B, 1 }, 256, [&] {
     mamba_step_scan(xz.data(), cs.data(), cs2.data(), cwi.data(), cbi.data(), dbc.data(), wdti.data(), bdti.data(), alogi.data(),
                     dski.data(), hs.data(), hs2.data(), y.data(), B, I, W, R, N, G); });
-  launch({ blocks(dim, 8 / s3), gy, 1 }, 256, [&] {
+  launch({ capped(blocks(dim, 8 / s3)), gy, 1 }, 256, [&] {
     mamba_step_out_proj(y.data(), pout, scout, q, zpout, qg, bouti.data(), residual ? xi.data() : nullptr, out.data(), B, I, dim, nb, vi, s3); });
   double err = 0;
   auto check = [&](double want, float got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
@@ -229,6 +232,9 @@ static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm
 int main() {
   // one row (batch-1 decode), the norm over several warps' shares, weight rows split over 2, 8 and 4 warps
   printf("batch1 %.3g\n", step(1, 64, 96, 4, 6, 16, 1, true, true, 2, 8, 4));
+  // the same on grids of at most 3 blocks, which stride over the weight rows (one wave of a large projection)
+  printf("one-wave %.3g\n", step(1, 64, 96, 4, 6, 16, 1, true, true, 2, 8, 4, 0, 32, 3));
+  printf("one-wave-int4 %.3g\n", step(3, 64, 64, 4, 4, 4, 2, true, true, 4, 2, 8, 2, 32, 2));
   // three block rows of the batch (the last partial), weight rows split over 1, 8 and 2 warps
   printf("vectors %.3g\n", step(5, 16, 32, 4, 4, 4, 2, true, true, 1, 8, 2));
   // rows that are not whole vectors, one block row, splits that leave a short or empty last slice, 8 lanes per channel
@@ -464,7 +470,7 @@ int main() {
                 var (rc, output) = Run(Path.Combine(dir, $"step{dtype}"), "", dir);
                 Assert.True(rc == 0, output);
                 var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-                Assert.Equal(9, lines.Length);
+                Assert.Equal(11, lines.Length);
                 foreach (var line in lines)
                 {
                     var parts = line.Split(' ');
