@@ -39,9 +39,20 @@ namespace Mix.Runtime.Fused
 
         /// <summary>The tensor-core weight-only linear; only float16 (1) and bfloat16 (2) activations. <paramref name="probe"/>
         /// &gt; 0 builds a timing probe (see <see cref="QuantizedGemm.Probe"/>), never used for results.</summary>
-        public static CudaKernelSpec QuantGemm(int dtype, int mode, int probe = 0) => probe == 0
-            ? Get("mix_qgemm", QuantGemmKernelSources.Source, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}")
-            : Get("mix_qgemm", QuantGemmKernelSources.Source, $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}", $"-DMIX_QM_PROBE={probe}");
+        /// <param name="dtype">1 float16, 2 bfloat16.</param>
+        /// <param name="mode">0 int8 per channel, 1 int4 group-wise.</param>
+        /// <param name="probe">A timing probe (<see cref="QuantizedGemm.Probe"/>), 0 for the kernel.</param>
+        /// <param name="fscale">int4 group scale in fp32 for up to this many m16 tiles (<see cref="QuantizedGemm.Int4ScaleInAccumulator"/>), 0 off.</param>
+        /// <param name="ring">Chunks in the weight ring for more than 16 rows (<see cref="QuantizedGemm.RingForManyRows"/>; 2 the default).</param>
+        public static CudaKernelSpec QuantGemm(int dtype, int mode, int probe = 0, int fscale = 0, int ring = 2)
+        {
+            var options = new List<string> { $"-DMIX_T={dtype}", $"-DMIX_QMODE={mode}" };
+            // the default build's options stay as they were (its kernel cache key with them)
+            if (probe != 0) options.Add($"-DMIX_QM_PROBE={probe}");
+            if (fscale != 0) options.Add($"-DMIX_QM_FSCALE={fscale}");
+            if (ring != 2) options.Add($"-DMIX_QM_RING={ring}");
+            return Get("mix_qgemm", QuantGemmKernelSources.Source, options.ToArray());
+        }
 
         public static CudaKernelSpec KvAttention(int dtype, int kvMode) =>
             Get("mix_kv_attention", QuantKernelSources.KvAttention, $"-DMIX_T={dtype}", $"-DMIX_KV={kvMode}");

@@ -18,7 +18,9 @@ namespace Mix.Runtime.Fused
     /// <para>Dequantization is integer bit tricks plus packed half-precision FMAs: an int4 nibble q becomes the
     /// float16/bfloat16 number B + q by OR-ing it into the mantissa of B (1024 for float16, 128 for bfloat16), one
     /// packed FMA subtracts B + zero (exact: a small integer) and a second multiplies by the group's scale (one
-    /// rounding, like a weight stored in the activation dtype). int8 codes are stored as q + 128 and become q exactly
+    /// rounding, like a weight stored in the activation dtype). Opt-in (<c>MIX_QM_FSCALE</c>, groups of 128 or more): the
+    /// mma takes q − zero exactly (float16 reading a byte's high nibble in place: 1024 + 16q, scaled by 1/16 in the same
+    /// FMA) and the group scale multiplies a per-chunk fp32 tile. int8 codes are stored as q + 128 and become q exactly
     /// the same way (bfloat16 has 7 mantissa bits, so the code's top bit picks the constant subtracted), and the
     /// per-channel scale is applied to the fp32 accumulator in the epilogue, so int8 weights enter the mma exactly.</para>
     /// <para>Split-K: every split writes its fp32 partial tile; the last block of a column to finish (an atomic counter
@@ -49,6 +51,16 @@ namespace Mix.Runtime.Fused
 // 2 = raw code words into the mma (no dequantization)
 #ifndef MIX_QM_PROBE
 #define MIX_QM_PROBE 0
+#endif
+// opt-in (QuantizedGemm.Int4ScaleInAccumulator): int4 with one group per chunk (groups of 128 or more) and up to
+// MIX_QM_FSCALE m16 tiles feeds the exact integers q − z to the mma and applies the group's scale to a per-chunk fp32
+// tile (0: off, the scale is applied per weight pair in the activation dtype)
+#ifndef MIX_QM_FSCALE
+#define MIX_QM_FSCALE 0
+#endif
+// chunks in the weight ring for more than one m16 tile (QuantizedGemm.RingForManyRows; opt-in 3)
+#ifndef MIX_QM_RING
+#define MIX_QM_RING 2
 #endif
 #define QM_WARPS 4
 #define QM_NT 4
@@ -124,6 +136,20 @@ __device__ __forceinline__ void qm_dq4(unsigned w, unsigned sz, int h, unsigned&
   const unsigned v0 = ((w >> (8 * h)) & 0x000F000Fu) | QM_MAGIC, v1 = ((w >> (8 * h + 4)) & 0x000F000Fu) | QM_MAGIC;
   r0 = qm_fma2(qm_fma2(v0, QM_ONE, nz), ss, QM_NEG_ZERO);
   r1 = qm_fma2(qm_fma2(v1, QM_ONE, nz), ss, QM_NEG_ZERO);
+}
+
+// the opt-in fp32-group-scale build's dequantization: the exact integers q − zero as packed pairs (nibble j, nibble
+// j + 4), for j = 2h and 2h + 1; z2 is the zero point in both halves. float16 reads the odd nibble where it lies (bits
+// 4–7 of a half: 1024 + 16q, times 1/16 is 64 + q exactly), so a word needs one shift, not three; bfloat16's 7-bit
+// mantissa cannot hold it there. (Not in qm_dq4: there it cost the g32/g64 entries 15 registers under NVRTC 11.8.)
+__device__ __forceinline__ void qm_dq4i(unsigned w, unsigned z2, int h, unsigned& r0, unsigned& r1) {
+  const unsigned u = w >> (8 * h);
+  r0 = qm_fma2((u & 0x000F000Fu) | QM_MAGIC, QM_ONE, QM_NEG_MAGIC | z2);
+#if MIX_T == 2
+  r1 = qm_fma2(((u >> 4) & 0x000F000Fu) | QM_MAGIC, QM_ONE, QM_NEG_MAGIC | z2);
+#else
+  r1 = qm_fma2((u & 0x00F000F0u) | QM_MAGIC, 0x2C002C00u, 0xD400D400u | (z2 << 4));   // × 1/16, − (64 + zero)
+#endif
 }
 
 // 4 int8 codes (stored as q + 128) → 2 packed pairs of exact integers: (byte 0, byte 1), (byte 2, byte 3)
@@ -269,8 +295,9 @@ __device__ __forceinline__ void qgemm_body(
   constexpr int KT = QM_KT(MT);                     // x columns per staged tile: 512 / MT
   constexpr int CPT = KT / QM_CK;                   // chunks per tile
   // chunks of weight loads per lane in the register ring (ST − 1 ahead): a 6-deep ring (MT 1) held 120 registers
-  // and pushed the scale words to local memory; 3 ahead keep ~24 KB of weights in flight per block
-  constexpr int ST = MT == 1 ? 4 : 2;
+  // and pushed the scale words to local memory; 3 ahead keep ~24 KB of weights in flight per block. More tiles: 1 ahead
+  // by default (8 KB per block: short for a block alone on its SM), 2 ahead opt-in
+  constexpr int ST = MT == 1 ? 4 : MT == 4 && MIX_QMODE == 1 ? 2 : MIX_QM_RING;   // int4 4 tiles, 3: 173 registers, spills
   constexpr int SPC = QM_CK / 16;                   // k16 steps per chunk
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -320,6 +347,46 @@ __device__ __forceinline__ void qgemm_body(
       }
       const unsigned* xb = xl + (tile & 1) * QM_BUF_U32;
 #if MIX_QMODE == 1
+      if constexpr (GPC == 1 && MT <= MIX_QM_FSCALE) {
+        // one group per chunk: the exact q − zero into a per-chunk fp32 tile, then the group's scale in fp32 (columns 2t
+        // and 2t + 1 of an n8 tile, whose sz words lanes 8t and 8t + 4 hold): one FMA per accumulator per chunk instead
+        // of a packed FMA per weight pair
+        float ca[MT][QM_NT][4];
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+          for (int n = 0; n < QM_NT; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) ca[m][n][i] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+          for (int h = 0; h < 2; h++) {
+            uint4 a[MT];
+#pragma unroll
+            for (int m = 0; m < MT; m++) a[m] = qm_afrag<MT>(xb, m, lc * SPC + 2 * j + h);
+#pragma unroll
+            for (int n = 0; n < QM_NT; n++) {
+              const unsigned w = j == 0 ? wq[s][n].x : j == 1 ? wq[s][n].y : j == 2 ? wq[s][n].z : wq[s][n].w;
+              unsigned b0, b1;
+              qm_dq4i(w, (szr[s][n] & 0xFFu) * 0x10001u, h, b0, b1);
+#pragma unroll
+              for (int m = 0; m < MT; m++) qm_mma(ca[m][n], a[m], b0, b1);
+            }
+          }
+#pragma unroll
+        for (int n = 0; n < QM_NT; n++) {
+          const float f0 = to_f((io_t)(__shfl_sync(0xffffffffu, szr[s][n], 8 * t) >> 16));
+          const float f1 = to_f((io_t)(__shfl_sync(0xffffffffu, szr[s][n], 8 * t + 4) >> 16));
+#pragma unroll
+          for (int m = 0; m < MT; m++) {
+            acc[m][n][0] += f0 * ca[m][n][0];
+            acc[m][n][1] += f1 * ca[m][n][1];
+            acc[m][n][2] += f0 * ca[m][n][2];
+            acc[m][n][3] += f1 * ca[m][n][3];
+          }
+        }
+      } else {
       unsigned szq[QM_NT][GPC];
 #pragma unroll
       for (int n = 0; n < QM_NT; n++)
@@ -349,6 +416,7 @@ __device__ __forceinline__ void qgemm_body(
 #endif
           }
         }
+      }
 #else
       // word j of a lane's vector: k16 step j
 #pragma unroll

@@ -39,6 +39,39 @@ namespace Mix.Runtime.Fused
         /// </summary>
         public static int Probe { get; set; }
 
+        /// <summary>
+        /// Opt-in variant for int4 with groups of 128 or more (one group per chunk): the mma takes the exact integers
+        /// q − zero and the group's scale is applied in fp32 once per chunk and accumulator, instead of one packed FMA per
+        /// weight pair in the activation dtype (more exact: no per-weight rounding). The value is the most m16 tiles it is
+        /// used for (0, the default: off; 1: up to 16 rows; 2: up to 32 rows): the fp32 step costs 4 FMAs per m16 tile,
+        /// so it saves issue slots only for few tiles. Off by default until a GPU run shows it is not slower.
+        /// </summary>
+        public static int Int4ScaleInAccumulator
+        {
+            get => s_fscale;
+            set => s_fscale = value is 0 or 1 or 2 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "0, 1 or 2 m16 tiles");
+        }
+        private static int s_fscale;
+
+        /// <summary>
+        /// Opt-in plan for more than 32 rows (4 m16 tiles): split-K up to about two blocks per SM without the cap that keeps
+        /// the fp32 partials under half the int4 weight bytes (they stay in L2 at these sizes), e.g. 4096→4096 at 64 rows
+        /// runs 9 splits (288 blocks) instead of 4 (128 blocks: one per SM, one warp per scheduler). Off by default until a
+        /// GPU run shows it is not slower.
+        /// </summary>
+        public static bool WideSplitsForManyRows { get; set; }
+
+        /// <summary>
+        /// Opt-in: chunks of weight loads per lane in the register ring for more than 16 rows (2, the default: one chunk
+        /// ahead; 3: two ahead, 16 more registers per thread). Off by default until a GPU run shows it is not slower.
+        /// </summary>
+        public static int RingForManyRows
+        {
+            get => s_ring;
+            set => s_ring = value is 2 or 3 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "2 or 3 chunks");
+        }
+        private static int s_ring = 2;
+
         /// <summary>Benchmark instrumentation: split-K count to force (0, the default: the plan's own).</summary>
         public static int ForcedSplits { get; set; }
 
@@ -104,13 +137,14 @@ namespace Mix.Runtime.Fused
         /// reads back an fp32 partial of M × N, which is kept to at most half the bytes of the int4 weight
         /// (S · M · 8 ≤ K / 2 bytes per channel, i.e. S ≤ K / (16 M)).
         /// </summary>
-        internal static Plan MakePlan(bool int4, int groupSize, long M, long Np, long chunks, int sms, int? splits = null)
+        internal static Plan MakePlan(bool int4, int groupSize, long M, long Np, long chunks, int sms, int? splits = null, bool wide = false)
         {
             int mt = M <= 16 ? 1 : M <= 32 ? 2 : 4;
             int gpc = int4 ? Math.Max(1, QuantGemmKernelSources.ChunkK(true) / groupSize) : 1;
             int cols = (int)(Np / QuantGemmKernelSources.ChannelsPerBlock);
             long k = chunks * QuantGemmKernelSources.ChunkK(int4);
-            long cap = Math.Min(16, Math.Min(Math.Max(1, chunks / 2), Math.Max(1, k / (16 * Math.Max(1, M)))));
+            long partialCap = wide && mt == 4 ? 16 : Math.Max(1, k / (16 * Math.Max(1, M)));
+            long cap = Math.Min(16, Math.Min(Math.Max(1, chunks / 2), partialCap));
             int s = splits ?? (int)Math.Clamp((2L * sms + cols - 1) / cols, 1, cap);
             s = (int)Math.Clamp(s, 1, chunks);
             return new Plan(mt, gpc, s, cols);
@@ -280,7 +314,8 @@ namespace Mix.Runtime.Fused
         internal static bool HasTensorCores(int device) => DeviceShape(device).major >= 8;
 
         /// <summary>Registers and local (spill) bytes per thread of every tensor-core entry for one activation dtype, as
-        /// compiled for <paramref name="device"/> (empty where the kernel does not apply).</summary>
+        /// compiled for <paramref name="device"/> (empty where the kernel does not apply), with the current
+        /// <see cref="Int4ScaleInAccumulator"/> and <see cref="RingForManyRows"/>.</summary>
         /// <param name="device">CUDA device.</param>
         /// <param name="dtype">float16 or bfloat16.</param>
         public static System.Collections.Generic.IEnumerable<(string Kernel, int Registers, int LocalBytes)> KernelResources(Device device, ScalarType dtype)
@@ -292,7 +327,8 @@ namespace Mix.Runtime.Fused
                 foreach (var gpc in gpcs)
                     foreach (var mt in new[] { 1, 2, 4 })
                     {
-                        var f = KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, mode), $"qgemm_m{mt}_g{gpc}", dev);
+                        int fscale = mode == 1 && gpc == 1 && mt <= s_fscale ? s_fscale : 0;
+                        var f = KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, mode, 0, fscale, mt > 1 ? s_ring : 2), $"qgemm_m{mt}_g{gpc}", dev);
                         yield return ($"{(mode == 1 ? "int4" : "int8")} qgemm_m{mt}_g{gpc}", f.Registers, f.LocalBytes);
                     }
         }
@@ -328,13 +364,16 @@ namespace Mix.Runtime.Fused
             if (p is null || p.N != N || p.K != K) return null;
             if (int4 && dtype == ScalarType.Float16 && !p.ScalesFitHalf) return null;
             int forced = splits > 0 ? splits : ForcedSplits;
-            var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, forced > 0 ? forced : null);
+            var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, forced > 0 ? forced : null, WideSplitsForManyRows);
             int probe = Probe;
+            // the fp32 group-scale build only where it changes the entry (int4, one group per chunk, few enough tiles)
+            int fscale = probe == 0 && int4 && plan.GroupsPerChunk == 1 && plan.MTiles <= s_fscale ? s_fscale : 0;
+            int ring = probe == 0 && plan.MTiles > 1 ? s_ring : 2;
             try
             {
-                var key = (dev, dt, qm * 4 + probe, plan.MTiles, plan.GroupsPerChunk);
+                var key = (dev, dt, qm * 4 + probe + 16 * fscale + 64 * ring, plan.MTiles, plan.GroupsPerChunk);
                 if (!Functions.TryGetValue(key, out var fn))
-                    fn = Functions.GetOrAdd(key, KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, qm, probe), plan.Entry, dev));
+                    fn = Functions.GetOrAdd(key, KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, qm, probe, fscale, ring), plan.Entry, dev));
                 var xc = x.is_contiguous() ? x : x.contiguous();
                 var outShape = (long[])x.shape.Clone();
                 outShape[^1] = N;

@@ -31,7 +31,8 @@ internal static class QuantBench
     /// <summary>With <c>--quick</c>: no GEMV or reference rows beyond 16 rows (the slowest rows; measured in run 13c).</summary>
     public static bool Quick { get; set; }
 
-    /// <summary>Runs the cases: <paramref name="only"/> <c>linear</c> or <c>kv</c> runs one half (with <c>--quant --only …</c>).</summary>
+    /// <summary>Runs the cases: <paramref name="only"/> <c>linear</c> or <c>kv</c> runs one half, <c>variants</c> only the
+    /// opt-in builds' table, <c>probes</c> only the probes (with <c>--quant --only …</c>).</summary>
     public static void Run(string outDir, Func<Func<Tensor?>, (double, double, int)> time, Func<Func<Tensor?>, (double, double, int, double)>? timeGpu = null,
         string only = "all")
     {
@@ -47,12 +48,18 @@ internal static class QuantBench
             Console.WriteLine(ProbeTable.ToString());
             if (only == "probes") return;
         }
-        if (only is not ("linear" or "linear+probes"))
+        if (only is not ("linear" or "linear+probes" or "variants"))
             foreach (var ctx in new[] { 1024, 4096, 16384, 32768 })
                 Guard(() => Kv(ctx, timeGpu ?? (f => { var (m, mn, n) = time(f); return (m, mn, n, double.NaN); })));
-        if (only != "kv")
+        if (only is not ("kv" or "variants"))
             foreach (var (k, n) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
                 Guard(() => Linear(k, n, time, timeGpu));
+        if (only is "variants" or "linear" or "all" or "linear+probes")
+        {
+            Guard(Variants);
+            File.WriteAllText(Path.Combine(outDir, "quant_variants.md"), VariantTable.ToString());
+            Console.WriteLine(VariantTable.ToString());
+        }
         var json = JsonSerializer.Serialize(Results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
         File.WriteAllText(Path.Combine(outDir, "quant.json"), json);
@@ -282,6 +289,103 @@ internal static class QuantBench
                         Console.WriteLine($"probe {K}→{N} M={M} {name,-9} {variant,-20} {string.Join(" ", cells)}");
                     }
             }
+        }
+    }
+
+    private static readonly StringBuilder VariantTable = new();
+
+    /// <summary>
+    /// The opt-in variants of the tensor-core kernel against the default in one process (<c>--quant --only variants</c>,
+    /// also after the linear rows): queued device µs of bf16 cuBLAS, int8 and int4 g128 (default), int4 with the group
+    /// scale in fp32 (<see cref="QuantizedGemm.Int4ScaleInAccumulator"/> = 2) and, from 33 rows, the wide split-K plan
+    /// (<see cref="QuantizedGemm.WideSplitsForManyRows"/>). Each twice: "warm" repeats one weight (int4 and int8 weights of
+    /// these shapes fit the 50 MB L2, so their rows measure L2, not HBM) and "cold" rotates through copies of the
+    /// weights holding at least 160 MB, so every call reads its weights from HBM, as a decode through many layers does.
+    /// Output columns: each cell is µs; "× cuBLAS" columns are the cuBLAS time (same warmth) over the best int4 time.
+    /// </summary>
+    private static void Variants()
+    {
+        VariantTable.AppendLine("Queued device µs (20 calls behind a long matmul). warm: one weight; cold: rotating copies ≥ 160 MB (HBM reads).");
+        VariantTable.AppendLine("int4 fs = fp32 group scale (Int4ScaleInAccumulator = 2, M ≤ 32); wide = WideSplitsForManyRows (M > 32); ring3 = RingForManyRows = 3 (M > 16).");
+        VariantTable.AppendLine();
+        VariantTable.AppendLine("| shape | M | weights | bf16 cuBLAS | int8 | int8 wide | int8 ring3 | int4 | int4 fs | int4 wide | int4 ring3 | int4 × cuBLAS | best int4 × cuBLAS | best int4 % limit |");
+        VariantTable.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var (K, N) in new[] { (4096L, 4096L), (4096L, 11008L), (11008L, 4096L) })
+        {
+            using var scope = torch.NewDisposeScope();
+            torch.manual_seed(K + N);
+            var lin = nn.Linear(K, N, hasBias: false);
+            var i8 = QuantizedLinear.FromLinear(lin, WeightQuantMode.Int8PerChannel);
+            var i4 = QuantizedLinear.FromLinear(lin, WeightQuantMode.Int4Grouped, 128);
+            i8.to(torch.CUDA);
+            i4.to(torch.CUDA);
+            var wbf = lin.weight!.detach().to(ScalarType.BFloat16, torch.CUDA);
+            const double coldBytes = 160e6;
+            int Copies(double bytes) => Math.Max(2, (int)Math.Ceiling(coldBytes / bytes));
+            // copies of the weights on the device (each quantized copy is repacked once, on its first call below)
+            var bfs = Enumerable.Range(0, Copies(2.0 * K * N)).Select(i => i == 0 ? wbf : wbf.clone()).ToArray();
+            (Tensor qw, Tensor sc, Tensor? z)[] Clones(QuantizedLinear q) => Enumerable.Range(0, Copies(q.WeightBytes))
+                .Select(i => i == 0 ? (q.QWeight, q.Scales, q.Zeros) : (q.QWeight.clone(), q.Scales.clone(), q.Zeros?.clone())).ToArray();
+            var c8 = Clones(i8);
+            var c4 = Clones(i4);
+            foreach (var M in new[] { 1, 4, 16, 32, 64 })
+            {
+                var x = torch.randn(M, K, device: torch.CUDA).to_type(ScalarType.BFloat16);
+                foreach (var cold in new[] { false, true })
+                {
+                    int r8 = 0, r4 = 0, rb = 0;
+                    Tensor? Q(QuantizedLinear q, (Tensor qw, Tensor sc, Tensor? z)[] copies, ref int next)
+                    {
+                        var (qw, sc, z) = copies[cold ? next++ % copies.Length : 0];
+                        return QuantizedOps.Linear(x, q.Mode, q.GroupSize, qw, sc, z, q.Bias, q.InputScale)
+                            ?? throw new InvalidOperationException("the quantized linear declined");
+                    }
+                    double Cell(Func<Tensor?> f, Action? on = null)
+                    {
+                        on?.Invoke();
+                        try
+                        {
+                            // every copy once first (repacks, kernel loads), then the timing
+                            for (int i = 0; i < 2 * Math.Max(c8.Length, c4.Length); i++) f()?.Dispose();
+                            return Queued(f);
+                        }
+                        finally
+                        {
+                            QuantizedGemm.Int4ScaleInAccumulator = 0;
+                            QuantizedGemm.WideSplitsForManyRows = false;
+                            QuantizedGemm.RingForManyRows = 2;
+                        }
+                    }
+                    double cub = Cell(() => torch.nn.functional.linear(x, bfs[cold ? rb++ % bfs.Length : 0]));
+                    double q8 = Cell(() => Q(i8, c8, ref r8));
+                    double q8w = M > 32 ? Cell(() => Q(i8, c8, ref r8), () => QuantizedGemm.WideSplitsForManyRows = true) : double.NaN;
+                    double q8r = M > 16 ? Cell(() => Q(i8, c8, ref r8), () => QuantizedGemm.RingForManyRows = 3) : double.NaN;
+                    double q4 = Cell(() => Q(i4, c4, ref r4));
+                    double q4f = M <= 32 ? Cell(() => Q(i4, c4, ref r4), () => QuantizedGemm.Int4ScaleInAccumulator = 2) : double.NaN;
+                    double q4w = M > 32 ? Cell(() => Q(i4, c4, ref r4), () => QuantizedGemm.WideSplitsForManyRows = true) : double.NaN;
+                    double q4r = M > 16 ? Cell(() => Q(i4, c4, ref r4), () => QuantizedGemm.RingForManyRows = 3) : double.NaN;
+                    double best = new[] { q4, q4f, q4w, q4r }.Where(v => !double.IsNaN(v)).Min();
+                    double limit = 100 * (i4.WeightBytes + 2.0 * M * (K + N)) / best / 1e3 / _copyGBps;
+                    VariantTable.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                        $"| {K}→{N} | {M} | {(cold ? "cold" : "warm")} | {cub:F1} | {q8:F1} | {q8w:F1} | {q8r:F1} | {q4:F1} | {q4f:F1} | {q4w:F1} | {q4r:F1} | {cub / q4:F2} | {cub / best:F2} | {limit:F0} |"));
+                    Console.WriteLine($"variants {K}→{N} M={M} {(cold ? "cold" : "warm")}: cuBLAS {cub:F1} int8 {q8:F1} (wide {q8w:F1}, ring3 {q8r:F1}) int4 {q4:F1} (fs {q4f:F1}, wide {q4w:F1}, ring3 {q4r:F1}) us");
+                }
+            }
+        }
+        // the opt-in builds' registers (the defaults are printed at start)
+        QuantizedGemm.Int4ScaleInAccumulator = 2;
+        QuantizedGemm.RingForManyRows = 3;
+        try
+        {
+            VariantTable.AppendLine();
+            foreach (var (kernel, regs, local) in QuantizedGemm.KernelResources(torch.CUDA, ScalarType.BFloat16))
+                if (!kernel.Contains("_m1_") || (kernel.StartsWith("int4", StringComparison.Ordinal) && kernel.EndsWith("_g1", StringComparison.Ordinal)))
+                    VariantTable.AppendLine($"- opt-in build (fs 2, ring 3): {kernel} {regs} registers, {local} local bytes per thread");
+        }
+        finally
+        {
+            QuantizedGemm.Int4ScaleInAccumulator = 0;
+            QuantizedGemm.RingForManyRows = 2;
         }
     }
 

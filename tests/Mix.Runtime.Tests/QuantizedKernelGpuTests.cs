@@ -152,6 +152,65 @@ public class QuantizedKernelGpuTests
         Assert.InRange(Gpu.RelErr(viaOps, yRef), 0, tol);
     }
 
+    /// <summary>
+    /// The opt-in builds and plan of the tensor-core kernel (<see cref="QuantizedGemm.Int4ScaleInAccumulator"/>,
+    /// <see cref="QuantizedGemm.RingForManyRows"/>, <see cref="QuantizedGemm.WideSplitsForManyRows"/>) against the same
+    /// float64 reference and bounds as the default, and the fp32 group scale no less exact than the default (it skips
+    /// the per-weight rounding).
+    /// </summary>
+    [Theory]
+    [InlineData("int4", 128, 1, 4096, 4099, "bf16")]
+    [InlineData("int4", 256, 16, 2048, 300, "f16")]
+    [InlineData("int4", 128, 29, 1152, 65, "bf16")]
+    [InlineData("int4", 128, 64, 4096, 1027, "f16")]
+    [InlineData("int4", 32, 40, 2080, 257, "bf16")]
+    [InlineData("int8", 0, 33, 2048, 513, "bf16")]
+    [InlineData("int8", 0, 64, 515, 129, "f16")]
+    public void TensorCoreLinearOptInBuildsMatchReference(string mode, int group, int M, int K, int N, string dtype)
+    {
+        Gpu.Require();
+        Assert.SkipUnless(QuantizedGemm.HasTensorCores(0), "the GPU is older than sm_80");
+        var dt = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(M * 7919 + K * 31 + N);
+        var lin = nn.Linear(K, N, hasBias: N % 2 == 1);
+        var qm = mode == "int8" ? WeightQuantMode.Int8PerChannel : WeightQuantMode.Int4Grouped;
+        var awq = K % 3 == 0 ? torch.rand(K) + 0.5 : null;
+        var q = QuantizedLinear.FromLinear(lin, qm, group == 0 ? 128 : group, awq, keepInputScale: awq is not null);
+        q.to(Gpu.Device);
+        var x = torch.randn(M, K).to_type(dt);
+        var xg = x.to(Gpu.Device);
+        var h = F64Cpu(x);
+        if (q.InputScale is not null) h = h * F64Cpu(q.InputScale);
+        var yRef = torch.matmul(h, F64Cpu(q.DequantizedWeight()).t());
+        if (q.Bias is not null) yRef = yRef + F64Cpu(q.Bias);
+        double tol = Gpu.Tol(dt, 1e-5, 2e-3, 1e-2);
+        Tensor Run(int splits)
+        {
+            var y = QuantizedGemm.TryLinear(xg, qm, q.GroupSize, q.QWeight, q.Scales, q.Zeros, q.Bias, q.InputScale, M, K, N, splits);
+            Assert.NotNull(y);
+            return y;
+        }
+        double baseline = Gpu.RelErr(Run(0), yRef);
+        try
+        {
+            QuantizedGemm.Int4ScaleInAccumulator = 2;
+            QuantizedGemm.RingForManyRows = 3;
+            QuantizedGemm.WideSplitsForManyRows = true;
+            foreach (var splits in new[] { 0, 1, 3 })
+                Assert.InRange(Gpu.RelErr(Run(splits), yRef), 0, tol);
+            if (qm == WeightQuantMode.Int4Grouped && group >= 128 && M <= 32)
+                Assert.InRange(Gpu.RelErr(Run(0), yRef), 0, baseline * 1.05 + 1e-6);
+        }
+        finally
+        {
+            QuantizedGemm.Int4ScaleInAccumulator = 0;
+            QuantizedGemm.RingForManyRows = 2;
+            QuantizedGemm.WideSplitsForManyRows = false;
+        }
+    }
+
     [Fact]
     public void TensorCoreLinearDeclinesWhatItDoesNotTakeAndSeesNewCodesAfterForget()
     {

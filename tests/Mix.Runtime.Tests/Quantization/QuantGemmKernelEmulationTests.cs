@@ -360,11 +360,44 @@ int main(int argc, char** argv) {
     };
 
     [Theory]
-    [InlineData("bf16", true)]
-    [InlineData("f16", true)]
-    [InlineData("bf16", false)]
-    [InlineData("f16", false)]
-    public void KernelMatchesFloat64WhenEmulated(string dtype, bool int4)
+    [InlineData("bf16", true, 0, 2)]
+    [InlineData("f16", true, 0, 2)]
+    [InlineData("bf16", true, 2, 3)]
+    [InlineData("f16", true, 2, 3)]
+    [InlineData("bf16", false, 0, 2)]
+    [InlineData("f16", false, 0, 3)]
+    public void KernelMatchesFloat64WhenEmulated(string dtype, bool int4, int fscale, int ring) =>
+        RunEmulation(dtype, int4, fscale, ring, Cases.Where(c => c.int4 == int4).ToArray());
+
+    /// <summary>
+    /// Every row count 1…64 (so every m16 tiling and every row count within a tile), with the group size, N (odd and
+    /// not), K (with and without a chunk tail), split-K and AWQ varying along the sweep: int4 with the default
+    /// dequantization and with the fp32 group scale (<see cref="QuantizedGemm.Int4ScaleInAccumulator"/>), and int8;
+    /// with the default weight ring and the opt-in deeper one for more than 16 rows (<see cref="QuantizedGemm.RingForManyRows"/>).
+    /// </summary>
+    [Theory]
+    [InlineData("bf16", true, 0, 2)]
+    [InlineData("f16", true, 2, 3)]
+    [InlineData("bf16", true, 2, 3)]
+    [InlineData("f16", false, 0, 2)]
+    [InlineData("bf16", false, 0, 3)]
+    public void EveryRowCountMatchesFloat64WhenEmulated(string dtype, bool int4, int fscale, int ring)
+    {
+        int[] groups = { 128, 32, 256, 64 }, ns = { 7, 129, 33, 8 }, ks = { 256, 384, 200, 512 };
+        var cases = Enumerable.Range(1, 64).Select(m =>
+        {
+            int group = groups[m % 4], n = ns[(m / 4) % 4];
+            // int4 K a multiple of the group (a tail of a chunk where the group is smaller); int8 any K
+            int k = int4 ? (group > 128 ? 512 : ks[(m / 2) % 4] / group * group) : ks[(m / 2) % 4] + (m % 3);
+            long chunks = QuantizedGemm.PadK(k, int4) / QuantGemmKernelSources.ChunkK(int4);
+            int splits = (int)Math.Min(1 + m % 3, chunks);
+            return (int4, int4 ? group : 0, m, k, n, splits, m % 3 == 0, m % 2 == 1, m % 7 == 0);
+        }).ToArray();
+        RunEmulation(dtype, int4, fscale, ring, cases);
+    }
+
+    private static void RunEmulation(string dtype, bool int4, int fscale, int ring,
+        (bool int4, int group, int M, int K, int N, int splits, bool awq, bool bias, bool shifted)[] cases)
     {
         var gxx = Which("g++");
         Assert.SkipWhen(gxx is null, "g++ is not installed");
@@ -374,10 +407,10 @@ int main(int argc, char** argv) {
         {
             var source = string.Join("\n", Emulation, EmulatedPrelude(), QuantGemmKernelSources.Source, Harness);
             File.WriteAllText(Path.Combine(dir, "qgemm.cpp"), source);
-            var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={(dtype == "bf16" ? 2 : 1)} -DMIX_QMODE={(int4 ? 1 : 0)} qgemm.cpp -o qgemm", dir);
+            var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={(dtype == "bf16" ? 2 : 1)} -DMIX_QMODE={(int4 ? 1 : 0)} -DMIX_QM_FSCALE={fscale} -DMIX_QM_RING={ring} qgemm.cpp -o qgemm", dir);
             Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
             var files = new List<string>();
-            foreach (var c in Cases.Where(c => c.int4 == int4))
+            foreach (var c in cases)
             {
                 var name = $"m{c.M}_k{c.K}_n{c.N}_g{c.group}_s{c.splits}{(c.shifted ? "_x1" : "")}.bin";
                 WriteCase(Path.Combine(dir, name), int4, dt, c.group, c.M, c.K, c.N, c.splits, c.awq, c.bias, c.shifted);
@@ -425,6 +458,10 @@ int main(int argc, char** argv) {
         Assert.Equal(1, QuantizedGemm.MakePlan(true, 32, 64, 128, 1, 132).Splits);
         Assert.Equal(4, QuantizedGemm.MakePlan(true, 32, 1, 128, 1, 132).GroupsPerChunk);
         Assert.Equal(3, QuantizedGemm.MakePlan(true, 128, 64, 4096, 32, 132, splits: 3).Splits);
+        // the opt-in wide plan: from 33 rows about two blocks per SM again (4096→4096 int4: 32 columns, 9 splits), up to
+        // 32 rows unchanged
+        Assert.Equal(new[] { 9, 9, 9, 8, 9, 9 }, new[] { 1, 16, 17, 32, 33, 64 }.Select(m => QuantizedGemm.MakePlan(true, 128, m, 4096, 32, 132, wide: true).Splits));
+        Assert.Equal(4, QuantizedGemm.MakePlan(true, 128, 64, 4096, 32, 132).Splits);
     }
 
     /// <summary>
