@@ -52,6 +52,16 @@ namespace Mix.Runtime.Fused
         /// </summary>
         public static int LibraryProjectionsFromBatch { get; set; } = 64;
 
+        /// <summary>
+        /// Opt-in (off until a GPU run has timed it, <c>--only mamba-kernels</c>): the projections' grids are sized from each
+        /// kernel's occupancy query (registers included; the projection kernels hold ~100 registers a thread, two blocks a
+        /// multiprocessor, where the default heuristic counts eight): the split heuristic counts those blocks, and a grid
+        /// is capped at one wave of them, its blocks striding over the remaining weight rows (the same sums, in the same
+        /// order) instead of a second and third wave each staging and normalizing the rows again. Read when a plan is made
+        /// (a change re-plans the next step).
+        /// </summary>
+        public static bool SplitsFromOccupancy { get; set; }
+
         internal static void CountSteps(int n) => Interlocked.Add(ref s_steps, n);
 
         /// <summary>One fused step as it ran: its input and output tensors, whether it added the residual and normalised
@@ -180,7 +190,8 @@ namespace Mix.Runtime.Fused
             private readonly CudaFunction inProj, xProj, scan, outProj;
             private readonly Dim3 gridIn, gridX, gridScan, gridOut, threads;
             private readonly uint smemIn, smemInner;
-            private readonly int nbIn, nbInner, vecIn, vecX, vecOut, splitIn, splitX, splitOut, lanes, qIn, qX, qOut, gIn, gX, gOut;
+            private readonly int nbIn, nbInner, vecIn, vecX, vecOut, splitIn, splitX, splitOut, lanes, qIn, qX, qOut, gIn, gX, gOut, sms;
+            private readonly bool occupancySplits;
 
             /// <summary>Why this plan's launches failed, once they have (then the mixer takes the reference step).</summary>
             public string? Failure { get; set; }
@@ -225,14 +236,20 @@ namespace Mix.Runtime.Fused
                 // unrolled loop issues four at once) and the split grid still fits on the device at once.
                 long vIn = VectorElements(weights[0]!.dtype, dtype), vX = VectorElements(weights[1]!.dtype, dtype), vOut = VectorElements(weights[2]!.dtype, dtype);
                 smemIn = (uint)(nbIn * dim * sizeof(float)); smemInner = (uint)(nbInner * inner * sizeof(float));
-                int sms = limits.Sms;
-                splitIn = Split(2 * inner, yIn, sms, limits.Resident(smemIn), dim / vIn);
-                splitX = Split(xRows, yInner, sms, limits.Resident(smemInner), inner / vX);
-                splitOut = Split(dim, yInner, sms, limits.Resident(smemInner), inner / vOut);
+                sms = limits.Sms;
+                occupancySplits = SplitsFromOccupancy;
+                long Resident(CudaFunction f, uint smem) => occupancySplits
+                    ? (long)sms * Math.Max(1, f.MaxActiveBlocksPerMultiprocessor(MambaStepKernelSources.Threads, smem))
+                    : limits.Resident(smem);
+                splitIn = Split(2 * inner, yIn, sms, Resident(inProj, smemIn), dim / vIn);
+                splitX = Split(xRows, yInner, sms, Resident(xProj, smemInner), inner / vX);
+                splitOut = Split(dim, yInner, sms, Resident(outProj, smemInner), inner / vOut);
                 const int Warps = MambaStepKernelSources.Threads / 32;
-                gridIn = new Dim3(FusedOps.Blocks(2 * inner, Warps / splitIn), yIn);
-                gridX = new Dim3(FusedOps.Blocks(xRows, Warps / splitX), yInner);
-                gridOut = new Dim3(FusedOps.Blocks(dim, Warps / splitOut), yInner);
+                // one wave at most under SplitsFromOccupancy: mix_rows strides its blocks over the rows
+                uint Cap(uint blocks, long resident, uint gridY) => occupancySplits ? (uint)Math.Min(blocks, Math.Max(1, resident / gridY)) : blocks;
+                gridIn = new Dim3(Cap(FusedOps.Blocks(2 * inner, Warps / splitIn), Resident(inProj, smemIn), yIn), yIn);
+                gridX = new Dim3(Cap(FusedOps.Blocks(xRows, Warps / splitX), Resident(xProj, smemInner), yInner), yInner);
+                gridOut = new Dim3(Cap(FusedOps.Blocks(dim, Warps / splitOut), Resident(outProj, smemInner), yInner), yInner);
                 lanes = 1;
                 while (lanes < nState) lanes <<= 1;
                 gridScan = new Dim3(FusedOps.Blocks(inner * lanes, MambaStepKernelSources.Threads), (uint)batch);
@@ -276,6 +293,7 @@ namespace Mix.Runtime.Fused
             public bool Matches(Parts p, nn.Module mixer, RMSNorm? norm, ScalarType dt, int dev, long b, long d)
             {
                 if (!ReferenceEquals(norm, this.norm) || dt != dtype || dev != device || b != batch || d != dim) return false;
+                if (occupancySplits != SplitsFromOccupancy) return false;
                 if (TakesLibraryProjections(weights, b) != LibraryProjections) return false;
                 var now = Current(p, mixer, norm);
                 for (int i = 0; i < now.Length; i++) if (!ReferenceEquals(now[i], weights[i])) return false;
@@ -378,14 +396,23 @@ namespace Mix.Runtime.Fused
 
             /// <summary>The launch shape of <paramref name="phase"/> (grid, and how many warps share a weight row), for the
             /// kernel bench's rows.</summary>
-            public string Describe(Phase phase) => phase switch
+            public string Describe(Phase phase)
             {
-                Phase.InProj => $"grid {gridIn.X}x{gridIn.Y}, split {splitIn}",
-                Phase.XProj => $"grid {gridX.X}x{gridX.Y}, split {splitX}",
-                Phase.Scan => $"grid {gridScan.X}x{gridScan.Y}, {lanes} lanes/channel",
-                Phase.OutProj => $"grid {gridOut.X}x{gridOut.Y}, split {splitOut}",
-                _ => "four launches",
-            };
+                string Occupancy(CudaFunction f, Dim3 grid, uint smem)
+                {
+                    int resident = f.MaxActiveBlocksPerMultiprocessor(MambaStepKernelSources.Threads, smem);
+                    long waves = resident > 0 ? ((long)grid.X * grid.Y + (long)sms * resident - 1) / ((long)sms * resident) : 0;
+                    return $"grid {grid.X}x{grid.Y}, {f.Registers} regs, {resident}/SM, {waves} wave(s)";
+                }
+                return phase switch
+                {
+                    Phase.InProj => $"{Occupancy(inProj, gridIn, smemIn)}, split {splitIn}",
+                    Phase.XProj => $"{Occupancy(xProj, gridX, smemInner)}, split {splitX}",
+                    Phase.Scan => $"{Occupancy(scan, gridScan, 0)}, {lanes} lanes/ch",
+                    Phase.OutProj => $"{Occupancy(outProj, gridOut, smemInner)}, split {splitOut}",
+                    _ => "four launches",
+                };
+            }
 
             // graph null: launch now; otherwise append the launches to it (KernelGraph: replayed by FusedMambaStack). phases:
             // which of the four (the kernel bench times each alone; a step always runs all of them).

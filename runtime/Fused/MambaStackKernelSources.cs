@@ -148,7 +148,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
     // (1) xz = in_proj(rmsnorm(src)); a block without rows in a phase skips its staging (a block-uniform test)
     if (l == 0) mix_prefetch_rows(p.w_in, dim, 2 * inner, p.split_in);
     if ((int)blockIdx.x * (warps / p.split_in) < 2 * inner) {
-      mix_stage_norm(src, p.norm_w, p.eps, act, inv_rms, B, dim);
+      mix_stage_norm(src, p.norm_w, p.eps, act, inv_rms, part, B, dim);
       mix_rows(p.w_in, (const float*)0, 0, (const unsigned char*)0, 0, p.bias_in, act, dim, 2 * inner, B, p.vec_in,
                p.split_in, part, [&](int b, int r, float v) { xz[(size_t)b * 2 * inner + r] = v; });
     }
@@ -159,8 +159,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
 
     // (2) dbc = x_proj(silu(conv_step(xz))): only the blocks that hold x_proj rows stage the conv step
     if ((int)blockIdx.x * (warps / p.split_x) < P) {
-      for (int i = threadIdx.x; i < B * inner; i += blockDim.x)
-        act[i] = mix_conv_step(xz, cs, p.conv_w, p.conv_b, i / inner, i % inner, inner, W);
+      mix_stage<8>(act, B * inner, [&](int i) { return mix_conv_step(xz, cs, p.conv_w, p.conv_b, i / inner, i % inner, inner, W); });
       __syncthreads();
       mix_rows(p.w_x, (const float*)0, 0, (const unsigned char*)0, 0, (const io_t*)0, act, inner, P, B, p.vec_x,
                p.split_x, part, [&](int b, int r, float v) { dbc[(size_t)b * P + r] = v; });
@@ -186,7 +185,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
 
     // (4) dst = src + out_proj(y)
     if ((int)blockIdx.x * (warps / p.split_out) < dim) {
-      for (int i = threadIdx.x; i < B * inner; i += blockDim.x) act[i] = yv[i];
+      mix_stage<8>(act, B * inner, [&](int i) { return yv[i]; });
       __syncthreads();
       mix_rows(p.w_out, (const float*)0, 0, (const unsigned char*)0, 0, p.bias_out, act, inner, dim, B, p.vec_out,
                p.split_out, part, [&](int b, int r, float v) {

@@ -241,25 +241,57 @@ __device__ __forceinline__ void mix_rows(const void* __restrict__ w, const float
   }
 }
 
+// dst[i] = f(i) for i < n, the block's threads taking i = threadIdx.x + k blockDim.x, U of them per pass: the U values
+// are computed from clamped indices (every load valid, no branch), so their loads are in flight together instead of one
+// round trip after another as a loop with a run-time bound would issue them; only the in-range ones are stored.
+template <int U, class F>
+__device__ __forceinline__ void mix_stage(float* dst, int n, F f) {
+  for (int i0 = threadIdx.x; i0 < n; i0 += U * blockDim.x) {
+    float v[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) v[u] = f(min(i0 + u * (int)blockDim.x, n - 1));
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (i0 + u * (int)blockDim.x < n) dst[i0 + u * blockDim.x] = v[u];
+  }
+}
+
 // Stages rows x[0..nb) of width K in smem as float32, RMS-normalized and scaled by norm_w unless it is null; inv_rms is
-// the block's shared [MIX_MAXB]. Ends with the block synchronized.
+// the block's shared [MIX_MAXB], part its [8][MIX_MAXB] partial sums (eight warps). Ends with the block synchronized.
 __device__ __forceinline__ void mix_stage_norm(const io_t* __restrict__ x, const io_t* __restrict__ norm_w, float eps,
-                                               float* smem, float* inv_rms, int nb, int K) {
-  for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = to_f(x[i]);
+                                               float* smem, float* inv_rms, float (*part)[MIX_MAXB], int nb, int K) {
+  mix_stage<8>(smem, nb * K, [&](int i) { return to_f(x[i]); });
   __syncthreads();
   if (norm_w) {
-    // warp b sums row b's squares (every warp runs the shuffles; warps past nb redo the last row and keep nothing)
+    // every thread sums its strided share of each row's squares (a few independent shared-memory loads, not a warp's
+    // long serial loop), then warps reduce by shuffles and one thread per row adds the eight warps' sums
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int rb = warp < nb ? warp : nb - 1;
-    float s = 0.0f;
-    for (int k = lane; k < K; k += 32) s += smem[rb * K + k] * smem[rb * K + k];
+    float acc[MIX_MAXB];
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (lane == 0 && warp < nb) inv_rms[warp] = rsqrtf(s / (float)K + eps);
+    for (int b = 0; b < MIX_MAXB; b++) acc[b] = 0.0f;
+#pragma unroll
+    for (int b = 0; b < MIX_MAXB; b++)
+      if (b < nb)
+        for (int k = threadIdx.x; k < K; k += blockDim.x) acc[b] += smem[b * K + k] * smem[b * K + k];
+#pragma unroll
+    for (int b = 0; b < MIX_MAXB; b++)
+      if (b < nb) {   // nb is the same in every thread of the block
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
+      }
+    if (lane == 0) {
+#pragma unroll
+      for (int b = 0; b < MIX_MAXB; b++) part[warp][b] = acc[b];
+    }
+    __syncthreads();
+    if ((int)threadIdx.x < nb) {
+      float s = 0.0f;
+      for (int w = 0; w < (int)(blockDim.x >> 5); w++) s += part[w][threadIdx.x];
+      inv_rms[threadIdx.x] = rsqrtf(s / (float)K + eps);
+    }
     __syncthreads();
     // as the reference RMSNorm: the normalized row is rounded to the input dtype, then scaled by the weight
-    for (int i = threadIdx.x; i < nb * K; i += blockDim.x)
-      smem[i] = to_f(from_f(smem[i] * inv_rms[i / K])) * to_f(norm_w[i % K]);
+    mix_stage<8>(smem, nb * K, [&](int i) { return to_f(from_f(smem[i] * inv_rms[i / K])) * to_f(norm_w[i % K]); });
     __syncthreads();
   }
 }
@@ -275,21 +307,29 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_in_proj(
   mix_prefetch(w, wq, K, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
-  mix_stage_norm(x + (size_t)b0 * K, norm_w, eps, smem, inv_rms, nb, K);
+  mix_stage_norm(x + (size_t)b0 * K, norm_w, eps, smem, inv_rms, part, nb, K);
   mix_rows(w, w_scale, wq, w_zero, group, bias, smem, K, rows, nb, vec, split, part,
            [&](int b, int r, float v) { xz[(size_t)(b0 + b) * rows + r] = v; });
 }
 
 // u = silu(conv1d_bias + sum_j conv_w[c, j] window_j) for channel c of row b, the window being the W - 1 held
-// inputs and the new one (the first half of xz).
+// inputs and the new one (the first half of xz). WC: W when known at compile time (every tap's load issued at once),
+// 0 for any other width.
+template <int WC>
+__device__ __forceinline__ float mix_conv_taps(const float* __restrict__ st, const io_t* __restrict__ cw, float acc, float xnew, int W) {
+  const int w = WC ? WC : W;
+#pragma unroll
+  for (int j = 0; j < w - 1; j++) acc += to_f(cw[j]) * st[j];
+  return acc + to_f(cw[w - 1]) * xnew;
+}
+
 __device__ __forceinline__ float mix_conv_step(const float* __restrict__ xz, const float* __restrict__ conv_state,
                                                const io_t* __restrict__ conv_w, const io_t* __restrict__ conv_b,
                                                int b, int c, int inner, int W) {
   const float* st = conv_state + ((size_t)b * inner + c) * (W - 1);
-  float acc = conv_b ? to_f(conv_b[c]) : 0.0f;
-  for (int j = 0; j < W - 1; j++) acc += to_f(conv_w[(size_t)c * W + j]) * st[j];
-  acc += to_f(conv_w[(size_t)c * W + W - 1]) * xz[(size_t)b * 2 * inner + c];
-  return silu_f(acc);
+  const io_t* cw = conv_w + (size_t)c * W;
+  const float acc = conv_b ? to_f(conv_b[c]) : 0.0f, xnew = xz[(size_t)b * 2 * inner + c];
+  return silu_f(W == 4 ? mix_conv_taps<4>(st, cw, acc, xnew, W) : mix_conv_taps<0>(st, cw, acc, xnew, W));
 }
 
 // dbc[b, :] = x_proj(u[b, :]) in float32 (rows = dt_rank + 2 * d_state), u recomputed from the conv state.
@@ -302,8 +342,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_x_proj(
   mix_prefetch(w, wq, inner, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
-  for (int i = threadIdx.x; i < nb * inner; i += blockDim.x)
-    smem[i] = mix_conv_step(xz, conv_state, conv_w, conv_b, b0 + i / inner, i % inner, inner, W);
+  mix_stage<8>(smem, nb * inner, [&](int i) { return mix_conv_step(xz, conv_state, conv_w, conv_b, b0 + i / inner, i % inner, inner, W); });
   __syncthreads();
   mix_rows(w, w_scale, wq, w_zero, group, (const io_t*)0, smem, inner, rows, nb, vec, split, part,
            [&](int b, int r, float v) { dbc[(size_t)(b0 + b) * rows + r] = v; });
@@ -322,18 +361,35 @@ __device__ __forceinline__ void mix_scan_lane(
     int b, int cc, int n, int inner, int W, int R, int N, int G) {
   const bool live = cc < inner;
   const int c = live ? cc : inner - 1;
-  const float u = mix_conv_step(xz, conv_state, conv_w, conv_b, b, c, inner, W);
+  // every load that does not wait for dt first (state, B, C, A, D, z): one round trip for all of them, not one after
+  // each shuffle chain; lanes past d_state read state 0 and keep nothing
+  const int nn = n < N ? n : 0;
+  const size_t at = ((size_t)b * inner + c) * N + nn;
   const float* p = dbc + (size_t)b * (R + 2 * N);
+  const float h = ssm[at], bn = p[R + nn], cn = p[R + N + nn], an = to_f(a_log[(size_t)c * N + nn]);
+  const float z = xz[(size_t)b * 2 * inner + inner + c], dsk = to_f(d_skip[c]), dtb = dt_b ? to_f(dt_b[c]) : 0.0f;
+  const float u = mix_conv_step(xz, conv_state, conv_w, conv_b, b, c, inner, W);
+  // dt_proj: this lane's terms r = n, n + G, ... summed in that order, their loads four at a time
   float dt = 0.0f;
-  for (int r = n; r < R; r += G) dt += to_f(dt_w[(size_t)c * R + r]) * p[r];
+  for (int r0 = n; r0 < R; r0 += 4 * G) {
+    float wv[4], pv[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int r = min(r0 + j * G, R - 1);
+      wv[j] = to_f(dt_w[(size_t)c * R + r]);
+      pv[j] = p[r];
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+      if (r0 + j * G < R) dt += wv[j] * pv[j];
+  }
   for (int o = G >> 1; o > 0; o >>= 1) dt += __shfl_xor_sync(0xffffffffu, dt, o);
-  dt = softplus_f(dt + (dt_b ? to_f(dt_b[c]) : 0.0f));
+  dt = softplus_f(dt + dtb);
   float contrib = 0.0f;
   if (n < N) {
-    const size_t at = ((size_t)b * inner + c) * N + n;
-    const float s = expf(dt * -expf(to_f(a_log[(size_t)c * N + n]))) * ssm[at] + dt * u * p[R + n];
+    const float s = expf(dt * -expf(an)) * h + dt * u * bn;
     if (live) ssm_out[at] = s;
-    contrib = s * p[R + N + n];
+    contrib = s * cn;
   }
   for (int o = G >> 1; o > 0; o >>= 1) contrib += __shfl_xor_sync(0xffffffffu, contrib, o);
   if (!live) return;
@@ -341,7 +397,7 @@ __device__ __forceinline__ void mix_scan_lane(
   float* so = conv_out + ((size_t)b * inner + c) * (W - 1);
   for (int j = n; j < W - 1; j += G) so[j] = j + 1 < W - 1 ? st[j + 1] : xz[(size_t)b * 2 * inner + c];
   if (n == 0)
-    y[(size_t)b * inner + c] = (contrib + to_f(d_skip[c]) * u) * silu_f(xz[(size_t)b * 2 * inner + inner + c]);
+    y[(size_t)b * inner + c] = (contrib + dsk * u) * silu_f(z);
 }
 
 extern "C" __global__ void __launch_bounds__(256) mamba_step_scan(
@@ -365,7 +421,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_step_out_proj(
   mix_prefetch(w, wq, K, rows, split);
   const int b0 = blockIdx.y * nb_max;
   const int nb = min(nb_max, B - b0);
-  for (int i = threadIdx.x; i < nb * K; i += blockDim.x) smem[i] = y[(size_t)b0 * K + i];
+  mix_stage<8>(smem, nb * K, [&](int i) { return y[(size_t)b0 * K + i]; });
   __syncthreads();
   mix_rows(w, w_scale, wq, w_zero, group, bias, smem, K, rows, nb, vec, split, part, [&](int b, int r, float v) {
     const size_t o = (size_t)(b0 + b) * rows + r;

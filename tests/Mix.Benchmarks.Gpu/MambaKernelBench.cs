@@ -37,7 +37,10 @@ internal static class MambaKernelBench
     private static readonly List<MambaKernelRow> Rows = new();
 
     /// <summary>Variants measured besides the default: a label and a switch that turns it on (and off again).</summary>
-    internal static readonly List<(string Label, Action<bool> Set)> Variants = new();
+    internal static readonly List<(string Label, Action<bool> Set)> Variants = new()
+    {
+        ("splits from occupancy", on => FusedMambaStep.SplitsFromOccupancy = on),
+    };
 
     public static void Run(string outDir, bool quick)
     {
@@ -76,7 +79,7 @@ internal static class MambaKernelBench
             bytes > 0 ? bytes / (us.median * 1e3) : double.NaN);
         Rows.Add(row);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"mamba-kernels {row.Dtype,-8} b{batch,-3} {variant,-28} {phase,-22} {launch,-30} {row.Us,9:F2} µs (min {row.MinUs:F2})  {(bytes > 0 ? $"{bytes / 1e6,8:F3} MB {row.GBps,7:F0} GB/s" : "")}"));
+            $"mamba-kernels {row.Dtype,-8} b{batch,-3} {variant,-28} {phase,-22} {launch,-52} {row.Us,9:F2} µs (min {row.MinUs:F2})  {(bytes > 0 ? $"{bytes / 1e6,8:F3} MB {row.GBps,7:F0} GB/s" : "")}"));
     }
 
     // Median and minimum device µs per unit of one launch of `graph`, which holds `units` units of work.
@@ -156,7 +159,7 @@ internal static class MambaKernelBench
         var plan = first.Plan;
         int device = first.Device;
         void RunStep(FusedMambaStep.StepRecord s, KernelGraph g, FusedMambaStep.Phase phases) =>
-            s.Plan.Run(s.Slot, s.Input, s.Residual ? s.Input : null, s.Output, s.Slot.Get("conv_state"), s.Slot.Get("ssm_state"),
+            s.Plan.Run(s.Slot, s.Input.contiguous(), s.Residual ? s.Input.contiguous() : null, s.Output, s.Slot.Get("conv_state"), s.Slot.Get("ssm_state"),
                 s.Slot.Spare("conv_state"), s.Slot.Spare("ssm_state"), g, phases);
 
         foreach (var (phase, name) in new[]
@@ -178,41 +181,12 @@ internal static class MambaKernelBench
         }), layerBytes / (double)steps.Length);
 
         if (variant == "default" && batch <= PersistentMambaSegment.MaxBatch)
-            foreach (var (layers, label) in new[] { (steps, $"persistent, {steps.Length} layers / layer"), (new[] { first }, "persistent, 1 layer") })
-            {
-                using var segment = PersistentMambaSegment.TryCreate(layers, 2, out var why);
-                if (segment is null)
-                {
-                    Console.Error.WriteLine($"mamba-kernels persistent: declined: {why}");
-                    continue;
-                }
-                int launches = layers.Length == 1 ? Repeats : 20;
-                void Launches(int n)
-                {
-                    for (int i = 0; i < n; i++)
-                    {
-                        using var inner = torch.NewDisposeScope();
-                        segment.Run(first.Input);
-                    }
-                }
-                Launches(2);
-                torch.cuda.synchronize();
-                using var timer = new CudaTimer(device);
-                var us = new List<double>();
-                for (int s = 0; s < 5; s++)
-                {
-                    timer.Start();
-                    Launches(launches);
-                    us.Add(timer.StopMilliseconds() * 1e3 / (launches * layers.Length));
-                }
-                us.Sort();
-                Add(dtype, batch, variant, label, $"{segment.Blocks} blocks (2/SM)", (us[us.Count / 2], us[0]),
-                    layers.Sum(s => s.Plan.Bytes(FusedMambaStep.Phase.All)) / (double)layers.Length);
-            }
+            Guard($"{ModelBench.DtypeName(dtype)} b{batch} persistent", () => Persistent(dtype, batch, variant, steps));
 
         // a whole greedy token as the decode bench runs it (layer graph on): what the layers leave to everything else
+        FusedMambaStack.Persistent = savedPersistent;
+        Guard($"{ModelBench.DtypeName(dtype)} b{batch} token", () =>
         {
-            FusedMambaStack.Persistent = savedPersistent;
             for (int t = 0; t < 3; t++) tok = lm.Forward(tok, cache).argmax(-1);
             torch.cuda.synchronize();
             const int tokens = 32;
@@ -233,7 +207,44 @@ internal static class MambaKernelBench
             }
             us.Sort(); host.Sort();
             Add(dtype, batch, variant, "whole token (device)", $"host clock {host[host.Count / 2]:F0} µs/token", (us[us.Count / 2], us[0]), 0);
+        });
+    }
+
+    // The persistent kernel on the token's layers (per layer), and on the first layer alone.
+    private static void Persistent(ScalarType dtype, long batch, string variant, FusedMambaStep.StepRecord[] steps)
+    {
+        var first = steps[0];
+        int device = first.Device;
+        foreach (var (layers, label) in new[] { (steps, $"persistent, {steps.Length} layers / layer"), (new[] { first }, "persistent, 1 layer") })
+        {
+            using var segment = PersistentMambaSegment.TryCreate(layers, 2, out var why);
+            if (segment is null)
+            {
+                Console.Error.WriteLine($"mamba-kernels persistent: declined: {why}");
+                continue;
+            }
+            int launches = layers.Length == 1 ? Repeats : 20;
+            void Launches(int n)
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    using var inner = torch.NewDisposeScope();
+                    segment.Run(first.Input.contiguous());
+                }
+            }
+            Launches(2);
+            torch.cuda.synchronize();
+            using var timer = new CudaTimer(device);
+            var us = new List<double>();
+            for (int s = 0; s < 5; s++)
+            {
+                timer.Start();
+                Launches(launches);
+                us.Add(timer.StopMilliseconds() * 1e3 / (launches * layers.Length));
+            }
+            us.Sort();
+            Add(dtype, batch, variant, label, $"{segment.Blocks} blocks (2/SM)", (us[us.Count / 2], us[0]),
+                layers.Sum(s => s.Plan.Bytes(FusedMambaStep.Phase.All)) / (double)layers.Length);
         }
-        FusedMambaStack.Persistent = savedPersistent;
     }
 }

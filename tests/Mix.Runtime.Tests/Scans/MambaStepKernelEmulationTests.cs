@@ -14,8 +14,8 @@ namespace Mix.Runtime.Tests.Scans;
 /// in double precision written in the harness: RMSNorm → in_proj → conv step + SiLU → x_proj → dt, state update, skip,
 /// gate → out_proj + residual, and the shifted conv state. Batches that take two block rows and a partial one, weight
 /// rows of 16-byte vectors and of odd lengths, float, int8 per-row (codes + scales) and int4 grouped (packed codes + scales + zero
-/// points) projection weights. Needs g++ (C++20); skipped without it. Tolerance 1e-5 relative (float32
-/// kernel, double reference).
+/// points) projection weights, batch 1, 2, 3 and 5, float32 and bfloat16 I/O. Needs g++ (C++20); skipped without it.
+/// Tolerance 1e-5 relative for float32 (float32 kernel, double reference), 1e-2 for bfloat16 (the output's rounding).
 /// </summary>
 public class MambaStepKernelEmulationTests
 {
@@ -106,6 +106,13 @@ static std::mt19937 rng(7);
 static void fill(std::vector<float>& v, float lo, float hi) { std::uniform_real_distribution<float> u(lo, hi); for (auto& x : v) x = u(rng); }
 static double silu(double x) { return x / (1 + std::exp(-x)); }
 static unsigned blocks(int work, int per) { return (unsigned)((work + per - 1) / per); }
+// The kernels' copy of a parameter or activation in the I/O dtype; the float values become what that copy holds, so the
+// double-precision reference sees the same inputs.
+static std::vector<io_t> io(std::vector<float>& v) {
+  std::vector<io_t> r(v.size());
+  for (size_t i = 0; i < v.size(); i++) { r[i] = from_f(v[i]); v[i] = to_f(r[i]); }
+  return r;
+}
 
 // One step for batch B, model width dim, inner width I, conv width W, dt rank R, state size N; nb rows per block.
 // int8 per-row quantization of a weight [rows, K] as the library stores it: codes and a float32 scale per row; the float
@@ -144,11 +151,14 @@ static void quantize4(std::vector<float>& w, int rows, int K, int G, std::vector
 }
 
 // q: 0 float weights, 1 int8 per row, 2 int4 in groups of G.
-static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3, int q = 0, int QG = 32) {
+// cap: at most that many blocks in x (0: one per group of rows), the blocks striding over the rest as a one-wave grid does.
+static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm, bool residual, int s1, int s2, int s3, int q = 0, int QG = 32,
+                   unsigned cap = 0) {
   int P = R + 2 * N;
   std::vector<float> x(B * dim), g(dim), win(2 * I * dim), bin(2 * I), cw(I * W), cb(I), wx(P * I), wdt(I * R), bdt(I),
       alog(I * N), dsk(I), wout(dim * I), bout(dim), cs(B * I * (W - 1) + 1), hs(B * I * N), xz(B * 2 * I), dbc(B * P),
-      y(B * I), cs2(cs.size()), hs2(hs.size()), out(B * dim);
+      y(B * I), cs2(cs.size()), hs2(hs.size());
+  std::vector<io_t> out(B * dim);
   fill(x, -2, 2); fill(g, 0.5f, 1.5f); fill(win, -0.3f, 0.3f); fill(bin, -0.2f, 0.2f); fill(cw, -0.5f, 0.5f); fill(cb, -0.2f, 0.2f);
   fill(wx, -0.3f, 0.3f); fill(wdt, -0.5f, 0.5f); fill(bdt, -3, -1); fill(alog, -1, 1.5f); fill(dsk, -1, 1); fill(wout, -0.3f, 0.3f);
   fill(bout, -0.2f, 0.2f); fill(cs, -1, 1); fill(hs, -1, 1);
@@ -156,32 +166,39 @@ static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm
   std::vector<unsigned char> pin4, px4, pout4, zin, zx, zout;
   if (q == 1) { quantize(win, 2 * I, dim, qin, sin_); quantize(wx, P, I, qx, sx); quantize(wout, dim, I, qout, sout); }
   if (q == 2) { quantize4(win, 2 * I, dim, QG, pin4, sin_, zin); quantize4(wx, P, I, QG, px4, sx, zx); quantize4(wout, dim, I, QG, pout4, sout, zout); }
-  auto vec = [&](int k) { return q == 2 ? (k % 32 == 0 && QG % 32 == 0) : k % (q ? 16 : 4) == 0; };
+  // float weights (q = 0) are read in the I/O dtype, quantized ones as codes
+  const std::vector<io_t> xi = io(x), gi = io(g), bini = io(bin), cwi = io(cw), cbi = io(cb), wdti = io(wdt), bdti = io(bdt),
+      alogi = io(alog), dski = io(dsk), bouti = io(bout);
+  std::vector<io_t> wini, wxi, wouti;
+  if (q == 0) { wini = io(win); wxi = io(wx); wouti = io(wout); }
+  auto vec = [&](int k) { return q == 2 ? (k % 32 == 0 && QG % 32 == 0) : k % (q ? 16 : MIX_VEC) == 0; };
   int vd = vec(dim), vi = vec(I), qg = q == 2 ? QG : 0;
-  const void* pin = q == 1 ? (const void*)qin.data() : q == 2 ? (const void*)pin4.data() : (const void*)win.data();
-  const void* px = q == 1 ? (const void*)qx.data() : q == 2 ? (const void*)px4.data() : (const void*)wx.data();
-  const void* pout = q == 1 ? (const void*)qout.data() : q == 2 ? (const void*)pout4.data() : (const void*)wout.data();
+  const void* pin = q == 1 ? (const void*)qin.data() : q == 2 ? (const void*)pin4.data() : (const void*)wini.data();
+  const void* px = q == 1 ? (const void*)qx.data() : q == 2 ? (const void*)px4.data() : (const void*)wxi.data();
+  const void* pout = q == 1 ? (const void*)qout.data() : q == 2 ? (const void*)pout4.data() : (const void*)wouti.data();
   const float* scin = q ? sin_.data() : nullptr; const float* scx = q ? sx.data() : nullptr; const float* scout = q ? sout.data() : nullptr;
   const unsigned char* zpin = q == 2 ? zin.data() : nullptr; const unsigned char* zpx = q == 2 ? zx.data() : nullptr;
   const unsigned char* zpout = q == 2 ? zout.data() : nullptr;
   unsigned gy = blocks(B, nb);
-  launch({ blocks(2 * I, 8 / s1), gy, 1 }, 256, [&] {
-    mamba_step_in_proj(x.data(), norm ? g.data() : nullptr, 1e-5f, pin, scin, q, zpin, qg, bin.data(), xz.data(), B, dim, 2 * I, nb, vd, s1); });
-  launch({ blocks(P, 8 / s2), gy, 1 }, 256, [&] {
-    mamba_step_x_proj(xz.data(), cs.data(), cw.data(), cb.data(), px, scx, q, zpx, qg, dbc.data(), B, I, W, P, nb, vi, s2); });
+  auto capped = [&](unsigned x) { return cap ? std::min(x, cap) : x; };
+  launch({ capped(blocks(2 * I, 8 / s1)), gy, 1 }, 256, [&] {
+    mamba_step_in_proj(xi.data(), norm ? gi.data() : nullptr, 1e-5f, pin, scin, q, zpin, qg, bini.data(), xz.data(), B, dim, 2 * I, nb, vd, s1); });
+  launch({ capped(blocks(P, 8 / s2)), gy, 1 }, 256, [&] {
+    mamba_step_x_proj(xz.data(), cs.data(), cwi.data(), cbi.data(), px, scx, q, zpx, qg, dbc.data(), B, I, W, P, nb, vi, s2); });
   int G = 1; while (G < N) G <<= 1;
   launch({ blocks(I * G, 256), (unsigned)B, 1 }, 256, [&] {
-    mamba_step_scan(xz.data(), cs.data(), cs2.data(), cw.data(), cb.data(), dbc.data(), wdt.data(), bdt.data(), alog.data(),
-                    dsk.data(), hs.data(), hs2.data(), y.data(), B, I, W, R, N, G); });
-  launch({ blocks(dim, 8 / s3), gy, 1 }, 256, [&] {
-    mamba_step_out_proj(y.data(), pout, scout, q, zpout, qg, bout.data(), residual ? x.data() : nullptr, out.data(), B, I, dim, nb, vi, s3); });
+    mamba_step_scan(xz.data(), cs.data(), cs2.data(), cwi.data(), cbi.data(), dbc.data(), wdti.data(), bdti.data(), alogi.data(),
+                    dski.data(), hs.data(), hs2.data(), y.data(), B, I, W, R, N, G); });
+  launch({ capped(blocks(dim, 8 / s3)), gy, 1 }, 256, [&] {
+    mamba_step_out_proj(y.data(), pout, scout, q, zpout, qg, bouti.data(), residual ? xi.data() : nullptr, out.data(), B, I, dim, nb, vi, s3); });
   double err = 0;
   auto check = [&](double want, float got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
   for (int b = 0; b < B; b++) {
     std::vector<double> xn(dim), rxz(2 * I), u(I), p(P), ry(I);
     double ss = 0; for (int k = 0; k < dim; k++) ss += (double)x[b * dim + k] * x[b * dim + k];
     double inv = norm ? 1 / std::sqrt(ss / dim + 1e-5) : 1;
-    for (int k = 0; k < dim; k++) xn[k] = x[b * dim + k] * inv * (norm ? g[k] : 1.0f);
+    // as the kernel (and the reference RMSNorm): the normalized row rounded to the I/O dtype, then scaled
+    for (int k = 0; k < dim; k++) xn[k] = norm ? (double)to_f(from_f((float)(x[b * dim + k] * inv))) * g[k] : (double)x[b * dim + k];
     for (int r = 0; r < 2 * I; r++) { double a = bin[r]; for (int k = 0; k < dim; k++) a += (double)win[r * dim + k] * xn[k]; rxz[r] = a; check(a, xz[b * 2 * I + r]); }
     for (int c = 0; c < I; c++) {
       double a = cb[c];
@@ -206,13 +223,18 @@ static double step(int B, int dim, int I, int W, int R, int N, int nb, bool norm
     for (int r = 0; r < dim; r++) {
       double a = bout[r] + (residual ? x[b * dim + r] : 0.0);
       for (int c = 0; c < I; c++) a += (double)wout[r * I + c] * ry[c];
-      check(a, out[b * dim + r]);
+      check(a, to_f(out[b * dim + r]));
     }
   }
   return err;
 }
 
 int main() {
+  // one row (batch-1 decode), the norm over several warps' shares, weight rows split over 2, 8 and 4 warps
+  printf("batch1 %.3g\n", step(1, 64, 96, 4, 6, 16, 1, true, true, 2, 8, 4));
+  // the same on grids of at most 3 blocks, which stride over the weight rows (one wave of a large projection)
+  printf("one-wave %.3g\n", step(1, 64, 96, 4, 6, 16, 1, true, true, 2, 8, 4, 0, 32, 3));
+  printf("one-wave-int4 %.3g\n", step(3, 64, 64, 4, 4, 4, 2, true, true, 4, 2, 8, 2, 32, 2));
   // three block rows of the batch (the last partial), weight rows split over 1, 8 and 2 warps
   printf("vectors %.3g\n", step(5, 16, 32, 4, 4, 4, 2, true, true, 1, 8, 2));
   // rows that are not whole vectors, one block row, splits that leave a short or empty last slice, 8 lanes per channel
@@ -439,17 +461,22 @@ int main() {
             var source = string.Join("\n", Emulation, FusedKernelSources.Prelude,
                 MambaStepKernelSources.Source.Replace("extern __shared__ float smem[];", "float* smem = smem_buf;"), Harness);
             File.WriteAllText(Path.Combine(dir, "step.cpp"), source);
-            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O1 -pthread -w step.cpp -o step", dir);
-            Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
-            var (rc, output) = Run(Path.Combine(dir, "step"), "", dir);
-            Assert.True(rc == 0, output);
-            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(8, lines.Length);
-            foreach (var line in lines)
+            // float32, then bfloat16 parameters and activations (the 2-byte I/O paths: 8-element vectors, the rounded
+            // normalized row and output); float16 shares them but converts through PTX, which g++ cannot compile
+            foreach (var (dtype, tolerance) in new[] { (0, 1e-5), (2, 1e-2) })
             {
-                var parts = line.Split(' ');
-                double err = double.Parse(parts[1], CultureInfo.InvariantCulture);
-                Assert.True(err < 1e-5, $"{parts[0]}: max relative error {err}");
+                var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype} step.cpp -o step{dtype}", dir);
+                Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
+                var (rc, output) = Run(Path.Combine(dir, $"step{dtype}"), "", dir);
+                Assert.True(rc == 0, output);
+                var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                Assert.Equal(11, lines.Length);
+                foreach (var line in lines)
+                {
+                    var parts = line.Split(' ');
+                    double err = double.Parse(parts[1], CultureInfo.InvariantCulture);
+                    Assert.True(err < tolerance, $"MIX_T={dtype} {parts[0]}: max relative error {err}");
+                }
             }
         }
         finally
