@@ -241,15 +241,16 @@ namespace Mix.Runtime.Fused
                 long Resident(CudaFunction f, uint smem) => occupancySplits
                     ? (long)sms * Math.Max(1, f.MaxActiveBlocksPerMultiprocessor(MambaStepKernelSources.Threads, smem))
                     : limits.Resident(smem);
-                splitIn = Split(2 * inner, yIn, sms, Resident(inProj, smemIn), dim / vIn);
-                splitX = Split(xRows, yInner, sms, Resident(xProj, smemInner), inner / vX);
-                splitOut = Split(dim, yInner, sms, Resident(outProj, smemInner), inner / vOut);
+                long residentIn = Resident(inProj, smemIn), residentX = Resident(xProj, smemInner), residentOut = Resident(outProj, smemInner);
+                splitIn = Split(2 * inner, yIn, sms, residentIn, dim / vIn);
+                splitX = Split(xRows, yInner, sms, residentX, inner / vX);
+                splitOut = Split(dim, yInner, sms, residentOut, inner / vOut);
                 const int Warps = MambaStepKernelSources.Threads / 32;
                 // one wave at most under SplitsFromOccupancy: mix_rows strides its blocks over the rows
                 uint Cap(uint blocks, long resident, uint gridY) => occupancySplits ? (uint)Math.Min(blocks, Math.Max(1, resident / gridY)) : blocks;
-                gridIn = new Dim3(Cap(FusedOps.Blocks(2 * inner, Warps / splitIn), Resident(inProj, smemIn), yIn), yIn);
-                gridX = new Dim3(Cap(FusedOps.Blocks(xRows, Warps / splitX), Resident(xProj, smemInner), yInner), yInner);
-                gridOut = new Dim3(Cap(FusedOps.Blocks(dim, Warps / splitOut), Resident(outProj, smemInner), yInner), yInner);
+                gridIn = new Dim3(Cap(FusedOps.Blocks(2 * inner, Warps / splitIn), residentIn, yIn), yIn);
+                gridX = new Dim3(Cap(FusedOps.Blocks(xRows, Warps / splitX), residentX, yInner), yInner);
+                gridOut = new Dim3(Cap(FusedOps.Blocks(dim, Warps / splitOut), residentOut, yInner), yInner);
                 lanes = 1;
                 while (lanes < nState) lanes <<= 1;
                 gridScan = new Dim3(FusedOps.Blocks(inner * lanes, MambaStepKernelSources.Threads), (uint)batch);

@@ -72,6 +72,12 @@ namespace Mix.Runtime.Fused
         }
         private static int s_ring = 2;
 
+        /// <summary>The opt-in build an entry takes (<see cref="Int4ScaleInAccumulator"/>, <see cref="RingForManyRows"/>): the
+        /// fp32 group-scale build only where it changes the entry (int4, one group per chunk, few enough tiles), the deeper
+        /// ring only for more than one tile; probes always take the default build.</summary>
+        private static (int fscale, int ring) Build(bool int4, int groupsPerChunk, int mTiles, int probe) =>
+            (probe == 0 && int4 && groupsPerChunk == 1 && mTiles <= s_fscale ? s_fscale : 0, probe == 0 && mTiles > 1 ? s_ring : 2);
+
         /// <summary>Benchmark instrumentation: split-K count to force (0, the default: the plan's own).</summary>
         public static int ForcedSplits { get; set; }
 
@@ -327,8 +333,8 @@ namespace Mix.Runtime.Fused
                 foreach (var gpc in gpcs)
                     foreach (var mt in new[] { 1, 2, 4 })
                     {
-                        int fscale = mode == 1 && gpc == 1 && mt <= s_fscale ? s_fscale : 0;
-                        var f = KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, mode, 0, fscale, mt > 1 ? s_ring : 2), $"qgemm_m{mt}_g{gpc}", dev);
+                        var (fscale, ring) = Build(mode == 1, gpc, mt, 0);
+                        var f = KernelRuntime.Shared.GetFunction(FusedKernels.QuantGemm(dt, mode, 0, fscale, ring), $"qgemm_m{mt}_g{gpc}", dev);
                         yield return ($"{(mode == 1 ? "int4" : "int8")} qgemm_m{mt}_g{gpc}", f.Registers, f.LocalBytes);
                     }
         }
@@ -366,9 +372,7 @@ namespace Mix.Runtime.Fused
             int forced = splits > 0 ? splits : ForcedSplits;
             var plan = MakePlan(int4, groupSize, M, p.Np, p.Chunks, sms, forced > 0 ? forced : null, WideSplitsForManyRows);
             int probe = Probe;
-            // the fp32 group-scale build only where it changes the entry (int4, one group per chunk, few enough tiles)
-            int fscale = probe == 0 && int4 && plan.GroupsPerChunk == 1 && plan.MTiles <= s_fscale ? s_fscale : 0;
-            int ring = probe == 0 && plan.MTiles > 1 ? s_ring : 2;
+            var (fscale, ring) = Build(int4, plan.GroupsPerChunk, plan.MTiles, probe);
             try
             {
                 var key = (dev, dt, qm * 4 + probe + 16 * fscale + 64 * ring, plan.MTiles, plan.GroupsPerChunk);
