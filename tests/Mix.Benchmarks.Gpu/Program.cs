@@ -23,7 +23,7 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// GPU benchmarks: median of CUDA-synchronised batches after warm-up, working sets above L2, GB/s over the minimum
 /// bytes (each input read once, each output written once), % of a measured device-to-device copy, and the ratio to the
 /// TorchSharp reference path measured in the same process.
-/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv|probes|linear+probes|variants]] [--only kernels|scans|scans-vs-triton|ssd-debug|models|vision|mamba|mamba-quant|mamba-kernels|lm-quant|fusion|catalog3|all]
+/// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv|probes|linear+probes|variants]] [--only kernels|scans|scans-vs-triton|gla-profile|ssd-debug|models|vision|mamba|mamba-quant|mamba-kernels|lm-quant|fusion|catalog3|all]
 /// [--dtype float32|bfloat16|all] [--models NAME,NAME] [--budget SECONDS] (catalog3: which of its models, and a time limit)
 /// </summary>
 internal static partial class Program
@@ -120,6 +120,11 @@ internal static partial class Program
         if (_only == "profile")
         {
             using (torch.no_grad()) ModelBench.ProfileOnce();
+            return 0;
+        }
+        if (_only == "gla-profile")
+        {
+            using (torch.no_grad()) ScanVsTritonBench.ProfileGla();
             return 0;
         }
         if (_only == "scans-vs-triton")
