@@ -46,11 +46,12 @@ namespace Mix.Runtime.Fused
         /// block of staged rows and lose to a GEMM as the batch grows; conv, x_proj, dt and the state update stay in the
         /// step's kernels. Such steps are not replayed as a CUDA graph (<see cref="FusedMambaStack"/>): the library calls
         /// cannot be recorded there, and at these batch sizes the host's launches hide behind the GPU's work. Unquantized
-        /// projections only (quantized ones keep the step's kernels). <c>int.MaxValue</c>: never. Default 64: on the H100
-        /// (run 16j, mamba-130m fp32) the step's kernels with the layer graph won at batch 4 (2,484 against 919 tok/s) and 16
-        /// (5,714 against 3,404), the library GEMMs at 64 (12,139 against 8,900).
+        /// projections only (quantized ones keep the step's kernels). <c>int.MaxValue</c>: never. Default 128, above every
+        /// batch measured: with session 16's step kernels on the H200 (run 17a, mamba-130m fp32) the step's kernels with the
+        /// layer graph won at every batch timed — 4 (2,924 against 1,194 tok/s), 16 (7,180 / 4,287), 32 (9,916 / 8,404) and
+        /// 64 (12,081 / 8,508); on the H100 with the older kernels (run 16j) the library GEMMs had won at 64.
         /// </summary>
-        public static int LibraryProjectionsFromBatch { get; set; } = 64;
+        public static int LibraryProjectionsFromBatch { get; set; } = 128;
 
         /// <summary>
         /// Opt-in (off until a GPU run has timed it, <c>--only mamba-kernels</c>): the projections' grids are sized from each

@@ -317,7 +317,7 @@ internal static class ModelBench
         // The fused decoding step (FusedMambaStep: four kernels per layer) against the reference step (fusion off: the
         // generated mixer's TorchSharp ops), then batch scaling.
         // "layer graph": FusedMambaStack replays the 24 layers' fused steps as one CUDA graph per token.
-        // "library GEMM projections": from batch FusedMambaStep.LibraryProjectionsFromBatch (64) on, in_proj / out_proj are
+        // "library GEMM projections": from batch FusedMambaStep.LibraryProjectionsFromBatch (128) on, in_proj / out_proj are
         // cuBLAS GEMMs and the rest stays in the step's kernels (no graph); the kernel-only rows set it out of reach.
         foreach (var (fused, graph, batch, library) in QuantDecodeOnly ? Array.Empty<(bool, bool, int, bool)>()
                      : new[] { (false, false, 1, false), (true, false, 1, false), (true, true, 1, false), (true, false, 4, false), (true, true, 4, false),
@@ -325,8 +325,10 @@ internal static class ModelBench
         {
             bool saved = MixDispatch.FusedEnabled, savedGraph = FusedMambaStack.Enabled;
             int savedFrom = FusedMambaStep.LibraryProjectionsFromBatch;
+            bool savedPersistentDefault = FusedMambaStack.Persistent;
             MixDispatch.FusedEnabled = fused;
             FusedMambaStack.Enabled = graph;
+            FusedMambaStack.Persistent = false; // these rows time the graph; the persistent rows follow
             FusedMambaStep.LibraryProjectionsFromBatch = library ? 1 : int.MaxValue;
             try
             {
@@ -340,7 +342,7 @@ internal static class ModelBench
                 Notes.Add($"Mamba decode b{batch} fused={fused}: failed: {e.GetType().Name}: {e.Message}");
                 Console.Error.WriteLine(Notes[^1]);
             }
-            finally { MixDispatch.FusedEnabled = saved; FusedMambaStack.Enabled = savedGraph; FusedMambaStep.LibraryProjectionsFromBatch = savedFrom; }
+            finally { MixDispatch.FusedEnabled = saved; FusedMambaStack.Enabled = savedGraph; FusedMambaStack.Persistent = savedPersistentDefault; FusedMambaStep.LibraryProjectionsFromBatch = savedFrom; }
         }
 
         // "persistent kernel": FusedMambaStack.Persistent runs the 24 layers as one cooperative launch per token (a grid of
@@ -350,7 +352,9 @@ internal static class ModelBench
         {
             bool savedPersistent = FusedMambaStack.Persistent;
             int savedPerSm = FusedMambaStack.PersistentBlocksPerSm;
+            int savedMaxBatch = FusedMambaStack.PersistentMaxBatch;
             FusedMambaStack.Persistent = true;
+            FusedMambaStack.PersistentMaxBatch = PersistentMambaSegment.MaxBatch;
             FusedMambaStack.PersistentBlocksPerSm = perSm;
             try
             {
@@ -361,7 +365,7 @@ internal static class ModelBench
                 Notes.Add($"Mamba decode b{batch} persistent: failed: {e.GetType().Name}: {e.Message}");
                 Console.Error.WriteLine(Notes[^1]);
             }
-            finally { FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentBlocksPerSm = savedPerSm; }
+            finally { FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentMaxBatch = savedMaxBatch; FusedMambaStack.PersistentBlocksPerSm = savedPerSm; }
         }
 
         // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and

@@ -53,7 +53,7 @@ public class FusedMambaStepGpuTests
         var ids = torch.randint(0, 97, new long[] { batch, prompt + steps }, dtype: ScalarType.Int64, device: Gpu.Device);
         var full = model.call(ids);
 
-        long before = FusedMambaStep.Steps, replays = FusedMambaStack.Replays;
+        long before = FusedMambaStep.Steps, replays = FusedMambaStack.Replays, persistentLaunches = FusedMambaStack.PersistentLaunches;
         using var cache = lm.CreateCache(batch);
         var logits = lm.Forward(ids.narrow(1, 0, prompt), cache);
         Assert.InRange(Gpu.RelErr(logits, full.narrow(1, 0, prompt)), 0, Gpu.Tol(io, 1e-5, 3e-2, 3e-2));
@@ -66,9 +66,13 @@ public class FusedMambaStepGpuTests
         }
         // every layer of every step took the fused kernels (not a silent fallback to the reference)
         Assert.True(FusedMambaStep.Steps - before >= 3 * steps, $"{FusedMambaStep.Steps - before} fused steps for {3 * steps} layer steps; last decline: {FusedMambaStep.LastDecline}");
-        // the first step watched the layers, the others replayed them as one graph; library GEMMs cannot be recorded
+        // the first step watched the layers, the others ran them as one unit: by default the persistent kernel at batch 1,
+        // the graph above it; library GEMMs cannot be recorded
         if (libraryProjections)
             Assert.Equal(replays, FusedMambaStack.Replays);
+        else if (FusedMambaStack.Persistent && batch <= FusedMambaStack.PersistentMaxBatch)
+            Assert.True(FusedMambaStack.PersistentLaunches - persistentLaunches >= steps - 1,
+                $"{FusedMambaStack.PersistentLaunches - persistentLaunches} persistent launches for {steps - 1} steps; last decline: {FusedMambaStack.LastPersistentDecline}");
         else
             Assert.True(FusedMambaStack.Replays - replays >= steps - 1, $"{FusedMambaStack.Replays - replays} graph replays for {steps - 1} steps");
     }
@@ -120,8 +124,9 @@ public class FusedMambaStepGpuTests
 
         Tensor[][] Decode(bool graph)
         {
-            bool saved = FusedMambaStack.Enabled;
+            bool saved = FusedMambaStack.Enabled, savedPersistent = FusedMambaStack.Persistent;
             FusedMambaStack.Enabled = graph;
+            FusedMambaStack.Persistent = false; // the graph is what this test replays
             try
             {
                 using var a = lm.CreateCache(batch);
@@ -151,7 +156,7 @@ public class FusedMambaStepGpuTests
                 }
                 return outs;
             }
-            finally { FusedMambaStack.Enabled = saved; }
+            finally { FusedMambaStack.Enabled = saved; FusedMambaStack.Persistent = savedPersistent; }
         }
 
         var layerByLayer = Decode(graph: false);
@@ -206,9 +211,10 @@ public class FusedMambaStepGpuTests
         Tensor[][] Decode(bool graph, bool persistent)
         {
             bool savedGraph = FusedMambaStack.Enabled, savedPersistent = FusedMambaStack.Persistent;
-            int savedBlocks = FusedMambaStack.PersistentBlocksPerSm;
+            int savedBlocks = FusedMambaStack.PersistentBlocksPerSm, savedMaxBatch = FusedMambaStack.PersistentMaxBatch;
             FusedMambaStack.Enabled = graph;
             FusedMambaStack.Persistent = persistent;
+            FusedMambaStack.PersistentMaxBatch = PersistentMambaSegment.MaxBatch;
             FusedMambaStack.PersistentBlocksPerSm = blocksPerSm;
             try
             {
@@ -248,6 +254,7 @@ public class FusedMambaStepGpuTests
                 FusedMambaStack.Enabled = savedGraph;
                 FusedMambaStack.Persistent = savedPersistent;
                 FusedMambaStack.PersistentBlocksPerSm = savedBlocks;
+                FusedMambaStack.PersistentMaxBatch = savedMaxBatch;
             }
         }
 
