@@ -34,6 +34,7 @@ GLA = dict(h=6, K=64, V=128)                # d_model 768, expand_k 0.5, expand_
 
 results, skipped, notes = [], [], []
 QUICK = False
+OPS = ("ssd", "gla")
 T0 = time.perf_counter()
 BUDGET = 1e9
 OUTDIR = "."
@@ -173,11 +174,33 @@ def scans(m, dts):
     naive_gla = m["gla_naive"].naive_recurrent_gla
     h, p, g, n = SSD["h"], SSD["p"], SSD["g"], SSD["n"]
     gh, K, V = GLA["h"], GLA["K"], GLA["V"]
+    def gla_rows(b, L, dt, dts_):
+        q = torch.randn(b, L, gh, K, device="cuda", dtype=dt)
+        k = torch.randn(b, L, gh, K, device="cuda", dtype=dt)
+        v = torch.randn(b, L, gh, V, device="cuda", dtype=dt)
+        gk = (F.logsigmoid(torch.randn(b, L, gh, K, device="cuda")) / 16).to(dt)
+        scale = K ** -0.5
+        shape = f"b{b} T{L} h{gh} K{K} V{V}"
+        with torch.no_grad():
+            measure("gla_scan", "fla chunk_gla (Triton)", dts_, b, L,
+                    lambda: chunk_gla(q, k, v, gk, scale=scale, output_final_state=True), b * L, shape)
+            if not QUICK:
+                measure("gla_scan", "fla fused_recurrent_gla (Triton)", dts_, b, L,
+                        lambda: fused_recurrent_gla(q, k, v, gk=gk, scale=scale, output_final_state=True), b * L, shape)
+            if L == L_SET[0] and not QUICK:
+                measure("gla_scan", "fla naive_recurrent_gla (eager loop)", dts_, b, L,
+                        lambda: naive_gla(q, k, v, gk, output_final_state=True), b * L, shape)
+        del q, k, v, gk
+        torch.cuda.empty_cache()
+
     for dt in dts:
         dts_ = str(dt).replace("torch.", "")
         for b in (1, 4):
             for L in lengths():
                 torch.manual_seed(0)
+                if "ssd" not in OPS:
+                    gla_rows(b, L, dt, dts_)
+                    continue
                 x = torch.randn(b, L, h, p, device="cuda", dtype=dt)
                 z = torch.randn(b, L, h, p, device="cuda", dtype=dt)
                 dtv = torch.randn(b, L, h, device="cuda", dtype=dt)
@@ -196,23 +219,8 @@ def scans(m, dts):
                         measure("ssd_scan", "mamba_ssm ssd_minimal_discrete (eager, no D/z)", dts_, b, L,
                                 lambda: ssd_minimal(x * d.unsqueeze(-1).to(dt), (A * d).to(dt), Bh, Ch, 64), b * L, shape)
                 del x, z, dtv, B, C
-                q = torch.randn(b, L, gh, K, device="cuda", dtype=dt)
-                k = torch.randn(b, L, gh, K, device="cuda", dtype=dt)
-                v = torch.randn(b, L, gh, V, device="cuda", dtype=dt)
-                gk = (F.logsigmoid(torch.randn(b, L, gh, K, device="cuda")) / 16).to(dt)
-                scale = K ** -0.5
-                shape = f"b{b} T{L} h{gh} K{K} V{V}"
-                with torch.no_grad():
-                    measure("gla_scan", "fla chunk_gla (Triton)", dts_, b, L,
-                            lambda: chunk_gla(q, k, v, gk, scale=scale, output_final_state=True), b * L, shape)
-                    if not QUICK:
-                        measure("gla_scan", "fla fused_recurrent_gla (Triton)", dts_, b, L,
-                                lambda: fused_recurrent_gla(q, k, v, gk=gk, scale=scale, output_final_state=True), b * L, shape)
-                    if L == L_SET[0] and not QUICK:
-                        measure("gla_scan", "fla naive_recurrent_gla (eager loop)", dts_, b, L,
-                                lambda: naive_gla(q, k, v, gk, output_final_state=True), b * L, shape)
-                del q, k, v, gk
-                torch.cuda.empty_cache()
+                if "gla" in OPS:
+                    gla_rows(b, L, dt, dts_)
 
 
 def decode(m, dts):
@@ -322,6 +330,7 @@ def main():
     ap.add_argument("--only", default="all", choices=("scans", "decode", "lm", "all"))
     ap.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "all"),
                     help="default: all, or bfloat16 with --quick")
+    ap.add_argument("--ops", default="ssd,gla", help="scans only: ssd, gla or ssd,gla (Triton's first autotuning of each costs minutes)")
     ap.add_argument("--quick", action="store_true", help="the rows of the C# side's --quick only (see above)")
     ap.add_argument("--check-imports", action="store_true",
                     help="import the official files (with a placeholder triton where none is installed) and stop")
@@ -364,6 +373,8 @@ def main():
     except ImportError:
         fail("triton is not installed: the official kernels need it", 3)
     BUDGET, OUTDIR, QUICK = a.budget, a.out, a.quick
+    global OPS
+    OPS = tuple(o.strip() for o in a.ops.split(",") if o.strip())
     os.makedirs(OUTDIR, exist_ok=True)
     mods = import_official(mamba_dir, fla_dir)
     VERSIONS.update(torch=torch.__version__, fla=getattr(sys.modules.get("fla"), "__version__", "?"))
