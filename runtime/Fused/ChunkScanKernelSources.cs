@@ -419,13 +419,6 @@ __device__ __forceinline__ void cs_state_store(const float (&acc)[4][4], float* 
     }
 }
 
-__device__ __forceinline__ void cs_state_product(const io_t* skT, const io_t* skL, const io_t* svT, float* __restrict__ out,
-                                                 int k0, int v0, int K, int V) {
-  float acc[4][4] = {};
-  cs_state_mma(skT, skL, svT, acc);
-  cs_state_store(acc, out, k0, v0, K, V);
-}
-
 // SSD's tensor-core kernels take chunks of CL = 4 x 64 steps (as mamba_ssm's Triton kernels take 256): a quarter of
 // the chunk states of 64-step chunks, whose float32 traffic (written, passed, read: 16 bytes per state element per
 // chunk) would otherwise outweigh the inputs at Mamba-2's state sizes.
@@ -598,9 +591,25 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_ssd_tc(
   }
 }
 
+// A chunk's state contribution stored transposed, out[v][k] ([V, K], the key index contiguous): the layout
+// chunk_state_pass_t passes and chunk_output_gla_tc2 reads as its B operand without a transpose.
+__device__ __forceinline__ void cs_state_store_t(const float (&acc)[4][4], float* __restrict__ out, int k0, int v0, int K, int V) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1), g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int j = 0; j < 4; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int kk = k0 + m0 + g + 8 * (i >> 1), cc = v0 + n0 + 8 * j + 2 * t + (i & 1);
+      if (kk < K && cc < V) out[(long long)cc * K + kk] = acc[j][i];
+    }
+}
+
 // grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256: chunk_state for GLA on tensor cores (as chunk_state_ssd_tc, with
 // the per-key decay: the weighted keys k_s[k] exp(G_end[k] - G_s[k]), G the inclusive cumulative log gate per key).
-extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc(
+// TR: the contributions stored [V, K] (chunk_state_gla_tc2) rather than [K, V] (chunk_state_gla_tc).
+template <bool TR>
+__device__ __forceinline__ void chunk_state_gla_body(
     const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
     float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V)
 {
@@ -633,7 +642,23 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc(
     skL[cc * TP + tt] = from_f(w - to_f(hi));
   }
   __syncthreads();
-  cs_state_product(skT, skL, svT, states + ((long long)bh * NC + c) * K * (long long)V, k0, v0, K, V);
+  float acc[4][4] = {};
+  cs_state_mma(skT, skL, svT, acc);
+  float* out = states + ((long long)bh * NC + c) * K * (long long)V;
+  if (TR) cs_state_store_t(acc, out, k0, v0, K, V);
+  else cs_state_store(acc, out, k0, v0, K, V);
+}
+
+extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc(
+    const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V) {
+  chunk_state_gla_body<false>(k, v, g, states, decays, T, H, K, V);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) chunk_state_gla_tc2(
+    const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V) {
+  chunk_state_gla_body<true>(k, v, g, states, decays, T, H, K, V);
 }
 
 #define TPK 40   // pitch (halves) of a 32-key half tile row: 20 words, conflict-free fragment loads
@@ -747,6 +772,270 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc(
     for (int j = 0; j < 4; j++) {
       const int col = v0 + n0 + 8 * j + 2 * tq + (i & 1);
       if (col < V) o[(((long long)b * T + t0 + tt) * H + h) * V + col] = from_f(acc[j][i]);
+    }
+  }
+}
+// ---- GLA forward, second form (bfloat16 I/O, K and V multiples of 8): chunk_state_gla_tc2 -> chunk_state_pass_t ->
+// chunk_output_gla_tc2. The first form's chunk_output_gla_tc formed a per-key exponential for every (t, s, key) of
+// the 64 x 64 causal scores, in float32 FMA, once per 64-column value tile: about 1.6e5 exponentials per block, which
+// bounds it by the SFU (16 per SM per clock). Here the scores of the 16 x 16 blocks below the diagonal take tensor
+// cores, each side decayed against the first step n of the row block (q_t exp(G_t - G_n), k_s exp(G_n - G_s), both
+// exponents <= 0 for s < n <= t, so neither factor overflows: fla's secondary chunking), and only the four diagonal
+// blocks keep a per-pair exponential; a block covers 128 value columns, so the scores are formed once per chunk for
+// V <= 128. The state entering each chunk reaches the output kernel in the I/O type (it was rounded to it there
+// anyway), stored [V, K] so that it is the B operand as it lies.
+
+__device__ __forceinline__ unsigned cs_pack(float lo, float hi) {
+  return (unsigned)from_f(lo) | ((unsigned)from_f(hi) << 16);
+}
+__device__ __forceinline__ float cs_lo(unsigned u) { return to_f((io_t)(u & 0xffffu)); }
+__device__ __forceinline__ float cs_hi(unsigned u) { return to_f((io_t)(u >> 16)); }
+
+// grid (ceil(K*V/512), B*H), block 256: chunk_state_pass over contributions stored [V, K] (chunk_state_gla_tc2), two
+// neighbouring keys per thread (K even). The state entering each chunk goes to sin [B*H, chunks, V, K] in the I/O type
+// (the float32 contributions are only read: no write-back of float32 states), the final state to sT as [K, V].
+extern "C" __global__ void __launch_bounds__(256) chunk_state_pass_t(
+    const float* __restrict__ states, const float* __restrict__ decays, const float* __restrict__ s0, float* __restrict__ sT,
+    io_t* __restrict__ sin, int NC, int K, int V)
+{
+  const long long KV = (long long)K * V;
+  const long long e = 2 * ((long long)blockIdx.x * 256 + threadIdx.x);
+  const int bh = blockIdx.y;
+  if (e >= KV) return;
+  const int vv = (int)(e / K), kk = (int)(e % K);
+  const long long f0 = (long long)bh * KV + (long long)kk * V + vv;   // [K, V] index of the first of the two
+  float S0 = s0 ? s0[f0] : 0.0f, S1 = s0 ? s0[f0 + V] : 0.0f;
+  const float* p = states + (long long)bh * NC * KV + e;
+  const float* d = decays + (long long)bh * NC * K + kk;
+  io_t* w = sin + (long long)bh * NC * KV + e;
+  int c = 0;
+  for (; c + 8 <= NC; c += 8) {
+    float2 l[8], dc[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      l[j] = *reinterpret_cast<const float2*>(p + (long long)(c + j) * KV);
+      dc[j] = *reinterpret_cast<const float2*>(d + (long long)(c + j) * K);
+    }
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      *reinterpret_cast<unsigned*>(w + (long long)(c + j) * KV) = cs_pack(S0, S1);
+      S0 = fmaf(dc[j].x, S0, l[j].x);
+      S1 = fmaf(dc[j].y, S1, l[j].y);
+    }
+  }
+  for (; c < NC; c++) {
+    const float2 l = *reinterpret_cast<const float2*>(p + (long long)c * KV);
+    const float2 dc = *reinterpret_cast<const float2*>(d + (long long)c * K);
+    *reinterpret_cast<unsigned*>(w + (long long)c * KV) = cs_pack(S0, S1);
+    S0 = fmaf(dc.x, S0, l.x);
+    S1 = fmaf(dc.y, S1, l.y);
+  }
+  if (sT) { sT[f0] = S0; sT[f0 + V] = S1; }
+}
+
+#define G2P 36   // pitch (floats) of the cumulative gates [step][32 keys]: float4 reads of 8 rows hit distinct banks
+#define Q2P 40   // pitch (halves) of a [row][32 keys] half tile: 20 words, conflict-free fragment and 16-byte reads
+
+// The A fragment of rows r0 .. r0 + 15 and keys k0 .. k0 + 15 of the key tile, formed in registers:
+// q_t[k] scale exp(G_t[k] - G_ref[k]) (ref < 0: exp G_t[k]).
+__device__ __forceinline__ void g2_frag_q(const io_t* sq, const float* sg, int r0, int k0, int ref, float scale, unsigned (&a)[4]) {
+  const int lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const int r = r0 + gq + 8 * (i & 1), c = k0 + 2 * tq + 8 * (i >> 1);
+    const unsigned qq = *reinterpret_cast<const unsigned*>(sq + r * Q2P + c);
+    const float2 gt = *reinterpret_cast<const float2*>(sg + r * G2P + c);
+    float e0 = gt.x, e1 = gt.y;
+    if (ref >= 0) {
+      const float2 gr = *reinterpret_cast<const float2*>(sg + ref * G2P + c);
+      e0 -= gr.x;
+      e1 -= gr.y;
+    }
+    a[i] = cs_pack(cs_lo(qq) * scale * __expf(e0), cs_hi(qq) * scale * __expf(e1));
+  }
+}
+
+// The B fragment of the steps (columns) n0 .. n0 + 7 and keys k0 .. k0 + 15: k_s[k] exp(G_ref[k] - G_s[k]).
+__device__ __forceinline__ void g2_frag_k(const io_t* sk, const float* sg, int n0, int k0, int ref, unsigned& b0, unsigned& b1) {
+  const int lane = threadIdx.x & 31, s = n0 + (lane >> 2), c = k0 + 2 * (lane & 3);
+  unsigned r[2];
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    const int cc = c + 8 * i;
+    const unsigned kk = *reinterpret_cast<const unsigned*>(sk + s * Q2P + cc);
+    const float2 gs = *reinterpret_cast<const float2*>(sg + s * G2P + cc);
+    const float2 gr = *reinterpret_cast<const float2*>(sg + ref * G2P + cc);
+    r[i] = cs_pack(cs_lo(kk) * __expf(gr.x - gs.x), cs_hi(kk) * __expf(gr.y - gs.y));
+  }
+  b0 = r[0];
+  b1 = r[1];
+}
+
+// Score tile u (0 .. 11) below the diagonal: the 8-column half (u & 1) of the 16 x 16 block (i, j), j < i, in the order
+// (1,0) (2,0) (2,1) (3,0) (3,1) (3,2).
+__device__ __forceinline__ void g2_tile(int u, int& i, int& j, int& half) {
+  const int pr = u >> 1;
+  i = pr < 1 ? 1 : pr < 3 ? 2 : 3;
+  j = pr - i * (i - 1) / 2;
+  half = u & 1;
+}
+
+// grid (chunks, ceil(V/128), B*H), block 256 (8 warps): the output of a chunk for 128 value columns,
+// o_t = sum_{s<=t} a_ts v_s + (q_t scale exp G_t) S_in. Per key tile of 32: the scores of the six 16 x 16 blocks below
+// the diagonal on tensor cores (warp w: the 8-column halves w and w + 8 of them, operands decayed in registers against
+// the row block's first step), the four diagonal blocks in float32 FMA (thread: the pair (t, s) = (tid / 16, tid % 16)
+// of each), and (q exp G) . S_in on tensor cores; then the scores, rounded to the I/O type, times v. Warp w owns the
+// output rows 16 (w % 4) .. + 15 and columns 64 (w / 4) .. + 63 of the block.
+extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
+    const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    const io_t* __restrict__ sin, io_t* __restrict__ o, int T, int H, int K, int V, float scale)
+{
+  // per key tile: the cumulative gates [step][key] (float), q and k [step][key] and the entering state [column][key]
+  // (halves); after the key loop the same bytes hold the scores [t][s] and the values [column][s] (halves)
+  __shared__ __align__(16) float smem2[CQ * G2P + (2 * CQ + 128) * Q2P / 2];
+  float* sg = smem2;
+  io_t* sq = reinterpret_cast<io_t*>(smem2 + CQ * G2P);
+  io_t* sk = sq + CQ * Q2P;
+  io_t* sS = sk + CQ * Q2P;
+  io_t* sP = reinterpret_cast<io_t*>(smem2);
+  io_t* svT = sP + CQ * TP;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int v0 = blockIdx.y * 128;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  const io_t* Sin = sin + ((long long)bh * NC + c) * K * (long long)V;
+  const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
+  const int ti = tid >> 4, si = tid & 15;
+  const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
+  float acc[8][4] = {};   // output fragments: rows m0 + gq (+ 8), columns n0 + 8 j + 2 tq (+ 1)
+  float sc[2][4] = {};    // score fragments of the tiles warp and warp + 8
+  float dg[4] = {};       // the diagonal blocks' pair (16 blk + ti, 16 blk + si)
+  for (int kt = 0; kt < K; kt += 32) {
+    {
+      // one 8-key vector of q, k and g per thread: 64 steps x 4 vectors
+      const int tt = tid >> 2, kv = 8 * (tid & 3);
+      const bool in = tt < Tc && kt + kv < K;
+      const long long off = (((long long)b * T + t0 + tt) * H + h) * K + kt + kv;
+      const uint4 qv = in ? *reinterpret_cast<const uint4*>(q + off) : zero4;
+      const uint4 kv4 = in ? *reinterpret_cast<const uint4*>(k + off) : zero4;
+      const uint4 gv = in ? *reinterpret_cast<const uint4*>(g + off) : zero4;
+      *reinterpret_cast<uint4*>(sq + tt * Q2P + kv) = qv;
+      *reinterpret_cast<uint4*>(sk + tt * Q2P + kv) = kv4;
+      *reinterpret_cast<float4*>(sg + tt * G2P + kv) = make_float4(cs_lo(gv.x), cs_hi(gv.x), cs_lo(gv.y), cs_hi(gv.y));
+      *reinterpret_cast<float4*>(sg + tt * G2P + kv + 4) = make_float4(cs_lo(gv.z), cs_hi(gv.z), cs_lo(gv.w), cs_hi(gv.w));
+    }
+    for (int idx = tid; idx < 128 * 4; idx += 256) {
+      const int cc = idx >> 2, kv = 8 * (idx & 3);
+      const bool in = v0 + cc < V && kt + kv < K;
+      *reinterpret_cast<uint4*>(sS + cc * Q2P + kv) =
+          in ? *reinterpret_cast<const uint4*>(Sin + (long long)(v0 + cc) * K + kt + kv) : zero4;
+    }
+    __syncthreads();
+    chunk_cumsum<false, false>(sg, G2P, 1, 32);
+    // the diagonal blocks: a per-key exponential per pair, s <= t
+#pragma unroll
+    for (int blk = 0; blk < 4; blk++) {
+      const int t = 16 * blk + ti, s = 16 * blk + si;
+      if (si <= ti) {
+        float a = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < 32; kk += 8) {
+          const uint4 qv = *reinterpret_cast<const uint4*>(sq + t * Q2P + kk);
+          const uint4 kv4 = *reinterpret_cast<const uint4*>(sk + s * Q2P + kk);
+          const float4 gt0 = *reinterpret_cast<const float4*>(sg + t * G2P + kk);
+          const float4 gt1 = *reinterpret_cast<const float4*>(sg + t * G2P + kk + 4);
+          const float4 gs0 = *reinterpret_cast<const float4*>(sg + s * G2P + kk);
+          const float4 gs1 = *reinterpret_cast<const float4*>(sg + s * G2P + kk + 4);
+          a = fmaf(cs_lo(qv.x) * cs_lo(kv4.x), __expf(gt0.x - gs0.x), a);
+          a = fmaf(cs_hi(qv.x) * cs_hi(kv4.x), __expf(gt0.y - gs0.y), a);
+          a = fmaf(cs_lo(qv.y) * cs_lo(kv4.y), __expf(gt0.z - gs0.z), a);
+          a = fmaf(cs_hi(qv.y) * cs_hi(kv4.y), __expf(gt0.w - gs0.w), a);
+          a = fmaf(cs_lo(qv.z) * cs_lo(kv4.z), __expf(gt1.x - gs1.x), a);
+          a = fmaf(cs_hi(qv.z) * cs_hi(kv4.z), __expf(gt1.y - gs1.y), a);
+          a = fmaf(cs_lo(qv.w) * cs_lo(kv4.w), __expf(gt1.z - gs1.z), a);
+          a = fmaf(cs_hi(qv.w) * cs_hi(kv4.w), __expf(gt1.w - gs1.w), a);
+        }
+        dg[blk] += a;
+      }
+    }
+    // the blocks below the diagonal (warp-uniform tiles)
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      const int u = warp + 8 * r;
+      if (u < 12) {
+        int i, j, half;
+        g2_tile(u, i, j, half);
+#pragma unroll
+        for (int k0 = 0; k0 < 32; k0 += 16) {
+          unsigned a[4], b0, b1;
+          g2_frag_q(sq, sg, 16 * i, k0, 16 * i, scale, a);
+          g2_frag_k(sk, sg, 16 * j + 8 * half, k0, 16 * i, b0, b1);
+          cs_mma(sc[r], a, b0, b1);
+        }
+      }
+    }
+    // the entering state's part
+#pragma unroll
+    for (int k0 = 0; k0 < 32; k0 += 16) {
+      unsigned a[4];
+      g2_frag_q(sq, sg, m0, k0, -1, scale, a);
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        unsigned b0, b1;
+        cs_frag_b_p(sS, Q2P, n0 + 8 * j, k0, b0, b1);
+        cs_mma(acc[j], a, b0, b1);
+      }
+    }
+    __syncthreads();
+  }
+  // the scores as halves [t][s] (the blocks above the diagonal are never read)
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int u = warp + 8 * r;
+    if (u < 12) {
+      int i, j, half;
+      g2_tile(u, i, j, half);
+#pragma unroll
+      for (int e = 0; e < 4; e++)
+        sP[(16 * i + gq + 8 * (e >> 1)) * TP + 16 * j + 8 * half + 2 * tq + (e & 1)] = from_f(sc[r][e]);
+    }
+  }
+#pragma unroll
+  for (int blk = 0; blk < 4; blk++)
+    sP[(16 * blk + ti) * TP + 16 * blk + si] = from_f(si <= ti ? dg[blk] * scale : 0.0f);
+  // the values as [column][step]: a warp's lanes take consecutive steps, so the transposing stores are conflict-free
+  for (int idx = tid; idx < CQ * 16; idx += 256) {
+    const int tt = idx & 63, cv = 8 * (idx >> 6);
+    const bool in = tt < Tc && v0 + cv < V;
+    const uint4 x = in ? *reinterpret_cast<const uint4*>(v + (((long long)b * T + t0 + tt) * H + h) * V + v0 + cv) : zero4;
+    const unsigned w[4] = { x.x, x.y, x.z, x.w };
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      svT[(cv + 2 * e) * TP + tt] = (io_t)(w[e] & 0xffffu);
+      svT[(cv + 2 * e + 1) * TP + tt] = (io_t)(w[e] >> 16);
+    }
+  }
+  __syncthreads();
+  for (int s0 = 0; s0 <= m0; s0 += 16) {   // row block m0 needs s <= t only
+    unsigned a[4];
+    cs_frag_a(sP, m0, s0, a);
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      unsigned b0, b1;
+      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+    }
+  }
+#pragma unroll
+  for (int hr = 0; hr < 2; hr++) {
+    const int tt = m0 + gq + 8 * hr;
+    if (tt >= Tc) continue;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      const int col = v0 + n0 + 8 * j + 2 * tq;
+      if (col < V)
+        *reinterpret_cast<unsigned*>(o + (((long long)b * T + t0 + tt) * H + h) * V + col) = cs_pack(acc[j][2 * hr], acc[j][2 * hr + 1]);
     }
   }
 }
