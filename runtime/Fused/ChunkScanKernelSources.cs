@@ -43,6 +43,9 @@ namespace Mix.Runtime.Fused
         /// <summary>Value columns per block of <c>chunk_state</c> and <c>chunk_output</c>.</summary>
         public const int Values = 64;
 
+        /// <summary>Value columns per block of <c>chunk_output_gla_tc2</c>.</summary>
+        public const int OutputValues = 128;
+
         public const string Source = """
 #define CQ 64     // steps per chunk
 #define CKA 64    // key rows per chunk_state block
