@@ -886,8 +886,8 @@ __device__ __forceinline__ void g2_tile(int u, int& i, int& j, int& half) {
 // grid (chunks, ceil(V/128), B*H), block 256 (8 warps): the output of a chunk for 128 value columns,
 // o_t = sum_{s<=t} a_ts v_s + (q_t scale exp G_t) S_in. Per key tile of 32: the scores of the six 16 x 16 blocks below
 // the diagonal on tensor cores (warp w: the 8-column halves w and w + 8 of them, operands decayed in registers against
-// the row block's first step), the four diagonal blocks in float32 FMA (thread: the pair (t, s) = (tid / 16, tid % 16)
-// of each), and (q exp G) . S_in on tensor cores; then the scores, rounded to the I/O type, times v. Warp w owns the
+// the row block's first step), the four diagonal blocks' causal pairs in float32 FMA (two or three pairs per thread),
+// and (q exp G) . S_in on tensor cores; then the scores, rounded to the I/O type, times v. Warp w owns the
 // output rows 16 (w % 4) .. + 15 and columns 64 (w / 4) .. + 63 of the block.
 extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
     const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
@@ -909,11 +909,21 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
   const int t0 = c * CQ, Tc = min(CQ, T - t0);
   const io_t* Sin = sin + ((long long)bh * NC + c) * K * (long long)V;
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
-  const int ti = tid >> 4, si = tid & 15;
+  // the diagonal blocks' 4 x 136 causal pairs, numbered blk * 136 + row-major within the triangle: thread tid takes
+  // the pairs tid, tid + 256 and (warp 0) tid + 512, so that no lane idles on a pair above the diagonal
+  int pair[3];   // (t << 8) | s
+#pragma unroll
+  for (int r = 0; r < 3; r++) {
+    const int p = tid + 256 * r, blk = p / 136;
+    int rr = p % 136, ti = 0;
+    while (rr > ti) { rr -= ti + 1; ti++; }
+    pair[r] = ((16 * blk + ti) << 8) | (16 * blk + rr);
+  }
+  const int npairs = tid + 512 < 4 * 136 ? 3 : 2;   // warp-uniform
   const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
   float acc[8][4] = {};   // output fragments: rows m0 + gq (+ 8), columns n0 + 8 j + 2 tq (+ 1)
   float sc[2][4] = {};    // score fragments of the tiles warp and warp + 8
-  float dg[4] = {};       // the diagonal blocks' pair (16 blk + ti, 16 blk + si)
+  float dg[3] = {};       // the diagonal pairs' scores
   for (int kt = 0; kt < K; kt += 32) {
     {
       // one 8-key vector of q, k and g per thread: 64 steps x 4 vectors
@@ -938,9 +948,9 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
     chunk_cumsum<false, false>(sg, G2P, 1, 32);
     // the diagonal blocks: a per-key exponential per pair, s <= t
 #pragma unroll
-    for (int blk = 0; blk < 4; blk++) {
-      const int t = 16 * blk + ti, s = 16 * blk + si;
-      if (si <= ti) {
+    for (int r = 0; r < 3; r++) {
+      const int t = pair[r] >> 8, s = pair[r] & 255;
+      if (r < npairs) {
         float a = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < 32; kk += 8) {
@@ -959,7 +969,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
           a = fmaf(cs_lo(qv.w) * cs_lo(kv4.w), __expf(gt1.z - gs1.z), a);
           a = fmaf(cs_hi(qv.w) * cs_hi(kv4.w), __expf(gt1.w - gs1.w), a);
         }
-        dg[blk] += a;
+        dg[r] += a;
       }
     }
     // the blocks below the diagonal (warp-uniform tiles)
@@ -1005,8 +1015,11 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
     }
   }
 #pragma unroll
+  for (int r = 0; r < 3; r++)
+    if (r < npairs) sP[(pair[r] >> 8) * TP + (pair[r] & 255)] = from_f(dg[r] * scale);
+#pragma unroll
   for (int blk = 0; blk < 4; blk++)
-    sP[(16 * blk + ti) * TP + 16 * blk + si] = from_f(si <= ti ? dg[blk] * scale : 0.0f);
+    if ((tid & 15) > (tid >> 4)) sP[(16 * blk + (tid >> 4)) * TP + 16 * blk + (tid & 15)] = from_f(0.0f);
   // the values as [column][step]: a warp's lanes take consecutive steps, so the transposing stores are conflict-free
   for (int idx = tid; idx < CQ * 16; idx += 256) {
     const int tt = idx & 63, cv = 8 * (idx >> 6);
