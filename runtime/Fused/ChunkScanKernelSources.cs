@@ -28,6 +28,10 @@ namespace Mix.Runtime.Fused
     /// <see cref="SsdTensorCoreChunk"/> steps (row blocks of 64 in <c>chunk_output_ssd_tc</c>); <c>chunk_output_gla_tc</c> keeps GLA's scores
     /// (a per-key exponential per pair) in float32 FMA and puts <c>(q ⊙ exp Γ)·S_in</c> and the scores times v on
     /// tensor cores.</para>
+    /// <para>bfloat16 GLA's second form (K, V multiples of 8): <c>chunk_state_gla_tc2</c> (contributions stored
+    /// <c>[V, K]</c>), <c>chunk_state_pass_t</c> (the entering states written once, in the I/O type, the float32
+    /// contributions only read) and <c>chunk_output_gla_tc2</c> (128 value columns per block; the scores below the
+    /// diagonal 16-step blocks on tensor cores by secondary chunking, per-pair exponentials only on those blocks).</para>
     /// </summary>
     internal static class ChunkScanKernelSources
     {
