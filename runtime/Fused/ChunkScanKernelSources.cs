@@ -28,8 +28,8 @@ namespace Mix.Runtime.Fused
     /// <see cref="SsdTensorCoreChunk"/> steps (row blocks of 64 in <c>chunk_output_ssd_tc</c>); <c>chunk_output_gla_tc</c> keeps GLA's scores
     /// (a per-key exponential per pair) in float32 FMA and puts <c>(q ⊙ exp Γ)·S_in</c> and the scores times v on
     /// tensor cores.</para>
-    /// <para>bfloat16 GLA's second form (K, V multiples of 8): <c>chunk_state_gla_tc2</c> (contributions stored
-    /// <c>[V, K]</c>), <c>chunk_state_pass_t</c> (the entering states written once, in the I/O type, the float32
+    /// <para>bfloat16 GLA's second form (K, V multiples of 8): <c>chunk_state_gla_tc2</c> (16-byte loads, contributions
+    /// stored tile-major for the pass), <c>chunk_state_pass_t</c> (the entering states written once, in the I/O type, the float32
     /// contributions only read) and <c>chunk_output_gla_tc2</c> (128 value columns per block; the scores below the
     /// diagonal 16-step blocks on tensor cores by secondary chunking, per-pair exponentials only on those blocks).</para>
     /// </summary>
@@ -49,6 +49,9 @@ namespace Mix.Runtime.Fused
 
         /// <summary>Value columns per block of <c>chunk_output_gla_tc2</c>.</summary>
         public const int OutputValues = 128;
+
+        /// <summary>Elements per tile of the second form's tile-major contributions (<c>PT</c>): one pass block's span.</summary>
+        public const int PassTile = 512;
 
         public const string Source = """
 #define CQ 64     // steps per chunk
@@ -426,6 +429,13 @@ __device__ __forceinline__ void cs_state_store(const float (&acc)[4][4], float* 
     }
 }
 
+__device__ __forceinline__ void cs_state_product(const io_t* skT, const io_t* skL, const io_t* svT, float* __restrict__ out,
+                                                 int k0, int v0, int K, int V) {
+  float acc[4][4] = {};
+  cs_state_mma(skT, skL, svT, acc);
+  cs_state_store(acc, out, k0, v0, K, V);
+}
+
 // SSD's tensor-core kernels take chunks of CL = 4 x 64 steps (as mamba_ssm's Triton kernels take 256): a quarter of
 // the chunk states of 64-step chunks, whose float32 traffic (written, passed, read: 16 bytes per state element per
 // chunk) would otherwise outweigh the inputs at Mamba-2's state sizes.
@@ -598,25 +608,9 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_ssd_tc(
   }
 }
 
-// A chunk's state contribution stored transposed, out[v][k] ([V, K], the key index contiguous): the layout
-// chunk_state_pass_t passes and chunk_output_gla_tc2 reads as its B operand without a transpose.
-__device__ __forceinline__ void cs_state_store_t(const float (&acc)[4][4], float* __restrict__ out, int k0, int v0, int K, int V) {
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1), g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int j = 0; j < 4; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int kk = k0 + m0 + g + 8 * (i >> 1), cc = v0 + n0 + 8 * j + 2 * t + (i & 1);
-      if (kk < K && cc < V) out[(long long)cc * K + kk] = acc[j][i];
-    }
-}
-
 // grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256: chunk_state for GLA on tensor cores (as chunk_state_ssd_tc, with
 // the per-key decay: the weighted keys k_s[k] exp(G_end[k] - G_s[k]), G the inclusive cumulative log gate per key).
-// TR: the contributions stored [V, K] (chunk_state_gla_tc2) rather than [K, V] (chunk_state_gla_tc).
-template <bool TR>
-__device__ __forceinline__ void chunk_state_gla_body(
+extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc(
     const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
     float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V)
 {
@@ -649,23 +643,7 @@ __device__ __forceinline__ void chunk_state_gla_body(
     skL[cc * TP + tt] = from_f(w - to_f(hi));
   }
   __syncthreads();
-  float acc[4][4] = {};
-  cs_state_mma(skT, skL, svT, acc);
-  float* out = states + ((long long)bh * NC + c) * K * (long long)V;
-  if (TR) cs_state_store_t(acc, out, k0, v0, K, V);
-  else cs_state_store(acc, out, k0, v0, K, V);
-}
-
-extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc(
-    const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
-    float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V) {
-  chunk_state_gla_body<false>(k, v, g, states, decays, T, H, K, V);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 4) chunk_state_gla_tc2(
-    const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
-    float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V) {
-  chunk_state_gla_body<true>(k, v, g, states, decays, T, H, K, V);
+  cs_state_product(skT, skL, svT, states + ((long long)bh * NC + c) * K * (long long)V, k0, v0, K, V);
 }
 
 #define TPK 40   // pitch (halves) of a 32-key half tile row: 20 words, conflict-free fragment loads
@@ -798,21 +776,110 @@ __device__ __forceinline__ unsigned cs_pack(float lo, float hi) {
 __device__ __forceinline__ float cs_lo(unsigned u) { return to_f((io_t)(u & 0xffffu)); }
 __device__ __forceinline__ float cs_hi(unsigned u) { return to_f((io_t)(u >> 16)); }
 
-// grid (ceil(K*V/512), B*H), block 256: chunk_state_pass over contributions stored [V, K] (chunk_state_gla_tc2), two
-// neighbouring keys per thread (K even). The state entering each chunk goes to sin [B*H, chunks, V, K] in the I/O type
-// (the float32 contributions are only read: no write-back of float32 states), the final state to sT as [K, V].
+// The float32 contributions of the second form lie tile-major, [B*H][tiles][chunks][PT] with the element index
+// e = v K + k cut into tiles of PT: a chunk_state_pass_t block then streams one contiguous region (its tile for every
+// chunk) instead of a 1 KB piece per chunk 32 KB apart (the first form's pass reached 24 % of DRAM bandwidth on the H100
+// at b4 16K, ncu, session 17).
+#define PT 512
+__device__ __forceinline__ long long cs_tiled(long long e, int c, int NC) {
+  return ((e / PT) * NC + c) * PT + (e % PT);
+}
+
+#define S2P 68   // pitch (floats) of the gates [step][64 keys]: float4 accesses of 8 consecutive steps hit distinct banks
+
+// grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256: chunk_state_gla_tc with 16-byte loads and conflict-free
+// transposing stores (the first form's 2-byte loads, per-element index arithmetic and 8-way conflicting transposes left
+// it issue-bound at 381 us for 404 MB, ncu, session 17). Thread: step tid % 64 and 16 keys / 16 value columns
+// 16 (tid / 64) ..; a warp's lanes take consecutive steps, so the [key][step] and [value][step] stores of a warp fall
+// in consecutive halves. Contributions stored tile-major (cs_tiled).
+extern "C" __global__ void __launch_bounds__(256, 4) chunk_state_gla_tc2(
+    const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V)
+{
+  __shared__ __align__(16) float sg[CQ * S2P];   // [step][key]: the gates, then their cumulative sums
+  __shared__ __align__(16) io_t skT[64 * TP];    // [key][step]: the weighted keys, rounded
+  __shared__ __align__(16) io_t skL[64 * TP];    // [key][step]: their rounding errors
+  __shared__ __align__(16) io_t svT[64 * TP];    // [value column][step]
+  const int tid = threadIdx.x, tt = tid & 63, part = tid >> 6;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int vtiles = (V + 63) / 64;
+  const int v0 = (blockIdx.y % vtiles) * 64, k0 = (blockIdx.y / vtiles) * 64;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  const long long row = ((long long)b * T + t0 + tt) * H + h;
+  const int kc = 16 * part;   // this thread's first key / value column within the tile
+  const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
+  uint4 kr[2], gr[2], vr[2];
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    const bool kin = tt < Tc && k0 + kc + 8 * i < K, vin = tt < Tc && v0 + kc + 8 * i < V;
+    kr[i] = kin ? *reinterpret_cast<const uint4*>(k + row * K + k0 + kc + 8 * i) : zero4;
+    gr[i] = kin ? *reinterpret_cast<const uint4*>(g + row * K + k0 + kc + 8 * i) : zero4;
+    vr[i] = vin ? *reinterpret_cast<const uint4*>(v + row * V + v0 + kc + 8 * i) : zero4;
+  }
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    float* d = sg + tt * S2P + kc + 8 * i;
+    *reinterpret_cast<float4*>(d) = make_float4(cs_lo(gr[i].x), cs_hi(gr[i].x), cs_lo(gr[i].y), cs_hi(gr[i].y));
+    *reinterpret_cast<float4*>(d + 4) = make_float4(cs_lo(gr[i].z), cs_hi(gr[i].z), cs_lo(gr[i].w), cs_hi(gr[i].w));
+    const unsigned w[4] = { vr[i].x, vr[i].y, vr[i].z, vr[i].w };
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      svT[(kc + 8 * i + 2 * e) * TP + tt] = (io_t)(w[e] & 0xffffu);
+      svT[(kc + 8 * i + 2 * e + 1) * TP + tt] = (io_t)(w[e] >> 16);
+    }
+  }
+  __syncthreads();
+  chunk_cumsum<false, false>(sg, S2P, 1, 64);
+  if (blockIdx.y % vtiles == 0 && tid < 64 && k0 + tid < K)
+    decays[((long long)bh * NC + c) * K + k0 + tid] = __expf(sg[(CQ - 1) * S2P + tid]);
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    const unsigned w[4] = { kr[i].x, kr[i].y, kr[i].z, kr[i].w };
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+      const int kk = kc + 8 * i + e;
+      const float kv = (e & 1) ? cs_hi(w[e >> 1]) : cs_lo(w[e >> 1]);
+      const float x = kv * __expf(sg[(CQ - 1) * S2P + kk] - sg[tt * S2P + kk]);
+      const io_t hi = from_f(x);
+      skT[kk * TP + tt] = hi;
+      skL[kk * TP + tt] = from_f(x - to_f(hi));
+    }
+  }
+  __syncthreads();
+  float acc[4][4] = {};
+  cs_state_mma(skT, skL, svT, acc);
+  // the 64 x 64 tile into the tile-major layout: lanes g of a fragment hold 8 consecutive keys (32 bytes)
+  const int warp = tid >> 5, lane = tid & 31;
+  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1), gq = lane >> 2, tq = lane & 3;
+  const int tiles = (int)(((long long)K * V + PT - 1) / PT);
+  float* out = states + (long long)bh * tiles * NC * PT;
+#pragma unroll
+  for (int j = 0; j < 4; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int kk = k0 + m0 + gq + 8 * (i >> 1), cc = v0 + n0 + 8 * j + 2 * tq + (i & 1);
+      if (kk < K && cc < V) out[cs_tiled((long long)cc * K + kk, c, NC)] = acc[j][i];
+    }
+}
+
+// grid (ceil(K*V/PT), B*H), block 256: chunk_state_pass over the tile-major contributions of chunk_state_gla_tc2, two
+// neighbouring keys per thread (K even), 8 chunks of loads in flight (a 16-chunk batch made NVRTC 11.8's ptxas
+// interleave the loads with the chain at 32 registers, 8 keeps them ahead at 40). The state entering each chunk goes to
+// sin [B*H, chunks, V, K] in the I/O type (the float32 contributions are only read: no write-back), the final state to
+// sT as [K, V].
 extern "C" __global__ void __launch_bounds__(256) chunk_state_pass_t(
     const float* __restrict__ states, const float* __restrict__ decays, const float* __restrict__ s0, float* __restrict__ sT,
     io_t* __restrict__ sin, int NC, int K, int V)
 {
   const long long KV = (long long)K * V;
-  const long long e = 2 * ((long long)blockIdx.x * 256 + threadIdx.x);
-  const int bh = blockIdx.y;
+  const int tile = blockIdx.x, tiles = gridDim.x, bh = blockIdx.y;
+  const long long e = (long long)tile * PT + 2 * threadIdx.x;
   if (e >= KV) return;
   const int vv = (int)(e / K), kk = (int)(e % K);
   const long long f0 = (long long)bh * KV + (long long)kk * V + vv;   // [K, V] index of the first of the two
   float S0 = s0 ? s0[f0] : 0.0f, S1 = s0 ? s0[f0 + V] : 0.0f;
-  const float* p = states + (long long)bh * NC * KV + e;
+  const float* p = states + ((long long)bh * tiles + tile) * NC * PT + 2 * threadIdx.x;   // chunk c at p + c PT
   const float* d = decays + (long long)bh * NC * K + kk;
   io_t* w = sin + (long long)bh * NC * KV + e;
   int c = 0;
@@ -820,7 +887,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_pass_t(
     float2 l[8], dc[8];
 #pragma unroll
     for (int j = 0; j < 8; j++) {
-      l[j] = *reinterpret_cast<const float2*>(p + (long long)(c + j) * KV);
+      l[j] = *reinterpret_cast<const float2*>(p + (long long)(c + j) * PT);
       dc[j] = *reinterpret_cast<const float2*>(d + (long long)(c + j) * K);
     }
 #pragma unroll
@@ -831,7 +898,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_pass_t(
     }
   }
   for (; c < NC; c++) {
-    const float2 l = *reinterpret_cast<const float2*>(p + (long long)c * KV);
+    const float2 l = *reinterpret_cast<const float2*>(p + (long long)c * PT);
     const float2 dc = *reinterpret_cast<const float2*>(d + (long long)c * K);
     *reinterpret_cast<unsigned*>(w + (long long)c * KV) = cs_pack(S0, S1);
     S0 = fmaf(dc.x, S0, l.x);

@@ -304,9 +304,9 @@ namespace Mix.Runtime.Fused
         }
 
         // chunk_state_gla_tc2, chunk_state_pass_t, chunk_output_gla_tc2 (ChunkScanKernelSources): bfloat16 I/O, K and V
-        // multiples of 8, inputs read as 16-byte vectors. Workspace: each chunk's float32 contribution [b·h, chunks, V, K],
-        // the decays [b·h, chunks, K] and the entering states in the I/O type [b·h, chunks, V, K]. Null (the first form
-        // runs) when an input is not 16-byte aligned.
+        // multiples of 8, inputs read as 16-byte vectors. Workspace: each chunk's float32 contribution, tile-major
+        // [b·h, ⌈K·V/512⌉, chunks, 512] over the element index v·K + k, the decays [b·h, chunks, K] and the entering
+        // states in the I/O type [b·h, chunks, V, K]. Null (the first form runs) when an input is not 16-byte aligned.
         private static (Tensor o, Tensor state)? LaunchGlaSecondForm(Tensor q, Tensor k, Tensor v, Tensor g, Tensor? s0, long b, long L,
             long h, long K, long V, double scale)
         {
@@ -328,7 +328,8 @@ namespace Mix.Runtime.Fused
                 long chunks = Ceil(L, ChunkScanKernelSources.Chunk);
                 var o = torch.empty(new[] { b, L, h, V }, dtype: io, device: v.device);
                 var state = torch.empty(new[] { b, h, K, V }, dtype: ScalarType.Float32, device: v.device);
-                var states = torch.empty(new[] { b * h, chunks, V, K }, dtype: ScalarType.Float32, device: v.device);
+                long tiles = Ceil(K * V, ChunkScanKernelSources.PassTile);
+                var states = torch.empty(new[] { b * h, tiles, chunks, ChunkScanKernelSources.PassTile }, dtype: ScalarType.Float32, device: v.device);
                 var decays = torch.empty(new[] { b * h, chunks, K }, dtype: ScalarType.Float32, device: v.device);
                 var entering = torch.empty(new[] { b * h, chunks, V, K }, dtype: io, device: v.device);
                 uint vTiles = (uint)Ceil(V, ChunkScanKernelSources.Values), kTiles = (uint)Ceil(K, ChunkScanKernelSources.StateKeys);
@@ -345,7 +346,7 @@ namespace Mix.Runtime.Fused
                         .AddOptional(s0 is null ? null : FusedOps.Param(s0, v), ScalarType.Float32, "initialState")
                         .Add(state, ScalarType.Float32, "finalState").Add(entering, io, "entering")
                         .Add((int)chunks).Add((int)K).Add((int)V);
-                    fPass.Launch(new Dim3((uint)Ceil(K * V, 512), (uint)(b * h)), new Dim3(256), 0, args);
+                    fPass.Launch(new Dim3((uint)tiles, (uint)(b * h)), new Dim3(256), 0, args);
                 }
                 using (var args = new KernelArguments(dev))
                 {

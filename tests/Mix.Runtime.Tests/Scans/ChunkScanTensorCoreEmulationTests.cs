@@ -213,15 +213,16 @@ static void gla(const char* name, int B, int T, int H, int K, int V, float scale
   printf("%s %.3g %.3g\n", name, std::sqrt(oe / on), std::sqrt(se / sn));
 }
 
-// The second form: chunk_state_gla_tc2, chunk_state_pass_t (entering states in the I/O type, [V, K]),
-// chunk_output_gla_tc2, against the same recurrence; K and V multiples of 8. gMin < 0 adds a steep gate: every step of
+// The second form: chunk_state_gla_tc2 (tile-major contributions), chunk_state_pass_t (entering states in the I/O
+// type, [V, K]), chunk_output_gla_tc2, against the same recurrence; K and V multiples of 8. gMin < 0 adds a steep gate: every step of
 // one key in [gMin, gMin / 2] (its in-chunk decays underflow).
 static void gla2(const char* name, int B, int T, int H, int K, int V, float scale, bool withState, float gLo, float gMin = 0) {
   int NC = ceil_div(T, CQ);
   std::uniform_real_distribution<float> ud(0, 1); std::normal_distribution<float> nd(0, 1);
   std::vector<io_t> q(B * T * H * K), k(q.size()), g(q.size()), v(B * T * H * V), o(v.size());
   std::vector<io_t> sin((size_t)B * H * NC * K * V, from_f(NAN));
-  std::vector<float> s0(B * H * K * V), sT(B * H * K * V, NAN), states((size_t)B * H * NC * K * V, NAN), decays((size_t)B * H * NC * K, NAN);
+  int tiles = ceil_div(K * V, PT);
+  std::vector<float> s0(B * H * K * V), sT(B * H * K * V, NAN), states((size_t)B * H * tiles * NC * PT, NAN), decays((size_t)B * H * NC * K, NAN);
   for (auto& x : q) x = from_f(nd(rng));
   for (auto& x : k) x = from_f(nd(rng));
   for (size_t i = 0; i < g.size(); i++) g[i] = from_f(gMin < 0 && i % K == 1 ? gMin * (0.5f + 0.5f * ud(rng)) : gLo * ud(rng));
@@ -231,7 +232,7 @@ static void gla2(const char* name, int B, int T, int H, int K, int V, float scal
   launch({ (unsigned)NC, (unsigned)(ceil_div(V, 64) * ceil_div(K, 64)), (unsigned)(B * H) }, 256, [&] {
     chunk_state_gla_tc2(k.data(), v.data(), g.data(), states.data(), decays.data(), T, H, K, V);
   });
-  launch({ (unsigned)ceil_div(K * V, 512), (unsigned)(B * H), 1 }, 256, [&] {
+  launch({ (unsigned)tiles, (unsigned)(B * H), 1 }, 256, [&] {
     chunk_state_pass_t(states.data(), decays.data(), withState ? s0.data() : nullptr, sT.data(), sin.data(), NC, K, V);
   });
   launch({ (unsigned)NC, (unsigned)ceil_div(V, 128), (unsigned)(B * H) }, 256, [&] {
