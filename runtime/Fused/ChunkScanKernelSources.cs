@@ -913,17 +913,28 @@ extern "C" __global__ void __launch_bounds__(256) chunk_state_pass_t(
   if (sT) { sT[f0] = S0; sT[f0 + V] = S1; }
 }
 
-#define G2P 36   // pitch (floats) of the cumulative gates [step][32 keys]: float4 reads of 8 rows hit distinct banks
-#define Q2P 40   // pitch (halves) of a [row][32 keys] half tile: 20 words, conflict-free fragment and 16-byte reads
+#define G2P 36   // pitch (floats) of a [step][32 keys] tile: float4 reads of 8 consecutive rows hit distinct banks
+#define Q2P 40   // pitch (halves) of the entering state's [column][32 keys] tile: 20 words, conflict-free fragment reads
 
-// The A fragment of rows r0 .. r0 + 15 and keys k0 .. k0 + 15 of the key tile, formed in registers:
-// q_t[k] scale exp(G_t[k] - G_ref[k]) (ref < 0: exp G_t[k]).
-__device__ __forceinline__ void g2_frag_q(const io_t* sq, const float* sg, int r0, int k0, int ref, float scale, unsigned (&a)[4]) {
+// 2^x on the SFU (no range reduction: callers pass exponents <= 0, results below 2^-126 flush to zero)
+__device__ __forceinline__ float cs_ex2(float x) {
+#ifdef __CUDA_ARCH__
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
+
+// The A fragment of rows r0 .. r0 + 15 and keys k0 .. k0 + 15 of the key tile, formed in registers from the staged
+// scaled queries and base-2 cumulative gates: q_t[k] 2^(G_t[k] - G_ref[k]) (ref < 0: 2^G_t[k]).
+__device__ __forceinline__ void g2_frag_q(const float* sq, const float* sg, int r0, int k0, int ref, unsigned (&a)[4]) {
   const int lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
 #pragma unroll
   for (int i = 0; i < 4; i++) {
     const int r = r0 + gq + 8 * (i & 1), c = k0 + 2 * tq + 8 * (i >> 1);
-    const unsigned qq = *reinterpret_cast<const unsigned*>(sq + r * Q2P + c);
+    const float2 qq = *reinterpret_cast<const float2*>(sq + r * G2P + c);
     const float2 gt = *reinterpret_cast<const float2*>(sg + r * G2P + c);
     float e0 = gt.x, e1 = gt.y;
     if (ref >= 0) {
@@ -931,21 +942,21 @@ __device__ __forceinline__ void g2_frag_q(const io_t* sq, const float* sg, int r
       e0 -= gr.x;
       e1 -= gr.y;
     }
-    a[i] = cs_pack(cs_lo(qq) * scale * __expf(e0), cs_hi(qq) * scale * __expf(e1));
+    a[i] = cs_pack(qq.x * cs_ex2(e0), qq.y * cs_ex2(e1));
   }
 }
 
-// The B fragment of the steps (columns) n0 .. n0 + 7 and keys k0 .. k0 + 15: k_s[k] exp(G_ref[k] - G_s[k]).
-__device__ __forceinline__ void g2_frag_k(const io_t* sk, const float* sg, int n0, int k0, int ref, unsigned& b0, unsigned& b1) {
+// The B fragment of the steps (columns) n0 .. n0 + 7 and keys k0 .. k0 + 15: k_s[k] 2^(G_ref[k] - G_s[k]).
+__device__ __forceinline__ void g2_frag_k(const float* sk, const float* sg, int n0, int k0, int ref, unsigned& b0, unsigned& b1) {
   const int lane = threadIdx.x & 31, s = n0 + (lane >> 2), c = k0 + 2 * (lane & 3);
   unsigned r[2];
 #pragma unroll
   for (int i = 0; i < 2; i++) {
     const int cc = c + 8 * i;
-    const unsigned kk = *reinterpret_cast<const unsigned*>(sk + s * Q2P + cc);
+    const float2 kk = *reinterpret_cast<const float2*>(sk + s * G2P + cc);
     const float2 gs = *reinterpret_cast<const float2*>(sg + s * G2P + cc);
     const float2 gr = *reinterpret_cast<const float2*>(sg + ref * G2P + cc);
-    r[i] = cs_pack(cs_lo(kk) * __expf(gr.x - gs.x), cs_hi(kk) * __expf(gr.y - gs.y));
+    r[i] = cs_pack(kk.x * cs_ex2(gr.x - gs.x), kk.y * cs_ex2(gr.y - gs.y));
   }
   b0 = r[0];
   b1 = r[1];
@@ -970,13 +981,14 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
     const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
     const io_t* __restrict__ sin, io_t* __restrict__ o, int T, int H, int K, int V, float scale)
 {
-  // per key tile: the cumulative gates [step][key] (float), q and k [step][key] and the entering state [column][key]
-  // (halves); after the key loop the same bytes hold the scores [t][s] and the values [column][s] (halves)
-  __shared__ __align__(16) float smem2[CQ * G2P + (2 * CQ + 128) * Q2P / 2];
+  // per key tile: the base-2 cumulative gates, the scaled queries and the keys [step][key] as floats (converted once
+  // here rather than per pair in the diagonal blocks), the entering state [column][key] as halves; after the key loop
+  // the same bytes hold the scores [t][s] and the values [column][s] (halves)
+  __shared__ __align__(16) float smem2[3 * CQ * G2P + 128 * Q2P / 2];
   float* sg = smem2;
-  io_t* sq = reinterpret_cast<io_t*>(smem2 + CQ * G2P);
-  io_t* sk = sq + CQ * Q2P;
-  io_t* sS = sk + CQ * Q2P;
+  float* sq = sg + CQ * G2P;
+  float* sk = sq + CQ * G2P;
+  io_t* sS = reinterpret_cast<io_t*>(sk + CQ * G2P);
   io_t* sP = reinterpret_cast<io_t*>(smem2);
   io_t* svT = sP + CQ * TP;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
@@ -1010,10 +1022,17 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
       const uint4 qv = in ? *reinterpret_cast<const uint4*>(q + off) : zero4;
       const uint4 kv4 = in ? *reinterpret_cast<const uint4*>(k + off) : zero4;
       const uint4 gv = in ? *reinterpret_cast<const uint4*>(g + off) : zero4;
-      *reinterpret_cast<uint4*>(sq + tt * Q2P + kv) = qv;
-      *reinterpret_cast<uint4*>(sk + tt * Q2P + kv) = kv4;
-      *reinterpret_cast<float4*>(sg + tt * G2P + kv) = make_float4(cs_lo(gv.x), cs_hi(gv.x), cs_lo(gv.y), cs_hi(gv.y));
-      *reinterpret_cast<float4*>(sg + tt * G2P + kv + 4) = make_float4(cs_lo(gv.z), cs_hi(gv.z), cs_lo(gv.w), cs_hi(gv.w));
+      const float L2E = 1.4426950408889634f;   // gates in base 2: every exponential below is one ex2
+      const unsigned qw[4] = { qv.x, qv.y, qv.z, qv.w }, kw[4] = { kv4.x, kv4.y, kv4.z, kv4.w }, gw[4] = { gv.x, gv.y, gv.z, gv.w };
+#pragma unroll
+      for (int h4 = 0; h4 < 2; h4++) {
+        const int at = tt * G2P + kv + 4 * h4;
+        *reinterpret_cast<float4*>(sq + at) = make_float4(cs_lo(qw[2 * h4]) * scale, cs_hi(qw[2 * h4]) * scale,
+                                                          cs_lo(qw[2 * h4 + 1]) * scale, cs_hi(qw[2 * h4 + 1]) * scale);
+        *reinterpret_cast<float4*>(sk + at) = make_float4(cs_lo(kw[2 * h4]), cs_hi(kw[2 * h4]), cs_lo(kw[2 * h4 + 1]), cs_hi(kw[2 * h4 + 1]));
+        *reinterpret_cast<float4*>(sg + at) = make_float4(cs_lo(gw[2 * h4]) * L2E, cs_hi(gw[2 * h4]) * L2E,
+                                                          cs_lo(gw[2 * h4 + 1]) * L2E, cs_hi(gw[2 * h4 + 1]) * L2E);
+      }
     }
     for (int idx = tid; idx < 128 * 4; idx += 256) {
       const int cc = idx >> 2, kv = 8 * (idx & 3);
@@ -1030,21 +1049,15 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
       if (r < npairs) {
         float a = 0.0f;
 #pragma unroll
-        for (int kk = 0; kk < 32; kk += 8) {
-          const uint4 qv = *reinterpret_cast<const uint4*>(sq + t * Q2P + kk);
-          const uint4 kv4 = *reinterpret_cast<const uint4*>(sk + s * Q2P + kk);
-          const float4 gt0 = *reinterpret_cast<const float4*>(sg + t * G2P + kk);
-          const float4 gt1 = *reinterpret_cast<const float4*>(sg + t * G2P + kk + 4);
-          const float4 gs0 = *reinterpret_cast<const float4*>(sg + s * G2P + kk);
-          const float4 gs1 = *reinterpret_cast<const float4*>(sg + s * G2P + kk + 4);
-          a = fmaf(cs_lo(qv.x) * cs_lo(kv4.x), __expf(gt0.x - gs0.x), a);
-          a = fmaf(cs_hi(qv.x) * cs_hi(kv4.x), __expf(gt0.y - gs0.y), a);
-          a = fmaf(cs_lo(qv.y) * cs_lo(kv4.y), __expf(gt0.z - gs0.z), a);
-          a = fmaf(cs_hi(qv.y) * cs_hi(kv4.y), __expf(gt0.w - gs0.w), a);
-          a = fmaf(cs_lo(qv.z) * cs_lo(kv4.z), __expf(gt1.x - gs1.x), a);
-          a = fmaf(cs_hi(qv.z) * cs_hi(kv4.z), __expf(gt1.y - gs1.y), a);
-          a = fmaf(cs_lo(qv.w) * cs_lo(kv4.w), __expf(gt1.z - gs1.z), a);
-          a = fmaf(cs_hi(qv.w) * cs_hi(kv4.w), __expf(gt1.w - gs1.w), a);
+        for (int kk = 0; kk < 32; kk += 4) {
+          const float4 qa = *reinterpret_cast<const float4*>(sq + t * G2P + kk);
+          const float4 ka = *reinterpret_cast<const float4*>(sk + s * G2P + kk);
+          const float4 gt = *reinterpret_cast<const float4*>(sg + t * G2P + kk);
+          const float4 gs = *reinterpret_cast<const float4*>(sg + s * G2P + kk);
+          a = fmaf(qa.x * ka.x, cs_ex2(gt.x - gs.x), a);
+          a = fmaf(qa.y * ka.y, cs_ex2(gt.y - gs.y), a);
+          a = fmaf(qa.z * ka.z, cs_ex2(gt.z - gs.z), a);
+          a = fmaf(qa.w * ka.w, cs_ex2(gt.w - gs.w), a);
         }
         dg[r] += a;
       }
@@ -1059,7 +1072,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
 #pragma unroll
         for (int k0 = 0; k0 < 32; k0 += 16) {
           unsigned a[4], b0, b1;
-          g2_frag_q(sq, sg, 16 * i, k0, 16 * i, scale, a);
+          g2_frag_q(sq, sg, 16 * i, k0, 16 * i, a);
           g2_frag_k(sk, sg, 16 * j + 8 * half, k0, 16 * i, b0, b1);
           cs_mma(sc[r], a, b0, b1);
         }
@@ -1069,7 +1082,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
 #pragma unroll
     for (int k0 = 0; k0 < 32; k0 += 16) {
       unsigned a[4];
-      g2_frag_q(sq, sg, m0, k0, -1, scale, a);
+      g2_frag_q(sq, sg, m0, k0, -1, a);
 #pragma unroll
       for (int j = 0; j < 8; j++) {
         unsigned b0, b1;
@@ -1093,7 +1106,7 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
   }
 #pragma unroll
   for (int r = 0; r < 3; r++)
-    if (r < npairs) sP[(pair[r] >> 8) * TP + (pair[r] & 255)] = from_f(dg[r] * scale);
+    if (r < npairs) sP[(pair[r] >> 8) * TP + (pair[r] & 255)] = from_f(dg[r]);
 #pragma unroll
   for (int blk = 0; blk < 4; blk++)
     if ((tid & 15) > (tid >> 4)) sP[(16 * blk + (tid >> 4)) * TP + 16 * blk + (tid & 15)] = from_f(0.0f);
