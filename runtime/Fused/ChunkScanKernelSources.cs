@@ -47,7 +47,7 @@ namespace Mix.Runtime.Fused
         /// <summary>Value columns per block of <c>chunk_state</c> and <c>chunk_output</c>.</summary>
         public const int Values = 64;
 
-        /// <summary>Value columns per block of <c>chunk_output_gla_tc2</c>.</summary>
+        /// <summary>Value columns per block of <c>chunk_state_gla_tc2</c> and <c>chunk_output_gla_tc2</c>.</summary>
         public const int OutputValues = 128;
 
         /// <summary>Elements per tile of the second form's tile-major contributions (<c>PT</c>): one pass block's span.</summary>
@@ -787,47 +787,49 @@ __device__ __forceinline__ long long cs_tiled(long long e, int c, int NC) {
 
 #define S2P 68   // pitch (floats) of the gates [step][64 keys]: float4 accesses of 8 consecutive steps hit distinct banks
 
-// grid (chunks, ceil(V/64) * ceil(K/64), B*H), block 256: chunk_state_gla_tc with 16-byte loads and conflict-free
-// transposing stores (the first form's 2-byte loads, per-element index arithmetic and 8-way conflicting transposes left
-// it issue-bound at 381 us for 404 MB, ncu, session 17). Thread: step tid % 64 and 16 keys / 16 value columns
-// 16 (tid / 64) ..; a warp's lanes take consecutive steps, so the [key][step] and [value][step] stores of a warp fall
-// in consecutive halves. Contributions stored tile-major (cs_tiled).
-extern "C" __global__ void __launch_bounds__(256, 4) chunk_state_gla_tc2(
+// grid (chunks, ceil(V/128) * ceil(K/64), B*H), block 256: chunk_state_gla_tc's product for 64 keys x 128 value
+// columns (the gates' cumulative sums, the decays and the weighted keys formed once for both 64-column halves of the
+// GLA LM's V), with 16-byte loads and conflict-free transposing stores (the first form's 2-byte loads, per-element
+// index arithmetic and 8-way conflicting transposes left it issue-bound at 381 us for 404 MB, ncu, session 17).
+// Thread: step tid % 64, keys 16 (tid / 64) .. + 15 and value columns 32 (tid / 64) .. + 31; a warp's lanes take
+// consecutive steps, so its [key][step] and [value][step] stores fall in consecutive halves. The values reuse the
+// gates' shared memory once the weights are formed. Warp w owns keys 16 (w % 4) .. + 15 and columns 64 (w / 4) .. + 63.
+// Contributions stored tile-major (cs_tiled).
+extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc2(
     const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
     float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V)
 {
-  __shared__ __align__(16) float sg[CQ * S2P];   // [step][key]: the gates, then their cumulative sums
-  __shared__ __align__(16) io_t skT[64 * TP];    // [key][step]: the weighted keys, rounded
-  __shared__ __align__(16) io_t skL[64 * TP];    // [key][step]: their rounding errors
-  __shared__ __align__(16) io_t svT[64 * TP];    // [value column][step]
+  __shared__ __align__(16) float su[128 * TP / 2];   // the gates [step][key] (pitch S2P), then the values [column][step]
+  __shared__ __align__(16) io_t skT[64 * TP];        // [key][step]: the weighted keys, rounded
+  __shared__ __align__(16) io_t skL[64 * TP];        // [key][step]: their rounding errors
+  float* sg = su;
+  io_t* svT = reinterpret_cast<io_t*>(su);
   const int tid = threadIdx.x, tt = tid & 63, part = tid >> 6;
   const int c = blockIdx.x, NC = gridDim.x;
-  const int vtiles = (V + 63) / 64;
-  const int v0 = (blockIdx.y % vtiles) * 64, k0 = (blockIdx.y / vtiles) * 64;
+  const int vtiles = (V + 127) / 128;
+  const int v0 = (blockIdx.y % vtiles) * 128, k0 = (blockIdx.y / vtiles) * 64;
   const int bh = blockIdx.z, b = bh / H, h = bh % H;
   const int t0 = c * CQ, Tc = min(CQ, T - t0);
   const long long row = ((long long)b * T + t0 + tt) * H + h;
-  const int kc = 16 * part;   // this thread's first key / value column within the tile
+  const int kc = 16 * part, vc = 32 * part;   // this thread's first key and value column within the tile
   const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
-  uint4 kr[2], gr[2], vr[2];
+  uint4 kr[2], gr[2], vr[4];
 #pragma unroll
   for (int i = 0; i < 2; i++) {
-    const bool kin = tt < Tc && k0 + kc + 8 * i < K, vin = tt < Tc && v0 + kc + 8 * i < V;
+    const bool kin = tt < Tc && k0 + kc + 8 * i < K;
     kr[i] = kin ? *reinterpret_cast<const uint4*>(k + row * K + k0 + kc + 8 * i) : zero4;
     gr[i] = kin ? *reinterpret_cast<const uint4*>(g + row * K + k0 + kc + 8 * i) : zero4;
-    vr[i] = vin ? *reinterpret_cast<const uint4*>(v + row * V + v0 + kc + 8 * i) : zero4;
+  }
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const bool vin = tt < Tc && v0 + vc + 8 * i < V;
+    vr[i] = vin ? *reinterpret_cast<const uint4*>(v + row * V + v0 + vc + 8 * i) : zero4;
   }
 #pragma unroll
   for (int i = 0; i < 2; i++) {
     float* d = sg + tt * S2P + kc + 8 * i;
     *reinterpret_cast<float4*>(d) = make_float4(cs_lo(gr[i].x), cs_hi(gr[i].x), cs_lo(gr[i].y), cs_hi(gr[i].y));
     *reinterpret_cast<float4*>(d + 4) = make_float4(cs_lo(gr[i].z), cs_hi(gr[i].z), cs_lo(gr[i].w), cs_hi(gr[i].w));
-    const unsigned w[4] = { vr[i].x, vr[i].y, vr[i].z, vr[i].w };
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-      svT[(kc + 8 * i + 2 * e) * TP + tt] = (io_t)(w[e] & 0xffffu);
-      svT[(kc + 8 * i + 2 * e + 1) * TP + tt] = (io_t)(w[e] >> 16);
-    }
   }
   __syncthreads();
   chunk_cumsum<false, false>(sg, S2P, 1, 64);
@@ -852,16 +854,38 @@ extern "C" __global__ void __launch_bounds__(256, 4) chunk_state_gla_tc2(
       }
     }
   }
+  __syncthreads();   // the gates are read: their bytes take the values
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const unsigned w[4] = { vr[i].x, vr[i].y, vr[i].z, vr[i].w };
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      svT[(vc + 8 * i + 2 * e) * TP + tt] = (io_t)(w[e] & 0xffffu);
+      svT[(vc + 8 * i + 2 * e + 1) * TP + tt] = (io_t)(w[e] >> 16);
+    }
+  }
   __syncthreads();
-  float acc[4][4] = {};
-  cs_state_mma(skT, skL, svT, acc);
-  // the 64 x 64 tile into the tile-major layout: lanes g of a fragment hold 8 consecutive keys (32 bytes)
   const int warp = tid >> 5, lane = tid & 31;
-  const int m0 = 16 * (warp >> 1), n0 = 32 * (warp & 1), gq = lane >> 2, tq = lane & 3;
+  const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2), gq = lane >> 2, tq = lane & 3;
+  float acc[8][4] = {};
+#pragma unroll
+  for (int s0 = 0; s0 < CQ; s0 += 16) {
+    unsigned a[4], al[4];
+    cs_frag_a(skT, m0, s0, a);
+    cs_frag_a(skL, m0, s0, al);
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      unsigned b0, b1;
+      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+      cs_mma(acc[j], al, b0, b1);
+    }
+  }
+  // into the tile-major layout: lanes gq of a fragment hold 8 consecutive keys (32 bytes)
   const int tiles = (int)(((long long)K * V + PT - 1) / PT);
   float* out = states + (long long)bh * tiles * NC * PT;
 #pragma unroll
-  for (int j = 0; j < 4; j++)
+  for (int j = 0; j < 8; j++)
 #pragma unroll
     for (int i = 0; i < 4; i++) {
       const int kk = k0 + m0 + gq + 8 * (i >> 1), cc = v0 + n0 + 8 * j + 2 * tq + (i & 1);

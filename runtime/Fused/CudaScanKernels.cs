@@ -332,7 +332,7 @@ namespace Mix.Runtime.Fused
                 var states = torch.empty(new[] { b * h, tiles, chunks, ChunkScanKernelSources.PassTile }, dtype: ScalarType.Float32, device: v.device);
                 var decays = torch.empty(new[] { b * h, chunks, K }, dtype: ScalarType.Float32, device: v.device);
                 var entering = torch.empty(new[] { b * h, chunks, V, K }, dtype: io, device: v.device);
-                uint vTiles = (uint)Ceil(V, ChunkScanKernelSources.Values), kTiles = (uint)Ceil(K, ChunkScanKernelSources.StateKeys);
+                uint vTiles = (uint)Ceil(V, ChunkScanKernelSources.OutputValues), kTiles = (uint)Ceil(K, ChunkScanKernelSources.StateKeys);
                 using (var args = new KernelArguments(dev))
                 {
                     args.Add(kc, io, "k").Add(vc, io, "v").Add(gc, io, "g")

@@ -229,7 +229,7 @@ static void gla2(const char* name, int B, int T, int H, int K, int V, float scal
   for (auto& x : v) x = from_f(nd(rng));
   for (auto& x : s0) x = nd(rng);
   for (auto& x : o) x = from_f(NAN);
-  launch({ (unsigned)NC, (unsigned)(ceil_div(V, 64) * ceil_div(K, 64)), (unsigned)(B * H) }, 256, [&] {
+  launch({ (unsigned)NC, (unsigned)(ceil_div(V, 128) * ceil_div(K, 64)), (unsigned)(B * H) }, 256, [&] {
     chunk_state_gla_tc2(k.data(), v.data(), g.data(), states.data(), decays.data(), T, H, K, V);
   });
   launch({ (unsigned)tiles, (unsigned)(B * H), 1 }, 256, [&] {
