@@ -28,6 +28,10 @@ namespace Mix.Runtime.Fused
     /// <see cref="SsdTensorCoreChunk"/> steps (row blocks of 64 in <c>chunk_output_ssd_tc</c>); <c>chunk_output_gla_tc</c> keeps GLA's scores
     /// (a per-key exponential per pair) in float32 FMA and puts <c>(q ⊙ exp Γ)·S_in</c> and the scores times v on
     /// tensor cores.</para>
+    /// <para>bfloat16 GLA's second form (K, V multiples of 8): <c>chunk_state_gla_tc2</c> (16-byte loads, contributions
+    /// stored tile-major for the pass), <c>chunk_state_pass_t</c> (the entering states written once, in the I/O type, the float32
+    /// contributions only read) and <c>chunk_output_gla_tc2</c> (128 value columns per block; the scores below the
+    /// diagonal 16-step blocks on tensor cores by secondary chunking, per-pair exponentials only on those blocks).</para>
     /// </summary>
     internal static class ChunkScanKernelSources
     {
@@ -42,6 +46,12 @@ namespace Mix.Runtime.Fused
 
         /// <summary>Value columns per block of <c>chunk_state</c> and <c>chunk_output</c>.</summary>
         public const int Values = 64;
+
+        /// <summary>Value columns per block of <c>chunk_state_gla_tc2</c> and <c>chunk_output_gla_tc2</c>.</summary>
+        public const int OutputValues = 128;
+
+        /// <summary>Elements per tile of the second form's tile-major contributions (<c>PT</c>): one pass block's span.</summary>
+        public const int PassTile = 512;
 
         public const string Source = """
 #define CQ 64     // steps per chunk
@@ -747,6 +757,415 @@ extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc(
     for (int j = 0; j < 4; j++) {
       const int col = v0 + n0 + 8 * j + 2 * tq + (i & 1);
       if (col < V) o[(((long long)b * T + t0 + tt) * H + h) * V + col] = from_f(acc[j][i]);
+    }
+  }
+}
+// ---- GLA forward, second form (bfloat16 I/O, K and V multiples of 8): chunk_state_gla_tc2 -> chunk_state_pass_t ->
+// chunk_output_gla_tc2. The first form's chunk_output_gla_tc formed a per-key exponential for every (t, s, key) of
+// the 64 x 64 causal scores, in float32 FMA, once per 64-column value tile: about 1.6e5 exponentials per block, each
+// with four more FMA-pipe instructions, which left it issue-bound (1.40 ms at b4 16K on the H100, ncu). Here the scores of the 16 x 16 blocks below the diagonal take tensor
+// cores, each side decayed against the first step n of the row block (q_t exp(G_t - G_n), k_s exp(G_n - G_s), both
+// exponents <= 0 for s < n <= t, so neither factor overflows: fla's secondary chunking), and only the four diagonal
+// blocks keep a per-pair exponential; a block covers 128 value columns, so the scores are formed once per chunk for
+// V <= 128. The state entering each chunk reaches the output kernel in the I/O type (it was rounded to it there
+// anyway), stored [V, K] so that it is the B operand as it lies.
+
+__device__ __forceinline__ unsigned cs_pack(float lo, float hi) {
+  return (unsigned)from_f(lo) | ((unsigned)from_f(hi) << 16);
+}
+__device__ __forceinline__ float cs_lo(unsigned u) { return to_f((io_t)(u & 0xffffu)); }
+__device__ __forceinline__ float cs_hi(unsigned u) { return to_f((io_t)(u >> 16)); }
+
+// The float32 contributions of the second form lie tile-major, [B*H][tiles][chunks][PT] with the element index
+// e = v K + k cut into tiles of PT: a chunk_state_pass_t block then streams one contiguous region (its tile for every
+// chunk) instead of a 1 KB piece per chunk 32 KB apart (the first form's pass reached 24 % of DRAM bandwidth on the H100
+// at b4 16K, ncu, session 17).
+#define PT 512
+__device__ __forceinline__ long long cs_tiled(long long e, int c, int NC) {
+  return ((e / PT) * NC + c) * PT + (e % PT);
+}
+
+#define S2P 68   // pitch (floats) of the gates [step][64 keys]: float4 accesses of 8 consecutive steps hit distinct banks
+
+// grid (chunks, ceil(V/128) * ceil(K/64), B*H), block 256: chunk_state_gla_tc's product for 64 keys x 128 value
+// columns (the gates' cumulative sums, the decays and the weighted keys formed once for both 64-column halves of the
+// GLA LM's V), with 16-byte loads and conflict-free transposing stores (the first form's 2-byte loads, per-element
+// index arithmetic and 8-way conflicting transposes left it issue-bound at 381 us for 404 MB, ncu, session 17).
+// Thread: step tid % 64, keys 16 (tid / 64) .. + 15 and value columns 32 (tid / 64) .. + 31; a warp's lanes take
+// consecutive steps, so its [key][step] and [value][step] stores fall in consecutive halves. The values reuse the
+// gates' shared memory once the weights are formed. Warp w owns keys 16 (w % 4) .. + 15 and columns 64 (w / 4) .. + 63.
+// Contributions stored tile-major (cs_tiled).
+extern "C" __global__ void __launch_bounds__(256) chunk_state_gla_tc2(
+    const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    float* __restrict__ states, float* __restrict__ decays, int T, int H, int K, int V)
+{
+  __shared__ __align__(16) float su[128 * TP / 2];   // the gates [step][key] (pitch S2P), then the values [column][step]
+  __shared__ __align__(16) io_t skT[64 * TP];        // [key][step]: the weighted keys, rounded
+  __shared__ __align__(16) io_t skL[64 * TP];        // [key][step]: their rounding errors
+  float* sg = su;
+  io_t* svT = reinterpret_cast<io_t*>(su);
+  const int tid = threadIdx.x, tt = tid & 63, part = tid >> 6;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int vtiles = (V + 127) / 128;
+  const int v0 = (blockIdx.y % vtiles) * 128, k0 = (blockIdx.y / vtiles) * 64;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  const long long row = ((long long)b * T + t0 + tt) * H + h;
+  const int kc = 16 * part, vc = 32 * part;   // this thread's first key and value column within the tile
+  const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
+  uint4 kr[2], gr[2], vr[4];
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    const bool kin = tt < Tc && k0 + kc + 8 * i < K;
+    kr[i] = kin ? *reinterpret_cast<const uint4*>(k + row * K + k0 + kc + 8 * i) : zero4;
+    gr[i] = kin ? *reinterpret_cast<const uint4*>(g + row * K + k0 + kc + 8 * i) : zero4;
+  }
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const bool vin = tt < Tc && v0 + vc + 8 * i < V;
+    vr[i] = vin ? *reinterpret_cast<const uint4*>(v + row * V + v0 + vc + 8 * i) : zero4;
+  }
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    float* d = sg + tt * S2P + kc + 8 * i;
+    *reinterpret_cast<float4*>(d) = make_float4(cs_lo(gr[i].x), cs_hi(gr[i].x), cs_lo(gr[i].y), cs_hi(gr[i].y));
+    *reinterpret_cast<float4*>(d + 4) = make_float4(cs_lo(gr[i].z), cs_hi(gr[i].z), cs_lo(gr[i].w), cs_hi(gr[i].w));
+  }
+  __syncthreads();
+  chunk_cumsum<false, false>(sg, S2P, 1, 64);
+  if (blockIdx.y % vtiles == 0 && tid < 64 && k0 + tid < K)
+    decays[((long long)bh * NC + c) * K + k0 + tid] = __expf(sg[(CQ - 1) * S2P + tid]);
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    const unsigned w[4] = { kr[i].x, kr[i].y, kr[i].z, kr[i].w };
+#pragma unroll
+    for (int h4 = 0; h4 < 2; h4++) {
+      // float4 reads: 8 consecutive steps' rows hit distinct banks (a float per lane would be 4-way conflicting)
+      const float4 gt = *reinterpret_cast<const float4*>(sg + tt * S2P + kc + 8 * i + 4 * h4);
+      const float4 ge = *reinterpret_cast<const float4*>(sg + (CQ - 1) * S2P + kc + 8 * i + 4 * h4);
+      const float x[4] = { cs_lo(w[2 * h4]) * __expf(ge.x - gt.x), cs_hi(w[2 * h4]) * __expf(ge.y - gt.y),
+                           cs_lo(w[2 * h4 + 1]) * __expf(ge.z - gt.z), cs_hi(w[2 * h4 + 1]) * __expf(ge.w - gt.w) };
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int kk = kc + 8 * i + 4 * h4 + e;
+        const io_t hi = from_f(x[e]);
+        skT[kk * TP + tt] = hi;
+        skL[kk * TP + tt] = from_f(x[e] - to_f(hi));
+      }
+    }
+  }
+  __syncthreads();   // the gates are read: their bytes take the values
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const unsigned w[4] = { vr[i].x, vr[i].y, vr[i].z, vr[i].w };
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      svT[(vc + 8 * i + 2 * e) * TP + tt] = (io_t)(w[e] & 0xffffu);
+      svT[(vc + 8 * i + 2 * e + 1) * TP + tt] = (io_t)(w[e] >> 16);
+    }
+  }
+  __syncthreads();
+  const int warp = tid >> 5, lane = tid & 31;
+  const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2), gq = lane >> 2, tq = lane & 3;
+  float acc[8][4] = {};
+#pragma unroll
+  for (int s0 = 0; s0 < CQ; s0 += 16) {
+    unsigned a[4], al[4];
+    cs_frag_a(skT, m0, s0, a);
+    cs_frag_a(skL, m0, s0, al);
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      unsigned b0, b1;
+      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+      cs_mma(acc[j], al, b0, b1);
+    }
+  }
+  // into the tile-major layout: lanes gq of a fragment hold 8 consecutive keys (32 bytes)
+  const int tiles = (int)(((long long)K * V + PT - 1) / PT);
+  float* out = states + (long long)bh * tiles * NC * PT;
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int kk = k0 + m0 + gq + 8 * (i >> 1), cc = v0 + n0 + 8 * j + 2 * tq + (i & 1);
+      if (kk < K && cc < V) out[cs_tiled((long long)cc * K + kk, c, NC)] = acc[j][i];
+    }
+}
+
+// grid (ceil(K*V/PT), B*H), block 256: chunk_state_pass over the tile-major contributions of chunk_state_gla_tc2, two
+// neighbouring keys per thread (K even), 8 chunks of loads in flight (a 16-chunk batch made NVRTC 11.8's ptxas
+// interleave the loads with the chain at 32 registers, 8 keeps them ahead at 40). The state entering each chunk goes to
+// sin [B*H, chunks, V, K] in the I/O type (the float32 contributions are only read: no write-back), the final state to
+// sT as [K, V].
+extern "C" __global__ void __launch_bounds__(256) chunk_state_pass_t(
+    const float* __restrict__ states, const float* __restrict__ decays, const float* __restrict__ s0, float* __restrict__ sT,
+    io_t* __restrict__ sin, int NC, int K, int V)
+{
+  const long long KV = (long long)K * V;
+  const int tile = blockIdx.x, tiles = gridDim.x, bh = blockIdx.y;
+  const long long e = (long long)tile * PT + 2 * threadIdx.x;
+  if (e >= KV) return;
+  const int vv = (int)(e / K), kk = (int)(e % K);
+  const long long f0 = (long long)bh * KV + (long long)kk * V + vv;   // [K, V] index of the first of the two
+  float S0 = s0 ? s0[f0] : 0.0f, S1 = s0 ? s0[f0 + V] : 0.0f;
+  const float* p = states + ((long long)bh * tiles + tile) * NC * PT + 2 * threadIdx.x;   // chunk c at p + c PT
+  const float* d = decays + (long long)bh * NC * K + kk;
+  io_t* w = sin + (long long)bh * NC * KV + e;
+  int c = 0;
+  for (; c + 8 <= NC; c += 8) {
+    float2 l[8], dc[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      l[j] = *reinterpret_cast<const float2*>(p + (long long)(c + j) * PT);
+      dc[j] = *reinterpret_cast<const float2*>(d + (long long)(c + j) * K);
+    }
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      *reinterpret_cast<unsigned*>(w + (long long)(c + j) * KV) = cs_pack(S0, S1);
+      S0 = fmaf(dc[j].x, S0, l[j].x);
+      S1 = fmaf(dc[j].y, S1, l[j].y);
+    }
+  }
+  for (; c < NC; c++) {
+    const float2 l = *reinterpret_cast<const float2*>(p + (long long)c * PT);
+    const float2 dc = *reinterpret_cast<const float2*>(d + (long long)c * K);
+    *reinterpret_cast<unsigned*>(w + (long long)c * KV) = cs_pack(S0, S1);
+    S0 = fmaf(dc.x, S0, l.x);
+    S1 = fmaf(dc.y, S1, l.y);
+  }
+  if (sT) { sT[f0] = S0; sT[f0 + V] = S1; }
+}
+
+#define G2P 36   // pitch (floats) of a [step][32 keys] tile: float4 reads of 8 consecutive rows hit distinct banks
+#define Q2P 40   // pitch (halves) of the entering state's [column][32 keys] tile: 20 words, conflict-free fragment reads
+
+// 2^x on the SFU (no range reduction: callers pass exponents <= 0, results below 2^-126 flush to zero)
+__device__ __forceinline__ float cs_ex2(float x) {
+#ifdef __CUDA_ARCH__
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
+
+// The A fragment of rows r0 .. r0 + 15 and keys k0 .. k0 + 15 of the key tile, formed in registers from the staged
+// scaled queries and base-2 cumulative gates: q_t[k] 2^(G_t[k] - G_ref[k]) (ref < 0: 2^G_t[k]).
+__device__ __forceinline__ void g2_frag_q(const float* sq, const float* sg, int r0, int k0, int ref, unsigned (&a)[4]) {
+  const int lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const int r = r0 + gq + 8 * (i & 1), c = k0 + 2 * tq + 8 * (i >> 1);
+    const float2 qq = *reinterpret_cast<const float2*>(sq + r * G2P + c);
+    const float2 gt = *reinterpret_cast<const float2*>(sg + r * G2P + c);
+    float e0 = gt.x, e1 = gt.y;
+    if (ref >= 0) {
+      const float2 gr = *reinterpret_cast<const float2*>(sg + ref * G2P + c);
+      e0 -= gr.x;
+      e1 -= gr.y;
+    }
+    a[i] = cs_pack(qq.x * cs_ex2(e0), qq.y * cs_ex2(e1));
+  }
+}
+
+// The B fragment of the steps (columns) n0 .. n0 + 7 and keys k0 .. k0 + 15: k_s[k] 2^(G_ref[k] - G_s[k]).
+__device__ __forceinline__ void g2_frag_k(const float* sk, const float* sg, int n0, int k0, int ref, unsigned& b0, unsigned& b1) {
+  const int lane = threadIdx.x & 31, s = n0 + (lane >> 2), c = k0 + 2 * (lane & 3);
+  unsigned r[2];
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    const int cc = c + 8 * i;
+    const float2 kk = *reinterpret_cast<const float2*>(sk + s * G2P + cc);
+    const float2 gs = *reinterpret_cast<const float2*>(sg + s * G2P + cc);
+    const float2 gr = *reinterpret_cast<const float2*>(sg + ref * G2P + cc);
+    r[i] = cs_pack(kk.x * cs_ex2(gr.x - gs.x), kk.y * cs_ex2(gr.y - gs.y));
+  }
+  b0 = r[0];
+  b1 = r[1];
+}
+
+// Score tile u (0 .. 11) below the diagonal: the 8-column half (u & 1) of the 16 x 16 block (i, j), j < i, in the order
+// (1,0) (2,0) (2,1) (3,0) (3,1) (3,2).
+__device__ __forceinline__ void g2_tile(int u, int& i, int& j, int& half) {
+  const int pr = u >> 1;
+  i = pr < 1 ? 1 : pr < 3 ? 2 : 3;
+  j = pr - i * (i - 1) / 2;
+  half = u & 1;
+}
+
+// grid (chunks, ceil(V/128), B*H), block 256 (8 warps): the output of a chunk for 128 value columns,
+// o_t = sum_{s<=t} a_ts v_s + (q_t scale exp G_t) S_in. Per key tile of 32: the scores of the six 16 x 16 blocks below
+// the diagonal on tensor cores (warp w: the 8-column halves w and w + 8 of them, operands decayed in registers against
+// the row block's first step), the four diagonal blocks' causal pairs in float32 FMA (two or three pairs per thread),
+// and (q exp G) . S_in on tensor cores; then the scores, rounded to the I/O type, times v. Warp w owns the
+// output rows 16 (w % 4) .. + 15 and columns 64 (w / 4) .. + 63 of the block.
+extern "C" __global__ void __launch_bounds__(256) chunk_output_gla_tc2(
+    const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v, const io_t* __restrict__ g,
+    const io_t* __restrict__ sin, io_t* __restrict__ o, int T, int H, int K, int V, float scale)
+{
+  // per key tile: the base-2 cumulative gates, the scaled queries and the keys [step][key] as floats (converted once
+  // here rather than per pair in the diagonal blocks), the entering state [column][key] as halves; after the key loop
+  // the same bytes hold the scores [t][s] and the values [column][s] (halves)
+  __shared__ __align__(16) float smem2[3 * CQ * G2P + 128 * Q2P / 2];
+  float* sg = smem2;
+  float* sq = sg + CQ * G2P;
+  float* sk = sq + CQ * G2P;
+  io_t* sS = reinterpret_cast<io_t*>(sk + CQ * G2P);
+  io_t* sP = reinterpret_cast<io_t*>(smem2);
+  io_t* svT = sP + CQ * TP;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+  const int c = blockIdx.x, NC = gridDim.x;
+  const int v0 = blockIdx.y * 128;
+  const int bh = blockIdx.z, b = bh / H, h = bh % H;
+  const int t0 = c * CQ, Tc = min(CQ, T - t0);
+  const io_t* Sin = sin + ((long long)bh * NC + c) * K * (long long)V;
+  const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
+  // the diagonal blocks' 4 x 136 causal pairs, numbered blk * 136 + row-major within the triangle: thread tid takes
+  // the pairs tid, tid + 256 and (warp 0) tid + 512, so that no lane idles on a pair above the diagonal
+  int pair[3];   // (t << 8) | s
+#pragma unroll
+  for (int r = 0; r < 3; r++) {
+    const int p = tid + 256 * r, blk = p / 136;
+    int rr = p % 136, ti = 0;
+    while (rr > ti) { rr -= ti + 1; ti++; }
+    pair[r] = ((16 * blk + ti) << 8) | (16 * blk + rr);
+  }
+  const int npairs = tid + 512 < 4 * 136 ? 3 : 2;   // warp-uniform
+  const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
+  float acc[8][4] = {};   // output fragments: rows m0 + gq (+ 8), columns n0 + 8 j + 2 tq (+ 1)
+  float sc[2][4] = {};    // score fragments of the tiles warp and warp + 8
+  float dg[3] = {};       // the diagonal pairs' scores
+  for (int kt = 0; kt < K; kt += 32) {
+    {
+      // one 8-key vector of q, k and g per thread: 64 steps x 4 vectors
+      const int tt = tid >> 2, kv = 8 * (tid & 3);
+      const bool in = tt < Tc && kt + kv < K;
+      const long long off = (((long long)b * T + t0 + tt) * H + h) * K + kt + kv;
+      const uint4 qv = in ? *reinterpret_cast<const uint4*>(q + off) : zero4;
+      const uint4 kv4 = in ? *reinterpret_cast<const uint4*>(k + off) : zero4;
+      const uint4 gv = in ? *reinterpret_cast<const uint4*>(g + off) : zero4;
+      const float L2E = 1.4426950408889634f;   // gates in base 2: every exponential below is one ex2
+      const unsigned qw[4] = { qv.x, qv.y, qv.z, qv.w }, kw[4] = { kv4.x, kv4.y, kv4.z, kv4.w }, gw[4] = { gv.x, gv.y, gv.z, gv.w };
+#pragma unroll
+      for (int h4 = 0; h4 < 2; h4++) {
+        const int at = tt * G2P + kv + 4 * h4;
+        *reinterpret_cast<float4*>(sq + at) = make_float4(cs_lo(qw[2 * h4]) * scale, cs_hi(qw[2 * h4]) * scale,
+                                                          cs_lo(qw[2 * h4 + 1]) * scale, cs_hi(qw[2 * h4 + 1]) * scale);
+        *reinterpret_cast<float4*>(sk + at) = make_float4(cs_lo(kw[2 * h4]), cs_hi(kw[2 * h4]), cs_lo(kw[2 * h4 + 1]), cs_hi(kw[2 * h4 + 1]));
+        *reinterpret_cast<float4*>(sg + at) = make_float4(cs_lo(gw[2 * h4]) * L2E, cs_hi(gw[2 * h4]) * L2E,
+                                                          cs_lo(gw[2 * h4 + 1]) * L2E, cs_hi(gw[2 * h4 + 1]) * L2E);
+      }
+    }
+    for (int idx = tid; idx < 128 * 4; idx += 256) {
+      const int cc = idx >> 2, kv = 8 * (idx & 3);
+      const bool in = v0 + cc < V && kt + kv < K;
+      *reinterpret_cast<uint4*>(sS + cc * Q2P + kv) =
+          in ? *reinterpret_cast<const uint4*>(Sin + (long long)(v0 + cc) * K + kt + kv) : zero4;
+    }
+    __syncthreads();
+    chunk_cumsum<false, false>(sg, G2P, 1, 32);
+    // the diagonal blocks: a per-key exponential per pair, s <= t
+#pragma unroll
+    for (int r = 0; r < 3; r++) {
+      const int t = pair[r] >> 8, s = pair[r] & 255;
+      if (r < npairs) {
+        float a = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < 32; kk += 4) {
+          const float4 qa = *reinterpret_cast<const float4*>(sq + t * G2P + kk);
+          const float4 ka = *reinterpret_cast<const float4*>(sk + s * G2P + kk);
+          const float4 gt = *reinterpret_cast<const float4*>(sg + t * G2P + kk);
+          const float4 gs = *reinterpret_cast<const float4*>(sg + s * G2P + kk);
+          a = fmaf(qa.x * ka.x, cs_ex2(gt.x - gs.x), a);
+          a = fmaf(qa.y * ka.y, cs_ex2(gt.y - gs.y), a);
+          a = fmaf(qa.z * ka.z, cs_ex2(gt.z - gs.z), a);
+          a = fmaf(qa.w * ka.w, cs_ex2(gt.w - gs.w), a);
+        }
+        dg[r] += a;
+      }
+    }
+    // the blocks below the diagonal (warp-uniform tiles)
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      const int u = warp + 8 * r;
+      if (u < 12) {
+        int i, j, half;
+        g2_tile(u, i, j, half);
+#pragma unroll
+        for (int k0 = 0; k0 < 32; k0 += 16) {
+          unsigned a[4], b0, b1;
+          g2_frag_q(sq, sg, 16 * i, k0, 16 * i, a);
+          g2_frag_k(sk, sg, 16 * j + 8 * half, k0, 16 * i, b0, b1);
+          cs_mma(sc[r], a, b0, b1);
+        }
+      }
+    }
+    // the entering state's part
+#pragma unroll
+    for (int k0 = 0; k0 < 32; k0 += 16) {
+      unsigned a[4];
+      g2_frag_q(sq, sg, m0, k0, -1, a);
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        unsigned b0, b1;
+        cs_frag_b_p(sS, Q2P, n0 + 8 * j, k0, b0, b1);
+        cs_mma(acc[j], a, b0, b1);
+      }
+    }
+    __syncthreads();
+  }
+  // the scores as halves [t][s] (the blocks above the diagonal are never read)
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int u = warp + 8 * r;
+    if (u < 12) {
+      int i, j, half;
+      g2_tile(u, i, j, half);
+#pragma unroll
+      for (int e = 0; e < 4; e++)
+        sP[(16 * i + gq + 8 * (e >> 1)) * TP + 16 * j + 8 * half + 2 * tq + (e & 1)] = from_f(sc[r][e]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 3; r++)
+    if (r < npairs) sP[(pair[r] >> 8) * TP + (pair[r] & 255)] = from_f(dg[r]);
+#pragma unroll
+  for (int blk = 0; blk < 4; blk++)
+    if ((tid & 15) > (tid >> 4)) sP[(16 * blk + (tid >> 4)) * TP + 16 * blk + (tid & 15)] = from_f(0.0f);
+  // the values as [column][step]: a warp's lanes take consecutive steps, so the transposing stores are conflict-free
+  for (int idx = tid; idx < CQ * 16; idx += 256) {
+    const int tt = idx & 63, cv = 8 * (idx >> 6);
+    const bool in = tt < Tc && v0 + cv < V;
+    const uint4 x = in ? *reinterpret_cast<const uint4*>(v + (((long long)b * T + t0 + tt) * H + h) * V + v0 + cv) : zero4;
+    const unsigned w[4] = { x.x, x.y, x.z, x.w };
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      svT[(cv + 2 * e) * TP + tt] = (io_t)(w[e] & 0xffffu);
+      svT[(cv + 2 * e + 1) * TP + tt] = (io_t)(w[e] >> 16);
+    }
+  }
+  __syncthreads();
+  for (int s0 = 0; s0 <= m0; s0 += 16) {   // row block m0 needs s <= t only
+    unsigned a[4];
+    cs_frag_a(sP, m0, s0, a);
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      unsigned b0, b1;
+      cs_frag_b(svT, n0 + 8 * j, s0, b0, b1);
+      cs_mma(acc[j], a, b0, b1);
+    }
+  }
+#pragma unroll
+  for (int hr = 0; hr < 2; hr++) {
+    const int tt = m0 + gq + 8 * hr;
+    if (tt >= Tc) continue;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      const int col = v0 + n0 + 8 * j + 2 * tq;
+      if (col < V)
+        *reinterpret_cast<unsigned*>(o + (((long long)b * T + t0 + tt) * H + h) * V + col) = cs_pack(acc[j][2 * hr], acc[j][2 * hr + 1]);
     }
   }
 }

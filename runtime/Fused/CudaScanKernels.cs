@@ -28,6 +28,16 @@ namespace Mix.Runtime.Fused
         public static bool UseGlaTensorCores { get; set; } = true;
 
         /// <summary>
+        /// Whether bfloat16 GLA on tensor cores takes the second form of the chunked kernels (<c>chunk_state_gla_tc2</c>,
+        /// <c>chunk_state_pass_t</c>, <c>chunk_output_gla_tc2</c>: the intra-chunk scores by secondary chunking, on tensor
+        /// cores below the diagonal 16-step blocks, formed once per 128 value columns; the entering states passed to the
+        /// output in the I/O type) rather than the first (<c>chunk_state_gla_tc</c>, <c>chunk_state_pass</c>,
+        /// <c>chunk_output_gla_tc</c>); on by default. Needs key and value sizes that are multiples of 8 and 16-byte
+        /// aligned inputs, else the first form runs. A switch so that both can be timed in one process.
+        /// </summary>
+        public static bool UseGlaSecondForm { get; set; } = true;
+
+        /// <summary>
         /// Diagnostics only (the <c>ssd-debug</c> benchmark): false sends half-precision SSD to the float32-FMA chunked
         /// kernels instead of its tensor-core ones.
         /// </summary>
@@ -214,6 +224,11 @@ namespace Mix.Runtime.Fused
                 ? io != ScalarType.Float32 && UseSsdTensorCores
                 : io == ScalarType.BFloat16 && headsPerGroup == 1 && UseGlaTensorCores;
             string kind = g is null ? "ssd" : "gla";
+            if (tensorCores && g is not null && UseGlaSecondForm && K % 8 == 0 && V % 8 == 0 && L > 0)
+            {
+                var r2 = LaunchGlaSecondForm(q, k, v, g, s0, b, L, h, K, V, scale);
+                if (r2 is not null) return r2;
+            }
             try
             {
                 var spec = Spec("mix_chunk_scan", ChunkScanKernelSources.Source, code);
@@ -279,6 +294,65 @@ namespace Mix.Runtime.Fused
                     if (!tensorCores || !scalarDecay) args.Add((float)scale);
                     uint rowBlocks = longChunks ? (uint)(ChunkScanKernelSources.SsdTensorCoreChunk / ChunkScanKernelSources.Chunk) : 1;
                     fOut.Launch(new Dim3((uint)chunks * rowBlocks, vTiles, (uint)(b * h)), new Dim3(256), 0, args);
+                }
+                return (o, state);
+            }
+            catch (CudaKernelUnavailableException)
+            {
+                return null;
+            }
+        }
+
+        // chunk_state_gla_tc2, chunk_state_pass_t, chunk_output_gla_tc2 (ChunkScanKernelSources): bfloat16 I/O, K and V
+        // multiples of 8, inputs read as 16-byte vectors. Workspace: each chunk's float32 contribution, tile-major
+        // [b·h, ⌈K·V/512⌉, chunks, 512] over the element index v·K + k, the decays [b·h, chunks, K] and the entering
+        // states in the I/O type [b·h, chunks, V, K]. Null (the first form runs) when an input is not 16-byte aligned.
+        private static (Tensor o, Tensor state)? LaunchGlaSecondForm(Tensor q, Tensor k, Tensor v, Tensor g, Tensor? s0, long b, long L,
+            long h, long K, long V, double scale)
+        {
+            var io = v.dtype;
+            int code = FusedKernels.DtypeCode(io);
+            int dev = FusedOps.DeviceIndex(v);
+            try
+            {
+                var qc = q.to_type(io).contiguous();
+                var kc = k.to_type(io).contiguous();
+                var vc = v.contiguous();
+                var gc = g.to_type(io).contiguous();
+                foreach (var (t, what) in new[] { (qc, "q"), (kc, "k"), (vc, "v"), (gc, "g") })
+                    if (((long)TensorPointers.GetDense(t, io, dev, what) & 15) != 0) return null;
+                var spec = Spec("mix_chunk_scan", ChunkScanKernelSources.Source, code);
+                var fState = KernelRuntime.Shared.GetFunction(spec, "chunk_state_gla_tc2", dev);
+                var fPass = KernelRuntime.Shared.GetFunction(spec, "chunk_state_pass_t", dev);
+                var fOut = KernelRuntime.Shared.GetFunction(spec, "chunk_output_gla_tc2", dev);
+                long chunks = Ceil(L, ChunkScanKernelSources.Chunk);
+                var o = torch.empty(new[] { b, L, h, V }, dtype: io, device: v.device);
+                var state = torch.empty(new[] { b, h, K, V }, dtype: ScalarType.Float32, device: v.device);
+                long tiles = Ceil(K * V, ChunkScanKernelSources.PassTile);
+                var states = torch.empty(new[] { b * h, tiles, chunks, ChunkScanKernelSources.PassTile }, dtype: ScalarType.Float32, device: v.device);
+                var decays = torch.empty(new[] { b * h, chunks, K }, dtype: ScalarType.Float32, device: v.device);
+                var entering = torch.empty(new[] { b * h, chunks, V, K }, dtype: io, device: v.device);
+                uint vTiles = (uint)Ceil(V, ChunkScanKernelSources.OutputValues), kTiles = (uint)Ceil(K, ChunkScanKernelSources.StateKeys);
+                using (var args = new KernelArguments(dev))
+                {
+                    args.Add(kc, io, "k").Add(vc, io, "v").Add(gc, io, "g")
+                        .Add(states, ScalarType.Float32, "states").Add(decays, ScalarType.Float32, "decays")
+                        .Add((int)L).Add((int)h).Add((int)K).Add((int)V);
+                    fState.Launch(new Dim3((uint)chunks, vTiles * kTiles, (uint)(b * h)), new Dim3(256), 0, args);
+                }
+                using (var args = new KernelArguments(dev))
+                {
+                    args.Add(states, ScalarType.Float32, "states").Add(decays, ScalarType.Float32, "decays")
+                        .AddOptional(s0 is null ? null : FusedOps.Param(s0, v), ScalarType.Float32, "initialState")
+                        .Add(state, ScalarType.Float32, "finalState").Add(entering, io, "entering")
+                        .Add((int)chunks).Add((int)K).Add((int)V);
+                    fPass.Launch(new Dim3((uint)tiles, (uint)(b * h)), new Dim3(256), 0, args);
+                }
+                using (var args = new KernelArguments(dev))
+                {
+                    args.Add(qc, io, "q").Add(kc, io, "k").Add(vc, io, "v").Add(gc, io, "g").Add(entering, io, "entering")
+                        .Add(o, io, "o").Add((int)L).Add((int)h).Add((int)K).Add((int)V).Add((float)scale);
+                    fOut.Launch(new Dim3((uint)chunks, (uint)Ceil(V, ChunkScanKernelSources.OutputValues), (uint)(b * h)), new Dim3(256), 0, args);
                 }
                 return (o, state);
             }

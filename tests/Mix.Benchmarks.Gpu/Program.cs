@@ -25,6 +25,7 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// TorchSharp reference path measured in the same process.
 /// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv|probes|linear+probes|variants]] [--only kernels|scans|scans-vs-triton|gla-profile|ssd-debug|models|vision|mamba|mamba-quant|mamba-kernels|lm-quant|fusion|catalog3|all]
 /// [--dtype float32|bfloat16|all] [--models NAME,NAME] [--budget SECONDS] (catalog3: which of its models, and a time limit)
+/// [--gla-form first|second] (the bf16 chunked GLA kernels every GLA path takes, gla-profile's included; default second)
 /// </summary>
 internal static partial class Program
 {
@@ -46,6 +47,7 @@ internal static partial class Program
             else if (args[i] == "--dtype" && i + 1 < args.Length) ModelBench.Dtypes = args[++i];
             else if (args[i] == "--models" && i + 1 < args.Length) Catalog3Bench.Only = args[++i];
             else if (args[i] == "--budget" && i + 1 < args.Length) Catalog3Bench.BudgetS = double.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--gla-form" && i + 1 < args.Length) CudaScanKernels.UseGlaSecondForm = args[++i] != "first";
         }
         KernelLog.Warning = m => Console.Error.WriteLine("warning: " + m);
         if (!TorchBackend.TryInitializeCuda(out var reason))

@@ -148,7 +148,8 @@ internal static class ScanVsTritonBench
 
     /// <summary>
     /// <c>--only gla-profile</c>: the chunked GLA forward alone, bf16, batch 4, L = 16K, two warm-up calls then three
-    /// more, for a profiler (ncu: skip the first 2 × 3 kernel launches) to read one steady-state call's kernels.
+    /// more, for a profiler (ncu: skip the first 2 × 3 kernel launches) to read one steady-state call's kernels; the
+    /// second form of the tensor-core kernels unless <c>--gla-form first</c> (both forms launch three kernels per call).
     /// </summary>
     public static void ProfileGla(long b = 4, long L = 16384)
     {
@@ -164,7 +165,7 @@ internal static class ScanVsTritonBench
             var sw = System.Diagnostics.Stopwatch.StartNew();
             using var o = GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o;
             torch.cuda.synchronize();
-            Console.WriteLine($"gla b{b} T{L} bf16 call {i}: {sw.Elapsed.TotalMilliseconds:F3} ms");
+            Console.WriteLine($"gla b{b} T{L} bf16 ({(CudaScanKernels.UseGlaSecondForm ? "second" : "first")} form) call {i}: {sw.Elapsed.TotalMilliseconds:F3} ms");
         }
     }
 
@@ -180,6 +181,27 @@ internal static class ScanVsTritonBench
         var path = ScanDispatch.Gla(L, CudaScanKernels.ChunkedFits(b, h, K, V));
         Pair(time, "gla_scan", Label("gla_scan", path), dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", b * L,
             () => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o, Chunk(path));
+        if (dt != ScalarType.Float32 && path == ScanForward.Chunked && CudaScanKernels.UseGlaSecondForm)
+        {
+            // the tensor-core kernels' first form (the row above ran the second: secondary chunking, bf16 entering states)
+            CudaScanKernels.UseGlaSecondForm = false;
+            try
+            {
+                // rel_err_vs_reference of this row: the first form against the reference path
+                double err;
+                using (var s2 = torch.NewDisposeScope())
+                {
+                    var first = GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o;
+                    MixDispatch.FusedEnabled = false;
+                    try { err = RelErr(first, GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o); }
+                    finally { MixDispatch.FusedEnabled = true; }
+                }
+                var (m, mn, n, gpu) = time(() => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o);
+                Add("gla_scan", "mix fused gla_scan (chunked, tensor cores, first form)", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}",
+                    m, mn, n, gpu, b * L, err, CudaScanKernels.ChunkSize);
+            }
+            finally { CudaScanKernels.UseGlaSecondForm = true; }
+        }
         if (dt != ScalarType.Float32 && path == ScanForward.Chunked)
         {
             // the same chunked path on the float32-FMA kernels (half precision takes the tensor-core ones by default)

@@ -33,7 +33,7 @@ using std::min;
 #define __forceinline__ inline
 #define __global__
 #define __restrict__
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 #define __shared__ static
 #define __expf expf
 #define __align__(n) __attribute__((aligned(n)))

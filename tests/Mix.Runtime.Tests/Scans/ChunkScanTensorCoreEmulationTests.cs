@@ -44,12 +44,15 @@ using std::min;
 #define __forceinline__ inline
 #define __global__
 #define __restrict__
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 #define __shared__ static
 #define __expf expf
 #define __align__(n) __attribute__((aligned(n)))
 struct alignas(16) float4 { float x, y, z, w; };
 inline float4 make_float4(float a, float b, float c, float d) { return { a, b, c, d }; }
+struct alignas(8) float2 { float x, y; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return { a, b, c, d }; }
 struct D3 { unsigned x, y, z; };
 thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
 typedef unsigned short io_t;
@@ -210,6 +213,52 @@ static void gla(const char* name, int B, int T, int H, int K, int V, float scale
   printf("%s %.3g %.3g\n", name, std::sqrt(oe / on), std::sqrt(se / sn));
 }
 
+// The second form: chunk_state_gla_tc2 (tile-major contributions), chunk_state_pass_t (entering states in the I/O
+// type, [V, K]), chunk_output_gla_tc2, against the same recurrence; K and V multiples of 8. gMin < 0 adds a steep gate: every step of
+// one key in [gMin, gMin / 2] (its in-chunk decays underflow).
+static void gla2(const char* name, int B, int T, int H, int K, int V, float scale, bool withState, float gLo, float gMin = 0) {
+  int NC = ceil_div(T, CQ);
+  std::uniform_real_distribution<float> ud(0, 1); std::normal_distribution<float> nd(0, 1);
+  std::vector<io_t> q(B * T * H * K), k(q.size()), g(q.size()), v(B * T * H * V), o(v.size());
+  std::vector<io_t> sin((size_t)B * H * NC * K * V, from_f(NAN));
+  int tiles = ceil_div(K * V, PT);
+  std::vector<float> s0(B * H * K * V), sT(B * H * K * V, NAN), states((size_t)B * H * tiles * NC * PT, NAN), decays((size_t)B * H * NC * K, NAN);
+  for (auto& x : q) x = from_f(nd(rng));
+  for (auto& x : k) x = from_f(nd(rng));
+  for (size_t i = 0; i < g.size(); i++) g[i] = from_f(gMin < 0 && i % K == 1 ? gMin * (0.5f + 0.5f * ud(rng)) : gLo * ud(rng));
+  for (auto& x : v) x = from_f(nd(rng));
+  for (auto& x : s0) x = nd(rng);
+  for (auto& x : o) x = from_f(NAN);
+  launch({ (unsigned)NC, (unsigned)(ceil_div(V, 128) * ceil_div(K, 64)), (unsigned)(B * H) }, 256, [&] {
+    chunk_state_gla_tc2(k.data(), v.data(), g.data(), states.data(), decays.data(), T, H, K, V);
+  });
+  launch({ (unsigned)tiles, (unsigned)(B * H), 1 }, 256, [&] {
+    chunk_state_pass_t(states.data(), decays.data(), withState ? s0.data() : nullptr, sT.data(), sin.data(), NC, K, V);
+  });
+  launch({ (unsigned)NC, (unsigned)ceil_div(V, 128), (unsigned)(B * H) }, 256, [&] {
+    chunk_output_gla_tc2(q.data(), k.data(), v.data(), g.data(), sin.data(), o.data(), T, H, K, V, scale);
+  });
+  double on = 0, oe = 0, sn = 0, se = 0;
+  for (int b = 0; b < B; b++) for (int h = 0; h < H; h++) {
+    std::vector<double> S(K * V);
+    for (int i = 0; i < K * V; i++) S[i] = withState ? s0[(b * H + h) * K * V + i] : 0.0;
+    for (int t = 0; t < T; t++) {
+      long row = ((long)b * T + t) * H + h;
+      for (int kk = 0; kk < K; kk++) for (int c = 0; c < V; c++)
+        S[kk * V + c] = std::exp((double)to_f(g[row * K + kk])) * S[kk * V + c] + (double)to_f(k[row * K + kk]) * to_f(v[row * V + c]);
+      for (int c = 0; c < V; c++) {
+        double acc = 0;
+        for (int kk = 0; kk < K; kk++) acc += (double)scale * to_f(q[row * K + kk]) * S[kk * V + c];
+        double got = to_f(o[row * V + c]);
+        if (!std::isfinite(got)) { printf("%s nonfinite\n", name); return; }
+        on += acc * acc; oe += (acc - got) * (acc - got);
+      }
+    }
+    for (int i = 0; i < K * V; i++) { double got = sT[(b * H + h) * K * V + i]; sn += S[i] * S[i]; se += (S[i] - got) * (S[i] - got); }
+  }
+  printf("%s %.3g %.3g\n", name, std::sqrt(oe / on), std::sqrt(se / sn));
+}
+
 int main() {
   ssd("ssd-tc", 2, 300, 4, 2, 40, 70, true);        // 2 chunks of 256 (the last with 1 of 4 row blocks), groups, 2 value tiles, D, z, initial state
   ssd("ssd-tc-keys", 1, 150, 2, 1, 130, 16, false); // 3 key tiles, a partial chunk of 3 row blocks
@@ -219,6 +268,11 @@ int main() {
   gla("gla-tc-long", 1, 600, 1, 16, 16, 0.5f, true, -0.2f);  // 10 chunks: the state pass's 8-chunk batches
 #if MIX_T == 2
   gla("gla-tc-lm", 1, 130, 1, 64, 128, 0.125f, false, -0.1f);  // the GLA LM's head sizes, two value tiles
+  gla2("gla2-lm", 2, 131, 2, 64, 128, 0.125f, true, -0.1f);     // the GLA LM's heads, batch 2, 3 chunks (the last of 3 steps), initial state
+  gla2("gla2-b1", 1, 64, 1, 64, 128, 0.125f, false, -0.5f);     // batch 1, exactly one chunk
+  gla2("gla2-tiles", 1, 197, 3, 96, 136, 0.3f, true, -0.3f);    // partial key tile (96 = 3 x 32, 2 state tiles), 2 value tiles of 128 (the second of 8 columns)
+  gla2("gla2-long", 1, 600, 1, 16, 16, 0.5f, true, -0.2f);      // 10 chunks: the pass's 8-chunk batches; K below one key tile
+  gla2("gla2-steep", 1, 77, 1, 8, 8, 0.5f, false, -3.0f, -60.0f); // steep gates: one key's decays underflow inside a chunk
 #endif
   return 0;
 }
@@ -262,7 +316,7 @@ int main() {
     }
 
     [Theory]
-    [InlineData(2, 6e-3, 7)]   // bfloat16
+    [InlineData(2, 6e-3, 12)]  // bfloat16
     [InlineData(1, 1e-3, 6)]   // float16
     public void TensorCoreKernelsMatchTheRecurrenceWhenEmulated(int dtype, double outputBound, int cases)
     {
