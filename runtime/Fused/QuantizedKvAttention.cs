@@ -67,9 +67,19 @@ namespace Mix.Runtime.Fused
         }
 
         /// <summary>Whether KIVI caches take the third-generation kernel (<c>kva_fast_q*</c>: cp.async-staged chunks, one
-        /// split per block, the merge in the last block) rather than the second (<c>kva_split_q*</c> + <c>kva_combine</c>;
-        /// VidKV always takes the second). Default true; false lets benchmarks time the second generation.</summary>
+        /// split per block, the merge in the last block) rather than the second (<c>kva_split_q*</c> + <c>kva_combine</c>).
+        /// Default true; false lets benchmarks time the second generation.</summary>
         public static bool StagedKivi { get; set; } = true;
+
+        /// <summary>Whether VidKV caches take the third-generation kernel (the same <c>kva_fast_q*</c> family, its bit
+        /// planes, outlier plane and trit bytes staged with the scales) rather than the second. Default true; false
+        /// selects the second generation, which VidKV ran alone before (benchmarks time both).</summary>
+        public static bool StagedVidKv { get; set; } = true;
+
+        /// <summary>The kernel generation a cache of <paramref name="mode"/> takes by default: the staged (third) one when
+        /// true.</summary>
+        /// <param name="mode">KV scheme.</param>
+        public static bool StagedByDefault(KvQuantMode mode) => mode == KvQuantMode.VidKv ? StagedVidKv : StagedKivi;
 
         /// <summary>Resident blocks aimed at per SM by the staged kernel (its shared memory allows about five at D = 128).</summary>
         private const int StagedBlocksPerSm = 4;
@@ -283,8 +293,8 @@ namespace Mix.Runtime.Fused
         /// <param name="scale">Score scale.</param>
         /// <param name="workspace">Optional float32 scratch reused across calls (grown when too small; the caller owns it).</param>
         /// <param name="splits">Split count override (tests).</param>
-        /// <param name="staged">Kernel generation for KIVI: the staged (third) one when true, the second when false, null =
-        /// <see cref="StagedKivi"/> (tests).</param>
+        /// <param name="staged">Kernel generation: the staged (third) one when true, the second when false, null =
+        /// <see cref="StagedByDefault"/> (tests).</param>
         public static Tensor? Attend(Tensor q, KvQuantMode mode, Tensor? table, int blockCount, int groupSize, Tensor? tailK,
             Tensor? tailV, long tailLength, Tensor? allowed, Tensor? valid, long kvHeads, long outliers, long valueGroup, double scale,
             ref Tensor? workspace, int? splits = null, bool? staged = null)
@@ -364,7 +374,7 @@ namespace Mix.Runtime.Fused
             {
                 long chunks = (long)blockCount * (groupSize / 32) + (Tt + 31) / 32;
                 // the staged module is compiled on its own: if it cannot be built, the second generation runs
-                bool useStaged = mode != KvQuantMode.VidKv && (staged ?? StagedKivi)
+                bool useStaged = (staged ?? StagedByDefault(mode))
                     && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, D), StagedEntries[0], dev) is not null;
                 int warps = useStaged ? StagedWarps(D) : Warps;
                 var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(Math.Min(forced, useStaged ? (chunks + warps - 1) / warps : chunks), MaxSplits)), 0)
@@ -419,9 +429,8 @@ namespace Mix.Runtime.Fused
                             {
                                 args.Add(qp).Add(kv.Table).Add(kv.TailK).Add(kv.TailV).Add(tailStride).Add(mp).Add(kv.Valid).Add(kv.ValidStride).Add(ws).Add(pml);
                                 if (useStaged) args.Add(counters).Add(op);
-                                args.Add((int)Hq).Add((int)kv.KvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt);
-                                if (!useStaged) args.Add((int)kv.Outliers);
-                                args.Add((int)kv.ValueGroup).Add(cps).Add(S).Add(scaleLog2);
+                                args.Add((int)Hq).Add((int)kv.KvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt)
+                                    .Add((int)kv.Outliers).Add((int)kv.ValueGroup).Add(cps).Add(S).Add(scaleLog2);
                                 fn.Launch(new Dim3(useStaged ? (uint)S : (uint)((S + Warps - 1) / Warps), (uint)Hq, (uint)B), new Dim3((uint)(warps * 32)), 0, args);
                             }
                             if (combine is not null)
