@@ -84,7 +84,11 @@ __device__ __forceinline__ float kva_warp_sum(float v) {
   return v;
 }
 
-// Transposing butterfly: on return lane l holds the warp-wide sum of v[l] (v is destroyed).
+// Transposing butterfly: on return lane l holds the warp-wide sum of v[l] (v is destroyed). One step per template
+// instance: written as two nested loops (KVA_ROLLED_SUM, kept selectable for benchmarks), NVVM left the inner loop
+// rolled in these large kernels, so v was indexed at run time and lived in local memory (a 256-byte stack frame in
+// every kva_split/kva_fast entry, NVRTC 11.8, sm_90). The additions are the same, in the same order.
+#ifdef KVA_ROLLED_SUM
 __device__ __forceinline__ float kva_transpose_sum(float (&v)[32], int lane) {
 #pragma unroll
   for (int h = 16; h > 0; h >>= 1) {
@@ -98,6 +102,26 @@ __device__ __forceinline__ float kva_transpose_sum(float (&v)[32], int lane) {
   }
   return v[0];
 }
+#else
+template <int H>
+__device__ __forceinline__ void kva_transpose_step(float (&v)[32], int lane) {
+  const bool hi = (lane & H) != 0;
+#pragma unroll
+  for (int k = 0; k < H; k++) {
+    const float send = hi ? v[k] : v[k + H];
+    const float keep = hi ? v[k + H] : v[k];
+    v[k] = keep + __shfl_xor_sync(0xffffffffu, send, H);
+  }
+}
+__device__ __forceinline__ float kva_transpose_sum(float (&v)[32], int lane) {
+  kva_transpose_step<16>(v, lane);
+  kva_transpose_step<8>(v, lane);
+  kva_transpose_step<4>(v, lane);
+  kva_transpose_step<2>(v, lane);
+  kva_transpose_step<1>(v, lane);
+  return v[0];
+}
+#endif
 
 template <int NQ>
 __device__ __forceinline__ void kva_split_body(

@@ -22,20 +22,29 @@ namespace Mix.Runtime.Fused
         private const int MaxSplits = 512;   // KVA_MAX_SPLITS: the combine keeps one weight per split in shared memory
         private const int WarpsPerSm = 32;   // resident warps aimed at per SM (memory parallelism)
 
-        private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> Specs = new();
+        private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled), CudaKernelSpec> Specs = new();
         private static readonly ConcurrentDictionary<int, int> SmCount = new();
 
         internal static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim) =>
-            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_split",
-                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source), $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
+            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, RolledTransposeSum), k => new CudaKernelSpec("mix_kv_attention_split",
+                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source), Options(k)));
 
-        private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> StagedSpecs = new();
+        private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled), CudaKernelSpec> StagedSpecs = new();
 
         internal static CudaKernelSpec StagedSpec(int dtype, KvQuantMode mode, long headDim) =>
-            StagedSpecs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_staged",
+            StagedSpecs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, RolledTransposeSum), k => new CudaKernelSpec("mix_kv_attention_staged",
                 // joined by newlines: the raw-string parts end without one, and "}#if" does not compile
-                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged),
-                $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
+                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged), Options(k)));
+
+        private static string[] Options((int dtype, int mode, long d, bool rolled) k) => k.rolled
+            ? new[] { $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}", "-DKVA_ROLLED_SUM=1" }
+            : new[] { $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}" };
+
+        /// <summary>Whether the launches from now on use the transposing score sum as written before (two nested
+        /// loops, which NVRTC 11.8 left partly rolled: the 32 partial scores in local memory) rather than one unrolled
+        /// step per template instance (the same additions in registers). Default false; true lets benchmarks time the
+        /// old code generation. Both generations of every cache are affected.</summary>
+        public static bool RolledTransposeSum { get; set; }
 
         [ThreadStatic] private static string? lastKernel;
 
