@@ -136,6 +136,39 @@ namespace Mix.Runtime.Fused
             }
         }
 
+        /// <summary>Registers and local memory per thread of the one-query entries (<c>kva_fast_q1</c>, <c>kva_split_q1</c>)
+        /// for every cache at head dimension <paramref name="headDim"/>, with the transposing sum's current and old code
+        /// generation, as the device's driver loaded them (benchmarks print them: the host's NVRTC may differ from the
+        /// tests'); empty without CUDA kernels.</summary>
+        /// <param name="device">CUDA device.</param>
+        /// <param name="dtype">I/O dtype.</param>
+        /// <param name="headDim">D.</param>
+        public static System.Collections.Generic.IEnumerable<(string Kernel, int Registers, int LocalBytes)> KernelResources(Device device, ScalarType dtype,
+            long headDim = 128)
+        {
+            int dt = FusedKernels.DtypeCode(dtype);
+            int dev = device.index < 0 ? 0 : device.index;
+            if (dt < 0 || !FusedOps.IsAvailable(device)) yield break;
+            bool saved = RolledTransposeSum;
+            try
+            {
+                foreach (var mode in new[] { KvQuantMode.Kivi4, KvQuantMode.Kivi2, KvQuantMode.VidKv })
+                    foreach (bool rolled in new[] { false, true })
+                    {
+                        RolledTransposeSum = rolled;
+                        var staged = KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, headDim), "kva_fast_q1", dev);
+                        var split = KernelRuntime.Shared.TryGetFunction(Spec(dt, mode, headDim), "kva_split_q1", dev);
+                        string suffix = rolled ? ", rolled sum" : "";
+                        if (staged is not null) yield return ($"{mode} kva_fast_q1{suffix}", staged.Registers, staged.LocalBytes);
+                        if (split is not null) yield return ($"{mode} kva_split_q1{suffix}", split.Registers, split.LocalBytes);
+                    }
+            }
+            finally
+            {
+                RolledTransposeSum = saved;
+            }
+        }
+
         private static int Sms(int dev) =>
             SmCount.GetOrAdd(dev, d => KernelRuntime.Shared.Driver!.GetAttribute(d, CudaDriver.AttributeMultiprocessorCount));
 
