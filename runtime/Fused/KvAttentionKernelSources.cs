@@ -666,6 +666,18 @@ __device__ __forceinline__ void kva_stage(unsigned char* st, long long p0, long 
   }
 }
 
+#if MIX_KV == 2
+// Two trit bytes x (< 243) in the 16-bit halves of v, each as its five digits in 2-bit fields: Σ d_k·4^k =
+// x + ⌊x/3⌋ + 4⌊x/9⌋ + 16⌊x/27⌋ + 64⌊x/81⌋ (the digits telescope), each quotient a multiply and a shift that is exact
+// for x < 243, done for both halves at once (the products stay below 2^16; the mask drops what the high half shifts
+// down into the low one). KVA_TRIT_ALU: instead of the shared-memory table, whose 32 random reads per load conflict.
+__device__ __forceinline__ unsigned int kva_trits2(unsigned int v) {
+  const unsigned int q1 = ((v * 171u) >> 9) & 0x007f007fu, q2 = ((v * 57u) >> 9) & 0x001f001fu,
+                     q3 = ((v * 19u) >> 9) & 0x000f000fu, q4 = ((v * 203u) >> 14) & 0x00030003u;
+  return v + q1 + (q2 << 2) + (q3 << 4) + (q4 << 6);
+}
+#endif
+
 template <int NQ>
 __device__ __forceinline__ void kva_fast_body(
     const io_t* __restrict__ q, const long long* __restrict__ table, const io_t* __restrict__ tailK,
@@ -679,7 +691,7 @@ __device__ __forceinline__ void kva_fast_body(
   __shared__ float mls[KVA_FW][NQ][2];
   __shared__ float sm[32];
   __shared__ unsigned int amLast;
-#if MIX_KV == 2
+#if MIX_KV == 2 && !defined(KVA_TRIT_ALU)
   // a trit byte (five base-3 digits) to its five digits as 2-bit codes, one lookup per byte in the value pass
   __shared__ unsigned short lut[256];
   for (int e = threadIdx.x; e < 256; e += blockDim.x) {
@@ -709,10 +721,11 @@ __device__ __forceinline__ void kva_fast_body(
   const bool vlane = vtok < KVA_TPP;
   const int vgrp = vc0 / gv;
 #if MIX_KV == 2
-  // a lane's 16 channels of its value group span at most 4 trit bytes from byte vfb, its first digit at bit vsh of
-  // their decoded 2-bit codes
+  // a lane's 16 channels of its value group span 4 trit bytes from byte vfb (16 digits from digit vw0 % 5 ≤ 4 end
+  // within the fourth byte, which is still inside the group: vw0 + 15 < gv), its first digit at bit vsh of their
+  // decoded 2-bit codes
   const int TB = (gv + 4) / 5, vrb = ngv * TB;
-  const int vw0 = vc0 - vgrp * gv, vfb = vw0 / 5, vnb = (vw0 + KVA_VC - 1) / 5 - vfb + 1, vsh = 2 * (vw0 - 5 * vfb);
+  const int vw0 = vc0 - vgrp * gv, vfb = vw0 / 5, vsh = 2 * (vw0 - 5 * vfb);
 #else
   const int vrb = KVA_VRB;
 #endif
@@ -879,13 +892,22 @@ __device__ __forceinline__ void kva_fast_body(
       if (quant) {
         const float vs = kva_h2f(svs[t * ngv + vgrp]), vm = kva_h2f(svs[32 * ngv + t * ngv + vgrp]);
 #if MIX_KV == 2
-        // trits stored 0..2 (value = (stored − 1)·α + mean) decoded to 2-bit codes: v = 4α·f + (mean − 5α)
-        const unsigned char* vb = st + KVA_SVC + t * vrb + vgrp * TB + vfb;
-        unsigned long long big = 0;
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-          if (kk < vnb) big |= (unsigned long long)lut[vb[kk]] << (10 * kk);
+        // trits stored 0..2 (value = (stored − 1)·α + mean) decoded to 2-bit codes: v = 4α·f + (mean − 5α). The
+        // 4 bytes in one word from the two aligned words that hold them (the stage row has room past its last byte).
+        const int vo = t * vrb + vgrp * TB + vfb;
+        const unsigned int* vwd = reinterpret_cast<const unsigned int*>(st + KVA_SVC + (vo & ~3));
+        const unsigned int w4 = (unsigned int)((((unsigned long long)vwd[1] << 32) | vwd[0]) >> (8 * (vo & 3)));
+#ifdef KVA_TRIT_ALU
+        const unsigned int ev = kva_trits2(w4 & 0x00ff00ffu), od = kva_trits2((w4 >> 8) & 0x00ff00ffu);
+        // fields of bytes 0..3 at bits 0, 10, 20, 30 (the last one's top 2 bits above bit 31 come from hi)
+        const unsigned int lo = (ev & 0x3ffu) | ((od & 0x3ffu) << 10) | ((ev >> 16) << 20) | ((od >> 16) << 30);
+        const unsigned int hi = od >> 18;
+        const unsigned int vw[1] = { (unsigned int)((((unsigned long long)hi << 32) | lo) >> vsh) };
+#else
+        const unsigned long long big = (unsigned long long)lut[w4 & 0xffu] | ((unsigned long long)lut[(w4 >> 8) & 0xffu] << 10)
+            | ((unsigned long long)lut[(w4 >> 16) & 0xffu] << 20) | ((unsigned long long)lut[w4 >> 24] << 30);
         const unsigned int vw[1] = { (unsigned int)(big >> vsh) };
+#endif
         const float fs = 4.0f * vs, fm = vm - 5.0f * vs;
 #else
         unsigned int vw[KVA_VB / 2];

@@ -22,23 +22,38 @@ namespace Mix.Runtime.Fused
         private const int MaxSplits = 512;   // KVA_MAX_SPLITS: the combine keeps one weight per split in shared memory
         private const int WarpsPerSm = 32;   // resident warps aimed at per SM (memory parallelism)
 
-        private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled), CudaKernelSpec> Specs = new();
+        private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled, bool tritAlu), CudaKernelSpec> Specs = new();
         private static readonly ConcurrentDictionary<int, int> SmCount = new();
 
         internal static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim) =>
-            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, RolledTransposeSum), k => new CudaKernelSpec("mix_kv_attention_split",
+            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, RolledTransposeSum, false), k => new CudaKernelSpec("mix_kv_attention_split",
                 string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source), Options(k)));
 
-        private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled), CudaKernelSpec> StagedSpecs = new();
+        private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled, bool tritAlu), CudaKernelSpec> StagedSpecs = new();
 
         internal static CudaKernelSpec StagedSpec(int dtype, KvQuantMode mode, long headDim) =>
-            StagedSpecs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, RolledTransposeSum), k => new CudaKernelSpec("mix_kv_attention_staged",
-                // joined by newlines: the raw-string parts end without one, and "}#if" does not compile
-                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged), Options(k)));
+            StagedSpec(dtype, mode, headDim, RolledTransposeSum, VidKvTritArithmetic);
 
-        private static string[] Options((int dtype, int mode, long d, bool rolled) k) => k.rolled
-            ? new[] { $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}", "-DKVA_ROLLED_SUM=1" }
-            : new[] { $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}" };
+        /// <summary>The staged module with the code-generation switches given rather than read (tests).</summary>
+        internal static CudaKernelSpec StagedSpec(int dtype, KvQuantMode mode, long headDim, bool rolled, bool tritAlu) =>
+            StagedSpecs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, rolled, mode == KvQuantMode.VidKv && tritAlu),
+                k => new CudaKernelSpec("mix_kv_attention_staged",
+                    // joined by newlines: the raw-string parts end without one, and "}#if" does not compile
+                    string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged), Options(k)));
+
+        private static string[] Options((int dtype, int mode, long d, bool rolled, bool tritAlu) k)
+        {
+            var o = new System.Collections.Generic.List<string> { $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}" };
+            if (k.rolled) o.Add("-DKVA_ROLLED_SUM=1");
+            if (k.tritAlu) o.Add("-DKVA_TRIT_ALU=1");
+            return o.ToArray();
+        }
+
+        /// <summary>Whether the staged VidKV kernel decodes its trit bytes with integer arithmetic (two bytes per
+        /// multiply, <c>kva_trits2</c>) rather than through a 256-entry table in shared memory (four lookups per lane and
+        /// token, whose random addresses conflict across banks). Default false (the table, as in the second generation);
+        /// the KV bench times both.</summary>
+        public static bool VidKvTritArithmetic { get; set; }
 
         /// <summary>Whether the launches from now on use the transposing score sum as written before (two nested
         /// loops, which NVRTC 11.8 left partly rolled: the 32 partial scores in local memory) rather than one unrolled
@@ -138,7 +153,7 @@ namespace Mix.Runtime.Fused
 
         /// <summary>Registers and local memory per thread of the one-query entries (<c>kva_fast_q1</c>, <c>kva_split_q1</c>)
         /// for every cache at head dimension <paramref name="headDim"/>, with the transposing sum's current and old code
-        /// generation, as the device's driver loaded them (benchmarks print them: the host's NVRTC may differ from the
+        /// generation (and VidKV's arithmetic trit decoding), as the device's driver loaded them (benchmarks print them: the host's NVRTC may differ from the
         /// tests'); empty without CUDA kernels.</summary>
         /// <param name="device">CUDA device.</param>
         /// <param name="dtype">I/O dtype.</param>
@@ -161,6 +176,9 @@ namespace Mix.Runtime.Fused
                         string suffix = rolled ? ", rolled sum" : "";
                         if (staged is not null) yield return ($"{mode} kva_fast_q1{suffix}", staged.Registers, staged.LocalBytes);
                         if (split is not null) yield return ($"{mode} kva_split_q1{suffix}", split.Registers, split.LocalBytes);
+                        if (mode == KvQuantMode.VidKv && !rolled
+                            && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, headDim, false, true), "kva_fast_q1", dev) is { } alu)
+                            yield return ($"{mode} kva_fast_q1, trits by arithmetic", alu.Registers, alu.LocalBytes);
                     }
             }
             finally

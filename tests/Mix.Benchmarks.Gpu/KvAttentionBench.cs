@@ -77,17 +77,21 @@ internal static class KvAttentionBench
             var best = Row($"{mode}: staged kernel (3rd gen.)", () => slot.TryFusedAttention(q, scale), bytes, errRef);
             Ratio("staged", best);
             // the same cache through the switches, so one run decides the defaults: the second generation (VidKV's only
-            // kernel before the staged one took it), and either generation with the transposing sum's old code
-            // generation (RolledTransposeSum: its 32 partial scores in local memory)
-            foreach (var (staged, rolled) in new[] { (true, true), (false, false), (false, true) })
+            // kernel before the staged one took it), either generation with the transposing sum's old code generation
+            // (RolledTransposeSum: its 32 partial scores in local memory), and VidKV's trit bytes by arithmetic
+            var variants = new List<(bool staged, bool rolled, bool alu)> { (true, true, false), (false, false, false), (false, true, false) };
+            if (mode == KvQuantMode.VidKv) variants.Insert(0, (true, false, true));
+            foreach (var (staged, rolled, alu) in variants)
             {
                 bool oldKivi = QuantizedKvAttention.StagedKivi, oldVidKv = QuantizedKvAttention.StagedVidKv;
                 QuantizedKvAttention.StagedKivi = QuantizedKvAttention.StagedVidKv = staged;
                 QuantizedKvAttention.RolledTransposeSum = rolled;
+                QuantizedKvAttention.VidKvTritArithmetic = alu;
                 try
                 {
                     var other = slot.TryFusedAttention(q, scale) ?? throw new InvalidOperationException("the fused kernel returned null");
-                    string name = (staged ? "staged kernel (3rd gen.)" : "split-K kernel (2nd gen.)") + (rolled ? ", rolled sum" : "");
+                    string name = (staged ? "staged kernel (3rd gen.)" : "split-K kernel (2nd gen.)") + (rolled ? ", rolled sum" : "")
+                        + (alu ? ", trits by arithmetic" : "");
                     var t = Row($"{mode}: {name}", () => slot.TryFusedAttention(q, scale), bytes, Err(other, refOut));
                     Ratio(name, t);
                 }
@@ -96,6 +100,7 @@ internal static class KvAttentionBench
                     QuantizedKvAttention.StagedKivi = oldKivi;
                     QuantizedKvAttention.StagedVidKv = oldVidKv;
                     QuantizedKvAttention.RolledTransposeSum = false;
+                    QuantizedKvAttention.VidKvTritArithmetic = false;
                 }
             }
             var first = slot.TryFirstGenerationAttention(q, all, scale);

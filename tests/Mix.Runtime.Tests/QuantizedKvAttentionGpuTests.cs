@@ -121,7 +121,9 @@ public class QuantizedKvAttentionGpuTests
     /// chunks per warp), VidKV first: against float64 attention over the slot's dequantized cache (relative L2 ≤ 3e-3
     /// float16, 2e-2 bfloat16, 1e-4 float32 — the bounds above) and against the second-generation kernel on the same
     /// cache (the same bound: both are float32 inside and read the same codes), and with the transposing sum's old code
-    /// generation (<see cref="QuantizedKvAttention.RolledTransposeSum"/>: the same additions, so within the same bound).
+    /// generation (<see cref="QuantizedKvAttention.RolledTransposeSum"/>: the same additions, so within the same bound);
+/// VidKV's trit bytes decoded by arithmetic (<see cref="QuantizedKvAttention.VidKvTritArithmetic"/>) give the same codes,
+/// so exactly the default's output.
     /// Contexts with an odd tail; batch 2 with a left-padded row.
     /// </summary>
     [Theory]
@@ -186,6 +188,25 @@ public class QuantizedKvAttentionGpuTests
         finally
         {
             QuantizedKvAttention.RolledTransposeSum = false;
+        }
+        if (mode == "VidKv")
+        {
+            // the trit bytes decoded by arithmetic instead of the table: the same codes, so the same output
+            var table = slot.TrySplitAttention(q, null, scale);
+            Assert.NotNull(table);
+            QuantizedKvAttention.VidKvTritArithmetic = true;
+            try
+            {
+                var alu = slot.TrySplitAttention(q, null, scale);
+                Assert.NotNull(alu);
+                Assert.Equal("staged", QuantizedKvAttention.LastKernel);
+                Assert.InRange(Gpu.RelErr(alu, reference), 0, tol);
+                Assert.Equal(0.0, (F64Cpu(alu) - F64Cpu(table)).abs().max().item<double>());
+            }
+            finally
+            {
+                QuantizedKvAttention.VidKvTritArithmetic = false;
+            }
         }
         TestContext.Current.TestOutputHelper?.WriteLine($"{mode} {dtype} B{batch} H{heads} T{prefill + 1}: staged rel. L2 {errStaged:E2} (bound {tol:E0})");
     }

@@ -11,12 +11,12 @@ namespace Mix.Runtime.Tests.Quantization;
 /// <summary>
 /// The quantized-cache attention module compiled by NVRTC for sm_90, no GPU needed (skipped where NVRTC is not found;
 /// <c>MIX_NVRTC_PATH</c> names a library): the staged module of each cache (it holds the second-generation entries
-/// too) at head dimension 128, float16 I/O. The one-query entries — the decode step's and the benchmark's, both
-/// generations, all three caches — compile with no stack frame and no spills: their per-lane score and value arrays
-/// are sized at compile time, and local memory would put DRAM-backed traffic into a kernel meant to be bound by the
-/// packed cache's stream (before the transposing sum was unrolled per step, every one of them held its 32 partial
-/// scores in a 256-byte stack frame). The 2- and 4-query entries still spill under their register bounds (168 and
-/// 255): reported in the test output, not asserted.
+/// too) at head dimension 128, float16 I/O, VidKV also with its trit bytes decoded by arithmetic. The one-query
+/// entries — the decode step's and the benchmark's, both generations, all three caches — compile with no stack frame
+/// and no spills: their per-lane score and value arrays are sized at compile time, and local memory would put
+/// DRAM-backed traffic into a kernel meant to be bound by the packed cache's stream (before the transposing sum was
+/// unrolled per step, every one of them held its 32 partial scores in a 256-byte stack frame). The 2- and 4-query
+/// entries still spill under their register bounds (168 and 255): reported in the test output, not asserted.
 /// </summary>
 public class KvAttentionKernelCompileTests
 {
@@ -25,14 +25,16 @@ public class KvAttentionKernelCompileTests
     private static readonly Regex Used = new(@"Used (\d+) registers");
 
     [Theory]
-    [InlineData(nameof(KvQuantMode.VidKv))]
-    [InlineData(nameof(KvQuantMode.Kivi4))]
-    [InlineData(nameof(KvQuantMode.Kivi2))]
-    public void OneQueryEntriesCompileWithoutLocalMemory(string mode)
+    [InlineData(nameof(KvQuantMode.VidKv), false)]
+    [InlineData(nameof(KvQuantMode.VidKv), true)]
+    [InlineData(nameof(KvQuantMode.Kivi4), false)]
+    [InlineData(nameof(KvQuantMode.Kivi2), false)]
+    public void OneQueryEntriesCompileWithoutLocalMemory(string mode, bool tritArithmetic)
     {
         var nvrtc = Nvrtc.TryLoad(out var error);
         Assert.SkipWhen(nvrtc is null, "NVRTC is not available: " + error);
-        var spec = QuantizedKvAttention.StagedSpec(1, System.Enum.Parse<KvQuantMode>(mode), 128);
+        var spec = QuantizedKvAttention.StagedSpec(1, System.Enum.Parse<KvQuantMode>(mode), 128, rolled: false, tritAlu: tritArithmetic);
+        Assert.Equal(tritArithmetic, spec.Options.Contains("-DKVA_TRIT_ALU=1"));
         var options = KernelRuntime.CompileOptions(spec, "sm_90").Append("--ptxas-options=-v").ToArray();
         nvrtc!.CompileToCubin(spec.Source, spec.Name, options, out var log);
         // ptxas prints, per entry: the entry's name, its frame/spill line, then its register line

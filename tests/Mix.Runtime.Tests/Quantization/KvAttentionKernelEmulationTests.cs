@@ -404,10 +404,13 @@ int main(int argc, char** argv) {
         {
             var results = new List<string>();
             // one program per (mode, head dimension): both are compile-time constants of the kernel
-            foreach (var group in Cases.GroupBy(c => (c.Mode, c.D)))
+            // VidKV twice: the staged kernel's trit bytes through the table and through integer arithmetic (KVA_TRIT_ALU)
+            foreach (var (group, tritAlu) in Cases.GroupBy(c => (c.Mode, c.D))
+                .SelectMany(g => g.Key.Mode == KvQuantMode.VidKv ? new[] { (g, false), (g, true) } : new[] { (g, false) }))
             {
-                string name = $"kva_{QuantizedOps.KvCode(group.Key.Mode)}_{group.Key.D}";
+                string name = $"kva_{QuantizedOps.KvCode(group.Key.Mode)}_{group.Key.D}{(tritAlu ? "_alu" : "")}";
                 var source = string.Join("\n", $"#define MIX_KV {QuantizedOps.KvCode(group.Key.Mode)}\n#define KVA_D {group.Key.D}",
+                    tritAlu ? "#define KVA_TRIT_ALU 1" : "",
                     Emulation, FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged, Harness);
                 File.WriteAllText(Path.Combine(dir, name + ".cpp"), source);
                 using (var f = File.Create(Path.Combine(dir, name + ".bin")))
@@ -443,12 +446,13 @@ int main(int argc, char** argv) {
                     int si = Array.IndexOf(parts, "staged");
                     Assert.True(si > 0, $"{c}: the staged kernel did not run: {line}");
                     double err3 = double.Parse(parts[si + 1], CultureInfo.InvariantCulture);
-                    results.Add($"{c}: staged kernel max err {err3:G3} ({parts[si + 2]} blocks per head)");
+                    results.Add($"{c}{(tritAlu ? " (trits by arithmetic)" : "")}: staged kernel max err {err3:G3} ({parts[si + 2]} blocks per head)");
                     Assert.True(err3 <= 2e-5 * (1 + mag), $"{c}: staged kernel max |error| {err3} vs max |reference| {mag}");
                     Assert.True(parts[si + 3] == "0", $"{c}: the staged kernel left its arrival counters at {parts[si + 3]}");
                     Assert.True(mag > 0.05, $"{c}: the reference output is degenerate ({mag})");
                 }
             }
+            TestContext.Current.TestOutputHelper?.WriteLine(string.Join("\n", results));
         }
         finally
         {
