@@ -25,8 +25,10 @@ namespace Mix.Runtime.Fused
         private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled, bool tritAlu), CudaKernelSpec> Specs = new();
         private static readonly ConcurrentDictionary<int, int> SmCount = new();
 
-        internal static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim) =>
-            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, RolledTransposeSum, false), k => new CudaKernelSpec("mix_kv_attention_split",
+        internal static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim) => Spec(dtype, mode, headDim, RolledTransposeSum);
+
+        private static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim, bool rolled) =>
+            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, rolled, false), k => new CudaKernelSpec("mix_kv_attention_split",
                 string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source), Options(k)));
 
         private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled, bool tritAlu), CudaKernelSpec> StagedSpecs = new();
@@ -153,8 +155,8 @@ namespace Mix.Runtime.Fused
 
         /// <summary>Registers and local memory per thread of the one-query entries (<c>kva_fast_q1</c>, <c>kva_split_q1</c>)
         /// for every cache at head dimension <paramref name="headDim"/>, with the transposing sum's current and old code
-        /// generation (and VidKV's arithmetic trit decoding), as the device's driver loaded them (benchmarks print them: the host's NVRTC may differ from the
-        /// tests'); empty without CUDA kernels.</summary>
+        /// generation (and VidKV's arithmetic trit decoding), as the device's driver loaded them (benchmarks print them:
+        /// the host's NVRTC may differ from the tests'); empty without CUDA kernels. Reads no switch.</summary>
         /// <param name="device">CUDA device.</param>
         /// <param name="dtype">I/O dtype.</param>
         /// <param name="headDim">D.</param>
@@ -164,27 +166,18 @@ namespace Mix.Runtime.Fused
             int dt = FusedKernels.DtypeCode(dtype);
             int dev = device.index < 0 ? 0 : device.index;
             if (dt < 0 || !FusedOps.IsAvailable(device)) yield break;
-            bool saved = RolledTransposeSum;
-            try
-            {
-                foreach (var mode in new[] { KvQuantMode.Kivi4, KvQuantMode.Kivi2, KvQuantMode.VidKv })
-                    foreach (bool rolled in new[] { false, true })
-                    {
-                        RolledTransposeSum = rolled;
-                        var staged = KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, headDim), "kva_fast_q1", dev);
-                        var split = KernelRuntime.Shared.TryGetFunction(Spec(dt, mode, headDim), "kva_split_q1", dev);
-                        string suffix = rolled ? ", rolled sum" : "";
-                        if (staged is not null) yield return ($"{mode} kva_fast_q1{suffix}", staged.Registers, staged.LocalBytes);
-                        if (split is not null) yield return ($"{mode} kva_split_q1{suffix}", split.Registers, split.LocalBytes);
-                        if (mode == KvQuantMode.VidKv && !rolled
-                            && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, headDim, false, true), "kva_fast_q1", dev) is { } alu)
-                            yield return ($"{mode} kva_fast_q1, trits by arithmetic", alu.Registers, alu.LocalBytes);
-                    }
-            }
-            finally
-            {
-                RolledTransposeSum = saved;
-            }
+            foreach (var mode in new[] { KvQuantMode.Kivi4, KvQuantMode.Kivi2, KvQuantMode.VidKv })
+                foreach (bool rolled in new[] { false, true })
+                {
+                    var staged = KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, headDim, rolled, false), "kva_fast_q1", dev);
+                    var split = KernelRuntime.Shared.TryGetFunction(Spec(dt, mode, headDim, rolled), "kva_split_q1", dev);
+                    string suffix = rolled ? ", rolled sum" : "";
+                    if (staged is not null) yield return ($"{mode} kva_fast_q1{suffix}", staged.Registers, staged.LocalBytes);
+                    if (split is not null) yield return ($"{mode} kva_split_q1{suffix}", split.Registers, split.LocalBytes);
+                    if (mode == KvQuantMode.VidKv && !rolled
+                        && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, headDim, false, true), "kva_fast_q1", dev) is { } alu)
+                        yield return ($"{mode} kva_fast_q1, trits by arithmetic", alu.Registers, alu.LocalBytes);
+                }
         }
 
         private static int Sms(int dev) =>
