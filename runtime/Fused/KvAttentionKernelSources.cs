@@ -84,7 +84,11 @@ __device__ __forceinline__ float kva_warp_sum(float v) {
   return v;
 }
 
-// Transposing butterfly: on return lane l holds the warp-wide sum of v[l] (v is destroyed).
+// Transposing butterfly: on return lane l holds the warp-wide sum of v[l] (v is destroyed). One step per template
+// instance: written as two nested loops (KVA_ROLLED_SUM, kept selectable for benchmarks), NVVM left the inner loop
+// rolled in these large kernels, so v was indexed at run time and lived in local memory (a 256-byte stack frame in
+// every kva_split/kva_fast entry, NVRTC 11.8, sm_90). The additions are the same, in the same order.
+#ifdef KVA_ROLLED_SUM
 __device__ __forceinline__ float kva_transpose_sum(float (&v)[32], int lane) {
 #pragma unroll
   for (int h = 16; h > 0; h >>= 1) {
@@ -98,6 +102,26 @@ __device__ __forceinline__ float kva_transpose_sum(float (&v)[32], int lane) {
   }
   return v[0];
 }
+#else
+template <int H>
+__device__ __forceinline__ void kva_transpose_step(float (&v)[32], int lane) {
+  const bool hi = (lane & H) != 0;
+#pragma unroll
+  for (int k = 0; k < H; k++) {
+    const float send = hi ? v[k] : v[k + H];
+    const float keep = hi ? v[k + H] : v[k];
+    v[k] = keep + __shfl_xor_sync(0xffffffffu, send, H);
+  }
+}
+__device__ __forceinline__ float kva_transpose_sum(float (&v)[32], int lane) {
+  kva_transpose_step<16>(v, lane);
+  kva_transpose_step<8>(v, lane);
+  kva_transpose_step<4>(v, lane);
+  kva_transpose_step<2>(v, lane);
+  kva_transpose_step<1>(v, lane);
+  return v[0];
+}
+#endif
 
 template <int NQ>
 __device__ __forceinline__ void kva_split_body(
@@ -534,25 +558,33 @@ extern "C" __global__ void __launch_bounds__(128) kva_combine(const float* __res
 }
 """;
 
-        /// <summary>The third-generation kernels <c>kva_fast_q{1,2,4}</c> (KIVI only), compiled as a module of their own
-        /// after <see cref="Source"/> (whose helpers they use), so a failure to build them leaves the second generation
+        /// <summary>The third-generation kernels <c>kva_fast_q{1,2,4}</c> (KIVI and VidKV), compiled as a module of their
+        /// own after <see cref="Source"/> (whose helpers they use), so a failure to build them leaves the second generation
         /// working. See the comment at the top of the source.</summary>
         public const string Staged = """
-#if MIX_KV != 2
 // ---------------------------------------------------------------------------------------------------------------------
-// Third generation, KIVI only (kva_fast_q{1,2,4}): every quantized chunk a warp will read is staged into shared memory
+// Third generation (kva_fast_q{1,2,4}): every quantized chunk a warp will read is staged into shared memory
 // with cp.async one chunk ahead (two buffers per warp), so the codes and scales of chunk c+1 are in flight while chunk c
 // is computed from shared memory and no global load sits on the critical path of the arithmetic. A block is one split
 // (its warps take its chunks in turn and merge their softmax states in shared memory), so the partials are per block,
 // and the last block of a (batch, head) to finish merges the splits (no second launch; one split writes the output).
 // Stage layout (bytes): key codes [D][4·KB] (channel d's 32 tokens), key scales [D] and minimums [D] (float16),
 // value codes [32][D·VB/8], value scales [32][ngv] then minimums [32][ngv] (ngv ≤ D/32 groups).
+// VidKV adds, after the key scales, the outlier channels' high bit plane [nOut][4] and their channel indices [nOut]
+// (int16), room for nOut ≤ D; its value rows are ngv·ceil(gv/5) trit bytes, at most 7·D/32 (gv = 32).
 #define KVA_FW (KVA_D <= 128 ? 4 : 2)
 #define KVA_KCB (4 * KVA_KB)
 #define KVA_VRB (KVA_D * KVA_VB / 8)
 #define KVA_SKS (KVA_D * KVA_KCB)
+#if MIX_KV == 2
+#define KVA_SP1 (KVA_SKS + 4 * KVA_D)
+#define KVA_SOI (KVA_SP1 + 4 * KVA_D)
+#define KVA_SVC (KVA_SOI + 2 * KVA_D)
+#define KVA_SVS (KVA_SVC + 7 * KVA_D)
+#else
 #define KVA_SVC (KVA_SKS + 4 * KVA_D)
 #define KVA_SVS (KVA_SVC + 32 * KVA_VRB)
+#endif
 #define KVA_STAGE (KVA_SVS + 4 * KVA_D)
 
 #ifndef KVA_HOST_ASYNC
@@ -564,7 +596,8 @@ __device__ __forceinline__ void kva_cp(void* smem, const void* gmem) {
   else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(s), "l"(gmem), "n"(N));
 #else
   if (N == 16) *reinterpret_cast<uint4*>(smem) = *reinterpret_cast<const uint4*>(gmem);
-  else *reinterpret_cast<uint2*>(smem) = *reinterpret_cast<const uint2*>(gmem);
+  else if (N == 8) *reinterpret_cast<uint2*>(smem) = *reinterpret_cast<const uint2*>(gmem);
+  else *reinterpret_cast<unsigned int*>(smem) = *reinterpret_cast<const unsigned int*>(gmem);
 #endif
 }
 __device__ __forceinline__ void kva_commit() {
@@ -580,17 +613,26 @@ __device__ __forceinline__ void kva_wait() {
 }
 #endif
 
-// Stages chunk `sub` of a block (pointers p0 key codes, p1/p2 key scale/min, p5 value codes, p6/p7 value scale/min)
-// for the (batch, kv head) bh: every lane copies its share in 16-byte pieces (8 for 2-bit key codes).
-__device__ __forceinline__ void kva_stage(unsigned char* st, long long p0, long long p1, long long p2, long long p5,
-    long long p6, long long p7, long long bh, int G, int sub, int ngv, int lane)
+// Stages chunk `sub` of a block (pointers p0 key codes, p1/p2 key scale/min, p3/p4 VidKV's outlier bit plane and
+// indices, p5 value codes, p6/p7 value scale/min) for the (batch, kv head) bh: every lane copies its share in 16-byte
+// pieces (8 for 2-bit key codes, 4 for VidKV's bit planes unless a block is one chunk); vrb: value code bytes per token.
+__device__ __forceinline__ void kva_stage(unsigned char* st, long long p0, long long p1, long long p2, long long p3,
+    long long p4, long long p5, long long p6, long long p7, long long bh, int G, int sub, int ngv, int vrb, int nOut, int lane)
 {
   const long long krb = G * KVA_KB / 8;
   const unsigned char* kc = (const unsigned char*)p0 + bh * KVA_D * krb + sub * KVA_KCB;
+#if MIX_KV == 2
+  if (krb == KVA_KCB) {
+    // G = 32: the chunk's bit plane is one contiguous run [D][4], so 16-byte pieces instead of D 4-byte ones
+    for (int e = lane; e < KVA_D / 4; e += 32) kva_cp<16>(st + e * 16, kc + e * 16);
+  } else
+#endif
+  {
 #pragma unroll
-  for (int j = 0; j < KVA_D / 32; j++) {
-    const int d = j * 32 + lane;
-    kva_cp<KVA_KCB>(st + d * KVA_KCB, kc + d * krb);
+    for (int j = 0; j < KVA_D / 32; j++) {
+      const int d = j * 32 + lane;
+      kva_cp<KVA_KCB>(st + d * KVA_KCB, kc + d * krb);
+    }
   }
   const unsigned char* ks = (const unsigned char*)p1 + bh * KVA_D * 2;
   const unsigned char* km = (const unsigned char*)p2 + bh * KVA_D * 2;
@@ -599,9 +641,22 @@ __device__ __forceinline__ void kva_stage(unsigned char* st, long long p0, long 
     const int o = (hi ? e - KVA_D / 8 : e) * 16;
     kva_cp<16>(st + KVA_SKS + (hi ? 2 * KVA_D : 0) + o, (hi ? km : ks) + o);
   }
+#if MIX_KV == 2
+  // a plane row is 4-byte aligned (G/8 bytes, G a multiple of 32); an index row only when nOut is even, so an odd
+  // count (never the default 1/8 of D) copies through registers, a load on the staging path that only it pays for
+  const unsigned char* k1 = (const unsigned char*)p3 + bh * nOut * krb + sub * 4;
+  for (int o = lane; o < nOut; o += 32) kva_cp<4>(st + KVA_SP1 + o * 4, k1 + (long long)o * krb);
+  const unsigned char* oi = (const unsigned char*)p4 + bh * nOut * 2;
+  if ((nOut & 1) == 0) {
+    for (int e = lane; e < nOut / 2; e += 32) kva_cp<4>(st + KVA_SOI + e * 4, oi + e * 4);
+  } else {
+    for (int e = lane; e < nOut; e += 32)
+      reinterpret_cast<unsigned short*>(st + KVA_SOI)[e] = reinterpret_cast<const unsigned short*>(oi)[e];
+  }
+#endif
   const long long tok = bh * G + sub * 32;
-  const unsigned char* vc = (const unsigned char*)p5 + tok * KVA_VRB;
-  for (int e = lane; e < 2 * KVA_VRB; e += 32) kva_cp<16>(st + KVA_SVC + e * 16, vc + e * 16);
+  const unsigned char* vc = (const unsigned char*)p5 + tok * vrb;
+  for (int e = lane; e < 2 * vrb; e += 32) kva_cp<16>(st + KVA_SVC + e * 16, vc + e * 16);
   const unsigned char* vs = (const unsigned char*)p6 + tok * ngv * 2;
   const unsigned char* vm = (const unsigned char*)p7 + tok * ngv * 2;
   for (int e = lane; e < 8 * ngv; e += 32) {
@@ -611,19 +666,40 @@ __device__ __forceinline__ void kva_stage(unsigned char* st, long long p0, long 
   }
 }
 
+#if MIX_KV == 2
+// Two trit bytes x (< 243) in the 16-bit halves of v, each as its five digits in 2-bit fields: Σ d_k·4^k =
+// x + ⌊x/3⌋ + 4⌊x/9⌋ + 16⌊x/27⌋ + 64⌊x/81⌋ (the digits telescope), each quotient a multiply and a shift that is exact
+// for x < 243, done for both halves at once (the products stay below 2^16; the mask drops what the high half shifts
+// down into the low one). KVA_TRIT_ALU: instead of the shared-memory table, whose 32 random reads per load conflict.
+__device__ __forceinline__ unsigned int kva_trits2(unsigned int v) {
+  const unsigned int q1 = ((v * 171u) >> 9) & 0x007f007fu, q2 = ((v * 57u) >> 9) & 0x001f001fu,
+                     q3 = ((v * 19u) >> 9) & 0x000f000fu, q4 = ((v * 203u) >> 14) & 0x00030003u;
+  return v + q1 + (q2 << 2) + (q3 << 4) + (q4 << 6);
+}
+#endif
+
 template <int NQ>
 __device__ __forceinline__ void kva_fast_body(
     const io_t* __restrict__ q, const long long* __restrict__ table, const io_t* __restrict__ tailK,
     const io_t* __restrict__ tailV, long long tailStride, const unsigned char* __restrict__ allowed,
     const unsigned char* __restrict__ valid, int validStride, float* __restrict__ part_o, float* __restrict__ part_ml,
     unsigned int* __restrict__ counters, io_t* __restrict__ out, int Hq, int Hkv, int nq, int qpos0, int G, int NB, int Tt,
-    int gv, int chunksPerBlock, int S, float scaleLog2)
+    int nOut, int gv, int chunksPerBlock, int S, float scaleLog2)
 {
   __shared__ __align__(16) unsigned char stg[KVA_FW][2][KVA_STAGE];
   __shared__ float qsm[NQ][KVA_D];
   __shared__ float mls[KVA_FW][NQ][2];
   __shared__ float sm[32];
   __shared__ unsigned int amLast;
+#if MIX_KV == 2 && !defined(KVA_TRIT_ALU)
+  // a trit byte (five base-3 digits) to its five digits as 2-bit codes, one lookup per byte in the value pass
+  __shared__ unsigned short lut[256];
+  for (int e = threadIdx.x; e < 256; e += blockDim.x) {
+    unsigned int v = (unsigned int)e, r = 0;
+    for (int k = 0; k < 5; k++) { r |= (v % 3u) << (2 * k); v /= 3u; }
+    lut[e] = (unsigned short)r;
+  }
+#endif
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int h = blockIdx.y, b = blockIdx.z, s = blockIdx.x;
   const int kvh = h / (Hq / Hkv);
@@ -644,6 +720,15 @@ __device__ __forceinline__ void kva_fast_body(
   const int vtok = lane / KVA_LPT, vcl = lane - vtok * KVA_LPT, vc0 = vcl * KVA_VC;
   const bool vlane = vtok < KVA_TPP;
   const int vgrp = vc0 / gv;
+#if MIX_KV == 2
+  // a lane's 16 channels of its value group span 4 trit bytes from byte vfb (16 digits from digit vw0 % 5 ≤ 4 end
+  // within the fourth byte, which is still inside the group: vw0 + 15 < gv), its first digit at bit vsh of their
+  // decoded 2-bit codes
+  const int TB = (gv + 4) / 5, vrb = ngv * TB;
+  const int vw0 = vc0 - vgrp * gv, vfb = vw0 / 5, vsh = 2 * (vw0 - 5 * vfb);
+#else
+  const int vrb = KVA_VRB;
+#endif
 
   float m[NQ], lsum[NQ], accm[NQ], acc[NQ][KVA_VC];
 #pragma unroll
@@ -661,7 +746,12 @@ __device__ __forceinline__ void kva_fast_body(
       const long long p0 = __shfl_sync(0xffffffffu, trow, 0), p1 = __shfl_sync(0xffffffffu, trow, 1),
                       p2 = __shfl_sync(0xffffffffu, trow, 2), p5 = __shfl_sync(0xffffffffu, trow, 5),
                       p6 = __shfl_sync(0xffffffffu, trow, 6), p7 = __shfl_sync(0xffffffffu, trow, 7);
-      kva_stage(stg[warp][nb], p0, p1, p2, p5, p6, p7, bh, G, cNext - (cNext / CPB) * CPB, ngv, lane);
+#if MIX_KV == 2
+      const long long p3 = __shfl_sync(0xffffffffu, trow, 3), p4 = __shfl_sync(0xffffffffu, trow, 4);
+#else
+      const long long p3 = 0, p4 = 0;
+#endif
+      kva_stage(stg[warp][nb], p0, p1, p2, p3, p4, p5, p6, p7, bh, G, cNext - (cNext / CPB) * CPB, ngv, vrb, nOut, lane);
       cNext += KVA_FW;
       if (cNext < qEnd) trow = table[(long long)(cNext / CPB) * 8 + (lane & 7)];
     }
@@ -692,6 +782,23 @@ __device__ __forceinline__ void kva_fast_body(
 #pragma unroll
         for (int i = 0; i < NQ; i++) { qk[i][j] = qsm[i][d] * a; cl[i] += qsm[i][d] * mn - qk[i][j]; }
       }
+#if MIX_KV == 2
+      // VidKV's outlier channels, slot o = j·32 + lane holding channel oi[o]: the high bit adds 2·bit·s·q, as
+      // 4·q·s times the float 1 + bit/2, with 4·q·s taken off this lane's share of the constant
+      const short* soi = reinterpret_cast<const short*>(st + KVA_SOI);
+      float qo[NQ][KVA_CPL];
+      unsigned int ow[KVA_CPL];
+#pragma unroll
+      for (int j = 0; j < KVA_CPL; j++) {
+        const int o = j * 32 + lane;
+        const bool has = o < nOut;
+        const int d = has ? (int)soi[o] : 0;
+        const float a = has ? kva_h2f(sks[d]) * 4.0f : 0.0f;
+        ow[j] = has ? *reinterpret_cast<const unsigned int*>(st + KVA_SP1 + o * 4) : 0u;
+#pragma unroll
+        for (int i = 0; i < NQ; i++) { qo[i][j] = qsm[i][d] * a; cl[i] -= qo[i][j]; }
+      }
+#endif
       unsigned int kw[KVA_CPL][KVA_KB];
 #pragma unroll
       for (int j = 0; j < KVA_CPL; j++) {
@@ -699,9 +806,11 @@ __device__ __forceinline__ void kva_fast_body(
 #if KVA_KB == 4
         const uint4 u = *reinterpret_cast<const uint4*>(p);
         kw[j][0] = u.x; kw[j][1] = u.y; kw[j][2] = u.z; kw[j][3] = u.w;
-#else
+#elif KVA_KB == 2
         const uint2 u = *reinterpret_cast<const uint2*>(p);
         kw[j][0] = u.x; kw[j][1] = u.y;
+#else
+        kw[j][0] = *reinterpret_cast<const unsigned int*>(p);
 #endif
       }
 #pragma unroll
@@ -714,6 +823,14 @@ __device__ __forceinline__ void kva_fast_body(
 #pragma unroll
           for (int t = 0; t < 32; t++)
             part[t] += qk[i][j] * kva_code<KVA_KB>(kw[j][(t * KVA_KB) >> 5], (t * KVA_KB) & 31);
+#if MIX_KV == 2
+        // only the slots that hold outliers (nOut is warp-uniform: 1/8 of D by default, one slot row of 32)
+#pragma unroll
+        for (int j = 0; j < KVA_CPL; j++)
+          if (j * 32 < nOut)
+#pragma unroll
+            for (int t = 0; t < 32; t++) part[t] += qo[i][j] * kva_code<1>(ow[j], t);
+#endif
         sc[i] = kva_transpose_sum(part, lane);
       }
     } else {
@@ -774,6 +891,25 @@ __device__ __forceinline__ void kva_fast_body(
       if (!vlane || t >= 32) continue;
       if (quant) {
         const float vs = kva_h2f(svs[t * ngv + vgrp]), vm = kva_h2f(svs[32 * ngv + t * ngv + vgrp]);
+#if MIX_KV == 2
+        // trits stored 0..2 (value = (stored − 1)·α + mean) decoded to 2-bit codes: v = 4α·f + (mean − 5α). The
+        // 4 bytes in one word from the two aligned words that hold them (the stage row has room past its last byte).
+        const int vo = t * vrb + vgrp * TB + vfb;
+        const unsigned int* vwd = reinterpret_cast<const unsigned int*>(st + KVA_SVC + (vo & ~3));
+        const unsigned int w4 = (unsigned int)((((unsigned long long)vwd[1] << 32) | vwd[0]) >> (8 * (vo & 3)));
+#ifdef KVA_TRIT_ALU
+        const unsigned int ev = kva_trits2(w4 & 0x00ff00ffu), od = kva_trits2((w4 >> 8) & 0x00ff00ffu);
+        // fields of bytes 0..3 at bits 0, 10, 20, 30 (the last one's top 2 bits above bit 31 come from hi)
+        const unsigned int lo = (ev & 0x3ffu) | ((od & 0x3ffu) << 10) | ((ev >> 16) << 20) | ((od >> 16) << 30);
+        const unsigned int hi = od >> 18;
+        const unsigned int vw[1] = { (unsigned int)((((unsigned long long)hi << 32) | lo) >> vsh) };
+#else
+        const unsigned long long big = (unsigned long long)lut[w4 & 0xffu] | ((unsigned long long)lut[(w4 >> 8) & 0xffu] << 10)
+            | ((unsigned long long)lut[(w4 >> 16) & 0xffu] << 20) | ((unsigned long long)lut[w4 >> 24] << 30);
+        const unsigned int vw[1] = { (unsigned int)(big >> vsh) };
+#endif
+        const float fs = 4.0f * vs, fm = vm - 5.0f * vs;
+#else
         unsigned int vw[KVA_VB / 2];
         const unsigned char* vb = st + KVA_SVC + t * KVA_VRB + vc0 * KVA_VB / 8;
 #if KVA_VB == 4
@@ -783,6 +919,7 @@ __device__ __forceinline__ void kva_fast_body(
         vw[0] = *reinterpret_cast<const unsigned int*>(vb);
 #endif
         const float fs = vs * (float)(1 << KVA_VB), fm = vm - fs;
+#endif
 #pragma unroll
         for (int i = 0; i < NQ; i++) {
           const float ps = pt[i] * fs;
@@ -887,13 +1024,12 @@ extern "C" __global__ void __launch_bounds__(KVA_FW * 32, (THREADS_PER_SM) / (KV
     const long long* __restrict__ table, const io_t* __restrict__ tailK, const io_t* __restrict__ tailV, long long tailStride, \
     const unsigned char* __restrict__ allowed, const unsigned char* __restrict__ valid, int validStride, \
     float* __restrict__ part_o, float* __restrict__ part_ml, unsigned int* __restrict__ counters, io_t* __restrict__ out, int Hq, \
-    int Hkv, int nq, int qpos0, int G, int NB, int Tt, int gv, int chunksPerBlock, int S, float scaleLog2) \
+    int Hkv, int nq, int qpos0, int G, int NB, int Tt, int nOut, int gv, int chunksPerBlock, int S, float scaleLog2) \
 { kva_fast_body<NQ>(q, table, tailK, tailV, tailStride, allowed, valid, validStride, part_o, part_ml, counters, out, Hq, Hkv, nq, \
-    qpos0, G, NB, Tt, gv, chunksPerBlock, S, scaleLog2); }
+    qpos0, G, NB, Tt, nOut, gv, chunksPerBlock, S, scaleLog2); }
 KVA_FAST_ENTRY(1, 512)
 KVA_FAST_ENTRY(2, 384)
 KVA_FAST_ENTRY(4, 256)
-#endif
 """;
     }
 }

@@ -22,20 +22,46 @@ namespace Mix.Runtime.Fused
         private const int MaxSplits = 512;   // KVA_MAX_SPLITS: the combine keeps one weight per split in shared memory
         private const int WarpsPerSm = 32;   // resident warps aimed at per SM (memory parallelism)
 
-        private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> Specs = new();
+        private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled, bool tritAlu), CudaKernelSpec> Specs = new();
         private static readonly ConcurrentDictionary<int, int> SmCount = new();
 
-        internal static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim) =>
-            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_split",
-                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source), $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
+        internal static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim) => Spec(dtype, mode, headDim, RolledTransposeSum);
 
-        private static readonly ConcurrentDictionary<(int dtype, int mode, long d), CudaKernelSpec> StagedSpecs = new();
+        private static CudaKernelSpec Spec(int dtype, KvQuantMode mode, long headDim, bool rolled) =>
+            Specs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, rolled, false), k => new CudaKernelSpec("mix_kv_attention_split",
+                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source), Options(k)));
+
+        private static readonly ConcurrentDictionary<(int dtype, int mode, long d, bool rolled, bool tritAlu), CudaKernelSpec> StagedSpecs = new();
 
         internal static CudaKernelSpec StagedSpec(int dtype, KvQuantMode mode, long headDim) =>
-            StagedSpecs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim), k => new CudaKernelSpec("mix_kv_attention_staged",
-                // joined by newlines: the raw-string parts end without one, and "}#if" does not compile
-                string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged),
-                $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}"));
+            StagedSpec(dtype, mode, headDim, RolledTransposeSum, VidKvTritArithmetic);
+
+        /// <summary>The staged module with the code-generation switches given rather than read (tests).</summary>
+        internal static CudaKernelSpec StagedSpec(int dtype, KvQuantMode mode, long headDim, bool rolled, bool tritAlu) =>
+            StagedSpecs.GetOrAdd((dtype, QuantizedOps.KvCode(mode), headDim, rolled, mode == KvQuantMode.VidKv && tritAlu),
+                k => new CudaKernelSpec("mix_kv_attention_staged",
+                    // joined by newlines: the raw-string parts end without one, and "}#if" does not compile
+                    string.Join("\n", FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged), Options(k)));
+
+        private static string[] Options((int dtype, int mode, long d, bool rolled, bool tritAlu) k)
+        {
+            var o = new System.Collections.Generic.List<string> { $"-DMIX_T={k.dtype}", $"-DMIX_KV={k.mode}", $"-DKVA_D={k.d}" };
+            if (k.rolled) o.Add("-DKVA_ROLLED_SUM=1");
+            if (k.tritAlu) o.Add("-DKVA_TRIT_ALU=1");
+            return o.ToArray();
+        }
+
+        /// <summary>Whether the staged VidKV kernel decodes its trit bytes with integer arithmetic (two bytes per
+        /// multiply, <c>kva_trits2</c>) rather than through a 256-entry table in shared memory (four lookups per lane and
+        /// token, whose random addresses conflict across banks). Default false (the table, as in the second generation);
+        /// the KV bench times both.</summary>
+        public static bool VidKvTritArithmetic { get; set; }
+
+        /// <summary>Whether the launches from now on use the transposing score sum as written before (two nested
+        /// loops, which NVRTC 11.8 left partly rolled: the 32 partial scores in local memory) rather than one unrolled
+        /// step per template instance (the same additions in registers). Default false; true lets benchmarks time the
+        /// old code generation. Both generations of every cache are affected.</summary>
+        public static bool RolledTransposeSum { get; set; }
 
         [ThreadStatic] private static string? lastKernel;
 
@@ -67,9 +93,19 @@ namespace Mix.Runtime.Fused
         }
 
         /// <summary>Whether KIVI caches take the third-generation kernel (<c>kva_fast_q*</c>: cp.async-staged chunks, one
-        /// split per block, the merge in the last block) rather than the second (<c>kva_split_q*</c> + <c>kva_combine</c>;
-        /// VidKV always takes the second). Default true; false lets benchmarks time the second generation.</summary>
+        /// split per block, the merge in the last block) rather than the second (<c>kva_split_q*</c> + <c>kva_combine</c>).
+        /// Default true; false lets benchmarks time the second generation.</summary>
         public static bool StagedKivi { get; set; } = true;
+
+        /// <summary>Whether VidKV caches take the third-generation kernel (the same <c>kva_fast_q*</c> family, its bit
+        /// planes, outlier plane and trit bytes staged with the scales) rather than the second. Default true; false
+        /// selects the second generation, which VidKV ran alone before (benchmarks time both).</summary>
+        public static bool StagedVidKv { get; set; } = true;
+
+        /// <summary>The kernel generation a cache of <paramref name="mode"/> takes by default: the staged (third) one when
+        /// true.</summary>
+        /// <param name="mode">KV scheme.</param>
+        public static bool StagedByDefault(KvQuantMode mode) => mode == KvQuantMode.VidKv ? StagedVidKv : StagedKivi;
 
         /// <summary>Resident blocks aimed at per SM by the staged kernel (its shared memory allows about five at D = 128).</summary>
         private const int StagedBlocksPerSm = 4;
@@ -115,6 +151,33 @@ namespace Mix.Runtime.Fused
                 }
                 return (long)TensorPointers.Get(t, ScalarType.Int32, dev, "counters");
             }
+        }
+
+        /// <summary>Registers and local memory per thread of the one-query entries (<c>kva_fast_q1</c>, <c>kva_split_q1</c>)
+        /// for every cache at head dimension <paramref name="headDim"/>, with the transposing sum's current and old code
+        /// generation (and VidKV's arithmetic trit decoding), as the device's driver loaded them (benchmarks print them:
+        /// the host's NVRTC may differ from the tests'); empty without CUDA kernels. Reads no switch.</summary>
+        /// <param name="device">CUDA device.</param>
+        /// <param name="dtype">I/O dtype.</param>
+        /// <param name="headDim">D.</param>
+        public static System.Collections.Generic.IEnumerable<(string Kernel, int Registers, int LocalBytes)> KernelResources(Device device, ScalarType dtype,
+            long headDim = 128)
+        {
+            int dt = FusedKernels.DtypeCode(dtype);
+            int dev = device.index < 0 ? 0 : device.index;
+            if (dt < 0 || !FusedOps.IsAvailable(device)) yield break;
+            foreach (var mode in new[] { KvQuantMode.Kivi4, KvQuantMode.Kivi2, KvQuantMode.VidKv })
+                foreach (bool rolled in new[] { false, true })
+                {
+                    var staged = KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, headDim, rolled, false), "kva_fast_q1", dev);
+                    var split = KernelRuntime.Shared.TryGetFunction(Spec(dt, mode, headDim, rolled), "kva_split_q1", dev);
+                    string suffix = rolled ? ", rolled sum" : "";
+                    if (staged is not null) yield return ($"{mode} kva_fast_q1{suffix}", staged.Registers, staged.LocalBytes);
+                    if (split is not null) yield return ($"{mode} kva_split_q1{suffix}", split.Registers, split.LocalBytes);
+                    if (mode == KvQuantMode.VidKv && !rolled
+                        && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, headDim, false, true), "kva_fast_q1", dev) is { } alu)
+                        yield return ($"{mode} kva_fast_q1, trits by arithmetic", alu.Registers, alu.LocalBytes);
+                }
         }
 
         private static int Sms(int dev) =>
@@ -283,8 +346,8 @@ namespace Mix.Runtime.Fused
         /// <param name="scale">Score scale.</param>
         /// <param name="workspace">Optional float32 scratch reused across calls (grown when too small; the caller owns it).</param>
         /// <param name="splits">Split count override (tests).</param>
-        /// <param name="staged">Kernel generation for KIVI: the staged (third) one when true, the second when false, null =
-        /// <see cref="StagedKivi"/> (tests).</param>
+        /// <param name="staged">Kernel generation: the staged (third) one when true, the second when false, null =
+        /// <see cref="StagedByDefault"/> (tests).</param>
         public static Tensor? Attend(Tensor q, KvQuantMode mode, Tensor? table, int blockCount, int groupSize, Tensor? tailK,
             Tensor? tailV, long tailLength, Tensor? allowed, Tensor? valid, long kvHeads, long outliers, long valueGroup, double scale,
             ref Tensor? workspace, int? splits = null, bool? staged = null)
@@ -364,7 +427,7 @@ namespace Mix.Runtime.Fused
             {
                 long chunks = (long)blockCount * (groupSize / 32) + (Tt + 31) / 32;
                 // the staged module is compiled on its own: if it cannot be built, the second generation runs
-                bool useStaged = mode != KvQuantMode.VidKv && (staged ?? StagedKivi)
+                bool useStaged = (staged ?? StagedByDefault(mode))
                     && KernelRuntime.Shared.TryGetFunction(StagedSpec(dt, mode, D), StagedEntries[0], dev) is not null;
                 int warps = useStaged ? StagedWarps(D) : Warps;
                 var (S, cps) = splits is int forced ? (Math.Max(1, (int)Math.Min(Math.Min(forced, useStaged ? (chunks + warps - 1) / warps : chunks), MaxSplits)), 0)
@@ -419,9 +482,8 @@ namespace Mix.Runtime.Fused
                             {
                                 args.Add(qp).Add(kv.Table).Add(kv.TailK).Add(kv.TailV).Add(tailStride).Add(mp).Add(kv.Valid).Add(kv.ValidStride).Add(ws).Add(pml);
                                 if (useStaged) args.Add(counters).Add(op);
-                                args.Add((int)Hq).Add((int)kv.KvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt);
-                                if (!useStaged) args.Add((int)kv.Outliers);
-                                args.Add((int)kv.ValueGroup).Add(cps).Add(S).Add(scaleLog2);
+                                args.Add((int)Hq).Add((int)kv.KvHeads).Add((int)nq).Add((int)(T - n + i0)).Add(groupSize).Add(blockCount).Add((int)Tt)
+                                    .Add((int)kv.Outliers).Add((int)kv.ValueGroup).Add(cps).Add(S).Add(scaleLog2);
                                 fn.Launch(new Dim3(useStaged ? (uint)S : (uint)((S + Warps - 1) / Warps), (uint)Hq, (uint)B), new Dim3((uint)(warps * 32)), 0, args);
                             }
                             if (combine is not null)

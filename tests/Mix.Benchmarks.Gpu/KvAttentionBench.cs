@@ -13,8 +13,9 @@ namespace Mix.Benchmarks.Gpu;
 
 /// <summary>
 /// Part of <c>--quant</c>: attention of one query over a KV cache of one layer (batch 1, 32 heads × 128, fp16) with the
-/// quantized-cache kernels — KIVI's staged (third-generation) kernel, the second-generation split-K kernel (VidKV's
-/// only one), the first-generation kernel — and the reference path, against torch SDPA on the fp16 cache in the same
+/// quantized-cache kernels — the staged (third-generation) kernel, the second-generation split-K kernel, each also with
+/// the transposing sum's old code generation ("rolled sum"), the first-generation kernel — and the reference path, for
+/// KIVI-4, KIVI-2 and VidKV, against torch SDPA on the fp16 cache in the same
 /// process; each row has the host median (wall time of back-to-back calls: the issue cost when it exceeds the GPU's)
 /// and the device time (CUDA events), and GB/s from the device time; "× SDPA" lines give SDPA's time over the kernel's
 /// (device and wall). Then the decode step through <see cref="QuantizedKvCacheSlot"/>: its wall time (synchronised per
@@ -26,8 +27,16 @@ internal static class KvAttentionBench
 {
     private const int Steps = 64;
 
+    private static bool _resourcesShown;
+
     public static void Run(int ctx, Func<Func<Tensor?>, (double, double, int, double)> time, Action<QuantResult> record, double copyGBps = double.NaN)
     {
+        if (!_resourcesShown)
+        {
+            _resourcesShown = true;
+            foreach (var (kernel, regs, local) in QuantizedKvAttention.KernelResources(torch.CUDA, ScalarType.Float16))
+                Console.WriteLine($"  kernel {kernel,-32} Float16 D128 {regs,3} registers, {local} local bytes per thread");
+        }
         using var scope = torch.NewDisposeScope();
         long B = 1, H = 32, D = 128;
         var dt = ScalarType.Float16;
@@ -57,27 +66,46 @@ internal static class KvAttentionBench
             using var slot = new QuantizedKvCacheSlot(0, B, H, D, opts, dt, torch.CUDA);
             Prefill(slot, k, v, ctx);
             double bytes = slot.AllocatedBytes;
-            var split = slot.TryFusedAttention(q, scale) ?? throw new InvalidOperationException("the split-K kernel returned null");
+            var fused = slot.TryFusedAttention(q, scale) ?? throw new InvalidOperationException("the fused kernel returned null");
+            // a row is named after the kernel that ran (the staged module falls back to the second generation when it
+            // cannot be built)
+            string ranDefault = QuantizedKvAttention.LastKernel ?? "?";
             var (dk, dv) = slot.DequantizedKeysValues();
             var refOut = CachedAttention.Attend(q.to_type(ScalarType.Float32), dk.to_type(ScalarType.Float32), dv.to_type(ScalarType.Float32), all, scale);
             dk.Dispose(); dv.Dispose();
-            double errRef = Err(split, refOut);
-            double errFp16 = Err(split, sdpa);
-            bool kivi = mode != KvQuantMode.VidKv;
-            var best = Row(kivi ? $"{mode}: staged kernel (3rd gen.)" : $"{mode}: split-K kernel (2nd gen.)", () => slot.TryFusedAttention(q, scale), bytes, errRef);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"   {mode} × SDPA: {sdpaT.dev / best.dev:F2} (device), {sdpaT.wall / best.wall:F2} (host wall); {bytes / 1e6:F1} MB packed vs {2.0 * k.numel() * 2 / 1e6:F1} MB fp16"));
-            if (kivi)
+            double errRef = Err(fused, refOut);
+            double errFp16 = Err(fused, sdpa);
+            void Ratio(string what, (double wall, double dev) t) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"   {mode} {what} × SDPA: {sdpaT.dev / t.dev:F2} (device), {sdpaT.wall / t.wall:F2} (host wall); {bytes / 1e6:F1} MB packed vs {2.0 * k.numel() * 2 / 1e6:F1} MB fp16"));
+            string defaultName = ranDefault == "staged" ? "staged kernel (3rd gen.)" : $"staged kernel requested, {ranDefault} ran";
+            var best = Row($"{mode}: {defaultName}", () => slot.TryFusedAttention(q, scale), bytes, errRef);
+            Ratio(defaultName, best);
+            // the same cache through the switches, so one run decides the defaults: the second generation (VidKV's only
+            // kernel before the staged one took it), either generation with the transposing sum's old code generation
+            // (RolledTransposeSum: its 32 partial scores in local memory), and VidKV's trit bytes by arithmetic
+            var variants = new List<(bool staged, bool rolled, bool alu)> { (true, true, false), (false, false, false), (false, true, false) };
+            if (mode == KvQuantMode.VidKv) variants.Insert(0, (true, false, true));
+            foreach (var (staged, rolled, alu) in variants)
             {
-                QuantizedKvAttention.StagedKivi = false;
+                bool oldKivi = QuantizedKvAttention.StagedKivi, oldVidKv = QuantizedKvAttention.StagedVidKv;
+                QuantizedKvAttention.StagedKivi = QuantizedKvAttention.StagedVidKv = staged;
+                QuantizedKvAttention.RolledTransposeSum = rolled;
+                QuantizedKvAttention.VidKvTritArithmetic = alu;
                 try
                 {
-                    var second = slot.TryFusedAttention(q, scale) ?? throw new InvalidOperationException("the split-K kernel returned null");
-                    Row($"{mode}: split-K kernel (2nd gen.)", () => slot.TryFusedAttention(q, scale), bytes, Err(second, refOut));
+                    var other = slot.TryFusedAttention(q, scale) ?? throw new InvalidOperationException("the fused kernel returned null");
+                    string ran = QuantizedKvAttention.LastKernel ?? "?";
+                    string name = (staged ? "staged kernel (3rd gen.)" : "split-K kernel (2nd gen.)") + (rolled ? ", rolled sum" : "")
+                        + (alu ? ", trits by arithmetic" : "") + (ran == (staged ? "staged" : "split") ? "" : $" [{ran} ran]");
+                    var t = Row($"{mode}: {name}", () => slot.TryFusedAttention(q, scale), bytes, Err(other, refOut));
+                    Ratio(name, t);
                 }
                 finally
                 {
-                    QuantizedKvAttention.StagedKivi = true;
+                    QuantizedKvAttention.StagedKivi = oldKivi;
+                    QuantizedKvAttention.StagedVidKv = oldVidKv;
+                    QuantizedKvAttention.RolledTransposeSum = false;
+                    QuantizedKvAttention.VidKvTritArithmetic = false;
                 }
             }
             var first = slot.TryFirstGenerationAttention(q, all, scale);

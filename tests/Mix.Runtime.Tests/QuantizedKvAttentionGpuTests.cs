@@ -10,8 +10,8 @@ using static TorchSharp.torch;
 namespace Mix.Runtime.Tests;
 
 /// <summary>
-/// The split-K quantized-cache attention (<see cref="QuantizedKvAttention"/>) on the GPU: against float64 softmax
-/// attention over the slot's own dequantized cache (relative L2 ≤ 1e-4 float32, 3e-3 float16, 2e-2 bfloat16 — the
+/// The split-K quantized-cache attention (<see cref="QuantizedKvAttention"/>: the staged kernel, default for every cache,
+/// and the second generation) on the GPU: against float64 softmax attention over the slot's own dequantized cache (relative L2 ≤ 1e-4 float32, 3e-3 float16, 2e-2 bfloat16 — the
 /// bounds of the first-generation kernel's tests), against the first-generation kernel, forced split counts, and a
 /// decode through the slot (in-place tail, no mask tensor) against the reference slot. Every case asserts that the
 /// split kernel itself ran (not a fallback).
@@ -83,7 +83,7 @@ public class QuantizedKvAttentionGpuTests
             var m = Mask(queries, false, s);
             var o = slot.Attend(q, k, v, m, scale);
             Assert.Equal("split", slot.LastAttendPath);
-            Assert.Equal(mode == "VidKv" ? "split" : "staged", QuantizedKvAttention.LastKernel);
+            Assert.Equal("staged", QuantizedKvAttention.LastKernel);
             Assert.Equal(dt, o.dtype);
             var (_, _, allowed) = twin.Update(k, v, m);
             // float64 dequantization: the kernel's own numbers (a cache rounded to float16 or bfloat16 would add its own
@@ -101,7 +101,8 @@ public class QuantizedKvAttentionGpuTests
             var causal = slot.TrySplitAttention(q, null, scale, 5);
             Assert.NotNull(causal);
             Assert.InRange(Gpu.RelErr(causal, reference), 0, tol);
-            // the second-generation kernel on the same cache (KIVI's staged kernel replaced it; VidKV still takes it)
+            // the second-generation kernel on the same cache (the staged kernel replaced it for every cache; it stays
+            // selectable: QuantizedKvAttention.StagedKivi / StagedVidKv)
             var second = slot.TrySplitAttention(q, null, scale, staged: false);
             Assert.NotNull(second);
             Assert.Equal("split", QuantizedKvAttention.LastKernel);
@@ -113,6 +114,101 @@ public class QuantizedKvAttentionGpuTests
             }
         }
         Assert.True(slot.BlockCount > 0);
+    }
+
+    /// <summary>
+    /// The staged kernel at decode-sized contexts (one query, many blocks per split: the cp.async pipeline runs for many
+    /// chunks per warp), VidKV first: against float64 attention over the slot's dequantized cache (relative L2 ≤ 3e-3
+    /// float16, 2e-2 bfloat16, 1e-4 float32 — the bounds above) and against the second-generation kernel on the same
+    /// cache (the same bound: both are float32 inside and read the same codes), and with the transposing sum's old code
+    /// generation (<see cref="QuantizedKvAttention.RolledTransposeSum"/>: the same additions, so within the same bound);
+/// VidKV's trit bytes decoded by arithmetic (<see cref="QuantizedKvAttention.VidKvTritArithmetic"/>) give the same codes,
+/// so exactly the default's output.
+    /// Contexts with an odd tail; batch 2 with a left-padded row.
+    /// </summary>
+    [Theory]
+    [InlineData("VidKv", "f16", 1, 8, 4133)]
+    [InlineData("VidKv", "bf16", 2, 4, 2085)]
+    [InlineData("VidKv", "f32", 1, 2, 1061)]
+    [InlineData("Kivi2", "f16", 1, 8, 4133)]
+    public void StagedKernelMatchesReferenceAtDecodeContexts(string mode, string dtype, int batch, int heads, int prefill)
+    {
+        Gpu.Require();
+        var dt = Gpu.Dtype(dtype);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(prefill + heads);
+        const int headDim = 128;
+        var opts = new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = Enum.Parse<KvQuantMode>(mode) } };
+        using var slot = new QuantizedKvCacheSlot(0, batch, heads, headDim, opts, dt, Gpu.Device);
+        using var twin = new KvCacheSlot(0, batch, heads, headDim, new KvCacheOptions(), dt, Gpu.Device);
+        double scale = 1.0 / Math.Sqrt(headDim);
+        Tensor Rand(long n)
+        {
+            var t = torch.randn(batch, heads, n, headDim, device: Gpu.Device);
+            t[TensorIndex.Ellipsis, 3] = t[TensorIndex.Ellipsis, 3] * 6;   // an outlier channel
+            return t.to_type(dt);
+        }
+        Tensor? mask = null;
+        if (batch > 1)
+        {
+            mask = torch.ones(batch, prefill, dtype: ScalarType.Int64, device: Gpu.Device);
+            mask[0, TensorIndex.Slice(0, 37)] = torch.tensor(0L);
+        }
+        var k0 = Rand(prefill);
+        var v0 = Rand(prefill);
+        slot.Prefill(k0, v0, mask);
+        twin.Update(k0, v0, mask);
+        var q = Rand(1);
+        var k = Rand(1);
+        var v = Rand(1);
+        var stepMask = batch > 1 ? torch.ones(batch, 1, dtype: ScalarType.Int64, device: Gpu.Device) : null;
+        var o = slot.Attend(q, k, v, stepMask, scale);
+        Assert.Equal("split", slot.LastAttendPath);
+        Assert.Equal("staged", QuantizedKvAttention.LastKernel);
+        var (_, _, allowed) = twin.Update(k, v, stepMask);
+        var (dk, dv) = slot.DequantizedKeysValues(ScalarType.Float64);
+        var reference = CachedAttention.Attend(F64Cpu(q), F64Cpu(dk), F64Cpu(dv), allowed.cpu(), scale);
+        double tol = Gpu.Tol(dt, 1e-4, 3e-3, 2e-2);
+        double errStaged = Gpu.RelErr(o, reference);
+        Assert.InRange(errStaged, 0, tol);
+        var second = slot.TrySplitAttention(q, null, scale, staged: false);
+        Assert.NotNull(second);
+        Assert.Equal("split", QuantizedKvAttention.LastKernel);
+        Assert.InRange(Gpu.RelErr(second, reference), 0, tol);
+        Assert.InRange(Gpu.RelErr(o, second.to_type(ScalarType.Float64)), 0, tol);
+        QuantizedKvAttention.RolledTransposeSum = true;
+        try
+        {
+            var rolled = slot.TrySplitAttention(q, null, scale);
+            Assert.NotNull(rolled);
+            Assert.Equal("staged", QuantizedKvAttention.LastKernel);
+            Assert.InRange(Gpu.RelErr(rolled, reference), 0, tol);
+        }
+        finally
+        {
+            QuantizedKvAttention.RolledTransposeSum = false;
+        }
+        if (mode == "VidKv")
+        {
+            // the trit bytes decoded by arithmetic instead of the table: the same codes, so the same output
+            var table = slot.TrySplitAttention(q, null, scale);
+            Assert.NotNull(table);
+            QuantizedKvAttention.VidKvTritArithmetic = true;
+            try
+            {
+                var alu = slot.TrySplitAttention(q, null, scale);
+                Assert.NotNull(alu);
+                Assert.Equal("staged", QuantizedKvAttention.LastKernel);
+                Assert.InRange(Gpu.RelErr(alu, reference), 0, tol);
+                Assert.Equal(0.0, (F64Cpu(alu) - F64Cpu(table)).abs().max().item<double>());
+            }
+            finally
+            {
+                QuantizedKvAttention.VidKvTritArithmetic = false;
+            }
+        }
+        TestContext.Current.TestOutputHelper?.WriteLine($"{mode} {dtype} B{batch} H{heads} T{prefill + 1}: staged rel. L2 {errStaged:E2} (bound {tol:E0})");
     }
 
     /// <summary>A causal attention layer decoding through a quantized slot: a prefill, then one token at a time, with the

@@ -21,7 +21,7 @@ public sealed class KernelSourceDirectiveTests
 
     public static IEnumerable<object[]> Specs()
     {
-        foreach (var mode in new[] { KvQuantMode.Kivi2, KvQuantMode.Kivi4 })
+        foreach (var mode in new[] { KvQuantMode.Kivi2, KvQuantMode.Kivi4, KvQuantMode.VidKv })
         {
             yield return new object[] { QuantizedKvAttention.Spec(0, mode, 128) };
             yield return new object[] { QuantizedKvAttention.StagedSpec(0, mode, 128) };

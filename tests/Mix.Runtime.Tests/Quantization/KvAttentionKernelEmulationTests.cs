@@ -13,14 +13,16 @@ using static TorchSharp.torch;
 namespace Mix.Runtime.Tests.Quantization;
 
 /// <summary>
-/// The split-K quantized-cache attention kernel (<see cref="KvAttentionKernelSources"/>) compiled as C++ with the CUDA
+/// The quantized-cache attention kernels (<see cref="KvAttentionKernelSources"/>: the second-generation split-K kernel
+/// with its combine, and the third-generation staged kernel, for KIVI-4, KIVI-2 and VidKV alike) compiled as C++ with the CUDA
 /// built-ins emulated (one OS thread per CUDA thread, warp shuffles and <c>__syncwarp</c> as barriers of the warp's 32
 /// threads, <c>__syncthreads</c> as a barrier of the block), fed with blocks packed by the real
 /// <see cref="KvQuantizer"/> (KIVI-4, KIVI-2, VidKV) and a float32 tail, against softmax attention in float64 over
 /// <see cref="KvQuantizer.Dequantize"/>'s keys and values (computed here in C#). Cases: contexts that are not a multiple
 /// of the block or of the split, tails of 0, 5, 7 and 33+ tokens, blocks of 64 tokens, batch 2 with rows of different
 /// lengths (left padding through the validity bytes), an explicit mask, grouped-query heads, 1–4 queries per launch,
-/// head dimensions 32, 64, 96, 128 and 256. Needs g++ (C++20); skipped without it. Bound: max |error| ≤ 2e-5 ×
+/// head dimensions 32, 64, 96, 128 and 256; for VidKV also value groups of 64 channels, an odd outlier count and more
+/// than 32 outliers. Needs g++ (C++20); skipped without it. Bound: max |error| ≤ 2e-5 ×
 /// (1 + max |reference|) (float32 kernel, float64 reference). The KIVI block quantizer (<c>kva_quantize</c>) against
 /// the same blocks: float16 scales and minimums within one ulp and at most 0.5 % of the codes one step off (it follows
 /// torch's CUDA numerics, which divide by the level count through its reciprocal; the reference here ran on the CPU,
@@ -159,9 +161,8 @@ int main(int argc, char** argv) {
     double err = 0, mag = 0;
     for (size_t i = 0; i < out.size(); i++) { err = std::max(err, std::fabs(out[i] - ref[i])); mag = std::max(mag, std::fabs(ref[i])); }
     printf("case%d %.6g %.6g %d", cs, err, mag, S);
-#if MIX_KV != 2
     {
-      // the staged kernel (KIVI): as QuantizedKvAttention splits a forced count (at least one chunk per warp), one block
+      // the staged kernel: as QuantizedKvAttention splits a forced count (at least one chunk per warp), one block
       // per split, the merge done by the last block of each head (the counters must be zero again afterwards)
       int S3 = std::max(1, std::min(S0, std::min((chunks + KVA_FW - 1) / KVA_FW, 512)));
       const int cpb = (chunks + S3 - 1) / S3; S3 = (chunks + cpb - 1) / cpb;
@@ -170,7 +171,7 @@ int main(int argc, char** argv) {
       auto body3 = [&] {
         auto a = [&](auto f) { f(ptr<float>(q), NB ? table.data() : nullptr, ptr<float>(tk), ptr<float>(tv), (long long)cap * D,
             ptr<unsigned char>(allowed), ptr<unsigned char>(valid), vstride, po3.data(), pml3.data(), counters.data(), out3.data(), Hq, Hkv,
-            nq, qpos0, G, NB, Tt, gv, cpb, S3, scaleLog2); };
+            nq, qpos0, G, NB, Tt, nOut, gv, cpb, S3, scaleLog2); };
         if (nq == 1) a(kva_fast_q1); else if (nq == 2) a(kva_fast_q2); else a(kva_fast_q4);
       };
       launch({ (unsigned)S3, (unsigned)Hq, (unsigned)B }, KVA_FW * 32, body3);
@@ -181,7 +182,6 @@ int main(int argc, char** argv) {
       for (unsigned c : counters) left += c;
       printf(" staged %.6g %d %u", err3, S3, left);
     }
-#endif
     // the block quantizer: the raw rows of the first block (and a few more), quantized and shifted by kva_quantize
     const int qlen = rd();
     auto rawK = arr(), rawV = arr();
@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
 
     /// <summary>One attention call: the cache shape, the queries and how visibility is given.</summary>
     private sealed record Case(KvQuantMode Mode, int B, int Hkv, int Hq, int D, int G, int NB, int Tt, int Nq, int Splits,
-        string Visibility, int Seed);
+        string Visibility, int Seed, double OutlierFraction = 0.125);
 
     private static readonly Case[] Cases =
     {
@@ -254,6 +254,14 @@ int main(int argc, char** argv) {
         new(KvQuantMode.VidKv, 2, 2, 2, 96, 32, 4, 33, 3, 5, "allowed", 6),
         // VidKV: 128 channels (16 outliers), 7 splits over 9 chunks, left padding
         new(KvQuantMode.VidKv, 2, 1, 1, 128, 32, 8, 9, 1, 7, "valid", 7),
+        // VidKV, for the staged kernel: 21 blocks + an odd tail of 13 in 2 splits (several chunks per warp), grouped-query
+        // heads, left padding; blocks of 64 tokens (bit planes in 4-byte pieces, value groups of 64 channels: 13 trit bytes)
+        // + a tail of 31 in 3 splits, an explicit mask, 2 queries
+        new(KvQuantMode.VidKv, 2, 1, 2, 128, 32, 21, 13, 1, 2, "valid", 11),
+        new(KvQuantMode.VidKv, 1, 2, 2, 128, 64, 9, 31, 2, 3, "allowed", 12),
+        // VidKV: 256 channels with 37 outliers (odd: the indices staged through registers; two slot rows of 32), 4
+        // queries, 11 blocks + 1 tail token in 2 splits, causal
+        new(KvQuantMode.VidKv, 1, 1, 1, 256, 32, 11, 1, 4, 2, "causal", 13, 0.146),
     };
 
     private static string? Which(string program) =>
@@ -284,7 +292,7 @@ int main(int argc, char** argv) {
     {
         using var scope = torch.NewDisposeScope();
         var gen = torch.manual_seed(c.Seed);
-        var opts = new KvQuantizationOptions { Mode = c.Mode, GroupSize = c.G };
+        var opts = new KvQuantizationOptions { Mode = c.Mode, GroupSize = c.G, OutlierFraction = c.OutlierFraction };
         int T = c.NB * c.G + c.Tt;
         Tensor Rand(long t)
         {
@@ -396,10 +404,13 @@ int main(int argc, char** argv) {
         {
             var results = new List<string>();
             // one program per (mode, head dimension): both are compile-time constants of the kernel
-            foreach (var group in Cases.GroupBy(c => (c.Mode, c.D)))
+            // VidKV twice: the staged kernel's trit bytes through the table and through integer arithmetic (KVA_TRIT_ALU)
+            foreach (var (group, tritAlu) in Cases.GroupBy(c => (c.Mode, c.D))
+                .SelectMany(g => g.Key.Mode == KvQuantMode.VidKv ? new[] { (g, false), (g, true) } : new[] { (g, false) }))
             {
-                string name = $"kva_{QuantizedOps.KvCode(group.Key.Mode)}_{group.Key.D}";
+                string name = $"kva_{QuantizedOps.KvCode(group.Key.Mode)}_{group.Key.D}{(tritAlu ? "_alu" : "")}";
                 var source = string.Join("\n", $"#define MIX_KV {QuantizedOps.KvCode(group.Key.Mode)}\n#define KVA_D {group.Key.D}",
+                    tritAlu ? "#define KVA_TRIT_ALU 1" : "",
                     Emulation, FusedKernelSources.Prelude, KvAttentionKernelSources.Source, KvAttentionKernelSources.Staged, Harness);
                 File.WriteAllText(Path.Combine(dir, name + ".cpp"), source);
                 using (var f = File.Create(Path.Combine(dir, name + ".bin")))
@@ -433,17 +444,15 @@ int main(int argc, char** argv) {
                     results.Add($"{c}: max err {err:G3} (|ref| ≤ {mag:G3}, {parts[3]} splits)");
                     Assert.True(err <= 2e-5 * (1 + mag), $"{c}: max |error| {err} vs max |reference| {mag}");
                     int si = Array.IndexOf(parts, "staged");
-                    if (c.Mode != KvQuantMode.VidKv)
-                    {
-                        Assert.True(si > 0, $"{c}: the staged kernel did not run: {line}");
-                        double err3 = double.Parse(parts[si + 1], CultureInfo.InvariantCulture);
-                        results.Add($"{c}: staged kernel max err {err3:G3} ({parts[si + 2]} blocks per head)");
-                        Assert.True(err3 <= 2e-5 * (1 + mag), $"{c}: staged kernel max |error| {err3} vs max |reference| {mag}");
-                        Assert.True(parts[si + 3] == "0", $"{c}: the staged kernel left its arrival counters at {parts[si + 3]}");
-                    }
+                    Assert.True(si > 0, $"{c}: the staged kernel did not run: {line}");
+                    double err3 = double.Parse(parts[si + 1], CultureInfo.InvariantCulture);
+                    results.Add($"{c}{(tritAlu ? " (trits by arithmetic)" : "")}: staged kernel max err {err3:G3} ({parts[si + 2]} blocks per head)");
+                    Assert.True(err3 <= 2e-5 * (1 + mag), $"{c}: staged kernel max |error| {err3} vs max |reference| {mag}");
+                    Assert.True(parts[si + 3] == "0", $"{c}: the staged kernel left its arrival counters at {parts[si + 3]}");
                     Assert.True(mag > 0.05, $"{c}: the reference output is degenerate ({mag})");
                 }
             }
+            TestContext.Current.TestOutputHelper?.WriteLine(string.Join("\n", results));
         }
         finally
         {
