@@ -32,10 +32,12 @@ namespace Mix.Runtime.Fused
         /// <c>chunk_state_pass_t</c>, <c>chunk_output_gla_tc2</c>: the intra-chunk scores by secondary chunking, on tensor
         /// cores below the diagonal 16-step blocks, formed once per 128 value columns; the entering states passed to the
         /// output in the I/O type) rather than the first (<c>chunk_state_gla_tc</c>, <c>chunk_state_pass</c>,
-        /// <c>chunk_output_gla_tc</c>); on by default. Needs key and value sizes that are multiples of 8 and 16-byte
-        /// aligned inputs, else the first form runs. A switch so that both can be timed in one process.
+        /// <c>chunk_output_gla_tc</c>). Off by default until a GPU run has checked and timed it (written in session 17
+        /// against run 17a's Nsight Compute profile; passes the g++ emulation and NVRTC 11.8 with no spills, but no device
+        /// was lent after it landed): `--only scans-vs-triton` times both forms. Needs key and value sizes that are
+        /// multiples of 8 and 16-byte aligned inputs, else the first form runs.
         /// </summary>
-        public static bool UseGlaSecondForm { get; set; } = true;
+        public static bool UseGlaSecondForm { get; set; }
 
         /// <summary>
         /// Diagnostics only (the <c>ssd-debug</c> benchmark): false sends half-precision SSD to the float32-FMA chunked

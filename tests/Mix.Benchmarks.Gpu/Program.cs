@@ -25,7 +25,7 @@ internal sealed record Result(string Op, string Shape, string Dtype, string Impl
 /// TorchSharp reference path measured in the same process.
 /// Usage: Mix.Benchmarks.Gpu [--out DIR] [--quick] [--quant [--only linear|kv|probes|linear+probes|variants]] [--only kernels|scans|scans-vs-triton|gla-profile|ssd-debug|models|vision|mamba|mamba-quant|mamba-kernels|lm-quant|fusion|catalog3|all]
 /// [--dtype float32|bfloat16|all] [--models NAME,NAME] [--budget SECONDS] (catalog3: which of its models, and a time limit)
-/// [--gla-form first|second] (the bf16 chunked GLA kernels every GLA path takes, gla-profile's included; default second)
+/// [--gla-form first|second] (the bf16 chunked GLA kernels every GLA path takes, gla-profile's included; default first until measured)
 /// </summary>
 internal static partial class Program
 {

@@ -181,10 +181,12 @@ internal static class ScanVsTritonBench
         var path = ScanDispatch.Gla(L, CudaScanKernels.ChunkedFits(b, h, K, V));
         Pair(time, "gla_scan", Label("gla_scan", path), dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", b * L,
             () => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o, Chunk(path));
-        if (dt != ScalarType.Float32 && path == ScanForward.Chunked && CudaScanKernels.UseGlaSecondForm)
+        if (dt != ScalarType.Float32 && path == ScanForward.Chunked)
         {
-            // the tensor-core kernels' first form (the row above ran the second: secondary chunking, bf16 entering states)
-            CudaScanKernels.UseGlaSecondForm = false;
+            // the tensor-core kernels' other form (the row above ran the default one; the second form: secondary chunking,
+            // bf16 entering states)
+            bool savedForm = CudaScanKernels.UseGlaSecondForm;
+            CudaScanKernels.UseGlaSecondForm = !savedForm;
             try
             {
                 // rel_err_vs_reference of this row: the first form against the reference path
@@ -197,10 +199,10 @@ internal static class ScanVsTritonBench
                     finally { MixDispatch.FusedEnabled = true; }
                 }
                 var (m, mn, n, gpu) = time(() => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o);
-                Add("gla_scan", "mix fused gla_scan (chunked, tensor cores, first form)", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}",
+                Add("gla_scan", savedForm ? "mix fused gla_scan (chunked, tensor cores, first form)" : "mix fused gla_scan (chunked, tensor cores, second form)", dt, b, L, $"b{b} T{L} h{h} K{K} V{V}",
                     m, mn, n, gpu, b * L, err, CudaScanKernels.ChunkSize);
             }
-            finally { CudaScanKernels.UseGlaSecondForm = true; }
+            finally { CudaScanKernels.UseGlaSecondForm = savedForm; }
         }
         if (dt != ScalarType.Float32 && path == ScanForward.Chunked)
         {

@@ -19,8 +19,15 @@ namespace Mix.Runtime.Tests;
 [Trait("Category", "Gpu")]
 // switches QuantizedKvCacheSlot.UseFusedKernels, which the other class asserts on: never in parallel with it
 [Collection(nameof(FusedSwitchCollection))]
-public class QuantizedKvAttentionGpuTests
+public sealed class QuantizedKvAttentionGpuTests : IDisposable
 {
+    // VidKV's staged kernel is opt-in until measured on a GPU: these tests check it, as they check KIVI's default one
+    private readonly bool _savedStagedVidKv = QuantizedKvAttention.StagedVidKv;
+
+    public QuantizedKvAttentionGpuTests() => QuantizedKvAttention.StagedVidKv = true;
+
+    public void Dispose() => QuantizedKvAttention.StagedVidKv = _savedStagedVidKv;
+
     private static Tensor F64Cpu(Tensor t) => t.detach().to(ScalarType.Float64, torch.CPU);
 
     public static TheoryData<string, string, int, int, int, int, int, int, int> Cases => new()
