@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU checks and timings that landed without a device (kept current by each session; see docs/benchmarks.md,
+# "Pending on the GPU"). One device call, about 400 s on a fresh host (kernel compiles included):
+#   here:   bash ../shared/gpu/bundle.sh tests/Mix.Runtime.Tests/Mix.Runtime.Tests.csproj tests/Mix.Benchmarks.Gpu/Mix.Benchmarks.Gpu.csproj
+#           bash tests/Mix.Benchmarks.Gpu/make_triton_src.sh
+#   device: bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh      (carry .gpu and .triton-src; results under $OUT)
+# Each step has its own time limit, the most important first, so that a cut call still answers the first questions.
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/pending-out}; mkdir -p "$OUT"
+step() {  # step LIMIT NAME COMMAND...
+  local limit=$1 name=$2; shift 2
+  local t0=$(date +%s)
+  timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
+  echo "== $name rc=$? $(( $(date +%s) - t0 ))s"
+}
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+# 1. correctness of what landed unverified (session 17): the GLA second form, VidKV's staged kernel, the Mamba step
+#    tests with the persistent kernel as batch 1's default
+step 150 tests bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.FusedMambaStepGpuTests \
+  -class Mix.Runtime.Tests.Scans.GlaSecondFormGpuTests -class Mix.Runtime.Tests.Scans.GlaTensorCoreGpuTests \
+  -class Mix.Runtime.Tests.QuantizedKvAttentionGpuTests -class Mix.Runtime.Tests.QuantizedKvSlotStepCostGpuTests
+grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | head -20
+# 2. their timings against the defaults (rows name the form / generation that ran)
+step 70 scans bash .gpu/run.sh Mix.Benchmarks.Gpu --only scans-vs-triton --quick --out "$OUT"
+grep -E "^(gla_scan|gla_lm)" "$OUT/scans.txt" | grep -v reference
+step 90 kv bash .gpu/run.sh Mix.Benchmarks.Gpu --quant --quick --only kv --out "$OUT"
+grep -E "kernel .*kva|SDPA:" "$OUT/kv.txt" | head -60
+step 80 mamba bash .gpu/run.sh Mix.Benchmarks.Gpu --only mamba-decode --quick --out "$OUT"
+grep -E "tok/s" "$OUT/mamba.txt" | head -40
+# 3. the official side of the GLA comparison (fla's chunk_gla; Triton autotunes on first use)
+step 100 triton python3 tests/Mix.Benchmarks.Gpu/triton_scans.py --mamba .triton-src --fla .triton-src --only scans --ops gla --quick --budget 90 --out "$OUT"
+grep -E "^(gla|torch)" "$OUT/triton.txt"
