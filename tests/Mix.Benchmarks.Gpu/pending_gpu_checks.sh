@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks and timings that landed without a device (kept current by each session; see docs/benchmarks.md,
-# "Pending on the GPU"). One device call, about 400 s on a fresh host (kernel compiles included):
+# "Pending on the GPU"). Two device calls of at most ~400 s each on a fresh host (kernel compiles included), back to back
+# so that the second finds the machine warm: `verify` (tests, then our new kernels' timings) and `compare` (the
+# official / timm baselines in the same lease):
 #   here:   bash ../shared/gpu/bundle.sh tests/Mix.Runtime.Tests/Mix.Runtime.Tests.csproj tests/Mix.Benchmarks.Gpu/Mix.Benchmarks.Gpu.csproj
 #           bash tests/Mix.Benchmarks.Gpu/make_triton_src.sh
-#   device: bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh      (carry .gpu and .triton-src; results under $OUT)
+#   device: bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh verify    (carry .gpu and .triton-src; results under $OUT)
+#           bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh compare
 # Each step has its own time limit, the most important first, so that a cut call still answers the first questions.
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/pending-out}; mkdir -p "$OUT"
@@ -14,6 +17,8 @@ step() {  # step LIMIT NAME COMMAND...
   echo "== $name rc=$? $(( $(date +%s) - t0 ))s"
 }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+part=${1:-verify}
+if [ "$part" = verify ]; then
 # 1. correctness of what landed unverified (session 17): the GLA second form, VidKV's staged kernel, the Mamba step
 #    tests with the persistent kernel as batch 1's default
 step 150 tests bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.FusedMambaStepGpuTests \
@@ -21,12 +26,22 @@ step 150 tests bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Fused
   -class Mix.Runtime.Tests.QuantizedKvAttentionGpuTests -class Mix.Runtime.Tests.QuantizedKvSlotStepCostGpuTests
 grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | head -20
 # 2. their timings against the defaults (rows name the form / generation that ran)
-step 70 scans bash .gpu/run.sh Mix.Benchmarks.Gpu --only scans-vs-triton --quick --out "$OUT"
-grep -E "^(gla_scan|gla_lm)" "$OUT/scans.txt" | grep -v reference
 step 90 kv bash .gpu/run.sh Mix.Benchmarks.Gpu --quant --quick --only kv --out "$OUT"
 grep -E "kernel .*kva|SDPA:" "$OUT/kv.txt" | head -60
 step 80 mamba bash .gpu/run.sh Mix.Benchmarks.Gpu --only mamba-decode --quick --out "$OUT"
 grep -E "tok/s" "$OUT/mamba.txt" | head -40
-# 3. the official side of the GLA comparison (fla's chunk_gla; Triton autotunes on first use)
+fi
+if [ "$part" = compare ]; then
+# 3. our scans (both GLA forms) and the official side of the GLA comparison in the same call (fla's chunk_gla; Triton
+#    autotunes on first use)
+step 70 scans bash .gpu/run.sh Mix.Benchmarks.Gpu --only scans-vs-triton --quick --out "$OUT"
+grep -E "^(gla_scan|gla_lm)" "$OUT/scans.txt" | grep -v reference
 step 100 triton python3 tests/Mix.Benchmarks.Gpu/triton_scans.py --mamba .triton-src --fla .triton-src --only scans --ops gla --quick --budget 90 --out "$OUT"
 grep -E "^(gla|torch)" "$OUT/triton.txt"
+# 4. ours against timm's models under torch.compile in one call: the rows that decide issue 14's targets first
+step 70 fusion bash .gpu/run.sh Mix.Benchmarks.Gpu --only fusion --dtype bfloat16 --quick --out "$OUT"
+grep -E "^\| (PoolFormer|ConvFormer|CAFormer|gated)" "$OUT/fusion.txt" | grep -E "fused: planner|reference" | cut -d'|' -f2-8
+step 150 timm python3 tests/Mix.Benchmarks.Gpu/pytorch_models.py --only fusion --dtype bfloat16 --budget 140 \
+  --fusion-rows ConvFormer:128,CAFormer:128,gated:1,PoolFormer:128 --out "$OUT"
+grep -E "compile|skipped" "$OUT/timm.txt"
+fi

@@ -1,6 +1,7 @@
 """Whole-model PyTorch baselines for Mix.Benchmarks.Gpu's model cases (same shapes, same timing method).
 
 Usage: python3 pytorch_models.py [--out DIR] [--budget SECONDS] [--only vision|mamba|mamba-first|fusion|all] [--dtype float32|bfloat16|all]
+                                 [--fusion-rows MODEL-PREFIX:BATCH,...]
                                  [--no-compile]
 
 - PoolFormer-S12 and ConvFormer-S18 written in plain PyTorch with timm's math (timm is not installed on the GPU host),
@@ -300,6 +301,15 @@ def gated_mixer(dim=128, depth=4):  # fusion.mix fusion_gated(dim = 128, depth =
     return nn.Sequential(*[m for _ in range(depth) for m in (ChanRMSNorm(dim), GatedDwconv(dim))])
 
 
+FUSION_ROWS = ()
+
+
+def wanted(name, b):
+    # --fusion-rows ConvFormer:128,gated:1 keeps those (model-name prefix, batch) rows only: torch.compile takes 20-40 s per
+    # model and batch on a fresh host, so a shared device call picks the rows that decide a comparison
+    return not FUSION_ROWS or any(name.startswith(p) and (bb == "*" or int(bb) == b) for p, bb in FUSION_ROWS)
+
+
 def fusion(compile_ok, dtypes):
     # timm's own models under torch.compile with cudnn.benchmark (the fastest stock setting), and the test-only gated
     # mixer in plain PyTorch, eager and compiled; Mix.Benchmarks.Gpu --only fusion measures ours in the same device call.
@@ -317,6 +327,9 @@ def fusion(compile_ok, dtypes):
     for dt in dtypes:
         dts = str(dt).replace("torch.", "")
         for name, mk, shape, batches, who in cases:
+            batches = [b for b in batches if wanted(name, b)]
+            if not batches:
+                continue
             torch.manual_seed(0)
             m = mk().to(dev).to(dt).eval()
             cm = torch.compile(m) if compile_ok else None
@@ -509,9 +522,11 @@ def main():
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--decode-only", action="store_true", help="mamba: only the plain-PyTorch decode steps (no HF prefill/decode)")
     ap.add_argument("--dtype", default="all", help="vision dtypes: float32, bfloat16 or all")
+    ap.add_argument("--fusion-rows", default="", help="fusion: only these rows, MODEL-PREFIX:BATCH[,...] (BATCH may be *)")
     ap.add_argument("--decode-configs", default="", help="mamba: only these compiled decode rows, mode:dtype:batch,...")
     a = ap.parse_args()
-    global DECODE_ONLY, DECODE_CONFIGS
+    global DECODE_ONLY, DECODE_CONFIGS, FUSION_ROWS
+    FUSION_ROWS = tuple(tuple(r.split(":", 1)) for r in a.fusion_rows.split(",") if ":" in r)
     DECODE_ONLY = a.decode_only
     DECODE_CONFIGS = a.decode_configs
     BUDGET = a.budget
