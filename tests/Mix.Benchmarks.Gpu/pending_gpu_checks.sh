@@ -7,6 +7,7 @@
 #           bash tests/Mix.Benchmarks.Gpu/make_triton_src.sh
 #   device: bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh verify    (carry .gpu and .triton-src; results under $OUT)
 #           bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh compare
+#   (and `gpu-tests`: every GPU test with per-test times, a call of its own)
 # Each step has its own time limit, the most important first, so that a cut call still answers the first questions.
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/pending-out}; mkdir -p "$OUT"
@@ -23,7 +24,8 @@ if [ "$part" = verify ]; then
 #    tests with the persistent kernel as batch 1's default
 step 150 tests bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.FusedMambaStepGpuTests \
   -class Mix.Runtime.Tests.Scans.GlaSecondFormGpuTests -class Mix.Runtime.Tests.Scans.GlaTensorCoreGpuTests \
-  -class Mix.Runtime.Tests.QuantizedKvAttentionGpuTests -class Mix.Runtime.Tests.QuantizedKvSlotStepCostGpuTests
+  -class Mix.Runtime.Tests.QuantizedKvAttentionGpuTests -class Mix.Runtime.Tests.QuantizedKvSlotStepCostGpuTests \
+  -xml "$OUT/tests.xml"
 grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | head -20
 # 2. their timings against the defaults (rows name the form / generation that ran)
 step 90 kv bash .gpu/run.sh Mix.Benchmarks.Gpu --quant --quick --only kv --out "$OUT"
@@ -44,4 +46,9 @@ grep -E "^\| (PoolFormer|ConvFormer|CAFormer|gated)" "$OUT/fusion.txt" | grep -E
 step 150 timm python3 tests/Mix.Benchmarks.Gpu/pytorch_models.py --only fusion --dtype bfloat16 --budget 140 \
   --fusion-rows ConvFormer:128,CAFormer:128,gated:1,PoolFormer:128 --out "$OUT"
 grep -E "compile|skipped" "$OUT/timm.txt"
+fi
+# every GPU test, with per-test times (the whole suite no longer fits one 250 s step on a fresh host: run 17a)
+if [ "$part" = gpu-tests ]; then
+step 560 all-gpu-tests bash .gpu/run.sh Mix.Runtime.Tests -trait Category=Gpu -xml "$OUT/all-gpu-tests.xml"
+grep -E "\[FAIL\]|Total:" "$OUT/all-gpu-tests.txt" | head -40
 fi
