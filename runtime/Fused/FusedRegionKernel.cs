@@ -82,8 +82,9 @@ namespace Mix.Runtime.Fused
         /// <summary>The compile unit for a launch: its dtypes and, pointwise, its inputs' access classes.</summary>
         internal CudaKernelSpec Spec(LaunchPlan plan)
         {
+            if (plan.Spec is { } known) return known;
             var defines = plan.Defines();
-            return _specs.GetOrAdd(string.Join(" ", defines), _ => new CudaKernelSpec("mix_region_" + Name, FullSource, defines));
+            return plan.Spec = _specs.GetOrAdd(string.Join(" ", defines), _ => new CudaKernelSpec("mix_region_" + Name, FullSource, defines));
         }
 
         /// <summary>How a row region maps rows to threads (<see cref="RegionKernelSources.Kernels"/>).</summary>
@@ -102,6 +103,28 @@ namespace Mix.Runtime.Fused
 
         /// <summary>Blocks the column mapping aims for before it splits rows over more threads.</summary>
         internal const int ColsTargetBlocks = 1024;
+
+        /// <summary>
+        /// Vectors per thread and loop iteration of <c>mix_region_vec</c>. 1 (the default, as measured in run 17a): one
+        /// vector an iteration over a grid-stride grid of at most four waves. 2: two vectors an iteration, both loaded
+        /// before either is computed, over a grid that covers the tensor in one pass (<c>ceil(n / (2 · V · 256))</c> blocks)
+        /// — the hand-written <c>bias_act_vec</c>'s shape, which was 10–20 % faster at ConvFormer-S18's large shapes.
+        /// The same arithmetic either way (each element is computed by the same <c>mix_eval</c>).
+        /// </summary>
+        public static int PointwiseUnroll { get => s_unroll; set => s_unroll = value is 1 or 2 or 4 ? value : throw new ArgumentOutOfRangeException(nameof(value), "1, 2 or 4"); }
+        private static volatile int s_unroll = 1;
+
+        /// <summary>Tests only, this thread only: <see cref="PointwiseUnroll"/> for launches planned on this thread.</summary>
+        internal static int? ForcePointwiseUnroll { get => s_forceUnroll; set => s_forceUnroll = value; }
+        [ThreadStatic] private static int? s_forceUnroll;
+
+        /// <summary>
+        /// Whether a launch reuses the plan of an earlier call with the same shapes, strides, dtypes and device (a few
+        /// per kernel) instead of planning again (merging dims, classifying inputs, choosing the row mapping: LINQ and
+        /// allocations, a few µs of host time per call, which the device waits for at batch 1). Off by default until a
+        /// GPU run times it; the kernels and their arguments are the same either way.
+        /// </summary>
+        public static bool CachePlans { get; set; }
 
         /// <summary>Tests only, this thread only: the row mapping to use whatever the shapes (every mapping computes every row region).</summary>
         internal static RowMapping? ForceRowMapping { get => s_forceMapping; set => s_forceMapping = value; }
@@ -129,6 +152,10 @@ namespace Mix.Runtime.Fused
             /// <summary>Most blocks of a grid-stride launch (the runtime sets it from the SM count).</summary>
             public int MaxBlocks = 1 << 16;
             public bool Row;
+            /// <summary>Pointwise: vectors per thread and iteration of <c>mix_region_vec</c> (<see cref="PointwiseUnroll"/>).</summary>
+            public int Unroll = 1;
+            /// <summary>The compile unit, once chosen (a cached plan keeps it).</summary>
+            public CudaKernelSpec? Spec;
             public RowMapping Mapping;
             /// <summary>Row, warp or block mapping: every input walks the row densely or not at all, rows of whole vectors: four elements a load, if the pointers are 16-byte aligned.</summary>
             public bool VectorRows;
@@ -140,6 +167,8 @@ namespace Mix.Runtime.Fused
                 var d = InputCodes.Select((c, i) => $"-DMIX_T{i}={c}").Append($"-DMIX_TO={FusedKernels.DtypeCode(OutType)}");
                 if (!Row)
                     d = d.Concat(Classes.Select((c, i) => $"-DMIX_A{i}={(int)c}")).Append($"-DMIX_V={Vector}").Append($"-DMIX_IX32={(Index32 ? 1 : 0)}");
+                // only where it is on, so the default build's options (and its kernel cache key) stay as they were
+                if (!Row && Unroll > 1) d = d.Append($"-DMIX_U={Unroll}");
                 return d.ToArray();
             }
 
@@ -160,6 +189,7 @@ namespace Mix.Runtime.Fused
                 "mix_region_row" or "mix_region_row4" => ((uint)Math.Min(Args.N, 1 << 20), RowThreads),
                 "mix_region_warp" or "mix_region_warp4" => (Grid(Args.N, Threads / Args.Split), Threads),
                 "mix_region_cols" => (Grid(Args.N, Threads / Args.Split), Threads),
+                "mix_region_vec" when Unroll > 1 => ((uint)Math.Clamp((Args.N / Vector + Unroll * Threads - 1) / (Unroll * Threads), 1, Math.Max(1, Math.Min(MaxBlocks, int.MaxValue))), Threads),
                 "mix_region_vec" => ((uint)Math.Clamp((Args.N / Vector + Threads - 1) / Threads, 1, Math.Max(1, MaxBlocks)), Threads),
                 _ => (Grid(Args.N, Threads), Threads),
             };
@@ -169,36 +199,91 @@ namespace Mix.Runtime.Fused
         internal unsafe Tensor? Launch(Tensor[] xs, float[] scalars)
         {
             if (xs.Length != Inputs) throw new ArgumentException($"{Name} reads {Inputs} tensors, got {xs.Length}", nameof(xs));
-            var plan = Prepare(xs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), scalars);
-            if (plan is null) return null;
+            var layout = new (long[] Shape, long[] Strides, ScalarType Dtype)[xs.Length];
+            for (int i = 0; i < xs.Length; i++) layout[i] = (xs[i].shape, xs[i].stride(), xs[i].dtype);
             int dev = FusedOps.DeviceIndex(xs[0]);
-            if (xs.Any(x => FusedOps.DeviceIndex(x) != dev) || !FusedOps.IsAvailable(xs[0].device)) return null;
+            for (int i = 1; i < xs.Length; i++) if (FusedOps.DeviceIndex(xs[i]) != dev) return null;
+            if (!FusedOps.IsAvailable(xs[0].device)) return null;
+            // forced mappings (tests) plan every call; the unroll is part of a pointwise plan, so a changed switch misses
+            bool cache = CachePlans && ForceRowMapping is null && ForceSplit is null && ForcePointwiseUnroll is null;
+            var plan = cache ? _plans.Find(layout, dev, PointwiseUnroll) : null;
+            if (plan is null)
+            {
+                plan = Prepare(layout, scalars);
+                if (plan is null) return null;
+                if (!plan.Row) plan.MaxBlocks = plan.Unroll > 1 ? int.MaxValue : GridStrideBlocks(dev);
+                if (cache) _plans.Add(layout, dev, plan);
+            }
             try
             {
                 var spec = Spec(plan);
                 var y = torch.empty_strided(plan.OutShape, plan.OutStrides, plan.OutType, xs[0].device);
+                // a cached plan is shared: this call's pointers and numbers go into a copy of its argument block
+                var args = plan.Args;
+                for (int k = 0; k < scalars.Length; k++) args.S[k] = scalars[k];
                 bool aligned = true;
                 for (int i = 0; i < xs.Length; i++)
                 {
                     var p = TensorPointers.GetDense(xs[i], xs[i].dtype, dev, Name);
-                    plan.Args.In[i] = (long)p;
+                    args.In[i] = (long)p;
                     if (plan.Row || plan.VectorLoads(i)) aligned &= p % 16 == 0;
                 }
-                if (!plan.Row) plan.MaxBlocks = GridStrideBlocks(dev);
                 var po = TensorPointers.GetDense(y, plan.OutType, dev, Name);
-                plan.Args.Out = (long)po;
+                args.Out = (long)po;
                 aligned &= po % 16 == 0;
                 var entry = plan.Entry(aligned);
                 var fn = KernelRuntime.Shared.GetFunction(spec, entry, dev);
                 var (grid, block) = plan.Dims(entry);
                 using var list = new KernelArguments(dev);
-                list.AddBlock(plan.Args);
+                list.AddBlock(args);
                 fn.Launch(new Dim3(grid), new Dim3(block), 0, list);
                 return y;
             }
             catch (CudaKernelUnavailableException)
             {
                 return null;
+            }
+        }
+
+        private readonly PlanCache _plans = new();
+
+        /// <summary>
+        /// The last few plans of one kernel by the layouts they were made for (shapes, strides, dtypes, device): a model
+        /// calls a region with a handful of layouts, each again every forward. Scalars are not part of a plan's identity
+        /// (a launch writes its own into a copy of the argument block); a pointwise plan's unroll is.
+        /// </summary>
+        internal sealed class PlanCache
+        {
+            private const int Size = 8;
+            private readonly object _gate = new();
+            private readonly (long[][] Shapes, long[][] Strides, ScalarType[] Dtypes, int Device, LaunchPlan Plan)?[] _entries =
+                new (long[][], long[][], ScalarType[], int, LaunchPlan)?[Size];
+            private int _next;
+
+            public LaunchPlan? Find((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, int unroll)
+            {
+                lock (_gate)
+                {
+                    foreach (var entry in _entries)
+                    {
+                        if (entry is not { } e || e.Device != device || e.Shapes.Length != xs.Length || (!e.Plan.Row && e.Plan.Unroll != unroll)) continue;
+                        bool same = true;
+                        for (int i = 0; i < xs.Length && same; i++)
+                            same = e.Dtypes[i] == xs[i].Dtype && e.Shapes[i].AsSpan().SequenceEqual(xs[i].Shape) && e.Strides[i].AsSpan().SequenceEqual(xs[i].Strides);
+                        if (same) return e.Plan;
+                    }
+                    return null;
+                }
+            }
+
+            public void Add((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, LaunchPlan plan)
+            {
+                lock (_gate)
+                {
+                    _entries[_next] = (xs.Select(x => x.Shape).ToArray(), xs.Select(x => x.Strides).ToArray(), xs.Select(x => x.Dtype).ToArray(),
+                        device, plan);
+                    _next = (_next + 1) % Size;
+                }
             }
         }
 
@@ -288,6 +373,7 @@ namespace Mix.Runtime.Fused
                     for (int i = 0; i < xs.Length; i++) plan.Args.Stride[i * RegionArgs.MaxDims + d] = dims[d].Strides[i];
                 }
                 Classify(plan, dims, xs.Length);
+                plan.Unroll = ForcePointwiseUnroll ?? PointwiseUnroll;
                 return plan;
             }
 

@@ -293,13 +293,44 @@ __device__ __forceinline__ void mix_ldvec(const mix_args& a, int i, mix_ix e, fl
 #define MIX_EACH(M) M(0)
 #endif
 
+// MIX_U > 1 (FusedRegionKernel.PointwiseUnroll): U vectors per thread and iteration, every load issued before any is
+// computed, as the hand-written bias_act_vec does: a grid-stride thread otherwise waits for each vector's load in turn.
+#ifndef MIX_U
+#define MIX_U 1
+#endif
+#define MIX_LDVEC_U(I) mix_ldvec<MIX_T##I, MIX_A##I>(a, I, e[u], one[I], v[u][I]);
+
 extern "C" __global__ void mix_region_vec(const mix_args a) {
   const mix_ix n = (mix_ix)a.n, nv = n / MIX_V;
   const mix_ix step = (mix_ix)gridDim.x * (mix_ix)blockDim.x;
   const mix_ix t0 = (mix_ix)blockIdx.x * (mix_ix)blockDim.x + (mix_ix)threadIdx.x;
   float one[MIX_MAX_IN];
   MIX_EACH(MIX_ONE)
-  for (mix_ix q = t0; q < nv; q += step) {
+  mix_ix q = t0;
+#if MIX_U > 1
+  for (; q + (MIX_U - 1) * step < nv; q += MIX_U * step) {
+    mix_ix e[MIX_U];
+    float v[MIX_U][MIX_MAX_IN][MIX_V];
+#pragma unroll
+    for (int u = 0; u < MIX_U; u++) {
+      e[u] = (q + u * step) * MIX_V;
+      MIX_EACH(MIX_LDVEC_U)
+    }
+#pragma unroll
+    for (int u = 0; u < MIX_U; u++) {
+      float o[MIX_V];
+#pragma unroll
+      for (int k = 0; k < MIX_V; k++) {
+        float in[MIX_MAX_IN];
+#pragma unroll
+        for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[u][i][k];
+        o[k] = mix_eval(in, a.s);
+      }
+      mix_stv(a.out, e[u], o);
+    }
+  }
+#endif
+  for (; q < nv; q += step) {
     const mix_ix e = q * MIX_V;
     float v[MIX_MAX_IN][MIX_V];
     MIX_EACH(MIX_LDVEC)
