@@ -114,6 +114,17 @@ namespace Mix.Runtime.Fused
         public static int PointwiseUnroll { get => s_unroll; set => s_unroll = value is 1 or 2 or 4 ? value : throw new ArgumentOutOfRangeException(nameof(value), "1, 2 or 4"); }
         private static volatile int s_unroll = 1;
 
+        /// <summary>
+        /// Whether the warp and block row mappings of a region whose inputs and output are all float16/bfloat16 read eight
+        /// elements a load (16 bytes, as the hand-written <c>layer_norm_rows</c> does) instead of four (8 bytes). Off by
+        /// default (run 17a's kernels); the arithmetic and its order within a lane's elements are the same.
+        /// </summary>
+        public static bool RowVector16 { get; set; }
+
+        /// <summary>Tests only, this thread only: <see cref="RowVector16"/> for launches planned on this thread.</summary>
+        internal static bool? ForceRowVector16 { get => s_forceRowVector16; set => s_forceRowVector16 = value; }
+        [ThreadStatic] private static bool? s_forceRowVector16;
+
         /// <summary>Tests only, this thread only: <see cref="PointwiseUnroll"/> for launches planned on this thread.</summary>
         internal static int? ForcePointwiseUnroll { get => s_forceUnroll; set => s_forceUnroll = value; }
         [ThreadStatic] private static int? s_forceUnroll;
@@ -157,8 +168,10 @@ namespace Mix.Runtime.Fused
             /// <summary>The compile unit, once chosen (a cached plan keeps it).</summary>
             public CudaKernelSpec? Spec;
             public RowMapping Mapping;
-            /// <summary>Row, warp or block mapping: every input walks the row densely or not at all, rows of whole vectors: four elements a load, if the pointers are 16-byte aligned.</summary>
+            /// <summary>Row, warp or block mapping: every input walks the row densely or not at all, rows of whole vectors: <see cref="RowVector"/> elements a load, if the pointers are 16-byte aligned.</summary>
             public bool VectorRows;
+            /// <summary>Row: elements a vector load of the warp and block mappings (4, or 8 with <see cref="RowVector16"/> on half types).</summary>
+            public int RowVector = 4;
             public uint RowThreads;
 
             /// <summary>The -D options of the compile unit: dtypes, then (pointwise) access classes and index width.</summary>
@@ -169,6 +182,7 @@ namespace Mix.Runtime.Fused
                     d = d.Concat(Classes.Select((c, i) => $"-DMIX_A{i}={(int)c}")).Append($"-DMIX_V={Vector}").Append($"-DMIX_IX32={(Index32 ? 1 : 0)}");
                 // only where it is on, so the default build's options (and its kernel cache key) stay as they were
                 if (!Row && Unroll > 1) d = d.Append($"-DMIX_U={Unroll}");
+                if (Row && RowVector != 4) d = d.Append($"-DMIX_RV={RowVector}");
                 return d.ToArray();
             }
 
@@ -205,14 +219,14 @@ namespace Mix.Runtime.Fused
             for (int i = 1; i < xs.Length; i++) if (FusedOps.DeviceIndex(xs[i]) != dev) return null;
             if (!FusedOps.IsAvailable(xs[0].device)) return null;
             // forced mappings (tests) plan every call; the unroll is part of a pointwise plan, so a changed switch misses
-            bool cache = CachePlans && ForceRowMapping is null && ForceSplit is null && ForcePointwiseUnroll is null;
-            var plan = cache ? _plans.Find(layout, dev, PointwiseUnroll) : null;
+            bool cache = CachePlans && ForceRowMapping is null && ForceSplit is null && ForcePointwiseUnroll is null && ForceRowVector16 is null;
+            var plan = cache ? _plans.Find(layout, dev, PointwiseUnroll, RowVector16) : null;
             if (plan is null)
             {
                 plan = Prepare(layout, scalars);
                 if (plan is null) return null;
                 if (!plan.Row) plan.MaxBlocks = plan.Unroll > 1 ? int.MaxValue : GridStrideBlocks(dev);
-                if (cache) _plans.Add(layout, dev, plan);
+                if (cache) _plans.Add(layout, dev, RowVector16, plan);
             }
             try
             {
@@ -250,23 +264,24 @@ namespace Mix.Runtime.Fused
         /// <summary>
         /// The last few plans of one kernel by the layouts they were made for (shapes, strides, dtypes, device): a model
         /// calls a region with a handful of layouts, each again every forward. Scalars are not part of a plan's identity
-        /// (a launch writes its own into a copy of the argument block); a pointwise plan's unroll is.
+        /// (a launch writes its own into a copy of the argument block); the switches a plan was made under are.
         /// </summary>
         internal sealed class PlanCache
         {
             private const int Size = 8;
             private readonly object _gate = new();
-            private readonly (long[][] Shapes, long[][] Strides, ScalarType[] Dtypes, int Device, LaunchPlan Plan)?[] _entries =
-                new (long[][], long[][], ScalarType[], int, LaunchPlan)?[Size];
+            private readonly (long[][] Shapes, long[][] Strides, ScalarType[] Dtypes, int Device, bool RowVector16, LaunchPlan Plan)?[] _entries =
+                new (long[][], long[][], ScalarType[], int, bool, LaunchPlan)?[Size];
             private int _next;
 
-            public LaunchPlan? Find((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, int unroll)
+            public LaunchPlan? Find((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, int unroll, bool rowVector16)
             {
                 lock (_gate)
                 {
                     foreach (var entry in _entries)
                     {
-                        if (entry is not { } e || e.Device != device || e.Shapes.Length != xs.Length || (!e.Plan.Row && e.Plan.Unroll != unroll)) continue;
+                        if (entry is not { } e || e.Device != device || e.Shapes.Length != xs.Length
+                            || (!e.Plan.Row && e.Plan.Unroll != unroll) || (e.Plan.Row && e.RowVector16 != rowVector16)) continue;
                         bool same = true;
                         for (int i = 0; i < xs.Length && same; i++)
                             same = e.Dtypes[i] == xs[i].Dtype && e.Shapes[i].AsSpan().SequenceEqual(xs[i].Shape) && e.Strides[i].AsSpan().SequenceEqual(xs[i].Strides);
@@ -276,12 +291,12 @@ namespace Mix.Runtime.Fused
                 }
             }
 
-            public void Add((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, LaunchPlan plan)
+            public void Add((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, bool rowVector16, LaunchPlan plan)
             {
                 lock (_gate)
                 {
                     _entries[_next] = (xs.Select(x => x.Shape).ToArray(), xs.Select(x => x.Strides).ToArray(), xs.Select(x => x.Dtype).ToArray(),
-                        device, plan);
+                        device, rowVector16, plan);
                     _next = (_next + 1) % Size;
                 }
             }
@@ -428,15 +443,17 @@ namespace Mix.Runtime.Fused
 
             // Vector reads: every input has axis stride 0 or 1 (size-1 axes were given stride 0), rows start on whole
             // vectors (row strides multiples of 4) and the output walks the row densely.
-            bool vector = rowLen % 4 == 0 && (Reduced || plan.Args.AxisStride[RegionArgs.MaxInputs] == 1);
+            int rv = (ForceRowVector16 ?? RowVector16) && plan.OutType != ScalarType.Float32 && plan.InputCodes.All(c => c != 0) ? 8 : 4;
+            bool vector = rowLen % rv == 0 && (Reduced || plan.Args.AxisStride[RegionArgs.MaxInputs] == 1);
             for (int i = 0; i < inputs && vector; i++)
             {
                 long a = strides[i][ax];
                 vector &= a == 0 || a == 1;
-                if (a == 1) foreach (var d in rowDims) vector &= d.Strides[i] % 4 == 0;
+                if (a == 1) foreach (var d in rowDims) vector &= d.Strides[i] % rv == 0;
             }
-            foreach (var d in rowDims) vector &= Reduced || d.Strides[inputs] % 4 == 0;
+            foreach (var d in rowDims) vector &= Reduced || d.Strides[inputs] % rv == 0;
             plan.VectorRows = vector && plan.Mapping != RowMapping.Cols;
+            plan.RowVector = plan.VectorRows ? rv : 4;
 
             // A block per row: a whole block of threads for long rows when there are few of them.
             plan.RowThreads = rowLen >= 8 * Threads && rows < 512
@@ -446,7 +463,7 @@ namespace Mix.Runtime.Fused
             if (plan.Mapping == RowMapping.Warp)
             {
                 // lanes per row: enough for one pass of whole vectors (elements), at most a warp
-                long per = (rowLen + (plan.VectorRows ? 3 : 0)) / (plan.VectorRows ? 4 : 1);
+                long per = (rowLen + (plan.VectorRows ? plan.RowVector - 1 : 0)) / (plan.VectorRows ? plan.RowVector : 1);
                 split = 32;
                 while (split > 1 && split / 2 >= per) split /= 2;
                 split = ForceSplit ?? split;

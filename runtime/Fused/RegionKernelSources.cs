@@ -388,12 +388,21 @@ __device__ __forceinline__ void mix_row_acc(const mix_args& a, const long long* 
   mix_phase(p, in, a.s, red, inv_n, acc);
 }
 
-// Elements j..j+3 of every input: a vector load where the input walks the row (axis stride 1), one load repeated where
-// it is broadcast along it (axis stride 0). The host checks strides, row_len % 4 == 0 and alignment.
+// Elements j..j+MIX_RV-1 of every input: a vector load where the input walks the row (axis stride 1), one load repeated
+// where it is broadcast along it (axis stride 0). The host checks strides, row_len % MIX_RV == 0 and alignment. MIX_RV is
+// 4 (16 bytes of float32, 8 of a half type), or 8 where every input and the output are half types
+// (FusedRegionKernel.RowVector16: 16-byte loads, as the hand-written layer_norm_rows makes).
+#ifndef MIX_RV
+#define MIX_RV 4
+#endif
+template <int T>
+__device__ __forceinline__ void mix_ldrv(const void* p, long long i, float* v) {
+  if (MIX_RV == 8) mix_io<T>::ld8(p, i, v); else mix_io<T>::ld4(p, i, v);
+}
 #define MIX_LD4(I) \
-  if (a.axis_stride[I]) mix_io<MIX_T##I>::ld4(a.in[I], base[I] + j, v[I]); \
-  else { const float t = mix_io<MIX_T##I>::ld(a.in[I], base[I]); v[I][0] = t; v[I][1] = t; v[I][2] = t; v[I][3] = t; }
-__device__ __forceinline__ void mix_load4(const mix_args& a, const long long* base, long long j, float (*v)[4]) {
+  if (a.axis_stride[I]) mix_ldrv<MIX_T##I>(a.in[I], base[I] + j, v[I]); \
+  else { const float t = mix_io<MIX_T##I>::ld(a.in[I], base[I]); for (int q = 0; q < MIX_RV; q++) v[I][q] = t; }
+__device__ __forceinline__ void mix_load4(const mix_args& a, const long long* base, long long j, float (*v)[MIX_RV]) {
 #if MIX_INPUTS > 0
   MIX_LD4(0)
 #endif
@@ -415,10 +424,10 @@ __device__ __forceinline__ void mix_load4(const mix_args& a, const long long* ba
 }
 
 __device__ __forceinline__ void mix_row_acc4(const mix_args& a, const long long* base, long long j, int p, const float* red, float inv_n, float* acc) {
-  float v[MIX_MAX_IN][4];
+  float v[MIX_MAX_IN][MIX_RV];
   mix_load4(a, base, j, v);
 #pragma unroll
-  for (int q = 0; q < 4; q++) {
+  for (int q = 0; q < MIX_RV; q++) {
     float in[MIX_MAX_IN];
 #pragma unroll
     for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[i][q];
@@ -437,19 +446,19 @@ __device__ __forceinline__ void mix_row_out(const mix_args& a, const long long* 
   mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN] + j * a.axis_stride[MIX_MAX_IN], mix_eval(in, a.s, red, inv_n));
 }
 
-// Output elements j..j+3 (the output walks the row densely: it is contiguous and the axis is innermost).
+// Output elements j..j+MIX_RV-1 (the output walks the row densely: it is contiguous and the axis is innermost).
 __device__ __forceinline__ void mix_row_out4(const mix_args& a, const long long* base, long long j, const float* red, float inv_n) {
-  float v[MIX_MAX_IN][4];
+  float v[MIX_MAX_IN][MIX_RV];
   mix_load4(a, base, j, v);
-  float o[4];
+  float o[MIX_RV];
 #pragma unroll
-  for (int q = 0; q < 4; q++) {
+  for (int q = 0; q < MIX_RV; q++) {
     float in[MIX_MAX_IN];
 #pragma unroll
     for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[i][q];
     o[q] = mix_eval(in, a.s, red, inv_n);
   }
-  mix_io<MIX_TO>::st4(a.out, base[MIX_MAX_IN] + j, o);
+  if (MIX_RV == 8) mix_io<MIX_TO>::st8(a.out, base[MIX_MAX_IN] + j, o); else mix_io<MIX_TO>::st4(a.out, base[MIX_MAX_IN] + j, o);
 }
 #endif
 
@@ -461,8 +470,8 @@ __device__ __forceinline__ void mix_row_block(const mix_args& a) {
   __shared__ float part[MIX_NSLOTS][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
   const float inv_n = 1.0f / (float)a.row_len;
-  const long long first = V ? (long long)threadIdx.x * 4 : (long long)threadIdx.x;
-  const long long step = V ? (long long)blockDim.x * 4 : (long long)blockDim.x;
+  const long long first = V ? (long long)threadIdx.x * MIX_RV : (long long)threadIdx.x;
+  const long long step = V ? (long long)blockDim.x * MIX_RV : (long long)blockDim.x;
   for (long long row = blockIdx.x; row < a.n; row += gridDim.x) {
     long long base[MIX_MAX_IN + 1];
     mix_row_base(a, row, base);
@@ -514,8 +523,8 @@ __device__ __forceinline__ void mix_row_warp(const mix_args& a) {
   const int G = a.split;
   const int lane = threadIdx.x % G, grp = threadIdx.x / G, groups = blockDim.x / G;
   const float inv_n = 1.0f / (float)a.row_len;
-  const long long first = V ? (long long)lane * 4 : (long long)lane;
-  const long long step = V ? (long long)G * 4 : (long long)G;
+  const long long first = V ? (long long)lane * MIX_RV : (long long)lane;
+  const long long step = V ? (long long)G * MIX_RV : (long long)G;
   for (long long r0 = (long long)blockIdx.x * groups; r0 < a.n; r0 += (long long)gridDim.x * groups) {
     const long long row = r0 + grp;
     const long long len = row < a.n ? a.row_len : 0;
