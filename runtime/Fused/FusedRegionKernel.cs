@@ -121,6 +121,20 @@ namespace Mix.Runtime.Fused
         /// </summary>
         public static bool RowVector16 { get; set; }
 
+        /// <summary>
+        /// Whether the warp mapping's vector entry keeps each lane's part of the row in registers (up to eight vectors a
+        /// lane) and runs every phase from them, reading the row once as the hand-written <c>layer_norm_rows</c> does,
+        /// instead of once per phase. Off by default (run 17a's kernels); the same sums in the same order.
+        /// </summary>
+        public static bool RowInRegisters { get; set; }
+
+        /// <summary>Tests only, this thread only: <see cref="RowInRegisters"/> for launches planned on this thread.</summary>
+        internal static bool? ForceRowInRegisters { get => s_forceRowInRegisters; set => s_forceRowInRegisters = value; }
+        [ThreadStatic] private static bool? s_forceRowInRegisters;
+
+        /// <summary>Most vectors a lane holds with <see cref="RowInRegisters"/>; rows needing more read per phase.</summary>
+        internal const int RowRegisterVectors = 8;
+
         /// <summary>Tests only, this thread only: <see cref="RowVector16"/> for launches planned on this thread.</summary>
         internal static bool? ForceRowVector16 { get => s_forceRowVector16; set => s_forceRowVector16 = value; }
         [ThreadStatic] private static bool? s_forceRowVector16;
@@ -172,6 +186,8 @@ namespace Mix.Runtime.Fused
             public bool VectorRows;
             /// <summary>Row: elements a vector load of the warp and block mappings (4, or 8 with <see cref="RowVector16"/> on half types).</summary>
             public int RowVector = 4;
+            /// <summary>Row, warp mapping: vectors a lane keeps in registers (<see cref="RowInRegisters"/>; 0: the row is read per phase).</summary>
+            public int RowRegisters;
             public uint RowThreads;
 
             /// <summary>The -D options of the compile unit: dtypes, then (pointwise) access classes and index width.</summary>
@@ -183,6 +199,7 @@ namespace Mix.Runtime.Fused
                 // only where it is on, so the default build's options (and its kernel cache key) stay as they were
                 if (!Row && Unroll > 1) d = d.Append($"-DMIX_U={Unroll}");
                 if (Row && RowVector != 4) d = d.Append($"-DMIX_RV={RowVector}");
+                if (Row && RowRegisters > 0) d = d.Append($"-DMIX_RNV={RowRegisters}");
                 return d.ToArray();
             }
 
@@ -219,14 +236,16 @@ namespace Mix.Runtime.Fused
             for (int i = 1; i < xs.Length; i++) if (FusedOps.DeviceIndex(xs[i]) != dev) return null;
             if (!FusedOps.IsAvailable(xs[0].device)) return null;
             // forced mappings (tests) plan every call; the unroll is part of a pointwise plan, so a changed switch misses
-            bool cache = CachePlans && ForceRowMapping is null && ForceSplit is null && ForcePointwiseUnroll is null && ForceRowVector16 is null;
-            var plan = cache ? _plans.Find(layout, dev, PointwiseUnroll, RowVector16) : null;
+            bool cache = CachePlans && ForceRowMapping is null && ForceSplit is null && ForcePointwiseUnroll is null && ForceRowVector16 is null
+                && ForceRowInRegisters is null;
+            int rowSwitches = (RowVector16 ? 1 : 0) | (RowInRegisters ? 2 : 0);
+            var plan = cache ? _plans.Find(layout, dev, PointwiseUnroll, rowSwitches) : null;
             if (plan is null)
             {
                 plan = Prepare(layout, scalars);
                 if (plan is null) return null;
                 if (!plan.Row) plan.MaxBlocks = plan.Unroll > 1 ? int.MaxValue : GridStrideBlocks(dev);
-                if (cache) _plans.Add(layout, dev, RowVector16, plan);
+                if (cache) _plans.Add(layout, dev, rowSwitches, plan);
             }
             try
             {
@@ -270,18 +289,18 @@ namespace Mix.Runtime.Fused
         {
             private const int Size = 8;
             private readonly object _gate = new();
-            private readonly (long[][] Shapes, long[][] Strides, ScalarType[] Dtypes, int Device, bool RowVector16, LaunchPlan Plan)?[] _entries =
-                new (long[][], long[][], ScalarType[], int, bool, LaunchPlan)?[Size];
+            private readonly (long[][] Shapes, long[][] Strides, ScalarType[] Dtypes, int Device, int RowSwitches, LaunchPlan Plan)?[] _entries =
+                new (long[][], long[][], ScalarType[], int, int, LaunchPlan)?[Size];
             private int _next;
 
-            public LaunchPlan? Find((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, int unroll, bool rowVector16)
+            public LaunchPlan? Find((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, int unroll, int rowSwitches)
             {
                 lock (_gate)
                 {
                     foreach (var entry in _entries)
                     {
                         if (entry is not { } e || e.Device != device || e.Shapes.Length != xs.Length
-                            || (!e.Plan.Row && e.Plan.Unroll != unroll) || (e.Plan.Row && e.RowVector16 != rowVector16)) continue;
+                            || (!e.Plan.Row && e.Plan.Unroll != unroll) || (e.Plan.Row && e.RowSwitches != rowSwitches)) continue;
                         bool same = true;
                         for (int i = 0; i < xs.Length && same; i++)
                             same = e.Dtypes[i] == xs[i].Dtype && e.Shapes[i].AsSpan().SequenceEqual(xs[i].Shape) && e.Strides[i].AsSpan().SequenceEqual(xs[i].Strides);
@@ -291,12 +310,16 @@ namespace Mix.Runtime.Fused
                 }
             }
 
-            public void Add((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, bool rowVector16, LaunchPlan plan)
+            /// <param name="xs">The layouts the plan was made for.</param>
+            /// <param name="device">The device.</param>
+            /// <param name="rowSwitches">A row plan's switches: 1 <see cref="RowVector16"/>, 2 <see cref="RowInRegisters"/>.</param>
+            /// <param name="plan">The plan.</param>
+            public void Add((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, int rowSwitches, LaunchPlan plan)
             {
                 lock (_gate)
                 {
                     _entries[_next] = (xs.Select(x => x.Shape).ToArray(), xs.Select(x => x.Strides).ToArray(), xs.Select(x => x.Dtype).ToArray(),
-                        device, rowVector16, plan);
+                        device, rowSwitches, plan);
                     _next = (_next + 1) % Size;
                 }
             }
@@ -475,6 +498,14 @@ namespace Mix.Runtime.Fused
                     while (split < 8 && 2 * split <= rowLen && (rows * split + Threads - 1) / Threads < ColsTargetBlocks) split *= 2;
             }
             plan.Args.Split = split;
+            if ((ForceRowInRegisters ?? RowInRegisters) && plan.Mapping == RowMapping.Warp && plan.VectorRows)
+            {
+                long per = (rowLen + (long)split * plan.RowVector - 1) / ((long)split * plan.RowVector);
+                // powers of two: fewer compile units across row lengths
+                int nv = 1;
+                while (nv < per) nv *= 2;
+                plan.RowRegisters = nv <= RowRegisterVectors ? nv : 0;
+            }
         }
 
         /// <summary>How <c>mix_region_vec</c> reads one input (<see cref="RegionKernelSources.Kernels"/>, <c>-DMIX_A&lt;i&gt;</c>).</summary>

@@ -562,7 +562,78 @@ __device__ __forceinline__ void mix_row_warp(const mix_args& a) {
 extern "C" __global__ void mix_region_row(const mix_args a) { mix_row_block<false>(a); }
 extern "C" __global__ void mix_region_row4(const mix_args a) { mix_row_block<true>(a); }
 extern "C" __global__ void mix_region_warp(const mix_args a) { mix_row_warp<false>(a); }
+// MIX_RNV > 0 (FusedRegionKernel.RowInRegisters): the warp mapping's vector entry loads each lane's MIX_RNV vectors of
+// the row once and runs every phase and the output from registers, as the hand-written layer_norm_rows does, instead of
+// reading the row again per phase. Each lane takes the same elements in the same order as mix_row_warp<true>, so the
+// sums, and the results, are the same.
+#ifndef MIX_RNV
+#define MIX_RNV 0
+#endif
+#if MIX_RNV > 0
+__device__ __forceinline__ void mix_row_warp_regs(const mix_args& a) {
+  const int G = a.split;
+  const int lane = threadIdx.x % G, grp = threadIdx.x / G, groups = blockDim.x / G;
+  const float inv_n = 1.0f / (float)a.row_len;
+  const long long first = (long long)lane * MIX_RV, step = (long long)G * MIX_RV;
+  for (long long r0 = (long long)blockIdx.x * groups; r0 < a.n; r0 += (long long)gridDim.x * groups) {
+    const long long row = r0 + grp;
+    const long long len = row < a.n ? a.row_len : 0;
+    long long base[MIX_MAX_IN + 1];
+    mix_row_base(a, row < a.n ? row : 0, base);
+    float v[MIX_RNV][MIX_MAX_IN][MIX_RV];
+#pragma unroll
+    for (int u = 0; u < MIX_RNV; u++)
+      if (first + u * step < len) mix_load4(a, base, first + u * step, v[u]);
+    float red[MIX_NSLOTS];
+#pragma unroll
+    for (int k = 0; k < MIX_NSLOTS; k++) red[k] = 0.0f;
+#pragma unroll
+    for (int p = 0; p < MIX_PHASES; p++) {
+      float acc[MIX_NSLOTS];
+      mix_acc_init(acc);
+#pragma unroll
+      for (int u = 0; u < MIX_RNV; u++) {
+        if (first + u * step >= len) continue;
+#pragma unroll
+        for (int q = 0; q < MIX_RV; q++) {
+          float in[MIX_MAX_IN];
+#pragma unroll
+          for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[u][i][q];
+          mix_phase(p, in, a.s, red, inv_n, acc);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < MIX_NSLOTS; k++) {
+        if (mix_slot_phase(k) != p) continue;
+        float t = acc[k];
+        for (int o = G >> 1; o > 0; o >>= 1) t = mix_slot_combine(k, t, __shfl_xor_sync(0xffffffffu, t, o));
+        red[k] = t;
+      }
+    }
+#if MIX_REDUCED
+    if (lane == 0 && len > 0) mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN], mix_eval_reduced(a.s, red, inv_n));
+#else
+#pragma unroll
+    for (int u = 0; u < MIX_RNV; u++) {
+      const long long j = first + u * step;
+      if (j >= len) continue;
+      float o[MIX_RV];
+#pragma unroll
+      for (int q = 0; q < MIX_RV; q++) {
+        float in[MIX_MAX_IN];
+#pragma unroll
+        for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[u][i][q];
+        o[q] = mix_eval(in, a.s, red, inv_n);
+      }
+      if (MIX_RV == 8) mix_io<MIX_TO>::st8(a.out, base[MIX_MAX_IN] + j, o); else mix_io<MIX_TO>::st4(a.out, base[MIX_MAX_IN] + j, o);
+    }
+#endif
+  }
+}
+extern "C" __global__ void mix_region_warp4(const mix_args a) { mix_row_warp_regs(a); }
+#else
 extern "C" __global__ void mix_region_warp4(const mix_args a) { mix_row_warp<true>(a); }
+#endif
 
 // An axis that is not innermost: lane l of a warp takes row r0 + 32g + l, and the split (a.split: 1, 2, 4 or 8 warps of
 // a block, blockDim.x == 256) walks the axis of the same 32 rows in an interleaved way, combining the parts in shared

@@ -180,9 +180,13 @@ public class RowMappingEmulationTests
         EveryMapping(emulator, kernel, new[] { xt, weight, bias }, new[] { 1e-5f }, expected, "layernorm of a transposed view");
     }
 
-    [Fact]
-    public void Sixteen_byte_row_loads_of_half_types_match()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Sixteen_byte_row_loads_of_half_types_match(bool rowInRegisters)
     {
+        // rowInRegisters: FusedRegionKernel.RowInRegisters as well, the warp mapping's lanes keeping their vectors (up to
+        // eight) in registers for every phase; a lane with more (one lane per row of 64 float32s) reads per phase.
         // FusedRegionKernel.RowVector16: eight halves a load in the warp and block mappings where every input and the
         // output are half types and rows are whole 8-element vectors; four otherwise (C12 below, float32). The channel
         // LayerNorm of channels-last memory (NormRegions, as ConvFormer runs it) and a token LayerNorm with a bias, against
@@ -192,6 +196,8 @@ public class RowMappingEmulationTests
         var channel = Mix.Runtime.Fused.NormRegions.LayerNorm2dWeight;
         var token = LayerNorm(-1);
         FusedRegionKernel.ForceRowVector16 = true;
+        FusedRegionKernel.ForceRowInRegisters = rowInRegisters;
+        s_registerPlans = 0;
         try
         {
             foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float16, ScalarType.Float32 })
@@ -213,14 +219,24 @@ public class RowMappingEmulationTests
                     RowVectorMappings(emulator, token, new[] { t, tw, tb }, new[] { 1e-5f },
                         LayerNormRef(t.to_type(ScalarType.Float64), tw.to_type(ScalarType.Float64), tb.to_type(ScalarType.Float64), 1e-5f, -1), $"token layernorm {dt} C{c}", dt);
                 }
+            // a reduction that drops its axis: one value a row, from lane 0
+            var rx = torch.randn(9, 64).to_type(ScalarType.BFloat16);
+            var ry = torch.randn(9, 64).to_type(ScalarType.BFloat16);
+            RowVectorMappings(emulator, ReducedMax(-1), new[] { rx, ry }, Array.Empty<float>(),
+                (rx.to_type(ScalarType.Float64) * ry.to_type(ScalarType.Float64)).amax(new long[] { -1 }), "max over the last axis", ScalarType.BFloat16);
         }
         finally
         {
             FusedRegionKernel.ForceRowVector16 = null;
+            FusedRegionKernel.ForceRowInRegisters = null;
         }
         Assert.Contains("mix_region_warp4", emulator.EntriesRun);
         Assert.Contains("mix_region_row4", emulator.EntriesRun);
+        if (rowInRegisters) Assert.True(s_registerPlans > 0, "no launch kept its row in registers");
+        else Assert.Equal(0, s_registerPlans);
     }
+
+    [ThreadStatic] static int s_registerPlans;
 
     static void RowVectorMappings(RegionEmulator emulator, FusedRegionKernel kernel, Tensor[] xs, float[] scalars, Tensor expected, string what, ScalarType dt)
     {
@@ -231,7 +247,15 @@ public class RowMappingEmulationTests
             FusedRegionKernel.ForceRowMapping = mapping;
             FusedRegionKernel.ForceSplit = split;
             Tensor? y;
-            try { y = emulator.Run(kernel, xs, scalars); }
+            int registers;
+            try
+            {
+                var plan = kernel.Prepare(xs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), scalars)!;
+                registers = plan.RowRegisters;
+                Assert.Equal(registers > 0, plan.Defines().Contains($"-DMIX_RNV={registers}"));
+                if (registers > 0) s_registerPlans++;
+                y = emulator.Run(kernel, xs, scalars);
+            }
             finally
             {
                 FusedRegionKernel.ForceRowMapping = null;
@@ -240,7 +264,7 @@ public class RowMappingEmulationTests
             Assert.NotNull(y);
             Assert.Equal(expected.shape, y!.shape);
             var err = ((y.to_type(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
-            Assert.True(err <= tol, $"{what}, {mapping} split {split}: relative error {err}");
+            Assert.True(err <= tol, $"{what}, {mapping} split {split}, {registers} vectors in registers: relative error {err}");
         }
     }
 

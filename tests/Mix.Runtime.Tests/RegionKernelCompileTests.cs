@@ -14,7 +14,8 @@ namespace Mix.Runtime.Tests;
 /// 56×56), compiled by NVRTC for sm_90 next to the hand kernels they are compared with (no GPU needed; skipped where
 /// NVRTC is not found, <c>MIX_NVRTC_PATH</c> names a library). Each region entry, with one vector a thread and with
 /// <see cref="FusedRegionKernel.PointwiseUnroll"/> 2, the norm with four and with eight halves a load
-/// (<see cref="FusedRegionKernel.RowVector16"/>), must compile without stack frame or spills, and the unrolled
+/// (<see cref="FusedRegionKernel.RowVector16"/>) and with its row in registers (<see cref="FusedRegionKernel.RowInRegisters"/>,
+/// C64 and C512), must compile without stack frame or spills, and the unrolled
 /// pointwise builds must stay within 64 registers (four blocks of 256 an SM, what the one-pass grid is sized for). The
 /// register counts are printed: docs/gpu.md's "Regions against the hand kernels" table quotes them.
 /// </summary>
@@ -59,19 +60,23 @@ public class RegionKernelCompileTests
             }
         }
         var ln = NormRegions.LayerNorm2dWeight;
-        foreach (bool wide in new[] { false, true })
+        foreach (var (c, hw, wide, regs) in new (long, long, bool, bool)[] { (64, 56, false, false), (64, 56, true, false), (64, 56, true, true), (512, 7, true, true) })
         {
             FusedRegionKernel.ForceRowVector16 = wide;
+            FusedRegionKernel.ForceRowInRegisters = regs;
             try
             {
-                var lp = ln.Prepare(new[] { ChannelsLast(128, 64, 56), PerChannel(64) }, new float[] { 1e-6f })!;
+                var lp = ln.Prepare(new[] { ChannelsLast(128, c, hw), PerChannel(c) }, new float[] { 1e-6f })!;
                 Assert.Equal("mix_region_warp4", lp.Entry(aligned: true));
                 Assert.Equal(wide ? 8 : 4, lp.RowVector);
-                yield return ($"region layernorm2d_nobias, channels-last, {lp.RowVector} a load", ln.Spec(lp), new[] { "mix_region_warp4" }, true);
+                Assert.Equal(regs, lp.RowRegisters > 0);
+                yield return ($"region layernorm2d_nobias C{c}, channels-last, {lp.RowVector} a load, {lp.RowRegisters} vectors in registers",
+                    ln.Spec(lp), new[] { "mix_region_warp4" }, true);
             }
             finally
             {
                 FusedRegionKernel.ForceRowVector16 = null;
+                FusedRegionKernel.ForceRowInRegisters = null;
             }
         }
     }

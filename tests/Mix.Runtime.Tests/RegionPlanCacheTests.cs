@@ -25,21 +25,22 @@ public class RegionPlanCacheTests
     {
         var cache = new FusedRegionKernel.PlanCache();
         var plan = Plan();
-        cache.Add(Layout(8, false), 0, false, plan);
-        Assert.Same(plan, cache.Find(Layout(8, false), 0, 1, false));
-        Assert.Null(cache.Find(Layout(8, true), 0, 1, false));                          // strides
-        Assert.Null(cache.Find(Layout(16, false), 0, 1, false));                        // shapes
-        Assert.Null(cache.Find(Layout(8, false, ScalarType.Float16), 0, 1, false));     // dtypes
-        Assert.Null(cache.Find(Layout(8, false), 1, 1, false));                         // device
-        Assert.Null(cache.Find(Layout(8, false), 0, 2, false));                         // a pointwise plan's unroll
-        Assert.Same(plan, cache.Find(Layout(8, false), 0, 1, true));                    // the row switch is not a pointwise plan's
-        Assert.Null(cache.Find(new[] { Layout(8, false)[0] }, 0, 1, false));            // input count
+        cache.Add(Layout(8, false), 0, 0, plan);
+        Assert.Same(plan, cache.Find(Layout(8, false), 0, 1, 0));
+        Assert.Null(cache.Find(Layout(8, true), 0, 1, 0));                          // strides
+        Assert.Null(cache.Find(Layout(16, false), 0, 1, 0));                        // shapes
+        Assert.Null(cache.Find(Layout(8, false, ScalarType.Float16), 0, 1, 0));     // dtypes
+        Assert.Null(cache.Find(Layout(8, false), 1, 1, 0));                         // device
+        Assert.Null(cache.Find(Layout(8, false), 0, 2, 0));                         // a pointwise plan's unroll
+        Assert.Same(plan, cache.Find(Layout(8, false), 0, 1, 1));                    // the row switch is not a pointwise plan's
+        Assert.Null(cache.Find(new[] { Layout(8, false)[0] }, 0, 1, 0));            // input count
 
         var row = Plan(row: true);
-        cache.Add(Layout(8, true), 0, false, row);
-        Assert.Same(row, cache.Find(Layout(8, true), 0, 1, false));
-        Assert.Same(row, cache.Find(Layout(8, true), 0, 2, false));                     // the unroll is not a row plan's
-        Assert.Null(cache.Find(Layout(8, true), 0, 1, true));                           // RowVector16
+        cache.Add(Layout(8, true), 0, 0, row);
+        Assert.Same(row, cache.Find(Layout(8, true), 0, 1, 0));
+        Assert.Same(row, cache.Find(Layout(8, true), 0, 2, 0));                     // the unroll is not a row plan's
+        Assert.Null(cache.Find(Layout(8, true), 0, 1, 1));                              // RowVector16
+        Assert.Null(cache.Find(Layout(8, true), 0, 1, 2));                              // RowInRegisters
     }
 
     [Fact]
@@ -47,8 +48,8 @@ public class RegionPlanCacheTests
     {
         var cache = new FusedRegionKernel.PlanCache();
         var plan = Plan();
-        for (long c = 1; c <= 9; c++) cache.Add(Layout(c, false), 0, false, plan);
-        Assert.Null(cache.Find(Layout(1, false), 0, 1, false));
-        for (long c = 2; c <= 9; c++) Assert.Same(plan, cache.Find(Layout(c, false), 0, 1, false));
+        for (long c = 1; c <= 9; c++) cache.Add(Layout(c, false), 0, 0, plan);
+        Assert.Null(cache.Find(Layout(1, false), 0, 1, 0));
+        for (long c = 2; c <= 9; c++) Assert.Same(plan, cache.Find(Layout(c, false), 0, 1, 0));
     }
 }
