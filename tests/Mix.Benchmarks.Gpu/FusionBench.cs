@@ -69,18 +69,21 @@ internal static class FusionBench
     /// <summary>
     /// <paramref name="op"/> timed with the region launch switches of this branch on (docs/gpu.md, "Regions against the
     /// hand kernels"): <see cref="FusedRegionKernel.CachePlans"/> (host) and, for <paramref name="kernel"/> set,
-    /// <see cref="FusedRegionKernel.PointwiseUnroll"/> 2 (pointwise) or <see cref="FusedRegionKernel.RowVector16"/> (rows).
+    /// <see cref="FusedRegionKernel.PointwiseUnroll"/> 2 (pointwise) or <see cref="FusedRegionKernel.RowVector16"/> (rows),
+    /// with <paramref name="registers"/> <see cref="FusedRegionKernel.RowInRegisters"/> too.
     /// </summary>
-    private static (double m, double mn, int s, double g) Tuned(Action op, double target, bool kernel, bool row)
+    private static (double m, double mn, int s, double g) Tuned(Action op, double target, bool kernel, bool row, bool registers = false)
     {
         FusedRegionKernel.CachePlans = true;
         if (kernel && row) FusedRegionKernel.RowVector16 = true;
+        if (kernel && row && registers) FusedRegionKernel.RowInRegisters = true;
         if (kernel && !row) FusedRegionKernel.PointwiseUnroll = 2;
         try { return ModelBench.TimeMs(op, target); }
         finally
         {
             FusedRegionKernel.CachePlans = false;
             FusedRegionKernel.RowVector16 = false;
+            FusedRegionKernel.RowInRegisters = false;
             FusedRegionKernel.PointwiseUnroll = 1;
         }
     }
@@ -236,7 +239,16 @@ internal static class FusionBench
                         FusedRegionKernel.RowVector16 = false;
                         ModelBench.Add(name, "planner region, channels-last, plan cache + 16-byte rows", dt, b, 0, tTuned, b, "img/s",
                             r16 is null ? null : ModelBench.RelErr(r16, reference));
-                        if (h is not null) Ratio(name, dt, b, tHand, ("region", tRegion), ("+cache", tCache), ("+cache+16B rows", tTuned));
+                        var tRegs = Tuned(() => region.TryRun(xcl, w), target, kernel: true, row: true, registers: true);
+                        FusedRegionKernel.RowVector16 = true;
+                        FusedRegionKernel.RowInRegisters = true;
+                        var rr = region.TryRun(xcl, w);
+                        FusedRegionKernel.RowVector16 = false;
+                        FusedRegionKernel.RowInRegisters = false;
+                        ModelBench.Add(name, "planner region, channels-last, plan cache + 16-byte rows in registers", dt, b, 0, tRegs, b, "img/s",
+                            rr is null ? null : ModelBench.RelErr(rr, reference));
+                        if (h is not null)
+                            Ratio(name, dt, b, tHand, ("region", tRegion), ("+cache", tCache), ("+cache+16B rows", tTuned), ("+cache+16B+regs", tRegs));
                     }
                 }
                 catch (Exception e)
@@ -249,6 +261,7 @@ internal static class FusionBench
                     FusedRegion.Enabled = true;
                     SubBlockPlanner.HandKernels = true;
                     FusedRegionKernel.RowVector16 = false;
+                    FusedRegionKernel.RowInRegisters = false;
                 }
             }
     }
