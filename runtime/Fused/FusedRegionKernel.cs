@@ -82,8 +82,9 @@ namespace Mix.Runtime.Fused
         /// <summary>The compile unit for a launch: its dtypes and, pointwise, its inputs' access classes.</summary>
         internal CudaKernelSpec Spec(LaunchPlan plan)
         {
+            if (plan.Spec is { } known) return known;
             var defines = plan.Defines();
-            return _specs.GetOrAdd(string.Join(" ", defines), _ => new CudaKernelSpec("mix_region_" + Name, FullSource, defines));
+            return plan.Spec = _specs.GetOrAdd(string.Join(" ", defines), _ => new CudaKernelSpec("mix_region_" + Name, FullSource, defines));
         }
 
         /// <summary>How a row region maps rows to threads (<see cref="RegionKernelSources.Kernels"/>).</summary>
@@ -102,6 +103,53 @@ namespace Mix.Runtime.Fused
 
         /// <summary>Blocks the column mapping aims for before it splits rows over more threads.</summary>
         internal const int ColsTargetBlocks = 1024;
+
+        /// <summary>
+        /// Vectors per thread and loop iteration of <c>mix_region_vec</c>. 1 (the default, as measured in run 17a): one
+        /// vector an iteration over a grid-stride grid of at most four waves. 2: two vectors an iteration, both loaded
+        /// before either is computed, over a grid that covers the tensor in one pass (<c>ceil(n / (2 · V · 256))</c> blocks)
+        /// — the hand-written <c>bias_act_vec</c>'s shape, which was 10–20 % faster at ConvFormer-S18's large shapes.
+        /// The same arithmetic either way (each element is computed by the same <c>mix_eval</c>).
+        /// </summary>
+        public static int PointwiseUnroll { get => s_unroll; set => s_unroll = value is 1 or 2 or 4 ? value : throw new ArgumentOutOfRangeException(nameof(value), "1, 2 or 4"); }
+        private static volatile int s_unroll = 1;
+
+        /// <summary>
+        /// Whether the warp and block row mappings of a region whose inputs and output are all float16/bfloat16 read eight
+        /// elements a load (16 bytes, as the hand-written <c>layer_norm_rows</c> does) instead of four (8 bytes). Off by
+        /// default (run 17a's kernels); the arithmetic and its order within a lane's elements are the same.
+        /// </summary>
+        public static bool RowVector16 { get; set; }
+
+        /// <summary>
+        /// Whether the warp mapping's vector entry keeps each lane's part of the row in registers (up to eight vectors a
+        /// lane) and runs every phase from them, reading the row once as the hand-written <c>layer_norm_rows</c> does,
+        /// instead of once per phase. Off by default (run 17a's kernels); the same sums in the same order.
+        /// </summary>
+        public static bool RowInRegisters { get; set; }
+
+        /// <summary>Tests only, this thread only: <see cref="RowInRegisters"/> for launches planned on this thread.</summary>
+        internal static bool? ForceRowInRegisters { get => s_forceRowInRegisters; set => s_forceRowInRegisters = value; }
+        [ThreadStatic] private static bool? s_forceRowInRegisters;
+
+        /// <summary>Most vectors a lane holds with <see cref="RowInRegisters"/>; rows needing more read per phase.</summary>
+        internal const int RowRegisterVectors = 8;
+
+        /// <summary>Tests only, this thread only: <see cref="RowVector16"/> for launches planned on this thread.</summary>
+        internal static bool? ForceRowVector16 { get => s_forceRowVector16; set => s_forceRowVector16 = value; }
+        [ThreadStatic] private static bool? s_forceRowVector16;
+
+        /// <summary>Tests only, this thread only: <see cref="PointwiseUnroll"/> for launches planned on this thread.</summary>
+        internal static int? ForcePointwiseUnroll { get => s_forceUnroll; set => s_forceUnroll = value; }
+        [ThreadStatic] private static int? s_forceUnroll;
+
+        /// <summary>
+        /// Whether a launch reuses the plan of an earlier call with the same shapes, strides, dtypes and device (a few
+        /// per kernel) instead of planning again (merging dims, classifying inputs, choosing the row mapping: LINQ and
+        /// allocations, a few µs of host time per call, which the device waits for at batch 1). Off by default until a
+        /// GPU run times it; the kernels and their arguments are the same either way.
+        /// </summary>
+        public static bool CachePlans { get; set; }
 
         /// <summary>Tests only, this thread only: the row mapping to use whatever the shapes (every mapping computes every row region).</summary>
         internal static RowMapping? ForceRowMapping { get => s_forceMapping; set => s_forceMapping = value; }
@@ -129,9 +177,17 @@ namespace Mix.Runtime.Fused
             /// <summary>Most blocks of a grid-stride launch (the runtime sets it from the SM count).</summary>
             public int MaxBlocks = 1 << 16;
             public bool Row;
+            /// <summary>Pointwise: vectors per thread and iteration of <c>mix_region_vec</c> (<see cref="PointwiseUnroll"/>).</summary>
+            public int Unroll = 1;
+            /// <summary>The compile unit, once chosen (a cached plan keeps it).</summary>
+            public CudaKernelSpec? Spec;
             public RowMapping Mapping;
-            /// <summary>Row, warp or block mapping: every input walks the row densely or not at all, rows of whole vectors: four elements a load, if the pointers are 16-byte aligned.</summary>
+            /// <summary>Row, warp or block mapping: every input walks the row densely or not at all, rows of whole vectors: <see cref="RowVector"/> elements a load, if the pointers are 16-byte aligned.</summary>
             public bool VectorRows;
+            /// <summary>Row: elements a vector load of the warp and block mappings (4, or 8 with <see cref="RowVector16"/> on half types).</summary>
+            public int RowVector = 4;
+            /// <summary>Row, warp mapping: vectors a lane keeps in registers (<see cref="RowInRegisters"/>; 0: the row is read per phase).</summary>
+            public int RowRegisters;
             public uint RowThreads;
 
             /// <summary>The -D options of the compile unit: dtypes, then (pointwise) access classes and index width.</summary>
@@ -140,6 +196,10 @@ namespace Mix.Runtime.Fused
                 var d = InputCodes.Select((c, i) => $"-DMIX_T{i}={c}").Append($"-DMIX_TO={FusedKernels.DtypeCode(OutType)}");
                 if (!Row)
                     d = d.Concat(Classes.Select((c, i) => $"-DMIX_A{i}={(int)c}")).Append($"-DMIX_V={Vector}").Append($"-DMIX_IX32={(Index32 ? 1 : 0)}");
+                // only where it is on, so the default build's options (and its kernel cache key) stay as they were
+                if (!Row && Unroll > 1) d = d.Append($"-DMIX_U={Unroll}");
+                if (Row && RowVector != 4) d = d.Append($"-DMIX_RV={RowVector}");
+                if (Row && RowRegisters > 0) d = d.Append($"-DMIX_RNV={RowRegisters}");
                 return d.ToArray();
             }
 
@@ -160,6 +220,7 @@ namespace Mix.Runtime.Fused
                 "mix_region_row" or "mix_region_row4" => ((uint)Math.Min(Args.N, 1 << 20), RowThreads),
                 "mix_region_warp" or "mix_region_warp4" => (Grid(Args.N, Threads / Args.Split), Threads),
                 "mix_region_cols" => (Grid(Args.N, Threads / Args.Split), Threads),
+                "mix_region_vec" when Unroll > 1 => ((uint)Math.Clamp((Args.N / Vector + Unroll * Threads - 1) / (Unroll * Threads), 1, Math.Max(1, Math.Min(MaxBlocks, int.MaxValue))), Threads),
                 "mix_region_vec" => ((uint)Math.Clamp((Args.N / Vector + Threads - 1) / Threads, 1, Math.Max(1, MaxBlocks)), Threads),
                 _ => (Grid(Args.N, Threads), Threads),
             };
@@ -169,36 +230,98 @@ namespace Mix.Runtime.Fused
         internal unsafe Tensor? Launch(Tensor[] xs, float[] scalars)
         {
             if (xs.Length != Inputs) throw new ArgumentException($"{Name} reads {Inputs} tensors, got {xs.Length}", nameof(xs));
-            var plan = Prepare(xs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), scalars);
-            if (plan is null) return null;
+            var layout = new (long[] Shape, long[] Strides, ScalarType Dtype)[xs.Length];
+            for (int i = 0; i < xs.Length; i++) layout[i] = (xs[i].shape, xs[i].stride(), xs[i].dtype);
             int dev = FusedOps.DeviceIndex(xs[0]);
-            if (xs.Any(x => FusedOps.DeviceIndex(x) != dev) || !FusedOps.IsAvailable(xs[0].device)) return null;
+            for (int i = 1; i < xs.Length; i++) if (FusedOps.DeviceIndex(xs[i]) != dev) return null;
+            if (!FusedOps.IsAvailable(xs[0].device)) return null;
+            // forced mappings (tests) plan every call; the unroll is part of a pointwise plan, so a changed switch misses
+            bool cache = CachePlans && ForceRowMapping is null && ForceSplit is null && ForcePointwiseUnroll is null && ForceRowVector16 is null
+                && ForceRowInRegisters is null;
+            int rowSwitches = (RowVector16 ? 1 : 0) | (RowInRegisters ? 2 : 0);
+            var plan = cache ? _plans.Find(layout, dev, PointwiseUnroll, rowSwitches) : null;
+            if (plan is null)
+            {
+                plan = Prepare(layout, scalars);
+                if (plan is null) return null;
+                if (!plan.Row) plan.MaxBlocks = plan.Unroll > 1 ? int.MaxValue : GridStrideBlocks(dev);
+                if (cache) _plans.Add(layout, dev, rowSwitches, plan);
+            }
             try
             {
                 var spec = Spec(plan);
                 var y = torch.empty_strided(plan.OutShape, plan.OutStrides, plan.OutType, xs[0].device);
+                // a cached plan is shared: this call's pointers and numbers go into a copy of its argument block
+                var args = plan.Args;
+                for (int k = 0; k < scalars.Length; k++) args.S[k] = scalars[k];
                 bool aligned = true;
                 for (int i = 0; i < xs.Length; i++)
                 {
                     var p = TensorPointers.GetDense(xs[i], xs[i].dtype, dev, Name);
-                    plan.Args.In[i] = (long)p;
+                    args.In[i] = (long)p;
                     if (plan.Row || plan.VectorLoads(i)) aligned &= p % 16 == 0;
                 }
-                if (!plan.Row) plan.MaxBlocks = GridStrideBlocks(dev);
                 var po = TensorPointers.GetDense(y, plan.OutType, dev, Name);
-                plan.Args.Out = (long)po;
+                args.Out = (long)po;
                 aligned &= po % 16 == 0;
                 var entry = plan.Entry(aligned);
                 var fn = KernelRuntime.Shared.GetFunction(spec, entry, dev);
                 var (grid, block) = plan.Dims(entry);
                 using var list = new KernelArguments(dev);
-                list.AddBlock(plan.Args);
+                list.AddBlock(args);
                 fn.Launch(new Dim3(grid), new Dim3(block), 0, list);
                 return y;
             }
             catch (CudaKernelUnavailableException)
             {
                 return null;
+            }
+        }
+
+        private readonly PlanCache _plans = new();
+
+        /// <summary>
+        /// The last few plans of one kernel by the layouts they were made for (shapes, strides, dtypes, device): a model
+        /// calls a region with a handful of layouts, each again every forward. Scalars are not part of a plan's identity
+        /// (a launch writes its own into a copy of the argument block); the switches a plan was made under are.
+        /// </summary>
+        internal sealed class PlanCache
+        {
+            private const int Size = 8;
+            private readonly object _gate = new();
+            private readonly (long[][] Shapes, long[][] Strides, ScalarType[] Dtypes, int Device, int RowSwitches, LaunchPlan Plan)?[] _entries =
+                new (long[][], long[][], ScalarType[], int, int, LaunchPlan)?[Size];
+            private int _next;
+
+            public LaunchPlan? Find((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, int unroll, int rowSwitches)
+            {
+                lock (_gate)
+                {
+                    foreach (var entry in _entries)
+                    {
+                        if (entry is not { } e || e.Device != device || e.Shapes.Length != xs.Length
+                            || (!e.Plan.Row && e.Plan.Unroll != unroll) || (e.Plan.Row && e.RowSwitches != rowSwitches)) continue;
+                        bool same = true;
+                        for (int i = 0; i < xs.Length && same; i++)
+                            same = e.Dtypes[i] == xs[i].Dtype && e.Shapes[i].AsSpan().SequenceEqual(xs[i].Shape) && e.Strides[i].AsSpan().SequenceEqual(xs[i].Strides);
+                        if (same) return e.Plan;
+                    }
+                    return null;
+                }
+            }
+
+            /// <param name="xs">The layouts the plan was made for.</param>
+            /// <param name="device">The device.</param>
+            /// <param name="rowSwitches">A row plan's switches: 1 <see cref="RowVector16"/>, 2 <see cref="RowInRegisters"/>.</param>
+            /// <param name="plan">The plan.</param>
+            public void Add((long[] Shape, long[] Strides, ScalarType Dtype)[] xs, int device, int rowSwitches, LaunchPlan plan)
+            {
+                lock (_gate)
+                {
+                    _entries[_next] = (xs.Select(x => x.Shape).ToArray(), xs.Select(x => x.Strides).ToArray(), xs.Select(x => x.Dtype).ToArray(),
+                        device, rowSwitches, plan);
+                    _next = (_next + 1) % Size;
+                }
             }
         }
 
@@ -288,6 +411,7 @@ namespace Mix.Runtime.Fused
                     for (int i = 0; i < xs.Length; i++) plan.Args.Stride[i * RegionArgs.MaxDims + d] = dims[d].Strides[i];
                 }
                 Classify(plan, dims, xs.Length);
+                plan.Unroll = ForcePointwiseUnroll ?? PointwiseUnroll;
                 return plan;
             }
 
@@ -342,15 +466,17 @@ namespace Mix.Runtime.Fused
 
             // Vector reads: every input has axis stride 0 or 1 (size-1 axes were given stride 0), rows start on whole
             // vectors (row strides multiples of 4) and the output walks the row densely.
-            bool vector = rowLen % 4 == 0 && (Reduced || plan.Args.AxisStride[RegionArgs.MaxInputs] == 1);
+            int rv = (ForceRowVector16 ?? RowVector16) && plan.OutType != ScalarType.Float32 && plan.InputCodes.All(c => c != 0) ? 8 : 4;
+            bool vector = rowLen % rv == 0 && (Reduced || plan.Args.AxisStride[RegionArgs.MaxInputs] == 1);
             for (int i = 0; i < inputs && vector; i++)
             {
                 long a = strides[i][ax];
                 vector &= a == 0 || a == 1;
-                if (a == 1) foreach (var d in rowDims) vector &= d.Strides[i] % 4 == 0;
+                if (a == 1) foreach (var d in rowDims) vector &= d.Strides[i] % rv == 0;
             }
-            foreach (var d in rowDims) vector &= Reduced || d.Strides[inputs] % 4 == 0;
+            foreach (var d in rowDims) vector &= Reduced || d.Strides[inputs] % rv == 0;
             plan.VectorRows = vector && plan.Mapping != RowMapping.Cols;
+            plan.RowVector = plan.VectorRows ? rv : 4;
 
             // A block per row: a whole block of threads for long rows when there are few of them.
             plan.RowThreads = rowLen >= 8 * Threads && rows < 512
@@ -360,7 +486,7 @@ namespace Mix.Runtime.Fused
             if (plan.Mapping == RowMapping.Warp)
             {
                 // lanes per row: enough for one pass of whole vectors (elements), at most a warp
-                long per = (rowLen + (plan.VectorRows ? 3 : 0)) / (plan.VectorRows ? 4 : 1);
+                long per = (rowLen + (plan.VectorRows ? plan.RowVector - 1 : 0)) / (plan.VectorRows ? plan.RowVector : 1);
                 split = 32;
                 while (split > 1 && split / 2 >= per) split /= 2;
                 split = ForceSplit ?? split;
@@ -372,6 +498,14 @@ namespace Mix.Runtime.Fused
                     while (split < 8 && 2 * split <= rowLen && (rows * split + Threads - 1) / Threads < ColsTargetBlocks) split *= 2;
             }
             plan.Args.Split = split;
+            if ((ForceRowInRegisters ?? RowInRegisters) && plan.Mapping == RowMapping.Warp && plan.VectorRows)
+            {
+                long per = (rowLen + (long)split * plan.RowVector - 1) / ((long)split * plan.RowVector);
+                // powers of two: fewer compile units across row lengths
+                int nv = 1;
+                while (nv < per) nv *= 2;
+                plan.RowRegisters = nv <= RowRegisterVectors ? nv : 0;
+            }
         }
 
         /// <summary>How <c>mix_region_vec</c> reads one input (<see cref="RegionKernelSources.Kernels"/>, <c>-DMIX_A&lt;i&gt;</c>).</summary>

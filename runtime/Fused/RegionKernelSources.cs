@@ -293,13 +293,44 @@ __device__ __forceinline__ void mix_ldvec(const mix_args& a, int i, mix_ix e, fl
 #define MIX_EACH(M) M(0)
 #endif
 
+// MIX_U > 1 (FusedRegionKernel.PointwiseUnroll): U vectors per thread and iteration, every load issued before any is
+// computed, as the hand-written bias_act_vec does: a grid-stride thread otherwise waits for each vector's load in turn.
+#ifndef MIX_U
+#define MIX_U 1
+#endif
+#define MIX_LDVEC_U(I) mix_ldvec<MIX_T##I, MIX_A##I>(a, I, e[u], one[I], v[u][I]);
+
 extern "C" __global__ void mix_region_vec(const mix_args a) {
   const mix_ix n = (mix_ix)a.n, nv = n / MIX_V;
   const mix_ix step = (mix_ix)gridDim.x * (mix_ix)blockDim.x;
   const mix_ix t0 = (mix_ix)blockIdx.x * (mix_ix)blockDim.x + (mix_ix)threadIdx.x;
   float one[MIX_MAX_IN];
   MIX_EACH(MIX_ONE)
-  for (mix_ix q = t0; q < nv; q += step) {
+  mix_ix q = t0;
+#if MIX_U > 1
+  for (; q + (MIX_U - 1) * step < nv; q += MIX_U * step) {
+    mix_ix e[MIX_U];
+    float v[MIX_U][MIX_MAX_IN][MIX_V];
+#pragma unroll
+    for (int u = 0; u < MIX_U; u++) {
+      e[u] = (q + u * step) * MIX_V;
+      MIX_EACH(MIX_LDVEC_U)
+    }
+#pragma unroll
+    for (int u = 0; u < MIX_U; u++) {
+      float o[MIX_V];
+#pragma unroll
+      for (int k = 0; k < MIX_V; k++) {
+        float in[MIX_MAX_IN];
+#pragma unroll
+        for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[u][i][k];
+        o[k] = mix_eval(in, a.s);
+      }
+      mix_stv(a.out, e[u], o);
+    }
+  }
+#endif
+  for (; q < nv; q += step) {
     const mix_ix e = q * MIX_V;
     float v[MIX_MAX_IN][MIX_V];
     MIX_EACH(MIX_LDVEC)
@@ -357,12 +388,21 @@ __device__ __forceinline__ void mix_row_acc(const mix_args& a, const long long* 
   mix_phase(p, in, a.s, red, inv_n, acc);
 }
 
-// Elements j..j+3 of every input: a vector load where the input walks the row (axis stride 1), one load repeated where
-// it is broadcast along it (axis stride 0). The host checks strides, row_len % 4 == 0 and alignment.
+// Elements j..j+MIX_RV-1 of every input: a vector load where the input walks the row (axis stride 1), one load repeated
+// where it is broadcast along it (axis stride 0). The host checks strides, row_len % MIX_RV == 0 and alignment. MIX_RV is
+// 4 (16 bytes of float32, 8 of a half type), or 8 where every input and the output are half types
+// (FusedRegionKernel.RowVector16: 16-byte loads, as the hand-written layer_norm_rows makes).
+#ifndef MIX_RV
+#define MIX_RV 4
+#endif
+template <int T>
+__device__ __forceinline__ void mix_ldrv(const void* p, long long i, float* v) {
+  if (MIX_RV == 8) mix_io<T>::ld8(p, i, v); else mix_io<T>::ld4(p, i, v);
+}
 #define MIX_LD4(I) \
-  if (a.axis_stride[I]) mix_io<MIX_T##I>::ld4(a.in[I], base[I] + j, v[I]); \
-  else { const float t = mix_io<MIX_T##I>::ld(a.in[I], base[I]); v[I][0] = t; v[I][1] = t; v[I][2] = t; v[I][3] = t; }
-__device__ __forceinline__ void mix_load4(const mix_args& a, const long long* base, long long j, float (*v)[4]) {
+  if (a.axis_stride[I]) mix_ldrv<MIX_T##I>(a.in[I], base[I] + j, v[I]); \
+  else { const float t = mix_io<MIX_T##I>::ld(a.in[I], base[I]); for (int q = 0; q < MIX_RV; q++) v[I][q] = t; }
+__device__ __forceinline__ void mix_load4(const mix_args& a, const long long* base, long long j, float (*v)[MIX_RV]) {
 #if MIX_INPUTS > 0
   MIX_LD4(0)
 #endif
@@ -384,10 +424,10 @@ __device__ __forceinline__ void mix_load4(const mix_args& a, const long long* ba
 }
 
 __device__ __forceinline__ void mix_row_acc4(const mix_args& a, const long long* base, long long j, int p, const float* red, float inv_n, float* acc) {
-  float v[MIX_MAX_IN][4];
+  float v[MIX_MAX_IN][MIX_RV];
   mix_load4(a, base, j, v);
 #pragma unroll
-  for (int q = 0; q < 4; q++) {
+  for (int q = 0; q < MIX_RV; q++) {
     float in[MIX_MAX_IN];
 #pragma unroll
     for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[i][q];
@@ -406,19 +446,19 @@ __device__ __forceinline__ void mix_row_out(const mix_args& a, const long long* 
   mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN] + j * a.axis_stride[MIX_MAX_IN], mix_eval(in, a.s, red, inv_n));
 }
 
-// Output elements j..j+3 (the output walks the row densely: it is contiguous and the axis is innermost).
+// Output elements j..j+MIX_RV-1 (the output walks the row densely: it is contiguous and the axis is innermost).
 __device__ __forceinline__ void mix_row_out4(const mix_args& a, const long long* base, long long j, const float* red, float inv_n) {
-  float v[MIX_MAX_IN][4];
+  float v[MIX_MAX_IN][MIX_RV];
   mix_load4(a, base, j, v);
-  float o[4];
+  float o[MIX_RV];
 #pragma unroll
-  for (int q = 0; q < 4; q++) {
+  for (int q = 0; q < MIX_RV; q++) {
     float in[MIX_MAX_IN];
 #pragma unroll
     for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[i][q];
     o[q] = mix_eval(in, a.s, red, inv_n);
   }
-  mix_io<MIX_TO>::st4(a.out, base[MIX_MAX_IN] + j, o);
+  if (MIX_RV == 8) mix_io<MIX_TO>::st8(a.out, base[MIX_MAX_IN] + j, o); else mix_io<MIX_TO>::st4(a.out, base[MIX_MAX_IN] + j, o);
 }
 #endif
 
@@ -430,8 +470,8 @@ __device__ __forceinline__ void mix_row_block(const mix_args& a) {
   __shared__ float part[MIX_NSLOTS][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
   const float inv_n = 1.0f / (float)a.row_len;
-  const long long first = V ? (long long)threadIdx.x * 4 : (long long)threadIdx.x;
-  const long long step = V ? (long long)blockDim.x * 4 : (long long)blockDim.x;
+  const long long first = V ? (long long)threadIdx.x * MIX_RV : (long long)threadIdx.x;
+  const long long step = V ? (long long)blockDim.x * MIX_RV : (long long)blockDim.x;
   for (long long row = blockIdx.x; row < a.n; row += gridDim.x) {
     long long base[MIX_MAX_IN + 1];
     mix_row_base(a, row, base);
@@ -483,8 +523,8 @@ __device__ __forceinline__ void mix_row_warp(const mix_args& a) {
   const int G = a.split;
   const int lane = threadIdx.x % G, grp = threadIdx.x / G, groups = blockDim.x / G;
   const float inv_n = 1.0f / (float)a.row_len;
-  const long long first = V ? (long long)lane * 4 : (long long)lane;
-  const long long step = V ? (long long)G * 4 : (long long)G;
+  const long long first = V ? (long long)lane * MIX_RV : (long long)lane;
+  const long long step = V ? (long long)G * MIX_RV : (long long)G;
   for (long long r0 = (long long)blockIdx.x * groups; r0 < a.n; r0 += (long long)gridDim.x * groups) {
     const long long row = r0 + grp;
     const long long len = row < a.n ? a.row_len : 0;
@@ -522,7 +562,78 @@ __device__ __forceinline__ void mix_row_warp(const mix_args& a) {
 extern "C" __global__ void mix_region_row(const mix_args a) { mix_row_block<false>(a); }
 extern "C" __global__ void mix_region_row4(const mix_args a) { mix_row_block<true>(a); }
 extern "C" __global__ void mix_region_warp(const mix_args a) { mix_row_warp<false>(a); }
+// MIX_RNV > 0 (FusedRegionKernel.RowInRegisters): the warp mapping's vector entry loads each lane's MIX_RNV vectors of
+// the row once and runs every phase and the output from registers, as the hand-written layer_norm_rows does, instead of
+// reading the row again per phase. Each lane takes the same elements in the same order as mix_row_warp<true>, so the
+// sums, and the results, are the same.
+#ifndef MIX_RNV
+#define MIX_RNV 0
+#endif
+#if MIX_RNV > 0
+__device__ __forceinline__ void mix_row_warp_regs(const mix_args& a) {
+  const int G = a.split;
+  const int lane = threadIdx.x % G, grp = threadIdx.x / G, groups = blockDim.x / G;
+  const float inv_n = 1.0f / (float)a.row_len;
+  const long long first = (long long)lane * MIX_RV, step = (long long)G * MIX_RV;
+  for (long long r0 = (long long)blockIdx.x * groups; r0 < a.n; r0 += (long long)gridDim.x * groups) {
+    const long long row = r0 + grp;
+    const long long len = row < a.n ? a.row_len : 0;
+    long long base[MIX_MAX_IN + 1];
+    mix_row_base(a, row < a.n ? row : 0, base);
+    float v[MIX_RNV][MIX_MAX_IN][MIX_RV];
+#pragma unroll
+    for (int u = 0; u < MIX_RNV; u++)
+      if (first + u * step < len) mix_load4(a, base, first + u * step, v[u]);
+    float red[MIX_NSLOTS];
+#pragma unroll
+    for (int k = 0; k < MIX_NSLOTS; k++) red[k] = 0.0f;
+#pragma unroll
+    for (int p = 0; p < MIX_PHASES; p++) {
+      float acc[MIX_NSLOTS];
+      mix_acc_init(acc);
+#pragma unroll
+      for (int u = 0; u < MIX_RNV; u++) {
+        if (first + u * step >= len) continue;
+#pragma unroll
+        for (int q = 0; q < MIX_RV; q++) {
+          float in[MIX_MAX_IN];
+#pragma unroll
+          for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[u][i][q];
+          mix_phase(p, in, a.s, red, inv_n, acc);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < MIX_NSLOTS; k++) {
+        if (mix_slot_phase(k) != p) continue;
+        float t = acc[k];
+        for (int o = G >> 1; o > 0; o >>= 1) t = mix_slot_combine(k, t, __shfl_xor_sync(0xffffffffu, t, o));
+        red[k] = t;
+      }
+    }
+#if MIX_REDUCED
+    if (lane == 0 && len > 0) mix_io<MIX_TO>::st(a.out, base[MIX_MAX_IN], mix_eval_reduced(a.s, red, inv_n));
+#else
+#pragma unroll
+    for (int u = 0; u < MIX_RNV; u++) {
+      const long long j = first + u * step;
+      if (j >= len) continue;
+      float o[MIX_RV];
+#pragma unroll
+      for (int q = 0; q < MIX_RV; q++) {
+        float in[MIX_MAX_IN];
+#pragma unroll
+        for (int i = 0; i < MIX_INPUTS; i++) in[i] = v[u][i][q];
+        o[q] = mix_eval(in, a.s, red, inv_n);
+      }
+      if (MIX_RV == 8) mix_io<MIX_TO>::st8(a.out, base[MIX_MAX_IN] + j, o); else mix_io<MIX_TO>::st4(a.out, base[MIX_MAX_IN] + j, o);
+    }
+#endif
+  }
+}
+extern "C" __global__ void mix_region_warp4(const mix_args a) { mix_row_warp_regs(a); }
+#else
 extern "C" __global__ void mix_region_warp4(const mix_args a) { mix_row_warp<true>(a); }
+#endif
 
 // An axis that is not innermost: lane l of a warp takes row r0 + 32g + l, and the split (a.split: 1, 2, 4 or 8 warps of
 // a block, blockDim.x == 256) walks the axis of the same 32 rows in an interleaved way, combining the parts in shared

@@ -39,6 +39,53 @@ internal static class FusionBench
             Norms(dt, quick);
             Epilogues(dt, quick);
         }
+        PrintRatios();
+    }
+
+    // "Regions against the hand kernels" (docs/gpu.md): per case, each region launch's device time over the hand
+    // kernel's, printed together at the end and kept in the notes (results JSON), so one run decides SubBlockPlanner.PreferHand.
+    private static readonly System.Collections.Generic.List<string> s_ratios = new();
+
+    private static void Ratio(string name, ScalarType dt, long b, (double m, double mn, int s, double g) hand,
+        params (string What, (double m, double mn, int s, double g) T)[] regions)
+    {
+        var parts = string.Join(" | ", regions.Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.What} {r.T.g / hand.g:F2}x")));
+        s_ratios.Add(string.Create(CultureInfo.InvariantCulture, $"{name,-40} {ModelBench.DtypeName(dt),-9} b{b,-4} hand GPU {hand.g:F4} ms | {parts}"));
+    }
+
+    private static void PrintRatios()
+    {
+        if (s_ratios.Count == 0) return;
+        Console.WriteLine();
+        Console.WriteLine("region / hand kernel, device time (CUDA events around one call; < 1: the region is faster):");
+        foreach (var line in s_ratios)
+        {
+            Console.WriteLine("  " + line);
+            ModelBench.Notes.Add("region/hand " + line);
+        }
+        s_ratios.Clear();
+    }
+
+    /// <summary>
+    /// <paramref name="op"/> timed with the region launch switches of this branch on (docs/gpu.md, "Regions against the
+    /// hand kernels"): <see cref="FusedRegionKernel.CachePlans"/> (host) and, for <paramref name="kernel"/> set,
+    /// <see cref="FusedRegionKernel.PointwiseUnroll"/> 2 (pointwise) or <see cref="FusedRegionKernel.RowVector16"/> (rows),
+    /// with <paramref name="registers"/> <see cref="FusedRegionKernel.RowInRegisters"/> too.
+    /// </summary>
+    private static (double m, double mn, int s, double g) Tuned(Action op, double target, bool kernel, bool row, bool registers = false)
+    {
+        FusedRegionKernel.CachePlans = true;
+        if (kernel && row) FusedRegionKernel.RowVector16 = true;
+        if (kernel && row && registers) FusedRegionKernel.RowInRegisters = true;
+        if (kernel && !row) FusedRegionKernel.PointwiseUnroll = 2;
+        try { return ModelBench.TimeMs(op, target); }
+        finally
+        {
+            FusedRegionKernel.CachePlans = false;
+            FusedRegionKernel.RowVector16 = false;
+            FusedRegionKernel.RowInRegisters = false;
+            FusedRegionKernel.PointwiseUnroll = 1;
+        }
     }
 
     /// <summary>
@@ -75,12 +122,26 @@ internal static class FusionBench
                         var star = EpilogueRegions.BiasActivation(FusedActivation.StarReLU, bias: false)!;
                         var args = star.Arguments(("h", h), ("s", sc), ("t", sh));
                         var y = star.Bound.TryRun(args);
+                        var tRegion = ModelBench.TimeMs(() => star.Bound.TryRun(args), target);
                         if (y is not null)
-                            ModelBench.Add(name, $"planner region {star.Name}", dt, b, 0, ModelBench.TimeMs(() => star.Bound.TryRun(args), target), b, "img/s", ModelBench.RelErr(y, reference));
+                            ModelBench.Add(name, $"planner region {star.Name}", dt, b, 0, tRegion, b, "img/s", ModelBench.RelErr(y, reference));
+                        var tCache = Tuned(() => star.Bound.TryRun(args), target, kernel: false, row: false);
+                        var tTuned = Tuned(() => star.Bound.TryRun(args), target, kernel: true, row: false);
+                        if (y is not null)
+                        {
+                            ModelBench.Add(name, $"planner region {star.Name}, plan cache", dt, b, 0, tCache, b, "img/s");
+                            FusedRegionKernel.PointwiseUnroll = 2;
+                            var yu = star.Bound.TryRun(args);
+                            FusedRegionKernel.PointwiseUnroll = 1;
+                            ModelBench.Add(name, $"planner region {star.Name}, plan cache + U2", dt, b, 0, tTuned, b, "img/s", yu is null ? null : ModelBench.RelErr(yu, reference));
+                        }
                         var hy = FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1);
                         if (hy is not null)
-                            ModelBench.Add(name, "hand FusedOps.BiasActivation", dt, b, 0,
-                                ModelBench.TimeMs(() => FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1), target), b, "img/s", ModelBench.RelErr(hy, reference));
+                        {
+                            var tHand = ModelBench.TimeMs(() => FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1), target);
+                            ModelBench.Add(name, "hand FusedOps.BiasActivation", dt, b, 0, tHand, b, "img/s", ModelBench.RelErr(hy, reference));
+                            if (y is not null) Ratio(name, dt, b, tHand, ("region", tRegion), ("+cache", tCache), ("+cache+U2", tTuned));
+                        }
                         // x * rs + o
                         var x = Make(c);
                         var o = Make(c);
@@ -93,17 +154,35 @@ internal static class FusionBench
                         var res = EpilogueRegions.Residual(bias: false, layerScale: false, resScale: true)!;
                         var rargs = res.Arguments(("x", x), ("o", o), ("rs", rsv));
                         y = res.Bound.TryRun(rargs);
+                        tRegion = ModelBench.TimeMs(() => res.Bound.TryRun(rargs), target);
                         if (y is not null)
-                            ModelBench.Add(name, $"planner region {res.Name}", dt, b, 0, ModelBench.TimeMs(() => res.Bound.TryRun(rargs), target), b, "img/s", ModelBench.RelErr(y, reference));
+                            ModelBench.Add(name, $"planner region {res.Name}", dt, b, 0, tRegion, b, "img/s", ModelBench.RelErr(y, reference));
+                        tCache = Tuned(() => res.Bound.TryRun(rargs), target, kernel: false, row: false);
+                        tTuned = Tuned(() => res.Bound.TryRun(rargs), target, kernel: true, row: false);
+                        if (y is not null)
+                        {
+                            ModelBench.Add(name, $"planner region {res.Name}, plan cache", dt, b, 0, tCache, b, "img/s");
+                            FusedRegionKernel.PointwiseUnroll = 2;
+                            var yu = res.Bound.TryRun(rargs);
+                            FusedRegionKernel.PointwiseUnroll = 1;
+                            ModelBench.Add(name, $"planner region {res.Name}, plan cache + U2", dt, b, 0, tTuned, b, "img/s", yu is null ? null : ModelBench.RelErr(yu, reference));
+                        }
                         var hr = FusedOps.ScaleResidual(x, o, null, rs, null, 1);
                         if (hr is not null)
-                            ModelBench.Add(name, "hand FusedOps.ScaleResidual", dt, b, 0,
-                                ModelBench.TimeMs(() => FusedOps.ScaleResidual(x, o, null, rs, null, 1), target), b, "img/s", ModelBench.RelErr(hr, reference));
+                        {
+                            var tHand = ModelBench.TimeMs(() => FusedOps.ScaleResidual(x, o, null, rs, null, 1), target);
+                            ModelBench.Add(name, "hand FusedOps.ScaleResidual", dt, b, 0, tHand, b, "img/s", ModelBench.RelErr(hr, reference));
+                            if (y is not null) Ratio(name, dt, b, tHand, ("region", tRegion), ("+cache", tCache), ("+cache+U2", tTuned));
+                        }
                     }
                     catch (Exception e)
                     {
                         ModelBench.Notes.Add(string.Create(CultureInfo.InvariantCulture, $"epilogues {layout} C{c} {ModelBench.DtypeName(dt)} b{b}: failed: {e.GetType().Name}: {e.Message}"));
                         Console.Error.WriteLine(ModelBench.Notes[^1]);
+                    }
+                    finally
+                    {
+                        FusedRegionKernel.PointwiseUnroll = 1;
                     }
                 }
     }
@@ -141,13 +220,36 @@ internal static class FusionBench
                         ModelBench.TimeMs(() => norm.call(x), target), b, "img/s", y is null ? null : ModelBench.RelErr(y, reference));
                     SubBlockPlanner.HandKernels = true;
                     var h = FusedOps.LayerNorm(xcl, norm.weight, null, norm.Eps, 1);
+                    (double m, double mn, int s, double g) tHand = default;
                     if (h is not null)
-                        ModelBench.Add(name, "hand FusedOps.LayerNorm, channels-last", dt, b, 0,
-                            ModelBench.TimeMs(() => FusedOps.LayerNorm(xcl, norm.weight, null, norm.Eps, 1), target), b, "img/s", ModelBench.RelErr(h, reference));
+                    {
+                        tHand = ModelBench.TimeMs(() => FusedOps.LayerNorm(xcl, norm.weight, null, norm.Eps, 1), target);
+                        ModelBench.Add(name, "hand FusedOps.LayerNorm, channels-last", dt, b, 0, tHand, b, "img/s", ModelBench.RelErr(h, reference));
+                    }
                     var rc = region.TryRun(xcl, w);
                     if (rc is not null)
-                        ModelBench.Add(name, "planner region, channels-last", dt, b, 0,
-                            ModelBench.TimeMs(() => region.TryRun(xcl, w), target), b, "img/s", ModelBench.RelErr(rc, reference));
+                    {
+                        var tRegion = ModelBench.TimeMs(() => region.TryRun(xcl, w), target);
+                        ModelBench.Add(name, "planner region, channels-last", dt, b, 0, tRegion, b, "img/s", ModelBench.RelErr(rc, reference));
+                        var tCache = Tuned(() => region.TryRun(xcl, w), target, kernel: false, row: true);
+                        ModelBench.Add(name, "planner region, channels-last, plan cache", dt, b, 0, tCache, b, "img/s");
+                        var tTuned = Tuned(() => region.TryRun(xcl, w), target, kernel: true, row: true);
+                        FusedRegionKernel.RowVector16 = true;
+                        var r16 = region.TryRun(xcl, w);
+                        FusedRegionKernel.RowVector16 = false;
+                        ModelBench.Add(name, "planner region, channels-last, plan cache + 16-byte rows", dt, b, 0, tTuned, b, "img/s",
+                            r16 is null ? null : ModelBench.RelErr(r16, reference));
+                        var tRegs = Tuned(() => region.TryRun(xcl, w), target, kernel: true, row: true, registers: true);
+                        FusedRegionKernel.RowVector16 = true;
+                        FusedRegionKernel.RowInRegisters = true;
+                        var rr = region.TryRun(xcl, w);
+                        FusedRegionKernel.RowVector16 = false;
+                        FusedRegionKernel.RowInRegisters = false;
+                        ModelBench.Add(name, "planner region, channels-last, plan cache + 16-byte rows in registers", dt, b, 0, tRegs, b, "img/s",
+                            rr is null ? null : ModelBench.RelErr(rr, reference));
+                        if (h is not null)
+                            Ratio(name, dt, b, tHand, ("region", tRegion), ("+cache", tCache), ("+cache+16B rows", tTuned), ("+cache+16B+regs", tRegs));
+                    }
                 }
                 catch (Exception e)
                 {
@@ -158,6 +260,8 @@ internal static class FusionBench
                 {
                     FusedRegion.Enabled = true;
                     SubBlockPlanner.HandKernels = true;
+                    FusedRegionKernel.RowVector16 = false;
+                    FusedRegionKernel.RowInRegisters = false;
                 }
             }
     }

@@ -124,6 +124,58 @@ public class PointwiseAccessEmulationTests
         Assert.Equal(new[] { 4, 8 }, widths.OrderBy(v => v)); // eight halves a vector; mixed promotes to float32: four
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void Several_vectors_a_thread_match(int unroll)
+    {
+        // FusedRegionKernel.PointwiseUnroll: U vectors an iteration, loaded before any is computed, over a grid that covers
+        // the tensor; with one block the unrolled loop goes round and the rest (fewer than U vectors a thread) and the
+        // elements past the last vector take the single-vector loop. Sizes: whole vectors and channel runs ([2, 16, 24, 24]),
+        // and odd ones with a tail ([3, 5, 61, 67]).
+        using var emulator = new RegionEmulator(Gxx());
+        manual_seed(23);
+        using var _ = no_grad();
+        var seen = new HashSet<Access>();
+        var widths = new HashSet<int>();
+        Mix.Runtime.Fused.FusedRegionKernel.ForcePointwiseUnroll = unroll;
+        try
+        {
+            foreach (var (act, param) in new[] { (ScalarType.Float32, ScalarType.Float32), (ScalarType.BFloat16, ScalarType.BFloat16) })
+                foreach (var shape in new[] { new long[] { 2, 16, 24, 24 }, new long[] { 3, 5, 61, 67 } })
+                    foreach (bool cl in new[] { false, true })
+                        foreach (var k in Cases(shape, cl, act, param).Take(3))
+                        {
+                            var plan = Kernel.Prepare(k.Inputs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), Array.Empty<float>())!;
+                            Assert.Equal(unroll, plan.Unroll);
+                            Assert.Contains($"-DMIX_U={unroll}", plan.Defines());
+                            Check(emulator, k, seen, widths);
+                        }
+        }
+        finally
+        {
+            Mix.Runtime.Fused.FusedRegionKernel.ForcePointwiseUnroll = null;
+        }
+        foreach (var a in new[] { Access.Dense, Access.Scalar, Access.ChannelOuter, Access.ChannelRun, Access.Channel }) Assert.Contains(a, seen);
+        Assert.Contains("mix_region_vec", emulator.EntriesRun);
+    }
+
+    [Fact]
+    public void The_default_launch_is_unchanged()
+    {
+        // one vector an iteration, no -DMIX_U (the kernel cache key of run 17a's builds), a grid of at most MaxBlocks
+        long[] full = { 128, 64, 56, 56 }, fullS = { 64 * 3136, 3136, 56, 1 }, ch = { 64, 1, 1 }, chS = { 1, 1, 1 };
+        var plan = Kernel.Prepare(new[] { (full, fullS), (ch, chS), (full, fullS), (ch, chS), (ch, chS) }
+            .Select(x => (x.Item1, x.Item2, ScalarType.BFloat16)).ToArray(), Array.Empty<float>())!;
+        Assert.Equal(1, plan.Unroll);
+        Assert.DoesNotContain(plan.Defines(), d => d.StartsWith("-DMIX_U", StringComparison.Ordinal));
+        plan.MaxBlocks = 4224;
+        Assert.Equal(4224u, plan.Dims("mix_region_vec").Grid);
+        plan.Unroll = 2;
+        plan.MaxBlocks = int.MaxValue;
+        Assert.Equal((uint)((128L * 64 * 3136 / 8 + 511) / 512), plan.Dims("mix_region_vec").Grid);
+    }
+
     static Access[] Classes(FusedRegionKernel kernel, params (long[] Shape, long[] Strides)[] xs)
     {
         var plan = kernel.Prepare(xs.Select(x => (x.Shape, x.Strides, ScalarType.BFloat16)).ToArray(), Array.Empty<float>());

@@ -180,6 +180,94 @@ public class RowMappingEmulationTests
         EveryMapping(emulator, kernel, new[] { xt, weight, bias }, new[] { 1e-5f }, expected, "layernorm of a transposed view");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Sixteen_byte_row_loads_of_half_types_match(bool rowInRegisters)
+    {
+        // rowInRegisters: FusedRegionKernel.RowInRegisters as well, the warp mapping's lanes keeping their vectors (up to
+        // eight) in registers for every phase; a lane with more (one lane per row of 64 float32s) reads per phase.
+        // FusedRegionKernel.RowVector16: eight halves a load in the warp and block mappings where every input and the
+        // output are half types and rows are whole 8-element vectors; four otherwise (C12 below, float32). The channel
+        // LayerNorm of channels-last memory (NormRegions, as ConvFormer runs it) and a token LayerNorm with a bias, against
+        // the math in double precision on the same rounded inputs: bfloat16 2^-8, float16 2^-11 (one rounding of the output).
+        using var emulator = new RegionEmulator(Gxx()!);
+        torch.manual_seed(6);
+        var channel = Mix.Runtime.Fused.NormRegions.LayerNorm2dWeight;
+        var token = LayerNorm(-1);
+        FusedRegionKernel.ForceRowVector16 = true;
+        FusedRegionKernel.ForceRowInRegisters = rowInRegisters;
+        s_registerPlans = 0;
+        try
+        {
+            foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float16, ScalarType.Float32 })
+                foreach (long c in new long[] { 64, 24, 8, 12 })
+                {
+                    var x = (torch.randn(3, c, 5, 7) * 2 + 0.5).to_type(dt).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+                    var w = (torch.randn(c, 1, 1) * 0.2 + 1).to_type(dt);
+                    var plan = channel.Prepare(new[] { (x.shape, x.stride(), dt), (w.shape, w.stride(), dt) }, new[] { 1e-6f })!;
+                    int rv = dt != ScalarType.Float32 && c % 8 == 0 ? 8 : 4;
+                    Assert.Equal(rv, plan.RowVector);
+                    Assert.Equal(rv == 8, plan.Defines().Contains("-DMIX_RV=8"));
+                    var xd = x.to_type(ScalarType.Float64);
+                    var mean = xd.mean(new long[] { 1 }, true);
+                    var expected = (xd - mean) * torch.rsqrt((xd - mean).square().mean(new long[] { 1 }, true) + 1e-6) * w.to_type(ScalarType.Float64);
+                    RowVectorMappings(emulator, channel, new[] { x, w }, new[] { 1e-6f }, expected, $"channel layernorm {dt} C{c}", dt);
+                    var t = (torch.randn(2, 3, 5, c) * 2 + 0.5).to_type(dt);
+                    var tw = (torch.randn(c) * 0.2 + 1).to_type(dt);
+                    var tb = (torch.randn(c) * 0.2).to_type(dt);
+                    RowVectorMappings(emulator, token, new[] { t, tw, tb }, new[] { 1e-5f },
+                        LayerNormRef(t.to_type(ScalarType.Float64), tw.to_type(ScalarType.Float64), tb.to_type(ScalarType.Float64), 1e-5f, -1), $"token layernorm {dt} C{c}", dt);
+                }
+            // a reduction that drops its axis: one value a row, from lane 0
+            var rx = torch.randn(9, 64).to_type(ScalarType.BFloat16);
+            var ry = torch.randn(9, 64).to_type(ScalarType.BFloat16);
+            RowVectorMappings(emulator, ReducedMax(-1), new[] { rx, ry }, Array.Empty<float>(),
+                (rx.to_type(ScalarType.Float64) * ry.to_type(ScalarType.Float64)).amax(new long[] { -1 }), "max over the last axis", ScalarType.BFloat16);
+        }
+        finally
+        {
+            FusedRegionKernel.ForceRowVector16 = null;
+            FusedRegionKernel.ForceRowInRegisters = null;
+        }
+        Assert.Contains("mix_region_warp4", emulator.EntriesRun);
+        Assert.Contains("mix_region_row4", emulator.EntriesRun);
+        if (rowInRegisters) Assert.True(s_registerPlans > 0, "no launch kept its row in registers");
+        else Assert.Equal(0, s_registerPlans);
+    }
+
+    [ThreadStatic] static int s_registerPlans;
+
+    static void RowVectorMappings(RegionEmulator emulator, FusedRegionKernel kernel, Tensor[] xs, float[] scalars, Tensor expected, string what, ScalarType dt)
+    {
+        double tol = dt switch { ScalarType.BFloat16 => Math.Pow(2, -8), ScalarType.Float16 => Math.Pow(2, -11), _ => 1e-5 };
+        emulator.Aligned = true;
+        foreach (var (mapping, split) in new (Mapping, int?)[] { (Mapping.Warp, null), (Mapping.Warp, 32), (Mapping.Warp, 2), (Mapping.Warp, 1), (Mapping.Block, 1) })
+        {
+            FusedRegionKernel.ForceRowMapping = mapping;
+            FusedRegionKernel.ForceSplit = split;
+            Tensor? y;
+            int registers;
+            try
+            {
+                var plan = kernel.Prepare(xs.Select(x => (x.shape, x.stride(), x.dtype)).ToArray(), scalars)!;
+                registers = plan.RowRegisters;
+                Assert.Equal(registers > 0, plan.Defines().Contains($"-DMIX_RNV={registers}"));
+                if (registers > 0) s_registerPlans++;
+                y = emulator.Run(kernel, xs, scalars);
+            }
+            finally
+            {
+                FusedRegionKernel.ForceRowMapping = null;
+                FusedRegionKernel.ForceSplit = null;
+            }
+            Assert.NotNull(y);
+            Assert.Equal(expected.shape, y!.shape);
+            var err = ((y.to_type(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
+            Assert.True(err <= tol, $"{what}, {mapping} split {split}, {registers} vectors in registers: relative error {err}");
+        }
+    }
+
     [Fact]
     public void Softmax_with_a_row_gate_matches_in_every_mapping()
     {
