@@ -20,11 +20,13 @@ step() {  # step LIMIT NAME COMMAND...
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 part=${1:-verify}
 if [ "$part" = verify ]; then
-# 1. correctness of what landed unverified (session 17): the GLA second form, VidKV's staged kernel, the Mamba step
-#    tests with the persistent kernel as batch 1's default
+# 1. correctness of what landed unverified (session 17): the GLA second form, VidKV's staged kernel, the region launch
+#    switches, the persistent kernel's opt-in barrier / x_proj fold and the Mamba step tests with the persistent kernel
+#    as batch 1's default
 step 150 tests bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.FusedMambaStepGpuTests \
   -class Mix.Runtime.Tests.Scans.GlaSecondFormGpuTests -class Mix.Runtime.Tests.Scans.GlaTensorCoreGpuTests \
   -class Mix.Runtime.Tests.QuantizedKvAttentionGpuTests -class Mix.Runtime.Tests.QuantizedKvSlotStepCostGpuTests \
+  -class Mix.Runtime.Tests.RegionLaunchSwitchGpuTests \
   -xml "$OUT/tests.xml"
 grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | head -20
 # 2. their timings against the defaults (rows name the form / generation that ran)
