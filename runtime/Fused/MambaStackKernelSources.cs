@@ -202,7 +202,13 @@ __device__ __forceinline__ float mix_conv_new(float xnew, const float* __restric
 // [B, 2 max inner], dbc [B, max (rank + 2 nstate)], y [B, max inner] (float32), ping / pong [B, dim] (io_t). The buffers
 // one phase writes and a later one reads are not __restrict__: their loads must not take the read-only (non-coherent)
 // path, which would not see another block's writes made during this launch.
-extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
+#ifndef MIX_FOLD_XPROJ
+#define MIX_STACK_BOUNDS __launch_bounds__(256)
+#else
+// two blocks per SM, stated: without it NVRTC 11.8 aims the 16-bit builds at 80 registers and spills 20 bytes
+#define MIX_STACK_BOUNDS __launch_bounds__(256, 2)
+#endif
+extern "C" __global__ void MIX_STACK_BOUNDS mamba_stack_persistent(
     const MixMambaLayer* __restrict__ layers, int L, int parity, const io_t* __restrict__ x, io_t* out,
     io_t* ping, io_t* pong, float* xz, float* dbc, float* yv, unsigned* bar, int B, int dim, float* xpart) {
   extern __shared__ float psmem[];

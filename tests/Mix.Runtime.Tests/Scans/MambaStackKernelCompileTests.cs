@@ -9,8 +9,9 @@ namespace Mix.Runtime.Tests.Scans;
 
 /// <summary>
 /// The persistent Mamba kernel (<see cref="MambaStackKernelSources"/>, with the step's device functions) compiled by NVRTC
-/// for sm_90 in every build the runtime asks for — float32, float16, bfloat16, each with the default grid barrier and the
-/// one-atomic one (<see cref="FusedMambaStack.PersistentFastBarrier"/>) — no GPU needed (skipped where NVRTC is not
+/// for sm_90 in every build the runtime asks for — float32, float16, bfloat16, each with the default grid barrier or the
+/// one-atomic one (<see cref="FusedMambaStack.PersistentFastBarrier"/>), with or without x_proj folded into the in_proj
+/// phase (<see cref="FusedMambaStack.PersistentFoldXProj"/>) — no GPU needed (skipped where NVRTC is not
 /// found; <c>MIX_NVRTC_PATH</c> names a library). <c>mamba_stack_persistent</c> must have no stack frame and no spills
 /// (a spill is a local-memory round trip inside a phase whose whole budget is a few of them), and at most 128 registers a
 /// thread, so that two 256-thread blocks stay resident per multiprocessor (<see cref="FusedMambaStack.PersistentBlocksPerSm"/>'s
@@ -32,8 +33,9 @@ public class MambaStackKernelCompileTests
         int builds = 0;
         foreach (int dtype in new[] { 0, 1, 2 })
             foreach (bool fast in new[] { false, true })
+            foreach (bool fold in new[] { false, true })
             {
-                var spec = PersistentMambaSegment.Spec(dtype, fast);
+                var spec = PersistentMambaSegment.Spec(dtype, fast, fold);
                 var options = KernelRuntime.CompileOptions(spec, "sm_90").Append("--ptxas-options=-v").ToArray();
                 nvrtc!.CompileToCubin(spec.Source, spec.Name, options, out var log);
                 string build = string.Join(" ", spec.Options);
@@ -64,7 +66,7 @@ public class MambaStackKernelCompileTests
                 builds++;
             }
         TestContext.Current.TestOutputHelper?.WriteLine(string.Join("\n", report));
-        Assert.Equal(6, builds);
+        Assert.Equal(12, builds);
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
 }

@@ -40,7 +40,7 @@ using std::min;
 #define __forceinline__ inline
 #define __global__
 #define __restrict__
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 #define __shared__ static
 struct float4 { float x, y, z, w; };
 static inline float4 make_float4(float x, float y, float z, float w) { return { x, y, z, w }; }
