@@ -23,6 +23,11 @@ namespace Mix.Runtime.Fused
     /// <para>Activations between layers alternate between two buffers (ping, pong); the first layer reads the segment's
     /// input, the last writes its output. States are read from buffer <c>parity</c> of each layer's pair and written to the
     /// other, as the single step reads the slot's states and writes its spares.</para>
+    /// <para>Two opt-in builds (issue 13, to be timed): <c>MIX_FAST_BARRIER</c> (<see cref="FusedMambaStack.PersistentFastBarrier"/>),
+    /// a barrier whose only global-memory steps are one release add per block on a 64-bit count that never resets and
+    /// the waiters' acquire polls of it; <c>MIX_FOLD_XPROJ</c> (<see cref="FusedMambaStack.PersistentFoldXProj"/>), x_proj
+    /// computed inside the in_proj phase as per-block partial sums that the scan phase adds up in block order, so a
+    /// layer is three phases. Either, both or neither; the kernel's signature is the same in every build.</para>
     /// </remarks>
     internal static class MambaStackKernelSources
     {

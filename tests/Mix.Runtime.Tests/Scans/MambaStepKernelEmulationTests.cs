@@ -417,10 +417,9 @@ int main() {
                 {
                     var parts = line.Split(' ');
                     double err = double.Parse(parts[1], CultureInfo.InvariantCulture);
-                    // the fold sums x_proj in another order: float32 stays within 1e-5; bfloat16 outputs may round to the
-                    // neighbouring value (one bf16 step is 2^-8 relative), so within two steps there
-                    double tolerance = fold && dtype == 2 ? 1e-2 : 1e-5;
-                    Assert.True(err < tolerance, $"{parts[0]} ({define.Trim()}): max relative difference {err}");
+                    // the fold sums x_proj in another (fixed) order; in these cases no bfloat16 output rounds to another
+                    // value for it (measured 4e-8), so every build keeps the same bound
+                    Assert.True(err < 1e-5, $"{parts[0]} ({define.Trim()}): max relative difference {err}");
                 }
             }
         }
