@@ -64,6 +64,25 @@ namespace Mix.Runtime.Fused
         /// persistent launch is first made, and again whenever it changes.</summary>
         public static int PersistentBlocksPerSm { get; set; } = 2;
 
+        /// <summary>
+        /// Whether the persistent kernel's grid barrier is the one-atomic form (an arrival count that only grows, polled by
+        /// the waiters: one release add and one acquire poll on the path) instead of the counter the last block resets and
+        /// the generation word it then advances (four dependent global-memory steps after the last arrival). Off by default
+        /// until a GPU run times it against the other (issue 13: ~95 barriers a token). Read like
+        /// <see cref="PersistentBlocksPerSm"/>.
+        /// </summary>
+        public static bool PersistentFastBarrier { get; set; }
+
+        /// <summary>
+        /// Whether the persistent kernel folds x_proj into the in_proj phase: each block computes the conv step of the x
+        /// channels its in_proj produced and its share of every x_proj output (a slice of partial sums), and the scan phase
+        /// sums the slices in block order, so a layer is three phases and three barriers instead of four. Same sums in
+        /// another order (deterministic). Off by default until a GPU run times it (issue 13). Read like
+        /// <see cref="PersistentBlocksPerSm"/>; a segment whose blocks would hold more than
+        /// <see cref="MambaStackKernelSources.FoldSlots"/> x rows of a layer keeps the graph (see <see cref="LastPersistentDecline"/>).
+        /// </summary>
+        public static bool PersistentFoldXProj { get; set; }
+
         /// <summary>Persistent-kernel launches so far in this process (one per segment per token batch).</summary>
         public static long PersistentLaunches => System.Threading.Interlocked.Read(ref s_persistent);
 
@@ -273,10 +292,11 @@ namespace Mix.Runtime.Fused
                 }
                 try
                 {
-                    if (persistent is null || persistent.BlocksPerSm != PersistentBlocksPerSm)
+                    if (persistent is null || persistent.BlocksPerSm != PersistentBlocksPerSm || persistent.FastBarrier != PersistentFastBarrier
+                        || persistent.FoldXProj != PersistentFoldXProj)
                     {
                         persistent?.Dispose();
-                        persistent = PersistentMambaSegment.TryCreate(Steps, PersistentBlocksPerSm, out var why);
+                        persistent = PersistentMambaSegment.TryCreate(Steps, PersistentBlocksPerSm, out var why, PersistentFastBarrier, PersistentFoldXProj);
                         if (persistent is null)
                         {
                             LastPersistentDecline = persistentDecline = why;

@@ -23,6 +23,11 @@ namespace Mix.Runtime.Fused
     /// <para>Activations between layers alternate between two buffers (ping, pong); the first layer reads the segment's
     /// input, the last writes its output. States are read from buffer <c>parity</c> of each layer's pair and written to the
     /// other, as the single step reads the slot's states and writes its spares.</para>
+    /// <para>Two opt-in builds (issue 13, to be timed): <c>MIX_FAST_BARRIER</c> (<see cref="FusedMambaStack.PersistentFastBarrier"/>),
+    /// a barrier whose only global-memory steps are one release add per block on a 64-bit count that never resets and
+    /// the waiters' acquire polls of it; <c>MIX_FOLD_XPROJ</c> (<see cref="FusedMambaStack.PersistentFoldXProj"/>), x_proj
+    /// computed inside the in_proj phase as per-block partial sums that the scan phase adds up in block order, so a
+    /// layer is three phases. Either, both or neither; the kernel's signature is the same in every build.</para>
     /// </remarks>
     internal static class MambaStackKernelSources
     {
@@ -36,6 +41,14 @@ namespace Mix.Runtime.Fused
         /// <summary>Floats at the start of the dynamic shared memory before the staged rows (partial sums [8][MIX_MAXB] and
         /// the rows' inverse RMS [MIX_MAXB]; a multiple of four, so the rows stay 16-byte aligned).</summary>
         public const int SharedHeaderFloats = 9 * 8;
+
+        /// <summary>Most in_proj x rows one block holds in a layer when x_proj is folded into the in_proj phase
+        /// (<c>MIX_FOLD_SLOTS</c>).</summary>
+        public const int FoldSlots = 64;
+
+        /// <summary>Floats of shared memory the fold adds before the staged rows: its slots ([FoldSlots][8]) and the scan
+        /// phase's 256 float4 sums.</summary>
+        public const int FoldSharedFloats = FoldSlots * 8 + 4 * 256;
 
         public const string Source = """
 // One layer of the segment (written by the host once per plan; layout mirrors PersistentMambaSegment.WriteLayer).
@@ -81,6 +94,7 @@ __device__ __forceinline__ unsigned long long mix_clock_ns() {
 #define MIX_BARRIER_NS 2000000000ull
 #endif
 
+#ifndef MIX_FAST_BARRIER
 // Every thread of the grid waits here until every block has arrived; writes before it are visible to reads after it.
 // bar[0]: blocks arrived at this barrier, bar[1]: barriers completed. The generation is read before arriving (the last
 // block can only advance it after this one has arrived), the counter is reset before the generation moves on.
@@ -107,6 +121,56 @@ __device__ __forceinline__ void mix_grid_sync(unsigned* bar) {
   }
   __syncthreads();
 }
+#else
+#ifndef MIX_EMULATION
+// One arrival: the add is a release (this block's writes, ordered before it by the __syncthreads, are visible to whoever
+// acquires the value it makes) and returns the count before it.
+__device__ __forceinline__ unsigned long long mix_arrive_release(unsigned long long* p) {
+  unsigned long long old;
+  asm volatile("atom.add.release.gpu.global.u64 %0, [%1], 1;" : "=l"(old) : "l"(p) : "memory");
+  return old;
+}
+
+__device__ __forceinline__ unsigned long long mix_load_acquire64(const unsigned long long* p) {
+  unsigned long long v;
+  asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+#endif
+
+// The same barrier with one atomic on its path (FusedMambaStack.PersistentFastBarrier): a 64-bit count of arrivals that
+// only grows (bar[4..5]; 95 barriers x 264 blocks a token wrap it after ~10^15 tokens), so barrier n of the launch is
+// complete when it reaches the next multiple of the grid above the count this block's arrival returned. No reset, no
+// generation word, no fences besides the arrival's release and the poll's acquire: after the last arrival, one L2 round
+// trip of a poll releases a waiter, where the other barrier chains the last block's add, exchange, fence and generation
+// add before the waiters' poll can see it. The last block to arrive knows it from the returned count and does not poll.
+// bar[2] as above (checked every 16th poll: the flag is a second L2 round trip). The count starts at a multiple of the
+// grid (zero) and every completed launch leaves it at one; a segment's grid never changes size.
+__device__ __forceinline__ void mix_grid_sync(unsigned* bar) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned long long* count = reinterpret_cast<unsigned long long*>(bar + 4);
+    const unsigned long long grid = gridDim.x, old = mix_arrive_release(count), target = (old / grid + 1) * grid;
+    if (old + 1 != target) {
+      const unsigned long long start = mix_clock_ns();
+      for (unsigned polls = 1; mix_load_acquire64(count) < target; polls++) {
+        if ((polls & 15u) == 0) {
+          if (mix_load_acquire(bar + 2)) break;
+          if (mix_clock_ns() - start > MIX_BARRIER_NS) { atomicExch(bar + 2, 1u); break; }
+        }
+        mix_spin_pause();
+      }
+    }
+  }
+  __syncthreads();
+}
+#endif
+
+// Nothing but n grid barriers: what one costs on a grid of this size with no phase work around it (the mamba-kernels
+// bench's "grid barrier" rows, both forms); bar as the persistent kernel's.
+extern "C" __global__ void __launch_bounds__(256) mamba_stack_barriers(unsigned* bar, int n) {
+  for (int i = 0; i < n; i++) mix_grid_sync(bar);
+}
 
 // Asks L2 for every weight row slice this block's warps read in the next mix_rows over w [rows, K] (io_t, same row and
 // slice arithmetic), issued before a barrier so that the fetch overlaps the wait. A hint only.
@@ -123,17 +187,47 @@ __device__ __forceinline__ void mix_prefetch_rows(const void* __restrict__ w, in
 #endif
 }
 
+#ifdef MIX_FOLD_XPROJ
+// Most in_proj rows of the x half one block holds in a layer (passes x rows per pass) when x_proj is folded into the
+// in_proj phase (FusedMambaStack.PersistentFoldXProj; the host declines the fold for a layer that needs more).
+#define MIX_FOLD_SLOTS 64
+
+// u = silu(conv step) of channel c of row b with the new input xnew already in hand (the in_proj phase's own output),
+// the same taps in the same order as mix_conv_step.
+__device__ __forceinline__ float mix_conv_new(float xnew, const float* __restrict__ conv_state, const io_t* __restrict__ conv_w,
+                                              const io_t* __restrict__ conv_b, int b, int c, int inner, int W) {
+  const float* st = conv_state + ((size_t)b * inner + c) * (W - 1);
+  const io_t* cw = conv_w + (size_t)c * W;
+  const float acc = conv_b ? to_f(conv_b[c]) : 0.0f;
+  return silu_f(W == 4 ? mix_conv_taps<4>(st, cw, acc, xnew, W) : mix_conv_taps<0>(st, cw, acc, xnew, W));
+}
+#endif
+
 // The decoding step of layers[0..L) for rows [0, B) (B <= MIX_MAXB) of width dim: x -> ... -> out. Work buffers: xz
 // [B, 2 max inner], dbc [B, max (rank + 2 nstate)], y [B, max inner] (float32), ping / pong [B, dim] (io_t). The buffers
 // one phase writes and a later one reads are not __restrict__: their loads must not take the read-only (non-coherent)
 // path, which would not see another block's writes made during this launch.
-extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
+#ifndef MIX_FOLD_XPROJ
+#define MIX_STACK_BOUNDS __launch_bounds__(256)
+#else
+// two blocks per SM, stated: without it NVRTC 11.8 aims the 16-bit builds at 80 registers and spills 20 bytes
+#define MIX_STACK_BOUNDS __launch_bounds__(256, 2)
+#endif
+extern "C" __global__ void MIX_STACK_BOUNDS mamba_stack_persistent(
     const MixMambaLayer* __restrict__ layers, int L, int parity, const io_t* __restrict__ x, io_t* out,
-    io_t* ping, io_t* pong, float* xz, float* dbc, float* yv, unsigned* bar, int B, int dim) {
+    io_t* ping, io_t* pong, float* xz, float* dbc, float* yv, unsigned* bar, int B, int dim, float* xpart) {
   extern __shared__ float psmem[];
   float (*part)[MIX_MAXB] = reinterpret_cast<float (*)[MIX_MAXB]>(psmem);
   float* inv_rms = psmem + 8 * MIX_MAXB;
+#ifndef MIX_FOLD_XPROJ
   float* act = psmem + 9 * MIX_MAXB;
+#else
+  // the x rows this block's in_proj produced, then their u ([slot][MIX_MAXB]); 256 float4 of partial sums for the scan
+  // phase's reduction; the staged rows, which in the scan phase hold the reduced dbc
+  float* fold_u = psmem + 9 * MIX_MAXB;
+  float4* fold_red = reinterpret_cast<float4*>(fold_u + MIX_FOLD_SLOTS * MIX_MAXB);
+  float* act = fold_u + MIX_FOLD_SLOTS * MIX_MAXB + 4 * 256;
+#endif
   const int warps = blockDim.x >> 5;
   for (int l = 0; l < L; l++) {
     const MixMambaLayer& p = layers[l];
@@ -147,11 +241,64 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
 
     // (1) xz = in_proj(rmsnorm(src)); a block without rows in a phase skips its staging (a block-uniform test)
     if (l == 0) mix_prefetch_rows(p.w_in, dim, 2 * inner, p.split_in);
+#ifndef MIX_FOLD_XPROJ
     if ((int)blockIdx.x * (warps / p.split_in) < 2 * inner) {
       mix_stage_norm(src, p.norm_w, p.eps, act, inv_rms, part, B, dim);
       mix_rows(p.w_in, (const float*)0, 0, (const unsigned char*)0, 0, p.bias_in, act, dim, 2 * inner, B, p.vec_in,
                p.split_in, part, [&](int b, int r, float v) { xz[(size_t)b * 2 * inner + r] = v; });
     }
+#else
+    // ... and x_proj folded in: the block keeps the x rows (channels) its warps produced, computes their u = silu(conv
+    // step) and its share of every x_proj output, sum over its channels of w_x[j, c] u[c], into its own slice of xpart
+    // ([block][B * P], rounded up to whole float4). The scan phase sums the blocks' slices in block order, so the
+    // separate x_proj phase and its barrier are gone, at the cost of that sum. Rows of pass k of mix_rows are
+    // blockIdx * per + k * gridDim * per + (warp / split): slot k * per + warp / split.
+    const int per_in = warps / p.split_in, stride_in = gridDim.x * per_in, base_in = blockIdx.x * per_in;
+    const int slots = per_in * ((inner + stride_in - 1) / stride_in), cols4 = (B * P + 3) / 4 * 4;
+    mix_prefetch_rows(p.w_x, inner, P, 1);
+    if (base_in < 2 * inner) {
+      mix_stage_norm(src, p.norm_w, p.eps, act, inv_rms, part, B, dim);
+      mix_rows(p.w_in, (const float*)0, 0, (const unsigned char*)0, 0, p.bias_in, act, dim, 2 * inner, B, p.vec_in,
+               p.split_in, part, [&](int b, int r, float v) {
+                 xz[(size_t)b * 2 * inner + r] = v;
+                 if (r < inner) {
+                   const int k = (r - base_in) / stride_in;
+                   fold_u[(k * per_in + (r - base_in - k * stride_in)) * MIX_MAXB + b] = v;
+                 }
+               });
+    }
+    if (base_in < inner) {
+      __syncthreads();
+      for (int i = threadIdx.x; i < slots * B; i += blockDim.x) {
+        const int s = i / B, b = i % B, r = base_in + (s / per_in) * stride_in + s % per_in;
+        if (r < inner) fold_u[s * MIX_MAXB + b] = mix_conv_new(fold_u[s * MIX_MAXB + b], cs, p.conv_w, p.conv_b, b, r, inner, W);
+      }
+      __syncthreads();
+      const io_t* wx = reinterpret_cast<const io_t*>(p.w_x);
+      for (int i = threadIdx.x; i < cols4; i += blockDim.x) {
+        const int b = i / P, j = i % P;
+        float acc = 0.0f;
+        if (b < B) {
+          // eight slots' weights a pass from clamped slots, so their loads are in flight together
+          for (int s0 = 0; s0 < slots; s0 += 8) {
+            float wv[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+              const int s = min(s0 + u, slots - 1), r = min(base_in + (s / per_in) * stride_in + s % per_in, inner - 1);
+              wv[u] = to_f(wx[(size_t)j * inner + r]);
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+              const int s = s0 + u;
+              if (s < slots && base_in + (s / per_in) * stride_in + s % per_in < inner) acc += wv[u] * fold_u[s * MIX_MAXB + b];
+            }
+          }
+        }
+        xpart[(size_t)blockIdx.x * cols4 + i] = acc;
+      }
+    }
+#endif
+#ifndef MIX_FOLD_XPROJ
     // the next weights into L2 while the grid waits: x_proj's for the next phase, out_proj's two phases ahead
     mix_prefetch_rows(p.w_x, inner, P, p.split_x);
     mix_prefetch_rows(p.w_out, inner, dim, p.split_out);
@@ -170,6 +317,50 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
       mix_prefetch_rows(q.w_in, dim, 2 * q.inner, q.split_in);
     }
     mix_grid_sync(bar);
+    const float* dbc_in = dbc;
+#else
+    // out_proj's weights for the phase after the scan, the next layer's in_proj for the one after that
+    mix_prefetch_rows(p.w_out, inner, dim, p.split_out);
+    if (l + 1 < L) {
+      const MixMambaLayer& q = layers[l + 1];
+      mix_prefetch_rows(q.w_in, dim, 2 * q.inner, q.split_in);
+    }
+    mix_grid_sync(bar);
+    // dbc = the sum of the in_proj blocks' slices, in block order, into act (only blocks with scan lanes): thread t
+    // sums the float4 column t % n4 over blocks t / n4, t / n4 + groups, ... (eight loads in flight a pass), then one
+    // thread per column adds the groups' sums in group order
+    const float* dbc_in = act;
+    if ((int)blockIdx.x * (int)blockDim.x < B * inner * G) {
+      const int contributors = min((int)gridDim.x, (inner + per_in - 1) / per_in), n4 = cols4 / 4;
+      const int groups = n4 < (int)blockDim.x ? (int)blockDim.x / n4 : 1;
+      const float4* xp = reinterpret_cast<const float4*>(xpart);
+      for (int c0 = 0; c0 < n4; c0 += groups > 1 ? n4 : (int)blockDim.x) {
+        const int t = threadIdx.x, c = c0 + (groups > 1 ? t % n4 : t), g = groups > 1 ? t / n4 : 0;
+        float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (c < n4 && g < groups) {
+          for (int k0 = g; k0 < contributors; k0 += 8 * groups) {
+            float4 v[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) v[u] = xp[(size_t)min(k0 + u * groups, contributors - 1) * n4 + c];
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+              if (k0 + u * groups < contributors) { sum.x += v[u].x; sum.y += v[u].y; sum.z += v[u].z; sum.w += v[u].w; }
+          }
+        }
+        fold_red[t] = sum;
+        __syncthreads();
+        if (t < (groups > 1 ? n4 : (int)blockDim.x) && c0 + t < n4) {
+          float4 total4 = fold_red[t];
+          for (int q = 1; q < groups; q++) {
+            const float4 o = fold_red[q * n4 + t];
+            total4.x += o.x; total4.y += o.y; total4.z += o.z; total4.w += o.w;
+          }
+          reinterpret_cast<float4*>(act)[c0 + t] = total4;
+        }
+        __syncthreads();
+      }
+    }
+#endif
 
     // (3) dt, the state update and the gate: one lane per state, the grid striding over (row, channel, state); the
     // loop's trip count is the same for every thread of a block (lanes past the end take the last channel again)
@@ -178,7 +369,7 @@ extern "C" __global__ void __launch_bounds__(256) mamba_stack_persistent(
       const int t = t0 + threadIdx.x;
       int b = t / per_row, cc = (t % per_row) / G;
       if (b >= B) { b = B - 1; cc = inner; }
-      mix_scan_lane(xz, cs, cs_next, p.conv_w, p.conv_b, dbc, p.dt_w, p.dt_b, p.a_log, p.d_skip, ss, ss_next, yv,
+      mix_scan_lane(xz, cs, cs_next, p.conv_w, p.conv_b, dbc_in, p.dt_w, p.dt_b, p.a_log, p.d_skip, ss, ss_next, yv,
                     b, cc, t % G, inner, W, R, N, G);
     }
     mix_grid_sync(bar);

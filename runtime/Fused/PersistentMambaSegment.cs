@@ -33,7 +33,7 @@ namespace Mix.Runtime.Fused
         /// <summary>Most rows a persistent step takes (larger batches keep the graph or the library projections).</summary>
         public const int MaxBatch = 3;
 
-        private static readonly ConcurrentDictionary<int, CudaKernelSpec> Specs = new();
+        private static readonly ConcurrentDictionary<(int Dtype, bool FastBarrier, bool FoldXProj), CudaKernelSpec> Specs = new();
 
         private readonly FusedMambaStep.StepRecord[] steps;
         private readonly PersistentLayer[] layers;
@@ -44,7 +44,7 @@ namespace Mix.Runtime.Fused
         private readonly Dim3 grid, threads;
         private readonly uint smem;
         private readonly IntPtr[] tableStates;   // per layer: conv_state[0], conv_state[1], ssm_state[0], ssm_state[1]
-        private Tensor? table, ping, pong, xz, dbc, y, barrier;
+        private Tensor? table, ping, pong, xz, dbc, y, barrier, xpart;
         private bool verified;   // the first launch's barriers all completed (read back once)
 
         private PersistentMambaSegment(FusedMambaStep.StepRecord[] steps, PersistentLayer[] layers, CudaFunction kernel,
@@ -72,6 +72,14 @@ namespace Mix.Runtime.Fused
         /// <summary>The resident blocks per multiprocessor this segment was sized for (what <see cref="FusedMambaStack.PersistentBlocksPerSm"/> was).</summary>
         public int BlocksPerSm { get; private init; }
 
+        /// <summary>Whether this segment's kernel was built with the one-atomic grid barrier (what
+        /// <see cref="FusedMambaStack.PersistentFastBarrier"/> was).</summary>
+        public bool FastBarrier { get; private init; }
+
+        /// <summary>Whether this segment's kernel folds x_proj into the in_proj phase (three phases a layer; what
+        /// <see cref="FusedMambaStack.PersistentFoldXProj"/> was).</summary>
+        public bool FoldXProj { get; private init; }
+
         /// <summary>Blocks in the grid.</summary>
         public int Blocks => (int)grid.X;
 
@@ -82,7 +90,10 @@ namespace Mix.Runtime.Fused
         /// <param name="steps">The layers' recorded steps.</param>
         /// <param name="blocksPerSm">Most resident blocks per multiprocessor to use (the occupancy query may allow fewer).</param>
         /// <param name="why">Why not, when null.</param>
-        public static PersistentMambaSegment? TryCreate(FusedMambaStep.StepRecord[] steps, int blocksPerSm, out string? why)
+        /// <param name="fastBarrier">Build the kernel with the one-atomic grid barrier (<see cref="FusedMambaStack.PersistentFastBarrier"/>).</param>
+        /// <param name="foldXProj">Build the kernel with x_proj folded into the in_proj phase (<see cref="FusedMambaStack.PersistentFoldXProj"/>).</param>
+        public static PersistentMambaSegment? TryCreate(FusedMambaStep.StepRecord[] steps, int blocksPerSm, out string? why, bool fastBarrier = false,
+            bool foldXProj = false)
         {
             why = null;
             var first = steps[0];
@@ -105,21 +116,53 @@ namespace Mix.Runtime.Fused
             if (driver.GetAttribute(dev, CudaDriver.AttributeCooperativeLaunch) == 0) { why = "the device has no cooperative launch"; return null; }
             long widest = Math.Max(first.Dim, layers.Max(l => (long)l.Inner));
             long bytes = (MambaStackKernelSources.SharedHeaderFloats + first.Batch * widest) * sizeof(float);
+            // the fold's slots and reduction sums, and the staged rows at least as long as the summed dbc
+            if (foldXProj)
+                bytes = (MambaStackKernelSources.SharedHeaderFloats + MambaStackKernelSources.FoldSharedFloats
+                         + Math.Max(first.Batch * widest, layers.Max(l => FoldColumns(first.Batch, l)))) * sizeof(float);
             if (bytes > 48 * 1024) { why = "the staged rows exceed 48 KiB of shared memory"; return null; }
-            var kernel = KernelRuntime.Shared.GetFunction(Spec(FusedKernels.DtypeCode(first.Dtype)), "mamba_stack_persistent", dev);
+            var kernel = KernelRuntime.Shared.GetFunction(Spec(FusedKernels.DtypeCode(first.Dtype), fastBarrier, foldXProj), "mamba_stack_persistent", dev);
             int resident = kernel.MaxActiveBlocksPerMultiprocessor(MambaStackKernelSources.Threads, (uint)bytes);
             if (resident < 1) { why = "not one block of the persistent kernel fits a multiprocessor"; return null; }
             int perSm = Math.Min(resident, Math.Max(1, blocksPerSm));
             int blocks = driver.GetAttribute(dev, CudaDriver.AttributeMultiprocessorCount) * perSm;
-            return new PersistentMambaSegment(steps, layers, kernel, blocks, (uint)bytes) { BlocksPerSm = blocksPerSm };
+            var segment = new PersistentMambaSegment(steps, layers, kernel, blocks, (uint)bytes) { BlocksPerSm = blocksPerSm, FastBarrier = fastBarrier, FoldXProj = foldXProj };
+            if (foldXProj && segment.MostFoldSlots() > MambaStackKernelSources.FoldSlots)
+            {
+                segment.Dispose();
+                why = $"x_proj fold: a block would hold more than {MambaStackKernelSources.FoldSlots} in_proj rows of one layer";
+                return null;
+            }
+            return segment;
         }
 
         /// <summary>The kernel spec for dtype code <paramref name="dtype"/> (the step kernels' source, whose device functions
         /// the persistent kernel calls, and its own).</summary>
         /// <param name="dtype">dtype code (0 float32, 1 float16, 2 bfloat16).</param>
-        public static CudaKernelSpec Spec(int dtype) =>
-            Specs.GetOrAdd(dtype, d => new CudaKernelSpec("mix_mamba_stack",
-                FusedKernelSources.Prelude + MambaStepKernelSources.Source + MambaStackKernelSources.Source, $"-DMIX_T={d}"));
+        /// <param name="fastBarrier">The one-atomic grid barrier (<c>MIX_FAST_BARRIER</c>) instead of the counter and generation.</param>
+        /// <param name="foldXProj">x_proj folded into the in_proj phase (<c>MIX_FOLD_XPROJ</c>).</param>
+        public static CudaKernelSpec Spec(int dtype, bool fastBarrier = false, bool foldXProj = false) =>
+            Specs.GetOrAdd((dtype, fastBarrier, foldXProj), k => new CudaKernelSpec(
+                "mix_mamba_stack" + (k.FastBarrier ? "_fb" : "") + (k.FoldXProj ? "_fx" : ""),
+                FusedKernelSources.Prelude + MambaStepKernelSources.Source + MambaStackKernelSources.Source,
+                new[] { $"-DMIX_T={k.Dtype}" }.Concat(k.FastBarrier ? new[] { "-DMIX_FAST_BARRIER" } : Array.Empty<string>())
+                    .Concat(k.FoldXProj ? new[] { "-DMIX_FOLD_XPROJ" } : Array.Empty<string>()).ToArray()));
+
+        /// <summary>Floats of one block's slice of the fold's x_proj partial sums (B × (rank + 2 d_state), whole float4).</summary>
+        internal static long FoldColumns(long batch, in PersistentLayer l) => (batch * (l.Rank + 2L * l.NState) + 3) / 4 * 4;
+
+        // The most in_proj x rows one block holds in a layer (the kernel's `slots`: rows a block takes per pass of mix_rows
+        // times the passes over the x half).
+        private int MostFoldSlots()
+        {
+            int most = 0;
+            for (int i = 0; i < layers.Length; i++)
+            {
+                int per = MambaStackKernelSources.Threads / 32 / splits[3 * i], stride = (int)grid.X * per;
+                most = Math.Max(most, per * ((layers[i].Inner + stride - 1) / stride));
+            }
+            return most;
+        }
 
         /// <summary>
         /// How many warps share one weight row in the persistent grid (1, 2, 4 or 8): the fewest dependent rounds of loads
@@ -161,7 +204,7 @@ namespace Mix.Runtime.Fused
             a.Add((long)TensorPointers.Get(table!, ScalarType.Byte, device, "layers")).Add(layers.Length).Add(parity)
                 .Add(x, dtype, "x").Add(output, dtype, "out").Add(ping!, dtype, "ping").Add(pong!, dtype, "pong")
                 .Add(xz!, f32, "xz").Add(dbc!, f32, "dbc").Add(y!, f32, "y").Add(barrier!, ScalarType.Int32, "barrier")
-                .Add(batch).Add(dim);
+                .Add(batch).Add(dim).Add(xpart!, f32, "xpart");
             kernel.LaunchCooperative(grid, threads, smem, a);
             if (!verified)
             {
@@ -186,8 +229,11 @@ namespace Mix.Runtime.Fused
             xz = Keep(empty(new[] { batch * 2 * inner }, ScalarType.Float32, at));
             dbc = Keep(empty(new[] { batch * xRows }, ScalarType.Float32, at));
             y = Keep(empty(new[] { batch * inner }, ScalarType.Float32, at));
-            // arrivals, generation, gave-up flag (and a spare word): the counter must start at zero, every barrier leaves it there
-            barrier = Keep(zeros(new long[] { 4 }, ScalarType.Int32, at));
+            // arrivals, generation, gave-up flag, a spare word, then the fast barrier's 64-bit arrival count (8-byte aligned):
+            // both counters start at zero, every completed launch leaves the first at zero and the second a multiple of the grid
+            barrier = Keep(zeros(new long[] { 8 }, ScalarType.Int32, at));
+            // the fold's per-block x_proj partial sums (one float when the kernel does not fold: the argument is unused)
+            xpart = Keep(empty(new[] { FoldXProj ? grid.X * layers.Max(l => FoldColumns(batch, l)) : 1L }, ScalarType.Float32, at));
         }
 
         // 0 when every layer's current states are the table's first buffers and its spares the second, 1 when the other way
@@ -249,8 +295,8 @@ namespace Mix.Runtime.Fused
 
         public void Dispose()
         {
-            foreach (var t in new[] { table, ping, pong, xz, dbc, y, barrier }) t?.Dispose();
-            table = ping = pong = xz = dbc = y = barrier = null;
+            foreach (var t in new[] { table, ping, pong, xz, dbc, y, barrier, xpart }) t?.Dispose();
+            table = ping = pong = xz = dbc = y = barrier = xpart = null;
         }
     }
 }

@@ -215,9 +215,17 @@ internal static class MambaKernelBench
     {
         var first = steps[0];
         int device = first.Device;
-        foreach (var (layers, label) in new[] { (steps, $"persistent, {steps.Length} layers / layer"), (new[] { first }, "persistent, 1 layer") })
+        // the default kernel, the one-atomic grid barrier (FusedMambaStack.PersistentFastBarrier), x_proj folded into the
+        // in_proj phase (PersistentFoldXProj) and both; a 1-layer launch is 4 phases and 3 barriers (folded: 3 and 2)
+        foreach (var (layers, label, fast, fold) in new[]
+                 {
+                     (steps, $"persistent, {steps.Length} layers / layer", false, false), (new[] { first }, "persistent, 1 layer", false, false),
+                     (steps, $"persistent fb, {steps.Length} layers / layer", true, false), (new[] { first }, "persistent fb, 1 layer", true, false),
+                     (steps, $"persistent fx, {steps.Length} layers / layer", false, true), (new[] { first }, "persistent fx, 1 layer", false, true),
+                     (steps, $"persistent fb+fx, {steps.Length} layers / layer", true, true), (new[] { first }, "persistent fb+fx, 1 layer", true, true),
+                 })
         {
-            using var segment = PersistentMambaSegment.TryCreate(layers, 2, out var why);
+            using var segment = PersistentMambaSegment.TryCreate(layers, 2, out var why, fast, fold);
             if (segment is null)
             {
                 Console.Error.WriteLine($"mamba-kernels persistent: declined: {why}");
@@ -245,6 +253,34 @@ internal static class MambaKernelBench
             us.Sort();
             Add(dtype, batch, variant, label, $"{segment.Blocks} blocks (2/SM)", (us[us.Count / 2], us[0]),
                 layers.Sum(s => s.Plan.Bytes(FusedMambaStep.Phase.All)) / (double)layers.Length);
+            if (layers.Length == 1 && !fold) GridBarriers(dtype, batch, variant, device, segment.Blocks, fast);
         }
+    }
+
+    // µs per grid barrier alone (mamba_stack_barriers: 1,000 barriers a launch, no phase work) on the persistent kernel's
+    // grid: the floor under each of a layer's four phases, for the barrier form the segment was built with.
+    private static void GridBarriers(ScalarType dtype, long batch, string variant, int device, int blocks, bool fast)
+    {
+        const int Barriers = 1000;
+        var kernel = KernelRuntime.Shared.GetFunction(PersistentMambaSegment.Spec(FusedKernels.DtypeCode(dtype), fast), "mamba_stack_barriers", device);
+        using var bar = torch.zeros(new long[] { 8 }, ScalarType.Int32, torch.CUDA);
+        void Launch()
+        {
+            using var a = new KernelArguments(device);
+            a.Add(bar, ScalarType.Int32, "bar").Add(Barriers);
+            kernel.LaunchCooperative(new Dim3((uint)blocks), new Dim3(MambaStackKernelSources.Threads), 0, a);
+        }
+        Launch();
+        torch.cuda.synchronize();
+        using var timer = new CudaTimer(device);
+        var us = new List<double>();
+        for (int s = 0; s < 5; s++)
+        {
+            timer.Start();
+            Launch();
+            us.Add(timer.StopMilliseconds() * 1e3 / Barriers);
+        }
+        us.Sort();
+        Add(dtype, batch, variant, fast ? "grid barrier alone, fast" : "grid barrier alone", $"{blocks} blocks, µs a barrier", (us[us.Count / 2], us[0]), 0);
     }
 }

@@ -347,25 +347,36 @@ internal static class ModelBench
 
         // "persistent kernel": FusedMambaStack.Persistent runs the 24 layers as one cooperative launch per token (a grid of
         // multiprocessors x resident blocks looping over the layers, a grid barrier between phases) instead of the graph;
-        // batch <= 3, one and two blocks per multiprocessor.
-        foreach (var (batch, perSm) in QuantDecodeOnly ? Array.Empty<(int, int)>() : new[] { (1, 2), (1, 1), (2, 2) })
+        // batch <= 3, one and two blocks per multiprocessor; "fast barrier": FusedMambaStack.PersistentFastBarrier (the
+        // one-atomic grid barrier), "x_proj folded": PersistentFoldXProj (three phases a layer), both opt-in until these
+        // rows time them against the default kernel in the same process.
+        foreach (var (batch, perSm, fast, fold) in QuantDecodeOnly ? Array.Empty<(int, int, bool, bool)>()
+                     : new[] { (1, 2, false, false), (1, 1, false, false), (2, 2, false, false), (1, 2, true, false), (1, 1, true, false),
+                               (1, 2, false, true), (1, 2, true, true), (1, 1, true, true) })
         {
-            bool savedPersistent = FusedMambaStack.Persistent;
+            bool savedPersistent = FusedMambaStack.Persistent, savedFast = FusedMambaStack.PersistentFastBarrier, savedFold = FusedMambaStack.PersistentFoldXProj;
             int savedPerSm = FusedMambaStack.PersistentBlocksPerSm;
             int savedMaxBatch = FusedMambaStack.PersistentMaxBatch;
             FusedMambaStack.Persistent = true;
             FusedMambaStack.PersistentMaxBatch = PersistentMambaSegment.MaxBatch;
             FusedMambaStack.PersistentBlocksPerSm = perSm;
+            FusedMambaStack.PersistentFastBarrier = fast;
+            FusedMambaStack.PersistentFoldXProj = fold;
             try
             {
-                Decode(lm, vocab, quick, $"Mix generated, CausalModel cache, fused step, persistent kernel ({perSm} block(s)/SM)", ScalarType.Float32, batch);
+                Decode(lm, vocab, quick, $"Mix generated, CausalModel cache, fused step, persistent kernel ({perSm} block(s)/SM{(fast ? ", fast barrier" : "")}{(fold ? ", x_proj folded" : "")})",
+                    ScalarType.Float32, batch);
             }
             catch (Exception e)
             {
                 Notes.Add($"Mamba decode b{batch} persistent: failed: {e.GetType().Name}: {e.Message}");
                 Console.Error.WriteLine(Notes[^1]);
             }
-            finally { FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentMaxBatch = savedMaxBatch; FusedMambaStack.PersistentBlocksPerSm = savedPerSm; }
+            finally
+            {
+                FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentMaxBatch = savedMaxBatch; FusedMambaStack.PersistentBlocksPerSm = savedPerSm;
+                FusedMambaStack.PersistentFastBarrier = savedFast; FusedMambaStack.PersistentFoldXProj = savedFold;
+            }
         }
 
         // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and
@@ -377,6 +388,11 @@ internal static class ModelBench
                      ("bf16, fused step (no graph)", ScalarType.BFloat16, null),
                      ("bf16, fused step, persistent kernel (2 block(s)/SM)", ScalarType.BFloat16, null),
                      ("bf16, fused step, persistent kernel (1 block(s)/SM)", ScalarType.BFloat16, null),
+                     ("bf16, fused step, persistent kernel (2 block(s)/SM, fast barrier)", ScalarType.BFloat16, null),
+                     ("bf16, fused step, persistent kernel (1 block(s)/SM, fast barrier)", ScalarType.BFloat16, null),
+                     ("bf16, fused step, persistent kernel (2 block(s)/SM, x_proj folded)", ScalarType.BFloat16, null),
+                     ("bf16, fused step, persistent kernel (2 block(s)/SM, fast barrier, x_proj folded)", ScalarType.BFloat16, null),
+                     ("bf16, fused step, persistent kernel (1 block(s)/SM, fast barrier, x_proj folded)", ScalarType.BFloat16, null),
                      ("bf16 batch 16 (library GEMM projections)", ScalarType.BFloat16, null),
                      ("int8 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int8PerChannel),
                      ("int4 g128 weights, fp32 activations", ScalarType.Float32, Mix.Runtime.Quantization.WeightQuantMode.Int4Grouped),
@@ -393,13 +409,20 @@ internal static class ModelBench
                 if (dtype != ScalarType.Float32) copy.to(dtype);
                 copy.eval();
                 if (mode is { } m) Mix.Runtime.Quantization.Quantizer.Quantize(copy, new Mix.Runtime.Quantization.QuantizationOptions { Mode = m, GroupSize = 128 });
-                bool savedGraph = FusedMambaStack.Enabled, savedPersistent = FusedMambaStack.Persistent;
+                bool savedGraph = FusedMambaStack.Enabled, savedPersistent = FusedMambaStack.Persistent, savedFast = FusedMambaStack.PersistentFastBarrier,
+                    savedFold = FusedMambaStack.PersistentFoldXProj;
                 int savedPerSm = FusedMambaStack.PersistentBlocksPerSm;
                 FusedMambaStack.Enabled = !label.Contains("no graph", StringComparison.Ordinal);
                 FusedMambaStack.Persistent = label.Contains("persistent", StringComparison.Ordinal);
                 if (FusedMambaStack.Persistent) FusedMambaStack.PersistentBlocksPerSm = label.Contains("(1 block", StringComparison.Ordinal) ? 1 : 2;
+                FusedMambaStack.PersistentFastBarrier = label.Contains("fast barrier", StringComparison.Ordinal);
+                FusedMambaStack.PersistentFoldXProj = label.Contains("x_proj folded", StringComparison.Ordinal);
                 try { Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.Contains("batch 16", StringComparison.Ordinal) ? 16 : 1); }
-                finally { FusedMambaStack.Enabled = savedGraph; FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentBlocksPerSm = savedPerSm; }
+                finally
+                {
+                    FusedMambaStack.Enabled = savedGraph; FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentBlocksPerSm = savedPerSm;
+                    FusedMambaStack.PersistentFastBarrier = savedFast; FusedMambaStack.PersistentFoldXProj = savedFold;
+                }
             }
             catch (Exception e)
             {

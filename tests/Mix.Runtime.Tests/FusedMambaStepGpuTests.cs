@@ -175,15 +175,22 @@ public class FusedMambaStepGpuTests
     /// (so that a near-tie cannot send the runs apart). The persistent grid splits the weight rows over warps as it suits
     /// its size, so its sums run in another order: float32 1e-5, bfloat16 3e-2 relative (the graph equals the layer-by-layer
     /// step to 1e-6). mamba-130m's width at batch 3 stages the widest rows the kernel takes; one and two blocks per
-    /// multiprocessor.
+    /// multiprocessor. <paramref name="variant"/>: the opt-in kernels, "fb" <see cref="FusedMambaStack.PersistentFastBarrier"/>,
+    /// "fx" <see cref="FusedMambaStack.PersistentFoldXProj"/> (x_proj summed per block, then over the blocks: another
+    /// order again, the same tolerances), "fb+fx" both.
     /// </summary>
     [Theory]
-    [InlineData("f32", 1, 64, 2)]
-    [InlineData("f32", 2, 48, 1)]
-    [InlineData("f32", 3, 768, 2)]
-    [InlineData("bf16", 1, 64, 2)]
-    [InlineData("bf16", 2, 64, 4)]
-    public void PersistentKernelEqualsGraphAndLayerByLayer(string dtype, int batch, int dModel, int blocksPerSm)
+    [InlineData("f32", 1, 64, 2, "")]
+    [InlineData("f32", 2, 48, 1, "")]
+    [InlineData("f32", 3, 768, 2, "")]
+    [InlineData("bf16", 1, 64, 2, "")]
+    [InlineData("bf16", 2, 64, 4, "")]
+    [InlineData("f32", 1, 64, 2, "fb")]
+    [InlineData("f32", 1, 768, 1, "fx")]
+    [InlineData("f32", 3, 768, 2, "fb+fx")]
+    [InlineData("bf16", 1, 64, 2, "fx")]
+    [InlineData("bf16", 1, 768, 2, "fb+fx")]
+    public void PersistentKernelEqualsGraphAndLayerByLayer(string dtype, int batch, int dModel, int blocksPerSm, string variant)
     {
         Gpu.Require();
         using var mode = LibraryProjections(int.MaxValue);
@@ -211,9 +218,12 @@ public class FusedMambaStepGpuTests
         Tensor[][] Decode(bool graph, bool persistent)
         {
             bool savedGraph = FusedMambaStack.Enabled, savedPersistent = FusedMambaStack.Persistent;
+            bool savedFast = FusedMambaStack.PersistentFastBarrier, savedFold = FusedMambaStack.PersistentFoldXProj;
             int savedBlocks = FusedMambaStack.PersistentBlocksPerSm, savedMaxBatch = FusedMambaStack.PersistentMaxBatch;
             FusedMambaStack.Enabled = graph;
             FusedMambaStack.Persistent = persistent;
+            FusedMambaStack.PersistentFastBarrier = variant.Contains("fb", StringComparison.Ordinal);
+            FusedMambaStack.PersistentFoldXProj = variant.Contains("fx", StringComparison.Ordinal);
             FusedMambaStack.PersistentMaxBatch = PersistentMambaSegment.MaxBatch;
             FusedMambaStack.PersistentBlocksPerSm = blocksPerSm;
             try
@@ -255,6 +265,8 @@ public class FusedMambaStepGpuTests
                 FusedMambaStack.Persistent = savedPersistent;
                 FusedMambaStack.PersistentBlocksPerSm = savedBlocks;
                 FusedMambaStack.PersistentMaxBatch = savedMaxBatch;
+                FusedMambaStack.PersistentFastBarrier = savedFast;
+                FusedMambaStack.PersistentFoldXProj = savedFold;
             }
         }
 

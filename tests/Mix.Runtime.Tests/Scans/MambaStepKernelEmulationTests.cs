@@ -40,9 +40,10 @@ using std::min;
 #define __forceinline__ inline
 #define __global__
 #define __restrict__
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 #define __shared__ static
 struct float4 { float x, y, z, w; };
+static inline float4 make_float4(float x, float y, float z, float w) { return { x, y, z, w }; }
 struct D3 { unsigned x, y, z; };
 // per OS thread: its CUDA thread and block, its block's barrier and shuffle slots (blocks of a grid may run at once)
 thread_local D3 threadIdx, blockIdx; D3 blockDim, gridDim;
@@ -56,6 +57,11 @@ static unsigned atomicExch(unsigned* p, unsigned v) { return std::atomic_ref<uns
 static void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 static unsigned mix_load_acquire(const unsigned* p) { return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_acquire); }
 static void mix_spin_pause() { std::this_thread::yield(); }
+// the one-atomic barrier's (MIX_FAST_BARRIER): a release add that returns the old count, an acquire load of it
+static unsigned long long mix_arrive_release(unsigned long long* p) { return std::atomic_ref<unsigned long long>(*p).fetch_add(1, std::memory_order_release); }
+static unsigned long long mix_load_acquire64(const unsigned long long* p) {
+  return std::atomic_ref<unsigned long long>(*const_cast<unsigned long long*>(p)).load(std::memory_order_acquire);
+}
 // how long a barrier waits before it gives up: a minute (a loaded machine runs hundreds of these threads on few cores),
 // shortened by the case that tests the give-up
 static unsigned long long mix_barrier_ns = 60000000000ull;
@@ -87,9 +93,10 @@ template <class F> static void launch(D3 grid, unsigned threads, F body) {
     for (auto& t : ts) t.join();
   }
 }
-// Every block of a 1-D grid at once, as a cooperative launch keeps them resident (kernels with a grid barrier).
-template <class F> static void launch_grid(unsigned blocks, unsigned threads, F body) {
-  blockDim = { threads, 1, 1 }; gridDim = { blocks, 1, 1 };
+// Every block of a 1-D grid at once, as a cooperative launch keeps them resident (kernels with a grid barrier); `missing`
+// more blocks are in gridDim but never run, as a grid that is not all resident would leave them waiting.
+template <class F> static void launch_grid(unsigned blocks, unsigned threads, F body, unsigned missing = 0) {
+  blockDim = { threads, 1, 1 }; gridDim = { blocks + missing, 1, 1 };
   std::vector<std::unique_ptr<std::barrier<>>> bars;
   std::vector<std::vector<float>> slots(blocks, std::vector<float>(threads));
   for (unsigned x = 0; x < blocks; x++) bars.push_back(std::make_unique<std::barrier<>>((std::ptrdiff_t)threads));
@@ -319,15 +326,36 @@ static double stack(int B, int dim, int I, int W, int R, int N, int L, unsigned 
   }
   std::vector<io_t> out((size_t)B * dim), ping(out.size()), pong(out.size());
   std::vector<float> pxz(xz.size()), pdbc(dbc.size()), py(y.size());
+  // the fold's per-block partial sums (MIX_FOLD_XPROJ), filled with garbage: every slice the scan phase reads is written first
+  std::vector<float> xpart((size_t)(nblocks + 1) * ((B * P + 3) / 4 * 4), 1e30f);
+#ifdef MIX_FOLD_XPROJ
+  const int barriers = 3 * L - 1;   // in_proj + x_proj, scan, out_proj
+#else
+  const int barriers = 4 * L - 1;
+#endif
+  mix_barrier_ns = stuck ? 200000000ull : 60000000000ull;
+#ifndef MIX_FAST_BARRIER
   // stuck: the counter starts where no block's arrival completes the barrier (as if a block never arrived): the launch
   // must end all the same, with the give-up word set
   unsigned bar[3] = { stuck ? 1000u : 0u, 5, 0 };
-  mix_barrier_ns = stuck ? 200000000ull : 60000000000ull;
   launch_grid(nblocks, threads, [&] {
     mamba_stack_persistent(table.data(), L, parity, x.data(), out.data(), ping.data(), pong.data(), pxz.data(), pdbc.data(),
-                           py.data(), bar, B, dim); });
+                           py.data(), bar, B, dim, xpart.data()); });
   if (stuck) return bar[2] == 1 && bar[1] == 5 ? 0 : 1e9;
-  if (bar[0] != 0 || bar[1] != 5u + 4u * L - 1u || bar[2] != 0) return 1e9;
+  if (bar[0] != 0 || bar[1] != 5u + (unsigned)barriers || bar[2] != 0) return 1e9;
+#else
+  // the arrival count starts where three earlier launches left it (a multiple of the grid) and must end `barriers`
+  // further; stuck: one block of the grid never runs, so no barrier completes, and the launch must end with the word set
+  alignas(8) unsigned bar[8] = { 0, 5, 0, 0, 0, 0, 0, 0 };
+  unsigned long long* count = reinterpret_cast<unsigned long long*>(bar + 4);
+  const unsigned long long grid = nblocks + (stuck ? 1 : 0);
+  *count = 3 * grid;
+  launch_grid(nblocks, threads, [&] {
+    mamba_stack_persistent(table.data(), L, parity, x.data(), out.data(), ping.data(), pong.data(), pxz.data(), pdbc.data(),
+                           py.data(), bar, B, dim, xpart.data()); }, stuck ? 1u : 0u);
+  if (stuck) return bar[2] == 1 && *count < (3ull + barriers) * grid ? 0 : 1e9;
+  if (*count != (3ull + barriers) * grid || bar[0] != 0 || bar[1] != 5 || bar[2] != 0) return 1e9;
+#endif
   double err = 0;
   auto check = [&](double want, double got) { err = std::max(err, std::fabs(want - got) / (1 + std::fabs(want))); };
   for (size_t i = 0; i < out.size(); i++) check(to_f(cur[i]), to_f(out[i]));
@@ -369,11 +397,19 @@ int main() {
                 MambaStackKernelSources.Source.Replace("extern __shared__ float psmem[];", "float* psmem = smem_blocks[blockIdx.x];"),
                 StackHarness);
             File.WriteAllText(Path.Combine(dir, "stack.cpp"), source);
-            foreach (var (dtype, cases) in new[] { (0, 4), (2, 1) })
+            // each case with the default kernel, the one-atomic barrier (FusedMambaStack.PersistentFastBarrier), x_proj
+            // folded into the in_proj phase (PersistentFoldXProj) and both
+            foreach (var (dtype, cases, fast, fold) in new[]
+                     {
+                         (0, 4, false, false), (2, 1, false, false), (0, 4, true, false), (2, 1, true, false),
+                         (0, 4, false, true), (2, 1, false, true), (0, 4, true, true),
+                     })
             {
-                var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype} stack.cpp -o stack{dtype}", dir);
+                string exe = $"stack{dtype}{(fast ? "fb" : "")}{(fold ? "fx" : "")}";
+                string define = (fast ? " -DMIX_FAST_BARRIER" : "") + (fold ? " -DMIX_FOLD_XPROJ" : "");
+                var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype}{define} stack.cpp -o {exe}", dir);
                 Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
-                var (rc, output) = Run(Path.Combine(dir, $"stack{dtype}"), "", dir);
+                var (rc, output) = Run(Path.Combine(dir, exe), "", dir);
                 Assert.True(rc == 0, output);
                 var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
                 Assert.Equal(cases, lines.Length);
@@ -381,7 +417,9 @@ int main() {
                 {
                     var parts = line.Split(' ');
                     double err = double.Parse(parts[1], CultureInfo.InvariantCulture);
-                    Assert.True(err < 1e-5, $"{parts[0]}: max relative difference {err}");
+                    // the fold sums x_proj in another (fixed) order; in these cases no bfloat16 output rounds to another
+                    // value for it (measured 4e-8), so every build keeps the same bound
+                    Assert.True(err < 1e-5, $"{parts[0]} ({define.Trim()}): max relative difference {err}");
                 }
             }
         }
