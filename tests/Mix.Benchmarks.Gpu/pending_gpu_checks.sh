@@ -32,8 +32,10 @@ grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | head -20
 # 2. their timings against the defaults (rows name the form / generation that ran)
 step 90 kv bash .gpu/run.sh Mix.Benchmarks.Gpu --quant --quick --only kv --out "$OUT"
 grep -E "kernel .*kva|SDPA:" "$OUT/kv.txt" | head -60
-step 80 mamba bash .gpu/run.sh Mix.Benchmarks.Gpu --only mamba-decode --quick --out "$OUT"
-grep -E "tok/s" "$OUT/mamba.txt" | head -40
+step 90 mamba bash .gpu/run.sh Mix.Benchmarks.Gpu --only mamba-decode --quick --out "$OUT"
+grep -E "tok/s" "$OUT/mamba.txt" | head -60
+step 60 mamba-kernels bash .gpu/run.sh Mix.Benchmarks.Gpu --only mamba-kernels --quick --out "$OUT"
+grep -iE "persistent|barrier" "$OUT/mamba-kernels.txt" | head -20
 fi
 if [ "$part" = compare ]; then
 # 3. our scans (both GLA forms) and the official side of the GLA comparison in the same call (fla's chunk_gla; Triton
