@@ -240,7 +240,7 @@ namespace Mix.Runtime.Fused
                     return null;
                 foreach (var s in Steps) if (s.Failed) return null;
                 RanPersistent = false;
-                if (Persistent && x.shape[0] <= PersistentMaxBatch && TryPersistent(x) is { } result)
+                if (Persistent && Steps[0].Batch <= PersistentMaxBatch && TryPersistent(x) is { } result)
                 {
                     RanPersistent = true;
                     return result;
