@@ -45,8 +45,12 @@ internal sealed partial class Evaluator
     readonly Dictionary<string, CheckedInstance> _instances = new();
     readonly Dictionary<Callable, int> _callableIds = new();
     int _deepest;
-    /// <summary>Turns reuse off for evaluators created afterwards (tests compare both ways).</summary>
-    internal static bool DisableInstanceReuse { get; set; }
+    // Per logical flow, not per process: a test that compares both ways must not turn reuse off under compilations that
+    // other tests run at the same time (StepBudgetTests then saw the zoo charged as full second checks).
+    static readonly System.Threading.AsyncLocal<bool> s_disableInstanceReuse = new();
+
+    /// <summary>Turns reuse off for evaluators created afterwards in the calling flow (tests compare both ways).</summary>
+    internal static bool DisableInstanceReuse { get => s_disableInstanceReuse.Value; set => s_disableInstanceReuse.Value = value; }
     readonly bool _reuse = !DisableInstanceReuse;
 
     /// <summary>Whether this instantiation may be served from, or stored in, the instance cache.</summary>

@@ -70,6 +70,45 @@ public class InstanceReuseTests
         Assert.Equal(Describe(c), DescribeWithoutReuse(new[] { new SourceText("reuse.mix", text) }));
     }
 
+    [Fact]
+    public void Turning_reuse_off_affects_only_the_flow_that_turns_it_off()
+    {
+        const string text = """
+            block heavy(dim: int) (x: [B, dim]) -> [B, dim]
+            {
+              c = for i in 0..400: i * dim + 1
+              fc = linear(dim, dim)
+              return fc(x)
+            }
+
+            model m() (x: [B, 8]) -> [B, 8]
+            {
+              blocks = 20 x heavy(8)
+              return blocks(x)
+            }
+            """;
+        var sources = new[] { new SourceText("flow.mix", text) };
+        int with = MixCompilation.Create(sources).CheckSteps;
+        int without, besideIt;
+        lock (Switch)
+        {
+            Evaluator.DisableInstanceReuse = true;
+            try
+            {
+                without = MixCompilation.Create(sources).CheckSteps;
+                // a compilation meanwhile in a flow of its own (as a test running in parallel: nothing flows from this
+                // one into it) keeps reuse
+                System.Threading.Tasks.Task<int> other;
+                using (System.Threading.ExecutionContext.SuppressFlow())
+                    other = System.Threading.Tasks.Task.Run(() => MixCompilation.Create(sources).CheckSteps);
+                besideIt = other.GetAwaiter().GetResult();
+            }
+            finally { Evaluator.DisableInstanceReuse = false; }
+        }
+        Assert.True(without > 5 * with, $"{without} steps without reuse, {with} with it");
+        Assert.Equal(with, besideIt);
+    }
+
     static readonly object Switch = new();
 
     static string DescribeWithoutReuse(SourceText[] sources)
