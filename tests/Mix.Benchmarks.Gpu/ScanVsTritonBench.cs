@@ -154,12 +154,9 @@ internal static class ScanVsTritonBench
     public static void ProfileGla(long b = 4, long L = 16384)
     {
         using var scope = torch.NewDisposeScope();
-        long h = GlaHeads, K = GlaKeys, V = GlaValues;
+        long K = GlaKeys;
         torch.manual_seed(0);
-        var q = torch.randn(b, L, h, K, device: torch.CUDA).to_type(ScalarType.BFloat16);
-        var k = torch.randn(b, L, h, K, device: torch.CUDA).to_type(ScalarType.BFloat16);
-        var v = torch.randn(b, L, h, V, device: torch.CUDA).to_type(ScalarType.BFloat16);
-        var g = (torch.nn.functional.logsigmoid(torch.randn(b, L, h, K, device: torch.CUDA)) / 16).to_type(ScalarType.BFloat16);
+        var (q, k, v, g) = GlaInputs(b, L, ScalarType.BFloat16);
         for (int i = 0; i < 5; i++)
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
@@ -169,15 +166,19 @@ internal static class ScanVsTritonBench
         }
     }
 
+    // GLA's inputs at the benchmark's head shape: normal q, k, v and log-sigmoid gates scaled into a slow decay
+    private static (Tensor q, Tensor k, Tensor v, Tensor g) GlaInputs(long b, long L, ScalarType dt) =>
+        (torch.randn(b, L, GlaHeads, GlaKeys, device: torch.CUDA).to_type(dt),
+         torch.randn(b, L, GlaHeads, GlaKeys, device: torch.CUDA).to_type(dt),
+         torch.randn(b, L, GlaHeads, GlaValues, device: torch.CUDA).to_type(dt),
+         (torch.nn.functional.logsigmoid(torch.randn(b, L, GlaHeads, GlaKeys, device: torch.CUDA)) / 16).to_type(dt));
+
     private static void Gla(Func<Func<Tensor?>, (double, double, int, double)> time, ScalarType dt, long b, long L)
     {
         using var scope = torch.NewDisposeScope();
         long h = GlaHeads, K = GlaKeys, V = GlaValues;
         torch.manual_seed(0);
-        var q = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
-        var k = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
-        var v = torch.randn(b, L, h, V, device: torch.CUDA).to_type(dt);
-        var g = (torch.nn.functional.logsigmoid(torch.randn(b, L, h, K, device: torch.CUDA)) / 16).to_type(dt);
+        var (q, k, v, g) = GlaInputs(b, L, dt);
         var path = ScanDispatch.Gla(L, CudaScanKernels.ChunkedFits(b, h, K, V));
         Pair(time, "gla_scan", Label("gla_scan", path), dt, b, L, $"b{b} T{L} h{h} K{K} V{V}", b * L,
             () => GlaScan.Scan(q, k, v, g, 1.0 / Math.Sqrt(K), 64).o, Chunk(path));
@@ -256,10 +257,7 @@ internal static class ScanVsTritonBench
         var dt = ScalarType.BFloat16;
         long b = 1, h = GlaHeads, K = GlaKeys, V = GlaValues;
         torch.manual_seed(0);
-        var q = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
-        var k = torch.randn(b, L, h, K, device: torch.CUDA).to_type(dt);
-        var v = torch.randn(b, L, h, V, device: torch.CUDA).to_type(dt);
-        var g = (torch.nn.functional.logsigmoid(torch.randn(b, L, h, K, device: torch.CUDA)) / 16).to_type(dt);
+        var (q, k, v, g) = GlaInputs(b, L, dt);
         double scale = 1.0 / Math.Sqrt(K);
         Tensor Run(bool chunked) => CudaScanKernels.TryGla(q, k, v, g, scale, null, chunked)?.o
             ?? throw new InvalidOperationException("the fused gla_scan kernels declined");
