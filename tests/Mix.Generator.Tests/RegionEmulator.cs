@@ -7,13 +7,14 @@ using System.Runtime.InteropServices;
 using Mix.Runtime.Fused;
 using TorchSharp;
 using Xunit;
+using Mix.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Mix.Generator.Tests;
 
 /// <summary>
 /// Runs a fused region's kernel (the generator's CUDA inside the runtime's launch skeleton) on CPU tensors: the
-/// translation unit compiled as C++ by g++ with the CUDA built-ins emulated (one OS thread per CUDA thread, block
+/// translation unit compiled as C++ by g++ with the CUDA built-ins emulated (cooperative CUDA threads: <see cref="CudaThreadEmulation"/>; block
 /// barriers for <c>__syncthreads</c> and for warp shuffles, so a kernel must call them the same number of times in every
 /// thread of a block, as the skeleton's loops do), launched with the argument block and the entry that the runtime's
 /// host code chooses (<see cref="FusedRegionKernel.Prepare"/>) and compiled with its -D options. Float32, float16
@@ -22,11 +23,9 @@ namespace Mix.Generator.Tests;
 /// </summary>
 internal sealed class RegionEmulator : IDisposable
 {
-    const string Prelude = """
+    const string Prelude = CudaThreadEmulation.Header + """
 #include <cmath>
 #include <cstring>
-#include <barrier>
-#include <thread>
 #include <vector>
 #include <fstream>
 #define __global__
@@ -50,7 +49,7 @@ inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); retu
 inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
-static std::barrier<>* block_barrier;
+static mix_barrier* block_barrier;
 static float shuffle_slots[1024];
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
 static float __shfl_xor_sync(unsigned, float v, int o) {
@@ -62,10 +61,10 @@ template <class F> static void launch(unsigned grid, unsigned threads, F body) {
   gridDim = { grid, 1, 1 };
   for (unsigned x = 0; x < grid; x++) {
     blockIdx = { x, 0, 0 };
-    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
-    for (auto& t : ts) t.join();
+    mix_barrier b((std::ptrdiff_t)threads); block_barrier = &b;
+    mix_fibers fs;
+    for (unsigned t = 0; t < threads; t++) fs.spawn([t] { threadIdx = { t, 0, 0 }; }, body);
+    fs.run();
   }
 }
 """;

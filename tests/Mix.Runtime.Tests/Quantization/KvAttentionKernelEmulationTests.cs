@@ -8,6 +8,7 @@ using Mix.Runtime.Fused;
 using Mix.Runtime.Quantization;
 using TorchSharp;
 using Xunit;
+using Mix.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Mix.Runtime.Tests.Quantization;
@@ -15,7 +16,7 @@ namespace Mix.Runtime.Tests.Quantization;
 /// <summary>
 /// The quantized-cache attention kernels (<see cref="KvAttentionKernelSources"/>: the second-generation split-K kernel
 /// with its combine, and the third-generation staged kernel, for KIVI-4, KIVI-2 and VidKV alike) compiled as C++ with the CUDA
-/// built-ins emulated (one OS thread per CUDA thread, warp shuffles and <c>__syncwarp</c> as barriers of the warp's 32
+/// built-ins emulated (cooperative CUDA threads: <see cref="CudaThreadEmulation"/>; warp shuffles and <c>__syncwarp</c> as barriers of the warp's 32
 /// threads, <c>__syncthreads</c> as a barrier of the block), fed with blocks packed by the real
 /// <see cref="KvQuantizer"/> (KIVI-4, KIVI-2, VidKV) and a float32 tail, against softmax attention in float64 over
 /// <see cref="KvQuantizer.Dequantize"/>'s keys and values (computed here in C#). Cases: contexts that are not a multiple
@@ -30,14 +31,12 @@ namespace Mix.Runtime.Tests.Quantization;
 /// </summary>
 public class KvAttentionKernelEmulationTests
 {
-    private const string Emulation = """
+    private const string Emulation = CudaThreadEmulation.Header + """
 #include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <algorithm>
-#include <barrier>
 #include <memory>
-#include <thread>
 #include <vector>
 #include <cstdio>
 #include <cstdlib>
@@ -55,8 +54,8 @@ struct uint2 { unsigned int x, y; };
 struct uint4 { unsigned int x, y, z, w; };
 struct D3 { unsigned x, y, z; };
 thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
-static std::barrier<>* block_barrier;
-static std::barrier<>* warp_barriers[32];
+static mix_barrier* block_barrier;
+static mix_barrier* warp_barriers[32];
 static long long shuffle_slots[1024];
 static inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
 template <class T> static T __ldg(const T* p) { return *p; }
@@ -106,12 +105,12 @@ template <class F> static void launch(D3 grid, unsigned threads, F body) {
   blockDim = { threads, 1, 1 }; gridDim = grid;
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
     blockIdx = { x, y, z };
-    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
-    std::vector<std::unique_ptr<std::barrier<>>> wb;
-    for (unsigned w = 0; w < threads / 32; w++) { wb.emplace_back(new std::barrier<>(32)); warp_barriers[w] = wb.back().get(); }
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
-    for (auto& t : ts) t.join();
+    mix_barrier b((std::ptrdiff_t)threads); block_barrier = &b;
+    std::vector<std::unique_ptr<mix_barrier>> wb;
+    for (unsigned w = 0; w < threads / 32; w++) { wb.emplace_back(new mix_barrier(32)); warp_barriers[w] = wb.back().get(); }
+    mix_fibers fs;
+    for (unsigned t = 0; t < threads; t++) fs.spawn([t] { threadIdx = { t, 0, 0 }; }, body);
+    fs.run();
   }
 }
 """;

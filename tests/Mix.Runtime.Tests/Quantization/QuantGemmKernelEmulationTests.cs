@@ -7,6 +7,7 @@ using System.Linq;
 using System.Text.RegularExpressions;
 using Mix.Runtime.Fused;
 using Mix.Runtime.Quantization;
+using Mix.Tests.Shared;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -15,7 +16,7 @@ namespace Mix.Runtime.Tests.Quantization;
 
 /// <summary>
 /// The tensor-core quantized linear's CUDA source (<see cref="QuantGemmKernelSources"/>) compiled as C++ with the CUDA
-/// built-ins emulated: one OS thread per CUDA thread, barriers for <c>__syncthreads</c>, warp shuffles and the
+/// built-ins emulated: cooperative CUDA threads (<see cref="CudaThreadEmulation"/>), barriers for <c>__syncthreads</c>, warp shuffles and the
 /// <c>mma.sync.m16n8k16</c> collective. The mma is emulated from the PTX ISA's fragment layouts (A: rows g, g+8 and
 /// columns 2t, 2t+1, +8; B: rows 2t, 2t+1, +8 of column g; C: rows g, g+8, columns 2t, 2t+1, with g = lane/4,
 /// t = lane%4), independently of how the kernel stages its fragments, and the packed half-precision FMAs round to
@@ -29,13 +30,11 @@ namespace Mix.Runtime.Tests.Quantization;
 /// </summary>
 public class QuantGemmKernelEmulationTests
 {
-    private const string Emulation = """
+    private const string Emulation = CudaThreadEmulation.Header + """
 #include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <algorithm>
-#include <barrier>
-#include <thread>
 #include <vector>
 #include <cstdio>
 using std::min;
@@ -51,7 +50,7 @@ static uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return
 struct alignas(16) float4 { float x, y, z, w; };
 struct D3 { unsigned x, y, z; };
 thread_local D3 threadIdx; D3 blockIdx, blockDim, gridDim;
-static std::barrier<>* block_barrier;
+static mix_barrier* block_barrier;
 static unsigned shuffle_slots[1024];
 static unsigned emu_a[1024][4], emu_b[1024][2];
 template <class T> static T __ldg(const T* p) { return *p; }
@@ -147,10 +146,10 @@ template <class F> static void launch(D3 grid, unsigned threads, F body) {
   blockDim = { threads, 1, 1 }; gridDim = grid;
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
     blockIdx = { x, y, z };
-    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
-    for (auto& t : ts) t.join();
+    mix_barrier b((std::ptrdiff_t)threads); block_barrier = &b;
+    mix_fibers fs;
+    for (unsigned t = 0; t < threads; t++) fs.spawn([t] { threadIdx = { t, 0, 0 }; }, body);
+    fs.run();
   }
 }
 """;

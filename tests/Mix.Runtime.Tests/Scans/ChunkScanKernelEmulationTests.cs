@@ -5,12 +5,13 @@ using System.IO;
 using System.Linq;
 using Mix.Runtime.Fused;
 using Xunit;
+using Mix.Tests.Shared;
 
 namespace Mix.Runtime.Tests.Scans;
 
 /// <summary>
 /// The chunked scan kernels' CUDA source (<see cref="ChunkScanKernelSources"/>: chunk_state, chunk_state_pass,
-/// chunk_output), compiled as C++ with the CUDA built-ins emulated (one OS thread per CUDA thread, <c>__syncthreads</c>
+/// chunk_output), compiled as C++ with the CUDA built-ins emulated (cooperative CUDA threads: <see cref="CudaThreadEmulation"/>; <c>__syncthreads</c>
 /// as a block barrier, <c>__shared__</c> as function statics shared by the block's threads), launched in sequence as
 /// <see cref="CudaScanKernels"/> launches them, against the step-by-step recurrence in double precision written in the
 /// harness: SSD (scalar decay, dt-weighted inputs, grouped B/C, D skip, silu(z) gate) and GLA (per-key decay, query
@@ -19,12 +20,10 @@ namespace Mix.Runtime.Tests.Scans;
 /// </summary>
 public class ChunkScanKernelEmulationTests
 {
-    private const string Emulation = """
+    private const string Emulation = CudaThreadEmulation.Header + """
 #include <cstring>
 #include <cmath>
 #include <algorithm>
-#include <barrier>
-#include <thread>
 #include <vector>
 #include <cstdio>
 #include <random>
@@ -45,16 +44,16 @@ typedef float io_t;
 inline float to_f(io_t v) { return v; }
 inline io_t from_f(float v) { return v; }
 inline float silu_f(float x) { return x / (1.0f + expf(-x)); }
-static std::barrier<>* block_barrier;
+static mix_barrier* block_barrier;
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
 template <class F> static void launch(D3 grid, unsigned threads, F body) {
   blockDim = { threads, 1, 1 }; gridDim = grid;
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
     blockIdx = { x, y, z };
-    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
-    for (auto& t : ts) t.join();
+    mix_barrier b((std::ptrdiff_t)threads); block_barrier = &b;
+    mix_fibers fs;
+    for (unsigned t = 0; t < threads; t++) fs.spawn([t] { threadIdx = { t, 0, 0 }; }, body);
+    fs.run();
   }
 }
 """;

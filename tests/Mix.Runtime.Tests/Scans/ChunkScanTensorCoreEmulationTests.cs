@@ -7,6 +7,7 @@ using System.Linq;
 using System.Text.RegularExpressions;
 using Mix.Runtime.Fused;
 using Xunit;
+using Mix.Tests.Shared;
 
 namespace Mix.Runtime.Tests.Scans;
 
@@ -14,7 +15,7 @@ namespace Mix.Runtime.Tests.Scans;
 /// The tensor-core kernels of <see cref="ChunkScanKernelSources"/> (chunk_state_ssd_tc / chunk_output_ssd_tc and
 /// chunk_state_gla_tc / chunk_output_gla_tc, with chunk_state_pass between them, as <see cref="CudaScanKernels"/>
 /// launches them for half precision) compiled as C++ with the
-/// CUDA built-ins emulated: one OS thread per CUDA thread, barriers for <c>__syncthreads</c>, shared arrays filled with
+/// CUDA built-ins emulated: cooperative CUDA threads (<see cref="CudaThreadEmulation"/>), barriers for <c>__syncthreads</c>, shared arrays filled with
 /// NaN bit patterns at each block's start (as a GPU's leftover shared memory, which a read before a write would expose), and
 /// <c>mma.sync.m16n8k16</c> as a warp collective computed from the PTX ISA's fragment layouts (A: rows g, g+8 and
 /// columns 2t, 2t+1, +8; B: rows 2t, 2t+1, +8 of column g; C: rows g, g+8, columns 2t, 2t+1; g = lane/4, t = lane%4),
@@ -29,12 +30,10 @@ namespace Mix.Runtime.Tests.Scans;
 /// </summary>
 public class ChunkScanTensorCoreEmulationTests
 {
-    private const string Emulation = """
+    private const string Emulation = CudaThreadEmulation.Header + """
 #include <cstring>
 #include <cmath>
 #include <algorithm>
-#include <barrier>
-#include <thread>
 #include <vector>
 #include <cstdio>
 #include <random>
@@ -71,8 +70,8 @@ inline float to_f(io_t v) { _Float16 h; std::memcpy(&h, &v, 2); return (float)h;
 inline io_t from_f(float f) { _Float16 h = (_Float16)f; io_t v; std::memcpy(&v, &h, 2); return v; }
 #endif
 inline float silu_f(float x) { return x / (1.0f + expf(-x)); }
-static std::barrier<>* block_barrier;
-static std::barrier<>* warp_barriers[32];
+static mix_barrier* block_barrier;
+static mix_barrier* warp_barriers[32];
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
 // GPU shared memory holds whatever an earlier block left: each shared array is filled with 0xFF bytes (NaN as float,
 // bfloat16 and float16) at every block's start (Poisoned), so that a read before a write shows as a non-finite result.
@@ -104,12 +103,12 @@ template <class F> static void launch(D3 grid, unsigned threads, F body) {
   blockDim = { threads, 1, 1 }; gridDim = grid;
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
     blockIdx = { x, y, z };
-    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
-    std::vector<std::barrier<>*> wb;
-    for (unsigned w = 0; w < threads / 32; w++) { wb.push_back(new std::barrier<>(32)); warp_barriers[w] = wb.back(); }
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
-    for (auto& t : ts) t.join();
+    mix_barrier b((std::ptrdiff_t)threads); block_barrier = &b;
+    std::vector<mix_barrier*> wb;
+    for (unsigned w = 0; w < threads / 32; w++) { wb.push_back(new mix_barrier(32)); warp_barriers[w] = wb.back(); }
+    mix_fibers fs;
+    for (unsigned t = 0; t < threads; t++) fs.spawn([t] { threadIdx = { t, 0, 0 }; }, body);
+    fs.run();
     for (auto* p : wb) delete p;
   }
 }

@@ -4,13 +4,14 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using Mix.Runtime.Fused;
+using Mix.Tests.Shared;
 using Xunit;
 
 namespace Mix.Runtime.Tests.Scans;
 
 /// <summary>
 /// The fused Mamba decoding step's CUDA source (<see cref="MambaStepKernelSources"/>), compiled as C++ with the CUDA
-/// built-ins emulated (one OS thread per CUDA thread, warp shuffles as block barriers), against the step's equations
+/// built-ins emulated (cooperative CUDA threads: <see cref="CudaThreadEmulation"/>; warp shuffles as block barriers), against the step's equations
 /// in double precision written in the harness: RMSNorm → in_proj → conv step + SiLU → x_proj → dt, state update, skip,
 /// gate → out_proj + residual, and the shifted conv state. Batches that take two block rows and a partial one, weight
 /// rows of 16-byte vectors and of odd lengths, float, int8 per-row (codes + scales) and int4 grouped (packed codes + scales + zero
@@ -19,11 +20,10 @@ namespace Mix.Runtime.Tests.Scans;
 /// </summary>
 public class MambaStepKernelEmulationTests
 {
-    private const string Emulation = """
+    private const string Emulation = CudaThreadEmulation.Header + """
 #include <cstring>
 #include <cmath>
 #include <algorithm>
-#include <barrier>
 #include <thread>
 #include <vector>
 #include <cstdio>
@@ -45,9 +45,9 @@ using std::min;
 struct float4 { float x, y, z, w; };
 static inline float4 make_float4(float x, float y, float z, float w) { return { x, y, z, w }; }
 struct D3 { unsigned x, y, z; };
-// per OS thread: its CUDA thread and block, its block's barrier and shuffle slots (blocks of a grid may run at once)
+// per CUDA thread (restored at each resume): its thread and block, its block's barrier and shuffle slots
 thread_local D3 threadIdx, blockIdx; D3 blockDim, gridDim;
-thread_local std::barrier<>* block_barrier;
+thread_local mix_barrier* block_barrier;
 thread_local float* shuffle_slots;
 static float smem_buf[1 << 16];
 static float smem_blocks[16][1 << 14];
@@ -56,13 +56,13 @@ static unsigned atomicAdd(unsigned* p, unsigned v) { return std::atomic_ref<unsi
 static unsigned atomicExch(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).exchange(v); }
 static void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 static unsigned mix_load_acquire(const unsigned* p) { return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_acquire); }
-static void mix_spin_pause() { std::this_thread::yield(); }
+static void mix_spin_pause() { mix_fiber_yield(); }
 // the one-atomic barrier's (MIX_FAST_BARRIER): a release add that returns the old count, an acquire load of it
 static unsigned long long mix_arrive_release(unsigned long long* p) { return std::atomic_ref<unsigned long long>(*p).fetch_add(1, std::memory_order_release); }
 static unsigned long long mix_load_acquire64(const unsigned long long* p) {
   return std::atomic_ref<unsigned long long>(*const_cast<unsigned long long*>(p)).load(std::memory_order_acquire);
 }
-// how long a barrier waits before it gives up: a minute (a loaded machine runs hundreds of these threads on few cores),
+// how long a barrier waits before it gives up: a minute (every fiber of the grid takes its turn between two polls),
 // shortened by the case that tests the give-up
 static unsigned long long mix_barrier_ns = 60000000000ull;
 #define MIX_BARRIER_NS mix_barrier_ns
@@ -86,25 +86,25 @@ template <class F> static void launch(D3 grid, unsigned threads, F body) {
   static float slots[1024];
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
     const D3 block = { x, y, z };
-    std::barrier<> b((std::ptrdiff_t)threads);
-    std::vector<std::thread> ts;
+    mix_barrier b((std::ptrdiff_t)threads);
+    mix_fibers fs;
     for (unsigned t = 0; t < threads; t++)
-      ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; blockIdx = block; block_barrier = &b; shuffle_slots = slots; body(); });
-    for (auto& t : ts) t.join();
+      fs.spawn([&, t] { threadIdx = { t, 0, 0 }; blockIdx = block; block_barrier = &b; shuffle_slots = slots; }, body);
+    fs.run();
   }
 }
 // Every block of a 1-D grid at once, as a cooperative launch keeps them resident (kernels with a grid barrier); `missing`
 // more blocks are in gridDim but never run, as a grid that is not all resident would leave them waiting.
 template <class F> static void launch_grid(unsigned blocks, unsigned threads, F body, unsigned missing = 0) {
   blockDim = { threads, 1, 1 }; gridDim = { blocks + missing, 1, 1 };
-  std::vector<std::unique_ptr<std::barrier<>>> bars;
+  std::vector<std::unique_ptr<mix_barrier>> bars;
   std::vector<std::vector<float>> slots(blocks, std::vector<float>(threads));
-  for (unsigned x = 0; x < blocks; x++) bars.push_back(std::make_unique<std::barrier<>>((std::ptrdiff_t)threads));
-  std::vector<std::thread> ts;
+  for (unsigned x = 0; x < blocks; x++) bars.push_back(std::make_unique<mix_barrier>((std::ptrdiff_t)threads));
+  mix_fibers fs;
   for (unsigned x = 0; x < blocks; x++)
     for (unsigned t = 0; t < threads; t++)
-      ts.emplace_back([&, x, t] { threadIdx = { t, 0, 0 }; blockIdx = { x, 0, 0 }; block_barrier = bars[x].get(); shuffle_slots = slots[x].data(); body(); });
-  for (auto& t : ts) t.join();
+      fs.spawn([&, x, t] { threadIdx = { t, 0, 0 }; blockIdx = { x, 0, 0 }; block_barrier = bars[x].get(); shuffle_slots = slots[x].data(); }, body);
+  fs.run();
 }
 """;
 

@@ -5,23 +5,22 @@ using System.IO;
 using System.Linq;
 using Mix.Runtime.Fused;
 using Xunit;
+using Mix.Tests.Shared;
 
 namespace Mix.Runtime.Tests.Scans;
 
 /// <summary>
-/// The scan kernels' CUDA source, compiled as C++ with the CUDA built-ins emulated (one OS thread per CUDA thread,
+/// The scan kernels' CUDA source, compiled as C++ with the CUDA built-ins emulated (cooperative CUDA threads: <see cref="CudaThreadEmulation"/>;
 /// <c>__syncthreads</c> and warp shuffles as block barriers), against plain-loop recurrences written in the harness:
 /// checks the kernels' indexing and logic on machines without a GPU. Needs g++ (C++20); skipped without it.
 /// Tolerance: 1e-5 relative (float32 kernel, double reference).
 /// </summary>
 public class ScanKernelEmulationTests
 {
-    private const string Emulation = """
+    private const string Emulation = CudaThreadEmulation.Header + """
 #include <cstring>
 #include <cmath>
 #include <algorithm>
-#include <barrier>
-#include <thread>
 #include <vector>
 #include <cstdio>
 #include <random>
@@ -38,7 +37,7 @@ typedef float io_t;
 inline float to_f(io_t v) { return v; }
 inline io_t from_f(float v) { return v; }
 inline float silu_f(float x) { return x / (1.0f + expf(-x)); }
-static std::barrier<>* block_barrier;
+static mix_barrier* block_barrier;
 static float shuffle_slots[1024];
 static float smem_buf[1 << 16];
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
@@ -51,10 +50,10 @@ template <class F> static void launch(D3 grid, unsigned threads, F body) {
   blockDim = { threads, 1, 1 };
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
     blockIdx = { x, y, z };
-    std::barrier<> b((std::ptrdiff_t)threads); block_barrier = &b;
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; t++) ts.emplace_back([&, t] { threadIdx = { t, 0, 0 }; body(); });
-    for (auto& t : ts) t.join();
+    mix_barrier b((std::ptrdiff_t)threads); block_barrier = &b;
+    mix_fibers fs;
+    for (unsigned t = 0; t < threads; t++) fs.spawn([t] { threadIdx = { t, 0, 0 }; }, body);
+    fs.run();
   }
 }
 """;
