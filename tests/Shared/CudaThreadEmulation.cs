@@ -10,7 +10,7 @@ namespace Mix.Tests.Shared;
 /// Why not one OS thread per CUDA thread, as these tests first did: on the two-core CI machine a block of 128–256 OS
 /// threads spent most of its time in futex wake-ups, two at every emulated warp shuffle, mma or ldmatrix, and the
 /// emulation tests took two thirds of CI. A switch here is a few register moves (no signal-mask system call, as
-/// <c>swapcontext</c> makes). Fibers run one at a time in a fixed order, so a run is deterministic; what the tests
+/// <c>swapcontext</c> makes). Fibers run one at a time in a fixed order (alternately forwards and backwards), so a run is deterministic; what the tests
 /// check is layout and arithmetic, never timing. Harnesses pass an <c>enter</c> action that restores their per-thread
 /// globals (<c>threadIdx</c>, the block's barrier) each time a fiber resumes.
 /// </remarks>
@@ -105,11 +105,14 @@ class mix_fibers {
     *--top = 0x037Full << 32 | 0x1F80u;   // mxcsr, then the x87 control word: the defaults
     fs_.push_back(mix_fiber{ top, stack, std::move(enter), std::move(body), false });
   }
-  // resume every unfinished fiber in turn until all have returned
+  // resume every unfinished fiber in turn until all have returned; every other round backwards, so that a read of
+  // another thread's write without a barrier between them sees the old value in one of two neighbouring rounds,
+  // whichever of the two threads has the lower index
   void run() {
-    for (size_t live = fs_.size(); live;) {
+    for (size_t live = fs_.size(), round = 0; live; round++) {
       live = 0;
-      for (auto& f : fs_) {
+      for (size_t k = 0; k < fs_.size(); k++) {
+        mix_fiber& f = fs_[round & 1 ? fs_.size() - 1 - k : k];
         if (f.done) continue;
         mix_fiber_running = &f;
         f.enter();
