@@ -74,6 +74,8 @@ internal static class FusionBench
     /// </summary>
     private static (double m, double mn, int s, double g) Tuned(Action op, double target, bool kernel, bool row, bool registers = false)
     {
+        // restores what was set before (a run may have turned a switch on for every row), not the literal defaults
+        var saved = (FusedRegionKernel.CachePlans, FusedRegionKernel.RowVector16, FusedRegionKernel.RowInRegisters, FusedRegionKernel.PointwiseUnroll);
         FusedRegionKernel.CachePlans = true;
         if (kernel && row) FusedRegionKernel.RowVector16 = true;
         if (kernel && row && registers) FusedRegionKernel.RowInRegisters = true;
@@ -81,10 +83,7 @@ internal static class FusionBench
         try { return ModelBench.TimeMs(op, target); }
         finally
         {
-            FusedRegionKernel.CachePlans = false;
-            FusedRegionKernel.RowVector16 = false;
-            FusedRegionKernel.RowInRegisters = false;
-            FusedRegionKernel.PointwiseUnroll = 1;
+            (FusedRegionKernel.CachePlans, FusedRegionKernel.RowVector16, FusedRegionKernel.RowInRegisters, FusedRegionKernel.PointwiseUnroll) = saved;
         }
     }
 
@@ -130,9 +129,7 @@ internal static class FusionBench
                         if (y is not null)
                         {
                             ModelBench.Add(name, $"planner region {star.Name}, plan cache", dt, b, 0, tCache, b, "img/s");
-                            FusedRegionKernel.PointwiseUnroll = 2;
-                            var yu = star.Bound.TryRun(args);
-                            FusedRegionKernel.PointwiseUnroll = 1;
+                            var yu = TwoVectorsAThread(() => star.Bound.TryRun(args));
                             ModelBench.Add(name, $"planner region {star.Name}, plan cache + U2", dt, b, 0, tTuned, b, "img/s", yu is null ? null : ModelBench.RelErr(yu, reference));
                         }
                         var hy = FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1);
@@ -162,9 +159,7 @@ internal static class FusionBench
                         if (y is not null)
                         {
                             ModelBench.Add(name, $"planner region {res.Name}, plan cache", dt, b, 0, tCache, b, "img/s");
-                            FusedRegionKernel.PointwiseUnroll = 2;
-                            var yu = res.Bound.TryRun(rargs);
-                            FusedRegionKernel.PointwiseUnroll = 1;
+                            var yu = TwoVectorsAThread(() => res.Bound.TryRun(rargs));
                             ModelBench.Add(name, $"planner region {res.Name}, plan cache + U2", dt, b, 0, tTuned, b, "img/s", yu is null ? null : ModelBench.RelErr(yu, reference));
                         }
                         var hr = FusedOps.ScaleResidual(x, o, null, rs, null, 1);
@@ -180,11 +175,15 @@ internal static class FusionBench
                         ModelBench.Notes.Add(string.Create(CultureInfo.InvariantCulture, $"epilogues {layout} C{c} {ModelBench.DtypeName(dt)} b{b}: failed: {e.GetType().Name}: {e.Message}"));
                         Console.Error.WriteLine(ModelBench.Notes[^1]);
                     }
-                    finally
-                    {
-                        FusedRegionKernel.PointwiseUnroll = 1;
-                    }
                 }
+    }
+
+    private static Tensor? TwoVectorsAThread(Func<Tensor?> run)
+    {
+        int saved = FusedRegionKernel.PointwiseUnroll;
+        FusedRegionKernel.PointwiseUnroll = 2;
+        try { return run(); }
+        finally { FusedRegionKernel.PointwiseUnroll = saved; }
     }
 
     /// <summary>

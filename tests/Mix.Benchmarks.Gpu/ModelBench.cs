@@ -323,9 +323,7 @@ internal static class ModelBench
                      : new[] { (false, false, 1, false), (true, false, 1, false), (true, true, 1, false), (true, false, 4, false), (true, true, 4, false),
                                (true, false, 4, true), (true, true, 16, false), (true, false, 16, true), (true, true, 32, false), (true, false, 32, true), (true, true, 64, false), (true, false, 64, true) })
         {
-            bool saved = MixDispatch.FusedEnabled, savedGraph = FusedMambaStack.Enabled;
-            int savedFrom = FusedMambaStep.LibraryProjectionsFromBatch;
-            bool savedPersistentDefault = FusedMambaStack.Persistent;
+            var saved = DecodeSwitches.Capture();
             MixDispatch.FusedEnabled = fused;
             FusedMambaStack.Enabled = graph;
             FusedMambaStack.Persistent = false; // these rows time the graph; the persistent rows follow
@@ -342,7 +340,7 @@ internal static class ModelBench
                 Notes.Add($"Mamba decode b{batch} fused={fused}: failed: {e.GetType().Name}: {e.Message}");
                 Console.Error.WriteLine(Notes[^1]);
             }
-            finally { MixDispatch.FusedEnabled = saved; FusedMambaStack.Enabled = savedGraph; FusedMambaStack.Persistent = savedPersistentDefault; FusedMambaStep.LibraryProjectionsFromBatch = savedFrom; }
+            finally { saved.Restore(); }
         }
 
         // "persistent kernel": FusedMambaStack.Persistent runs the 24 layers as one cooperative launch per token (a grid of
@@ -354,9 +352,7 @@ internal static class ModelBench
                      : new[] { (1, 2, false, false), (1, 1, false, false), (2, 2, false, false), (1, 2, true, false), (1, 1, true, false),
                                (1, 2, false, true), (1, 2, true, true), (1, 1, true, true) })
         {
-            bool savedPersistent = FusedMambaStack.Persistent, savedFast = FusedMambaStack.PersistentFastBarrier, savedFold = FusedMambaStack.PersistentFoldXProj;
-            int savedPerSm = FusedMambaStack.PersistentBlocksPerSm;
-            int savedMaxBatch = FusedMambaStack.PersistentMaxBatch;
+            var saved = DecodeSwitches.Capture();
             FusedMambaStack.Persistent = true;
             FusedMambaStack.PersistentMaxBatch = PersistentMambaSegment.MaxBatch;
             FusedMambaStack.PersistentBlocksPerSm = perSm;
@@ -372,11 +368,7 @@ internal static class ModelBench
                 Notes.Add($"Mamba decode b{batch} persistent: failed: {e.GetType().Name}: {e.Message}");
                 Console.Error.WriteLine(Notes[^1]);
             }
-            finally
-            {
-                FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentMaxBatch = savedMaxBatch; FusedMambaStack.PersistentBlocksPerSm = savedPerSm;
-                FusedMambaStack.PersistentFastBarrier = savedFast; FusedMambaStack.PersistentFoldXProj = savedFold;
-            }
+            finally { saved.Restore(); }
         }
 
         // The same LM in bfloat16, and with int8 / int4 (g128) weight-only linears (QuantizableLinear in place; dt_proj and
@@ -409,20 +401,14 @@ internal static class ModelBench
                 if (dtype != ScalarType.Float32) copy.to(dtype);
                 copy.eval();
                 if (mode is { } m) Mix.Runtime.Quantization.Quantizer.Quantize(copy, new Mix.Runtime.Quantization.QuantizationOptions { Mode = m, GroupSize = 128 });
-                bool savedGraph = FusedMambaStack.Enabled, savedPersistent = FusedMambaStack.Persistent, savedFast = FusedMambaStack.PersistentFastBarrier,
-                    savedFold = FusedMambaStack.PersistentFoldXProj;
-                int savedPerSm = FusedMambaStack.PersistentBlocksPerSm;
+                var saved = DecodeSwitches.Capture();
                 FusedMambaStack.Enabled = !label.Contains("no graph", StringComparison.Ordinal);
                 FusedMambaStack.Persistent = label.Contains("persistent", StringComparison.Ordinal);
                 if (FusedMambaStack.Persistent) FusedMambaStack.PersistentBlocksPerSm = label.Contains("(1 block", StringComparison.Ordinal) ? 1 : 2;
                 FusedMambaStack.PersistentFastBarrier = label.Contains("fast barrier", StringComparison.Ordinal);
                 FusedMambaStack.PersistentFoldXProj = label.Contains("x_proj folded", StringComparison.Ordinal);
                 try { Decode(copy, vocab, quick, $"Mix generated, CausalModel cache, {label}", dtype, label.Contains("batch 16", StringComparison.Ordinal) ? 16 : 1); }
-                finally
-                {
-                    FusedMambaStack.Enabled = savedGraph; FusedMambaStack.Persistent = savedPersistent; FusedMambaStack.PersistentBlocksPerSm = savedPerSm;
-                    FusedMambaStack.PersistentFastBarrier = savedFast; FusedMambaStack.PersistentFoldXProj = savedFold;
-                }
+                finally { saved.Restore(); }
             }
             catch (Exception e)
             {
@@ -503,5 +489,26 @@ internal static class ModelBench
                 $"| {r.Model} | {r.Impl} | {r.Dtype} | {r.Batch} | {r.SeqLen} | {r.MedianMs:F3} | {r.GpuMs:F3} | {r.Throughput:F1} {r.Unit} | {(r.RelErr is { } e ? e.ToString("E1", CultureInfo.InvariantCulture) : "")} | {r.Cost?.Launches} | {r.Cost?.TorchOps} | {(r.Cost is { } c ? c.HostUs.ToString("F0", CultureInfo.InvariantCulture) : "")} |"));
         foreach (var n in Notes) sb.AppendLine($"- {n}");
         return sb.ToString();
+    }
+
+    /// <summary>The decoding switches a row of the Mamba decode table sets, captured before it and restored after.</summary>
+    private readonly record struct DecodeSwitches(bool Fused, bool Graph, bool Persistent, bool FastBarrier, bool FoldXProj, int BlocksPerSm,
+        int PersistentMaxBatch, int LibraryFrom)
+    {
+        public static DecodeSwitches Capture() => new(MixDispatch.FusedEnabled, FusedMambaStack.Enabled, FusedMambaStack.Persistent,
+            FusedMambaStack.PersistentFastBarrier, FusedMambaStack.PersistentFoldXProj, FusedMambaStack.PersistentBlocksPerSm,
+            FusedMambaStack.PersistentMaxBatch, FusedMambaStep.LibraryProjectionsFromBatch);
+
+        public void Restore()
+        {
+            MixDispatch.FusedEnabled = Fused;
+            FusedMambaStack.Enabled = Graph;
+            FusedMambaStack.Persistent = Persistent;
+            FusedMambaStack.PersistentFastBarrier = FastBarrier;
+            FusedMambaStack.PersistentFoldXProj = FoldXProj;
+            FusedMambaStack.PersistentBlocksPerSm = BlocksPerSm;
+            FusedMambaStack.PersistentMaxBatch = PersistentMaxBatch;
+            FusedMambaStep.LibraryProjectionsFromBatch = LibraryFrom;
+        }
     }
 }
