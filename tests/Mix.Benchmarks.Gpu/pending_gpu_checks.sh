@@ -7,7 +7,8 @@
 #           bash tests/Mix.Benchmarks.Gpu/make_triton_src.sh
 #   device: bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh verify    (carry .gpu and .triton-src; results under $OUT)
 #           bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh compare
-#   (and `gpu-tests`: every GPU test with per-test times, a call of its own)
+#   (and `gpu-tests`: every GPU test with per-test times, a call of its own; `one`: the most important of both in one
+#   ~9-minute call, when the session's device time allows only one)
 # Each step has its own time limit, the most important first, so that a cut call still answers the first questions.
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/pending-out}; mkdir -p "$OUT"
@@ -50,6 +51,25 @@ grep -E "^\| (PoolFormer|ConvFormer|CAFormer|gated)" "$OUT/fusion.txt" | grep -E
 step 150 timm python3 tests/Mix.Benchmarks.Gpu/pytorch_models.py --only fusion --dtype bfloat16 --budget 140 \
   --fusion-rows ConvFormer:128,CAFormer:128,gated:1,PoolFormer:128 --out "$OUT"
 grep -E "compile|skipped" "$OUT/timm.txt"
+fi
+# one call of ~9 minutes when the session's device time allows no second one: the tests, then the decode and KV timings
+# that decide the opt-in defaults, then both GLA forms against fla in the same call
+if [ "$part" = one ]; then
+step 140 tests bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.FusedMambaStepGpuTests \
+  -class Mix.Runtime.Tests.Scans.GlaSecondFormGpuTests -class Mix.Runtime.Tests.Scans.GlaTensorCoreGpuTests \
+  -class Mix.Runtime.Tests.QuantizedKvAttentionGpuTests -class Mix.Runtime.Tests.RegionLaunchSwitchGpuTests \
+  -xml "$OUT/tests.xml"
+grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | head -20
+step 80 mamba bash .gpu/run.sh Mix.Benchmarks.Gpu --only mamba-decode --quick --out "$OUT"
+grep -E "tok/s" "$OUT/mamba.txt" | head -60
+step 75 kv bash .gpu/run.sh Mix.Benchmarks.Gpu --quant --quick --only kv --out "$OUT"
+grep -E "kernel .*kva|SDPA:" "$OUT/kv.txt" | head -60
+step 60 scans bash .gpu/run.sh Mix.Benchmarks.Gpu --only scans-vs-triton --quick --out "$OUT"
+grep -E "^(gla_scan|gla_lm)" "$OUT/scans.txt" | grep -v reference
+step 100 triton python3 tests/Mix.Benchmarks.Gpu/triton_scans.py --mamba .triton-src --fla .triton-src --only scans --ops gla --quick --budget 90 --out "$OUT"
+grep -E "^(gla|torch)" "$OUT/triton.txt"
+step 60 fusion bash .gpu/run.sh Mix.Benchmarks.Gpu --only fusion --dtype bfloat16 --quick --out "$OUT"
+grep -E "^\| (PoolFormer|ConvFormer|CAFormer|gated)" "$OUT/fusion.txt" | grep -E "fused: planner|reference" | cut -d'|' -f2-8
 fi
 # every GPU test, with per-test times (the whole suite no longer fits one 250 s step on a fresh host: run 17a)
 if [ "$part" = gpu-tests ]; then
