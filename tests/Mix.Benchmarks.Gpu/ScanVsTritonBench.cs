@@ -4,6 +4,7 @@ using System.IO;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Caches;
 using Mix.Runtime.Fused;
 using Mix.Runtime.Scans;
 using TorchSharp;
@@ -64,6 +65,14 @@ internal static class ScanVsTritonBench
                 Guard(() => Lm(time, "gla_lm", dt,
                     () => new Mix.Generated.Models.GlaLm(new Mix.Generated.Models.GlaLm.Options { DModel = 768, NLayer = 12, NumHeads = 6 }),
                     32000, lengths));
+            }
+            // decode through the inference cache (issue 13: "the same for Mamba-2 and GLA decode"): µs a step and tok/s
+            foreach (var dt in dtypes)
+            {
+                Guard(() => LmDecode(time, "mamba2_lm", dt, () => new Mix.Generated.Models.Mamba2Lm(), 50288, quick));
+                Guard(() => LmDecode(time, "gla_lm", dt,
+                    () => new Mix.Generated.Models.GlaLm(new Mix.Generated.Models.GlaLm.Options { DModel = 768, NLayer = 12, NumHeads = 6 }),
+                    32000, quick));
             }
         }
         finally
@@ -322,6 +331,48 @@ internal static class ScanVsTritonBench
             using var scope = torch.NewDisposeScope();
             var ids = torch.randint(0, vocab, new long[] { 1, L }, device: torch.CUDA);
             Pair(time, name, $"mix zoo {name} ({parameters / 1e6:F0}M params)", dt, 1, L, $"b1 L{L}", L, () => model.call(ids));
+        }
+    }
+
+    /// <summary>
+    /// Greedy decode of a zoo LM through <see cref="CausalModel"/>'s cache after a 16-token prompt: one step (forward of
+    /// one token per sequence + argmax) timed with the fused scan steps and with fusion off, at batch 1 and 4. The same
+    /// token is fed each step (the state's size does not depend on the tokens; the clock should not include a host
+    /// round trip for the argmax). The fused row's error is its first step's logits against the full forward's.
+    /// </summary>
+    private static void LmDecode(Func<Func<Tensor?>, (double, double, int, double)> time, string name, ScalarType dt,
+        Func<nn.Module<Tensor, Tensor>> make, long vocab, bool quick)
+    {
+        using var model = make();
+        model.to(torch.CUDA).to(dt);
+        model.eval();
+        var lm = new CausalModel(model, vocab);
+        foreach (long b in quick ? new long[] { 1 } : new long[] { 1, 4 })
+        {
+            using var scope = torch.NewDisposeScope();
+            var prompt = torch.randint(0, vocab, new long[] { b, 16 }, device: torch.CUDA);
+            double err;
+            using (var check = lm.CreateCache(b))
+            {
+                var first = lm.Forward(prompt, check).narrow(1, 15, 1).argmax(-1);
+                var step = lm.Forward(first, check).squeeze(1);
+                MixDispatch.FusedEnabled = false;
+                try { err = RelErr(step, model.call(torch.cat(new[] { prompt, first }, 1)).narrow(1, 16, 1).squeeze(1)); }
+                finally { MixDispatch.FusedEnabled = true; }
+            }
+            foreach (bool fused in new[] { true, false })
+            {
+                MixDispatch.FusedEnabled = fused;
+                try
+                {
+                    using var cache = lm.CreateCache(b);
+                    var token = lm.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
+                    var (m, mn, n, g) = time(() => lm.Forward(token, cache).argmax(-1));
+                    Add(name + "_decode", fused ? $"mix zoo {name}, CausalModel cache, fused steps" : "torchsharp reference (fusion off)",
+                        dt, b, 1, $"b{b} step", m, mn, n, g, b, fused ? err : null, null);
+                }
+                finally { MixDispatch.FusedEnabled = true; }
+            }
         }
     }
 }
