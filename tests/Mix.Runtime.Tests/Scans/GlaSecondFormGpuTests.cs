@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Mix.Runtime.Tests.Scans;
 
 /// <summary>
-/// The second form of the bfloat16 chunked GLA kernels (<see cref="CudaScanKernels.UseGlaSecondForm"/>, opt-in until measured:
+/// The second form of the bfloat16 chunked GLA kernels (<see cref="CudaScanKernels.UseGlaSecondForm"/>, the default since run 18a:
 /// secondary chunking of the scores, entering states in bf16) against the first form (the switch off) and the float64
 /// reference, on the same bf16 inputs. Tolerances (relative L2): outputs 1e-2 against the reference and against the first
 /// form (both written in bf16 from bf16-rounded scores and entering states; the emulation measures 2.4e-3 .. 2.8e-3
