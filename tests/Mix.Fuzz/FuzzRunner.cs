@@ -153,7 +153,8 @@ public sealed class FuzzRunner
                     p.Refresh();
                     if (p.HasExited || p.TotalProcessorTime - cpuAtLastLine <= HangLimit) continue;
                 }
-                catch (InvalidOperationException) { continue; }
+                // the child may exit between the two reads: TotalProcessorTime then throws (Win32Exception on Linux)
+                catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception) { continue; }
                 hung = true;
                 break;
             }
@@ -163,7 +164,8 @@ public sealed class FuzzRunner
                 failure = (current ?? from + completed, $"hung (no result after {HangLimit.TotalSeconds:F0} s of CPU time)");
                 break;
             }
-            try { cpuAtLastLine = p.TotalProcessorTime; } catch (InvalidOperationException) { }
+            try { cpuAtLastLine = p.TotalProcessorTime; }
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception) { /* exited: its last line follows */ }
             var line = lineTask.Result;
             if (line is null) break;
             var parts = line.Split(' ', 5);
