@@ -43,8 +43,12 @@ namespace Mix.Runtime.Fused
         public const int SharedHeaderFloats = 9 * 8;
 
         /// <summary>Most in_proj x rows one block holds in a layer when x_proj is folded into the in_proj phase
-        /// (<c>MIX_FOLD_SLOTS</c>).</summary>
+        /// (<c>MIX_FOLD_SLOTS</c>, passed in <see cref="FoldOptions"/>).</summary>
         public const int FoldSlots = 64;
+
+        /// <summary>The compile options of the fold build: the switch and its slot count, so that the kernel's shared
+        /// layout and the host's <see cref="FoldSharedFloats"/> come from one number.</summary>
+        public static readonly string[] FoldOptions = { "-DMIX_FOLD_XPROJ", $"-DMIX_FOLD_SLOTS={FoldSlots}" };
 
         /// <summary>Floats of shared memory the fold adds before the staged rows: its slots ([FoldSlots][8]) and the scan
         /// phase's 256 float4 sums.</summary>
@@ -188,9 +192,12 @@ __device__ __forceinline__ void mix_prefetch_rows(const void* __restrict__ w, in
 }
 
 #ifdef MIX_FOLD_XPROJ
-// Most in_proj rows of the x half one block holds in a layer (passes x rows per pass) when x_proj is folded into the
-// in_proj phase (FusedMambaStack.PersistentFoldXProj; the host declines the fold for a layer that needs more).
-#define MIX_FOLD_SLOTS 64
+// MIX_FOLD_SLOTS: most in_proj rows of the x half one block holds in a layer (passes x rows per pass) when x_proj is
+// folded into the in_proj phase (FusedMambaStack.PersistentFoldXProj; the host declines the fold for a layer that needs
+// more). Given by the host (MambaStackKernelSources.FoldSlots), which sizes the shared memory from the same number.
+#ifndef MIX_FOLD_SLOTS
+#error "MIX_FOLD_XPROJ needs MIX_FOLD_SLOTS (MambaStackKernelSources.FoldOptions)"
+#endif
 
 // u = silu(conv step) of channel c of row b with the new input xnew already in hand (the in_proj phase's own output),
 // the same taps in the same order as mix_conv_step.

@@ -115,11 +115,10 @@ namespace Mix.Runtime.Fused
             int dev = first.Device;
             if (driver.GetAttribute(dev, CudaDriver.AttributeCooperativeLaunch) == 0) { why = "the device has no cooperative launch"; return null; }
             long widest = Math.Max(first.Dim, layers.Max(l => (long)l.Inner));
-            long bytes = (MambaStackKernelSources.SharedHeaderFloats + first.Batch * widest) * sizeof(float);
-            // the fold's slots and reduction sums, and the staged rows at least as long as the summed dbc
-            if (foldXProj)
-                bytes = (MambaStackKernelSources.SharedHeaderFloats + MambaStackKernelSources.FoldSharedFloats
-                         + Math.Max(first.Batch * widest, layers.Max(l => FoldColumns(first.Batch, l)))) * sizeof(float);
+            // the fold adds its slots and reduction sums, and the staged rows must hold the summed dbc
+            long bytes = (MambaStackKernelSources.SharedHeaderFloats + (foldXProj
+                ? MambaStackKernelSources.FoldSharedFloats + Math.Max(first.Batch * widest, layers.Max(l => FoldColumns(first.Batch, l)))
+                : first.Batch * widest)) * sizeof(float);
             if (bytes > 48 * 1024) { why = "the staged rows exceed 48 KiB of shared memory"; return null; }
             var kernel = KernelRuntime.Shared.GetFunction(Spec(FusedKernels.DtypeCode(first.Dtype), fastBarrier, foldXProj), "mamba_stack_persistent", dev);
             int resident = kernel.MaxActiveBlocksPerMultiprocessor(MambaStackKernelSources.Threads, (uint)bytes);
@@ -146,7 +145,7 @@ namespace Mix.Runtime.Fused
                 "mix_mamba_stack" + (k.FastBarrier ? "_fb" : "") + (k.FoldXProj ? "_fx" : ""),
                 FusedKernelSources.Prelude + MambaStepKernelSources.Source + MambaStackKernelSources.Source,
                 new[] { $"-DMIX_T={k.Dtype}" }.Concat(k.FastBarrier ? new[] { "-DMIX_FAST_BARRIER" } : Array.Empty<string>())
-                    .Concat(k.FoldXProj ? new[] { "-DMIX_FOLD_XPROJ" } : Array.Empty<string>()).ToArray()));
+                    .Concat(k.FoldXProj ? MambaStackKernelSources.FoldOptions : Array.Empty<string>()).ToArray()));
 
         /// <summary>Floats of one block's slice of the fold's x_proj partial sums (B × (rank + 2 d_state), whole float4).</summary>
         internal static long FoldColumns(long batch, in PersistentLayer l) => (batch * (l.Rank + 2L * l.NState) + 3) / 4 * 4;

@@ -406,7 +406,7 @@ int main() {
                      })
             {
                 string exe = $"stack{dtype}{(fast ? "fb" : "")}{(fold ? "fx" : "")}";
-                string define = (fast ? " -DMIX_FAST_BARRIER" : "") + (fold ? " -DMIX_FOLD_XPROJ" : "");
+                string define = (fast ? " -DMIX_FAST_BARRIER" : "") + (fold ? " " + string.Join(" ", MambaStackKernelSources.FoldOptions) : "");
                 var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype}{define} stack.cpp -o {exe}", dir);
                 Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
                 var (rc, output) = Run(Path.Combine(dir, exe), "", dir);
