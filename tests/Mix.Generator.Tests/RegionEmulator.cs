@@ -232,6 +232,5 @@ int main(int argc, char** argv) {
     }
 
     /// <summary>g++ on the PATH, or null.</summary>
-    public static string? Gxx() => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-        .Select(d => Path.Combine(d, "g++")).FirstOrDefault(File.Exists);
+    public static string? Gxx() => CudaThreadEmulation.FindGxx();
 }

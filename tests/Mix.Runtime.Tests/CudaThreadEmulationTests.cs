@@ -90,16 +90,15 @@ int main() {
     [Fact]
     public void Barriers_order_memory_a_missing_barrier_is_caught_and_spin_waits_finish()
     {
-        var gxx = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Select(d => Path.Combine(d, "g++")).FirstOrDefault(File.Exists);
+        var gxx = CudaThreadEmulation.FindGxx();
         Assert.SkipWhen(gxx is null, "g++ is not installed");
         var dir = Directory.CreateTempSubdirectory("mix-fibers").FullName;
         try
         {
             File.WriteAllText(Path.Combine(dir, "f.cpp"), CudaThreadEmulation.Header + Harness);
-            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O1 -w f.cpp -o f", dir);
+            var (cc, compileOutput) = CudaThreadEmulation.Run(gxx!, "-std=c++20 -O1 -w f.cpp -o f", dir);
             Assert.True(cc == 0, compileOutput);
-            var (rc, output) = Run(Path.Combine(dir, "f"), "", dir);
+            var (rc, output) = CudaThreadEmulation.Run(Path.Combine(dir, "f"), "", dir);
             Assert.Equal(0, rc);
             var counts = output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
                 .Select(l => l.Split(' ')).ToDictionary(p => p[0], p => int.Parse(p[1]));
@@ -115,13 +114,4 @@ int main() {
         }
     }
 
-    private static (int code, string output) Run(string file, string args, string dir)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
 }

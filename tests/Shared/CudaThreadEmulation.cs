@@ -1,3 +1,8 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+
 namespace Mix.Tests.Shared;
 
 /// <summary>
@@ -127,4 +132,20 @@ class mix_fibers {
 };
 
 """;
+
+    /// <summary>g++ on the PATH, or null (the emulation tests skip without it).</summary>
+    public static string? FindGxx() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(d => Path.Combine(d, "g++")).FirstOrDefault(File.Exists);
+
+    /// <summary>Runs <paramref name="file"/> in <paramref name="dir"/> to its end: exit code and stdout + stderr.</summary>
+    public static (int code, string output) Run(string file, string args, string dir)
+    {
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
 }

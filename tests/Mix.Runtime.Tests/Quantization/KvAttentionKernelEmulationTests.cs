@@ -263,20 +263,6 @@ int main(int argc, char** argv) {
         new(KvQuantMode.VidKv, 1, 1, 1, 256, 32, 11, 1, 4, 2, "causal", 13, 0.146),
     };
 
-    private static string? Which(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
-
-    private static (int code, string output) Run(string file, string args, string dir)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
-
     private static void WriteArray(BinaryWriter w, Tensor? t)
     {
         if (t is null) { w.Write(0L); return; }
@@ -396,7 +382,7 @@ int main(int argc, char** argv) {
     [Fact]
     public void SplitKernelMatchesFloat64AttentionOverTheDequantizedCache()
     {
-        var gxx = Which("g++");
+        var gxx = CudaThreadEmulation.FindGxx();
         Assert.SkipWhen(gxx is null, "g++ is not installed");
         var dir = Directory.CreateTempSubdirectory("mix-kv-attention").FullName;
         try
@@ -418,9 +404,9 @@ int main(int argc, char** argv) {
                     w.Write(group.Count());
                     foreach (var c in group) WriteCase(w, c);
                 }
-                var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w {name}.cpp -o {name}", dir);
+                var (cc, compileOutput) = CudaThreadEmulation.Run(gxx!, $"-std=c++20 -O1 -pthread -w {name}.cpp -o {name}", dir);
                 Assert.True(cc == 0, $"{name}: the emulated kernel source does not compile:\n{compileOutput}");
-                var (rc, output) = Run(Path.Combine(dir, name), name + ".bin", dir);
+                var (rc, output) = CudaThreadEmulation.Run(Path.Combine(dir, name), name + ".bin", dir);
                 Assert.True(rc == 0, $"{name}: {output}");
                 var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
                 Assert.Equal(group.Count(), lines.Length);

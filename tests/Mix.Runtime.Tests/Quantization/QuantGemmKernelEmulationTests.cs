@@ -287,20 +287,6 @@ int main(int argc, char** argv) {
         return fromF.Replace(p, "$1 = emu_f2h($2)");
     }
 
-    private static string? Which(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
-
-    private static (int code, string output) Run(string file, string args, string dir)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
-
     private static void Put(BinaryWriter w, Tensor t) => w.Write(t.contiguous().bytes);
 
     /// <summary>Writes one case: a quantized random layer, its repacked tensors, x in the activation dtype.</summary>
@@ -398,7 +384,7 @@ int main(int argc, char** argv) {
     private static void RunEmulation(string dtype, bool int4, int fscale, int ring,
         (bool int4, int group, int M, int K, int N, int splits, bool awq, bool bias, bool shifted)[] cases)
     {
-        var gxx = Which("g++");
+        var gxx = CudaThreadEmulation.FindGxx();
         Assert.SkipWhen(gxx is null, "g++ is not installed");
         var dt = dtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float16;
         var dir = Directory.CreateTempSubdirectory("mix-qgemm").FullName;
@@ -406,7 +392,7 @@ int main(int argc, char** argv) {
         {
             var source = string.Join("\n", Emulation, EmulatedPrelude(), QuantGemmKernelSources.Source, Harness);
             File.WriteAllText(Path.Combine(dir, "qgemm.cpp"), source);
-            var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={(dtype == "bf16" ? 2 : 1)} -DMIX_QMODE={(int4 ? 1 : 0)} -DMIX_QM_FSCALE={fscale} -DMIX_QM_RING={ring} qgemm.cpp -o qgemm", dir);
+            var (cc, compileOutput) = CudaThreadEmulation.Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={(dtype == "bf16" ? 2 : 1)} -DMIX_QMODE={(int4 ? 1 : 0)} -DMIX_QM_FSCALE={fscale} -DMIX_QM_RING={ring} qgemm.cpp -o qgemm", dir);
             Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
             var files = new List<string>();
             foreach (var c in cases)
@@ -415,7 +401,7 @@ int main(int argc, char** argv) {
                 WriteCase(Path.Combine(dir, name), int4, dt, c.group, c.M, c.K, c.N, c.splits, c.awq, c.bias, c.shifted);
                 files.Add(name);
             }
-            var (rc, output) = Run(Path.Combine(dir, "qgemm"), string.Join(" ", files), dir);
+            var (rc, output) = CudaThreadEmulation.Run(Path.Combine(dir, "qgemm"), string.Join(" ", files), dir);
             Assert.True(rc == 0, output);
             var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal("dequant 0", lines[0]);

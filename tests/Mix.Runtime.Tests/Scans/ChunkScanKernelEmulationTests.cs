@@ -123,32 +123,18 @@ int main() {
 }
 """;
 
-    private static string? Which(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
-
-    private static (int code, string output) Run(string file, string args, string dir)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
-
     [Fact]
     public void ChunkedKernelsMatchTheRecurrenceWhenEmulated()
     {
-        var gxx = Which("g++");
+        var gxx = CudaThreadEmulation.FindGxx();
         Assert.SkipWhen(gxx is null, "g++ is not installed");
         var dir = Directory.CreateTempSubdirectory("mix-chunk-scan-emulation").FullName;
         try
         {
             File.WriteAllText(Path.Combine(dir, "chunk.cpp"), string.Join("\n", Emulation, ChunkScanKernelSources.Source, Harness));
-            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O1 -fno-strict-aliasing -pthread -w chunk.cpp -o chunk", dir);
+            var (cc, compileOutput) = CudaThreadEmulation.Run(gxx!, "-std=c++20 -O1 -fno-strict-aliasing -pthread -w chunk.cpp -o chunk", dir);
             Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
-            var (rc, output) = Run(Path.Combine(dir, "chunk"), "", dir);
+            var (rc, output) = CudaThreadEmulation.Run(Path.Combine(dir, "chunk"), "", dir);
             Assert.True(rc == 0, output);
             var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal(5, lines.Length);

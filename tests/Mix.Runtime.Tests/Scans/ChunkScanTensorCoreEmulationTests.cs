@@ -277,20 +277,6 @@ int main() {
 }
 """;
 
-    private static string? Which(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
-
-    private static (int code, string output) Run(string file, string args, string dir)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
-
     // The kernel source with emu_poison after every block-level shared declaration (each kernel declares its shared
     // arrays first, so every thread reaches the fills before any write).
     private static string Poisoned(string source)
@@ -319,15 +305,15 @@ int main() {
     [InlineData(1, 1e-3, 6)]   // float16
     public void TensorCoreKernelsMatchTheRecurrenceWhenEmulated(int dtype, double outputBound, int cases)
     {
-        var gxx = Which("g++");
+        var gxx = CudaThreadEmulation.FindGxx();
         Assert.SkipWhen(gxx is null, "g++ is not installed");
         var dir = Directory.CreateTempSubdirectory("mix-chunk-scan-tc-emulation").FullName;
         try
         {
             File.WriteAllText(Path.Combine(dir, "tc.cpp"), string.Join("\n", Emulation, Poisoned(ChunkScanKernelSources.Source), Harness));
-            var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -fno-strict-aliasing -pthread -w -DMIX_T={dtype} tc.cpp -o tc", dir);
+            var (cc, compileOutput) = CudaThreadEmulation.Run(gxx!, $"-std=c++20 -O1 -fno-strict-aliasing -pthread -w -DMIX_T={dtype} tc.cpp -o tc", dir);
             Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
-            var (rc, output) = Run(Path.Combine(dir, "tc"), "", dir);
+            var (rc, output) = CudaThreadEmulation.Run(Path.Combine(dir, "tc"), "", dir);
             Assert.True(rc == 0, output);
             var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal(cases, lines.Length);

@@ -387,7 +387,7 @@ int main() {
     [Fact]
     public void PersistentStackKernelEqualsTheStepKernelsChainedWhenEmulated()
     {
-        var gxx = Which("g++");
+        var gxx = CudaThreadEmulation.FindGxx();
         Assert.SkipWhen(gxx is null, "g++ is not installed");
         var dir = Directory.CreateTempSubdirectory("mix-mamba-stack").FullName;
         try
@@ -407,9 +407,9 @@ int main() {
             {
                 string exe = $"stack{dtype}{(fast ? "fb" : "")}{(fold ? "fx" : "")}";
                 string define = (fast ? " -DMIX_FAST_BARRIER" : "") + (fold ? " " + string.Join(" ", MambaStackKernelSources.FoldOptions) : "");
-                var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype}{define} stack.cpp -o {exe}", dir);
+                var (cc, compileOutput) = CudaThreadEmulation.Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype}{define} stack.cpp -o {exe}", dir);
                 Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
-                var (rc, output) = Run(Path.Combine(dir, exe), "", dir);
+                var (rc, output) = CudaThreadEmulation.Run(Path.Combine(dir, exe), "", dir);
                 Assert.True(rc == 0, output);
                 var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
                 Assert.Equal(cases, lines.Length);
@@ -435,7 +435,7 @@ int main() {
     [Fact]
     public void PersistentLayerTableMatchesTheKernelStruct()
     {
-        var gxx = Which("g++");
+        var gxx = CudaThreadEmulation.FindGxx();
         Assert.SkipWhen(gxx is null, "g++ is not installed");
         var layer = new PersistentLayer((IntPtr)0x1001, (IntPtr)0x1002, (IntPtr)0x1003, (IntPtr)0x1004, (IntPtr)0x1005, (IntPtr)0x1006,
             (IntPtr)0x1007, (IntPtr)0x1008, (IntPtr)0x1009, (IntPtr)0x100a, (IntPtr)0x100b, (IntPtr)0x100c, 1.5f, 21, 22, 23, 24, 25, 26, 27, 28);
@@ -461,9 +461,9 @@ int main() {
                 MambaStackKernelSources.Source.Replace("extern __shared__ float psmem[];", "float* psmem = smem_blocks[blockIdx.x];"),
                 harness);
             File.WriteAllText(Path.Combine(dir, "table.cpp"), source);
-            var (cc, compileOutput) = Run(gxx!, "-std=c++20 -O0 -pthread -w table.cpp -o table", dir);
+            var (cc, compileOutput) = CudaThreadEmulation.Run(gxx!, "-std=c++20 -O0 -pthread -w table.cpp -o table", dir);
             Assert.True(cc == 0, "the kernel struct does not compile:\n" + compileOutput);
-            var (rc, output) = Run(Path.Combine(dir, "table"), "", dir);
+            var (rc, output) = CudaThreadEmulation.Run(Path.Combine(dir, "table"), "", dir);
             Assert.True(rc == 0, output);
             Assert.Equal("1001 1002 1003 1004 1005 1006 1007 1008 1009 100a 100b 100c 2001 2002 2003 2004 1.5 21 22 23 24 25 26 27 28 29 30 31",
                 output.Trim());
@@ -474,24 +474,10 @@ int main() {
         }
     }
 
-    private static string? Which(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
-
-    private static (int code, string output) Run(string file, string args, string dir)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
-
     [Fact]
     public void StepKernelsMatchTheEquationsWhenEmulated()
     {
-        var gxx = Which("g++");
+        var gxx = CudaThreadEmulation.FindGxx();
         Assert.SkipWhen(gxx is null, "g++ is not installed");
         var dir = Directory.CreateTempSubdirectory("mix-mamba-step").FullName;
         try
@@ -503,9 +489,9 @@ int main() {
             // normalized row and output); float16 shares them but converts through PTX, which g++ cannot compile
             foreach (var (dtype, tolerance) in new[] { (0, 1e-5), (2, 1e-2) })
             {
-                var (cc, compileOutput) = Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype} step.cpp -o step{dtype}", dir);
+                var (cc, compileOutput) = CudaThreadEmulation.Run(gxx!, $"-std=c++20 -O1 -pthread -w -DMIX_T={dtype} step.cpp -o step{dtype}", dir);
                 Assert.True(cc == 0, "the emulated kernel source does not compile:\n" + compileOutput);
-                var (rc, output) = Run(Path.Combine(dir, $"step{dtype}"), "", dir);
+                var (rc, output) = CudaThreadEmulation.Run(Path.Combine(dir, $"step{dtype}"), "", dir);
                 Assert.True(rc == 0, output);
                 var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
                 Assert.Equal(11, lines.Length);
