@@ -217,14 +217,11 @@ internal static class MambaKernelBench
         int device = first.Device;
         // the default kernel, the one-atomic grid barrier (FusedMambaStack.PersistentFastBarrier), x_proj folded into the
         // in_proj phase (PersistentFoldXProj) and both; a 1-layer launch is 4 phases and 3 barriers (folded: 3 and 2)
-        foreach (var (layers, label, fast, fold) in new[]
-                 {
-                     (steps, $"persistent, {steps.Length} layers / layer", false, false), (new[] { first }, "persistent, 1 layer", false, false),
-                     (steps, $"persistent fb, {steps.Length} layers / layer", true, false), (new[] { first }, "persistent fb, 1 layer", true, false),
-                     (steps, $"persistent fx, {steps.Length} layers / layer", false, true), (new[] { first }, "persistent fx, 1 layer", false, true),
-                     (steps, $"persistent fb+fx, {steps.Length} layers / layer", true, true), (new[] { first }, "persistent fb+fx, 1 layer", true, true),
-                 })
+        foreach (var (fast, fold) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        foreach (var layers in new[] { steps, new[] { first } })
         {
+            string form = fast && fold ? " fb+fx" : fast ? " fb" : fold ? " fx" : "";
+            string label = layers.Length == 1 ? $"persistent{form}, 1 layer" : $"persistent{form}, {layers.Length} layers / layer";
             using var segment = PersistentMambaSegment.TryCreate(layers, 2, out var why, fast, fold);
             if (segment is null)
             {

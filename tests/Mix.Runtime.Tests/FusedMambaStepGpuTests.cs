@@ -175,9 +175,10 @@ public class FusedMambaStepGpuTests
     /// (so that a near-tie cannot send the runs apart). The persistent grid splits the weight rows over warps as it suits
     /// its size, so its sums run in another order: float32 1e-5, bfloat16 3e-2 relative (the graph equals the layer-by-layer
     /// step to 1e-6). mamba-130m's width at batch 3 stages the widest rows the kernel takes; one and two blocks per
-    /// multiprocessor. <paramref name="variant"/>: the opt-in kernels, "fb" <see cref="FusedMambaStack.PersistentFastBarrier"/>,
-    /// "fx" <see cref="FusedMambaStack.PersistentFoldXProj"/> (x_proj summed per block, then over the blocks: another
-    /// order again, the same tolerances), "fb+fx" both.
+    /// multiprocessor. <paramref name="variant"/>: the kernel's builds, "" the counter-and-generation barrier and four
+    /// phases, "fb" <see cref="FusedMambaStack.PersistentFastBarrier"/>, "fx" <see cref="FusedMambaStack.PersistentFoldXProj"/>
+    /// (x_proj summed per block, then over the blocks: another order again, the same tolerances), "fb+fx" both (the
+    /// default since run 18a).
     /// </summary>
     [Theory]
     [InlineData("f32", 1, 64, 2, "")]
