@@ -120,25 +120,8 @@ internal static class FusionBench
                         ModelBench.Add(name, "reference (3 ops)", dt, b, 0, ModelBench.TimeMs(() => StarRef(), target), b, "img/s");
                         var star = EpilogueRegions.BiasActivation(FusedActivation.StarReLU, bias: false)!;
                         var args = star.Arguments(("h", h), ("s", sc), ("t", sh));
-                        var y = star.Bound.TryRun(args);
-                        var tRegion = ModelBench.TimeMs(() => star.Bound.TryRun(args), target);
-                        if (y is not null)
-                            ModelBench.Add(name, $"planner region {star.Name}", dt, b, 0, tRegion, b, "img/s", ModelBench.RelErr(y, reference));
-                        var tCache = Tuned(() => star.Bound.TryRun(args), target, kernel: false, row: false);
-                        var tTuned = Tuned(() => star.Bound.TryRun(args), target, kernel: true, row: false);
-                        if (y is not null)
-                        {
-                            ModelBench.Add(name, $"planner region {star.Name}, plan cache", dt, b, 0, tCache, b, "img/s");
-                            var yu = TwoVectorsAThread(() => star.Bound.TryRun(args));
-                            ModelBench.Add(name, $"planner region {star.Name}, plan cache + U2", dt, b, 0, tTuned, b, "img/s", yu is null ? null : ModelBench.RelErr(yu, reference));
-                        }
-                        var hy = FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1);
-                        if (hy is not null)
-                        {
-                            var tHand = ModelBench.TimeMs(() => FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1), target);
-                            ModelBench.Add(name, "hand FusedOps.BiasActivation", dt, b, 0, tHand, b, "img/s", ModelBench.RelErr(hy, reference));
-                            if (y is not null) Ratio(name, dt, b, tHand, ("region", tRegion), ("+cache", tCache), ("+cache+U2", tTuned));
-                        }
+                        RegionAgainstHand(name, dt, b, target, star, args, reference, "hand FusedOps.BiasActivation",
+                            () => FusedOps.BiasActivation(h, null, FusedActivation.StarReLU, sc, sh, 1));
                         // x * rs + o
                         var x = Make(c);
                         var o = Make(c);
@@ -150,25 +133,8 @@ internal static class FusionBench
                         ModelBench.Add(name, "reference (2 ops)", dt, b, 0, ModelBench.TimeMs(() => ResRef(), target), b, "img/s");
                         var res = EpilogueRegions.Residual(bias: false, layerScale: false, resScale: true)!;
                         var rargs = res.Arguments(("x", x), ("o", o), ("rs", rsv));
-                        y = res.Bound.TryRun(rargs);
-                        tRegion = ModelBench.TimeMs(() => res.Bound.TryRun(rargs), target);
-                        if (y is not null)
-                            ModelBench.Add(name, $"planner region {res.Name}", dt, b, 0, tRegion, b, "img/s", ModelBench.RelErr(y, reference));
-                        tCache = Tuned(() => res.Bound.TryRun(rargs), target, kernel: false, row: false);
-                        tTuned = Tuned(() => res.Bound.TryRun(rargs), target, kernel: true, row: false);
-                        if (y is not null)
-                        {
-                            ModelBench.Add(name, $"planner region {res.Name}, plan cache", dt, b, 0, tCache, b, "img/s");
-                            var yu = TwoVectorsAThread(() => res.Bound.TryRun(rargs));
-                            ModelBench.Add(name, $"planner region {res.Name}, plan cache + U2", dt, b, 0, tTuned, b, "img/s", yu is null ? null : ModelBench.RelErr(yu, reference));
-                        }
-                        var hr = FusedOps.ScaleResidual(x, o, null, rs, null, 1);
-                        if (hr is not null)
-                        {
-                            var tHand = ModelBench.TimeMs(() => FusedOps.ScaleResidual(x, o, null, rs, null, 1), target);
-                            ModelBench.Add(name, "hand FusedOps.ScaleResidual", dt, b, 0, tHand, b, "img/s", ModelBench.RelErr(hr, reference));
-                            if (y is not null) Ratio(name, dt, b, tHand, ("region", tRegion), ("+cache", tCache), ("+cache+U2", tTuned));
-                        }
+                        RegionAgainstHand(name, dt, b, target, res, rargs, reference, "hand FusedOps.ScaleResidual",
+                            () => FusedOps.ScaleResidual(x, o, null, rs, null, 1));
                     }
                     catch (Exception e)
                     {
@@ -176,6 +142,32 @@ internal static class FusionBench
                         Console.Error.WriteLine(ModelBench.Notes[^1]);
                     }
                 }
+    }
+
+    /// <summary>One epilogue case's rows: the planner's region as is, with the plan cache, with the plan cache and two
+    /// vectors a thread, then the hand kernel it may choose instead, and the region / hand ratios.</summary>
+    private static void RegionAgainstHand(string name, ScalarType dt, long b, double target, EpilogueRegions.Region region, Tensor[] args,
+        Tensor reference, string handLabel, Func<Tensor?> hand)
+    {
+        var y = region.Bound.TryRun(args);
+        var tRegion = ModelBench.TimeMs(() => region.Bound.TryRun(args), target);
+        if (y is not null)
+            ModelBench.Add(name, $"planner region {region.Name}", dt, b, 0, tRegion, b, "img/s", ModelBench.RelErr(y, reference));
+        var tCache = Tuned(() => region.Bound.TryRun(args), target, kernel: false, row: false);
+        var tTuned = Tuned(() => region.Bound.TryRun(args), target, kernel: true, row: false);
+        if (y is not null)
+        {
+            ModelBench.Add(name, $"planner region {region.Name}, plan cache", dt, b, 0, tCache, b, "img/s");
+            var yu = TwoVectorsAThread(() => region.Bound.TryRun(args));
+            ModelBench.Add(name, $"planner region {region.Name}, plan cache + U2", dt, b, 0, tTuned, b, "img/s", yu is null ? null : ModelBench.RelErr(yu, reference));
+        }
+        var hy = hand();
+        if (hy is not null)
+        {
+            var tHand = ModelBench.TimeMs(() => hand(), target);
+            ModelBench.Add(name, handLabel, dt, b, 0, tHand, b, "img/s", ModelBench.RelErr(hy, reference));
+            if (y is not null) Ratio(name, dt, b, tHand, ("region", tRegion), ("+cache", tCache), ("+cache+U2", tTuned));
+        }
     }
 
     private static Tensor? TwoVectorsAThread(Func<Tensor?> run)
