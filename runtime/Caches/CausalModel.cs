@@ -50,6 +50,60 @@ public sealed class CausalModel : ICausalLM
     /// <summary>Number of cached layers (causal mixers).</summary>
     public int CachedLayers => mixers.Length;
 
+    /// <summary>
+    /// Whether one-token steps on CUDA (without gradients) run as a recorded graph: the whole step, every layer's
+    /// kernels, replayed with one launch, as PyTorch's CUDA graphs (<c>torch.compile(mode="reduce-overhead")</c>) do.
+    /// Off by default. Serves models whose every cached mixer is a <c>.mix</c> mixer with declared state (Mamba-2, GLA,
+    /// Mamba through the standard library, ...); attention's growing KV cache is not recorded. Per cache and mask mode,
+    /// the first such step runs eagerly on the graph's stream, the second is recorded, later ones replay. A step that
+    /// cannot be recorded (it reads a value on the host, copies from host memory, ...) makes that cache decode eagerly,
+    /// with one warning. Replaced parameters (a checkpoint loaded by assigning new tensors rather than copying) need
+    /// <see cref="ReleaseDecodeGraphs"/>; states replaced by an eager step (a prefill) are copied back in automatically.
+    /// </summary>
+    public bool CudaGraphs { get; set; }
+
+    /// <summary>The decoding graphs of <paramref name="cache"/> (one per mask mode), or empty when none was made.</summary>
+    /// <param name="cache">A cache of this model.</param>
+    public IReadOnlyList<DecodeGraphReport> DecodeGraphReport(InferenceCache cache) =>
+        cache?.DecodeGraphs is { } graphs
+            ? graphs.Select(g => new DecodeGraphReport(g.Ready, g.Nodes, g.Replays, g.Failure)).ToList()
+            : Array.Empty<DecodeGraphReport>();
+
+    /// <summary>Frees <paramref name="cache"/>'s decoding graphs; the next steps record new ones.</summary>
+    /// <param name="cache">A cache of this model.</param>
+    public void ReleaseDecodeGraphs(InferenceCache cache)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        cache.ReleaseDecodeGraphs();
+    }
+
+    private Tensor? GraphStep(InferenceCache cache, Dictionary<nn.Module, int> layout, Tensor ids, Tensor? attentionMask)
+    {
+        var graphs = cache.DecodeGraphs ??= new List<DecodeGraph>();
+        var graph = graphs.FirstOrDefault(g => g.Serves(ids, attentionMask));
+        if (graph is null)
+        {
+            if (cache.DecodeGraphRefused is not null) return null;
+            graph = DecodeGraph.TryCreate(cache, ids, attentionMask, out var error);
+            if (graph is null)
+            {
+                cache.DecodeGraphRefused = error;
+                Cuda.KernelLog.WarnOnce("decode_graph:" + error, $"Mix.Runtime: decoding without a CUDA graph: {error}.");
+                return null;
+            }
+            graphs.Add(graph);
+        }
+        if (graph.Failure is not null) return null;
+        var logits = graph.Step((i, m) =>
+        {
+            using (CacheScope.Enter(cache, layout, m)) return model.call(i);
+        }, ids, attentionMask);
+        if (logits is null)
+            Cuda.KernelLog.WarnOnce("decode_graph_capture:" + model.GetType().FullName,
+                $"Mix.Runtime: the decoding step of {model.GetType().Name} could not be recorded as a CUDA graph ({graph.Failure}); this cache decodes eagerly.");
+        return logits;
+    }
+
     private static bool IsCausalMixer(nn.Module m) =>
         m is MambaMixer || m is Attention { Causal: true } || m is IStatefulMixer s && (s.HasKeyValues || s.States(1).Count > 0);
 
@@ -93,8 +147,11 @@ public sealed class CausalModel : ICausalLM
         var ids = cache.CheckStepIds(inputIds, attentionMask, embeddingRows, embeddingName);
         using var clamped = ReferenceEquals(ids, inputIds) ? null : ids;
         using var step = cache.BeginStep();
-        Tensor logits;
-        using (CacheScope.Enter(cache, layout, attentionMask)) logits = model.call(ids);
+        Tensor? logits = null;
+        if (CudaGraphs && ids.shape[1] == 1 && ids.device_type == DeviceType.CUDA && !torch.is_grad_enabled())
+            logits = GraphStep(cache, layout, ids, attentionMask);
+        if (logits is null)
+            using (CacheScope.Enter(cache, layout, attentionMask)) logits = model.call(ids);
         // A .mix mixer's slot only holds tensors; its token counts advance here, once per step.
         foreach (var slot in cache.Slots.OfType<StateCacheSlot>()) slot.Processed(attentionMask, inputIds.shape[1]);
         step.Commit();

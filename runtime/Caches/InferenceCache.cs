@@ -201,9 +201,22 @@ public sealed class InferenceCache : IDisposable
         return sb.ToString();
     }
 
+    // CausalModel.CudaGraphs: the recorded one-token steps (one per mask mode), or why this cache records none.
+    internal List<DecodeGraph>? DecodeGraphs { get; set; }
+    internal string? DecodeGraphRefused { get; set; }
+
+    internal void ReleaseDecodeGraphs()
+    {
+        if (DecodeGraphs is null) return;
+        foreach (var g in DecodeGraphs) g.Dispose();
+        DecodeGraphs = null;
+        DecodeGraphRefused = null;
+    }
+
     /// <summary>Releases every slot.</summary>
     public void Dispose()
     {
+        ReleaseDecodeGraphs();
         foreach (var s in slots) s.Dispose();
         deferredIds?.Dispose();
     }

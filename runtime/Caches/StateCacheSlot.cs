@@ -22,6 +22,10 @@ public sealed class StateCacheSlot : CacheSlot
     // buffers: allocated at the first fused step, reused by every later one.
     private readonly Dictionary<string, Tensor> spares = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Tensor> workspaces = new(StringComparer.Ordinal);
+    // While a decoding step is recorded into a graph (DecodeGraph): the states as the step found them, and the values
+    // the step wrote (aliases, so the forward's dispose scope cannot free them before the step's end copies them back).
+    private Dictionary<string, Tensor>? captureStates;
+    private readonly Dictionary<string, Tensor> pending = new(StringComparer.Ordinal);
 
     /// <summary>Creates zero states.</summary>
     /// <param name="layerIndex">Layer index.</param>
@@ -46,7 +50,8 @@ public sealed class StateCacheSlot : CacheSlot
 
     /// <summary>The current value of state <paramref name="name"/>, owned by the slot (read it, do not keep it across steps).</summary>
     /// <param name="name">The state's .mix name.</param>
-    public Tensor Get(string name) => states.TryGetValue(name, out var t) ? t
+    public Tensor Get(string name) => captureStates is not null && pending.TryGetValue(name, out var p) ? p
+        : states.TryGetValue(name, out var t) ? t
         : throw new ArgumentException($"layer {LayerIndex} has no state '{name}'; its states are {string.Join(", ", specs.Select(s => s.Name))}", nameof(name));
 
     /// <summary>Stores a new value of state <paramref name="name"/> (copied, converted to the declared dtype).</summary>
@@ -60,6 +65,12 @@ public sealed class StateCacheSlot : CacheSlot
             throw new ArgumentException($"state '{name}' of layer {LayerIndex} is [{string.Join(", ", old.shape)}], got [{string.Join(", ", value.shape)}]", nameof(value));
         using var noGrad = torch.no_grad();
         if (ReferenceEquals(value, old)) return;
+        if (captureStates is not null)
+        {
+            if (pending.Remove(name, out var earlier)) earlier.Dispose();
+            pending[name] = value.alias().DetachFromDisposeScope();
+            return;
+        }
         var next = torch.empty_like(old);
         next.copy_(value);
         // Outside a step nothing can roll back: the old tensor goes at once. The forward may still hold it (it read the
@@ -105,6 +116,65 @@ public sealed class StateCacheSlot : CacheSlot
         t = torch.empty(shape, dtype: dtype, device: device).DetachFromDisposeScope();
         workspaces[name] = t;
         return t;
+    }
+
+    /// <summary>
+    /// Starts recording a step into a graph: until <see cref="EndCapture"/>, <see cref="Set"/> keeps the written value
+    /// instead of replacing the state, so that the recorded step reads and writes the same buffers on every replay.
+    /// </summary>
+    internal void BeginCapture()
+    {
+        if (captureStates is not null) throw new InvalidOperationException($"layer {LayerIndex} is already being recorded");
+        captureStates = new Dictionary<string, Tensor>(states, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Ends a recording. When <paramref name="commit"/>, queues (on the recording stream) the copy of every state the
+    /// step changed back into the buffer it read, so the recorded step ends with the states where it found them; either
+    /// way the slot holds the same tensors as before <see cref="BeginCapture"/> (a fused step's swap is undone, a spare
+    /// it created is kept).
+    /// </summary>
+    /// <param name="commit">Whether the recording succeeded (false: only restore).</param>
+    internal void EndCapture(bool commit)
+    {
+        if (captureStates is null) return;
+        using var noGrad = torch.no_grad();
+        try
+        {
+            foreach (var (name, before) in captureStates)
+            {
+                var now = pending.TryGetValue(name, out var p) ? p : states[name];
+                if (commit && !ReferenceEquals(now, before)) before.copy_(now);
+                if (!ReferenceEquals(states[name], before))
+                {
+                    if (spares.TryGetValue(name, out var spare) && ReferenceEquals(spare, before)) spares[name] = states[name];
+                    states[name] = before;
+                }
+            }
+        }
+        finally
+        {
+            foreach (var p in pending.Values) p.Dispose();
+            pending.Clear();
+            captureStates = null;
+        }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="buffer"/> (same shape and dtype) hold state <paramref name="name"/>: the current value is
+    /// copied into it unless it already is the state's storage, and the slot keeps an alias of it from now on (what a
+    /// recorded step needs after an eager step replaced the state tensor).
+    /// </summary>
+    /// <param name="name">The state's .mix name.</param>
+    /// <param name="buffer">A buffer owned by the caller.</param>
+    internal void Adopt(string name, Tensor buffer)
+    {
+        var held = Get(name);
+        if (Cuda.TensorPointers.Address(held) == Cuda.TensorPointers.Address(buffer)) return;
+        using var noGrad = torch.no_grad();
+        buffer.copy_(held);
+        Retire(held);
+        states[name] = buffer.alias().DetachFromDisposeScope();
     }
 
     /// <summary>Records that the mixer processed <paramref name="n"/> positions (called once per cached forward).</summary>

@@ -7,7 +7,8 @@ namespace Mix.Runtime.Cuda
     /// <summary>
     /// The CUDA driver API (<c>libcuda.so.1</c>), loaded at run time. Works in the device's primary context, the one
     /// libtorch's runtime API uses, so modules loaded here run on TorchSharp's memory; launches go to the legacy
-    /// default (null) stream, which is ordered with TorchSharp's own work.
+    /// default (null) stream, which is ordered with TorchSharp's own work, except on a thread that is capturing a graph
+    /// (<see cref="CapturedGraph"/>): there they go to the capturing stream (<see cref="LaunchStream"/>).
     /// </summary>
     public sealed unsafe class CudaDriver
     {
@@ -56,6 +57,22 @@ namespace Mix.Runtime.Cuda
         private readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, int> _launchCooperative;
         private readonly delegate* unmanaged<int*, IntPtr, int, nuint, int> _occupancy;
         private readonly ConcurrentDictionary<int, IntPtr> _contexts = new();
+        // Optional: stream capture (a whole decoding step, TorchSharp's kernels and ours, recorded as one graph).
+        private readonly delegate* unmanaged<IntPtr*, uint, int> _streamCreate;
+        private readonly delegate* unmanaged<IntPtr, int> _streamDestroy;
+        private readonly delegate* unmanaged<IntPtr, int> _streamSynchronize;
+        private readonly delegate* unmanaged<IntPtr, int, int> _streamBeginCapture;
+        private readonly delegate* unmanaged<IntPtr, IntPtr*, int> _streamEndCapture;
+        private readonly delegate* unmanaged<IntPtr, IntPtr*, nuint*, int> _graphGetNodes;
+        [ThreadStatic] private static IntPtr t_launchStream;
+
+        /// <summary>The stream this thread's launches, copies and graph launches go to: the null stream (zero) except
+        /// while <see cref="CapturedGraph"/> records on this thread.</summary>
+        public static IntPtr LaunchStream
+        {
+            get => t_launchStream;
+            internal set => t_launchStream = value;
+        }
 
         /// <summary>Driver version as reported by <c>cuDriverGetVersion</c> (e.g. 13000).</summary>
         public int DriverVersion { get; }
@@ -109,6 +126,20 @@ namespace Mix.Runtime.Cuda
             {
                 _launchCooperative = (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, int>)lc;
                 _occupancy = (delegate* unmanaged<int*, IntPtr, int, nuint, int>)oc;
+            }
+            if (NativeLibrary.TryGetExport(lib, "cuStreamCreate", out var sc)
+                && NativeLibrary.TryGetExport(lib, "cuStreamDestroy_v2", out var sd)
+                && NativeLibrary.TryGetExport(lib, "cuStreamSynchronize", out var ss)
+                && NativeLibrary.TryGetExport(lib, "cuStreamBeginCapture_v2", out var bc)
+                && NativeLibrary.TryGetExport(lib, "cuStreamEndCapture", out var ec)
+                && NativeLibrary.TryGetExport(lib, "cuGraphGetNodes", out var gn))
+            {
+                _streamCreate = (delegate* unmanaged<IntPtr*, uint, int>)sc;
+                _streamDestroy = (delegate* unmanaged<IntPtr, int>)sd;
+                _streamSynchronize = (delegate* unmanaged<IntPtr, int>)ss;
+                _streamBeginCapture = (delegate* unmanaged<IntPtr, int, int>)bc;
+                _streamEndCapture = (delegate* unmanaged<IntPtr, IntPtr*, int>)ec;
+                _graphGetNodes = (delegate* unmanaged<IntPtr, IntPtr*, nuint*, int>)gn;
             }
             Check(_init(0), "cuInit");
             int v;
@@ -205,7 +236,7 @@ namespace Mix.Runtime.Cuda
         public void Launch(int device, IntPtr function, Dim3 grid, Dim3 block, uint sharedBytes, void** parameters)
         {
             MakeCurrent(device);
-            Check(_launchKernel(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, IntPtr.Zero, parameters, null),
+            Check(_launchKernel(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, t_launchStream, parameters, null),
                 "cuLaunchKernel");
         }
 
@@ -240,7 +271,7 @@ namespace Mix.Runtime.Cuda
         {
             if (_launchCooperative == null) throw new CudaKernelUnavailableException("this CUDA driver has no cuLaunchCooperativeKernel");
             MakeCurrent(device);
-            Check(_launchCooperative(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, IntPtr.Zero, parameters),
+            Check(_launchCooperative(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, t_launchStream, parameters),
                 "cuLaunchCooperativeKernel");
         }
 
@@ -345,7 +376,7 @@ namespace Mix.Runtime.Cuda
         internal void LaunchGraph(int device, IntPtr exec)
         {
             MakeCurrent(device);
-            Check(_graphLaunch(exec, IntPtr.Zero), "cuGraphLaunch");
+            Check(_graphLaunch(exec, t_launchStream), "cuGraphLaunch");
         }
 
         internal void DestroyGraph(IntPtr graph, IntPtr exec)
@@ -363,7 +394,57 @@ namespace Mix.Runtime.Cuda
         {
             if (_memcpyDtoDAsync == null) throw new CudaKernelUnavailableException("this CUDA driver has no cuMemcpyDtoDAsync_v2");
             MakeCurrent(device);
-            Check(_memcpyDtoDAsync((ulong)destination, (ulong)source, (nuint)bytes, IntPtr.Zero), "cuMemcpyDtoDAsync");
+            Check(_memcpyDtoDAsync((ulong)destination, (ulong)source, (nuint)bytes, t_launchStream), "cuMemcpyDtoDAsync");
+        }
+
+        /// <summary>Whether this driver can record a stream into a graph (<see cref="CapturedGraph"/>).</summary>
+        public bool SupportsStreamCapture => _streamCreate != null && SupportsGraphs;
+
+        // CU_STREAM_NON_BLOCKING: the capturing stream must not synchronise implicitly with the legacy null stream
+        // (a capture that would is invalidated).
+        internal IntPtr CreateStream(int device)
+        {
+            if (!SupportsStreamCapture) throw new CudaKernelUnavailableException("this CUDA driver has no stream capture");
+            MakeCurrent(device);
+            IntPtr s;
+            Check(_streamCreate(&s, 1), "cuStreamCreate");
+            return s;
+        }
+
+        internal void DestroyStream(IntPtr stream)
+        {
+            if (stream != IntPtr.Zero) _streamDestroy(stream);
+        }
+
+        internal void SynchronizeStream(IntPtr stream) => Check(_streamSynchronize(stream), "cuStreamSynchronize");
+
+        // CU_STREAM_CAPTURE_MODE_RELAXED: libtorch's caching allocator may still cudaMalloc while a step is recorded.
+        internal void BeginCapture(IntPtr stream) => Check(_streamBeginCapture(stream, 2), "cuStreamBeginCapture");
+
+        /// <summary>Ends a capture; returns the graph, or zero with <paramref name="error"/> when the capture was invalidated.</summary>
+        internal IntPtr EndCapture(IntPtr stream, out string? error)
+        {
+            IntPtr g;
+            int rc = _streamEndCapture(stream, &g);
+            error = rc == 0 ? null : ErrorString(rc);
+            if (rc != 0 && g != IntPtr.Zero) { _graphDestroy(g); g = IntPtr.Zero; }
+            return g;
+        }
+
+        internal int GraphNodeCount(IntPtr graph)
+        {
+            nuint n = 0;
+            Check(_graphGetNodes(graph, null, &n), "cuGraphGetNodes");
+            return (int)n;
+        }
+
+        /// <summary>Instantiates a captured graph; zero with <paramref name="error"/> when the driver refuses it.</summary>
+        internal IntPtr TryInstantiateGraph(IntPtr graph, out string? error)
+        {
+            IntPtr exec;
+            int rc = _graphInstantiate(&exec, graph, 0);
+            error = rc == 0 ? null : ErrorString(rc);
+            return rc == 0 ? exec : IntPtr.Zero;
         }
 
         private string ErrorString(int rc)

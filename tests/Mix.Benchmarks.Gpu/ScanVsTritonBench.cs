@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Mix.Runtime.Builtins;
@@ -360,16 +361,40 @@ internal static class ScanVsTritonBench
                 try { err = RelErr(step, model.call(torch.cat(new[] { prompt, first }, 1)).narrow(1, 16, 1).squeeze(1)); }
                 finally { MixDispatch.FusedEnabled = true; }
             }
-            foreach (bool fused in new[] { true, false })
+            // the same steps recorded as one CUDA graph (CausalModel.CudaGraphs): logits three steps in against the full forward
+            double graphErr;
+            long nodes;
+            var graphed = new CausalModel(model, vocab) { CudaGraphs = true };
+            using (var check = graphed.CreateCache(b))
+            {
+                var seq = prompt;
+                var token = graphed.Forward(prompt, check).narrow(1, 15, 1).argmax(-1);
+                Tensor step = token;
+                for (int i = 0; i < 3; i++)
+                {
+                    seq = torch.cat(new[] { seq, token }, 1);
+                    step = graphed.Forward(token, check);
+                    token = step.argmax(-1);
+                }
+                MixDispatch.FusedEnabled = false;
+                try { graphErr = RelErr(step.squeeze(1), model.call(seq).narrow(1, seq.shape[1] - 1, 1).squeeze(1)); }
+                finally { MixDispatch.FusedEnabled = true; }
+                var report = graphed.DecodeGraphReport(check).FirstOrDefault();
+                nodes = report?.Nodes ?? 0;
+                if (report is null || !report.Ready) Console.WriteLine($"{name}: no decode graph ({report?.Failure ?? "none made"})");
+            }
+            foreach (var (fused, graphs) in new[] { (true, true), (true, false), (false, false) })
             {
                 MixDispatch.FusedEnabled = fused;
                 try
                 {
-                    using var cache = lm.CreateCache(b);
-                    var token = lm.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
-                    var (m, mn, n, g) = time(() => lm.Forward(token, cache).argmax(-1));
-                    Add(name + "_decode", fused ? $"mix zoo {name}, CausalModel cache, fused steps" : "torchsharp reference (fusion off)",
-                        dt, b, 1, $"b{b} step", m, mn, n, g, b, fused ? err : null, null);
+                    var lmRun = graphs ? graphed : lm;
+                    using var cache = lmRun.CreateCache(b);
+                    var token = lmRun.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
+                    var (m, mn, n, g) = time(() => lmRun.Forward(token, cache).argmax(-1));
+                    Add(name + "_decode", graphs ? $"mix zoo {name}, CausalModel cache, one CUDA graph a step ({nodes} nodes)"
+                        : fused ? $"mix zoo {name}, CausalModel cache, fused steps" : "torchsharp reference (fusion off)",
+                        dt, b, 1, $"b{b} step", m, mn, n, g, b, graphs ? graphErr : fused ? err : null, null);
                 }
                 finally { MixDispatch.FusedEnabled = true; }
             }

@@ -57,6 +57,14 @@ fi
 if [ "$part" = one ]; then
 # the GPU tests of what became default in run 18a first, in two short steps (run 18a's single 130 s step over five
 # classes did not finish on a fresh kernel cache)
+# session 19: decoding steps recorded as CUDA graphs (libtorch's stream set through c10's exported functions: are they
+# there under the names bound?), their GPU test, then the LM decode rows (eager, fused, graph) with our scans
+lib=$(python3 -c "import torch,os;print(os.path.join(os.path.dirname(torch.__file__),'lib'))")
+nm -D --defined-only "$lib/libc10_cuda.so" | grep -E "getStreamFromExternal|setCurrentCUDAStream|getCurrentCUDAStreamEa" | head
+step 100 tests-graphs bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Caches.DecodeGraphGpuTests -xml "$OUT/tests-graphs.xml"
+grep -E "\[FAIL\]|Total:|graph nodes|Assert|Exception" "$OUT/tests-graphs.txt" | head -30
+step 70 scans bash .gpu/run.sh Mix.Benchmarks.Gpu --only scans-vs-triton --quick --out "$OUT"
+grep -E "^(gla_scan|gla_lm|mamba2_lm)|decode graph" "$OUT/scans.txt"
 step 80 tests-gla bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Scans.GlaSecondFormGpuTests \
   -class Mix.Runtime.Tests.RegionLaunchSwitchGpuTests -xml "$OUT/tests-gla.xml"
 grep -E "\[FAIL\]|Total:" "$OUT/tests-gla.txt" | head -20
@@ -67,8 +75,6 @@ step 80 mamba bash .gpu/run.sh Mix.Benchmarks.Gpu --only mamba-decode --quick --
 grep -E "tok/s" "$OUT/mamba.txt" | head -60
 step 90 triton python3 tests/Mix.Benchmarks.Gpu/triton_scans.py --mamba .triton-src --fla .triton-src --only scans --ops gla --quick --budget 80 --out "$OUT"
 grep -E "^(gla|torch)" "$OUT/triton.txt"
-step 60 scans bash .gpu/run.sh Mix.Benchmarks.Gpu --only scans-vs-triton --quick --out "$OUT"
-grep -E "^(gla_scan|gla_lm)" "$OUT/scans.txt" | grep -v reference
 step 75 kv bash .gpu/run.sh Mix.Benchmarks.Gpu --quant --quick --only kv --out "$OUT"
 grep -E "kernel .*kva|SDPA:" "$OUT/kv.txt" | head -60
 # the memory-bound kernels against the copy bandwidth (issue 13's 80 % target: the H200's numbers are still owed)

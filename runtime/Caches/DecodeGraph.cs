@@ -1,0 +1,138 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Mix.Runtime.Cuda;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mix.Runtime.Caches;
+
+/// <summary>What a cache's decoding graph is doing (<see cref="CausalModel.DecodeGraphReport"/>).</summary>
+/// <param name="Ready">A step is recorded and replays.</param>
+/// <param name="Nodes">Graph nodes of the recorded step (0 before it is recorded).</param>
+/// <param name="Replays">Steps served by replays.</param>
+/// <param name="Failure">Why this cache decodes eagerly (null while it does not).</param>
+public sealed record DecodeGraphReport(bool Ready, int Nodes, long Replays, string? Failure);
+
+/// <summary>
+/// One recorded one-token decoding step of a <see cref="CausalModel"/> for one cache (and one mask mode): the step's
+/// thousands of small kernels replayed with one launch. The first eligible step runs eagerly on the graph's stream (the
+/// warm-up), the second is recorded and replayed, every later one copies its ids (and mask) into the recorded inputs,
+/// replays and copies the logits out. The recorded step reads and writes state buffers the graph owns: before a
+/// replay, a state an eager step replaced (a prefill) is copied into them.
+/// </summary>
+internal sealed class DecodeGraph : IDisposable
+{
+    private readonly CapturedGraph graph;
+    private readonly Tensor ids;
+    private readonly Tensor? mask;
+    private readonly (StateCacheSlot slot, string name, Tensor buffer)[] states;
+    private Tensor? logits;
+    private int eagerSteps;
+
+    private DecodeGraph(CapturedGraph graph, Tensor ids, Tensor? mask, (StateCacheSlot, string, Tensor)[] states)
+    {
+        this.graph = graph;
+        this.ids = ids;
+        this.mask = mask;
+        this.states = states;
+    }
+
+    public string? Failure { get; private set; }
+    public long Replays { get; private set; }
+    public bool Ready => graph.IsReady && Failure is null;
+    public int Nodes => graph.Nodes;
+
+    /// <summary>A graph for <paramref name="cache"/>'s one-token steps, or null with the reason.</summary>
+    public static DecodeGraph? TryCreate(InferenceCache cache, Tensor inputIds, Tensor? attentionMask, out string? error)
+    {
+        var slots = cache.Slots.OfType<StateCacheSlot>().ToArray();
+        if (slots.Length != cache.Slots.Count)
+        {
+            error = "only models whose every cached mixer is a .mix mixer with declared state are recorded (attention's KV cache grows every step)";
+            return null;
+        }
+        var device = slots[0].Get(slots[0].Specs[0].Name).device;
+        if (device.type != DeviceType.CUDA) { error = "the cache is not on CUDA"; return null; }
+        var g = CapturedGraph.TryCreate(device.index, out error);
+        if (g is null) return null;
+        var owned = new List<(StateCacheSlot, string, Tensor)>();
+        foreach (var slot in slots)
+            foreach (var spec in slot.Specs)
+                owned.Add((slot, spec.Name, torch.empty_like(slot.Get(spec.Name)).DetachFromDisposeScope()));
+        var staticIds = torch.empty(inputIds.shape, dtype: inputIds.dtype, device: device).DetachFromDisposeScope();
+        var staticMask = attentionMask is null ? null
+            : torch.empty(attentionMask.shape, dtype: attentionMask.dtype, device: device).DetachFromDisposeScope();
+        return new DecodeGraph(g, staticIds, staticMask, owned.ToArray());
+    }
+
+    /// <summary>Whether a step with these inputs can use this graph (same shapes and dtypes, same mask mode).</summary>
+    public bool Serves(Tensor inputIds, Tensor? attentionMask) =>
+        inputIds.dtype == ids.dtype && inputIds.shape.SequenceEqual(ids.shape)
+        && (attentionMask is null) == (mask is null)
+        && (attentionMask is null || attentionMask.shape.SequenceEqual(mask!.shape));
+
+    /// <summary>
+    /// Runs one step through the graph: the warm-up, the recording or a replay. Returns the logits, or null when the
+    /// recording failed just now (<see cref="Failure"/> says why; nothing ran, the slots are as they were, and the
+    /// caller runs the step eagerly).
+    /// </summary>
+    /// <param name="run">The model's forward of the given ids and mask inside the cache's scope.</param>
+    /// <param name="inputIds">Token ids <c>[batch, 1]</c> on the cache's device.</param>
+    /// <param name="attentionMask">Optional mask.</param>
+    public Tensor? Step(Func<Tensor, Tensor?, Tensor> run, Tensor inputIds, Tensor? attentionMask)
+    {
+        using var noGrad = torch.no_grad();
+        ids.copy_(inputIds);
+        if (mask is not null) mask.copy_(attentionMask!);
+        foreach (var (slot, name, buffer) in states) slot.Adopt(name, buffer);
+        if (eagerSteps == 0)
+        {
+            // The warm-up: the real step, run on the graph's stream so that it meets whatever is lazily made there.
+            Tensor? warm = null;
+            graph.RunEager(() => warm = run(ids, mask));
+            eagerSteps++;
+            // an eager step may replace states (Set): back into the owned buffers now, so the recording reads them
+            foreach (var (slot, name, buffer) in states) slot.Adopt(name, buffer);
+            return warm;
+        }
+        if (!graph.IsReady)
+        {
+            var slots = states.Select(s => s.slot).Distinct().ToArray();
+            foreach (var s in slots) s.BeginCapture();
+            Tensor? recorded = null;
+            bool ok = false;
+            try
+            {
+                ok = graph.TryCapture(() =>
+                {
+                    recorded = run(ids, mask);
+                    foreach (var s in slots) s.EndCapture(commit: true);
+                }, out var error);
+                if (!ok) Failure = error;
+            }
+            finally
+            {
+                foreach (var s in slots) s.EndCapture(commit: false);
+            }
+            if (!ok)
+            {
+                recorded?.Dispose();
+                return null;
+            }
+            logits = recorded!.DetachFromDisposeScope();
+        }
+        graph.Replay();
+        Replays++;
+        return logits!.clone();
+    }
+
+    public void Dispose()
+    {
+        graph.Dispose();
+        ids.Dispose();
+        mask?.Dispose();
+        logits?.Dispose();
+        foreach (var (_, _, buffer) in states) buffer.Dispose();
+    }
+}
