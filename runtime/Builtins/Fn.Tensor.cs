@@ -65,12 +65,17 @@ public static partial class Fn
     /// <summary><c>where(condition, x, y)</c>.</summary>
     public static Tensor Where(Tensor condition, Tensor x, Tensor y) => torch.where(condition, x, y);
     /// <summary><c>where(condition, x, y)</c> with a number y.</summary>
-    public static Tensor Where(Tensor condition, Tensor x, double y) => torch.where(condition, x, torch.tensor(y, x.dtype, x.device));
+    public static Tensor Where(Tensor condition, Tensor x, double y) => torch.where(condition, x, Constant(y, x.dtype, x.device));
     /// <summary><c>where(condition, x, y)</c> with a number x.</summary>
-    public static Tensor Where(Tensor condition, double x, Tensor y) => torch.where(condition, torch.tensor(x, y.dtype, y.device), y);
+    public static Tensor Where(Tensor condition, double x, Tensor y) => torch.where(condition, Constant(x, y.dtype, y.device), y);
     /// <summary><c>where(condition, x, y)</c> with numbers: float32, as the checker types it (a C# double would make float64).</summary>
     public static Tensor Where(Tensor condition, double x, double y) =>
-        torch.where(condition, torch.tensor(x, ScalarType.Float32, condition.device), torch.tensor(y, ScalarType.Float32, condition.device));
+        torch.where(condition, Constant(x, ScalarType.Float32, condition.device), Constant(y, ScalarType.Float32, condition.device));
+
+    // A 0-dim tensor filled on its device: torch.tensor(value, device) would copy from host memory and wait for the copy
+    // on every call (and a CUDA graph cannot record that copy).
+    private static Tensor Constant(double value, ScalarType dtype, Device device) =>
+        torch.full(Array.Empty<long>(), value, dtype: dtype, device: device);
 
     // ---- comparisons (a < b on tensors) ----------------------------------------------------------------------------
 
