@@ -57,7 +57,15 @@ public static class MixState
     public static Tensor CausalAttention(nn.Module mixer, Tensor q, Tensor k, Tensor v, double? scale = null, double dropoutP = 0.0)
     {
         if (Caches.CacheScope.Current is { } cache && cache.KvSlot(mixer) is { } slot)
-            return slot.Attend(q, k, v, cache.Mask, scale ?? 1.0 / Math.Sqrt(q.shape[^1]));
+        {
+            double s = scale ?? 1.0 / Math.Sqrt(q.shape[^1]);
+            var mask = cache.Mask;
+            // while the step is recorded into a CUDA graph, the growing cache is left out of it (run between segments)
+            var shape = q.shape.ToArray();
+            shape[^1] = v.shape[^1];
+            return Caches.DecodeGraph.Defer(new[] { q, k, v }, i => slot.Attend(i[0], i[1], i[2], mask, s), shape, q.dtype)
+                ?? slot.Attend(q, k, v, mask, s);
+        }
         double p = mixer.training ? dropoutP : 0.0;
         if (scale is null) return Fn.ScaledDotProductAttention(q, k, v, p, causal: true, training: mixer.training);
         using var scope = torch.NewDisposeScope();

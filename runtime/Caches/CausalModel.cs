@@ -53,8 +53,9 @@ public sealed class CausalModel : ICausalLM
     /// <summary>
     /// Whether one-token steps on CUDA (without gradients) run as a recorded graph: the whole step, every layer's
     /// kernels, replayed with one launch, as PyTorch's CUDA graphs (<c>torch.compile(mode="reduce-overhead")</c>) do.
-    /// Off by default. Serves models whose every cached mixer is a <c>.mix</c> mixer with declared state (Mamba-2, GLA,
-    /// Mamba through the standard library, ...); attention's growing KV cache is not recorded. Per cache and mask mode,
+    /// Off by default. Layers whose cache grows every step (attention's KV slot, the built-in <see cref="MambaMixer"/>'s)
+    /// are left out: the step is recorded in segments with those layers run eagerly between them (piecewise, as vLLM's
+    /// CUDA graphs); a model of <c>.mix</c> mixers with declared state only (Mamba-2, GLA, ...) is one graph. Per cache and mask mode,
     /// the first such step runs eagerly on the graph's stream, the second is recorded, later ones replay. A step that
     /// cannot be recorded (it reads a value on the host, copies from host memory, ...) makes that cache decode eagerly,
     /// with one warning. Replaced parameters (a checkpoint loaded by assigning new tensors rather than copying) need
@@ -66,7 +67,7 @@ public sealed class CausalModel : ICausalLM
     /// <param name="cache">A cache of this model.</param>
     public IReadOnlyList<DecodeGraphReport> DecodeGraphReport(InferenceCache cache) =>
         cache?.DecodeGraphs is { } graphs
-            ? graphs.Select(g => new DecodeGraphReport(g.Ready, g.Nodes, g.Replays, g.Failure)).ToList()
+            ? graphs.Select(g => new DecodeGraphReport(g.Ready, g.Nodes, g.Segments, g.Replays, g.Failure)).ToList()
             : Array.Empty<DecodeGraphReport>();
 
     /// <summary>Frees <paramref name="cache"/>'s decoding graphs; the next steps record new ones.</summary>
@@ -185,10 +186,14 @@ internal sealed class CacheScope : IDisposable
     public Tensor? TryForward(nn.Module<Tensor, Tensor> mixer, Tensor x)
     {
         if (!Layout.TryGetValue(mixer, out var layer)) return null;
+        // While a decoding step is recorded into a CUDA graph, these two grow their slots each step: left out of it.
+        var mask = Mask;
         return mixer switch
         {
-            MambaMixer m => m.Forward(x, Cache.Slot<MambaCacheSlot>(layer), Mask),
-            Attention a => a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), Mask),
+            MambaMixer m => DecodeGraph.Defer(new[] { x }, i => m.Forward(i[0], Cache.Slot<MambaCacheSlot>(layer), mask), x.shape, x.dtype)
+                ?? m.Forward(x, Cache.Slot<MambaCacheSlot>(layer), Mask),
+            Attention a => DecodeGraph.Defer(new[] { x }, i => a.Forward(i[0], Cache.Slot<AttentionCacheSlot>(layer), mask), x.shape, x.dtype)
+                ?? a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), Mask),
             // Its forward is its step: it reads and writes its slot through MixState (never the fused whole-mixer path).
             IStatefulMixer => mixer.call(x),
             _ => null,

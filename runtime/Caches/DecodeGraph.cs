@@ -10,16 +10,19 @@ namespace Mix.Runtime.Caches;
 /// <summary>What a cache's decoding graph is doing (<see cref="CausalModel.DecodeGraphReport"/>).</summary>
 /// <param name="Ready">A step is recorded and replays.</param>
 /// <param name="Nodes">Graph nodes of the recorded step (0 before it is recorded).</param>
+/// <param name="Segments">Recorded segments: one, plus one after each layer left out of the graph (attention).</param>
 /// <param name="Replays">Steps served by replays.</param>
 /// <param name="Failure">Why this cache decodes eagerly (null while it does not).</param>
-public sealed record DecodeGraphReport(bool Ready, int Nodes, long Replays, string? Failure);
+public sealed record DecodeGraphReport(bool Ready, int Nodes, int Segments, long Replays, string? Failure);
 
 /// <summary>
 /// One recorded one-token decoding step of a <see cref="CausalModel"/> for one cache (and one mask mode): the step's
 /// thousands of small kernels replayed with one launch. The first eligible step runs eagerly on the graph's stream (the
 /// warm-up), the second is recorded and replayed, every later one copies its ids (and mask) into the recorded inputs,
 /// replays and copies the logits out. The recorded step reads and writes state buffers the graph owns: before a
-/// replay, a state an eager step replaced (a prefill) is copied into them.
+/// replay, a state an eager step replaced (a prefill) is copied into them. Layers whose cache grows every step
+/// (attention) are left out of the graph: the recording stops before each, runs it eagerly and goes on
+/// (<see cref="Defer"/>), so a replay is a few graph launches with those layers between them.
 /// </summary>
 internal sealed class DecodeGraph : IDisposable
 {
@@ -42,28 +45,52 @@ internal sealed class DecodeGraph : IDisposable
     public long Replays { get; private set; }
     public bool Ready => graph.IsReady && Failure is null;
     public int Nodes => graph.Nodes;
+    public int Segments => graph.Segments;
 
     /// <summary>A graph for <paramref name="cache"/>'s one-token steps, or null with the reason.</summary>
     public static DecodeGraph? TryCreate(InferenceCache cache, Tensor inputIds, Tensor? attentionMask, out string? error)
     {
-        var slots = cache.Slots.OfType<StateCacheSlot>().ToArray();
-        if (slots.Length != cache.Slots.Count)
-        {
-            error = "only models whose every cached mixer is a .mix mixer with declared state are recorded (attention's KV cache grows every step)";
-            return null;
-        }
-        var device = slots[0].Get(slots[0].Specs[0].Name).device;
-        if (device.type != DeviceType.CUDA) { error = "the cache is not on CUDA"; return null; }
+        var device = inputIds.device;
+        if (device.type != DeviceType.CUDA) { error = "the ids are not on CUDA"; return null; }
         var g = CapturedGraph.TryCreate(device.index, out error);
         if (g is null) return null;
         var owned = new List<(StateCacheSlot, string, Tensor)>();
-        foreach (var slot in slots)
+        foreach (var slot in cache.Slots.OfType<StateCacheSlot>())
             foreach (var spec in slot.Specs)
                 owned.Add((slot, spec.Name, torch.empty_like(slot.Get(spec.Name)).DetachFromDisposeScope()));
         var staticIds = torch.empty(inputIds.shape, dtype: inputIds.dtype, device: device).DetachFromDisposeScope();
         var staticMask = attentionMask is null ? null
             : torch.empty(attentionMask.shape, dtype: attentionMask.dtype, device: device).DetachFromDisposeScope();
         return new DecodeGraph(g, staticIds, staticMask, owned.ToArray());
+    }
+
+    /// <summary>
+    /// While a step is being recorded: leaves <paramref name="compute"/> out of the graph (a layer whose cache grows
+    /// every step: attention's KV slot, the built-in Mamba's slot) and returns a buffer of its result's shape, which every
+    /// replay fills by running <paramref name="compute"/> eagerly on the recorded <paramref name="inputs"/> between the
+    /// segment before and the one after (<see cref="CapturedGraph.Gap"/>). Null when nothing is being recorded: the
+    /// caller runs <paramref name="compute"/> itself.
+    /// </summary>
+    /// <param name="inputs">What the computation reads that the recorded step wrote (kept alive by the gap).</param>
+    /// <param name="compute">The layer's eager work on those inputs.</param>
+    /// <param name="shape">Its result's shape.</param>
+    /// <param name="dtype">Its result's dtype.</param>
+    public static Tensor? Defer(Tensor[] inputs, Func<Tensor[], Tensor> compute, long[] shape, ScalarType dtype)
+    {
+        if (!CapturedGraph.IsRecording) return null;
+        var held = inputs.Select(t => t.alias().DetachFromDisposeScope()).ToArray();
+        var result = torch.empty(shape, dtype: dtype, device: inputs[0].device).DetachFromDisposeScope();
+        CapturedGraph.Gap(() =>
+        {
+            using var scope = torch.NewDisposeScope();
+            var r = compute(held);
+            if (!r.shape.SequenceEqual(result.shape) || r.dtype != result.dtype)
+                throw new InvalidOperationException(
+                    $"a layer left out of the decoding graph returned [{string.Join(", ", r.shape)}] {r.dtype}, the graph expected [{string.Join(", ", result.shape)}] {result.dtype}");
+            result.copy_(r);
+        });
+        // the caller's scope may free what it gets: the gap keeps writing `result`
+        return result.alias();
     }
 
     /// <summary>Whether a step with these inputs can use this graph (same shapes and dtypes, same mask mode).</summary>

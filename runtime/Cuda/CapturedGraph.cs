@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using TorchSharp;
 
 namespace Mix.Runtime.Cuda
@@ -21,7 +22,12 @@ namespace Mix.Runtime.Cuda
     {
         private readonly CudaDriver driver;
         private readonly TorchStreams streams;
-        private IntPtr stream, graph, exec;
+        private IntPtr stream;
+        // The recording: segments of recorded work, and between two segments an eager gap (Gap); a replay runs
+        // segment 0, gap 0, segment 1, ... (one segment and no gap when the body asked for none).
+        private readonly List<IntPtr> graphs = new(), execs = new();
+        private readonly List<Action> gaps = new();
+        [ThreadStatic] private static CapturedGraph? t_recording;
 
         private CapturedGraph(CudaDriver driver, TorchStreams streams, int device)
         {
@@ -57,10 +63,36 @@ namespace Mix.Runtime.Cuda
         public int Device { get; }
 
         /// <summary>Whether a recording succeeded (<see cref="Replay"/> may run).</summary>
-        public bool IsReady => exec != IntPtr.Zero;
+        public bool IsReady => execs.Count > 0;
 
-        /// <summary>Graph nodes recorded (kernels, copies, memsets).</summary>
+        /// <summary>Graph nodes recorded (kernels, copies, memsets), all segments together.</summary>
         public int Nodes { get; private set; }
+
+        /// <summary>Recorded segments (one more than the eager gaps between them).</summary>
+        public int Segments => execs.Count;
+
+        /// <summary>Whether the calling thread is inside <see cref="TryCapture"/>'s body (so <see cref="Gap"/> may be called).</summary>
+        public static bool IsRecording => t_recording is not null;
+
+        /// <summary>
+        /// Inside <see cref="TryCapture"/>'s body: ends the segment recorded so far and makes <paramref name="eager"/> run
+        /// (eagerly, on the null stream) between it and the next one on every replay; the recording then goes on. What
+        /// cannot be recorded but must happen within the step goes here — an attention layer whose KV cache grows each
+        /// step (what vLLM's piecewise CUDA graphs leave out of the graph too). The gap reads what the segment before it
+        /// wrote and writes what the next one reads: tensors its caller keeps alive and unmoved.
+        /// </summary>
+        /// <param name="eager">The work to run between the two segments at every replay (not now).</param>
+        /// <exception cref="InvalidOperationException">Not recording, or the segment could not be recorded.</exception>
+        public static void Gap(Action eager)
+        {
+            ArgumentNullException.ThrowIfNull(eager);
+            var g = t_recording ?? throw new InvalidOperationException("CapturedGraph.Gap outside a recording");
+            var segment = g.driver.EndCapture(g.stream, out var error);
+            if (segment == IntPtr.Zero) throw new InvalidOperationException($"the capture was invalidated before a gap ({error})");
+            g.graphs.Add(segment);
+            g.gaps.Add(eager);
+            g.driver.BeginCapture(g.stream);
+        }
 
         /// <summary>
         /// Runs <paramref name="body"/> now, on the graph's stream, and waits for it: the warm-up before a recording, so
@@ -101,10 +133,10 @@ namespace Mix.Runtime.Cuda
             ArgumentNullException.ThrowIfNull(body);
             ThrowIfDisposed();
             if (IsReady) throw new InvalidOperationException("this graph is already recorded");
+            if (t_recording is not null) throw new InvalidOperationException("another graph is being recorded on this thread");
             torch.cuda.synchronize();
             var previous = streams.Use(stream, Device);
             var launches = CudaDriver.LaunchStream;
-            Exception? thrown = null;
             try
             {
                 driver.BeginCapture(stream);
@@ -115,7 +147,9 @@ namespace Mix.Runtime.Cuda
                 error = e.Message;
                 return false;
             }
+            Exception? thrown = null;
             CudaDriver.LaunchStream = stream;
+            t_recording = this;
             try
             {
                 body();
@@ -126,34 +160,53 @@ namespace Mix.Runtime.Cuda
             }
             finally
             {
+                t_recording = null;
                 CudaDriver.LaunchStream = launches;
                 streams.Restore(previous);
             }
-            var g = driver.EndCapture(stream, out var endError);
-            if (thrown is not null || g == IntPtr.Zero)
+            // A failed Gap leaves the stream not capturing: ending it then only reports that.
+            var last = driver.EndCapture(stream, out var endError);
+            if (last != IntPtr.Zero) graphs.Add(last);
+            error = thrown is not null ? $"{thrown.GetType().Name}: {thrown.Message}"
+                : last == IntPtr.Zero ? $"the capture was invalidated ({endError})" : null;
+            if (error is null)
             {
-                if (g != IntPtr.Zero) driver.DestroyGraph(g, IntPtr.Zero);
-                error = thrown is not null ? $"{thrown.GetType().Name}: {thrown.Message}" : $"the capture was invalidated ({endError})";
+                foreach (var g in graphs)
+                {
+                    var e = driver.TryInstantiateGraph(g, out error);
+                    if (e == IntPtr.Zero) break;
+                    execs.Add(e);
+                    Nodes += driver.GraphNodeCount(g);
+                }
+            }
+            if (error is not null)
+            {
+                Release();
                 return false;
             }
-            var e2 = driver.TryInstantiateGraph(g, out error);
-            if (e2 == IntPtr.Zero)
-            {
-                driver.DestroyGraph(g, IntPtr.Zero);
-                return false;
-            }
-            graph = g;
-            exec = e2;
-            Nodes = driver.GraphNodeCount(g);
             return true;
         }
 
-        /// <summary>Replays the recording on the null stream (asynchronous, ordered with TorchSharp's work).</summary>
+        private void Release()
+        {
+            for (int i = 0; i < graphs.Count; i++) driver.DestroyGraph(graphs[i], i < execs.Count ? execs[i] : IntPtr.Zero);
+            graphs.Clear();
+            execs.Clear();
+            gaps.Clear();
+            Nodes = 0;
+        }
+
+        /// <summary>Replays the recording on the null stream (asynchronous, ordered with TorchSharp's work): each
+        /// segment, and between two segments its gap, run eagerly.</summary>
         public void Replay()
         {
             ThrowIfDisposed();
             if (!IsReady) throw new InvalidOperationException("nothing was recorded");
-            driver.LaunchGraph(Device, exec);
+            for (int i = 0; i < execs.Count; i++)
+            {
+                driver.LaunchGraph(Device, execs[i]);
+                if (i < gaps.Count) gaps[i]();
+            }
         }
 
         private void ThrowIfDisposed()
@@ -166,9 +219,9 @@ namespace Mix.Runtime.Cuda
         {
             if (stream == IntPtr.Zero) return;
             torch.cuda.synchronize();
-            driver.DestroyGraph(graph, exec);
+            Release();
             driver.DestroyStream(stream);
-            graph = exec = stream = IntPtr.Zero;
+            stream = IntPtr.Zero;
             GC.SuppressFinalize(this);
         }
     }

@@ -14,7 +14,8 @@ namespace Mix.Runtime.Tests.Caches;
 /// language models: the graph's logits against the same steps run eagerly in another cache (fp32 ≤ 1e-5 relative,
 /// bf16 ≤ 2e-2: the same kernels, the recorded order) and against the full forward (the decode tolerances of the
 /// decoding tests); the graph really replays (its report, one warm-up and one recording per cache); a reset and a new
-/// prefill reuse it; padded rows (a mask) get a graph of their own.
+/// prefill reuse it; padded rows (a mask) get a graph of their own. The hybrid LM (Mamba layers with an attention layer
+/// every second one) is recorded in segments, its attention layers run eagerly between them.
 /// </summary>
 [Trait("Category", "Gpu")]
 [Collection(nameof(FusedSwitchCollection))]
@@ -25,9 +26,13 @@ public class DecodeGraphGpuTests
     private static nn.Module<Tensor, Tensor> Model(string name, ScalarType dtype)
     {
         torch.manual_seed(11);
-        nn.Module<Tensor, Tensor> m = name == "mamba2_lm"
-            ? new Mamba2Lm(new Mamba2Lm.Options { VocabSize = Vocab, DModel = 64, NLayer = 3, DState = 16, Headdim = 16, Ngroups = 2, ChunkSize = 8 })
-            : new GlaLm(new GlaLm.Options { VocabSize = Vocab, DModel = 64, NLayer = 3, NumHeads = 4, NumKvHeads = 2, IntermediateSize = 96 });
+        nn.Module<Tensor, Tensor> m = name switch
+        {
+            "mamba2_lm" => new Mamba2Lm(new Mamba2Lm.Options { VocabSize = Vocab, DModel = 64, NLayer = 3, DState = 16, Headdim = 16, Ngroups = 2, ChunkSize = 8 }),
+            "gla_lm" => new GlaLm(new GlaLm.Options { VocabSize = Vocab, DModel = 64, NLayer = 3, NumHeads = 4, NumKvHeads = 2, IntermediateSize = 96 }),
+            // attention every second layer: the recording stops before each attention (its KV cache grows) and goes on after
+            _ => new HybridLm(new HybridLm.Options { VocabSize = Vocab, DModel = 64, NLayer = 4, AttnEvery = 2 }),
+        };
         using (torch.no_grad())
             foreach (var (key, p) in m.named_parameters())
                 if (p.dim() == 1 && !key.EndsWith("A_log", StringComparison.Ordinal) && !key.EndsWith("dt_bias", StringComparison.Ordinal))
@@ -45,6 +50,8 @@ public class DecodeGraphGpuTests
     [InlineData("gla_lm", "f32", 1)]
     [InlineData("gla_lm", "f32", 3)]
     [InlineData("gla_lm", "bf16", 2)]
+    [InlineData("hybrid_lm", "f32", 1)]
+    [InlineData("hybrid_lm", "f32", 3)]
     public void Recorded_steps_equal_eager_steps_and_the_full_forward(string name, string dtype, int batch)
     {
         Gpu.Require();
@@ -81,12 +88,15 @@ public class DecodeGraphGpuTests
         // one warm-up step, then every step a replay (the recording's step included), in both rounds
         Assert.Equal(2 * steps - 1, report.Replays);
         Assert.True(report.Nodes >= 3, $"{report.Nodes} nodes for 3 layers");
-        Console.WriteLine($"{name} {dtype} b{batch}: {report.Nodes} graph nodes a step");
+        // the hybrid's two attention layers are left out: three segments; the others are one graph
+        Assert.Equal(name == "hybrid_lm" ? 3 : 1, report.Segments);
+        Console.WriteLine($"{name} {dtype} b{batch}: {report.Nodes} graph nodes in {report.Segments} segments a step");
     }
 
     [Theory]
     [InlineData("mamba2_lm")]
     [InlineData("gla_lm")]
+    [InlineData("hybrid_lm")]
     public void Padded_rows_replay_a_graph_of_their_own(string name)
     {
         Gpu.Require();
