@@ -74,6 +74,10 @@ internal static class ScanVsTritonBench
                 Guard(() => LmDecode(time, "gla_lm", dt,
                     () => new Mix.Generated.Models.GlaLm(new Mix.Generated.Models.GlaLm.Options { DModel = 768, NLayer = 12, NumHeads = 6 }),
                     32000, quick));
+                // attention every fourth layer: the decoding graph in segments, the attention layers run between them
+                Guard(() => LmDecode(time, "hybrid_lm", dt,
+                    () => new Mix.Generated.Models.HybridLm(new Mix.Generated.Models.HybridLm.Options { DModel = 768, NLayer = 12 }),
+                    32000, quick));
             }
         }
         finally
@@ -363,7 +367,7 @@ internal static class ScanVsTritonBench
             }
             // the same steps recorded as one CUDA graph (CausalModel.CudaGraphs): logits three steps in against the full forward
             double graphErr;
-            long nodes;
+            long nodes, segments;
             var graphed = new CausalModel(model, vocab) { CudaGraphs = true };
             using (var check = graphed.CreateCache(b))
             {
@@ -381,6 +385,7 @@ internal static class ScanVsTritonBench
                 finally { MixDispatch.FusedEnabled = true; }
                 var report = graphed.DecodeGraphReport(check).FirstOrDefault();
                 nodes = report?.Nodes ?? 0;
+                segments = report?.Segments ?? 0;
                 if (report is null || !report.Ready) Console.WriteLine($"{name}: no decode graph ({report?.Failure ?? "none made"})");
             }
             foreach (var (fused, graphs) in new[] { (true, true), (true, false), (false, false) })
@@ -392,7 +397,7 @@ internal static class ScanVsTritonBench
                     using var cache = lmRun.CreateCache(b);
                     var token = lmRun.Forward(prompt, cache).narrow(1, 15, 1).argmax(-1);
                     var (m, mn, n, g) = time(() => lmRun.Forward(token, cache).argmax(-1));
-                    Add(name + "_decode", graphs ? $"mix zoo {name}, CausalModel cache, one CUDA graph a step ({nodes} nodes)"
+                    Add(name + "_decode", graphs ? $"mix zoo {name}, CausalModel cache, CUDA graph a step ({nodes} nodes, {segments} segments)"
                         : fused ? $"mix zoo {name}, CausalModel cache, fused steps" : "torchsharp reference (fusion off)",
                         dt, b, 1, $"b{b} step", m, mn, n, g, b, graphs ? graphErr : fused ? err : null, null);
                 }
