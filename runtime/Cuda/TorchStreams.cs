@@ -11,8 +11,10 @@ namespace Mix.Runtime.Cuda
     /// (<c>c10::cuda::getStreamFromExternal</c>, <c>setCurrentCUDAStream</c>, <c>getCurrentCUDAStream</c> in
     /// <c>libc10_cuda.so</c>). They take and return <c>c10::cuda::CUDAStream</c>, a trivially copyable 16-byte value
     /// (device type, device index, stream id), which the x86-64 System V ABI passes and returns in two registers: the
-    /// blittable <see cref="C10Stream"/> here. Where the library or a symbol is missing (a CPU build, another libtorch
-    /// ABI), <see cref="TryLoad"/> says why and callers keep the eager path.
+    /// blittable <see cref="C10Stream"/> here. Where those are missing, the C entry point of PyTorch's AOT-Inductor shim
+    /// (<c>aoti_torch_set_current_cuda_stream(stream, device)</c> in <c>libtorch_cuda.so</c>) sets the stream, and the
+    /// previous one is taken to be the default (null) stream, which is what TorchSharp always runs on. Where neither is
+    /// there (a CPU build, another ABI), <see cref="TryLoad"/> says why and callers keep the eager path.
     /// </summary>
     internal sealed unsafe class TorchStreams
     {
@@ -29,9 +31,13 @@ namespace Mix.Runtime.Cuda
 
         private static readonly Lazy<(TorchStreams? streams, string? error)> s_shared = new(Load);
 
+        private const string ShimSetCurrent = "aoti_torch_set_current_cuda_stream";
+
         private readonly delegate* unmanaged<IntPtr, sbyte, C10Stream> _fromExternal;
         private readonly delegate* unmanaged<C10Stream, void> _setCurrent;
         private readonly delegate* unmanaged<sbyte, C10Stream> _getCurrent;
+        // the shim's fallback: returns an error code (0 = success)
+        private readonly delegate* unmanaged<IntPtr, int, int> _shimSet;
 
         private TorchStreams(IntPtr lib)
         {
@@ -39,6 +45,11 @@ namespace Mix.Runtime.Cuda
             _setCurrent = (delegate* unmanaged<C10Stream, void>)NativeLibrary.GetExport(lib, SetCurrent);
             _getCurrent = (delegate* unmanaged<sbyte, C10Stream>)NativeLibrary.GetExport(lib, GetCurrent);
         }
+
+        private TorchStreams(delegate* unmanaged<IntPtr, int, int> shimSet) => _shimSet = shimSet;
+
+        /// <summary>Which entry points set the stream (for reports).</summary>
+        public string Binding => _shimSet != null ? ShimSetCurrent : "c10::cuda::setCurrentCUDAStream";
 
         /// <summary>The process's libtorch stream functions, or null with the reason.</summary>
         public static TorchStreams? TryLoad(out string? error)
@@ -56,6 +67,7 @@ namespace Mix.Runtime.Cuda
             var candidates = TorchBackend.LoadedFrom is { } dir
                 ? new[] { Path.Combine(dir, "libc10_cuda.so"), "libc10_cuda.so" }
                 : new[] { "libc10_cuda.so" };
+            string? c10Error = null;
             foreach (var name in candidates)
             {
                 if (!NativeLibrary.TryLoad(name, out var lib)) continue;
@@ -65,25 +77,43 @@ namespace Mix.Runtime.Cuda
                 }
                 catch (EntryPointNotFoundException e)
                 {
-                    return (null, $"{name} lacks a stream function this libtorch build was expected to export ({e.Message})");
+                    c10Error = $"{name} lacks a stream function this libtorch build was expected to export ({e.Message})";
+                    break;
                 }
             }
-            return (null, "libc10_cuda.so (libtorch's CUDA runtime) is not in this process: TorchSharp is not running on CUDA");
+            var cudaLib = TorchBackend.LoadedFrom is { } d ? Path.Combine(d, "libtorch_cuda.so") : "libtorch_cuda.so";
+            foreach (var name in new[] { cudaLib, "libtorch_cuda.so" })
+                if (NativeLibrary.TryLoad(name, out var lib) && NativeLibrary.TryGetExport(lib, ShimSetCurrent, out var set))
+                    return (new TorchStreams((delegate* unmanaged<IntPtr, int, int>)set), null);
+            return (null, c10Error ?? "libc10_cuda.so (libtorch's CUDA runtime) is not in this process: TorchSharp is not running on CUDA");
         }
-
-        /// <summary>libtorch's current stream on <paramref name="device"/> for this thread.</summary>
-        public C10Stream Current(int device) => _getCurrent((sbyte)device);
 
         /// <summary>Makes <paramref name="stream"/> (a <c>CUstream</c> of the device's primary context) libtorch's current
         /// stream on <paramref name="device"/> for this thread; returns the previous one for <see cref="Restore"/>.</summary>
         public C10Stream Use(IntPtr stream, int device)
         {
+            if (_shimSet != null)
+            {
+                ShimSet(stream, device);
+                // the null stream, as an external stream: the same CUstream for every launch and allocation
+                return new C10Stream { DeviceWord = device, Id = long.MinValue };
+            }
             var previous = _getCurrent((sbyte)device);
             _setCurrent(_fromExternal(stream, (sbyte)device));
             return previous;
         }
 
         /// <summary>Makes <paramref name="previous"/> current again.</summary>
-        public void Restore(C10Stream previous) => _setCurrent(previous);
+        public void Restore(C10Stream previous)
+        {
+            if (_shimSet != null) ShimSet(IntPtr.Zero, (int)previous.DeviceWord);
+            else _setCurrent(previous);
+        }
+
+        private void ShimSet(IntPtr stream, int device)
+        {
+            int rc = _shimSet(stream, device);
+            if (rc != 0) throw new CudaKernelUnavailableException($"{ShimSetCurrent} failed ({rc})");
+        }
     }
 }

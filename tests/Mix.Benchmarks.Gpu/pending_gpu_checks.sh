@@ -60,7 +60,7 @@ if [ "$part" = one ]; then
 # session 19: decoding steps recorded as CUDA graphs (libtorch's stream set through c10's exported functions: are they
 # there under the names bound?), their GPU test, then the LM decode rows (eager, fused, graph) with our scans
 lib=$(python3 -c "import torch,os;print(os.path.join(os.path.dirname(torch.__file__),'lib'))")
-nm -D --defined-only "$lib/libc10_cuda.so" | grep -E "getStreamFromExternal|setCurrentCUDAStream|getCurrentCUDAStreamEa" | head
+nm -D --defined-only "$lib/libc10_cuda.so" "$lib/libtorch_cuda.so" | grep -E "getStreamFromExternal|setCurrentCUDAStream|getCurrentCUDAStreamEa|aoti_torch_set_current_cuda_stream" | head
 step 100 tests-graphs bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Caches.DecodeGraphGpuTests -xml "$OUT/tests-graphs.xml"
 grep -E "\[FAIL\]|Total:|graph nodes|Assert|Exception" "$OUT/tests-graphs.txt" | head -30
 step 70 scans bash .gpu/run.sh Mix.Benchmarks.Gpu --only scans-vs-triton --quick --out "$OUT"
