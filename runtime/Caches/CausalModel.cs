@@ -98,7 +98,7 @@ public sealed class CausalModel : ICausalLM
         var logits = graph.Step((i, m) =>
         {
             using (CacheScope.Enter(cache, layout, m)) return model.call(i);
-        }, ids, attentionMask);
+        }, ids, attentionMask, model);
         if (logits is null)
             Cuda.KernelLog.WarnOnce("decode_graph_capture:" + model.GetType().FullName,
                 $"Mix.Runtime: the decoding step of {model.GetType().Name} could not be recorded as a CUDA graph ({graph.Failure}); this cache decodes eagerly.");

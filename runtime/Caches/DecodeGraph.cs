@@ -32,6 +32,9 @@ internal sealed class DecodeGraph : IDisposable
     private readonly (StateCacheSlot slot, string name, Tensor buffer)[] states;
     private Tensor? logits;
     private int eagerSteps;
+    // The model's parameters and buffers as recorded: a replay reads them by address, so they are kept alive even if
+    // the model replaces them (module.to, a checkpoint assigned rather than copied): stale then, never freed memory.
+    private Tensor[] weights = Array.Empty<Tensor>();
 
     private DecodeGraph(CapturedGraph graph, Tensor ids, Tensor? mask, (StateCacheSlot, string, Tensor)[] states)
     {
@@ -107,7 +110,8 @@ internal sealed class DecodeGraph : IDisposable
     /// <param name="run">The model's forward of the given ids and mask inside the cache's scope.</param>
     /// <param name="inputIds">Token ids <c>[batch, 1]</c> on the cache's device.</param>
     /// <param name="attentionMask">Optional mask.</param>
-    public Tensor? Step(Func<Tensor, Tensor?, Tensor> run, Tensor inputIds, Tensor? attentionMask)
+    /// <param name="model">The model (its parameters and buffers are kept alive while the graph exists).</param>
+    public Tensor? Step(Func<Tensor, Tensor?, Tensor> run, Tensor inputIds, Tensor? attentionMask, nn.Module model)
     {
         using var noGrad = torch.no_grad();
         ids.copy_(inputIds);
@@ -148,6 +152,7 @@ internal sealed class DecodeGraph : IDisposable
                 return null;
             }
             logits = recorded!.DetachFromDisposeScope();
+            weights = model.parameters().Cast<Tensor>().Concat(model.buffers()).ToArray();
         }
         graph.Replay();
         Replays++;
