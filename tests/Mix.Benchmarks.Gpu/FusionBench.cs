@@ -2,6 +2,7 @@ using System;
 using System.Globalization;
 using System.Linq;
 using Mix.Runtime.Builtins;
+using Mix.Runtime.Cuda;
 using Mix.Runtime.Fused;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -312,6 +313,15 @@ internal static class FusionBench
                 }
                 FusedRegion.Enabled = true;
                 SubBlockPlanner.HandKernels = true;
+                // the default fused forward recorded as one CUDA graph (the launch-bound small batches' lever)
+                using (var graphed = new CudaGraphModule(model))
+                {
+                    for (int i = 0; i < graphed.WarmupRuns + 2; i++) graphed.call(x).Dispose();
+                    var yg = graphed.call(x);
+                    var (_, nodes, _, failure) = graphed.Report().FirstOrDefault();
+                    ModelBench.Add(name, failure is null ? $"fused + one CUDA graph a forward ({nodes} nodes)" : $"fused, CUDA graph failed: {failure}",
+                        dt, b, 0, ModelBench.TimeMs(() => graphed.call(x), target), b, "img/s", ModelBench.RelErr(yg, reference));
+                }
                 MixDispatch.FusedEnabled = false;
                 var offCost = ModelBench.Cost(() => model.call(x));
                 ModelBench.Add(name, "reference (fusion off)", dt, b, 0, ModelBench.TimeMs(() => model.call(x), target), b, "img/s", cost: offCost);

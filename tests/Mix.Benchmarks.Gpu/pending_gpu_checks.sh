@@ -61,10 +61,14 @@ if [ "$part" = one ]; then
 # there under the names bound?), their GPU test, then the LM decode rows (eager, fused, graph) with our scans
 lib=$(python3 -c "import torch,os;print(os.path.join(os.path.dirname(torch.__file__),'lib'))")
 nm -D --defined-only "$lib/libc10_cuda.so" "$lib/libtorch_cuda.so" | grep -E "getStreamFromExternal|setCurrentCUDAStream|getCurrentCUDAStreamEa|aoti_torch_set_current_cuda_stream" | head
-step 100 tests-graphs bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Caches.DecodeGraphGpuTests -xml "$OUT/tests-graphs.xml"
+step 120 tests-graphs bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Caches.DecodeGraphGpuTests \
+  -class Mix.Runtime.Tests.CudaGraphModuleGpuTests -xml "$OUT/tests-graphs.xml"
 grep -E "\[FAIL\]|Total:|graph nodes|Assert|Exception" "$OUT/tests-graphs.txt" | head -30
 step 70 scans bash .gpu/run.sh Mix.Benchmarks.Gpu --only scans-vs-triton --quick --out "$OUT"
-grep -E "^(gla_scan|gla_lm|mamba2_lm)|decode graph" "$OUT/scans.txt"
+grep -E "^(gla_scan|gla_lm|mamba2_lm|hybrid_lm)|decode graph" "$OUT/scans.txt"
+# whole forwards as CUDA graphs (CudaGraphModule) next to the fused and reference rows (issue 14's launch-bound batch 1)
+step 70 fusion bash .gpu/run.sh Mix.Benchmarks.Gpu --only fusion --dtype bfloat16 --quick --out "$OUT"
+grep -E "^\| (PoolFormer|ConvFormer|CAFormer|gated)" "$OUT/fusion.txt" | grep -E "fused: planner|CUDA graph|reference" | cut -d'|' -f2-8
 step 80 tests-gla bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Scans.GlaSecondFormGpuTests \
   -class Mix.Runtime.Tests.RegionLaunchSwitchGpuTests -xml "$OUT/tests-gla.xml"
 grep -E "\[FAIL\]|Total:" "$OUT/tests-gla.txt" | head -20
