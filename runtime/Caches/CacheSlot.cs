@@ -71,6 +71,21 @@ public abstract class CacheSlot : IDisposable
         return pos.clamp_min(0).MoveToOuterDisposeScope();
     }
 
+    [ThreadStatic] private static long t_maskReads;
+
+    /// <summary>Masks read back to the host for row counts so far on this thread (one per masked step of a
+    /// <see cref="CausalModel"/>, whatever its number of layers).</summary>
+    internal static long MaskReads => t_maskReads;
+
+    /// <summary>Nonzero entries per row of a <c>[batch, n]</c> mask, on the host.</summary>
+    /// <param name="mask">The mask.</param>
+    internal static long[] CountRows(Tensor mask)
+    {
+        t_maskReads++;
+        using var counts = mask.ne(0).sum(1).cpu().to_type(ScalarType.Int64);
+        return counts.data<long>().ToArray();
+    }
+
     /// <summary>Records that <paramref name="n"/> positions were processed (called by the layer after its update).</summary>
     /// <param name="mask">Optional <c>[batch, n]</c> mask of the new tokens.</param>
     /// <param name="n">Number of new positions.</param>
@@ -80,8 +95,8 @@ public abstract class CacheSlot : IDisposable
         {
             if (mask.dim() != 2 || mask.shape[0] != Batch || mask.shape[1] != n)
                 throw new ArgumentException($"mask must be [{Batch}, {n}], got [{string.Join(", ", mask.shape)}]", nameof(mask));
-            using var counts = mask.ne(0).sum(1).cpu().to_type(ScalarType.Int64);
-            var c = counts.data<long>().ToArray();
+            // one read of the mask per step for all slots while a CausalModel runs (a device mask: one synchronisation)
+            var c = CacheScope.Current?.RowCounts(mask) ?? CountRows(mask);
             for (int r = 0; r < rowTokens.Length; r++) rowTokens[r] += c[r];
         }
         else

@@ -95,10 +95,10 @@ public sealed class CausalModel : ICausalLM
             graphs.Add(graph);
         }
         if (graph.Failure is not null) return null;
-        var logits = graph.Step((i, m) =>
-        {
-            using (CacheScope.Enter(cache, layout, m)) return model.call(i);
-        }, ids, attentionMask, model);
+        // The recorded step reads the graph's own mask buffer; its row counts are the step's mask's (on the host when
+        // the caller's mask is: no device read per layer).
+        var logits = graph.Step(i => model.call(i), m => CacheScope.Enter(cache, layout, m, countsFrom: attentionMask),
+            ids, attentionMask, model);
         if (logits is null)
             Cuda.KernelLog.WarnOnce("decode_graph_capture:" + model.GetType().FullName,
                 $"Mix.Runtime: the decoding step of {model.GetType().Name} could not be recorded as a CUDA graph ({graph.Failure}); this cache decodes eagerly.");
@@ -130,7 +130,7 @@ public sealed class CausalModel : ICausalLM
                 _ => throw new InvalidOperationException("unreachable"),
             });
         }
-        var cache = new InferenceCache(slots);
+        var cache = new InferenceCache(slots) { Device = device };
         s_layouts.Add(cache, layout);
         return cache;
     }
@@ -149,12 +149,15 @@ public sealed class CausalModel : ICausalLM
         using var clamped = ReferenceEquals(ids, inputIds) ? null : ids;
         using var step = cache.BeginStep();
         Tensor? logits = null;
-        if (CudaGraphs && ids.shape[1] == 1 && ids.device_type == DeviceType.CUDA && !torch.is_grad_enabled())
-            logits = GraphStep(cache, layout, ids, attentionMask);
-        if (logits is null)
-            using (CacheScope.Enter(cache, layout, attentionMask)) logits = model.call(ids);
-        // A .mix mixer's slot only holds tensors; its token counts advance here, once per step.
-        foreach (var slot in cache.Slots.OfType<StateCacheSlot>()) slot.Processed(attentionMask, inputIds.shape[1]);
+        using (CacheScope.Enter(cache, layout, attentionMask))
+        {
+            if (CudaGraphs && ids.shape[1] == 1 && cache.Device?.type == DeviceType.CUDA && !torch.is_grad_enabled())
+                logits = GraphStep(cache, layout, ids, attentionMask);
+            logits ??= model.call(ids);
+            // A .mix mixer's slot only holds tensors; its token counts advance here, once per step (the mask's row
+            // counts read once for every slot: CacheScope.RowCounts).
+            foreach (var slot in cache.Slots.OfType<StateCacheSlot>()) slot.Processed(attentionMask, inputIds.shape[1]);
+        }
         step.Commit();
         return logits;
     }
@@ -166,11 +169,15 @@ internal sealed class CacheScope : IDisposable
     [ThreadStatic] private static CacheScope? s_current;
     private readonly CacheScope? previous;
 
-    private CacheScope(InferenceCache cache, Dictionary<nn.Module, int> layout, Tensor? mask)
+    private readonly Tensor? countsFrom;
+    private long[]? rowCounts;
+
+    private CacheScope(InferenceCache cache, Dictionary<nn.Module, int> layout, Tensor? mask, Tensor? countsFrom)
     {
         Cache = cache;
         Layout = layout;
         Mask = mask;
+        this.countsFrom = countsFrom ?? mask;
         previous = s_current;
         s_current = this;
     }
@@ -180,7 +187,16 @@ internal sealed class CacheScope : IDisposable
     public Dictionary<nn.Module, int> Layout { get; }
     public Tensor? Mask { get; }
 
-    public static CacheScope Enter(InferenceCache cache, Dictionary<nn.Module, int> layout, Tensor? mask) => new(cache, layout, mask);
+    public static CacheScope Enter(InferenceCache cache, Dictionary<nn.Module, int> layout, Tensor? mask, Tensor? countsFrom = null) =>
+        new(cache, layout, mask, countsFrom);
+
+    /// <summary>Valid tokens per row of <paramref name="mask"/> when it is this step's mask (read once a step, from
+    /// <c>countsFrom</c> when given: the same values, possibly on the host); null for another mask.</summary>
+    public long[]? RowCounts(Tensor mask)
+    {
+        if (!ReferenceEquals(mask, Mask) && !ReferenceEquals(mask, countsFrom)) return null;
+        return rowCounts ??= CacheSlot.CountRows(countsFrom!);
+    }
 
     /// <summary>The cached forward of <paramref name="mixer"/>, or null when it has no slot here.</summary>
     public Tensor? TryForward(nn.Module<Tensor, Tensor> mixer, Tensor x)

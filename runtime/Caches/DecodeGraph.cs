@@ -53,8 +53,8 @@ internal sealed class DecodeGraph : IDisposable
     /// <summary>A graph for <paramref name="cache"/>'s one-token steps, or null with the reason.</summary>
     public static DecodeGraph? TryCreate(InferenceCache cache, Tensor inputIds, Tensor? attentionMask, out string? error)
     {
-        var device = inputIds.device;
-        if (device.type != DeviceType.CUDA) { error = "the ids are not on CUDA"; return null; }
+        var device = cache.Device;
+        if (device is null || device.type != DeviceType.CUDA) { error = "the model is not on CUDA"; return null; }
         var g = CapturedGraph.TryCreate(device.index, out error);
         if (g is null) return null;
         var owned = new List<(StateCacheSlot, string, Tensor)>();
@@ -107,21 +107,23 @@ internal sealed class DecodeGraph : IDisposable
     /// recording failed just now (<see cref="Failure"/> says why; nothing ran, the slots are as they were, and the
     /// caller runs the step eagerly).
     /// </summary>
-    /// <param name="run">The model's forward of the given ids and mask inside the cache's scope.</param>
-    /// <param name="inputIds">Token ids <c>[batch, 1]</c> on the cache's device.</param>
-    /// <param name="attentionMask">Optional mask.</param>
+    /// <param name="run">The model's forward of the given ids (inside the scope <paramref name="scope"/> opens).</param>
+    /// <param name="scope">Opens the cache's scope with the given mask (the graph's mask buffer, or null).</param>
+    /// <param name="inputIds">Token ids <c>[batch, 1]</c> (any device: copied into the recorded ids).</param>
+    /// <param name="attentionMask">Optional mask (any device: copied into the recorded mask).</param>
     /// <param name="model">The model (its parameters and buffers are kept alive while the graph exists).</param>
-    public Tensor? Step(Func<Tensor, Tensor?, Tensor> run, Tensor inputIds, Tensor? attentionMask, nn.Module model)
+    public Tensor? Step(Func<Tensor, Tensor> run, Func<Tensor?, IDisposable> scope, Tensor inputIds, Tensor? attentionMask, nn.Module model)
     {
         using var noGrad = torch.no_grad();
         ids.copy_(inputIds);
         if (mask is not null) mask.copy_(attentionMask!);
         foreach (var (slot, name, buffer) in states) slot.Adopt(name, buffer);
+        using var inScope = scope(mask);
         if (eagerSteps == 0)
         {
             // The warm-up: the real step, run on the graph's stream so that it meets whatever is lazily made there.
             Tensor? warm = null;
-            graph.RunEager(() => warm = run(ids, mask));
+            graph.RunEager(() => warm = run(ids));
             eagerSteps++;
             // an eager step may replace states (Set): back into the owned buffers now, so the recording reads them
             foreach (var (slot, name, buffer) in states) slot.Adopt(name, buffer);
@@ -137,7 +139,7 @@ internal sealed class DecodeGraph : IDisposable
             {
                 ok = graph.TryCapture(() =>
                 {
-                    recorded = run(ids, mask);
+                    recorded = run(ids);
                     foreach (var s in slots) s.EndCapture(commit: true);
                 }, out var error);
                 if (!ok) Failure = error;
@@ -154,6 +156,7 @@ internal sealed class DecodeGraph : IDisposable
             logits = recorded!.DetachFromDisposeScope();
             weights = model.parameters().Cast<Tensor>().Concat(model.buffers()).ToArray();
         }
+        // the layers left out of the recording run inside the scope, on the step's mask
         graph.Replay();
         Replays++;
         return logits!.clone();

@@ -201,6 +201,9 @@ public sealed class InferenceCache : IDisposable
         return sb.ToString();
     }
 
+    /// <summary>The device of the model that made this cache (null when made by hand).</summary>
+    public Device? Device { get; init; }
+
     // CausalModel.CudaGraphs: the recorded one-token steps (one per mask mode), or why this cache records none.
     internal List<DecodeGraph>? DecodeGraphs { get; set; }
     internal string? DecodeGraphRefused { get; set; }
