@@ -106,6 +106,9 @@ namespace Mix.Runtime.Fused
         public static Tensor? TryForward(MixSequence sequence, Tensor x)
         {
             if (!Enabled || CacheScope.Current is not { } scope || scope.Mask is not null || is_grad_enabled()) return null;
+            // A step being recorded into a CUDA graph (CausalModel.CudaGraphs) is one launch already: its layers are
+            // recorded one by one (the persistent kernel's first launch also reads a flag back, which a capture forbids).
+            if (Cuda.CapturedGraph.IsRecording) return null;
             if (x.device_type != DeviceType.CUDA || x.dim() != 3 || x.shape[1] != 1 || !x.is_contiguous()) return null;
             var state = s_states.GetValue(sequence, _ => new()).GetValue(scope.Cache, _ => new State());
             if (state.Batch != x.shape[0] || state.Dtype != x.dtype) state.Restart(x);
