@@ -157,7 +157,17 @@ internal sealed class DecodeGraph : IDisposable
             weights = model.parameters().Cast<Tensor>().Concat(model.buffers()).ToArray();
         }
         // the layers left out of the recording run inside the scope, on the step's mask
-        graph.Replay();
+        try
+        {
+            graph.Replay();
+        }
+        catch (Exception e)
+        {
+            // a layer left out of the graph threw between two segments: the recorded layers before it have written
+            // their states in place (no rollback for them); this cache decodes eagerly from now on
+            Failure = $"a replay failed: {e.Message}";
+            throw;
+        }
         Replays++;
         return logits!.clone();
     }
