@@ -60,9 +60,11 @@ public static class MixState
         {
             double s = scale ?? 1.0 / Math.Sqrt(q.shape[^1]);
             var mask = cache.Mask;
-            // while the step is recorded into a CUDA graph, the growing cache is left out of it (run between segments)
+            // while the step is recorded into a CUDA graph, a KV slot that records steps (full precision, no window) is
+            // recorded with it; any other is left out of the graph (run between segments)
             var shape = q.shape.ToArray();
             shape[^1] = v.shape[^1];
+            if (slot.RecordsSteps) return slot.Attend(q, k, v, mask, s);
             return Caches.DecodeGraph.Defer(new[] { q, k, v }, i => slot.Attend(i[0], i[1], i[2], mask, s), shape, q.dtype)
                 ?? slot.Attend(q, k, v, mask, s);
         }

@@ -77,6 +77,27 @@ public abstract class CacheSlot : IDisposable
     /// <see cref="CausalModel"/>, whatever its number of layers).</summary>
     internal static long MaskReads => t_maskReads;
 
+    // ---- recorded one-token steps (CausalModel.CudaGraphs) -------------------------------------------------------
+    // A slot that can take part in a recorded step does its per-step tensor work at fixed shapes, reading where to
+    // write from a device scalar that the host sets before every replay, and leaves its host bookkeeping to
+    // RecordedStepDone after the replay. Slots that cannot are left out of the recording (DecodeGraph.Defer).
+
+    /// <summary>Whether this slot's one-token step can be recorded into a graph (now: a full-precision KV slot without a
+    /// sliding window).</summary>
+    internal virtual bool RecordsSteps => false;
+
+    /// <summary>Before a step is recorded and before each replay: room for one more token, the device-side position
+    /// set to the host's count. May replace buffers (then <see cref="RecordedAddresses"/> changes and the graph must
+    /// be recorded again).</summary>
+    internal virtual void PrepareRecordedStep() { }
+
+    /// <summary>The data addresses a recorded step reads and writes (a replay is valid while they are unchanged).</summary>
+    internal virtual IntPtr[] RecordedAddresses() => Array.Empty<IntPtr>();
+
+    /// <summary>After a replay: the host bookkeeping of the one token the replay appended.</summary>
+    /// <param name="mask">The step's <c>[batch, 1]</c> mask, or null.</param>
+    internal virtual void RecordedStepDone(Tensor? mask) { }
+
     /// <summary>Nonzero entries per row of a <c>[batch, n]</c> mask, on the host.</summary>
     /// <param name="mask">The mask.</param>
     internal static long[] CountRows(Tensor mask)

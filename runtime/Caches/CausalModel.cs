@@ -53,9 +53,11 @@ public sealed class CausalModel : ICausalLM
     /// <summary>
     /// Whether one-token steps on CUDA (without gradients) run as a recorded graph: the whole step, every layer's
     /// kernels, replayed with one launch, as PyTorch's CUDA graphs (<c>torch.compile(mode="reduce-overhead")</c>) do.
-    /// Off by default. Layers whose cache grows every step (attention's KV slot, the built-in <see cref="MambaMixer"/>'s)
-    /// are left out: the step is recorded in segments with those layers run eagerly between them (piecewise, as vLLM's
-    /// CUDA graphs); a model of <c>.mix</c> mixers with declared state only (Mamba-2, GLA, ...) is one graph. Per cache and mask mode,
+    /// Off by default. Declared states and full-precision KV caches without a sliding window are recorded (the KV step
+    /// attends over the buffer's whole capacity, masked past the stored entries, and writes at a position the host sets
+    /// before each replay; a buffer that grows makes a new recording); quantized or windowed KV caches and the built-in
+    /// <see cref="MambaMixer"/> are left out: the step is recorded in segments with those layers run eagerly between them
+    /// (piecewise, as vLLM's CUDA graphs). Per cache and mask mode,
     /// the first such step runs eagerly on the graph's stream, the second is recorded, later ones replay. A step that
     /// cannot be recorded (it reads a value on the host, copies from host memory, ...) makes that cache decode eagerly,
     /// with one warning. Replaced parameters (a checkpoint loaded by assigning new tensors rather than copying) need
@@ -67,7 +69,7 @@ public sealed class CausalModel : ICausalLM
     /// <param name="cache">A cache of this model.</param>
     public IReadOnlyList<DecodeGraphReport> DecodeGraphReport(InferenceCache cache) =>
         cache?.DecodeGraphs is { } graphs
-            ? graphs.Select(g => new DecodeGraphReport(g.Ready, g.Nodes, g.Segments, g.Replays, g.Failure)).ToList()
+            ? graphs.Select(g => new DecodeGraphReport(g.Ready, g.Nodes, g.Segments, g.Replays, g.Failure, g.Recordings)).ToList()
             : Array.Empty<DecodeGraphReport>();
 
     /// <summary>Frees <paramref name="cache"/>'s decoding graphs; the next steps record new ones.</summary>
@@ -208,6 +210,8 @@ internal sealed class CacheScope : IDisposable
         {
             MambaMixer m => DecodeGraph.Defer(new[] { x }, i => m.Forward(i[0], Cache.Slot<MambaCacheSlot>(layer), mask), x.shape, x.dtype)
                 ?? m.Forward(x, Cache.Slot<MambaCacheSlot>(layer), Mask),
+            // a full-precision KV slot without a window is recorded (fixed-shape step); others are left out
+            Attention a when Cache.Slot<AttentionCacheSlot>(layer).RecordsSteps => a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), Mask),
             Attention a => DecodeGraph.Defer(new[] { x }, i => a.Forward(i[0], Cache.Slot<AttentionCacheSlot>(layer), mask), x.shape, x.dtype)
                 ?? a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), Mask),
             // Its forward is its step: it reads and writes its slot through MixState (never the fused whole-mixer path).

@@ -10,10 +10,12 @@ namespace Mix.Runtime.Caches;
 /// <summary>What a cache's decoding graph is doing (<see cref="CausalModel.DecodeGraphReport"/>).</summary>
 /// <param name="Ready">A step is recorded and replays.</param>
 /// <param name="Nodes">Graph nodes of the recorded step (0 before it is recorded).</param>
-/// <param name="Segments">Recorded segments: one, plus one after each layer left out of the graph (attention).</param>
+/// <param name="Segments">Recorded segments: one, plus one after each layer left out of the graph (a quantized or
+/// windowed KV cache, the built-in Mamba).</param>
 /// <param name="Replays">Steps served by replays.</param>
 /// <param name="Failure">Why this cache decodes eagerly (null while it does not).</param>
-public sealed record DecodeGraphReport(bool Ready, int Nodes, int Segments, long Replays, string? Failure);
+/// <param name="Recordings">Recordings made: one, plus one each time a recorded KV cache outgrew its buffers.</param>
+public sealed record DecodeGraphReport(bool Ready, int Nodes, int Segments, long Replays, string? Failure, int Recordings);
 
 /// <summary>
 /// One recorded one-token decoding step of a <see cref="CausalModel"/> for one cache (and one mask mode): the step's
@@ -26,7 +28,10 @@ public sealed record DecodeGraphReport(bool Ready, int Nodes, int Segments, long
 /// </summary>
 internal sealed class DecodeGraph : IDisposable
 {
-    private readonly CapturedGraph graph;
+    private CapturedGraph graph;
+    private readonly InferenceCache cache;
+    // the addresses the recorded KV slots' tensors had at the recording (a replay needs them unchanged)
+    private IntPtr[] recordedAddresses = Array.Empty<IntPtr>();
     private readonly Tensor ids;
     private readonly Tensor? mask;
     private readonly (StateCacheSlot slot, string name, Tensor buffer)[] states;
@@ -36,8 +41,9 @@ internal sealed class DecodeGraph : IDisposable
     // the model replaces them (module.to, a checkpoint assigned rather than copied): stale then, never freed memory.
     private Tensor[] weights = Array.Empty<Tensor>();
 
-    private DecodeGraph(CapturedGraph graph, Tensor ids, Tensor? mask, (StateCacheSlot, string, Tensor)[] states)
+    private DecodeGraph(InferenceCache cache, CapturedGraph graph, Tensor ids, Tensor? mask, (StateCacheSlot, string, Tensor)[] states)
     {
+        this.cache = cache;
         this.graph = graph;
         this.ids = ids;
         this.mask = mask;
@@ -47,6 +53,8 @@ internal sealed class DecodeGraph : IDisposable
     public string? Failure { get; private set; }
     public long Replays { get; private set; }
     public bool Ready => graph.IsReady && Failure is null;
+    /// <summary>Recordings made (more than one when a KV slot's buffers grew past what an earlier one read).</summary>
+    public int Recordings { get; private set; }
     public int Nodes => graph.Nodes;
     public int Segments => graph.Segments;
 
@@ -64,7 +72,7 @@ internal sealed class DecodeGraph : IDisposable
         var staticIds = torch.empty(inputIds.shape, dtype: inputIds.dtype, device: device).DetachFromDisposeScope();
         var staticMask = attentionMask is null ? null
             : torch.empty(attentionMask.shape, dtype: attentionMask.dtype, device: device).DetachFromDisposeScope();
-        return new DecodeGraph(g, staticIds, staticMask, owned.ToArray());
+        return new DecodeGraph(cache, g, staticIds, staticMask, owned.ToArray());
     }
 
     /// <summary>
@@ -119,6 +127,17 @@ internal sealed class DecodeGraph : IDisposable
         if (mask is not null) mask.copy_(attentionMask!);
         foreach (var (slot, name, buffer) in states) slot.Adopt(name, buffer);
         using var inScope = scope(mask);
+        // KV slots recorded into the graph: room for this token and its position on the device; a grown buffer means
+        // a new recording (warm-up first, as for the first one)
+        var kvSlots = cache.Slots.Where(s => s.RecordsSteps).ToArray();
+        foreach (var s in kvSlots) s.PrepareRecordedStep();
+        if (graph.IsReady && !kvSlots.SelectMany(s => s.RecordedAddresses()).SequenceEqual(recordedAddresses))
+        {
+            var device = graph.Device;
+            graph.Dispose();
+            graph = CapturedGraph.TryCreate(device, out var error) ?? throw new InvalidOperationException($"a decoding graph could not be made again: {error}");
+            eagerSteps = 0;
+        }
         if (eagerSteps == 0)
         {
             // The warm-up: the real step, run on the graph's stream so that it meets whatever is lazily made there.
@@ -153,8 +172,11 @@ internal sealed class DecodeGraph : IDisposable
                 recorded?.Dispose();
                 return null;
             }
+            logits?.Dispose();
             logits = recorded!.DetachFromDisposeScope();
             weights = model.parameters().Cast<Tensor>().Concat(model.buffers()).ToArray();
+            recordedAddresses = kvSlots.SelectMany(s => s.RecordedAddresses()).ToArray();
+            Recordings++;
         }
         // the layers left out of the recording run inside the scope, on the step's mask
         try
@@ -169,6 +191,7 @@ internal sealed class DecodeGraph : IDisposable
             throw;
         }
         Replays++;
+        foreach (var s in kvSlots) s.RecordedStepDone(attentionMask);
         return logits!.clone();
     }
 

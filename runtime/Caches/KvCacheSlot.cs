@@ -107,6 +107,7 @@ public abstract class AttentionCacheSlot : CacheSlot
     public virtual Tensor Attend(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale)
     {
         ArgumentNullException.ThrowIfNull(q);
+        if (RecordsSteps && Cuda.CapturedGraph.IsRecording) return AttendRecorded(q, keys, values, mask, scale);
         using var scope = torch.NewDisposeScope();
         var (k, v, allowed) = Update(keys, values, mask);
         return CachedAttention.Attend(q, k, v, allowed, scale).MoveToOuterDisposeScope();
@@ -355,6 +356,50 @@ public abstract class AttentionCacheSlot : CacheSlot
         Replace(ref entryPhys, entryPhys.index_select(0, keep).MoveToOuterDisposeScope());
     }
 
+    /// <summary>The one-token append and attention of a recorded step (see <see cref="CacheSlot.RecordsSteps"/>).</summary>
+    internal virtual Tensor AttendRecorded(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale) =>
+        throw new NotSupportedException($"the cache slot of layer {LayerIndex} ({GetType().Name}) cannot be recorded");
+
+    /// <summary>The validity buffer sized for <paramref name="capacity"/> entries and written up to the stored ones.</summary>
+    private protected void PrepareRecordedValidity(long capacity, Device device)
+    {
+        if (validBuf is null || validBuf.size(1) < capacity || validBuf.device_type != device.type || validBuf.device_index != device.index)
+        {
+            var grown = torch.zeros(new[] { Batch, capacity }, ScalarType.Bool, device);
+            if (validBuf is not null && validWritten > 0)
+                using (var dst = grown.narrow(1, 0, validWritten)) using (var src = validBuf.narrow(1, 0, validWritten)) dst.copy_(src);
+            var old = validBuf;
+            validBuf = grown.DetachFromDisposeScope();
+            Retire(old);
+        }
+        FlushValidity(stored);
+    }
+
+    /// <summary>Writes the new entry's validity at the device position <paramref name="pos"/> <c>[1]</c> and returns what
+    /// the query may attend to among all <paramref name="capacity"/> entries <c>[batch, 1, 1, capacity]</c>: valid and
+    /// not after it, itself always. The same mask as the eager step's over its first stored + 1 entries, zero past them.</summary>
+    private protected Tensor RecordedAllowed(Tensor pos, Tensor? mask, long capacity, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        var valid = mask is null ? torch.ones(new[] { Batch, 1L }, ScalarType.Bool, device) : mask.to(device).ne(0);
+        validBuf!.index_copy_(1, pos, valid);
+        var kIdx = torch.arange(capacity, dtype: ScalarType.Int64, device: device).view(1, 1, 1, -1);
+        var p = pos.view(1, 1, 1, 1);
+        return validBuf.narrow(1, 0, capacity).view(Batch, 1, 1, capacity).logical_and(kIdx.le(p)).logical_or(kIdx.eq(p))
+            .MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The host side of one appended token (what <see cref="Update"/> records besides the tensors).</summary>
+    private protected void RecordedValidityDone(Tensor? mask)
+    {
+        stored += 1;
+        validWritten = stored;
+        if (mask is not null) allValid = false;
+        Advance(mask, 1);
+    }
+
+    private protected IntPtr ValidityAddress => validBuf is null ? IntPtr.Zero : Cuda.TensorPointers.Address(validBuf);
+
     private void Replace(ref Tensor? field, Tensor value)
     {
         if (ReferenceEquals(field, value)) return;
@@ -557,6 +602,55 @@ public sealed class KvCacheSlot : AttentionCacheSlot
         stored = kept;
     }
 
+    private Tensor? devicePos;
+
+    /// <inheritdoc/>
+    internal override bool RecordsSteps => Options.SlidingWindow is null;
+
+    /// <inheritdoc/>
+    internal override void PrepareRecordedStep()
+    {
+        if (stored + 1 > Capacity)
+        {
+            if (Options.FixedCapacity)
+                throw new InvalidOperationException($"KV cache of layer {LayerIndex} is full ({Capacity} positions)");
+            Grow(Math.Max(2 * Capacity, stored + 1));
+        }
+        PrepareRecordedValidity(Capacity, keyBuffer.device);
+        devicePos ??= torch.zeros(1, dtype: ScalarType.Int64, device: keyBuffer.device).DetachFromDisposeScope();
+        devicePos.fill_(stored);
+    }
+
+    /// <inheritdoc/>
+    internal override IntPtr[] RecordedAddresses() => new[]
+    {
+        Cuda.TensorPointers.Address(keyBuffer), Cuda.TensorPointers.Address(valueBuffer), ValidityAddress,
+        devicePos is null ? IntPtr.Zero : Cuda.TensorPointers.Address(devicePos),
+    };
+
+    /// <inheritdoc/>
+    /// <remarks>Attends over the whole capacity: the entries past the new one are masked out (their weights are zero),
+    /// so the shapes do not change from step to step.</remarks>
+    internal override Tensor AttendRecorded(Tensor q, Tensor keys, Tensor values, Tensor? mask, double scale)
+    {
+        if (devicePos is null) throw new InvalidOperationException("PrepareRecordedStep must run before a recorded step");
+        using var scope = torch.NewDisposeScope();
+        using (torch.no_grad())
+        {
+            keyBuffer.index_copy_(2, devicePos, keys);
+            valueBuffer.index_copy_(2, devicePos, values);
+        }
+        var allowed = RecordedAllowed(devicePos, mask, Capacity, keyBuffer.device);
+        return CachedAttention.Attend(q, keyBuffer, valueBuffer, allowed, scale).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    internal override void RecordedStepDone(Tensor? mask)
+    {
+        stored += 1;
+        RecordedValidityDone(mask);
+    }
+
     /// <inheritdoc/>
     public override void Reset()
     {
@@ -571,5 +665,6 @@ public sealed class KvCacheSlot : AttentionCacheSlot
         if (!disposing) return;
         keyBuffer.Dispose();
         valueBuffer.Dispose();
+        devicePos?.Dispose();
     }
 }

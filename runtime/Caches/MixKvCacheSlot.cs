@@ -55,9 +55,27 @@ public sealed class MixKvCacheSlot : CacheSlot
                 createdInStep = true;
             }
         }
+        // while a step is recorded, the host's bookkeeping waits for the replay (RecordedStepDone)
+        if (Inner.RecordsSteps && Cuda.CapturedGraph.IsRecording) return Inner.AttendRecorded(q, keys, values, mask, scale);
         var o = Inner.Attend(q, keys, values, mask, scale);
         Advance(mask, keys.shape[2]);
         return o;
+    }
+
+    /// <inheritdoc/>
+    internal override bool RecordsSteps => Inner?.RecordsSteps ?? false;
+
+    /// <inheritdoc/>
+    internal override void PrepareRecordedStep() => Inner?.PrepareRecordedStep();
+
+    /// <inheritdoc/>
+    internal override IntPtr[] RecordedAddresses() => Inner?.RecordedAddresses() ?? Array.Empty<IntPtr>();
+
+    /// <inheritdoc/>
+    internal override void RecordedStepDone(Tensor? mask)
+    {
+        Inner!.RecordedStepDone(mask);
+        Advance(mask, 1);
     }
 
     /// <inheritdoc/>

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using Mix.Zoo;
 using Mix.Runtime.Caches;
+using Mix.Runtime.Quantization;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -15,7 +16,8 @@ namespace Mix.Runtime.Tests.Caches;
 /// bf16 ≤ 2e-2: the same kernels, the recorded order) and against the full forward (the decode tolerances of the
 /// decoding tests); the graph really replays (its report, one warm-up and one recording per cache); a reset and a new
 /// prefill reuse it; padded rows (a mask) get a graph of their own. The hybrid LM (Mamba layers with an attention layer
-/// every second one) is recorded in segments, its attention layers run eagerly between them.
+/// every second one) is one graph with its full-precision KV caches (a buffer that grows makes a new recording), and
+/// three segments with a windowed or quantized cache, whose attention layers run eagerly between them.
 /// </summary>
 [Trait("Category", "Gpu")]
 [Collection(nameof(FusedSwitchCollection))]
@@ -44,15 +46,19 @@ public class DecodeGraphGpuTests
     }
 
     [Theory]
-    [InlineData("mamba2_lm", "f32", 1)]
-    [InlineData("mamba2_lm", "f32", 3)]
-    [InlineData("mamba2_lm", "bf16", 2)]
-    [InlineData("gla_lm", "f32", 1)]
-    [InlineData("gla_lm", "f32", 3)]
-    [InlineData("gla_lm", "bf16", 2)]
-    [InlineData("hybrid_lm", "f32", 1)]
-    [InlineData("hybrid_lm", "f32", 3)]
-    public void Recorded_steps_equal_eager_steps_and_the_full_forward(string name, string dtype, int batch)
+    [InlineData("mamba2_lm", "f32", 1, "full")]
+    [InlineData("mamba2_lm", "f32", 3, "full")]
+    [InlineData("mamba2_lm", "bf16", 2, "full")]
+    [InlineData("gla_lm", "f32", 1, "full")]
+    [InlineData("gla_lm", "f32", 3, "full")]
+    [InlineData("gla_lm", "bf16", 2, "full")]
+    [InlineData("hybrid_lm", "f32", 1, "full")]     // its KV caches recorded too: one graph
+    [InlineData("hybrid_lm", "f32", 3, "full")]
+    [InlineData("hybrid_lm", "bf16", 2, "full")]
+    [InlineData("hybrid_lm", "f32", 2, "small")]    // KV buffers of 4 positions: they grow, the step is recorded again
+    [InlineData("hybrid_lm", "f32", 2, "window")]   // a sliding window is left out of the graph: three segments
+    [InlineData("hybrid_lm", "f32", 2, "kivi4")]    // so is a quantized cache
+    public void Recorded_steps_equal_eager_steps_and_the_full_forward(string name, string dtype, int batch, string kv)
     {
         Gpu.Require();
         var io = Gpu.Dtype(dtype);
@@ -64,9 +70,17 @@ public class DecodeGraphGpuTests
         const int prompt = 5, steps = 6;
         var ids = torch.randint(0, Vocab, new long[] { batch, prompt + steps }, device: Gpu.Device);
         var full = model.call(ids);
+        var options = kv switch
+        {
+            "small" => new KvCacheOptions { InitialCapacity = 4 },
+            "window" => new KvCacheOptions { SlidingWindow = 64 },
+            "kivi4" => new KvCacheOptions { Quantization = new KvQuantizationOptions { Mode = KvQuantMode.Kivi4 } },
+            _ => null,
+        };
+        bool quantized = kv == "kivi4";
 
-        using var ce = eager.CreateCache(batch);
-        using var cg = graphed.CreateCache(batch);
+        using var ce = eager.CreateCache(batch, options);
+        using var cg = graphed.CreateCache(batch, options);
         for (int round = 0; round < 2; round++)
         {
             // the second round: a reset and a new prefill (an eager step that replaces the states) before the graph again
@@ -77,20 +91,30 @@ public class DecodeGraphGpuTests
                 var e = eager.Forward(ids.narrow(1, t, 1), ce);
                 var g = graphed.Forward(ids.narrow(1, t, 1), cg);
                 Assert.InRange(Gpu.RelErr(g, e), 0, Gpu.Tol(io, 1e-5, 2e-2, 2e-2));
-                Assert.InRange(Gpu.RelErr(g, full.narrow(1, t, 1)), 0, Gpu.Tol(io, 1e-4, 3e-2, 3e-2));
+                if (!quantized) Assert.InRange(Gpu.RelErr(g, full.narrow(1, t, 1)), 0, Gpu.Tol(io, 1e-4, 3e-2, 3e-2));
             }
+            Assert.Equal(ce.Slots.Select(s => s.RowTokens), cg.Slots.Select(s => s.RowTokens));
             ce.Reset();
             cg.Reset();
         }
         var report = Assert.Single(graphed.DecodeGraphReport(cg));
         Assert.Null(report.Failure);
         Assert.True(report.Ready);
-        // one warm-up step, then every step a replay (the recording's step included), in both rounds
-        Assert.Equal(2 * steps - 1, report.Replays);
         Assert.True(report.Nodes >= 3, $"{report.Nodes} nodes for 3 layers");
-        // the hybrid's two attention layers are left out: three segments; the others are one graph
-        Assert.Equal(name == "hybrid_lm" ? 3 : 1, report.Segments);
-        Console.WriteLine($"{name} {dtype} b{batch}: {report.Nodes} graph nodes in {report.Segments} segments a step");
+        if (kv == "small")
+        {
+            // 4 → 8 → 16 positions: each growth costs a warm-up step and a new recording
+            Assert.True(report.Recordings >= 2, $"{report.Recordings} recordings");
+        }
+        else
+        {
+            // one warm-up step, then every step a replay (the recording's step included), in both rounds
+            Assert.Equal(2 * steps - 1, report.Replays);
+            Assert.Equal(1, report.Recordings);
+        }
+        // layers left out of the graph split it: the hybrid's two attention layers with a window or a quantized cache
+        Assert.Equal(name == "hybrid_lm" && kv is "window" or "kivi4" ? 3 : 1, report.Segments);
+        Console.WriteLine($"{name} {dtype} b{batch} {kv}: {report.Nodes} graph nodes in {report.Segments} segments a step, {report.Recordings} recordings");
     }
 
     [Theory]
