@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
+using System.Linq;
 using Mix.Examples.Language.Models;
 using Mix.Runtime.Caches;
 using Mix.Runtime.Cuda;
@@ -86,7 +87,9 @@ internal static class LmQuantBench
                             $"{name}, {label}: prompt logits rel. L2 vs the bf16 model {ModelBench.RelErr(logits, bf16Logits):E2}"));
                 }
                 foreach (var b in new[] { 1, 8 })
-                    Decode(name, impl, model, dtype, b, prompts[b], quick, expectKernel: mode is not null);
+                    foreach (bool graphs in new[] { false, true })
+                        Decode(name, graphs ? impl + ", one CUDA graph a step" : impl, model, dtype, b, prompts[b], quick,
+                            expectKernel: mode is not null, graphs);
             }
             catch (Exception e)
             {
@@ -99,18 +102,29 @@ internal static class LmQuantBench
     }
 
     private static void Decode(string name, string impl, nn.Module<Tensor, Tensor> model, ScalarType dtype, int batch, Tensor prompt, bool quick,
-        bool expectKernel)
+        bool expectKernel, bool graphs)
     {
-        var lm = new CausalModel(model, Vocab);
+        // graphs: CausalModel.CudaGraphs (each run's cache warms up and records in its first two steps, inside the timing)
+        var lm = new CausalModel(model, Vocab) { CudaGraphs = graphs };
         // the cached step reproduces the full forward's logits (prompt + one token)
         double stepErr;
         using (var scope = torch.NewDisposeScope())
         {
             using var cache = lm.CreateCache(batch);
-            var first = lm.Forward(prompt, cache).narrow(1, Prompt - 1, 1).argmax(-1);
-            var step = lm.Forward(first, cache).squeeze(1);
-            var full = model.call(torch.cat(new[] { prompt, first }, 1)).narrow(1, Prompt, 1).squeeze(1);
+            // three steps, so that a graph's replay is the one compared
+            var seq = prompt;
+            var tok = lm.Forward(prompt, cache).narrow(1, Prompt - 1, 1).argmax(-1);
+            Tensor step = tok;
+            for (int i = 0; i < 3; i++)
+            {
+                seq = torch.cat(new[] { seq, tok }, 1);
+                step = lm.Forward(tok, cache);
+                tok = step.argmax(-1);
+            }
+            var full = model.call(seq).narrow(1, seq.shape[1] - 1, 1);
             stepErr = ModelBench.RelErr(step, full);
+            if (graphs && !lm.DecodeGraphReport(cache).Any(r => r.Ready))
+                impl += $" [no graph: {lm.DecodeGraphReport(cache).FirstOrDefault()?.Failure ?? "none made"}]";
         }
         double target = quick ? 0.5 : 2.0;
         var samples = new List<double>();
