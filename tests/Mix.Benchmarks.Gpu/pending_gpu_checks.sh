@@ -8,7 +8,7 @@
 #   device: bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh verify    (carry .gpu and .triton-src; results under $OUT)
 #           bash tests/Mix.Benchmarks.Gpu/pending_gpu_checks.sh compare
 #   (and `gpu-tests-rest` / `gpu-tests-zoo`: every GPU test with per-test times, a call each; `one`: the most important of both in one
-#   ~9-minute call, when the session's device time allows only one)
+#   ~9-minute call, when the session's device time allows only one; `graphs`: session 19's CUDA graphs alone, ~6 minutes)
 # Each step has its own time limit, the most important first, so that a cut call still answers the first questions.
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/pending-out}; mkdir -p "$OUT"
@@ -54,11 +54,10 @@ grep -E "compile|skipped" "$OUT/timm.txt"
 fi
 # one call of ~9 minutes when the session's device time allows no second one: the tests, then the decode and KV timings
 # that decide the opt-in defaults, then both GLA forms against fla in the same call
-if [ "$part" = one ]; then
-# the GPU tests of what became default in run 18a first, in two short steps (run 18a's single 130 s step over five
-# classes did not finish on a fresh kernel cache)
-# session 19: decoding steps recorded as CUDA graphs (libtorch's stream set through c10's exported functions: are they
-# there under the names bound?), their GPU test, then the LM decode rows (eager, fused, graph) with our scans
+# session 19 (no device): steps and forwards recorded as CUDA graphs. libtorch's stream is set through c10's exported
+# functions (are they there under the names bound?), the GPU tests, then the decode rows (eager, fused, graph) of the
+# Mamba-2 / GLA / hybrid LMs with our scans, the fusion rows with whole-forward graphs, the quantized LM rows with graphs
+if [ "$part" = graphs ] || [ "$part" = one ]; then
 lib=$(python3 -c "import torch,os;print(os.path.join(os.path.dirname(torch.__file__),'lib'))")
 nm -D --defined-only "$lib/libc10_cuda.so" "$lib/libtorch_cuda.so" | grep -E "getStreamFromExternal|setCurrentCUDAStream|getCurrentCUDAStreamEa|aoti_torch_set_current_cuda_stream" | head
 step 120 tests-graphs bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Caches.DecodeGraphGpuTests \
@@ -69,6 +68,14 @@ grep -E "^(gla_scan|gla_lm|mamba2_lm|hybrid_lm)|decode graph" "$OUT/scans.txt"
 # whole forwards as CUDA graphs (CudaGraphModule) next to the fused and reference rows (issue 14's launch-bound batch 1)
 step 70 fusion bash .gpu/run.sh Mix.Benchmarks.Gpu --only fusion --dtype bfloat16 --quick --out "$OUT"
 grep -E "^\| (PoolFormer|ConvFormer|CAFormer|gated)" "$OUT/fusion.txt" | grep -E "fused: planner|CUDA graph|reference" | cut -d'|' -f2-8
+fi
+if [ "$part" = graphs ]; then
+step 120 lm-quant bash .gpu/run.sh Mix.Benchmarks.Gpu --only lm-quant --quick --out "$OUT"
+grep -E "tok/s" "$OUT/lm-quant.txt" | head -40
+fi
+if [ "$part" = one ]; then
+# the GPU tests of what became default in run 18a first, in two short steps (run 18a's single 130 s step over five
+# classes did not finish on a fresh kernel cache)
 step 80 tests-gla bash .gpu/run.sh Mix.Runtime.Tests -class Mix.Runtime.Tests.Scans.GlaSecondFormGpuTests \
   -class Mix.Runtime.Tests.RegionLaunchSwitchGpuTests -xml "$OUT/tests-gla.xml"
 grep -E "\[FAIL\]|Total:" "$OUT/tests-gla.txt" | head -20
