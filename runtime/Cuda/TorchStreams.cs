@@ -59,6 +59,25 @@ namespace Mix.Runtime.Cuda
             return s;
         }
 
+        /// <summary>The stream functions of the library at <paramref name="path"/> (c10's names, or the shim's), or null
+        /// with the reason: what <see cref="TryLoad"/> does for the process's libtorch, for a given file (tests bind a
+        /// stand-in built with the same C++ signatures to check the calling convention).</summary>
+        internal static TorchStreams? TryLoadFrom(string path, out string? error)
+        {
+            error = null;
+            if (!NativeLibrary.TryLoad(path, out var lib)) { error = $"{path} could not be loaded"; return null; }
+            try
+            {
+                return new TorchStreams(lib);
+            }
+            catch (EntryPointNotFoundException e)
+            {
+                if (NativeLibrary.TryGetExport(lib, ShimSetCurrent, out var set)) return new TorchStreams((delegate* unmanaged<IntPtr, int, int>)set);
+                error = $"{path} has neither c10's stream functions nor {ShimSetCurrent} ({e.Message})";
+                return null;
+            }
+        }
+
         private static (TorchStreams?, string?) Load()
         {
             if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
