@@ -153,8 +153,11 @@ public sealed class CausalModel : ICausalLM
         Tensor? logits = null;
         using (CacheScope.Enter(cache, layout, attentionMask))
         {
-            if (CudaGraphs && ids.shape[1] == 1 && cache.Device?.type == DeviceType.CUDA && !torch.is_grad_enabled())
-                logits = GraphStep(cache, layout, ids, attentionMask);
+            if (CudaGraphs && ids.shape[1] == 1 && cache.Device?.type == DeviceType.CUDA)
+            {
+                if (!torch.is_grad_enabled()) logits = GraphStep(cache, layout, ids, attentionMask);
+                else Cuda.KernelLog.WarnOnce("decode_graph_grad", "Mix.Runtime: CudaGraphs decodes eagerly while gradients are on: decode inside torch.no_grad() (TextGenerator does).");
+            }
             logits ??= model.call(ids);
             // A .mix mixer's slot only holds tensors; its token counts advance here, once per step (the mask's row
             // counts read once for every slot: CacheScope.RowCounts).

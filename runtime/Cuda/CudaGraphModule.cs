@@ -74,7 +74,13 @@ namespace Mix.Runtime.Cuda
         /// <inheritdoc />
         public override Tensor forward(Tensor x)
         {
-            if (x.device_type != DeviceType.CUDA || torch.is_grad_enabled() || model.training) return model.call(x);
+            if (x.device_type != DeviceType.CUDA || model.training) return model.call(x);
+            if (torch.is_grad_enabled())
+            {
+                // the usual slip (TorchSharp records gradients unless told not to): say so once rather than stay slow
+                KernelLog.WarnOnce("graph_module_grad", "CudaGraphModule runs eagerly while gradients are on: call it inside torch.no_grad() to replay graphs.");
+                return model.call(x);
+            }
             var key = $"{x.dtype} {x.device} [{string.Join(", ", x.shape)}]";
             if (!entries.TryGetValue(key, out var e))
             {
