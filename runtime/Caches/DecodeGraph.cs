@@ -28,7 +28,7 @@ public sealed record DecodeGraphReport(bool Ready, int Nodes, int Segments, long
 /// </summary>
 internal sealed class DecodeGraph : IDisposable
 {
-    private CapturedGraph graph;
+    private IStepRecorder graph;
     private readonly InferenceCache cache;
     // the addresses the recorded KV slots' tensors had at the recording (a replay needs them unchanged)
     private IntPtr[] recordedAddresses = Array.Empty<IntPtr>();
@@ -41,7 +41,7 @@ internal sealed class DecodeGraph : IDisposable
     // the model replaces them (module.to, a checkpoint assigned rather than copied): stale then, never freed memory.
     private Tensor[] weights = Array.Empty<Tensor>();
 
-    private DecodeGraph(InferenceCache cache, CapturedGraph graph, Tensor ids, Tensor? mask, (StateCacheSlot, string, Tensor)[] states)
+    private DecodeGraph(InferenceCache cache, IStepRecorder graph, Tensor ids, Tensor? mask, (StateCacheSlot, string, Tensor)[] states)
     {
         this.cache = cache;
         this.graph = graph;
@@ -61,9 +61,8 @@ internal sealed class DecodeGraph : IDisposable
     /// <summary>A graph for <paramref name="cache"/>'s one-token steps, or null with the reason.</summary>
     public static DecodeGraph? TryCreate(InferenceCache cache, Tensor inputIds, Tensor? attentionMask, out string? error)
     {
-        var device = cache.Device;
-        if (device is null || device.type != DeviceType.CUDA) { error = "the model is not on CUDA"; return null; }
-        var g = CapturedGraph.TryCreate(device.index, out error);
+        var device = cache.Device ?? torch.CPU;
+        var g = MakeRecorder(device, out error);
         if (g is null) return null;
         var owned = new List<(StateCacheSlot, string, Tensor)>();
         foreach (var slot in cache.Slots.OfType<StateCacheSlot>())
@@ -104,6 +103,23 @@ internal sealed class DecodeGraph : IDisposable
         return result.alias();
     }
 
+    /// <summary>Tests: makes the recorders (an emulation on the CPU); null: <see cref="CapturedGraph"/> on CUDA.</summary>
+    internal static Func<Device, IStepRecorder>? RecorderOverride
+    {
+        get => t_recorderOverride;
+        set => t_recorderOverride = value;
+    }
+
+    [ThreadStatic] private static Func<Device, IStepRecorder>? t_recorderOverride;
+
+    private static IStepRecorder? MakeRecorder(Device device, out string? error)
+    {
+        error = null;
+        if (RecorderOverride is { } make) return make(device);
+        if (device.type != DeviceType.CUDA) { error = "the model is not on CUDA"; return null; }
+        return CapturedGraph.TryCreate(device.index, out error);
+    }
+
     /// <summary>Whether a step with these inputs can use this graph (same shapes and dtypes, same mask mode).</summary>
     public bool Serves(Tensor inputIds, Tensor? attentionMask) =>
         inputIds.dtype == ids.dtype && inputIds.shape.SequenceEqual(ids.shape)
@@ -133,9 +149,9 @@ internal sealed class DecodeGraph : IDisposable
         foreach (var s in kvSlots) s.PrepareRecordedStep();
         if (graph.IsReady && !kvSlots.SelectMany(s => s.RecordedAddresses()).SequenceEqual(recordedAddresses))
         {
-            var device = graph.Device;
+            var device = cache.Device ?? torch.CPU;
             graph.Dispose();
-            graph = CapturedGraph.TryCreate(device, out var error) ?? throw new InvalidOperationException($"a decoding graph could not be made again: {error}");
+            graph = MakeRecorder(device, out var error) ?? throw new InvalidOperationException($"a decoding graph could not be made again: {error}");
             eagerSteps = 0;
         }
         if (eagerSteps == 0)
@@ -151,15 +167,18 @@ internal sealed class DecodeGraph : IDisposable
         if (!graph.IsReady)
         {
             var slots = states.Select(s => s.slot).Distinct().ToArray();
-            foreach (var s in slots) s.BeginCapture();
-            Tensor? recorded = null;
             bool ok = false;
             try
             {
+                // everything the step does on the host while recorded happens inside the body: a recording runs it
+                // once, an emulated one at every replay
                 ok = graph.TryCapture(() =>
                 {
-                    recorded = run(ids);
+                    foreach (var s in slots) s.BeginCapture();
+                    var recorded = run(ids);
                     foreach (var s in slots) s.EndCapture(commit: true);
+                    logits?.Dispose();
+                    logits = recorded.DetachFromDisposeScope();
                 }, out var error);
                 if (!ok) Failure = error;
             }
@@ -169,11 +188,10 @@ internal sealed class DecodeGraph : IDisposable
             }
             if (!ok)
             {
-                recorded?.Dispose();
+                logits?.Dispose();
+                logits = null;
                 return null;
             }
-            logits?.Dispose();
-            logits = recorded!.DetachFromDisposeScope();
             weights = model.parameters().Cast<Tensor>().Concat(model.buffers()).ToArray();
             recordedAddresses = kvSlots.SelectMany(s => s.RecordedAddresses()).ToArray();
             Recordings++;

@@ -18,7 +18,7 @@ namespace Mix.Runtime.Cuda
     /// TorchSharp's other work.
     /// </para>
     /// </summary>
-    public sealed class CapturedGraph : IDisposable
+    public sealed class CapturedGraph : IStepRecorder
     {
         private readonly CudaDriver driver;
         private readonly TorchStreams streams;
@@ -72,7 +72,20 @@ namespace Mix.Runtime.Cuda
         public int Segments => execs.Count;
 
         /// <summary>Whether the calling thread is inside <see cref="TryCapture"/>'s body (so <see cref="Gap"/> may be called).</summary>
-        public static bool IsRecording => t_recording is not null;
+        public static bool IsRecording => t_recording is not null || t_emulated is not null;
+
+        // An emulated recording (tests on the CPU, IStepRecorder): the body runs at every replay with IsRecording true,
+        // and a gap runs where it is met.
+        [ThreadStatic] private static object? t_emulated;
+
+        /// <summary>Runs <paramref name="body"/> as a replay of an emulated recording (see <see cref="IStepRecorder"/>).</summary>
+        internal static void RunEmulatedReplay(object recorder, Action body)
+        {
+            var outer = t_emulated;
+            t_emulated = recorder;
+            try { body(); }
+            finally { t_emulated = outer; }
+        }
 
         /// <summary>
         /// Inside <see cref="TryCapture"/>'s body: ends the segment recorded so far and makes <paramref name="eager"/> run
@@ -86,6 +99,11 @@ namespace Mix.Runtime.Cuda
         public static void Gap(Action eager)
         {
             ArgumentNullException.ThrowIfNull(eager);
+            if (t_recording is null && t_emulated is not null)
+            {
+                eager();
+                return;
+            }
             var g = t_recording ?? throw new InvalidOperationException("CapturedGraph.Gap outside a recording");
             var segment = g.driver.EndCapture(g.stream, out var error);
             if (segment == IntPtr.Zero) throw new InvalidOperationException($"the capture was invalidated before a gap ({error})");
@@ -224,5 +242,22 @@ namespace Mix.Runtime.Cuda
             stream = IntPtr.Zero;
             GC.SuppressFinalize(this);
         }
+    }
+
+    /// <summary>
+    /// What a recorded one-token decoding step needs from a recorder: run eagerly (the warm-up), record, replay. The
+    /// implementation is <see cref="CapturedGraph"/>; tests substitute one that replays by running the recorded body
+    /// again with <see cref="CapturedGraph.IsRecording"/> true, which checks everything around the graph (buffers,
+    /// copies back, host bookkeeping, gaps) on the CPU.
+    /// </summary>
+    internal interface IStepRecorder : IDisposable
+    {
+        int Device { get; }
+        bool IsReady { get; }
+        int Nodes { get; }
+        int Segments { get; }
+        void RunEager(Action body);
+        bool TryCapture(Action body, out string? error);
+        void Replay();
     }
 }
