@@ -28,7 +28,7 @@ namespace Mix.Runtime.Cuda
 
         private sealed class Entry : IDisposable
         {
-            public CapturedGraph? Graph;
+            public IStepRecorder? Graph;
             public Tensor? Input, Output;
             public Tensor[] Weights = Array.Empty<Tensor>();
             public int EagerRuns;
@@ -74,7 +74,7 @@ namespace Mix.Runtime.Cuda
         /// <inheritdoc />
         public override Tensor forward(Tensor x)
         {
-            if (x.device_type != DeviceType.CUDA || model.training) return model.call(x);
+            if ((x.device_type != DeviceType.CUDA && RecorderOverride is null) || model.training) return model.call(x);
             if (torch.is_grad_enabled())
             {
                 // the usual slip (TorchSharp records gradients unless told not to): say so once rather than stay slow
@@ -86,7 +86,7 @@ namespace Mix.Runtime.Cuda
             {
                 if (entries.Count >= MaxGraphs) return model.call(x);
                 entries[key] = e = new Entry();
-                e.Graph = CapturedGraph.TryCreate(x.device.index, out e.Failure);
+                e.Graph = RecorderOverride is { } make ? make(x.device) : CapturedGraph.TryCreate(x.device.index, out e.Failure);
                 if (e.Graph is null) KernelLog.WarnOnce("graph_module:" + e.Failure, $"CudaGraphModule runs eagerly: {e.Failure}.");
             }
             if (e.Failure is not null || e.Graph is null) return model.call(x);
@@ -101,15 +101,19 @@ namespace Mix.Runtime.Cuda
             {
                 e.Input = torch.empty_like(x).DetachFromDisposeScope();
                 e.Input.copy_(x);
-                Tensor? recorded = null;
-                if (!e.Graph.TryCapture(() => recorded = model.call(e.Input), out var error))
+                // the output is taken inside the body: a recording runs it once, an emulated one at every replay
+                if (!e.Graph.TryCapture(() =>
+                    {
+                        var recorded = model.call(e.Input);
+                        e.Output?.Dispose();
+                        e.Output = recorded.DetachFromDisposeScope();
+                    }, out var error))
                 {
                     e.Failure = error;
                     KernelLog.WarnOnce("graph_module_capture:" + model.GetType().FullName + key,
                         $"the forward of {model.GetType().Name} for {key} could not be recorded as a CUDA graph ({error}); it runs eagerly.");
                     return model.call(x);
                 }
-                e.Output = recorded!.DetachFromDisposeScope();
                 e.Weights = model.parameters().Cast<Tensor>().Concat(model.buffers()).ToArray();
             }
             else e.Input!.copy_(x);
@@ -117,6 +121,15 @@ namespace Mix.Runtime.Cuda
             e.Replays++;
             return CloneOutputs ? e.Output!.clone() : e.Output!.alias();
         }
+
+        /// <summary>Tests: makes the recorders (an emulation on the CPU, see <see cref="IStepRecorder"/>); null: CUDA graphs.</summary>
+        internal static Func<Device, IStepRecorder>? RecorderOverride
+        {
+            get => t_recorderOverride;
+            set => t_recorderOverride = value;
+        }
+
+        [ThreadStatic] private static Func<Device, IStepRecorder>? t_recorderOverride;
 
         /// <summary>Frees every recorded graph; the next forwards record again (after the model's parameters were replaced).</summary>
         public void Reset()

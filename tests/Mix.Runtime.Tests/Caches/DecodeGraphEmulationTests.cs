@@ -16,24 +16,6 @@ namespace Mix.Runtime.Tests.Caches;
 /// </summary>
 public sealed class DecodeGraphEmulationTests : IDisposable
 {
-    private sealed class EmulatedRecorder : IStepRecorder
-    {
-        private Action? body;
-        public int Device => -1;
-        public bool IsReady => body is not null;
-        public int Nodes => 0;
-        public int Segments => 1;
-        public void RunEager(Action b) => b();
-        public bool TryCapture(Action b, out string? error)
-        {
-            error = null;
-            body = b;
-            return true;
-        }
-        public void Replay() => CapturedGraph.RunEmulatedReplay(this, body!);
-        public void Dispose() { }
-    }
-
     public DecodeGraphEmulationTests() => DecodeGraph.RecorderOverride = _ => new EmulatedRecorder();
 
     public void Dispose() => DecodeGraph.RecorderOverride = null;
