@@ -603,6 +603,7 @@ public sealed class KvCacheSlot : AttentionCacheSlot
     }
 
     private Tensor? devicePos;
+    private long devicePosValue = -1;   // what devicePos holds when known (after a completed recorded step)
 
     /// <inheritdoc/>
     internal override bool RecordsSteps => Options.SlidingWindow is null;
@@ -618,7 +619,9 @@ public sealed class KvCacheSlot : AttentionCacheSlot
         }
         PrepareRecordedValidity(Capacity, keyBuffer.device);
         devicePos ??= torch.zeros(1, dtype: ScalarType.Int64, device: keyBuffer.device).DetachFromDisposeScope();
-        devicePos.fill_(stored);
+        // a recorded step advances the device position itself: set it only after other steps moved the count
+        if (devicePosValue != stored) devicePos.fill_(stored);
+        devicePosValue = -1;   // unknown until the step is done
     }
 
     /// <inheritdoc/>
@@ -641,13 +644,16 @@ public sealed class KvCacheSlot : AttentionCacheSlot
             valueBuffer.index_copy_(2, devicePos, values);
         }
         var allowed = RecordedAllowed(devicePos, mask, Capacity, keyBuffer.device);
-        return CachedAttention.Attend(q, keyBuffer, valueBuffer, allowed, scale).MoveToOuterDisposeScope();
+        var o = CachedAttention.Attend(q, keyBuffer, valueBuffer, allowed, scale);
+        devicePos.add_(1);
+        return o.MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>
     internal override void RecordedStepDone(Tensor? mask)
     {
         stored += 1;
+        devicePosValue = stored;
         RecordedValidityDone(mask);
     }
 
