@@ -70,6 +70,11 @@ step 70 fusion bash .gpu/run.sh Mix.Benchmarks.Gpu --only fusion --dtype bfloat1
 grep -E "^\| (PoolFormer|ConvFormer|CAFormer|gated)" "$OUT/fusion.txt" | grep -E "fused: planner|CUDA graph|reference" | cut -d'|' -f2-8
 fi
 if [ "$part" = graphs ]; then
+# timm at batch 1 under torch.compile, default and reduce-overhead (PyTorch's own CUDA graphs): the baselines of the
+# "one CUDA graph a forward" rows, same call
+step 150 timm-graphs python3 tests/Mix.Benchmarks.Gpu/pytorch_models.py --only fusion --dtype bfloat16 --budget 140 --reduce-overhead \
+  --fusion-rows ConvFormer:1,CAFormer:1,PoolFormer:1 --out "$OUT"
+grep -E "compile|skipped" "$OUT/timm-graphs.txt"
 step 120 lm-quant bash .gpu/run.sh Mix.Benchmarks.Gpu --only lm-quant --quick --out "$OUT"
 grep -E "tok/s" "$OUT/lm-quant.txt" | head -40
 fi

@@ -2,7 +2,7 @@
 
 Usage: python3 pytorch_models.py [--out DIR] [--budget SECONDS] [--only vision|mamba|mamba-first|fusion|all] [--dtype float32|bfloat16|all]
                                  [--fusion-rows MODEL-PREFIX:BATCH,...]
-                                 [--no-compile]
+                                 [--no-compile] [--reduce-overhead]
 
 - PoolFormer-S12 and ConvFormer-S18 written in plain PyTorch with timm's math (timm is not installed on the GPU host),
   224x224, batch 1/32/128, float32 and bfloat16 weights and inputs, eager and torch.compile (default mode).
@@ -302,6 +302,9 @@ def gated_mixer(dim=128, depth=4):  # fusion.mix fusion_gated(dim = 128, depth =
 
 
 FUSION_ROWS = ()
+# --reduce-overhead: the fusion rows also under torch.compile(mode="reduce-overhead"), PyTorch's CUDA graphs, next to
+# Mix.Benchmarks.Gpu's "one CUDA graph a forward" rows (graphs against graphs)
+REDUCE_OVERHEAD = False
 
 
 def wanted(name, b):
@@ -354,6 +357,25 @@ def fusion(compile_ok, dtypes):
                     except Exception as ex:
                         notes.append(f"{name} {dts} b{b} torch.compile failed: {type(ex).__name__}: {str(ex)[:200]}")
                         print(notes[-1], flush=True)
+                    if REDUCE_OVERHEAD:
+                        if left() < 60:
+                            skipped.append(f"{name} {dts} b{b} torch.compile reduce-overhead (budget)")
+                            continue
+                        try:
+                            torch._dynamo.reset()
+                            gm = torch.compile(m, mode="reduce-overhead")
+                            t = time.perf_counter()
+                            for _ in range(3):   # cudagraph trees record after warm-up calls
+                                y = gm(x)
+                            torch.cuda.synchronize()
+                            ct = time.perf_counter() - t
+                            err = ((y.double() - m(x).double()).norm() / m(x).double().norm()).item()
+                            add(name, f"{who} torch.compile mode=reduce-overhead (CUDA graphs, cudnn.benchmark)", dts, b, 0,
+                                time_ms(lambda: gm(x)), b, "img/s", dict(compile_s=round(ct, 1), rel_err_vs_eager=err))
+                            del gm
+                        except Exception as ex:
+                            notes.append(f"{name} {dts} b{b} torch.compile reduce-overhead failed: {type(ex).__name__}: {str(ex)[:200]}")
+                            print(notes[-1], flush=True)
             del m, cm
             torch.cuda.empty_cache()
 
@@ -524,8 +546,10 @@ def main():
     ap.add_argument("--dtype", default="all", help="vision dtypes: float32, bfloat16 or all")
     ap.add_argument("--fusion-rows", default="", help="fusion: only these rows, MODEL-PREFIX:BATCH[,...] (BATCH may be *)")
     ap.add_argument("--decode-configs", default="", help="mamba: only these compiled decode rows, mode:dtype:batch,...")
+    ap.add_argument("--reduce-overhead", action="store_true", help="fusion: also torch.compile(mode='reduce-overhead') (CUDA graphs)")
     a = ap.parse_args()
-    global DECODE_ONLY, DECODE_CONFIGS, FUSION_ROWS
+    global DECODE_ONLY, DECODE_CONFIGS, FUSION_ROWS, REDUCE_OVERHEAD
+    REDUCE_OVERHEAD = a.reduce_overhead
     FUSION_ROWS = tuple(tuple(r.split(":", 1)) for r in a.fusion_rows.split(",") if ":" in r)
     DECODE_ONLY = a.decode_only
     DECODE_CONFIGS = a.decode_configs
