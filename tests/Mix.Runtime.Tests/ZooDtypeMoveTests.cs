@@ -13,11 +13,7 @@ namespace Mix.Runtime.Tests;
 /// module, a layer tied to another's parameter) must follow. Every registered zoo model is built, moved to float64,
 /// run, moved back to float32 and run again, on the CPU: the GPU test's <c>.to(device).to(bf16)</c> takes the same
 /// path. The case list is the registry's (<see cref="ZooGpuCases"/>), so a new model is covered when it is registered.
-/// The weights and inputs are libtorch's process-wide generator's draws after one seed: a test running beside this one
-/// drew in between once (stop 19's CI) and iformer_large_384's comparison read NaN (a non-finite output at those
-/// random weights), so the class runs alone (<see cref="SeededDrawsCollection"/>).
 /// </summary>
-[Collection(nameof(SeededDrawsCollection))]
 public class ZooDtypeMoveTests
 {
     public static TheoryData<string> Names() => new(Models.List());
@@ -126,7 +122,3 @@ public class ZooDtypeMoveTests
         return (x - y).abs().max().item<double>() / Math.Max(y.abs().max().item<double>(), 1e-12);
     }
 }
-
-/// <summary>Tests whose inputs are the process-wide generator's draws after a seed: nothing else draws meanwhile.</summary>
-[CollectionDefinition(nameof(SeededDrawsCollection), DisableParallelization = true)]
-public sealed class SeededDrawsCollection;
