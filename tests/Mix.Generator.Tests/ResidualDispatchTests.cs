@@ -84,7 +84,9 @@ public class ResidualDispatchTests
         var inner = MixDispatch.FusedResidual;
         var before = MixDispatch.FusedEnabled;
         Tensor on, off;
-        MixDispatch.FusedResidual = (p, t) => { asked++; return inner?.Invoke(p, t); };
+        // the hook is process-wide: count only this test's forwards (a test on another thread reached it once, stop 19)
+        int thread = Environment.CurrentManagedThreadId;
+        MixDispatch.FusedResidual = (p, t) => { if (Environment.CurrentManagedThreadId == thread) asked++; return inner?.Invoke(p, t); };
         try
         {
             MixDispatch.FusedEnabled = true;
