@@ -62,11 +62,10 @@ public static class MixState
             var mask = cache.Mask;
             // while the step is recorded into a CUDA graph, a KV slot that records steps (full precision, no window) is
             // recorded with it; any other is left out of the graph (run between segments)
+            if (slot.RecordsSteps || !Cuda.CapturedGraph.IsRecording) return slot.Attend(q, k, v, mask, s);
             var shape = q.shape.ToArray();
             shape[^1] = v.shape[^1];
-            if (slot.RecordsSteps) return slot.Attend(q, k, v, mask, s);
-            return Caches.DecodeGraph.Defer(new[] { q, k, v }, i => slot.Attend(i[0], i[1], i[2], mask, s), shape, q.dtype)
-                ?? slot.Attend(q, k, v, mask, s);
+            return Caches.DecodeGraph.Defer(new[] { q, k, v }, i => slot.Attend(i[0], i[1], i[2], mask, s), shape, q.dtype);
         }
         double p = mixer.training ? dropoutP : 0.0;
         if (scale is null) return Fn.ScaledDotProductAttention(q, k, v, p, causal: true, training: mixer.training);

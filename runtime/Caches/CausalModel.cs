@@ -207,16 +207,17 @@ internal sealed class CacheScope : IDisposable
     public Tensor? TryForward(nn.Module<Tensor, Tensor> mixer, Tensor x)
     {
         if (!Layout.TryGetValue(mixer, out var layer)) return null;
-        // While a decoding step is recorded into a CUDA graph, these two grow their slots each step: left out of it.
+        // While a decoding step is recorded into a CUDA graph, a slot whose step cannot be recorded (the built-in
+        // Mamba's, a quantized or windowed KV cache) is left out of it: the layer runs between recorded segments.
+        bool leftOut = Cuda.CapturedGraph.IsRecording;
         var mask = Mask;
         return mixer switch
         {
-            MambaMixer m => DecodeGraph.Defer(new[] { x }, i => m.Forward(i[0], Cache.Slot<MambaCacheSlot>(layer), mask), x.shape, x.dtype)
-                ?? m.Forward(x, Cache.Slot<MambaCacheSlot>(layer), Mask),
-            // a full-precision KV slot without a window is recorded (fixed-shape step); others are left out
-            Attention a when Cache.Slot<AttentionCacheSlot>(layer).RecordsSteps => a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), Mask),
-            Attention a => DecodeGraph.Defer(new[] { x }, i => a.Forward(i[0], Cache.Slot<AttentionCacheSlot>(layer), mask), x.shape, x.dtype)
-                ?? a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), Mask),
+            MambaMixer m when leftOut => DecodeGraph.Defer(new[] { x }, i => m.Forward(i[0], Cache.Slot<MambaCacheSlot>(layer), mask), x.shape, x.dtype),
+            MambaMixer m => m.Forward(x, Cache.Slot<MambaCacheSlot>(layer), mask),
+            Attention a when leftOut && !Cache.Slot<AttentionCacheSlot>(layer).RecordsSteps =>
+                DecodeGraph.Defer(new[] { x }, i => a.Forward(i[0], Cache.Slot<AttentionCacheSlot>(layer), mask), x.shape, x.dtype),
+            Attention a => a.Forward(x, Cache.Slot<AttentionCacheSlot>(layer), mask),
             // Its forward is its step: it reads and writes its slot through MixState (never the fused whole-mixer path).
             IStatefulMixer => mixer.call(x),
             _ => null,

@@ -78,16 +78,16 @@ internal sealed class DecodeGraph : IDisposable
     /// While a step is being recorded: leaves <paramref name="compute"/> out of the graph (a layer whose cache grows
     /// every step: attention's KV slot, the built-in Mamba's slot) and returns a buffer of its result's shape, which every
     /// replay fills by running <paramref name="compute"/> eagerly on the recorded <paramref name="inputs"/> between the
-    /// segment before and the one after (<see cref="CapturedGraph.Gap"/>). Null when nothing is being recorded: the
-    /// caller runs <paramref name="compute"/> itself.
+    /// segment before and the one after (<see cref="CapturedGraph.Gap"/>). Only while recording
+    /// (<see cref="CapturedGraph.IsRecording"/>: callers test it first, so an eager step builds none of this).
     /// </summary>
     /// <param name="inputs">What the computation reads that the recorded step wrote (kept alive by the gap).</param>
     /// <param name="compute">The layer's eager work on those inputs.</param>
     /// <param name="shape">Its result's shape.</param>
     /// <param name="dtype">Its result's dtype.</param>
-    public static Tensor? Defer(Tensor[] inputs, Func<Tensor[], Tensor> compute, long[] shape, ScalarType dtype)
+    public static Tensor Defer(Tensor[] inputs, Func<Tensor[], Tensor> compute, long[] shape, ScalarType dtype)
     {
-        if (!CapturedGraph.IsRecording) return null;
+        if (!CapturedGraph.IsRecording) throw new InvalidOperationException("DecodeGraph.Defer outside a recording");
         var held = inputs.Select(t => t.alias().DetachFromDisposeScope()).ToArray();
         var result = torch.empty(shape, dtype: dtype, device: inputs[0].device).DetachFromDisposeScope();
         CapturedGraph.Gap(() =>
