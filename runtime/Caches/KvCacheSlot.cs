@@ -226,20 +226,15 @@ public abstract class AttentionCacheSlot : CacheSlot
     {
         // views are disposed here: a decode step may run without a dispose scope (every TorchSharp call is host time)
         long need = stored + n;
-        if (validBuf is null || validBuf.size(1) < need || validBuf.device_type != like.device_type || validBuf.device_index != like.device_index)
+        if (!ValidityHolds(need, like.device))
         {
             long cap = Math.Max(64, validBuf is null ? 64 : validBuf.size(1));
             while (cap < need) cap *= 2;
-            var grown = torch.zeros(new[] { Batch, cap }, ScalarType.Bool, like.device);
-            if (validBuf is not null && validWritten > 0)
-                using (var dst = grown.narrow(1, 0, validWritten)) using (var src = validBuf.narrow(1, 0, validWritten)) dst.copy_(src);
-            var old = validBuf;
-            validBuf = grown.DetachFromDisposeScope();
-            Retire(old);
+            GrowValidity(cap, like.device);
         }
         if (mask is null && allValid && !force) return;
         FlushValidity(stored);
-        using var rows = validBuf.narrow(1, stored, n);
+        using var rows = validBuf!.narrow(1, stored, n);
         if (mask is null) rows.fill_(true);
         else
         {
@@ -363,16 +358,23 @@ public abstract class AttentionCacheSlot : CacheSlot
     /// <summary>The validity buffer sized for <paramref name="capacity"/> entries and written up to the stored ones.</summary>
     private protected void PrepareRecordedValidity(long capacity, Device device)
     {
-        if (validBuf is null || validBuf.size(1) < capacity || validBuf.device_type != device.type || validBuf.device_index != device.index)
-        {
-            var grown = torch.zeros(new[] { Batch, capacity }, ScalarType.Bool, device);
-            if (validBuf is not null && validWritten > 0)
-                using (var dst = grown.narrow(1, 0, validWritten)) using (var src = validBuf.narrow(1, 0, validWritten)) dst.copy_(src);
-            var old = validBuf;
-            validBuf = grown.DetachFromDisposeScope();
-            Retire(old);
-        }
+        if (!ValidityHolds(capacity, device)) GrowValidity(capacity, device);
         FlushValidity(stored);
+    }
+
+    private bool ValidityHolds(long entries, Device device) =>
+        validBuf is not null && validBuf.size(1) >= entries && validBuf.device_type == device.type && validBuf.device_index == device.index;
+
+    /// <summary>A validity buffer of <paramref name="capacity"/> entries on <paramref name="device"/> holding the written
+    /// ones (the old buffer is retired: a step that rolls back gets it back).</summary>
+    private void GrowValidity(long capacity, Device device)
+    {
+        var grown = torch.zeros(new[] { Batch, capacity }, ScalarType.Bool, device);
+        if (validBuf is not null && validWritten > 0)
+            using (var dst = grown.narrow(1, 0, validWritten)) using (var src = validBuf.narrow(1, 0, validWritten)) dst.copy_(src);
+        var old = validBuf;
+        validBuf = grown.DetachFromDisposeScope();
+        Retire(old);
     }
 
     /// <summary>Writes the new entry's validity at the device position <paramref name="pos"/> <c>[1]</c> and returns what
