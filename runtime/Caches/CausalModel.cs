@@ -153,7 +153,7 @@ public sealed class CausalModel : ICausalLM
         Tensor? logits = null;
         using (CacheScope.Enter(cache, layout, attentionMask))
         {
-            if (CudaGraphs && ids.shape[1] == 1 && (cache.Device?.type == DeviceType.CUDA || DecodeGraph.RecorderOverride is not null))
+            if (CudaGraphs && ids.shape[1] == 1 && cache.Device is { } device && Cuda.StepRecorders.Applies(device))
             {
                 if (!torch.is_grad_enabled()) logits = GraphStep(cache, layout, ids, attentionMask);
                 else Cuda.KernelLog.WarnOnce("decode_graph_grad", "Mix.Runtime: CudaGraphs decodes eagerly while gradients are on: decode inside torch.no_grad() (TextGenerator does).");

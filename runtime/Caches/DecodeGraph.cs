@@ -62,7 +62,7 @@ internal sealed class DecodeGraph : IDisposable
     public static DecodeGraph? TryCreate(InferenceCache cache, Tensor inputIds, Tensor? attentionMask, out string? error)
     {
         var device = cache.Device ?? torch.CPU;
-        var g = MakeRecorder(device, out error);
+        var g = StepRecorders.TryCreate(device, out error);
         if (g is null) return null;
         var owned = new List<(StateCacheSlot, string, Tensor)>();
         foreach (var slot in cache.Slots.OfType<StateCacheSlot>())
@@ -103,23 +103,6 @@ internal sealed class DecodeGraph : IDisposable
         return result.alias();
     }
 
-    /// <summary>Tests: makes the recorders (an emulation on the CPU); null: <see cref="CapturedGraph"/> on CUDA.</summary>
-    internal static Func<Device, IStepRecorder>? RecorderOverride
-    {
-        get => t_recorderOverride;
-        set => t_recorderOverride = value;
-    }
-
-    [ThreadStatic] private static Func<Device, IStepRecorder>? t_recorderOverride;
-
-    private static IStepRecorder? MakeRecorder(Device device, out string? error)
-    {
-        error = null;
-        if (RecorderOverride is { } make) return make(device);
-        if (device.type != DeviceType.CUDA) { error = "the model is not on CUDA"; return null; }
-        return CapturedGraph.TryCreate(device.index, out error);
-    }
-
     /// <summary>Whether a step with these inputs can use this graph (same shapes and dtypes, same mask mode).</summary>
     public bool Serves(Tensor inputIds, Tensor? attentionMask) =>
         inputIds.dtype == ids.dtype && inputIds.shape.SequenceEqual(ids.shape)
@@ -151,7 +134,7 @@ internal sealed class DecodeGraph : IDisposable
         {
             var device = cache.Device ?? torch.CPU;
             graph.Dispose();
-            graph = MakeRecorder(device, out var error) ?? throw new InvalidOperationException($"a decoding graph could not be made again: {error}");
+            graph = StepRecorders.TryCreate(device, out var error) ?? throw new InvalidOperationException($"a decoding graph could not be made again: {error}");
             eagerSteps = 0;
         }
         if (eagerSteps == 0)

@@ -124,6 +124,19 @@ namespace Mix.Runtime.Cuda
             ThrowIfDisposed();
             // The body reads what the null stream wrote; our stream does not wait for it implicitly (non-blocking).
             torch.cuda.synchronize();
+            try
+            {
+                OnOwnStream(body);
+            }
+            finally
+            {
+                driver.SynchronizeStream(stream);
+            }
+        }
+
+        // libtorch's kernels and ours go to the graph's stream while body runs, back to where they went after.
+        private void OnOwnStream(Action body)
+        {
             var previous = streams.Use(stream, Device);
             var launches = CudaDriver.LaunchStream;
             CudaDriver.LaunchStream = stream;
@@ -135,7 +148,6 @@ namespace Mix.Runtime.Cuda
             {
                 CudaDriver.LaunchStream = launches;
                 streams.Restore(previous);
-                driver.SynchronizeStream(stream);
             }
         }
 
@@ -153,24 +165,20 @@ namespace Mix.Runtime.Cuda
             if (IsReady) throw new InvalidOperationException("this graph is already recorded");
             if (t_recording is not null) throw new InvalidOperationException("another graph is being recorded on this thread");
             torch.cuda.synchronize();
-            var previous = streams.Use(stream, Device);
-            var launches = CudaDriver.LaunchStream;
             try
             {
                 driver.BeginCapture(stream);
             }
             catch (CudaKernelUnavailableException e)
             {
-                streams.Restore(previous);
                 error = e.Message;
                 return false;
             }
             Exception? thrown = null;
-            CudaDriver.LaunchStream = stream;
             t_recording = this;
             try
             {
-                body();
+                OnOwnStream(body);
             }
             catch (Exception e)
             {
@@ -179,8 +187,6 @@ namespace Mix.Runtime.Cuda
             finally
             {
                 t_recording = null;
-                CudaDriver.LaunchStream = launches;
-                streams.Restore(previous);
             }
             // A failed Gap leaves the stream not capturing: ending it then only reports that.
             var last = driver.EndCapture(stream, out var endError);

@@ -74,7 +74,7 @@ namespace Mix.Runtime.Cuda
         /// <inheritdoc />
         public override Tensor forward(Tensor x)
         {
-            if ((x.device_type != DeviceType.CUDA && RecorderOverride is null) || model.training) return model.call(x);
+            if (!StepRecorders.Applies(x.device) || model.training) return model.call(x);
             if (torch.is_grad_enabled())
             {
                 // the usual slip (TorchSharp records gradients unless told not to): say so once rather than stay slow
@@ -86,7 +86,7 @@ namespace Mix.Runtime.Cuda
             {
                 if (entries.Count >= MaxGraphs) return model.call(x);
                 entries[key] = e = new Entry();
-                e.Graph = RecorderOverride is { } make ? make(x.device) : CapturedGraph.TryCreate(x.device.index, out e.Failure);
+                e.Graph = StepRecorders.TryCreate(x.device, out e.Failure);
                 if (e.Graph is null) KernelLog.WarnOnce("graph_module:" + e.Failure, $"CudaGraphModule runs eagerly: {e.Failure}.");
             }
             if (e.Failure is not null || e.Graph is null) return model.call(x);
@@ -121,15 +121,6 @@ namespace Mix.Runtime.Cuda
             e.Replays++;
             return CloneOutputs ? e.Output!.clone() : e.Output!.alias();
         }
-
-        /// <summary>Tests: makes the recorders (an emulation on the CPU, see <see cref="IStepRecorder"/>); null: CUDA graphs.</summary>
-        internal static Func<Device, IStepRecorder>? RecorderOverride
-        {
-            get => t_recorderOverride;
-            set => t_recorderOverride = value;
-        }
-
-        [ThreadStatic] private static Func<Device, IStepRecorder>? t_recorderOverride;
 
         /// <summary>Frees every recorded graph; the next forwards record again (after the model's parameters were replaced).</summary>
         public void Reset()

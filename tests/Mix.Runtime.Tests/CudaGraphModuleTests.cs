@@ -33,7 +33,7 @@ public class CudaGraphModuleTests
     [Fact]
     public void With_an_emulated_recorder_replays_follow_their_inputs_and_each_shape_records_once()
     {
-        CudaGraphModule.RecorderOverride = _ => new EmulatedRecorder();
+        StepRecorders.Override = _ => new EmulatedRecorder();
         try
         {
             using var _ = torch.no_grad();
@@ -62,7 +62,7 @@ public class CudaGraphModuleTests
         }
         finally
         {
-            CudaGraphModule.RecorderOverride = null;
+            StepRecorders.Override = null;
         }
     }
 }

@@ -16,9 +16,9 @@ namespace Mix.Runtime.Tests.Caches;
 /// </summary>
 public sealed class DecodeGraphEmulationTests : IDisposable
 {
-    public DecodeGraphEmulationTests() => DecodeGraph.RecorderOverride = _ => new EmulatedRecorder();
+    public DecodeGraphEmulationTests() => StepRecorders.Override = _ => new EmulatedRecorder();
 
-    public void Dispose() => DecodeGraph.RecorderOverride = null;
+    public void Dispose() => StepRecorders.Override = null;
 
     [Theory]
     [InlineData("mamba2_lm", 1, "full")]
