@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Linq;
 using System.Runtime.InteropServices;
 
 namespace Mix.Runtime.Cuda
@@ -64,8 +65,15 @@ namespace Mix.Runtime.Cuda
         /// stand-in built with the same C++ signatures to check the calling convention).</summary>
         internal static TorchStreams? TryLoadFrom(string path, out string? error)
         {
+            if (NativeLibrary.TryLoad(path, out var lib)) return Bind(lib, path, out error);
+            error = $"{path} could not be loaded";
+            return null;
+        }
+
+        // c10's functions in a loaded library, else the shim's entry point, else null with what is missing.
+        private static TorchStreams? Bind(IntPtr lib, string name, out string? error)
+        {
             error = null;
-            if (!NativeLibrary.TryLoad(path, out var lib)) { error = $"{path} could not be loaded"; return null; }
             try
             {
                 return new TorchStreams(lib);
@@ -73,7 +81,7 @@ namespace Mix.Runtime.Cuda
             catch (EntryPointNotFoundException e)
             {
                 if (NativeLibrary.TryGetExport(lib, ShimSetCurrent, out var set)) return new TorchStreams((delegate* unmanaged<IntPtr, int, int>)set);
-                error = $"{path} has neither c10's stream functions nor {ShimSetCurrent} ({e.Message})";
+                error = $"{name} has neither c10's stream functions nor {ShimSetCurrent} ({e.Message})";
                 return null;
             }
         }
@@ -82,29 +90,19 @@ namespace Mix.Runtime.Cuda
         {
             if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
                 return (null, "libtorch's stream functions are bound for x86-64 Linux only");
-            // Already in the process when TorchSharp runs on CUDA: a bare soname finds the loaded copy.
-            var candidates = TorchBackend.LoadedFrom is { } dir
-                ? new[] { Path.Combine(dir, "libc10_cuda.so"), "libc10_cuda.so" }
-                : new[] { "libc10_cuda.so" };
-            string? c10Error = null;
+            // Already in the process when TorchSharp runs on CUDA: a bare soname finds the loaded copy. c10's own library
+            // first; libtorch_cuda for the shim.
+            var dir = TorchBackend.LoadedFrom;
+            var candidates = new[] { "libc10_cuda.so", "libtorch_cuda.so" }
+                .SelectMany(n => dir is null ? new[] { n } : new[] { Path.Combine(dir, n), n });
+            string? firstError = null;
             foreach (var name in candidates)
             {
                 if (!NativeLibrary.TryLoad(name, out var lib)) continue;
-                try
-                {
-                    return (new TorchStreams(lib), null);
-                }
-                catch (EntryPointNotFoundException e)
-                {
-                    c10Error = $"{name} lacks a stream function this libtorch build was expected to export ({e.Message})";
-                    break;
-                }
+                if (Bind(lib, name, out var error) is { } bound) return (bound, null);
+                firstError ??= error;
             }
-            var cudaLib = TorchBackend.LoadedFrom is { } d ? Path.Combine(d, "libtorch_cuda.so") : "libtorch_cuda.so";
-            foreach (var name in new[] { cudaLib, "libtorch_cuda.so" })
-                if (NativeLibrary.TryLoad(name, out var lib) && NativeLibrary.TryGetExport(lib, ShimSetCurrent, out var set))
-                    return (new TorchStreams((delegate* unmanaged<IntPtr, int, int>)set), null);
-            return (null, c10Error ?? "libc10_cuda.so (libtorch's CUDA runtime) is not in this process: TorchSharp is not running on CUDA");
+            return (null, firstError ?? "libc10_cuda.so (libtorch's CUDA runtime) is not in this process: TorchSharp is not running on CUDA");
         }
 
         /// <summary>Makes <paramref name="stream"/> (a <c>CUstream</c> of the device's primary context) libtorch's current
