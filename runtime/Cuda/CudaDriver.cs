@@ -368,9 +368,8 @@ namespace Mix.Runtime.Cuda
 
         internal IntPtr InstantiateGraph(IntPtr graph)
         {
-            IntPtr exec;
-            Check(_graphInstantiate(&exec, graph, 0), "cuGraphInstantiateWithFlags");
-            return exec;
+            var exec = TryInstantiateGraph(graph, out var error);
+            return exec != IntPtr.Zero ? exec : throw new CudaKernelUnavailableException($"cuGraphInstantiateWithFlags failed: {error}");
         }
 
         internal void LaunchGraph(int device, IntPtr exec)
